@@ -1,0 +1,296 @@
+//! Bodies of the REST API (`/api/v1`). The route table lives in `docs/api.md` and
+//! in the OpenAPI document the server serves at `/api/v1/openapi.json`.
+//!
+//! Conventions: ids are UUID strings; timestamps are RFC 3339 UTC; list endpoints
+//! take `?limit=&offset=` and answer a [`Page`]; checksums are `blake3:<hex>`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Relationship analysis modes accepted by the server.
+pub const ANALYSIS_MODES: &[&str] = &[
+    "non_destructive",
+    "altering",
+    "destructive",
+    "in_situ",
+    "ex_situ",
+    "invasive",
+    "non_invasive",
+];
+
+/// Longest relationship type, in characters.
+pub const MAX_RELATIONSHIP_TYPE_LEN: usize = 255;
+
+/// Largest chunk size a client may ask for (bytes).
+pub const MAX_CHUNK_SIZE: u64 = 512 * 1024 * 1024;
+/// Default chunk size (bytes).
+pub const DEFAULT_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------- users / auth
+
+/// `GET /api/v1/me`: who the bearer token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Me {
+    pub user_id: String,
+    pub email: String,
+    /// Scopes of the token used for this request (`read`, `write`).
+    pub scopes: Vec<String>,
+    /// When the token expires; `None` for tokens that never expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- pagination
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Total number of items matching the query.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Query string of list endpoints. `limit` defaults to 100 and is capped at 1000.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+// ---------------------------------------------------------------- projects
+
+/// `POST /api/v1/projects`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateProject {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Allocation {
+    pub allocation_id: String,
+    /// Byte quota.
+    pub quota_bytes: u64,
+    /// Bytes held by complete content versions.
+    pub used_bytes: u64,
+    /// Bytes promised to upload sessions still open.
+    pub reserved_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Project {
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub root_collection_id: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// The caller's role in the project (`owner`, `admin`, `member`, `viewer`).
+    pub role: String,
+    pub allocation: Allocation,
+}
+
+// ---------------------------------------------------------------- collections
+
+/// `POST /api/v1/projects/{project_id}/collections`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateCollection {
+    pub name: String,
+    /// Parent collection; defaults to the project's root collection.
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Collection {
+    pub collection_id: String,
+    pub project_id: String,
+    pub name: String,
+    /// `None` for a project's root collection.
+    pub parent_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------- assets
+
+/// `POST /api/v1/assets`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateAsset {
+    pub title: String,
+    /// `"user"` or `"project"`.
+    pub owner_type: String,
+    pub owner_id: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+    /// Collection to file the asset in (project-owned assets only); defaults to
+    /// the project's root collection.
+    pub collection_id: Option<String>,
+}
+
+/// `PATCH /api/v1/assets/{asset_id}`: only the fields present change.
+/// `metadata` is merged key by key into the existing object (a JSON `null`
+/// value deletes the key); `tags` replaces the list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateAsset {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Asset {
+    pub asset_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub owner_type: String,
+    pub owner_id: String,
+    pub collection_ids: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The latest complete content version, if any.
+    pub latest_content: Option<ContentVersion>,
+}
+
+/// `GET /api/v1/assets?owner_type=&owner_id=&limit=&offset=`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AssetQuery {
+    pub owner_type: Option<String>,
+    pub owner_id: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+// ---------------------------------------------------------------- content
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContentFile {
+    pub file_index: u32,
+    /// Relative path inside the content version (`/`-separated, no `..`).
+    pub name: String,
+    pub size: u64,
+    /// `blake3:<hex>`; `None` until the file is verified.
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContentVersion {
+    pub content_id: String,
+    pub asset_id: String,
+    /// `pending` (upload open), `complete`, or `aborted`.
+    pub status: String,
+    pub total_bytes: u64,
+    pub files: Vec<ContentFile>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- uploads
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadFileSpec {
+    pub name: String,
+    pub size: u64,
+}
+
+/// `POST /api/v1/assets/{asset_id}/uploads`: open an upload session that will
+/// become a new content version of the asset. Quota is checked here (the total
+/// size is reserved) and again at completion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUpload {
+    pub files: Vec<UploadFileSpec>,
+    /// Bytes per chunk; defaults to 64 MiB, at most [`MAX_CHUNK_SIZE`].
+    pub chunk_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadFileState {
+    pub file_index: u32,
+    pub name: String,
+    pub size: u64,
+    pub chunk_count: u64,
+    /// Indices of chunks the server holds durably and verified.
+    pub received_chunks: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadSession {
+    pub upload_id: String,
+    pub asset_id: String,
+    pub content_id: String,
+    pub chunk_size: u64,
+    /// `open`, `complete` or `aborted`.
+    pub status: String,
+    pub files: Vec<UploadFileState>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Reply to `PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}`
+/// (body = raw chunk bytes, header `x-dataerai-chunk-blake3: <hex>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkAck {
+    pub file_index: u32,
+    pub chunk_index: u64,
+    pub size: u64,
+    /// `blake3:<hex>` of the chunk as stored.
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompleteFile {
+    pub file_index: u32,
+    /// Whole-file `blake3:<hex>` as computed by the client.
+    pub checksum: String,
+}
+
+/// `POST /api/v1/uploads/{upload_id}/complete`: verifies every file against its
+/// checksum and publishes the content version atomically. Answers the
+/// [`ContentVersion`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompleteUpload {
+    pub files: Vec<CompleteFile>,
+}
+
+// ---------------------------------------------------------------- relationships
+
+/// `POST /api/v1/assets/{from_asset_id}/relationships`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRelationship {
+    pub to_asset_id: String,
+    #[serde(rename = "type")]
+    pub rel_type: String,
+    pub analysis_mode: Option<String>,
+    pub qualifiers: Option<Map<String, Value>>,
+}
+
+/// Small summary of the target asset of a relationship.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssetSummary {
+    pub id: String,
+    pub title: String,
+    pub alias: Option<String>,
+    pub owner_type: String,
+    pub owner_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Relationship {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub rel_type: String,
+    pub from_asset_id: String,
+    pub to_asset_id: String,
+    pub analysis_mode: Option<String>,
+    pub qualifiers: Map<String, Value>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub related_asset: AssetSummary,
+}
