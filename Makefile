@@ -1,0 +1,58 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+# Everything they need (Python venv under .venv, Rust build) is set up here.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+# Two cores: keep cargo and test fan-out modest.
+export CARGO_BUILD_JOBS ?= 2
+export RUST_TEST_THREADS ?= 2
+
+.PHONY: all build build-release venv test test-rust test-python demo lint fmt clean
+
+all: build
+
+## Debug build of every binary and test target, reused by all test stages.
+build:
+	$(CARGO) build --workspace --all-targets --locked
+
+build-release:
+	$(CARGO) build --release --bins --locked
+
+$(VENV)/.installed: sdk/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e 'sdk/python[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## The whole suite: Rust unit + integration tests, then the Python SDK suite
+## against real server and daemon processes built once above.
+test: build venv test-rust test-python
+
+test-rust:
+	$(CARGO) test --workspace --locked
+
+test-python: venv
+	DATAERAI_BIN_DIR=$(CURDIR)/target/debug $(VPY) -m pytest sdk/python/tests -q
+
+## Build release binaries, start an embedded server on loopback, sign in and
+## run the Python quick start end to end; cleans up after itself.
+demo: build-release venv
+	DATAERAI_BIN_DIR=$(CURDIR)/target/release VPY=$(CURDIR)/$(VPY) scripts/demo.sh
+
+lint: venv
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/ruff check sdk/python examples
+
+fmt: venv
+	$(CARGO) fmt --all
+	$(VENV)/bin/ruff format sdk/python examples
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)
