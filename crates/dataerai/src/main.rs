@@ -1,1 +1,48 @@
-fn main() {}
+//! `dataerai`: the Dataerai CLI and transfer daemon in one binary.
+//!
+//! - [`config`]: credential file and default paths.
+//! - [`api_client`]: the one HTTP client for the server's REST API.
+//! - [`service`]: the operations, shared by the CLI and the daemon.
+//! - [`transfer`]: chunked, verified, parallel upload and download engines.
+//! - [`daemon`]: JSON-RPC over a Unix socket (`docs/ipc.md`).
+//! - [`cli`]: the command line.
+
+mod api_client;
+mod cli;
+mod config;
+mod daemon;
+mod service;
+mod transfer;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let default_level = if matches!(cli.command, cli::Command::Daemon { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DATAERAI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e} (ERR_INTERNAL)");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(cli::run(cli));
+    // Do not wait for detached tasks (e.g. transfers of a stopped daemon).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    std::process::exit(code);
+}

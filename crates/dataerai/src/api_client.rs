@@ -1,0 +1,373 @@
+//! The one HTTP client for the REST API in `docs/api.md`.
+//!
+//! Every call goes through [`ApiClient::send`], which adds the bearer token and
+//! turns every failure into a [`dataerai_proto::ApiError`]: a server error body
+//! keeps its `ERR_*` code, a bare HTTP status is mapped by number, and a
+//! connection failure becomes `ERR_SERVER_UNREACHABLE` naming the server URL.
+
+use std::time::Duration;
+
+use dataerai_proto::api::{
+    Asset, ChunkAck, CompleteUpload, ContentVersion, CreateAsset, CreateProject,
+    CreateRelationship, CreateUpload, Me, Page, Project, Relationship, UpdateAsset, UploadSession,
+};
+use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    /// Server base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
+    base: String,
+    token: String,
+}
+
+impl ApiClient {
+    pub fn new(server: &str, token: &str) -> Result<Self> {
+        let base = server.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ApiError::invalid(format!(
+                "server URL must start with http:// or https://, got {server:?}"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // No overall timeout (a chunk of a slow link may take minutes), but a
+            // server that stops sending altogether must not hang a transfer forever.
+            .read_timeout(Duration::from_secs(300))
+            .user_agent(concat!("dataerai/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::internal(format!("cannot build HTTP client: {e}")))?;
+        Ok(ApiClient {
+            http,
+            base,
+            token: token.to_string(),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{}{}", self.base, API_PREFIX, path))
+            .bearer_auth(&self.token)
+    }
+
+    /// Send a request; any non-2xx status becomes an [`ApiError`].
+    pub async fn send(&self, rb: RequestBuilder) -> Result<Response> {
+        let resp = rb.send().await.map_err(|e| self.transport_error(e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(&body) {
+            return Err(parsed.error);
+        }
+        let text = String::from_utf8_lossy(&body);
+        let text = text.trim();
+        Err(ApiError::new(
+            code_for_status(status),
+            format!(
+                "server {} answered HTTP {status}{}",
+                self.base,
+                if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", truncate(text, 300))
+                }
+            ),
+        ))
+    }
+
+    /// Map a reqwest error (no HTTP status) to an [`ApiError`].
+    pub fn transport_error(&self, e: reqwest::Error) -> ApiError {
+        if e.is_decode() {
+            return ApiError::internal(format!("unexpected reply from {}: {e}", self.base));
+        }
+        // Connection refused, DNS, TLS, timeouts, a body stream cut short: all
+        // mean "could not talk to the server" and are worth a retry.
+        let mut msg = format!("cannot reach the Dataerai server at {}: {e}", self.base);
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        ApiError::new(ErrorCode::ServerUnreachable, msg)
+    }
+
+    async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+        let resp = self.send(rb).await?;
+        resp.json::<T>().await.map_err(|e| self.transport_error(e))
+    }
+
+    // ------------------------------------------------------------ routes
+
+    pub async fn me(&self) -> Result<Me> {
+        self.json(self.request(Method::GET, "/me")).await
+    }
+
+    pub async fn create_project(&self, body: &CreateProject) -> Result<Project> {
+        self.json(self.request(Method::POST, "/projects").json(body))
+            .await
+    }
+
+    pub async fn list_projects(
+        &self,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<Project>> {
+        let rb = self
+            .request(Method::GET, "/projects")
+            .query(&page_query(limit, offset));
+        self.json(rb).await
+    }
+
+    pub async fn create_asset(&self, body: &CreateAsset) -> Result<Asset> {
+        self.json(self.request(Method::POST, "/assets").json(body))
+            .await
+    }
+
+    pub async fn delete_asset(&self, asset_id: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/assets/{}", seg(asset_id))))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_asset(&self, asset_id: &str) -> Result<Asset> {
+        self.json(self.request(Method::GET, &format!("/assets/{}", seg(asset_id))))
+            .await
+    }
+
+    pub async fn update_asset(&self, asset_id: &str, body: &UpdateAsset) -> Result<Asset> {
+        // Send only the fields that change, so absent and null can never be confused.
+        let mut obj = serde_json::Map::new();
+        let v = serde_json::to_value(body).map_err(|e| ApiError::internal(e.to_string()))?;
+        if let serde_json::Value::Object(m) = v {
+            for (k, v) in m {
+                if !v.is_null() {
+                    obj.insert(k, v);
+                }
+            }
+        }
+        let rb = self
+            .request(Method::PATCH, &format!("/assets/{}", seg(asset_id)))
+            .json(&obj);
+        self.json(rb).await
+    }
+
+    pub async fn list_assets(
+        &self,
+        owner_type: Option<&str>,
+        owner_id: Option<&str>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<Asset>> {
+        let mut q = page_query(limit, offset);
+        if let Some(t) = owner_type {
+            q.push(("owner_type", t.to_string()));
+        }
+        if let Some(id) = owner_id {
+            q.push(("owner_id", id.to_string()));
+        }
+        self.json(self.request(Method::GET, "/assets").query(&q))
+            .await
+    }
+
+    pub async fn list_collection_assets(
+        &self,
+        collection_id: &str,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<Asset>> {
+        let rb = self
+            .request(
+                Method::GET,
+                &format!("/collections/{}/assets", seg(collection_id)),
+            )
+            .query(&page_query(limit, offset));
+        self.json(rb).await
+    }
+
+    /// A content version; `content_id` may be `latest`.
+    pub async fn get_content(&self, asset_id: &str, content_id: &str) -> Result<ContentVersion> {
+        let path = format!("/assets/{}/contents/{}", seg(asset_id), seg(content_id));
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// Start a ranged GET of `[start, start+len)` of one file; the caller streams the body.
+    pub async fn get_file_range(
+        &self,
+        asset_id: &str,
+        content_id: &str,
+        file_index: u32,
+        start: u64,
+        len: u64,
+    ) -> Result<Response> {
+        let path = format!(
+            "/assets/{}/contents/{}/files/{file_index}",
+            seg(asset_id),
+            seg(content_id)
+        );
+        let rb = self.request(Method::GET, &path).header(
+            reqwest::header::RANGE,
+            format!("bytes={}-{}", start, start + len - 1),
+        );
+        self.send(rb).await
+    }
+
+    pub async fn create_relationship(
+        &self,
+        from_asset_id: &str,
+        body: &CreateRelationship,
+    ) -> Result<Relationship> {
+        let path = format!("/assets/{}/relationships", seg(from_asset_id));
+        self.json(self.request(Method::POST, &path).json(body))
+            .await
+    }
+
+    pub async fn create_upload(
+        &self,
+        asset_id: &str,
+        body: &CreateUpload,
+    ) -> Result<UploadSession> {
+        let path = format!("/assets/{}/uploads", seg(asset_id));
+        self.json(self.request(Method::POST, &path).json(body))
+            .await
+    }
+
+    pub async fn put_chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+        blake3_hex: &str,
+        len: u64,
+        body: reqwest::Body,
+    ) -> Result<ChunkAck> {
+        let path = format!(
+            "/uploads/{}/files/{file_index}/chunks/{chunk_index}",
+            seg(upload_id)
+        );
+        let rb = self
+            .request(Method::PUT, &path)
+            .header(CHUNK_HASH_HEADER, blake3_hex)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body);
+        self.json(rb).await
+    }
+
+    pub async fn complete_upload(
+        &self,
+        upload_id: &str,
+        body: &CompleteUpload,
+    ) -> Result<ContentVersion> {
+        let path = format!("/uploads/{}/complete", seg(upload_id));
+        self.json(self.request(Method::POST, &path).json(body))
+            .await
+    }
+
+    pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/uploads/{}", seg(upload_id))))
+            .await?;
+        Ok(())
+    }
+}
+
+fn page_query(limit: Option<u64>, offset: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut q = Vec::new();
+    if let Some(l) = limit {
+        q.push(("limit", l.to_string()));
+    }
+    if let Some(o) = offset {
+        q.push(("offset", o.to_string()));
+    }
+    q
+}
+
+/// Percent-encode a path segment so an id typed by a user can never change the route.
+fn seg(s: &str) -> String {
+    // URL parsers resolve `.`/`..` (even percent-encoded) as dot segments.
+    if s.is_empty() || s.trim_matches('.').is_empty() {
+        return "_".to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Error code for a non-2xx status without a JSON error body.
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        401 => ErrorCode::AuthRequired,
+        403 => ErrorCode::PermissionDenied,
+        404 => ErrorCode::NotFound,
+        409 => ErrorCode::Conflict,
+        413 => ErrorCode::QuotaExceeded,
+        422 => ErrorCode::Integrity,
+        507 => ErrorCode::NoSpace,
+        502..=504 => ErrorCode::ServerUnreachable,
+        400..=499 => ErrorCode::InvalidInput,
+        _ => ErrorCode::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(seg("abc-1_2.3"), "abc-1_2.3");
+        assert_eq!(seg("../x"), "..%2Fx");
+        assert_eq!(seg("a b?"), "a%20b%3F");
+        assert_eq!(seg(".."), "_");
+    }
+
+    #[test]
+    fn statuses_map_to_codes() {
+        assert_eq!(
+            code_for_status(StatusCode::UNAUTHORIZED),
+            ErrorCode::AuthRequired
+        );
+        assert_eq!(
+            code_for_status(StatusCode::PAYLOAD_TOO_LARGE),
+            ErrorCode::QuotaExceeded
+        );
+        assert_eq!(
+            code_for_status(StatusCode::BAD_GATEWAY),
+            ErrorCode::ServerUnreachable
+        );
+        assert_eq!(
+            code_for_status(StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorCode::Internal
+        );
+    }
+
+    #[test]
+    fn bad_server_url_is_invalid_input() {
+        assert_eq!(
+            ApiClient::new("ftp://x", "t").err().unwrap().code,
+            ErrorCode::InvalidInput
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! The command line: clap definitions and one function per command. Commands
+//! run in-process through [`crate::service::Service`] (no daemon needed).
+
+pub mod output;
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use dataerai_proto::{ApiError, ErrorCode};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::api_client::ApiClient;
+use crate::config::{self, Credentials};
+use crate::service::{
+    CreateProjectParams, DownloadParams, ListAssetsParams, PageParams, RelationshipParams, Service,
+    SetMetadataParams, UploadParams,
+};
+use crate::transfer::{download, upload};
+use output::{human_bytes, print_json, ProgressView};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+#[derive(Parser, Debug)]
+#[command(name = "dataerai", version, about = "Dataerai CLI and transfer daemon")]
+pub struct Cli {
+    /// Print results as JSON (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sign in, check or sign out.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Upload a file as a new asset.
+    Upload(UploadArgs),
+    /// Download an asset's latest (or a given) content version.
+    Download(DownloadArgs),
+    /// Read or change an asset's metadata.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// List projects or assets.
+    #[command(subcommand)]
+    List(ListCommand),
+    /// Record a provenance relationship FROM (dependent) → TO (origin).
+    Link(LinkArgs),
+    /// Run the transfer daemon on a Unix socket.
+    Daemon {
+        /// Socket path (default: $DATAERAI_SOCKET, else $XDG_RUNTIME_DIR/dataerai-transfer.sock, …).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Verify a token with the server and save it.
+    Login {
+        /// Server URL, e.g. https://data.example.org
+        #[arg(long)]
+        server: String,
+        /// Read the token from standard input (the only way; keeps it out of `ps` and shell history).
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Show who you are signed in as.
+    Status,
+    /// Forget the saved credentials.
+    Logout,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("owner").required(true).args(["project", "user"])))]
+pub struct UploadArgs {
+    /// The file to upload.
+    pub file: PathBuf,
+    #[arg(long)]
+    pub title: String,
+    /// Owning project id.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Make it a personal asset of the signed-in user.
+    #[arg(long)]
+    pub user: bool,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Metadata as a JSON object.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// Collection to file the asset in.
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Chunk size in MiB (1–512, default 64).
+    #[arg(long)]
+    pub chunk_size_mb: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct DownloadArgs {
+    pub asset_id: String,
+    /// Destination directory (created if missing).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// A specific content version (default: the latest).
+    #[arg(long)]
+    pub content_id: Option<String>,
+    #[arg(long)]
+    pub chunk_size_mb: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCommand {
+    /// Show an asset.
+    Get { asset_id: String },
+    /// Change fields; `--metadata`/`--set` are merged key by key (JSON null deletes a key).
+    Set(SetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    pub asset_id: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Replace the tags (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Metadata keys to merge, as a JSON object.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// One key: `key=VALUE`, VALUE parsed as JSON if it can be, else a string (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Create a project (with its root collection and default allocation).
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListCommand {
+    /// Projects you belong to.
+    Projects,
+    /// Assets: yours by default, or a project's or a collection's.
+    Assets {
+        #[arg(long, conflicts_with_all = ["collection", "user"])]
+        project: Option<String>,
+        #[arg(long, conflicts_with = "user")]
+        collection: Option<String>,
+        #[arg(long)]
+        user: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LinkArgs {
+    /// The dependent asset (e.g. the analysis result).
+    pub from: String,
+    /// The origin asset (e.g. the raw data).
+    pub to: String,
+    /// Relationship type, e.g. derived_from.
+    #[arg(long = "type")]
+    pub rel_type: String,
+    #[arg(long)]
+    pub analysis_mode: Option<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+    /// ISO-8601 time.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Extra qualifiers as a JSON object.
+    #[arg(long)]
+    pub qualifiers: Option<String>,
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let svc = Service::from_env();
+    if let Command::Daemon { socket } = cli.command {
+        let socket = socket.unwrap_or_else(config::default_socket_path);
+        return crate::daemon::run(socket, svc).await;
+    }
+    match dispatch(&svc, cli.json, cli.command).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {} ({})", e.message, e.code);
+            1
+        }
+    }
+}
+
+async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Auth(AuthCommand::Login {
+            server,
+            token_stdin,
+        }) => login(svc, as_json, &server, token_stdin).await,
+        Command::Auth(AuthCommand::Status) => {
+            let st = svc.auth_status().await?;
+            if as_json {
+                print_json(&st);
+            } else {
+                let s = |k: &str| st[k].as_str().unwrap_or("-").to_string();
+                let scopes: Vec<&str> = st["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!("server:   {}", s("server"));
+                println!("email:    {}", s("user_email"));
+                println!("user id:  {}", s("user_id"));
+                println!("expires:  {}", st["expires_at"].as_str().unwrap_or("never"));
+                println!("scopes:   {}", scopes.join(", "));
+            }
+            Ok(())
+        }
+        Command::Auth(AuthCommand::Logout) => {
+            let had = config::remove_credentials(svc.config_dir())
+                .map_err(|e| ApiError::internal(format!("cannot remove credentials: {e}")))?;
+            if as_json {
+                print_json(&json!({"signed_out": had}));
+            } else if had {
+                println!("Signed out.");
+            } else {
+                println!("Not signed in.");
+            }
+            Ok(())
+        }
+        Command::Upload(a) => upload_cmd(svc, as_json, a).await,
+        Command::Download(a) => download_cmd(svc, as_json, a).await,
+        Command::Metadata(MetadataCommand::Get { asset_id }) => {
+            let asset = svc.get_metadata(&asset_id).await?;
+            print_json(&asset);
+            Ok(())
+        }
+        Command::Metadata(MetadataCommand::Set(a)) => {
+            let mut metadata = match &a.metadata {
+                Some(m) => Some(parse_object("--metadata", m)?),
+                None => None,
+            };
+            for kv in &a.set {
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    ApiError::invalid(format!("--set expects key=value, got {kv:?}"))
+                })?;
+                if k.is_empty() {
+                    return Err(ApiError::invalid(format!("--set has an empty key: {kv:?}")));
+                }
+                let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+                metadata
+                    .get_or_insert_with(Map::new)
+                    .insert(k.to_string(), v);
+            }
+            let asset = svc
+                .set_metadata(SetMetadataParams {
+                    asset_id: a.asset_id,
+                    title: a.title,
+                    description: a.description,
+                    alias: a.alias,
+                    tags: if a.tags.is_empty() {
+                        None
+                    } else {
+                        Some(a.tags)
+                    },
+                    metadata: metadata.map(Value::Object),
+                })
+                .await?;
+            print_json(&asset);
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Create { name, description }) => {
+            let p = svc
+                .create_project(CreateProjectParams { name, description })
+                .await?;
+            if as_json {
+                print_json(&p);
+            } else {
+                println!("Created project {} ({})", p.name, p.project_id);
+                println!("root collection: {}", p.root_collection_id);
+            }
+            Ok(())
+        }
+        Command::List(ListCommand::Projects) => {
+            let page = svc.list_projects(PageParams::default()).await?;
+            if as_json {
+                print_json(&page);
+            } else {
+                for p in &page.items {
+                    println!("{}  {:<8} {}", p.project_id, p.role, p.name);
+                }
+                println!("({} of {} projects)", page.items.len(), page.total);
+            }
+            Ok(())
+        }
+        Command::List(ListCommand::Assets {
+            project,
+            collection,
+            user,
+        }) => {
+            let mut params = ListAssetsParams::default();
+            if let Some(p) = project {
+                params.owner_type = Some("project".into());
+                params.owner_id = Some(p);
+            } else if let Some(c) = collection {
+                params.collection_id = Some(c);
+            } else if user {
+                params.owner_type = Some("user".into());
+                params.owner_id = Some(config::load_credentials(svc.config_dir())?.user_id);
+            }
+            let page = svc.list_assets(params).await?;
+            if as_json {
+                print_json(&page);
+            } else {
+                for a in &page.items {
+                    let size = a
+                        .latest_content
+                        .as_ref()
+                        .map(|c| human_bytes(c.total_bytes));
+                    println!(
+                        "{}  {:>10}  {}",
+                        a.asset_id,
+                        size.as_deref().unwrap_or("-"),
+                        a.title
+                    );
+                }
+                println!("({} of {} assets)", page.items.len(), page.total);
+            }
+            Ok(())
+        }
+        Command::Link(a) => {
+            let qualifiers = match &a.qualifiers {
+                Some(q) => Some(Value::Object(parse_object("--qualifiers", q)?)),
+                None => None,
+            };
+            let rel = svc
+                .create_relationship(RelationshipParams {
+                    from_asset_id: a.from,
+                    to_asset_id: a.to,
+                    relationship_type: a.rel_type,
+                    analysis_mode: a.analysis_mode,
+                    qualifier_note: a.note,
+                    qualifier_time: a.time,
+                    qualifiers,
+                })
+                .await?;
+            if as_json {
+                print_json(&rel);
+            } else {
+                println!(
+                    "Linked {} -[{}]-> {} ({}) as {}",
+                    rel.from_asset_id,
+                    rel.rel_type,
+                    rel.to_asset_id,
+                    rel.related_asset.title,
+                    rel.id
+                );
+            }
+            Ok(())
+        }
+        Command::Daemon { .. } => unreachable!("handled in run()"),
+    }
+}
+
+fn parse_object(flag: &str, text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::invalid(format!("{flag} must be a JSON object"))),
+        Err(e) => Err(ApiError::invalid(format!("{flag} is not valid JSON: {e}"))),
+    }
+}
+
+async fn login(svc: &Service, as_json: bool, server: &str, token_stdin: bool) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !token_stdin && stdin.is_terminal() {
+        eprintln!("Paste your API token and press Enter (or use --token-stdin):");
+    }
+    let mut token = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut token)
+        .map_err(|e| ApiError::invalid(format!("cannot read the token from stdin: {e}")))?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::invalid("no token on standard input"));
+    }
+    let client = ApiClient::new(server, token)?;
+    let me = client.me().await.map_err(|e| match e.code {
+        ErrorCode::AuthRequired => ApiError::new(
+            ErrorCode::AuthRequired,
+            format!(
+                "the server {} refused this token: {}",
+                client.server(),
+                e.message
+            ),
+        ),
+        _ => e,
+    })?;
+    let creds = Credentials {
+        server: client.server().to_string(),
+        token: token.to_string(),
+        user_id: me.user_id.clone(),
+        user_email: me.email.clone(),
+        expires_at: me.expires_at,
+    };
+    config::save_credentials(svc.config_dir(), &creds).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot save credentials in {}: {e}",
+            svc.config_dir().display()
+        ))
+    })?;
+    if as_json {
+        print_json(&json!({
+            "server": creds.server, "user_id": me.user_id, "user_email": me.email,
+            "expires_at": me.expires_at, "scopes": me.scopes,
+        }));
+    } else {
+        println!(
+            "Signed in to {} as {} ({})",
+            creds.server, me.email, me.user_id
+        );
+    }
+    Ok(())
+}
+
+/// Cancel `token` on Ctrl-C so a transfer cleans up after itself.
+fn cancel_on_ctrl_c(token: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: cancelling the transfer…");
+            token.cancel();
+        }
+    })
+}
+
+async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<()> {
+    let (owner_type, owner_id) = match a.project {
+        Some(p) => ("project".to_string(), p),
+        None => (
+            "user".to_string(),
+            config::load_credentials(svc.config_dir())?.user_id,
+        ),
+    };
+    let metadata = match &a.metadata {
+        Some(m) => Some(Value::Object(parse_object("--metadata", m)?)),
+        None => None,
+    };
+    let params = UploadParams {
+        local_path: a.file.to_string_lossy().into_owned(),
+        title: a.title,
+        owner_type,
+        owner_id,
+        description: a.description,
+        alias: a.alias,
+        tags: if a.tags.is_empty() {
+            None
+        } else {
+            Some(a.tags)
+        },
+        metadata,
+        collection_id: a.collection,
+        chunk_size_mb: a.chunk_size_mb,
+    };
+    let prepared = svc.prepare_upload(params).await?;
+    let label = format!("upload {}", prepared.file_name);
+    let view = ProgressView::new(&label, prepared.size);
+    let cancel = CancellationToken::new();
+    let ctrl_c = cancel_on_ctrl_c(cancel.clone());
+    let res = upload::run(prepared, cancel, view.sink(&label)).await;
+    ctrl_c.abort();
+    view.finish();
+    let r = res?;
+    if as_json {
+        print_json(&r);
+    } else {
+        println!(
+            "Uploaded {} ({}, {} chunk{}) as asset {}",
+            r.files[0].name,
+            human_bytes(r.total_bytes),
+            r.chunk_count,
+            if r.chunk_count == 1 { "" } else { "s" },
+            r.asset_id
+        );
+        println!(
+            "content: {}  checksum: {}",
+            r.content_id, r.files[0].checksum
+        );
+    }
+    Ok(())
+}
+
+async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Result<()> {
+    let prepared = svc
+        .prepare_download(DownloadParams {
+            asset_id: a.asset_id,
+            dest_dir: a.output.to_string_lossy().into_owned(),
+            content_id: a.content_id,
+            chunk_size_mb: a.chunk_size_mb,
+        })
+        .await?;
+    let label = format!("download {}", prepared.label());
+    let view = ProgressView::new(&label, prepared.bytes_total);
+    let cancel = CancellationToken::new();
+    let ctrl_c = cancel_on_ctrl_c(cancel.clone());
+    let res = download::run(prepared, cancel, view.sink(&label)).await;
+    ctrl_c.abort();
+    view.finish();
+    let r = res?;
+    if as_json {
+        print_json(&r);
+    } else {
+        for f in &r.files {
+            println!("{}  ({})", f.local_path, human_bytes(f.size));
+        }
+    }
+    Ok(())
+}

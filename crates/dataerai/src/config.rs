@@ -1,0 +1,212 @@
+//! Where things live on the user's machine and the saved credentials.
+//!
+//! - Config directory: `$DATAERAI_CONFIG_DIR`, else `$XDG_CONFIG_HOME/dataerai`, else
+//!   `~/.config/dataerai`. It holds `credentials.json` (mode 0600, directory 0700).
+//! - Daemon socket: see [`default_socket_path`] (rules from `docs/ipc.md`).
+//!
+//! Credentials are read from disk on every use (never cached) so that the daemon
+//! picks up `dataerai auth login` / `logout` without a restart.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use dataerai_proto::{ApiError, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+/// Name of the credential file inside the config directory.
+pub const CREDENTIALS_FILE: &str = "credentials.json";
+/// File name of the daemon socket inside its directory.
+pub const SOCKET_NAME: &str = "dataerai-transfer.sock";
+
+/// Contents of `credentials.json`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub server: String,
+    pub token: String,
+    pub user_id: String,
+    pub user_email: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+// Hand-written so the token never ends up in a log line or a panic message.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("server", &self.server)
+            .field("token", &"<redacted>")
+            .field("user_id", &self.user_id)
+            .field("user_email", &self.user_email)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The user's config directory (not created here).
+pub fn config_dir() -> PathBuf {
+    if let Some(dir) = non_empty_env("DATAERAI_CONFIG_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = non_empty_env("XDG_CONFIG_HOME") {
+        return PathBuf::from(dir).join("dataerai");
+    }
+    home_dir().join(".config").join("dataerai")
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn home_dir() -> PathBuf {
+    non_empty_env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Default daemon socket: `$DATAERAI_SOCKET`, else `$XDG_RUNTIME_DIR/…`, else
+/// `/run/user/<uid>/…` when that directory exists, else a private directory under
+/// `$HOME/.local/state/dataerai/run/` (never a world-writable one such as /tmp).
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = non_empty_env("DATAERAI_SOCKET") {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = non_empty_env("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join(SOCKET_NAME);
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let run = PathBuf::from(format!("/run/user/{uid}"));
+    if run.is_dir() {
+        return run.join(SOCKET_NAME);
+    }
+    home_dir()
+        .join(".local/state/dataerai/run")
+        .join(SOCKET_NAME)
+}
+
+/// Create `dir` (and parents) if missing; the leaf gets mode 0700.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // `recursive` applies the mode only subject to umask; make the leaf exact.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Error returned whenever an operation needs credentials and there are none.
+pub fn auth_required() -> ApiError {
+    ApiError::new(
+        ErrorCode::AuthRequired,
+        "not signed in: run `dataerai auth login --server URL`",
+    )
+}
+
+/// Load the credentials from `dir`. Missing file → `ERR_AUTH_REQUIRED`.
+pub fn load_credentials(dir: &Path) -> Result<Credentials, ApiError> {
+    let path = dir.join(CREDENTIALS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(auth_required()),
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        ApiError::new(
+            ErrorCode::AuthRequired,
+            format!(
+                "credential file {} is damaged ({e}): run `dataerai auth login --server URL`",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Save the credentials atomically (temp file + rename) with mode 0600 in a 0700 directory.
+pub fn save_credentials(dir: &Path, creds: &Credentials) -> std::io::Result<()> {
+    ensure_private_dir(dir)?;
+    let path = dir.join(CREDENTIALS_FILE);
+    let tmp = dir.join(format!(".{CREDENTIALS_FILE}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // The mode given to open() is filtered by umask and ignored for an existing file.
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        let body = serde_json::to_vec_pretty(creds).map_err(std::io::Error::other)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    let res = write();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Remove the credentials. Returns whether there were any.
+pub fn remove_credentials(dir: &Path) -> std::io::Result<bool> {
+    match fs::remove_file(dir.join(CREDENTIALS_FILE)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Credentials {
+        Credentials {
+            server: "http://127.0.0.1:1".into(),
+            token: "secret-token".into(),
+            user_id: "u1".into(),
+            user_email: "a@b.c".into(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn credentials_are_private_and_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cfg");
+        save_credentials(&dir, &sample()).unwrap();
+        let mode = fs::metadata(dir.join(CREDENTIALS_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(dmode & 0o777, 0o700);
+        let back = load_credentials(&dir).unwrap();
+        assert_eq!(back.token, "secret-token");
+        assert_eq!(back.user_email, "a@b.c");
+        // Overwriting keeps the mode and leaves no temp file behind.
+        save_credentials(&dir, &sample()).unwrap();
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        assert!(remove_credentials(&dir).unwrap());
+        assert_eq!(
+            load_credentials(&dir).unwrap_err().code,
+            ErrorCode::AuthRequired
+        );
+    }
+
+    #[test]
+    fn debug_hides_token() {
+        assert!(!format!("{:?}", sample()).contains("secret-token"));
+    }
+}

@@ -1,0 +1,254 @@
+//! The transfer daemon: a JSON-RPC 2.0 server on a Unix socket (`docs/ipc.md`).
+//!
+//! - [`protocol`]: size-capped line reading and request classification.
+//! - [`methods`]: one handler per method, on top of [`crate::service`].
+//! - [`registry`]: the transfers of this daemon's lifetime.
+//!
+//! Each connection has a reader (requests are handled concurrently, each in its
+//! own task), a writer task fed by one mpsc channel, and a forwarder that copies
+//! broadcast notifications into that same channel. Because replies and
+//! notifications share one queue, a reply queued before a transfer starts is
+//! always written before that transfer's first notification.
+
+pub mod methods;
+pub mod protocol;
+pub mod registry;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataerai_proto::ipc::{Notification, Response, RpcError, INVALID_REQUEST, MAX_LINE_BYTES};
+use serde_json::Value;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config;
+use crate::service::Service;
+
+/// Exit code when another daemon already answers on the socket.
+pub const EXIT_ALREADY_RUNNING: i32 = 2;
+
+/// Notifications buffered per slow client before it starts missing some.
+const EVENT_BUFFER: usize = 4096;
+/// Outgoing lines queued per connection.
+const CONN_QUEUE: usize = 1024;
+
+pub struct DaemonState {
+    pub service: Service,
+    pub socket_path: PathBuf,
+    pub transfers: registry::Registry,
+    pub shutdown: CancellationToken,
+    events: broadcast::Sender<Arc<str>>,
+}
+
+impl DaemonState {
+    /// Send a notification to every connected client.
+    pub fn notify(&self, method: &str, params: Value) {
+        match serde_json::to_string(&Notification::new(method, params)) {
+            // No receivers just means no client is connected right now.
+            Ok(line) => drop(self.events.send(line.into())),
+            Err(e) => tracing::error!("cannot encode notification {method}: {e}"),
+        }
+    }
+}
+
+/// Run the daemon until SIGINT/SIGTERM or `daemon.shutdown`; returns the exit code.
+pub async fn run(socket_path: PathBuf, service: Service) -> i32 {
+    let listener = match bind(&socket_path).await {
+        Ok(l) => l,
+        Err(BindError::AlreadyRunning) => {
+            eprintln!(
+                "a dataerai daemon is already running on {}",
+                socket_path.display()
+            );
+            return EXIT_ALREADY_RUNNING;
+        }
+        Err(BindError::Other(msg)) => {
+            eprintln!("error: {msg}");
+            return 1;
+        }
+    };
+    tracing::info!("listening on {}", socket_path.display());
+
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let state = Arc::new(DaemonState {
+        service,
+        socket_path: socket_path.clone(),
+        transfers: registry::Registry::default(),
+        shutdown: CancellationToken::new(),
+        events,
+    });
+
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = recv_signal(&mut sigterm) => break,
+            _ = recv_signal(&mut sigint) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(state.clone(), stream));
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: keep serving the others.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = std::fs::remove_file(&socket_path);
+    // Give writer tasks a moment to flush the `daemon.shutdown` reply.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tracing::info!("daemon stopped");
+    0
+}
+
+async fn recv_signal(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+enum BindError {
+    AlreadyRunning,
+    Other(String),
+}
+
+/// Bind the socket: refuse if a daemon answers, remove a stale socket file,
+/// create the directory 0700 if missing, make the socket 0600.
+async fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(BindError::AlreadyRunning);
+        }
+        if !meta.file_type().is_socket() {
+            return Err(BindError::Other(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            )));
+        }
+        tracing::info!("removing stale socket {}", path.display());
+        std::fs::remove_file(path).map_err(|e| {
+            BindError::Other(format!(
+                "cannot remove stale socket {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        config::ensure_private_dir(dir).map_err(|e| {
+            BindError::Other(format!(
+                "cannot create socket directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    // Create the socket with no group/other bits from the start, so there is no
+    // window in which another user could connect; chmod afterwards to be exact.
+    // SAFETY: umask only swaps the process file-mode mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener =
+        bound.map_err(|e| BindError::Other(format!("cannot listen on {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| BindError::Other(format!("cannot chmod {}: {e}", path.display())))?;
+    Ok(listener)
+}
+
+async fn serve_connection(state: Arc<DaemonState>, stream: UnixStream) {
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Arc<str>>(CONN_QUEUE);
+
+    let writer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let mut bytes = Vec::with_capacity(line.len() + 1);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut events = state.events.subscribe();
+    let forward_tx = tx.clone();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(line) => {
+                    if forward_tx.send(line).await.is_err() {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("a slow client missed {n} notifications");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+
+    let mut reader = BufReader::new(rd);
+    let mut buf = Vec::new();
+    loop {
+        let line = protocol::read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES).await;
+        match line {
+            Err(_) | Ok(protocol::Line::Eof) => break,
+            Ok(protocol::Line::TooLong) => {
+                let err = RpcError::protocol(
+                    INVALID_REQUEST,
+                    format!("request line longer than {MAX_LINE_BYTES} bytes was refused"),
+                );
+                send(&tx, Response::err(Value::Null, err)).await;
+            }
+            Ok(protocol::Line::Complete) => match protocol::parse_line(&buf) {
+                protocol::Incoming::Ignore => {}
+                protocol::Incoming::Invalid { id, error } => {
+                    send(&tx, Response::err(id, error)).await;
+                }
+                protocol::Incoming::Request { id, method, params } => {
+                    // Each request in its own task: a slow one must not block the rest.
+                    let state = state.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        match methods::dispatch(state, &method, params).await {
+                            methods::Outcome::Reply(Ok(v)) => send(&tx, Response::ok(id, v)).await,
+                            methods::Outcome::Reply(Err(e)) => {
+                                send(&tx, Response::err(id, e)).await
+                            }
+                            methods::Outcome::ReplyThen(v, work) => {
+                                send(&tx, Response::ok(id, v)).await;
+                                tokio::spawn(work);
+                            }
+                        }
+                    });
+                }
+            },
+        }
+    }
+    // Reader gone: stop forwarding; the writer ends once in-flight handlers finish.
+    forwarder.abort();
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn send(tx: &mpsc::Sender<Arc<str>>, resp: Response) {
+    match serde_json::to_string(&resp) {
+        Ok(line) => {
+            let _ = tx.send(line.into()).await;
+        }
+        Err(e) => tracing::error!("cannot encode response: {e}"),
+    }
+}

@@ -1,0 +1,473 @@
+//! The operations of the user-side binary, shared by the daemon and the CLI so
+//! there is exactly one implementation of each.
+//!
+//! Parameter structs double as the JSON-RPC `params` of `docs/ipc.md`: they
+//! reject unknown fields, and every check that can fail before bytes move
+//! happens here or in the engines' `prepare` step.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use dataerai_proto::api::{
+    Asset, CreateProject, CreateRelationship, Page, Project, Relationship, UpdateAsset,
+    ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
+};
+use dataerai_proto::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::api_client::ApiClient;
+use crate::config;
+use crate::transfer::{self, download, upload};
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+/// Entry point for all operations. Cheap to clone; holds no credentials, only
+/// where to find them, so each call sees the current login.
+#[derive(Debug, Clone)]
+pub struct Service {
+    config_dir: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectParams {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListAssetsParams {
+    pub owner_type: Option<String>,
+    pub owner_id: Option<String>,
+    pub collection_id: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    pub local_path: String,
+    pub title: String,
+    pub owner_type: String,
+    pub owner_id: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+    pub collection_id: Option<String>,
+    pub chunk_size_mb: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadParams {
+    pub asset_id: String,
+    pub dest_dir: String,
+    pub content_id: Option<String>,
+    pub chunk_size_mb: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetIdParams {
+    pub asset_id: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMetadataParams {
+    pub asset_id: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationshipParams {
+    pub from_asset_id: String,
+    pub to_asset_id: String,
+    pub relationship_type: String,
+    pub analysis_mode: Option<String>,
+    pub qualifier_note: Option<String>,
+    pub qualifier_time: Option<String>,
+    pub qualifiers: Option<Value>,
+}
+
+fn require(name: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        Err(ApiError::invalid(format!("{name} must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+fn object(name: &str, value: Option<Value>) -> Result<Option<Map<String, Value>>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(other) => Err(ApiError::invalid(format!(
+            "{name} must be a JSON object, got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Normalise an ISO-8601 time to RFC 3339 UTC. Accepts a full timestamp with
+/// offset, a naive timestamp (taken as UTC) or a bare date.
+pub fn normalize_time(s: &str) -> Result<String> {
+    let s = s.trim();
+    let fmt = |dt: DateTime<Utc>| dt.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Ok(fmt(dt.with_timezone(&Utc)));
+    }
+    for pat in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, pat) {
+            return Ok(fmt(n.and_utc()));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(fmt(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()));
+    }
+    Err(ApiError::invalid(format!(
+        "qualifier_time is not an ISO-8601 time: {s:?}"
+    )))
+}
+
+impl Service {
+    pub fn new(config_dir: PathBuf) -> Self {
+        Service { config_dir }
+    }
+
+    pub fn from_env() -> Self {
+        Service::new(config::config_dir())
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
+    }
+
+    /// A client for the signed-in server (re-reads the credential file).
+    pub fn client(&self) -> Result<ApiClient> {
+        let creds = config::load_credentials(&self.config_dir)?;
+        ApiClient::new(&creds.server, &creds.token)
+    }
+
+    /// `auth.status`: the saved login, checked against the server.
+    pub async fn auth_status(&self) -> Result<Value> {
+        let creds = config::load_credentials(&self.config_dir)?;
+        let client = ApiClient::new(&creds.server, &creds.token)?;
+        let me = client.me().await.map_err(|mut e| {
+            if e.code == dataerai_proto::ErrorCode::AuthRequired {
+                e.message = format!(
+                    "{}: run `dataerai auth login --server {}`",
+                    e.message, creds.server
+                );
+            }
+            e
+        })?;
+        Ok(json!({
+            "signed_in": true,
+            "server": creds.server,
+            "user_id": me.user_id,
+            "user_email": me.email,
+            "expires_at": me.expires_at.or(creds.expires_at),
+            "scopes": me.scopes,
+        }))
+    }
+
+    pub async fn create_project(&self, p: CreateProjectParams) -> Result<Project> {
+        require("name", &p.name)?;
+        self.client()?
+            .create_project(&CreateProject {
+                name: p.name,
+                description: p.description.unwrap_or_default(),
+            })
+            .await
+    }
+
+    pub async fn list_projects(&self, p: PageParams) -> Result<Page<Project>> {
+        self.client()?.list_projects(p.limit, p.offset).await
+    }
+
+    pub async fn list_assets(&self, p: ListAssetsParams) -> Result<Page<Asset>> {
+        let client = self.client()?;
+        if let Some(c) = &p.collection_id {
+            if p.owner_type.is_some() || p.owner_id.is_some() {
+                return Err(ApiError::invalid(
+                    "give either collection_id or owner_type/owner_id, not both",
+                ));
+            }
+            require("collection_id", c)?;
+            return client.list_collection_assets(c, p.limit, p.offset).await;
+        }
+        if let Some(t) = &p.owner_type {
+            check_owner_type(t)?;
+        }
+        client
+            .list_assets(
+                p.owner_type.as_deref(),
+                p.owner_id.as_deref(),
+                p.limit,
+                p.offset,
+            )
+            .await
+    }
+
+    pub async fn get_metadata(&self, asset_id: &str) -> Result<Asset> {
+        require("asset_id", asset_id)?;
+        self.client()?.get_asset(asset_id).await
+    }
+
+    pub async fn set_metadata(&self, p: SetMetadataParams) -> Result<Asset> {
+        require("asset_id", &p.asset_id)?;
+        if let Some(t) = &p.title {
+            require("title", t)?;
+        }
+        let update = UpdateAsset {
+            title: p.title,
+            description: p.description,
+            alias: p.alias,
+            tags: p.tags,
+            metadata: object("metadata", p.metadata)?,
+        };
+        self.client()?.update_asset(&p.asset_id, &update).await
+    }
+
+    pub async fn create_relationship(&self, p: RelationshipParams) -> Result<Relationship> {
+        require("from_asset_id", &p.from_asset_id)?;
+        require("to_asset_id", &p.to_asset_id)?;
+        let len = p.relationship_type.chars().count();
+        if p.relationship_type.trim().is_empty() || len > MAX_RELATIONSHIP_TYPE_LEN {
+            return Err(ApiError::invalid(format!(
+                "relationship_type must be 1 to {MAX_RELATIONSHIP_TYPE_LEN} characters, got {len}"
+            )));
+        }
+        if let Some(m) = &p.analysis_mode {
+            if !ANALYSIS_MODES.contains(&m.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "analysis_mode must be one of {}, got {m:?}",
+                    ANALYSIS_MODES.join(", ")
+                )));
+            }
+        }
+        let mut qualifiers = object("qualifiers", p.qualifiers)?;
+        if let Some(note) = p.qualifier_note {
+            qualifiers
+                .get_or_insert_with(Map::new)
+                .insert("note".into(), Value::String(note));
+        }
+        if let Some(t) = p.qualifier_time {
+            let t = normalize_time(&t)?;
+            qualifiers
+                .get_or_insert_with(Map::new)
+                .insert("time".into(), Value::String(t));
+        }
+        self.client()?
+            .create_relationship(
+                &p.from_asset_id,
+                &CreateRelationship {
+                    to_asset_id: p.to_asset_id,
+                    rel_type: p.relationship_type,
+                    analysis_mode: p.analysis_mode,
+                    qualifiers,
+                },
+            )
+            .await
+    }
+
+    /// Validate an upload and create its asset and session (nothing is sent yet).
+    pub async fn prepare_upload(&self, p: UploadParams) -> Result<upload::PreparedUpload> {
+        require("local_path", &p.local_path)?;
+        let local_path = PathBuf::from(&p.local_path);
+        match std::fs::metadata(&local_path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(ApiError::invalid(format!(
+                    "not a regular file: {}",
+                    p.local_path
+                )))
+            }
+            Err(_) => {
+                return Err(ApiError::invalid(format!(
+                    "file not found: {}",
+                    p.local_path
+                )))
+            }
+        }
+        require("title", &p.title)?;
+        check_owner_type(&p.owner_type)?;
+        require("owner_id", &p.owner_id)?;
+        let metadata = object("metadata", p.metadata)?;
+        let chunk_size = transfer::chunk_size_from_mb(p.chunk_size_mb)?;
+        let client = self.client()?;
+        upload::prepare(
+            client,
+            upload::UploadRequest {
+                local_path,
+                title: p.title,
+                owner_type: p.owner_type,
+                owner_id: p.owner_id,
+                description: p.description,
+                alias: p.alias,
+                tags: p.tags,
+                metadata,
+                collection_id: p.collection_id,
+                chunk_size,
+            },
+        )
+        .await
+    }
+
+    /// Validate a download's destination and look up the content version.
+    pub async fn prepare_download(&self, p: DownloadParams) -> Result<download::PreparedDownload> {
+        require("asset_id", &p.asset_id)?;
+        require("dest_dir", &p.dest_dir)?;
+        let chunk_size = transfer::chunk_size_from_mb(p.chunk_size_mb)?;
+        // Check the destination before the login so a bad path is reported as such.
+        download::prepare_dest_dir(Path::new(&p.dest_dir))?;
+        let client = self.client()?;
+        download::prepare(
+            client,
+            download::DownloadRequest {
+                asset_id: p.asset_id,
+                dest_dir: PathBuf::from(p.dest_dir),
+                content_id: p.content_id,
+                chunk_size,
+            },
+        )
+        .await
+    }
+}
+
+fn check_owner_type(t: &str) -> Result<()> {
+    if t == "user" || t == "project" {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "owner_type must be \"user\" or \"project\", got {t:?}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataerai_proto::ErrorCode;
+
+    #[test]
+    fn times_normalise_to_rfc3339() {
+        assert_eq!(
+            normalize_time("2024-05-01T12:00:00+02:00").unwrap(),
+            "2024-05-01T10:00:00Z"
+        );
+        assert_eq!(
+            normalize_time("2024-05-01T12:00:00").unwrap(),
+            "2024-05-01T12:00:00Z"
+        );
+        assert_eq!(
+            normalize_time("2024-05-01").unwrap(),
+            "2024-05-01T00:00:00Z"
+        );
+        assert!(normalize_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn params_reject_unknown_fields() {
+        let r: std::result::Result<AssetIdParams, _> =
+            serde_json::from_value(json!({"asset_id": "a", "bogus": 1}));
+        assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn upload_validation_happens_before_auth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let svc = Service::new(tmp.path().join("cfg"));
+        let file = tmp.path().join("f.bin");
+        std::fs::write(&file, b"x").unwrap();
+        let base = UploadParams {
+            local_path: file.to_string_lossy().into_owned(),
+            title: "t".into(),
+            owner_type: "user".into(),
+            owner_id: "u".into(),
+            description: None,
+            alias: None,
+            tags: None,
+            metadata: None,
+            collection_id: None,
+            chunk_size_mb: None,
+        };
+        let code = |p: UploadParams| {
+            let svc = svc.clone();
+            async move { svc.prepare_upload(p).await.err().unwrap() }
+        };
+        let e = code(UploadParams {
+            local_path: "/nope/x".into(),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains("file not found: /nope/x"));
+        let e = code(UploadParams {
+            title: " ".into(),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        let e = code(UploadParams {
+            owner_type: "group".into(),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        let e = code(UploadParams {
+            metadata: Some(json!([1])),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        let e = code(UploadParams {
+            chunk_size_mb: Some(0),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        // Valid input but nobody signed in.
+        assert_eq!(code(base).await.code, ErrorCode::AuthRequired);
+    }
+}
