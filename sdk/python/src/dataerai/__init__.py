@@ -1,0 +1,47 @@
+"""Python SDK for the Dataerai transfer daemon.
+
+Move scientific data between your machine and a Dataerai server, attach metadata and record
+provenance, from a script, a thread pool or a notebook::
+
+    from dataerai import DataeraiClient
+
+    with DataeraiClient() as client:
+        print(client.auth_status().user_email)
+
+The SDK talks only to the local ``dataerai`` daemon over its Unix socket (starting it when
+needed); the daemon holds the credentials and moves the bytes.
+"""
+
+from .client import DataeraiClient, ProgressCallback
+from .errors import DaemonError, DaemonTimeoutError, DaemonUnavailableError
+from .models import (
+    AssetMetadata,
+    AuthStatus,
+    DownloadedFile,
+    DownloadResult,
+    ProgressEvent,
+    Project,
+    Relationship,
+    UploadedFile,
+    UploadResult,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AssetMetadata",
+    "AuthStatus",
+    "DaemonError",
+    "DaemonTimeoutError",
+    "DaemonUnavailableError",
+    "DataeraiClient",
+    "DownloadResult",
+    "DownloadedFile",
+    "ProgressCallback",
+    "ProgressEvent",
+    "Project",
+    "Relationship",
+    "UploadResult",
+    "UploadedFile",
+    "__version__",
+]

@@ -1,0 +1,721 @@
+"""The :class:`DataeraiClient`: a typed, thread-safe client for the local transfer daemon.
+
+How it works, in one paragraph: the client keeps **one** Unix-socket connection to the daemon
+(``docs/ipc.md``), with a reader thread that routes responses to the calling thread by request
+id and a dispatcher thread that runs ``on_progress`` callbacks, so a slow or failing callback
+never stalls the socket. Uploads and downloads are started with one request (the daemon answers
+at once with a ``transfer_id``) and then followed through ``transfer.*`` notifications until
+the transfer completes or fails.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import os
+import queue
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+
+from ._connection import RpcConnection
+from ._daemon import SpawnedDaemon, default_socket_path, find_binary, socket_answers
+from .errors import (
+    ERR_INTERNAL,
+    ERR_INVALID_INPUT,
+    DaemonError,
+    DaemonTimeoutError,
+    DaemonUnavailableError,
+)
+from .models import (
+    AssetMetadata,
+    AuthStatus,
+    DownloadResult,
+    ProgressEvent,
+    Project,
+    Relationship,
+    UploadResult,
+)
+
+__all__ = ["DataeraiClient", "ProgressCallback"]
+
+logger = logging.getLogger("dataerai")
+
+PathLike = Union[str, "os.PathLike[str]"]
+ProgressCallback = Callable[[ProgressEvent], Any]
+
+#: Fields that :meth:`DataeraiClient.set_metadata` may change.
+METADATA_FIELDS = ("title", "description", "alias", "tags", "metadata")
+
+# How many finished transfers to remember for waiters that register late.
+_FINISHED_MEMORY = 1024
+_SHUTDOWN_TIMEOUT_S = 5.0
+
+
+class _TransferWatch:
+    """Follows one transfer: its progress callback and its final notification."""
+
+    def __init__(self, start: Dict[str, Any], on_progress: Optional[ProgressCallback]) -> None:
+        self.transfer_id = str(start["transfer_id"])
+        self.start = start
+        self.on_progress = on_progress
+        self.done = threading.Event()
+        self.final: Optional[Dict[str, Any]] = None  # params of transfer.completed / .failed
+        self.failed = False
+        self.connection_error: Optional[ConnectionError] = None
+        self.last_event: Optional[ProgressEvent] = None
+
+    # Both methods below run on the dispatcher thread, in notification order.
+
+    def progress(self, event: ProgressEvent) -> None:
+        if self.done.is_set():
+            return
+        self.last_event = event
+        self._deliver(event)
+
+    def finish(self, method: str, params: Dict[str, Any]) -> None:
+        if self.done.is_set():
+            return
+        self.failed = method != "transfer.completed"
+        if not self.failed:
+            self._deliver_final_progress(params.get("result") or {})
+        self.final = params
+        self.done.set()
+
+    def _deliver_final_progress(self, result: Mapping[str, Any]) -> None:
+        # Guarantee callers a last event at 100 % (a 0-byte file may produce no progress at all).
+        total = int(result.get("total_bytes", self.start.get("bytes_total", 0)) or 0)
+        last = self.last_event
+        if self.on_progress is None or (last is not None and last.bytes_done >= total):
+            return
+        self._deliver(
+            ProgressEvent(
+                transfer_id=self.transfer_id,
+                bytes_done=total,
+                bytes_total=total,
+                chunk_index=max(0, last.chunk_index if last else 0),
+                chunk_count=int(self.start.get("chunk_count", 0) or 0),
+                rate_bps=last.rate_bps if last else 0.0,
+                file_index=last.file_index if last else 0,
+                file_name=last.file_name if last else "",
+                kind=str(self.start.get("kind") or ""),
+            )
+        )
+
+    def _deliver(self, event: ProgressEvent) -> None:
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(event)
+        except Exception:  # noqa: BLE001 - a user callback must never kill the client
+            logger.exception("dataerai: on_progress callback raised (transfer %s)", self.transfer_id)
+
+
+class DataeraiClient:
+    """Client for the local Dataerai transfer daemon.
+
+    Use it as a context manager, or call :meth:`connect` and :meth:`close` yourself::
+
+        from dataerai import DataeraiClient
+
+        with DataeraiClient() as client:
+            me = client.auth_status()
+            project = client.create_project("Beamline 7 run 42")
+            up = client.upload(
+                "scan.h5", title="Scan 42", owner_type="project", owner_id=project.project_id,
+                on_progress=lambda p: print(f"{p.percent:5.1f}%  {p.rate_mbps:.0f} MB/s"),
+            )
+            client.download(up.asset_id, "restored/")
+
+    Args:
+        socket_path: The daemon's socket. Default: ``$DATAERAI_SOCKET``, else
+            ``$XDG_RUNTIME_DIR/dataerai-transfer.sock``, else
+            ``/run/user/<uid>/dataerai-transfer.sock``, else
+            ``~/.local/state/dataerai/run/dataerai-transfer.sock``.
+        binary_path: The ``dataerai`` executable used to start a daemon; default: ``PATH``.
+        auto_start: Start ``dataerai daemon`` when nothing answers on the socket. A daemon this
+            client started is shut down by :meth:`close`; one that was already running is left
+            alone.
+        start_timeout_s: How long to wait for a started daemon to answer.
+        request_timeout_s: Limit for each request (``None``: no limit). Transfers are limited
+            separately by the ``transfer_timeout_s`` argument of :meth:`upload`/:meth:`download`.
+
+    Thread safety: one client may be shared by many threads; requests are multiplexed over its
+    single connection. Methods connect lazily, so :meth:`connect` is optional; after the daemon
+    went away the next call reconnects (starting a daemon again if ``auto_start``). After
+    :meth:`close`, calls raise :class:`~dataerai.DaemonUnavailableError` until
+    :meth:`connect` is called again.
+    """
+
+    def __init__(
+        self,
+        *,
+        socket_path: Optional[PathLike] = None,
+        binary_path: Optional[PathLike] = None,
+        auto_start: bool = True,
+        start_timeout_s: float = 10.0,
+        request_timeout_s: Optional[float] = 30.0,
+    ) -> None:
+        self.socket_path: Path = (
+            Path(os.fspath(socket_path)).expanduser() if socket_path is not None else default_socket_path()
+        )
+        self.binary_path: Optional[str] = os.fspath(binary_path) if binary_path is not None else None
+        self.auto_start = auto_start
+        self.start_timeout_s = start_timeout_s
+        self.request_timeout_s = request_timeout_s
+
+        self._lock = threading.RLock()  # guards connect/close and the fields below
+        self._conn: Optional[RpcConnection] = None
+        self._daemon: Optional[SpawnedDaemon] = None
+        self._closed = False
+        self._dispatch_queue: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
+        self._dispatcher: Optional[threading.Thread] = None
+
+        self._watch_lock = threading.Lock()
+        self._watches: Dict[str, _TransferWatch] = {}
+        self._finished: "collections.OrderedDict[str, tuple[str, Dict[str, Any]]]" = collections.OrderedDict()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> DataeraiClient:
+        return self.connect()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"DataeraiClient(socket_path={str(self.socket_path)!r}, {state})"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client currently holds an open connection to the daemon."""
+        conn = self._conn
+        return conn is not None and conn.is_open
+
+    @property
+    def started_daemon(self) -> bool:
+        """Whether this client started the daemon it talks to (and will stop it on close)."""
+        return self._daemon is not None
+
+    def connect(self) -> DataeraiClient:
+        """Connect to the daemon, starting one first if needed and allowed.
+
+        Returns the client itself, so ``client = DataeraiClient().connect()`` works.
+
+        Raises:
+            DaemonUnavailableError: nothing answers and auto-start is off, the binary is
+                missing, or the started daemon exited (the message has its log's last lines).
+            DaemonTimeoutError: a started daemon did not answer within ``start_timeout_s``.
+        """
+        with self._lock:
+            self._closed = False
+            if self.connected:
+                return self
+            self._reap_dead_daemon()
+            conn = self._try_connect()
+            if conn is None:
+                if not self.auto_start:
+                    raise DaemonUnavailableError(
+                        f"no dataerai daemon answers on {self.socket_path} and auto_start is off; "
+                        f"start one with `dataerai daemon --socket {self.socket_path}`"
+                    )
+                conn = self._start_daemon()
+            self._conn = conn
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_loop, name="dataerai-callbacks", daemon=True
+                )
+                self._dispatcher.start()
+            return self
+
+    def close(self) -> None:
+        """Disconnect; stop the daemon only if this client started it. Idempotent.
+
+        Stops the client's threads and closes its socket. Transfers keep running inside the
+        daemon unless the daemon itself is stopped (i.e. this client started it).
+        """
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            daemon, self._daemon = self._daemon, None
+            asked_to_stop = False
+            if conn is not None and daemon is not None and conn.is_open:
+                try:
+                    conn.call("daemon.shutdown", {}, timeout_s=_SHUTDOWN_TIMEOUT_S)
+                    asked_to_stop = True
+                except (DaemonError, ConnectionError) as exc:
+                    logger.debug("dataerai: daemon.shutdown failed: %s", exc)
+            if conn is not None:
+                conn.close()
+                self._fail_watches(ConnectionError("the client was closed"))
+            if daemon is not None:
+                # A daemon that accepted daemon.shutdown gets time to finish cleanly; one we
+                # could not ask (connection lost) goes straight to SIGTERM.
+                daemon.stop(timeout_s=10.0 if asked_to_stop else 0.5)
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            self._dispatch_queue.put(None)
+            if dispatcher is not threading.current_thread():
+                dispatcher.join(timeout=10.0)
+
+    # ------------------------------------------------------------------ daemon methods
+
+    def ping(self) -> Dict[str, Any]:
+        """Check the daemon answers; returns ``{"version", "pid", "socket_path"}``."""
+        return dict(self._call("daemon.ping"))
+
+    def auth_status(self) -> AuthStatus:
+        """Who the daemon is signed in as.
+
+        Example::
+
+            status = client.auth_status()
+            print(status.user_email, status.expires_at)
+
+        Raises:
+            DaemonError: ``ERR_AUTH_REQUIRED`` when not signed in (run ``dataerai auth login``).
+        """
+        return AuthStatus.from_json(self._call("auth.status"))
+
+    def create_project(self, name: str, *, description: str = "") -> Project:
+        """Create a project (with its root collection, your owner membership and a quota).
+
+        Needs a token with the ``write`` scope.
+
+        Example::
+
+            project = client.create_project("Tomography 2026", description="Beamtime 7")
+            print(project.project_id, project.quota_bytes)
+        """
+        return Project.from_json(self._call("project.create", {"name": name, "description": description}))
+
+    def list_projects(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Project]:
+        """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""
+        page = self._call("project.list", _drop_none({"limit": limit, "offset": offset}))
+        return [Project.from_json(item) for item in page.get("items", [])]
+
+    def list_assets(
+        self,
+        *,
+        owner_type: Optional[str] = None,
+        owner_id: Optional[str] = None,
+        collection_id: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[AssetMetadata]:
+        """Assets of an owner (default: your personal assets) or of a collection (one page)."""
+        params = _drop_none(
+            {
+                "owner_type": owner_type,
+                "owner_id": owner_id,
+                "collection_id": collection_id,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        page = self._call("asset.list", params)
+        return [AssetMetadata.from_json(item) for item in page.get("items", [])]
+
+    def upload(
+        self,
+        local_path: PathLike,
+        *,
+        title: str,
+        owner_type: str,
+        owner_id: str,
+        description: Optional[str] = None,
+        alias: Optional[str] = None,
+        tags: Optional[Iterable[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        collection_id: Optional[str] = None,
+        chunk_size_mb: Optional[int] = None,
+        on_progress: Optional[ProgressCallback] = None,
+        transfer_timeout_s: Optional[float] = 3600,
+    ) -> UploadResult:
+        """Upload a file as a new asset and block until the server has verified it.
+
+        The daemon does the work (parallel chunks, BLAKE3 checks, retries); this call follows it.
+
+        Args:
+            local_path: The file to upload (relative paths are resolved here, not in the daemon).
+            title: Asset title (required, non-empty).
+            owner_type: ``"user"`` for a personal asset or ``"project"``.
+            owner_id: Your user id (``auth_status().user_id``) or a project id.
+            description, alias, tags, metadata: Descriptive metadata; ``metadata`` is a dict.
+            collection_id: Collection of a project-owned asset (default: the project's root).
+            chunk_size_mb: Chunk size in MiB (default 64, at most 512).
+            on_progress: Called with a :class:`~dataerai.ProgressEvent` after each chunk, on a
+                background thread; the last call has ``bytes_done == bytes_total``. Exceptions
+                it raises are logged and ignored.
+            transfer_timeout_s: How long to wait for completion (``None``: forever). On expiry
+                :class:`~dataerai.DaemonTimeoutError` is raised **but the transfer continues in
+                the daemon**; the error's ``transfer_id`` identifies it. We chose not to cancel
+                so that a long upload is never thrown away because a script's patience ran out.
+
+        Example::
+
+            result = client.upload("spectrum.csv", title="Raman spectrum", owner_type="user",
+                                   owner_id=client.auth_status().user_id,
+                                   metadata={"laser_nm": 532})
+            print(result.asset_id, result.total_bytes)
+
+        Raises:
+            DaemonError: e.g. ``ERR_INVALID_INPUT`` (missing file, bad owner type, metadata not
+                a dict, …), ``ERR_PERMISSION_DENIED``, ``ERR_QUOTA_EXCEEDED``,
+                ``ERR_AUTH_REQUIRED``, ``ERR_SERVER_UNREACHABLE``.
+            DaemonTimeoutError: not finished within ``transfer_timeout_s``.
+            ConnectionError: the daemon went away.
+        """
+        params: Dict[str, Any] = {
+            "local_path": _absolute_path(local_path, "local_path"),
+            "title": title,
+            "owner_type": owner_type,
+            "owner_id": owner_id,
+        }
+        params.update(
+            _drop_none(
+                {
+                    "description": description,
+                    "alias": alias,
+                    "tags": _tag_list(tags),
+                    "metadata": metadata,
+                    "collection_id": collection_id,
+                    "chunk_size_mb": chunk_size_mb,
+                }
+            )
+        )
+        result = self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s)
+        return UploadResult.from_json(result)
+
+    def download(
+        self,
+        asset_id: str,
+        dest_dir: PathLike,
+        *,
+        content_id: Optional[str] = None,
+        chunk_size_mb: Optional[int] = None,
+        on_progress: Optional[ProgressCallback] = None,
+        transfer_timeout_s: Optional[float] = 3600,
+    ) -> DownloadResult:
+        """Download an asset's latest (or a given) content version into ``dest_dir``.
+
+        Blocks until every file is written and verified. Files appear under their final name
+        only once their BLAKE3 checksum matches; ``dest_dir`` is created if missing.
+        ``on_progress`` and ``transfer_timeout_s`` behave as in :meth:`upload`.
+
+        Example::
+
+            result = client.download(asset_id, "data/")
+            for f in result.files:
+                print(f.local_path, f.size, f.checksum)
+        """
+        params: Dict[str, Any] = {
+            "asset_id": asset_id,
+            "dest_dir": _absolute_path(dest_dir, "dest_dir"),
+        }
+        params.update(_drop_none({"content_id": content_id, "chunk_size_mb": chunk_size_mb}))
+        result = self._run_transfer("asset.download", params, on_progress, transfer_timeout_s)
+        return DownloadResult.from_json(result)
+
+    def get_metadata(self, asset_id: str) -> AssetMetadata:
+        """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
+        return AssetMetadata.from_json(self._call("asset.get_metadata", {"asset_id": asset_id}))
+
+    def set_metadata(self, asset_id: str, **fields: Any) -> AssetMetadata:
+        """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``.
+
+        ``metadata`` is merged key by key into the stored dict (a ``None`` value deletes a
+        key); ``tags`` replaces the list. Returns the updated metadata.
+
+        Example::
+
+            client.set_metadata(asset_id, tags=["raw", "tomo"], metadata={"energy_keV": 25})
+
+        Raises:
+            DaemonError: ``ERR_INVALID_INPUT`` for an unknown field name (checked here).
+        """
+        unknown = sorted(set(fields) - set(METADATA_FIELDS))
+        if unknown:
+            raise DaemonError(
+                ERR_INVALID_INPUT,
+                f"unknown metadata field(s) {', '.join(unknown)}; allowed: {', '.join(METADATA_FIELDS)}",
+            )
+        params: Dict[str, Any] = {"asset_id": asset_id}
+        for name, value in fields.items():
+            params[name] = _tag_list(value) if name == "tags" else value
+        return AssetMetadata.from_json(self._call("asset.set_metadata", params))
+
+    def create_relationship(
+        self,
+        from_asset_id: str,
+        to_asset_id: str,
+        rel_type: Optional[str] = None,
+        *,
+        relationship_type: Optional[str] = None,
+        analysis_mode: Optional[str] = None,
+        qualifier_note: Optional[str] = None,
+        qualifier_time: Optional[Union[datetime, str]] = None,
+        qualifiers: Optional[Mapping[str, Any]] = None,
+    ) -> Relationship:
+        """Record that ``from_asset_id`` depends on ``to_asset_id`` (provenance).
+
+        Give the type either positionally (``rel_type``) or as ``relationship_type=`` — exactly
+        one of them. Needs write access to the source asset and read access to the target.
+
+        Args:
+            rel_type / relationship_type: e.g. ``"derived_from"``, ``"analysis_of"`` (≤255 chars).
+            analysis_mode: One of ``non_destructive, altering, destructive, in_situ, ex_situ,
+                invasive, non_invasive``.
+            qualifier_note: Free text, stored as ``qualifiers["note"]``.
+            qualifier_time: A ``datetime`` (naive means local time) or ISO-8601 string, stored
+                as ``qualifiers["time"]``.
+            qualifiers: Any JSON object.
+
+        Example::
+
+            rel = client.create_relationship(fit.asset_id, raw.asset_id,
+                                             relationship_type="derived_from",
+                                             analysis_mode="non_destructive")
+            print(rel.related_asset["title"])
+
+        Raises:
+            DaemonError: ``ERR_RELATIONSHIP_EXISTS`` for a duplicate edge,
+                ``ERR_PERMISSION_DENIED``, ``ERR_NOT_FOUND``, ``ERR_INVALID_INPUT``.
+        """
+        if (rel_type is None) == (relationship_type is None):
+            raise DaemonError(
+                ERR_INVALID_INPUT,
+                "give exactly one of rel_type and relationship_type",
+            )
+        if isinstance(qualifier_time, datetime):
+            moment = qualifier_time if qualifier_time.tzinfo else qualifier_time.astimezone()
+            qualifier_time = moment.isoformat()
+        params: Dict[str, Any] = {
+            "from_asset_id": from_asset_id,
+            "to_asset_id": to_asset_id,
+            "relationship_type": rel_type if rel_type is not None else relationship_type,
+        }
+        params.update(
+            _drop_none(
+                {
+                    "analysis_mode": analysis_mode,
+                    "qualifier_note": qualifier_note,
+                    "qualifier_time": qualifier_time,
+                    "qualifiers": qualifiers,
+                }
+            )
+        )
+        return Relationship.from_json(self._call("relationship.create", params))
+
+    def cancel_transfer(self, transfer_id: str) -> Dict[str, Any]:
+        """Cancel a running transfer (e.g. one whose wait timed out); returns its state."""
+        return dict(self._call("transfer.cancel", {"transfer_id": transfer_id}))
+
+    def get_transfer(self, transfer_id: str) -> Dict[str, Any]:
+        """A transfer's state as the daemon reports it (``state``, ``bytes_done``, …)."""
+        return dict(self._call("transfer.get", {"transfer_id": transfer_id}))
+
+    # ------------------------------------------------------------------ internals
+
+    def _connection(self) -> RpcConnection:
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            return conn
+        with self._lock:
+            if self._closed:
+                raise DaemonUnavailableError("the client is closed; call connect() to reconnect")
+            self.connect()
+            assert self._conn is not None
+            return self._conn
+
+    def _call(self, method: str, params: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+        result = self._connection().call(
+            method, params if params is not None else {}, timeout_s=self.request_timeout_s, **kwargs
+        )
+        if not isinstance(result, dict):
+            raise DaemonError(ERR_INTERNAL, f"unexpected answer to {method}: {result!r}")
+        return result
+
+    def _try_connect(self) -> Optional[RpcConnection]:
+        """Connect to a daemon already listening on the socket, or return ``None``."""
+        if not socket_answers(self.socket_path):
+            return None
+        try:
+            conn = RpcConnection(
+                str(self.socket_path),
+                on_notification=self._on_notification,
+                on_disconnect=self._on_disconnect,
+            )
+        except OSError:
+            return None
+        try:
+            conn.call("daemon.ping", {}, timeout_s=max(self.start_timeout_s, 1.0))
+        except ConnectionError:
+            # A daemon that is just dying (e.g. killed) can still accept, then reset.
+            conn.close()
+            return None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _start_daemon(self) -> RpcConnection:
+        binary = find_binary(self.binary_path)
+        daemon = SpawnedDaemon(binary, self.socket_path)
+        connection: List[RpcConnection] = []
+
+        def probe() -> bool:
+            try:
+                conn = self._try_connect()
+            except (OSError, DaemonError):
+                return False
+            if conn is not None:
+                connection.append(conn)
+            return conn is not None
+
+        try:
+            daemon.wait_until_ready(self.start_timeout_s, probe)
+        except DaemonUnavailableError:
+            # Another client may have won a start race (the loser exits with code 2).
+            if daemon.exited_early() is not None and probe():
+                return connection[0]
+            raise
+        self._daemon = daemon
+        return connection[0]
+
+    def _reap_dead_daemon(self) -> None:
+        # A daemon we started that died (killed, crashed) must still be waited for: no zombies.
+        if self._daemon is not None and self._daemon.exited_early() is not None:
+            self._daemon.stop(timeout_s=1.0)
+            self._daemon = None
+
+    def _run_transfer(
+        self,
+        method: str,
+        params: Dict[str, Any],
+        on_progress: Optional[ProgressCallback],
+        transfer_timeout_s: Optional[float],
+    ) -> Dict[str, Any]:
+        watches: List[_TransferWatch] = []
+
+        def register(start: Dict[str, Any]) -> None:
+            # Runs on the reader thread before any notification about this transfer is read.
+            watch = _TransferWatch(start, on_progress)
+            with self._watch_lock:
+                self._watches[watch.transfer_id] = watch
+                finished = self._finished.get(watch.transfer_id)
+            if finished is not None:
+                self._dispatch(functools.partial(watch.finish, *finished))
+            watches.append(watch)
+
+        start = self._call(method, params, on_result=register)
+        watch = watches[0]
+        try:
+            if not watch.done.wait(transfer_timeout_s):
+                raise DaemonTimeoutError(
+                    f"transfer {watch.transfer_id} did not finish within {transfer_timeout_s:g} s; "
+                    "it continues in the daemon (see get_transfer()/cancel_transfer())",
+                    transfer_id=watch.transfer_id,
+                )
+        finally:
+            with self._watch_lock:
+                self._watches.pop(watch.transfer_id, None)
+        if watch.connection_error is not None:
+            raise watch.connection_error
+        final = watch.final or {}
+        if watch.failed:
+            error = final.get("error") or {}
+            raise DaemonError(
+                str(error.get("code") or ERR_INTERNAL),
+                str(error.get("message") or f"transfer {watch.transfer_id} failed"),
+            )
+        result = dict(final.get("result") or {})
+        result.setdefault("transfer_id", watch.transfer_id)
+        result.setdefault("asset_id", start.get("asset_id"))
+        result.setdefault("total_bytes", start.get("bytes_total", 0))
+        result.setdefault("chunk_count", start.get("chunk_count", 0))
+        return result
+
+    def _dispatch(self, task: Callable[[], None]) -> None:
+        self._dispatch_queue.put(task)
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            task = self._dispatch_queue.get()
+            if task is None:
+                return
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - keep dispatching whatever happens
+                logger.exception("dataerai: callback dispatch failed")
+
+    def _on_notification(self, conn: RpcConnection, method: str, params: Dict[str, Any]) -> None:
+        # Runs on the reader thread: only bookkeeping here, user code goes to the dispatcher.
+        if conn is not self._conn:
+            return  # a probe connection, or one being replaced: its events are not ours
+        transfer_id = params.get("transfer_id")
+        if not isinstance(transfer_id, str):
+            return
+        if method == "transfer.progress":
+            with self._watch_lock:
+                watch = self._watches.get(transfer_id)
+            if watch is not None:
+                self._dispatch(functools.partial(watch.progress, ProgressEvent.from_json(params)))
+        elif method in ("transfer.completed", "transfer.failed"):
+            with self._watch_lock:
+                self._finished[transfer_id] = (method, params)
+                while len(self._finished) > _FINISHED_MEMORY:
+                    self._finished.popitem(last=False)
+                watch = self._watches.get(transfer_id)
+            if watch is not None:
+                self._dispatch(functools.partial(watch.finish, method, params))
+
+    def _on_disconnect(self, conn: RpcConnection, reason: BaseException) -> None:
+        if conn is not self._conn:
+            return  # a probe connection closing says nothing about our transfers
+        self._fail_watches(reason)
+
+    def _fail_watches(self, reason: BaseException) -> None:
+        with self._watch_lock:
+            watches = list(self._watches.values())
+        for watch in watches:
+            if not watch.done.is_set():
+                watch.connection_error = ConnectionError(
+                    f"lost connection to the dataerai daemon while waiting for transfer "
+                    f"{watch.transfer_id}: {reason}"
+                )
+                watch.done.set()
+
+
+def _drop_none(params: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _absolute_path(value: Any, name: str) -> str:
+    # The daemon has its own working directory, so relative paths are resolved here.
+    try:
+        raw: Union[str, bytes] = os.fspath(value)
+    except TypeError:
+        raise DaemonError(
+            ERR_INVALID_INPUT, f"{name} must be a str or os.PathLike, not {type(value).__name__}"
+        ) from None
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    if not raw:
+        raise DaemonError(ERR_INVALID_INPUT, f"{name} must not be empty")
+    return os.path.abspath(os.path.expanduser(raw))
+
+
+def _tag_list(tags: Any) -> Any:
+    if tags is None:
+        return None
+    if isinstance(tags, str):
+        # A bare string would otherwise become a list of characters.
+        raise DaemonError(ERR_INVALID_INPUT, "tags must be a list of strings, not a string")
+    try:
+        return list(tags)
+    except TypeError:
+        return tags  # let the daemon explain what is wrong with it

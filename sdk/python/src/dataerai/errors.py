@@ -1,0 +1,114 @@
+"""Exceptions raised by the Dataerai SDK.
+
+Every error the daemon reports carries a stable, machine-readable code (``ERR_NOT_FOUND``,
+``ERR_PERMISSION_DENIED``, …); check ``err.code`` rather than parsing messages::
+
+    from dataerai import DaemonError
+
+    try:
+        client.create_relationship(a, b, relationship_type="derived_from")
+    except DaemonError as err:
+        if err.code != "ERR_RELATIONSHIP_EXISTS":
+            raise
+
+Three families:
+
+* :class:`DaemonError` – the daemon (or the server behind it) refused or failed a request.
+* :class:`DaemonTimeoutError` – a request or transfer took longer than allowed. It is both a
+  :class:`DaemonError` (code ``ERR_TIMEOUT``) and a built-in :class:`TimeoutError`.
+* The built-in :class:`ConnectionError` – the daemon went away (or could not be reached).
+  :class:`DaemonUnavailableError` is the subclass raised when no daemon could be reached or
+  started; it also carries a ``code`` (``ERR_DAEMON_UNAVAILABLE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple, Type
+
+__all__ = [
+    "ERR_AUTH_REQUIRED",
+    "ERR_CANCELLED",
+    "ERR_CONFLICT",
+    "ERR_DAEMON_UNAVAILABLE",
+    "ERR_INTEGRITY",
+    "ERR_INTERNAL",
+    "ERR_INVALID_INPUT",
+    "ERR_NOT_FOUND",
+    "ERR_NO_SPACE",
+    "ERR_PERMISSION_DENIED",
+    "ERR_QUOTA_EXCEEDED",
+    "ERR_RELATIONSHIP_EXISTS",
+    "ERR_SERVER_UNREACHABLE",
+    "ERR_TIMEOUT",
+    "DaemonError",
+    "DaemonTimeoutError",
+    "DaemonUnavailableError",
+]
+
+# Codes shared with the daemon and server (crates/dataerai-proto/src/error.rs).
+ERR_AUTH_REQUIRED = "ERR_AUTH_REQUIRED"
+ERR_PERMISSION_DENIED = "ERR_PERMISSION_DENIED"
+ERR_NOT_FOUND = "ERR_NOT_FOUND"
+ERR_INVALID_INPUT = "ERR_INVALID_INPUT"
+ERR_QUOTA_EXCEEDED = "ERR_QUOTA_EXCEEDED"
+ERR_RELATIONSHIP_EXISTS = "ERR_RELATIONSHIP_EXISTS"
+ERR_CONFLICT = "ERR_CONFLICT"
+ERR_INTEGRITY = "ERR_INTEGRITY"
+ERR_SERVER_UNREACHABLE = "ERR_SERVER_UNREACHABLE"
+ERR_CANCELLED = "ERR_CANCELLED"
+ERR_NO_SPACE = "ERR_NO_SPACE"
+ERR_INTERNAL = "ERR_INTERNAL"
+
+# Codes that only the SDK produces.
+ERR_TIMEOUT = "ERR_TIMEOUT"
+ERR_DAEMON_UNAVAILABLE = "ERR_DAEMON_UNAVAILABLE"
+
+
+class DaemonError(Exception):
+    """The daemon answered a request with an error.
+
+    Attributes:
+        code: Stable error code such as ``"ERR_NOT_FOUND"``.
+        message: Human-readable explanation, usually saying what to do next.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Keeps errors picklable (process pools) despite the keyword-only constructors below.
+        return (_rebuild, (type(self), self.code, self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: Type[DaemonError], code: str, message: str, state: Dict[str, Any]) -> DaemonError:
+    err = cls.__new__(cls)
+    DaemonError.__init__(err, code, message)
+    err.__dict__.update(state)
+    return err
+
+
+class DaemonTimeoutError(DaemonError, TimeoutError):
+    """A request or a transfer did not finish in time (``code == "ERR_TIMEOUT"``).
+
+    When a *transfer* wait times out the transfer itself keeps running inside the daemon;
+    ``transfer_id`` says which one, so it can be watched or cancelled later.
+    """
+
+    def __init__(self, message: str, *, transfer_id: str | None = None) -> None:
+        super().__init__(ERR_TIMEOUT, message)
+        self.transfer_id = transfer_id
+
+
+class DaemonUnavailableError(DaemonError, ConnectionError):
+    """No daemon answers on the socket and none could be started (or the client is closed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ERR_DAEMON_UNAVAILABLE, message)

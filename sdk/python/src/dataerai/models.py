@@ -1,0 +1,343 @@
+"""Result types returned by :class:`dataerai.DataeraiClient`.
+
+All results are plain dataclasses built from the daemon's JSON. Each keeps the untouched JSON
+object in ``raw`` so fields added by newer daemons stay reachable without an SDK upgrade.
+Timestamps are timezone-aware :class:`datetime.datetime` objects (UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+__all__ = [
+    "AssetMetadata",
+    "AuthStatus",
+    "DownloadResult",
+    "DownloadedFile",
+    "ProgressEvent",
+    "Project",
+    "Relationship",
+    "UploadResult",
+    "UploadedFile",
+    "parse_datetime",
+]
+
+JsonObject = Dict[str, Any]
+
+# RFC 3339 as written by the daemon (chrono): up to nanosecond fractions and a `Z` suffix,
+# neither of which `datetime.fromisoformat` accepts before Python 3.11.
+_RFC3339 = re.compile(
+    r"^(?P<base>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
+    r"(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_datetime(value: Any) -> Optional[datetime]:
+    """Parse an RFC 3339 timestamp; ``None`` and empty strings give ``None``.
+
+    >>> parse_datetime("2026-12-01T00:00:00.123456789Z").isoformat()
+    '2026-12-01T00:00:00.123456+00:00'
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    match = _RFC3339.match(str(value))
+    if not match:
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    text = match.group("base").replace(" ", "T")
+    frac = match.group("frac")
+    if frac:
+        text += "." + frac[:6].ljust(6, "0")
+    tz = match.group("tz")
+    if tz is None or tz in ("Z", "z"):
+        tz = "+00:00"
+    elif ":" not in tz:
+        tz = tz[:3] + ":" + tz[3:]
+    parsed = datetime.fromisoformat(text + tz)
+    return parsed.astimezone(timezone.utc)
+
+
+def _opt_str(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class AuthStatus:
+    """Who the daemon is signed in as (see :meth:`DataeraiClient.auth_status`)."""
+
+    user_email: str
+    expires_at: Optional[datetime]
+    """When the token expires; ``None`` for a token that never expires."""
+    user_id: str
+    server: str
+    scopes: List[str]
+    signed_in: bool = True
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> AuthStatus:
+        return cls(
+            user_email=str(data.get("user_email", "")),
+            expires_at=parse_datetime(data.get("expires_at")),
+            user_id=str(data.get("user_id", "")),
+            server=str(data.get("server", "")),
+            scopes=list(data.get("scopes") or []),
+            signed_in=bool(data.get("signed_in", True)),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project: members share its assets and its storage allocation (quota)."""
+
+    project_id: str
+    name: str
+    description: str
+    root_collection_id: str
+    created_at: Optional[datetime]
+    role: str
+    """The caller's role: ``owner``, ``admin``, ``member`` or ``viewer``."""
+    quota_bytes: Optional[int]
+    used_bytes: Optional[int]
+    reserved_bytes: Optional[int] = None
+    allocation_id: Optional[str] = None
+    created_by: Optional[str] = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> Project:
+        alloc = data.get("allocation") or {}
+        return cls(
+            project_id=str(data["project_id"]),
+            name=str(data.get("name", "")),
+            description=str(data.get("description") or ""),
+            root_collection_id=str(data.get("root_collection_id", "")),
+            created_at=parse_datetime(data.get("created_at")),
+            role=str(data.get("role", "")),
+            quota_bytes=alloc.get("quota_bytes"),
+            used_bytes=alloc.get("used_bytes"),
+            reserved_bytes=alloc.get("reserved_bytes"),
+            allocation_id=_opt_str(alloc.get("allocation_id")),
+            created_by=_opt_str(data.get("created_by")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One file of an uploaded content version."""
+
+    name: str
+    size: int
+    checksum: Optional[str]
+    """``blake3:<hex>`` of the whole file, as verified by the server."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """A finished upload (see :meth:`DataeraiClient.upload`)."""
+
+    asset_id: str
+    content_id: str
+    transfer_id: str
+    total_bytes: int
+    chunk_count: int
+    files: List[UploadedFile] = field(default_factory=list)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def checksum(self) -> Optional[str]:
+        """Checksum of the first (usually only) file, ``blake3:<hex>``."""
+        return self.files[0].checksum if self.files else None
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> UploadResult:
+        return cls(
+            asset_id=str(data["asset_id"]),
+            content_id=str(data.get("content_id", "")),
+            transfer_id=str(data.get("transfer_id", "")),
+            total_bytes=int(data.get("total_bytes", 0)),
+            chunk_count=int(data.get("chunk_count", 0)),
+            files=[
+                UploadedFile(
+                    name=str(f.get("name", "")),
+                    size=int(f.get("size", 0)),
+                    checksum=_opt_str(f.get("checksum")),
+                )
+                for f in data.get("files") or []
+            ],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    """One file written by a download, complete and verified."""
+
+    local_path: Path
+    size: int
+    filename: str
+    checksum: Optional[str] = None
+    """``blake3:<hex>`` that the file was verified against."""
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """A finished download (see :meth:`DataeraiClient.download`)."""
+
+    asset_id: str
+    content_id: str
+    transfer_id: str
+    total_bytes: int
+    files: List[DownloadedFile]
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> DownloadResult:
+        return cls(
+            asset_id=str(data["asset_id"]),
+            content_id=str(data.get("content_id", "")),
+            transfer_id=str(data.get("transfer_id", "")),
+            total_bytes=int(data.get("total_bytes", 0)),
+            files=[
+                DownloadedFile(
+                    local_path=Path(f["local_path"]),
+                    size=int(f.get("size", 0)),
+                    filename=str(f.get("filename") or Path(f["local_path"]).name),
+                    checksum=_opt_str(f.get("checksum")),
+                )
+                for f in data.get("files") or []
+            ],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class AssetMetadata:
+    """An asset's descriptive metadata and its latest content version."""
+
+    asset_id: str
+    title: str
+    description: Optional[str]
+    alias: Optional[str]
+    tags: List[str]
+    metadata: JsonObject
+    owner_type: str
+    """``"user"`` (personal asset) or ``"project"``."""
+    owner_id: str
+    collection_ids: List[str]
+    created_at: Optional[datetime]
+    updated_at: Optional[datetime]
+    content_id: Optional[str]
+    """Latest complete content version, ``None`` before the first upload completes."""
+    total_bytes: Optional[int] = None
+    created_by: Optional[str] = None
+    latest_content: Optional[JsonObject] = field(default=None, repr=False)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> AssetMetadata:
+        latest = data.get("latest_content") or None
+        return cls(
+            asset_id=str(data["asset_id"]),
+            title=str(data.get("title", "")),
+            description=_opt_str(data.get("description")),
+            alias=_opt_str(data.get("alias")),
+            tags=list(data.get("tags") or []),
+            metadata=dict(data.get("metadata") or {}),
+            owner_type=str(data.get("owner_type", "")),
+            owner_id=str(data.get("owner_id", "")),
+            collection_ids=list(data.get("collection_ids") or []),
+            created_at=parse_datetime(data.get("created_at")),
+            updated_at=parse_datetime(data.get("updated_at")),
+            content_id=_opt_str(latest.get("content_id")) if latest else None,
+            total_bytes=latest.get("total_bytes") if latest else None,
+            created_by=_opt_str(data.get("created_by")),
+            latest_content=latest,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A directed provenance edge from a dependent asset to its origin."""
+
+    id: str
+    type: str
+    from_asset_id: str
+    to_asset_id: str
+    analysis_mode: Optional[str]
+    qualifiers: JsonObject
+    related_asset: JsonObject
+    """Summary of the target asset: ``id``, ``title``, ``alias``, ``owner_type``, ``owner_id``."""
+    created_at: Optional[datetime]
+    created_by: Optional[str] = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> Relationship:
+        return cls(
+            id=str(data["id"]),
+            type=str(data.get("type", "")),
+            from_asset_id=str(data.get("from_asset_id", "")),
+            to_asset_id=str(data.get("to_asset_id", "")),
+            analysis_mode=_opt_str(data.get("analysis_mode")),
+            qualifiers=dict(data.get("qualifiers") or {}),
+            related_asset=dict(data.get("related_asset") or {}),
+            created_at=parse_datetime(data.get("created_at")),
+            created_by=_opt_str(data.get("created_by")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Progress of a running transfer, passed to ``on_progress`` callbacks.
+
+    ``bytes_done`` only grows and ends equal to ``bytes_total``; ``chunk_index`` is the chunk
+    (within file ``file_index``) that just finished; ``rate_bps`` is the average rate in bytes
+    per second since the transfer started.
+    """
+
+    transfer_id: str
+    bytes_done: int
+    bytes_total: int
+    chunk_index: int
+    chunk_count: int
+    rate_bps: float
+    file_index: int
+    file_name: str
+    kind: str = ""
+    """``"upload"`` or ``"download"``."""
+
+    @property
+    def percent(self) -> float:
+        """Completion in percent, 0–100 (a 0-byte transfer counts as 100)."""
+        if self.bytes_total <= 0:
+            return 100.0
+        return max(0.0, min(100.0, 100.0 * self.bytes_done / self.bytes_total))
+
+    @property
+    def rate_mbps(self) -> float:
+        """Average rate in megabytes (10^6 bytes) per second."""
+        return self.rate_bps / 1e6
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> ProgressEvent:
+        return cls(
+            transfer_id=str(data.get("transfer_id", "")),
+            bytes_done=int(data.get("bytes_done", 0)),
+            bytes_total=int(data.get("bytes_total", 0)),
+            chunk_index=int(data.get("chunk_index", 0)),
+            chunk_count=int(data.get("chunk_count", 0)),
+            rate_bps=float(data.get("rate_bps") or 0.0),
+            file_index=int(data.get("file_index", 0)),
+            file_name=str(data.get("file_name") or ""),
+            kind=str(data.get("kind") or ""),
+        )
