@@ -1,1 +1,102 @@
-fn main() {}
+//! `dataerai-server`: the Dataerai REST service.
+//!
+//! - [`cli`]: flags and environment variables.
+//! - [`admin`]: bootstrap commands that write straight into the data directory.
+//! - [`routes`]: the HTTP API (`docs/api.md`), [`auth`] for bearer tokens,
+//!   [`error`] for the one JSON error shape.
+//! - Storage is `dataerai-store`: metadata and blobs behind traits, opened here
+//!   with the embedded defaults (SQLite + local directory) by [`state`].
+
+mod admin;
+mod auth;
+mod cli;
+mod error;
+mod openapi;
+mod routes;
+mod state;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, ServeArgs};
+use state::{open_embedded, AppState};
+
+/// How long requests in flight may run after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Admin(cmd) => admin::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (meta, blobs) = open_embedded(&args.data.data_dir).await?;
+    let state = AppState {
+        meta,
+        blobs,
+        default_quota: args.default_quota_bytes,
+    };
+    let listener = TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts parse this exact line to learn the port.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{addr}")?;
+    stdout.flush()?;
+    tracing::info!(%addr, data_dir = %args.data.data_dir.display(), "dataerai-server started");
+    // Stop accepting on SIGTERM/SIGINT and let requests in flight finish, but
+    // not forever: a stalled download must not keep the process alive.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, routes::router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(());
+    });
+    tokio::select! {
+        served = async { server.await } => served?,
+        _ = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway"),
+    }
+    tracing::info!("dataerai-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,1 +1,24 @@
+//! Storage behind the Dataerai server, split in two traits so backends can be
+//! swapped without touching the HTTP layer:
+//!
+//! - [`meta::MetadataStore`]: users, tokens, projects, assets, content versions,
+//!   upload sessions and the chunks they hold, relationships, allocations.
+//!   Default backend: [`meta::sqlite::SqliteStore`] (SQLite in WAL mode).
+//! - [`blob::BlobStore`]: the bytes, stored chunk by chunk.
+//!   Default backend: [`blob::fs::FsBlobStore`] (a local directory).
+//!
+//! Invariants both backends keep:
+//! - No upload state lives in process memory: sessions and received chunks are
+//!   rows in the metadata store, chunk bytes are objects in the blob store, so
+//!   several server replicas can share one database and one bucket.
+//! - Bytes are written once. A chunk is stored under its final key
+//!   (`content_id/file_index/chunk_index`) as soon as it is verified; publishing a
+//!   content version is a single metadata transaction, never a copy.
 
+pub mod blob;
+pub mod error;
+pub mod meta;
+
+pub use blob::{fs::FsBlobStore, BlobStore, ChunkKey};
+pub use error::StoreError;
+pub use meta::{sqlite::SqliteStore, MetadataStore};

@@ -1,0 +1,128 @@
+//! The server's one error type: an [`ApiError`] (stable `ERR_*` code + message)
+//! rendered as `{"error": {...}}` with the code's HTTP status. Every failure —
+//! ours, the store's, or axum's own extractor rejections — goes through here.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dataerai_proto::{ApiError, ErrorBody, ErrorCode};
+use dataerai_store::StoreError;
+
+#[derive(Debug)]
+pub struct AppError {
+    pub error: ApiError,
+    /// Status other than the code's own plus extra headers (only 416 for
+    /// unsatisfiable ranges). Boxed: errors travel in every `Result`.
+    pub http: Option<Box<(StatusCode, HeaderMap)>>,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::new(code, message).into()
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidInput, message)
+    }
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PermissionDenied, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+    /// Answer with `status` instead of the code's own, plus `headers`.
+    pub fn with_http(mut self, status: StatusCode, headers: HeaderMap) -> Self {
+        self.http = Some(Box::new((status, headers)));
+        self
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(error: ApiError) -> Self {
+        AppError { error, http: None }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::Conflict(_) => ErrorCode::Conflict,
+            StoreError::RelationshipExists => ErrorCode::RelationshipExists,
+            StoreError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            StoreError::Invalid(_) => ErrorCode::InvalidInput,
+            StoreError::Integrity(_) => ErrorCode::Integrity,
+            StoreError::Io(io) if io.raw_os_error() == Some(libc_enospc()) => ErrorCode::NoSpace,
+            StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Io(_) => {
+                tracing::error!(error = %e, "storage failure");
+                ErrorCode::Internal
+            }
+        };
+        let message = match &e {
+            StoreError::QuotaExceeded { .. } => {
+                format!(
+                    "{e}; free space by deleting assets or ask an administrator for a larger quota"
+                )
+            }
+            StoreError::RelationshipExists => {
+                "a relationship of this type between these assets already exists".to_string()
+            }
+            _ => e.to_string(),
+        };
+        AppError::new(code, message)
+    }
+}
+
+/// ENOSPC without pulling in libc: the value is 28 on Linux and macOS.
+const fn libc_enospc() -> i32 {
+    28
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let own = StatusCode::from_u16(self.error.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (status, headers) = match self.http {
+            Some(http) => *http,
+            None => (own, HeaderMap::new()),
+        };
+        let mut response = (status, Json(ErrorBody { error: self.error })).into_response();
+        response.headers_mut().extend(headers);
+        response
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(r: JsonRejection) -> Self {
+        AppError::invalid(format!("invalid JSON body: {}; send a JSON object with the documented fields (see /api/v1/openapi.json)", r.body_text()))
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(r: PathRejection) -> Self {
+        AppError::invalid(format!("invalid path parameter: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(r: QueryRejection) -> Self {
+        AppError::invalid(format!("invalid query string: {}", r.body_text()))
+    }
+}
+
+/// `axum::Json` whose rejections are our JSON errors (400 `ERR_INVALID_INPUT`).
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path` with JSON rejections.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query` with JSON rejections.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);

@@ -1,0 +1,234 @@
+//! Content versions and file downloads (streamed, with single-range support).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dataerai_proto::api::{ContentVersion, Page, PageQuery};
+use dataerai_store::{BlobStore, ChunkKey};
+use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+
+use super::{load_asset, page, window, Access};
+use crate::auth::Caller;
+use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
+use crate::state::AppState;
+
+/// Header with the whole file's `blake3:<hex>` on downloads.
+pub const CHECKSUM_HEADER: &str = "x-dataerai-checksum";
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(asset_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<Json<Page<ContentVersion>>> {
+    load_asset(&state, &caller, &asset_id, Access::Read).await?;
+    let w = window(&q);
+    Ok(Json(page(state.meta.list_contents(&asset_id, w).await?, w)))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
+) -> AppResult<Json<ContentVersion>> {
+    load_asset(&state, &caller, &asset_id, Access::Read).await?;
+    let content = state
+        .meta
+        .get_content(&asset_id, &content_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "no complete content version {content_id} for asset {asset_id}"
+            ))
+        })?;
+    Ok(Json(content.version))
+}
+
+/// Parse a `Range` header against a file of `size` bytes: `Ok(None)` = whole
+/// file, `Ok(Some((first, last)))` inclusive, `Err(message)` = unsatisfiable or malformed.
+pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, String> {
+    let spec = value
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(|| format!("unsupported Range {value:?}; use bytes=FIRST-LAST"))?;
+    if spec.contains(',') {
+        return Err("only a single byte range is supported".into());
+    }
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| format!("malformed Range {value:?}"))?;
+    let num = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("malformed Range {value:?}"))
+    };
+    let (first, last) = if a.trim().is_empty() {
+        // Suffix: the last N bytes.
+        let n = num(b)?;
+        if n == 0 || size == 0 {
+            return Err(format!(
+                "range {value:?} selects no bytes of a {size}-byte file"
+            ));
+        }
+        (size.saturating_sub(n), size - 1)
+    } else {
+        let first = num(a)?;
+        let last = if b.trim().is_empty() {
+            size.saturating_sub(1)
+        } else {
+            num(b)?.min(size.saturating_sub(1))
+        };
+        if first >= size || (!b.trim().is_empty() && num(b)? < first) {
+            return Err(format!("range {value:?} is outside the {size}-byte file"));
+        }
+        (first, last)
+    };
+    Ok(Some((first, last)))
+}
+
+/// Stream bytes `first..=last` of a file stored as chunks of `chunk_size`.
+fn file_stream(
+    blobs: Arc<dyn BlobStore>,
+    content_id: String,
+    file_index: u32,
+    chunk_size: u64,
+    first: u64,
+    last: u64,
+) -> Body {
+    let pieces: Vec<(ChunkKey, u64, u64)> = (first / chunk_size..=last / chunk_size)
+        .map(|chunk_index| {
+            let start = chunk_index * chunk_size;
+            let from = first.max(start);
+            let to = last.min(start + chunk_size - 1);
+            (
+                ChunkKey {
+                    content_id: content_id.clone(),
+                    file_index,
+                    chunk_index,
+                },
+                from - start,
+                to - from + 1,
+            )
+        })
+        .collect();
+    let stream = futures::stream::iter(pieces)
+        .then(move |(key, offset, len)| {
+            let blobs = blobs.clone();
+            async move {
+                blobs
+                    .read_chunk(&key, offset, len)
+                    .await
+                    .map_err(std::io::Error::other)
+            }
+        })
+        .try_flatten();
+    Body::from_stream(stream)
+}
+
+pub async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((asset_id, content_id, file_index)): ApiPath<(String, String, u32)>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    load_asset(&state, &caller, &asset_id, Access::Read).await?;
+    let content = state
+        .meta
+        .get_content(&asset_id, &content_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "no complete content version {content_id} for asset {asset_id}"
+            ))
+        })?;
+    let file = content
+        .version
+        .files
+        .get(file_index as usize)
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "file {file_index} not found; this content version has {} file(s)",
+                content.version.files.len()
+            ))
+        })?;
+    let size = file.size;
+    let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
+        None => None,
+        Some(v) => parse_range(v, size).map_err(|msg| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            AppError::invalid(msg).with_http(StatusCode::RANGE_NOT_SATISFIABLE, headers)
+        })?,
+    };
+
+    let mut response = match range {
+        None if size == 0 => Body::empty().into_response(),
+        None => file_stream(
+            state.blobs.clone(),
+            content.version.content_id.clone(),
+            file_index,
+            content.chunk_size,
+            0,
+            size - 1,
+        )
+        .into_response(),
+        Some((first, last)) => {
+            let body = file_stream(
+                state.blobs.clone(),
+                content.version.content_id.clone(),
+                file_index,
+                content.chunk_size,
+                first,
+                last,
+            );
+            let mut r = (StatusCode::PARTIAL_CONTENT, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")).expect("ascii"),
+            );
+            r
+        }
+    };
+    let len = range.map_or(size, |(a, b)| b - a + 1);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(sum) = file
+        .checksum
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        h.insert(CHECKSUM_HEADER, sum);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=90-500", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-500", 100), Ok(Some((0, 99))));
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert!(parse_range("bytes=5-2", 100).is_err());
+        assert!(parse_range("bytes=-0", 100).is_err());
+        assert!(parse_range("bytes=0-0", 0).is_err());
+        assert!(parse_range("bytes=0-1,3-4", 100).is_err());
+        assert!(parse_range("items=0-1", 100).is_err());
+    }
+}

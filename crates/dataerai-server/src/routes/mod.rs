@@ -1,0 +1,195 @@
+//! The HTTP surface: the route table of `docs/api.md`, shared helpers
+//! (pagination, access checks) and the handlers, one module per resource.
+
+mod assets;
+mod content;
+pub mod openapi;
+mod projects;
+mod uploads;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use dataerai_proto::api::{Asset, Page, PageQuery};
+use dataerai_store::meta::{Window, OWNER_PROJECT, OWNER_USER};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// Largest JSON body accepted (chunk bodies are streamed and not limited by this).
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let chunk_route = Router::new()
+        .route(
+            "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
+            put(uploads::put_chunk),
+        )
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/me", get(projects::me))
+        .route(
+            "/api/v1/projects",
+            post(projects::create).get(projects::list),
+        )
+        .route("/api/v1/projects/{project_id}", get(projects::get_one))
+        .route(
+            "/api/v1/projects/{project_id}/collections",
+            get(projects::list_collections).post(projects::create_collection),
+        )
+        .route(
+            "/api/v1/collections/{collection_id}",
+            get(projects::get_collection),
+        )
+        .route(
+            "/api/v1/collections/{collection_id}/assets",
+            get(projects::collection_assets),
+        )
+        .route("/api/v1/assets", post(assets::create).get(assets::list))
+        .route(
+            "/api/v1/assets/{asset_id}",
+            get(assets::get_one)
+                .patch(assets::update)
+                .delete(assets::delete),
+        )
+        .route("/api/v1/assets/{asset_id}/contents", get(content::list))
+        .route(
+            "/api/v1/assets/{asset_id}/contents/{content_id}",
+            get(content::get_one),
+        )
+        .route(
+            "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
+            get(content::download),
+        )
+        .route(
+            "/api/v1/assets/{asset_id}/relationships",
+            post(assets::create_relationship).get(assets::list_relationships),
+        )
+        .route("/api/v1/assets/{asset_id}/uploads", post(uploads::create))
+        .route(
+            "/api/v1/uploads/{upload_id}",
+            get(uploads::get_one).delete(uploads::abort),
+        )
+        .route(
+            "/api/v1/uploads/{upload_id}/complete",
+            post(uploads::complete),
+        )
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(chunk_route)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> AppError {
+    AppError::not_found(format!(
+        "no route {}; see /api/v1/openapi.json for the routes",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::not_found(format!(
+        "no route {method} {}; see /api/v1/openapi.json for the routes",
+        uri.path()
+    ))
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// `?limit=&offset=` → a store window (limit defaults to 100, at most 1000).
+pub(crate) fn window(q: &PageQuery) -> Window {
+    window_of(q.limit, q.offset)
+}
+
+pub(crate) fn window_of(limit: Option<u64>, offset: Option<u64>) -> Window {
+    Window {
+        limit: limit.unwrap_or(100).min(1000),
+        // SQLite takes i64; larger offsets only ever select nothing anyway.
+        offset: offset.unwrap_or(0).min(i64::MAX as u64),
+    }
+}
+
+pub(crate) fn page<T>((items, total): (Vec<T>, u64), w: Window) -> Page<T> {
+    Page {
+        items,
+        total,
+        limit: w.limit,
+        offset: w.offset,
+    }
+}
+
+/// What a caller may do with something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    None,
+    Read,
+    Write,
+}
+
+/// Access from a project role: `owner`, `admin`, `member` write, `viewer` reads.
+pub(crate) async fn project_access(
+    state: &AppState,
+    caller: &Caller,
+    project_id: &str,
+) -> AppResult<Access> {
+    Ok(
+        match state
+            .meta
+            .member_role(project_id, &caller.user_id)
+            .await?
+            .as_deref()
+        {
+            Some("owner" | "admin" | "member") => Access::Write,
+            Some(_) => Access::Read,
+            None => Access::None,
+        },
+    )
+}
+
+pub(crate) async fn asset_access(
+    state: &AppState,
+    caller: &Caller,
+    asset: &Asset,
+) -> AppResult<Access> {
+    match asset.owner_type.as_str() {
+        OWNER_USER if asset.owner_id == caller.user_id => Ok(Access::Write),
+        OWNER_PROJECT => project_access(state, caller, &asset.owner_id).await,
+        _ => Ok(Access::None),
+    }
+}
+
+/// Load an asset the caller may at least read (`need = Read`) or write.
+pub(crate) async fn load_asset(
+    state: &AppState,
+    caller: &Caller,
+    asset_id: &str,
+    need: Access,
+) -> AppResult<Asset> {
+    let asset = state
+        .meta
+        .get_asset(asset_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("asset {asset_id} not found")))?;
+    let access = asset_access(state, caller, &asset).await?;
+    let allowed = match need {
+        Access::Write => access == Access::Write,
+        _ => access != Access::None,
+    };
+    if !allowed {
+        let verb = if need == Access::Write {
+            "modify"
+        } else {
+            "read"
+        };
+        return Err(AppError::denied(format!(
+            "you may not {verb} asset {asset_id}; ask its owner or a project admin for access"
+        )));
+    }
+    Ok(asset)
+}

@@ -1,0 +1,174 @@
+//! `/me`, projects and collections.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use dataerai_proto::api::{
+    Asset, Collection, CreateCollection, CreateProject, Me, Page, PageQuery, Project,
+};
+
+use super::{page, project_access, window, Access};
+use crate::auth::Caller;
+use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
+use crate::state::AppState;
+
+const MAX_NAME_LEN: usize = 255;
+
+fn check_name(what: &str, name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(AppError::invalid(format!(
+            "{what} name must be 1 to {MAX_NAME_LEN} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+pub async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        user_id: caller.user_id,
+        email: caller.email,
+        scopes: caller.scopes,
+        expires_at: caller.expires_at,
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> AppResult<(StatusCode, Json<Project>)> {
+    let name = check_name("project", &body.name)?;
+    let project = state
+        .meta
+        .create_project(
+            &name,
+            &body.description,
+            &caller.user_id,
+            state.default_quota,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<Json<Page<Project>>> {
+    let w = window(&q);
+    Ok(Json(page(
+        state.meta.list_projects(&caller.user_id, w).await?,
+        w,
+    )))
+}
+
+/// The project if the caller is a member: 404 when it does not exist, 403 otherwise.
+async fn member_project(state: &AppState, caller: &Caller, project_id: &str) -> AppResult<Project> {
+    if let Some(p) = state
+        .meta
+        .project_for_member(project_id, &caller.user_id)
+        .await?
+    {
+        return Ok(p);
+    }
+    if state.meta.project_exists(project_id).await? {
+        Err(AppError::denied(format!(
+            "you are not a member of project {project_id}; ask a project admin to add you"
+        )))
+    } else {
+        Err(AppError::not_found(format!(
+            "project {project_id} not found"
+        )))
+    }
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(project_id): ApiPath<String>,
+) -> AppResult<Json<Project>> {
+    Ok(Json(member_project(&state, &caller, &project_id).await?))
+}
+
+pub async fn list_collections(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(project_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<Json<Page<Collection>>> {
+    member_project(&state, &caller, &project_id).await?;
+    let w = window(&q);
+    Ok(Json(page(
+        state.meta.list_collections(&project_id, w).await?,
+        w,
+    )))
+}
+
+pub async fn create_collection(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(project_id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateCollection>,
+) -> AppResult<(StatusCode, Json<Collection>)> {
+    let project = member_project(&state, &caller, &project_id).await?;
+    if project_access(&state, &caller, &project_id).await? != Access::Write {
+        return Err(AppError::denied(
+            "viewers cannot create collections; ask a project admin for the member role",
+        ));
+    }
+    let name = check_name("collection", &body.name)?;
+    let parent = body.parent_id.unwrap_or(project.root_collection_id);
+    match state.meta.get_collection(&parent).await? {
+        Some(c) if c.project_id == project_id => {}
+        _ => {
+            return Err(AppError::invalid(format!(
+                "parent collection {parent} is not a collection of this project"
+            )))
+        }
+    }
+    let c = state
+        .meta
+        .create_collection(&project_id, &name, &parent)
+        .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// A collection the caller may read (member of its project).
+async fn readable_collection(
+    state: &AppState,
+    caller: &Caller,
+    collection_id: &str,
+) -> AppResult<Collection> {
+    let c = state
+        .meta
+        .get_collection(collection_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("collection {collection_id} not found")))?;
+    member_project(state, caller, &c.project_id).await?;
+    Ok(c)
+}
+
+pub async fn get_collection(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(collection_id): ApiPath<String>,
+) -> AppResult<Json<Collection>> {
+    Ok(Json(
+        readable_collection(&state, &caller, &collection_id).await?,
+    ))
+}
+
+pub async fn collection_assets(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(collection_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<Json<Page<Asset>>> {
+    readable_collection(&state, &caller, &collection_id).await?;
+    let w = window(&q);
+    Ok(Json(page(
+        state.meta.list_collection_assets(&collection_id, w).await?,
+        w,
+    )))
+}

@@ -1,0 +1,404 @@
+//! Chunked, resumable uploads.
+//!
+//! Life of a session: `POST /assets/{id}/uploads` reserves quota and opens a
+//! pending content version; each `PUT .../chunks/{i}` streams one chunk to the
+//! blob store (length and BLAKE3 checked, fsynced) and then records it in the
+//! metadata store — only recorded chunks count as received; `complete` re-hashes
+//! every file from its stored chunks and publishes the version in one metadata
+//! transaction; `DELETE` aborts and frees the reservation.
+
+use std::collections::HashSet;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use dataerai_proto::api::{
+    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadSession, DEFAULT_CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+};
+use dataerai_proto::{blake3_checksum, chunk_count, chunk_len, ErrorCode, CHUNK_HASH_HEADER};
+use dataerai_store::blob::PutOutcome;
+use dataerai_store::meta::{ChunkRecord, UploadRecord};
+use dataerai_store::ChunkKey;
+use futures::{StreamExt, TryStreamExt};
+
+use super::{load_asset, Access};
+use crate::auth::Caller;
+use crate::error::{ApiJson, ApiPath, AppError, AppResult};
+use crate::state::AppState;
+
+/// Smallest chunk size a client may ask for.
+pub const MIN_CHUNK_SIZE: u64 = 1024;
+/// Most files in one content version.
+const MAX_FILES: usize = 100_000;
+const MAX_FILE_NAME_LEN: usize = 4096;
+
+/// A file name must be a clean relative `/`-separated path.
+fn check_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_FILE_NAME_LEN {
+        return Err(format!("file name must be 1 to {MAX_FILE_NAME_LEN} bytes"));
+    }
+    if name.contains('\0') || name.contains('\\') {
+        return Err(format!(
+            "file name {name:?} contains a NUL or a backslash; use `/` as separator"
+        ));
+    }
+    if name.starts_with('/') {
+        return Err(format!("file name {name:?} must be relative, not absolute"));
+    }
+    if name
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(format!(
+            "file name {name:?} must not contain empty, `.` or `..` components"
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(asset_id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateUpload>,
+) -> AppResult<(StatusCode, Json<UploadSession>)> {
+    load_asset(&state, &caller, &asset_id, Access::Write).await?;
+    let chunk_size = body.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+        return Err(AppError::invalid(format!(
+            "chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
+        )));
+    }
+    if body.files.is_empty() || body.files.len() > MAX_FILES {
+        return Err(AppError::invalid(format!(
+            "an upload needs 1 to {MAX_FILES} files"
+        )));
+    }
+    let mut seen = HashSet::new();
+    for f in &body.files {
+        check_file_name(&f.name).map_err(AppError::invalid)?;
+        if !seen.insert(f.name.as_str()) {
+            return Err(AppError::invalid(format!(
+                "file name {:?} appears twice",
+                f.name
+            )));
+        }
+    }
+    // Sizes go into SQLite INTEGER (i64): refuse anything that would overflow.
+    let total = body
+        .files
+        .iter()
+        .try_fold(0u64, |acc, f| acc.checked_add(f.size));
+    if !matches!(total, Some(t) if t <= i64::MAX as u64) {
+        return Err(AppError::invalid("total upload size is too large"));
+    }
+    let session = state
+        .meta
+        .create_upload(&asset_id, &caller.user_id, chunk_size, &body.files)
+        .await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// An upload session of the caller (404 unknown, 403 someone else's).
+async fn own_upload(state: &AppState, caller: &Caller, upload_id: &str) -> AppResult<UploadRecord> {
+    let record = state
+        .meta
+        .get_upload(upload_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("upload {upload_id} not found")))?;
+    if record.user_id != caller.user_id {
+        return Err(AppError::denied(format!(
+            "upload {upload_id} was opened by another user"
+        )));
+    }
+    Ok(record)
+}
+
+/// As [`own_upload`], and still open.
+async fn open_upload(
+    state: &AppState,
+    caller: &Caller,
+    upload_id: &str,
+) -> AppResult<UploadRecord> {
+    let record = own_upload(state, caller, upload_id).await?;
+    if record.session.status != "open" {
+        return Err(AppError::invalid(format!(
+            "upload {upload_id} is {}; open a new upload session",
+            record.session.status
+        )));
+    }
+    Ok(record)
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(upload_id): ApiPath<String>,
+) -> AppResult<Json<UploadSession>> {
+    Ok(Json(own_upload(&state, &caller, &upload_id).await?.session))
+}
+
+fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
+    let value = headers.get(CHUNK_HASH_HEADER).ok_or_else(|| {
+        AppError::invalid(format!(
+            "missing header {CHUNK_HASH_HEADER}: send the chunk's BLAKE3 as 64 hex digits"
+        ))
+    })?;
+    let text = value.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("blake3:").unwrap_or(text);
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).map_err(|_| {
+        AppError::invalid(format!("header {CHUNK_HASH_HEADER} must be 64 hex digits"))
+    })?;
+    Ok(out)
+}
+
+pub async fn put_chunk(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((upload_id, file_index, chunk_index)): ApiPath<(String, u32, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Json<ChunkAck>> {
+    let record = open_upload(&state, &caller, &upload_id).await?;
+    let session = record.session;
+    let file = session.files.get(file_index as usize).ok_or_else(|| {
+        AppError::invalid(format!(
+            "file index {file_index} is out of range: the upload has {} file(s)",
+            session.files.len()
+        ))
+    })?;
+    let count = chunk_count(file.size, session.chunk_size);
+    if chunk_index >= count {
+        return Err(AppError::invalid(format!(
+            "chunk index {chunk_index} is out of range: file {file_index} has {count} chunk(s)"
+        )));
+    }
+    let expected_len = chunk_len(file.size, session.chunk_size, chunk_index);
+    let hash = parse_chunk_hash(&headers)?;
+    let hex_hash = hex::encode(hash);
+    if let Some(declared) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
+        if declared != expected_len {
+            return Err(AppError::invalid(format!(
+                "chunk {chunk_index} of file {file_index} must be {expected_len} bytes, the request has {declared}"
+            )));
+        }
+    }
+    let ack = ChunkAck {
+        file_index,
+        chunk_index,
+        size: expected_len,
+        checksum: format!("blake3:{hex_hash}"),
+    };
+    let conflict = || {
+        AppError::new(
+            ErrorCode::Conflict,
+            format!("chunk {chunk_index} of file {file_index} was already received with different bytes; abort this upload and start a new one"),
+        )
+    };
+
+    // Already held: answer without touching storage (idempotent retries are cheap).
+    if let Some(held) = state
+        .meta
+        .chunk(&upload_id, file_index, chunk_index)
+        .await?
+    {
+        return if held.hash == hex_hash {
+            Ok(Json(ack))
+        } else {
+            Err(conflict())
+        };
+    }
+
+    let key = ChunkKey {
+        content_id: session.content_id.clone(),
+        file_index,
+        chunk_index,
+    };
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    match state
+        .blobs
+        .put_chunk(&key, stream, expected_len, hash)
+        .await?
+    {
+        PutOutcome::Stored | PutOutcome::AlreadyStored => {}
+        PutOutcome::Conflict => return Err(conflict()),
+    }
+    let recorded = state
+        .meta
+        .record_chunk(
+            &upload_id,
+            file_index,
+            chunk_index,
+            ChunkRecord {
+                size: expected_len,
+                hash: hex_hash.clone(),
+            },
+        )
+        .await?;
+    if recorded.hash != hex_hash {
+        return Err(conflict());
+    }
+    Ok(Json(ack))
+}
+
+/// The first `show` chunk indices below `count` not in `received` (sorted
+/// ascending), and how many are missing in all. Walks only as far as needed, so
+/// a session with millions of chunks costs no more than its received list.
+fn missing_chunks(received: &[u64], count: u64, show: usize) -> (Vec<u64>, u64) {
+    let held = received.iter().filter(|&&i| i < count).count() as u64;
+    let mut shown = Vec::new();
+    let mut next = received.iter().peekable();
+    let mut i = 0;
+    while i < count && shown.len() < show {
+        if next.peek() == Some(&&i) {
+            next.next();
+        } else {
+            shown.push(i);
+        }
+        i += 1;
+    }
+    (shown, count - held)
+}
+
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(upload_id): ApiPath<String>,
+    ApiJson(body): ApiJson<CompleteUpload>,
+) -> AppResult<Json<ContentVersion>> {
+    let session = open_upload(&state, &caller, &upload_id).await?.session;
+
+    // Every chunk must be there before anything is hashed.
+    let mut missing = Vec::new();
+    for f in &session.files {
+        let (absent, absent_count) = missing_chunks(&f.received_chunks, f.chunk_count, 10);
+        if !absent.is_empty() {
+            let shown: Vec<String> = absent.iter().map(u64::to_string).collect();
+            let more = if absent_count > absent.len() as u64 {
+                format!(" and {} more", absent_count - absent.len() as u64)
+            } else {
+                String::new()
+            };
+            missing.push(format!(
+                "file {} ({:?}) chunks {}{more}",
+                f.file_index,
+                f.name,
+                shown.join(", ")
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(AppError::invalid(format!(
+            "upload is incomplete: missing {}; upload them, then complete again",
+            missing.join("; ")
+        )));
+    }
+
+    // One client checksum per file.
+    let mut claimed = vec![None; session.files.len()];
+    for cf in &body.files {
+        let slot = claimed.get_mut(cf.file_index as usize).ok_or_else(|| {
+            AppError::invalid(format!("file index {} is out of range", cf.file_index))
+        })?;
+        if slot.is_some() {
+            return Err(AppError::invalid(format!(
+                "file index {} is listed twice",
+                cf.file_index
+            )));
+        }
+        let hex_sum = cf.checksum.strip_prefix("blake3:").unwrap_or("");
+        if hex_sum.len() != 64 || !hex_sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::invalid(format!(
+                "checksum of file {} must be \"blake3:<64 hex digits>\"",
+                cf.file_index
+            )));
+        }
+        *slot = Some(hex_sum.to_ascii_lowercase());
+    }
+    if let Some(i) = claimed.iter().position(Option::is_none) {
+        return Err(AppError::invalid(format!("no checksum given for file {i}")));
+    }
+
+    // Re-hash every file from its stored chunks; nothing is published on mismatch.
+    let mut checksums = Vec::with_capacity(session.files.len());
+    for (f, claim) in session.files.iter().zip(&claimed) {
+        let mut hasher = blake3::Hasher::new();
+        for chunk_index in 0..f.chunk_count {
+            let key = ChunkKey {
+                content_id: session.content_id.clone(),
+                file_index: f.file_index,
+                chunk_index,
+            };
+            let len = chunk_len(f.size, session.chunk_size, chunk_index);
+            let mut stream = state.blobs.read_chunk(&key, 0, len).await?;
+            while let Some(piece) = stream.next().await {
+                hasher.update(&piece.map_err(dataerai_store::StoreError::from)?);
+            }
+        }
+        let actual = blake3_checksum(hasher.finalize().as_bytes());
+        if Some(&actual[7..]) != claim.as_deref() {
+            return Err(AppError::new(
+                ErrorCode::Integrity,
+                format!(
+                    "file {} ({:?}) hashes to {actual} on the server, not blake3:{}; check the local file and upload it again",
+                    f.file_index,
+                    f.name,
+                    claim.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        checksums.push(actual);
+    }
+    Ok(Json(
+        state.meta.complete_upload(&upload_id, &checksums).await?,
+    ))
+}
+
+pub async fn abort(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(upload_id): ApiPath<String>,
+) -> AppResult<StatusCode> {
+    let session = open_upload(&state, &caller, &upload_id).await?.session;
+    state.meta.abort_upload(&upload_id).await?;
+    if let Err(e) = state.blobs.delete_content(&session.content_id).await {
+        tracing::warn!(%upload_id, error = %e, "could not delete chunks of an aborted upload");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_file_name;
+
+    #[test]
+    fn missing() {
+        assert_eq!(super::missing_chunks(&[0, 1, 2], 3, 10), (vec![], 0));
+        assert_eq!(super::missing_chunks(&[0, 2], 4, 10), (vec![1, 3], 2));
+        assert_eq!(
+            super::missing_chunks(&[], 1 << 40, 2),
+            (vec![0, 1], 1 << 40)
+        );
+    }
+
+    #[test]
+    fn file_names() {
+        for ok in ["a", "a/b.txt", "dir/sub/file.h5", "..a", "a..b"] {
+            assert!(check_file_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "/abs", "a/../b", "..", "a//b", "a/", "./a", "a\0b", "a\\b",
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

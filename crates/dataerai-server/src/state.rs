@@ -1,0 +1,25 @@
+//! Shared state of the HTTP handlers: the two stores and the configuration.
+//! Nothing about uploads or transfers lives here — it is all in the stores.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use dataerai_store::{BlobStore, FsBlobStore, MetadataStore, SqliteStore};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub meta: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// Quota of new projects' allocations (bytes).
+    pub default_quota: u64,
+}
+
+/// Open the embedded backends in `data_dir`: `dataerai.db` and `blobs/`.
+pub async fn open_embedded(
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<SqliteStore>, Arc<FsBlobStore>)> {
+    tokio::fs::create_dir_all(data_dir).await?;
+    let meta = SqliteStore::open(&data_dir.join("dataerai.db")).await?;
+    let blobs = FsBlobStore::open(&data_dir.join("blobs")).await?;
+    Ok((Arc::new(meta), Arc::new(blobs)))
+}

@@ -1,0 +1,298 @@
+//! Shared helpers for integration tests: start the real `dataerai-server`
+//! binary on a temp directory, bootstrap users/tokens with the admin commands,
+//! and talk to the API with reqwest.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dataerai-server");
+
+/// Run `dataerai-server admin ARGS… --data-dir DIR`; panics on failure; answers stdout.
+pub fn admin(data_dir: &Path, args: &[&str]) -> String {
+    let out = admin_raw(data_dir, args);
+    assert!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn admin_raw(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATAERAI_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+/// Create a user and a token; answers (user_id, token).
+pub fn make_user(data_dir: &Path, email: &str, scope: &str) -> (String, String) {
+    let user_id = admin(data_dir, &["create-user", "--email", email]);
+    let token = admin(
+        data_dir,
+        &["create-token", "--email", email, "--scope", scope],
+    );
+    (user_id, token)
+}
+
+/// A running server process; killed when dropped.
+pub struct TestServer {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+impl TestServer {
+    pub fn start(data_dir: &Path) -> TestServer {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> TestServer {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        TestServer {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn api(&self, token: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: token.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "server exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny API client for tests.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+pub fn hex_blake3(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Create a personal asset of `user_id`; answers its id.
+    pub async fn personal_asset(&self, user_id: &str, title: &str) -> String {
+        let (s, v) = self
+            .post(
+                "/api/v1/assets",
+                json!({"title": title, "owner_type": "user", "owner_id": user_id}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["asset_id"].as_str().unwrap().to_string()
+    }
+
+    /// PUT one chunk with the given hash header.
+    pub async fn put_chunk_with_hash(
+        &self,
+        upload_id: &str,
+        file: u32,
+        chunk: u64,
+        data: Vec<u8>,
+        hash: &str,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .put(self.url(&format!(
+                "/api/v1/uploads/{upload_id}/files/{file}/chunks/{chunk}"
+            )))
+            .bearer_auth(&self.token)
+            .header("x-dataerai-chunk-blake3", hash)
+            .body(data)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn put_chunk(
+        &self,
+        upload_id: &str,
+        file: u32,
+        chunk: u64,
+        data: &[u8],
+    ) -> (StatusCode, Value) {
+        self.put_chunk_with_hash(upload_id, file, chunk, data.to_vec(), &hex_blake3(data))
+            .await
+    }
+
+    /// Open an upload for `files` (name, bytes) and send every chunk; answers the
+    /// session JSON (not completed).
+    pub async fn send_files(
+        &self,
+        asset_id: &str,
+        files: &[(&str, &[u8])],
+        chunk_size: u64,
+    ) -> Value {
+        let specs: Vec<Value> = files
+            .iter()
+            .map(|(n, d)| json!({"name": n, "size": d.len()}))
+            .collect();
+        let (s, session) = self
+            .post(
+                &format!("/api/v1/assets/{asset_id}/uploads"),
+                json!({"files": specs, "chunk_size": chunk_size}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{session}");
+        let upload_id = session["upload_id"].as_str().unwrap();
+        for (fi, (_, data)) in files.iter().enumerate() {
+            let count = session["files"][fi]["chunk_count"].as_u64().unwrap();
+            for ci in 0..count {
+                let start = (ci * chunk_size) as usize;
+                let end = ((ci + 1) * chunk_size).min(data.len() as u64) as usize;
+                let (s, ack) = self
+                    .put_chunk(upload_id, fi as u32, ci, &data[start..end])
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{ack}");
+            }
+        }
+        session
+    }
+
+    pub async fn complete(&self, upload_id: &str, files: &[&[u8]]) -> (StatusCode, Value) {
+        let sums: Vec<Value> = files
+            .iter()
+            .enumerate()
+            .map(|(i, d)| json!({"file_index": i, "checksum": format!("blake3:{}", hex_blake3(d))}))
+            .collect();
+        self.post(
+            &format!("/api/v1/uploads/{upload_id}/complete"),
+            json!({"files": sums}),
+        )
+        .await
+    }
+
+    /// Upload and complete; answers the content version.
+    pub async fn upload(&self, asset_id: &str, files: &[(&str, &[u8])], chunk_size: u64) -> Value {
+        let session = self.send_files(asset_id, files, chunk_size).await;
+        let datas: Vec<&[u8]> = files.iter().map(|(_, d)| *d).collect();
+        let (s, v) = self
+            .complete(session["upload_id"].as_str().unwrap(), &datas)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[0] ^ (i / 7) as u8 ^ seed)
+        .collect()
+}
+
+/// Assert an error reply: status and `ERR_*` code.
+#[track_caller]
+pub fn assert_err(reply: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(reply.0.as_u16(), status, "{}", reply.1);
+    assert_eq!(reply.1["error"]["code"], code, "{}", reply.1);
+    assert!(
+        !reply.1["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{}",
+        reply.1
+    );
+}

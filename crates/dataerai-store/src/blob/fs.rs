@@ -1,0 +1,315 @@
+//! [`BlobStore`] on a local directory: the embedded default.
+//!
+//! Layout: `ROOT/content/<content_id>/<file_index>/<chunk_index>`, one file per
+//! chunk. A chunk is first streamed into a temporary file next to its final
+//! name, hashed and fsynced, then hard-linked into place: `link` fails when the
+//! name exists, which gives the no-clobber guarantee without a lock.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+use uuid::Uuid;
+
+use super::{BlobStore, ByteStream, ChunkKey, PutOutcome};
+use crate::error::{Result, StoreError};
+
+/// Buffer size for reading chunk files back.
+const READ_BUF: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Use `root` (created if missing) as the blob directory.
+    pub async fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root.join("content")).await?;
+        Ok(FsBlobStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn content_dir(&self, content_id: &str) -> Result<PathBuf> {
+        // Ids come from our own database, but a path must never escape the root.
+        if content_id.is_empty()
+            || !content_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(StoreError::Invalid(format!(
+                "bad content id {content_id:?}"
+            )));
+        }
+        Ok(self.root.join("content").join(content_id))
+    }
+
+    fn chunk_path(&self, key: &ChunkKey) -> Result<PathBuf> {
+        Ok(self
+            .content_dir(&key.content_id)?
+            .join(key.file_index.to_string())
+            .join(key.chunk_index.to_string()))
+    }
+}
+
+/// BLAKE3 of a whole file, streamed.
+async fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut file = fs::File::open(path).await?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(*hasher.finalize().as_bytes());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Make a rename or link durable: fsync the directory holding it.
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(io::Error::other)?
+}
+
+impl FsBlobStore {
+    /// Stream into `tmp`, checking length and hash; fsync on success.
+    async fn write_verified(
+        tmp: &Path,
+        mut body: ByteStream,
+        expected_len: u64,
+        expected_hash: [u8; 32],
+    ) -> Result<()> {
+        let mut file = fs::File::create(tmp).await?;
+        let mut hasher = blake3::Hasher::new();
+        let mut written: u64 = 0;
+        while let Some(piece) = body.next().await {
+            // A body that breaks off is the client's failure, not the disk's.
+            let piece = piece
+                .map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))?;
+            written += piece.len() as u64;
+            // Stop reading as soon as the body is too long: never store more than promised.
+            if written > expected_len {
+                return Err(StoreError::Invalid(format!(
+                    "chunk body is longer than the expected {expected_len} bytes"
+                )));
+            }
+            hasher.update(&piece);
+            file.write_all(&piece).await?;
+        }
+        if written != expected_len {
+            return Err(StoreError::Invalid(format!(
+                "chunk body has {written} bytes, expected {expected_len}"
+            )));
+        }
+        let got = hasher.finalize();
+        if got.as_bytes() != &expected_hash {
+            return Err(StoreError::Integrity(format!(
+                "chunk BLAKE3 is {}, but the request said {}; resend the chunk",
+                got.to_hex(),
+                hex::encode(expected_hash)
+            )));
+        }
+        file.sync_all().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put_chunk(
+        &self,
+        key: &ChunkKey,
+        body: ByteStream,
+        expected_len: u64,
+        expected_hash: [u8; 32],
+    ) -> Result<PutOutcome> {
+        let path = self.chunk_path(key)?;
+        let dir = path
+            .parent()
+            .expect("chunk path has a parent")
+            .to_path_buf();
+        fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(format!(".{}.tmp-{}", key.chunk_index, Uuid::new_v4()));
+        let written = Self::write_verified(&tmp, body, expected_len, expected_hash).await;
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        let linked = fs::hard_link(&tmp, &path).await;
+        let _ = fs::remove_file(&tmp).await;
+        match linked {
+            Ok(()) => {
+                // The new name, and the directories that may have just been
+                // created for it, must survive a power cut before the ack.
+                sync_dir(&dir).await?;
+                sync_dir(dir.parent().expect("file dir has a parent")).await?;
+                sync_dir(&self.root.join("content")).await?;
+                Ok(PutOutcome::Stored)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Only verified bytes are ever linked, so comparing hashes is enough.
+                if hash_file(&path).await? == expected_hash {
+                    Ok(PutOutcome::AlreadyStored)
+                } else {
+                    Ok(PutOutcome::Conflict)
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream> {
+        let path = self.chunk_path(key)?;
+        let mut file = fs::File::open(&path).await.map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::NotFound(format!(
+                    "chunk {} of file {} of content {}",
+                    key.chunk_index, key.file_index, key.content_id
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        if offset > 0 {
+            file.seek(io::SeekFrom::Start(offset)).await?;
+        }
+        Ok(Box::pin(ReaderStream::with_capacity(
+            file.take(len),
+            READ_BUF,
+        )))
+    }
+
+    async fn delete_content(&self, content_id: &str) -> Result<()> {
+        match fs::remove_dir_all(self.content_dir(content_id)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn body(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<io::Result<Bytes>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures::stream::iter(items))
+    }
+
+    async fn read_all(mut s: ByteStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(p) = s.next().await {
+            out.extend_from_slice(&p.unwrap());
+        }
+        out
+    }
+
+    fn key(chunk: u64) -> ChunkKey {
+        ChunkKey {
+            content_id: "c-1".into(),
+            file_index: 0,
+            chunk_index: chunk,
+        }
+    }
+
+    #[tokio::test]
+    async fn put_verify_read_and_no_clobber() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let data = b"hello world";
+        let hash = *blake3::hash(data).as_bytes();
+
+        let out = store
+            .put_chunk(&key(0), body(&[b"hello ", b"world"]), 11, hash)
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::Stored);
+        assert_eq!(
+            read_all(store.read_chunk(&key(0), 0, 11).await.unwrap()).await,
+            data
+        );
+        assert_eq!(
+            read_all(store.read_chunk(&key(0), 6, 3).await.unwrap()).await,
+            b"wor"
+        );
+
+        // Same bytes again: idempotent.
+        let again = store
+            .put_chunk(&key(0), body(&[data]), 11, hash)
+            .await
+            .unwrap();
+        assert_eq!(again, PutOutcome::AlreadyStored);
+
+        // Different (self-consistent) bytes: refused, original kept.
+        let other = b"HELLO WORLD";
+        let out = store
+            .put_chunk(&key(0), body(&[other]), 11, *blake3::hash(other).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::Conflict);
+        assert_eq!(
+            read_all(store.read_chunk(&key(0), 0, 11).await.unwrap()).await,
+            data
+        );
+
+        // No temporary files are left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("content/c-1/0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_length_or_hash_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let hash = *blake3::hash(b"abc").as_bytes();
+        assert!(matches!(
+            store.put_chunk(&key(1), body(&[b"abcd"]), 3, hash).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.put_chunk(&key(1), body(&[b"ab"]), 3, hash).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.put_chunk(&key(1), body(&[b"abd"]), 3, hash).await,
+            Err(StoreError::Integrity(_))
+        ));
+        assert!(matches!(
+            store.read_chunk(&key(1), 0, 3).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let left = std::fs::read_dir(dir.path().join("content/c-1/0"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0);
+
+        store.delete_content("c-1").await.unwrap();
+        assert!(!dir.path().join("content/c-1").exists());
+        store.delete_content("c-1").await.unwrap();
+        assert!(store
+            .read_chunk(
+                &ChunkKey {
+                    content_id: "../x".into(),
+                    file_index: 0,
+                    chunk_index: 0
+                },
+                0,
+                1
+            )
+            .await
+            .is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The metadata store: every piece of state except the bytes themselves.
+//!
+//! The trait speaks in the wire types of `dataerai-proto` where they match one to
+//! one (a stored asset *is* an [`Asset`]), plus a few records of its own for
+//! things the API never shows (token hashes, upload owners, chunk sizes).
+//! Authorization is not the store's business: the server decides who may call
+//! what, the store keeps the data consistent (transactions, unique keys, quotas).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dataerai_proto::api::{
+    Allocation, Asset, Collection, ContentVersion, Project, Relationship, UpdateAsset,
+    UploadFileSpec, UploadSession,
+};
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+
+/// `owner_type` of personal assets and allocations.
+pub const OWNER_USER: &str = "user";
+/// `owner_type` of project assets and allocations.
+pub const OWNER_PROJECT: &str = "project";
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A bearer token as stored: who it belongs to and what it may do.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub token_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user_id: String,
+    pub name: String,
+    /// Hex digest of the token (the token itself is never given to the store).
+    pub token_hash: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAsset {
+    pub title: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub owner_type: String,
+    pub owner_id: String,
+    pub collection_id: Option<String>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRelationship {
+    pub from_asset_id: String,
+    pub to_asset_id: String,
+    pub rel_type: String,
+    pub analysis_mode: Option<String>,
+    pub qualifiers: Map<String, Value>,
+    pub created_by: String,
+}
+
+/// An upload session with what the API does not show.
+#[derive(Debug, Clone)]
+pub struct UploadRecord {
+    pub session: UploadSession,
+    /// The user who opened the session (only they may use it).
+    pub user_id: String,
+}
+
+/// Where a content version's bytes are and how they are cut.
+#[derive(Debug, Clone)]
+pub struct ContentRecord {
+    pub version: ContentVersion,
+    pub chunk_size: u64,
+}
+
+/// What was recorded for a chunk: its size and BLAKE3 hex digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecord {
+    pub size: u64,
+    pub hash: String,
+}
+
+/// A slice of a list: `limit` items from `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Metadata store backend. Every method is one transaction.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // ------------------------------------------------------------ users, tokens
+
+    /// Create a user and their personal allocation. Duplicate email → `Conflict`.
+    async fn create_user(&self, email: &str, quota_bytes: u64) -> Result<User>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn create_token(&self, token: NewToken) -> Result<String>;
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+
+    // ------------------------------------------------------------ allocations
+
+    async fn allocation(&self, owner_type: &str, owner_id: &str) -> Result<Option<Allocation>>;
+    /// Set the quota of an existing allocation; `NotFound` when there is none.
+    async fn set_quota(&self, owner_type: &str, owner_id: &str, quota_bytes: u64) -> Result<()>;
+
+    // ------------------------------------------------------------ projects
+
+    /// Create a project with its root collection, the creator as `owner` and an
+    /// allocation of `quota_bytes`.
+    async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        created_by: &str,
+        quota_bytes: u64,
+    ) -> Result<Project>;
+    /// The project as seen by `user_id` (`role` filled in); `None` when the
+    /// project does not exist or the user is not a member.
+    async fn project_for_member(&self, project_id: &str, user_id: &str) -> Result<Option<Project>>;
+    async fn project_exists(&self, project_id: &str) -> Result<bool>;
+    async fn list_projects(&self, user_id: &str, window: Window) -> Result<(Vec<Project>, u64)>;
+    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>>;
+
+    // ------------------------------------------------------------ collections
+
+    async fn create_collection(
+        &self,
+        project_id: &str,
+        name: &str,
+        parent_id: &str,
+    ) -> Result<Collection>;
+    async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>>;
+    async fn list_collections(
+        &self,
+        project_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Collection>, u64)>;
+    async fn list_collection_assets(
+        &self,
+        collection_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)>;
+
+    // ------------------------------------------------------------ assets
+
+    /// Alias already used by the same owner → `Conflict`.
+    async fn create_asset(&self, asset: NewAsset) -> Result<Asset>;
+    async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>>;
+    async fn list_assets(
+        &self,
+        owner_type: &str,
+        owner_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)>;
+    /// Apply a patch; `metadata` is merged key by key (a `null` value deletes the key).
+    async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset>;
+    /// Delete an asset with its versions, sessions and relationships. Answers the
+    /// content ids whose blobs the caller should now delete.
+    async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>>;
+
+    // ------------------------------------------------------------ content versions
+
+    /// Complete versions, newest first.
+    async fn list_contents(
+        &self,
+        asset_id: &str,
+        window: Window,
+    ) -> Result<(Vec<ContentVersion>, u64)>;
+    /// A complete version of the asset; `content_id == "latest"` picks the newest.
+    async fn get_content(&self, asset_id: &str, content_id: &str) -> Result<Option<ContentRecord>>;
+
+    // ------------------------------------------------------------ uploads
+
+    /// Open an upload session and its pending content version. Fails with
+    /// `QuotaExceeded` when used + reserved + the new total exceeds the quota of
+    /// the asset owner's allocation; otherwise the total is reserved.
+    async fn create_upload(
+        &self,
+        asset_id: &str,
+        user_id: &str,
+        chunk_size: u64,
+        files: &[UploadFileSpec],
+    ) -> Result<UploadSession>;
+    async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>>;
+    async fn chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+    ) -> Result<Option<ChunkRecord>>;
+    /// Record a verified chunk. If the chunk is already recorded the stored
+    /// record is answered unchanged (the caller compares hashes). Fails with
+    /// `Invalid` when the session is no longer open.
+    async fn record_chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+        chunk: ChunkRecord,
+    ) -> Result<ChunkRecord>;
+    /// Publish the session's content version with these per-file checksums
+    /// (`blake3:<hex>`, in file order), in one transaction, after checking the
+    /// quota again (`QuotaExceeded`).
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        checksums: &[String],
+    ) -> Result<ContentVersion>;
+    /// Abort an open session; frees its reservation. `Invalid` if not open.
+    async fn abort_upload(&self, upload_id: &str) -> Result<()>;
+
+    // ------------------------------------------------------------ relationships
+
+    /// Duplicate (from, to, type) → `RelationshipExists`.
+    async fn create_relationship(&self, rel: NewRelationship) -> Result<Relationship>;
+    async fn list_relationships(
+        &self,
+        from_asset_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Relationship>, u64)>;
+}

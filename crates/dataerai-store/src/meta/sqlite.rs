@@ -1,0 +1,1436 @@
+//! [`MetadataStore`] on SQLite: the embedded default. One file
+//! (`DATA_DIR/dataerai.db`) in WAL mode, so the admin commands can write while a
+//! server runs. Writes run in `BEGIN IMMEDIATE` transactions: the write lock is
+//! taken up front, so a read-check-write sequence (quota, merge) never races
+//! another writer and never fails half way with `SQLITE_BUSY`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use dataerai_proto::api::{
+    Allocation, Asset, AssetSummary, Collection, ContentFile, ContentVersion, Project,
+    Relationship, UpdateAsset, UploadFileSpec, UploadFileState, UploadSession,
+};
+use serde_json::{Map, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken, TokenRecord,
+    UploadRecord, User, Window, OWNER_PROJECT, OWNER_USER,
+};
+use crate::error::{Result, StoreError};
+
+/// The SQLite metadata store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and run the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a chunk ack or a published version must survive a power cut.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn new_id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// Fixed-width timestamps so that string order is time order.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Invalid(format!("bad timestamp {s:?} in database: {e}")))
+}
+
+fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    s.map(|s| parse_ts(&s)).transpose()
+}
+
+fn json_object(s: &str) -> Map<String, Value> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serialising JSON values cannot fail")
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn window_args(w: Window) -> (i64, i64) {
+    (w.limit as i64, w.offset as i64)
+}
+
+// ---------------------------------------------------------------- row loaders
+
+async fn usage(
+    conn: &mut SqliteConnection,
+    owner_type: &str,
+    owner_id: &str,
+) -> Result<(u64, u64)> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(CASE WHEN c.status = 'complete' THEN c.total_bytes END), 0) AS used,
+                COALESCE(SUM(CASE WHEN c.status = 'pending' THEN c.total_bytes END), 0) AS reserved
+         FROM contents c JOIN assets a ON a.id = c.asset_id
+         WHERE a.owner_type = ? AND a.owner_id = ?",
+    )
+    .bind(owner_type)
+    .bind(owner_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((
+        row.try_get::<i64, _>("used")? as u64,
+        row.try_get::<i64, _>("reserved")? as u64,
+    ))
+}
+
+async fn load_allocation(
+    conn: &mut SqliteConnection,
+    owner_type: &str,
+    owner_id: &str,
+) -> Result<Option<Allocation>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, quota_bytes FROM allocations WHERE owner_type = ? AND owner_id = ?",
+    )
+    .bind(owner_type)
+    .bind(owner_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (used, reserved) = usage(conn, owner_type, owner_id).await?;
+    Ok(Some(Allocation {
+        allocation_id: row.try_get("id")?,
+        quota_bytes: row.try_get::<i64, _>("quota_bytes")? as u64,
+        used_bytes: used,
+        reserved_bytes: reserved,
+    }))
+}
+
+async fn project_from_row(
+    conn: &mut SqliteConnection,
+    row: &SqliteRow,
+    role: String,
+) -> Result<Project> {
+    let project_id: String = row.try_get("id")?;
+    let allocation = load_allocation(conn, OWNER_PROJECT, &project_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("allocation of project {project_id}")))?;
+    Ok(Project {
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        root_collection_id: row.try_get("root_collection_id")?,
+        created_by: row.try_get("created_by")?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        project_id,
+        role,
+        allocation,
+    })
+}
+
+fn collection_from_row(row: &SqliteRow) -> Result<Collection> {
+    Ok(Collection {
+        collection_id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        name: row.try_get("name")?,
+        parent_id: row.try_get("parent_id")?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+    })
+}
+
+async fn load_content(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<ContentRecord> {
+    let content_id: String = row.try_get("id")?;
+    let files = sqlx::query(
+        "SELECT file_index, name, size, checksum FROM content_files WHERE content_id = ? ORDER BY file_index",
+    )
+    .bind(&content_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|f| {
+        Ok(ContentFile {
+            file_index: f.try_get::<i64, _>("file_index")? as u32,
+            name: f.try_get("name")?,
+            size: f.try_get::<i64, _>("size")? as u64,
+            checksum: f.try_get("checksum")?,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    Ok(ContentRecord {
+        version: ContentVersion {
+            asset_id: row.try_get("asset_id")?,
+            status: row.try_get("status")?,
+            total_bytes: row.try_get::<i64, _>("total_bytes")? as u64,
+            files,
+            created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+            completed_at: opt_ts(row.try_get("completed_at")?)?,
+            content_id,
+        },
+        chunk_size: row.try_get::<i64, _>("chunk_size")? as u64,
+    })
+}
+
+const CONTENT_COLUMNS: &str =
+    "id, asset_id, status, total_bytes, chunk_size, created_at, completed_at";
+
+async fn content_by_id(
+    conn: &mut SqliteConnection,
+    content_id: &str,
+) -> Result<Option<ContentRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CONTENT_COLUMNS} FROM contents WHERE id = ?"
+    ))
+    .bind(content_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(load_content(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn latest_content(
+    conn: &mut SqliteConnection,
+    asset_id: &str,
+) -> Result<Option<ContentRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CONTENT_COLUMNS} FROM contents WHERE asset_id = ? AND status = 'complete'
+         ORDER BY completed_at DESC, rowid DESC LIMIT 1"
+    ))
+    .bind(asset_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(load_content(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+const ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, created_at, updated_at";
+
+async fn asset_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Asset> {
+    let asset_id: String = row.try_get("id")?;
+    let collection_ids = sqlx::query_scalar::<_, String>(
+        "SELECT collection_id FROM asset_collections WHERE asset_id = ? ORDER BY collection_id",
+    )
+    .bind(&asset_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let latest = latest_content(conn, &asset_id).await?.map(|c| c.version);
+    Ok(Asset {
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        alias: row.try_get("alias")?,
+        tags: serde_json::from_str(&row.try_get::<String, _>("tags")?).unwrap_or_default(),
+        metadata: json_object(&row.try_get::<String, _>("metadata")?),
+        owner_type: row.try_get("owner_type")?,
+        owner_id: row.try_get("owner_id")?,
+        collection_ids,
+        created_by: row.try_get("created_by")?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+        latest_content: latest,
+        asset_id,
+    })
+}
+
+async fn asset_by_id(conn: &mut SqliteConnection, asset_id: &str) -> Result<Option<Asset>> {
+    let row = sqlx::query(&format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?"))
+        .bind(asset_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => Ok(Some(asset_from_row(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn assets_from_rows(conn: &mut SqliteConnection, rows: Vec<SqliteRow>) -> Result<Vec<Asset>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(asset_from_row(conn, row).await?);
+    }
+    Ok(out)
+}
+
+async fn upload_by_id(
+    conn: &mut SqliteConnection,
+    upload_id: &str,
+) -> Result<Option<UploadRecord>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, asset_id, content_id, user_id, chunk_size, status, created_at FROM uploads WHERE id = ?",
+    )
+    .bind(upload_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let content_id: String = row.try_get("content_id")?;
+    let chunk_size = row.try_get::<i64, _>("chunk_size")? as u64;
+    let file_rows = sqlx::query(
+        "SELECT file_index, name, size FROM content_files WHERE content_id = ? ORDER BY file_index",
+    )
+    .bind(&content_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let chunk_rows = sqlx::query(
+        "SELECT file_index, chunk_index FROM upload_chunks WHERE upload_id = ? ORDER BY file_index, chunk_index",
+    )
+    .bind(upload_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut files = Vec::with_capacity(file_rows.len());
+    for f in &file_rows {
+        let size = f.try_get::<i64, _>("size")? as u64;
+        files.push(UploadFileState {
+            file_index: f.try_get::<i64, _>("file_index")? as u32,
+            name: f.try_get("name")?,
+            size,
+            chunk_count: dataerai_proto::chunk_count(size, chunk_size),
+            received_chunks: Vec::new(),
+        });
+    }
+    for c in &chunk_rows {
+        let fi = c.try_get::<i64, _>("file_index")? as usize;
+        if let Some(f) = files.get_mut(fi) {
+            f.received_chunks
+                .push(c.try_get::<i64, _>("chunk_index")? as u64);
+        }
+    }
+    Ok(Some(UploadRecord {
+        session: UploadSession {
+            upload_id: row.try_get("id")?,
+            asset_id: row.try_get("asset_id")?,
+            content_id,
+            chunk_size,
+            status: row.try_get("status")?,
+            files,
+            created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        },
+        user_id: row.try_get("user_id")?,
+    }))
+}
+
+async fn relationship_from_row(
+    conn: &mut SqliteConnection,
+    row: &SqliteRow,
+) -> Result<Relationship> {
+    let to_asset_id: String = row.try_get("to_asset_id")?;
+    let target =
+        sqlx::query("SELECT id, title, alias, owner_type, owner_id FROM assets WHERE id = ?")
+            .bind(&to_asset_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Relationship {
+        id: row.try_get("id")?,
+        rel_type: row.try_get("type")?,
+        from_asset_id: row.try_get("from_asset_id")?,
+        analysis_mode: row.try_get("analysis_mode")?,
+        qualifiers: json_object(&row.try_get::<String, _>("qualifiers")?),
+        created_by: row.try_get("created_by")?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        related_asset: AssetSummary {
+            id: target.try_get("id")?,
+            title: target.try_get("title")?,
+            alias: target.try_get("alias")?,
+            owner_type: target.try_get("owner_type")?,
+            owner_id: target.try_get("owner_id")?,
+        },
+        to_asset_id,
+    })
+}
+
+async fn count(conn: &mut SqliteConnection, sql: &str, arg: &str) -> Result<u64> {
+    Ok(sqlx::query_scalar::<_, i64>(sql)
+        .bind(arg)
+        .fetch_one(&mut *conn)
+        .await? as u64)
+}
+
+// ---------------------------------------------------------------- the trait
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn create_user(&self, email: &str, quota_bytes: u64) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        let user = User {
+            user_id: new_id(),
+            email: email.to_string(),
+            created_at: Utc::now(),
+        };
+        let inserted = sqlx::query("INSERT INTO users (id, email, created_at) VALUES (?, ?, ?)")
+            .bind(&user.user_id)
+            .bind(&user.email)
+            .bind(ts(user.created_at))
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "a user with email {email} already exists"
+                )))
+            }
+            other => other?,
+        };
+        sqlx::query(
+            "INSERT INTO allocations (id, owner_type, owner_id, quota_bytes) VALUES (?, ?, ?, ?)",
+        )
+        .bind(new_id())
+        .bind(OWNER_USER)
+        .bind(&user.user_id)
+        .bind(quota_bytes as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT id, email, created_at FROM users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(User {
+                user_id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<String> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO tokens (id, user_id, name, token_hash, scopes, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&token.user_id)
+        .bind(&token.name)
+        .bind(&token.token_hash)
+        .bind(token.scopes.join(","))
+        .bind(ts(Utc::now()))
+        .bind(token.expires_at.map(ts))
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(TokenRecord {
+                token_id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                email: r.try_get("email")?,
+                scopes: r
+                    .try_get::<String, _>("scopes")?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                expires_at: opt_ts(r.try_get("expires_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn allocation(&self, owner_type: &str, owner_id: &str) -> Result<Option<Allocation>> {
+        let mut conn = self.pool.acquire().await?;
+        load_allocation(&mut conn, owner_type, owner_id).await
+    }
+
+    async fn set_quota(&self, owner_type: &str, owner_id: &str, quota_bytes: u64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE allocations SET quota_bytes = ? WHERE owner_type = ? AND owner_id = ?",
+        )
+        .bind(quota_bytes as i64)
+        .bind(owner_type)
+        .bind(owner_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "allocation of {owner_type} {owner_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        created_by: &str,
+        quota_bytes: u64,
+    ) -> Result<Project> {
+        let mut tx = self.begin_write().await?;
+        let project_id = new_id();
+        let root_id = new_id();
+        let now = ts(Utc::now());
+        // The root collection references the project, so the project goes first.
+        sqlx::query(
+            "INSERT INTO projects (id, name, description, root_collection_id, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&project_id)
+        .bind(name)
+        .bind(description)
+        .bind(&root_id)
+        .bind(created_by)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO collections (id, project_id, name, parent_id, created_at) VALUES (?, ?, ?, NULL, ?)")
+            .bind(&root_id)
+            .bind(&project_id)
+            .bind(name)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO memberships (project_id, user_id, role) VALUES (?, ?, 'owner')")
+            .bind(&project_id)
+            .bind(created_by)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO allocations (id, owner_type, owner_id, quota_bytes) VALUES (?, ?, ?, ?)",
+        )
+        .bind(new_id())
+        .bind(OWNER_PROJECT)
+        .bind(&project_id)
+        .bind(quota_bytes as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.project_for_member(&project_id, created_by)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+    }
+
+    async fn project_for_member(&self, project_id: &str, user_id: &str) -> Result<Option<Project>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(
+            "SELECT p.*, m.role FROM projects p JOIN memberships m ON m.project_id = p.id
+             WHERE p.id = ? AND m.user_id = ?",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some(row) => {
+                let role: String = row.try_get("role")?;
+                Ok(Some(project_from_row(&mut conn, &row, role).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn project_exists(&self, project_id: &str) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(count(
+            &mut conn,
+            "SELECT COUNT(*) FROM projects WHERE id = ?",
+            project_id,
+        )
+        .await?
+            > 0)
+    }
+
+    async fn list_projects(&self, user_id: &str, window: Window) -> Result<(Vec<Project>, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        let total = count(
+            &mut conn,
+            "SELECT COUNT(*) FROM memberships WHERE user_id = ?",
+            user_id,
+        )
+        .await?;
+        let (limit, offset) = window_args(window);
+        let rows = sqlx::query(
+            "SELECT p.*, m.role FROM projects p JOIN memberships m ON m.project_id = p.id
+             WHERE m.user_id = ? ORDER BY p.created_at, p.id LIMIT ? OFFSET ?",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let role: String = row.try_get("role")?;
+            out.push(project_from_row(&mut conn, row, role).await?);
+        }
+        Ok((out, total))
+    }
+
+    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT role FROM memberships WHERE project_id = ? AND user_id = ?")
+                .bind(project_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn create_collection(
+        &self,
+        project_id: &str,
+        name: &str,
+        parent_id: &str,
+    ) -> Result<Collection> {
+        let c = Collection {
+            collection_id: new_id(),
+            project_id: project_id.to_string(),
+            name: name.to_string(),
+            parent_id: Some(parent_id.to_string()),
+            created_at: Utc::now(),
+        };
+        sqlx::query("INSERT INTO collections (id, project_id, name, parent_id, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&c.collection_id)
+            .bind(&c.project_id)
+            .bind(&c.name)
+            .bind(parent_id)
+            .bind(ts(c.created_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(c)
+    }
+
+    async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>> {
+        sqlx::query("SELECT * FROM collections WHERE id = ?")
+            .bind(collection_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| collection_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_collections(
+        &self,
+        project_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Collection>, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        let total = count(
+            &mut conn,
+            "SELECT COUNT(*) FROM collections WHERE project_id = ?",
+            project_id,
+        )
+        .await?;
+        let (limit, offset) = window_args(window);
+        let rows = sqlx::query(
+            "SELECT * FROM collections WHERE project_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(project_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok((
+            rows.iter()
+                .map(collection_from_row)
+                .collect::<Result<_>>()?,
+            total,
+        ))
+    }
+
+    async fn list_collection_assets(
+        &self,
+        collection_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        let total = count(
+            &mut conn,
+            "SELECT COUNT(*) FROM asset_collections WHERE collection_id = ?",
+            collection_id,
+        )
+        .await?;
+        let (limit, offset) = window_args(window);
+        let rows = sqlx::query(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN
+               (SELECT asset_id FROM asset_collections WHERE collection_id = ?)
+             ORDER BY created_at, id LIMIT ? OFFSET ?"
+        ))
+        .bind(collection_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok((assets_from_rows(&mut conn, rows).await?, total))
+    }
+
+    async fn create_asset(&self, asset: NewAsset) -> Result<Asset> {
+        let mut tx = self.begin_write().await?;
+        let id = new_id();
+        let now = ts(Utc::now());
+        let inserted = sqlx::query(
+            "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
+                                 created_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&asset.title)
+        .bind(&asset.description)
+        .bind(&asset.alias)
+        .bind(to_json(&asset.tags))
+        .bind(to_json(&asset.metadata))
+        .bind(&asset.owner_type)
+        .bind(&asset.owner_id)
+        .bind(&asset.created_by)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                "alias {:?} is already used by another asset of this owner; choose another alias",
+                asset.alias.unwrap_or_default()
+            )))
+            }
+            other => other?,
+        };
+        if let Some(collection_id) = &asset.collection_id {
+            sqlx::query("INSERT INTO asset_collections (asset_id, collection_id) VALUES (?, ?)")
+                .bind(&id)
+                .bind(collection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let created = asset_by_id(&mut tx, &id).await?;
+        tx.commit().await?;
+        created.ok_or_else(|| StoreError::NotFound(format!("asset {id}")))
+    }
+
+    async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>> {
+        let mut conn = self.pool.acquire().await?;
+        asset_by_id(&mut conn, asset_id).await
+    }
+
+    async fn list_assets(
+        &self,
+        owner_type: &str,
+        owner_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM assets WHERE owner_type = ? AND owner_id = ?")
+                .bind(owner_type)
+                .bind(owner_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        let (limit, offset) = window_args(window);
+        let rows = sqlx::query(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE owner_type = ? AND owner_id = ?
+             ORDER BY created_at, id LIMIT ? OFFSET ?"
+        ))
+        .bind(owner_type)
+        .bind(owner_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok((assets_from_rows(&mut conn, rows).await?, total as u64))
+    }
+
+    async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset> {
+        let mut tx = self.begin_write().await?;
+        let current = asset_by_id(&mut tx, asset_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))?;
+        let mut metadata = current.metadata;
+        for (key, value) in patch.metadata.unwrap_or_default() {
+            if value.is_null() {
+                metadata.remove(&key);
+            } else {
+                metadata.insert(key, value);
+            }
+        }
+        let updated = sqlx::query(
+            "UPDATE assets SET title = ?, description = ?, alias = ?, tags = ?, metadata = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(patch.title.unwrap_or(current.title))
+        .bind(patch.description.or(current.description))
+        .bind(patch.alias.as_ref().or(current.alias.as_ref()))
+        .bind(to_json(&patch.tags.unwrap_or(current.tags)))
+        .bind(to_json(&metadata))
+        .bind(ts(Utc::now()))
+        .bind(asset_id)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                "alias {:?} is already used by another asset of this owner; choose another alias",
+                patch.alias.unwrap_or_default()
+            )))
+            }
+            other => other?,
+        };
+        let asset = asset_by_id(&mut tx, asset_id).await?;
+        tx.commit().await?;
+        asset.ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))
+    }
+
+    async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let content_ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM contents WHERE asset_id = ?")
+                .bind(asset_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        // Foreign keys cascade to contents, files, uploads, chunks, relationships, collections links.
+        let done = sqlx::query("DELETE FROM assets WHERE id = ?")
+            .bind(asset_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("asset {asset_id}")));
+        }
+        tx.commit().await?;
+        Ok(content_ids)
+    }
+
+    async fn list_contents(
+        &self,
+        asset_id: &str,
+        window: Window,
+    ) -> Result<(Vec<ContentVersion>, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        let total = count(
+            &mut conn,
+            "SELECT COUNT(*) FROM contents WHERE asset_id = ? AND status = 'complete'",
+            asset_id,
+        )
+        .await?;
+        let (limit, offset) = window_args(window);
+        let rows = sqlx::query(&format!(
+            "SELECT {CONTENT_COLUMNS} FROM contents WHERE asset_id = ? AND status = 'complete'
+             ORDER BY completed_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        ))
+        .bind(asset_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(load_content(&mut conn, row).await?.version);
+        }
+        Ok((out, total))
+    }
+
+    async fn get_content(&self, asset_id: &str, content_id: &str) -> Result<Option<ContentRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        let found = if content_id == "latest" {
+            latest_content(&mut conn, asset_id).await?
+        } else {
+            content_by_id(&mut conn, content_id).await?
+        };
+        Ok(found.filter(|c| c.version.asset_id == asset_id && c.version.status == "complete"))
+    }
+
+    async fn create_upload(
+        &self,
+        asset_id: &str,
+        user_id: &str,
+        chunk_size: u64,
+        files: &[UploadFileSpec],
+    ) -> Result<UploadSession> {
+        let mut tx = self.begin_write().await?;
+        let owner = sqlx::query("SELECT owner_type, owner_id FROM assets WHERE id = ?")
+            .bind(asset_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))?;
+        let owner_type: String = owner.try_get("owner_type")?;
+        let owner_id: String = owner.try_get("owner_id")?;
+        let allocation = load_allocation(&mut tx, &owner_type, &owner_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("allocation of {owner_type} {owner_id}"))
+            })?;
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        if allocation.used_bytes + allocation.reserved_bytes + total > allocation.quota_bytes {
+            return Err(StoreError::QuotaExceeded {
+                quota: allocation.quota_bytes,
+                used: allocation.used_bytes,
+                reserved: allocation.reserved_bytes,
+                requested: total,
+            });
+        }
+        let content_id = new_id();
+        let upload_id = new_id();
+        let now = ts(Utc::now());
+        sqlx::query(
+            "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at)
+             VALUES (?, ?, 'pending', ?, ?, ?)",
+        )
+        .bind(&content_id)
+        .bind(asset_id)
+        .bind(total as i64)
+        .bind(chunk_size as i64)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        for (i, f) in files.iter().enumerate() {
+            sqlx::query("INSERT INTO content_files (content_id, file_index, name, size) VALUES (?, ?, ?, ?)")
+                .bind(&content_id)
+                .bind(i as i64)
+                .bind(&f.name)
+                .bind(f.size as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
+             VALUES (?, ?, ?, ?, ?, 'open', ?)",
+        )
+        .bind(&upload_id)
+        .bind(asset_id)
+        .bind(&content_id)
+        .bind(user_id)
+        .bind(chunk_size as i64)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let session = upload_by_id(&mut tx, &upload_id).await?;
+        tx.commit().await?;
+        Ok(session
+            .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?
+            .session)
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        upload_by_id(&mut conn, upload_id).await
+    }
+
+    async fn chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+    ) -> Result<Option<ChunkRecord>> {
+        let row = sqlx::query(
+            "SELECT size, hash FROM upload_chunks WHERE upload_id = ? AND file_index = ? AND chunk_index = ?",
+        )
+        .bind(upload_id)
+        .bind(file_index as i64)
+        .bind(chunk_index as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ChunkRecord {
+                size: r.try_get::<i64, _>("size")? as u64,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+        chunk: ChunkRecord,
+    ) -> Result<ChunkRecord> {
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = ?")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status.as_deref() {
+            None => return Err(StoreError::NotFound(format!("upload {upload_id}"))),
+            Some("open") => {}
+            Some(other) => {
+                return Err(StoreError::Invalid(format!(
+                    "upload {upload_id} is {other}, not open"
+                )))
+            }
+        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(upload_id)
+        .bind(file_index as i64)
+        .bind(chunk_index as i64)
+        .bind(chunk.size as i64)
+        .bind(&chunk.hash)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT size, hash FROM upload_chunks WHERE upload_id = ? AND file_index = ? AND chunk_index = ?",
+        )
+        .bind(upload_id)
+        .bind(file_index as i64)
+        .bind(chunk_index as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ChunkRecord {
+            size: row.try_get::<i64, _>("size")? as u64,
+            hash: row.try_get("hash")?,
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        checksums: &[String],
+    ) -> Result<ContentVersion> {
+        let mut tx = self.begin_write().await?;
+        let record = upload_by_id(&mut tx, upload_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?;
+        let session = record.session;
+        if session.status != "open" {
+            return Err(StoreError::Invalid(format!(
+                "upload {upload_id} is {}, not open",
+                session.status
+            )));
+        }
+        if checksums.len() != session.files.len() {
+            return Err(StoreError::Invalid(format!(
+                "{} checksums given for {} files",
+                checksums.len(),
+                session.files.len()
+            )));
+        }
+        let owner = sqlx::query("SELECT owner_type, owner_id FROM assets WHERE id = ?")
+            .bind(&session.asset_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let owner_type: String = owner.try_get("owner_type")?;
+        let owner_id: String = owner.try_get("owner_id")?;
+        let allocation = load_allocation(&mut tx, &owner_type, &owner_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("allocation of {owner_type} {owner_id}"))
+            })?;
+        // The session's own bytes are already part of `reserved`.
+        if allocation.used_bytes + allocation.reserved_bytes > allocation.quota_bytes {
+            let requested: u64 = session.files.iter().map(|f| f.size).sum();
+            return Err(StoreError::QuotaExceeded {
+                quota: allocation.quota_bytes,
+                used: allocation.used_bytes,
+                reserved: allocation.reserved_bytes - requested,
+                requested,
+            });
+        }
+        for (i, checksum) in checksums.iter().enumerate() {
+            sqlx::query(
+                "UPDATE content_files SET checksum = ? WHERE content_id = ? AND file_index = ?",
+            )
+            .bind(checksum)
+            .bind(&session.content_id)
+            .bind(i as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE contents SET status = 'complete', completed_at = ? WHERE id = ?")
+            .bind(ts(Utc::now()))
+            .bind(&session.content_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE uploads SET status = 'complete' WHERE id = ?")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE assets SET updated_at = ? WHERE id = ?")
+            .bind(ts(Utc::now()))
+            .bind(&session.asset_id)
+            .execute(&mut *tx)
+            .await?;
+        let content = content_by_id(&mut tx, &session.content_id).await?;
+        tx.commit().await?;
+        Ok(content
+            .ok_or_else(|| StoreError::NotFound(format!("content {}", session.content_id)))?
+            .version)
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT status, content_id FROM uploads WHERE id = ?")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?;
+        let status: String = row.try_get("status")?;
+        if status != "open" {
+            return Err(StoreError::Invalid(format!(
+                "upload {upload_id} is {status}, not open"
+            )));
+        }
+        let content_id: String = row.try_get("content_id")?;
+        sqlx::query("UPDATE uploads SET status = 'aborted' WHERE id = ?")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE contents SET status = 'aborted' WHERE id = ?")
+            .bind(&content_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_relationship(&self, rel: NewRelationship) -> Result<Relationship> {
+        let mut tx = self.begin_write().await?;
+        let id = new_id();
+        let inserted = sqlx::query(
+            "INSERT INTO relationships (id, from_asset_id, to_asset_id, type, analysis_mode, qualifiers,
+                                        created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&rel.from_asset_id)
+        .bind(&rel.to_asset_id)
+        .bind(&rel.rel_type)
+        .bind(&rel.analysis_mode)
+        .bind(to_json(&rel.qualifiers))
+        .bind(&rel.created_by)
+        .bind(ts(Utc::now()))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::RelationshipExists),
+            other => other?,
+        };
+        let row = sqlx::query("SELECT * FROM relationships WHERE id = ?")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let out = relationship_from_row(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn list_relationships(
+        &self,
+        from_asset_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Relationship>, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        let total = count(
+            &mut conn,
+            "SELECT COUNT(*) FROM relationships WHERE from_asset_id = ?",
+            from_asset_id,
+        )
+        .await?;
+        let (limit, offset) = window_args(window);
+        let rows = sqlx::query(
+            "SELECT * FROM relationships WHERE from_asset_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(from_asset_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(relationship_from_row(&mut conn, row).await?);
+        }
+        Ok((out, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: Window = Window {
+        limit: 100,
+        offset: 0,
+    };
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, s)
+    }
+
+    fn new_asset(owner: &str, alias: Option<&str>) -> NewAsset {
+        NewAsset {
+            title: "t".into(),
+            description: None,
+            alias: alias.map(str::to_string),
+            tags: vec!["a".into()],
+            metadata: serde_json::json!({"k": 1, "keep": true})
+                .as_object()
+                .unwrap()
+                .clone(),
+            owner_type: OWNER_USER.into(),
+            owner_id: owner.into(),
+            collection_id: None,
+            created_by: owner.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn users_tokens_projects() {
+        let (_d, s) = store().await;
+        let u = s.create_user("a@x.org", 1000).await.unwrap();
+        assert!(matches!(
+            s.create_user("a@x.org", 1).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.create_token(NewToken {
+            user_id: u.user_id.clone(),
+            name: "n".into(),
+            token_hash: "h".into(),
+            scopes: vec!["read".into()],
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+        let t = s.token_by_hash("h").await.unwrap().unwrap();
+        assert_eq!(
+            (t.email.as_str(), t.scopes.as_slice()),
+            ("a@x.org", &["read".to_string()][..])
+        );
+        assert!(s.token_by_hash("nope").await.unwrap().is_none());
+
+        let p = s.create_project("P", "d", &u.user_id, 500).await.unwrap();
+        assert_eq!(p.role, "owner");
+        assert_eq!(p.allocation.quota_bytes, 500);
+        let root = s
+            .get_collection(&p.root_collection_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (root.project_id.as_str(), root.parent_id),
+            (p.project_id.as_str(), None)
+        );
+        assert_eq!(s.list_projects(&u.user_id, ALL).await.unwrap().1, 1);
+        s.set_quota(OWNER_PROJECT, &p.project_id, 7).await.unwrap();
+        assert_eq!(
+            s.allocation(OWNER_PROJECT, &p.project_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .quota_bytes,
+            7
+        );
+        assert!(matches!(
+            s.set_quota(OWNER_PROJECT, "missing", 1).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn assets_merge_alias_relationships() {
+        let (_d, s) = store().await;
+        let u = s.create_user("a@x.org", 1000).await.unwrap();
+        let a = s
+            .create_asset(new_asset(&u.user_id, Some("raw")))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.create_asset(new_asset(&u.user_id, Some("raw"))).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+        s.create_asset(new_asset(&u.user_id, None)).await.unwrap(); // NULL aliases never collide
+
+        let patch = UpdateAsset {
+            metadata: Some(
+                serde_json::json!({"k": null, "new": "v"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            ..Default::default()
+        };
+        let a2 = s.update_asset(&a.asset_id, patch).await.unwrap();
+        assert_eq!(
+            serde_json::Value::Object(a2.metadata),
+            serde_json::json!({"keep": true, "new": "v"})
+        );
+
+        let rel = NewRelationship {
+            from_asset_id: b.asset_id.clone(),
+            to_asset_id: a.asset_id.clone(),
+            rel_type: "derived_from".into(),
+            analysis_mode: None,
+            qualifiers: Map::new(),
+            created_by: u.user_id.clone(),
+        };
+        let r = s.create_relationship(rel.clone()).await.unwrap();
+        assert_eq!(r.related_asset.id, a.asset_id);
+        assert!(matches!(
+            s.create_relationship(rel).await,
+            Err(StoreError::RelationshipExists)
+        ));
+        assert_eq!(s.list_relationships(&b.asset_id, ALL).await.unwrap().1, 1);
+
+        s.delete_asset(&a.asset_id).await.unwrap();
+        assert!(s.get_asset(&a.asset_id).await.unwrap().is_none());
+        assert_eq!(s.list_relationships(&b.asset_id, ALL).await.unwrap().1, 0);
+    }
+
+    #[tokio::test]
+    async fn upload_lifecycle_and_quota() {
+        let (_d, s) = store().await;
+        let u = s.create_user("a@x.org", 100).await.unwrap();
+        let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+        let files = vec![UploadFileSpec {
+            name: "f".into(),
+            size: 60,
+        }];
+        let up = s
+            .create_upload(&a.asset_id, &u.user_id, 50, &files)
+            .await
+            .unwrap();
+        assert_eq!(up.files[0].chunk_count, 2);
+        // 60 reserved + 60 more > 100.
+        assert!(matches!(
+            s.create_upload(&a.asset_id, &u.user_id, 50, &files).await,
+            Err(StoreError::QuotaExceeded { reserved: 60, .. })
+        ));
+
+        let c0 = ChunkRecord {
+            size: 50,
+            hash: "h0".into(),
+        };
+        assert_eq!(
+            s.record_chunk(&up.upload_id, 0, 0, c0.clone())
+                .await
+                .unwrap(),
+            c0
+        );
+        // A second record keeps the first one.
+        let other = ChunkRecord {
+            size: 50,
+            hash: "zz".into(),
+        };
+        assert_eq!(
+            s.record_chunk(&up.upload_id, 0, 0, other).await.unwrap(),
+            c0
+        );
+        let rec = s.get_upload(&up.upload_id).await.unwrap().unwrap();
+        assert_eq!(rec.session.files[0].received_chunks, vec![0]);
+        assert_eq!(rec.user_id, u.user_id);
+
+        assert!(
+            s.get_content(&a.asset_id, "latest")
+                .await
+                .unwrap()
+                .is_none(),
+            "pending is invisible"
+        );
+        let v = s
+            .complete_upload(&up.upload_id, &["blake3:ff".into()])
+            .await
+            .unwrap();
+        assert_eq!(v.status, "complete");
+        assert_eq!(v.files[0].checksum.as_deref(), Some("blake3:ff"));
+        let latest = s.get_content(&a.asset_id, "latest").await.unwrap().unwrap();
+        assert_eq!(
+            (latest.version.content_id, latest.chunk_size),
+            (v.content_id.clone(), 50)
+        );
+        assert!(matches!(
+            s.record_chunk(&up.upload_id, 0, 1, c0.clone()).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let alloc = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
+        assert_eq!((alloc.used_bytes, alloc.reserved_bytes), (60, 0));
+
+        // Abort frees the reservation.
+        let small = vec![UploadFileSpec {
+            name: "g".into(),
+            size: 40,
+        }];
+        let up2 = s
+            .create_upload(&a.asset_id, &u.user_id, 50, &small)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.allocation(OWNER_USER, &u.user_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .reserved_bytes,
+            40
+        );
+        s.abort_upload(&up2.upload_id).await.unwrap();
+        assert_eq!(
+            s.allocation(OWNER_USER, &u.user_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .reserved_bytes,
+            0
+        );
+        assert!(matches!(
+            s.abort_upload(&up2.upload_id).await,
+            Err(StoreError::Invalid(_))
+        ));
+
+        // Quota lowered after the session opened: completion refuses.
+        let up3 = s
+            .create_upload(&a.asset_id, &u.user_id, 50, &small)
+            .await
+            .unwrap();
+        s.set_quota(OWNER_USER, &u.user_id, 80).await.unwrap();
+        assert!(matches!(
+            s.complete_upload(&up3.upload_id, &["blake3:00".into()])
+                .await,
+            Err(StoreError::QuotaExceeded { .. })
+        ));
+    }
+}
