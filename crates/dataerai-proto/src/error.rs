@@ -100,7 +100,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
@@ -130,7 +133,11 @@ mod tests {
     fn codes_round_trip_as_strings() {
         let json = serde_json::to_string(&ErrorCode::RelationshipExists).unwrap();
         assert_eq!(json, "\"ERR_RELATIONSHIP_EXISTS\"");
-        for c in [ErrorCode::AuthRequired, ErrorCode::NoSpace, ErrorCode::Internal] {
+        for c in [
+            ErrorCode::AuthRequired,
+            ErrorCode::NoSpace,
+            ErrorCode::Internal,
+        ] {
             let s = serde_json::to_string(&c).unwrap();
             assert_eq!(s.trim_matches('"'), c.as_str());
         }

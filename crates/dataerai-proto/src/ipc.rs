@@ -48,7 +48,9 @@ impl RpcError {
         RpcError {
             code,
             message: message.into(),
-            data: Some(RpcErrorData { code: ErrorCode::InvalidInput }),
+            data: Some(RpcErrorData {
+                code: ErrorCode::InvalidInput,
+            }),
         }
     }
 }
@@ -75,10 +77,20 @@ pub struct Response {
 
 impl Response {
     pub fn ok(id: Value, result: Value) -> Self {
-        Response { jsonrpc: "2.0".into(), id, result: Some(result), error: None }
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
     }
     pub fn err(id: Value, error: RpcError) -> Self {
-        Response { jsonrpc: "2.0".into(), id, result: None, error: Some(error) }
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
     }
 }
 
@@ -92,6 +104,10 @@ pub struct Notification {
 
 impl Notification {
     pub fn new(method: &str, params: Value) -> Self {
-        Notification { jsonrpc: "2.0".into(), method: method.into(), params }
+        Notification {
+            jsonrpc: "2.0".into(),
+            method: method.into(),
+            params,
+        }
     }
 }

@@ -61,6 +61,9 @@ mod tests {
     #[test]
     fn checksum_format() {
         let h = blake3::hash(b"");
-        assert_eq!(blake3_checksum(h.as_bytes()), format!("blake3:{}", h.to_hex()));
+        assert_eq!(
+            blake3_checksum(h.as_bytes()),
+            format!("blake3:{}", h.to_hex())
+        );
     }
 }
