@@ -9,6 +9,9 @@ VPY := $(VENV)/bin/python
 # Two cores: keep cargo and test fan-out modest.
 export CARGO_BUILD_JOBS ?= 2
 export RUST_TEST_THREADS ?= 2
+# Test builds carry the test-only fault switches (DATAERAI_FAULTS); the same
+# features go to `build` and `test` so cargo reuses one set of binaries.
+TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injection
 
 .PHONY: all build build-release venv test test-rust test-python demo lint fmt clean
 
@@ -16,7 +19,7 @@ all: build
 
 ## Debug build of every binary and test target, reused by all test stages.
 build:
-	$(CARGO) build --workspace --all-targets --locked
+	$(CARGO) build --workspace --all-targets --locked $(TEST_FEATURES)
 
 build-release:
 	$(CARGO) build --release --bins --locked
@@ -34,7 +37,7 @@ venv: $(VENV)/.installed
 test: build venv test-rust test-python
 
 test-rust:
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked $(TEST_FEATURES)
 
 test-python: venv
 	DATAERAI_BIN_DIR=$(CURDIR)/target/debug $(VPY) -m pytest sdk/python/tests -q
