@@ -13,7 +13,7 @@ export RUST_TEST_THREADS ?= 2
 # features go to `build` and `test` so cargo reuses one set of binaries.
 TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injection
 
-.PHONY: all build build-release venv test test-rust test-python demo lint fmt clean
+.PHONY: all build build-release venv test test-rust test-python demo bench bench-deps lint fmt clean
 
 all: build
 
@@ -47,10 +47,19 @@ test-python: venv
 demo: build-release venv
 	DATAERAI_BIN_DIR=$(CURDIR)/target/release VPY=$(CURDIR)/$(VPY) scripts/demo.sh
 
+## Benchmark (not part of `make test`): writes bench-results/results.{json,md}.
+bench: build-release venv bench-deps
+	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
+
+bench-deps:
+	@command -v rclone >/dev/null || { echo "installing Debian's rclone (the peer tool)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone >/dev/null; }
+	$(VPY) -m pip install --quiet blake3
+
 lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(VENV)/bin/ruff check sdk/python examples
+	$(VENV)/bin/ruff check sdk/python examples bench
 
 fmt: venv
 	$(CARGO) fmt --all
