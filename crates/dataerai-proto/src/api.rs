@@ -199,6 +199,10 @@ pub struct ContentVersion {
 pub struct UploadFileSpec {
     pub name: String,
     pub size: u64,
+    /// Whole-file `blake3:<hex>`, when the client knows it up front. Lets the
+    /// server reuse bytes the same owner already stores (deduplication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// `POST /api/v1/assets/{asset_id}/uploads`: open an upload session that will
@@ -219,6 +223,10 @@ pub struct UploadFileState {
     pub chunk_count: u64,
     /// Indices of chunks the server holds durably and verified.
     pub received_chunks: Vec<u64>,
+    /// The server reuses bytes it already stores for this file: every chunk is
+    /// listed as received and no chunk may be sent for it.
+    #[serde(default)]
+    pub deduplicated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

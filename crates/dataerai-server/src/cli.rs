@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// Quota of new users' and projects' allocations, in bytes.
     #[arg(long, env = "DATAERAI_DEFAULT_QUOTA_BYTES", default_value_t = DEFAULT_QUOTA)]
     pub default_quota_bytes: u64,
+    /// After SIGTERM/SIGINT, keep listening this long (milliseconds) and answer
+    /// new requests 503 with `Retry-After` (and `/readyz` 503) before stopping,
+    /// so clients and load balancers learn the server is going away.
+    #[arg(long, env = "DATAERAI_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
+    pub shutdown_drain_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 //! ours, the store's, or axum's own extractor rejections — goes through here.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode};
@@ -32,6 +32,14 @@ impl AppError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
+    /// 503 `ERR_SERVER_UNREACHABLE` with `Retry-After: retry_after_s`: the
+    /// request may succeed if sent again later (shutting down, a fault).
+    pub fn unavailable(message: impl Into<String>, retry_after_s: u64) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        Self::new(ErrorCode::ServerUnreachable, message)
+            .with_http(StatusCode::SERVICE_UNAVAILABLE, headers)
+    }
     /// Answer with `status` instead of the code's own, plus `headers`.
     pub fn with_http(mut self, status: StatusCode, headers: HeaderMap) -> Self {
         self.http = Some(Box::new((status, headers)));
@@ -48,13 +56,15 @@ impl From<ApiError> for AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
+            // Before the generic I/O and database arms: a full disk is the
+            // operator's to fix, and the client can resume afterwards.
+            e if e.is_no_space() => ErrorCode::NoSpace,
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::RelationshipExists => ErrorCode::RelationshipExists,
             StoreError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             StoreError::Invalid(_) => ErrorCode::InvalidInput,
             StoreError::Integrity(_) => ErrorCode::Integrity,
-            StoreError::Io(io) if io.raw_os_error() == Some(libc_enospc()) => ErrorCode::NoSpace,
             StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Io(_) => {
                 tracing::error!(error = %e, "storage failure");
                 ErrorCode::Internal
@@ -69,15 +79,13 @@ impl From<StoreError> for AppError {
             StoreError::RelationshipExists => {
                 "a relationship of this type between these assets already exists".to_string()
             }
+            e if e.is_no_space() => format!(
+                "the server's storage is full ({e}); nothing was published and the upload session stays open: resume it once space is freed"
+            ),
             _ => e.to_string(),
         };
         AppError::new(code, message)
     }
-}
-
-/// ENOSPC without pulling in libc: the value is 28 on Linux and macOS.
-const fn libc_enospc() -> i32 {
-    28
 }
 
 impl IntoResponse for AppError {
@@ -88,8 +96,11 @@ impl IntoResponse for AppError {
             Some(http) => *http,
             None => (own, HeaderMap::new()),
         };
+        let code = self.error.code;
         let mut response = (status, Json(ErrorBody { error: self.error })).into_response();
         response.headers_mut().extend(headers);
+        // For the metrics middleware (`dataerai_errors_total{code}`).
+        response.extensions_mut().insert(code);
         response
     }
 }

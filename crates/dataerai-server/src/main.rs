@@ -4,6 +4,8 @@
 //! - [`admin`]: bootstrap commands that write straight into the data directory.
 //! - [`routes`]: the HTTP API (`docs/api.md`), [`auth`] for bearer tokens,
 //!   [`error`] for the one JSON error shape.
+//! - [`metrics`]: Prometheus counters at `/metrics`; `faults` (feature
+//!   `fault-injection` only): the test-only `DATAERAI_FAULTS` switch.
 //! - Storage is `dataerai-store`: metadata and blobs behind traits, opened here
 //!   with the embedded defaults (SQLite + local directory) by [`state`].
 
@@ -11,14 +13,20 @@ mod admin;
 mod auth;
 mod cli;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod faults;
+mod metrics;
 mod openapi;
 mod routes;
 mod state;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use clap::Parser;
+use dataerai_store::BlobStore;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -57,12 +65,15 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    #[cfg(feature = "fault-injection")]
+    faults::init_from_env()?;
     let (meta, blobs) = open_embedded(&args.data.data_dir).await?;
-    let state = AppState {
-        meta,
-        blobs,
-        default_quota: args.default_quota_bytes,
-    };
+    let blobs: Arc<dyn BlobStore> = blobs;
+    #[cfg(feature = "fault-injection")]
+    let blobs = faults::wrap_blobs(blobs);
+    let state = AppState::new(meta, blobs, args.default_quota_bytes);
+    let stopping = state.stopping.clone();
+    let drain = std::time::Duration::from_millis(args.shutdown_drain_ms);
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     // Tests and scripts parse this exact line to learn the port.
@@ -70,11 +81,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
     tracing::info!(%addr, data_dir = %args.data.data_dir.display(), "dataerai-server started");
-    // Stop accepting on SIGTERM/SIGINT and let requests in flight finish, but
-    // not forever: a stalled download must not keep the process alive.
+    // On SIGTERM/SIGINT: new requests get 503 + Retry-After (clients retry
+    // elsewhere or later) for the drain period, then stop accepting and let
+    // requests in flight finish, but not forever: a stalled download must not
+    // keep the process alive.
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, routes::router(state)).with_graceful_shutdown(async move {
         shutdown_signal().await;
+        stopping.store(true, Ordering::SeqCst);
+        tokio::time::sleep(drain).await;
         let _ = stopping_tx.send(());
     });
     tokio::select! {

@@ -186,7 +186,11 @@ fn schemas() -> Value {
     );
     add(
         "UploadFileSpec",
-        object(&[("name", "string"), ("size", "integer")]),
+        object(&[
+            ("name", "string"),
+            ("size", "integer"),
+            ("checksum", "string?"),
+        ]),
     );
     add(
         "CreateUpload",
@@ -200,6 +204,7 @@ fn schemas() -> Value {
             ("size", "integer"),
             ("chunk_count", "integer"),
             ("received_chunks", "[integer]"),
+            ("deduplicated", "boolean"),
         ]),
     );
     add(
@@ -293,6 +298,24 @@ const OPS: &[Op] = &[
         request: None,
         status: 200,
         reply: Some("Health"),
+        auth: false,
+    },
+    Op {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: the metadata store answers and the blob store accepts writes (503 + Retry-After otherwise, and while shutting down)",
+        request: None,
+        status: 200,
+        reply: Some("Health"),
+        auth: false,
+    },
+    Op {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics (text exposition format)",
+        request: None,
+        status: 200,
+        reply: Some("text"),
         auth: false,
     },
     Op {
@@ -520,6 +543,7 @@ fn content(schema: &str) -> Value {
             json!({"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}})
         }
         "object" => json!({"application/json": {"schema": {"type": "object"}}}),
+        "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
         name => {
             json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}})
         }

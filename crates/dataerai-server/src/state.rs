@@ -1,7 +1,9 @@
 //! Shared state of the HTTP handlers: the two stores and the configuration.
-//! Nothing about uploads or transfers lives here — it is all in the stores.
+//! Nothing about uploads or transfers lives here — it is all in the stores;
+//! only process-wide counters (metrics) and the shutdown flag.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use dataerai_store::{BlobStore, FsBlobStore, MetadataStore, SqliteStore};
@@ -12,6 +14,29 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// Quota of new projects' allocations (bytes).
     pub default_quota: u64,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set once a shutdown signal arrived: new requests get 503 + `Retry-After`.
+    pub stopping: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        default_quota: u64,
+    ) -> Self {
+        AppState {
+            meta,
+            blobs,
+            default_quota,
+            metrics: Default::default(),
+            stopping: Default::default(),
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
 }
 
 /// Open the embedded backends in `data_dir`: `dataerai.db` and `blobs/`.

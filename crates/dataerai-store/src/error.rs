@@ -34,4 +34,28 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+impl StoreError {
+    /// The disk (blob directory or database) is full: retrying after space is
+    /// freed can succeed, so the server answers 507 and keeps the session open.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::Io(e) => is_enospc(e),
+            // SQLITE_FULL (13): "insertion failed because database is full".
+            StoreError::Db(sqlx::Error::Database(d)) => d
+                .code()
+                .is_some_and(|c| c == "13" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
+            StoreError::Db(sqlx::Error::Io(e)) => is_enospc(e),
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC (errno 28 on Linux and macOS) or quota exhaustion.
+pub fn is_enospc(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || e.raw_os_error() == Some(28)
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

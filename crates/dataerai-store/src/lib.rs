@@ -14,6 +14,11 @@
 //! - Bytes are written once. A chunk is stored under its final key
 //!   (`content_id/file_index/chunk_index`) as soon as it is verified; publishing a
 //!   content version is a single metadata transaction, never a copy.
+//! - Identical files of one owner are stored once: a deduplicated content file
+//!   points (one hop, `meta::BlobLocation`) at the chunks of the file first
+//!   uploaded. The metadata store decides when a content id's chunks are no
+//!   longer referenced; only then does the caller delete them from the blob
+//!   store (S3: delete the `content_id/` prefix).
 
 pub mod blob;
 pub mod error;

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dataerai_proto::api::{ContentVersion, Page, PageQuery};
+use dataerai_store::meta::BlobLocation;
 use dataerai_store::{BlobStore, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use super::{load_asset, page, window, Access};
 use crate::auth::Caller;
 use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Header with the whole file's `blake3:<hex>` on downloads.
@@ -89,15 +91,20 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, 
     Ok(Some((first, last)))
 }
 
-/// Stream bytes `first..=last` of a file stored as chunks of `chunk_size`.
+/// Stream bytes `first..=last` of a file stored at `at` (its own chunks or,
+/// when deduplicated, the ones it points at), counting what is sent.
 fn file_stream(
     blobs: Arc<dyn BlobStore>,
-    content_id: String,
-    file_index: u32,
-    chunk_size: u64,
+    metrics: Arc<Metrics>,
+    at: &BlobLocation,
     first: u64,
     last: u64,
 ) -> Body {
+    let BlobLocation {
+        content_id,
+        file_index,
+        chunk_size,
+    } = at.clone();
     let pieces: Vec<(ChunkKey, u64, u64)> = (first / chunk_size..=last / chunk_size)
         .map(|chunk_index| {
             let start = chunk_index * chunk_size;
@@ -124,7 +131,8 @@ fn file_stream(
                     .map_err(std::io::Error::other)
             }
         })
-        .try_flatten();
+        .try_flatten()
+        .inspect_ok(move |piece| metrics.downloaded(piece.len() as u64));
     Body::from_stream(stream)
 }
 
@@ -155,6 +163,12 @@ pub async fn download(
             ))
         })?;
     let size = file.size;
+    let at = content.locations.get(file_index as usize).ok_or_else(|| {
+        AppError::new(
+            dataerai_proto::ErrorCode::Internal,
+            format!("file {file_index} has no stored location"),
+        )
+    })?;
     let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
         None => None,
         Some(v) => parse_range(v, size).map_err(|msg| {
@@ -169,24 +183,11 @@ pub async fn download(
 
     let mut response = match range {
         None if size == 0 => Body::empty().into_response(),
-        None => file_stream(
-            state.blobs.clone(),
-            content.version.content_id.clone(),
-            file_index,
-            content.chunk_size,
-            0,
-            size - 1,
-        )
-        .into_response(),
+        None => {
+            file_stream(state.blobs.clone(), state.metrics.clone(), at, 0, size - 1).into_response()
+        }
         Some((first, last)) => {
-            let body = file_stream(
-                state.blobs.clone(),
-                content.version.content_id.clone(),
-                file_index,
-                content.chunk_size,
-                first,
-                last,
-            );
+            let body = file_stream(state.blobs.clone(), state.metrics.clone(), at, first, last);
             let mut r = (StatusCode::PARTIAL_CONTENT, body).into_response();
             r.headers_mut().insert(
                 header::CONTENT_RANGE,

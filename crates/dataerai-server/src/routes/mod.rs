@@ -7,8 +7,10 @@ pub mod openapi;
 mod projects;
 mod uploads;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use dataerai_proto::api::{Asset, Page, PageQuery};
@@ -29,8 +31,12 @@ pub fn router(state: AppState) -> Router {
             put(uploads::put_chunk),
         )
         .layer(DefaultBodyLimit::disable());
+    #[cfg(feature = "fault-injection")]
+    let chunk_route = crate::faults::guard_chunk_route(chunk_route);
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::handler))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/me", get(projects::me))
         .route(
@@ -83,7 +89,55 @@ pub fn router(state: AppState) -> Router {
         .merge(chunk_route)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), refuse_while_stopping))
+        // Outermost, so it also counts the answers of the layers inside.
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
         .with_state(state)
+}
+
+/// Seconds clients are told to wait when the server cannot serve them now.
+const RETRY_AFTER_S: u64 = 5;
+
+/// Once a shutdown signal arrived, answer new requests 503 + `Retry-After`
+/// (liveness and metrics stay up for the orchestrator).
+async fn refuse_while_stopping(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if state.is_stopping() && path != "/healthz" && path != "/metrics" {
+        return AppError::unavailable(
+            "the server is shutting down; retry in a few seconds",
+            RETRY_AFTER_S,
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `GET /readyz`: 200 when the metadata store answers and the blob store
+/// accepts writes; 503 + `Retry-After` otherwise, or while shutting down.
+async fn readyz(State(state): State<AppState>) -> AppResult<Json<serde_json::Value>> {
+    if state.is_stopping() {
+        return Err(AppError::unavailable(
+            "the server is shutting down",
+            RETRY_AFTER_S,
+        ));
+    }
+    state.meta.ping().await.map_err(|e| {
+        AppError::unavailable(
+            format!("the metadata store does not answer: {e}"),
+            RETRY_AFTER_S,
+        )
+    })?;
+    state.blobs.check_writable().await.map_err(|e| {
+        AppError::unavailable(
+            format!("the blob store does not accept writes: {e}"),
+            RETRY_AFTER_S,
+        )
+    })?;
+    Ok(Json(json!({"status": "ready"})))
 }
 
 async fn not_found(uri: Uri) -> AppError {

@@ -6,6 +6,11 @@
 //! metadata store — only recorded chunks count as received; `complete` re-hashes
 //! every file from its stored chunks and publishes the version in one metadata
 //! transaction; `DELETE` aborts and frees the reservation.
+//!
+//! Dedup: a file announced with its whole-file `checksum` that its owner
+//! already stores is marked `deduplicated` at creation (the metadata store
+//! points it at the stored bytes); it takes no chunks and is checked against the
+//! stored checksum at `complete`.
 
 use std::collections::HashSet;
 
@@ -14,8 +19,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use dataerai_proto::api::{
-    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadSession, DEFAULT_CHUNK_SIZE,
-    MAX_CHUNK_SIZE,
+    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadFileState, UploadSession,
+    DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
 use dataerai_proto::{blake3_checksum, chunk_count, chunk_len, ErrorCode, CHUNK_HASH_HEADER};
 use dataerai_store::blob::PutOutcome;
@@ -33,6 +38,13 @@ pub const MIN_CHUNK_SIZE: u64 = 1024;
 /// Most files in one content version.
 const MAX_FILES: usize = 100_000;
 const MAX_FILE_NAME_LEN: usize = 4096;
+
+/// `blake3:<64 hex>` (any case) → the stored form, lowercase.
+fn normalize_checksum(sum: &str) -> Option<String> {
+    let hex_sum = sum.strip_prefix("blake3:")?;
+    (hex_sum.len() == 64 && hex_sum.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("blake3:{}", hex_sum.to_ascii_lowercase()))
+}
 
 /// A file name must be a clean relative `/`-separated path.
 fn check_file_name(name: &str) -> Result<(), String> {
@@ -62,7 +74,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(asset_id): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateUpload>,
+    ApiJson(mut body): ApiJson<CreateUpload>,
 ) -> AppResult<(StatusCode, Json<UploadSession>)> {
     load_asset(&state, &caller, &asset_id, Access::Write).await?;
     let chunk_size = body.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
@@ -77,6 +89,16 @@ pub async fn create(
         )));
     }
     let mut seen = HashSet::new();
+    for f in &mut body.files {
+        if let Some(sum) = &f.checksum {
+            f.checksum = Some(normalize_checksum(sum).ok_or_else(|| {
+                AppError::invalid(format!(
+                    "checksum of file {:?} must be \"blake3:<64 hex digits>\"",
+                    f.name
+                ))
+            })?);
+        }
+    }
     for f in &body.files {
         check_file_name(&f.name).map_err(AppError::invalid)?;
         if !seen.insert(f.name.as_str()) {
@@ -98,6 +120,13 @@ pub async fn create(
         .meta
         .create_upload(&asset_id, &caller.user_id, chunk_size, &body.files)
         .await?;
+    let reused: u64 = session
+        .files
+        .iter()
+        .filter(|f| f.deduplicated)
+        .map(|f| f.size)
+        .sum();
+    state.metrics.deduplicated(reused);
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -170,6 +199,12 @@ pub async fn put_chunk(
             session.files.len()
         ))
     })?;
+    if file.deduplicated {
+        return Err(AppError::invalid(format!(
+            "file {file_index} ({:?}) is deduplicated: the server already stores its bytes, so no chunk may be sent for it",
+            file.name
+        )));
+    }
     let count = chunk_count(file.size, session.chunk_size);
     if chunk_index >= count {
         return Err(AppError::invalid(format!(
@@ -209,6 +244,7 @@ pub async fn put_chunk(
         .await?
     {
         return if held.hash == hex_hash {
+            state.metrics.chunk_accepted(expected_len);
             Ok(Json(ack))
         } else {
             Err(conflict())
@@ -247,6 +283,7 @@ pub async fn put_chunk(
     if recorded.hash != hex_hash {
         return Err(conflict());
     }
+    state.metrics.chunk_accepted(expected_len);
     Ok(Json(ack))
 }
 
@@ -275,7 +312,8 @@ pub async fn complete(
     ApiPath(upload_id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteUpload>,
 ) -> AppResult<Json<ContentVersion>> {
-    let session = open_upload(&state, &caller, &upload_id).await?.session;
+    let record = open_upload(&state, &caller, &upload_id).await?;
+    let session = record.session;
 
     // Every chunk must be there before anything is hashed.
     let mut missing = Vec::new();
@@ -315,14 +353,13 @@ pub async fn complete(
                 cf.file_index
             )));
         }
-        let hex_sum = cf.checksum.strip_prefix("blake3:").unwrap_or("");
-        if hex_sum.len() != 64 || !hex_sum.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(AppError::invalid(format!(
+        let sum = normalize_checksum(&cf.checksum).ok_or_else(|| {
+            AppError::invalid(format!(
                 "checksum of file {} must be \"blake3:<64 hex digits>\"",
                 cf.file_index
-            )));
-        }
-        *slot = Some(hex_sum.to_ascii_lowercase());
+            ))
+        })?;
+        *slot = Some(sum[7..].to_string());
     }
     if let Some(i) = claimed.iter().position(Option::is_none) {
         return Err(AppError::invalid(format!("no checksum given for file {i}")));
@@ -330,26 +367,22 @@ pub async fn complete(
 
     // Re-hash every file from its stored chunks; nothing is published on mismatch.
     let mut checksums = Vec::with_capacity(session.files.len());
-    for (f, claim) in session.files.iter().zip(&claimed) {
-        let mut hasher = blake3::Hasher::new();
-        for chunk_index in 0..f.chunk_count {
-            let key = ChunkKey {
-                content_id: session.content_id.clone(),
-                file_index: f.file_index,
-                chunk_index,
-            };
-            let len = chunk_len(f.size, session.chunk_size, chunk_index);
-            let mut stream = state.blobs.read_chunk(&key, 0, len).await?;
-            while let Some(piece) = stream.next().await {
-                hasher.update(&piece.map_err(dataerai_store::StoreError::from)?);
-            }
-        }
-        let actual = blake3_checksum(hasher.finalize().as_bytes());
+    for ((f, claim), known) in session
+        .files
+        .iter()
+        .zip(&claimed)
+        .zip(&record.known_checksums)
+    {
+        let actual = match known {
+            // A deduplicated file's bytes were verified when first stored.
+            Some(known) => known.clone(),
+            None => hash_stored_file(&state, &session, f).await?,
+        };
         if Some(&actual[7..]) != claim.as_deref() {
             return Err(AppError::new(
                 ErrorCode::Integrity,
                 format!(
-                    "file {} ({:?}) hashes to {actual} on the server, not blake3:{}; check the local file and upload it again",
+                    "file {} ({:?}) is {actual} on the server, not blake3:{}; check the local file and upload it again",
                     f.file_index,
                     f.name,
                     claim.as_deref().unwrap_or("")
@@ -363,15 +396,38 @@ pub async fn complete(
     ))
 }
 
+/// `blake3:<hex>` of a file of the session, read back from its stored chunks.
+async fn hash_stored_file(
+    state: &AppState,
+    session: &UploadSession,
+    f: &UploadFileState,
+) -> AppResult<String> {
+    let mut hasher = blake3::Hasher::new();
+    for chunk_index in 0..f.chunk_count {
+        let key = ChunkKey {
+            content_id: session.content_id.clone(),
+            file_index: f.file_index,
+            chunk_index,
+        };
+        let len = chunk_len(f.size, session.chunk_size, chunk_index);
+        let mut stream = state.blobs.read_chunk(&key, 0, len).await?;
+        while let Some(piece) = stream.next().await {
+            hasher.update(&piece.map_err(dataerai_store::StoreError::from)?);
+        }
+    }
+    Ok(blake3_checksum(hasher.finalize().as_bytes()))
+}
+
 pub async fn abort(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(upload_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
-    let session = open_upload(&state, &caller, &upload_id).await?.session;
-    state.meta.abort_upload(&upload_id).await?;
-    if let Err(e) = state.blobs.delete_content(&session.content_id).await {
-        tracing::warn!(%upload_id, error = %e, "could not delete chunks of an aborted upload");
+    open_upload(&state, &caller, &upload_id).await?;
+    for content_id in state.meta.abort_upload(&upload_id).await? {
+        if let Err(e) = state.blobs.delete_content(&content_id).await {
+            tracing::warn!(%upload_id, %content_id, error = %e, "could not delete chunks of an aborted upload");
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -58,6 +58,12 @@ impl TestServer {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> TestServer {
+        Self::start_env(data_dir, extra, &[])
+    }
+
+    /// Start with extra flags and environment (e.g. `DATAERAI_FAULTS`, which
+    /// is otherwise never inherited from the test's own environment).
+    pub fn start_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data-dir")
@@ -65,6 +71,8 @@ impl TestServer {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")
+            .env_remove("DATAERAI_FAULTS")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -82,6 +90,21 @@ impl TestServer {
             base,
             data_dir: data_dir.to_path_buf(),
         }
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.unwrap()
+    }
+
+    /// The value of one sample of `/metrics`, e.g. `dataerai_upload_bytes_total`
+    /// or `dataerai_errors_total{code="ERR_NO_SPACE"}` (0 when absent).
+    pub async fn metric(&self, sample: &str) -> u64 {
+        metric_value(&self.metrics().await, sample)
     }
 
     pub fn api(&self, token: &str) -> Api {
@@ -205,6 +228,30 @@ impl Api {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// GET raw bytes (a download), with an optional `Range` header.
+    pub async fn fetch(&self, path: &str, range: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut req = self.client.get(self.url(path)).bearer_auth(&self.token);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Open an upload session; answers (status, session or error).
+    pub async fn open_upload(
+        &self,
+        asset_id: &str,
+        files: Value,
+        chunk_size: u64,
+    ) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/assets/{asset_id}/uploads"),
+            json!({"files": files, "chunk_size": chunk_size}),
+        )
+        .await
+    }
+
     pub async fn put_chunk(
         &self,
         upload_id: &str,
@@ -273,6 +320,13 @@ impl Api {
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }
+}
+
+/// The value of `sample` in a Prometheus text exposition (0 when absent).
+pub fn metric_value(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 /// Deterministic pseudo-random bytes.

@@ -193,6 +193,18 @@ impl BlobStore for FsBlobStore {
             _ => Ok(()),
         }
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        let probe = self.root.join(format!(".ready-{}", Uuid::new_v4()));
+        let written = async {
+            let mut file = fs::File::create(&probe).await?;
+            file.write_all(b"ok").await?;
+            file.sync_all().await
+        }
+        .await;
+        let _ = fs::remove_file(&probe).await;
+        Ok(written?)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The blob store: the bytes of content versions, kept chunk by chunk under
-//! [`ChunkKey`]s (`content_id / file_index / chunk_index`).
+//! [`ChunkKey`]s (`content_id / file_index / chunk_index`). A key names where
+//! bytes were first uploaded; a deduplicated file of a later version reads the
+//! same keys (see `meta::BlobLocation`), so one object may serve many files.
 //!
 //! A chunk is written under its final key as soon as it has been received and
 //! verified, and never moved afterwards: publishing a content version is a
@@ -59,7 +61,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// `len` bytes of a chunk starting at `offset`.
     async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream>;
 
-    /// Remove every chunk of a content version (abort, asset deletion).
-    /// Missing content is not an error.
+    /// Remove every chunk stored under a content id (abort, asset deletion).
+    /// Missing content is not an error. The metadata store decides when no
+    /// content file refers to these chunks any more (dedup pointers included).
     async fn delete_content(&self, content_id: &str) -> Result<()>;
+
+    /// Prove the store accepts writes (readiness probe): write, sync and
+    /// remove a small object.
+    async fn check_writable(&self) -> Result<()>;
 }

@@ -79,13 +79,31 @@ pub struct UploadRecord {
     pub session: UploadSession,
     /// The user who opened the session (only they may use it).
     pub user_id: String,
+    /// Per file (in file order): the verified `blake3:<hex>` already known for
+    /// it — set for deduplicated files, whose bytes are stored already.
+    pub known_checksums: Vec<Option<String>>,
+}
+
+/// Where the chunks of one file physically live. For most files that is the
+/// file's own content version; a deduplicated file points at the file (of an
+/// earlier version, maybe of another asset of the same owner) whose chunks hold
+/// its bytes. Blob keys are `(content_id, file_index, chunk_index)` with chunks
+/// of `chunk_size` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub content_id: String,
+    pub file_index: u32,
+    pub chunk_size: u64,
 }
 
 /// Where a content version's bytes are and how they are cut.
 #[derive(Debug, Clone)]
 pub struct ContentRecord {
     pub version: ContentVersion,
+    /// Chunk size of the upload that created this version.
     pub chunk_size: u64,
+    /// Where each file's bytes are, in file order.
+    pub locations: Vec<BlobLocation>,
 }
 
 /// What was recorded for a chunk: its size and BLAKE3 hex digest.
@@ -105,6 +123,9 @@ pub struct Window {
 /// Metadata store backend. Every method is one transaction.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// Cheap round trip proving the database answers (readiness probe).
+    async fn ping(&self) -> Result<()>;
+
     // ------------------------------------------------------------ users, tokens
 
     /// Create a user and their personal allocation. Duplicate email → `Conflict`.
@@ -171,7 +192,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Apply a patch; `metadata` is merged key by key (a `null` value deletes the key).
     async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset>;
     /// Delete an asset with its versions, sessions and relationships. Answers the
-    /// content ids whose blobs the caller should now delete.
+    /// content ids whose blobs the caller should now delete: those no remaining
+    /// content file refers to (a deduplicated file of another asset keeps the
+    /// bytes it points at alive).
     async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>>;
 
     // ------------------------------------------------------------ content versions
@@ -190,6 +213,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Open an upload session and its pending content version. Fails with
     /// `QuotaExceeded` when used + reserved + the new total exceeds the quota of
     /// the asset owner's allocation; otherwise the total is reserved.
+    ///
+    /// A file whose `checksum` (normalised `blake3:<lowercase hex>`) and size
+    /// match a file of a complete version of any asset of the same owner is
+    /// deduplicated: it points at those bytes and all its chunks count as
+    /// received. (Whoever may write an asset may read every asset of its owner,
+    /// so this never reveals content the caller could not read.)
     async fn create_upload(
         &self,
         asset_id: &str,
@@ -223,7 +252,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         checksums: &[String],
     ) -> Result<ContentVersion>;
     /// Abort an open session; frees its reservation. `Invalid` if not open.
-    async fn abort_upload(&self, upload_id: &str) -> Result<()>;
+    /// Answers the content ids whose blobs the caller should now delete (the
+    /// session's own chunks, and bytes it pointed at that nothing else uses).
+    async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>>;
+    /// Number of upload sessions still open (the `dataerai_active_uploads` gauge).
+    async fn open_upload_count(&self) -> Result<u64>;
 
     // ------------------------------------------------------------ relationships
 

@@ -13,6 +13,7 @@ use dataerai_proto::api::{
     Allocation, Asset, AssetSummary, Collection, ContentFile, ContentVersion, Project,
     Relationship, UpdateAsset, UploadFileSpec, UploadFileState, UploadSession,
 };
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
@@ -22,8 +23,8 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken, TokenRecord,
-    UploadRecord, User, Window, OWNER_PROJECT, OWNER_USER,
+    BlobLocation, ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken,
+    TokenRecord, UploadRecord, User, Window, OWNER_PROJECT, OWNER_USER,
 };
 use crate::error::{Result, StoreError};
 
@@ -88,10 +89,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-fn window_args(w: Window) -> (i64, i64) {
-    (w.limit as i64, w.offset as i64)
-}
-
 // ---------------------------------------------------------------- row loaders
 
 async fn usage(
@@ -139,11 +136,8 @@ async fn load_allocation(
     }))
 }
 
-async fn project_from_row(
-    conn: &mut SqliteConnection,
-    row: &SqliteRow,
-    role: String,
-) -> Result<Project> {
+/// A project row joined with the caller's membership (`p.*, m.role`).
+async fn project_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Project> {
     let project_id: String = row.try_get("id")?;
     let allocation = load_allocation(conn, OWNER_PROJECT, &project_id)
         .await?
@@ -155,7 +149,7 @@ async fn project_from_row(
         created_by: row.try_get("created_by")?,
         created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
         project_id,
-        role,
+        role: row.try_get("role")?,
         allocation,
     })
 }
@@ -170,24 +164,50 @@ fn collection_from_row(row: &SqliteRow) -> Result<Collection> {
     })
 }
 
+/// Where a content file's bytes live: its own chunks, or the ones it points at.
+fn blob_location(f: &SqliteRow, content_id: &str, chunk_size: u64) -> Result<BlobLocation> {
+    let file_index = f.try_get::<i64, _>("file_index")? as u32;
+    Ok(match f.try_get::<Option<String>, _>("blob_content_id")? {
+        None => BlobLocation {
+            content_id: content_id.to_string(),
+            file_index,
+            chunk_size,
+        },
+        Some(blob_content_id) => BlobLocation {
+            content_id: blob_content_id,
+            file_index: f.try_get::<i64, _>("blob_file_index")? as u32,
+            chunk_size: f.try_get::<i64, _>("blob_chunk_size")? as u64,
+        },
+    })
+}
+
+const FILE_COLUMNS: &str =
+    "file_index, name, size, checksum, blob_content_id, blob_file_index, blob_chunk_size";
+
+async fn file_rows(conn: &mut SqliteConnection, content_id: &str) -> Result<Vec<SqliteRow>> {
+    Ok(sqlx::query(&format!(
+        "SELECT {FILE_COLUMNS} FROM content_files WHERE content_id = ? ORDER BY file_index"
+    ))
+    .bind(content_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 async fn load_content(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<ContentRecord> {
     let content_id: String = row.try_get("id")?;
-    let files = sqlx::query(
-        "SELECT file_index, name, size, checksum FROM content_files WHERE content_id = ? ORDER BY file_index",
-    )
-    .bind(&content_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|f| {
-        Ok(ContentFile {
+    let chunk_size = row.try_get::<i64, _>("chunk_size")? as u64;
+    let rows = file_rows(conn, &content_id).await?;
+    let mut files = Vec::with_capacity(rows.len());
+    let mut locations = Vec::with_capacity(rows.len());
+    for f in &rows {
+        files.push(ContentFile {
             file_index: f.try_get::<i64, _>("file_index")? as u32,
             name: f.try_get("name")?,
             size: f.try_get::<i64, _>("size")? as u64,
             checksum: f.try_get("checksum")?,
-        })
-    })
-    .collect::<Result<Vec<_>>>()?;
+        });
+        locations.push(blob_location(f, &content_id, chunk_size)?);
+    }
     Ok(ContentRecord {
         version: ContentVersion {
             asset_id: row.try_get("asset_id")?,
@@ -198,7 +218,8 @@ async fn load_content(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Co
             completed_at: opt_ts(row.try_get("completed_at")?)?,
             content_id,
         },
-        chunk_size: row.try_get::<i64, _>("chunk_size")? as u64,
+        chunk_size,
+        locations,
     })
 }
 
@@ -277,14 +298,6 @@ async fn asset_by_id(conn: &mut SqliteConnection, asset_id: &str) -> Result<Opti
     }
 }
 
-async fn assets_from_rows(conn: &mut SqliteConnection, rows: Vec<SqliteRow>) -> Result<Vec<Asset>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        out.push(asset_from_row(conn, row).await?);
-    }
-    Ok(out)
-}
-
 async fn upload_by_id(
     conn: &mut SqliteConnection,
     upload_id: &str,
@@ -300,12 +313,7 @@ async fn upload_by_id(
     };
     let content_id: String = row.try_get("content_id")?;
     let chunk_size = row.try_get::<i64, _>("chunk_size")? as u64;
-    let file_rows = sqlx::query(
-        "SELECT file_index, name, size FROM content_files WHERE content_id = ? ORDER BY file_index",
-    )
-    .bind(&content_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let file_rows = file_rows(conn, &content_id).await?;
     let chunk_rows = sqlx::query(
         "SELECT file_index, chunk_index FROM upload_chunks WHERE upload_id = ? ORDER BY file_index, chunk_index",
     )
@@ -313,14 +321,28 @@ async fn upload_by_id(
     .fetch_all(&mut *conn)
     .await?;
     let mut files = Vec::with_capacity(file_rows.len());
+    let mut known_checksums = Vec::with_capacity(file_rows.len());
     for f in &file_rows {
         let size = f.try_get::<i64, _>("size")? as u64;
+        let chunk_count = dataerai_proto::chunk_count(size, chunk_size);
+        let deduplicated = f.try_get::<Option<String>, _>("blob_content_id")?.is_some();
         files.push(UploadFileState {
             file_index: f.try_get::<i64, _>("file_index")? as u32,
             name: f.try_get("name")?,
             size,
-            chunk_count: dataerai_proto::chunk_count(size, chunk_size),
-            received_chunks: Vec::new(),
+            chunk_count,
+            // The bytes are stored already: every chunk counts as received.
+            received_chunks: if deduplicated {
+                (0..chunk_count).collect()
+            } else {
+                Vec::new()
+            },
+            deduplicated,
+        });
+        known_checksums.push(if deduplicated {
+            f.try_get("checksum")?
+        } else {
+            None
         });
     }
     for c in &chunk_rows {
@@ -341,7 +363,63 @@ async fn upload_by_id(
             created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
         },
         user_id: row.try_get("user_id")?,
+        known_checksums,
     }))
+}
+
+/// Of `candidates`, the content ids whose blobs no live (non-aborted) content
+/// file uses any more, as its own chunks or through a dedup pointer.
+async fn unreferenced_blobs(
+    conn: &mut SqliteConnection,
+    mut candidates: Vec<String>,
+) -> Result<Vec<String>> {
+    candidates.sort();
+    candidates.dedup();
+    let mut out = Vec::new();
+    for id in candidates {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM content_files f JOIN contents c ON c.id = f.content_id
+                            WHERE c.status != 'aborted'
+                              AND (f.blob_content_id = ?1
+                                   OR (f.content_id = ?1 AND f.blob_content_id IS NULL)))",
+        )
+        .bind(&id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !used {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// The physical location of a complete file of `owner` with this size and
+/// checksum, if there is one (the dedup lookup).
+async fn find_stored_file(
+    conn: &mut SqliteConnection,
+    owner_type: &str,
+    owner_id: &str,
+    size: u64,
+    checksum: &str,
+) -> Result<Option<(String, i64, i64)>> {
+    let row = sqlx::query(
+        "SELECT COALESCE(f.blob_content_id, f.content_id) AS bc,
+                COALESCE(f.blob_file_index, f.file_index) AS bf,
+                COALESCE(f.blob_chunk_size, c.chunk_size) AS bs
+         FROM content_files f JOIN contents c ON c.id = f.content_id
+              JOIN assets a ON a.id = c.asset_id
+         WHERE f.checksum = ? AND f.size = ? AND c.status = 'complete'
+           AND a.owner_type = ? AND a.owner_id = ?
+         LIMIT 1",
+    )
+    .bind(checksum)
+    .bind(size as i64)
+    .bind(owner_type)
+    .bind(owner_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((r.try_get("bc")?, r.try_get("bf")?, r.try_get("bs")?)))
+        .transpose()
 }
 
 async fn relationship_from_row(
@@ -373,17 +451,67 @@ async fn relationship_from_row(
     })
 }
 
-async fn count(conn: &mut SqliteConnection, sql: &str, arg: &str) -> Result<u64> {
-    Ok(sqlx::query_scalar::<_, i64>(sql)
-        .bind(arg)
-        .fetch_one(&mut *conn)
-        .await? as u64)
+/// What a list selects: `SELECT {columns} FROM {from} ORDER BY {order}`.
+/// `from` is the table (with joins) and its `WHERE` clause, whose `?`
+/// placeholders take the list's arguments.
+struct Listing {
+    columns: &'static str,
+    from: &'static str,
+    order: &'static str,
+}
+
+/// Turns one row into an item, loading related rows on the same connection.
+type RowMapper<T> = for<'c> fn(&'c mut SqliteConnection, &'c SqliteRow) -> BoxFuture<'c, Result<T>>;
+
+impl SqliteStore {
+    /// One page of a list (`window`) and the total number of items: every
+    /// list of the trait is this count + page query + row mapping.
+    async fn list<T: Send>(
+        &self,
+        listing: Listing,
+        args: &[&str],
+        window: Window,
+        map: RowMapper<T>,
+    ) -> Result<(Vec<T>, u64)> {
+        let Listing {
+            columns,
+            from,
+            order,
+        } = listing;
+        let mut conn = self.pool.acquire().await?;
+        let count_sql = format!("SELECT COUNT(*) FROM {from}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for arg in args {
+            count = count.bind(*arg);
+        }
+        let total = count.fetch_one(&mut *conn).await? as u64;
+        let page_sql = format!("SELECT {columns} FROM {from} ORDER BY {order} LIMIT ? OFFSET ?");
+        let mut page = sqlx::query(&page_sql);
+        for arg in args {
+            page = page.bind(*arg);
+        }
+        let rows = page
+            .bind(window.limit as i64)
+            .bind(window.offset as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(map(&mut conn, row).await?);
+        }
+        Ok((items, total))
+    }
 }
 
 // ---------------------------------------------------------------- the trait
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_user(&self, email: &str, quota_bytes: u64) -> Result<User> {
         let mut tx = self.begin_write().await?;
         let user = User {
@@ -560,49 +688,32 @@ impl MetadataStore for SqliteStore {
         .fetch_optional(&mut *conn)
         .await?;
         match row {
-            Some(row) => {
-                let role: String = row.try_get("role")?;
-                Ok(Some(project_from_row(&mut conn, &row, role).await?))
-            }
+            Some(row) => Ok(Some(project_from_row(&mut conn, &row).await?)),
             None => Ok(None),
         }
     }
 
     async fn project_exists(&self, project_id: &str) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(count(
-            &mut conn,
-            "SELECT COUNT(*) FROM projects WHERE id = ?",
-            project_id,
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?)")
+                .bind(project_id)
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .await?
-            > 0)
     }
 
     async fn list_projects(&self, user_id: &str, window: Window) -> Result<(Vec<Project>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let total = count(
-            &mut conn,
-            "SELECT COUNT(*) FROM memberships WHERE user_id = ?",
-            user_id,
+        self.list(
+            Listing {
+                columns: "p.*, m.role",
+                from: "projects p JOIN memberships m ON m.project_id = p.id WHERE m.user_id = ?",
+                order: "p.created_at, p.id",
+            },
+            &[user_id],
+            window,
+            |c, r| Box::pin(project_from_row(c, r)),
         )
-        .await?;
-        let (limit, offset) = window_args(window);
-        let rows = sqlx::query(
-            "SELECT p.*, m.role FROM projects p JOIN memberships m ON m.project_id = p.id
-             WHERE m.user_id = ? ORDER BY p.created_at, p.id LIMIT ? OFFSET ?",
-        )
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let role: String = row.try_get("role")?;
-            out.push(project_from_row(&mut conn, row, role).await?);
-        }
-        Ok((out, total))
+        .await
     }
 
     async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>> {
@@ -653,28 +764,17 @@ impl MetadataStore for SqliteStore {
         project_id: &str,
         window: Window,
     ) -> Result<(Vec<Collection>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let total = count(
-            &mut conn,
-            "SELECT COUNT(*) FROM collections WHERE project_id = ?",
-            project_id,
+        self.list(
+            Listing {
+                columns: "*",
+                from: "collections WHERE project_id = ?",
+                order: "created_at, id",
+            },
+            &[project_id],
+            window,
+            |_, r| Box::pin(async move { collection_from_row(r) }),
         )
-        .await?;
-        let (limit, offset) = window_args(window);
-        let rows = sqlx::query(
-            "SELECT * FROM collections WHERE project_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
-        )
-        .bind(project_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok((
-            rows.iter()
-                .map(collection_from_row)
-                .collect::<Result<_>>()?,
-            total,
-        ))
+        .await
     }
 
     async fn list_collection_assets(
@@ -682,25 +782,17 @@ impl MetadataStore for SqliteStore {
         collection_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let total = count(
-            &mut conn,
-            "SELECT COUNT(*) FROM asset_collections WHERE collection_id = ?",
-            collection_id,
+        self.list(
+            Listing {
+                columns: ASSET_COLUMNS,
+                from: "assets WHERE id IN (SELECT asset_id FROM asset_collections WHERE collection_id = ?)",
+                order: "created_at, id",
+            },
+            &[collection_id],
+            window,
+            |c, r| Box::pin(asset_from_row(c, r)),
         )
-        .await?;
-        let (limit, offset) = window_args(window);
-        let rows = sqlx::query(&format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN
-               (SELECT asset_id FROM asset_collections WHERE collection_id = ?)
-             ORDER BY created_at, id LIMIT ? OFFSET ?"
-        ))
-        .bind(collection_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok((assets_from_rows(&mut conn, rows).await?, total))
+        .await
     }
 
     async fn create_asset(&self, asset: NewAsset) -> Result<Asset> {
@@ -757,25 +849,17 @@ impl MetadataStore for SqliteStore {
         owner_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM assets WHERE owner_type = ? AND owner_id = ?")
-                .bind(owner_type)
-                .bind(owner_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        let (limit, offset) = window_args(window);
-        let rows = sqlx::query(&format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE owner_type = ? AND owner_id = ?
-             ORDER BY created_at, id LIMIT ? OFFSET ?"
-        ))
-        .bind(owner_type)
-        .bind(owner_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok((assets_from_rows(&mut conn, rows).await?, total as u64))
+        self.list(
+            Listing {
+                columns: ASSET_COLUMNS,
+                from: "assets WHERE owner_type = ? AND owner_id = ?",
+                order: "created_at, id",
+            },
+            &[owner_type, owner_id],
+            window,
+            |c, r| Box::pin(asset_from_row(c, r)),
+        )
+        .await
     }
 
     async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset> {
@@ -820,11 +904,16 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>> {
         let mut tx = self.begin_write().await?;
-        let content_ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM contents WHERE asset_id = ?")
-                .bind(asset_id)
-                .fetch_all(&mut *tx)
-                .await?;
+        // Blob candidates: the asset's own versions and whatever its files point at.
+        let candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM contents WHERE asset_id = ?1
+             UNION
+             SELECT f.blob_content_id FROM content_files f JOIN contents c ON c.id = f.content_id
+             WHERE c.asset_id = ?1 AND f.blob_content_id IS NOT NULL",
+        )
+        .bind(asset_id)
+        .fetch_all(&mut *tx)
+        .await?;
         // Foreign keys cascade to contents, files, uploads, chunks, relationships, collections links.
         let done = sqlx::query("DELETE FROM assets WHERE id = ?")
             .bind(asset_id)
@@ -833,8 +922,11 @@ impl MetadataStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("asset {asset_id}")));
         }
+        // Decided inside the transaction: a dedup lookup cannot point at these
+        // bytes afterwards, because nothing that names them is left to find.
+        let unused = unreferenced_blobs(&mut tx, candidates).await?;
         tx.commit().await?;
-        Ok(content_ids)
+        Ok(unused)
     }
 
     async fn list_contents(
@@ -842,28 +934,17 @@ impl MetadataStore for SqliteStore {
         asset_id: &str,
         window: Window,
     ) -> Result<(Vec<ContentVersion>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let total = count(
-            &mut conn,
-            "SELECT COUNT(*) FROM contents WHERE asset_id = ? AND status = 'complete'",
-            asset_id,
+        self.list(
+            Listing {
+                columns: CONTENT_COLUMNS,
+                from: "contents WHERE asset_id = ? AND status = 'complete'",
+                order: "completed_at DESC, rowid DESC",
+            },
+            &[asset_id],
+            window,
+            |c, r| Box::pin(async move { Ok(load_content(c, r).await?.version) }),
         )
-        .await?;
-        let (limit, offset) = window_args(window);
-        let rows = sqlx::query(&format!(
-            "SELECT {CONTENT_COLUMNS} FROM contents WHERE asset_id = ? AND status = 'complete'
-             ORDER BY completed_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        ))
-        .bind(asset_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(load_content(&mut conn, row).await?.version);
-        }
-        Ok((out, total))
+        .await
     }
 
     async fn get_content(&self, asset_id: &str, content_id: &str) -> Result<Option<ContentRecord>> {
@@ -920,13 +1001,32 @@ impl MetadataStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         for (i, f) in files.iter().enumerate() {
-            sqlx::query("INSERT INTO content_files (content_id, file_index, name, size) VALUES (?, ?, ?, ?)")
-                .bind(&content_id)
-                .bind(i as i64)
-                .bind(&f.name)
-                .bind(f.size as i64)
-                .execute(&mut *tx)
-                .await?;
+            let stored = match &f.checksum {
+                Some(sum) => find_stored_file(&mut tx, &owner_type, &owner_id, f.size, sum).await?,
+                None => None,
+            };
+            let (blob_content_id, blob_file_index, blob_chunk_size) = match stored {
+                Some((c, fi, cs)) => (Some(c), Some(fi), Some(cs)),
+                None => (None, None, None),
+            };
+            // The checksum is recorded only for deduplicated files: theirs is
+            // verified already, the others' is verified at `complete`.
+            let checksum = blob_content_id.as_ref().and(f.checksum.as_ref());
+            sqlx::query(
+                "INSERT INTO content_files (content_id, file_index, name, size, checksum,
+                                            blob_content_id, blob_file_index, blob_chunk_size)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&content_id)
+            .bind(i as i64)
+            .bind(&f.name)
+            .bind(f.size as i64)
+            .bind(checksum)
+            .bind(blob_content_id)
+            .bind(blob_file_index)
+            .bind(blob_chunk_size)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
@@ -1097,7 +1197,7 @@ impl MetadataStore for SqliteStore {
             .version)
     }
 
-    async fn abort_upload(&self, upload_id: &str) -> Result<()> {
+    async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT status, content_id FROM uploads WHERE id = ?")
             .bind(upload_id)
@@ -1123,8 +1223,24 @@ impl MetadataStore for SqliteStore {
             .bind(upload_id)
             .execute(&mut *tx)
             .await?;
+        let mut candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT blob_content_id FROM content_files
+             WHERE content_id = ? AND blob_content_id IS NOT NULL",
+        )
+        .bind(&content_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        candidates.push(content_id);
+        let unused = unreferenced_blobs(&mut tx, candidates).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(unused)
+    }
+
+    async fn open_upload_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE status = 'open'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 
     async fn create_relationship(&self, rel: NewRelationship) -> Result<Relationship> {
@@ -1163,27 +1279,17 @@ impl MetadataStore for SqliteStore {
         from_asset_id: &str,
         window: Window,
     ) -> Result<(Vec<Relationship>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let total = count(
-            &mut conn,
-            "SELECT COUNT(*) FROM relationships WHERE from_asset_id = ?",
-            from_asset_id,
+        self.list(
+            Listing {
+                columns: "*",
+                from: "relationships WHERE from_asset_id = ?",
+                order: "created_at, id",
+            },
+            &[from_asset_id],
+            window,
+            |c, r| Box::pin(relationship_from_row(c, r)),
         )
-        .await?;
-        let (limit, offset) = window_args(window);
-        let rows = sqlx::query(
-            "SELECT * FROM relationships WHERE from_asset_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
-        )
-        .bind(from_asset_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(relationship_from_row(&mut conn, row).await?);
-        }
-        Ok((out, total))
+        .await
     }
 }
 
@@ -1330,6 +1436,7 @@ mod tests {
         let files = vec![UploadFileSpec {
             name: "f".into(),
             size: 60,
+            checksum: None,
         }];
         let up = s
             .create_upload(&a.asset_id, &u.user_id, 50, &files)
@@ -1394,6 +1501,7 @@ mod tests {
         let small = vec![UploadFileSpec {
             name: "g".into(),
             size: 40,
+            checksum: None,
         }];
         let up2 = s
             .create_upload(&a.asset_id, &u.user_id, 50, &small)
@@ -1432,5 +1540,140 @@ mod tests {
                 .await,
             Err(StoreError::QuotaExceeded { .. })
         ));
+    }
+
+    fn spec(name: &str, size: u64, checksum: Option<&str>) -> UploadFileSpec {
+        UploadFileSpec {
+            name: name.into(),
+            size,
+            checksum: checksum.map(str::to_string),
+        }
+    }
+
+    /// Upload one file of `size` bytes with `sum` into `asset`; answers the content id.
+    async fn publish(s: &SqliteStore, asset: &str, user: &str, size: u64, sum: &str) -> String {
+        let up = s
+            .create_upload(asset, user, 50, &[spec("f", size, Some(sum))])
+            .await
+            .unwrap();
+        s.complete_upload(&up.upload_id, &[sum.into()])
+            .await
+            .unwrap()
+            .content_id
+    }
+
+    #[tokio::test]
+    async fn dedup_points_at_stored_bytes_and_keeps_them_alive() {
+        let (_d, s) = store().await;
+        let u = s.create_user("a@x.org", 10_000).await.unwrap();
+        let other = s.create_user("b@x.org", 10_000).await.unwrap();
+        let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+        let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+        let c = s
+            .create_asset(new_asset(&other.user_id, None))
+            .await
+            .unwrap();
+        let sum = "blake3:aa";
+        let first = publish(&s, &a.asset_id, &u.user_id, 120, sum).await;
+
+        // Same owner, same size and checksum: deduplicated, all chunks received.
+        let up = s
+            .create_upload(
+                &b.asset_id,
+                &u.user_id,
+                100,
+                &[spec("x", 120, Some(sum)), spec("y", 120, Some("blake3:bb"))],
+            )
+            .await
+            .unwrap();
+        assert!(up.files[0].deduplicated);
+        assert_eq!(up.files[0].received_chunks, vec![0, 1]);
+        assert!(!up.files[1].deduplicated);
+        let rec = s.get_upload(&up.upload_id).await.unwrap().unwrap();
+        assert_eq!(rec.known_checksums, vec![Some(sum.to_string()), None]);
+        // A different size or another owner never matches.
+        let other_size = s
+            .create_upload(&b.asset_id, &u.user_id, 100, &[spec("x", 121, Some(sum))])
+            .await
+            .unwrap();
+        assert!(!other_size.files[0].deduplicated);
+        let other_owner = s
+            .create_upload(
+                &c.asset_id,
+                &other.user_id,
+                100,
+                &[spec("x", 120, Some(sum))],
+            )
+            .await
+            .unwrap();
+        assert!(!other_owner.files[0].deduplicated);
+
+        s.record_chunk(
+            &up.upload_id,
+            1,
+            0,
+            ChunkRecord {
+                size: 100,
+                hash: "h".into(),
+            },
+        )
+        .await
+        .unwrap();
+        s.record_chunk(
+            &up.upload_id,
+            1,
+            1,
+            ChunkRecord {
+                size: 20,
+                hash: "h".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let v = s
+            .complete_upload(&up.upload_id, &[sum.into(), "blake3:bb".into()])
+            .await
+            .unwrap();
+        let rec = s
+            .get_content(&b.asset_id, &v.content_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let at_first = BlobLocation {
+            content_id: first.clone(),
+            file_index: 0,
+            chunk_size: 50,
+        };
+        assert_eq!(rec.locations[0], at_first);
+        assert_eq!(rec.locations[1].content_id, v.content_id);
+        assert_eq!(rec.locations[1].chunk_size, 100);
+
+        // A dedup of the dedup points straight at the physical bytes.
+        let up3 = s
+            .create_upload(&b.asset_id, &u.user_id, 1024, &[spec("z", 120, Some(sum))])
+            .await
+            .unwrap();
+        assert!(up3.files[0].deduplicated);
+        // Aborting it frees nothing that others still use.
+        assert_eq!(
+            s.abort_upload(&up3.upload_id).await.unwrap(),
+            vec![up3.content_id.clone()]
+        );
+
+        // Deleting the original asset keeps its bytes: b points at them.
+        assert_eq!(
+            s.delete_asset(&a.asset_id).await.unwrap(),
+            Vec::<String>::new()
+        );
+        let rec = s.get_content(&b.asset_id, "latest").await.unwrap().unwrap();
+        assert_eq!(rec.locations[0], at_first);
+        // Deleting b releases both its own chunks and the ones it pointed at.
+        let mut freed = s.delete_asset(&b.asset_id).await.unwrap();
+        freed.sort();
+        let mut want = vec![first, v.content_id, other_size.content_id, up3.content_id];
+        want.sort();
+        assert_eq!(freed, want);
+        assert_eq!(s.open_upload_count().await.unwrap(), 1);
+        s.ping().await.unwrap();
     }
 }

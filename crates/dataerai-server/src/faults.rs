@@ -1,0 +1,218 @@
+//! Test-only fault switch, compiled only with the cargo feature
+//! `fault-injection` (on in `make test`, off in release and demo builds).
+//!
+//! `DATAERAI_FAULTS` is a comma-separated list read once at start; counters are
+//! per process, so a restarted server starts counting again:
+//! - `corrupt_chunk=N`: flip a byte of the N-th chunk body handed to the blob
+//!   store (counting from 1), so its BLAKE3 check fails (422, nothing recorded);
+//! - `unavailable_chunk=N`: answer the N-th chunk PUT with 503 + `Retry-After: 1`;
+//! - `enospc_after_bytes=N`: chunk writes fail with ENOSPC (507) once storing
+//!   them would take the bytes stored by this process past N, like a disk
+//!   with N bytes free.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use dataerai_store::blob::{ByteStream, PutOutcome};
+use dataerai_store::{BlobStore, ChunkKey, StoreError};
+use futures::StreamExt;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The environment variable holding the faults.
+pub const ENV: &str = "DATAERAI_FAULTS";
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    corrupt_chunk: Option<u64>,
+    unavailable_chunk: Option<u64>,
+    enospc_after_bytes: Option<u64>,
+}
+
+/// How many of each thing this process has seen.
+#[derive(Debug, Default)]
+struct Counters {
+    chunk_puts: AtomicU64,
+    chunk_bodies: AtomicU64,
+    stored_bytes: AtomicU64,
+}
+
+static FAULTS: OnceLock<Faults> = OnceLock::new();
+static COUNTERS: OnceLock<Counters> = OnceLock::new();
+
+fn counters() -> &'static Counters {
+    COUNTERS.get_or_init(Counters::default)
+}
+
+impl Faults {
+    pub fn parse(spec: &str) -> Result<Faults, String> {
+        let mut f = Faults::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{ENV}: {item:?} is not key=N"))?;
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{ENV}: {key} needs a whole number, not {value:?}"))?;
+            let slot = match key.trim() {
+                "corrupt_chunk" => &mut f.corrupt_chunk,
+                "unavailable_chunk" => &mut f.unavailable_chunk,
+                "enospc_after_bytes" => &mut f.enospc_after_bytes,
+                other => return Err(format!("{ENV}: unknown fault {other:?}")),
+            };
+            *slot = Some(n);
+        }
+        Ok(f)
+    }
+}
+
+/// Read `DATAERAI_FAULTS` (once per process). A malformed value stops the
+/// server: a test that thinks it injects a fault must not silently run without.
+pub fn init_from_env() -> anyhow::Result<()> {
+    let spec = std::env::var(ENV).unwrap_or_default();
+    let faults = Faults::parse(&spec).map_err(anyhow::Error::msg)?;
+    if faults != Faults::default() {
+        tracing::warn!(?faults, "fault injection is ON ({ENV})");
+    }
+    let _ = FAULTS.set(faults);
+    Ok(())
+}
+
+fn active() -> Option<&'static Faults> {
+    FAULTS.get()
+}
+
+/// Put the `unavailable_chunk` guard in front of the chunk route.
+pub fn guard_chunk_route(route: Router<AppState>) -> Router<AppState> {
+    route.layer(axum::middleware::from_fn(unavailable_chunk))
+}
+
+async fn unavailable_chunk(request: Request, next: Next) -> Response {
+    let n = counters().chunk_puts.fetch_add(1, Ordering::SeqCst) + 1;
+    if active().and_then(|f| f.unavailable_chunk) == Some(n) {
+        return AppError::unavailable(
+            format!("fault injection: chunk PUT #{n} answered 503; send it again"),
+            1,
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Wrap the blob store so chunk writes see `corrupt_chunk` and `enospc_after_bytes`.
+pub fn wrap_blobs(inner: Arc<dyn BlobStore>) -> Arc<dyn BlobStore> {
+    match active() {
+        Some(f) if f.corrupt_chunk.is_some() || f.enospc_after_bytes.is_some() => {
+            Arc::new(FaultyBlobs { inner, faults: f })
+        }
+        _ => inner,
+    }
+}
+
+struct FaultyBlobs {
+    inner: Arc<dyn BlobStore>,
+    faults: &'static Faults,
+}
+
+/// Flip the first byte of the first non-empty piece of `body`.
+fn corrupt(body: ByteStream) -> ByteStream {
+    let done = Arc::new(AtomicBool::new(false));
+    Box::pin(body.map(move |piece| {
+        let piece = piece?;
+        if piece.is_empty() || done.swap(true, Ordering::SeqCst) {
+            return Ok(piece);
+        }
+        let mut bytes = piece.to_vec();
+        bytes[0] ^= 0xff;
+        Ok(Bytes::from(bytes))
+    }))
+}
+
+#[async_trait]
+impl BlobStore for FaultyBlobs {
+    async fn put_chunk(
+        &self,
+        key: &ChunkKey,
+        body: ByteStream,
+        expected_len: u64,
+        expected_hash: [u8; 32],
+    ) -> dataerai_store::error::Result<PutOutcome> {
+        let c = counters();
+        let n = c.chunk_bodies.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = if self.faults.corrupt_chunk == Some(n) {
+            tracing::warn!(chunk_body = n, "fault injection: corrupting a chunk body");
+            corrupt(body)
+        } else {
+            body
+        };
+        let Some(limit) = self.faults.enospc_after_bytes else {
+            return self
+                .inner
+                .put_chunk(key, body, expected_len, expected_hash)
+                .await;
+        };
+        // Reserve the bytes first so concurrent PUTs cannot both squeeze in.
+        let before = c.stored_bytes.fetch_add(expected_len, Ordering::SeqCst);
+        if before + expected_len > limit {
+            c.stored_bytes.fetch_sub(expected_len, Ordering::SeqCst);
+            return Err(StoreError::Io(io::Error::from_raw_os_error(28)));
+        }
+        let out = self
+            .inner
+            .put_chunk(key, body, expected_len, expected_hash)
+            .await;
+        if !matches!(out, Ok(PutOutcome::Stored)) {
+            c.stored_bytes.fetch_sub(expected_len, Ordering::SeqCst);
+        }
+        out
+    }
+
+    async fn read_chunk(
+        &self,
+        key: &ChunkKey,
+        offset: u64,
+        len: u64,
+    ) -> dataerai_store::error::Result<ByteStream> {
+        self.inner.read_chunk(key, offset, len).await
+    }
+
+    async fn delete_content(&self, content_id: &str) -> dataerai_store::error::Result<()> {
+        self.inner.delete_content(content_id).await
+    }
+
+    async fn check_writable(&self) -> dataerai_store::error::Result<()> {
+        self.inner.check_writable().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_switch() {
+        assert_eq!(Faults::parse("").unwrap(), Faults::default());
+        let f =
+            Faults::parse("corrupt_chunk=2, unavailable_chunk=3,enospc_after_bytes=100").unwrap();
+        assert_eq!(
+            f,
+            Faults {
+                corrupt_chunk: Some(2),
+                unavailable_chunk: Some(3),
+                enospc_after_bytes: Some(100)
+            }
+        );
+        assert!(Faults::parse("corrupt_chunk").is_err());
+        assert!(Faults::parse("corrupt_chunk=x").is_err());
+        assert!(Faults::parse("explode=1").is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4), kept
+//! by hand: a few atomic counters and two small labelled maps are all we need,
+//! and they stay exact (tests compare byte counts with what a transfer moved).
+//!
+//! Counters are per process (they start at zero when the server starts);
+//! `dataerai_active_uploads` is read from the metadata store at scrape time, so
+//! it also counts sessions opened before a restart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dataerai_proto::ErrorCode;
+
+use crate::error::AppResult;
+use crate::state::AppState;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (method, status) → requests answered.
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// `ERR_*` code → error answers.
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Bytes of chunk PUTs acknowledged (stored, or re-sent and already held).
+    upload_bytes: AtomicU64,
+    upload_chunks: AtomicU64,
+    /// Bytes of files the client did not have to send (deduplicated).
+    dedup_bytes: AtomicU64,
+    /// Bytes of content files streamed to clients.
+    download_bytes: AtomicU64,
+}
+
+/// Method label with a bounded set of values (clients can send any method).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+impl Metrics {
+    pub fn chunk_accepted(&self, bytes: u64) {
+        self.upload_chunks.fetch_add(1, Ordering::Relaxed);
+        self.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn deduplicated(&self, bytes: u64) {
+        self.dedup_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn downloaded(&self, bytes: u64) {
+        self.download_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn answered(&self, method: &'static str, status: u16, error: Option<ErrorCode>) {
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((method, status))
+            .or_default() += 1;
+        if let Some(code) = error {
+            *self
+                .errors
+                .lock()
+                .expect("metrics lock")
+                .entry(code.as_str())
+                .or_default() += 1;
+        }
+    }
+
+    /// The exposition text; `active_uploads` comes from the metadata store.
+    pub fn render(&self, active_uploads: u64) -> String {
+        let mut out = String::new();
+        family(
+            &mut out,
+            "dataerai_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method and status.",
+        );
+        for ((method, status), n) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "dataerai_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "dataerai_errors_total",
+            "counter",
+            "Error answers, by ERR_* code.",
+        );
+        for (code, n) in self.errors.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "dataerai_errors_total{{code=\"{code}\"}} {n}");
+        }
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        for (name, kind, help, value) in [
+            (
+                "dataerai_upload_bytes_total",
+                "counter",
+                "Bytes of chunks accepted (acknowledged chunk PUTs).",
+                load(&self.upload_bytes),
+            ),
+            (
+                "dataerai_upload_chunks_total",
+                "counter",
+                "Chunks accepted (acknowledged chunk PUTs).",
+                load(&self.upload_chunks),
+            ),
+            (
+                "dataerai_dedup_bytes_total",
+                "counter",
+                "Bytes of files not uploaded because their owner already stores them.",
+                load(&self.dedup_bytes),
+            ),
+            (
+                "dataerai_download_bytes_total",
+                "counter",
+                "Bytes of content files sent to clients.",
+                load(&self.download_bytes),
+            ),
+            (
+                "dataerai_active_uploads",
+                "gauge",
+                "Upload sessions currently open.",
+                active_uploads,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+/// `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Middleware: count every answer by method and status, and error answers by
+/// code (the error renderer leaves the [`ErrorCode`] in the response extensions).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = method_label(request.method());
+    let response = next.run(request).await;
+    let code = response.extensions().get::<ErrorCode>().copied();
+    state
+        .metrics
+        .answered(method, response.status().as_u16(), code);
+    response
+}
+
+/// `GET /metrics` (no auth).
+pub async fn handler(State(state): State<AppState>) -> AppResult<Response> {
+    let active = state.meta.open_upload_count().await?;
+    let mut response = state.metrics.render(active).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_exposition_format() {
+        let m = Metrics::default();
+        m.answered("GET", 200, None);
+        m.answered("GET", 200, None);
+        m.answered("PUT", 507, Some(ErrorCode::NoSpace));
+        m.chunk_accepted(10);
+        m.chunk_accepted(5);
+        m.downloaded(7);
+        let text = m.render(3);
+        for line in [
+            "dataerai_http_requests_total{method=\"GET\",status=\"200\"} 2",
+            "dataerai_http_requests_total{method=\"PUT\",status=\"507\"} 1",
+            "dataerai_errors_total{code=\"ERR_NO_SPACE\"} 1",
+            "dataerai_upload_bytes_total 15",
+            "dataerai_upload_chunks_total 2",
+            "dataerai_download_bytes_total 7",
+            "dataerai_dedup_bytes_total 0",
+            "dataerai_active_uploads 3",
+            "# TYPE dataerai_active_uploads gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Content-addressed deduplication (per owner) against the real server binary:
+//! reuse without a byte sent, refusal of chunks for reused files, checksum
+//! checks, no reuse across owners, and bytes kept alive while referenced.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const CS: u64 = 4096;
+
+fn sum(data: &[u8]) -> String {
+    format!("blake3:{}", hex_blake3(data))
+}
+
+/// Blob directories of content versions on disk.
+fn stored_contents(server: &TestServer) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(server.data_dir.join("blobs/content"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
+    let server = TestServer::start(dir.path());
+    let api = server.api(&token);
+
+    let big = data(2 * CS as usize + 100, 7);
+    let first_asset = api.personal_asset(&alice, "original").await;
+    let first = api.upload(&first_asset, &[("a.bin", &big)], CS).await;
+    let first_content = first["content_id"].as_str().unwrap().to_string();
+    let sent_before = server.metric("dataerai_upload_bytes_total").await;
+    assert_eq!(sent_before, big.len() as u64);
+
+    // A second asset of the same owner, with another chunk size, announces the
+    // same bytes (checksum in upper case: normalised) plus a new small file.
+    let second_asset = api.personal_asset(&alice, "copy").await;
+    let small = data(10, 1);
+    let (s, session) = api
+        .open_upload(
+            &second_asset,
+            json!([
+                {"name": "copy/a.bin", "size": big.len(), "checksum": sum(&big).to_uppercase().replace("BLAKE3:", "blake3:")},
+                {"name": "new.txt", "size": small.len(), "checksum": sum(&small)},
+            ]),
+            3000,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    assert_eq!(session["files"][0]["deduplicated"], true);
+    assert_eq!(session["files"][0]["received_chunks"], json!([0, 1, 2]));
+    assert_eq!(session["files"][1]["deduplicated"], false);
+    assert_eq!(session["files"][1]["received_chunks"], json!([]));
+    let upload_id = session["upload_id"].as_str().unwrap();
+
+    // No chunk may be sent for the reused file.
+    let refused = api.put_chunk(upload_id, 0, 0, &big[..3000]).await;
+    assert_err(&refused, 400, "ERR_INVALID_INPUT");
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deduplicated"),
+        "{}",
+        refused.1
+    );
+    let (s, ack) = api.put_chunk(upload_id, 1, 0, &small).await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+
+    // The claim at `complete` is still checked against the stored checksum.
+    let (s, wrong) = api.complete(upload_id, &[&small, &small]).await;
+    assert_eq!(
+        (s.as_u16(), &wrong["error"]["code"]),
+        (422, &json!("ERR_INTEGRITY")),
+        "{wrong}"
+    );
+    let (s, version) = api.complete(upload_id, &[&big, &small]).await;
+    assert_eq!(s, StatusCode::OK, "{version}");
+    assert_eq!(version["files"][0]["checksum"], sum(&big));
+    let second_content = version["content_id"].as_str().unwrap().to_string();
+
+    // Only the new file's bytes crossed the network.
+    assert_eq!(
+        server.metric("dataerai_upload_bytes_total").await,
+        sent_before + small.len() as u64
+    );
+    assert_eq!(
+        server.metric("dataerai_dedup_bytes_total").await,
+        big.len() as u64
+    );
+
+    // The reused file reads back whole and by ranges across its (original) chunks.
+    let path = format!("/api/v1/assets/{second_asset}/contents/latest/files/0");
+    assert_eq!(api.fetch(&path, None).await, (StatusCode::OK, big.clone()));
+    let (s, part) = api.fetch(&path, Some("bytes=4000-8200")).await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part, &big[4000..=8200]);
+
+    // Deleting the original keeps the bytes the copy points at.
+    assert_eq!(
+        api.delete(&format!("/api/v1/assets/{first_asset}")).await.0,
+        204
+    );
+    assert!(stored_contents(&server).contains(&first_content));
+    assert_eq!(api.fetch(&path, None).await, (StatusCode::OK, big.clone()));
+
+    // A third version deduplicates against the copy (the bytes are still
+    // owned), then is aborted: the bytes stay.
+    let (s, third) = api
+        .open_upload(
+            &second_asset,
+            json!([{"name": "again.bin", "size": big.len(), "checksum": sum(&big)}]),
+            CS,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{third}");
+    assert_eq!(third["files"][0]["deduplicated"], true);
+    let third_id = third["upload_id"].as_str().unwrap();
+    assert_eq!(
+        api.delete(&format!("/api/v1/uploads/{third_id}")).await.0,
+        204
+    );
+    assert_eq!(api.fetch(&path, None).await, (StatusCode::OK, big.clone()));
+
+    // Deleting the last asset that refers to them frees them.
+    assert_eq!(
+        api.delete(&format!("/api/v1/assets/{second_asset}"))
+            .await
+            .0,
+        204
+    );
+    let left = stored_contents(&server);
+    assert!(!left.contains(&first_content), "{left:?}");
+    assert!(!left.contains(&second_content), "{left:?}");
+}
+
+#[tokio::test]
+async fn no_reuse_across_owners_and_bad_checksums_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, alice_token) = make_user(dir.path(), "alice@lab.org", "read,write");
+    let (bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
+    let server = TestServer::start(dir.path());
+    let alice_api = server.api(&alice_token);
+    let bob_api = server.api(&bob_token);
+
+    let secret = data(5000, 3);
+    let alice_asset = alice_api.personal_asset(&alice, "secret").await;
+    alice_api
+        .upload(&alice_asset, &[("s.bin", &secret)], CS)
+        .await;
+
+    // Bob knows the hash but not the bytes: he gets no reuse, so he must send
+    // them, and a wrong body is refused by the chunk hash check.
+    let bob_asset = bob_api.personal_asset(&bob, "guess").await;
+    let (s, session) = bob_api
+        .open_upload(
+            &bob_asset,
+            json!([{"name": "s.bin", "size": secret.len(), "checksum": sum(&secret)}]),
+            CS,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    assert_eq!(session["files"][0]["deduplicated"], false);
+    assert_eq!(session["files"][0]["received_chunks"], json!([]));
+    let upload_id = session["upload_id"].as_str().unwrap();
+    assert_err(
+        &bob_api.complete(upload_id, &[&secret]).await,
+        400,
+        "ERR_INVALID_INPUT",
+    );
+
+    // Same checksum, other size: no reuse either.
+    let (_, other_size) = alice_api
+        .open_upload(
+            &alice_asset,
+            json!([{"name": "s.bin", "size": secret.len() + 1, "checksum": sum(&secret)}]),
+            CS,
+        )
+        .await;
+    assert_eq!(other_size["files"][0]["deduplicated"], false);
+
+    // Malformed checksums.
+    for bad in [
+        json!("abc"),
+        json!("sha256:00"),
+        json!(format!("blake3:{}", "z".repeat(64))),
+    ] {
+        assert_err(
+            &alice_api
+                .open_upload(
+                    &alice_asset,
+                    json!([{"name": "x", "size": 1, "checksum": bad}]),
+                    CS,
+                )
+                .await,
+            400,
+            "ERR_INVALID_INPUT",
+        );
+    }
+}
