@@ -1,5 +1,5 @@
-//! `dataerai-server admin …`: bootstrap straight into the stores, no server
-//! needed. Output is just the id or token, so scripts can capture it.
+//! `dataerai-server admin …`: bootstrap straight into the metadata store
+//! (SQLite or PostgreSQL, same storage flags as `serve`), no server needed. Output is just the id or token, so scripts can capture it.
 
 use anyhow::{bail, Context};
 use chrono::{Duration, Utc};
@@ -7,21 +7,33 @@ use dataerai_store::meta::{NewToken, OWNER_PROJECT, OWNER_USER};
 use dataerai_store::{MetadataStore, StoreError};
 
 use crate::auth::{generate_token, hash_token, SCOPE_READ, SCOPE_WRITE};
-use crate::cli::AdminCommand;
-use crate::state::open_embedded;
+use crate::cli::{AdminCommand, StorageArgs};
+use crate::config;
+
+/// The metadata store named by the storage flags / env / config file.
+async fn open_meta(args: &StorageArgs) -> anyhow::Result<std::sync::Arc<dyn MetadataStore>> {
+    let file = config::load(args)?;
+    config::storage(args, &file)?.open_meta().await
+}
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::CreateUser {
-            data,
+            storage,
             email,
             default_quota_bytes,
         } => {
+            let default_quota_bytes = match default_quota_bytes {
+                Some(q) => q,
+                None => config::load(&storage)?
+                    .default_quota_bytes
+                    .unwrap_or(config::DEFAULT_QUOTA),
+            };
             let email = email.trim();
             if email.is_empty() || !email.contains('@') {
                 bail!("{email:?} is not an email address");
             }
-            let (meta, _) = open_embedded(&data.data_dir).await?;
+            let meta = open_meta(&storage).await?;
             match meta.create_user(email, default_quota_bytes).await {
                 Ok(user) => println!("{}", user.user_id),
                 Err(StoreError::Conflict(msg)) => {
@@ -31,7 +43,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::CreateToken {
-            data,
+            storage,
             email,
             scope,
             expires_in_days,
@@ -47,7 +59,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     "--scope must be a comma-separated list of `read` and `write`, got {scope:?}"
                 );
             }
-            let (meta, _) = open_embedded(&data.data_dir).await?;
+            let meta = open_meta(&storage).await?;
             let user = meta.user_by_email(email.trim()).await?.with_context(|| {
                 format!("no user with email {email}; create one with `admin create-user`")
             })?;
@@ -63,7 +75,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             println!("{token}");
         }
         AdminCommand::SetQuota {
-            data,
+            storage,
             project,
             user,
             bytes,
@@ -71,7 +83,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             if bytes > i64::MAX as u64 {
                 bail!("--bytes is too large");
             }
-            let (meta, _) = open_embedded(&data.data_dir).await?;
+            let meta = open_meta(&storage).await?;
             let (owner_type, owner_id) = match (project, user) {
                 (Some(p), _) => (OWNER_PROJECT, p),
                 (None, Some(email)) => {

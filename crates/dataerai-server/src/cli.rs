@@ -1,13 +1,11 @@
 //! Command line of `dataerai-server`. Every flag can also come from an
-//! environment variable.
+//! environment variable or the `--config` TOML file (precedence: flag >
+//! environment > file > default; resolved in `config`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-/// 1 TiB.
-pub const DEFAULT_QUOTA: u64 = 1 << 40;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,34 +22,49 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(ServeArgs),
-    /// Bootstrap users, tokens and quotas directly in the data directory
-    /// (works while a server runs on it).
+    /// Bootstrap users, tokens and quotas directly in the metadata store
+    /// (works while servers run on it).
     #[command(subcommand)]
     Admin(AdminCommand),
 }
 
-#[derive(Debug, Args)]
-pub struct DataDir {
-    /// Data directory: `dataerai.db` (metadata) and `blobs/` (content).
+/// Where metadata and blobs live; shared by `serve` and the admin commands.
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// TOML file with any of the settings (see docs/deployment.md); flags and
+    /// environment variables override it.
+    #[arg(long, env = "DATAERAI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded backends: `dataerai.db` (metadata,
+    /// unless --database-url) and `blobs/` (content, unless --blob-store).
     #[arg(long, env = "DATAERAI_DATA_DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL metadata store, `postgres://user:password@host:port/db`
+    /// (the database is created if missing; migrations run at start).
+    #[arg(long, env = "DATAERAI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// S3-compatible blob store, `s3://bucket/prefix` (endpoint, region and
+    /// credentials from the config file's [s3] section or AWS_* variables),
+    /// or a directory.
+    #[arg(long, env = "DATAERAI_BLOB_STORE")]
+    pub blob_store: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub data: DataDir,
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "DATAERAI_LISTEN", default_value = "127.0.0.1:8470")]
-    pub listen: SocketAddr,
-    /// Quota of new users' and projects' allocations, in bytes.
-    #[arg(long, env = "DATAERAI_DEFAULT_QUOTA_BYTES", default_value_t = DEFAULT_QUOTA)]
-    pub default_quota_bytes: u64,
+    pub storage: StorageArgs,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8470].
+    #[arg(long, env = "DATAERAI_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Quota of new users' and projects' allocations, in bytes [default: 1 TiB].
+    #[arg(long, env = "DATAERAI_DEFAULT_QUOTA_BYTES")]
+    pub default_quota_bytes: Option<u64>,
     /// After SIGTERM/SIGINT, keep listening this long (milliseconds) and answer
     /// new requests 503 with `Retry-After` (and `/readyz` 503) before stopping,
-    /// so clients and load balancers learn the server is going away.
-    #[arg(long, env = "DATAERAI_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
-    pub shutdown_drain_ms: u64,
+    /// so clients and load balancers learn the server is going away [default: 0].
+    #[arg(long, env = "DATAERAI_SHUTDOWN_DRAIN_MS")]
+    pub shutdown_drain_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,17 +72,18 @@ pub enum AdminCommand {
     /// Create a user; prints the user id.
     CreateUser {
         #[command(flatten)]
-        data: DataDir,
+        storage: StorageArgs,
         #[arg(long)]
         email: String,
-        /// Quota of the user's personal allocation, in bytes.
-        #[arg(long, env = "DATAERAI_DEFAULT_QUOTA_BYTES", default_value_t = DEFAULT_QUOTA)]
-        default_quota_bytes: u64,
+        /// Quota of the user's personal allocation, in bytes [default: the
+        /// config file's default_quota_bytes, else 1 TiB].
+        #[arg(long, env = "DATAERAI_DEFAULT_QUOTA_BYTES")]
+        default_quota_bytes: Option<u64>,
     },
     /// Create an access token for a user; prints only the token.
     CreateToken {
         #[command(flatten)]
-        data: DataDir,
+        storage: StorageArgs,
         #[arg(long)]
         email: String,
         /// Comma-separated scopes: read, write.
@@ -85,7 +99,7 @@ pub enum AdminCommand {
     /// Set the quota of a project's or a user's allocation.
     SetQuota {
         #[command(flatten)]
-        data: DataDir,
+        storage: StorageArgs,
         #[arg(long, conflicts_with = "user", required_unless_present = "user")]
         project: Option<String>,
         /// The user's email.

@@ -53,8 +53,18 @@ impl From<ApiError> for AppError {
     }
 }
 
+/// `Retry-After` (seconds) while PostgreSQL or the object store is unreachable.
+const STORAGE_RETRY_AFTER_S: u64 = 5;
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
+        if !e.is_no_space() && e.is_unavailable() {
+            tracing::error!(error = %e, "storage backend unavailable");
+            return AppError::unavailable(
+                format!("the server's storage backend is unavailable ({e}); retry shortly"),
+                STORAGE_RETRY_AFTER_S,
+            );
+        }
         let code = match &e {
             // Before the generic I/O and database arms: a full disk is the
             // operator's to fix, and the client can resume afterwards.
@@ -65,7 +75,10 @@ impl From<StoreError> for AppError {
             StoreError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             StoreError::Invalid(_) => ErrorCode::InvalidInput,
             StoreError::Integrity(_) => ErrorCode::Integrity,
-            StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Io(_) => {
+            StoreError::Db(_)
+            | StoreError::Migrate(_)
+            | StoreError::Io(_)
+            | StoreError::ObjectStore(_) => {
                 tracing::error!(error = %e, "storage failure");
                 ErrorCode::Internal
             }

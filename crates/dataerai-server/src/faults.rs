@@ -185,6 +185,14 @@ impl BlobStore for FaultyBlobs {
         self.inner.read_chunk(key, offset, len).await
     }
 
+    async fn discard_chunk(
+        &self,
+        key: &ChunkKey,
+        hash: [u8; 32],
+    ) -> dataerai_store::error::Result<()> {
+        self.inner.discard_chunk(key, hash).await
+    }
+
     async fn delete_content(&self, content_id: &str) -> dataerai_store::error::Result<()> {
         self.inner.delete_content(content_id).await
     }

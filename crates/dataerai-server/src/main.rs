@@ -1,17 +1,21 @@
 //! `dataerai-server`: the Dataerai REST service.
 //!
-//! - [`cli`]: flags and environment variables.
-//! - [`admin`]: bootstrap commands that write straight into the data directory.
+//! - [`cli`]: flags and environment variables; [`config`]: the TOML file,
+//!   precedence, and opening the configured stores.
+//! - [`admin`]: bootstrap commands that write straight into the metadata store.
 //! - [`routes`]: the HTTP API (`docs/api.md`), [`auth`] for bearer tokens,
 //!   [`error`] for the one JSON error shape.
 //! - [`metrics`]: Prometheus counters at `/metrics`; `faults` (feature
 //!   `fault-injection` only): the test-only `DATAERAI_FAULTS` switch.
-//! - Storage is `dataerai-store`: metadata and blobs behind traits, opened here
-//!   with the embedded defaults (SQLite + local directory) by [`state`].
+//! - Storage is `dataerai-store`: metadata and blobs behind traits — SQLite +
+//!   local directory by default, PostgreSQL + S3 to scale out. Replicas keep
+//!   no transfer state of their own ([`state`]), so any number can share one
+//!   database and one bucket behind a load balancer.
 
 mod admin;
 mod auth;
 mod cli;
+mod config;
 mod error;
 #[cfg(feature = "fault-injection")]
 mod faults;
@@ -31,7 +35,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, ServeArgs};
-use state::{open_embedded, AppState};
+use state::AppState;
 
 /// How long requests in flight may run after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -67,20 +71,21 @@ fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     #[cfg(feature = "fault-injection")]
     faults::init_from_env()?;
-    let (meta, blobs) = open_embedded(&args.data.data_dir).await?;
+    let settings = config::serve(&args)?;
+    let (meta, blobs) = settings.storage.open().await?;
     let blobs: Arc<dyn BlobStore> = blobs;
     #[cfg(feature = "fault-injection")]
     let blobs = faults::wrap_blobs(blobs);
-    let state = AppState::new(meta, blobs, args.default_quota_bytes);
+    let state = AppState::new(meta, blobs, settings.default_quota_bytes);
     let stopping = state.stopping.clone();
-    let drain = std::time::Duration::from_millis(args.shutdown_drain_ms);
-    let listener = TcpListener::bind(args.listen).await?;
+    let drain = std::time::Duration::from_millis(settings.shutdown_drain_ms);
+    let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     // Tests and scripts parse this exact line to learn the port.
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
-    tracing::info!(%addr, data_dir = %args.data.data_dir.display(), "dataerai-server started");
+    tracing::info!(%addr, storage = %settings.storage.describe(), "dataerai-server started");
     // On SIGTERM/SIGINT: new requests get 503 + Retry-After (clients retry
     // elsewhere or later) for the drain period, then stop accepting and let
     // requests in flight finish, but not forever: a stalled download must not

@@ -2,11 +2,10 @@
 //! Nothing about uploads or transfers lives here — it is all in the stores;
 //! only process-wide counters (metrics) and the shutdown flag.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use dataerai_store::{BlobStore, FsBlobStore, MetadataStore, SqliteStore};
+use dataerai_store::{BlobStore, MetadataStore};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -37,14 +36,4 @@ impl AppState {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
-}
-
-/// Open the embedded backends in `data_dir`: `dataerai.db` and `blobs/`.
-pub async fn open_embedded(
-    data_dir: &Path,
-) -> anyhow::Result<(Arc<SqliteStore>, Arc<FsBlobStore>)> {
-    tokio::fs::create_dir_all(data_dir).await?;
-    let meta = SqliteStore::open(&data_dir.join("dataerai.db")).await?;
-    let blobs = FsBlobStore::open(&data_dir.join("blobs")).await?;
-    Ok((Arc::new(meta), Arc::new(blobs)))
 }

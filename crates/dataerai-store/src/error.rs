@@ -32,6 +32,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The object store (S3) failed or cannot be reached.
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
 }
 
 impl StoreError {
@@ -40,11 +43,32 @@ impl StoreError {
     pub fn is_no_space(&self) -> bool {
         match self {
             StoreError::Io(e) => is_enospc(e),
-            // SQLITE_FULL (13): "insertion failed because database is full".
-            StoreError::Db(sqlx::Error::Database(d)) => d
-                .code()
-                .is_some_and(|c| c == "13" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
+            // PostgreSQL: SQLSTATE 53100 disk_full (SQLSTATEs are always 5
+            // characters). SQLite: SQLITE_FULL (13, "insertion failed because
+            // database is full") and its extended codes (at most 4 digits).
+            StoreError::Db(sqlx::Error::Database(d)) => d.code().is_some_and(|c| {
+                c == "53100" || (c.len() < 5 && c.parse::<i32>().is_ok_and(|c| c & 0xff == 13))
+            }),
             StoreError::Db(sqlx::Error::Io(e)) => is_enospc(e),
+            _ => false,
+        }
+    }
+}
+
+impl StoreError {
+    /// A backend (PostgreSQL, the object store) cannot be reached or timed
+    /// out: the request may succeed on retry, so the server answers 503 +
+    /// `Retry-After` instead of 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::ObjectStore(e) => !matches!(
+                e,
+                object_store::Error::NotFound { .. } | object_store::Error::InvalidPath { .. }
+            ),
+            StoreError::Db(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            ),
             _ => false,
         }
     }

@@ -3,9 +3,11 @@
 //!
 //! - [`meta::MetadataStore`]: users, tokens, projects, assets, content versions,
 //!   upload sessions and the chunks they hold, relationships, allocations.
-//!   Default backend: [`meta::sqlite::SqliteStore`] (SQLite in WAL mode).
+//!   Default backend: [`meta::sqlite::SqliteStore`] (SQLite in WAL mode);
+//!   scale-out: [`meta::postgres::PgStore`] (PostgreSQL, shared by replicas).
 //! - [`blob::BlobStore`]: the bytes, stored chunk by chunk.
-//!   Default backend: [`blob::fs::FsBlobStore`] (a local directory).
+//!   Default backend: [`blob::fs::FsBlobStore`] (a local directory);
+//!   scale-out: [`blob::s3::S3BlobStore`] (any S3-compatible bucket).
 //!
 //! Invariants both backends keep:
 //! - No upload state lives in process memory: sessions and received chunks are
@@ -24,6 +26,6 @@ pub mod blob;
 pub mod error;
 pub mod meta;
 
-pub use blob::{fs::FsBlobStore, BlobStore, ChunkKey};
+pub use blob::{fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, ChunkKey};
 pub use error::StoreError;
-pub use meta::{sqlite::SqliteStore, MetadataStore};
+pub use meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore};

@@ -4,7 +4,10 @@
 //! turns every failure into a [`dataerai_proto::ApiError`]: a server error body
 //! keeps its `ERR_*` code, a bare HTTP status is mapped by number, and a
 //! connection failure becomes `ERR_SERVER_UNREACHABLE` naming the server URL.
+//! A `Retry-After` header on an error answer is kept as a hint for the retry
+//! loop ([`ApiClient::take_retry_after`]): it is about the server, not one call.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataerai_proto::api::{
@@ -17,9 +20,12 @@ use serde::de::DeserializeOwned;
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
+/// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
+    /// The latest `Retry-After` a server error carried, not yet used.
+    retry_after: Arc<Mutex<Option<Duration>>>,
     /// Server base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
     base: String,
     token: String,
@@ -43,6 +49,7 @@ impl ApiClient {
             .map_err(|e| ApiError::internal(format!("cannot build HTTP client: {e}")))?;
         Ok(ApiClient {
             http,
+            retry_after: Arc::default(),
             base,
             token: token.to_string(),
         })
@@ -50,6 +57,18 @@ impl ApiClient {
 
     pub fn server(&self) -> &str {
         &self.base
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The `Retry-After` of the latest error answer, once.
+    pub fn take_retry_after(&self) -> Option<Duration> {
+        self.retry_after
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -65,6 +84,15 @@ impl ApiClient {
             return Ok(resp);
         }
         let status = resp.status();
+        let hint = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(secs) = hint {
+            *self.retry_after.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Duration::from_secs(secs));
+        }
         let body = resp.bytes().await.unwrap_or_default();
         if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(&body) {
             return Err(parsed.error);
@@ -271,6 +299,24 @@ impl ApiClient {
         let path = format!("/uploads/{}/complete", seg(upload_id));
         self.json(self.request(Method::POST, &path).json(body))
             .await
+    }
+
+    pub async fn get_upload(&self, upload_id: &str) -> Result<UploadSession> {
+        let path = format!("/uploads/{}", seg(upload_id));
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// Complete content versions of an asset, newest first.
+    pub async fn list_contents(
+        &self,
+        asset_id: &str,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<ContentVersion>> {
+        let rb = self
+            .request(Method::GET, &format!("/assets/{}/contents", seg(asset_id)))
+            .query(&page_query(limit, offset));
+        self.json(rb).await
     }
 
     pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {

@@ -4,13 +4,17 @@
 //! - [`api_client`]: the one HTTP client for the server's REST API.
 //! - [`service`]: the operations, shared by the CLI and the daemon.
 //! - [`transfer`]: chunked, verified, parallel upload and download engines.
+//! - [`journal`]: the SQLite record of every transfer, file and chunk (resume).
 //! - [`daemon`]: JSON-RPC over a Unix socket (`docs/ipc.md`).
+//! - [`faults`]: test-only fault switch (feature `fault-injection`).
 //! - [`cli`]: the command line.
 
 mod api_client;
 mod cli;
 mod config;
 mod daemon;
+mod faults;
+mod journal;
 mod service;
 mod transfer;
 

@@ -6,11 +6,12 @@
 //! happens here or in the engines' `prepare` step.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use dataerai_proto::api::{
-    Asset, CreateProject, CreateRelationship, Page, Project, Relationship, UpdateAsset,
-    ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
+    Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Page, Project,
+    Relationship, UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
 };
 use dataerai_proto::ApiError;
 use serde::Deserialize;
@@ -22,11 +23,13 @@ use crate::transfer::{self, download, upload};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
-/// Entry point for all operations. Cheap to clone; holds no credentials, only
-/// where to find them, so each call sees the current login.
-#[derive(Debug, Clone)]
+/// Entry point for all operations. Cheap to clone. Each call re-reads the
+/// credential file, so it sees the current login; the HTTP client (and its
+/// connection pool) is reused for as long as the login stays the same.
+#[derive(Clone)]
 pub struct Service {
     config_dir: PathBuf,
+    client: Arc<Mutex<Option<ApiClient>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,19 +61,30 @@ pub struct ListAssetsParams {
     pub offset: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadParams {
     pub local_path: String,
-    pub title: String,
-    pub owner_type: String,
-    pub owner_id: String,
+    /// Required for a new asset; absent with `asset_id`.
+    pub title: Option<String>,
+    pub owner_type: Option<String>,
+    pub owner_id: Option<String>,
+    /// Add a new content version to this existing asset.
+    pub asset_id: Option<String>,
     pub description: Option<String>,
     pub alias: Option<String>,
     pub tags: Option<Vec<String>>,
     pub metadata: Option<Value>,
     pub collection_id: Option<String>,
     pub chunk_size_mb: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListVersionsParams {
+    pub asset_id: String,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,7 +185,10 @@ pub fn normalize_time(s: &str) -> Result<String> {
 
 impl Service {
     pub fn new(config_dir: PathBuf) -> Self {
-        Service { config_dir }
+        Service {
+            config_dir,
+            client: Arc::default(),
+        }
     }
 
     pub fn from_env() -> Self {
@@ -182,10 +199,19 @@ impl Service {
         &self.config_dir
     }
 
-    /// A client for the signed-in server (re-reads the credential file).
+    /// A client for the signed-in server (re-reads the credential file; reuses
+    /// the previous client, and so its open connections, while it still applies).
     pub fn client(&self) -> Result<ApiClient> {
         let creds = config::load_credentials(&self.config_dir)?;
-        ApiClient::new(&creds.server, &creds.token)
+        let mut cached = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached.as_ref() {
+            if c.server() == creds.server.trim_end_matches('/') && c.token() == creds.token {
+                return Ok(c.clone());
+            }
+        }
+        let c = ApiClient::new(&creds.server, &creds.token)?;
+        *cached = Some(c.clone());
+        Ok(c)
     }
 
     /// `auth.status`: the saved login, checked against the server.
@@ -311,51 +337,87 @@ impl Service {
             .await
     }
 
-    /// Validate an upload and create its asset and session (nothing is sent yet).
-    pub async fn prepare_upload(&self, p: UploadParams) -> Result<upload::PreparedUpload> {
+    /// Validate an upload, create its asset (unless `asset_id` names an existing
+    /// one) and open its session; nothing is sent yet.
+    pub async fn prepare_upload(&self, p: UploadParams) -> Result<upload::UploadSpec> {
         require("local_path", &p.local_path)?;
         let local_path = PathBuf::from(&p.local_path);
-        match std::fs::metadata(&local_path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                return Err(ApiError::invalid(format!(
-                    "not a regular file: {}",
-                    p.local_path
-                )))
-            }
-            Err(_) => {
-                return Err(ApiError::invalid(format!(
-                    "file not found: {}",
-                    p.local_path
-                )))
-            }
+        if std::fs::metadata(&local_path).is_err() {
+            return Err(ApiError::invalid(format!(
+                "file not found: {}",
+                p.local_path
+            )));
         }
-        require("title", &p.title)?;
-        check_owner_type(&p.owner_type)?;
-        require("owner_id", &p.owner_id)?;
-        let metadata = object("metadata", p.metadata)?;
+        let target = match p.asset_id {
+            Some(asset_id) => {
+                require("asset_id", &asset_id)?;
+                let refused: Vec<&str> = [
+                    ("title", p.title.is_some()),
+                    ("owner_type", p.owner_type.is_some()),
+                    ("owner_id", p.owner_id.is_some()),
+                    ("alias", p.alias.is_some()),
+                    ("collection_id", p.collection_id.is_some()),
+                    ("description", p.description.is_some()),
+                    ("tags", p.tags.is_some()),
+                    ("metadata", p.metadata.as_ref().is_some_and(|m| !m.is_null())),
+                ]
+                .into_iter()
+                .filter_map(|(name, given)| given.then_some(name))
+                .collect();
+                if !refused.is_empty() {
+                    return Err(ApiError::invalid(format!(
+                        "a new version of asset {asset_id} takes no {} (use asset.set_metadata)",
+                        refused.join(", ")
+                    )));
+                }
+                upload::UploadTarget::Existing(asset_id)
+            }
+            None => {
+                let title = p.title.unwrap_or_default();
+                require("title", &title)?;
+                let owner_type = p.owner_type.unwrap_or_default();
+                check_owner_type(&owner_type)?;
+                let owner_id = p.owner_id.unwrap_or_default();
+                require("owner_id", &owner_id)?;
+                upload::UploadTarget::NewAsset(CreateAsset {
+                    title,
+                    owner_type,
+                    owner_id,
+                    description: p.description,
+                    alias: p.alias,
+                    tags: p.tags,
+                    metadata: object("metadata", p.metadata)?,
+                    collection_id: p.collection_id,
+                })
+            }
+        };
         let chunk_size = transfer::chunk_size_from_mb(p.chunk_size_mb)?;
+        // Scan the files before the login so bad input is reported as such.
+        if local_path.is_dir() {
+            transfer::scan::scan(&local_path)?;
+        }
         let client = self.client()?;
         upload::prepare(
-            client,
+            &client,
             upload::UploadRequest {
-                local_path,
-                title: p.title,
-                owner_type: p.owner_type,
-                owner_id: p.owner_id,
-                description: p.description,
-                alias: p.alias,
-                tags: p.tags,
-                metadata,
-                collection_id: p.collection_id,
+                local_path: std::path::absolute(&local_path).unwrap_or(local_path),
+                target,
                 chunk_size,
             },
         )
         .await
     }
 
+    /// `asset.list_versions`: complete content versions, newest first.
+    pub async fn list_versions(&self, p: ListVersionsParams) -> Result<Page<ContentVersion>> {
+        require("asset_id", &p.asset_id)?;
+        self.client()?
+            .list_contents(&p.asset_id, p.limit, p.offset)
+            .await
+    }
+
     /// Validate a download's destination and look up the content version.
-    pub async fn prepare_download(&self, p: DownloadParams) -> Result<download::PreparedDownload> {
+    pub async fn prepare_download(&self, p: DownloadParams) -> Result<download::DownloadSpec> {
         require("asset_id", &p.asset_id)?;
         require("dest_dir", &p.dest_dir)?;
         let chunk_size = transfer::chunk_size_from_mb(p.chunk_size_mb)?;
@@ -363,7 +425,7 @@ impl Service {
         download::prepare_dest_dir(Path::new(&p.dest_dir))?;
         let client = self.client()?;
         download::prepare(
-            client,
+            &client,
             download::DownloadRequest {
                 asset_id: p.asset_id,
                 dest_dir: PathBuf::from(p.dest_dir),
@@ -422,15 +484,10 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let base = UploadParams {
             local_path: file.to_string_lossy().into_owned(),
-            title: "t".into(),
-            owner_type: "user".into(),
-            owner_id: "u".into(),
-            description: None,
-            alias: None,
-            tags: None,
-            metadata: None,
-            collection_id: None,
-            chunk_size_mb: None,
+            title: Some("t".into()),
+            owner_type: Some("user".into()),
+            owner_id: Some("u".into()),
+            ..Default::default()
         };
         let code = |p: UploadParams| {
             let svc = svc.clone();
@@ -444,13 +501,13 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InvalidInput);
         assert!(e.message.contains("file not found: /nope/x"));
         let e = code(UploadParams {
-            title: " ".into(),
+            title: Some(" ".into()),
             ..base.clone()
         })
         .await;
         assert_eq!(e.code, ErrorCode::InvalidInput);
         let e = code(UploadParams {
-            owner_type: "group".into(),
+            owner_type: Some("group".into()),
             ..base.clone()
         })
         .await;
@@ -463,6 +520,23 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InvalidInput);
         let e = code(UploadParams {
             chunk_size_mb: Some(0),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        // A new version takes no asset fields.
+        let e = code(UploadParams {
+            asset_id: Some("a1".into()),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains("title, owner_type, owner_id"), "{}", e.message);
+        // An empty directory is refused before the login is looked at.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let e = code(UploadParams {
+            local_path: empty.to_string_lossy().into_owned(),
             ..base.clone()
         })
         .await;

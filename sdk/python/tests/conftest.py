@@ -3,6 +3,10 @@ directory and ``dataerai`` daemons on temporary sockets, signed in as real users
 
 Binaries come from ``$DATAERAI_BIN_DIR`` (default ``<repo>/target/debug``); build them first
 with ``cargo build -p dataerai-server -p dataerai``.
+
+Every daemon keeps its transfer journal under ``$DATAERAI_STATE_DIR``: the fixtures point it at
+temporary directories (one per test, one per test-started daemon), so the tests never touch the
+user's home and two live daemons never share a journal (each would resume the other's work).
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ def short_tmpdir(prefix: str) -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("DATAERAI_KEEP_TMP"):
+        # For debugging: keep server data, daemon logs and journals.
+        print(f"\nkept test directories: {[str(p) for p in _TMP_DIRS[:3]]} …")
+        return
     for path in _TMP_DIRS:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -158,11 +166,13 @@ def login(config_dir: Path, url: str, token: str) -> None:
 
 
 class DaemonProcess:
-    """A daemon started by the tests themselves (with its own config dir)."""
+    """A daemon started by the tests themselves (with its own config dir and journal)."""
 
-    def __init__(self, config_dir: Path, sock: Path) -> None:
+    def __init__(self, config_dir: Path, sock: Path, state_dir: Path | None = None) -> None:
         self.sock = sock
-        env = dict(os.environ, DATAERAI_CONFIG_DIR=str(config_dir))
+        self.state_dir = state_dir if state_dir is not None else sock.parent / "state"
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = dict(os.environ, DATAERAI_CONFIG_DIR=str(config_dir), DATAERAI_STATE_DIR=str(self.state_dir))
         self.log = open(sock.parent / "daemon-test.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(CLI_BIN), "daemon", "--socket", str(sock)],
@@ -179,6 +189,28 @@ class DaemonProcess:
     def stop(self) -> None:
         stop_process(self.proc)
         self.log.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_state_dir() -> Iterator[Path]:
+    """The journal directory of daemons started by session fixtures (the SDK's auto-start
+    passes the environment on)."""
+    path = short_tmpdir("state-")
+    old = os.environ.get("DATAERAI_STATE_DIR")
+    os.environ["DATAERAI_STATE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("DATAERAI_STATE_DIR", None)
+    else:
+        os.environ["DATAERAI_STATE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def test_state_dir(session_state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh journal directory for daemons auto-started inside one test."""
+    path = short_tmpdir("st-")
+    monkeypatch.setenv("DATAERAI_STATE_DIR", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -261,6 +293,18 @@ def write_random(path: Path, size: int) -> Path:
             f.write(i.to_bytes(8, "little") + block[8:n] if n > 8 else block[:n])
             remaining -= n
             i += 1
+    return path
+
+
+def write_sparse(path: Path, size: int) -> Path:
+    """A sparse file of `size` bytes with unique bytes at both ends (so no upload of it can be
+    deduplicated against another test's file)."""
+    marker = uuid.uuid4().bytes
+    with open(path, "wb") as f:
+        f.write(b"head" + marker)
+        f.truncate(size)
+        f.seek(size - len(marker))
+        f.write(marker)
     return path
 
 

@@ -281,6 +281,12 @@ pub async fn put_chunk(
         )
         .await?;
     if recorded.hash != hex_hash {
+        // Another PUT of this chunk with other bytes was recorded first. A
+        // blob store that keys chunks by hash (S3) now holds our object too:
+        // remove it, so the chunk has one object again.
+        if let Err(e) = state.blobs.discard_chunk(&key, hash).await {
+            tracing::warn!(error = %e, "could not discard the losing copy of a chunk");
+        }
         return Err(conflict());
     }
     state.metrics.chunk_accepted(expected_len);

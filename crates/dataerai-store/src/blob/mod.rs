@@ -10,6 +10,7 @@
 //! cannot corrupt one that was acknowledged.
 
 pub mod fs;
+pub mod s3;
 
 use std::io;
 use std::pin::Pin;
@@ -60,6 +61,15 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// `len` bytes of a chunk starting at `offset`.
     async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream>;
+
+    /// Remove the object `put_chunk` stored for `key` with these bytes, after
+    /// the metadata store recorded *other* bytes for the chunk (two different
+    /// uploads of one chunk raced; the first recorded wins). Stores whose writes
+    /// are no-clobber under the key itself (the directory store) never hold a
+    /// loser, so the default does nothing.
+    async fn discard_chunk(&self, _key: &ChunkKey, _hash: [u8; 32]) -> Result<()> {
+        Ok(())
+    }
 
     /// Remove every chunk stored under a content id (abort, asset deletion).
     /// Missing content is not an error. The metadata store decides when no

@@ -6,6 +6,7 @@
 //! Authorization is not the store's business: the server decides who may call
 //! what, the store keeps the data consistent (transactions, unique keys, quotas).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -1,10 +1,15 @@
 //! The command line: clap definitions and one function per command. Commands
-//! run in-process through [`crate::service::Service`] (no daemon needed).
+//! run in-process through [`crate::service::Service`] (no daemon needed), except
+//! `dataerai transfers …`, which lists and controls a running daemon's transfers
+//! over its socket ([`daemon_client`]).
 
+pub mod daemon_client;
 pub mod output;
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use dataerai_proto::{ApiError, ErrorCode};
@@ -13,11 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api_client::ApiClient;
 use crate::config::{self, Credentials};
+use crate::journal::Journal;
 use crate::service::{
-    CreateProjectParams, DownloadParams, ListAssetsParams, PageParams, RelationshipParams, Service,
-    SetMetadataParams, UploadParams,
+    CreateProjectParams, DownloadParams, ListAssetsParams, ListVersionsParams, PageParams,
+    RelationshipParams, Service, SetMetadataParams, UploadParams,
 };
-use crate::transfer::{download, upload};
+use crate::transfer::{download, upload, Observer, ProgressEvent, ProgressSink, RunContext, Stop};
+use daemon_client::DaemonClient;
 use output::{human_bytes, print_json, ProgressView};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -37,7 +44,7 @@ pub enum Command {
     /// Sign in, check or sign out.
     #[command(subcommand)]
     Auth(AuthCommand),
-    /// Upload a file as a new asset.
+    /// Upload a file or a directory as a new asset (or a new version of one).
     Upload(UploadArgs),
     /// Download an asset's latest (or a given) content version.
     Download(DownloadArgs),
@@ -52,12 +59,41 @@ pub enum Command {
     List(ListCommand),
     /// Record a provenance relationship FROM (dependent) → TO (origin).
     Link(LinkArgs),
+    /// List an asset's content versions, newest first.
+    Versions { asset_id: String },
+    /// List and control the running daemon's transfers.
+    Transfers {
+        /// Daemon socket (default: as for `dataerai daemon`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TransfersCommand,
+    },
     /// Run the transfer daemon on a Unix socket.
     Daemon {
         /// Socket path (default: $DATAERAI_SOCKET, else $XDG_RUNTIME_DIR/dataerai-transfer.sock, …).
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Keep retrying a transfer whose server cannot be reached for this long (seconds).
+        #[arg(long, default_value_t = 3600)]
+        retry_window_s: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TransfersCommand {
+    /// Every transfer of the daemon (including earlier runs).
+    List,
+    /// One transfer.
+    Show { transfer_id: String },
+    /// Stop a transfer and give it up.
+    Cancel { transfer_id: String },
+    /// Let chunks in flight finish and start no new ones.
+    Pause { transfer_id: String },
+    /// Continue a paused (or resumable failed) transfer.
+    Resume { transfer_id: String },
+    /// Wait until a transfer completes or fails (exit 1 if it fails).
+    Wait { transfer_id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,14 +114,18 @@ pub enum AuthCommand {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("owner").required(true).args(["project", "user"])))]
+#[command(group(clap::ArgGroup::new("owner").args(["project", "user"])))]
 pub struct UploadArgs {
-    /// The file to upload.
+    /// The file or directory to upload (a directory becomes one asset).
     pub file: PathBuf,
-    #[arg(long)]
-    pub title: String,
-    /// Owning project id.
-    #[arg(long)]
+    /// Title of the new asset (required unless --asset).
+    #[arg(long, required_unless_present = "asset")]
+    pub title: Option<String>,
+    /// Add a new content version to this existing asset instead.
+    #[arg(long, conflicts_with_all = ["title", "project", "user", "alias", "collection", "description", "metadata", "tags"])]
+    pub asset: Option<String>,
+    /// Owning project id (one of --project / --user is required unless --asset).
+    #[arg(long, required_unless_present_any = ["user", "asset"])]
     pub project: Option<String>,
     /// Make it a personal asset of the signed-in user.
     #[arg(long)]
@@ -198,9 +238,18 @@ pub struct LinkArgs {
 /// Run a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let svc = Service::from_env();
-    if let Command::Daemon { socket } = cli.command {
+    if let Command::Daemon {
+        socket,
+        retry_window_s,
+    } = cli.command
+    {
         let socket = socket.unwrap_or_else(config::default_socket_path);
-        return crate::daemon::run(socket, svc).await;
+        let opts = crate::daemon::DaemonOptions {
+            socket_path: std::path::absolute(&socket).unwrap_or(socket),
+            state_dir: crate::journal::default_state_dir(),
+            retry_window: Duration::from_secs(retry_window_s),
+        };
+        return crate::daemon::run(opts, svc).await;
     }
     match dispatch(&svc, cli.json, cli.command).await {
         Ok(()) => 0,
@@ -379,6 +428,35 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Versions { asset_id } => {
+            let page = svc
+                .list_versions(ListVersionsParams {
+                    asset_id,
+                    limit: None,
+                    offset: None,
+                })
+                .await?;
+            if as_json {
+                print_json(&page);
+            } else {
+                for v in &page.items {
+                    println!(
+                        "{}  {}  {:>10}  {} file{}",
+                        v.content_id,
+                        v.completed_at.unwrap_or(v.created_at).format("%Y-%m-%d %H:%M:%S"),
+                        human_bytes(v.total_bytes),
+                        v.files.len(),
+                        if v.files.len() == 1 { "" } else { "s" }
+                    );
+                }
+                println!("({} of {} versions)", page.items.len(), page.total);
+            }
+            Ok(())
+        }
+        Command::Transfers { socket, command } => {
+            let socket = socket.unwrap_or_else(config::default_socket_path);
+            transfers_cmd(&socket, as_json, command).await
+        }
         Command::Daemon { .. } => unreachable!("handled in run()"),
     }
 }
@@ -454,12 +532,52 @@ fn cancel_on_ctrl_c(token: CancellationToken) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// CLI side of a transfer: a progress bar, retries reported on stderr.
+struct CliObserver(ProgressSink);
+
+impl Observer for CliObserver {
+    fn progress(&self, ev: ProgressEvent) {
+        (self.0)(ev)
+    }
+    fn retrying(&self, attempt: u32, delay: Duration, error: &ApiError) {
+        eprintln!(
+            "{} ({}): retry {attempt} in {:.1}s",
+            error.message,
+            error.code,
+            delay.as_secs_f64()
+        );
+    }
+    fn recovered(&self) {}
+}
+
+/// An in-process run: a private journal (a CLI transfer ends with the process),
+/// a progress view, Ctrl-C cancels.
+async fn local_run(svc: &Service, label: &str, total: u64) -> Result<(RunContext, ProgressView)> {
+    let view = ProgressView::new(label, total);
+    let ctx = RunContext::new(
+        uuid::Uuid::new_v4().to_string(),
+        svc.client()?,
+        Journal::in_memory().await?,
+        Arc::new(CliObserver(view.sink(label))),
+        crate::transfer::DEFAULT_RETRY_WINDOW,
+    );
+    Ok((ctx, view))
+}
+
+fn stopped(s: Stop) -> ApiError {
+    match s {
+        Stop::Error(e) => e,
+        Stop::Paused => ApiError::internal("transfer paused"),
+    }
+}
+
 async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<()> {
-    let (owner_type, owner_id) = match a.project {
-        Some(p) => ("project".to_string(), p),
-        None => (
-            "user".to_string(),
-            config::load_credentials(svc.config_dir())?.user_id,
+    let (owner_type, owner_id) = match (&a.asset, a.project) {
+        (Some(_), _) => (None, None),
+        (None, Some(p)) => (Some("project".to_string()), Some(p)),
+        (None, None) => (
+            Some("user".to_string()),
+            Some(config::load_credentials(svc.config_dir())?.user_id),
         ),
     };
     let metadata = match &a.metadata {
@@ -471,6 +589,7 @@ async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<()> {
         title: a.title,
         owner_type,
         owner_id,
+        asset_id: a.asset,
         description: a.description,
         alias: a.alias,
         tags: if a.tags.is_empty() {
@@ -482,36 +601,43 @@ async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<()> {
         collection_id: a.collection,
         chunk_size_mb: a.chunk_size_mb,
     };
-    let prepared = svc.prepare_upload(params).await?;
-    let label = format!("upload {}", prepared.file_name);
-    let view = ProgressView::new(&label, prepared.size);
-    let cancel = CancellationToken::new();
-    let ctrl_c = cancel_on_ctrl_c(cancel.clone());
-    let res = upload::run(prepared, cancel, view.sink(&label)).await;
+    let spec = svc.prepare_upload(params).await?;
+    let label = format!("upload {}", spec.label());
+    let (ctx, view) = local_run(svc, &label, spec.bytes_total()).await?;
+    let ctrl_c = cancel_on_ctrl_c(ctx.cancel.clone());
+    let res = upload::run(&ctx, spec.clone()).await.map_err(stopped);
     ctrl_c.abort();
     view.finish();
+    if res.is_err() {
+        upload::discard(&ctx.client, &spec).await;
+    }
     let r = res?;
     if as_json {
         print_json(&r);
     } else {
+        let what = match r.files.as_slice() {
+            [one] => one.name.clone(),
+            many => format!("{} files", many.len()),
+        };
         println!(
-            "Uploaded {} ({}, {} chunk{}) as asset {}",
-            r.files[0].name,
+            "Uploaded {what} ({}, {} chunk{}, {} sent) as asset {}",
             human_bytes(r.total_bytes),
             r.chunk_count,
             if r.chunk_count == 1 { "" } else { "s" },
+            human_bytes(r.bytes_sent),
             r.asset_id
         );
-        println!(
-            "content: {}  checksum: {}",
-            r.content_id, r.files[0].checksum
-        );
+        if let [one] = r.files.as_slice() {
+            println!("content: {}  checksum: {}", r.content_id, one.checksum);
+        } else {
+            println!("content: {}", r.content_id);
+        }
     }
     Ok(())
 }
 
 async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Result<()> {
-    let prepared = svc
+    let spec = svc
         .prepare_download(DownloadParams {
             asset_id: a.asset_id,
             dest_dir: a.output.to_string_lossy().into_owned(),
@@ -519,13 +645,15 @@ async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Result<(
             chunk_size_mb: a.chunk_size_mb,
         })
         .await?;
-    let label = format!("download {}", prepared.label());
-    let view = ProgressView::new(&label, prepared.bytes_total);
-    let cancel = CancellationToken::new();
-    let ctrl_c = cancel_on_ctrl_c(cancel.clone());
-    let res = download::run(prepared, cancel, view.sink(&label)).await;
+    let label = format!("download {}", spec.label());
+    let (ctx, view) = local_run(svc, &label, spec.bytes_total()).await?;
+    let ctrl_c = cancel_on_ctrl_c(ctx.cancel.clone());
+    let res = download::run(&ctx, &spec).await.map_err(stopped);
     ctrl_c.abort();
     view.finish();
+    if res.is_err() {
+        download::discard(&spec).await;
+    }
     let r = res?;
     if as_json {
         print_json(&r);
@@ -535,4 +663,89 @@ async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Result<(
         }
     }
     Ok(())
+}
+
+fn transfer_line(t: &Value) -> String {
+    let done = t["bytes_done"].as_u64().unwrap_or(0);
+    let total = t["bytes_total"].as_u64().unwrap_or(0);
+    let pct = if total == 0 {
+        100.0
+    } else {
+        done as f64 * 100.0 / total as f64
+    };
+    let mut line = format!(
+        "{}  {:<8} {:<9} {:>5.1}%  {:>10}  asset {}",
+        t["transfer_id"].as_str().unwrap_or("-"),
+        t["kind"].as_str().unwrap_or("-"),
+        t["state"].as_str().unwrap_or("-"),
+        pct,
+        human_bytes(total),
+        t["asset_id"].as_str().unwrap_or("-"),
+    );
+    for key in ["error", "last_error"] {
+        if let (Some(code), Some(msg)) = (t[key]["code"].as_str(), t[key]["message"].as_str()) {
+            line.push_str(&format!("\n    {}: {msg} ({code})", key.replace('_', " ")));
+        }
+    }
+    line
+}
+
+async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> Result<()> {
+    let mut client = DaemonClient::connect(socket).await?;
+    let (method, id) = match &cmd {
+        TransfersCommand::List => {
+            let r = client.call("transfer.list", json!({})).await?;
+            if as_json {
+                print_json(&r);
+            } else {
+                let items = r["items"].as_array().cloned().unwrap_or_default();
+                for t in &items {
+                    println!("{}", transfer_line(t));
+                }
+                println!("({} transfers)", items.len());
+            }
+            return Ok(());
+        }
+        TransfersCommand::Show { transfer_id } => ("transfer.get", transfer_id),
+        TransfersCommand::Cancel { transfer_id } => ("transfer.cancel", transfer_id),
+        TransfersCommand::Pause { transfer_id } => ("transfer.pause", transfer_id),
+        TransfersCommand::Resume { transfer_id } => ("transfer.resume", transfer_id),
+        TransfersCommand::Wait { transfer_id } => ("transfer.get", transfer_id),
+    };
+    let mut t = client.call(method, json!({"transfer_id": id})).await?;
+    if matches!(cmd, TransfersCommand::Wait { .. }) {
+        t = wait_for_end(&mut client, id, t).await?;
+    }
+    if as_json {
+        print_json(&t);
+    } else {
+        println!("{}", transfer_line(&t));
+    }
+    match (matches!(cmd, TransfersCommand::Wait { .. }), t["error"].as_object()) {
+        (true, Some(e)) => Err(ApiError::new(
+            serde_json::from_value(e["code"].clone()).unwrap_or(ErrorCode::Internal),
+            e["message"].as_str().unwrap_or("transfer failed").to_string(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Follow notifications until transfer `id` ends; returns its final Transfer object.
+async fn wait_for_end(client: &mut DaemonClient, id: &str, mut t: Value) -> Result<Value> {
+    let finished = |t: &Value| {
+        matches!(
+            t["state"].as_str(),
+            Some("completed" | "failed" | "cancelled" | "paused")
+        )
+    };
+    while !finished(&t) {
+        let n = client.next_notification().await?;
+        let method = n["method"].as_str().unwrap_or("");
+        let ends = matches!(method, "transfer.completed" | "transfer.failed")
+            || (method == "transfer.state" && n["params"]["state"] == "paused");
+        if n["params"]["transfer_id"] == id && ends {
+            t = client.call("transfer.get", json!({"transfer_id": id})).await?;
+        }
+    }
+    Ok(t)
 }

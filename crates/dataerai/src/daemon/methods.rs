@@ -1,28 +1,30 @@
 //! JSON-RPC method dispatch: one arm per method of `docs/ipc.md`.
 //!
-//! Long operations (`asset.upload`, `asset.download`) validate and prepare
-//! synchronously and return [`Outcome::ReplyThen`]: the connection queues the
-//! reply first and only then starts the transfer, so a client always sees the
-//! ids before the first notification about them.
+//! Long operations (`asset.upload`, `asset.upload_many`, `asset.download`)
+//! validate, prepare and journal synchronously and return
+//! [`Outcome::ReplyThen`]: the connection queues the reply first and only then
+//! starts the transfer, so a client always sees the ids before the first
+//! notification about them.
 
 use std::sync::Arc;
 
 use dataerai_proto::ipc::{RpcError, RpcErrorData, INVALID_PARAMS, METHOD_NOT_FOUND};
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Semaphore;
 
-use super::registry::{ErrorInfo, TransferInfo};
+use super::transfers::{self, NewTransfer};
 use super::DaemonState;
+use crate::journal::ErrorInfo;
 use crate::service::{
-    AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams, NoParams, PageParams,
-    RelationshipParams, SetMetadataParams, UploadParams,
+    AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams, ListVersionsParams,
+    NoParams, PageParams, RelationshipParams, SetMetadataParams, UploadParams,
 };
-use crate::transfer::{download, upload, ProgressSink};
+use crate::transfer::upload::UploadSpec;
 
 pub enum Outcome {
     Reply(Result<Value, RpcError>),
@@ -35,6 +37,17 @@ pub enum Outcome {
 struct TransferIdParams {
     transfer_id: String,
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadManyParams {
+    items: Value,
+    concurrency: Option<i64>,
+    chunk_size_mb: Option<i64>,
+}
+
+/// Most items one `asset.upload_many` call takes.
+const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// Decode `params` (absent/null means no parameters); unknown names are refused.
 fn params<T: DeserializeOwned>(v: Value) -> Result<T, RpcError> {
@@ -69,6 +82,9 @@ pub async fn dispatch(state: Arc<DaemonState>, method: &str, p: Value) -> Outcom
         "asset.download" => start_download(state, p)
             .await
             .unwrap_or_else(|e| Outcome::Reply(Err(e))),
+        "asset.upload_many" => start_upload_many(state, p)
+            .await
+            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
         "daemon.shutdown" => match params::<NoParams>(p) {
             Ok(_) => Outcome::ReplyThen(json!({}), async move { state.shutdown.cancel() }.boxed()),
             Err(e) => Outcome::Reply(Err(e)),
@@ -77,7 +93,7 @@ pub async fn dispatch(state: Arc<DaemonState>, method: &str, p: Value) -> Outcom
     }
 }
 
-async fn call(state: &DaemonState, method: &str, p: Value) -> Result<Value, RpcError> {
+async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value, RpcError> {
     let svc = &state.service;
     match method {
         "daemon.ping" => {
@@ -107,20 +123,31 @@ async fn call(state: &DaemonState, method: &str, p: Value) -> Result<Value, RpcE
             svc.create_relationship(params::<RelationshipParams>(p)?)
                 .await?,
         ),
+        "asset.list_versions" => to_value(
+            svc.list_versions(params::<ListVersionsParams>(p)?)
+                .await?,
+        ),
         "transfer.list" => {
             params::<NoParams>(p)?;
-            Ok(json!({ "items": to_value(state.transfers.list())? }))
+            let items: Vec<Value> = state.transfers.list().await?.iter().map(|r| r.to_json()).collect();
+            Ok(json!({ "items": items }))
         }
-        "transfer.get" => to_value(
-            state
-                .transfers
-                .get(&params::<TransferIdParams>(p)?.transfer_id)?,
-        ),
-        "transfer.cancel" => to_value(
-            state
-                .transfers
-                .cancel(&params::<TransferIdParams>(p)?.transfer_id)?,
-        ),
+        "transfer.get" => {
+            let id = params::<TransferIdParams>(p)?.transfer_id;
+            Ok(state.transfers.get(&id).await?.to_json())
+        }
+        "transfer.pause" => {
+            let id = params::<TransferIdParams>(p)?.transfer_id;
+            Ok(transfers::pause(state, &id).await?.to_json())
+        }
+        "transfer.resume" => {
+            let id = params::<TransferIdParams>(p)?.transfer_id;
+            Ok(transfers::resume(state, &id).await?.to_json())
+        }
+        "transfer.cancel" => {
+            let id = params::<TransferIdParams>(p)?.transfer_id;
+            Ok(transfers::cancel(state, &id).await?.to_json())
+        }
         _ => Err(RpcError {
             code: METHOD_NOT_FOUND,
             message: format!("unknown method {method:?}"),
@@ -131,112 +158,154 @@ async fn call(state: &DaemonState, method: &str, p: Value) -> Result<Value, RpcE
     }
 }
 
-/// A progress sink that updates the registry and notifies every client.
-fn progress_sink(state: &Arc<DaemonState>) -> ProgressSink {
-    let state = state.clone();
-    Arc::new(move |ev| {
-        state.transfers.progress(&ev.transfer_id, ev.bytes_done);
-        if let Ok(v) = serde_json::to_value(&ev) {
-            state.notify("transfer.progress", v);
-        }
-    })
+fn spec_value<T: Serialize>(spec: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(spec).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Record the end of a transfer and send `transfer.completed` or `transfer.failed`.
-fn finish(state: &DaemonState, id: &str, kind: &str, outcome: Result<Value, ApiError>) {
-    state.transfers.finish(id, &outcome);
-    match outcome {
-        Ok(result) => state.notify(
-            "transfer.completed",
-            json!({"transfer_id": id, "kind": kind, "result": result}),
-        ),
-        Err(e) => {
-            tracing::warn!(transfer_id = id, "{kind} failed: {e}");
-            let error = ErrorInfo {
-                code: e.code,
-                message: e.message,
-            };
-            state.notify(
-                "transfer.failed",
-                json!({"transfer_id": id, "kind": kind, "error": error}),
-            );
+/// Prepare and journal one upload; returns the `asset.upload` reply.
+async fn register_upload(
+    state: &DaemonState,
+    p: UploadParams,
+    batch_id: Option<String>,
+) -> Result<Value, ApiError> {
+    let spec: UploadSpec = state.service.prepare_upload(p).await?;
+    let rec = state
+        .transfers
+        .register(NewTransfer {
+            kind: "upload",
+            asset_id: spec.asset_id.clone(),
+            content_id: Some(spec.content_id.clone()),
+            local_path: spec.local_path.to_string_lossy().into_owned(),
+            bytes_total: spec.bytes_total(),
+            chunk_count: spec.chunk_count(),
+            file_count: spec.files.len() as u64,
+            batch_id,
+            spec: spec_value(&spec)?,
+        })
+        .await?;
+    Ok(json!({
+        "transfer_id": rec.transfer_id,
+        "kind": "upload",
+        "asset_id": rec.asset_id,
+        "bytes_total": rec.bytes_total,
+        "chunk_count": rec.chunk_count,
+        "file_count": rec.file_count,
+    }))
+}
+
+/// Reply with `reply`, then start the transfer it names.
+fn reply_then_start(state: Arc<DaemonState>, reply: Value) -> Outcome {
+    let id = reply["transfer_id"].as_str().unwrap_or_default().to_string();
+    Outcome::ReplyThen(
+        reply,
+        async move {
+            transfers::start(&state, &id, None);
         }
-    }
+        .boxed(),
+    )
 }
 
 async fn start_upload(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
-    let prepared = state
-        .service
-        .prepare_upload(params::<UploadParams>(p)?)
-        .await?;
-    let reply = json!({
-        "transfer_id": prepared.transfer_id,
-        "kind": "upload",
-        "asset_id": prepared.asset_id,
-        "bytes_total": prepared.size,
-        "chunk_count": prepared.chunk_count,
-    });
-    let cancel = CancellationToken::new();
-    let id = prepared.transfer_id.clone();
-    state.transfers.insert(
-        TransferInfo {
-            transfer_id: id.clone(),
-            kind: "upload",
-            state: "running",
-            asset_id: prepared.asset_id.clone(),
-            bytes_done: 0,
-            bytes_total: prepared.size,
-            chunk_count: prepared.chunk_count,
-            result: None,
-            error: None,
-        },
-        cancel.clone(),
-    );
-    let sink = progress_sink(&state);
-    let work = async move {
-        let res = upload::run(prepared, cancel, sink).await;
-        let res = res
-            .and_then(|r| serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string())));
-        finish(&state, &id, "upload", res);
-    };
-    Ok(Outcome::ReplyThen(reply, work.boxed()))
+    let reply = register_upload(&state, params::<UploadParams>(p)?, None).await?;
+    Ok(reply_then_start(state, reply))
 }
 
 async fn start_download(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
-    let prepared = state
+    let spec = state
         .service
         .prepare_download(params::<DownloadParams>(p)?)
         .await?;
-    let reply = json!({
-        "transfer_id": prepared.transfer_id,
-        "kind": "download",
-        "asset_id": prepared.asset_id,
-        "content_id": prepared.content_id,
-        "bytes_total": prepared.bytes_total,
-        "chunk_count": prepared.chunk_count,
-    });
-    let cancel = CancellationToken::new();
-    let id = prepared.transfer_id.clone();
-    state.transfers.insert(
-        TransferInfo {
-            transfer_id: id.clone(),
+    let rec = state
+        .transfers
+        .register(NewTransfer {
             kind: "download",
-            state: "running",
-            asset_id: prepared.asset_id.clone(),
-            bytes_done: 0,
-            bytes_total: prepared.bytes_total,
-            chunk_count: prepared.chunk_count,
-            result: None,
-            error: None,
-        },
-        cancel.clone(),
-    );
-    let sink = progress_sink(&state);
+            asset_id: spec.asset_id.clone(),
+            content_id: Some(spec.content_id.clone()),
+            local_path: spec.dest_dir.to_string_lossy().into_owned(),
+            bytes_total: spec.bytes_total(),
+            chunk_count: spec.chunk_count(),
+            file_count: spec.files.len() as u64,
+            batch_id: None,
+            spec: spec_value(&spec)?,
+        })
+        .await?;
+    let reply = json!({
+        "transfer_id": rec.transfer_id,
+        "kind": "download",
+        "asset_id": rec.asset_id,
+        "content_id": rec.content_id,
+        "bytes_total": rec.bytes_total,
+        "chunk_count": rec.chunk_count,
+        "file_count": rec.file_count,
+    });
+    Ok(reply_then_start(state, reply))
+}
+
+/// `asset.upload_many`: every item is prepared (at most `concurrency` at once);
+/// one that fails gets an `error` and no transfer, the others are started with
+/// at most `concurrency` of them running at a time.
+async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
+    let p = params::<UploadManyParams>(p)?;
+    let items = match p.items {
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_BATCH_ITEMS => items,
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "items must be a list of 1 to {MAX_BATCH_ITEMS} upload parameter objects"
+            ))
+            .into())
+        }
+    };
+    let concurrency = match p.concurrency {
+        None => 8,
+        Some(c) if (1..=64).contains(&c) => c as usize,
+        Some(c) => {
+            return Err(ApiError::invalid(format!(
+                "concurrency must be between 1 and 64, got {c}"
+            ))
+            .into())
+        }
+    };
+    crate::transfer::chunk_size_from_mb(p.chunk_size_mb)?;
+    let batch_id = uuid::Uuid::new_v4().to_string();
+    let chunk_size_mb = p.chunk_size_mb;
+    let prepared: Vec<Value> = futures::stream::iter(items.into_iter().enumerate())
+        .map(|(index, item)| {
+            let state = &state;
+            let batch_id = batch_id.clone();
+            async move {
+                let outcome = async {
+                    let mut up: UploadParams = serde_json::from_value(item)
+                        .map_err(|e| ApiError::invalid(format!("invalid item: {e}")))?;
+                    if up.chunk_size_mb.is_some() {
+                        return Err(ApiError::invalid(
+                            "chunk_size_mb is a parameter of the whole batch, not of an item",
+                        ));
+                    }
+                    up.chunk_size_mb = chunk_size_mb;
+                    register_upload(state, up, Some(batch_id)).await
+                }
+                .await;
+                match outcome {
+                    Ok(r) => json!({"index": index, "transfer_id": r["transfer_id"],
+                                    "asset_id": r["asset_id"], "error": null}),
+                    Err(e) => json!({"index": index, "transfer_id": null, "asset_id": null,
+                                     "error": ErrorInfo::from(&e)}),
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let ids: Vec<String> = prepared
+        .iter()
+        .filter_map(|i| i["transfer_id"].as_str().map(str::to_string))
+        .collect();
+    let reply = json!({"batch_id": batch_id, "items": prepared});
     let work = async move {
-        let res = download::run(prepared, cancel, sink).await;
-        let res = res
-            .and_then(|r| serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string())));
-        finish(&state, &id, "download", res);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        for id in ids {
+            transfers::start(&state, &id, Some(slots.clone()));
+        }
     };
     Ok(Outcome::ReplyThen(reply, work.boxed()))
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`protocol`]: size-capped line reading and request classification.
 //! - [`methods`]: one handler per method, on top of [`crate::service`].
-//! - [`registry`]: the transfers of this daemon's lifetime.
+//! - [`transfers`]: journaled transfers and their control (pause/resume/cancel).
 //!
 //! Each connection has a reader (requests are handled concurrently, each in its
 //! own task), a writer task fed by one mpsc channel, and a forwarder that copies
@@ -12,7 +12,7 @@
 
 pub mod methods;
 pub mod protocol;
-pub mod registry;
+pub mod transfers;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config;
+use crate::journal::Journal;
 use crate::service::Service;
 
 /// Exit code when another daemon already answers on the socket.
@@ -40,7 +41,7 @@ const CONN_QUEUE: usize = 1024;
 pub struct DaemonState {
     pub service: Service,
     pub socket_path: PathBuf,
-    pub transfers: registry::Registry,
+    pub transfers: transfers::Transfers,
     pub shutdown: CancellationToken,
     events: broadcast::Sender<Arc<str>>,
 }
@@ -56,8 +57,19 @@ impl DaemonState {
     }
 }
 
+/// Settings of `dataerai daemon`.
+pub struct DaemonOptions {
+    pub socket_path: PathBuf,
+    /// Where `journal.db` lives.
+    pub state_dir: PathBuf,
+    /// How long consecutive failures are retried before a transfer fails.
+    pub retry_window: Duration,
+}
+
 /// Run the daemon until SIGINT/SIGTERM or `daemon.shutdown`; returns the exit code.
-pub async fn run(socket_path: PathBuf, service: Service) -> i32 {
+/// Transfers a previous daemon on the same socket left unfinished are resumed.
+pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
+    let socket_path = opts.socket_path;
     let listener = match bind(&socket_path).await {
         Ok(l) => l,
         Err(BindError::AlreadyRunning) => {
@@ -72,16 +84,31 @@ pub async fn run(socket_path: PathBuf, service: Service) -> i32 {
             return 1;
         }
     };
+    // Only after the socket is ours: a refused second daemon must not touch
+    // the journal (it would resume transfers the running one owns).
+    let journal = match Journal::open(&opts.state_dir).await {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {} ({})", e.message, e.code);
+            let _ = std::fs::remove_file(&socket_path);
+            return 1;
+        }
+    };
     tracing::info!("listening on {}", socket_path.display());
 
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let state = Arc::new(DaemonState {
         service,
         socket_path: socket_path.clone(),
-        transfers: registry::Registry::default(),
+        transfers: transfers::Transfers::new(
+            journal,
+            socket_path.to_string_lossy().into_owned(),
+            opts.retry_window,
+        ),
         shutdown: CancellationToken::new(),
         events,
     });
+    transfers::resume_unfinished(&state).await;
 
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

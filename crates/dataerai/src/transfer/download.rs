@@ -1,26 +1,33 @@
-//! Download engine: fetch a content version's files into a destination directory.
+//! Download engine: fetch a content version's files into a destination directory,
+//! restoring its tree.
 //!
-//! Each file is written to `<dest>/<name>.dataerai-partial` with ranged GETs
-//! ([`PARALLEL_CHUNKS`] in flight), each chunk streamed straight to its offset.
-//! Only after the whole partial file's BLAKE3 matches the server checksum is it
-//! fsynced and renamed into place, so a file at its final name is always
-//! complete and verified. On failure or cancellation partial files are removed.
+//! [`prepare`] checks the destination and every file name (a name that would
+//! escape `dest_dir` refuses the download before anything is written) and
+//! produces a [`DownloadSpec`] the caller journals. [`run`] writes each file to
+//! `<dest>/<name>.dataerai-partial` with ranged GETs ([`PARALLEL_CHUNKS`] in
+//! flight), each chunk streamed to its offset, fsynced, and only then recorded
+//! in the journal — so after a crash the partial file and the journal agree and
+//! only missing chunks are fetched again. A file appears under its final name
+//! only after its whole BLAKE3 matches the server's checksum. A full disk
+//! (`ERR_NO_SPACE`) keeps the partial files for `transfer.resume`; [`discard`]
+//! removes them when a download is given up.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dataerai_proto::api::{ContentFile, ContentVersion};
+use dataerai_proto::api::ContentVersion;
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 use super::{
-    cancelled, hash_file, io_error, plan_chunks, safe_join, with_retry, ProgressEvent,
-    ProgressSink, RateMeter, PARALLEL_CHUNKS,
+    hash_file, io_error, plan_chunks, retry, safe_join, Failure, ProgressEvent, RateMeter,
+    RunContext, Stop, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
+use crate::faults;
 
 /// Suffix of files still being downloaded.
 pub const PARTIAL_SUFFIX: &str = ".dataerai-partial";
@@ -34,24 +41,45 @@ pub struct DownloadRequest {
     pub chunk_size: u64,
 }
 
-struct Target {
-    file: ContentFile,
-    checksum: String,
-    final_path: PathBuf,
-    partial_path: PathBuf,
-    chunk_count: u64,
+/// One file of a download plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DlFile {
+    pub file_index: u32,
+    pub name: String,
+    pub size: u64,
+    pub checksum: String,
+    pub final_path: PathBuf,
+    pub partial_path: PathBuf,
 }
 
-/// A download whose destination and content version have been checked.
-pub struct PreparedDownload {
-    client: ApiClient,
-    pub transfer_id: String,
+/// The journaled plan of a download.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadSpec {
     pub asset_id: String,
     pub content_id: String,
-    targets: Vec<Target>,
-    chunk_size: u64,
-    pub bytes_total: u64,
-    pub chunk_count: u64,
+    /// Canonical destination directory.
+    pub dest_dir: PathBuf,
+    pub chunk_size: u64,
+    pub files: Vec<DlFile>,
+}
+
+impl DownloadSpec {
+    pub fn bytes_total(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+    pub fn chunk_count(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| dataerai_proto::chunk_count(f.size, self.chunk_size))
+            .sum()
+    }
+    /// A short name for progress output: the file name, or the asset id for several files.
+    pub fn label(&self) -> String {
+        match self.files.as_slice() {
+            [one] => one.name.clone(),
+            _ => self.asset_id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +100,7 @@ pub struct DownloadResult {
     pub files: Vec<DownloadedFile>,
 }
 
-/// Make sure `dest` is (or can become) a writable directory; returns it absolute.
+/// Make sure `dest` is (or can become) a writable directory; returns it canonical.
 pub fn prepare_dest_dir(dest: &Path) -> Result<PathBuf, ApiError> {
     if dest.as_os_str().is_empty() {
         return Err(ApiError::invalid("dest_dir must not be empty"));
@@ -110,10 +138,8 @@ pub fn prepare_dest_dir(dest: &Path) -> Result<PathBuf, ApiError> {
     }
 }
 
-pub async fn prepare(
-    client: ApiClient,
-    req: DownloadRequest,
-) -> Result<PreparedDownload, ApiError> {
+/// Check the destination and the content version; nothing is written yet.
+pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<DownloadSpec, ApiError> {
     if req.asset_id.trim().is_empty() {
         return Err(ApiError::invalid("asset_id must not be empty"));
     }
@@ -126,9 +152,16 @@ pub async fn prepare(
             content.content_id, req.asset_id, content.status
         )));
     }
-    let mut targets = Vec::new();
+    let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for f in &content.files {
         let final_path = safe_join(&dest, &f.name)?;
+        if !seen.insert(final_path.clone()) {
+            return Err(ApiError::invalid(format!(
+                "two files of the content version map to {}",
+                final_path.display()
+            )));
+        }
         let mut partial = final_path.clone().into_os_string();
         partial.push(PARTIAL_SUFFIX);
         let checksum = f.checksum.clone().ok_or_else(|| {
@@ -137,203 +170,265 @@ pub async fn prepare(
                 format!("server has no checksum for {}", f.name),
             )
         })?;
-        targets.push(Target {
-            file: f.clone(),
+        files.push(DlFile {
+            file_index: f.file_index,
+            name: f.name.clone(),
+            size: f.size,
             checksum,
             final_path,
             partial_path: PathBuf::from(partial),
-            chunk_count: dataerai_proto::chunk_count(f.size, req.chunk_size),
         });
     }
-    Ok(PreparedDownload {
-        client,
-        transfer_id: uuid::Uuid::new_v4().to_string(),
+    Ok(DownloadSpec {
         asset_id: req.asset_id,
         content_id: content.content_id,
-        bytes_total: targets.iter().map(|t| t.file.size).sum(),
-        chunk_count: targets.iter().map(|t| t.chunk_count).sum(),
-        targets,
+        dest_dir: dest,
         chunk_size: req.chunk_size,
-    })
-}
-
-impl PreparedDownload {
-    /// A short name for progress output: the file name, or the asset id for several files.
-    pub fn label(&self) -> String {
-        match self.targets.as_slice() {
-            [one] => one.file.name.clone(),
-            _ => self.asset_id.clone(),
-        }
-    }
-}
-
-/// Download every file. On failure or cancellation no partial file is left behind.
-pub async fn run(
-    dl: PreparedDownload,
-    cancel: CancellationToken,
-    progress: ProgressSink,
-) -> Result<DownloadResult, ApiError> {
-    let res = run_inner(&dl, &cancel, &progress).await;
-    if res.is_err() {
-        for t in &dl.targets {
-            let _ = tokio::fs::remove_file(&t.partial_path).await;
-        }
-    }
-    res
-}
-
-async fn run_inner(
-    dl: &PreparedDownload,
-    cancel: &CancellationToken,
-    progress: &ProgressSink,
-) -> Result<DownloadResult, ApiError> {
-    let meter = RateMeter::start();
-    let done = AtomicU64::new(0);
-    let mut files = Vec::new();
-    for t in &dl.targets {
-        if let Some(parent) = t.partial_path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| io_error(format!("cannot create {}", parent.display()), e))?;
-        }
-        let f = tokio::fs::File::create(&t.partial_path)
-            .await
-            .map_err(|e| io_error(format!("cannot create {}", t.partial_path.display()), e))?;
-        f.set_len(t.file.size)
-            .await
-            .map_err(|e| io_error(format!("cannot size {}", t.partial_path.display()), e))?;
-        drop(f);
-
-        let mut chunks =
-            futures::stream::iter(plan_chunks(t.file.size, dl.chunk_size).into_iter().map(
-                |(index, offset, len)| {
-                    let done = &done;
-                    let meter = &meter;
-                    async move {
-                        if len > 0 {
-                            with_retry(cancel, || fetch_chunk(dl, t, offset, len)).await?;
-                        }
-                        let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
-                        progress(ProgressEvent {
-                            transfer_id: dl.transfer_id.clone(),
-                            kind: "download",
-                            bytes_done,
-                            bytes_total: dl.bytes_total,
-                            rate_bps: meter.rate_bps(bytes_done),
-                            chunk_index: index,
-                            chunk_count: t.chunk_count,
-                            file_index: t.file.file_index,
-                            file_name: t.file.name.clone(),
-                        });
-                        Ok::<_, ApiError>(())
-                    }
-                },
-            ))
-            .buffer_unordered(PARALLEL_CHUNKS);
-        while let Some(r) = chunks.next().await {
-            r?;
-        }
-        drop(chunks);
-
-        let got = hash_file(t.partial_path.clone(), cancel.clone()).await?;
-        if got != t.checksum {
-            return Err(ApiError::new(
-                ErrorCode::Integrity,
-                format!(
-                    "downloaded {} does not match the server checksum (expected {}, got {got})",
-                    t.file.name, t.checksum
-                ),
-            ));
-        }
-        if cancel.is_cancelled() {
-            return Err(cancelled());
-        }
-        let f = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(&t.partial_path)
-            .await
-            .map_err(|e| io_error(format!("cannot open {}", t.partial_path.display()), e))?;
-        f.sync_all()
-            .await
-            .map_err(|e| io_error(format!("cannot sync {}", t.partial_path.display()), e))?;
-        tokio::fs::rename(&t.partial_path, &t.final_path)
-            .await
-            .map_err(|e| io_error(format!("cannot rename to {}", t.final_path.display()), e))?;
-        if let Some(parent) = t.final_path.parent() {
-            // Make the rename itself durable.
-            if let Ok(d) = tokio::fs::File::open(parent).await {
-                let _ = d.sync_all().await;
-            }
-        }
-        files.push(DownloadedFile {
-            local_path: t.final_path.to_string_lossy().into_owned(),
-            size: t.file.size,
-            filename: t.file.name.clone(),
-            checksum: t.checksum.clone(),
-        });
-    }
-    Ok(DownloadResult {
-        asset_id: dl.asset_id.clone(),
-        content_id: dl.content_id.clone(),
-        transfer_id: dl.transfer_id.clone(),
-        total_bytes: dl.bytes_total,
         files,
     })
 }
 
-/// GET one byte range and stream it into the partial file at its offset.
+/// Give up a download: remove its partial files.
+pub async fn discard(spec: &DownloadSpec) {
+    for f in &spec.files {
+        let _ = tokio::fs::remove_file(&f.partial_path).await;
+    }
+}
+
+/// Create the parent directories of `path`, refusing one that resolves outside
+/// `dest` (e.g. through a symlink that was already there).
+async fn ensure_parent_inside(dest: &Path, path: &Path) -> Result<(), ApiError> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    tokio::fs::create_dir_all(parent)
+        .await
+        .map_err(|e| io_error(format!("cannot create {}", parent.display()), e))?;
+    let real = tokio::fs::canonicalize(parent)
+        .await
+        .map_err(|e| io_error(format!("cannot resolve {}", parent.display()), e))?;
+    if !real.starts_with(dest) {
+        return Err(ApiError::invalid(format!(
+            "refusing to write {}: it resolves outside {}",
+            path.display(),
+            dest.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Fetch every missing chunk, verify and publish each file.
+pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult, Stop> {
+    let id = ctx.transfer_id.as_str();
+    let finished: HashSet<u32> = ctx.journal.done_files(id).await?.into_iter().collect();
+    let mut journaled: HashSet<(u32, u64)> = ctx
+        .journal
+        .chunks(id)
+        .await?
+        .into_iter()
+        .map(|(f, c, _)| (f, c))
+        .collect();
+    let bytes_total = spec.bytes_total();
+    let mut already = 0u64;
+    let mut pending = Vec::new();
+    for (fi, f) in spec.files.iter().enumerate() {
+        if finished.contains(&f.file_index) {
+            already += f.size;
+            continue;
+        }
+        ensure_parent_inside(&spec.dest_dir, &f.partial_path).await?;
+        let existing = tokio::fs::metadata(&f.partial_path).await.ok();
+        if existing.is_none() {
+            // The partial file is gone: whatever the journal says about it is void.
+            ctx.journal.clear_file(id, f.file_index).await?;
+            journaled.retain(|(fi, _)| *fi != f.file_index);
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&f.partial_path)
+            .await
+            .map_err(|e| io_error(format!("cannot create {}", f.partial_path.display()), e))?;
+        if existing.map(|m| m.len()) != Some(f.size) {
+            file.set_len(f.size)
+                .await
+                .map_err(|e| io_error(format!("cannot size {}", f.partial_path.display()), e))?;
+        }
+        for (index, offset, len) in plan_chunks(f.size, spec.chunk_size) {
+            if journaled.contains(&(f.file_index, index)) {
+                already += len;
+            } else {
+                pending.push((fi, index, offset, len));
+            }
+        }
+    }
+
+    let meter = RateMeter::start(already);
+    let done = AtomicU64::new(already);
+    let pending_count = pending.len() as u64;
+    let fetched = AtomicU64::new(0);
+    let mut chunks = futures::stream::iter(pending)
+        // Pulled lazily as slots free up: a pause starts no new chunk.
+        .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
+        .map(|(fi, index, offset, len)| {
+            let done = &done;
+            let meter = &meter;
+            let fetched = &fetched;
+            let f = &spec.files[fi];
+            async move {
+                if len > 0 {
+                    retry(ctx, || fetch_chunk(ctx, spec, f, offset, len)).await?;
+                }
+                ctx.journal.add_chunk(id, f.file_index, index, len).await?;
+                fetched.fetch_add(1, Ordering::Relaxed);
+                // No await between counting and reporting: events leave in order.
+                let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
+                ctx.observer.progress(ProgressEvent {
+                    transfer_id: ctx.transfer_id.clone(),
+                    kind: "download",
+                    bytes_done,
+                    bytes_total,
+                    rate_bps: meter.rate_bps(bytes_done),
+                    chunk_index: index,
+                    chunk_count: dataerai_proto::chunk_count(f.size, spec.chunk_size),
+                    file_index: f.file_index,
+                    file_name: f.name.clone(),
+                });
+                ctx.journal.set_bytes_done(id, bytes_done).await?;
+                Ok::<_, Stop>(())
+            }
+        })
+        .buffer_unordered(PARALLEL_CHUNKS);
+    // On a pause the chunks already in flight finish (a chunk whose retry wait
+    // was interrupted just stops); any other error ends the run at once.
+    while let Some(r) = chunks.next().await {
+        match r {
+            Ok(()) | Err(Stop::Paused) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    drop(chunks);
+    if fetched.load(Ordering::Relaxed) < pending_count {
+        return Err(Stop::Paused);
+    }
+
+    let mut files = Vec::new();
+    for f in &spec.files {
+        if !finished.contains(&f.file_index) {
+            ctx.check_stop()?;
+            publish(ctx, f).await?;
+        }
+        files.push(DownloadedFile {
+            local_path: f.final_path.to_string_lossy().into_owned(),
+            size: f.size,
+            filename: f.name.clone(),
+            checksum: f.checksum.clone(),
+        });
+    }
+    Ok(DownloadResult {
+        asset_id: spec.asset_id.clone(),
+        content_id: spec.content_id.clone(),
+        transfer_id: ctx.transfer_id.clone(),
+        total_bytes: bytes_total,
+        files,
+    })
+}
+
+/// Verify a complete partial file and rename it into place.
+async fn publish(ctx: &RunContext, f: &DlFile) -> Result<(), ApiError> {
+    let got = hash_file(f.partial_path.clone(), ctx.cancel.clone()).await?;
+    if got != f.checksum {
+        // The bytes are bad (e.g. a blob corrupted at rest): start this file over
+        // on a resume rather than re-hashing the same bad data.
+        let _ = tokio::fs::remove_file(&f.partial_path).await;
+        ctx.journal.clear_file(&ctx.transfer_id, f.file_index).await?;
+        return Err(ApiError::new(
+            ErrorCode::Integrity,
+            format!(
+                "downloaded {} does not match the server checksum (expected {}, got {got})",
+                f.name, f.checksum
+            ),
+        ));
+    }
+    tokio::fs::rename(&f.partial_path, &f.final_path)
+        .await
+        .map_err(|e| io_error(format!("cannot rename to {}", f.final_path.display()), e))?;
+    if let Some(parent) = f.final_path.parent() {
+        // Make the rename itself durable.
+        if let Ok(d) = tokio::fs::File::open(parent).await {
+            let _ = d.sync_all().await;
+        }
+    }
+    ctx.journal
+        .mark_file_done(&ctx.transfer_id, f.file_index)
+        .await
+}
+
+/// GET one byte range, write it at its offset and fsync it.
 async fn fetch_chunk(
-    dl: &PreparedDownload,
-    t: &Target,
+    ctx: &RunContext,
+    spec: &DownloadSpec,
+    f: &DlFile,
     offset: u64,
     len: u64,
-) -> Result<(), ApiError> {
-    let resp = dl
+) -> Result<(), Failure> {
+    let resp = ctx
         .client
-        .get_file_range(&dl.asset_id, &dl.content_id, t.file.file_index, offset, len)
+        .get_file_range(&spec.asset_id, &spec.content_id, f.file_index, offset, len)
         .await?;
     let status = resp.status().as_u16();
     // A 200 is only acceptable when the range we asked for is the whole file.
-    if !(status == 206 || (status == 200 && offset == 0 && len == t.file.size)) {
+    if !(status == 206 || (status == 200 && offset == 0 && len == f.size)) {
         return Err(ApiError::internal(format!(
             "server answered HTTP {status} to a range request for {}",
-            t.file.name
-        )));
+            f.name
+        ))
+        .into());
     }
+    let local = |what: &str, e: std::io::Error| {
+        Failure::local(io_error(
+            format!("cannot {what} {}", f.partial_path.display()),
+            e,
+        ))
+    };
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
-        .open(&t.partial_path)
+        .open(&f.partial_path)
         .await
-        .map_err(|e| io_error(format!("cannot open {}", t.partial_path.display()), e))?;
+        .map_err(|e| local("open", e))?;
     file.seek(std::io::SeekFrom::Start(offset))
         .await
-        .map_err(|e| io_error(format!("cannot seek {}", t.partial_path.display()), e))?;
+        .map_err(|e| local("seek", e))?;
     let mut written = 0u64;
     let mut body = resp.bytes_stream();
     while let Some(piece) = body.next().await {
-        let piece = piece.map_err(|e| dl.client.transport_error(e))?;
+        let piece = piece.map_err(|e| ctx.client.transport_error(e))?;
         written += piece.len() as u64;
         if written > len {
             return Err(ApiError::internal(format!(
                 "server sent more than the {len} bytes asked for {}",
-                t.file.name
-            )));
+                f.name
+            ))
+            .into());
         }
+        faults::before_write(piece.len()).map_err(|e| local("write", e))?;
         file.write_all(&piece)
             .await
-            .map_err(|e| io_error(format!("cannot write {}", t.partial_path.display()), e))?;
+            .map_err(|e| local("write", e))?;
     }
     if written != len {
         return Err(ApiError::new(
             ErrorCode::ServerUnreachable,
             format!(
                 "connection ended after {written} of {len} bytes of {}",
-                t.file.name
+                f.name
             ),
-        ));
+        )
+        .into());
     }
-    file.flush()
-        .await
-        .map_err(|e| io_error(format!("cannot write {}", t.partial_path.display()), e))?;
+    file.flush().await.map_err(|e| local("write", e))?;
+    // Durable before the journal says so.
+    file.sync_data().await.map_err(|e| local("sync", e))?;
     Ok(())
 }

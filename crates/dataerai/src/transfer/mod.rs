@@ -1,32 +1,44 @@
 //! Upload and download engines.
 //!
-//! Both engines move one file in fixed-size chunks with several chunks in
-//! flight, verify everything with BLAKE3, retry transient failures, honour a
-//! [`CancellationToken`], and report a [`ProgressEvent`] after every chunk.
-//! Memory stays bounded by streaming each chunk from/to disk instead of
-//! buffering it: what is in flight is a few small I/O buffers per chunk.
+//! Both engines are *resumable*: [`upload::prepare`] / [`download::prepare`] do
+//! everything that can fail fast (validation, asset and session creation) and
+//! produce a plan (`spec`) that the caller stores in the [`Journal`]; `run` then
+//! works only from that plan plus the journal's record of finished chunks, so
+//! running it again after a crash, a pause or a failure moves only what is
+//! missing. Several chunks are in flight; everything is verified with BLAKE3.
 //!
-//! - [`upload`]: prepare (validate, create asset + upload session) then run.
-//! - [`download`]: prepare (validate destination, fetch content version) then run.
+//! Failures go through [`retry`]: a server that cannot be reached (or answers
+//! 5xx / 503 + `Retry-After`) is retried with exponential backoff and jitter for
+//! as long as the retry window allows, reporting each wait to the [`Observer`];
+//! errors retrying cannot fix end the run at once. Memory stays bounded: big
+//! chunks are streamed from/to disk, small ones are held once.
 
 pub mod download;
+pub mod scan;
 pub mod upload;
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use dataerai_proto::{ApiError, ErrorCode};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::api_client::ApiClient;
+use crate::journal::{self, ErrorInfo, Journal};
+
 /// Chunks in flight per transfer.
 pub const PARALLEL_CHUNKS: usize = 4;
-/// Attempts per chunk (first try included) for transient failures.
-pub const MAX_ATTEMPTS: u32 = 5;
 /// Read buffer for streaming a chunk from disk.
 pub const IO_BUF: usize = 256 * 1024;
+/// Attempts for one chunk whose bytes keep failing verification.
+pub const MAX_INTEGRITY_ATTEMPTS: u32 = 10;
+/// Longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Default retry window (`dataerai daemon --retry-window-s`).
+pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(3600);
 
 /// One `transfer.progress` notification (field names are the IPC contract).
 #[derive(Debug, Clone, Serialize)]
@@ -42,8 +54,225 @@ pub struct ProgressEvent {
     pub file_name: String,
 }
 
-/// Where progress events go (daemon: broadcast; CLI: a progress bar).
+/// Where progress events go (CLI: a progress bar).
 pub type ProgressSink = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
+
+/// What a running transfer reports besides its result (daemon: notifications;
+/// CLI: a progress bar and stderr lines).
+pub trait Observer: Send + Sync {
+    fn progress(&self, ev: ProgressEvent);
+    /// A step failed in a way worth retrying; the engine waits `delay` first.
+    fn retrying(&self, attempt: u32, delay: Duration, error: &ApiError);
+    /// A request succeeded again after one or more retries.
+    fn recovered(&self);
+}
+
+/// Why a run stopped without a result.
+#[derive(Debug)]
+pub enum Stop {
+    /// `transfer.pause`: chunks in flight finished, no new one started.
+    Paused,
+    Error(ApiError),
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+/// A failed step: the error, and whether trying again can help.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ApiError,
+    pub retryable: bool,
+}
+
+/// Errors from the server (the `?` conversion): unreachable, 5xx and a chunk
+/// that failed verification in flight are worth another try; the rest are final.
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        let retryable = matches!(
+            error.code,
+            ErrorCode::ServerUnreachable | ErrorCode::Internal | ErrorCode::Integrity
+        );
+        Failure { error, retryable }
+    }
+}
+
+impl Failure {
+    /// A failure on this machine (disk, file): retrying the request cannot fix it.
+    pub fn local(error: ApiError) -> Failure {
+        Failure {
+            error,
+            retryable: false,
+        }
+    }
+}
+
+/// Consecutive-failure bookkeeping shared by every step of one run.
+#[derive(Default)]
+struct RetryBook {
+    first_failure: Option<Instant>,
+    attempt: u32,
+}
+
+/// Everything an engine needs while it runs.
+pub struct RunContext {
+    pub transfer_id: String,
+    pub client: ApiClient,
+    pub journal: Journal,
+    pub cancel: CancellationToken,
+    pub pause: CancellationToken,
+    pub observer: Arc<dyn Observer>,
+    pub retry_window: Duration,
+    book: Mutex<RetryBook>,
+}
+
+impl RunContext {
+    pub fn new(
+        transfer_id: String,
+        client: ApiClient,
+        journal: Journal,
+        observer: Arc<dyn Observer>,
+        retry_window: Duration,
+    ) -> RunContext {
+        RunContext {
+            transfer_id,
+            client,
+            journal,
+            cancel: CancellationToken::new(),
+            pause: CancellationToken::new(),
+            observer,
+            retry_window,
+            book: Mutex::default(),
+        }
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, RetryBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn succeeded(&self) {
+        let was_retrying = {
+            let mut b = self.book();
+            let was = b.first_failure.take().is_some();
+            b.attempt = 0;
+            was
+        };
+        if was_retrying {
+            let _ = self
+                .journal
+                .set_state(&self.transfer_id, journal::state::RUNNING, 0, None, None, None)
+                .await;
+            self.observer.recovered();
+        }
+    }
+
+    /// Book a retryable failure: the attempt number and how long to wait, or the
+    /// final error once failures have lasted longer than the retry window.
+    async fn failed(&self, e: &ApiError) -> Result<(u32, Duration), ApiError> {
+        let hint = self.client.take_retry_after();
+        let (attempt, delay) = {
+            let mut b = self.book();
+            let first = *b.first_failure.get_or_insert_with(Instant::now);
+            if first.elapsed() >= self.retry_window {
+                return Err(ApiError::new(
+                    ErrorCode::ServerUnreachable,
+                    format!(
+                        "gave up after {}s of failures (retry window): {}",
+                        self.retry_window.as_secs(),
+                        e.message
+                    ),
+                ));
+            }
+            b.attempt += 1;
+            (b.attempt, backoff(b.attempt, hint))
+        };
+        let info = ErrorInfo::from(e);
+        let _ = self
+            .journal
+            .set_state(
+                &self.transfer_id,
+                journal::state::RETRYING,
+                attempt,
+                Some(&info),
+                None,
+                None,
+            )
+            .await;
+        self.observer.retrying(attempt, delay, e);
+        Ok((attempt, delay))
+    }
+
+    /// Stop promptly on cancel (an error) or pause.
+    pub fn check_stop(&self) -> Result<(), Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(cancelled().into());
+        }
+        if self.pause.is_cancelled() {
+            return Err(Stop::Paused);
+        }
+        Ok(())
+    }
+}
+
+/// Exponential backoff (0.5 s × 2^(attempt-1), capped at [`MAX_BACKOFF`]) with
+/// jitter (×0.5–1.0) so parallel chunks that failed together do not come back
+/// in lock step; a server's `Retry-After` is a lower bound.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let base = Duration::from_millis(500)
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
+        .min(MAX_BACKOFF);
+    let jittered = base.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+    match retry_after {
+        Some(r) => jittered.max(r.min(MAX_BACKOFF)),
+        None => jittered,
+    }
+}
+
+/// Run `op` until it succeeds, fails for good, the window runs out, or the run
+/// is cancelled / paused. Integrity failures (a chunk corrupted in flight) are
+/// re-sent at once, at most [`MAX_INTEGRITY_ATTEMPTS`] times.
+pub async fn retry<T, F, Fut>(ctx: &RunContext, mut op: F) -> Result<T, Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut integrity_failures = 0u32;
+    loop {
+        let res = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(cancelled().into()),
+            r = op() => r,
+        };
+        let f = match res {
+            Ok(v) => {
+                ctx.succeeded().await;
+                return Ok(v);
+            }
+            Err(f) => f,
+        };
+        if !f.retryable {
+            return Err(f.error.into());
+        }
+        if f.error.code == ErrorCode::Integrity {
+            integrity_failures += 1;
+            if integrity_failures >= MAX_INTEGRITY_ATTEMPTS {
+                return Err(f.error.into());
+            }
+            tracing::warn!(transfer_id = %ctx.transfer_id, "re-sending after an integrity failure: {}", f.error.message);
+            continue;
+        }
+        let (attempt, delay) = ctx.failed(&f.error).await?;
+        tracing::warn!(transfer_id = %ctx.transfer_id, attempt, code = %f.error.code,
+            "retrying in {delay:?}: {}", f.error.message);
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(cancelled().into()),
+            _ = ctx.pause.cancelled() => return Err(Stop::Paused),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
 
 /// Chunk size in bytes from the optional `chunk_size_mb` parameter (1..=512 MiB).
 pub fn chunk_size_from_mb(chunk_size_mb: Option<i64>) -> Result<u64, ApiError> {
@@ -70,46 +299,6 @@ pub fn io_error(context: impl std::fmt::Display, e: std::io::Error) -> ApiError 
         )
     } else {
         ApiError::internal(format!("{context}: {e}"))
-    }
-}
-
-/// Whether a failed chunk request is worth another try.
-fn is_transient(e: &ApiError) -> bool {
-    matches!(
-        e.code,
-        ErrorCode::ServerUnreachable | ErrorCode::Internal | ErrorCode::Integrity
-    )
-}
-
-/// Run `op` until it succeeds, fails permanently, runs out of attempts or is cancelled.
-/// Backoff: 250 ms × 2^attempt (capped at 8 s) with ±50 % jitter, so parallel
-/// chunks that failed together do not hammer the server in lock step.
-pub async fn with_retry<T, F, Fut>(cancel: &CancellationToken, mut op: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
-{
-    let mut attempt = 0u32;
-    loop {
-        let res = tokio::select! {
-            _ = cancel.cancelled() => return Err(cancelled()),
-            r = op() => r,
-        };
-        match res {
-            Ok(v) => return Ok(v),
-            Err(e) if is_transient(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                attempt += 1;
-                let base = (250u64 << attempt).min(8_000);
-                let jitter = rand::random::<f64>() + 0.5;
-                let wait = Duration::from_millis((base as f64 * jitter) as u64);
-                tracing::warn!(code = %e.code, attempt, "transient failure, retrying in {wait:?}: {}", e.message);
-                tokio::select! {
-                    _ = cancel.cancelled() => return Err(cancelled()),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -152,49 +341,56 @@ pub fn plan_chunks(size: u64, chunk_size: u64) -> Vec<(u64, u64, u64)> {
         .collect()
 }
 
-/// Stream-hash a whole file with BLAKE3 on a blocking thread; returns `blake3:<hex>`.
-pub async fn hash_file(path: PathBuf, cancel: CancellationToken) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)
-            .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1024 * 1024];
-        loop {
-            if cancel.is_cancelled() {
-                return Err(cancelled());
-            }
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+/// Stream-hash a whole file with BLAKE3 (blocking; call from a blocking thread
+/// or for small files only); returns `blake3:<hex>`.
+pub fn hash_file_blocking(path: &Path, cancel: &CancellationToken) -> Result<String, ApiError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        if cancel.is_cancelled() {
+            return Err(cancelled());
         }
-        Ok(dataerai_proto::blake3_checksum(
-            hasher.finalize().as_bytes(),
-        ))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(dataerai_proto::blake3_checksum(
+        hasher.finalize().as_bytes(),
+    ))
 }
 
-/// Tracks cumulative bytes and the average rate of one transfer.
+/// [`hash_file_blocking`] on a blocking thread.
+pub async fn hash_file(path: PathBuf, cancel: CancellationToken) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || hash_file_blocking(&path, &cancel))
+        .await
+        .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
+}
+
+/// Tracks the average rate of one run.
 pub struct RateMeter {
-    started: std::time::Instant,
+    started: Instant,
+    /// Bytes that were already done when this run started (not counted in the rate).
+    base: u64,
 }
 
 impl RateMeter {
-    pub fn start() -> Self {
+    pub fn start(base: u64) -> Self {
         RateMeter {
-            started: std::time::Instant::now(),
+            started: Instant::now(),
+            base,
         }
     }
     pub fn rate_bps(&self, bytes_done: u64) -> f64 {
         let secs = self.started.elapsed().as_secs_f64();
         if secs > 0.0 {
-            bytes_done as f64 / secs
+            bytes_done.saturating_sub(self.base) as f64 / secs
         } else {
             0.0
         }
@@ -250,25 +446,55 @@ mod tests {
         }
     }
 
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        for attempt in 1..40 {
+            let d = backoff(attempt, None);
+            let base = Duration::from_millis(500)
+                .saturating_mul(1 << (attempt - 1).min(10))
+                .min(MAX_BACKOFF);
+            assert!(d <= base && d >= base / 2, "{attempt}: {d:?}");
+        }
+        assert!(backoff(1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
+        assert!(backoff(1, Some(Duration::from_secs(3600))) <= MAX_BACKOFF);
+    }
+
+    struct Quiet;
+    impl Observer for Quiet {
+        fn progress(&self, _: ProgressEvent) {}
+        fn retrying(&self, _: u32, _: Duration, _: &ApiError) {}
+        fn recovered(&self) {}
+    }
+
+    async fn ctx(window: Duration) -> RunContext {
+        RunContext::new(
+            "t".into(),
+            ApiClient::new("http://127.0.0.1:9", "x").unwrap(),
+            Journal::in_memory().await.unwrap(),
+            Arc::new(Quiet),
+            window,
+        )
+    }
+
     #[tokio::test]
     async fn retry_stops_on_permanent_errors_and_retries_transient() {
-        let cancel = CancellationToken::new();
+        let c = ctx(DEFAULT_RETRY_WINDOW).await;
         let mut calls = 0;
-        let r: Result<(), _> = with_retry(&cancel, || {
+        let r: Result<(), _> = retry(&c, || {
             calls += 1;
-            async { Err(ApiError::denied("no")) }
+            async { Err(ApiError::denied("no").into()) }
         })
         .await;
-        assert_eq!(r.unwrap_err().code, ErrorCode::PermissionDenied);
+        assert!(matches!(r, Err(Stop::Error(e)) if e.code == ErrorCode::PermissionDenied));
         assert_eq!(calls, 1);
 
         let mut calls = 0;
-        let r = with_retry(&cancel, || {
+        let r = retry(&c, || {
             calls += 1;
             let n = calls;
             async move {
                 if n < 2 {
-                    Err(ApiError::internal("flaky"))
+                    Err(ApiError::internal("flaky").into())
                 } else {
                     Ok(n)
                 }
@@ -276,6 +502,34 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 2);
+
+        // Integrity failures: resent at once, at most 10 times.
+        let mut calls = 0;
+        let r: Result<(), _> = retry(&c, || {
+            calls += 1;
+            async { Err(ApiError::new(ErrorCode::Integrity, "bad").into()) }
+        })
+        .await;
+        assert!(matches!(r, Err(Stop::Error(e)) if e.code == ErrorCode::Integrity));
+        assert_eq!(calls, MAX_INTEGRITY_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn retry_window_ends_in_server_unreachable_and_pause_interrupts() {
+        let c = ctx(Duration::ZERO).await;
+        let r: Result<(), _> = retry(&c, || async {
+            Err(ApiError::new(ErrorCode::ServerUnreachable, "down").into())
+        })
+        .await;
+        assert!(matches!(r, Err(Stop::Error(e)) if e.code == ErrorCode::ServerUnreachable && e.message.contains("gave up")));
+
+        let c = ctx(DEFAULT_RETRY_WINDOW).await;
+        c.pause.cancel();
+        let r: Result<(), _> = retry(&c, || async {
+            Err(ApiError::new(ErrorCode::ServerUnreachable, "down").into())
+        })
+        .await;
+        assert!(matches!(r, Err(Stop::Paused)));
     }
 
     #[tokio::test]

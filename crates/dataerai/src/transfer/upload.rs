@@ -1,13 +1,15 @@
-//! Upload engine: one local file becomes a new content version of a new asset.
+//! Upload engine: a local file or directory becomes a new content version of a
+//! new asset (or, with `asset_id`, of an existing one).
 //!
-//! [`prepare`] does everything that can fail fast and must be reported
-//! synchronously (validation, asset creation, opening the upload session, where
-//! the server checks the quota). If the session cannot be opened, the asset just
-//! created is deleted again so nothing is orphaned. [`run`] then sends the
-//! chunks ([`PARALLEL_CHUNKS`] in flight), each hashed in a first streaming pass
-//! and then streamed from disk, and finally completes the session with the
-//! whole-file BLAKE3 (computed concurrently). Any failure or cancellation aborts
-//! the session and deletes the asset: a failed upload publishes nothing.
+//! [`prepare`] does everything that must be reported synchronously: scanning
+//! the files, hashing them (when small enough to do before answering) so the
+//! server can deduplicate, creating the asset, and opening the upload session
+//! (where the server checks the quota). If the session cannot be opened, an
+//! asset created for it is deleted again. The result is an [`UploadSpec`] the
+//! caller journals. [`run`] works from the spec alone: it checks that no source
+//! file changed (size + mtime), asks the server which chunks it already holds,
+//! sends only the others ([`PARALLEL_CHUNKS`] in flight) and completes the
+//! session. [`discard`] aborts the session and deletes an asset the upload made.
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -16,46 +18,95 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dataerai_proto::api::{
     CompleteFile, CompleteUpload, CreateAsset, CreateUpload, UploadFileSpec, UploadSession,
 };
-use dataerai_proto::ApiError;
+use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
+use super::scan::{self, LocalFile};
 use super::{
-    cancelled, hash_file, io_error, plan_chunks, with_retry, ProgressEvent, ProgressSink,
-    RateMeter, IO_BUF, PARALLEL_CHUNKS,
+    hash_file_blocking, io_error, plan_chunks, retry, Failure, ProgressEvent,
+    RateMeter, RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
+
+/// Uploads up to this size (all files together) are hashed before the answer,
+/// so the session can be opened with checksums and deduplicated. Bigger ones
+/// are hashed while their chunks go out (answering must stay quick).
+pub const SYNC_HASH_LIMIT: u64 = 1024 * 1024 * 1024;
+/// Files up to this size are hashed on the calling thread (no thread hop).
+const INLINE_HASH_LIMIT: u64 = 1024 * 1024;
+/// Chunks up to this size are read once into memory, hashed and sent from there;
+/// bigger ones are hashed, then streamed from disk.
+const IN_MEMORY_CHUNK: u64 = 8 * 1024 * 1024;
+
+/// Where the new content version goes.
+#[derive(Debug, Clone)]
+pub enum UploadTarget {
+    NewAsset(CreateAsset),
+    /// A new version of this existing asset.
+    Existing(String),
+}
 
 /// A validated upload request.
 #[derive(Debug, Clone)]
 pub struct UploadRequest {
     pub local_path: PathBuf,
-    pub title: String,
-    pub owner_type: String,
-    pub owner_id: String,
-    pub description: Option<String>,
-    pub alias: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub metadata: Option<Map<String, Value>>,
-    pub collection_id: Option<String>,
+    pub target: UploadTarget,
     pub chunk_size: u64,
 }
 
-/// An upload whose asset and session exist on the server, ready to [`run`].
-pub struct PreparedUpload {
-    client: ApiClient,
-    pub transfer_id: String,
-    pub asset_id: String,
-    session: UploadSession,
-    path: PathBuf,
-    pub file_name: String,
+/// One file of an upload plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpecFile {
+    pub file_index: u32,
+    pub name: String,
+    pub path: PathBuf,
     pub size: u64,
+    pub mtime_ns: i64,
+    /// Whole-file `blake3:<hex>`, when known.
+    pub checksum: Option<String>,
+    /// The server reused bytes it already holds: nothing to send.
+    #[serde(default)]
+    pub deduplicated: bool,
+}
+
+/// The journaled plan of an upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadSpec {
+    pub upload_id: String,
+    pub asset_id: String,
+    pub content_id: String,
+    /// Whether this upload created the asset (a cancelled upload deletes it again).
+    pub created_asset: bool,
     pub chunk_size: u64,
-    pub chunk_count: u64,
+    pub local_path: PathBuf,
+    pub files: Vec<SpecFile>,
+}
+
+impl UploadSpec {
+    pub fn bytes_total(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+    pub fn chunk_count(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| dataerai_proto::chunk_count(f.size, self.chunk_size))
+            .sum()
+    }
+    /// A short name for progress output.
+    pub fn label(&self) -> String {
+        match self.files.as_slice() {
+            [one] => one.name.clone(),
+            _ => self
+                .local_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| self.asset_id.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +114,7 @@ pub struct UploadedFile {
     pub name: String,
     pub size: u64,
     pub checksum: String,
+    pub deduplicated: bool,
 }
 
 /// `result` of `transfer.completed` for an upload.
@@ -73,57 +125,64 @@ pub struct UploadResult {
     pub transfer_id: String,
     pub total_bytes: u64,
     pub chunk_count: u64,
+    pub file_count: u64,
+    /// Bytes that crossed the network (deduplicated files and chunks the server
+    /// already held are not counted).
+    pub bytes_sent: u64,
     pub files: Vec<UploadedFile>,
 }
 
-/// Check the local file, then create the asset and open the upload session.
-pub async fn prepare(client: ApiClient, req: UploadRequest) -> Result<PreparedUpload, ApiError> {
-    let path = req.local_path.clone();
-    let meta = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => {
-            return Err(ApiError::invalid(format!(
-                "not a regular file: {}",
-                path.display()
-            )))
-        }
-        Err(_) => {
-            return Err(ApiError::invalid(format!(
-                "file not found: {}",
-                path.display()
-            )))
-        }
-    };
-    // Fail now, not halfway through, if the file cannot be read.
-    tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::invalid(format!("cannot read {}: {e}", path.display())))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| ApiError::invalid(format!("no file name in {}", path.display())))?;
-    let size = meta.len();
+/// Hash every file (blocking; small files only, or on a blocking thread).
+fn hash_all(files: &[LocalFile]) -> Result<Vec<String>, ApiError> {
+    let never = CancellationToken::new();
+    files
+        .iter()
+        .map(|f| hash_file_blocking(&f.path, &never))
+        .collect()
+}
 
-    let asset = client
-        .create_asset(&CreateAsset {
-            title: req.title,
-            owner_type: req.owner_type,
-            owner_id: req.owner_id,
-            description: req.description,
-            alias: req.alias,
-            tags: req.tags,
-            metadata: req.metadata,
-            collection_id: req.collection_id,
+/// Scan and hash the local files, create the asset (if new) and open the session.
+pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpec, ApiError> {
+    let root = req.local_path.clone();
+    let files = if root.is_dir() {
+        tokio::task::spawn_blocking(move || scan::scan(&root))
+            .await
+            .map_err(|e| ApiError::internal(format!("scan task failed: {e}")))??
+    } else {
+        scan::scan(&root)?
+    };
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let checksums: Option<Vec<String>> = if total <= INLINE_HASH_LIMIT {
+        Some(hash_all(&files)?)
+    } else if total <= SYNC_HASH_LIMIT {
+        let fs = files.clone();
+        Some(
+            tokio::task::spawn_blocking(move || hash_all(&fs))
+                .await
+                .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??,
+        )
+    } else {
+        None
+    };
+
+    let (asset_id, created_asset) = match req.target {
+        UploadTarget::NewAsset(create) => (client.create_asset(&create).await?.asset_id, true),
+        UploadTarget::Existing(id) => (id, false),
+    };
+    let specs = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| UploadFileSpec {
+            name: f.name.clone(),
+            size: f.size,
+            checksum: checksums.as_ref().map(|c| c[i].clone()),
         })
-        .await?;
+        .collect();
     let session = client
         .create_upload(
-            &asset.asset_id,
+            &asset_id,
             &CreateUpload {
-                files: vec![UploadFileSpec {
-                    name: file_name.clone(),
-                    size,
-                }],
+                files: specs,
                 chunk_size: Some(req.chunk_size),
             },
         )
@@ -131,178 +190,370 @@ pub async fn prepare(client: ApiClient, req: UploadRequest) -> Result<PreparedUp
     let session = match session {
         Ok(s) => s,
         Err(e) => {
-            // E.g. quota exceeded: the asset was only made for this upload.
-            if let Err(del) = client.delete_asset(&asset.asset_id).await {
-                tracing::warn!(
-                    "could not delete asset {} after failed upload: {del}",
-                    asset.asset_id
-                );
+            // E.g. quota exceeded: an asset made only for this upload goes again.
+            if created_asset {
+                if let Err(del) = client.delete_asset(&asset_id).await {
+                    tracing::warn!("could not delete asset {asset_id} after failed upload: {del}");
+                }
             }
             return Err(e);
         }
     };
-    let chunk_size = session.chunk_size.max(1);
-    let chunk_count = dataerai_proto::chunk_count(size, chunk_size);
-    Ok(PreparedUpload {
-        client,
-        transfer_id: uuid::Uuid::new_v4().to_string(),
-        asset_id: asset.asset_id,
-        session,
-        path,
-        file_name,
-        size,
-        chunk_size,
-        chunk_count,
-    })
+    Ok(spec_from_session(
+        &session,
+        files,
+        checksums,
+        created_asset,
+        req.local_path,
+    ))
 }
 
-impl PreparedUpload {
-    async fn cleanup(&self) {
-        if let Err(e) = self.client.abort_upload(&self.session.upload_id).await {
-            tracing::warn!("could not abort upload {}: {e}", self.session.upload_id);
-        }
-        if let Err(e) = self.client.delete_asset(&self.asset_id).await {
-            tracing::warn!("could not delete asset {}: {e}", self.asset_id);
-        }
-    }
-}
-
-/// Send every chunk, complete the session, return the result. On failure or
-/// cancellation the session is aborted and the asset deleted.
-pub async fn run(
-    up: PreparedUpload,
-    cancel: CancellationToken,
-    progress: ProgressSink,
-) -> Result<UploadResult, ApiError> {
-    let res = run_inner(&up, &cancel, &progress).await;
-    if res.is_err() {
-        up.cleanup().await;
-    }
-    res
-}
-
-async fn run_inner(
-    up: &PreparedUpload,
-    cancel: &CancellationToken,
-    progress: &ProgressSink,
-) -> Result<UploadResult, ApiError> {
-    let file_index = up.session.files.first().map(|f| f.file_index).unwrap_or(0);
-    let received: &[u64] = up
-        .session
-        .files
-        .first()
-        .map(|f| f.received_chunks.as_slice())
-        .unwrap_or(&[]);
-
-    // The whole-file hash runs on its own thread while the chunks go out.
-    let hash_cancel = cancel.child_token();
-    let _stop_hash = hash_cancel.clone().drop_guard();
-    let whole_hash = tokio::spawn(hash_file(up.path.clone(), hash_cancel));
-
-    let meter = RateMeter::start();
-    let done = AtomicU64::new(0);
-    let already: u64 = plan_chunks(up.size, up.chunk_size)
-        .iter()
-        .filter(|c| received.contains(&c.0))
-        .map(|c| c.2)
-        .sum();
-    done.fetch_add(already, Ordering::Relaxed);
-
-    let pending: Vec<_> = plan_chunks(up.size, up.chunk_size)
+fn spec_from_session(
+    session: &UploadSession,
+    files: Vec<LocalFile>,
+    checksums: Option<Vec<String>>,
+    created_asset: bool,
+    local_path: PathBuf,
+) -> UploadSpec {
+    let files = files
         .into_iter()
-        .filter(|c| !received.contains(&c.0))
+        .enumerate()
+        .map(|(i, f)| {
+            let state = session.files.iter().find(|s| s.name == f.name);
+            SpecFile {
+                file_index: state.map(|s| s.file_index).unwrap_or(i as u32),
+                deduplicated: state.is_some_and(|s| s.deduplicated),
+                checksum: checksums.as_ref().map(|c| c[i].clone()),
+                name: f.name,
+                path: f.path,
+                size: f.size,
+                mtime_ns: f.mtime_ns,
+            }
+        })
         .collect();
-    let mut chunks = futures::stream::iter(pending.into_iter().map(|(index, offset, len)| {
-        let done = &done;
-        let meter = &meter;
-        async move {
-            with_retry(cancel, || send_chunk(up, file_index, index, offset, len)).await?;
-            // Everything below runs without an await, so events leave in order.
-            let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
-            progress(ProgressEvent {
-                transfer_id: up.transfer_id.clone(),
-                kind: "upload",
-                bytes_done,
-                bytes_total: up.size,
-                rate_bps: meter.rate_bps(bytes_done),
-                chunk_index: index,
-                chunk_count: up.chunk_count,
-                file_index,
-                file_name: up.file_name.clone(),
-            });
-            Ok::<_, ApiError>(())
+    UploadSpec {
+        upload_id: session.upload_id.clone(),
+        asset_id: session.asset_id.clone(),
+        content_id: session.content_id.clone(),
+        created_asset,
+        chunk_size: session.chunk_size.max(1),
+        local_path,
+        files,
+    }
+}
+
+/// Give up an upload: abort its session and delete an asset it created.
+pub async fn discard(client: &ApiClient, spec: &UploadSpec) {
+    if let Err(e) = client.abort_upload(&spec.upload_id).await {
+        tracing::debug!("could not abort upload {}: {e}", spec.upload_id);
+    }
+    if spec.created_asset {
+        if let Err(e) = client.delete_asset(&spec.asset_id).await {
+            tracing::warn!("could not delete asset {}: {e}", spec.asset_id);
         }
-    }))
-    .buffer_unordered(PARALLEL_CHUNKS);
+    }
+}
+
+/// Refuse to go on when a source file changed since the upload started: mixing
+/// chunks of two versions of a file must never happen silently.
+fn check_unchanged(spec: &UploadSpec) -> Result<(), ApiError> {
+    for f in &spec.files {
+        let now = std::fs::metadata(&f.path).map(|m| scan::identity(&m)).ok();
+        if now != Some((f.size, f.mtime_ns)) {
+            return Err(ApiError::invalid(format!(
+                "{} changed (or vanished) since the upload started; start a new upload",
+                f.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Send every missing chunk and complete the session.
+pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult, Stop> {
+    check_unchanged(&spec)?;
+    let session = retry(ctx, || async {
+        Ok(ctx.client.get_upload(&spec.upload_id).await?)
+    })
+    .await?;
+    match session.status.as_str() {
+        "open" => {}
+        "complete" => return Ok(result(ctx, &spec, session.content_id).await?),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "upload session {} is {other}; start a new upload",
+                spec.upload_id
+            ))
+            .into())
+        }
+    }
+    let held = |f: &SpecFile| -> &[u64] {
+        session
+            .files
+            .iter()
+            .find(|s| s.file_index == f.file_index)
+            .map(|s| s.received_chunks.as_slice())
+            .unwrap_or(&[])
+    };
+    for f in &mut spec.files {
+        if let Some(s) = session.files.iter().find(|s| s.file_index == f.file_index) {
+            f.deduplicated = s.deduplicated;
+        }
+    }
+
+    // Whole-file hashes not known yet (big uploads) are computed on one
+    // blocking thread while the chunks go out.
+    let unhashed: Vec<(usize, PathBuf)> = spec
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.checksum.is_none())
+        .map(|(i, f)| (i, f.path.clone()))
+        .collect();
+    let hash_cancel = ctx.cancel.child_token();
+    let _stop_hash = hash_cancel.clone().drop_guard();
+    let hashing = (!unhashed.is_empty()).then(|| {
+        tokio::task::spawn_blocking(move || {
+            unhashed
+                .into_iter()
+                .map(|(i, p)| Ok((i, hash_file_blocking(&p, &hash_cancel)?)))
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+    });
+
+    let bytes_total = spec.bytes_total();
+    let mut pending = Vec::new();
+    let mut already = 0u64;
+    for (fi, f) in spec.files.iter().enumerate() {
+        if f.deduplicated {
+            already += f.size;
+            continue;
+        }
+        let held = held(f);
+        for (index, offset, len) in plan_chunks(f.size, spec.chunk_size) {
+            if held.contains(&index) {
+                already += len;
+            } else {
+                pending.push((fi, index, offset, len));
+            }
+        }
+    }
+    let meter = RateMeter::start(already);
+    let done = AtomicU64::new(already);
+    let pending_count = pending.len();
+    let sent = AtomicU64::new(0);
+    let spec_ref = &spec;
+    let mut chunks = futures::stream::iter(pending)
+        // Pulled lazily as slots free up: a pause starts no new chunk.
+        .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
+        .map(|(fi, index, offset, len)| {
+            let done = &done;
+            let meter = &meter;
+            let sent = &sent;
+            let f = &spec_ref.files[fi];
+            async move {
+                send_chunk(ctx, spec_ref, f, index, offset, len).await?;
+                ctx.journal
+                    .add_chunk(&ctx.transfer_id, f.file_index, index, len)
+                    .await?;
+                sent.fetch_add(1, Ordering::Relaxed);
+                // No await between counting and reporting: events leave in order.
+                let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
+                ctx.observer.progress(ProgressEvent {
+                    transfer_id: ctx.transfer_id.clone(),
+                    kind: "upload",
+                    bytes_done,
+                    bytes_total,
+                    rate_bps: meter.rate_bps(bytes_done),
+                    chunk_index: index,
+                    chunk_count: dataerai_proto::chunk_count(f.size, spec_ref.chunk_size),
+                    file_index: f.file_index,
+                    file_name: f.name.clone(),
+                });
+                ctx.journal
+                    .set_bytes_done(&ctx.transfer_id, bytes_done)
+                    .await?;
+                Ok::<_, Stop>(())
+            }
+        })
+        .buffer_unordered(PARALLEL_CHUNKS);
+    // On a pause the chunks already in flight finish (a chunk whose retry wait
+    // was interrupted just stops); any other error ends the run at once.
     while let Some(r) = chunks.next().await {
-        r?;
+        match r {
+            Ok(()) | Err(Stop::Paused) => {}
+            Err(e) => return Err(e),
+        }
     }
     drop(chunks);
-
-    let checksum = tokio::select! {
-        _ = cancel.cancelled() => return Err(cancelled()),
-        h = whole_hash => h.map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??,
-    };
-    if cancel.is_cancelled() {
-        return Err(cancelled());
+    if sent.load(Ordering::Relaxed) < pending_count as u64 {
+        return Err(Stop::Paused);
     }
-    let content = up
-        .client
-        .complete_upload(
-            &up.session.upload_id,
-            &CompleteUpload {
-                files: vec![CompleteFile {
-                    file_index,
-                    checksum: checksum.clone(),
-                }],
-            },
-        )
-        .await?;
+    ctx.check_stop()?;
+
+    if let Some(h) = hashing {
+        let hashes = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(super::cancelled().into()),
+            h = h => h.map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??,
+        };
+        for (i, sum) in hashes {
+            spec.files[i].checksum = Some(sum);
+        }
+        let v = serde_json::to_value(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+        ctx.journal.set_spec(&ctx.transfer_id, &v).await?;
+    }
+    let body = CompleteUpload {
+        files: spec
+            .files
+            .iter()
+            .map(|f| CompleteFile {
+                file_index: f.file_index,
+                checksum: f.checksum.clone().unwrap_or_default(),
+            })
+            .collect(),
+    };
+    let completed = retry(ctx, || async {
+        match ctx.client.complete_upload(&spec.upload_id, &body).await {
+            Ok(c) => Ok(c.content_id),
+            // An earlier attempt may have completed it, its answer lost on the way.
+            Err(e) if e.code == ErrorCode::InvalidInput => {
+                match ctx.client.get_upload(&spec.upload_id).await {
+                    Ok(s) if s.status == "complete" => Ok(s.content_id),
+                    _ => Err(Failure::local(e)),
+                }
+            }
+            Err(e) if e.code == ErrorCode::Integrity => Err(Failure::local(e)),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    Ok(result(ctx, &spec, completed).await?)
+}
+
+async fn result(
+    ctx: &RunContext,
+    spec: &UploadSpec,
+    content_id: String,
+) -> Result<UploadResult, ApiError> {
+    let bytes_sent = ctx
+        .journal
+        .chunks(&ctx.transfer_id)
+        .await?
+        .iter()
+        .map(|c| c.2)
+        .sum();
     Ok(UploadResult {
-        asset_id: up.asset_id.clone(),
-        content_id: content.content_id,
-        transfer_id: up.transfer_id.clone(),
-        total_bytes: up.size,
-        chunk_count: up.chunk_count,
-        files: vec![UploadedFile {
-            name: up.file_name.clone(),
-            size: up.size,
-            checksum,
-        }],
+        asset_id: spec.asset_id.clone(),
+        content_id,
+        transfer_id: ctx.transfer_id.clone(),
+        total_bytes: spec.bytes_total(),
+        chunk_count: spec.chunk_count(),
+        file_count: spec.files.len() as u64,
+        bytes_sent,
+        files: spec
+            .files
+            .iter()
+            .map(|f| UploadedFile {
+                name: f.name.clone(),
+                size: f.size,
+                checksum: f.checksum.clone().unwrap_or_default(),
+                deduplicated: f.deduplicated,
+            })
+            .collect(),
     })
 }
 
-/// Hash one chunk from disk, then stream it to the server.
+/// Send one chunk, with retries. Small chunks are read once and sent from
+/// memory; big ones are hashed, then streamed from disk on every attempt.
 async fn send_chunk(
-    up: &PreparedUpload,
-    file_index: u32,
+    ctx: &RunContext,
+    spec: &UploadSpec,
+    f: &SpecFile,
     index: u64,
     offset: u64,
     len: u64,
-) -> Result<(), ApiError> {
-    let hex = hash_range(up.path.clone(), offset, len).await?;
-    let mut file = tokio::fs::File::open(&up.path)
-        .await
-        .map_err(|e| io_error(format!("cannot open {}", up.path.display()), e))?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| io_error(format!("cannot seek {}", up.path.display()), e))?;
-    let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file.take(len), IO_BUF));
-    let ack = up
+) -> Result<(), Stop> {
+    let upload_id = spec.upload_id.as_str();
+    if len <= IN_MEMORY_CHUNK {
+        let data = read_range(f.path.clone(), offset, len).await?;
+        let hex = blake3::hash(&data).to_hex().to_string();
+        let data = bytes::Bytes::from(data);
+        return retry(ctx, || {
+            let body = reqwest::Body::from(data.clone());
+            put_verified(ctx, upload_id, f, index, &hex, len, body)
+        })
+        .await;
+    }
+    let hex = hash_range(f.path.clone(), offset, len).await?;
+    retry(ctx, || async {
+        let mut file = tokio::fs::File::open(&f.path)
+            .await
+            .map_err(|e| Failure::local(io_error(format!("cannot open {}", f.path.display()), e)))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| Failure::local(io_error(format!("cannot seek {}", f.path.display()), e)))?;
+        let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file.take(len), IO_BUF));
+        put_verified(ctx, upload_id, f, index, &hex, len, body).await
+    })
+    .await
+}
+
+async fn put_verified(
+    ctx: &RunContext,
+    upload_id: &str,
+    f: &SpecFile,
+    index: u64,
+    hex: &str,
+    len: u64,
+    body: reqwest::Body,
+) -> Result<(), Failure> {
+    let ack = ctx
         .client
-        .put_chunk(&up.session.upload_id, file_index, index, &hex, len, body)
+        .put_chunk(upload_id, f.file_index, index, hex, len, body)
         .await?;
     // The server verified the hash we sent; make sure it stored what we hashed.
     if ack.size != len || ack.checksum != format!("blake3:{hex}") {
         return Err(ApiError::new(
-            dataerai_proto::ErrorCode::Integrity,
+            ErrorCode::Integrity,
             format!(
-                "server acknowledged chunk {index} as {} bytes {} but we sent {len} bytes blake3:{hex}",
-                ack.size, ack.checksum
+                "server acknowledged chunk {index} of {} as {} bytes {} but we sent {len} bytes blake3:{hex}",
+                f.name, ack.size, ack.checksum
             ),
-        ));
+        )
+        .into());
     }
     Ok(())
+}
+
+fn shrank(path: &std::path::Path) -> ApiError {
+    ApiError::invalid(format!(
+        "{} shrank while it was being uploaded",
+        path.display()
+    ))
+}
+
+/// Read `[offset, offset+len)` of a file into memory (small ranges inline).
+async fn read_range(path: PathBuf, offset: u64, len: u64) -> Result<Vec<u8>, ApiError> {
+    let read = move || {
+        let f = std::fs::File::open(&path)
+            .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact_at(&mut buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                shrank(&path)
+            } else {
+                io_error(format!("cannot read {}", path.display()), e)
+            }
+        })?;
+        Ok(buf)
+    };
+    if len <= INLINE_HASH_LIMIT {
+        read()
+    } else {
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+    }
 }
 
 /// BLAKE3 hex of `[offset, offset+len)` of a file, read in small pieces on a blocking thread.
@@ -319,10 +570,7 @@ async fn hash_range(path: PathBuf, offset: u64, len: u64) -> Result<String, ApiE
                 .read_at(&mut buf[..want], offset + pos)
                 .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
             if n == 0 {
-                return Err(ApiError::invalid(format!(
-                    "{} shrank while it was being uploaded",
-                    path.display()
-                )));
+                return Err(shrank(&path));
             }
             hasher.update(&buf[..n]);
             pos += n as u64;

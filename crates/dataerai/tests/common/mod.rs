@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod issue3;
+
 pub fn dataerai_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dataerai"))
 }
@@ -37,15 +39,23 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(server_bin())
-            .args(["serve", "--data-dir"])
+        TestServer::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", None)
+    }
+
+    /// Start on `listen` with a data dir (possibly of an earlier server) and an
+    /// optional `DATAERAI_FAULTS` value (needs the server's `fault-injection`).
+    pub fn start_with(data_dir: tempfile::TempDir, listen: &str, faults: Option<&str>) -> TestServer {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["serve", "--data-dir"])
             .arg(data_dir.path())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
+            .env_remove("DATAERAI_FAULTS")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dataerai-server");
+            .stderr(Stdio::null());
+        if let Some(f) = faults {
+            cmd.env("DATAERAI_FAULTS", f);
+        }
+        let mut child = cmd.spawn().expect("start dataerai-server");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -64,6 +74,53 @@ impl TestServer {
             url,
             data_dir,
         }
+    }
+
+    /// `host:port` the server listens on.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// Kill the server (SIGKILL) and start it again on the same port and data
+    /// dir, with `faults` (or none).
+    pub fn restart(&mut self, faults: Option<&str>) {
+        self.kill();
+        let addr = self.addr();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The port may take a moment to be free again.
+        while std::net::TcpListener::bind(&addr).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        let fresh = TestServer::start_with(data_dir, &addr, faults);
+        let old = std::mem::replace(self, fresh);
+        drop(old); // its child is already dead; its temp dir is the unused placeholder
+    }
+
+    /// Stop the server (SIGKILL) but keep its data dir and port for [`TestServer::start_with`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Value of a counter of `GET /metrics` (0 when absent).
+    pub fn metric(&self, name: &str) -> u64 {
+        let mut s = std::net::TcpStream::connect(self.addr()).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr()
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == name).then(|| v.trim().parse::<f64>().ok())?
+            })
+            .map(|v| v as u64)
+            .unwrap_or(0)
     }
 
     fn admin(&self, args: &[&str]) -> String {
@@ -219,14 +276,37 @@ impl TestDaemon {
     }
 
     pub fn start_at(user: &UserEnv, dir: tempfile::TempDir, socket: PathBuf) -> TestDaemon {
-        let child = user
-            .cmd()
-            .arg("daemon")
+        TestDaemon::start_full(user, dir, socket, &[], &[])
+    }
+
+    /// Start with extra `dataerai daemon` arguments and environment. The journal
+    /// lives in `dir/state`, so a daemon started again on the same `dir` resumes.
+    pub fn start_full(
+        user: &UserEnv,
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestDaemon {
+        let mut cmd = user.cmd();
+        cmd.arg("daemon")
             .arg("--socket")
             .arg(&socket)
-            .stderr(Stdio::piped())
-            .spawn()
+            .args(args)
+            .env("DATAERAI_STATE_DIR", dir.path().join("state"))
+            .env_remove("DATAERAI_FAULTS")
+            .env("DATAERAI_LOG", "info");
+        // Logs go to a file (a pipe nobody reads could fill up and stall the daemon).
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
             .unwrap();
+        cmd.stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while UnixStream::connect(&socket).is_err() {
             assert!(
@@ -258,8 +338,30 @@ impl TestDaemon {
     }
 }
 
+impl TestDaemon {
+    /// `kill -9` the daemon, leaving its socket file and journal behind.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start a new daemon on the same socket and journal (after [`TestDaemon::kill9`]).
+    pub fn restart(&mut self, user: &UserEnv, args: &[&str], env: &[(&str, &str)]) {
+        self.kill9();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let fresh = TestDaemon::start_full(user, dir, self.socket.clone(), args, env);
+        let old = std::mem::replace(self, fresh);
+        drop(old);
+    }
+}
+
 impl Drop for TestDaemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Show what the daemon saw when a test fails.
+            let log = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+            eprintln!("---- daemon log ----\n{log}");
+        }
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -348,6 +450,19 @@ impl RpcClient {
             e["code"].as_i64().unwrap(),
             e["data"]["code"].as_str().unwrap().to_string(),
         )
+    }
+
+    /// Wait for the first notification matching `pred` (already received ones count).
+    pub fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            if let Some(n) = self.notifications.iter().find(|n| pred(n)) {
+                return n.clone();
+            }
+            let v = self.read_message();
+            if v.get("id").is_none() {
+                self.notifications.push(v);
+            }
+        }
     }
 
     /// Wait until a `transfer.completed`/`transfer.failed` for `transfer_id` has arrived.

@@ -17,13 +17,19 @@ from .errors import DaemonError, DaemonTimeoutError, DaemonUnavailableError
 from .models import (
     AssetMetadata,
     AuthStatus,
+    ContentVersion,
     DownloadedFile,
     DownloadResult,
+    ErrorInfo,
     ProgressEvent,
     Project,
     Relationship,
+    Transfer,
     UploadedFile,
+    UploadItem,
+    UploadManyResult,
     UploadResult,
+    VersionFile,
 )
 
 __version__ = "0.1.0"
@@ -31,17 +37,23 @@ __version__ = "0.1.0"
 __all__ = [
     "AssetMetadata",
     "AuthStatus",
+    "ContentVersion",
     "DaemonError",
     "DaemonTimeoutError",
     "DaemonUnavailableError",
     "DataeraiClient",
     "DownloadResult",
     "DownloadedFile",
+    "ErrorInfo",
     "ProgressCallback",
     "ProgressEvent",
     "Project",
     "Relationship",
+    "Transfer",
+    "UploadItem",
+    "UploadManyResult",
     "UploadResult",
     "UploadedFile",
+    "VersionFile",
     "__version__",
 ]

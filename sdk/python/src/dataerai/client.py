@@ -5,7 +5,9 @@ How it works, in one paragraph: the client keeps **one** Unix-socket connection 
 id and a dispatcher thread that runs ``on_progress`` callbacks, so a slow or failing callback
 never stalls the socket. Uploads and downloads are started with one request (the daemon answers
 at once with a ``transfer_id``) and then followed through ``transfer.*`` notifications until
-the transfer completes or fails.
+the transfer completes or fails. The daemon broadcasts those notifications to every client, and
+its journal outlives it, so any client — even one connected to a daemon restarted after a
+crash — can follow (:meth:`DataeraiClient.wait_transfer`) or control a transfer by its id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
@@ -23,6 +26,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 from ._connection import RpcConnection
 from ._daemon import SpawnedDaemon, default_socket_path, find_binary, socket_answers
 from .errors import (
+    ERR_CANCELLED,
     ERR_INTERNAL,
     ERR_INVALID_INPUT,
     DaemonError,
@@ -32,10 +36,14 @@ from .errors import (
 from .models import (
     AssetMetadata,
     AuthStatus,
+    ContentVersion,
     DownloadResult,
     ProgressEvent,
     Project,
     Relationship,
+    Transfer,
+    UploadItem,
+    UploadManyResult,
     UploadResult,
 )
 
@@ -52,6 +60,21 @@ METADATA_FIELDS = ("title", "description", "alias", "tags", "metadata")
 # How many finished transfers to remember for waiters that register late.
 _FINISHED_MEMORY = 1024
 _SHUTDOWN_TIMEOUT_S = 5.0
+# The daemon refuses larger `asset.upload_many` batches (docs/ipc.md).
+_MAX_BATCH_ITEMS = 10_000
+#: Fields an `upload_many` item may carry (the `asset.upload` params except `chunk_size_mb`).
+UPLOAD_ITEM_FIELDS = (
+    "local_path",
+    "title",
+    "owner_type",
+    "owner_id",
+    "description",
+    "alias",
+    "tags",
+    "metadata",
+    "collection_id",
+    "asset_id",
+)
 
 
 class _TransferWatch:
@@ -72,8 +95,26 @@ class _TransferWatch:
     def progress(self, event: ProgressEvent) -> None:
         if self.done.is_set():
             return
+        # Keep the documented promise that bytes_done never goes backwards, even if a retried
+        # or resumed transfer reports an older figure.
+        if self.last_event is not None and event.bytes_done < self.last_event.bytes_done:
+            return
         self.last_event = event
         self._deliver(event)
+
+    def finish_from_snapshot(self, transfer: Transfer) -> None:
+        """Finish from a ``transfer.get`` answer (the final notification may be long gone)."""
+        params: Dict[str, Any] = {"transfer_id": transfer.transfer_id, "kind": transfer.kind}
+        if transfer.state == "completed":
+            params["result"] = transfer.result or {}
+            self.finish("transfer.completed", params)
+        else:
+            error = transfer.raw.get("error") or {
+                "code": ERR_CANCELLED if transfer.state == "cancelled" else ERR_INTERNAL,
+                "message": f"transfer {transfer.transfer_id} is {transfer.state}",
+            }
+            params["error"] = error
+            self.finish("transfer.failed", params)
 
     def finish(self, method: str, params: Dict[str, Any]) -> None:
         if self.done.is_set():
@@ -174,7 +215,8 @@ class DataeraiClient:
         self._dispatcher: Optional[threading.Thread] = None
 
         self._watch_lock = threading.Lock()
-        self._watches: Dict[str, _TransferWatch] = {}
+        # Several waiters may follow one transfer (e.g. upload() and wait_transfer() in threads).
+        self._watches: Dict[str, List[_TransferWatch]] = {}
         self._finished: "collections.OrderedDict[str, tuple[str, Dict[str, Any]]]" = collections.OrderedDict()
 
     # ------------------------------------------------------------------ lifecycle
@@ -335,12 +377,19 @@ class DataeraiClient:
         on_progress: Optional[ProgressCallback] = None,
         transfer_timeout_s: Optional[float] = 3600,
     ) -> UploadResult:
-        """Upload a file as a new asset and block until the server has verified it.
+        """Upload a file or a directory as a new asset and block until the server verified it.
 
-        The daemon does the work (parallel chunks, BLAKE3 checks, retries); this call follows it.
+        The daemon does the work (parallel chunks, BLAKE3 checks, retries with backoff while
+        the server is unreachable, resume after a crash); this call follows it. A file the
+        server already holds for the same owner (same size and BLAKE3) is not sent again
+        (``result.deduplicated``, ``result.bytes_sent == 0``).
 
         Args:
-            local_path: The file to upload (relative paths are resolved here, not in the daemon).
+            local_path: The file or directory to upload (relative paths are resolved here, not
+                in the daemon). A directory becomes **one** asset holding every regular file
+                below it, named by its ``/``-separated relative path (``result.files``). A
+                symlink pointing out of the directory, or an empty directory, is refused with
+                ``ERR_INVALID_INPUT`` before anything is sent.
             title: Asset title (required, non-empty).
             owner_type: ``"user"`` for a personal asset or ``"project"``.
             owner_id: Your user id (``auth_status().user_id``) or a project id.
@@ -352,8 +401,10 @@ class DataeraiClient:
                 it raises are logged and ignored.
             transfer_timeout_s: How long to wait for completion (``None``: forever). On expiry
                 :class:`~dataerai.DaemonTimeoutError` is raised **but the transfer continues in
-                the daemon**; the error's ``transfer_id`` identifies it. We chose not to cancel
-                so that a long upload is never thrown away because a script's patience ran out.
+                the daemon**; the error's ``transfer_id`` identifies it (follow it again with
+                :meth:`wait_transfer`, stop it with :meth:`cancel_transfer`). We chose not to
+                cancel so that a long upload is never thrown away because a script's patience
+                ran out.
 
         Example::
 
@@ -361,6 +412,10 @@ class DataeraiClient:
                                    owner_id=client.auth_status().user_id,
                                    metadata={"laser_nm": 532})
             print(result.asset_id, result.total_bytes)
+
+            run = client.upload("run_042/", title="Run 42", owner_type="project",
+                                owner_id=project.project_id)
+            print(run.file_count, [f.name for f in run.files])   # "raw/frame_001.tif", …
 
         Raises:
             DaemonError: e.g. ``ERR_INVALID_INPUT`` (missing file, bad owner type, metadata not
@@ -403,14 +458,23 @@ class DataeraiClient:
         """Download an asset's latest (or a given) content version into ``dest_dir``.
 
         Blocks until every file is written and verified. Files appear under their final name
-        only once their BLAKE3 checksum matches; ``dest_dir`` is created if missing.
+        only once their BLAKE3 checksum matches; ``dest_dir`` is created if missing. A
+        multi-file version (a directory upload) is restored as the same tree below
+        ``dest_dir``; each :class:`~dataerai.DownloadedFile` has its relative ``filename``.
+        ``content_id`` selects an older version (see :meth:`list_versions`).
         ``on_progress`` and ``transfer_timeout_s`` behave as in :meth:`upload`.
 
         Example::
 
             result = client.download(asset_id, "data/")
             for f in result.files:
-                print(f.local_path, f.size, f.checksum)
+                print(f.filename, f.local_path, f.size, f.checksum)
+
+        Raises:
+            DaemonError: ``ERR_NOT_FOUND``, ``ERR_PERMISSION_DENIED``, ``ERR_INTEGRITY`` (the
+                bytes did not match their checksum; nothing is left under the final name),
+                ``ERR_NO_SPACE`` (resumable with :meth:`resume_transfer` once space is freed),
+                ``ERR_INVALID_INPUT`` (a stored name would escape ``dest_dir``).
         """
         params: Dict[str, Any] = {
             "asset_id": asset_id,
@@ -510,13 +574,229 @@ class DataeraiClient:
         )
         return Relationship.from_json(self._call("relationship.create", params))
 
-    def cancel_transfer(self, transfer_id: str) -> Dict[str, Any]:
-        """Cancel a running transfer (e.g. one whose wait timed out); returns its state."""
-        return dict(self._call("transfer.cancel", {"transfer_id": transfer_id}))
+    def upload_version(
+        self,
+        asset_id: str,
+        local_path: PathLike,
+        *,
+        chunk_size_mb: Optional[int] = None,
+        on_progress: Optional[ProgressCallback] = None,
+        transfer_timeout_s: Optional[float] = 3600,
+    ) -> UploadResult:
+        """Upload a file or directory as a **new content version** of an existing asset.
 
-    def get_transfer(self, transfer_id: str) -> Dict[str, Any]:
-        """A transfer's state as the daemon reports it (``state``, ``bytes_done``, …)."""
-        return dict(self._call("transfer.get", {"transfer_id": transfer_id}))
+        The asset keeps its id, metadata and relationships; downloads without ``content_id``
+        get the new version once it is verified, older ones stay reachable by ``content_id``.
+        Needs write access to the asset. Change metadata with :meth:`set_metadata`.
+        ``on_progress`` and ``transfer_timeout_s`` behave as in :meth:`upload`.
+
+        Example::
+
+            v2 = client.upload_version(asset_id, "scan_0042_recalibrated.h5")
+            versions = client.list_versions(asset_id)        # newest first
+            client.download(asset_id, "old/", content_id=versions[-1].content_id)
+
+        Raises:
+            DaemonError: ``ERR_NOT_FOUND``, ``ERR_PERMISSION_DENIED``, ``ERR_QUOTA_EXCEEDED``,
+                ``ERR_INVALID_INPUT``, …
+        """
+        params: Dict[str, Any] = {
+            "asset_id": asset_id,
+            "local_path": _absolute_path(local_path, "local_path"),
+        }
+        params.update(_drop_none({"chunk_size_mb": chunk_size_mb}))
+        result = self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s)
+        return UploadResult.from_json(result)
+
+    def list_versions(
+        self, asset_id: str, *, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> List[ContentVersion]:
+        """An asset's complete content versions, newest first (one page).
+
+        Example::
+
+            for v in client.list_versions(asset_id):
+                print(v.content_id, v.total_bytes, v.completed_at, [f.name for f in v.files])
+        """
+        params = _drop_none({"asset_id": asset_id, "limit": limit, "offset": offset})
+        page = self._call("asset.list_versions", params)
+        return [ContentVersion.from_json(item) for item in page.get("items", [])]
+
+    def upload_many(
+        self,
+        items: Iterable[Union[UploadItem, Mapping[str, Any]]],
+        *,
+        concurrency: int = 8,
+        chunk_size_mb: Optional[int] = None,
+        on_progress: Optional[ProgressCallback] = None,
+        transfer_timeout_s: Optional[float] = 3600,
+    ) -> List[UploadManyResult]:
+        """Upload many files (or directories) as many assets, ``concurrency`` at a time.
+
+        One request hands the whole batch to the daemon, which runs at most ``concurrency``
+        uploads at once (1–64) — much faster than calling :meth:`upload` in a loop for small
+        files. A failing item (missing file, no permission, …) does not stop the others: every
+        item gets an :class:`~dataerai.UploadManyResult` in input order with either ``result``
+        or ``error``.
+
+        Args:
+            items: :class:`~dataerai.UploadItem` objects or dicts with the keyword arguments
+                of :meth:`upload`: ``local_path``, ``title``, ``owner_type``, ``owner_id`` and
+                optionally ``description``, ``alias``, ``tags``, ``metadata``,
+                ``collection_id`` (or ``asset_id`` instead of title/owner for a new version).
+            on_progress: Receives the progress of every item (tell them apart by
+                ``event.transfer_id``).
+            transfer_timeout_s: Limit for the **whole** batch (``None``: forever). Items still
+                running then get a :class:`~dataerai.DaemonTimeoutError` as their ``error``;
+                their transfers continue in the daemon (``error.transfer_id``).
+
+        Example::
+
+            items = [{"local_path": p, "title": p.name, "owner_type": "project",
+                      "owner_id": project.project_id} for p in Path("frames").glob("*.tif")]
+            for item in client.upload_many(items, concurrency=16):
+                if item.error:
+                    print(item.local_path, item.error.code, item.error.message)
+
+        Raises:
+            DaemonError: ``ERR_INVALID_INPUT`` when an item is not a dict/``UploadItem`` or has
+                an unknown key (nothing is started then).
+            ConnectionError: the daemon went away.
+        """
+        batch: List[Dict[str, Any]] = [_upload_item_params(i, item) for i, item in enumerate(items)]
+        if not batch:
+            return []
+        deadline = None if transfer_timeout_s is None else time.monotonic() + transfer_timeout_s
+        results: List[UploadManyResult] = []
+        # The daemon takes at most 10,000 items per request; bigger inputs go batch after batch.
+        for offset in range(0, len(batch), _MAX_BATCH_ITEMS):
+            part = batch[offset : offset + _MAX_BATCH_ITEMS]
+            results.extend(
+                self._upload_batch(part, offset, concurrency, chunk_size_mb, on_progress, deadline)
+            )
+        return results
+
+    def list_transfers(self) -> List[Transfer]:
+        """Transfers the daemon knows: this run's and those in its journal from earlier runs.
+
+        Example::
+
+            for t in client.list_transfers():
+                print(t.transfer_id, t.kind, t.state, f"{t.percent:.0f}%")
+        """
+        page = self._call("transfer.list")
+        return [Transfer.from_json(item) for item in page.get("items", [])]
+
+    def get_transfer(self, transfer_id: str) -> Transfer:
+        """A transfer's current state (``state``, ``bytes_done``, ``attempt``, ``error``, …).
+
+        Raises:
+            DaemonError: ``ERR_NOT_FOUND`` for an unknown id.
+        """
+        return Transfer.from_json(self._call("transfer.get", {"transfer_id": transfer_id}))
+
+    def cancel_transfer(self, transfer_id: str) -> Transfer:
+        """Cancel a queued, running, retrying or paused transfer.
+
+        Returns the transfer as the daemon saw it when it took the request (a running one turns
+        ``cancelled`` a moment later). Nothing partial is published; waiters get
+        ``DaemonError`` with ``ERR_CANCELLED``. Any client of the daemon may cancel any of its
+        transfers; cancelling a finished transfer changes nothing.
+        """
+        return Transfer.from_json(self._call("transfer.cancel", {"transfer_id": transfer_id}))
+
+    def pause_transfer(self, transfer_id: str) -> Transfer:
+        """Pause a transfer: chunks in flight finish, no new ones start (state ``paused``).
+
+        Returns the transfer as the daemon saw it when it took the request: its state may still
+        read ``running`` until the chunks in flight have finished, then turns ``paused`` (see
+        :meth:`get_transfer`). A paused transfer stays paused across daemon restarts until
+        :meth:`resume_transfer`. Waiters keep waiting.
+
+        Raises:
+            DaemonError: ``ERR_INVALID_INPUT`` for a finished transfer, ``ERR_NOT_FOUND``.
+        """
+        return Transfer.from_json(self._call("transfer.pause", {"transfer_id": transfer_id}))
+
+    def resume_transfer(self, transfer_id: str) -> Transfer:
+        """Continue a paused transfer, or a failed one whose error was ``ERR_NO_SPACE``,
+        ``ERR_SERVER_UNREACHABLE`` or ``ERR_INTEGRITY``, from where it stopped.
+
+        Example::
+
+            try:
+                client.download(asset_id, "/scratch/data")
+            except DaemonError as err:
+                if err.code != "ERR_NO_SPACE":
+                    raise
+                ...  # free some space
+                t = client.list_transfers()[-1]
+                client.resume_transfer(t.transfer_id)
+                client.wait_transfer(t.transfer_id)
+        """
+        transfer = Transfer.from_json(self._call("transfer.resume", {"transfer_id": transfer_id}))
+        with self._watch_lock:
+            # A remembered failure is stale now; waiters must follow the resumed run.
+            self._finished.pop(transfer_id, None)
+        return transfer
+
+    def wait_transfer(
+        self,
+        transfer_id: str,
+        timeout_s: Optional[float] = None,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> Union[UploadResult, DownloadResult]:
+        """Block until a transfer — started by any client, or resumed by a restarted daemon —
+        finishes, and return its result.
+
+        Waits through ``retrying`` and ``paused`` states. Several clients (or threads) may wait
+        for the same transfer at once.
+
+        Args:
+            transfer_id: e.g. ``err.transfer_id`` of a :class:`~dataerai.DaemonTimeoutError`.
+            timeout_s: How long to wait (``None``: forever). On expiry
+                :class:`~dataerai.DaemonTimeoutError` is raised and the transfer continues.
+            on_progress: As in :meth:`upload`, from now on.
+
+        Returns:
+            :class:`~dataerai.UploadResult` for an upload, :class:`~dataerai.DownloadResult`
+            for a download.
+
+        Example::
+
+            try:
+                up = client.upload(path, title="big", owner_type="user", owner_id=uid,
+                                   transfer_timeout_s=60)
+            except DaemonTimeoutError as err:
+                up = client.wait_transfer(err.transfer_id)   # or client.cancel_transfer(…)
+
+        Raises:
+            DaemonError: the transfer failed (its ``ERR_*`` code) or was cancelled
+                (``ERR_CANCELLED``); ``ERR_NOT_FOUND`` for an unknown id.
+            DaemonTimeoutError: not finished within ``timeout_s``.
+            ConnectionError: the daemon went away.
+        """
+        watch = _TransferWatch({"transfer_id": transfer_id}, on_progress)
+        # Register before asking for the state: a final notification sent in between is then
+        # seen by the watch, and one sent before is reflected in the answer.
+        self._add_watch(watch)
+        try:
+            transfer = self.get_transfer(transfer_id)
+            watch.start.update(
+                kind=transfer.kind,
+                asset_id=transfer.asset_id,
+                bytes_total=transfer.bytes_total,
+                chunk_count=transfer.chunk_count,
+            )
+            if transfer.finished:
+                # Through the dispatcher, so progress already queued is delivered first.
+                self._dispatch(functools.partial(watch.finish_from_snapshot, transfer))
+            result = self._await_watch(watch, timeout_s)
+        finally:
+            self._remove_watch(watch)
+        if transfer.kind == "download":
+            return DownloadResult.from_json(result)
+        return UploadResult.from_json(result)
 
     # ------------------------------------------------------------------ internals
 
@@ -603,26 +883,100 @@ class DataeraiClient:
 
         def register(start: Dict[str, Any]) -> None:
             # Runs on the reader thread before any notification about this transfer is read.
-            watch = _TransferWatch(start, on_progress)
-            with self._watch_lock:
-                self._watches[watch.transfer_id] = watch
-                finished = self._finished.get(watch.transfer_id)
-            if finished is not None:
-                self._dispatch(functools.partial(watch.finish, *finished))
-            watches.append(watch)
+            watches.append(self._watch_new_transfer(dict(start), on_progress))
 
-        start = self._call(method, params, on_result=register)
+        self._call(method, params, on_result=register)
         watch = watches[0]
         try:
-            if not watch.done.wait(transfer_timeout_s):
-                raise DaemonTimeoutError(
-                    f"transfer {watch.transfer_id} did not finish within {transfer_timeout_s:g} s; "
-                    "it continues in the daemon (see get_transfer()/cancel_transfer())",
-                    transfer_id=watch.transfer_id,
-                )
+            return self._await_watch(watch, transfer_timeout_s)
         finally:
-            with self._watch_lock:
-                self._watches.pop(watch.transfer_id, None)
+            self._remove_watch(watch)
+
+    def _upload_batch(
+        self,
+        items: List[Dict[str, Any]],
+        offset: int,
+        concurrency: int,
+        chunk_size_mb: Optional[int],
+        on_progress: Optional[ProgressCallback],
+        deadline: Optional[float],
+    ) -> List[UploadManyResult]:
+        watches: Dict[int, _TransferWatch] = {}
+        entries: Dict[int, Dict[str, Any]] = {}
+
+        def register(answer: Dict[str, Any]) -> None:
+            # Reader thread, before any notification about these transfers is read.
+            for entry in answer.get("items") or []:
+                if not isinstance(entry, dict) or not isinstance(entry.get("index"), int):
+                    continue
+                entries[entry["index"]] = entry
+                if entry.get("transfer_id"):
+                    start = {
+                        "transfer_id": entry["transfer_id"],
+                        "kind": "upload",
+                        "asset_id": entry.get("asset_id"),
+                    }
+                    watches[entry["index"]] = self._watch_new_transfer(start, on_progress)
+
+        params = _drop_none({"items": items, "concurrency": concurrency, "chunk_size_mb": chunk_size_mb})
+        try:
+            self._call("asset.upload_many", params, on_result=register)
+            results: List[UploadManyResult] = []
+            for index, item in enumerate(items):
+                local_path = Path(item["local_path"]) if isinstance(item.get("local_path"), str) else None
+                result: Optional[UploadResult] = None
+                error: Optional[DaemonError] = None
+                watch = watches.get(index)
+                if watch is None:
+                    info = (entries.get(index) or {}).get("error") or {}
+                    error = DaemonError(
+                        str(info.get("code") or ERR_INTERNAL),
+                        str(info.get("message") or "the daemon did not start this item"),
+                    )
+                else:
+                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    try:
+                        result = UploadResult.from_json(self._await_watch(watch, remaining))
+                    except DaemonError as exc:  # includes DaemonTimeoutError: reported per item
+                        error = exc
+                results.append(UploadManyResult(offset + index, local_path, result, error))
+            return results
+        finally:
+            for watch in watches.values():
+                self._remove_watch(watch)
+
+    def _watch_new_transfer(
+        self, start: Dict[str, Any], on_progress: Optional[ProgressCallback]
+    ) -> _TransferWatch:
+        """Follow a transfer this client just started (called on the reader thread)."""
+        watch = _TransferWatch(start, on_progress)
+        self._add_watch(watch)
+        with self._watch_lock:
+            finished = self._finished.get(watch.transfer_id)
+        if finished is not None:
+            self._dispatch(functools.partial(watch.finish, *finished))
+        return watch
+
+    def _add_watch(self, watch: _TransferWatch) -> None:
+        with self._watch_lock:
+            self._watches.setdefault(watch.transfer_id, []).append(watch)
+
+    def _remove_watch(self, watch: _TransferWatch) -> None:
+        with self._watch_lock:
+            watches = self._watches.get(watch.transfer_id)
+            if watches is not None and watch in watches:
+                watches.remove(watch)
+                if not watches:
+                    del self._watches[watch.transfer_id]
+
+    def _await_watch(self, watch: _TransferWatch, timeout_s: Optional[float]) -> Dict[str, Any]:
+        """Wait for a watched transfer's end; return its result or raise its error."""
+        if not watch.done.wait(timeout_s):
+            raise DaemonTimeoutError(
+                f"transfer {watch.transfer_id} did not finish within {timeout_s:g} s; it continues "
+                "in the daemon (wait_transfer() to wait again, cancel_transfer() to stop it)",
+                transfer_id=watch.transfer_id,
+            )
         if watch.connection_error is not None:
             raise watch.connection_error
         final = watch.final or {}
@@ -632,6 +986,7 @@ class DataeraiClient:
                 str(error.get("code") or ERR_INTERNAL),
                 str(error.get("message") or f"transfer {watch.transfer_id} failed"),
             )
+        start = watch.start
         result = dict(final.get("result") or {})
         result.setdefault("transfer_id", watch.transfer_id)
         result.setdefault("asset_id", start.get("asset_id"))
@@ -661,17 +1016,30 @@ class DataeraiClient:
             return
         if method == "transfer.progress":
             with self._watch_lock:
-                watch = self._watches.get(transfer_id)
-            if watch is not None:
-                self._dispatch(functools.partial(watch.progress, ProgressEvent.from_json(params)))
+                watches = list(self._watches.get(transfer_id, ()))
+            if watches:
+                event = ProgressEvent.from_json(params)
+                for watch in watches:
+                    self._dispatch(functools.partial(watch.progress, event))
         elif method in ("transfer.completed", "transfer.failed"):
             with self._watch_lock:
                 self._finished[transfer_id] = (method, params)
                 while len(self._finished) > _FINISHED_MEMORY:
                     self._finished.popitem(last=False)
-                watch = self._watches.get(transfer_id)
-            if watch is not None:
+                watches = list(self._watches.get(transfer_id, ()))
+            for watch in watches:
                 self._dispatch(functools.partial(watch.finish, method, params))
+        elif method == "transfer.retrying":
+            # Non-fatal: the daemon waits and tries again; waiters simply keep waiting.
+            error = params.get("error") or {}
+            logger.info(
+                "dataerai: transfer %s retrying (attempt %s) in %ss after %s: %s",
+                transfer_id,
+                params.get("attempt"),
+                params.get("delay_s"),
+                error.get("code"),
+                error.get("message"),
+            )
 
     def _on_disconnect(self, conn: RpcConnection, reason: BaseException) -> None:
         if conn is not self._conn:
@@ -680,7 +1048,7 @@ class DataeraiClient:
 
     def _fail_watches(self, reason: BaseException) -> None:
         with self._watch_lock:
-            watches = list(self._watches.values())
+            watches = [watch for group in self._watches.values() for watch in group]
         for watch in watches:
             if not watch.done.is_set():
                 watch.connection_error = ConnectionError(
@@ -719,3 +1087,28 @@ def _tag_list(tags: Any) -> Any:
         return list(tags)
     except TypeError:
         return tags  # let the daemon explain what is wrong with it
+
+
+def _upload_item_params(index: int, item: Any) -> Dict[str, Any]:
+    """Turn one ``upload_many`` item into ``asset.upload`` params (paths made absolute)."""
+    if isinstance(item, UploadItem):
+        raw = item.to_params()
+    elif isinstance(item, Mapping):
+        raw = dict(item)
+    else:
+        raise DaemonError(
+            ERR_INVALID_INPUT, f"items[{index}] must be a dict or UploadItem, not {type(item).__name__}"
+        )
+    unknown = sorted(set(raw) - set(UPLOAD_ITEM_FIELDS))
+    if unknown:
+        raise DaemonError(
+            ERR_INVALID_INPUT,
+            f"items[{index}] has unknown field(s) {', '.join(map(str, unknown))}; "
+            f"allowed: {', '.join(UPLOAD_ITEM_FIELDS)}",
+        )
+    params = _drop_none(raw)
+    if "local_path" in params:
+        params["local_path"] = _absolute_path(params["local_path"], f"items[{index}].local_path")
+    if "tags" in params:
+        params["tags"] = _tag_list(params["tags"])
+    return params

@@ -13,16 +13,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .errors import DaemonError
+
 __all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
     "AssetMetadata",
     "AuthStatus",
+    "ContentVersion",
     "DownloadResult",
     "DownloadedFile",
+    "ErrorInfo",
     "ProgressEvent",
     "Project",
     "Relationship",
+    "Transfer",
+    "UploadItem",
+    "UploadManyResult",
     "UploadResult",
     "UploadedFile",
+    "VersionFile",
     "parse_datetime",
 ]
 
@@ -134,9 +144,13 @@ class UploadedFile:
     """One file of an uploaded content version."""
 
     name: str
+    """The file's name in the content version: its ``/``-separated path relative to an
+    uploaded directory, or the file name for a single-file upload."""
     size: int
     checksum: Optional[str]
     """``blake3:<hex>`` of the whole file, as verified by the server."""
+    deduplicated: bool = False
+    """The server already held these bytes for the same owner, so none were sent."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,11 @@ class UploadResult:
     total_bytes: int
     chunk_count: int
     files: List[UploadedFile] = field(default_factory=list)
+    file_count: int = 0
+    """Number of files in the content version (more than one for a directory upload)."""
+    bytes_sent: Optional[int] = None
+    """Bytes that actually crossed the network (0 when everything was deduplicated);
+    ``None`` when the daemon does not report it."""
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -156,22 +175,32 @@ class UploadResult:
         """Checksum of the first (usually only) file, ``blake3:<hex>``."""
         return self.files[0].checksum if self.files else None
 
+    @property
+    def deduplicated(self) -> bool:
+        """Every file was already stored for the same owner, so no file content was sent."""
+        return bool(self.files) and all(f.deduplicated for f in self.files)
+
     @classmethod
     def from_json(cls, data: JsonObject) -> UploadResult:
+        files = [
+            UploadedFile(
+                name=str(f.get("name", "")),
+                size=int(f.get("size", 0)),
+                checksum=_opt_str(f.get("checksum")),
+                deduplicated=bool(f.get("deduplicated", False)),
+            )
+            for f in data.get("files") or []
+        ]
+        bytes_sent = data.get("bytes_sent")
         return cls(
             asset_id=str(data["asset_id"]),
             content_id=str(data.get("content_id", "")),
             transfer_id=str(data.get("transfer_id", "")),
             total_bytes=int(data.get("total_bytes", 0)),
             chunk_count=int(data.get("chunk_count", 0)),
-            files=[
-                UploadedFile(
-                    name=str(f.get("name", "")),
-                    size=int(f.get("size", 0)),
-                    checksum=_opt_str(f.get("checksum")),
-                )
-                for f in data.get("files") or []
-            ],
+            files=files,
+            file_count=int(data.get("file_count") or len(files)),
+            bytes_sent=None if bytes_sent is None else int(bytes_sent),
             raw=data,
         )
 
@@ -183,6 +212,8 @@ class DownloadedFile:
     local_path: Path
     size: int
     filename: str
+    """The file's name in the content version, ``/``-separated and relative to ``dest_dir``
+    (``"raw/frame_001.tif"`` for a directory upload)."""
     checksum: Optional[str] = None
     """``blake3:<hex>`` that the file was verified against."""
 
@@ -197,6 +228,11 @@ class DownloadResult:
     total_bytes: int
     files: List[DownloadedFile]
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def file_count(self) -> int:
+        """Number of files written (the whole tree of a directory upload)."""
+        return len(self.files)
 
     @classmethod
     def from_json(cls, data: JsonObject) -> DownloadResult:
@@ -341,3 +377,196 @@ class ProgressEvent:
             file_name=str(data.get("file_name") or ""),
             kind=str(data.get("kind") or ""),
         )
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error recorded on a transfer: a stable ``ERR_*`` code and a message."""
+
+    code: str
+    message: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> Optional[ErrorInfo]:
+        if not isinstance(data, dict):
+            return None
+        return cls(code=str(data.get("code") or "ERR_INTERNAL"), message=str(data.get("message") or ""))
+
+
+#: Transfer states in which the daemon is still working (or will work again on its own).
+ACTIVE_STATES = frozenset({"queued", "running", "retrying"})
+#: States a transfer ends in. ``failed`` ones with ``ERR_NO_SPACE``, ``ERR_SERVER_UNREACHABLE``
+#: or ``ERR_INTEGRITY`` can still be continued with ``resume_transfer``.
+FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer as the daemon's journal records it (see :meth:`DataeraiClient.get_transfer`).
+
+    ``state`` is one of ``queued``, ``running``, ``retrying`` (a non-fatal error, the daemon
+    waits and tries again; see ``last_error`` and ``attempt``), ``paused``, ``completed``,
+    ``failed`` (see ``error``) or ``cancelled``. ``result`` is the raw result of a completed
+    transfer; :meth:`DataeraiClient.wait_transfer` turns it into an ``UploadResult`` or
+    ``DownloadResult``.
+
+    For code written against SDK 0.1, ``transfer["state"]`` still works (item access reads
+    the daemon's JSON in ``raw``).
+    """
+
+    transfer_id: str
+    kind: str
+    """``"upload"`` or ``"download"``."""
+    state: str
+    asset_id: Optional[str]
+    content_id: Optional[str]
+    local_path: Optional[str]
+    """Upload source (file or directory) or download ``dest_dir``."""
+    bytes_done: int
+    bytes_total: int
+    chunk_count: int
+    file_count: int
+    created_at: Optional[datetime]
+    updated_at: Optional[datetime]
+    attempt: int
+    """How many times in a row the daemon has retried (0 while all goes well)."""
+    last_error: Optional[ErrorInfo]
+    """The most recent non-fatal error (while ``retrying``)."""
+    result: Optional[JsonObject]
+    error: Optional[ErrorInfo]
+    """The fatal error of a ``failed`` or ``cancelled`` transfer."""
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def percent(self) -> float:
+        """Completion in percent, 0–100 (a 0-byte transfer counts as 100 once completed)."""
+        if self.bytes_total <= 0:
+            return 100.0 if self.state == "completed" else 0.0
+        return max(0.0, min(100.0, 100.0 * self.bytes_done / self.bytes_total))
+
+    @property
+    def finished(self) -> bool:
+        """Whether the transfer reached ``completed``, ``failed`` or ``cancelled``."""
+        return self.state in FINAL_STATES
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> Transfer:
+        result = data.get("result")
+        return cls(
+            transfer_id=str(data["transfer_id"]),
+            kind=str(data.get("kind") or ""),
+            state=str(data.get("state") or ""),
+            asset_id=_opt_str(data.get("asset_id")),
+            content_id=_opt_str(data.get("content_id")),
+            local_path=_opt_str(data.get("local_path")),
+            bytes_done=int(data.get("bytes_done") or 0),
+            bytes_total=int(data.get("bytes_total") or 0),
+            chunk_count=int(data.get("chunk_count") or 0),
+            file_count=int(data.get("file_count") or 0),
+            created_at=parse_datetime(data.get("created_at")),
+            updated_at=parse_datetime(data.get("updated_at")),
+            attempt=int(data.get("attempt") or 0),
+            last_error=ErrorInfo.from_json(data.get("last_error")),
+            result=dict(result) if isinstance(result, dict) else None,
+            error=ErrorInfo.from_json(data.get("error")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class VersionFile:
+    """One file of a content version."""
+
+    file_index: int
+    name: str
+    size: int
+    checksum: Optional[str]
+
+
+@dataclass(frozen=True)
+class ContentVersion:
+    """One content version of an asset (see :meth:`DataeraiClient.list_versions`)."""
+
+    content_id: str
+    asset_id: str
+    status: str
+    total_bytes: int
+    files: List[VersionFile]
+    created_at: Optional[datetime]
+    completed_at: Optional[datetime]
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> ContentVersion:
+        return cls(
+            content_id=str(data["content_id"]),
+            asset_id=str(data.get("asset_id", "")),
+            status=str(data.get("status", "")),
+            total_bytes=int(data.get("total_bytes") or 0),
+            files=[
+                VersionFile(
+                    file_index=int(f.get("file_index", i)),
+                    name=str(f.get("name", "")),
+                    size=int(f.get("size", 0)),
+                    checksum=_opt_str(f.get("checksum")),
+                )
+                for i, f in enumerate(data.get("files") or [])
+            ],
+            created_at=parse_datetime(data.get("created_at")),
+            completed_at=parse_datetime(data.get("completed_at")),
+            raw=data,
+        )
+
+
+@dataclass
+class UploadItem:
+    """One file (or directory) for :meth:`DataeraiClient.upload_many`.
+
+    A plain ``dict`` with the same keys works too.
+    """
+
+    local_path: Any
+    """``str`` or ``os.PathLike``; relative paths are resolved against your working directory."""
+    title: str
+    owner_type: str
+    owner_id: str
+    description: Optional[str] = None
+    alias: Optional[str] = None
+    tags: Optional[List[str]] = None
+    metadata: Optional[JsonObject] = None
+    collection_id: Optional[str] = None
+
+    def to_params(self) -> JsonObject:
+        params: JsonObject = {
+            "local_path": self.local_path,
+            "title": self.title,
+            "owner_type": self.owner_type,
+            "owner_id": self.owner_id,
+        }
+        for name in ("description", "alias", "tags", "metadata", "collection_id"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        return params
+
+
+@dataclass(frozen=True)
+class UploadManyResult:
+    """The outcome of one item of :meth:`DataeraiClient.upload_many`, in input order.
+
+    Exactly one of ``result`` and ``error`` is set. An ``error`` that is a
+    :class:`~dataerai.DaemonTimeoutError` means the item's transfer was still going when the
+    call stopped waiting; it continues in the daemon (``error.transfer_id``).
+    """
+
+    index: int
+    local_path: Optional[Path]
+    result: Optional[UploadResult]
+    error: Optional[DaemonError]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
