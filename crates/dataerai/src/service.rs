@@ -359,7 +359,10 @@ impl Service {
                     ("collection_id", p.collection_id.is_some()),
                     ("description", p.description.is_some()),
                     ("tags", p.tags.is_some()),
-                    ("metadata", p.metadata.as_ref().is_some_and(|m| !m.is_null())),
+                    (
+                        "metadata",
+                        p.metadata.as_ref().is_some_and(|m| !m.is_null()),
+                    ),
                 ]
                 .into_iter()
                 .filter_map(|(name, given)| given.then_some(name))
@@ -531,7 +534,11 @@ mod tests {
         })
         .await;
         assert_eq!(e.code, ErrorCode::InvalidInput);
-        assert!(e.message.contains("title, owner_type, owner_id"), "{}", e.message);
+        assert!(
+            e.message.contains("title, owner_type, owner_id"),
+            "{}",
+            e.message
+        );
         // An empty directory is refused before the login is looked at.
         let empty = tmp.path().join("empty");
         std::fs::create_dir(&empty).unwrap();

@@ -443,7 +443,9 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
                     println!(
                         "{}  {}  {:>10}  {} file{}",
                         v.content_id,
-                        v.completed_at.unwrap_or(v.created_at).format("%Y-%m-%d %H:%M:%S"),
+                        v.completed_at
+                            .unwrap_or(v.created_at)
+                            .format("%Y-%m-%d %H:%M:%S"),
                         human_bytes(v.total_bytes),
                         v.files.len(),
                         if v.files.len() == 1 { "" } else { "s" }
@@ -721,10 +723,16 @@ async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> R
     } else {
         println!("{}", transfer_line(&t));
     }
-    match (matches!(cmd, TransfersCommand::Wait { .. }), t["error"].as_object()) {
+    match (
+        matches!(cmd, TransfersCommand::Wait { .. }),
+        t["error"].as_object(),
+    ) {
         (true, Some(e)) => Err(ApiError::new(
             serde_json::from_value(e["code"].clone()).unwrap_or(ErrorCode::Internal),
-            e["message"].as_str().unwrap_or("transfer failed").to_string(),
+            e["message"]
+                .as_str()
+                .unwrap_or("transfer failed")
+                .to_string(),
         )),
         _ => Ok(()),
     }
@@ -744,7 +752,9 @@ async fn wait_for_end(client: &mut DaemonClient, id: &str, mut t: Value) -> Resu
         let ends = matches!(method, "transfer.completed" | "transfer.failed")
             || (method == "transfer.state" && n["params"]["state"] == "paused");
         if n["params"]["transfer_id"] == id && ends {
-            t = client.call("transfer.get", json!({"transfer_id": id})).await?;
+            t = client
+                .call("transfer.get", json!({"transfer_id": id}))
+                .await?;
         }
     }
     Ok(t)

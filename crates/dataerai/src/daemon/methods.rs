@@ -15,7 +15,6 @@ use futures::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
 use super::transfers::{self, NewTransfer};
 use super::DaemonState;
@@ -123,13 +122,18 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
             svc.create_relationship(params::<RelationshipParams>(p)?)
                 .await?,
         ),
-        "asset.list_versions" => to_value(
-            svc.list_versions(params::<ListVersionsParams>(p)?)
-                .await?,
-        ),
+        "asset.list_versions" => {
+            to_value(svc.list_versions(params::<ListVersionsParams>(p)?).await?)
+        }
         "transfer.list" => {
             params::<NoParams>(p)?;
-            let items: Vec<Value> = state.transfers.list().await?.iter().map(|r| r.to_json()).collect();
+            let items: Vec<Value> = state
+                .transfers
+                .list()
+                .await?
+                .iter()
+                .map(|r| r.to_json())
+                .collect();
             Ok(json!({ "items": items }))
         }
         "transfer.get" => {
@@ -195,7 +199,10 @@ async fn register_upload(
 
 /// Reply with `reply`, then start the transfer it names.
 fn reply_then_start(state: Arc<DaemonState>, reply: Value) -> Outcome {
-    let id = reply["transfer_id"].as_str().unwrap_or_default().to_string();
+    let id = reply["transfer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     Outcome::ReplyThen(
         reply,
         async move {
@@ -259,10 +266,9 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         None => 8,
         Some(c) if (1..=64).contains(&c) => c as usize,
         Some(c) => {
-            return Err(ApiError::invalid(format!(
-                "concurrency must be between 1 and 64, got {c}"
-            ))
-            .into())
+            return Err(
+                ApiError::invalid(format!("concurrency must be between 1 and 64, got {c}")).into(),
+            )
         }
     };
     crate::transfer::chunk_size_from_mb(p.chunk_size_mb)?;
@@ -301,11 +307,6 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         .filter_map(|i| i["transfer_id"].as_str().map(str::to_string))
         .collect();
     let reply = json!({"batch_id": batch_id, "items": prepared});
-    let work = async move {
-        let slots = Arc::new(Semaphore::new(concurrency));
-        for id in ids {
-            transfers::start(&state, &id, Some(slots.clone()));
-        }
-    };
+    let work = async move { transfers::start_in_order(&state, ids, concurrency) };
     Ok(Outcome::ReplyThen(reply, work.boxed()))
 }

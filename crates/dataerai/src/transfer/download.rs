@@ -342,7 +342,9 @@ async fn publish(ctx: &RunContext, f: &DlFile) -> Result<(), ApiError> {
         // The bytes are bad (e.g. a blob corrupted at rest): start this file over
         // on a resume rather than re-hashing the same bad data.
         let _ = tokio::fs::remove_file(&f.partial_path).await;
-        ctx.journal.clear_file(&ctx.transfer_id, f.file_index).await?;
+        ctx.journal
+            .clear_file(&ctx.transfer_id, f.file_index)
+            .await?;
         return Err(ApiError::new(
             ErrorCode::Integrity,
             format!(

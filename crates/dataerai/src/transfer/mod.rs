@@ -163,7 +163,14 @@ impl RunContext {
         if was_retrying {
             let _ = self
                 .journal
-                .set_state(&self.transfer_id, journal::state::RUNNING, 0, None, None, None)
+                .set_state(
+                    &self.transfer_id,
+                    journal::state::RUNNING,
+                    0,
+                    None,
+                    None,
+                    None,
+                )
                 .await;
             self.observer.recovered();
         }
@@ -521,7 +528,9 @@ mod tests {
             Err(ApiError::new(ErrorCode::ServerUnreachable, "down").into())
         })
         .await;
-        assert!(matches!(r, Err(Stop::Error(e)) if e.code == ErrorCode::ServerUnreachable && e.message.contains("gave up")));
+        assert!(
+            matches!(r, Err(Stop::Error(e)) if e.code == ErrorCode::ServerUnreachable && e.message.contains("gave up"))
+        );
 
         let c = ctx(DEFAULT_RETRY_WINDOW).await;
         c.pause.cancel();

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::scan::{self, LocalFile};
 use super::{
-    hash_file_blocking, io_error, plan_chunks, retry, Failure, ProgressEvent,
-    RateMeter, RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
+    hash_file_blocking, io_error, plan_chunks, retry, Failure, ProgressEvent, RateMeter,
+    RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
 
@@ -486,12 +486,14 @@ async fn send_chunk(
     }
     let hex = hash_range(f.path.clone(), offset, len).await?;
     retry(ctx, || async {
-        let mut file = tokio::fs::File::open(&f.path)
-            .await
-            .map_err(|e| Failure::local(io_error(format!("cannot open {}", f.path.display()), e)))?;
+        let mut file = tokio::fs::File::open(&f.path).await.map_err(|e| {
+            Failure::local(io_error(format!("cannot open {}", f.path.display()), e))
+        })?;
         file.seek(std::io::SeekFrom::Start(offset))
             .await
-            .map_err(|e| Failure::local(io_error(format!("cannot seek {}", f.path.display()), e)))?;
+            .map_err(|e| {
+                Failure::local(io_error(format!("cannot seek {}", f.path.display()), e))
+            })?;
         let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file.take(len), IO_BUF));
         put_verified(ctx, upload_id, f, index, &hex, len, body).await
     })

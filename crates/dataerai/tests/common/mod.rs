@@ -44,7 +44,11 @@ impl TestServer {
 
     /// Start on `listen` with a data dir (possibly of an earlier server) and an
     /// optional `DATAERAI_FAULTS` value (needs the server's `fault-injection`).
-    pub fn start_with(data_dir: tempfile::TempDir, listen: &str, faults: Option<&str>) -> TestServer {
+    pub fn start_with(
+        data_dir: tempfile::TempDir,
+        listen: &str,
+        faults: Option<&str>,
+    ) -> TestServer {
         let mut cmd = Command::new(server_bin());
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir.path())
@@ -359,7 +363,8 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // Show what the daemon saw when a test fails.
-            let log = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
             eprintln!("---- daemon log ----\n{log}");
         }
         if self.child.try_wait().ok().flatten().is_none() {

@@ -1,0 +1,453 @@
+//! The daemon's transfers: journaled, started, paused, resumed and cancelled here.
+//!
+//! The [`Journal`] is the single source of truth for a transfer's state; this
+//! module only keeps, for each transfer that has a task right now, the two
+//! tokens that stop it: `cancel` (in-flight requests
+//! are dropped, the transfer is given up) and `pause` (no new chunk starts; the
+//! ones in flight finish). Every state change is written to the journal first
+//! and then announced (`transfer.state`, `transfer.completed`, `transfer.failed`).
+//!
+//! After a run ends with an error that space, time or a retry can fix
+//! (`ERR_NO_SPACE`, `ERR_SERVER_UNREACHABLE`, `ERR_INTEGRITY`) the upload session
+//! / partial files are kept for `transfer.resume`; any other failure, and a
+//! cancel, gives the transfer up (session aborted, new asset deleted, partial
+//! files removed) so nothing half-done lingers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use dataerai_proto::{ApiError, ErrorCode};
+use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::DaemonState;
+use crate::journal::{state, ErrorInfo, Journal, TransferRecord};
+use crate::transfer::{download, upload, Observer, ProgressEvent, RunContext, Stop};
+
+/// Transfers resumed at daemon start that run at once; the rest wait `queued`.
+const STARTUP_SLOTS: usize = 8;
+
+#[derive(Clone)]
+struct Control {
+    cancel: CancellationToken,
+    pause: CancellationToken,
+}
+
+pub struct Transfers {
+    pub journal: Journal,
+    /// This daemon's socket path: it owns the journal rows it started.
+    pub owner: String,
+    pub retry_window: Duration,
+    active: Mutex<HashMap<String, Control>>,
+}
+
+/// What a new transfer's journal row starts with.
+pub struct NewTransfer {
+    pub kind: &'static str,
+    pub asset_id: String,
+    pub content_id: Option<String>,
+    pub local_path: String,
+    pub bytes_total: u64,
+    pub chunk_count: u64,
+    pub file_count: u64,
+    pub batch_id: Option<String>,
+    pub spec: Value,
+}
+
+impl Transfers {
+    pub fn new(journal: Journal, owner: String, retry_window: Duration) -> Transfers {
+        Transfers {
+            journal,
+            owner,
+            retry_window,
+            active: Mutex::default(),
+        }
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Control>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Journal a new transfer (state `queued`); returns its id.
+    pub async fn register(&self, t: NewTransfer) -> Result<TransferRecord, ApiError> {
+        let now = Utc::now();
+        let rec = TransferRecord {
+            transfer_id: uuid::Uuid::new_v4().to_string(),
+            owner: self.owner.clone(),
+            kind: t.kind.to_string(),
+            state: state::QUEUED.to_string(),
+            asset_id: t.asset_id,
+            content_id: t.content_id,
+            local_path: t.local_path,
+            bytes_done: 0,
+            bytes_total: t.bytes_total,
+            chunk_count: t.chunk_count,
+            file_count: t.file_count,
+            created_at: now,
+            updated_at: now,
+            attempt: 0,
+            last_error: None,
+            result: None,
+            error: None,
+            batch_id: t.batch_id,
+            spec: t.spec,
+        };
+        self.journal.insert(&rec).await?;
+        Ok(rec)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<TransferRecord, ApiError> {
+        self.journal.get(&self.owner, id).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<TransferRecord>, ApiError> {
+        self.journal.list(&self.owner).await
+    }
+}
+
+/// Errors after which the session / partial files are kept for `transfer.resume`.
+fn is_resumable(e: &ErrorInfo) -> bool {
+    matches!(
+        e.code,
+        ErrorCode::NoSpace | ErrorCode::ServerUnreachable | ErrorCode::Integrity
+    )
+}
+
+fn notify_state(
+    st: &DaemonState,
+    rec: &TransferRecord,
+    new_state: &str,
+    attempt: u32,
+    last_error: Option<&ErrorInfo>,
+) {
+    st.notify(
+        "transfer.state",
+        json!({"transfer_id": rec.transfer_id, "kind": rec.kind, "state": new_state,
+               "attempt": attempt, "last_error": last_error}),
+    );
+}
+
+/// Start (or continue) a transfer in its own task; `false` if it already has one.
+/// `permit` is its slot of a batch, held while it runs.
+pub fn start(st: &Arc<DaemonState>, id: &str, permit: Option<OwnedSemaphorePermit>) -> bool {
+    let control = Control {
+        cancel: CancellationToken::new(),
+        pause: CancellationToken::new(),
+    };
+    {
+        let mut active = st.transfers.active();
+        if active.contains_key(id) {
+            return false;
+        }
+        active.insert(id.to_string(), control.clone());
+    }
+    let st = st.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        drive(&st, &id, control).await;
+        st.transfers.active().remove(&id);
+        drop(permit);
+    });
+    true
+}
+
+/// Start `ids` in order, at most `slots` at a time; the others stay `queued`
+/// (and can be paused or cancelled) until a slot frees up.
+pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: usize) {
+    let st = st.clone();
+    tokio::spawn(async move {
+        let sem = Arc::new(Semaphore::new(slots));
+        for id in ids {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                return;
+            };
+            // Paused or cancelled while it waited: leave it be.
+            match st.transfers.get(&id).await {
+                Ok(rec) if state::UNFINISHED.contains(&rec.state.as_str()) => {
+                    start(&st, &id, Some(permit));
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// Resume every transfer a previous daemon left unfinished.
+pub async fn resume_unfinished(st: &Arc<DaemonState>) {
+    match st.transfers.list().await {
+        Ok(recs) => {
+            let ids = recs
+                .into_iter()
+                .filter(|r| state::UNFINISHED.contains(&r.state.as_str()))
+                .map(|r| {
+                    tracing::info!(transfer_id = %r.transfer_id, "resuming {} left {}", r.kind, r.state);
+                    r.transfer_id
+                })
+                .collect();
+            start_in_order(st, ids, STARTUP_SLOTS);
+        }
+        Err(e) => tracing::error!("cannot read the transfer journal: {e}"),
+    }
+}
+
+async fn drive(st: &Arc<DaemonState>, id: &str, control: Control) {
+    let tr = &st.transfers;
+    let rec = match tr.get(id).await {
+        Ok(r) => r,
+        Err(e) => return tracing::error!(transfer_id = id, "cannot start: {e}"),
+    };
+    if !state::UNFINISHED.contains(&rec.state.as_str()) {
+        return; // paused or cancelled in the meantime
+    }
+    if let Err(e) = tr
+        .journal
+        .set_state(id, state::RUNNING, 0, None, None, None)
+        .await
+    {
+        return finish(st, &rec, Err(e.into())).await;
+    }
+    notify_state(st, &rec, state::RUNNING, 0, None);
+    let client = match st.service.client() {
+        Ok(c) => c,
+        Err(e) => return finish(st, &rec, Err(e.into())).await,
+    };
+    let observer = Arc::new(DaemonObserver {
+        st: st.clone(),
+        rec: rec.clone(),
+    });
+    let mut ctx = RunContext::new(
+        id.to_string(),
+        client,
+        tr.journal.clone(),
+        observer,
+        tr.retry_window,
+    );
+    ctx.cancel = control.cancel;
+    ctx.pause = control.pause;
+    let outcome = run_engine(&ctx, &rec).await;
+    finish(st, &rec, outcome).await;
+}
+
+async fn run_engine(ctx: &RunContext, rec: &TransferRecord) -> Result<Value, Stop> {
+    let bad_spec = |e: serde_json::Error| ApiError::internal(format!("damaged journal entry: {e}"));
+    let value =
+        |r: Result<Value, serde_json::Error>| r.map_err(|e| ApiError::internal(e.to_string()));
+    match rec.kind.as_str() {
+        "upload" => {
+            let spec: upload::UploadSpec =
+                serde_json::from_value(rec.spec.clone()).map_err(bad_spec)?;
+            let r = upload::run(ctx, spec).await?;
+            Ok(value(serde_json::to_value(r))?)
+        }
+        _ => {
+            let spec: download::DownloadSpec =
+                serde_json::from_value(rec.spec.clone()).map_err(bad_spec)?;
+            let r = download::run(ctx, &spec).await?;
+            Ok(value(serde_json::to_value(r))?)
+        }
+    }
+}
+
+/// Give a transfer up: abort the session / remove partial files (best effort).
+async fn discard(st: &DaemonState, rec: &TransferRecord) {
+    if rec.kind == "upload" {
+        if let (Ok(spec), Ok(client)) = (
+            serde_json::from_value::<upload::UploadSpec>(rec.spec.clone()),
+            st.service.client(),
+        ) {
+            upload::discard(&client, &spec).await;
+        }
+    } else if let Ok(spec) = serde_json::from_value::<download::DownloadSpec>(rec.spec.clone()) {
+        download::discard(&spec).await;
+    }
+}
+
+/// Record how a run ended and tell every client.
+async fn finish(st: &DaemonState, rec: &TransferRecord, outcome: Result<Value, Stop>) {
+    let j = &st.transfers.journal;
+    let id = rec.transfer_id.as_str();
+    let kind = rec.kind.as_str();
+    match outcome {
+        Ok(result) => {
+            if let Err(e) = j
+                .set_state(id, state::COMPLETED, 0, None, None, Some(&result))
+                .await
+            {
+                tracing::error!(transfer_id = id, "cannot journal completion: {e}");
+            }
+            st.notify(
+                "transfer.completed",
+                json!({"transfer_id": id, "kind": kind, "result": result}),
+            );
+        }
+        Err(Stop::Paused) => {
+            if let Err(e) = j.set_state(id, state::PAUSED, 0, None, None, None).await {
+                tracing::error!(transfer_id = id, "cannot journal pause: {e}");
+            }
+            notify_state(st, rec, state::PAUSED, 0, None);
+        }
+        Err(Stop::Error(e)) => fail(st, rec, &e).await,
+    }
+}
+
+async fn fail(st: &DaemonState, rec: &TransferRecord, e: &ApiError) {
+    let id = rec.transfer_id.as_str();
+    let info = ErrorInfo::from(e);
+    if !is_resumable(&info) {
+        discard(st, rec).await;
+    }
+    let new_state = if e.code == ErrorCode::Cancelled {
+        state::CANCELLED
+    } else {
+        state::FAILED
+    };
+    tracing::warn!(transfer_id = id, "{} {new_state}: {e}", rec.kind);
+    if let Err(je) = st
+        .transfers
+        .journal
+        .set_state(id, new_state, 0, None, Some(&info), None)
+        .await
+    {
+        tracing::error!(transfer_id = id, "cannot journal failure: {je}");
+    }
+    st.notify(
+        "transfer.failed",
+        json!({"transfer_id": id, "kind": rec.kind, "error": info}),
+    );
+}
+
+/// Holds a transfer's place in the active map while a control method changes
+/// an idle transfer, so that no task can start it meanwhile.
+struct Claim<'a> {
+    st: &'a DaemonState,
+    id: String,
+}
+
+impl<'a> Claim<'a> {
+    /// The claim, or the control of the task that already runs the transfer.
+    fn take(st: &'a DaemonState, id: &str) -> Result<Claim<'a>, Control> {
+        let mut active = st.transfers.active();
+        if let Some(c) = active.get(id) {
+            return Err(c.clone());
+        }
+        let idle = Control {
+            cancel: CancellationToken::new(),
+            pause: CancellationToken::new(),
+        };
+        active.insert(id.to_string(), idle);
+        Ok(Claim {
+            st,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.st.transfers.active().remove(&self.id);
+    }
+}
+
+fn not_now(rec: &TransferRecord, what: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "cannot {what} transfer {}: it is {}",
+        rec.transfer_id, rec.state
+    ))
+}
+
+/// `transfer.pause`
+pub async fn pause(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, ApiError> {
+    let rec = st.transfers.get(id).await?;
+    if state::is_final(&rec.state) {
+        return Err(not_now(&rec, "pause"));
+    }
+    match Claim::take(st, id) {
+        Err(running) => running.pause.cancel(),
+        Ok(_claim) => {
+            // Re-read: a task may have ended between the first read and the claim.
+            let rec = st.transfers.get(id).await?;
+            if !state::is_final(&rec.state) && rec.state != state::PAUSED {
+                finish(st, &rec, Err(Stop::Paused)).await;
+            }
+        }
+    }
+    st.transfers.get(id).await
+}
+
+/// `transfer.resume`: a paused transfer, or one that failed for lack of space,
+/// of the server, or of integrity, continues from where it stopped.
+pub async fn resume(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, ApiError> {
+    let rec = st.transfers.get(id).await?;
+    let resumable = match rec.state.as_str() {
+        state::FAILED => rec.error.as_ref().is_some_and(is_resumable),
+        state::COMPLETED | state::CANCELLED => false,
+        _ => true,
+    };
+    if !resumable {
+        return Err(not_now(&rec, "resume"));
+    }
+    if st.transfers.active().contains_key(id) {
+        return Ok(rec);
+    }
+    // Queued before answering, so a `transfer.get` right after sees it going again.
+    st.transfers
+        .journal
+        .set_state(id, state::QUEUED, 0, None, None, None)
+        .await?;
+    notify_state(st, &rec, state::QUEUED, 0, None);
+    start(st, id, None);
+    st.transfers.get(id).await
+}
+
+/// `transfer.cancel`: stops a running or queued transfer, gives up a paused or
+/// resumable one; a finished transfer is returned as it is.
+pub async fn cancel(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, ApiError> {
+    let rec = st.transfers.get(id).await?;
+    let _claim = match Claim::take(st, id) {
+        Ok(claim) => claim,
+        Err(running) => {
+            running.cancel.cancel();
+            return Ok(rec);
+        }
+    };
+    let rec = st.transfers.get(id).await?;
+    let idle_but_open = match rec.state.as_str() {
+        state::FAILED => rec.error.as_ref().is_some_and(is_resumable),
+        s => !state::is_final(s),
+    };
+    if idle_but_open {
+        fail(st, &rec, &crate::transfer::cancelled()).await;
+    }
+    st.transfers.get(id).await
+}
+
+/// Turns engine events into notifications.
+struct DaemonObserver {
+    st: Arc<DaemonState>,
+    rec: TransferRecord,
+}
+
+impl Observer for DaemonObserver {
+    fn progress(&self, ev: ProgressEvent) {
+        if let Ok(v) = serde_json::to_value(&ev) {
+            self.st.notify("transfer.progress", v);
+        }
+    }
+
+    fn retrying(&self, attempt: u32, delay: Duration, error: &ApiError) {
+        let info = ErrorInfo::from(error);
+        self.st.notify(
+            "transfer.retrying",
+            json!({"transfer_id": self.rec.transfer_id, "kind": self.rec.kind, "attempt": attempt,
+                   "delay_s": delay.as_secs_f64(), "error": info}),
+        );
+        notify_state(&self.st, &self.rec, state::RETRYING, attempt, Some(&info));
+    }
+
+    fn recovered(&self) {
+        notify_state(&self.st, &self.rec, state::RUNNING, 0, None);
+    }
+}

@@ -1,0 +1,523 @@
+//! The transfer journal: one SQLite file (`$DATAERAI_STATE_DIR/journal.db`) that
+//! records every transfer, its plan (the engine's `spec`), and every chunk that
+//! is durably done (uploads: acknowledged by the server; downloads: written and
+//! fsynced into the partial file). It is what makes transfers survive a
+//! `kill -9`: on start the daemon reads it back and continues where it stopped.
+//!
+//! Several daemons of one user (different sockets) may share the file; each
+//! one sees only the transfers started on its own socket (`owner`), so one never
+//! resumes or controls another's work. The CLI's in-process transfers use a
+//! private in-memory journal.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use dataerai_proto::{ApiError, ErrorCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+/// File name of the journal inside the state directory.
+pub const JOURNAL_FILE: &str = "journal.db";
+/// Finished transfers are forgotten after this long.
+const KEEP_FINISHED_DAYS: i64 = 7;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS transfers (
+    transfer_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    content_id TEXT,
+    local_path TEXT NOT NULL,
+    bytes_done INTEGER NOT NULL,
+    bytes_total INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    file_count INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    result TEXT,
+    error TEXT,
+    batch_id TEXT,
+    spec TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transfers_owner ON transfers (owner, created_at);
+CREATE TABLE IF NOT EXISTS chunks (
+    transfer_id TEXT NOT NULL,
+    file_index INTEGER NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    len INTEGER NOT NULL,
+    PRIMARY KEY (transfer_id, file_index, chunk_index)
+);
+CREATE TABLE IF NOT EXISTS done_files (
+    transfer_id TEXT NOT NULL,
+    file_index INTEGER NOT NULL,
+    PRIMARY KEY (transfer_id, file_index)
+);
+";
+
+/// `state` values of the IPC contract.
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const RETRYING: &str = "retrying";
+    pub const PAUSED: &str = "paused";
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+
+    /// States a daemon start picks up again automatically.
+    pub const UNFINISHED: [&str; 3] = [QUEUED, RUNNING, RETRYING];
+
+    pub fn is_final(s: &str) -> bool {
+        matches!(s, COMPLETED | FAILED | CANCELLED)
+    }
+}
+
+/// `{"code", "message"}` as in `transfer.failed` and the Transfer object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<&ApiError> for ErrorInfo {
+    fn from(e: &ApiError) -> Self {
+        ErrorInfo {
+            code: e.code,
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// One row of `transfers`: the Transfer object of `docs/ipc.md` plus the engine's plan.
+#[derive(Debug, Clone)]
+pub struct TransferRecord {
+    pub transfer_id: String,
+    pub owner: String,
+    pub kind: String,
+    pub state: String,
+    pub asset_id: String,
+    pub content_id: Option<String>,
+    pub local_path: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub chunk_count: u64,
+    pub file_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempt: u32,
+    pub last_error: Option<ErrorInfo>,
+    pub result: Option<Value>,
+    pub error: Option<ErrorInfo>,
+    pub batch_id: Option<String>,
+    /// Engine plan (`transfer::upload::UploadSpec` / `transfer::download::DownloadSpec`).
+    pub spec: Value,
+}
+
+impl TransferRecord {
+    /// The Transfer object sent to clients (the spec stays inside the daemon).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "transfer_id": self.transfer_id,
+            "kind": self.kind,
+            "state": self.state,
+            "asset_id": self.asset_id,
+            "content_id": self.content_id,
+            "local_path": self.local_path,
+            "bytes_done": self.bytes_done,
+            "bytes_total": self.bytes_total,
+            "chunk_count": self.chunk_count,
+            "file_count": self.file_count,
+            "created_at": ts(self.created_at),
+            "updated_at": ts(self.updated_at),
+            "attempt": self.attempt,
+            "last_error": self.last_error,
+            "result": self.result,
+            "error": self.error,
+        })
+    }
+}
+
+/// Cheap to clone (a connection pool).
+#[derive(Clone)]
+pub struct Journal {
+    pool: SqlitePool,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn db_error(e: sqlx::Error) -> ApiError {
+    ApiError::internal(format!("transfer journal: {e}"))
+}
+
+fn to_text<T: Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref()
+        .map(|v| serde_json::to_string(v).expect("journal values serialise"))
+}
+
+fn from_text<T: serde::de::DeserializeOwned>(s: Option<String>) -> Option<T> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// The state directory: `$DATAERAI_STATE_DIR`, else `$XDG_STATE_HOME/dataerai`,
+/// else `~/.local/state/dataerai`.
+pub fn default_state_dir() -> PathBuf {
+    let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    if let Some(d) = env("DATAERAI_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = env("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("dataerai");
+    }
+    PathBuf::from(env("HOME").unwrap_or_else(|| "/".into())).join(".local/state/dataerai")
+}
+
+impl Journal {
+    /// Open (creating if needed) `dir/journal.db`; `dir` is made 0700.
+    pub async fn open(dir: &Path) -> Result<Journal, ApiError> {
+        crate::config::ensure_private_dir(dir).map_err(|e| {
+            ApiError::internal(format!(
+                "cannot create state directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join(JOURNAL_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL survives a process crash (what `kill -9` is); a power cut may
+            // lose the last rows, which only means re-sending a chunk.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        Self::with_options(options, 4).await
+    }
+
+    /// A private journal that lives as long as the process (CLI transfers).
+    pub async fn in_memory() -> Result<Journal, ApiError> {
+        let options = SqliteConnectOptions::new().in_memory(true);
+        // One connection: every connection to `:memory:` is its own database.
+        Self::with_options(options, 1).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions, conns: u32) -> Result<Journal, ApiError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(conns)
+            .min_connections(1)
+            // Never drop the only connection of an in-memory database.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(db_error)?;
+        let j = Journal { pool };
+        j.forget_old().await?;
+        Ok(j)
+    }
+
+    async fn forget_old(&self) -> Result<(), ApiError> {
+        let cutoff = ts(Utc::now() - chrono::Duration::days(KEEP_FINISHED_DAYS));
+        let old = "SELECT transfer_id FROM transfers WHERE state IN ('completed','failed','cancelled') AND updated_at < ?";
+        for table in ["chunks", "done_files", "transfers"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE transfer_id IN ({old})"))
+                .bind(&cutoff)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert(&self, r: &TransferRecord) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
+               bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
+               last_error, result, error, batch_id, spec)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        )
+        .bind(&r.transfer_id)
+        .bind(&r.owner)
+        .bind(&r.kind)
+        .bind(&r.state)
+        .bind(&r.asset_id)
+        .bind(&r.content_id)
+        .bind(&r.local_path)
+        .bind(r.bytes_done as i64)
+        .bind(r.bytes_total as i64)
+        .bind(r.chunk_count as i64)
+        .bind(r.file_count as i64)
+        .bind(ts(r.created_at))
+        .bind(ts(r.updated_at))
+        .bind(r.attempt as i64)
+        .bind(to_text(&r.last_error))
+        .bind(to_text(&r.result))
+        .bind(to_text(&r.error))
+        .bind(&r.batch_id)
+        .bind(r.spec.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn get(&self, owner: &str, id: &str) -> Result<TransferRecord, ApiError> {
+        let row = sqlx::query("SELECT * FROM transfers WHERE transfer_id = ? AND owner = ?")
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(record(&row)),
+            None => Err(ApiError::not_found(format!("transfer {id}"))),
+        }
+    }
+
+    /// Every transfer of `owner`, oldest first.
+    pub async fn list(&self, owner: &str) -> Result<Vec<TransferRecord>, ApiError> {
+        let rows =
+            sqlx::query("SELECT * FROM transfers WHERE owner = ? ORDER BY created_at, rowid")
+                .bind(owner)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    /// Change the state; `attempt`, `last_error`, `error` and `result` are set as given.
+    pub async fn set_state(
+        &self,
+        id: &str,
+        state: &str,
+        attempt: u32,
+        last_error: Option<&ErrorInfo>,
+        error: Option<&ErrorInfo>,
+        result: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let mut q = String::from(
+            "UPDATE transfers SET state = ?, attempt = ?, last_error = ?, error = ?, result = ?, updated_at = ?",
+        );
+        if state == state::COMPLETED {
+            q.push_str(", bytes_done = bytes_total");
+        }
+        q.push_str(" WHERE transfer_id = ?");
+        sqlx::query(&q)
+            .bind(state)
+            .bind(attempt as i64)
+            .bind(last_error.map(|e| serde_json::to_string(e).expect("serialises")))
+            .bind(error.map(|e| serde_json::to_string(e).expect("serialises")))
+            .bind(result.map(Value::to_string))
+            .bind(ts(Utc::now()))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn set_spec(&self, id: &str, spec: &Value) -> Result<(), ApiError> {
+        sqlx::query("UPDATE transfers SET spec = ? WHERE transfer_id = ?")
+            .bind(spec.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn set_bytes_done(&self, id: &str, bytes_done: u64) -> Result<(), ApiError> {
+        sqlx::query("UPDATE transfers SET bytes_done = ?, updated_at = ? WHERE transfer_id = ?")
+            .bind(bytes_done as i64)
+            .bind(ts(Utc::now()))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Record a chunk as durably done.
+    pub async fn add_chunk(
+        &self,
+        id: &str,
+        file_index: u32,
+        chunk_index: u64,
+        len: u64,
+    ) -> Result<(), ApiError> {
+        sqlx::query("INSERT OR REPLACE INTO chunks (transfer_id, file_index, chunk_index, len) VALUES (?,?,?,?)")
+            .bind(id)
+            .bind(file_index as i64)
+            .bind(chunk_index as i64)
+            .bind(len as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// `(file_index, chunk_index, len)` of every chunk recorded for the transfer.
+    pub async fn chunks(&self, id: &str) -> Result<Vec<(u32, u64, u64)>, ApiError> {
+        let rows =
+            sqlx::query("SELECT file_index, chunk_index, len FROM chunks WHERE transfer_id = ?")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0) as u32,
+                    r.get::<i64, _>(1) as u64,
+                    r.get::<i64, _>(2) as u64,
+                )
+            })
+            .collect())
+    }
+
+    /// Forget the chunks of one file (its partial data is gone or bad).
+    pub async fn clear_file(&self, id: &str, file_index: u32) -> Result<(), ApiError> {
+        for table in ["chunks", "done_files"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE transfer_id = ? AND file_index = ?"
+            ))
+            .bind(id)
+            .bind(file_index as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    pub async fn mark_file_done(&self, id: &str, file_index: u32) -> Result<(), ApiError> {
+        sqlx::query("INSERT OR IGNORE INTO done_files (transfer_id, file_index) VALUES (?,?)")
+            .bind(id)
+            .bind(file_index as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn done_files(&self, id: &str) -> Result<Vec<u32>, ApiError> {
+        let rows = sqlx::query("SELECT file_index FROM done_files WHERE transfer_id = ?")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u32).collect())
+    }
+}
+
+fn record(row: &SqliteRow) -> TransferRecord {
+    let time = |name: &str| {
+        DateTime::parse_from_rfc3339(&row.get::<String, _>(name))
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    };
+    TransferRecord {
+        transfer_id: row.get("transfer_id"),
+        owner: row.get("owner"),
+        kind: row.get("kind"),
+        state: row.get("state"),
+        asset_id: row.get("asset_id"),
+        content_id: row.get("content_id"),
+        local_path: row.get("local_path"),
+        bytes_done: row.get::<i64, _>("bytes_done") as u64,
+        bytes_total: row.get::<i64, _>("bytes_total") as u64,
+        chunk_count: row.get::<i64, _>("chunk_count") as u64,
+        file_count: row.get::<i64, _>("file_count") as u64,
+        created_at: time("created_at"),
+        updated_at: time("updated_at"),
+        attempt: row.get::<i64, _>("attempt") as u32,
+        last_error: from_text(row.get("last_error")),
+        result: from_text(row.get("result")),
+        error: from_text(row.get("error")),
+        batch_id: row.get("batch_id"),
+        spec: from_text(Some(row.get("spec"))).unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(id: &str, owner: &str) -> TransferRecord {
+        let now = Utc::now();
+        TransferRecord {
+            transfer_id: id.into(),
+            owner: owner.into(),
+            kind: "upload".into(),
+            state: state::RUNNING.into(),
+            asset_id: "a".into(),
+            content_id: None,
+            local_path: "/x".into(),
+            bytes_done: 0,
+            bytes_total: 10,
+            chunk_count: 2,
+            file_count: 1,
+            created_at: now,
+            updated_at: now,
+            attempt: 0,
+            last_error: None,
+            result: None,
+            error: None,
+            batch_id: None,
+            spec: json!({"k": 1}),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_survive_reopen_and_are_private_per_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        {
+            let j = Journal::open(&dir).await.unwrap();
+            j.insert(&sample("t1", "sockA")).await.unwrap();
+            j.insert(&sample("t2", "sockB")).await.unwrap();
+            j.add_chunk("t1", 0, 1, 5).await.unwrap();
+            j.add_chunk("t1", 0, 1, 5).await.unwrap(); // idempotent
+            j.set_state("t1", state::PAUSED, 2, None, None, None)
+                .await
+                .unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let j = Journal::open(&dir).await.unwrap();
+        let a = j.list("sockA").await.unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].state, "paused");
+        assert_eq!(a[0].attempt, 2);
+        assert_eq!(a[0].spec["k"], 1);
+        assert_eq!(j.chunks("t1").await.unwrap(), vec![(0, 1, 5)]);
+        assert_eq!(
+            j.get("sockB", "t1").await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        j.clear_file("t1", 0).await.unwrap();
+        assert!(j.chunks("t1").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_memory_journal_keeps_its_data() {
+        let j = Journal::in_memory().await.unwrap();
+        j.insert(&sample("t", "cli")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(j.list("cli").await.unwrap().len(), 1);
+    }
+}

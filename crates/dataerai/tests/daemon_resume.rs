@@ -1,0 +1,294 @@
+//! Issue 3 through a real daemon and server: folders, versions, dedup,
+//! upload_many, the journal across `kill -9`, and the `transfers` CLI.
+
+mod common;
+
+use std::path::Path;
+
+use common::issue3::{
+    assert_completed_with, download_ok, is_event, start_upload, upload_ok, user_id, wait_done,
+};
+use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
+use serde_json::{json, Value};
+
+const MIB: usize = 1024 * 1024;
+
+fn write(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
+    let server = TestServer::start();
+    let user = signed_in_user(&server, "fox@example.org");
+    let daemon = TestDaemon::start(&user);
+    let mut c = daemon.connect();
+    let uid = user_id(&mut c);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("run42");
+    let files = [
+        ("a.txt", test_bytes(10, 1)),
+        ("raw/frame-0001.bin", test_bytes(3 * MIB + 5, 2)),
+        ("raw/deep/er/meta.json", b"{}".to_vec()),
+        ("raw/empty.dat", Vec::new()),
+    ];
+    for (name, data) in &files {
+        write(&root.join(name), data);
+    }
+    std::fs::create_dir_all(root.join("nothing-here")).unwrap();
+    std::os::unix::fs::symlink("raw/deep/er/meta.json", root.join("meta-link.json")).unwrap();
+
+    let r = start_upload(&mut c, &uid, &root, json!({"chunk_size_mb": 1}));
+    assert_eq!(r["file_count"], 5);
+    let up = wait_done(&mut c, r["transfer_id"].as_str().unwrap());
+    assert_eq!(up["state"], "completed", "{up}");
+    let names: Vec<&str> = up["result"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "a.txt",
+            "meta-link.json",
+            "raw/deep/er/meta.json",
+            "raw/empty.dat",
+            "raw/frame-0001.bin"
+        ]
+    );
+    assert_eq!(up["file_count"], 5);
+
+    let dest = work.path().join("back");
+    let down = download_ok(
+        &mut c,
+        json!({"asset_id": up["asset_id"], "dest_dir": dest, "chunk_size_mb": 1}),
+    );
+    assert_eq!(down["files"].as_array().unwrap().len(), 5);
+    for (name, data) in &files {
+        assert_eq!(&read(dest.join(name)), data, "{name}");
+    }
+    assert_eq!(read(dest.join("meta-link.json")), b"{}");
+
+    // A symlink out of the tree refuses the whole upload; nothing is created.
+    let outside = work.path().join("secret.txt");
+    write(&outside, b"secret");
+    std::os::unix::fs::symlink(&outside, root.join("raw/leak")).unwrap();
+    let before =
+        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"].clone();
+    let (_, code) = c.err(
+        "asset.upload",
+        json!({"local_path": root, "title": "x", "owner_type": "user", "owner_id": uid}),
+    );
+    assert_eq!(code, "ERR_INVALID_INPUT");
+    let after = c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"].clone();
+    assert_eq!(before, after);
+    // So does an empty directory.
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (_, code) = c.err(
+        "asset.upload",
+        json!({"local_path": empty, "title": "x", "owner_type": "user", "owner_id": uid}),
+    );
+    assert_eq!(code, "ERR_INVALID_INPUT");
+
+    // The CLI uploads a directory too.
+    std::fs::remove_file(root.join("raw/leak")).unwrap();
+    let cli = user.run_json(&["upload", root.to_str().unwrap(), "--title", "cli", "--user"]);
+    assert_eq!(cli["file_count"], 5);
+}
+
+#[test]
+fn versions_and_dedup() {
+    let server = TestServer::start();
+    let user = signed_in_user(&server, "gus@example.org");
+    let daemon = TestDaemon::start(&user);
+    let mut c = daemon.connect();
+    let uid = user_id(&mut c);
+    let work = tempfile::tempdir().unwrap();
+    let v1 = test_bytes(2 * MIB + 1, 3);
+    let v2 = test_bytes(MIB + 7, 4);
+    let p1 = work.path().join("v1/data.bin");
+    let p2 = work.path().join("v2/data.bin");
+    write(&p1, &v1);
+    write(&p2, &v2);
+
+    let first = upload_ok(&mut c, &uid, &p1, json!({"chunk_size_mb": 1}));
+    assert_eq!(first["bytes_sent"], v1.len());
+    assert_eq!(first["files"][0]["deduplicated"], false);
+    let asset = first["asset_id"].clone();
+    let sent_before = server.metric("dataerai_upload_bytes_total");
+    assert_eq!(sent_before, v1.len() as u64);
+
+    // New version of the same asset.
+    let r = c.ok("asset.upload", json!({"local_path": p2, "asset_id": asset}));
+    let second = wait_done(&mut c, r["transfer_id"].as_str().unwrap());
+    assert_eq!(second["state"], "completed", "{second}");
+    assert_eq!(second["result"]["asset_id"], asset);
+    let (_, code) = c.err(
+        "asset.upload",
+        json!({"local_path": p2, "asset_id": asset, "title": "no"}),
+    );
+    assert_eq!(code, "ERR_INVALID_INPUT");
+
+    let versions = c.ok("asset.list_versions", json!({"asset_id": asset}));
+    assert_eq!(versions["total"], 2);
+    assert_eq!(
+        versions["items"][0]["content_id"],
+        second["result"]["content_id"]
+    );
+    assert_eq!(versions["items"][1]["content_id"], first["content_id"]);
+    let cli = user.run_json(&["versions", asset.as_str().unwrap()]);
+    assert_eq!(cli["total"], 2);
+
+    let old = download_ok(
+        &mut c,
+        json!({"asset_id": asset, "dest_dir": work.path().join("old"), "content_id": first["content_id"]}),
+    );
+    assert_eq!(read(old["files"][0]["local_path"].as_str().unwrap()), v1);
+    let latest = download_ok(
+        &mut c,
+        json!({"asset_id": asset, "dest_dir": work.path().join("new")}),
+    );
+    assert_eq!(read(latest["files"][0]["local_path"].as_str().unwrap()), v2);
+
+    // The same bytes again, as another asset of the same owner: nothing is sent.
+    let copy = work.path().join("copy.bin");
+    write(&copy, &v1);
+    let sent_before = server.metric("dataerai_upload_bytes_total");
+    let r = start_upload(&mut c, &uid, &copy, json!({"title": "copy"}));
+    let tid = r["transfer_id"].as_str().unwrap();
+    assert_completed_with(&mut c, tid, &work.path().join("dedup"), &v1);
+    let again = c.ok("transfer.get", json!({"transfer_id": tid}))["result"].clone();
+    assert_eq!(again["files"][0]["deduplicated"], true, "{again}");
+    assert_eq!(again["bytes_sent"], 0);
+    assert_eq!(server.metric("dataerai_upload_bytes_total"), sent_before);
+}
+
+#[test]
+fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
+    let server = TestServer::start();
+    let user = signed_in_user(&server, "hugo@example.org");
+    let daemon = TestDaemon::start(&user);
+    let mut c = daemon.connect();
+    let uid = user_id(&mut c);
+    let work = tempfile::tempdir().unwrap();
+    let mut items = Vec::new();
+    for i in 0..30u8 {
+        let p = work.path().join(format!("f{i:02}.bin"));
+        write(&p, &test_bytes(64 * 1024, i));
+        items.push(json!({"local_path": p, "title": format!("f{i}"), "owner_type": "user", "owner_id": uid}));
+    }
+    items.insert(7, json!({"local_path": work.path().join("missing.bin"), "title": "m", "owner_type": "user", "owner_id": uid}));
+    let r = c.ok(
+        "asset.upload_many",
+        json!({"items": items, "concurrency": 4}),
+    );
+    let got = r["items"].as_array().unwrap();
+    assert_eq!(got.len(), 31);
+    assert_eq!(got[7]["error"]["code"], "ERR_INVALID_INPUT");
+    assert!(got[7]["transfer_id"].is_null());
+    for (i, item) in got.iter().enumerate() {
+        assert_eq!(item["index"], i);
+        if i != 7 {
+            let t = wait_done(&mut c, item["transfer_id"].as_str().unwrap());
+            assert_eq!(t["state"], "completed", "{t}");
+        }
+    }
+    assert_eq!(
+        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
+        30
+    );
+    let (_, code) = c.err("asset.upload_many", json!({"items": []}));
+    assert_eq!(code, "ERR_INVALID_INPUT");
+    let (_, code) = c.err(
+        "asset.upload_many",
+        json!({"items": [items[0]], "concurrency": 0}),
+    );
+    assert_eq!(code, "ERR_INVALID_INPUT");
+}
+
+#[test]
+fn download_survives_kill_9_and_fetches_only_missing_chunks() {
+    let server = TestServer::start();
+    let user = signed_in_user(&server, "ida@example.org");
+    let work = tempfile::tempdir().unwrap();
+    let data = test_bytes(96 * MIB, 5);
+    let src = work.path().join("big.bin");
+    write(&src, &data);
+    let up = user.run_json(&["upload", src.to_str().unwrap(), "--title", "big", "--user"]);
+
+    let mut daemon = TestDaemon::start(&user);
+    let mut c = daemon.connect();
+    let dest = work.path().join("dl");
+    let r = c.ok(
+        "asset.download",
+        json!({"asset_id": up["asset_id"], "dest_dir": dest, "chunk_size_mb": 1}),
+    );
+    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    c.wait_for(|n| {
+        is_event(n, "transfer.progress", &tid)
+            && n["params"]["bytes_done"].as_u64().unwrap() >= 8 * MIB as u64
+    });
+    daemon.kill9();
+    assert!(dest.join("big.bin.dataerai-partial").exists());
+    assert!(!dest.join("big.bin").exists());
+    let moved_before = server.metric("dataerai_download_bytes_total");
+    assert!(moved_before < data.len() as u64, "finished before the kill");
+
+    daemon.restart(&user, &[], &[]);
+    let mut c = daemon.connect();
+    let t = wait_done(&mut c, &tid);
+    assert_eq!(t["state"], "completed", "{t}");
+    assert_eq!(read(dest.join("big.bin")), data);
+    assert!(!dest.join("big.bin.dataerai-partial").exists());
+    // Only what was missing moved again (plus at most the chunks in flight at the kill).
+    let total = server.metric("dataerai_download_bytes_total");
+    assert!(
+        total <= data.len() as u64 + 4 * MIB as u64,
+        "moved {total} bytes for a {} byte file",
+        data.len()
+    );
+    // The journal keeps it across restarts, with its stable id.
+    let listed = c.ok("transfer.list", json!({}));
+    assert!(listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["transfer_id"] == tid.as_str()));
+}
+
+#[test]
+fn transfers_cli_talks_to_the_daemon() {
+    let server = TestServer::start();
+    let user = signed_in_user(&server, "jan@example.org");
+    let daemon = TestDaemon::start(&user);
+    let mut c = daemon.connect();
+    let uid = user_id(&mut c);
+    let work = tempfile::tempdir().unwrap();
+    let p = work.path().join("x.bin");
+    write(&p, &test_bytes(1000, 6));
+    let r = start_upload(&mut c, &uid, &p, json!({}));
+    let tid = r["transfer_id"].as_str().unwrap();
+    let sock = daemon.socket.to_str().unwrap();
+    let waited = user.run_json(&["transfers", "--socket", sock, "wait", tid]);
+    assert_eq!(waited["state"], "completed");
+    let listed = user.run_json(&["transfers", "--socket", sock, "list"]);
+    assert_eq!(listed["items"][0]["transfer_id"], tid);
+    let shown = user.run_ok(&["transfers", "--socket", sock, "show", tid]);
+    assert!(shown.contains("completed"), "{shown}");
+    // Pausing a finished transfer is refused with its code.
+    let out = user.run(&["transfers", "--socket", sock, "pause", tid]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_INVALID_INPUT"));
+    let out = user.run(&["transfers", "--socket", sock, "show", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_NOT_FOUND"));
+    // No daemon: a clear message and a non-zero exit.
+    let gone = work.path().join("none.sock");
+    let out = user.run(&["transfers", "--socket", gone.to_str().unwrap(), "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dataerai daemon is running"));
+    let _: Value = waited;
+}

@@ -1,0 +1,255 @@
+//! Fault tests (server and daemon built with `fault-injection`): a stalled,
+//! killed or full server, a corrupted chunk, a full local disk, and control of
+//! a transfer from a second connection.
+#![cfg(feature = "fault-injection")]
+
+mod common;
+
+use std::path::Path;
+
+use common::issue3::{
+    assert_completed_with, is_event, setup, start_upload, user_id, wait_done, Setup,
+};
+use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
+use serde_json::json;
+
+const MIB: usize = 1024 * 1024;
+
+fn fault_server(faults: &str) -> TestServer {
+    TestServer::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", Some(faults))
+}
+
+fn write(path: &Path, data: &[u8]) {
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn upload_survives_kill_9_and_sends_only_missing_chunks() {
+    // The 3rd chunk PUT is answered 503 + Retry-After: the upload stalls there.
+    let server = fault_server("unavailable_chunk=3");
+    let user = signed_in_user(&server, "kim@example.org");
+    let mut daemon = TestDaemon::start(&user);
+    let mut c = daemon.connect();
+    let uid = user_id(&mut c);
+    let work = tempfile::tempdir().unwrap();
+    let data = test_bytes(16 * MIB + 3, 7);
+    let src = work.path().join("scan.bin");
+    write(&src, &data);
+    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
+    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let retrying = c.wait_for(|n| is_event(n, "transfer.retrying", &tid));
+    assert!(
+        retrying["params"]["delay_s"].as_f64().unwrap() >= 1.0,
+        "Retry-After honoured: {retrying}"
+    );
+    daemon.kill9();
+    let before = server.metric("dataerai_upload_bytes_total");
+    assert!(before < data.len() as u64);
+
+    daemon.restart(&user, &[], &[]);
+    let mut c = daemon.connect();
+    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+    // Every byte crossed exactly once: the resumed daemon sent only what the
+    // server did not hold.
+    assert_eq!(
+        server.metric("dataerai_upload_bytes_total"),
+        data.len() as u64
+    );
+}
+
+#[test]
+fn server_stopped_and_restarted_mid_upload_completes() {
+    let mut server = fault_server("unavailable_chunk=2");
+    let Setup {
+        mut c,
+        uid,
+        daemon: _daemon,
+        user: _user,
+    } = setup(&server, "lea@example.org");
+    let work = tempfile::tempdir().unwrap();
+    let data = test_bytes(12 * MIB, 8);
+    let src = work.path().join("run.bin");
+    write(&src, &data);
+    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
+    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    // Stalled on the 503; now the server goes away altogether.
+    c.wait_for(|n| is_event(n, "transfer.retrying", &tid));
+    server.kill();
+    let down = c.wait_for(|n| {
+        is_event(n, "transfer.retrying", &tid)
+            && n["params"]["error"]["code"] == "ERR_SERVER_UNREACHABLE"
+    });
+    assert!(down["params"]["attempt"].as_u64().unwrap() >= 1);
+    let t = c.ok("transfer.get", json!({"transfer_id": tid}));
+    assert_eq!(t["state"], "retrying", "{t}");
+    assert_eq!(t["last_error"]["code"], "ERR_SERVER_UNREACHABLE");
+    c.wait_for(|n| is_event(n, "transfer.state", &tid) && n["params"]["state"] == "retrying");
+
+    server.restart(None);
+    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+}
+
+#[test]
+fn chunk_corrupted_in_flight_is_resent() {
+    let server = fault_server("corrupt_chunk=2");
+    let Setup {
+        mut c,
+        uid,
+        daemon: _daemon,
+        user: _user,
+    } = setup(&server, "max@example.org");
+    let work = tempfile::tempdir().unwrap();
+    let data = test_bytes(4 * MIB, 9);
+    let src = work.path().join("c.bin");
+    write(&src, &data);
+    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
+    let tid = r["transfer_id"].as_str().unwrap();
+    assert_completed_with(&mut c, tid, &work.path().join("dl"), &data);
+    assert_eq!(
+        server.metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}"),
+        1,
+        "the server refused the corrupted chunk once"
+    );
+}
+
+#[test]
+fn full_server_disk_fails_with_no_space_then_resumes() {
+    let mut server = fault_server(&format!("enospc_after_bytes={}", 3 * MIB));
+    let Setup {
+        mut c,
+        uid,
+        daemon: _daemon,
+        user: _user,
+    } = setup(&server, "ned@example.org");
+    let work = tempfile::tempdir().unwrap();
+    let data = test_bytes(8 * MIB, 10);
+    let src = work.path().join("s.bin");
+    write(&src, &data);
+    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
+    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let t = wait_done(&mut c, &tid);
+    assert_eq!(t["state"], "failed", "{t}");
+    assert_eq!(t["error"]["code"], "ERR_NO_SPACE");
+    // Nothing was published.
+    let a = c.ok("asset.get_metadata", json!({"asset_id": t["asset_id"]}));
+    assert!(a["latest_content"].is_null(), "{a}");
+
+    // Space freed (the server comes back without the fault): resume.
+    server.restart(None);
+    c.ok("transfer.resume", json!({"transfer_id": tid}));
+    c.notifications.clear();
+    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+}
+
+#[test]
+fn full_local_disk_fails_with_no_space_then_resumes() {
+    let server = TestServer::start();
+    let user = signed_in_user(&server, "ola@example.org");
+    let work = tempfile::tempdir().unwrap();
+    let data = test_bytes(16 * MIB, 11);
+    let src = work.path().join("d.bin");
+    write(&src, &data);
+    let up = user.run_json(&["upload", src.to_str().unwrap(), "--title", "d", "--user"]);
+
+    // 4 chunks are in flight, so a few may be cut short at the limit.
+    let limit = (10 * MIB).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("d.sock");
+    let fault = format!("enospc_after_bytes={limit}");
+    let mut daemon =
+        TestDaemon::start_full(&user, dir, socket, &[], &[("DATAERAI_FAULTS", &fault)]);
+    let mut c = daemon.connect();
+    let dest = work.path().join("dl");
+    let r = c.ok(
+        "asset.download",
+        json!({"asset_id": up["asset_id"], "dest_dir": dest, "chunk_size_mb": 1}),
+    );
+    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let t = wait_done(&mut c, &tid);
+    assert_eq!(t["state"], "failed", "{t}");
+    assert_eq!(t["error"]["code"], "ERR_NO_SPACE");
+    assert!(
+        !dest.join("d.bin").exists(),
+        "nothing presented as complete"
+    );
+    assert!(
+        dest.join("d.bin.dataerai-partial").exists(),
+        "partial kept for resume"
+    );
+    let first = server.metric("dataerai_download_bytes_total");
+
+    // Space freed: a daemon without the fault resumes it from the journal.
+    daemon.restart(&user, &[], &[]);
+    let mut c = daemon.connect();
+    c.ok("transfer.resume", json!({"transfer_id": tid}));
+    let t = wait_done(&mut c, &tid);
+    assert_eq!(t["state"], "completed", "{t}");
+    assert_eq!(read(dest.join("d.bin")), data);
+    let second = server.metric("dataerai_download_bytes_total") - first;
+    assert!(
+        second < data.len() as u64,
+        "resumed, not restarted: {second}"
+    );
+}
+
+#[test]
+fn pause_resume_and_cancel_from_a_second_connection() {
+    // The first chunk PUT stalls (503, Retry-After: 1) so the transfer is
+    // reliably still running when the second client acts.
+    let server = fault_server("unavailable_chunk=1");
+    let user = signed_in_user(&server, "pia@example.org");
+    let daemon = TestDaemon::start(&user);
+    let mut c1 = daemon.connect();
+    let mut c2 = daemon.connect();
+    let uid = user_id(&mut c1);
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a.bin");
+    let b = work.path().join("b.bin");
+    let data = test_bytes(4 * MIB, 12);
+    write(&a, &data);
+    write(&b, &test_bytes(1000, 13));
+    let item =
+        |p: &Path| json!({"local_path": p, "title": "x", "owner_type": "user", "owner_id": uid});
+    let batch = c1.ok(
+        "asset.upload_many",
+        json!({"items": [item(&a), item(&b)], "concurrency": 1, "chunk_size_mb": 1}),
+    );
+    let ta = batch["items"][0]["transfer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tb = batch["items"][1]["transfer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c2.wait_for(|n| is_event(n, "transfer.retrying", &ta));
+
+    // Both within A's one-second wait: B (waiting for a slot) is cancelled, A paused.
+    let t = c2.ok("transfer.get", json!({"transfer_id": tb}));
+    assert_eq!(t["state"], "queued", "{t}");
+    c2.ok("transfer.cancel", json!({"transfer_id": tb}));
+    c2.ok("transfer.pause", json!({"transfer_id": ta}));
+
+    let end = c2.wait_transfer_end(&tb);
+    assert_eq!(end["params"]["error"]["code"], "ERR_CANCELLED");
+    let (_, code) = c2.err(
+        "asset.get_metadata",
+        json!({"asset_id": batch["items"][1]["asset_id"]}),
+    );
+    assert_eq!(
+        code, "ERR_NOT_FOUND",
+        "the cancelled upload's asset is gone"
+    );
+    let (_, code) = c2.err("transfer.pause", json!({"transfer_id": tb}));
+    assert_eq!(code, "ERR_INVALID_INPUT");
+
+    c1.wait_for(|n| is_event(n, "transfer.state", &ta) && n["params"]["state"] == "paused");
+    assert_eq!(
+        c2.ok("transfer.get", json!({"transfer_id": ta}))["state"],
+        "paused"
+    );
+    let (_, code) = c2.err("transfer.pause", json!({"transfer_id": "nope"}));
+    assert_eq!(code, "ERR_NOT_FOUND");
+    c2.ok("transfer.resume", json!({"transfer_id": ta}));
+    assert_completed_with(&mut c1, &ta, &work.path().join("dl"), &data);
+}
