@@ -12,14 +12,22 @@ export RUST_TEST_THREADS ?= 2
 # Test builds carry the test-only fault switches (DATAERAI_FAULTS); the same
 # features go to `build` and `test` so cargo reuses one set of binaries.
 TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injection
+# The scale-out test stage: PostgreSQL + S3 (s3s-fs) started by
+# scripts/test-backends.sh into this directory and stopped afterwards.
+BACKENDS_STATE := $(CURDIR)/target/test-backends
+S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv test test-rust test-python demo bench bench-deps lint fmt clean
+.PHONY: all build build-release venv test test-rust test-python test-scaleout demo bench bench-deps lint fmt clean
 
 all: build
 
 ## Debug build of every binary and test target, reused by all test stages.
-build:
+build: $(S3S_FS)
 	$(CARGO) build --workspace --all-targets --locked $(TEST_FEATURES)
+
+## The S3-compatible test server, built once into the checkout (a few minutes).
+$(S3S_FS):
+	$(CARGO) install s3s-fs --version 0.14.1 --locked --features binary --root $(CURDIR)/target/tools
 
 build-release:
 	$(CARGO) build --release --bins --locked
@@ -33,13 +41,31 @@ $(VENV)/.installed: sdk/python/pyproject.toml
 venv: $(VENV)/.installed
 
 ## The whole suite: Rust unit + integration tests, then the Python SDK suite
-## against real server and daemon processes built once above.
-test: build venv test-rust test-python
+## against real server and daemon processes built once above; then the store
+## and server suites again, and the SDK suite once, on PostgreSQL + S3.
+test: build venv test-rust test-python test-scaleout
 
 test-rust:
 	$(CARGO) test --workspace --locked $(TEST_FEATURES)
 
 test-python: venv
+	DATAERAI_BIN_DIR=$(CURDIR)/target/debug $(VPY) -m pytest sdk/python/tests -q
+
+## Start a throwaway PostgreSQL cluster and s3s-fs, run the store and server
+## suites (DATAERAI_TEST_SERVER_ARGS points every test server at them) and the
+## Python suite once against them (its servers and admin commands pick the
+## backends up from DATAERAI_DATABASE_URL / DATAERAI_BLOB_STORE), and stop
+## both whatever happens.
+test-scaleout: venv $(S3S_FS)
+	@set -e; \
+	env="$$(scripts/test-backends.sh start $(BACKENDS_STATE))"; \
+	trap 'scripts/test-backends.sh stop $(BACKENDS_STATE)' EXIT; \
+	eval "$$env"; \
+	echo "== store + server suites on PostgreSQL + S3"; \
+	$(CARGO) test -p dataerai-store -p dataerai-server --locked --features dataerai-server/fault-injection; \
+	echo "== Python SDK suite on PostgreSQL + S3"; \
+	DATAERAI_DATABASE_URL="$$DATAERAI_TEST_PG_URL/sdk_suite" \
+	DATAERAI_BLOB_STORE="s3://$$DATAERAI_TEST_BUCKET/sdk-suite" \
 	DATAERAI_BIN_DIR=$(CURDIR)/target/debug $(VPY) -m pytest sdk/python/tests -q
 
 ## Build release binaries, start an embedded server on loopback, sign in and
@@ -48,7 +74,9 @@ demo: build-release venv
 	DATAERAI_BIN_DIR=$(CURDIR)/target/release VPY=$(CURDIR)/$(VPY) scripts/demo.sh
 
 ## Benchmark (not part of `make test`): writes bench-results/results.{json,md}.
-bench: build-release venv bench-deps
+## BENCH_ARGS: by default the embedded and the PostgreSQL + S3 configuration.
+BENCH_ARGS ?= --scaleout
+bench: build-release venv bench-deps $(S3S_FS)
 	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
 
 bench-deps:

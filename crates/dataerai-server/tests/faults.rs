@@ -139,7 +139,7 @@ async fn disk_full_keeps_the_session_open_until_space_is_freed() {
     );
     // No temporary file is left behind by the failed write.
     let content_id = session["content_id"].as_str().unwrap();
-    let held = std::fs::read_dir(dir.path().join(format!("blobs/content/{content_id}/0")))
+    let held = std::fs::read_dir(blob_content_dir(dir.path()).join(content_id).join("0"))
         .unwrap()
         .count();
     assert_eq!(held, 2);

@@ -172,7 +172,7 @@ async fn multi_chunk_upload_and_ranged_download() {
         api.delete(&format!("/api/v1/assets/{asset}")).await.0,
         StatusCode::NO_CONTENT
     );
-    assert!(!dir.path().join("blobs/content").join(cid).exists());
+    assert_eq!(blob_files(&blob_content_dir(dir.path()).join(cid)), 0);
 }
 
 #[tokio::test]
@@ -418,11 +418,10 @@ async fn session_validation_missing_chunks_and_abort() {
         "ERR_INVALID_INPUT",
     );
     assert_err(&api.complete(up, &[&body]).await, 400, "ERR_INVALID_INPUT");
-    assert!(!dir
-        .path()
-        .join("blobs/content")
-        .join(session["content_id"].as_str().unwrap())
-        .exists());
+    assert_eq!(
+        blob_files(&blob_content_dir(dir.path()).join(session["content_id"].as_str().unwrap())),
+        0
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,13 @@
 //! Shared helpers for integration tests: start the real `dataerai-server`
 //! binary on a temp directory, bootstrap users/tokens with the admin commands,
 //! and talk to the API with reqwest.
+//!
+//! The same suite runs against the scale-out backends when
+//! `DATAERAI_TEST_SERVER_ARGS` is set (`make test` does it with the env of
+//! `scripts/test-backends.sh`): its flags go to every `serve` and `admin`
+//! command, with `{id}` replaced by an id derived from the test's data
+//! directory — so each test server gets its own PostgreSQL database and its
+//! own bucket prefix, and servers on the same directory share them.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -24,12 +31,64 @@ pub fn admin(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// Extra `serve`/`admin` flags naming the scale-out backends for the servers
+/// of `data_dir` (empty: the embedded defaults).
+pub fn backend_args(data_dir: &Path) -> Vec<String> {
+    let Ok(template) = std::env::var("DATAERAI_TEST_SERVER_ARGS") else {
+        return Vec::new();
+    };
+    // Lowercase hex: valid in a PostgreSQL database name and an S3 key.
+    let id = &blake3::hash(data_dir.as_os_str().as_encoded_bytes()).to_hex()[..16];
+    template
+        .split_whitespace()
+        .map(|arg| arg.replace("{id}", id))
+        .collect()
+}
+
+/// Where the chunk objects of the servers of `data_dir` are on disk, one
+/// subdirectory per content id: `blobs/content` of the directory store, or
+/// with the scale-out backends the s3s-fs root (`DATAERAI_TEST_S3_ROOT`,
+/// objects are files there) / bucket / per-test prefix / `content`.
+pub fn blob_content_dir(data_dir: &Path) -> PathBuf {
+    if !scaleout() {
+        return data_dir.join("blobs/content");
+    }
+    let root = std::env::var("DATAERAI_TEST_S3_ROOT").expect("DATAERAI_TEST_S3_ROOT");
+    let bucket = std::env::var("DATAERAI_TEST_BUCKET").expect("DATAERAI_TEST_BUCKET");
+    let id = &blake3::hash(data_dir.as_os_str().as_encoded_bytes()).to_hex()[..16];
+    Path::new(&root).join(bucket).join(id).join("content")
+}
+
+/// Files below `dir` (0 when it does not exist). Deleted S3 objects leave
+/// empty directories behind in s3s-fs, so tests count files, not folders.
+pub fn blob_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                blob_files(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// True when the suite runs against PostgreSQL + S3.
+pub fn scaleout() -> bool {
+    std::env::var_os("DATAERAI_TEST_SERVER_ARGS").is_some()
+}
+
 pub fn admin_raw(data_dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("admin")
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
+        .args(backend_args(data_dir))
         .env_remove("DATAERAI_DATA_DIR")
         .output()
         .unwrap()
@@ -64,12 +123,20 @@ impl TestServer {
     /// Start with extra flags and environment (e.g. `DATAERAI_FAULTS`, which
     /// is otherwise never inherited from the test's own environment).
     pub fn start_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let mut args = backend_args(data_dir);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_exact(data_dir, &args, env)
+    }
+
+    /// Start with exactly these flags besides `--data-dir` and `--listen` (no
+    /// `DATAERAI_TEST_SERVER_ARGS`).
+    pub fn start_exact(data_dir: &Path, args: &[String], env: &[(&str, &str)]) -> TestServer {
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("DATAERAI_FAULTS")
             .envs(env.iter().copied())

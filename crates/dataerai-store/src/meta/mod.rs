@@ -6,6 +6,8 @@
 //! Authorization is not the store's business: the server decides who may call
 //! what, the store keeps the data consistent (transactions, unique keys, quotas).
 
+#[cfg(test)]
+mod conformance;
 pub mod postgres;
 pub mod sqlite;
 

@@ -1,0 +1,59 @@
+"""Scale-out backends for `bench/run.py --scaleout`: PostgreSQL + an S3 server.
+
+`backends(work)` starts a throwaway PostgreSQL cluster and an `s3s-fs` server
+with `scripts/test-backends.sh` (durable: PostgreSQL keeps fsync on), points
+the AWS_* variables of this process (inherited by the servers it starts) at
+them, and yields the extra `serve`/`admin` arguments. Everything is stopped
+and the variables restored on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "test-backends.sh"
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    """`export NAME=value` lines (shell-quoted) → a dict."""
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].partition("=")
+            env[name] = " ".join(shlex.split(value))
+    return env
+
+
+@contextlib.contextmanager
+def backends(work: Path) -> Iterator[list[str]]:
+    state = work / "backends"
+    started = subprocess.run(
+        [str(SCRIPT), "start", str(state)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DURABLE": "1"},
+    )
+    env = _parse_env(started.stdout)
+    saved = {k: os.environ.get(k) for k in env}
+    try:
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        run_id = uuid.uuid4().hex[:12]
+        args = shlex.split(
+            env["DATAERAI_TEST_SERVER_ARGS"].replace("{id}", f"bench{run_id}")
+        )
+        yield args
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        subprocess.run([str(SCRIPT), "stop", str(state)], check=False)

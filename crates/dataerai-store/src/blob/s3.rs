@@ -1,0 +1,373 @@
+//! [`BlobStore`] on an S3-compatible object store (AWS S3, MinIO, Ceph RGW,
+//! Garage, s3s-fs): the scale-out backend several replicas share.
+//!
+//! Layout: `PREFIX/content/<content_id>/<file_index>/<chunk_index>/<hash>`,
+//! one object per chunk, where `<hash>` is the first 128 bits of the chunk's
+//! verified BLAKE3 in hex ([`key_hash`]; two different chunks sharing it would
+//! take a 128-bit BLAKE3 collision, and the short key keeps within the file
+//! name limits of file-backed S3 servers). S3 has no rename and no portable no-clobber write,
+//! so the verified hash is part of the key instead:
+//! - A chunk body is streamed into a (multipart, above [`PART_SIZE`]) upload
+//!   while it is hashed; the upload is completed only if length and hash
+//!   match, otherwise aborted, so a bad chunk is never visible.
+//! - Different bytes for the same chunk go to a different key, so an
+//!   acknowledged chunk can never be overwritten; identical bytes go to the
+//!   same key (rewriting them is harmless). Which of two different versions
+//!   counts is decided by the metadata store (`record_chunk`, first wins); the
+//!   loser is removed with [`BlobStore::discard_chunk`].
+//! - A read finds the chunk's one object by listing its `…/<chunk_index>/`
+//!   prefix, then streams the range with a ranged GET.
+//!
+//! The chunk (up to 512 MiB) is the resumable unit of an upload; S3 multipart
+//! parts are an implementation detail inside one chunk request. Memory per
+//! chunk request is bounded by [`PART_SIZE`] × [`PART_CONCURRENCY`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use super::{BlobStore, ByteStream, ChunkKey, PutOutcome};
+use crate::error::{Result, StoreError};
+
+/// Bytes buffered before a multipart part is sent (S3's minimum part size).
+pub const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Parts of one chunk in flight at once.
+pub const PART_CONCURRENCY: usize = 2;
+
+/// Where the bucket is and how to sign in. Every field is optional: what is
+/// missing comes from the usual AWS environment variables (see
+/// [`S3Settings::with_env`]) or the library defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// e.g. `http://127.0.0.1:9000`; default: AWS for the region.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Allow `http://` endpoints (loopback test servers, a private network).
+    pub allow_http: Option<bool>,
+    /// `https://bucket.host/…` instead of `https://host/bucket/…`.
+    pub virtual_hosted_style: Option<bool>,
+}
+
+impl S3Settings {
+    /// These settings overridden by the AWS environment variables that are
+    /// set: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`), `AWS_REGION` (or
+    /// `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`.
+    pub fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
+        let flag = |name: &str| {
+            first(&[name]).map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"))
+        };
+        S3Settings {
+            endpoint: first(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]).or(self.endpoint),
+            region: first(&["AWS_REGION", "AWS_DEFAULT_REGION"]).or(self.region),
+            access_key_id: first(&["AWS_ACCESS_KEY_ID"]).or(self.access_key_id),
+            secret_access_key: first(&["AWS_SECRET_ACCESS_KEY"]).or(self.secret_access_key),
+            session_token: first(&["AWS_SESSION_TOKEN"]).or(self.session_token),
+            allow_http: flag("AWS_ALLOW_HTTP").or(self.allow_http),
+            virtual_hosted_style: flag("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+                .or(self.virtual_hosted_style),
+        }
+    }
+}
+
+/// Split `s3://bucket/some/prefix` into the bucket and the key prefix.
+pub fn parse_url(url: &str) -> Result<(String, String)> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "blob store {url:?} is not an s3://bucket/prefix URL"
+        ))
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "blob store {url:?} names no bucket"
+        )));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+#[derive(Clone)]
+pub struct S3BlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// Key prefix (no leading or trailing slash; may be empty).
+    prefix: String,
+}
+
+impl std::fmt::Debug for S3BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3BlobStore({}, prefix {:?})", self.store, self.prefix)
+    }
+}
+
+impl S3BlobStore {
+    /// Connect to `s3://bucket/prefix` with `settings`. Nothing is contacted
+    /// yet: the readiness probe ([`BlobStore::check_writable`]) does that.
+    pub fn open(url: &str, settings: &S3Settings) -> Result<Self> {
+        let (bucket, prefix) = parse_url(url)?;
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(
+                settings
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| "us-east-1".into()),
+            )
+            .with_virtual_hosted_style_request(settings.virtual_hosted_style.unwrap_or(false))
+            // Fail over quickly to the client's own retry (it resends the
+            // chunk) instead of holding a request for minutes.
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(15),
+                ..Default::default()
+            })
+            // (allow_http lives in the client options: set it here, not on
+            // the builder, or these options would reset it.)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(settings.allow_http.unwrap_or(false))
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(300)),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(key) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(token) = &settings.session_token {
+            builder = builder.with_token(token);
+        }
+        Ok(S3BlobStore {
+            store: Arc::new(builder.build()?),
+            prefix,
+        })
+    }
+
+    fn path(&self, rest: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(rest)
+        } else {
+            Path::from(format!("{}/{rest}", self.prefix))
+        }
+    }
+
+    fn content_path(&self, content_id: &str) -> Result<Path> {
+        // Ids come from our own database, but a key must stay under the prefix.
+        if content_id.is_empty()
+            || !content_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(StoreError::Invalid(format!(
+                "bad content id {content_id:?}"
+            )));
+        }
+        Ok(self.path(&format!("content/{content_id}")))
+    }
+
+    /// The "directory" holding the object(s) of one chunk.
+    fn chunk_dir(&self, key: &ChunkKey) -> Result<Path> {
+        Ok(self
+            .content_path(&key.content_id)?
+            .child(key.file_index.to_string())
+            .child(key.chunk_index.to_string()))
+    }
+
+    /// Stream `body` into `writer`, hashing; the caller completes or aborts.
+    async fn write_verified(
+        writer: &mut BufWriter,
+        mut body: ByteStream,
+        expected_len: u64,
+        expected_hash: [u8; 32],
+    ) -> Result<()> {
+        let mut hasher = blake3::Hasher::new();
+        let mut written: u64 = 0;
+        while let Some(piece) = body.next().await {
+            let piece = piece
+                .map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))?;
+            written += piece.len() as u64;
+            if written > expected_len {
+                return Err(StoreError::Invalid(format!(
+                    "chunk body is longer than the expected {expected_len} bytes"
+                )));
+            }
+            hasher.update(&piece);
+            writer.put(piece).await?;
+        }
+        if written != expected_len {
+            return Err(StoreError::Invalid(format!(
+                "chunk body has {written} bytes, expected {expected_len}"
+            )));
+        }
+        let got = hasher.finalize();
+        if got.as_bytes() != &expected_hash {
+            return Err(StoreError::Integrity(format!(
+                "chunk BLAKE3 is {}, but the request said {}; resend the chunk",
+                got.to_hex(),
+                hex::encode(expected_hash)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The hash part of a chunk's object key: 32 hex digits (128 bits).
+pub fn key_hash(hash: &[u8; 32]) -> String {
+    hex::encode(&hash[..16])
+}
+
+fn not_found(key: &ChunkKey) -> StoreError {
+    StoreError::NotFound(format!(
+        "chunk {} of file {} of content {}",
+        key.chunk_index, key.file_index, key.content_id
+    ))
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put_chunk(
+        &self,
+        key: &ChunkKey,
+        body: ByteStream,
+        expected_len: u64,
+        expected_hash: [u8; 32],
+    ) -> Result<PutOutcome> {
+        let path = self.chunk_dir(key)?.child(key_hash(&expected_hash));
+        // Stored earlier (the metadata record was lost, or a retry raced it):
+        // the key names verified bytes, so there is nothing to write.
+        match self.store.head(&path).await {
+            Ok(_) => return Ok(PutOutcome::AlreadyStored),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut writer = BufWriter::with_capacity(self.store.clone(), path, PART_SIZE)
+            .with_max_concurrency(PART_CONCURRENCY);
+        match Self::write_verified(&mut writer, body, expected_len, expected_hash).await {
+            // `shutdown` sends the last part and completes the upload: only now
+            // does the object exist, and it is durable when S3 answers.
+            Ok(()) => {
+                writer.shutdown().await.map_err(std::io::Error::other)?;
+                Ok(PutOutcome::Stored)
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "aborting a rejected chunk upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream> {
+        let dir = self.chunk_dir(key)?;
+        // One level only (`…/<chunk_index>/<hash>`): cheap on every S3 server.
+        let mut objects = self.store.list_with_delimiter(Some(&dir)).await?.objects;
+        if objects.len() > 1 {
+            // A losing concurrent write not yet discarded: the older object
+            // was completed first.
+            tracing::warn!(chunk = %dir, count = objects.len(), "several objects for one chunk");
+            objects.sort_by_key(|o| o.last_modified);
+        }
+        let object = objects.into_iter().next().ok_or_else(|| not_found(key))?;
+        if len == 0 {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let range = GetRange::Bounded(offset..offset + len);
+        let got = self
+            .store
+            .get_opts(
+                &object.location,
+                GetOptions {
+                    range: Some(range),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
+    }
+
+    async fn discard_chunk(&self, key: &ChunkKey, hash: [u8; 32]) -> Result<()> {
+        let path = self.chunk_dir(key)?.child(key_hash(&hash));
+        match self.store.delete(&path).await {
+            Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete_content(&self, content_id: &str) -> Result<()> {
+        let prefix = self.content_path(content_id)?;
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|o| o.location)
+            .boxed();
+        self.store
+            .delete_stream(locations)
+            .try_for_each(|_| futures::future::ready(Ok(())))
+            .await
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(()),
+                e => Err(e.into()),
+            })
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        let probe = self.path(&format!(".ready-{}", Uuid::new_v4()));
+        self.store.put(&probe, "ok".into()).await?;
+        self.store.delete(&probe).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_env_precedence() {
+        assert_eq!(
+            parse_url("s3://b/x/y/").unwrap(),
+            ("b".to_string(), "x/y".to_string())
+        );
+        assert_eq!(
+            parse_url("s3://b").unwrap(),
+            ("b".to_string(), String::new())
+        );
+        assert!(parse_url("s3:///x").is_err());
+        assert!(parse_url("/var/lib/x").is_err());
+
+        let file = S3Settings {
+            endpoint: Some("http://file".into()),
+            region: Some("file-region".into()),
+            allow_http: Some(false),
+            ..Default::default()
+        };
+        let env = |name: &str| match name {
+            "AWS_ENDPOINT_URL" => Some("http://env".to_string()),
+            "AWS_ALLOW_HTTP" => Some("true".to_string()),
+            "AWS_REGION" => Some(String::new()), // set but empty: ignored
+            _ => None,
+        };
+        let merged = file.with_env(env);
+        assert_eq!(merged.endpoint.as_deref(), Some("http://env"));
+        assert_eq!(merged.region.as_deref(), Some("file-region"));
+        assert_eq!(merged.allow_http, Some(true));
+        assert_eq!(merged.access_key_id, None);
+    }
+}

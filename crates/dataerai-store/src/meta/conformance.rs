@@ -1,0 +1,454 @@
+//! One behaviour, two backends: every scenario here takes a `&dyn
+//! MetadataStore` and runs against SQLite (always) and PostgreSQL (when
+//! `DATAERAI_TEST_PG_URL` names a server, as `scripts/test-backends.sh`
+//! prints; each run gets a fresh database).
+
+use serde_json::Map;
+
+use super::*;
+use crate::error::StoreError;
+use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
+use dataerai_proto::api::{UpdateAsset, UploadFileSpec};
+
+const ALL: Window = Window {
+    limit: 100,
+    offset: 0,
+};
+
+fn new_asset(owner: &str, alias: Option<&str>) -> NewAsset {
+    NewAsset {
+        title: "t".into(),
+        description: None,
+        alias: alias.map(str::to_string),
+        tags: vec!["a".into()],
+        metadata: serde_json::json!({"k": 1, "keep": true})
+            .as_object()
+            .unwrap()
+            .clone(),
+        owner_type: OWNER_USER.into(),
+        owner_id: owner.into(),
+        collection_id: None,
+        created_by: owner.into(),
+    }
+}
+
+pub async fn users_tokens_projects(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    assert!(matches!(
+        s.create_user("a@x.org", 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_token(NewToken {
+        user_id: u.user_id.clone(),
+        name: "n".into(),
+        token_hash: "h".into(),
+        scopes: vec!["read".into()],
+        expires_at: None,
+    })
+    .await
+    .unwrap();
+    let t = s.token_by_hash("h").await.unwrap().unwrap();
+    assert_eq!(
+        (t.email.as_str(), t.scopes.as_slice()),
+        ("a@x.org", &["read".to_string()][..])
+    );
+    assert!(s.token_by_hash("nope").await.unwrap().is_none());
+
+    let p = s.create_project("P", "d", &u.user_id, 500).await.unwrap();
+    assert_eq!(p.role, "owner");
+    assert_eq!(p.allocation.quota_bytes, 500);
+    let root = s
+        .get_collection(&p.root_collection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (root.project_id.as_str(), root.parent_id),
+        (p.project_id.as_str(), None)
+    );
+    assert_eq!(s.list_projects(&u.user_id, ALL).await.unwrap().1, 1);
+    s.set_quota(OWNER_PROJECT, &p.project_id, 7).await.unwrap();
+    assert_eq!(
+        s.allocation(OWNER_PROJECT, &p.project_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .quota_bytes,
+        7
+    );
+    assert!(matches!(
+        s.set_quota(OWNER_PROJECT, "missing", 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn assets_merge_alias_relationships(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let a = s
+        .create_asset(new_asset(&u.user_id, Some("raw")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_asset(new_asset(&u.user_id, Some("raw"))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    s.create_asset(new_asset(&u.user_id, None)).await.unwrap(); // NULL aliases never collide
+
+    let patch = UpdateAsset {
+        metadata: Some(
+            serde_json::json!({"k": null, "new": "v"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        ..Default::default()
+    };
+    let a2 = s.update_asset(&a.asset_id, patch).await.unwrap();
+    assert_eq!(
+        serde_json::Value::Object(a2.metadata),
+        serde_json::json!({"keep": true, "new": "v"})
+    );
+
+    let rel = NewRelationship {
+        from_asset_id: b.asset_id.clone(),
+        to_asset_id: a.asset_id.clone(),
+        rel_type: "derived_from".into(),
+        analysis_mode: None,
+        qualifiers: Map::new(),
+        created_by: u.user_id.clone(),
+    };
+    let r = s.create_relationship(rel.clone()).await.unwrap();
+    assert_eq!(r.related_asset.id, a.asset_id);
+    assert!(matches!(
+        s.create_relationship(rel).await,
+        Err(StoreError::RelationshipExists)
+    ));
+    assert_eq!(s.list_relationships(&b.asset_id, ALL).await.unwrap().1, 1);
+
+    s.delete_asset(&a.asset_id).await.unwrap();
+    assert!(s.get_asset(&a.asset_id).await.unwrap().is_none());
+    assert_eq!(s.list_relationships(&b.asset_id, ALL).await.unwrap().1, 0);
+}
+
+pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 100).await.unwrap();
+    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let files = vec![UploadFileSpec {
+        name: "f".into(),
+        size: 60,
+        checksum: None,
+    }];
+    let up = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &files)
+        .await
+        .unwrap();
+    assert_eq!(up.files[0].chunk_count, 2);
+    // 60 reserved + 60 more > 100.
+    assert!(matches!(
+        s.create_upload(&a.asset_id, &u.user_id, 50, &files).await,
+        Err(StoreError::QuotaExceeded { reserved: 60, .. })
+    ));
+
+    let c0 = ChunkRecord {
+        size: 50,
+        hash: "h0".into(),
+    };
+    assert_eq!(
+        s.record_chunk(&up.upload_id, 0, 0, c0.clone())
+            .await
+            .unwrap(),
+        c0
+    );
+    // A second record keeps the first one.
+    let other = ChunkRecord {
+        size: 50,
+        hash: "zz".into(),
+    };
+    assert_eq!(
+        s.record_chunk(&up.upload_id, 0, 0, other).await.unwrap(),
+        c0
+    );
+    let rec = s.get_upload(&up.upload_id).await.unwrap().unwrap();
+    assert_eq!(rec.session.files[0].received_chunks, vec![0]);
+    assert_eq!(rec.user_id, u.user_id);
+
+    assert!(
+        s.get_content(&a.asset_id, "latest")
+            .await
+            .unwrap()
+            .is_none(),
+        "pending is invisible"
+    );
+    let v = s
+        .complete_upload(&up.upload_id, &["blake3:ff".into()])
+        .await
+        .unwrap();
+    assert_eq!(v.status, "complete");
+    assert_eq!(v.files[0].checksum.as_deref(), Some("blake3:ff"));
+    let latest = s.get_content(&a.asset_id, "latest").await.unwrap().unwrap();
+    assert_eq!(
+        (latest.version.content_id, latest.chunk_size),
+        (v.content_id.clone(), 50)
+    );
+    assert!(matches!(
+        s.record_chunk(&up.upload_id, 0, 1, c0.clone()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let alloc = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
+    assert_eq!((alloc.used_bytes, alloc.reserved_bytes), (60, 0));
+
+    // Abort frees the reservation.
+    let small = vec![UploadFileSpec {
+        name: "g".into(),
+        size: 40,
+        checksum: None,
+    }];
+    let up2 = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &small)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.allocation(OWNER_USER, &u.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reserved_bytes,
+        40
+    );
+    s.abort_upload(&up2.upload_id).await.unwrap();
+    assert_eq!(
+        s.allocation(OWNER_USER, &u.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reserved_bytes,
+        0
+    );
+    assert!(matches!(
+        s.abort_upload(&up2.upload_id).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Quota lowered after the session opened: completion refuses.
+    let up3 = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &small)
+        .await
+        .unwrap();
+    s.set_quota(OWNER_USER, &u.user_id, 80).await.unwrap();
+    assert!(matches!(
+        s.complete_upload(&up3.upload_id, &["blake3:00".into()])
+            .await,
+        Err(StoreError::QuotaExceeded { .. })
+    ));
+}
+
+fn spec(name: &str, size: u64, checksum: Option<&str>) -> UploadFileSpec {
+    UploadFileSpec {
+        name: name.into(),
+        size,
+        checksum: checksum.map(str::to_string),
+    }
+}
+
+/// Upload one file of `size` bytes with `sum` into `asset`; answers the content id.
+async fn publish(s: &dyn MetadataStore, asset: &str, user: &str, size: u64, sum: &str) -> String {
+    let up = s
+        .create_upload(asset, user, 50, &[spec("f", size, Some(sum))])
+        .await
+        .unwrap();
+    s.complete_upload(&up.upload_id, &[sum.into()])
+        .await
+        .unwrap()
+        .content_id
+}
+
+pub async fn dedup_points_at_stored_bytes_and_keeps_them_alive(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 10_000).await.unwrap();
+    let other = s.create_user("b@x.org", 10_000).await.unwrap();
+    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let c = s
+        .create_asset(new_asset(&other.user_id, None))
+        .await
+        .unwrap();
+    let sum = "blake3:aa";
+    let first = publish(s, &a.asset_id, &u.user_id, 120, sum).await;
+
+    // Same owner, same size and checksum: deduplicated, all chunks received.
+    let up = s
+        .create_upload(
+            &b.asset_id,
+            &u.user_id,
+            100,
+            &[spec("x", 120, Some(sum)), spec("y", 120, Some("blake3:bb"))],
+        )
+        .await
+        .unwrap();
+    assert!(up.files[0].deduplicated);
+    assert_eq!(up.files[0].received_chunks, vec![0, 1]);
+    assert!(!up.files[1].deduplicated);
+    let rec = s.get_upload(&up.upload_id).await.unwrap().unwrap();
+    assert_eq!(rec.known_checksums, vec![Some(sum.to_string()), None]);
+    // A different size or another owner never matches.
+    let other_size = s
+        .create_upload(&b.asset_id, &u.user_id, 100, &[spec("x", 121, Some(sum))])
+        .await
+        .unwrap();
+    assert!(!other_size.files[0].deduplicated);
+    let other_owner = s
+        .create_upload(
+            &c.asset_id,
+            &other.user_id,
+            100,
+            &[spec("x", 120, Some(sum))],
+        )
+        .await
+        .unwrap();
+    assert!(!other_owner.files[0].deduplicated);
+
+    s.record_chunk(
+        &up.upload_id,
+        1,
+        0,
+        ChunkRecord {
+            size: 100,
+            hash: "h".into(),
+        },
+    )
+    .await
+    .unwrap();
+    s.record_chunk(
+        &up.upload_id,
+        1,
+        1,
+        ChunkRecord {
+            size: 20,
+            hash: "h".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let v = s
+        .complete_upload(&up.upload_id, &[sum.into(), "blake3:bb".into()])
+        .await
+        .unwrap();
+    let rec = s
+        .get_content(&b.asset_id, &v.content_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let at_first = BlobLocation {
+        content_id: first.clone(),
+        file_index: 0,
+        chunk_size: 50,
+    };
+    assert_eq!(rec.locations[0], at_first);
+    assert_eq!(rec.locations[1].content_id, v.content_id);
+    assert_eq!(rec.locations[1].chunk_size, 100);
+
+    // A dedup of the dedup points straight at the physical bytes.
+    let up3 = s
+        .create_upload(&b.asset_id, &u.user_id, 1024, &[spec("z", 120, Some(sum))])
+        .await
+        .unwrap();
+    assert!(up3.files[0].deduplicated);
+    // Aborting it frees nothing that others still use.
+    assert_eq!(
+        s.abort_upload(&up3.upload_id).await.unwrap(),
+        vec![up3.content_id.clone()]
+    );
+
+    // Deleting the original asset keeps its bytes: b points at them.
+    assert_eq!(
+        s.delete_asset(&a.asset_id).await.unwrap(),
+        Vec::<String>::new()
+    );
+    let rec = s.get_content(&b.asset_id, "latest").await.unwrap().unwrap();
+    assert_eq!(rec.locations[0], at_first);
+    // Deleting b releases both its own chunks and the ones it pointed at.
+    let mut freed = s.delete_asset(&b.asset_id).await.unwrap();
+    freed.sort();
+    let mut want = vec![first, v.content_id, other_size.content_id, up3.content_id];
+    want.sort();
+    assert_eq!(freed, want);
+    assert_eq!(s.open_upload_count().await.unwrap(), 1);
+    s.ping().await.unwrap();
+}
+
+/// Concurrent sessions never reserve more than the quota together (SQLite:
+/// one writer at a time; PostgreSQL: the allocation row lock), and concurrent
+/// metadata merges lose no key.
+pub async fn concurrent_writers_keep_quota_and_merges(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 100).await.unwrap();
+    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let files = vec![spec("f", 30, None)];
+    let opened = futures::future::join_all(
+        (0..8).map(|_| s.create_upload(&a.asset_id, &u.user_id, 50, &files)),
+    )
+    .await;
+    let ok = opened.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 3, "{opened:?}");
+    assert!(opened
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, StoreError::QuotaExceeded { .. })));
+    let alloc = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
+    assert_eq!(alloc.reserved_bytes, 90);
+
+    let merges = (0..8).map(|i| {
+        let mut m = Map::new();
+        m.insert(format!("k{i}"), serde_json::json!(i));
+        s.update_asset(
+            &a.asset_id,
+            UpdateAsset {
+                metadata: Some(m),
+                ..Default::default()
+            },
+        )
+    });
+    for r in futures::future::join_all(merges).await {
+        r.unwrap();
+    }
+    let merged = s.get_asset(&a.asset_id).await.unwrap().unwrap().metadata;
+    assert!(
+        (0..8).all(|i| merged.contains_key(&format!("k{i}"))),
+        "{merged:?}"
+    );
+}
+
+/// Run `scenario` on a fresh SQLite store and, when configured, a fresh
+/// PostgreSQL database.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+                super::$name(&s).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Ok(server) = std::env::var("DATAERAI_TEST_PG_URL") else {
+                    eprintln!("DATAERAI_TEST_PG_URL is not set: PostgreSQL scenario skipped");
+                    return;
+                };
+                let db = format!("unit_{}", uuid::Uuid::new_v4().simple());
+                let s = PgStore::open(&format!("{server}/{db}")).await.unwrap();
+                super::$name(&s).await;
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    users_tokens_projects,
+    assets_merge_alias_relationships,
+    upload_lifecycle_and_quota,
+    dedup_points_at_stored_bytes_and_keeps_them_alive,
+    concurrent_writers_keep_quota_and_merges,
+);
