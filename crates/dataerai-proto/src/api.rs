@@ -302,3 +302,83 @@ pub struct Relationship {
     pub created_at: DateTime<Utc>,
     pub related_asset: AssetSummary,
 }
+
+// ---------------------------------------------------------------- issue 4: members, audit, OAuth
+
+/// Project roles, most powerful first.
+pub const PROJECT_ROLES: &[&str] = &["owner", "admin", "member", "viewer"];
+
+/// A member of a project (`GET /api/v1/projects/{project_id}/members`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    /// `owner`, `admin`, `member` or `viewer`.
+    pub role: String,
+    pub added_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/projects/{project_id}/members`: add a member, or change the
+/// role of an existing one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMember {
+    pub email: String,
+    pub role: String,
+}
+
+/// One entry of the audit log (`GET /api/v1/audit`, server admins only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// The signed-in user who acted; `None` e.g. for a failed sign-in.
+    pub actor_user_id: Option<String>,
+    /// `auth.sign_in`, `auth.sign_in_failed`, `auth.sign_out`,
+    /// `auth.device_approved`, `token.created`, `token.revoked`,
+    /// `member.added`, `member.role_changed`, `member.removed`,
+    /// `asset.deleted`, `project.deleted`.
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub details: Map<String, Value>,
+    pub client_addr: Option<String>,
+}
+
+/// `POST /oauth/device/code` reply (RFC 8628 §3.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceCodeResponse {
+    pub device_code: String,
+    /// `ABCD-EFGH`, what the user types on the `/device` page.
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    /// Seconds until the codes expire.
+    pub expires_in: u64,
+    /// Seconds the client waits between polls.
+    pub interval: u64,
+}
+
+/// `POST /oauth/token` success reply (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    /// Space-separated scopes of the access token.
+    pub scope: String,
+    /// Seconds until the refresh token expires (optional, not in RFC 6749).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<u64>,
+}
+
+/// OAuth error reply (RFC 6749 §5.2): `authorization_pending`, `slow_down`,
+/// `access_denied`, `expired_token`, `invalid_grant`, `invalid_request`, …
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OAuthError {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}

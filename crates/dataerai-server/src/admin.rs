@@ -1,12 +1,14 @@
 //! `dataerai-server admin …`: bootstrap straight into the metadata store
-//! (SQLite or PostgreSQL, same storage flags as `serve`), no server needed. Output is just the id or token, so scripts can capture it.
+//! (SQLite or PostgreSQL, same storage flags as `serve`), no server needed.
+//! Output is just the id or token, so scripts can capture it. Passwords are
+//! read from standard input (`--password-stdin`), never from arguments.
 
 use anyhow::{bail, Context};
 use chrono::{Duration, Utc};
 use dataerai_store::meta::{NewToken, OWNER_PROJECT, OWNER_USER};
 use dataerai_store::{MetadataStore, StoreError};
 
-use crate::auth::{generate_token, hash_token, SCOPE_READ, SCOPE_WRITE};
+use crate::auth::{generate_token, hash_password, hash_token, SCOPE_READ, SCOPE_WRITE};
 use crate::cli::{AdminCommand, StorageArgs};
 use crate::config;
 
@@ -16,13 +18,39 @@ async fn open_meta(args: &StorageArgs) -> anyhow::Result<std::sync::Arc<dyn Meta
     config::storage(args, &file)?.open_meta().await
 }
 
+/// Shortest password accepted.
+const MIN_PASSWORD_LEN: usize = 8;
+
+/// One line of standard input, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        bail!("the password must have at least {MIN_PASSWORD_LEN} characters");
+    }
+    if password.len() > 1024 {
+        bail!("the password must have at most 1024 bytes");
+    }
+    Ok(password)
+}
+
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::CreateUser {
             storage,
             email,
             default_quota_bytes,
+            password_stdin,
+            admin,
         } => {
+            // Read (and check) the password before creating anything.
+            let password_hash = match password_stdin {
+                true => Some(hash_password(read_password()?).await?),
+                false => None,
+            };
             let default_quota_bytes = match default_quota_bytes {
                 Some(q) => q,
                 None => config::load(&storage)?
@@ -35,7 +63,15 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
             let meta = open_meta(&storage).await?;
             match meta.create_user(email, default_quota_bytes).await {
-                Ok(user) => println!("{}", user.user_id),
+                Ok(user) => {
+                    if let Some(hash) = password_hash {
+                        meta.set_password(&user.user_id, &hash).await?;
+                    }
+                    if admin {
+                        meta.set_admin(&user.user_id, true).await?;
+                    }
+                    println!("{}", user.user_id)
+                }
                 Err(StoreError::Conflict(msg)) => {
                     bail!("{msg}; use `admin create-token` to give that user a token")
                 }
@@ -73,6 +109,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             })
             .await?;
             println!("{token}");
+        }
+        AdminCommand::SetPassword {
+            storage,
+            email,
+            password_stdin: _,
+        } => {
+            let hash = hash_password(read_password()?).await?;
+            let meta = open_meta(&storage).await?;
+            let user = meta.user_by_email(email.trim()).await?.with_context(|| {
+                format!("no user with email {email}; create one with `admin create-user`")
+            })?;
+            meta.set_password(&user.user_id, &hash).await?;
         }
         AdminCommand::SetQuota {
             storage,

@@ -1,8 +1,12 @@
-//! Bearer-token authentication and scope checks.
+//! Bearer-token authentication and scope checks, and the small crypto helpers
+//! of sign-in (random secrets, Argon2id passwords, constant-time compares).
 //!
-//! Tokens look like `dtr_<64 hex>` (32 bytes of OS randomness). The database
-//! only holds their BLAKE3 digest, so a leaked database does not leak tokens.
-//! Every `GET`/`HEAD` needs the `read` scope, every other method `write`.
+//! Tokens look like `dtr_pat_<64 hex>` (personal access tokens), `dtr_at_…`
+//! (device-login access tokens) and `dtr_rt_…` (refresh tokens): 32 bytes of
+//! OS randomness each. The database only holds their BLAKE3 digest, so a
+//! leaked database does not leak tokens. Revoked and expired tokens are
+//! refused with 401. Every `GET`/`HEAD` needs the `read` scope, every other
+//! method `write`.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -17,11 +21,72 @@ use crate::state::AppState;
 pub const SCOPE_READ: &str = "read";
 pub const SCOPE_WRITE: &str = "write";
 
-/// Make a new random token (shown once, never stored).
-pub fn generate_token() -> String {
+/// Prefix of personal access tokens.
+pub const PAT_PREFIX: &str = "dtr_pat_";
+/// Prefix of device-login access tokens.
+pub const ACCESS_PREFIX: &str = "dtr_at_";
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "dtr_rt_";
+
+/// 32 bytes of OS randomness as hex.
+pub fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("dtr_{}", hex::encode(bytes))
+    hex::encode(bytes)
+}
+
+/// Make a new random personal access token (shown once, never stored).
+pub fn generate_token() -> String {
+    format!("{PAT_PREFIX}{}", random_hex())
+}
+
+/// Constant-time equality of two secrets (CSRF tokens).
+pub fn secrets_match(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Argon2id (default parameters) PHC string of a password. CPU-heavy: runs
+/// on the blocking pool.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+    })
+    .await?
+}
+
+/// Whether `password` matches the stored hash (`None`: no password set —
+/// then a hash is computed anyway, so a wrong email takes as long as a wrong
+/// password and does not reveal which accounts exist).
+pub async fn verify_password(hash: Option<String>, password: String) -> bool {
+    use argon2::password_hash::{
+        rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+    };
+    tokio::task::spawn_blocking(move || {
+        let argon = argon2::Argon2::default();
+        let Some(hash) = hash else {
+            let _ = argon.hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng));
+            return false;
+        };
+        PasswordHash::new(&hash)
+            .is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The client's address (`ConnectInfo` of the connection), for rate limits
+/// and the audit log.
+pub fn client_addr(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// The digest under which a token is stored.
@@ -37,6 +102,8 @@ pub struct Caller {
     pub email: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The client's address (audit log).
+    pub addr: String,
 }
 
 fn sign_in(message: &str) -> AppError {
@@ -89,6 +156,7 @@ impl FromRequestParts<AppState> for Caller {
             email: record.email,
             scopes: record.scopes,
             expires_at: record.expires_at,
+            addr: client_addr(&parts.extensions),
         })
     }
 }

@@ -65,6 +65,18 @@ pub struct ServeArgs {
     /// so clients and load balancers learn the server is going away [default: 0].
     #[arg(long, env = "DATAERAI_SHUTDOWN_DRAIN_MS")]
     pub shutdown_drain_ms: Option<u64>,
+    /// Lifetime of access tokens issued by the device login, in seconds
+    /// [default: 3600].
+    #[arg(long, env = "DATAERAI_ACCESS_TOKEN_TTL_S")]
+    pub access_token_ttl_s: Option<u64>,
+    /// Seconds a device-login client is told to wait between polls
+    /// [default: 5; tests use 1].
+    #[arg(long, env = "DATAERAI_DEVICE_POLL_INTERVAL_S")]
+    pub device_poll_interval_s: Option<u64>,
+    /// The server's public base URL (e.g. `https://data.example.org`), used in
+    /// the device login's verification URL [default: from the request's Host].
+    #[arg(long, env = "DATAERAI_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +87,12 @@ pub enum AdminCommand {
         storage: StorageArgs,
         #[arg(long)]
         email: String,
+        /// Read the user's web sign-in password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the user a server administrator (may read the audit log).
+        #[arg(long)]
+        admin: bool,
         /// Quota of the user's personal allocation, in bytes [default: the
         /// config file's default_quota_bytes, else 1 TiB].
         #[arg(long, env = "DATAERAI_DEFAULT_QUOTA_BYTES")]
@@ -95,6 +113,17 @@ pub enum AdminCommand {
         /// A name to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
+    },
+    /// Set (or replace) a user's web sign-in password, read from standard input.
+    SetPassword {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (one line); required, so a
+        /// password never appears in the process list or shell history.
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
     /// Set the quota of a project's or a user's allocation.
     SetQuota {

@@ -35,6 +35,9 @@ pub struct ConfigFile {
     pub blob_store: Option<String>,
     pub default_quota_bytes: Option<u64>,
     pub shutdown_drain_ms: Option<u64>,
+    pub access_token_ttl_s: Option<u64>,
+    pub device_poll_interval_s: Option<u64>,
+    pub public_url: Option<String>,
     #[serde(default)]
     pub s3: S3Settings,
 }
@@ -76,6 +79,7 @@ pub struct ServeSettings {
     pub listen: SocketAddr,
     pub default_quota_bytes: u64,
     pub shutdown_drain_ms: u64,
+    pub auth: crate::state::AuthSettings,
 }
 
 /// Read the config file named by the flags (if any).
@@ -147,6 +151,23 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
             .shutdown_drain_ms
             .or(file.shutdown_drain_ms)
             .unwrap_or(0),
+        auth: crate::state::AuthSettings {
+            access_token_ttl_s: args
+                .access_token_ttl_s
+                .or(file.access_token_ttl_s)
+                .unwrap_or(3600)
+                .clamp(1, 86_400 * 30),
+            device_poll_interval_s: args
+                .device_poll_interval_s
+                .or(file.device_poll_interval_s)
+                .unwrap_or(5)
+                .clamp(1, 60),
+            public_url: args
+                .public_url
+                .clone()
+                .or(file.public_url.clone())
+                .map(|u| u.trim_end_matches('/').to_string()),
+        },
     })
 }
 

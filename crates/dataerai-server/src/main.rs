@@ -13,6 +13,7 @@
 //!   database and one bucket behind a load balancer.
 
 mod admin;
+mod audit;
 mod auth;
 mod cli;
 mod config;
@@ -20,9 +21,11 @@ mod error;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod metrics;
+mod oauth;
 mod openapi;
 mod routes;
 mod state;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -76,7 +79,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let blobs: Arc<dyn BlobStore> = blobs;
     #[cfg(feature = "fault-injection")]
     let blobs = faults::wrap_blobs(blobs);
-    let state = AppState::new(meta, blobs, settings.default_quota_bytes);
+    let mut state = AppState::new(meta, blobs, settings.default_quota_bytes);
+    state.auth = Arc::new(settings.auth.clone());
     let stopping = state.stopping.clone();
     let drain = std::time::Duration::from_millis(settings.shutdown_drain_ms);
     let listener = TcpListener::bind(settings.listen).await?;
@@ -91,7 +95,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // requests in flight finish, but not forever: a stalled download must not
     // keep the process alive.
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, routes::router(state)).with_graceful_shutdown(async move {
+    let server = axum::serve(
+        listener,
+        // The peer address feeds sign-in rate limiting and the audit log.
+        routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown_signal().await;
         stopping.store(true, Ordering::SeqCst);
         tokio::time::sleep(drain).await;

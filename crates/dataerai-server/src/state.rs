@@ -16,6 +16,26 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set once a shutdown signal arrived: new requests get 503 + `Retry-After`.
     pub stopping: Arc<AtomicBool>,
+    pub auth: Arc<AuthSettings>,
+}
+
+/// Settings of sign-in and the device login.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_token_ttl_s: u64,
+    pub device_poll_interval_s: u64,
+    /// Base URL for verification links; `None`: from the request's `Host`.
+    pub public_url: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            access_token_ttl_s: 3600,
+            device_poll_interval_s: 5,
+            public_url: None,
+        }
+    }
 }
 
 impl AppState {
@@ -30,6 +50,7 @@ impl AppState {
             default_quota,
             metrics: Default::default(),
             stopping: Default::default(),
+            auth: Default::default(),
         }
     }
 

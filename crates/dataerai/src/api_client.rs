@@ -6,19 +6,36 @@
 //! connection failure becomes `ERR_SERVER_UNREACHABLE` naming the server URL.
 //! A `Retry-After` header on an error answer is kept as a hint for the retry
 //! loop ([`ApiClient::take_retry_after`]): it is about the server, not one call.
+//!
+//! The bearer token is added in `send`: a fixed one ([`ApiClient::new`], used to
+//! check a token before saving it) or the saved login's current one
+//! ([`ApiClient::managed`]), which is refreshed shortly before it expires. When
+//! the server refuses a managed token (401) the client refreshes once and, if
+//! the request can be sent again (no streamed body), resends it; a streamed
+//! chunk is sent again by the transfer's retry loop.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataerai_proto::api::{
-    Asset, ChunkAck, CompleteUpload, ContentVersion, CreateAsset, CreateProject,
-    CreateRelationship, CreateUpload, Me, Page, Project, Relationship, UpdateAsset, UploadSession,
+    AddMember, Asset, ChunkAck, CompleteUpload, ContentVersion, CreateAsset, CreateProject,
+    CreateRelationship, CreateUpload, Me, Member, Page, Project, Relationship, UpdateAsset,
+    UploadSession,
 };
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::auth::TokenSource;
+
 pub type Result<T> = std::result::Result<T, ApiError>;
+
+/// Where the bearer token comes from.
+#[derive(Clone)]
+enum Bearer {
+    Fixed(String),
+    Managed(Arc<TokenSource>),
+}
 
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -28,11 +45,26 @@ pub struct ApiClient {
     retry_after: Arc<Mutex<Option<Duration>>>,
     /// Server base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
     base: String,
-    token: String,
+    bearer: Bearer,
 }
 
 impl ApiClient {
+    /// A client that always sends `token`.
     pub fn new(server: &str, token: &str) -> Result<Self> {
+        Self::build(server, Bearer::Fixed(token.to_string()))
+    }
+
+    /// A client that sends the saved login's current token (refreshed when due).
+    pub fn managed(server: &str, source: Arc<TokenSource>) -> Result<Self> {
+        Self::build(server, Bearer::Managed(source))
+    }
+
+    /// Whether a refused token may be renewed (so a request is worth one more try).
+    pub fn can_refresh(&self) -> bool {
+        matches!(self.bearer, Bearer::Managed(_))
+    }
+
+    fn build(server: &str, bearer: Bearer) -> Result<Self> {
         let base = server.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ApiError::invalid(format!(
@@ -51,16 +83,12 @@ impl ApiClient {
             http,
             retry_after: Arc::default(),
             base,
-            token: token.to_string(),
+            bearer,
         })
     }
 
     pub fn server(&self) -> &str {
         &self.base
-    }
-
-    pub fn token(&self) -> &str {
-        &self.token
     }
 
     /// The `Retry-After` of the latest error answer, once.
@@ -74,12 +102,34 @@ impl ApiClient {
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}{}{}", self.base, API_PREFIX, path))
-            .bearer_auth(&self.token)
     }
 
-    /// Send a request; any non-2xx status becomes an [`ApiError`].
+    /// Send a request with the bearer token; any non-2xx status becomes an [`ApiError`].
     pub async fn send(&self, rb: RequestBuilder) -> Result<Response> {
-        let resp = rb.send().await.map_err(|e| self.transport_error(e))?;
+        let (token, again) = match &self.bearer {
+            Bearer::Fixed(t) => (t.clone(), None),
+            Bearer::Managed(src) => (src.token(&self.base).await?, rb.try_clone()),
+        };
+        let mut resp = rb
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            if let Bearer::Managed(src) = &self.bearer {
+                // Expired in flight or revoked: renew once (or learn that the
+                // user must sign in again), then resend when we can.
+                tracing::info!("the server refused the access token (401); renewing it");
+                let fresh = src.after_rejection(&self.base, &token).await?;
+                if let Some(rb) = again {
+                    resp = rb
+                        .bearer_auth(&fresh)
+                        .send()
+                        .await
+                        .map_err(|e| self.transport_error(e))?;
+                }
+            }
+        }
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -94,12 +144,23 @@ impl ApiClient {
                 Some(Duration::from_secs(secs));
         }
         let body = resp.bytes().await.unwrap_or_default();
-        if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(&body) {
-            return Err(parsed.error);
+        let mut e = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(parsed) => parsed.error,
+            Err(_) => self.bare_status_error(status, &body),
+        };
+        if e.code == ErrorCode::AuthRequired && !e.message.contains("dataerai auth login") {
+            e.message = format!(
+                "{}: run `dataerai auth login --server {}`",
+                e.message, self.base
+            );
         }
-        let text = String::from_utf8_lossy(&body);
+        Err(e)
+    }
+
+    fn bare_status_error(&self, status: StatusCode, body: &[u8]) -> ApiError {
+        let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        Err(ApiError::new(
+        ApiError::new(
             code_for_status(status),
             format!(
                 "server {} answered HTTP {status}{}",
@@ -110,7 +171,7 @@ impl ApiClient {
                     format!(": {}", truncate(text, 300))
                 }
             ),
-        ))
+        )
     }
 
     /// Map a reqwest error (no HTTP status) to an [`ApiError`].
@@ -317,6 +378,41 @@ impl ApiClient {
             .request(Method::GET, &format!("/assets/{}/contents", seg(asset_id)))
             .query(&page_query(limit, offset));
         self.json(rb).await
+    }
+
+    pub async fn list_members(
+        &self,
+        project_id: &str,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<Member>> {
+        let rb = self
+            .request(
+                Method::GET,
+                &format!("/projects/{}/members", seg(project_id)),
+            )
+            .query(&page_query(limit, offset));
+        self.json(rb).await
+    }
+
+    /// Add a member, or change an existing member's role.
+    pub async fn add_member(&self, project_id: &str, email: &str, role: &str) -> Result<Member> {
+        let rb = self
+            .request(
+                Method::POST,
+                &format!("/projects/{}/members", seg(project_id)),
+            )
+            .json(&AddMember {
+                email: email.to_string(),
+                role: role.to_string(),
+            });
+        self.json(rb).await
+    }
+
+    pub async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<()> {
+        let path = format!("/projects/{}/members/{}", seg(project_id), seg(user_id));
+        self.send(self.request(Method::DELETE, &path)).await?;
+        Ok(())
     }
 
     pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `dataerai`: the Dataerai CLI and transfer daemon in one binary.
 //!
 //! - [`config`]: credential file and default paths.
+//! - [`auth`]: device-flow sign-in and OAuth token refresh.
 //! - [`api_client`]: the one HTTP client for the server's REST API.
 //! - [`service`]: the operations, shared by the CLI and the daemon.
 //! - [`transfer`]: chunked, verified, parallel upload and download engines.
@@ -10,6 +11,7 @@
 //! - [`cli`]: the command line.
 
 mod api_client;
+mod auth;
 mod cli;
 mod config;
 mod daemon;

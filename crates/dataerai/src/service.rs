@@ -10,26 +10,52 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use dataerai_proto::api::{
-    Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Page, Project,
-    Relationship, UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
+    Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Member, Page, Project,
+    Relationship, UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN, PROJECT_ROLES,
 };
 use dataerai_proto::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::api_client::ApiClient;
+use crate::auth::TokenSource;
 use crate::config;
 use crate::transfer::{self, download, upload};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
-/// Entry point for all operations. Cheap to clone. Each call re-reads the
-/// credential file, so it sees the current login; the HTTP client (and its
-/// connection pool) is reused for as long as the login stays the same.
+/// Entry point for all operations. Cheap to clone. Every request re-reads the
+/// credential file (through [`TokenSource`]), so it sees the current login and
+/// refreshes an expiring OAuth token; the HTTP client (and its connection pool)
+/// is reused for as long as the login's server stays the same.
 #[derive(Clone)]
 pub struct Service {
     config_dir: PathBuf,
+    tokens: Arc<TokenSource>,
     client: Arc<Mutex<Option<ApiClient>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMembersParams {
+    pub project_id: String,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberParams {
+    pub project_id: String,
+    pub email: String,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveMemberParams {
+    pub project_id: String,
+    pub email: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +212,7 @@ pub fn normalize_time(s: &str) -> Result<String> {
 impl Service {
     pub fn new(config_dir: PathBuf) -> Self {
         Service {
+            tokens: TokenSource::new(config_dir.clone()),
             config_dir,
             client: Arc::default(),
         }
@@ -200,33 +227,27 @@ impl Service {
     }
 
     /// A client for the signed-in server (re-reads the credential file; reuses
-    /// the previous client, and so its open connections, while it still applies).
+    /// the previous client, and so its open connections, while the server is
+    /// the same). The client asks [`TokenSource`] for the token on every request.
     pub fn client(&self) -> Result<ApiClient> {
         let creds = config::load_credentials(&self.config_dir)?;
         let mut cached = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cached.as_ref() {
-            if c.server() == creds.server.trim_end_matches('/') && c.token() == creds.token {
+            if c.server() == creds.server.trim_end_matches('/') {
                 return Ok(c.clone());
             }
         }
-        let c = ApiClient::new(&creds.server, &creds.token)?;
+        let c = ApiClient::managed(&creds.server, self.tokens.clone())?;
         *cached = Some(c.clone());
         Ok(c)
     }
 
-    /// `auth.status`: the saved login, checked against the server.
+    /// `auth.status`: the saved login, checked against the server (which
+    /// refreshes an expiring OAuth token first, so the expiry shown is real).
     pub async fn auth_status(&self) -> Result<Value> {
+        let me = self.client()?.me().await?;
+        // Re-read: the call above may have rotated the tokens.
         let creds = config::load_credentials(&self.config_dir)?;
-        let client = ApiClient::new(&creds.server, &creds.token)?;
-        let me = client.me().await.map_err(|mut e| {
-            if e.code == dataerai_proto::ErrorCode::AuthRequired {
-                e.message = format!(
-                    "{}: run `dataerai auth login --server {}`",
-                    e.message, creds.server
-                );
-            }
-            e
-        })?;
         Ok(json!({
             "signed_in": true,
             "server": creds.server,
@@ -234,7 +255,58 @@ impl Service {
             "user_email": me.email,
             "expires_at": me.expires_at.or(creds.expires_at),
             "scopes": me.scopes,
+            "token_kind": creds.kind(),
+            "refresh_expires_at": creds.refresh_expires_at,
         }))
+    }
+
+    pub async fn list_members(&self, p: ListMembersParams) -> Result<Page<Member>> {
+        require("project_id", &p.project_id)?;
+        self.client()?
+            .list_members(&p.project_id, p.limit, p.offset)
+            .await
+    }
+
+    /// `project.add_member`: adds, or changes the role of an existing member.
+    pub async fn add_member(&self, p: AddMemberParams) -> Result<Member> {
+        require("project_id", &p.project_id)?;
+        check_email(&p.email)?;
+        if !PROJECT_ROLES.contains(&p.role.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "role must be one of {}, got {:?}",
+                PROJECT_ROLES.join(", "),
+                p.role
+            )));
+        }
+        self.client()?
+            .add_member(&p.project_id, p.email.trim(), &p.role)
+            .await
+    }
+
+    /// `project.remove_member`: the server removes by user id, so look the
+    /// email up among the members first (case-insensitively, like the server).
+    pub async fn remove_member(&self, p: RemoveMemberParams) -> Result<()> {
+        require("project_id", &p.project_id)?;
+        check_email(&p.email)?;
+        let client = self.client()?;
+        let wanted = p.email.trim().to_lowercase();
+        let mut offset = 0;
+        loop {
+            let page = client
+                .list_members(&p.project_id, Some(1000), Some(offset))
+                .await?;
+            if let Some(m) = page.items.iter().find(|m| m.email.to_lowercase() == wanted) {
+                return client.remove_member(&p.project_id, &m.user_id).await;
+            }
+            offset += page.items.len() as u64;
+            if page.items.is_empty() || offset >= page.total {
+                return Err(ApiError::not_found(format!(
+                    "member {} of project {}",
+                    p.email.trim(),
+                    p.project_id
+                )));
+            }
+        }
     }
 
     pub async fn create_project(&self, p: CreateProjectParams) -> Result<Project> {
@@ -440,6 +512,16 @@ impl Service {
     }
 }
 
+fn check_email(email: &str) -> Result<()> {
+    let e = email.trim();
+    if e.is_empty() || e.len() > 320 || !e.contains('@') || e.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "email must be an email address, got {email:?}"
+        )));
+    }
+    Ok(())
+}
+
 fn check_owner_type(t: &str) -> Result<()> {
     if t == "user" || t == "project" {
         Ok(())
@@ -477,6 +559,32 @@ mod tests {
         let r: std::result::Result<AssetIdParams, _> =
             serde_json::from_value(json!({"asset_id": "a", "bogus": 1}));
         assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn member_params_are_checked_before_auth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let svc = Service::new(tmp.path().join("cfg"));
+        let add = |email: &str, role: &str| AddMemberParams {
+            project_id: "p".into(),
+            email: email.into(),
+            role: role.into(),
+        };
+        let e = svc.add_member(add("a@b.c", "king")).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains("owner, admin, member, viewer"));
+        let e = svc.add_member(add("nobody", "viewer")).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        let e = svc
+            .remove_member(RemoveMemberParams {
+                project_id: " ".into(),
+                email: "a@b.c".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        let e = svc.add_member(add("a@b.c", "viewer")).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::AuthRequired);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use dataerai_proto::api::{
     ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
 };
 use dataerai_store::meta::{NewAsset, NewRelationship, OWNER_PROJECT, OWNER_USER};
+use serde_json::{Map, Value};
 
 use super::{load_asset, page, project_access, window, window_of, Access};
 use crate::auth::Caller;
@@ -17,6 +18,50 @@ use crate::state::AppState;
 const MAX_TITLE_LEN: usize = 1000;
 const MAX_ALIAS_LEN: usize = 255;
 const MAX_TAGS: usize = 100;
+const MAX_TAG_LEN: usize = 100;
+const MAX_DESCRIPTION_LEN: usize = 100_000;
+/// Deepest nesting of metadata / qualifier objects and arrays.
+const MAX_JSON_DEPTH: usize = 32;
+/// Largest metadata / qualifier object, serialised.
+const MAX_JSON_BYTES: usize = 256 * 1024;
+
+fn json_depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(json_depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Metadata (and relationship qualifiers) must stay small and shallow: they
+/// are stored and returned whole with every asset.
+fn check_json_object(what: &str, m: &Map<String, Value>) -> AppResult<()> {
+    // The object itself is level 1.
+    let depth = 1 + m.values().map(json_depth).max().unwrap_or(0);
+    if depth > MAX_JSON_DEPTH {
+        return Err(AppError::invalid(format!(
+            "{what} is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed"
+        )));
+    }
+    let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_JSON_BYTES {
+        return Err(AppError::invalid(format!(
+            "{what} is {size} bytes as JSON; at most {MAX_JSON_BYTES} are allowed"
+        )));
+    }
+    Ok(())
+}
+
+fn check_description(d: Option<String>) -> AppResult<Option<String>> {
+    if d.as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_LEN)
+    {
+        return Err(AppError::invalid(format!(
+            "description is longer than {MAX_DESCRIPTION_LEN} characters"
+        )));
+    }
+    Ok(d)
+}
 
 fn check_title(title: &str) -> AppResult<String> {
     let t = title.trim();
@@ -49,6 +94,11 @@ fn check_tags(tags: Vec<String>) -> AppResult<Vec<String>> {
     }
     if tags.iter().any(|t| t.trim().is_empty()) {
         return Err(AppError::invalid("tags must not be empty strings"));
+    }
+    if tags.iter().any(|t| t.chars().count() > MAX_TAG_LEN) {
+        return Err(AppError::invalid(format!(
+            "tags must be at most {MAX_TAG_LEN} characters each"
+        )));
     }
     Ok(tags)
 }
@@ -106,6 +156,9 @@ pub async fn create(
     let title = check_title(&body.title)?;
     let alias = body.alias.as_deref().map(check_alias).transpose()?;
     let tags = check_tags(body.tags.unwrap_or_default())?;
+    let description = check_description(body.description)?;
+    let metadata = body.metadata.unwrap_or_default();
+    check_json_object("metadata", &metadata)?;
     let root = check_owner(
         &state,
         &caller,
@@ -140,10 +193,10 @@ pub async fn create(
         .meta
         .create_asset(NewAsset {
             title,
-            description: body.description,
+            description,
             alias,
             tags,
-            metadata: body.metadata.unwrap_or_default(),
+            metadata,
             owner_type: body.owner_type,
             owner_id: body.owner_id,
             collection_id,
@@ -196,6 +249,10 @@ pub async fn update(
     patch.title = patch.title.as_deref().map(check_title).transpose()?;
     patch.alias = patch.alias.as_deref().map(check_alias).transpose()?;
     patch.tags = patch.tags.map(check_tags).transpose()?;
+    patch.description = check_description(patch.description)?;
+    if let Some(m) = &patch.metadata {
+        check_json_object("metadata", m)?;
+    }
     Ok(Json(state.meta.update_asset(&asset_id, patch).await?))
 }
 
@@ -204,7 +261,7 @@ pub async fn delete(
     caller: Caller,
     ApiPath(asset_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
-    load_asset(&state, &caller, &asset_id, Access::Write).await?;
+    let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
     // Metadata first: once the rows are gone nothing points at the blobs, so a
     // crash in between only leaves unreferenced files, never dangling versions.
     for content_id in state.meta.delete_asset(&asset_id).await? {
@@ -212,6 +269,15 @@ pub async fn delete(
             tracing::warn!(%content_id, error = %e, "could not delete blobs of a deleted asset");
         }
     }
+    crate::audit::record(
+        &state,
+        Some(&caller.user_id),
+        "asset.deleted",
+        Some(("asset", &asset_id)),
+        serde_json::json!({"title": asset.title, "owner_type": asset.owner_type, "owner_id": asset.owner_id}),
+        &caller.addr,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,6 +305,9 @@ pub async fn create_relationship(
         return Err(AppError::invalid(
             "an asset cannot have a relationship with itself",
         ));
+    }
+    if let Some(q) = &body.qualifiers {
+        check_json_object("qualifiers", q)?;
     }
     load_asset(&state, &caller, &asset_id, Access::Write).await?;
     load_asset(&state, &caller, &body.to_asset_id, Access::Read).await?;

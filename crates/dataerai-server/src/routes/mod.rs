@@ -3,6 +3,7 @@
 
 mod assets;
 mod content;
+mod members;
 pub mod openapi;
 mod projects;
 mod uploads;
@@ -11,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use dataerai_proto::api::{Asset, Page, PageQuery};
 use dataerai_store::meta::{Window, OWNER_PROJECT, OWNER_USER};
@@ -20,6 +21,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::web;
 
 /// Largest JSON body accepted (chunk bodies are streamed and not limited by this).
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
@@ -44,6 +46,24 @@ pub fn router(state: AppState) -> Router {
             post(projects::create).get(projects::list),
         )
         .route("/api/v1/projects/{project_id}", get(projects::get_one))
+        .route(
+            "/api/v1/projects/{project_id}/members",
+            get(members::list).post(members::add),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/members/{user_id}",
+            delete(members::remove),
+        )
+        .route("/api/v1/audit", get(members::audit_log))
+        // OAuth 2.0 device login (RFC 8628) and the web pages.
+        .route("/oauth/device/code", post(crate::oauth::device_code))
+        .route("/oauth/token", post(crate::oauth::token))
+        .route("/", get(web::home))
+        .route("/login", get(web::login_get).post(web::login_post))
+        .route("/logout", post(web::logout))
+        .route("/device", get(web::device_get).post(web::device_post))
+        .route("/tokens", get(web::tokens_get).post(web::tokens_post))
+        .route("/tokens/{token_id}/revoke", post(web::token_revoke))
         .route(
             "/api/v1/projects/{project_id}/collections",
             get(projects::list_collections).post(projects::create_collection),

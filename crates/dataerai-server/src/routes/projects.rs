@@ -64,7 +64,11 @@ pub async fn list(
 }
 
 /// The project if the caller is a member: 404 when it does not exist, 403 otherwise.
-async fn member_project(state: &AppState, caller: &Caller, project_id: &str) -> AppResult<Project> {
+pub(crate) async fn member_project(
+    state: &AppState,
+    caller: &Caller,
+    project_id: &str,
+) -> AppResult<Project> {
     if let Some(p) = state
         .meta
         .project_for_member(project_id, &caller.user_id)

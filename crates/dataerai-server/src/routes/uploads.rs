@@ -130,7 +130,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-/// An upload session of the caller (404 unknown, 403 someone else's).
+/// An upload session of the caller (404 unknown, 403 someone else's, or
+/// when the caller may no longer write its asset — e.g. demoted to viewer or
+/// removed from the project after opening it).
 async fn own_upload(state: &AppState, caller: &Caller, upload_id: &str) -> AppResult<UploadRecord> {
     let record = state
         .meta
@@ -142,6 +144,7 @@ async fn own_upload(state: &AppState, caller: &Caller, upload_id: &str) -> AppRe
             "upload {upload_id} was opened by another user"
         )));
     }
+    load_asset(state, caller, &record.session.asset_id, Access::Write).await?;
     Ok(record)
 }
 

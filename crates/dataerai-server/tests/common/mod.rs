@@ -417,3 +417,217 @@ pub fn assert_err(reply: &(StatusCode, Value), status: u16, code: &str) {
         reply.1
     );
 }
+
+// ---------------------------------------------------------------- issue 4: sign-in helpers
+
+/// Run an admin command with `stdin` as standard input (`--password-stdin`).
+pub fn admin_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(backend_args(data_dir))
+        .env_remove("DATAERAI_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Create a user with a web password (optionally a server admin); answers the user id.
+pub fn make_user_with_password(
+    data_dir: &Path,
+    email: &str,
+    password: &str,
+    is_admin: bool,
+) -> String {
+    let mut args = vec!["create-user", "--email", email, "--password-stdin"];
+    if is_admin {
+        args.push("--admin");
+    }
+    let out = admin_stdin(data_dir, &args, &format!("{password}\n"));
+    assert!(
+        out.status.success(),
+        "create-user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A minimal browser: keeps cookies by hand, never follows redirects.
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookies: std::collections::BTreeMap<String, String>,
+    /// `Set-Cookie` lines of the last answer (to check their attributes).
+    pub last_set_cookie: Vec<String>,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The value of the first `name="csrf_token"` field.
+    pub fn csrf(&self) -> String {
+        hidden_field(&self.body, "csrf_token").expect("a csrf_token field")
+    }
+}
+
+/// The `value` of the first input named `name`.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_string(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+            last_set_cookie: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let req = if cookie.is_empty() {
+            req
+        } else {
+            req.header("cookie", cookie.join("; "))
+        };
+        let resp = req.send().await.unwrap();
+        self.last_set_cookie.clear();
+        for v in resp.headers().get_all("set-cookie") {
+            let line = v.to_str().unwrap().to_string();
+            let (kv, _) = line.split_once(';').unwrap_or((&line, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+            self.last_set_cookie.push(line);
+        }
+        Page {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string()),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Sign in through the form; answers the final answer of `POST /login`.
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let csrf = form.csrf();
+        self.post(
+            "/login",
+            &[
+                ("csrf_token", &csrf),
+                ("email", email),
+                ("password", password),
+                ("next", "/tokens"),
+            ],
+        )
+        .await
+    }
+
+    /// Approve (or deny) a device code as the signed-in user.
+    pub async fn decide_device(&mut self, user_code: &str, approve: bool) -> Page {
+        let confirm = self.get(&format!("/device?user_code={user_code}")).await;
+        assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+        let csrf = confirm.csrf();
+        let action = if approve { "approve" } else { "deny" };
+        self.post(
+            "/device",
+            &[
+                ("csrf_token", &csrf),
+                ("user_code", user_code),
+                ("action", action),
+            ],
+        )
+        .await
+    }
+}
+
+/// `POST` a form to an OAuth endpoint; answers status and JSON.
+pub async fn oauth(base: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Run the whole device login for a user with a password (server started
+/// with `--device-poll-interval-s 1`); answers the token response.
+pub async fn device_login(base: &str, email: &str, password: &str) -> Value {
+    let (status, code) = oauth(
+        base,
+        "/oauth/device/code",
+        &[("client_id", "dataerai-cli"), ("scope", "read write")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{code}");
+    let mut browser = Browser::new(base);
+    let signed = browser.sign_in(email, password).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let done = browser
+        .decide_device(code["user_code"].as_str().unwrap(), true)
+        .await;
+    assert!(done.body.contains("Device approved"), "{}", done.body);
+    let (status, tokens) = oauth(
+        base,
+        "/oauth/token",
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", code["device_code"].as_str().unwrap()),
+            ("client_id", "dataerai-cli"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}

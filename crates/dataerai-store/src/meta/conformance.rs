@@ -417,6 +417,235 @@ pub async fn concurrent_writers_keep_quota_and_merges(s: &dyn MetadataStore) {
     );
 }
 
+fn issued(tag: &str) -> auth::IssuedTokens {
+    auth::IssuedTokens {
+        access_hash: format!("at-{tag}"),
+        access_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        refresh_hash: format!("rt-{tag}"),
+        refresh_expires_at_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
+        name: "device login".into(),
+    }
+}
+
+/// Issue 4: passwords, PAT revocation, sessions, failures, device codes,
+/// refresh rotation with reuse detection, members and the audit log.
+pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
+    use auth::{DevicePoll, NewAuditEvent, NewDeviceCode, RefreshOutcome};
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let v = s.create_user("b@x.org", 1000).await.unwrap();
+    let ua = s.user_auth_by_email("a@x.org").await.unwrap().unwrap();
+    assert!(ua.password_hash.is_none() && !ua.is_admin);
+    s.set_password(&u.user_id, "$argon2id$x").await.unwrap();
+    s.set_admin(&u.user_id, true).await.unwrap();
+    let ua = s.user_auth_by_id(&u.user_id).await.unwrap().unwrap();
+    assert_eq!(ua.password_hash.as_deref(), Some("$argon2id$x"));
+    assert!(ua.is_admin);
+    assert!(matches!(
+        s.set_password("nobody", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // PATs: listed, revocable by their owner only, revoked → unknown.
+    let tid = s
+        .create_token(NewToken {
+            user_id: u.user_id.clone(),
+            name: "laptop".into(),
+            token_hash: "pat".into(),
+            scopes: vec!["read".into(), "write".into()],
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let listed = s.list_tokens(&u.user_id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "laptop");
+    assert!(!listed[0].revoked);
+    assert!(!s.revoke_token(&v.user_id, &tid, 1).await.unwrap());
+    assert!(s.revoke_token(&u.user_id, &tid, 1).await.unwrap());
+    assert!(s.token_by_hash("pat").await.unwrap().is_none());
+    assert!(s.list_tokens(&u.user_id).await.unwrap()[0].revoked);
+
+    // Sessions expire.
+    s.create_session("sh", &u.user_id, "csrf", 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.session("sh", 500).await.unwrap().unwrap().csrf_token,
+        "csrf"
+    );
+    assert!(s.session("sh", 1000).await.unwrap().is_none());
+    s.delete_session("sh").await.unwrap();
+
+    // Failures are counted per email and per address inside the window.
+    for t in [10, 20, 30] {
+        s.record_login_failure("a@x.org", "1.2.3.4", t)
+            .await
+            .unwrap();
+    }
+    s.record_login_failure("c@x.org", "1.2.3.4", 40)
+        .await
+        .unwrap();
+    let f = s
+        .login_failures_since("a@x.org", "1.2.3.4", 15)
+        .await
+        .unwrap();
+    assert_eq!((f.by_email, f.by_addr), (2, 3));
+    assert_eq!(f.oldest_by_email_ms, Some(20));
+    s.clear_login_failures("a@x.org").await.unwrap();
+    let f = s
+        .login_failures_since("a@x.org", "1.2.3.4", 0)
+        .await
+        .unwrap();
+    assert_eq!((f.by_email, f.by_addr), (0, 1));
+
+    // Device flow: pending, slow down, approve, issued once.
+    let now = chrono::Utc::now().timestamp_millis();
+    let code = |hash: &str, user_code: &str| NewDeviceCode {
+        device_hash: hash.into(),
+        user_code: user_code.into(),
+        client_id: "dataerai-cli".into(),
+        scopes: vec!["read".into(), "write".into()],
+        interval_s: 5,
+        now_ms: now,
+        expires_at_ms: now + 600_000,
+    };
+    s.create_device_code(code("d1", "AAAA-BBBB")).await.unwrap();
+    assert!(matches!(
+        s.create_device_code(code("d2", "AAAA-BBBB")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.poll_device("d1", now, &issued("x")).await.unwrap(),
+        DevicePoll::Pending
+    );
+    assert_eq!(
+        s.poll_device("d1", now + 100, &issued("x")).await.unwrap(),
+        DevicePoll::SlowDown
+    );
+    assert_eq!(
+        s.poll_device("zz", now, &issued("x")).await.unwrap(),
+        DevicePoll::Invalid
+    );
+    assert!(s
+        .decide_device("AAAA-BBBB", &u.user_id, true, now)
+        .await
+        .unwrap());
+    assert!(!s
+        .decide_device("AAAA-BBBB", &u.user_id, false, now)
+        .await
+        .unwrap());
+    let got = s
+        .poll_device("d1", now + 20_000, &issued("1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        DevicePoll::Issued {
+            user_id: u.user_id.clone(),
+            scopes: vec!["read".into(), "write".into()]
+        }
+    );
+    assert_eq!(
+        s.poll_device("d1", now + 40_000, &issued("y"))
+            .await
+            .unwrap(),
+        DevicePoll::Invalid
+    );
+    assert!(s.token_by_hash("at-1").await.unwrap().is_some());
+    assert!(s.token_by_hash("at-x").await.unwrap().is_none());
+    // Denied and expired codes.
+    s.create_device_code(code("d3", "CCCC-DDDD")).await.unwrap();
+    assert!(s
+        .decide_device("CCCC-DDDD", &u.user_id, false, now)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.poll_device("d3", now, &issued("z")).await.unwrap(),
+        DevicePoll::Denied
+    );
+    assert_eq!(
+        s.poll_device("d3", now + 600_000, &issued("z"))
+            .await
+            .unwrap(),
+        DevicePoll::Expired
+    );
+
+    // Refresh rotation; reusing a rotated token revokes the family.
+    let r = s.rotate_refresh("rt-1", now, &issued("2")).await.unwrap();
+    assert!(matches!(r, RefreshOutcome::Rotated { .. }), "{r:?}");
+    assert!(s.token_by_hash("at-2").await.unwrap().is_some());
+    assert_eq!(
+        s.rotate_refresh("rt-1", now, &issued("3")).await.unwrap(),
+        RefreshOutcome::Reused
+    );
+    assert!(s.token_by_hash("at-1").await.unwrap().is_none());
+    assert!(s.token_by_hash("at-2").await.unwrap().is_none());
+    assert_eq!(
+        s.rotate_refresh("rt-2", now, &issued("4")).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(
+        s.rotate_refresh("nope", now, &issued("5")).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+
+    // Members: add, change, last owner protected, remove.
+    let p = s.create_project("P", "", &u.user_id, 10).await.unwrap();
+    let (m, added) = s
+        .set_member(&p.project_id, &v.user_id, "viewer", now)
+        .await
+        .unwrap();
+    assert!(added);
+    assert_eq!((m.email.as_str(), m.role.as_str()), ("b@x.org", "viewer"));
+    let (m, added) = s
+        .set_member(&p.project_id, &v.user_id, "member", now)
+        .await
+        .unwrap();
+    assert!(!added);
+    assert_eq!(m.role, "member");
+    assert_eq!(
+        s.member_role(&p.project_id, &v.user_id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("member")
+    );
+    assert!(matches!(
+        s.set_member(&p.project_id, &u.user_id, "admin", now).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.remove_member(&p.project_id, &u.user_id).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let (ms, total) = s.list_members(&p.project_id, ALL).await.unwrap();
+    assert_eq!(total, 2);
+    let owner = ms.iter().find(|m| m.user_id == u.user_id).unwrap();
+    assert_eq!(owner.role, "owner");
+    assert!(owner.added_at.timestamp() > 0);
+    s.remove_member(&p.project_id, &v.user_id).await.unwrap();
+    assert!(matches!(
+        s.remove_member(&p.project_id, &v.user_id).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Audit: newest first, text round-trips unchanged.
+    for action in ["first", "second'; DROP TABLE users; --"] {
+        s.append_audit(NewAuditEvent {
+            actor_user_id: Some(u.user_id.clone()),
+            action: action.into(),
+            client_addr: Some("127.0.0.1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let (events, total) = s.list_audit(ALL).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(events[0].action, "second'; DROP TABLE users; --");
+    assert!(s.user_auth_by_email("b@x.org").await.unwrap().is_some());
+}
+
 /// Run `scenario` on a fresh SQLite store and, when configured, a fresh
 /// PostgreSQL database.
 macro_rules! both_backends {
@@ -451,4 +680,5 @@ both_backends!(
     upload_lifecycle_and_quota,
     dedup_points_at_stored_bytes_and_keeps_them_alive,
     concurrent_writers_keep_quota_and_merges,
+    auth_device_members_audit,
 );

@@ -6,6 +6,7 @@
 //! Authorization is not the store's business: the server decides who may call
 //! what, the store keeps the data consistent (transactions, unique keys, quotas).
 
+pub mod auth;
 #[cfg(test)]
 mod conformance;
 pub mod postgres;
@@ -125,7 +126,7 @@ pub struct Window {
 
 /// Metadata store backend. Every method is one transaction.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// Cheap round trip proving the database answers (readiness probe).
     async fn ping(&self) -> Result<()>;
 

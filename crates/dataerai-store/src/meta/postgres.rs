@@ -641,7 +641,8 @@ impl MetadataStore for PgStore {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(
             "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at_ms IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -716,9 +717,10 @@ impl MetadataStore for PgStore {
             .bind(created)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO memberships (project_id, user_id, role) VALUES ($1, $2, 'owner')")
+        sqlx::query("INSERT INTO memberships (project_id, user_id, role, added_at_ms) VALUES ($1, $2, 'owner', $3)")
             .bind(&project_id)
             .bind(created_by)
+            .bind(Utc::now().timestamp_millis())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -1307,3 +1309,10 @@ impl MetadataStore for PgStore {
         .await
     }
 }
+
+/// Timestamps bind natively on PostgreSQL.
+fn native_ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+super::auth::impl_auth_store!(PgStore, Postgres, PgRow, begin, " FOR UPDATE", native_ts);

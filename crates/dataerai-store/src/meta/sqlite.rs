@@ -582,7 +582,8 @@ impl MetadataStore for SqliteStore {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(
             "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ? AND t.revoked_at_ms IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -657,9 +658,10 @@ impl MetadataStore for SqliteStore {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO memberships (project_id, user_id, role) VALUES (?, ?, 'owner')")
+        sqlx::query("INSERT INTO memberships (project_id, user_id, role, added_at_ms) VALUES (?, ?, 'owner', ?)")
             .bind(&project_id)
             .bind(created_by)
+            .bind(Utc::now().timestamp_millis())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -1292,3 +1294,5 @@ impl MetadataStore for SqliteStore {
         .await
     }
 }
+
+super::auth::impl_auth_store!(SqliteStore, sqlx::Sqlite, SqliteRow, begin_write, "", ts);

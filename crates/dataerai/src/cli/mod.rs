@@ -17,11 +17,13 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::api_client::ApiClient;
+use crate::auth;
 use crate::config::{self, Credentials};
 use crate::journal::Journal;
 use crate::service::{
-    CreateProjectParams, DownloadParams, ListAssetsParams, ListVersionsParams, PageParams,
-    RelationshipParams, Service, SetMetadataParams, UploadParams,
+    AddMemberParams, CreateProjectParams, DownloadParams, ListAssetsParams, ListMembersParams,
+    ListVersionsParams, PageParams, RelationshipParams, RemoveMemberParams, Service,
+    SetMetadataParams, UploadParams,
 };
 use crate::transfer::{download, upload, Observer, ProgressEvent, ProgressSink, RunContext, Stop};
 use daemon_client::DaemonClient;
@@ -98,14 +100,18 @@ pub enum TransfersCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
-    /// Verify a token with the server and save it.
+    /// Sign in in a browser (device code), or save a personal access token.
     Login {
         /// Server URL, e.g. https://data.example.org
         #[arg(long)]
         server: String,
-        /// Read the token from standard input (the only way; keeps it out of `ps` and shell history).
+        /// Read a personal access token from standard input instead of signing in
+        /// in a browser (for scripts and CI; keeps it out of `ps` and shell history).
         #[arg(long)]
         token_stdin: bool,
+        /// Do not try to open a browser; just print the address and the code.
+        #[arg(long, conflicts_with = "token_stdin")]
+        no_browser: bool,
     },
     /// Show who you are signed in as.
     Status,
@@ -197,6 +203,25 @@ pub enum ProjectCommand {
         #[arg(long)]
         description: Option<String>,
     },
+    /// List, add or remove a project's members.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembersCommand {
+    /// Everyone in the project and their role.
+    List { project_id: String },
+    /// Add someone (by email), or change their role (owners/admins only).
+    Add {
+        project_id: String,
+        email: String,
+        /// owner, admin, member or viewer.
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove someone from the project (owners/admins only).
+    Remove { project_id: String, email: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,7 +290,14 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
         Command::Auth(AuthCommand::Login {
             server,
             token_stdin,
-        }) => login(svc, as_json, &server, token_stdin).await,
+            no_browser,
+        }) => {
+            if token_stdin {
+                login(svc, as_json, &server, token_stdin).await
+            } else {
+                device_login(svc, as_json, &server, no_browser).await
+            }
+        }
         Command::Auth(AuthCommand::Status) => {
             let st = svc.auth_status().await?;
             if as_json {
@@ -281,7 +313,15 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
                 println!("server:   {}", s("server"));
                 println!("email:    {}", s("user_email"));
                 println!("user id:  {}", s("user_id"));
+                let kind = match st["token_kind"].as_str() {
+                    Some("oauth") => "browser sign-in (renewed automatically)",
+                    _ => "personal access token",
+                };
+                println!("token:    {kind}");
                 println!("expires:  {}", st["expires_at"].as_str().unwrap_or("never"));
+                if let Some(r) = st["refresh_expires_at"].as_str() {
+                    println!("sign-in valid until: {r}");
+                }
                 println!("scopes:   {}", scopes.join(", "));
             }
             Ok(())
@@ -351,6 +391,7 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Project(ProjectCommand::Members(cmd)) => members_cmd(svc, as_json, cmd).await,
         Command::List(ListCommand::Projects) => {
             let page = svc.list_projects(PageParams::default()).await?;
             if as_json {
@@ -497,13 +538,13 @@ async fn login(svc: &Service, as_json: bool, server: &str, token_stdin: bool) ->
         ),
         _ => e,
     })?;
-    let creds = Credentials {
-        server: client.server().to_string(),
-        token: token.to_string(),
-        user_id: me.user_id.clone(),
-        user_email: me.email.clone(),
-        expires_at: me.expires_at,
-    };
+    let creds = Credentials::pat(
+        client.server().to_string(),
+        token.to_string(),
+        me.user_id.clone(),
+        me.email.clone(),
+        me.expires_at,
+    );
     config::save_credentials(svc.config_dir(), &creds).map_err(|e| {
         ApiError::internal(format!(
             "cannot save credentials in {}: {e}",
@@ -520,6 +561,180 @@ async fn login(svc: &Service, as_json: bool, server: &str, token_stdin: bool) ->
             "Signed in to {} as {} ({})",
             creds.server, me.email, me.user_id
         );
+    }
+    Ok(())
+}
+
+/// Try to show `url` in a browser: `$BROWSER`, else `xdg-open` when a desktop
+/// session is there. Never fails: the address is printed anyway.
+fn open_browser(url: &str) {
+    let program = match std::env::var("BROWSER") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ if std::env::var_os("DISPLAY").is_some()
+            || std::env::var_os("WAYLAND_DISPLAY").is_some() =>
+        {
+            "xdg-open".to_string()
+        }
+        _ => return,
+    };
+    // $BROWSER may hold several commands separated by ':' (first one wins here).
+    let first = program
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut words = first.split_whitespace();
+    let Some(cmd) = words.next() else { return };
+    let _ = std::process::Command::new(cmd)
+        .args(words)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// `dataerai auth login` without `--token-stdin`: the OAuth device flow.
+async fn device_login(svc: &Service, as_json: bool, server: &str, no_browser: bool) -> Result<()> {
+    // Validates the URL the same way as every other client.
+    let server = ApiClient::new(server, "-")?.server().to_string();
+    let http = auth::http_client();
+    let code = auth::request_device_code(&http, &server).await?;
+    let complete = code
+        .verification_uri_complete
+        .clone()
+        .unwrap_or_else(|| code.verification_uri.clone());
+    eprintln!("To sign in, open this address in a browser:");
+    eprintln!();
+    eprintln!("    {}", code.verification_uri);
+    eprintln!();
+    eprintln!("and enter the code:  {}", code.user_code);
+    eprintln!();
+    eprintln!("(or open {complete} directly)");
+    if !no_browser {
+        open_browser(&complete);
+    }
+    eprintln!("Waiting for approval… (Ctrl-C to stop)");
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(code.expires_in.clamp(1, 3600));
+    let mut interval = Duration::from_secs(code.interval.unwrap_or(5).clamp(1, 60));
+    let tokens = loop {
+        tokio::time::sleep(interval).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                ErrorCode::AuthRequired,
+                "the code expired before it was approved: run `dataerai auth login` again",
+            ));
+        }
+        let sent_at = chrono::Utc::now();
+        match auth::poll_device_token(&http, &server, &code.device_code).await {
+            Ok(auth::Poll::Granted(t)) => break (t, sent_at),
+            Ok(auth::Poll::Pending) => {}
+            Ok(auth::Poll::SlowDown) => interval += Duration::from_secs(5),
+            // The network may blip while the user is in the browser; keep polling.
+            Err(e) if e.code == ErrorCode::ServerUnreachable => {
+                tracing::warn!("polling for approval: {}", e.message)
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let (t, issued_at) = tokens;
+    let me = ApiClient::new(&server, &t.access_token)?.me().await?;
+    let mut creds =
+        auth::oauth_credentials(&server, me.user_id.clone(), me.email.clone(), &t, issued_at);
+    if me.expires_at.is_some() {
+        creds.expires_at = me.expires_at;
+    }
+    {
+        // Hold the refresh lock while replacing the file, so a daemon that is
+        // refreshing the previous login cannot overwrite this one.
+        let dir = svc.config_dir().to_path_buf();
+        let _lock = tokio::task::spawn_blocking(move || config::lock_credentials(&dir))
+            .await
+            .map_err(|e| ApiError::internal(format!("lock task failed: {e}")))?
+            .map_err(|e| ApiError::internal(format!("cannot lock the credentials: {e}")))?;
+        config::save_credentials(svc.config_dir(), &creds).map_err(|e| {
+            ApiError::internal(format!(
+                "cannot save credentials in {}: {e}",
+                svc.config_dir().display()
+            ))
+        })?;
+    }
+    if as_json {
+        print_json(&json!({
+            "server": creds.server, "user_id": me.user_id, "user_email": me.email,
+            "expires_at": creds.expires_at, "refresh_expires_at": creds.refresh_expires_at,
+            "scopes": me.scopes, "token_kind": creds.kind(),
+        }));
+    } else {
+        println!(
+            "Signed in to {} as {} ({})",
+            creds.server, me.email, me.user_id
+        );
+    }
+    Ok(())
+}
+
+async fn members_cmd(svc: &Service, as_json: bool, cmd: MembersCommand) -> Result<()> {
+    match cmd {
+        MembersCommand::List { project_id } => {
+            let mut items = Vec::new();
+            let mut total;
+            loop {
+                let page = svc
+                    .list_members(ListMembersParams {
+                        project_id: project_id.clone(),
+                        limit: Some(1000),
+                        offset: Some(items.len() as u64),
+                    })
+                    .await?;
+                total = page.total;
+                let got = page.items.len();
+                items.extend(page.items);
+                if got == 0 || items.len() as u64 >= total {
+                    break;
+                }
+            }
+            if as_json {
+                print_json(&json!({"items": items, "total": total}));
+            } else {
+                for m in &items {
+                    println!("{:<8} {}  {}", m.role, m.email, m.user_id);
+                }
+                println!("({} members)", items.len());
+            }
+        }
+        MembersCommand::Add {
+            project_id,
+            email,
+            role,
+        } => {
+            let m = svc
+                .add_member(AddMemberParams {
+                    project_id: project_id.clone(),
+                    email,
+                    role,
+                })
+                .await?;
+            if as_json {
+                print_json(&m);
+            } else {
+                println!("{} is now {} of project {project_id}", m.email, m.role);
+            }
+        }
+        MembersCommand::Remove { project_id, email } => {
+            svc.remove_member(RemoveMemberParams {
+                project_id: project_id.clone(),
+                email: email.clone(),
+            })
+            .await?;
+            if as_json {
+                print_json(&json!({"removed": email, "project_id": project_id}));
+            } else {
+                println!("Removed {email} from project {project_id}");
+            }
+        }
     }
     Ok(())
 }

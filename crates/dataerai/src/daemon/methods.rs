@@ -20,8 +20,9 @@ use super::transfers::{self, NewTransfer};
 use super::DaemonState;
 use crate::journal::ErrorInfo;
 use crate::service::{
-    AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams, ListVersionsParams,
-    NoParams, PageParams, RelationshipParams, SetMetadataParams, UploadParams,
+    AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams,
+    ListMembersParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
+    RemoveMemberParams, SetMetadataParams, UploadParams,
 };
 use crate::transfer::upload::UploadSpec;
 
@@ -112,6 +113,14 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
                 .await?,
         ),
         "project.list" => to_value(svc.list_projects(params::<PageParams>(p)?).await?),
+        "project.list_members" => {
+            to_value(svc.list_members(params::<ListMembersParams>(p)?).await?)
+        }
+        "project.add_member" => to_value(svc.add_member(params::<AddMemberParams>(p)?).await?),
+        "project.remove_member" => {
+            svc.remove_member(params::<RemoveMemberParams>(p)?).await?;
+            Ok(json!({}))
+        }
         "asset.list" => to_value(svc.list_assets(params::<ListAssetsParams>(p)?).await?),
         "asset.get_metadata" => to_value(
             svc.get_metadata(&params::<AssetIdParams>(p)?.asset_id)

@@ -120,7 +120,12 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
             _ = recv_signal(&mut sigint) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(state.clone(), stream));
+                    if peer_is_owner(&stream) {
+                        tokio::spawn(serve_connection(state.clone(), stream));
+                    } else {
+                        // Dropping the stream closes it without a word.
+                        drop(stream);
+                    }
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: keep serving the others.
@@ -136,6 +141,33 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
     tokio::time::sleep(Duration::from_millis(200)).await;
     tracing::info!("daemon stopped");
     0
+}
+
+/// The daemon's own uid: only this user may talk to it.
+fn own_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether a peer with `peer_uid` may use a daemon running as `own_uid`.
+/// Only the same user: the socket's 0600 mode already says so, this check
+/// holds even if the socket's or its directory's mode is loosened later.
+pub fn peer_allowed(peer_uid: Option<u32>, own_uid: u32) -> bool {
+    peer_uid == Some(own_uid)
+}
+
+/// `SO_PEERCRED` check of a new connection; refusals are logged (uid only).
+fn peer_is_owner(stream: &UnixStream) -> bool {
+    let peer = stream.peer_cred().ok().map(|c| c.uid());
+    let ok = peer_allowed(peer, own_uid());
+    if !ok {
+        tracing::warn!(
+            "refused a connection from uid {} (the daemon serves uid {} only)",
+            peer.map_or_else(|| "unknown".to_string(), |u| u.to_string()),
+            own_uid()
+        );
+    }
+    ok
 }
 
 async fn recv_signal(sig: &mut Option<tokio::signal::unix::Signal>) {
@@ -228,6 +260,7 @@ async fn serve_connection(state: Arc<DaemonState>, stream: UnixStream) {
     });
 
     let mut reader = BufReader::new(rd);
+    tracing::debug!("client connected");
     let mut buf = Vec::new();
     loop {
         let line = protocol::read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES).await;
@@ -277,5 +310,24 @@ async fn send(tx: &mpsc::Sender<Arc<str>>, resp: Response) {
             let _ = tx.send(line.into()).await;
         }
         Err(e) => tracing::error!("cannot encode response: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owner_uid_is_served() {
+        assert!(peer_allowed(Some(1000), 1000));
+        assert!(!peer_allowed(Some(0), 1000));
+        assert!(!peer_allowed(Some(65534), 0));
+        assert!(!peer_allowed(None, 1000));
+    }
+
+    #[tokio::test]
+    async fn own_connections_pass_the_peer_check() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(peer_is_owner(&a));
     }
 }

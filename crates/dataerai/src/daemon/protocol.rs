@@ -75,9 +75,66 @@ pub enum Incoming {
     Invalid { id: Value, error: RpcError },
 }
 
+/// Deepest nesting of arrays/objects a request may have. No method needs more
+/// than a few levels; the cap keeps recursive parsing and dropping cheap.
+pub const MAX_DEPTH: usize = 64;
+
+/// Nesting depth of the JSON text `line` (brackets inside strings ignored),
+/// stopping as soon as it exceeds `limit`.
+fn depth_exceeds(line: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in line {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Classify one line. Never panics, whatever the bytes.
 pub fn parse_line(line: &[u8]) -> Incoming {
     if line.iter().all(|b| b.is_ascii_whitespace()) {
         return Incoming::Ignore;
+    }
+    if let Err(e) = std::str::from_utf8(line) {
+        return Incoming::Invalid {
+            id: Value::Null,
+            error: RpcError::protocol(
+                PARSE_ERROR,
+                format!(
+                    "parse error: the line is not valid UTF-8 (byte {})",
+                    e.valid_up_to()
+                ),
+            ),
+        };
+    }
+    if depth_exceeds(line, MAX_DEPTH) {
+        return Incoming::Invalid {
+            id: Value::Null,
+            error: RpcError::protocol(
+                INVALID_REQUEST,
+                format!("invalid request: JSON nested deeper than {MAX_DEPTH} levels"),
+            ),
+        };
     }
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
@@ -204,6 +261,110 @@ mod tests {
                 assert_eq!(params["a"], 1);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_and_deep_nesting_are_refused_cleanly() {
+        assert_eq!(
+            error_code(parse_line(
+                b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}"
+            )),
+            (Value::Null, PARSE_ERROR)
+        );
+        let deep = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{{\"a\":{}{}}}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let (_, code) = error_code(parse_line(deep.as_bytes()));
+        assert_eq!(code, INVALID_REQUEST);
+        // Brackets inside strings do not count; moderate nesting is fine.
+        let ok = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{{\"s\":\"{}\",\"a\":{}{}}}}}",
+            "[{".repeat(500),
+            "[".repeat(20),
+            "]".repeat(20)
+        );
+        assert!(matches!(
+            parse_line(ok.as_bytes()),
+            Incoming::Request { .. }
+        ));
+        assert!(depth_exceeds(b"[[[", 2));
+        assert!(!depth_exceeds(br#"["\"[[[["]"#, 2));
+    }
+
+    /// Serialise what the daemon would answer for `line`, as the connection does.
+    fn answer(line: &[u8]) -> Option<Value> {
+        match parse_line(line) {
+            Incoming::Ignore => None,
+            Incoming::Invalid { id, error } => {
+                Some(serde_json::to_value(dataerai_proto::ipc::Response::err(id, error)).unwrap())
+            }
+            Incoming::Request { id, .. } => {
+                assert!(id.is_string() || id.is_number() || id.is_null());
+                None
+            }
+        }
+    }
+
+    fn check_error_answer(v: &Value) {
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert!(v["error"]["code"].as_i64().unwrap() < 0);
+        assert!(v["error"]["message"].is_string());
+        assert_eq!(v["error"]["data"]["code"], "ERR_INVALID_INPUT");
+        // The line the daemon writes is one line.
+        assert!(!v.to_string().contains('\n'));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            if let Some(v) = answer(&bytes) {
+                check_error_answer(&v);
+            }
+        }
+
+        #[test]
+        fn json_like_lines_never_panic(
+            s in r#"[\{\}\[\]":,0-9a-z\\ .\-]{0,200}"#,
+            prefix in proptest::sample::select(vec![
+                "", "{\"jsonrpc\":\"2.0\",", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.ping\",\"params\":",
+            ]),
+        ) {
+            let line = format!("{prefix}{s}");
+            if let Some(v) = answer(line.as_bytes()) {
+                check_error_answer(&v);
+            }
+        }
+
+        #[test]
+        fn capped_reader_never_returns_more_than_max(
+            data in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', b'{', 0xff]), 0..2000),
+            cap in 1usize..64,
+            buf_cap in 1usize..32,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = BufReader::with_capacity(buf_cap, data.as_slice());
+                let mut buf = Vec::new();
+                let mut lines = 0;
+                loop {
+                    match read_line_capped(&mut r, &mut buf, cap).await.unwrap() {
+                        Line::Eof => break,
+                        Line::Complete => {
+                            assert!(buf.len() <= cap);
+                            assert!(!buf.contains(&b'\n'));
+                            let _ = answer(&buf);
+                        }
+                        Line::TooLong => {}
+                    }
+                    lines += 1;
+                    assert!(lines <= data.len() + 1);
+                }
+            });
         }
     }
 }

@@ -375,6 +375,7 @@ async fn fetch_chunk(
     offset: u64,
     len: u64,
 ) -> Result<(), Failure> {
+    crate::faults::before_chunk().await;
     let resp = ctx
         .client
         .get_file_range(&spec.asset_id, &spec.content_id, f.file_index, offset, len)

@@ -247,6 +247,7 @@ where
     Fut: Future<Output = Result<T, Failure>>,
 {
     let mut integrity_failures = 0u32;
+    let mut auth_retried = false;
     loop {
         let res = tokio::select! {
             _ = ctx.cancel.cancelled() => return Err(cancelled().into()),
@@ -259,6 +260,14 @@ where
             }
             Err(f) => f,
         };
+        // A refused token was renewed by the client when the 401 came back (or
+        // the renewal failed and says "sign in again"); a request whose body
+        // was streamed could not be resent there, so send it once more here.
+        if f.error.code == ErrorCode::AuthRequired && ctx.client.can_refresh() && !auth_retried {
+            auth_retried = true;
+            tracing::info!(transfer_id = %ctx.transfer_id, "sending again with a renewed token");
+            continue;
+        }
         if !f.retryable {
             return Err(f.error.into());
         }

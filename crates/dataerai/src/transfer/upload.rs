@@ -509,6 +509,7 @@ async fn put_verified(
     len: u64,
     body: reqwest::Body,
 ) -> Result<(), Failure> {
+    crate::faults::before_chunk().await;
     let ack = ctx
         .client
         .put_chunk(upload_id, f.file_index, index, hex, len, body)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod issue3;
+pub mod issue4;
 
 pub fn dataerai_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dataerai"))
@@ -49,10 +50,21 @@ impl TestServer {
         listen: &str,
         faults: Option<&str>,
     ) -> TestServer {
+        TestServer::start_args(data_dir, listen, faults, &[])
+    }
+
+    /// Like [`TestServer::start_with`], with extra `serve` arguments.
+    pub fn start_args(
+        data_dir: tempfile::TempDir,
+        listen: &str,
+        faults: Option<&str>,
+        extra: &[&str],
+    ) -> TestServer {
         let mut cmd = Command::new(server_bin());
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir.path())
             .args(["--listen", listen])
+            .args(extra)
             .env_remove("DATAERAI_FAULTS")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -453,6 +465,17 @@ impl RpcClient {
         assert!(e.is_object(), "{method} should have failed: {v}");
         (
             e["code"].as_i64().unwrap(),
+            e["data"]["code"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `call` that must fail; returns (`error.message`, `error.data.code`).
+    pub fn err_msg(&mut self, method: &str, params: Value) -> (String, String) {
+        let v = self.call(method, params);
+        let e = &v["error"];
+        assert!(e.is_object(), "{method} should have failed: {v}");
+        (
+            e["message"].as_str().unwrap_or_default().to_string(),
             e["data"]["code"].as_str().unwrap().to_string(),
         )
     }

@@ -1,0 +1,361 @@
+//! OAuth 2.0 Device Authorization Grant (RFC 8628) and refresh-token rotation.
+//!
+//! - `POST /oauth/device/code` mints a device code (only its hash is stored)
+//!   and a short user code (`ABCD-EFGH`, consonants only, so it cannot spell
+//!   words and has no 0/O or 1/I confusion) that the user types on `/device`.
+//! - `POST /oauth/token` with the device code answers `authorization_pending`
+//!   / `slow_down` / `access_denied` / `expired_token` until the user approves,
+//!   then an access token (`--access-token-ttl-s`, 1 h) and a refresh token
+//!   (30 days). Presenting the refresh token rotates it; presenting an
+//!   already-rotated one revokes its whole family (theft detection).
+//!
+//! Errors use the RFC's JSON shape, not `ERR_*`. Everything is in the
+//! metadata store, so any replica answers any poll.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{Duration, Utc};
+use dataerai_proto::api::{DeviceCodeResponse, OAuthError, TokenResponse};
+use dataerai_store::meta::auth::{DevicePoll, IssuedTokens, NewDeviceCode, RefreshOutcome};
+use dataerai_store::StoreError;
+use rand::Rng;
+use std::collections::HashMap;
+
+use crate::auth::{hash_token, random_hex, ACCESS_PREFIX, REFRESH_PREFIX, SCOPE_READ, SCOPE_WRITE};
+use crate::state::AppState;
+
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Device codes live 10 minutes.
+const DEVICE_CODE_TTL_S: u64 = 600;
+const REFRESH_TTL_DAYS: i64 = 30;
+/// Letters of user codes: 20 consonants (RFC 8628 §6.1), 20^8 ≈ 2.6e10 codes.
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// An OAuth error answer (`400` unless said otherwise).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        no_store(),
+        Json(OAuthError {
+            error: error.to_string(),
+            error_description: Some(description.to_string()),
+        }),
+    )
+        .into_response()
+}
+
+/// RFC 6749 §5.1: token answers must not be cached.
+fn no_store() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, "no-store".parse().unwrap());
+    h.insert(header::PRAGMA, "no-cache".parse().unwrap());
+    h
+}
+
+/// A form body as a map (the last value wins; invalid UTF-8 is replaced).
+pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// `XXXX-XXXX` from the unambiguous alphabet.
+pub fn new_user_code() -> String {
+    let mut rng = rand::rngs::OsRng;
+    let mut code: String = (0..8)
+        .map(|_| USER_CODE_ALPHABET[rng.gen_range(0..USER_CODE_ALPHABET.len())] as char)
+        .collect();
+    code.insert(4, '-');
+    code
+}
+
+/// What a user typed → the stored form (`abcd efgh`, `ABCDEFGH` → `ABCD-EFGH`);
+/// `None` when it cannot be a user code.
+pub fn normalize_user_code(input: &str) -> Option<String> {
+    let letters: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if letters.len() != 8 || !letters.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)) {
+        return None;
+    }
+    Some(format!("{}-{}", &letters[..4], &letters[4..]))
+}
+
+/// `scope` parameter → the stored scopes; `None` for unknown scopes.
+fn parse_scopes(scope: Option<&String>) -> Option<Vec<String>> {
+    let scope = scope.map(String::as_str).unwrap_or("read write");
+    let mut scopes = Vec::new();
+    for s in scope.split([' ', ',']).filter(|s| !s.is_empty()) {
+        if s != SCOPE_READ && s != SCOPE_WRITE {
+            return None;
+        }
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_string());
+        }
+    }
+    if scopes.is_empty() {
+        return None;
+    }
+    // Stored in a fixed order so equal grants look equal.
+    scopes.sort();
+    Some(scopes)
+}
+
+/// The base URL of links shown to the user.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.auth.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `POST /oauth/device/code`
+pub async fn device_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = parse_form(&body);
+    let client_id = form.get("client_id").map(|s| s.trim()).unwrap_or("");
+    if client_id.is_empty() || client_id.len() > 100 || client_id.chars().any(char::is_control) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_id is required (e.g. client_id=dataerai-cli)",
+        );
+    }
+    let Some(scopes) = parse_scopes(form.get("scope")) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "scope must be `read`, `write` or `read write`",
+        );
+    };
+    let device_code = random_hex();
+    let now = Utc::now().timestamp_millis();
+    let interval = state.auth.device_poll_interval_s;
+    let mut user_code = new_user_code();
+    // A user-code collision is astronomically rare; draw again a few times.
+    for attempt in 0.. {
+        let created = state
+            .meta
+            .create_device_code(NewDeviceCode {
+                device_hash: hash_token(&device_code),
+                user_code: user_code.clone(),
+                client_id: client_id.to_string(),
+                scopes: scopes.clone(),
+                interval_s: interval as i64,
+                now_ms: now,
+                expires_at_ms: now + DEVICE_CODE_TTL_S as i64 * 1000,
+            })
+            .await;
+        match created {
+            Ok(()) => break,
+            Err(StoreError::Conflict(_)) if attempt < 5 => user_code = new_user_code(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a device code");
+                return oauth_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the server cannot store the device code now; retry shortly",
+                );
+            }
+        }
+    }
+    let base = base_url(&state, &headers);
+    let reply = DeviceCodeResponse {
+        verification_uri: format!("{base}/device"),
+        verification_uri_complete: format!("{base}/device?user_code={user_code}"),
+        device_code,
+        user_code,
+        expires_in: DEVICE_CODE_TTL_S,
+        interval,
+    };
+    (StatusCode::OK, no_store(), Json(reply)).into_response()
+}
+
+/// Fresh tokens for a grant (stored by the store only if the grant succeeds).
+fn mint(state: &AppState, client: &str) -> (String, String, IssuedTokens) {
+    let access = format!("{ACCESS_PREFIX}{}", random_hex());
+    let refresh = format!("{REFRESH_PREFIX}{}", random_hex());
+    let now = Utc::now();
+    let issued = IssuedTokens {
+        access_hash: hash_token(&access),
+        access_expires_at: now + Duration::seconds(state.auth.access_token_ttl_s as i64),
+        refresh_hash: hash_token(&refresh),
+        refresh_expires_at_ms: (now + Duration::days(REFRESH_TTL_DAYS)).timestamp_millis(),
+        name: format!("device login ({client})"),
+    };
+    (access, refresh, issued)
+}
+
+fn granted(state: &AppState, access: String, refresh: String, scopes: &[String]) -> Response {
+    let reply = TokenResponse {
+        access_token: access,
+        token_type: "Bearer".into(),
+        expires_in: state.auth.access_token_ttl_s,
+        refresh_token: refresh,
+        scope: scopes.join(" "),
+        // Every rotation starts a fresh 30-day refresh token.
+        refresh_token_expires_in: Some(REFRESH_TTL_DAYS as u64 * 86_400),
+    };
+    (StatusCode::OK, no_store(), Json(reply)).into_response()
+}
+
+fn unavailable(e: StoreError) -> Response {
+    tracing::error!(error = %e, "token endpoint: storage failure");
+    oauth_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the server cannot answer now; retry shortly",
+    )
+}
+
+/// `POST /oauth/token`
+pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    let now = Utc::now().timestamp_millis();
+    match form.get("grant_type").map(String::as_str) {
+        Some(DEVICE_GRANT) => {
+            let Some(code) = form.get("device_code").filter(|c| !c.is_empty()) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "device_code is required",
+                );
+            };
+            let client = form
+                .get("client_id")
+                .map(String::as_str)
+                .unwrap_or("client");
+            let (access, refresh, issued) = mint(&state, client);
+            match state
+                .meta
+                .poll_device(&hash_token(code), now, &issued)
+                .await
+            {
+                Err(e) => unavailable(e),
+                Ok(DevicePoll::Issued { scopes, .. }) => granted(&state, access, refresh, &scopes),
+                Ok(DevicePoll::Pending) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "authorization_pending",
+                    "the user has not approved the code yet",
+                ),
+                Ok(DevicePoll::SlowDown) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "slow_down",
+                    "polling too fast; wait 5 seconds longer between polls",
+                ),
+                Ok(DevicePoll::Denied) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "access_denied",
+                    "the user denied the request",
+                ),
+                Ok(DevicePoll::Expired) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "expired_token",
+                    "the device code expired; start the login again",
+                ),
+                Ok(DevicePoll::Invalid) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "unknown or already used device code",
+                ),
+            }
+        }
+        Some("refresh_token") => {
+            let Some(rt) = form.get("refresh_token").filter(|c| !c.is_empty()) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                );
+            };
+            let client = form
+                .get("client_id")
+                .map(String::as_str)
+                .unwrap_or("client");
+            let (access, refresh, issued) = mint(&state, client);
+            match state
+                .meta
+                .rotate_refresh(&hash_token(rt), now, &issued)
+                .await
+            {
+                Err(e) => unavailable(e),
+                Ok(RefreshOutcome::Rotated { scopes, .. }) => {
+                    granted(&state, access, refresh, &scopes)
+                }
+                Ok(RefreshOutcome::Reused) => {
+                    tracing::warn!(
+                        "a rotated refresh token was presented again; its family is revoked"
+                    );
+                    oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "this refresh token was already used; every token of this login is revoked — run `dataerai auth login`",
+                    )
+                }
+                Ok(RefreshOutcome::Invalid) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "unknown, expired or revoked refresh token; run `dataerai auth login`",
+                ),
+            }
+        }
+        Some(_) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be urn:ietf:params:oauth:grant-type:device_code or refresh_token",
+        ),
+        None => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type is required",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_unambiguous_and_normalize() {
+        for _ in 0..100 {
+            let c = new_user_code();
+            assert_eq!(c.len(), 9);
+            assert_eq!(normalize_user_code(&c).as_deref(), Some(c.as_str()));
+            assert_eq!(
+                normalize_user_code(&c.to_lowercase().replace('-', " ")).as_deref(),
+                Some(c.as_str())
+            );
+        }
+        assert_eq!(
+            normalize_user_code("ABCD-EFGH"),
+            None,
+            "vowels are not used"
+        );
+        assert_eq!(normalize_user_code("BCDF-GHJ"), None);
+        assert_eq!(normalize_user_code("BCDF-GHJK'"), None);
+    }
+
+    #[test]
+    fn scopes() {
+        assert_eq!(parse_scopes(None).unwrap(), vec!["read", "write"]);
+        assert_eq!(parse_scopes(Some(&"read".into())).unwrap(), vec!["read"]);
+        assert!(parse_scopes(Some(&"admin".into())).is_none());
+        assert!(parse_scopes(Some(&"".into())).is_none());
+    }
+}

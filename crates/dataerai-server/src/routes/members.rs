@@ -1,0 +1,164 @@
+//! Project members (`/api/v1/projects/{project_id}/members`) and the audit log
+//! (`/api/v1/audit`).
+//!
+//! Rules: any member lists the members; owners and admins add, change and
+//! remove them; only an owner grants, changes or removes the `owner` role; the
+//! last owner stays (the store refuses to demote or remove them).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, PROJECT_ROLES};
+use serde_json::json;
+
+use super::projects::member_project;
+use super::{page, window};
+use crate::audit;
+use crate::auth::Caller;
+use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
+use crate::state::AppState;
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(project_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<Json<Page<Member>>> {
+    member_project(&state, &caller, &project_id).await?;
+    let w = window(&q);
+    Ok(Json(page(
+        state.meta.list_members(&project_id, w).await?,
+        w,
+    )))
+}
+
+/// The caller's role, which must be owner or admin.
+async fn manager_role(state: &AppState, caller: &Caller, project_id: &str) -> AppResult<String> {
+    let project = member_project(state, caller, project_id).await?;
+    if project.role != "owner" && project.role != "admin" {
+        return Err(AppError::denied(format!(
+            "only owners and admins of project {project_id} manage its members; your role is {}",
+            project.role
+        )));
+    }
+    Ok(project.role)
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(project_id): ApiPath<String>,
+    ApiJson(body): ApiJson<AddMember>,
+) -> AppResult<(StatusCode, Json<Member>)> {
+    let my_role = manager_role(&state, &caller, &project_id).await?;
+    let role = body.role.trim();
+    if !PROJECT_ROLES.contains(&role) {
+        return Err(AppError::invalid(format!(
+            "role must be one of owner, admin, member, viewer; got {:?}",
+            body.role
+        )));
+    }
+    let email = body.email.trim();
+    if email.is_empty() || email.chars().count() > 320 {
+        return Err(AppError::invalid("email must be 1 to 320 characters"));
+    }
+    let user = state.meta.user_by_email(email).await?.ok_or_else(|| {
+        AppError::not_found(format!(
+            "no user with email {email}; a server administrator creates accounts"
+        ))
+    })?;
+    let previous = state.meta.member_role(&project_id, &user.user_id).await?;
+    if my_role != "owner" && (role == "owner" || previous.as_deref() == Some("owner")) {
+        return Err(AppError::denied(
+            "only an owner may grant or change the owner role",
+        ));
+    }
+    let (member, added) = state
+        .meta
+        .set_member(
+            &project_id,
+            &user.user_id,
+            role,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await?;
+    let (action, details) = if added {
+        (
+            "member.added",
+            json!({"project_id": project_id, "email": member.email, "role": role}),
+        )
+    } else {
+        (
+            "member.role_changed",
+            json!({"project_id": project_id, "email": member.email, "role": role, "previous_role": previous}),
+        )
+    };
+    if added || previous.as_deref() != Some(role) {
+        audit::record(
+            &state,
+            Some(&caller.user_id),
+            action,
+            Some(("user", &user.user_id)),
+            details,
+            &caller.addr,
+        )
+        .await;
+    }
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(member)))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((project_id, user_id)): ApiPath<(String, String)>,
+) -> AppResult<StatusCode> {
+    let my_role = manager_role(&state, &caller, &project_id).await?;
+    let role = state
+        .meta
+        .member_role(&project_id, &user_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "user {user_id} is not a member of project {project_id}"
+            ))
+        })?;
+    if role == "owner" && my_role != "owner" {
+        return Err(AppError::denied("only an owner may remove an owner"));
+    }
+    state.meta.remove_member(&project_id, &user_id).await?;
+    audit::record(
+        &state,
+        Some(&caller.user_id),
+        "member.removed",
+        Some(("user", &user_id)),
+        json!({"project_id": project_id, "role": role}),
+        &caller.addr,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/audit` (server admins only).
+pub async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<Json<Page<AuditEvent>>> {
+    let is_admin = state
+        .meta
+        .user_auth_by_id(&caller.user_id)
+        .await?
+        .is_some_and(|u| u.is_admin);
+    if !is_admin {
+        return Err(AppError::denied(
+            "the audit log is for server administrators (`admin create-user --admin`)",
+        ));
+    }
+    let w = window(&q);
+    Ok(Json(page(state.meta.list_audit(w).await?, w)))
+}

@@ -1,0 +1,912 @@
+//! The table-driven permission test (issue 4): every operation of the
+//! server's own OpenAPI document × {owner, admin, member, viewer, outsider,
+//! read-scope token, expired token, revoked token, no token}, checked against
+//! the rules of docs/api.md.
+//!
+//! The operations come from `GET /api/v1/openapi.json` of the running server
+//! (and a unit test checks the router against that document), so a new
+//! endpoint without a row in [`TABLE`] fails this test.
+//!
+//! Allow = a 2xx answer. Deny = 401 `ERR_AUTH_REQUIRED` for the expired,
+//! revoked and missing tokens; 403 `ERR_PERMISSION_DENIED` or 404
+//! `ERR_NOT_FOUND` for signed-in callers without the right.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const PW: &str = "permission table password";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Owner,
+    Admin,
+    Member,
+    Viewer,
+    Outsider,
+    /// A `read`-scope token of the member.
+    ReadToken,
+    /// An expired device-login access token of the member.
+    Expired,
+    /// A revoked personal access token of the member.
+    Revoked,
+    NoToken,
+}
+
+const EVERYONE: [Who; 9] = [
+    Who::Owner,
+    Who::Admin,
+    Who::Member,
+    Who::Viewer,
+    Who::Outsider,
+    Who::ReadToken,
+    Who::Expired,
+    Who::Revoked,
+    Who::NoToken,
+];
+
+/// Who may call an operation (on the fixture the variant sets up).
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// No bearer token needed (health, metrics, OAuth, web pages).
+    Public,
+    /// Any signed-in user (subject to the token scope).
+    AnyUser,
+    /// Members of the project, any role.
+    ProjectRead,
+    /// Owners, admins and members of the project.
+    ProjectWrite,
+    /// Owners and admins of the project.
+    ProjectManage,
+    /// Only the user who opened the upload session (the member).
+    UploadOpener,
+    /// Server admins (the project owner is one in this test).
+    ServerAdmin,
+    /// Only the owner of a personal asset (the project owner's).
+    PersonalOwner,
+    /// A relationship from the caller's own personal asset to a project asset:
+    /// write on the source, read on the target.
+    FromOwnToProject,
+}
+
+/// Rows: `METHOD path-template` → variants (name, rule).
+const TABLE: &[(&str, &[(&str, Rule)])] = &[
+    ("GET /healthz", &[("", Rule::Public)]),
+    ("GET /readyz", &[("", Rule::Public)]),
+    ("GET /metrics", &[("", Rule::Public)]),
+    ("GET /api/v1/openapi.json", &[("", Rule::Public)]),
+    ("GET /api/v1/me", &[("", Rule::AnyUser)]),
+    ("POST /api/v1/projects", &[("", Rule::AnyUser)]),
+    ("GET /api/v1/projects", &[("", Rule::AnyUser)]),
+    (
+        "GET /api/v1/projects/{project_id}",
+        &[("", Rule::ProjectRead)],
+    ),
+    (
+        "GET /api/v1/projects/{project_id}/collections",
+        &[("", Rule::ProjectRead)],
+    ),
+    (
+        "POST /api/v1/projects/{project_id}/collections",
+        &[("", Rule::ProjectWrite)],
+    ),
+    (
+        "GET /api/v1/projects/{project_id}/members",
+        &[("", Rule::ProjectRead)],
+    ),
+    (
+        "POST /api/v1/projects/{project_id}/members",
+        &[("", Rule::ProjectManage)],
+    ),
+    (
+        "DELETE /api/v1/projects/{project_id}/members/{user_id}",
+        &[("", Rule::ProjectManage)],
+    ),
+    (
+        "GET /api/v1/collections/{collection_id}",
+        &[("", Rule::ProjectRead)],
+    ),
+    (
+        "GET /api/v1/collections/{collection_id}/assets",
+        &[("", Rule::ProjectRead)],
+    ),
+    (
+        "POST /api/v1/assets",
+        &[("project", Rule::ProjectWrite), ("personal", Rule::AnyUser)],
+    ),
+    (
+        "GET /api/v1/assets",
+        &[("project", Rule::ProjectRead), ("own", Rule::AnyUser)],
+    ),
+    (
+        "GET /api/v1/assets/{asset_id}",
+        &[
+            ("project", Rule::ProjectRead),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "PATCH /api/v1/assets/{asset_id}",
+        &[
+            ("project", Rule::ProjectWrite),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "DELETE /api/v1/assets/{asset_id}",
+        &[
+            ("project", Rule::ProjectWrite),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "GET /api/v1/assets/{asset_id}/contents",
+        &[
+            ("project", Rule::ProjectRead),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "GET /api/v1/assets/{asset_id}/contents/{content_id}",
+        &[
+            ("project", Rule::ProjectRead),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "GET /api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
+        &[
+            ("project", Rule::ProjectRead),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "POST /api/v1/assets/{asset_id}/relationships",
+        &[
+            ("project", Rule::ProjectWrite),
+            ("own-to-project", Rule::FromOwnToProject),
+            ("to-personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "GET /api/v1/assets/{asset_id}/relationships",
+        &[
+            ("project", Rule::ProjectRead),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "POST /api/v1/assets/{asset_id}/uploads",
+        &[
+            ("project", Rule::ProjectWrite),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    (
+        "GET /api/v1/uploads/{upload_id}",
+        &[("", Rule::UploadOpener)],
+    ),
+    (
+        "DELETE /api/v1/uploads/{upload_id}",
+        &[("", Rule::UploadOpener)],
+    ),
+    (
+        "PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
+        &[("", Rule::UploadOpener)],
+    ),
+    (
+        "POST /api/v1/uploads/{upload_id}/complete",
+        &[("", Rule::UploadOpener)],
+    ),
+    ("GET /api/v1/audit", &[("", Rule::ServerAdmin)]),
+    ("POST /oauth/device/code", &[("", Rule::Public)]),
+    ("POST /oauth/token", &[("", Rule::Public)]),
+    ("GET /", &[("", Rule::Public)]),
+    ("GET /login", &[("", Rule::Public)]),
+    ("POST /login", &[("", Rule::Public)]),
+    ("POST /logout", &[("", Rule::Public)]),
+    ("GET /device", &[("", Rule::Public)]),
+    ("POST /device", &[("", Rule::Public)]),
+    ("GET /tokens", &[("", Rule::Public)]),
+    ("POST /tokens", &[("", Rule::Public)]),
+    ("POST /tokens/{token_id}/revoke", &[("", Rule::Public)]),
+];
+
+/// Whether `who` may call `method` under `rule`; `None` for public routes.
+fn allowed(rule: Rule, who: Who, method: &Method) -> Option<bool> {
+    if matches!(rule, Rule::Public) {
+        return None;
+    }
+    // As whom the caller acts: the read token is the member's.
+    let who = match who {
+        Who::Expired | Who::Revoked | Who::NoToken => return Some(false),
+        Who::ReadToken if method != Method::GET => return Some(false),
+        Who::ReadToken => Who::Member,
+        w => w,
+    };
+    Some(match rule {
+        Rule::Public => unreachable!(),
+        Rule::AnyUser => true,
+        Rule::ProjectRead => who != Who::Outsider,
+        Rule::ProjectWrite => matches!(who, Who::Owner | Who::Admin | Who::Member),
+        Rule::ProjectManage => matches!(who, Who::Owner | Who::Admin),
+        Rule::UploadOpener => who == Who::Member,
+        Rule::ServerAdmin | Rule::PersonalOwner => who == Who::Owner,
+        Rule::FromOwnToProject => who != Who::Outsider,
+    })
+}
+
+struct Ctx {
+    server: TestServer,
+    tokens: Vec<(Who, Option<String>)>,
+    user_ids: Vec<(Who, String)>,
+    project_id: String,
+    collection_id: String,
+    /// A project asset with one complete version (one file).
+    asset_id: String,
+    content_id: String,
+    /// The project owner's personal asset with one complete version.
+    personal_id: String,
+    personal_content_id: String,
+    /// Each user's own personal asset (relationship sources).
+    own_assets: Vec<(Who, String)>,
+}
+
+impl Ctx {
+    fn token(&self, who: Who) -> Option<&str> {
+        self.tokens
+            .iter()
+            .find(|t| t.0 == who)
+            .and_then(|t| t.1.as_deref())
+    }
+    fn api(&self, who: Who) -> Api {
+        self.server.api(self.token(who).unwrap())
+    }
+    fn user_id(&self, who: Who) -> &str {
+        &self.user_ids.iter().find(|u| u.0 == who).unwrap().1
+    }
+}
+
+struct Req {
+    method: Method,
+    path: String,
+    json: Option<Value>,
+    /// Raw body and its BLAKE3 header (chunk PUT).
+    chunk: Option<Vec<u8>>,
+    form: Option<Vec<(&'static str, &'static str)>>,
+}
+
+fn req(method: Method, path: String) -> Req {
+    Req {
+        method,
+        path,
+        json: None,
+        chunk: None,
+        form: None,
+    }
+}
+
+const FILE: &[u8] = b"0123456789";
+
+async fn new_project_asset(ctx: &Ctx, title: &str) -> String {
+    let (s, a) = ctx
+        .api(Who::Owner)
+        .post(
+            "/api/v1/assets",
+            json!({"title": title, "owner_type": "project", "owner_id": ctx.project_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    a["asset_id"].as_str().unwrap().to_string()
+}
+
+/// A fresh upload session opened by the member on the project asset.
+async fn member_upload(ctx: &Ctx) -> String {
+    let (s, u) = ctx
+        .api(Who::Member)
+        .open_upload(
+            &ctx.asset_id,
+            json!([{"name": "f.bin", "size": FILE.len()}]),
+            1024,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    u["upload_id"].as_str().unwrap().to_string()
+}
+
+/// Build the request of one (operation, variant) for `who`, creating
+/// whatever fixture it consumes.
+async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
+    let p = &ctx.project_id;
+    let (asset, content) = match variant {
+        "personal" | "to-personal" => (ctx.personal_id.clone(), ctx.personal_content_id.clone()),
+        _ => (ctx.asset_id.clone(), ctx.content_id.clone()),
+    };
+    let (method, template) = op.split_once(' ').unwrap();
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    match template {
+        "/healthz"
+        | "/readyz"
+        | "/metrics"
+        | "/api/v1/openapi.json"
+        | "/api/v1/me"
+        | "/api/v1/projects"
+            if method == Method::GET =>
+        {
+            req(method, template.to_string())
+        }
+        "/api/v1/projects" => Req {
+            json: Some(json!({"name": "another"})),
+            ..req(method, template.into())
+        },
+        "/api/v1/projects/{project_id}" => req(method, format!("/api/v1/projects/{p}")),
+        "/api/v1/projects/{project_id}/collections" => Req {
+            json: (method == Method::POST).then(|| json!({"name": "sub"})),
+            ..req(method, format!("/api/v1/projects/{p}/collections"))
+        },
+        "/api/v1/projects/{project_id}/members" => Req {
+            json: (method == Method::POST)
+                .then(|| json!({"email": "extra@lab.org", "role": "viewer"})),
+            ..req(method, format!("/api/v1/projects/{p}/members"))
+        },
+        "/api/v1/projects/{project_id}/members/{user_id}" => {
+            // Make sure there is someone to remove.
+            let (s, m) = ctx
+                .api(Who::Owner)
+                .post(
+                    &format!("/api/v1/projects/{p}/members"),
+                    json!({"email": "extra@lab.org", "role": "viewer"}),
+                )
+                .await;
+            assert!(s.is_success(), "{m}");
+            req(
+                method,
+                format!(
+                    "/api/v1/projects/{p}/members/{}",
+                    m["user_id"].as_str().unwrap()
+                ),
+            )
+        }
+        "/api/v1/collections/{collection_id}" => {
+            req(method, format!("/api/v1/collections/{}", ctx.collection_id))
+        }
+        "/api/v1/collections/{collection_id}/assets" => req(
+            method,
+            format!("/api/v1/collections/{}/assets", ctx.collection_id),
+        ),
+        "/api/v1/assets" if method == Method::POST => {
+            let body = match variant {
+                "project" => json!({"title": "new", "owner_type": "project", "owner_id": p}),
+                _ => {
+                    // Your own personal asset (the member's id for its read token).
+                    let me = match who {
+                        Who::Owner | Who::Admin | Who::Viewer | Who::Outsider => ctx.user_id(who),
+                        _ => ctx.user_id(Who::Member),
+                    };
+                    json!({"title": "mine", "owner_type": "user", "owner_id": me})
+                }
+            };
+            Req {
+                json: Some(body),
+                ..req(method, template.into())
+            }
+        }
+        "/api/v1/assets" => match variant {
+            "project" => req(
+                method,
+                format!("/api/v1/assets?owner_type=project&owner_id={p}"),
+            ),
+            _ => req(method, "/api/v1/assets".into()),
+        },
+        "/api/v1/assets/{asset_id}" => match method {
+            Method::PATCH => Req {
+                json: Some(json!({"metadata": {"touched": true}})),
+                ..req(method, format!("/api/v1/assets/{asset}"))
+            },
+            Method::DELETE => {
+                // Deleting consumes the asset: a fresh one per call.
+                let victim = match variant {
+                    "project" => new_project_asset(ctx, "victim").await,
+                    _ => {
+                        ctx.api(Who::Owner)
+                            .personal_asset(ctx.user_id(Who::Owner), "victim")
+                            .await
+                    }
+                };
+                req(method, format!("/api/v1/assets/{victim}"))
+            }
+            _ => req(method, format!("/api/v1/assets/{asset}")),
+        },
+        "/api/v1/assets/{asset_id}/contents" => {
+            req(method, format!("/api/v1/assets/{asset}/contents"))
+        }
+        "/api/v1/assets/{asset_id}/contents/{content_id}" => {
+            req(method, format!("/api/v1/assets/{asset}/contents/{content}"))
+        }
+        "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}" => req(
+            method,
+            format!("/api/v1/assets/{asset}/contents/{content}/files/0"),
+        ),
+        "/api/v1/assets/{asset_id}/relationships" if method == Method::POST => {
+            // A fresh target each time, so no duplicate edge is refused.
+            let (from, to) = match variant {
+                "project" => (asset, new_project_asset(ctx, "target").await),
+                "to-personal" => {
+                    // From a project asset the caller may write to the owner's
+                    // personal asset: only its owner may read the target.
+                    (
+                        ctx.asset_id.clone(),
+                        ctx.api(Who::Owner)
+                            .personal_asset(ctx.user_id(Who::Owner), "t")
+                            .await,
+                    )
+                }
+                _ => {
+                    let me = match who {
+                        Who::Owner | Who::Admin | Who::Viewer | Who::Outsider => who,
+                        _ => Who::Member,
+                    };
+                    let own = ctx.own_assets.iter().find(|a| a.0 == me).unwrap().1.clone();
+                    (own, new_project_asset(ctx, "target").await)
+                }
+            };
+            Req {
+                json: Some(json!({"to_asset_id": to, "type": "derived_from"})),
+                ..req(method, format!("/api/v1/assets/{from}/relationships"))
+            }
+        }
+        "/api/v1/assets/{asset_id}/relationships" => {
+            req(method, format!("/api/v1/assets/{asset}/relationships"))
+        }
+        "/api/v1/assets/{asset_id}/uploads" => Req {
+            json: Some(json!({"files": [{"name": "x.bin", "size": 3}], "chunk_size": 1024})),
+            ..req(method, format!("/api/v1/assets/{asset}/uploads"))
+        },
+        "/api/v1/uploads/{upload_id}" => req(
+            method,
+            format!("/api/v1/uploads/{}", member_upload(ctx).await),
+        ),
+        "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}" => Req {
+            chunk: Some(FILE.to_vec()),
+            ..req(
+                method,
+                format!(
+                    "/api/v1/uploads/{}/files/0/chunks/0",
+                    member_upload(ctx).await
+                ),
+            )
+        },
+        "/api/v1/uploads/{upload_id}/complete" => {
+            let upload = member_upload(ctx).await;
+            let (s, v) = ctx.api(Who::Member).put_chunk(&upload, 0, 0, FILE).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            Req {
+                json: Some(
+                    json!({"files": [{"file_index": 0, "checksum": format!("blake3:{}", hex_blake3(FILE))}]}),
+                ),
+                ..req(method, format!("/api/v1/uploads/{upload}/complete"))
+            }
+        }
+        "/api/v1/audit" => req(method, "/api/v1/audit".into()),
+        "/oauth/device/code" => Req {
+            form: Some(vec![("client_id", "dataerai-cli"), ("scope", "read")]),
+            ..req(method, template.into())
+        },
+        "/oauth/token" => Req {
+            form: Some(vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "dtr_rt_unknown"),
+            ]),
+            ..req(method, template.into())
+        },
+        "/tokens/{token_id}/revoke" => Req {
+            form: Some(vec![]),
+            ..req(method, "/tokens/x/revoke".into())
+        },
+        "/" | "/login" | "/logout" | "/device" | "/tokens" => Req {
+            form: Some(vec![]),
+            ..req(method, template.into())
+        },
+        other => {
+            panic!("the permission table has a row for {op} but prepare() cannot build {other}")
+        }
+    }
+}
+
+async fn send(ctx: &Ctx, r: Req, token: Option<&str>) -> (StatusCode, Value) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut b = client.request(r.method.clone(), format!("{}{}", ctx.server.base, r.path));
+    if let Some(t) = token {
+        b = b.bearer_auth(t);
+    }
+    if let Some(j) = r.json {
+        b = b.json(&j);
+    }
+    if let Some(c) = r.chunk {
+        b = b.header("x-dataerai-chunk-blake3", hex_blake3(&c)).body(c);
+    }
+    if let Some(f) = r.form {
+        if r.method != Method::GET {
+            b = b.form(&f);
+        }
+    }
+    let resp = b.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text.chars().take(200).collect())),
+    )
+}
+
+async fn setup() -> (tempfile::TempDir, Ctx) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut user_ids = Vec::new();
+    let mut tokens = Vec::new();
+    for (who, email, is_admin) in [
+        (Who::Owner, "owner@lab.org", true),
+        (Who::Admin, "admin@lab.org", false),
+        (Who::Member, "member@lab.org", false),
+        (Who::Viewer, "viewer@lab.org", false),
+        (Who::Outsider, "outsider@lab.org", false),
+    ] {
+        user_ids.push((who, make_user_with_password(d, email, PW, is_admin)));
+        tokens.push((
+            who,
+            Some(admin(
+                d,
+                &["create-token", "--email", email, "--scope", "read,write"],
+            )),
+        ));
+    }
+    make_user(d, "extra@lab.org", "read");
+    tokens.push((
+        Who::ReadToken,
+        Some(admin(
+            d,
+            &[
+                "create-token",
+                "--email",
+                "member@lab.org",
+                "--scope",
+                "read",
+            ],
+        )),
+    ));
+    tokens.push((Who::NoToken, None));
+    let server = TestServer::start_with(
+        d,
+        &["--access-token-ttl-s", "1", "--device-poll-interval-s", "1"],
+    );
+
+    // Expired: a device-login access token living 1 s (checked after setup).
+    let login = device_login(&server.base, "member@lab.org", PW).await;
+    tokens.push((
+        Who::Expired,
+        Some(login["access_token"].as_str().unwrap().to_string()),
+    ));
+    // Revoked: a personal access token made and revoked on the web page.
+    let mut b = Browser::new(&server.base);
+    b.sign_in("member@lab.org", PW).await;
+    let page = b.get("/tokens").await;
+    let created = b
+        .post(
+            "/tokens",
+            &[
+                ("csrf_token", &page.csrf()),
+                ("name", "soon revoked"),
+                ("scope", "read"),
+                ("scope", "write"),
+            ],
+        )
+        .await;
+    let at = created.body.find("id=\"new-token\">").unwrap() + 15;
+    let revoked = created.body[at..at + created.body[at..].find('<').unwrap()].to_string();
+    let row = created.body.find("data-token-id=\"").unwrap() + 15;
+    let token_id = created.body[row..row + 36].to_string();
+    assert_eq!(
+        server.api(&revoked).get("/api/v1/me").await.0,
+        StatusCode::OK
+    );
+    let p = b
+        .post(
+            &format!("/tokens/{token_id}/revoke"),
+            &[("csrf_token", &page.csrf())],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    tokens.push((Who::Revoked, Some(revoked)));
+
+    let owner = server.api(tokens[0].1.as_deref().unwrap());
+    let (_, project) = owner.post("/api/v1/projects", json!({"name": "lab"})).await;
+    let project_id = project["project_id"].as_str().unwrap().to_string();
+    for (email, role) in [
+        ("admin@lab.org", "admin"),
+        ("member@lab.org", "member"),
+        ("viewer@lab.org", "viewer"),
+    ] {
+        let (s, m) = owner
+            .post(
+                &format!("/api/v1/projects/{project_id}/members"),
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+    }
+    let (_, c) = owner
+        .post(
+            &format!("/api/v1/projects/{project_id}/collections"),
+            json!({"name": "c"}),
+        )
+        .await;
+    let mut ctx = Ctx {
+        server,
+        tokens,
+        user_ids,
+        project_id,
+        collection_id: c["collection_id"].as_str().unwrap().to_string(),
+        asset_id: String::new(),
+        content_id: String::new(),
+        personal_id: String::new(),
+        personal_content_id: String::new(),
+        own_assets: Vec::new(),
+    };
+    ctx.asset_id = new_project_asset(&ctx, "data").await;
+    let v = owner.upload(&ctx.asset_id, &[("f.bin", FILE)], 1024).await;
+    ctx.content_id = v["content_id"].as_str().unwrap().to_string();
+    ctx.personal_id = owner
+        .personal_asset(ctx.user_id(Who::Owner), "private")
+        .await;
+    let v = owner
+        .upload(&ctx.personal_id, &[("p.bin", FILE)], 1024)
+        .await;
+    ctx.personal_content_id = v["content_id"].as_str().unwrap().to_string();
+    for who in [
+        Who::Owner,
+        Who::Admin,
+        Who::Member,
+        Who::Viewer,
+        Who::Outsider,
+    ] {
+        let id = ctx.api(who).personal_asset(ctx.user_id(who), "own").await;
+        ctx.own_assets.push((who, id));
+    }
+    (dir, ctx)
+}
+
+#[tokio::test]
+async fn every_route_times_every_principal() {
+    let (_dir, ctx) = setup().await;
+    // Let the 1 s access token expire.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // The operations the server documents (= its routes, by the unit test).
+    let (_, doc) = reqwest::get(format!("{}/api/v1/openapi.json", ctx.server.base))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .map(|d| ((), d))
+        .unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let tabled: BTreeSet<String> = TABLE.iter().map(|r| r.0.to_string()).collect();
+    let missing: Vec<_> = documented.difference(&tabled).collect();
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the permission table: {missing:?}"
+    );
+    let stale: Vec<_> = tabled.difference(&documented).collect();
+    assert!(
+        stale.is_empty(),
+        "permission table rows for undocumented operations: {stale:?}"
+    );
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (op, variants) in TABLE {
+        for (variant, rule) in *variants {
+            for who in EVERYONE {
+                let r = prepare(&ctx, op, variant, who).await;
+                let method = r.method.clone();
+                let (status, body) = send(&ctx, r, ctx.token(who)).await;
+                checked += 1;
+                let code = body["error"]["code"].as_str().unwrap_or("");
+                let ok = match allowed(*rule, who, &method) {
+                    // Public: never asks for a bearer token.
+                    None => status != StatusCode::UNAUTHORIZED && status.as_u16() < 500,
+                    Some(true) => status.is_success(),
+                    Some(false) if matches!(who, Who::Expired | Who::Revoked | Who::NoToken) => {
+                        status == StatusCode::UNAUTHORIZED && code == "ERR_AUTH_REQUIRED"
+                    }
+                    Some(false) => {
+                        (status == StatusCode::FORBIDDEN && code == "ERR_PERMISSION_DENIED")
+                            || (status == StatusCode::NOT_FOUND && code == "ERR_NOT_FOUND")
+                    }
+                };
+                if !ok {
+                    failures.push(format!(
+                        "{op} [{variant}] as {who:?}: expected {}, got {status} {body}",
+                        match allowed(*rule, who, &method) {
+                            None => "no bearer needed",
+                            Some(true) => "allow",
+                            Some(false) => "deny",
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked > 400, "{checked}");
+}
+
+/// Role changes take effect at once: a member demoted to viewer can no longer
+/// write, not even through an upload session opened before; the last owner
+/// stays; only owners grant `owner`; unknown emails are 404.
+#[tokio::test]
+async fn member_management_rules() {
+    let (_dir, ctx) = setup().await;
+    let p = &ctx.project_id;
+    let owner = ctx.api(Who::Owner);
+    let admin_api = ctx.api(Who::Admin);
+    let member = ctx.api(Who::Member);
+    let members = format!("/api/v1/projects/{p}/members");
+
+    let upload = member_upload(&ctx).await;
+    let (s, m) = admin_api
+        .post(
+            &members,
+            json!({"email": "member@lab.org", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!((s, m["role"].as_str()), (StatusCode::OK, Some("viewer")));
+    assert_err(
+        &member.put_chunk(&upload, 0, 0, FILE).await,
+        403,
+        "ERR_PERMISSION_DENIED",
+    );
+    assert_err(
+        &member
+            .patch(
+                &format!("/api/v1/assets/{}", ctx.asset_id),
+                json!({"title": "x"}),
+            )
+            .await,
+        403,
+        "ERR_PERMISSION_DENIED",
+    );
+    assert_eq!(
+        member
+            .get(&format!("/api/v1/assets/{}", ctx.asset_id))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Admins cannot touch owners.
+    assert_err(
+        &admin_api
+            .post(
+                &members,
+                json!({"email": "viewer@lab.org", "role": "owner"}),
+            )
+            .await,
+        403,
+        "ERR_PERMISSION_DENIED",
+    );
+    let owner_path = format!("{members}/{}", ctx.user_id(Who::Owner));
+    assert_err(
+        &admin_api.delete(&owner_path).await,
+        403,
+        "ERR_PERMISSION_DENIED",
+    );
+    // The last owner cannot leave or be demoted.
+    assert_err(&owner.delete(&owner_path).await, 400, "ERR_INVALID_INPUT");
+    assert_err(
+        &owner
+            .post(&members, json!({"email": "owner@lab.org", "role": "admin"}))
+            .await,
+        400,
+        "ERR_INVALID_INPUT",
+    );
+    // With a second owner, the first may step down.
+    let (s, _) = owner
+        .post(&members, json!({"email": "admin@lab.org", "role": "owner"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = owner
+        .post(&members, json!({"email": "owner@lab.org", "role": "admin"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Bad input.
+    assert_err(
+        &admin_api
+            .post(
+                &members,
+                json!({"email": "ghost@lab.org", "role": "viewer"}),
+            )
+            .await,
+        404,
+        "ERR_NOT_FOUND",
+    );
+    assert_err(
+        &admin_api
+            .post(
+                &members,
+                json!({"email": "viewer@lab.org", "role": "superuser"}),
+            )
+            .await,
+        400,
+        "ERR_INVALID_INPUT",
+    );
+    assert_err(
+        &admin_api
+            .delete(&format!("{members}/{}", ctx.user_id(Who::Outsider)))
+            .await,
+        404,
+        "ERR_NOT_FOUND",
+    );
+    // Removing a member: they lose access.
+    let (s, _) = admin_api
+        .delete(&format!("{members}/{}", ctx.user_id(Who::Viewer)))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let viewer = ctx.api(Who::Viewer);
+    let (s, _) = viewer.get(&format!("/api/v1/projects/{p}")).await;
+    assert!(
+        s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+        "{s}"
+    );
+    let (_, list) = admin_api.get(&members).await;
+    let roles: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["email"].as_str().unwrap().to_string(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(list["total"], 3, "{roles:?}");
+    assert!(
+        roles.contains(&("admin@lab.org".into(), "owner".into())),
+        "{roles:?}"
+    );
+
+    // Audited.
+    let (_, log) = owner.get("/api/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "member.added",
+        "member.role_changed",
+        "member.removed",
+        "auth.device_approved",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+}
