@@ -17,7 +17,7 @@ TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injec
 BACKENDS_STATE := $(CURDIR)/target/test-backends
 S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv test test-rust test-python test-scaleout demo bench bench-deps lint fmt clean
+.PHONY: all build build-release venv test test-rust test-python test-e2e test-scaleout demo bench bench-deps lint fmt clean
 
 all: build
 
@@ -41,15 +41,32 @@ $(VENV)/.installed: sdk/python/pyproject.toml
 venv: $(VENV)/.installed
 
 ## The whole suite: Rust unit + integration tests, then the Python SDK suite
-## against real server and daemon processes built once above; then the store
-## and server suites again, and the SDK suite once, on PostgreSQL + S3.
-test: build venv test-rust test-python test-scaleout
+## against real server and daemon processes built once above, then the
+## headless-browser sign-in test; then the store and server suites again, and
+## the SDK suite once, on PostgreSQL + S3.
+test: build venv test-rust test-python test-e2e test-scaleout
 
 test-rust:
 	$(CARGO) test --workspace --locked $(TEST_FEATURES)
 
 test-python: venv
 	DATAERAI_BIN_DIR=$(CURDIR)/target/debug $(VPY) -m pytest sdk/python/tests -q
+
+## Headless-browser end to end (tests/e2e): the CLI's device login approved
+## in Debian's Chromium driven by playwright-core (node_modules stays in the
+## checkout), personal access tokens, CSRF, sign-out. Installs chromium when
+## it is missing.
+E2E_DIR := tests/e2e
+$(E2E_DIR)/node_modules/.installed: $(E2E_DIR)/package-lock.json
+	cd $(E2E_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-e2e: $(E2E_DIR)/node_modules/.installed
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium (for the browser test)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
+	cd $(E2E_DIR) && DATAERAI_BIN_DIR=$(CURDIR)/target/debug npm test --silent
 
 ## Start a throwaway PostgreSQL cluster and s3s-fs, run the store and server
 ## suites (DATAERAI_TEST_SERVER_ARGS points every test server at them) and the

@@ -1,0 +1,272 @@
+// Real processes for the browser tests: a `dataerai-server` on a temporary
+// data dir (port 0), the `dataerai` CLI as a child process, and Debian's
+// Chromium driven by playwright-core. Nothing here is mocked.
+//
+// Binaries come from $DATAERAI_BIN_DIR (default <repo>/target/debug); the
+// browser from $CHROMIUM (default /usr/bin/chromium).
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+export const BIN_DIR = process.env.DATAERAI_BIN_DIR || path.join(REPO, 'target', 'debug');
+export const SERVER_BIN = path.join(BIN_DIR, 'dataerai-server');
+export const CLI_BIN = path.join(BIN_DIR, 'dataerai');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const ARTIFACTS = path.join(HERE, 'artifacts');
+
+// Flags this machine needs: no sandbox (root, no user namespaces), no GPU,
+// and nothing that would try to reach the network on its own.
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Fail early with a clear message instead of an ENOENT from spawn. */
+export function checkPrerequisites() {
+  const missing = [SERVER_BIN, CLI_BIN, CHROMIUM].filter((p) => !existsSync(p));
+  if (missing.length > 0) {
+    throw new Error(
+      `missing ${missing.join(', ')}: run \`cargo build -p dataerai-server -p dataerai\` ` +
+        '(or set DATAERAI_BIN_DIR) and install Debian\'s chromium (or set CHROMIUM)',
+    );
+  }
+}
+
+/** A fresh temporary directory; removed by `cleanup` unless DATAERAI_KEEP_TMP is set. */
+export async function tempDir() {
+  return mkdtemp(path.join(os.tmpdir(), 'dataerai-e2e-'));
+}
+
+export async function cleanup(dir) {
+  if (dir && !process.env.DATAERAI_KEEP_TMP) {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Run a program to the end. Resolves {code, stdout, stderr}; never rejects on
+ * a non-zero exit (tests assert on the code). Killed after `timeoutMs`.
+ */
+export function run(cmd, args, { env = {}, input, timeoutMs = 60_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? `signal ${signal}`, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+/**
+ * Remember when `proc` is over: `proc.closed` resolves with its exit code once
+ * it has exited AND its output pipes are drained (so nothing it printed is
+ * missed; plain 'exit' can come before the last 'data').
+ */
+function track(proc) {
+  proc.closed = new Promise((resolve) => {
+    proc.once('close', (code, signal) => resolve(code ?? `signal ${signal}`));
+    proc.once('error', (e) => resolve(`spawn error: ${e.message}`));
+  });
+  return proc;
+}
+
+/** Wait until `proc` is over (or `timeoutMs` passes: then kill it and reject). */
+export function waitExit(proc, timeoutMs) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`process ${proc.spawnfile} did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  return Promise.race([proc.closed, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Stop a child politely (SIGTERM), then firmly after 10 s. */
+export async function stop(proc) {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  try {
+    await waitExit(proc, 10_000);
+  } catch {
+    // waitExit already sent SIGKILL.
+  }
+}
+
+/** Resolve with the first match of `re` in the text `stream` produces, or reject after `timeoutMs`. */
+function waitForOutput(proc, stream, re, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (d) => {
+      text += d;
+      const m = text.match(re);
+      if (m) {
+        done();
+        resolve(m);
+      }
+    };
+    const onExit = (code) => {
+      done();
+      reject(new Error(`${what} exited with ${code} before printing ${re}:\n${text}`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${what} did not print ${re} within ${timeoutMs} ms:\n${text}`));
+    }, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      proc.off('exit', onExit);
+    }
+    stream.on('data', onData);
+    proc.once('exit', onExit);
+  });
+}
+
+/**
+ * Start the real server on `dir`/server, listening on a free loopback port.
+ * Device-flow polling every second keeps the test fast.
+ */
+export async function startServer(dir) {
+  const dataDir = path.join(dir, 'server');
+  await mkdir(dataDir, { recursive: true });
+  const proc = track(
+    spawn(
+      SERVER_BIN,
+      ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--device-poll-interval-s', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
+  );
+  // Keep the server's log for failure messages (bounded: only the tail matters).
+  let log = '';
+  const keep = (d) => (log = (log + d).slice(-20_000));
+  proc.stderr.on('data', keep);
+  const m = await waitForOutput(
+    proc,
+    proc.stdout,
+    /listening on (http:\/\/127\.0\.0\.1:\d+)/,
+    60_000,
+    'dataerai-server',
+  );
+  proc.stdout.on('data', keep);
+  return {
+    url: m[1],
+    dataDir,
+    proc,
+    log: () => log,
+    /** `dataerai-server admin …` on this server's data dir; rejects on failure. */
+    async admin(args, input) {
+      const r = await run(SERVER_BIN, ['admin', ...args, '--data-dir', dataDir], { input });
+      if (r.code !== 0) {
+        throw new Error(`admin ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+      }
+      return r.stdout.trim();
+    },
+  };
+}
+
+/** A CLI bound to its own config and state dirs (one "machine" of a user). */
+export async function cliFor(dir, label) {
+  const configDir = path.join(dir, `config-${label}`);
+  const stateDir = path.join(dir, `state-${label}`);
+  await mkdir(configDir, { recursive: true, mode: 0o700 });
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const env = { DATAERAI_CONFIG_DIR: configDir, DATAERAI_STATE_DIR: stateDir };
+  return {
+    configDir,
+    env,
+    run: (args, opts = {}) => run(CLI_BIN, args, { ...opts, env }),
+    /** Start `dataerai auth login --server URL --no-browser`; returns the child. */
+    spawnDeviceLogin(url) {
+      return track(
+        spawn(CLI_BIN, ['auth', 'login', '--server', url, '--no-browser'], {
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
+    },
+  };
+}
+
+/**
+ * Read what `dataerai auth login` prints for the person at the terminal: the
+ * verification address, the user code and the address with the code filled in.
+ */
+export async function readDeviceCode(proc) {
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr += d));
+  await waitForOutput(
+    proc,
+    proc.stderr,
+    /\(or open \S+ directly\)/,
+    30_000,
+    'dataerai auth login',
+  );
+  const code = stderr.match(/enter the code:\s+([A-Z]{4}-[A-Z]{4})/);
+  const uri = stderr.match(/^\s+(http\S+\/device)\s*$/m);
+  const complete = stderr.match(/\(or open (\S+) directly\)/);
+  if (!code || !uri || !complete) {
+    throw new Error(`cannot read the code and address from the CLI's output:\n${stderr}`);
+  }
+  return {
+    userCode: code[1],
+    verificationUri: uri[1],
+    verificationUriComplete: complete[1],
+    stderr: () => stderr,
+  };
+}
+
+/** Debian's Chromium through playwright-core, with a fresh profile in `dir`. */
+export async function launchBrowser(dir) {
+  const userDataDir = path.join(dir, 'chromium-profile');
+  await mkdir(userDataDir, { recursive: true });
+  // launchPersistentContext is how playwright takes a --user-data-dir.
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 60_000,
+  });
+}
+
+/** Save a screenshot (and the page's HTML) of `page` under artifacts/ for a failed test. */
+export async function saveArtifacts(page, name) {
+  if (!page || page.isClosed()) return;
+  const safe = name.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 80);
+  await mkdir(ARTIFACTS, { recursive: true });
+  const png = path.join(ARTIFACTS, `${safe}.png`);
+  try {
+    await page.screenshot({ path: png, fullPage: true });
+    const html = await page.content();
+    await writeFile(path.join(ARTIFACTS, `${safe}.html`), html);
+    console.error(`# screenshot of the failed page: ${png} (${page.url()})`);
+  } catch (e) {
+    console.error(`# could not save a screenshot: ${e.message}`);
+  }
+}
