@@ -56,6 +56,7 @@ echo "==> signing the CLI in"
 printf '%s\n' "$TOKEN" | "$BIN_DIR/dataerai" auth login --server "$URL" --token-stdin
 unset TOKEN
 
-echo "==> running examples/quickstart.py"
-"$VPY" examples/quickstart.py
+EXAMPLE=${DATAERAI_EXAMPLE:-examples/quickstart.py}
+echo "==> running $EXAMPLE"
+"$VPY" "$EXAMPLE"
 echo "==> demo finished"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -222,11 +223,15 @@ def test_upload_missing_file(client: DataeraiClient, project: Project, base_dir:
     assert "does-not-exist.bin" in err.message
 
 
-def test_upload_directory_is_refused(client: DataeraiClient, project: Project, base_dir: Path):
+def test_upload_of_a_fifo_is_refused(client: DataeraiClient, project: Project, base_dir: Path):
+    # Directories are uploads of their own (test_folders.py); anything neither a regular file
+    # nor a directory is refused before anything moves.
+    fifo = base_dir / "a-fifo"
+    os.mkfifo(fifo)
     expect_code(
         "ERR_INVALID_INPUT",
         client.upload,
-        base_dir,
+        fifo,
         title="x",
         owner_type="project",
         owner_id=project.project_id,

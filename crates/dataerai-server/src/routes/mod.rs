@@ -119,7 +119,8 @@ pub fn router(state: AppState) -> Router {
 const RETRY_AFTER_S: u64 = 5;
 
 /// Once a shutdown signal arrived, answer new requests 503 + `Retry-After`
-/// (liveness and metrics stay up for the orchestrator).
+/// (liveness and metrics stay up for the orchestrator); otherwise run the
+/// request on its own task so a disconnecting client cannot cancel it.
 async fn refuse_while_stopping(
     State(state): State<AppState>,
     request: Request,
@@ -133,7 +134,19 @@ async fn refuse_while_stopping(
         )
         .into_response();
     }
-    next.run(request).await
+    // Run every request to completion on its own task, so a client that
+    // disconnects drops only the response, never a handler half-way through
+    // a store transaction (sqlx's BEGIN is not cancel-safe: a cancelled one
+    // can return a connection to the pool still inside a transaction, after
+    // which every SQLite write reports "database is locked").
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => AppError::new(
+            dataerai_proto::ErrorCode::Internal,
+            format!("request handler failed: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 /// `GET /readyz`: 200 when the metadata store answers and the blob store

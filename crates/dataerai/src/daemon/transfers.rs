@@ -389,7 +389,26 @@ pub async fn resume(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, A
     if !resumable {
         return Err(not_now(&rec, "resume"));
     }
-    if st.transfers.active().contains_key(id) {
+    // A pause that was asked for but has not taken effect yet (chunks in
+    // flight still finishing) cannot be taken back: wait for the task to stop,
+    // then start the transfer again below. Without this, a resume arriving in
+    // that window would be lost and the transfer would stay paused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match st.transfers.active().get(id) {
+            None => break,
+            Some(c) if c.pause.is_cancelled() => {}
+            Some(_) => return Ok(rec), // running, nothing to resume
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(ApiError::internal(format!(
+                "transfer {id} is still pausing; try transfer.resume again"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rec = st.transfers.get(id).await?;
+    if state::is_final(&rec.state) {
         return Ok(rec);
     }
     // Queued before answering, so a `transfer.get` right after sees it going again.

@@ -40,6 +40,7 @@ from .models import (
     DownloadResult,
     ProgressEvent,
     Project,
+    ProjectMember,
     Relationship,
     Transfer,
     UploadItem,
@@ -333,6 +334,43 @@ class DataeraiClient:
             print(project.project_id, project.quota_bytes)
         """
         return Project.from_json(self._call("project.create", {"name": name, "description": description}))
+
+    def list_project_members(self, project_id: str) -> List[ProjectMember]:
+        """Members of a project with their roles (any member may list them).
+
+        Example::
+
+            for m in client.list_project_members(project.project_id):
+                print(m.email, m.role)
+        """
+        members: List[ProjectMember] = []
+        while True:
+            page = self._call(
+                "project.list_members",
+                {"project_id": project_id, "limit": 1000, "offset": len(members)},
+            )
+            items = page.get("items") or []
+            members.extend(ProjectMember.from_json(m) for m in items)
+            if not items or len(members) >= int(page.get("total", 0)):
+                return members
+
+    def add_project_member(self, project_id: str, email: str, role: str) -> ProjectMember:
+        """Add a user (by email) to a project, or change an existing member's role.
+
+        ``role`` is ``owner``, ``admin``, ``member`` (read and write) or ``viewer`` (read only).
+        Needs the ``owner`` or ``admin`` role; only owners grant or take away ``owner``.
+
+        Example::
+
+            client.add_project_member(project.project_id, "grace@lab.example", "viewer")
+        """
+        return ProjectMember.from_json(
+            self._call("project.add_member", {"project_id": project_id, "email": email, "role": role})
+        )
+
+    def remove_project_member(self, project_id: str, email: str) -> None:
+        """Remove a user from a project (the last owner cannot be removed)."""
+        self._call("project.remove_member", {"project_id": project_id, "email": email})
 
     def list_projects(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Project]:
         """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""

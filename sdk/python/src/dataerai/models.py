@@ -87,6 +87,10 @@ class AuthStatus:
     server: str
     scopes: List[str]
     signed_in: bool = True
+    token_kind: Optional[str] = None
+    """``"oauth"`` (device login: short-lived access token, refreshed by the daemon) or ``"pat"``."""
+    refresh_expires_at: Optional[datetime] = None
+    """When the sign-in itself ends (the refresh token's expiry); ``None`` for personal tokens."""
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -98,6 +102,30 @@ class AuthStatus:
             server=str(data.get("server", "")),
             scopes=list(data.get("scopes") or []),
             signed_in=bool(data.get("signed_in", True)),
+            token_kind=_opt_str(data.get("token_kind")),
+            refresh_expires_at=parse_datetime(data.get("refresh_expires_at")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ProjectMember:
+    """A user's membership of a project (see :meth:`DataeraiClient.list_project_members`)."""
+
+    user_id: str
+    email: str
+    role: str
+    """``owner``, ``admin``, ``member`` or ``viewer``."""
+    added_at: Optional[datetime]
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> ProjectMember:
+        return cls(
+            user_id=str(data.get("user_id", "")),
+            email=str(data.get("email", "")),
+            role=str(data.get("role", "")),
+            added_at=parse_datetime(data.get("added_at")),
             raw=data,
         )
 
