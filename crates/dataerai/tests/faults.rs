@@ -43,7 +43,19 @@ fn upload_survives_kill_9_and_sends_only_missing_chunks() {
         "Retry-After honoured: {retrying}"
     );
     daemon.kill9();
-    let before = server.metric("dataerai_upload_bytes_total");
+    // Chunk bodies the killed daemon had already handed to the kernel still
+    // reach the server, which stores them (requests run to completion). Let
+    // those settle before the new daemon asks what the server holds, so the
+    // count below is exact.
+    let mut before = server.metric("dataerai_upload_bytes_total");
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = server.metric("dataerai_upload_bytes_total");
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     assert!(before < data.len() as u64);
 
     daemon.restart(&user, &[], &[]);

@@ -408,8 +408,8 @@ pub async fn resume(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, A
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rec = st.transfers.get(id).await?;
-    if state::is_final(&rec.state) {
-        return Ok(rec);
+    if matches!(rec.state.as_str(), state::COMPLETED | state::CANCELLED) {
+        return Ok(rec); // it ended while pausing
     }
     // Queued before answering, so a `transfer.get` right after sees it going again.
     st.transfers
