@@ -98,7 +98,8 @@ bench: build-release venv bench-deps $(S3S_FS)
 
 bench-deps:
 	@command -v rclone >/dev/null || { echo "installing Debian's rclone (the peer tool)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone >/dev/null; }
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q rclone >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q rclone >/dev/null; }; }
 	$(VPY) -m pip install --quiet blake3
 
 lint: venv

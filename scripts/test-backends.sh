@@ -51,7 +51,10 @@ pg_bin() {
     dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
     if [ -z "$dir" ]; then
         log "installing Debian's postgresql package"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+        # A fresh machine may have no package lists yet: update once and retry.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
         dir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
     fi
     echo "$dir"
