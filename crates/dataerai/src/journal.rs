@@ -17,9 +17,10 @@ use dataerai_proto::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.db";
@@ -199,6 +200,16 @@ impl Journal {
             // lose the last rows, which only means re-sending a chunk.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30));
+        // Create the file, switch it to WAL and create the schema on a single
+        // connection first: pool connections racing to switch a brand-new file
+        // to WAL can fail at once with "database is locked", which the busy
+        // timeout does not cover.
+        let mut first: SqliteConnection = options.connect().await.map_err(db_error)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&mut first)
+            .await
+            .map_err(db_error)?;
+        first.close().await.map_err(db_error)?;
         Self::with_options(options, 4).await
     }
 
