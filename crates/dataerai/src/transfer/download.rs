@@ -68,10 +68,7 @@ impl DownloadSpec {
         self.files.iter().map(|f| f.size).sum()
     }
     pub fn chunk_count(&self) -> u64 {
-        self.files
-            .iter()
-            .map(|f| dataerai_proto::chunk_count(f.size, self.chunk_size))
-            .sum()
+        super::total_chunks(self.files.iter().map(|f| f.size), self.chunk_size)
     }
     /// A short name for progress output: the file name, or the asset id for several files.
     pub fn label(&self) -> String {

@@ -357,6 +357,14 @@ pub fn plan_chunks(size: u64, chunk_size: u64) -> Vec<(u64, u64, u64)> {
         .collect()
 }
 
+/// Chunks in a plan of files of these sizes cut into `chunk_size`-byte chunks
+/// (one for each empty file), shared by the upload and download plans.
+pub fn total_chunks(sizes: impl Iterator<Item = u64>, chunk_size: u64) -> u64 {
+    sizes
+        .map(|size| dataerai_proto::chunk_count(size, chunk_size))
+        .sum()
+}
+
 /// Stream-hash a whole file with BLAKE3 (blocking; call from a blocking thread
 /// or for small files only); returns `blake3:<hex>`.
 pub fn hash_file_blocking(path: &Path, cancel: &CancellationToken) -> Result<String, ApiError> {
