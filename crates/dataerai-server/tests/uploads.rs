@@ -638,3 +638,41 @@ async fn large_chunk_is_streamed_not_buffered() {
         );
     }
 }
+
+/// Answers the server gives before reading a chunk body (the chunk is already
+/// held, an index is out of range, the token is wrong) must reach a client that
+/// is still sending a large body, not a broken pipe: otherwise a permanent
+/// error looks like a transport failure and an idempotent retry never succeeds.
+#[tokio::test]
+async fn early_answers_reach_a_client_still_sending_a_large_chunk() {
+    const BIG: u64 = 16 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
+    let server = TestServer::start(dir.path());
+    let api = server.api(&token);
+    let asset = api.personal_asset(&alice, "big").await;
+    let body = data(BIG as usize, 5);
+    let (_, session) = api
+        .open_upload(&asset, json!([{"name": "big.bin", "size": BIG}]), BIG)
+        .await;
+    let up = session["upload_id"].as_str().unwrap();
+    let (s, v) = api.put_chunk(up, 0, 0, &body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for _ in 0..5 {
+        // Held already: acknowledged without storing again.
+        let (s, v) = api.put_chunk(up, 0, 0, &body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["chunk_index"], 0, "{v}");
+        // Out of range: refused before the body is read.
+        assert_err(
+            &api.put_chunk(up, 0, 1, &body).await,
+            400,
+            "ERR_INVALID_INPUT",
+        );
+        // A forged token: refused before the handler runs.
+        let forged = server.api("dtr_forged");
+        assert_eq!(forged.put_chunk(up, 0, 0, &body).await.0, 401);
+    }
+    let (s, v) = api.complete(up, &[&body]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

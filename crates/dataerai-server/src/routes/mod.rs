@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable());
     #[cfg(feature = "fault-injection")]
     let chunk_route = crate::faults::guard_chunk_route(chunk_route);
+    let chunk_route = chunk_route.layer(axum::middleware::from_fn(drain_unread_body));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -113,6 +114,47 @@ pub fn router(state: AppState) -> Router {
         // Outermost, so it also counts the answers of the layers inside.
         .layer(from_fn_with_state(state.clone(), crate::metrics::track))
         .with_state(state)
+}
+
+/// How long the server keeps reading a chunk body nobody wanted.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Read to its end whatever part of a chunk body the handler left unread (an
+/// early error, a chunk already held, a 503) before the answer goes out.
+///
+/// A client is still writing its chunk when such an answer is ready; if the
+/// server closed the connection on it, the client would see only a broken
+/// pipe (a transport error) instead of the answer: a permanent `ERR_*` would
+/// look retryable, and `Retry-After` or an idempotent ack would be lost. Bodies
+/// declared larger than a chunk can be are not drained: the connection closes.
+async fn drain_unread_body(request: Request, next: Next) -> Response {
+    use futures::StreamExt;
+    use std::sync::Arc;
+
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_none_or(|n| n > dataerai_proto::api::MAX_CHUNK_SIZE) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let shared = Arc::new(tokio::sync::Mutex::new(body.into_data_stream()));
+    let handed = futures::stream::unfold(shared.clone(), |s| async move {
+        let piece = s.lock().await.next().await?;
+        Some((piece, s))
+    });
+    let request = Request::from_parts(parts, axum::body::Body::from_stream(handed));
+    let response = next.run(request).await;
+    let mut rest = shared.lock().await;
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(_)) = rest.next().await {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::debug!("gave up draining an unread chunk body");
+    }
+    response
 }
 
 /// Seconds clients are told to wait when the server cannot serve them now.
