@@ -3,9 +3,11 @@
 //!
 //! - [`error`]: the stable `ERR_*` codes and the JSON error body every layer uses.
 //! - [`api`]: request and response bodies of the REST API under `/api/v1`.
+//! - [`digest`]: chunk digests and the whole-file BLAKE3 merged from them.
 //! - [`ipc`]: JSON-RPC 2.0 envelope types for the daemon socket (`docs/ipc.md`).
 
 pub mod api;
+pub mod digest;
 pub mod error;
 pub mod ipc;
 
@@ -14,7 +16,7 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 /// Version prefix of every REST route.
 pub const API_PREFIX: &str = "/api/v1";
 
-/// Header carrying the BLAKE3 hex digest of a chunk body on `PUT .../chunks/{i}`.
+/// Header carrying the hex [`digest::ChunkDigest`] of a chunk body on `PUT .../chunks/{i}`.
 pub const CHUNK_HASH_HEADER: &str = "x-dataerai-chunk-blake3";
 
 /// Format a BLAKE3 hash the way the system stores and returns it: `blake3:<hex>`.

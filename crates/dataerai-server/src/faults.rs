@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use dataerai_store::blob::{ByteStream, PutOutcome};
-use dataerai_store::{BlobStore, ChunkKey, StoreError};
+use dataerai_store::{BlobStore, ChunkCheck, ChunkKey, StoreError};
 use futures::StreamExt;
 
 use crate::error::AppError;
@@ -143,8 +143,7 @@ impl BlobStore for FaultyBlobs {
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        expected_len: u64,
-        expected_hash: [u8; 32],
+        check: ChunkCheck,
     ) -> dataerai_store::error::Result<PutOutcome> {
         let c = counters();
         let n = c.chunk_bodies.fetch_add(1, Ordering::SeqCst) + 1;
@@ -155,23 +154,17 @@ impl BlobStore for FaultyBlobs {
             body
         };
         let Some(limit) = self.faults.enospc_after_bytes else {
-            return self
-                .inner
-                .put_chunk(key, body, expected_len, expected_hash)
-                .await;
+            return self.inner.put_chunk(key, body, check).await;
         };
         // Reserve the bytes first so concurrent PUTs cannot both squeeze in.
-        let before = c.stored_bytes.fetch_add(expected_len, Ordering::SeqCst);
-        if before + expected_len > limit {
-            c.stored_bytes.fetch_sub(expected_len, Ordering::SeqCst);
+        let before = c.stored_bytes.fetch_add(check.len, Ordering::SeqCst);
+        if before + check.len > limit {
+            c.stored_bytes.fetch_sub(check.len, Ordering::SeqCst);
             return Err(StoreError::Io(io::Error::from_raw_os_error(28)));
         }
-        let out = self
-            .inner
-            .put_chunk(key, body, expected_len, expected_hash)
-            .await;
+        let out = self.inner.put_chunk(key, body, check).await;
         if !matches!(out, Ok(PutOutcome::Stored)) {
-            c.stored_bytes.fetch_sub(expected_len, Ordering::SeqCst);
+            c.stored_bytes.fetch_sub(check.len, Ordering::SeqCst);
         }
         out
     }

@@ -13,12 +13,13 @@ use serde_json::json;
 const CS: u64 = 4096;
 
 async fn chunk_put(api: &Api, upload_id: &str, chunk: u64, data: &[u8]) -> reqwest::Response {
+    let digest = api.chunk_digest(upload_id, 0, chunk, data).await;
     api.client
         .put(api.url(&format!(
             "/api/v1/uploads/{upload_id}/files/0/chunks/{chunk}"
         )))
         .bearer_auth(&api.token)
-        .header("x-dataerai-chunk-blake3", hex_blake3(data))
+        .header("x-dataerai-chunk-blake3", digest)
         .body(data.to_vec())
         .send()
         .await

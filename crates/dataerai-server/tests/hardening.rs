@@ -302,7 +302,7 @@ fn run_chunk_case(
             let chunk = put.chunk % count;
             let start = (chunk * chunk_size) as usize;
             let body = data[start..(start + chunk_size as usize).min(size)].to_vec();
-            let good_hash = hex_blake3(&body);
+            let good_hash = chunk_digest(size as u64, chunk_size, chunk, &body);
             let (index, body, hash) = match put.damage {
                 0 => (chunk, body, good_hash),
                 1 => (chunk, body, hex_blake3(b"other bytes")),

@@ -28,6 +28,6 @@ pub mod blob;
 pub mod error;
 pub mod meta;
 
-pub use blob::{fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, ChunkKey};
+pub use blob::{fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, ChunkCheck, ChunkKey};
 pub use error::StoreError;
 pub use meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore};

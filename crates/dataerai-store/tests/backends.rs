@@ -8,7 +8,7 @@ use std::io;
 
 use bytes::Bytes;
 use dataerai_store::blob::{ByteStream, PutOutcome};
-use dataerai_store::{BlobStore, ChunkKey, S3BlobStore, S3Settings, StoreError};
+use dataerai_store::{BlobStore, ChunkCheck, ChunkKey, S3BlobStore, S3Settings, StoreError};
 use futures::StreamExt;
 
 fn bucket() -> Option<String> {
@@ -63,7 +63,11 @@ async fn s3_put_verify_read_discard_delete() {
     let parts: Vec<Vec<u8>> = data.chunks(700_001).map(<[u8]>::to_vec).collect();
     let k = key("c-1", 0);
     let out = store
-        .put_chunk(&k, body(parts), data.len() as u64, hash)
+        .put_chunk(
+            &k,
+            body(parts),
+            ChunkCheck::whole_file(data.len() as u64, hash),
+        )
         .await
         .unwrap();
     assert_eq!(out, PutOutcome::Stored);
@@ -78,7 +82,11 @@ async fn s3_put_verify_read_discard_delete() {
         .is_empty());
     // Same bytes again: nothing rewritten.
     let again = store
-        .put_chunk(&k, body(vec![data.clone()]), data.len() as u64, hash)
+        .put_chunk(
+            &k,
+            body(vec![data.clone()]),
+            ChunkCheck::whole_file(data.len() as u64, hash),
+        )
         .await
         .unwrap();
     assert_eq!(again, PutOutcome::AlreadyStored);
@@ -89,20 +97,32 @@ async fn s3_put_verify_read_discard_delete() {
     let k1 = key("c-1", 1);
     assert!(matches!(
         store
-            .put_chunk(&k1, body(vec![b"abcd".to_vec()]), 3, h)
+            .put_chunk(
+                &k1,
+                body(vec![b"abcd".to_vec()]),
+                ChunkCheck::whole_file(3, h)
+            )
             .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
         store
-            .put_chunk(&k1, body(vec![b"abd".to_vec()]), 3, h)
+            .put_chunk(
+                &k1,
+                body(vec![b"abd".to_vec()]),
+                ChunkCheck::whole_file(3, h)
+            )
             .await,
         Err(StoreError::Integrity(_))
     ));
     // A big body with a wrong hash: the multipart upload is aborted.
     assert!(matches!(
         store
-            .put_chunk(&k1, body(vec![data.clone()]), data.len() as u64, h)
+            .put_chunk(
+                &k1,
+                body(vec![data.clone()]),
+                ChunkCheck::whole_file(data.len() as u64, h)
+            )
             .await,
         Err(StoreError::Integrity(_))
     ));
@@ -117,12 +137,16 @@ async fn s3_put_verify_read_discard_delete() {
     let ho = *blake3::hash(&other).as_bytes();
     let k2 = key("c-1", 2);
     store
-        .put_chunk(&k2, body(vec![small.clone()]), 3, h)
+        .put_chunk(&k2, body(vec![small.clone()]), ChunkCheck::whole_file(3, h))
         .await
         .unwrap();
     assert_eq!(
         store
-            .put_chunk(&k2, body(vec![other.clone()]), 10, ho)
+            .put_chunk(
+                &k2,
+                body(vec![other.clone()]),
+                ChunkCheck::whole_file(10, ho)
+            )
             .await
             .unwrap(),
         PutOutcome::Stored

@@ -200,6 +200,7 @@ def test_list_assets(client: DataeraiClient, project: Project, raw_asset, me: Au
         pytest.param({"metadata": [1, 2, 3]}, id="metadata-not-a-dict"),
         pytest.param({"chunk_size_mb": 0}, id="zero-chunk-size"),
         pytest.param({"chunk_size_mb": 100000}, id="huge-chunk-size"),
+        pytest.param({"chunk_size_mb": 100}, id="chunk-size-not-a-power-of-two"),
     ],
 )
 def test_upload_rejects_bad_input(client: DataeraiClient, project: Project, base_dir: Path, kwargs):

@@ -2,10 +2,12 @@
 //!
 //! Life of a session: `POST /assets/{id}/uploads` reserves quota and opens a
 //! pending content version; each `PUT .../chunks/{i}` streams one chunk to the
-//! blob store (length and BLAKE3 checked, fsynced) and then records it in the
-//! metadata store — only recorded chunks count as received; `complete` re-hashes
-//! every file from its stored chunks and publishes the version in one metadata
-//! transaction; `DELETE` aborts and frees the reservation.
+//! blob store (length and BLAKE3 chunk digest checked, fsynced) and then
+//! records it in the metadata store — only recorded chunks count as received;
+//! `complete` merges each file's recorded chunk digests into its BLAKE3 hash
+//! (`dataerai_proto::digest`: no byte is read again), checks it against the
+//! client's and publishes the version in one metadata transaction; `DELETE`
+//! aborts and frees the reservation.
 //!
 //! Dedup: a file announced with its whole-file `checksum` that its owner
 //! already stores is marked `deduplicated` at creation (the metadata store
@@ -22,10 +24,13 @@ use dataerai_proto::api::{
     ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadFileState, UploadSession,
     DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
-use dataerai_proto::{blake3_checksum, chunk_count, chunk_len, ErrorCode, CHUNK_HASH_HEADER};
+use dataerai_proto::digest::{self, ChunkDigest, MIN_CHUNK_SIZE};
+use dataerai_proto::{
+    blake3_checksum, chunk_count, chunk_len, ApiError, ErrorCode, CHUNK_HASH_HEADER,
+};
 use dataerai_store::blob::PutOutcome;
 use dataerai_store::meta::{ChunkRecord, UploadRecord};
-use dataerai_store::ChunkKey;
+use dataerai_store::{ChunkCheck, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{load_asset, Access};
@@ -33,8 +38,6 @@ use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
 
-/// Smallest chunk size a client may ask for.
-pub const MIN_CHUNK_SIZE: u64 = 1024;
 /// Most files in one content version.
 const MAX_FILES: usize = 100_000;
 const MAX_FILE_NAME_LEN: usize = 4096;
@@ -78,9 +81,9 @@ pub async fn create(
 ) -> AppResult<(StatusCode, Json<UploadSession>)> {
     load_asset(&state, &caller, &asset_id, Access::Write).await?;
     let chunk_size = body.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
-    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+    if !digest::is_valid_chunk_size(chunk_size) || chunk_size > MAX_CHUNK_SIZE {
         return Err(AppError::invalid(format!(
-            "chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
+            "chunk_size must be a power of two between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes, not {chunk_size}"
         )));
     }
     if body.files.is_empty() || body.files.len() > MAX_FILES {
@@ -263,11 +266,12 @@ pub async fn put_chunk(
         .into_data_stream()
         .map_err(std::io::Error::other)
         .boxed();
-    match state
-        .blobs
-        .put_chunk(&key, stream, expected_len, hash)
-        .await?
-    {
+    let check = ChunkCheck {
+        len: expected_len,
+        digest: ChunkDigest::of(file.size, session.chunk_size, chunk_index),
+        hash,
+    };
+    match state.blobs.put_chunk(&key, stream, check).await? {
         PutOutcome::Stored | PutOutcome::AlreadyStored => {}
         PutOutcome::Conflict => return Err(conflict()),
     }
@@ -374,7 +378,7 @@ pub async fn complete(
         return Err(AppError::invalid(format!("no checksum given for file {i}")));
     }
 
-    // Re-hash every file from its stored chunks; nothing is published on mismatch.
+    // Every file's hash from its verified chunks; nothing is published on mismatch.
     let mut checksums = Vec::with_capacity(session.files.len());
     for ((f, claim), known) in session
         .files
@@ -385,7 +389,7 @@ pub async fn complete(
         let actual = match known {
             // A deduplicated file's bytes were verified when first stored.
             Some(known) => known.clone(),
-            None => hash_stored_file(&state, &session, f).await?,
+            None => merged_file_hash(&state, &upload_id, &session, f).await?,
         };
         if Some(&actual[7..]) != claim.as_deref() {
             return Err(AppError::new(
@@ -405,26 +409,29 @@ pub async fn complete(
     ))
 }
 
-/// `blake3:<hex>` of a file of the session, read back from its stored chunks.
-async fn hash_stored_file(
+/// `blake3:<hex>` of a file of the session, merged from the digests recorded
+/// for its chunks (each verified against the bytes before it was recorded).
+async fn merged_file_hash(
     state: &AppState,
+    upload_id: &str,
     session: &UploadSession,
     f: &UploadFileState,
 ) -> AppResult<String> {
-    let mut hasher = blake3::Hasher::new();
-    for chunk_index in 0..f.chunk_count {
-        let key = ChunkKey {
-            content_id: session.content_id.clone(),
-            file_index: f.file_index,
-            chunk_index,
-        };
-        let len = chunk_len(f.size, session.chunk_size, chunk_index);
-        let mut stream = state.blobs.read_chunk(&key, 0, len).await?;
-        while let Some(piece) = stream.next().await {
-            hasher.update(&piece.map_err(dataerai_store::StoreError::from)?);
+    let recorded = state.meta.chunk_hashes(upload_id, f.file_index).await?;
+    let mut digests = Vec::with_capacity(recorded.len());
+    for (i, (chunk_index, hex_digest)) in recorded.iter().enumerate() {
+        let mut d = [0u8; 32];
+        if *chunk_index != i as u64 || hex::decode_to_slice(hex_digest, &mut d).is_err() {
+            return Err(AppError::from(ApiError::internal(format!(
+                "upload {upload_id}: the chunk records of file {} are inconsistent",
+                f.file_index
+            ))));
         }
+        digests.push(d);
     }
-    Ok(blake3_checksum(hasher.finalize().as_bytes()))
+    let hash = digest::file_hash(f.size, session.chunk_size, &digests)
+        .map_err(|e| AppError::from(ApiError::internal(format!("upload {upload_id}: {e}"))))?;
+    Ok(blake3_checksum(&hash))
 }
 
 pub async fn abort(

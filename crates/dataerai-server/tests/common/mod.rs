@@ -217,6 +217,11 @@ pub fn hex_blake3(data: &[u8]) -> String {
     blake3::hash(data).to_hex().to_string()
 }
 
+/// Hex digest of chunk `index` (holding `data`) of a file of `size` bytes.
+pub fn chunk_digest(size: u64, chunk_size: u64, index: u64, data: &[u8]) -> String {
+    hex::encode(dataerai_proto::digest::ChunkDigest::of(size, chunk_size, index).compute(data))
+}
+
 impl Api {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -319,6 +324,8 @@ impl Api {
         .await
     }
 
+    /// PUT a chunk with its right digest (looked up from the session: the
+    /// digest depends on the file's size and the chunk's place).
     pub async fn put_chunk(
         &self,
         upload_id: &str,
@@ -326,8 +333,27 @@ impl Api {
         chunk: u64,
         data: &[u8],
     ) -> (StatusCode, Value) {
-        self.put_chunk_with_hash(upload_id, file, chunk, data.to_vec(), &hex_blake3(data))
+        let hash = self.chunk_digest(upload_id, file, chunk, data).await;
+        self.put_chunk_with_hash(upload_id, file, chunk, data.to_vec(), &hash)
             .await
+    }
+
+    /// The hex digest chunk `chunk` of file `file` of an upload must have if it
+    /// holds `data` (the plain BLAKE3 when the session cannot be read).
+    pub async fn chunk_digest(
+        &self,
+        upload_id: &str,
+        file: u32,
+        chunk: u64,
+        data: &[u8],
+    ) -> String {
+        let (_, session) = self.get(&format!("/api/v1/uploads/{upload_id}")).await;
+        let size = session["files"][file as usize]["size"].as_u64();
+        let chunk_size = session["chunk_size"].as_u64();
+        match (size, chunk_size) {
+            (Some(size), Some(cs)) => chunk_digest(size, cs, chunk, data),
+            _ => hex_blake3(data),
+        }
     }
 
     /// Open an upload for `files` (name, bytes) and send every chunk; answers the

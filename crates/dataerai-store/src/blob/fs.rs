@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
-use super::{BlobStore, ByteStream, ChunkKey, PutOutcome};
+use super::{body_piece, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
@@ -57,17 +57,19 @@ impl FsBlobStore {
     }
 }
 
-/// BLAKE3 of a whole file, streamed.
-async fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+/// Whether the stored chunk file at `path` passes `check`.
+async fn passes(path: &Path, check: ChunkCheck) -> io::Result<bool> {
     let mut file = fs::File::open(path).await?;
-    let mut hasher = blake3::Hasher::new();
+    let mut verifier = check.verifier();
     let mut buf = vec![0u8; READ_BUF];
     loop {
         let n = file.read(&mut buf).await?;
         if n == 0 {
-            return Ok(*hasher.finalize().as_bytes());
+            return Ok(verifier.finish().is_ok());
         }
-        hasher.update(&buf[..n]);
+        if verifier.piece(&buf[..n]).is_err() {
+            return Ok(false);
+        }
     }
 }
 
@@ -80,43 +82,16 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl FsBlobStore {
-    /// Stream into `tmp`, checking length and hash; fsync on success.
-    async fn write_verified(
-        tmp: &Path,
-        mut body: ByteStream,
-        expected_len: u64,
-        expected_hash: [u8; 32],
-    ) -> Result<()> {
+    /// Stream into `tmp`, checking length and digest; fsync on success.
+    async fn write_verified(tmp: &Path, mut body: ByteStream, check: ChunkCheck) -> Result<()> {
         let mut file = fs::File::create(tmp).await?;
-        let mut hasher = blake3::Hasher::new();
-        let mut written: u64 = 0;
+        let mut verifier = check.verifier();
         while let Some(piece) = body.next().await {
-            // A body that breaks off is the client's failure, not the disk's.
-            let piece = piece
-                .map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))?;
-            written += piece.len() as u64;
-            // Stop reading as soon as the body is too long: never store more than promised.
-            if written > expected_len {
-                return Err(StoreError::Invalid(format!(
-                    "chunk body is longer than the expected {expected_len} bytes"
-                )));
-            }
-            hasher.update(&piece);
+            let piece = body_piece(piece)?;
+            verifier.piece(&piece)?;
             file.write_all(&piece).await?;
         }
-        if written != expected_len {
-            return Err(StoreError::Invalid(format!(
-                "chunk body has {written} bytes, expected {expected_len}"
-            )));
-        }
-        let got = hasher.finalize();
-        if got.as_bytes() != &expected_hash {
-            return Err(StoreError::Integrity(format!(
-                "chunk BLAKE3 is {}, but the request said {}; resend the chunk",
-                got.to_hex(),
-                hex::encode(expected_hash)
-            )));
-        }
+        verifier.finish()?;
         file.sync_all().await?;
         Ok(())
     }
@@ -128,8 +103,7 @@ impl BlobStore for FsBlobStore {
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        expected_len: u64,
-        expected_hash: [u8; 32],
+        check: ChunkCheck,
     ) -> Result<PutOutcome> {
         let path = self.chunk_path(key)?;
         let dir = path
@@ -138,7 +112,7 @@ impl BlobStore for FsBlobStore {
             .to_path_buf();
         fs::create_dir_all(&dir).await?;
         let tmp = dir.join(format!(".{}.tmp-{}", key.chunk_index, Uuid::new_v4()));
-        let written = Self::write_verified(&tmp, body, expected_len, expected_hash).await;
+        let written = Self::write_verified(&tmp, body, check).await;
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp).await;
             return Err(e);
@@ -155,8 +129,8 @@ impl BlobStore for FsBlobStore {
                 Ok(PutOutcome::Stored)
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                // Only verified bytes are ever linked, so comparing hashes is enough.
-                if hash_file(&path).await? == expected_hash {
+                // Only verified bytes are ever linked, so comparing digests is enough.
+                if passes(&path, check).await? {
                     Ok(PutOutcome::AlreadyStored)
                 } else {
                     Ok(PutOutcome::Conflict)
@@ -242,7 +216,11 @@ mod tests {
         let hash = *blake3::hash(data).as_bytes();
 
         let out = store
-            .put_chunk(&key(0), body(&[b"hello ", b"world"]), 11, hash)
+            .put_chunk(
+                &key(0),
+                body(&[b"hello ", b"world"]),
+                ChunkCheck::whole_file(11, hash),
+            )
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Stored);
@@ -257,7 +235,7 @@ mod tests {
 
         // Same bytes again: idempotent.
         let again = store
-            .put_chunk(&key(0), body(&[data]), 11, hash)
+            .put_chunk(&key(0), body(&[data]), ChunkCheck::whole_file(11, hash))
             .await
             .unwrap();
         assert_eq!(again, PutOutcome::AlreadyStored);
@@ -265,7 +243,11 @@ mod tests {
         // Different (self-consistent) bytes: refused, original kept.
         let other = b"HELLO WORLD";
         let out = store
-            .put_chunk(&key(0), body(&[other]), 11, *blake3::hash(other).as_bytes())
+            .put_chunk(
+                &key(0),
+                body(&[other]),
+                ChunkCheck::whole_file(11, *blake3::hash(other).as_bytes()),
+            )
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Conflict);
@@ -282,21 +264,59 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
+    /// A chunk in the middle of a file is checked by its chaining value at
+    /// its offset; its plain BLAKE3 is refused, and so is a re-put check
+    /// against the stored bytes with the wrong kind of digest.
+    #[tokio::test]
+    async fn middle_chunk_is_checked_by_its_chaining_value() {
+        use dataerai_proto::digest::ChunkDigest;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        static CHUNK: [u8; 1024] = [7u8; 1024];
+        let digest = ChunkDigest::of(3000, 1024, 1);
+        let plain = ChunkCheck {
+            len: 1024,
+            digest,
+            hash: *blake3::hash(&CHUNK).as_bytes(),
+        };
+        assert!(matches!(
+            store.put_chunk(&key(1), body(&[&CHUNK]), plain).await,
+            Err(StoreError::Integrity(_))
+        ));
+        let right = ChunkCheck {
+            hash: digest.compute(&CHUNK),
+            ..plain
+        };
+        let out = store
+            .put_chunk(&key(1), body(&[&CHUNK[..100], &CHUNK[100..]]), right)
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::Stored);
+        let again = store.put_chunk(&key(1), body(&[&CHUNK]), right).await;
+        assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
+    }
+
     #[tokio::test]
     async fn bad_length_or_hash_stores_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let hash = *blake3::hash(b"abc").as_bytes();
         assert!(matches!(
-            store.put_chunk(&key(1), body(&[b"abcd"]), 3, hash).await,
+            store
+                .put_chunk(&key(1), body(&[b"abcd"]), ChunkCheck::whole_file(3, hash))
+                .await,
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
-            store.put_chunk(&key(1), body(&[b"ab"]), 3, hash).await,
+            store
+                .put_chunk(&key(1), body(&[b"ab"]), ChunkCheck::whole_file(3, hash))
+                .await,
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
-            store.put_chunk(&key(1), body(&[b"abd"]), 3, hash).await,
+            store
+                .put_chunk(&key(1), body(&[b"abd"]), ChunkCheck::whole_file(3, hash))
+                .await,
             Err(StoreError::Integrity(_))
         ));
         assert!(matches!(

@@ -17,9 +17,10 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use dataerai_proto::digest::ChunkDigest;
 use futures::Stream;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 
 /// A stream of bytes (request bodies in, file ranges out).
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -43,20 +44,98 @@ pub enum PutOutcome {
     Conflict,
 }
 
+/// What a chunk body must be for [`BlobStore::put_chunk`] to store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkCheck {
+    pub len: u64,
+    /// How the chunk is hashed (it depends on its place in the file).
+    pub digest: ChunkDigest,
+    /// The digest the body must have.
+    pub hash: [u8; 32],
+}
+
+impl ChunkCheck {
+    /// A chunk that is a whole file of `len` bytes with BLAKE3 `hash`.
+    pub fn whole_file(len: u64, hash: [u8; 32]) -> ChunkCheck {
+        ChunkCheck {
+            len,
+            digest: ChunkDigest::whole_file(),
+            hash,
+        }
+    }
+
+    /// Start checking a body as it streams by.
+    pub fn verifier(&self) -> Verifier {
+        Verifier {
+            check: *self,
+            hasher: self.digest.hasher(),
+            seen: 0,
+        }
+    }
+}
+
+/// Checks a chunk body piece by piece: never more than the promised length,
+/// then exactly that length and the promised digest.
+pub struct Verifier {
+    check: ChunkCheck,
+    hasher: blake3::Hasher,
+    seen: u64,
+}
+
+impl Verifier {
+    /// Take the next piece of the body. Stops at the first byte too many:
+    /// never store more than promised.
+    pub fn piece(&mut self, piece: &[u8]) -> Result<()> {
+        self.seen += piece.len() as u64;
+        if self.seen > self.check.len {
+            return Err(StoreError::Invalid(format!(
+                "chunk body is longer than the expected {} bytes",
+                self.check.len
+            )));
+        }
+        self.hasher.update(piece);
+        Ok(())
+    }
+
+    /// After the last piece: the length and the digest must match.
+    pub fn finish(self) -> Result<()> {
+        if self.seen != self.check.len {
+            return Err(StoreError::Invalid(format!(
+                "chunk body has {} bytes, expected {}",
+                self.seen, self.check.len
+            )));
+        }
+        let got = self.check.digest.finalize(&self.hasher);
+        if got != self.check.hash {
+            return Err(StoreError::Integrity(format!(
+                "chunk BLAKE3 digest is {}, but the request said {}; resend the chunk",
+                hex::encode(got),
+                hex::encode(self.check.hash)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A piece of a request body. A body that breaks off is the client's failure,
+/// not the store's.
+pub fn body_piece(piece: io::Result<Bytes>) -> Result<Bytes> {
+    piece.map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))
+}
+
 /// Blob store backend.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Stream `body` into the chunk `key`, hashing it as it goes. The chunk is
-    /// stored only if it is exactly `expected_len` bytes long and its BLAKE3
-    /// digest is `expected_hash`; otherwise `StoreError::Invalid` (length) or
-    /// `StoreError::Integrity` (hash) and nothing
-    /// is stored. The bytes are durable (fsynced) before this returns `Stored`.
+    /// stored only if it passes `check` (length and digest); otherwise
+    /// `StoreError::Invalid` (length) or `StoreError::Integrity` (digest) and
+    /// nothing is stored. The bytes are durable (fsynced) before this returns
+    /// `Stored`.
     async fn put_chunk(
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        expected_len: u64,
-        expected_hash: [u8; 32],
+        check: ChunkCheck,
     ) -> Result<PutOutcome>;
 
     /// `len` bytes of a chunk starting at `offset`.

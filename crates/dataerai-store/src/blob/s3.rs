@@ -34,7 +34,7 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{BlobStore, ByteStream, ChunkKey, PutOutcome};
+use super::{body_piece, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Bytes buffered before a multipart part is sent (S3's minimum part size).
@@ -189,41 +189,19 @@ impl S3BlobStore {
             .child(key.chunk_index.to_string()))
     }
 
-    /// Stream `body` into `writer`, hashing; the caller completes or aborts.
+    /// Stream `body` into `writer`, checking; the caller completes or aborts.
     async fn write_verified(
         writer: &mut BufWriter,
         mut body: ByteStream,
-        expected_len: u64,
-        expected_hash: [u8; 32],
+        check: ChunkCheck,
     ) -> Result<()> {
-        let mut hasher = blake3::Hasher::new();
-        let mut written: u64 = 0;
+        let mut verifier = check.verifier();
         while let Some(piece) = body.next().await {
-            let piece = piece
-                .map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))?;
-            written += piece.len() as u64;
-            if written > expected_len {
-                return Err(StoreError::Invalid(format!(
-                    "chunk body is longer than the expected {expected_len} bytes"
-                )));
-            }
-            hasher.update(&piece);
+            let piece = body_piece(piece)?;
+            verifier.piece(&piece)?;
             writer.put(piece).await?;
         }
-        if written != expected_len {
-            return Err(StoreError::Invalid(format!(
-                "chunk body has {written} bytes, expected {expected_len}"
-            )));
-        }
-        let got = hasher.finalize();
-        if got.as_bytes() != &expected_hash {
-            return Err(StoreError::Integrity(format!(
-                "chunk BLAKE3 is {}, but the request said {}; resend the chunk",
-                got.to_hex(),
-                hex::encode(expected_hash)
-            )));
-        }
-        Ok(())
+        verifier.finish()
     }
 }
 
@@ -245,10 +223,9 @@ impl BlobStore for S3BlobStore {
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        expected_len: u64,
-        expected_hash: [u8; 32],
+        check: ChunkCheck,
     ) -> Result<PutOutcome> {
-        let path = self.chunk_dir(key)?.child(key_hash(&expected_hash));
+        let path = self.chunk_dir(key)?.child(key_hash(&check.hash));
         // Stored earlier (the metadata record was lost, or a retry raced it):
         // the key names verified bytes, so there is nothing to write.
         match self.store.head(&path).await {
@@ -258,7 +235,7 @@ impl BlobStore for S3BlobStore {
         }
         let mut writer = BufWriter::with_capacity(self.store.clone(), path, PART_SIZE)
             .with_max_concurrency(PART_CONCURRENCY);
-        match Self::write_verified(&mut writer, body, expected_len, expected_hash).await {
+        match Self::write_verified(&mut writer, body, check).await {
             // `shutdown` sends the last part and completes the upload: only now
             // does the object exist, and it is durable when S3 answers.
             Ok(()) => {

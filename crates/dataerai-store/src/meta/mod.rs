@@ -237,6 +237,8 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         file_index: u32,
         chunk_index: u64,
     ) -> Result<Option<ChunkRecord>>;
+    /// The recorded digests (hex) of one file's chunks, by chunk index.
+    async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>>;
     /// Record a verified chunk. If the chunk is already recorded the stored
     /// record is answered unchanged (the caller compares hashes). Fails with
     /// `Invalid` when the session is no longer open.

@@ -1103,6 +1103,19 @@ impl MetadataStore for PgStore {
         upload_by_id(&mut conn, upload_id).await
     }
 
+    async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>> {
+        let rows = sqlx::query(
+            "SELECT chunk_index, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2 ORDER BY chunk_index",
+        )
+        .bind(upload_id)
+        .bind(i64::from(file_index))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((get_u64(r, "chunk_index")?, r.try_get("hash")?)))
+            .collect()
+    }
+
     async fn chunk(
         &self,
         upload_id: &str,

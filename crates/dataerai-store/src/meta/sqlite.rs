@@ -1054,6 +1054,24 @@ impl MetadataStore for SqliteStore {
         upload_by_id(&mut conn, upload_id).await
     }
 
+    async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>> {
+        let rows = sqlx::query(
+            "SELECT chunk_index, hash FROM upload_chunks WHERE upload_id = ? AND file_index = ? ORDER BY chunk_index",
+        )
+        .bind(upload_id)
+        .bind(file_index as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("chunk_index")? as u64,
+                    r.try_get("hash")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn chunk(
         &self,
         upload_id: &str,

@@ -149,7 +149,7 @@ pub struct UploadArgs {
     /// Collection to file the asset in.
     #[arg(long)]
     pub collection: Option<String>,
-    /// Chunk size in MiB (1–512, default 64).
+    /// Chunk size in MiB: a power of two from 1 to 512 (default 64).
     #[arg(long)]
     pub chunk_size_mb: Option<i64>,
 }
@@ -163,6 +163,7 @@ pub struct DownloadArgs {
     /// A specific content version (default: the latest).
     #[arg(long)]
     pub content_id: Option<String>,
+    /// Chunk size in MiB: a power of two from 1 to 512 (default 64).
     #[arg(long)]
     pub chunk_size_mb: Option<i64>,
 }

@@ -7,8 +7,10 @@
 //! `<dest>/<name>.dataerai-partial` with ranged GETs ([`PARALLEL_CHUNKS`] in
 //! flight), each chunk streamed to its offset, fsynced, and only then recorded
 //! in the journal — so after a crash the partial file and the journal agree and
-//! only missing chunks are fetched again. A file appears under its final name
-//! only after its whole BLAKE3 matches the server's checksum. A full disk
+//! only missing chunks are fetched again. Each chunk is hashed as it arrives
+//! (its `dataerai_proto::digest` chaining value); a file appears under its final
+//! name only after its BLAKE3, merged from those digests, matches the server's
+//! checksum. A full disk
 //! (`ERR_NO_SPACE`) keeps the partial files for `transfer.resume`; [`discard`]
 //! removes them when a download is given up.
 
@@ -23,11 +25,12 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{
-    hash_file, io_error, plan_chunks, retry, safe_join, Failure, ProgressEvent, RateMeter,
+    io_error, plan_chunks, retry, safe_join, Digests, Failure, ProgressEvent, RateMeter,
     RunContext, Stop, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
 use crate::faults;
+use dataerai_proto::digest::ChunkDigest;
 
 /// Suffix of files still being downloaded.
 pub const PARTIAL_SUFFIX: &str = ".dataerai-partial";
@@ -265,6 +268,7 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     let done = AtomicU64::new(already);
     let pending_count = pending.len() as u64;
     let fetched = AtomicU64::new(0);
+    let digests = Digests::default();
     let mut chunks = futures::stream::iter(pending)
         // Pulled lazily as slots free up: a pause starts no new chunk.
         .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
@@ -272,11 +276,15 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
             let done = &done;
             let meter = &meter;
             let fetched = &fetched;
+            let digests = &digests;
             let f = &spec.files[fi];
             async move {
-                if len > 0 {
-                    retry(ctx, || fetch_chunk(ctx, spec, f, offset, len)).await?;
-                }
+                let digest = if len > 0 {
+                    retry(ctx, || fetch_chunk(ctx, spec, f, index, offset, len)).await?
+                } else {
+                    ChunkDigest::whole_file().compute(&[])
+                };
+                digests.put(f.file_index, index, digest);
                 ctx.journal.add_chunk(id, f.file_index, index, len).await?;
                 fetched.fetch_add(1, Ordering::Relaxed);
                 // No await between counting and reporting: events leave in order.
@@ -314,7 +322,7 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     for f in &spec.files {
         if !finished.contains(&f.file_index) {
             ctx.check_stop()?;
-            publish(ctx, f).await?;
+            publish(ctx, spec, f, &digests).await?;
         }
         files.push(DownloadedFile {
             local_path: f.final_path.to_string_lossy().into_owned(),
@@ -333,8 +341,21 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
 }
 
 /// Verify a complete partial file and rename it into place.
-async fn publish(ctx: &RunContext, f: &DlFile) -> Result<(), ApiError> {
-    let got = hash_file(f.partial_path.clone(), ctx.cancel.clone()).await?;
+async fn publish(
+    ctx: &RunContext,
+    spec: &DownloadSpec,
+    f: &DlFile,
+    digests: &Digests,
+) -> Result<(), ApiError> {
+    let got = digests
+        .checksum(
+            &f.partial_path,
+            f.file_index,
+            f.size,
+            spec.chunk_size,
+            &ctx.cancel,
+        )
+        .await?;
     if got != f.checksum {
         // The bytes are bad (e.g. a blob corrupted at rest): start this file over
         // on a resume rather than re-hashing the same bad data.
@@ -364,14 +385,15 @@ async fn publish(ctx: &RunContext, f: &DlFile) -> Result<(), ApiError> {
         .await
 }
 
-/// GET one byte range, write it at its offset and fsync it.
+/// GET one chunk, write it at its offset and fsync it; answers its digest.
 async fn fetch_chunk(
     ctx: &RunContext,
     spec: &DownloadSpec,
     f: &DlFile,
+    index: u64,
     offset: u64,
     len: u64,
-) -> Result<(), Failure> {
+) -> Result<[u8; 32], Failure> {
     crate::faults::before_chunk().await;
     let resp = ctx
         .client
@@ -400,6 +422,8 @@ async fn fetch_chunk(
     file.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(|e| local("seek", e))?;
+    let digest = ChunkDigest::of(f.size, spec.chunk_size, index);
+    let mut hasher = digest.hasher();
     let mut written = 0u64;
     let mut body = resp.bytes_stream();
     while let Some(piece) = body.next().await {
@@ -412,6 +436,7 @@ async fn fetch_chunk(
             ))
             .into());
         }
+        hasher.update(&piece);
         faults::before_write(piece.len()).map_err(|e| local("write", e))?;
         file.write_all(&piece)
             .await
@@ -430,5 +455,5 @@ async fn fetch_chunk(
     file.flush().await.map_err(|e| local("write", e))?;
     // Durable before the journal says so.
     file.sync_data().await.map_err(|e| local("sync", e))?;
-    Ok(())
+    Ok(digest.finalize(&hasher))
 }

@@ -22,6 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dataerai_proto::digest::{self, ChunkDigest};
 use dataerai_proto::{ApiError, ErrorCode};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -294,9 +295,11 @@ where
 pub fn chunk_size_from_mb(chunk_size_mb: Option<i64>) -> Result<u64, ApiError> {
     match chunk_size_mb {
         None => Ok(dataerai_proto::api::DEFAULT_CHUNK_SIZE),
-        Some(mb) if (1..=512).contains(&mb) => Ok(mb as u64 * 1024 * 1024),
+        Some(mb) if (1..=512).contains(&mb) && (mb as u64).is_power_of_two() => {
+            Ok(mb as u64 * 1024 * 1024)
+        }
         Some(mb) => Err(ApiError::invalid(format!(
-            "chunk_size_mb must be between 1 and 512, got {mb}"
+            "chunk_size_mb must be a power of two from 1 to 512 (1, 2, 4, … 512), got {mb}"
         ))),
     }
 }
@@ -365,36 +368,92 @@ pub fn total_chunks(sizes: impl Iterator<Item = u64>, chunk_size: u64) -> u64 {
         .sum()
 }
 
-/// Stream-hash a whole file with BLAKE3 (blocking; call from a blocking thread
-/// or for small files only); returns `blake3:<hex>`.
-pub fn hash_file_blocking(path: &Path, cancel: &CancellationToken) -> Result<String, ApiError> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)
+/// The digest of chunk `index` of a file of `size` bytes cut into
+/// `chunk_size`-byte chunks (`dataerai_proto::digest`), read from `path`.
+/// Blocking: call on a blocking thread, or for small chunks only.
+pub fn chunk_digest_blocking(
+    path: &Path,
+    size: u64,
+    chunk_size: u64,
+    index: u64,
+    cancel: &CancellationToken,
+) -> Result<[u8; 32], ApiError> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)
         .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
+    let digest = ChunkDigest::of(size, chunk_size, index);
+    let (offset, len) = (
+        index * chunk_size,
+        dataerai_proto::chunk_len(size, chunk_size, index),
+    );
+    let mut hasher = digest.hasher();
+    let mut buf = vec![0u8; IO_BUF.min(len as usize)];
+    let mut pos = 0u64;
+    while pos < len {
         if cancel.is_cancelled() {
             return Err(cancelled());
         }
-        let n = f
-            .read(&mut buf)
+        let want = ((len - pos) as usize).min(buf.len());
+        let n = file
+            .read_at(&mut buf[..want], offset + pos)
             .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
         if n == 0 {
-            break;
+            return Err(ApiError::invalid(format!(
+                "{} shrank while it was being transferred",
+                path.display()
+            )));
         }
         hasher.update(&buf[..n]);
+        pos += n as u64;
     }
-    Ok(dataerai_proto::blake3_checksum(
-        hasher.finalize().as_bytes(),
-    ))
+    Ok(digest.finalize(&hasher))
 }
 
-/// [`hash_file_blocking`] on a blocking thread.
-pub async fn hash_file(path: PathBuf, cancel: CancellationToken) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || hash_file_blocking(&path, &cancel))
+/// Chunk digests gathered while the chunks move, by `(file_index, chunk_index)`:
+/// a file's BLAKE3 is merged from them instead of reading the file again.
+#[derive(Default)]
+pub struct Digests(Mutex<std::collections::HashMap<(u32, u64), [u8; 32]>>);
+
+impl Digests {
+    pub fn put(&self, file_index: u32, chunk_index: u64, digest: [u8; 32]) {
+        self.0
+            .lock()
+            .expect("digests lock")
+            .insert((file_index, chunk_index), digest);
+    }
+
+    /// `blake3:<hex>` of a file from the digests gathered; chunks that moved in
+    /// an earlier run (before a pause or a crash) are read back from `path`.
+    pub async fn checksum(
+        &self,
+        path: &Path,
+        file_index: u32,
+        size: u64,
+        chunk_size: u64,
+        cancel: &CancellationToken,
+    ) -> Result<String, ApiError> {
+        let known: Vec<Option<[u8; 32]>> = {
+            let map = self.0.lock().expect("digests lock");
+            (0..dataerai_proto::chunk_count(size, chunk_size))
+                .map(|i| map.get(&(file_index, i)).copied())
+                .collect()
+        };
+        let (path, cancel) = (path.to_path_buf(), cancel.clone());
+        tokio::task::spawn_blocking(move || {
+            let digests = known
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| match d {
+                    Some(d) => Ok(d),
+                    None => chunk_digest_blocking(&path, size, chunk_size, i as u64, &cancel),
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            let hash = digest::file_hash(size, chunk_size, &digests).map_err(ApiError::internal)?;
+            Ok(dataerai_proto::blake3_checksum(&hash))
+        })
         .await
         .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
+    }
 }
 
 /// Tracks the average rate of one run.
@@ -440,7 +499,7 @@ mod tests {
         assert_eq!(chunk_size_from_mb(None).unwrap(), 64 * 1024 * 1024);
         assert_eq!(chunk_size_from_mb(Some(1)).unwrap(), 1024 * 1024);
         assert_eq!(chunk_size_from_mb(Some(512)).unwrap(), 512 * 1024 * 1024);
-        for bad in [0, -1, 513] {
+        for bad in [0, -1, 513, 3, 100] {
             assert_eq!(
                 chunk_size_from_mb(Some(bad)).unwrap_err().code,
                 ErrorCode::InvalidInput
@@ -559,15 +618,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hash_file_matches_blake3() {
+    async fn file_checksum_from_gathered_and_read_back_digests() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("f");
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
-        let got = hash_file(p, CancellationToken::new()).await.unwrap();
+        let cs = 1 << 20;
+        let never = CancellationToken::new();
+        let size = data.len() as u64;
+        let want = dataerai_proto::blake3_checksum(blake3::hash(&data).as_bytes());
+        // Nothing gathered: every chunk is read back.
+        let digests = Digests::default();
         assert_eq!(
-            got,
-            dataerai_proto::blake3_checksum(blake3::hash(&data).as_bytes())
+            digests.checksum(&p, 0, size, cs, &never).await.unwrap(),
+            want
         );
+        // Some gathered (as a run would), the others read back.
+        let digests = Digests::default();
+        for i in [0, 2] {
+            let start = (i * cs) as usize;
+            let end = (start + cs as usize).min(data.len());
+            digests.put(
+                0,
+                i,
+                ChunkDigest::of(size, cs, i).compute(&data[start..end]),
+            );
+        }
+        assert_eq!(
+            digests.checksum(&p, 0, size, cs, &never).await.unwrap(),
+            want
+        );
+        // A wrong gathered digest gives another checksum, and a file shorter
+        // than announced is an error.
+        digests.put(0, 1, [0; 32]);
+        assert_ne!(
+            digests.checksum(&p, 0, size, cs, &never).await.unwrap(),
+            want
+        );
+        let err = Digests::default()
+            .checksum(&p, 0, size + 5 * cs, cs, &never)
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("shrank"), "{err:?}");
     }
 }

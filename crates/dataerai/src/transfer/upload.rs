@@ -2,14 +2,17 @@
 //! new asset (or, with `asset_id`, of an existing one).
 //!
 //! [`prepare`] does everything that must be reported synchronously: scanning
-//! the files, hashing them (when small enough to do before answering) so the
-//! server can deduplicate, creating the asset, and opening the upload session
+//! the files, hashing them (when small enough to do before answering: each
+//! chunk's digest, merged into the file's BLAKE3, see `dataerai_proto::digest`)
+//! so the server can deduplicate, creating the asset, and opening the upload session
 //! (where the server checks the quota). If the session cannot be opened, an
 //! asset created for it is deleted again. The result is an [`UploadSpec`] the
 //! caller journals. [`run`] works from the spec alone: it checks that no source
 //! file changed (size + mtime), asks the server which chunks it already holds,
-//! sends only the others ([`PARALLEL_CHUNKS`] in flight) and completes the
-//! session. [`discard`] aborts the session and deletes an asset the upload made.
+//! sends only the others ([`PARALLEL_CHUNKS`] in flight), hashing each one
+//! just before it goes unless its digest is already known, and completes the
+//! session with each file's BLAKE3 merged from its chunk digests (no second
+//! pass over the file). [`discard`] aborts the session and deletes an asset the upload made.
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -27,10 +30,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::scan::{self, LocalFile};
 use super::{
-    hash_file_blocking, io_error, plan_chunks, retry, Failure, ProgressEvent, RateMeter,
-    RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
+    chunk_digest_blocking, io_error, plan_chunks, retry, Digests, Failure, ProgressEvent,
+    RateMeter, RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
+use dataerai_proto::digest::{self, ChunkDigest};
 
 /// Uploads up to this size (all files together) are hashed before the answer,
 /// so the session can be opened with checksums and deduplicated. Bigger ones
@@ -68,6 +72,10 @@ pub struct SpecFile {
     pub mtime_ns: i64,
     /// Whole-file `blake3:<hex>`, when known.
     pub checksum: Option<String>,
+    /// Hex digests of every chunk when they were computed with the checksum
+    /// (files of several chunks only: a lone chunk's digest is the checksum).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_digests: Vec<String>,
     /// The server reused bytes it already holds: nothing to send.
     #[serde(default)]
     pub deduplicated: bool,
@@ -129,12 +137,34 @@ pub struct UploadResult {
     pub files: Vec<UploadedFile>,
 }
 
-/// Hash every file (blocking; small files only, or on a blocking thread).
-fn hash_all(files: &[LocalFile]) -> Result<Vec<String>, ApiError> {
+/// A file's checksum and, for a file of several chunks, its chunk digests.
+#[derive(Debug, Clone)]
+struct Hashed {
+    checksum: String,
+    chunk_digests: Vec<String>,
+}
+
+/// Hash every file chunk by chunk (blocking; small files only, or on a
+/// blocking thread).
+fn hash_all(files: &[LocalFile], chunk_size: u64) -> Result<Vec<Hashed>, ApiError> {
     let never = CancellationToken::new();
     files
         .iter()
-        .map(|f| hash_file_blocking(&f.path, &never))
+        .map(|f| {
+            let digests = (0..dataerai_proto::chunk_count(f.size, chunk_size))
+                .map(|i| chunk_digest_blocking(&f.path, f.size, chunk_size, i, &never))
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            let hash =
+                digest::file_hash(f.size, chunk_size, &digests).map_err(ApiError::internal)?;
+            Ok(Hashed {
+                checksum: dataerai_proto::blake3_checksum(&hash),
+                chunk_digests: if digests.len() > 1 {
+                    digests.iter().map(hex::encode).collect()
+                } else {
+                    Vec::new()
+                },
+            })
+        })
         .collect()
 }
 
@@ -149,12 +179,13 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         scan::scan(&root)?
     };
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let checksums: Option<Vec<String>> = if total <= INLINE_HASH_LIMIT {
-        Some(hash_all(&files)?)
+    let chunk_size = req.chunk_size;
+    let checksums: Option<Vec<Hashed>> = if total <= INLINE_HASH_LIMIT {
+        Some(hash_all(&files, chunk_size)?)
     } else if total <= SYNC_HASH_LIMIT {
         let fs = files.clone();
         Some(
-            tokio::task::spawn_blocking(move || hash_all(&fs))
+            tokio::task::spawn_blocking(move || hash_all(&fs, chunk_size))
                 .await
                 .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??,
         )
@@ -172,7 +203,7 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         .map(|(i, f)| UploadFileSpec {
             name: f.name.clone(),
             size: f.size,
-            checksum: checksums.as_ref().map(|c| c[i].clone()),
+            checksum: checksums.as_ref().map(|c| c[i].checksum.clone()),
         })
         .collect();
     let session = client
@@ -208,7 +239,7 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
 fn spec_from_session(
     session: &UploadSession,
     files: Vec<LocalFile>,
-    checksums: Option<Vec<String>>,
+    checksums: Option<Vec<Hashed>>,
     created_asset: bool,
     local_path: PathBuf,
 ) -> UploadSpec {
@@ -217,10 +248,12 @@ fn spec_from_session(
         .enumerate()
         .map(|(i, f)| {
             let state = session.files.iter().find(|s| s.name == f.name);
+            let hashed = checksums.as_ref().map(|c| c[i].clone());
             SpecFile {
                 file_index: state.map(|s| s.file_index).unwrap_or(i as u32),
                 deduplicated: state.is_some_and(|s| s.deduplicated),
-                checksum: checksums.as_ref().map(|c| c[i].clone()),
+                checksum: hashed.as_ref().map(|h| h.checksum.clone()),
+                chunk_digests: hashed.map(|h| h.chunk_digests).unwrap_or_default(),
                 name: f.name,
                 path: f.path,
                 size: f.size,
@@ -298,26 +331,6 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
         }
     }
 
-    // Whole-file hashes not known yet (big uploads) are computed on one
-    // blocking thread while the chunks go out.
-    let unhashed: Vec<(usize, PathBuf)> = spec
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.checksum.is_none())
-        .map(|(i, f)| (i, f.path.clone()))
-        .collect();
-    let hash_cancel = ctx.cancel.child_token();
-    let _stop_hash = hash_cancel.clone().drop_guard();
-    let hashing = (!unhashed.is_empty()).then(|| {
-        tokio::task::spawn_blocking(move || {
-            unhashed
-                .into_iter()
-                .map(|(i, p)| Ok((i, hash_file_blocking(&p, &hash_cancel)?)))
-                .collect::<Result<Vec<_>, ApiError>>()
-        })
-    });
-
     let bytes_total = spec.bytes_total();
     let mut pending = Vec::new();
     let mut already = 0u64;
@@ -339,6 +352,7 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
     let done = AtomicU64::new(already);
     let pending_count = pending.len();
     let sent = AtomicU64::new(0);
+    let digests = Digests::default();
     let spec_ref = &spec;
     let mut chunks = futures::stream::iter(pending)
         // Pulled lazily as slots free up: a pause starts no new chunk.
@@ -347,9 +361,11 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
             let done = &done;
             let meter = &meter;
             let sent = &sent;
+            let digests = &digests;
             let f = &spec_ref.files[fi];
             async move {
-                send_chunk(ctx, spec_ref, f, index, offset, len).await?;
+                let digest = send_chunk(ctx, spec_ref, f, index, offset, len).await?;
+                digests.put(f.file_index, index, digest);
                 ctx.journal
                     .add_chunk(&ctx.transfer_id, f.file_index, index, len)
                     .await?;
@@ -388,14 +404,16 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
     }
     ctx.check_stop()?;
 
-    if let Some(h) = hashing {
-        let hashes = tokio::select! {
-            _ = ctx.cancel.cancelled() => return Err(super::cancelled().into()),
-            h = h => h.map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??,
-        };
-        for (i, sum) in hashes {
-            spec.files[i].checksum = Some(sum);
-        }
+    // Big files' checksums: merged from the digests of the chunks just sent.
+    let mut hashed_now = false;
+    for f in spec.files.iter_mut().filter(|f| f.checksum.is_none()) {
+        let sum = digests
+            .checksum(&f.path, f.file_index, f.size, spec.chunk_size, &ctx.cancel)
+            .await?;
+        f.checksum = Some(sum);
+        hashed_now = true;
+    }
+    if hashed_now {
         let v = serde_json::to_value(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
         ctx.journal.set_spec(&ctx.transfer_id, &v).await?;
     }
@@ -460,8 +478,22 @@ async fn result(
     })
 }
 
-/// Send one chunk, with retries. Small chunks are read once and sent from
-/// memory; big ones are hashed, then streamed from disk on every attempt.
+/// The digest of chunk `index` of `f` computed before the session opened, if any.
+fn known_digest(f: &SpecFile, chunk_size: u64, index: u64) -> Option<[u8; 32]> {
+    let lone = dataerai_proto::chunk_count(f.size, chunk_size) == 1;
+    let hex_digest = match f.chunk_digests.as_slice() {
+        [] if lone => f.checksum.as_deref()?.strip_prefix("blake3:")?,
+        [] => return None,
+        many => many.get(index as usize)?,
+    };
+    let mut d = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut d).ok()?;
+    Some(d)
+}
+
+/// Send one chunk, with retries; answers its digest. Small chunks are read
+/// once and sent from memory; big ones are hashed (unless their digest is
+/// known), then streamed from disk on every attempt.
 async fn send_chunk(
     ctx: &RunContext,
     spec: &UploadSpec,
@@ -469,19 +501,35 @@ async fn send_chunk(
     index: u64,
     offset: u64,
     len: u64,
-) -> Result<(), Stop> {
+) -> Result<[u8; 32], Stop> {
     let upload_id = spec.upload_id.as_str();
+    let known = known_digest(f, spec.chunk_size, index);
     if len <= IN_MEMORY_CHUNK {
         let data = read_range(f.path.clone(), offset, len).await?;
-        let hex = blake3::hash(&data).to_hex().to_string();
+        let digest =
+            known.unwrap_or_else(|| ChunkDigest::of(f.size, spec.chunk_size, index).compute(&data));
+        let hex_digest = hex::encode(digest);
         let data = bytes::Bytes::from(data);
-        return retry(ctx, || {
+        retry(ctx, || {
             let body = reqwest::Body::from(data.clone());
-            put_verified(ctx, upload_id, f, index, &hex, len, body)
+            put_verified(ctx, upload_id, f, index, &hex_digest, len, body)
         })
-        .await;
+        .await?;
+        return Ok(digest);
     }
-    let hex = hash_range(f.path.clone(), offset, len).await?;
+    let digest = match known {
+        Some(d) => d,
+        None => {
+            let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
+            let cancel = ctx.cancel.clone();
+            tokio::task::spawn_blocking(move || {
+                chunk_digest_blocking(&path, size, chunk_size, index, &cancel)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??
+        }
+    };
+    let hex_digest = hex::encode(digest);
     retry(ctx, || async {
         let mut file = tokio::fs::File::open(&f.path).await.map_err(|e| {
             Failure::local(io_error(format!("cannot open {}", f.path.display()), e))
@@ -492,9 +540,10 @@ async fn send_chunk(
                 Failure::local(io_error(format!("cannot seek {}", f.path.display()), e))
             })?;
         let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file.take(len), IO_BUF));
-        put_verified(ctx, upload_id, f, index, &hex, len, body).await
+        put_verified(ctx, upload_id, f, index, &hex_digest, len, body).await
     })
-    .await
+    .await?;
+    Ok(digest)
 }
 
 async fn put_verified(
@@ -554,29 +603,4 @@ async fn read_range(path: PathBuf, offset: u64, len: u64) -> Result<Vec<u8>, Api
             .await
             .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
     }
-}
-
-/// BLAKE3 hex of `[offset, offset+len)` of a file, read in small pieces on a blocking thread.
-async fn hash_range(path: PathBuf, offset: u64, len: u64) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&path)
-            .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; IO_BUF];
-        let mut pos = 0u64;
-        while pos < len {
-            let want = ((len - pos) as usize).min(buf.len());
-            let n = f
-                .read_at(&mut buf[..want], offset + pos)
-                .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
-            if n == 0 {
-                return Err(shrank(&path));
-            }
-            hasher.update(&buf[..n]);
-            pos += n as u64;
-        }
-        Ok(hasher.finalize().to_hex().to_string())
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
 }

@@ -433,7 +433,7 @@ class DataeraiClient:
             owner_id: Your user id (``auth_status().user_id``) or a project id.
             description, alias, tags, metadata: Descriptive metadata; ``metadata`` is a dict.
             collection_id: Collection of a project-owned asset (default: the project's root).
-            chunk_size_mb: Chunk size in MiB (default 64, at most 512).
+            chunk_size_mb: Chunk size in MiB, a power of two from 1 to 512 (default 64).
             on_progress: Called with a :class:`~dataerai.ProgressEvent` after each chunk, on a
                 background thread; the last call has ``bytes_done == bytes_total``. Exceptions
                 it raises are logged and ignored.
