@@ -121,7 +121,7 @@ class Env:
             ],
             stdout=out,
             stderr=err,
-            env={**os.environ, "RUST_LOG": "warn"},
+            env={**os.environ, "RUST_LOG": os.environ.get("BENCH_SERVER_LOG", "warn")},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -210,7 +210,10 @@ impl Journal {
             .await
             .map_err(db_error)?;
         first.close().await.map_err(db_error)?;
-        Self::with_options(options, 4).await
+        // One connection: every statement is short, and concurrent writers on
+        // several connections would wait in SQLite's sleeping busy handler
+        // (many parallel small uploads spent most of their time there).
+        Self::with_options(options, 1).await
     }
 
     /// A private journal that lives as long as the process (CLI transfers).

@@ -286,9 +286,19 @@ pub(crate) async fn asset_access(
     caller: &Caller,
     asset: &Asset,
 ) -> AppResult<Access> {
-    match asset.owner_type.as_str() {
-        OWNER_USER if asset.owner_id == caller.user_id => Ok(Access::Write),
-        OWNER_PROJECT => project_access(state, caller, &asset.owner_id).await,
+    owner_access(state, caller, &asset.owner_type, &asset.owner_id).await
+}
+
+/// What the caller may do with the assets of one owner.
+pub(crate) async fn owner_access(
+    state: &AppState,
+    caller: &Caller,
+    owner_type: &str,
+    owner_id: &str,
+) -> AppResult<Access> {
+    match owner_type {
+        OWNER_USER if owner_id == caller.user_id => Ok(Access::Write),
+        OWNER_PROJECT => project_access(state, caller, owner_id).await,
         _ => Ok(Access::None),
     }
 }

@@ -33,7 +33,7 @@ use dataerai_store::meta::{ChunkRecord, UploadRecord};
 use dataerai_store::{ChunkCheck, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 
-use super::{load_asset, Access};
+use super::{load_asset, owner_access, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -147,7 +147,16 @@ async fn own_upload(state: &AppState, caller: &Caller, upload_id: &str) -> AppRe
             "upload {upload_id} was opened by another user"
         )));
     }
-    load_asset(state, caller, &record.session.asset_id, Access::Write).await?;
+    // The owner came with the session: no need to load the asset.
+    let asset_id = &record.session.asset_id;
+    let Some((owner_type, owner_id)) = &record.owner else {
+        return Err(AppError::not_found(format!("asset {asset_id} not found")));
+    };
+    if owner_access(state, caller, owner_type, owner_id).await? != Access::Write {
+        return Err(AppError::denied(format!(
+            "you may not modify asset {asset_id}; ask its owner or a project admin for access"
+        )));
+    }
     Ok(record)
 }
 

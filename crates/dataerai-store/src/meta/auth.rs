@@ -878,7 +878,7 @@ macro_rules! impl_auth_store {
         /// Store the access token and the refresh token of a grant, both in
         /// `family_id`.
         async fn insert_issued(
-            tx: &mut sqlx::Transaction<'static, $db>,
+            tx: &mut <$db as sqlx::Database>::Connection,
             user_id: &str,
             scopes: &str,
             family_id: &str,
@@ -898,7 +898,7 @@ macro_rules! impl_auth_store {
             .bind($ts(chrono::Utc::now()))
             .bind($ts(issue.access_expires_at))
             .bind(family_id.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, family_id, user_id, scopes, created_at_ms,
@@ -911,7 +911,7 @@ macro_rules! impl_auth_store {
             .bind(scopes.to_string())
             .bind(now_ms)
             .bind(issue.refresh_expires_at_ms)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
             Ok(())
         }

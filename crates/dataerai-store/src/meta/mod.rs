@@ -83,6 +83,9 @@ pub struct UploadRecord {
     pub session: UploadSession,
     /// The user who opened the session (only they may use it).
     pub user_id: String,
+    /// `(owner_type, owner_id)` of the asset (`None` once it is deleted): the
+    /// access check needs nothing else of the asset.
+    pub owner: Option<(String, String)>,
     /// Per file (in file order): the verified `blake3:<hex>` already known for
     /// it — set for deduplicated files, whose bytes are stored already.
     pub known_checksums: Vec<Option<String>>,

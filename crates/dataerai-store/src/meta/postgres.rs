@@ -314,7 +314,9 @@ async fn asset_by_id(conn: &mut PgConnection, asset_id: &str, lock: bool) -> Res
 
 async fn upload_by_id(conn: &mut PgConnection, upload_id: &str) -> Result<Option<UploadRecord>> {
     let Some(row) = sqlx::query(
-        "SELECT id, asset_id, content_id, user_id, chunk_size, status, created_at FROM uploads WHERE id = $1",
+        "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status, u.created_at,
+                a.owner_type, a.owner_id
+         FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id = $1",
     )
     .bind(upload_id)
     .fetch_optional(&mut *conn)
@@ -372,6 +374,10 @@ async fn upload_by_id(conn: &mut PgConnection, upload_id: &str) -> Result<Option
             created_at: row.try_get("created_at")?,
         },
         user_id: row.try_get("user_id")?,
+        owner: match (row.try_get("owner_type")?, row.try_get("owner_id")?) {
+            (Some(t), Some(i)) => Some((t, i)),
+            _ => None,
+        },
         known_checksums,
     }))
 }

@@ -2,9 +2,13 @@
 //! (`DATA_DIR/dataerai.db`) in WAL mode, so the admin commands can write while a
 //! server runs. Writes run in `BEGIN IMMEDIATE` transactions: the write lock is
 //! taken up front, so a read-check-write sequence (quota, merge) never races
-//! another writer and never fails half way with `SQLITE_BUSY`.
+//! another writer and never fails half way with `SQLITE_BUSY`. Within the
+//! process, writers also queue on an async lock before they begin: SQLite's own
+//! busy handler waits by sleeping (up to 100 ms a try), which under concurrent
+//! small uploads cost far more time than the writes themselves.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +36,35 @@ use crate::error::{Result, StoreError};
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by every write transaction of this process while it runs.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding the process's write lock until it ends.
+/// Derefs to the connection, like `sqlx::Transaction` does.
+struct WriteTx {
+    // Declared first: the transaction ends before the lock is released.
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -50,11 +83,18 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = self.writer.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
     }
 }
 
@@ -303,7 +343,9 @@ async fn upload_by_id(
     upload_id: &str,
 ) -> Result<Option<UploadRecord>> {
     let Some(row) = sqlx::query(
-        "SELECT id, asset_id, content_id, user_id, chunk_size, status, created_at FROM uploads WHERE id = ?",
+        "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status, u.created_at,
+                a.owner_type, a.owner_id
+         FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id = ?",
     )
     .bind(upload_id)
     .fetch_optional(&mut *conn)
@@ -363,6 +405,10 @@ async fn upload_by_id(
             created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
         },
         user_id: row.try_get("user_id")?,
+        owner: match (row.try_get("owner_type")?, row.try_get("owner_id")?) {
+            (Some(t), Some(i)) => Some((t, i)),
+            _ => None,
+        },
         known_checksums,
     }))
 }
@@ -1165,12 +1211,9 @@ impl MetadataStore for SqliteStore {
                 session.files.len()
             )));
         }
-        let owner = sqlx::query("SELECT owner_type, owner_id FROM assets WHERE id = ?")
-            .bind(&session.asset_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let owner_type: String = owner.try_get("owner_type")?;
-        let owner_id: String = owner.try_get("owner_id")?;
+        let (owner_type, owner_id) = record
+            .owner
+            .ok_or_else(|| StoreError::NotFound(format!("asset {}", session.asset_id)))?;
         let allocation = load_allocation(&mut tx, &owner_type, &owner_id)
             .await?
             .ok_or_else(|| {

@@ -821,7 +821,8 @@ async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<()> {
     };
     let spec = svc.prepare_upload(params).await?;
     let label = format!("upload {}", spec.label());
-    let (ctx, view) = local_run(svc, &label, spec.bytes_total()).await?;
+    let (mut ctx, view) = local_run(svc, &label, spec.bytes_total()).await?;
+    ctx.fresh = true; // the session was opened just now
     let ctrl_c = cancel_on_ctrl_c(ctx.cancel.clone());
     let res = upload::run(&ctx, spec.clone()).await.map_err(stopped);
     ctrl_c.abort();

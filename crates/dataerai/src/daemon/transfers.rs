@@ -42,6 +42,10 @@ pub struct Transfers {
     pub owner: String,
     pub retry_window: Duration,
     active: Mutex<HashMap<String, Control>>,
+    /// Transfers registered by this process that have not run yet: their
+    /// upload session was just opened, so the first run need not ask the
+    /// server which chunks it holds.
+    fresh: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What a new transfer's journal row starts with.
@@ -64,6 +68,7 @@ impl Transfers {
             owner,
             retry_window,
             active: Mutex::default(),
+            fresh: Mutex::default(),
         }
     }
 
@@ -96,6 +101,10 @@ impl Transfers {
             spec: t.spec,
         };
         self.journal.insert(&rec).await?;
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.transfer_id.clone());
         Ok(rec)
     }
 
@@ -227,6 +236,11 @@ async fn drive(st: &Arc<DaemonState>, id: &str, control: Control) {
     );
     ctx.cancel = control.cancel;
     ctx.pause = control.pause;
+    ctx.fresh = tr
+        .fresh
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(id);
     let outcome = run_engine(&ctx, &rec).await;
     finish(st, &rec, outcome).await;
 }

@@ -127,6 +127,9 @@ pub struct RunContext {
     pub pause: CancellationToken,
     pub observer: Arc<dyn Observer>,
     pub retry_window: Duration,
+    /// The first run right after `prepare` in this process: the server holds
+    /// no chunk of the session but what `prepare` learnt (deduplicated files).
+    pub fresh: bool,
     book: Mutex<RetryBook>,
 }
 
@@ -146,6 +149,7 @@ impl RunContext {
             pause: CancellationToken::new(),
             observer,
             retry_window,
+            fresh: false,
             book: Mutex::default(),
         }
     }

@@ -302,34 +302,34 @@ fn check_unchanged(spec: &UploadSpec) -> Result<(), ApiError> {
 /// Send every missing chunk and complete the session.
 pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult, Stop> {
     check_unchanged(&spec)?;
-    let session = retry(ctx, || async {
-        Ok(ctx.client.get_upload(&spec.upload_id).await?)
-    })
-    .await?;
-    match session.status.as_str() {
-        "open" => {}
-        "complete" => return Ok(result(ctx, &spec, session.content_id).await?),
-        other => {
-            return Err(ApiError::invalid(format!(
-                "upload session {} is {other}; start a new upload",
-                spec.upload_id
-            ))
-            .into())
+    // Chunks the server holds already, by file index. A session `prepare` has
+    // just opened holds none (deduplicated files are marked in the spec).
+    let mut held: std::collections::HashMap<u32, Vec<u64>> = Default::default();
+    if !ctx.fresh {
+        let session = retry(ctx, || async {
+            Ok(ctx.client.get_upload(&spec.upload_id).await?)
+        })
+        .await?;
+        match session.status.as_str() {
+            "open" => {}
+            "complete" => return Ok(result(ctx, &spec, session.content_id).await?),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "upload session {} is {other}; start a new upload",
+                    spec.upload_id
+                ))
+                .into())
+            }
+        }
+        for s in session.files {
+            if let Some(f) = spec.files.iter_mut().find(|f| f.file_index == s.file_index) {
+                f.deduplicated = s.deduplicated;
+            }
+            held.insert(s.file_index, s.received_chunks);
         }
     }
-    let held = |f: &SpecFile| -> &[u64] {
-        session
-            .files
-            .iter()
-            .find(|s| s.file_index == f.file_index)
-            .map(|s| s.received_chunks.as_slice())
-            .unwrap_or(&[])
-    };
-    for f in &mut spec.files {
-        if let Some(s) = session.files.iter().find(|s| s.file_index == f.file_index) {
-            f.deduplicated = s.deduplicated;
-        }
-    }
+    let held =
+        |f: &SpecFile| -> &[u64] { held.get(&f.file_index).map(Vec::as_slice).unwrap_or(&[]) };
 
     let bytes_total = spec.bytes_total();
     let mut pending = Vec::new();
