@@ -213,6 +213,12 @@ pub struct CreateUpload {
     pub files: Vec<UploadFileSpec>,
     /// Bytes per chunk; defaults to 64 MiB, at most [`MAX_CHUNK_SIZE`].
     pub chunk_size: Option<u64>,
+    /// Ask, for each file sent without a checksum, whether the owner already
+    /// stores a file of the same size (`UploadFileState::dedup_candidate`): a
+    /// client need not hash a file before sending it when no stored file could
+    /// be identical.
+    #[serde(default)]
+    pub probe_dedup: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +233,11 @@ pub struct UploadFileState {
     /// listed as received and no chunk may be sent for it.
     #[serde(default)]
     pub deduplicated: bool,
+    /// Answer to `CreateUpload::probe_dedup`: the owner stores a file of this
+    /// size, so the file may be identical to it (open the session again with
+    /// its checksum to find out). Only in the answer that opened the session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dedup_candidate: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -245,7 +245,11 @@ fn schemas() -> Value {
     );
     add(
         "CreateUpload",
-        object(&[("files", "[UploadFileSpec]"), ("chunk_size", "integer?")]),
+        object(&[
+            ("files", "[UploadFileSpec]"),
+            ("chunk_size", "integer?"),
+            ("probe_dedup", "boolean?"),
+        ]),
     );
     add(
         "UploadFileState",
@@ -256,6 +260,7 @@ fn schemas() -> Value {
             ("chunk_count", "integer"),
             ("received_chunks", "[integer]"),
             ("deduplicated", "boolean"),
+            ("dedup_candidate", "boolean?"),
         ]),
     );
     add(

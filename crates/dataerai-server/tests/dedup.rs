@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const CS: u64 = 4096;
 
@@ -211,4 +211,69 @@ async fn no_reuse_across_owners_and_bad_checksums_refused() {
             "ERR_INVALID_INPUT",
         );
     }
+}
+
+async fn probe(api: &Api, asset: String, files: Value) -> (StatusCode, Value) {
+    api.post(
+        &format!("/api/v1/assets/{asset}/uploads"),
+        json!({"files": files, "chunk_size": CS, "probe_dedup": true}),
+    )
+    .await
+}
+
+/// `probe_dedup` tells a client, per file sent without a checksum, whether
+/// the owner stores a file of that size at all (only then is hashing it first
+/// worth it), and says nothing about other owners' files.
+#[tokio::test]
+async fn probe_names_files_whose_size_the_owner_already_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
+    let (bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
+    let server = TestServer::start(dir.path());
+    let api = server.api(&token);
+    let stored = data(3 * CS as usize + 5, 4);
+    let first = api.personal_asset(&alice, "stored").await;
+    api.upload(&first, &[("s.bin", &stored)], CS).await;
+
+    let second = api.personal_asset(&alice, "probe").await;
+    let (s, session) = probe(
+        &api,
+        second.clone(),
+        json!([
+            {"name": "same-size", "size": stored.len()},
+            {"name": "other-size", "size": stored.len() + 1},
+            {"name": "with-sum", "size": stored.len(), "checksum": sum(&data(stored.len(), 9))},
+        ]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let candidates: Vec<bool> = session["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["dedup_candidate"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(candidates, [true, false, false]);
+    assert_eq!(session["files"][0]["deduplicated"], false);
+
+    // Bob's files are not Alice's: nothing to reuse, nothing revealed.
+    let bobs = server.api(&bob_token);
+    let bob_asset = bobs.personal_asset(&bob, "b").await;
+    let (_, session) = probe(
+        &bobs,
+        bob_asset,
+        json!([{"name": "x", "size": stored.len()}]),
+    )
+    .await;
+    assert_eq!(session["files"][0]["dedup_candidate"].as_bool(), None);
+
+    // Probing is bounded.
+    let many: Vec<Value> = (0..65)
+        .map(|i| json!({"name": format!("f{i}"), "size": 10}))
+        .collect();
+    assert_err(
+        &probe(&api, second, json!(many)).await,
+        400,
+        "ERR_INVALID_INPUT",
+    );
 }

@@ -38,6 +38,8 @@ use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
 
+/// Most files `probe_dedup` answers for in one request.
+const MAX_DEDUP_PROBES: usize = 64;
 /// Most files in one content version.
 const MAX_FILES: usize = 100_000;
 const MAX_FILE_NAME_LEN: usize = 4096;
@@ -79,7 +81,7 @@ pub async fn create(
     ApiPath(asset_id): ApiPath<String>,
     ApiJson(mut body): ApiJson<CreateUpload>,
 ) -> AppResult<(StatusCode, Json<UploadSession>)> {
-    load_asset(&state, &caller, &asset_id, Access::Write).await?;
+    let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
     let chunk_size = body.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
     if !digest::is_valid_chunk_size(chunk_size) || chunk_size > MAX_CHUNK_SIZE {
         return Err(AppError::invalid(format!(
@@ -119,10 +121,28 @@ pub async fn create(
     if !matches!(total, Some(t) if t <= i64::MAX as u64) {
         return Err(AppError::invalid("total upload size is too large"));
     }
-    let session = state
+    let mut session = state
         .meta
         .create_upload(&asset_id, &caller.user_id, chunk_size, &body.files)
         .await?;
+    if body.probe_dedup {
+        let mut probes = 0;
+        for (f, spec) in session.files.iter_mut().zip(&body.files) {
+            if spec.checksum.is_some() || f.size == 0 {
+                continue;
+            }
+            probes += 1;
+            if probes > MAX_DEDUP_PROBES {
+                return Err(AppError::invalid(format!(
+                    "probe_dedup answers for at most {MAX_DEDUP_PROBES} files without a checksum; send checksums instead"
+                )));
+            }
+            f.dedup_candidate = state
+                .meta
+                .stores_file_of_size(&asset.owner_type, &asset.owner_id, f.size)
+                .await?;
+        }
+    }
     let reused: u64 = session
         .files
         .iter()

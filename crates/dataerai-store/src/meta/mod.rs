@@ -234,6 +234,14 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         files: &[UploadFileSpec],
     ) -> Result<UploadSession>;
     async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>>;
+    /// Whether a complete content version of any asset of this owner holds a
+    /// file of `size` bytes (a file of another size cannot be identical).
+    async fn stores_file_of_size(
+        &self,
+        owner_type: &str,
+        owner_id: &str,
+        size: u64,
+    ) -> Result<bool>;
     async fn chunk(
         &self,
         upload_id: &str,

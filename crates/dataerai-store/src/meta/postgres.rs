@@ -351,6 +351,7 @@ async fn upload_by_id(conn: &mut PgConnection, upload_id: &str) -> Result<Option
                 Vec::new()
             },
             deduplicated,
+            dedup_candidate: false,
         });
         known_checksums.push(if deduplicated {
             f.try_get("checksum")?
@@ -1107,6 +1108,26 @@ impl MetadataStore for PgStore {
     async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
         let mut conn = self.pool.acquire().await?;
         upload_by_id(&mut conn, upload_id).await
+    }
+
+    async fn stores_file_of_size(
+        &self,
+        owner_type: &str,
+        owner_id: &str,
+        size: u64,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS hit FROM content_files f JOIN contents c ON c.id = f.content_id
+                  JOIN assets a ON a.id = c.asset_id
+             WHERE f.size = $1 AND c.status = 'complete' AND a.owner_type = $2 AND a.owner_id = $3
+             LIMIT 1",
+        )
+        .bind(size as i64)
+        .bind(owner_type)
+        .bind(owner_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>> {

@@ -2,9 +2,10 @@
 //! new asset (or, with `asset_id`, of an existing one).
 //!
 //! [`prepare`] does everything that must be reported synchronously: scanning
-//! the files, hashing them (when small enough to do before answering: each
-//! chunk's digest, merged into the file's BLAKE3, see `dataerai_proto::digest`)
-//! so the server can deduplicate, creating the asset, and opening the upload session
+//! the files, hashing them when the server may deduplicate them (each chunk's
+//! digest, merged into the file's BLAKE3, see `dataerai_proto::digest`; files a
+//! size probe shows cannot match anything stored are not hashed here),
+//! creating the asset, and opening the upload session
 //! (where the server checks the quota). If the session cannot be opened, an
 //! asset created for it is deleted again. The result is an [`UploadSpec`] the
 //! caller journals. [`run`] works from the spec alone: it checks that no source
@@ -40,6 +41,9 @@ use dataerai_proto::digest::{self, ChunkDigest};
 /// so the session can be opened with checksums and deduplicated. Bigger ones
 /// are hashed while their chunks go out (answering must stay quick).
 pub const SYNC_HASH_LIMIT: u64 = 1024 * 1024 * 1024;
+/// Uploads of at most this many files probe for dedup candidates by size
+/// before hashing (see [`prepare`]); bigger trees are hashed up front.
+const PROBE_FILES: usize = 16;
 /// Files up to this size are hashed on the calling thread (no thread hop).
 const INLINE_HASH_LIMIT: u64 = 1024 * 1024;
 /// Chunks up to this size are read once into memory, hashed and sent from there;
@@ -180,15 +184,15 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
     };
     let total: u64 = files.iter().map(|f| f.size).sum();
     let chunk_size = req.chunk_size;
+    // Small uploads are hashed at once. Bigger ones up to SYNC_HASH_LIMIT in a
+    // few files first ask the server whether it stores a file of the same size
+    // at all, and are hashed (and the session opened again with checksums)
+    // only then: otherwise their digests are taken while the chunks go out.
+    let probe = total > INLINE_HASH_LIMIT && total <= SYNC_HASH_LIMIT && files.len() <= PROBE_FILES;
     let checksums: Option<Vec<Hashed>> = if total <= INLINE_HASH_LIMIT {
         Some(hash_all(&files, chunk_size)?)
-    } else if total <= SYNC_HASH_LIMIT {
-        let fs = files.clone();
-        Some(
-            tokio::task::spawn_blocking(move || hash_all(&fs, chunk_size))
-                .await
-                .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??,
-        )
+    } else if total <= SYNC_HASH_LIMIT && !probe {
+        Some(hash_all_blocking(&files, chunk_size).await?)
     } else {
         None
     };
@@ -197,25 +201,39 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         UploadTarget::NewAsset(create) => (client.create_asset(&create).await?.asset_id, true),
         UploadTarget::Existing(id) => (id, false),
     };
-    let specs = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| UploadFileSpec {
-            name: f.name.clone(),
-            size: f.size,
-            checksum: checksums.as_ref().map(|c| c[i].checksum.clone()),
-        })
-        .collect();
-    let session = client
-        .create_upload(
-            &asset_id,
-            &CreateUpload {
-                files: specs,
-                chunk_size: Some(req.chunk_size),
-            },
-        )
-        .await;
-    let session = match session {
+    let open = |checksums: Option<&Vec<Hashed>>, probe_dedup: bool| {
+        let files = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| UploadFileSpec {
+                name: f.name.clone(),
+                size: f.size,
+                checksum: checksums.map(|c| c[i].checksum.clone()),
+            })
+            .collect();
+        let body = CreateUpload {
+            files,
+            chunk_size: Some(chunk_size),
+            probe_dedup,
+        };
+        let asset_id = asset_id.clone();
+        async move { client.create_upload(&asset_id, &body).await }
+    };
+    let opened = async {
+        let session = open(checksums.as_ref(), probe).await?;
+        if !session.files.iter().any(|f| f.dedup_candidate) {
+            return Ok((session, checksums));
+        }
+        // A stored file has the same size: hash, and open the session again
+        // with checksums so the server can deduplicate.
+        let hashed = hash_all_blocking(&files, chunk_size).await;
+        if let Err(e) = client.abort_upload(&session.upload_id).await {
+            tracing::warn!("could not abort probe session {}: {e}", session.upload_id);
+        }
+        let hashed = hashed?;
+        Ok((open(Some(&hashed), false).await?, Some(hashed)))
+    };
+    let (session, checksums) = match opened.await {
         Ok(s) => s,
         Err(e) => {
             // E.g. quota exceeded: an asset made only for this upload goes again.
@@ -234,6 +252,14 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         created_asset,
         req.local_path,
     ))
+}
+
+/// [`hash_all`] on a blocking thread.
+async fn hash_all_blocking(files: &[LocalFile], chunk_size: u64) -> Result<Vec<Hashed>, ApiError> {
+    let fs = files.to_vec();
+    tokio::task::spawn_blocking(move || hash_all(&fs, chunk_size))
+        .await
+        .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
 }
 
 fn spec_from_session(
