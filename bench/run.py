@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`make bench`: measure Dataerai against the machine's own limits and a peer tool.
 
-Every figure comes from one run on one machine:
+Every figure comes from one run on one machine. Throughput figures are the median of
+`--rounds` rounds (default 3): a shared virtual disk varies by +-20 % from one transfer to the
+next, and a single sample of each path cannot tell a real difference from that noise.
 
 - upload / download throughput of 1 GiB and 4 GiB files through SDK -> daemon -> server,
   beside `cp` + `sync` of the same file on the same disk, BLAKE3 hashing speed, and
@@ -219,8 +221,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rclone_peer(work: Path, src: Path) -> dict[str, float]:
-    """rclone copy up to and down from an `rclone serve webdav` on loopback (same disk)."""
+def timed_sync(cmd: list[str]) -> float:
+    """Seconds to run `cmd` and then `sync`."""
+    return timed(
+        lambda: (subprocess.run(cmd, check=True), subprocess.run(["sync"], check=True))
+    )
+
+
+def rclone_peer(work: Path, src: Path, rounds: int) -> dict[str, list[float]]:
+    """rclone copy up to and down from an `rclone serve webdav` on loopback (same disk),
+    `rounds` times: the seconds of each upload and each download."""
     rclone = shutil.which("rclone")
     if rclone is None:
         raise RuntimeError(
@@ -244,28 +254,23 @@ def rclone_peer(work: Path, src: Path) -> dict[str, float]:
                 time.sleep(0.1)
         remote = f":webdav,url='http://127.0.0.1:{port}':"
         common = ["--config", "/dev/null", "--transfers", "4", "-q"]
-        drop_caches()
-        up = timed(
-            lambda: (
-                subprocess.run([rclone, "copy", str(src), remote, *common], check=True),
-                subprocess.run(["sync"], check=True),
-            )
-        )
+        ups, downs = [], []
         dest = work / "rclone-down"
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir()
-        drop_caches()
-        down = timed(
-            lambda: (
-                subprocess.run(
-                    [rclone, "copy", remote + src.name, str(dest), *common], check=True
-                ),
-                subprocess.run(["sync"], check=True),
+        for i in range(rounds):
+            # A fresh directory per round: rclone serve caches listings, and a copy
+            # that believes the file is there already skips it.
+            target = f"{remote}r{i}"
+            drop_caches()
+            ups.append(timed_sync([rclone, "copy", str(src), target, *common]))
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir()
+            drop_caches()
+            downs.append(
+                timed_sync([rclone, "copy", f"{target}/{src.name}", str(dest), *common])
             )
-        )
-        shutil.rmtree(dest, ignore_errors=True)
-        (root / src.name).unlink(missing_ok=True)
-        return {"upload_s": up, "download_s": down}
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(root / f"r{i}", ignore_errors=True)
+        return {"upload_s": ups, "download_s": downs}
     finally:
         srv.terminate()
         srv.wait()
@@ -294,11 +299,16 @@ def cp_sync(src: Path, dst: Path) -> float:
     return t
 
 
+def median_mbps(size: int, samples: list[float]) -> float:
+    return mbps(size, statistics.median(samples))
+
+
 def bench_config(
     config: str,
     env: Env,
     files: dict[int, Path],
     small_count: int,
+    rounds: int,
     results: dict[str, Any],
 ) -> None:
     env.start(config)
@@ -315,29 +325,36 @@ def bench_config(
     dl = env.work / f"dl-{config}"
     for size, path in sorted(files.items()):
         label = f"{size // GiB}GiB"
-        drop_caches()
-        t0 = time.perf_counter()
-        up = c.upload(
-            str(path),
-            title=f"bench {label}",
-            owner_type=owner[0],
-            owner_id=owner[1],
-            transfer_timeout_s=7200,
-        )
-        subprocess.run(["sync"], check=True)
-        t_up = time.perf_counter() - t0
-        shutil.rmtree(dl, ignore_errors=True)
-        drop_caches()
-        t0 = time.perf_counter()
-        res = c.download(up.asset_id, str(dl), transfer_timeout_s=7200)
-        subprocess.run(["sync"], check=True)
-        t_down = time.perf_counter() - t0
-        assert res.files[0].size == size
-        shutil.rmtree(dl, ignore_errors=True)
+        ups, downs = [], []
+        for i in range(rounds):
+            # A project of its own per round: the same bytes under another owner are
+            # never deduplicated, so every round really moves them.
+            project = c.create_project(f"bench {label} round {i}")
+            drop_caches()
+            t0 = time.perf_counter()
+            up = c.upload(
+                str(path),
+                title=f"bench {label}",
+                owner_type="project",
+                owner_id=project.project_id,
+                transfer_timeout_s=7200,
+            )
+            subprocess.run(["sync"], check=True)
+            ups.append(time.perf_counter() - t0)
+            assert up.bytes_sent == size, "a benchmark upload was deduplicated"
+            shutil.rmtree(dl, ignore_errors=True)
+            drop_caches()
+            t0 = time.perf_counter()
+            res = c.download(up.asset_id, str(dl), transfer_timeout_s=7200)
+            subprocess.run(["sync"], check=True)
+            downs.append(time.perf_counter() - t0)
+            assert res.files[0].size == size
+            shutil.rmtree(dl, ignore_errors=True)
+        t_up, t_down = statistics.median(ups), statistics.median(downs)
         r["throughput"][label] = {
             "bytes": size,
-            "upload_s": t_up,
-            "download_s": t_down,
+            "upload_s": ups,
+            "download_s": downs,
             "upload_mbps": mbps(size, t_up),
             "download_mbps": mbps(size, t_down),
         }
@@ -414,7 +431,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         (
             f"Run {results['started_at']} on {m['cpus']} CPUs, {m['mem_gib']:.0f} GiB RAM, "
-            f"{m['kernel']}; files on the same disk as the server's data directory."
+            f"{m['kernel']}; files on the same disk as the server's data directory; "
+            f"throughput is the median of {results.get('rounds', 1)} rounds."
         ),
         "",
         (
@@ -486,6 +504,12 @@ def main() -> int:
     ap.add_argument("--sizes-gib", default="1,4")
     ap.add_argument("--small-files", type=int, default=1000)
     ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="throughput samples per path; the median is reported",
+    )
+    ap.add_argument(
         "--scaleout",
         action="store_true",
         help="also measure PostgreSQL + S3 (needs bench/scaleout.py backends)",
@@ -504,6 +528,7 @@ def main() -> int:
             "kernel": platform.release(),
             "mem_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB,
         },
+        "rounds": args.rounds,
         "baselines": {"per_size": {}},
         "configs": {},
     }
@@ -516,13 +541,16 @@ def main() -> int:
             files[g * GiB] = p
         for size, p in sorted(files.items()):
             label = f"{size // GiB}GiB"
-            cp = cp_sync(p, work / "cp-copy.bin")
-            b: dict[str, Any] = {"cp_sync_s": cp, "cp_sync_mbps": mbps(size, cp)}
-            rc = rclone_peer(work, p)
+            cps = [cp_sync(p, work / "cp-copy.bin") for _ in range(args.rounds)]
+            b: dict[str, Any] = {
+                "cp_sync_s": cps,
+                "cp_sync_mbps": median_mbps(size, cps),
+            }
+            rc = rclone_peer(work, p, args.rounds)
             b["rclone"] = {
                 **rc,
-                "upload_mbps": mbps(size, rc["upload_s"]),
-                "download_mbps": mbps(size, rc["download_s"]),
+                "upload_mbps": median_mbps(size, rc["upload_s"]),
+                "download_mbps": median_mbps(size, rc["download_s"]),
             }
             results["baselines"]["per_size"][label] = b
             log(
@@ -536,7 +564,7 @@ def main() -> int:
 
         env = Env(Path(args.bin_dir), work)
         try:
-            bench_config("embedded", env, files, args.small_files, results)
+            bench_config("embedded", env, files, args.small_files, args.rounds, results)
         finally:
             env.stop()
         if args.scaleout:
@@ -546,7 +574,9 @@ def main() -> int:
             with scaleout.backends(work) as server_args:
                 env = Env(Path(args.bin_dir), work, server_args=server_args)
                 try:
-                    bench_config("scaleout", env, files, args.small_files, results)
+                    bench_config(
+                        "scaleout", env, files, args.small_files, args.rounds, results
+                    )
                 finally:
                     env.stop()
     finally:
