@@ -272,12 +272,19 @@ pub async fn put_chunk(
         )
     };
 
-    // Already held: answer without touching storage (idempotent retries are cheap).
-    if let Some(held) = state
-        .meta
-        .chunk(&upload_id, file_index, chunk_index)
-        .await?
-    {
+    // Already held: answer without touching storage (idempotent retries are
+    // cheap). The session lists what it held when loaded; a chunk recorded
+    // since is caught by `record_chunk` below.
+    let listed = file.received_chunks.binary_search(&chunk_index).is_ok();
+    if let Some(held) = match listed {
+        true => {
+            state
+                .meta
+                .chunk(&upload_id, file_index, chunk_index)
+                .await?
+        }
+        false => None,
+    } {
         return if held.hash == hex_hash {
             state.metrics.chunk_accepted(expected_len);
             Ok(Json(ack))

@@ -882,9 +882,24 @@ impl MetadataStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let created = asset_by_id(&mut tx, &id).await?;
         tx.commit().await?;
-        created.ok_or_else(|| StoreError::NotFound(format!("asset {id}")))
+        // Exactly what was stored (a new asset has no content yet): no need to read it back.
+        let at = parse_ts(&now)?;
+        Ok(Asset {
+            asset_id: id,
+            title: asset.title,
+            description: asset.description,
+            alias: asset.alias,
+            tags: asset.tags,
+            metadata: asset.metadata,
+            owner_type: asset.owner_type,
+            owner_id: asset.owner_id,
+            collection_ids: asset.collection_id.into_iter().collect(),
+            created_by: asset.created_by,
+            created_at: at,
+            updated_at: at,
+            latest_content: None,
+        })
     }
 
     async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>> {
