@@ -228,23 +228,25 @@ def timed_sync(cmd: list[str]) -> float:
     )
 
 
-def rclone_peer(work: Path, src: Path, rounds: int) -> dict[str, list[float]]:
-    """rclone copy up to and down from an `rclone serve webdav` on loopback (same disk),
-    `rounds` times: the seconds of each upload and each download."""
-    rclone = shutil.which("rclone")
-    if rclone is None:
-        raise RuntimeError(
-            "rclone is not installed (make bench installs Debian's rclone)"
+class RclonePeer:
+    """`rclone serve webdav` on loopback (same disk) and `rclone copy` to and from it."""
+
+    def __init__(self, work: Path) -> None:
+        rclone = shutil.which("rclone")
+        if rclone is None:
+            raise RuntimeError(
+                "rclone is not installed (make bench installs Debian's rclone)"
+            )
+        self.rclone = rclone
+        self.work = work
+        self.root = work / "rclone-root"
+        self.root.mkdir(exist_ok=True)
+        port = free_port()
+        self.srv = subprocess.Popen(
+            [rclone, "serve", "webdav", str(self.root), "--addr", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    root = work / "rclone-root"
-    root.mkdir(exist_ok=True)
-    port = free_port()
-    srv = subprocess.Popen(
-        [rclone, "serve", "webdav", str(root), "--addr", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -252,28 +254,32 @@ def rclone_peer(work: Path, src: Path, rounds: int) -> dict[str, list[float]]:
                 break
             except OSError:
                 time.sleep(0.1)
-        remote = f":webdav,url='http://127.0.0.1:{port}':"
+        self.remote = f":webdav,url='http://127.0.0.1:{port}':"
+        self.rounds = 0
+
+    def round(self, src: Path) -> tuple[float, float]:
+        """Seconds to upload `src` and to download it again (each followed by `sync`)."""
         common = ["--config", "/dev/null", "--transfers", "4", "-q"]
-        ups, downs = [], []
-        dest = work / "rclone-down"
-        for i in range(rounds):
-            # A fresh directory per round: rclone serve caches listings, and a copy
-            # that believes the file is there already skips it.
-            target = f"{remote}r{i}"
-            drop_caches()
-            ups.append(timed_sync([rclone, "copy", str(src), target, *common]))
-            shutil.rmtree(dest, ignore_errors=True)
-            dest.mkdir()
-            drop_caches()
-            downs.append(
-                timed_sync([rclone, "copy", f"{target}/{src.name}", str(dest), *common])
-            )
-            shutil.rmtree(dest, ignore_errors=True)
-            shutil.rmtree(root / f"r{i}", ignore_errors=True)
-        return {"upload_s": ups, "download_s": downs}
-    finally:
-        srv.terminate()
-        srv.wait()
+        # A fresh directory per round: rclone serve caches listings, and a copy that
+        # believes the file is there already skips it.
+        self.rounds += 1
+        target = f"{self.remote}r{self.rounds}"
+        dest = self.work / "rclone-down"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        drop_caches()
+        up = timed_sync([self.rclone, "copy", str(src), target, *common])
+        drop_caches()
+        down = timed_sync(
+            [self.rclone, "copy", f"{target}/{src.name}", str(dest), *common]
+        )
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(self.root / f"r{self.rounds}", ignore_errors=True)
+        return up, down
+
+    def stop(self) -> None:
+        self.srv.terminate()
+        self.srv.wait()
 
 
 def blake3_speed(path: Path, bin_dir: Path) -> float:
@@ -310,7 +316,11 @@ def bench_config(
     small_count: int,
     rounds: int,
     results: dict[str, Any],
+    with_baselines: bool = False,
 ) -> None:
+    """Measure one configuration. With `with_baselines`, every round also measures
+    `cp`+`sync` and the rclone peer right before Dataerai, so that all paths of a round
+    see the disk in the same state (its speed drifts over minutes)."""
     env.start(config)
     c = env.client
     assert c is not None
@@ -326,7 +336,15 @@ def bench_config(
     for size, path in sorted(files.items()):
         label = f"{size // GiB}GiB"
         ups, downs = [], []
+        cps: list[float] = []
+        peer = {"upload_s": [], "download_s": []}
+        rclone = RclonePeer(env.work) if with_baselines else None
         for i in range(rounds):
+            if rclone is not None:
+                cps.append(cp_sync(path, env.work / "cp-copy.bin"))
+                up_s, down_s = rclone.round(path)
+                peer["upload_s"].append(up_s)
+                peer["download_s"].append(down_s)
             # A project of its own per round: the same bytes under another owner are
             # never deduplicated, so every round really moves them.
             project = c.create_project(f"bench {label} round {i}")
@@ -350,6 +368,22 @@ def bench_config(
             downs.append(time.perf_counter() - t0)
             assert res.files[0].size == size
             shutil.rmtree(dl, ignore_errors=True)
+        if rclone is not None:
+            rclone.stop()
+            b: dict[str, Any] = {
+                "cp_sync_s": cps,
+                "cp_sync_mbps": median_mbps(size, cps),
+                "rclone": {
+                    **peer,
+                    "upload_mbps": median_mbps(size, peer["upload_s"]),
+                    "download_mbps": median_mbps(size, peer["download_s"]),
+                },
+            }
+            results["baselines"]["per_size"][label] = b
+            log(
+                f"{label}: cp+sync {b['cp_sync_mbps']:.0f} MB/s, rclone up "
+                f"{b['rclone']['upload_mbps']:.0f} / down {b['rclone']['download_mbps']:.0f} MB/s"
+            )
         t_up, t_down = statistics.median(ups), statistics.median(downs)
         r["throughput"][label] = {
             "bytes": size,
@@ -539,24 +573,6 @@ def main() -> int:
             log(f"writing {g} GiB of random data")
             make_random_file(p, g * GiB)
             files[g * GiB] = p
-        for size, p in sorted(files.items()):
-            label = f"{size // GiB}GiB"
-            cps = [cp_sync(p, work / "cp-copy.bin") for _ in range(args.rounds)]
-            b: dict[str, Any] = {
-                "cp_sync_s": cps,
-                "cp_sync_mbps": median_mbps(size, cps),
-            }
-            rc = rclone_peer(work, p, args.rounds)
-            b["rclone"] = {
-                **rc,
-                "upload_mbps": median_mbps(size, rc["upload_s"]),
-                "download_mbps": median_mbps(size, rc["download_s"]),
-            }
-            results["baselines"]["per_size"][label] = b
-            log(
-                f"{label}: cp+sync {b['cp_sync_mbps']:.0f} MB/s, rclone up "
-                f"{b['rclone']['upload_mbps']:.0f} / down {b['rclone']['download_mbps']:.0f} MB/s"
-            )
         results["baselines"]["blake3_mbps"] = blake3_speed(
             max(files.items())[1], Path(args.bin_dir)
         )
@@ -564,7 +580,15 @@ def main() -> int:
 
         env = Env(Path(args.bin_dir), work)
         try:
-            bench_config("embedded", env, files, args.small_files, args.rounds, results)
+            bench_config(
+                "embedded",
+                env,
+                files,
+                args.small_files,
+                args.rounds,
+                results,
+                with_baselines=True,
+            )
         finally:
             env.stop()
         if args.scaleout:
