@@ -456,6 +456,8 @@ def bench_config(
     }
     log(f"{config} get_metadata: {r['metadata']}")
     env.stop()
+    # Every round stored its own copy of each payload: free the disk for the next config.
+    shutil.rmtree(env.work / f"data-{config}", ignore_errors=True)
     results["configs"][config] = r
 
 
