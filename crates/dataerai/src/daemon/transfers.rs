@@ -34,6 +34,18 @@ const STARTUP_SLOTS: usize = 8;
 struct Control {
     cancel: CancellationToken,
     pause: CancellationToken,
+    /// Cancelled once the task has stopped and left the active table.
+    stopped: CancellationToken,
+}
+
+impl Control {
+    fn new() -> Control {
+        Control {
+            cancel: CancellationToken::new(),
+            pause: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+        }
+    }
 }
 
 pub struct Transfers {
@@ -142,10 +154,7 @@ fn notify_state(
 /// Start (or continue) a transfer in its own task; `false` if it already has one.
 /// `permit` is its slot of a batch, held while it runs.
 pub fn start(st: &Arc<DaemonState>, id: &str, permit: Option<OwnedSemaphorePermit>) -> bool {
-    let control = Control {
-        cancel: CancellationToken::new(),
-        pause: CancellationToken::new(),
-    };
+    let control = Control::new();
     {
         let mut active = st.transfers.active();
         if active.contains_key(id) {
@@ -156,8 +165,10 @@ pub fn start(st: &Arc<DaemonState>, id: &str, permit: Option<OwnedSemaphorePermi
     let st = st.clone();
     let id = id.to_string();
     tokio::spawn(async move {
+        let stopped = control.stopped.clone();
         drive(&st, &id, control).await;
         st.transfers.active().remove(&id);
+        stopped.cancel();
         drop(permit);
     });
     true
@@ -347,11 +358,7 @@ impl<'a> Claim<'a> {
         if let Some(c) = active.get(id) {
             return Err(c.clone());
         }
-        let idle = Control {
-            cancel: CancellationToken::new(),
-            pause: CancellationToken::new(),
-        };
-        active.insert(id.to_string(), idle);
+        active.insert(id.to_string(), Control::new());
         Ok(Claim {
             st,
             id: id.to_string(),
@@ -361,7 +368,9 @@ impl<'a> Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.st.transfers.active().remove(&self.id);
+        if let Some(c) = self.st.transfers.active().remove(&self.id) {
+            c.stopped.cancel();
+        }
     }
 }
 
@@ -409,17 +418,19 @@ pub async fn resume(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, A
     // that window would be lost and the transfer would stay paused.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        match st.transfers.active().get(id) {
+        let stopping = match st.transfers.active().get(id) {
             None => break,
-            Some(c) if c.pause.is_cancelled() => {}
+            Some(c) if c.pause.is_cancelled() => c.stopped.clone(),
             Some(_) => return Ok(rec), // running, nothing to resume
-        }
-        if tokio::time::Instant::now() > deadline {
+        };
+        if tokio::time::timeout_at(deadline, stopping.cancelled())
+            .await
+            .is_err()
+        {
             return Err(ApiError::internal(format!(
                 "transfer {id} is still pausing; try transfer.resume again"
             )));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rec = st.transfers.get(id).await?;
     if matches!(rec.state.as_str(), state::COMPLETED | state::CANCELLED) {

@@ -309,7 +309,9 @@ impl DeviceLogin {
     /// Wait for the CLI to end: (exit code, stdout, rest of stderr).
     pub fn finish(self) -> (Option<i32>, String, String) {
         let out: Output = self.child.wait_with_output().unwrap();
-        let rest: Vec<String> = self.stderr.try_iter().collect();
+        // Until the reader thread hits end of file: lines the CLI wrote just
+        // before it exited may still be on their way through the channel.
+        let rest: Vec<String> = self.stderr.iter().collect();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
