@@ -281,14 +281,6 @@ pub(crate) async fn project_access(
     )
 }
 
-pub(crate) async fn asset_access(
-    state: &AppState,
-    caller: &Caller,
-    asset: &Asset,
-) -> AppResult<Access> {
-    owner_access(state, caller, &asset.owner_type, &asset.owner_id).await
-}
-
 /// What the caller may do with the assets of one owner.
 pub(crate) async fn owner_access(
     state: &AppState,
@@ -315,7 +307,13 @@ pub(crate) async fn load_asset(
         .get_asset(asset_id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("asset {asset_id} not found")))?;
-    let access = asset_access(state, caller, &asset).await?;
+    let access = owner_access(state, caller, &asset.owner_type, &asset.owner_id).await?;
+    require(access, need, asset_id)?;
+    Ok(asset)
+}
+
+/// Refuse unless `access` covers `need` on asset `asset_id`.
+pub(crate) fn require(access: Access, need: Access, asset_id: &str) -> AppResult<()> {
     let allowed = match need {
         Access::Write => access == Access::Write,
         _ => access != Access::None,
@@ -330,5 +328,5 @@ pub(crate) async fn load_asset(
             "you may not {verb} asset {asset_id}; ask its owner or a project admin for access"
         )));
     }
-    Ok(asset)
+    Ok(())
 }

@@ -33,7 +33,7 @@ use dataerai_store::meta::{ChunkRecord, UploadRecord};
 use dataerai_store::{ChunkCheck, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 
-use super::{load_asset, owner_access, Access};
+use super::{load_asset, owner_access, require, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -172,11 +172,8 @@ async fn own_upload(state: &AppState, caller: &Caller, upload_id: &str) -> AppRe
     let Some((owner_type, owner_id)) = &record.owner else {
         return Err(AppError::not_found(format!("asset {asset_id} not found")));
     };
-    if owner_access(state, caller, owner_type, owner_id).await? != Access::Write {
-        return Err(AppError::denied(format!(
-            "you may not modify asset {asset_id}; ask its owner or a project admin for access"
-        )));
-    }
+    let access = owner_access(state, caller, owner_type, owner_id).await?;
+    require(access, Access::Write, asset_id)?;
     Ok(record)
 }
 
@@ -275,16 +272,15 @@ pub async fn put_chunk(
     // Already held: answer without touching storage (idempotent retries are
     // cheap). The session lists what it held when loaded; a chunk recorded
     // since is caught by `record_chunk` below.
-    let listed = file.received_chunks.binary_search(&chunk_index).is_ok();
-    if let Some(held) = match listed {
-        true => {
-            state
-                .meta
-                .chunk(&upload_id, file_index, chunk_index)
-                .await?
-        }
-        false => None,
-    } {
+    let held = if file.received_chunks.binary_search(&chunk_index).is_ok() {
+        state
+            .meta
+            .chunk(&upload_id, file_index, chunk_index)
+            .await?
+    } else {
+        None
+    };
+    if let Some(held) = held {
         return if held.hash == hex_hash {
             state.metrics.chunk_accepted(expected_len);
             Ok(Json(ack))

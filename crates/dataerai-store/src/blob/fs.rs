@@ -9,13 +9,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
-use super::{body_piece, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
@@ -148,9 +147,7 @@ impl FsBlobStore {
     async fn write_verified(tmp: &Path, mut body: ByteStream, check: ChunkCheck) -> Result<()> {
         let mut file = fs::File::create(tmp).await?;
         let mut verifier = check.verifier();
-        while let Some(piece) = body.next().await {
-            let piece = body_piece(piece)?;
-            verifier.piece(&piece)?;
+        while let Some(piece) = verifier.next(&mut body).await? {
             file.write_all(&piece).await?;
         }
         verifier.finish()?;
@@ -164,7 +161,7 @@ impl BlobStore for FsBlobStore {
     async fn put_chunk(
         &self,
         key: &ChunkKey,
-        body: ByteStream,
+        mut body: ByteStream,
         check: ChunkCheck,
     ) -> Result<PutOutcome> {
         let path = self.chunk_path(key)?;
@@ -178,13 +175,10 @@ impl BlobStore for FsBlobStore {
             content_root: self.root.join("content"),
             check,
         };
-        let mut body = body;
         if check.len <= SMALL_CHUNK {
             let mut verifier = check.verifier();
             let mut bytes = Vec::with_capacity(check.len as usize);
-            while let Some(piece) = body.next().await {
-                let piece = body_piece(piece)?;
-                verifier.piece(&piece)?;
+            while let Some(piece) = verifier.next(&mut body).await? {
                 bytes.extend_from_slice(&piece);
             }
             verifier.finish()?;
@@ -243,6 +237,7 @@ impl BlobStore for FsBlobStore {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use futures::StreamExt;
 
     fn body(parts: &[&'static [u8]]) -> ByteStream {
         let items: Vec<io::Result<Bytes>> =

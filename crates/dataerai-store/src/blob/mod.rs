@@ -18,7 +18,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dataerai_proto::digest::ChunkDigest;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::error::{Result, StoreError};
 
@@ -97,6 +97,18 @@ impl Verifier {
         Ok(())
     }
 
+    /// The next piece of `body`, checked with [`Verifier::piece`]; `None` at
+    /// its end. A body that breaks off is the client's failure, not the store's.
+    pub async fn next(&mut self, body: &mut ByteStream) -> Result<Option<Bytes>> {
+        let Some(piece) = body.next().await else {
+            return Ok(None);
+        };
+        let piece = piece
+            .map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))?;
+        self.piece(&piece)?;
+        Ok(Some(piece))
+    }
+
     /// After the last piece: the length and the digest must match.
     pub fn finish(self) -> Result<()> {
         if self.seen != self.check.len {
@@ -115,12 +127,6 @@ impl Verifier {
         }
         Ok(())
     }
-}
-
-/// A piece of a request body. A body that breaks off is the client's failure,
-/// not the store's.
-pub fn body_piece(piece: io::Result<Bytes>) -> Result<Bytes> {
-    piece.map_err(|e| StoreError::Invalid(format!("reading the chunk body failed: {e}")))
 }
 
 /// Blob store backend.

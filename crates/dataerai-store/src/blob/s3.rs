@@ -34,7 +34,7 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{body_piece, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Bytes buffered before a multipart part is sent (S3's minimum part size).
@@ -196,9 +196,7 @@ impl S3BlobStore {
         check: ChunkCheck,
     ) -> Result<()> {
         let mut verifier = check.verifier();
-        while let Some(piece) = body.next().await {
-            let piece = body_piece(piece)?;
-            verifier.piece(&piece)?;
+        while let Some(piece) = verifier.next(&mut body).await? {
             writer.put(piece).await?;
         }
         verifier.finish()

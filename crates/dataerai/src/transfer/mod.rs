@@ -402,15 +402,20 @@ pub fn chunk_digest_blocking(
             .read_at(&mut buf[..want], offset + pos)
             .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
         if n == 0 {
-            return Err(ApiError::invalid(format!(
-                "{} shrank while it was being transferred",
-                path.display()
-            )));
+            return Err(shrank(path));
         }
         hasher.update(&buf[..n]);
         pos += n as u64;
     }
     Ok(digest.finalize(&hasher))
+}
+
+/// A local file ended before a chunk it should hold.
+pub fn shrank(path: &Path) -> ApiError {
+    ApiError::invalid(format!(
+        "{} shrank while it was being transferred",
+        path.display()
+    ))
 }
 
 /// Chunk digests gathered while the chunks move, by `(file_index, chunk_index)`:

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scan::{self, LocalFile};
 use super::{
-    chunk_digest_blocking, io_error, plan_chunks, retry, Digests, Failure, ProgressEvent,
+    chunk_digest_blocking, io_error, plan_chunks, retry, shrank, Digests, Failure, ProgressEvent,
     RateMeter, RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
@@ -598,13 +598,6 @@ async fn put_verified(
         .into());
     }
     Ok(())
-}
-
-fn shrank(path: &std::path::Path) -> ApiError {
-    ApiError::invalid(format!(
-        "{} shrank while it was being uploaded",
-        path.display()
-    ))
 }
 
 /// Read `[offset, offset+len)` of a file into memory (small ranges inline).
