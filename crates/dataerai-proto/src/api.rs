@@ -278,6 +278,96 @@ pub struct CompleteUpload {
     pub files: Vec<CompleteFile>,
 }
 
+// ---------------------------------------------------------------- batches of small uploads
+
+/// Most items in one `POST /api/v1/uploads/batch` or `POST /api/v1/uploads/finish`.
+pub const MAX_BATCH_ITEMS: usize = 256;
+/// Largest file `POST /api/v1/uploads/finish` takes (it must also be one chunk).
+pub const MAX_SMALL_FILE: u64 = 1024 * 1024;
+/// Most file bytes in one `POST /api/v1/uploads/finish`.
+pub const MAX_FINISH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// `POST /api/v1/uploads/batch`: open many upload sessions in one request and
+/// one metadata transaction. Each item is what `POST /api/v1/assets` plus
+/// `POST /api/v1/assets/{id}/uploads` would do, and succeeds or fails on its
+/// own. Answers a [`BatchAnswer`] of [`UploadSession`]s in item order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUploadBatch {
+    pub items: Vec<UploadBatchItem>,
+}
+
+/// Exactly one of `asset` (a new asset) and `asset_id` (a new version of it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<CreateAsset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_id: Option<String>,
+    /// `probe_dedup` is not available in a batch.
+    pub upload: CreateUpload,
+}
+
+/// The outcome of one item of a batch: `result` or `error`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchItem<T> {
+    pub result: Option<T>,
+    pub error: Option<crate::ApiError>,
+}
+
+impl<T> BatchItem<T> {
+    pub fn into_result(self) -> Result<T, crate::ApiError> {
+        match (self.result, self.error) {
+            (_, Some(e)) => Err(e),
+            (Some(v), None) => Ok(v),
+            (None, None) => Err(crate::ApiError::internal(
+                "the server answered a batch item with neither result nor error",
+            )),
+        }
+    }
+}
+
+impl<T, E: Into<crate::ApiError>> From<Result<T, E>> for BatchItem<T> {
+    fn from(r: Result<T, E>) -> Self {
+        match r {
+            Ok(v) => BatchItem {
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => BatchItem {
+                result: None,
+                error: Some(e.into()),
+            },
+        }
+    }
+}
+
+/// The answer to a batch request: one outcome per item, in item order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchAnswer<T> {
+    pub items: Vec<BatchItem<T>>,
+}
+
+/// `POST /api/v1/uploads/finish` is `multipart/form-data`: first a part named
+/// `manifest` holding this JSON, then one part named `file` per item, in item
+/// order, holding the file's bytes. Each item's session must hold one file of
+/// one chunk (at most [`MAX_SMALL_FILE`]); the server checks the bytes against
+/// `checksum` (the file's BLAKE3, which for one chunk is also the chunk
+/// digest), stores them durably, and records the chunk and completes the
+/// session, all items in one metadata transaction. An item whose session is
+/// complete already answers its version (a retried request is harmless).
+/// Answers a [`BatchAnswer`] of [`ContentVersion`]s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishManifest {
+    pub items: Vec<FinishItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishItem {
+    pub upload_id: String,
+    /// `blake3:<hex>` of the file.
+    pub checksum: String,
+}
+
 // ---------------------------------------------------------------- relationships
 
 /// `POST /api/v1/assets/{from_asset_id}/relationships`

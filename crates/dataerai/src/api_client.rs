@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataerai_proto::api::{
-    AddMember, Asset, ChunkAck, CompleteUpload, ContentVersion, CreateAsset, CreateProject,
-    CreateRelationship, CreateUpload, Me, Member, Page, Project, Relationship, UpdateAsset,
-    UploadSession,
+    AddMember, Asset, BatchAnswer, ChunkAck, CompleteUpload, ContentVersion, CreateAsset,
+    CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Me, Member,
+    Page, Project, Relationship, UpdateAsset, UploadSession,
 };
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -360,6 +360,35 @@ impl ApiClient {
         let path = format!("/uploads/{}/complete", seg(upload_id));
         self.json(self.request(Method::POST, &path).json(body))
             .await
+    }
+
+    /// Open many upload sessions in one request (`POST /uploads/batch`).
+    pub async fn create_uploads(
+        &self,
+        body: &CreateUploadBatch,
+    ) -> Result<BatchAnswer<UploadSession>> {
+        self.json(self.request(Method::POST, "/uploads/batch").json(body))
+            .await
+    }
+
+    /// Send the bytes of many single-chunk files and complete their sessions
+    /// in one request (`POST /uploads/finish`); `files` in manifest order.
+    pub async fn finish_uploads(
+        &self,
+        manifest: &FinishManifest,
+        files: Vec<bytes::Bytes>,
+    ) -> Result<BatchAnswer<ContentVersion>> {
+        let text =
+            serde_json::to_string(manifest).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut form = reqwest::multipart::Form::new().text("manifest", text);
+        for data in files {
+            form = form.part("file", reqwest::multipart::Part::stream(data));
+        }
+        self.json(
+            self.request(Method::POST, "/uploads/finish")
+                .multipart(form),
+        )
+        .await
     }
 
     pub async fn get_upload(&self, upload_id: &str) -> Result<UploadSession> {

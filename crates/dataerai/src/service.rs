@@ -412,6 +412,42 @@ impl Service {
     /// Validate an upload, create its asset (unless `asset_id` names an existing
     /// one) and open its session; nothing is sent yet.
     pub async fn prepare_upload(&self, p: UploadParams) -> Result<upload::UploadSpec> {
+        let req = self.upload_request(p)?;
+        upload::prepare(&self.client()?, req).await
+    }
+
+    /// Validate many uploads (each failing on its own) and prepare the valid
+    /// ones, small ones together (see `upload::prepare_many`).
+    pub async fn prepare_uploads(
+        &self,
+        items: Vec<UploadParams>,
+        concurrency: usize,
+    ) -> Vec<Result<upload::UploadSpec>> {
+        let reqs: Vec<Result<upload::UploadRequest>> =
+            items.into_iter().map(|p| self.upload_request(p)).collect();
+        let valid: Vec<upload::UploadRequest> = reqs
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let prepared = match self.client() {
+            _ if valid.is_empty() => Vec::new(),
+            Ok(client) => upload::prepare_many(&client, valid, concurrency).await,
+            Err(e) => valid.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut prepared = prepared.into_iter();
+        reqs.into_iter()
+            .map(|r| {
+                r.and_then(|_| {
+                    prepared
+                        .next()
+                        .unwrap_or_else(|| Err(ApiError::internal("an upload went missing")))
+                })
+            })
+            .collect()
+    }
+
+    /// Check `asset.upload` parameters: what `upload::prepare` needs.
+    fn upload_request(&self, p: UploadParams) -> Result<upload::UploadRequest> {
         require("local_path", &p.local_path)?;
         let local_path = PathBuf::from(&p.local_path);
         if std::fs::metadata(&local_path).is_err() {
@@ -471,16 +507,11 @@ impl Service {
         if local_path.is_dir() {
             transfer::scan::scan(&local_path)?;
         }
-        let client = self.client()?;
-        upload::prepare(
-            &client,
-            upload::UploadRequest {
-                local_path: std::path::absolute(&local_path).unwrap_or(local_path),
-                target,
-                chunk_size,
-            },
-        )
-        .await
+        Ok(upload::UploadRequest {
+            local_path: std::path::absolute(&local_path).unwrap_or(local_path),
+            target,
+            chunk_size,
+        })
     }
 
     /// `asset.list_versions`: complete content versions, newest first.

@@ -153,6 +153,18 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateAsset>,
 ) -> AppResult<(StatusCode, Json<Asset>)> {
+    let asset = new_asset(&state, &caller, body).await?;
+    let asset = state.meta.create_asset(asset).await?;
+    Ok((StatusCode::CREATED, Json(asset)))
+}
+
+/// Check a `CreateAsset` (fields, the caller's write access to the owner, the
+/// collection) and turn it into what the store creates.
+pub async fn new_asset(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateAsset,
+) -> AppResult<NewAsset> {
     let title = check_title(&body.title)?;
     let alias = body.alias.as_deref().map(check_alias).transpose()?;
     let tags = check_tags(body.tags.unwrap_or_default())?;
@@ -160,8 +172,8 @@ pub async fn create(
     let metadata = body.metadata.unwrap_or_default();
     check_json_object("metadata", &metadata)?;
     let root = check_owner(
-        &state,
-        &caller,
+        state,
+        caller,
         &body.owner_type,
         &body.owner_id,
         Access::Write,
@@ -189,21 +201,17 @@ pub async fn create(
         }
         (_, None) => root,
     };
-    let asset = state
-        .meta
-        .create_asset(NewAsset {
-            title,
-            description,
-            alias,
-            tags,
-            metadata,
-            owner_type: body.owner_type,
-            owner_id: body.owner_id,
-            collection_id,
-            created_by: caller.user_id,
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(asset)))
+    Ok(NewAsset {
+        title,
+        description,
+        alias,
+        tags,
+        metadata,
+        owner_type: body.owner_type,
+        owner_id: body.owner_id,
+        collection_id,
+        created_by: caller.user_id.clone(),
+    })
 }
 
 pub async fn list(

@@ -2,6 +2,7 @@
 //! (pagination, access checks) and the handlers, one module per resource.
 
 mod assets;
+mod batches;
 mod content;
 mod members;
 pub mod openapi;
@@ -25,6 +26,10 @@ use crate::web;
 
 /// Largest JSON body accepted (chunk bodies are streamed and not limited by this).
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
+/// Largest `POST /uploads/batch` body (up to 256 items with their metadata).
+const BATCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Largest `POST /uploads/finish` body: the files plus the manifest and framing.
+const FINISH_BODY_LIMIT: usize = dataerai_proto::api::MAX_FINISH_BYTES as usize + 2 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let chunk_route = Router::new()
@@ -32,7 +37,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
             put(uploads::put_chunk),
         )
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        // Small files' bytes in one request: guarded and drained like chunk PUTs.
+        .route(
+            "/api/v1/uploads/finish",
+            post(batches::finish).layer(DefaultBodyLimit::max(FINISH_BODY_LIMIT)),
+        );
     #[cfg(feature = "fault-injection")]
     let chunk_route = crate::faults::guard_chunk_route(chunk_route);
     let chunk_route = chunk_route.layer(axum::middleware::from_fn(drain_unread_body));
@@ -98,6 +108,10 @@ pub fn router(state: AppState) -> Router {
             post(assets::create_relationship).get(assets::list_relationships),
         )
         .route("/api/v1/assets/{asset_id}/uploads", post(uploads::create))
+        .route(
+            "/api/v1/uploads/batch",
+            post(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route(
             "/api/v1/uploads/{upload_id}",
             get(uploads::get_one).delete(uploads::abort),

@@ -45,7 +45,7 @@ const MAX_FILES: usize = 100_000;
 const MAX_FILE_NAME_LEN: usize = 4096;
 
 /// `blake3:<64 hex>` (any case) → the stored form, lowercase.
-fn normalize_checksum(sum: &str) -> Option<String> {
+pub(super) fn normalize_checksum(sum: &str) -> Option<String> {
     let hex_sum = sum.strip_prefix("blake3:")?;
     (hex_sum.len() == 64 && hex_sum.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| format!("blake3:{}", hex_sum.to_ascii_lowercase()))
@@ -75,13 +75,8 @@ fn check_file_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(asset_id): ApiPath<String>,
-    ApiJson(mut body): ApiJson<CreateUpload>,
-) -> AppResult<(StatusCode, Json<UploadSession>)> {
-    let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
+/// Check a `CreateUpload` (normalising its checksums); answers the chunk size.
+pub(super) fn check_create_upload(body: &mut CreateUpload) -> AppResult<u64> {
     let chunk_size = body.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
     if !digest::is_valid_chunk_size(chunk_size) || chunk_size > MAX_CHUNK_SIZE {
         return Err(AppError::invalid(format!(
@@ -121,6 +116,17 @@ pub async fn create(
     if !matches!(total, Some(t) if t <= i64::MAX as u64) {
         return Err(AppError::invalid("total upload size is too large"));
     }
+    Ok(chunk_size)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(asset_id): ApiPath<String>,
+    ApiJson(mut body): ApiJson<CreateUpload>,
+) -> AppResult<(StatusCode, Json<UploadSession>)> {
+    let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
+    let chunk_size = check_create_upload(&mut body)?;
     let mut session = state
         .meta
         .create_upload(&asset_id, &caller.user_id, chunk_size, &body.files)
@@ -156,7 +162,11 @@ pub async fn create(
 /// An upload session of the caller (404 unknown, 403 someone else's, or
 /// when the caller may no longer write its asset — e.g. demoted to viewer or
 /// removed from the project after opening it).
-async fn own_upload(state: &AppState, caller: &Caller, upload_id: &str) -> AppResult<UploadRecord> {
+pub(super) async fn own_upload(
+    state: &AppState,
+    caller: &Caller,
+    upload_id: &str,
+) -> AppResult<UploadRecord> {
     let record = state
         .meta
         .get_upload(upload_id)

@@ -646,6 +646,93 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     assert!(s.user_auth_by_email("b@x.org").await.unwrap().is_some());
 }
 
+pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 100).await.unwrap();
+    let existing = s
+        .create_asset(new_asset(&u.user_id, Some("taken")))
+        .await
+        .unwrap();
+    let item = |target, size| NewUpload {
+        target,
+        user_id: u.user_id.clone(),
+        chunk_size: 64,
+        files: vec![spec("f", size, None)],
+    };
+    let new = |alias: Option<&str>| UploadTarget::NewAsset(new_asset(&u.user_id, alias));
+    let out = s
+        .create_uploads(vec![
+            item(new(None), 30),
+            item(new(Some("taken")), 1),
+            item(UploadTarget::Existing(existing.asset_id.clone()), 40),
+            // 30 + 40 reserved: 40 more is over the quota of 100.
+            item(new(Some("fresh")), 40),
+            item(UploadTarget::Existing("nope".into()), 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 5);
+    let first = out[0].as_ref().unwrap();
+    assert!(matches!(out[1], Err(StoreError::Conflict(_))));
+    let third = out[2].as_ref().unwrap();
+    assert_eq!(third.asset_id, existing.asset_id);
+    assert!(matches!(out[3], Err(StoreError::QuotaExceeded { .. })));
+    assert!(matches!(out[4], Err(StoreError::NotFound(_))));
+    // A failed item left nothing behind: no asset under the alias it asked for.
+    let (assets, n) = s.list_assets(OWNER_USER, &u.user_id, ALL).await.unwrap();
+    assert_eq!(n, 2, "{assets:?}");
+
+    let chunk = |hash: &str, size| ChunkRecord {
+        size,
+        hash: hash.into(),
+    };
+    // Another chunk was recorded for the third session already.
+    s.record_chunk(&third.upload_id, 0, 0, chunk("other", 40))
+        .await
+        .unwrap();
+    let done = s
+        .finish_small(&[
+            SmallFinish {
+                upload_id: first.upload_id.clone(),
+                chunk: chunk("aa", 30),
+            },
+            SmallFinish {
+                upload_id: third.upload_id.clone(),
+                chunk: chunk("bb", 40),
+            },
+            SmallFinish {
+                upload_id: "nope".into(),
+                chunk: chunk("cc", 1),
+            },
+        ])
+        .await
+        .unwrap();
+    let version = done[0].as_ref().unwrap();
+    assert_eq!(version.content_id, first.content_id);
+    assert_eq!(version.files[0].checksum.as_deref(), Some("blake3:aa"));
+    assert!(matches!(done[1], Err(StoreError::Conflict(_))));
+    assert!(done[2].is_err());
+    let rec = s.get_upload(&first.upload_id).await.unwrap().unwrap();
+    assert_eq!(rec.session.status, "complete");
+    let rec = s.get_upload(&third.upload_id).await.unwrap().unwrap();
+    assert_eq!(rec.session.status, "open");
+    let usage = || async {
+        let a = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
+        (a.used_bytes, a.reserved_bytes)
+    };
+    assert_eq!(usage().await, (30, 40));
+    // Usage follows aborts and deletions.
+    s.abort_upload(&third.upload_id).await.unwrap();
+    assert_eq!(usage().await, (30, 0));
+    let again = s
+        .create_upload(&first.asset_id, &u.user_id, 64, &[spec("g", 5, None)])
+        .await
+        .unwrap();
+    assert_eq!(usage().await, (30, 5));
+    s.delete_asset(&first.asset_id).await.unwrap();
+    assert_eq!(usage().await, (0, 0));
+    assert!(s.get_upload(&again.upload_id).await.unwrap().is_none());
+}
+
 /// Run `scenario` on a fresh SQLite store and, when configured, a fresh
 /// PostgreSQL database.
 macro_rules! both_backends {
@@ -681,4 +768,5 @@ both_backends!(
     dedup_points_at_stored_bytes_and_keeps_them_alive,
     concurrent_writers_keep_quota_and_merges,
     auth_device_members_audit,
+    batches_settle_each_item_on_its_own,
 );

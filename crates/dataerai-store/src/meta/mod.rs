@@ -120,6 +120,31 @@ pub struct ChunkRecord {
     pub hash: String,
 }
 
+/// The lone chunk of a single-file, single-chunk upload session, to record and
+/// complete in one go (see [`MetadataStore::finish_small`]).
+#[derive(Debug, Clone)]
+pub struct SmallFinish {
+    pub upload_id: String,
+    /// The chunk, verified and stored; its hash is also the file's BLAKE3.
+    pub chunk: ChunkRecord,
+}
+
+/// Where a new content version goes: a new asset, or an existing one.
+#[derive(Debug, Clone)]
+pub enum UploadTarget {
+    NewAsset(NewAsset),
+    Existing(String),
+}
+
+/// One item of [`MetadataStore::create_uploads`].
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub target: UploadTarget,
+    pub user_id: String,
+    pub chunk_size: u64,
+    pub files: Vec<UploadFileSpec>,
+}
+
 /// A slice of a list: `limit` items from `offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
@@ -268,6 +293,30 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         upload_id: &str,
         checksums: &[String],
     ) -> Result<ContentVersion>;
+    /// Many [`create_asset`](Self::create_asset) (for a new asset) plus
+    /// [`create_upload`](Self::create_upload) pairs; each item succeeds or fails
+    /// on its own (a failed item leaves nothing behind). Answers the sessions in
+    /// item order. Backends may do it all in one transaction; the default runs
+    /// the items one after another.
+    async fn create_uploads(&self, items: Vec<NewUpload>) -> Result<Vec<Result<UploadSession>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(create_upload_default(self, item).await);
+        }
+        Ok(out)
+    }
+    /// For each single-file, single-chunk session: [`record_chunk`](Self::record_chunk)
+    /// of its chunk, then [`complete_upload`](Self::complete_upload) with the
+    /// chunk's hash as the file's checksum. Each item succeeds or fails on its
+    /// own; a backend may do them all in one transaction. A recorded chunk with
+    /// another hash fails the item with `Conflict`.
+    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(finish_small_default(self, item).await);
+        }
+        Ok(out)
+    }
     /// Abort an open session; frees its reservation. `Invalid` if not open.
     /// Answers the content ids whose blobs the caller should now delete (the
     /// session's own chunks, and bytes it pointed at that nothing else uses).
@@ -284,4 +333,38 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         from_asset_id: &str,
         window: Window,
     ) -> Result<(Vec<Relationship>, u64)>;
+}
+
+async fn create_upload_default<S: MetadataStore + ?Sized>(
+    s: &S,
+    item: NewUpload,
+) -> Result<UploadSession> {
+    let (asset_id, created) = match item.target {
+        UploadTarget::NewAsset(asset) => (s.create_asset(asset).await?.asset_id, true),
+        UploadTarget::Existing(id) => (id, false),
+    };
+    let session = s
+        .create_upload(&asset_id, &item.user_id, item.chunk_size, &item.files)
+        .await;
+    if session.is_err() && created {
+        s.delete_asset(&asset_id).await?;
+    }
+    session
+}
+
+async fn finish_small_default<S: MetadataStore + ?Sized>(
+    s: &S,
+    item: &SmallFinish,
+) -> Result<ContentVersion> {
+    let recorded = s
+        .record_chunk(&item.upload_id, 0, 0, item.chunk.clone())
+        .await?;
+    if recorded.hash != item.chunk.hash {
+        return Err(crate::error::StoreError::Conflict(format!(
+            "upload {}: its chunk was already received with different bytes",
+            item.upload_id
+        )));
+    }
+    s.complete_upload(&item.upload_id, &[format!("blake3:{}", item.chunk.hash)])
+        .await
 }

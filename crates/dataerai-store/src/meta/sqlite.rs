@@ -28,7 +28,8 @@ use uuid::Uuid;
 
 use super::{
     BlobLocation, ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken,
-    TokenRecord, UploadRecord, User, Window, OWNER_PROJECT, OWNER_USER,
+    NewUpload, SmallFinish, TokenRecord, UploadRecord, UploadTarget, User, Window, OWNER_PROJECT,
+    OWNER_USER,
 };
 use crate::error::{Result, StoreError};
 
@@ -131,34 +132,14 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 // ---------------------------------------------------------------- row loaders
 
-async fn usage(
-    conn: &mut SqliteConnection,
-    owner_type: &str,
-    owner_id: &str,
-) -> Result<(u64, u64)> {
-    let row = sqlx::query(
-        "SELECT COALESCE(SUM(CASE WHEN c.status = 'complete' THEN c.total_bytes END), 0) AS used,
-                COALESCE(SUM(CASE WHEN c.status = 'pending' THEN c.total_bytes END), 0) AS reserved
-         FROM contents c JOIN assets a ON a.id = c.asset_id
-         WHERE a.owner_type = ? AND a.owner_id = ?",
-    )
-    .bind(owner_type)
-    .bind(owner_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok((
-        row.try_get::<i64, _>("used")? as u64,
-        row.try_get::<i64, _>("reserved")? as u64,
-    ))
-}
-
 async fn load_allocation(
     conn: &mut SqliteConnection,
     owner_type: &str,
     owner_id: &str,
 ) -> Result<Option<Allocation>> {
     let Some(row) = sqlx::query(
-        "SELECT id, quota_bytes FROM allocations WHERE owner_type = ? AND owner_id = ?",
+        "SELECT id, quota_bytes, used_bytes, reserved_bytes FROM allocations
+         WHERE owner_type = ? AND owner_id = ?",
     )
     .bind(owner_type)
     .bind(owner_id)
@@ -167,12 +148,12 @@ async fn load_allocation(
     else {
         return Ok(None);
     };
-    let (used, reserved) = usage(conn, owner_type, owner_id).await?;
+    // Kept by triggers (migration 0004): no sum over the owner's versions.
     Ok(Some(Allocation {
         allocation_id: row.try_get("id")?,
         quota_bytes: row.try_get::<i64, _>("quota_bytes")? as u64,
-        used_bytes: used,
-        reserved_bytes: reserved,
+        used_bytes: row.try_get::<i64, _>("used_bytes")? as u64,
+        reserved_bytes: row.try_get::<i64, _>("reserved_bytes")? as u64,
     }))
 }
 
@@ -412,6 +393,276 @@ async fn upload_by_id(
         },
         known_checksums,
     }))
+}
+
+async fn insert_asset(tx: &mut SqliteConnection, asset: NewAsset) -> Result<Asset> {
+    let id = new_id();
+    let now = ts(Utc::now());
+    let inserted = sqlx::query(
+        "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
+                                 created_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&asset.title)
+    .bind(&asset.description)
+    .bind(&asset.alias)
+    .bind(to_json(&asset.tags))
+    .bind(to_json(&asset.metadata))
+    .bind(&asset.owner_type)
+    .bind(&asset.owner_id)
+    .bind(&asset.created_by)
+    .bind(&now)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "alias {:?} is already used by another asset of this owner; choose another alias",
+                asset.alias.unwrap_or_default()
+            )))
+        }
+        other => other?,
+    };
+    if let Some(collection_id) = &asset.collection_id {
+        sqlx::query("INSERT INTO asset_collections (asset_id, collection_id) VALUES (?, ?)")
+            .bind(&id)
+            .bind(collection_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // Exactly what was stored (a new asset has no content yet): no need to read it back.
+    let at = parse_ts(&now)?;
+    Ok(Asset {
+        asset_id: id,
+        title: asset.title,
+        description: asset.description,
+        alias: asset.alias,
+        tags: asset.tags,
+        metadata: asset.metadata,
+        owner_type: asset.owner_type,
+        owner_id: asset.owner_id,
+        collection_ids: asset.collection_id.into_iter().collect(),
+        created_by: asset.created_by,
+        created_at: at,
+        updated_at: at,
+        latest_content: None,
+    })
+}
+
+async fn insert_upload(
+    tx: &mut SqliteConnection,
+    asset_id: &str,
+    user_id: &str,
+    chunk_size: u64,
+    files: &[UploadFileSpec],
+) -> Result<UploadSession> {
+    let owner = sqlx::query("SELECT owner_type, owner_id FROM assets WHERE id = ?")
+        .bind(asset_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))?;
+    let owner_type: String = owner.try_get("owner_type")?;
+    let owner_id: String = owner.try_get("owner_id")?;
+    let allocation = load_allocation(tx, &owner_type, &owner_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("allocation of {owner_type} {owner_id}")))?;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    if allocation.used_bytes + allocation.reserved_bytes + total > allocation.quota_bytes {
+        return Err(StoreError::QuotaExceeded {
+            quota: allocation.quota_bytes,
+            used: allocation.used_bytes,
+            reserved: allocation.reserved_bytes,
+            requested: total,
+        });
+    }
+    let content_id = new_id();
+    let upload_id = new_id();
+    let now = ts(Utc::now());
+    sqlx::query(
+        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at)
+             VALUES (?, ?, 'pending', ?, ?, ?)",
+    )
+    .bind(&content_id)
+    .bind(asset_id)
+    .bind(total as i64)
+    .bind(chunk_size as i64)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    for (i, f) in files.iter().enumerate() {
+        let stored = match &f.checksum {
+            Some(sum) => find_stored_file(tx, &owner_type, &owner_id, f.size, sum).await?,
+            None => None,
+        };
+        let (blob_content_id, blob_file_index, blob_chunk_size) = match stored {
+            Some((c, fi, cs)) => (Some(c), Some(fi), Some(cs)),
+            None => (None, None, None),
+        };
+        // The checksum is recorded only for deduplicated files: theirs is
+        // verified already, the others' is verified at `complete`.
+        let checksum = blob_content_id.as_ref().and(f.checksum.as_ref());
+        sqlx::query(
+            "INSERT INTO content_files (content_id, file_index, name, size, checksum,
+                                            blob_content_id, blob_file_index, blob_chunk_size)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&content_id)
+        .bind(i as i64)
+        .bind(&f.name)
+        .bind(f.size as i64)
+        .bind(checksum)
+        .bind(blob_content_id)
+        .bind(blob_file_index)
+        .bind(blob_chunk_size)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
+             VALUES (?, ?, ?, ?, ?, 'open', ?)",
+    )
+    .bind(&upload_id)
+    .bind(asset_id)
+    .bind(&content_id)
+    .bind(user_id)
+    .bind(chunk_size as i64)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    let session = upload_by_id(tx, &upload_id).await?;
+    Ok(session
+        .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?
+        .session)
+}
+
+async fn insert_chunk(
+    tx: &mut SqliteConnection,
+    upload_id: &str,
+    file_index: u32,
+    chunk_index: u64,
+    chunk: ChunkRecord,
+) -> Result<ChunkRecord> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = ?")
+        .bind(upload_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match status.as_deref() {
+        None => return Err(StoreError::NotFound(format!("upload {upload_id}"))),
+        Some("open") => {}
+        Some(other) => {
+            return Err(StoreError::Invalid(format!(
+                "upload {upload_id} is {other}, not open"
+            )))
+        }
+    }
+    sqlx::query(
+        "INSERT OR IGNORE INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
+             VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(upload_id)
+    .bind(file_index as i64)
+    .bind(chunk_index as i64)
+    .bind(chunk.size as i64)
+    .bind(&chunk.hash)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query(
+            "SELECT size, hash FROM upload_chunks WHERE upload_id = ? AND file_index = ? AND chunk_index = ?",
+        )
+        .bind(upload_id)
+        .bind(file_index as i64)
+        .bind(chunk_index as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(ChunkRecord {
+        size: row.try_get::<i64, _>("size")? as u64,
+        hash: row.try_get("hash")?,
+    })
+}
+
+async fn publish_upload(
+    tx: &mut SqliteConnection,
+    upload_id: &str,
+    checksums: &[String],
+) -> Result<ContentVersion> {
+    let record = upload_by_id(tx, upload_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?;
+    let session = record.session;
+    if session.status != "open" {
+        return Err(StoreError::Invalid(format!(
+            "upload {upload_id} is {}, not open",
+            session.status
+        )));
+    }
+    if checksums.len() != session.files.len() {
+        return Err(StoreError::Invalid(format!(
+            "{} checksums given for {} files",
+            checksums.len(),
+            session.files.len()
+        )));
+    }
+    let (owner_type, owner_id) = record
+        .owner
+        .ok_or_else(|| StoreError::NotFound(format!("asset {}", session.asset_id)))?;
+    let allocation = load_allocation(tx, &owner_type, &owner_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("allocation of {owner_type} {owner_id}")))?;
+    // The session's own bytes are already part of `reserved`.
+    if allocation.used_bytes + allocation.reserved_bytes > allocation.quota_bytes {
+        let requested: u64 = session.files.iter().map(|f| f.size).sum();
+        return Err(StoreError::QuotaExceeded {
+            quota: allocation.quota_bytes,
+            used: allocation.used_bytes,
+            reserved: allocation.reserved_bytes - requested,
+            requested,
+        });
+    }
+    for (i, checksum) in checksums.iter().enumerate() {
+        sqlx::query(
+            "UPDATE content_files SET checksum = ? WHERE content_id = ? AND file_index = ?",
+        )
+        .bind(checksum)
+        .bind(&session.content_id)
+        .bind(i as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("UPDATE contents SET status = 'complete', completed_at = ? WHERE id = ?")
+        .bind(ts(Utc::now()))
+        .bind(&session.content_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE uploads SET status = 'complete' WHERE id = ?")
+        .bind(upload_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE assets SET updated_at = ? WHERE id = ?")
+        .bind(ts(Utc::now()))
+        .bind(&session.asset_id)
+        .execute(&mut *tx)
+        .await?;
+    let content = content_by_id(tx, &session.content_id).await?;
+    Ok(content
+        .ok_or_else(|| StoreError::NotFound(format!("content {}", session.content_id)))?
+        .version)
+}
+
+/// End the savepoint of one batch item: kept when the item succeeded, rolled
+/// back when it failed (the batch's transaction goes on either way).
+async fn settle<T>(sp: sqlx::Transaction<'_, sqlx::Sqlite>, item: Result<T>) -> Result<Result<T>> {
+    match item {
+        Ok(v) => {
+            sp.commit().await?;
+            Ok(Ok(v))
+        }
+        Err(e) => {
+            sp.rollback().await?;
+            Ok(Err(e))
+        }
+    }
 }
 
 /// Of `candidates`, the content ids whose blobs no live (non-aborted) content
@@ -846,60 +1097,9 @@ impl MetadataStore for SqliteStore {
 
     async fn create_asset(&self, asset: NewAsset) -> Result<Asset> {
         let mut tx = self.begin_write().await?;
-        let id = new_id();
-        let now = ts(Utc::now());
-        let inserted = sqlx::query(
-            "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
-                                 created_by, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&asset.title)
-        .bind(&asset.description)
-        .bind(&asset.alias)
-        .bind(to_json(&asset.tags))
-        .bind(to_json(&asset.metadata))
-        .bind(&asset.owner_type)
-        .bind(&asset.owner_id)
-        .bind(&asset.created_by)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
-                "alias {:?} is already used by another asset of this owner; choose another alias",
-                asset.alias.unwrap_or_default()
-            )))
-            }
-            other => other?,
-        };
-        if let Some(collection_id) = &asset.collection_id {
-            sqlx::query("INSERT INTO asset_collections (asset_id, collection_id) VALUES (?, ?)")
-                .bind(&id)
-                .bind(collection_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let asset = insert_asset(&mut tx, asset).await?;
         tx.commit().await?;
-        // Exactly what was stored (a new asset has no content yet): no need to read it back.
-        let at = parse_ts(&now)?;
-        Ok(Asset {
-            asset_id: id,
-            title: asset.title,
-            description: asset.description,
-            alias: asset.alias,
-            tags: asset.tags,
-            metadata: asset.metadata,
-            owner_type: asset.owner_type,
-            owner_id: asset.owner_id,
-            collection_ids: asset.collection_id.into_iter().collect(),
-            created_by: asset.created_by,
-            created_at: at,
-            updated_at: at,
-            latest_content: None,
-        })
+        Ok(asset)
     }
 
     async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>> {
@@ -1029,86 +1229,9 @@ impl MetadataStore for SqliteStore {
         files: &[UploadFileSpec],
     ) -> Result<UploadSession> {
         let mut tx = self.begin_write().await?;
-        let owner = sqlx::query("SELECT owner_type, owner_id FROM assets WHERE id = ?")
-            .bind(asset_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))?;
-        let owner_type: String = owner.try_get("owner_type")?;
-        let owner_id: String = owner.try_get("owner_id")?;
-        let allocation = load_allocation(&mut tx, &owner_type, &owner_id)
-            .await?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("allocation of {owner_type} {owner_id}"))
-            })?;
-        let total: u64 = files.iter().map(|f| f.size).sum();
-        if allocation.used_bytes + allocation.reserved_bytes + total > allocation.quota_bytes {
-            return Err(StoreError::QuotaExceeded {
-                quota: allocation.quota_bytes,
-                used: allocation.used_bytes,
-                reserved: allocation.reserved_bytes,
-                requested: total,
-            });
-        }
-        let content_id = new_id();
-        let upload_id = new_id();
-        let now = ts(Utc::now());
-        sqlx::query(
-            "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at)
-             VALUES (?, ?, 'pending', ?, ?, ?)",
-        )
-        .bind(&content_id)
-        .bind(asset_id)
-        .bind(total as i64)
-        .bind(chunk_size as i64)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        for (i, f) in files.iter().enumerate() {
-            let stored = match &f.checksum {
-                Some(sum) => find_stored_file(&mut tx, &owner_type, &owner_id, f.size, sum).await?,
-                None => None,
-            };
-            let (blob_content_id, blob_file_index, blob_chunk_size) = match stored {
-                Some((c, fi, cs)) => (Some(c), Some(fi), Some(cs)),
-                None => (None, None, None),
-            };
-            // The checksum is recorded only for deduplicated files: theirs is
-            // verified already, the others' is verified at `complete`.
-            let checksum = blob_content_id.as_ref().and(f.checksum.as_ref());
-            sqlx::query(
-                "INSERT INTO content_files (content_id, file_index, name, size, checksum,
-                                            blob_content_id, blob_file_index, blob_chunk_size)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&content_id)
-            .bind(i as i64)
-            .bind(&f.name)
-            .bind(f.size as i64)
-            .bind(checksum)
-            .bind(blob_content_id)
-            .bind(blob_file_index)
-            .bind(blob_chunk_size)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
-             VALUES (?, ?, ?, ?, ?, 'open', ?)",
-        )
-        .bind(&upload_id)
-        .bind(asset_id)
-        .bind(&content_id)
-        .bind(user_id)
-        .bind(chunk_size as i64)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let session = upload_by_id(&mut tx, &upload_id).await?;
+        let session = insert_upload(&mut tx, asset_id, user_id, chunk_size, files).await?;
         tx.commit().await?;
-        Ok(session
-            .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?
-            .session)
+        Ok(session)
     }
 
     async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
@@ -1185,43 +1308,9 @@ impl MetadataStore for SqliteStore {
         chunk: ChunkRecord,
     ) -> Result<ChunkRecord> {
         let mut tx = self.begin_write().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = ?")
-            .bind(upload_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match status.as_deref() {
-            None => return Err(StoreError::NotFound(format!("upload {upload_id}"))),
-            Some("open") => {}
-            Some(other) => {
-                return Err(StoreError::Invalid(format!(
-                    "upload {upload_id} is {other}, not open"
-                )))
-            }
-        }
-        sqlx::query(
-            "INSERT OR IGNORE INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(upload_id)
-        .bind(file_index as i64)
-        .bind(chunk_index as i64)
-        .bind(chunk.size as i64)
-        .bind(&chunk.hash)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(
-            "SELECT size, hash FROM upload_chunks WHERE upload_id = ? AND file_index = ? AND chunk_index = ?",
-        )
-        .bind(upload_id)
-        .bind(file_index as i64)
-        .bind(chunk_index as i64)
-        .fetch_one(&mut *tx)
-        .await?;
+        let recorded = insert_chunk(&mut tx, upload_id, file_index, chunk_index, chunk).await?;
         tx.commit().await?;
-        Ok(ChunkRecord {
-            size: row.try_get::<i64, _>("size")? as u64,
-            hash: row.try_get("hash")?,
-        })
+        Ok(recorded)
     }
 
     async fn complete_upload(
@@ -1230,70 +1319,59 @@ impl MetadataStore for SqliteStore {
         checksums: &[String],
     ) -> Result<ContentVersion> {
         let mut tx = self.begin_write().await?;
-        let record = upload_by_id(&mut tx, upload_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?;
-        let session = record.session;
-        if session.status != "open" {
-            return Err(StoreError::Invalid(format!(
-                "upload {upload_id} is {}, not open",
-                session.status
-            )));
-        }
-        if checksums.len() != session.files.len() {
-            return Err(StoreError::Invalid(format!(
-                "{} checksums given for {} files",
-                checksums.len(),
-                session.files.len()
-            )));
-        }
-        let (owner_type, owner_id) = record
-            .owner
-            .ok_or_else(|| StoreError::NotFound(format!("asset {}", session.asset_id)))?;
-        let allocation = load_allocation(&mut tx, &owner_type, &owner_id)
-            .await?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("allocation of {owner_type} {owner_id}"))
-            })?;
-        // The session's own bytes are already part of `reserved`.
-        if allocation.used_bytes + allocation.reserved_bytes > allocation.quota_bytes {
-            let requested: u64 = session.files.iter().map(|f| f.size).sum();
-            return Err(StoreError::QuotaExceeded {
-                quota: allocation.quota_bytes,
-                used: allocation.used_bytes,
-                reserved: allocation.reserved_bytes - requested,
-                requested,
-            });
-        }
-        for (i, checksum) in checksums.iter().enumerate() {
-            sqlx::query(
-                "UPDATE content_files SET checksum = ? WHERE content_id = ? AND file_index = ?",
-            )
-            .bind(checksum)
-            .bind(&session.content_id)
-            .bind(i as i64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("UPDATE contents SET status = 'complete', completed_at = ? WHERE id = ?")
-            .bind(ts(Utc::now()))
-            .bind(&session.content_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE uploads SET status = 'complete' WHERE id = ?")
-            .bind(upload_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE assets SET updated_at = ? WHERE id = ?")
-            .bind(ts(Utc::now()))
-            .bind(&session.asset_id)
-            .execute(&mut *tx)
-            .await?;
-        let content = content_by_id(&mut tx, &session.content_id).await?;
+        let version = publish_upload(&mut tx, upload_id, checksums).await?;
         tx.commit().await?;
-        Ok(content
-            .ok_or_else(|| StoreError::NotFound(format!("content {}", session.content_id)))?
-            .version)
+        Ok(version)
+    }
+
+    async fn create_uploads(&self, items: Vec<NewUpload>) -> Result<Vec<Result<UploadSession>>> {
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+            let one = async {
+                let asset_id = match item.target {
+                    UploadTarget::NewAsset(asset) => insert_asset(&mut sp, asset).await?.asset_id,
+                    UploadTarget::Existing(id) => id,
+                };
+                insert_upload(
+                    &mut sp,
+                    &asset_id,
+                    &item.user_id,
+                    item.chunk_size,
+                    &item.files,
+                )
+                .await
+            }
+            .await;
+            out.push(settle(sp, one).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+            let one = async {
+                let recorded =
+                    insert_chunk(&mut sp, &item.upload_id, 0, 0, item.chunk.clone()).await?;
+                if recorded.hash != item.chunk.hash {
+                    return Err(StoreError::Conflict(format!(
+                        "upload {}: its chunk was already received with different bytes",
+                        item.upload_id
+                    )));
+                }
+                let sum = format!("blake3:{}", item.chunk.hash);
+                publish_upload(&mut sp, &item.upload_id, &[sum]).await
+            }
+            .await;
+            out.push(settle(sp, one).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {

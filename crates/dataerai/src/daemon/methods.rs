@@ -11,7 +11,7 @@ use std::sync::Arc;
 use dataerai_proto::ipc::{RpcError, RpcErrorData, INVALID_PARAMS, METHOD_NOT_FOUND};
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -182,6 +182,15 @@ async fn register_upload(
     batch_id: Option<String>,
 ) -> Result<Value, ApiError> {
     let spec: UploadSpec = state.service.prepare_upload(p).await?;
+    journal_upload(state, spec, batch_id).await
+}
+
+/// Journal a prepared upload; returns the `asset.upload` reply.
+async fn journal_upload(
+    state: &DaemonState,
+    spec: UploadSpec,
+    batch_id: Option<String>,
+) -> Result<Value, ApiError> {
     let rec = state
         .transfers
         .register(NewTransfer {
@@ -282,35 +291,54 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
     };
     crate::transfer::chunk_size_from_mb(p.chunk_size_mb)?;
     let batch_id = uuid::Uuid::new_v4().to_string();
-    let chunk_size_mb = p.chunk_size_mb;
-    let prepared: Vec<Value> = futures::stream::iter(items.into_iter().enumerate())
-        .map(|(index, item)| {
-            let state = &state;
-            let batch_id = batch_id.clone();
-            async move {
-                let outcome = async {
-                    let mut up: UploadParams = serde_json::from_value(item)
-                        .map_err(|e| ApiError::invalid(format!("invalid item: {e}")))?;
-                    if up.chunk_size_mb.is_some() {
-                        return Err(ApiError::invalid(
-                            "chunk_size_mb is a parameter of the whole batch, not of an item",
-                        ));
-                    }
-                    up.chunk_size_mb = chunk_size_mb;
-                    register_upload(state, up, Some(batch_id)).await
-                }
-                .await;
-                match outcome {
-                    Ok(r) => json!({"index": index, "transfer_id": r["transfer_id"],
-                                    "asset_id": r["asset_id"], "error": null}),
-                    Err(e) => json!({"index": index, "transfer_id": null, "asset_id": null,
-                                     "error": ErrorInfo::from(&e)}),
-                }
+    let parsed: Vec<Result<UploadParams, ApiError>> = items
+        .into_iter()
+        .map(|item| {
+            let mut up: UploadParams = serde_json::from_value(item)
+                .map_err(|e| ApiError::invalid(format!("invalid item: {e}")))?;
+            if up.chunk_size_mb.is_some() {
+                return Err(ApiError::invalid(
+                    "chunk_size_mb is a parameter of the whole batch, not of an item",
+                ));
             }
+            up.chunk_size_mb = p.chunk_size_mb;
+            Ok(up)
         })
-        .buffered(concurrency)
-        .collect()
-        .await;
+        .collect();
+    let mut outcomes: Vec<Option<Result<UploadSpec, ApiError>>> = Vec::new();
+    let mut valid = Vec::new();
+    for r in parsed {
+        match r {
+            Ok(up) => {
+                valid.push(up);
+                outcomes.push(None);
+            }
+            Err(e) => outcomes.push(Some(Err(e))),
+        }
+    }
+    let mut specs = state
+        .service
+        .prepare_uploads(valid, concurrency)
+        .await
+        .into_iter();
+    let mut prepared = Vec::with_capacity(outcomes.len());
+    for (index, o) in outcomes.into_iter().enumerate() {
+        let spec = o.unwrap_or_else(|| {
+            specs
+                .next()
+                .unwrap_or_else(|| Err(ApiError::internal("an item went missing")))
+        });
+        let journaled = match spec {
+            Ok(spec) => journal_upload(&state, spec, Some(batch_id.clone())).await,
+            Err(e) => Err(e),
+        };
+        prepared.push(match journaled {
+            Ok(r) => json!({"index": index, "transfer_id": r["transfer_id"],
+                            "asset_id": r["asset_id"], "error": null}),
+            Err(e) => json!({"index": index, "transfer_id": null, "asset_id": null,
+                             "error": ErrorInfo::from(&e)}),
+        });
+    }
     let ids: Vec<String> = prepared
         .iter()
         .filter_map(|i| i["transfer_id"].as_str().map(str::to_string))

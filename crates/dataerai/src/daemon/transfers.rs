@@ -58,6 +58,8 @@ pub struct Transfers {
     /// upload session was just opened, so the first run need not ask the
     /// server which chunks it holds.
     fresh: Mutex<std::collections::HashSet<String>>,
+    /// Every upload's small files go through this one (see `transfer::small`).
+    finisher: crate::transfer::small::Finisher,
 }
 
 /// What a new transfer's journal row starts with.
@@ -81,6 +83,7 @@ impl Transfers {
             retry_window,
             active: Mutex::default(),
             fresh: Mutex::default(),
+            finisher: Default::default(),
         }
     }
 
@@ -247,6 +250,7 @@ async fn drive(st: &Arc<DaemonState>, id: &str, control: Control) {
     );
     ctx.cancel = control.cancel;
     ctx.pause = control.pause;
+    ctx.finisher = tr.finisher.clone();
     ctx.fresh = tr
         .fresh
         .lock()

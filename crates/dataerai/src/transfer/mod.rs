@@ -15,6 +15,7 @@
 
 pub mod download;
 pub mod scan;
+pub mod small;
 pub mod upload;
 
 use std::future::Future;
@@ -130,6 +131,8 @@ pub struct RunContext {
     /// The first run right after `prepare` in this process: the server holds
     /// no chunk of the session but what `prepare` learnt (deduplicated files).
     pub fresh: bool,
+    /// Sends the bytes of single-chunk files together (share one per process).
+    pub finisher: small::Finisher,
     book: Mutex<RetryBook>,
 }
 
@@ -150,6 +153,7 @@ impl RunContext {
             observer,
             retry_window,
             fresh: false,
+            finisher: small::Finisher::default(),
             book: Mutex::default(),
         }
     }

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dataerai_proto::api::{
-    CompleteFile, CompleteUpload, CreateAsset, CreateUpload, UploadFileSpec, UploadSession,
+    CompleteFile, CompleteUpload, CreateAsset, CreateUpload, CreateUploadBatch, UploadBatchItem,
+    UploadFileSpec, UploadSession, MAX_BATCH_ITEMS, MAX_SMALL_FILE,
 };
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
@@ -202,20 +203,7 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         UploadTarget::Existing(id) => (id, false),
     };
     let open = |checksums: Option<&Vec<Hashed>>, probe_dedup: bool| {
-        let files = files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| UploadFileSpec {
-                name: f.name.clone(),
-                size: f.size,
-                checksum: checksums.map(|c| c[i].checksum.clone()),
-            })
-            .collect();
-        let body = CreateUpload {
-            files,
-            chunk_size: Some(chunk_size),
-            probe_dedup,
-        };
+        let body = session_request(&files, checksums, chunk_size, probe_dedup);
         let asset_id = asset_id.clone();
         async move { client.create_upload(&asset_id, &body).await }
     };
@@ -252,6 +240,124 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         created_asset,
         req.local_path,
     ))
+}
+
+/// Prepare many uploads, answering in request order. Those of at most
+/// [`INLINE_HASH_LIMIT`] bytes in all are scanned and hashed here and open
+/// their sessions together, up to `MAX_BATCH_ITEMS` per `POST /uploads/batch`
+/// (one request and one server transaction instead of two each); the others
+/// go through [`prepare`], `concurrency` at a time.
+pub async fn prepare_many(
+    client: &ApiClient,
+    reqs: Vec<UploadRequest>,
+    concurrency: usize,
+) -> Vec<Result<UploadSpec, ApiError>> {
+    let n = reqs.len();
+    let scanned = tokio::task::spawn_blocking(move || {
+        reqs.into_iter()
+            .map(|req| {
+                let files = scan::scan(&req.local_path)?;
+                let hashed = if files.iter().map(|f| f.size).sum::<u64>() <= INLINE_HASH_LIMIT {
+                    Some(hash_all(&files, req.chunk_size)?)
+                } else {
+                    None
+                };
+                Ok((req, files, hashed))
+            })
+            .collect::<Vec<Result<_, ApiError>>>()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let e = ApiError::internal(format!("scan task failed: {e}"));
+        (0..n).map(|_| Err(e.clone())).collect()
+    });
+    let mut out: Vec<Option<Result<UploadSpec, ApiError>>> = (0..n).map(|_| None).collect();
+    let mut small = Vec::new();
+    let mut big = Vec::new();
+    for (i, s) in scanned.into_iter().enumerate() {
+        match s {
+            Ok((req, files, Some(hashed))) => small.push((i, req, files, hashed)),
+            Ok((req, _, None)) => big.push((i, req)),
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    for group in small.chunks(MAX_BATCH_ITEMS) {
+        let items = group
+            .iter()
+            .map(|(_, req, files, hashed)| {
+                let (asset, asset_id) = match &req.target {
+                    UploadTarget::NewAsset(a) => (Some(a.clone()), None),
+                    UploadTarget::Existing(id) => (None, Some(id.clone())),
+                };
+                UploadBatchItem {
+                    asset,
+                    asset_id,
+                    upload: session_request(files, Some(hashed), req.chunk_size, false),
+                }
+            })
+            .collect();
+        let answer = client.create_uploads(&CreateUploadBatch { items }).await;
+        let mut answers = match answer {
+            Ok(a) if a.items.len() == group.len() => Ok(a.items.into_iter()),
+            Ok(_) => Err(ApiError::internal(
+                "the server answered another number of items",
+            )),
+            Err(e) => Err(e),
+        };
+        for (i, req, files, hashed) in group {
+            let session = match &mut answers {
+                Ok(each) => each
+                    .next()
+                    .map(|a| a.into_result())
+                    .unwrap_or_else(|| Err(ApiError::internal("lost an item"))),
+                Err(e) => Err(e.clone()),
+            };
+            let created_asset = matches!(req.target, UploadTarget::NewAsset(_));
+            out[*i] = Some(session.map(|s| {
+                spec_from_session(
+                    &s,
+                    files.clone(),
+                    Some(hashed.clone()),
+                    created_asset,
+                    req.local_path.clone(),
+                )
+            }));
+        }
+    }
+    let prepared: Vec<(usize, Result<UploadSpec, ApiError>)> = futures::stream::iter(big)
+        .map(|(i, req)| async move { (i, prepare(client, req).await) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for (i, r) in prepared {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("an upload was not prepared"))))
+        .collect()
+}
+
+/// The `CreateUpload` for these files (with their checksums when known).
+fn session_request(
+    files: &[LocalFile],
+    checksums: Option<&Vec<Hashed>>,
+    chunk_size: u64,
+    probe_dedup: bool,
+) -> CreateUpload {
+    let files = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| UploadFileSpec {
+            name: f.name.clone(),
+            size: f.size,
+            checksum: checksums.map(|c| c[i].checksum.clone()),
+        })
+        .collect();
+    CreateUpload {
+        files,
+        chunk_size: Some(chunk_size),
+        probe_dedup,
+    }
 }
 
 /// [`hash_all`] on a blocking thread.
@@ -357,7 +463,6 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
     let held =
         |f: &SpecFile| -> &[u64] { held.get(&f.file_index).map(Vec::as_slice).unwrap_or(&[]) };
 
-    let bytes_total = spec.bytes_total();
     let mut pending = Vec::new();
     let mut already = 0u64;
     for (fi, f) in spec.files.iter().enumerate() {
@@ -376,6 +481,9 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
     }
     let meter = RateMeter::start(already);
     let done = AtomicU64::new(already);
+    if let Some(content_id) = finish_small(ctx, &mut spec, &pending, &done, &meter).await? {
+        return Ok(result(ctx, &spec, content_id).await?);
+    }
     let pending_count = pending.len();
     let sent = AtomicU64::new(0);
     let digests = Digests::default();
@@ -392,27 +500,8 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
             async move {
                 let digest = send_chunk(ctx, spec_ref, f, index, offset, len).await?;
                 digests.put(f.file_index, index, digest);
-                ctx.journal
-                    .add_chunk(&ctx.transfer_id, f.file_index, index, len)
-                    .await?;
                 sent.fetch_add(1, Ordering::Relaxed);
-                // No await between counting and reporting: events leave in order.
-                let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
-                ctx.observer.progress(ProgressEvent {
-                    transfer_id: ctx.transfer_id.clone(),
-                    kind: "upload",
-                    bytes_done,
-                    bytes_total,
-                    rate_bps: meter.rate_bps(bytes_done),
-                    chunk_index: index,
-                    chunk_count: dataerai_proto::chunk_count(f.size, spec_ref.chunk_size),
-                    file_index: f.file_index,
-                    file_name: f.name.clone(),
-                });
-                ctx.journal
-                    .set_bytes_done(&ctx.transfer_id, bytes_done)
-                    .await?;
-                Ok::<_, Stop>(())
+                chunk_sent(ctx, spec_ref, f, index, len, done, meter).await
             }
         })
         .buffer_unordered(PARALLEL_CHUNKS);
@@ -502,6 +591,80 @@ async fn result(
             })
             .collect(),
     })
+}
+
+/// Journal a chunk the server acknowledged and report the progress.
+async fn chunk_sent(
+    ctx: &RunContext,
+    spec: &UploadSpec,
+    f: &SpecFile,
+    index: u64,
+    len: u64,
+    done: &AtomicU64,
+    meter: &RateMeter,
+) -> Result<(), Stop> {
+    ctx.journal
+        .add_chunk(&ctx.transfer_id, f.file_index, index, len)
+        .await?;
+    // No await between counting and reporting: events leave in order.
+    let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
+    ctx.observer.progress(ProgressEvent {
+        transfer_id: ctx.transfer_id.clone(),
+        kind: "upload",
+        bytes_done,
+        bytes_total: spec.bytes_total(),
+        rate_bps: meter.rate_bps(bytes_done),
+        chunk_index: index,
+        chunk_count: dataerai_proto::chunk_count(f.size, spec.chunk_size),
+        file_index: f.file_index,
+        file_name: f.name.clone(),
+    });
+    ctx.journal
+        .set_bytes_done(&ctx.transfer_id, bytes_done)
+        .await?;
+    Ok(())
+}
+
+/// An upload of one file of one small chunk still to send: the bytes and
+/// `complete` go in one request, together with other uploads' (see
+/// [`super::small`]). Answers the published content id, or `None` for any
+/// other upload.
+async fn finish_small(
+    ctx: &RunContext,
+    spec: &mut UploadSpec,
+    pending: &[(usize, u64, u64, u64)],
+    done: &AtomicU64,
+    meter: &RateMeter,
+) -> Result<Option<String>, Stop> {
+    let ([f], [(0, 0, 0, len)]) = (spec.files.as_slice(), pending) else {
+        return Ok(None);
+    };
+    let len = *len;
+    if len > MAX_SMALL_FILE || dataerai_proto::chunk_count(f.size, spec.chunk_size) != 1 {
+        return Ok(None);
+    }
+    if ctx.pause.is_cancelled() {
+        return Err(Stop::Paused);
+    }
+    let data = bytes::Bytes::from(read_range(f.path.clone(), 0, len).await?);
+    let digest = known_digest(f, spec.chunk_size, 0)
+        .unwrap_or_else(|| ChunkDigest::of(f.size, spec.chunk_size, 0).compute(&data));
+    let checksum = dataerai_proto::blake3_checksum(&digest);
+    let version = retry(ctx, || async {
+        crate::faults::before_chunk().await;
+        let finished = ctx
+            .finisher
+            .finish(&ctx.client, &spec.upload_id, &checksum, data.clone());
+        Ok(finished.await?)
+    })
+    .await?;
+    chunk_sent(ctx, spec, f, 0, len, done, meter).await?;
+    if f.checksum.is_none() {
+        spec.files[0].checksum = Some(checksum);
+        let v = serde_json::to_value(&*spec).map_err(|e| ApiError::internal(e.to_string()))?;
+        ctx.journal.set_spec(&ctx.transfer_id, &v).await?;
+    }
+    Ok(Some(version.content_id))
 }
 
 /// The digest of chunk `index` of `f` computed before the session opened, if any.

@@ -1,0 +1,323 @@
+//! Batches of small uploads: the per-file round trips and commits of the
+//! session protocol (`uploads.rs`) dominate when files are small, so many
+//! files go in one request and one metadata transaction.
+//!
+//! - `POST /uploads/batch` opens many sessions (each for a new asset or a new
+//!   version of an existing one): the checks of `POST /assets` and
+//!   `POST /assets/{id}/uploads` per item, then one store call.
+//! - `POST /uploads/finish` (multipart: a JSON manifest, then one part per
+//!   item) takes the bytes of many single-chunk files: each is checked and
+//!   stored durably like a chunk PUT, then every chunk is recorded and every
+//!   session completed in one store call. A session already complete answers
+//!   its version, so a retried request is harmless.
+//!
+//! Each item succeeds or fails on its own; the request fails as a whole only
+//! when it is malformed or the caller is not signed in.
+
+use axum::extract::{Multipart, State};
+use axum::Json;
+use dataerai_proto::api::{
+    BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem, FinishManifest,
+    UploadSession, MAX_BATCH_ITEMS, MAX_FINISH_BYTES, MAX_SMALL_FILE,
+};
+use dataerai_proto::digest::ChunkDigest;
+use dataerai_proto::{ApiError, ErrorCode};
+use dataerai_store::blob::PutOutcome;
+use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadTarget};
+use dataerai_store::{ChunkCheck, ChunkKey};
+
+use super::assets::new_asset;
+use super::uploads::{check_create_upload, normalize_checksum, own_upload};
+use super::{load_asset, Access};
+use crate::auth::Caller;
+use crate::error::{ApiJson, AppError, AppResult};
+use crate::state::AppState;
+
+fn check_count(n: usize) -> AppResult<()> {
+    if n == 0 || n > MAX_BATCH_ITEMS {
+        return Err(AppError::invalid(format!(
+            "a batch needs 1 to {MAX_BATCH_ITEMS} items, not {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Fill the `None` slots of `answers` with `results`, in order.
+fn merge<T>(answers: Vec<Option<BatchItem<T>>>, results: Vec<BatchItem<T>>) -> BatchAnswer<T> {
+    let mut results = results.into_iter();
+    let items = answers
+        .into_iter()
+        .map(|a| {
+            a.or_else(|| results.next())
+                .unwrap_or_else(|| Err::<T, _>(ApiError::internal("batch item lost")).into())
+        })
+        .collect();
+    BatchAnswer { items }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateUploadBatch>,
+) -> AppResult<Json<BatchAnswer<UploadSession>>> {
+    check_count(body.items.len())?;
+    // Items that fail a check are answered at once; the store gets the others.
+    let mut answers = Vec::with_capacity(body.items.len());
+    let mut todo = Vec::new();
+    for item in body.items {
+        let checked = async {
+            let mut upload = item.upload;
+            if upload.probe_dedup {
+                return Err(AppError::invalid(
+                    "probe_dedup is not available in a batch; open the session on its own",
+                ));
+            }
+            let chunk_size = check_create_upload(&mut upload)?;
+            let target = match (item.asset, item.asset_id) {
+                (Some(asset), None) => {
+                    UploadTarget::NewAsset(new_asset(&state, &caller, asset).await?)
+                }
+                (None, Some(id)) => {
+                    load_asset(&state, &caller, &id, Access::Write).await?;
+                    UploadTarget::Existing(id)
+                }
+                _ => {
+                    return Err(AppError::invalid(
+                        "give each item either `asset` (a new asset) or `asset_id`, not both",
+                    ))
+                }
+            };
+            Ok(NewUpload {
+                target,
+                user_id: caller.user_id.clone(),
+                chunk_size,
+                files: upload.files,
+            })
+        }
+        .await;
+        match checked {
+            Ok(n) => {
+                todo.push(n);
+                answers.push(None);
+            }
+            Err(e) => answers.push(Some(Err::<UploadSession, _>(e.error).into())),
+        }
+    }
+    let created = if todo.is_empty() {
+        Vec::new()
+    } else {
+        state.meta.create_uploads(todo).await?
+    };
+    let results = created
+        .into_iter()
+        .map(|r| {
+            if let Ok(session) = &r {
+                let reused = session.files.iter().filter(|f| f.deduplicated);
+                state.metrics.deduplicated(reused.map(|f| f.size).sum());
+            }
+            r.map_err(|e| AppError::from(e).error).into()
+        })
+        .collect();
+    Ok(Json(merge(answers, results)))
+}
+
+/// What `finish` found for an item before reading its bytes.
+enum Found {
+    /// Completed by an earlier request.
+    Done(ContentVersion),
+    Open {
+        key: ChunkKey,
+        check: ChunkCheck,
+        /// The chunk is already recorded (sent on its own before).
+        held: bool,
+    },
+}
+
+/// Check one item of `finish` against its session.
+async fn find(state: &AppState, caller: &Caller, item: &FinishItem) -> AppResult<Found> {
+    let sum = normalize_checksum(&item.checksum).ok_or_else(|| {
+        AppError::invalid(format!(
+            "checksum of upload {} must be \"blake3:<64 hex digits>\"",
+            item.upload_id
+        ))
+    })?;
+    let record = own_upload(state, caller, &item.upload_id).await?;
+    let session = record.session;
+    let single = match session.files.as_slice() {
+        [f] if f.chunk_count == 1 && f.size <= MAX_SMALL_FILE && !f.deduplicated => f,
+        _ => {
+            return Err(AppError::invalid(format!(
+                "upload {} is not one file of one chunk of at most {MAX_SMALL_FILE} bytes (deduplicated files take no bytes); send its chunks on their own",
+                item.upload_id
+            )))
+        }
+    };
+    match session.status.as_str() {
+        "open" => {}
+        "complete" => {
+            let version = state
+                .meta
+                .get_content(&session.asset_id, &session.content_id)
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("upload {}", item.upload_id)))?
+                .version;
+            if version.files.first().and_then(|f| f.checksum.as_deref()) != Some(sum.as_str()) {
+                return Err(AppError::new(
+                    ErrorCode::Conflict,
+                    format!("upload {} was completed with other bytes", item.upload_id),
+                ));
+            }
+            return Ok(Found::Done(version));
+        }
+        other => {
+            return Err(AppError::invalid(format!(
+                "upload {} is {other}; open a new upload session",
+                item.upload_id
+            )))
+        }
+    }
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&sum[7..], &mut hash).map_err(|_| AppError::invalid("bad checksum"))?;
+    Ok(Found::Open {
+        key: ChunkKey {
+            content_id: session.content_id.clone(),
+            file_index: 0,
+            chunk_index: 0,
+        },
+        check: ChunkCheck {
+            len: single.size,
+            digest: ChunkDigest::of(single.size, session.chunk_size, 0),
+            hash,
+        },
+        held: !single.received_chunks.is_empty(),
+    })
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    AppError::invalid(format!("malformed multipart body: {}", e.body_text()))
+}
+
+/// Store one item's bytes; answers the chunk record to publish.
+async fn store(
+    state: &AppState,
+    found: AppResult<Found>,
+    bytes: bytes::Bytes,
+) -> AppResult<Result<ContentVersion, (ChunkKey, ChunkRecord)>> {
+    let (key, check, held) = match found? {
+        Found::Done(version) => return Ok(Ok(version)),
+        Found::Open { key, check, held } => (key, check, held),
+    };
+    if bytes.len() as u64 != check.len {
+        return Err(AppError::invalid(format!(
+            "the file of upload content {} must be {} bytes, the part has {}",
+            key.content_id,
+            check.len,
+            bytes.len()
+        )));
+    }
+    let record = ChunkRecord {
+        size: check.len,
+        hash: hex::encode(check.hash),
+    };
+    if !held {
+        let body = Box::pin(futures::stream::once(async move { Ok(bytes) }));
+        match state.blobs.put_chunk(&key, body, check).await? {
+            PutOutcome::Stored | PutOutcome::AlreadyStored => {}
+            PutOutcome::Conflict => {
+                return Err(AppError::new(
+                    ErrorCode::Conflict,
+                    "the file was already received with different bytes; start a new upload",
+                ))
+            }
+        }
+        state.metrics.chunk_accepted(record.size);
+    }
+    Ok(Err((key, record)))
+}
+
+pub async fn finish(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut parts: Multipart,
+) -> AppResult<Json<BatchAnswer<ContentVersion>>> {
+    let first = parts.next_field().await.map_err(multipart_error)?;
+    let manifest: FinishManifest = match first {
+        Some(field) if field.name() == Some("manifest") => {
+            let text = field.bytes().await.map_err(multipart_error)?;
+            serde_json::from_slice(&text)
+                .map_err(|e| AppError::invalid(format!("invalid manifest: {e}")))?
+        }
+        _ => return Err(AppError::invalid("the first part must be the `manifest`")),
+    };
+    check_count(manifest.items.len())?;
+    let found =
+        futures::future::join_all(manifest.items.iter().map(|i| find(&state, &caller, i))).await;
+    // Read every part first (the body is bounded), then store them concurrently.
+    let mut bodies = Vec::with_capacity(found.len());
+    let mut total = 0u64;
+    while let Some(field) = parts.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            return Err(AppError::invalid(
+                "after the manifest, every part must be a `file`",
+            ));
+        }
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        total += bytes.len() as u64;
+        if total > MAX_FINISH_BYTES {
+            return Err(AppError::invalid(format!(
+                "a finish request carries at most {MAX_FINISH_BYTES} bytes of files"
+            )));
+        }
+        bodies.push(bytes);
+    }
+    if bodies.len() != found.len() {
+        return Err(AppError::invalid(format!(
+            "the manifest lists {} items but {} file parts follow",
+            found.len(),
+            bodies.len()
+        )));
+    }
+    let stored = futures::future::join_all(
+        found
+            .into_iter()
+            .zip(bodies)
+            .map(|(f, b)| store(&state, f, b)),
+    )
+    .await;
+    let mut answers = Vec::with_capacity(stored.len());
+    let mut todo = Vec::new();
+    let mut keys = Vec::new();
+    for (item, s) in manifest.items.iter().zip(stored) {
+        match s {
+            Ok(Ok(version)) => answers.push(Some(Ok::<_, ApiError>(version).into())),
+            Ok(Err((key, chunk))) => {
+                keys.push((key, chunk.hash.clone()));
+                todo.push(SmallFinish {
+                    upload_id: item.upload_id.clone(),
+                    chunk,
+                });
+                answers.push(None);
+            }
+            Err(e) => answers.push(Some(Err::<ContentVersion, _>(e.error).into())),
+        }
+    }
+    let finished = if todo.is_empty() {
+        Vec::new()
+    } else {
+        state.meta.finish_small(&todo).await?
+    };
+    let mut results = Vec::with_capacity(finished.len());
+    for (r, (key, hex_hash)) in finished.into_iter().zip(keys) {
+        if matches!(r, Err(dataerai_store::StoreError::Conflict(_))) {
+            // As in a chunk PUT: another upload of this chunk was recorded first.
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(&hex_hash, &mut hash).is_ok() {
+                if let Err(e) = state.blobs.discard_chunk(&key, hash).await {
+                    tracing::warn!(error = %e, "could not discard the losing copy of a chunk");
+                }
+            }
+        }
+        results.push(r.map_err(|e| AppError::from(e).error).into());
+    }
+    Ok(Json(merge(answers, results)))
+}
