@@ -33,6 +33,11 @@ pub struct Metrics {
     dedup_bytes: AtomicU64,
     /// Bytes of content files streamed to clients.
     download_bytes: AtomicU64,
+    /// Batch requests (`POST /uploads/batch`, `/uploads/finish`) and their items.
+    session_batches: AtomicU64,
+    session_batch_items: AtomicU64,
+    finish_batches: AtomicU64,
+    finish_batch_items: AtomicU64,
 }
 
 /// Method label with a bounded set of values (clients can send any method).
@@ -57,6 +62,20 @@ impl Metrics {
 
     pub fn deduplicated(&self, bytes: u64) {
         self.dedup_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// A well-formed `POST /uploads/batch` of `items` items.
+    pub fn session_batch(&self, items: usize) {
+        self.session_batches.fetch_add(1, Ordering::Relaxed);
+        self.session_batch_items
+            .fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// A well-formed `POST /uploads/finish` of `items` items.
+    pub fn finish_batch(&self, items: usize) {
+        self.finish_batches.fetch_add(1, Ordering::Relaxed);
+        self.finish_batch_items
+            .fetch_add(items as u64, Ordering::Relaxed);
     }
 
     pub fn downloaded(&self, bytes: u64) {
@@ -129,6 +148,30 @@ impl Metrics {
                 "counter",
                 "Bytes of content files sent to clients.",
                 load(&self.download_bytes),
+            ),
+            (
+                "dataerai_upload_session_batches_total",
+                "counter",
+                "POST /uploads/batch requests (many sessions opened at once).",
+                load(&self.session_batches),
+            ),
+            (
+                "dataerai_upload_session_batch_items_total",
+                "counter",
+                "Items of POST /uploads/batch requests.",
+                load(&self.session_batch_items),
+            ),
+            (
+                "dataerai_upload_finish_batches_total",
+                "counter",
+                "POST /uploads/finish requests (many small files stored and completed at once).",
+                load(&self.finish_batches),
+            ),
+            (
+                "dataerai_upload_finish_batch_items_total",
+                "counter",
+                "Items of POST /uploads/finish requests.",
+                load(&self.finish_batch_items),
             ),
             (
                 "dataerai_active_uploads",

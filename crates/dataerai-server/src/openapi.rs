@@ -290,6 +290,37 @@ fn schemas() -> Value {
     );
     add("CompleteUpload", object(&[("files", "[CompleteFile]")]));
     add(
+        "UploadBatchItem",
+        object(&[
+            ("asset", "CreateAsset?"),
+            ("asset_id", "string?"),
+            ("upload", "CreateUpload"),
+        ]),
+    );
+    add(
+        "CreateUploadBatch",
+        object(&[("items", "[UploadBatchItem]")]),
+    );
+    add(
+        "FinishItem",
+        object(&[("upload_id", "string"), ("checksum", "string")]),
+    );
+    add("FinishManifest", object(&[("items", "[FinishItem]")]));
+    add(
+        "BatchError",
+        object(&[("code", "string"), ("message", "string")]),
+    );
+    add(
+        "BatchSession",
+        object(&[("result", "UploadSession?"), ("error", "BatchError?")]),
+    );
+    add("BatchSessions", object(&[("items", "[BatchSession]")]));
+    add(
+        "BatchVersion",
+        object(&[("result", "ContentVersion?"), ("error", "BatchError?")]),
+    );
+    add("BatchVersions", object(&[("items", "[BatchVersion]")]));
+    add(
         "CreateRelationship",
         object(&[
             ("to_asset_id", "string"),
@@ -594,6 +625,24 @@ const OPS: &[Op] = &[
         auth: true,
     },
     Op {
+        method: "post",
+        path: "/api/v1/uploads/batch",
+        summary: "Open many upload sessions (new assets or new versions) in one transaction; one outcome per item",
+        request: Some("CreateUploadBatch"),
+        status: 200,
+        reply: Some("BatchSessions"),
+        auth: true,
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/uploads/finish",
+        summary: "multipart: a `manifest` part (FinishManifest), then one `file` part per item; stores and completes one-chunk files in one transaction",
+        request: Some("multipart"),
+        status: 200,
+        reply: Some("BatchVersions"),
+        auth: true,
+    },
+    Op {
         method: "get",
         path: "/api/v1/projects/{project_id}/members",
         summary: "Members of a project (any member)",
@@ -735,6 +784,14 @@ fn content(schema: &str) -> Value {
         "bytes" => {
             json!({"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}})
         }
+        "multipart" => json!({"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {
+                "manifest": {"$ref": "#/components/schemas/FinishManifest"},
+                "file": {"type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"}}
+            },
+            "required": ["manifest", "file"]
+        }}}),
         "object" => json!({"application/json": {"schema": {"type": "object"}}}),
         "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
         "html" => json!({"text/html": {"schema": {"type": "string"}}}),

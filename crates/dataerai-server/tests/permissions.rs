@@ -190,6 +190,16 @@ const TABLE: &[(&str, &[(&str, Rule)])] = &[
         "GET /api/v1/uploads/{upload_id}",
         &[("", Rule::UploadOpener)],
     ),
+    // Batches answer 200 with one outcome per item: the item's error is
+    // what is checked (see `send`).
+    (
+        "POST /api/v1/uploads/batch",
+        &[
+            ("project", Rule::ProjectWrite),
+            ("personal", Rule::PersonalOwner),
+        ],
+    ),
+    ("POST /api/v1/uploads/finish", &[("", Rule::UploadOpener)]),
     (
         "DELETE /api/v1/uploads/{upload_id}",
         &[("", Rule::UploadOpener)],
@@ -278,6 +288,8 @@ struct Req {
     /// Raw body and its BLAKE3 header (chunk PUT).
     chunk: Option<Vec<u8>>,
     form: Option<Vec<(&'static str, &'static str)>>,
+    /// A `multipart/form-data` body: the manifest, then one file part.
+    multipart: Option<(Value, Vec<u8>)>,
 }
 
 fn req(method: Method, path: String) -> Req {
@@ -287,6 +299,7 @@ fn req(method: Method, path: String) -> Req {
         json: None,
         chunk: None,
         form: None,
+        multipart: None,
     }
 }
 
@@ -466,6 +479,20 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             json: Some(json!({"files": [{"name": "x.bin", "size": 3}], "chunk_size": 1024})),
             ..req(method, format!("/api/v1/assets/{asset}/uploads"))
         },
+        "/api/v1/uploads/batch" => Req {
+            json: Some(json!({"items": [{"asset_id": asset,
+                "upload": {"files": [{"name": "x.bin", "size": 3}], "chunk_size": 1024}}]})),
+            ..req(method, template.into())
+        },
+        "/api/v1/uploads/finish" => {
+            let upload = member_upload(ctx).await;
+            let manifest = json!({"items": [{"upload_id": upload,
+                "checksum": format!("blake3:{}", hex_blake3(FILE))}]});
+            Req {
+                multipart: Some((manifest, FILE.to_vec())),
+                ..req(method, template.into())
+            }
+        }
         "/api/v1/uploads/{upload_id}" => req(
             method,
             format!("/api/v1/uploads/{}", member_upload(ctx).await),
@@ -537,13 +564,35 @@ async fn send(ctx: &Ctx, r: Req, token: Option<&str>) -> (StatusCode, Value) {
             b = b.form(&f);
         }
     }
+    if let Some((manifest, file)) = r.multipart {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", manifest.to_string())
+            .part("file", reqwest::multipart::Part::bytes(file));
+        b = b.multipart(form);
+    }
     let resp = b.send().await.unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text.chars().take(200).collect())),
-    )
+    let body =
+        serde_json::from_str(&text).unwrap_or(Value::String(text.chars().take(200).collect()));
+    // A batch of one: its item's outcome stands for the whole request.
+    if let (true, Some([item])) = (
+        status.is_success(),
+        body["items"].as_array().map(Vec::as_slice),
+    ) {
+        return match item["error"]["code"].as_str() {
+            None => (status, item["result"].clone()),
+            Some(code) => {
+                let status = match code {
+                    "ERR_PERMISSION_DENIED" => StatusCode::FORBIDDEN,
+                    "ERR_NOT_FOUND" => StatusCode::NOT_FOUND,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                (status, json!({"error": item["error"]}))
+            }
+        };
+    }
+    (status, body)
 }
 
 async fn setup() -> (tempfile::TempDir, Ctx) {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from conftest import file_digest, write_random
+from conftest import Server, file_digest, write_random
 
 from dataerai import (
     DaemonError,
@@ -162,3 +164,55 @@ def test_upload_many_with_a_missing_file(client: DataeraiClient, project: Projec
         assert meta.title == f"frame {r.index}" and meta.metadata == {"frame": r.index}
         down = client.download(r.result.asset_id, base_dir / f"many-out-{r.index}")
         assert file_digest(down.files[0].local_path) == file_digest(sources[r.index])
+
+
+def _server_metric(server: Server, name: str) -> int:
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    match = re.search(rf"^{name} (\d+)", text, re.M)
+    assert match, text
+    return int(match.group(1))
+
+
+def test_upload_many_sends_small_files_in_batches(
+    client: DataeraiClient, server: Server, project: Project, base_dir: Path
+):
+    """Small items open their sessions in one request and send their bytes in shared ones."""
+    folder = base_dir / "batched"
+    folder.mkdir()
+    paths = [write_random(folder / f"s-{i:02d}.bin", 100 + i) for i in range(40)]
+    # A bigger item (several chunks of 1 MiB) goes the usual way, in the same call.
+    big = write_random(folder / "big.bin", 3 * (1 << 20) + 5)
+    names = [
+        "dataerai_upload_session_batches_total",
+        "dataerai_upload_session_batch_items_total",
+        "dataerai_upload_finish_batches_total",
+        "dataerai_upload_finish_batch_items_total",
+        "dataerai_upload_chunks_total",
+    ]
+    before = {n: _server_metric(server, n) for n in names}
+    items = [
+        dict(local_path=p, title=p.name, owner_type="project", owner_id=project.project_id)
+        for p in [*paths, big]
+    ]
+    results = client.upload_many(items, concurrency=8, chunk_size_mb=1)
+    assert all(r.ok for r in results), [(r.index, r.error) for r in results if not r.ok]
+    delta = {n: _server_metric(server, n) - before[n] for n in names}
+    # The 40 small files: one request opened their sessions, fewer requests than files
+    # carried their bytes, and no chunk PUT was needed for them.
+    assert delta["dataerai_upload_session_batches_total"] == 1, delta
+    assert delta["dataerai_upload_session_batch_items_total"] == 40, delta
+    assert delta["dataerai_upload_finish_batch_items_total"] == 40, delta
+    assert 1 <= delta["dataerai_upload_finish_batches_total"] < 40, delta
+    assert delta["dataerai_upload_chunks_total"] == 40 + 4, delta
+    for r, p in zip(results, [*paths, big]):
+        assert r.result is not None
+        assert r.result.total_bytes == r.result.bytes_sent == p.stat().st_size
+        assert (r.result.checksum or "").startswith("blake3:")
+    assert len({r.result.checksum for r in results if r.result}) == len(results)
+    # The bytes come back intact.
+    out = base_dir / "batched-back"
+    for r, p in zip(results[:3], paths[:3]):
+        assert r.result is not None
+        got = client.download(r.result.asset_id, out / p.stem)
+        assert (out / p.stem / p.name).read_bytes() == p.read_bytes(), got

@@ -61,6 +61,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateUploadBatch>,
 ) -> AppResult<Json<BatchAnswer<UploadSession>>> {
     check_count(body.items.len())?;
+    state.metrics.session_batch(body.items.len());
     // Items that fail a check are answered at once; the store gets the others.
     let mut answers = Vec::with_capacity(body.items.len());
     let mut todo = Vec::new();
@@ -154,21 +155,7 @@ async fn find(state: &AppState, caller: &Caller, item: &FinishItem) -> AppResult
     };
     match session.status.as_str() {
         "open" => {}
-        "complete" => {
-            let version = state
-                .meta
-                .get_content(&session.asset_id, &session.content_id)
-                .await?
-                .ok_or_else(|| AppError::not_found(format!("upload {}", item.upload_id)))?
-                .version;
-            if version.files.first().and_then(|f| f.checksum.as_deref()) != Some(sum.as_str()) {
-                return Err(AppError::new(
-                    ErrorCode::Conflict,
-                    format!("upload {} was completed with other bytes", item.upload_id),
-                ));
-            }
-            return Ok(Found::Done(version));
-        }
+        "complete" => return Ok(Found::Done(completed(state, &session, &sum).await?)),
         other => {
             return Err(AppError::invalid(format!(
                 "upload {} is {other}; open a new upload session",
@@ -191,6 +178,48 @@ async fn find(state: &AppState, caller: &Caller, item: &FinishItem) -> AppResult
         },
         held: !single.received_chunks.is_empty(),
     })
+}
+
+/// The version a complete session published, when its file is `sum`
+/// (`ERR_CONFLICT` when other bytes were completed).
+async fn completed(
+    state: &AppState,
+    session: &dataerai_proto::api::UploadSession,
+    sum: &str,
+) -> AppResult<ContentVersion> {
+    let version = state
+        .meta
+        .get_content(&session.asset_id, &session.content_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("upload {}", session.upload_id)))?
+        .version;
+    if version.files.first().and_then(|f| f.checksum.as_deref()) != Some(sum) {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            format!(
+                "upload {} was completed with other bytes",
+                session.upload_id
+            ),
+        ));
+    }
+    Ok(version)
+}
+
+/// An item the store refused because its session is no longer open: the
+/// same file listed twice, or a retried request racing the first one, may
+/// have completed it meanwhile, and then the answer is that version.
+async fn completed_meanwhile(
+    state: &AppState,
+    upload_id: &str,
+    hex_hash: &str,
+) -> Option<ContentVersion> {
+    let record = state.meta.get_upload(upload_id).await.ok()??;
+    if record.session.status != "complete" {
+        return None;
+    }
+    completed(state, &record.session, &format!("blake3:{hex_hash}"))
+        .await
+        .ok()
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
@@ -277,6 +306,7 @@ pub async fn finish(
             bodies.len()
         )));
     }
+    state.metrics.finish_batch(bodies.len());
     let stored = futures::future::join_all(
         found
             .into_iter()
@@ -307,7 +337,7 @@ pub async fn finish(
         state.meta.finish_small(&todo).await?
     };
     let mut results = Vec::with_capacity(finished.len());
-    for (r, (key, hex_hash)) in finished.into_iter().zip(keys) {
+    for ((r, (key, hex_hash)), item) in finished.into_iter().zip(keys).zip(&todo) {
         if matches!(r, Err(dataerai_store::StoreError::Conflict(_))) {
             // As in a chunk PUT: another upload of this chunk was recorded first.
             let mut hash = [0u8; 32];
@@ -317,6 +347,15 @@ pub async fn finish(
                 }
             }
         }
+        let r = match r {
+            Err(dataerai_store::StoreError::Invalid(msg)) => {
+                match completed_meanwhile(&state, &item.upload_id, &hex_hash).await {
+                    Some(version) => Ok(version),
+                    None => Err(dataerai_store::StoreError::Invalid(msg)),
+                }
+            }
+            other => other,
+        };
         results.push(r.map_err(|e| AppError::from(e).error).into());
     }
     Ok(Json(merge(answers, results)))

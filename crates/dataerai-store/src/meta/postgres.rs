@@ -128,15 +128,10 @@ async fn load_allocation(
     owner_type: &str,
     owner_id: &str,
 ) -> Result<Option<Allocation>> {
+    // Kept by triggers (migration 0003): no sum over the owner's versions.
     let row = sqlx::query(
-        "SELECT al.id, al.quota_bytes,
-                COALESCE(SUM(c.total_bytes) FILTER (WHERE c.status = 'complete'), 0)::BIGINT AS used,
-                COALESCE(SUM(c.total_bytes) FILTER (WHERE c.status = 'pending'), 0)::BIGINT AS reserved
-         FROM allocations al
-              LEFT JOIN assets a ON a.owner_type = al.owner_type AND a.owner_id = al.owner_id
-              LEFT JOIN contents c ON c.asset_id = a.id
-         WHERE al.owner_type = $1 AND al.owner_id = $2
-         GROUP BY al.id, al.quota_bytes",
+        "SELECT id, quota_bytes, used_bytes, reserved_bytes FROM allocations
+         WHERE owner_type = $1 AND owner_id = $2",
     )
     .bind(owner_type)
     .bind(owner_id)
@@ -146,8 +141,8 @@ async fn load_allocation(
         Ok(Allocation {
             allocation_id: r.try_get("id")?,
             quota_bytes: get_u64(&r, "quota_bytes")?,
-            used_bytes: get_u64(&r, "used")?,
-            reserved_bytes: get_u64(&r, "reserved")?,
+            used_bytes: get_u64(&r, "used_bytes")?,
+            reserved_bytes: get_u64(&r, "reserved_bytes")?,
         })
     })
     .transpose()
