@@ -9,6 +9,7 @@
 pub mod api;
 pub mod digest;
 pub mod error;
+pub mod io;
 pub mod ipc;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};

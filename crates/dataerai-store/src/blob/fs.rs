@@ -10,15 +10,74 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use tokio::fs;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
+
+use dataerai_proto::io::PieceWriter;
 
 use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
 const READ_BUF: usize = 256 * 1024;
+/// Pieces a mapped chunk is sent in.
+const MAPPED_PIECE: u64 = 1024 * 1024;
+
+/// Open a chunk file holding at least `offset + len` bytes (blocking).
+fn open_range(path: &Path, offset: u64, len: u64) -> io::Result<std::fs::File> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if offset.checked_add(len).is_none_or(|end| end > size) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} is shorter than the range asked for", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// `len` bytes of a chunk file from `offset`, memory-mapped and read in
+/// (blocking): they go from the page cache to the socket without a copy into
+/// a buffer of ours. The mapping goes when the piece has been sent.
+fn map_piece(file: &std::fs::File, offset: u64, len: usize) -> io::Result<bytes::Bytes> {
+    // SAFETY: a chunk file is never written again once it is linked under its
+    // name (writes go to a temporary file first, and `link` never replaces),
+    // and removing it leaves an existing mapping intact; so the mapped bytes
+    // cannot change while the mapping lives.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
+    Ok(bytes::Bytes::from_owner(map))
+}
+
+/// `[offset, offset + len)` of an opened chunk file as mapped pieces, each
+/// mapped (and read from disk) on a blocking thread, so a worker thread never
+/// waits for the disk.
+fn mapped_pieces(
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+) -> impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send {
+    let file = std::sync::Arc::new(file);
+    futures::stream::try_unfold(0u64, move |done| {
+        let file = file.clone();
+        async move {
+            if done >= len {
+                return Ok(None);
+            }
+            let n = (len - done).min(MAPPED_PIECE);
+            let piece =
+                tokio::task::spawn_blocking(move || map_piece(&file, offset + done, n as usize))
+                    .await
+                    .map_err(io::Error::other)??;
+            Ok(Some((piece, done + n)))
+        }
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
@@ -145,14 +204,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl FsBlobStore {
     /// Stream into `tmp`, checking length and digest; fsync on success.
     async fn write_verified(tmp: &Path, mut body: ByteStream, check: ChunkCheck) -> Result<()> {
-        let mut file = fs::File::create(tmp).await?;
+        let mut out = PieceWriter::new(std::fs::File::create(tmp)?, 0);
         let mut verifier = check.verifier();
         while let Some(piece) = verifier.next(&mut body).await? {
-            file.write_all(&piece).await?;
+            out.write(piece).await?;
         }
+        let file = out.finish().await?;
         verifier.finish()?;
-        file.sync_all().await?;
-        Ok(())
+        blocking(move || Ok(file.sync_all()?)).await
     }
 }
 
@@ -194,23 +253,20 @@ impl BlobStore for FsBlobStore {
 
     async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream> {
         let path = self.chunk_path(key)?;
-        let mut file = fs::File::open(&path).await.map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                StoreError::NotFound(format!(
-                    "chunk {} of file {} of content {}",
-                    key.chunk_index, key.file_index, key.content_id
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-        if offset > 0 {
-            file.seek(io::SeekFrom::Start(offset)).await?;
-        }
-        Ok(Box::pin(ReaderStream::with_capacity(
-            file.take(len),
-            READ_BUF,
-        )))
+        let file = tokio::task::spawn_blocking(move || open_range(&path, offset, len))
+            .await
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    StoreError::NotFound(format!(
+                        "chunk {} of file {} of content {}",
+                        key.chunk_index, key.file_index, key.content_id
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(Box::pin(mapped_pieces(file, offset, len)))
     }
 
     async fn delete_content(&self, content_id: &str) -> Result<()> {

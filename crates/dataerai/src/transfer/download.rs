@@ -5,9 +5,9 @@
 //! escape `dest_dir` refuses the download before anything is written) and
 //! produces a [`DownloadSpec`] the caller journals. [`run`] writes each file to
 //! `<dest>/<name>.dataerai-partial` with ranged GETs ([`PARALLEL_CHUNKS`] in
-//! flight), each chunk streamed to its offset, fsynced, and only then recorded
-//! in the journal — so after a crash the partial file and the journal agree and
-//! only missing chunks are fetched again. Each chunk is hashed as it arrives
+//! flight), each chunk streamed to its offset; written chunks are fsynced in
+//! groups and only then recorded in the journal — so after a crash the partial
+//! file and the journal agree and only missing chunks are fetched again. Each chunk is hashed as it arrives
 //! (its `dataerai_proto::digest` chaining value); a file appears under its final
 //! name only after its BLAKE3, merged from those digests, matches the server's
 //! checksum. A full disk
@@ -22,7 +22,6 @@ use dataerai_proto::api::ContentVersion;
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{
     io_error, plan_chunks, retry, safe_join, Digests, Failure, ProgressEvent, RateMeter,
@@ -31,6 +30,7 @@ use super::{
 use crate::api_client::ApiClient;
 use crate::faults;
 use dataerai_proto::digest::ChunkDigest;
+use dataerai_proto::io::PieceWriter;
 
 /// Suffix of files still being downloaded.
 pub const PARTIAL_SUFFIX: &str = ".dataerai-partial";
@@ -269,51 +269,73 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     let pending_count = pending.len() as u64;
     let fetched = AtomicU64::new(0);
     let digests = Digests::default();
-    let mut chunks = futures::stream::iter(pending)
-        // Pulled lazily as slots free up: a pause starts no new chunk.
-        .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
-        .map(|(fi, index, offset, len)| {
-            let done = &done;
-            let meter = &meter;
-            let fetched = &fetched;
-            let digests = &digests;
-            let f = &spec.files[fi];
-            async move {
-                let digest = if len > 0 {
-                    retry(ctx, || fetch_chunk(ctx, spec, f, index, offset, len)).await?
-                } else {
-                    ChunkDigest::whole_file().compute(&[])
-                };
-                digests.put(f.file_index, index, digest);
-                ctx.journal.add_chunk(id, f.file_index, index, len).await?;
-                fetched.fetch_add(1, Ordering::Relaxed);
-                // No await between counting and reporting: events leave in order.
-                let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
-                ctx.observer.progress(ProgressEvent {
-                    transfer_id: ctx.transfer_id.clone(),
-                    kind: "download",
-                    bytes_done,
-                    bytes_total,
-                    rate_bps: meter.rate_bps(bytes_done),
-                    chunk_index: index,
-                    chunk_count: dataerai_proto::chunk_count(f.size, spec.chunk_size),
-                    file_index: f.file_index,
-                    file_name: f.name.clone(),
-                });
-                ctx.journal.set_bytes_done(id, bytes_done).await?;
-                Ok::<_, Stop>(())
+    // Written chunks go to `sync_written`, which makes them durable and only
+    // then journals them, many at a time: a slot starts its next GET at once
+    // instead of waiting for an fsync of its own.
+    // At most PARALLEL_CHUNKS written chunks wait for it (each holds a permit
+    // until journaled), so a crash re-fetches at most that many besides the
+    // chunks in flight.
+    let (written_tx, written_rx) = tokio::sync::mpsc::unbounded_channel();
+    let unsynced = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CHUNKS));
+    let work = async {
+        let written_tx = written_tx;
+        let mut chunks = futures::stream::iter(pending)
+            // Pulled lazily as slots free up: a pause starts no new chunk.
+            .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
+            .map(|(fi, index, offset, len)| {
+                let done = &done;
+                let meter = &meter;
+                let fetched = &fetched;
+                let digests = &digests;
+                let written_tx = &written_tx;
+                let unsynced = &unsynced;
+                let f = &spec.files[fi];
+                async move {
+                    let digest = if len > 0 {
+                        retry(ctx, || fetch_chunk(ctx, spec, f, index, offset, len)).await?
+                    } else {
+                        ChunkDigest::whole_file().compute(&[])
+                    };
+                    digests.put(f.file_index, index, digest);
+                    let permit = unsynced.clone().acquire_owned().await;
+                    let permit =
+                        permit.map_err(|_| ApiError::internal("the chunk syncer stopped"))?;
+                    if written_tx.send((fi, index, len, permit)).is_err() {
+                        // `sync_written` failed; its error is the one reported.
+                        return Err(ApiError::internal("the chunk syncer stopped").into());
+                    }
+                    fetched.fetch_add(1, Ordering::Relaxed);
+                    // No await between counting and reporting: events leave in order.
+                    let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
+                    ctx.observer.progress(ProgressEvent {
+                        transfer_id: ctx.transfer_id.clone(),
+                        kind: "download",
+                        bytes_done,
+                        bytes_total,
+                        rate_bps: meter.rate_bps(bytes_done),
+                        chunk_index: index,
+                        chunk_count: dataerai_proto::chunk_count(f.size, spec.chunk_size),
+                        file_index: f.file_index,
+                        file_name: f.name.clone(),
+                    });
+                    Ok::<_, Stop>(())
+                }
+            })
+            .buffer_unordered(PARALLEL_CHUNKS);
+        // On a pause the chunks already in flight finish (a chunk whose retry
+        // wait was interrupted just stops); any other error ends the run at
+        // once. Either way what was written is still synced and journaled.
+        while let Some(r) = chunks.next().await {
+            match r {
+                Ok(()) | Err(Stop::Paused) => {}
+                Err(e) => return Err(e),
             }
-        })
-        .buffer_unordered(PARALLEL_CHUNKS);
-    // On a pause the chunks already in flight finish (a chunk whose retry wait
-    // was interrupted just stops); any other error ends the run at once.
-    while let Some(r) = chunks.next().await {
-        match r {
-            Ok(()) | Err(Stop::Paused) => {}
-            Err(e) => return Err(e),
         }
-    }
-    drop(chunks);
+        Ok(())
+    };
+    let (fetching, syncing) = futures::join!(work, sync_written(ctx, spec, already, written_rx));
+    syncing?;
+    fetching?;
     if fetched.load(Ordering::Relaxed) < pending_count {
         return Err(Stop::Paused);
     }
@@ -338,6 +360,56 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
         total_bytes: bytes_total,
         files,
     })
+}
+
+/// Make written chunks durable, then journal them: each round takes every
+/// chunk written so far, fsyncs their files once (one `fdatasync` covers all
+/// of a file's chunks) and journals them together. Ends when the sender is
+/// gone and everything it sent is journaled.
+async fn sync_written(
+    ctx: &RunContext,
+    spec: &DownloadSpec,
+    already: u64,
+    mut written: tokio::sync::mpsc::UnboundedReceiver<(
+        usize,
+        u64,
+        u64,
+        tokio::sync::OwnedSemaphorePermit,
+    )>,
+) -> Result<(), Stop> {
+    let mut durable = already;
+    while let Some(first) = written.recv().await {
+        let mut round = vec![first];
+        while let Ok(more) = written.try_recv() {
+            round.push(more);
+        }
+        let mut files: Vec<usize> = round.iter().map(|c| c.0).collect();
+        files.sort_unstable();
+        files.dedup();
+        for fi in files {
+            let path = spec.files[fi].partial_path.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.sync_data())
+                    .map_err(|e| io_error(format!("cannot sync {}", path.display()), e))
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("sync task failed: {e}")))??;
+        }
+        for (fi, index, len, _permit) in round {
+            let f = &spec.files[fi];
+            ctx.journal
+                .add_chunk(&ctx.transfer_id, f.file_index, index, len)
+                .await?;
+            durable += len;
+        }
+        ctx.journal
+            .set_bytes_done(&ctx.transfer_id, durable)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Verify a complete partial file and rename it into place.
@@ -385,7 +457,8 @@ async fn publish(
         .await
 }
 
-/// GET one chunk, write it at its offset and fsync it; answers its digest.
+/// GET one chunk and write it at its offset (not yet synced: see
+/// [`sync_written`]); answers its digest.
 async fn fetch_chunk(
     ctx: &RunContext,
     spec: &DownloadSpec,
@@ -414,14 +487,11 @@ async fn fetch_chunk(
             e,
         ))
     };
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .open(&f.partial_path)
-        .await
         .map_err(|e| local("open", e))?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| local("seek", e))?;
+    let mut out = PieceWriter::new(file, offset);
     let digest = ChunkDigest::of(f.size, spec.chunk_size, index);
     let mut hasher = digest.hasher();
     let mut written = 0u64;
@@ -438,10 +508,9 @@ async fn fetch_chunk(
         }
         hasher.update(&piece);
         faults::before_write(piece.len()).map_err(|e| local("write", e))?;
-        file.write_all(&piece)
-            .await
-            .map_err(|e| local("write", e))?;
+        out.write(piece).await.map_err(|e| local("write", e))?;
     }
+    out.finish().await.map_err(|e| local("write", e))?;
     if written != len {
         return Err(ApiError::new(
             ErrorCode::ServerUnreachable,
@@ -452,8 +521,5 @@ async fn fetch_chunk(
         )
         .into());
     }
-    file.flush().await.map_err(|e| local("write", e))?;
-    // Durable before the journal says so.
-    file.sync_data().await.map_err(|e| local("sync", e))?;
     Ok(digest.finalize(&hasher))
 }
