@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::{
     BlobLocation, ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken,
-    TokenRecord, UploadRecord, User, Window, OWNER_PROJECT, OWNER_USER,
+    SmallFinish, TokenRecord, UploadRecord, User, Window, OWNER_PROJECT, OWNER_USER,
 };
 use crate::error::{Result, StoreError};
 
@@ -550,6 +550,94 @@ async fn lock_upload_owner(tx: &mut PgConnection, upload_id: &str) -> Result<(St
         .ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))?;
     lock_owner(tx, &owner.0, &owner.1).await?;
     Ok(owner)
+}
+
+async fn insert_chunk(
+    tx: &mut PgConnection,
+    upload_id: &str,
+    file_index: u32,
+    chunk_index: u64,
+    chunk: ChunkRecord,
+) -> Result<ChunkRecord> {
+    // FOR SHARE: chunks go in parallel, completion (FOR UPDATE) waits for them.
+    lock_open_upload(tx, upload_id, "SHARE").await?;
+    sqlx::query(
+        "INSERT INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(upload_id)
+    .bind(i64::from(file_index))
+    .bind(chunk_index as i64)
+    .bind(chunk.size as i64)
+    .bind(&chunk.hash)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query(
+            "SELECT size, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2 AND chunk_index = $3",
+        )
+        .bind(upload_id)
+        .bind(i64::from(file_index))
+        .bind(chunk_index as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(ChunkRecord {
+        size: get_u64(&row, "size")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+async fn publish_upload(
+    tx: &mut PgConnection,
+    upload_id: &str,
+    checksums: &[String],
+) -> Result<ContentVersion> {
+    let owner = lock_upload_owner(tx, upload_id).await?;
+    lock_open_upload(tx, upload_id, "UPDATE").await?;
+    let session = upload_by_id(tx, upload_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?
+        .session;
+    if checksums.len() != session.files.len() {
+        return Err(StoreError::Invalid(format!(
+            "{} checksums given for {} files",
+            checksums.len(),
+            session.files.len()
+        )));
+    }
+    let allocation = load_allocation(tx, &owner.0, &owner.1)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("allocation of {} {}", owner.0, owner.1)))?;
+    // The session's own bytes are already part of `reserved`.
+    let requested: u64 = session.files.iter().map(|f| f.size).sum();
+    quota_check(&allocation, requested, true)?;
+    sqlx::query(
+        "UPDATE content_files SET checksum = sums.checksum
+             FROM UNNEST($1::TEXT[]) WITH ORDINALITY AS sums(checksum, n)
+             WHERE content_id = $2 AND file_index = sums.n - 1",
+    )
+    .bind(checksums)
+    .bind(&session.content_id)
+    .execute(&mut *tx)
+    .await?;
+    let completed = now();
+    sqlx::query("UPDATE contents SET status = 'complete', completed_at = $1 WHERE id = $2")
+        .bind(completed)
+        .bind(&session.content_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE uploads SET status = 'complete' WHERE id = $1")
+        .bind(upload_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE assets SET updated_at = $1 WHERE id = $2")
+        .bind(completed)
+        .bind(&session.asset_id)
+        .execute(&mut *tx)
+        .await?;
+    let content = content_by_id(tx, &session.content_id).await?;
+    Ok(content
+        .ok_or_else(|| StoreError::NotFound(format!("content {}", session.content_id)))?
+        .version)
 }
 
 fn quota_check(allocation: &Allocation, requested: u64, already_reserved: bool) -> Result<()> {
@@ -1169,32 +1257,9 @@ impl MetadataStore for PgStore {
         chunk: ChunkRecord,
     ) -> Result<ChunkRecord> {
         let mut tx = self.begin().await?;
-        // FOR SHARE: chunks go in parallel, completion (FOR UPDATE) waits for them.
-        lock_open_upload(&mut tx, upload_id, "SHARE").await?;
-        sqlx::query(
-            "INSERT INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(upload_id)
-        .bind(i64::from(file_index))
-        .bind(chunk_index as i64)
-        .bind(chunk.size as i64)
-        .bind(&chunk.hash)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(
-            "SELECT size, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2 AND chunk_index = $3",
-        )
-        .bind(upload_id)
-        .bind(i64::from(file_index))
-        .bind(chunk_index as i64)
-        .fetch_one(&mut *tx)
-        .await?;
+        let recorded = insert_chunk(&mut tx, upload_id, file_index, chunk_index, chunk).await?;
         tx.commit().await?;
-        Ok(ChunkRecord {
-            size: get_u64(&row, "size")?,
-            hash: row.try_get("hash")?,
-        })
+        Ok(recorded)
     }
 
     async fn complete_upload(
@@ -1203,56 +1268,43 @@ impl MetadataStore for PgStore {
         checksums: &[String],
     ) -> Result<ContentVersion> {
         let mut tx = self.begin().await?;
-        let owner = lock_upload_owner(&mut tx, upload_id).await?;
-        lock_open_upload(&mut tx, upload_id, "UPDATE").await?;
-        let session = upload_by_id(&mut tx, upload_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?
-            .session;
-        if checksums.len() != session.files.len() {
-            return Err(StoreError::Invalid(format!(
-                "{} checksums given for {} files",
-                checksums.len(),
-                session.files.len()
-            )));
-        }
-        let allocation = load_allocation(&mut tx, &owner.0, &owner.1)
-            .await?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("allocation of {} {}", owner.0, owner.1))
-            })?;
-        // The session's own bytes are already part of `reserved`.
-        let requested: u64 = session.files.iter().map(|f| f.size).sum();
-        quota_check(&allocation, requested, true)?;
-        sqlx::query(
-            "UPDATE content_files SET checksum = sums.checksum
-             FROM UNNEST($1::TEXT[]) WITH ORDINALITY AS sums(checksum, n)
-             WHERE content_id = $2 AND file_index = sums.n - 1",
-        )
-        .bind(checksums)
-        .bind(&session.content_id)
-        .execute(&mut *tx)
-        .await?;
-        let completed = now();
-        sqlx::query("UPDATE contents SET status = 'complete', completed_at = $1 WHERE id = $2")
-            .bind(completed)
-            .bind(&session.content_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE uploads SET status = 'complete' WHERE id = $1")
-            .bind(upload_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE assets SET updated_at = $1 WHERE id = $2")
-            .bind(completed)
-            .bind(&session.asset_id)
-            .execute(&mut *tx)
-            .await?;
-        let content = content_by_id(&mut tx, &session.content_id).await?;
+        let version = publish_upload(&mut tx, upload_id, checksums).await?;
         tx.commit().await?;
-        Ok(content
-            .ok_or_else(|| StoreError::NotFound(format!("content {}", session.content_id)))?
-            .version)
+        Ok(version)
+    }
+
+    /// One transaction per item (recording the chunk and completing the
+    /// session together): items of several owners never wait on each other's
+    /// row locks, and a failed item leaves nothing recorded.
+    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let mut tx = self.begin().await?;
+            let one = async {
+                let recorded =
+                    insert_chunk(&mut tx, &item.upload_id, 0, 0, item.chunk.clone()).await?;
+                if recorded.hash != item.chunk.hash {
+                    return Err(StoreError::Conflict(format!(
+                        "upload {}: its chunk was already received with different bytes",
+                        item.upload_id
+                    )));
+                }
+                let sum = format!("blake3:{}", item.chunk.hash);
+                publish_upload(&mut tx, &item.upload_id, &[sum]).await
+            }
+            .await;
+            match one {
+                Ok(v) => {
+                    tx.commit().await?;
+                    out.push(Ok(v));
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    out.push(Err(e));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {
