@@ -137,6 +137,18 @@ fn id(v: &Value, field: &str) -> String {
         .to_string()
 }
 
+/// The bytes of file 0 of the asset's latest version (the download must succeed).
+async fn latest_bytes(api: &Api, asset_id: &str) -> Vec<u8> {
+    let (s, back) = api
+        .fetch(
+            &format!("/api/v1/assets/{asset_id}/contents/latest/files/0"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "download of {asset_id}");
+    back
+}
+
 #[tokio::test]
 async fn batch_create_answers_each_item_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
@@ -367,13 +379,7 @@ async fn finish_stores_small_files_and_is_idempotent() {
         assert_eq!(s, StatusCode::OK, "{name}");
         assert!(back == *bytes, "{name}: downloaded bytes differ");
         assert_eq!(sum(&back), sum(bytes));
-        let (s, latest) = api
-            .fetch(
-                &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{name}");
+        let latest = latest_bytes(&api, &asset).await;
         assert!(latest == *bytes, "{name}: latest bytes differ");
         let (_, a) = api.get(&format!("/api/v1/assets/{asset}")).await;
         assert_eq!(a["latest_content"]["content_id"], cid.as_str(), "{a}");
@@ -406,16 +412,7 @@ async fn finish_stores_small_files_and_is_idempotent() {
     let (s, answer) = finish(&api, &[(ids[0].as_str(), sum(&other), other.as_slice())]).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_item_err(&answer["items"][0], "ERR_CONFLICT");
-    let (s, back) = api
-        .fetch(
-            &format!(
-                "/api/v1/assets/{}/contents/latest/files/0",
-                id(&sessions[0], "asset_id")
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let back = latest_bytes(&api, &id(&sessions[0], "asset_id")).await;
     assert!(back == files[0].1, "the completed file changed");
 }
 
@@ -539,16 +536,7 @@ async fn finish_answers_each_item_on_its_own() {
         let version = ok_item(item);
         assert_eq!(version["content_id"], session["content_id"]);
         assert_eq!(version["files"][0]["checksum"], sum(bytes));
-        let (s, back) = api
-            .fetch(
-                &format!(
-                    "/api/v1/assets/{}/contents/latest/files/0",
-                    id(session, "asset_id")
-                ),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
+        let back = latest_bytes(&api, &id(session, "asset_id")).await;
         assert!(back == *bytes, "downloaded bytes differ");
     }
     // Bob finishes his own session himself.
@@ -746,16 +734,7 @@ async fn items_failing_in_the_store_fail_alone() {
     let state = upload_status(&api, &first_id).await;
     assert_eq!(state["status"], "open", "{state}");
     assert_eq!(state["files"][0]["received_chunks"], json!([]), "{state}");
-    let (s, back) = api
-        .fetch(
-            &format!(
-                "/api/v1/assets/{}/contents/latest/files/0",
-                id(&project_session, "asset_id")
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let back = latest_bytes(&api, &id(&project_session, "asset_id")).await;
     assert!(back == d, "project file differs");
 
     // With room again, the personal item finishes (its bytes were kept or are sent again).
@@ -769,16 +748,7 @@ async fn items_failing_in_the_store_fail_alone() {
         ok_item(&answer["items"][0])["files"][0]["checksum"],
         sum(&a)
     );
-    let (s, back) = api
-        .fetch(
-            &format!(
-                "/api/v1/assets/{}/contents/latest/files/0",
-                id(&first, "asset_id")
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let back = latest_bytes(&api, &id(&first, "asset_id")).await;
     assert!(back == a, "personal file differs");
 }
 
@@ -828,16 +798,7 @@ async fn finish_after_the_chunk_was_sent_on_its_own() {
     let (s, version) = api.complete(&ids[1], &[&b]).await;
     assert_eq!(s, StatusCode::OK, "{version}");
     for (session, bytes) in [(&sessions[0], &a), (&sessions[1], &b)] {
-        let (s, back) = api
-            .fetch(
-                &format!(
-                    "/api/v1/assets/{}/contents/latest/files/0",
-                    id(session, "asset_id")
-                ),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
+        let back = latest_bytes(&api, &id(session, "asset_id")).await;
         assert!(back == **bytes, "downloaded bytes differ");
     }
 
@@ -862,12 +823,6 @@ async fn finish_after_the_chunk_was_sent_on_its_own() {
     let asset = id(&sessions[2], "asset_id");
     let (_, list) = api.get(&format!("/api/v1/assets/{asset}/contents")).await;
     assert_eq!(list["total"], 1, "{list}");
-    let (s, back) = api
-        .fetch(
-            &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let back = latest_bytes(&api, &asset).await;
     assert!(back == c, "downloaded bytes differ");
 }

@@ -416,15 +416,18 @@ impl Service {
         upload::prepare(&self.client()?, req).await
     }
 
-    /// Validate many uploads (each failing on its own) and prepare the valid
-    /// ones, small ones together (see `upload::prepare_many`).
+    /// Validate many uploads (each failing on its own; an item may arrive
+    /// failed already) and prepare the valid ones, small ones together (see
+    /// `upload::prepare_many`). Answers in item order.
     pub async fn prepare_uploads(
         &self,
-        items: Vec<UploadParams>,
+        items: Vec<Result<UploadParams>>,
         concurrency: usize,
     ) -> Vec<Result<upload::UploadSpec>> {
-        let reqs: Vec<Result<upload::UploadRequest>> =
-            items.into_iter().map(|p| self.upload_request(p)).collect();
+        let reqs: Vec<Result<upload::UploadRequest>> = items
+            .into_iter()
+            .map(|p| p.and_then(|p| self.upload_request(p)))
+            .collect();
         let valid: Vec<upload::UploadRequest> = reqs
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,14 @@ class Server:
     url: str
     data_dir: Path
     proc: subprocess.Popen
+
+    def metric(self, name: str) -> int:
+        """An unlabelled counter of this server process (GET /metrics)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        match = re.search(rf"^{name} (\d+)", text, re.M)
+        assert match, text
+        return int(match.group(1))
 
     def admin(self, *args: str) -> str:
         """Run `dataerai-server admin …` against this server's data dir; returns stdout."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -166,14 +164,6 @@ def test_upload_many_with_a_missing_file(client: DataeraiClient, project: Projec
         assert file_digest(down.files[0].local_path) == file_digest(sources[r.index])
 
 
-def _server_metric(server: Server, name: str) -> int:
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    match = re.search(rf"^{name} (\d+)", text, re.M)
-    assert match, text
-    return int(match.group(1))
-
-
 def test_upload_many_sends_small_files_in_batches(
     client: DataeraiClient, server: Server, project: Project, base_dir: Path
 ):
@@ -190,14 +180,14 @@ def test_upload_many_sends_small_files_in_batches(
         "dataerai_upload_finish_batch_items_total",
         "dataerai_upload_chunks_total",
     ]
-    before = {n: _server_metric(server, n) for n in names}
+    before = {n: server.metric(n) for n in names}
     items = [
         dict(local_path=p, title=p.name, owner_type="project", owner_id=project.project_id)
         for p in [*paths, big]
     ]
     results = client.upload_many(items, concurrency=8, chunk_size_mb=1)
     assert all(r.ok for r in results), [(r.index, r.error) for r in results if not r.ok]
-    delta = {n: _server_metric(server, n) - before[n] for n in names}
+    delta = {n: server.metric(n) - before[n] for n in names}
     # The 40 small files: one request opened their sessions, fewer requests than files
     # carried their bytes, and no chunk PUT was needed for them.
     assert delta["dataerai_upload_session_batches_total"] == 1, delta

@@ -6,10 +6,8 @@ a server answering 503 makes the daemon retry while the SDK keeps waiting and re
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
-import urllib.request
 from pathlib import Path
 from typing import List
 
@@ -32,15 +30,6 @@ from dataerai import DaemonTimeoutError, DataeraiClient, ProgressEvent, Project,
 MIB = 1 << 20
 
 
-def upload_bytes_received(server: Server) -> int:
-    """The server's count of chunk bytes it acknowledged (GET /metrics, per server process)."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    match = re.search(r"^dataerai_upload_bytes_total (\d+)", text, re.M)
-    assert match, text
-    return int(match.group(1))
-
-
 def test_upload_resumes_after_daemon_kill(
     session_env: None, server: Server, project: Project, test_state_dir: Path
 ):
@@ -49,7 +38,7 @@ def test_upload_resumes_after_daemon_kill(
     src = write_sparse(work / "resume-me.bin", size)
     sock = work / "run" / "k.sock"
 
-    received_before = upload_bytes_received(server)
+    received_before = server.metric("dataerai_upload_bytes_total")
     first = DataeraiClient(socket_path=sock, binary_path=CLI_BIN, start_timeout_s=30).connect()
     old_pid = first.ping()["pid"]
     assert first.started_daemon
@@ -95,7 +84,7 @@ def test_upload_resumes_after_daemon_kill(
         # Only the missing chunks moved after the restart: at most the few chunks that were in
         # flight at the kill crossed the network twice (starting over would add >= size / 8).
         # (A chunk stored while its PUT was cut off by the kill may be missing from the count.)
-        received = upload_bytes_received(server) - received_before
+        received = server.metric("dataerai_upload_bytes_total") - received_before
         assert size - 8 * MIB <= received <= size + 16 * MIB, received
         assert events and events[-1].bytes_done == size
         final = second.get_transfer(tid)

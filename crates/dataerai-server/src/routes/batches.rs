@@ -27,7 +27,7 @@ use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadTarget};
 use dataerai_store::{ChunkCheck, ChunkKey};
 
 use super::assets::new_asset;
-use super::uploads::{check_create_upload, normalize_checksum, own_upload};
+use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, own_upload};
 use super::{load_asset, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, AppError, AppResult};
@@ -163,8 +163,8 @@ async fn find(state: &AppState, caller: &Caller, item: &FinishItem) -> AppResult
             )))
         }
     }
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(&sum[7..], &mut hash).map_err(|_| AppError::invalid("bad checksum"))?;
+    let hash = digest_from_hex(&sum[7..])
+        .ok_or_else(|| AppError::invalid(format!("bad checksum {sum:?}")))?;
     Ok(Found::Open {
         key: ChunkKey {
             content_id: session.content_id.clone(),
@@ -231,7 +231,7 @@ async fn store(
     state: &AppState,
     found: AppResult<Found>,
     bytes: bytes::Bytes,
-) -> AppResult<Result<ContentVersion, (ChunkKey, ChunkRecord)>> {
+) -> AppResult<Result<ContentVersion, (ChunkKey, [u8; 32], ChunkRecord)>> {
     let (key, check, held) = match found? {
         Found::Done(version) => return Ok(Ok(version)),
         Found::Open { key, check, held } => (key, check, held),
@@ -261,7 +261,7 @@ async fn store(
         }
         state.metrics.chunk_accepted(record.size);
     }
-    Ok(Err((key, record)))
+    Ok(Err((key, check.hash, record)))
 }
 
 pub async fn finish(
@@ -320,8 +320,8 @@ pub async fn finish(
     for (item, s) in manifest.items.iter().zip(stored) {
         match s {
             Ok(Ok(version)) => answers.push(Some(Ok::<_, ApiError>(version).into())),
-            Ok(Err((key, chunk))) => {
-                keys.push((key, chunk.hash.clone()));
+            Ok(Err((key, hash, chunk))) => {
+                keys.push((key, hash));
                 todo.push(SmallFinish {
                     upload_id: item.upload_id.clone(),
                     chunk,
@@ -337,19 +337,16 @@ pub async fn finish(
         state.meta.finish_small(&todo).await?
     };
     let mut results = Vec::with_capacity(finished.len());
-    for ((r, (key, hex_hash)), item) in finished.into_iter().zip(keys).zip(&todo) {
+    for ((r, (key, hash)), item) in finished.into_iter().zip(keys).zip(&todo) {
         if matches!(r, Err(dataerai_store::StoreError::Conflict(_))) {
             // As in a chunk PUT: another upload of this chunk was recorded first.
-            let mut hash = [0u8; 32];
-            if hex::decode_to_slice(&hex_hash, &mut hash).is_ok() {
-                if let Err(e) = state.blobs.discard_chunk(&key, hash).await {
-                    tracing::warn!(error = %e, "could not discard the losing copy of a chunk");
-                }
+            if let Err(e) = state.blobs.discard_chunk(&key, hash).await {
+                tracing::warn!(error = %e, "could not discard the losing copy of a chunk");
             }
         }
         let r = match r {
             Err(dataerai_store::StoreError::Invalid(msg)) => {
-                match completed_meanwhile(&state, &item.upload_id, &hex_hash).await {
+                match completed_meanwhile(&state, &item.upload_id, &item.chunk.hash).await {
                     Some(version) => Ok(version),
                     None => Err(dataerai_store::StoreError::Invalid(msg)),
                 }

@@ -211,6 +211,13 @@ pub async fn get_one(
     Ok(Json(own_upload(&state, &caller, &upload_id).await?.session))
 }
 
+/// 64 hex digits (any case) as the 32 bytes of a BLAKE3 digest.
+pub(super) fn digest_from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
 fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
     let value = headers.get(CHUNK_HASH_HEADER).ok_or_else(|| {
         AppError::invalid(format!(
@@ -219,11 +226,9 @@ fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
     })?;
     let text = value.to_str().unwrap_or("").trim();
     let text = text.strip_prefix("blake3:").unwrap_or(text);
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).map_err(|_| {
+    digest_from_hex(text).ok_or_else(|| {
         AppError::invalid(format!("header {CHUNK_HASH_HEADER} must be 64 hex digits"))
-    })?;
-    Ok(out)
+    })
 }
 
 pub async fn put_chunk(
@@ -462,14 +467,15 @@ async fn merged_file_hash(
     let recorded = state.meta.chunk_hashes(upload_id, f.file_index).await?;
     let mut digests = Vec::with_capacity(recorded.len());
     for (i, (chunk_index, hex_digest)) in recorded.iter().enumerate() {
-        let mut d = [0u8; 32];
-        if *chunk_index != i as u64 || hex::decode_to_slice(hex_digest, &mut d).is_err() {
-            return Err(AppError::from(ApiError::internal(format!(
-                "upload {upload_id}: the chunk records of file {} are inconsistent",
-                f.file_index
-            ))));
+        match digest_from_hex(hex_digest) {
+            Some(d) if *chunk_index == i as u64 => digests.push(d),
+            _ => {
+                return Err(AppError::from(ApiError::internal(format!(
+                    "upload {upload_id}: the chunk records of file {} are inconsistent",
+                    f.file_index
+                ))))
+            }
         }
-        digests.push(d);
     }
     let hash = digest::file_hash(f.size, session.chunk_size, &digests)
         .map_err(|e| AppError::from(ApiError::internal(format!("upload {upload_id}: {e}"))))?;

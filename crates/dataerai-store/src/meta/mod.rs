@@ -307,16 +307,10 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     }
     /// For each single-file, single-chunk session: [`record_chunk`](Self::record_chunk)
     /// of its chunk, then [`complete_upload`](Self::complete_upload) with the
-    /// chunk's hash as the file's checksum. Each item succeeds or fails on its
-    /// own; a backend may do them all in one transaction. A recorded chunk with
-    /// another hash fails the item with `Conflict`.
-    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(finish_small_default(self, item).await);
-        }
-        Ok(out)
-    }
+    /// chunk's hash as the file's checksum, atomically per item. Each item
+    /// succeeds or fails on its own and a failed item records nothing; a
+    /// recorded chunk with another hash fails the item with `Conflict`.
+    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>>;
     /// Abort an open session; frees its reservation. `Invalid` if not open.
     /// Answers the content ids whose blobs the caller should now delete (the
     /// session's own chunks, and bytes it pointed at that nothing else uses).
@@ -352,19 +346,14 @@ async fn create_upload_default<S: MetadataStore + ?Sized>(
     session
 }
 
-async fn finish_small_default<S: MetadataStore + ?Sized>(
-    s: &S,
-    item: &SmallFinish,
-) -> Result<ContentVersion> {
-    let recorded = s
-        .record_chunk(&item.upload_id, 0, 0, item.chunk.clone())
-        .await?;
+/// The checksum a finished small file gets: its lone chunk's hash, provided
+/// the chunk recorded for it (maybe earlier) is this one.
+pub(crate) fn small_file_checksum(item: &SmallFinish, recorded: &ChunkRecord) -> Result<String> {
     if recorded.hash != item.chunk.hash {
         return Err(crate::error::StoreError::Conflict(format!(
             "upload {}: its chunk was already received with different bytes",
             item.upload_id
         )));
     }
-    s.complete_upload(&item.upload_id, &[format!("blake3:{}", item.chunk.hash)])
-        .await
+    Ok(format!("blake3:{}", item.chunk.hash))
 }

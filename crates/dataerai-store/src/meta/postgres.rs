@@ -1283,13 +1283,7 @@ impl MetadataStore for PgStore {
             let one = async {
                 let recorded =
                     insert_chunk(&mut tx, &item.upload_id, 0, 0, item.chunk.clone()).await?;
-                if recorded.hash != item.chunk.hash {
-                    return Err(StoreError::Conflict(format!(
-                        "upload {}: its chunk was already received with different bytes",
-                        item.upload_id
-                    )));
-                }
-                let sum = format!("blake3:{}", item.chunk.hash);
+                let sum = super::small_file_checksum(item, &recorded)?;
                 publish_upload(&mut tx, &item.upload_id, &[sum]).await
             }
             .await;

@@ -305,29 +305,9 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
             Ok(up)
         })
         .collect();
-    let mut outcomes: Vec<Option<Result<UploadSpec, ApiError>>> = Vec::new();
-    let mut valid = Vec::new();
-    for r in parsed {
-        match r {
-            Ok(up) => {
-                valid.push(up);
-                outcomes.push(None);
-            }
-            Err(e) => outcomes.push(Some(Err(e))),
-        }
-    }
-    let mut specs = state
-        .service
-        .prepare_uploads(valid, concurrency)
-        .await
-        .into_iter();
-    let mut prepared = Vec::with_capacity(outcomes.len());
-    for (index, o) in outcomes.into_iter().enumerate() {
-        let spec = o.unwrap_or_else(|| {
-            specs
-                .next()
-                .unwrap_or_else(|| Err(ApiError::internal("an item went missing")))
-        });
+    let specs = state.service.prepare_uploads(parsed, concurrency).await;
+    let mut prepared = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.into_iter().enumerate() {
         let journaled = match spec {
             Ok(spec) => journal_upload(&state, spec, Some(batch_id.clone())).await,
             Err(e) => Err(e),

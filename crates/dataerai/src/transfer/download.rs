@@ -271,10 +271,9 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     let digests = Digests::default();
     // Written chunks go to `sync_written`, which makes them durable and only
     // then journals them, many at a time: a slot starts its next GET at once
-    // instead of waiting for an fsync of its own.
-    // At most PARALLEL_CHUNKS written chunks wait for it (each holds a permit
-    // until journaled), so a crash re-fetches at most that many besides the
-    // chunks in flight.
+    // instead of waiting for an fsync of its own. At most PARALLEL_CHUNKS
+    // written chunks wait for it (each holds a permit until journaled), so a
+    // crash re-fetches at most that many besides the chunks in flight.
     let (written_tx, written_rx) = tokio::sync::mpsc::unbounded_channel();
     let unsynced = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CHUNKS));
     let work = async {
