@@ -133,7 +133,8 @@ pub struct RunContext {
     pub fresh: bool,
     /// Sends the bytes of single-chunk files together (share one per process).
     pub finisher: small::Finisher,
-    book: Mutex<RetryBook>,
+    /// Locked across each state change it causes (see `succeeded`).
+    book: tokio::sync::Mutex<RetryBook>,
 }
 
 impl RunContext {
@@ -154,21 +155,17 @@ impl RunContext {
             retry_window,
             fresh: false,
             finisher: small::Finisher::default(),
-            book: Mutex::default(),
+            book: Default::default(),
         }
     }
 
-    fn book(&self) -> std::sync::MutexGuard<'_, RetryBook> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     async fn succeeded(&self) {
-        let was_retrying = {
-            let mut b = self.book();
-            let was = b.first_failure.take().is_some();
-            b.attempt = 0;
-            was
-        };
+        // The book stays locked until the state is journaled and announced, so
+        // concurrent chunks' transitions land in the order the book saw them
+        // (a success just before a failure must not overwrite `retrying`).
+        let mut b = self.book.lock().await;
+        let was_retrying = b.first_failure.take().is_some();
+        b.attempt = 0;
         if was_retrying {
             let _ = self
                 .journal
@@ -189,22 +186,20 @@ impl RunContext {
     /// final error once failures have lasted longer than the retry window.
     async fn failed(&self, e: &ApiError) -> Result<(u32, Duration), ApiError> {
         let hint = self.client.take_retry_after();
-        let (attempt, delay) = {
-            let mut b = self.book();
-            let first = *b.first_failure.get_or_insert_with(Instant::now);
-            if first.elapsed() >= self.retry_window {
-                return Err(ApiError::new(
-                    ErrorCode::ServerUnreachable,
-                    format!(
-                        "gave up after {}s of failures (retry window): {}",
-                        self.retry_window.as_secs(),
-                        e.message
-                    ),
-                ));
-            }
-            b.attempt += 1;
-            (b.attempt, backoff(b.attempt, hint))
-        };
+        let mut b = self.book.lock().await;
+        let first = *b.first_failure.get_or_insert_with(Instant::now);
+        if first.elapsed() >= self.retry_window {
+            return Err(ApiError::new(
+                ErrorCode::ServerUnreachable,
+                format!(
+                    "gave up after {}s of failures (retry window): {}",
+                    self.retry_window.as_secs(),
+                    e.message
+                ),
+            ));
+        }
+        b.attempt += 1;
+        let (attempt, delay) = (b.attempt, backoff(b.attempt, hint));
         let info = ErrorInfo::from(e);
         let _ = self
             .journal
