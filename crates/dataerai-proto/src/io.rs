@@ -4,10 +4,18 @@
 //! [`WRITE_BATCH`] bytes per blocking call, with one call in flight while the
 //! next batch fills (a blocking call per piece would cost a thread hand-off for
 //! every few kilobytes).
+//!
+//! Big downloaded ranges bypass the page cache ([`RangeWriter`]): pieces are
+//! gathered into aligned buffers and written with `O_DIRECT`. Writing through
+//! the page cache costs a kernel copy into freshly allocated pages per byte,
+//! and later the writeback of those pages; on the virtual machines we measure
+//! on, first touches of fresh memory are what a download mostly spent its CPU
+//! on (docs/performance.md).
 
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -79,6 +87,244 @@ impl PieceWriter {
     }
 }
 
+/// Bytes per direct write, and the size of each buffer of a [`BufferPool`].
+pub const DIRECT_BATCH: usize = 8 * 1024 * 1024;
+/// Ranges shorter than this go through the page cache.
+pub const DIRECT_MIN: u64 = 1024 * 1024;
+/// What `O_DIRECT` wants aligned: buffer addresses, file offsets, lengths.
+const DIRECT_ALIGN: usize = 4096;
+
+#[repr(C, align(4096))]
+struct Page([u8; DIRECT_ALIGN]);
+
+/// [`DIRECT_BATCH`] bytes at an address `O_DIRECT` accepts.
+struct AlignedBuf(Box<[Page]>);
+
+impl AlignedBuf {
+    fn new() -> AlignedBuf {
+        let pages = DIRECT_BATCH / DIRECT_ALIGN;
+        let layout = std::alloc::Layout::array::<Page>(pages).expect("a small layout");
+        // SAFETY: the layout is not zero-sized; zero bytes are a valid `Page`;
+        // the box takes over an allocation made with the layout of its slice.
+        // (Zeroed memory comes from the allocator without being written to,
+        // so only the pages a short range uses are ever touched.)
+        unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout).cast::<Page>();
+            if ptr.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            AlignedBuf(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                ptr, pages,
+            )))
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: a `Page` is a byte array without padding (its size is its
+        // alignment), so the pages are `len * DIRECT_ALIGN` initialized bytes.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * DIRECT_ALIGN) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, and `&mut self` makes the borrow unique.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), self.0.len() * DIRECT_ALIGN)
+        }
+    }
+}
+
+/// Buffers for [`RangeWriter`]s, reused from range to range (fresh memory is
+/// what direct writes avoid). A writer holds two at a time, one filling and one
+/// being written; the pool keeps at most `keep` spare ones and frees the rest.
+#[derive(Clone)]
+pub struct BufferPool {
+    spare: Arc<Mutex<Vec<AlignedBuf>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    /// A pool that keeps at most `keep` spare buffers of [`DIRECT_BATCH`] bytes.
+    pub fn new(keep: usize) -> BufferPool {
+        BufferPool {
+            spare: Arc::default(),
+            keep,
+        }
+    }
+
+    fn spare(&self) -> std::sync::MutexGuard<'_, Vec<AlignedBuf>> {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take(&self) -> AlignedBuf {
+        let spare = self.spare().pop();
+        spare.unwrap_or_else(AlignedBuf::new)
+    }
+
+    fn give(&self, buf: AlignedBuf) {
+        let mut spare = self.spare();
+        if spare.len() < self.keep {
+            spare.push(buf);
+        }
+    }
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("spare", &self.spare().len())
+            .field("keep", &self.keep)
+            .finish()
+    }
+}
+
+/// Writes one range of a file that arrives as pieces, in order: with
+/// `O_DIRECT` when the range is at least [`DIRECT_MIN`] long, starts at an
+/// aligned offset and the file system takes direct I/O; else through the page
+/// cache with a [`PieceWriter`]. Either way the caller fsyncs the file to make
+/// the range durable.
+pub enum RangeWriter {
+    Cached(PieceWriter),
+    Direct(DirectWriter),
+}
+
+impl RangeWriter {
+    /// Write the `len` bytes of `path` from offset `at` on.
+    pub fn open(path: &Path, at: u64, len: u64, pool: &BufferPool) -> io::Result<RangeWriter> {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        if len >= DIRECT_MIN && at.is_multiple_of(DIRECT_ALIGN as u64) {
+            if let Some(direct) = open_direct(path) {
+                return Ok(RangeWriter::Direct(DirectWriter {
+                    direct: Arc::new(direct),
+                    cached: Arc::new(file),
+                    pool: pool.clone(),
+                    at,
+                    buf: pool.take(),
+                    fill: 0,
+                    in_flight: None,
+                }));
+            }
+        }
+        Ok(RangeWriter::Cached(PieceWriter::new(file, at)))
+    }
+
+    /// Queue `piece` after the bytes queued before it.
+    pub async fn write(&mut self, piece: Bytes) -> io::Result<()> {
+        match self {
+            RangeWriter::Cached(w) => w.write(piece).await,
+            RangeWriter::Direct(w) => w.write(&piece).await,
+        }
+    }
+
+    /// Write whatever is queued and wait until every write is done; answers
+    /// the file (for an fsync).
+    pub async fn finish(self) -> io::Result<Arc<std::fs::File>> {
+        match self {
+            RangeWriter::Cached(w) => w.finish().await,
+            RangeWriter::Direct(w) => w.finish().await,
+        }
+    }
+}
+
+/// `path` opened for direct writes, or `None` where the OS or the file system
+/// has no direct I/O (tmpfs before Linux 6.6, for one).
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<std::fs::File> {
+    None
+}
+
+/// The direct half of [`RangeWriter`]: pieces are copied into an aligned
+/// buffer, and each full buffer is written by one blocking call while the next
+/// one fills. The unaligned tail of the range goes through the page cache.
+pub struct DirectWriter {
+    direct: Arc<std::fs::File>,
+    cached: Arc<std::fs::File>,
+    pool: BufferPool,
+    /// Offset of the first byte of `buf`.
+    at: u64,
+    buf: AlignedBuf,
+    fill: usize,
+    in_flight: Option<JoinHandle<io::Result<AlignedBuf>>>,
+}
+
+impl DirectWriter {
+    async fn write(&mut self, mut piece: &[u8]) -> io::Result<()> {
+        while !piece.is_empty() {
+            let n = (DIRECT_BATCH - self.fill).min(piece.len());
+            self.buf.bytes_mut()[self.fill..self.fill + n].copy_from_slice(&piece[..n]);
+            self.fill += n;
+            piece = &piece[n..];
+            if self.fill == DIRECT_BATCH {
+                self.send().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Start writing the full `buf`, after the previous write is done; its
+    /// buffer becomes the one to fill.
+    async fn send(&mut self) -> io::Result<()> {
+        let len = DIRECT_BATCH;
+        let next = match self.in_flight.take() {
+            Some(write) => write.await.map_err(io::Error::other)??,
+            None => self.pool.take(),
+        };
+        let buf = std::mem::replace(&mut self.buf, next);
+        let (direct, cached, at) = (self.direct.clone(), self.cached.clone(), self.at);
+        self.at += len as u64;
+        self.fill = 0;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            write_direct(&direct, &cached, &buf.bytes()[..len], at)?;
+            Ok(buf)
+        }));
+        Ok(())
+    }
+
+    /// Write the rest: its aligned part directly, its tail through the page
+    /// cache.
+    async fn finish(mut self) -> io::Result<Arc<std::fs::File>> {
+        if let Some(write) = self.in_flight.take() {
+            self.pool.give(write.await.map_err(io::Error::other)??);
+        }
+        let (direct, cached, at, fill) = (self.direct, self.cached.clone(), self.at, self.fill);
+        let buf = self.buf;
+        let buf = tokio::task::spawn_blocking(move || {
+            let aligned = fill / DIRECT_ALIGN * DIRECT_ALIGN;
+            write_direct(&direct, &cached, &buf.bytes()[..aligned], at)?;
+            cached.write_all_at(&buf.bytes()[aligned..fill], at + aligned as u64)?;
+            Ok::<_, io::Error>(buf)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.pool.give(buf);
+        Ok(self.cached)
+    }
+}
+
+/// Write `bytes` at `at` through `direct`, or through `cached` where the file
+/// system refuses that direct write (EINVAL: some take direct I/O for some
+/// writes only).
+fn write_direct(
+    direct: &std::fs::File,
+    cached: &std::fs::File,
+    bytes: &[u8],
+    at: u64,
+) -> io::Result<()> {
+    match direct.write_all_at(bytes, at) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => cached.write_all_at(bytes, at),
+        r => r,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +345,56 @@ mod tests {
         assert_eq!(&got[..5], b"...ab");
         assert_eq!(&got[5..5 + big.len()], &big[..]);
         assert_eq!(&got[5 + big.len()..], b"cd");
+    }
+
+    /// Bytes that differ from position to position, so a piece written at
+    /// the wrong offset shows.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    async fn write_range(path: &Path, at: u64, data: &[u8], pool: &BufferPool) -> bool {
+        let mut w = RangeWriter::open(path, at, data.len() as u64, pool).unwrap();
+        let direct = matches!(w, RangeWriter::Direct(_));
+        // Pieces of uneven sizes, as they come off a socket.
+        let mut rest = data;
+        for size in [1usize, 4095, 100_000, 3 * DIRECT_BATCH / 2].iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*size).min(rest.len());
+            w.write(Bytes::copy_from_slice(&rest[..n])).await.unwrap();
+            rest = &rest[n..];
+        }
+        w.finish().await.unwrap();
+        direct
+    }
+
+    #[tokio::test]
+    async fn ranges_land_at_their_offsets_direct_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let size = 3 * DIRECT_BATCH + 4096 + 123;
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(size as u64)
+            .unwrap();
+        let want = pattern(size);
+        let pool = BufferPool::new(2);
+        let mib = 1 << 20;
+        // A short range and one at an unaligned offset go through the cache;
+        // then a range that fits one buffer, and one of several buffers with
+        // an unaligned tail.
+        assert!(!write_range(&path, 0, &want[..1000], &pool).await);
+        assert!(!write_range(&path, 1000, &want[1000..2 * mib], &pool).await);
+        let direct = write_range(&path, 2 * mib as u64, &want[2 * mib..4 * mib], &pool).await;
+        write_range(&path, 4 * mib as u64, &want[4 * mib..], &pool).await;
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        if direct {
+            // Both buffers of the direct writer came back for the next range.
+            assert_eq!(pool.spare().len(), 2);
+        } else {
+            eprintln!("no direct I/O under {}", dir.path().display());
+        }
     }
 }

@@ -13,7 +13,7 @@ use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use dataerai_proto::io::PieceWriter;
+use dataerai_proto::io::{BufferPool, RangeWriter};
 
 use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
@@ -82,7 +82,13 @@ fn mapped_pieces(
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Buffers for direct writes of big chunks, kept for the next chunk.
+    pool: BufferPool,
 }
+
+/// Spare direct-write buffers the store keeps (8 MiB each): enough for the
+/// four chunks in flight of one big upload.
+const SPARE_BUFFERS: usize = 8;
 
 impl FsBlobStore {
     /// Use `root` (created if missing) as the blob directory.
@@ -90,6 +96,7 @@ impl FsBlobStore {
         fs::create_dir_all(root.join("content")).await?;
         Ok(FsBlobStore {
             root: root.to_path_buf(),
+            pool: BufferPool::new(SPARE_BUFFERS),
         })
     }
 
@@ -203,8 +210,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 impl FsBlobStore {
     /// Stream into `tmp`, checking length and digest; fsync on success.
-    async fn write_verified(tmp: &Path, mut body: ByteStream, check: ChunkCheck) -> Result<()> {
-        let mut out = PieceWriter::new(std::fs::File::create(tmp)?, 0);
+    async fn write_verified(
+        tmp: &Path,
+        mut body: ByteStream,
+        check: ChunkCheck,
+        pool: &BufferPool,
+    ) -> Result<()> {
+        std::fs::File::create(tmp)?;
+        let mut out = RangeWriter::open(tmp, 0, check.len, pool)?;
         let mut verifier = check.verifier();
         while let Some(piece) = verifier.next(&mut body).await? {
             out.write(piece).await?;
@@ -244,7 +257,7 @@ impl BlobStore for FsBlobStore {
             return blocking(move || place.write_and_publish(&bytes)).await;
         }
         fs::create_dir_all(&dir).await?;
-        if let Err(e) = Self::write_verified(&place.tmp, body, check).await {
+        if let Err(e) = Self::write_verified(&place.tmp, body, check, &self.pool).await {
             let _ = fs::remove_file(&place.tmp).await;
             return Err(e);
         }

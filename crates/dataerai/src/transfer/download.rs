@@ -30,7 +30,7 @@ use super::{
 use crate::api_client::ApiClient;
 use crate::faults;
 use dataerai_proto::digest::ChunkDigest;
-use dataerai_proto::io::PieceWriter;
+use dataerai_proto::io::{BufferPool, RangeWriter};
 
 /// Suffix of files still being downloaded.
 pub const PARTIAL_SUFFIX: &str = ".dataerai-partial";
@@ -276,6 +276,8 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     // crash re-fetches at most that many besides the chunks in flight.
     let (written_tx, written_rx) = tokio::sync::mpsc::unbounded_channel();
     let unsynced = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CHUNKS));
+    // Buffers for direct writes, two per chunk in flight, freed with the run.
+    let pool = BufferPool::new(2 * PARALLEL_CHUNKS);
     let work = async {
         let written_tx = written_tx;
         let mut chunks = futures::stream::iter(pending)
@@ -288,10 +290,14 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
                 let digests = &digests;
                 let written_tx = &written_tx;
                 let unsynced = &unsynced;
+                let pool = &pool;
                 let f = &spec.files[fi];
                 async move {
                     let digest = if len > 0 {
-                        retry(ctx, || fetch_chunk(ctx, spec, f, index, offset, len)).await?
+                        retry(ctx, || {
+                            fetch_chunk(ctx, spec, f, pool, (index, offset, len))
+                        })
+                        .await?
                     } else {
                         ChunkDigest::whole_file().compute(&[])
                     };
@@ -462,9 +468,8 @@ async fn fetch_chunk(
     ctx: &RunContext,
     spec: &DownloadSpec,
     f: &DlFile,
-    index: u64,
-    offset: u64,
-    len: u64,
+    pool: &BufferPool,
+    (index, offset, len): (u64, u64, u64),
 ) -> Result<[u8; 32], Failure> {
     crate::faults::before_chunk().await;
     let resp = ctx
@@ -486,11 +491,8 @@ async fn fetch_chunk(
             e,
         ))
     };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&f.partial_path)
-        .map_err(|e| local("open", e))?;
-    let mut out = PieceWriter::new(file, offset);
+    let mut out =
+        RangeWriter::open(&f.partial_path, offset, len, pool).map_err(|e| local("open", e))?;
     let digest = ChunkDigest::of(f.size, spec.chunk_size, index);
     let mut hasher = digest.hasher();
     let mut written = 0u64;
