@@ -5,12 +5,12 @@
 //! next batch fills (a blocking call per piece would cost a thread hand-off for
 //! every few kilobytes).
 //!
-//! Big downloaded ranges bypass the page cache ([`RangeWriter`]): pieces are
-//! gathered into aligned buffers and written with `O_DIRECT`. Writing through
-//! the page cache costs a kernel copy into freshly allocated pages per byte,
-//! and later the writeback of those pages; on the virtual machines we measure
-//! on, first touches of fresh memory are what a download mostly spent its CPU
-//! on (docs/performance.md).
+//! Big ranges bypass the page cache ([`RangeWriter`]): pieces are gathered
+//! into reused aligned buffers and written with `O_DIRECT`. Writing through the
+//! page cache costs a kernel copy into freshly allocated pages per byte, and
+//! later the writeback of those pages; on the virtual machines we measure on,
+//! first touches of fresh memory were most of a big transfer's CPU
+//! (docs/performance.md).
 
 use std::io;
 use std::os::unix::fs::FileExt;
