@@ -26,14 +26,12 @@ use dataerai_proto::api::{
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
 use super::scan::{self, LocalFile};
 use super::{
     chunk_digest_blocking, io_error, plan_chunks, retry, shrank, Digests, Failure, ProgressEvent,
-    RateMeter, RunContext, Stop, IO_BUF, PARALLEL_CHUNKS,
+    RateMeter, RunContext, Stop, PARALLEL_CHUNKS,
 };
 use crate::api_client::ApiClient;
 use dataerai_proto::digest::{self, ChunkDigest};
@@ -50,6 +48,8 @@ const INLINE_HASH_LIMIT: u64 = 1024 * 1024;
 /// Chunks up to this size are read once into memory, hashed and sent from there;
 /// bigger ones are hashed, then streamed from disk.
 const IN_MEMORY_CHUNK: u64 = 8 * 1024 * 1024;
+/// Bytes per read of a chunk streamed from disk.
+const SEND_PIECE: u64 = 1024 * 1024;
 
 /// Where the new content version goes.
 #[derive(Debug, Clone)]
@@ -720,15 +720,7 @@ async fn send_chunk(
     };
     let hex_digest = hex::encode(digest);
     retry(ctx, || async {
-        let mut file = tokio::fs::File::open(&f.path).await.map_err(|e| {
-            Failure::local(io_error(format!("cannot open {}", f.path.display()), e))
-        })?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| {
-                Failure::local(io_error(format!("cannot seek {}", f.path.display()), e))
-            })?;
-        let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file.take(len), IO_BUF));
+        let body = file_range_body(&f.path, offset, len).map_err(Failure::local)?;
         put_verified(ctx, upload_id, f, index, &hex_digest, len, body).await
     })
     .await?;
@@ -761,6 +753,37 @@ async fn put_verified(
         .into());
     }
     Ok(())
+}
+
+/// `[offset, offset+len)` of a file as a request body: pieces of
+/// [`SEND_PIECE`] bytes read with positional reads on a blocking thread, at
+/// most two ahead of the socket (`tokio::fs::File` would copy every byte once
+/// more, through a buffer of its own, and hop threads per read).
+fn file_range_body(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<reqwest::Body, ApiError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(SEND_PIECE);
+            let mut piece = bytes::BytesMut::zeroed(n as usize);
+            let read = file.read_exact_at(&mut piece, offset + done);
+            let failed = read.is_err();
+            // A send fails once the request is gone: nothing left to read for.
+            if tx.blocking_send(read.map(|()| piece.freeze())).is_err() || failed {
+                return;
+            }
+            done += n;
+        }
+    });
+    Ok(reqwest::Body::wrap_stream(futures::stream::poll_fn(
+        move |cx| rx.poll_recv(cx),
+    )))
 }
 
 /// Read `[offset, offset+len)` of a file into memory (small ranges inline).
