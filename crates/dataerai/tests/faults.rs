@@ -87,12 +87,27 @@ fn server_stopped_and_restarted_mid_upload_completes() {
     // Stalled on the 503; now the server goes away altogether.
     c.wait_for(|n| is_event(n, "transfer.retrying", &tid));
     server.kill();
+    // The 503 also reads ERR_SERVER_UNREACHABLE, and `wait_for` matches
+    // notifications already seen: wait for a failure to connect.
     let down = c.wait_for(|n| {
         is_event(n, "transfer.retrying", &tid)
             && n["params"]["error"]["code"] == "ERR_SERVER_UNREACHABLE"
+            && n["params"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot reach"))
     });
     assert!(down["params"]["attempt"].as_u64().unwrap() >= 1);
-    let t = c.ok("transfer.get", json!({"transfer_id": tid}));
+    // A chunk the server took just before the kill may still be acknowledged
+    // after that (and say `running` again); then the next failure says
+    // `retrying` for as long as the server is down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let t = loop {
+        let t = c.ok("transfer.get", json!({"transfer_id": tid}));
+        if t["state"] == "retrying" || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(t["state"], "retrying", "{t}");
     assert_eq!(t["last_error"]["code"], "ERR_SERVER_UNREACHABLE");
     c.wait_for(|n| is_event(n, "transfer.state", &tid) && n["params"]["state"] == "retrying");
