@@ -179,8 +179,8 @@ impl std::fmt::Debug for BufferPool {
 
 /// Writes one range of a file that arrives as pieces, in order: with
 /// `O_DIRECT` when the range is at least [`DIRECT_MIN`] long, starts at an
-/// aligned offset and the file system takes direct I/O; else through the page
-/// cache with a [`PieceWriter`]. Either way the caller fsyncs the file to make
+/// aligned offset, the file system takes direct I/O and
+/// [`direct_io_allowed`]; else through the page cache with a [`PieceWriter`]. Either way the caller fsyncs the file to make
 /// the range durable.
 pub enum RangeWriter {
     Cached(PieceWriter),
@@ -191,7 +191,7 @@ impl RangeWriter {
     /// Write the `len` bytes of `path` from offset `at` on.
     pub fn open(path: &Path, at: u64, len: u64, pool: &BufferPool) -> io::Result<RangeWriter> {
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        if len >= DIRECT_MIN && at.is_multiple_of(DIRECT_ALIGN as u64) {
+        if len >= DIRECT_MIN && at.is_multiple_of(DIRECT_ALIGN as u64) && direct_io_allowed() {
             if let Some(direct) = open_direct(path) {
                 return Ok(RangeWriter::Direct(DirectWriter {
                     direct: Arc::new(direct),
@@ -223,6 +223,20 @@ impl RangeWriter {
             RangeWriter::Direct(w) => w.finish().await,
         }
     }
+}
+
+/// Whether big ranges may be written with `O_DIRECT`: yes, unless the
+/// environment variable `DATAERAI_DIRECT_IO` says `0`, `off`, `false` or `no`
+/// (read once per process). The way out for a file system whose direct I/O
+/// misbehaves or is slow.
+pub fn direct_io_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| direct_io_setting(std::env::var("DATAERAI_DIRECT_IO").ok().as_deref()))
+}
+
+fn direct_io_setting(value: Option<&str>) -> bool {
+    let value = value.map(|v| v.trim().to_ascii_lowercase());
+    !matches!(value.as_deref(), Some("0" | "off" | "false" | "no"))
 }
 
 /// `path` opened for direct writes, or `None` where the OS or the file system
@@ -395,6 +409,16 @@ mod tests {
             assert_eq!(pool.spare().len(), 2);
         } else {
             eprintln!("no direct I/O under {}", dir.path().display());
+        }
+    }
+
+    #[test]
+    fn direct_io_is_on_unless_switched_off() {
+        for on in [None, Some("1"), Some("on"), Some("yes"), Some("")] {
+            assert!(direct_io_setting(on), "{on:?}");
+        }
+        for off in ["0", "off", "OFF", " false ", "no"] {
+            assert!(!direct_io_setting(Some(off)), "{off:?}");
         }
     }
 }
