@@ -294,10 +294,7 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
                 let f = &spec.files[fi];
                 async move {
                     let digest = if len > 0 {
-                        retry(ctx, || {
-                            fetch_chunk(ctx, spec, f, pool, (index, offset, len))
-                        })
-                        .await?
+                        retry(ctx, || fetch_chunk(ctx, spec, f, pool, index, offset, len)).await?
                     } else {
                         ChunkDigest::whole_file().compute(&[])
                     };
@@ -469,7 +466,9 @@ async fn fetch_chunk(
     spec: &DownloadSpec,
     f: &DlFile,
     pool: &BufferPool,
-    (index, offset, len): (u64, u64, u64),
+    index: u64,
+    offset: u64,
+    len: u64,
 ) -> Result<[u8; 32], Failure> {
     crate::faults::before_chunk().await;
     let resp = ctx
