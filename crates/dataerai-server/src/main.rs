@@ -1,47 +1,13 @@
-//! `dataerai-server`: the Dataerai REST service.
-//!
-//! - [`cli`]: flags and environment variables; [`config`]: the TOML file,
-//!   precedence, and opening the configured stores.
-//! - [`admin`]: bootstrap commands that write straight into the metadata store.
-//! - [`routes`]: the HTTP API (`docs/api.md`), [`auth`] for bearer tokens,
-//!   [`error`] for the one JSON error shape.
-//! - [`metrics`]: Prometheus counters at `/metrics`; `faults` (feature
-//!   `fault-injection` only): the test-only `DATAERAI_FAULTS` switch.
-//! - Storage is `dataerai-store`: metadata and blobs behind traits — SQLite +
-//!   local directory by default, PostgreSQL + S3 to scale out. Replicas keep
-//!   no transfer state of their own ([`state`]), so any number can share one
-//!   database and one bucket behind a load balancer.
+//! The `dataerai-server` binary: flags, logging and the runtime around the
+//! library (`lib.rs`), which holds the service itself.
 
-mod admin;
-mod audit;
-mod auth;
-mod cli;
-mod config;
-mod error;
-#[cfg(feature = "fault-injection")]
-mod faults;
-mod metrics;
-mod oauth;
-mod openapi;
-mod routes;
-mod state;
-mod web;
-
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use clap::Parser;
-use dataerai_store::BlobStore;
-use tokio::net::TcpListener;
+use dataerai_server::cli::{Cli, Command};
+use dataerai_server::{admin, serve};
 use tracing_subscriber::EnvFilter;
-
-use cli::{Cli, Command, ServeArgs};
-use state::AppState;
-
-/// How long requests in flight may run after a shutdown signal.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -71,61 +37,3 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    #[cfg(feature = "fault-injection")]
-    faults::init_from_env()?;
-    let settings = config::serve(&args)?;
-    let (meta, blobs) = settings.storage.open().await?;
-    let blobs: Arc<dyn BlobStore> = blobs;
-    #[cfg(feature = "fault-injection")]
-    let blobs = faults::wrap_blobs(blobs);
-    let mut state = AppState::new(meta, blobs, settings.default_quota_bytes);
-    state.auth = Arc::new(settings.auth.clone());
-    let stopping = state.stopping.clone();
-    let drain = std::time::Duration::from_millis(settings.shutdown_drain_ms);
-    let listener = TcpListener::bind(settings.listen).await?;
-    let addr = listener.local_addr()?;
-    // Tests and scripts parse this exact line to learn the port.
-    let mut stdout = std::io::stdout();
-    writeln!(stdout, "listening on http://{addr}")?;
-    stdout.flush()?;
-    tracing::info!(%addr, storage = %settings.storage.describe(), "dataerai-server started");
-    // On SIGTERM/SIGINT: new requests get 503 + Retry-After (clients retry
-    // elsewhere or later) for the drain period, then stop accepting and let
-    // requests in flight finish, but not forever: a stalled download must not
-    // keep the process alive.
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        // The peer address feeds sign-in rate limiting and the audit log.
-        routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        stopping.store(true, Ordering::SeqCst);
-        tokio::time::sleep(drain).await;
-        let _ = stopping_tx.send(());
-    });
-    tokio::select! {
-        served = async { server.await } => served?,
-        _ = async {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway"),
-    }
-    tracing::info!("dataerai-server stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-}
