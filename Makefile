@@ -102,11 +102,13 @@ bench-deps:
 	  { apt-get update -q >/dev/null && apt-get install -y -q rclone >/dev/null; }; }
 	$(VPY) -m pip install --quiet blake3
 
-## Rust: rustfmt and clippy; Python: ruff, and mypy --strict on the SDK
-## package (settings in sdk/python/pyproject.toml, [tool.mypy]).
+## Rust: rustfmt and clippy (with the test features, so the fault-injection
+## code is linted too and cargo reuses the test build's dependencies); Python:
+## ruff, and mypy --strict on the SDK package (settings in
+## sdk/python/pyproject.toml, [tool.mypy]).
 lint: venv
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked $(TEST_FEATURES) -- -D warnings
 	$(VENV)/bin/ruff check sdk/python examples bench
 	$(VENV)/bin/mypy --strict --config-file sdk/python/pyproject.toml sdk/python/src/dataerai
 
