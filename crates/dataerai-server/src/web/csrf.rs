@@ -50,7 +50,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         match posted_token(&body) {
             Some(t) if secrets_match(&t, &session.csrf_token) => Ok(CsrfForm {
                 session,
-                form: fields(&body)?,
+                form: fields(&body).ok_or_else(bad_form)?,
             }),
             _ => Err(forbidden_csrf()),
         }
@@ -64,7 +64,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SignInForm<T> {
         let (headers, body) = read(req, state).await?;
         match (posted_token(&body), cookie(&headers, LOGIN_CSRF_COOKIE)) {
             (Some(f), Some(c)) if !c.is_empty() && secrets_match(&f, &c) => {
-                Ok(SignInForm(fields(&body)?))
+                Ok(SignInForm(fields(&body).ok_or_else(bad_form)?))
             }
             _ => Err(forbidden_csrf()),
         }
@@ -88,11 +88,11 @@ fn posted_token(body: &[u8]) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn fields<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_html_form::from_bytes(body).map_err(|e| {
-        tracing::debug!(error = %e, "unreadable form");
-        bad_form()
-    })
+/// The form's fields; `None` (the 400 page) when they do not fit `T`.
+fn fields<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    serde_html_form::from_bytes(body)
+        .inspect_err(|e| tracing::debug!(error = %e, "unreadable form"))
+        .ok()
 }
 
 #[cfg(test)]
@@ -122,13 +122,21 @@ mod tests {
     /// A real SQLite store with one signed-in user.
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let meta = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        let meta = SqliteStore::open(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
         let blobs = FsBlobStore::open(&dir.path().join("blobs")).await.unwrap();
         let user = meta.create_user("ada@lab.org", 1 << 20).await.unwrap();
         let (session_id, csrf) = (random_hex(), random_hex());
-        meta.create_session(&hash_token(&session_id), &user.user_id, &csrf, 0, i64::MAX / 2)
-            .await
-            .unwrap();
+        meta.create_session(
+            &hash_token(&session_id),
+            &user.user_id,
+            &csrf,
+            0,
+            i64::MAX / 2,
+        )
+        .await
+        .unwrap();
         Fixture {
             state: AppState::new(Arc::new(meta), Arc::new(blobs), 1 << 20),
             session_cookie: format!("dataerai_session={session_id}"),
@@ -158,7 +166,10 @@ mod tests {
     #[tokio::test]
     async fn the_session_token_lets_the_form_through_parsed() {
         let f = fixture().await;
-        let body = format!("csrf_token={}&name=ci+%3Cx%3E&scope=read&scope=write", f.csrf);
+        let body = format!(
+            "csrf_token={}&name=ci+%3Cx%3E&scope=read&scope=write",
+            f.csrf
+        );
         let ok = status_of::<Fields>(&f, &f.session_cookie, body)
             .await
             .unwrap();
@@ -187,6 +198,18 @@ mod tests {
         assert_eq!(no_session.map(|_| ()), forbidden);
         let stale = status_of::<NoFields>(&f, "dataerai_session=feed", body).await;
         assert_eq!(stale.map(|_| ()), forbidden);
+    }
+
+    #[tokio::test]
+    async fn a_form_that_does_not_fit_its_fields_is_a_400_page() {
+        let f = fixture().await;
+        // A single-valued field given twice is ambiguous: refused, not guessed.
+        let body = format!("csrf_token={}&name=a&name=b", f.csrf);
+        let twice = status_of::<Fields>(&f, &f.session_cookie, body).await;
+        assert_eq!(twice.map(|_| ()), Err(StatusCode::BAD_REQUEST));
+        // The token is checked first: without it, the same body is a 403.
+        let twice = status_of::<Fields>(&f, &f.session_cookie, "name=a&name=b".into()).await;
+        assert_eq!(twice.map(|_| ()), Err(StatusCode::FORBIDDEN));
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ fn code_entry(status: StatusCode, s: &SessionRecord, message: Option<&str>) -> R
             div class="card" {
                 p {
                     "Enter the code shown by "
-                    code { "dataerai auth login" }
+                    code class="cmd" { "dataerai auth login" }
                     " in your terminal."
                 }
                 form method="get" action="/device" {
@@ -161,7 +161,11 @@ pub async fn device_post(
                 &addr,
             )
             .await;
-            decided(&s, "Device approved", "Device approved. You can close this page and return to your terminal.")
+            decided(
+                &s,
+                "Device approved",
+                "Device approved. You can close this page and return to your terminal.",
+            )
         }
         Ok(true) => decided(
             &s,
@@ -213,7 +217,10 @@ mod tests {
             expires_at_ms: 0,
         };
         let html = confirmation(&record, &s).into_string();
-        assert!(!html.contains("<script>") && !html.contains("<b>"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>"),
+            "{html}"
+        );
         assert!(html.contains("<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"));
         assert!(html.contains("<span class=\"code\">BCDF-GHJK</span>"));
         assert!(html.contains("name=\"csrf_token\" value=\"tok\""));

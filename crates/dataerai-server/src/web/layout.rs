@@ -175,12 +175,7 @@ impl<'a> Page<'a> {
                     footer class="site-footer" {
                         div class="wrap" {
                             span { "Dataerai " (env!("CARGO_PKG_VERSION")) }
-                            span {
-                                "Scripts and the "
-                                code { "dataerai" }
-                                " command line use the REST API: "
-                                a href="/api/v1/openapi.json" { "OpenAPI document" }
-                            }
+                            a href="/api/v1/openapi.json" { "REST API reference (OpenAPI)" }
                         }
                     }
                 }
@@ -279,7 +274,9 @@ mod tests {
         for raw in ["<script>", "<b>title", "<img", "<i>body"] {
             assert!(!html.contains(raw), "{raw} unescaped in {html}");
         }
-        assert!(html.contains("Signed in as <strong>&lt;script&gt;alert(1)&lt;/script&gt;@lab.org</strong>"));
+        assert!(html.contains(
+            "Signed in as <strong>&lt;script&gt;alert(1)&lt;/script&gt;@lab.org</strong>"
+        ));
         assert!(html.contains("&lt;b&gt;title&lt;/b&gt;"));
         // The CSRF value stays inside its attribute.
         assert!(html.contains("name=\"csrf_token\" value=\"c&quot;sr&lt;f\""));

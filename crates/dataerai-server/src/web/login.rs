@@ -59,7 +59,7 @@ fn login_form(next: &str, csrf: &str, email: &str) -> Markup {
         }
         p class="muted small" {
             "Signing in from a terminal? Run "
-            code { "dataerai auth login" }
+            code class="cmd" { "dataerai auth login" }
             ": it shows a code to approve here."
         }
     }

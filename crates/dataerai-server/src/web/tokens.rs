@@ -55,9 +55,10 @@ fn create_form(csrf: &str) -> Markup {
                         span class="hint" { "What the token is for, to recognise it later." }
                     }
                     div class="field" {
-                        label for="expires_in_days" { "Expires after (days, empty = never)" }
+                        label for="expires_in_days" { "Expires after (days)" }
                         input id="expires_in_days" type="text" name="expires_in_days"
                             inputmode="numeric" placeholder="never";
+                        span class="hint" { "1 to 3650; empty: never expires." }
                     }
                 }
                 fieldset {
@@ -100,15 +101,17 @@ fn token_table(tokens: &[TokenInfo], csrf: &str, now: DateTime<Utc>) -> Markup {
                                 @let state = token_state(t, now);
                                 tr data-token-id=(t.token_id) {
                                     td class="name" { (t.name) }
-                                    td class="nowrap" { (t.scopes.join(" ")) }
-                                    td class="nowrap" { (t.created_at.format("%Y-%m-%d %H:%M UTC").to_string()) }
-                                    td class="nowrap" {
+                                    td class="nowrap" data-label="Scopes" { (t.scopes.join(" ")) }
+                                    td class="nowrap" data-label="Created" {
+                                        (t.created_at.format("%Y-%m-%d %H:%M UTC").to_string())
+                                    }
+                                    td class="nowrap" data-label="Expires" {
                                         @match t.expires_at {
                                             Some(e) => { (e.format("%Y-%m-%d").to_string()) }
                                             None => { "never" }
                                         }
                                     }
-                                    td { span class={ "badge " (state) } { (state) } }
+                                    td data-label="State" { span class={ "badge " (state) } { (state) } }
                                     td class="action" {
                                         @if !t.revoked {
                                             form method="post" action={ "/tokens/" (t.token_id) "/revoke" } {
@@ -151,7 +154,7 @@ async fn tokens_page(
                 "Tokens let scripts, CI jobs and the "
                 code { "dataerai" }
                 " command line act as you ("
-                code { "dataerai auth login --token-stdin" }
+                code class="cmd" { "dataerai auth login --token-stdin" }
                 "). Give each its own name, and revoke it when it is no longer needed."
             }
             (create_form(&s.csrf_token))
@@ -340,8 +343,8 @@ mod tests {
         for state in ["active", "expired", "revoked"] {
             assert!(html.contains(&format!("<span class=\"badge {state}\">{state}</span>")));
         }
-        assert!(html.contains("<td class=\"nowrap\">2026-01-02 03:04 UTC</td>"));
-        assert!(html.contains("<td class=\"nowrap\">never</td>"));
+        assert!(html.contains(">2026-01-02 03:04 UTC</td>"));
+        assert!(html.contains("data-label=\"Expires\">never</td>"));
         assert!(token_table(&[], "tok", now)
             .into_string()
             .contains("No personal access tokens yet."));
@@ -353,6 +356,9 @@ mod tests {
             .flash(created("dtr_pat_abc"))
             .document(html! {})
             .into_string();
-        assert!(html.contains("<code class=\"secret\" id=\"new-token\">dtr_pat_abc</code>"), "{html}");
+        assert!(
+            html.contains("<code class=\"secret\" id=\"new-token\">dtr_pat_abc</code>"),
+            "{html}"
+        );
     }
 }
