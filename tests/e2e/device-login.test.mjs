@@ -226,6 +226,10 @@ step('a form POST without the CSRF token (or with a wrong one) is refused with 4
     maxRedirects: 0,
   });
   assert.equal(missing.status(), 403, 'POST /tokens without csrf_token');
+  // Photograph the refusal page (its HTML shown in the page; nothing is posted again).
+  await page.setContent(await missing.text());
+  assert.equal(await heading(), 'Request refused');
+  await screenshot(page, 'refused');
   const wrong = await request.post(`${server.url}/tokens`, {
     form: { name, scope: 'write', csrf_token: '0'.repeat(64) },
     maxRedirects: 0,
