@@ -16,6 +16,7 @@ import {
   launchBrowser,
   readDeviceCode,
   saveArtifacts,
+  screenshot,
   startServer,
   stop,
   tempDir,
@@ -76,9 +77,12 @@ async function signIn(password = PASSWORD) {
 step('a page that needs a session sends the browser to sign in, and a wrong password is refused', async () => {
   await page.goto(`${server.url}/tokens`);
   assert.match(new URL(page.url()).pathname, /^\/login$/, 'unsigned /tokens must redirect to /login');
+  await screenshot(page, 'login');
   await signIn('not the password');
   assert.equal(new URL(page.url()).pathname, '/login', 'a wrong password must not sign in');
   assert.equal(await page.locator('nav').count(), 0, 'no signed-in navigation after a wrong password');
+  assert.match(await page.locator('.err').textContent(), /Wrong email or password/);
+  await screenshot(page, 'login-refused');
 });
 
 step('device login: the CLI prints a code, the browser signs in and approves, the CLI ends signed in', async () => {
@@ -101,12 +105,14 @@ step('device login: the CLI prints a code, the browser signs in and approves, th
     assert.equal(new URL(page.url()).pathname, '/device');
     assert.match(await page.locator('nav').textContent(), new RegExp(`Signed in as ${EMAIL}`));
 
+    await screenshot(page, 'device-code');
     // Typed in lower case without the dash: the server normalises it.
     await page.locator('input[name="user_code"]').fill(code.userCode.replace('-', '').toLowerCase());
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForLoadState();
     assert.equal(await heading(), 'Approve device login');
     assert.match(await page.locator('.code').textContent(), new RegExp(code.userCode));
+    await screenshot(page, 'device-approve');
 
     // The CLI is still waiting: nothing is approved yet.
     assert.equal(login.exitCode, null, `the CLI must wait for approval:\n${code.stderr()}`);
@@ -115,6 +121,7 @@ step('device login: the CLI prints a code, the browser signs in and approves, th
     await page.waitForLoadState();
     assert.equal(await heading(), 'Device approved');
     await page.getByText('Device approved. You can close this page').waitFor();
+    await screenshot(page, 'device-approved');
 
     const exit = await waitExit(login, 60_000);
     assert.equal(exit, 0, `dataerai auth login failed:\n${code.stderr()}\n${stdout}`);
@@ -174,6 +181,7 @@ step('a personal access token made on /tokens works until it is revoked', async 
   const row = page.locator('tr[data-token-id]', { hasText: name });
   assert.equal(await row.count(), 1, 'one row for the new token');
   assert.match(await row.textContent(), /read write.*active/);
+  await screenshot(page, 'tokens-created');
 
   // The token signs a fresh CLI in (the way scripts and CI do).
   const cli = await cliFor(dir, 'pat');
@@ -195,6 +203,7 @@ step('a personal access token made on /tokens works until it is revoked', async 
   const revoked = page.locator('tr[data-token-id]', { hasText: name });
   assert.match(await revoked.textContent(), /revoked/);
   assert.equal(await revoked.getByRole('button', { name: 'Revoke' }).count(), 0, 'nothing left to revoke');
+  await screenshot(page, 'tokens');
 
   // …and it stops working at once, for the signed-in CLI and for a new login.
   const after = await cli.run(['auth', 'status', '--json']);
@@ -217,6 +226,10 @@ step('a form POST without the CSRF token (or with a wrong one) is refused with 4
     maxRedirects: 0,
   });
   assert.equal(missing.status(), 403, 'POST /tokens without csrf_token');
+  // Photograph the refusal page (its HTML shown in the page; nothing is posted again).
+  await page.setContent(await missing.text());
+  assert.equal(await heading(), 'Request refused');
+  await screenshot(page, 'refused');
   const wrong = await request.post(`${server.url}/tokens`, {
     form: { name, scope: 'write', csrf_token: '0'.repeat(64) },
     maxRedirects: 0,

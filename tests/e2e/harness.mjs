@@ -20,6 +20,7 @@ export const SERVER_BIN = path.join(BIN_DIR, 'dataerai-server');
 export const CLI_BIN = path.join(BIN_DIR, 'dataerai');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const ARTIFACTS = path.join(HERE, 'artifacts');
+export const SCREENSHOTS = path.join(HERE, 'screenshots');
 
 // Flags this machine needs: no sandbox (root, no user namespaces), no GPU,
 // and nothing that would try to reach the network on its own.
@@ -268,5 +269,30 @@ export async function saveArtifacts(page, name) {
     console.error(`# screenshot of the failed page: ${png} (${page.url()})`);
   } catch (e) {
     console.error(`# could not save a screenshot: ${e.message}`);
+  }
+}
+
+/** Viewports the pages are photographed at: a laptop and a phone. */
+const SCREENS = [
+  { label: 'laptop', width: 1280, height: 800 },
+  { label: 'phone', width: 390, height: 844 },
+];
+
+/**
+ * Save full-page screenshots of what `page` shows now, at laptop and phone
+ * width, as screenshots/<name>-<laptop|phone>.png (to look at the pages; the
+ * folder is gitignored). The page is not reloaded: a form's answer can be
+ * photographed too.
+ */
+export async function screenshot(page, name) {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  const before = page.viewportSize();
+  try {
+    for (const s of SCREENS) {
+      await page.setViewportSize({ width: s.width, height: s.height });
+      await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${s.label}.png`), fullPage: true });
+    }
+  } finally {
+    if (before) await page.setViewportSize(before);
   }
 }

@@ -299,6 +299,19 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
             && login.body.contains("name=\"password\"")
             && login.body.contains("Sign in")
     );
+    // Every page: HTML, never cached, never framed, no scripts at all.
+    for (name, value) in [
+        ("content-type", "text/html; charset=utf-8"),
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        assert_eq!(login.headers[name], value, "{name}");
+    }
     let p = b
         .post("/login", &[("email", "carol@lab.org"), ("password", PW)])
         .await;

@@ -1,0 +1,255 @@
+//! Sign in (`/login`) and sign out (`/logout`).
+//!
+//! Rate limit: 5 failed sign-ins per email, or 20 per client address (a lab
+//! behind one NAT shares an address), in 15 minutes → 429 + `Retry-After`,
+//! counted in the database (so across all replicas).
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+use super::csrf::{CsrfForm, SignInForm};
+use super::layout::{Flash, Page};
+use super::session::{
+    cookie, safe_next, session, set_cookie, ClientAddr, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
+    SESSION_TTL_H,
+};
+use super::{redirect, unavailable};
+use crate::audit;
+use crate::auth::{hash_token, random_hex, verify_password};
+use crate::state::AppState;
+
+/// Sign-in failures allowed per email in the window.
+pub const MAX_FAILURES_PER_EMAIL: u64 = 5;
+/// Sign-in failures allowed per client address in the window.
+pub const MAX_FAILURES_PER_ADDR: u64 = 20;
+pub const FAILURE_WINDOW_S: i64 = 15 * 60;
+
+/// The fields of the sign-in form.
+#[derive(Deserialize)]
+pub struct SignInFields {
+    email: Option<String>,
+    password: Option<String>,
+    next: Option<String>,
+}
+
+fn login_form(next: &str, csrf: &str, email: &str) -> Markup {
+    html! {
+        div class="card" {
+            form method="post" action="/login" {
+                input type="hidden" name="csrf_token" value=(csrf);
+                input type="hidden" name="next" value=(next);
+                div class="field" {
+                    label for="email" { "Email" }
+                    input id="email" type="email" name="email" value=(email)
+                        autocomplete="username" required autofocus;
+                }
+                div class="field" {
+                    label for="password" { "Password" }
+                    input id="password" type="password" name="password"
+                        autocomplete="current-password" required;
+                }
+                button type="submit" class="btn btn-primary btn-block" { "Sign in" }
+            }
+        }
+        p class="muted small" {
+            "Signing in from a terminal? Run "
+            code class="cmd" { "dataerai auth login" }
+            ": it shows a code to approve here."
+        }
+    }
+}
+
+/// The sign-in page with a fresh login CSRF cookie.
+fn login_page(status: StatusCode, next: &str, email: &str, message: Option<&str>) -> Response {
+    let csrf = random_hex();
+    let mut r = Page::new("Sign in to Dataerai")
+        .status(status)
+        .narrow()
+        .flash(message.map(Flash::error))
+        .render(login_form(next, &csrf, email));
+    set_cookie(&mut r, LOGIN_CSRF_COOKIE, &csrf, 3600);
+    r
+}
+
+/// `GET /login?next=/path`
+pub async fn login_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let next = safe_next(q.get("next").map(String::as_str));
+    match session(&state, &headers).await {
+        Ok(Some(_)) => redirect(&next),
+        Ok(None) => login_page(StatusCode::OK, &next, "", None),
+        Err(r) => r,
+    }
+}
+
+/// `POST /login` (form `email`, `password`, `csrf_token`, `next`)
+pub async fn login_post(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    SignInForm(form): SignInForm<SignInFields>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    // Users are stored with the email as given at creation; it is tried as
+    // typed too, so a mixed-case address created by an admin still signs in.
+    let typed = form
+        .email
+        .as_deref()
+        .map(|e| e.trim().to_string())
+        .unwrap_or_default();
+    let email = typed.to_lowercase();
+    let password = form.password.unwrap_or_default();
+    if email.is_empty() || password.is_empty() || email.len() > 320 || password.len() > 1024 {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            &next,
+            &email,
+            Some("Enter your email and password."),
+        );
+    }
+    let now = Utc::now().timestamp_millis();
+    let since = now - FAILURE_WINDOW_S * 1000;
+    let counts = match state.meta.login_failures_since(&email, &addr, since).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read sign-in failures");
+            return unavailable();
+        }
+    };
+    let blocked_since = [
+        (counts.by_email >= MAX_FAILURES_PER_EMAIL)
+            .then_some(counts.oldest_by_email_ms)
+            .flatten(),
+        (counts.by_addr >= MAX_FAILURES_PER_ADDR)
+            .then_some(counts.oldest_by_addr_ms)
+            .flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    if let Some(oldest) = blocked_since {
+        let retry_s = ((oldest + FAILURE_WINDOW_S * 1000 - now) / 1000).max(1);
+        let mut r = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            &email,
+            Some(&format!(
+                "Too many failed sign-in attempts. Try again in {} minutes.",
+                (retry_s + 59) / 60
+            )),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_s));
+        return r;
+    }
+    let user = match state.meta.user_auth_by_email(&typed).await {
+        Ok(Some(u)) => Some(u),
+        Ok(None) => state.meta.user_auth_by_email(&email).await.unwrap_or(None),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look up a user");
+            return unavailable();
+        }
+    };
+    let ok = verify_password(
+        user.as_ref().and_then(|u| u.password_hash.clone()),
+        password,
+    )
+    .await;
+    let Some(user) = user.filter(|_| ok) else {
+        if let Err(e) = state.meta.record_login_failure(&email, &addr, now).await {
+            tracing::error!(error = %e, "cannot record a sign-in failure");
+        }
+        audit::record(
+            &state,
+            None,
+            "auth.sign_in_failed",
+            Some(("user", &email)),
+            json!({"email": email}),
+            &addr,
+        )
+        .await;
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            &next,
+            &email,
+            Some("Wrong email or password."),
+        );
+    };
+    let _ = state.meta.clear_login_failures(&email).await;
+    let session_id = random_hex();
+    let created = state
+        .meta
+        .create_session(
+            &hash_token(&session_id),
+            &user.user_id,
+            &random_hex(),
+            now,
+            now + SESSION_TTL_H * 3_600_000,
+        )
+        .await;
+    if let Err(e) = created {
+        tracing::error!(error = %e, "cannot store a web session");
+        return unavailable();
+    }
+    audit::record(
+        &state,
+        Some(&user.user_id),
+        "auth.sign_in",
+        Some(("user", &user.user_id)),
+        json!({"email": user.email}),
+        &addr,
+    )
+    .await;
+    let mut r = redirect(&next);
+    set_cookie(&mut r, SESSION_COOKIE, &session_id, SESSION_TTL_H * 3600);
+    set_cookie(&mut r, LOGIN_CSRF_COOKIE, "", 0);
+    r
+}
+
+/// `POST /logout` (form `csrf_token`)
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
+    CsrfForm { session: s, .. }: CsrfForm,
+) -> Response {
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = state.meta.delete_session(&hash_token(&id)).await {
+            tracing::error!(error = %e, "cannot delete a web session");
+            return unavailable();
+        }
+    }
+    audit::record(
+        &state,
+        Some(&s.user_id),
+        "auth.sign_out",
+        Some(("user", &s.user_id)),
+        json!({}),
+        &addr,
+    )
+    .await;
+    let mut r = redirect("/login");
+    set_cookie(&mut r, SESSION_COOKIE, "", 0);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_email_is_kept_in_the_form_escaped() {
+        let html = login_form("/device?user_code=A&b=\"c\"", "tok", "<x>@lab.org").into_string();
+        assert!(html.contains("name=\"csrf_token\" value=\"tok\""), "{html}");
+        assert!(html.contains("name=\"next\" value=\"/device?user_code=A&amp;b=&quot;c&quot;\""));
+        assert!(html.contains("value=\"&lt;x&gt;@lab.org\""));
+    }
+}
