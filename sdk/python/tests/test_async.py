@@ -150,7 +150,7 @@ def test_async_errors_before_any_request(tmp_path: Path):
     async def main() -> None:
         ac = AsyncDataeraiClient(socket_path=tmp_path / "nobody.sock", auto_start=False)
         with pytest.raises(TypeError):
-            await ac.get_metadata(1)  # type: ignore[arg-type]
+            await ac.get_metadata(1)
         with pytest.raises(ValueError):
             await ac.upload("", title="t", owner_type="user", owner_id="u")
         with pytest.raises(DaemonUnavailableError):

@@ -126,9 +126,9 @@ def test_bad_arguments_raise_before_any_request(tmp_path: Path):
     f = tmp_path / "f.bin"
     f.write_bytes(b"x")
     cases = [
-        (TypeError, lambda: c.get_metadata(42)),  # type: ignore[arg-type]
-        (TypeError, lambda: c.upload(f, title=3, owner_type="user", owner_id="u")),  # type: ignore[arg-type]
-        (TypeError, lambda: c.upload(None, title="t", owner_type="user", owner_id="u")),  # type: ignore[arg-type]
+        (TypeError, lambda: c.get_metadata(42)),
+        (TypeError, lambda: c.upload(f, title=3, owner_type="user", owner_id="u")),
+        (TypeError, lambda: c.upload(None, title="t", owner_type="user", owner_id="u")),
         (TypeError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", tags="raw")),
         (ValueError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", chunk_size_mb=3)),
         (ValueError, lambda: c.upload("", title="t", owner_type="user", owner_id="u")),
@@ -136,10 +136,10 @@ def test_bad_arguments_raise_before_any_request(tmp_path: Path):
         (ValueError, lambda: c.set_metadata("a", colour="red")),
         (ValueError, lambda: c.create_relationship("a", "b")),
         (ValueError, lambda: c.upload_many([{"local_path": f, "bogus": 1}])),
-        (TypeError, lambda: c.upload_many([42])),  # type: ignore[list-item]
+        (TypeError, lambda: c.upload_many([42])),
         (ValueError, lambda: c.upload_many([], concurrency=0)),
-        (TypeError, lambda: c.list_assets(limit="10")),  # type: ignore[arg-type]
-        (TypeError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", progress="yes")),  # type: ignore[arg-type]
+        (TypeError, lambda: c.list_assets(limit="10")),
+        (TypeError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", progress="yes")),
     ]
     for expected, call in cases:
         with pytest.raises(expected) as err:

@@ -84,7 +84,13 @@ def test_progress_bars_in_a_terminal(client: DataeraiClient, project: Project, b
     write_random(base / "two.bin", 400)
     script = base / "progress_script.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, DATAERAI_SOCKET=str(client.socket_path), COLUMNS="120", TERM="xterm")
+    env = dict(
+        os.environ,
+        DATAERAI_SOCKET=str(client.socket_path),
+        COLUMNS="120",
+        TERM="xterm",
+        PYTHONIOENCODING="utf-8",
+    )
     out = run_in_pty([sys.executable, str(script), str(base), project.project_id], env)
 
     # One bar per file, each finished, with sizes and a rate.

@@ -115,6 +115,10 @@ def page(limit: Any, offset: Any) -> Dict[str, Any]:
     )
 
 
+def transfer(transfer_id: Any) -> Dict[str, Any]:
+    return {"transfer_id": require_str(transfer_id, "transfer_id")}
+
+
 def list_assets(
     owner_type: Any, owner_id: Any, collection_id: Any, limit: Any, offset: Any
 ) -> Dict[str, Any]:

@@ -625,22 +625,22 @@ class AsyncDataeraiClient:
 
     async def get_transfer(self, transfer_id: str) -> Transfer:
         """A transfer's current state."""
-        params = {"transfer_id": _params.require_str(transfer_id, "transfer_id")}
+        params = _params.transfer(transfer_id)
         return Transfer.from_json(await self._call("transfer.get", params))
 
     async def cancel_transfer(self, transfer_id: str) -> Transfer:
         """Cancel a queued, running, retrying or paused transfer."""
-        params = {"transfer_id": _params.require_str(transfer_id, "transfer_id")}
+        params = _params.transfer(transfer_id)
         return Transfer.from_json(await self._call("transfer.cancel", params))
 
     async def pause_transfer(self, transfer_id: str) -> Transfer:
         """Pause a transfer (chunks in flight finish, no new ones start)."""
-        params = {"transfer_id": _params.require_str(transfer_id, "transfer_id")}
+        params = _params.transfer(transfer_id)
         return Transfer.from_json(await self._call("transfer.pause", params))
 
     async def resume_transfer(self, transfer_id: str) -> Transfer:
         """Continue a paused transfer, or a resumable failed one."""
-        params = {"transfer_id": _params.require_str(transfer_id, "transfer_id")}
+        params = _params.transfer(transfer_id)
         transfer = Transfer.from_json(await self._call("transfer.resume", params))
         self._finished.pop(transfer_id, None)  # a remembered failure is stale now
         return transfer

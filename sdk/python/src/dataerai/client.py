@@ -244,7 +244,11 @@ class DataeraiClient:
             project = client.create_project("Tomography 2026", description="Beamtime 7")
             print(project.project_id, project.quota_bytes)
         """
-        return Project.from_json(self._call("project.create", {"name": name, "description": description}))
+        return Project.from_json(
+            self._call(
+                "project.create", {"name": _params.require_str(name, "name"), "description": description}
+            )
+        )
 
     def list_project_members(self, project_id: str) -> List[ProjectMember]:
         """Members of a project with their roles (any member may list them).
@@ -273,12 +277,23 @@ class DataeraiClient:
             client.add_project_member(project.project_id, "grace@lab.example", "viewer")
         """
         return ProjectMember.from_json(
-            self._call("project.add_member", {"project_id": project_id, "email": email, "role": role})
+            self._call(
+                "project.add_member",
+                {
+                    "project_id": _params.require_str(project_id, "project_id"),
+                    "email": _params.require_str(email, "email"),
+                    "role": _params.require_str(role, "role"),
+                },
+            )
         )
 
     def remove_project_member(self, project_id: str, email: str) -> None:
         """Remove a user from a project (the last owner cannot be removed)."""
-        self._call("project.remove_member", {"project_id": project_id, "email": email})
+        params = {
+            "project_id": _params.require_str(project_id, "project_id"),
+            "email": _params.require_str(email, "email"),
+        }
+        self._call("project.remove_member", params)
 
     def list_projects(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Project]:
         """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""
@@ -449,7 +464,9 @@ class DataeraiClient:
 
     def get_metadata(self, asset_id: str) -> AssetMetadata:
         """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
-        return AssetMetadata.from_json(self._call("asset.get_metadata", {"asset_id": asset_id}))
+        return AssetMetadata.from_json(
+            self._call("asset.get_metadata", {"asset_id": _params.require_str(asset_id, "asset_id")})
+        )
 
     def set_metadata(self, asset_id: str, **fields: Any) -> AssetMetadata:
         """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``.
@@ -651,7 +668,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_NOT_FOUND`` for an unknown id.
         """
-        return Transfer.from_json(self._call("transfer.get", {"transfer_id": transfer_id}))
+        return Transfer.from_json(self._call("transfer.get", _params.transfer(transfer_id)))
 
     def cancel_transfer(self, transfer_id: str) -> Transfer:
         """Cancel a queued, running, retrying or paused transfer.
@@ -661,7 +678,7 @@ class DataeraiClient:
         ``DaemonError`` with ``ERR_CANCELLED``. Any client of the daemon may cancel any of its
         transfers; cancelling a finished transfer changes nothing.
         """
-        return Transfer.from_json(self._call("transfer.cancel", {"transfer_id": transfer_id}))
+        return Transfer.from_json(self._call("transfer.cancel", _params.transfer(transfer_id)))
 
     def pause_transfer(self, transfer_id: str) -> Transfer:
         """Pause a transfer: chunks in flight finish, no new ones start (state ``paused``).
@@ -674,7 +691,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_INVALID_INPUT`` for a finished transfer, ``ERR_NOT_FOUND``.
         """
-        return Transfer.from_json(self._call("transfer.pause", {"transfer_id": transfer_id}))
+        return Transfer.from_json(self._call("transfer.pause", _params.transfer(transfer_id)))
 
     def resume_transfer(self, transfer_id: str) -> Transfer:
         """Continue a paused transfer, or a failed one whose error was ``ERR_NO_SPACE``,
@@ -692,7 +709,7 @@ class DataeraiClient:
                 client.resume_transfer(t.transfer_id)
                 client.wait_transfer(t.transfer_id)
         """
-        transfer = Transfer.from_json(self._call("transfer.resume", {"transfer_id": transfer_id}))
+        transfer = Transfer.from_json(self._call("transfer.resume", _params.transfer(transfer_id)))
         with self._watch_lock:
             # A remembered failure is stale now; waiters must follow the resumed run.
             self._finished.pop(transfer_id, None)
@@ -734,6 +751,8 @@ class DataeraiClient:
             DaemonTimeoutError: not finished within ``timeout_s``.
             ConnectionError: the daemon went away.
         """
+        _params.require_str(transfer_id, "transfer_id")
+        timeout_s = _params.timeout(timeout_s, "timeout_s")
         watch = TransferWatch({"transfer_id": transfer_id}, on_progress, threading.Event())
         # Register before asking for the state: a final notification sent in between is then
         # seen by the watch, and one sent before is reflected in the answer.
