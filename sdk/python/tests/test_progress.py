@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import re
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 import time
 from pathlib import Path
@@ -47,6 +50,8 @@ SCRIPT = textwrap.dedent(
 def run_in_pty(args: list, env: dict, timeout_s: float = 180) -> str:
     """Run ``args`` with stdout and stderr on a pseudo-terminal; return everything it wrote."""
     master, slave = pty.openpty()
+    # A fresh pty is 0×0; give it the size of an ordinary terminal window.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
     chunks = []
