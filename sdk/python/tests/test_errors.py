@@ -131,6 +131,7 @@ def test_bad_arguments_raise_before_any_request(tmp_path: Path):
         (TypeError, lambda: c.upload(None, title="t", owner_type="user", owner_id="u")),
         (TypeError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", tags="raw")),
         (ValueError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", chunk_size_mb=3)),
+        (TypeError, lambda: c.upload(f, title="t", owner_type="user", owner_id="u", metadata=[1])),
         (ValueError, lambda: c.upload("", title="t", owner_type="user", owner_id="u")),
         (ValueError, lambda: c.download("a", tmp_path, transfer_timeout_s=-1)),
         (ValueError, lambda: c.set_metadata("a", colour="red")),

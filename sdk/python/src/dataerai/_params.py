@@ -55,6 +55,14 @@ def optional_str(value: Any, name: str) -> Optional[str]:
     return None if value is None else require_str(value, name)
 
 
+def optional_mapping(value: Any, name: str) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentTypeError(f"{name} must be a dict, not {type(value).__name__}")
+    return dict(value)
+
+
 def optional_int(value: Any, name: str, *, minimum: int = 0) -> Optional[int]:
     if value is None:
         return None
@@ -158,7 +166,7 @@ def upload(
                 "description": optional_str(description, "description"),
                 "alias": optional_str(alias, "alias"),
                 "tags": tag_list(tags),
-                "metadata": metadata,
+                "metadata": optional_mapping(metadata, "metadata"),
                 "collection_id": optional_str(collection_id, "collection_id"),
                 "chunk_size_mb": chunk_size(chunk_size_mb),
             }
