@@ -41,3 +41,12 @@ def test_folders_and_control_example_runs(client: DataeraiClient):
     assert "deduplicated=True, bytes sent=0" in out.stdout
     assert "done: content" in out.stdout
     assert "Tour finished successfully." in out.stdout
+
+
+def test_async_example_runs(client: DataeraiClient):
+    out = run_example(client, "async_batch.py")
+    assert "uploaded 5 files concurrently" in out.stdout
+    assert "second identical relationship refused: ERR_RELATIONSHIP_EXISTS" in out.stdout
+    assert "unknown asset: ERR_NOT_FOUND" in out.stdout
+    assert "project holds 6 assets" in out.stdout
+    assert "Async tour finished successfully." in out.stdout

@@ -8,12 +8,31 @@ provenance, from a script, a thread pool or a notebook::
     with DataeraiClient() as client:
         print(client.auth_status().user_email)
 
+or, inside an event loop (a notebook), :class:`AsyncDataeraiClient`::
+
+    async with AsyncDataeraiClient() as client:
+        print((await client.auth_status()).user_email)
+
 The SDK talks only to the local ``dataerai`` daemon over its Unix socket (starting it when
 needed); the daemon holds the credentials and moves the bytes.
 """
 
-from .client import DataeraiClient, ProgressCallback
-from .errors import DaemonError, DaemonTimeoutError, DaemonUnavailableError
+from .async_client import AsyncDataeraiClient
+from .client import DataEraiClient, DataeraiClient, ProgressCallback
+from .errors import (
+    AuthRequiredError,
+    DaemonError,
+    DaemonTimeoutError,
+    DaemonUnavailableError,
+    IntegrityError,
+    InvalidArgumentTypeError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RelationshipExistsError,
+    ServerUnreachableError,
+)
 from .models import (
     AssetMetadata,
     AuthStatus,
@@ -37,20 +56,31 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AssetMetadata",
+    "AsyncDataeraiClient",
+    "AuthRequiredError",
     "AuthStatus",
     "ContentVersion",
     "DaemonError",
     "DaemonTimeoutError",
     "DaemonUnavailableError",
+    "DataEraiClient",
     "DataeraiClient",
     "DownloadResult",
     "DownloadedFile",
     "ErrorInfo",
+    "IntegrityError",
+    "InvalidArgumentTypeError",
+    "InvalidInputError",
+    "NotFoundError",
+    "PermissionDeniedError",
     "ProgressCallback",
     "ProgressEvent",
     "Project",
     "ProjectMember",
+    "QuotaExceededError",
     "Relationship",
+    "RelationshipExistsError",
+    "ServerUnreachableError",
     "Transfer",
     "UploadItem",
     "UploadManyResult",

@@ -19,7 +19,7 @@ import socket
 import threading
 from typing import Any, Callable, Dict, Optional
 
-from .errors import ERR_INTERNAL, ERR_INVALID_INPUT, DaemonError, DaemonTimeoutError
+from .errors import ERR_INTERNAL, ERR_INVALID_INPUT, DaemonError, DaemonTimeoutError, error_for_code
 
 logger = logging.getLogger("dataerai")
 
@@ -44,7 +44,8 @@ class _PendingCall:
 
 
 def error_from_rpc(error: Any) -> DaemonError:
-    """Turn a JSON-RPC ``error`` member into a :class:`DaemonError` with its ``ERR_*`` code."""
+    """Turn a JSON-RPC ``error`` member into the :class:`DaemonError` (subclass) of its
+    ``ERR_*`` code."""
     if not isinstance(error, dict):
         return DaemonError(ERR_INTERNAL, f"malformed error from daemon: {error!r}")
     data = error.get("data")
@@ -52,7 +53,7 @@ def error_from_rpc(error: Any) -> DaemonError:
     if not isinstance(code, str) or not code:
         # Protocol errors without data are still input problems from the client's view.
         code = ERR_INVALID_INPUT if error.get("code") in (-32700, -32600, -32601, -32602) else ERR_INTERNAL
-    return DaemonError(code, str(error.get("message") or "daemon error"))
+    return error_for_code(code, str(error.get("message") or "daemon error"))
 
 
 class RpcConnection:
@@ -130,7 +131,7 @@ class RpcConnection:
             line = json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n"
         except (TypeError, ValueError) as exc:
             self._forget(request_id)
-            raise DaemonError(ERR_INVALID_INPUT, f"parameters of {method} are not JSON: {exc}") from None
+            raise error_for_code(ERR_INVALID_INPUT, f"parameters of {method} are not JSON: {exc}") from None
         try:
             with self._send_lock:
                 self._sock.sendall(line.encode("utf-8"))

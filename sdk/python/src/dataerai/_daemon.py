@@ -117,19 +117,25 @@ class SpawnedDaemon:
                 return
             code = self.process.poll()
             if code is not None:
-                raise DaemonUnavailableError(
-                    f"the dataerai daemon exited with code {code} before answering on "
-                    f"{self.socket_path}; last lines of {self.log_path}:\n{_log_tail(self.log_path)}"
-                )
+                raise self.exited_error(code)
             if time.monotonic() >= deadline:
                 self.stop(timeout_s=2.0)
-                raise DaemonTimeoutError(
-                    f"the dataerai daemon did not answer on {self.socket_path} within "
-                    f"{timeout_s:g} s (start_timeout_s); last lines of {self.log_path}:\n"
-                    f"{_log_tail(self.log_path)}"
-                )
+                raise self.start_timeout_error(timeout_s)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
+
+    def exited_error(self, code: int) -> DaemonUnavailableError:
+        return DaemonUnavailableError(
+            f"the dataerai daemon exited with code {code} before answering on "
+            f"{self.socket_path}; last lines of {self.log_path}:\n{_log_tail(self.log_path)}"
+        )
+
+    def start_timeout_error(self, timeout_s: float) -> DaemonTimeoutError:
+        return DaemonTimeoutError(
+            f"the dataerai daemon did not answer on {self.socket_path} within "
+            f"{timeout_s:g} s (start_timeout_s); last lines of {self.log_path}:\n"
+            f"{_log_tail(self.log_path)}"
+        )
 
     def exited_early(self) -> Optional[int]:
         return self.process.poll()

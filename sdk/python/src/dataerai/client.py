@@ -21,14 +21,23 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
+from . import _params, _progress
 from ._connection import RpcConnection
 from ._daemon import SpawnedDaemon, default_socket_path, find_binary, socket_answers
+from ._params import METADATA_FIELDS, UPLOAD_ITEM_FIELDS, PathLike
+from ._progress import ProgressBars, bars_for
+from ._transfers import (
+    ProgressCallback,
+    TransferWatch,
+    batch_entry_error,
+    connection_lost,
+    outcome,
+    timeout_message,
+)
 from .errors import (
-    ERR_CANCELLED,
     ERR_INTERNAL,
-    ERR_INVALID_INPUT,
     DaemonError,
     DaemonTimeoutError,
     DaemonUnavailableError,
@@ -48,111 +57,13 @@ from .models import (
     UploadResult,
 )
 
-__all__ = ["DataeraiClient", "ProgressCallback"]
+__all__ = ["METADATA_FIELDS", "UPLOAD_ITEM_FIELDS", "DataEraiClient", "DataeraiClient", "ProgressCallback"]
 
 logger = logging.getLogger("dataerai")
-
-PathLike = Union[str, "os.PathLike[str]"]
-ProgressCallback = Callable[[ProgressEvent], Any]
-
-#: Fields that :meth:`DataeraiClient.set_metadata` may change.
-METADATA_FIELDS = ("title", "description", "alias", "tags", "metadata")
 
 # How many finished transfers to remember for waiters that register late.
 _FINISHED_MEMORY = 1024
 _SHUTDOWN_TIMEOUT_S = 5.0
-# The daemon refuses larger `asset.upload_many` batches (docs/ipc.md).
-_MAX_BATCH_ITEMS = 10_000
-#: Fields an `upload_many` item may carry (the `asset.upload` params except `chunk_size_mb`).
-UPLOAD_ITEM_FIELDS = (
-    "local_path",
-    "title",
-    "owner_type",
-    "owner_id",
-    "description",
-    "alias",
-    "tags",
-    "metadata",
-    "collection_id",
-    "asset_id",
-)
-
-
-class _TransferWatch:
-    """Follows one transfer: its progress callback and its final notification."""
-
-    def __init__(self, start: Dict[str, Any], on_progress: Optional[ProgressCallback]) -> None:
-        self.transfer_id = str(start["transfer_id"])
-        self.start = start
-        self.on_progress = on_progress
-        self.done = threading.Event()
-        self.final: Optional[Dict[str, Any]] = None  # params of transfer.completed / .failed
-        self.failed = False
-        self.connection_error: Optional[ConnectionError] = None
-        self.last_event: Optional[ProgressEvent] = None
-
-    # Both methods below run on the dispatcher thread, in notification order.
-
-    def progress(self, event: ProgressEvent) -> None:
-        if self.done.is_set():
-            return
-        # Keep the documented promise that bytes_done never goes backwards, even if a retried
-        # or resumed transfer reports an older figure.
-        if self.last_event is not None and event.bytes_done < self.last_event.bytes_done:
-            return
-        self.last_event = event
-        self._deliver(event)
-
-    def finish_from_snapshot(self, transfer: Transfer) -> None:
-        """Finish from a ``transfer.get`` answer (the final notification may be long gone)."""
-        params: Dict[str, Any] = {"transfer_id": transfer.transfer_id, "kind": transfer.kind}
-        if transfer.state == "completed":
-            params["result"] = transfer.result or {}
-            self.finish("transfer.completed", params)
-        else:
-            error = transfer.raw.get("error") or {
-                "code": ERR_CANCELLED if transfer.state == "cancelled" else ERR_INTERNAL,
-                "message": f"transfer {transfer.transfer_id} is {transfer.state}",
-            }
-            params["error"] = error
-            self.finish("transfer.failed", params)
-
-    def finish(self, method: str, params: Dict[str, Any]) -> None:
-        if self.done.is_set():
-            return
-        self.failed = method != "transfer.completed"
-        if not self.failed:
-            self._deliver_final_progress(params.get("result") or {})
-        self.final = params
-        self.done.set()
-
-    def _deliver_final_progress(self, result: Mapping[str, Any]) -> None:
-        # Guarantee callers a last event at 100 % (a 0-byte file may produce no progress at all).
-        total = int(result.get("total_bytes", self.start.get("bytes_total", 0)) or 0)
-        last = self.last_event
-        if self.on_progress is None or (last is not None and last.bytes_done >= total):
-            return
-        self._deliver(
-            ProgressEvent(
-                transfer_id=self.transfer_id,
-                bytes_done=total,
-                bytes_total=total,
-                chunk_index=max(0, last.chunk_index if last else 0),
-                chunk_count=int(self.start.get("chunk_count", 0) or 0),
-                rate_bps=last.rate_bps if last else 0.0,
-                file_index=last.file_index if last else 0,
-                file_name=last.file_name if last else "",
-                kind=str(self.start.get("kind") or ""),
-            )
-        )
-
-    def _deliver(self, event: ProgressEvent) -> None:
-        if self.on_progress is None:
-            return
-        try:
-            self.on_progress(event)
-        except Exception:  # noqa: BLE001 - a user callback must never kill the client
-            logger.exception("dataerai: on_progress callback raised (transfer %s)", self.transfer_id)
 
 
 class DataeraiClient:
@@ -217,7 +128,7 @@ class DataeraiClient:
 
         self._watch_lock = threading.Lock()
         # Several waiters may follow one transfer (e.g. upload() and wait_transfer() in threads).
-        self._watches: Dict[str, List[_TransferWatch]] = {}
+        self._watches: Dict[str, List[TransferWatch]] = {}
         self._finished: "collections.OrderedDict[str, tuple[str, Dict[str, Any]]]" = collections.OrderedDict()
 
     # ------------------------------------------------------------------ lifecycle
@@ -333,7 +244,11 @@ class DataeraiClient:
             project = client.create_project("Tomography 2026", description="Beamtime 7")
             print(project.project_id, project.quota_bytes)
         """
-        return Project.from_json(self._call("project.create", {"name": name, "description": description}))
+        return Project.from_json(
+            self._call(
+                "project.create", {"name": _params.require_str(name, "name"), "description": description}
+            )
+        )
 
     def list_project_members(self, project_id: str) -> List[ProjectMember]:
         """Members of a project with their roles (any member may list them).
@@ -343,16 +258,13 @@ class DataeraiClient:
             for m in client.list_project_members(project.project_id):
                 print(m.email, m.role)
         """
-        members: List[ProjectMember] = []
-        while True:
-            page = self._call(
-                "project.list_members",
-                {"project_id": project_id, "limit": 1000, "offset": len(members)},
-            )
-            items = page.get("items") or []
-            members.extend(ProjectMember.from_json(m) for m in items)
-            if not items or len(members) >= int(page.get("total", 0)):
-                return members
+        return list(self.iter_project_members(project_id))
+
+    def iter_project_members(self, project_id: str) -> Iterator[ProjectMember]:
+        """Members of a project, fetched page by page as you iterate."""
+        params = {"project_id": _params.require_str(project_id, "project_id")}
+        for item in self._pages("project.list_members", params):
+            yield ProjectMember.from_json(item)
 
     def add_project_member(self, project_id: str, email: str, role: str) -> ProjectMember:
         """Add a user (by email) to a project, or change an existing member's role.
@@ -365,17 +277,39 @@ class DataeraiClient:
             client.add_project_member(project.project_id, "grace@lab.example", "viewer")
         """
         return ProjectMember.from_json(
-            self._call("project.add_member", {"project_id": project_id, "email": email, "role": role})
+            self._call(
+                "project.add_member",
+                {
+                    "project_id": _params.require_str(project_id, "project_id"),
+                    "email": _params.require_str(email, "email"),
+                    "role": _params.require_str(role, "role"),
+                },
+            )
         )
 
     def remove_project_member(self, project_id: str, email: str) -> None:
         """Remove a user from a project (the last owner cannot be removed)."""
-        self._call("project.remove_member", {"project_id": project_id, "email": email})
+        params = {
+            "project_id": _params.require_str(project_id, "project_id"),
+            "email": _params.require_str(email, "email"),
+        }
+        self._call("project.remove_member", params)
 
     def list_projects(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Project]:
         """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""
-        page = self._call("project.list", _drop_none({"limit": limit, "offset": offset}))
+        page = self._call("project.list", _params.page(limit, offset))
         return [Project.from_json(item) for item in page.get("items", [])]
+
+    def iter_projects(self) -> Iterator[Project]:
+        """Every project you belong to, fetched page by page as you iterate.
+
+        Example::
+
+            for project in client.iter_projects():
+                print(project.name, project.used_bytes)
+        """
+        for item in self._pages("project.list", {}):
+            yield Project.from_json(item)
 
     def list_assets(
         self,
@@ -387,17 +321,28 @@ class DataeraiClient:
         offset: Optional[int] = None,
     ) -> List[AssetMetadata]:
         """Assets of an owner (default: your personal assets) or of a collection (one page)."""
-        params = _drop_none(
-            {
-                "owner_type": owner_type,
-                "owner_id": owner_id,
-                "collection_id": collection_id,
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+        params = _params.list_assets(owner_type, owner_id, collection_id, limit, offset)
         page = self._call("asset.list", params)
         return [AssetMetadata.from_json(item) for item in page.get("items", [])]
+
+    def iter_assets(
+        self,
+        *,
+        owner_type: Optional[str] = None,
+        owner_id: Optional[str] = None,
+        collection_id: Optional[str] = None,
+    ) -> Iterator[AssetMetadata]:
+        """Every asset of an owner (default: your personal assets) or of a collection, fetched
+        page by page as you iterate (the filters of :meth:`list_assets`).
+
+        Example::
+
+            for asset in client.iter_assets(owner_type="project", owner_id=project.project_id):
+                print(asset.title, asset.total_bytes)
+        """
+        params = _params.list_assets(owner_type, owner_id, collection_id, None, None)
+        for item in self._pages("asset.list", params):
+            yield AssetMetadata.from_json(item)
 
     def upload(
         self,
@@ -414,6 +359,7 @@ class DataeraiClient:
         chunk_size_mb: Optional[int] = None,
         on_progress: Optional[ProgressCallback] = None,
         transfer_timeout_s: Optional[float] = 3600,
+        progress: bool = False,
     ) -> UploadResult:
         """Upload a file or a directory as a new asset and block until the server verified it.
 
@@ -443,6 +389,9 @@ class DataeraiClient:
                 :meth:`wait_transfer`, stop it with :meth:`cancel_transfer`). We chose not to
                 cancel so that a long upload is never thrown away because a script's patience
                 ran out.
+            progress: Show a ``tqdm.auto`` progress bar per file (a widget in Jupyter, text in
+                a terminal) with rate and ETA; ``on_progress`` is still called. Needs tqdm
+                (``pip install 'dataerai-sdk[notebook]'``), else :class:`ImportError`.
 
         Example::
 
@@ -462,25 +411,19 @@ class DataeraiClient:
             DaemonTimeoutError: not finished within ``transfer_timeout_s``.
             ConnectionError: the daemon went away.
         """
-        params: Dict[str, Any] = {
-            "local_path": _absolute_path(local_path, "local_path"),
-            "title": title,
-            "owner_type": owner_type,
-            "owner_id": owner_id,
-        }
-        params.update(
-            _drop_none(
-                {
-                    "description": description,
-                    "alias": alias,
-                    "tags": _tag_list(tags),
-                    "metadata": metadata,
-                    "collection_id": collection_id,
-                    "chunk_size_mb": chunk_size_mb,
-                }
-            )
+        params = _params.upload(
+            local_path,
+            title=title,
+            owner_type=owner_type,
+            owner_id=owner_id,
+            description=description,
+            alias=alias,
+            tags=tags,
+            metadata=metadata,
+            collection_id=collection_id,
+            chunk_size_mb=chunk_size_mb,
         )
-        result = self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s)
+        result = self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s, progress)
         return UploadResult.from_json(result)
 
     def download(
@@ -492,6 +435,7 @@ class DataeraiClient:
         chunk_size_mb: Optional[int] = None,
         on_progress: Optional[ProgressCallback] = None,
         transfer_timeout_s: Optional[float] = 3600,
+        progress: bool = False,
     ) -> DownloadResult:
         """Download an asset's latest (or a given) content version into ``dest_dir``.
 
@@ -500,7 +444,7 @@ class DataeraiClient:
         multi-file version (a directory upload) is restored as the same tree below
         ``dest_dir``; each :class:`~dataerai.DownloadedFile` has its relative ``filename``.
         ``content_id`` selects an older version (see :meth:`list_versions`).
-        ``on_progress`` and ``transfer_timeout_s`` behave as in :meth:`upload`.
+        ``on_progress``, ``transfer_timeout_s`` and ``progress`` behave as in :meth:`upload`.
 
         Example::
 
@@ -514,17 +458,15 @@ class DataeraiClient:
                 ``ERR_NO_SPACE`` (resumable with :meth:`resume_transfer` once space is freed),
                 ``ERR_INVALID_INPUT`` (a stored name would escape ``dest_dir``).
         """
-        params: Dict[str, Any] = {
-            "asset_id": asset_id,
-            "dest_dir": _absolute_path(dest_dir, "dest_dir"),
-        }
-        params.update(_drop_none({"content_id": content_id, "chunk_size_mb": chunk_size_mb}))
-        result = self._run_transfer("asset.download", params, on_progress, transfer_timeout_s)
+        params = _params.download(asset_id, dest_dir, content_id, chunk_size_mb)
+        result = self._run_transfer("asset.download", params, on_progress, transfer_timeout_s, progress)
         return DownloadResult.from_json(result)
 
     def get_metadata(self, asset_id: str) -> AssetMetadata:
         """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
-        return AssetMetadata.from_json(self._call("asset.get_metadata", {"asset_id": asset_id}))
+        return AssetMetadata.from_json(
+            self._call("asset.get_metadata", {"asset_id": _params.require_str(asset_id, "asset_id")})
+        )
 
     def set_metadata(self, asset_id: str, **fields: Any) -> AssetMetadata:
         """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``.
@@ -539,16 +481,9 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_INVALID_INPUT`` for an unknown field name (checked here).
         """
-        unknown = sorted(set(fields) - set(METADATA_FIELDS))
-        if unknown:
-            raise DaemonError(
-                ERR_INVALID_INPUT,
-                f"unknown metadata field(s) {', '.join(unknown)}; allowed: {', '.join(METADATA_FIELDS)}",
-            )
-        params: Dict[str, Any] = {"asset_id": asset_id}
-        for name, value in fields.items():
-            params[name] = _tag_list(value) if name == "tags" else value
-        return AssetMetadata.from_json(self._call("asset.set_metadata", params))
+        return AssetMetadata.from_json(
+            self._call("asset.set_metadata", _params.set_metadata(asset_id, fields))
+        )
 
     def create_relationship(
         self,
@@ -587,28 +522,15 @@ class DataeraiClient:
             DaemonError: ``ERR_RELATIONSHIP_EXISTS`` for a duplicate edge,
                 ``ERR_PERMISSION_DENIED``, ``ERR_NOT_FOUND``, ``ERR_INVALID_INPUT``.
         """
-        if (rel_type is None) == (relationship_type is None):
-            raise DaemonError(
-                ERR_INVALID_INPUT,
-                "give exactly one of rel_type and relationship_type",
-            )
-        if isinstance(qualifier_time, datetime):
-            moment = qualifier_time if qualifier_time.tzinfo else qualifier_time.astimezone()
-            qualifier_time = moment.isoformat()
-        params: Dict[str, Any] = {
-            "from_asset_id": from_asset_id,
-            "to_asset_id": to_asset_id,
-            "relationship_type": rel_type if rel_type is not None else relationship_type,
-        }
-        params.update(
-            _drop_none(
-                {
-                    "analysis_mode": analysis_mode,
-                    "qualifier_note": qualifier_note,
-                    "qualifier_time": qualifier_time,
-                    "qualifiers": qualifiers,
-                }
-            )
+        params = _params.relationship(
+            from_asset_id,
+            to_asset_id,
+            rel_type,
+            relationship_type,
+            analysis_mode,
+            qualifier_note,
+            qualifier_time,
+            qualifiers,
         )
         return Relationship.from_json(self._call("relationship.create", params))
 
@@ -620,13 +542,14 @@ class DataeraiClient:
         chunk_size_mb: Optional[int] = None,
         on_progress: Optional[ProgressCallback] = None,
         transfer_timeout_s: Optional[float] = 3600,
+        progress: bool = False,
     ) -> UploadResult:
         """Upload a file or directory as a **new content version** of an existing asset.
 
         The asset keeps its id, metadata and relationships; downloads without ``content_id``
         get the new version once it is verified, older ones stay reachable by ``content_id``.
         Needs write access to the asset. Change metadata with :meth:`set_metadata`.
-        ``on_progress`` and ``transfer_timeout_s`` behave as in :meth:`upload`.
+        ``on_progress``, ``transfer_timeout_s`` and ``progress`` behave as in :meth:`upload`.
 
         Example::
 
@@ -638,12 +561,8 @@ class DataeraiClient:
             DaemonError: ``ERR_NOT_FOUND``, ``ERR_PERMISSION_DENIED``, ``ERR_QUOTA_EXCEEDED``,
                 ``ERR_INVALID_INPUT``, …
         """
-        params: Dict[str, Any] = {
-            "asset_id": asset_id,
-            "local_path": _absolute_path(local_path, "local_path"),
-        }
-        params.update(_drop_none({"chunk_size_mb": chunk_size_mb}))
-        result = self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s)
+        params = _params.upload_version(asset_id, local_path, chunk_size_mb)
+        result = self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s, progress)
         return UploadResult.from_json(result)
 
     def list_versions(
@@ -656,9 +575,16 @@ class DataeraiClient:
             for v in client.list_versions(asset_id):
                 print(v.content_id, v.total_bytes, v.completed_at, [f.name for f in v.files])
         """
-        params = _drop_none({"asset_id": asset_id, "limit": limit, "offset": offset})
+        params = {"asset_id": _params.require_str(asset_id, "asset_id"), **_params.page(limit, offset)}
         page = self._call("asset.list_versions", params)
         return [ContentVersion.from_json(item) for item in page.get("items", [])]
+
+    def iter_versions(self, asset_id: str) -> Iterator[ContentVersion]:
+        """Every complete content version of an asset, newest first, fetched page by page."""
+        for item in self._pages(
+            "asset.list_versions", {"asset_id": _params.require_str(asset_id, "asset_id")}
+        ):
+            yield ContentVersion.from_json(item)
 
     def upload_many(
         self,
@@ -668,6 +594,7 @@ class DataeraiClient:
         chunk_size_mb: Optional[int] = None,
         on_progress: Optional[ProgressCallback] = None,
         transfer_timeout_s: Optional[float] = 3600,
+        progress: bool = False,
     ) -> List[UploadManyResult]:
         """Upload many files (or directories) as many assets, ``concurrency`` at a time.
 
@@ -687,6 +614,7 @@ class DataeraiClient:
             transfer_timeout_s: Limit for the **whole** batch (``None``: forever). Items still
                 running then get a :class:`~dataerai.DaemonTimeoutError` as their ``error``;
                 their transfers continue in the daemon (``error.transfer_id``).
+            progress: One ``tqdm.auto`` bar per item, as in :meth:`upload`.
 
         Example::
 
@@ -701,17 +629,26 @@ class DataeraiClient:
                 an unknown key (nothing is started then).
             ConnectionError: the daemon went away.
         """
-        batch: List[Dict[str, Any]] = [_upload_item_params(i, item) for i, item in enumerate(items)]
+        batch = _params.upload_batch(items, concurrency)
+        chunk_size_mb = _params.chunk_size(chunk_size_mb)
+        transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
+        bars = bars_for(progress, on_progress)
         if not batch:
             return []
         deadline = None if transfer_timeout_s is None else time.monotonic() + transfer_timeout_s
         results: List[UploadManyResult] = []
-        # The daemon takes at most 10,000 items per request; bigger inputs go batch after batch.
-        for offset in range(0, len(batch), _MAX_BATCH_ITEMS):
-            part = batch[offset : offset + _MAX_BATCH_ITEMS]
-            results.extend(
-                self._upload_batch(part, offset, concurrency, chunk_size_mb, on_progress, deadline)
-            )
+        try:
+            # The daemon takes at most 10,000 items per request; bigger inputs go batch after batch.
+            for offset in range(0, len(batch), _params.MAX_BATCH_ITEMS):
+                part = batch[offset : offset + _params.MAX_BATCH_ITEMS]
+                results.extend(
+                    self._upload_batch(
+                        part, offset, concurrency, chunk_size_mb, bars or on_progress, bars, deadline
+                    )
+                )
+        finally:
+            if bars is not None:
+                bars.close()
         return results
 
     def list_transfers(self) -> List[Transfer]:
@@ -731,7 +668,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_NOT_FOUND`` for an unknown id.
         """
-        return Transfer.from_json(self._call("transfer.get", {"transfer_id": transfer_id}))
+        return Transfer.from_json(self._call("transfer.get", _params.transfer(transfer_id)))
 
     def cancel_transfer(self, transfer_id: str) -> Transfer:
         """Cancel a queued, running, retrying or paused transfer.
@@ -741,7 +678,7 @@ class DataeraiClient:
         ``DaemonError`` with ``ERR_CANCELLED``. Any client of the daemon may cancel any of its
         transfers; cancelling a finished transfer changes nothing.
         """
-        return Transfer.from_json(self._call("transfer.cancel", {"transfer_id": transfer_id}))
+        return Transfer.from_json(self._call("transfer.cancel", _params.transfer(transfer_id)))
 
     def pause_transfer(self, transfer_id: str) -> Transfer:
         """Pause a transfer: chunks in flight finish, no new ones start (state ``paused``).
@@ -754,7 +691,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_INVALID_INPUT`` for a finished transfer, ``ERR_NOT_FOUND``.
         """
-        return Transfer.from_json(self._call("transfer.pause", {"transfer_id": transfer_id}))
+        return Transfer.from_json(self._call("transfer.pause", _params.transfer(transfer_id)))
 
     def resume_transfer(self, transfer_id: str) -> Transfer:
         """Continue a paused transfer, or a failed one whose error was ``ERR_NO_SPACE``,
@@ -772,7 +709,7 @@ class DataeraiClient:
                 client.resume_transfer(t.transfer_id)
                 client.wait_transfer(t.transfer_id)
         """
-        transfer = Transfer.from_json(self._call("transfer.resume", {"transfer_id": transfer_id}))
+        transfer = Transfer.from_json(self._call("transfer.resume", _params.transfer(transfer_id)))
         with self._watch_lock:
             # A remembered failure is stale now; waiters must follow the resumed run.
             self._finished.pop(transfer_id, None)
@@ -814,7 +751,9 @@ class DataeraiClient:
             DaemonTimeoutError: not finished within ``timeout_s``.
             ConnectionError: the daemon went away.
         """
-        watch = _TransferWatch({"transfer_id": transfer_id}, on_progress)
+        _params.require_str(transfer_id, "transfer_id")
+        timeout_s = _params.timeout(timeout_s, "timeout_s")
+        watch = TransferWatch({"transfer_id": transfer_id}, on_progress, threading.Event())
         # Register before asking for the state: a final notification sent in between is then
         # seen by the watch, and one sent before is reflected in the answer.
         self._add_watch(watch)
@@ -856,6 +795,14 @@ class DataeraiClient:
         if not isinstance(result, dict):
             raise DaemonError(ERR_INTERNAL, f"unexpected answer to {method}: {result!r}")
         return result
+
+    def _pages(self, method: str, params: Dict[str, Any]) -> Iterator[Any]:
+        """Every item of a paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``)."""
+        offset: Optional[int] = 0
+        while offset is not None:
+            answer = self._call(method, {**params, "limit": _params.PAGE_SIZE, "offset": offset})
+            items, offset = _params.page_items(answer, offset)
+            yield from items
 
     def _try_connect(self) -> Optional[RpcConnection]:
         """Connect to a daemon already listening on the socket, or return ``None``."""
@@ -916,19 +863,44 @@ class DataeraiClient:
         params: Dict[str, Any],
         on_progress: Optional[ProgressCallback],
         transfer_timeout_s: Optional[float],
+        progress: bool = False,
     ) -> Dict[str, Any]:
-        watches: List[_TransferWatch] = []
+        transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
+        bars = bars_for(progress, on_progress)
+        info: Dict[str, Any] = {}
+        if bars is not None:
+            info = self._progress_info(method, params)
+        watches: List[TransferWatch] = []
 
         def register(start: Dict[str, Any]) -> None:
             # Runs on the reader thread before any notification about this transfer is read.
-            watches.append(self._watch_new_transfer(dict(start), on_progress))
+            if bars is not None:
+                bars.expect(str(start["transfer_id"]), _progress.started(info, start))
+            watches.append(self._watch_new_transfer(dict(start), bars or on_progress))
 
-        self._call(method, params, on_result=register)
-        watch = watches[0]
         try:
-            return self._await_watch(watch, transfer_timeout_s)
+            self._call(method, params, on_result=register)
+            watch = watches[0]
+            try:
+                return self._await_watch(watch, transfer_timeout_s)
+            finally:
+                self._remove_watch(watch)
         finally:
-            self._remove_watch(watch)
+            if bars is not None:
+                bars.close()
+
+    def _progress_info(self, method: str, params: Mapping[str, Any]) -> Dict[str, Any]:
+        if method != "asset.download":
+            return _progress.upload_info(params)
+        version: Optional[ContentVersion] = None
+        try:
+            for candidate in self.iter_versions(str(params["asset_id"])):
+                if _progress.wanted_version(candidate, params):
+                    version = candidate
+                    break
+        except DaemonError:
+            pass  # the download itself reports what is wrong
+        return _progress.download_info(params, version)
 
     def _upload_batch(
         self,
@@ -937,10 +909,12 @@ class DataeraiClient:
         concurrency: int,
         chunk_size_mb: Optional[int],
         on_progress: Optional[ProgressCallback],
+        bars: Optional[ProgressBars],
         deadline: Optional[float],
     ) -> List[UploadManyResult]:
-        watches: Dict[int, _TransferWatch] = {}
+        watches: Dict[int, TransferWatch] = {}
         entries: Dict[int, Dict[str, Any]] = {}
+        infos = [_progress.upload_info(item) for item in items] if bars is not None else []
 
         def register(answer: Dict[str, Any]) -> None:
             # Reader thread, before any notification about these transfers is read.
@@ -954,9 +928,13 @@ class DataeraiClient:
                         "kind": "upload",
                         "asset_id": entry.get("asset_id"),
                     }
+                    if bars is not None and 0 <= entry["index"] < len(infos):
+                        bars.expect(str(entry["transfer_id"]), infos[entry["index"]])
                     watches[entry["index"]] = self._watch_new_transfer(start, on_progress)
 
-        params = _drop_none({"items": items, "concurrency": concurrency, "chunk_size_mb": chunk_size_mb})
+        params = _params.drop_none(
+            {"items": items, "concurrency": concurrency, "chunk_size_mb": chunk_size_mb}
+        )
         try:
             self._call("asset.upload_many", params, on_result=register)
             results: List[UploadManyResult] = []
@@ -966,11 +944,7 @@ class DataeraiClient:
                 error: Optional[DaemonError] = None
                 watch = watches.get(index)
                 if watch is None:
-                    info = (entries.get(index) or {}).get("error") or {}
-                    error = DaemonError(
-                        str(info.get("code") or ERR_INTERNAL),
-                        str(info.get("message") or "the daemon did not start this item"),
-                    )
+                    error = batch_entry_error(entries.get(index))
                 else:
                     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                     try:
@@ -985,9 +959,9 @@ class DataeraiClient:
 
     def _watch_new_transfer(
         self, start: Dict[str, Any], on_progress: Optional[ProgressCallback]
-    ) -> _TransferWatch:
+    ) -> TransferWatch:
         """Follow a transfer this client just started (called on the reader thread)."""
-        watch = _TransferWatch(start, on_progress)
+        watch = TransferWatch(start, on_progress, threading.Event())
         self._add_watch(watch)
         with self._watch_lock:
             finished = self._finished.get(watch.transfer_id)
@@ -995,11 +969,11 @@ class DataeraiClient:
             self._dispatch(functools.partial(watch.finish, *finished))
         return watch
 
-    def _add_watch(self, watch: _TransferWatch) -> None:
+    def _add_watch(self, watch: TransferWatch) -> None:
         with self._watch_lock:
             self._watches.setdefault(watch.transfer_id, []).append(watch)
 
-    def _remove_watch(self, watch: _TransferWatch) -> None:
+    def _remove_watch(self, watch: TransferWatch) -> None:
         with self._watch_lock:
             watches = self._watches.get(watch.transfer_id)
             if watches is not None and watch in watches:
@@ -1007,30 +981,15 @@ class DataeraiClient:
                 if not watches:
                     del self._watches[watch.transfer_id]
 
-    def _await_watch(self, watch: _TransferWatch, timeout_s: Optional[float]) -> Dict[str, Any]:
+    def _await_watch(self, watch: TransferWatch, timeout_s: Optional[float]) -> Dict[str, Any]:
         """Wait for a watched transfer's end; return its result or raise its error."""
-        if not watch.done.wait(timeout_s):
+        done = watch.done
+        assert isinstance(done, threading.Event)
+        if not done.wait(timeout_s):
             raise DaemonTimeoutError(
-                f"transfer {watch.transfer_id} did not finish within {timeout_s:g} s; it continues "
-                "in the daemon (wait_transfer() to wait again, cancel_transfer() to stop it)",
-                transfer_id=watch.transfer_id,
+                timeout_message(watch.transfer_id, timeout_s), transfer_id=watch.transfer_id
             )
-        if watch.connection_error is not None:
-            raise watch.connection_error
-        final = watch.final or {}
-        if watch.failed:
-            error = final.get("error") or {}
-            raise DaemonError(
-                str(error.get("code") or ERR_INTERNAL),
-                str(error.get("message") or f"transfer {watch.transfer_id} failed"),
-            )
-        start = watch.start
-        result = dict(final.get("result") or {})
-        result.setdefault("transfer_id", watch.transfer_id)
-        result.setdefault("asset_id", start.get("asset_id"))
-        result.setdefault("total_bytes", start.get("bytes_total", 0))
-        result.setdefault("chunk_count", start.get("chunk_count", 0))
-        return result
+        return outcome(watch)
 
     def _dispatch(self, task: Callable[[], None]) -> None:
         self._dispatch_queue.put(task)
@@ -1089,64 +1048,9 @@ class DataeraiClient:
             watches = [watch for group in self._watches.values() for watch in group]
         for watch in watches:
             if not watch.done.is_set():
-                watch.connection_error = ConnectionError(
-                    f"lost connection to the dataerai daemon while waiting for transfer "
-                    f"{watch.transfer_id}: {reason}"
-                )
+                watch.connection_error = connection_lost(watch.transfer_id, reason)
                 watch.done.set()
 
 
-def _drop_none(params: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: value for key, value in params.items() if value is not None}
-
-
-def _absolute_path(value: Any, name: str) -> str:
-    # The daemon has its own working directory, so relative paths are resolved here.
-    try:
-        raw: Union[str, bytes] = os.fspath(value)
-    except TypeError:
-        raise DaemonError(
-            ERR_INVALID_INPUT, f"{name} must be a str or os.PathLike, not {type(value).__name__}"
-        ) from None
-    if isinstance(raw, bytes):
-        raw = os.fsdecode(raw)
-    if not raw:
-        raise DaemonError(ERR_INVALID_INPUT, f"{name} must not be empty")
-    return os.path.abspath(os.path.expanduser(raw))
-
-
-def _tag_list(tags: Any) -> Any:
-    if tags is None:
-        return None
-    if isinstance(tags, str):
-        # A bare string would otherwise become a list of characters.
-        raise DaemonError(ERR_INVALID_INPUT, "tags must be a list of strings, not a string")
-    try:
-        return list(tags)
-    except TypeError:
-        return tags  # let the daemon explain what is wrong with it
-
-
-def _upload_item_params(index: int, item: Any) -> Dict[str, Any]:
-    """Turn one ``upload_many`` item into ``asset.upload`` params (paths made absolute)."""
-    if isinstance(item, UploadItem):
-        raw = item.to_params()
-    elif isinstance(item, Mapping):
-        raw = dict(item)
-    else:
-        raise DaemonError(
-            ERR_INVALID_INPUT, f"items[{index}] must be a dict or UploadItem, not {type(item).__name__}"
-        )
-    unknown = sorted(set(raw) - set(UPLOAD_ITEM_FIELDS))
-    if unknown:
-        raise DaemonError(
-            ERR_INVALID_INPUT,
-            f"items[{index}] has unknown field(s) {', '.join(map(str, unknown))}; "
-            f"allowed: {', '.join(UPLOAD_ITEM_FIELDS)}",
-        )
-    params = _drop_none(raw)
-    if "local_path" in params:
-        params["local_path"] = _absolute_path(params["local_path"], f"items[{index}].local_path")
-    if "tags" in params:
-        params["tags"] = _tag_list(params["tags"])
-    return params
+#: The same class under the spelling some existing code uses (``from dataerai import DataEraiClient``).
+DataEraiClient = DataeraiClient

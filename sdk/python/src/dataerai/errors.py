@@ -11,9 +11,25 @@ Every error the daemon reports carries a stable, machine-readable code (``ERR_NO
         if err.code != "ERR_RELATIONSHIP_EXISTS":
             raise
 
+Or catch the subclass for the code you care about (unknown codes stay a plain
+:class:`DaemonError`)::
+
+    from dataerai import NotFoundError, RelationshipExistsError
+
+    try:
+        client.create_relationship(a, b, relationship_type="derived_from")
+    except RelationshipExistsError:
+        pass
+
 Three families:
 
-* :class:`DaemonError` – the daemon (or the server behind it) refused or failed a request.
+* :class:`DaemonError` – the daemon (or the server behind it) refused or failed a request. One
+  subclass per code: :class:`NotFoundError`, :class:`PermissionDeniedError`,
+  :class:`AuthRequiredError`, :class:`QuotaExceededError`, :class:`RelationshipExistsError`,
+  :class:`IntegrityError`, :class:`ServerUnreachableError`, :class:`InvalidInputError`.
+  Bad arguments are caught before any request: :class:`InvalidInputError` is also a
+  :class:`ValueError`, and :class:`InvalidArgumentTypeError` (one of its subclasses) also a
+  :class:`TypeError`.
 * :class:`DaemonTimeoutError` – a request or transfer took longer than allowed. It is both a
   :class:`DaemonError` (code ``ERR_TIMEOUT``) and a built-in :class:`TimeoutError`.
 * The built-in :class:`ConnectionError` – the daemon went away (or could not be reached).
@@ -23,7 +39,7 @@ Three families:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple, Type
+from typing import Any, ClassVar, Dict, Tuple, Type
 
 __all__ = [
     "ERR_AUTH_REQUIRED",
@@ -40,9 +56,19 @@ __all__ = [
     "ERR_RELATIONSHIP_EXISTS",
     "ERR_SERVER_UNREACHABLE",
     "ERR_TIMEOUT",
+    "AuthRequiredError",
     "DaemonError",
     "DaemonTimeoutError",
     "DaemonUnavailableError",
+    "IntegrityError",
+    "InvalidArgumentTypeError",
+    "InvalidInputError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RelationshipExistsError",
+    "ServerUnreachableError",
+    "error_for_code",
 ]
 
 # Codes shared with the daemon and server (crates/dataerai-proto/src/error.rs).
@@ -112,3 +138,90 @@ class DaemonUnavailableError(DaemonError, ConnectionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ERR_DAEMON_UNAVAILABLE, message)
+
+
+class _CodedError(DaemonError):
+    """A :class:`DaemonError` whose class fixes the code (constructed from the message alone)."""
+
+    CODE: ClassVar[str] = ERR_INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.CODE, message)
+
+
+class NotFoundError(_CodedError):
+    """``ERR_NOT_FOUND``: no such asset, project, transfer, … (or you may not know it exists)."""
+
+    CODE = ERR_NOT_FOUND
+
+
+class PermissionDeniedError(_CodedError):
+    """``ERR_PERMISSION_DENIED``: signed in, but not allowed to do this."""
+
+    CODE = ERR_PERMISSION_DENIED
+
+
+class AuthRequiredError(_CodedError):
+    """``ERR_AUTH_REQUIRED``: the daemon is not signed in (run ``dataerai auth login``)."""
+
+    CODE = ERR_AUTH_REQUIRED
+
+
+class QuotaExceededError(_CodedError):
+    """``ERR_QUOTA_EXCEEDED``: the owner's storage quota would be exceeded."""
+
+    CODE = ERR_QUOTA_EXCEEDED
+
+
+class RelationshipExistsError(_CodedError):
+    """``ERR_RELATIONSHIP_EXISTS``: an identical relationship is already recorded."""
+
+    CODE = ERR_RELATIONSHIP_EXISTS
+
+
+class IntegrityError(_CodedError):
+    """``ERR_INTEGRITY``: bytes did not match their checksum (nothing was published)."""
+
+    CODE = ERR_INTEGRITY
+
+
+class ServerUnreachableError(_CodedError):
+    """``ERR_SERVER_UNREACHABLE``: the daemon could not reach the Dataerai server."""
+
+    CODE = ERR_SERVER_UNREACHABLE
+
+
+class InvalidInputError(_CodedError, ValueError):
+    """``ERR_INVALID_INPUT``: a bad argument — found by the SDK before sending anything, or by
+    the daemon/server. Also a :class:`ValueError`."""
+
+    CODE = ERR_INVALID_INPUT
+
+
+class InvalidArgumentTypeError(InvalidInputError, TypeError):
+    """An argument of the wrong type, found before any request. Also a :class:`TypeError`."""
+
+
+_BY_CODE: Dict[str, Type[_CodedError]] = {
+    cls.CODE: cls
+    for cls in (
+        NotFoundError,
+        PermissionDeniedError,
+        AuthRequiredError,
+        QuotaExceededError,
+        RelationshipExistsError,
+        IntegrityError,
+        ServerUnreachableError,
+        InvalidInputError,
+    )
+}
+
+
+def error_for_code(code: str, message: str) -> DaemonError:
+    """The :class:`DaemonError` subclass for ``code`` (a plain one for codes without a class)."""
+    if code == ERR_TIMEOUT:
+        return DaemonTimeoutError(message)
+    if code == ERR_DAEMON_UNAVAILABLE:
+        return DaemonUnavailableError(message)
+    cls = _BY_CODE.get(code)
+    return cls(message) if cls is not None else DaemonError(code, message)
