@@ -1,4 +1,4 @@
-//! Issue 4 sign-in, against the real server binary: the OAuth device flow
+//! Sign-in, against the real server binary: the OAuth device flow
 //! (pending, slow_down, approve, deny, refresh rotation and reuse detection),
 //! the web pages (sessions, CSRF, rate limiting, tokens), and the audit log.
 
@@ -223,7 +223,12 @@ async fn denied_device_and_short_lived_access_tokens() {
         403,
         "ERR_PERMISSION_DENIED",
     );
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    wait_until_async(
+        "the 1 s access token to expire",
+        std::time::Duration::from_secs(30),
+        || async { (api.get("/api/v1/me").await.0 == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await;
     assert_err(&api.get("/api/v1/me").await, 401, "ERR_AUTH_REQUIRED");
     let (s, t2) = refresh(base, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::OK, "{t2}");
@@ -256,10 +261,8 @@ async fn device_login_scoped(base: &str, email: &str) -> Value {
 }
 
 #[tokio::test]
-async fn web_pages_csrf_rate_limit_tokens_and_audit() {
+async fn passwords_set_later_must_be_long_enough() {
     let dir = tempfile::tempdir().unwrap();
-    let admin_id = make_user_with_password(dir.path(), "root@lab.org", PW, true);
-    make_user_with_password(dir.path(), "carol@lab.org", PW, false);
     // A password can be set later, and must be long enough.
     make_user(dir.path(), "dave@lab.org", "read");
     let out = admin_stdin(
@@ -288,6 +291,36 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A server with a signed-up admin (root), carol and dave (whose password
+/// was set after the account was made); answers the admin's id.
+fn web_users(dir: &std::path::Path) -> String {
+    let admin_id = make_user_with_password(dir, "root@lab.org", PW, true);
+    make_user_with_password(dir, "carol@lab.org", PW, false);
+    make_user(dir, "dave@lab.org", "read");
+    let out = admin_stdin(
+        dir,
+        &[
+            "set-password",
+            "--email",
+            "dave@lab.org",
+            "--password-stdin",
+        ],
+        "dave's long password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    admin_id
+}
+
+#[tokio::test]
+async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
+    let dir = tempfile::tempdir().unwrap();
+    web_users(dir.path());
     let server = start(dir.path());
     let base = &server.base;
 
@@ -331,8 +364,16 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
         (p.status, p.location.as_deref()),
         (StatusCode::SEE_OTHER, Some("/tokens"))
     );
+}
 
-    // Rate limit: 5 failures for one email → 429 with Retry-After, even
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited_per_email_and_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    web_users(dir.path());
+    let server = start(dir.path());
+    let base = &server.base;
+
+    // Per email: 5 failures → 429 with Retry-After, even
     // with the right password.
     let mut m = Browser::new(base);
     for _ in 0..5 {
@@ -352,6 +393,30 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
             .status,
         StatusCode::UNAUTHORIZED
     );
+
+    // Per address: 20 failures (6 so far) block every email from it.
+    for i in 0..14 {
+        let p = Browser::new(base)
+            .sign_in(&format!("guess{i}@lab.org"), "nope nope")
+            .await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    }
+    let p = Browser::new(base).sign_in("root@lab.org", PW).await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(p.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn tokens_page_sign_out_and_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_id = web_users(dir.path());
+    let server = start(dir.path());
+    let base = &server.base;
+    // One failed sign-in, for the audit log below.
+    let p = Browser::new(base)
+        .sign_in("carol@lab.org", "wrong password!")
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
 
     // Tokens page: create (shown once), use, revoke.
     let mut r = Browser::new(base);
@@ -473,17 +538,6 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
         403,
         "ERR_PERMISSION_DENIED",
     );
-
-    // Per address: 20 failures (6 so far) block every email from it.
-    for i in 0..14 {
-        let p = Browser::new(base)
-            .sign_in(&format!("guess{i}@lab.org"), "nope nope")
-            .await;
-        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
-    }
-    let p = Browser::new(base).sign_in("root@lab.org", PW).await;
-    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(p.headers.contains_key("retry-after"));
 }
 
 #[tokio::test]

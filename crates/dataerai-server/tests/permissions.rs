@@ -1,4 +1,4 @@
-//! The table-driven permission test (issue 4): every operation of the
+//! The table-driven permission test: every operation of the
 //! server's own OpenAPI document × {owner, admin, member, viewer, outsider,
 //! read-scope token, expired token, revoked token, no token}, checked against
 //! the rules of docs/api.md.
@@ -734,8 +734,14 @@ async fn setup() -> (tempfile::TempDir, Ctx) {
 #[tokio::test]
 async fn every_route_times_every_principal() {
     let (_dir, ctx) = setup().await;
-    // Let the 1 s access token expire.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Wait until the 1 s access token has expired.
+    let expired = ctx.api(Who::Expired);
+    wait_until_async(
+        "the 1 s access token to expire",
+        std::time::Duration::from_secs(30),
+        || async { (expired.get("/api/v1/me").await.0 == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await;
 
     // The operations the server documents (= its routes, by the unit test).
     let (_, doc) = reqwest::get(format!("{}/api/v1/openapi.json", ctx.server.base))

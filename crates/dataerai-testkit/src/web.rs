@@ -1,52 +1,181 @@
-//! Helpers for the issue 4 tests: users with passwords, a person in the
-//! server's web pages (reqwest with a cookie store: the login form, the device
-//! page), and a device-flow `dataerai auth login` run as a child process.
-#![allow(dead_code)]
+//! A person in the server's web pages: the HTML form client (cookies, CSRF
+//! fields, buttons) and the OAuth device login played over HTTP.
+//!
+//! [`Browser`] is async and keeps cookies by hand, never following redirects,
+//! so the server tests can check every `Set-Cookie` and `Location`;
+//! [`WebUser`] is blocking with a cookie store and submits the forms it finds,
+//! for tests that drive the CLI in child processes meanwhile.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use reqwest::StatusCode;
+use serde_json::Value;
 use std::time::Duration;
 
-use super::{server_bin, TestServer, UserEnv};
+/// A minimal browser: keeps cookies by hand, never follows redirects.
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookies: std::collections::BTreeMap<String, String>,
+    /// `Set-Cookie` lines of the last answer (to check their attributes).
+    pub last_set_cookie: Vec<String>,
+}
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
 
-impl TestServer {
-    /// A user who can sign in on the web pages with [`PASSWORD`].
-    pub fn create_user_with_password(&self, email: &str) {
-        let mut child = Command::new(server_bin())
-            .args(["admin", "create-user", "--data-dir"])
-            .arg(self.data_dir.path())
-            .args(["--email", email, "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "admin create-user --password-stdin failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+impl Page {
+    /// The value of the first `name="csrf_token"` field.
+    pub fn csrf(&self) -> String {
+        hidden_field(&self.body, "csrf_token").expect("a csrf_token field")
     }
 }
 
-/// A server whose access tokens live `ttl_s` seconds.
-pub fn server_with_ttl(ttl_s: u64, faults: Option<&str>) -> TestServer {
-    TestServer::start_args(
-        tempfile::tempdir().unwrap(),
-        "127.0.0.1:0",
-        faults,
-        &["--access-token-ttl-s", &ttl_s.to_string()],
+/// The `value` of the first input named `name`.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_string(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+            last_set_cookie: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let req = if cookie.is_empty() {
+            req
+        } else {
+            req.header("cookie", cookie.join("; "))
+        };
+        let resp = req.send().await.unwrap();
+        self.last_set_cookie.clear();
+        for v in resp.headers().get_all("set-cookie") {
+            let line = v.to_str().unwrap().to_string();
+            let (kv, _) = line.split_once(';').unwrap_or((&line, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+            self.last_set_cookie.push(line);
+        }
+        Page {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string()),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Sign in through the form; answers the final answer of `POST /login`.
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let csrf = form.csrf();
+        self.post(
+            "/login",
+            &[
+                ("csrf_token", &csrf),
+                ("email", email),
+                ("password", password),
+                ("next", "/tokens"),
+            ],
+        )
+        .await
+    }
+
+    /// Approve (or deny) a device code as the signed-in user.
+    pub async fn decide_device(&mut self, user_code: &str, approve: bool) -> Page {
+        let confirm = self.get(&format!("/device?user_code={user_code}")).await;
+        assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+        let csrf = confirm.csrf();
+        let action = if approve { "approve" } else { "deny" };
+        self.post(
+            "/device",
+            &[
+                ("csrf_token", &csrf),
+                ("user_code", user_code),
+                ("action", action),
+            ],
+        )
+        .await
+    }
+}
+
+/// `POST` a form to an OAuth endpoint; answers status and JSON.
+pub async fn oauth(base: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Run the whole device login for a user with a password (server started
+/// with `--device-poll-interval-s 1`); answers the token response.
+pub async fn device_login(base: &str, email: &str, password: &str) -> Value {
+    let (status, code) = oauth(
+        base,
+        "/oauth/device/code",
+        &[("client_id", "dataerai-cli"), ("scope", "read write")],
     )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{code}");
+    let mut browser = Browser::new(base);
+    let signed = browser.sign_in(email, password).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let done = browser
+        .decide_device(code["user_code"].as_str().unwrap(), true)
+        .await;
+    assert!(done.body.contains("Device approved"), "{}", done.body);
+    let (status, tokens) = oauth(
+        base,
+        "/oauth/token",
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", code["device_code"].as_str().unwrap()),
+            ("client_id", "dataerai-cli"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
 }
 
 /// An HTML form: where it posts and its fields (hidden inputs and buttons).
@@ -189,8 +318,8 @@ impl WebUser {
         (status, r.text().unwrap())
     }
 
-    /// Sign in on `/login`.
-    pub fn sign_in(&self, email: &str) {
+    /// Sign in on `/login` with `password`.
+    pub fn sign_in(&self, email: &str, password: &str) {
         let (status, html) = self.get("/login");
         assert_eq!(status, 200, "GET /login: {html}");
         let form = forms(&html)
@@ -206,7 +335,7 @@ impl WebUser {
         let (status, html) = self.submit(
             "/login",
             &form,
-            &[(&email_field, email), ("password", PASSWORD)],
+            &[(&email_field, email), ("password", password)],
         );
         assert!(status < 400, "sign-in failed with HTTP {status}: {html}");
         assert!(
@@ -249,92 +378,4 @@ impl WebUser {
         }
         self.submit("/device", &form, &set)
     }
-}
-
-/// A running `dataerai auth login --no-browser` and the code it printed.
-pub struct DeviceLogin {
-    pub child: Child,
-    pub user_code: String,
-    pub verification_uri: String,
-    /// Every stderr line so far (and the rest, once the child ends).
-    pub stderr: mpsc::Receiver<String>,
-}
-
-impl DeviceLogin {
-    pub fn start(user: &UserEnv, server: &str) -> DeviceLogin {
-        let mut child = user
-            .cmd()
-            .args(["auth", "login", "--server", server, "--no-browser"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        let mut user_code = None;
-        let mut verification_uri = None;
-        while user_code.is_none() || verification_uri.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    let _ = child.kill();
-                    panic!("login printed no code; stderr so far: {seen:#?}")
-                });
-            if let Some(code) = line.split("enter the code:").nth(1) {
-                user_code = Some(code.trim().to_string());
-            }
-            let t = line.trim();
-            if verification_uri.is_none() && t.starts_with("http") && t.ends_with("/device") {
-                verification_uri = Some(t.to_string());
-            }
-            seen.push(line);
-        }
-        DeviceLogin {
-            child,
-            user_code: user_code.unwrap(),
-            verification_uri: verification_uri.unwrap(),
-            stderr: rx,
-        }
-    }
-
-    /// Wait for the CLI to end: (exit code, stdout, rest of stderr).
-    pub fn finish(self) -> (Option<i32>, String, String) {
-        let out: Output = self.child.wait_with_output().unwrap();
-        // Until the reader thread hits end of file: lines the CLI wrote just
-        // before it exited may still be on their way through the channel.
-        let rest: Vec<String> = self.stderr.iter().collect();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            rest.join("\n"),
-        )
-    }
-}
-
-/// Sign `user` in to `server` with the device flow, approving in the browser
-/// pages as `email` (who must exist with [`PASSWORD`]).
-pub fn device_login(server: &TestServer, user: &UserEnv, email: &str) {
-    let login = DeviceLogin::start(user, &server.url);
-    let web = WebUser::new(&server.url);
-    web.sign_in(email);
-    let (status, html) = web.answer_device(&login.user_code, "approve");
-    assert!(status < 400, "approve failed with HTTP {status}: {html}");
-    let (code, stdout, stderr) = login.finish();
-    assert_eq!(code, Some(0), "login failed: {stdout}\n{stderr}");
-    assert!(stdout.contains(email), "{stdout}");
-}
-
-/// The saved credentials (as JSON).
-pub fn credentials(user: &UserEnv) -> serde_json::Value {
-    let text = std::fs::read_to_string(user.config_dir.path().join("credentials.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
