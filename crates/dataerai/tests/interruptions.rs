@@ -85,7 +85,10 @@ fn daemon_sigterm_keeps_a_paused_transfer_paused() {
     let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
     let tid = r["transfer_id"].as_str().unwrap().to_string();
     wait_progress(&mut c, &tid, MIB);
-    let t = c.ok("transfer.pause", json!({"transfer_id": tid}));
+    c.ok("transfer.pause", json!({"transfer_id": tid}));
+    // Paused once the chunks in flight have finished.
+    c.wait_for(|n| is_event(n, "transfer.state", &tid) && n["params"]["state"] == "paused");
+    let t = c.ok("transfer.get", json!({"transfer_id": tid}));
     assert_eq!(t["state"], "paused", "{t}");
 
     daemon.terminate();
