@@ -75,7 +75,9 @@ def test_scaleout_server_keeps_rows_in_postgresql_and_bytes_in_s3(
     database_url = os.environ.get("DATAERAI_DATABASE_URL")
     if not database_url or not os.environ.get("DATAERAI_BLOB_STORE"):
         if os.environ.get("DATAERAI_REQUIRE_SCALEOUT"):
-            pytest.fail("DATAERAI_REQUIRE_SCALEOUT is set but DATAERAI_DATABASE_URL/DATAERAI_BLOB_STORE are not")
+            pytest.fail(
+                "DATAERAI_REQUIRE_SCALEOUT is set but DATAERAI_DATABASE_URL/DATAERAI_BLOB_STORE are not"
+            )
         pytest.skip("needs PostgreSQL + S3: run by make test-scaleout")
     me = client.auth_status()
     src = write_random(base_dir / "where-is-it.bin", 2 * MIB + 5)
@@ -83,7 +85,12 @@ def test_scaleout_server_keeps_rows_in_postgresql_and_bytes_in_s3(
 
     # The content version is a row in PostgreSQL …
     out = subprocess.run(
-        [psql(), database_url, "-tAc", f"SELECT status, total_bytes FROM contents WHERE id = '{up.content_id}'"],
+        [
+            psql(),
+            database_url,
+            "-tAc",
+            f"SELECT status, total_bytes FROM contents WHERE id = '{up.content_id}'",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
