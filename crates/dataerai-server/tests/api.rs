@@ -416,7 +416,7 @@ async fn asset_validation_aliases_metadata_merge_privacy_and_delete() {
     );
 
     // Personal assets are private.
-    let mine = api.personal_asset(&alice, "notes").await;
+    let mine = api.personal_asset(alice, "notes").await;
     assert_err(
         &bob_api.get(&format!("/api/v1/assets/{mine}")).await,
         403,

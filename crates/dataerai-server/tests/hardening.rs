@@ -57,14 +57,14 @@ async fn hostile_file_names_are_refused_and_odd_ones_round_trip() {
         "a/./b",
     ] {
         let r = api
-            .open_upload(&asset, json!([{"name": name, "size": 1}]), 1024)
+            .open_upload(asset, json!([{"name": name, "size": 1}]), 1024)
             .await;
         assert_err(&r, 400, "ERR_INVALID_INPUT");
     }
     // Odd but harmless names round-trip unchanged.
     let odd = "données/ñ 'quoted' \"x\"; DROP TABLE assets;--/日本.bin";
     let (s, u) = api
-        .open_upload(&asset, json!([{"name": odd, "size": 1}]), 1024)
+        .open_upload(asset, json!([{"name": odd, "size": 1}]), 1024)
         .await;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     assert_eq!(u["files"][0]["name"], odd);
@@ -132,7 +132,7 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
     let deep = format!("{}1{}", "{\"k\":".repeat(200), "}".repeat(200));
     let resp = reqwest::Client::new()
         .post(api.url("/api/v1/assets"))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .header("content-type", "application/json")
         .body(format!("{{\"title\":\"t\",\"owner_type\":\"user\",\"owner_id\":\"{alice_id}\",\"metadata\":{deep}}}"))
         .send()
@@ -148,7 +148,7 @@ async fn invalid_utf8_bodies_are_refused() {
     for path in ["/api/v1/assets", "/api/v1/projects"] {
         let resp = reqwest::Client::new()
             .post(api.url(path))
-            .bearer_auth(&alice)
+            .bearer_auth(alice)
             .header("content-type", "application/json")
             .body(vec![b'{', b'"', b't', 0xff, 0xfe, b'"', b':', b'1', b'}'])
             .send()
@@ -211,7 +211,7 @@ async fn sql_metacharacters_round_trip_unchanged() {
         (s, c["name"].as_str()),
         (StatusCode::CREATED, Some(evil.trim()))
     );
-    let target = api.personal_asset(&alice_id, "target").await;
+    let target = api.personal_asset(alice_id, "target").await;
     let (s, r) = api
         .post(
             &format!("/api/v1/assets/{asset}/relationships"),
@@ -231,7 +231,7 @@ async fn sql_metacharacters_round_trip_unchanged() {
         .await;
     assert!(s == StatusCode::FORBIDDEN, "{s} {list}");
     // The users table is intact.
-    assert_eq!(server.api(&bob).get("/api/v1/me").await.0, StatusCode::OK);
+    assert_eq!(server.api(bob).get("/api/v1/me").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -250,7 +250,7 @@ async fn another_users_session_and_out_of_range_chunks_are_refused() {
     assert_eq!(s, StatusCode::CREATED, "{u}");
     let upload = u["upload_id"].as_str().unwrap().to_string();
     // Another user's upload session, chunk indices out of range.
-    let bob_api = server.api(&bob);
+    let bob_api = server.api(bob);
     assert_err(
         &bob_api.put_chunk(&upload, 0, 0, b"x").await,
         403,
@@ -281,7 +281,7 @@ async fn another_users_session_and_out_of_range_chunks_are_refused() {
         .put(api.url(&format!(
             "/api/v1/uploads/{upload}/files/0/chunks/18446744073709551615"
         )))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .header("x-dataerai-chunk-blake3", hex_blake3(b"x"))
         .body("x")
         .send()
@@ -291,7 +291,7 @@ async fn another_users_session_and_out_of_range_chunks_are_refused() {
     let neg = api
         .client
         .put(api.url(&format!("/api/v1/uploads/{upload}/files/-1/chunks/0")))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .body("x")
         .send()
         .await
@@ -303,7 +303,7 @@ async fn another_users_session_and_out_of_range_chunks_are_refused() {
 async fn ranges_past_the_end_of_a_file_are_not_satisfiable() {
     let Hostile { api, asset, .. } = &hostile().await;
     // Ranges past the end of a file.
-    let content = api.upload(&asset, &[("f.bin", b"0123456789")], 1024).await;
+    let content = api.upload(asset, &[("f.bin", b"0123456789")], 1024).await;
     let path = format!(
         "/api/v1/assets/{asset}/contents/{}/files/0",
         content["content_id"].as_str().unwrap()
