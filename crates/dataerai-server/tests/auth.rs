@@ -212,7 +212,7 @@ async fn denied_device_and_short_lived_access_tokens() {
     assert!(!p.body.contains("<script>"));
 
     // A read-scope login with a 1 s access token: it expires, refresh works.
-    let tokens = device_login_scoped(base, "bob@lab.org").await;
+    let tokens = device_login_with_scope(base, "bob@lab.org", PW, "read").await;
     assert_eq!(tokens["scope"], "read");
     let at = tokens["access_token"].as_str().unwrap();
     let api = server.api(at);
@@ -243,54 +243,28 @@ async fn denied_device_and_short_lived_access_tokens() {
     );
 }
 
-async fn device_login_scoped(base: &str, email: &str) -> Value {
-    let (_, code) = oauth(
-        base,
-        "/oauth/device/code",
-        &[("client_id", "dataerai-cli"), ("scope", "read")],
-    )
-    .await;
-    let mut browser = Browser::new(base);
-    browser.sign_in(email, PW).await;
-    browser
-        .decide_device(code["user_code"].as_str().unwrap(), true)
-        .await;
-    let (s, tokens) = poll(base, code["device_code"].as_str().unwrap()).await;
-    assert_eq!(s, StatusCode::OK, "{tokens}");
-    tokens
-}
-
 #[tokio::test]
 async fn passwords_set_later_must_be_long_enough() {
     let dir = tempfile::tempdir().unwrap();
     // A password can be set later, and must be long enough.
     make_user(dir.path(), "dave@lab.org", "read");
-    let out = admin_stdin(
-        dir.path(),
-        &[
-            "set-password",
-            "--email",
-            "dave@lab.org",
-            "--password-stdin",
-        ],
-        "short\n",
-    );
+    let out = set_password(dir.path(), "dave@lab.org", "short");
     assert!(!out.status.success());
-    let out = admin_stdin(
-        dir.path(),
-        &[
-            "set-password",
-            "--email",
-            "dave@lab.org",
-            "--password-stdin",
-        ],
-        "dave's long password\n",
-    );
+    let out = set_password(dir.path(), "dave@lab.org", "dave's long password");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `admin set-password` for `email`.
+fn set_password(dir: &std::path::Path, email: &str, password: &str) -> std::process::Output {
+    admin_stdin(
+        dir,
+        &["set-password", "--email", email, "--password-stdin"],
+        &format!("{password}\n"),
+    )
 }
 
 /// A server with a signed-up admin (root), carol and dave (whose password
@@ -299,16 +273,7 @@ fn web_users(dir: &std::path::Path) -> String {
     let admin_id = make_user_with_password(dir, "root@lab.org", PW, true);
     make_user_with_password(dir, "carol@lab.org", PW, false);
     make_user(dir, "dave@lab.org", "read");
-    let out = admin_stdin(
-        dir,
-        &[
-            "set-password",
-            "--email",
-            "dave@lab.org",
-            "--password-stdin",
-        ],
-        "dave's long password\n",
-    );
+    let out = set_password(dir, "dave@lab.org", "dave's long password");
     assert!(
         out.status.success(),
         "{}",
@@ -424,23 +389,9 @@ async fn tokens_page_sign_out_and_the_audit_log() {
         r.sign_in("root@lab.org", PW).await.status,
         StatusCode::SEE_OTHER
     );
-    let page = r.get("/tokens").await;
-    assert_eq!(page.status, StatusCode::OK);
-    let created = r
-        .post(
-            "/tokens",
-            &[
-                ("csrf_token", &page.csrf()),
-                ("name", "ci <script>"),
-                ("scope", "read"),
-                ("scope", "write"),
-            ],
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let (created, token) = r.create_token("ci <script>", &["read", "write"]).await;
     assert!(created.body.contains("ci &lt;script&gt;") && !created.body.contains("ci <script>"));
-    let at = created.body.find("id=\"new-token\">").unwrap() + 15;
-    let token = &created.body[at..at + created.body[at..].find('<').unwrap()];
+    let token = token.as_str();
     assert!(token.starts_with("dtr_pat_"), "{token}");
     let (_, me) = server.api(token).get("/api/v1/me").await;
     assert_eq!(me["scopes"], serde_json::json!(["read", "write"]));

@@ -645,20 +645,8 @@ async fn setup() -> (tempfile::TempDir, Ctx) {
     // Revoked: a personal access token made and revoked on the web page.
     let mut b = Browser::new(&server.base);
     b.sign_in("member@lab.org", PW).await;
+    let (created, revoked) = b.create_token("soon revoked", &["read", "write"]).await;
     let page = b.get("/tokens").await;
-    let created = b
-        .post(
-            "/tokens",
-            &[
-                ("csrf_token", &page.csrf()),
-                ("name", "soon revoked"),
-                ("scope", "read"),
-                ("scope", "write"),
-            ],
-        )
-        .await;
-    let at = created.body.find("id=\"new-token\">").unwrap() + 15;
-    let revoked = created.body[at..at + created.body[at..].find('<').unwrap()].to_string();
     let row = created.body.find("data-token-id=\"").unwrap() + 15;
     let token_id = created.body[row..row + 36].to_string();
     assert_eq!(

@@ -115,6 +115,25 @@ impl Browser {
         .await
     }
 
+    /// Make a personal access token on the `/tokens` page as the signed-in
+    /// user; answers the page that shows it and the token (shown only there).
+    pub async fn create_token(&mut self, name: &str, scopes: &[&str]) -> (Page, String) {
+        let page = self.get("/tokens").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let csrf = page.csrf();
+        let mut form = vec![("csrf_token", csrf.as_str()), ("name", name)];
+        form.extend(scopes.iter().map(|s| ("scope", *s)));
+        let created = self.post("/tokens", &form).await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        let at = created
+            .body
+            .find("id=\"new-token\">")
+            .expect("the new token")
+            + 15;
+        let token = created.body[at..at + created.body[at..].find('<').unwrap()].to_string();
+        (created, token)
+    }
+
     /// Approve (or deny) a device code as the signed-in user.
     pub async fn decide_device(&mut self, user_code: &str, approve: bool) -> Page {
         let confirm = self.get(&format!("/device?user_code={user_code}")).await;
@@ -150,10 +169,20 @@ pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Run the whole device login for a user with a password (server started
 /// with `--device-poll-interval-s 1`); answers the token response.
 pub async fn device_login(base: &str, email: &str, password: &str) -> Value {
+    device_login_with_scope(base, email, password, "read write").await
+}
+
+/// [`device_login`] asking for `scope` (e.g. `read`).
+pub async fn device_login_with_scope(
+    base: &str,
+    email: &str,
+    password: &str,
+    scope: &str,
+) -> Value {
     let (status, code) = oauth(
         base,
         "/oauth/device/code",
-        &[("client_id", "dataerai-cli"), ("scope", "read write")],
+        &[("client_id", "dataerai-cli"), ("scope", scope)],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{code}");

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
-pub use dataerai_testkit::web::{device_login, hidden_field, oauth, Browser, Page, DEVICE_GRANT};
+pub use dataerai_testkit::web::{
+    device_login, device_login_with_scope, hidden_field, oauth, Browser, Page, DEVICE_GRANT,
+};
 pub use dataerai_testkit::*;
 
 /// `server.api(token)`: the REST client of the server tests.
