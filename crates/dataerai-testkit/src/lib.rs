@@ -22,5 +22,8 @@ pub mod web;
 pub use backends::{backend_args, blob_content_dir, blob_files, scaleout, scaleout_var};
 pub use bins::bin_path;
 pub use metrics::metric_value;
-pub use server::{admin, admin_raw, admin_stdin, make_user, make_user_with_password, TestServer};
+pub use server::{
+    admin, admin_raw, admin_stdin, make_user, make_user_with_password, output_with_stdin,
+    TestServer,
+};
 pub use wait::{wait_until, wait_until_async};

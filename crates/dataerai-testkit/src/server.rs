@@ -55,7 +55,13 @@ pub fn admin(data_dir: &Path, args: &[&str]) -> String {
 
 /// Run an admin command with `stdin` as standard input (`--password-stdin`).
 pub fn admin_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = admin_command(data_dir, args)
+    output_with_stdin(admin_command(data_dir, args), stdin)
+}
+
+/// Run `cmd` to its end with `stdin` as its standard input (a password or
+/// token for `--…-stdin`); answers its output.
+pub fn output_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

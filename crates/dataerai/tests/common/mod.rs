@@ -69,21 +69,9 @@ impl UserEnv {
     }
 
     pub fn login_with(&self, server: &str, token: &str) -> Output {
-        let mut child = self
-            .cmd()
-            .args(["auth", "login", "--server", server, "--token-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{token}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut cmd = self.cmd();
+        cmd.args(["auth", "login", "--server", server, "--token-stdin"]);
+        dataerai_testkit::output_with_stdin(cmd, &format!("{token}\n"))
     }
 
     pub fn login(&self, server: &str, token: &str) {
