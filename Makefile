@@ -42,8 +42,9 @@ venv: $(VENV)/.installed
 
 ## The whole suite: Rust unit + integration tests, then the Python SDK suite
 ## against real server and daemon processes built once above, then the
-## headless-browser sign-in test; then the store and server suites again, and
-## the SDK suite once, on PostgreSQL + S3.
+## headless-browser sign-in test; then the store, server and daemon suites
+## again (with their scale-out-only tests), and the SDK suite once, on
+## PostgreSQL + S3.
 test: build venv test-rust test-python test-e2e test-scaleout
 
 test-rust:
@@ -68,18 +69,23 @@ test-e2e: $(E2E_DIR)/node_modules/.installed
 	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 	cd $(E2E_DIR) && DATAERAI_BIN_DIR=$(CURDIR)/target/debug npm test --silent
 
-## Start a throwaway PostgreSQL cluster and s3s-fs, run the store and server
-## suites (DATAERAI_TEST_SERVER_ARGS points every test server at them) and the
-## Python suite once against them (its servers and admin commands pick the
-## backends up from DATAERAI_DATABASE_URL / DATAERAI_BLOB_STORE), and stop
-## both whatever happens.
+## Start a throwaway PostgreSQL cluster and s3s-fs, run the store, server and
+## daemon suites (DATAERAI_TEST_SERVER_ARGS points every test server at them),
+## including the tests that only make sense there (`#[ignore]`d in test-rust:
+## "needs PostgreSQL + S3"; DATAERAI_REQUIRE_SCALEOUT=1 fails them instead of
+## skipping when a backend variable is missing), and the Python suite once
+## against them (its servers and admin commands pick the backends up from
+## DATAERAI_DATABASE_URL / DATAERAI_BLOB_STORE, and a test checks the bytes
+## and rows really land there), and stop both whatever happens.
 test-scaleout: venv $(S3S_FS)
 	@set -e; \
 	env="$$(scripts/test-backends.sh start $(BACKENDS_STATE))"; \
 	trap 'scripts/test-backends.sh stop $(BACKENDS_STATE)' EXIT; \
 	eval "$$env"; \
-	echo "== store + server suites on PostgreSQL + S3"; \
-	$(CARGO) test -p dataerai-store -p dataerai-server --locked --features dataerai-server/fault-injection; \
+	export DATAERAI_REQUIRE_SCALEOUT=1; \
+	echo "== store, server and daemon suites on PostgreSQL + S3"; \
+	$(CARGO) test -p dataerai-store -p dataerai-server -p dataerai --locked $(TEST_FEATURES) \
+	  -- --include-ignored; \
 	echo "== Python SDK suite on PostgreSQL + S3"; \
 	DATAERAI_DATABASE_URL="$$DATAERAI_TEST_PG_URL/sdk_suite" \
 	DATAERAI_BLOB_STORE="s3://$$DATAERAI_TEST_BUCKET/sdk-suite" \

@@ -171,15 +171,36 @@ async fn admin_commands_report_errors() {
     );
 }
 
-#[tokio::test]
-async fn projects_collections_and_assets() {
+/// Alice and Bob on a server with a default quota of 12345 bytes.
+struct Lab {
+    _server: TestServer,
+    api: Api,
+    bob_api: Api,
+    alice: String,
+    bob: String,
+    _dir: tempfile::TempDir,
+}
+
+fn lab() -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
     let (bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
     let server = TestServer::start_with(dir.path(), &["--default-quota-bytes", "12345"]);
     let api = server.api(&token);
     let bob_api = server.api(&bob_token);
+    Lab {
+        _server: server,
+        api,
+        bob_api,
+        alice,
+        bob,
+        _dir: dir,
+    }
+}
 
+#[tokio::test]
+async fn projects_collections_and_where_assets_go() {
+    let Lab { api, bob_api, .. } = &lab();
     // Project creation side effects.
     let (s, p) = api
         .post(
@@ -253,7 +274,6 @@ async fn projects_collections_and_assets() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{a}");
-    let aid = a["asset_id"].as_str().unwrap().to_string();
     assert_eq!(a["collection_ids"], json!([sub["collection_id"]]));
     assert!(a["latest_content"].is_null());
     let sub_id = sub["collection_id"].as_str().unwrap();
@@ -283,6 +303,30 @@ async fn projects_collections_and_assets() {
         ),
         (Some(2), 1)
     );
+}
+
+#[tokio::test]
+async fn asset_validation_aliases_metadata_merge_privacy_and_delete() {
+    let Lab {
+        api,
+        bob_api,
+        alice,
+        bob,
+        ..
+    } = &lab();
+    let (_, p) = api
+        .post("/api/v1/projects", json!({"name": "Microscopy"}))
+        .await;
+    let pid = p["project_id"].as_str().unwrap().to_string();
+    let (s, a) = api
+        .post(
+            "/api/v1/assets",
+            json!({"title": "Grain map", "owner_type": "project", "owner_id": pid,
+                   "alias": "grain", "tags": ["tem"], "metadata": {"voltage_kv": 300, "operator": "alice", "tmp": 1}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let aid = a["asset_id"].as_str().unwrap().to_string();
 
     // Validation errors.
     let bad = |body: serde_json::Value| api.post("/api/v1/assets", body);
@@ -372,7 +416,7 @@ async fn projects_collections_and_assets() {
     );
 
     // Personal assets are private.
-    let mine = api.personal_asset(&alice, "notes").await;
+    let mine = api.personal_asset(alice, "notes").await;
     assert_err(
         &bob_api.get(&format!("/api/v1/assets/{mine}")).await,
         403,

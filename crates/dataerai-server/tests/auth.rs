@@ -1,4 +1,4 @@
-//! Issue 4 sign-in, against the real server binary: the OAuth device flow
+//! Sign-in, against the real server binary: the OAuth device flow
 //! (pending, slow_down, approve, deny, refresh rotation and reuse detection),
 //! the web pages (sessions, CSRF, rate limiting, tokens), and the audit log.
 
@@ -212,7 +212,7 @@ async fn denied_device_and_short_lived_access_tokens() {
     assert!(!p.body.contains("<script>"));
 
     // A read-scope login with a 1 s access token: it expires, refresh works.
-    let tokens = device_login_scoped(base, "bob@lab.org").await;
+    let tokens = device_login_with_scope(base, "bob@lab.org", PW, "read").await;
     assert_eq!(tokens["scope"], "read");
     let at = tokens["access_token"].as_str().unwrap();
     let api = server.api(at);
@@ -223,7 +223,12 @@ async fn denied_device_and_short_lived_access_tokens() {
         403,
         "ERR_PERMISSION_DENIED",
     );
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    wait_until_async(
+        "the 1 s access token to expire",
+        std::time::Duration::from_secs(30),
+        || async { (api.get("/api/v1/me").await.0 == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await;
     assert_err(&api.get("/api/v1/me").await, 401, "ERR_AUTH_REQUIRED");
     let (s, t2) = refresh(base, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::OK, "{t2}");
@@ -238,56 +243,49 @@ async fn denied_device_and_short_lived_access_tokens() {
     );
 }
 
-async fn device_login_scoped(base: &str, email: &str) -> Value {
-    let (_, code) = oauth(
-        base,
-        "/oauth/device/code",
-        &[("client_id", "dataerai-cli"), ("scope", "read")],
-    )
-    .await;
-    let mut browser = Browser::new(base);
-    browser.sign_in(email, PW).await;
-    browser
-        .decide_device(code["user_code"].as_str().unwrap(), true)
-        .await;
-    let (s, tokens) = poll(base, code["device_code"].as_str().unwrap()).await;
-    assert_eq!(s, StatusCode::OK, "{tokens}");
-    tokens
-}
-
 #[tokio::test]
-async fn web_pages_csrf_rate_limit_tokens_and_audit() {
+async fn passwords_set_later_must_be_long_enough() {
     let dir = tempfile::tempdir().unwrap();
-    let admin_id = make_user_with_password(dir.path(), "root@lab.org", PW, true);
-    make_user_with_password(dir.path(), "carol@lab.org", PW, false);
     // A password can be set later, and must be long enough.
     make_user(dir.path(), "dave@lab.org", "read");
-    let out = admin_stdin(
-        dir.path(),
-        &[
-            "set-password",
-            "--email",
-            "dave@lab.org",
-            "--password-stdin",
-        ],
-        "short\n",
-    );
+    let out = set_password(dir.path(), "dave@lab.org", "short");
     assert!(!out.status.success());
-    let out = admin_stdin(
-        dir.path(),
-        &[
-            "set-password",
-            "--email",
-            "dave@lab.org",
-            "--password-stdin",
-        ],
-        "dave's long password\n",
-    );
+    let out = set_password(dir.path(), "dave@lab.org", "dave's long password");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `admin set-password` for `email`.
+fn set_password(dir: &std::path::Path, email: &str, password: &str) -> std::process::Output {
+    admin_stdin(
+        dir,
+        &["set-password", "--email", email, "--password-stdin"],
+        &format!("{password}\n"),
+    )
+}
+
+/// A server with a signed-up admin (root), carol and dave (whose password
+/// was set after the account was made); answers the admin's id.
+fn web_users(dir: &std::path::Path) -> String {
+    let admin_id = make_user_with_password(dir, "root@lab.org", PW, true);
+    make_user_with_password(dir, "carol@lab.org", PW, false);
+    make_user(dir, "dave@lab.org", "read");
+    let out = set_password(dir, "dave@lab.org", "dave's long password");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    admin_id
+}
+
+#[tokio::test]
+async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
+    let dir = tempfile::tempdir().unwrap();
+    web_users(dir.path());
     let server = start(dir.path());
     let base = &server.base;
 
@@ -344,8 +342,16 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
         (p.status, p.location.as_deref()),
         (StatusCode::SEE_OTHER, Some("/tokens"))
     );
+}
 
-    // Rate limit: 5 failures for one email → 429 with Retry-After, even
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited_per_email_and_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    web_users(dir.path());
+    let server = start(dir.path());
+    let base = &server.base;
+
+    // Per email: 5 failures → 429 with Retry-After, even
     // with the right password.
     let mut m = Browser::new(base);
     for _ in 0..5 {
@@ -366,29 +372,39 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
         StatusCode::UNAUTHORIZED
     );
 
+    // Per address: 20 failures (6 so far) block every email from it.
+    for i in 0..14 {
+        let p = Browser::new(base)
+            .sign_in(&format!("guess{i}@lab.org"), "nope nope")
+            .await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    }
+    let p = Browser::new(base).sign_in("root@lab.org", PW).await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(p.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn tokens_page_sign_out_and_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_id = web_users(dir.path());
+    let server = start(dir.path());
+    let base = &server.base;
+    // One failed sign-in, for the audit log below.
+    let p = Browser::new(base)
+        .sign_in("carol@lab.org", "wrong password!")
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+
     // Tokens page: create (shown once), use, revoke.
     let mut r = Browser::new(base);
     assert_eq!(
         r.sign_in("root@lab.org", PW).await.status,
         StatusCode::SEE_OTHER
     );
-    let page = r.get("/tokens").await;
-    assert_eq!(page.status, StatusCode::OK);
-    let created = r
-        .post(
-            "/tokens",
-            &[
-                ("csrf_token", &page.csrf()),
-                ("name", "ci <script>"),
-                ("scope", "read"),
-                ("scope", "write"),
-            ],
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let (created, token) = r.create_token("ci <script>", &["read", "write"]).await;
     assert!(created.body.contains("ci &lt;script&gt;") && !created.body.contains("ci <script>"));
-    let at = created.body.find("id=\"new-token\">").unwrap() + 15;
-    let token = &created.body[at..at + created.body[at..].find('<').unwrap()];
+    let token = token.as_str();
     assert!(token.starts_with("dtr_pat_"), "{token}");
     let (_, me) = server.api(token).get("/api/v1/me").await;
     assert_eq!(me["scopes"], serde_json::json!(["read", "write"]));
@@ -486,17 +502,6 @@ async fn web_pages_csrf_rate_limit_tokens_and_audit() {
         403,
         "ERR_PERMISSION_DENIED",
     );
-
-    // Per address: 20 failures (6 so far) block every email from it.
-    for i in 0..14 {
-        let p = Browser::new(base)
-            .sign_in(&format!("guess{i}@lab.org"), "nope nope")
-            .await;
-        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
-    }
-    let p = Browser::new(base).sign_in("root@lab.org", PW).await;
-    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(p.headers.contains_key("retry-after"));
 }
 
 #[tokio::test]

@@ -385,7 +385,7 @@ async fn finish_stores_small_files_and_is_idempotent() {
         assert_eq!(a["latest_content"]["content_id"], cid.as_str(), "{a}");
         contents.push(cid);
     }
-    let sent = server.metric("dataerai_upload_bytes_total").await;
+    let sent = server.metric("dataerai_upload_bytes_total");
     assert_eq!(sent, files.iter().map(|(_, d)| d.len() as u64).sum::<u64>());
 
     // The same request again: every item answers the same version.
@@ -405,7 +405,7 @@ async fn finish_stores_small_files_and_is_idempotent() {
         let (_, list) = api.get(&format!("/api/v1/assets/{asset}/contents")).await;
         assert_eq!(list["total"], 1, "{list}");
     }
-    assert_eq!(server.metric("dataerai_upload_bytes_total").await, sent);
+    assert_eq!(server.metric("dataerai_upload_bytes_total"), sent);
 
     // A retry that claims other bytes for a completed session is refused.
     let other = data(1000, 9);
@@ -513,7 +513,7 @@ async fn finish_answers_each_item_on_its_own() {
         );
     }
     assert_eq!(
-        server.metric("dataerai_upload_bytes_total").await,
+        server.metric("dataerai_upload_bytes_total"),
         good.len() as u64
     );
 
@@ -632,7 +632,7 @@ async fn finish_refuses_malformed_requests() {
         assert_eq!(state["status"], "open", "{state}");
         assert_eq!(state["files"][0]["received_chunks"], json!([]), "{state}");
     }
-    assert_eq!(server.metric("dataerai_upload_bytes_total").await, 0);
+    assert_eq!(server.metric("dataerai_upload_bytes_total"), 0);
 
     // Not signed in.
     let anon = server.api("dtr_nope");

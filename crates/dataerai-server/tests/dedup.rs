@@ -40,7 +40,7 @@ async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
     let first_asset = api.personal_asset(&alice, "original").await;
     let first = api.upload(&first_asset, &[("a.bin", &big)], CS).await;
     let first_content = first["content_id"].as_str().unwrap().to_string();
-    let sent_before = server.metric("dataerai_upload_bytes_total").await;
+    let sent_before = server.metric("dataerai_upload_bytes_total");
     assert_eq!(sent_before, big.len() as u64);
 
     // A second asset of the same owner, with another chunk size, announces the
@@ -95,11 +95,11 @@ async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
 
     // Only the new file's bytes crossed the network.
     assert_eq!(
-        server.metric("dataerai_upload_bytes_total").await,
+        server.metric("dataerai_upload_bytes_total"),
         sent_before + small.len() as u64
     );
     assert_eq!(
-        server.metric("dataerai_dedup_bytes_total").await,
+        server.metric("dataerai_dedup_bytes_total"),
         big.len() as u64
     );
 

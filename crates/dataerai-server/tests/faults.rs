@@ -85,13 +85,11 @@ async fn corrupt_and_unavailable_chunks_are_retryable() {
     let (s, v) = api.complete(upload_id, &[&body]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
-        server.metric("dataerai_upload_bytes_total").await,
+        server.metric("dataerai_upload_bytes_total"),
         body.len() as u64
     );
     assert_eq!(
-        server
-            .metric("dataerai_errors_total{code=\"ERR_SERVER_UNREACHABLE\"}")
-            .await,
+        server.metric("dataerai_errors_total{code=\"ERR_SERVER_UNREACHABLE\"}"),
         1
     );
 }
@@ -133,9 +131,7 @@ async fn disk_full_keeps_the_session_open_until_space_is_freed() {
     let (_, versions) = api.get(&format!("/api/v1/assets/{asset}/contents")).await;
     assert_eq!(versions["total"], 0);
     assert_eq!(
-        server
-            .metric("dataerai_errors_total{code=\"ERR_NO_SPACE\"}")
-            .await,
+        server.metric("dataerai_errors_total{code=\"ERR_NO_SPACE\"}"),
         1
     );
     // No temporary file is left behind by the failed write.
@@ -171,7 +167,7 @@ async fn disk_full_keeps_the_session_open_until_space_is_freed() {
 #[tokio::test]
 async fn malformed_fault_switch_stops_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(dataerai_testkit::server::server_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("DATAERAI_FAULTS", "explode=1")

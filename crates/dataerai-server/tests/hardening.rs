@@ -11,15 +11,39 @@ use proptest::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-#[tokio::test]
-async fn hostile_input_is_refused_cleanly() {
+/// A server with two users and one personal asset of Alice's.
+struct Hostile {
+    server: TestServer,
+    api: Api,
+    alice_id: String,
+    alice: String,
+    bob: String,
+    asset: String,
+    // Last: removed after the server is stopped.
+    _dir: tempfile::TempDir,
+}
+
+async fn hostile() -> Hostile {
     let dir = tempfile::tempdir().unwrap();
     let (alice_id, alice) = make_user(dir.path(), "alice@lab.org", "read,write");
     let (_, bob) = make_user(dir.path(), "bob@lab.org", "read,write");
     let server = TestServer::start(dir.path());
     let api = server.api(&alice);
     let asset = api.personal_asset(&alice_id, "a").await;
+    Hostile {
+        server,
+        api,
+        alice_id,
+        alice,
+        bob,
+        asset,
+        _dir: dir,
+    }
+}
 
+#[tokio::test]
+async fn hostile_file_names_are_refused_and_odd_ones_round_trip() {
+    let Hostile { api, asset, .. } = &hostile().await;
     // File names: traversal, absolute, backslashes, NUL, empty components.
     for name in [
         "../etc/passwd",
@@ -33,19 +57,28 @@ async fn hostile_input_is_refused_cleanly() {
         "a/./b",
     ] {
         let r = api
-            .open_upload(&asset, json!([{"name": name, "size": 1}]), 1024)
+            .open_upload(asset, json!([{"name": name, "size": 1}]), 1024)
             .await;
         assert_err(&r, 400, "ERR_INVALID_INPUT");
     }
     // Odd but harmless names round-trip unchanged.
     let odd = "données/ñ 'quoted' \"x\"; DROP TABLE assets;--/日本.bin";
     let (s, u) = api
-        .open_upload(&asset, json!([{"name": odd, "size": 1}]), 1024)
+        .open_upload(asset, json!([{"name": odd, "size": 1}]), 1024)
         .await;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     assert_eq!(u["files"][0]["name"], odd);
-    let upload = u["upload_id"].as_str().unwrap().to_string();
+}
 
+#[tokio::test]
+async fn over_long_fields_and_too_deep_metadata_are_refused() {
+    let Hostile {
+        api,
+        asset,
+        alice_id,
+        alice,
+        ..
+    } = &hostile().await;
     // Over-long fields.
     let new = |body: Value| async { api.post("/api/v1/assets", body).await };
     let base = |extra: Value| {
@@ -99,19 +132,23 @@ async fn hostile_input_is_refused_cleanly() {
     let deep = format!("{}1{}", "{\"k\":".repeat(200), "}".repeat(200));
     let resp = reqwest::Client::new()
         .post(api.url("/api/v1/assets"))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .header("content-type", "application/json")
         .body(format!("{{\"title\":\"t\",\"owner_type\":\"user\",\"owner_id\":\"{alice_id}\",\"metadata\":{deep}}}"))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
 
+#[tokio::test]
+async fn invalid_utf8_bodies_are_refused() {
+    let Hostile { api, alice, .. } = &hostile().await;
     // Invalid UTF-8 bodies.
     for path in ["/api/v1/assets", "/api/v1/projects"] {
         let resp = reqwest::Client::new()
             .post(api.url(path))
-            .bearer_auth(&alice)
+            .bearer_auth(alice)
             .header("content-type", "application/json")
             .body(vec![b'{', b'"', b't', 0xff, 0xfe, b'"', b':', b'1', b'}'])
             .send()
@@ -121,7 +158,19 @@ async fn hostile_input_is_refused_cleanly() {
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["code"], "ERR_INVALID_INPUT");
     }
+}
 
+#[tokio::test]
+async fn sql_metacharacters_round_trip_unchanged() {
+    let Hostile {
+        server,
+        api,
+        asset,
+        alice_id,
+        bob,
+        ..
+    } = &hostile().await;
+    let new = |body: Value| async { api.post("/api/v1/assets", body).await };
     // SQL metacharacters in every text field round-trip unchanged.
     let evil = "Robert'); DROP TABLE assets;-- \" % _ \\ ; /* */ \u{0}?".replace('\u{0}', "");
     let (s, a) = new(json!({
@@ -162,7 +211,7 @@ async fn hostile_input_is_refused_cleanly() {
         (s, c["name"].as_str()),
         (StatusCode::CREATED, Some(evil.trim()))
     );
-    let target = api.personal_asset(&alice_id, "target").await;
+    let target = api.personal_asset(alice_id, "target").await;
     let (s, r) = api
         .post(
             &format!("/api/v1/assets/{asset}/relationships"),
@@ -182,10 +231,26 @@ async fn hostile_input_is_refused_cleanly() {
         .await;
     assert!(s == StatusCode::FORBIDDEN, "{s} {list}");
     // The users table is intact.
-    assert_eq!(server.api(&bob).get("/api/v1/me").await.0, StatusCode::OK);
+    assert_eq!(server.api(bob).get("/api/v1/me").await.0, StatusCode::OK);
+}
 
+#[tokio::test]
+async fn another_users_session_and_out_of_range_chunks_are_refused() {
+    let Hostile {
+        server,
+        api,
+        alice,
+        bob,
+        asset,
+        ..
+    } = &hostile().await;
+    let (s, u) = api
+        .open_upload(asset, json!([{"name": "f.bin", "size": 1}]), 1024)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let upload = u["upload_id"].as_str().unwrap().to_string();
     // Another user's upload session, chunk indices out of range.
-    let bob_api = server.api(&bob);
+    let bob_api = server.api(bob);
     assert_err(
         &bob_api.put_chunk(&upload, 0, 0, b"x").await,
         403,
@@ -216,7 +281,7 @@ async fn hostile_input_is_refused_cleanly() {
         .put(api.url(&format!(
             "/api/v1/uploads/{upload}/files/0/chunks/18446744073709551615"
         )))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .header("x-dataerai-chunk-blake3", hex_blake3(b"x"))
         .body("x")
         .send()
@@ -226,15 +291,19 @@ async fn hostile_input_is_refused_cleanly() {
     let neg = api
         .client
         .put(api.url(&format!("/api/v1/uploads/{upload}/files/-1/chunks/0")))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .body("x")
         .send()
         .await
         .unwrap();
     assert_eq!(neg.status(), StatusCode::BAD_REQUEST);
+}
 
+#[tokio::test]
+async fn ranges_past_the_end_of_a_file_are_not_satisfiable() {
+    let Hostile { api, asset, .. } = &hostile().await;
     // Ranges past the end of a file.
-    let content = api.upload(&asset, &[("f.bin", b"0123456789")], 1024).await;
+    let content = api.upload(asset, &[("f.bin", b"0123456789")], 1024).await;
     let path = format!(
         "/api/v1/assets/{asset}/contents/{}/files/0",
         content["content_id"].as_str().unwrap()

@@ -17,7 +17,7 @@ async fn metrics_count_exactly() {
     let server = TestServer::start(dir.path());
     let api = server.api(&token);
 
-    let text = server.metrics().await;
+    let text = server.metrics();
     for family in [
         "dataerai_http_requests_total",
         "dataerai_upload_bytes_total",
@@ -44,7 +44,7 @@ async fn metrics_count_exactly() {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let upload_id = session["upload_id"].as_str().unwrap();
-    assert_eq!(server.metric("dataerai_active_uploads").await, 1);
+    assert_eq!(server.metric("dataerai_active_uploads"), 1);
     let (head, tail) = body.split_at(CS as usize);
     assert_eq!(api.put_chunk(upload_id, 0, 0, head).await.0, StatusCode::OK);
 
@@ -53,22 +53,20 @@ async fn metrics_count_exactly() {
         .put_chunk_with_hash(upload_id, 0, 1, tail.to_vec(), &"0".repeat(64))
         .await;
     assert_err(&bad, 422, "ERR_INTEGRITY");
-    assert_eq!(server.metric("dataerai_upload_bytes_total").await, CS);
+    assert_eq!(server.metric("dataerai_upload_bytes_total"), CS);
     assert_eq!(
-        server
-            .metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}")
-            .await,
+        server.metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}"),
         1
     );
     assert_eq!(api.put_chunk(upload_id, 0, 1, tail).await.0, StatusCode::OK);
     assert_eq!(
-        server.metric("dataerai_upload_bytes_total").await,
+        server.metric("dataerai_upload_bytes_total"),
         body.len() as u64
     );
-    assert_eq!(server.metric("dataerai_upload_chunks_total").await, 2);
+    assert_eq!(server.metric("dataerai_upload_chunks_total"), 2);
     let (s, _) = api.complete(upload_id, &[&body]).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(server.metric("dataerai_active_uploads").await, 0);
+    assert_eq!(server.metric("dataerai_active_uploads"), 0);
 
     // Downloads: whole file, then a range.
     let path = format!("/api/v1/assets/{asset}/contents/latest/files/0");
@@ -76,12 +74,12 @@ async fn metrics_count_exactly() {
     let (s, part) = api.fetch(&path, Some("bytes=10-4199")).await;
     assert_eq!((s, part.len()), (StatusCode::PARTIAL_CONTENT, 4190));
     assert_eq!(
-        server.metric("dataerai_download_bytes_total").await,
+        server.metric("dataerai_download_bytes_total"),
         body.len() as u64 + 4190
     );
 
     // Requests by method and status, errors by code.
-    let text = server.metrics().await;
+    let text = server.metrics();
     assert_eq!(
         metric_value(
             &text,
@@ -104,9 +102,7 @@ async fn metrics_count_exactly() {
     );
     assert_err(&api.get("/api/v1/assets/nope").await, 404, "ERR_NOT_FOUND");
     assert_eq!(
-        server
-            .metric("dataerai_errors_total{code=\"ERR_NOT_FOUND\"}")
-            .await,
+        server.metric("dataerai_errors_total{code=\"ERR_NOT_FOUND\"}"),
         1
     );
 }

@@ -1,4 +1,4 @@
-//! The table-driven permission test (issue 4): every operation of the
+//! The table-driven permission test: every operation of the
 //! server's own OpenAPI document × {owner, admin, member, viewer, outsider,
 //! read-scope token, expired token, revoked token, no token}, checked against
 //! the rules of docs/api.md.
@@ -645,20 +645,8 @@ async fn setup() -> (tempfile::TempDir, Ctx) {
     // Revoked: a personal access token made and revoked on the web page.
     let mut b = Browser::new(&server.base);
     b.sign_in("member@lab.org", PW).await;
+    let (created, revoked) = b.create_token("soon revoked", &["read", "write"]).await;
     let page = b.get("/tokens").await;
-    let created = b
-        .post(
-            "/tokens",
-            &[
-                ("csrf_token", &page.csrf()),
-                ("name", "soon revoked"),
-                ("scope", "read"),
-                ("scope", "write"),
-            ],
-        )
-        .await;
-    let at = created.body.find("id=\"new-token\">").unwrap() + 15;
-    let revoked = created.body[at..at + created.body[at..].find('<').unwrap()].to_string();
     let row = created.body.find("data-token-id=\"").unwrap() + 15;
     let token_id = created.body[row..row + 36].to_string();
     assert_eq!(
@@ -734,8 +722,14 @@ async fn setup() -> (tempfile::TempDir, Ctx) {
 #[tokio::test]
 async fn every_route_times_every_principal() {
     let (_dir, ctx) = setup().await;
-    // Let the 1 s access token expire.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Wait until the 1 s access token has expired.
+    let expired = ctx.api(Who::Expired);
+    wait_until_async(
+        "the 1 s access token to expire",
+        std::time::Duration::from_secs(30),
+        || async { (expired.get("/api/v1/me").await.0 == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await;
 
     // The operations the server documents (= its routes, by the unit test).
     let (_, doc) = reqwest::get(format!("{}/api/v1/openapi.json", ctx.server.base))

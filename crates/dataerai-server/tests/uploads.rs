@@ -175,8 +175,18 @@ async fn multi_chunk_upload_and_ranged_download() {
     assert_eq!(blob_files(&blob_content_dir(dir.path()).join(cid)), 0);
 }
 
-#[tokio::test]
-async fn chunk_checks_and_idempotency() {
+/// Alice's open session for one file of a chunk and 10 bytes, and Bob.
+struct OneSession {
+    server: TestServer,
+    api: Api,
+    bob_token: String,
+    asset: String,
+    up: String,
+    body: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+async fn one_session() -> OneSession {
     let dir = tempfile::tempdir().unwrap();
     let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
     let (_bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
@@ -191,10 +201,24 @@ async fn chunk_checks_and_idempotency() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{session}");
-    let up = session["upload_id"].as_str().unwrap();
+    let up = session["upload_id"].as_str().unwrap().to_string();
+    OneSession {
+        server,
+        api,
+        bob_token,
+        asset,
+        up,
+        body,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn chunk_checks_and_idempotency() {
+    let OneSession { api, up, body, .. } = &one_session().await;
+    let up = up.as_str();
     let c0 = &body[..CS as usize];
     let c1 = &body[CS as usize..];
-
     // Wrong hash → 422, nothing recorded, nothing on disk.
     let reply = api
         .put_chunk_with_hash(up, 0, 0, c0.to_vec(), &hex_blake3(b"other"))
@@ -221,7 +245,7 @@ async fn chunk_checks_and_idempotency() {
     let resp = api
         .client
         .put(api.url(&format!("/api/v1/uploads/{up}/files/0/chunks/0")))
-        .bearer_auth(&token)
+        .bearer_auth(&api.token)
         .body(c0.to_vec())
         .send()
         .await
@@ -260,9 +284,22 @@ async fn chunk_checks_and_idempotency() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
+}
 
+#[tokio::test]
+async fn another_user_cannot_see_or_use_a_session() {
+    let OneSession {
+        server,
+        bob_token,
+        asset,
+        up,
+        body,
+        ..
+    } = &one_session().await;
+    let up = up.as_str();
+    let c1 = &body[CS as usize..];
     // Another user cannot see or use the session.
-    let bob_api = server.api(&bob_token);
+    let bob_api = server.api(bob_token);
     assert_err(
         &bob_api.get(&format!("/api/v1/uploads/{up}")).await,
         403,
@@ -274,7 +311,7 @@ async fn chunk_checks_and_idempotency() {
         "ERR_PERMISSION_DENIED",
     );
     assert_err(
-        &bob_api.complete(up, &[&body]).await,
+        &bob_api.complete(up, &[body]).await,
         403,
         "ERR_PERMISSION_DENIED",
     );
@@ -294,6 +331,24 @@ async fn chunk_checks_and_idempotency() {
         403,
         "ERR_PERMISSION_DENIED",
     );
+}
+
+#[tokio::test]
+async fn wrong_file_checksum_publishes_nothing_and_keeps_the_session_open() {
+    let OneSession {
+        api,
+        asset,
+        up,
+        body,
+        ..
+    } = &one_session().await;
+    let up = up.as_str();
+    let c0 = &body[..CS as usize];
+    let c1 = &body[CS as usize..];
+    for (i, c) in [c0, c1].into_iter().enumerate() {
+        let (s, ack) = api.put_chunk(up, 0, i as u64, c).await;
+        assert_eq!(s, StatusCode::OK, "{ack}");
+    }
 
     // Wrong whole-file checksum → ERR_INTEGRITY, nothing published, session still open.
     let reply = api.complete(up, &[b"not the file"]).await;
@@ -322,10 +377,10 @@ async fn chunk_checks_and_idempotency() {
         400,
         "ERR_INVALID_INPUT",
     );
-    let (s, v) = api.complete(up, &[&body]).await;
+    let (s, v) = api.complete(up, &[body]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let resp = download(
-        &api,
+        api,
         &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
         None,
     )

@@ -25,14 +25,14 @@ fn assert_fails_with(out: &std::process::Output, code: &str) -> String {
 
 #[test]
 fn auth_login_status_logout() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     server.create_user("ada@example.org");
     let token = server.create_token("ada@example.org", "read,write");
     let user = UserEnv::new();
     let creds = user.config_dir.path().join("credentials.json");
 
     // A wrong token is refused and nothing is saved.
-    let out = user.login_with(&server.url, "not-a-real-token");
+    let out = user.login_with(&server.base, "not-a-real-token");
     assert_fails_with(&out, "ERR_AUTH_REQUIRED");
     assert!(!creds.exists());
 
@@ -46,7 +46,7 @@ fn auth_login_status_logout() {
     let err = assert_fails_with(&user.login_with(&dead, &token), "ERR_SERVER_UNREACHABLE");
     assert!(err.contains(&dead), "{err}");
 
-    user.login(&server.url, &token);
+    user.login(&server.base, &token);
     assert_eq!(
         std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
         0o600
@@ -56,7 +56,7 @@ fn auth_login_status_logout() {
 
     let human = user.run_ok(&["auth", "status"]);
     assert!(
-        human.contains("ada@example.org") && human.contains(&server.url),
+        human.contains("ada@example.org") && human.contains(&server.base),
         "{human}"
     );
     let st = user.run_json(&["auth", "status"]);
@@ -78,7 +78,7 @@ fn auth_login_status_logout() {
 
 #[test]
 fn upload_download_round_trip_and_metadata() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "bo@example.org");
     let work = tempfile::tempdir().unwrap();
 
@@ -218,7 +218,7 @@ fn upload_download_round_trip_and_metadata() {
 
 #[test]
 fn projects_and_project_uploads() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "cy@example.org");
     let p = user.run_json(&[
         "project",
@@ -257,7 +257,7 @@ fn projects_and_project_uploads() {
 
 #[test]
 fn clear_errors_and_exit_codes() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "di@example.org");
     let work = tempfile::tempdir().unwrap();
     let f = work.path().join("x.bin");
@@ -347,13 +347,13 @@ fn corrupt_largest_file(dir: &std::path::Path) {
 
 #[test]
 fn corrupted_download_is_refused_and_leaves_nothing() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "hal@example.org");
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("data.bin");
     std::fs::write(&src, test_bytes(4 * 1024 * 1024, 9)).unwrap();
     let up = user.run_json(&["upload", src.to_str().unwrap(), "--title", "D", "--user"]);
-    corrupt_largest_file(server.data_dir.path());
+    corrupt_largest_file(&dataerai_testkit::blob_content_dir(&server.data_dir));
 
     let dest = work.path().join("dl");
     let out = user.run(&[
@@ -369,11 +369,11 @@ fn corrupted_download_is_refused_and_leaves_nothing() {
 
 #[test]
 fn read_only_token_cannot_upload() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     server.create_user("jo@example.org");
     let token = server.create_token("jo@example.org", "read");
     let user = UserEnv::new();
-    user.login(&server.url, &token);
+    user.login(&server.base, &token);
     let st = user.run_json(&["auth", "status"]);
     assert_eq!(st["scopes"], json!(["read"]));
 

@@ -1,11 +1,11 @@
-//! Issue 3 through a real daemon and server: folders, versions, dedup,
+//! Folders, versions, dedup, resume through a real daemon and server:
 //! upload_many, the journal across `kill -9`, and the `transfers` CLI.
 
 mod common;
 
 use std::path::Path;
 
-use common::issue3::{
+use common::transfers::{
     assert_completed_with, download_ok, is_event, start_upload, upload_ok, user_id, wait_done,
 };
 use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
@@ -20,7 +20,7 @@ fn write(path: &Path, data: &[u8]) {
 
 #[test]
 fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "fox@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();
@@ -102,7 +102,7 @@ fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
 
 #[test]
 fn versions_and_dedup() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "gus@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();
@@ -169,7 +169,7 @@ fn versions_and_dedup() {
 
 #[test]
 fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "hugo@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();
@@ -212,7 +212,7 @@ fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
 
 #[test]
 fn download_survives_kill_9_and_fetches_only_missing_chunks() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "ida@example.org");
     let work = tempfile::tempdir().unwrap();
     let data = test_bytes(96 * MIB, 5);
@@ -263,7 +263,7 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
 
 #[test]
 fn transfers_cli_talks_to_the_daemon() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "jan@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();

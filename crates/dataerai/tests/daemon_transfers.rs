@@ -16,7 +16,7 @@ fn events<'a>(notifications: &'a [Value], tid: &str, method: &str) -> Vec<&'a Va
 
 #[test]
 fn upload_and_download_with_progress_seen_by_another_client() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "eve@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c1 = daemon.connect();
@@ -131,7 +131,7 @@ fn upload_and_download_with_progress_seen_by_another_client() {
 
 #[test]
 fn projects_relationships_and_login_changes_without_restart() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "fay@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();
@@ -194,7 +194,7 @@ fn projects_relationships_and_login_changes_without_restart() {
 
 #[test]
 fn cancelled_upload_publishes_nothing() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "gus@example.org");
     let daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();
@@ -220,14 +220,19 @@ fn cancelled_upload_publishes_nothing() {
     assert_eq!(t["state"], "cancelled");
     assert_eq!(t["error"]["code"], "ERR_CANCELLED");
     // The asset made for the upload is gone again.
-    std::thread::sleep(Duration::from_millis(200));
-    let (_, code) = c.err("asset.get_metadata", json!({"asset_id": r["asset_id"]}));
-    assert_eq!(code, "ERR_NOT_FOUND");
+    common::wait_until(
+        "the cancelled upload's asset to be deleted",
+        Duration::from_secs(20),
+        || {
+            let v = c.call("asset.get_metadata", json!({"asset_id": r["asset_id"]}));
+            (v["error"]["data"]["code"] == "ERR_NOT_FOUND").then_some(())
+        },
+    );
 }
 
 #[test]
 fn quota_errors_are_synchronous_and_leave_no_asset() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "ivy@example.org");
     server.set_user_quota("ivy@example.org", 1000);
     let daemon = TestDaemon::start(&user);

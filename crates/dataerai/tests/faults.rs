@@ -6,8 +6,9 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
-use common::issue3::{
+use common::transfers::{
     assert_completed_with, is_event, setup, start_upload, user_id, wait_done, Setup,
 };
 use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
@@ -16,7 +17,7 @@ use serde_json::json;
 const MIB: usize = 1024 * 1024;
 
 fn fault_server(faults: &str) -> TestServer {
-    TestServer::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", Some(faults))
+    TestServer::start_temp_with(|b| b.faults(faults))
 }
 
 fn write(path: &Path, data: &[u8]) {
@@ -47,15 +48,12 @@ fn upload_survives_kill_9_and_sends_only_missing_chunks() {
     // reach the server, which stores them (requests run to completion). Let
     // those settle before the new daemon asks what the server holds, so the
     // count below is exact.
-    let mut before = server.metric("dataerai_upload_bytes_total");
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let now = server.metric("dataerai_upload_bytes_total");
-        if now == before {
-            break;
-        }
-        before = now;
-    }
+    let before = dataerai_testkit::wait::wait_settled(
+        "the server's received byte count",
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+        || server.metric("dataerai_upload_bytes_total"),
+    );
     assert!(before < data.len() as u64);
 
     daemon.restart(&user, &[], &[]);
@@ -170,7 +168,7 @@ fn full_server_disk_fails_with_no_space_then_resumes() {
 
 #[test]
 fn full_local_disk_fails_with_no_space_then_resumes() {
-    let server = TestServer::start();
+    let server = TestServer::start_temp();
     let user = signed_in_user(&server, "ola@example.org");
     let work = tempfile::tempdir().unwrap();
     let data = test_bytes(16 * MIB, 11);

@@ -1,187 +1,28 @@
-//! Test harness: real `dataerai-server` and `dataerai` processes on temp dirs,
-//! plus a tiny line-based JSON-RPC client for the daemon socket.
+//! Test harness of the CLI and daemon: real `dataerai` processes (the CLI
+//! with its own config dir, the daemon on a temp socket with its own journal)
+//! and a tiny line-based JSON-RPC client for the daemon socket. Servers, admin
+//! commands, metrics and the web pages come from `dataerai-testkit`, so these
+//! tests run on PostgreSQL + S3 too when `DATAERAI_TEST_SERVER_ARGS` is set.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-pub mod issue3;
-pub mod issue4;
+pub mod sign_in;
+pub mod transfers;
 
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use dataerai_testkit::{wait_until, TestServer};
+
+/// The CLI/daemon binary under test.
 pub fn dataerai_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dataerai"))
-}
-
-pub fn server_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("DATAERAI_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/dataerai-server");
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build -p dataerai-server` first (or set DATAERAI_SERVER_BIN)",
-        p.display()
-    );
-    p
-}
-
-/// A running `dataerai-server` on a temp data dir; killed on drop.
-pub struct TestServer {
-    child: Child,
-    pub url: String,
-    pub data_dir: tempfile::TempDir,
-}
-
-impl TestServer {
-    pub fn start() -> TestServer {
-        TestServer::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", None)
-    }
-
-    /// Start on `listen` with a data dir (possibly of an earlier server) and an
-    /// optional `DATAERAI_FAULTS` value (needs the server's `fault-injection`).
-    pub fn start_with(
-        data_dir: tempfile::TempDir,
-        listen: &str,
-        faults: Option<&str>,
-    ) -> TestServer {
-        TestServer::start_args(data_dir, listen, faults, &[])
-    }
-
-    /// Like [`TestServer::start_with`], with extra `serve` arguments.
-    pub fn start_args(
-        data_dir: tempfile::TempDir,
-        listen: &str,
-        faults: Option<&str>,
-        extra: &[&str],
-    ) -> TestServer {
-        let mut cmd = Command::new(server_bin());
-        cmd.args(["serve", "--data-dir"])
-            .arg(data_dir.path())
-            .args(["--listen", listen])
-            .args(extra)
-            .env_remove("DATAERAI_FAULTS")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(f) = faults {
-            cmd.env("DATAERAI_FAULTS", f);
-        }
-        let mut child = cmd.spawn().expect("start dataerai-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.find("listening on ") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not report its address");
-        TestServer {
-            child,
-            url,
-            data_dir,
-        }
-    }
-
-    /// `host:port` the server listens on.
-    pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
-    }
-
-    /// Kill the server (SIGKILL) and start it again on the same port and data
-    /// dir, with `faults` (or none).
-    pub fn restart(&mut self, faults: Option<&str>) {
-        self.kill();
-        let addr = self.addr();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        // The port may take a moment to be free again.
-        while std::net::TcpListener::bind(&addr).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
-        let fresh = TestServer::start_with(data_dir, &addr, faults);
-        let old = std::mem::replace(self, fresh);
-        drop(old); // its child is already dead; its temp dir is the unused placeholder
-    }
-
-    /// Stop the server (SIGKILL) but keep its data dir and port for [`TestServer::start_with`].
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Value of a counter of `GET /metrics` (0 when absent).
-    pub fn metric(&self, name: &str) -> u64 {
-        let mut s = std::net::TcpStream::connect(self.addr()).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr()
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().parse::<f64>().ok())?
-            })
-            .map(|v| v as u64)
-            .unwrap_or(0)
-    }
-
-    fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new(server_bin())
-            .arg("admin")
-            .arg(args[0])
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .args(&args[1..])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "admin {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    pub fn create_user(&self, email: &str) {
-        self.admin(&["create-user", "--email", email]);
-    }
-
-    /// Set the quota of a user's personal allocation.
-    pub fn set_user_quota(&self, email: &str, bytes: u64) {
-        self.admin(&["set-quota", "--user", email, "--bytes", &bytes.to_string()]);
-    }
-
-    /// A token for `email` with the given scopes (e.g. `read,write`).
-    pub fn create_token(&self, email: &str, scopes: &str) -> String {
-        let out = self.admin(&["create-token", "--email", email, "--scope", scopes]);
-        out.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .expect("token printed")
-            .trim()
-            .to_string()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A user's side: its own config dir for the `dataerai` binary.
@@ -228,21 +69,9 @@ impl UserEnv {
     }
 
     pub fn login_with(&self, server: &str, token: &str) -> Output {
-        let mut child = self
-            .cmd()
-            .args(["auth", "login", "--server", server, "--token-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{token}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut cmd = self.cmd();
+        cmd.args(["auth", "login", "--server", server, "--token-stdin"]);
+        dataerai_testkit::output_with_stdin(cmd, &format!("{token}\n"))
     }
 
     pub fn login(&self, server: &str, token: &str) {
@@ -260,7 +89,7 @@ pub fn signed_in_user(server: &TestServer, email: &str) -> UserEnv {
     server.create_user(email);
     let token = server.create_token(email, "read,write");
     let user = UserEnv::new();
-    user.login(&server.url, &token);
+    user.login(&server.base, &token);
     user
 }
 
@@ -355,6 +184,12 @@ impl TestDaemon {
 }
 
 impl TestDaemon {
+    /// SIGTERM: the daemon shuts down on its own (see [`TestDaemon::wait_exit`]).
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    }
+
     /// `kill -9` the daemon, leaving its socket file and journal behind.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -518,4 +353,16 @@ pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
         .read_to_end(&mut v)
         .unwrap();
     v
+}
+
+/// Start a daemon whose log is at debug level (to check what it logs).
+pub fn debug_daemon(user: &UserEnv) -> TestDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run").join("d.sock");
+    TestDaemon::start_full(user, dir, socket, &[], &[("DATAERAI_LOG", "debug")])
+}
+
+/// What the daemon logged so far.
+pub fn daemon_log(d: &TestDaemon) -> String {
+    std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap_or_default()
 }
