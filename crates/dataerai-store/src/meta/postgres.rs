@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::Postgres;
 
-use super::shared::{Backend, Each};
+use super::shared::Backend;
 use super::sql::{args, Conn, Dialect};
 use crate::error::{Result, StoreError};
 
@@ -65,41 +64,16 @@ impl PgStore {
 
 #[async_trait]
 impl Backend for PgStore {
-    type Conn = PgConnection;
-    type Read = PoolConnection<Postgres>;
+    type Db = Postgres;
     type Write = Tx;
+    const ONE_TRANSACTION_PER_BATCH: bool = false;
 
-    async fn read(&self) -> Result<Self::Read> {
-        Ok(self.pool.acquire().await?)
+    fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
-    async fn write(&self) -> Result<Self::Write> {
+    async fn write(&self) -> Result<Tx> {
         self.begin().await
-    }
-
-    async fn commit(tx: Self::Write) -> Result<()> {
-        Ok(tx.commit().await?)
-    }
-
-    /// One transaction per item: items of several owners never wait on each
-    /// other's row locks, and a failed item leaves nothing recorded.
-    async fn each_atomically<I: Sync, T: Send>(
-        &self,
-        items: &[I],
-        each: Each<PgConnection, I, T>,
-    ) -> Result<Vec<Result<T>>> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let mut tx = self.begin().await?;
-            let done = each(&mut tx, item).await;
-            if done.is_ok() {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            out.push(done);
-        }
-        Ok(out)
     }
 }
 
@@ -116,9 +90,9 @@ impl Dialect for PgConnection {
                 args![owner_type, owner_id],
             )
             .await?;
-        locked.map(drop).ok_or_else(|| {
-            StoreError::NotFound(format!("allocation of {owner_type} {owner_id}"))
-        })
+        locked
+            .map(drop)
+            .ok_or_else(|| StoreError::NotFound(format!("allocation of {owner_type} {owner_id}")))
     }
 
     /// One query for all candidates (an array parameter).

@@ -159,16 +159,38 @@ pub(crate) struct ContentRow {
 pub(crate) const FILE_COLUMNS: &str =
     "file_index, name, size, checksum, blob_content_id, blob_file_index, blob_chunk_size";
 
-/// A content file; `blob_*` set when it points at another file's chunks.
+/// The chunks a deduplicated file points at (all `NULL`: its own chunks).
+/// Also the answer of the dedup lookup, which names a file's physical
+/// location in these columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PointerRow {
+    pub blob_content_id: Option<String>,
+    blob_file_index: Option<i64>,
+    blob_chunk_size: Option<i64>,
+}
+
+impl PointerRow {
+    pub fn pointer(&self) -> Result<Option<BlobLocation>> {
+        let Some(content_id) = &self.blob_content_id else {
+            return Ok(None);
+        };
+        Ok(Some(BlobLocation {
+            content_id: content_id.clone(),
+            file_index: unsigned("blob_file_index", self.blob_file_index.unwrap_or(-1))?,
+            chunk_size: unsigned("blob_chunk_size", self.blob_chunk_size.unwrap_or(-1))?,
+        }))
+    }
+}
+
+/// A content file.
 #[derive(sqlx::FromRow)]
 pub(crate) struct FileRow {
     pub file_index: i64,
     pub name: String,
     pub size: i64,
     pub checksum: Option<String>,
-    pub blob_content_id: Option<String>,
-    pub blob_file_index: Option<i64>,
-    pub blob_chunk_size: Option<i64>,
+    #[sqlx(flatten)]
+    pub blob: PointerRow,
 }
 
 impl FileRow {
@@ -182,36 +204,6 @@ impl FileRow {
             name: self.name.clone(),
             size: unsigned("size", self.size)?,
             checksum: self.checksum.clone(),
-        })
-    }
-
-    /// The chunks this file points at (`None`: its own).
-    pub fn pointer(&self) -> Result<Option<BlobLocation>> {
-        let Some(content_id) = &self.blob_content_id else {
-            return Ok(None);
-        };
-        Ok(Some(BlobLocation {
-            content_id: content_id.clone(),
-            file_index: unsigned("blob_file_index", self.blob_file_index.unwrap_or(-1))?,
-            chunk_size: unsigned("blob_chunk_size", self.blob_chunk_size.unwrap_or(-1))?,
-        }))
-    }
-}
-
-/// Where a stored file's bytes physically are (the dedup lookup's answer).
-#[derive(sqlx::FromRow)]
-pub(crate) struct StoredFileRow {
-    content_id: String,
-    file_index: i64,
-    chunk_size: i64,
-}
-
-impl StoredFileRow {
-    pub fn location(self) -> Result<BlobLocation> {
-        Ok(BlobLocation {
-            content_id: self.content_id,
-            file_index: unsigned("file_index", self.file_index)?,
-            chunk_size: unsigned("chunk_size", self.chunk_size)?,
         })
     }
 }

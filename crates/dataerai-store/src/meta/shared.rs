@@ -25,12 +25,13 @@ use dataerai_proto::api::{
     UploadFileSpec, UploadSession,
 };
 use futures::future::BoxFuture;
+use sqlx::Database;
 use uuid::Uuid;
 
 use super::auth::AuthStore;
 use super::rows::{
     AllocationRow, AssetRow, AssetSummaryRow, ChunkRow, CollectionRow, ContentRow, FileRow,
-    OwnerRow, ProjectRow, RelationshipRow, StoredFileRow, TokenRow, UploadRow, UploadStateRow,
+    OwnerRow, PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow,
     UserRow, ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
 };
 use super::sql::{args, Arg, Conn, Decoded, Dialect};
@@ -48,22 +49,79 @@ pub(crate) type Each<C, I, T> = for<'c> fn(&'c mut C, &'c I) -> BoxFuture<'c, Re
 /// What a metadata store backend provides; [`MetadataStore`] follows.
 #[async_trait]
 pub(crate) trait Backend: AuthStore + Send + Sync + 'static {
-    type Conn: Dialect;
-    /// A pooled connection, for reads.
-    type Read: DerefMut<Target = Self::Conn> + Send;
+    type Db: Database<Connection: Dialect>;
     /// A write transaction.
-    type Write: DerefMut<Target = Self::Conn> + Send;
+    type Write: DerefMut<Target = ConnOf<Self>> + Commit + Send;
 
-    async fn read(&self) -> Result<Self::Read>;
+    /// How a batch ([`MetadataStore::create_uploads`], [`MetadataStore::finish_small`])
+    /// keeps its items apart: `true`, one write transaction for the whole
+    /// batch and a savepoint per item (SQLite: one turn of the write lock);
+    /// `false`, a transaction per item (PostgreSQL: items of several owners
+    /// never wait on each other's row locks).
+    const ONE_TRANSACTION_PER_BATCH: bool;
+
+    /// Connections for reads and one-statement writes.
+    fn pool(&self) -> &sqlx::Pool<Self::Db>;
     async fn write(&self) -> Result<Self::Write>;
-    async fn commit(tx: Self::Write) -> Result<()>;
-    /// `each` for every item; each item succeeds or fails on its own, and a
-    /// failed item leaves nothing behind. Answers in item order.
-    async fn each_atomically<I: Sync, T: Send>(
-        &self,
-        items: &[I],
-        each: Each<Self::Conn, I, T>,
-    ) -> Result<Vec<Result<T>>>;
+}
+
+/// The connection type of a backend.
+pub(crate) type ConnOf<B> = <<B as Backend>::Db as Database>::Connection;
+
+/// Ends a write transaction, keeping what it did.
+#[async_trait]
+pub(crate) trait Commit {
+    async fn commit(self) -> Result<()>;
+    async fn rollback(self) -> Result<()>;
+}
+
+#[async_trait]
+impl<DB: Database> Commit for sqlx::Transaction<'_, DB> {
+    async fn commit(self) -> Result<()> {
+        Ok(sqlx::Transaction::commit(self).await?)
+    }
+    async fn rollback(self) -> Result<()> {
+        Ok(sqlx::Transaction::rollback(self).await?)
+    }
+}
+
+/// End one batch item's transaction (or savepoint): kept when the item
+/// succeeded, rolled back when it failed.
+async fn settle<W: Commit>(tx: W, keep: bool) -> Result<()> {
+    if keep {
+        tx.commit().await
+    } else {
+        tx.rollback().await
+    }
+}
+
+/// `each` for every item, in item order; each item succeeds or fails on its
+/// own, and a failed item leaves nothing behind (see
+/// [`Backend::ONE_TRANSACTION_PER_BATCH`]).
+async fn each_atomically<B: Backend, I: Sync, T: Send>(
+    b: &B,
+    items: &[I],
+    each: Each<ConnOf<B>, I, T>,
+) -> Result<Vec<Result<T>>> {
+    let mut out = Vec::with_capacity(items.len());
+    if B::ONE_TRANSACTION_PER_BATCH {
+        let mut tx = b.write().await?;
+        for item in items {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let done = each(&mut savepoint, item).await;
+            settle(savepoint, done.is_ok()).await?;
+            out.push(done);
+        }
+        tx.commit().await?;
+    } else {
+        for item in items {
+            let mut tx = b.write().await?;
+            let done = each(&mut tx, item).await;
+            settle(tx, done.is_ok()).await?;
+            out.push(done);
+        }
+    }
+    Ok(out)
 }
 
 fn new_id() -> String {
@@ -80,7 +138,13 @@ fn is_unique_violation(e: &StoreError) -> bool {
 
 /// `done`, with a unique-key violation turned into `conflict`.
 fn unique<T>(done: Result<T>, conflict: impl FnOnce() -> StoreError) -> Result<T> {
-    done.map_err(|e| if is_unique_violation(&e) { conflict() } else { e })
+    done.map_err(|e| {
+        if is_unique_violation(&e) {
+            conflict()
+        } else {
+            e
+        }
+    })
 }
 
 // ---------------------------------------------------------------- reading
@@ -146,7 +210,7 @@ async fn content<C: Dialect>(c: &mut C, row: ContentRow) -> Result<ContentRecord
             &row.id,
             f.index()?,
             chunk_size,
-            f.pointer()?,
+            f.blob.pointer()?,
         ));
     }
     Ok(ContentRecord {
@@ -225,9 +289,12 @@ async fn asset_by_id<C: Dialect>(c: &mut C, asset_id: &str, lock: bool) -> Resul
 }
 
 async fn asset_owner<C: Dialect>(c: &mut C, asset_id: &str) -> Result<OwnerRow> {
-    c.fetch_optional("SELECT owner_type, owner_id FROM assets WHERE id = $1", args![asset_id])
-        .await?
-        .ok_or_else(|| not_found(format!("asset {asset_id}")))
+    c.fetch_optional(
+        "SELECT owner_type, owner_id FROM assets WHERE id = $1",
+        args![asset_id],
+    )
+    .await?
+    .ok_or_else(|| not_found(format!("asset {asset_id}")))
 }
 
 async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<UploadRecord>> {
@@ -254,7 +321,7 @@ async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<U
     let mut files = Vec::with_capacity(file_rows.len());
     let mut known_checksums = Vec::with_capacity(file_rows.len());
     for f in file_rows {
-        let deduplicated = f.blob_content_id.is_some();
+        let deduplicated = f.blob.blob_content_id.is_some();
         let size = rules::unsigned("size", f.size)?;
         files.push(rules::upload_file_state(
             f.index()?,
@@ -308,6 +375,11 @@ async fn relationship<C: Dialect>(c: &mut C, row: RelationshipRow) -> Result<Rel
     })
 }
 
+/// The row `sql` selects, if any (read on a pooled connection).
+async fn find<B: Backend, R: Decoded>(b: &B, sql: &str, args: Vec<Arg>) -> Result<Option<R>> {
+    b.pool().acquire().await?.fetch_optional(sql, args).await
+}
+
 /// What a list selects: `SELECT {columns} FROM {from} ORDER BY {order}`.
 /// `from` is the table (with joins) and its `WHERE` clause, whose `$1, $2, …`
 /// placeholders take the list's arguments.
@@ -327,20 +399,21 @@ async fn list<B: Backend, R: Decoded, T: Send>(
     select: Select<'_>,
     args: Vec<Arg>,
     window: Window,
-    map: Mapper<B::Conn, R, T>,
+    map: Mapper<ConnOf<B>, R, T>,
 ) -> Result<(Vec<T>, u64)> {
     let Select {
         columns,
         from,
         order,
     } = select;
-    let mut conn = b.read().await?;
+    let mut conn = b.pool().acquire().await?;
     let c = &mut *conn;
     let (total,): (i64,) = c
         .fetch_one(&format!("SELECT COUNT(*) FROM {from}"), args.clone())
         .await?;
     let (limit, offset) = (args.len() + 1, args.len() + 2);
-    let page = format!("SELECT {columns} FROM {from} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}");
+    let page =
+        format!("SELECT {columns} FROM {from} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}");
     let mut page_args = args;
     page_args.extend(args![window.limit, window.offset]);
     let rows: Vec<R> = c.fetch_all(&page, page_args).await?;
@@ -409,11 +482,11 @@ async fn find_stored_file<C: Dialect>(
     size: u64,
     checksum: &str,
 ) -> Result<Option<super::BlobLocation>> {
-    let row: Option<StoredFileRow> = c
+    let row: Option<PointerRow> = c
         .fetch_optional(
-            "SELECT COALESCE(f.blob_content_id, f.content_id) AS content_id,
-                    COALESCE(f.blob_file_index, f.file_index) AS file_index,
-                    COALESCE(f.blob_chunk_size, c.chunk_size) AS chunk_size
+            "SELECT COALESCE(f.blob_content_id, f.content_id) AS blob_content_id,
+                    COALESCE(f.blob_file_index, f.file_index) AS blob_file_index,
+                    COALESCE(f.blob_chunk_size, c.chunk_size) AS blob_chunk_size
              FROM content_files f JOIN contents c ON c.id = f.content_id
                   JOIN assets a ON a.id = c.asset_id
              WHERE f.checksum = $1 AND f.size = $2 AND c.status = 'complete'
@@ -422,7 +495,10 @@ async fn find_stored_file<C: Dialect>(
             args![checksum, size, &owner.owner_type, &owner.owner_id],
         )
         .await?;
-    row.map(StoredFileRow::location).transpose()
+    Ok(match row {
+        Some(row) => row.pointer()?,
+        None => None,
+    })
 }
 
 async fn insert_upload<C: Dialect>(
@@ -472,7 +548,14 @@ async fn insert_upload<C: Dialect>(
     c.execute(
         "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
          VALUES ($1, $2, $3, $4, $5, 'open', $6)",
-        args![&upload_id, asset_id, &content_id, user_id, chunk_size, created],
+        args![
+            &upload_id,
+            asset_id,
+            &content_id,
+            user_id,
+            chunk_size,
+            created
+        ],
     )
     .await?;
     Ok(upload_by_id(c, &upload_id)
@@ -509,7 +592,10 @@ async fn open_upload<C: Dialect>(c: &mut C, upload_id: &str, lock: &str) -> Resu
 /// taken before the upload row).
 async fn lock_upload_owner<C: Dialect>(c: &mut C, upload_id: &str) -> Result<OwnerRow> {
     let asset_id: Option<(String,)> = c
-        .fetch_optional("SELECT asset_id FROM uploads WHERE id = $1", args![upload_id])
+        .fetch_optional(
+            "SELECT asset_id FROM uploads WHERE id = $1",
+            args![upload_id],
+        )
         .await?;
     let (asset_id,) = asset_id.ok_or_else(|| not_found(format!("upload {upload_id}")))?;
     let owner = asset_owner(c, &asset_id).await?;
@@ -651,7 +737,11 @@ async fn abort_upload_in<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Vec<S
     unreferenced(c, candidates).await
 }
 
-async fn update_asset_in<C: Dialect>(c: &mut C, asset_id: &str, patch: UpdateAsset) -> Result<Asset> {
+async fn update_asset_in<C: Dialect>(
+    c: &mut C,
+    asset_id: &str,
+    patch: UpdateAsset,
+) -> Result<Asset> {
     // The row lock makes the read-merge-write of `metadata` atomic across replicas.
     let current = asset_by_id(c, asset_id, true)
         .await?
@@ -693,7 +783,14 @@ async fn create_project_in<C: Dialect>(
     c.execute(
         "INSERT INTO projects (id, name, description, root_collection_id, created_by, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
-        args![&project_id, name, description, &root_id, created_by, created],
+        args![
+            &project_id,
+            name,
+            description,
+            &root_id,
+            created_by,
+            created
+        ],
     )
     .await?;
     c.execute(
@@ -727,7 +824,10 @@ async fn insert_allocation<C: Dialect>(
     Ok(())
 }
 
-async fn create_relationship_in<C: Dialect>(c: &mut C, rel: NewRelationship) -> Result<Relationship> {
+async fn create_relationship_in<C: Dialect>(
+    c: &mut C,
+    rel: NewRelationship,
+) -> Result<Relationship> {
     let id = new_id();
     let inserted = c
         .execute(
@@ -753,6 +853,38 @@ async fn create_relationship_in<C: Dialect>(c: &mut C, rel: NewRelationship) -> 
     relationship(c, row).await
 }
 
+// ---------------------------------------------------------------- lists
+
+const PROJECTS_OF_MEMBER: Select = Select {
+    columns: "p.*, m.role",
+    from: "projects p JOIN memberships m ON m.project_id = p.id WHERE m.user_id = $1",
+    order: "p.created_at, p.id",
+};
+
+const COLLECTIONS_OF_PROJECT: Select = Select {
+    columns: "*",
+    from: "collections WHERE project_id = $1",
+    order: "created_at, id",
+};
+
+const ASSETS_IN_COLLECTION: Select = Select {
+    columns: ASSET_COLUMNS,
+    from: "assets WHERE id IN (SELECT asset_id FROM asset_collections WHERE collection_id = $1)",
+    order: "created_at, id",
+};
+
+const ASSETS_OF_OWNER: Select = Select {
+    columns: ASSET_COLUMNS,
+    from: "assets WHERE owner_type = $1 AND owner_id = $2",
+    order: "created_at, id",
+};
+
+const RELATIONSHIPS_FROM: Select = Select {
+    columns: "*",
+    from: "relationships WHERE from_asset_id = $1",
+    order: "created_at, id",
+};
+
 // ---------------------------------------------------------------- the trait
 
 /// A write transaction running `$body` on its connection `$c`, committed when
@@ -762,7 +894,7 @@ macro_rules! in_write {
         let mut tx = $store.write().await?;
         let $c = &mut *tx;
         let out = $body.await?;
-        B::commit(tx).await?;
+        tx.commit().await?;
         Ok::<_, StoreError>(out)
     }};
 }
@@ -771,7 +903,7 @@ macro_rules! in_write {
 /// writes of one statement).
 macro_rules! on_conn {
     ($store:expr, |$c:ident| $body:expr) => {{
-        let mut conn = $store.read().await?;
+        let mut conn = $store.pool().acquire().await?;
         let $c = &mut *conn;
         $body.await
     }};
@@ -804,10 +936,8 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let row: Option<UserRow> = on_conn!(self, |c| c.fetch_optional(
-            "SELECT id, email, created_at FROM users WHERE email = $1",
-            args![email],
-        ))?;
+        let sql = "SELECT id, email, created_at FROM users WHERE email = $1";
+        let row: Option<UserRow> = find(self, sql, args![email]).await?;
         Ok(row.map(User::from))
     }
 
@@ -831,12 +961,10 @@ impl<B: Backend> MetadataStore for B {
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         // `revoked_at_ms` belongs to `meta::auth` (see `create_project_in`).
-        let row: Option<TokenRow> = on_conn!(self, |c| c.fetch_optional(
-            "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
-             FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1 AND t.revoked_at_ms IS NULL",
-            args![token_hash],
-        ))?;
+        let sql = "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
+                   FROM tokens t JOIN users u ON u.id = t.user_id
+                   WHERE t.token_hash = $1 AND t.revoked_at_ms IS NULL";
+        let row: Option<TokenRow> = find(self, sql, args![token_hash]).await?;
         Ok(row.map(|r| TokenRecord {
             token_id: r.id,
             user_id: r.user_id,
@@ -905,22 +1033,15 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn list_projects(&self, user_id: &str, window: Window) -> Result<(Vec<Project>, u64)> {
-        let select = Select {
-            columns: "p.*, m.role",
-            from: "projects p JOIN memberships m ON m.project_id = p.id WHERE m.user_id = $1",
-            order: "p.created_at, p.id",
-        };
-        list(self, select, args![user_id], window, |c, r| {
+        list(self, PROJECTS_OF_MEMBER, args![user_id], window, |c, r| {
             Box::pin(project(c, r))
         })
         .await
     }
 
     async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>> {
-        let role: Option<(String,)> = on_conn!(self, |c| c.fetch_optional(
-            "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2",
-            args![project_id, user_id],
-        ))?;
+        let sql = "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2";
+        let role: Option<(String,)> = find(self, sql, args![project_id, user_id]).await?;
         Ok(role.map(|(r,)| r))
     }
 
@@ -952,10 +1073,8 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>> {
-        let row: Option<CollectionRow> = on_conn!(self, |c| c.fetch_optional(
-            "SELECT * FROM collections WHERE id = $1",
-            args![collection_id],
-        ))?;
+        let sql = "SELECT * FROM collections WHERE id = $1";
+        let row: Option<CollectionRow> = find(self, sql, args![collection_id]).await?;
         Ok(row.map(Collection::from))
     }
 
@@ -964,14 +1083,13 @@ impl<B: Backend> MetadataStore for B {
         project_id: &str,
         window: Window,
     ) -> Result<(Vec<Collection>, u64)> {
-        let select = Select {
-            columns: "*",
-            from: "collections WHERE project_id = $1",
-            order: "created_at, id",
-        };
-        list(self, select, args![project_id], window, |_, r: CollectionRow| {
-            Box::pin(async move { Ok(r.into()) })
-        })
+        list(
+            self,
+            COLLECTIONS_OF_PROJECT,
+            args![project_id],
+            window,
+            |_, r: CollectionRow| Box::pin(async move { Ok(r.into()) }),
+        )
         .await
     }
 
@@ -980,14 +1098,13 @@ impl<B: Backend> MetadataStore for B {
         collection_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)> {
-        let select = Select {
-            columns: ASSET_COLUMNS,
-            from: "assets WHERE id IN (SELECT asset_id FROM asset_collections WHERE collection_id = $1)",
-            order: "created_at, id",
-        };
-        list(self, select, args![collection_id], window, |c, r| {
-            Box::pin(asset(c, r))
-        })
+        list(
+            self,
+            ASSETS_IN_COLLECTION,
+            args![collection_id],
+            window,
+            |c, r| Box::pin(asset(c, r)),
+        )
         .await
     }
 
@@ -1005,14 +1122,13 @@ impl<B: Backend> MetadataStore for B {
         owner_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)> {
-        let select = Select {
-            columns: ASSET_COLUMNS,
-            from: "assets WHERE owner_type = $1 AND owner_id = $2",
-            order: "created_at, id",
-        };
-        list(self, select, args![owner_type, owner_id], window, |c, r| {
-            Box::pin(asset(c, r))
-        })
+        list(
+            self,
+            ASSETS_OF_OWNER,
+            args![owner_type, owner_id],
+            window,
+            |c, r| Box::pin(asset(c, r)),
+        )
         .await
     }
 
@@ -1029,7 +1145,10 @@ impl<B: Backend> MetadataStore for B {
         asset_id: &str,
         window: Window,
     ) -> Result<(Vec<ContentVersion>, u64)> {
-        let order = format!("completed_at DESC, {} DESC", <B::Conn as Dialect>::CREATION_ORDER);
+        let order = format!(
+            "completed_at DESC, {} DESC",
+            <ConnOf<B> as Dialect>::CREATION_ORDER
+        );
         let select = Select {
             columns: CONTENT_COLUMNS,
             from: "contents WHERE asset_id = $1 AND status = 'complete'",
@@ -1059,7 +1178,9 @@ impl<B: Backend> MetadataStore for B {
         chunk_size: u64,
         files: &[UploadFileSpec],
     ) -> Result<UploadSession> {
-        in_write!(self, |c| insert_upload(c, asset_id, user_id, chunk_size, files))
+        in_write!(self, |c| insert_upload(
+            c, asset_id, user_id, chunk_size, files
+        ))
     }
 
     async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
@@ -1072,13 +1193,16 @@ impl<B: Backend> MetadataStore for B {
         owner_id: &str,
         size: u64,
     ) -> Result<bool> {
-        let (hit,): (bool,) = on_conn!(self, |c| c.fetch_one(
+        let (hit,): (bool,) =
+            on_conn!(self, |c| {
+                c.fetch_one(
             "SELECT EXISTS (SELECT 1 FROM content_files f JOIN contents c ON c.id = f.content_id
                                  JOIN assets a ON a.id = c.asset_id
                             WHERE f.size = $1 AND c.status = 'complete'
                               AND a.owner_type = $2 AND a.owner_id = $3)",
             args![size, owner_type, owner_id],
-        ))?;
+        )
+            })?;
         Ok(hit)
     }
 
@@ -1088,19 +1212,20 @@ impl<B: Backend> MetadataStore for B {
         file_index: u32,
         chunk_index: u64,
     ) -> Result<Option<ChunkRecord>> {
-        let row: Option<ChunkRow> = on_conn!(self, |c| c.fetch_optional(
-            CHUNK_SQL,
-            args![upload_id, file_index, chunk_index]
-        ))?;
+        let at = args![upload_id, file_index, chunk_index];
+        let row: Option<ChunkRow> = find(self, CHUNK_SQL, at).await?;
         row.map(ChunkRow::record).transpose()
     }
 
     async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>> {
-        let rows: Vec<(i64, String)> = on_conn!(self, |c| c.fetch_all(
+        let rows: Vec<(i64, String)> =
+            on_conn!(self, |c| {
+                c.fetch_all(
             "SELECT chunk_index, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2
              ORDER BY chunk_index",
             args![upload_id, file_index],
-        ))?;
+        )
+            })?;
         rows.into_iter()
             .map(|(i, hash)| Ok((rules::unsigned("chunk_index", i)?, hash)))
             .collect()
@@ -1113,7 +1238,13 @@ impl<B: Backend> MetadataStore for B {
         chunk_index: u64,
         chunk: ChunkRecord,
     ) -> Result<ChunkRecord> {
-        in_write!(self, |c| insert_chunk(c, upload_id, file_index, chunk_index, chunk))
+        in_write!(self, |c| insert_chunk(
+            c,
+            upload_id,
+            file_index,
+            chunk_index,
+            chunk
+        ))
     }
 
     async fn complete_upload(
@@ -1125,13 +1256,14 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn create_uploads(&self, items: Vec<NewUpload>) -> Result<Vec<Result<UploadSession>>> {
-        self.each_atomically(&items, |c, item| Box::pin(insert_upload_item(c, item)))
-            .await
+        each_atomically(self, &items, |c, item| {
+            Box::pin(insert_upload_item(c, item))
+        })
+        .await
     }
 
     async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
-        self.each_atomically(items, |c, item| Box::pin(finish_small_item(c, item)))
-            .await
+        each_atomically(self, items, |c, item| Box::pin(finish_small_item(c, item))).await
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {
@@ -1139,10 +1271,8 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn open_upload_count(&self) -> Result<u64> {
-        let (n,): (i64,) = on_conn!(self, |c| c.fetch_one(
-            "SELECT COUNT(*) FROM uploads WHERE status = 'open'",
-            vec![]
-        ))?;
+        let (n,): (i64,) = on_conn!(self, |c| c
+            .fetch_one("SELECT COUNT(*) FROM uploads WHERE status = 'open'", vec![]))?;
         rules::unsigned("count", n)
     }
 
@@ -1155,14 +1285,13 @@ impl<B: Backend> MetadataStore for B {
         from_asset_id: &str,
         window: Window,
     ) -> Result<(Vec<Relationship>, u64)> {
-        let select = Select {
-            columns: "*",
-            from: "relationships WHERE from_asset_id = $1",
-            order: "created_at, id",
-        };
-        list(self, select, args![from_asset_id], window, |c, r| {
-            Box::pin(relationship(c, r))
-        })
+        list(
+            self,
+            RELATIONSHIPS_FROM,
+            args![from_asset_id],
+            window,
+            |c, r| Box::pin(relationship(c, r)),
+        )
         .await
     }
 }

@@ -181,7 +181,9 @@ macro_rules! impl_conn {
         #[async_trait]
         impl Conn for $conn {
             async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
-                let done = bind_all!(sqlx::query(sql), args).execute(&mut *self).await?;
+                let done = bind_all!(sqlx::query(sql), args)
+                    .execute(&mut *self)
+                    .await?;
                 Ok(done.rows_affected())
             }
 

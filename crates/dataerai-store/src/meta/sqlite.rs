@@ -16,14 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::{Sqlite, SqlitePool};
 
-use super::shared::{Backend, Each};
+use super::shared::{Backend, Commit};
 use super::sql::{args, Conn, Dialect};
 use crate::error::Result;
 
@@ -43,9 +42,13 @@ pub(crate) struct WriteTx {
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl WriteTx {
-    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
-        self.tx.commit().await
+#[async_trait]
+impl Commit for WriteTx {
+    async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+    async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
     }
 }
 
@@ -95,44 +98,16 @@ impl SqliteStore {
 
 #[async_trait]
 impl Backend for SqliteStore {
-    type Conn = SqliteConnection;
-    type Read = PoolConnection<Sqlite>;
+    type Db = Sqlite;
     type Write = WriteTx;
+    const ONE_TRANSACTION_PER_BATCH: bool = true;
 
-    async fn read(&self) -> Result<Self::Read> {
-        Ok(self.pool.acquire().await?)
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
-    async fn write(&self) -> Result<Self::Write> {
+    async fn write(&self) -> Result<WriteTx> {
         self.begin_write().await
-    }
-
-    async fn commit(tx: Self::Write) -> Result<()> {
-        Ok(tx.commit().await?)
-    }
-
-    /// The whole batch in one transaction (one turn of the write lock), each
-    /// item in a savepoint: kept when the item succeeded, rolled back when it
-    /// failed, while the batch goes on either way.
-    async fn each_atomically<I: Sync, T: Send>(
-        &self,
-        items: &[I],
-        each: Each<SqliteConnection, I, T>,
-    ) -> Result<Vec<Result<T>>> {
-        let mut tx = self.begin_write().await?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-            let done = each(&mut savepoint, item).await;
-            if done.is_ok() {
-                savepoint.commit().await?;
-            } else {
-                savepoint.rollback().await?;
-            }
-            out.push(done);
-        }
-        tx.commit().await?;
-        Ok(out)
     }
 }
 
@@ -275,7 +250,11 @@ mod tests {
         assert_eq!(text, super::super::time::db_time(u.created_at).text());
         assert_eq!(text.len(), "2026-12-06T12:41:04.123456Z".len());
         assert_eq!(
-            s.user_by_email("a@x.org").await.unwrap().unwrap().created_at,
+            s.user_by_email("a@x.org")
+                .await
+                .unwrap()
+                .unwrap()
+                .created_at,
             u.created_at
         );
     }

@@ -68,7 +68,9 @@ impl<'q> Encode<'q, Sqlite> for DbTime {
 
 impl<'r> Decode<'r, Sqlite> for DbTime {
     fn decode(value: <Sqlite as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(DbTime(<DateTime<Utc> as Decode<'r, Sqlite>>::decode(value)?))
+        Ok(DbTime(<DateTime<Utc> as Decode<'r, Sqlite>>::decode(
+            value,
+        )?))
     }
 }
 
@@ -89,7 +91,9 @@ impl<'q> Encode<'q, Postgres> for DbTime {
 
 impl<'r> Decode<'r, Postgres> for DbTime {
     fn decode(value: <Postgres as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(DbTime(<DateTime<Utc> as Decode<'r, Postgres>>::decode(value)?))
+        Ok(DbTime(<DateTime<Utc> as Decode<'r, Postgres>>::decode(
+            value,
+        )?))
     }
 }
 
