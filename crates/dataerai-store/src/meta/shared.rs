@@ -1193,16 +1193,15 @@ impl<B: Backend> MetadataStore for B {
         owner_id: &str,
         size: u64,
     ) -> Result<bool> {
-        let (hit,): (bool,) =
-            on_conn!(self, |c| {
-                c.fetch_one(
+        let (hit,): (bool,) = on_conn!(self, |c| {
+            c.fetch_one(
             "SELECT EXISTS (SELECT 1 FROM content_files f JOIN contents c ON c.id = f.content_id
                                  JOIN assets a ON a.id = c.asset_id
                             WHERE f.size = $1 AND c.status = 'complete'
                               AND a.owner_type = $2 AND a.owner_id = $3)",
             args![size, owner_type, owner_id],
         )
-            })?;
+        })?;
         Ok(hit)
     }
 
@@ -1218,14 +1217,13 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>> {
-        let rows: Vec<(i64, String)> =
-            on_conn!(self, |c| {
-                c.fetch_all(
+        let rows: Vec<(i64, String)> = on_conn!(self, |c| {
+            c.fetch_all(
             "SELECT chunk_index, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2
              ORDER BY chunk_index",
             args![upload_id, file_index],
         )
-            })?;
+        })?;
         rows.into_iter()
             .map(|(i, hash)| Ok((rules::unsigned("chunk_index", i)?, hash)))
             .collect()
