@@ -7,6 +7,9 @@
 //!   codes, rotating refresh tokens, sign-in failures, members, the audit log.
 //!   Default backend: [`meta::sqlite::SqliteStore`] (SQLite in WAL mode);
 //!   scale-out: [`meta::postgres::PgStore`] (PostgreSQL, shared by replicas).
+//!   Both backends share one implementation (`meta::shared`): the SQL (with
+//!   `$n` placeholders), the row structs, and the domain rules in [`rules`];
+//!   each backend keeps only how its transactions start and lock.
 //! - [`blob::BlobStore`]: the bytes, stored chunk by chunk.
 //!   Default backend: [`blob::fs::FsBlobStore`] (a local directory);
 //!   scale-out: [`blob::s3::S3BlobStore`] (any S3-compatible bucket).
@@ -27,6 +30,7 @@
 pub mod blob;
 pub mod error;
 pub mod meta;
+pub mod rules;
 
 pub use blob::{fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, ChunkCheck, ChunkKey};
 pub use error::StoreError;

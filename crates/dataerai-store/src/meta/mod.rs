@@ -10,7 +10,11 @@ pub mod auth;
 #[cfg(test)]
 mod conformance;
 pub mod postgres;
+mod rows;
+mod shared;
+mod sql;
 pub mod sqlite;
+pub mod time;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -344,16 +348,4 @@ async fn create_upload_default<S: MetadataStore + ?Sized>(
         s.delete_asset(&asset_id).await?;
     }
     session
-}
-
-/// The checksum a finished small file gets: its lone chunk's hash, provided
-/// the chunk recorded for it (maybe earlier) is this one.
-pub(crate) fn small_file_checksum(item: &SmallFinish, recorded: &ChunkRecord) -> Result<String> {
-    if recorded.hash != item.chunk.hash {
-        return Err(crate::error::StoreError::Conflict(format!(
-            "upload {}: its chunk was already received with different bytes",
-            item.upload_id
-        )));
-    }
-    Ok(format!("blake3:{}", item.chunk.hash))
 }

@@ -1,0 +1,1295 @@
+//! [`MetadataStore`], written once for both backends.
+//!
+//! A backend ([`Backend`]) says how to get a connection, how to open and
+//! commit a write transaction and how a batch settles each item; its
+//! connection type says what its SQL dialect does differently
+//! ([`Dialect`]: row locks, two statements). Everything else — the SQL, the
+//! row mapping ([`super::rows`]) and the domain rules ([`crate::rules`]) — is
+//! here, the same for SQLite and PostgreSQL.
+//!
+//! Lock order (PostgreSQL; SQLite's write transactions hold the one write
+//! lock from their start): first the owner's allocation
+//! ([`Dialect::lock_owner`]) — every transaction that changes what an owner
+//! stores or reserves takes it, so quota checks and dedup/reference
+//! decisions are serialised per owner — then the `uploads` row (complete and
+//! abort `FOR UPDATE`; recording a chunk `FOR SHARE`, so chunks of one
+//! session go in parallel but never race its completion). A metadata merge
+//! locks the asset row.
+
+use std::ops::DerefMut;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use dataerai_proto::api::{
+    Allocation, Asset, Collection, ContentVersion, Project, Relationship, UpdateAsset,
+    UploadFileSpec, UploadSession,
+};
+use futures::future::BoxFuture;
+use sqlx::Database;
+use uuid::Uuid;
+
+use super::auth::AuthStore;
+use super::rows::{
+    AllocationRow, AssetRow, AssetSummaryRow, ChunkRow, CollectionRow, ContentRow, FileRow,
+    OwnerRow, PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow,
+    UserRow, ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
+};
+use super::sql::{args, Arg, Conn, Decoded, Dialect};
+use super::time::now;
+use super::{
+    ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken, NewUpload,
+    SmallFinish, TokenRecord, UploadRecord, UploadTarget, User, Window, OWNER_PROJECT, OWNER_USER,
+};
+use crate::error::{Result, StoreError};
+use crate::rules;
+
+/// Runs one item of a batch on a connection (see [`Backend::each_atomically`]).
+pub(crate) type Each<C, I, T> = for<'c> fn(&'c mut C, &'c I) -> BoxFuture<'c, Result<T>>;
+
+/// What a metadata store backend provides; [`MetadataStore`] follows.
+#[async_trait]
+pub(crate) trait Backend: AuthStore + Send + Sync + 'static {
+    type Db: Database<Connection: Dialect>;
+    /// A write transaction.
+    type Write: DerefMut<Target = ConnOf<Self>> + Commit + Send;
+
+    /// How a batch ([`MetadataStore::create_uploads`], [`MetadataStore::finish_small`])
+    /// keeps its items apart: `true`, one write transaction for the whole
+    /// batch and a savepoint per item (SQLite: one turn of the write lock);
+    /// `false`, a transaction per item (PostgreSQL: items of several owners
+    /// never wait on each other's row locks).
+    const ONE_TRANSACTION_PER_BATCH: bool;
+
+    /// Connections for reads and one-statement writes.
+    fn pool(&self) -> &sqlx::Pool<Self::Db>;
+    async fn write(&self) -> Result<Self::Write>;
+}
+
+/// The connection type of a backend.
+pub(crate) type ConnOf<B> = <<B as Backend>::Db as Database>::Connection;
+
+/// Ends a write transaction, keeping what it did.
+#[async_trait]
+pub(crate) trait Commit {
+    async fn commit(self) -> Result<()>;
+    async fn rollback(self) -> Result<()>;
+}
+
+#[async_trait]
+impl<DB: Database> Commit for sqlx::Transaction<'_, DB> {
+    async fn commit(self) -> Result<()> {
+        Ok(sqlx::Transaction::commit(self).await?)
+    }
+    async fn rollback(self) -> Result<()> {
+        Ok(sqlx::Transaction::rollback(self).await?)
+    }
+}
+
+/// End one batch item's transaction (or savepoint): kept when the item
+/// succeeded, rolled back when it failed.
+async fn settle<W: Commit>(tx: W, keep: bool) -> Result<()> {
+    if keep {
+        tx.commit().await
+    } else {
+        tx.rollback().await
+    }
+}
+
+/// `each` for every item, in item order; each item succeeds or fails on its
+/// own, and a failed item leaves nothing behind (see
+/// [`Backend::ONE_TRANSACTION_PER_BATCH`]).
+async fn each_atomically<B: Backend, I: Sync, T: Send>(
+    b: &B,
+    items: &[I],
+    each: Each<ConnOf<B>, I, T>,
+) -> Result<Vec<Result<T>>> {
+    let mut out = Vec::with_capacity(items.len());
+    if B::ONE_TRANSACTION_PER_BATCH {
+        let mut tx = b.write().await?;
+        for item in items {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let done = each(&mut savepoint, item).await;
+            settle(savepoint, done.is_ok()).await?;
+            out.push(done);
+        }
+        tx.commit().await?;
+    } else {
+        for item in items {
+            let mut tx = b.write().await?;
+            let done = each(&mut tx, item).await;
+            settle(tx, done.is_ok()).await?;
+            out.push(done);
+        }
+    }
+    Ok(out)
+}
+
+fn new_id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+fn not_found(what: impl std::fmt::Display) -> StoreError {
+    StoreError::NotFound(what.to_string())
+}
+
+fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(sqlx::Error::Database(d)) if d.is_unique_violation())
+}
+
+/// `done`, with a unique-key violation turned into `conflict`.
+fn unique<T>(done: Result<T>, conflict: impl FnOnce() -> StoreError) -> Result<T> {
+    done.map_err(|e| {
+        if is_unique_violation(&e) {
+            conflict()
+        } else {
+            e
+        }
+    })
+}
+
+// ---------------------------------------------------------------- reading
+
+async fn load_allocation<C: Dialect>(
+    c: &mut C,
+    owner_type: &str,
+    owner_id: &str,
+) -> Result<Option<Allocation>> {
+    // Kept by triggers (SQLite migration 0004, PostgreSQL 0003): no sum over
+    // the owner's versions.
+    let row: Option<AllocationRow> = c
+        .fetch_optional(
+            "SELECT id, quota_bytes, used_bytes, reserved_bytes FROM allocations
+             WHERE owner_type = $1 AND owner_id = $2",
+            args![owner_type, owner_id],
+        )
+        .await?;
+    row.map(AllocationRow::into_api).transpose()
+}
+
+async fn owner_allocation<C: Dialect>(c: &mut C, owner: &OwnerRow) -> Result<Allocation> {
+    let (t, i) = (&owner.owner_type, &owner.owner_id);
+    load_allocation(c, t, i)
+        .await?
+        .ok_or_else(|| not_found(format!("allocation of {t} {i}")))
+}
+
+async fn project<C: Dialect>(c: &mut C, row: ProjectRow) -> Result<Project> {
+    let allocation = load_allocation(c, OWNER_PROJECT, &row.id)
+        .await?
+        .ok_or_else(|| not_found(format!("allocation of project {}", row.id)))?;
+    Ok(Project {
+        project_id: row.id,
+        name: row.name,
+        description: row.description,
+        root_collection_id: row.root_collection_id,
+        created_by: row.created_by,
+        created_at: row.created_at,
+        role: row.role,
+        allocation,
+    })
+}
+
+async fn file_rows<C: Dialect>(c: &mut C, content_id: &str) -> Result<Vec<FileRow>> {
+    c.fetch_all(
+        &format!(
+            "SELECT {FILE_COLUMNS} FROM content_files WHERE content_id = $1 ORDER BY file_index"
+        ),
+        args![content_id],
+    )
+    .await
+}
+
+async fn content<C: Dialect>(c: &mut C, row: ContentRow) -> Result<ContentRecord> {
+    let chunk_size = rules::unsigned("chunk_size", row.chunk_size)?;
+    let rows = file_rows(c, &row.id).await?;
+    let mut files = Vec::with_capacity(rows.len());
+    let mut locations = Vec::with_capacity(rows.len());
+    for f in &rows {
+        files.push(f.api()?);
+        locations.push(rules::blob_location(
+            &row.id,
+            f.index()?,
+            chunk_size,
+            f.blob.pointer()?,
+        ));
+    }
+    Ok(ContentRecord {
+        version: ContentVersion {
+            content_id: row.id,
+            asset_id: row.asset_id,
+            status: row.status,
+            total_bytes: rules::unsigned("total_bytes", row.total_bytes)?,
+            files,
+            created_at: row.created_at,
+            completed_at: row.completed_at,
+        },
+        chunk_size,
+        locations,
+    })
+}
+
+/// The content version a `WHERE …` clause (with `$1`) selects.
+async fn content_where<C: Dialect>(
+    c: &mut C,
+    filter: &str,
+    arg: &str,
+) -> Result<Option<ContentRecord>> {
+    let sql = format!("SELECT {CONTENT_COLUMNS} FROM contents {filter}");
+    match c.fetch_optional::<ContentRow>(&sql, args![arg]).await? {
+        Some(row) => Ok(Some(content(c, row).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn content_by_id<C: Dialect>(c: &mut C, content_id: &str) -> Result<Option<ContentRecord>> {
+    content_where(c, "WHERE id = $1", content_id).await
+}
+
+async fn latest_content<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Option<ContentRecord>> {
+    let filter = format!(
+        "WHERE asset_id = $1 AND status = 'complete' ORDER BY completed_at DESC, {} DESC LIMIT 1",
+        C::CREATION_ORDER
+    );
+    content_where(c, &filter, asset_id).await
+}
+
+async fn asset<C: Dialect>(c: &mut C, row: AssetRow) -> Result<Asset> {
+    let collection_ids: Vec<(String,)> = c
+        .fetch_all(
+            "SELECT collection_id FROM asset_collections WHERE asset_id = $1 ORDER BY collection_id",
+            args![&row.id],
+        )
+        .await?;
+    let latest = latest_content(c, &row.id).await?.map(|c| c.version);
+    Ok(Asset {
+        asset_id: row.id,
+        title: row.title,
+        description: row.description,
+        alias: row.alias,
+        tags: row.tags.0,
+        metadata: row.metadata.0,
+        owner_type: row.owner_type,
+        owner_id: row.owner_id,
+        collection_ids: collection_ids.into_iter().map(|(id,)| id).collect(),
+        created_by: row.created_by,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        latest_content: latest,
+    })
+}
+
+/// An asset; `lock`: its row stays locked until the transaction ends.
+async fn asset_by_id<C: Dialect>(c: &mut C, asset_id: &str, lock: bool) -> Result<Option<Asset>> {
+    let lock = if lock { C::FOR_UPDATE } else { "" };
+    let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1{lock}");
+    match c.fetch_optional::<AssetRow>(&sql, args![asset_id]).await? {
+        Some(row) => Ok(Some(asset(c, row).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn asset_owner<C: Dialect>(c: &mut C, asset_id: &str) -> Result<OwnerRow> {
+    c.fetch_optional(
+        "SELECT owner_type, owner_id FROM assets WHERE id = $1",
+        args![asset_id],
+    )
+    .await?
+    .ok_or_else(|| not_found(format!("asset {asset_id}")))
+}
+
+async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<UploadRecord>> {
+    let Some(row) = c
+        .fetch_optional::<UploadRow>(
+            "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status, u.created_at,
+                    a.owner_type, a.owner_id
+             FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id = $1",
+            args![upload_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let chunk_size = rules::unsigned("chunk_size", row.chunk_size)?;
+    let file_rows = file_rows(c, &row.content_id).await?;
+    let received: Vec<(i64, i64)> = c
+        .fetch_all(
+            "SELECT file_index, chunk_index FROM upload_chunks WHERE upload_id = $1
+             ORDER BY file_index, chunk_index",
+            args![upload_id],
+        )
+        .await?;
+    let mut files = Vec::with_capacity(file_rows.len());
+    let mut known_checksums = Vec::with_capacity(file_rows.len());
+    for f in file_rows {
+        let deduplicated = f.blob.blob_content_id.is_some();
+        let size = rules::unsigned("size", f.size)?;
+        files.push(rules::upload_file_state(
+            f.index()?,
+            f.name,
+            size,
+            chunk_size,
+            deduplicated,
+        ));
+        known_checksums.push(f.checksum.filter(|_| deduplicated));
+    }
+    for (file_index, chunk_index) in received {
+        let file = rules::unsigned::<usize>("file_index", file_index)?;
+        if let Some(f) = files.get_mut(file) {
+            f.received_chunks
+                .push(rules::unsigned("chunk_index", chunk_index)?);
+        }
+    }
+    Ok(Some(UploadRecord {
+        session: UploadSession {
+            upload_id: row.id,
+            asset_id: row.asset_id,
+            content_id: row.content_id,
+            chunk_size,
+            status: row.status,
+            files,
+            created_at: row.created_at,
+        },
+        user_id: row.user_id,
+        owner: row.owner_type.zip(row.owner_id),
+        known_checksums,
+    }))
+}
+
+async fn relationship<C: Dialect>(c: &mut C, row: RelationshipRow) -> Result<Relationship> {
+    let target: AssetSummaryRow = c
+        .fetch_one(
+            "SELECT id, title, alias, owner_type, owner_id FROM assets WHERE id = $1",
+            args![&row.to_asset_id],
+        )
+        .await?;
+    Ok(Relationship {
+        id: row.id,
+        rel_type: row.rel_type,
+        from_asset_id: row.from_asset_id,
+        to_asset_id: row.to_asset_id,
+        analysis_mode: row.analysis_mode,
+        qualifiers: row.qualifiers.0,
+        created_by: row.created_by,
+        created_at: row.created_at,
+        related_asset: target.into(),
+    })
+}
+
+/// The row `sql` selects, if any (read on a pooled connection).
+async fn find<B: Backend, R: Decoded>(b: &B, sql: &str, args: Vec<Arg>) -> Result<Option<R>> {
+    b.pool().acquire().await?.fetch_optional(sql, args).await
+}
+
+/// What a list selects: `SELECT {columns} FROM {from} ORDER BY {order}`.
+/// `from` is the table (with joins) and its `WHERE` clause, whose `$1, $2, …`
+/// placeholders take the list's arguments.
+struct Select<'a> {
+    columns: &'a str,
+    from: &'a str,
+    order: &'a str,
+}
+
+/// Turns one row into an item, loading related rows on the same connection.
+type Mapper<C, R, T> = for<'c> fn(&'c mut C, R) -> BoxFuture<'c, Result<T>>;
+
+/// One page of a list (`window`) and the total number of items: every list
+/// of the trait is this count + page query + row mapping.
+async fn list<B: Backend, R: Decoded, T: Send>(
+    b: &B,
+    select: Select<'_>,
+    args: Vec<Arg>,
+    window: Window,
+    map: Mapper<ConnOf<B>, R, T>,
+) -> Result<(Vec<T>, u64)> {
+    let Select {
+        columns,
+        from,
+        order,
+    } = select;
+    let mut conn = b.pool().acquire().await?;
+    let c = &mut *conn;
+    let (total,): (i64,) = c
+        .fetch_one(&format!("SELECT COUNT(*) FROM {from}"), args.clone())
+        .await?;
+    let (limit, offset) = (args.len() + 1, args.len() + 2);
+    let page =
+        format!("SELECT {columns} FROM {from} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}");
+    let mut page_args = args;
+    page_args.extend(args![window.limit, window.offset]);
+    let rows: Vec<R> = c.fetch_all(&page, page_args).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(map(c, row).await?);
+    }
+    Ok((items, rules::unsigned("count", total)?))
+}
+
+// ---------------------------------------------------------------- writing
+
+async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
+    let id = new_id();
+    let at = now();
+    let inserted = c
+        .execute(
+            "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
+                                 created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+            vec![
+                Arg::from(&id),
+                Arg::from(&asset.title),
+                Arg::from(asset.description.clone()),
+                Arg::from(asset.alias.clone()),
+                Arg::json(&asset.tags),
+                Arg::json(&asset.metadata),
+                Arg::from(&asset.owner_type),
+                Arg::from(&asset.owner_id),
+                Arg::from(&asset.created_by),
+                Arg::from(at),
+            ],
+        )
+        .await;
+    unique(inserted, || rules::alias_taken(asset.alias.as_deref()))?;
+    if let Some(collection_id) = &asset.collection_id {
+        c.execute(
+            "INSERT INTO asset_collections (asset_id, collection_id) VALUES ($1, $2)",
+            args![&id, collection_id],
+        )
+        .await?;
+    }
+    // Exactly what was stored (a new asset has no content yet): no need to read it back.
+    Ok(Asset {
+        asset_id: id,
+        title: asset.title,
+        description: asset.description,
+        alias: asset.alias,
+        tags: asset.tags,
+        metadata: asset.metadata,
+        owner_type: asset.owner_type,
+        owner_id: asset.owner_id,
+        collection_ids: asset.collection_id.into_iter().collect(),
+        created_by: asset.created_by,
+        created_at: at,
+        updated_at: at,
+        latest_content: None,
+    })
+}
+
+/// The physical location of a complete file of `owner` with this size and
+/// checksum, if there is one (the dedup lookup).
+async fn find_stored_file<C: Dialect>(
+    c: &mut C,
+    owner: &OwnerRow,
+    size: u64,
+    checksum: &str,
+) -> Result<Option<super::BlobLocation>> {
+    let row: Option<PointerRow> = c
+        .fetch_optional(
+            "SELECT COALESCE(f.blob_content_id, f.content_id) AS blob_content_id,
+                    COALESCE(f.blob_file_index, f.file_index) AS blob_file_index,
+                    COALESCE(f.blob_chunk_size, c.chunk_size) AS blob_chunk_size
+             FROM content_files f JOIN contents c ON c.id = f.content_id
+                  JOIN assets a ON a.id = c.asset_id
+             WHERE f.checksum = $1 AND f.size = $2 AND c.status = 'complete'
+               AND a.owner_type = $3 AND a.owner_id = $4
+             LIMIT 1",
+            args![checksum, size, &owner.owner_type, &owner.owner_id],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => row.pointer()?,
+        None => None,
+    })
+}
+
+async fn insert_upload<C: Dialect>(
+    c: &mut C,
+    asset_id: &str,
+    user_id: &str,
+    chunk_size: u64,
+    files: &[UploadFileSpec],
+) -> Result<UploadSession> {
+    let owner = asset_owner(c, asset_id).await?;
+    c.lock_owner(&owner.owner_type, &owner.owner_id).await?;
+    let allocation = owner_allocation(c, &owner).await?;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    rules::check_quota(&allocation, total, false)?;
+    let content_id = new_id();
+    let upload_id = new_id();
+    let created = now();
+    c.execute(
+        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at)
+         VALUES ($1, $2, 'pending', $3, $4, $5)",
+        args![&content_id, asset_id, total, chunk_size, created],
+    )
+    .await?;
+    for (i, f) in (0u32..).zip(files) {
+        let stored = match &f.checksum {
+            Some(sum) => find_stored_file(c, &owner, f.size, sum).await?,
+            None => None,
+        };
+        let (pointer, checksum) = rules::dedup_pointer(f.checksum.as_deref(), stored);
+        c.execute(
+            "INSERT INTO content_files (content_id, file_index, name, size, checksum,
+                                        blob_content_id, blob_file_index, blob_chunk_size)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            args![
+                &content_id,
+                i,
+                &f.name,
+                f.size,
+                checksum,
+                pointer.as_ref().map(|p| p.content_id.clone()),
+                pointer.as_ref().map(|p| p.file_index),
+                pointer.as_ref().map(|p| p.chunk_size),
+            ],
+        )
+        .await?;
+    }
+    c.execute(
+        "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'open', $6)",
+        args![
+            &upload_id,
+            asset_id,
+            &content_id,
+            user_id,
+            chunk_size,
+            created
+        ],
+    )
+    .await?;
+    Ok(upload_by_id(c, &upload_id)
+        .await?
+        .ok_or_else(|| not_found(format!("upload {upload_id}")))?
+        .session)
+}
+
+/// A new asset (or an existing one) and a session on it: one item of
+/// [`MetadataStore::create_uploads`].
+async fn insert_upload_item<C: Dialect>(c: &mut C, item: &NewUpload) -> Result<UploadSession> {
+    let asset_id = match &item.target {
+        UploadTarget::NewAsset(asset) => insert_asset(c, asset.clone()).await?.asset_id,
+        UploadTarget::Existing(id) => id.clone(),
+    };
+    insert_upload(c, &asset_id, &item.user_id, item.chunk_size, &item.files).await
+}
+
+/// An open session's state, its row locked with `lock`; `NotFound` /
+/// `Invalid` otherwise.
+async fn open_upload<C: Dialect>(c: &mut C, upload_id: &str, lock: &str) -> Result<UploadStateRow> {
+    let row: UploadStateRow = c
+        .fetch_optional(
+            &format!("SELECT status, content_id FROM uploads WHERE id = $1{lock}"),
+            args![upload_id],
+        )
+        .await?
+        .ok_or_else(|| not_found(format!("upload {upload_id}")))?;
+    rules::require_open(upload_id, &row.status)?;
+    Ok(row)
+}
+
+/// Lock the allocation of the owner of an upload's asset (lock order 1,
+/// taken before the upload row).
+async fn lock_upload_owner<C: Dialect>(c: &mut C, upload_id: &str) -> Result<OwnerRow> {
+    let asset_id: Option<(String,)> = c
+        .fetch_optional(
+            "SELECT asset_id FROM uploads WHERE id = $1",
+            args![upload_id],
+        )
+        .await?;
+    let (asset_id,) = asset_id.ok_or_else(|| not_found(format!("upload {upload_id}")))?;
+    let owner = asset_owner(c, &asset_id).await?;
+    c.lock_owner(&owner.owner_type, &owner.owner_id).await?;
+    Ok(owner)
+}
+
+const CHUNK_SQL: &str =
+    "SELECT size, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2 AND chunk_index = $3";
+
+async fn insert_chunk<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    file_index: u32,
+    chunk_index: u64,
+    chunk: ChunkRecord,
+) -> Result<ChunkRecord> {
+    // FOR SHARE: chunks go in parallel, completion (FOR UPDATE) waits for them.
+    open_upload(c, upload_id, C::FOR_SHARE).await?;
+    c.execute(
+        "INSERT INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        args![upload_id, file_index, chunk_index, chunk.size, chunk.hash],
+    )
+    .await?;
+    let row: ChunkRow = c
+        .fetch_one(CHUNK_SQL, args![upload_id, file_index, chunk_index])
+        .await?;
+    row.record()
+}
+
+async fn publish_upload<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    checksums: &[String],
+) -> Result<ContentVersion> {
+    let owner = lock_upload_owner(c, upload_id).await?;
+    open_upload(c, upload_id, C::FOR_UPDATE).await?;
+    let session = upload_by_id(c, upload_id)
+        .await?
+        .ok_or_else(|| not_found(format!("upload {upload_id}")))?
+        .session;
+    rules::require_checksum_per_file(checksums.len(), session.files.len())?;
+    let allocation = owner_allocation(c, &owner).await?;
+    // The session's own bytes are already part of `reserved`.
+    let requested: u64 = session.files.iter().map(|f| f.size).sum();
+    rules::check_quota(&allocation, requested, true)?;
+    c.set_checksums(&session.content_id, checksums).await?;
+    let completed = now();
+    c.execute(
+        "UPDATE contents SET status = 'complete', completed_at = $1 WHERE id = $2",
+        args![completed, &session.content_id],
+    )
+    .await?;
+    c.execute(
+        "UPDATE uploads SET status = 'complete' WHERE id = $1",
+        args![upload_id],
+    )
+    .await?;
+    c.execute(
+        "UPDATE assets SET updated_at = $1 WHERE id = $2",
+        args![completed, &session.asset_id],
+    )
+    .await?;
+    let content = content_by_id(c, &session.content_id).await?;
+    Ok(content
+        .ok_or_else(|| not_found(format!("content {}", session.content_id)))?
+        .version)
+}
+
+/// Record the lone chunk of a small session and complete it: one item of
+/// [`MetadataStore::finish_small`].
+async fn finish_small_item<C: Dialect>(c: &mut C, item: &SmallFinish) -> Result<ContentVersion> {
+    let recorded = insert_chunk(c, &item.upload_id, 0, 0, item.chunk.clone()).await?;
+    let sum = rules::small_file_checksum(item, &recorded)?;
+    publish_upload(c, &item.upload_id, &[sum]).await
+}
+
+/// Of `candidates`, the content ids whose blobs nothing uses any more.
+async fn unreferenced<C: Dialect>(c: &mut C, mut candidates: Vec<String>) -> Result<Vec<String>> {
+    candidates.sort();
+    candidates.dedup();
+    c.unreferenced(candidates).await
+}
+
+async fn delete_asset_in<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Vec<String>> {
+    let owner = asset_owner(c, asset_id).await?;
+    // Serialised with dedup lookups of the same owner (create_upload).
+    c.lock_owner(&owner.owner_type, &owner.owner_id).await?;
+    // Blob candidates: the asset's own versions and whatever its files point at.
+    let candidates: Vec<(String,)> = c
+        .fetch_all(
+            "SELECT id FROM contents WHERE asset_id = $1
+             UNION
+             SELECT f.blob_content_id FROM content_files f JOIN contents c ON c.id = f.content_id
+             WHERE c.asset_id = $1 AND f.blob_content_id IS NOT NULL",
+            args![asset_id],
+        )
+        .await?;
+    // Foreign keys cascade to contents, files, uploads, chunks, relationships, collections links.
+    let deleted = c
+        .execute("DELETE FROM assets WHERE id = $1", args![asset_id])
+        .await?;
+    if deleted == 0 {
+        return Err(not_found(format!("asset {asset_id}")));
+    }
+    // Decided inside the transaction: a dedup lookup cannot point at these
+    // bytes afterwards, because nothing that names them is left to find.
+    unreferenced(c, candidates.into_iter().map(|(id,)| id).collect()).await
+}
+
+async fn abort_upload_in<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Vec<String>> {
+    lock_upload_owner(c, upload_id).await?;
+    let state = open_upload(c, upload_id, C::FOR_UPDATE).await?;
+    c.execute(
+        "UPDATE uploads SET status = 'aborted' WHERE id = $1",
+        args![upload_id],
+    )
+    .await?;
+    c.execute(
+        "UPDATE contents SET status = 'aborted' WHERE id = $1",
+        args![&state.content_id],
+    )
+    .await?;
+    c.execute(
+        "DELETE FROM upload_chunks WHERE upload_id = $1",
+        args![upload_id],
+    )
+    .await?;
+    let pointed_at: Vec<(String,)> = c
+        .fetch_all(
+            "SELECT blob_content_id FROM content_files
+             WHERE content_id = $1 AND blob_content_id IS NOT NULL",
+            args![&state.content_id],
+        )
+        .await?;
+    let mut candidates: Vec<String> = pointed_at.into_iter().map(|(id,)| id).collect();
+    candidates.push(state.content_id);
+    unreferenced(c, candidates).await
+}
+
+async fn update_asset_in<C: Dialect>(
+    c: &mut C,
+    asset_id: &str,
+    patch: UpdateAsset,
+) -> Result<Asset> {
+    // The row lock makes the read-merge-write of `metadata` atomic across replicas.
+    let current = asset_by_id(c, asset_id, true)
+        .await?
+        .ok_or_else(|| not_found(format!("asset {asset_id}")))?;
+    let metadata = rules::merge_metadata(current.metadata, patch.metadata.unwrap_or_default());
+    let updated = c
+        .execute(
+            "UPDATE assets SET title = $1, description = $2, alias = $3, tags = $4, metadata = $5,
+                               updated_at = $6
+             WHERE id = $7",
+            vec![
+                Arg::from(patch.title.unwrap_or(current.title)),
+                Arg::from(patch.description.or(current.description)),
+                Arg::from(patch.alias.clone().or(current.alias)),
+                Arg::json(&patch.tags.unwrap_or(current.tags)),
+                Arg::json(&metadata),
+                Arg::from(now()),
+                Arg::from(asset_id),
+            ],
+        )
+        .await;
+    unique(updated, || rules::alias_taken(patch.alias.as_deref()))?;
+    asset_by_id(c, asset_id, false)
+        .await?
+        .ok_or_else(|| not_found(format!("asset {asset_id}")))
+}
+
+async fn create_project_in<C: Dialect>(
+    c: &mut C,
+    name: &str,
+    description: &str,
+    created_by: &str,
+    quota_bytes: u64,
+) -> Result<String> {
+    let project_id = new_id();
+    let root_id = new_id();
+    let created = now();
+    // The root collection references the project, so the project goes first.
+    c.execute(
+        "INSERT INTO projects (id, name, description, root_collection_id, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        args![
+            &project_id,
+            name,
+            description,
+            &root_id,
+            created_by,
+            created
+        ],
+    )
+    .await?;
+    c.execute(
+        "INSERT INTO collections (id, project_id, name, parent_id, created_at)
+         VALUES ($1, $2, $3, NULL, $4)",
+        args![&root_id, &project_id, name, created],
+    )
+    .await?;
+    // `added_at_ms` (integer milliseconds) belongs to the membership and
+    // sign-in tables of `meta::auth`, which own its representation.
+    c.execute(
+        "INSERT INTO memberships (project_id, user_id, role, added_at_ms) VALUES ($1, $2, 'owner', $3)",
+        args![&project_id, created_by, Utc::now().timestamp_millis()],
+    )
+    .await?;
+    insert_allocation(c, OWNER_PROJECT, &project_id, quota_bytes).await?;
+    Ok(project_id)
+}
+
+async fn insert_allocation<C: Dialect>(
+    c: &mut C,
+    owner_type: &str,
+    owner_id: &str,
+    quota_bytes: u64,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO allocations (id, owner_type, owner_id, quota_bytes) VALUES ($1, $2, $3, $4)",
+        args![new_id(), owner_type, owner_id, quota_bytes],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn create_relationship_in<C: Dialect>(
+    c: &mut C,
+    rel: NewRelationship,
+) -> Result<Relationship> {
+    let id = new_id();
+    let inserted = c
+        .execute(
+            "INSERT INTO relationships (id, from_asset_id, to_asset_id, type, analysis_mode, qualifiers,
+                                        created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                Arg::from(&id),
+                Arg::from(rel.from_asset_id),
+                Arg::from(rel.to_asset_id),
+                Arg::from(rel.rel_type),
+                Arg::from(rel.analysis_mode),
+                Arg::json(&rel.qualifiers),
+                Arg::from(rel.created_by),
+                Arg::from(now()),
+            ],
+        )
+        .await;
+    unique(inserted, || StoreError::RelationshipExists)?;
+    let row: RelationshipRow = c
+        .fetch_one("SELECT * FROM relationships WHERE id = $1", args![&id])
+        .await?;
+    relationship(c, row).await
+}
+
+// ---------------------------------------------------------------- lists
+
+const PROJECTS_OF_MEMBER: Select = Select {
+    columns: "p.*, m.role",
+    from: "projects p JOIN memberships m ON m.project_id = p.id WHERE m.user_id = $1",
+    order: "p.created_at, p.id",
+};
+
+const COLLECTIONS_OF_PROJECT: Select = Select {
+    columns: "*",
+    from: "collections WHERE project_id = $1",
+    order: "created_at, id",
+};
+
+const ASSETS_IN_COLLECTION: Select = Select {
+    columns: ASSET_COLUMNS,
+    from: "assets WHERE id IN (SELECT asset_id FROM asset_collections WHERE collection_id = $1)",
+    order: "created_at, id",
+};
+
+const ASSETS_OF_OWNER: Select = Select {
+    columns: ASSET_COLUMNS,
+    from: "assets WHERE owner_type = $1 AND owner_id = $2",
+    order: "created_at, id",
+};
+
+const RELATIONSHIPS_FROM: Select = Select {
+    columns: "*",
+    from: "relationships WHERE from_asset_id = $1",
+    order: "created_at, id",
+};
+
+// ---------------------------------------------------------------- the trait
+
+/// A write transaction running `$body` on its connection `$c`, committed when
+/// the body succeeds (dropped, so rolled back, when it fails).
+macro_rules! in_write {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut tx = $store.write().await?;
+        let $c = &mut *tx;
+        let out = $body.await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(out)
+    }};
+}
+
+/// `$body` on a pooled connection `$c`, outside a transaction (reads, and
+/// writes of one statement).
+macro_rules! on_conn {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut conn = $store.pool().acquire().await?;
+        let $c = &mut *conn;
+        $body.await
+    }};
+}
+
+#[async_trait]
+impl<B: Backend> MetadataStore for B {
+    async fn ping(&self) -> Result<()> {
+        on_conn!(self, |c| c.execute("SELECT 1", vec![]))?;
+        Ok(())
+    }
+
+    async fn create_user(&self, email: &str, quota_bytes: u64) -> Result<User> {
+        let user = User {
+            user_id: new_id(),
+            email: email.to_string(),
+            created_at: now(),
+        };
+        in_write!(self, |c| async {
+            let inserted = c
+                .execute(
+                    "INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)",
+                    args![&user.user_id, &user.email, user.created_at],
+                )
+                .await;
+            unique(inserted, || rules::email_taken(email))?;
+            insert_allocation(c, OWNER_USER, &user.user_id, quota_bytes).await
+        })?;
+        Ok(user)
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = "SELECT id, email, created_at FROM users WHERE email = $1";
+        let row: Option<UserRow> = find(self, sql, args![email]).await?;
+        Ok(row.map(User::from))
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<String> {
+        let id = new_id();
+        on_conn!(self, |c| c.execute(
+            "INSERT INTO tokens (id, user_id, name, token_hash, scopes, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            args![
+                &id,
+                token.user_id,
+                token.name,
+                token.token_hash,
+                rules::join_scopes(&token.scopes),
+                now(),
+                token.expires_at,
+            ],
+        ))?;
+        Ok(id)
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        // `revoked_at_ms` belongs to `meta::auth` (see `create_project_in`).
+        let sql = "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
+                   FROM tokens t JOIN users u ON u.id = t.user_id
+                   WHERE t.token_hash = $1 AND t.revoked_at_ms IS NULL";
+        let row: Option<TokenRow> = find(self, sql, args![token_hash]).await?;
+        Ok(row.map(|r| TokenRecord {
+            token_id: r.id,
+            user_id: r.user_id,
+            email: r.email,
+            scopes: rules::split_scopes(&r.scopes),
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn allocation(&self, owner_type: &str, owner_id: &str) -> Result<Option<Allocation>> {
+        on_conn!(self, |c| load_allocation(c, owner_type, owner_id))
+    }
+
+    async fn set_quota(&self, owner_type: &str, owner_id: &str, quota_bytes: u64) -> Result<()> {
+        let changed = on_conn!(self, |c| c.execute(
+            "UPDATE allocations SET quota_bytes = $1 WHERE owner_type = $2 AND owner_id = $3",
+            args![quota_bytes, owner_type, owner_id],
+        ))?;
+        if changed == 0 {
+            return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
+        }
+        Ok(())
+    }
+
+    async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        created_by: &str,
+        quota_bytes: u64,
+    ) -> Result<Project> {
+        let project_id: String = in_write!(self, |c| create_project_in(
+            c,
+            name,
+            description,
+            created_by,
+            quota_bytes
+        ))?;
+        self.project_for_member(&project_id, created_by)
+            .await?
+            .ok_or_else(|| not_found(format!("project {project_id}")))
+    }
+
+    async fn project_for_member(&self, project_id: &str, user_id: &str) -> Result<Option<Project>> {
+        on_conn!(self, |c| async {
+            let row: Option<ProjectRow> = c
+                .fetch_optional(
+                    "SELECT p.*, m.role FROM projects p JOIN memberships m ON m.project_id = p.id
+                     WHERE p.id = $1 AND m.user_id = $2",
+                    args![project_id, user_id],
+                )
+                .await?;
+            match row {
+                Some(row) => Ok(Some(project(c, row).await?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn project_exists(&self, project_id: &str) -> Result<bool> {
+        let (exists,): (bool,) = on_conn!(self, |c| c.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)",
+            args![project_id],
+        ))?;
+        Ok(exists)
+    }
+
+    async fn list_projects(&self, user_id: &str, window: Window) -> Result<(Vec<Project>, u64)> {
+        list(self, PROJECTS_OF_MEMBER, args![user_id], window, |c, r| {
+            Box::pin(project(c, r))
+        })
+        .await
+    }
+
+    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>> {
+        let sql = "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2";
+        let role: Option<(String,)> = find(self, sql, args![project_id, user_id]).await?;
+        Ok(role.map(|(r,)| r))
+    }
+
+    async fn create_collection(
+        &self,
+        project_id: &str,
+        name: &str,
+        parent_id: &str,
+    ) -> Result<Collection> {
+        let collection = Collection {
+            collection_id: new_id(),
+            project_id: project_id.to_string(),
+            name: name.to_string(),
+            parent_id: Some(parent_id.to_string()),
+            created_at: now(),
+        };
+        on_conn!(self, |c| c.execute(
+            "INSERT INTO collections (id, project_id, name, parent_id, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            args![
+                &collection.collection_id,
+                project_id,
+                name,
+                parent_id,
+                collection.created_at
+            ],
+        ))?;
+        Ok(collection)
+    }
+
+    async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>> {
+        let sql = "SELECT * FROM collections WHERE id = $1";
+        let row: Option<CollectionRow> = find(self, sql, args![collection_id]).await?;
+        Ok(row.map(Collection::from))
+    }
+
+    async fn list_collections(
+        &self,
+        project_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Collection>, u64)> {
+        list(
+            self,
+            COLLECTIONS_OF_PROJECT,
+            args![project_id],
+            window,
+            |_, r: CollectionRow| Box::pin(async move { Ok(r.into()) }),
+        )
+        .await
+    }
+
+    async fn list_collection_assets(
+        &self,
+        collection_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)> {
+        list(
+            self,
+            ASSETS_IN_COLLECTION,
+            args![collection_id],
+            window,
+            |c, r| Box::pin(asset(c, r)),
+        )
+        .await
+    }
+
+    async fn create_asset(&self, new: NewAsset) -> Result<Asset> {
+        in_write!(self, |c| insert_asset(c, new))
+    }
+
+    async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>> {
+        on_conn!(self, |c| asset_by_id(c, asset_id, false))
+    }
+
+    async fn list_assets(
+        &self,
+        owner_type: &str,
+        owner_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)> {
+        list(
+            self,
+            ASSETS_OF_OWNER,
+            args![owner_type, owner_id],
+            window,
+            |c, r| Box::pin(asset(c, r)),
+        )
+        .await
+    }
+
+    async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset> {
+        in_write!(self, |c| update_asset_in(c, asset_id, patch))
+    }
+
+    async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>> {
+        in_write!(self, |c| delete_asset_in(c, asset_id))
+    }
+
+    async fn list_contents(
+        &self,
+        asset_id: &str,
+        window: Window,
+    ) -> Result<(Vec<ContentVersion>, u64)> {
+        let order = format!(
+            "completed_at DESC, {} DESC",
+            <ConnOf<B> as Dialect>::CREATION_ORDER
+        );
+        let select = Select {
+            columns: CONTENT_COLUMNS,
+            from: "contents WHERE asset_id = $1 AND status = 'complete'",
+            order: &order,
+        };
+        list(self, select, args![asset_id], window, |c, r| {
+            Box::pin(async move { Ok(content(c, r).await?.version) })
+        })
+        .await
+    }
+
+    async fn get_content(&self, asset_id: &str, content_id: &str) -> Result<Option<ContentRecord>> {
+        let found = on_conn!(self, |c| async {
+            if content_id == "latest" {
+                latest_content(c, asset_id).await
+            } else {
+                content_by_id(c, content_id).await
+            }
+        })?;
+        Ok(found.filter(|c| c.version.asset_id == asset_id && c.version.status == "complete"))
+    }
+
+    async fn create_upload(
+        &self,
+        asset_id: &str,
+        user_id: &str,
+        chunk_size: u64,
+        files: &[UploadFileSpec],
+    ) -> Result<UploadSession> {
+        in_write!(self, |c| insert_upload(
+            c, asset_id, user_id, chunk_size, files
+        ))
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
+        on_conn!(self, |c| upload_by_id(c, upload_id))
+    }
+
+    async fn stores_file_of_size(
+        &self,
+        owner_type: &str,
+        owner_id: &str,
+        size: u64,
+    ) -> Result<bool> {
+        let (hit,): (bool,) = on_conn!(self, |c| {
+            c.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM content_files f JOIN contents c ON c.id = f.content_id
+                                 JOIN assets a ON a.id = c.asset_id
+                            WHERE f.size = $1 AND c.status = 'complete'
+                              AND a.owner_type = $2 AND a.owner_id = $3)",
+            args![size, owner_type, owner_id],
+        )
+        })?;
+        Ok(hit)
+    }
+
+    async fn chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+    ) -> Result<Option<ChunkRecord>> {
+        let at = args![upload_id, file_index, chunk_index];
+        let row: Option<ChunkRow> = find(self, CHUNK_SQL, at).await?;
+        row.map(ChunkRow::record).transpose()
+    }
+
+    async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>> {
+        let rows: Vec<(i64, String)> = on_conn!(self, |c| {
+            c.fetch_all(
+            "SELECT chunk_index, hash FROM upload_chunks WHERE upload_id = $1 AND file_index = $2
+             ORDER BY chunk_index",
+            args![upload_id, file_index],
+        )
+        })?;
+        rows.into_iter()
+            .map(|(i, hash)| Ok((rules::unsigned("chunk_index", i)?, hash)))
+            .collect()
+    }
+
+    async fn record_chunk(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+        chunk: ChunkRecord,
+    ) -> Result<ChunkRecord> {
+        in_write!(self, |c| insert_chunk(
+            c,
+            upload_id,
+            file_index,
+            chunk_index,
+            chunk
+        ))
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        checksums: &[String],
+    ) -> Result<ContentVersion> {
+        in_write!(self, |c| publish_upload(c, upload_id, checksums))
+    }
+
+    async fn create_uploads(&self, items: Vec<NewUpload>) -> Result<Vec<Result<UploadSession>>> {
+        each_atomically(self, &items, |c, item| {
+            Box::pin(insert_upload_item(c, item))
+        })
+        .await
+    }
+
+    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
+        each_atomically(self, items, |c, item| Box::pin(finish_small_item(c, item))).await
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {
+        in_write!(self, |c| abort_upload_in(c, upload_id))
+    }
+
+    async fn open_upload_count(&self) -> Result<u64> {
+        let (n,): (i64,) = on_conn!(self, |c| c
+            .fetch_one("SELECT COUNT(*) FROM uploads WHERE status = 'open'", vec![]))?;
+        rules::unsigned("count", n)
+    }
+
+    async fn create_relationship(&self, rel: NewRelationship) -> Result<Relationship> {
+        in_write!(self, |c| create_relationship_in(c, rel))
+    }
+
+    async fn list_relationships(
+        &self,
+        from_asset_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Relationship>, u64)> {
+        list(
+            self,
+            RELATIONSHIPS_FROM,
+            args![from_asset_id],
+            window,
+            |c, r| Box::pin(relationship(c, r)),
+        )
+        .await
+    }
+}
