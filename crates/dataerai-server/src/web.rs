@@ -21,7 +21,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
-use dataerai_store::meta::auth::SessionRecord;
+use dataerai_store::meta::auth::{SessionRecord, SignInLimit};
 use dataerai_store::meta::NewToken;
 use serde_json::json;
 use std::collections::HashMap;
@@ -42,6 +42,11 @@ pub const MAX_FAILURES_PER_EMAIL: u64 = 5;
 /// Sign-in failures allowed per client address in the window.
 pub const MAX_FAILURES_PER_ADDR: u64 = 20;
 pub const FAILURE_WINDOW_S: i64 = 15 * 60;
+const SIGN_IN_LIMIT: SignInLimit = SignInLimit {
+    window_s: FAILURE_WINDOW_S,
+    max_per_email: MAX_FAILURES_PER_EMAIL,
+    max_per_addr: MAX_FAILURES_PER_ADDR,
+};
 const MAX_TOKEN_NAME_LEN: usize = 100;
 
 // ---------------------------------------------------------------- rendering
@@ -185,7 +190,7 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session
     };
     state
         .meta
-        .session(&hash_token(&id), Utc::now().timestamp_millis())
+        .session(&hash_token(&id), Utc::now())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read a web session");
@@ -296,8 +301,8 @@ pub async fn login_post(
             Some("Enter your email and password."),
         );
     }
-    let now = Utc::now().timestamp_millis();
-    let since = now - FAILURE_WINDOW_S * 1000;
+    let now = Utc::now();
+    let since = SIGN_IN_LIMIT.window_start(now);
     let counts = match state.meta.login_failures_since(&email, &addr, since).await {
         Ok(c) => c,
         Err(e) => {
@@ -305,19 +310,7 @@ pub async fn login_post(
             return unavailable();
         }
     };
-    let blocked_since = [
-        (counts.by_email >= MAX_FAILURES_PER_EMAIL)
-            .then_some(counts.oldest_by_email_ms)
-            .flatten(),
-        (counts.by_addr >= MAX_FAILURES_PER_ADDR)
-            .then_some(counts.oldest_by_addr_ms)
-            .flatten(),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(oldest) = blocked_since {
-        let retry_s = ((oldest + FAILURE_WINDOW_S * 1000 - now) / 1000).max(1);
+    if let Some(retry_s) = SIGN_IN_LIMIT.retry_after_s(&counts, now) {
         let mut r = login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
@@ -379,7 +372,7 @@ pub async fn login_post(
             &user.user_id,
             &random_hex(),
             now,
-            now + SESSION_TTL_H * 3_600_000,
+            now + Duration::hours(SESSION_TTL_H),
         )
         .await;
     if let Err(e) = created {
@@ -490,8 +483,7 @@ pub async fn device_get(
             return unavailable();
         }
     };
-    let now = Utc::now().timestamp_millis();
-    let Some(record) = record.filter(|r| r.status == "pending" && r.expires_at_ms > now) else {
+    let Some(record) = record.filter(|r| r.awaits_decision(Utc::now())) else {
         return not_found(
             "This code is unknown, expired or already used. Run `dataerai auth login` again.",
         );
@@ -546,10 +538,9 @@ pub async fn device_post(
             &code_entry_form(Some("That is not a valid code.")),
         );
     };
-    let now = Utc::now().timestamp_millis();
     match state
         .meta
-        .decide_device(&code, &s.user_id, approve, now)
+        .decide_device(&code, &s.user_id, approve, Utc::now())
         .await
     {
         Ok(true) if approve => {
@@ -785,7 +776,7 @@ pub async fn token_revoke(
     };
     match state
         .meta
-        .revoke_token(&s.user_id, &token_id, Utc::now().timestamp_millis())
+        .revoke_token(&s.user_id, &token_id, Utc::now())
         .await
     {
         Ok(true) => {

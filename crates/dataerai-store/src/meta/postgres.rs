@@ -44,7 +44,7 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// The PostgreSQL metadata store.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 type Tx = sqlx::Transaction<'static, Postgres>;
@@ -506,7 +506,7 @@ impl PgStore {
         Ok((items, total))
     }
 
-    async fn begin(&self) -> Result<Tx> {
+    pub(super) async fn begin(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
     }
 }
@@ -732,7 +732,7 @@ impl MetadataStore for PgStore {
         let row = sqlx::query(
             "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
              FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1 AND t.revoked_at_ms IS NULL",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -807,10 +807,10 @@ impl MetadataStore for PgStore {
             .bind(created)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO memberships (project_id, user_id, role, added_at_ms) VALUES ($1, $2, 'owner', $3)")
+        sqlx::query("INSERT INTO memberships (project_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)")
             .bind(&project_id)
             .bind(created_by)
-            .bind(Utc::now().timestamp_millis())
+            .bind(created)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -1390,10 +1390,3 @@ impl MetadataStore for PgStore {
         .await
     }
 }
-
-/// Timestamps bind natively on PostgreSQL.
-fn native_ts(t: DateTime<Utc>) -> DateTime<Utc> {
-    t
-}
-
-super::auth::impl_auth_store!(PgStore, Postgres, PgRow, begin, " FOR UPDATE", native_ts);

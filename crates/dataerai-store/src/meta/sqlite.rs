@@ -36,21 +36,21 @@ use crate::error::{Result, StoreError};
 /// The SQLite metadata store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Held by every write transaction of this process while it runs.
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A write transaction holding the process's write lock until it ends.
 /// Derefs to the connection, like `sqlx::Transaction` does.
-struct WriteTx {
+pub(super) struct WriteTx {
     // Declared first: the transaction ends before the lock is released.
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
-    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+    pub(super) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
         self.tx.commit().await
     }
 }
@@ -90,7 +90,7 @@ impl SqliteStore {
         })
     }
 
-    async fn begin_write(&self) -> Result<WriteTx> {
+    pub(super) async fn begin_write(&self) -> Result<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
         Ok(WriteTx {
             tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -881,7 +881,7 @@ impl MetadataStore for SqliteStore {
         let row = sqlx::query(
             "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
              FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = ? AND t.revoked_at_ms IS NULL",
+             WHERE t.token_hash = ? AND t.revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -956,10 +956,10 @@ impl MetadataStore for SqliteStore {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO memberships (project_id, user_id, role, added_at_ms) VALUES (?, ?, 'owner', ?)")
+        sqlx::query("INSERT INTO memberships (project_id, user_id, role, added_at) VALUES (?, ?, 'owner', ?)")
             .bind(&project_id)
             .bind(created_by)
-            .bind(Utc::now().timestamp_millis())
+            .bind(&now)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -1463,5 +1463,3 @@ impl MetadataStore for SqliteStore {
         .await
     }
 }
-
-super::auth::impl_auth_store!(SqliteStore, sqlx::Sqlite, SqliteRow, begin_write, "", ts);
