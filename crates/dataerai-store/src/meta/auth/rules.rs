@@ -159,9 +159,9 @@ impl SignInLimit {
         now - Duration::seconds(self.window_s)
     }
 
-    /// `None` when a sign-in may be tried now; otherwise the seconds (at least
-    /// 1) until the oldest failure of a limit that is reached leaves the
-    /// window.
+    /// `None` when a sign-in may be tried now; otherwise how many seconds
+    /// (never less than one) until the oldest failure of a limit that is
+    /// reached leaves the window.
     pub fn retry_after_s(&self, counts: &FailureCounts, now: DateTime<Utc>) -> Option<i64> {
         let reached = |n: u64, max: u64, oldest: Option<DateTime<Utc>>| oldest.filter(|_| n >= max);
         let blocked_since = [
