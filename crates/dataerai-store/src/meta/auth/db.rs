@@ -158,21 +158,13 @@ impl Conn<'_> {
         })
     }
 
+    /// The row of a query by key, if any.
     pub async fn fetch_optional<R: AuthRow>(
         &mut self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<R>> {
-        Ok(match self {
-            Conn::Sqlite(c) => {
-                let q = sqlx::query_as_with(sql, arguments::<Sqlite>(args)?);
-                q.fetch_optional(&mut **c).await?
-            }
-            Conn::Postgres(c) => {
-                let q = sqlx::query_as_with(sql, arguments::<Postgres>(args)?);
-                q.fetch_optional(&mut **c).await?
-            }
-        })
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
     }
 
     pub async fn fetch_all<R: AuthRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<R>> {

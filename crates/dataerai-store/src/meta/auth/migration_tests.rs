@@ -60,20 +60,28 @@ fn old_rows() -> String {
     )
 }
 
-/// The migrations of `backend` before version `first_new`, as a migrator.
-async fn old_migrator(backend: &str, first_new: i64, copy: &Path) -> Migrator {
+/// Bring the empty database behind `pool` to the schema of `backend` before
+/// version `first_new`, and insert `rows` ([`old_rows`]).
+async fn fill_old_schema<'p, P>(pool: P, rows: &'p str, backend: &str, first_new: i64)
+where
+    P: sqlx::Acquire<'p> + sqlx::Executor<'p> + Copy,
+    <P::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
     let all = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
         .join(backend);
+    let copy = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(all).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap();
         let version: i64 = name.split('_').next().unwrap().parse().unwrap();
         if version < first_new {
-            std::fs::copy(&path, copy.join(name)).unwrap();
+            std::fs::copy(&path, copy.path().join(name)).unwrap();
         }
     }
-    Migrator::new(copy).await.unwrap()
+    let old = Migrator::new(copy.path()).await.unwrap();
+    old.run(pool).await.unwrap();
+    sqlx::raw_sql(rows).execute(pool).await.unwrap();
 }
 
 /// Every converted column holds the instant its milliseconds meant, and the
@@ -198,21 +206,14 @@ async fn upgraded_values_are_the_same_instants<S: AuthBackend + AuthStore>(s: &S
 #[tokio::test]
 async fn sqlite_upgrades_millisecond_columns_to_fixed_width_text() {
     let dir = tempfile::tempdir().unwrap();
-    let copy = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    {
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-        old_migrator("sqlite", 6, copy.path())
-            .await
-            .run(&pool)
-            .await
-            .unwrap();
-        sqlx::raw_sql(&old_rows()).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
+    let rows = old_rows();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    fill_old_schema(&pool, &rows, "sqlite", 6).await;
+    pool.close().await;
     let s = SqliteStore::open(&path).await.unwrap();
     let texts: Vec<(String,)> = sqlx::query_as(
         "SELECT revoked_at FROM tokens WHERE id = 't1'
@@ -238,19 +239,12 @@ async fn postgres_upgrades_millisecond_columns_to_timestamptz() {
         return;
     };
     let url = format!("{server}/upgrade_{}", uuid::Uuid::new_v4().simple());
-    let copy = tempfile::tempdir().unwrap();
-    {
-        use sqlx::migrate::MigrateDatabase;
-        sqlx::Postgres::create_database(&url).await.unwrap();
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        old_migrator("postgres", 5, copy.path())
-            .await
-            .run(&pool)
-            .await
-            .unwrap();
-        sqlx::raw_sql(&old_rows()).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
+    use sqlx::migrate::MigrateDatabase;
+    let rows = old_rows();
+    sqlx::Postgres::create_database(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    fill_old_schema(&pool, &rows, "postgres", 5).await;
+    pool.close().await;
     let s = PgStore::open(&url).await.unwrap();
     upgraded_values_are_the_same_instants(&s).await;
 }

@@ -202,46 +202,31 @@ mod tests {
         assert_eq!(split_scopes("read,,write,"), scopes);
     }
 
-    fn poll(status: &str, last: Option<i64>, now: i64) -> DevicePollStep {
-        device_poll(status, 5, last.map(t), t(600), t(now))
-    }
-
     #[test]
     fn device_poll_paces_a_pending_code() {
-        let step = |verdict, interval| DevicePollStep {
-            verdict,
-            record_interval_s: interval,
-        };
-        // First poll, and polls at least interval - 1 s apart.
-        assert_eq!(
-            poll("pending", None, 0),
-            step(PollVerdict::Pending, Some(5))
-        );
-        assert_eq!(
-            poll("pending", Some(0), 4),
-            step(PollVerdict::Pending, Some(5))
-        );
-        // Too fast: slow down, 5 s more.
-        assert_eq!(
-            poll("pending", Some(0), 3),
-            step(PollVerdict::SlowDown, Some(10))
-        );
-        // Approved or denied answers regardless of pace, without slowing.
-        assert_eq!(
-            poll("approved", Some(0), 1),
-            step(PollVerdict::Issue, Some(5))
-        );
-        assert_eq!(
-            poll("denied", Some(0), 1),
-            step(PollVerdict::Denied, Some(5))
-        );
-        // Expired or redeemed: nothing recorded.
-        assert_eq!(poll("pending", None, 600), step(PollVerdict::Expired, None));
-        assert_eq!(
-            poll("approved", None, 600),
-            step(PollVerdict::Expired, None)
-        );
-        assert_eq!(poll("consumed", None, 1), step(PollVerdict::Invalid, None));
+        use PollVerdict::*;
+        let cases = [
+            // First poll, and polls at least interval - 1 s apart.
+            ("pending", None, 0, Pending, Some(5)),
+            ("pending", Some(0), 4, Pending, Some(5)),
+            // Too fast: slow down, 5 s more.
+            ("pending", Some(0), 3, SlowDown, Some(10)),
+            // Approved or denied answer regardless of pace, without slowing.
+            ("approved", Some(0), 1, Issue, Some(5)),
+            ("denied", Some(0), 1, Denied, Some(5)),
+            // Expired or redeemed: nothing recorded.
+            ("pending", None, 600, Expired, None),
+            ("approved", None, 600, Expired, None),
+            ("consumed", None, 1, Invalid, None),
+        ];
+        for (status, last, now, verdict, interval) in cases {
+            let step = device_poll(status, 5, last.map(t), t(600), t(now));
+            let want = DevicePollStep {
+                verdict,
+                record_interval_s: interval,
+            };
+            assert_eq!(step, want, "{status} polled at {now}, last at {last:?}");
+        }
     }
 
     #[test]
@@ -286,21 +271,26 @@ mod tests {
 
     #[test]
     fn the_last_owner_stays() {
-        let one = vec!["a".to_string()];
-        let two = vec!["a".to_string(), "b".to_string()];
-        assert!(matches!(
-            keeps_an_owner(&one, "a", MemberChange::SetRole("member")),
-            Err(StoreError::Invalid(m)) if m.contains("demoted")
-        ));
-        assert!(matches!(
-            keeps_an_owner(&one, "a", MemberChange::Remove),
-            Err(StoreError::Invalid(m)) if m.contains("removed")
-        ));
-        assert!(keeps_an_owner(&one, "a", MemberChange::SetRole("owner")).is_ok());
-        assert!(keeps_an_owner(&one, "b", MemberChange::Remove).is_ok());
-        assert!(keeps_an_owner(&one, "b", MemberChange::SetRole("viewer")).is_ok());
-        assert!(keeps_an_owner(&two, "a", MemberChange::Remove).is_ok());
-        assert!(keeps_an_owner(&two, "a", MemberChange::SetRole("member")).is_ok());
+        use MemberChange::*;
+        let one = ["a".to_string()];
+        let two = ["a".to_string(), "b".to_string()];
+        let cases: [(&[String], &str, MemberChange, Option<&str>); 7] = [
+            (&one, "a", SetRole("member"), Some("demoted")),
+            (&one, "a", Remove, Some("removed")),
+            (&one, "a", SetRole("owner"), None),
+            (&one, "b", Remove, None),
+            (&one, "b", SetRole("viewer"), None),
+            (&two, "a", Remove, None),
+            (&two, "a", SetRole("member"), None),
+        ];
+        for (owners, user, change, refused) in cases {
+            let got = keeps_an_owner(owners, user, change);
+            match (got, refused) {
+                (Ok(()), None) => {}
+                (Err(StoreError::Invalid(m)), Some(word)) if m.contains(word) => {}
+                (got, _) => panic!("{owners:?} {user} {change:?}: {got:?}"),
+            }
+        }
     }
 
     #[test]
