@@ -144,7 +144,7 @@ pub async fn device_code(
         );
     };
     let device_code = random_hex();
-    let now = Utc::now().timestamp_millis();
+    let now = Utc::now();
     let interval = state.auth.device_poll_interval_s;
     let mut user_code = new_user_code();
     // A user-code collision is astronomically rare; draw again a few times.
@@ -157,8 +157,8 @@ pub async fn device_code(
                 client_id: client_id.to_string(),
                 scopes: scopes.clone(),
                 interval_s: interval as i64,
-                now_ms: now,
-                expires_at_ms: now + DEVICE_CODE_TTL_S as i64 * 1000,
+                now,
+                expires_at: now + Duration::seconds(DEVICE_CODE_TTL_S as i64),
             })
             .await;
         match created {
@@ -195,7 +195,7 @@ fn mint(state: &AppState, client: &str) -> (String, String, IssuedTokens) {
         access_hash: hash_token(&access),
         access_expires_at: now + Duration::seconds(state.auth.access_token_ttl_s as i64),
         refresh_hash: hash_token(&refresh),
-        refresh_expires_at_ms: (now + Duration::days(REFRESH_TTL_DAYS)).timestamp_millis(),
+        refresh_expires_at: now + Duration::days(REFRESH_TTL_DAYS),
         name: format!("device login ({client})"),
     };
     (access, refresh, issued)
@@ -226,7 +226,7 @@ fn unavailable(e: StoreError) -> Response {
 /// `POST /oauth/token`
 pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let form = parse_form(&body);
-    let now = Utc::now().timestamp_millis();
+    let now = Utc::now();
     match form.get("grant_type").map(String::as_str) {
         Some(DEVICE_GRANT) => {
             let Some(code) = form.get("device_code").filter(|c| !c.is_empty()) else {

@@ -75,12 +75,7 @@ pub async fn add(
     }
     let (member, added) = state
         .meta
-        .set_member(
-            &project_id,
-            &user.user_id,
-            role,
-            chrono::Utc::now().timestamp_millis(),
-        )
+        .set_member(&project_id, &user.user_id, role, chrono::Utc::now())
         .await?;
     let (action, details) = if added {
         (

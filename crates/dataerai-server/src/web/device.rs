@@ -120,8 +120,7 @@ pub async fn device_get(
             return unavailable();
         }
     };
-    let now = Utc::now().timestamp_millis();
-    let Some(record) = record.filter(|r| r.status == "pending" && r.expires_at_ms > now) else {
+    let Some(record) = record.filter(|r| r.awaits_decision(Utc::now())) else {
         return code_entry(StatusCode::NOT_FOUND, &s, Some(UNKNOWN_CODE));
     };
     Page::new("Approve device login")
@@ -145,10 +144,9 @@ pub async fn device_post(
     let Some(code) = form.user_code.as_deref().and_then(normalize_user_code) else {
         return code_entry(StatusCode::NOT_FOUND, &s, Some("That is not a valid code."));
     };
-    let now = Utc::now().timestamp_millis();
     match state
         .meta
-        .decide_device(&code, &s.user_id, approve, now)
+        .decide_device(&code, &s.user_id, approve, Utc::now())
         .await
     {
         Ok(true) if approve => {
@@ -207,14 +205,14 @@ mod tests {
             client_id: "<script>alert(1)</script>".into(),
             scopes: vec!["read".into(), "<b>".into()],
             status: "pending".into(),
-            expires_at_ms: 0,
+            expires_at: chrono::DateTime::UNIX_EPOCH,
         };
         let s = SessionRecord {
             user_id: "u".into(),
             email: "ada@lab.org".into(),
             is_admin: false,
             csrf_token: "tok".into(),
-            expires_at_ms: 0,
+            expires_at: chrono::DateTime::UNIX_EPOCH,
         };
         let html = confirmation(&record, &s).into_string();
         assert!(

@@ -248,7 +248,7 @@ mod tests {
             email: email.into(),
             is_admin: false,
             csrf_token: "c\"sr<f".into(),
-            expires_at_ms: 0,
+            expires_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
 

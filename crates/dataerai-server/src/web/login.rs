@@ -7,7 +7,7 @@
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{Duration, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,6 +20,8 @@ use super::session::{
     SESSION_TTL_H,
 };
 use super::{redirect, unavailable};
+use dataerai_store::meta::auth::SignInLimit;
+
 use crate::audit;
 use crate::auth::{hash_token, random_hex, verify_password};
 use crate::state::AppState;
@@ -29,6 +31,11 @@ pub const MAX_FAILURES_PER_EMAIL: u64 = 5;
 /// Sign-in failures allowed per client address in the window.
 pub const MAX_FAILURES_PER_ADDR: u64 = 20;
 pub const FAILURE_WINDOW_S: i64 = 15 * 60;
+const SIGN_IN_LIMIT: SignInLimit = SignInLimit {
+    window_s: FAILURE_WINDOW_S,
+    max_per_email: MAX_FAILURES_PER_EMAIL,
+    max_per_addr: MAX_FAILURES_PER_ADDR,
+};
 
 /// The fields of the sign-in form.
 #[derive(Deserialize)]
@@ -115,8 +122,8 @@ pub async fn login_post(
             Some("Enter your email and password."),
         );
     }
-    let now = Utc::now().timestamp_millis();
-    let since = now - FAILURE_WINDOW_S * 1000;
+    let now = Utc::now();
+    let since = SIGN_IN_LIMIT.window_start(now);
     let counts = match state.meta.login_failures_since(&email, &addr, since).await {
         Ok(c) => c,
         Err(e) => {
@@ -124,19 +131,7 @@ pub async fn login_post(
             return unavailable();
         }
     };
-    let blocked_since = [
-        (counts.by_email >= MAX_FAILURES_PER_EMAIL)
-            .then_some(counts.oldest_by_email_ms)
-            .flatten(),
-        (counts.by_addr >= MAX_FAILURES_PER_ADDR)
-            .then_some(counts.oldest_by_addr_ms)
-            .flatten(),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(oldest) = blocked_since {
-        let retry_s = ((oldest + FAILURE_WINDOW_S * 1000 - now) / 1000).max(1);
+    if let Some(retry_s) = SIGN_IN_LIMIT.retry_after_s(&counts, now) {
         let mut r = login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
@@ -192,7 +187,7 @@ pub async fn login_post(
             &user.user_id,
             &random_hex(),
             now,
-            now + SESSION_TTL_H * 3_600_000,
+            now + Duration::hours(SESSION_TTL_H),
         )
         .await;
     if let Err(e) = created {

@@ -33,7 +33,7 @@ pub(super) async fn session(
     };
     state
         .meta
-        .session(&hash_token(&id), Utc::now().timestamp_millis())
+        .session(&hash_token(&id), Utc::now())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read a web session");

@@ -265,7 +265,7 @@ pub async fn token_revoke(
 ) -> Response {
     match state
         .meta
-        .revoke_token(&s.user_id, &token_id, Utc::now().timestamp_millis())
+        .revoke_token(&s.user_id, &token_id, Utc::now())
         .await
     {
         Ok(true) => {

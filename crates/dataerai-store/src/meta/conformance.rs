@@ -422,7 +422,7 @@ fn issued(tag: &str) -> auth::IssuedTokens {
         access_hash: format!("at-{tag}"),
         access_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
         refresh_hash: format!("rt-{tag}"),
-        refresh_expires_at_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
+        refresh_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
         name: "device login".into(),
     }
 }
@@ -431,6 +431,8 @@ fn issued(tag: &str) -> auth::IssuedTokens {
 /// refresh rotation with reuse detection, members and the audit log.
 pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     use auth::{DevicePoll, NewAuditEvent, NewDeviceCode, RefreshOutcome};
+    // Times as milliseconds since the epoch, to read the scenario at a glance.
+    let t = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
     let u = s.create_user("a@x.org", 1000).await.unwrap();
     let v = s.create_user("b@x.org", 1000).await.unwrap();
     let ua = s.user_auth_by_email("a@x.org").await.unwrap().unwrap();
@@ -460,54 +462,55 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "laptop");
     assert!(!listed[0].revoked);
-    assert!(!s.revoke_token(&v.user_id, &tid, 1).await.unwrap());
-    assert!(s.revoke_token(&u.user_id, &tid, 1).await.unwrap());
+    assert!(!s.revoke_token(&v.user_id, &tid, t(1)).await.unwrap());
+    assert!(s.revoke_token(&u.user_id, &tid, t(1)).await.unwrap());
     assert!(s.token_by_hash("pat").await.unwrap().is_none());
     assert!(s.list_tokens(&u.user_id).await.unwrap()[0].revoked);
 
     // Sessions expire.
-    s.create_session("sh", &u.user_id, "csrf", 0, 1000)
+    s.create_session("sh", &u.user_id, "csrf", t(0), t(1000))
         .await
         .unwrap();
     assert_eq!(
-        s.session("sh", 500).await.unwrap().unwrap().csrf_token,
+        s.session("sh", t(500)).await.unwrap().unwrap().csrf_token,
         "csrf"
     );
-    assert!(s.session("sh", 1000).await.unwrap().is_none());
+    assert!(s.session("sh", t(1000)).await.unwrap().is_none());
     s.delete_session("sh").await.unwrap();
 
     // Failures are counted per email and per address inside the window.
-    for t in [10, 20, 30] {
-        s.record_login_failure("a@x.org", "1.2.3.4", t)
+    for ms in [10, 20, 30] {
+        s.record_login_failure("a@x.org", "1.2.3.4", t(ms))
             .await
             .unwrap();
     }
-    s.record_login_failure("c@x.org", "1.2.3.4", 40)
+    s.record_login_failure("c@x.org", "1.2.3.4", t(40))
         .await
         .unwrap();
     let f = s
-        .login_failures_since("a@x.org", "1.2.3.4", 15)
+        .login_failures_since("a@x.org", "1.2.3.4", t(15))
         .await
         .unwrap();
     assert_eq!((f.by_email, f.by_addr), (2, 3));
-    assert_eq!(f.oldest_by_email_ms, Some(20));
+    assert_eq!(f.oldest_by_email, Some(t(20)));
     s.clear_login_failures("a@x.org").await.unwrap();
     let f = s
-        .login_failures_since("a@x.org", "1.2.3.4", 0)
+        .login_failures_since("a@x.org", "1.2.3.4", t(0))
         .await
         .unwrap();
     assert_eq!((f.by_email, f.by_addr), (0, 1));
 
     // Device flow: pending, slow down, approve, issued once.
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = chrono::Utc::now();
+    let later = |ms: i64| now + chrono::Duration::milliseconds(ms);
     let code = |hash: &str, user_code: &str| NewDeviceCode {
         device_hash: hash.into(),
         user_code: user_code.into(),
         client_id: "dataerai-cli".into(),
         scopes: vec!["read".into(), "write".into()],
         interval_s: 5,
-        now_ms: now,
-        expires_at_ms: now + 600_000,
+        now,
+        expires_at: later(600_000),
     };
     s.create_device_code(code("d1", "AAAA-BBBB")).await.unwrap();
     assert!(matches!(
@@ -519,7 +522,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
         DevicePoll::Pending
     );
     assert_eq!(
-        s.poll_device("d1", now + 100, &issued("x")).await.unwrap(),
+        s.poll_device("d1", later(100), &issued("x")).await.unwrap(),
         DevicePoll::SlowDown
     );
     assert_eq!(
@@ -535,7 +538,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
         .await
         .unwrap());
     let got = s
-        .poll_device("d1", now + 20_000, &issued("1"))
+        .poll_device("d1", later(20_000), &issued("1"))
         .await
         .unwrap();
     assert_eq!(
@@ -546,7 +549,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
         }
     );
     assert_eq!(
-        s.poll_device("d1", now + 40_000, &issued("y"))
+        s.poll_device("d1", later(40_000), &issued("y"))
             .await
             .unwrap(),
         DevicePoll::Invalid
@@ -564,7 +567,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
         DevicePoll::Denied
     );
     assert_eq!(
-        s.poll_device("d3", now + 600_000, &issued("z"))
+        s.poll_device("d3", later(600_000), &issued("z"))
             .await
             .unwrap(),
         DevicePoll::Expired

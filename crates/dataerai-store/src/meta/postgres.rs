@@ -27,7 +27,7 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// The PostgreSQL metadata store.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 type Tx = sqlx::Transaction<'static, Postgres>;
@@ -57,7 +57,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    async fn begin(&self) -> Result<Tx> {
+    pub(super) async fn begin(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
     }
 }
@@ -125,17 +125,3 @@ impl Dialect for PgConnection {
     }
 }
 
-// What the `meta::auth` macro expects in scope.
-use sqlx::Row;
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-super::auth::impl_auth_store!(
-    PgStore,
-    Postgres,
-    PgRow,
-    begin,
-    " FOR UPDATE",
-    super::time::db_time
-);

@@ -799,11 +799,9 @@ async fn create_project_in<C: Dialect>(
         args![&root_id, &project_id, name, created],
     )
     .await?;
-    // `added_at_ms` (integer milliseconds) belongs to the membership and
-    // sign-in tables of `meta::auth`, which own its representation.
     c.execute(
-        "INSERT INTO memberships (project_id, user_id, role, added_at_ms) VALUES ($1, $2, 'owner', $3)",
-        args![&project_id, created_by, Utc::now().timestamp_millis()],
+        "INSERT INTO memberships (project_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)",
+        args![&project_id, created_by, created],
     )
     .await?;
     insert_allocation(c, OWNER_PROJECT, &project_id, quota_bytes).await?;
@@ -960,10 +958,9 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        // `revoked_at_ms` belongs to `meta::auth` (see `create_project_in`).
         let sql = "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
                    FROM tokens t JOIN users u ON u.id = t.user_id
-                   WHERE t.token_hash = $1 AND t.revoked_at_ms IS NULL";
+                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL";
         let row: Option<TokenRow> = find(self, sql, args![token_hash]).await?;
         Ok(row.map(|r| TokenRecord {
             token_id: r.id,

@@ -29,7 +29,7 @@ use crate::error::Result;
 /// The SQLite metadata store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Held by every write transaction of this process while it runs.
     writer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -87,7 +87,7 @@ impl SqliteStore {
         })
     }
 
-    async fn begin_write(&self) -> Result<WriteTx> {
+    pub(super) async fn begin_write(&self) -> Result<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
         Ok(WriteTx {
             tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -152,21 +152,6 @@ impl Dialect for SqliteConnection {
         Ok(())
     }
 }
-
-// What the `meta::auth` macro expects in scope.
-use sqlx::Row;
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-super::auth::impl_auth_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    SqliteRow,
-    begin_write,
-    "",
-    super::time::db_time
-);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,329 @@
+//! The decisions of sign-in, device login, token rotation and membership,
+//! apart from any database: the store reads the rows, these functions say what
+//! happens, the store writes the answer.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::FailureCounts;
+use crate::error::{Result, StoreError};
+
+/// How long an expired device code is kept before it is purged; after that its
+/// user code can be drawn again.
+pub const EXPIRED_DEVICE_CODES_KEPT: Duration = Duration::hours(1);
+
+/// Whether something that expires at `expires_at` (a session, a device code,
+/// a refresh token) is still valid at `now`. The expiry instant itself is
+/// already too late.
+pub fn is_live(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now < expires_at
+}
+
+/// Scopes as stored: comma-separated.
+pub fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(",")
+}
+
+pub fn split_scopes(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a device code (`status`: `pending`, `approved`, `denied`,
+/// `consumed`) can still be approved or denied at `now`.
+pub fn awaits_decision(status: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    status == "pending" && is_live(expires_at, now)
+}
+
+/// What one poll of `/oauth/token` does with a device code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollVerdict {
+    /// Already redeemed.
+    Invalid,
+    Expired,
+    Pending,
+    /// Polled faster than the interval allows.
+    SlowDown,
+    Denied,
+    /// Approved: issue the tokens and mark the code consumed.
+    Issue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevicePollStep {
+    pub verdict: PollVerdict,
+    /// Store the poll (its time and this interval in seconds); `None`: leave
+    /// the code as it is.
+    pub record_interval_s: Option<i64>,
+}
+
+/// One poll of a device code last polled at `last_poll`. RFC 8628 §3.5: a
+/// pending code polled too fast answers `slow_down` and its interval grows by
+/// 5 s. "Too fast" leaves a little slack (a second, at most half the
+/// interval), because the client's sleep and the network are never exact.
+pub fn device_poll(
+    status: &str,
+    interval_s: i64,
+    last_poll: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DevicePollStep {
+    let unrecorded = |verdict| DevicePollStep {
+        verdict,
+        record_interval_s: None,
+    };
+    if status == "consumed" {
+        return unrecorded(PollVerdict::Invalid);
+    }
+    if !is_live(expires_at, now) {
+        return unrecorded(PollVerdict::Expired);
+    }
+    let interval = Duration::seconds(interval_s);
+    let min_gap = (interval - Duration::seconds(1)).max(interval / 2);
+    let too_fast = last_poll.is_some_and(|t| now - t < min_gap);
+    let verdict = match status {
+        "denied" => PollVerdict::Denied,
+        "approved" => PollVerdict::Issue,
+        _ if too_fast => PollVerdict::SlowDown,
+        _ => PollVerdict::Pending,
+    };
+    let slowed = too_fast && status == "pending";
+    DevicePollStep {
+        verdict,
+        record_interval_s: Some(if slowed { interval_s + 5 } else { interval_s }),
+    }
+}
+
+/// What presenting a refresh token does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshVerdict {
+    /// Expired or revoked: refused.
+    Invalid,
+    /// Already rotated, so someone holds a copy: revoke the whole family
+    /// (every refresh token and every access token it issued).
+    Reused,
+    /// Use it up and issue the next pair in the same family.
+    Rotate,
+}
+
+pub fn refresh_verdict(
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> RefreshVerdict {
+    if revoked_at.is_some() || !is_live(expires_at, now) {
+        RefreshVerdict::Invalid
+    } else if used_at.is_some() {
+        RefreshVerdict::Reused
+    } else {
+        RefreshVerdict::Rotate
+    }
+}
+
+/// A change to one project member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange<'a> {
+    SetRole(&'a str),
+    Remove,
+}
+
+/// A project always keeps an owner: `owners` are its owners' user ids (read
+/// under lock), `user_id` the member `change` applies to.
+pub fn keeps_an_owner(owners: &[String], user_id: &str, change: MemberChange<'_>) -> Result<()> {
+    let last_owner = owners.len() <= 1 && owners.iter().any(|o| o == user_id);
+    match change {
+        MemberChange::SetRole(role) if last_owner && role != "owner" => Err(StoreError::Invalid(
+            "the last owner of a project cannot be demoted; make someone else owner first".into(),
+        )),
+        MemberChange::Remove if last_owner => Err(StoreError::Invalid(
+            "the last owner of a project cannot be removed; make someone else owner first".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The sign-in rate limit: at most `max_per_email` failures for one email and
+/// `max_per_addr` from one client address within the last `window_s` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimit {
+    pub window_s: i64,
+    pub max_per_email: u64,
+    pub max_per_addr: u64,
+}
+
+impl SignInLimit {
+    /// Failures after this instant count.
+    pub fn window_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - Duration::seconds(self.window_s)
+    }
+
+    /// `None` when a sign-in may be tried now; otherwise how many seconds
+    /// (never less than one) until the oldest failure of a limit that is
+    /// reached leaves the window.
+    pub fn retry_after_s(&self, counts: &FailureCounts, now: DateTime<Utc>) -> Option<i64> {
+        let reached = |n: u64, max: u64, oldest: Option<DateTime<Utc>>| oldest.filter(|_| n >= max);
+        let blocked_since = [
+            reached(counts.by_email, self.max_per_email, counts.oldest_by_email),
+            reached(counts.by_addr, self.max_per_addr, counts.oldest_by_addr),
+        ]
+        .into_iter()
+        .flatten()
+        .max()?;
+        let left = blocked_since + Duration::seconds(self.window_s) - now;
+        Some(left.num_seconds().max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_765_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn expiry_instant_is_already_too_late() {
+        assert!(is_live(t(10), t(9)));
+        assert!(!is_live(t(10), t(10)));
+        assert!(!is_live(t(10), t(11)));
+        assert!(awaits_decision("pending", t(10), t(9)));
+        assert!(!awaits_decision("pending", t(10), t(10)));
+        assert!(!awaits_decision("approved", t(10), t(9)));
+    }
+
+    #[test]
+    fn scopes_round_trip_and_skip_empty_parts() {
+        let scopes = vec!["read".to_string(), "write".to_string()];
+        assert_eq!(split_scopes(&join_scopes(&scopes)), scopes);
+        assert_eq!(split_scopes(""), Vec::<String>::new());
+        assert_eq!(split_scopes("read,,write,"), scopes);
+    }
+
+    #[test]
+    fn device_poll_paces_a_pending_code() {
+        use PollVerdict::*;
+        let cases = [
+            // First poll, and polls at least interval - 1 s apart.
+            ("pending", None, 0, Pending, Some(5)),
+            ("pending", Some(0), 4, Pending, Some(5)),
+            // Too fast: slow down, 5 s more.
+            ("pending", Some(0), 3, SlowDown, Some(10)),
+            // Approved or denied answer regardless of pace, without slowing.
+            ("approved", Some(0), 1, Issue, Some(5)),
+            ("denied", Some(0), 1, Denied, Some(5)),
+            // Expired or redeemed: nothing recorded.
+            ("pending", None, 600, Expired, None),
+            ("approved", None, 600, Expired, None),
+            ("consumed", None, 1, Invalid, None),
+        ];
+        for (status, last, now, verdict, interval) in cases {
+            let step = device_poll(status, 5, last.map(t), t(600), t(now));
+            let want = DevicePollStep {
+                verdict,
+                record_interval_s: interval,
+            };
+            assert_eq!(step, want, "{status} polled at {now}, last at {last:?}");
+        }
+    }
+
+    #[test]
+    fn device_poll_slack_is_at_most_half_the_interval() {
+        // 1 s interval: the gap must be at least 0.5 s, not 0 s.
+        let half = t(0) + Duration::milliseconds(499);
+        let pace = |now| device_poll("pending", 1, Some(t(0)), t(600), now).verdict;
+        assert_eq!(pace(half), PollVerdict::SlowDown);
+        assert_eq!(
+            pace(t(0) + Duration::milliseconds(500)),
+            PollVerdict::Pending
+        );
+    }
+
+    #[test]
+    fn refresh_token_reuse_revokes_and_expiry_refuses() {
+        assert_eq!(
+            refresh_verdict(t(10), None, None, t(0)),
+            RefreshVerdict::Rotate
+        );
+        assert_eq!(
+            refresh_verdict(t(10), Some(t(1)), None, t(2)),
+            RefreshVerdict::Reused
+        );
+        assert_eq!(
+            refresh_verdict(t(10), None, Some(t(1)), t(2)),
+            RefreshVerdict::Invalid
+        );
+        assert_eq!(
+            refresh_verdict(t(10), Some(t(1)), Some(t(1)), t(2)),
+            RefreshVerdict::Invalid
+        );
+        assert_eq!(
+            refresh_verdict(t(10), None, None, t(10)),
+            RefreshVerdict::Invalid
+        );
+        assert_eq!(
+            refresh_verdict(t(10), Some(t(1)), None, t(10)),
+            RefreshVerdict::Invalid
+        );
+    }
+
+    #[test]
+    fn the_last_owner_stays() {
+        use MemberChange::*;
+        let one = ["a".to_string()];
+        let two = ["a".to_string(), "b".to_string()];
+        let cases: [(&[String], &str, MemberChange, Option<&str>); 7] = [
+            (&one, "a", SetRole("member"), Some("demoted")),
+            (&one, "a", Remove, Some("removed")),
+            (&one, "a", SetRole("owner"), None),
+            (&one, "b", Remove, None),
+            (&one, "b", SetRole("viewer"), None),
+            (&two, "a", Remove, None),
+            (&two, "a", SetRole("member"), None),
+        ];
+        for (owners, user, change, refused) in cases {
+            let got = keeps_an_owner(owners, user, change);
+            match (got, refused) {
+                (Ok(()), None) => {}
+                (Err(StoreError::Invalid(m)), Some(word)) if m.contains(word) => {}
+                (got, _) => panic!("{owners:?} {user} {change:?}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sign_in_limit_waits_for_the_oldest_failure_to_leave_the_window() {
+        let limit = SignInLimit {
+            window_s: 900,
+            max_per_email: 5,
+            max_per_addr: 20,
+        };
+        let now = t(1000);
+        assert_eq!(limit.window_start(now), t(100));
+        let counts = |by_email, oldest_email, by_addr, oldest_addr| FailureCounts {
+            by_email,
+            oldest_by_email: Some(t(oldest_email)),
+            by_addr,
+            oldest_by_addr: Some(t(oldest_addr)),
+        };
+        // Under both limits.
+        assert_eq!(limit.retry_after_s(&counts(4, 200, 19, 150), now), None);
+        assert_eq!(limit.retry_after_s(&FailureCounts::default(), now), None);
+        // Email limit reached: its oldest failure (200) leaves at 1100.
+        assert_eq!(limit.retry_after_s(&counts(5, 200, 5, 150), now), Some(100));
+        // Both reached: the later of the two.
+        assert_eq!(
+            limit.retry_after_s(&counts(5, 200, 20, 300), now),
+            Some(200)
+        );
+        // Leaving within the second: at least 1 s; partial seconds are cut.
+        assert_eq!(limit.retry_after_s(&counts(5, 100, 0, 0), now), Some(1));
+        let part = FailureCounts {
+            oldest_by_email: Some(t(200) + Duration::milliseconds(999)),
+            ..counts(5, 0, 0, 0)
+        };
+        assert_eq!(limit.retry_after_s(&part, now), Some(100));
+    }
+}
