@@ -5,20 +5,17 @@
 //! Counters are per process (they start at zero when the server starts);
 //! `dataerai_active_uploads` is read from the metadata store at scrape time, so
 //! it also counts sessions opened before a restart.
+//!
+//! This module only counts and renders; the HTTP side (the middleware that
+//! counts every answer and the `/metrics` endpoint) is `routes::metrics`, so
+//! the handlers' state can hold the counters without a dependency cycle.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use dataerai_proto::ErrorCode;
-
-use crate::error::AppResult;
-use crate::state::AppState;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -38,20 +35,6 @@ pub struct Metrics {
     session_batch_items: AtomicU64,
     finish_batches: AtomicU64,
     finish_batch_items: AtomicU64,
-}
-
-/// Method label with a bounded set of values (clients can send any method).
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
 }
 
 impl Metrics {
@@ -82,7 +65,8 @@ impl Metrics {
         self.download_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    fn answered(&self, method: &'static str, status: u16, error: Option<ErrorCode>) {
+    /// One answer to a `method` request (a label from a bounded set).
+    pub fn answered(&self, method: &'static str, status: u16, error: Option<ErrorCode>) {
         *self
             .requests
             .lock()
@@ -190,29 +174,6 @@ impl Metrics {
 /// `# HELP` and `# TYPE` lines of a metric family.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Middleware: count every answer by method and status, and error answers by
-/// code (the error renderer leaves the [`ErrorCode`] in the response extensions).
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let code = response.extensions().get::<ErrorCode>().copied();
-    state
-        .metrics
-        .answered(method, response.status().as_u16(), code);
-    response
-}
-
-/// `GET /metrics` (no auth).
-pub async fn handler(State(state): State<AppState>) -> AppResult<Response> {
-    let active = state.meta.open_upload_count().await?;
-    let mut response = state.metrics.render(active).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(response)
 }
 
 #[cfg(test)]

@@ -1,24 +1,17 @@
-//! `dataerai`: the Dataerai CLI and transfer daemon in one binary.
+//! `dataerai`: the Dataerai CLI and transfer daemon in one binary, thin glue
+//! over two libraries: `dataerai_client` (REST client, credentials, token
+//! refresh) and `dataerai_transfer` (upload/download engines, journal).
 //!
-//! - [`config`]: credential file and default paths.
-//! - [`auth`]: device-flow sign-in and OAuth token refresh.
-//! - [`api_client`]: the one HTTP client for the server's REST API.
-//! - [`service`]: the operations, shared by the CLI and the daemon.
-//! - [`transfer`]: chunked, verified, parallel upload and download engines.
-//! - [`journal`]: the SQLite record of every transfer, file and chunk (resume).
+//! - [`service`]: the operations (validation + calls), shared by the CLI and
+//!   the daemon.
 //! - [`daemon`]: JSON-RPC over a Unix socket (`docs/ipc.md`).
-//! - [`faults`]: test-only fault switch (feature `fault-injection`).
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line, one module per command group.
+//! - [`config`]: where the daemon socket lives.
 
-mod api_client;
-mod auth;
 mod cli;
 mod config;
 mod daemon;
-mod faults;
-mod journal;
 mod service;
-mod transfer;
 
 use clap::Parser;
 

@@ -17,10 +17,10 @@ use dataerai_proto::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::api_client::ApiClient;
-use crate::auth::TokenSource;
-use crate::config;
-use crate::transfer::{self, download, upload};
+use dataerai_client::auth::TokenSource;
+use dataerai_client::ApiClient;
+use dataerai_client::{credentials, paths};
+use dataerai_transfer::{self as transfer, download, upload};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
@@ -219,7 +219,7 @@ impl Service {
     }
 
     pub fn from_env() -> Self {
-        Service::new(config::config_dir())
+        Service::new(paths::config_dir())
     }
 
     pub fn config_dir(&self) -> &Path {
@@ -230,7 +230,7 @@ impl Service {
     /// the previous client, and so its open connections, while the server is
     /// the same). The client asks [`TokenSource`] for the token on every request.
     pub fn client(&self) -> Result<ApiClient> {
-        let creds = config::load_credentials(&self.config_dir)?;
+        let creds = credentials::load_credentials(&self.config_dir)?;
         let mut cached = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cached.as_ref() {
             if c.server() == creds.server.trim_end_matches('/') {
@@ -247,7 +247,7 @@ impl Service {
     pub async fn auth_status(&self) -> Result<Value> {
         let me = self.client()?.me().await?;
         // Re-read: the call above may have rotated the tokens.
-        let creds = config::load_credentials(&self.config_dir)?;
+        let creds = credentials::load_credentials(&self.config_dir)?;
         Ok(json!({
             "signed_in": true,
             "server": creds.server,

@@ -5,6 +5,7 @@ mod assets;
 mod batches;
 mod content;
 mod members;
+mod metrics;
 pub mod openapi;
 mod projects;
 mod uploads;
@@ -49,7 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::handler))
+        .route("/metrics", get(metrics::handler))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/me", get(projects::me))
         .route(
@@ -126,7 +127,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), refuse_while_stopping))
         // Outermost, so it also counts the answers of the layers inside.
-        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 

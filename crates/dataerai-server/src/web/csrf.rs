@@ -132,8 +132,8 @@ mod tests {
             &hash_token(&session_id),
             &user.user_id,
             &csrf,
-            0,
-            i64::MAX / 2,
+            chrono::Utc::now(),
+            chrono::Utc::now() + chrono::Duration::hours(1),
         )
         .await
         .unwrap();

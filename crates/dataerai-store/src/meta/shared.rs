@@ -19,7 +19,6 @@
 use std::ops::DerefMut;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use dataerai_proto::api::{
     Allocation, Asset, Collection, ContentVersion, Project, Relationship, UpdateAsset,
     UploadFileSpec, UploadSession,

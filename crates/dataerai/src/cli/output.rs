@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::transfer::{ProgressEvent, ProgressSink};
+use dataerai_transfer::{ProgressEvent, ProgressSink};
 
 /// Print a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(v: &T) {

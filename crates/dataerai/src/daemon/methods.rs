@@ -18,13 +18,13 @@ use serde_json::{json, Value};
 
 use super::transfers::{self, NewTransfer};
 use super::DaemonState;
-use crate::journal::ErrorInfo;
 use crate::service::{
     AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams,
     ListMembersParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
     RemoveMemberParams, SetMetadataParams, UploadParams,
 };
-use crate::transfer::upload::UploadSpec;
+use dataerai_transfer::journal::ErrorInfo;
+use dataerai_transfer::upload::UploadSpec;
 
 pub enum Outcome {
     Reply(Result<Value, RpcError>),
@@ -289,7 +289,7 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
             )
         }
     };
-    crate::transfer::chunk_size_from_mb(p.chunk_size_mb)?;
+    dataerai_transfer::chunk_size_from_mb(p.chunk_size_mb)?;
     let batch_id = uuid::Uuid::new_v4().to_string();
     let parsed: Vec<Result<UploadParams, ApiError>> = items
         .into_iter()

@@ -26,9 +26,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config;
-use crate::journal::Journal;
 use crate::service::Service;
+use dataerai_transfer::journal::Journal;
 
 /// Exit code when another daemon already answers on the socket.
 pub const EXIT_ALREADY_RUNNING: i32 = 2;
@@ -90,7 +89,7 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {} ({})", e.message, e.code);
-            let _ = std::fs::remove_file(&socket_path);
+            remove_socket(&socket_path);
             return 1;
         }
     };
@@ -110,9 +109,8 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
     });
     transfers::resume_unfinished(&state).await;
 
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    let mut sigterm = signal_stream(tokio::signal::unix::SignalKind::terminate(), "SIGTERM");
+    let mut sigint = signal_stream(tokio::signal::unix::SignalKind::interrupt(), "SIGINT");
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => break,
@@ -136,7 +134,7 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
         }
     }
     drop(listener);
-    let _ = std::fs::remove_file(&socket_path);
+    remove_socket(&socket_path);
     // Give writer tasks a moment to flush the `daemon.shutdown` reply.
     tokio::time::sleep(Duration::from_millis(200)).await;
     tracing::info!("daemon stopped");
@@ -147,6 +145,32 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
 fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Remove our socket file on the way out. Already gone is fine; otherwise the
+/// next daemon start finds a stale socket (it checks and replaces it), so a
+/// failure is worth a line in the log, not an error.
+fn remove_socket(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove socket {}: {e}", path.display()),
+    }
+}
+
+/// A stream of `kind` signals, or `None` (logged) when the handler cannot be
+/// installed: the daemon then still stops on `daemon.shutdown`.
+fn signal_stream(
+    kind: tokio::signal::unix::SignalKind,
+    name: &str,
+) -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot listen for {name}: {e}; stop the daemon with daemon.shutdown");
+            None
+        }
+    }
 }
 
 /// Whether a peer with `peer_uid` may use a daemon running as `own_uid`.
@@ -206,7 +230,7 @@ async fn bind(path: &Path) -> Result<UnixListener, BindError> {
         })?;
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        config::ensure_private_dir(dir).map_err(|e| {
+        dataerai_client::paths::ensure_private_dir(dir).map_err(|e| {
             BindError::Other(format!(
                 "cannot create socket directory {}: {e}",
                 dir.display()
@@ -301,13 +325,18 @@ async fn serve_connection(state: Arc<DaemonState>, stream: UnixStream) {
     // Reader gone: stop forwarding; the writer ends once in-flight handlers finish.
     forwarder.abort();
     drop(tx);
-    let _ = writer.await;
+    if let Err(e) = writer.await {
+        tracing::warn!("connection writer task ended abnormally: {e}");
+    }
 }
 
 async fn send(tx: &mpsc::Sender<Arc<str>>, resp: Response) {
     match serde_json::to_string(&resp) {
         Ok(line) => {
-            let _ = tx.send(line.into()).await;
+            if tx.send(line.into()).await.is_err() {
+                // The writer ends when the client hangs up: nobody left to answer.
+                tracing::debug!("client disconnected before its reply was sent");
+            }
         }
         Err(e) => tracing::error!("cannot encode response: {e}"),
     }

@@ -24,8 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::DaemonState;
-use crate::journal::{state, ErrorInfo, Journal, TransferRecord};
-use crate::transfer::{download, upload, Observer, ProgressEvent, RunContext, Stop};
+use dataerai_transfer::journal::{state, ErrorInfo, Journal, TransferRecord};
+use dataerai_transfer::{download, upload, Observer, ProgressEvent, RunContext, Stop};
 
 /// Transfers resumed at daemon start that run at once; the rest wait `queued`.
 const STARTUP_SLOTS: usize = 8;
@@ -59,7 +59,7 @@ pub struct Transfers {
     /// server which chunks it holds.
     fresh: Mutex<std::collections::HashSet<String>>,
     /// Every upload's small files go through this one (see `transfer::small`).
-    finisher: crate::transfer::small::Finisher,
+    finisher: dataerai_transfer::small::Finisher,
 }
 
 /// What a new transfer's journal row starts with.
@@ -282,15 +282,27 @@ async fn run_engine(ctx: &RunContext, rec: &TransferRecord) -> Result<Value, Sto
 
 /// Give a transfer up: abort the session / remove partial files (best effort).
 async fn discard(st: &DaemonState, rec: &TransferRecord) {
+    let id = rec.transfer_id.as_str();
+    let leftover = |what: &str, e: &dyn std::fmt::Display| {
+        tracing::warn!(
+            transfer_id = id,
+            "cannot clean up after the transfer ({what}: {e})"
+        );
+    };
     if rec.kind == "upload" {
-        if let (Ok(spec), Ok(client)) = (
+        match (
             serde_json::from_value::<upload::UploadSpec>(rec.spec.clone()),
             st.service.client(),
         ) {
-            upload::discard(&client, &spec).await;
+            (Ok(spec), Ok(client)) => upload::discard(&client, &spec).await,
+            (Err(e), _) => leftover("damaged journal entry", &e),
+            (_, Err(e)) => leftover("no client to abort the upload session", &e),
         }
-    } else if let Ok(spec) = serde_json::from_value::<download::DownloadSpec>(rec.spec.clone()) {
-        download::discard(&spec).await;
+    } else {
+        match serde_json::from_value::<download::DownloadSpec>(rec.spec.clone()) {
+            Ok(spec) => download::discard(&spec).await,
+            Err(e) => leftover("damaged journal entry", &e),
+        }
     }
 }
 
@@ -467,7 +479,7 @@ pub async fn cancel(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, A
         s => !state::is_final(s),
     };
     if idle_but_open {
-        fail(st, &rec, &crate::transfer::cancelled()).await;
+        fail(st, &rec, &dataerai_transfer::cancelled()).await;
     }
     st.transfers.get(id).await
 }
@@ -480,8 +492,9 @@ struct DaemonObserver {
 
 impl Observer for DaemonObserver {
     fn progress(&self, ev: ProgressEvent) {
-        if let Ok(v) = serde_json::to_value(&ev) {
-            self.st.notify("transfer.progress", v);
+        match serde_json::to_value(&ev) {
+            Ok(v) => self.st.notify("transfer.progress", v),
+            Err(e) => tracing::warn!("cannot encode a progress notification: {e}"),
         }
     }
 

@@ -10,10 +10,11 @@ use sqlx::{
     Arguments, Database, Encode, FromRow, PgConnection, Postgres, Sqlite, SqliteConnection, Type,
 };
 
-use crate::meta::time::{db_time, DbTime};
 use crate::error::Result;
 use crate::meta::postgres::PgStore;
+use crate::meta::shared::Commit;
 use crate::meta::sqlite::{SqliteStore, WriteTx};
+use crate::meta::time::{db_time, DbTime};
 
 /// A store whose database the auth queries can run on (see [`Db`]).
 pub trait AuthBackend: Send + Sync {

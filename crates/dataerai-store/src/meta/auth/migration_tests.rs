@@ -9,10 +9,10 @@ use serde_json::json;
 use sqlx::migrate::Migrator;
 
 use super::db::{Arg, AuthBackend};
-use crate::meta::time::{db_time, DbTime};
 use super::{AuthStore, IssuedTokens, RefreshOutcome};
 use crate::meta::postgres::PgStore;
 use crate::meta::sqlite::SqliteStore;
+use crate::meta::time::DbTime;
 use crate::meta::Window;
 
 /// An instant with milliseconds, as the old columns held them.

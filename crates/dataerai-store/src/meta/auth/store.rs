@@ -10,12 +10,12 @@ use sqlx::types::Json;
 
 use super::db::{Arg, AuthBackend, Conn};
 use super::rules::{self, MemberChange, PollVerdict, RefreshVerdict};
-use crate::meta::time::{db_time, DbTime};
 use super::{
     AuthStore, DevicePoll, DeviceRecord, FailureCounts, IssuedTokens, NewAuditEvent, NewDeviceCode,
     RefreshOutcome, SessionRecord, TokenInfo, UserAuth,
 };
 use crate::error::{Result, StoreError};
+use crate::meta::time::DbTime;
 use crate::meta::Window;
 
 #[derive(sqlx::FromRow)]

@@ -26,15 +26,28 @@ use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEAD
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::auth::TokenSource;
+use crate::status::{self, code_for_status};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
+
+/// Hands a managed client its bearer token. The client knows nothing about
+/// where tokens are kept or how they are renewed; [`crate::auth::TokenSource`]
+/// (the saved login, refreshed under a file lock) is the implementation, and
+/// the dependency points from it to this trait, never back.
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// The token to send to `server` now (renewed first when it is about to expire).
+    async fn token(&self, server: &str) -> Result<String>;
+    /// The server answered 401 to `rejected`: a token to try once more with,
+    /// or `ERR_AUTH_REQUIRED` saying how to sign in again.
+    async fn after_rejection(&self, server: &str, rejected: &str) -> Result<String>;
+}
 
 /// Where the bearer token comes from.
 #[derive(Clone)]
 enum Bearer {
     Fixed(String),
-    Managed(Arc<TokenSource>),
+    Managed(Arc<dyn TokenProvider>),
 }
 
 /// Cheap to clone: clones share one connection pool.
@@ -54,8 +67,9 @@ impl ApiClient {
         Self::build(server, Bearer::Fixed(token.to_string()))
     }
 
-    /// A client that sends the saved login's current token (refreshed when due).
-    pub fn managed(server: &str, source: Arc<TokenSource>) -> Result<Self> {
+    /// A client that sends the provider's current token (for the saved login:
+    /// [`crate::auth::TokenSource`], refreshed when due).
+    pub fn managed(server: &str, source: Arc<dyn TokenProvider>) -> Result<Self> {
         Self::build(server, Bearer::Managed(source))
     }
 
@@ -179,15 +193,7 @@ impl ApiClient {
         if e.is_decode() {
             return ApiError::internal(format!("unexpected reply from {}: {e}", self.base));
         }
-        // Connection refused, DNS, TLS, timeouts, a body stream cut short: all
-        // mean "could not talk to the server" and are worth a retry.
-        let mut msg = format!("cannot reach the Dataerai server at {}: {e}", self.base);
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        ApiError::new(ErrorCode::ServerUnreachable, msg)
+        status::unreachable(&self.base, e)
     }
 
     async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
@@ -486,22 +492,6 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Error code for a non-2xx status without a JSON error body.
-pub fn code_for_status(status: StatusCode) -> ErrorCode {
-    match status.as_u16() {
-        401 => ErrorCode::AuthRequired,
-        403 => ErrorCode::PermissionDenied,
-        404 => ErrorCode::NotFound,
-        409 => ErrorCode::Conflict,
-        413 => ErrorCode::QuotaExceeded,
-        422 => ErrorCode::Integrity,
-        507 => ErrorCode::NoSpace,
-        502..=504 => ErrorCode::ServerUnreachable,
-        400..=499 => ErrorCode::InvalidInput,
-        _ => ErrorCode::Internal,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,26 +502,6 @@ mod tests {
         assert_eq!(seg("../x"), "..%2Fx");
         assert_eq!(seg("a b?"), "a%20b%3F");
         assert_eq!(seg(".."), "_");
-    }
-
-    #[test]
-    fn statuses_map_to_codes() {
-        assert_eq!(
-            code_for_status(StatusCode::UNAUTHORIZED),
-            ErrorCode::AuthRequired
-        );
-        assert_eq!(
-            code_for_status(StatusCode::PAYLOAD_TOO_LARGE),
-            ErrorCode::QuotaExceeded
-        );
-        assert_eq!(
-            code_for_status(StatusCode::BAD_GATEWAY),
-            ErrorCode::ServerUnreachable
-        );
-        assert_eq!(
-            code_for_status(StatusCode::INTERNAL_SERVER_ERROR),
-            ErrorCode::Internal
-        );
     }
 
     #[test]

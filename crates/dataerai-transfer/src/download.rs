@@ -24,11 +24,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    io_error, plan_chunks, retry, safe_join, Digests, Failure, ProgressEvent, RateMeter,
-    RunContext, Stop, PARALLEL_CHUNKS,
+    io_error, plan_chunks, remove_leftover, retry, safe_join, Digests, Failure, ProgressEvent,
+    RateMeter, RunContext, Stop, PARALLEL_CHUNKS,
 };
-use crate::api_client::ApiClient;
 use crate::faults;
+use dataerai_client::ApiClient;
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::io::{BufferPool, RangeWriter};
 
@@ -128,7 +128,9 @@ pub fn prepare_dest_dir(dest: &Path) -> Result<PathBuf, ApiError> {
     let probe = dest.join(format!(".dataerai-probe-{}", uuid::Uuid::new_v4()));
     match std::fs::File::create(&probe) {
         Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
+            if let Err(e) = std::fs::remove_file(&probe) {
+                tracing::warn!("cannot remove write probe {}: {e}", probe.display());
+            }
             Ok(dest)
         }
         Err(e) => Err(ApiError::invalid(format!(
@@ -191,7 +193,7 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
 /// Give up a download: remove its partial files.
 pub async fn discard(spec: &DownloadSpec) {
     for f in &spec.files {
-        let _ = tokio::fs::remove_file(&f.partial_path).await;
+        remove_leftover(&f.partial_path, "partial download").await;
     }
 }
 
@@ -433,7 +435,7 @@ async fn publish(
     if got != f.checksum {
         // The bytes are bad (e.g. a blob corrupted at rest): start this file over
         // on a resume rather than re-hashing the same bad data.
-        let _ = tokio::fs::remove_file(&f.partial_path).await;
+        remove_leftover(&f.partial_path, "partial download").await;
         ctx.journal
             .clear_file(&ctx.transfer_id, f.file_index)
             .await?;
@@ -450,8 +452,14 @@ async fn publish(
         .map_err(|e| io_error(format!("cannot rename to {}", f.final_path.display()), e))?;
     if let Some(parent) = f.final_path.parent() {
         // Make the rename itself durable.
-        if let Ok(d) = tokio::fs::File::open(parent).await {
-            let _ = d.sync_all().await;
+        // The file is complete and verified either way; a failure here only
+        // means a power cut might undo the rename.
+        let synced = match tokio::fs::File::open(parent).await {
+            Ok(d) => d.sync_all().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            tracing::warn!("cannot fsync directory {}: {e}", parent.display());
         }
     }
     ctx.journal

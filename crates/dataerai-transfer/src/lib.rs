@@ -1,4 +1,20 @@
-//! Upload and download engines.
+//! `dataerai-transfer`: the resumable upload and download engines and the
+//! journal that makes them resumable.
+//!
+//! - [`upload`] / [`download`]: the engines; [`small`] coalesces one-chunk
+//!   uploads into one request; [`scan`] the directory rules of an upload.
+//! - [`journal`]: the SQLite record of every transfer, its plan and every
+//!   durable chunk (`journal.db`, versioned migrations).
+//! - [`progress`]: [`Observer`], [`ProgressEvent`] and [`ProgressSink`], how a
+//!   run reports what it does.
+//! - This module: [`RunContext`], the retry loop and chunk arithmetic shared
+//!   by both engines. `faults` (feature `fault-injection`, tests only)
+//!   simulates a slow link or a full disk.
+//!
+//! This crate talks to the server only through [`dataerai_client::ApiClient`]
+//! and must not know about the daemon's socket, the CLI or the terminal:
+//! whoever runs a transfer supplies the [`Observer`] and decides what to print
+//! or send.
 //!
 //! Both engines are *resumable*: [`upload::prepare`] / [`download::prepare`] do
 //! everything that can fail fast (validation, asset and session creation) and
@@ -14,6 +30,9 @@
 //! chunks are streamed from/to disk, small ones are held once.
 
 pub mod download;
+mod faults;
+pub mod journal;
+pub mod progress;
 pub mod scan;
 pub mod small;
 pub mod upload;
@@ -23,13 +42,13 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dataerai_client::ApiClient;
 use dataerai_proto::digest::{self, ChunkDigest};
 use dataerai_proto::{ApiError, ErrorCode};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::api_client::ApiClient;
-use crate::journal::{self, ErrorInfo, Journal};
+use crate::journal::{ErrorInfo, Journal};
+pub use crate::progress::{Observer, ProgressEvent, ProgressSink};
 
 /// Chunks in flight per transfer.
 pub const PARALLEL_CHUNKS: usize = 4;
@@ -41,33 +60,6 @@ pub const MAX_INTEGRITY_ATTEMPTS: u32 = 10;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Default retry window (`dataerai daemon --retry-window-s`).
 pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(3600);
-
-/// One `transfer.progress` notification (field names are the IPC contract).
-#[derive(Debug, Clone, Serialize)]
-pub struct ProgressEvent {
-    pub transfer_id: String,
-    pub kind: &'static str,
-    pub bytes_done: u64,
-    pub bytes_total: u64,
-    pub rate_bps: f64,
-    pub chunk_index: u64,
-    pub chunk_count: u64,
-    pub file_index: u32,
-    pub file_name: String,
-}
-
-/// Where progress events go (CLI: a progress bar).
-pub type ProgressSink = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
-
-/// What a running transfer reports besides its result (daemon: notifications;
-/// CLI: a progress bar and stderr lines).
-pub trait Observer: Send + Sync {
-    fn progress(&self, ev: ProgressEvent);
-    /// A step failed in a way worth retrying; the engine waits `delay` first.
-    fn retrying(&self, attempt: u32, delay: Duration, error: &ApiError);
-    /// A request succeeded again after one or more retries.
-    fn recovered(&self);
-}
 
 /// Why a run stopped without a result.
 #[derive(Debug)]
@@ -167,7 +159,9 @@ impl RunContext {
         let was_retrying = b.first_failure.take().is_some();
         b.attempt = 0;
         if was_retrying {
-            let _ = self
+            // The run goes on either way; a journal left at `retrying` only
+            // shows a stale state until the run ends and journals its outcome.
+            if let Err(e) = self
                 .journal
                 .set_state(
                     &self.transfer_id,
@@ -177,7 +171,13 @@ impl RunContext {
                     None,
                     None,
                 )
-                .await;
+                .await
+            {
+                tracing::warn!(
+                    transfer_id = %self.transfer_id,
+                    "cannot journal that the transfer is running again: {e}"
+                );
+            }
             self.observer.recovered();
         }
     }
@@ -201,7 +201,7 @@ impl RunContext {
         b.attempt += 1;
         let (attempt, delay) = (b.attempt, backoff(b.attempt, hint));
         let info = ErrorInfo::from(e);
-        let _ = self
+        if let Err(je) = self
             .journal
             .set_state(
                 &self.transfer_id,
@@ -211,7 +211,14 @@ impl RunContext {
                 None,
                 None,
             )
-            .await;
+            .await
+        {
+            // Still worth the retry: the journal only misses this attempt's state.
+            tracing::warn!(
+                transfer_id = %self.transfer_id,
+                "cannot journal retry attempt {attempt}: {je}"
+            );
+        }
         self.observer.retrying(attempt, delay, e);
         Ok((attempt, delay))
     }
@@ -304,6 +311,17 @@ pub fn chunk_size_from_mb(chunk_size_mb: Option<i64>) -> Result<u64, ApiError> {
         Some(mb) => Err(ApiError::invalid(format!(
             "chunk_size_mb must be a power of two from 1 to 512 (1, 2, 4, … 512), got {mb}"
         ))),
+    }
+}
+
+/// Remove a file this run created and no longer needs (a partial download, a
+/// probe). One that is already gone is fine; any other failure leaves litter
+/// behind but must not fail the transfer, so it is logged.
+pub async fn remove_leftover(path: &Path, what: &str) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove {what} {}: {e}", path.display()),
     }
 }
 

@@ -13,7 +13,7 @@ use dataerai_proto::api::{ContentVersion, FinishItem, FinishManifest, MAX_BATCH_
 use dataerai_proto::ApiError;
 use tokio::sync::oneshot;
 
-use crate::api_client::ApiClient;
+use dataerai_client::ApiClient;
 
 /// Most file bytes in one request (the server takes up to `MAX_FINISH_BYTES`).
 const BATCH_BYTES: usize = 16 * 1024 * 1024;
@@ -30,6 +30,20 @@ struct Waiting {
     item: FinishItem,
     data: Bytes,
     reply: Reply,
+}
+
+impl Waiting {
+    /// Hand the upload its answer. An upload that stopped waiting (its run
+    /// was cancelled or paused meanwhile) learns the outcome on its next run
+    /// from the server, so there is nobody to tell.
+    fn answer(self, result: Result<ContentVersion, ApiError>) {
+        if self.reply.send(result).is_err() {
+            tracing::debug!(
+                upload_id = %self.item.upload_id,
+                "an upload stopped waiting for its batched finish"
+            );
+        }
+    }
 }
 
 #[derive(Default)]
@@ -112,7 +126,7 @@ impl Finisher {
             match client.finish_uploads(&manifest, files).await {
                 Ok(answer) if answer.items.len() == batch.len() => {
                     for (w, item) in batch.into_iter().zip(answer.items) {
-                        let _ = w.reply.send(item.into_result());
+                        w.answer(item.into_result());
                     }
                 }
                 Ok(answer) => {
@@ -122,12 +136,12 @@ impl Finisher {
                         batch.len()
                     ));
                     for w in batch {
-                        let _ = w.reply.send(Err(e.clone()));
+                        w.answer(Err(e.clone()));
                     }
                 }
                 Err(e) => {
                     for w in batch {
-                        let _ = w.reply.send(Err(e.clone()));
+                        w.answer(Err(e.clone()));
                     }
                 }
             }

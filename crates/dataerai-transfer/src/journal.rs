@@ -27,42 +27,11 @@ pub const JOURNAL_FILE: &str = "journal.db";
 /// Finished transfers are forgotten after this long.
 const KEEP_FINISHED_DAYS: i64 = 7;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS transfers (
-    transfer_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    asset_id TEXT NOT NULL,
-    content_id TEXT,
-    local_path TEXT NOT NULL,
-    bytes_done INTEGER NOT NULL,
-    bytes_total INTEGER NOT NULL,
-    chunk_count INTEGER NOT NULL,
-    file_count INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    result TEXT,
-    error TEXT,
-    batch_id TEXT,
-    spec TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS transfers_owner ON transfers (owner, created_at);
-CREATE TABLE IF NOT EXISTS chunks (
-    transfer_id TEXT NOT NULL,
-    file_index INTEGER NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    len INTEGER NOT NULL,
-    PRIMARY KEY (transfer_id, file_index, chunk_index)
-);
-CREATE TABLE IF NOT EXISTS done_files (
-    transfer_id TEXT NOT NULL,
-    file_index INTEGER NOT NULL,
-    PRIMARY KEY (transfer_id, file_index)
-);
-";
+/// The schema, one migration per version, in order: migration `n` (1-based)
+/// takes a journal from `PRAGMA user_version` `n - 1` to `n`. Append only:
+/// journals live on users' machines and are upgraded in place when a newer
+/// `dataerai` opens them, so a released migration never changes.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_transfers.sql")];
 
 /// `state` values of the IPC contract.
 pub mod state {
@@ -166,8 +135,19 @@ fn to_text<T: Serialize>(v: &Option<T>) -> Option<String> {
         .map(|v| serde_json::to_string(v).expect("journal values serialise"))
 }
 
-fn from_text<T: serde::de::DeserializeOwned>(s: Option<String>) -> Option<T> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
+/// A JSON column's value. A damaged one is read as absent (the transfer stays
+/// visible and can still be cancelled) and logged, never silently.
+fn from_text<T: serde::de::DeserializeOwned>(column: &str, s: Option<String>) -> Option<T> {
+    let text = s?;
+    match serde_json::from_str(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(
+                "transfer journal: column {column} holds damaged JSON ({e}); ignoring it"
+            );
+            None
+        }
+    }
 }
 
 /// The state directory: `$DATAERAI_STATE_DIR`, else `$XDG_STATE_HOME/dataerai`,
@@ -186,7 +166,7 @@ pub fn default_state_dir() -> PathBuf {
 impl Journal {
     /// Open (creating if needed) `dir/journal.db`; `dir` is made 0700.
     pub async fn open(dir: &Path) -> Result<Journal, ApiError> {
-        crate::config::ensure_private_dir(dir).map_err(|e| {
+        dataerai_client::paths::ensure_private_dir(dir).map_err(|e| {
             ApiError::internal(format!(
                 "cannot create state directory {}: {e}",
                 dir.display()
@@ -200,15 +180,17 @@ impl Journal {
             // lose the last rows, which only means re-sending a chunk.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30));
-        // Create the file, switch it to WAL and create the schema on a single
-        // connection first: pool connections racing to switch a brand-new file
-        // to WAL can fail at once with "database is locked", which the busy
-        // timeout does not cover.
+        // Create the file, switch it to WAL and bring the schema up to date on
+        // a single connection first: pool connections racing to switch a
+        // brand-new file to WAL can fail at once with "database is locked",
+        // which the busy timeout does not cover.
         let mut first: SqliteConnection = options.connect().await.map_err(db_error)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut first)
-            .await
-            .map_err(db_error)?;
+        migrate(&mut first, MIGRATIONS).await.map_err(|e| {
+            ApiError::new(
+                e.code,
+                format!("{} ({})", e.message, dir.join(JOURNAL_FILE).display()),
+            )
+        })?;
         first.close().await.map_err(db_error)?;
         // One connection: every statement is short, and concurrent writers on
         // several connections would wait in SQLite's sleeping busy handler
@@ -233,10 +215,11 @@ impl Journal {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(db_error)?;
+        // A file journal is up to date already (see `open`): this only reads
+        // its version. An in-memory one gets its schema here.
+        let mut conn = pool.acquire().await.map_err(db_error)?;
+        migrate(&mut conn, MIGRATIONS).await?;
+        drop(conn);
         let j = Journal { pool };
         j.forget_old().await?;
         Ok(j)
@@ -437,11 +420,73 @@ impl Journal {
     }
 }
 
+/// The schema version of the journal on `conn` (`PRAGMA user_version`).
+async fn schema_version(conn: &mut SqliteConnection) -> Result<u32, sqlx::Error> {
+    let v: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Bring the journal on `conn` up to `migrations.len()`, applying the missing
+/// migrations in order, and answer the version it is at now.
+///
+/// Everything runs in one `BEGIN IMMEDIATE` transaction: several daemons of
+/// one user may open the same file at once, and the first to take the write
+/// lock migrates while the others wait and then find nothing left to do. A
+/// failed migration leaves the file as it was. A journal newer than this
+/// program (a downgrade) is refused rather than misread.
+async fn migrate(conn: &mut SqliteConnection, migrations: &[&str]) -> Result<u32, ApiError> {
+    let latest = migrations.len() as u32;
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let result = async {
+        let found = schema_version(conn).await.map_err(db_error)?;
+        if found > latest {
+            return Err(ApiError::internal(format!(
+                "transfer journal: schema version {found} was written by a newer dataerai \
+                 (this one knows up to {latest}); upgrade dataerai or move journal.db aside"
+            )));
+        }
+        for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
+            let version = i as u32 + 1;
+            sqlx::raw_sql(sql).execute(&mut *conn).await.map_err(|e| {
+                ApiError::internal(format!(
+                    "transfer journal: migration to schema version {version} failed: {e}"
+                ))
+            })?;
+            // PRAGMA takes no bound parameters; `version` is our own number.
+            sqlx::raw_sql(&format!("PRAGMA user_version = {version}"))
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            tracing::info!("transfer journal: migrated to schema version {version}");
+        }
+        Ok(latest)
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    if let Err(e) = sqlx::raw_sql(end).execute(&mut *conn).await {
+        if result.is_ok() {
+            return Err(db_error(e));
+        }
+        tracing::warn!("transfer journal: {end} after a failed migration failed too: {e}");
+    }
+    result
+}
+
 fn record(row: &SqliteRow) -> TransferRecord {
     let time = |name: &str| {
-        DateTime::parse_from_rfc3339(&row.get::<String, _>(name))
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default()
+        let text = row.get::<String, _>(name);
+        match DateTime::parse_from_rfc3339(&text) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => {
+                tracing::warn!("transfer journal: column {name} holds {text:?}, not a time ({e})");
+                DateTime::default()
+            }
+        }
     };
     TransferRecord {
         transfer_id: row.get("transfer_id"),
@@ -458,11 +503,11 @@ fn record(row: &SqliteRow) -> TransferRecord {
         created_at: time("created_at"),
         updated_at: time("updated_at"),
         attempt: row.get::<i64, _>("attempt") as u32,
-        last_error: from_text(row.get("last_error")),
-        result: from_text(row.get("result")),
-        error: from_text(row.get("error")),
+        last_error: from_text("last_error", row.get("last_error")),
+        result: from_text("result", row.get("result")),
+        error: from_text("error", row.get("error")),
         batch_id: row.get("batch_id"),
-        spec: from_text(Some(row.get("spec"))).unwrap_or(Value::Null),
+        spec: from_text("spec", Some(row.get("spec"))).unwrap_or(Value::Null),
     }
 }
 
@@ -533,5 +578,138 @@ mod tests {
         j.insert(&sample("t", "cli")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(j.list("cli").await.unwrap().len(), 1);
+    }
+
+    /// The journal exactly as `dataerai` wrote it before the schema had a
+    /// version: these CREATE statements, `PRAGMA user_version` 0.
+    const V1_FIXTURE: &str = "
+        CREATE TABLE transfers (
+            transfer_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            asset_id TEXT NOT NULL,
+            content_id TEXT,
+            local_path TEXT NOT NULL,
+            bytes_done INTEGER NOT NULL,
+            bytes_total INTEGER NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            file_count INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            result TEXT,
+            error TEXT,
+            batch_id TEXT,
+            spec TEXT NOT NULL
+        );
+        CREATE INDEX transfers_owner ON transfers (owner, created_at);
+        CREATE TABLE chunks (
+            transfer_id TEXT NOT NULL,
+            file_index INTEGER NOT NULL,
+            chunk_index INTEGER NOT NULL,
+            len INTEGER NOT NULL,
+            PRIMARY KEY (transfer_id, file_index, chunk_index)
+        );
+        CREATE TABLE done_files (
+            transfer_id TEXT NOT NULL,
+            file_index INTEGER NOT NULL,
+            PRIMARY KEY (transfer_id, file_index)
+        );
+    ";
+
+    async fn raw_connection(path: &Path) -> SqliteConnection {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_journal_from_before_schema_versions_upgrades_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join(JOURNAL_FILE);
+        let now = ts(Utc::now());
+        {
+            let mut c = raw_connection(&path).await;
+            sqlx::raw_sql(V1_FIXTURE).execute(&mut c).await.unwrap();
+            sqlx::query(
+                "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id,
+                   local_path, bytes_done, bytes_total, chunk_count, file_count, created_at,
+                   updated_at, attempt, last_error, result, error, batch_id, spec)
+                 VALUES ('t-old', 'sock', 'download', 'paused', 'a1', 'c1', '/data/x', 5, 10,
+                   2, 1, ?, ?, 3, '{\"code\":\"ERR_SERVER_UNREACHABLE\",\"message\":\"down\"}',
+                   NULL, NULL, 'b1', '{\"chunk_size\":5}')",
+            )
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut c)
+            .await
+            .unwrap();
+            sqlx::raw_sql(
+                "INSERT INTO chunks VALUES ('t-old', 0, 0, 5);
+                 INSERT INTO done_files VALUES ('t-old', 0);",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+            assert_eq!(schema_version(&mut c).await.unwrap(), 0);
+            c.close().await.unwrap();
+        }
+
+        let j = Journal::open(&dir).await.unwrap();
+        let t = j.get("sock", "t-old").await.unwrap();
+        assert_eq!(t.kind, "download");
+        assert_eq!(t.state, state::PAUSED);
+        assert_eq!((t.bytes_done, t.bytes_total), (5, 10));
+        assert_eq!((t.chunk_count, t.file_count, t.attempt), (2, 1, 3));
+        assert_eq!(t.content_id.as_deref(), Some("c1"));
+        assert_eq!(t.batch_id.as_deref(), Some("b1"));
+        assert_eq!(t.last_error.unwrap().code, ErrorCode::ServerUnreachable);
+        assert_eq!(t.spec["chunk_size"], 5);
+        assert_eq!(ts(t.created_at), now);
+        assert_eq!(j.chunks("t-old").await.unwrap(), vec![(0, 0, 5)]);
+        assert_eq!(j.done_files("t-old").await.unwrap(), vec![0]);
+        // The upgraded journal keeps working, and says which version it is.
+        j.set_state("t-old", state::RUNNING, 4, None, None, None)
+            .await
+            .unwrap();
+        drop(j);
+        let mut c = raw_connection(&path).await;
+        assert_eq!(
+            schema_version(&mut c).await.unwrap(),
+            MIGRATIONS.len() as u32
+        );
+    }
+
+    #[tokio::test]
+    async fn migrations_run_once_in_order_and_newer_journals_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(JOURNAL_FILE);
+        let mut c = raw_connection(&path).await;
+        let v2 = "ALTER TABLE transfers ADD COLUMN note TEXT";
+        assert_eq!(migrate(&mut c, &MIGRATIONS[..1]).await.unwrap(), 1);
+        // Opening again with the same list changes nothing.
+        assert_eq!(migrate(&mut c, &MIGRATIONS[..1]).await.unwrap(), 1);
+        // A later release appends a migration: only that one runs.
+        let upgraded = [MIGRATIONS[0], v2];
+        assert_eq!(migrate(&mut c, &upgraded).await.unwrap(), 2);
+        assert_eq!(migrate(&mut c, &upgraded).await.unwrap(), 2);
+        sqlx::query("SELECT note FROM transfers")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        // An older program refuses the newer journal instead of misreading it.
+        let e = migrate(&mut c, &MIGRATIONS[..1]).await.unwrap_err();
+        assert!(e.message.contains("newer dataerai"), "{}", e.message);
+        // A migration that fails leaves the journal at its previous version.
+        let broken = [MIGRATIONS[0], v2, "CREATE TABLE chunks (x)"];
+        assert!(migrate(&mut c, &broken).await.is_err());
+        assert_eq!(schema_version(&mut c).await.unwrap(), 2);
     }
 }

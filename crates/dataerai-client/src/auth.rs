@@ -10,7 +10,7 @@
 //! and uses it instead of refreshing again.
 //!
 //! Tokens never reach a log line: [`TokenResponse`] and
-//! [`crate::config::Credentials`] redact them in `Debug`.
+//! [`crate::credentials::Credentials`] redact them in `Debug`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +20,9 @@ use chrono::{DateTime, Utc};
 use dataerai_proto::{ApiError, ErrorCode};
 use serde::Deserialize;
 
-use crate::config::{self, Credentials, TOKEN_KIND_OAUTH};
+use crate::api::TokenProvider;
+use crate::credentials::{self, Credentials, TOKEN_KIND_OAUTH};
+use crate::status::{code_for_status, unreachable};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
@@ -96,16 +98,6 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-fn unreachable(server: &str, e: reqwest::Error) -> ApiError {
-    let mut msg = format!("cannot reach the Dataerai server at {server}: {e}");
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    ApiError::new(ErrorCode::ServerUnreachable, msg)
-}
-
 /// POST a form to an OAuth endpoint: `Ok(Ok(body))` on 2xx, `Ok(Err(oauth
 /// error))` for an RFC-shaped error body, `Err` for anything else.
 async fn oauth_post<T: serde::de::DeserializeOwned>(
@@ -139,7 +131,7 @@ async fn oauth_post<T: serde::de::DeserializeOwned>(
             ))
         }
         500..=599 => ErrorCode::ServerUnreachable,
-        _ => crate::api_client::code_for_status(status),
+        _ => code_for_status(status),
     };
     Err(ApiError::new(
         code,
@@ -285,7 +277,7 @@ impl TokenSource {
     }
 
     fn load_for(&self, server: &str) -> Result<Credentials> {
-        let c = config::load_credentials(&self.config_dir)?;
+        let c = credentials::load_credentials(&self.config_dir)?;
         if !same_server(&c.server, server) {
             return Err(login_again(
                 server,
@@ -295,45 +287,19 @@ impl TokenSource {
         Ok(c)
     }
 
-    /// The token to send to `server` now (refreshed first when due).
-    pub async fn token(&self, server: &str) -> Result<String> {
-        let c = self.load_for(server)?;
-        if needs_refresh(&c, Utc::now()) {
-            return Ok(self.refresh(server, &c.token).await?.token);
-        }
-        Ok(c.token)
-    }
-
-    /// The server answered 401 to `rejected`: a token to try again with, or
-    /// `ERR_AUTH_REQUIRED` telling the user to sign in again.
-    pub async fn after_rejection(&self, server: &str, rejected: &str) -> Result<String> {
-        let c = self.load_for(server)?;
-        if c.token != rejected {
-            // Someone (another process, a new login) already replaced it.
-            return Ok(c.token);
-        }
-        if !c.is_oauth() {
-            return Err(login_again(
-                server,
-                "the server refused the saved token (expired or revoked)",
-            ));
-        }
-        Ok(self.refresh(server, rejected).await?.token)
-    }
-
     /// Spend the refresh token for a new access + refresh token, unless another
     /// process did so while we waited for the lock.
     pub async fn refresh(&self, server: &str, stale: &str) -> Result<Credentials> {
         let _gate = self.gate.lock().await;
         let dir = self.config_dir.clone();
-        let _lock = tokio::task::spawn_blocking(move || config::lock_credentials(&dir))
+        let _lock = tokio::task::spawn_blocking(move || credentials::lock_credentials(&dir))
             .await
             .map_err(|e| ApiError::internal(format!("lock task failed: {e}")))?
             .map_err(|e| {
                 ApiError::internal(format!(
                     "cannot lock {}: {e}",
                     self.config_dir
-                        .join(config::CREDENTIALS_LOCK_FILE)
+                        .join(credentials::CREDENTIALS_LOCK_FILE)
                         .display()
                 ))
             })?;
@@ -375,7 +341,7 @@ impl TokenSource {
         if fresh.refresh_expires_at.is_none() && t.refresh_token.is_none() {
             fresh.refresh_expires_at = c.refresh_expires_at;
         }
-        config::save_credentials(&self.config_dir, &fresh).map_err(|e| {
+        credentials::save_credentials(&self.config_dir, &fresh).map_err(|e| {
             ApiError::internal(format!(
                 "refreshed the sign-in but cannot save it in {}: {e}",
                 self.config_dir.display()
@@ -386,6 +352,35 @@ impl TokenSource {
             fresh.expires_at
         );
         Ok(fresh)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for TokenSource {
+    /// The token to send to `server` now (refreshed first when due).
+    async fn token(&self, server: &str) -> Result<String> {
+        let c = self.load_for(server)?;
+        if needs_refresh(&c, Utc::now()) {
+            return Ok(self.refresh(server, &c.token).await?.token);
+        }
+        Ok(c.token)
+    }
+
+    /// The server answered 401 to `rejected`: a token to try again with, or
+    /// `ERR_AUTH_REQUIRED` telling the user to sign in again.
+    async fn after_rejection(&self, server: &str, rejected: &str) -> Result<String> {
+        let c = self.load_for(server)?;
+        if c.token != rejected {
+            // Someone (another process, a new login) already replaced it.
+            return Ok(c.token);
+        }
+        if !c.is_oauth() {
+            return Err(login_again(
+                server,
+                "the server refused the saved token (expired or revoked)",
+            ));
+        }
+        Ok(self.refresh(server, rejected).await?.token)
     }
 }
 
@@ -452,7 +447,7 @@ mod tests {
             src.token("http://x").await.unwrap_err().code,
             ErrorCode::AuthRequired
         );
-        config::save_credentials(tmp.path(), &creds(Utc::now(), 3600)).unwrap();
+        credentials::save_credentials(tmp.path(), &creds(Utc::now(), 3600)).unwrap();
         assert_eq!(src.token("http://x/").await.unwrap(), "at");
         let e = src.token("http://y").await.unwrap_err();
         assert_eq!(e.code, ErrorCode::AuthRequired);
@@ -460,7 +455,7 @@ mod tests {
         // A refused PAT is final.
         let mut pat = creds(Utc::now(), 3600);
         pat.token_kind = Some("pat".into());
-        config::save_credentials(tmp.path(), &pat).unwrap();
+        credentials::save_credentials(tmp.path(), &pat).unwrap();
         let e = src.after_rejection("http://x", "at").await.unwrap_err();
         assert_eq!(e.code, ErrorCode::AuthRequired);
         // A token replaced meanwhile is simply used.
@@ -475,7 +470,7 @@ mod tests {
         // Port 9 (discard) would fail differently if a request were made.
         c.server = "http://127.0.0.1:9".into();
         c.refresh_expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
-        config::save_credentials(tmp.path(), &c).unwrap();
+        credentials::save_credentials(tmp.path(), &c).unwrap();
         let e = src.token("http://127.0.0.1:9").await.unwrap_err();
         assert_eq!(e.code, ErrorCode::AuthRequired, "{e}");
         assert!(e.message.contains("dataerai auth login"));
@@ -550,7 +545,7 @@ mod tests {
         c.server = url.clone();
         c.token = "at-0".into();
         c.refresh_token = Some("rt-0".into());
-        config::save_credentials(tmp.path(), &c).unwrap();
+        credentials::save_credentials(tmp.path(), &c).unwrap();
         // Two sources on one directory behave like two processes (each its own
         // lock file description), plus several tasks on each.
         let a = TokenSource::new(tmp.path().to_path_buf());
@@ -565,7 +560,7 @@ mod tests {
             assert_eq!(t.await.unwrap().unwrap(), "at-1");
         }
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
-        let saved = config::load_credentials(tmp.path()).unwrap();
+        let saved = credentials::load_credentials(tmp.path()).unwrap();
         assert_eq!(saved.refresh_token.as_deref(), Some("rt-1"));
         assert!(saved.expires_at.unwrap() > Utc::now() + chrono::Duration::seconds(3000));
         // A fresh token is not refreshed again.
@@ -574,9 +569,9 @@ mod tests {
         // The server refused at-1 (say, revoked in flight): one refresh, then a new token.
         assert_eq!(a.after_rejection(&url, "at-1").await.unwrap(), "at-2");
         // A refresh token the server no longer accepts means "sign in again".
-        let mut stale = config::load_credentials(tmp.path()).unwrap();
+        let mut stale = credentials::load_credentials(tmp.path()).unwrap();
         stale.refresh_token = Some("rt-0".into());
-        config::save_credentials(tmp.path(), &stale).unwrap();
+        credentials::save_credentials(tmp.path(), &stale).unwrap();
         let e = b.after_rejection(&url, "at-2").await.unwrap_err();
         assert_eq!(e.code, ErrorCode::AuthRequired);
         assert!(e.message.contains("dataerai auth login"), "{}", e.message);

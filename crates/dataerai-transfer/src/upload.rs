@@ -33,7 +33,7 @@ use super::{
     chunk_digest_blocking, io_error, plan_chunks, retry, shrank, Digests, Failure, ProgressEvent,
     RateMeter, RunContext, Stop, PARALLEL_CHUNKS,
 };
-use crate::api_client::ApiClient;
+use dataerai_client::ApiClient;
 use dataerai_proto::digest::{self, ChunkDigest};
 
 /// Uploads up to this size (all files together) are hashed before the answer,

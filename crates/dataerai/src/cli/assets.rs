@@ -1,0 +1,202 @@
+//! `dataerai metadata …`, `list assets`, `link` and `versions`: read and
+//! change assets, their provenance and their content versions.
+
+use clap::{Args, Subcommand};
+use dataerai_client::credentials;
+use dataerai_proto::ApiError;
+use serde_json::{Map, Value};
+
+use super::output::{human_bytes, print_json};
+use super::{parse_object, Result};
+use crate::service::{
+    ListAssetsParams, ListVersionsParams, RelationshipParams, Service, SetMetadataParams,
+};
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCommand {
+    /// Show an asset.
+    Get { asset_id: String },
+    /// Change fields; `--metadata`/`--set` are merged key by key (JSON null deletes a key).
+    Set(SetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    pub asset_id: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Replace the tags (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Metadata keys to merge, as a JSON object.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// One key: `key=VALUE`, VALUE parsed as JSON if it can be, else a string (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LinkArgs {
+    /// The dependent asset (e.g. the analysis result).
+    pub from: String,
+    /// The origin asset (e.g. the raw data).
+    pub to: String,
+    /// Relationship type, e.g. derived_from.
+    #[arg(long = "type")]
+    pub rel_type: String,
+    #[arg(long)]
+    pub analysis_mode: Option<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+    /// ISO-8601 time.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Extra qualifiers as a JSON object.
+    #[arg(long)]
+    pub qualifiers: Option<String>,
+}
+
+pub async fn metadata(svc: &Service, cmd: MetadataCommand) -> Result<()> {
+    match cmd {
+        MetadataCommand::Get { asset_id } => {
+            let asset = svc.get_metadata(&asset_id).await?;
+            print_json(&asset);
+            Ok(())
+        }
+        MetadataCommand::Set(a) => {
+            let mut metadata = match &a.metadata {
+                Some(m) => Some(parse_object("--metadata", m)?),
+                None => None,
+            };
+            for kv in &a.set {
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    ApiError::invalid(format!("--set expects key=value, got {kv:?}"))
+                })?;
+                if k.is_empty() {
+                    return Err(ApiError::invalid(format!("--set has an empty key: {kv:?}")));
+                }
+                let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+                metadata
+                    .get_or_insert_with(Map::new)
+                    .insert(k.to_string(), v);
+            }
+            let asset = svc
+                .set_metadata(SetMetadataParams {
+                    asset_id: a.asset_id,
+                    title: a.title,
+                    description: a.description,
+                    alias: a.alias,
+                    tags: if a.tags.is_empty() {
+                        None
+                    } else {
+                        Some(a.tags)
+                    },
+                    metadata: metadata.map(Value::Object),
+                })
+                .await?;
+            print_json(&asset);
+            Ok(())
+        }
+    }
+}
+
+/// `dataerai list assets`
+pub async fn list(
+    svc: &Service,
+    as_json: bool,
+    project: Option<String>,
+    collection: Option<String>,
+    user: bool,
+) -> Result<()> {
+    let mut params = ListAssetsParams::default();
+    if let Some(p) = project {
+        params.owner_type = Some("project".into());
+        params.owner_id = Some(p);
+    } else if let Some(c) = collection {
+        params.collection_id = Some(c);
+    } else if user {
+        params.owner_type = Some("user".into());
+        params.owner_id = Some(credentials::load_credentials(svc.config_dir())?.user_id);
+    }
+    let page = svc.list_assets(params).await?;
+    if as_json {
+        print_json(&page);
+    } else {
+        for a in &page.items {
+            let size = a
+                .latest_content
+                .as_ref()
+                .map(|c| human_bytes(c.total_bytes));
+            println!(
+                "{}  {:>10}  {}",
+                a.asset_id,
+                size.as_deref().unwrap_or("-"),
+                a.title
+            );
+        }
+        println!("({} of {} assets)", page.items.len(), page.total);
+    }
+    Ok(())
+}
+
+/// `dataerai link`
+pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
+    let qualifiers = match &a.qualifiers {
+        Some(q) => Some(Value::Object(parse_object("--qualifiers", q)?)),
+        None => None,
+    };
+    let rel = svc
+        .create_relationship(RelationshipParams {
+            from_asset_id: a.from,
+            to_asset_id: a.to,
+            relationship_type: a.rel_type,
+            analysis_mode: a.analysis_mode,
+            qualifier_note: a.note,
+            qualifier_time: a.time,
+            qualifiers,
+        })
+        .await?;
+    if as_json {
+        print_json(&rel);
+    } else {
+        println!(
+            "Linked {} -[{}]-> {} ({}) as {}",
+            rel.from_asset_id, rel.rel_type, rel.to_asset_id, rel.related_asset.title, rel.id
+        );
+    }
+    Ok(())
+}
+
+/// `dataerai versions`
+pub async fn versions(svc: &Service, as_json: bool, asset_id: String) -> Result<()> {
+    let page = svc
+        .list_versions(ListVersionsParams {
+            asset_id,
+            limit: None,
+            offset: None,
+        })
+        .await?;
+    if as_json {
+        print_json(&page);
+    } else {
+        for v in &page.items {
+            println!(
+                "{}  {}  {:>10}  {} file{}",
+                v.content_id,
+                v.completed_at
+                    .unwrap_or(v.created_at)
+                    .format("%Y-%m-%d %H:%M:%S"),
+                human_bytes(v.total_bytes),
+                v.files.len(),
+                if v.files.len() == 1 { "" } else { "s" }
+            );
+        }
+        println!("({} of {} versions)", page.items.len(), page.total);
+    }
+    Ok(())
+}
