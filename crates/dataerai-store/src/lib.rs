@@ -3,7 +3,7 @@
 //!
 //! - [`meta::MetadataStore`]: users, tokens, projects, assets, content versions,
 //!   upload sessions and the chunks they hold, relationships, allocations;
-//!   and (issue 4, [`meta::auth::AuthStore`]) passwords, web sessions, device
+//!   and ([`meta::auth::AuthStore`]) passwords, web sessions, device
 //!   codes, rotating refresh tokens, sign-in failures, members, the audit log.
 //!   Default backend: [`meta::sqlite::SqliteStore`] (SQLite in WAL mode);
 //!   scale-out: [`meta::postgres::PgStore`] (PostgreSQL, shared by replicas).

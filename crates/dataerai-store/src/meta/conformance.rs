@@ -427,7 +427,7 @@ fn issued(tag: &str) -> auth::IssuedTokens {
     }
 }
 
-/// Issue 4: passwords, PAT revocation, sessions, failures, device codes,
+/// Sign-in state: passwords, PAT revocation, sessions, failures, device codes,
 /// refresh rotation with reuse detection, members and the audit log.
 pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     use auth::{DevicePoll, NewAuditEvent, NewDeviceCode, RefreshOutcome};
