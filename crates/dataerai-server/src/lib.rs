@@ -13,6 +13,8 @@
 //!   no transfer state of their own ([`state`]), so any number can share one
 //!   database and one bucket behind a load balancer.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod auth;

@@ -1,6 +1,8 @@
 //! The `dataerai-server` binary: flags, logging and the runtime around the
 //! library (`lib.rs`), which holds the service itself.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -12,6 +12,8 @@
 //!   the OAuth device login played over HTTP.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
 
+#![forbid(unsafe_code)]
+
 pub mod backends;
 pub mod bins;
 pub mod metrics;

@@ -6,9 +6,9 @@ pub fn metric_value(text: &str, sample: &str) -> u64 {
     text.lines()
         .find_map(|l| {
             let (k, v) = l.rsplit_once(' ')?;
-            (k == sample).then(|| v.trim().parse::<f64>().ok())?
+            (k == sample).then(|| v.trim().parse::<u64>().ok())?
         })
-        .map_or(0, |v| v as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

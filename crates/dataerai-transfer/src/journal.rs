@@ -137,6 +137,20 @@ fn to_text<T: Serialize>(v: &Option<T>) -> Option<String> {
 
 /// A JSON column's value. A damaged one is read as absent (the transfer stays
 /// visible and can still be cancelled) and logged, never silently.
+/// A column holding a count, size or index: never negative in a journal this
+/// code wrote; a damaged value is logged and read as 0.
+fn unsigned<T, I>(row: &SqliteRow, column: I) -> T
+where
+    T: TryFrom<i64> + Default,
+    I: sqlx::ColumnIndex<SqliteRow> + std::fmt::Debug + Copy,
+{
+    let v: i64 = row.get(column);
+    T::try_from(v).unwrap_or_else(|_| {
+        tracing::warn!("transfer journal: column {column:?} holds {v}, not a count");
+        T::default()
+    })
+}
+
 fn from_text<T: serde::de::DeserializeOwned>(column: &str, s: Option<String>) -> Option<T> {
     let text = s?;
     match serde_json::from_str(&text) {
@@ -375,13 +389,7 @@ impl Journal {
                 .map_err(db_error)?;
         Ok(rows
             .iter()
-            .map(|r| {
-                (
-                    r.get::<i64, _>(0) as u32,
-                    r.get::<i64, _>(1) as u64,
-                    r.get::<i64, _>(2) as u64,
-                )
-            })
+            .map(|r| (unsigned(r, 0), unsigned(r, 1), unsigned(r, 2)))
             .collect())
     }
 
@@ -416,7 +424,7 @@ impl Journal {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u32).collect())
+        Ok(rows.iter().map(|r| unsigned(r, 0)).collect())
     }
 }
 
@@ -496,13 +504,13 @@ fn record(row: &SqliteRow) -> TransferRecord {
         asset_id: row.get("asset_id"),
         content_id: row.get("content_id"),
         local_path: row.get("local_path"),
-        bytes_done: row.get::<i64, _>("bytes_done") as u64,
-        bytes_total: row.get::<i64, _>("bytes_total") as u64,
-        chunk_count: row.get::<i64, _>("chunk_count") as u64,
-        file_count: row.get::<i64, _>("file_count") as u64,
+        bytes_done: unsigned(row, "bytes_done"),
+        bytes_total: unsigned(row, "bytes_total"),
+        chunk_count: unsigned(row, "chunk_count"),
+        file_count: unsigned(row, "file_count"),
         created_at: time("created_at"),
         updated_at: time("updated_at"),
-        attempt: row.get::<i64, _>("attempt") as u32,
+        attempt: unsigned(row, "attempt"),
         last_error: from_text("last_error", row.get("last_error")),
         result: from_text("result", row.get("result")),
         error: from_text("error", row.get("error")),

@@ -29,6 +29,8 @@
 //! errors retrying cannot fix end the run at once. Memory stays bounded: big
 //! chunks are streamed from/to disk, small ones are held once.
 
+#![forbid(unsafe_code)]
+
 pub mod download;
 mod faults;
 pub mod journal;
@@ -305,9 +307,7 @@ where
 pub fn chunk_size_from_mb(chunk_size_mb: Option<i64>) -> Result<u64, ApiError> {
     match chunk_size_mb {
         None => Ok(dataerai_proto::api::DEFAULT_CHUNK_SIZE),
-        Some(mb) if (1..=512).contains(&mb) && (mb as u64).is_power_of_two() => {
-            Ok(mb as u64 * 1024 * 1024)
-        }
+        Some(mb) if (1..=512).contains(&mb) && mb.count_ones() == 1 => Ok(mb.unsigned_abs() << 20),
         Some(mb) => Err(ApiError::invalid(format!(
             "chunk_size_mb must be a power of two from 1 to 512 (1, 2, 4, … 512), got {mb}"
         ))),

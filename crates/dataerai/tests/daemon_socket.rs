@@ -183,6 +183,7 @@ fn stale_socket_is_replaced_and_sigterm_cleans_up() {
     daemon.connect().ok("daemon.ping", json!({}));
 
     // SIGTERM: the socket file is removed.
+    // SAFETY: kill(2) only sends a signal to our own child process.
     unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(!socket.exists());

@@ -282,7 +282,7 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
     };
     let concurrency = match p.concurrency {
         None => 8,
-        Some(c) if (1..=64).contains(&c) => c as usize,
+        Some(c) if (1..=64).contains(&c) => c.unsigned_abs() as usize,
         Some(c) => {
             return Err(
                 ApiError::invalid(format!("concurrency must be between 1 and 64, got {c}")).into(),

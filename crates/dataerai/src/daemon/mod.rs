@@ -242,6 +242,7 @@ async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     // SAFETY: umask only swaps the process file-mode mask.
     let old = unsafe { libc::umask(0o177) };
     let bound = UnixListener::bind(path);
+    // SAFETY: as above; this restores the mask read a line earlier.
     unsafe { libc::umask(old) };
     let listener =
         bound.map_err(|e| BindError::Other(format!("cannot listen on {}: {e}", path.display())))?;

@@ -17,6 +17,7 @@ use super::{
 use crate::error::{Result, StoreError};
 use crate::meta::time::DbTime;
 use crate::meta::Window;
+use crate::rules::unsigned;
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -602,7 +603,10 @@ impl<S: AuthBackend> AuthStore for S {
         let rows: Vec<MemberRow> = conn
             .fetch_all(&sql, &[Arg::Text(project_id), limit, offset])
             .await?;
-        Ok((rows.into_iter().map(Member::from).collect(), total as u64))
+        Ok((
+            rows.into_iter().map(Member::from).collect(),
+            unsigned("total", total)?,
+        ))
     }
 
     async fn set_member(
@@ -714,7 +718,7 @@ impl<S: AuthBackend> AuthStore for S {
             .await?;
         Ok((
             rows.into_iter().map(AuditEvent::from).collect(),
-            total as u64,
+            unsigned("total", total)?,
         ))
     }
 }
@@ -734,7 +738,7 @@ async fn failures(
     let row: FailureRow = conn
         .fetch_one(&sql, &[Arg::Text(value), Arg::Time(since)])
         .await?;
-    Ok((row.n as u64, row.oldest.map(|t| t.0)))
+    Ok((unsigned("n", row.n)?, row.oldest.map(|t| t.0)))
 }
 
 /// The user ids of a project's owners, locking every owner row (`row_lock`)
