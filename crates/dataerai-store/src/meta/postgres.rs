@@ -22,8 +22,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use dataerai_proto::api::{
-    Allocation, Asset, AssetSummary, Collection, ContentFile, ContentVersion, Project,
-    Relationship, UpdateAsset, UploadFileSpec, UploadFileState, UploadSession,
+    Allocation, Asset, AssetSummary, Collection, ContentFile, ContentStatus, ContentVersion,
+    Project, Relationship, UpdateAsset, UploadFileSpec, UploadFileState, UploadSession,
 };
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -1105,7 +1105,9 @@ impl MetadataStore for PgStore {
         } else {
             content_by_id(&mut conn, content_id).await?
         };
-        Ok(found.filter(|c| c.version.asset_id == asset_id && c.version.status == "complete"))
+        Ok(found.filter(|c| {
+            c.version.asset_id == asset_id && c.version.status == ContentStatus::Complete
+        }))
     }
 
     async fn create_upload(

@@ -14,8 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dataerai_proto::api::{
-    Allocation, Asset, AssetSummary, Collection, ContentFile, ContentVersion, Project,
-    Relationship, UpdateAsset, UploadFileSpec, UploadFileState, UploadSession,
+    Allocation, Asset, AssetSummary, Collection, ContentFile, ContentStatus, ContentVersion,
+    Project, Relationship, UpdateAsset, UploadFileSpec, UploadFileState, UploadSession,
+    UploadStatus,
 };
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -591,7 +592,7 @@ async fn publish_upload(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("upload {upload_id}")))?;
     let session = record.session;
-    if session.status != "open" {
+    if session.status != UploadStatus::Open {
         return Err(StoreError::Invalid(format!(
             "upload {upload_id} is {}, not open",
             session.status
@@ -1218,7 +1219,9 @@ impl MetadataStore for SqliteStore {
         } else {
             content_by_id(&mut conn, content_id).await?
         };
-        Ok(found.filter(|c| c.version.asset_id == asset_id && c.version.status == "complete"))
+        Ok(found.filter(|c| {
+            c.version.asset_id == asset_id && c.version.status == ContentStatus::Complete
+        }))
     }
 
     async fn create_upload(
