@@ -961,7 +961,7 @@ impl MetadataStore for PgStore {
         .bind(&asset.alias)
         .bind(sqlx::types::Json(&asset.tags))
         .bind(sqlx::types::Json(&asset.metadata))
-        .bind(&asset.owner_type)
+        .bind(asset.owner_type)
         .bind(&asset.owner_id)
         .bind(&asset.created_by)
         .bind(created)

@@ -410,7 +410,7 @@ async fn insert_asset(tx: &mut SqliteConnection, asset: NewAsset) -> Result<Asse
     .bind(&asset.alias)
     .bind(to_json(&asset.tags))
     .bind(to_json(&asset.metadata))
-    .bind(&asset.owner_type)
+    .bind(asset.owner_type)
     .bind(&asset.owner_id)
     .bind(&asset.created_by)
     .bind(&now)
