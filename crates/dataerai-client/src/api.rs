@@ -439,7 +439,9 @@ impl ApiClient {
             )
             .json(&AddMember {
                 email: email.to_string(),
-                role: role.to_string(),
+                role: role
+                    .parse()
+                    .map_err(|e| ApiError::invalid(format!("{e}")))?,
             });
         self.json(rb).await
     }

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::names::{ContentStatus, OwnerType, ProjectRole, UploadStatus};
+
 /// Relationship analysis modes accepted by the server.
 pub const ANALYSIS_MODES: &[&str] = &[
     "non_destructive",
@@ -31,6 +33,7 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
 
 /// `GET /api/v1/me`: who the bearer token belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user_id: String,
     pub email: String,
@@ -43,6 +46,7 @@ pub struct Me {
 // ---------------------------------------------------------------- pagination
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Total number of items matching the query.
@@ -53,6 +57,8 @@ pub struct Page<T> {
 
 /// Query string of list endpoints. `limit` defaults to 100 and is capped at 1000.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct PageQuery {
     pub limit: Option<u64>,
     pub offset: Option<u64>,
@@ -62,6 +68,7 @@ pub struct PageQuery {
 
 /// `POST /api/v1/projects`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateProject {
     pub name: String,
     #[serde(default)]
@@ -69,6 +76,7 @@ pub struct CreateProject {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Allocation {
     pub allocation_id: String,
     /// Byte quota.
@@ -80,6 +88,7 @@ pub struct Allocation {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Project {
     pub project_id: String,
     pub name: String,
@@ -87,8 +96,8 @@ pub struct Project {
     pub root_collection_id: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
-    /// The caller's role in the project (`owner`, `admin`, `member`, `viewer`).
-    pub role: String,
+    /// The caller's role in the project.
+    pub role: ProjectRole,
     pub allocation: Allocation,
 }
 
@@ -96,6 +105,7 @@ pub struct Project {
 
 /// `POST /api/v1/projects/{project_id}/collections`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateCollection {
     pub name: String,
     /// Parent collection; defaults to the project's root collection.
@@ -103,6 +113,7 @@ pub struct CreateCollection {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Collection {
     pub collection_id: String,
     pub project_id: String,
@@ -116,14 +127,15 @@ pub struct Collection {
 
 /// `POST /api/v1/assets`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateAsset {
     pub title: String,
-    /// `"user"` or `"project"`.
-    pub owner_type: String,
+    pub owner_type: OwnerType,
     pub owner_id: String,
     pub description: Option<String>,
     pub alias: Option<String>,
     pub tags: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Map<String, Value>>,
     /// Collection to file the asset in (project-owned assets only); defaults to
     /// the project's root collection.
@@ -134,23 +146,27 @@ pub struct CreateAsset {
 /// `metadata` is merged key by key into the existing object (a JSON `null`
 /// value deletes the key); `tags` replaces the list.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateAsset {
     pub title: Option<String>,
     pub description: Option<String>,
     pub alias: Option<String>,
     pub tags: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Asset {
     pub asset_id: String,
     pub title: String,
     pub description: Option<String>,
     pub alias: Option<String>,
     pub tags: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Map<String, Value>,
-    pub owner_type: String,
+    pub owner_type: OwnerType,
     pub owner_id: String,
     pub collection_ids: Vec<String>,
     pub created_by: String,
@@ -162,8 +178,10 @@ pub struct Asset {
 
 /// `GET /api/v1/assets?owner_type=&owner_id=&limit=&offset=`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct AssetQuery {
-    pub owner_type: Option<String>,
+    pub owner_type: Option<OwnerType>,
     pub owner_id: Option<String>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
@@ -172,6 +190,7 @@ pub struct AssetQuery {
 // ---------------------------------------------------------------- content
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContentFile {
     pub file_index: u32,
     /// Relative path inside the content version (`/`-separated, no `..`).
@@ -182,11 +201,11 @@ pub struct ContentFile {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContentVersion {
     pub content_id: String,
     pub asset_id: String,
-    /// `pending` (upload open), `complete`, or `aborted`.
-    pub status: String,
+    pub status: ContentStatus,
     pub total_bytes: u64,
     pub files: Vec<ContentFile>,
     pub created_at: DateTime<Utc>,
@@ -196,6 +215,7 @@ pub struct ContentVersion {
 // ---------------------------------------------------------------- uploads
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadFileSpec {
     pub name: String,
     pub size: u64,
@@ -209,6 +229,7 @@ pub struct UploadFileSpec {
 /// become a new content version of the asset. Quota is checked here (the total
 /// size is reserved) and again at completion.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUpload {
     pub files: Vec<UploadFileSpec>,
     /// Bytes per chunk; defaults to 64 MiB, at most [`MAX_CHUNK_SIZE`].
@@ -222,6 +243,7 @@ pub struct CreateUpload {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadFileState {
     pub file_index: u32,
     pub name: String,
@@ -241,13 +263,13 @@ pub struct UploadFileState {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadSession {
     pub upload_id: String,
     pub asset_id: String,
     pub content_id: String,
     pub chunk_size: u64,
-    /// `open`, `complete` or `aborted`.
-    pub status: String,
+    pub status: UploadStatus,
     pub files: Vec<UploadFileState>,
     pub created_at: DateTime<Utc>,
 }
@@ -255,6 +277,7 @@ pub struct UploadSession {
 /// Reply to `PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}`
 /// (body = raw chunk bytes, header `x-dataerai-chunk-blake3: <hex>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChunkAck {
     pub file_index: u32,
     pub chunk_index: u64,
@@ -264,6 +287,7 @@ pub struct ChunkAck {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteFile {
     pub file_index: u32,
     /// Whole-file `blake3:<hex>` as computed by the client.
@@ -274,6 +298,7 @@ pub struct CompleteFile {
 /// checksum and publishes the content version atomically. Answers the
 /// [`ContentVersion`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteUpload {
     pub files: Vec<CompleteFile>,
 }
@@ -292,12 +317,14 @@ pub const MAX_FINISH_BYTES: u64 = 32 * 1024 * 1024;
 /// `POST /api/v1/assets/{id}/uploads` would do, and succeeds or fails on its
 /// own. Answers a [`BatchAnswer`] of [`UploadSession`]s in item order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUploadBatch {
     pub items: Vec<UploadBatchItem>,
 }
 
 /// Exactly one of `asset` (a new asset) and `asset_id` (a new version of it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadBatchItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset: Option<CreateAsset>,
@@ -309,6 +336,7 @@ pub struct UploadBatchItem {
 
 /// The outcome of one item of a batch: `result` or `error`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchItem<T> {
     pub result: Option<T>,
     pub error: Option<crate::ApiError>,
@@ -343,6 +371,7 @@ impl<T, E: Into<crate::ApiError>> From<Result<T, E>> for BatchItem<T> {
 
 /// The answer to a batch request: one outcome per item, in item order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchAnswer<T> {
     pub items: Vec<BatchItem<T>>,
 }
@@ -357,11 +386,13 @@ pub struct BatchAnswer<T> {
 /// complete already answers its version (a retried request is harmless).
 /// Answers a [`BatchAnswer`] of [`ContentVersion`]s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishManifest {
     pub items: Vec<FinishItem>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishItem {
     pub upload_id: String,
     /// `blake3:<hex>` of the file.
@@ -372,25 +403,29 @@ pub struct FinishItem {
 
 /// `POST /api/v1/assets/{from_asset_id}/relationships`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRelationship {
     pub to_asset_id: String,
     #[serde(rename = "type")]
     pub rel_type: String,
     pub analysis_mode: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub qualifiers: Option<Map<String, Value>>,
 }
 
 /// Small summary of the target asset of a relationship.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetSummary {
     pub id: String,
     pub title: String,
     pub alias: Option<String>,
-    pub owner_type: String,
+    pub owner_type: OwnerType,
     pub owner_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Relationship {
     pub id: String,
     #[serde(rename = "type")]
@@ -398,37 +433,41 @@ pub struct Relationship {
     pub from_asset_id: String,
     pub to_asset_id: String,
     pub analysis_mode: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub qualifiers: Map<String, Value>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub related_asset: AssetSummary,
 }
 
-// ---------------------------------------------------------------- issue 4: members, audit, OAuth
+// ---------------------------------------------------------------- members, audit, OAuth
 
-/// Project roles, most powerful first.
+/// Project roles, most powerful first: the strings of [`ProjectRole::ALL`],
+/// for callers that check a role given as text before sending it.
 pub const PROJECT_ROLES: &[&str] = &["owner", "admin", "member", "viewer"];
 
 /// A member of a project (`GET /api/v1/projects/{project_id}/members`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub user_id: String,
     pub email: String,
-    /// `owner`, `admin`, `member` or `viewer`.
-    pub role: String,
+    pub role: ProjectRole,
     pub added_at: DateTime<Utc>,
 }
 
 /// `POST /api/v1/projects/{project_id}/members`: add a member, or change the
 /// role of an existing one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddMember {
     pub email: String,
-    pub role: String,
+    pub role: ProjectRole,
 }
 
 /// One entry of the audit log (`GET /api/v1/audit`, server admins only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -441,12 +480,14 @@ pub struct AuditEvent {
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: Map<String, Value>,
     pub client_addr: Option<String>,
 }
 
 /// `POST /oauth/device/code` reply (RFC 8628 §3.2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceCodeResponse {
     pub device_code: String,
     /// `ABCD-EFGH`, what the user types on the `/device` page.
@@ -461,6 +502,7 @@ pub struct DeviceCodeResponse {
 
 /// `POST /oauth/token` success reply (RFC 6749 §5.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer`.
@@ -478,6 +520,7 @@ pub struct TokenResponse {
 /// OAuth error reply (RFC 6749 §5.2): `authorization_pending`, `slow_down`,
 /// `access_denied`, `expired_token`, `invalid_grant`, `invalid_request`, …
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthError {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

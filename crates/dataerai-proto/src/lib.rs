@@ -5,12 +5,19 @@
 //! - [`api`]: request and response bodies of the REST API under `/api/v1`.
 //! - [`digest`]: chunk digests and the whole-file BLAKE3 merged from them.
 //! - [`ipc`]: JSON-RPC 2.0 envelope types for the daemon socket (`docs/ipc.md`).
+//! - [`names`]: closed sets of wire strings as enums (project roles, owner
+//!   types, content and upload states).
+//!
+//! Features: `openapi` derives `utoipa` schemas for the REST bodies (the
+//! server's OpenAPI document is generated from them); `sqlx` lets the
+//! [`names`] enums be read from and bound to text columns.
 
 pub mod api;
 pub mod digest;
 pub mod error;
 pub mod io;
 pub mod ipc;
+pub mod names;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 

@@ -122,6 +122,15 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// `POST /oauth/device/code`
+#[utoipa::path(
+    post,
+    operation_id = "oauth_device_code",
+    path = "/oauth/device/code",
+    summary = "RFC 8628 device authorization request (form client_id, scope)",
+    security(()),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The codes", body = DeviceCodeResponse), (status = 400, description = "An OAuth error", body = OAuthError))
+)]
 pub async fn device_code(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -224,6 +233,15 @@ fn unavailable(e: StoreError) -> Response {
 }
 
 /// `POST /oauth/token`
+#[utoipa::path(
+    post,
+    operation_id = "oauth_token",
+    path = "/oauth/token",
+    summary = "RFC 8628 / RFC 6749 token request (device_code or refresh_token grant); errors are OAuthError with 400",
+    security(()),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The tokens", body = TokenResponse), (status = 400, description = "An OAuth error", body = OAuthError))
+)]
 pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let form = parse_form(&body);
     let now = Utc::now();

@@ -148,7 +148,7 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
     let dest = prepare_dest_dir(&req.dest_dir)?;
     let content_ref = req.content_id.as_deref().unwrap_or("latest");
     let content: ContentVersion = client.get_content(&req.asset_id, content_ref).await?;
-    if content.status != "complete" {
+    if content.status != dataerai_proto::api::ContentStatus::Complete {
         return Err(ApiError::invalid(format!(
             "content {} of asset {} is {}, not complete",
             content.content_id, req.asset_id, content.status

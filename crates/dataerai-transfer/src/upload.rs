@@ -548,7 +548,9 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
             // An earlier attempt may have completed it, its answer lost on the way.
             Err(e) if e.code == ErrorCode::InvalidInput => {
                 match ctx.client.get_upload(&spec.upload_id).await {
-                    Ok(s) if s.status == "complete" => Ok(s.content_id),
+                    Ok(s) if s.status == dataerai_proto::api::UploadStatus::Complete => {
+                        Ok(s.content_id)
+                    }
                     _ => Err(Failure::local(e)),
                 }
             }

@@ -495,7 +495,9 @@ impl Service {
                 require("owner_id", &owner_id)?;
                 upload::UploadTarget::NewAsset(CreateAsset {
                     title,
-                    owner_type,
+                    owner_type: owner_type
+                        .parse()
+                        .map_err(|e| ApiError::invalid(format!("{e}")))?,
                     owner_id,
                     description: p.description,
                     alias: p.alias,

@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
-    Asset, AssetQuery, CreateAsset, CreateRelationship, Page, PageQuery, Relationship, UpdateAsset,
-    ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
+    Asset, AssetQuery, CreateAsset, CreateRelationship, OwnerType, Page, PageQuery, Relationship,
+    UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
 };
-use dataerai_store::meta::{NewAsset, NewRelationship, OWNER_PROJECT, OWNER_USER};
+use dataerai_store::meta::{NewAsset, NewRelationship};
 use serde_json::{Map, Value};
 
 use super::{load_asset, page, project_access, window, window_of, Access};
@@ -108,12 +108,12 @@ fn check_tags(tags: Vec<String>) -> AppResult<Vec<String>> {
 async fn check_owner(
     state: &AppState,
     caller: &Caller,
-    owner_type: &str,
+    owner_type: OwnerType,
     owner_id: &str,
     need: Access,
 ) -> AppResult<Option<String>> {
     match owner_type {
-        OWNER_USER => {
+        OwnerType::User => {
             if owner_id != caller.user_id {
                 return Err(AppError::denied(format!(
                     "personal assets of user {owner_id} belong to that user only; use owner_id = your user id ({})",
@@ -122,7 +122,7 @@ async fn check_owner(
             }
             Ok(None)
         }
-        OWNER_PROJECT => {
+        OwnerType::Project => {
             let access = project_access(state, caller, owner_id).await?;
             if access == Access::None && !state.meta.project_exists(owner_id).await? {
                 return Err(AppError::not_found(format!("project {owner_id} not found")));
@@ -142,12 +142,17 @@ async fn check_owner(
                 .await?;
             Ok(project.map(|p| p.root_collection_id))
         }
-        other => Err(AppError::invalid(format!(
-            "owner_type must be \"user\" or \"project\", not {other:?}"
-        ))),
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "create_asset",
+    path = "/api/v1/assets",
+    summary = "Create an asset",
+    request_body = CreateAsset,
+    responses((status = 201, description = "The new asset", body = Asset))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -174,18 +179,18 @@ pub async fn new_asset(
     let root = check_owner(
         state,
         caller,
-        &body.owner_type,
+        body.owner_type,
         &body.owner_id,
         Access::Write,
     )
     .await?;
-    let collection_id = match (body.owner_type.as_str(), body.collection_id) {
-        (OWNER_USER, Some(_)) => {
+    let collection_id = match (body.owner_type, body.collection_id) {
+        (OwnerType::User, Some(_)) => {
             return Err(AppError::invalid(
                 "collection_id applies to project assets only; omit it for personal assets",
             ))
         }
-        (OWNER_USER, None) => None,
+        (OwnerType::User, None) => None,
         (_, Some(cid)) => {
             match state.meta.get_collection(&cid).await? {
                 Some(c) if c.project_id == body.owner_id => {}
@@ -214,14 +219,21 @@ pub async fn new_asset(
     })
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_assets",
+    path = "/api/v1/assets",
+    summary = "Assets of an owner (default: the caller's personal assets); query owner_type, owner_id",
+    params(AssetQuery),
+    responses((status = 200, description = "A page of assets", body = Page<Asset>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<AssetQuery>,
 ) -> AppResult<Json<Page<Asset>>> {
     let (owner_type, owner_id) = match (q.owner_type, q.owner_id) {
-        (None, None) => (OWNER_USER.to_string(), caller.user_id.clone()),
-        (Some(t), None) if t == OWNER_USER => (t, caller.user_id.clone()),
+        (None, None) | (Some(OwnerType::User), None) => (OwnerType::User, caller.user_id.clone()),
         (Some(t), Some(id)) => (t, id),
         _ => {
             return Err(AppError::invalid(
@@ -229,14 +241,25 @@ pub async fn list(
             ))
         }
     };
-    check_owner(&state, &caller, &owner_type, &owner_id, Access::Read).await?;
+    check_owner(&state, &caller, owner_type, &owner_id, Access::Read).await?;
     let w = window_of(q.limit, q.offset);
     Ok(Json(page(
-        state.meta.list_assets(&owner_type, &owner_id, w).await?,
+        state
+            .meta
+            .list_assets(owner_type.as_str(), &owner_id, w)
+            .await?,
         w,
     )))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_asset",
+    path = "/api/v1/assets/{asset_id}",
+    summary = "An asset",
+    params(("asset_id" = String, Path, description = "Asset id")),
+    responses((status = 200, description = "The asset", body = Asset))
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -247,6 +270,15 @@ pub async fn get_one(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "update_asset",
+    path = "/api/v1/assets/{asset_id}",
+    summary = "Update an asset; metadata merged key by key (null deletes)",
+    params(("asset_id" = String, Path, description = "Asset id")),
+    request_body = UpdateAsset,
+    responses((status = 200, description = "The updated asset", body = Asset))
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -264,6 +296,14 @@ pub async fn update(
     Ok(Json(state.meta.update_asset(&asset_id, patch).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "delete_asset",
+    path = "/api/v1/assets/{asset_id}",
+    summary = "Delete an asset with its versions, relationships and blobs",
+    params(("asset_id" = String, Path, description = "Asset id")),
+    responses((status = 204, description = "Deleted"))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -289,6 +329,15 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "create_relationship",
+    path = "/api/v1/assets/{asset_id}/relationships",
+    summary = "Create a relationship (write on source, read on target)",
+    params(("asset_id" = String, Path, description = "Asset id")),
+    request_body = CreateRelationship,
+    responses((status = 201, description = "The new relationship", body = Relationship))
+)]
 pub async fn create_relationship(
     State(state): State<AppState>,
     caller: Caller,
@@ -333,6 +382,14 @@ pub async fn create_relationship(
     Ok((StatusCode::CREATED, Json(rel)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_relationships",
+    path = "/api/v1/assets/{asset_id}/relationships",
+    summary = "Outgoing relationships",
+    params(("asset_id" = String, Path, description = "Asset id"), PageQuery),
+    responses((status = 200, description = "A page of relationships", body = Page<Relationship>))
+)]
 pub async fn list_relationships(
     State(state): State<AppState>,
     caller: Caller,

@@ -18,7 +18,8 @@ use axum::extract::{Multipart, State};
 use axum::Json;
 use dataerai_proto::api::{
     BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem, FinishManifest,
-    UploadSession, MAX_BATCH_ITEMS, MAX_FINISH_BYTES, MAX_SMALL_FILE,
+    UploadBatchItem, UploadSession, UploadStatus, MAX_BATCH_ITEMS, MAX_FINISH_BYTES,
+    MAX_SMALL_FILE,
 };
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::{ApiError, ErrorCode};
@@ -31,6 +32,7 @@ use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, o
 use super::{load_asset, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, AppError, AppResult};
+use crate::openapi::RawBytes;
 use crate::state::AppState;
 
 fn check_count(n: usize) -> AppResult<()> {
@@ -55,10 +57,18 @@ fn merge<T>(answers: Vec<Option<BatchItem<T>>>, results: Vec<BatchItem<T>>) -> B
     BatchAnswer { items }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "create_upload_batch",
+    path = "/api/v1/uploads/batch",
+    summary = "Open many upload sessions (new assets or new versions) in one transaction; one outcome per item",
+    request_body = CreateUploadBatch,
+    responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<UploadSession>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<CreateUploadBatch>,
+    ApiJson(body): ApiJson<RawBatch>,
 ) -> AppResult<Json<BatchAnswer<UploadSession>>> {
     check_count(body.items.len())?;
     state.metrics.session_batch(body.items.len());
@@ -67,6 +77,8 @@ pub async fn create(
     let mut todo = Vec::new();
     for item in body.items {
         let checked = async {
+            let item: UploadBatchItem = serde_json::from_value(item)
+                .map_err(|e| AppError::invalid(format!("invalid batch item: {e}")))?;
             let mut upload = item.upload;
             if upload.probe_dedup {
                 return Err(AppError::invalid(
@@ -122,6 +134,24 @@ pub async fn create(
     Ok(Json(merge(answers, results)))
 }
 
+/// A [`CreateUploadBatch`] whose items are read one by one, so that an item
+/// that does not parse (an unknown `owner_type`, say) fails on its own.
+#[derive(serde::Deserialize)]
+pub struct RawBatch {
+    items: Vec<serde_json::Value>,
+}
+
+/// The `multipart/form-data` body of `POST /uploads/finish`, for the OpenAPI
+/// document (the handler reads the parts as they stream in).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FinishParts {
+    /// First part: the JSON manifest.
+    manifest: FinishManifest,
+    /// Then one part per manifest item, in item order: the file's bytes.
+    file: Vec<RawBytes>,
+}
+
 /// What `finish` found for an item before reading its bytes.
 enum Found {
     /// Completed by an earlier request.
@@ -153,9 +183,9 @@ async fn find(state: &AppState, caller: &Caller, item: &FinishItem) -> AppResult
             )))
         }
     };
-    match session.status.as_str() {
-        "open" => {}
-        "complete" => return Ok(Found::Done(completed(state, &session, &sum).await?)),
+    match session.status {
+        UploadStatus::Open => {}
+        UploadStatus::Complete => return Ok(Found::Done(completed(state, &session, &sum).await?)),
         other => {
             return Err(AppError::invalid(format!(
                 "upload {} is {other}; open a new upload session",
@@ -214,7 +244,7 @@ async fn completed_meanwhile(
     hex_hash: &str,
 ) -> Option<ContentVersion> {
     let record = state.meta.get_upload(upload_id).await.ok()??;
-    if record.session.status != "complete" {
+    if record.session.status != UploadStatus::Complete {
         return None;
     }
     completed(state, &record.session, &format!("blake3:{hex_hash}"))
@@ -264,6 +294,14 @@ async fn store(
     Ok(Err((key, check.hash, record)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "finish_small_uploads",
+    path = "/api/v1/uploads/finish",
+    summary = "multipart: a `manifest` part (FinishManifest), then one `file` part per item; stores and completes one-chunk files in one transaction",
+    request_body(content = FinishParts, content_type = "multipart/form-data"),
+    responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<ContentVersion>))
+)]
 pub async fn finish(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,6 +11,8 @@ use dataerai_store::{BlobStore, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
+use crate::openapi::RawBytes;
+
 use super::{load_asset, page, window, Access};
 use crate::auth::Caller;
 use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
@@ -20,6 +22,14 @@ use crate::state::AppState;
 /// Header with the whole file's `blake3:<hex>` on downloads.
 pub const CHECKSUM_HEADER: &str = "x-dataerai-checksum";
 
+#[utoipa::path(
+    get,
+    operation_id = "list_contents",
+    path = "/api/v1/assets/{asset_id}/contents",
+    summary = "Complete content versions, newest first",
+    params(("asset_id" = String, Path, description = "Asset id"), PageQuery),
+    responses((status = 200, description = "A page of content versions", body = Page<ContentVersion>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -31,6 +41,14 @@ pub async fn list(
     Ok(Json(page(state.meta.list_contents(&asset_id, w).await?, w)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_content",
+    path = "/api/v1/assets/{asset_id}/contents/{content_id}",
+    summary = "A complete content version (`latest` allowed)",
+    params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id, or `latest`")),
+    responses((status = 200, description = "The content version", body = ContentVersion))
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -136,6 +154,14 @@ fn file_stream(
     Body::from_stream(stream)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "download_file",
+    path = "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
+    summary = "Download a file; single `Range` supported (206); `x-dataerai-checksum` header",
+    params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id, or `latest`"), ("file_index" = u32, Path, description = "File index in the content version"), ("Range" = Option<String>, Header, description = "One byte range, `bytes=start-end`")),
+    responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = RawBytes), (status = 206, description = "Partial content", content_type = "application/octet-stream", body = RawBytes))
+)]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,16 +8,24 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, PROJECT_ROLES};
+use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, ProjectRole};
 use serde_json::json;
 
 use super::projects::member_project;
-use super::{page, window};
+use super::{member_role, page, window};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    operation_id = "list_members",
+    path = "/api/v1/projects/{project_id}/members",
+    summary = "Members of a project (any member)",
+    params(("project_id" = String, Path, description = "Project id"), PageQuery),
+    responses((status = 200, description = "A page of members", body = Page<Member>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -33,9 +41,13 @@ pub async fn list(
 }
 
 /// The caller's role, which must be owner or admin.
-async fn manager_role(state: &AppState, caller: &Caller, project_id: &str) -> AppResult<String> {
+async fn manager_role(
+    state: &AppState,
+    caller: &Caller,
+    project_id: &str,
+) -> AppResult<ProjectRole> {
     let project = member_project(state, caller, project_id).await?;
-    if project.role != "owner" && project.role != "admin" {
+    if !project.role.may_manage_members() {
         return Err(AppError::denied(format!(
             "only owners and admins of project {project_id} manage its members; your role is {}",
             project.role
@@ -44,6 +56,15 @@ async fn manager_role(state: &AppState, caller: &Caller, project_id: &str) -> Ap
     Ok(project.role)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "add_member",
+    path = "/api/v1/projects/{project_id}/members",
+    summary = "Add a member (201) or change a member's role (200); owners and admins; only owners grant `owner`",
+    params(("project_id" = String, Path, description = "Project id")),
+    request_body = AddMember,
+    responses((status = 201, description = "The member was added", body = Member), (status = 200, description = "The member's role was changed", body = Member))
+)]
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -51,13 +72,8 @@ pub async fn add(
     ApiJson(body): ApiJson<AddMember>,
 ) -> AppResult<(StatusCode, Json<Member>)> {
     let my_role = manager_role(&state, &caller, &project_id).await?;
-    let role = body.role.trim();
-    if !PROJECT_ROLES.contains(&role) {
-        return Err(AppError::invalid(format!(
-            "role must be one of owner, admin, member, viewer; got {:?}",
-            body.role
-        )));
-    }
+    // An unknown role string is refused while the body is read.
+    let role = body.role;
     let email = body.email.trim();
     if email.is_empty() || email.chars().count() > 320 {
         return Err(AppError::invalid("email must be 1 to 320 characters"));
@@ -67,15 +83,22 @@ pub async fn add(
             "no user with email {email}; a server administrator creates accounts"
         ))
     })?;
-    let previous = state.meta.member_role(&project_id, &user.user_id).await?;
-    if my_role != "owner" && (role == "owner" || previous.as_deref() == Some("owner")) {
+    let previous = member_role(&state, &project_id, &user.user_id).await?;
+    if my_role != ProjectRole::Owner
+        && (role == ProjectRole::Owner || previous == Some(ProjectRole::Owner))
+    {
         return Err(AppError::denied(
             "only an owner may grant or change the owner role",
         ));
     }
     let (member, added) = state
         .meta
-        .set_member(&project_id, &user.user_id, role, chrono::Utc::now())
+        .set_member(
+            &project_id,
+            &user.user_id,
+            role.as_str(),
+            chrono::Utc::now(),
+        )
         .await?;
     let (action, details) = if added {
         (
@@ -88,7 +111,7 @@ pub async fn add(
             json!({"project_id": project_id, "email": member.email, "role": role, "previous_role": previous}),
         )
     };
-    if added || previous.as_deref() != Some(role) {
+    if added || previous != Some(role) {
         audit::record(
             &state,
             Some(&caller.user_id),
@@ -107,22 +130,28 @@ pub async fn add(
     Ok((status, Json(member)))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "remove_member",
+    path = "/api/v1/projects/{project_id}/members/{user_id}",
+    summary = "Remove a member (owners and admins; the last owner stays)",
+    params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id of the member")),
+    responses((status = 204, description = "Removed"))
+)]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((project_id, user_id)): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
     let my_role = manager_role(&state, &caller, &project_id).await?;
-    let role = state
-        .meta
-        .member_role(&project_id, &user_id)
+    let role = member_role(&state, &project_id, &user_id)
         .await?
         .ok_or_else(|| {
             AppError::not_found(format!(
                 "user {user_id} is not a member of project {project_id}"
             ))
         })?;
-    if role == "owner" && my_role != "owner" {
+    if role == ProjectRole::Owner && my_role != ProjectRole::Owner {
         return Err(AppError::denied("only an owner may remove an owner"));
     }
     state.meta.remove_member(&project_id, &user_id).await?;
@@ -139,6 +168,14 @@ pub async fn remove(
 }
 
 /// `GET /api/v1/audit` (server admins only).
+#[utoipa::path(
+    get,
+    operation_id = "list_audit_events",
+    path = "/api/v1/audit",
+    summary = "The audit log, newest first (server admins only)",
+    params(PageQuery),
+    responses((status = 200, description = "A page of audit events", body = Page<AuditEvent>))
+)]
 pub async fn audit_log(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,16 +14,17 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use dataerai_proto::api::{Asset, Page, PageQuery};
-use dataerai_store::meta::{Window, OWNER_PROJECT, OWNER_USER};
-use serde_json::json;
+use dataerai_proto::api::{Asset, OwnerType, Page, PageQuery, ProjectRole};
+use dataerai_store::meta::Window;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::web;
+use crate::{oauth, web};
 
 /// Largest JSON body accepted (chunk bodies are streamed and not limited by this).
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
@@ -32,103 +33,94 @@ const BATCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest `POST /uploads/finish` body: the files plus the manifest and framing.
 const FINISH_BODY_LIMIT: usize = dataerai_proto::api::MAX_FINISH_BYTES as usize + 2 * 1024 * 1024;
 
+/// The service: [`documented_routes`] plus the fallbacks and the layers that
+/// wrap every request.
 pub fn router(state: AppState) -> Router {
-    let chunk_route = Router::new()
-        .route(
-            "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
-            put(uploads::put_chunk),
-        )
-        .layer(DefaultBodyLimit::disable())
-        // Small files' bytes in one request: guarded and drained like chunk PUTs.
-        .route(
-            "/api/v1/uploads/finish",
-            post(batches::finish).layer(DefaultBodyLimit::max(FINISH_BODY_LIMIT)),
-        );
-    #[cfg(feature = "fault-injection")]
-    let chunk_route = crate::faults::guard_chunk_route(chunk_route);
-    let chunk_route = chunk_route.layer(axum::middleware::from_fn(drain_unread_body));
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::handler))
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/api/v1/me", get(projects::me))
-        .route(
-            "/api/v1/projects",
-            post(projects::create).get(projects::list),
-        )
-        .route("/api/v1/projects/{project_id}", get(projects::get_one))
-        .route(
-            "/api/v1/projects/{project_id}/members",
-            get(members::list).post(members::add),
-        )
-        .route(
-            "/api/v1/projects/{project_id}/members/{user_id}",
-            delete(members::remove),
-        )
-        .route("/api/v1/audit", get(members::audit_log))
-        // OAuth 2.0 device login (RFC 8628) and the web pages.
-        .route("/oauth/device/code", post(crate::oauth::device_code))
-        .route("/oauth/token", post(crate::oauth::token))
-        .route("/", get(web::home))
-        .route("/login", get(web::login_get).post(web::login_post))
-        .route("/logout", post(web::logout))
-        .route("/device", get(web::device_get).post(web::device_post))
-        .route("/tokens", get(web::tokens_get).post(web::tokens_post))
-        .route("/tokens/{token_id}/revoke", post(web::token_revoke))
-        .route(
-            "/api/v1/projects/{project_id}/collections",
-            get(projects::list_collections).post(projects::create_collection),
-        )
-        .route(
-            "/api/v1/collections/{collection_id}",
-            get(projects::get_collection),
-        )
-        .route(
-            "/api/v1/collections/{collection_id}/assets",
-            get(projects::collection_assets),
-        )
-        .route("/api/v1/assets", post(assets::create).get(assets::list))
-        .route(
-            "/api/v1/assets/{asset_id}",
-            get(assets::get_one)
-                .patch(assets::update)
-                .delete(assets::delete),
-        )
-        .route("/api/v1/assets/{asset_id}/contents", get(content::list))
-        .route(
-            "/api/v1/assets/{asset_id}/contents/{content_id}",
-            get(content::get_one),
-        )
-        .route(
-            "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
-            get(content::download),
-        )
-        .route(
-            "/api/v1/assets/{asset_id}/relationships",
-            post(assets::create_relationship).get(assets::list_relationships),
-        )
-        .route("/api/v1/assets/{asset_id}/uploads", post(uploads::create))
-        .route(
-            "/api/v1/uploads/batch",
-            post(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
-        )
-        .route(
-            "/api/v1/uploads/{upload_id}",
-            get(uploads::get_one).delete(uploads::abort),
-        )
-        .route(
-            "/api/v1/uploads/{upload_id}/complete",
-            post(uploads::complete),
-        )
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .merge(chunk_route)
+    let (routes, _) = documented_routes();
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), refuse_while_stopping))
         // Outermost, so it also counts the answers of the layers inside.
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
+}
+
+/// Every route with its OpenAPI operations (`crate::openapi::document` adds
+/// what they share). `routes!(handler)` routes a handler at the path and
+/// methods of its `#[utoipa::path]` attribute and documents it from there.
+/// The web pages (handlers in `web.rs`) are plain `.route(…)` calls
+/// documented in `crate::openapi`.
+pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Chunk bodies are streamed and not limited by the JSON body limit.
+    let (chunk_routes, chunk_doc) = OpenApiRouter::new()
+        .routes(routes!(uploads::put_chunk))
+        .layer(DefaultBodyLimit::disable())
+        // Small files' bytes in one request: guarded and drained like chunk PUTs.
+        .routes(routes!(batches::finish).layer(DefaultBodyLimit::max(FINISH_BODY_LIMIT)))
+        .split_for_parts();
+    #[cfg(feature = "fault-injection")]
+    let chunk_routes = crate::faults::guard_chunk_route(chunk_routes);
+    let chunk_routes = chunk_routes.layer(axum::middleware::from_fn(drain_unread_body));
+    let (routes, mut doc) = OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics::handler))
+        .routes(routes!(openapi::document))
+        .routes(routes!(projects::me))
+        .routes(routes!(projects::create, projects::list))
+        .routes(routes!(projects::get_one))
+        .routes(routes!(members::list, members::add))
+        .routes(routes!(members::remove))
+        .routes(routes!(members::audit_log))
+        // OAuth 2.0 device login (RFC 8628) and the web pages.
+        .routes(routes!(oauth::device_code))
+        .routes(routes!(oauth::token))
+        .route("/", get(web::home))
+        .route("/login", get(web::login_get).post(web::login_post))
+        .route("/logout", post(web::logout))
+        .route("/device", get(web::device_get).post(web::device_post))
+        .route("/tokens", get(web::tokens_get).post(web::tokens_post))
+        .route("/tokens/{token_id}/revoke", post(web::token_revoke))
+        .routes(routes!(
+            projects::list_collections,
+            projects::create_collection
+        ))
+        .routes(routes!(projects::get_collection))
+        .routes(routes!(projects::collection_assets))
+        .routes(routes!(assets::create, assets::list))
+        .routes(routes!(assets::get_one, assets::update, assets::delete))
+        .routes(routes!(content::list))
+        .routes(routes!(content::get_one))
+        .routes(routes!(content::download))
+        .routes(routes!(
+            assets::create_relationship,
+            assets::list_relationships
+        ))
+        .routes(routes!(uploads::create))
+        .routes(routes!(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
+        .routes(routes!(uploads::get_one, uploads::abort))
+        .routes(routes!(uploads::complete))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .split_for_parts();
+    doc.merge(chunk_doc);
+    (routes.merge(chunk_routes), doc)
+}
+
+/// `GET /healthz`
+#[utoipa::path(get,
+    operation_id = "healthz", path = "/healthz", summary = "Liveness check", security(()),
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// `{"status": "ok"}` (liveness) or `{"status": "ready"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    status: String,
 }
 
 /// How long the server keeps reading a chunk body nobody wanted.
@@ -208,7 +200,12 @@ async fn refuse_while_stopping(
 
 /// `GET /readyz`: 200 when the metadata store answers and the blob store
 /// accepts writes; 503 + `Retry-After` otherwise, or while shutting down.
-async fn readyz(State(state): State<AppState>) -> AppResult<Json<serde_json::Value>> {
+#[utoipa::path(get,
+    operation_id = "readyz", path = "/readyz",
+    summary = "Readiness: the metadata store answers and the blob store accepts writes (503 + Retry-After otherwise, and while shutting down)",
+    security(()),
+    responses((status = 200, description = "Ready", body = Health)))]
+async fn readyz(State(state): State<AppState>) -> AppResult<Json<Health>> {
     if state.is_stopping() {
         return Err(AppError::unavailable(
             "the server is shutting down",
@@ -227,7 +224,9 @@ async fn readyz(State(state): State<AppState>) -> AppResult<Json<serde_json::Val
             RETRY_AFTER_S,
         )
     })?;
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(Health {
+        status: "ready".into(),
+    }))
 }
 
 async fn not_found(uri: Uri) -> AppError {
@@ -276,6 +275,24 @@ pub(crate) enum Access {
     Write,
 }
 
+/// A user's role in a project, `None` for non-members.
+pub(crate) async fn member_role(
+    state: &AppState,
+    project_id: &str,
+    user_id: &str,
+) -> AppResult<Option<ProjectRole>> {
+    let role = state.meta.member_role(project_id, user_id).await?;
+    role.map(|r| {
+        r.parse::<ProjectRole>().map_err(|e| {
+            AppError::new(
+                dataerai_proto::ErrorCode::Internal,
+                format!("stored membership of project {project_id}: {e}"),
+            )
+        })
+    })
+    .transpose()
+}
+
 /// Access from a project role: `owner`, `admin`, `member` write, `viewer` reads.
 pub(crate) async fn project_access(
     state: &AppState,
@@ -283,13 +300,8 @@ pub(crate) async fn project_access(
     project_id: &str,
 ) -> AppResult<Access> {
     Ok(
-        match state
-            .meta
-            .member_role(project_id, &caller.user_id)
-            .await?
-            .as_deref()
-        {
-            Some("owner" | "admin" | "member") => Access::Write,
+        match member_role(state, project_id, &caller.user_id).await? {
+            Some(role) if role.may_write() => Access::Write,
             Some(_) => Access::Read,
             None => Access::None,
         },
@@ -300,13 +312,13 @@ pub(crate) async fn project_access(
 pub(crate) async fn owner_access(
     state: &AppState,
     caller: &Caller,
-    owner_type: &str,
+    owner_type: OwnerType,
     owner_id: &str,
 ) -> AppResult<Access> {
     match owner_type {
-        OWNER_USER if owner_id == caller.user_id => Ok(Access::Write),
-        OWNER_PROJECT => project_access(state, caller, owner_id).await,
-        _ => Ok(Access::None),
+        OwnerType::User if owner_id == caller.user_id => Ok(Access::Write),
+        OwnerType::User => Ok(Access::None),
+        OwnerType::Project => project_access(state, caller, owner_id).await,
     }
 }
 
@@ -322,7 +334,7 @@ pub(crate) async fn load_asset(
         .get_asset(asset_id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("asset {asset_id} not found")))?;
-    let access = owner_access(state, caller, &asset.owner_type, &asset.owner_id).await?;
+    let access = owner_access(state, caller, asset.owner_type, &asset.owner_id).await?;
     require(access, need, asset_id)?;
     Ok(asset)
 }

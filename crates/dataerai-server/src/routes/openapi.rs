@@ -1,8 +1,11 @@
-//! `GET /api/v1/openapi.json`.
+//! `GET /api/v1/openapi.json`: the document of `crate::openapi`.
 
 use axum::Json;
 use serde_json::Value;
 
-pub async fn document() -> Json<Value> {
+#[utoipa::path(get,
+    operation_id = "openapi_document", path = "/api/v1/openapi.json", summary = "This document", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+pub async fn document() -> Json<&'static Value> {
     Json(crate::openapi::document())
 }

@@ -24,6 +24,13 @@ fn check_name(what: &str, name: &str) -> AppResult<String> {
     Ok(name.to_string())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "me",
+    path = "/api/v1/me",
+    summary = "Who the token belongs to",
+    responses((status = 200, description = "The caller", body = Me))
+)]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me {
         user_id: caller.user_id,
@@ -33,6 +40,14 @@ pub async fn me(caller: Caller) -> Json<Me> {
     })
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "create_project",
+    path = "/api/v1/projects",
+    summary = "Create a project (root collection, owner membership, allocation)",
+    request_body = CreateProject,
+    responses((status = 201, description = "The new project", body = Project))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -51,6 +66,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_projects",
+    path = "/api/v1/projects",
+    summary = "Projects the caller belongs to",
+    params(PageQuery),
+    responses((status = 200, description = "A page of projects", body = Page<Project>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,6 +110,14 @@ pub(crate) async fn member_project(
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_project",
+    path = "/api/v1/projects/{project_id}",
+    summary = "A project (members only)",
+    params(("project_id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = Project))
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +126,14 @@ pub async fn get_one(
     Ok(Json(member_project(&state, &caller, &project_id).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_collections",
+    path = "/api/v1/projects/{project_id}/collections",
+    summary = "Collections of a project",
+    params(("project_id" = String, Path, description = "Project id"), PageQuery),
+    responses((status = 200, description = "A page of collections", body = Page<Collection>))
+)]
 pub async fn list_collections(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,6 +148,15 @@ pub async fn list_collections(
     )))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "create_collection",
+    path = "/api/v1/projects/{project_id}/collections",
+    summary = "Create a collection",
+    params(("project_id" = String, Path, description = "Project id")),
+    request_body = CreateCollection,
+    responses((status = 201, description = "The new collection", body = Collection))
+)]
 pub async fn create_collection(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,6 +201,14 @@ async fn readable_collection(
     Ok(c)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_collection",
+    path = "/api/v1/collections/{collection_id}",
+    summary = "A collection",
+    params(("collection_id" = String, Path, description = "Collection id")),
+    responses((status = 200, description = "The collection", body = Collection))
+)]
 pub async fn get_collection(
     State(state): State<AppState>,
     caller: Caller,
@@ -163,6 +219,14 @@ pub async fn get_collection(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_collection_assets",
+    path = "/api/v1/collections/{collection_id}/assets",
+    summary = "Assets in a collection",
+    params(("collection_id" = String, Path, description = "Collection id"), PageQuery),
+    responses((status = 200, description = "A page of assets", body = Page<Asset>))
+)]
 pub async fn collection_assets(
     State(state): State<AppState>,
     caller: Caller,

@@ -21,8 +21,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use dataerai_proto::api::{
-    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadFileState, UploadSession,
-    DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
+    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, OwnerType, UploadFileState,
+    UploadSession, UploadStatus, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
 use dataerai_proto::digest::{self, ChunkDigest, MIN_CHUNK_SIZE};
 use dataerai_proto::{
@@ -31,6 +31,8 @@ use dataerai_proto::{
 use dataerai_store::blob::PutOutcome;
 use dataerai_store::meta::{ChunkRecord, UploadRecord};
 use dataerai_store::{ChunkCheck, ChunkKey};
+
+use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{load_asset, owner_access, require, Access};
@@ -119,6 +121,15 @@ pub(super) fn check_create_upload(body: &mut CreateUpload) -> AppResult<u64> {
     Ok(chunk_size)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "create_upload",
+    path = "/api/v1/assets/{asset_id}/uploads",
+    summary = "Open an upload session (quota reserved)",
+    params(("asset_id" = String, Path, description = "Asset id")),
+    request_body = CreateUpload,
+    responses((status = 201, description = "The new session", body = UploadSession))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,7 +156,7 @@ pub async fn create(
             }
             f.dedup_candidate = state
                 .meta
-                .stores_file_of_size(&asset.owner_type, &asset.owner_id, f.size)
+                .stores_file_of_size(asset.owner_type.as_str(), &asset.owner_id, f.size)
                 .await?;
         }
     }
@@ -182,6 +193,12 @@ pub(super) async fn own_upload(
     let Some((owner_type, owner_id)) = &record.owner else {
         return Err(AppError::not_found(format!("asset {asset_id} not found")));
     };
+    let owner_type = owner_type.parse::<OwnerType>().map_err(|e| {
+        AppError::new(
+            dataerai_proto::ErrorCode::Internal,
+            format!("stored owner of asset {asset_id}: {e}"),
+        )
+    })?;
     let access = owner_access(state, caller, owner_type, owner_id).await?;
     require(access, Access::Write, asset_id)?;
     Ok(record)
@@ -194,7 +211,7 @@ async fn open_upload(
     upload_id: &str,
 ) -> AppResult<UploadRecord> {
     let record = own_upload(state, caller, upload_id).await?;
-    if record.session.status != "open" {
+    if record.session.status != UploadStatus::Open {
         return Err(AppError::invalid(format!(
             "upload {upload_id} is {}; open a new upload session",
             record.session.status
@@ -203,6 +220,14 @@ async fn open_upload(
     Ok(record)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_upload",
+    path = "/api/v1/uploads/{upload_id}",
+    summary = "An upload session with its received chunks",
+    params(("upload_id" = String, Path, description = "Upload session id")),
+    responses((status = 200, description = "The session", body = UploadSession))
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,6 +256,15 @@ fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
     })
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "put_chunk",
+    path = "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
+    summary = "Send one chunk (header x-dataerai-chunk-blake3); idempotent",
+    params(("upload_id" = String, Path, description = "Upload session id"), ("file_index" = u32, Path, description = "File index in the content version"), ("chunk_index" = u64, Path, description = "Chunk index in the file"), ("x-dataerai-chunk-blake3" = String, Header, description = "Hex chunk digest (`dataerai_proto::digest`)")),
+    request_body(content = RawBytes, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The chunk is stored durably and verified", body = ChunkAck))
+)]
 pub async fn put_chunk(
     State(state): State<AppState>,
     caller: Caller,
@@ -366,6 +400,15 @@ fn missing_chunks(received: &[u64], count: u64, show: usize) -> (Vec<u64>, u64) 
     (shown, count - held)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "complete_upload",
+    path = "/api/v1/uploads/{upload_id}/complete",
+    summary = "Verify every file and publish the content version",
+    params(("upload_id" = String, Path, description = "Upload session id")),
+    request_body = CompleteUpload,
+    responses((status = 200, description = "The published content version", body = ContentVersion))
+)]
 pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,
@@ -482,6 +525,14 @@ async fn merged_file_hash(
     Ok(blake3_checksum(&hash))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "abort_upload",
+    path = "/api/v1/uploads/{upload_id}",
+    summary = "Abort an upload session",
+    params(("upload_id" = String, Path, description = "Upload session id")),
+    responses((status = 204, description = "Aborted"))
+)]
 pub async fn abort(
     State(state): State<AppState>,
     caller: Caller,

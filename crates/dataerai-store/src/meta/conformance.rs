@@ -8,7 +8,9 @@ use serde_json::Map;
 use super::*;
 use crate::error::StoreError;
 use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
-use dataerai_proto::api::{UpdateAsset, UploadFileSpec};
+use dataerai_proto::api::{
+    ContentStatus, OwnerType, ProjectRole, UpdateAsset, UploadFileSpec, UploadStatus,
+};
 
 const ALL: Window = Window {
     limit: 100,
@@ -25,7 +27,7 @@ fn new_asset(owner: &str, alias: Option<&str>) -> NewAsset {
             .as_object()
             .unwrap()
             .clone(),
-        owner_type: OWNER_USER.into(),
+        owner_type: OwnerType::User,
         owner_id: owner.into(),
         collection_id: None,
         created_by: owner.into(),
@@ -55,7 +57,7 @@ pub async fn users_tokens_projects(s: &dyn MetadataStore) {
     assert!(s.token_by_hash("nope").await.unwrap().is_none());
 
     let p = s.create_project("P", "d", &u.user_id, 500).await.unwrap();
-    assert_eq!(p.role, "owner");
+    assert_eq!(p.role, ProjectRole::Owner);
     assert_eq!(p.allocation.quota_bytes, 500);
     let root = s
         .get_collection(&p.root_collection_id)
@@ -184,7 +186,7 @@ pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
         .complete_upload(&up.upload_id, &["blake3:ff".into()])
         .await
         .unwrap();
-    assert_eq!(v.status, "complete");
+    assert_eq!(v.status, ContentStatus::Complete);
     assert_eq!(v.files[0].checksum.as_deref(), Some("blake3:ff"));
     let latest = s.get_content(&a.asset_id, "latest").await.unwrap().unwrap();
     assert_eq!(
@@ -605,7 +607,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
         .await
         .unwrap();
     assert!(!added);
-    assert_eq!(m.role, "member");
+    assert_eq!(m.role, ProjectRole::Member);
     assert_eq!(
         s.member_role(&p.project_id, &v.user_id)
             .await
@@ -624,7 +626,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     let (ms, total) = s.list_members(&p.project_id, ALL).await.unwrap();
     assert_eq!(total, 2);
     let owner = ms.iter().find(|m| m.user_id == u.user_id).unwrap();
-    assert_eq!(owner.role, "owner");
+    assert_eq!(owner.role, ProjectRole::Owner);
     assert!(owner.added_at.timestamp() > 0);
     s.remove_member(&p.project_id, &v.user_id).await.unwrap();
     assert!(matches!(
@@ -715,9 +717,9 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     assert!(matches!(done[1], Err(StoreError::Conflict(_))));
     assert!(done[2].is_err());
     let rec = s.get_upload(&first.upload_id).await.unwrap().unwrap();
-    assert_eq!(rec.session.status, "complete");
+    assert_eq!(rec.session.status, UploadStatus::Complete);
     let rec = s.get_upload(&third.upload_id).await.unwrap().unwrap();
-    assert_eq!(rec.session.status, "open");
+    assert_eq!(rec.session.status, UploadStatus::Open);
     let usage = || async {
         let a = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
         (a.used_bytes, a.reserved_bytes)

@@ -19,7 +19,7 @@ pub mod time;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
-    Allocation, Asset, Collection, ContentVersion, Project, Relationship, UpdateAsset,
+    Allocation, Asset, Collection, ContentVersion, OwnerType, Project, Relationship, UpdateAsset,
     UploadFileSpec, UploadSession,
 };
 use serde_json::{Map, Value};
@@ -65,7 +65,7 @@ pub struct NewAsset {
     pub alias: Option<String>,
     pub tags: Vec<String>,
     pub metadata: Map<String, Value>,
-    pub owner_type: String,
+    pub owner_type: OwnerType,
     pub owner_id: String,
     pub collection_id: Option<String>,
     pub created_by: String,

@@ -6,7 +6,10 @@
 //! [`super::time`]) or `TIMESTAMPTZ`.
 
 use chrono::{DateTime, Utc};
-use dataerai_proto::api::{Allocation, AssetSummary, Collection, ContentFile};
+use dataerai_proto::api::{
+    Allocation, AssetSummary, Collection, ContentFile, ContentStatus, OwnerType, ProjectRole,
+    UploadStatus,
+};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
@@ -69,7 +72,7 @@ pub(crate) struct ProjectRow {
     pub root_collection_id: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
-    pub role: String,
+    pub role: ProjectRole,
 }
 
 #[derive(sqlx::FromRow)]
@@ -104,7 +107,7 @@ pub(crate) struct AssetRow {
     pub alias: Option<String>,
     pub tags: Json<Vec<String>>,
     pub metadata: Json<Map<String, Value>>,
-    pub owner_type: String,
+    pub owner_type: OwnerType,
     pub owner_id: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -117,7 +120,7 @@ pub(crate) struct AssetSummaryRow {
     id: String,
     title: String,
     alias: Option<String>,
-    owner_type: String,
+    owner_type: OwnerType,
     owner_id: String,
 }
 
@@ -148,7 +151,7 @@ pub(crate) const CONTENT_COLUMNS: &str =
 pub(crate) struct ContentRow {
     pub id: String,
     pub asset_id: String,
-    pub status: String,
+    pub status: ContentStatus,
     pub total_bytes: i64,
     pub chunk_size: i64,
     pub created_at: DateTime<Utc>,
@@ -216,7 +219,7 @@ pub(crate) struct UploadRow {
     pub content_id: String,
     pub user_id: String,
     pub chunk_size: i64,
-    pub status: String,
+    pub status: UploadStatus,
     pub created_at: DateTime<Utc>,
     pub owner_type: Option<String>,
     pub owner_id: Option<String>,

@@ -20,8 +20,8 @@ use std::ops::DerefMut;
 
 use async_trait::async_trait;
 use dataerai_proto::api::{
-    Allocation, Asset, Collection, ContentVersion, Project, Relationship, UpdateAsset,
-    UploadFileSpec, UploadSession,
+    Allocation, Asset, Collection, ContentStatus, ContentVersion, Project, Relationship,
+    UpdateAsset, UploadFileSpec, UploadSession,
 };
 use futures::future::BoxFuture;
 use sqlx::Database;
@@ -440,7 +440,7 @@ async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
                 Arg::from(asset.alias.clone()),
                 Arg::json(&asset.tags),
                 Arg::json(&asset.metadata),
-                Arg::from(&asset.owner_type),
+                Arg::from(asset.owner_type.as_str()),
                 Arg::from(&asset.owner_id),
                 Arg::from(&asset.created_by),
                 Arg::from(at),
@@ -1164,7 +1164,9 @@ impl<B: Backend> MetadataStore for B {
                 content_by_id(c, content_id).await
             }
         })?;
-        Ok(found.filter(|c| c.version.asset_id == asset_id && c.version.status == "complete"))
+        Ok(found.filter(|c| {
+            c.version.asset_id == asset_id && c.version.status == ContentStatus::Complete
+        }))
     }
 
     async fn create_upload(

@@ -156,7 +156,7 @@ impl Dialect for SqliteConnection {
 mod tests {
     use super::*;
     use crate::error::StoreError;
-    use crate::meta::{MetadataStore, NewAsset, NewRelationship, Window, OWNER_USER};
+    use crate::meta::{MetadataStore, NewAsset, NewRelationship, Window};
 
     fn asset(owner: &str) -> NewAsset {
         NewAsset {
@@ -165,7 +165,7 @@ mod tests {
             alias: None,
             tags: vec!["a".into()],
             metadata: serde_json::Map::new(),
-            owner_type: OWNER_USER.into(),
+            owner_type: dataerai_proto::api::OwnerType::User,
             owner_id: owner.into(),
             collection_id: None,
             created_by: owner.into(),

@@ -135,7 +135,7 @@ struct RefreshRow {
 struct MemberRow {
     user_id: String,
     email: String,
-    role: String,
+    role: dataerai_proto::api::ProjectRole,
     added_at: DbTime,
 }
 
