@@ -6,9 +6,16 @@ pub fn metric_value(text: &str, sample: &str) -> u64 {
     text.lines()
         .find_map(|l| {
             let (k, v) = l.rsplit_once(' ')?;
-            (k == sample).then(|| v.trim().parse::<u64>().ok())?
+            (k == sample).then(|| v.trim().parse::<f64>().ok())?
         })
-        .unwrap_or(0)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        // Prometheus prints any number as a float (`1.5e3`); negative and
+        // non-finite values were filtered out just above.
+        .map_or(0, |v| {
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            let n = v.round() as u64;
+            n
+        })
 }
 
 #[cfg(test)]
