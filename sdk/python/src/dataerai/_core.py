@@ -12,15 +12,19 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from . import _params, _progress
+from ._connection import RpcEndpoint
+from ._daemon import SpawnedDaemon, default_socket_path
+from ._params import PathLike
 from ._progress import ProgressBars
 from ._transfers import ProgressCallback, TransferWatch, batch_entry_error, connection_lost
-from .errors import DaemonError
+from .errors import ERR_INTERNAL, DaemonError, DaemonUnavailableError
 from .models import (
     AssetMetadata,
     AuthStatus,
@@ -45,6 +49,78 @@ Follow = Callable[[JsonObject, Optional[ProgressCallback]], TransferWatch]
 
 # How many finished transfers to remember for waiters that register late.
 FINISHED_MEMORY = 1024
+
+
+# ---------------------------------------------------------------------- client state
+
+Conn = TypeVar("Conn", bound=RpcEndpoint)
+
+
+class ClientCore(Generic[Conn]):
+    """The settings and state both clients keep, and the answers they give without I/O.
+
+    ``Conn`` is the connection class: :class:`~dataerai._connection.RpcConnection` or
+    ``AsyncRpcConnection``.
+    """
+
+    def __init__(
+        self,
+        socket_path: Optional[PathLike],
+        binary_path: Optional[PathLike],
+        auto_start: bool,
+        start_timeout_s: float,
+        request_timeout_s: Optional[float],
+    ) -> None:
+        self.socket_path: Path = (
+            Path(os.fspath(socket_path)).expanduser() if socket_path is not None else default_socket_path()
+        )
+        self.binary_path: Optional[str] = os.fspath(binary_path) if binary_path is not None else None
+        self.auto_start = auto_start
+        self.start_timeout_s = start_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self._conn: Optional[Conn] = None
+        self._daemon: Optional[SpawnedDaemon] = None
+        self._closed = False
+        self._book = WatchBook()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"{type(self).__name__}(socket_path={str(self.socket_path)!r}, {state})"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client currently holds an open connection to the daemon."""
+        conn = self._conn
+        return conn is not None and conn.is_open
+
+    @property
+    def started_daemon(self) -> bool:
+        """Whether this client started the daemon it talks to (and will stop it on close)."""
+        return self._daemon is not None
+
+    def _reap_dead_daemon(self) -> None:
+        # A daemon we started that died (killed, crashed) must still be waited for: no zombies.
+        if self._daemon is not None and self._daemon.exited_early() is not None:
+            self._daemon.stop(timeout_s=1.0)  # already exited: returns at once
+            self._daemon = None
+
+    def _no_daemon_error(self) -> DaemonUnavailableError:
+        """Nothing answers on the socket and ``auto_start`` is off."""
+        return DaemonUnavailableError(
+            f"no dataerai daemon answers on {self.socket_path} and auto_start is off; "
+            f"start one with `dataerai daemon --socket {self.socket_path}`"
+        )
+
+    def _check_not_closed(self) -> None:
+        if self._closed:
+            raise DaemonUnavailableError("the client is closed; call connect() to reconnect")
+
+
+def checked_answer(method: str, result: Any) -> JsonObject:
+    """A request's result, which must be a JSON object."""
+    if not isinstance(result, dict):
+        raise DaemonError(ERR_INTERNAL, f"unexpected answer to {method}: {result!r}")
+    return result
 
 
 # ---------------------------------------------------------------------- requests
@@ -254,29 +330,36 @@ def transfer_result(kind: str, result: JsonObject) -> Union[UploadResult, Downlo
 
 
 class StartedTransfer:
-    """The ``on_result`` hook of a request that starts one transfer (``asset.upload``/``download``).
+    """One ``asset.upload``/``asset.download`` call: its checked timeout, its progress bars, and
+    the ``on_result`` hook (:meth:`register`) that starts following the transfer.
 
     The hook runs before any notification about the transfer is read, so the watch it makes
-    misses none of them; ``follow`` is the client's way to make and register that watch.
+    misses none of them; ``follow`` is the client's way to make and register that watch. Set
+    :attr:`info` (the bars' file names and sizes) before the request when :attr:`bars` is set.
     """
 
     def __init__(
         self,
         follow: Follow,
         on_progress: Optional[ProgressCallback],
-        bars: Optional[ProgressBars],
-        info: Mapping[str, Any],
+        progress: bool,
+        transfer_timeout_s: Optional[float],
     ) -> None:
+        self.timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
+        self.bars = _progress.bars_for(progress, on_progress)
+        self.info: Mapping[str, Any] = {}
+        self.watch: Optional[TransferWatch] = None
         self._follow = follow
         self._on_progress = on_progress
-        self._bars = bars
-        self._info = info
-        self.watch: Optional[TransferWatch] = None
 
     def register(self, start: JsonObject) -> None:
-        if self._bars is not None:
-            self._bars.expect(str(start["transfer_id"]), _progress.started(self._info, start))
-        self.watch = self._follow(dict(start), self._bars or self._on_progress)
+        if self.bars is not None:
+            self.bars.expect(str(start["transfer_id"]), _progress.started(self.info, start))
+        self.watch = self._follow(dict(start), self.bars or self._on_progress)
+
+    def close(self) -> None:
+        if self.bars is not None:
+            self.bars.close()
 
 
 def download_version(

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional, TypeVar, Union
 
 from . import _core, _params, _progress
@@ -36,11 +34,10 @@ from ._connection import (
     report_disconnect,
     response_outcome,
 )
-from ._daemon import SpawnedDaemon, default_socket_path, find_binary
+from ._daemon import SpawnedDaemon, find_binary
 from ._params import PathLike
-from ._progress import bars_for
 from ._transfers import ProgressCallback, TransferWatch, outcome, timeout_message
-from .errors import ERR_INTERNAL, DaemonError, DaemonTimeoutError, DaemonUnavailableError
+from .errors import DaemonError, DaemonTimeoutError
 from .models import (
     AssetMetadata,
     AuthStatus,
@@ -206,7 +203,7 @@ class AsyncRpcConnection(RpcEndpoint):
             future.set_result(result)
 
 
-class AsyncDataeraiClient:
+class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     """Client for the local Dataerai transfer daemon whose methods are coroutines.
 
     The same methods, arguments, results and errors as :class:`~dataerai.DataeraiClient`,
@@ -233,19 +230,9 @@ class AsyncDataeraiClient:
         start_timeout_s: float = 10.0,
         request_timeout_s: Optional[float] = 30.0,
     ) -> None:
-        self.socket_path: Path = (
-            Path(os.fspath(socket_path)).expanduser() if socket_path is not None else default_socket_path()
-        )
-        self.binary_path: Optional[str] = os.fspath(binary_path) if binary_path is not None else None
-        self.auto_start = auto_start
-        self.start_timeout_s = start_timeout_s
-        self.request_timeout_s = request_timeout_s
-        self._conn: Optional[AsyncRpcConnection] = None
-        self._daemon: Optional[SpawnedDaemon] = None
-        self._closed = False
+        super().__init__(socket_path, binary_path, auto_start, start_timeout_s, request_timeout_s)
         self._connect_lock: Optional[asyncio.Lock] = None
         self._lock_loop: Optional[asyncio.AbstractEventLoop] = None
-        self._book = _core.WatchBook()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -254,21 +241,6 @@ class AsyncDataeraiClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "disconnected"
-        return f"AsyncDataeraiClient(socket_path={str(self.socket_path)!r}, {state})"
-
-    @property
-    def connected(self) -> bool:
-        """Whether the client currently holds an open connection to the daemon."""
-        conn = self._conn
-        return conn is not None and conn.is_open
-
-    @property
-    def started_daemon(self) -> bool:
-        """Whether this client started the daemon it talks to (and will stop it on close)."""
-        return self._daemon is not None
 
     async def connect(self) -> AsyncDataeraiClient:
         """Connect (starting a daemon if needed and allowed); harmless when already connected.
@@ -290,10 +262,7 @@ class AsyncDataeraiClient:
             conn = await self._try_connect()
             if conn is None:
                 if not self.auto_start:
-                    raise DaemonUnavailableError(
-                        f"no dataerai daemon answers on {self.socket_path} and auto_start is off; "
-                        f"start one with `dataerai daemon --socket {self.socket_path}`"
-                    )
+                    raise self._no_daemon_error()
                 conn = await self._start_daemon()
             self._conn = conn
             return self
@@ -575,8 +544,7 @@ class AsyncDataeraiClient:
         conn = self._conn
         if conn is not None and conn.is_open and conn.loop is asyncio.get_running_loop():
             return conn
-        if self._closed:
-            raise DaemonUnavailableError("the client is closed; call connect() to reconnect")
+        self._check_not_closed()
         await self.connect()
         assert self._conn is not None
         return self._conn
@@ -586,9 +554,7 @@ class AsyncDataeraiClient:
         result = await conn.call(
             method, params if params is not None else {}, timeout_s=self.request_timeout_s, **kwargs
         )
-        if not isinstance(result, dict):
-            raise DaemonError(ERR_INTERNAL, f"unexpected answer to {method}: {result!r}")
-        return result
+        return _core.checked_answer(method, result)
 
     async def _request(self, request: _core.Request[T]) -> T:
         return request.parse(await self._call(request.method, request.params))
@@ -649,11 +615,6 @@ class AsyncDataeraiClient:
         except DaemonError:
             return None
 
-    def _reap_dead_daemon(self) -> None:
-        if self._daemon is not None and self._daemon.exited_early() is not None:
-            self._daemon.stop(timeout_s=1.0)  # already exited: returns at once
-            self._daemon = None
-
     async def _run_transfer(
         self,
         method: str,
@@ -662,22 +623,20 @@ class AsyncDataeraiClient:
         transfer_timeout_s: Optional[float],
         progress: bool,
     ) -> Dict[str, Any]:
-        transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
-        bars = bars_for(progress, on_progress)
-        info = await self._progress_info(method, params) if bars is not None else {}
-        started = _core.StartedTransfer(self._watch_new_transfer, on_progress, bars, info)
+        started = _core.StartedTransfer(self._watch_new_transfer, on_progress, progress, transfer_timeout_s)
         try:
+            if started.bars is not None:
+                started.info = await self._progress_info(method, params)
             # started.register runs in the reader task, before any notification about it is read.
             await self._call(method, params, on_result=started.register)
             watch = started.watch
             assert watch is not None
             try:
-                return await self._await_watch(watch, transfer_timeout_s)
+                return await self._await_watch(watch, started.timeout_s)
             finally:
                 self._remove_watch(watch)
         finally:
-            if bars is not None:
-                bars.close()
+            started.close()
 
     async def _progress_info(self, method: str, params: Mapping[str, Any]) -> Dict[str, Any]:
         if method != "asset.download":

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import queue
 import threading
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, TypeVar, Union
 
 from . import _core, _params, _progress
 from ._connection import RpcConnection
-from ._daemon import SpawnedDaemon, default_socket_path, find_binary, socket_answers
+from ._daemon import SpawnedDaemon, find_binary, socket_answers
 from ._params import METADATA_FIELDS, UPLOAD_ITEM_FIELDS, PathLike
-from ._progress import bars_for
 from ._transfers import ProgressCallback, TransferWatch, outcome, timeout_message
-from .errors import ERR_INTERNAL, DaemonError, DaemonTimeoutError, DaemonUnavailableError
+from .errors import DaemonError, DaemonTimeoutError, DaemonUnavailableError
 from .models import (
     AssetMetadata,
     AuthStatus,
@@ -51,7 +48,7 @@ T = TypeVar("T")
 _SHUTDOWN_TIMEOUT_S = 5.0
 
 
-class DataeraiClient:
+class DataeraiClient(_core.ClientCore[RpcConnection]):
     """Client for the local Dataerai transfer daemon.
 
     Use it as a context manager, or call :meth:`connect` and :meth:`close` yourself::
@@ -96,23 +93,12 @@ class DataeraiClient:
         start_timeout_s: float = 10.0,
         request_timeout_s: Optional[float] = 30.0,
     ) -> None:
-        self.socket_path: Path = (
-            Path(os.fspath(socket_path)).expanduser() if socket_path is not None else default_socket_path()
-        )
-        self.binary_path: Optional[str] = os.fspath(binary_path) if binary_path is not None else None
-        self.auto_start = auto_start
-        self.start_timeout_s = start_timeout_s
-        self.request_timeout_s = request_timeout_s
+        super().__init__(socket_path, binary_path, auto_start, start_timeout_s, request_timeout_s)
 
-        self._lock = threading.RLock()  # guards connect/close and the fields below
-        self._conn: Optional[RpcConnection] = None
-        self._daemon: Optional[SpawnedDaemon] = None
-        self._closed = False
+        self._lock = threading.RLock()  # guards connect/close, _conn, _daemon and _closed
         self._dispatch_queue: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
         self._dispatcher: Optional[threading.Thread] = None
-
         self._watch_lock = threading.Lock()  # guards _book
-        self._book = _core.WatchBook()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,21 +107,6 @@ class DataeraiClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "disconnected"
-        return f"DataeraiClient(socket_path={str(self.socket_path)!r}, {state})"
-
-    @property
-    def connected(self) -> bool:
-        """Whether the client currently holds an open connection to the daemon."""
-        conn = self._conn
-        return conn is not None and conn.is_open
-
-    @property
-    def started_daemon(self) -> bool:
-        """Whether this client started the daemon it talks to (and will stop it on close)."""
-        return self._daemon is not None
 
     def connect(self) -> DataeraiClient:
         """Connect to the daemon, starting one first if needed and allowed.
@@ -155,10 +126,7 @@ class DataeraiClient:
             conn = self._try_connect()
             if conn is None:
                 if not self.auto_start:
-                    raise DaemonUnavailableError(
-                        f"no dataerai daemon answers on {self.socket_path} and auto_start is off; "
-                        f"start one with `dataerai daemon --socket {self.socket_path}`"
-                    )
+                    raise self._no_daemon_error()
                 conn = self._start_daemon()
             self._conn = conn
             if self._dispatcher is None:
@@ -713,8 +681,7 @@ class DataeraiClient:
         if conn is not None and conn.is_open:
             return conn
         with self._lock:
-            if self._closed:
-                raise DaemonUnavailableError("the client is closed; call connect() to reconnect")
+            self._check_not_closed()
             self.connect()
             assert self._conn is not None
             return self._conn
@@ -723,9 +690,7 @@ class DataeraiClient:
         result = self._connection().call(
             method, params if params is not None else {}, timeout_s=self.request_timeout_s, **kwargs
         )
-        if not isinstance(result, dict):
-            raise DaemonError(ERR_INTERNAL, f"unexpected answer to {method}: {result!r}")
-        return result
+        return _core.checked_answer(method, result)
 
     def _request(self, request: _core.Request[T]) -> T:
         return request.parse(self._call(request.method, request.params))
@@ -785,12 +750,6 @@ class DataeraiClient:
         self._daemon = daemon
         return connection[0]
 
-    def _reap_dead_daemon(self) -> None:
-        # A daemon we started that died (killed, crashed) must still be waited for: no zombies.
-        if self._daemon is not None and self._daemon.exited_early() is not None:
-            self._daemon.stop(timeout_s=1.0)
-            self._daemon = None
-
     def _run_transfer(
         self,
         method: str,
@@ -799,22 +758,20 @@ class DataeraiClient:
         transfer_timeout_s: Optional[float],
         progress: bool = False,
     ) -> Dict[str, Any]:
-        transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
-        bars = bars_for(progress, on_progress)
-        info = self._progress_info(method, params) if bars is not None else {}
-        started = _core.StartedTransfer(self._watch_new_transfer, on_progress, bars, info)
+        started = _core.StartedTransfer(self._watch_new_transfer, on_progress, progress, transfer_timeout_s)
         try:
+            if started.bars is not None:
+                started.info = self._progress_info(method, params)
             # started.register runs on the reader thread, before any notification about it is read.
             self._call(method, params, on_result=started.register)
             watch = started.watch
             assert watch is not None
             try:
-                return self._await_watch(watch, transfer_timeout_s)
+                return self._await_watch(watch, started.timeout_s)
             finally:
                 self._remove_watch(watch)
         finally:
-            if bars is not None:
-                bars.close()
+            started.close()
 
     def _progress_info(self, method: str, params: Mapping[str, Any]) -> Dict[str, Any]:
         if method != "asset.download":
