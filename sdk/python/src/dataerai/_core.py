@@ -384,6 +384,8 @@ class UploadManyPlan:
     deadline: Optional[float]
     bars: Optional[ProgressBars]
     on_progress: Optional[ProgressCallback]
+    """What every item's progress goes to: the bars (which call the user's callback too), or
+    the user's callback."""
 
     def batches(self, concurrency: int, follow: Follow) -> Iterator[UploadBatch]:
         """The requests to send one after the other; ``follow`` makes and registers a watch."""

@@ -13,8 +13,10 @@ does), so it works inside an already running event loop such as Jupyter's::
                                  owner_id=(await client.auth_status()).user_id, progress=True)
         results = await asyncio.gather(*(client.get_metadata(a) for a in ids))
 
-Arguments are checked, and results parsed, by the same code as the threaded client
-(:mod:`dataerai._params`, :mod:`dataerai._transfers`), so both behave the same.
+Arguments are checked, requests built, results parsed and transfers followed by the same code
+as the threaded client (:mod:`dataerai._core`, :mod:`dataerai._params`,
+:mod:`dataerai._transfers`, the line handling of :mod:`dataerai._connection`), so both behave
+the same; this module only does the asyncio I/O around it.
 ``on_progress`` callbacks run in the event loop: they must return quickly.
 """
 
