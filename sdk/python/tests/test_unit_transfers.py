@@ -157,7 +157,7 @@ def test_wait_for_finished_transfers_answers_from_the_journal(sock_dir):
         with pytest.raises(DaemonError) as err:
             client.wait_transfer("nope", timeout_s=5)
         assert err.value.code == "ERR_NOT_FOUND"
-        assert client._watches == {}, "finished waits must not leave watches behind"
+        assert client._book.watches == {}, "finished waits must not leave watches behind"
     peer.close()
 
 
@@ -281,5 +281,5 @@ def test_upload_many_reports_every_item_in_input_order(sock_dir, tmp_path):
             with pytest.raises(DaemonError) as err:
                 client.upload_many(bad)
             assert err.value.code == "ERR_INVALID_INPUT"
-        assert client._watches == {}
+        assert client._book.watches == {}
     peer.close()

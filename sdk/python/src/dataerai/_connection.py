@@ -17,7 +17,7 @@ import json
 import logging
 import socket
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .errors import ERR_INTERNAL, ERR_INVALID_INPUT, DaemonError, DaemonTimeoutError, error_for_code
 
@@ -56,7 +56,106 @@ def error_from_rpc(error: Any) -> DaemonError:
     return error_for_code(code, str(error.get("message") or "daemon error"))
 
 
-class RpcConnection:
+def encode_request(request_id: int, method: str, params: Optional[Dict[str, Any]]) -> bytes:
+    """One request as the line to send (``ERR_INVALID_INPUT`` for parameters that are not JSON)."""
+    message: Dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    try:
+        line = json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise error_for_code(ERR_INVALID_INPUT, f"parameters of {method} are not JSON: {exc}") from None
+    return line.encode("utf-8")
+
+
+def handle_line(
+    conn: Any,
+    line: bytes,
+    on_response: Callable[[Dict[str, Any]], None],
+    on_notification: Optional[Callable[[Any, str, Dict[str, Any]], None]],
+) -> None:
+    """Parse one line from the daemon and hand it to ``on_response`` (a message with an ``id``)
+    or ``on_notification`` (``conn``, its method and params); log and skip anything else."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        logger.warning("dataerai: ignoring a line from the daemon that is not JSON: %.200r", line)
+        return
+    if not isinstance(message, dict):
+        logger.warning("dataerai: ignoring a non-object message from the daemon")
+        return
+    if message.get("id") is not None and "method" not in message:
+        on_response(message)
+    elif "method" in message:
+        params = message.get("params")
+        if on_notification is not None:
+            try:
+                on_notification(conn, str(message["method"]), params if isinstance(params, dict) else {})
+            except Exception:  # noqa: BLE001
+                logger.exception("dataerai: notification handler failed")
+    else:
+        logger.warning("dataerai: ignoring an unexpected message from the daemon: %.200r", line)
+
+
+def read_failure(exc: Exception, reader: str) -> ConnectionError:
+    """Why a connection's reader stopped on ``exc`` (anything but an ``OSError`` is logged)."""
+    if isinstance(exc, OSError):
+        return ConnectionError(f"lost connection to the dataerai daemon: {exc}")
+    logger.exception("dataerai: %s failed", reader)
+    return ConnectionError(f"dataerai client reader failed: {exc}")
+
+
+def response_outcome(
+    message: Dict[str, Any], on_result: Optional[ResultHook]
+) -> Tuple[Any, Optional[DaemonError]]:
+    """A response's result and error (one of them is set); runs ``on_result`` on a result."""
+    if message.get("error") is not None:
+        return None, error_from_rpc(message["error"])
+    result = message.get("result")
+    result = result if result is not None else {}
+    if on_result is not None and isinstance(result, dict):
+        try:
+            on_result(result)
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("dataerai: result hook failed")
+            return result, DaemonError(ERR_INTERNAL, f"could not handle the daemon's answer: {exc}")
+    return result, None
+
+
+def report_disconnect(
+    handler: Optional[Callable[[Any, BaseException], None]], conn: Any, reason: BaseException
+) -> None:
+    """Tell a connection's ``on_disconnect`` handler; a handler bug must not break shutdown."""
+    if handler is not None:
+        try:
+            handler(conn, reason)
+        except Exception:  # noqa: BLE001
+            logger.exception("dataerai: disconnect handler failed")
+
+
+class RpcEndpoint:
+    """What both connections (reader thread or asyncio task) keep: handlers, ids, open state."""
+
+    def __init__(
+        self,
+        on_notification: Optional[Callable[[Any, str, Dict[str, Any]], None]],
+        on_disconnect: Optional[Callable[[Any, BaseException], None]],
+    ) -> None:
+        self._on_notification = on_notification
+        self._on_disconnect = on_disconnect
+        self._ids = itertools.count(1)
+        self._closed_error: Optional[BaseException] = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._closed_error is None
+
+    def _check_open(self) -> None:
+        if self._closed_error is not None:
+            raise ConnectionError(f"not connected to the dataerai daemon: {self._closed_error}")
+
+
+class RpcConnection(RpcEndpoint):
     """A JSON-RPC connection to the daemon's Unix socket.
 
     Thread-safe: :meth:`call` may be used from any number of threads at once.
@@ -70,14 +169,11 @@ class RpcConnection:
         on_disconnect: Optional[DisconnectHandler] = None,
         connect_timeout_s: float = 5.0,
     ) -> None:
+        super().__init__(on_notification, on_disconnect)
         self.socket_path = socket_path
-        self._on_notification = on_notification
-        self._on_disconnect = on_disconnect
-        self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending: Dict[int, _PendingCall] = {}
-        self._closed_error: Optional[BaseException] = None
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -94,10 +190,6 @@ class RpcConnection:
         self._reader.start()
 
     # ------------------------------------------------------------------ public
-
-    @property
-    def is_open(self) -> bool:
-        return self._closed_error is None
 
     def call(
         self,
@@ -120,21 +212,17 @@ class RpcConnection:
         """
         pending = _PendingCall(on_result)
         with self._lock:
-            if self._closed_error is not None:
-                raise ConnectionError(f"not connected to the dataerai daemon: {self._closed_error}")
+            self._check_open()
             request_id = next(self._ids)
             self._pending[request_id] = pending
-        message: Dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
         try:
-            line = json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n"
-        except (TypeError, ValueError) as exc:
+            line = encode_request(request_id, method, params)
+        except DaemonError:
             self._forget(request_id)
-            raise error_for_code(ERR_INVALID_INPUT, f"parameters of {method} are not JSON: {exc}") from None
+            raise
         try:
             with self._send_lock:
-                self._sock.sendall(line.encode("utf-8"))
+                self._sock.sendall(line)
         except OSError as exc:
             self._forget(request_id)
             self._shutdown(ConnectionError(f"lost connection to the dataerai daemon: {exc}"))
@@ -175,11 +263,7 @@ class RpcConnection:
         for call in pending:
             call.error = ConnectionError(str(reason))
             call.event.set()
-        if self._on_disconnect is not None:
-            try:
-                self._on_disconnect(self, reason)
-            except Exception:  # noqa: BLE001 - a handler bug must not break shutdown
-                logger.exception("dataerai: disconnect handler failed")
+        report_disconnect(self._on_disconnect, self, reason)
 
     def _read_loop(self) -> None:
         buffer = bytearray()
@@ -198,39 +282,14 @@ class RpcConnection:
                     line = bytes(buffer[start:end])
                     start = end + 1
                     if line.strip():
-                        self._handle_line(line)
+                        handle_line(self, line, self._handle_response, self._on_notification)
                 del buffer[:start]
                 if len(buffer) > _MAX_INCOMING_LINE:
                     reason = ConnectionError("the dataerai daemon sent an oversized line")
                     break
-        except OSError as exc:
-            reason = ConnectionError(f"lost connection to the dataerai daemon: {exc}")
         except Exception as exc:  # noqa: BLE001 - never die silently with callers waiting
-            logger.exception("dataerai: reader thread failed")
-            reason = ConnectionError(f"dataerai client reader failed: {exc}")
+            reason = read_failure(exc, "reader thread")
         self._shutdown(reason)
-
-    def _handle_line(self, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            logger.warning("dataerai: ignoring a line from the daemon that is not JSON: %.200r", line)
-            return
-        if not isinstance(message, dict):
-            logger.warning("dataerai: ignoring a non-object message from the daemon")
-            return
-        if "id" in message and message.get("id") is not None and "method" not in message:
-            self._handle_response(message)
-        elif "method" in message:
-            params = message.get("params")
-            if self._on_notification is not None:
-                try:
-                    method, args = str(message["method"]), params if isinstance(params, dict) else {}
-                    self._on_notification(self, method, args)
-                except Exception:  # noqa: BLE001
-                    logger.exception("dataerai: notification handler failed")
-        else:
-            logger.warning("dataerai: ignoring an unexpected message from the daemon: %.200r", line)
 
     def _handle_response(self, message: Dict[str, Any]) -> None:
         with self._lock:
@@ -238,15 +297,5 @@ class RpcConnection:
         if call is None:
             # A response to a request whose caller already timed out.
             return
-        if message.get("error") is not None:
-            call.error = error_from_rpc(message["error"])
-        else:
-            result = message.get("result")
-            call.result = result if result is not None else {}
-            if call.on_result is not None and isinstance(call.result, dict):
-                try:
-                    call.on_result(call.result)
-                except Exception as exc:  # noqa: BLE001
-                    logger.exception("dataerai: result hook failed")
-                    call.error = DaemonError(ERR_INTERNAL, f"could not handle the daemon's answer: {exc}")
+        call.result, call.error = response_outcome(message, call.on_result)
         call.event.set()

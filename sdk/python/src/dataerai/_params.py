@@ -298,6 +298,11 @@ def local_file_sizes(local_path: str) -> Dict[str, int]:
     return sizes
 
 
+def next_page(params: Mapping[str, Any], offset: int) -> Dict[str, Any]:
+    """The parameters asking a paged list method for the page at ``offset``."""
+    return {**params, "limit": PAGE_SIZE, "offset": offset}
+
+
 def page_items(answer: Mapping[str, Any], offset: int) -> Tuple[List[Any], Optional[int]]:
     """The items of one page of a list answer and the offset of the next page (``None``: last).
 

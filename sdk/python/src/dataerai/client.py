@@ -12,42 +12,24 @@ crash — can follow (:meth:`DataeraiClient.wait_transfer`) or control a transfe
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
-import os
 import queue
 import threading
-import time
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, TypeVar, Union
 
-from . import _params, _progress
+from . import _core, _params, _progress
 from ._connection import RpcConnection
-from ._daemon import SpawnedDaemon, default_socket_path, find_binary, socket_answers
+from ._daemon import SpawnedDaemon, find_binary, socket_answers
 from ._params import METADATA_FIELDS, UPLOAD_ITEM_FIELDS, PathLike
-from ._progress import ProgressBars, bars_for
-from ._transfers import (
-    ProgressCallback,
-    TransferWatch,
-    batch_entry_error,
-    connection_lost,
-    outcome,
-    timeout_message,
-)
-from .errors import (
-    ERR_INTERNAL,
-    DaemonError,
-    DaemonTimeoutError,
-    DaemonUnavailableError,
-)
+from ._transfers import ProgressCallback, TransferWatch, outcome, timeout_message
+from .errors import DaemonError, DaemonTimeoutError, DaemonUnavailableError
 from .models import (
     AssetMetadata,
     AuthStatus,
     ContentVersion,
     DownloadResult,
-    ProgressEvent,
     Project,
     ProjectMember,
     Relationship,
@@ -61,12 +43,12 @@ __all__ = ["METADATA_FIELDS", "UPLOAD_ITEM_FIELDS", "DataEraiClient", "DataeraiC
 
 logger = logging.getLogger("dataerai")
 
-# How many finished transfers to remember for waiters that register late.
-_FINISHED_MEMORY = 1024
+T = TypeVar("T")
+
 _SHUTDOWN_TIMEOUT_S = 5.0
 
 
-class DataeraiClient:
+class DataeraiClient(_core.ClientCore[RpcConnection]):
     """Client for the local Dataerai transfer daemon.
 
     Use it as a context manager, or call :meth:`connect` and :meth:`close` yourself::
@@ -111,25 +93,12 @@ class DataeraiClient:
         start_timeout_s: float = 10.0,
         request_timeout_s: Optional[float] = 30.0,
     ) -> None:
-        self.socket_path: Path = (
-            Path(os.fspath(socket_path)).expanduser() if socket_path is not None else default_socket_path()
-        )
-        self.binary_path: Optional[str] = os.fspath(binary_path) if binary_path is not None else None
-        self.auto_start = auto_start
-        self.start_timeout_s = start_timeout_s
-        self.request_timeout_s = request_timeout_s
+        super().__init__(socket_path, binary_path, auto_start, start_timeout_s, request_timeout_s)
 
-        self._lock = threading.RLock()  # guards connect/close and the fields below
-        self._conn: Optional[RpcConnection] = None
-        self._daemon: Optional[SpawnedDaemon] = None
-        self._closed = False
+        self._lock = threading.RLock()  # guards connect/close, _conn, _daemon and _closed
         self._dispatch_queue: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
         self._dispatcher: Optional[threading.Thread] = None
-
-        self._watch_lock = threading.Lock()
-        # Several waiters may follow one transfer (e.g. upload() and wait_transfer() in threads).
-        self._watches: Dict[str, List[TransferWatch]] = {}
-        self._finished: "collections.OrderedDict[str, tuple[str, Dict[str, Any]]]" = collections.OrderedDict()
+        self._watch_lock = threading.Lock()  # guards _book
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,21 +107,6 @@ class DataeraiClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "disconnected"
-        return f"DataeraiClient(socket_path={str(self.socket_path)!r}, {state})"
-
-    @property
-    def connected(self) -> bool:
-        """Whether the client currently holds an open connection to the daemon."""
-        conn = self._conn
-        return conn is not None and conn.is_open
-
-    @property
-    def started_daemon(self) -> bool:
-        """Whether this client started the daemon it talks to (and will stop it on close)."""
-        return self._daemon is not None
 
     def connect(self) -> DataeraiClient:
         """Connect to the daemon, starting one first if needed and allowed.
@@ -172,10 +126,7 @@ class DataeraiClient:
             conn = self._try_connect()
             if conn is None:
                 if not self.auto_start:
-                    raise DaemonUnavailableError(
-                        f"no dataerai daemon answers on {self.socket_path} and auto_start is off; "
-                        f"start one with `dataerai daemon --socket {self.socket_path}`"
-                    )
+                    raise self._no_daemon_error()
                 conn = self._start_daemon()
             self._conn = conn
             if self._dispatcher is None:
@@ -219,7 +170,7 @@ class DataeraiClient:
 
     def ping(self) -> Dict[str, Any]:
         """Check the daemon answers; returns ``{"version", "pid", "socket_path"}``."""
-        return dict(self._call("daemon.ping"))
+        return self._request(_core.ping())
 
     def auth_status(self) -> AuthStatus:
         """Who the daemon is signed in as.
@@ -232,7 +183,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_AUTH_REQUIRED`` when not signed in (run ``dataerai auth login``).
         """
-        return AuthStatus.from_json(self._call("auth.status"))
+        return self._request(_core.auth_status())
 
     def create_project(self, name: str, *, description: str = "") -> Project:
         """Create a project (with its root collection, your owner membership and a quota).
@@ -244,11 +195,7 @@ class DataeraiClient:
             project = client.create_project("Tomography 2026", description="Beamtime 7")
             print(project.project_id, project.quota_bytes)
         """
-        return Project.from_json(
-            self._call(
-                "project.create", {"name": _params.require_str(name, "name"), "description": description}
-            )
-        )
+        return self._request(_core.create_project(name, description))
 
     def list_project_members(self, project_id: str) -> List[ProjectMember]:
         """Members of a project with their roles (any member may list them).
@@ -262,9 +209,7 @@ class DataeraiClient:
 
     def iter_project_members(self, project_id: str) -> Iterator[ProjectMember]:
         """Members of a project, fetched page by page as you iterate."""
-        params = {"project_id": _params.require_str(project_id, "project_id")}
-        for item in self._pages("project.list_members", params):
-            yield ProjectMember.from_json(item)
+        yield from self._pages(_core.project_members(project_id))
 
     def add_project_member(self, project_id: str, email: str, role: str) -> ProjectMember:
         """Add a user (by email) to a project, or change an existing member's role.
@@ -276,29 +221,15 @@ class DataeraiClient:
 
             client.add_project_member(project.project_id, "grace@lab.example", "viewer")
         """
-        return ProjectMember.from_json(
-            self._call(
-                "project.add_member",
-                {
-                    "project_id": _params.require_str(project_id, "project_id"),
-                    "email": _params.require_str(email, "email"),
-                    "role": _params.require_str(role, "role"),
-                },
-            )
-        )
+        return self._request(_core.add_project_member(project_id, email, role))
 
     def remove_project_member(self, project_id: str, email: str) -> None:
         """Remove a user from a project (the last owner cannot be removed)."""
-        params = {
-            "project_id": _params.require_str(project_id, "project_id"),
-            "email": _params.require_str(email, "email"),
-        }
-        self._call("project.remove_member", params)
+        self._request(_core.remove_project_member(project_id, email))
 
     def list_projects(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Project]:
         """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""
-        page = self._call("project.list", _params.page(limit, offset))
-        return [Project.from_json(item) for item in page.get("items", [])]
+        return self._request(_core.list_projects(limit, offset))
 
     def iter_projects(self) -> Iterator[Project]:
         """Every project you belong to, fetched page by page as you iterate.
@@ -308,8 +239,7 @@ class DataeraiClient:
             for project in client.iter_projects():
                 print(project.name, project.used_bytes)
         """
-        for item in self._pages("project.list", {}):
-            yield Project.from_json(item)
+        yield from self._pages(_core.projects())
 
     def list_assets(
         self,
@@ -321,9 +251,7 @@ class DataeraiClient:
         offset: Optional[int] = None,
     ) -> List[AssetMetadata]:
         """Assets of an owner (default: your personal assets) or of a collection (one page)."""
-        params = _params.list_assets(owner_type, owner_id, collection_id, limit, offset)
-        page = self._call("asset.list", params)
-        return [AssetMetadata.from_json(item) for item in page.get("items", [])]
+        return self._request(_core.list_assets(owner_type, owner_id, collection_id, limit, offset))
 
     def iter_assets(
         self,
@@ -340,9 +268,7 @@ class DataeraiClient:
             for asset in client.iter_assets(owner_type="project", owner_id=project.project_id):
                 print(asset.title, asset.total_bytes)
         """
-        params = _params.list_assets(owner_type, owner_id, collection_id, None, None)
-        for item in self._pages("asset.list", params):
-            yield AssetMetadata.from_json(item)
+        yield from self._pages(_core.assets(owner_type, owner_id, collection_id))
 
     def upload(
         self,
@@ -464,9 +390,7 @@ class DataeraiClient:
 
     def get_metadata(self, asset_id: str) -> AssetMetadata:
         """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
-        return AssetMetadata.from_json(
-            self._call("asset.get_metadata", {"asset_id": _params.require_str(asset_id, "asset_id")})
-        )
+        return self._request(_core.get_metadata(asset_id))
 
     def set_metadata(self, asset_id: str, **fields: Any) -> AssetMetadata:
         """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``.
@@ -481,9 +405,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_INVALID_INPUT`` for an unknown field name (checked here).
         """
-        return AssetMetadata.from_json(
-            self._call("asset.set_metadata", _params.set_metadata(asset_id, fields))
-        )
+        return self._request(_core.set_metadata(asset_id, fields))
 
     def create_relationship(
         self,
@@ -532,7 +454,7 @@ class DataeraiClient:
             qualifier_time,
             qualifiers,
         )
-        return Relationship.from_json(self._call("relationship.create", params))
+        return self._request(_core.create_relationship(params))
 
     def upload_version(
         self,
@@ -575,16 +497,11 @@ class DataeraiClient:
             for v in client.list_versions(asset_id):
                 print(v.content_id, v.total_bytes, v.completed_at, [f.name for f in v.files])
         """
-        params = {"asset_id": _params.require_str(asset_id, "asset_id"), **_params.page(limit, offset)}
-        page = self._call("asset.list_versions", params)
-        return [ContentVersion.from_json(item) for item in page.get("items", [])]
+        return self._request(_core.list_versions(asset_id, limit, offset))
 
     def iter_versions(self, asset_id: str) -> Iterator[ContentVersion]:
         """Every complete content version of an asset, newest first, fetched page by page."""
-        for item in self._pages(
-            "asset.list_versions", {"asset_id": _params.require_str(asset_id, "asset_id")}
-        ):
-            yield ContentVersion.from_json(item)
+        yield from self._pages(_core.versions(asset_id))
 
     def upload_many(
         self,
@@ -629,26 +546,17 @@ class DataeraiClient:
                 an unknown key (nothing is started then).
             ConnectionError: the daemon went away.
         """
-        batch = _params.upload_batch(items, concurrency)
-        chunk_size_mb = _params.chunk_size(chunk_size_mb)
-        transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
-        bars = bars_for(progress, on_progress)
-        if not batch:
+        plan = _core.upload_many_plan(
+            items, concurrency, chunk_size_mb, on_progress, transfer_timeout_s, progress
+        )
+        if not plan.items:
             return []
-        deadline = None if transfer_timeout_s is None else time.monotonic() + transfer_timeout_s
         results: List[UploadManyResult] = []
         try:
-            # The daemon takes at most 10,000 items per request; bigger inputs go batch after batch.
-            for offset in range(0, len(batch), _params.MAX_BATCH_ITEMS):
-                part = batch[offset : offset + _params.MAX_BATCH_ITEMS]
-                results.extend(
-                    self._upload_batch(
-                        part, offset, concurrency, chunk_size_mb, bars or on_progress, bars, deadline
-                    )
-                )
+            for batch in plan.batches(concurrency, self._watch_new_transfer):
+                results.extend(self._upload_batch(batch))
         finally:
-            if bars is not None:
-                bars.close()
+            plan.close()
         return results
 
     def list_transfers(self) -> List[Transfer]:
@@ -659,8 +567,7 @@ class DataeraiClient:
             for t in client.list_transfers():
                 print(t.transfer_id, t.kind, t.state, f"{t.percent:.0f}%")
         """
-        page = self._call("transfer.list")
-        return [Transfer.from_json(item) for item in page.get("items", [])]
+        return self._request(_core.list_transfers())
 
     def get_transfer(self, transfer_id: str) -> Transfer:
         """A transfer's current state (``state``, ``bytes_done``, ``attempt``, ``error``, …).
@@ -668,7 +575,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_NOT_FOUND`` for an unknown id.
         """
-        return Transfer.from_json(self._call("transfer.get", _params.transfer(transfer_id)))
+        return self._request(_core.transfer("get", transfer_id))
 
     def cancel_transfer(self, transfer_id: str) -> Transfer:
         """Cancel a queued, running, retrying or paused transfer.
@@ -678,7 +585,7 @@ class DataeraiClient:
         ``DaemonError`` with ``ERR_CANCELLED``. Any client of the daemon may cancel any of its
         transfers; cancelling a finished transfer changes nothing.
         """
-        return Transfer.from_json(self._call("transfer.cancel", _params.transfer(transfer_id)))
+        return self._request(_core.transfer("cancel", transfer_id))
 
     def pause_transfer(self, transfer_id: str) -> Transfer:
         """Pause a transfer: chunks in flight finish, no new ones start (state ``paused``).
@@ -691,7 +598,7 @@ class DataeraiClient:
         Raises:
             DaemonError: ``ERR_INVALID_INPUT`` for a finished transfer, ``ERR_NOT_FOUND``.
         """
-        return Transfer.from_json(self._call("transfer.pause", _params.transfer(transfer_id)))
+        return self._request(_core.transfer("pause", transfer_id))
 
     def resume_transfer(self, transfer_id: str) -> Transfer:
         """Continue a paused transfer, or a failed one whose error was ``ERR_NO_SPACE``,
@@ -709,10 +616,9 @@ class DataeraiClient:
                 client.resume_transfer(t.transfer_id)
                 client.wait_transfer(t.transfer_id)
         """
-        transfer = Transfer.from_json(self._call("transfer.resume", _params.transfer(transfer_id)))
+        transfer = self._request(_core.transfer("resume", transfer_id))
         with self._watch_lock:
-            # A remembered failure is stale now; waiters must follow the resumed run.
-            self._finished.pop(transfer_id, None)
+            self._book.forget_finished(transfer_id)
         return transfer
 
     def wait_transfer(
@@ -759,21 +665,14 @@ class DataeraiClient:
         self._add_watch(watch)
         try:
             transfer = self.get_transfer(transfer_id)
-            watch.start.update(
-                kind=transfer.kind,
-                asset_id=transfer.asset_id,
-                bytes_total=transfer.bytes_total,
-                chunk_count=transfer.chunk_count,
-            )
+            _core.adopt_snapshot(watch, transfer)
             if transfer.finished:
                 # Through the dispatcher, so progress already queued is delivered first.
                 self._dispatch(functools.partial(watch.finish_from_snapshot, transfer))
             result = self._await_watch(watch, timeout_s)
         finally:
             self._remove_watch(watch)
-        if transfer.kind == "download":
-            return DownloadResult.from_json(result)
-        return UploadResult.from_json(result)
+        return _core.transfer_result(transfer.kind, result)
 
     # ------------------------------------------------------------------ internals
 
@@ -782,8 +681,7 @@ class DataeraiClient:
         if conn is not None and conn.is_open:
             return conn
         with self._lock:
-            if self._closed:
-                raise DaemonUnavailableError("the client is closed; call connect() to reconnect")
+            self._check_not_closed()
             self.connect()
             assert self._conn is not None
             return self._conn
@@ -792,17 +690,18 @@ class DataeraiClient:
         result = self._connection().call(
             method, params if params is not None else {}, timeout_s=self.request_timeout_s, **kwargs
         )
-        if not isinstance(result, dict):
-            raise DaemonError(ERR_INTERNAL, f"unexpected answer to {method}: {result!r}")
-        return result
+        return _core.checked_answer(method, result)
 
-    def _pages(self, method: str, params: Dict[str, Any]) -> Iterator[Any]:
+    def _request(self, request: _core.Request[T]) -> T:
+        return request.parse(self._call(request.method, request.params))
+
+    def _pages(self, request: _core.Request[T]) -> Iterator[T]:
         """Every item of a paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``)."""
         offset: Optional[int] = 0
         while offset is not None:
-            answer = self._call(method, {**params, "limit": _params.PAGE_SIZE, "offset": offset})
+            answer = self._call(request.method, _params.next_page(request.params, offset))
             items, offset = _params.page_items(answer, offset)
-            yield from items
+            yield from map(request.parse, items)
 
     def _try_connect(self) -> Optional[RpcConnection]:
         """Connect to a daemon already listening on the socket, or return ``None``."""
@@ -851,12 +750,6 @@ class DataeraiClient:
         self._daemon = daemon
         return connection[0]
 
-    def _reap_dead_daemon(self) -> None:
-        # A daemon we started that died (killed, crashed) must still be waited for: no zombies.
-        if self._daemon is not None and self._daemon.exited_early() is not None:
-            self._daemon.stop(timeout_s=1.0)
-            self._daemon = None
-
     def _run_transfer(
         self,
         method: str,
@@ -865,96 +758,43 @@ class DataeraiClient:
         transfer_timeout_s: Optional[float],
         progress: bool = False,
     ) -> Dict[str, Any]:
-        transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
-        bars = bars_for(progress, on_progress)
-        info: Dict[str, Any] = {}
-        if bars is not None:
-            info = self._progress_info(method, params)
-        watches: List[TransferWatch] = []
-
-        def register(start: Dict[str, Any]) -> None:
-            # Runs on the reader thread before any notification about this transfer is read.
-            if bars is not None:
-                bars.expect(str(start["transfer_id"]), _progress.started(info, start))
-            watches.append(self._watch_new_transfer(dict(start), bars or on_progress))
-
+        started = _core.StartedTransfer(self._watch_new_transfer, on_progress, progress, transfer_timeout_s)
         try:
-            self._call(method, params, on_result=register)
-            watch = watches[0]
+            if started.bars is not None:
+                started.info = self._progress_info(method, params)
+            # started.register runs on the reader thread, before any notification about it is read.
+            self._call(method, params, on_result=started.register)
+            watch = started.watch
+            assert watch is not None
             try:
-                return self._await_watch(watch, transfer_timeout_s)
+                return self._await_watch(watch, started.timeout_s)
             finally:
                 self._remove_watch(watch)
         finally:
-            if bars is not None:
-                bars.close()
+            started.close()
 
     def _progress_info(self, method: str, params: Mapping[str, Any]) -> Dict[str, Any]:
         if method != "asset.download":
             return _progress.upload_info(params)
         version: Optional[ContentVersion] = None
         try:
-            for candidate in self.iter_versions(str(params["asset_id"])):
-                if _progress.wanted_version(candidate, params):
-                    version = candidate
-                    break
+            version = _core.download_version(self.iter_versions(str(params["asset_id"])), params)
         except DaemonError:
             pass  # the download itself reports what is wrong
         return _progress.download_info(params, version)
 
-    def _upload_batch(
-        self,
-        items: List[Dict[str, Any]],
-        offset: int,
-        concurrency: int,
-        chunk_size_mb: Optional[int],
-        on_progress: Optional[ProgressCallback],
-        bars: Optional[ProgressBars],
-        deadline: Optional[float],
-    ) -> List[UploadManyResult]:
-        watches: Dict[int, TransferWatch] = {}
-        entries: Dict[int, Dict[str, Any]] = {}
-        infos = [_progress.upload_info(item) for item in items] if bars is not None else []
-
-        def register(answer: Dict[str, Any]) -> None:
-            # Reader thread, before any notification about these transfers is read.
-            for entry in answer.get("items") or []:
-                if not isinstance(entry, dict) or not isinstance(entry.get("index"), int):
-                    continue
-                entries[entry["index"]] = entry
-                if entry.get("transfer_id"):
-                    start = {
-                        "transfer_id": entry["transfer_id"],
-                        "kind": "upload",
-                        "asset_id": entry.get("asset_id"),
-                    }
-                    if bars is not None and 0 <= entry["index"] < len(infos):
-                        bars.expect(str(entry["transfer_id"]), infos[entry["index"]])
-                    watches[entry["index"]] = self._watch_new_transfer(start, on_progress)
-
-        params = _params.drop_none(
-            {"items": items, "concurrency": concurrency, "chunk_size_mb": chunk_size_mb}
-        )
+    def _upload_batch(self, batch: _core.UploadBatch) -> List[UploadManyResult]:
         try:
-            self._call("asset.upload_many", params, on_result=register)
-            results: List[UploadManyResult] = []
-            for index, item in enumerate(items):
-                local_path = Path(item["local_path"]) if isinstance(item.get("local_path"), str) else None
-                result: Optional[UploadResult] = None
-                error: Optional[DaemonError] = None
-                watch = watches.get(index)
-                if watch is None:
-                    error = batch_entry_error(entries.get(index))
-                else:
-                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    try:
-                        result = UploadResult.from_json(self._await_watch(watch, remaining))
-                    except DaemonError as exc:  # includes DaemonTimeoutError: reported per item
-                        error = exc
-                results.append(UploadManyResult(offset + index, local_path, result, error))
-            return results
+            # batch.register runs on the reader thread, before any notification about these is read.
+            self._call("asset.upload_many", batch.params, on_result=batch.register)
+            for index, watch in batch.started():
+                try:
+                    batch.settle(index, self._await_watch(watch, batch.plan.remaining()))
+                except DaemonError as exc:  # includes DaemonTimeoutError: reported per item
+                    batch.settle(index, error=exc)
+            return batch.results()
         finally:
-            for watch in watches.values():
+            for watch in batch.watches.values():
                 self._remove_watch(watch)
 
     def _watch_new_transfer(
@@ -963,23 +803,17 @@ class DataeraiClient:
         """Follow a transfer this client just started (called on the reader thread)."""
         watch = TransferWatch(start, on_progress, threading.Event())
         self._add_watch(watch)
-        with self._watch_lock:
-            finished = self._finished.get(watch.transfer_id)
-        if finished is not None:
-            self._dispatch(functools.partial(watch.finish, *finished))
         return watch
 
     def _add_watch(self, watch: TransferWatch) -> None:
         with self._watch_lock:
-            self._watches.setdefault(watch.transfer_id, []).append(watch)
+            tasks = self._book.add(watch)
+        for task in tasks:
+            self._dispatch(task)
 
     def _remove_watch(self, watch: TransferWatch) -> None:
         with self._watch_lock:
-            watches = self._watches.get(watch.transfer_id)
-            if watches is not None and watch in watches:
-                watches.remove(watch)
-                if not watches:
-                    del self._watches[watch.transfer_id]
+            self._book.remove(watch)
 
     def _await_watch(self, watch: TransferWatch, timeout_s: Optional[float]) -> Dict[str, Any]:
         """Wait for a watched transfer's end; return its result or raise its error."""
@@ -1008,35 +842,10 @@ class DataeraiClient:
         # Runs on the reader thread: only bookkeeping here, user code goes to the dispatcher.
         if conn is not self._conn:
             return  # a probe connection, or one being replaced: its events are not ours
-        transfer_id = params.get("transfer_id")
-        if not isinstance(transfer_id, str):
-            return
-        if method == "transfer.progress":
-            with self._watch_lock:
-                watches = list(self._watches.get(transfer_id, ()))
-            if watches:
-                event = ProgressEvent.from_json(params)
-                for watch in watches:
-                    self._dispatch(functools.partial(watch.progress, event))
-        elif method in ("transfer.completed", "transfer.failed"):
-            with self._watch_lock:
-                self._finished[transfer_id] = (method, params)
-                while len(self._finished) > _FINISHED_MEMORY:
-                    self._finished.popitem(last=False)
-                watches = list(self._watches.get(transfer_id, ()))
-            for watch in watches:
-                self._dispatch(functools.partial(watch.finish, method, params))
-        elif method == "transfer.retrying":
-            # Non-fatal: the daemon waits and tries again; waiters simply keep waiting.
-            error = params.get("error") or {}
-            logger.info(
-                "dataerai: transfer %s retrying (attempt %s) in %ss after %s: %s",
-                transfer_id,
-                params.get("attempt"),
-                params.get("delay_s"),
-                error.get("code"),
-                error.get("message"),
-            )
+        with self._watch_lock:
+            tasks = self._book.notification(method, params)
+        for task in tasks:
+            self._dispatch(task)
 
     def _on_disconnect(self, conn: RpcConnection, reason: BaseException) -> None:
         if conn is not self._conn:
@@ -1045,11 +854,7 @@ class DataeraiClient:
 
     def _fail_watches(self, reason: BaseException) -> None:
         with self._watch_lock:
-            watches = [watch for group in self._watches.values() for watch in group]
-        for watch in watches:
-            if not watch.done.is_set():
-                watch.connection_error = connection_lost(watch.transfer_id, reason)
-                watch.done.set()
+            self._book.fail_all(reason)
 
 
 #: The same class under the spelling some existing code uses (``from dataerai import DataEraiClient``).

@@ -39,7 +39,7 @@ Three families:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Tuple, Type
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 __all__ = [
     "ERR_AUTH_REQUIRED",
@@ -140,81 +140,64 @@ class DaemonUnavailableError(DaemonError, ConnectionError):
         super().__init__(ERR_DAEMON_UNAVAILABLE, message)
 
 
+# The class for each code, filled in by the classes below as they are defined.
+_BY_CODE: Dict[str, Type[_CodedError]] = {}
+
+
 class _CodedError(DaemonError):
-    """A :class:`DaemonError` whose class fixes the code (constructed from the message alone)."""
+    """A :class:`DaemonError` whose class fixes the code (constructed from the message alone).
+
+    A subclass names its code once, ``class NotFoundError(_CodedError, code=ERR_NOT_FOUND)``,
+    and :func:`error_for_code` then raises it for that code.
+    """
 
     CODE: ClassVar[str] = ERR_INTERNAL
+
+    def __init_subclass__(cls, *, code: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.CODE = code
+            _BY_CODE[code] = cls
 
     def __init__(self, message: str) -> None:
         super().__init__(self.CODE, message)
 
 
-class NotFoundError(_CodedError):
+class NotFoundError(_CodedError, code=ERR_NOT_FOUND):
     """``ERR_NOT_FOUND``: no such asset, project, transfer, … (or you may not know it exists)."""
 
-    CODE = ERR_NOT_FOUND
 
-
-class PermissionDeniedError(_CodedError):
+class PermissionDeniedError(_CodedError, code=ERR_PERMISSION_DENIED):
     """``ERR_PERMISSION_DENIED``: signed in, but not allowed to do this."""
 
-    CODE = ERR_PERMISSION_DENIED
 
-
-class AuthRequiredError(_CodedError):
+class AuthRequiredError(_CodedError, code=ERR_AUTH_REQUIRED):
     """``ERR_AUTH_REQUIRED``: the daemon is not signed in (run ``dataerai auth login``)."""
 
-    CODE = ERR_AUTH_REQUIRED
 
-
-class QuotaExceededError(_CodedError):
+class QuotaExceededError(_CodedError, code=ERR_QUOTA_EXCEEDED):
     """``ERR_QUOTA_EXCEEDED``: the owner's storage quota would be exceeded."""
 
-    CODE = ERR_QUOTA_EXCEEDED
 
-
-class RelationshipExistsError(_CodedError):
+class RelationshipExistsError(_CodedError, code=ERR_RELATIONSHIP_EXISTS):
     """``ERR_RELATIONSHIP_EXISTS``: an identical relationship is already recorded."""
 
-    CODE = ERR_RELATIONSHIP_EXISTS
 
-
-class IntegrityError(_CodedError):
+class IntegrityError(_CodedError, code=ERR_INTEGRITY):
     """``ERR_INTEGRITY``: bytes did not match their checksum (nothing was published)."""
 
-    CODE = ERR_INTEGRITY
 
-
-class ServerUnreachableError(_CodedError):
+class ServerUnreachableError(_CodedError, code=ERR_SERVER_UNREACHABLE):
     """``ERR_SERVER_UNREACHABLE``: the daemon could not reach the Dataerai server."""
 
-    CODE = ERR_SERVER_UNREACHABLE
 
-
-class InvalidInputError(_CodedError, ValueError):
+class InvalidInputError(_CodedError, ValueError, code=ERR_INVALID_INPUT):
     """``ERR_INVALID_INPUT``: a bad argument — found by the SDK before sending anything, or by
     the daemon/server. Also a :class:`ValueError`."""
-
-    CODE = ERR_INVALID_INPUT
 
 
 class InvalidArgumentTypeError(InvalidInputError, TypeError):
     """An argument of the wrong type, found before any request. Also a :class:`TypeError`."""
-
-
-_BY_CODE: Dict[str, Type[_CodedError]] = {
-    cls.CODE: cls
-    for cls in (
-        NotFoundError,
-        PermissionDeniedError,
-        AuthRequiredError,
-        QuotaExceededError,
-        RelationshipExistsError,
-        IntegrityError,
-        ServerUnreachableError,
-        InvalidInputError,
-    )
-}
 
 
 def error_for_code(code: str, message: str) -> DaemonError:
