@@ -14,7 +14,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use dataerai_proto::api::{Asset, OwnerType, Page, PageQuery, ProjectRole};
 use dataerai_store::meta::Window;
@@ -49,8 +48,6 @@ pub fn router(state: AppState) -> Router {
 /// Every route with its OpenAPI operations (`crate::openapi::document` adds
 /// what they share). `routes!(handler)` routes a handler at the path and
 /// methods of its `#[utoipa::path]` attribute and documents it from there.
-/// The web pages (handlers in `web.rs`) are plain `.route(…)` calls
-/// documented in `crate::openapi`.
 pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Chunk bodies are streamed and not limited by the JSON body limit.
     let (chunk_routes, chunk_doc) = OpenApiRouter::new()
@@ -76,12 +73,12 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         // OAuth 2.0 device login (RFC 8628) and the web pages.
         .routes(routes!(oauth::device_code))
         .routes(routes!(oauth::token))
-        .route("/", get(web::home))
-        .route("/login", get(web::login_get).post(web::login_post))
-        .route("/logout", post(web::logout))
-        .route("/device", get(web::device_get).post(web::device_post))
-        .route("/tokens", get(web::tokens_get).post(web::tokens_post))
-        .route("/tokens/{token_id}/revoke", post(web::token_revoke))
+        .routes(routes!(web::home))
+        .routes(routes!(web::login::login_get, web::login::login_post))
+        .routes(routes!(web::login::logout))
+        .routes(routes!(web::device::device_get, web::device::device_post))
+        .routes(routes!(web::tokens::tokens_get, web::tokens::tokens_post))
+        .routes(routes!(web::tokens::token_revoke))
         .routes(routes!(
             projects::list_collections,
             projects::create_collection

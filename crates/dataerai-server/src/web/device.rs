@@ -90,6 +90,10 @@ fn confirmation(record: &DeviceRecord, s: &SessionRecord) -> Markup {
 }
 
 /// `GET /device[?user_code=…]`: enter a code, or confirm one.
+#[utoipa::path(get, operation_id = "web_device_page", path = "/device",
+    summary = "Web: enter (or, with ?user_code=, confirm) a device login code; needs a session",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn device_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -131,6 +135,11 @@ pub async fn device_get(
 }
 
 /// `POST /device` (form `user_code`, `action=approve|deny`, `csrf_token`)
+#[utoipa::path(post, operation_id = "web_device_decision", path = "/device",
+    summary = "Web: approve or deny a device code (form user_code, action=approve|deny, csrf_token)",
+    security(()),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The outcome", content_type = "text/html", body = String)))]
 pub async fn device_post(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,

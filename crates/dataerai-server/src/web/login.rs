@@ -85,6 +85,8 @@ fn login_page(status: StatusCode, next: &str, email: &str, message: Option<&str>
 }
 
 /// `GET /login?next=/path`
+#[utoipa::path(get, operation_id = "web_login_page", path = "/login", summary = "Web: sign-in page (`?next=/path` to come back)", security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn login_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -99,6 +101,11 @@ pub async fn login_get(
 }
 
 /// `POST /login` (form `email`, `password`, `csrf_token`, `next`)
+#[utoipa::path(post, operation_id = "web_sign_in", path = "/login",
+    summary = "Web: sign in (form email, password, csrf_token, next); 429 + Retry-After after 5 failures in 15 min",
+    security(()),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Signed in: redirect to `next`")))]
 pub async fn login_post(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -210,6 +217,9 @@ pub async fn login_post(
 }
 
 /// `POST /logout` (form `csrf_token`)
+#[utoipa::path(post, operation_id = "web_sign_out", path = "/logout", summary = "Web: sign out (form csrf_token)", security(()),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Signed out: redirect to the sign-in page")))]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,

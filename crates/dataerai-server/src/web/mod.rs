@@ -35,6 +35,8 @@ pub use login::{
 pub use tokens::{token_revoke, tokens_get, tokens_post};
 
 /// `GET /`: the token page (or the sign-in page on the way there).
+#[utoipa::path(get, operation_id = "web_home", path = "/", summary = "Web: redirects to /tokens", security(()),
+    responses((status = 303, description = "Redirect to /tokens")))]
 pub async fn home() -> Response {
     redirect("/tokens")
 }

@@ -178,6 +178,9 @@ fn created(token: &str) -> Flash {
 }
 
 /// `GET /tokens`
+#[utoipa::path(get, operation_id = "web_tokens_page", path = "/tokens", summary = "Web: your personal access tokens; needs a session",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn tokens_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match require_session(&state, &headers, "/tokens").await {
         Ok(s) => tokens_page(&state, &s, StatusCode::OK, None).await,
@@ -186,6 +189,11 @@ pub async fn tokens_get(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// `POST /tokens` (form `name`, `scope` (repeated), `expires_in_days`, `csrf_token`)
+#[utoipa::path(post, operation_id = "web_create_token", path = "/tokens",
+    summary = "Web: create a personal access token, shown once (form name, scope=read|write repeated, expires_in_days, csrf_token)",
+    security(()),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The new token, shown once", content_type = "text/html", body = String)))]
 pub async fn tokens_post(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -257,6 +265,12 @@ pub async fn tokens_post(
 }
 
 /// `POST /tokens/{token_id}/revoke` (form `csrf_token`)
+#[utoipa::path(post, operation_id = "web_revoke_token", path = "/tokens/{token_id}/revoke",
+    summary = "Web: revoke one of your tokens (form csrf_token)",
+    security(()),
+    params(("token_id" = String, Path, description = "The token to revoke")),
+    request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Revoked: redirect to /tokens")))]
 pub async fn token_revoke(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
