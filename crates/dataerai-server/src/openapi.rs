@@ -27,8 +27,8 @@ pub fn document() -> &'static Value {
     })
 }
 
-/// The part of the document no handler carries: title, the shared schemas and
-/// the web pages. `routes::documented_routes` adds the handlers' operations.
+/// The part of the document no handler carries: title and the shared
+/// schemas. `routes::documented_routes` adds the handlers' operations.
 pub fn base() -> utoipa::openapi::OpenApi {
     Base::openapi()
 }
@@ -38,17 +38,6 @@ pub fn base() -> utoipa::openapi::OpenApi {
     info(
         title = "Dataerai API",
         description = "Projects, assets, content versions, relationships, chunked resumable uploads and ranged downloads. Errors are {\"error\": {\"code\": \"ERR_…\", \"message\": \"…\"}}."
-    ),
-    paths(
-        web_home,
-        web_login_page,
-        web_sign_in,
-        web_sign_out,
-        web_device_page,
-        web_device_decision,
-        web_tokens_page,
-        web_create_token,
-        web_revoke_token
     ),
     components(schemas(ErrorBody))
 )]
@@ -174,7 +163,10 @@ mod tests {
             .values()
             .map(|item| item.as_object().unwrap().len())
             .sum();
-        assert!(routed_handlers > 40, "found only {routed_handlers} routed handlers: has the router moved?");
+        assert!(
+            routed_handlers > 40,
+            "found only {routed_handlers} routed handlers: has the router moved?"
+        );
         assert_eq!(
             documented, routed_handlers,
             "documented operations vs handlers routed with routes!(…)"
