@@ -5,7 +5,7 @@
 //! A page handler builds its body with [`maud::html!`] (which escapes every
 //! spliced value) and hands it to [`Page::render`]:
 //!
-//! ```ignore
+//! ```text
 //! Page::new("Personal access tokens")
 //!     .signed_in(&session)
 //!     .current("/tokens")
