@@ -18,17 +18,8 @@ pub fn is_live(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     now < expires_at
 }
 
-/// Scopes as stored: comma-separated.
-pub fn join_scopes(scopes: &[String]) -> String {
-    scopes.join(",")
-}
-
-pub fn split_scopes(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
+/// Scopes are stored the same way by every table that has them.
+pub use crate::rules::{join_scopes, split_scopes};
 
 /// Whether a device code (`status`: `pending`, `approved`, `denied`,
 /// `consumed`) can still be approved or denied at `now`.
