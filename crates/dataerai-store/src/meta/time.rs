@@ -18,7 +18,7 @@ use sqlx::{Database, Decode, Encode, Postgres, Sqlite, Type};
 
 /// A time as the metadata store binds it (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DbTime(pub(crate) DateTime<Utc>);
+pub struct DbTime(DateTime<Utc>);
 
 /// `t`, truncated to microseconds, ready to bind.
 pub fn db_time(t: DateTime<Utc>) -> DbTime {

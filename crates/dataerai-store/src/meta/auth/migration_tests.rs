@@ -12,7 +12,6 @@ use super::db::{Arg, AuthBackend};
 use super::{AuthStore, IssuedTokens, RefreshOutcome};
 use crate::meta::postgres::PgStore;
 use crate::meta::sqlite::SqliteStore;
-use crate::meta::time::DbTime;
 use crate::meta::Window;
 
 /// An instant with milliseconds, as the old columns held them.
@@ -136,8 +135,8 @@ async fn upgraded_values_are_the_same_instants<S: AuthBackend + AuthStore>(s: &S
         ("SELECT at FROM audit_events", Some(MS + 6)),
     ];
     for (sql, ms) in expected {
-        let (got,): (Option<DbTime>,) = conn.fetch_one(sql, &[]).await.unwrap();
-        assert_eq!(got.map(|t| t.0), ms.map(at), "{sql}");
+        let (got,): (Option<DateTime<Utc>>,) = conn.fetch_one(sql, &[]).await.unwrap();
+        assert_eq!(got, ms.map(at), "{sql}");
     }
     let (n,): (i64,) = conn
         .fetch_one(

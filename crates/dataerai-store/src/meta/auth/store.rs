@@ -15,7 +15,6 @@ use super::{
     RefreshOutcome, SessionRecord, TokenInfo, UserAuth,
 };
 use crate::error::{Result, StoreError};
-use crate::meta::time::DbTime;
 use crate::meta::Window;
 use crate::rules::unsigned;
 
@@ -43,9 +42,9 @@ struct TokenRow {
     id: String,
     name: String,
     scopes: String,
-    created_at: DbTime,
-    expires_at: Option<DbTime>,
-    revoked_at: Option<DbTime>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
 }
 
 impl From<TokenRow> for TokenInfo {
@@ -54,8 +53,8 @@ impl From<TokenRow> for TokenInfo {
             token_id: r.id,
             name: r.name,
             scopes: rules::split_scopes(&r.scopes),
-            created_at: r.created_at.0,
-            expires_at: r.expires_at.map(|t| t.0),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
         }
     }
@@ -67,7 +66,7 @@ struct SessionRow {
     email: String,
     is_admin: bool,
     csrf_token: String,
-    expires_at: DbTime,
+    expires_at: DateTime<Utc>,
 }
 
 impl From<SessionRow> for SessionRecord {
@@ -77,7 +76,7 @@ impl From<SessionRow> for SessionRecord {
             email: r.email,
             is_admin: r.is_admin,
             csrf_token: r.csrf_token,
-            expires_at: r.expires_at.0,
+            expires_at: r.expires_at,
         }
     }
 }
@@ -86,7 +85,7 @@ impl From<SessionRow> for SessionRecord {
 #[derive(sqlx::FromRow)]
 struct FailureRow {
     n: i64,
-    oldest: Option<DbTime>,
+    oldest: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -95,7 +94,7 @@ struct DeviceRow {
     client_id: String,
     scopes: String,
     status: String,
-    expires_at: DbTime,
+    expires_at: DateTime<Utc>,
 }
 
 impl From<DeviceRow> for DeviceRecord {
@@ -105,7 +104,7 @@ impl From<DeviceRow> for DeviceRecord {
             client_id: r.client_id,
             scopes: rules::split_scopes(&r.scopes),
             status: r.status,
-            expires_at: r.expires_at.0,
+            expires_at: r.expires_at,
         }
     }
 }
@@ -117,8 +116,8 @@ struct DevicePollRow {
     user_id: Option<String>,
     scopes: String,
     interval_s: i64,
-    last_poll_at: Option<DbTime>,
-    expires_at: DbTime,
+    last_poll_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -126,9 +125,9 @@ struct RefreshRow {
     family_id: String,
     user_id: String,
     scopes: String,
-    expires_at: DbTime,
-    used_at: Option<DbTime>,
-    revoked_at: Option<DbTime>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -136,7 +135,7 @@ struct MemberRow {
     user_id: String,
     email: String,
     role: dataerai_proto::api::ProjectRole,
-    added_at: DbTime,
+    added_at: DateTime<Utc>,
 }
 
 impl From<MemberRow> for Member {
@@ -145,7 +144,7 @@ impl From<MemberRow> for Member {
             user_id: r.user_id,
             email: r.email,
             role: r.role,
-            added_at: r.added_at.0,
+            added_at: r.added_at,
         }
     }
 }
@@ -153,7 +152,7 @@ impl From<MemberRow> for Member {
 #[derive(sqlx::FromRow)]
 struct AuditRow {
     id: String,
-    at: DbTime,
+    at: DateTime<Utc>,
     actor_user_id: Option<String>,
     action: String,
     target_type: Option<String>,
@@ -167,7 +166,7 @@ impl From<AuditRow> for AuditEvent {
     fn from(r: AuditRow) -> Self {
         AuditEvent {
             id: r.id,
-            at: r.at.0,
+            at: r.at,
             actor_user_id: r.actor_user_id,
             action: r.action,
             target_type: r.target_type,
@@ -313,7 +312,7 @@ impl<S: AuthBackend> AuthStore for S {
             )
             .await?;
         Ok(row
-            .filter(|s| rules::is_live(s.expires_at.0, now))
+            .filter(|s| rules::is_live(s.expires_at, now))
             .map(SessionRecord::from))
     }
 
@@ -440,7 +439,7 @@ impl<S: AuthBackend> AuthStore for S {
             .conn()
             .fetch_optional(&sql, &[Arg::Text(user_code)])
             .await?;
-        if !row.is_some_and(|r| rules::awaits_decision(&r.status, r.expires_at.0, now)) {
+        if !row.is_some_and(|r| rules::awaits_decision(&r.status, r.expires_at, now)) {
             return Ok(false);
         }
         tx.conn()
@@ -480,8 +479,8 @@ impl<S: AuthBackend> AuthStore for S {
         let step = rules::device_poll(
             &row.status,
             row.interval_s,
-            row.last_poll_at.map(|t| t.0),
-            row.expires_at.0,
+            row.last_poll_at,
+            row.expires_at,
             now,
         );
         if let Some(interval_s) = step.record_interval_s {
@@ -541,12 +540,7 @@ impl<S: AuthBackend> AuthStore for S {
         else {
             return Ok(RefreshOutcome::Invalid);
         };
-        let verdict = rules::refresh_verdict(
-            row.expires_at.0,
-            row.used_at.map(|t| t.0),
-            row.revoked_at.map(|t| t.0),
-            now,
-        );
+        let verdict = rules::refresh_verdict(row.expires_at, row.used_at, row.revoked_at, now);
         let mut conn = tx.conn();
         let outcome = match verdict {
             RefreshVerdict::Invalid => return Ok(RefreshOutcome::Invalid),
@@ -738,7 +732,7 @@ async fn failures(
     let row: FailureRow = conn
         .fetch_one(&sql, &[Arg::Text(value), Arg::Time(since)])
         .await?;
-    Ok((unsigned("n", row.n)?, row.oldest.map(|t| t.0)))
+    Ok((unsigned("n", row.n)?, row.oldest))
 }
 
 /// The user ids of a project's owners, locking every owner row (`row_lock`)
