@@ -23,17 +23,12 @@ from ._connection import RpcEndpoint
 from ._daemon import SpawnedDaemon, default_socket_path
 from ._params import PathLike
 from ._progress import ProgressBars
-from ._transfers import ProgressCallback, TransferWatch, batch_entry_error, connection_lost
+from ._transfers import DoneFlag, ProgressCallback, TransferWatch, batch_entry_error, connection_lost
 from .errors import ERR_INTERNAL, DaemonError, DaemonUnavailableError
 from .models import (
-    AssetMetadata,
-    AuthStatus,
     ContentVersion,
     DownloadResult,
     ProgressEvent,
-    Project,
-    ProjectMember,
-    Relationship,
     Transfer,
     UploadManyResult,
     UploadResult,
@@ -115,6 +110,21 @@ class ClientCore(Generic[Conn]):
         if self._closed:
             raise DaemonUnavailableError("the client is closed; call connect() to reconnect")
 
+    #: What a watch's waiter blocks on: ``threading.Event`` or ``asyncio.Event``.
+    _done_flag: Callable[[], DoneFlag]
+
+    def _watch_new_transfer(
+        self, start: JsonObject, on_progress: Optional[ProgressCallback]
+    ) -> TransferWatch:
+        """Follow a transfer: a new watch, registered by :meth:`_add_watch` (for one this client
+        just started, called before any notification about it is read)."""
+        watch = TransferWatch(start, on_progress, self._done_flag())
+        self._add_watch(watch)
+        return watch
+
+    def _add_watch(self, watch: TransferWatch) -> None:
+        raise NotImplementedError
+
 
 def checked_answer(method: str, result: Any) -> JsonObject:
     """A request's result, which must be a JSON object."""
@@ -126,120 +136,83 @@ def checked_answer(method: str, result: Any) -> JsonObject:
 # ---------------------------------------------------------------------- requests
 
 
+class Call(Generic[T]):
+    """What one public method (:mod:`dataerai._methods`) asks its client to do, without I/O.
+
+    The client does the I/O its kind calls for (one request, a transfer, a batch, a wait…) and
+    hands what that produced to :meth:`finish`, which makes the method's result ``T``.
+    """
+
+    def finish(self, raw: Any) -> T:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class Request(Generic[T]):
+class Request(Call[T]):
     """One daemon request: its method, its checked parameters and how to read its answer."""
 
     method: str
     params: JsonObject
     parse: Callable[[JsonObject], T]
+    resumes: Optional[str] = None
+    """``transfer.resume``: the transfer whose remembered end is stale once this succeeds."""
+
+    def finish(self, raw: Any) -> T:
+        return self.parse(raw)
 
 
-def _items(parse_item: Callable[[JsonObject], T]) -> Callable[[JsonObject], List[T]]:
+@dataclass(frozen=True)
+class Pages(Generic[T]):
+    """A paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``), read item by item."""
+
+    method: str
+    params: JsonObject
+    parse_item: Callable[[JsonObject], T]
+
+
+@dataclass(frozen=True)
+class AllPages(Call[List[T]]):
+    """Every item of a paged list method, as one list."""
+
+    pages: Pages[T]
+
+    def finish(self, raw: Any) -> List[T]:
+        return list(raw)
+
+
+@dataclass(frozen=True)
+class TransferRequest(Call[T]):
+    """A request that starts a transfer (``asset.upload``/``asset.download``), then followed to
+    its end: the client hands the transfer's result dict to :meth:`finish`."""
+
+    method: str
+    params: JsonObject
+    parse: Callable[[JsonObject], T]
+    on_progress: Optional[ProgressCallback]
+    transfer_timeout_s: Optional[float]
+    progress: bool
+
+    def finish(self, raw: Any) -> T:
+        return self.parse(raw)
+
+
+@dataclass(frozen=True)
+class WaitRequest(Call[Union[UploadResult, DownloadResult]]):
+    """Follow a transfer some client started; the client hands ``(kind, result dict)`` to
+    :meth:`finish`."""
+
+    transfer_id: str
+    timeout_s: Optional[float]
+    on_progress: Optional[ProgressCallback]
+
+    def finish(self, raw: Any) -> Union[UploadResult, DownloadResult]:
+        kind, result = raw
+        return transfer_result(kind, result)
+
+
+def items_of(parse_item: Callable[[JsonObject], T]) -> Callable[[JsonObject], List[T]]:
     """Read a one-page list answer (``{"items": [...]}``) item by item."""
     return lambda page: [parse_item(item) for item in page.get("items", [])]
-
-
-def _nothing(_: JsonObject) -> None:
-    return None
-
-
-def ping() -> Request[JsonObject]:
-    return Request("daemon.ping", {}, dict)
-
-
-def auth_status() -> Request[AuthStatus]:
-    return Request("auth.status", {}, AuthStatus.from_json)
-
-
-def create_project(name: str, description: str) -> Request[Project]:
-    params = {"name": _params.require_str(name, "name"), "description": description}
-    return Request("project.create", params, Project.from_json)
-
-
-def project_members(project_id: str) -> Request[ProjectMember]:
-    """The paged ``project.list_members`` (its ``parse`` reads one item)."""
-    params = {"project_id": _params.require_str(project_id, "project_id")}
-    return Request("project.list_members", params, ProjectMember.from_json)
-
-
-def add_project_member(project_id: str, email: str, role: str) -> Request[ProjectMember]:
-    params = {**_member(project_id, email), "role": _params.require_str(role, "role")}
-    return Request("project.add_member", params, ProjectMember.from_json)
-
-
-def remove_project_member(project_id: str, email: str) -> Request[None]:
-    return Request("project.remove_member", _member(project_id, email), _nothing)
-
-
-def _member(project_id: str, email: str) -> JsonObject:
-    return {
-        "project_id": _params.require_str(project_id, "project_id"),
-        "email": _params.require_str(email, "email"),
-    }
-
-
-def list_projects(limit: Optional[int], offset: Optional[int]) -> Request[List[Project]]:
-    return Request("project.list", _params.page(limit, offset), _items(Project.from_json))
-
-
-def projects() -> Request[Project]:
-    """The paged ``project.list`` (its ``parse`` reads one item)."""
-    return Request("project.list", {}, Project.from_json)
-
-
-def list_assets(
-    owner_type: Optional[str],
-    owner_id: Optional[str],
-    collection_id: Optional[str],
-    limit: Optional[int],
-    offset: Optional[int],
-) -> Request[List[AssetMetadata]]:
-    params = _params.list_assets(owner_type, owner_id, collection_id, limit, offset)
-    return Request("asset.list", params, _items(AssetMetadata.from_json))
-
-
-def assets(
-    owner_type: Optional[str], owner_id: Optional[str], collection_id: Optional[str]
-) -> Request[AssetMetadata]:
-    """The paged ``asset.list`` (its ``parse`` reads one item)."""
-    params = _params.list_assets(owner_type, owner_id, collection_id, None, None)
-    return Request("asset.list", params, AssetMetadata.from_json)
-
-
-def get_metadata(asset_id: str) -> Request[AssetMetadata]:
-    params = {"asset_id": _params.require_str(asset_id, "asset_id")}
-    return Request("asset.get_metadata", params, AssetMetadata.from_json)
-
-
-def set_metadata(asset_id: str, fields: Mapping[str, Any]) -> Request[AssetMetadata]:
-    return Request("asset.set_metadata", _params.set_metadata(asset_id, fields), AssetMetadata.from_json)
-
-
-def create_relationship(params: JsonObject) -> Request[Relationship]:
-    return Request("relationship.create", params, Relationship.from_json)
-
-
-def list_versions(
-    asset_id: str, limit: Optional[int], offset: Optional[int]
-) -> Request[List[ContentVersion]]:
-    params = {"asset_id": _params.require_str(asset_id, "asset_id"), **_params.page(limit, offset)}
-    return Request("asset.list_versions", params, _items(ContentVersion.from_json))
-
-
-def versions(asset_id: str) -> Request[ContentVersion]:
-    """The paged ``asset.list_versions`` (its ``parse`` reads one item)."""
-    params = {"asset_id": _params.require_str(asset_id, "asset_id")}
-    return Request("asset.list_versions", params, ContentVersion.from_json)
-
-
-def list_transfers() -> Request[List[Transfer]]:
-    return Request("transfer.list", {}, _items(Transfer.from_json))
-
-
-def transfer(action: str, transfer_id: str) -> Request[Transfer]:
-    """``transfer.get``, ``transfer.cancel``, ``transfer.pause`` or ``transfer.resume``."""
-    return Request(f"transfer.{action}", _params.transfer(transfer_id), Transfer.from_json)
 
 
 # ---------------------------------------------------------------------- following transfers
@@ -376,10 +349,12 @@ def download_version(
 
 
 @dataclass(frozen=True)
-class UploadManyPlan:
-    """A checked ``upload_many`` call: its items, in batches the daemon accepts."""
+class UploadManyPlan(Call[List[UploadManyResult]]):
+    """A checked ``upload_many`` call: its items, in batches the daemon accepts. The client sends
+    each of :meth:`batches` and hands the items' results, in input order, to :meth:`finish`."""
 
     items: List[JsonObject]
+    concurrency: int
     chunk_size_mb: Optional[int]
     deadline: Optional[float]
     bars: Optional[ProgressBars]
@@ -387,12 +362,12 @@ class UploadManyPlan:
     """What every item's progress goes to: the bars (which call the user's callback too), or
     the user's callback."""
 
-    def batches(self, concurrency: int, follow: Follow) -> Iterator[UploadBatch]:
+    def batches(self, follow: Follow) -> Iterator[UploadBatch]:
         """The requests to send one after the other; ``follow`` makes and registers a watch."""
         # The daemon takes at most 10,000 items per request; bigger inputs go batch after batch.
         for offset in range(0, len(self.items), _params.MAX_BATCH_ITEMS):
             part = self.items[offset : offset + _params.MAX_BATCH_ITEMS]
-            yield UploadBatch(part, offset, concurrency, self, follow)
+            yield UploadBatch(part, offset, self.concurrency, self, follow)
 
     def remaining(self) -> Optional[float]:
         """What is left of the whole call's ``transfer_timeout_s``."""
@@ -401,6 +376,9 @@ class UploadManyPlan:
     def close(self) -> None:
         if self.bars is not None:
             self.bars.close()
+
+    def finish(self, raw: Any) -> List[UploadManyResult]:
+        return list(raw)
 
 
 def upload_many_plan(
@@ -416,7 +394,7 @@ def upload_many_plan(
     transfer_timeout_s = _params.timeout(transfer_timeout_s, "transfer_timeout_s")
     bars = _progress.bars_for(progress, on_progress)
     deadline = None if transfer_timeout_s is None else time.monotonic() + transfer_timeout_s
-    return UploadManyPlan(batch, chunk_size_mb, deadline, bars, bars or on_progress)
+    return UploadManyPlan(batch, concurrency, chunk_size_mb, deadline, bars, bars or on_progress)
 
 
 class UploadBatch:

@@ -25,9 +25,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+)
 
-from . import _core, _params, _progress
+from . import _core, _methods, _params, _progress
 from ._connection import (
     RpcEndpoint,
     encode_request,
@@ -38,20 +50,11 @@ from ._connection import (
 )
 from ._daemon import SpawnedDaemon, find_binary
 from ._params import PathLike
-from ._transfers import ProgressCallback, TransferWatch, outcome, timeout_message
+from ._transfers import TransferWatch, outcome, timeout_message
 from .errors import DaemonError, DaemonTimeoutError
 from .models import (
-    AssetMetadata,
-    AuthStatus,
     ContentVersion,
-    DownloadResult,
-    Project,
-    ProjectMember,
-    Relationship,
-    Transfer,
-    UploadItem,
     UploadManyResult,
-    UploadResult,
 )
 
 __all__ = ["AsyncDataeraiClient"]
@@ -59,6 +62,10 @@ __all__ = ["AsyncDataeraiClient"]
 logger = logging.getLogger("dataerai")
 
 T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
 
 _MAX_INCOMING_LINE = 256 * 1024 * 1024
 _CONNECT_TIMEOUT_S = 5.0
@@ -205,6 +212,43 @@ class AsyncRpcConnection(RpcEndpoint):
             future.set_result(result)
 
 
+# Appended to the methods' docstrings, whose examples show the threaded client.
+_AWAITED = """
+    In :class:`~dataerai.AsyncDataeraiClient` this is a coroutine: ``await`` it (``on_progress``
+    runs in the event loop there).
+"""
+_ASYNC_FOR = """
+    In :class:`~dataerai.AsyncDataeraiClient` iterate with ``async for``.
+"""
+
+
+def _awaitable(
+    spec: Callable[P, _core.Call[T]],
+) -> Callable[Concatenate[AsyncDataeraiClient, P], Coroutine[Any, Any, T]]:
+    """The :class:`AsyncDataeraiClient` coroutine method that carries out ``spec``."""
+
+    async def method(self: AsyncDataeraiClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._perform(spec(*args, **kwargs))
+
+    return _methods.client_method(
+        method, spec, owner="AsyncDataeraiClient", pages_as="AsyncIterator", note=_AWAITED
+    )
+
+
+def _async_paging(
+    spec: Callable[P, _core.Pages[T]],
+) -> Callable[Concatenate[AsyncDataeraiClient, P], AsyncIterator[T]]:
+    """The :class:`AsyncDataeraiClient` method that iterates (``async for``) over a paged list."""
+
+    async def method(self: AsyncDataeraiClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        async for item in self._pages(spec(*args, **kwargs)):
+            yield item
+
+    return _methods.client_method(
+        method, spec, owner="AsyncDataeraiClient", pages_as="AsyncIterator", note=_ASYNC_FOR
+    )
+
+
 class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     """Client for the local Dataerai transfer daemon whose methods are coroutines.
 
@@ -222,6 +266,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
 
     Args: as for :class:`~dataerai.DataeraiClient`.
     """
+
+    _done_flag = asyncio.Event
 
     def __init__(
         self,
@@ -292,247 +338,34 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
                 await _stop_daemon(daemon, 10.0 if asked_to_stop else 0.5)
 
     # ------------------------------------------------------------------ daemon methods
+    # Signatures, docstrings and argument checks: dataerai._methods (one copy for both clients).
 
-    async def ping(self) -> Dict[str, Any]:
-        """Check the daemon answers; returns ``{"version", "pid", "socket_path"}``."""
-        return await self._request(_core.ping())
-
-    async def auth_status(self) -> AuthStatus:
-        """Who the daemon is signed in as (:meth:`DataeraiClient.auth_status`)."""
-        return await self._request(_core.auth_status())
-
-    async def create_project(self, name: str, *, description: str = "") -> Project:
-        """Create a project (:meth:`DataeraiClient.create_project`)."""
-        return await self._request(_core.create_project(name, description))
-
-    async def list_project_members(self, project_id: str) -> List[ProjectMember]:
-        """Every member of a project with their role."""
-        return [member async for member in self.iter_project_members(project_id)]
-
-    async def iter_project_members(self, project_id: str) -> AsyncIterator[ProjectMember]:
-        """Members of a project, fetched page by page as you iterate (``async for``)."""
-        async for member in self._pages(_core.project_members(project_id)):
-            yield member
-
-    async def add_project_member(self, project_id: str, email: str, role: str) -> ProjectMember:
-        """Add a user (by email) to a project, or change a member's role."""
-        return await self._request(_core.add_project_member(project_id, email, role))
-
-    async def remove_project_member(self, project_id: str, email: str) -> None:
-        """Remove a user from a project (the last owner cannot be removed)."""
-        await self._request(_core.remove_project_member(project_id, email))
-
-    async def list_projects(
-        self, *, limit: Optional[int] = None, offset: Optional[int] = None
-    ) -> List[Project]:
-        """Projects you belong to (one page)."""
-        return await self._request(_core.list_projects(limit, offset))
-
-    async def iter_projects(self) -> AsyncIterator[Project]:
-        """Every project you belong to, fetched page by page as you iterate (``async for``)."""
-        async for project in self._pages(_core.projects()):
-            yield project
-
-    async def list_assets(
-        self,
-        *,
-        owner_type: Optional[str] = None,
-        owner_id: Optional[str] = None,
-        collection_id: Optional[str] = None,
-        limit: Optional[int] = None,
-        offset: Optional[int] = None,
-    ) -> List[AssetMetadata]:
-        """Assets of an owner (default: yours) or of a collection (one page)."""
-        return await self._request(_core.list_assets(owner_type, owner_id, collection_id, limit, offset))
-
-    async def iter_assets(
-        self,
-        *,
-        owner_type: Optional[str] = None,
-        owner_id: Optional[str] = None,
-        collection_id: Optional[str] = None,
-    ) -> AsyncIterator[AssetMetadata]:
-        """Every asset of an owner or collection, fetched page by page (``async for``)."""
-        async for asset in self._pages(_core.assets(owner_type, owner_id, collection_id)):
-            yield asset
-
-    async def upload(
-        self,
-        local_path: PathLike,
-        *,
-        title: str,
-        owner_type: str,
-        owner_id: str,
-        description: Optional[str] = None,
-        alias: Optional[str] = None,
-        tags: Optional[Iterable[str]] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-        collection_id: Optional[str] = None,
-        chunk_size_mb: Optional[int] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        transfer_timeout_s: Optional[float] = 3600,
-        progress: bool = False,
-    ) -> UploadResult:
-        """Upload a file or directory as a new asset (:meth:`DataeraiClient.upload`)."""
-        params = _params.upload(
-            local_path,
-            title=title,
-            owner_type=owner_type,
-            owner_id=owner_id,
-            description=description,
-            alias=alias,
-            tags=tags,
-            metadata=metadata,
-            collection_id=collection_id,
-            chunk_size_mb=chunk_size_mb,
-        )
-        result = await self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s, progress)
-        return UploadResult.from_json(result)
-
-    async def download(
-        self,
-        asset_id: str,
-        dest_dir: PathLike,
-        *,
-        content_id: Optional[str] = None,
-        chunk_size_mb: Optional[int] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        transfer_timeout_s: Optional[float] = 3600,
-        progress: bool = False,
-    ) -> DownloadResult:
-        """Download an asset's latest (or a given) version (:meth:`DataeraiClient.download`)."""
-        params = _params.download(asset_id, dest_dir, content_id, chunk_size_mb)
-        result = await self._run_transfer("asset.download", params, on_progress, transfer_timeout_s, progress)
-        return DownloadResult.from_json(result)
-
-    async def get_metadata(self, asset_id: str) -> AssetMetadata:
-        """An asset's metadata."""
-        return await self._request(_core.get_metadata(asset_id))
-
-    async def set_metadata(self, asset_id: str, **fields: Any) -> AssetMetadata:
-        """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``."""
-        return await self._request(_core.set_metadata(asset_id, fields))
-
-    async def create_relationship(
-        self,
-        from_asset_id: str,
-        to_asset_id: str,
-        rel_type: Optional[str] = None,
-        *,
-        relationship_type: Optional[str] = None,
-        analysis_mode: Optional[str] = None,
-        qualifier_note: Optional[str] = None,
-        qualifier_time: Any = None,
-        qualifiers: Optional[Mapping[str, Any]] = None,
-    ) -> Relationship:
-        """Record that ``from_asset_id`` depends on ``to_asset_id``
-        (:meth:`DataeraiClient.create_relationship`)."""
-        params = _params.relationship(
-            from_asset_id,
-            to_asset_id,
-            rel_type,
-            relationship_type,
-            analysis_mode,
-            qualifier_note,
-            qualifier_time,
-            qualifiers,
-        )
-        return await self._request(_core.create_relationship(params))
-
-    async def upload_version(
-        self,
-        asset_id: str,
-        local_path: PathLike,
-        *,
-        chunk_size_mb: Optional[int] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        transfer_timeout_s: Optional[float] = 3600,
-        progress: bool = False,
-    ) -> UploadResult:
-        """Upload a new content version of an existing asset."""
-        params = _params.upload_version(asset_id, local_path, chunk_size_mb)
-        result = await self._run_transfer("asset.upload", params, on_progress, transfer_timeout_s, progress)
-        return UploadResult.from_json(result)
-
-    async def list_versions(
-        self, asset_id: str, *, limit: Optional[int] = None, offset: Optional[int] = None
-    ) -> List[ContentVersion]:
-        """An asset's complete content versions, newest first (one page)."""
-        return await self._request(_core.list_versions(asset_id, limit, offset))
-
-    async def iter_versions(self, asset_id: str) -> AsyncIterator[ContentVersion]:
-        """Every complete content version of an asset, newest first (``async for``)."""
-        async for version in self._pages(_core.versions(asset_id)):
-            yield version
-
-    async def upload_many(
-        self,
-        items: Iterable[Union[UploadItem, Mapping[str, Any]]],
-        *,
-        concurrency: int = 8,
-        chunk_size_mb: Optional[int] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        transfer_timeout_s: Optional[float] = 3600,
-        progress: bool = False,
-    ) -> List[UploadManyResult]:
-        """Upload many files as many assets, ``concurrency`` at a time
-        (:meth:`DataeraiClient.upload_many`)."""
-        plan = _core.upload_many_plan(
-            items, concurrency, chunk_size_mb, on_progress, transfer_timeout_s, progress
-        )
-        if not plan.items:
-            return []
-        results: List[UploadManyResult] = []
-        try:
-            for batch in plan.batches(concurrency, self._watch_new_transfer):
-                results.extend(await self._upload_batch(batch))
-        finally:
-            plan.close()
-        return results
-
-    async def list_transfers(self) -> List[Transfer]:
-        """Transfers the daemon knows (this run's and its journal's)."""
-        return await self._request(_core.list_transfers())
-
-    async def get_transfer(self, transfer_id: str) -> Transfer:
-        """A transfer's current state."""
-        return await self._request(_core.transfer("get", transfer_id))
-
-    async def cancel_transfer(self, transfer_id: str) -> Transfer:
-        """Cancel a queued, running, retrying or paused transfer."""
-        return await self._request(_core.transfer("cancel", transfer_id))
-
-    async def pause_transfer(self, transfer_id: str) -> Transfer:
-        """Pause a transfer (chunks in flight finish, no new ones start)."""
-        return await self._request(_core.transfer("pause", transfer_id))
-
-    async def resume_transfer(self, transfer_id: str) -> Transfer:
-        """Continue a paused transfer, or a resumable failed one."""
-        transfer = await self._request(_core.transfer("resume", transfer_id))
-        self._book.forget_finished(transfer_id)
-        return transfer
-
-    async def wait_transfer(
-        self,
-        transfer_id: str,
-        timeout_s: Optional[float] = None,
-        on_progress: Optional[ProgressCallback] = None,
-    ) -> Union[UploadResult, DownloadResult]:
-        """Wait until a transfer (started by any client) finishes; return its result
-        (:meth:`DataeraiClient.wait_transfer`)."""
-        _params.require_str(transfer_id, "transfer_id")
-        timeout_s = _params.timeout(timeout_s, "timeout_s")
-        watch = TransferWatch({"transfer_id": transfer_id}, on_progress, asyncio.Event())
-        self._add_watch(watch)
-        try:
-            transfer = await self.get_transfer(transfer_id)
-            _core.adopt_snapshot(watch, transfer)
-            if transfer.finished:
-                watch.finish_from_snapshot(transfer)
-            result = await self._await_watch(watch, timeout_s)
-        finally:
-            self._remove_watch(watch)
-        return _core.transfer_result(transfer.kind, result)
+    ping = _awaitable(_methods.ping)
+    auth_status = _awaitable(_methods.auth_status)
+    create_project = _awaitable(_methods.create_project)
+    list_project_members = _awaitable(_methods.list_project_members)
+    iter_project_members = _async_paging(_methods.iter_project_members)
+    add_project_member = _awaitable(_methods.add_project_member)
+    remove_project_member = _awaitable(_methods.remove_project_member)
+    list_projects = _awaitable(_methods.list_projects)
+    iter_projects = _async_paging(_methods.iter_projects)
+    list_assets = _awaitable(_methods.list_assets)
+    iter_assets = _async_paging(_methods.iter_assets)
+    upload = _awaitable(_methods.upload)
+    download = _awaitable(_methods.download)
+    get_metadata = _awaitable(_methods.get_metadata)
+    set_metadata = _awaitable(_methods.set_metadata)
+    create_relationship = _awaitable(_methods.create_relationship)
+    upload_version = _awaitable(_methods.upload_version)
+    list_versions = _awaitable(_methods.list_versions)
+    iter_versions = _async_paging(_methods.iter_versions)
+    upload_many = _awaitable(_methods.upload_many)
+    list_transfers = _awaitable(_methods.list_transfers)
+    get_transfer = _awaitable(_methods.get_transfer)
+    cancel_transfer = _awaitable(_methods.cancel_transfer)
+    pause_transfer = _awaitable(_methods.pause_transfer)
+    resume_transfer = _awaitable(_methods.resume_transfer)
+    wait_transfer = _awaitable(_methods.wait_transfer)
 
     # ------------------------------------------------------------------ internals
 
@@ -558,16 +391,34 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
         )
         return _core.checked_answer(method, result)
 
-    async def _request(self, request: _core.Request[T]) -> T:
-        return request.parse(await self._call(request.method, request.params))
+    async def _perform(self, call: _core.Call[T]) -> T:
+        """Carry out what a public method asked for (:mod:`dataerai._methods`); its result."""
+        return call.finish(await self._carry_out(call))
 
-    async def _pages(self, request: _core.Request[T]) -> AsyncIterator[T]:
+    async def _carry_out(self, call: _core.Call[Any]) -> Any:
+        """The I/O ``call``'s kind needs; what it produced, for ``call.finish``."""
+        if isinstance(call, _core.Request):
+            answer = await self._call(call.method, call.params)
+            if call.resumes is not None:
+                self._book.forget_finished(call.resumes)
+            return answer
+        if isinstance(call, _core.AllPages):
+            return [item async for item in self._pages(call.pages)]
+        if isinstance(call, _core.TransferRequest):
+            return await self._run_transfer(call)
+        if isinstance(call, _core.UploadManyPlan):
+            return await self._upload_many(call)
+        if isinstance(call, _core.WaitRequest):
+            return await self._wait(call)
+        raise TypeError(f"not a daemon call: {call!r}")
+
+    async def _pages(self, pages: _core.Pages[T]) -> AsyncIterator[T]:
         offset: Optional[int] = 0
         while offset is not None:
-            answer = await self._call(request.method, _params.next_page(request.params, offset))
+            answer = await self._call(pages.method, _params.next_page(pages.params, offset))
             items, offset = _params.page_items(answer, offset)
             for item in items:
-                yield request.parse(item)
+                yield pages.parse_item(item)
 
     async def _try_connect(self) -> Optional[AsyncRpcConnection]:
         try:
@@ -617,20 +468,15 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
         except DaemonError:
             return None
 
-    async def _run_transfer(
-        self,
-        method: str,
-        params: Dict[str, Any],
-        on_progress: Optional[ProgressCallback],
-        transfer_timeout_s: Optional[float],
-        progress: bool,
-    ) -> Dict[str, Any]:
-        started = _core.StartedTransfer(self._watch_new_transfer, on_progress, progress, transfer_timeout_s)
+    async def _run_transfer(self, call: _core.TransferRequest[Any]) -> Dict[str, Any]:
+        started = _core.StartedTransfer(
+            self._watch_new_transfer, call.on_progress, call.progress, call.transfer_timeout_s
+        )
         try:
             if started.bars is not None:
-                started.info = await self._progress_info(method, params)
+                started.info = await self._progress_info(call.method, call.params)
             # started.register runs in the reader task, before any notification about it is read.
-            await self._call(method, params, on_result=started.register)
+            await self._call(call.method, call.params, on_result=started.register)
             watch = started.watch
             assert watch is not None
             try:
@@ -653,6 +499,17 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
             pass  # the download itself reports what is wrong
         return _progress.download_info(params, version)
 
+    async def _upload_many(self, plan: _core.UploadManyPlan) -> List[UploadManyResult]:
+        if not plan.items:
+            return []
+        results: List[UploadManyResult] = []
+        try:
+            for batch in plan.batches(self._watch_new_transfer):
+                results.extend(await self._upload_batch(batch))
+        finally:
+            plan.close()
+        return results
+
     async def _upload_batch(self, batch: _core.UploadBatch) -> List[UploadManyResult]:
         try:
             # batch.register runs in the reader task, before any notification about these is read.
@@ -667,12 +524,17 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
             for watch in batch.watches.values():
                 self._remove_watch(watch)
 
-    def _watch_new_transfer(
-        self, start: Dict[str, Any], on_progress: Optional[ProgressCallback]
-    ) -> TransferWatch:
-        watch = TransferWatch(start, on_progress, asyncio.Event())
-        self._add_watch(watch)
-        return watch
+    async def _wait(self, call: _core.WaitRequest) -> Tuple[str, Dict[str, Any]]:
+        """Follow a transfer any client started to its end: its kind and result."""
+        watch = self._watch_new_transfer({"transfer_id": call.transfer_id}, call.on_progress)
+        try:
+            transfer = await self.get_transfer(call.transfer_id)
+            _core.adopt_snapshot(watch, transfer)
+            if transfer.finished:
+                watch.finish_from_snapshot(transfer)
+            return transfer.kind, await self._await_watch(watch, call.timeout_s)
+        finally:
+            self._remove_watch(watch)
 
     def _add_watch(self, watch: TransferWatch) -> None:
         for task in self._book.add(watch):

@@ -1,0 +1,615 @@
+"""The public daemon methods of both clients, each written once: signature, docstring, checks.
+
+Each function here takes a method's arguments, checks them and says what to do, without I/O:
+a :class:`~dataerai._core.Call` (one request, a transfer to start and follow, an
+``upload_many`` batch, a wait) or :class:`~dataerai._core.Pages` (a paged list to iterate).
+:class:`~dataerai.DataeraiClient` and :class:`~dataerai.AsyncDataeraiClient` list them in a
+method table and carry them out, blocking or awaited (:func:`client_method` gives the generated
+methods these functions' names, docstrings and signatures, so ``help()``, ``inspect.signature``
+and type checkers see the real parameters). A new daemon method is one function here and one
+table line in each client. The examples in the docstrings use the threaded client; with
+:class:`~dataerai.AsyncDataeraiClient`, ``await`` the same calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from datetime import datetime
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    TypeVar,
+    Union,
+)
+
+from . import _params
+from ._core import (
+    AllPages,
+    Call,
+    JsonObject,
+    Pages,
+    Request,
+    TransferRequest,
+    WaitRequest,
+    items_of,
+    upload_many_plan,
+)
+from ._params import PathLike
+from ._transfers import ProgressCallback
+from .models import (
+    AssetMetadata,
+    AuthStatus,
+    ContentVersion,
+    DownloadResult,
+    Project,
+    ProjectMember,
+    Relationship,
+    Transfer,
+    UploadItem,
+    UploadManyResult,
+    UploadResult,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ping() -> Call[Dict[str, Any]]:
+    """Check the daemon answers; returns ``{"version", "pid", "socket_path"}``."""
+    return Request("daemon.ping", {}, dict)
+
+
+def auth_status() -> Call[AuthStatus]:
+    """Who the daemon is signed in as.
+
+    Example::
+
+        status = client.auth_status()
+        print(status.user_email, status.expires_at)
+
+    Raises:
+        DaemonError: ``ERR_AUTH_REQUIRED`` when not signed in (run ``dataerai auth login``).
+    """
+    return Request("auth.status", {}, AuthStatus.from_json)
+
+
+def create_project(name: str, *, description: str = "") -> Call[Project]:
+    """Create a project (with its root collection, your owner membership and a quota).
+
+    Needs a token with the ``write`` scope.
+
+    Example::
+
+        project = client.create_project("Tomography 2026", description="Beamtime 7")
+        print(project.project_id, project.quota_bytes)
+    """
+    params = {"name": _params.require_str(name, "name"), "description": description}
+    return Request("project.create", params, Project.from_json)
+
+
+def list_project_members(project_id: str) -> Call[List[ProjectMember]]:
+    """Members of a project with their roles (any member may list them).
+
+    Example::
+
+        for m in client.list_project_members(project.project_id):
+            print(m.email, m.role)
+    """
+    return AllPages(iter_project_members(project_id))
+
+
+def iter_project_members(project_id: str) -> Pages[ProjectMember]:
+    """Members of a project, fetched page by page as you iterate."""
+    params = {"project_id": _params.require_str(project_id, "project_id")}
+    return Pages("project.list_members", params, ProjectMember.from_json)
+
+
+def add_project_member(project_id: str, email: str, role: str) -> Call[ProjectMember]:
+    """Add a user (by email) to a project, or change an existing member's role.
+
+    ``role`` is ``owner``, ``admin``, ``member`` (read and write) or ``viewer`` (read only).
+    Needs the ``owner`` or ``admin`` role; only owners grant or take away ``owner``.
+
+    Example::
+
+        client.add_project_member(project.project_id, "grace@lab.example", "viewer")
+    """
+    params = {**_member(project_id, email), "role": _params.require_str(role, "role")}
+    return Request("project.add_member", params, ProjectMember.from_json)
+
+
+def remove_project_member(project_id: str, email: str) -> Call[None]:
+    """Remove a user from a project (the last owner cannot be removed)."""
+    return Request("project.remove_member", _member(project_id, email), _nothing)
+
+
+def list_projects(*, limit: Optional[int] = None, offset: Optional[int] = None) -> Call[List[Project]]:
+    """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""
+    return Request("project.list", _params.page(limit, offset), items_of(Project.from_json))
+
+
+def iter_projects() -> Pages[Project]:
+    """Every project you belong to, fetched page by page as you iterate.
+
+    Example::
+
+        for project in client.iter_projects():
+            print(project.name, project.used_bytes)
+    """
+    return Pages("project.list", {}, Project.from_json)
+
+
+def list_assets(
+    *,
+    owner_type: Optional[str] = None,
+    owner_id: Optional[str] = None,
+    collection_id: Optional[str] = None,
+    limit: Optional[int] = None,
+    offset: Optional[int] = None,
+) -> Call[List[AssetMetadata]]:
+    """Assets of an owner (default: your personal assets) or of a collection (one page)."""
+    params = _params.list_assets(owner_type, owner_id, collection_id, limit, offset)
+    return Request("asset.list", params, items_of(AssetMetadata.from_json))
+
+
+def iter_assets(
+    *,
+    owner_type: Optional[str] = None,
+    owner_id: Optional[str] = None,
+    collection_id: Optional[str] = None,
+) -> Pages[AssetMetadata]:
+    """Every asset of an owner (default: your personal assets) or of a collection, fetched
+    page by page as you iterate (the filters of :meth:`list_assets`).
+
+    Example::
+
+        for asset in client.iter_assets(owner_type="project", owner_id=project.project_id):
+            print(asset.title, asset.total_bytes)
+    """
+    params = _params.list_assets(owner_type, owner_id, collection_id, None, None)
+    return Pages("asset.list", params, AssetMetadata.from_json)
+
+
+def upload(
+    local_path: PathLike,
+    *,
+    title: str,
+    owner_type: str,
+    owner_id: str,
+    description: Optional[str] = None,
+    alias: Optional[str] = None,
+    tags: Optional[Iterable[str]] = None,
+    metadata: Optional[Mapping[str, Any]] = None,
+    collection_id: Optional[str] = None,
+    chunk_size_mb: Optional[int] = None,
+    on_progress: Optional[ProgressCallback] = None,
+    transfer_timeout_s: Optional[float] = 3600,
+    progress: bool = False,
+) -> Call[UploadResult]:
+    """Upload a file or a directory as a new asset and block until the server verified it.
+
+    The daemon does the work (parallel chunks, BLAKE3 checks, retries with backoff while
+    the server is unreachable, resume after a crash); this call follows it. A file the
+    server already holds for the same owner (same size and BLAKE3) is not sent again
+    (``result.deduplicated``, ``result.bytes_sent == 0``).
+
+    Args:
+        local_path: The file or directory to upload (relative paths are resolved here, not
+            in the daemon). A directory becomes **one** asset holding every regular file
+            below it, named by its ``/``-separated relative path (``result.files``). A
+            symlink pointing out of the directory, or an empty directory, is refused with
+            ``ERR_INVALID_INPUT`` before anything is sent.
+        title: Asset title (required, non-empty).
+        owner_type: ``"user"`` for a personal asset or ``"project"``.
+        owner_id: Your user id (``auth_status().user_id``) or a project id.
+        description, alias, tags, metadata: Descriptive metadata; ``metadata`` is a dict.
+        collection_id: Collection of a project-owned asset (default: the project's root).
+        chunk_size_mb: Chunk size in MiB, a power of two from 1 to 512 (default 64).
+        on_progress: Called with a :class:`~dataerai.ProgressEvent` after each chunk, on a
+            background thread; the last call has ``bytes_done == bytes_total``. Exceptions
+            it raises are logged and ignored.
+        transfer_timeout_s: How long to wait for completion (``None``: forever). On expiry
+            :class:`~dataerai.DaemonTimeoutError` is raised **but the transfer continues in
+            the daemon**; the error's ``transfer_id`` identifies it (follow it again with
+            :meth:`wait_transfer`, stop it with :meth:`cancel_transfer`). We chose not to
+            cancel so that a long upload is never thrown away because a script's patience
+            ran out.
+        progress: Show a ``tqdm.auto`` progress bar per file (a widget in Jupyter, text in
+            a terminal) with rate and ETA; ``on_progress`` is still called. Needs tqdm
+            (``pip install 'dataerai-sdk[notebook]'``), else :class:`ImportError`.
+
+    Example::
+
+        result = client.upload("spectrum.csv", title="Raman spectrum", owner_type="user",
+                               owner_id=client.auth_status().user_id,
+                               metadata={"laser_nm": 532})
+        print(result.asset_id, result.total_bytes)
+
+        run = client.upload("run_042/", title="Run 42", owner_type="project",
+                            owner_id=project.project_id)
+        print(run.file_count, [f.name for f in run.files])   # "raw/frame_001.tif", …
+
+    Raises:
+        DaemonError: e.g. ``ERR_INVALID_INPUT`` (missing file, bad owner type, metadata not
+            a dict, …), ``ERR_PERMISSION_DENIED``, ``ERR_QUOTA_EXCEEDED``,
+            ``ERR_AUTH_REQUIRED``, ``ERR_SERVER_UNREACHABLE``.
+        DaemonTimeoutError: not finished within ``transfer_timeout_s``.
+        ConnectionError: the daemon went away.
+    """
+    params = _params.upload(
+        local_path,
+        title=title,
+        owner_type=owner_type,
+        owner_id=owner_id,
+        description=description,
+        alias=alias,
+        tags=tags,
+        metadata=metadata,
+        collection_id=collection_id,
+        chunk_size_mb=chunk_size_mb,
+    )
+    return TransferRequest(
+        "asset.upload", params, UploadResult.from_json, on_progress, transfer_timeout_s, progress
+    )
+
+
+def download(
+    asset_id: str,
+    dest_dir: PathLike,
+    *,
+    content_id: Optional[str] = None,
+    chunk_size_mb: Optional[int] = None,
+    on_progress: Optional[ProgressCallback] = None,
+    transfer_timeout_s: Optional[float] = 3600,
+    progress: bool = False,
+) -> Call[DownloadResult]:
+    """Download an asset's latest (or a given) content version into ``dest_dir``.
+
+    Blocks until every file is written and verified. Files appear under their final name
+    only once their BLAKE3 checksum matches; ``dest_dir`` is created if missing. A
+    multi-file version (a directory upload) is restored as the same tree below
+    ``dest_dir``; each :class:`~dataerai.DownloadedFile` has its relative ``filename``.
+    ``content_id`` selects an older version (see :meth:`list_versions`).
+    ``on_progress``, ``transfer_timeout_s`` and ``progress`` behave as in :meth:`upload`.
+
+    Example::
+
+        result = client.download(asset_id, "data/")
+        for f in result.files:
+            print(f.filename, f.local_path, f.size, f.checksum)
+
+    Raises:
+        DaemonError: ``ERR_NOT_FOUND``, ``ERR_PERMISSION_DENIED``, ``ERR_INTEGRITY`` (the
+            bytes did not match their checksum; nothing is left under the final name),
+            ``ERR_NO_SPACE`` (resumable with :meth:`resume_transfer` once space is freed),
+            ``ERR_INVALID_INPUT`` (a stored name would escape ``dest_dir``).
+    """
+    params = _params.download(asset_id, dest_dir, content_id, chunk_size_mb)
+    return TransferRequest(
+        "asset.download", params, DownloadResult.from_json, on_progress, transfer_timeout_s, progress
+    )
+
+
+def get_metadata(asset_id: str) -> Call[AssetMetadata]:
+    """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
+    params = {"asset_id": _params.require_str(asset_id, "asset_id")}
+    return Request("asset.get_metadata", params, AssetMetadata.from_json)
+
+
+def set_metadata(asset_id: str, **fields: Any) -> Call[AssetMetadata]:
+    """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``.
+
+    ``metadata`` is merged key by key into the stored dict (a ``None`` value deletes a
+    key); ``tags`` replaces the list. Returns the updated metadata.
+
+    Example::
+
+        client.set_metadata(asset_id, tags=["raw", "tomo"], metadata={"energy_keV": 25})
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` for an unknown field name (checked here).
+    """
+    return Request("asset.set_metadata", _params.set_metadata(asset_id, fields), AssetMetadata.from_json)
+
+
+def create_relationship(
+    from_asset_id: str,
+    to_asset_id: str,
+    rel_type: Optional[str] = None,
+    *,
+    relationship_type: Optional[str] = None,
+    analysis_mode: Optional[str] = None,
+    qualifier_note: Optional[str] = None,
+    qualifier_time: Optional[Union[datetime, str]] = None,
+    qualifiers: Optional[Mapping[str, Any]] = None,
+) -> Call[Relationship]:
+    """Record that ``from_asset_id`` depends on ``to_asset_id`` (provenance).
+
+    Give the type either positionally (``rel_type``) or as ``relationship_type=`` — exactly
+    one of them. Needs write access to the source asset and read access to the target.
+
+    Args:
+        rel_type / relationship_type: e.g. ``"derived_from"``, ``"analysis_of"`` (≤255 chars).
+        analysis_mode: One of ``non_destructive, altering, destructive, in_situ, ex_situ,
+            invasive, non_invasive``.
+        qualifier_note: Free text, stored as ``qualifiers["note"]``.
+        qualifier_time: A ``datetime`` (naive means local time) or ISO-8601 string, stored
+            as ``qualifiers["time"]``.
+        qualifiers: Any JSON object.
+
+    Example::
+
+        rel = client.create_relationship(fit.asset_id, raw.asset_id,
+                                         relationship_type="derived_from",
+                                         analysis_mode="non_destructive")
+        print(rel.related_asset["title"])
+
+    Raises:
+        DaemonError: ``ERR_RELATIONSHIP_EXISTS`` for a duplicate edge,
+            ``ERR_PERMISSION_DENIED``, ``ERR_NOT_FOUND``, ``ERR_INVALID_INPUT``.
+    """
+    params = _params.relationship(
+        from_asset_id,
+        to_asset_id,
+        rel_type,
+        relationship_type,
+        analysis_mode,
+        qualifier_note,
+        qualifier_time,
+        qualifiers,
+    )
+    return Request("relationship.create", params, Relationship.from_json)
+
+
+def upload_version(
+    asset_id: str,
+    local_path: PathLike,
+    *,
+    chunk_size_mb: Optional[int] = None,
+    on_progress: Optional[ProgressCallback] = None,
+    transfer_timeout_s: Optional[float] = 3600,
+    progress: bool = False,
+) -> Call[UploadResult]:
+    """Upload a file or directory as a **new content version** of an existing asset.
+
+    The asset keeps its id, metadata and relationships; downloads without ``content_id``
+    get the new version once it is verified, older ones stay reachable by ``content_id``.
+    Needs write access to the asset. Change metadata with :meth:`set_metadata`.
+    ``on_progress``, ``transfer_timeout_s`` and ``progress`` behave as in :meth:`upload`.
+
+    Example::
+
+        v2 = client.upload_version(asset_id, "scan_0042_recalibrated.h5")
+        versions = client.list_versions(asset_id)        # newest first
+        client.download(asset_id, "old/", content_id=versions[-1].content_id)
+
+    Raises:
+        DaemonError: ``ERR_NOT_FOUND``, ``ERR_PERMISSION_DENIED``, ``ERR_QUOTA_EXCEEDED``,
+            ``ERR_INVALID_INPUT``, …
+    """
+    params = _params.upload_version(asset_id, local_path, chunk_size_mb)
+    return TransferRequest(
+        "asset.upload", params, UploadResult.from_json, on_progress, transfer_timeout_s, progress
+    )
+
+
+def list_versions(
+    asset_id: str, *, limit: Optional[int] = None, offset: Optional[int] = None
+) -> Call[List[ContentVersion]]:
+    """An asset's complete content versions, newest first (one page).
+
+    Example::
+
+        for v in client.list_versions(asset_id):
+            print(v.content_id, v.total_bytes, v.completed_at, [f.name for f in v.files])
+    """
+    params = {"asset_id": _params.require_str(asset_id, "asset_id"), **_params.page(limit, offset)}
+    return Request("asset.list_versions", params, items_of(ContentVersion.from_json))
+
+
+def iter_versions(asset_id: str) -> Pages[ContentVersion]:
+    """Every complete content version of an asset, newest first, fetched page by page."""
+    params = {"asset_id": _params.require_str(asset_id, "asset_id")}
+    return Pages("asset.list_versions", params, ContentVersion.from_json)
+
+
+def upload_many(
+    items: Iterable[Union[UploadItem, Mapping[str, Any]]],
+    *,
+    concurrency: int = 8,
+    chunk_size_mb: Optional[int] = None,
+    on_progress: Optional[ProgressCallback] = None,
+    transfer_timeout_s: Optional[float] = 3600,
+    progress: bool = False,
+) -> Call[List[UploadManyResult]]:
+    """Upload many files (or directories) as many assets, ``concurrency`` at a time.
+
+    One request hands the whole batch to the daemon, which runs at most ``concurrency``
+    uploads at once (1–64) — much faster than calling :meth:`upload` in a loop for small
+    files. A failing item (missing file, no permission, …) does not stop the others: every
+    item gets an :class:`~dataerai.UploadManyResult` in input order with either ``result``
+    or ``error``.
+
+    Args:
+        items: :class:`~dataerai.UploadItem` objects or dicts with the keyword arguments
+            of :meth:`upload`: ``local_path``, ``title``, ``owner_type``, ``owner_id`` and
+            optionally ``description``, ``alias``, ``tags``, ``metadata``,
+            ``collection_id`` (or ``asset_id`` instead of title/owner for a new version).
+        on_progress: Receives the progress of every item (tell them apart by
+            ``event.transfer_id``).
+        transfer_timeout_s: Limit for the **whole** batch (``None``: forever). Items still
+            running then get a :class:`~dataerai.DaemonTimeoutError` as their ``error``;
+            their transfers continue in the daemon (``error.transfer_id``).
+        progress: One ``tqdm.auto`` bar per item, as in :meth:`upload`.
+
+    Example::
+
+        items = [{"local_path": p, "title": p.name, "owner_type": "project",
+                  "owner_id": project.project_id} for p in Path("frames").glob("*.tif")]
+        for item in client.upload_many(items, concurrency=16):
+            if item.error:
+                print(item.local_path, item.error.code, item.error.message)
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` when an item is not a dict/``UploadItem`` or has
+            an unknown key (nothing is started then).
+        ConnectionError: the daemon went away.
+    """
+    return upload_many_plan(items, concurrency, chunk_size_mb, on_progress, transfer_timeout_s, progress)
+
+
+def list_transfers() -> Call[List[Transfer]]:
+    """Transfers the daemon knows: this run's and those in its journal from earlier runs.
+
+    Example::
+
+        for t in client.list_transfers():
+            print(t.transfer_id, t.kind, t.state, f"{t.percent:.0f}%")
+    """
+    return Request("transfer.list", {}, items_of(Transfer.from_json))
+
+
+def get_transfer(transfer_id: str) -> Call[Transfer]:
+    """A transfer's current state (``state``, ``bytes_done``, ``attempt``, ``error``, …).
+
+    Raises:
+        DaemonError: ``ERR_NOT_FOUND`` for an unknown id.
+    """
+    return Request("transfer.get", _params.transfer(transfer_id), Transfer.from_json)
+
+
+def cancel_transfer(transfer_id: str) -> Call[Transfer]:
+    """Cancel a queued, running, retrying or paused transfer.
+
+    Returns the transfer as the daemon saw it when it took the request (a running one turns
+    ``cancelled`` a moment later). Nothing partial is published; waiters get
+    ``DaemonError`` with ``ERR_CANCELLED``. Any client of the daemon may cancel any of its
+    transfers; cancelling a finished transfer changes nothing.
+    """
+    return Request("transfer.cancel", _params.transfer(transfer_id), Transfer.from_json)
+
+
+def pause_transfer(transfer_id: str) -> Call[Transfer]:
+    """Pause a transfer: chunks in flight finish, no new ones start (state ``paused``).
+
+    Returns the transfer as the daemon saw it when it took the request: its state may still
+    read ``running`` until the chunks in flight have finished, then turns ``paused`` (see
+    :meth:`get_transfer`). A paused transfer stays paused across daemon restarts until
+    :meth:`resume_transfer`. Waiters keep waiting.
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` for a finished transfer, ``ERR_NOT_FOUND``.
+    """
+    return Request("transfer.pause", _params.transfer(transfer_id), Transfer.from_json)
+
+
+def resume_transfer(transfer_id: str) -> Call[Transfer]:
+    """Continue a paused transfer, or a failed one whose error was ``ERR_NO_SPACE``,
+    ``ERR_SERVER_UNREACHABLE`` or ``ERR_INTEGRITY``, from where it stopped.
+
+    Example::
+
+        try:
+            client.download(asset_id, "/scratch/data")
+        except DaemonError as err:
+            if err.code != "ERR_NO_SPACE":
+                raise
+            ...  # free some space
+            t = client.list_transfers()[-1]
+            client.resume_transfer(t.transfer_id)
+            client.wait_transfer(t.transfer_id)
+    """
+    params = _params.transfer(transfer_id)
+    return Request("transfer.resume", params, Transfer.from_json, resumes=transfer_id)
+
+
+def wait_transfer(
+    transfer_id: str,
+    timeout_s: Optional[float] = None,
+    on_progress: Optional[ProgressCallback] = None,
+) -> Call[Union[UploadResult, DownloadResult]]:
+    """Block until a transfer — started by any client, or resumed by a restarted daemon —
+    finishes, and return its result.
+
+    Waits through ``retrying`` and ``paused`` states. Several clients (or threads) may wait
+    for the same transfer at once.
+
+    Args:
+        transfer_id: e.g. ``err.transfer_id`` of a :class:`~dataerai.DaemonTimeoutError`.
+        timeout_s: How long to wait (``None``: forever). On expiry
+            :class:`~dataerai.DaemonTimeoutError` is raised and the transfer continues.
+        on_progress: As in :meth:`upload`, from now on.
+
+    Returns:
+        :class:`~dataerai.UploadResult` for an upload, :class:`~dataerai.DownloadResult`
+        for a download.
+
+    Example::
+
+        try:
+            up = client.upload(path, title="big", owner_type="user", owner_id=uid,
+                               transfer_timeout_s=60)
+        except DaemonTimeoutError as err:
+            up = client.wait_transfer(err.transfer_id)   # or client.cancel_transfer(…)
+
+    Raises:
+        DaemonError: the transfer failed (its ``ERR_*`` code) or was cancelled
+            (``ERR_CANCELLED``); ``ERR_NOT_FOUND`` for an unknown id.
+        DaemonTimeoutError: not finished within ``timeout_s``.
+        ConnectionError: the daemon went away.
+    """
+    _params.require_str(transfer_id, "transfer_id")
+    return WaitRequest(transfer_id, _params.timeout(timeout_s, "timeout_s"), on_progress)
+
+
+def _member(project_id: str, email: str) -> JsonObject:
+    return {
+        "project_id": _params.require_str(project_id, "project_id"),
+        "email": _params.require_str(email, "email"),
+    }
+
+
+def _nothing(_: JsonObject) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------- turning them into methods
+
+_RESULT = re.compile(r"(Call|Pages)\[(.*)\]")
+# What a paging method returns, by the name its annotation uses (``typing.get_type_hints`` on a
+# client method reads it in this module, through ``__wrapped__``).
+_ITERATORS = {"Iterator": Iterator, "AsyncIterator": AsyncIterator}
+
+
+def client_method(method: F, spec: Callable[..., Any], *, owner: str, pages_as: str, note: str = "") -> F:
+    """Give ``owner``'s generated ``method`` (``self, *args, **kwargs``) the identity of ``spec``.
+
+    Name, docstring (plus ``note``) and signature are ``spec``'s, with ``self`` first and the
+    result the method gives: ``Call[X]`` becomes ``X``, ``Pages[X]`` becomes ``pages_as[X]``
+    (``Iterator`` or ``AsyncIterator``).
+    """
+    signature = inspect.signature(spec)
+    returns = _RESULT.fullmatch(str(signature.return_annotation))
+    if returns is None:
+        raise TypeError(f"{spec.__name__} must return Call[...] or Pages[...]")
+    kind, item = returns.groups()
+    if pages_as not in _ITERATORS:
+        raise ValueError(f"pages_as must be one of {sorted(_ITERATORS)}")
+    result = item if kind == "Call" else f"{pages_as}[{item}]"
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__name__ = spec.__name__
+    method.__qualname__ = f"{owner}.{spec.__name__}"
+    method.__doc__ = (spec.__doc__ or "") + note
+    method.__annotations__ = {**spec.__annotations__, "return": result}
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_param, *signature.parameters.values()], return_annotation=result
+    )
+    method.__wrapped__ = spec  # type: ignore[attr-defined]
+    return method
