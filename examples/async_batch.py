@@ -1,13 +1,8 @@
 #!/usr/bin/env python3
 """Dataerai SDK from asyncio: many uploads at once over one connection, typed errors, paging.
 
-The same code runs in a Jupyter cell (top-level ``await``, drop ``asyncio.run``). Run it
-against a signed-in daemon setup:
-
-    dataerai auth login --server http://127.0.0.1:8470 --token-stdin <<< "$TOKEN"
-    python examples/async_batch.py
-
-Environment (all optional): DATAERAI_SOCKET, DATAERAI_CONFIG_DIR, DATAERAI_BINARY.
+The same code runs in a Jupyter cell (top-level ``await``, drop ``asyncio.run``). Run it like
+the other examples (examples/README.md): ``python examples/async_batch.py``.
 """
 
 from __future__ import annotations

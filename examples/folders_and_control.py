@@ -1,13 +1,8 @@
 #!/usr/bin/env python3
-"""Dataerai SDK tour of issue-3 features: a folder as one asset, many small files at once,
-content versions and dedup, and controlling a running transfer (pause, resume, wait).
+"""Dataerai SDK tour: a folder as one asset, many small files at once, content versions and
+dedup, and controlling a running transfer (pause, resume, wait).
 
-Run it against a signed-in daemon setup, like examples/quickstart.py:
-
-    dataerai auth login --server http://127.0.0.1:8470 --token-stdin <<< "$TOKEN"
-    python examples/folders_and_control.py
-
-Environment (all optional): DATAERAI_SOCKET, DATAERAI_CONFIG_DIR, DATAERAI_BINARY.
+Run it like the other examples (examples/README.md): ``python examples/folders_and_control.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +26,7 @@ def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def main() -> int:
+def main() -> None:
     binary = os.environ.get("DATAERAI_BINARY") or None
     with (
         DataeraiClient(binary_path=binary) as client,
@@ -123,15 +118,20 @@ def main() -> int:
         )
 
     print("\nTour finished successfully.")
-    return 0
 
+
+# What to do next about errors a script like this one can meet, by their machine-readable code.
+NEXT_STEP = {
+    "ERR_DAEMON_UNAVAILABLE": "start the daemon (dataerai daemon) or set DATAERAI_SOCKET",
+    "ERR_AUTH_REQUIRED": "sign in first: dataerai auth login --server URL",
+    "ERR_QUOTA_EXCEEDED": "the project's quota is full: ask one of its owners for more",
+}
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        main()
     except DaemonError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
-    except ConnectionError as err:
-        print(f"error: cannot reach the dataerai daemon: {err}", file=sys.stderr)
-        sys.exit(1)
+        # Branch on the error's code, never on its message.
+        sys.exit(
+            f"error {err.code}: {err.message}\n{NEXT_STEP.get(err.code, '')}".rstrip()
+        )

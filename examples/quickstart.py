@@ -1,18 +1,12 @@
 #!/usr/bin/env python3
 """Dataerai SDK quick start: sign-in check, project, upload, download, metadata, provenance.
 
-Run it against a signed-in daemon setup:
-
-    dataerai auth login --server http://127.0.0.1:8470 --token-stdin <<< "$TOKEN"
-    python examples/quickstart.py
-
-Environment (all optional): DATAERAI_SOCKET (daemon socket), DATAERAI_CONFIG_DIR (credentials
-of an auto-started daemon), DATAERAI_BINARY (the `dataerai` binary, else found on PATH).
+Run it against a signed-in daemon setup (examples/README.md): ``python examples/quickstart.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import filecmp
 import os
 import sys
 import tempfile
@@ -43,14 +37,6 @@ def show_progress(event: ProgressEvent) -> None:
         f"({event.bytes_done}/{event.bytes_total} bytes, {event.rate_mbps:.1f} MB/s)",
         flush=True,
     )
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> int:
@@ -102,7 +88,7 @@ def main() -> int:
             raw.asset_id, tmp / "download", on_progress=show_progress
         )
         local = downloaded.files[0]
-        if sha256(local.local_path) != sha256(sample):
+        if not filecmp.cmp(local.local_path, sample, shallow=False):
             print(
                 "   ERROR: downloaded bytes differ from the original", file=sys.stderr
             )

@@ -23,11 +23,11 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
-from dataerai import DataeraiClient
+from dataerai import DaemonTimeoutError, DataeraiClient, Project, Transfer
 
 REPO = Path(__file__).resolve().parents[3]
 BIN_DIR = Path(os.environ.get("DATAERAI_BIN_DIR", REPO / "target" / "debug"))
@@ -288,6 +288,34 @@ def me(client: DataeraiClient):
 @pytest.fixture(scope="session")
 def project(client: DataeraiClient):
     return client.create_project(f"sdk-tests-{uuid.uuid4().hex[:6]}", description="SDK test project")
+
+
+def upload_to_project(client: Any, project: Project, path: Path, title: str, **options: Any) -> Any:
+    """``client.upload`` of ``path`` into ``project``, the upload most tests make; ``options`` are
+    the other keyword arguments. With an ``AsyncDataeraiClient``, await what it returns."""
+    return client.upload(path, title=title, owner_type="project", owner_id=project.project_id, **options)
+
+
+def abandoned_upload(
+    client: DataeraiClient, project: Project, path: Path, title: str, timeout_s: float = 0
+) -> DaemonTimeoutError:
+    """Upload ``path`` into ``project`` (1 MiB chunks) but stop waiting after ``timeout_s``: the
+    :class:`DaemonTimeoutError` that says so. The transfer goes on in the daemon."""
+    with pytest.raises(DaemonTimeoutError) as err:
+        upload_to_project(client, project, path, title, chunk_size_mb=1, transfer_timeout_s=timeout_s)
+    assert err.value.transfer_id, "a timed-out transfer names itself"
+    return err.value
+
+
+def wait_state(client: DataeraiClient, transfer_id: str, states: set, timeout_s: float = 60) -> Transfer:
+    """Poll a transfer until its state is one of ``states``; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    transfer = client.get_transfer(transfer_id)
+    while transfer.state not in states and time.monotonic() < deadline:
+        time.sleep(0.05)
+        transfer = client.get_transfer(transfer_id)
+    assert transfer.state in states, transfer
+    return transfer
 
 
 def write_random(path: Path, size: int) -> Path:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import DaemonProcess, Server, User, short_tmpdir, write_random
+from conftest import DaemonProcess, Server, User, short_tmpdir, upload_to_project, write_random
 
 from dataerai import (
     AssetMetadata,
@@ -33,11 +33,11 @@ ANALYSIS_MODES = [
 @pytest.fixture(scope="module")
 def raw_asset(client: DataeraiClient, project: Project, base_dir: Path):
     path = write_random(base_dir / "raw.bin", 4096)
-    return client.upload(
+    return upload_to_project(
+        client,
+        project,
         path,
-        title="Raw scan",
-        owner_type="project",
-        owner_id=project.project_id,
+        "Raw scan",
         description="raw detector frames",
         tags=["raw", "scan"],
         metadata={"beam_energy_keV": 25, "detector": {"name": "eiger", "pixels": [1024, 1024]}},
@@ -141,13 +141,7 @@ def test_get_metadata_after_upload(client: DataeraiClient, project: Project, raw
 
 def test_set_metadata_changes_and_merges(client: DataeraiClient, project: Project, base_dir: Path):
     path = write_random(base_dir / "meta.bin", 10)
-    up = client.upload(
-        path,
-        title="before",
-        owner_type="project",
-        owner_id=project.project_id,
-        metadata={"keep": 1, "drop": 2},
-    )
+    up = upload_to_project(client, project, path, "before", metadata={"keep": 1, "drop": 2})
     alias = f"alias-{uuid.uuid4().hex[:8]}"
     meta = client.set_metadata(
         up.asset_id,

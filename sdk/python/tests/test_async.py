@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from conftest import CLI_BIN, file_digest, pid_alive, short_tmpdir, write_random
+from conftest import CLI_BIN, file_digest, pid_alive, short_tmpdir, upload_to_project, write_random
 
 from dataerai import (
     AsyncDataeraiClient,
@@ -40,14 +40,8 @@ def test_async_round_trip_and_concurrent_calls(client: DataeraiClient, project: 
             assert me.user_email == client.auth_status().user_email
 
             events: List[ProgressEvent] = []
-            up = await ac.upload(
-                src,
-                title="async",
-                owner_type="project",
-                owner_id=project.project_id,
-                chunk_size_mb=1,
-                on_progress=events.append,
-                tags=["async"],
+            up = await upload_to_project(
+                ac, project, src, "async", chunk_size_mb=1, on_progress=events.append, tags=["async"]
             )
             assert isinstance(up, UploadResult) and up.total_bytes == src.stat().st_size
             assert events and events[-1].bytes_done == events[-1].bytes_total == up.total_bytes
@@ -61,11 +55,8 @@ def test_async_round_trip_and_concurrent_calls(client: DataeraiClient, project: 
             assert isinstance(down, DownloadResult)
             assert file_digest(down.files[0].local_path) == file_digest(src)
 
-            other = await ac.upload(
-                write_random(base_dir / "async-2.bin", 10),
-                title="async 2",
-                owner_type="project",
-                owner_id=project.project_id,
+            other = await upload_to_project(
+                ac, project, write_random(base_dir / "async-2.bin", 10), "async 2"
             )
             rel = await ac.create_relationship(other.asset_id, up.asset_id, relationship_type="derived_from")
             assert rel.to_asset_id == up.asset_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CLI_BIN, write_random
+from conftest import CLI_BIN, upload_to_project, write_random
 
 import dataerai
 from dataerai import DataEraiClient, DataeraiClient, Project, _params
@@ -59,12 +59,7 @@ def test_iterators_page_through_every_item(
     assert {p.project_id for p in client.iter_projects()} >= {project.project_id}
     members = list(client.iter_project_members(project.project_id))
     assert [m.email for m in members] == [m.email for m in client.list_project_members(project.project_id)]
-    up = client.upload(
-        write_random(base_dir / "iter-v.bin", 10),
-        title="v",
-        owner_type="project",
-        owner_id=project.project_id,
-    )
+    up = upload_to_project(client, project, write_random(base_dir / "iter-v.bin", 10), "v")
     for _ in range(2):
         client.upload_version(up.asset_id, write_random(base_dir / "iter-v.bin", 10))
     assert len(list(client.iter_versions(up.asset_id))) == 3

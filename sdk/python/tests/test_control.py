@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
-from conftest import file_digest, write_sparse
+from conftest import abandoned_upload, file_digest, wait_state, write_sparse
 
 from dataerai import (
     DaemonError,
@@ -35,36 +35,11 @@ def other(client: DataeraiClient) -> Iterator[DataeraiClient]:
     c.close()
 
 
-def start_upload(client: DataeraiClient, project: Project, src: Path, title: str) -> str:
-    """Start an upload without waiting for it; returns its transfer id."""
-    with pytest.raises(DaemonTimeoutError) as err:
-        client.upload(
-            src,
-            title=title,
-            owner_type="project",
-            owner_id=project.project_id,
-            chunk_size_mb=1,
-            transfer_timeout_s=0,
-        )
-    assert err.value.transfer_id
-    return err.value.transfer_id
-
-
-def wait_state(client: DataeraiClient, transfer_id: str, states: set, timeout_s: float = 60) -> Transfer:
-    deadline = time.monotonic() + timeout_s
-    transfer = client.get_transfer(transfer_id)
-    while transfer.state not in states and time.monotonic() < deadline:
-        time.sleep(0.05)
-        transfer = client.get_transfer(transfer_id)
-    assert transfer.state in states, transfer
-    return transfer
-
-
 def test_pause_and_resume_from_another_client(
     client: DataeraiClient, other: DataeraiClient, project: Project, base_dir: Path
 ):
     src = write_sparse(base_dir / "pause-me.bin", SLOW_SIZE)
-    tid = start_upload(client, project, src, "pause me")
+    tid = abandoned_upload(client, project, src, "pause me").transfer_id
 
     answer = other.pause_transfer(tid)
     assert isinstance(answer, Transfer)
@@ -132,7 +107,7 @@ def test_wait_timeout_then_cancel_from_another_client(
     client: DataeraiClient, other: DataeraiClient, project: Project, base_dir: Path
 ):
     src = write_sparse(base_dir / "cancel-other.bin", SLOW_SIZE)
-    tid = start_upload(client, project, src, "cancelled by the other client")
+    tid = abandoned_upload(client, project, src, "cancelled by the other client").transfer_id
     client.pause_transfer(tid)  # keeps it unfinished for as long as the test needs
     wait_state(client, tid, {"paused"}, timeout_s=30)
 
@@ -168,17 +143,9 @@ def test_wait_timeout_then_cancel_from_another_client(
 
 def test_wait_again_after_upload_timeout(client: DataeraiClient, project: Project, base_dir: Path):
     src = write_sparse(base_dir / "wait-again.bin", 16 * MIB + 1)
-    with pytest.raises(DaemonTimeoutError) as err:
-        client.upload(
-            src,
-            title="wait again",
-            owner_type="project",
-            owner_id=project.project_id,
-            chunk_size_mb=1,
-            transfer_timeout_s=0,
-        )
+    transfer_id = abandoned_upload(client, project, src, "wait again").transfer_id
     events: List[ProgressEvent] = []
-    result = client.wait_transfer(err.value.transfer_id, timeout_s=300, on_progress=events.append)
+    result = client.wait_transfer(transfer_id, timeout_s=300, on_progress=events.append)
     assert isinstance(result, UploadResult) and result.total_bytes == 16 * MIB + 1
     assert events and events[-1].bytes_done == 16 * MIB + 1
     # Same for a download: wait_transfer gives a DownloadResult.

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import DaemonProcess, short_tmpdir, write_random
+from conftest import DaemonProcess, short_tmpdir, upload_to_project, write_random
 
 import dataerai
 from dataerai import (
@@ -60,18 +60,8 @@ def test_daemon_replies_raise_the_subclass(client: DataeraiClient, project: Proj
         client.get_metadata(missing)
     assert err.value.code == "ERR_NOT_FOUND"
 
-    a = client.upload(
-        write_random(base_dir / "err-a.bin", 100),
-        title="A",
-        owner_type="project",
-        owner_id=project.project_id,
-    )
-    b = client.upload(
-        write_random(base_dir / "err-b.bin", 100),
-        title="B",
-        owner_type="project",
-        owner_id=project.project_id,
-    )
+    a = upload_to_project(client, project, write_random(base_dir / "err-a.bin", 100), "A")
+    b = upload_to_project(client, project, write_random(base_dir / "err-b.bin", 100), "B")
     client.create_relationship(a.asset_id, b.asset_id, relationship_type="derived_from")
     try:
         client.create_relationship(a.asset_id, b.asset_id, relationship_type="derived_from")
@@ -94,12 +84,7 @@ def test_transfer_failures_raise_the_subclass(client: DataeraiClient, base_dir: 
 def test_other_users_asset_is_permission_denied_or_not_found(
     client: DataeraiClient, bob_client: DataeraiClient, project: Project, base_dir: Path
 ):
-    up = client.upload(
-        write_random(base_dir / "err-private.bin", 100),
-        title="private",
-        owner_type="project",
-        owner_id=project.project_id,
-    )
+    up = upload_to_project(client, project, write_random(base_dir / "err-private.bin", 100), "private")
     with pytest.raises((PermissionDeniedError, NotFoundError)) as err:
         bob_client.set_metadata(up.asset_id, title="mine now")
     assert err.value.code in ("ERR_PERMISSION_DENIED", "ERR_NOT_FOUND")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from conftest import Server, file_digest, write_random
+from conftest import Server, file_digest, upload_to_project, write_random
 
 from dataerai import (
     DaemonError,
@@ -51,14 +51,7 @@ def test_directory_round_trip(client: DataeraiClient, project: Project, base_dir
     total = sum(p.stat().st_size for p in expected.values())
 
     events: List[ProgressEvent] = []
-    up = client.upload(
-        top,
-        title="run 42",
-        owner_type="project",
-        owner_id=project.project_id,
-        chunk_size_mb=1,
-        on_progress=events.append,
-    )
+    up = upload_to_project(client, project, top, "run 42", chunk_size_mb=1, on_progress=events.append)
     assert isinstance(up, UploadResult)
     assert up.file_count == len(expected) == len(up.files)
     assert [f.name for f in up.files] == sorted(expected), "files are named by sorted relative path"

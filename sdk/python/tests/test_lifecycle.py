@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from conftest import CLI_BIN, DaemonProcess, User, live_threads, pid_alive, short_tmpdir, write_random
+from conftest import (
+    CLI_BIN,
+    DaemonProcess,
+    User,
+    live_threads,
+    pid_alive,
+    short_tmpdir,
+    upload_to_project,
+    write_random,
+)
 
 from dataerai import DaemonUnavailableError, DataeraiClient, ProgressEvent
 
@@ -109,14 +118,8 @@ def test_daemon_killed_raises_connection_error(session_env: None, base_dir: Path
             os.kill(pid, signal.SIGKILL)
 
     with pytest.raises(ConnectionError):
-        c.upload(
-            src,
-            title="doomed",
-            owner_type="project",
-            owner_id=project.project_id,
-            chunk_size_mb=1,
-            on_progress=on_progress,
-            transfer_timeout_s=120,
+        upload_to_project(
+            c, project, src, "doomed", chunk_size_mb=1, on_progress=on_progress, transfer_timeout_s=120
         )
     assert killed.is_set()
     assert not c.connected

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import CLI_BIN, REPO
 
 from dataerai import DataeraiClient
@@ -27,26 +28,32 @@ def run_example(client: DataeraiClient, name: str) -> subprocess.CompletedProces
     return out
 
 
-def test_quickstart_example_runs(client: DataeraiClient):
-    out = run_example(client, "quickstart.py")
-    assert "matches the original byte for byte" in out.stdout
-    assert "--derived_from-->" in out.stdout
-    assert "100.0%" in out.stdout
-    assert "Quick start finished successfully." in out.stdout
+# Each example, and lines its output must contain to show it did what it demonstrates.
+EXAMPLES = {
+    "quickstart.py": [
+        "matches the original byte for byte",
+        "--derived_from-->",
+        "100.0%",
+        "Quick start finished successfully.",
+    ],
+    "folders_and_control.py": [
+        "19/20 uploaded",
+        "deduplicated=True, bytes sent=0",
+        "done: content",
+        "Tour finished successfully.",
+    ],
+    "async_batch.py": [
+        "uploaded 5 files concurrently",
+        "second identical relationship refused: ERR_RELATIONSHIP_EXISTS",
+        "unknown asset: ERR_NOT_FOUND",
+        "project holds 6 assets",
+        "Async tour finished successfully.",
+    ],
+}
 
 
-def test_folders_and_control_example_runs(client: DataeraiClient):
-    out = run_example(client, "folders_and_control.py")
-    assert "19/20 uploaded" in out.stdout
-    assert "deduplicated=True, bytes sent=0" in out.stdout
-    assert "done: content" in out.stdout
-    assert "Tour finished successfully." in out.stdout
-
-
-def test_async_example_runs(client: DataeraiClient):
-    out = run_example(client, "async_batch.py")
-    assert "uploaded 5 files concurrently" in out.stdout
-    assert "second identical relationship refused: ERR_RELATIONSHIP_EXISTS" in out.stdout
-    assert "unknown asset: ERR_NOT_FOUND" in out.stdout
-    assert "project holds 6 assets" in out.stdout
-    assert "Async tour finished successfully." in out.stdout
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_runs(client: DataeraiClient, name: str):
+    out = run_example(client, name)
+    for expected in EXAMPLES[name]:
+        assert expected in out.stdout, f"{name} did not print {expected!r}; its output:\n{out.stdout}"

@@ -16,6 +16,7 @@ from conftest import (
     CLI_BIN,
     DaemonProcess,
     Server,
+    abandoned_upload,
     file_digest,
     pid_alive,
     short_tmpdir,
@@ -25,7 +26,7 @@ from conftest import (
     write_sparse,
 )
 
-from dataerai import DaemonTimeoutError, DataeraiClient, ProgressEvent, Project, UploadResult
+from dataerai import DataeraiClient, ProgressEvent, Project, UploadResult
 
 MIB = 1 << 20
 
@@ -44,18 +45,7 @@ def test_upload_resumes_after_daemon_kill(
     assert first.started_daemon
     tid = None
     try:
-        try:
-            first.upload(
-                src,
-                title="resume after kill",
-                owner_type="project",
-                owner_id=project.project_id,
-                chunk_size_mb=1,
-                transfer_timeout_s=0,
-            )
-        except DaemonTimeoutError as err:
-            tid = err.transfer_id
-        assert tid, "the upload should still be running"
+        tid = abandoned_upload(first, project, src, "resume after kill").transfer_id
         # Kill once a good part (but not all) has been sent.
         deadline = time.monotonic() + 300
         transfer = first.get_transfer(tid)

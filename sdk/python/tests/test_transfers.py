@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from conftest import file_digest, write_random
+from conftest import abandoned_upload, file_digest, upload_to_project, wait_state, write_random
 
 from dataerai import (
     DaemonError,
-    DaemonTimeoutError,
     DataeraiClient,
     DownloadResult,
     ProgressEvent,
     Project,
     UploadResult,
 )
+from dataerai.models import FINAL_STATES
 
 MIB = 1 << 20
 
@@ -44,14 +44,7 @@ def test_multi_chunk_round_trip_with_progress(client: DataeraiClient, project: P
         up_events.append(ev)
         up_threads.add(threading.current_thread() is threading.main_thread())
 
-    up = client.upload(
-        src,
-        title="multi",
-        owner_type="project",
-        owner_id=project.project_id,
-        chunk_size_mb=1,
-        on_progress=on_up,
-    )
+    up = upload_to_project(client, project, src, "multi", chunk_size_mb=1, on_progress=on_up)
     assert isinstance(up, UploadResult)
     assert up.total_bytes == size and up.chunk_count == 3
     assert up.asset_id and up.content_id and up.transfer_id
@@ -134,14 +127,7 @@ def test_raising_callback_does_not_break_the_client(
         raise RuntimeError("bug in user callback")
 
     with caplog.at_level("ERROR", logger="dataerai"):
-        up = client.upload(
-            src,
-            title="boom",
-            owner_type="project",
-            owner_id=project.project_id,
-            chunk_size_mb=1,
-            on_progress=boom,
-        )
+        up = upload_to_project(client, project, src, "boom", chunk_size_mb=1, on_progress=boom)
     assert up.total_bytes == 3 * MIB
     assert len(calls) >= 1 and calls[-1] == 3 * MIB
     assert "bug in user callback" in caplog.text
@@ -155,14 +141,7 @@ def test_concurrent_calls_from_many_threads(client: DataeraiClient, project: Pro
     def work(i: int):
         src = write_random(base_dir / f"conc-{i}.bin", 100_000 + i * 7919)
         seen: List[ProgressEvent] = []
-        up = client.upload(
-            src,
-            title=f"conc-{i}",
-            owner_type="project",
-            owner_id=project.project_id,
-            on_progress=seen.append,
-            chunk_size_mb=1,
-        )
+        up = upload_to_project(client, project, src, f"conc-{i}", on_progress=seen.append, chunk_size_mb=1)
         meta = client.get_metadata(up.asset_id)
         status = client.auth_status()
         down = client.download(up.asset_id, base_dir / f"conc-out-{i}")
@@ -180,26 +159,14 @@ def test_concurrent_calls_from_many_threads(client: DataeraiClient, project: Pro
 def test_transfer_timeout_leaves_transfer_running(client: DataeraiClient, project: Project, base_dir: Path):
     src = write_random(base_dir / "slow.bin", 24 * MIB)
     start = time.monotonic()
-    with pytest.raises(DaemonTimeoutError) as err:
-        client.upload(
-            src,
-            title="slow",
-            owner_type="project",
-            owner_id=project.project_id,
-            chunk_size_mb=1,
-            transfer_timeout_s=0.01,
-        )
+    err = abandoned_upload(client, project, src, "slow", timeout_s=0.01)
     assert time.monotonic() - start < 5
-    assert isinstance(err.value, TimeoutError) and isinstance(err.value, DaemonError)
-    assert err.value.code == "ERR_TIMEOUT"
-    transfer_id = err.value.transfer_id
-    assert transfer_id and transfer_id in str(err.value)
+    assert isinstance(err, TimeoutError) and isinstance(err, DaemonError)
+    assert err.code == "ERR_TIMEOUT"
+    transfer_id = err.transfer_id
+    assert transfer_id and transfer_id in str(err)
     # The documented choice: the transfer goes on in the daemon and completes.
-    deadline = time.monotonic() + 120
-    state = client.get_transfer(transfer_id)
-    while state["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        state = client.get_transfer(transfer_id)
+    state = wait_state(client, transfer_id, FINAL_STATES, timeout_s=120)
     assert state["state"] == "completed", state
     meta = client.get_metadata(state["asset_id"])
     assert meta.content_id and meta.total_bytes == 24 * MIB
@@ -215,13 +182,8 @@ def test_sparse_file_over_one_gib(client: DataeraiClient, project: Project, base
         f.seek(size - 9)
         f.write(b"tail-end!")
     events: List[ProgressEvent] = []
-    up = client.upload(
-        src,
-        title="big sparse",
-        owner_type="project",
-        owner_id=project.project_id,
-        on_progress=events.append,
-        transfer_timeout_s=1800,
+    up = upload_to_project(
+        client, project, src, "big sparse", on_progress=events.append, transfer_timeout_s=1800
     )
     assert up.total_bytes == size and up.chunk_count == 17  # 16 full 64 MiB chunks + a tail
     assert_monotonic_progress(events, size, up.transfer_id)
@@ -237,23 +199,9 @@ def test_sparse_file_over_one_gib(client: DataeraiClient, project: Project, base
 
 def test_cancel_a_transfer_after_giving_up_waiting(client: DataeraiClient, project: Project, base_dir: Path):
     src = write_random(base_dir / "cancel-me.bin", 96 * MIB)
-    with pytest.raises(DaemonTimeoutError) as err:
-        client.upload(
-            src,
-            title="cancel me",
-            owner_type="project",
-            owner_id=project.project_id,
-            chunk_size_mb=1,
-            transfer_timeout_s=0,
-        )
-    transfer_id = err.value.transfer_id
-    assert transfer_id
+    transfer_id = abandoned_upload(client, project, src, "cancel me").transfer_id
     client.cancel_transfer(transfer_id)
-    deadline = time.monotonic() + 60
-    state = client.get_transfer(transfer_id)
-    while state["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        state = client.get_transfer(transfer_id)
+    state = wait_state(client, transfer_id, FINAL_STATES)
     assert state["state"] == "cancelled", state
     assert state["error"]["code"] == "ERR_CANCELLED"
     # Nothing partial was published: the daemon either removed the new asset or left it empty.

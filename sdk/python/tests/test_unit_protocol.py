@@ -47,6 +47,11 @@ class FakePeer:
     def reply(self, conn: socket.socket, req: Dict[str, Any], result: Any) -> None:
         self.send(conn, {"jsonrpc": "2.0", "id": req["id"], "result": result})
 
+    def reply_upload_started(self, conn: socket.socket, req: Dict[str, Any]) -> None:
+        """Answer ``asset.upload`` as the daemon does when it starts transfer ``t``."""
+        start = {"transfer_id": "t", "kind": "upload", "asset_id": "a", "bytes_total": 1, "chunk_count": 1}
+        self.reply(conn, req, start)
+
     def _accept(self) -> None:
         while True:
             try:
@@ -220,11 +225,7 @@ def test_transfer_notifications_and_raising_callback(sock_dir):
 
 def test_peer_disappearing_raises_connection_error(sock_dir):
     def upload(peer, conn, req):
-        peer.reply(
-            conn,
-            req,
-            {"transfer_id": "t", "kind": "upload", "asset_id": "a", "bytes_total": 1, "chunk_count": 1},
-        )
+        peer.reply_upload_started(conn, req)
         time.sleep(0.2)
         peer.close()
 
@@ -264,11 +265,7 @@ def test_parse_datetime_accepts_rfc3339_variants():
 def test_close_wakes_a_waiting_transfer_and_leaves_no_threads(sock_dir):
     def upload(peer, conn, req):
         # Start a transfer that never finishes.
-        peer.reply(
-            conn,
-            req,
-            {"transfer_id": "t", "kind": "upload", "asset_id": "a", "bytes_total": 1, "chunk_count": 1},
-        )
+        peer.reply_upload_started(conn, req)
 
     before = sorted(t.name for t in threading.enumerate())
     peer, client = make(sock_dir, {"asset.upload": upload})

@@ -15,13 +15,19 @@ from conftest import short_tmpdir
 from dataerai import DaemonTimeoutError, DaemonUnavailableError, DataeraiClient
 
 
+def stand_in_client(tmp_path: Path, name: str, script: str, start_timeout_s: float) -> DataeraiClient:
+    """A client whose ``dataerai`` executable is the shell ``script`` (and whose socket nobody
+    listens on), so connecting starts that script as the daemon."""
+    fake = tmp_path / name
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    sock = short_tmpdir(f"{name}-") / "d.sock"
+    return DataeraiClient(socket_path=sock, binary_path=fake, start_timeout_s=start_timeout_s)
+
+
 def test_daemon_that_exits_at_once_reports_its_log(tmp_path: Path):
     # A "daemon" that fails immediately: the error must carry its output.
-    fake = tmp_path / "broken-dataerai"
-    fake.write_text("#!/bin/sh\necho 'cannot open credentials: boom' >&2\nexit 3\n")
-    fake.chmod(0o755)
-    sock = short_tmpdir("broken-") / "b.sock"
-    c = DataeraiClient(socket_path=sock, binary_path=fake, start_timeout_s=10)
+    c = stand_in_client(tmp_path, "broken-dataerai", "echo 'cannot open credentials: boom' >&2\nexit 3\n", 10)
     with pytest.raises(DaemonUnavailableError) as err:
         c.connect()
     assert "code 3" in str(err.value) and "cannot open credentials: boom" in str(err.value)
@@ -29,11 +35,7 @@ def test_daemon_that_exits_at_once_reports_its_log(tmp_path: Path):
 
 def test_start_timeout(tmp_path: Path):
     # A "daemon" that never listens: connect() gives up after start_timeout_s and kills it.
-    fake = tmp_path / "sleepy-dataerai"
-    fake.write_text("#!/bin/sh\nexec sleep 60\n")
-    fake.chmod(0o755)
-    sock = short_tmpdir("sleepy-") / "s.sock"
-    c = DataeraiClient(socket_path=sock, binary_path=fake, start_timeout_s=0.5)
+    c = stand_in_client(tmp_path, "sleepy-dataerai", "exec sleep 60\n", 0.5)
     start = time.monotonic()
     with pytest.raises(DaemonTimeoutError):
         c.connect()
