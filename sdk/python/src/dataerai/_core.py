@@ -60,12 +60,14 @@ class ClientCore(Generic[Conn]):
 
     def __init__(
         self,
-        socket_path: Optional[PathLike],
-        binary_path: Optional[PathLike],
-        auto_start: bool,
-        start_timeout_s: float,
-        request_timeout_s: Optional[float],
+        *,
+        socket_path: Optional[PathLike] = None,
+        binary_path: Optional[PathLike] = None,
+        auto_start: bool = True,
+        start_timeout_s: float = 10.0,
+        request_timeout_s: Optional[float] = 30.0,
     ) -> None:
+        # Documented (Args) on DataeraiClient; both clients take exactly these.
         self.socket_path: Path = (
             Path(os.fspath(socket_path)).expanduser() if socket_path is not None else default_socket_path()
         )
@@ -77,6 +79,10 @@ class ClientCore(Generic[Conn]):
         self._daemon: Optional[SpawnedDaemon] = None
         self._closed = False
         self._book = WatchBook()
+        self._init_io()
+
+    def _init_io(self) -> None:
+        """Set up what this kind of client needs for its I/O (locks, queues), at construction."""
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"

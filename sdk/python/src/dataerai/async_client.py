@@ -49,7 +49,6 @@ from ._connection import (
     response_outcome,
 )
 from ._daemon import SpawnedDaemon, find_binary
-from ._params import PathLike
 from ._transfers import TransferWatch, outcome, timeout_message
 from .errors import DaemonError, DaemonTimeoutError
 from .models import (
@@ -269,16 +268,7 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
 
     _done_flag = asyncio.Event
 
-    def __init__(
-        self,
-        *,
-        socket_path: Optional[PathLike] = None,
-        binary_path: Optional[PathLike] = None,
-        auto_start: bool = True,
-        start_timeout_s: float = 10.0,
-        request_timeout_s: Optional[float] = 30.0,
-    ) -> None:
-        super().__init__(socket_path, binary_path, auto_start, start_timeout_s, request_timeout_s)
+    def _init_io(self) -> None:
         self._connect_lock: Optional[asyncio.Lock] = None
         self._lock_loop: Optional[asyncio.AbstractEventLoop] = None
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, 
 from . import _core, _methods, _params, _progress
 from ._connection import RpcConnection
 from ._daemon import SpawnedDaemon, find_binary, socket_answers
-from ._params import METADATA_FIELDS, UPLOAD_ITEM_FIELDS, PathLike
+from ._params import METADATA_FIELDS, UPLOAD_ITEM_FIELDS
 from ._transfers import ProgressCallback, TransferWatch, outcome, timeout_message
 from .errors import DaemonError, DaemonTimeoutError, DaemonUnavailableError
 from .models import (
@@ -98,17 +98,7 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
 
     _done_flag = threading.Event
 
-    def __init__(
-        self,
-        *,
-        socket_path: Optional[PathLike] = None,
-        binary_path: Optional[PathLike] = None,
-        auto_start: bool = True,
-        start_timeout_s: float = 10.0,
-        request_timeout_s: Optional[float] = 30.0,
-    ) -> None:
-        super().__init__(socket_path, binary_path, auto_start, start_timeout_s, request_timeout_s)
-
+    def _init_io(self) -> None:
         self._lock = threading.RLock()  # guards connect/close, _conn, _daemon and _closed
         self._dispatch_queue: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
         self._dispatcher: Optional[threading.Thread] = None
