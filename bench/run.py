@@ -461,6 +461,15 @@ def bench_config(
     results["configs"][config] = r
 
 
+def table_head(cells: str) -> list[str]:
+    """A Markdown table's header row (``cells`` separated by ``|``) and the separator under it."""
+    return [f"| {cells} |", "|" + "---|" * (cells.count("|") + 1)]
+
+
+def table_row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     base = results["baselines"]
@@ -471,59 +480,70 @@ def markdown(results: dict[str, Any]) -> str:
             f"throughput is the median of {results.get('rounds', 1)} rounds."
         ),
         "",
-        (
-            "| size | path | upload MB/s | download MB/s | upload vs cp+sync | download vs cp+sync "
-            "| upload vs rclone | download vs rclone |"
+        *table_head(
+            "size | path | upload MB/s | download MB/s | upload vs cp+sync | download vs cp+sync "
+            "| upload vs rclone | download vs rclone"
         ),
-        "|---|---|---|---|---|---|---|---|",
     ]
     for label, b in base["per_size"].items():
         cp = b["cp_sync_mbps"]
-        lines.append(
-            f"| {label} | `cp`+`sync` (machine limit) | {cp:.0f} | {cp:.0f} | 1.00 | 1.00 | | |"
-        )
         rc = b.get("rclone")
-        if rc:
-            lines.append(
-                f"| {label} | rclone webdav (peer) | {rc['upload_mbps']:.0f} | "
-                f"{rc['download_mbps']:.0f} | {rc['upload_mbps'] / cp:.2f} | "
-                f"{rc['download_mbps'] / cp:.2f} | 1.00 | 1.00 |"
+        lines.append(
+            table_row(
+                label,
+                "`cp`+`sync` (machine limit)",
+                f"{cp:.0f}",
+                f"{cp:.0f}",
+                "1.00",
+                "1.00",
+                "",
+                "",
             )
+        )
+        # The other paths: throughput, then relative to cp+sync and (when measured) to rclone.
+        paths = [("rclone webdav (peer)", rc)] if rc else []
         for config, r in results["configs"].items():
-            t = r["throughput"].get(label)
-            if not t:
-                continue
-            row = (
-                f"| {label} | Dataerai ({config}) | {t['upload_mbps']:.0f} | "
-                f"{t['download_mbps']:.0f} | {t['upload_mbps'] / cp:.2f} | "
-                f"{t['download_mbps'] / cp:.2f} | "
-            )
-            row += (
-                f"{t['upload_mbps'] / rc['upload_mbps']:.2f} | "
-                f"{t['download_mbps'] / rc['download_mbps']:.2f} |"
+            if r["throughput"].get(label):
+                paths.append((f"Dataerai ({config})", r["throughput"][label]))
+        for name, t in paths:
+            up, down = t["upload_mbps"], t["download_mbps"]
+            vs_rclone = (
+                [f"{up / rc['upload_mbps']:.2f}", f"{down / rc['download_mbps']:.2f}"]
                 if rc
-                else " | |"
+                else ["", ""]
             )
-            lines.append(row)
+            lines.append(
+                table_row(
+                    label,
+                    name,
+                    f"{up:.0f}",
+                    f"{down:.0f}",
+                    f"{up / cp:.2f}",
+                    f"{down / cp:.2f}",
+                    *vs_rclone,
+                )
+            )
     lines += [
         "",
         f"BLAKE3 hashing (all cores, warm cache): {base['blake3_mbps']:.0f} MB/s",
         "",
     ]
-    lines += [
-        (
-            "| config | upload() loop files/s | upload_many files/s | get_metadata p50 ms "
-            "| p99 ms | daemon peak RSS MiB | server peak RSS MiB |"
-        ),
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines += table_head(
+        "config | upload() loop files/s | upload_many files/s | get_metadata p50 ms "
+        "| p99 ms | daemon peak RSS MiB | server peak RSS MiB"
+    )
     for config, r in results["configs"].items():
         s = r["small_files"]
         lines.append(
-            f"| {config} | {s.get('upload_loop_files_per_s', 0):.0f} | "
-            f"{s.get('upload_many_files_per_s', 0):.0f} | {r['metadata']['p50_ms']:.2f} | "
-            f"{r['metadata']['p99_ms']:.2f} | {r['rss_kib']['daemon_peak'] / 1024:.0f} | "
-            f"{r['rss_kib']['server_peak'] / 1024:.0f} |"
+            table_row(
+                config,
+                f"{s.get('upload_loop_files_per_s', 0):.0f}",
+                f"{s.get('upload_many_files_per_s', 0):.0f}",
+                f"{r['metadata']['p50_ms']:.2f}",
+                f"{r['metadata']['p99_ms']:.2f}",
+                f"{r['rss_kib']['daemon_peak'] / 1024:.0f}",
+                f"{r['rss_kib']['server_peak'] / 1024:.0f}",
+            )
         )
     return "\n".join(lines) + "\n"
 

@@ -456,6 +456,11 @@ class UploadBatch:
         else:
             self._results[index] = UploadResult.from_json(result or {})
 
+    def unwatch(self, remove: Callable[[TransferWatch], None]) -> None:
+        """Stop following the batch's transfers with the client's ``remove`` (once settled)."""
+        for watch in self.watches.values():
+            remove(watch)
+
     def results(self) -> List[UploadManyResult]:
         results: List[UploadManyResult] = []
         for index, item in enumerate(self.items):

@@ -345,8 +345,7 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
                     batch.settle(index, error=exc)
             return batch.results()
         finally:
-            for watch in batch.watches.values():
-                self._remove_watch(watch)
+            batch.unwatch(self._remove_watch)
 
     def _wait(self, call: _core.WaitRequest) -> Tuple[str, Dict[str, Any]]:
         """Follow a transfer any client started to its end: its kind and result."""
