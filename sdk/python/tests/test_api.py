@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import List
 
 import pytest
-from conftest import DaemonProcess, Server, User, short_tmpdir, upload_to_project, write_random
+from conftest import REPO, DaemonProcess, Server, User, short_tmpdir, upload_to_project, write_random
 
 from dataerai import (
     AssetMetadata,
@@ -19,15 +21,19 @@ from dataerai import (
     Relationship,
 )
 
-ANALYSIS_MODES = [
-    "non_destructive",
-    "altering",
-    "destructive",
-    "in_situ",
-    "ex_situ",
-    "invasive",
-    "non_invasive",
-]
+
+def read_analysis_modes() -> List[str]:
+    """The relationship analysis modes, read from their one definition (``ANALYSIS_MODES`` in
+    the proto crate, which the server and the daemon check against), so these tests follow it."""
+    source = (REPO / "crates" / "dataerai-proto" / "src" / "api.rs").read_text()
+    found = re.search(r"pub const ANALYSIS_MODES: &\[&str\] = &\[(.*?)\];", source, re.S)
+    assert found, "ANALYSIS_MODES is no longer a string list in crates/dataerai-proto/src/api.rs"
+    modes = re.findall(r'"(\w+)"', found.group(1))
+    assert "non_destructive" in modes, modes
+    return modes
+
+
+ANALYSIS_MODES = read_analysis_modes()
 
 
 @pytest.fixture(scope="module")
