@@ -1,10 +1,13 @@
 """The clients' sans-IO core: what both clients decide, with no socket, thread or event loop.
 
 :class:`~dataerai.DataeraiClient` and :class:`~dataerai.AsyncDataeraiClient` differ only in how
-they wait (threads or coroutines). Everything else — which request a method sends and how its
-answer is read (:class:`Request`), which transfers are being followed and what a notification
-means for them (:class:`WatchBook`), the bookkeeping of one ``asset.upload_many`` batch
-(:class:`UploadBatch`) — lives here once, and each client method does its I/O around it.
+they wait (threads or coroutines). Everything else — their settings and state
+(:class:`ClientCore`), the kinds of work a public method (:mod:`dataerai._methods`) asks for
+(:class:`Call`: :class:`Request`, :class:`TransferRequest`, :class:`UploadManyPlan`,
+:class:`WaitRequest`, :class:`AllPages`; and :class:`Pages`), which transfers are being
+followed and what a notification means for them (:class:`WatchBook`), the bookkeeping of one
+``asset.upload_many`` batch (:class:`UploadBatch`) — lives here once, and each client does
+only the I/O around it.
 """
 
 from __future__ import annotations
