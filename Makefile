@@ -17,7 +17,7 @@ TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injec
 BACKENDS_STATE := $(CURDIR)/target/test-backends
 S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv test test-rust test-python test-e2e test-scaleout demo bench bench-deps lint fmt clean
+.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-deps lint fmt clean
 
 all: build
 
@@ -32,26 +32,47 @@ $(S3S_FS):
 build-release:
 	$(CARGO) build --release --bins --locked
 
-$(VENV)/.installed: sdk/python/pyproject.toml
+## The developer venv (used by test, lint, demo, bench). It gets the SDK from source, NOT by
+## building it: `pip install sdk/python` runs maturin, which compiles the `dataerai` binary in
+## release mode (minutes on two cores) and bundles it, while the tests run the binaries
+## `make build` compiled anyway (DATAERAI_BIN_DIR). So scripts/install-sdk-source.py installs the
+## `dev` extra's requirements from sdk/python/pyproject.toml and puts sdk/python/src on sys.path
+## with a .pth file (edits take effect at once, like an editable install). The wheel is built
+## only by `make wheel`, once per commit.
+$(VENV)/.installed: sdk/python/pyproject.toml scripts/install-sdk-source.py
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e 'sdk/python[dev]'
+	$(VPY) scripts/install-sdk-source.py dev
 	touch $@
 
 venv: $(VENV)/.installed
 
+## The wheel users install: dataerai-sdk with the `dataerai` binary (release) bundled, built by
+## maturin into target/wheels/<commit>/ and reused while the sources are unchanged
+## (scripts/wheel.sh). `pip install ./sdk/python` builds the same thing.
+wheel: venv
+	VPY=$(CURDIR)/$(VPY) scripts/wheel.sh build
+
 ## The whole suite: Rust unit + integration tests, then the Python SDK suite
-## against real server and daemon processes built once above, then the
+## against real server and daemon processes built once above, then the wheel
+## installed alone into a clean venv running the quick start, then the
 ## headless-browser sign-in test; then the store, server and daemon suites
 ## again (with their scale-out-only tests), and the SDK suite once, on
 ## PostgreSQL + S3.
-test: build venv test-rust test-python test-e2e test-scaleout
+test: build venv test-rust test-python test-wheel test-e2e test-scaleout
 
 test-rust:
 	$(CARGO) test --workspace --locked $(TEST_FEATURES)
 
 test-python: venv
 	DATAERAI_BIN_DIR=$(CURDIR)/target/debug $(VPY) -m pytest sdk/python/tests -q
+
+## The wheel as a user gets it (built once, see `wheel`): installed with nothing else into a
+## fresh venv at target/wheel-venv, with no `dataerai` on PATH, it runs examples/quickstart.py
+## (as `make demo` does) against a real dataerai-server from target/debug; the SDK must start its
+## own bundled binary as the daemon, and SDK and binary must carry one version.
+test-wheel: build venv
+	VPY=$(CURDIR)/$(VPY) DATAERAI_BIN_DIR=$(CURDIR)/target/debug scripts/wheel.sh quickstart
 
 ## Headless-browser end to end (tests/e2e): the CLI's device login approved
 ## in Debian's Chromium driven by playwright-core (node_modules stays in the
@@ -111,12 +132,15 @@ bench-deps:
 ## Rust: rustfmt and clippy (with the test features, so the fault-injection
 ## code is linted too and cargo reuses the test build's dependencies); Python:
 ## ruff, and mypy --strict on the SDK package (settings in
-## sdk/python/pyproject.toml, [tool.mypy]).
+## sdk/python/pyproject.toml, [tool.mypy]); then that the wheel (built once,
+## see `wheel`) ships py.typed and mypy --strict accepts a user script that
+## imports the installed package.
 lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked $(TEST_FEATURES) -- -D warnings
 	$(VENV)/bin/ruff check sdk/python examples bench
 	$(VENV)/bin/mypy --strict --config-file sdk/python/pyproject.toml sdk/python/src/dataerai
+	VPY=$(CURDIR)/$(VPY) scripts/wheel.sh typed
 
 fmt: venv
 	$(CARGO) fmt --all

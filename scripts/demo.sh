@@ -50,13 +50,25 @@ TOKEN=$("$BIN_DIR/dataerai-server" admin create-token --data-dir "$WORK/data" \
 
 export DATAERAI_CONFIG_DIR="$WORK/config"
 export DATAERAI_SOCKET="$WORK/run/dataerai-transfer.sock"
-export DATAERAI_BINARY="$BIN_DIR/dataerai"
+# The CLI that signs in and that the quick start's SDK starts as its daemon: $BIN_DIR's, named
+# by DATAERAI_BINARY. With DEMO_SDK_BINARY=bundled (scripts/wheel.sh), the one a wheel installed
+# beside $VPY, and nothing names it: the SDK has to find it by itself.
+if [[ "${DEMO_SDK_BINARY:-}" == bundled ]]; then
+    CLI=$(dirname "$VPY")/dataerai
+    unset DATAERAI_BINARY
+else
+    CLI=$BIN_DIR/dataerai
+    export DATAERAI_BINARY="$CLI"
+fi
 
 echo "==> signing the CLI in"
-printf '%s\n' "$TOKEN" | "$BIN_DIR/dataerai" auth login --server "$URL" --token-stdin
+printf '%s\n' "$TOKEN" | "$CLI" auth login --server "$URL" --token-stdin
 unset TOKEN
 
 EXAMPLE=${DATAERAI_EXAMPLE:-examples/quickstart.py}
 echo "==> running $EXAMPLE"
 "$VPY" "$EXAMPLE"
+# The SDK's auto-start writes the binary it ran at the top of the daemon's log.
+echo "    daemon binary: $(sed -n 's/^--- dataerai-sdk starting \(.*\) daemon --socket .*/\1/p' \
+    "$WORK/run/dataerai-daemon.log" 2>/dev/null | head -n1)"
 echo "==> demo finished"

@@ -17,6 +17,8 @@ The SDK talks only to the local ``dataerai`` daemon over its Unix socket (starti
 needed); the daemon holds the credentials and moves the bytes.
 """
 
+import importlib.metadata
+
 from .async_client import AsyncDataeraiClient
 from .client import DataEraiClient, DataeraiClient, ProgressCallback
 from .errors import (
@@ -52,7 +54,12 @@ from .models import (
     VersionFile,
 )
 
-__version__ = "0.1.0"
+try:
+    # The wheel's version, which maturin takes from the Cargo workspace: the bundled `dataerai`
+    # binary (`dataerai --version`) carries the same number.
+    __version__ = importlib.metadata.version("dataerai-sdk")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree (`make venv`)
+    __version__ = "0+source"
 
 __all__ = [
     "AssetMetadata",

@@ -11,15 +11,19 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import sysconfig
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from .errors import DaemonTimeoutError, DaemonUnavailableError
 
 SOCKET_NAME = "dataerai-transfer.sock"
 LOG_NAME = "dataerai-daemon.log"
 BINARY_NAME = "dataerai"
+# Names the `dataerai` binary when no binary_path is given (as the examples and `make demo` do).
+BINARY_ENV = "DATAERAI_BINARY"
 
 ProbeFn = Callable[[], bool]
 
@@ -44,20 +48,64 @@ def default_socket_path() -> Path:
     return Path.home() / ".local" / "state" / "dataerai" / "run" / SOCKET_NAME
 
 
+def installed_binary_dirs() -> List[Path]:
+    """Where ``pip install dataerai-sdk`` may have put the bundled ``dataerai`` binary.
+
+    In order: the scripts directory of this interpreter's environment (a venv's ``bin/``, or the
+    prefix's for a system-wide install), the user scheme's (``pip install --user``:
+    ``~/.local/bin``), and ``bin/`` beside the package (``pip install --target DIR``). A Jupyter
+    kernel started by full interpreter path often has none of these on ``PATH``, which is why
+    they are searched explicitly.
+    """
+    dirs = [Path(sysconfig.get_path("scripts"))]
+    if sys.version_info >= (3, 10):
+        user_scheme = sysconfig.get_preferred_scheme("user")
+    elif sys.platform == "darwin" and getattr(sys, "_framework", None):
+        user_scheme = "osx_framework_user"
+    else:
+        user_scheme = "posix_user"
+    dirs.append(Path(sysconfig.get_path("scripts", scheme=user_scheme)))
+    dirs.append(Path(__file__).resolve().parent.parent / "bin")
+    unique: List[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
 def find_binary(binary_path: Optional[str]) -> str:
-    """Resolve the ``dataerai`` executable or raise a :class:`DaemonUnavailableError` saying how."""
-    if binary_path is not None:
-        path = Path(binary_path).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise DaemonUnavailableError(
-                f"binary_path {str(path)!r} is not an executable file; pass the path of the `dataerai` binary"
-            )
-        return str(path)
+    """Resolve the ``dataerai`` executable or raise a :class:`DaemonUnavailableError` saying how.
+
+    Search order: ``binary_path``; ``$DATAERAI_BINARY``; the binary installed with this package
+    (:func:`installed_binary_dirs`); ``PATH``. An explicit ``binary_path`` or
+    ``$DATAERAI_BINARY`` that is not executable is an error, not a reason to look elsewhere.
+    """
+    for given, source in ((binary_path, "binary_path"), (os.environ.get(BINARY_ENV), f"${BINARY_ENV}")):
+        if given:
+            path = Path(given).expanduser()
+            if not _executable(path):
+                raise DaemonUnavailableError(
+                    f"{source} {str(path)!r} is not an executable file; "
+                    "pass the path of the `dataerai` binary"
+                )
+            return str(path)
+    searched = installed_binary_dirs()
+    for directory in searched:
+        candidate = directory / BINARY_NAME
+        if _executable(candidate):
+            return str(candidate)
     found = shutil.which(BINARY_NAME)
     if found is None:
         raise DaemonUnavailableError(
-            "the `dataerai` binary was not found on PATH and no daemon answers on the socket; "
-            "install it, add it to PATH, or pass binary_path=… to DataeraiClient"
+            "the `dataerai` binary was not found (looked in "
+            + ", ".join(str(d) for d in searched)
+            + " and on PATH) and no daemon answers on the socket; reinstall dataerai-sdk "
+            "(its wheel ships the binary), add `dataerai` to PATH, set $DATAERAI_BINARY, or pass "
+            "binary_path=… to DataeraiClient"
         )
     return found
 

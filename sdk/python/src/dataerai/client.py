@@ -81,7 +81,10 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
             ``$XDG_RUNTIME_DIR/dataerai-transfer.sock``, else
             ``/run/user/<uid>/dataerai-transfer.sock``, else
             ``~/.local/state/dataerai/run/dataerai-transfer.sock``.
-        binary_path: The ``dataerai`` executable used to start a daemon; default: ``PATH``.
+        binary_path: The ``dataerai`` executable used to start a daemon. Default:
+            ``$DATAERAI_BINARY``, else the binary installed with this package (the scripts
+            directory of this interpreter's environment, then the user scheme's, then ``bin/``
+            beside the package), else ``PATH``.
         auto_start: Start ``dataerai daemon`` when nothing answers on the socket. A daemon this
             client started is shut down by :meth:`close`; one that was already running is left
             alone.
