@@ -44,7 +44,7 @@ build() {
     local key out wheel
     key=$(source_key)
     out=$WHEELS/$key
-    wheel=$(find "$out" -maxdepth 1 -name 'dataerai_sdk-*.whl' 2>/dev/null | head -n1)
+    wheel=$(compgen -G "$out/dataerai_sdk-*.whl" | head -n1 || true)
     if [[ -n "$wheel" ]]; then
         echo "==> reusing $wheel" >&2
     else
@@ -52,7 +52,7 @@ build() {
         rm -rf "$WHEELS"
         (cd sdk/python && "$VPY" -m maturin build --release --out "$out.partial" >&2)
         mv "$out.partial" "$out"
-        wheel=$(find "$out" -maxdepth 1 -name 'dataerai_sdk-*.whl' | head -n1)
+        wheel=$(compgen -G "$out/dataerai_sdk-*.whl" | head -n1)
     fi
     echo "$wheel"
 }
