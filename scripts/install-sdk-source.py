@@ -8,7 +8,7 @@ that — the tests use the binaries `make build` already compiled (DATAERAI_BIN_
 
 * the requirements of the extras named on the command line (default: `dev`) are read from
   sdk/python/pyproject.toml and installed with pip, and
-* a `.pth` file puts sdk/python/src on sys.path, so `import dataerai` runs the checkout's code
+* any built dataerai-sdk is uninstalled, and a `.pth` file puts sdk/python/src on sys.path, so `import dataerai` runs the checkout's code
   (edits take effect at once, as with an editable install).
 
 Usage: python scripts/install-sdk-source.py [EXTRA ...]
@@ -16,6 +16,7 @@ Usage: python scripts/install-sdk-source.py [EXTRA ...]
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import sysconfig
@@ -43,6 +44,24 @@ def main(extras: list[str]) -> None:
             [sys.executable, "-m", "pip", "install", "--quiet", *requirements],
             check=True,
         )
+    try:
+        # A built dataerai-sdk (an earlier editable install or a wheel, maybe with its own
+        # bin/dataerai) would shadow the source tree: remove it.
+        importlib.metadata.version("dataerai-sdk")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "uninstall",
+                "--quiet",
+                "--yes",
+                "dataerai-sdk",
+            ],
+            check=True,
+        )
+    except importlib.metadata.PackageNotFoundError:
+        pass
     site_packages = Path(sysconfig.get_path("purelib"))
     (site_packages / PTH_NAME).write_text(f"{SDK / 'src'}\n")
     print(
