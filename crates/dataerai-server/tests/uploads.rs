@@ -450,7 +450,7 @@ async fn data_survives_restart() {
     let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
     let asset = &api.personal_asset(&alice, "durable").await;
     let done = data(CS as usize * 2 + 7, 6);
-    let v = api.upload(&asset, &[("a.bin", &done)], CS).await;
+    let v = api.upload(asset, &[("a.bin", &done)], CS).await;
 
     // An open session with 2 of 3 chunks.
     let partial = data(CS as usize * 3, 7);
