@@ -116,10 +116,8 @@ async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
 
     // A third version deduplicates against the copy (the bytes are still
     // owned), then is aborted: the bytes stay.
-    let third = created(
-        api.open_upload(&second_asset, json!([announced("again.bin", &big)]), CS)
-            .await,
-    );
+    let files = json!([announced("again.bin", &big)]);
+    let third = created(api.open_upload(&second_asset, files, CS).await);
     assert_eq!(third["files"][0]["deduplicated"], true);
     let third_id = third["upload_id"].as_str().unwrap();
     assert_eq!(
@@ -154,11 +152,8 @@ async fn no_reuse_across_owners_and_bad_checksums_refused() {
     // Bob knows the hash but not the bytes: he gets no reuse, so he must send
     // them, and a wrong body is refused by the chunk hash check.
     let bob_asset = bob.personal_asset("guess").await;
-    let session = created(
-        bob_api
-            .open_upload(&bob_asset, json!([announced("s.bin", &secret)]), CS)
-            .await,
-    );
+    let files = json!([announced("s.bin", &secret)]);
+    let session = created(bob_api.open_upload(&bob_asset, files, CS).await);
     assert_eq!(session["files"][0]["deduplicated"], false);
     assert_eq!(session["files"][0]["received_chunks"], json!([]));
     let upload_id = session["upload_id"].as_str().unwrap();

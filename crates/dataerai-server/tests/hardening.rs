@@ -222,10 +222,8 @@ async fn another_users_session_and_out_of_range_chunks_are_refused() {
         asset,
         ..
     } = &hostile().await;
-    let u = created(
-        api.open_upload(asset, json!([{"name": "f.bin", "size": 1}]), 1024)
-            .await,
-    );
+    let files = json!([{"name": "f.bin", "size": 1}]);
+    let u = created(api.open_upload(asset, files, 1024).await);
     let upload = u["upload_id"].as_str().unwrap().to_string();
     // Another user's upload session, chunk indices out of range.
     let session = format!("/api/v1/uploads/{upload}");
@@ -314,10 +312,8 @@ fn run_chunk_case(server: &TestServer, owner: &User, size: usize, chunk_size: u6
         let api = server.api(owner.token());
         let asset = api.personal_asset(&owner.id, "prop").await;
         let data = data(size, size as u8);
-        let u = created(
-            api.open_upload(&asset, json!([{"name": "f", "size": size}]), chunk_size)
-                .await,
-        );
+        let files = json!([{"name": "f", "size": size}]);
+        let u = created(api.open_upload(&asset, files, chunk_size).await);
         let upload = u["upload_id"].as_str().unwrap();
         let count = u["files"][0]["chunk_count"].as_u64().unwrap();
         let mut expected = std::collections::BTreeSet::new();

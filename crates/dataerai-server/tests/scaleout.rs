@@ -56,11 +56,8 @@ async fn two_replicas_serve_one_upload_chunk_by_chunk() {
 
     let asset = alice.personal_asset("shared").await;
     let body = data(5 * CS as usize + 123, 3);
-    let session = created(
-        api_b
-            .open_upload(&asset, json!([{"name": "f.bin", "size": body.len()}]), CS)
-            .await,
-    );
+    let files = json!([{"name": "f.bin", "size": body.len()}]);
+    let session = created(api_b.open_upload(&asset, files, CS).await);
     let up = session["upload_id"].as_str().unwrap();
     let chunk = |i: u64| &body[(i * CS) as usize..(((i + 1) * CS) as usize).min(body.len())];
     for i in 0..6 {
