@@ -14,19 +14,6 @@ fn start(dir: &std::path::Path) -> TestServer {
     TestServer::start_with(dir, &["--device-poll-interval-s", "1"])
 }
 
-async fn poll(base: &str, device_code: &str) -> (StatusCode, Value) {
-    oauth(
-        base,
-        "/oauth/token",
-        &[
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", device_code),
-            ("client_id", "dataerai-cli"),
-        ],
-    )
-    .await
-}
-
 async fn refresh(base: &str, rt: &str) -> (StatusCode, Value) {
     oauth(
         base,
@@ -43,13 +30,7 @@ async fn device_flow_end_to_end_with_rotation_and_reuse_detection() {
     let server = start(dir.path());
     let base = &server.base;
 
-    let (status, code) = oauth(
-        base,
-        "/oauth/device/code",
-        &[("client_id", "dataerai-cli"), ("scope", "read write")],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{code}");
+    let code = request_device_code(base, "read write").await;
     let user_code = code["user_code"].as_str().unwrap();
     let device_code = code["device_code"].as_str().unwrap();
     assert_eq!(user_code.len(), 9);
@@ -63,17 +44,17 @@ async fn device_flow_end_to_end_with_rotation_and_reuse_detection() {
     assert_eq!(code["interval"], 1);
 
     // Not approved yet; polling again at once is too fast.
-    let (s, e) = poll(base, device_code).await;
+    let (s, e) = poll_device_token(base, device_code).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("authorization_pending"))
     );
-    let (s, e) = poll(base, device_code).await;
+    let (s, e) = poll_device_token(base, device_code).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("slow_down"))
     );
-    let (_, e) = poll(base, "forged-device-code").await;
+    let (_, e) = poll_device_token(base, "forged-device-code").await;
     assert_eq!(e["error"], "invalid_grant");
 
     // The browser: /device without a session goes to /login and comes back.
@@ -116,7 +97,7 @@ async fn device_flow_end_to_end_with_rotation_and_reuse_detection() {
     assert!(done.body.contains("Device approved"), "{}", done.body);
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let (s, tokens) = poll(base, device_code).await;
+    let (s, tokens) = poll_device_token(base, device_code).await;
     assert_eq!(s, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["scope"], "read write");
@@ -126,7 +107,7 @@ async fn device_flow_end_to_end_with_rotation_and_reuse_detection() {
     let rt = tokens["refresh_token"].as_str().unwrap();
     assert!(at.starts_with("dtr_at_") && rt.starts_with("dtr_rt_"));
     // The device code is used up.
-    let (_, e) = poll(base, device_code).await;
+    let (_, e) = poll_device_token(base, device_code).await;
     assert_eq!(e["error"], "invalid_grant");
 
     let (s, me) = server.api(at).get("/api/v1/me").await;
@@ -150,11 +131,7 @@ async fn device_flow_end_to_end_with_rotation_and_reuse_detection() {
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     for token in [at, at2] {
-        assert_err(
-            &server.api(token).get("/api/v1/me").await,
-            401,
-            "ERR_AUTH_REQUIRED",
-        );
+        assert_err(&server.api(token).get("/api/v1/me").await, AUTH_REQUIRED);
     }
     assert_eq!(refresh(base, rt2).await.1["error"], "invalid_grant");
     // Bad requests get RFC errors, not ERR_*.
@@ -191,19 +168,14 @@ async fn denied_device_and_short_lived_access_tokens() {
         &["--device-poll-interval-s", "1", "--access-token-ttl-s", "1"],
     );
     let base = &server.base;
-    let (_, code) = oauth(
-        base,
-        "/oauth/device/code",
-        &[("client_id", "dataerai-cli"), ("scope", "read")],
-    )
-    .await;
+    let code = request_device_code(base, "read").await;
     let mut browser = Browser::new(base);
     browser.sign_in("bob@lab.org", PW).await;
     let denied = browser
         .decide_device(code["user_code"].as_str().unwrap(), false)
         .await;
     assert!(denied.body.contains("Device denied"), "{}", denied.body);
-    let (_, e) = poll(base, code["device_code"].as_str().unwrap()).await;
+    let (_, e) = poll_device_token(base, code["device_code"].as_str().unwrap()).await;
     assert_eq!(e["error"], "access_denied");
     // An unknown code on the page is refused cleanly.
     let p = browser.get("/device?user_code=BCDF-GHJK").await;
@@ -220,8 +192,7 @@ async fn denied_device_and_short_lived_access_tokens() {
     assert_err(
         &api.post("/api/v1/projects", serde_json::json!({"name": "p"}))
             .await,
-        403,
-        "ERR_PERMISSION_DENIED",
+        PERMISSION_DENIED,
     );
     wait_until_async(
         "the 1 s access token to expire",
@@ -229,7 +200,7 @@ async fn denied_device_and_short_lived_access_tokens() {
         || async { (api.get("/api/v1/me").await.0 == StatusCode::UNAUTHORIZED).then_some(()) },
     )
     .await;
-    assert_err(&api.get("/api/v1/me").await, 401, "ERR_AUTH_REQUIRED");
+    assert_err(&api.get("/api/v1/me").await, AUTH_REQUIRED);
     let (s, t2) = refresh(base, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::OK, "{t2}");
     assert_eq!(t2["scope"], "read");
@@ -268,26 +239,26 @@ fn set_password(dir: &std::path::Path, email: &str, password: &str) -> std::proc
 }
 
 /// A server with a signed-up admin (root), carol and dave (whose password
-/// was set after the account was made); answers the admin's id.
-fn web_users(dir: &std::path::Path) -> String {
-    let admin_id = make_user_with_password(dir, "root@lab.org", PW, true);
-    make_user_with_password(dir, "carol@lab.org", PW, false);
-    make_user(dir, "dave@lab.org", "read");
-    let out = set_password(dir, "dave@lab.org", "dave's long password");
+/// was set after the account was made); answers it and the admin's id.
+fn web_lab() -> (Lab, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_id = make_user_with_password(dir.path(), "root@lab.org", PW, true);
+    make_user_with_password(dir.path(), "carol@lab.org", PW, false);
+    make_user(dir.path(), "dave@lab.org", "read");
+    let out = set_password(dir.path(), "dave@lab.org", "dave's long password");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    admin_id
+    let server = start(dir.path());
+    (Lab { server, dir }, admin_id)
 }
 
 #[tokio::test]
 async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
-    let dir = tempfile::tempdir().unwrap();
-    web_users(dir.path());
-    let server = start(dir.path());
-    let base = &server.base;
+    let (lab, _) = web_lab();
+    let base = &lab.server.base;
 
     // CSRF: a sign-in without the token, or with a wrong one, is refused.
     let mut b = Browser::new(base);
@@ -326,17 +297,8 @@ async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     // An open redirect is not followed.
-    let login = b.get("/login").await;
     let p = b
-        .post(
-            "/login",
-            &[
-                ("csrf_token", &login.csrf()),
-                ("email", "dave@lab.org"),
-                ("password", "dave's long password"),
-                ("next", "//evil.example"),
-            ],
-        )
+        .sign_in_then("dave@lab.org", "dave's long password", "//evil.example")
         .await;
     assert_eq!(
         (p.status, p.location.as_deref()),
@@ -346,10 +308,8 @@ async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
 
 #[tokio::test]
 async fn failed_sign_ins_are_rate_limited_per_email_and_per_address() {
-    let dir = tempfile::tempdir().unwrap();
-    web_users(dir.path());
-    let server = start(dir.path());
-    let base = &server.base;
+    let (lab, _) = web_lab();
+    let base = &lab.server.base;
 
     // Per email: 5 failures → 429 with Retry-After, even
     // with the right password.
@@ -386,10 +346,8 @@ async fn failed_sign_ins_are_rate_limited_per_email_and_per_address() {
 
 #[tokio::test]
 async fn tokens_page_sign_out_and_the_audit_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let admin_id = web_users(dir.path());
-    let server = start(dir.path());
-    let base = &server.base;
+    let (lab, admin_id) = web_lab();
+    let (server, base) = (&lab.server, &lab.server.base);
     // One failed sign-in, for the audit log below.
     let p = Browser::new(base)
         .sign_in("carol@lab.org", "wrong password!")
@@ -414,33 +372,15 @@ async fn tokens_page_sign_out_and_the_audit_log() {
     let p = r.post("/tokens", &[("name", "x"), ("scope", "read")]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let page = r.get("/tokens").await;
-    let row = page.body.find("data-token-id=\"").unwrap() + 15;
-    let token_id = &page.body[row..row + 36];
+    let token_id = &page.first_token_id();
     assert!(page.body.contains("Revoke"));
-    let p = r
-        .post(
-            &format!("/tokens/{token_id}/revoke"),
-            &[("csrf_token", &page.csrf())],
-        )
-        .await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER);
-    assert_err(
-        &server.api(token).get("/api/v1/me").await,
-        401,
-        "ERR_AUTH_REQUIRED",
-    );
+    assert_eq!(r.revoke_token(token_id).await.status, StatusCode::SEE_OTHER);
+    assert_err(&server.api(token).get("/api/v1/me").await, AUTH_REQUIRED);
     // Another user's session cannot revoke it (nor see it).
     let mut d = Browser::new(base);
     d.sign_in("dave@lab.org", "dave's long password").await;
-    let dp = d.get("/tokens").await;
-    assert!(!dp.body.contains(token_id));
-    let p = d
-        .post(
-            &format!("/tokens/{token_id}/revoke"),
-            &[("csrf_token", &dp.csrf())],
-        )
-        .await;
-    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(!d.get("/tokens").await.body.contains(token_id.as_str()));
+    assert_eq!(d.revoke_token(token_id).await.status, StatusCode::NOT_FOUND);
     // A CSRF token of another session does not work.
     let p = d
         .post(
@@ -465,27 +405,18 @@ async fn tokens_page_sign_out_and_the_audit_log() {
     assert_eq!(r.get("/tokens").await.status, StatusCode::SEE_OTHER);
 
     // The audit log: admins only.
-    let admin_pat = admin(
-        dir.path(),
-        &["create-token", "--email", "root@lab.org", "--scope", "read"],
-    );
-    let (s, log) = server.api(&admin_pat).get("/api/v1/audit?limit=1000").await;
-    assert_eq!(s, StatusCode::OK, "{log}");
-    let actions: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    for a in [
-        "auth.sign_in",
-        "auth.sign_in_failed",
-        "auth.sign_out",
-        "token.created",
-        "token.revoked",
-    ] {
-        assert!(actions.contains(&a), "{a} missing from {actions:?}");
-    }
+    let admin_pat = server.create_token("root@lab.org", "read");
+    let log = assert_audited(
+        &server.api(&admin_pat),
+        &[
+            "auth.sign_in",
+            "auth.sign_in_failed",
+            "auth.sign_out",
+            "token.created",
+            "token.revoked",
+        ],
+    )
+    .await;
     let signin = log["items"]
         .as_array()
         .unwrap()
@@ -493,14 +424,10 @@ async fn tokens_page_sign_out_and_the_audit_log() {
         .find(|e| e["action"] == "auth.sign_in" && e["actor_user_id"] == admin_id.as_str())
         .unwrap();
     assert_eq!(signin["client_addr"], "127.0.0.1");
-    let dave_pat = admin(
-        dir.path(),
-        &["create-token", "--email", "dave@lab.org", "--scope", "read"],
-    );
+    let dave_pat = server.create_token("dave@lab.org", "read");
     assert_err(
         &server.api(&dave_pat).get("/api/v1/audit").await,
-        403,
-        "ERR_PERMISSION_DENIED",
+        PERMISSION_DENIED,
     );
 }
 
@@ -519,11 +446,7 @@ async fn forged_and_truncated_tokens_are_refused() {
         "x".repeat(10_000),
     ];
     for t in &forged {
-        assert_err(
-            &server.api(t).get("/api/v1/me").await,
-            401,
-            "ERR_AUTH_REQUIRED",
-        );
+        assert_err(&server.api(t).get("/api/v1/me").await, AUTH_REQUIRED);
     }
     // Not a bearer header at all.
     let resp = reqwest::Client::new()

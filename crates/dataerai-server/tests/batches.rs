@@ -109,19 +109,53 @@ fn file_part(bytes: &[u8]) -> Part {
     Part::bytes(bytes.to_vec()).file_name("file")
 }
 
-/// Finish `(upload_id, checksum, bytes)` items in one request.
-async fn finish(api: &Api, items: &[(&str, String, &[u8])]) -> (StatusCode, Value) {
+/// The `manifest` part of a finish request.
+fn manifest_of(manifest: &Value) -> (&'static str, Part) {
+    ("manifest", manifest_part(manifest))
+}
+
+/// A `file` part of a finish request.
+fn file(bytes: &[u8]) -> (&'static str, Part) {
+    ("file", file_part(bytes))
+}
+
+/// A multipart body of `parts` (name, part), in this order.
+fn multipart(parts: Vec<(&'static str, Part)>) -> Form {
+    parts
+        .into_iter()
+        .fold(Form::new(), |form, (name, part)| form.part(name, part))
+}
+
+/// One item of a finish request: the session, the checksum claimed for the
+/// file and the bytes sent.
+type Claim<'a> = (&'a str, String, &'a [u8]);
+
+/// The item sending `bytes` for `upload_id` with their right checksum.
+fn claim<'a>(upload_id: &'a str, bytes: &'a [u8]) -> Claim<'a> {
+    (upload_id, sum(bytes), bytes)
+}
+
+/// Finish `items` in one request.
+async fn finish(api: &Api, items: &[Claim<'_>]) -> (StatusCode, Value) {
     let manifest = json!({
         "items": items
             .iter()
             .map(|(id, checksum, _)| json!({"upload_id": id, "checksum": checksum}))
             .collect::<Vec<_>>(),
     });
-    let mut form = Form::new().part("manifest", manifest_part(&manifest));
-    for (_, _, bytes) in items {
-        form = form.part("file", file_part(bytes));
-    }
-    finish_form(api, form).await
+    let mut parts = vec![manifest_of(&manifest)];
+    parts.extend(items.iter().map(|(_, _, bytes)| file(bytes)));
+    finish_form(api, multipart(parts)).await
+}
+
+/// [`finish`] that must be answered 200 (whatever each item's outcome);
+/// answers the items' outcomes.
+async fn finish_items(api: &Api, items: &[Claim<'_>]) -> Vec<Value> {
+    let (s, answer) = finish(api, items).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    let outcomes = answer["items"].as_array().unwrap();
+    assert_eq!(outcomes.len(), items.len(), "{answer}");
+    outcomes.clone()
 }
 
 async fn upload_status(api: &Api, upload_id: &str) -> Value {
@@ -139,23 +173,14 @@ fn id(v: &Value, field: &str) -> String {
 
 /// The bytes of file 0 of the asset's latest version (the download must succeed).
 async fn latest_bytes(api: &Api, asset_id: &str) -> Vec<u8> {
-    let (s, back) = api
-        .fetch(
-            &format!("/api/v1/assets/{asset_id}/contents/latest/files/0"),
-            None,
-        )
-        .await;
+    let (s, back) = api.latest_file(asset_id).await;
     assert_eq!(s, StatusCode::OK, "download of {asset_id}");
     back
 }
 
 #[tokio::test]
 async fn batch_create_answers_each_item_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice_id, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let (bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (_lab, [User { id: alice_id, api }, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);
     let alice = me(&api).await;
     assert_eq!(alice, alice_id);
 
@@ -191,7 +216,7 @@ async fn batch_create_answers_each_item_on_its_own() {
             "upload": {"files": [{"name": "x", "size": 1}], "probe_dedup": true},
         }),
         // 7: a personal asset of somebody else.
-        new_asset_item(&bob, "not mine", "x", 1),
+        new_asset_item(&bob.id, "not mine", "x", 1),
         // 8: a valid asset with an invalid upload (chunk size not a power of two).
         json!({
             "asset": {"title": "bad upload", "owner_type": "user", "owner_id": alice},
@@ -264,8 +289,7 @@ async fn batch_create_answers_each_item_on_its_own() {
     titles.sort();
     assert_eq!(titles, ["existing", "fresh"]);
     // Bob got nothing either.
-    let bob_api = server.api(&bob_token);
-    assert_eq!(asset_count(&bob_api).await, 0);
+    assert_eq!(asset_count(&bob.api).await, 0);
 
     // The session opened in the batch takes the usual chunk route too.
     let upload_id = id(v2, "upload_id");
@@ -280,19 +304,15 @@ async fn batch_create_answers_each_item_on_its_own() {
 
 #[tokio::test]
 async fn batch_create_refuses_empty_and_oversized_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let alice = me(&api).await;
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
 
-    assert_err(&batch(&api, vec![]).await, 400, "ERR_INVALID_INPUT");
+    assert_err(&batch(&api, vec![]).await, INVALID_INPUT);
 
     let too_many: Vec<Value> = (0..=MAX_BATCH_ITEMS)
         .map(|i| new_asset_item(&alice, &format!("a{i}"), "f.bin", 1))
         .collect();
     assert_eq!(too_many.len(), MAX_BATCH_ITEMS + 1);
-    assert_err(&batch(&api, too_many).await, 400, "ERR_INVALID_INPUT");
+    assert_err(&batch(&api, too_many).await, INVALID_INPUT);
     // Nothing of the refused request was created.
     assert_eq!(asset_count(&api).await, 0);
 
@@ -315,22 +335,17 @@ async fn batch_create_refuses_empty_and_oversized_batches() {
     }
 
     // Not signed in: the whole request is refused.
-    let anon = server.api("dtr_nope");
+    let anon = lab.server.api("dtr_nope");
     assert_err(
         &batch(&anon, vec![new_asset_item(&alice, "x", "x", 1)]).await,
-        401,
-        "ERR_AUTH_REQUIRED",
+        AUTH_REQUIRED,
     );
     assert_eq!(asset_count(&api).await, 1);
 }
 
 #[tokio::test]
 async fn finish_stores_small_files_and_is_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let alice = me(&api).await;
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
 
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("small.txt", data(1000, 1)),
@@ -345,15 +360,13 @@ async fn finish_stores_small_files_and_is_idempotent() {
         assert_eq!(s["files"][0]["chunk_count"], 1, "{s}");
     }
 
-    let items: Vec<(&str, String, &[u8])> = ids
+    let items: Vec<Claim> = ids
         .iter()
         .zip(&files)
-        .map(|(id, (_, d))| (id.as_str(), sum(d), d.as_slice()))
+        .map(|(id, (_, d))| claim(id, d))
         .collect();
-    let (s, answer) = finish(&api, &items).await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    let got = answer["items"].as_array().unwrap();
-    assert_eq!(got.len(), 3, "{answer}");
+    let got = finish_items(&api, &items).await;
+    assert_eq!(got.len(), 3);
     let mut contents = Vec::new();
     for ((item, session), (name, bytes)) in got.iter().zip(&sessions).zip(&files) {
         let version = ok_item(item);
@@ -385,15 +398,12 @@ async fn finish_stores_small_files_and_is_idempotent() {
         assert_eq!(a["latest_content"]["content_id"], cid.as_str(), "{a}");
         contents.push(cid);
     }
-    let sent = server.metric("dataerai_upload_bytes_total");
+    let sent = lab.server.metric("dataerai_upload_bytes_total");
     assert_eq!(sent, files.iter().map(|(_, d)| d.len() as u64).sum::<u64>());
 
     // The same request again: every item answers the same version.
-    let (s, again) = finish(&api, &items).await;
-    assert_eq!(s, StatusCode::OK, "{again}");
-    let again = again["items"].as_array().unwrap();
-    assert_eq!(again.len(), 3);
-    for ((item, first), cid) in again.iter().zip(got).zip(&contents) {
+    let again = finish_items(&api, &items).await;
+    for ((item, first), cid) in again.iter().zip(&got).zip(&contents) {
         let version = ok_item(item);
         assert_eq!(version["content_id"], cid.as_str(), "{version}");
         assert_eq!(version["files"], first["result"]["files"], "{version}");
@@ -405,27 +415,20 @@ async fn finish_stores_small_files_and_is_idempotent() {
         let (_, list) = api.get(&format!("/api/v1/assets/{asset}/contents")).await;
         assert_eq!(list["total"], 1, "{list}");
     }
-    assert_eq!(server.metric("dataerai_upload_bytes_total"), sent);
+    assert_eq!(lab.server.metric("dataerai_upload_bytes_total"), sent);
 
     // A retry that claims other bytes for a completed session is refused.
     let other = data(1000, 9);
-    let (s, answer) = finish(&api, &[(ids[0].as_str(), sum(&other), other.as_slice())]).await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    assert_item_err(&answer["items"][0], "ERR_CONFLICT");
+    let answer = finish_items(&api, &[claim(&ids[0], &other)]).await;
+    assert_item_err(&answer[0], "ERR_CONFLICT");
     let back = latest_bytes(&api, &id(&sessions[0], "asset_id")).await;
     assert!(back == files[0].1, "the completed file changed");
 }
 
 #[tokio::test]
 async fn finish_answers_each_item_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let (_, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let bob_api = server.api(&bob_token);
-    let alice = me(&api).await;
-    let bob = me(&bob_api).await;
+    let (lab, [User { id: alice, api }, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);
+    let (bob, bob_api) = (bob.id, bob.api);
 
     let wrong_sum = data(300, 1);
     let good = data(400, 2);
@@ -464,24 +467,21 @@ async fn finish_answers_each_item_on_its_own() {
 
     let other = data(300, 7);
     let short = &wrong_len[..499];
-    let items: Vec<(&str, String, &[u8])> = vec![
-        (ids[0].as_str(), sum(&other), wrong_sum.as_slice()),
-        (ids[1].as_str(), sum(&good), good.as_slice()),
-        (ids[2].as_str(), sum(short), short),
-        (two_id.as_str(), sum(&two_chunks), two_chunks.as_slice()),
-        (bob_id.as_str(), sum(&bob_bytes), bob_bytes.as_slice()),
-        (ids[3].as_str(), sum(&too_big), too_big.as_slice()),
-        ("no-such-upload", sum(&good), good.as_slice()),
-        (
-            ids[2].as_str(),
-            "md5:1234".to_string(),
-            wrong_len.as_slice(),
-        ),
-    ];
-    let (s, answer) = finish(&api, &items).await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    let got = answer["items"].as_array().unwrap();
-    assert_eq!(got.len(), items.len(), "{answer}");
+    let got = finish_items(
+        &api,
+        &[
+            // Another file's checksum.
+            (&ids[0], sum(&other), &wrong_sum),
+            claim(&ids[1], &good),
+            claim(&ids[2], short),
+            claim(&two_id, &two_chunks),
+            claim(&bob_id, &bob_bytes),
+            claim(&ids[3], &too_big),
+            claim("no-such-upload", &good),
+            (&ids[2], "md5:1234".to_string(), &wrong_len),
+        ],
+    )
+    .await;
     assert_item_err(&got[0], "ERR_INTEGRITY");
     let version = ok_item(&got[1]);
     assert_eq!(version["status"], "complete");
@@ -508,28 +508,21 @@ async fn finish_answers_each_item_on_its_own() {
         assert_err(
             &api.get(&format!("/api/v1/assets/{asset}/contents/latest"))
                 .await,
-            404,
-            "ERR_NOT_FOUND",
+            NOT_FOUND,
         );
     }
     assert_eq!(
-        server.metric("dataerai_upload_bytes_total"),
+        lab.server.metric("dataerai_upload_bytes_total"),
         good.len() as u64
     );
 
     // The failed sessions finish once their bytes are right.
-    let (s, answer) = finish(
+    let answer = finish_items(
         &api,
-        &[
-            (ids[0].as_str(), sum(&wrong_sum), wrong_sum.as_slice()),
-            (ids[2].as_str(), sum(&wrong_len), wrong_len.as_slice()),
-        ],
+        &[claim(&ids[0], &wrong_sum), claim(&ids[2], &wrong_len)],
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    for (item, (session, bytes)) in answer["items"]
-        .as_array()
-        .unwrap()
+    for (item, (session, bytes)) in answer
         .iter()
         .zip([(&sessions[0], &wrong_sum), (&sessions[2], &wrong_len)])
     {
@@ -540,13 +533,8 @@ async fn finish_answers_each_item_on_its_own() {
         assert!(back == *bytes, "downloaded bytes differ");
     }
     // Bob finishes his own session himself.
-    let (s, answer) = finish(
-        &bob_api,
-        &[(bob_id.as_str(), sum(&bob_bytes), bob_bytes.as_slice())],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    ok_item(&answer["items"][0]);
+    let answer = finish_items(&bob_api, &[claim(&bob_id, &bob_bytes)]).await;
+    ok_item(&answer[0]);
     // The two-chunk session still completes through the chunk route.
     for (ci, piece) in two_chunks.chunks(1024).enumerate() {
         let (s, ack) = api.put_chunk(&two_id, 0, ci as u64, piece).await;
@@ -558,11 +546,7 @@ async fn finish_answers_each_item_on_its_own() {
 
 #[tokio::test]
 async fn finish_refuses_malformed_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let alice = me(&api).await;
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
 
     let a = data(100, 1);
     let b = data(200, 2);
@@ -573,58 +557,46 @@ async fn finish_refuses_malformed_requests() {
         {"upload_id": ids[1], "checksum": sum(&b)},
     ]});
 
-    // The first part is not the manifest.
-    let form = Form::new()
-        .part("file", file_part(&a))
-        .part("manifest", manifest_part(&manifest))
-        .part("file", file_part(&b));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-    let form = Form::new()
-        .part("manifesto", manifest_part(&manifest))
-        .part("file", file_part(&a))
-        .part("file", file_part(&b));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-
-    // Two items, one file part.
-    let form = Form::new()
-        .part("manifest", manifest_part(&manifest))
-        .part("file", file_part(&a));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-    // Two items, three file parts.
-    let form = Form::new()
-        .part("manifest", manifest_part(&manifest))
-        .part("file", file_part(&a))
-        .part("file", file_part(&b))
-        .part("file", file_part(&b));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-
-    // A manifest that is not JSON, or not a manifest.
-    let form = Form::new()
-        .part("manifest", Part::text("{\"items\": [ not json"))
-        .part("file", file_part(&a));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-    let form = Form::new()
-        .part("manifest", Part::text("{\"uploads\": []}"))
-        .part("file", file_part(&a));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-
-    // An empty manifest.
-    let form = Form::new().part("manifest", manifest_part(&json!({"items": []})));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-
-    // After the manifest, a part that is not a file.
-    let form = Form::new()
-        .part("manifest", manifest_part(&manifest))
-        .part("file", file_part(&a))
-        .part("extra", file_part(&b));
-    assert_err(&finish_form(&api, form).await, 400, "ERR_INVALID_INPUT");
-
-    // No manifest at all.
-    assert_err(
-        &finish_form(&api, Form::new()).await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
+    // Each refused as a whole: what is wrong, and the parts sent.
+    let cases = [
+        (
+            "the first part is not the manifest",
+            vec![file(&a), manifest_of(&manifest), file(&b)],
+        ),
+        (
+            "no part is named manifest",
+            vec![("manifesto", manifest_part(&manifest)), file(&a), file(&b)],
+        ),
+        (
+            "two items, one file part",
+            vec![manifest_of(&manifest), file(&a)],
+        ),
+        (
+            "two items, three file parts",
+            vec![manifest_of(&manifest), file(&a), file(&b), file(&b)],
+        ),
+        (
+            "a manifest that is not JSON",
+            vec![("manifest", Part::text("{\"items\": [ not json")), file(&a)],
+        ),
+        (
+            "a manifest that is not a manifest",
+            vec![("manifest", Part::text("{\"uploads\": []}")), file(&a)],
+        ),
+        (
+            "an empty manifest",
+            vec![manifest_of(&json!({"items": []}))],
+        ),
+        (
+            "after the manifest, a part that is not a file",
+            vec![manifest_of(&manifest), file(&a), ("extra", file_part(&b))],
+        ),
+        ("no manifest at all", vec![]),
+    ];
+    for (case, parts) in cases {
+        let reply = finish_form(&api, multipart(parts)).await;
+        assert_err_for(case, &reply, INVALID_INPUT);
+    }
 
     // None of the refused requests stored or completed anything.
     for upload_id in &ids {
@@ -632,45 +604,24 @@ async fn finish_refuses_malformed_requests() {
         assert_eq!(state["status"], "open", "{state}");
         assert_eq!(state["files"][0]["received_chunks"], json!([]), "{state}");
     }
-    assert_eq!(server.metric("dataerai_upload_bytes_total"), 0);
+    assert_eq!(lab.server.metric("dataerai_upload_bytes_total"), 0);
 
     // Not signed in.
-    let anon = server.api("dtr_nope");
-    assert_err(
-        &finish(&anon, &[(ids[0].as_str(), sum(&a), a.as_slice())]).await,
-        401,
-        "ERR_AUTH_REQUIRED",
-    );
+    let anon = lab.server.api("dtr_nope");
+    assert_err(&finish(&anon, &[claim(&ids[0], &a)]).await, AUTH_REQUIRED);
 
     // The well-formed request still works afterwards.
-    let (s, answer) = finish(
-        &api,
-        &[
-            (ids[0].as_str(), sum(&a), a.as_slice()),
-            (ids[1].as_str(), sum(&b), b.as_slice()),
-        ],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    for item in answer["items"].as_array().unwrap() {
+    let answer = finish_items(&api, &[claim(&ids[0], &a), claim(&ids[1], &b)]).await;
+    for item in &answer {
         assert_eq!(ok_item(item)["status"], "complete");
     }
 }
 
 #[tokio::test]
 async fn items_failing_in_the_store_fail_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let alice = me(&api).await;
-    admin(
-        dir.path(),
-        &["set-quota", "--user", "alice@lab.org", "--bytes", "100"],
-    );
-    let (s, p) = api.post("/api/v1/projects", json!({"name": "P"})).await;
-    assert_eq!(s, StatusCode::CREATED, "{p}");
-    let pid = id(&p, "project_id");
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    lab.server.set_user_quota("alice@lab.org", 100);
+    let pid = api.create_project("P").await;
     let existing = api.personal_asset(&alice, "existing").await;
 
     // Reservations add up inside the batch: 60 fits, 60 more does not, 30 does.
@@ -712,25 +663,14 @@ async fn items_failing_in_the_store_fail_alone() {
     assert_eq!(listed["total"], 1, "{listed}");
 
     // The personal quota shrinks: the personal item fails, the project one completes.
-    admin(
-        dir.path(),
-        &["set-quota", "--user", "alice@lab.org", "--bytes", "50"],
-    );
+    lab.server.set_user_quota("alice@lab.org", 50);
     let a = data(60, 1);
     let d = data(500, 2);
     let first_id = id(&first, "upload_id");
     let project_id = id(&project_session, "upload_id");
-    let (s, answer) = finish(
-        &api,
-        &[
-            (first_id.as_str(), sum(&a), a.as_slice()),
-            (project_id.as_str(), sum(&d), d.as_slice()),
-        ],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    assert_item_err(&answer["items"][0], "ERR_QUOTA_EXCEEDED");
-    assert_eq!(ok_item(&answer["items"][1])["status"], "complete");
+    let answer = finish_items(&api, &[claim(&first_id, &a), claim(&project_id, &d)]).await;
+    assert_item_err(&answer[0], "ERR_QUOTA_EXCEEDED");
+    assert_eq!(ok_item(&answer[1])["status"], "complete");
     let state = upload_status(&api, &first_id).await;
     assert_eq!(state["status"], "open", "{state}");
     assert_eq!(state["files"][0]["received_chunks"], json!([]), "{state}");
@@ -738,27 +678,16 @@ async fn items_failing_in_the_store_fail_alone() {
     assert!(back == d, "project file differs");
 
     // With room again, the personal item finishes (its bytes were kept or are sent again).
-    admin(
-        dir.path(),
-        &["set-quota", "--user", "alice@lab.org", "--bytes", "1000"],
-    );
-    let (s, answer) = finish(&api, &[(first_id.as_str(), sum(&a), a.as_slice())]).await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    assert_eq!(
-        ok_item(&answer["items"][0])["files"][0]["checksum"],
-        sum(&a)
-    );
+    lab.server.set_user_quota("alice@lab.org", 1000);
+    let answer = finish_items(&api, &[claim(&first_id, &a)]).await;
+    assert_eq!(ok_item(&answer[0])["files"][0]["checksum"], sum(&a));
     let back = latest_bytes(&api, &id(&first, "asset_id")).await;
     assert!(back == a, "personal file differs");
 }
 
 #[tokio::test]
 async fn finish_after_the_chunk_was_sent_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let alice = me(&api).await;
+    let (_lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
 
     let a = data(500, 1);
     let b = data(700, 2);
@@ -779,18 +708,10 @@ async fn finish_after_the_chunk_was_sent_on_its_own() {
 
     // `a` is finished with its bytes; `b` is claimed with other bytes of its length.
     let other = data(700, 9);
-    let (s, answer) = finish(
-        &api,
-        &[
-            (ids[0].as_str(), sum(&a), a.as_slice()),
-            (ids[1].as_str(), sum(&other), other.as_slice()),
-        ],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    let version = ok_item(&answer["items"][0]);
+    let answer = finish_items(&api, &[claim(&ids[0], &a), claim(&ids[1], &other)]).await;
+    let version = ok_item(&answer[0]);
     assert_eq!(version["files"][0]["checksum"], sum(&a));
-    assert_item_err(&answer["items"][1], "ERR_CONFLICT");
+    assert_item_err(&answer[1], "ERR_CONFLICT");
     let state = upload_status(&api, &ids[1]).await;
     assert_eq!(state["status"], "open", "{state}");
     assert_eq!(state["files"][0]["received_chunks"], json!([0]), "{state}");
@@ -804,19 +725,9 @@ async fn finish_after_the_chunk_was_sent_on_its_own() {
 
     // The same session twice in one request: one item completes it, and the
     // other answers the version it completed (as a retried request would).
-    let (s, answer) = finish(
-        &api,
-        &[
-            (ids[2].as_str(), sum(&c), c.as_slice()),
-            (ids[2].as_str(), sum(&c), c.as_slice()),
-        ],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{answer}");
-    let items = answer["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2);
-    for item in items {
-        assert!(item["error"].is_null(), "a duplicate failed: {answer}");
+    let answer = finish_items(&api, &[claim(&ids[2], &c), claim(&ids[2], &c)]).await;
+    for item in &answer {
+        assert!(item["error"].is_null(), "a duplicate failed: {answer:?}");
         assert_eq!(item["result"]["content_id"], sessions[2]["content_id"]);
         assert_eq!(item["result"]["files"][0]["checksum"], sum(&c));
     }

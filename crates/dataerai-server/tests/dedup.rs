@@ -14,6 +14,12 @@ fn sum(data: &[u8]) -> String {
     format!("blake3:{}", hex_blake3(data))
 }
 
+/// A file of an upload announced with its size and checksum (so the server
+/// may reuse bytes it already stores).
+fn announced(name: &str, bytes: &[u8]) -> Value {
+    json!({"name": name, "size": bytes.len(), "checksum": sum(bytes)})
+}
+
 /// Blob directories of content versions on disk.
 fn stored_contents(server: &TestServer) -> Vec<String> {
     // (An S3 bucket has no directory before its first object.)
@@ -31,10 +37,8 @@ fn stored_contents(server: &TestServer) -> Vec<String> {
 
 #[tokio::test]
 async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let server = &lab.server;
 
     let big = data(2 * CS as usize + 100, 7);
     let first_asset = api.personal_asset(&alice, "original").await;
@@ -69,15 +73,7 @@ async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
 
     // No chunk may be sent for the reused file.
     let refused = api.put_chunk(upload_id, 0, 0, &big[..2048]).await;
-    assert_err(&refused, 400, "ERR_INVALID_INPUT");
-    assert!(
-        refused.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("deduplicated"),
-        "{}",
-        refused.1
-    );
+    assert_err_mentions(&refused, INVALID_INPUT, "deduplicated");
     let (s, ack) = api.put_chunk(upload_id, 1, 0, &small).await;
     assert_eq!(s, StatusCode::OK, "{ack}");
 
@@ -115,19 +111,13 @@ async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
         api.delete(&format!("/api/v1/assets/{first_asset}")).await.0,
         204
     );
-    assert!(stored_contents(&server).contains(&first_content));
+    assert!(stored_contents(server).contains(&first_content));
     assert_eq!(api.fetch(&path, None).await, (StatusCode::OK, big.clone()));
 
     // A third version deduplicates against the copy (the bytes are still
     // owned), then is aborted: the bytes stay.
-    let (s, third) = api
-        .open_upload(
-            &second_asset,
-            json!([{"name": "again.bin", "size": big.len(), "checksum": sum(&big)}]),
-            CS,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{third}");
+    let files = json!([announced("again.bin", &big)]);
+    let third = created(api.open_upload(&second_asset, files, CS).await);
     assert_eq!(third["files"][0]["deduplicated"], true);
     let third_id = third["upload_id"].as_str().unwrap();
     assert_eq!(
@@ -143,44 +133,33 @@ async fn same_owner_reuses_bytes_and_keeps_them_while_referenced() {
             .0,
         204
     );
-    let left = stored_contents(&server);
+    let left = stored_contents(server);
     assert!(!left.contains(&first_content), "{left:?}");
     assert!(!left.contains(&second_content), "{left:?}");
 }
 
 #[tokio::test]
 async fn no_reuse_across_owners_and_bad_checksums_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, alice_token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let (bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let alice_api = server.api(&alice_token);
-    let bob_api = server.api(&bob_token);
+    let (_lab, [alice, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);
+    let (alice_api, bob_api) = (&alice.api, &bob.api);
 
     let secret = data(5000, 3);
-    let alice_asset = alice_api.personal_asset(&alice, "secret").await;
+    let alice_asset = alice.personal_asset("secret").await;
     alice_api
         .upload(&alice_asset, &[("s.bin", &secret)], CS)
         .await;
 
     // Bob knows the hash but not the bytes: he gets no reuse, so he must send
     // them, and a wrong body is refused by the chunk hash check.
-    let bob_asset = bob_api.personal_asset(&bob, "guess").await;
-    let (s, session) = bob_api
-        .open_upload(
-            &bob_asset,
-            json!([{"name": "s.bin", "size": secret.len(), "checksum": sum(&secret)}]),
-            CS,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let bob_asset = bob.personal_asset("guess").await;
+    let files = json!([announced("s.bin", &secret)]);
+    let session = created(bob_api.open_upload(&bob_asset, files, CS).await);
     assert_eq!(session["files"][0]["deduplicated"], false);
     assert_eq!(session["files"][0]["received_chunks"], json!([]));
     let upload_id = session["upload_id"].as_str().unwrap();
     assert_err(
         &bob_api.complete(upload_id, &[&secret]).await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
 
     // Same checksum, other size: no reuse either.
@@ -194,22 +173,10 @@ async fn no_reuse_across_owners_and_bad_checksums_refused() {
     assert_eq!(other_size["files"][0]["deduplicated"], false);
 
     // Malformed checksums.
-    for bad in [
-        json!("abc"),
-        json!("sha256:00"),
-        json!(format!("blake3:{}", "z".repeat(64))),
-    ] {
-        assert_err(
-            &alice_api
-                .open_upload(
-                    &alice_asset,
-                    json!([{"name": "x", "size": 1, "checksum": bad}]),
-                    CS,
-                )
-                .await,
-            400,
-            "ERR_INVALID_INPUT",
-        );
+    for bad in ["abc", "sha256:00", &format!("blake3:{}", "z".repeat(64))] {
+        let files = json!([{"name": "x", "size": 1, "checksum": bad}]);
+        let reply = alice_api.open_upload(&alice_asset, files, CS).await;
+        assert_err_for(bad, &reply, INVALID_INPUT);
     }
 }
 
@@ -226,18 +193,15 @@ async fn probe(api: &Api, asset: String, files: Value) -> (StatusCode, Value) {
 /// worth it), and says nothing about other owners' files.
 #[tokio::test]
 async fn probe_names_files_whose_size_the_owner_already_stores() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let (bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (_lab, [alice, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);
+    let api = &alice.api;
     let stored = data(3 * CS as usize + 5, 4);
-    let first = api.personal_asset(&alice, "stored").await;
+    let first = alice.personal_asset("stored").await;
     api.upload(&first, &[("s.bin", &stored)], CS).await;
 
-    let second = api.personal_asset(&alice, "probe").await;
+    let second = alice.personal_asset("probe").await;
     let (s, session) = probe(
-        &api,
+        api,
         second.clone(),
         json!([
             {"name": "same-size", "size": stored.len()},
@@ -257,10 +221,9 @@ async fn probe_names_files_whose_size_the_owner_already_stores() {
     assert_eq!(session["files"][0]["deduplicated"], false);
 
     // Bob's files are not Alice's: nothing to reuse, nothing revealed.
-    let bobs = server.api(&bob_token);
-    let bob_asset = bobs.personal_asset(&bob, "b").await;
+    let bob_asset = bob.personal_asset("b").await;
     let (_, session) = probe(
-        &bobs,
+        &bob.api,
         bob_asset,
         json!([{"name": "x", "size": stored.len()}]),
     )
@@ -271,9 +234,5 @@ async fn probe_names_files_whose_size_the_owner_already_stores() {
     let many: Vec<Value> = (0..65)
         .map(|i| json!({"name": format!("f{i}"), "size": 10}))
         .collect();
-    assert_err(
-        &probe(&api, second, json!(many)).await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
+    assert_err(&probe(api, second, json!(many)).await, INVALID_INPUT);
 }

@@ -8,36 +8,37 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// A server with two users and one personal asset of Alice's.
 struct Hostile {
-    server: TestServer,
+    /// Alice's client.
     api: Api,
     alice_id: String,
-    alice: String,
-    bob: String,
+    bob_api: Api,
     asset: String,
-    // Last: removed after the server is stopped.
-    _dir: tempfile::TempDir,
+    _lab: Lab,
+}
+
+/// POST `body` as it is, labelled as JSON.
+async fn post_as_json(api: &Api, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    api.request(Method::POST, path)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn hostile() -> Hostile {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice_id, alice) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let (_, bob) = make_user(dir.path(), "bob@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&alice);
-    let asset = api.personal_asset(&alice_id, "a").await;
+    let (lab, [alice, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);
     Hostile {
-        server,
-        api,
-        alice_id,
-        alice,
-        bob,
-        asset,
-        _dir: dir,
+        asset: alice.personal_asset("a").await,
+        api: alice.api,
+        alice_id: alice.id,
+        bob_api: bob.api,
+        _lab: lab,
     }
 }
 
@@ -59,7 +60,7 @@ async fn hostile_file_names_are_refused_and_odd_ones_round_trip() {
         let r = api
             .open_upload(asset, json!([{"name": name, "size": 1}]), 1024)
             .await;
-        assert_err(&r, 400, "ERR_INVALID_INPUT");
+        assert_err(&r, INVALID_INPUT);
     }
     // Odd but harmless names round-trip unchanged.
     let odd = "données/ñ 'quoted' \"x\"; DROP TABLE assets;--/日本.bin";
@@ -76,7 +77,6 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
         api,
         asset,
         alice_id,
-        alice,
         ..
     } = &hostile().await;
     // Over-long fields.
@@ -95,7 +95,7 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
         json!({"tags": ["x".repeat(101)]}),
         json!({"description": "x".repeat(100_001)}),
     ] {
-        assert_err(&new(base(extra)).await, 400, "ERR_INVALID_INPUT");
+        assert_err(&new(base(extra)).await, INVALID_INPUT);
     }
     // Metadata: 33 levels deep, or over 256 KiB, is refused; 32 levels pass.
     let nest = |levels: usize| {
@@ -107,8 +107,7 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
     };
     assert_err(
         &new(base(json!({"metadata": nest(33)}))).await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
     assert_eq!(
         new(base(json!({"metadata": nest(32)}))).await.0,
@@ -116,8 +115,7 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
     );
     assert_err(
         &new(base(json!({"metadata": {"big": "x".repeat(300 * 1024)}}))).await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
     assert_err(
         &api.patch(
@@ -125,35 +123,22 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
             json!({"metadata": nest(40)}),
         )
         .await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
     // Deeper than serde's own limit is still a clean 400.
     let deep = format!("{}1{}", "{\"k\":".repeat(200), "}".repeat(200));
-    let resp = reqwest::Client::new()
-        .post(api.url("/api/v1/assets"))
-        .bearer_auth(alice)
-        .header("content-type", "application/json")
-        .body(format!("{{\"title\":\"t\",\"owner_type\":\"user\",\"owner_id\":\"{alice_id}\",\"metadata\":{deep}}}"))
-        .send()
-        .await
-        .unwrap();
+    let body = format!("{{\"title\":\"t\",\"owner_type\":\"user\",\"owner_id\":\"{alice_id}\",\"metadata\":{deep}}}");
+    let resp = post_as_json(api, "/api/v1/assets", body).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn invalid_utf8_bodies_are_refused() {
-    let Hostile { api, alice, .. } = &hostile().await;
+    let Hostile { api, .. } = &hostile().await;
     // Invalid UTF-8 bodies.
     for path in ["/api/v1/assets", "/api/v1/projects"] {
-        let resp = reqwest::Client::new()
-            .post(api.url(path))
-            .bearer_auth(alice)
-            .header("content-type", "application/json")
-            .body(vec![b'{', b'"', b't', 0xff, 0xfe, b'"', b':', b'1', b'}'])
-            .send()
-            .await
-            .unwrap();
+        let invalid_utf8 = vec![b'{', b'"', b't', 0xff, 0xfe, b'"', b':', b'1', b'}'];
+        let resp = post_as_json(api, path, invalid_utf8).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["code"], "ERR_INVALID_INPUT");
@@ -163,11 +148,10 @@ async fn invalid_utf8_bodies_are_refused() {
 #[tokio::test]
 async fn sql_metacharacters_round_trip_unchanged() {
     let Hostile {
-        server,
         api,
         asset,
         alice_id,
-        bob,
+        bob_api,
         ..
     } = &hostile().await;
     let new = |body: Value| async { api.post("/api/v1/assets", body).await };
@@ -221,77 +205,52 @@ async fn sql_metacharacters_round_trip_unchanged() {
     assert_eq!(s, StatusCode::CREATED, "{r}");
     assert_eq!(r["type"], evil.trim());
     // Ids with metacharacters are just unknown.
-    assert_err(
-        &api.get("/api/v1/assets/x'%20OR%20'1'='1").await,
-        404,
-        "ERR_NOT_FOUND",
-    );
+    assert_err(&api.get("/api/v1/assets/x'%20OR%20'1'='1").await, NOT_FOUND);
     let (s, list) = api
         .get("/api/v1/assets?owner_type=user&owner_id=%27%20OR%201=1--")
         .await;
     assert!(s == StatusCode::FORBIDDEN, "{s} {list}");
     // The users table is intact.
-    assert_eq!(server.api(bob).get("/api/v1/me").await.0, StatusCode::OK);
+    assert_eq!(bob_api.get("/api/v1/me").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn another_users_session_and_out_of_range_chunks_are_refused() {
     let Hostile {
-        server,
         api,
-        alice,
-        bob,
+        bob_api,
         asset,
         ..
     } = &hostile().await;
-    let (s, u) = api
-        .open_upload(asset, json!([{"name": "f.bin", "size": 1}]), 1024)
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let files = json!([{"name": "f.bin", "size": 1}]);
+    let u = created(api.open_upload(asset, files, 1024).await);
     let upload = u["upload_id"].as_str().unwrap().to_string();
     // Another user's upload session, chunk indices out of range.
-    let bob_api = server.api(bob);
-    assert_err(
-        &bob_api.put_chunk(&upload, 0, 0, b"x").await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &bob_api.get(&format!("/api/v1/uploads/{upload}")).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &bob_api.delete(&format!("/api/v1/uploads/{upload}")).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &api.put_chunk(&upload, 0, 1, b"x").await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
-    assert_err(
-        &api.put_chunk(&upload, 1, 0, b"x").await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
+    let session = format!("/api/v1/uploads/{upload}");
+    let bobs = [
+        (
+            "bob sends a chunk",
+            bob_api.put_chunk(&upload, 0, 0, b"x").await,
+        ),
+        ("bob reads it", bob_api.get(&session).await),
+        ("bob aborts it", bob_api.delete(&session).await),
+    ];
+    for (case, reply) in &bobs {
+        assert_err_for(case, reply, PERMISSION_DENIED);
+    }
+    let past_the_end = [
+        ("chunk 1 of 1", api.put_chunk(&upload, 0, 1, b"x").await),
+        ("file 1 of 1", api.put_chunk(&upload, 1, 0, b"x").await),
+    ];
+    for (case, reply) in &past_the_end {
+        assert_err_for(case, reply, INVALID_INPUT);
+    }
     let huge = api
-        .client
-        .put(api.url(&format!(
-            "/api/v1/uploads/{upload}/files/0/chunks/18446744073709551615"
-        )))
-        .bearer_auth(alice)
-        .header("x-dataerai-chunk-blake3", hex_blake3(b"x"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(huge.status(), StatusCode::BAD_REQUEST);
+        .put_chunk_with_hash(&upload, 0, u64::MAX, b"x".to_vec(), &hex_blake3(b"x"))
+        .await;
+    assert_eq!(huge.0, StatusCode::BAD_REQUEST);
     let neg = api
-        .client
-        .put(api.url(&format!("/api/v1/uploads/{upload}/files/-1/chunks/0")))
-        .bearer_auth(alice)
+        .request(Method::PUT, &format!("{session}/files/-1/chunks/0"))
         .body("x")
         .send()
         .await
@@ -330,8 +289,7 @@ async fn ranges_past_the_end_of_a_file_are_not_satisfiable() {
             content["content_id"].as_str().unwrap()
         ))
         .await,
-        404,
-        "ERR_NOT_FOUND",
+        NOT_FOUND,
     );
 }
 
@@ -344,26 +302,18 @@ struct Put {
     damage: u8,
 }
 
-fn run_chunk_case(
-    server: &TestServer,
-    token: &str,
-    owner: &str,
-    size: usize,
-    chunk_size: u64,
-    puts: Vec<Put>,
-) {
+fn run_chunk_case(server: &TestServer, owner: &User, size: usize, chunk_size: u64, puts: Vec<Put>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let api = server.api(token);
-        let asset = api.personal_asset(owner, "prop").await;
+        // A client of this case's runtime (pooled connections belong to one).
+        let api = server.api(owner.token());
+        let asset = api.personal_asset(&owner.id, "prop").await;
         let data = data(size, size as u8);
-        let (s, u) = api
-            .open_upload(&asset, json!([{"name": "f", "size": size}]), chunk_size)
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let files = json!([{"name": "f", "size": size}]);
+        let u = created(api.open_upload(&asset, files, chunk_size).await);
         let upload = u["upload_id"].as_str().unwrap();
         let count = u["files"][0]["chunk_count"].as_u64().unwrap();
         let mut expected = std::collections::BTreeSet::new();
@@ -400,15 +350,10 @@ fn run_chunk_case(
         let (s, v) = api.complete(upload, &[&data]).await;
         if expected.len() as u64 == count {
             assert_eq!(s, StatusCode::OK, "{v}");
-            let (_, bytes) = api
-                .fetch(
-                    &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-                    None,
-                )
-                .await;
+            let (_, bytes) = api.latest_file(&asset).await;
             assert_eq!(bytes, data);
         } else {
-            assert_err(&(s, v), 400, "ERR_INVALID_INPUT");
+            assert_err(&(s, v), INVALID_INPUT);
         }
     });
 }
@@ -420,9 +365,7 @@ fn run_chunk_case(
 #[test]
 fn chunk_path_records_only_verified_chunks() {
     use proptest::test_runner::{Config, TestRunner};
-    let dir = tempfile::tempdir().unwrap();
-    let (owner, token) = make_user(dir.path(), "prop@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
+    let (lab, [owner]) = Lab::start(["prop@lab.org"]);
     let mut runner = TestRunner::new(Config {
         cases: 24,
         failure_persistence: None,
@@ -438,7 +381,7 @@ fn chunk_path_records_only_verified_chunks() {
     );
     runner
         .run(&strategy, |(size, chunk_kib, puts)| {
-            run_chunk_case(&server, &token, &owner, size, chunk_kib * 1024, puts);
+            run_chunk_case(&lab.server, &owner, size, chunk_kib * 1024, puts);
             Ok(())
         })
         .unwrap();

@@ -6,16 +6,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 const CS: u64 = 4096;
 
 #[tokio::test]
 async fn metrics_count_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let server = &lab.server;
 
     let text = server.metrics();
     for family in [
@@ -35,14 +33,8 @@ async fn metrics_count_exactly() {
 
     let asset = api.personal_asset(&alice, "m").await;
     let body = data(CS as usize + 500, 2);
-    let (s, session) = api
-        .open_upload(
-            &asset,
-            serde_json::json!([{"name": "f", "size": body.len()}]),
-            CS,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
+    let files = serde_json::json!([{"name": "f", "size": body.len()}]);
+    let session = created(api.open_upload(&asset, files, CS).await);
     let upload_id = session["upload_id"].as_str().unwrap();
     assert_eq!(server.metric("dataerai_active_uploads"), 1);
     let (head, tail) = body.split_at(CS as usize);
@@ -52,7 +44,7 @@ async fn metrics_count_exactly() {
     let bad = api
         .put_chunk_with_hash(upload_id, 0, 1, tail.to_vec(), &"0".repeat(64))
         .await;
-    assert_err(&bad, 422, "ERR_INTEGRITY");
+    assert_err(&bad, INTEGRITY);
     assert_eq!(server.metric("dataerai_upload_bytes_total"), CS);
     assert_eq!(
         server.metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}"),
@@ -100,7 +92,7 @@ async fn metrics_count_exactly() {
             "dataerai_http_requests_total{method=\"GET\",status=\"206\"}"
         ) == 1
     );
-    assert_err(&api.get("/api/v1/assets/nope").await, 404, "ERR_NOT_FOUND");
+    assert_err(&api.get("/api/v1/assets/nope").await, NOT_FOUND);
     assert_eq!(
         server.metric("dataerai_errors_total{code=\"ERR_NOT_FOUND\"}"),
         1
@@ -109,31 +101,21 @@ async fn metrics_count_exactly() {
 
 #[tokio::test]
 async fn readyz_and_drain_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start_with(dir.path(), &["--shutdown-drain-ms", "3000"]);
-    let api = server.api(&token);
+    let (lab, [User { api, .. }]) = Lab::start_with(["alice@lab.org"], |b| {
+        b.args(&["--shutdown-drain-ms", "3000"])
+    });
+    let server = lab.server;
     let ready = reqwest::get(format!("{}/readyz", server.base))
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(api.get("/api/v1/me").await.0, StatusCode::OK);
 
-    let pid = server.child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    server.terminate();
     // The flag is set as soon as the signal is handled; wait for it to show.
     let deadline = Instant::now() + Duration::from_secs(2);
     let refused = loop {
-        let resp = api
-            .client
-            .get(api.url("/api/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let resp = api.request(Method::GET, "/api/v1/me").send().await.unwrap();
         if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
             break resp;
         }

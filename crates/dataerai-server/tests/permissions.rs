@@ -73,46 +73,57 @@ enum Rule {
     FromOwnToProject,
 }
 
-/// Rows: `METHOD path-template` → variants (name, rule).
-const TABLE: &[(&str, &[(&str, Rule)])] = &[
-    ("GET /healthz", &[("", Rule::Public)]),
-    ("GET /readyz", &[("", Rule::Public)]),
-    ("GET /metrics", &[("", Rule::Public)]),
-    ("GET /api/v1/openapi.json", &[("", Rule::Public)]),
-    ("GET /api/v1/me", &[("", Rule::AnyUser)]),
-    ("POST /api/v1/projects", &[("", Rule::AnyUser)]),
-    ("GET /api/v1/projects", &[("", Rule::AnyUser)]),
-    (
-        "GET /api/v1/projects/{project_id}",
-        &[("", Rule::ProjectRead)],
-    ),
+/// The variants of an operation: (name, rule). The name picks the fixture the
+/// request works on (see `prepare`): `personal` and `to-personal` the project
+/// owner's personal asset, any other the project's asset.
+type Variants = &'static [(&'static str, Rule)];
+
+const PUBLIC: Variants = &[("", Rule::Public)];
+const ANY_USER: Variants = &[("", Rule::AnyUser)];
+const PROJECT_READ: Variants = &[("", Rule::ProjectRead)];
+const PROJECT_WRITE: Variants = &[("", Rule::ProjectWrite)];
+const PROJECT_MANAGE: Variants = &[("", Rule::ProjectManage)];
+const UPLOAD_OPENER: Variants = &[("", Rule::UploadOpener)];
+const SERVER_ADMIN: Variants = &[("", Rule::ServerAdmin)];
+/// Reading an asset: a project asset by any member, a personal asset by its owner.
+const ASSET_READ: Variants = &[
+    ("project", Rule::ProjectRead),
+    ("personal", Rule::PersonalOwner),
+];
+/// Changing an asset: a project asset by its writers, a personal asset by its owner.
+const ASSET_WRITE: Variants = &[
+    ("project", Rule::ProjectWrite),
+    ("personal", Rule::PersonalOwner),
+];
+
+/// Rows: `METHOD path-template` → variants.
+const TABLE: &[(&str, Variants)] = &[
+    ("GET /healthz", PUBLIC),
+    ("GET /readyz", PUBLIC),
+    ("GET /metrics", PUBLIC),
+    ("GET /api/v1/openapi.json", PUBLIC),
+    ("GET /api/v1/me", ANY_USER),
+    ("POST /api/v1/projects", ANY_USER),
+    ("GET /api/v1/projects", ANY_USER),
+    ("GET /api/v1/projects/{project_id}", PROJECT_READ),
     (
         "GET /api/v1/projects/{project_id}/collections",
-        &[("", Rule::ProjectRead)],
+        PROJECT_READ,
     ),
     (
         "POST /api/v1/projects/{project_id}/collections",
-        &[("", Rule::ProjectWrite)],
+        PROJECT_WRITE,
     ),
-    (
-        "GET /api/v1/projects/{project_id}/members",
-        &[("", Rule::ProjectRead)],
-    ),
-    (
-        "POST /api/v1/projects/{project_id}/members",
-        &[("", Rule::ProjectManage)],
-    ),
+    ("GET /api/v1/projects/{project_id}/members", PROJECT_READ),
+    ("POST /api/v1/projects/{project_id}/members", PROJECT_MANAGE),
     (
         "DELETE /api/v1/projects/{project_id}/members/{user_id}",
-        &[("", Rule::ProjectManage)],
+        PROJECT_MANAGE,
     ),
-    (
-        "GET /api/v1/collections/{collection_id}",
-        &[("", Rule::ProjectRead)],
-    ),
+    ("GET /api/v1/collections/{collection_id}", PROJECT_READ),
     (
         "GET /api/v1/collections/{collection_id}/assets",
-        &[("", Rule::ProjectRead)],
+        PROJECT_READ,
     ),
     (
         "POST /api/v1/assets",
@@ -122,47 +133,17 @@ const TABLE: &[(&str, &[(&str, Rule)])] = &[
         "GET /api/v1/assets",
         &[("project", Rule::ProjectRead), ("own", Rule::AnyUser)],
     ),
-    (
-        "GET /api/v1/assets/{asset_id}",
-        &[
-            ("project", Rule::ProjectRead),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
-    (
-        "PATCH /api/v1/assets/{asset_id}",
-        &[
-            ("project", Rule::ProjectWrite),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
-    (
-        "DELETE /api/v1/assets/{asset_id}",
-        &[
-            ("project", Rule::ProjectWrite),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
-    (
-        "GET /api/v1/assets/{asset_id}/contents",
-        &[
-            ("project", Rule::ProjectRead),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
+    ("GET /api/v1/assets/{asset_id}", ASSET_READ),
+    ("PATCH /api/v1/assets/{asset_id}", ASSET_WRITE),
+    ("DELETE /api/v1/assets/{asset_id}", ASSET_WRITE),
+    ("GET /api/v1/assets/{asset_id}/contents", ASSET_READ),
     (
         "GET /api/v1/assets/{asset_id}/contents/{content_id}",
-        &[
-            ("project", Rule::ProjectRead),
-            ("personal", Rule::PersonalOwner),
-        ],
+        ASSET_READ,
     ),
     (
         "GET /api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
-        &[
-            ("project", Rule::ProjectRead),
-            ("personal", Rule::PersonalOwner),
-        ],
+        ASSET_READ,
     ),
     (
         "POST /api/v1/assets/{asset_id}/relationships",
@@ -172,58 +153,31 @@ const TABLE: &[(&str, &[(&str, Rule)])] = &[
             ("to-personal", Rule::PersonalOwner),
         ],
     ),
-    (
-        "GET /api/v1/assets/{asset_id}/relationships",
-        &[
-            ("project", Rule::ProjectRead),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
-    (
-        "POST /api/v1/assets/{asset_id}/uploads",
-        &[
-            ("project", Rule::ProjectWrite),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
-    (
-        "GET /api/v1/uploads/{upload_id}",
-        &[("", Rule::UploadOpener)],
-    ),
+    ("GET /api/v1/assets/{asset_id}/relationships", ASSET_READ),
+    ("POST /api/v1/assets/{asset_id}/uploads", ASSET_WRITE),
+    ("GET /api/v1/uploads/{upload_id}", UPLOAD_OPENER),
     // Batches answer 200 with one outcome per item: the item's error is
     // what is checked (see `send`).
-    (
-        "POST /api/v1/uploads/batch",
-        &[
-            ("project", Rule::ProjectWrite),
-            ("personal", Rule::PersonalOwner),
-        ],
-    ),
-    ("POST /api/v1/uploads/finish", &[("", Rule::UploadOpener)]),
-    (
-        "DELETE /api/v1/uploads/{upload_id}",
-        &[("", Rule::UploadOpener)],
-    ),
+    ("POST /api/v1/uploads/batch", ASSET_WRITE),
+    ("POST /api/v1/uploads/finish", UPLOAD_OPENER),
+    ("DELETE /api/v1/uploads/{upload_id}", UPLOAD_OPENER),
     (
         "PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
-        &[("", Rule::UploadOpener)],
+        UPLOAD_OPENER,
     ),
-    (
-        "POST /api/v1/uploads/{upload_id}/complete",
-        &[("", Rule::UploadOpener)],
-    ),
-    ("GET /api/v1/audit", &[("", Rule::ServerAdmin)]),
-    ("POST /oauth/device/code", &[("", Rule::Public)]),
-    ("POST /oauth/token", &[("", Rule::Public)]),
-    ("GET /", &[("", Rule::Public)]),
-    ("GET /login", &[("", Rule::Public)]),
-    ("POST /login", &[("", Rule::Public)]),
-    ("POST /logout", &[("", Rule::Public)]),
-    ("GET /device", &[("", Rule::Public)]),
-    ("POST /device", &[("", Rule::Public)]),
-    ("GET /tokens", &[("", Rule::Public)]),
-    ("POST /tokens", &[("", Rule::Public)]),
-    ("POST /tokens/{token_id}/revoke", &[("", Rule::Public)]),
+    ("POST /api/v1/uploads/{upload_id}/complete", UPLOAD_OPENER),
+    ("GET /api/v1/audit", SERVER_ADMIN),
+    ("POST /oauth/device/code", PUBLIC),
+    ("POST /oauth/token", PUBLIC),
+    ("GET /", PUBLIC),
+    ("GET /login", PUBLIC),
+    ("POST /login", PUBLIC),
+    ("POST /logout", PUBLIC),
+    ("GET /device", PUBLIC),
+    ("POST /device", PUBLIC),
+    ("GET /tokens", PUBLIC),
+    ("POST /tokens", PUBLIC),
+    ("POST /tokens/{token_id}/revoke", PUBLIC),
 ];
 
 /// Whether `who` may call `method` under `rule`; `None` for public routes.
@@ -306,28 +260,16 @@ fn req(method: Method, path: String) -> Req {
 const FILE: &[u8] = b"0123456789";
 
 async fn new_project_asset(ctx: &Ctx, title: &str) -> String {
-    let (s, a) = ctx
-        .api(Who::Owner)
-        .post(
-            "/api/v1/assets",
-            json!({"title": title, "owner_type": "project", "owner_id": ctx.project_id}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{a}");
-    a["asset_id"].as_str().unwrap().to_string()
+    ctx.api(Who::Owner)
+        .project_asset(&ctx.project_id, title)
+        .await
 }
 
 /// A fresh upload session opened by the member on the project asset.
 async fn member_upload(ctx: &Ctx) -> String {
-    let (s, u) = ctx
-        .api(Who::Member)
-        .open_upload(
-            &ctx.asset_id,
-            json!([{"name": "f.bin", "size": FILE.len()}]),
-            1024,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let files = json!([{"name": "f.bin", "size": FILE.len()}]);
+    let member = ctx.api(Who::Member);
+    let u = created(member.open_upload(&ctx.asset_id, files, 1024).await);
     u["upload_id"].as_str().unwrap().to_string()
 }
 
@@ -370,10 +312,7 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             // Make sure there is someone to remove.
             let (s, m) = ctx
                 .api(Who::Owner)
-                .post(
-                    &format!("/api/v1/projects/{p}/members"),
-                    json!({"email": "extra@lab.org", "role": "viewer"}),
-                )
+                .set_role(p, "extra@lab.org", "viewer")
                 .await;
             assert!(s.is_success(), "{m}");
             req(
@@ -646,36 +585,22 @@ async fn setup() -> (tempfile::TempDir, Ctx) {
     let mut b = Browser::new(&server.base);
     b.sign_in("member@lab.org", PW).await;
     let (created, revoked) = b.create_token("soon revoked", &["read", "write"]).await;
-    let page = b.get("/tokens").await;
-    let row = created.body.find("data-token-id=\"").unwrap() + 15;
-    let token_id = created.body[row..row + 36].to_string();
     assert_eq!(
         server.api(&revoked).get("/api/v1/me").await.0,
         StatusCode::OK
     );
-    let p = b
-        .post(
-            &format!("/tokens/{token_id}/revoke"),
-            &[("csrf_token", &page.csrf())],
-        )
-        .await;
+    let p = b.revoke_token(&created.first_token_id()).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     tokens.push((Who::Revoked, Some(revoked)));
 
     let owner = server.api(tokens[0].1.as_deref().unwrap());
-    let (_, project) = owner.post("/api/v1/projects", json!({"name": "lab"})).await;
-    let project_id = project["project_id"].as_str().unwrap().to_string();
+    let project_id = owner.create_project("lab").await;
     for (email, role) in [
         ("admin@lab.org", "admin"),
         ("member@lab.org", "member"),
         ("viewer@lab.org", "viewer"),
     ] {
-        let (s, m) = owner
-            .post(
-                &format!("/api/v1/projects/{project_id}/members"),
-                json!({"email": email, "role": role}),
-            )
-            .await;
+        let (s, m) = owner.set_role(&project_id, email, role).await;
         assert_eq!(s, StatusCode::CREATED, "{m}");
     }
     let (_, c) = owner
@@ -814,99 +739,38 @@ async fn member_management_rules() {
     let members = format!("/api/v1/projects/{p}/members");
 
     let upload = member_upload(&ctx).await;
-    let (s, m) = admin_api
-        .post(
-            &members,
-            json!({"email": "member@lab.org", "role": "viewer"}),
-        )
-        .await;
+    let (s, m) = admin_api.set_role(p, "member@lab.org", "viewer").await;
     assert_eq!((s, m["role"].as_str()), (StatusCode::OK, Some("viewer")));
-    assert_err(
-        &member.put_chunk(&upload, 0, 0, FILE).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &member
-            .patch(
-                &format!("/api/v1/assets/{}", ctx.asset_id),
-                json!({"title": "x"}),
-            )
-            .await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_eq!(
-        member
-            .get(&format!("/api/v1/assets/{}", ctx.asset_id))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    let asset = format!("/api/v1/assets/{}", ctx.asset_id);
+    let put = member.put_chunk(&upload, 0, 0, FILE).await;
+    assert_err_for("a chunk of the demoted member", &put, PERMISSION_DENIED);
+    let patch = member.patch(&asset, json!({"title": "x"})).await;
+    assert_err_for("a change by the demoted member", &patch, PERMISSION_DENIED);
+    assert_eq!(member.get(&asset).await.0, StatusCode::OK);
 
-    // Admins cannot touch owners.
-    assert_err(
-        &admin_api
-            .post(
-                &members,
-                json!({"email": "viewer@lab.org", "role": "owner"}),
-            )
-            .await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
+    // Admins cannot touch owners; the last owner cannot leave or be demoted.
     let owner_path = format!("{members}/{}", ctx.user_id(Who::Owner));
-    assert_err(
-        &admin_api.delete(&owner_path).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    // The last owner cannot leave or be demoted.
-    assert_err(&owner.delete(&owner_path).await, 400, "ERR_INVALID_INPUT");
-    assert_err(
-        &owner
-            .post(&members, json!({"email": "owner@lab.org", "role": "admin"}))
-            .await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
+    let grant = admin_api.set_role(p, "viewer@lab.org", "owner").await;
+    assert_err_for("an admin grants owner", &grant, PERMISSION_DENIED);
+    let removal = admin_api.delete(&owner_path).await;
+    assert_err_for("an admin removes an owner", &removal, PERMISSION_DENIED);
+    let leaving = owner.delete(&owner_path).await;
+    assert_err_for("the last owner leaves", &leaving, INVALID_INPUT);
+    let stepping_down = owner.set_role(p, "owner@lab.org", "admin").await;
+    assert_err_for("the last owner steps down", &stepping_down, INVALID_INPUT);
     // With a second owner, the first may step down.
-    let (s, _) = owner
-        .post(&members, json!({"email": "admin@lab.org", "role": "owner"}))
-        .await;
+    let (s, _) = owner.set_role(p, "admin@lab.org", "owner").await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = owner
-        .post(&members, json!({"email": "owner@lab.org", "role": "admin"}))
-        .await;
+    let (s, _) = owner.set_role(p, "owner@lab.org", "admin").await;
     assert_eq!(s, StatusCode::OK);
     // Bad input.
-    assert_err(
-        &admin_api
-            .post(
-                &members,
-                json!({"email": "ghost@lab.org", "role": "viewer"}),
-            )
-            .await,
-        404,
-        "ERR_NOT_FOUND",
-    );
-    assert_err(
-        &admin_api
-            .post(
-                &members,
-                json!({"email": "viewer@lab.org", "role": "superuser"}),
-            )
-            .await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
-    assert_err(
-        &admin_api
-            .delete(&format!("{members}/{}", ctx.user_id(Who::Outsider)))
-            .await,
-        404,
-        "ERR_NOT_FOUND",
-    );
+    let ghost = admin_api.set_role(p, "ghost@lab.org", "viewer").await;
+    assert_err_for("an unknown email", &ghost, NOT_FOUND);
+    let superuser = admin_api.set_role(p, "viewer@lab.org", "superuser").await;
+    assert_err_for("an unknown role", &superuser, INVALID_INPUT);
+    let outsider = format!("{members}/{}", ctx.user_id(Who::Outsider));
+    let removed = admin_api.delete(&outsider).await;
+    assert_err_for("removing a non-member", &removed, NOT_FOUND);
     // Removing a member: they lose access.
     let (s, _) = admin_api
         .delete(&format!("{members}/{}", ctx.user_id(Who::Viewer)))
@@ -919,37 +783,21 @@ async fn member_management_rules() {
         "{s}"
     );
     let (_, list) = admin_api.get(&members).await;
-    let roles: Vec<(String, String)> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["email"].as_str().unwrap().to_string(),
-                m["role"].as_str().unwrap().to_string(),
-            )
-        })
+    let roles: Vec<(&str, &str)> = item_strs(&list, "email")
+        .into_iter()
+        .zip(item_strs(&list, "role"))
         .collect();
     assert_eq!(list["total"], 3, "{roles:?}");
-    assert!(
-        roles.contains(&("admin@lab.org".into(), "owner".into())),
-        "{roles:?}"
-    );
+    assert!(roles.contains(&("admin@lab.org", "owner")), "{roles:?}");
 
-    // Audited.
-    let (_, log) = owner.get("/api/v1/audit?limit=1000").await;
-    let actions: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    for a in [
-        "member.added",
-        "member.role_changed",
-        "member.removed",
-        "auth.device_approved",
-    ] {
-        assert!(actions.contains(&a), "{a} missing from {actions:?}");
-    }
+    assert_audited(
+        &owner,
+        &[
+            "member.added",
+            "member.role_changed",
+            "member.removed",
+            "auth.device_approved",
+        ],
+    )
+    .await;
 }

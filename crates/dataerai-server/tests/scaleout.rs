@@ -28,6 +28,12 @@ fn skip() -> bool {
     scaleout_var("DATAERAI_TEST_SERVER_ARGS").is_none()
 }
 
+/// [`Lab::start`] on the scale-out backends; `None` when the test may be
+/// skipped (see [`skip`]).
+fn scaleout_lab<const N: usize>(emails: [&str; N]) -> Option<(Lab, [User; N])> {
+    (!skip()).then(|| Lab::start(emails))
+}
+
 /// The per-test flag values `backend_args` chose: (database URL, blob store).
 fn backend_of(data_dir: &Path) -> (String, String) {
     let args = backend_args(data_dir);
@@ -41,26 +47,21 @@ fn backend_of(data_dir: &Path) -> (String, String) {
 #[tokio::test]
 #[ignore = "needs PostgreSQL + S3: run by make test-scaleout"]
 async fn two_replicas_serve_one_upload_chunk_by_chunk() {
-    if skip() {
+    let Some((lab, [alice])) = scaleout_lab(["alice@lab.org"]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
+    };
     // Same data dir id, so the same database and bucket prefix: two replicas.
-    let a = TestServer::start(dir.path());
-    let b = TestServer::start(dir.path());
-    let (api_a, api_b) = (a.api(&token), b.api(&token));
+    let (a, b) = (&lab.server, TestServer::start(lab.path()));
+    let (api_a, api_b) = (&alice.api, b.api(alice.token()));
 
-    let asset = api_a.personal_asset(&alice, "shared").await;
+    let asset = alice.personal_asset("shared").await;
     let body = data(5 * CS as usize + 123, 3);
-    let (s, session) = api_b
-        .open_upload(&asset, json!([{"name": "f.bin", "size": body.len()}]), CS)
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let files = json!([{"name": "f.bin", "size": body.len()}]);
+    let session = created(api_b.open_upload(&asset, files, CS).await);
     let up = session["upload_id"].as_str().unwrap();
     let chunk = |i: u64| &body[(i * CS) as usize..(((i + 1) * CS) as usize).min(body.len())];
     for i in 0..6 {
-        let api = if i % 2 == 0 { &api_a } else { &api_b };
+        let api = if i % 2 == 0 { api_a } else { &api_b };
         let (s, ack) = api.put_chunk(up, 0, i, chunk(i)).await;
         assert_eq!(s, StatusCode::OK, "chunk {i}: {ack}");
     }
@@ -93,7 +94,7 @@ async fn two_replicas_serve_one_upload_chunk_by_chunk() {
     assert_eq!(part, &body[4000..=8300]);
 
     // One object per chunk, keyed by the first 128 bits of its BLAKE3 digest.
-    let objects = blob_content_dir(dir.path()).join(cid).join("0");
+    let objects = blob_content_dir(lab.path()).join(cid).join("0");
     for i in 0..6u64 {
         let key = &chunk_digest(body.len() as u64, CS, i, chunk(i))[..32];
         assert!(objects.join(i.to_string()).join(key).is_file(), "chunk {i}");
@@ -109,12 +110,8 @@ async fn two_replicas_serve_one_upload_chunk_by_chunk() {
     let first = data(CS as usize, 1);
     let second = data(CS as usize, 2);
     assert_eq!(api_a.put_chunk(up2, 0, 0, &first).await.0, StatusCode::OK);
-    assert_err(
-        &api_b.put_chunk(up2, 0, 0, &second).await,
-        409,
-        "ERR_CONFLICT",
-    );
-    let held = blob_content_dir(dir.path())
+    assert_err(&api_b.put_chunk(up2, 0, 0, &second).await, CONFLICT);
+    let held = blob_content_dir(lab.path())
         .join(s2["content_id"].as_str().unwrap())
         .join("0/0");
     assert_eq!(blob_files(&held), 1);
@@ -123,21 +120,18 @@ async fn two_replicas_serve_one_upload_chunk_by_chunk() {
     // Both replicas report the open session (the gauge reads the database).
     assert_eq!(a.metric("dataerai_active_uploads"), 1);
     assert_eq!(b.metric("dataerai_active_uploads"), 1);
-    a.stop();
+    lab.server.stop();
     b.stop();
 }
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL + S3: run by make test-scaleout"]
 async fn migrations_create_the_database_and_run_once() {
-    if skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    make_user(dir.path(), "alice@lab.org", "read,write");
     // A second process opening the same database finds it migrated.
-    let server = TestServer::start(dir.path());
-    let (db_url, _) = backend_of(dir.path());
+    let Some((lab, _)) = scaleout_lab(["alice@lab.org"]) else {
+        return;
+    };
+    let (db_url, _) = backend_of(lab.path());
     let psql = |sql: &str| {
         let out = Command::new("psql")
             .args([db_url.as_str(), "-tAc", sql])
@@ -166,7 +160,7 @@ async fn migrations_create_the_database_and_run_once() {
         psql("SELECT count(*) FROM tokens WHERE token_hash LIKE 'dtr_%'"),
         "0"
     );
-    server.stop();
+    lab.server.stop();
 }
 
 /// A TCP forwarder standing in for the network path to a backend, so a test

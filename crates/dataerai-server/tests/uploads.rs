@@ -8,20 +8,9 @@ use serde_json::{json, Value};
 
 const CS: u64 = 4096;
 
-async fn download(api: &Api, path: &str, range: Option<&str>) -> reqwest::Response {
-    let mut req = api.client.get(api.url(path)).bearer_auth(&api.token);
-    if let Some(r) = range {
-        req = req.header("range", r);
-    }
-    req.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn multi_chunk_upload_and_ranged_download() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
     let asset = api.personal_asset(&alice, "stack").await;
 
     // 2.5 chunks, a nested name, and an empty file.
@@ -45,8 +34,7 @@ async fn multi_chunk_upload_and_ranged_download() {
     assert_err(
         &api.get(&format!("/api/v1/assets/{asset}/contents/latest"))
             .await,
-        404,
-        "ERR_NOT_FOUND",
+        NOT_FOUND,
     );
     let (_, mine) = api.get("/api/v1/me").await;
     assert_eq!(mine["email"], "alice@lab.org");
@@ -82,13 +70,12 @@ async fn multi_chunk_upload_and_ranged_download() {
     // A completed session takes no more chunks.
     assert_err(
         &api.put_chunk(upload_id, 0, 0, &big[..CS as usize]).await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
 
     // Full download.
     let path = format!("/api/v1/assets/{asset}/contents/{cid}/files/0");
-    let resp = download(&api, &path, None).await;
+    let resp = api.download(&path, None).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["content-length"],
@@ -100,12 +87,12 @@ async fn multi_chunk_upload_and_ranged_download() {
     );
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &big[..]);
     // `latest` works for files too, and the empty file downloads as 0 bytes.
-    let resp = download(
-        &api,
-        &format!("/api/v1/assets/{asset}/contents/latest/files/1"),
-        None,
-    )
-    .await;
+    let resp = api
+        .download(
+            &format!("/api/v1/assets/{asset}/contents/latest/files/1"),
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.unwrap().is_empty());
 
@@ -117,7 +104,7 @@ async fn multi_chunk_upload_and_ranged_download() {
         ("bytes=0-0", 0, 0),
     ];
     for (range, a, b) in cases {
-        let resp = download(&api, &path, Some(range)).await;
+        let resp = api.download(&path, Some(range)).await;
         assert_eq!(resp.status(), 206, "{range}");
         assert_eq!(
             resp.headers()["content-range"],
@@ -134,7 +121,7 @@ async fn multi_chunk_upload_and_ranged_download() {
         "bytes=9-3".to_string(),
         "bytes=0-1,5-6".into(),
     ] {
-        let resp = download(&api, &path, Some(&range)).await;
+        let resp = api.download(&path, Some(&range)).await;
         assert_eq!(resp.status(), 416, "{range}");
         assert_eq!(
             resp.headers()["content-range"],
@@ -146,14 +133,12 @@ async fn multi_chunk_upload_and_ranged_download() {
     assert_err(
         &api.get(&format!("/api/v1/assets/{asset}/contents/{cid}/files/7"))
             .await,
-        404,
-        "ERR_NOT_FOUND",
+        NOT_FOUND,
     );
     assert_err(
         &api.get(&format!("/api/v1/assets/{asset}/contents/{cid}/files/x"))
             .await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
 
     // A second version becomes the latest; quota usage counts both.
@@ -172,44 +157,32 @@ async fn multi_chunk_upload_and_ranged_download() {
         api.delete(&format!("/api/v1/assets/{asset}")).await.0,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(blob_files(&blob_content_dir(dir.path()).join(cid)), 0);
+    assert_eq!(blob_files(&blob_content_dir(lab.path()).join(cid)), 0);
 }
 
 /// Alice's open session for one file of a chunk and 10 bytes, and Bob.
 struct OneSession {
-    server: TestServer,
     api: Api,
-    bob_token: String,
+    bob_api: Api,
     asset: String,
     up: String,
     body: Vec<u8>,
-    _dir: tempfile::TempDir,
+    _lab: Lab,
 }
 
 async fn one_session() -> OneSession {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let (_bob, bob_token) = make_user(dir.path(), "bob@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let asset = api.personal_asset(&alice, "x").await;
+    let (lab, [alice, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);
+    let asset = alice.personal_asset("x").await;
     let body = data(CS as usize + 10, 2);
-    let (s, session) = api
-        .post(
-            &format!("/api/v1/assets/{asset}/uploads"),
-            json!({"files": [{"name": "f.bin", "size": body.len()}], "chunk_size": CS}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{session}");
-    let up = session["upload_id"].as_str().unwrap().to_string();
+    let files = json!([{"name": "f.bin", "size": body.len()}]);
+    let session = created(alice.api.open_upload(&asset, files, CS).await);
     OneSession {
-        server,
-        api,
-        bob_token,
+        api: alice.api,
+        bob_api: bob.api,
         asset,
-        up,
+        up: session["upload_id"].as_str().unwrap().to_string(),
         body,
-        _dir: dir,
+        _lab: lab,
     }
 }
 
@@ -223,25 +196,20 @@ async fn chunk_checks_and_idempotency() {
     let reply = api
         .put_chunk_with_hash(up, 0, 0, c0.to_vec(), &hex_blake3(b"other"))
         .await;
-    assert_err(&reply, 422, "ERR_INTEGRITY");
+    assert_err(&reply, INTEGRITY);
     assert_eq!(
         api.get(&format!("/api/v1/uploads/{up}")).await.1["files"][0]["received_chunks"],
         json!([])
     );
     // Wrong length, bad header, out-of-range indices.
-    assert_err(
-        &api.put_chunk(up, 0, 0, &c0[..10]).await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
+    assert_err(&api.put_chunk(up, 0, 0, &c0[..10]).await, INVALID_INPUT);
     assert_err(
         &api.put_chunk_with_hash(up, 0, 0, c0.to_vec(), "zz").await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
-    assert_err(&api.put_chunk(up, 0, 2, c1).await, 400, "ERR_INVALID_INPUT");
-    assert_err(&api.put_chunk(up, 1, 0, c1).await, 400, "ERR_INVALID_INPUT");
-    assert_err(&api.put_chunk("nope", 0, 0, c1).await, 404, "ERR_NOT_FOUND");
+    assert_err(&api.put_chunk(up, 0, 2, c1).await, INVALID_INPUT);
+    assert_err(&api.put_chunk(up, 1, 0, c1).await, INVALID_INPUT);
+    assert_err(&api.put_chunk("nope", 0, 0, c1).await, NOT_FOUND);
     let resp = api
         .client
         .put(api.url(&format!("/api/v1/uploads/{up}/files/0/chunks/0")))
@@ -264,13 +232,12 @@ async fn chunk_checks_and_idempotency() {
     assert_err(
         &api.put_chunk_with_hash(up, 0, 1, c1.to_vec(), &hex_blake3(c1))
             .await,
-        422,
-        "ERR_INTEGRITY",
+        INTEGRITY,
     );
     let (s, again) = api.put_chunk(up, 0, 0, c0).await;
     assert_eq!((s, &again), (StatusCode::OK, &ack));
     let other = data(CS as usize, 9);
-    assert_err(&api.put_chunk(up, 0, 0, &other).await, 409, "ERR_CONFLICT");
+    assert_err(&api.put_chunk(up, 0, 0, &other).await, CONFLICT);
 
     // Concurrent PUTs of the same chunk all succeed and leave one good copy.
     let tasks: Vec<_> = (0..4)
@@ -289,48 +256,31 @@ async fn chunk_checks_and_idempotency() {
 #[tokio::test]
 async fn another_user_cannot_see_or_use_a_session() {
     let OneSession {
-        server,
-        bob_token,
+        bob_api,
         asset,
         up,
         body,
         ..
     } = &one_session().await;
-    let up = up.as_str();
+    let session = format!("/api/v1/uploads/{up}");
     let c1 = &body[CS as usize..];
-    // Another user cannot see or use the session.
-    let bob_api = server.api(bob_token);
-    assert_err(
-        &bob_api.get(&format!("/api/v1/uploads/{up}")).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &bob_api.put_chunk(up, 0, 1, c1).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &bob_api.complete(up, &[body]).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    assert_err(
-        &bob_api.delete(&format!("/api/v1/uploads/{up}")).await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
-    // ... nor open one on alice's asset.
-    assert_err(
-        &bob_api
-            .post(
-                &format!("/api/v1/assets/{asset}/uploads"),
-                json!({"files": [{"name": "a", "size": 1}]}),
-            )
-            .await,
-        403,
-        "ERR_PERMISSION_DENIED",
-    );
+    // Another user cannot see or use the session…
+    let refused = [
+        ("read it", bob_api.get(&session).await),
+        ("send a chunk", bob_api.put_chunk(up, 0, 1, c1).await),
+        ("complete it", bob_api.complete(up, &[body]).await),
+        ("abort it", bob_api.delete(&session).await),
+        // … nor open one on alice's asset.
+        (
+            "open one",
+            bob_api
+                .open_upload(asset, json!([{"name": "a", "size": 1}]), None)
+                .await,
+        ),
+    ];
+    for (case, reply) in &refused {
+        assert_err_for(case, reply, PERMISSION_DENIED);
+    }
 }
 
 #[tokio::test]
@@ -352,118 +302,62 @@ async fn wrong_file_checksum_publishes_nothing_and_keeps_the_session_open() {
 
     // Wrong whole-file checksum → ERR_INTEGRITY, nothing published, session still open.
     let reply = api.complete(up, &[b"not the file"]).await;
-    assert_err(&reply, 422, "ERR_INTEGRITY");
-    assert_err(
-        &api.get(&format!("/api/v1/assets/{asset}/contents/latest"))
-            .await,
-        404,
-        "ERR_NOT_FOUND",
-    );
-    assert_err(
-        &api.post(
-            &format!("/api/v1/uploads/{up}/complete"),
-            json!({"files": []}),
-        )
-        .await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
-    assert_err(
-        &api.post(
-            &format!("/api/v1/uploads/{up}/complete"),
-            json!({"files": [{"file_index": 0, "checksum": "md5:abc"}]}),
-        )
-        .await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
+    assert_err(&reply, INTEGRITY);
+    let latest = format!("/api/v1/assets/{asset}/contents/latest");
+    assert_err(&api.get(&latest).await, NOT_FOUND);
+    let complete = format!("/api/v1/uploads/{up}/complete");
+    for files in [json!([]), json!([{"file_index": 0, "checksum": "md5:abc"}])] {
+        let reply = api.post(&complete, json!({ "files": files })).await;
+        assert_err_for(&files, &reply, INVALID_INPUT);
+    }
     let (s, v) = api.complete(up, &[body]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let resp = download(
-        api,
-        &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-        None,
-    )
-    .await;
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[..]);
+    assert_eq!(api.latest_file(asset).await.1, body[..]);
 }
 
 #[tokio::test]
 async fn session_validation_missing_chunks_and_abort() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
     let asset = api.personal_asset(&alice, "x").await;
-    let uploads = format!("/api/v1/assets/{asset}/uploads");
-    let open = |files: Value, chunk_size: Value| {
-        api.post(&uploads, json!({"files": files, "chunk_size": chunk_size}))
-    };
-
-    for name in ["", "/etc/passwd", "a/../../b", "..", "a//b", "x\u{0}y"] {
-        assert_err(
-            &open(json!([{"name": name, "size": 1}]), json!(null)).await,
-            400,
-            "ERR_INVALID_INPUT",
-        );
+    let one = json!([{"name": "a", "size": 1}]);
+    // Refused: bad names, the same name twice, no file, a negative size…
+    let mut refused: Vec<Value> = ["", "/etc/passwd", "a/../../b", "..", "a//b", "x\u{0}y"]
+        .into_iter()
+        .map(|name| json!([{"name": name, "size": 1}]))
+        .collect();
+    refused.push(json!([{"name": "a", "size": 1}, {"name": "a", "size": 2}]));
+    refused.push(json!([]));
+    refused.push(json!([{"name": "a", "size": -1}]));
+    for files in refused {
+        let reply = api.open_upload(&asset, files.clone(), None).await;
+        assert_err_for(files, &reply, INVALID_INPUT);
     }
-    assert_err(
-        &open(
-            json!([{"name": "a", "size": 1}, {"name": "a", "size": 2}]),
-            json!(null),
-        )
-        .await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
-    assert_err(
-        &open(json!([]), json!(null)).await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
-    // Too small, too big, or not a power of two (chunks are BLAKE3 subtrees).
-    for bad in [json!(10), json!(1u64 << 40), json!(3 << 20), json!(1025)] {
-        assert_err(
-            &open(json!([{"name": "a", "size": 1}]), bad).await,
-            400,
-            "ERR_INVALID_INPUT",
-        );
+    // … chunk sizes too small, too big, or not a power of two (chunks are
+    // BLAKE3 subtrees)…
+    for bad in [10, 1u64 << 40, 3 << 20, 1025] {
+        let reply = api.open_upload(&asset, one.clone(), bad).await;
+        assert_err_for(bad, &reply, INVALID_INPUT);
     }
+    // … and an unknown asset.
     assert_err(
-        &open(json!([{"name": "a", "size": -1}]), json!(null)).await,
-        400,
-        "ERR_INVALID_INPUT",
-    );
-    assert_err(
-        &api.post(
-            "/api/v1/assets/missing/uploads",
-            json!({"files": [{"name": "a", "size": 1}]}),
-        )
-        .await,
-        404,
-        "ERR_NOT_FOUND",
+        &api.open_upload("missing", one.clone(), None).await,
+        NOT_FOUND,
     );
     // Default chunk size is 64 MiB.
-    let (s, def) = open(json!([{"name": "a", "size": 1}]), json!(null)).await;
+    let (s, def) = api.open_upload(&asset, one, None).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(def["chunk_size"], 64 * 1024 * 1024);
 
     // Complete with a missing chunk names it.
     let body = data(3 * CS as usize, 3);
-    let (_, session) = open(json!([{"name": "f", "size": body.len()}]), json!(CS)).await;
+    let (_, session) = api
+        .open_upload(&asset, json!([{"name": "f", "size": body.len()}]), CS)
+        .await;
     let up = session["upload_id"].as_str().unwrap();
     api.put_chunk(up, 0, 0, &body[..CS as usize]).await;
     api.put_chunk(up, 0, 2, &body[2 * CS as usize..]).await;
     let reply = api.complete(up, &[&body]).await;
-    assert_err(&reply, 400, "ERR_INVALID_INPUT");
-    assert!(
-        reply.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("chunks 1"),
-        "{}",
-        reply.1
-    );
+    assert_err_mentions(&reply, INVALID_INPUT, "chunks 1");
 
     // Abort frees the session; it can no longer be used.
     assert_eq!(
@@ -477,64 +371,37 @@ async fn session_validation_missing_chunks_and_abort() {
     assert_err(
         &api.put_chunk(up, 0, 1, &body[CS as usize..2 * CS as usize])
             .await,
-        400,
-        "ERR_INVALID_INPUT",
+        INVALID_INPUT,
     );
-    assert_err(&api.complete(up, &[&body]).await, 400, "ERR_INVALID_INPUT");
+    assert_err(&api.complete(up, &[&body]).await, INVALID_INPUT);
     assert_eq!(
-        blob_files(&blob_content_dir(dir.path()).join(session["content_id"].as_str().unwrap())),
+        blob_files(&blob_content_dir(lab.path()).join(session["content_id"].as_str().unwrap())),
         0
     );
 }
 
 #[tokio::test]
 async fn quota_is_enforced() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let set_project_quota = |pid: &str, bytes: &str| {
+        lab.server
+            .admin(&["set-quota", "--project", pid, "--bytes", bytes])
+    };
 
     // Project quota via the admin command (while the server runs).
-    let (_, p) = api.post("/api/v1/projects", json!({"name": "P"})).await;
-    let pid = p["project_id"].as_str().unwrap();
-    admin(
-        dir.path(),
-        &["set-quota", "--project", pid, "--bytes", "10000"],
-    );
-    let (_, a) = api
-        .post(
-            "/api/v1/assets",
-            json!({"title": "t", "owner_type": "project", "owner_id": pid}),
-        )
-        .await;
-    let pa = a["asset_id"].as_str().unwrap();
-    let reply = api
-        .post(
-            &format!("/api/v1/assets/{pa}/uploads"),
-            json!({"files": [{"name": "a", "size": 10001}]}),
-        )
-        .await;
-    assert_err(&reply, 413, "ERR_QUOTA_EXCEEDED");
+    let pid = &api.create_project("P").await;
+    set_project_quota(pid, "10000");
+    let pa = &api.project_asset(pid, "t").await;
+    let one = |name: &str, size: u64| json!([{ "name": name, "size": size }]);
+    let reply = api.open_upload(pa, one("a", 10001), None).await;
+    assert_err(&reply, QUOTA_EXCEEDED);
 
     // Reservations count: 6000 open + 6000 new > 10000.
-    let (s, first) = api
-        .post(
-            &format!("/api/v1/assets/{pa}/uploads"),
-            json!({"files": [{"name": "a", "size": 6000}], "chunk_size": CS}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
+    let first = created(api.open_upload(pa, one("a", 6000), CS).await);
     let (_, proj) = api.get(&format!("/api/v1/projects/{pid}")).await;
     assert_eq!(proj["allocation"]["reserved_bytes"], 6000);
-    assert_err(
-        &api.post(
-            &format!("/api/v1/assets/{pa}/uploads"),
-            json!({"files": [{"name": "b", "size": 6000}]}),
-        )
-        .await,
-        413,
-        "ERR_QUOTA_EXCEEDED",
-    );
+    let reply = api.open_upload(pa, one("b", 6000), None).await;
+    assert_err(&reply, QUOTA_EXCEEDED);
     // Aborting frees the reservation.
     api.delete(&format!(
         "/api/v1/uploads/{}",
@@ -555,35 +422,21 @@ async fn quota_is_enforced() {
     // Quota lowered while a session is open: completion is refused.
     let body = data(3000, 5);
     let session = api.send_files(pa, &[("c", &body)], CS).await;
-    admin(
-        dir.path(),
-        &["set-quota", "--project", pid, "--bytes", "8000"],
-    );
+    set_project_quota(pid, "8000");
     assert_err(
         &api.complete(session["upload_id"].as_str().unwrap(), &[&body])
             .await,
-        413,
-        "ERR_QUOTA_EXCEEDED",
+        QUOTA_EXCEEDED,
     );
 
     // Personal quota via --user.
-    admin(
-        dir.path(),
-        &["set-quota", "--user", "alice@lab.org", "--bytes", "5"],
-    );
+    lab.server.set_user_quota("alice@lab.org", 5);
     let mine = api.personal_asset(&alice, "m").await;
-    assert_err(
-        &api.post(
-            &format!("/api/v1/assets/{mine}/uploads"),
-            json!({"files": [{"name": "a", "size": 6}]}),
-        )
-        .await,
-        413,
-        "ERR_QUOTA_EXCEEDED",
-    );
+    let reply = api.open_upload(&mine, one("a", 6), None).await;
+    assert_err(&reply, QUOTA_EXCEEDED);
     assert_eq!(
         admin_raw(
-            dir.path(),
+            lab.path(),
             &["set-quota", "--project", "nope", "--bytes", "1"]
         )
         .status
@@ -594,39 +447,26 @@ async fn quota_is_enforced() {
 
 #[tokio::test]
 async fn data_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let asset = api.personal_asset(&alice, "durable").await;
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let asset = &api.personal_asset(&alice, "durable").await;
     let done = data(CS as usize * 2 + 7, 6);
-    let v = api.upload(&asset, &[("a.bin", &done)], CS).await;
+    let v = api.upload(asset, &[("a.bin", &done)], CS).await;
 
     // An open session with 2 of 3 chunks.
     let partial = data(CS as usize * 3, 7);
-    let (_, session) = api
-        .post(
-            &format!("/api/v1/assets/{asset}/uploads"),
-            json!({"files": [{"name": "b.bin", "size": partial.len()}], "chunk_size": CS}),
-        )
-        .await;
+    let files = json!([{"name": "b.bin", "size": partial.len()}]);
+    let session = created(api.open_upload(asset, files, CS).await);
     let up = session["upload_id"].as_str().unwrap().to_string();
     api.put_chunk(&up, 0, 0, &partial[..CS as usize]).await;
     api.put_chunk(&up, 0, 2, &partial[2 * CS as usize..]).await;
-    server.stop();
+    lab.server.stop();
 
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let server = TestServer::start(lab.dir.path());
+    let api = server.api(&api.token);
     let (s, a) = api.get(&format!("/api/v1/assets/{asset}")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(a["latest_content"]["content_id"], v["content_id"]);
-    let resp = download(
-        &api,
-        &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-        None,
-    )
-    .await;
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), &done[..]);
+    assert_eq!(api.latest_file(asset).await.1, done[..]);
     let (_, state) = api.get(&format!("/api/v1/uploads/{up}")).await;
     assert_eq!(state["files"][0]["received_chunks"], json!([0, 2]));
 
@@ -638,15 +478,9 @@ async fn data_survives_restart() {
 
     // Even a hard kill loses nothing acknowledged.
     drop(server);
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
-    let resp = download(
-        &api,
-        &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-        None,
-    )
-    .await;
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), &partial[..]);
+    let server = TestServer::start(lab.dir.path());
+    let api = server.api(&api.token);
+    assert_eq!(api.latest_file(asset).await.1, partial[..]);
 }
 
 /// Peak resident memory of a process, from /proc (Linux).
@@ -659,10 +493,8 @@ fn peak_rss_bytes(pid: u32) -> Option<u64> {
 
 #[tokio::test]
 async fn large_chunk_is_streamed_not_buffered() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let server = &lab.server;
     let asset = api.personal_asset(&alice, "big").await;
 
     // One 96 MiB chunk: more than the JSON body limit, and more than the
@@ -677,12 +509,12 @@ async fn large_chunk_is_streamed_not_buffered() {
         format!("blake3:{}", hex_blake3(&body))
     );
 
-    let mut resp = download(
-        &api,
-        &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
-        None,
-    )
-    .await;
+    let mut resp = api
+        .download(
+            &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let mut hasher = blake3::Hasher::new();
     let mut got = 0;
@@ -709,10 +541,8 @@ async fn large_chunk_is_streamed_not_buffered() {
 #[tokio::test]
 async fn early_answers_reach_a_client_still_sending_a_large_chunk() {
     const BIG: u64 = 16 * 1024 * 1024;
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, token) = make_user(dir.path(), "alice@lab.org", "read,write");
-    let server = TestServer::start(dir.path());
-    let api = server.api(&token);
+    let (lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let server = &lab.server;
     let asset = api.personal_asset(&alice, "big").await;
     let body = data(BIG as usize, 5);
     let (_, session) = api
@@ -727,11 +557,7 @@ async fn early_answers_reach_a_client_still_sending_a_large_chunk() {
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["chunk_index"], 0, "{v}");
         // Out of range: refused before the body is read.
-        assert_err(
-            &api.put_chunk(up, 0, 1, &body).await,
-            400,
-            "ERR_INVALID_INPUT",
-        );
+        assert_err(&api.put_chunk(up, 0, 1, &body).await, INVALID_INPUT);
         // A forged token: refused before the handler runs.
         let forged = server.api("dtr_forged");
         assert_eq!(forged.put_chunk(up, 0, 0, &body).await.0, 401);

@@ -25,7 +25,7 @@ pub use backends::{backend_args, blob_content_dir, blob_files, scaleout, scaleou
 pub use bins::bin_path;
 pub use metrics::metric_value;
 pub use server::{
-    admin, admin_raw, admin_stdin, make_user, make_user_with_password, output_with_stdin,
-    TestServer,
+    admin, admin_raw, admin_stdin, create_token, make_user, make_user_with_password,
+    output_with_stdin, TestServer,
 };
 pub use wait::{wait_until, wait_until_async};

@@ -90,11 +90,18 @@ fn last_line(out: &str) -> String {
 /// Create a user and a token; answers (user_id, token).
 pub fn make_user(data_dir: &Path, email: &str, scope: &str) -> (String, String) {
     let user_id = last_line(&admin(data_dir, &["create-user", "--email", email]));
+    (user_id, create_token(data_dir, email, scope))
+}
+
+/// A new token for `email` with the given scopes (e.g. `read,write`).
+#[track_caller]
+pub fn create_token(data_dir: &Path, email: &str, scopes: &str) -> String {
     let token = last_line(&admin(
         data_dir,
-        &["create-token", "--email", email, "--scope", scope],
+        &["create-token", "--email", email, "--scope", scopes],
     ));
-    (user_id, token)
+    assert!(!token.is_empty(), "create-token printed no token");
+    token
 }
 
 /// Create a user with a web password (optionally a server admin); answers the user id.
@@ -413,9 +420,7 @@ impl TestServer {
 
     /// A token for `email` with the given scopes (e.g. `read,write`).
     pub fn create_token(&self, email: &str, scopes: &str) -> String {
-        let token = last_line(&self.admin(&["create-token", "--email", email, "--scope", scopes]));
-        assert!(!token.is_empty(), "create-token printed no token");
-        token
+        create_token(&self.data_dir, email, scopes)
     }
 }
 

@@ -31,6 +31,16 @@ impl Page {
     pub fn csrf(&self) -> String {
         hidden_field(&self.body, "csrf_token").expect("a csrf_token field")
     }
+
+    /// The id of the first token listed on a `/tokens` page (`data-token-id`).
+    pub fn first_token_id(&self) -> String {
+        let at = self
+            .body
+            .find("data-token-id=\"")
+            .unwrap_or_else(|| panic!("no token listed: {}", self.body))
+            + 15;
+        self.body[at..at + 36].to_string()
+    }
 }
 
 /// The `value` of the first input named `name`.
@@ -100,6 +110,11 @@ impl Browser {
 
     /// Sign in through the form; answers the final answer of `POST /login`.
     pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        self.sign_in_then(email, password, "/tokens").await
+    }
+
+    /// [`Browser::sign_in`] asking to be sent to `next` afterwards.
+    pub async fn sign_in_then(&mut self, email: &str, password: &str, next: &str) -> Page {
         let form = self.get("/login").await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.body);
         let csrf = form.csrf();
@@ -109,7 +124,7 @@ impl Browser {
                 ("csrf_token", &csrf),
                 ("email", email),
                 ("password", password),
-                ("next", "/tokens"),
+                ("next", next),
             ],
         )
         .await
@@ -132,6 +147,18 @@ impl Browser {
             + 15;
         let token = created.body[at..at + created.body[at..].find('<').unwrap()].to_string();
         (created, token)
+    }
+
+    /// Press "Revoke" on token `token_id` with the CSRF token of the
+    /// signed-in user's `/tokens` page; answers the answer of the POST.
+    pub async fn revoke_token(&mut self, token_id: &str) -> Page {
+        let page = self.get("/tokens").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        self.post(
+            &format!("/tokens/{token_id}/revoke"),
+            &[("csrf_token", &page.csrf())],
+        )
+        .await
     }
 
     /// Approve (or deny) a device code as the signed-in user.
@@ -166,6 +193,33 @@ pub async fn oauth(base: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// Start a device login as the CLI does (`POST /oauth/device/code`); answers
+/// the code response (`user_code`, `device_code`, …).
+pub async fn request_device_code(base: &str, scope: &str) -> Value {
+    let (status, code) = oauth(
+        base,
+        "/oauth/device/code",
+        &[("client_id", "dataerai-cli"), ("scope", scope)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{code}");
+    code
+}
+
+/// Poll `POST /oauth/token` once for `device_code`, as the CLI does.
+pub async fn poll_device_token(base: &str, device_code: &str) -> (StatusCode, Value) {
+    oauth(
+        base,
+        "/oauth/token",
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", device_code),
+            ("client_id", "dataerai-cli"),
+        ],
+    )
+    .await
+}
+
 /// Run the whole device login for a user with a password (server started
 /// with `--device-poll-interval-s 1`); answers the token response.
 pub async fn device_login(base: &str, email: &str, password: &str) -> Value {
@@ -179,13 +233,7 @@ pub async fn device_login_with_scope(
     password: &str,
     scope: &str,
 ) -> Value {
-    let (status, code) = oauth(
-        base,
-        "/oauth/device/code",
-        &[("client_id", "dataerai-cli"), ("scope", scope)],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{code}");
+    let code = request_device_code(base, scope).await;
     let mut browser = Browser::new(base);
     let signed = browser.sign_in(email, password).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
@@ -193,16 +241,7 @@ pub async fn device_login_with_scope(
         .decide_device(code["user_code"].as_str().unwrap(), true)
         .await;
     assert!(done.body.contains("Device approved"), "{}", done.body);
-    let (status, tokens) = oauth(
-        base,
-        "/oauth/token",
-        &[
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", code["device_code"].as_str().unwrap()),
-            ("client_id", "dataerai-cli"),
-        ],
-    )
-    .await;
+    let (status, tokens) = poll_device_token(base, code["device_code"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     tokens
 }

@@ -1,16 +1,22 @@
 //! What the server's integration tests share beyond `dataerai-testkit`
 //! (which starts the real binary, runs the admin commands, picks the
 //! scale-out backends, reads metrics and plays a person in the web pages):
-//! a small REST client for the API, chunk digests and test data.
+//! the [`Lab`] fixture (a fresh server and its users), a small REST client
+//! for the API ([`Api`]), error assertions, chunk digests and test data.
 #![allow(dead_code)]
 
+use std::fmt::Display;
+use std::path::Path;
+
+use dataerai_testkit::server::ServerBuilder;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use dataerai_testkit::web::{
-    device_login, device_login_with_scope, hidden_field, oauth, Browser, Page, DEVICE_GRANT,
+    device_login, device_login_with_scope, hidden_field, oauth, poll_device_token,
+    request_device_code, Browser, Page, DEVICE_GRANT,
 };
 pub use dataerai_testkit::*;
 
@@ -26,6 +32,59 @@ impl ServerApi for TestServer {
             token: token.to_string(),
             client: reqwest::Client::new(),
         }
+    }
+}
+
+/// A fresh server on its own data directory, started after its users were
+/// made: `let (lab, [alice, bob]) = Lab::start(["alice@lab.org", "bob@lab.org"]);`.
+pub struct Lab {
+    pub server: TestServer,
+    // Last: removed after the server is stopped.
+    pub dir: tempfile::TempDir,
+}
+
+/// A user of a [`Lab`] with a `read,write` token: its id and its API client.
+#[derive(Clone)]
+pub struct User {
+    pub id: String,
+    pub api: Api,
+}
+
+impl Lab {
+    /// A plain server whose users `emails` each hold a `read,write` token.
+    pub fn start<const N: usize>(emails: [&str; N]) -> (Lab, [User; N]) {
+        Self::start_with(emails, |b| b)
+    }
+
+    /// [`Lab::start`] with the server configured by `configure` (flags, faults).
+    pub fn start_with<const N: usize>(
+        emails: [&str; N],
+        configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> (Lab, [User; N]) {
+        let dir = tempfile::tempdir().unwrap();
+        let made = emails.map(|email| make_user(dir.path(), email, "read,write"));
+        let server = configure(TestServer::builder(dir.path())).start();
+        let users = made.map(|(id, token)| User {
+            api: server.api(&token),
+            id,
+        });
+        (Lab { server, dir }, users)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl User {
+    pub fn token(&self) -> &str {
+        &self.api.token
+    }
+
+    /// Create a personal asset of this user; answers its id.
+    pub async fn personal_asset(&self, title: &str) -> String {
+        self.api.personal_asset(&self.id, title).await
     }
 }
 
@@ -51,16 +110,21 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
+    /// A request to `path` with this client's bearer token, to be finished
+    /// by hand (headers, raw bodies, streamed answers).
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+    }
+
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
+        let mut req = self.request(method, path);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -90,14 +154,39 @@ impl Api {
 
     /// Create a personal asset of `user_id`; answers its id.
     pub async fn personal_asset(&self, user_id: &str, title: &str) -> String {
-        let (s, v) = self
-            .post(
-                "/api/v1/assets",
-                json!({"title": title, "owner_type": "user", "owner_id": user_id}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v["asset_id"].as_str().unwrap().to_string()
+        self.create_asset("user", user_id, title).await
+    }
+
+    /// Create an asset of project `project_id` (in its root collection);
+    /// answers its id.
+    pub async fn project_asset(&self, project_id: &str, title: &str) -> String {
+        self.create_asset("project", project_id, title).await
+    }
+
+    async fn create_asset(&self, owner_type: &str, owner_id: &str, title: &str) -> String {
+        let asset = json!({"title": title, "owner_type": owner_type, "owner_id": owner_id});
+        let created = created(self.post("/api/v1/assets", asset).await);
+        created["asset_id"].as_str().unwrap().to_string()
+    }
+
+    /// Create a project; answers its id.
+    pub async fn create_project(&self, name: &str) -> String {
+        let project = created(self.post("/api/v1/projects", json!({ "name": name })).await);
+        project["project_id"].as_str().unwrap().to_string()
+    }
+
+    /// Add `email` to a project with `role`, or change its role.
+    pub async fn set_role(&self, project_id: &str, email: &str, role: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/projects/{project_id}/members"),
+            json!({"email": email, "role": role}),
+        )
+        .await
+    }
+
+    /// The chunk URL of file `file`, chunk `chunk` of an upload.
+    pub fn chunk_path(upload_id: &str, file: u32, chunk: u64) -> String {
+        format!("/api/v1/uploads/{upload_id}/files/{file}/chunks/{chunk}")
     }
 
     /// PUT one chunk with the given hash header.
@@ -110,11 +199,7 @@ impl Api {
         hash: &str,
     ) -> (StatusCode, Value) {
         let resp = self
-            .client
-            .put(self.url(&format!(
-                "/api/v1/uploads/{upload_id}/files/{file}/chunks/{chunk}"
-            )))
-            .bearer_auth(&self.token)
+            .request(Method::PUT, &Self::chunk_path(upload_id, file, chunk))
             .header("x-dataerai-chunk-blake3", hash)
             .body(data)
             .send()
@@ -126,26 +211,43 @@ impl Api {
 
     /// GET raw bytes (a download), with an optional `Range` header.
     pub async fn fetch(&self, path: &str, range: Option<&str>) -> (StatusCode, Vec<u8>) {
-        let mut req = self.client.get(self.url(path)).bearer_auth(&self.token);
-        if let Some(r) = range {
-            req = req.header("range", r);
-        }
-        let resp = req.send().await.unwrap();
+        let resp = self.download(path, range).await;
         (resp.status(), resp.bytes().await.unwrap().to_vec())
     }
 
-    /// Open an upload session; answers (status, session or error).
+    /// GET a download, with an optional `Range` header; answers the response
+    /// (headers, streamed body).
+    pub async fn download(&self, path: &str, range: Option<&str>) -> reqwest::Response {
+        let mut req = self.request(Method::GET, path);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// GET file 0 of the asset's latest version: (status, bytes).
+    pub async fn latest_file(&self, asset_id: &str) -> (StatusCode, Vec<u8>) {
+        self.fetch(
+            &format!("/api/v1/assets/{asset_id}/contents/latest/files/0"),
+            None,
+        )
+        .await
+    }
+
+    /// Open an upload session (`chunk_size` `None`: the server's default);
+    /// answers (status, session or error).
     pub async fn open_upload(
         &self,
         asset_id: &str,
         files: Value,
-        chunk_size: u64,
+        chunk_size: impl Into<Option<u64>>,
     ) -> (StatusCode, Value) {
-        self.post(
-            &format!("/api/v1/assets/{asset_id}/uploads"),
-            json!({"files": files, "chunk_size": chunk_size}),
-        )
-        .await
+        let mut body = json!({ "files": files });
+        if let Some(cs) = chunk_size.into() {
+            body["chunk_size"] = json!(cs);
+        }
+        self.post(&format!("/api/v1/assets/{asset_id}/uploads"), body)
+            .await
     }
 
     /// PUT a chunk with its right digest (looked up from the session: the
@@ -192,13 +294,7 @@ impl Api {
             .iter()
             .map(|(n, d)| json!({"name": n, "size": d.len()}))
             .collect();
-        let (s, session) = self
-            .post(
-                &format!("/api/v1/assets/{asset_id}/uploads"),
-                json!({"files": specs, "chunk_size": chunk_size}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{session}");
+        let session = created(self.open_upload(asset_id, json!(specs), chunk_size).await);
         let upload_id = session["upload_id"].as_str().unwrap();
         for (fi, (_, data)) in files.iter().enumerate() {
             let count = session["files"][fi]["chunk_count"].as_u64().unwrap();
@@ -239,6 +335,13 @@ impl Api {
     }
 }
 
+/// The body of a `201 Created` reply (anything else fails the test).
+#[track_caller]
+pub fn created((status, body): (StatusCode, Value)) -> Value {
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -246,17 +349,67 @@ pub fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Assert an error reply: status and `ERR_*` code.
+/// An expected refusal: the HTTP status and the `ERR_*` code of the body.
+pub type Refusal = (u16, &'static str);
+
+pub const INVALID_INPUT: Refusal = (400, "ERR_INVALID_INPUT");
+pub const AUTH_REQUIRED: Refusal = (401, "ERR_AUTH_REQUIRED");
+pub const PERMISSION_DENIED: Refusal = (403, "ERR_PERMISSION_DENIED");
+pub const NOT_FOUND: Refusal = (404, "ERR_NOT_FOUND");
+pub const CONFLICT: Refusal = (409, "ERR_CONFLICT");
+pub const RELATIONSHIP_EXISTS: Refusal = (409, "ERR_RELATIONSHIP_EXISTS");
+pub const QUOTA_EXCEEDED: Refusal = (413, "ERR_QUOTA_EXCEEDED");
+pub const INTEGRITY: Refusal = (422, "ERR_INTEGRITY");
+pub const NO_SPACE: Refusal = (507, "ERR_NO_SPACE");
+
+/// Assert an error reply: its status, its `ERR_*` code and a message.
 #[track_caller]
-pub fn assert_err(reply: &(StatusCode, Value), status: u16, code: &str) {
-    assert_eq!(reply.0.as_u16(), status, "{}", reply.1);
-    assert_eq!(reply.1["error"]["code"], code, "{}", reply.1);
+pub fn assert_err(reply: &(StatusCode, Value), expected: Refusal) {
+    assert_err_for("", reply, expected);
+}
+
+/// [`assert_err`] naming the `case` (of a table of cases) in its message.
+#[track_caller]
+pub fn assert_err_for(case: impl Display, reply: &(StatusCode, Value), expected: Refusal) {
+    let ((got, body), (status, code)) = (reply, expected);
+    assert_eq!(got.as_u16(), status, "{case}: {body}");
+    assert_eq!(body["error"]["code"], code, "{case}: {body}");
     assert!(
-        !reply.1["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .is_empty(),
-        "{}",
-        reply.1
+        !body["error"]["message"].as_str().unwrap_or("").is_empty(),
+        "{case}: {body}"
     );
+}
+
+/// [`assert_err`] whose message contains `words` (it names what is wrong).
+#[track_caller]
+pub fn assert_err_mentions(reply: &(StatusCode, Value), expected: Refusal, words: &str) {
+    assert_err(reply, expected);
+    let message = reply.1["error"]["message"].as_str().unwrap();
+    assert!(message.contains(words), "{words:?} not in {}", reply.1);
+}
+
+/// The string `field` of every item of a list page (`{"items": [...]}`).
+pub fn item_strs<'a>(page: &'a Value, field: &str) -> Vec<&'a str> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list page: {page}"))
+        .iter()
+        .map(|item| {
+            item[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} in {item}"))
+        })
+        .collect()
+}
+
+/// Assert that the audit log (read by the server admin behind `api`) holds
+/// an entry for each of `actions`; answers the log's entries.
+pub async fn assert_audited(api: &Api, actions: &[&str]) -> Value {
+    let (s, log) = api.get("/api/v1/audit?limit=1000").await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let logged = item_strs(&log, "action");
+    for a in actions {
+        assert!(logged.contains(a), "{a} missing from {logged:?}");
+    }
+    log
 }
