@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use dataerai_proto::io::{BufferPool, RangeWriter};
 
-use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
@@ -102,15 +102,7 @@ impl FsBlobStore {
 
     fn content_dir(&self, content_id: &str) -> Result<PathBuf> {
         // Ids come from our own database, but a path must never escape the root.
-        if content_id.is_empty()
-            || !content_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(StoreError::Invalid(format!(
-                "bad content id {content_id:?}"
-            )));
-        }
+        check_content_id(content_id)?;
         Ok(self.root.join("content").join(content_id))
     }
 
@@ -306,7 +298,6 @@ impl BlobStore for FsBlobStore {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use futures::StreamExt;
 
     fn body(parts: &[&'static [u8]]) -> ByteStream {
         let items: Vec<io::Result<Bytes>> =
@@ -314,12 +305,13 @@ mod tests {
         Box::pin(futures::stream::iter(items))
     }
 
-    async fn read_all(mut s: ByteStream) -> Vec<u8> {
-        let mut out = Vec::new();
-        while let Some(p) = s.next().await {
-            out.extend_from_slice(&p.unwrap());
-        }
-        out
+    async fn read_all(s: ByteStream) -> Vec<u8> {
+        crate::blob::read_to_vec(s).await.unwrap()
+    }
+
+    /// The check of a one-chunk file holding exactly `data`.
+    fn whole_file(data: &[u8]) -> ChunkCheck {
+        ChunkCheck::whole_file(data.len() as u64, *blake3::hash(data).as_bytes())
     }
 
     fn key(chunk: u64) -> ChunkKey {
@@ -335,14 +327,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let data = b"hello world";
-        let hash = *blake3::hash(data).as_bytes();
 
         let out = store
-            .put_chunk(
-                &key(0),
-                body(&[b"hello ", b"world"]),
-                ChunkCheck::whole_file(11, hash),
-            )
+            .put_chunk(&key(0), body(&[b"hello ", b"world"]), whole_file(data))
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Stored);
@@ -357,7 +344,7 @@ mod tests {
 
         // Same bytes again: idempotent.
         let again = store
-            .put_chunk(&key(0), body(&[data]), ChunkCheck::whole_file(11, hash))
+            .put_chunk(&key(0), body(&[data]), whole_file(data))
             .await
             .unwrap();
         assert_eq!(again, PutOutcome::AlreadyStored);
@@ -365,11 +352,7 @@ mod tests {
         // Different (self-consistent) bytes: refused, original kept.
         let other = b"HELLO WORLD";
         let out = store
-            .put_chunk(
-                &key(0),
-                body(&[other]),
-                ChunkCheck::whole_file(11, *blake3::hash(other).as_bytes()),
-            )
+            .put_chunk(&key(0), body(&[other]), whole_file(other))
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Conflict);
@@ -426,32 +409,23 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let big: &'static [u8] = Box::leak(vec![3u8; 2 * SMALL_CHUNK as usize].into_boxed_slice());
         let other: &'static [u8] = Box::leak(vec![4u8; big.len()].into_boxed_slice());
-        let check =
-            |data: &[u8]| ChunkCheck::whole_file(data.len() as u64, *blake3::hash(data).as_bytes());
         let (a, b) = big.split_at(12345);
-        assert_eq!(
-            store
-                .put_chunk(&key(2), body(&[a, b]), check(big))
-                .await
-                .unwrap(),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            store
-                .put_chunk(&key(2), body(&[big]), check(big))
-                .await
-                .unwrap(),
-            PutOutcome::AlreadyStored
-        );
-        assert_eq!(
-            store
-                .put_chunk(&key(2), body(&[other]), check(other))
-                .await
-                .unwrap(),
-            PutOutcome::Conflict
-        );
+        // Received in two pieces, again whole, then other bytes under the same key.
+        let puts: [(&[&'static [u8]], &[u8], PutOutcome); 3] = [
+            (&[a, b], big, PutOutcome::Stored),
+            (&[big], big, PutOutcome::AlreadyStored),
+            (&[other], other, PutOutcome::Conflict),
+        ];
+        for (pieces, checked, want) in puts {
+            let got = store
+                .put_chunk(&key(2), body(pieces), whole_file(checked))
+                .await;
+            assert_eq!(got.unwrap(), want, "put expecting {want:?}");
+        }
         assert!(matches!(
-            store.put_chunk(&key(3), body(&[other]), check(big)).await,
+            store
+                .put_chunk(&key(3), body(&[other]), whole_file(big))
+                .await,
             Err(StoreError::Integrity(_))
         ));
         let read = read_all(
@@ -473,24 +447,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let hash = *blake3::hash(b"abc").as_bytes();
-        assert!(matches!(
-            store
-                .put_chunk(&key(1), body(&[b"abcd"]), ChunkCheck::whole_file(3, hash))
-                .await,
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            store
-                .put_chunk(&key(1), body(&[b"ab"]), ChunkCheck::whole_file(3, hash))
-                .await,
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            store
-                .put_chunk(&key(1), body(&[b"abd"]), ChunkCheck::whole_file(3, hash))
-                .await,
-            Err(StoreError::Integrity(_))
-        ));
+        // (bytes sent for the 3-byte chunk "abc", refused as invalid length?)
+        let bad: [(&'static [u8], bool); 3] = [(b"abcd", true), (b"ab", true), (b"abd", false)];
+        for (sent, bad_length) in bad {
+            let put = store
+                .put_chunk(&key(1), body(&[sent]), ChunkCheck::whole_file(3, hash))
+                .await;
+            let refused = match &put {
+                Err(StoreError::Invalid(_)) => bad_length,
+                Err(StoreError::Integrity(_)) => !bad_length,
+                _ => false,
+            };
+            assert!(refused, "{sent:?}: {put:?}");
+        }
         assert!(matches!(
             store.read_chunk(&key(1), 0, 3).await,
             Err(StoreError::NotFound(_))
