@@ -411,15 +411,14 @@ mod tests {
         let other: &'static [u8] = Box::leak(vec![4u8; big.len()].into_boxed_slice());
         let (a, b) = big.split_at(12345);
         // Received in two pieces, again whole, then other bytes under the same key.
-        let puts: [(&[&'static [u8]], &[u8], PutOutcome); 3] = [
-            (&[a, b], big, PutOutcome::Stored),
-            (&[big], big, PutOutcome::AlreadyStored),
-            (&[other], other, PutOutcome::Conflict),
+        let puts = [
+            (vec![a, b], PutOutcome::Stored),
+            (vec![big], PutOutcome::AlreadyStored),
+            (vec![other], PutOutcome::Conflict),
         ];
-        for (pieces, checked, want) in puts {
-            let got = store
-                .put_chunk(&key(2), body(pieces), whole_file(checked))
-                .await;
+        for (pieces, want) in puts {
+            let check = whole_file(&pieces.concat());
+            let got = store.put_chunk(&key(2), body(&pieces), check).await;
             assert_eq!(got.unwrap(), want, "put expecting {want:?}");
         }
         assert!(matches!(
