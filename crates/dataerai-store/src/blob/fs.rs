@@ -328,38 +328,28 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let data = b"hello world";
 
+        let k = key(0);
+        let read = |offset: u64, len: u64| {
+            let (store, k) = (&store, &k);
+            async move { read_all(store.read_chunk(k, offset, len).await.unwrap()).await }
+        };
+
         let out = store
-            .put_chunk(&key(0), body(&[b"hello ", b"world"]), whole_file(data))
-            .await
-            .unwrap();
-        assert_eq!(out, PutOutcome::Stored);
-        assert_eq!(
-            read_all(store.read_chunk(&key(0), 0, 11).await.unwrap()).await,
-            data
-        );
-        assert_eq!(
-            read_all(store.read_chunk(&key(0), 6, 3).await.unwrap()).await,
-            b"wor"
-        );
+            .put_chunk(&k, body(&[b"hello ", b"world"]), whole_file(data))
+            .await;
+        assert_eq!(out.unwrap(), PutOutcome::Stored);
+        assert_eq!(read(0, 11).await, data);
+        assert_eq!(read(6, 3).await, b"wor");
 
         // Same bytes again: idempotent.
-        let again = store
-            .put_chunk(&key(0), body(&[data]), whole_file(data))
-            .await
-            .unwrap();
-        assert_eq!(again, PutOutcome::AlreadyStored);
+        let again = store.put_chunk(&k, body(&[data]), whole_file(data)).await;
+        assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
 
         // Different (self-consistent) bytes: refused, original kept.
         let other = b"HELLO WORLD";
-        let out = store
-            .put_chunk(&key(0), body(&[other]), whole_file(other))
-            .await
-            .unwrap();
-        assert_eq!(out, PutOutcome::Conflict);
-        assert_eq!(
-            read_all(store.read_chunk(&key(0), 0, 11).await.unwrap()).await,
-            data
-        );
+        let out = store.put_chunk(&k, body(&[other]), whole_file(other)).await;
+        assert_eq!(out.unwrap(), PutOutcome::Conflict);
+        assert_eq!(read(0, 11).await, data);
 
         // No temporary files are left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("content/c-1/0"))
