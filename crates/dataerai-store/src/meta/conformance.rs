@@ -98,18 +98,20 @@ async fn usage(s: &dyn MetadataStore, user_id: &str) -> (u64, u64) {
     (a.used_bytes, a.reserved_bytes)
 }
 
+/// A new asset of user `user_id` (see [`new_asset`]).
+async fn asset_of(s: &dyn MetadataStore, user_id: &str, alias: Option<&str>) -> Asset {
+    s.create_asset(new_asset(user_id, alias)).await.unwrap()
+}
+
 pub async fn assets_merge_alias_relationships(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
-    let a = s
-        .create_asset(new_asset(&u.user_id, Some("raw")))
-        .await
-        .unwrap();
+    let a = asset_of(s, &u.user_id, Some("raw")).await;
     assert!(matches!(
         s.create_asset(new_asset(&u.user_id, Some("raw"))).await,
         Err(StoreError::Conflict(_))
     ));
-    let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    s.create_asset(new_asset(&u.user_id, None)).await.unwrap(); // NULL aliases never collide
+    let b = asset_of(s, &u.user_id, None).await;
+    asset_of(s, &u.user_id, None).await; // NULL aliases never collide
 
     let patch = UpdateAsset {
         metadata: Some(
@@ -149,7 +151,7 @@ pub async fn assets_merge_alias_relationships(s: &dyn MetadataStore) {
 
 pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
-    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
     let files = vec![spec("f", 60, None)];
     let up = s
         .create_upload(&a.asset_id, &u.user_id, 50, &files)
@@ -259,12 +261,9 @@ async fn publish(s: &dyn MetadataStore, asset: &str, user: &str, size: u64, sum:
 pub async fn dedup_points_at_stored_bytes_and_keeps_them_alive(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 10_000).await.unwrap();
     let other = s.create_user("b@x.org", 10_000).await.unwrap();
-    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    let c = s
-        .create_asset(new_asset(&other.user_id, None))
-        .await
-        .unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
+    let b = asset_of(s, &u.user_id, None).await;
+    let c = asset_of(s, &other.user_id, None).await;
     let sum = "blake3:aa";
     let first = publish(s, &a.asset_id, &u.user_id, 120, sum).await;
 
@@ -374,7 +373,7 @@ pub async fn dedup_points_at_stored_bytes_and_keeps_them_alive(s: &dyn MetadataS
 /// metadata merges lose no key.
 pub async fn concurrent_writers_keep_quota_and_merges(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
-    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
     let files = vec![spec("f", 30, None)];
     let opened = futures::future::join_all(
         (0..8).map(|_| s.create_upload(&a.asset_id, &u.user_id, 50, &files)),
@@ -642,10 +641,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
 
 pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
-    let existing = s
-        .create_asset(new_asset(&u.user_id, Some("taken")))
-        .await
-        .unwrap();
+    let existing = asset_of(s, &u.user_id, Some("taken")).await;
     let item = |target, size| NewUpload {
         target,
         user_id: u.user_id.clone(),
