@@ -112,9 +112,12 @@ pub struct CreateCollection {
     pub parent_id: Option<String>,
 }
 
+/// Also the store's row of `collections` (feature `sqlx`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Collection {
+    #[cfg_attr(feature = "sqlx", sqlx(rename = "id"))]
     pub collection_id: String,
     pub project_id: String,
     pub name: String,
@@ -413,9 +416,11 @@ pub struct CreateRelationship {
     pub qualifiers: Option<Map<String, Value>>,
 }
 
-/// Small summary of the target asset of a relationship.
+/// Small summary of the target asset of a relationship (with feature `sqlx`,
+/// read straight from those columns of `assets`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct AssetSummary {
     pub id: String,
     pub title: String,

@@ -5,7 +5,8 @@
 
 use anyhow::{bail, Context};
 use chrono::{Duration, Utc};
-use dataerai_store::meta::{NewToken, OWNER_PROJECT, OWNER_USER};
+use dataerai_proto::api::OwnerType;
+use dataerai_store::meta::NewToken;
 use dataerai_store::{MetadataStore, StoreError};
 
 use crate::auth::{generate_token, hash_password, hash_token, SCOPE_READ, SCOPE_WRITE};
@@ -133,13 +134,13 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
             let meta = open_meta(&storage).await?;
             let (owner_type, owner_id) = match (project, user) {
-                (Some(p), _) => (OWNER_PROJECT, p),
+                (Some(p), _) => (OwnerType::Project, p),
                 (None, Some(email)) => {
                     let u = meta
                         .user_by_email(email.trim())
                         .await?
                         .with_context(|| format!("no user with email {email}"))?;
-                    (OWNER_USER, u.user_id)
+                    (OwnerType::User, u.user_id)
                 }
                 (None, None) => bail!("give --project PROJECT_ID or --user EMAIL"),
             };

@@ -47,6 +47,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
+/// RFC 6749 §5.2: every refused request (other than a storage failure) is a 400.
+fn bad_request(error: &str, description: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, error, description)
+}
+
 /// RFC 6749 §5.1: token answers must not be cached.
 fn no_store() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -139,15 +144,13 @@ pub async fn device_code(
     let form = parse_form(&body);
     let client_id = form.get("client_id").map(|s| s.trim()).unwrap_or("");
     if client_id.is_empty() || client_id.len() > 100 || client_id.chars().any(char::is_control) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_request",
             "client_id is required (e.g. client_id=dataerai-cli)",
         );
     }
     let Some(scopes) = parse_scopes(form.get("scope")) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_scope",
             "scope must be `read`, `write` or `read write`",
         );
@@ -245,104 +248,99 @@ fn unavailable(e: StoreError) -> Response {
 pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let form = parse_form(&body);
     let now = Utc::now();
-    match form.get("grant_type").map(String::as_str) {
-        Some(DEVICE_GRANT) => {
-            let Some(code) = form.get("device_code").filter(|c| !c.is_empty()) else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "device_code is required",
-                );
-            };
-            let client = form
-                .get("client_id")
-                .map(String::as_str)
-                .unwrap_or("client");
-            let (access, refresh, issued) = mint(&state, client);
-            match state
-                .meta
-                .poll_device(&hash_token(code), now, &issued)
-                .await
-            {
-                Err(e) => unavailable(e),
-                Ok(DevicePoll::Issued { scopes, .. }) => granted(&state, access, refresh, &scopes),
-                Ok(DevicePoll::Pending) => oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "authorization_pending",
-                    "the user has not approved the code yet",
-                ),
-                Ok(DevicePoll::SlowDown) => oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "slow_down",
-                    "polling too fast; wait 5 seconds longer between polls",
-                ),
-                Ok(DevicePoll::Denied) => oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "access_denied",
-                    "the user denied the request",
-                ),
-                Ok(DevicePoll::Expired) => oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "expired_token",
-                    "the device code expired; start the login again",
-                ),
-                Ok(DevicePoll::Invalid) => oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown or already used device code",
-                ),
-            }
-        }
-        Some("refresh_token") => {
-            let Some(rt) = form.get("refresh_token").filter(|c| !c.is_empty()) else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "refresh_token is required",
-                );
-            };
-            let client = form
-                .get("client_id")
-                .map(String::as_str)
-                .unwrap_or("client");
-            let (access, refresh, issued) = mint(&state, client);
-            match state
-                .meta
-                .rotate_refresh(&hash_token(rt), now, &issued)
-                .await
-            {
-                Err(e) => unavailable(e),
-                Ok(RefreshOutcome::Rotated { scopes, .. }) => {
-                    granted(&state, access, refresh, &scopes)
-                }
-                Ok(RefreshOutcome::Reused) => {
-                    tracing::warn!(
-                        "a rotated refresh token was presented again; its family is revoked"
-                    );
-                    oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_grant",
-                        "this refresh token was already used; every token of this login is revoked — run `dataerai auth login`",
-                    )
-                }
-                Ok(RefreshOutcome::Invalid) => oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown, expired or revoked refresh token; run `dataerai auth login`",
-                ),
-            }
-        }
-        Some(_) => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant_type must be urn:ietf:params:oauth:grant-type:device_code or refresh_token",
-        ),
-        None => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "grant_type is required",
-        ),
+    let grant = match form.get("grant_type").map(String::as_str) {
+        Some(DEVICE_GRANT) => Grant::DeviceCode,
+        Some("refresh_token") => Grant::RefreshToken,
+        Some(_) => return bad_request("unsupported_grant_type", UNSUPPORTED_GRANT),
+        None => return bad_request("invalid_request", "grant_type is required"),
+    };
+    let field = grant.field();
+    let Some(presented) = form.get(field).filter(|c| !c.is_empty()) else {
+        return bad_request("invalid_request", &format!("{field} is required"));
+    };
+    let client = form
+        .get("client_id")
+        .map(String::as_str)
+        .unwrap_or("client");
+    let (access, refresh, issued) = mint(&state, client);
+    let presented = hash_token(presented);
+    let outcome = match grant {
+        Grant::DeviceCode => state
+            .meta
+            .poll_device(&presented, now, &issued)
+            .await
+            .map(device_poll_answer),
+        Grant::RefreshToken => state
+            .meta
+            .rotate_refresh(&presented, now, &issued)
+            .await
+            .map(refresh_answer),
+    };
+    match outcome {
+        Err(e) => unavailable(e),
+        Ok(Ok(scopes)) => granted(&state, access, refresh, &scopes),
+        Ok(Err((error, description))) => bad_request(error, description),
     }
+}
+
+const UNSUPPORTED_GRANT: &str =
+    "grant_type must be urn:ietf:params:oauth:grant-type:device_code or refresh_token";
+
+/// The two grants `/oauth/token` accepts.
+#[derive(Clone, Copy)]
+enum Grant {
+    DeviceCode,
+    RefreshToken,
+}
+
+impl Grant {
+    /// The form field carrying what the client presents.
+    fn field(self) -> &'static str {
+        match self {
+            Grant::DeviceCode => "device_code",
+            Grant::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// The granted scopes, or the OAuth error `(error, error_description)`.
+type GrantAnswer = Result<Vec<String>, (&'static str, &'static str)>;
+
+fn device_poll_answer(poll: DevicePoll) -> GrantAnswer {
+    Err(match poll {
+        DevicePoll::Issued { scopes, .. } => return Ok(scopes),
+        DevicePoll::Pending => (
+            "authorization_pending",
+            "the user has not approved the code yet",
+        ),
+        DevicePoll::SlowDown => (
+            "slow_down",
+            "polling too fast; wait 5 seconds longer between polls",
+        ),
+        DevicePoll::Denied => ("access_denied", "the user denied the request"),
+        DevicePoll::Expired => (
+            "expired_token",
+            "the device code expired; start the login again",
+        ),
+        DevicePoll::Invalid => ("invalid_grant", "unknown or already used device code"),
+    })
+}
+
+fn refresh_answer(outcome: RefreshOutcome) -> GrantAnswer {
+    Err(match outcome {
+        RefreshOutcome::Rotated { scopes, .. } => return Ok(scopes),
+        RefreshOutcome::Reused => {
+            tracing::warn!("a rotated refresh token was presented again; its family is revoked");
+            (
+                "invalid_grant",
+                "this refresh token was already used; every token of this login is revoked — run `dataerai auth login`",
+            )
+        }
+        RefreshOutcome::Invalid => (
+            "invalid_grant",
+            "unknown, expired or revoked refresh token; run `dataerai auth login`",
+        ),
+    })
 }
 
 #[cfg(test)]

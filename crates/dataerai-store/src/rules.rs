@@ -6,14 +6,11 @@
 //! a new one deduplicates against, how a metadata patch merges) cannot drift
 //! between SQLite and PostgreSQL.
 
-use dataerai_proto::api::{Allocation, UploadFileState};
+use dataerai_proto::api::{Allocation, UploadFileState, UploadStatus};
 use serde_json::{Map, Value};
 
 use crate::error::{Result, StoreError};
 use crate::meta::{BlobLocation, ChunkRecord, SmallFinish};
-
-/// Status of an upload session (and of its content version) while it takes chunks.
-pub const OPEN: &str = "open";
 
 /// Whether `allocation` can take `requested` more bytes.
 ///
@@ -38,8 +35,8 @@ pub fn check_quota(allocation: &Allocation, requested: u64, already_reserved: bo
 }
 
 /// A session takes chunks, completes or aborts only while it is open.
-pub fn require_open(upload_id: &str, status: &str) -> Result<()> {
-    if status == OPEN {
+pub fn require_open(upload_id: &str, status: UploadStatus) -> Result<()> {
+    if status == UploadStatus::Open {
         Ok(())
     } else {
         Err(StoreError::Invalid(format!(
@@ -236,8 +233,8 @@ mod tests {
 
     #[test]
     fn only_open_sessions_go_on() {
-        assert!(require_open("u", "open").is_ok());
-        let e = require_open("u", "complete").unwrap_err();
+        assert!(require_open("u", UploadStatus::Open).is_ok());
+        let e = require_open("u", UploadStatus::Complete).unwrap_err();
         assert_eq!(e.to_string(), "upload u is complete, not open");
         assert!(require_checksum_per_file(2, 2).is_ok());
         assert!(require_checksum_per_file(1, 2).is_err());

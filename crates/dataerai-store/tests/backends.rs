@@ -7,9 +7,8 @@
 use std::io;
 
 use bytes::Bytes;
-use dataerai_store::blob::{ByteStream, PutOutcome};
+use dataerai_store::blob::{read_to_vec, ByteStream, PutOutcome};
 use dataerai_store::{BlobStore, ChunkCheck, ChunkKey, S3BlobStore, S3Settings, StoreError};
-use futures::StreamExt;
 
 /// The test bucket; `None` (skip) without the backends, a failure when the
 /// scale-out stage requires them.
@@ -34,12 +33,8 @@ fn body(parts: Vec<Vec<u8>>) -> ByteStream {
     Box::pin(futures::stream::iter(items))
 }
 
-async fn read_all(mut s: ByteStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(p) = s.next().await {
-        out.extend_from_slice(&p.unwrap());
-    }
-    out
+async fn read_all(s: ByteStream) -> Vec<u8> {
+    read_to_vec(s).await.unwrap()
 }
 
 fn key(content: &str, chunk: u64) -> ChunkKey {
@@ -94,37 +89,26 @@ async fn s3_put_verify_read_discard_delete() {
     let small = b"abc".to_vec();
     let h = *blake3::hash(&small).as_bytes();
     let k1 = key("c-1", 1);
-    assert!(matches!(
-        store
-            .put_chunk(
-                &k1,
-                body(vec![b"abcd".to_vec()]),
-                ChunkCheck::whole_file(3, h)
-            )
-            .await,
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(
-        store
-            .put_chunk(
-                &k1,
-                body(vec![b"abd".to_vec()]),
-                ChunkCheck::whole_file(3, h)
-            )
-            .await,
-        Err(StoreError::Integrity(_))
-    ));
-    // A big body with a wrong hash: the multipart upload is aborted.
-    assert!(matches!(
-        store
-            .put_chunk(
-                &k1,
-                body(vec![data.clone()]),
-                ChunkCheck::whole_file(data.len() as u64, h)
-            )
-            .await,
-        Err(StoreError::Integrity(_))
-    ));
+    type Refusal = fn(&StoreError) -> bool;
+    let bad_length: Refusal = |e| matches!(e, StoreError::Invalid(_));
+    let bad_hash: Refusal = |e| matches!(e, StoreError::Integrity(_));
+    let bad_puts = [
+        ("one byte too many", b"abcd".to_vec(), 3, bad_length),
+        ("other bytes", b"abd".to_vec(), 3, bad_hash),
+        // A big body with a wrong hash: the multipart upload is aborted.
+        (
+            "big body, wrong hash",
+            data.clone(),
+            data.len() as u64,
+            bad_hash,
+        ),
+    ];
+    for (case, bytes, len, refused) in bad_puts {
+        let put = store
+            .put_chunk(&k1, body(vec![bytes]), ChunkCheck::whole_file(len, h))
+            .await;
+        assert!(put.as_ref().is_err_and(refused), "{case}: {put:?}");
+    }
     assert!(matches!(
         store.read_chunk(&k1, 0, 3).await,
         Err(StoreError::NotFound(_))

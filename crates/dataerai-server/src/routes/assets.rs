@@ -244,10 +244,7 @@ pub async fn list(
     check_owner(&state, &caller, owner_type, &owner_id, Access::Read).await?;
     let w = window_of(q.limit, q.offset);
     Ok(Json(page(
-        state
-            .meta
-            .list_assets(owner_type.as_str(), &owner_id, w)
-            .await?,
+        state.meta.list_assets(owner_type, &owner_id, w).await?,
         w,
     )))
 }

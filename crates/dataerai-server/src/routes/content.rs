@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dataerai_proto::api::{ContentVersion, Page, PageQuery};
-use dataerai_store::meta::BlobLocation;
+use dataerai_store::meta::{BlobLocation, ContentRecord};
 use dataerai_store::{BlobStore, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -41,6 +41,25 @@ pub async fn list(
     Ok(Json(page(state.meta.list_contents(&asset_id, w).await?, w)))
 }
 
+/// A complete content version of an asset the caller may read.
+async fn readable_content(
+    state: &AppState,
+    caller: &Caller,
+    asset_id: &str,
+    content_id: &str,
+) -> AppResult<ContentRecord> {
+    load_asset(state, caller, asset_id, Access::Read).await?;
+    state
+        .meta
+        .get_content(asset_id, content_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "no complete content version {content_id} for asset {asset_id}"
+            ))
+        })
+}
+
 #[utoipa::path(
     get,
     operation_id = "get_content",
@@ -54,16 +73,7 @@ pub async fn get_one(
     caller: Caller,
     ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
 ) -> AppResult<Json<ContentVersion>> {
-    load_asset(&state, &caller, &asset_id, Access::Read).await?;
-    let content = state
-        .meta
-        .get_content(&asset_id, &content_id)
-        .await?
-        .ok_or_else(|| {
-            AppError::not_found(format!(
-                "no complete content version {content_id} for asset {asset_id}"
-            ))
-        })?;
+    let content = readable_content(&state, &caller, &asset_id, &content_id).await?;
     Ok(Json(content.version))
 }
 
@@ -168,16 +178,7 @@ pub async fn download(
     ApiPath((asset_id, content_id, file_index)): ApiPath<(String, String, u32)>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    load_asset(&state, &caller, &asset_id, Access::Read).await?;
-    let content = state
-        .meta
-        .get_content(&asset_id, &content_id)
-        .await?
-        .ok_or_else(|| {
-            AppError::not_found(format!(
-                "no complete content version {content_id} for asset {asset_id}"
-            ))
-        })?;
+    let content = readable_content(&state, &caller, &asset_id, &content_id).await?;
     let file = content
         .version
         .files

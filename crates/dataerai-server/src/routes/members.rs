@@ -12,7 +12,7 @@ use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, Projec
 use serde_json::json;
 
 use super::projects::member_project;
-use super::{member_role, page, window};
+use super::{page, window};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -83,7 +83,7 @@ pub async fn add(
             "no user with email {email}; a server administrator creates accounts"
         ))
     })?;
-    let previous = member_role(&state, &project_id, &user.user_id).await?;
+    let previous = state.meta.member_role(&project_id, &user.user_id).await?;
     if my_role != ProjectRole::Owner
         && (role == ProjectRole::Owner || previous == Some(ProjectRole::Owner))
     {
@@ -93,12 +93,7 @@ pub async fn add(
     }
     let (member, added) = state
         .meta
-        .set_member(
-            &project_id,
-            &user.user_id,
-            role.as_str(),
-            chrono::Utc::now(),
-        )
+        .set_member(&project_id, &user.user_id, role, chrono::Utc::now())
         .await?;
     let (action, details) = if added {
         (
@@ -144,7 +139,9 @@ pub async fn remove(
     ApiPath((project_id, user_id)): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
     let my_role = manager_role(&state, &caller, &project_id).await?;
-    let role = member_role(&state, &project_id, &user_id)
+    let role = state
+        .meta
+        .member_role(&project_id, &user_id)
         .await?
         .ok_or_else(|| {
             AppError::not_found(format!(

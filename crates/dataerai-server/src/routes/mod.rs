@@ -15,7 +15,7 @@ use axum::http::{Method, Uri};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use dataerai_proto::api::{Asset, OwnerType, Page, PageQuery, ProjectRole};
+use dataerai_proto::api::{Asset, OwnerType, Page, PageQuery};
 use dataerai_store::meta::Window;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -264,30 +264,17 @@ pub(crate) fn page<T>((items, total): (Vec<T>, u64), w: Window) -> Page<T> {
     }
 }
 
+/// What a lookup by id found, or 404 `{what} {id} not found`.
+pub(crate) fn found<T>(item: Option<T>, what: &str, id: &str) -> AppResult<T> {
+    item.ok_or_else(|| AppError::not_found(format!("{what} {id} not found")))
+}
+
 /// What a caller may do with something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     None,
     Read,
     Write,
-}
-
-/// A user's role in a project, `None` for non-members.
-pub(crate) async fn member_role(
-    state: &AppState,
-    project_id: &str,
-    user_id: &str,
-) -> AppResult<Option<ProjectRole>> {
-    let role = state.meta.member_role(project_id, user_id).await?;
-    role.map(|r| {
-        r.parse::<ProjectRole>().map_err(|e| {
-            AppError::new(
-                dataerai_proto::ErrorCode::Internal,
-                format!("stored membership of project {project_id}: {e}"),
-            )
-        })
-    })
-    .transpose()
 }
 
 /// Access from a project role: `owner`, `admin`, `member` write, `viewer` reads.
@@ -297,7 +284,7 @@ pub(crate) async fn project_access(
     project_id: &str,
 ) -> AppResult<Access> {
     Ok(
-        match member_role(state, project_id, &caller.user_id).await? {
+        match state.meta.member_role(project_id, &caller.user_id).await? {
             Some(role) if role.may_write() => Access::Write,
             Some(_) => Access::Read,
             None => Access::None,
@@ -326,11 +313,7 @@ pub(crate) async fn load_asset(
     asset_id: &str,
     need: Access,
 ) -> AppResult<Asset> {
-    let asset = state
-        .meta
-        .get_asset(asset_id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("asset {asset_id} not found")))?;
+    let asset = found(state.meta.get_asset(asset_id).await?, "asset", asset_id)?;
     let access = owner_access(state, caller, asset.owner_type, &asset.owner_id).await?;
     require(access, need, asset_id)?;
     Ok(asset)

@@ -7,7 +7,7 @@ use dataerai_proto::api::{
     Asset, Collection, CreateCollection, CreateProject, Me, Page, PageQuery, Project,
 };
 
-use super::{page, project_access, window, Access};
+use super::{found, page, project_access, window, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -192,11 +192,8 @@ async fn readable_collection(
     caller: &Caller,
     collection_id: &str,
 ) -> AppResult<Collection> {
-    let c = state
-        .meta
-        .get_collection(collection_id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("collection {collection_id} not found")))?;
+    let c = state.meta.get_collection(collection_id).await?;
+    let c = found(c, "collection", collection_id)?;
     member_project(state, caller, &c.project_id).await?;
     Ok(c)
 }

@@ -21,8 +21,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use dataerai_proto::api::{
-    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, OwnerType, UploadFileState,
-    UploadSession, UploadStatus, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
+    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadFileState, UploadSession,
+    UploadStatus, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
 use dataerai_proto::digest::{self, ChunkDigest, MIN_CHUNK_SIZE};
 use dataerai_proto::{
@@ -35,7 +35,7 @@ use dataerai_store::{ChunkCheck, ChunkKey};
 use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{load_asset, owner_access, require, Access};
+use super::{found, load_asset, owner_access, require, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -156,7 +156,7 @@ pub async fn create(
             }
             f.dedup_candidate = state
                 .meta
-                .stores_file_of_size(asset.owner_type.as_str(), &asset.owner_id, f.size)
+                .stores_file_of_size(asset.owner_type, &asset.owner_id, f.size)
                 .await?;
         }
     }
@@ -178,11 +178,7 @@ pub(super) async fn own_upload(
     caller: &Caller,
     upload_id: &str,
 ) -> AppResult<UploadRecord> {
-    let record = state
-        .meta
-        .get_upload(upload_id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("upload {upload_id} not found")))?;
+    let record = found(state.meta.get_upload(upload_id).await?, "upload", upload_id)?;
     if record.user_id != caller.user_id {
         return Err(AppError::denied(format!(
             "upload {upload_id} was opened by another user"
@@ -190,16 +186,8 @@ pub(super) async fn own_upload(
     }
     // The owner came with the session: no need to load the asset.
     let asset_id = &record.session.asset_id;
-    let Some((owner_type, owner_id)) = &record.owner else {
-        return Err(AppError::not_found(format!("asset {asset_id} not found")));
-    };
-    let owner_type = owner_type.parse::<OwnerType>().map_err(|e| {
-        AppError::new(
-            dataerai_proto::ErrorCode::Internal,
-            format!("stored owner of asset {asset_id}: {e}"),
-        )
-    })?;
-    let access = owner_access(state, caller, owner_type, owner_id).await?;
+    let (owner_type, owner_id) = found(record.owner.as_ref(), "asset", asset_id)?;
+    let access = owner_access(state, caller, *owner_type, owner_id).await?;
     require(access, Access::Write, asset_id)?;
     Ok(record)
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use dataerai_proto::io::{BufferPool, RangeWriter};
 
-use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
@@ -102,15 +102,7 @@ impl FsBlobStore {
 
     fn content_dir(&self, content_id: &str) -> Result<PathBuf> {
         // Ids come from our own database, but a path must never escape the root.
-        if content_id.is_empty()
-            || !content_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(StoreError::Invalid(format!(
-                "bad content id {content_id:?}"
-            )));
-        }
+        check_content_id(content_id)?;
         Ok(self.root.join("content").join(content_id))
     }
 
@@ -306,7 +298,6 @@ impl BlobStore for FsBlobStore {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use futures::StreamExt;
 
     fn body(parts: &[&'static [u8]]) -> ByteStream {
         let items: Vec<io::Result<Bytes>> =
@@ -314,12 +305,13 @@ mod tests {
         Box::pin(futures::stream::iter(items))
     }
 
-    async fn read_all(mut s: ByteStream) -> Vec<u8> {
-        let mut out = Vec::new();
-        while let Some(p) = s.next().await {
-            out.extend_from_slice(&p.unwrap());
-        }
-        out
+    async fn read_all(s: ByteStream) -> Vec<u8> {
+        crate::blob::read_to_vec(s).await.unwrap()
+    }
+
+    /// The check of a one-chunk file holding exactly `data`.
+    fn whole_file(data: &[u8]) -> ChunkCheck {
+        ChunkCheck::whole_file(data.len() as u64, *blake3::hash(data).as_bytes())
     }
 
     fn key(chunk: u64) -> ChunkKey {
@@ -335,48 +327,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let data = b"hello world";
-        let hash = *blake3::hash(data).as_bytes();
+
+        let k = key(0);
+        let read = |offset: u64, len: u64| {
+            let (store, k) = (&store, &k);
+            async move { read_all(store.read_chunk(k, offset, len).await.unwrap()).await }
+        };
 
         let out = store
-            .put_chunk(
-                &key(0),
-                body(&[b"hello ", b"world"]),
-                ChunkCheck::whole_file(11, hash),
-            )
-            .await
-            .unwrap();
-        assert_eq!(out, PutOutcome::Stored);
-        assert_eq!(
-            read_all(store.read_chunk(&key(0), 0, 11).await.unwrap()).await,
-            data
-        );
-        assert_eq!(
-            read_all(store.read_chunk(&key(0), 6, 3).await.unwrap()).await,
-            b"wor"
-        );
+            .put_chunk(&k, body(&[b"hello ", b"world"]), whole_file(data))
+            .await;
+        assert_eq!(out.unwrap(), PutOutcome::Stored);
+        assert_eq!(read(0, 11).await, data);
+        assert_eq!(read(6, 3).await, b"wor");
 
         // Same bytes again: idempotent.
-        let again = store
-            .put_chunk(&key(0), body(&[data]), ChunkCheck::whole_file(11, hash))
-            .await
-            .unwrap();
-        assert_eq!(again, PutOutcome::AlreadyStored);
+        let again = store.put_chunk(&k, body(&[data]), whole_file(data)).await;
+        assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
 
         // Different (self-consistent) bytes: refused, original kept.
         let other = b"HELLO WORLD";
-        let out = store
-            .put_chunk(
-                &key(0),
-                body(&[other]),
-                ChunkCheck::whole_file(11, *blake3::hash(other).as_bytes()),
-            )
-            .await
-            .unwrap();
-        assert_eq!(out, PutOutcome::Conflict);
-        assert_eq!(
-            read_all(store.read_chunk(&key(0), 0, 11).await.unwrap()).await,
-            data
-        );
+        let out = store.put_chunk(&k, body(&[other]), whole_file(other)).await;
+        assert_eq!(out.unwrap(), PutOutcome::Conflict);
+        assert_eq!(read(0, 11).await, data);
 
         // No temporary files are left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("content/c-1/0"))
@@ -426,32 +399,22 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let big: &'static [u8] = Box::leak(vec![3u8; 2 * SMALL_CHUNK as usize].into_boxed_slice());
         let other: &'static [u8] = Box::leak(vec![4u8; big.len()].into_boxed_slice());
-        let check =
-            |data: &[u8]| ChunkCheck::whole_file(data.len() as u64, *blake3::hash(data).as_bytes());
         let (a, b) = big.split_at(12345);
-        assert_eq!(
-            store
-                .put_chunk(&key(2), body(&[a, b]), check(big))
-                .await
-                .unwrap(),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            store
-                .put_chunk(&key(2), body(&[big]), check(big))
-                .await
-                .unwrap(),
-            PutOutcome::AlreadyStored
-        );
-        assert_eq!(
-            store
-                .put_chunk(&key(2), body(&[other]), check(other))
-                .await
-                .unwrap(),
-            PutOutcome::Conflict
-        );
+        // Received in two pieces, again whole, then other bytes under the same key.
+        let puts = [
+            (vec![a, b], PutOutcome::Stored),
+            (vec![big], PutOutcome::AlreadyStored),
+            (vec![other], PutOutcome::Conflict),
+        ];
+        for (pieces, want) in puts {
+            let check = whole_file(&pieces.concat());
+            let got = store.put_chunk(&key(2), body(&pieces), check).await;
+            assert_eq!(got.unwrap(), want, "put expecting {want:?}");
+        }
         assert!(matches!(
-            store.put_chunk(&key(3), body(&[other]), check(big)).await,
+            store
+                .put_chunk(&key(3), body(&[other]), whole_file(big))
+                .await,
             Err(StoreError::Integrity(_))
         ));
         let read = read_all(
@@ -473,24 +436,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let hash = *blake3::hash(b"abc").as_bytes();
-        assert!(matches!(
-            store
-                .put_chunk(&key(1), body(&[b"abcd"]), ChunkCheck::whole_file(3, hash))
-                .await,
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            store
-                .put_chunk(&key(1), body(&[b"ab"]), ChunkCheck::whole_file(3, hash))
-                .await,
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            store
-                .put_chunk(&key(1), body(&[b"abd"]), ChunkCheck::whole_file(3, hash))
-                .await,
-            Err(StoreError::Integrity(_))
-        ));
+        // (bytes sent for the 3-byte chunk "abc", refused as invalid length?)
+        let bad: [(&'static [u8], bool); 3] = [(b"abcd", true), (b"ab", true), (b"abd", false)];
+        for (sent, bad_length) in bad {
+            let put = store
+                .put_chunk(&key(1), body(&[sent]), ChunkCheck::whole_file(3, hash))
+                .await;
+            let refused = match &put {
+                Err(StoreError::Invalid(_)) => bad_length,
+                Err(StoreError::Integrity(_)) => !bad_length,
+                _ => false,
+            };
+            assert!(refused, "{sent:?}: {put:?}");
+        }
         assert!(matches!(
             store.read_chunk(&key(1), 0, 3).await,
             Err(StoreError::NotFound(_))

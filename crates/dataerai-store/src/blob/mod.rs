@@ -23,7 +23,32 @@ use futures::{Stream, StreamExt};
 use crate::error::{Result, StoreError};
 
 /// A stream of bytes (request bodies in, file ranges out).
+/// Refuse a content id that is not a plain `[A-Za-z0-9-]+` name: it becomes a
+/// path or key component, which must never climb out of the store's root.
+pub(crate) fn check_content_id(content_id: &str) -> Result<()> {
+    let plain = !content_id.is_empty()
+        && content_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !plain {
+        return Err(StoreError::Invalid(format!(
+            "bad content id {content_id:?}"
+        )));
+    }
+    Ok(())
+}
+
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Every byte of a stream, in memory: for small reads (and tests), never for
+/// a whole file.
+pub async fn read_to_vec(mut stream: ByteStream) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(piece) = stream.next().await {
+        out.extend_from_slice(&piece?);
+    }
+    Ok(out)
+}
 
 /// Where one chunk lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

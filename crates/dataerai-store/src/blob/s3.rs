@@ -34,7 +34,7 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
 use crate::error::{Result, StoreError};
 
 /// Bytes buffered before a multipart part is sent (S3's minimum part size).
@@ -169,15 +169,7 @@ impl S3BlobStore {
 
     fn content_path(&self, content_id: &str) -> Result<Path> {
         // Ids come from our own database, but a key must stay under the prefix.
-        if content_id.is_empty()
-            || !content_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(StoreError::Invalid(format!(
-                "bad content id {content_id:?}"
-            )));
-        }
+        check_content_id(content_id)?;
         Ok(self.path(&format!("content/{content_id}")))
     }
 

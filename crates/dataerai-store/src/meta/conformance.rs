@@ -69,33 +69,49 @@ pub async fn users_tokens_projects(s: &dyn MetadataStore) {
         (p.project_id.as_str(), None)
     );
     assert_eq!(s.list_projects(&u.user_id, ALL).await.unwrap().1, 1);
-    s.set_quota(OWNER_PROJECT, &p.project_id, 7).await.unwrap();
+    s.set_quota(OwnerType::Project, &p.project_id, 7)
+        .await
+        .unwrap();
     assert_eq!(
-        s.allocation(OWNER_PROJECT, &p.project_id)
+        allocation_of(s, OwnerType::Project, &p.project_id)
             .await
-            .unwrap()
-            .unwrap()
             .quota_bytes,
         7
     );
     assert!(matches!(
-        s.set_quota(OWNER_PROJECT, "missing", 1).await,
+        s.set_quota(OwnerType::Project, "missing", 1).await,
         Err(StoreError::NotFound(_))
     ));
 }
 
+/// The allocation of an owner, which must exist.
+async fn allocation_of(s: &dyn MetadataStore, owner_type: OwnerType, owner_id: &str) -> Allocation {
+    s.allocation(owner_type, owner_id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no allocation of {owner_type} {owner_id}"))
+}
+
+/// `(used_bytes, reserved_bytes)` of a user's personal allocation.
+async fn usage(s: &dyn MetadataStore, user_id: &str) -> (u64, u64) {
+    let a = allocation_of(s, OwnerType::User, user_id).await;
+    (a.used_bytes, a.reserved_bytes)
+}
+
+/// A new asset of user `user_id` (see [`new_asset`]).
+async fn asset_of(s: &dyn MetadataStore, user_id: &str, alias: Option<&str>) -> Asset {
+    s.create_asset(new_asset(user_id, alias)).await.unwrap()
+}
+
 pub async fn assets_merge_alias_relationships(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
-    let a = s
-        .create_asset(new_asset(&u.user_id, Some("raw")))
-        .await
-        .unwrap();
+    let a = asset_of(s, &u.user_id, Some("raw")).await;
     assert!(matches!(
         s.create_asset(new_asset(&u.user_id, Some("raw"))).await,
         Err(StoreError::Conflict(_))
     ));
-    let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    s.create_asset(new_asset(&u.user_id, None)).await.unwrap(); // NULL aliases never collide
+    let b = asset_of(s, &u.user_id, None).await;
+    asset_of(s, &u.user_id, None).await; // NULL aliases never collide
 
     let patch = UpdateAsset {
         metadata: Some(
@@ -135,12 +151,8 @@ pub async fn assets_merge_alias_relationships(s: &dyn MetadataStore) {
 
 pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
-    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    let files = vec![UploadFileSpec {
-        name: "f".into(),
-        size: 60,
-        checksum: None,
-    }];
+    let a = asset_of(s, &u.user_id, None).await;
+    let files = vec![spec("f", 60, None)];
     let up = s
         .create_upload(&a.asset_id, &u.user_id, 50, &files)
         .await
@@ -197,36 +209,17 @@ pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
         s.record_chunk(&up.upload_id, 0, 1, c0.clone()).await,
         Err(StoreError::Invalid(_))
     ));
-    let alloc = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
-    assert_eq!((alloc.used_bytes, alloc.reserved_bytes), (60, 0));
+    assert_eq!(usage(s, &u.user_id).await, (60, 0));
 
     // Abort frees the reservation.
-    let small = vec![UploadFileSpec {
-        name: "g".into(),
-        size: 40,
-        checksum: None,
-    }];
+    let small = vec![spec("g", 40, None)];
     let up2 = s
         .create_upload(&a.asset_id, &u.user_id, 50, &small)
         .await
         .unwrap();
-    assert_eq!(
-        s.allocation(OWNER_USER, &u.user_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .reserved_bytes,
-        40
-    );
+    assert_eq!(usage(s, &u.user_id).await, (60, 40));
     s.abort_upload(&up2.upload_id).await.unwrap();
-    assert_eq!(
-        s.allocation(OWNER_USER, &u.user_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .reserved_bytes,
-        0
-    );
+    assert_eq!(usage(s, &u.user_id).await, (60, 0));
     assert!(matches!(
         s.abort_upload(&up2.upload_id).await,
         Err(StoreError::Invalid(_))
@@ -237,7 +230,7 @@ pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
         .create_upload(&a.asset_id, &u.user_id, 50, &small)
         .await
         .unwrap();
-    s.set_quota(OWNER_USER, &u.user_id, 80).await.unwrap();
+    s.set_quota(OwnerType::User, &u.user_id, 80).await.unwrap();
     assert!(matches!(
         s.complete_upload(&up3.upload_id, &["blake3:00".into()])
             .await,
@@ -268,12 +261,9 @@ async fn publish(s: &dyn MetadataStore, asset: &str, user: &str, size: u64, sum:
 pub async fn dedup_points_at_stored_bytes_and_keeps_them_alive(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 10_000).await.unwrap();
     let other = s.create_user("b@x.org", 10_000).await.unwrap();
-    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    let b = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
-    let c = s
-        .create_asset(new_asset(&other.user_id, None))
-        .await
-        .unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
+    let b = asset_of(s, &u.user_id, None).await;
+    let c = asset_of(s, &other.user_id, None).await;
     let sum = "blake3:aa";
     let first = publish(s, &a.asset_id, &u.user_id, 120, sum).await;
 
@@ -383,7 +373,7 @@ pub async fn dedup_points_at_stored_bytes_and_keeps_them_alive(s: &dyn MetadataS
 /// metadata merges lose no key.
 pub async fn concurrent_writers_keep_quota_and_merges(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
-    let a = s.create_asset(new_asset(&u.user_id, None)).await.unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
     let files = vec![spec("f", 30, None)];
     let opened = futures::future::join_all(
         (0..8).map(|_| s.create_upload(&a.asset_id, &u.user_id, 50, &files)),
@@ -395,7 +385,7 @@ pub async fn concurrent_writers_keep_quota_and_merges(s: &dyn MetadataStore) {
         .iter()
         .filter_map(|r| r.as_ref().err())
         .all(|e| matches!(e, StoreError::QuotaExceeded { .. })));
-    let alloc = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
+    let alloc = allocation_of(s, OwnerType::User, &u.user_id).await;
     assert_eq!(alloc.reserved_bytes, 90);
 
     let merges = (0..8).map(|i| {
@@ -597,26 +587,24 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     // Members: add, change, last owner protected, remove.
     let p = s.create_project("P", "", &u.user_id, 10).await.unwrap();
     let (m, added) = s
-        .set_member(&p.project_id, &v.user_id, "viewer", now)
+        .set_member(&p.project_id, &v.user_id, ProjectRole::Viewer, now)
         .await
         .unwrap();
     assert!(added);
     assert_eq!((m.email.as_str(), m.role.as_str()), ("b@x.org", "viewer"));
     let (m, added) = s
-        .set_member(&p.project_id, &v.user_id, "member", now)
+        .set_member(&p.project_id, &v.user_id, ProjectRole::Member, now)
         .await
         .unwrap();
     assert!(!added);
     assert_eq!(m.role, ProjectRole::Member);
     assert_eq!(
-        s.member_role(&p.project_id, &v.user_id)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("member")
+        s.member_role(&p.project_id, &v.user_id).await.unwrap(),
+        Some(ProjectRole::Member)
     );
     assert!(matches!(
-        s.set_member(&p.project_id, &u.user_id, "admin", now).await,
+        s.set_member(&p.project_id, &u.user_id, ProjectRole::Admin, now)
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
@@ -653,10 +641,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
 
 pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
-    let existing = s
-        .create_asset(new_asset(&u.user_id, Some("taken")))
-        .await
-        .unwrap();
+    let existing = asset_of(s, &u.user_id, Some("taken")).await;
     let item = |target, size| NewUpload {
         target,
         user_id: u.user_id.clone(),
@@ -683,7 +668,10 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     assert!(matches!(out[3], Err(StoreError::QuotaExceeded { .. })));
     assert!(matches!(out[4], Err(StoreError::NotFound(_))));
     // A failed item left nothing behind: no asset under the alias it asked for.
-    let (assets, n) = s.list_assets(OWNER_USER, &u.user_id, ALL).await.unwrap();
+    let (assets, n) = s
+        .list_assets(OwnerType::User, &u.user_id, ALL)
+        .await
+        .unwrap();
     assert_eq!(n, 2, "{assets:?}");
 
     let chunk = |hash: &str, size| ChunkRecord {
@@ -720,21 +708,17 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     assert_eq!(rec.session.status, UploadStatus::Complete);
     let rec = s.get_upload(&third.upload_id).await.unwrap().unwrap();
     assert_eq!(rec.session.status, UploadStatus::Open);
-    let usage = || async {
-        let a = s.allocation(OWNER_USER, &u.user_id).await.unwrap().unwrap();
-        (a.used_bytes, a.reserved_bytes)
-    };
-    assert_eq!(usage().await, (30, 40));
+    assert_eq!(usage(s, &u.user_id).await, (30, 40));
     // Usage follows aborts and deletions.
     s.abort_upload(&third.upload_id).await.unwrap();
-    assert_eq!(usage().await, (30, 0));
+    assert_eq!(usage(s, &u.user_id).await, (30, 0));
     let again = s
         .create_upload(&first.asset_id, &u.user_id, 64, &[spec("g", 5, None)])
         .await
         .unwrap();
-    assert_eq!(usage().await, (30, 5));
+    assert_eq!(usage(s, &u.user_id).await, (30, 5));
     s.delete_asset(&first.asset_id).await.unwrap();
-    assert_eq!(usage().await, (0, 0));
+    assert_eq!(usage(s, &u.user_id).await, (0, 0));
     assert!(s.get_upload(&again.upload_id).await.unwrap().is_none());
 }
 
@@ -755,17 +739,25 @@ macro_rules! both_backends {
             #[tokio::test]
             #[ignore = "needs PostgreSQL: run by make test-scaleout"]
             async fn postgres() {
-                // Skips when run by hand without the backend, fails in the
-                // scale-out stage (DATAERAI_REQUIRE_SCALEOUT=1).
-                let Some(server) = dataerai_testkit::scaleout_var("DATAERAI_TEST_PG_URL") else {
+                let Some(url) = scratch_pg_url("unit") else {
                     return;
                 };
-                let db = format!("unit_{}", uuid::Uuid::new_v4().simple());
-                let s = PgStore::open(&format!("{server}/{db}")).await.unwrap();
+                let s = PgStore::open(&url).await.unwrap();
                 super::$name(&s).await;
             }
         }
     )*};
+}
+
+/// The URL of a new, uniquely named database (`{prefix}_{uuid}`) on the test
+/// PostgreSQL server. Without that server: `None` (skip) when run by hand, a
+/// failure in the scale-out stage (`DATAERAI_REQUIRE_SCALEOUT=1`).
+pub(crate) fn scratch_pg_url(prefix: &str) -> Option<String> {
+    let server = dataerai_testkit::scaleout_var("DATAERAI_TEST_PG_URL")?;
+    Some(format!(
+        "{server}/{prefix}_{}",
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 both_backends!(

@@ -19,17 +19,12 @@ pub mod time;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
-    Allocation, Asset, Collection, ContentVersion, OwnerType, Project, Relationship, UpdateAsset,
-    UploadFileSpec, UploadSession,
+    Allocation, Asset, Collection, ContentVersion, OwnerType, Project, ProjectRole, Relationship,
+    UpdateAsset, UploadFileSpec, UploadSession,
 };
 use serde_json::{Map, Value};
 
 use crate::error::Result;
-
-/// `owner_type` of personal assets and allocations.
-pub const OWNER_USER: &str = "user";
-/// `owner_type` of project assets and allocations.
-pub const OWNER_PROJECT: &str = "project";
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -89,7 +84,7 @@ pub struct UploadRecord {
     pub user_id: String,
     /// `(owner_type, owner_id)` of the asset (`None` once it is deleted): the
     /// access check needs nothing else of the asset.
-    pub owner: Option<(String, String)>,
+    pub owner: Option<(OwnerType, String)>,
     /// Per file (in file order): the verified `blake3:<hex>` already known for
     /// it — set for deduplicated files, whose bytes are stored already.
     pub known_checksums: Vec<Option<String>>,
@@ -172,9 +167,15 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
 
     // ------------------------------------------------------------ allocations
 
-    async fn allocation(&self, owner_type: &str, owner_id: &str) -> Result<Option<Allocation>>;
+    async fn allocation(&self, owner_type: OwnerType, owner_id: &str)
+        -> Result<Option<Allocation>>;
     /// Set the quota of an existing allocation; `NotFound` when there is none.
-    async fn set_quota(&self, owner_type: &str, owner_id: &str, quota_bytes: u64) -> Result<()>;
+    async fn set_quota(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+        quota_bytes: u64,
+    ) -> Result<()>;
 
     // ------------------------------------------------------------ projects
 
@@ -192,7 +193,7 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     async fn project_for_member(&self, project_id: &str, user_id: &str) -> Result<Option<Project>>;
     async fn project_exists(&self, project_id: &str) -> Result<bool>;
     async fn list_projects(&self, user_id: &str, window: Window) -> Result<(Vec<Project>, u64)>;
-    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>>;
+    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<ProjectRole>>;
 
     // ------------------------------------------------------------ collections
 
@@ -221,7 +222,7 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>>;
     async fn list_assets(
         &self,
-        owner_type: &str,
+        owner_type: OwnerType,
         owner_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)>;
@@ -267,7 +268,7 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// file of `size` bytes (a file of another size cannot be identical).
     async fn stores_file_of_size(
         &self,
-        owner_type: &str,
+        owner_type: OwnerType,
         owner_id: &str,
         size: u64,
     ) -> Result<bool>;

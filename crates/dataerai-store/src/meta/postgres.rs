@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dataerai_proto::api::OwnerType;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Postgres;
@@ -83,7 +84,7 @@ impl Dialect for PgConnection {
     const FOR_SHARE: &'static str = " FOR SHARE";
     const CREATION_ORDER: &'static str = "seq";
 
-    async fn lock_owner(&mut self, owner_type: &str, owner_id: &str) -> Result<()> {
+    async fn lock_owner(&mut self, owner_type: OwnerType, owner_id: &str) -> Result<()> {
         let locked: Option<(String,)> = self
             .fetch_optional(
                 "SELECT id FROM allocations WHERE owner_type = $1 AND owner_id = $2 FOR UPDATE",

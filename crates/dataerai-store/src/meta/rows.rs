@@ -7,8 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
-    Allocation, AssetSummary, Collection, ContentFile, ContentStatus, OwnerType, ProjectRole,
-    UploadStatus,
+    Allocation, ContentFile, ContentStatus, OwnerType, ProjectRole, UploadStatus,
 };
 use serde_json::{Map, Value};
 use sqlx::types::Json;
@@ -75,27 +74,6 @@ pub(crate) struct ProjectRow {
     pub role: ProjectRole,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct CollectionRow {
-    id: String,
-    project_id: String,
-    name: String,
-    parent_id: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<CollectionRow> for Collection {
-    fn from(r: CollectionRow) -> Self {
-        Collection {
-            collection_id: r.id,
-            project_id: r.project_id,
-            name: r.name,
-            parent_id: r.parent_id,
-            created_at: r.created_at,
-        }
-    }
-}
-
 /// The columns of [`AssetRow`], for `SELECT`s that name them.
 pub(crate) const ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, created_at, updated_at";
 
@@ -114,32 +92,10 @@ pub(crate) struct AssetRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The related asset a relationship shows.
-#[derive(sqlx::FromRow)]
-pub(crate) struct AssetSummaryRow {
-    id: String,
-    title: String,
-    alias: Option<String>,
-    owner_type: OwnerType,
-    owner_id: String,
-}
-
-impl From<AssetSummaryRow> for AssetSummary {
-    fn from(r: AssetSummaryRow) -> Self {
-        AssetSummary {
-            id: r.id,
-            title: r.title,
-            alias: r.alias,
-            owner_type: r.owner_type,
-            owner_id: r.owner_id,
-        }
-    }
-}
-
 /// `(owner_type, owner_id)` of an asset.
 #[derive(sqlx::FromRow)]
 pub(crate) struct OwnerRow {
-    pub owner_type: String,
+    pub owner_type: OwnerType,
     pub owner_id: String,
 }
 
@@ -221,14 +177,14 @@ pub(crate) struct UploadRow {
     pub chunk_size: i64,
     pub status: UploadStatus,
     pub created_at: DateTime<Utc>,
-    pub owner_type: Option<String>,
+    pub owner_type: Option<OwnerType>,
     pub owner_id: Option<String>,
 }
 
 /// What deciding about a session needs of it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct UploadStateRow {
-    pub status: String,
+    pub status: UploadStatus,
     pub content_id: String,
 }
 

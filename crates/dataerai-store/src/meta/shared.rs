@@ -20,8 +20,8 @@ use std::ops::DerefMut;
 
 use async_trait::async_trait;
 use dataerai_proto::api::{
-    Allocation, Asset, Collection, ContentStatus, ContentVersion, Project, Relationship,
-    UpdateAsset, UploadFileSpec, UploadSession,
+    Allocation, Asset, AssetSummary, Collection, ContentStatus, ContentVersion, OwnerType, Project,
+    ProjectRole, Relationship, UpdateAsset, UploadFileSpec, UploadSession,
 };
 use futures::future::BoxFuture;
 use sqlx::Database;
@@ -29,15 +29,15 @@ use uuid::Uuid;
 
 use super::auth::AuthStore;
 use super::rows::{
-    AllocationRow, AssetRow, AssetSummaryRow, ChunkRow, CollectionRow, ContentRow, FileRow,
-    OwnerRow, PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow,
-    UserRow, ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
+    AllocationRow, AssetRow, ChunkRow, ContentRow, FileRow, OwnerRow, PointerRow, ProjectRow,
+    RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS, CONTENT_COLUMNS,
+    FILE_COLUMNS,
 };
 use super::sql::{args, Arg, Conn, Decoded, Dialect};
 use super::time::now;
 use super::{
     ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken, NewUpload,
-    SmallFinish, TokenRecord, UploadRecord, UploadTarget, User, Window, OWNER_PROJECT, OWNER_USER,
+    SmallFinish, TokenRecord, UploadRecord, UploadTarget, User, Window,
 };
 use crate::error::{Result, StoreError};
 use crate::rules;
@@ -150,7 +150,7 @@ fn unique<T>(done: Result<T>, conflict: impl FnOnce() -> StoreError) -> Result<T
 
 async fn load_allocation<C: Dialect>(
     c: &mut C,
-    owner_type: &str,
+    owner_type: OwnerType,
     owner_id: &str,
 ) -> Result<Option<Allocation>> {
     // Kept by triggers (SQLite migration 0004, PostgreSQL 0003): no sum over
@@ -166,14 +166,14 @@ async fn load_allocation<C: Dialect>(
 }
 
 async fn owner_allocation<C: Dialect>(c: &mut C, owner: &OwnerRow) -> Result<Allocation> {
-    let (t, i) = (&owner.owner_type, &owner.owner_id);
+    let (t, i) = (owner.owner_type, &owner.owner_id);
     load_allocation(c, t, i)
         .await?
         .ok_or_else(|| not_found(format!("allocation of {t} {i}")))
 }
 
 async fn project<C: Dialect>(c: &mut C, row: ProjectRow) -> Result<Project> {
-    let allocation = load_allocation(c, OWNER_PROJECT, &row.id)
+    let allocation = load_allocation(c, OwnerType::Project, &row.id)
         .await?
         .ok_or_else(|| not_found(format!("allocation of project {}", row.id)))?;
     Ok(Project {
@@ -355,7 +355,7 @@ async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<U
 }
 
 async fn relationship<C: Dialect>(c: &mut C, row: RelationshipRow) -> Result<Relationship> {
-    let target: AssetSummaryRow = c
+    let target: AssetSummary = c
         .fetch_one(
             "SELECT id, title, alias, owner_type, owner_id FROM assets WHERE id = $1",
             args![&row.to_asset_id],
@@ -370,7 +370,7 @@ async fn relationship<C: Dialect>(c: &mut C, row: RelationshipRow) -> Result<Rel
         qualifiers: row.qualifiers.0,
         created_by: row.created_by,
         created_at: row.created_at,
-        related_asset: target.into(),
+        related_asset: target,
     })
 }
 
@@ -440,7 +440,7 @@ async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
                 Arg::from(asset.alias.clone()),
                 Arg::json(&asset.tags),
                 Arg::json(&asset.metadata),
-                Arg::from(asset.owner_type.as_str()),
+                Arg::from(asset.owner_type),
                 Arg::from(&asset.owner_id),
                 Arg::from(&asset.created_by),
                 Arg::from(at),
@@ -491,7 +491,7 @@ async fn find_stored_file<C: Dialect>(
              WHERE f.checksum = $1 AND f.size = $2 AND c.status = 'complete'
                AND a.owner_type = $3 AND a.owner_id = $4
              LIMIT 1",
-            args![checksum, size, &owner.owner_type, &owner.owner_id],
+            args![checksum, size, owner.owner_type, &owner.owner_id],
         )
         .await?;
     Ok(match row {
@@ -508,7 +508,7 @@ async fn insert_upload<C: Dialect>(
     files: &[UploadFileSpec],
 ) -> Result<UploadSession> {
     let owner = asset_owner(c, asset_id).await?;
-    c.lock_owner(&owner.owner_type, &owner.owner_id).await?;
+    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
     let allocation = owner_allocation(c, &owner).await?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     rules::check_quota(&allocation, total, false)?;
@@ -583,7 +583,7 @@ async fn open_upload<C: Dialect>(c: &mut C, upload_id: &str, lock: &str) -> Resu
         )
         .await?
         .ok_or_else(|| not_found(format!("upload {upload_id}")))?;
-    rules::require_open(upload_id, &row.status)?;
+    rules::require_open(upload_id, row.status)?;
     Ok(row)
 }
 
@@ -598,7 +598,7 @@ async fn lock_upload_owner<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Own
         .await?;
     let (asset_id,) = asset_id.ok_or_else(|| not_found(format!("upload {upload_id}")))?;
     let owner = asset_owner(c, &asset_id).await?;
-    c.lock_owner(&owner.owner_type, &owner.owner_id).await?;
+    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
     Ok(owner)
 }
 
@@ -683,7 +683,7 @@ async fn unreferenced<C: Dialect>(c: &mut C, mut candidates: Vec<String>) -> Res
 async fn delete_asset_in<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Vec<String>> {
     let owner = asset_owner(c, asset_id).await?;
     // Serialised with dedup lookups of the same owner (create_upload).
-    c.lock_owner(&owner.owner_type, &owner.owner_id).await?;
+    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
     // Blob candidates: the asset's own versions and whatever its files point at.
     let candidates: Vec<(String,)> = c
         .fetch_all(
@@ -803,13 +803,13 @@ async fn create_project_in<C: Dialect>(
         args![&project_id, created_by, created],
     )
     .await?;
-    insert_allocation(c, OWNER_PROJECT, &project_id, quota_bytes).await?;
+    insert_allocation(c, OwnerType::Project, &project_id, quota_bytes).await?;
     Ok(project_id)
 }
 
 async fn insert_allocation<C: Dialect>(
     c: &mut C,
-    owner_type: &str,
+    owner_type: OwnerType,
     owner_id: &str,
     quota_bytes: u64,
 ) -> Result<()> {
@@ -927,7 +927,7 @@ impl<B: Backend> MetadataStore for B {
                 )
                 .await;
             unique(inserted, || rules::email_taken(email))?;
-            insert_allocation(c, OWNER_USER, &user.user_id, quota_bytes).await
+            insert_allocation(c, OwnerType::User, &user.user_id, quota_bytes).await
         })?;
         Ok(user)
     }
@@ -970,11 +970,20 @@ impl<B: Backend> MetadataStore for B {
         }))
     }
 
-    async fn allocation(&self, owner_type: &str, owner_id: &str) -> Result<Option<Allocation>> {
+    async fn allocation(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+    ) -> Result<Option<Allocation>> {
         on_conn!(self, |c| load_allocation(c, owner_type, owner_id))
     }
 
-    async fn set_quota(&self, owner_type: &str, owner_id: &str, quota_bytes: u64) -> Result<()> {
+    async fn set_quota(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+        quota_bytes: u64,
+    ) -> Result<()> {
         let changed = on_conn!(self, |c| c.execute(
             "UPDATE allocations SET quota_bytes = $1 WHERE owner_type = $2 AND owner_id = $3",
             args![quota_bytes, owner_type, owner_id],
@@ -1035,9 +1044,9 @@ impl<B: Backend> MetadataStore for B {
         .await
     }
 
-    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<String>> {
+    async fn member_role(&self, project_id: &str, user_id: &str) -> Result<Option<ProjectRole>> {
         let sql = "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2";
-        let role: Option<(String,)> = find(self, sql, args![project_id, user_id]).await?;
+        let role: Option<(ProjectRole,)> = find(self, sql, args![project_id, user_id]).await?;
         Ok(role.map(|(r,)| r))
     }
 
@@ -1070,8 +1079,7 @@ impl<B: Backend> MetadataStore for B {
 
     async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>> {
         let sql = "SELECT * FROM collections WHERE id = $1";
-        let row: Option<CollectionRow> = find(self, sql, args![collection_id]).await?;
-        Ok(row.map(Collection::from))
+        find(self, sql, args![collection_id]).await
     }
 
     async fn list_collections(
@@ -1084,7 +1092,7 @@ impl<B: Backend> MetadataStore for B {
             COLLECTIONS_OF_PROJECT,
             args![project_id],
             window,
-            |_, r: CollectionRow| Box::pin(async move { Ok(r.into()) }),
+            |_, c: Collection| Box::pin(async move { Ok(c) }),
         )
         .await
     }
@@ -1114,7 +1122,7 @@ impl<B: Backend> MetadataStore for B {
 
     async fn list_assets(
         &self,
-        owner_type: &str,
+        owner_type: OwnerType,
         owner_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)> {
@@ -1187,7 +1195,7 @@ impl<B: Backend> MetadataStore for B {
 
     async fn stores_file_of_size(
         &self,
-        owner_type: &str,
+        owner_type: OwnerType,
         owner_id: &str,
         size: u64,
     ) -> Result<bool> {

@@ -10,6 +10,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use dataerai_proto::api::OwnerType;
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -60,6 +61,11 @@ impl From<Option<String>> for Arg {
 impl From<Option<&String>> for Arg {
     fn from(v: Option<&String>) -> Self {
         Arg::Text(v.cloned())
+    }
+}
+impl From<OwnerType> for Arg {
+    fn from(v: OwnerType) -> Self {
+        Arg::from(v.as_str())
     }
 }
 impl From<i64> for Arg {
@@ -150,7 +156,7 @@ pub(crate) trait Dialect: Conn {
     /// Serialise, until the transaction ends, every change to what this
     /// owner stores or reserves (PostgreSQL: lock the allocation row; SQLite:
     /// nothing to do). `NotFound` when the owner has no allocation.
-    async fn lock_owner(&mut self, owner_type: &str, owner_id: &str) -> Result<()>;
+    async fn lock_owner(&mut self, owner_type: OwnerType, owner_id: &str) -> Result<()>;
     /// Of `candidates` (sorted, no duplicates), the content ids whose blobs
     /// no live (non-aborted) content file uses any more, as its own chunks
     /// or through a dedup pointer.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dataerai_proto::api::OwnerType;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -116,7 +117,7 @@ impl Dialect for SqliteConnection {
     const FOR_SHARE: &'static str = "";
     const CREATION_ORDER: &'static str = "rowid";
 
-    async fn lock_owner(&mut self, _owner_type: &str, _owner_id: &str) -> Result<()> {
+    async fn lock_owner(&mut self, _owner_type: OwnerType, _owner_id: &str) -> Result<()> {
         // The write transaction holds the database's write lock already.
         Ok(())
     }

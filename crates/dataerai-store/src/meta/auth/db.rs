@@ -58,6 +58,19 @@ impl Db<'_> {
         }))
     }
 
+    /// A write transaction and the row `select` (a `SELECT` with one `$1`
+    /// argument, `key`) finds in it, locked until the transaction ends.
+    pub async fn writer_with_row<R: AuthRow>(
+        &self,
+        select: &str,
+        key: &str,
+    ) -> Result<(Writer, Option<R>)> {
+        let mut tx = self.writer().await?;
+        let sql = format!("{select}{}", self.row_lock());
+        let row = tx.conn().fetch_optional(&sql, &[Arg::Text(key)]).await?;
+        Ok((tx, row))
+    }
+
     /// Appended to a `SELECT` in a write transaction whose rows the rest of
     /// the transaction relies on: `" FOR UPDATE"` on PostgreSQL; nothing on
     /// SQLite, whose write transaction already holds the one write lock.

@@ -234,10 +234,9 @@ async fn sqlite_upgrades_millisecond_columns_to_fixed_width_text() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run by make test-scaleout"]
 async fn postgres_upgrades_millisecond_columns_to_timestamptz() {
-    let Some(server) = dataerai_testkit::scaleout_var("DATAERAI_TEST_PG_URL") else {
+    let Some(url) = crate::meta::conformance::scratch_pg_url("upgrade") else {
         return;
     };
-    let url = format!("{server}/upgrade_{}", uuid::Uuid::new_v4().simple());
     use sqlx::migrate::MigrateDatabase;
     let rows = old_rows();
     sqlx::Postgres::create_database(&url).await.unwrap();

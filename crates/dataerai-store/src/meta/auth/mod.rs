@@ -27,7 +27,7 @@ mod migration_tests;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dataerai_proto::api::{AuditEvent, Member};
+use dataerai_proto::api::{AuditEvent, Member, ProjectRole};
 use serde_json::{Map, Value};
 
 use super::Window;
@@ -237,7 +237,7 @@ pub trait AuthStore: Send + Sync {
         &self,
         project_id: &str,
         user_id: &str,
-        role: &str,
+        role: ProjectRole,
         now: DateTime<Utc>,
     ) -> Result<(Member, bool)>;
     /// `NotFound` when not a member; removing the last owner → `Invalid`.

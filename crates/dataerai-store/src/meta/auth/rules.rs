@@ -3,6 +3,7 @@
 //! happens, the store writes the answer.
 
 use chrono::{DateTime, Duration, Utc};
+use dataerai_proto::api::ProjectRole;
 
 use super::FailureCounts;
 use crate::error::{Result, StoreError};
@@ -115,19 +116,22 @@ pub fn refresh_verdict(
 
 /// A change to one project member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberChange<'a> {
-    SetRole(&'a str),
+pub enum MemberChange {
+    SetRole(ProjectRole),
     Remove,
 }
 
 /// A project always keeps an owner: `owners` are its owners' user ids (read
 /// under lock), `user_id` the member `change` applies to.
-pub fn keeps_an_owner(owners: &[String], user_id: &str, change: MemberChange<'_>) -> Result<()> {
+pub fn keeps_an_owner(owners: &[String], user_id: &str, change: MemberChange) -> Result<()> {
     let last_owner = owners.len() <= 1 && owners.iter().any(|o| o == user_id);
     match change {
-        MemberChange::SetRole(role) if last_owner && role != "owner" => Err(StoreError::Invalid(
-            "the last owner of a project cannot be demoted; make someone else owner first".into(),
-        )),
+        MemberChange::SetRole(role) if last_owner && role != ProjectRole::Owner => {
+            Err(StoreError::Invalid(
+                "the last owner of a project cannot be demoted; make someone else owner first"
+                    .into(),
+            ))
+        }
         MemberChange::Remove if last_owner => Err(StoreError::Invalid(
             "the last owner of a project cannot be removed; make someone else owner first".into(),
         )),
@@ -234,30 +238,22 @@ mod tests {
 
     #[test]
     fn refresh_token_reuse_revokes_and_expiry_refuses() {
-        assert_eq!(
-            refresh_verdict(t(10), None, None, t(0)),
-            RefreshVerdict::Rotate
-        );
-        assert_eq!(
-            refresh_verdict(t(10), Some(t(1)), None, t(2)),
-            RefreshVerdict::Reused
-        );
-        assert_eq!(
-            refresh_verdict(t(10), None, Some(t(1)), t(2)),
-            RefreshVerdict::Invalid
-        );
-        assert_eq!(
-            refresh_verdict(t(10), Some(t(1)), Some(t(1)), t(2)),
-            RefreshVerdict::Invalid
-        );
-        assert_eq!(
-            refresh_verdict(t(10), None, None, t(10)),
-            RefreshVerdict::Invalid
-        );
-        assert_eq!(
-            refresh_verdict(t(10), Some(t(1)), None, t(10)),
-            RefreshVerdict::Invalid
-        );
+        // (used_at, revoked_at, now) of a token expiring at t(10) → verdict.
+        let cases = [
+            (None, None, t(0), RefreshVerdict::Rotate),
+            (Some(t(1)), None, t(2), RefreshVerdict::Reused),
+            (None, Some(t(1)), t(2), RefreshVerdict::Invalid),
+            (Some(t(1)), Some(t(1)), t(2), RefreshVerdict::Invalid),
+            (None, None, t(10), RefreshVerdict::Invalid),
+            (Some(t(1)), None, t(10), RefreshVerdict::Invalid),
+        ];
+        for (used_at, revoked_at, now, want) in cases {
+            assert_eq!(
+                refresh_verdict(t(10), used_at, revoked_at, now),
+                want,
+                "used {used_at:?}, revoked {revoked_at:?}, at {now}"
+            );
+        }
     }
 
     #[test]
@@ -266,13 +262,13 @@ mod tests {
         let one = ["a".to_string()];
         let two = ["a".to_string(), "b".to_string()];
         let cases: [(&[String], &str, MemberChange, Option<&str>); 7] = [
-            (&one, "a", SetRole("member"), Some("demoted")),
+            (&one, "a", SetRole(ProjectRole::Member), Some("demoted")),
             (&one, "a", Remove, Some("removed")),
-            (&one, "a", SetRole("owner"), None),
+            (&one, "a", SetRole(ProjectRole::Owner), None),
             (&one, "b", Remove, None),
-            (&one, "b", SetRole("viewer"), None),
+            (&one, "b", SetRole(ProjectRole::Viewer), None),
             (&two, "a", Remove, None),
-            (&two, "a", SetRole("member"), None),
+            (&two, "a", SetRole(ProjectRole::Member), None),
         ];
         for (owners, user, change, refused) in cases {
             let got = keeps_an_owner(owners, user, change);

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dataerai_proto::api::{AuditEvent, Member};
+use dataerai_proto::api::{AuditEvent, Member, ProjectRole};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
@@ -134,7 +134,7 @@ struct RefreshRow {
 struct MemberRow {
     user_id: String,
     email: String,
-    role: dataerai_proto::api::ProjectRole,
+    role: ProjectRole,
     added_at: DateTime<Utc>,
 }
 
@@ -428,16 +428,13 @@ impl<S: AuthBackend> AuthStore for S {
         approve: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let db = self.auth_db();
-        let mut tx = db.writer().await?;
-        let sql = format!(
-            "SELECT user_code, client_id, scopes, status, expires_at FROM device_codes
-             WHERE user_code = $1{}",
-            db.row_lock()
-        );
-        let row: Option<DeviceRow> = tx
-            .conn()
-            .fetch_optional(&sql, &[Arg::Text(user_code)])
+        let (mut tx, row) = self
+            .auth_db()
+            .writer_with_row::<DeviceRow>(
+                "SELECT user_code, client_id, scopes, status, expires_at FROM device_codes
+                 WHERE user_code = $1",
+                user_code,
+            )
             .await?;
         if !row.is_some_and(|r| rules::awaits_decision(&r.status, r.expires_at, now)) {
             return Ok(false);
@@ -462,18 +459,15 @@ impl<S: AuthBackend> AuthStore for S {
         now: DateTime<Utc>,
         issue: &IssuedTokens,
     ) -> Result<DevicePoll> {
-        let db = self.auth_db();
-        let mut tx = db.writer().await?;
-        let sql = format!(
-            "SELECT status, user_id, scopes, interval_s, last_poll_at, expires_at
-             FROM device_codes WHERE device_hash = $1{}",
-            db.row_lock()
-        );
-        let Some(row) = tx
-            .conn()
-            .fetch_optional::<DevicePollRow>(&sql, &[Arg::Text(device_hash)])
-            .await?
-        else {
+        let (mut tx, row) = self
+            .auth_db()
+            .writer_with_row::<DevicePollRow>(
+                "SELECT status, user_id, scopes, interval_s, last_poll_at, expires_at
+                 FROM device_codes WHERE device_hash = $1",
+                device_hash,
+            )
+            .await?;
+        let Some(row) = row else {
             return Ok(DevicePoll::Invalid);
         };
         let step = rules::device_poll(
@@ -526,18 +520,15 @@ impl<S: AuthBackend> AuthStore for S {
         now: DateTime<Utc>,
         issue: &IssuedTokens,
     ) -> Result<RefreshOutcome> {
-        let db = self.auth_db();
-        let mut tx = db.writer().await?;
-        let sql = format!(
-            "SELECT family_id, user_id, scopes, expires_at, used_at, revoked_at
-             FROM refresh_tokens WHERE token_hash = $1{}",
-            db.row_lock()
-        );
-        let Some(row) = tx
-            .conn()
-            .fetch_optional::<RefreshRow>(&sql, &[Arg::Text(refresh_hash)])
-            .await?
-        else {
+        let (mut tx, row) = self
+            .auth_db()
+            .writer_with_row::<RefreshRow>(
+                "SELECT family_id, user_id, scopes, expires_at, used_at, revoked_at
+                 FROM refresh_tokens WHERE token_hash = $1",
+                refresh_hash,
+            )
+            .await?;
+        let Some(row) = row else {
             return Ok(RefreshOutcome::Invalid);
         };
         let verdict = rules::refresh_verdict(row.expires_at, row.used_at, row.revoked_at, now);
@@ -607,7 +598,7 @@ impl<S: AuthBackend> AuthStore for S {
         &self,
         project_id: &str,
         user_id: &str,
-        role: &str,
+        role: ProjectRole,
         now: DateTime<Utc>,
     ) -> Result<(Member, bool)> {
         let db = self.auth_db();
@@ -632,7 +623,7 @@ impl<S: AuthBackend> AuthStore for S {
                 &[
                     Arg::Text(project_id),
                     Arg::Text(user_id),
-                    Arg::Text(role),
+                    Arg::Text(role.as_str()),
                     Arg::Time(now),
                 ],
             )
@@ -640,7 +631,11 @@ impl<S: AuthBackend> AuthStore for S {
         } else {
             conn.execute(
                 "UPDATE memberships SET role = $1 WHERE project_id = $2 AND user_id = $3",
-                &[Arg::Text(role), Arg::Text(project_id), Arg::Text(user_id)],
+                &[
+                    Arg::Text(role.as_str()),
+                    Arg::Text(project_id),
+                    Arg::Text(user_id),
+                ],
             )
             .await?;
         }
