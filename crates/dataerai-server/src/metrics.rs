@@ -35,6 +35,9 @@ pub struct Metrics {
     session_batch_items: AtomicU64,
     finish_batches: AtomicU64,
     finish_batch_items: AtomicU64,
+    /// Client connections open now, and those closed on accept at the cap.
+    open_connections: AtomicU64,
+    refused_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +62,20 @@ impl Metrics {
         self.finish_batches.fetch_add(1, Ordering::Relaxed);
         self.finish_batch_items
             .fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// A client connection opened (`true`) or closed (`false`).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.open_connections.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection closed on accept because `max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn downloaded(&self, bytes: u64) {
@@ -156,6 +173,18 @@ impl Metrics {
                 "counter",
                 "Items of POST /uploads/finish requests.",
                 load(&self.finish_batch_items),
+            ),
+            (
+                "dataerai_open_connections",
+                "gauge",
+                "Client connections open now.",
+                load(&self.open_connections),
+            ),
+            (
+                "dataerai_refused_connections_total",
+                "counter",
+                "Connections closed on accept because max_connections were open.",
+                load(&self.refused_connections),
             ),
             (
                 "dataerai_active_uploads",
