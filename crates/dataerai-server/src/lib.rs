@@ -81,6 +81,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         &settings.http,
         max_connections,
+        settings.http.trusted_proxies()?,
         async move {
             shutdown_signal().await;
             stopping.store(true, Ordering::SeqCst);

@@ -38,6 +38,21 @@ pub struct Metrics {
     /// Client connections open now, and those closed on accept at the cap.
     open_connections: AtomicU64,
     refused_connections: AtomicU64,
+    /// Password checks running now and the most ever at once; sign-ins
+    /// slowed down (a much-guessed email) or refused (a much-failing address).
+    password_checks: AtomicU64,
+    password_checks_peak: AtomicU64,
+    sign_ins_slowed: AtomicU64,
+    sign_ins_refused: AtomicU64,
+}
+
+/// Counts a running password check until dropped.
+pub struct Running<'a>(&'a AtomicU64);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -71,6 +86,21 @@ impl Metrics {
         } else {
             self.open_connections.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// A password check starts; it ends when the guard is dropped.
+    pub fn password_check(&self) -> Running<'_> {
+        let now = self.password_checks.fetch_add(1, Ordering::Relaxed) + 1;
+        self.password_checks_peak.fetch_max(now, Ordering::Relaxed);
+        Running(&self.password_checks)
+    }
+
+    pub fn sign_in_slowed(&self) {
+        self.sign_ins_slowed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sign_in_refused(&self) {
+        self.sign_ins_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection closed on accept because `max_connections` were open.
@@ -185,6 +215,24 @@ impl Metrics {
                 "counter",
                 "Connections closed on accept because max_connections were open.",
                 load(&self.refused_connections),
+            ),
+            (
+                "dataerai_password_checks_peak",
+                "gauge",
+                "Most password checks (Argon2id) ever running at once.",
+                load(&self.password_checks_peak),
+            ),
+            (
+                "dataerai_sign_ins_slowed_total",
+                "counter",
+                "Sign-in attempts delayed because their email had too many recent failures.",
+                load(&self.sign_ins_slowed),
+            ),
+            (
+                "dataerai_sign_ins_refused_total",
+                "counter",
+                "Sign-in attempts refused (429) because their address had too many recent failures.",
+                load(&self.sign_ins_refused),
             ),
             (
                 "dataerai_active_uploads",

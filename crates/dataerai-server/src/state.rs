@@ -17,6 +17,8 @@ pub struct AppState {
     /// Set once a shutdown signal arrived: new requests get 503 + `Retry-After`.
     pub stopping: Arc<AtomicBool>,
     pub auth: Arc<AuthSettings>,
+    /// Password checks that may run at once ([`crate::auth::verify_password`]).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// Settings of sign-in and the device login.
@@ -51,6 +53,9 @@ impl AppState {
             metrics: Default::default(),
             stopping: Default::default(),
             auth: Default::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                crate::auth::password_check_slots(),
+            )),
         }
     }
 
