@@ -115,6 +115,11 @@ impl HttpSettings {
     }
 }
 
+/// The local address a request was received at (links the server hands out
+/// when no `public_url` is set point there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedAt(pub std::net::SocketAddr);
+
 /// The address a request comes from, as [`TrustedProxies::client`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
@@ -224,6 +229,7 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let served_at = stream.local_addr().ok().map(ServedAt);
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "TCP_NODELAY");
         }
@@ -236,6 +242,9 @@ pub async fn serve(
             let client = proxies.client(peer.ip(), request.headers());
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(ClientIp(client));
+            if let Some(at) = served_at {
+                request.extensions_mut().insert(at);
+            }
             app.clone().oneshot(request)
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));

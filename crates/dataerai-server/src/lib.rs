@@ -72,9 +72,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let max_connections = connections::fit_connection_cap(settings.http.max_connections);
     let metrics = state.metrics.clone();
-    let app = routes::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        settings.http.body_read_timeout(),
-    ));
+    let app = routes::router(state)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            settings.http.body_read_timeout(),
+        ))
+        // No answer is ever sniffed into another content type (a JSON error
+        // or a download rendered as HTML).
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ));
     let server = connections::serve(
         listener,
         app,

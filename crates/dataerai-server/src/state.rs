@@ -26,7 +26,8 @@ pub struct AppState {
 pub struct AuthSettings {
     pub access_token_ttl_s: u64,
     pub device_poll_interval_s: u64,
-    /// Base URL for verification links; `None`: from the request's `Host`.
+    /// Base URL for verification links; `None`: the address the client
+    /// connected to (never the request's `Host` header).
     pub public_url: Option<String>,
 }
 
