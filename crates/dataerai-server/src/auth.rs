@@ -60,14 +60,34 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
     .await?
 }
 
+/// How long a sign-in waits for a free password check before it is shed.
+const PASSWORD_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How many password checks may run at once: each Argon2id hash holds about
+/// 19 MiB and a core, so a burst of sign-ins queues instead of growing memory.
+pub fn password_check_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
+}
+
 /// Whether `password` matches the stored hash (`None`: no password set —
 /// then a hash is computed anyway, so a wrong email takes as long as a wrong
-/// password and does not reveal which accounts exist).
-pub async fn verify_password(hash: Option<String>, password: String) -> bool {
+/// password and does not reveal which accounts exist). At most
+/// [`password_check_slots`] run at once; `None` when none came free within
+/// [`PASSWORD_QUEUE_WAIT`].
+pub async fn verify_password(
+    state: &AppState,
+    hash: Option<String>,
+    password: String,
+) -> Option<bool> {
     use argon2::password_hash::{
         rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
     };
-    tokio::task::spawn_blocking(move || {
+    let slot = tokio::time::timeout(PASSWORD_QUEUE_WAIT, state.password_checks.acquire())
+        .await
+        .ok()?
+        .ok()?;
+    let _running = state.metrics.password_check();
+    let matched = tokio::task::spawn_blocking(move || {
         let argon = argon2::Argon2::default();
         let Some(hash) = hash else {
             let _ = argon.hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng));
@@ -77,12 +97,18 @@ pub async fn verify_password(hash: Option<String>, password: String) -> bool {
             .is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false);
+    drop(slot);
+    Some(matched)
 }
 
-/// The client's address (`ConnectInfo` of the connection), for rate limits
-/// and the audit log.
+/// The client's address, for rate limits and the audit log: the
+/// connection's peer, or what a trusted proxy says it forwarded for
+/// ([`crate::connections::ClientIp`]).
 pub fn client_addr(extensions: &axum::http::Extensions) -> String {
+    if let Some(crate::connections::ClientIp(ip)) = extensions.get() {
+        return ip.to_string();
+    }
     extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())

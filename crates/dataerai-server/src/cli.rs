@@ -74,7 +74,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DATAERAI_DEVICE_POLL_INTERVAL_S")]
     pub device_poll_interval_s: Option<u64>,
     /// The server's public base URL (e.g. `https://data.example.org`), used in
-    /// the device login's verification URL [default: from the request's Host].
+    /// the device login's verification URL [default: the address the client connected to].
     #[arg(long, env = "DATAERAI_PUBLIC_URL")]
     pub public_url: Option<String>,
 }

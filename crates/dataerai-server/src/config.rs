@@ -19,6 +19,7 @@ use dataerai_store::{
 use serde::Deserialize;
 
 use crate::cli::{ServeArgs, StorageArgs};
+use crate::connections::HttpSettings;
 
 /// 1 TiB.
 pub const DEFAULT_QUOTA: u64 = 1 << 40;
@@ -40,6 +41,9 @@ pub struct ConfigFile {
     pub public_url: Option<String>,
     #[serde(default)]
     pub s3: S3Settings,
+    /// Connection timeouts and cap (`connections.rs`).
+    #[serde(default)]
+    pub http: HttpSettings,
 }
 
 impl ConfigFile {
@@ -80,6 +84,7 @@ pub struct ServeSettings {
     pub default_quota_bytes: u64,
     pub shutdown_drain_ms: u64,
     pub auth: crate::state::AuthSettings,
+    pub http: HttpSettings,
 }
 
 /// Read the config file named by the flags (if any).
@@ -137,7 +142,9 @@ fn storage_with_env(
 /// Resolve every `serve` setting.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
     let file = load(&args.storage)?;
+    file.http.validate()?;
     Ok(ServeSettings {
+        http: file.http.clone(),
         storage: storage(&args.storage, &file)?,
         listen: match args.listen.or(file.listen) {
             Some(addr) => addr,

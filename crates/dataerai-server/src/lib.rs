@@ -2,7 +2,8 @@
 //! the thin binary over it.
 //!
 //! - [`cli`]: flags and environment variables; [`config`]: the TOML file,
-//!   precedence, and opening the configured stores.
+//!   precedence, and opening the configured stores; [`connections`]: the
+//!   accept loop with its connection cap and read timeouts.
 //! - [`admin`]: bootstrap commands that write straight into the metadata store.
 //! - [`routes`]: the HTTP API (`docs/api.md`), [`auth`] for bearer tokens,
 //!   [`error`] for the one JSON error shape.
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -68,19 +70,34 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // requests in flight finish, but not forever: a stalled download must not
     // keep the process alive.
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
+    let max_connections = connections::fit_connection_cap(settings.http.max_connections);
+    let metrics = state.metrics.clone();
+    let app = routes::router(state)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            settings.http.body_read_timeout(),
+        ))
+        // No answer is ever sniffed into another content type (a JSON error
+        // or a download rendered as HTML).
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ));
+    let server = connections::serve(
         listener,
-        // The peer address feeds sign-in rate limiting and the audit log.
-        routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        stopping.store(true, Ordering::SeqCst);
-        tokio::time::sleep(drain).await;
-        let _ = stopping_tx.send(());
-    });
+        app,
+        metrics,
+        &settings.http,
+        max_connections,
+        settings.http.trusted_proxies()?,
+        async move {
+            shutdown_signal().await;
+            stopping.store(true, Ordering::SeqCst);
+            tokio::time::sleep(drain).await;
+            let _ = stopping_tx.send(());
+        },
+    );
     tokio::select! {
-        served = async { server.await } => served?,
+        () = server => {}
         _ = async {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(SHUTDOWN_GRACE).await;

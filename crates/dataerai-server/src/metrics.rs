@@ -35,6 +35,24 @@ pub struct Metrics {
     session_batch_items: AtomicU64,
     finish_batches: AtomicU64,
     finish_batch_items: AtomicU64,
+    /// Client connections open now, and those closed on accept at the cap.
+    open_connections: AtomicU64,
+    refused_connections: AtomicU64,
+    /// Password checks running now and the most ever at once; sign-ins
+    /// slowed down (a much-guessed email) or refused (a much-failing address).
+    password_checks: AtomicU64,
+    password_checks_peak: AtomicU64,
+    sign_ins_slowed: AtomicU64,
+    sign_ins_refused: AtomicU64,
+}
+
+/// Counts a running password check until dropped.
+pub struct Running<'a>(&'a AtomicU64);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -59,6 +77,35 @@ impl Metrics {
         self.finish_batches.fetch_add(1, Ordering::Relaxed);
         self.finish_batch_items
             .fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// A client connection opened (`true`) or closed (`false`).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.open_connections.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A password check starts; it ends when the guard is dropped.
+    pub fn password_check(&self) -> Running<'_> {
+        let now = self.password_checks.fetch_add(1, Ordering::Relaxed) + 1;
+        self.password_checks_peak.fetch_max(now, Ordering::Relaxed);
+        Running(&self.password_checks)
+    }
+
+    pub fn sign_in_slowed(&self) {
+        self.sign_ins_slowed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sign_in_refused(&self) {
+        self.sign_ins_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed on accept because `max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn downloaded(&self, bytes: u64) {
@@ -156,6 +203,36 @@ impl Metrics {
                 "counter",
                 "Items of POST /uploads/finish requests.",
                 load(&self.finish_batch_items),
+            ),
+            (
+                "dataerai_open_connections",
+                "gauge",
+                "Client connections open now.",
+                load(&self.open_connections),
+            ),
+            (
+                "dataerai_refused_connections_total",
+                "counter",
+                "Connections closed on accept because max_connections were open.",
+                load(&self.refused_connections),
+            ),
+            (
+                "dataerai_password_checks_peak",
+                "gauge",
+                "Most password checks (Argon2id) ever running at once.",
+                load(&self.password_checks_peak),
+            ),
+            (
+                "dataerai_sign_ins_slowed_total",
+                "counter",
+                "Sign-in attempts delayed because their email had too many recent failures.",
+                load(&self.sign_ins_slowed),
+            ),
+            (
+                "dataerai_sign_ins_refused_total",
+                "counter",
+                "Sign-in attempts refused (429) because their address had too many recent failures.",
+                load(&self.sign_ins_refused),
             ),
             (
                 "dataerai_active_uploads",

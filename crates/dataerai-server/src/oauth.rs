@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use chrono::{Duration, Utc};
 use dataerai_proto::api::{DeviceCodeResponse, OAuthError, TokenResponse};
@@ -25,6 +26,7 @@ use rand::Rng;
 use std::collections::HashMap;
 
 use crate::auth::{hash_token, random_hex, ACCESS_PREFIX, REFRESH_PREFIX, SCOPE_READ, SCOPE_WRITE};
+use crate::connections::ServedAt;
 use crate::state::AppState;
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -109,21 +111,15 @@ fn parse_scopes(scope: Option<&String>) -> Option<Vec<String>> {
     Some(scopes)
 }
 
-/// The base URL of links shown to the user.
-pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.auth.public_url {
-        return url.clone();
+/// The base URL of links shown to the user: `public_url`, else the address
+/// the client connected to. Never the request's `Host` header: any client
+/// could then have the server hand out links to a site of its choosing.
+pub fn base_url(state: &AppState, served_at: Option<ServedAt>) -> String {
+    match (&state.auth.public_url, served_at) {
+        (Some(url), _) => url.clone(),
+        (None, Some(ServedAt(addr))) => format!("http://{addr}"),
+        (None, None) => "http://localhost".to_string(),
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 /// `POST /oauth/device/code`
@@ -138,7 +134,7 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 )]
 pub async fn device_code(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    served_at: Option<Extension<ServedAt>>,
     body: Bytes,
 ) -> Response {
     let form = parse_form(&body);
@@ -186,7 +182,7 @@ pub async fn device_code(
             }
         }
     }
-    let base = base_url(&state, &headers);
+    let base = base_url(&state, served_at.map(|Extension(at)| at));
     let reply = DeviceCodeResponse {
         verification_uri: format!("{base}/device"),
         verification_uri_complete: format!("{base}/device?user_code={user_code}"),

@@ -17,6 +17,8 @@ pub struct AppState {
     /// Set once a shutdown signal arrived: new requests get 503 + `Retry-After`.
     pub stopping: Arc<AtomicBool>,
     pub auth: Arc<AuthSettings>,
+    /// Password checks that may run at once ([`crate::auth::verify_password`]).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// Settings of sign-in and the device login.
@@ -24,7 +26,8 @@ pub struct AppState {
 pub struct AuthSettings {
     pub access_token_ttl_s: u64,
     pub device_poll_interval_s: u64,
-    /// Base URL for verification links; `None`: from the request's `Host`.
+    /// Base URL for verification links; `None`: the address the client
+    /// connected to (never the request's `Host` header).
     pub public_url: Option<String>,
 }
 
@@ -51,6 +54,9 @@ impl AppState {
             metrics: Default::default(),
             stopping: Default::default(),
             auth: Default::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                crate::auth::password_check_slots(),
+            )),
         }
     }
 

@@ -4,7 +4,7 @@
 //! - [`CsrfForm`]: signed-in forms; the token must be the session's own
 //!   (stored with it, see `SessionRecord::csrf_token`);
 //! - [`SignInForm`]: the sign-in form (there is no session yet): a random
-//!   value that must equal the `dataerai_login_csrf` cookie (double submit).
+//!   value that must equal the `__Host-dataerai_login_csrf` cookie (double submit).
 //!
 //! A missing or wrong token is the 403 "Request refused" page, and the
 //! handler never runs. The rest of the urlencoded body is deserialised into
@@ -226,13 +226,13 @@ mod tests {
             }
         };
         assert_eq!(
-            sign_in("dataerai_login_csrf=abc", "csrf_token=abc&name=n").await,
+            sign_in("__Host-dataerai_login_csrf=abc", "csrf_token=abc&name=n").await,
             Ok(Some("n".to_string()))
         );
         for (cookie, body) in [
-            ("dataerai_login_csrf=abc", "csrf_token=abd&name=n"),
-            ("dataerai_login_csrf=abc", "name=n"),
-            ("dataerai_login_csrf=", "csrf_token=&name=n"),
+            ("__Host-dataerai_login_csrf=abc", "csrf_token=abd&name=n"),
+            ("__Host-dataerai_login_csrf=abc", "name=n"),
+            ("__Host-dataerai_login_csrf=", "csrf_token=&name=n"),
             ("other=abc", "csrf_token=abc&name=n"),
         ] {
             assert_eq!(

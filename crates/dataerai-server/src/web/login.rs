@@ -26,15 +26,18 @@ use crate::audit;
 use crate::auth::{hash_token, random_hex, verify_password};
 use crate::state::AppState;
 
-/// Sign-in failures allowed per email in the window.
+/// Sign-in failures per email in the window before attempts slow down.
 pub const MAX_FAILURES_PER_EMAIL: u64 = 5;
 /// Sign-in failures allowed per client address in the window.
 pub const MAX_FAILURES_PER_ADDR: u64 = 20;
 pub const FAILURE_WINDOW_S: i64 = 15 * 60;
+/// The longest an attempt on a much-guessed email waits.
+pub const MAX_SIGN_IN_DELAY_S: u64 = 30;
 const SIGN_IN_LIMIT: SignInLimit = SignInLimit {
     window_s: FAILURE_WINDOW_S,
     max_per_email: MAX_FAILURES_PER_EMAIL,
     max_per_addr: MAX_FAILURES_PER_ADDR,
+    max_delay_s: MAX_SIGN_IN_DELAY_S,
 };
 
 /// The fields of the sign-in form.
@@ -102,7 +105,7 @@ pub async fn login_get(
 
 /// `POST /login` (form `email`, `password`, `csrf_token`, `next`)
 #[utoipa::path(post, operation_id = "web_sign_in", path = "/login",
-    summary = "Web: sign in (form email, password, csrf_token, next); 429 + Retry-After after 5 failures in 15 min",
+    summary = "Web: sign in (form email, password, csrf_token, next); attempts on an email slow down after 5 failures in 15 min; 429 + Retry-After after 20 failures from one address",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Signed in: redirect to `next`")))]
@@ -130,6 +133,13 @@ pub async fn login_post(
         );
     }
     let now = Utc::now();
+    // The attempt is recorded as a failure before anything is checked (and
+    // forgotten below if the password is right): concurrent guesses all
+    // count against the limit, none slips past it.
+    if let Err(e) = state.meta.record_login_failure(&email, &addr, now).await {
+        tracing::error!(error = %e, "cannot record a sign-in attempt");
+        return unavailable();
+    }
     let since = SIGN_IN_LIMIT.window_start(now);
     let counts = match state.meta.login_failures_since(&email, &addr, since).await {
         Ok(c) => c,
@@ -138,19 +148,25 @@ pub async fn login_post(
             return unavailable();
         }
     };
-    if let Some(retry_s) = SIGN_IN_LIMIT.retry_after_s(&counts, now) {
+    if let Some(retry_s) = SIGN_IN_LIMIT.address_retry_after_s(&counts, now) {
+        state.metrics.sign_in_refused();
         let mut r = login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
             &email,
             Some(&format!(
-                "Too many failed sign-in attempts. Try again in {} minutes.",
+                "Too many failed sign-in attempts from your address. Try again in {} minutes.",
                 (retry_s + 59) / 60
             )),
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_s));
         return r;
+    }
+    let delay_s = SIGN_IN_LIMIT.email_delay_s(&counts);
+    if delay_s > 0 {
+        state.metrics.sign_in_slowed();
+        tokio::time::sleep(std::time::Duration::from_secs(delay_s)).await;
     }
     let user = match state.meta.user_auth_by_email(&typed).await {
         Ok(Some(u)) => Some(u),
@@ -160,15 +176,16 @@ pub async fn login_post(
             return unavailable();
         }
     };
-    let ok = verify_password(
+    let Some(ok) = verify_password(
+        &state,
         user.as_ref().and_then(|u| u.password_hash.clone()),
         password,
     )
-    .await;
+    .await
+    else {
+        return busy();
+    };
     let Some(user) = user.filter(|_| ok) else {
-        if let Err(e) = state.meta.record_login_failure(&email, &addr, now).await {
-            tracing::error!(error = %e, "cannot record a sign-in failure");
-        }
         audit::record(
             &state,
             None,
@@ -257,4 +274,18 @@ mod tests {
         assert!(html.contains("name=\"next\" value=\"/device?user_code=A&amp;b=&quot;c&quot;\""));
         assert!(html.contains("value=\"&lt;x&gt;@lab.org\""));
     }
+}
+
+/// Too many password checks queued: the server sheds the attempt.
+fn busy() -> Response {
+    let mut r = Page::new("Try again shortly")
+        .status(StatusCode::SERVICE_UNAVAILABLE)
+        .narrow()
+        .flash(Flash::error(
+            "The server is busy checking other sign-ins. Please retry in a few seconds.",
+        ))
+        .render(html! {});
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(5));
+    r
 }

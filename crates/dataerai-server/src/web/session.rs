@@ -19,7 +19,9 @@ use crate::state::AppState;
 
 pub(super) const SESSION_COOKIE: &str = "dataerai_session";
 /// The sign-in form's double-submit CSRF cookie (there is no session yet).
-pub(super) const LOGIN_CSRF_COOKIE: &str = "dataerai_login_csrf";
+/// `__Host-`: the browser only accepts it Secure, for `/`, from this very
+/// host — a sibling subdomain cannot plant one to defeat the check.
+pub(super) const LOGIN_CSRF_COOKIE: &str = "__Host-dataerai_login_csrf";
 pub(super) const SESSION_TTL_H: i64 = 12;
 
 /// The signed-in session of a request, if any. `Err` = the database failed

@@ -139,13 +139,23 @@ pub fn keeps_an_owner(owners: &[String], user_id: &str, change: MemberChange) ->
     }
 }
 
-/// The sign-in rate limit: at most `max_per_email` failures for one email and
-/// `max_per_addr` from one client address within the last `window_s` seconds.
+/// The sign-in rate limit. Every attempt is recorded as a failure *before*
+/// the password is checked (and forgotten when it was right), so counts
+/// include the attempt being decided and concurrent guesses cannot slip past.
+///
+/// - Per client address: more than `max_per_addr` failures within the last
+///   `window_s` seconds refuse further attempts from that address until the
+///   oldest leaves the window ([`SignInLimit::address_retry_after_s`]).
+/// - Per email: beyond `max_per_email` failures, attempts are slowed down,
+///   not refused: each waits 1 s, 2 s, 4 s, … up to `max_delay_s` before its
+///   password is checked ([`SignInLimit::email_delay_s`]). A guesser gets
+///   very few tries; the account's owner still gets in with the right password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignInLimit {
     pub window_s: i64,
     pub max_per_email: u64,
     pub max_per_addr: u64,
+    pub max_delay_s: u64,
 }
 
 impl SignInLimit {
@@ -154,20 +164,26 @@ impl SignInLimit {
         now - Duration::seconds(self.window_s)
     }
 
-    /// `None` when a sign-in may be tried now; otherwise how many seconds
-    /// (never less than one) until the oldest failure of a limit that is
-    /// reached leaves the window.
-    pub fn retry_after_s(&self, counts: &FailureCounts, now: DateTime<Utc>) -> Option<i64> {
-        let reached = |n: u64, max: u64, oldest: Option<DateTime<Utc>>| oldest.filter(|_| n >= max);
-        let blocked_since = [
-            reached(counts.by_email, self.max_per_email, counts.oldest_by_email),
-            reached(counts.by_addr, self.max_per_addr, counts.oldest_by_addr),
-        ]
-        .into_iter()
-        .flatten()
-        .max()?;
-        let left = blocked_since + Duration::seconds(self.window_s) - now;
+    /// `None` when the address may try now; otherwise how many seconds (never
+    /// less than one) until its oldest failure leaves the window.
+    pub fn address_retry_after_s(&self, counts: &FailureCounts, now: DateTime<Utc>) -> Option<i64> {
+        let oldest = counts
+            .oldest_by_addr
+            .filter(|_| counts.by_addr > self.max_per_addr)?;
+        let left = oldest + Duration::seconds(self.window_s) - now;
         Some(left.num_seconds().max(1))
+    }
+
+    /// Seconds to wait before checking the password: 0 within the email's
+    /// allowance, then doubling from 1 s, at most `max_delay_s`.
+    pub fn email_delay_s(&self, counts: &FailureCounts) -> u64 {
+        match counts.by_email.saturating_sub(self.max_per_email) {
+            0 => 0,
+            excess => 1u64
+                .checked_shl(u32::try_from(excess - 1).unwrap_or(u32::MAX))
+                .unwrap_or(u64::MAX)
+                .min(self.max_delay_s),
+        }
     }
 }
 
@@ -281,36 +297,48 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_limit_waits_for_the_oldest_failure_to_leave_the_window() {
+    fn sign_in_limit_refuses_an_address_and_slows_an_email() {
         let limit = SignInLimit {
             window_s: 900,
             max_per_email: 5,
             max_per_addr: 20,
+            max_delay_s: 30,
         };
         let now = t(1000);
         assert_eq!(limit.window_start(now), t(100));
-        let counts = |by_email, oldest_email, by_addr, oldest_addr| FailureCounts {
+        let counts = |by_email, by_addr, oldest_addr| FailureCounts {
             by_email,
-            oldest_by_email: Some(t(oldest_email)),
+            oldest_by_email: Some(t(100)),
             by_addr,
             oldest_by_addr: Some(t(oldest_addr)),
         };
-        // Under both limits.
-        assert_eq!(limit.retry_after_s(&counts(4, 200, 19, 150), now), None);
-        assert_eq!(limit.retry_after_s(&FailureCounts::default(), now), None);
-        // Email limit reached: its oldest failure (200) leaves at 1100.
-        assert_eq!(limit.retry_after_s(&counts(5, 200, 5, 150), now), Some(100));
-        // Both reached: the later of the two.
+        // The counts include the attempt being decided: the 20th failure from
+        // an address is still tried, the 21st waits for the oldest (150) to
+        // leave the window at 1050.
+        assert_eq!(limit.address_retry_after_s(&counts(1, 20, 150), now), None);
         assert_eq!(
-            limit.retry_after_s(&counts(5, 200, 20, 300), now),
-            Some(200)
+            limit.address_retry_after_s(&counts(1, 21, 150), now),
+            Some(50)
+        );
+        assert_eq!(
+            limit.address_retry_after_s(&FailureCounts::default(), now),
+            None
         );
         // Leaving within the second: at least 1 s; partial seconds are cut.
-        assert_eq!(limit.retry_after_s(&counts(5, 100, 0, 0), now), Some(1));
+        assert_eq!(
+            limit.address_retry_after_s(&counts(1, 21, 100), now),
+            Some(1)
+        );
         let part = FailureCounts {
-            oldest_by_email: Some(t(200) + Duration::milliseconds(999)),
-            ..counts(5, 0, 0, 0)
+            oldest_by_addr: Some(t(150) + Duration::milliseconds(999)),
+            ..counts(1, 21, 0)
         };
-        assert_eq!(limit.retry_after_s(&part, now), Some(100));
+        assert_eq!(limit.address_retry_after_s(&part, now), Some(50));
+        // Per email: free within the allowance, then 1, 2, 4, … s, capped.
+        let delays: Vec<u64> = (1..=12)
+            .map(|n| limit.email_delay_s(&counts(n, 1, 150)))
+            .collect();
+        assert_eq!(delays, [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(limit.email_delay_s(&counts(u64::MAX, 1, 150)), 30);
     }
 }
