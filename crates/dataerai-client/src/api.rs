@@ -25,6 +25,7 @@ use dataerai_proto::api::{
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::status::{self, code_for_status};
 
@@ -201,15 +202,44 @@ impl ApiClient {
         resp.json::<T>().await.map_err(|e| self.transport_error(e))
     }
 
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    /// One page of a listing.
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<T>> {
+        let rb = self
+            .request(Method::GET, path)
+            .query(&page_query(limit, offset));
+        self.json(rb).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, path)).await?;
+        Ok(())
+    }
+
     // ------------------------------------------------------------ routes
 
     pub async fn me(&self) -> Result<Me> {
-        self.json(self.request(Method::GET, "/me")).await
+        self.get("/me").await
     }
 
     pub async fn create_project(&self, body: &CreateProject) -> Result<Project> {
-        self.json(self.request(Method::POST, "/projects").json(body))
-            .await
+        self.post("/projects", body).await
     }
 
     pub async fn list_projects(
@@ -217,26 +247,19 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<Project>> {
-        let rb = self
-            .request(Method::GET, "/projects")
-            .query(&page_query(limit, offset));
-        self.json(rb).await
+        self.get_page("/projects", limit, offset).await
     }
 
     pub async fn create_asset(&self, body: &CreateAsset) -> Result<Asset> {
-        self.json(self.request(Method::POST, "/assets").json(body))
-            .await
+        self.post("/assets", body).await
     }
 
     pub async fn delete_asset(&self, asset_id: &str) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/assets/{}", seg(asset_id))))
-            .await?;
-        Ok(())
+        self.delete(&format!("/assets/{}", seg(asset_id))).await
     }
 
     pub async fn get_asset(&self, asset_id: &str) -> Result<Asset> {
-        self.json(self.request(Method::GET, &format!("/assets/{}", seg(asset_id))))
-            .await
+        self.get(&format!("/assets/{}", seg(asset_id))).await
     }
 
     pub async fn update_asset(&self, asset_id: &str, body: &UpdateAsset) -> Result<Asset> {
@@ -280,19 +303,14 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<Asset>> {
-        let rb = self
-            .request(
-                Method::GET,
-                &format!("/collections/{}/assets", seg(collection_id)),
-            )
-            .query(&page_query(limit, offset));
-        self.json(rb).await
+        let path = format!("/collections/{}/assets", seg(collection_id));
+        self.get_page(&path, limit, offset).await
     }
 
     /// A content version; `content_id` may be `latest`.
     pub async fn get_content(&self, asset_id: &str, content_id: &str) -> Result<ContentVersion> {
         let path = format!("/assets/{}/contents/{}", seg(asset_id), seg(content_id));
-        self.json(self.request(Method::GET, &path)).await
+        self.get(&path).await
     }
 
     /// Start a ranged GET of `[start, start+len)` of one file; the caller streams the body.
@@ -321,9 +339,11 @@ impl ApiClient {
         from_asset_id: &str,
         body: &CreateRelationship,
     ) -> Result<Relationship> {
-        let path = format!("/assets/{}/relationships", seg(from_asset_id));
-        self.json(self.request(Method::POST, &path).json(body))
-            .await
+        self.post(
+            &format!("/assets/{}/relationships", seg(from_asset_id)),
+            body,
+        )
+        .await
     }
 
     pub async fn create_upload(
@@ -331,8 +351,7 @@ impl ApiClient {
         asset_id: &str,
         body: &CreateUpload,
     ) -> Result<UploadSession> {
-        let path = format!("/assets/{}/uploads", seg(asset_id));
-        self.json(self.request(Method::POST, &path).json(body))
+        self.post(&format!("/assets/{}/uploads", seg(asset_id)), body)
             .await
     }
 
@@ -363,8 +382,7 @@ impl ApiClient {
         upload_id: &str,
         body: &CompleteUpload,
     ) -> Result<ContentVersion> {
-        let path = format!("/uploads/{}/complete", seg(upload_id));
-        self.json(self.request(Method::POST, &path).json(body))
+        self.post(&format!("/uploads/{}/complete", seg(upload_id)), body)
             .await
     }
 
@@ -373,8 +391,7 @@ impl ApiClient {
         &self,
         body: &CreateUploadBatch,
     ) -> Result<BatchAnswer<UploadSession>> {
-        self.json(self.request(Method::POST, "/uploads/batch").json(body))
-            .await
+        self.post("/uploads/batch", body).await
     }
 
     /// Send the bytes of many single-chunk files and complete their sessions
@@ -398,8 +415,7 @@ impl ApiClient {
     }
 
     pub async fn get_upload(&self, upload_id: &str) -> Result<UploadSession> {
-        let path = format!("/uploads/{}", seg(upload_id));
-        self.json(self.request(Method::GET, &path)).await
+        self.get(&format!("/uploads/{}", seg(upload_id))).await
     }
 
     /// Complete content versions of an asset, newest first.
@@ -409,10 +425,8 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<ContentVersion>> {
-        let rb = self
-            .request(Method::GET, &format!("/assets/{}/contents", seg(asset_id)))
-            .query(&page_query(limit, offset));
-        self.json(rb).await
+        let path = format!("/assets/{}/contents", seg(asset_id));
+        self.get_page(&path, limit, offset).await
     }
 
     pub async fn list_members(
@@ -421,41 +435,29 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<Member>> {
-        let rb = self
-            .request(
-                Method::GET,
-                &format!("/projects/{}/members", seg(project_id)),
-            )
-            .query(&page_query(limit, offset));
-        self.json(rb).await
+        let path = format!("/projects/{}/members", seg(project_id));
+        self.get_page(&path, limit, offset).await
     }
 
     /// Add a member, or change an existing member's role.
     pub async fn add_member(&self, project_id: &str, email: &str, role: &str) -> Result<Member> {
-        let rb = self
-            .request(
-                Method::POST,
-                &format!("/projects/{}/members", seg(project_id)),
-            )
-            .json(&AddMember {
-                email: email.to_string(),
-                role: role
-                    .parse()
-                    .map_err(|e| ApiError::invalid(format!("{e}")))?,
-            });
-        self.json(rb).await
+        let body = AddMember {
+            email: email.to_string(),
+            role: role
+                .parse()
+                .map_err(|e| ApiError::invalid(format!("{e}")))?,
+        };
+        self.post(&format!("/projects/{}/members", seg(project_id)), &body)
+            .await
     }
 
     pub async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<()> {
         let path = format!("/projects/{}/members/{}", seg(project_id), seg(user_id));
-        self.send(self.request(Method::DELETE, &path)).await?;
-        Ok(())
+        self.delete(&path).await
     }
 
     pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/uploads/{}", seg(upload_id))))
-            .await?;
-        Ok(())
+        self.delete(&format!("/uploads/{}", seg(upload_id))).await
     }
 }
 

@@ -40,21 +40,13 @@ mod tests {
 
     #[test]
     fn statuses_map_to_codes() {
-        assert_eq!(
-            code_for_status(StatusCode::UNAUTHORIZED),
-            ErrorCode::AuthRequired
-        );
-        assert_eq!(
-            code_for_status(StatusCode::PAYLOAD_TOO_LARGE),
-            ErrorCode::QuotaExceeded
-        );
-        assert_eq!(
-            code_for_status(StatusCode::BAD_GATEWAY),
-            ErrorCode::ServerUnreachable
-        );
-        assert_eq!(
-            code_for_status(StatusCode::INTERNAL_SERVER_ERROR),
-            ErrorCode::Internal
-        );
+        for (status, code) in [
+            (StatusCode::UNAUTHORIZED, ErrorCode::AuthRequired),
+            (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::QuotaExceeded),
+            (StatusCode::BAD_GATEWAY, ErrorCode::ServerUnreachable),
+            (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        ] {
+            assert_eq!(code_for_status(status), code, "{status}");
+        }
     }
 }

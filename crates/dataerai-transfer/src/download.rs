@@ -16,7 +16,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dataerai_proto::api::ContentVersion;
 use dataerai_proto::{ApiError, ErrorCode};
@@ -24,10 +23,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    io_error, plan_chunks, remove_leftover, retry, safe_join, Digests, Failure, ProgressEvent,
-    RateMeter, RunContext, Stop, PARALLEL_CHUNKS,
+    io_error, plan_chunks, remove_leftover, retry, run_chunks, safe_join, Digests, Failure, Plan,
+    Progress, RunContext, Stop, PARALLEL_CHUNKS,
 };
 use crate::faults;
+use crate::journal::TransferKind;
 use dataerai_client::ApiClient;
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::io::{BufferPool, RangeWriter};
@@ -66,13 +66,9 @@ pub struct DownloadSpec {
     pub files: Vec<DlFile>,
 }
 
+crate::impl_plan!(DownloadSpec, TransferKind::Download, dest_dir);
+
 impl DownloadSpec {
-    pub fn bytes_total(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
-    }
-    pub fn chunk_count(&self) -> u64 {
-        super::total_chunks(self.files.iter().map(|f| f.size), self.chunk_size)
-    }
     /// A short name for progress output: the file name, or the asset id for several files.
     pub fn label(&self) -> String {
         match self.files.as_slice() {
@@ -266,10 +262,12 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
         }
     }
 
-    let meter = RateMeter::start(already);
-    let done = AtomicU64::new(already);
-    let pending_count = pending.len() as u64;
-    let fetched = AtomicU64::new(0);
+    let progress = Progress::start(
+        TransferKind::Download,
+        bytes_total,
+        spec.chunk_size,
+        already,
+    );
     let digests = Digests::default();
     // Written chunks go to `sync_written`, which makes them durable and only
     // then journals them, many at a time: a slot starts its next GET at once
@@ -281,68 +279,35 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     // Buffers for direct writes, two per chunk in flight, freed with the run.
     let pool = BufferPool::new(2 * PARALLEL_CHUNKS);
     let work = async {
+        // Dropped when every chunk is through, which ends `sync_written`.
         let written_tx = written_tx;
-        let mut chunks = futures::stream::iter(pending)
-            // Pulled lazily as slots free up: a pause starts no new chunk.
-            .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
-            .map(|(fi, index, offset, len)| {
-                let done = &done;
-                let meter = &meter;
-                let fetched = &fetched;
-                let digests = &digests;
-                let written_tx = &written_tx;
-                let unsynced = &unsynced;
-                let pool = &pool;
-                let f = &spec.files[fi];
-                async move {
-                    let digest = if len > 0 {
-                        retry(ctx, || fetch_chunk(ctx, spec, f, pool, index, offset, len)).await?
-                    } else {
-                        ChunkDigest::whole_file().compute(&[])
-                    };
-                    digests.put(f.file_index, index, digest);
-                    let permit = unsynced.clone().acquire_owned().await;
-                    let permit =
-                        permit.map_err(|_| ApiError::internal("the chunk syncer stopped"))?;
-                    if written_tx.send((fi, index, len, permit)).is_err() {
-                        // `sync_written` failed; its error is the one reported.
-                        return Err(ApiError::internal("the chunk syncer stopped").into());
-                    }
-                    fetched.fetch_add(1, Ordering::Relaxed);
-                    // No await between counting and reporting: events leave in order.
-                    let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
-                    ctx.observer.progress(ProgressEvent {
-                        transfer_id: ctx.transfer_id.clone(),
-                        kind: "download",
-                        bytes_done,
-                        bytes_total,
-                        rate_bps: meter.rate_bps(bytes_done),
-                        chunk_index: index,
-                        chunk_count: dataerai_proto::chunk_count(f.size, spec.chunk_size),
-                        file_index: f.file_index,
-                        file_name: f.name.clone(),
-                    });
-                    Ok::<_, Stop>(())
+        // What was written is still synced and journaled when this ends early.
+        run_chunks(ctx, pending, |(fi, index, offset, len)| {
+            let (progress, digests, written_tx) = (&progress, &digests, &written_tx);
+            let (unsynced, pool) = (&unsynced, &pool);
+            let f = &spec.files[fi];
+            async move {
+                let digest = if len > 0 {
+                    retry(ctx, || fetch_chunk(ctx, spec, f, pool, index, offset, len)).await?
+                } else {
+                    ChunkDigest::whole_file().compute(&[])
+                };
+                digests.put(f.file_index, index, digest);
+                let permit = unsynced.clone().acquire_owned().await;
+                let permit = permit.map_err(|_| ApiError::internal("the chunk syncer stopped"))?;
+                if written_tx.send((fi, index, len, permit)).is_err() {
+                    // `sync_written` failed; its error is the one reported.
+                    return Err(ApiError::internal("the chunk syncer stopped").into());
                 }
-            })
-            .buffer_unordered(PARALLEL_CHUNKS);
-        // On a pause the chunks already in flight finish (a chunk whose retry
-        // wait was interrupted just stops); any other error ends the run at
-        // once. Either way what was written is still synced and journaled.
-        while let Some(r) = chunks.next().await {
-            match r {
-                Ok(()) | Err(Stop::Paused) => {}
-                Err(e) => return Err(e),
+                progress.chunk_done(ctx, f.file_index, &f.name, f.size, index, len);
+                Ok(())
             }
-        }
-        Ok(())
+        })
+        .await
     };
     let (fetching, syncing) = futures::join!(work, sync_written(ctx, spec, already, written_rx));
     syncing?;
     fetching?;
-    if fetched.load(Ordering::Relaxed) < pending_count {
-        return Err(Stop::Paused);
-    }
 
     let mut files = Vec::new();
     for f in &spec.files {

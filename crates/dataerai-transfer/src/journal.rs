@@ -9,10 +9,13 @@
 //! resumes or controls another's work. The CLI's in-process transfers use a
 //! private in-memory journal.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use dataerai_proto::names::UnknownName;
 use dataerai_proto::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -20,7 +23,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
+
+/// A statement with its bound values.
+type Statement<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.db";
@@ -33,21 +39,125 @@ const KEEP_FINISHED_DAYS: i64 = 7;
 /// `dataerai` opens them, so a released migration never changes.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_transfers.sql")];
 
-/// `state` values of the IPC contract.
-pub mod state {
-    pub const QUEUED: &str = "queued";
-    pub const RUNNING: &str = "running";
-    pub const RETRYING: &str = "retrying";
-    pub const PAUSED: &str = "paused";
-    pub const COMPLETED: &str = "completed";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
+/// A transfer's `state`: the strings of the IPC contract (`docs/ipc.md`),
+/// stored as the same text in `journal.db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferState {
+    Queued,
+    Running,
+    Retrying,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TransferState {
+    /// Every state, in declaration order.
+    pub const ALL: [TransferState; 7] = [
+        TransferState::Queued,
+        TransferState::Running,
+        TransferState::Retrying,
+        TransferState::Paused,
+        TransferState::Completed,
+        TransferState::Failed,
+        TransferState::Cancelled,
+    ];
+    /// The wire strings, in the order of [`TransferState::ALL`].
+    const NAMES: [&'static str; 7] = [
+        "queued",
+        "running",
+        "retrying",
+        "paused",
+        "completed",
+        "failed",
+        "cancelled",
+    ];
+
+    /// The wire string.
+    pub const fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
 
     /// States a daemon start picks up again automatically.
-    pub const UNFINISHED: [&str; 3] = [QUEUED, RUNNING, RETRYING];
+    pub fn is_unfinished(self) -> bool {
+        matches!(
+            self,
+            TransferState::Queued | TransferState::Running | TransferState::Retrying
+        )
+    }
 
-    pub fn is_final(s: &str) -> bool {
-        matches!(s, COMPLETED | FAILED | CANCELLED)
+    /// Nothing runs any more (only a resumable failure may be resumed).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TransferState::Completed | TransferState::Failed | TransferState::Cancelled
+        )
+    }
+}
+
+/// A transfer's `kind`, as on the IPC wire and in `journal.db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferKind {
+    Upload,
+    Download,
+}
+
+impl TransferKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [TransferKind; 2] = [TransferKind::Upload, TransferKind::Download];
+    /// The wire strings, in the order of [`TransferKind::ALL`].
+    const NAMES: [&'static str; 2] = ["upload", "download"];
+
+    /// The wire string.
+    pub const fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// The value of `all` whose name (in `names`, same order) is `text`.
+fn from_name<T: Copy>(
+    what: &'static str,
+    all: &[T],
+    names: &'static [&'static str],
+    text: &str,
+) -> Result<T, UnknownName> {
+    names
+        .iter()
+        .position(|n| *n == text)
+        .map(|i| all[i])
+        .ok_or_else(|| UnknownName {
+            what,
+            expected: names,
+            got: text.to_string(),
+        })
+}
+
+impl FromStr for TransferState {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        from_name("transfer state", &Self::ALL, &Self::NAMES, s)
+    }
+}
+
+impl FromStr for TransferKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        from_name("transfer kind", &Self::ALL, &Self::NAMES, s)
+    }
+}
+
+impl fmt::Display for TransferState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Display for TransferKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -72,8 +182,8 @@ impl From<&ApiError> for ErrorInfo {
 pub struct TransferRecord {
     pub transfer_id: String,
     pub owner: String,
-    pub kind: String,
-    pub state: String,
+    pub kind: TransferKind,
+    pub state: TransferState,
     pub asset_id: String,
     pub content_id: Option<String>,
     pub local_path: String,
@@ -92,7 +202,46 @@ pub struct TransferRecord {
     pub spec: Value,
 }
 
+/// What a new transfer's row starts with; [`TransferRecord::new`] adds the rest.
+pub struct NewTransfer {
+    pub kind: TransferKind,
+    pub asset_id: String,
+    pub content_id: Option<String>,
+    pub local_path: String,
+    pub bytes_total: u64,
+    pub chunk_count: u64,
+    pub file_count: u64,
+    pub batch_id: Option<String>,
+    pub spec: Value,
+}
+
 impl TransferRecord {
+    /// A new transfer of `owner`: a fresh id, `queued`, nothing done yet.
+    pub fn new(owner: &str, t: NewTransfer) -> TransferRecord {
+        let now = Utc::now();
+        TransferRecord {
+            transfer_id: uuid::Uuid::new_v4().to_string(),
+            owner: owner.to_string(),
+            kind: t.kind,
+            state: TransferState::Queued,
+            asset_id: t.asset_id,
+            content_id: t.content_id,
+            local_path: t.local_path,
+            bytes_done: 0,
+            bytes_total: t.bytes_total,
+            chunk_count: t.chunk_count,
+            file_count: t.file_count,
+            created_at: now,
+            updated_at: now,
+            attempt: 0,
+            last_error: None,
+            result: None,
+            error: None,
+            batch_id: t.batch_id,
+            spec: t.spec,
+        }
+    }
+
     /// The Transfer object sent to clients (the spec stays inside the daemon).
     pub fn to_json(&self) -> Value {
         json!({
@@ -241,78 +390,94 @@ impl Journal {
 
     async fn forget_old(&self) -> Result<(), ApiError> {
         let cutoff = ts(Utc::now() - chrono::Duration::days(KEEP_FINISHED_DAYS));
-        let old = "SELECT transfer_id FROM transfers WHERE state IN ('completed','failed','cancelled') AND updated_at < ?";
+        let finals: Vec<String> = TransferState::ALL
+            .iter()
+            .filter(|s| s.is_final())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        let old = format!(
+            "SELECT transfer_id FROM transfers WHERE state IN ({}) AND updated_at < ?",
+            finals.join(",")
+        );
         for table in ["chunks", "done_files", "transfers"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE transfer_id IN ({old})"))
-                .bind(&cutoff)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+            let statement = format!("DELETE FROM {table} WHERE transfer_id IN ({old})");
+            self.execute(sqlx::query(&statement).bind(&cutoff)).await?;
         }
         Ok(())
     }
 
-    pub async fn insert(&self, r: &TransferRecord) -> Result<(), ApiError> {
-        sqlx::query(
-            "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
-               bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
-               last_error, result, error, batch_id, spec)
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        )
-        .bind(&r.transfer_id)
-        .bind(&r.owner)
-        .bind(&r.kind)
-        .bind(&r.state)
-        .bind(&r.asset_id)
-        .bind(&r.content_id)
-        .bind(&r.local_path)
-        .bind(r.bytes_done as i64)
-        .bind(r.bytes_total as i64)
-        .bind(r.chunk_count as i64)
-        .bind(r.file_count as i64)
-        .bind(ts(r.created_at))
-        .bind(ts(r.updated_at))
-        .bind(r.attempt as i64)
-        .bind(to_text(&r.last_error))
-        .bind(to_text(&r.result))
-        .bind(to_text(&r.error))
-        .bind(&r.batch_id)
-        .bind(r.spec.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+    /// Run one statement that answers no rows.
+    async fn execute(&self, statement: Statement<'_>) -> Result<(), ApiError> {
+        statement.execute(&self.pool).await.map_err(db_error)?;
         Ok(())
     }
 
+    /// Run one query and answer its rows.
+    async fn rows(&self, query: Statement<'_>) -> Result<Vec<SqliteRow>, ApiError> {
+        query.fetch_all(&self.pool).await.map_err(db_error)
+    }
+
+    pub async fn insert(&self, r: &TransferRecord) -> Result<(), ApiError> {
+        self.execute(
+            sqlx::query(
+                "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
+                   bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
+                   last_error, result, error, batch_id, spec)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            )
+            .bind(&r.transfer_id)
+            .bind(&r.owner)
+            .bind(r.kind.as_str())
+            .bind(r.state.as_str())
+            .bind(&r.asset_id)
+            .bind(&r.content_id)
+            .bind(&r.local_path)
+            .bind(r.bytes_done as i64)
+            .bind(r.bytes_total as i64)
+            .bind(r.chunk_count as i64)
+            .bind(r.file_count as i64)
+            .bind(ts(r.created_at))
+            .bind(ts(r.updated_at))
+            .bind(r.attempt as i64)
+            .bind(to_text(&r.last_error))
+            .bind(to_text(&r.result))
+            .bind(to_text(&r.error))
+            .bind(&r.batch_id)
+            .bind(r.spec.to_string()),
+        )
+        .await
+    }
+
     pub async fn get(&self, owner: &str, id: &str) -> Result<TransferRecord, ApiError> {
-        let row = sqlx::query("SELECT * FROM transfers WHERE transfer_id = ? AND owner = ?")
-            .bind(id)
-            .bind(owner)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        match row {
-            Some(row) => Ok(record(&row)),
+        let rows = self
+            .rows(
+                sqlx::query("SELECT * FROM transfers WHERE transfer_id = ? AND owner = ?")
+                    .bind(id)
+                    .bind(owner),
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => record(row),
             None => Err(ApiError::not_found(format!("transfer {id}"))),
         }
     }
 
     /// Every transfer of `owner`, oldest first.
     pub async fn list(&self, owner: &str) -> Result<Vec<TransferRecord>, ApiError> {
-        let rows =
-            sqlx::query("SELECT * FROM transfers WHERE owner = ? ORDER BY created_at, rowid")
-                .bind(owner)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
-        Ok(rows.iter().map(record).collect())
+        let query =
+            sqlx::query("SELECT * FROM transfers WHERE owner = ? ORDER BY created_at, rowid");
+        self.rows(query.bind(owner))
+            .await?
+            .iter()
+            .map(record)
+            .collect()
     }
 
     /// Change the state; `attempt`, `last_error`, `error` and `result` are set as given.
     pub async fn set_state(
         &self,
         id: &str,
-        state: &str,
+        state: TransferState,
         attempt: u32,
         last_error: Option<&ErrorInfo>,
         error: Option<&ErrorInfo>,
@@ -321,43 +486,40 @@ impl Journal {
         let mut q = String::from(
             "UPDATE transfers SET state = ?, attempt = ?, last_error = ?, error = ?, result = ?, updated_at = ?",
         );
-        if state == state::COMPLETED {
+        if state == TransferState::Completed {
             q.push_str(", bytes_done = bytes_total");
         }
         q.push_str(" WHERE transfer_id = ?");
-        sqlx::query(&q)
-            .bind(state)
-            .bind(attempt as i64)
-            .bind(last_error.map(|e| serde_json::to_string(e).expect("serialises")))
-            .bind(error.map(|e| serde_json::to_string(e).expect("serialises")))
-            .bind(result.map(Value::to_string))
-            .bind(ts(Utc::now()))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.execute(
+            sqlx::query(&q)
+                .bind(state.as_str())
+                .bind(attempt as i64)
+                .bind(last_error.map(|e| serde_json::to_string(e).expect("serialises")))
+                .bind(error.map(|e| serde_json::to_string(e).expect("serialises")))
+                .bind(result.map(Value::to_string))
+                .bind(ts(Utc::now()))
+                .bind(id),
+        )
+        .await
     }
 
     pub async fn set_spec(&self, id: &str, spec: &Value) -> Result<(), ApiError> {
-        sqlx::query("UPDATE transfers SET spec = ? WHERE transfer_id = ?")
-            .bind(spec.to_string())
-            .bind(id)
-            .execute(&self.pool)
+        let statement = sqlx::query("UPDATE transfers SET spec = ? WHERE transfer_id = ?");
+        self.execute(statement.bind(spec.to_string()).bind(id))
             .await
-            .map_err(db_error)?;
-        Ok(())
     }
 
     pub async fn set_bytes_done(&self, id: &str, bytes_done: u64) -> Result<(), ApiError> {
-        sqlx::query("UPDATE transfers SET bytes_done = ?, updated_at = ? WHERE transfer_id = ?")
-            .bind(bytes_done as i64)
-            .bind(ts(Utc::now()))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        let statement = sqlx::query(
+            "UPDATE transfers SET bytes_done = ?, updated_at = ? WHERE transfer_id = ?",
+        );
+        self.execute(
+            statement
+                .bind(bytes_done as i64)
+                .bind(ts(Utc::now()))
+                .bind(id),
+        )
+        .await
     }
 
     /// Record a chunk as durably done.
@@ -368,25 +530,24 @@ impl Journal {
         chunk_index: u64,
         len: u64,
     ) -> Result<(), ApiError> {
-        sqlx::query("INSERT OR REPLACE INTO chunks (transfer_id, file_index, chunk_index, len) VALUES (?,?,?,?)")
-            .bind(id)
-            .bind(file_index as i64)
-            .bind(chunk_index as i64)
-            .bind(len as i64)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        let statement = sqlx::query(
+            "INSERT OR REPLACE INTO chunks (transfer_id, file_index, chunk_index, len) VALUES (?,?,?,?)",
+        );
+        self.execute(
+            statement
+                .bind(id)
+                .bind(file_index as i64)
+                .bind(chunk_index as i64)
+                .bind(len as i64),
+        )
+        .await
     }
 
     /// `(file_index, chunk_index, len)` of every chunk recorded for the transfer.
     pub async fn chunks(&self, id: &str) -> Result<Vec<(u32, u64, u64)>, ApiError> {
-        let rows =
-            sqlx::query("SELECT file_index, chunk_index, len FROM chunks WHERE transfer_id = ?")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let query =
+            sqlx::query("SELECT file_index, chunk_index, len FROM chunks WHERE transfer_id = ?");
+        let rows = self.rows(query.bind(id)).await?;
         Ok(rows
             .iter()
             .map(|r| (unsigned(r, 0), unsigned(r, 1), unsigned(r, 2)))
@@ -396,34 +557,23 @@ impl Journal {
     /// Forget the chunks of one file (its partial data is gone or bad).
     pub async fn clear_file(&self, id: &str, file_index: u32) -> Result<(), ApiError> {
         for table in ["chunks", "done_files"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE transfer_id = ? AND file_index = ?"
-            ))
-            .bind(id)
-            .bind(file_index as i64)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let statement = format!("DELETE FROM {table} WHERE transfer_id = ? AND file_index = ?");
+            self.execute(sqlx::query(&statement).bind(id).bind(file_index as i64))
+                .await?;
         }
         Ok(())
     }
 
     pub async fn mark_file_done(&self, id: &str, file_index: u32) -> Result<(), ApiError> {
-        sqlx::query("INSERT OR IGNORE INTO done_files (transfer_id, file_index) VALUES (?,?)")
-            .bind(id)
-            .bind(file_index as i64)
-            .execute(&self.pool)
+        let statement =
+            sqlx::query("INSERT OR IGNORE INTO done_files (transfer_id, file_index) VALUES (?,?)");
+        self.execute(statement.bind(id).bind(file_index as i64))
             .await
-            .map_err(db_error)?;
-        Ok(())
     }
 
     pub async fn done_files(&self, id: &str) -> Result<Vec<u32>, ApiError> {
-        let rows = sqlx::query("SELECT file_index FROM done_files WHERE transfer_id = ?")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let query = sqlx::query("SELECT file_index FROM done_files WHERE transfer_id = ?");
+        let rows = self.rows(query.bind(id)).await?;
         Ok(rows.iter().map(|r| unsigned(r, 0)).collect())
     }
 }
@@ -485,7 +635,19 @@ async fn migrate(conn: &mut SqliteConnection, migrations: &[&str]) -> Result<u32
     result
 }
 
-fn record(row: &SqliteRow) -> TransferRecord {
+/// A closed-set column (`kind`, `state`) of a `transfers` row. A value this
+/// program does not know (a damaged journal) is an error naming the transfer
+/// and the value, not a guess.
+fn named<T: FromStr<Err = UnknownName>>(row: &SqliteRow, column: &str) -> Result<T, ApiError> {
+    row.get::<String, _>(column).parse().map_err(|e| {
+        ApiError::internal(format!(
+            "transfer journal: transfer {}: {e}",
+            row.get::<String, _>("transfer_id")
+        ))
+    })
+}
+
+fn record(row: &SqliteRow) -> Result<TransferRecord, ApiError> {
     let time = |name: &str| {
         let text = row.get::<String, _>(name);
         match DateTime::parse_from_rfc3339(&text) {
@@ -496,11 +658,11 @@ fn record(row: &SqliteRow) -> TransferRecord {
             }
         }
     };
-    TransferRecord {
+    Ok(TransferRecord {
         transfer_id: row.get("transfer_id"),
         owner: row.get("owner"),
-        kind: row.get("kind"),
-        state: row.get("state"),
+        kind: named(row, "kind")?,
+        state: named(row, "state")?,
         asset_id: row.get("asset_id"),
         content_id: row.get("content_id"),
         local_path: row.get("local_path"),
@@ -516,7 +678,7 @@ fn record(row: &SqliteRow) -> TransferRecord {
         error: from_text("error", row.get("error")),
         batch_id: row.get("batch_id"),
         spec: from_text("spec", Some(row.get("spec"))).unwrap_or(Value::Null),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -524,28 +686,23 @@ mod tests {
     use super::*;
 
     fn sample(id: &str, owner: &str) -> TransferRecord {
-        let now = Utc::now();
-        TransferRecord {
-            transfer_id: id.into(),
-            owner: owner.into(),
-            kind: "upload".into(),
-            state: state::RUNNING.into(),
-            asset_id: "a".into(),
-            content_id: None,
-            local_path: "/x".into(),
-            bytes_done: 0,
-            bytes_total: 10,
-            chunk_count: 2,
-            file_count: 1,
-            created_at: now,
-            updated_at: now,
-            attempt: 0,
-            last_error: None,
-            result: None,
-            error: None,
-            batch_id: None,
-            spec: json!({"k": 1}),
-        }
+        let mut r = TransferRecord::new(
+            owner,
+            NewTransfer {
+                kind: TransferKind::Upload,
+                asset_id: "a".into(),
+                content_id: None,
+                local_path: "/x".into(),
+                bytes_total: 10,
+                chunk_count: 2,
+                file_count: 1,
+                batch_id: None,
+                spec: json!({"k": 1}),
+            },
+        );
+        r.transfer_id = id.into();
+        r.state = TransferState::Running;
+        r
     }
 
     #[tokio::test]
@@ -558,7 +715,7 @@ mod tests {
             j.insert(&sample("t2", "sockB")).await.unwrap();
             j.add_chunk("t1", 0, 1, 5).await.unwrap();
             j.add_chunk("t1", 0, 1, 5).await.unwrap(); // idempotent
-            j.set_state("t1", state::PAUSED, 2, None, None, None)
+            j.set_state("t1", TransferState::Paused, 2, None, None, None)
                 .await
                 .unwrap();
         }
@@ -568,7 +725,7 @@ mod tests {
         let j = Journal::open(&dir).await.unwrap();
         let a = j.list("sockA").await.unwrap();
         assert_eq!(a.len(), 1);
-        assert_eq!(a[0].state, "paused");
+        assert_eq!(a[0].state, TransferState::Paused);
         assert_eq!(a[0].attempt, 2);
         assert_eq!(a[0].spec["k"], 1);
         assert_eq!(j.chunks("t1").await.unwrap(), vec![(0, 1, 5)]);
@@ -589,43 +746,9 @@ mod tests {
     }
 
     /// The journal exactly as `dataerai` wrote it before the schema had a
-    /// version: these CREATE statements, `PRAGMA user_version` 0.
-    const V1_FIXTURE: &str = "
-        CREATE TABLE transfers (
-            transfer_id TEXT PRIMARY KEY,
-            owner TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            state TEXT NOT NULL,
-            asset_id TEXT NOT NULL,
-            content_id TEXT,
-            local_path TEXT NOT NULL,
-            bytes_done INTEGER NOT NULL,
-            bytes_total INTEGER NOT NULL,
-            chunk_count INTEGER NOT NULL,
-            file_count INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            attempt INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            result TEXT,
-            error TEXT,
-            batch_id TEXT,
-            spec TEXT NOT NULL
-        );
-        CREATE INDEX transfers_owner ON transfers (owner, created_at);
-        CREATE TABLE chunks (
-            transfer_id TEXT NOT NULL,
-            file_index INTEGER NOT NULL,
-            chunk_index INTEGER NOT NULL,
-            len INTEGER NOT NULL,
-            PRIMARY KEY (transfer_id, file_index, chunk_index)
-        );
-        CREATE TABLE done_files (
-            transfer_id TEXT NOT NULL,
-            file_index INTEGER NOT NULL,
-            PRIMARY KEY (transfer_id, file_index)
-        );
-    ";
+    /// version: the tables of the first migration (released migrations never
+    /// change), `PRAGMA user_version` 0.
+    const V1_FIXTURE: &str = include_str!("../migrations/0001_transfers.sql");
 
     async fn raw_connection(path: &Path) -> SqliteConnection {
         SqliteConnectOptions::new()
@@ -672,8 +795,8 @@ mod tests {
 
         let j = Journal::open(&dir).await.unwrap();
         let t = j.get("sock", "t-old").await.unwrap();
-        assert_eq!(t.kind, "download");
-        assert_eq!(t.state, state::PAUSED);
+        assert_eq!(t.kind, TransferKind::Download);
+        assert_eq!(t.state, TransferState::Paused);
         assert_eq!((t.bytes_done, t.bytes_total), (5, 10));
         assert_eq!((t.chunk_count, t.file_count, t.attempt), (2, 1, 3));
         assert_eq!(t.content_id.as_deref(), Some("c1"));
@@ -684,7 +807,7 @@ mod tests {
         assert_eq!(j.chunks("t-old").await.unwrap(), vec![(0, 0, 5)]);
         assert_eq!(j.done_files("t-old").await.unwrap(), vec![0]);
         // The upgraded journal keeps working, and says which version it is.
-        j.set_state("t-old", state::RUNNING, 4, None, None, None)
+        j.set_state("t-old", TransferState::Running, 4, None, None, None)
             .await
             .unwrap();
         drop(j);
@@ -719,5 +842,49 @@ mod tests {
         let broken = [MIGRATIONS[0], v2, "CREATE TABLE chunks (x)"];
         assert!(migrate(&mut c, &broken).await.is_err());
         assert_eq!(schema_version(&mut c).await.unwrap(), 2);
+    }
+
+    #[test]
+    fn kinds_and_states_are_the_wire_strings() {
+        for state in TransferState::ALL {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, json!(state.as_str()), "{state:?}");
+            assert_eq!(state.as_str().parse::<TransferState>().unwrap(), state);
+            assert_eq!(
+                serde_json::from_value::<TransferState>(json).unwrap(),
+                state
+            );
+        }
+        for kind in TransferKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, json!(kind.as_str()), "{kind:?}");
+            assert_eq!(kind.as_str().parse::<TransferKind>().unwrap(), kind);
+        }
+        let states: Vec<_> = TransferState::ALL.iter().map(|s| s.as_str()).collect();
+        // The list of docs/ipc.md, frozen: journals and clients depend on it.
+        let documented = "queued|running|retrying|paused|completed|failed|cancelled";
+        assert_eq!(states.join("|"), documented);
+        assert_eq!(TransferKind::Download.to_string(), "download");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_state_in_the_journal_is_an_error_naming_it() {
+        let j = Journal::in_memory().await.unwrap();
+        j.insert(&sample("t", "cli")).await.unwrap();
+        sqlx::query("UPDATE transfers SET state = 'frozen'")
+            .execute(&j.pool)
+            .await
+            .unwrap();
+        for e in [
+            j.get("cli", "t").await.unwrap_err(),
+            j.list("cli").await.unwrap_err(),
+        ] {
+            assert_eq!(e.code, ErrorCode::Internal);
+            assert!(
+                e.message.contains("transfer t:") && e.message.contains("\"frozen\""),
+                "{}",
+                e.message
+            );
+        }
     }
 }

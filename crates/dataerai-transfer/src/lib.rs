@@ -41,6 +41,7 @@ pub mod upload;
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,7 @@ use dataerai_proto::digest::{self, ChunkDigest};
 use dataerai_proto::{ApiError, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
-use crate::journal::{ErrorInfo, Journal};
+use crate::journal::{ErrorInfo, Journal, NewTransfer, TransferKind, TransferState};
 pub use crate::progress::{Observer, ProgressEvent, ProgressSink};
 
 /// Chunks in flight per transfer.
@@ -161,25 +162,7 @@ impl RunContext {
         let was_retrying = b.first_failure.take().is_some();
         b.attempt = 0;
         if was_retrying {
-            // The run goes on either way; a journal left at `retrying` only
-            // shows a stale state until the run ends and journals its outcome.
-            if let Err(e) = self
-                .journal
-                .set_state(
-                    &self.transfer_id,
-                    journal::state::RUNNING,
-                    0,
-                    None,
-                    None,
-                    None,
-                )
-                .await
-            {
-                tracing::warn!(
-                    transfer_id = %self.transfer_id,
-                    "cannot journal that the transfer is running again: {e}"
-                );
-            }
+            self.journal_state(TransferState::Running, 0, None).await;
             self.observer.recovered();
         }
     }
@@ -203,26 +186,31 @@ impl RunContext {
         b.attempt += 1;
         let (attempt, delay) = (b.attempt, backoff(b.attempt, hint));
         let info = ErrorInfo::from(e);
-        if let Err(je) = self
-            .journal
-            .set_state(
-                &self.transfer_id,
-                journal::state::RETRYING,
-                attempt,
-                Some(&info),
-                None,
-                None,
-            )
-            .await
-        {
-            // Still worth the retry: the journal only misses this attempt's state.
-            tracing::warn!(
-                transfer_id = %self.transfer_id,
-                "cannot journal retry attempt {attempt}: {je}"
-            );
-        }
+        self.journal_state(TransferState::Retrying, attempt, Some(&info))
+            .await;
         self.observer.retrying(attempt, delay, e);
         Ok((attempt, delay))
+    }
+
+    /// Journal a state change in the middle of a run. The run goes on if that
+    /// fails: the journal only shows a stale state until the run ends and
+    /// journals its outcome.
+    async fn journal_state(
+        &self,
+        state: TransferState,
+        attempt: u32,
+        last_error: Option<&ErrorInfo>,
+    ) {
+        let journaled = self
+            .journal
+            .set_state(&self.transfer_id, state, attempt, last_error, None, None)
+            .await;
+        if let Err(e) = journaled {
+            tracing::warn!(
+                transfer_id = %self.transfer_id,
+                "cannot journal that the transfer is {state} (attempt {attempt}): {e}"
+            );
+        }
     }
 
     /// Stop promptly on cancel (an error) or pause.
@@ -479,6 +467,153 @@ impl Digests {
         })
         .await
         .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
+    }
+}
+
+/// What the journaled plans of both engines ([`upload::UploadSpec`],
+/// [`download::DownloadSpec`]) share: the counts of a Transfer object and the
+/// journal row that runs them.
+pub trait Plan: serde::Serialize {
+    /// The engine that runs it.
+    const KIND: TransferKind;
+    fn asset_id(&self) -> &str;
+    fn content_id(&self) -> &str;
+    fn chunk_size(&self) -> u64;
+    /// The local file or directory it reads from / writes into.
+    fn local_path(&self) -> &Path;
+    /// The size of every file, in plan order.
+    fn sizes(&self) -> impl Iterator<Item = u64> + '_;
+
+    fn bytes_total(&self) -> u64 {
+        self.sizes().sum()
+    }
+
+    fn chunk_count(&self) -> u64 {
+        total_chunks(self.sizes(), self.chunk_size())
+    }
+
+    fn file_count(&self) -> u64 {
+        self.sizes().count() as u64
+    }
+
+    /// The journal row of a new transfer that runs this plan.
+    fn new_transfer(&self, batch_id: Option<String>) -> Result<NewTransfer, ApiError> {
+        Ok(NewTransfer {
+            kind: Self::KIND,
+            asset_id: self.asset_id().to_string(),
+            content_id: Some(self.content_id().to_string()),
+            local_path: self.local_path().to_string_lossy().into_owned(),
+            bytes_total: self.bytes_total(),
+            chunk_count: self.chunk_count(),
+            file_count: self.file_count(),
+            batch_id,
+            spec: serde_json::to_value(self).map_err(|e| ApiError::internal(e.to_string()))?,
+        })
+    }
+}
+
+/// [`Plan`] for a spec with the fields `asset_id`, `content_id`, `chunk_size`
+/// and `files` (each with a `size`) and the named local path field.
+macro_rules! impl_plan {
+    ($spec:ty, $kind:expr, $local_path:ident) => {
+        impl $crate::Plan for $spec {
+            const KIND: $crate::journal::TransferKind = $kind;
+            fn asset_id(&self) -> &str {
+                &self.asset_id
+            }
+            fn content_id(&self) -> &str {
+                &self.content_id
+            }
+            fn chunk_size(&self) -> u64 {
+                self.chunk_size
+            }
+            fn local_path(&self) -> &std::path::Path {
+                &self.$local_path
+            }
+            fn sizes(&self) -> impl Iterator<Item = u64> + '_ {
+                self.files.iter().map(|f| f.size)
+            }
+        }
+    };
+}
+pub(crate) use impl_plan;
+
+/// Run `chunk` for every pending chunk, [`PARALLEL_CHUNKS`] at a time. They are
+/// pulled lazily as slots free up, so a pause starts no new one; the chunks
+/// already in flight finish (one whose retry wait was interrupted just stops).
+/// Any other error ends the run at once. `Err(Stop::Paused)` unless every
+/// chunk finished.
+pub async fn run_chunks<T, F, Fut>(ctx: &RunContext, pending: Vec<T>, chunk: F) -> Result<(), Stop>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = Result<(), Stop>>,
+{
+    use futures::StreamExt;
+    let total = pending.len();
+    let mut finished = 0;
+    let mut chunks = futures::stream::iter(pending)
+        .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
+        .map(chunk)
+        .buffer_unordered(PARALLEL_CHUNKS);
+    while let Some(r) = chunks.next().await {
+        match r {
+            Ok(()) => finished += 1,
+            Err(Stop::Paused) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if finished < total {
+        return Err(Stop::Paused);
+    }
+    Ok(())
+}
+
+/// The bytes one run has moved, reported as a [`ProgressEvent`] per chunk.
+pub struct Progress {
+    kind: TransferKind,
+    bytes_total: u64,
+    chunk_size: u64,
+    done: AtomicU64,
+    meter: RateMeter,
+}
+
+impl Progress {
+    /// `already` bytes were done before this run.
+    pub fn start(kind: TransferKind, bytes_total: u64, chunk_size: u64, already: u64) -> Progress {
+        Progress {
+            kind,
+            bytes_total,
+            chunk_size,
+            done: AtomicU64::new(already),
+            meter: RateMeter::start(already),
+        }
+    }
+
+    /// Count chunk `index` (`len` bytes) of file `file_index` (`file_size`
+    /// bytes) as done and report it; answers the bytes done now.
+    pub fn chunk_done(
+        &self,
+        ctx: &RunContext,
+        file_index: u32,
+        file_name: &str,
+        file_size: u64,
+        index: u64,
+        len: u64,
+    ) -> u64 {
+        // No await between counting and reporting: events leave in order.
+        let bytes_done = self.done.fetch_add(len, Ordering::Relaxed) + len;
+        ctx.observer.progress(ProgressEvent {
+            transfer_id: ctx.transfer_id.clone(),
+            kind: self.kind,
+            bytes_done,
+            bytes_total: self.bytes_total,
+            rate_bps: self.meter.rate_bps(bytes_done),
+            chunk_index: index,
+            chunk_count: dataerai_proto::chunk_count(file_size, self.chunk_size),
+            file_index,
+            file_name: file_name.to_string(),
+        });
+        bytes_done
     }
 }
 

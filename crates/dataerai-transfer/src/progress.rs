@@ -8,11 +8,13 @@ use std::time::Duration;
 use dataerai_proto::ApiError;
 use serde::Serialize;
 
+use crate::journal::TransferKind;
+
 /// One `transfer.progress` notification (field names are the IPC contract).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProgressEvent {
     pub transfer_id: String,
-    pub kind: &'static str,
+    pub kind: TransferKind,
     pub bytes_done: u64,
     pub bytes_total: u64,
     pub rate_bps: f64,

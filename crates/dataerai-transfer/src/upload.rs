@@ -17,11 +17,10 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dataerai_proto::api::{
     CompleteFile, CompleteUpload, CreateAsset, CreateUpload, CreateUploadBatch, UploadBatchItem,
-    UploadFileSpec, UploadSession, MAX_BATCH_ITEMS, MAX_SMALL_FILE,
+    UploadFileSpec, UploadSession, UploadStatus, MAX_BATCH_ITEMS, MAX_SMALL_FILE,
 };
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
@@ -30,9 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::scan::{self, LocalFile};
 use super::{
-    chunk_digest_blocking, io_error, plan_chunks, retry, shrank, Digests, Failure, ProgressEvent,
-    RateMeter, RunContext, Stop, PARALLEL_CHUNKS,
+    chunk_digest_blocking, io_error, plan_chunks, retry, run_chunks, shrank, Digests, Failure,
+    Plan, Progress, RunContext, Stop,
 };
+use crate::journal::TransferKind;
 use dataerai_client::ApiClient;
 use dataerai_proto::digest::{self, ChunkDigest};
 
@@ -99,13 +99,9 @@ pub struct UploadSpec {
     pub files: Vec<SpecFile>,
 }
 
+crate::impl_plan!(UploadSpec, TransferKind::Upload, local_path);
+
 impl UploadSpec {
-    pub fn bytes_total(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
-    }
-    pub fn chunk_count(&self) -> u64 {
-        super::total_chunks(self.files.iter().map(|f| f.size), self.chunk_size)
-    }
     /// A short name for progress output.
     pub fn label(&self) -> String {
         match self.files.as_slice() {
@@ -442,10 +438,10 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
             Ok(ctx.client.get_upload(&spec.upload_id).await?)
         })
         .await?;
-        match session.status.as_str() {
-            "open" => {}
-            "complete" => return Ok(result(ctx, &spec, session.content_id).await?),
-            other => {
+        match session.status {
+            UploadStatus::Open => {}
+            UploadStatus::Complete => return Ok(result(ctx, &spec, session.content_id).await?),
+            other @ UploadStatus::Aborted => {
                 return Err(ApiError::invalid(format!(
                     "upload session {} is {other}; start a new upload",
                     spec.upload_id
@@ -479,44 +475,27 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
             }
         }
     }
-    let meter = RateMeter::start(already);
-    let done = AtomicU64::new(already);
-    if let Some(content_id) = finish_small(ctx, &mut spec, &pending, &done, &meter).await? {
+    let progress = Progress::start(
+        TransferKind::Upload,
+        spec.bytes_total(),
+        spec.chunk_size,
+        already,
+    );
+    if let Some(content_id) = finish_small(ctx, &mut spec, &pending, &progress).await? {
         return Ok(result(ctx, &spec, content_id).await?);
     }
-    let pending_count = pending.len();
-    let sent = AtomicU64::new(0);
     let digests = Digests::default();
     let spec_ref = &spec;
-    let mut chunks = futures::stream::iter(pending)
-        // Pulled lazily as slots free up: a pause starts no new chunk.
-        .take_while(|_| std::future::ready(!ctx.pause.is_cancelled()))
-        .map(|(fi, index, offset, len)| {
-            let done = &done;
-            let meter = &meter;
-            let sent = &sent;
-            let digests = &digests;
-            let f = &spec_ref.files[fi];
-            async move {
-                let digest = send_chunk(ctx, spec_ref, f, index, offset, len).await?;
-                digests.put(f.file_index, index, digest);
-                sent.fetch_add(1, Ordering::Relaxed);
-                chunk_sent(ctx, spec_ref, f, index, len, done, meter).await
-            }
-        })
-        .buffer_unordered(PARALLEL_CHUNKS);
-    // On a pause the chunks already in flight finish (a chunk whose retry wait
-    // was interrupted just stops); any other error ends the run at once.
-    while let Some(r) = chunks.next().await {
-        match r {
-            Ok(()) | Err(Stop::Paused) => {}
-            Err(e) => return Err(e),
+    run_chunks(ctx, pending, |(fi, index, offset, len)| {
+        let (progress, digests) = (&progress, &digests);
+        let f = &spec_ref.files[fi];
+        async move {
+            let digest = send_chunk(ctx, spec_ref, f, index, offset, len).await?;
+            digests.put(f.file_index, index, digest);
+            chunk_sent(ctx, f, index, len, progress).await
         }
-    }
-    drop(chunks);
-    if sent.load(Ordering::Relaxed) < pending_count as u64 {
-        return Err(Stop::Paused);
-    }
+    })
+    .await?;
     ctx.check_stop()?;
 
     // Big files' checksums: merged from the digests of the chunks just sent.
@@ -548,9 +527,7 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
             // An earlier attempt may have completed it, its answer lost on the way.
             Err(e) if e.code == ErrorCode::InvalidInput => {
                 match ctx.client.get_upload(&spec.upload_id).await {
-                    Ok(s) if s.status == dataerai_proto::api::UploadStatus::Complete => {
-                        Ok(s.content_id)
-                    }
+                    Ok(s) if s.status == UploadStatus::Complete => Ok(s.content_id),
                     _ => Err(Failure::local(e)),
                 }
             }
@@ -598,29 +575,15 @@ async fn result(
 /// Journal a chunk the server acknowledged and report the progress.
 async fn chunk_sent(
     ctx: &RunContext,
-    spec: &UploadSpec,
     f: &SpecFile,
     index: u64,
     len: u64,
-    done: &AtomicU64,
-    meter: &RateMeter,
+    progress: &Progress,
 ) -> Result<(), Stop> {
     ctx.journal
         .add_chunk(&ctx.transfer_id, f.file_index, index, len)
         .await?;
-    // No await between counting and reporting: events leave in order.
-    let bytes_done = done.fetch_add(len, Ordering::Relaxed) + len;
-    ctx.observer.progress(ProgressEvent {
-        transfer_id: ctx.transfer_id.clone(),
-        kind: "upload",
-        bytes_done,
-        bytes_total: spec.bytes_total(),
-        rate_bps: meter.rate_bps(bytes_done),
-        chunk_index: index,
-        chunk_count: dataerai_proto::chunk_count(f.size, spec.chunk_size),
-        file_index: f.file_index,
-        file_name: f.name.clone(),
-    });
+    let bytes_done = progress.chunk_done(ctx, f.file_index, &f.name, f.size, index, len);
     ctx.journal
         .set_bytes_done(&ctx.transfer_id, bytes_done)
         .await?;
@@ -635,8 +598,7 @@ async fn finish_small(
     ctx: &RunContext,
     spec: &mut UploadSpec,
     pending: &[(usize, u64, u64, u64)],
-    done: &AtomicU64,
-    meter: &RateMeter,
+    progress: &Progress,
 ) -> Result<Option<String>, Stop> {
     let ([f], [(0, 0, 0, len)]) = (spec.files.as_slice(), pending) else {
         return Ok(None);
@@ -660,7 +622,7 @@ async fn finish_small(
         Ok(finished.await?)
     })
     .await?;
-    chunk_sent(ctx, spec, f, 0, len, done, meter).await?;
+    chunk_sent(ctx, f, 0, len, progress).await?;
     if f.checksum.is_none() {
         spec.files[0].checksum = Some(checksum);
         let v = serde_json::to_value(&*spec).map_err(|e| ApiError::internal(e.to_string()))?;

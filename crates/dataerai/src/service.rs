@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use dataerai_proto::api::OwnerType;
 use dataerai_proto::api::{
     Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Member, Page, Project,
     Relationship, UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN, PROJECT_ROLES,
@@ -335,7 +336,7 @@ impl Service {
             return client.list_collection_assets(c, p.limit, p.offset).await;
         }
         if let Some(t) = &p.owner_type {
-            check_owner_type(t)?;
+            owner_type(t)?;
         }
         client
             .list_assets(
@@ -489,15 +490,12 @@ impl Service {
             None => {
                 let title = p.title.unwrap_or_default();
                 require("title", &title)?;
-                let owner_type = p.owner_type.unwrap_or_default();
-                check_owner_type(&owner_type)?;
+                let owner_type = owner_type(&p.owner_type.unwrap_or_default())?;
                 let owner_id = p.owner_id.unwrap_or_default();
                 require("owner_id", &owner_id)?;
                 upload::UploadTarget::NewAsset(CreateAsset {
                     title,
-                    owner_type: owner_type
-                        .parse()
-                        .map_err(|e| ApiError::invalid(format!("{e}")))?,
+                    owner_type,
                     owner_id,
                     description: p.description,
                     alias: p.alias,
@@ -558,14 +556,13 @@ fn check_email(email: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_owner_type(t: &str) -> Result<()> {
-    if t == "user" || t == "project" {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
+/// `owner_type` as the API's enum.
+fn owner_type(t: &str) -> Result<OwnerType> {
+    t.parse().map_err(|_| {
+        ApiError::invalid(format!(
             "owner_type must be \"user\" or \"project\", got {t:?}"
-        )))
-    }
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -640,58 +637,74 @@ mod tests {
             let svc = svc.clone();
             async move { svc.prepare_upload(p).await.err().unwrap() }
         };
-        let e = code(UploadParams {
-            local_path: "/nope/x".into(),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
-        assert!(e.message.contains("file not found: /nope/x"));
-        let e = code(UploadParams {
-            title: Some(" ".into()),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
-        let e = code(UploadParams {
-            owner_type: Some("group".into()),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
-        let e = code(UploadParams {
-            metadata: Some(json!([1])),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
-        let e = code(UploadParams {
-            chunk_size_mb: Some(0),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
-        // A new version takes no asset fields.
-        let e = code(UploadParams {
-            asset_id: Some("a1".into()),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
-        assert!(
-            e.message.contains("title, owner_type, owner_id"),
-            "{}",
-            e.message
-        );
         // An empty directory is refused before the login is looked at.
         let empty = tmp.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        let e = code(UploadParams {
-            local_path: empty.to_string_lossy().into_owned(),
-            ..base.clone()
-        })
-        .await;
-        assert_eq!(e.code, ErrorCode::InvalidInput);
+        // Each case: what is wrong, the params, and a part of the message.
+        let refused = [
+            (
+                "missing file",
+                UploadParams {
+                    local_path: "/nope/x".into(),
+                    ..base.clone()
+                },
+                "file not found: /nope/x",
+            ),
+            (
+                "blank title",
+                UploadParams {
+                    title: Some(" ".into()),
+                    ..base.clone()
+                },
+                "",
+            ),
+            (
+                "unknown owner type",
+                UploadParams {
+                    owner_type: Some("group".into()),
+                    ..base.clone()
+                },
+                "",
+            ),
+            (
+                "metadata not an object",
+                UploadParams {
+                    metadata: Some(json!([1])),
+                    ..base.clone()
+                },
+                "",
+            ),
+            (
+                "chunk size 0",
+                UploadParams {
+                    chunk_size_mb: Some(0),
+                    ..base.clone()
+                },
+                "",
+            ),
+            // A new version takes no asset fields.
+            (
+                "asset fields with asset_id",
+                UploadParams {
+                    asset_id: Some("a1".into()),
+                    ..base.clone()
+                },
+                "title, owner_type, owner_id",
+            ),
+            (
+                "empty directory",
+                UploadParams {
+                    local_path: empty.to_string_lossy().into_owned(),
+                    ..base.clone()
+                },
+                "",
+            ),
+        ];
+        for (case, params, message) in refused {
+            let e = code(params).await;
+            assert_eq!(e.code, ErrorCode::InvalidInput, "{case}: {e}");
+            assert!(e.message.contains(message), "{case}: {}", e.message);
+        }
         // Valid input but nobody signed in.
         assert_eq!(code(base).await.code, ErrorCode::AuthRequired);
     }

@@ -4,7 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{read, signed_in_user, test_bytes, TestServer, UserEnv};
+use common::{read, signed_in_user, signed_in_user_with_scopes, test_bytes, TestServer, UserEnv};
 use serde_json::json;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -86,21 +86,9 @@ fn upload_download_round_trip_and_metadata() {
     let data = test_bytes(2 * 1024 * 1024 + 512 * 1024 + 17, 1);
     let src = work.path().join("scan.bin");
     std::fs::write(&src, &data).unwrap();
-    let up = user.run_json(&[
-        "upload",
-        src.to_str().unwrap(),
-        "--title",
-        "Scan 1",
-        "--user",
-        "--chunk-size-mb",
-        "1",
-        "--tag",
-        "raw",
-        "--tag",
-        "tem",
-        "--metadata",
-        r#"{"voltage_kv": 300}"#,
-    ]);
+    let extra = ["--chunk-size-mb", "1", "--tag", "raw", "--tag", "tem"];
+    let metadata = ["--metadata", r#"{"voltage_kv": 300}"#];
+    let up = user.upload_json(&src, "Scan 1", &[&extra[..], &metadata[..]].concat());
     assert_eq!(up["total_bytes"], data.len());
     assert_eq!(up["chunk_count"], 3);
     let asset_id = up["asset_id"].as_str().unwrap().to_string();
@@ -110,14 +98,7 @@ fn upload_download_round_trip_and_metadata() {
     );
 
     let dest = work.path().join("out/nested");
-    let down = user.run_json(&[
-        "download",
-        &asset_id,
-        "-o",
-        dest.to_str().unwrap(),
-        "--chunk-size-mb",
-        "1",
-    ]);
+    let down = user.download_json(&asset_id, &dest, &["--chunk-size-mb", "1"]);
     let local = down["files"][0]["local_path"].as_str().unwrap();
     assert_eq!(read(local), data);
     assert_eq!(down["content_id"], up["content_id"]);
@@ -139,21 +120,10 @@ fn upload_download_round_trip_and_metadata() {
     // A 0-byte file.
     let empty = work.path().join("empty.dat");
     std::fs::write(&empty, b"").unwrap();
-    let up0 = user.run_json(&[
-        "upload",
-        empty.to_str().unwrap(),
-        "--title",
-        "Empty",
-        "--user",
-    ]);
+    let up0 = user.upload_json(&empty, "Empty", &[]);
     assert_eq!(up0["total_bytes"], 0);
     assert_eq!(up0["chunk_count"], 1);
-    let down0 = user.run_json(&[
-        "download",
-        up0["asset_id"].as_str().unwrap(),
-        "-o",
-        dest.to_str().unwrap(),
-    ]);
+    let down0 = user.download_json(up0["asset_id"].as_str().unwrap(), &dest, &[]);
     let p = down0["files"][0]["local_path"].as_str().unwrap();
     assert_eq!(std::fs::metadata(p).unwrap().len(), 0);
 
@@ -189,31 +159,27 @@ fn upload_download_round_trip_and_metadata() {
     assert!(ids.contains(&json!(asset_id)), "{list}");
 
     // Relationship and its duplicate.
-    let rel = user.run_json(&[
+    let link = [
         "link",
         up0["asset_id"].as_str().unwrap(),
         &asset_id,
         "--type",
         "derived_from",
+    ];
+    let qualifiers = [
         "--analysis-mode",
         "non_destructive",
         "--note",
         "blank reference",
         "--time",
         "2024-05-01T12:00:00+02:00",
-    ]);
+    ];
+    let rel = user.run_json(&[&link[..], &qualifiers[..]].concat());
     assert_eq!(rel["type"], "derived_from");
     assert_eq!(rel["related_asset"]["id"], json!(asset_id));
     assert_eq!(rel["qualifiers"]["note"], "blank reference");
     assert_eq!(rel["qualifiers"]["time"], "2024-05-01T10:00:00Z");
-    let out = user.run(&[
-        "link",
-        up0["asset_id"].as_str().unwrap(),
-        &asset_id,
-        "--type",
-        "derived_from",
-    ]);
-    assert_fails_with(&out, "ERR_RELATIONSHIP_EXISTS");
+    assert_fails_with(&user.run(&link), "ERR_RELATIONSHIP_EXISTS");
 }
 
 #[test]
@@ -263,53 +229,36 @@ fn clear_errors_and_exit_codes() {
     let f = work.path().join("x.bin");
     std::fs::write(&f, b"abc").unwrap();
 
-    let err = assert_fails_with(
-        &user.run(&["upload", "/no/such/file", "--title", "t", "--user"]),
-        "ERR_INVALID_INPUT",
-    );
+    let missing = std::path::Path::new("/no/such/file");
+    let err = assert_fails_with(&user.upload(missing, "t", &[]), "ERR_INVALID_INPUT");
     assert!(err.contains("file not found: /no/such/file"), "{err}");
-    assert_fails_with(
-        &user.run(&[
-            "upload",
-            f.to_str().unwrap(),
-            "--title",
-            "t",
-            "--user",
-            "--metadata",
-            "{oops",
-        ]),
-        "ERR_INVALID_INPUT",
-    );
-    assert_fails_with(
-        &user.run(&[
-            "upload",
-            f.to_str().unwrap(),
-            "--title",
-            "t",
-            "--user",
-            "--chunk-size-mb",
-            "0",
-        ]),
-        "ERR_INVALID_INPUT",
-    );
-    assert_fails_with(
-        &user.run(&["upload", f.to_str().unwrap(), "--title", "", "--user"]),
-        "ERR_INVALID_INPUT",
-    );
-    assert_fails_with(
-        &user.run(&[
-            "download",
-            "00000000-0000-0000-0000-000000000000",
-            "-o",
-            work.path().to_str().unwrap(),
-        ]),
-        "ERR_NOT_FOUND",
-    );
-    // Download into a regular file.
-    assert_fails_with(
-        &user.run(&["download", "x", "-o", f.to_str().unwrap()]),
-        "ERR_INVALID_INPUT",
-    );
+    let nobody = "00000000-0000-0000-0000-000000000000";
+    for (case, out, code) in [
+        (
+            "bad metadata",
+            user.upload(&f, "t", &["--metadata", "{oops"]),
+            "ERR_INVALID_INPUT",
+        ),
+        (
+            "chunk size 0",
+            user.upload(&f, "t", &["--chunk-size-mb", "0"]),
+            "ERR_INVALID_INPUT",
+        ),
+        ("empty title", user.upload(&f, "", &[]), "ERR_INVALID_INPUT"),
+        (
+            "unknown asset",
+            user.download(nobody, work.path(), &[]),
+            "ERR_NOT_FOUND",
+        ),
+        (
+            "download into a regular file",
+            user.download("x", &f, &[]),
+            "ERR_INVALID_INPUT",
+        ),
+    ] {
+        eprintln!("case: {case}");
+        assert_fails_with(&out, code);
+    }
     // Failed validation must not leave an asset behind.
     let list = user.run_json(&["list", "assets", "--user"]);
     assert_eq!(list["total"], 0, "{list}");
@@ -350,18 +299,11 @@ fn corrupted_download_is_refused_and_leaves_nothing() {
     let server = TestServer::start_temp();
     let user = signed_in_user(&server, "hal@example.org");
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("data.bin");
-    std::fs::write(&src, test_bytes(4 * 1024 * 1024, 9)).unwrap();
-    let up = user.run_json(&["upload", src.to_str().unwrap(), "--title", "D", "--user"]);
+    let up = user.upload_new_file(work.path(), "data.bin", &test_bytes(4 * 1024 * 1024, 9));
     corrupt_largest_file(&dataerai_testkit::blob_content_dir(&server.data_dir));
 
     let dest = work.path().join("dl");
-    let out = user.run(&[
-        "download",
-        up["asset_id"].as_str().unwrap(),
-        "-o",
-        dest.to_str().unwrap(),
-    ]);
+    let out = user.download(up["asset_id"].as_str().unwrap(), &dest, &[]);
     assert_fails_with(&out, "ERR_INTEGRITY");
     // Neither a final file nor a partial one.
     assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
@@ -370,19 +312,13 @@ fn corrupted_download_is_refused_and_leaves_nothing() {
 #[test]
 fn read_only_token_cannot_upload() {
     let server = TestServer::start_temp();
-    server.create_user("jo@example.org");
-    let token = server.create_token("jo@example.org", "read");
-    let user = UserEnv::new();
-    user.login(&server.base, &token);
+    let user = signed_in_user_with_scopes(&server, "jo@example.org", "read");
     let st = user.run_json(&["auth", "status"]);
     assert_eq!(st["scopes"], json!(["read"]));
 
     let work = tempfile::tempdir().unwrap();
     let f = work.path().join("x.bin");
     std::fs::write(&f, b"abc").unwrap();
-    assert_fails_with(
-        &user.run(&["upload", f.to_str().unwrap(), "--title", "t", "--user"]),
-        "ERR_PERMISSION_DENIED",
-    );
+    assert_fails_with(&user.upload(&f, "t", &[]), "ERR_PERMISSION_DENIED");
     assert_eq!(user.run_json(&["list", "assets"])["total"], 0);
 }

@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::transfers::{
-    assert_completed_with, download_ok, is_event, start_upload, upload_ok, user_id, wait_done,
+    assert_completed_with, download_ok, is_event, setup, start_chunked_download, start_upload,
+    upload_ok, wait_done,
 };
 use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
 use serde_json::{json, Value};
@@ -21,12 +22,8 @@ fn write(path: &Path, data: &[u8]) {
 #[test]
 fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "fox@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("run42");
+    let (side, mut c, uid) = setup(&server, "fox@example.org");
+    let root = side.work.path().join("run42");
     let files = [
         ("a.txt", test_bytes(10, 1)),
         ("raw/frame-0001.bin", test_bytes(3 * MIB + 5, 2)),
@@ -61,7 +58,7 @@ fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
     );
     assert_eq!(up["file_count"], 5);
 
-    let dest = work.path().join("back");
+    let dest = side.work.path().join("back");
     let down = download_ok(
         &mut c,
         json!({"asset_id": up["asset_id"], "dest_dir": dest, "chunk_size_mb": 1}),
@@ -73,7 +70,7 @@ fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
     assert_eq!(read(dest.join("meta-link.json")), b"{}");
 
     // A symlink out of the tree refuses the whole upload; nothing is created.
-    let outside = work.path().join("secret.txt");
+    let outside = side.work.path().join("secret.txt");
     write(&outside, b"secret");
     std::os::unix::fs::symlink(&outside, root.join("raw/leak")).unwrap();
     let before =
@@ -86,7 +83,7 @@ fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
     let after = c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"].clone();
     assert_eq!(before, after);
     // So does an empty directory.
-    let empty = work.path().join("empty");
+    let empty = side.work.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let (_, code) = c.err(
         "asset.upload",
@@ -96,22 +93,18 @@ fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
 
     // The CLI uploads a directory too.
     std::fs::remove_file(root.join("raw/leak")).unwrap();
-    let cli = user.run_json(&["upload", root.to_str().unwrap(), "--title", "cli", "--user"]);
+    let cli = side.user.upload_json(&root, "cli", &[]);
     assert_eq!(cli["file_count"], 5);
 }
 
 #[test]
 fn versions_and_dedup() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "gus@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup(&server, "gus@example.org");
     let v1 = test_bytes(2 * MIB + 1, 3);
     let v2 = test_bytes(MIB + 7, 4);
-    let p1 = work.path().join("v1/data.bin");
-    let p2 = work.path().join("v2/data.bin");
+    let p1 = side.work.path().join("v1/data.bin");
+    let p2 = side.work.path().join("v2/data.bin");
     write(&p1, &v1);
     write(&p2, &v2);
 
@@ -140,27 +133,27 @@ fn versions_and_dedup() {
         second["result"]["content_id"]
     );
     assert_eq!(versions["items"][1]["content_id"], first["content_id"]);
-    let cli = user.run_json(&["versions", asset.as_str().unwrap()]);
+    let cli = side.user.run_json(&["versions", asset.as_str().unwrap()]);
     assert_eq!(cli["total"], 2);
 
     let old = download_ok(
         &mut c,
-        json!({"asset_id": asset, "dest_dir": work.path().join("old"), "content_id": first["content_id"]}),
+        json!({"asset_id": asset, "dest_dir": side.work.path().join("old"), "content_id": first["content_id"]}),
     );
     assert_eq!(read(old["files"][0]["local_path"].as_str().unwrap()), v1);
     let latest = download_ok(
         &mut c,
-        json!({"asset_id": asset, "dest_dir": work.path().join("new")}),
+        json!({"asset_id": asset, "dest_dir": side.work.path().join("new")}),
     );
     assert_eq!(read(latest["files"][0]["local_path"].as_str().unwrap()), v2);
 
     // The same bytes again, as another asset of the same owner: nothing is sent.
-    let copy = work.path().join("copy.bin");
+    let copy = side.work.path().join("copy.bin");
     write(&copy, &v1);
     let sent_before = server.metric("dataerai_upload_bytes_total");
     let r = start_upload(&mut c, &uid, &copy, json!({"title": "copy"}));
     let tid = r["transfer_id"].as_str().unwrap();
-    assert_completed_with(&mut c, tid, &work.path().join("dedup"), &v1);
+    assert_completed_with(&mut c, tid, &side.work.path().join("dedup"), &v1);
     let again = c.ok("transfer.get", json!({"transfer_id": tid}))["result"].clone();
     assert_eq!(again["files"][0]["deduplicated"], true, "{again}");
     assert_eq!(again["bytes_sent"], 0);
@@ -170,18 +163,14 @@ fn versions_and_dedup() {
 #[test]
 fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "hugo@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup(&server, "hugo@example.org");
     let mut items = Vec::new();
     for i in 0..30u8 {
-        let p = work.path().join(format!("f{i:02}.bin"));
+        let p = side.work.path().join(format!("f{i:02}.bin"));
         write(&p, &test_bytes(64 * 1024, i));
         items.push(json!({"local_path": p, "title": format!("f{i}"), "owner_type": "user", "owner_id": uid}));
     }
-    items.insert(7, json!({"local_path": work.path().join("missing.bin"), "title": "m", "owner_type": "user", "owner_id": uid}));
+    items.insert(7, json!({"local_path": side.work.path().join("missing.bin"), "title": "m", "owner_type": "user", "owner_id": uid}));
     let r = c.ok(
         "asset.upload_many",
         json!({"items": items, "concurrency": 4}),
@@ -216,18 +205,12 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
     let user = signed_in_user(&server, "ida@example.org");
     let work = tempfile::tempdir().unwrap();
     let data = test_bytes(96 * MIB, 5);
-    let src = work.path().join("big.bin");
-    write(&src, &data);
-    let up = user.run_json(&["upload", src.to_str().unwrap(), "--title", "big", "--user"]);
+    let up = user.upload_new_file(work.path(), "big.bin", &data);
 
     let mut daemon = TestDaemon::start(&user);
     let mut c = daemon.connect();
     let dest = work.path().join("dl");
-    let r = c.ok(
-        "asset.download",
-        json!({"asset_id": up["asset_id"], "dest_dir": dest, "chunk_size_mb": 1}),
-    );
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_download(&mut c, &up["asset_id"], &dest);
     c.wait_for(|n| {
         is_event(n, "transfer.progress", &tid)
             && n["params"]["bytes_done"].as_u64().unwrap() >= 8 * MIB as u64
@@ -264,31 +247,37 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
 #[test]
 fn transfers_cli_talks_to_the_daemon() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "jan@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
-    let p = work.path().join("x.bin");
+    let (side, mut c, uid) = setup(&server, "jan@example.org");
+    let p = side.work.path().join("x.bin");
     write(&p, &test_bytes(1000, 6));
     let r = start_upload(&mut c, &uid, &p, json!({}));
     let tid = r["transfer_id"].as_str().unwrap();
-    let sock = daemon.socket.to_str().unwrap();
-    let waited = user.run_json(&["transfers", "--socket", sock, "wait", tid]);
+    let sock = side.daemon.socket.to_str().unwrap();
+    let waited = side
+        .user
+        .run_json(&["transfers", "--socket", sock, "wait", tid]);
     assert_eq!(waited["state"], "completed");
-    let listed = user.run_json(&["transfers", "--socket", sock, "list"]);
+    let listed = side.user.run_json(&["transfers", "--socket", sock, "list"]);
     assert_eq!(listed["items"][0]["transfer_id"], tid);
-    let shown = user.run_ok(&["transfers", "--socket", sock, "show", tid]);
+    let shown = side
+        .user
+        .run_ok(&["transfers", "--socket", sock, "show", tid]);
     assert!(shown.contains("completed"), "{shown}");
     // Pausing a finished transfer is refused with its code.
-    let out = user.run(&["transfers", "--socket", sock, "pause", tid]);
+    let out = side
+        .user
+        .run(&["transfers", "--socket", sock, "pause", tid]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_INVALID_INPUT"));
-    let out = user.run(&["transfers", "--socket", sock, "show", "nope"]);
+    let out = side
+        .user
+        .run(&["transfers", "--socket", sock, "show", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_NOT_FOUND"));
     // No daemon: a clear message and a non-zero exit.
-    let gone = work.path().join("none.sock");
-    let out = user.run(&["transfers", "--socket", gone.to_str().unwrap(), "list"]);
+    let gone = side.work.path().join("none.sock");
+    let out = side
+        .user
+        .run(&["transfers", "--socket", gone.to_str().unwrap(), "list"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no dataerai daemon is running"));
     let _: Value = waited;

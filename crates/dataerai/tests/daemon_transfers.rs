@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
+use common::transfers::{setup, start_upload};
+use common::{read, test_bytes, TestServer};
 use serde_json::{json, Value};
 
 fn events<'a>(notifications: &'a [Value], tid: &str, method: &str) -> Vec<&'a Value> {
@@ -17,21 +18,18 @@ fn events<'a>(notifications: &'a [Value], tid: &str, method: &str) -> Vec<&'a Va
 #[test]
 fn upload_and_download_with_progress_seen_by_another_client() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "eve@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c1 = daemon.connect();
-    let mut watcher = daemon.connect();
+    let (side, mut c1, user_id) = setup(&server, "eve@example.org");
+    let mut watcher = side.daemon.connect();
     // A round trip makes sure the watcher's connection is fully set up.
     watcher.ok("daemon.ping", json!({}));
 
     let st = c1.ok("auth.status", json!({}));
     assert_eq!(st["signed_in"], true);
     assert_eq!(st["user_email"], "eve@example.org");
-    let user_id = st["user_id"].as_str().unwrap().to_string();
+    assert_eq!(st["user_id"], user_id);
 
-    let work = tempfile::tempdir().unwrap();
     let data = test_bytes(3 * 1024 * 1024 + 333, 7);
-    let src = work.path().join("frames.raw");
+    let src = side.work.path().join("frames.raw");
     std::fs::write(&src, &data).unwrap();
     let started = c1.ok(
         "asset.upload",
@@ -88,7 +86,7 @@ fn upload_and_download_with_progress_seen_by_another_client() {
 
     // Download it back.
     let asset_id = result["asset_id"].as_str().unwrap().to_string();
-    let dest = work.path().join("dl");
+    let dest = side.work.path().join("dl");
     let d = c1.ok(
         "asset.download",
         json!({"asset_id": asset_id, "dest_dir": dest, "chunk_size_mb": 1}),
@@ -132,9 +130,7 @@ fn upload_and_download_with_progress_seen_by_another_client() {
 #[test]
 fn projects_relationships_and_login_changes_without_restart() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "fay@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
+    let (side, mut c, _) = setup(&server, "fay@example.org");
 
     let p = c.ok(
         "project.create",
@@ -150,10 +146,9 @@ fn projects_relationships_and_login_changes_without_restart() {
         .iter()
         .any(|x| x["project_id"] == json!(pid)));
 
-    let work = tempfile::tempdir().unwrap();
     let mut ids = Vec::new();
     for name in ["raw.bin", "analysis.bin"] {
-        let f = work.path().join(name);
+        let f = side.work.path().join(name);
         std::fs::write(&f, name.as_bytes()).unwrap();
         let r = c.ok(
             "asset.upload",
@@ -185,7 +180,7 @@ fn projects_relationships_and_login_changes_without_restart() {
     assert_eq!(code, "ERR_RELATIONSHIP_EXISTS");
 
     // Logout is picked up by the running daemon.
-    user.run_ok(&["auth", "logout"]);
+    side.user.run_ok(&["auth", "logout"]);
     let (_, code) = c.err("auth.status", json!({}));
     assert_eq!(code, "ERR_AUTH_REQUIRED");
     let (_, code) = c.err("project.list", json!({}));
@@ -195,21 +190,11 @@ fn projects_relationships_and_login_changes_without_restart() {
 #[test]
 fn cancelled_upload_publishes_nothing() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "gus@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let user_id = c.ok("auth.status", json!({}))["user_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (side, mut c, user_id) = setup(&server, "gus@example.org");
 
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("big.bin");
+    let src = side.work.path().join("big.bin");
     std::fs::write(&src, test_bytes(96 * 1024 * 1024, 3)).unwrap();
-    let r = c.ok(
-        "asset.upload",
-        json!({"local_path": src, "title": "Big", "owner_type": "user", "owner_id": user_id, "chunk_size_mb": 1}),
-    );
+    let r = start_upload(&mut c, &user_id, &src, json!({"chunk_size_mb": 1}));
     let tid = r["transfer_id"].as_str().unwrap().to_string();
     let t = c.ok("transfer.cancel", json!({"transfer_id": tid}));
     assert_eq!(t["transfer_id"], json!(tid));
@@ -233,17 +218,10 @@ fn cancelled_upload_publishes_nothing() {
 #[test]
 fn quota_errors_are_synchronous_and_leave_no_asset() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "ivy@example.org");
+    let (side, mut c, user_id) = setup(&server, "ivy@example.org");
     server.set_user_quota("ivy@example.org", 1000);
-    let daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let user_id = c.ok("auth.status", json!({}))["user_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
 
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("too-big.bin");
+    let src = side.work.path().join("too-big.bin");
     std::fs::write(&src, test_bytes(5000, 4)).unwrap();
     let (code, data) = c.err(
         "asset.upload",
@@ -262,12 +240,9 @@ fn quota_errors_are_synchronous_and_leave_no_asset() {
     );
 
     // A file that fits still goes through.
-    let small = work.path().join("small.bin");
+    let small = side.work.path().join("small.bin");
     std::fs::write(&small, test_bytes(500, 5)).unwrap();
-    let r = c.ok(
-        "asset.upload",
-        json!({"local_path": small, "title": "Small", "owner_type": "user", "owner_id": user_id}),
-    );
+    let r = start_upload(&mut c, &user_id, &small, json!({}));
     let end = c.wait_transfer_end(r["transfer_id"].as_str().unwrap());
     assert_eq!(end["method"], "transfer.completed", "{end}");
 }

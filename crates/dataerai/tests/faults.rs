@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::transfers::{
-    assert_completed_with, is_event, setup, start_upload, user_id, wait_done, Setup,
+    assert_completed_with, is_event, setup, start_chunked_download, start_chunked_upload, wait_done,
 };
 use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
 use serde_json::json;
@@ -20,30 +20,19 @@ fn fault_server(faults: &str) -> TestServer {
     TestServer::start_temp_with(|b| b.faults(faults))
 }
 
-fn write(path: &Path, data: &[u8]) {
-    std::fs::write(path, data).unwrap();
-}
-
 #[test]
 fn upload_survives_kill_9_and_sends_only_missing_chunks() {
     // The 3rd chunk PUT is answered 503 + Retry-After: the upload stalls there.
     let server = fault_server("unavailable_chunk=3");
-    let user = signed_in_user(&server, "kim@example.org");
-    let mut daemon = TestDaemon::start(&user);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
+    let (mut side, mut c, uid) = setup(&server, "kim@example.org");
     let data = test_bytes(16 * MIB + 3, 7);
-    let src = work.path().join("scan.bin");
-    write(&src, &data);
-    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_upload(&mut c, &uid, side.work.path(), "scan.bin", &data);
     let retrying = c.wait_for(|n| is_event(n, "transfer.retrying", &tid));
     assert!(
         retrying["params"]["delay_s"].as_f64().unwrap() >= 1.0,
         "Retry-After honoured: {retrying}"
     );
-    daemon.kill9();
+    side.daemon.kill9();
     // Chunk bodies the killed daemon had already handed to the kernel still
     // reach the server, which stores them (requests run to completion). Let
     // those settle before the new daemon asks what the server holds, so the
@@ -56,9 +45,9 @@ fn upload_survives_kill_9_and_sends_only_missing_chunks() {
     );
     assert!(before < data.len() as u64);
 
-    daemon.restart(&user, &[], &[]);
-    let mut c = daemon.connect();
-    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+    side.daemon.restart(&side.user, &[], &[]);
+    let mut c = side.daemon.connect();
+    assert_completed_with(&mut c, &tid, &side.work.path().join("dl"), &data);
     // Every byte crossed exactly once: the resumed daemon sent only what the
     // server did not hold.
     assert_eq!(
@@ -70,18 +59,9 @@ fn upload_survives_kill_9_and_sends_only_missing_chunks() {
 #[test]
 fn server_stopped_and_restarted_mid_upload_completes() {
     let mut server = fault_server("unavailable_chunk=2");
-    let Setup {
-        mut c,
-        uid,
-        daemon: _daemon,
-        user: _user,
-    } = setup(&server, "lea@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup(&server, "lea@example.org");
     let data = test_bytes(12 * MIB, 8);
-    let src = work.path().join("run.bin");
-    write(&src, &data);
-    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_upload(&mut c, &uid, side.work.path(), "run.bin", &data);
     // Stalled on the 503; now the server goes away altogether.
     c.wait_for(|n| is_event(n, "transfer.retrying", &tid));
     server.kill();
@@ -111,25 +91,16 @@ fn server_stopped_and_restarted_mid_upload_completes() {
     c.wait_for(|n| is_event(n, "transfer.state", &tid) && n["params"]["state"] == "retrying");
 
     server.restart(None);
-    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+    assert_completed_with(&mut c, &tid, &side.work.path().join("dl"), &data);
 }
 
 #[test]
 fn chunk_corrupted_in_flight_is_resent() {
     let server = fault_server("corrupt_chunk=2");
-    let Setup {
-        mut c,
-        uid,
-        daemon: _daemon,
-        user: _user,
-    } = setup(&server, "max@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup(&server, "max@example.org");
     let data = test_bytes(4 * MIB, 9);
-    let src = work.path().join("c.bin");
-    write(&src, &data);
-    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
-    let tid = r["transfer_id"].as_str().unwrap();
-    assert_completed_with(&mut c, tid, &work.path().join("dl"), &data);
+    let tid = start_chunked_upload(&mut c, &uid, side.work.path(), "c.bin", &data);
+    assert_completed_with(&mut c, &tid, &side.work.path().join("dl"), &data);
     assert_eq!(
         server.metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}"),
         1,
@@ -140,18 +111,9 @@ fn chunk_corrupted_in_flight_is_resent() {
 #[test]
 fn full_server_disk_fails_with_no_space_then_resumes() {
     let mut server = fault_server(&format!("enospc_after_bytes={}", 3 * MIB));
-    let Setup {
-        mut c,
-        uid,
-        daemon: _daemon,
-        user: _user,
-    } = setup(&server, "ned@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup(&server, "ned@example.org");
     let data = test_bytes(8 * MIB, 10);
-    let src = work.path().join("s.bin");
-    write(&src, &data);
-    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_upload(&mut c, &uid, side.work.path(), "s.bin", &data);
     let t = wait_done(&mut c, &tid);
     assert_eq!(t["state"], "failed", "{t}");
     assert_eq!(t["error"]["code"], "ERR_NO_SPACE");
@@ -163,7 +125,7 @@ fn full_server_disk_fails_with_no_space_then_resumes() {
     server.restart(None);
     c.ok("transfer.resume", json!({"transfer_id": tid}));
     c.notifications.clear();
-    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+    assert_completed_with(&mut c, &tid, &side.work.path().join("dl"), &data);
 }
 
 #[test]
@@ -172,24 +134,14 @@ fn full_local_disk_fails_with_no_space_then_resumes() {
     let user = signed_in_user(&server, "ola@example.org");
     let work = tempfile::tempdir().unwrap();
     let data = test_bytes(16 * MIB, 11);
-    let src = work.path().join("d.bin");
-    write(&src, &data);
-    let up = user.run_json(&["upload", src.to_str().unwrap(), "--title", "d", "--user"]);
+    let up = user.upload_new_file(work.path(), "d.bin", &data);
 
     // 4 chunks are in flight, so a few may be cut short at the limit.
-    let limit = (10 * MIB).to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("d.sock");
-    let fault = format!("enospc_after_bytes={limit}");
-    let mut daemon =
-        TestDaemon::start_full(&user, dir, socket, &[], &[("DATAERAI_FAULTS", &fault)]);
+    let fault = format!("enospc_after_bytes={}", 10 * MIB);
+    let mut daemon = TestDaemon::start_with_env(&user, &[("DATAERAI_FAULTS", &fault)]);
     let mut c = daemon.connect();
     let dest = work.path().join("dl");
-    let r = c.ok(
-        "asset.download",
-        json!({"asset_id": up["asset_id"], "dest_dir": dest, "chunk_size_mb": 1}),
-    );
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_download(&mut c, &up["asset_id"], &dest);
     let t = wait_done(&mut c, &tid);
     assert_eq!(t["state"], "failed", "{t}");
     assert_eq!(t["error"]["code"], "ERR_NO_SPACE");
@@ -222,17 +174,13 @@ fn pause_resume_and_cancel_from_a_second_connection() {
     // The first chunk PUT stalls (503, Retry-After: 1) so the transfer is
     // reliably still running when the second client acts.
     let server = fault_server("unavailable_chunk=1");
-    let user = signed_in_user(&server, "pia@example.org");
-    let daemon = TestDaemon::start(&user);
-    let mut c1 = daemon.connect();
-    let mut c2 = daemon.connect();
-    let uid = user_id(&mut c1);
-    let work = tempfile::tempdir().unwrap();
-    let a = work.path().join("a.bin");
-    let b = work.path().join("b.bin");
+    let (side, mut c1, uid) = setup(&server, "pia@example.org");
+    let mut c2 = side.daemon.connect();
+    let a = side.work.path().join("a.bin");
+    let b = side.work.path().join("b.bin");
     let data = test_bytes(4 * MIB, 12);
-    write(&a, &data);
-    write(&b, &test_bytes(1000, 13));
+    std::fs::write(&a, &data).unwrap();
+    std::fs::write(&b, test_bytes(1000, 13)).unwrap();
     let item =
         |p: &Path| json!({"local_path": p, "title": "x", "owner_type": "user", "owner_id": uid});
     let batch = c1.ok(
@@ -276,5 +224,5 @@ fn pause_resume_and_cancel_from_a_second_connection() {
     let (_, code) = c2.err("transfer.pause", json!({"transfer_id": "nope"}));
     assert_eq!(code, "ERR_NOT_FOUND");
     c2.ok("transfer.resume", json!({"transfer_id": ta}));
-    assert_completed_with(&mut c1, &ta, &work.path().join("dl"), &data);
+    assert_completed_with(&mut c1, &ta, &side.work.path().join("dl"), &data);
 }

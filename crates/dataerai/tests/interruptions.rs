@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::transfers::{
-    assert_completed_with, is_event, setup, start_upload, user_id, wait_done, Setup,
+    assert_completed_with, is_event, setup, setup_with, start_chunked_upload, wait_done,
 };
-use common::{signed_in_user, test_bytes, TestDaemon, TestServer};
+use common::{test_bytes, TestDaemon, TestServer};
 use dataerai_testkit::wait::wait_settled;
 use serde_json::{json, Value};
 
@@ -19,11 +19,11 @@ const MIB: usize = 1024 * 1024;
 
 /// A daemon whose chunk requests each wait `delay_ms` first, so a small
 /// upload lasts long enough to interrupt it.
-fn slow_daemon(user: &common::UserEnv, delay_ms: u64) -> TestDaemon {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("run").join("d.sock");
-    let faults = format!("chunk_delay_ms={delay_ms}");
-    TestDaemon::start_full(user, dir, socket, &[], &[("DATAERAI_FAULTS", &faults)])
+fn slow_daemon(delay_ms: u64) -> impl FnOnce(&common::UserEnv) -> TestDaemon {
+    move |user| {
+        let faults = format!("chunk_delay_ms={delay_ms}");
+        TestDaemon::start_with_env(user, &[("DATAERAI_FAULTS", &faults)])
+    }
 }
 
 /// Wait until transfer `tid` reported at least `bytes` done.
@@ -37,17 +37,10 @@ fn wait_progress(c: &mut common::RpcClient, tid: &str, bytes: usize) {
 #[test]
 fn server_sigterm_mid_upload_drains_and_the_upload_completes_after_a_restart() {
     let mut server = TestServer::start_temp_with(|b| b.args(&["--shutdown-drain-ms", "1000"]));
-    let user = signed_in_user(&server, "sigterm-server@example.org");
     // 24 chunks, 4 in flight, 250 ms before each: about 1.5 s of upload.
-    let daemon = slow_daemon(&user, 250);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup_with(&server, "sigterm-server@example.org", slow_daemon(250));
     let data = test_bytes(24 * MIB, 31);
-    let src = work.path().join("s.bin");
-    std::fs::write(&src, &data).unwrap();
-    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_upload(&mut c, &uid, side.work.path(), "s.bin", &data);
     wait_progress(&mut c, &tid, 2 * MIB);
 
     // Requests in flight finish, then the process exits cleanly.
@@ -61,7 +54,7 @@ fn server_sigterm_mid_upload_drains_and_the_upload_completes_after_a_restart() {
     assert_eq!(t["state"], "retrying", "{t}");
 
     server.restart(None);
-    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+    assert_completed_with(&mut c, &tid, &side.work.path().join("dl"), &data);
     // The chunks acknowledged before the stop were kept: the restarted
     // server received only the rest.
     let resent = server.metric("dataerai_upload_bytes_total");
@@ -74,16 +67,10 @@ fn server_sigterm_mid_upload_drains_and_the_upload_completes_after_a_restart() {
 #[test]
 fn daemon_sigterm_keeps_a_paused_transfer_paused() {
     let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "sigterm-daemon@example.org");
-    let mut daemon = slow_daemon(&user, 200);
-    let mut c = daemon.connect();
-    let uid = user_id(&mut c);
-    let work = tempfile::tempdir().unwrap();
+    let (mut side, mut c, uid) =
+        setup_with(&server, "sigterm-daemon@example.org", slow_daemon(200));
     let data = test_bytes(16 * MIB, 32);
-    let src = work.path().join("p.bin");
-    std::fs::write(&src, &data).unwrap();
-    let r = start_upload(&mut c, &uid, &src, json!({"chunk_size_mb": 1}));
-    let tid = r["transfer_id"].as_str().unwrap().to_string();
+    let tid = start_chunked_upload(&mut c, &uid, side.work.path(), "p.bin", &data);
     wait_progress(&mut c, &tid, MIB);
     c.ok("transfer.pause", json!({"transfer_id": tid}));
     // Paused once the chunks in flight have finished.
@@ -91,8 +78,8 @@ fn daemon_sigterm_keeps_a_paused_transfer_paused() {
     let t = c.ok("transfer.get", json!({"transfer_id": tid}));
     assert_eq!(t["state"], "paused", "{t}");
 
-    daemon.terminate();
-    let code = daemon.wait_exit(Duration::from_secs(30));
+    side.daemon.terminate();
+    let code = side.daemon.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "the daemon did not exit cleanly on SIGTERM");
     // Chunks in flight at the pause have landed by now.
     let received = wait_settled(
@@ -104,8 +91,8 @@ fn daemon_sigterm_keeps_a_paused_transfer_paused() {
     assert!(received < data.len() as u64, "the upload was not paused");
 
     // A new daemon on the same journal does not resume it on its own.
-    daemon.restart(&user, &[], &[]);
-    let mut c = daemon.connect();
+    side.daemon.restart(&side.user, &[], &[]);
+    let mut c = side.daemon.connect();
     let t = c.ok("transfer.get", json!({"transfer_id": tid}));
     assert_eq!(t["state"], "paused", "{t}");
     let still = wait_settled(
@@ -123,7 +110,7 @@ fn daemon_sigterm_keeps_a_paused_transfer_paused() {
 
     // Resuming it by hand finishes it.
     c.ok("transfer.resume", json!({"transfer_id": tid}));
-    assert_completed_with(&mut c, &tid, &work.path().join("dl"), &data);
+    assert_completed_with(&mut c, &tid, &side.work.path().join("dl"), &data);
 }
 
 #[test]
@@ -131,13 +118,7 @@ fn upload_many_reports_the_item_the_server_refused_and_completes_the_others() {
     // The server's disk "fills up" after 64 KiB: the small items fit, every
     // chunk of the big one fails with ERR_NO_SPACE.
     let server = TestServer::start_temp_with(|b| b.faults("enospc_after_bytes=65536"));
-    let Setup {
-        mut c,
-        uid,
-        daemon: _daemon,
-        user: _user,
-    } = setup(&server, "many-full@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (side, mut c, uid) = setup(&server, "many-full@example.org");
     let mut sources = Vec::new();
     for i in 0..4 {
         let (name, len) = if i == 2 {
@@ -145,7 +126,7 @@ fn upload_many_reports_the_item_the_server_refused_and_completes_the_others() {
         } else {
             (format!("small-{i}.bin"), 100 + i * 50)
         };
-        let path = work.path().join(name);
+        let path = side.work.path().join(name);
         let bytes = test_bytes(len, 40 + i as u8);
         std::fs::write(&path, &bytes).unwrap();
         sources.push((path, bytes));
@@ -179,7 +160,7 @@ fn upload_many_reports_the_item_the_server_refused_and_completes_the_others() {
             assert_completed_with(
                 &mut c,
                 tid,
-                &work.path().join(format!("dl-{i}")),
+                &side.work.path().join(format!("dl-{i}")),
                 &sources[i].1,
             );
         }

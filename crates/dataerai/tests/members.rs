@@ -9,11 +9,14 @@ use serde_json::json;
 fn members_through_the_cli_and_the_daemon() {
     let server = TestServer::start_temp();
     let owner = signed_in_user(&server, "owner@example.org");
-    server.create_user("bob@example.org");
+    let bob = signed_in_user(&server, "bob@example.org");
     server.create_user("carol@example.org");
-    let bob_token = server.create_token("bob@example.org", "read,write");
     let p = owner.run_json(&["project", "create", "lab"]);
     let pid = p["project_id"].as_str().unwrap();
+    let add = |who: &UserEnv, email: &str, role: &str| {
+        who.run(&["project", "members", "add", pid, email, "--role", role])
+    };
+    let stderr_of = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
 
     // CLI: add, list, change role.
     let m = owner.run_json(&[
@@ -34,42 +37,16 @@ fn members_through_the_cli_and_the_daemon() {
     assert_eq!(list["total"], 2);
 
     // A viewer cannot manage members.
-    let bob = UserEnv::new();
-    bob.login(&server.base, &bob_token);
-    let out = bob.run(&[
-        "project",
-        "members",
-        "add",
-        pid,
-        "carol@example.org",
-        "--role",
-        "member",
-    ]);
+    let out = add(&bob, "carol@example.org", "member");
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of(out);
     assert!(err.contains("ERR_PERMISSION_DENIED"), "{err}");
 
     // Bad role and unknown email: clear errors.
-    let out = owner.run(&[
-        "project",
-        "members",
-        "add",
-        pid,
-        "carol@example.org",
-        "--role",
-        "boss",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_INVALID_INPUT"));
-    let out = owner.run(&[
-        "project",
-        "members",
-        "add",
-        pid,
-        "nobody@example.org",
-        "--role",
-        "member",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_NOT_FOUND"));
+    let err = stderr_of(add(&owner, "carol@example.org", "boss"));
+    assert!(err.contains("ERR_INVALID_INPUT"), "{err}");
+    let err = stderr_of(add(&owner, "nobody@example.org", "member"));
+    assert!(err.contains("ERR_NOT_FOUND"), "{err}");
 
     // IPC: add, change role, list, remove.
     let daemon = TestDaemon::start(&owner);
@@ -109,34 +86,42 @@ fn members_through_the_cli_and_the_daemon() {
         ),
         json!({})
     );
-    let (_, code) = c.err(
-        "project.remove_member",
-        json!({"project_id": pid, "email": "carol@example.org"}),
-    );
-    assert_eq!(code, "ERR_NOT_FOUND");
-    let (_, code) = c.err(
-        "project.add_member",
-        json!({"project_id": pid, "email": "x@example.org", "role": "member", "extra": 1}),
-    );
-    assert_eq!(code, "ERR_INVALID_INPUT");
-    // The last owner cannot be removed.
-    let (_, code) = c.err(
-        "project.remove_member",
-        json!({"project_id": pid, "email": "owner@example.org"}),
-    );
-    assert_eq!(code, "ERR_INVALID_INPUT");
+    let refused = [
+        // Removed already.
+        (
+            "project.remove_member",
+            json!({"project_id": pid, "email": "carol@example.org"}),
+            "ERR_NOT_FOUND",
+        ),
+        // An unknown parameter.
+        (
+            "project.add_member",
+            json!({"project_id": pid, "email": "x@example.org", "role": "member", "extra": 1}),
+            "ERR_INVALID_INPUT",
+        ),
+        // The last owner cannot be removed.
+        (
+            "project.remove_member",
+            json!({"project_id": pid, "email": "owner@example.org"}),
+            "ERR_INVALID_INPUT",
+        ),
+    ];
+    for (method, params, expected) in refused {
+        let (_, code) = c.err(method, params.clone());
+        assert_eq!(code, expected, "{method} {params}");
+    }
 
     // CLI remove; bob (now admin, then removed) loses the project.
     owner.run_ok(&["project", "members", "remove", pid, "bob@example.org"]);
     let list = owner.run_json(&["project", "members", "list", pid]);
     assert_eq!(list["total"], 1);
     let out = bob.run(&["project", "members", "list", pid]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let err = stderr_of(out);
     // docs/api.md asks for ERR_NOT_FOUND (no existence leak); the server's
     // permission table decides, this test only checks the access is gone.
     assert!(
         err.contains("ERR_NOT_FOUND") || err.contains("ERR_PERMISSION_DENIED"),
         "{err}"
     );
-    assert!(!out.status.success());
 }

@@ -8,8 +8,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::sign_in::{
-    credentials, device_login, expires_at, hide_expiry, secrets, server_with_ttl, wait_past_expiry,
-    DeviceLogin, WebUser, PASSWORD,
+    credentials, device_login, device_signed_in_user, expires_at, hide_expiry, secrets,
+    server_with_ttl, wait_past_expiry, DeviceLogin, WebUser, PASSWORD,
 };
 use common::{daemon_log, debug_daemon, TestDaemon, TestServer, UserEnv};
 use serde_json::{json, Value};
@@ -83,9 +83,7 @@ fn a_denied_device_login_saves_nothing_and_fails() {
 #[test]
 fn access_tokens_are_refreshed_and_rotated_and_an_old_refresh_token_is_refused() {
     let server = server_with_ttl(2);
-    server.create_user_with_password("rita@example.org", PASSWORD);
-    let user = UserEnv::new();
-    device_login(&server, &user, "rita@example.org");
+    let user = device_signed_in_user(&server, "rita@example.org");
     let daemon = debug_daemon(&user);
     let mut c = daemon.connect();
     let project = c.ok("project.create", json!({"name": "refresh"}));
@@ -158,17 +156,10 @@ fn access_tokens_are_refreshed_and_rotated_and_an_old_refresh_token_is_refused()
 fn long_transfers_survive_access_token_expiry() {
     use common::transfers::wait_done;
     let server = server_with_ttl(2);
-    server.create_user_with_password("lena@example.org", PASSWORD);
-    let user = UserEnv::new();
-    device_login(&server, &user, "lena@example.org");
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("run").join("d.sock");
+    let user = device_signed_in_user(&server, "lena@example.org");
     // 24 chunks × 400 ms / 4 in flight ≈ 2.4 s each way.
-    let daemon = TestDaemon::start_full(
+    let daemon = TestDaemon::start_with_env(
         &user,
-        dir,
-        socket,
-        &[],
         &[
             ("DATAERAI_FAULTS", "chunk_delay_ms=400"),
             ("DATAERAI_LOG", "debug"),

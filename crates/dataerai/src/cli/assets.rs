@@ -3,11 +3,12 @@
 
 use clap::{Args, Subcommand};
 use dataerai_client::credentials;
+use dataerai_proto::api::OwnerType;
 use dataerai_proto::ApiError;
 use serde_json::{Map, Value};
 
 use super::output::{human_bytes, print_json};
-use super::{parse_object, Result};
+use super::{parse_optional_object, Result};
 use crate::service::{
     ListAssetsParams, ListVersionsParams, RelationshipParams, Service, SetMetadataParams,
 };
@@ -20,21 +21,40 @@ pub enum MetadataCommand {
     Set(SetArgs),
 }
 
+/// The descriptive fields of an asset, as `upload` and `metadata set` take them.
+#[derive(Args, Debug)]
+pub struct AssetFields {
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// A tag (repeatable); the tags given replace the asset's tags.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Metadata as a JSON object, merged key by key (JSON null deletes a key).
+    #[arg(long)]
+    pub metadata: Option<String>,
+}
+
+impl AssetFields {
+    /// The tags to set: none given leaves them as they are.
+    pub fn tags(&mut self) -> Option<Vec<String>> {
+        Some(std::mem::take(&mut self.tags)).filter(|t| !t.is_empty())
+    }
+
+    /// `--metadata`, checked to be a JSON object.
+    pub fn metadata(&self) -> Result<Option<Map<String, Value>>> {
+        parse_optional_object("--metadata", &self.metadata)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct SetArgs {
     pub asset_id: String,
     #[arg(long)]
     pub title: Option<String>,
-    #[arg(long)]
-    pub description: Option<String>,
-    #[arg(long)]
-    pub alias: Option<String>,
-    /// Replace the tags (repeatable).
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
-    /// Metadata keys to merge, as a JSON object.
-    #[arg(long)]
-    pub metadata: Option<String>,
+    #[command(flatten)]
+    pub fields: AssetFields,
     /// One key: `key=VALUE`, VALUE parsed as JSON if it can be, else a string (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
@@ -68,11 +88,8 @@ pub async fn metadata(svc: &Service, cmd: MetadataCommand) -> Result<()> {
             print_json(&asset);
             Ok(())
         }
-        MetadataCommand::Set(a) => {
-            let mut metadata = match &a.metadata {
-                Some(m) => Some(parse_object("--metadata", m)?),
-                None => None,
-            };
+        MetadataCommand::Set(mut a) => {
+            let mut metadata = a.fields.metadata()?;
             for kv in &a.set {
                 let (k, v) = kv.split_once('=').ok_or_else(|| {
                     ApiError::invalid(format!("--set expects key=value, got {kv:?}"))
@@ -89,13 +106,9 @@ pub async fn metadata(svc: &Service, cmd: MetadataCommand) -> Result<()> {
                 .set_metadata(SetMetadataParams {
                     asset_id: a.asset_id,
                     title: a.title,
-                    description: a.description,
-                    alias: a.alias,
-                    tags: if a.tags.is_empty() {
-                        None
-                    } else {
-                        Some(a.tags)
-                    },
+                    tags: a.fields.tags(),
+                    description: a.fields.description,
+                    alias: a.fields.alias,
                     metadata: metadata.map(Value::Object),
                 })
                 .await?;
@@ -115,12 +128,12 @@ pub async fn list(
 ) -> Result<()> {
     let mut params = ListAssetsParams::default();
     if let Some(p) = project {
-        params.owner_type = Some("project".into());
+        params.owner_type = Some(OwnerType::Project.to_string());
         params.owner_id = Some(p);
     } else if let Some(c) = collection {
         params.collection_id = Some(c);
     } else if user {
-        params.owner_type = Some("user".into());
+        params.owner_type = Some(OwnerType::User.to_string());
         params.owner_id = Some(credentials::load_credentials(svc.config_dir())?.user_id);
     }
     let page = svc.list_assets(params).await?;
@@ -146,10 +159,7 @@ pub async fn list(
 
 /// `dataerai link`
 pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
-    let qualifiers = match &a.qualifiers {
-        Some(q) => Some(Value::Object(parse_object("--qualifiers", q)?)),
-        None => None,
-    };
+    let qualifiers = parse_optional_object("--qualifiers", &a.qualifiers)?.map(Value::Object);
     let rel = svc
         .create_relationship(RelationshipParams {
             from_asset_id: a.from,

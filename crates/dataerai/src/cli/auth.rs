@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use dataerai_client::credentials::{self, Credentials};
 use dataerai_client::{auth, ApiClient};
+use dataerai_proto::api::Me;
 use dataerai_proto::{ApiError, ErrorCode};
 use serde_json::{json, Value};
 
@@ -124,17 +125,39 @@ async fn login(svc: &Service, as_json: bool, server: &str, token_stdin: bool) ->
         me.email.clone(),
         me.expires_at,
     );
-    credentials::save_credentials(svc.config_dir(), &creds).map_err(|e| {
+    save_login(svc, as_json, &creds, &me, json!({})).await
+}
+
+/// Save a new login and say so (`--json`: the login's summary plus `extra`).
+/// The file is replaced under the refresh lock, so a daemon that is
+/// refreshing the previous login cannot overwrite this one.
+async fn save_login(
+    svc: &Service,
+    as_json: bool,
+    creds: &Credentials,
+    me: &Me,
+    extra: Value,
+) -> Result<()> {
+    let dir = svc.config_dir().to_path_buf();
+    let _lock = tokio::task::spawn_blocking(move || credentials::lock_credentials(&dir))
+        .await
+        .map_err(|e| ApiError::internal(format!("lock task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot lock the credentials: {e}")))?;
+    credentials::save_credentials(svc.config_dir(), creds).map_err(|e| {
         ApiError::internal(format!(
             "cannot save credentials in {}: {e}",
             svc.config_dir().display()
         ))
     })?;
     if as_json {
-        print_json(&json!({
+        let mut summary = json!({
             "server": creds.server, "user_id": me.user_id, "user_email": me.email,
-            "expires_at": me.expires_at, "scopes": me.scopes,
-        }));
+            "expires_at": creds.expires_at, "scopes": me.scopes,
+        });
+        if let (Some(summary), Value::Object(extra)) = (summary.as_object_mut(), extra) {
+            summary.extend(extra);
+        }
+        print_json(&summary);
     } else {
         println!(
             "Signed in to {} as {} ({})",
@@ -230,32 +253,8 @@ async fn device_login(svc: &Service, as_json: bool, server: &str, no_browser: bo
     if me.expires_at.is_some() {
         creds.expires_at = me.expires_at;
     }
-    {
-        // Hold the refresh lock while replacing the file, so a daemon that is
-        // refreshing the previous login cannot overwrite this one.
-        let dir = svc.config_dir().to_path_buf();
-        let _lock = tokio::task::spawn_blocking(move || credentials::lock_credentials(&dir))
-            .await
-            .map_err(|e| ApiError::internal(format!("lock task failed: {e}")))?
-            .map_err(|e| ApiError::internal(format!("cannot lock the credentials: {e}")))?;
-        credentials::save_credentials(svc.config_dir(), &creds).map_err(|e| {
-            ApiError::internal(format!(
-                "cannot save credentials in {}: {e}",
-                svc.config_dir().display()
-            ))
-        })?;
-    }
-    if as_json {
-        print_json(&json!({
-            "server": creds.server, "user_id": me.user_id, "user_email": me.email,
-            "expires_at": creds.expires_at, "refresh_expires_at": creds.refresh_expires_at,
-            "scopes": me.scopes, "token_kind": creds.kind(),
-        }));
-    } else {
-        println!(
-            "Signed in to {} as {} ({})",
-            creds.server, me.email, me.user_id
-        );
-    }
-    Ok(())
+    let extra = json!({
+        "refresh_expires_at": creds.refresh_expires_at, "token_kind": creds.kind(),
+    });
+    save_login(svc, as_json, &creds, &me, extra).await
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use dataerai_proto::{ApiError, ErrorCode};
+use dataerai_transfer::journal::TransferState;
 use serde_json::{json, Value};
 
 use super::daemon_client::DaemonClient;
@@ -126,16 +127,15 @@ async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> R
 /// Follow notifications until transfer `id` ends; returns its final Transfer object.
 async fn wait_for_end(client: &mut DaemonClient, id: &str, mut t: Value) -> Result<Value> {
     let finished = |t: &Value| {
-        matches!(
-            t["state"].as_str(),
-            Some("completed" | "failed" | "cancelled" | "paused")
-        )
+        let state = t["state"].as_str().and_then(|s| s.parse().ok());
+        state.is_some_and(|s: TransferState| s.is_final() || s == TransferState::Paused)
     };
     while !finished(&t) {
         let n = client.next_notification().await?;
         let method = n["method"].as_str().unwrap_or("");
         let ends = matches!(method, "transfer.completed" | "transfer.failed")
-            || (method == "transfer.state" && n["params"]["state"] == "paused");
+            || (method == "transfer.state"
+                && n["params"]["state"] == TransferState::Paused.as_str());
         if n["params"]["transfer_id"] == id && ends {
             t = client
                 .call("transfer.get", json!({"transfer_id": id}))

@@ -142,6 +142,11 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
 }
 
 /// A flag's value that must be a JSON object (`--metadata`, `--qualifiers`).
+/// An optional flag's JSON object ([`parse_object`]).
+fn parse_optional_object(flag: &str, text: &Option<String>) -> Result<Option<Map<String, Value>>> {
+    text.as_deref().map(|t| parse_object(flag, t)).transpose()
+}
+
 fn parse_object(flag: &str, text: &str) -> Result<Map<String, Value>> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),

@@ -7,16 +7,18 @@ use std::time::Duration;
 
 use clap::Args;
 use dataerai_client::credentials;
+use dataerai_proto::api::OwnerType;
 use dataerai_proto::ApiError;
 use dataerai_transfer::journal::Journal;
 use dataerai_transfer::{
-    download, upload, Observer, ProgressEvent, ProgressSink, RunContext, Stop,
+    download, upload, Observer, Plan, ProgressEvent, ProgressSink, RunContext, Stop,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::assets::AssetFields;
 use super::output::{human_bytes, print_json, ProgressView};
-use super::{parse_object, Result};
+use super::Result;
 use crate::service::{DownloadParams, Service, UploadParams};
 
 #[derive(Args, Debug)]
@@ -36,16 +38,8 @@ pub struct UploadArgs {
     /// Make it a personal asset of the signed-in user.
     #[arg(long)]
     pub user: bool,
-    #[arg(long)]
-    pub description: Option<String>,
-    #[arg(long)]
-    pub alias: Option<String>,
-    /// A tag (repeatable).
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
-    /// Metadata as a JSON object.
-    #[arg(long)]
-    pub metadata: Option<String>,
+    #[command(flatten)]
+    pub fields: AssetFields,
     /// Collection to file the asset in.
     #[arg(long)]
     pub collection: Option<String>,
@@ -117,18 +111,14 @@ fn stopped(s: Stop) -> ApiError {
     }
 }
 
-pub async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<()> {
+pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Result<()> {
     let (owner_type, owner_id) = match (&a.asset, a.project) {
         (Some(_), _) => (None, None),
-        (None, Some(p)) => (Some("project".to_string()), Some(p)),
+        (None, Some(p)) => (Some(OwnerType::Project.to_string()), Some(p)),
         (None, None) => (
-            Some("user".to_string()),
+            Some(OwnerType::User.to_string()),
             Some(credentials::load_credentials(svc.config_dir())?.user_id),
         ),
-    };
-    let metadata = match &a.metadata {
-        Some(m) => Some(Value::Object(parse_object("--metadata", m)?)),
-        None => None,
     };
     let params = UploadParams {
         local_path: a.file.to_string_lossy().into_owned(),
@@ -136,14 +126,10 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, a: UploadArgs) -> Result<(
         owner_type,
         owner_id,
         asset_id: a.asset,
-        description: a.description,
-        alias: a.alias,
-        tags: if a.tags.is_empty() {
-            None
-        } else {
-            Some(a.tags)
-        },
-        metadata,
+        metadata: a.fields.metadata()?.map(Value::Object),
+        tags: a.fields.tags(),
+        description: a.fields.description,
+        alias: a.fields.alias,
         collection_id: a.collection,
         chunk_size_mb: a.chunk_size_mb,
     };

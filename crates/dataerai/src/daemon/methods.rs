@@ -16,15 +16,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::transfers::{self, NewTransfer};
+use super::transfers;
 use super::DaemonState;
 use crate::service::{
     AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams,
     ListMembersParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
     RemoveMemberParams, SetMetadataParams, UploadParams,
 };
-use dataerai_transfer::journal::ErrorInfo;
+use dataerai_transfer::journal::{ErrorInfo, TransferRecord};
 use dataerai_transfer::upload::UploadSpec;
+use dataerai_transfer::Plan;
 
 pub enum Outcome {
     Reply(Result<Value, RpcError>),
@@ -171,8 +172,25 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
     }
 }
 
-fn spec_value<T: Serialize>(spec: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(spec).map_err(|e| ApiError::internal(e.to_string()))
+/// Journal a new transfer that runs `plan`.
+async fn register<P: Plan>(
+    state: &DaemonState,
+    plan: &P,
+    batch_id: Option<String>,
+) -> Result<TransferRecord, ApiError> {
+    state.transfers.register(plan.new_transfer(batch_id)?).await
+}
+
+/// The reply of a method that started a transfer (`asset.upload`, `asset.download`).
+fn started(rec: &TransferRecord) -> Value {
+    json!({
+        "transfer_id": rec.transfer_id,
+        "kind": rec.kind,
+        "asset_id": rec.asset_id,
+        "bytes_total": rec.bytes_total,
+        "chunk_count": rec.chunk_count,
+        "file_count": rec.file_count,
+    })
 }
 
 /// Prepare and journal one upload; returns the `asset.upload` reply.
@@ -191,28 +209,7 @@ async fn journal_upload(
     spec: UploadSpec,
     batch_id: Option<String>,
 ) -> Result<Value, ApiError> {
-    let rec = state
-        .transfers
-        .register(NewTransfer {
-            kind: "upload",
-            asset_id: spec.asset_id.clone(),
-            content_id: Some(spec.content_id.clone()),
-            local_path: spec.local_path.to_string_lossy().into_owned(),
-            bytes_total: spec.bytes_total(),
-            chunk_count: spec.chunk_count(),
-            file_count: spec.files.len() as u64,
-            batch_id,
-            spec: spec_value(&spec)?,
-        })
-        .await?;
-    Ok(json!({
-        "transfer_id": rec.transfer_id,
-        "kind": "upload",
-        "asset_id": rec.asset_id,
-        "bytes_total": rec.bytes_total,
-        "chunk_count": rec.chunk_count,
-        "file_count": rec.file_count,
-    }))
+    Ok(started(&register(state, &spec, batch_id).await?))
 }
 
 /// Reply with `reply`, then start the transfer it names.
@@ -240,29 +237,9 @@ async fn start_download(state: Arc<DaemonState>, p: Value) -> Result<Outcome, Rp
         .service
         .prepare_download(params::<DownloadParams>(p)?)
         .await?;
-    let rec = state
-        .transfers
-        .register(NewTransfer {
-            kind: "download",
-            asset_id: spec.asset_id.clone(),
-            content_id: Some(spec.content_id.clone()),
-            local_path: spec.dest_dir.to_string_lossy().into_owned(),
-            bytes_total: spec.bytes_total(),
-            chunk_count: spec.chunk_count(),
-            file_count: spec.files.len() as u64,
-            batch_id: None,
-            spec: spec_value(&spec)?,
-        })
-        .await?;
-    let reply = json!({
-        "transfer_id": rec.transfer_id,
-        "kind": "download",
-        "asset_id": rec.asset_id,
-        "content_id": rec.content_id,
-        "bytes_total": rec.bytes_total,
-        "chunk_count": rec.chunk_count,
-        "file_count": rec.file_count,
-    });
+    let rec = register(&state, &spec, None).await?;
+    let mut reply = started(&rec);
+    reply["content_id"] = json!(rec.content_id);
     Ok(reply_then_start(state, reply))
 }
 

@@ -190,29 +190,21 @@ mod tests {
         // Tiny internal buffer so lines span several fill_buf calls.
         let mut r = BufReader::with_capacity(7, data.as_slice());
         let mut buf = Vec::new();
-        assert_eq!(
-            read_line_capped(&mut r, &mut buf, 10).await.unwrap(),
-            Line::Complete
-        );
-        assert_eq!(buf, b"short");
-        assert_eq!(
-            read_line_capped(&mut r, &mut buf, 10).await.unwrap(),
-            Line::TooLong
-        );
-        assert_eq!(
-            read_line_capped(&mut r, &mut buf, 10).await.unwrap(),
-            Line::Complete
-        );
-        assert_eq!(buf, b"ok");
-        assert_eq!(
-            read_line_capped(&mut r, &mut buf, 10).await.unwrap(),
-            Line::Complete
-        );
-        assert_eq!(buf, b"last");
-        assert_eq!(
-            read_line_capped(&mut r, &mut buf, 10).await.unwrap(),
-            Line::Eof
-        );
+        // What each read answers, and the line it leaves in `buf` when complete.
+        let expected: [(Line, &[u8]); 5] = [
+            (Line::Complete, b"short"),
+            (Line::TooLong, b""),
+            (Line::Complete, b"ok"),
+            (Line::Complete, b"last"),
+            (Line::Eof, b""),
+        ];
+        for (i, (line, text)) in expected.into_iter().enumerate() {
+            let got = read_line_capped(&mut r, &mut buf, 10).await.unwrap();
+            assert_eq!(got, line, "read {i}");
+            if line == Line::Complete {
+                assert_eq!(buf, text, "read {i}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -17,14 +17,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use dataerai_proto::{ApiError, ErrorCode};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::DaemonState;
-use dataerai_transfer::journal::{state, ErrorInfo, Journal, TransferRecord};
+use dataerai_transfer::journal::{
+    ErrorInfo, Journal, NewTransfer, TransferKind, TransferRecord, TransferState,
+};
 use dataerai_transfer::{download, upload, Observer, ProgressEvent, RunContext, Stop};
 
 /// Transfers resumed at daemon start that run at once; the rest wait `queued`.
@@ -62,19 +63,6 @@ pub struct Transfers {
     finisher: dataerai_transfer::small::Finisher,
 }
 
-/// What a new transfer's journal row starts with.
-pub struct NewTransfer {
-    pub kind: &'static str,
-    pub asset_id: String,
-    pub content_id: Option<String>,
-    pub local_path: String,
-    pub bytes_total: u64,
-    pub chunk_count: u64,
-    pub file_count: u64,
-    pub batch_id: Option<String>,
-    pub spec: Value,
-}
-
 impl Transfers {
     pub fn new(journal: Journal, owner: String, retry_window: Duration) -> Transfers {
         Transfers {
@@ -91,30 +79,9 @@ impl Transfers {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Journal a new transfer (state `queued`); returns its id.
+    /// Journal a new transfer (state `queued`); returns its record.
     pub async fn register(&self, t: NewTransfer) -> Result<TransferRecord, ApiError> {
-        let now = Utc::now();
-        let rec = TransferRecord {
-            transfer_id: uuid::Uuid::new_v4().to_string(),
-            owner: self.owner.clone(),
-            kind: t.kind.to_string(),
-            state: state::QUEUED.to_string(),
-            asset_id: t.asset_id,
-            content_id: t.content_id,
-            local_path: t.local_path,
-            bytes_done: 0,
-            bytes_total: t.bytes_total,
-            chunk_count: t.chunk_count,
-            file_count: t.file_count,
-            created_at: now,
-            updated_at: now,
-            attempt: 0,
-            last_error: None,
-            result: None,
-            error: None,
-            batch_id: t.batch_id,
-            spec: t.spec,
-        };
+        let rec = TransferRecord::new(&self.owner, t);
         self.journal.insert(&rec).await?;
         self.fresh
             .lock()
@@ -143,7 +110,7 @@ fn is_resumable(e: &ErrorInfo) -> bool {
 fn notify_state(
     st: &DaemonState,
     rec: &TransferRecord,
-    new_state: &str,
+    new_state: TransferState,
     attempt: u32,
     last_error: Option<&ErrorInfo>,
 ) {
@@ -189,7 +156,7 @@ pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: usize) {
             };
             // Paused or cancelled while it waited: leave it be.
             match st.transfers.get(&id).await {
-                Ok(rec) if state::UNFINISHED.contains(&rec.state.as_str()) => {
+                Ok(rec) if rec.state.is_unfinished() => {
                     start(&st, &id, Some(permit));
                 }
                 _ => {}
@@ -204,7 +171,7 @@ pub async fn resume_unfinished(st: &Arc<DaemonState>) {
         Ok(recs) => {
             let ids = recs
                 .into_iter()
-                .filter(|r| state::UNFINISHED.contains(&r.state.as_str()))
+                .filter(|r| r.state.is_unfinished())
                 .map(|r| {
                     tracing::info!(transfer_id = %r.transfer_id, "resuming {} left {}", r.kind, r.state);
                     r.transfer_id
@@ -222,17 +189,17 @@ async fn drive(st: &Arc<DaemonState>, id: &str, control: Control) {
         Ok(r) => r,
         Err(e) => return tracing::error!(transfer_id = id, "cannot start: {e}"),
     };
-    if !state::UNFINISHED.contains(&rec.state.as_str()) {
+    if !rec.state.is_unfinished() {
         return; // paused or cancelled in the meantime
     }
     if let Err(e) = tr
         .journal
-        .set_state(id, state::RUNNING, 0, None, None, None)
+        .set_state(id, TransferState::Running, 0, None, None, None)
         .await
     {
         return finish(st, &rec, Err(e.into())).await;
     }
-    notify_state(st, &rec, state::RUNNING, 0, None);
+    notify_state(st, &rec, TransferState::Running, 0, None);
     let client = match st.service.client() {
         Ok(c) => c,
         Err(e) => return finish(st, &rec, Err(e.into())).await,
@@ -264,14 +231,14 @@ async fn run_engine(ctx: &RunContext, rec: &TransferRecord) -> Result<Value, Sto
     let bad_spec = |e: serde_json::Error| ApiError::internal(format!("damaged journal entry: {e}"));
     let value =
         |r: Result<Value, serde_json::Error>| r.map_err(|e| ApiError::internal(e.to_string()));
-    match rec.kind.as_str() {
-        "upload" => {
+    match rec.kind {
+        TransferKind::Upload => {
             let spec: upload::UploadSpec =
                 serde_json::from_value(rec.spec.clone()).map_err(bad_spec)?;
             let r = upload::run(ctx, spec).await?;
             Ok(value(serde_json::to_value(r))?)
         }
-        _ => {
+        TransferKind::Download => {
             let spec: download::DownloadSpec =
                 serde_json::from_value(rec.spec.clone()).map_err(bad_spec)?;
             let r = download::run(ctx, &spec).await?;
@@ -289,7 +256,7 @@ async fn discard(st: &DaemonState, rec: &TransferRecord) {
             "cannot clean up after the transfer ({what}: {e})"
         );
     };
-    if rec.kind == "upload" {
+    if rec.kind == TransferKind::Upload {
         match (
             serde_json::from_value::<upload::UploadSpec>(rec.spec.clone()),
             st.service.client(),
@@ -310,11 +277,11 @@ async fn discard(st: &DaemonState, rec: &TransferRecord) {
 async fn finish(st: &DaemonState, rec: &TransferRecord, outcome: Result<Value, Stop>) {
     let j = &st.transfers.journal;
     let id = rec.transfer_id.as_str();
-    let kind = rec.kind.as_str();
+    let kind = rec.kind;
     match outcome {
         Ok(result) => {
             if let Err(e) = j
-                .set_state(id, state::COMPLETED, 0, None, None, Some(&result))
+                .set_state(id, TransferState::Completed, 0, None, None, Some(&result))
                 .await
             {
                 tracing::error!(transfer_id = id, "cannot journal completion: {e}");
@@ -325,10 +292,13 @@ async fn finish(st: &DaemonState, rec: &TransferRecord, outcome: Result<Value, S
             );
         }
         Err(Stop::Paused) => {
-            if let Err(e) = j.set_state(id, state::PAUSED, 0, None, None, None).await {
+            if let Err(e) = j
+                .set_state(id, TransferState::Paused, 0, None, None, None)
+                .await
+            {
                 tracing::error!(transfer_id = id, "cannot journal pause: {e}");
             }
-            notify_state(st, rec, state::PAUSED, 0, None);
+            notify_state(st, rec, TransferState::Paused, 0, None);
         }
         Err(Stop::Error(e)) => fail(st, rec, &e).await,
     }
@@ -341,9 +311,9 @@ async fn fail(st: &DaemonState, rec: &TransferRecord, e: &ApiError) {
         discard(st, rec).await;
     }
     let new_state = if e.code == ErrorCode::Cancelled {
-        state::CANCELLED
+        TransferState::Cancelled
     } else {
-        state::FAILED
+        TransferState::Failed
     };
     tracing::warn!(transfer_id = id, "{} {new_state}: {e}", rec.kind);
     if let Err(je) = st
@@ -400,7 +370,7 @@ fn not_now(rec: &TransferRecord, what: &str) -> ApiError {
 /// `transfer.pause`
 pub async fn pause(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, ApiError> {
     let rec = st.transfers.get(id).await?;
-    if state::is_final(&rec.state) {
+    if rec.state.is_final() {
         return Err(not_now(&rec, "pause"));
     }
     match Claim::take(st, id) {
@@ -408,7 +378,7 @@ pub async fn pause(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, Ap
         Ok(_claim) => {
             // Re-read: a task may have ended between the first read and the claim.
             let rec = st.transfers.get(id).await?;
-            if !state::is_final(&rec.state) && rec.state != state::PAUSED {
+            if !rec.state.is_final() && rec.state != TransferState::Paused {
                 finish(st, &rec, Err(Stop::Paused)).await;
             }
         }
@@ -420,9 +390,9 @@ pub async fn pause(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, Ap
 /// of the server, or of integrity, continues from where it stopped.
 pub async fn resume(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, ApiError> {
     let rec = st.transfers.get(id).await?;
-    let resumable = match rec.state.as_str() {
-        state::FAILED => rec.error.as_ref().is_some_and(is_resumable),
-        state::COMPLETED | state::CANCELLED => false,
+    let resumable = match rec.state {
+        TransferState::Failed => rec.error.as_ref().is_some_and(is_resumable),
+        TransferState::Completed | TransferState::Cancelled => false,
         _ => true,
     };
     if !resumable {
@@ -449,15 +419,18 @@ pub async fn resume(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, A
         }
     }
     let rec = st.transfers.get(id).await?;
-    if matches!(rec.state.as_str(), state::COMPLETED | state::CANCELLED) {
+    if matches!(
+        rec.state,
+        TransferState::Completed | TransferState::Cancelled
+    ) {
         return Ok(rec); // it ended while pausing
     }
     // Queued before answering, so a `transfer.get` right after sees it going again.
     st.transfers
         .journal
-        .set_state(id, state::QUEUED, 0, None, None, None)
+        .set_state(id, TransferState::Queued, 0, None, None, None)
         .await?;
-    notify_state(st, &rec, state::QUEUED, 0, None);
+    notify_state(st, &rec, TransferState::Queued, 0, None);
     start(st, id, None);
     st.transfers.get(id).await
 }
@@ -474,9 +447,9 @@ pub async fn cancel(st: &Arc<DaemonState>, id: &str) -> Result<TransferRecord, A
         }
     };
     let rec = st.transfers.get(id).await?;
-    let idle_but_open = match rec.state.as_str() {
-        state::FAILED => rec.error.as_ref().is_some_and(is_resumable),
-        s => !state::is_final(s),
+    let idle_but_open = match rec.state {
+        TransferState::Failed => rec.error.as_ref().is_some_and(is_resumable),
+        s => !s.is_final(),
     };
     if idle_but_open {
         fail(st, &rec, &dataerai_transfer::cancelled()).await;
@@ -505,10 +478,16 @@ impl Observer for DaemonObserver {
             json!({"transfer_id": self.rec.transfer_id, "kind": self.rec.kind, "attempt": attempt,
                    "delay_s": delay.as_secs_f64(), "error": info}),
         );
-        notify_state(&self.st, &self.rec, state::RETRYING, attempt, Some(&info));
+        notify_state(
+            &self.st,
+            &self.rec,
+            TransferState::Retrying,
+            attempt,
+            Some(&info),
+        );
     }
 
     fn recovered(&self) {
-        notify_state(&self.st, &self.rec, state::RUNNING, 0, None);
+        notify_state(&self.st, &self.rec, TransferState::Running, 0, None);
     }
 }

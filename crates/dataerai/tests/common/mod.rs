@@ -68,6 +68,34 @@ impl UserEnv {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
     }
 
+    /// `dataerai upload PATH --title TITLE --user EXTRA…`: a personal asset.
+    pub fn upload(&self, path: &Path, title: &str, extra: &[&str]) -> Output {
+        self.run(&upload_args(path, title, extra))
+    }
+
+    /// [`UserEnv::upload`] that must succeed; returns its `--json` answer.
+    pub fn upload_json(&self, path: &Path, title: &str, extra: &[&str]) -> Value {
+        self.run_json(&upload_args(path, title, extra))
+    }
+
+    /// Write `data` to `dir/name` and upload it as a personal asset titled
+    /// `name`; returns the `--json` answer.
+    pub fn upload_new_file(&self, dir: &Path, name: &str, data: &[u8]) -> Value {
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        self.upload_json(&path, name, &[])
+    }
+
+    /// `dataerai download ASSET_ID -o DEST EXTRA…`.
+    pub fn download(&self, asset_id: &str, dest: &Path, extra: &[&str]) -> Output {
+        self.run(&download_args(asset_id, dest, extra))
+    }
+
+    /// [`UserEnv::download`] that must succeed; returns its `--json` answer.
+    pub fn download_json(&self, asset_id: &str, dest: &Path, extra: &[&str]) -> Value {
+        self.run_json(&download_args(asset_id, dest, extra))
+    }
+
     pub fn login_with(&self, server: &str, token: &str) -> Output {
         let mut cmd = self.cmd();
         cmd.args(["auth", "login", "--server", server, "--token-stdin"]);
@@ -84,10 +112,27 @@ impl UserEnv {
     }
 }
 
+fn upload_args<'a>(path: &'a Path, title: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["upload", path.to_str().unwrap(), "--title", title, "--user"];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn download_args<'a>(asset_id: &'a str, dest: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["download", asset_id, "-o", dest.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// A signed-in user on a fresh server.
 pub fn signed_in_user(server: &TestServer, email: &str) -> UserEnv {
+    signed_in_user_with_scopes(server, email, "read,write")
+}
+
+/// A new user on `server`, signed in with a token of `scopes` (`read,write`).
+pub fn signed_in_user_with_scopes(server: &TestServer, email: &str, scopes: &str) -> UserEnv {
     server.create_user(email);
-    let token = server.create_token(email, "read,write");
+    let token = server.create_token(email, scopes);
     let user = UserEnv::new();
     user.login(&server.base, &token);
     user
@@ -115,9 +160,15 @@ pub struct TestDaemon {
 
 impl TestDaemon {
     pub fn start(user: &UserEnv) -> TestDaemon {
+        TestDaemon::start_with_env(user, &[])
+    }
+
+    /// Start on a temp socket with extra environment (`DATAERAI_FAULTS`,
+    /// `DATAERAI_LOG`, …).
+    pub fn start_with_env(user: &UserEnv, env: &[(&str, &str)]) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("run").join("d.sock");
-        TestDaemon::start_at(user, dir, socket)
+        TestDaemon::start_full(user, dir, socket, &[], env)
     }
 
     pub fn start_at(user: &UserEnv, dir: tempfile::TempDir, socket: PathBuf) -> TestDaemon {
@@ -357,9 +408,7 @@ pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
 
 /// Start a daemon whose log is at debug level (to check what it logs).
 pub fn debug_daemon(user: &UserEnv) -> TestDaemon {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("run").join("d.sock");
-    TestDaemon::start_full(user, dir, socket, &[], &[("DATAERAI_LOG", "debug")])
+    TestDaemon::start_with_env(user, &[("DATAERAI_LOG", "debug")])
 }
 
 /// What the daemon logged so far.

@@ -103,6 +103,14 @@ pub fn device_login(server: &TestServer, user: &UserEnv, email: &str) {
     assert!(stdout.contains(email), "{stdout}");
 }
 
+/// A new user with [`PASSWORD`] on `server`, signed in there with the device flow.
+pub fn device_signed_in_user(server: &TestServer, email: &str) -> UserEnv {
+    server.create_user_with_password(email, PASSWORD);
+    let user = UserEnv::new();
+    device_login(server, &user, email);
+    user
+}
+
 /// The saved credentials (as JSON).
 pub fn credentials(user: &UserEnv) -> serde_json::Value {
     let text = std::fs::read_to_string(user.config_dir.path().join("credentials.json")).unwrap();

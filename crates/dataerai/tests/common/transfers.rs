@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::RpcClient;
+use super::{RpcClient, TestDaemon, TestServer, UserEnv};
 
 /// The signed-in user's id, through the daemon.
 pub fn user_id(c: &mut RpcClient) -> String {
@@ -70,23 +70,55 @@ pub fn assert_completed_with(c: &mut RpcClient, tid: &str, dest: &Path, expected
     );
 }
 
-/// A signed-in user with a daemon and a connection to it.
-pub struct Setup {
-    pub user: super::UserEnv,
-    pub daemon: super::TestDaemon,
-    pub c: RpcClient,
-    pub uid: String,
+/// Write `data` to `dir/name` and start a personal upload of it in 1 MiB
+/// chunks; returns the transfer id.
+pub fn start_chunked_upload(
+    c: &mut RpcClient,
+    uid: &str,
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+) -> String {
+    let src = dir.join(name);
+    std::fs::write(&src, data).unwrap();
+    let r = start_upload(c, uid, &src, json!({"chunk_size_mb": 1}));
+    r["transfer_id"].as_str().unwrap().to_string()
 }
 
-pub fn setup(server: &super::TestServer, email: &str) -> Setup {
+/// Start a download of `asset_id` into `dest` in 1 MiB chunks; returns the
+/// transfer id.
+pub fn start_chunked_download(c: &mut RpcClient, asset_id: &Value, dest: &Path) -> String {
+    let params = json!({"asset_id": asset_id, "dest_dir": dest, "chunk_size_mb": 1});
+    c.ok("asset.download", params)["transfer_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A signed-in user, the daemon started for them (running while this is
+/// held) and a scratch directory for their files.
+pub struct UserSide {
+    pub user: UserEnv,
+    pub daemon: TestDaemon,
+    pub work: tempfile::TempDir,
+}
+
+/// A signed-in user on `server` with a daemon: the user's side, a connection
+/// to the daemon and the user's id.
+pub fn setup(server: &TestServer, email: &str) -> (UserSide, RpcClient, String) {
+    setup_with(server, email, TestDaemon::start)
+}
+
+/// [`setup`] with the daemon started by `start` (to add faults, log levels…).
+pub fn setup_with(
+    server: &TestServer,
+    email: &str,
+    start: impl FnOnce(&UserEnv) -> TestDaemon,
+) -> (UserSide, RpcClient, String) {
     let user = super::signed_in_user(server, email);
-    let daemon = super::TestDaemon::start(&user);
+    let daemon = start(&user);
     let mut c = daemon.connect();
     let uid = user_id(&mut c);
-    Setup {
-        user,
-        daemon,
-        c,
-        uid,
-    }
+    let work = tempfile::tempdir().unwrap();
+    (UserSide { user, daemon, work }, c, uid)
 }
