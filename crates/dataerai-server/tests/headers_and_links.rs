@@ -41,12 +41,12 @@ fn every_kind_of_answer_says_nosniff() {
     }
 }
 
-#[test]
-fn device_links_point_at_the_server_whatever_the_host_header_says() {
-    let server = TestServer::start_temp();
+/// The `verification_uri` a device-code request with `Host: evil.example`
+/// gets, and the whole raw answer.
+fn device_link_for_a_forged_host(server: &TestServer) -> (String, String) {
     let body = "client_id=dataerai-cli&scope=read";
     let answer = raw(
-        &server,
+        server,
         &format!(
             "POST /oauth/device/code HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
@@ -55,27 +55,23 @@ fn device_links_point_at_the_server_whatever_the_host_header_says() {
     );
     let json: serde_json::Value =
         serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    assert_eq!(json["verification_uri"], format!("{}/device", server.base));
-    assert!(!answer.contains("evil.example"), "{answer}");
+    (
+        json["verification_uri"].as_str().unwrap().to_string(),
+        answer,
+    )
 }
 
 #[test]
-fn the_configured_public_url_is_used_for_device_links() {
+fn device_links_point_at_the_server_whatever_the_host_header_says() {
+    let server = TestServer::start_temp();
+    let (link, answer) = device_link_for_a_forged_host(&server);
+    assert_eq!(link, format!("{}/device", server.base));
+    assert!(!answer.contains("evil.example"), "{answer}");
+    // With a public URL configured, links use it.
     let server =
         TestServer::start_temp_with(|b| b.args(&["--public-url", "https://data.lab.org/"]));
-    let body = "client_id=dataerai-cli&scope=read";
-    let answer = raw(
-        &server,
-        &format!(
-            "POST /oauth/device/code HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    assert!(
-        answer.contains("\"verification_uri\":\"https://data.lab.org/device\""),
-        "{answer}"
-    );
+    let (link, _) = device_link_for_a_forged_host(&server);
+    assert_eq!(link, "https://data.lab.org/device");
 }
 
 #[tokio::test]

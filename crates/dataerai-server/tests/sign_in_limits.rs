@@ -37,6 +37,23 @@ fn forwarded_for(base: &str, ip: &str) -> Browser {
     browser
 }
 
+/// `n` sign-ins at once, the `i`th as `email(i)` with `password`; all must
+/// answer 401.
+async fn wrong_sign_ins_at_once(
+    base: &str,
+    n: usize,
+    email: impl Fn(usize) -> String,
+    password: &str,
+) {
+    let attempts = (0..n).map(|i| {
+        let email = email(i);
+        async move { Browser::new(base).sign_in(&email, password).await }
+    });
+    for page in join_all(attempts).await {
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    }
+}
+
 #[tokio::test]
 async fn concurrent_guesses_are_slowed_and_the_owner_still_signs_in() {
     let (_dir, server) = server(None);
@@ -45,13 +62,7 @@ async fn concurrent_guesses_are_slowed_and_the_owner_still_signs_in() {
     // the others wait (1, 2, 4 s…) — each attempt is counted before it is
     // decided, so running them at once lets none slip past (an attempt may
     // see later ones counted already and wait too: never fewer than three).
-    let guesses = (0..8).map(|_| {
-        let base = base.clone();
-        async move { Browser::new(&base).sign_in("carol@lab.org", "wrong").await }
-    });
-    for page in join_all(guesses).await {
-        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
-    }
+    wrong_sign_ins_at_once(&base, 8, |_| "carol@lab.org".into(), "wrong").await;
     let slowed = server.metric("dataerai_sign_ins_slowed_total");
     assert!((3..=8).contains(&slowed), "{slowed} of 8 guesses slowed");
     // The owner, with the right password, is slowed too (8 s) but signs in.
@@ -70,17 +81,7 @@ async fn password_checks_run_a_few_at_a_time() {
     let (_dir, server) = server(None);
     let base = server.base.clone();
     // Nineteen anonymous sign-ins at once (unknown emails still cost a hash).
-    let attempts = (0..19).map(|i| {
-        let base = base.clone();
-        async move {
-            Browser::new(&base)
-                .sign_in(&format!("nobody{i}@lab.org"), "guess")
-                .await
-        }
-    });
-    for page in join_all(attempts).await {
-        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
-    }
+    wrong_sign_ins_at_once(&base, 19, |i| format!("nobody{i}@lab.org"), "guess").await;
     let peak = server.metric("dataerai_password_checks_peak");
     assert!(
         (1..=4).contains(&peak),

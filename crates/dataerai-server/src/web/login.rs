@@ -19,7 +19,7 @@ use super::session::{
     cookie, safe_next, session, set_cookie, ClientAddr, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
     SESSION_TTL_H,
 };
-use super::{redirect, unavailable};
+use super::{redirect, try_again_shortly, unavailable};
 use dataerai_store::meta::auth::SignInLimit;
 
 use crate::audit;
@@ -278,14 +278,5 @@ mod tests {
 
 /// Too many password checks queued: the server sheds the attempt.
 fn busy() -> Response {
-    let mut r = Page::new("Try again shortly")
-        .status(StatusCode::SERVICE_UNAVAILABLE)
-        .narrow()
-        .flash(Flash::error(
-            "The server is busy checking other sign-ins. Please retry in a few seconds.",
-        ))
-        .render(html! {});
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(5));
-    r
+    try_again_shortly("The server is busy checking other sign-ins. Please retry in a few seconds.")
 }

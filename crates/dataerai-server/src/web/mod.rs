@@ -79,12 +79,17 @@ fn bad_form() -> Response {
 
 /// 503 + `Retry-After`: the metadata store is unreachable.
 fn unavailable() -> Response {
+    try_again_shortly(
+        "The server cannot reach its database right now. Please retry in a few seconds.",
+    )
+}
+
+/// The 503 page (with `Retry-After: 5`) saying why.
+fn try_again_shortly(why: &str) -> Response {
     let mut r = Page::new("Try again shortly")
         .status(StatusCode::SERVICE_UNAVAILABLE)
         .narrow()
-        .flash(Flash::error(
-            "The server cannot reach its database right now. Please retry in a few seconds.",
-        ))
+        .flash(Flash::error(why))
         .render(html! {});
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(5));
