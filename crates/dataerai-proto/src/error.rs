@@ -33,6 +33,9 @@ pub enum ErrorCode {
     /// A transfer was cancelled by a client.
     #[serde(rename = "ERR_CANCELLED")]
     Cancelled,
+    /// A download would replace a different local file (daemon/CLI side only).
+    #[serde(rename = "ERR_FILE_EXISTS")]
+    FileExists,
     /// Local or server disk is full.
     #[serde(rename = "ERR_NO_SPACE")]
     NoSpace,
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Integrity => "ERR_INTEGRITY",
             ErrorCode::ServerUnreachable => "ERR_SERVER_UNREACHABLE",
             ErrorCode::Cancelled => "ERR_CANCELLED",
+            ErrorCode::FileExists => "ERR_FILE_EXISTS",
             ErrorCode::NoSpace => "ERR_NO_SPACE",
             ErrorCode::Internal => "ERR_INTERNAL",
         }
@@ -67,7 +71,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::InvalidInput => 400,
             ErrorCode::QuotaExceeded => 413,
-            ErrorCode::RelationshipExists | ErrorCode::Conflict => 409,
+            ErrorCode::RelationshipExists | ErrorCode::Conflict | ErrorCode::FileExists => 409,
             ErrorCode::Integrity => 422,
             ErrorCode::NoSpace => 507,
             ErrorCode::ServerUnreachable => 503,

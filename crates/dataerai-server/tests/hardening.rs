@@ -46,6 +46,7 @@ async fn hostile() -> Hostile {
 async fn hostile_file_names_are_refused_and_odd_ones_round_trip() {
     let Hostile { api, asset, .. } = &hostile().await;
     // File names: traversal, absolute, backslashes, NUL, empty components.
+    let long_component = format!("dir/{}", "x".repeat(256));
     for name in [
         "../etc/passwd",
         "/abs",
@@ -56,11 +57,17 @@ async fn hostile_file_names_are_refused_and_odd_ones_round_trip() {
         ".",
         "",
         "a/./b",
+        // Control characters (terminal escapes, newlines), and a component no
+        // file system can create.
+        "\u{1b}]0;owned\u{7}.txt",
+        "two\nlines",
+        "c1\u{9b}2J",
+        long_component.as_str(),
     ] {
         let r = api
             .open_upload(asset, json!([{"name": name, "size": 1}]), 1024)
             .await;
-        assert_err(&r, INVALID_INPUT);
+        assert_err_for(format!("{name:?}"), &r, INVALID_INPUT);
     }
     // Odd but harmless names round-trip unchanged.
     let odd = "données/ñ 'quoted' \"x\"; DROP TABLE assets;--/日本.bin";
@@ -94,8 +101,20 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
         json!({"tags": vec!["t"; 101]}),
         json!({"tags": ["x".repeat(101)]}),
         json!({"description": "x".repeat(100_001)}),
+        // Titles and aliases are shown in terminals: no control characters.
+        json!({"title": "x\u{1b}[2J"}),
+        json!({"title": "a\rb"}),
+        json!({"alias": "al\u{9b}ias"}),
     ] {
-        assert_err(&new(base(extra)).await, INVALID_INPUT);
+        assert_err_for(
+            extra.to_string(),
+            &new(base(extra.clone())).await,
+            INVALID_INPUT,
+        );
+    }
+    for name in ["p\u{1b}]0;x\u{7}", "two\nlines"] {
+        let reply = api.post("/api/v1/projects", json!({"name": name})).await;
+        assert_err_for(format!("project {name:?}"), &reply, INVALID_INPUT);
     }
     // Metadata: 33 levels deep, or over 256 KiB, is refused; 32 levels pass.
     let nest = |levels: usize| {

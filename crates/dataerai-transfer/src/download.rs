@@ -42,6 +42,11 @@ pub struct DownloadRequest {
     /// `None` means the latest complete version.
     pub content_id: Option<String>,
     pub chunk_size: u64,
+    /// Replace local files that exist and differ (default: refuse).
+    pub overwrite: bool,
+    /// Allow hidden paths (a component starting with `.`) when the
+    /// destination is the home directory (default: refuse).
+    pub allow_hidden: bool,
 }
 
 /// One file of a download plan.
@@ -53,6 +58,9 @@ pub struct DlFile {
     pub checksum: String,
     pub final_path: PathBuf,
     pub partial_path: PathBuf,
+    /// Already at `final_path` with the same BLAKE3: nothing to fetch.
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 /// The journaled plan of a download.
@@ -84,6 +92,8 @@ pub struct DownloadedFile {
     pub size: u64,
     pub filename: String,
     pub checksum: String,
+    /// The file was already there with the same bytes; it was left as is.
+    pub skipped: bool,
 }
 
 /// `result` of `transfer.completed` for a download.
@@ -150,10 +160,20 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
             content.content_id, req.asset_id, content.status
         )));
     }
+    let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+    let into_home = home.as_deref() == Some(dest.as_path());
     let mut files = Vec::new();
     let mut seen = HashSet::new();
     for f in &content.files {
         let final_path = safe_join(&dest, &f.name)?;
+        if into_home && !req.allow_hidden && is_hidden(&f.name) {
+            return Err(ApiError::invalid(format!(
+                "refusing to write {} into your home directory: hidden paths there (shell \
+                 start-up files, .ssh, …) are chosen by whoever uploaded the asset. Download \
+                 into another directory, or allow it with --allow-hidden (allow_hidden=True)",
+                final_path.display()
+            )));
+        }
         if !seen.insert(final_path.clone()) {
             return Err(ApiError::invalid(format!(
                 "two files of the content version map to {}",
@@ -168,6 +188,7 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
                 format!("server has no checksum for {}", f.name),
             )
         })?;
+        let skipped = already_there(&final_path, f.size, &checksum, req.overwrite).await?;
         files.push(DlFile {
             file_index: f.file_index,
             name: f.name.clone(),
@@ -175,6 +196,7 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
             checksum,
             final_path,
             partial_path: PathBuf::from(partial),
+            skipped,
         });
     }
     Ok(DownloadSpec {
@@ -184,6 +206,61 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
         chunk_size: req.chunk_size,
         files,
     })
+}
+
+/// Whether a server file name has a component starting with `.`.
+fn is_hidden(name: &str) -> bool {
+    name.split('/').any(|part| part.starts_with('.'))
+}
+
+/// What is at a file's destination before anything is written: `Ok(true)`
+/// when it already holds these bytes (same size and BLAKE3: skip it),
+/// `Ok(false)` when nothing is there (or `overwrite` allows replacing it). A
+/// different file, a link or a directory there is refused, naming it.
+async fn already_there(
+    path: &Path,
+    size: u64,
+    checksum: &str,
+    overwrite: bool,
+) -> Result<bool, ApiError> {
+    let meta = match tokio::fs::symlink_metadata(path).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_error(format!("cannot inspect {}", path.display()), e)),
+        Ok(meta) => meta,
+    };
+    if meta.is_dir() {
+        return Err(ApiError::invalid(format!(
+            "cannot write {}: a directory of that name exists",
+            path.display()
+        )));
+    }
+    if meta.is_file() && meta.len() == size && blake3_of(path).await? == checksum {
+        return Ok(true);
+    }
+    if overwrite {
+        return Ok(false);
+    }
+    Err(ApiError::new(
+        ErrorCode::FileExists,
+        format!(
+            "{} already exists and differs from the file being downloaded; nothing was \
+             written. Replace it with --overwrite (overwrite=True), or download elsewhere",
+            path.display()
+        ),
+    ))
+}
+
+/// `blake3:<hex>` of a local file, read on a blocking thread.
+async fn blake3_of(path: &Path) -> Result<String, ApiError> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(&owned)?)?;
+        Ok::<_, std::io::Error>(format!("blake3:{}", hasher.finalize().to_hex()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("hashing {}: {e}", path.display())))?
+    .map_err(|e| io_error(format!("cannot read {}", path.display()), e))
 }
 
 /// Give up a download: remove its partial files.
@@ -230,7 +307,7 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     let mut already = 0u64;
     let mut pending = Vec::new();
     for (fi, f) in spec.files.iter().enumerate() {
-        if finished.contains(&f.file_index) {
+        if f.skipped || finished.contains(&f.file_index) {
             already += f.size;
             continue;
         }
@@ -311,7 +388,7 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
 
     let mut files = Vec::new();
     for f in &spec.files {
-        if !finished.contains(&f.file_index) {
+        if !f.skipped && !finished.contains(&f.file_index) {
             ctx.check_stop()?;
             publish(ctx, spec, f, &digests).await?;
         }
@@ -320,6 +397,7 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
             size: f.size,
             filename: f.name.clone(),
             checksum: f.checksum.clone(),
+            skipped: f.skipped,
         });
     }
     Ok(DownloadResult {

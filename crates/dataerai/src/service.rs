@@ -121,6 +121,12 @@ pub struct DownloadParams {
     pub dest_dir: String,
     pub content_id: Option<String>,
     pub chunk_size_mb: Option<i64>,
+    /// Replace local files that exist and differ.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Allow hidden paths when the destination is the home directory.
+    #[serde(default)]
+    pub allow_hidden: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -540,6 +546,8 @@ impl Service {
                 dest_dir: PathBuf::from(p.dest_dir),
                 content_id: p.content_id,
                 chunk_size,
+                overwrite: p.overwrite,
+                allow_hidden: p.allow_hidden,
             },
         )
         .await

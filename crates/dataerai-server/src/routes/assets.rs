@@ -10,6 +10,7 @@ use dataerai_proto::api::{
 use dataerai_store::meta::{NewAsset, NewRelationship};
 use serde_json::{Map, Value};
 
+use super::refuse_control_characters;
 use super::{load_asset, page, project_access, window, window_of, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -68,6 +69,7 @@ fn check_title(title: &str) -> AppResult<String> {
     if t.is_empty() {
         return Err(AppError::invalid("title is required and must not be empty"));
     }
+    refuse_control_characters("title", t)?;
     if t.chars().count() > MAX_TITLE_LEN {
         return Err(AppError::invalid(format!(
             "title is longer than {MAX_TITLE_LEN} characters"
@@ -78,6 +80,7 @@ fn check_title(title: &str) -> AppResult<String> {
 
 fn check_alias(alias: &str) -> AppResult<String> {
     let a = alias.trim();
+    refuse_control_characters("alias", a)?;
     if a.is_empty() || a.chars().count() > MAX_ALIAS_LEN {
         return Err(AppError::invalid(format!(
             "alias must be 1 to {MAX_ALIAS_LEN} characters"

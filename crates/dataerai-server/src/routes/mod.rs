@@ -104,6 +104,18 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (routes.merge(chunk_routes), doc)
 }
 
+/// Names and titles are shown in terminals and pages: a control character
+/// (C0, DEL, C1 — escape sequences, carriage returns, newlines) is refused.
+pub(crate) fn refuse_control_characters(what: &str, text: &str) -> AppResult<()> {
+    match text.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(AppError::invalid(format!(
+            "{what} must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        ))),
+    }
+}
+
 /// `GET /healthz`
 #[utoipa::path(get,
     operation_id = "healthz", path = "/healthz", summary = "Liveness check", security(()),

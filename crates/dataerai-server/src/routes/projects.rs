@@ -21,6 +21,7 @@ fn check_name(what: &str, name: &str) -> AppResult<String> {
             "{what} name must be 1 to {MAX_NAME_LEN} characters"
         )));
     }
+    super::refuse_control_characters(&format!("{what} name"), name)?;
     Ok(name.to_string())
 }
 

@@ -53,10 +53,27 @@ pub(super) fn normalize_checksum(sum: &str) -> Option<String> {
         .then(|| format!("blake3:{}", hex_sum.to_ascii_lowercase()))
 }
 
-/// A file name must be a clean relative `/`-separated path.
+/// The longest path component file systems accept (ext4, XFS, APFS, NTFS).
+const MAX_COMPONENT_LEN: usize = 255;
+
+/// A file name must be a clean relative `/`-separated path that every
+/// downloader can create: no control characters, no component over 255 bytes.
 fn check_file_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_FILE_NAME_LEN {
         return Err(format!("file name must be 1 to {MAX_FILE_NAME_LEN} bytes"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control() && *c != '\0') {
+        return Err(format!(
+            "file name {name:?} contains the control character U+{:04X}; rename the file",
+            u32::from(c)
+        ));
+    }
+    if let Some(part) = name.split('/').find(|part| part.len() > MAX_COMPONENT_LEN) {
+        return Err(format!(
+            "file name {name:?} has a component of {} bytes; at most {MAX_COMPONENT_LEN} \
+             bytes fit in a file system",
+            part.len()
+        ));
     }
     if name.contains('\0') || name.contains('\\') {
         return Err(format!(
@@ -554,8 +571,26 @@ mod tests {
         for ok in ["a", "a/b.txt", "dir/sub/file.h5", "..a", "a..b"] {
             assert!(check_file_name(ok).is_ok(), "{ok}");
         }
+        let long = "x".repeat(256);
+        let nested_long = format!("dir/{long}/f");
+        let just_fits = format!("dir/{}", "é".repeat(127));
+        assert!(check_file_name(&just_fits).is_ok());
         for bad in [
-            "", "/abs", "a/../b", "..", "a//b", "a/", "./a", "a\0b", "a\\b",
+            "",
+            "/abs",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/",
+            "./a",
+            "a\0b",
+            "a\\b",
+            "a\nb",
+            "\u{1b}[2J.txt",
+            "tab\there",
+            "c1\u{9b}x",
+            long.as_str(),
+            nested_long.as_str(),
         ] {
             assert!(check_file_name(bad).is_err(), "{bad:?}");
         }

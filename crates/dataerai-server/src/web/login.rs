@@ -263,6 +263,11 @@ pub async fn logout(
     r
 }
 
+/// Too many password checks queued: the server sheds the attempt.
+fn busy() -> Response {
+    try_again_shortly("The server is busy checking other sign-ins. Please retry in a few seconds.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,9 +279,4 @@ mod tests {
         assert!(html.contains("name=\"next\" value=\"/device?user_code=A&amp;b=&quot;c&quot;\""));
         assert!(html.contains("value=\"&lt;x&gt;@lab.org\""));
     }
-}
-
-/// Too many password checks queued: the server sheds the attempt.
-fn busy() -> Response {
-    try_again_shortly("The server is busy checking other sign-ins. Please retry in a few seconds.")
 }

@@ -145,14 +145,14 @@ pub async fn list(
                 .latest_content
                 .as_ref()
                 .map(|c| human_bytes(c.total_bytes));
-            println!(
+            crate::outln!(
                 "{}  {:>10}  {}",
                 a.asset_id,
                 size.as_deref().unwrap_or("-"),
                 a.title
             );
         }
-        println!("({} of {} assets)", page.items.len(), page.total);
+        crate::outln!("({} of {} assets)", page.items.len(), page.total);
     }
     Ok(())
 }
@@ -174,9 +174,13 @@ pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
     if as_json {
         print_json(&rel);
     } else {
-        println!(
+        crate::outln!(
             "Linked {} -[{}]-> {} ({}) as {}",
-            rel.from_asset_id, rel.rel_type, rel.to_asset_id, rel.related_asset.title, rel.id
+            rel.from_asset_id,
+            rel.rel_type,
+            rel.to_asset_id,
+            rel.related_asset.title,
+            rel.id
         );
     }
     Ok(())
@@ -195,7 +199,7 @@ pub async fn versions(svc: &Service, as_json: bool, asset_id: String) -> Result<
         print_json(&page);
     } else {
         for v in &page.items {
-            println!(
+            crate::outln!(
                 "{}  {}  {:>10}  {} file{}",
                 v.content_id,
                 v.completed_at
@@ -206,7 +210,7 @@ pub async fn versions(svc: &Service, as_json: bool, asset_id: String) -> Result<
                 if v.files.len() == 1 { "" } else { "s" }
             );
         }
-        println!("({} of {} versions)", page.items.len(), page.total);
+        crate::outln!("({} of {} versions)", page.items.len(), page.total);
     }
     Ok(())
 }

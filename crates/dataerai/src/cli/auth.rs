@@ -11,7 +11,7 @@ use dataerai_proto::api::Me;
 use dataerai_proto::{ApiError, ErrorCode};
 use serde_json::{json, Value};
 
-use super::output::print_json;
+use super::output::{self, print_json};
 use super::Result;
 use crate::service::Service;
 
@@ -61,19 +61,19 @@ pub async fn run(svc: &Service, as_json: bool, cmd: AuthCommand) -> Result<()> {
                     .flatten()
                     .filter_map(Value::as_str)
                     .collect();
-                println!("server:   {}", s("server"));
-                println!("email:    {}", s("user_email"));
-                println!("user id:  {}", s("user_id"));
+                crate::outln!("server:   {}", s("server"));
+                crate::outln!("email:    {}", s("user_email"));
+                crate::outln!("user id:  {}", s("user_id"));
                 let kind = match st["token_kind"].as_str() {
                     Some("oauth") => "browser sign-in (renewed automatically)",
                     _ => "personal access token",
                 };
-                println!("token:    {kind}");
-                println!("expires:  {}", st["expires_at"].as_str().unwrap_or("never"));
+                crate::outln!("token:    {kind}");
+                crate::outln!("expires:  {}", st["expires_at"].as_str().unwrap_or("never"));
                 if let Some(r) = st["refresh_expires_at"].as_str() {
-                    println!("sign-in valid until: {r}");
+                    crate::outln!("sign-in valid until: {r}");
                 }
-                println!("scopes:   {}", scopes.join(", "));
+                crate::outln!("scopes:   {}", scopes.join(", "));
             }
             Ok(())
         }
@@ -83,9 +83,9 @@ pub async fn run(svc: &Service, as_json: bool, cmd: AuthCommand) -> Result<()> {
             if as_json {
                 print_json(&json!({"signed_out": had}));
             } else if had {
-                println!("Signed out.");
+                crate::outln!("Signed out.");
             } else {
-                println!("Not signed in.");
+                crate::outln!("Not signed in.");
             }
             Ok(())
         }
@@ -159,9 +159,11 @@ async fn save_login(
         }
         print_json(&summary);
     } else {
-        println!(
+        crate::outln!(
             "Signed in to {} as {} ({})",
-            creds.server, me.email, me.user_id
+            creds.server,
+            me.email,
+            me.user_id
         );
     }
     Ok(())
@@ -214,11 +216,14 @@ async fn device_login(svc: &Service, as_json: bool, server: &str, no_browser: bo
         .unwrap_or_else(|| code.verification_uri.clone());
     eprintln!("To sign in, open this address in a browser:");
     eprintln!();
-    eprintln!("    {}", code.verification_uri);
+    eprintln!("    {}", output::printable(&code.verification_uri));
     eprintln!();
-    eprintln!("and enter the code:  {}", code.user_code);
+    eprintln!(
+        "and enter the code:  {}",
+        output::printable(&code.user_code)
+    );
     eprintln!();
-    eprintln!("(or open {complete} directly)");
+    eprintln!("(or open {} directly)", output::printable(&complete));
     if !no_browser {
         open_browser(&complete);
     }

@@ -88,9 +88,9 @@ async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> R
             } else {
                 let items = r["items"].as_array().cloned().unwrap_or_default();
                 for t in &items {
-                    println!("{}", transfer_line(t));
+                    crate::outln!("{}", transfer_line(t));
                 }
-                println!("({} transfers)", items.len());
+                crate::outln!("({} transfers)", items.len());
             }
             return Ok(());
         }
@@ -107,7 +107,7 @@ async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> R
     if as_json {
         print_json(&t);
     } else {
-        println!("{}", transfer_line(&t));
+        crate::outln!("{}", transfer_line(&t));
     }
     match (
         matches!(cmd, TransfersCommand::Wait { .. }),

@@ -115,7 +115,7 @@ pub async fn run(cli: Cli) -> i32 {
     match dispatch(&svc, cli.json, cli.command).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {} ({})", e.message, e.code);
+            output::print_error(cli.json, e.code.as_str(), &e.message);
             1
         }
     }

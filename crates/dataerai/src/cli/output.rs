@@ -1,5 +1,11 @@
 //! How the CLI talks to a person or a script: results on stdout (`--json` for
 //! machine-readable output), progress and errors on stderr.
+//!
+//! Every line for a person goes through [`write_line`] (the `outln!` macro)
+//! or [`printable`]: names, titles and file names come from other users, so
+//! control characters (terminal escape sequences, carriage returns) are shown
+//! escaped, never sent to the terminal. A closed stdout (`dataerai … | head
+//! -1`) ends the process quietly instead of panicking.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -10,11 +16,67 @@ use serde::Serialize;
 
 use dataerai_transfer::{ProgressEvent, ProgressSink};
 
-/// Print a value as pretty JSON on stdout.
+/// One line on stdout, control characters escaped ([`printable`]).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_line(&$crate::cli::output::printable(&format!($($arg)*)))
+    };
+}
+
+/// Write `line` and a newline to stdout. If the reader has gone (a closed
+/// pipe) the process ends with status 0: it has all it wanted. Any other
+/// write failure (a full disk behind a redirect) is an error, status 1.
+pub fn write_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out
+        .write_all(line.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `text` safe for a terminal: every control character (C0, DEL, C1 — so
+/// ESC and OSC sequences, carriage returns, newlines) shown escaped, as
+/// `\u{1b}`, `\r`, `\n`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_debug());
+        } else {
+            shown.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+/// Print a value as pretty JSON on stdout (JSON escapes control characters).
 pub fn print_json<T: Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => write_line(&s),
         Err(e) => eprintln!("error: cannot encode result: {e}"),
+    }
+}
+
+/// A failed command's error on stderr: `error: MESSAGE (ERR_CODE)`, or with
+/// `--json` the object `{"error": {"code": …, "message": …}}`.
+pub fn print_error(as_json: bool, code: &str, message: &str) {
+    if as_json {
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {} ({code})", printable(message));
     }
 }
 
@@ -52,7 +114,7 @@ impl ProgressView {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
         bar.set_style(style);
-        bar.set_message(label.to_string());
+        bar.set_message(printable(label).into_owned());
         ProgressView { bar: Some(bar) }
     }
 
@@ -61,7 +123,7 @@ impl ProgressView {
             let bar = bar.clone();
             return Arc::new(move |ev: ProgressEvent| bar.set_position(ev.bytes_done));
         }
-        let label = label.to_string();
+        let label = printable(label).into_owned();
         let last = Mutex::new(None::<Instant>);
         Arc::new(move |ev: ProgressEvent| {
             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,6 +160,22 @@ impl ProgressView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        let cases = [
+            ("plain title", "plain title"),
+            ("Ünïcode ✓", "Ünïcode ✓"),
+            ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
+            ("\u{1b}]0;pwned\u{7}", "\\u{1b}]0;pwned\\u{7}"),
+            ("a\rb\nc\td", "a\\rb\\nc\\td"),
+            ("c1 \u{9b}2J", "c1 \\u{9b}2J"),
+            ("del\u{7f}", "del\\u{7f}"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(printable(raw), shown, "{raw:?}");
+        }
+    }
 
     #[test]
     fn sizes_are_human() {

@@ -49,8 +49,8 @@ pub async fn run(svc: &Service, as_json: bool, cmd: ProjectCommand) -> Result<()
             if as_json {
                 print_json(&p);
             } else {
-                println!("Created project {} ({})", p.name, p.project_id);
-                println!("root collection: {}", p.root_collection_id);
+                crate::outln!("Created project {} ({})", p.name, p.project_id);
+                crate::outln!("root collection: {}", p.root_collection_id);
             }
             Ok(())
         }
@@ -65,9 +65,9 @@ pub async fn list(svc: &Service, as_json: bool) -> Result<()> {
         print_json(&page);
     } else {
         for p in &page.items {
-            println!("{}  {:<8} {}", p.project_id, p.role, p.name);
+            crate::outln!("{}  {:<8} {}", p.project_id, p.role, p.name);
         }
-        println!("({} of {} projects)", page.items.len(), page.total);
+        crate::outln!("({} of {} projects)", page.items.len(), page.total);
     }
     Ok(())
 }
@@ -96,9 +96,9 @@ async fn members_cmd(svc: &Service, as_json: bool, cmd: MembersCommand) -> Resul
                 print_json(&json!({"items": items, "total": total}));
             } else {
                 for m in &items {
-                    println!("{:<8} {}  {}", m.role, m.email, m.user_id);
+                    crate::outln!("{:<8} {}  {}", m.role, m.email, m.user_id);
                 }
-                println!("({} members)", items.len());
+                crate::outln!("({} members)", items.len());
             }
         }
         MembersCommand::Add {
@@ -116,7 +116,7 @@ async fn members_cmd(svc: &Service, as_json: bool, cmd: MembersCommand) -> Resul
             if as_json {
                 print_json(&m);
             } else {
-                println!("{} is now {} of project {project_id}", m.email, m.role);
+                crate::outln!("{} is now {} of project {project_id}", m.email, m.role);
             }
         }
         MembersCommand::Remove { project_id, email } => {
@@ -128,7 +128,7 @@ async fn members_cmd(svc: &Service, as_json: bool, cmd: MembersCommand) -> Resul
             if as_json {
                 print_json(&json!({"removed": email, "project_id": project_id}));
             } else {
-                println!("Removed {email} from project {project_id}");
+                crate::outln!("Removed {email} from project {project_id}");
             }
         }
     }

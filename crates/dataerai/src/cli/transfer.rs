@@ -60,6 +60,13 @@ pub struct DownloadArgs {
     /// Chunk size in MiB: a power of two from 1 to 512 (default 64).
     #[arg(long)]
     pub chunk_size_mb: Option<i64>,
+    /// Replace local files that exist and differ (default: refuse, nothing written;
+    /// files already there with the same bytes are always skipped).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Allow hidden paths (`.bashrc`, `.ssh/…`) when downloading into your home directory.
+    #[arg(long)]
+    pub allow_hidden: bool,
 }
 
 /// Cancel `token` on Ctrl-C so a transfer cleans up after itself.
@@ -82,7 +89,7 @@ impl Observer for CliObserver {
     fn retrying(&self, attempt: u32, delay: Duration, error: &ApiError) {
         eprintln!(
             "{} ({}): retry {attempt} in {:.1}s",
-            error.message,
+            super::output::printable(&error.message),
             error.code,
             delay.as_secs_f64()
         );
@@ -152,7 +159,7 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
             [one] => one.name.clone(),
             many => format!("{} files", many.len()),
         };
-        println!(
+        crate::outln!(
             "Uploaded {what} ({}, {} chunk{}, {} sent) as asset {}",
             human_bytes(r.total_bytes),
             r.chunk_count,
@@ -161,9 +168,9 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
             r.asset_id
         );
         if let [one] = r.files.as_slice() {
-            println!("content: {}  checksum: {}", r.content_id, one.checksum);
+            crate::outln!("content: {}  checksum: {}", r.content_id, one.checksum);
         } else {
-            println!("content: {}", r.content_id);
+            crate::outln!("content: {}", r.content_id);
         }
     }
     Ok(())
@@ -176,6 +183,8 @@ pub async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Resu
             dest_dir: a.output.to_string_lossy().into_owned(),
             content_id: a.content_id,
             chunk_size_mb: a.chunk_size_mb,
+            overwrite: a.overwrite,
+            allow_hidden: a.allow_hidden,
         })
         .await?;
     let label = format!("download {}", spec.label());
@@ -192,7 +201,12 @@ pub async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Resu
         print_json(&r);
     } else {
         for f in &r.files {
-            println!("{}  ({})", f.local_path, human_bytes(f.size));
+            let note = if f.skipped {
+                ", already there: skipped"
+            } else {
+                ""
+            };
+            crate::outln!("{}  ({}{note})", f.local_path, human_bytes(f.size));
         }
     }
     Ok(())

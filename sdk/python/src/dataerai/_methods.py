@@ -269,6 +269,8 @@ def download(
     on_progress: Optional[ProgressCallback] = None,
     transfer_timeout_s: Optional[float] = 3600,
     progress: bool = False,
+    overwrite: bool = False,
+    allow_hidden: bool = False,
 ) -> Call[DownloadResult]:
     """Download an asset's latest (or a given) content version into ``dest_dir``.
 
@@ -278,6 +280,13 @@ def download(
     ``dest_dir``; each :class:`~dataerai.DownloadedFile` has its relative ``filename``.
     ``content_id`` selects an older version (see :meth:`list_versions`).
     ``on_progress``, ``transfer_timeout_s`` and ``progress`` behave as in :meth:`upload`.
+
+    Existing files are never silently replaced: one already there with the same bytes
+    (size and BLAKE3) is left as is and reported with ``skipped=True``; a different one makes
+    the whole download fail with :class:`~dataerai.LocalFileExistsError` before anything
+    is written, unless ``overwrite=True``. Downloading into your home directory refuses hidden
+    paths (``.bashrc``, ``.ssh/…``, chosen by whoever uploaded the asset) unless
+    ``allow_hidden=True``.
 
     Example::
 
@@ -289,9 +298,11 @@ def download(
         DaemonError: ``ERR_NOT_FOUND``, ``ERR_PERMISSION_DENIED``, ``ERR_INTEGRITY`` (the
             bytes did not match their checksum; nothing is left under the final name),
             ``ERR_NO_SPACE`` (resumable with :meth:`resume_transfer` once space is freed),
-            ``ERR_INVALID_INPUT`` (a stored name would escape ``dest_dir``).
+            ``ERR_INVALID_INPUT`` (a stored name would escape ``dest_dir``, a directory stands
+            where a file goes, a hidden path into your home), ``ERR_FILE_EXISTS`` (a different
+            file is in the way; nothing was written).
     """
-    params = _params.download(asset_id, dest_dir, content_id, chunk_size_mb)
+    params = _params.download(asset_id, dest_dir, content_id, chunk_size_mb, overwrite, allow_hidden)
     return TransferRequest(
         "asset.download", params, DownloadResult.from_json, on_progress, transfer_timeout_s, progress
     )

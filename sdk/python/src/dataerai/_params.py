@@ -184,11 +184,18 @@ def upload_version(asset_id: Any, local_path: Any, chunk_size_mb: Any) -> Dict[s
     return params
 
 
-def download(asset_id: Any, dest_dir: Any, content_id: Any, chunk_size_mb: Any) -> Dict[str, Any]:
+def download(
+    asset_id: Any, dest_dir: Any, content_id: Any, chunk_size_mb: Any, overwrite: Any, allow_hidden: Any
+) -> Dict[str, Any]:
     params: Dict[str, Any] = {
         "asset_id": require_str(asset_id, "asset_id"),
         "dest_dir": absolute_path(dest_dir, "dest_dir"),
     }
+    for name, flag in (("overwrite", overwrite), ("allow_hidden", allow_hidden)):
+        if not isinstance(flag, bool):
+            raise InvalidArgumentTypeError(f"{name} must be True or False, not {type(flag).__name__}")
+        if flag:
+            params[name] = True
     params.update(
         drop_none(
             {

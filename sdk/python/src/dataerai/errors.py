@@ -46,6 +46,7 @@ __all__ = [
     "ERR_CANCELLED",
     "ERR_CONFLICT",
     "ERR_DAEMON_UNAVAILABLE",
+    "ERR_FILE_EXISTS",
     "ERR_INTEGRITY",
     "ERR_INTERNAL",
     "ERR_INVALID_INPUT",
@@ -60,6 +61,7 @@ __all__ = [
     "DaemonError",
     "DaemonTimeoutError",
     "DaemonUnavailableError",
+    "LocalFileExistsError",
     "IntegrityError",
     "InvalidArgumentTypeError",
     "InvalidInputError",
@@ -82,6 +84,7 @@ ERR_CONFLICT = "ERR_CONFLICT"
 ERR_INTEGRITY = "ERR_INTEGRITY"
 ERR_SERVER_UNREACHABLE = "ERR_SERVER_UNREACHABLE"
 ERR_CANCELLED = "ERR_CANCELLED"
+ERR_FILE_EXISTS = "ERR_FILE_EXISTS"
 ERR_NO_SPACE = "ERR_NO_SPACE"
 ERR_INTERNAL = "ERR_INTERNAL"
 
@@ -185,6 +188,11 @@ class RelationshipExistsError(_CodedError, code=ERR_RELATIONSHIP_EXISTS):
 
 class IntegrityError(_CodedError, code=ERR_INTEGRITY):
     """``ERR_INTEGRITY``: bytes did not match their checksum (nothing was published)."""
+
+
+class LocalFileExistsError(_CodedError, FileExistsError, code=ERR_FILE_EXISTS):
+    """``ERR_FILE_EXISTS``: a download would replace a different local file; nothing was
+    written (pass ``overwrite=True`` to replace it). Also a built-in :class:`FileExistsError`."""
 
 
 class ServerUnreachableError(_CodedError, code=ERR_SERVER_UNREACHABLE):

@@ -244,6 +244,8 @@ class DownloadedFile:
     (``"raw/frame_001.tif"`` for a directory upload)."""
     checksum: Optional[str] = None
     """``blake3:<hex>`` that the file was verified against."""
+    skipped: bool = False
+    """The file was already there with these bytes and was left untouched."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,7 @@ class DownloadResult:
                     size=int(f.get("size", 0)),
                     filename=str(f.get("filename") or Path(f["local_path"]).name),
                     checksum=_opt_str(f.get("checksum")),
+                    skipped=bool(f.get("skipped", False)),
                 )
                 for f in data.get("files") or []
             ],
