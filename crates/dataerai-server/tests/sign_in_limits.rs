@@ -89,21 +89,29 @@ async fn password_checks_run_a_few_at_a_time() {
     );
 }
 
+/// Twenty failed sign-ins (different emails), the `i`th claiming to be
+/// forwarded for `claimed(i)`; then carol's right password as `last`: its answer.
+async fn twenty_failures_then(
+    base: &str,
+    claimed: impl Fn(usize) -> String,
+    last: &str,
+) -> dataerai_testkit::web::Page {
+    for i in 0..20 {
+        let page = forwarded_for(base, &claimed(i))
+            .sign_in(&format!("guess{i}@lab.org"), "nope")
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    forwarded_for(base, last).sign_in("carol@lab.org", PW).await
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_one_client_cannot_lock_out_the_others() {
     let (_dir, server) = server(Some("[http]\ntrusted_proxies = [\"127.0.0.1\"]\n"));
     let base = &server.base;
-    // One client behind the proxy fails 20 times (different emails)…
-    for i in 0..20 {
-        let page = forwarded_for(base, "203.0.113.5")
-            .sign_in(&format!("guess{i}@lab.org"), "nope")
-            .await;
-        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
-    }
-    // …and is refused from then on, even with a right password…
-    let page = forwarded_for(base, "203.0.113.5")
-        .sign_in("carol@lab.org", PW)
-        .await;
+    // One client behind the proxy fails 20 times, and is refused from then
+    // on, even with a right password…
+    let page = twenty_failures_then(base, |_| "203.0.113.5".into(), "203.0.113.5").await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = page.headers["retry-after"]
         .to_str()
@@ -122,15 +130,8 @@ async fn behind_a_trusted_proxy_one_client_cannot_lock_out_the_others() {
 async fn without_a_trusted_proxy_a_forged_forwarded_for_changes_nothing() {
     let (_dir, server) = server(None);
     let base = &server.base;
-    for i in 0..20 {
-        let page = forwarded_for(base, &format!("192.0.2.{i}"))
-            .sign_in(&format!("guess{i}@lab.org"), "nope")
-            .await;
-        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
-    }
-    let page = forwarded_for(base, "192.0.2.99")
-        .sign_in("carol@lab.org", PW)
-        .await;
+    // Each failure claims another address: all count against the peer's.
+    let page = twenty_failures_then(base, |i| format!("192.0.2.{i}"), "192.0.2.99").await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(server.metric("dataerai_sign_ins_refused_total"), 1);
 }
