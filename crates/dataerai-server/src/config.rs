@@ -39,6 +39,7 @@ pub struct ConfigFile {
     pub access_token_ttl_s: Option<u64>,
     pub device_poll_interval_s: Option<u64>,
     pub public_url: Option<String>,
+    pub max_pending_device_codes: Option<u64>,
     #[serde(default)]
     pub s3: S3Settings,
     /// Connection timeouts and cap (`connections.rs`).
@@ -169,6 +170,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
                 .or(file.device_poll_interval_s)
                 .unwrap_or(5)
                 .clamp(1, 60),
+            max_pending_device_codes: file.max_pending_device_codes.unwrap_or(10_000).max(1),
             public_url: args
                 .public_url
                 .clone()

@@ -14,7 +14,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
@@ -28,6 +28,8 @@ use std::collections::HashMap;
 use crate::auth::{hash_token, random_hex, ACCESS_PREFIX, REFRESH_PREFIX, SCOPE_READ, SCOPE_WRITE};
 use crate::connections::ServedAt;
 use crate::state::AppState;
+use crate::state::DeviceLimits;
+use crate::web::session::ClientAddr;
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Device codes live 10 minutes.
@@ -135,8 +137,39 @@ pub fn base_url(state: &AppState, served_at: Option<ServedAt>) -> String {
 pub async fn device_code(
     State(state): State<AppState>,
     served_at: Option<Extension<ServedAt>>,
+    ClientAddr(addr): ClientAddr,
     body: Bytes,
 ) -> Response {
+    // Unauthenticated: bounded per address and in total before any work.
+    if let Err(wait_s) = DeviceLimits::check(&state.device_limits.codes, &addr) {
+        let mut r = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            &format!("too many device codes requested from your address; retry in {wait_s} s"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+        return r;
+    }
+    match state.meta.pending_device_codes(Utc::now()).await {
+        Ok(n) if n < state.auth.max_pending_device_codes => {}
+        Ok(_) => {
+            tracing::warn!("device codes: the pending-code cap is reached");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "too many device logins are waiting for approval; retry in a few minutes",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot count pending device codes");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server cannot store the device code now; retry shortly",
+            );
+        }
+    }
     let form = parse_form(&body);
     let client_id = form.get("client_id").map(|s| s.trim()).unwrap_or("");
     if client_id.is_empty() || client_id.len() > 100 || client_id.chars().any(char::is_control) {

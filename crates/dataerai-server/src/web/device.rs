@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use dataerai_store::meta::auth::{DeviceRecord, SessionRecord};
@@ -19,7 +19,7 @@ use super::session::{require_session, url_encode, ClientAddr};
 use super::unavailable;
 use crate::audit;
 use crate::oauth::normalize_user_code;
-use crate::state::AppState;
+use crate::state::{AppState, DeviceLimits};
 
 const UNKNOWN_CODE: &str =
     "This code is unknown, expired or already used. Run `dataerai auth login` again.";
@@ -96,6 +96,7 @@ fn confirmation(record: &DeviceRecord, s: &SessionRecord) -> Markup {
     responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn device_get(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -110,6 +111,9 @@ pub async fn device_get(
     let Some(typed) = q.get("user_code").filter(|c| !c.trim().is_empty()) else {
         return code_entry(StatusCode::OK, &s, None);
     };
+    if let Err(r) = lookup_allowed(&state, &addr, &s) {
+        return r;
+    }
     let Some(code) = normalize_user_code(typed) else {
         return code_entry(
             StatusCode::NOT_FOUND,
@@ -150,6 +154,9 @@ pub async fn device_post(
         Some("deny") => false,
         _ => return code_entry(StatusCode::BAD_REQUEST, &s, Some("Choose Approve or Deny.")),
     };
+    if let Err(r) = lookup_allowed(&state, &addr, &s) {
+        return r;
+    }
     let Some(code) = form.user_code.as_deref().and_then(normalize_user_code) else {
         return code_entry(StatusCode::NOT_FOUND, &s, Some("That is not a valid code."));
     };
@@ -185,6 +192,24 @@ pub async fn device_post(
             unavailable()
         }
     }
+}
+
+/// User codes are short: looking them up is limited per address, so they
+/// cannot be guessed. `Err` is the 429 page.
+fn lookup_allowed(state: &AppState, addr: &str, s: &SessionRecord) -> Result<(), Response> {
+    DeviceLimits::check(&state.device_limits.lookups, addr).map_err(|wait_s| {
+        let mut r = code_entry(
+            StatusCode::TOO_MANY_REQUESTS,
+            s,
+            Some(&format!(
+                "Too many codes entered from your address. Try again in {} minutes.",
+                wait_s.div_ceil(60)
+            )),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+        r
+    })
 }
 
 /// The page after Approve or Deny.

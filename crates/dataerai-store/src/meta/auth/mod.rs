@@ -206,6 +206,8 @@ pub trait AuthStore: Send + Sync {
     /// A taken user code → `Conflict` (the caller draws another).
     async fn create_device_code(&self, code: NewDeviceCode) -> Result<()>;
     async fn device_by_user_code(&self, user_code: &str) -> Result<Option<DeviceRecord>>;
+    /// Device codes still awaiting a decision at `now` (the pending-code cap).
+    async fn pending_device_codes(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Approve or deny a pending, unexpired code; `false` otherwise.
     async fn decide_device(
         &self,

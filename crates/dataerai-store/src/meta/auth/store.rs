@@ -408,6 +408,18 @@ impl<S: AuthBackend> AuthStore for S {
         }
     }
 
+    async fn pending_device_codes(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut db = self.auth_db().reader().await?;
+        let (n,): (i64,) = db
+            .conn()
+            .fetch_one(
+                "SELECT COUNT(*) FROM device_codes WHERE status = 'pending' AND expires_at > $1",
+                &[Arg::Time(now)],
+            )
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn device_by_user_code(&self, user_code: &str) -> Result<Option<DeviceRecord>> {
         let mut db = self.auth_db().reader().await?;
         let row: Option<DeviceRow> = db
