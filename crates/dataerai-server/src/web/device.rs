@@ -111,8 +111,8 @@ pub async fn device_get(
     let Some(typed) = q.get("user_code").filter(|c| !c.trim().is_empty()) else {
         return code_entry(StatusCode::OK, &s, None);
     };
-    if let Err(r) = lookup_allowed(&state, &addr, &s) {
-        return r;
+    if let Some(refused) = lookup_refused(&state, &addr, &s) {
+        return refused;
     }
     let Some(code) = normalize_user_code(typed) else {
         return code_entry(
@@ -154,8 +154,8 @@ pub async fn device_post(
         Some("deny") => false,
         _ => return code_entry(StatusCode::BAD_REQUEST, &s, Some("Choose Approve or Deny.")),
     };
-    if let Err(r) = lookup_allowed(&state, &addr, &s) {
-        return r;
+    if let Some(refused) = lookup_refused(&state, &addr, &s) {
+        return refused;
     }
     let Some(code) = form.user_code.as_deref().and_then(normalize_user_code) else {
         return code_entry(StatusCode::NOT_FOUND, &s, Some("That is not a valid code."));
@@ -195,9 +195,9 @@ pub async fn device_post(
 }
 
 /// User codes are short: looking them up is limited per address, so they
-/// cannot be guessed. `Err` is the 429 page.
-fn lookup_allowed(state: &AppState, addr: &str, s: &SessionRecord) -> Result<(), Response> {
-    DeviceLimits::check(&state.device_limits.lookups, addr).map_err(|wait_s| {
+/// cannot be guessed. `Some` is the 429 page for an address over its limit.
+fn lookup_refused(state: &AppState, addr: &str, s: &SessionRecord) -> Option<Response> {
+    DeviceLimits::check(&state.device_limits.lookups, addr).err().map(|wait_s| {
         let mut r = code_entry(
             StatusCode::TOO_MANY_REQUESTS,
             s,
