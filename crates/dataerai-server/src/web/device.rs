@@ -197,19 +197,21 @@ pub async fn device_post(
 /// User codes are short: looking them up is limited per address, so they
 /// cannot be guessed. `Some` is the 429 page for an address over its limit.
 fn lookup_refused(state: &AppState, addr: &str, s: &SessionRecord) -> Option<Response> {
-    DeviceLimits::check(&state.device_limits.lookups, addr).err().map(|wait_s| {
-        let mut r = code_entry(
-            StatusCode::TOO_MANY_REQUESTS,
-            s,
-            Some(&format!(
-                "Too many codes entered from your address. Try again in {} minutes.",
-                wait_s.div_ceil(60)
-            )),
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
-        r
-    })
+    DeviceLimits::check(&state.device_limits.lookups, addr)
+        .err()
+        .map(|wait_s| {
+            let mut r = code_entry(
+                StatusCode::TOO_MANY_REQUESTS,
+                s,
+                Some(&format!(
+                    "Too many codes entered from your address. Try again in {} minutes.",
+                    wait_s.div_ceil(60)
+                )),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+            r
+        })
 }
 
 /// The page after Approve or Deny.
