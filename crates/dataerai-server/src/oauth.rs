@@ -124,6 +124,17 @@ pub fn base_url(state: &AppState, served_at: Option<ServedAt>) -> String {
     }
 }
 
+const CANNOT_STORE_CODE: &str = "the server cannot store the device code now; retry shortly";
+
+/// 503 with the OAuth error `temporarily_unavailable`.
+fn temporarily_unavailable(description: &str) -> Response {
+    oauth_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        description,
+    )
+}
+
 /// `POST /oauth/device/code`
 #[utoipa::path(
     post,
@@ -155,19 +166,13 @@ pub async fn device_code(
         Ok(n) if n < state.auth.max_pending_device_codes => {}
         Ok(_) => {
             tracing::warn!("device codes: the pending-code cap is reached");
-            return oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+            return temporarily_unavailable(
                 "too many device logins are waiting for approval; retry in a few minutes",
             );
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot count pending device codes");
-            return oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the server cannot store the device code now; retry shortly",
-            );
+            return temporarily_unavailable(CANNOT_STORE_CODE);
         }
     }
     let form = parse_form(&body);
@@ -207,11 +212,7 @@ pub async fn device_code(
             Err(StoreError::Conflict(_)) if attempt < 5 => user_code = new_user_code(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot store a device code");
-                return oauth_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the server cannot store the device code now; retry shortly",
-                );
+                return temporarily_unavailable(CANNOT_STORE_CODE);
             }
         }
     }
@@ -257,11 +258,7 @@ fn granted(state: &AppState, access: String, refresh: String, scopes: &[String])
 
 fn unavailable(e: StoreError) -> Response {
     tracing::error!(error = %e, "token endpoint: storage failure");
-    oauth_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the server cannot answer now; retry shortly",
-    )
+    temporarily_unavailable("the server cannot answer now; retry shortly")
 }
 
 /// `POST /oauth/token`
