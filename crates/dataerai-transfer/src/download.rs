@@ -21,6 +21,7 @@ use dataerai_proto::api::ContentVersion;
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     io_error, plan_chunks, remove_leftover, retry, run_chunks, safe_join, Digests, Failure, Plan,
@@ -188,7 +189,14 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
                 format!("server has no checksum for {}", f.name),
             )
         })?;
-        let skipped = already_there(&final_path, f.size, &checksum, req.overwrite).await?;
+        let skipped = already_there(
+            &final_path,
+            f.size,
+            &checksum,
+            req.chunk_size,
+            req.overwrite,
+        )
+        .await?;
         files.push(DlFile {
             file_index: f.file_index,
             name: f.name.clone(),
@@ -221,6 +229,7 @@ async fn already_there(
     path: &Path,
     size: u64,
     checksum: &str,
+    chunk_size: u64,
     overwrite: bool,
 ) -> Result<bool, ApiError> {
     let meta = match tokio::fs::symlink_metadata(path).await {
@@ -234,8 +243,14 @@ async fn already_there(
             path.display()
         )));
     }
-    if meta.is_file() && meta.len() == size && blake3_of(path).await? == checksum {
-        return Ok(true);
+    if meta.is_file() && meta.len() == size {
+        // Read back chunk by chunk, as a resumed download verifies its file.
+        let held = Digests::default()
+            .checksum(path, 0, size, chunk_size, &CancellationToken::new())
+            .await?;
+        if held == checksum {
+            return Ok(true);
+        }
     }
     if overwrite {
         return Ok(false);
@@ -248,19 +263,6 @@ async fn already_there(
             path.display()
         ),
     ))
-}
-
-/// `blake3:<hex>` of a local file, read on a blocking thread.
-async fn blake3_of(path: &Path) -> Result<String, ApiError> {
-    let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(std::fs::File::open(&owned)?)?;
-        Ok::<_, std::io::Error>(format!("blake3:{}", hasher.finalize().to_hex()))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("hashing {}: {e}", path.display())))?
-    .map_err(|e| io_error(format!("cannot read {}", path.display()), e))
 }
 
 /// Give up a download: remove its partial files.
