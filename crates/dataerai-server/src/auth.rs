@@ -104,14 +104,11 @@ pub async fn verify_password(
 
 /// The client's address, for rate limits and the audit log: the
 /// connection's peer, or what a trusted proxy says it forwarded for
-/// ([`crate::connections::ClientIp`]).
+/// ([`crate::connections::ClientIp`], set on every request by the accept loop).
 pub fn client_addr(extensions: &axum::http::Extensions) -> String {
-    if let Some(crate::connections::ClientIp(ip)) = extensions.get() {
-        return ip.to_string();
-    }
     extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<crate::connections::ClientIp>()
+        .map(|c| c.0.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
 

@@ -27,7 +27,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::Router;
 use hyper::body::Incoming;
@@ -240,7 +239,6 @@ pub async fn serve(
         // The client address feeds sign-in rate limiting and the audit log.
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let client = proxies.client(peer.ip(), request.headers());
-            request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(ClientIp(client));
             if let Some(at) = served_at {
                 request.extensions_mut().insert(at);
