@@ -10,11 +10,7 @@ const PW: &str = "correct horse battery";
 
 fn server(config: &str) -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("server.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = TestServer::builder(dir.path())
-        .args(&["--config", path.to_str().unwrap()])
-        .start();
+    let server = TestServer::builder(dir.path()).config(config).start();
     (dir, server)
 }
 

@@ -13,13 +13,9 @@ const PW: &str = "correct horse battery";
 
 fn server(config: Option<&str>) -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let mut builder = TestServer::builder(dir.path());
-    if let Some(text) = config {
-        let path = dir.path().join("server.toml");
-        std::fs::write(&path, text).unwrap();
-        builder = builder.args(&["--config", path.to_str().unwrap()]);
-    }
-    let server = builder.start();
+    let server = TestServer::builder(dir.path())
+        .config(config.unwrap_or(""))
+        .start();
     server.create_user_with_password("carol@lab.org", PW);
     (dir, server)
 }

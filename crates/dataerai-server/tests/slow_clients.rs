@@ -13,10 +13,8 @@ use dataerai_testkit::{wait_until, TestServer};
 /// seconds); the file sits in its data directory.
 fn server_with(http: &str) -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, format!("[http]\n{http}\n")).unwrap();
     let server = TestServer::builder(dir.path())
-        .args(&["--config", config.to_str().unwrap()])
+        .config(&format!("[http]\n{http}\n"))
         .start();
     (dir, server)
 }

@@ -148,6 +148,16 @@ impl ServerBuilder {
         self
     }
 
+    /// A config file holding `toml`, written into the data directory and
+    /// passed as `--config`.
+    pub fn config(self, toml: &str) -> Self {
+        let path = self.data_dir.join("server.toml");
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        std::fs::write(&path, toml).unwrap();
+        let arg = path.to_str().expect("a UTF-8 temp path").to_string();
+        self.args(&["--config", &arg])
+    }
+
     /// An environment variable for the server (`DATAERAI_FAULTS` is never
     /// inherited from the test's own environment, only set here).
     pub fn env(mut self, name: &str, value: &str) -> Self {
