@@ -31,6 +31,7 @@ pub mod blob;
 pub mod error;
 pub mod meta;
 pub mod rules;
+pub mod search;
 
 pub use blob::{fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, ChunkCheck, ChunkKey};
 pub use error::StoreError;
