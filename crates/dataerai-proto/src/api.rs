@@ -143,6 +143,10 @@ pub struct CreateAsset {
     /// Collection to file the asset in (project-owned assets only); defaults to
     /// the project's root collection.
     pub collection_id: Option<String>,
+    /// What kind of record this is (`raw_data`, `analysis`, `figure`, …; free
+    /// text, at most 64 characters), searchable as `type:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
 }
 
 /// `PATCH /api/v1/assets/{asset_id}`: only the fields present change.
@@ -152,6 +156,8 @@ pub struct CreateAsset {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateAsset {
     pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
     pub description: Option<String>,
     pub alias: Option<String>,
     pub tags: Option<Vec<String>>,
@@ -166,6 +172,9 @@ pub struct Asset {
     pub title: String,
     pub description: Option<String>,
     pub alias: Option<String>,
+    /// What kind of record this is (see [`CreateAsset::record_type`]).
+    #[serde(default)]
+    pub record_type: Option<String>,
     pub tags: Vec<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Map<String, Value>,
@@ -188,6 +197,61 @@ pub struct AssetQuery {
     pub owner_id: Option<String>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+}
+
+// ---------------------------------------------------------------- search
+
+/// `GET /api/v1/search?q=&sort=&limit=&cursor=&facets=` (`docs/search.md`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// The query (`docs/search.md`); empty: every asset you can read.
+    pub q: Option<String>,
+    /// `relevance`, `created`, `updated`, `title`, `size` or `md.<key>`; a
+    /// leading `-` sorts descending. Default: relevance with free text,
+    /// newest first without.
+    pub sort: Option<String>,
+    /// Page size, default 50, at most 1000.
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Count facets (default `true`).
+    pub facets: Option<bool>,
+}
+
+/// One facet value and how many matches have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// The most frequent values among all matches, most frequent first (at most 20 each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchFacets {
+    pub tags: Vec<FacetCount>,
+    pub record_types: Vec<FacetCount>,
+    /// Project ids.
+    pub projects: Vec<FacetCount>,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchResults {
+    pub items: Vec<Asset>,
+    /// Every match you can read, on all pages.
+    pub total: u64,
+    /// Absent when `facets=false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facets: Option<SearchFacets>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 // ---------------------------------------------------------------- content

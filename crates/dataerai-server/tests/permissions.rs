@@ -103,6 +103,7 @@ const TABLE: &[(&str, Variants)] = &[
     ("GET /metrics", PUBLIC),
     ("GET /api/v1/openapi.json", PUBLIC),
     ("GET /api/v1/me", ANY_USER),
+    ("GET /api/v1/search", ANY_USER),
     ("POST /api/v1/projects", ANY_USER),
     ("GET /api/v1/projects", ANY_USER),
     ("GET /api/v1/projects/{project_id}", PROJECT_READ),
@@ -458,6 +459,7 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             }
         }
         "/api/v1/audit" => req(method, "/api/v1/audit".into()),
+        "/api/v1/search" => req(method, "/api/v1/search?q=tag:x".into()),
         "/oauth/device/code" => Req {
             form: Some(vec![("client_id", "dataerai-cli"), ("scope", "read")]),
             ..req(method, template.into())

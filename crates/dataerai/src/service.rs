@@ -103,6 +103,8 @@ pub struct UploadParams {
     pub tags: Option<Vec<String>>,
     pub metadata: Option<Value>,
     pub collection_id: Option<String>,
+    /// What kind of record a new asset is (`raw_data`, `analysis`, …).
+    pub record_type: Option<String>,
     pub chunk_size_mb: Option<i64>,
 }
 
@@ -144,6 +146,7 @@ pub struct SetMetadataParams {
     pub alias: Option<String>,
     pub tags: Option<Vec<String>>,
     pub metadata: Option<Value>,
+    pub record_type: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -370,6 +373,7 @@ impl Service {
             alias: p.alias,
             tags: p.tags,
             metadata: object("metadata", p.metadata)?,
+            record_type: p.record_type,
         };
         self.client()?.update_asset(&p.asset_id, &update).await
     }
@@ -475,6 +479,7 @@ impl Service {
                     ("owner_id", p.owner_id.is_some()),
                     ("alias", p.alias.is_some()),
                     ("collection_id", p.collection_id.is_some()),
+                    ("record_type", p.record_type.is_some()),
                     ("description", p.description.is_some()),
                     ("tags", p.tags.is_some()),
                     (
@@ -508,6 +513,7 @@ impl Service {
                     tags: p.tags,
                     metadata: object("metadata", p.metadata)?,
                     collection_id: p.collection_id,
+                    record_type: p.record_type,
                 })
             }
         };

@@ -18,6 +18,8 @@ use crate::state::AppState;
 
 const MAX_TITLE_LEN: usize = 1000;
 const MAX_ALIAS_LEN: usize = 255;
+/// Longest record type (`raw_data`, `analysis`, …).
+const MAX_RECORD_TYPE_LEN: usize = 64;
 const MAX_TAGS: usize = 100;
 const MAX_TAG_LEN: usize = 100;
 const MAX_DESCRIPTION_LEN: usize = 100_000;
@@ -87,6 +89,19 @@ fn check_alias(alias: &str) -> AppResult<String> {
         )));
     }
     Ok(a.to_string())
+}
+
+/// A record type: free text (`raw_data`, `analysis`, `figure`, …), 1 to
+/// [`MAX_RECORD_TYPE_LEN`] characters.
+fn check_record_type(record_type: &str) -> AppResult<String> {
+    let t = record_type.trim();
+    refuse_control_characters("record_type", t)?;
+    if t.is_empty() || t.chars().count() > MAX_RECORD_TYPE_LEN {
+        return Err(AppError::invalid(format!(
+            "record_type must be 1 to {MAX_RECORD_TYPE_LEN} characters"
+        )));
+    }
+    Ok(t.to_string())
 }
 
 fn check_tags(tags: Vec<String>) -> AppResult<Vec<String>> {
@@ -175,6 +190,11 @@ pub async fn new_asset(
 ) -> AppResult<NewAsset> {
     let title = check_title(&body.title)?;
     let alias = body.alias.as_deref().map(check_alias).transpose()?;
+    let record_type = body
+        .record_type
+        .as_deref()
+        .map(check_record_type)
+        .transpose()?;
     let tags = check_tags(body.tags.unwrap_or_default())?;
     let description = check_description(body.description)?;
     let metadata = body.metadata.unwrap_or_default();
@@ -219,6 +239,7 @@ pub async fn new_asset(
         owner_id: body.owner_id,
         collection_id,
         created_by: caller.user_id.clone(),
+        record_type,
     })
 }
 
@@ -288,6 +309,11 @@ pub async fn update(
     load_asset(&state, &caller, &asset_id, Access::Write).await?;
     patch.title = patch.title.as_deref().map(check_title).transpose()?;
     patch.alias = patch.alias.as_deref().map(check_alias).transpose()?;
+    patch.record_type = patch
+        .record_type
+        .as_deref()
+        .map(check_record_type)
+        .transpose()?;
     patch.tags = patch.tags.map(check_tags).transpose()?;
     patch.description = check_description(patch.description)?;
     if let Some(m) = &patch.metadata {

@@ -8,6 +8,7 @@ mod members;
 mod metrics;
 pub mod openapi;
 mod projects;
+mod search;
 mod uploads;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -70,6 +71,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(members::list, members::add))
         .routes(routes!(members::remove))
         .routes(routes!(members::audit_log))
+        .routes(routes!(search::search))
         // OAuth 2.0 device login (RFC 8628) and the web pages.
         .routes(routes!(oauth::device_code))
         .routes(routes!(oauth::token))

@@ -31,6 +31,7 @@ fn new_asset(owner: &str, alias: Option<&str>) -> NewAsset {
         owner_id: owner.into(),
         collection_id: None,
         created_by: owner.into(),
+        record_type: None,
     }
 }
 
@@ -722,6 +723,219 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     assert!(s.get_upload(&again.upload_id).await.unwrap().is_none());
 }
 
+/// Search: text, phrases, fields, metadata predicates, boolean structure,
+/// sorting, paging, facets and read permission give the same answers on both
+/// backends.
+pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
+    use crate::search::{parse, SearchRequest, Sort};
+    let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
+    let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
+    let p = s
+        .create_project("Lab", "", &me.user_id, 1 << 40)
+        .await
+        .unwrap();
+    let hidden = s
+        .create_project("Hidden", "", &other.user_id, 1 << 40)
+        .await
+        .unwrap();
+    let sub = s
+        .create_collection(&p.project_id, "raw", &p.root_collection_id)
+        .await
+        .unwrap();
+    let deeper = s
+        .create_collection(&p.project_id, "2026", &sub.collection_id)
+        .await
+        .unwrap();
+    let mk = |title: &str, tags: &[&str], md: serde_json::Value, rt: Option<&str>| NewAsset {
+        title: title.into(),
+        description: Some(format!("about {title}")),
+        alias: None,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        metadata: md.as_object().unwrap().clone(),
+        owner_type: OwnerType::Project,
+        owner_id: p.project_id.clone(),
+        collection_id: None,
+        created_by: me.user_id.clone(),
+        record_type: rt.map(str::to_string),
+    };
+    use serde_json::json;
+    let scan = s
+        .create_asset(NewAsset {
+            collection_id: Some(deeper.collection_id.clone()),
+            ..mk("Bright field scan", &["calibrated", "tem"], json!({"voltage_kv": 200, "sample": {"name": "SrRuO3"}, "detector": {"mode": "bf"}}), Some("raw_data"))
+        })
+        .await
+        .unwrap();
+    let fit = s
+        .create_asset(mk(
+            "Field fit",
+            &["tem"],
+            json!({"voltage_kv": 80, "sample": {"name": "Si"}, "ok": true}),
+            Some("analysis"),
+        ))
+        .await
+        .unwrap();
+    let figure = s
+        .create_asset(mk(
+            "Dark figure",
+            &[],
+            json!({"voltage_kv": "300", "ok": false}),
+            Some("figure"),
+        ))
+        .await
+        .unwrap();
+    // Readable by nobody but `other`; matches every query below that it could.
+    s.create_asset(NewAsset {
+        owner_id: hidden.project_id.clone(),
+        created_by: other.user_id.clone(),
+        ..mk(
+            "Bright field secret",
+            &["calibrated", "tem"],
+            json!({"voltage_kv": 200}),
+            Some("raw_data"),
+        )
+    })
+    .await
+    .unwrap();
+    // Files and sizes come from the latest version.
+    let up = s
+        .create_upload(
+            &fit.asset_id,
+            &me.user_id,
+            1 << 20,
+            &[spec("frames/frame_0001.tif", 5_000_000, None)],
+        )
+        .await
+        .unwrap();
+    s.complete_upload(&up.upload_id, &["blake3:ff".into()])
+        .await
+        .unwrap();
+
+    let find = |q: &str, sort: Option<&str>| {
+        let query = parse(q).unwrap();
+        let sort = Sort::parse(sort, &query).unwrap();
+        SearchRequest {
+            query,
+            sort,
+            window: ALL,
+            facets: true,
+        }
+    };
+    let titles = |q: &'static str, sort: Option<&'static str>| {
+        let req = find(q, sort);
+        let me = me.user_id.clone();
+        async move {
+            let (assets, total, _) = s.search(&me, &req).await.unwrap();
+            assert_eq!(total, assets.len() as u64, "{q}");
+            let mut t: Vec<String> = assets.into_iter().map(|a| a.title).collect();
+            if sort.is_none() {
+                t.sort();
+            }
+            t
+        }
+    };
+    let cases: &[(&str, &[&str])] = &[
+        ("", &["Bright field scan", "Dark figure", "Field fit"]),
+        ("field", &["Bright field scan", "Field fit"]),
+        ("FIELD bright", &["Bright field scan"]),
+        ("\"field scan\"", &["Bright field scan"]),
+        ("\"scan field\"", &[]),
+        ("frame_0001", &["Field fit"]),
+        ("tag:calibrated", &["Bright field scan"]),
+        ("tag:tem -tag:calibrated", &["Field fit"]),
+        (
+            "type:figure OR type:analysis",
+            &["Dark figure", "Field fit"],
+        ),
+        ("md.voltage_kv>=100", &["Bright field scan"]),
+        ("md.voltage_kv<100", &["Field fit"]),
+        // "300" is text: numbers compare as numbers only.
+        ("md.voltage_kv=\"300\"", &["Dark figure"]),
+        ("md.sample.name=\"SrRuO3\"", &["Bright field scan"]),
+        ("md.detector.mode:*", &["Bright field scan"]),
+        ("md.ok=false", &["Dark figure"]),
+        ("md.ok!=true", &["Dark figure"]),
+        ("md.sample.name!=Si", &["Bright field scan"]),
+        ("size>1MB", &["Field fit"]),
+        ("size<1MB", &["Bright field scan", "Dark figure"]),
+        (
+            "owner:me",
+            &["Bright field scan", "Dark figure", "Field fit"],
+        ),
+        ("owner:other@x.org", &[]),
+        (
+            "(field OR dark) NOT fit",
+            &["Bright field scan", "Dark figure"],
+        ),
+        (
+            "created>=2000-01-01 updated<2999-01-01",
+            &["Bright field scan", "Dark figure", "Field fit"],
+        ),
+        ("created<2000-01-01", &[]),
+    ];
+    for (q, expected) in cases {
+        assert_eq!(titles(q, None).await, *expected, "query {q}");
+    }
+    let project_q: &'static str = Box::leak(format!("project:{}", p.project_id).into_boxed_str());
+    assert_eq!(titles(project_q, None).await.len(), 3);
+    let hidden_q: &'static str =
+        Box::leak(format!("project:{}", hidden.project_id).into_boxed_str());
+    assert!(titles(hidden_q, None).await.is_empty());
+    let in_sub: &'static str =
+        Box::leak(format!("collection:{}", sub.collection_id).into_boxed_str());
+    assert!(titles(in_sub, None).await.is_empty());
+    let within: &'static str = Box::leak(format!("within:{}", sub.collection_id).into_boxed_str());
+    assert_eq!(titles(within, None).await, ["Bright field scan"]);
+
+    // Sorting and paging.
+    assert_eq!(
+        titles("", Some("title")).await,
+        ["Bright field scan", "Dark figure", "Field fit"]
+    );
+    assert_eq!(
+        titles("", Some("-title")).await,
+        ["Field fit", "Dark figure", "Bright field scan"]
+    );
+    assert_eq!(
+        titles("md.voltage_kv:*", Some("md.voltage_kv")).await,
+        ["Field fit", "Bright field scan", "Dark figure"]
+    );
+    assert_eq!(titles("", Some("-size")).await[0], "Field fit");
+    let mut req = find("", Some("title"));
+    req.window = Window {
+        limit: 2,
+        offset: 2,
+    };
+    let (page, total, facets) = s.search(&me.user_id, &req).await.unwrap();
+    assert_eq!((page.len(), total), (1, 3));
+    assert_eq!(page[0].title, "Field fit");
+    assert_eq!(page[0].record_type.as_deref(), Some("analysis"));
+    let facets = facets.unwrap();
+    assert_eq!(
+        facets.tags,
+        vec![("tem".to_string(), 2), ("calibrated".to_string(), 1)]
+    );
+    assert_eq!(facets.record_types.len(), 3);
+    assert_eq!(facets.projects, vec![(p.project_id.clone(), 3)]);
+
+    // The index follows changes and deletions.
+    s.update_asset(
+        &figure.asset_id,
+        UpdateAsset {
+            title: Some("Light figure".into()),
+            record_type: Some("plot".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(titles("type:figure", None).await.is_empty());
+    assert_eq!(titles("light type:plot", None).await, ["Light figure"]);
+    s.delete_asset(&scan.asset_id).await.unwrap();
+    assert!(titles("tag:calibrated", None).await.is_empty());
+    assert!(titles("bright", None).await.is_empty());
+}
+
 /// Run `scenario` on a fresh SQLite store and, when configured, a fresh
 /// PostgreSQL database.
 macro_rules! both_backends {
@@ -761,6 +975,7 @@ pub(crate) fn scratch_pg_url(prefix: &str) -> Option<String> {
 }
 
 both_backends!(
+    search_matches_the_same_assets,
     users_tokens_projects,
     assets_merge_alias_relationships,
     upload_lifecycle_and_quota,

@@ -11,8 +11,9 @@ pub mod auth;
 mod conformance;
 pub mod postgres;
 mod rows;
+mod search;
 mod shared;
-mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod time;
 
@@ -64,6 +65,7 @@ pub struct NewAsset {
     pub owner_id: String,
     pub collection_id: Option<String>,
     pub created_by: String,
+    pub record_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +228,13 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         owner_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)>;
+    /// The assets `caller` (a user id) may read that match `request`: one
+    /// page, the total number of matches and, when asked, facet counts.
+    async fn search(
+        &self,
+        caller: &str,
+        request: &crate::search::SearchRequest,
+    ) -> Result<(Vec<Asset>, u64, Option<crate::search::Facets>)>;
     /// Apply a patch; `metadata` is merged key by key (a `null` value deletes the key).
     async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset>;
     /// Delete an asset with its versions, sessions and relationships. Answers the

@@ -21,6 +21,7 @@ use sqlx::Postgres;
 use super::shared::Backend;
 use super::sql::{args, Conn, Dialect};
 use crate::error::{Result, StoreError};
+use crate::search::sql::FullText;
 
 /// SQLSTATE of "database does not exist".
 const INVALID_CATALOG_NAME: &str = "3D000";
@@ -55,7 +56,9 @@ impl PgStore {
             other => other?,
         };
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        let store = PgStore { pool };
+        super::search::backfill(&store).await?;
+        Ok(store)
     }
 
     pub(super) async fn begin(&self) -> Result<Tx> {
@@ -83,6 +86,7 @@ impl Dialect for PgConnection {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const FOR_SHARE: &'static str = " FOR SHARE";
     const CREATION_ORDER: &'static str = "seq";
+    const FULL_TEXT: FullText = FullText::TsVector;
 
     async fn lock_owner(&mut self, owner_type: OwnerType, owner_id: &str) -> Result<()> {
         let locked: Option<(String,)> = self

@@ -75,7 +75,7 @@ pub(crate) struct ProjectRow {
 }
 
 /// The columns of [`AssetRow`], for `SELECT`s that name them.
-pub(crate) const ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, created_at, updated_at";
+pub(crate) const ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, created_at, updated_at, record_type";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AssetRow {
@@ -90,6 +90,7 @@ pub(crate) struct AssetRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub record_type: Option<String>,
 }
 
 /// `(owner_type, owner_id)` of an asset.

@@ -252,7 +252,7 @@ async fn latest_content<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Option<
     content_where(c, &filter, asset_id).await
 }
 
-async fn asset<C: Dialect>(c: &mut C, row: AssetRow) -> Result<Asset> {
+pub(super) async fn asset<C: Dialect>(c: &mut C, row: AssetRow) -> Result<Asset> {
     let collection_ids: Vec<(String,)> = c
         .fetch_all(
             "SELECT collection_id FROM asset_collections WHERE asset_id = $1 ORDER BY collection_id",
@@ -265,6 +265,7 @@ async fn asset<C: Dialect>(c: &mut C, row: AssetRow) -> Result<Asset> {
         title: row.title,
         description: row.description,
         alias: row.alias,
+        record_type: row.record_type,
         tags: row.tags.0,
         metadata: row.metadata.0,
         owner_type: row.owner_type,
@@ -431,8 +432,8 @@ async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
     let inserted = c
         .execute(
             "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
-                                 created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                                 created_by, created_at, updated_at, record_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
             vec![
                 Arg::from(&id),
                 Arg::from(&asset.title),
@@ -444,6 +445,7 @@ async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
                 Arg::from(&asset.owner_id),
                 Arg::from(&asset.created_by),
                 Arg::from(at),
+                Arg::from(asset.record_type.clone()),
             ],
         )
         .await;
@@ -455,12 +457,14 @@ async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
         )
         .await?;
     }
+    super::search::reindex(c, &id).await?;
     // Exactly what was stored (a new asset has no content yet): no need to read it back.
     Ok(Asset {
         asset_id: id,
         title: asset.title,
         description: asset.description,
         alias: asset.alias,
+        record_type: asset.record_type,
         tags: asset.tags,
         metadata: asset.metadata,
         owner_type: asset.owner_type,
@@ -659,6 +663,7 @@ async fn publish_upload<C: Dialect>(
         args![completed, &session.asset_id],
     )
     .await?;
+    super::search::reindex(c, &session.asset_id).await?;
     let content = content_by_id(c, &session.content_id).await?;
     Ok(content
         .ok_or_else(|| not_found(format!("content {}", session.content_id)))?
@@ -749,7 +754,7 @@ async fn update_asset_in<C: Dialect>(
     let updated = c
         .execute(
             "UPDATE assets SET title = $1, description = $2, alias = $3, tags = $4, metadata = $5,
-                               updated_at = $6
+                               updated_at = $6, record_type = $8
              WHERE id = $7",
             vec![
                 Arg::from(patch.title.unwrap_or(current.title)),
@@ -759,10 +764,12 @@ async fn update_asset_in<C: Dialect>(
                 Arg::json(&metadata),
                 Arg::from(now()),
                 Arg::from(asset_id),
+                Arg::from(patch.record_type.or(current.record_type)),
             ],
         )
         .await;
     unique(updated, || rules::alias_taken(patch.alias.as_deref()))?;
+    super::search::reindex(c, asset_id).await?;
     asset_by_id(c, asset_id, false)
         .await?
         .ok_or_else(|| not_found(format!("asset {asset_id}")))
@@ -1134,6 +1141,14 @@ impl<B: Backend> MetadataStore for B {
             |c, r| Box::pin(asset(c, r)),
         )
         .await
+    }
+
+    async fn search(
+        &self,
+        caller: &str,
+        request: &crate::search::SearchRequest,
+    ) -> Result<(Vec<Asset>, u64, Option<crate::search::Facets>)> {
+        super::search::search(self, caller, request).await
     }
 
     async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset> {

@@ -21,7 +21,8 @@ use super::time::{db_time, DbTime};
 use crate::error::Result;
 use crate::rules::signed;
 
-/// One bound value: text, integer, time (bound through [`db_time`]) or JSON,
+/// One bound value: text, integer, time (bound through [`db_time`]), JSON,
+/// float or boolean,
 /// each maybe `NULL`.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
@@ -29,6 +30,8 @@ pub(crate) enum Arg {
     Int(Option<i64>),
     Time(Option<DbTime>),
     Json(Value),
+    Float(Option<f64>),
+    Bool(Option<bool>),
 }
 
 impl Arg {
@@ -152,6 +155,8 @@ pub(crate) trait Dialect: Conn {
     /// The column that orders versions completed in the same microsecond by
     /// creation (SQLite's `rowid`, PostgreSQL's `seq`).
     const CREATION_ORDER: &'static str;
+    /// How this database indexes and matches full text.
+    const FULL_TEXT: crate::search::sql::FullText;
 
     /// Serialise, until the transaction ends, every change to what this
     /// owner stores or reserves (PostgreSQL: lock the allocation row; SQLite:
@@ -175,6 +180,8 @@ macro_rules! bind_all {
                 Arg::Int(v) => query.bind(v),
                 Arg::Time(v) => query.bind(v),
                 Arg::Json(v) => query.bind(Json(v)),
+                Arg::Float(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
             };
         }
         query

@@ -25,6 +25,7 @@ use sqlx::{Sqlite, SqlitePool};
 use super::shared::{Backend, Commit};
 use super::sql::{args, Conn, Dialect};
 use crate::error::Result;
+use crate::search::sql::FullText;
 
 /// The SQLite metadata store.
 #[derive(Clone)]
@@ -81,10 +82,12 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             pool,
             writer: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        };
+        super::search::backfill(&store).await?;
+        Ok(store)
     }
 
     pub(super) async fn begin_write(&self) -> Result<WriteTx> {
@@ -116,6 +119,7 @@ impl Dialect for SqliteConnection {
     const FOR_UPDATE: &'static str = "";
     const FOR_SHARE: &'static str = "";
     const CREATION_ORDER: &'static str = "rowid";
+    const FULL_TEXT: FullText = FullText::Fts5;
 
     async fn lock_owner(&mut self, _owner_type: OwnerType, _owner_id: &str) -> Result<()> {
         // The write transaction holds the database's write lock already.
@@ -170,6 +174,7 @@ mod tests {
             owner_id: owner.into(),
             collection_id: None,
             created_by: owner.into(),
+            record_type: None,
         }
     }
 

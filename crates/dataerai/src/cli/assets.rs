@@ -28,6 +28,10 @@ pub struct AssetFields {
     pub description: Option<String>,
     #[arg(long)]
     pub alias: Option<String>,
+    /// What kind of record it is: raw_data, analysis, figure, … (free text,
+    /// at most 64 characters; search it with `type:`).
+    #[arg(long)]
+    pub record_type: Option<String>,
     /// A tag (repeatable); the tags given replace the asset's tags.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -109,6 +113,7 @@ pub async fn metadata(svc: &Service, cmd: MetadataCommand) -> Result<()> {
                     tags: a.fields.tags(),
                     description: a.fields.description,
                     alias: a.fields.alias,
+                    record_type: a.fields.record_type,
                     metadata: metadata.map(Value::Object),
                 })
                 .await?;

@@ -30,7 +30,7 @@ pub struct UploadArgs {
     #[arg(long, required_unless_present = "asset")]
     pub title: Option<String>,
     /// Add a new content version to this existing asset instead.
-    #[arg(long, conflicts_with_all = ["title", "project", "user", "alias", "collection", "description", "metadata", "tags"])]
+    #[arg(long, conflicts_with_all = ["title", "project", "user", "alias", "collection", "description", "metadata", "tags", "record_type"])]
     pub asset: Option<String>,
     /// Owning project id (one of --project / --user is required unless --asset).
     #[arg(long, required_unless_present_any = ["user", "asset"])]
@@ -138,6 +138,7 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
         description: a.fields.description,
         alias: a.fields.alias,
         collection_id: a.collection,
+        record_type: a.fields.record_type,
         chunk_size_mb: a.chunk_size_mb,
     };
     let spec = svc.prepare_upload(params).await?;
