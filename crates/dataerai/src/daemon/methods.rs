@@ -180,6 +180,9 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
         }
         "transfer.get" => {
             let id = params::<TransferIdParams>(p)?.transfer_id;
+            if let Some(t) = state.transfers.waiting_json(&id) {
+                return Ok(t);
+            }
             Ok(state.transfers.get(&id).await?.to_json())
         }
         "transfer.pause" => {
@@ -192,6 +195,10 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
         }
         "transfer.cancel" => {
             let id = params::<TransferIdParams>(p)?.transfer_id;
+            if let Some(t) = state.transfers.waiting_json(&id) {
+                state.transfers.cancel_waiting(&id);
+                return Ok(t);
+            }
             Ok(transfers::cancel(state, &id).await?.to_json())
         }
         _ => Err(RpcError {
@@ -386,9 +393,9 @@ where
         }
         Err(e) if e.code == ErrorCode::ServerUnreachable => {
             let id = uuid::Uuid::new_v4().to_string();
-            state.transfers.wait_begins(&id, key.clone());
+            let cancel = state.transfers.wait_begins(&id, kind, key.clone());
             let reply = waiting_reply(&id, kind, false);
-            let work = wait_for_server(state.clone(), id, kind, key, Box::new(prepare), e);
+            let work = wait_for_server(state.clone(), id, kind, key, Box::new(prepare), e, cancel);
             Ok(Outcome::ReplyThen(reply, work.boxed()))
         }
         Err(e) => Err(e.into()),
@@ -420,6 +427,7 @@ async fn wait_for_server(
     key: Option<String>,
     prepare: Prepare,
     first: ApiError,
+    cancel: tokio_util::sync::CancellationToken,
 ) {
     let since = std::time::Instant::now();
     let window = state.transfers.retry_window;
@@ -450,7 +458,11 @@ async fn wait_for_server(
             json!({"transfer_id": id, "kind": kind, "state": "retrying",
                    "attempt": attempt, "last_error": info}),
         );
-        tokio::time::sleep(delay).await;
+        state.transfers.wait_failed(&id, attempt, info);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => break Err(dataerai_transfer::cancelled()),
+        }
         match prepare().await {
             Ok(t) => break Ok(t),
             Err(e) if e.code == ErrorCode::ServerUnreachable => error = e,

@@ -65,8 +65,8 @@ pub struct Transfers {
     /// names, so two calls with the same key cannot both start one.
     pub keys: tokio::sync::Mutex<()>,
     /// New transfers whose preparation waits for an unreachable server (not
-    /// journaled yet): transfer id → its idempotency key.
-    waiting: Mutex<HashMap<String, Option<String>>>,
+    /// journaled yet), by transfer id.
+    waiting: Mutex<HashMap<String, Waiting>>,
 }
 
 impl Transfers {
@@ -110,13 +110,28 @@ impl Transfers {
         Ok(rec)
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Note a new transfer that waits for the server before it is journaled.
-    pub fn wait_begins(&self, id: &str, key: Option<String>) {
-        self.waiting().insert(id.to_string(), key);
+    /// Note a new transfer that waits for the server before it is journaled;
+    /// answers the token that `transfer.cancel` cancels.
+    pub fn wait_begins(&self, id: &str, kind: TransferKind, key: Option<String>) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        let now = chrono::Utc::now();
+        self.waiting().insert(
+            id.to_string(),
+            Waiting { kind, key, cancel: cancel.clone(), created_at: now, attempt: 0, last_error: None },
+        );
+        cancel
+    }
+
+    /// A waiting transfer's latest failed attempt.
+    pub fn wait_failed(&self, id: &str, attempt: u32, error: ErrorInfo) {
+        if let Some(w) = self.waiting().get_mut(id) {
+            w.attempt = attempt;
+            w.last_error = Some(error);
+        }
     }
 
     pub fn wait_ends(&self, id: &str) {
@@ -127,8 +142,34 @@ impl Transfers {
     pub fn waiting_with_key(&self, key: &str) -> Option<String> {
         self.waiting()
             .iter()
-            .find(|(_, k)| k.as_deref() == Some(key))
+            .find(|(_, w)| w.key.as_deref() == Some(key))
             .map(|(id, _)| id.clone())
+    }
+
+    /// The Transfer object of a waiting transfer (`retrying`, nothing known
+    /// but its kind yet).
+    pub fn waiting_json(&self, id: &str) -> Option<Value> {
+        let waiting = self.waiting();
+        let w = waiting.get(id)?;
+        let at = w.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        Some(json!({
+            "transfer_id": id, "kind": w.kind, "state": TransferState::Retrying,
+            "asset_id": null, "content_id": null, "local_path": null, "bytes_done": 0,
+            "bytes_total": null, "chunk_count": null, "file_count": null, "created_at": at,
+            "updated_at": at, "attempt": w.attempt, "last_error": w.last_error,
+            "result": null, "error": null,
+        }))
+    }
+
+    /// Cancel a waiting transfer; `false` if `id` is not one.
+    pub fn cancel_waiting(&self, id: &str) -> bool {
+        match self.waiting().get(id) {
+            Some(w) => {
+                w.cancel.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remember that `key` names the transfer `id`.
@@ -181,6 +222,16 @@ impl Transfers {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// A new transfer that waits for the server before it can be prepared.
+struct Waiting {
+    kind: TransferKind,
+    key: Option<String>,
+    cancel: CancellationToken,
+    created_at: chrono::DateTime<chrono::Utc>,
+    attempt: u32,
+    last_error: Option<ErrorInfo>,
 }
 
 /// Errors after which the session / partial files are kept for `transfer.resume`.
