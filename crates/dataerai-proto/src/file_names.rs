@@ -65,7 +65,8 @@ pub fn collisions<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<NameColli
             found.push(NameCollision {
                 first: name.to_string(),
                 second: None,
-                why: "names starting with .dataerai-partial- are reserved for downloads in progress",
+                why:
+                    "names starting with .dataerai-partial- are reserved for downloads in progress",
             });
         }
         match files.get(norm.as_str()) {

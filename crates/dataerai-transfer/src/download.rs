@@ -171,7 +171,8 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
             content.content_id, req.asset_id, content.status
         )));
     }
-    let collisions = dataerai_proto::file_names::collisions(content.files.iter().map(|f| f.name.as_str()));
+    let collisions =
+        dataerai_proto::file_names::collisions(content.files.iter().map(|f| f.name.as_str()));
     if !collisions.is_empty() {
         let listed: Vec<String> = collisions.iter().map(|c| c.to_string()).collect();
         return Err(ApiError::invalid(format!(
@@ -406,7 +407,8 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
         if !f.skipped && !finished.contains(&f.file_index) {
             ctx.check_stop()?;
             let written = ids.get(&f.file_index).copied();
-            let written = written.ok_or_else(|| ApiError::internal("a partial file went missing"))?;
+            let written =
+                written.ok_or_else(|| ApiError::internal("a partial file went missing"))?;
             publish(ctx, spec, f, &digests, written).await?;
         }
         files.push(DownloadedFile {
@@ -562,14 +564,18 @@ fn open_partial(path: &Path, size: u64) -> Result<(FileId, bool), ApiError> {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use rustix::io::Errno;
     let (dir, name) = dir_and_name(path)?;
-    let cannot = |what: &str, e: Errno| io_error(format!("cannot {what} {}", path.display()), e.into());
+    let cannot =
+        |what: &str, e: Errno| io_error(format!("cannot {what} {}", path.display()), e.into());
     // NONBLOCK: a FIFO planted under the name must not hang the open.
     let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let (fd, created) = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
         Ok(fd) => (fd, false),
         Err(e) if e == Errno::NOENT || e == Errno::LOOP => {
             if e == Errno::LOOP {
-                tracing::warn!("removing a symlink found at {}; not following it", path.display());
+                tracing::warn!(
+                    "removing a symlink found at {}; not following it",
+                    path.display()
+                );
                 rustix::fs::unlinkat(&dir, name, AtFlags::empty())
                     .map_err(|e| cannot("remove the symlink", e))?;
             }

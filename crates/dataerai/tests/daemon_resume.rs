@@ -216,7 +216,11 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
             && n["params"]["bytes_done"].as_u64().unwrap() >= 8 * MIB as u64
     });
     daemon.kill9();
-    assert_eq!(common::partial_files(&dest).len(), 1, "the partial file is kept");
+    assert_eq!(
+        common::partial_files(&dest).len(),
+        1,
+        "the partial file is kept"
+    );
     assert!(!dest.join("big.bin").exists());
     let moved_before = server.metric("dataerai_download_bytes_total");
     assert!(moved_before < data.len() as u64, "finished before the kill");

@@ -100,7 +100,8 @@ async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value
         match client.call("daemon.shutdown", json!({})).await {
             Ok(r) if r["stopping"] == true => {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while matches!(daemon.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                while matches!(daemon.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+                {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
             }
@@ -111,9 +112,17 @@ async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value
     outcome
 }
 
-async fn follow(client: &mut DaemonClient, method: &str, params: Value, label: &str) -> Result<Value> {
+async fn follow(
+    client: &mut DaemonClient,
+    method: &str,
+    params: Value,
+    label: &str,
+) -> Result<Value> {
     let reply = client.call(method, params).await?;
-    let id = reply["transfer_id"].as_str().unwrap_or_default().to_string();
+    let id = reply["transfer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let view = ProgressView::new(label, reply["bytes_total"].as_u64().unwrap_or(0));
     let sink = view.sink(label);
     let outcome = loop {

@@ -261,8 +261,7 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
 fn check_key(key: &str) -> Result<(), ApiError> {
     let len = key.chars().count();
-    if key.trim().is_empty() || len > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control)
-    {
+    if key.trim().is_empty() || len > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!(
             "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
         )));
@@ -445,7 +444,8 @@ async fn wait_for_server(
             ));
         }
         attempt += 1;
-        let delay = dataerai_transfer::backoff(attempt, None).min(window.saturating_sub(since.elapsed()));
+        let delay =
+            dataerai_transfer::backoff(attempt, None).min(window.saturating_sub(since.elapsed()));
         let info = ErrorInfo::from(&error);
         tracing::warn!(transfer_id = %id, attempt, "the server cannot be reached; retrying in {delay:?}: {}", error.message);
         state.notify(
@@ -535,7 +535,9 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         .collect();
     // Items whose idempotency key names an earlier transfer attach to it and
     // are not prepared again.
-    let keyed = parsed.iter().any(|p| matches!(p, Ok(up) if up.idempotency_key.is_some()));
+    let keyed = parsed
+        .iter()
+        .any(|p| matches!(p, Ok(up) if up.idempotency_key.is_some()));
     let keys_held = if keyed {
         Some(state.transfers.keys.lock().await)
     } else {

@@ -116,12 +116,24 @@ impl Transfers {
 
     /// Note a new transfer that waits for the server before it is journaled;
     /// answers the token that `transfer.cancel` cancels.
-    pub fn wait_begins(&self, id: &str, kind: TransferKind, key: Option<String>) -> CancellationToken {
+    pub fn wait_begins(
+        &self,
+        id: &str,
+        kind: TransferKind,
+        key: Option<String>,
+    ) -> CancellationToken {
         let cancel = CancellationToken::new();
         let now = chrono::Utc::now();
         self.waiting().insert(
             id.to_string(),
-            Waiting { kind, key, cancel: cancel.clone(), created_at: now, attempt: 0, last_error: None },
+            Waiting {
+                kind,
+                key,
+                cancel: cancel.clone(),
+                created_at: now,
+                attempt: 0,
+                last_error: None,
+            },
         );
         cancel
     }
@@ -151,7 +163,9 @@ impl Transfers {
     pub fn waiting_json(&self, id: &str) -> Option<Value> {
         let waiting = self.waiting();
         let w = waiting.get(id)?;
-        let at = w.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let at = w
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         Some(json!({
             "transfer_id": id, "kind": w.kind, "state": TransferState::Retrying,
             "asset_id": null, "content_id": null, "local_path": null, "bytes_done": 0,
