@@ -779,6 +779,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn idempotency_keys_survive_reopen_per_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        {
+            let j = Journal::open(&dir).await.unwrap();
+            j.insert(&sample("t1", "sock-a")).await.unwrap();
+            j.set_key("sock-a", "run-1", "t1").await.unwrap();
+        }
+        let j = Journal::open(&dir).await.unwrap();
+        assert_eq!(
+            j.keyed("sock-a", "run-1").await.unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(j.keyed("sock-b", "run-1").await.unwrap(), None);
+        assert_eq!(j.keyed("sock-a", "run-2").await.unwrap(), None);
+        // A key given up with its transfer names the new one.
+        j.set_key("sock-a", "run-1", "t2").await.unwrap();
+        assert_eq!(
+            j.keyed("sock-a", "run-1").await.unwrap().as_deref(),
+            Some("t2")
+        );
+    }
+
+    #[tokio::test]
     async fn in_memory_journal_keeps_its_data() {
         let j = Journal::in_memory().await.unwrap();
         j.insert(&sample("t", "cli")).await.unwrap();

@@ -47,8 +47,13 @@ def test_ctrl_c_then_rerun_with_the_same_key_uploads_once(
 
     def upload(c: DataeraiClient, **kw):
         return c.upload(
-            src, title=title, owner_type="user", owner_id=me.user_id, chunk_size_mb=1,
-            idempotency_key=key, **kw,
+            src,
+            title=title,
+            owner_type="user",
+            owner_id=me.user_id,
+            chunk_size_mb=1,
+            idempotency_key=key,
+            **kw,
         )
 
     pid = 0
@@ -74,7 +79,9 @@ def test_ctrl_c_then_rerun_with_the_same_key_uploads_once(
             # Once more after completion: the same result, nothing new.
             third = upload(again)
             assert (third.asset_id, third.content_id, third.transfer_id) == (
-                result.asset_id, result.content_id, result.transfer_id,
+                result.asset_id,
+                result.content_id,
+                result.transfer_id,
             )
             # The key names an upload: a download with it is refused.
             with pytest.raises(InvalidInputError):

@@ -41,8 +41,13 @@ def test_upload_started_while_the_server_is_down_completes_when_it_returns(
             threading.Thread(target=come_back, daemon=True).start()
             started = time.monotonic()
             result = c.upload(
-                src, title="during an outage", owner_type="user", owner_id=owner_id,
-                chunk_size_mb=1, on_progress=events.append, transfer_timeout_s=120,
+                src,
+                title="during an outage",
+                owner_type="user",
+                owner_id=owner_id,
+                chunk_size_mb=1,
+                on_progress=events.append,
+                transfer_timeout_s=120,
             )
             assert time.monotonic() - started >= 3, "it waited for the server"
             # Meanwhile the daemon kept answering other requests.
