@@ -188,9 +188,14 @@ pub enum RangeWriter {
 }
 
 impl RangeWriter {
-    /// Write the `len` bytes of `path` from offset `at` on.
+    /// Write the `len` bytes of `path` from offset `at` on. A symlink at
+    /// `path` is never followed (`O_NOFOLLOW`): the open fails instead.
     pub fn open(path: &Path, at: u64, len: u64, pool: &BufferPool) -> io::Result<RangeWriter> {
-        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         if len >= DIRECT_MIN && at.is_multiple_of(DIRECT_ALIGN as u64) && direct_io_allowed() {
             if let Some(direct) = open_direct(path) {
                 return Ok(RangeWriter::Direct(DirectWriter {
@@ -246,7 +251,7 @@ fn open_direct(path: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
         .open(path)
         .ok()
 }

@@ -5,6 +5,7 @@
 //! - [`api`]: request and response bodies of the REST API under `/api/v1`.
 //! - [`digest`]: chunk digests and the whole-file BLAKE3 merged from them.
 //! - [`ipc`]: JSON-RPC 2.0 envelope types for the daemon socket (`docs/ipc.md`).
+//! - [`file_names`]: which file names of one version collide (a pure check).
 //! - [`names`]: closed sets of wire strings as enums (project roles, owner
 //!   types, content and upload states).
 //!
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod digest;
 pub mod error;
+pub mod file_names;
 pub mod io;
 pub mod ipc;
 pub mod names;

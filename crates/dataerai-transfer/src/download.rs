@@ -2,15 +2,21 @@
 //! restoring its tree.
 //!
 //! [`prepare`] checks the destination and every file name (a name that would
-//! escape `dest_dir` refuses the download before anything is written) and
-//! produces a [`DownloadSpec`] the caller journals. [`run`] writes each file to
-//! `<dest>/<name>.dataerai-partial` with ranged GETs ([`PARALLEL_CHUNKS`] in
-//! flight), each chunk streamed to its offset; written chunks are fsynced in
+//! escape `dest_dir`, or names that collide — see
+//! [`dataerai_proto::file_names`] — refuse the download before anything is
+//! written) and produces a [`DownloadSpec`] the caller journals, which names
+//! each file's temporary file: `.dataerai-partial-<random>` next to it, a name
+//! no version may hold. [`run`] creates it with `O_CREAT | O_EXCL | O_NOFOLLOW`
+//! under a handle of its directory (a resumed run re-opens it with
+//! `O_NOFOLLOW`; whatever else is found under that name is removed, never
+//! followed), remembers its device and inode, and writes it with ranged GETs
+//! ([`PARALLEL_CHUNKS`] in flight), each chunk streamed to its offset; written chunks are fsynced in
 //! groups and only then recorded in the journal — so after a crash the partial
 //! file and the journal agree and only missing chunks are fetched again. Each chunk is hashed as it arrives
 //! (its `dataerai_proto::digest` chaining value); a file appears under its final
 //! name only after its BLAKE3, merged from those digests, matches the server's
-//! checksum. A full disk
+//! checksum, and the file renamed into place is checked to be the very file
+//! that was written (same device and inode). A full disk
 //! (`ERR_NO_SPACE`) keeps the partial files for `transfer.resume`; [`discard`]
 //! removes them when a download is given up.
 
@@ -33,8 +39,12 @@ use dataerai_client::ApiClient;
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::io::{BufferPool, RangeWriter};
 
-/// Suffix of files still being downloaded.
-pub const PARTIAL_SUFFIX: &str = ".dataerai-partial";
+pub use dataerai_proto::file_names::PARTIAL_PREFIX;
+
+/// A fresh temporary name for a file being downloaded into `dir`.
+fn partial_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{PARTIAL_PREFIX}{}", uuid::Uuid::new_v4().simple()))
+}
 
 #[derive(Debug, Clone)]
 pub struct DownloadRequest {
@@ -161,6 +171,18 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
             content.content_id, req.asset_id, content.status
         )));
     }
+    let collisions =
+        dataerai_proto::file_names::collisions(content.files.iter().map(|f| f.name.as_str()));
+    if !collisions.is_empty() {
+        let listed: Vec<String> = collisions.iter().map(|c| c.to_string()).collect();
+        return Err(ApiError::invalid(format!(
+            "content {} of asset {} holds file names that cannot be written side by side: {}; \
+             nothing was written",
+            content.content_id,
+            req.asset_id,
+            listed.join("; ")
+        )));
+    }
     let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
     let into_home = home.as_deref() == Some(dest.as_path());
     let mut files = Vec::new();
@@ -181,8 +203,7 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
                 final_path.display()
             )));
         }
-        let mut partial = final_path.clone().into_os_string();
-        partial.push(PARTIAL_SUFFIX);
+        let partial = partial_path(final_path.parent().unwrap_or(&dest));
         let checksum = f.checksum.clone().ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Integrity,
@@ -203,7 +224,7 @@ pub async fn prepare(client: &ApiClient, req: DownloadRequest) -> Result<Downloa
             size: f.size,
             checksum,
             final_path,
-            partial_path: PathBuf::from(partial),
+            partial_path: partial,
             skipped,
         });
     }
@@ -308,29 +329,22 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     let bytes_total = spec.bytes_total();
     let mut already = 0u64;
     let mut pending = Vec::new();
+    let mut ids = std::collections::HashMap::new();
     for (fi, f) in spec.files.iter().enumerate() {
         if f.skipped || finished.contains(&f.file_index) {
             already += f.size;
             continue;
         }
         ensure_parent_inside(&spec.dest_dir, &f.partial_path).await?;
-        let existing = tokio::fs::metadata(&f.partial_path).await.ok();
-        if existing.is_none() {
-            // The partial file is gone: whatever the journal says about it is void.
+        let (path, size) = (f.partial_path.clone(), f.size);
+        let (id_of_file, created) = tokio::task::spawn_blocking(move || open_partial(&path, size))
+            .await
+            .map_err(|e| ApiError::internal(format!("file task failed: {e}")))??;
+        ids.insert(f.file_index, id_of_file);
+        if created {
+            // A new partial file: whatever the journal says about an old one is void.
             ctx.journal.clear_file(id, f.file_index).await?;
             journaled.retain(|(fi, _)| *fi != f.file_index);
-        }
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&f.partial_path)
-            .await
-            .map_err(|e| io_error(format!("cannot create {}", f.partial_path.display()), e))?;
-        if existing.map(|m| m.len()) != Some(f.size) {
-            file.set_len(f.size)
-                .await
-                .map_err(|e| io_error(format!("cannot size {}", f.partial_path.display()), e))?;
         }
         for (index, offset, len) in plan_chunks(f.size, spec.chunk_size) {
             if journaled.contains(&(f.file_index, index)) {
@@ -392,7 +406,10 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     for f in &spec.files {
         if !f.skipped && !finished.contains(&f.file_index) {
             ctx.check_stop()?;
-            publish(ctx, spec, f, &digests).await?;
+            let written = ids.get(&f.file_index).copied();
+            let written =
+                written.ok_or_else(|| ApiError::internal("a partial file went missing"))?;
+            publish(ctx, spec, f, &digests, written).await?;
         }
         files.push(DownloadedFile {
             local_path: f.final_path.to_string_lossy().into_owned(),
@@ -438,8 +455,10 @@ async fn sync_written(
         for fi in files {
             let path = spec.files[fi].partial_path.clone();
             tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::OpenOptionsExt;
                 std::fs::OpenOptions::new()
                     .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .and_then(|f| f.sync_data())
                     .map_err(|e| io_error(format!("cannot sync {}", path.display()), e))
@@ -467,6 +486,7 @@ async fn publish(
     spec: &DownloadSpec,
     f: &DlFile,
     digests: &Digests,
+    written: FileId,
 ) -> Result<(), ApiError> {
     let got = digests
         .checksum(
@@ -492,24 +512,130 @@ async fn publish(
             ),
         ));
     }
-    tokio::fs::rename(&f.partial_path, &f.final_path)
+    let (from, to) = (f.partial_path.clone(), f.final_path.clone());
+    tokio::task::spawn_blocking(move || rename_verified(&from, &to, written))
         .await
-        .map_err(|e| io_error(format!("cannot rename to {}", f.final_path.display()), e))?;
-    if let Some(parent) = f.final_path.parent() {
-        // Make the rename itself durable.
-        // The file is complete and verified either way; a failure here only
-        // means a power cut might undo the rename.
-        let synced = match tokio::fs::File::open(parent).await {
-            Ok(d) => d.sync_all().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = synced {
-            tracing::warn!("cannot fsync directory {}: {e}", parent.display());
-        }
-    }
+        .map_err(|e| ApiError::internal(format!("file task failed: {e}")))??;
     ctx.journal
         .mark_file_done(&ctx.transfer_id, f.file_index)
         .await
+}
+
+/// Which file a path held: to tell that the file renamed into place is the
+/// one this run wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(st: &rustix::fs::Stat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// `path`'s directory (opened as a handle, the last component not followed)
+/// and its file name.
+fn dir_and_name(path: &Path) -> Result<(std::os::fd::OwnedFd, &std::ffi::OsStr), ApiError> {
+    use rustix::fs::{Mode, OFlags};
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(ApiError::internal(format!(
+            "{} has no directory",
+            path.display()
+        )));
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(rustix::fs::CWD, dir, flags, Mode::empty())
+        .map_err(|e| io_error(format!("cannot open directory {}", dir.display()), e.into()))?;
+    Ok((fd, name))
+}
+
+/// Open the partial file at `path` sized to `size`: the one an earlier run
+/// left (re-opened with `O_NOFOLLOW`), or a new one created with
+/// `O_CREAT | O_EXCL | O_NOFOLLOW` under a handle of its directory — so a
+/// symlink planted under its name is never followed (it is removed, and the
+/// file starts over). Answers the file's identity and whether it is new.
+/// Blocking.
+fn open_partial(path: &Path, size: u64) -> Result<(FileId, bool), ApiError> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    use rustix::io::Errno;
+    let (dir, name) = dir_and_name(path)?;
+    let cannot =
+        |what: &str, e: Errno| io_error(format!("cannot {what} {}", path.display()), e.into());
+    // NONBLOCK: a FIFO planted under the name must not hang the open.
+    let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let (fd, created) = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+        Ok(fd) => (fd, false),
+        Err(e) if e == Errno::NOENT || e == Errno::LOOP => {
+            if e == Errno::LOOP {
+                tracing::warn!(
+                    "removing a symlink found at {}; not following it",
+                    path.display()
+                );
+                rustix::fs::unlinkat(&dir, name, AtFlags::empty())
+                    .map_err(|e| cannot("remove the symlink", e))?;
+            }
+            let create = flags | OFlags::CREATE | OFlags::EXCL;
+            let fd = rustix::fs::openat(&dir, name, create, Mode::from_raw_mode(0o600))
+                .map_err(|e| cannot("create", e))?;
+            (fd, true)
+        }
+        Err(e) => return Err(cannot("open", e)),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| cannot("inspect", e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(ApiError::invalid(format!(
+            "refusing to download into {}: it is not a regular file",
+            path.display()
+        )));
+    }
+    let file = std::fs::File::from(fd);
+    if file.metadata().map(|m| m.len()).ok() != Some(size) {
+        file.set_len(size)
+            .map_err(|e| io_error(format!("cannot size {}", path.display()), e))?;
+    }
+    Ok((FileId::of(&st), created))
+}
+
+/// Rename the verified partial file `from` to `to` (same directory), checking
+/// before and after that the file moved is `written`; then make the rename
+/// durable. Blocking.
+fn rename_verified(from: &Path, to: &Path, written: FileId) -> Result<(), ApiError> {
+    use rustix::fs::AtFlags;
+    let (dir, from_name) = dir_and_name(from)?;
+    let to_name = to.file_name().unwrap_or_default();
+    let held = |name: &std::ffi::OsStr, shown: &Path| {
+        rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| FileId::of(&st))
+            .map_err(|e| io_error(format!("cannot inspect {}", shown.display()), e.into()))
+    };
+    let replaced = |shown: &Path| {
+        ApiError::new(
+            ErrorCode::Integrity,
+            format!(
+                "{} is not the file this download wrote (it was replaced meanwhile)",
+                shown.display()
+            ),
+        )
+    };
+    if held(from_name, from)? != written {
+        return Err(replaced(from));
+    }
+    rustix::fs::renameat(&dir, from_name, &dir, to_name)
+        .map_err(|e| io_error(format!("cannot rename to {}", to.display()), e.into()))?;
+    if held(to_name, to)? != written {
+        return Err(replaced(to));
+    }
+    // The file is complete and verified either way; a failure here only means
+    // a power cut might undo the rename.
+    if let Err(e) = rustix::fs::fsync(&dir) {
+        tracing::warn!("cannot fsync the directory of {}: {e}", to.display());
+    }
+    Ok(())
 }
 
 /// GET one chunk and write it at its offset (not yet synced: see

@@ -37,7 +37,10 @@ const KEEP_FINISHED_DAYS: i64 = 7;
 /// takes a journal from `PRAGMA user_version` `n - 1` to `n`. Append only:
 /// journals live on users' machines and are upgraded in place when a newer
 /// `dataerai` opens them, so a released migration never changes.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_transfers.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_transfers.sql"),
+    include_str!("../migrations/0002_idempotency_keys.sql"),
+];
 
 /// A transfer's `state`: the strings of the IPC contract (`docs/ipc.md`),
 /// stored as the same text in `journal.db`.
@@ -399,7 +402,7 @@ impl Journal {
             "SELECT transfer_id FROM transfers WHERE state IN ({}) AND updated_at < ?",
             finals.join(",")
         );
-        for table in ["chunks", "done_files", "transfers"] {
+        for table in ["chunks", "done_files", "idempotency_keys", "transfers"] {
             let statement = format!("DELETE FROM {table} WHERE transfer_id IN ({old})");
             self.execute(sqlx::query(&statement).bind(&cutoff)).await?;
         }
@@ -444,6 +447,37 @@ impl Journal {
             .bind(to_text(&r.error))
             .bind(&r.batch_id)
             .bind(r.spec.to_string()),
+        )
+        .await
+    }
+
+    /// The transfer `owner` started with idempotency key `key`, if any.
+    pub async fn keyed(&self, owner: &str, key: &str) -> Result<Option<String>, ApiError> {
+        let rows = self
+            .rows(
+                sqlx::query(
+                    "SELECT transfer_id FROM idempotency_keys WHERE owner = ? AND idempotency_key = ?",
+                )
+                .bind(owner)
+                .bind(key),
+            )
+            .await?;
+        rows.first()
+            .map(|r| r.try_get::<String, _>("transfer_id").map_err(db_error))
+            .transpose()
+    }
+
+    /// Remember that `key` of `owner` names `transfer_id` (replacing a
+    /// transfer it named before, which was given up).
+    pub async fn set_key(&self, owner: &str, key: &str, transfer_id: &str) -> Result<(), ApiError> {
+        self.execute(
+            sqlx::query(
+                "INSERT OR REPLACE INTO idempotency_keys (owner, idempotency_key, transfer_id)
+                 VALUES (?,?,?)",
+            )
+            .bind(owner)
+            .bind(key)
+            .bind(transfer_id),
         )
         .await
     }
@@ -742,6 +776,30 @@ mod tests {
         );
         j.clear_file("t1", 0).await.unwrap();
         assert!(j.chunks("t1").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_survive_reopen_per_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        {
+            let j = Journal::open(&dir).await.unwrap();
+            j.insert(&sample("t1", "sock-a")).await.unwrap();
+            j.set_key("sock-a", "run-1", "t1").await.unwrap();
+        }
+        let j = Journal::open(&dir).await.unwrap();
+        assert_eq!(
+            j.keyed("sock-a", "run-1").await.unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(j.keyed("sock-b", "run-1").await.unwrap(), None);
+        assert_eq!(j.keyed("sock-a", "run-2").await.unwrap(), None);
+        // A key given up with its transfer names the new one.
+        j.set_key("sock-a", "run-1", "t2").await.unwrap();
+        assert_eq!(
+            j.keyed("sock-a", "run-1").await.unwrap().as_deref(),
+            Some("t2")
+        );
     }
 
     #[tokio::test]

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataerai_proto::ApiError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::journal::TransferKind;
 
 /// One `transfer.progress` notification (field names are the IPC contract).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProgressEvent {
     pub transfer_id: String,
     pub kind: TransferKind,

@@ -106,6 +106,9 @@ pub struct UploadParams {
     /// What kind of record a new asset is (`raw_data`, `analysis`, …).
     pub record_type: Option<String>,
     pub chunk_size_mb: Option<i64>,
+    /// A repeat with the same key attaches to the transfer the first call
+    /// started (the daemon's concern; see `daemon::methods`).
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +132,9 @@ pub struct DownloadParams {
     /// Allow hidden paths when the destination is the home directory.
     #[serde(default)]
     pub allow_hidden: bool,
+    /// As for [`UploadParams::idempotency_key`].
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -458,6 +464,12 @@ impl Service {
                 })
             })
             .collect()
+    }
+
+    /// Check upload parameters without the server (what the CLI checks before
+    /// it hands the upload to the daemon).
+    pub fn check_upload(&self, p: UploadParams) -> Result<()> {
+        self.upload_request(p).map(drop)
     }
 
     /// Check `asset.upload` parameters: what `upload::prepare` needs.

@@ -216,7 +216,11 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
             && n["params"]["bytes_done"].as_u64().unwrap() >= 8 * MIB as u64
     });
     daemon.kill9();
-    assert!(dest.join("big.bin.dataerai-partial").exists());
+    assert_eq!(
+        common::partial_files(&dest).len(),
+        1,
+        "the partial file is kept"
+    );
     assert!(!dest.join("big.bin").exists());
     let moved_before = server.metric("dataerai_download_bytes_total");
     assert!(moved_before < data.len() as u64, "finished before the kill");
@@ -226,7 +230,7 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
     let t = wait_done(&mut c, &tid);
     assert_eq!(t["state"], "completed", "{t}");
     assert_eq!(read(dest.join("big.bin")), data);
-    assert!(!dest.join("big.bin.dataerai-partial").exists());
+    assert!(common::partial_files(&dest).is_empty());
     // Only what was missing moved again, plus at most the chunks in flight at
     // the kill (4) and those written but not yet synced and journaled (4).
     let total = server.metric("dataerai_download_bytes_total");

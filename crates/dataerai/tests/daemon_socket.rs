@@ -166,7 +166,10 @@ fn socket_is_private_single_instance_and_cleaned_up() {
 
     // daemon.shutdown answers, removes the socket and exits 0.
     let mut c = daemon.connect();
-    assert_eq!(c.ok("daemon.shutdown", json!({})), json!({}));
+    assert_eq!(
+        c.ok("daemon.shutdown", json!({})),
+        json!({"stopping": true})
+    );
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(!daemon.socket.exists());
 }

@@ -150,7 +150,7 @@ fn full_local_disk_fails_with_no_space_then_resumes() {
         "nothing presented as complete"
     );
     assert!(
-        dest.join("d.bin.dataerai-partial").exists(),
+        common::partial_files(&dest).len() == 1,
         "partial kept for resume"
     );
     let first = server.metric("dataerai_download_bytes_total");

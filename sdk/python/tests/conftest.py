@@ -130,13 +130,14 @@ class Server:
         return User(email=email, token=token, config_dir=config_dir)
 
 
-def start_server(data_dir: Path) -> Server:
+def start_server(data_dir: Path, listen: str = "127.0.0.1:0") -> Server:
+    """A server on ``data_dir``; ``listen`` picks the address (default: any free port)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     out_path = data_dir.parent / f"{data_dir.name}-stdout.log"
     err_path = data_dir.parent / f"{data_dir.name}-stderr.log"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [str(SERVER_BIN), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],
+            [str(SERVER_BIN), "serve", "--data-dir", str(data_dir), "--listen", listen],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,

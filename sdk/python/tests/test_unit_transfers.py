@@ -202,7 +202,15 @@ def test_two_waiters_follow_a_retrying_transfer(sock_dir):
     peer.close()
     for name in ("a", "b"):
         assert isinstance(results[name], UploadResult) and results[name].content_id == "c"
-        assert [e.bytes_done for e in seen[name]] == [20, 30]
+        # The retry reaches on_progress too, as a "retrying" event repeating the last figure.
+        assert [(e.bytes_done, e.state) for e in seen[name]] == [
+            (20, "running"),
+            (20, "retrying"),
+            (30, "running"),
+        ]
+        retry = seen[name][1]
+        assert retry.retry_attempt == 1 and retry.error is not None
+        assert retry.error.code == "ERR_SERVER_UNREACHABLE"
 
 
 def test_wait_timeout_names_the_transfer(sock_dir):

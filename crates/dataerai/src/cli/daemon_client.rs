@@ -100,3 +100,82 @@ impl DaemonClient {
         }
     }
 }
+
+/// How long [`connect_or_start`] waits for a daemon it started to answer.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Name of the log of a daemon the CLI starts, next to its socket (the SDK's too).
+const DAEMON_LOG: &str = "dataerai-daemon.log";
+
+/// Connect to the daemon on the default socket (`$DATAERAI_SOCKET`, else as
+/// for `dataerai daemon`), starting one when none answers — as the SDK does:
+/// `dataerai daemon --socket S` in its own process group (a Ctrl-C at the
+/// terminal is meant for the CLI, not for it), logging to
+/// `dataerai-daemon.log` next to the socket. Answers the daemon process too
+/// when this call started it.
+pub async fn connect_or_start() -> Result<(DaemonClient, Option<std::process::Child>), ApiError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let socket = crate::config::default_socket_path();
+    if let Ok(c) = DaemonClient::connect(&socket).await {
+        return Ok((c, None));
+    }
+    let cannot = |what: String| ApiError::internal(format!("cannot start the daemon: {what}"));
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    dataerai_client::paths::ensure_private_dir(dir)
+        .map_err(|e| cannot(format!("{}: {e}", dir.display())))?;
+    let log_path = dir.join(DAEMON_LOG);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| cannot(format!("{}: {e}", log_path.display())))?;
+    let err_log = log
+        .try_clone()
+        .map_err(|e| cannot(format!("{}: {e}", log_path.display())))?;
+    let exe = std::env::current_exe().map_err(|e| cannot(e.to_string()))?;
+    let mut child = std::process::Command::new(exe)
+        .arg("daemon")
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| cannot(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let mut ours = true;
+    loop {
+        if let Ok(c) = DaemonClient::connect(&socket).await {
+            return Ok((c, ours.then_some(child)));
+        }
+        if ours {
+            if let Ok(Some(status)) = child.try_wait() {
+                if status.code() != Some(crate::daemon::EXIT_ALREADY_RUNNING) {
+                    return Err(cannot(format!(
+                        "it exited with {status}; see {}",
+                        log_path.display()
+                    )));
+                }
+                ours = false; // another one started first: use it
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(ApiError::new(
+                ErrorCode::ServerUnreachable,
+                format!(
+                    "the daemon did not answer on {} within {} s; see {}",
+                    socket.display(),
+                    START_TIMEOUT.as_secs(),
+                    log_path.display()
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

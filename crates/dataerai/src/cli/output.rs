@@ -121,7 +121,13 @@ impl ProgressView {
     pub fn sink(&self, label: &str) -> ProgressSink {
         if let Some(bar) = &self.bar {
             let bar = bar.clone();
-            return Arc::new(move |ev: ProgressEvent| bar.set_position(ev.bytes_done));
+            return Arc::new(move |ev: ProgressEvent| {
+                // A transfer that waited for the server started without a known size.
+                if bar.length() != Some(ev.bytes_total) {
+                    bar.set_length(ev.bytes_total);
+                }
+                bar.set_position(ev.bytes_done)
+            });
         }
         let label = printable(label).into_owned();
         let last = Mutex::new(None::<Instant>);

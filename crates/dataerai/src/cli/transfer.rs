@@ -1,22 +1,24 @@
-//! `dataerai upload` and `dataerai download`: a transfer run in this process
-//! (no daemon), with a progress view; Ctrl-C cancels and cleans up.
+//! `dataerai upload` and `dataerai download`: the transfer is handed to the
+//! daemon ([`super::daemon_client::connect_or_start`] starts one when none
+//! answers) and journaled there, and this command follows its notifications
+//! with a progress view. So a CLI that is killed (or whose terminal closes)
+//! leaves a transfer the daemon finishes, resumes after a crash, and that a
+//! re-run with the same `--idempotency-key` follows instead of starting
+//! again. Ctrl-C cancels the transfer (the daemon cleans up). A daemon this
+//! command started is asked to stop at the end; it declines while other
+//! transfers run.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use dataerai_client::credentials;
 use dataerai_proto::api::OwnerType;
-use dataerai_proto::ApiError;
-use dataerai_transfer::journal::Journal;
-use dataerai_transfer::{
-    download, upload, Observer, Plan, ProgressEvent, ProgressSink, RunContext, Stop,
-};
-use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+use dataerai_proto::{ApiError, ErrorCode};
+use dataerai_transfer::ProgressEvent;
+use serde_json::{json, Value};
 
 use super::assets::AssetFields;
+use super::daemon_client::{connect_or_start, DaemonClient};
 use super::output::{human_bytes, print_json, ProgressView};
 use super::Result;
 use crate::service::{DownloadParams, Service, UploadParams};
@@ -46,6 +48,11 @@ pub struct UploadArgs {
     /// Chunk size in MiB: a power of two from 1 to 512 (default 64).
     #[arg(long)]
     pub chunk_size_mb: Option<i64>,
+    /// Name this upload: running the command again with the same key follows the
+    /// transfer the first run started (e.g. after the CLI was killed) instead of
+    /// uploading again.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -67,55 +74,109 @@ pub struct DownloadArgs {
     /// Allow hidden paths (`.bashrc`, `.ssh/…`) when downloading into your home directory.
     #[arg(long)]
     pub allow_hidden: bool,
+    /// Name this download: running the command again with the same key follows the
+    /// transfer the first run started instead of downloading again.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
-/// Cancel `token` on Ctrl-C so a transfer cleans up after itself.
-fn cancel_on_ctrl_c(token: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: cancelling the transfer…");
-            token.cancel();
+/// A path as the daemon (whose working directory differs) must see it.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Hand `method` to the daemon and follow the transfer it starts to its end;
+/// answers its result. Ctrl-C cancels it.
+async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value> {
+    let (mut client, started) = connect_or_start().await?;
+    let outcome = follow(&mut client, method, params, label).await;
+    if let Some(mut daemon) = started {
+        // Declined (and the daemon stays) while other transfers run; else wait
+        // for it to exit, so the next command does not reach a daemon on its
+        // way out.
+        match client.call("daemon.shutdown", json!({})).await {
+            Ok(r) if r["stopping"] == true => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while matches!(daemon.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("daemon.shutdown: {e}"),
         }
-    })
+    }
+    outcome
 }
 
-/// CLI side of a transfer: a progress bar, retries reported on stderr.
-struct CliObserver(ProgressSink);
-
-impl Observer for CliObserver {
-    fn progress(&self, ev: ProgressEvent) {
-        (self.0)(ev)
-    }
-    fn retrying(&self, attempt: u32, delay: Duration, error: &ApiError) {
-        eprintln!(
-            "{} ({}): retry {attempt} in {:.1}s",
-            super::output::printable(&error.message),
-            error.code,
-            delay.as_secs_f64()
-        );
-    }
-    fn recovered(&self) {}
+async fn follow(
+    client: &mut DaemonClient,
+    method: &str,
+    params: Value,
+    label: &str,
+) -> Result<Value> {
+    let reply = client.call(method, params).await?;
+    let id = reply["transfer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let view = ProgressView::new(label, reply["bytes_total"].as_u64().unwrap_or(0));
+    let sink = view.sink(label);
+    let outcome = loop {
+        let n = tokio::select! {
+            n = client.next_notification() => n?,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: cancelling the transfer…");
+                client.call("transfer.cancel", json!({"transfer_id": id})).await?;
+                continue;
+            }
+        };
+        let p = &n["params"];
+        if p["transfer_id"] != id.as_str() {
+            continue;
+        }
+        match n["method"].as_str().unwrap_or("") {
+            "transfer.progress" => {
+                if let Ok(ev) = serde_json::from_value::<ProgressEvent>(p.clone()) {
+                    sink(ev);
+                }
+            }
+            "transfer.retrying" => eprintln!(
+                "{} ({}): retry {} in {:.1}s",
+                super::output::printable(p["error"]["message"].as_str().unwrap_or("")),
+                p["error"]["code"].as_str().unwrap_or(""),
+                p["attempt"],
+                p["delay_s"].as_f64().unwrap_or(0.0)
+            ),
+            "transfer.completed" => break Ok(p["result"].clone()),
+            "transfer.failed" => {
+                let code = serde_json::from_value(p["error"]["code"].clone())
+                    .unwrap_or(ErrorCode::Internal);
+                let message = p["error"]["message"].as_str().unwrap_or("transfer failed");
+                break Err(ApiError::new(code, message.to_string()));
+            }
+            _ => {}
+        }
+    };
+    view.finish();
+    outcome
 }
 
-/// An in-process run: a private journal (a CLI transfer ends with the process),
-/// a progress view, Ctrl-C cancels.
-async fn local_run(svc: &Service, label: &str, total: u64) -> Result<(RunContext, ProgressView)> {
-    let view = ProgressView::new(label, total);
-    let ctx = RunContext::new(
-        uuid::Uuid::new_v4().to_string(),
-        svc.client()?,
-        Journal::in_memory().await?,
-        Arc::new(CliObserver(view.sink(label))),
-        dataerai_transfer::DEFAULT_RETRY_WINDOW,
-    );
-    Ok((ctx, view))
-}
-
-fn stopped(s: Stop) -> ApiError {
-    match s {
-        Stop::Error(e) => e,
-        Stop::Paused => ApiError::internal("transfer paused"),
+/// `asset.upload` params of a parsed upload (absent fields left out).
+fn upload_params(p: UploadParams) -> Value {
+    let mut v = json!({
+        "local_path": p.local_path, "title": p.title, "owner_type": p.owner_type,
+        "owner_id": p.owner_id, "asset_id": p.asset_id, "metadata": p.metadata, "tags": p.tags,
+        "description": p.description, "alias": p.alias, "collection_id": p.collection_id,
+        "chunk_size_mb": p.chunk_size_mb, "idempotency_key": p.idempotency_key,
+    });
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
     }
+    v
 }
 
 pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Result<()> {
@@ -128,7 +189,7 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
         ),
     };
     let params = UploadParams {
-        local_path: a.file.to_string_lossy().into_owned(),
+        local_path: absolute(&a.file),
         title: a.title,
         owner_type,
         owner_id,
@@ -140,74 +201,76 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
         collection_id: a.collection,
         record_type: a.fields.record_type,
         chunk_size_mb: a.chunk_size_mb,
+        idempotency_key: a.idempotency_key,
     };
-    let spec = svc.prepare_upload(params).await?;
-    let label = format!("upload {}", spec.label());
-    let (mut ctx, view) = local_run(svc, &label, spec.bytes_total()).await?;
-    ctx.fresh = true; // the session was opened just now
-    let ctrl_c = cancel_on_ctrl_c(ctx.cancel.clone());
-    let res = upload::run(&ctx, spec.clone()).await.map_err(stopped);
-    ctrl_c.abort();
-    view.finish();
-    if res.is_err() {
-        upload::discard(&ctx.client, &spec).await;
-    }
-    let r = res?;
+    // Checked here first, so bad input is reported without a daemon.
+    svc.check_upload(params.clone())?;
+    let label = format!(
+        "upload {}",
+        a.file.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let r = run_in_daemon("asset.upload", upload_params(params), &label).await?;
     if as_json {
         print_json(&r);
     } else {
-        let what = match r.files.as_slice() {
-            [one] => one.name.clone(),
+        let files = r["files"].as_array().cloned().unwrap_or_default();
+        let what = match files.as_slice() {
+            [one] => one["name"].as_str().unwrap_or_default().to_string(),
             many => format!("{} files", many.len()),
         };
+        let chunks = r["chunk_count"].as_u64().unwrap_or(0);
         crate::outln!(
-            "Uploaded {what} ({}, {} chunk{}, {} sent) as asset {}",
-            human_bytes(r.total_bytes),
-            r.chunk_count,
-            if r.chunk_count == 1 { "" } else { "s" },
-            human_bytes(r.bytes_sent),
-            r.asset_id
+            "Uploaded {what} ({}, {chunks} chunk{}, {} sent) as asset {}",
+            human_bytes(r["total_bytes"].as_u64().unwrap_or(0)),
+            if chunks == 1 { "" } else { "s" },
+            human_bytes(r["bytes_sent"].as_u64().unwrap_or(0)),
+            r["asset_id"].as_str().unwrap_or_default()
         );
-        if let [one] = r.files.as_slice() {
-            crate::outln!("content: {}  checksum: {}", r.content_id, one.checksum);
+        let content = r["content_id"].as_str().unwrap_or_default();
+        if let [one] = files.as_slice() {
+            let checksum = one["checksum"].as_str().unwrap_or_default();
+            crate::outln!("content: {content}  checksum: {checksum}");
         } else {
-            crate::outln!("content: {}", r.content_id);
+            crate::outln!("content: {content}");
         }
     }
     Ok(())
 }
 
-pub async fn download_cmd(svc: &Service, as_json: bool, a: DownloadArgs) -> Result<()> {
-    let spec = svc
-        .prepare_download(DownloadParams {
-            asset_id: a.asset_id,
-            dest_dir: a.output.to_string_lossy().into_owned(),
-            content_id: a.content_id,
-            chunk_size_mb: a.chunk_size_mb,
-            overwrite: a.overwrite,
-            allow_hidden: a.allow_hidden,
-        })
-        .await?;
-    let label = format!("download {}", spec.label());
-    let (ctx, view) = local_run(svc, &label, spec.bytes_total()).await?;
-    let ctrl_c = cancel_on_ctrl_c(ctx.cancel.clone());
-    let res = download::run(&ctx, &spec).await.map_err(stopped);
-    ctrl_c.abort();
-    view.finish();
-    if res.is_err() {
-        download::discard(&spec).await;
+pub async fn download_cmd(_svc: &Service, as_json: bool, a: DownloadArgs) -> Result<()> {
+    let p = DownloadParams {
+        asset_id: a.asset_id,
+        dest_dir: absolute(&a.output),
+        content_id: a.content_id,
+        chunk_size_mb: a.chunk_size_mb,
+        overwrite: a.overwrite,
+        allow_hidden: a.allow_hidden,
+        idempotency_key: a.idempotency_key,
+    };
+    let mut params = json!({
+        "asset_id": p.asset_id, "dest_dir": p.dest_dir, "content_id": p.content_id,
+        "chunk_size_mb": p.chunk_size_mb, "overwrite": p.overwrite,
+        "allow_hidden": p.allow_hidden, "idempotency_key": p.idempotency_key,
+    });
+    if let Some(m) = params.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
     }
-    let r = res?;
+    let label = format!("download {}", p.asset_id);
+    let r = run_in_daemon("asset.download", params, &label).await?;
     if as_json {
         print_json(&r);
     } else {
-        for f in &r.files {
-            let note = if f.skipped {
+        for f in r["files"].as_array().cloned().unwrap_or_default() {
+            let note = if f["skipped"] == true {
                 ", already there: skipped"
             } else {
                 ""
             };
-            crate::outln!("{}  ({}{note})", f.local_path, human_bytes(f.size));
+            crate::outln!(
+                "{}  ({}{note})",
+                f["local_path"].as_str().unwrap_or_default(),
+                human_bytes(f["size"].as_u64().unwrap_or(0))
+            );
         }
     }
     Ok(())

@@ -23,7 +23,9 @@ use crate::service::{
     ListMembersParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
     RemoveMemberParams, SetMetadataParams, UploadParams,
 };
-use dataerai_transfer::journal::{ErrorInfo, TransferRecord};
+use dataerai_transfer::journal::{
+    ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
+};
 use dataerai_transfer::upload::UploadSpec;
 use dataerai_transfer::Plan;
 
@@ -37,6 +39,14 @@ pub enum Outcome {
 #[serde(deny_unknown_fields)]
 struct TransferIdParams {
     transfer_id: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ShutdownParams {
+    /// Stop even while transfers run (they resume when a daemon starts again).
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -86,12 +96,34 @@ pub async fn dispatch(state: Arc<DaemonState>, method: &str, p: Value) -> Outcom
         "asset.upload_many" => start_upload_many(state, p)
             .await
             .unwrap_or_else(|e| Outcome::Reply(Err(e))),
-        "daemon.shutdown" => match params::<NoParams>(p) {
-            Ok(_) => Outcome::ReplyThen(json!({}), async move { state.shutdown.cancel() }.boxed()),
-            Err(e) => Outcome::Reply(Err(e)),
-        },
+        "daemon.shutdown" => shutdown(state, p)
+            .await
+            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
         _ => Outcome::Reply(call(&state, method, p).await),
     }
+}
+
+/// `daemon.shutdown`: stops the daemon, unless transfers are queued, running
+/// or retrying and `force` is not set — then it keeps running (a client that
+/// started the daemon and exits, e.g. on Ctrl-C, must not stop transfers other
+/// clients or a re-run of the same script are waiting for) and says so.
+async fn shutdown(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
+    let p = params::<ShutdownParams>(p)?;
+    let running = state.transfers.running().await?;
+    if !running.is_empty() && !p.force {
+        tracing::info!(
+            "daemon.shutdown declined: {} transfer(s) still running",
+            running.len()
+        );
+        return Ok(Outcome::Reply(Ok(json!({
+            "stopping": false,
+            "running_transfers": running,
+        }))));
+    }
+    Ok(Outcome::ReplyThen(
+        json!({"stopping": true}),
+        async move { state.shutdown.cancel() }.boxed(),
+    ))
 }
 
 async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value, RpcError> {
@@ -148,6 +180,9 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
         }
         "transfer.get" => {
             let id = params::<TransferIdParams>(p)?.transfer_id;
+            if let Some(t) = state.transfers.waiting_json(&id) {
+                return Ok(t);
+            }
             Ok(state.transfers.get(&id).await?.to_json())
         }
         "transfer.pause" => {
@@ -160,6 +195,10 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
         }
         "transfer.cancel" => {
             let id = params::<TransferIdParams>(p)?.transfer_id;
+            if let Some(t) = state.transfers.waiting_json(&id) {
+                state.transfers.cancel_waiting(&id);
+                return Ok(t);
+            }
             Ok(transfers::cancel(state, &id).await?.to_json())
         }
         _ => Err(RpcError {
@@ -193,16 +232,6 @@ fn started(rec: &TransferRecord) -> Value {
     })
 }
 
-/// Prepare and journal one upload; returns the `asset.upload` reply.
-async fn register_upload(
-    state: &DaemonState,
-    p: UploadParams,
-    batch_id: Option<String>,
-) -> Result<Value, ApiError> {
-    let spec: UploadSpec = state.service.prepare_upload(p).await?;
-    journal_upload(state, spec, batch_id).await
-}
-
 /// Journal a prepared upload; returns the `asset.upload` reply.
 async fn journal_upload(
     state: &DaemonState,
@@ -227,20 +256,242 @@ fn reply_then_start(state: Arc<DaemonState>, reply: Value) -> Outcome {
     )
 }
 
+/// Longest `idempotency_key` accepted.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    let len = key.chars().count();
+    if key.trim().is_empty() || len > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The transfer an earlier call with idempotency key `key` started, to attach
+/// to: running, queued, retrying or completed as it is; a paused one or one
+/// that failed resumably is resumed first. `None` when there is none, or it
+/// was given up (cancelled, failed for good): then the key starts a new one.
+async fn repeat_of(
+    state: &Arc<DaemonState>,
+    key: &str,
+    kind: TransferKind,
+) -> Result<Option<TransferRecord>, ApiError> {
+    check_key(key)?;
+    let Some(rec) = state.transfers.keyed(key).await? else {
+        return Ok(None);
+    };
+    if rec.kind != kind {
+        return Err(ApiError::invalid(format!(
+            "idempotency_key {key:?} already names {} transfer {}",
+            rec.kind, rec.transfer_id
+        )));
+    }
+    let resumable = rec.error.as_ref().is_some_and(transfers::is_resumable);
+    match rec.state {
+        TransferState::Cancelled => Ok(None),
+        TransferState::Failed if !resumable => Ok(None),
+        TransferState::Failed | TransferState::Paused => {
+            Ok(Some(transfers::resume(state, &rec.transfer_id).await?))
+        }
+        _ => Ok(Some(rec)),
+    }
+}
+
+/// Reply to a repeated call with the transfer it attaches to; a transfer that
+/// already completed is announced again (`transfer.completed`) right after
+/// the reply, so a client following it gets its result.
+fn attach(state: Arc<DaemonState>, rec: TransferRecord) -> Outcome {
+    let mut reply = started(&rec);
+    reply["content_id"] = json!(rec.content_id);
+    reply["repeated"] = json!(true);
+    Outcome::ReplyThen(
+        reply,
+        async move { announce_completed(&state, &rec) }.boxed(),
+    )
+}
+
+fn announce_completed(state: &DaemonState, rec: &TransferRecord) {
+    if rec.state == TransferState::Completed {
+        state.notify(
+            "transfer.completed",
+            json!({"transfer_id": rec.transfer_id, "kind": rec.kind, "result": rec.result}),
+        );
+    }
+}
+
 async fn start_upload(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
-    let reply = register_upload(&state, params::<UploadParams>(p)?, None).await?;
-    Ok(reply_then_start(state, reply))
+    let p = params::<UploadParams>(p)?;
+    let key = p.idempotency_key.clone();
+    let prepare = {
+        let state = state.clone();
+        move || {
+            let (state, p) = (state.clone(), p.clone());
+            async move { state.service.prepare_upload(p).await?.new_transfer(None) }.boxed()
+        }
+    };
+    begin(state, TransferKind::Upload, key, prepare).await
 }
 
 async fn start_download(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
-    let spec = state
-        .service
-        .prepare_download(params::<DownloadParams>(p)?)
-        .await?;
-    let rec = register(&state, &spec, None).await?;
-    let mut reply = started(&rec);
-    reply["content_id"] = json!(rec.content_id);
-    Ok(reply_then_start(state, reply))
+    let p = params::<DownloadParams>(p)?;
+    let key = p.idempotency_key.clone();
+    let prepare = {
+        let state = state.clone();
+        move || {
+            let (state, p) = (state.clone(), p.clone());
+            async move { state.service.prepare_download(p).await?.new_transfer(None) }.boxed()
+        }
+    };
+    begin(state, TransferKind::Download, key, prepare).await
+}
+
+/// Prepares a new transfer (creates the asset and its upload session, or
+/// looks the content version up): what needs the server before a transfer
+/// can be journaled.
+type Prepare = Box<dyn Fn() -> BoxFuture<'static, Result<NewTransfer, ApiError>> + Send + Sync>;
+
+/// Start a new transfer: attach to the one an idempotency key names, or
+/// prepare, journal and start it. When the server cannot be reached, answer
+/// at once with a transfer id and keep trying in the background
+/// ([`wait_for_server`]) instead of failing.
+async fn begin<F>(
+    state: Arc<DaemonState>,
+    kind: TransferKind,
+    key: Option<String>,
+    prepare: F,
+) -> Result<Outcome, RpcError>
+where
+    F: Fn() -> BoxFuture<'static, Result<NewTransfer, ApiError>> + Send + Sync + 'static,
+{
+    let _keys = match &key {
+        Some(key) => {
+            let held = state.transfers.keys.lock().await;
+            if let Some(id) = state.transfers.waiting_with_key(key) {
+                return Ok(Outcome::Reply(Ok(waiting_reply(&id, kind, true))));
+            }
+            if let Some(rec) = repeat_of(&state, key, kind).await? {
+                return Ok(attach(state.clone(), rec));
+            }
+            Some(held)
+        }
+        None => None,
+    };
+    match prepare().await {
+        Ok(t) => {
+            let rec = state.transfers.register(t).await?;
+            if let Some(key) = &key {
+                state.transfers.set_key(key, &rec.transfer_id).await?;
+            }
+            let mut reply = started(&rec);
+            if kind == TransferKind::Download {
+                reply["content_id"] = json!(rec.content_id);
+            }
+            Ok(reply_then_start(state.clone(), reply))
+        }
+        Err(e) if e.code == ErrorCode::ServerUnreachable => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let cancel = state.transfers.wait_begins(&id, kind, key.clone());
+            let reply = waiting_reply(&id, kind, false);
+            let work = wait_for_server(state.clone(), id, kind, key, Box::new(prepare), e, cancel);
+            Ok(Outcome::ReplyThen(reply, work.boxed()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reply of a transfer that waits for the server (nothing is known yet
+/// but its id).
+fn waiting_reply(id: &str, kind: TransferKind, repeated: bool) -> Value {
+    let mut reply = json!({
+        "transfer_id": id, "kind": kind, "state": "retrying", "asset_id": null,
+        "content_id": null, "bytes_total": null, "chunk_count": null, "file_count": null,
+    });
+    if repeated {
+        reply["repeated"] = json!(true);
+    }
+    reply
+}
+
+/// Prepare a new transfer again and again (backing off, announcing
+/// `transfer.retrying` each time) while the server cannot be reached, within
+/// the daemon's retry window; then journal and start it under the id already
+/// given out — or announce `transfer.failed` (`ERR_SERVER_UNREACHABLE` once
+/// the window is over, or the error that is not about reaching the server).
+async fn wait_for_server(
+    state: Arc<DaemonState>,
+    id: String,
+    kind: TransferKind,
+    key: Option<String>,
+    prepare: Prepare,
+    first: ApiError,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let since = std::time::Instant::now();
+    let window = state.transfers.retry_window;
+    let mut error = first;
+    let mut attempt = 0u32;
+    let prepared = loop {
+        if since.elapsed() >= window {
+            break Err(ApiError::new(
+                ErrorCode::ServerUnreachable,
+                format!(
+                    "the server could not be reached for {} s (the daemon's retry window): {}",
+                    window.as_secs(),
+                    error.message
+                ),
+            ));
+        }
+        attempt += 1;
+        let delay =
+            dataerai_transfer::backoff(attempt, None).min(window.saturating_sub(since.elapsed()));
+        let info = ErrorInfo::from(&error);
+        tracing::warn!(transfer_id = %id, attempt, "the server cannot be reached; retrying in {delay:?}: {}", error.message);
+        state.notify(
+            "transfer.retrying",
+            json!({"transfer_id": id, "kind": kind, "attempt": attempt,
+                   "delay_s": delay.as_secs_f64(), "error": info}),
+        );
+        state.notify(
+            "transfer.state",
+            json!({"transfer_id": id, "kind": kind, "state": "retrying",
+                   "attempt": attempt, "last_error": info}),
+        );
+        state.transfers.wait_failed(&id, attempt, info);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => break Err(dataerai_transfer::cancelled()),
+        }
+        match prepare().await {
+            Ok(t) => break Ok(t),
+            Err(e) if e.code == ErrorCode::ServerUnreachable => error = e,
+            Err(e) => break Err(e),
+        }
+    };
+    let journaled = match prepared {
+        Ok(t) => match state.transfers.register_as(&id, t).await {
+            Ok(_) => match &key {
+                Some(key) => state.transfers.set_key(key, &id).await,
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    state.transfers.wait_ends(&id);
+    match journaled {
+        Ok(()) => {
+            transfers::start(&state, &id, None);
+        }
+        Err(e) => {
+            tracing::warn!(transfer_id = %id, "{kind} failed before it started: {e}");
+            state.notify(
+                "transfer.failed",
+                json!({"transfer_id": id, "kind": kind, "error": ErrorInfo::from(&e)}),
+            );
+        }
+    }
 }
 
 /// `asset.upload_many`: every item is prepared (at most `concurrency` at once);
@@ -282,12 +533,66 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
             Ok(up)
         })
         .collect();
-    let specs = state.service.prepare_uploads(parsed, concurrency).await;
+    // Items whose idempotency key names an earlier transfer attach to it and
+    // are not prepared again.
+    let keyed = parsed
+        .iter()
+        .any(|p| matches!(p, Ok(up) if up.idempotency_key.is_some()));
+    let keys_held = if keyed {
+        Some(state.transfers.keys.lock().await)
+    } else {
+        None
+    };
+    let mut repeats: Vec<Option<TransferRecord>> = Vec::with_capacity(parsed.len());
+    let mut to_prepare = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        let key = match &item {
+            Ok(up) => up.idempotency_key.clone(),
+            Err(_) => None,
+        };
+        let repeat = match &key {
+            Some(key) => repeat_of(&state, key, TransferKind::Upload).await,
+            None => Ok(None),
+        };
+        match repeat {
+            Ok(Some(rec)) => {
+                repeats.push(Some(rec));
+                to_prepare.push(Err(ApiError::internal("attached to an earlier transfer")));
+            }
+            Ok(None) => {
+                repeats.push(None);
+                to_prepare.push(item);
+            }
+            Err(e) => {
+                repeats.push(None);
+                to_prepare.push(Err(e));
+            }
+        }
+    }
+    let keys: Vec<Option<String>> = to_prepare
+        .iter()
+        .map(|p| p.as_ref().ok().and_then(|up| up.idempotency_key.clone()))
+        .collect();
+    let specs = state.service.prepare_uploads(to_prepare, concurrency).await;
     let mut prepared = Vec::with_capacity(specs.len());
+    let mut completed = Vec::new();
     for (index, spec) in specs.into_iter().enumerate() {
+        if let Some(rec) = repeats[index].take() {
+            prepared.push(json!({"index": index, "transfer_id": rec.transfer_id,
+                                 "asset_id": rec.asset_id, "error": null, "repeated": true}));
+            completed.push(rec);
+            continue;
+        }
         let journaled = match spec {
             Ok(spec) => journal_upload(&state, spec, Some(batch_id.clone())).await,
             Err(e) => Err(e),
+        };
+        let journaled = match (journaled, &keys[index]) {
+            (Ok(r), Some(key)) => {
+                let id = r["transfer_id"].as_str().unwrap_or_default();
+                state.transfers.set_key(key, id).await.map(|()| r)
+            }
+            (other, _) => other,
         };
         prepared.push(match journaled {
             Ok(r) => json!({"index": index, "transfer_id": r["transfer_id"],
@@ -300,7 +605,13 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         .iter()
         .filter_map(|i| i["transfer_id"].as_str().map(str::to_string))
         .collect();
+    drop(keys_held);
     let reply = json!({"batch_id": batch_id, "items": prepared});
-    let work = async move { transfers::start_in_order(&state, ids, concurrency) };
+    let work = async move {
+        for rec in &completed {
+            announce_completed(&state, rec);
+        }
+        transfers::start_in_order(&state, ids, concurrency)
+    };
     Ok(Outcome::ReplyThen(reply, work.boxed()))
 }

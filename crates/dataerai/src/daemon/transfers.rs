@@ -61,6 +61,12 @@ pub struct Transfers {
     fresh: Mutex<std::collections::HashSet<String>>,
     /// Every upload's small files go through this one (see `transfer::small`).
     finisher: dataerai_transfer::small::Finisher,
+    /// Held from looking an idempotency key up to journaling the transfer it
+    /// names, so two calls with the same key cannot both start one.
+    pub keys: tokio::sync::Mutex<()>,
+    /// New transfers whose preparation waits for an unreachable server (not
+    /// journaled yet), by transfer id.
+    waiting: Mutex<HashMap<String, Waiting>>,
 }
 
 impl Transfers {
@@ -72,6 +78,8 @@ impl Transfers {
             active: Mutex::default(),
             fresh: Mutex::default(),
             finisher: Default::default(),
+            keys: Default::default(),
+            waiting: Mutex::default(),
         }
     }
 
@@ -90,6 +98,111 @@ impl Transfers {
         Ok(rec)
     }
 
+    /// Journal a new transfer under an id its caller already announced.
+    pub async fn register_as(&self, id: &str, t: NewTransfer) -> Result<TransferRecord, ApiError> {
+        let mut rec = TransferRecord::new(&self.owner, t);
+        rec.transfer_id = id.to_string();
+        self.journal.insert(&rec).await?;
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.transfer_id.clone());
+        Ok(rec)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note a new transfer that waits for the server before it is journaled;
+    /// answers the token that `transfer.cancel` cancels.
+    pub fn wait_begins(
+        &self,
+        id: &str,
+        kind: TransferKind,
+        key: Option<String>,
+    ) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        let now = chrono::Utc::now();
+        self.waiting().insert(
+            id.to_string(),
+            Waiting {
+                kind,
+                key,
+                cancel: cancel.clone(),
+                created_at: now,
+                attempt: 0,
+                last_error: None,
+            },
+        );
+        cancel
+    }
+
+    /// A waiting transfer's latest failed attempt.
+    pub fn wait_failed(&self, id: &str, attempt: u32, error: ErrorInfo) {
+        if let Some(w) = self.waiting().get_mut(id) {
+            w.attempt = attempt;
+            w.last_error = Some(error);
+        }
+    }
+
+    pub fn wait_ends(&self, id: &str) {
+        self.waiting().remove(id);
+    }
+
+    /// The waiting transfer that idempotency key `key` names.
+    pub fn waiting_with_key(&self, key: &str) -> Option<String> {
+        self.waiting()
+            .iter()
+            .find(|(_, w)| w.key.as_deref() == Some(key))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The Transfer object of a waiting transfer (`retrying`, nothing known
+    /// but its kind yet).
+    pub fn waiting_json(&self, id: &str) -> Option<Value> {
+        let waiting = self.waiting();
+        let w = waiting.get(id)?;
+        let at = w
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        Some(json!({
+            "transfer_id": id, "kind": w.kind, "state": TransferState::Retrying,
+            "asset_id": null, "content_id": null, "local_path": null, "bytes_done": 0,
+            "bytes_total": null, "chunk_count": null, "file_count": null, "created_at": at,
+            "updated_at": at, "attempt": w.attempt, "last_error": w.last_error,
+            "result": null, "error": null,
+        }))
+    }
+
+    /// Cancel a waiting transfer; `false` if `id` is not one.
+    pub fn cancel_waiting(&self, id: &str) -> bool {
+        match self.waiting().get(id) {
+            Some(w) => {
+                w.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remember that `key` names the transfer `id`.
+    pub async fn set_key(&self, key: &str, id: &str) -> Result<(), ApiError> {
+        self.journal.set_key(&self.owner, key, id).await
+    }
+
+    /// The transfer idempotency key `key` names, if it is still there.
+    pub async fn keyed(&self, key: &str) -> Result<Option<TransferRecord>, ApiError> {
+        let Some(id) = self.journal.keyed(&self.owner, key).await? else {
+            return Ok(None);
+        };
+        match self.get(&id).await {
+            Ok(rec) => Ok(Some(rec)),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn get(&self, id: &str) -> Result<TransferRecord, ApiError> {
         self.journal.get(&self.owner, id).await
     }
@@ -97,10 +210,46 @@ impl Transfers {
     pub async fn list(&self) -> Result<Vec<TransferRecord>, ApiError> {
         self.journal.list(&self.owner).await
     }
+
+    /// Ids of the transfers that are queued, running or retrying (journal
+    /// states), have a task in this process right now, or wait for the
+    /// server to start.
+    pub async fn running(&self) -> Result<Vec<String>, ApiError> {
+        let mut ids: Vec<String> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|r| r.state.is_unfinished())
+            .map(|r| r.transfer_id)
+            .collect();
+        let busy: Vec<String> = self
+            .active()
+            .keys()
+            .chain(self.waiting().keys())
+            .cloned()
+            .collect();
+        for id in busy {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// A new transfer that waits for the server before it can be prepared.
+struct Waiting {
+    kind: TransferKind,
+    key: Option<String>,
+    cancel: CancellationToken,
+    created_at: chrono::DateTime<chrono::Utc>,
+    attempt: u32,
+    last_error: Option<ErrorInfo>,
 }
 
 /// Errors after which the session / partial files are kept for `transfer.resume`.
-fn is_resumable(e: &ErrorInfo) -> bool {
+pub fn is_resumable(e: &ErrorInfo) -> bool {
     matches!(
         e.code,
         ErrorCode::NoSpace | ErrorCode::ServerUnreachable | ErrorCode::Integrity

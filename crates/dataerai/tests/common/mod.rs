@@ -37,10 +37,22 @@ impl UserEnv {
         }
     }
 
+    /// The socket of the daemon `dataerai upload`/`download` start for this
+    /// user (the CLI hands transfers to a daemon); its journal is
+    /// [`UserEnv::state_dir`].
+    pub fn socket(&self) -> PathBuf {
+        self.config_dir.path().join("run").join("d.sock")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.config_dir.path().join("state")
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(dataerai_bin());
         c.env("DATAERAI_CONFIG_DIR", self.config_dir.path())
-            .env_remove("DATAERAI_SOCKET")
+            .env("DATAERAI_SOCKET", self.socket())
+            .env("DATAERAI_STATE_DIR", self.state_dir())
             .env_remove("DATAERAI_LOG")
             .stdin(Stdio::null());
         c
@@ -109,6 +121,22 @@ impl UserEnv {
             "login failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+impl Drop for UserEnv {
+    /// Stop a daemon the CLI left running for this user (one whose CLI was
+    /// killed keeps going until its transfers end).
+    fn drop(&mut self) {
+        let Ok(mut stream) = UnixStream::connect(self.socket()) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = r#"{"jsonrpc":"2.0","id":1,"method":"daemon.shutdown","params":{"force":true}}"#;
+        if stream.write_all(format!("{req}\n").as_bytes()).is_ok() {
+            let mut line = String::new();
+            let _ = BufReader::new(stream).read_line(&mut line);
+        }
     }
 }
 
@@ -414,4 +442,22 @@ pub fn debug_daemon(user: &UserEnv) -> TestDaemon {
 /// What the daemon logged so far.
 pub fn daemon_log(d: &TestDaemon) -> String {
     std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap_or_default()
+}
+
+/// The temporary files of downloads in progress directly in `dir`
+/// (`.dataerai-partial-<random>`), sorted.
+pub fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(".dataerai-partial-"))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    found.sort();
+    found
 }

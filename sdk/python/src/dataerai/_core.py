@@ -135,6 +135,12 @@ class ClientCore(Generic[Conn]):
         raise NotImplementedError
 
 
+def daemon_stops(reply: Any) -> bool:
+    """Whether a ``daemon.shutdown`` reply says the daemon is stopping (``stopping: false``:
+    it declined because transfers are running; a daemon older than that answers ``{}``)."""
+    return not (isinstance(reply, dict) and reply.get("stopping") is False)
+
+
 def checked_answer(method: str, result: Any) -> JsonObject:
     """A request's result, which must be a JSON object."""
     if not isinstance(result, dict):
@@ -284,6 +290,7 @@ class WatchBook:
                 error.get("code"),
                 error.get("message"),
             )
+            return [functools.partial(watch.retrying, params) for watch in watches]
         return []
 
     def fail_all(self, reason: BaseException) -> None:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -187,6 +188,12 @@ class SpawnedDaemon:
 
     def exited_early(self) -> Optional[int]:
         return self.process.poll()
+
+    def leave_running(self) -> None:
+        """Let the daemon run on after this client is gone (it declined ``daemon.shutdown``
+        because transfers are running): a background thread reaps it whenever it exits, so
+        no zombie is left while this process lives. The next client reuses it."""
+        threading.Thread(target=self.process.wait, name="dataerai-daemon-reaper", daemon=True).start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Wait for the process to exit, escalating to SIGTERM then SIGKILL."""

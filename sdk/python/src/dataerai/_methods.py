@@ -192,6 +192,7 @@ def upload(
     on_progress: Optional[ProgressCallback] = None,
     transfer_timeout_s: Optional[float] = 3600,
     progress: bool = False,
+    idempotency_key: Optional[str] = None,
 ) -> Call[UploadResult]:
     """Upload a file or a directory as a new asset and block until the server verified it.
 
@@ -224,6 +225,12 @@ def upload(
         progress: Show a ``tqdm.auto`` progress bar per file (a widget in Jupyter, text in
             a terminal) with rate and ETA; ``on_progress`` is still called. Needs tqdm
             (``pip install 'dataerai-sdk[notebook]'``), else :class:`ImportError`.
+        idempotency_key: Any string of yours (1–200 characters) naming this upload. A
+            second call with the same key (a re-run after Ctrl-C, a retry after a lost
+            connection) does not create another asset or send the bytes again: it follows
+            the transfer the first call started — still running, resumed if it was paused or
+            failed resumably, or already complete (its result). The daemon keeps keys in its
+            journal for as long as it keeps the transfer (7 days after it finished).
 
     Example::
 
@@ -254,6 +261,7 @@ def upload(
         metadata=metadata,
         collection_id=collection_id,
         chunk_size_mb=chunk_size_mb,
+        idempotency_key=idempotency_key,
     )
     return TransferRequest(
         "asset.upload", params, UploadResult.from_json, on_progress, transfer_timeout_s, progress
@@ -271,6 +279,7 @@ def download(
     progress: bool = False,
     overwrite: bool = False,
     allow_hidden: bool = False,
+    idempotency_key: Optional[str] = None,
 ) -> Call[DownloadResult]:
     """Download an asset's latest (or a given) content version into ``dest_dir``.
 
@@ -279,7 +288,8 @@ def download(
     multi-file version (a directory upload) is restored as the same tree below
     ``dest_dir``; each :class:`~dataerai.DownloadedFile` has its relative ``filename``.
     ``content_id`` selects an older version (see :meth:`list_versions`).
-    ``on_progress``, ``transfer_timeout_s`` and ``progress`` behave as in :meth:`upload`.
+    ``on_progress``, ``transfer_timeout_s``, ``progress`` and ``idempotency_key`` behave as in
+    :meth:`upload`.
 
     Existing files are never silently replaced: one already there with the same bytes
     (size and BLAKE3) is left as is and reported with ``skipped=True``; a different one makes
@@ -302,7 +312,9 @@ def download(
             where a file goes, a hidden path into your home), ``ERR_FILE_EXISTS`` (a different
             file is in the way; nothing was written).
     """
-    params = _params.download(asset_id, dest_dir, content_id, chunk_size_mb, overwrite, allow_hidden)
+    params = _params.download(
+        asset_id, dest_dir, content_id, chunk_size_mb, overwrite, allow_hidden, idempotency_key
+    )
     return TransferRequest(
         "asset.download", params, DownloadResult.from_json, on_progress, transfer_timeout_s, progress
     )

@@ -33,6 +33,7 @@ UPLOAD_ITEM_FIELDS = (
     "metadata",
     "collection_id",
     "asset_id",
+    "idempotency_key",
 )
 # The daemon refuses larger `asset.upload_many` batches (docs/ipc.md).
 MAX_BATCH_ITEMS = 10_000
@@ -153,6 +154,7 @@ def upload(
     metadata: Any = None,
     collection_id: Any = None,
     chunk_size_mb: Any = None,
+    idempotency_key: Any = None,
 ) -> Dict[str, Any]:
     params: Dict[str, Any] = {
         "local_path": absolute_path(local_path, "local_path"),
@@ -169,6 +171,7 @@ def upload(
                 "metadata": optional_mapping(metadata, "metadata"),
                 "collection_id": optional_str(collection_id, "collection_id"),
                 "chunk_size_mb": chunk_size(chunk_size_mb),
+                "idempotency_key": optional_str(idempotency_key, "idempotency_key"),
             }
         )
     )
@@ -185,7 +188,13 @@ def upload_version(asset_id: Any, local_path: Any, chunk_size_mb: Any) -> Dict[s
 
 
 def download(
-    asset_id: Any, dest_dir: Any, content_id: Any, chunk_size_mb: Any, overwrite: Any, allow_hidden: Any
+    asset_id: Any,
+    dest_dir: Any,
+    content_id: Any,
+    chunk_size_mb: Any,
+    overwrite: Any,
+    allow_hidden: Any,
+    idempotency_key: Any = None,
 ) -> Dict[str, Any]:
     params: Dict[str, Any] = {
         "asset_id": require_str(asset_id, "asset_id"),
@@ -201,6 +210,7 @@ def download(
             {
                 "content_id": optional_str(content_id, "content_id"),
                 "chunk_size_mb": chunk_size(chunk_size_mb),
+                "idempotency_key": optional_str(idempotency_key, "idempotency_key"),
             }
         )
     )

@@ -10,9 +10,10 @@ without it raises :class:`ImportError` before any request is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ._params import local_file_sizes
 from .errors import InvalidArgumentTypeError
@@ -52,6 +53,7 @@ class ProgressBars:
         self._done: Dict[str, int] = {}
         self._bars: Dict[Tuple[str, int], Any] = {}
         self._order: List[Tuple[str, int]] = []
+        self._retrying: Set[str] = set()
 
     def expect(self, transfer_id: str, info: Mapping[str, Any]) -> None:
         with self._lock:
@@ -60,7 +62,10 @@ class ProgressBars:
     def __call__(self, event: ProgressEvent) -> None:
         try:
             with self._lock:
-                self._update(event)
+                if event.state == "retrying":
+                    self._note_retry(event)
+                else:
+                    self._update(event)
         finally:
             if self._on_progress is not None:
                 self._on_progress(event)
@@ -80,6 +85,12 @@ class ProgressBars:
         delta = max(0, event.bytes_done - previous)
         self._done[tid] = max(previous, event.bytes_done)
         bar = self._bar(event)
+        if tid in self._retrying:
+            # Moving again: drop the retry note.
+            self._retrying.discard(tid)
+            for (bar_tid, _), other in self._bars.items():
+                if bar_tid == tid:
+                    other.set_postfix_str("", refresh=False)
         if delta:
             bar.update(delta)
         if event.bytes_total > 0 and event.bytes_done >= event.bytes_total or event.bytes_total == 0:
@@ -88,6 +99,20 @@ class ProgressBars:
                 if bar_tid == tid and other.total is not None and other.n < other.total:
                     other.update(other.total - other.n)
             bar.refresh()
+
+    def _note_retry(self, event: ProgressEvent) -> None:
+        """Show on the transfer's bars (a new one if it has none yet) that the daemon waits."""
+        code = event.error.code if event.error is not None else "an error"
+        note = f"retrying after {code} (attempt {event.retry_attempt}, next in {event.retry_delay_s:.0f} s)"
+        bars = [bar for (tid, _), bar in self._bars.items() if tid == event.transfer_id]
+        if not bars:
+            info = self._expected.get(event.transfer_id, {})
+            if event.bytes_total <= 0 and info.get("bytes_total"):
+                event = dataclasses.replace(event, bytes_total=int(info["bytes_total"]))
+            bars = [self._bar(event)]
+        for bar in bars:
+            bar.set_postfix_str(note)
+        self._retrying.add(event.transfer_id)
 
     def _bar(self, event: ProgressEvent) -> Any:
         key = (event.transfer_id, event.file_index)

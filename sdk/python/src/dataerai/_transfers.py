@@ -13,7 +13,7 @@ import logging
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol
 
 from .errors import ERR_CANCELLED, ERR_INTERNAL, DaemonError, error_for_code
-from .models import ProgressEvent, Transfer
+from .models import ErrorInfo, ProgressEvent, Transfer
 
 logger = logging.getLogger("dataerai")
 
@@ -53,6 +53,29 @@ class TransferWatch:
             return
         self.last_event = event
         self._deliver(event)
+
+    def retrying(self, params: Mapping[str, Any]) -> None:
+        """A ``transfer.retrying`` notification: tell the callback (and bars) the daemon waits."""
+        if self.done.is_set():
+            return
+        last = self.last_event
+        self._deliver(
+            ProgressEvent(
+                transfer_id=self.transfer_id,
+                bytes_done=last.bytes_done if last else 0,
+                bytes_total=last.bytes_total if last else int(self.start.get("bytes_total") or 0),
+                chunk_index=last.chunk_index if last else 0,
+                chunk_count=last.chunk_count if last else int(self.start.get("chunk_count") or 0),
+                rate_bps=last.rate_bps if last else 0.0,
+                file_index=last.file_index if last else 0,
+                file_name=last.file_name if last else "",
+                kind=str(params.get("kind") or self.start.get("kind") or ""),
+                state="retrying",
+                retry_attempt=int(params.get("attempt") or 0),
+                retry_delay_s=float(params.get("delay_s") or 0.0),
+                error=ErrorInfo.from_json(params.get("error")),
+            )
+        )
 
     def finish_from_snapshot(self, transfer: Transfer) -> None:
         """Finish from a ``transfer.get`` answer (the final notification may be long gone)."""

@@ -306,7 +306,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
             return self
 
     async def close(self) -> None:
-        """Disconnect; stop the daemon only if this client started it. Idempotent."""
+        """Disconnect; stop the daemon only if this client started it (it declines while
+        transfers run, and then stays up for the next client). Idempotent."""
         async with self._lock():
             self._closed = True
             conn, self._conn = self._conn, None
@@ -317,8 +318,12 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
                 conn = None
             if conn is not None and daemon is not None and conn.is_open:
                 try:
-                    await conn.call("daemon.shutdown", {}, timeout_s=_SHUTDOWN_TIMEOUT_S)
+                    reply = await conn.call("daemon.shutdown", {}, timeout_s=_SHUTDOWN_TIMEOUT_S)
                     asked_to_stop = True
+                    if not _core.daemon_stops(reply):
+                        # Transfers are running: the daemon stays up and the next client uses it.
+                        daemon.leave_running()
+                        daemon = None
                 except (DaemonError, ConnectionError) as exc:
                     logger.debug("dataerai: daemon.shutdown failed: %s", exc)
             if conn is not None:

@@ -147,7 +147,9 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
         """Disconnect; stop the daemon only if this client started it. Idempotent.
 
         Stops the client's threads and closes its socket. Transfers keep running inside the
-        daemon unless the daemon itself is stopped (i.e. this client started it).
+        daemon: a daemon this client started is asked to stop, and declines while transfers are
+        queued, running or retrying (e.g. after Ctrl-C during an upload) — it then stays up,
+        finishes them, and the next client (a re-run of the script) connects to it.
         """
         with self._lock:
             self._closed = True
@@ -156,8 +158,12 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
             asked_to_stop = False
             if conn is not None and daemon is not None and conn.is_open:
                 try:
-                    conn.call("daemon.shutdown", {}, timeout_s=_SHUTDOWN_TIMEOUT_S)
+                    reply = conn.call("daemon.shutdown", {}, timeout_s=_SHUTDOWN_TIMEOUT_S)
                     asked_to_stop = True
+                    if not _core.daemon_stops(reply):
+                        # Transfers are running: the daemon stays up and the next client uses it.
+                        daemon.leave_running()
+                        daemon = None
                 except (DaemonError, ConnectionError) as exc:
                     logger.debug("dataerai: daemon.shutdown failed: %s", exc)
             if conn is not None:

@@ -370,6 +370,11 @@ class ProgressEvent:
     ``bytes_done`` only grows and ends equal to ``bytes_total``; ``chunk_index`` is the chunk
     (within file ``file_index``) that just finished; ``rate_bps`` is the average rate in bytes
     per second since the transfer started.
+
+    While the daemon waits for a server it cannot reach (``transfer.retrying``, also before a
+    new transfer could start), callbacks get events with ``state == "retrying"``: the attempt,
+    the wait before the next one and the error; their byte fields repeat the last progress
+    (zeros before any). Other events have ``state == "running"``.
     """
 
     transfer_id: str
@@ -382,6 +387,14 @@ class ProgressEvent:
     file_name: str
     kind: str = ""
     """``"upload"`` or ``"download"``."""
+    state: str = "running"
+    """``"running"``, or ``"retrying"`` while the daemon waits for the server."""
+    retry_attempt: int = 0
+    """With ``state == "retrying"``: how many attempts failed in a row."""
+    retry_delay_s: float = 0.0
+    """With ``state == "retrying"``: seconds until the next attempt."""
+    error: Optional[ErrorInfo] = None
+    """With ``state == "retrying"``: why the last attempt failed."""
 
     @property
     def percent(self) -> float:
@@ -569,6 +582,8 @@ class UploadItem:
     tags: Optional[List[str]] = None
     metadata: Optional[JsonObject] = None
     collection_id: Optional[str] = None
+    idempotency_key: Optional[str] = None
+    """As for :meth:`DataeraiClient.upload`: a repeat with the same key follows the first."""
 
     def to_params(self) -> JsonObject:
         params: JsonObject = {
@@ -577,7 +592,7 @@ class UploadItem:
             "owner_type": self.owner_type,
             "owner_id": self.owner_id,
         }
-        for name in ("description", "alias", "tags", "metadata", "collection_id"):
+        for name in ("description", "alias", "tags", "metadata", "collection_id", "idempotency_key"):
             value = getattr(self, name)
             if value is not None:
                 params[name] = value

@@ -1,0 +1,76 @@
+//! A transfer started while the server cannot be reached waits for it: the
+//! daemon answers at once with a transfer id, announces `transfer.retrying`
+//! while it keeps trying within its retry window (answering other requests
+//! meanwhile), and starts the transfer once the server is back — or fails it
+//! with `ERR_SERVER_UNREACHABLE` when the window is over.
+
+mod common;
+
+use common::transfers::{is_event, setup_with, wait_done};
+use common::{read, test_bytes, TestDaemon, TestServer};
+use serde_json::json;
+
+#[test]
+fn an_upload_started_during_an_outage_completes_when_the_server_returns() {
+    let mut server = TestServer::start_temp();
+    let (side, mut c, uid) = setup_with(&server, "ann@lab.org", TestDaemon::start);
+    let data = test_bytes(2 * 1024 * 1024 + 17, 8);
+    let src = side.work.path().join("frames.raw");
+    std::fs::write(&src, &data).unwrap();
+
+    server.kill();
+    let started = c.ok(
+        "asset.upload",
+        json!({"local_path": src, "title": "t", "owner_type": "user", "owner_id": uid,
+               "chunk_size_mb": 1}),
+    );
+    assert_eq!(started["state"], "retrying", "{started}");
+    let tid = started["transfer_id"].as_str().unwrap().to_string();
+    c.wait_for(|n| {
+        is_event(n, "transfer.retrying", &tid)
+            && n["params"]["error"]["code"] == "ERR_SERVER_UNREACHABLE"
+    });
+    // The daemon answers other requests while it waits.
+    assert!(c.ok("daemon.ping", json!({}))["pid"].as_u64().is_some());
+    // A client that started the daemon cannot stop it now.
+    let declined = c.ok("daemon.shutdown", json!({}));
+    assert_eq!(declined["stopping"], false, "{declined}");
+    assert_eq!(declined["running_transfers"], json!([tid]));
+
+    server.restart(None);
+    let t = wait_done(&mut c, &tid);
+    assert_eq!(t["state"], "completed", "{t}");
+    let dest = side.work.path().join("back");
+    let r = c.ok(
+        "asset.download",
+        json!({"asset_id": t["asset_id"], "dest_dir": dest}),
+    );
+    let back = wait_done(&mut c, r["transfer_id"].as_str().unwrap());
+    assert_eq!(
+        read(back["result"]["files"][0]["local_path"].as_str().unwrap()),
+        data
+    );
+}
+
+#[test]
+fn when_the_retry_window_ends_the_transfer_fails_as_unreachable() {
+    let mut server = TestServer::start_temp();
+    let (side, mut c, uid) = setup_with(&server, "bea@lab.org", |user| {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run").join("d.sock");
+        TestDaemon::start_full(user, dir, socket, &["--retry-window-s", "2"], &[])
+    });
+    let src = side.work.path().join("x.bin");
+    std::fs::write(&src, b"bytes").unwrap();
+    server.kill();
+    let started = c.ok(
+        "asset.upload",
+        json!({"local_path": src, "title": "t", "owner_type": "user", "owner_id": uid}),
+    );
+    let tid = started["transfer_id"].as_str().unwrap().to_string();
+    let end = c.wait_transfer_end(&tid);
+    assert_eq!(end["method"], "transfer.failed", "{end}");
+    assert_eq!(end["params"]["error"]["code"], "ERR_SERVER_UNREACHABLE");
+    // Nothing is left waiting: the daemon may stop again.
+    assert_eq!(c.ok("daemon.shutdown", json!({}))["stopping"], true);
+}
