@@ -34,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 
 import soak_report
-from dataerai import DaemonError, DaemonTimeoutError, DataeraiClient
+from dataerai import (
+    DaemonError,
+    DaemonTimeoutError,
+    DaemonUnavailableError,
+    DataeraiClient,
+)
 from soak_cluster import REPO, Cluster, ScaleoutBackends, rss_kib
 
 MiB = 1 << 20
@@ -60,6 +66,8 @@ def log(msg: str) -> None:
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, DaemonError):
         return exc.code
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}"
     return type(exc).__name__
 
 
@@ -83,6 +91,7 @@ class Ack:
     size: int
     sha256: str
     how: str  # "upload" or "followed" (finished by a restarted daemon)
+    checked: str = ""  # "" (not yet), "during" (then deleted) or "end"
 
 
 @dataclass
@@ -93,9 +102,13 @@ class Record:
     events: list[tuple[float, str, str]] = field(
         default_factory=list
     )  # (t, target, kill|up)
-    rss: list[tuple[float, int | None, int | None]] = field(default_factory=list)
+    # (t, server RSS KiB, daemon RSS KiB, uploads in flight)
+    rss: list[tuple[float, int | None, int | None, int]] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     lost_uploads: list[str] = field(default_factory=list)  # cut off, never found again
+    bad: list[str] = field(
+        default_factory=list
+    )  # acknowledged uploads that came back wrong
     uploaded_bytes: int = 0
 
     def now(self) -> float:
@@ -135,7 +148,7 @@ class UploadBudget:
     """Caps the total upload rate (bytes are taken before a file is written)."""
 
     def __init__(self, mbps: float) -> None:
-        self.rate = mbps * 1e6
+        self.rate = mbps * 1e6 if mbps > 0 else math.inf
         self.lock = threading.Lock()
         self.next_free = time.monotonic()
 
@@ -181,17 +194,30 @@ class Load:
         self.meta_assets: list[str] = []
         self.meta_acked: list[int] = []
         self.meta_tried: list[int] = []
+        self.in_flight = (
+            0  # upload() calls under way (the follow-up of a cut-off one included)
+        )
+        # One client per kind of work, each shared by its threads (the SDK is thread-safe):
+        # every client receives every transfer notification, so 60 clients would cost the
+        # harness 60 times the parsing for nothing.
+        self.upload_client = cluster.client()
+        self.meta_client = cluster.client(request_timeout_s=30)
+        self.reaper_client = cluster.client()
+
+    def close(self) -> None:
+        for c in (self.upload_client, self.meta_client, self.reaper_client):
+            c.close()
 
     # -- uploads
 
     def uploader(self, worker: int) -> None:
         rng = random.Random(self.args.seed * 1000 + worker)
-        client = self.cluster.client()
+        client = self.upload_client
         n = 0
         while not self.stop.is_set():
             # Log-uniform between the bounds: as many 0.1-1 MiB files as 6.4-64 MiB ones.
             size = int(math.exp(rng.uniform(math.log(0.1 * MiB), math.log(64 * MiB))))
-            if not self.budget.take(size, self.stop):
+            if not self.budget.take(size, self.stop) or not self.room_for(size):
                 break
             path = self.files / f"w{worker:02d}-{n:05d}.bin"
             n += 1
@@ -203,6 +229,8 @@ class Load:
                 seen.setdefault("transfer_id", ev.transfer_id)
 
             started = self.rec.now()
+            with self.rec.lock:
+                self.in_flight += 1
             try:
                 res = client.upload(
                     str(path),
@@ -214,6 +242,8 @@ class Load:
                     on_progress=progress,
                     transfer_timeout_s=self.args.transfer_timeout_s,
                 )
+            except DaemonUnavailableError as exc:
+                self.rec.op("upload", started, exc)  # no daemon to ask: nothing started
             except (DaemonTimeoutError, ConnectionError) as exc:
                 # The transfer may live on in the daemon (resumed after a restart).
                 self.rec.op("upload", started, exc)
@@ -223,8 +253,23 @@ class Load:
             else:
                 self.rec.op("upload", started)
                 self.acked(Ack(res.asset_id, res.content_id, size, sha, "upload"))
+            with self.rec.lock:
+                self.in_flight -= 1
             path.unlink(missing_ok=True)
-        client.close()
+
+    def room_for(self, size: int) -> bool:
+        """Back-pressure from the reaper: wait while the acknowledged uploads not yet checked
+        and deleted exceed twice `--keep-gb` (False: the load is over)."""
+        limit = 2 * self.args.keep_gb * 1e9
+        while not self.stop.is_set():
+            with self.rec.lock:
+                stored = sum(
+                    a.size for a in self.rec.acks if a.checked in ("", "claimed")
+                )
+            if stored + size <= limit:
+                return True
+            self.stop.wait(0.2)
+        return False
 
     def acked(self, ack: Ack) -> None:
         with self.rec.lock:
@@ -273,7 +318,7 @@ class Load:
 
     def metadata_worker(self, worker: int, rate: float) -> None:
         rng = random.Random(self.args.seed * 7919 + worker)
-        client = self.cluster.client(request_timeout_s=30)
+        client = self.meta_client
         asset = self.meta_assets[worker]
         period = 1.0 / rate
         due = time.monotonic()
@@ -297,13 +342,73 @@ class Load:
                 elif roll < 0.8 or not self.rec.acks:
                     self.rec.timed("get_metadata", lambda: client.get_metadata(asset))
                 else:
-                    other = rng.choice(self.rec.acks).asset_id
+                    # A recent upload: the reaper deletes only the oldest ones.
+                    other = rng.choice(self.rec.acks[-20:]).asset_id
                     self.rec.timed(
                         "get_metadata", lambda other=other: client.get_metadata(other)
                     )
             except (DaemonError, ConnectionError, OSError):
                 pass  # recorded; the schedule paces the next attempt
-        client.close()
+
+    # -- keeping the disk bounded
+
+    def reaper(self, worker: int) -> None:
+        """Keep at most `--keep-gb` of acknowledged uploads on the server: check the oldest
+        (download + SHA-256, as at the end) and delete it (REST `DELETE /assets/{id}`).
+        Transient errors (a process is down) are retried; anything else is a failure."""
+        keep = self.args.keep_gb * 1e9
+        dest = self.cluster.work / f"reaper-{worker}"
+        transient = {"ERR_SERVER_UNREACHABLE", "ERR_DAEMON_UNAVAILABLE", "ERR_TIMEOUT"}
+        while not self.stop.is_set():
+            with self.rec.lock:
+                kept = [a for a in self.rec.acks if a.checked in ("", "claimed")]
+                ack = None
+                if sum(a.size for a in kept) > keep:
+                    ack = next((a for a in kept if not a.checked), None)
+                if ack is not None:
+                    ack.checked = "claimed"
+            if ack is None:
+                self.stop.wait(0.5)
+                continue
+            try:
+                wrong = check_download(
+                    self.reaper_client, self.rec, ack, dest, "download (check)"
+                )
+                if wrong is None:
+                    self.delete(ack.asset_id)
+            except (DaemonError, ConnectionError, OSError) as exc:
+                code = error_code(exc)
+                refused = isinstance(exc, urllib.error.HTTPError) and exc.code < 500
+                if not refused and (
+                    code in transient or isinstance(exc, (ConnectionError, OSError))
+                ):
+                    with self.rec.lock:
+                        ack.checked = ""  # again once the process is back
+                    time.sleep(1)
+                    continue
+                wrong = f"{ack.asset_id}: {code} {exc}"
+            with self.rec.lock:
+                ack.checked = "during"
+                if wrong:
+                    self.rec.bad.append(wrong)
+
+    def delete(self, asset_id: str) -> None:
+        """Delete a checked asset, retrying through outages. A retry may find it gone: the
+        server can have deleted it before it was killed, without answering."""
+        retried = False
+        while True:
+            try:
+                self.rec.timed("delete", lambda: self.cluster.delete_asset(asset_id))
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404 and retried:
+                    return
+                if exc.code < 500:
+                    raise
+            except OSError:
+                pass
+            retried = True
+            time.sleep(1)
 
     # -- process killer and RSS sampler
 
@@ -333,7 +438,9 @@ class Load:
     def sampler(self) -> None:
         while not self.stop.wait(1.0):
             server, daemon = self.cluster.pids()
-            self.rec.rss.append((self.rec.now(), rss_kib(server), rss_kib(daemon)))
+            self.rec.rss.append(
+                (self.rec.now(), rss_kib(server), rss_kib(daemon), self.in_flight)
+            )
 
 
 def chaos_plan(
@@ -393,10 +500,33 @@ def settle_transfers(
     ]
 
 
+def check_download(
+    client: DataeraiClient, rec: Record, ack: Ack, dest: Path, kind: str
+) -> str | None:
+    """Download one acknowledged upload's content version and compare its SHA-256: None when
+    identical, else what differs. Errors of the download itself are raised."""
+    try:
+        res = rec.timed(
+            kind,
+            lambda: client.download(ack.asset_id, str(dest), content_id=ack.content_id),
+        )
+        f = res.files[0]
+        h = hashlib.sha256()
+        with open(f.local_path, "rb") as fh:
+            while block := fh.read(4 * MiB):
+                h.update(block)
+        if f.size != ack.size or h.hexdigest() != ack.sha256:
+            return f"{ack.asset_id}: {f.size} B (expected {ack.size}), sha256 {h.hexdigest()[:16]}…"
+        return None
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
 def verify_downloads(cluster: Cluster, rec: Record, threads: int) -> list[str]:
-    """Download every acknowledged upload; the SHA-256 must match. Returns the mismatches."""
+    """Download every acknowledged upload not checked yet; the SHA-256 must match. Returns the
+    failures (mismatches and downloads that failed: after the load everything is up)."""
     bad: list[str] = []
-    todo = list(enumerate(rec.acks))
+    todo = [(i, a) for i, a in enumerate(rec.acks) if not a.checked]
     lock = threading.Lock()
     root = cluster.work / "verify"
 
@@ -407,29 +537,16 @@ def verify_downloads(cluster: Cluster, rec: Record, threads: int) -> list[str]:
                     if not todo:
                         return
                     i, ack = todo.pop()
-                dest = root / str(i)
                 try:
-                    res = rec.timed(
-                        "download (check)",
-                        lambda ack=ack, dest=dest: c.download(
-                            ack.asset_id, str(dest), content_id=ack.content_id
-                        ),
+                    wrong = check_download(
+                        c, rec, ack, root / str(i), "download (final check)"
                     )
-                    f = res.files[0]
-                    h = hashlib.sha256()
-                    with open(f.local_path, "rb") as fh:
-                        while block := fh.read(4 * MiB):
-                            h.update(block)
-                    if f.size != ack.size or h.hexdigest() != ack.sha256:
-                        with lock:
-                            bad.append(
-                                f"{ack.asset_id}: {f.size} B, sha256 {h.hexdigest()[:16]}…"
-                            )
                 except (DaemonError, ConnectionError, OSError) as exc:
-                    with lock:
-                        bad.append(f"{ack.asset_id}: {error_code(exc)} {exc}")
-                finally:
-                    shutil.rmtree(dest, ignore_errors=True)
+                    wrong = f"{ack.asset_id}: {error_code(exc)} {exc}"
+                with lock:
+                    ack.checked = "end"
+                    if wrong:
+                        bad.append(wrong)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for t in pool:
@@ -455,13 +572,15 @@ def run_checks(
         )
     )
 
-    log(f"downloading {len(rec.acks)} acknowledged uploads")
-    bad = verify_downloads(cluster, rec, args.verify_threads)
+    during = sum(1 for a in rec.acks if a.checked == "during")
+    log(f"downloading {len(rec.acks) - during} acknowledged uploads")
+    bad = rec.bad + verify_downloads(cluster, rec, args.verify_threads)
     checks.append(
         Check(
             "every acknowledged upload downloads byte-identical (SHA-256)",
             not bad and bool(rec.acks),
-            f"{len(rec.acks) - len(bad)} of {len(rec.acks)} identical"
+            f"{len(rec.acks) - len(bad)} of {len(rec.acks)} identical ({during} checked during "
+            f"the load, then deleted to free the disk; {len(rec.acks) - during} after it)"
             + ("; " + "; ".join(bad[:10]) if bad else ""),
         )
     )
@@ -549,7 +668,9 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         with cluster.client() as c:
             project = c.create_project(f"soak {backend}").project_id
             load = Load(args, cluster, rec, project)
-            meta_threads = max(1, math.ceil(args.metadata_rate / 25))
+            # 10 calls/s per thread: each call may take up to 100 ms before the
+            # schedule slips (every core is busy with the uploads).
+            meta_threads = max(1, math.ceil(args.metadata_rate / 10))
             for i in range(meta_threads):
                 p = load.files / f"meta-{i}.txt"
                 p.write_text(f"metadata target {i}\n")
@@ -581,7 +702,11 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         ]
         chaos = threading.Thread(target=load.chaos, args=(plan,))
         sampler = threading.Thread(target=load.sampler)
-        for t in [*threads, chaos, sampler]:
+        reapers = [
+            threading.Thread(target=load.reaper, args=(i,))
+            for i in range(args.verify_threads)
+        ]
+        for t in [*threads, chaos, sampler, *reapers]:
             t.start()
         next_log = 30.0
         while rec.now() < args.duration_s:
@@ -598,8 +723,11 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         for t in threads:
             t.join()
         sampler.join()
+        for t in reapers:
+            t.join()
         drained = rec.now()
         checks = run_checks(cluster, rec, load, args)
+        load.close()
         backoffs = [
             float(m.group(1))
             for line in cluster.log_lines("daemon.log", r"retrying in")
@@ -665,8 +793,15 @@ def main() -> int:
     ap.add_argument(
         "--max-upload-mbps",
         type=float,
-        default=float(os.environ.get("SOAK_UPLOAD_MBPS", "20")),
-        help="cap on the total upload rate (MB/s), so that a run fits on the disk",
+        default=float(os.environ.get("SOAK_UPLOAD_MBPS", "0")),
+        help="cap on the total upload rate (MB/s; 0: none)",
+    )
+    ap.add_argument(
+        "--keep-gb",
+        type=float,
+        default=float(os.environ.get("SOAK_KEEP_GB", "4")),
+        help="acknowledged uploads kept on the server; older ones are checked and deleted "
+        "during the load (bounds the disk used)",
     )
     ap.add_argument("--transfer-timeout-s", type=float, default=600)
     ap.add_argument("--settle-timeout-s", type=float, default=600)

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ class Cluster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: subprocess.Popen[bytes] | None = None
         self.daemon: subprocess.Popen[bytes] | None = None
+        self.token = ""
         self.socket_path = work / "run" / "daemon.sock"
         for d in ("config", "state", "run"):
             (work / d).mkdir(mode=0o700, exist_ok=True)
@@ -202,6 +204,7 @@ class Cluster:
         """A user with a read+write token, saved where the daemon reads its credentials."""
         self.admin("create-user", "--email", email)
         token = self.admin("create-token", "--email", email, "--scope", "read,write")
+        self.token = token
         subprocess.run(
             [
                 str(self.bin_dir / "dataerai"),
@@ -217,6 +220,16 @@ class Cluster:
             capture_output=True,
             env=self.user_env,
         )
+
+    def delete_asset(self, asset_id: str) -> None:
+        """`DELETE /api/v1/assets/{id}` (the SDK has no delete): frees the asset's bytes."""
+        req = urllib.request.Request(
+            f"{self.url}/api/v1/assets/{asset_id}",
+            method="DELETE",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            answer.read()
 
     # ------------------------------------------------------------------ daemon
 

@@ -179,18 +179,22 @@ def backend_section(r: dict[str, Any]) -> list[str]:
     samples = rec.rss
     if samples:
         step = max(10.0, round(r["load_s"] / 12 / 10) * 10)
-        lines += head("interval s", "server MiB", "daemon MiB")
+        lines += head(
+            "interval s", "server MiB", "daemon MiB", "uploads in flight (mean)"
+        )
         t = 0.0
         end_t = samples[-1][0]
         while t < end_t:
             part = [s for s in samples if t <= s[0] < t + step]
             srv = [s[1] for s in part if s[1] is not None]
             dmn = [s[2] for s in part if s[2] is not None]
+            flying = [s[3] for s in part]
             lines.append(
                 row(
                     f"{t:.0f}–{t + step:.0f}",
                     f"{max(srv) / 1024:.0f}" if srv else "-",
                     f"{max(dmn) / 1024:.0f}" if dmn else "-",
+                    f"{statistics.mean(flying):.0f}" if flying else "-",
                 )
             )
             t += step
