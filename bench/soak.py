@@ -99,16 +99,15 @@ class Record:
     t0: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ops: list[Op] = field(default_factory=list)
-    events: list[tuple[float, str, str]] = field(
-        default_factory=list
-    )  # (t, target, kill|up)
+    # (t, "server" | "daemon" | "database", "kill" | "up")
+    events: list[tuple[float, str, str]] = field(default_factory=list)
     # (t, server RSS KiB, daemon RSS KiB, uploads in flight)
     rss: list[tuple[float, int | None, int | None, int]] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     lost_uploads: list[str] = field(default_factory=list)  # cut off, never found again
-    bad: list[str] = field(
-        default_factory=list
-    )  # acknowledged uploads that came back wrong
+    # Acknowledged uploads that came back wrong.
+    bad: list[str] = field(default_factory=list)
+    empty_assets: int = 0  # assets without a complete version at the end
     uploaded_bytes: int = 0
 
     def now(self) -> float:
@@ -634,6 +633,13 @@ def run_checks(
         )
     )
 
+    # Not a check of its own (it holds no bytes), but a leftover all the same: assets that
+    # never got a complete version (created, then the upload never really started).
+    empty = cluster.query(
+        "SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM contents c "
+        "WHERE c.asset_id = a.id AND c.status = 'complete')"
+    )
+    rec.empty_assets = int(empty[0][0])
     panics = cluster.log_lines("server.log", r"panicked|PANIC") + cluster.log_lines(
         "daemon.log", r"panicked|PANIC"
     )

@@ -77,7 +77,9 @@ def backend_section(r: dict[str, Any]) -> list[str]:
             f"{nbytes / 1e6 / max(r['load_s'] + r['drain_s'], 1):.1f} MB/s on average), "
             f"{followed} of them finished by a restarted daemon after their caller lost the connection; "
             f"{len(rec.lost_uploads)} uploads cut off by a daemon kill were not in its journal "
-            f"(never acknowledged, so nothing to check)."
+            f"(never acknowledged, so nothing to check). Assets left without any complete "
+            f"version (created, then their upload never started or never finished): "
+            f"{rec.empty_assets}."
         ),
         "",
         (
