@@ -30,6 +30,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -674,9 +675,9 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         with cluster.client() as c:
             project = c.create_project(f"soak {backend}").project_id
             load = Load(args, cluster, rec, project)
-            # 10 calls/s per thread: each call may take up to 100 ms before the
-            # schedule slips (every core is busy with the uploads).
-            meta_threads = max(1, math.ceil(args.metadata_rate / 10))
+            # 4 calls/s per thread: the offered rate holds while calls take up to 250 ms
+            # on average (a metadata write waits behind the uploads' chunk records).
+            meta_threads = max(1, math.ceil(args.metadata_rate / 4))
             for i in range(meta_threads):
                 p = load.files / f"meta-{i}.txt"
                 p.write_text(f"metadata target {i}\n")
@@ -822,6 +823,8 @@ def main() -> int:
     )
     args = ap.parse_args()
 
+    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the server, daemon and backends stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backends = ["embedded", "scaleout"] if args.backend == "both" else [args.backend]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = []
