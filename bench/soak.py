@@ -548,7 +548,7 @@ def verify_downloads(cluster: Cluster, rec: Record, threads: int) -> list[str]:
                     if wrong:
                         bad.append(wrong)
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
@@ -667,6 +667,7 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     work.mkdir(parents=True)
     scaleout = ScaleoutBackends(work / "backends") if backend == "scaleout" else None
     cluster = Cluster(Path(args.bin_dir), work, scaleout)
+    load: Load | None = None
     try:
         cluster.start_server()
         cluster.sign_in("soak@example.org")
@@ -698,19 +699,21 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         )
         rec.t0 = time.monotonic()
         threads = [
-            threading.Thread(target=load.uploader, args=(i,))
+            threading.Thread(target=load.uploader, args=(i,), daemon=True)
             for i in range(args.uploaders)
         ]
         threads += [
             threading.Thread(
-                target=load.metadata_worker, args=(i, args.metadata_rate / meta_threads)
+                target=load.metadata_worker,
+                args=(i, args.metadata_rate / meta_threads),
+                daemon=True,
             )
             for i in range(meta_threads)
         ]
-        chaos = threading.Thread(target=load.chaos, args=(plan,))
-        sampler = threading.Thread(target=load.sampler)
+        chaos = threading.Thread(target=load.chaos, args=(plan,), daemon=True)
+        sampler = threading.Thread(target=load.sampler, daemon=True)
         reapers = [
-            threading.Thread(target=load.reaper, args=(i,))
+            threading.Thread(target=load.reaper, args=(i,), daemon=True)
             for i in range(args.verify_threads)
         ]
         for t in [*threads, chaos, sampler, *reapers]:
@@ -753,6 +756,8 @@ def soak_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "metadata_threads": meta_threads,
         }
     finally:
+        if load is not None:
+            load.stop.set()  # a chaos thread must not restart what is stopped here
         cluster.stop()
         # The logs outlive the data: target/soak-logs/<backend>/ (for a failed check's report).
         logs = Path(args.work).parent / "soak-logs" / backend
