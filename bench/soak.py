@@ -194,9 +194,8 @@ class Load:
         self.meta_assets: list[str] = []
         self.meta_acked: list[int] = []
         self.meta_tried: list[int] = []
-        self.in_flight = (
-            0  # upload() calls under way (the follow-up of a cut-off one included)
-        )
+        # upload() calls under way (the follow-up of a cut-off one included)
+        self.in_flight = 0
         # One client per kind of work, each shared by its threads (the SDK is thread-safe):
         # every client receives every transfer notification, so 60 clients would cost the
         # harness 60 times the parsing for nothing.

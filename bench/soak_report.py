@@ -231,6 +231,16 @@ def markdown(
     if not kept:
         kept = "# Reliability\n\n"
     ok = all(c.ok for r in results for c in r["checks"])
+    kind = (
+        "the full run (`make soak`: 10 minutes per backend)"
+        if args.duration_s >= 600
+        else f"a shortened run (`SOAK_S={args.duration_s:.0f}`)"
+    )
+    cap = (
+        f"at most {args.max_upload_mbps:.0f} MB/s in total"
+        if args.max_upload_mbps > 0
+        else "no rate cap"
+    )
     lines = [
         MARKER,
         "",
@@ -239,9 +249,10 @@ def markdown(
         (
             f"Run started {started} on {machine['cpus']} CPUs, {machine['mem_gib']:.0f} GiB RAM, Linux "
             f"{machine['kernel']} (a virtual machine shared with other builds), binaries "
-            f"`{machine['version']}` from `{args.bin_dir}`. Load: {args.duration_s:.0f} s per backend, "
-            f"{args.uploaders} concurrent uploaders (capped at {args.max_upload_mbps:.0f} MB/s in "
-            f"total), {args.metadata_rate:.0f} metadata calls/s; seed {args.seed} "
+            f"`{machine['version']}` from `{args.bin_dir}`; {kind}. Load: "
+            f"{args.duration_s:.0f} s per backend, {args.uploaders} concurrent uploaders ({cap}, "
+            f"{args.keep_gb:g} GB kept before checking and deleting), "
+            f"{args.metadata_rate:.0f} metadata calls/s; seed {args.seed} "
             f"(`SOAK_SEED={args.seed}` repeats the sizes and kill times). "
             f"Overall: **{'all checks passed' if ok else 'some checks FAILED'}**."
         ),
