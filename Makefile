@@ -17,7 +17,7 @@ TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injec
 BACKENDS_STATE := $(CURDIR)/target/test-backends
 S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-deps lint fmt clean
+.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-deps soak lint fmt clean
 
 all: build
 
@@ -128,6 +128,17 @@ bench-deps:
 	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q rclone >/dev/null 2>&1 || \
 	  { apt-get update -q >/dev/null && apt-get install -y -q rclone >/dev/null; }; }
 	$(VPY) -m pip install --quiet blake3
+
+## Soak test (not part of `make test`; docs/reliability.md): SOAK_S seconds (default 600) per
+## backend of 50 concurrent uploads and ~200 metadata calls/s through SDK -> daemon -> server
+## while the server, the daemon (and on PostgreSQL + S3 the database) are killed and restarted;
+## then every acknowledged upload must download byte-identical and nothing may be left reserved.
+## SOAK_BACKEND=embedded|scaleout|both (default both). Writes its report into docs/reliability.md
+## and fails when a check fails. DATAERAI_BIN_DIR=<dir> uses binaries built elsewhere instead of
+## building the release ones.
+SOAK_BIN_DIR = $(or $(DATAERAI_BIN_DIR),$(CURDIR)/target/release)
+soak: $(if $(DATAERAI_BIN_DIR),,build-release) venv $(if $(filter embedded,$(SOAK_BACKEND)),,$(S3S_FS))
+	$(VPY) bench/soak.py --bin-dir $(SOAK_BIN_DIR)
 
 ## Rust: rustfmt and clippy (with the test features, so the fault-injection
 ## code is linted too and cargo reuses the test build's dependencies); Python:

@@ -6,6 +6,10 @@
 #   scripts/test-backends.sh start [STATE_DIR]   start both, print the env to use
 #   scripts/test-backends.sh env   [STATE_DIR]   print the env again
 #   scripts/test-backends.sh stop  [STATE_DIR]   stop both and delete their data
+#   scripts/test-backends.sh restart-pg [STATE_DIR]
+#                                    crash-stop PostgreSQL (`pg_ctl -m immediate`, no
+#                                    checkpoint), wait PG_DOWN_S seconds (default 3), start it
+#                                    again on the same port and data (`make soak`)
 #
 # DURABLE=1 keeps PostgreSQL's fsync on (for benchmarks); by default the
 # throwaway cluster skips it.
@@ -114,6 +118,7 @@ start() {
         echo "PG_BIN=$bin"
         echo "PG_DIR=$pgdata"
         echo "PG_PORT=$pg_port"
+        echo "PG_OPTS='$opts'"
     } >"$STATE/ports.tmp"
 
     s3_port="$(spare_port)"
@@ -142,12 +147,26 @@ stop() {
     log "stopped"
 }
 
+restart_pg() {
+    if [ ! -f "$STATE/ports" ]; then
+        log "nothing running (no $STATE/ports)"
+        return 1
+    fi
+    # shellcheck disable=SC1091
+    . "$STATE/ports"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null
+    sleep "${PG_DOWN_S:-3}"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start -o "$PG_OPTS" >/dev/null
+    log "PostgreSQL restarted on 127.0.0.1:$PG_PORT"
+}
+
 case "$cmd" in
     start) start ;;
+    restart-pg) restart_pg ;;
     stop) stop ;;
     env) print_env ;;
     *)
-        echo "usage: $0 start|stop|env [STATE_DIR]" >&2
+        echo "usage: $0 start|stop|env|restart-pg [STATE_DIR]" >&2
         exit 2
         ;;
 esac
