@@ -105,6 +105,7 @@ def main() -> int:
             title="Sample scan (checked)",
             tags=[*meta.tags, "verified"],
             metadata={"verified_by": status.user_email},
+            record_type="raw_data",
         )
         print(f"   now title={meta.title!r} tags={meta.tags} metadata={meta.metadata}")
 
@@ -136,6 +137,13 @@ def main() -> int:
             f"   {rel.from_asset_id} --{rel.type}--> {rel.to_asset_id} "
             f"({rel.related_asset.get('title')!r}, mode {rel.analysis_mode})"
         )
+
+        step("7. Find it again by search")
+        found = client.search(f"project:{project.project_id} type:raw_data verified")
+        print(f"   {found.total} match: {[a.title for a in found.items]}")
+        if [a.asset_id for a in found.items] != [raw.asset_id]:
+            print("   ERROR: the search did not find exactly the scan", file=sys.stderr)
+            return 1
 
     print("\nQuick start finished successfully.")
     return 0

@@ -20,7 +20,7 @@ use std::time::Duration;
 use dataerai_proto::api::{
     AddMember, Asset, BatchAnswer, ChunkAck, CompleteUpload, ContentVersion, CreateAsset,
     CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Me, Member,
-    Page, Project, Relationship, UpdateAsset, UploadSession,
+    Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset, UploadSession,
 };
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -248,6 +248,12 @@ impl ApiClient {
         offset: Option<u64>,
     ) -> Result<Page<Project>> {
         self.get_page("/projects", limit, offset).await
+    }
+
+    /// One page of `GET /search` (`docs/search.md`).
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
+        self.json(self.request(Method::GET, "/search").query(query))
+            .await
     }
 
     pub async fn create_asset(&self, body: &CreateAsset) -> Result<Asset> {

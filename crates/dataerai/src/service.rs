@@ -12,10 +12,11 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use dataerai_proto::api::OwnerType;
 use dataerai_proto::api::{
     Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Member, Page, Project,
-    Relationship, UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN, PROJECT_ROLES,
+    Relationship, SearchQuery, SearchResults, UpdateAsset, ANALYSIS_MODES,
+    MAX_RELATIONSHIP_TYPE_LEN, PROJECT_ROLES,
 };
 use dataerai_proto::ApiError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use dataerai_client::auth::TokenSource;
@@ -88,7 +89,19 @@ pub struct ListAssetsParams {
     pub offset: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `asset.search`: the REST search's parameters (`docs/search.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    #[serde(default)]
+    pub query: String,
+    pub sort: Option<String>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    pub facets: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadParams {
     pub local_path: String,
@@ -360,6 +373,19 @@ impl Service {
                 p.limit,
                 p.offset,
             )
+            .await
+    }
+
+    /// One page of the assets you can read that match a query.
+    pub async fn search(&self, p: SearchParams) -> Result<SearchResults> {
+        self.client()?
+            .search(&SearchQuery {
+                q: Some(p.query),
+                sort: p.sort,
+                limit: p.limit,
+                cursor: p.cursor,
+                facets: p.facets,
+            })
             .await
     }
 

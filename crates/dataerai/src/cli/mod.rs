@@ -7,6 +7,7 @@
 //! - [`transfer`]: `upload`, `download`.
 //! - [`assets`]: `metadata get|set`, `list assets`, `link`, `versions`.
 //! - [`projects`]: `project create|members`, `list projects`.
+//! - [`search`]: `search`.
 //! - [`daemon`]: `daemon`, `transfers list|show|pause|resume|cancel|wait`.
 //! - [`output`]: results on stdout (`--json`), progress and errors on stderr.
 //!
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod daemon_client;
 pub mod output;
 pub mod projects;
+pub mod search;
 pub mod transfer;
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use assets::{LinkArgs, MetadataCommand};
 use auth::AuthCommand;
 use daemon::TransfersCommand;
 use projects::ProjectCommand;
+use search::SearchArgs;
 use transfer::{DownloadArgs, UploadArgs};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -64,6 +67,9 @@ pub enum Command {
     /// List projects or assets.
     #[command(subcommand)]
     List(ListCommand),
+    /// Search the assets you can read: words, "phrases", tag:, type:, md.<key>>=…
+    /// (docs/search.md).
+    Search(SearchArgs),
     /// Record a provenance relationship FROM (dependent) → TO (origin).
     Link(LinkArgs),
     /// List an asset's content versions, newest first.
@@ -134,6 +140,7 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
             collection,
             user,
         }) => assets::list(svc, as_json, project, collection, user).await,
+        Command::Search(a) => search::run(svc, as_json, a).await,
         Command::Link(a) => assets::link(svc, as_json, a).await,
         Command::Versions { asset_id } => assets::versions(svc, as_json, asset_id).await,
         Command::Transfers { socket, command } => daemon::transfers(socket, as_json, command).await,

@@ -167,12 +167,8 @@ async fn follow(
 
 /// `asset.upload` params of a parsed upload (absent fields left out).
 fn upload_params(p: UploadParams) -> Value {
-    let mut v = json!({
-        "local_path": p.local_path, "title": p.title, "owner_type": p.owner_type,
-        "owner_id": p.owner_id, "asset_id": p.asset_id, "metadata": p.metadata, "tags": p.tags,
-        "description": p.description, "alias": p.alias, "collection_id": p.collection_id,
-        "chunk_size_mb": p.chunk_size_mb, "idempotency_key": p.idempotency_key,
-    });
+    // Every field the daemon takes, by construction (the same struct reads them).
+    let mut v = serde_json::to_value(p).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {
         m.retain(|_, v| !v.is_null());
     }

@@ -21,7 +21,7 @@ use super::DaemonState;
 use crate::service::{
     AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams,
     ListMembersParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
-    RemoveMemberParams, SetMetadataParams, UploadParams,
+    RemoveMemberParams, SearchParams, SetMetadataParams, UploadParams,
 };
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
@@ -155,6 +155,7 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
             Ok(json!({}))
         }
         "asset.list" => to_value(svc.list_assets(params::<ListAssetsParams>(p)?).await?),
+        "asset.search" => to_value(svc.search(params::<SearchParams>(p)?).await?),
         "asset.get_metadata" => to_value(
             svc.get_metadata(&params::<AssetIdParams>(p)?.asset_id)
                 .await?,

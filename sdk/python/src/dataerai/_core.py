@@ -178,11 +178,13 @@ class Request(Call[T]):
 
 @dataclass(frozen=True)
 class Pages(Generic[T]):
-    """A paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``), read item by item."""
+    """A paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``, or with
+    ``by_cursor`` ``limit``/``cursor``/``next_cursor``), read item by item."""
 
     method: str
     params: JsonObject
     parse_item: Callable[[JsonObject], T]
+    by_cursor: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from .models import (
     Project,
     ProjectMember,
     Relationship,
+    SearchResult,
     Transfer,
     UploadItem,
     UploadManyResult,
@@ -177,6 +178,51 @@ def iter_assets(
     return Pages("asset.list", params, AssetMetadata.from_json)
 
 
+def search(
+    query: str = "",
+    *,
+    limit: Optional[int] = 50,
+    cursor: Optional[str] = None,
+    sort: Optional[str] = None,
+) -> Call[SearchResult]:
+    """One page of the assets you can read that match ``query`` (the query language of
+    ``docs/search.md``), with the total and facet counts over every match.
+
+    Args:
+        query: Free words and ``"quoted phrases"`` (title, description, alias, tags, file
+            names), ``tag:``, ``type:``, ``project:``, ``collection:``/``within:``,
+            ``owner:me``, ``created>=2026-11-01``, ``size>1GB``, ``md.<key>`` comparisons
+            (``md.voltage_kv>=200``, ``md.sample.name="SrRuO3"``, ``md.mode:*``), ``AND``/``OR``/
+            ``NOT``/``-`` and parentheses. Empty: everything you can read.
+        limit: Matches per page (1–1000).
+        cursor: ``next_cursor`` of the previous page.
+        sort: ``relevance``, ``created``, ``updated``, ``title``, ``size`` or ``md.<key>``;
+            a leading ``-`` sorts descending. Default: relevance with words, newest first without.
+
+    Example::
+
+        page = client.search('tag:calibrated md.voltage_kv>=200 "bright field"')
+        print(page.total, [a.title for a in page.items], page.facets["tags"])
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` for a malformed query; its message names the position.
+    """
+    params = _params.search(query, limit, cursor, sort, facets=True)
+    return Request("asset.search", params, SearchResult.from_json)
+
+
+def iter_search(query: str = "", *, sort: Optional[str] = None) -> Pages[AssetMetadata]:
+    """Every match of :meth:`search`, fetched page by page as you iterate.
+
+    Example::
+
+        for asset in client.iter_search("type:raw_data created>=2026-11-01", sort="created"):
+            print(asset.asset_id, asset.title)
+    """
+    params = _params.search(query, None, None, sort, facets=False)
+    return Pages("asset.search", params, AssetMetadata.from_json, by_cursor=True)
+
+
 def upload(
     local_path: PathLike,
     *,
@@ -193,6 +239,7 @@ def upload(
     transfer_timeout_s: Optional[float] = 3600,
     progress: bool = False,
     idempotency_key: Optional[str] = None,
+    record_type: Optional[str] = None,
 ) -> Call[UploadResult]:
     """Upload a file or a directory as a new asset and block until the server verified it.
 
@@ -212,6 +259,8 @@ def upload(
         owner_id: Your user id (``auth_status().user_id``) or a project id.
         description, alias, tags, metadata: Descriptive metadata; ``metadata`` is a dict.
         collection_id: Collection of a project-owned asset (default: the project's root).
+        record_type: What kind of record it is (free text, at most 64 characters:
+            ``raw_data``, ``analysis``, ``figure``, …); search it with ``type:``.
         chunk_size_mb: Chunk size in MiB, a power of two from 1 to 512 (default 64).
         on_progress: Called with a :class:`~dataerai.ProgressEvent` after each chunk, on a
             background thread; the last call has ``bytes_done == bytes_total``. Exceptions
@@ -262,6 +311,7 @@ def upload(
         collection_id=collection_id,
         chunk_size_mb=chunk_size_mb,
         idempotency_key=idempotency_key,
+        record_type=record_type,
     )
     return TransferRequest(
         "asset.upload", params, UploadResult.from_json, on_progress, transfer_timeout_s, progress
@@ -327,7 +377,8 @@ def get_metadata(asset_id: str) -> Call[AssetMetadata]:
 
 
 def set_metadata(asset_id: str, **fields: Any) -> Call[AssetMetadata]:
-    """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``.
+    """Change some of ``title``, ``description``, ``alias``, ``tags``, ``metadata``,
+    ``record_type``.
 
     ``metadata`` is merged key by key into the stored dict (a ``None`` value deletes a
     key); ``tags`` replaces the list. Returns the updated metadata.

@@ -20,7 +20,7 @@ from .models import UploadItem
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Fields that ``set_metadata`` may change.
-METADATA_FIELDS = ("title", "description", "alias", "tags", "metadata")
+METADATA_FIELDS = ("title", "description", "alias", "tags", "metadata", "record_type")
 #: Fields an ``upload_many`` item may carry (the ``asset.upload`` params except ``chunk_size_mb``).
 UPLOAD_ITEM_FIELDS = (
     "local_path",
@@ -32,6 +32,7 @@ UPLOAD_ITEM_FIELDS = (
     "tags",
     "metadata",
     "collection_id",
+    "record_type",
     "asset_id",
     "idempotency_key",
 )
@@ -155,6 +156,7 @@ def upload(
     collection_id: Any = None,
     chunk_size_mb: Any = None,
     idempotency_key: Any = None,
+    record_type: Any = None,
 ) -> Dict[str, Any]:
     params: Dict[str, Any] = {
         "local_path": absolute_path(local_path, "local_path"),
@@ -170,6 +172,7 @@ def upload(
                 "tags": tag_list(tags),
                 "metadata": optional_mapping(metadata, "metadata"),
                 "collection_id": optional_str(collection_id, "collection_id"),
+                "record_type": optional_str(record_type, "record_type"),
                 "chunk_size_mb": chunk_size(chunk_size_mb),
                 "idempotency_key": optional_str(idempotency_key, "idempotency_key"),
             }
@@ -315,19 +318,49 @@ def local_file_sizes(local_path: str) -> Dict[str, int]:
     return sizes
 
 
-def next_page(params: Mapping[str, Any], offset: int) -> Dict[str, Any]:
-    """The parameters asking a paged list method for the page at ``offset``."""
-    return {**params, "limit": PAGE_SIZE, "offset": offset}
+def first_page(by_cursor: bool) -> Union[int, str]:
+    """Where a paged list starts: offset 0, or no cursor yet."""
+    return "" if by_cursor else 0
 
 
-def page_items(answer: Mapping[str, Any], offset: int) -> Tuple[List[Any], Optional[int]]:
-    """The items of one page of a list answer and the offset of the next page (``None``: last).
+def next_page(params: Mapping[str, Any], position: Union[int, str], by_cursor: bool) -> Dict[str, Any]:
+    """The parameters asking a paged list method for the page at ``position`` (an offset, or a
+    cursor the previous page gave)."""
+    if by_cursor:
+        return {**params, "limit": PAGE_SIZE, **({"cursor": position} if position else {})}
+    return {**params, "limit": PAGE_SIZE, "offset": position}
 
-    Both clients page the same way: ``PAGE_SIZE`` items per request until a page is empty or
-    the answer's ``total`` is reached.
+
+def page_items(
+    answer: Mapping[str, Any], position: Union[int, str], by_cursor: bool
+) -> Tuple[List[Any], Optional[Union[int, str]]]:
+    """The items of one page of a list answer and where the next page starts (``None``: last).
+
+    Both clients page the same way: ``PAGE_SIZE`` items per request until a page is empty, the
+    answer's ``total`` is reached, or (cursor paging) no ``next_cursor`` is given.
     """
     items = list(answer.get("items") or [])
-    following = offset + len(items)
+    if by_cursor:
+        following_cursor = answer.get("next_cursor")
+        return items, (str(following_cursor) if items and following_cursor else None)
+    assert isinstance(position, int)
+    following = position + len(items)
     if not items or following >= int(answer.get("total") or 0):
         return items, None
     return items, following
+
+
+def search(query: Any, limit: Any, cursor: Any, sort: Any, facets: bool) -> Dict[str, Any]:
+    if not isinstance(query, str):
+        raise InvalidArgumentTypeError(f"query must be a str, not {type(query).__name__}")
+    params: Dict[str, Any] = {"query": query, "facets": facets}
+    params.update(
+        drop_none(
+            {
+                "limit": optional_int(limit, "limit", minimum=1),
+                "cursor": optional_str(cursor, "cursor"),
+                "sort": optional_str(sort, "sort"),
+            }
+        )
+    )
+    return params

@@ -37,6 +37,7 @@ from typing import (
     Optional,
     Tuple,
     TypeVar,
+    Union,
 )
 
 from . import _core, _methods, _params, _progress
@@ -346,6 +347,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     iter_projects = _async_paging(_methods.iter_projects)
     list_assets = _awaitable(_methods.list_assets)
     iter_assets = _async_paging(_methods.iter_assets)
+    search = _awaitable(_methods.search)
+    iter_search = _async_paging(_methods.iter_search)
     upload = _awaitable(_methods.upload)
     download = _awaitable(_methods.download)
     get_metadata = _awaitable(_methods.get_metadata)
@@ -408,10 +411,12 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
         raise TypeError(f"not a daemon call: {call!r}")
 
     async def _pages(self, pages: _core.Pages[T]) -> AsyncIterator[T]:
-        offset: Optional[int] = 0
-        while offset is not None:
-            answer = await self._call(pages.method, _params.next_page(pages.params, offset))
-            items, offset = _params.page_items(answer, offset)
+        position: Optional[Union[int, str]] = _params.first_page(pages.by_cursor)
+        while position is not None:
+            answer = await self._call(
+                pages.method, _params.next_page(pages.params, position, pages.by_cursor)
+            )
+            items, position = _params.page_items(answer, position, pages.by_cursor)
             for item in items:
                 yield pages.parse_item(item)
 

@@ -16,7 +16,19 @@ import functools
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from . import _core, _methods, _params, _progress
 from ._connection import RpcConnection
@@ -193,6 +205,8 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     iter_projects = _paging(_methods.iter_projects)
     list_assets = _blocking(_methods.list_assets)
     iter_assets = _paging(_methods.iter_assets)
+    search = _blocking(_methods.search)
+    iter_search = _paging(_methods.iter_search)
     upload = _blocking(_methods.upload)
     download = _blocking(_methods.download)
     get_metadata = _blocking(_methods.get_metadata)
@@ -251,10 +265,10 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
 
     def _pages(self, pages: _core.Pages[T]) -> Iterator[T]:
         """Every item of a paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``)."""
-        offset: Optional[int] = 0
-        while offset is not None:
-            answer = self._call(pages.method, _params.next_page(pages.params, offset))
-            items, offset = _params.page_items(answer, offset)
+        position: Optional[Union[int, str]] = _params.first_page(pages.by_cursor)
+        while position is not None:
+            answer = self._call(pages.method, _params.next_page(pages.params, position, pages.by_cursor))
+            items, position = _params.page_items(answer, position, pages.by_cursor)
             yield from map(pages.parse_item, items)
 
     def _try_connect(self) -> Optional[RpcConnection]:

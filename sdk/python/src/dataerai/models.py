@@ -307,6 +307,8 @@ class AssetMetadata:
     created_by: Optional[str] = None
     latest_content: Optional[JsonObject] = field(default=None, repr=False)
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+    record_type: Optional[str] = None
+    """What kind of record it is (``raw_data``, ``analysis``, ``figure``, …), if set."""
 
     @classmethod
     def from_json(cls, data: JsonObject) -> AssetMetadata:
@@ -328,6 +330,34 @@ class AssetMetadata:
             created_by=_opt_str(data.get("created_by")),
             latest_content=latest,
             raw=data,
+            record_type=_opt_str(data.get("record_type")),
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of :meth:`DataeraiClient.search`."""
+
+    items: List[AssetMetadata]
+    total: int
+    """Every match you can read, on all pages."""
+    facets: Dict[str, Dict[str, int]]
+    """The most frequent values among all matches, most frequent first:
+    ``{"tags": {"calibrated": 12, …}, "record_types": {…}, "projects": {project_id: n, …}}``."""
+    next_cursor: Optional[str]
+    """Pass as ``cursor=`` for the next page; ``None`` on the last page."""
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> SearchResult:
+        facets = data.get("facets") or {}
+        return cls(
+            items=[AssetMetadata.from_json(item) for item in data.get("items") or []],
+            total=int(data.get("total") or 0),
+            facets={
+                name: {str(f["value"]): int(f["count"]) for f in facets.get(name) or []}
+                for name in ("tags", "record_types", "projects")
+            },
+            next_cursor=_opt_str(data.get("next_cursor")),
         )
 
 
@@ -584,6 +614,7 @@ class UploadItem:
     collection_id: Optional[str] = None
     idempotency_key: Optional[str] = None
     """As for :meth:`DataeraiClient.upload`: a repeat with the same key follows the first."""
+    record_type: Optional[str] = None
 
     def to_params(self) -> JsonObject:
         params: JsonObject = {
@@ -592,7 +623,15 @@ class UploadItem:
             "owner_type": self.owner_type,
             "owner_id": self.owner_id,
         }
-        for name in ("description", "alias", "tags", "metadata", "collection_id", "idempotency_key"):
+        for name in (
+            "description",
+            "alias",
+            "tags",
+            "metadata",
+            "collection_id",
+            "idempotency_key",
+            "record_type",
+        ):
             value = getattr(self, name)
             if value is not None:
                 params[name] = value

@@ -1,0 +1,102 @@
+//! `dataerai search QUERY`: the server's search (`docs/search.md`), one page
+//! or (`--all`) every match.
+
+use clap::Args;
+use dataerai_proto::api::{Asset, SearchResults};
+use serde_json::json;
+
+use super::output::{human_bytes, print_json};
+use super::Result;
+use crate::service::{SearchParams, Service};
+
+/// Results per request with `--all`.
+const ALL_PAGE_SIZE: u64 = 500;
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The query, e.g. 'tag:calibrated md.voltage_kv>=200 "bright field"' (quote it for the
+    /// shell; see docs/search.md). Empty: every asset you can read.
+    #[arg(default_value = "")]
+    pub query: String,
+    /// Matches per page (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u64,
+    /// Every match, fetched page by page (`--limit` is then the page size hint only).
+    #[arg(long, conflicts_with = "cursor")]
+    pub all: bool,
+    /// Continue after a previous page (its `next_cursor`).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// relevance, created, updated, title, size or md.<key>; a leading - sorts descending.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sort: Option<String>,
+}
+
+pub async fn run(svc: &Service, as_json: bool, a: SearchArgs) -> Result<()> {
+    let page = |cursor: Option<String>, limit: u64, facets: bool| SearchParams {
+        query: a.query.clone(),
+        sort: a.sort.clone(),
+        limit: Some(limit),
+        cursor,
+        facets: Some(facets),
+    };
+    if !a.all {
+        let results = svc.search(page(a.cursor.clone(), a.limit, as_json)).await?;
+        if as_json {
+            print_json(&results);
+        } else {
+            print_rows(&results.items);
+            summary(&results);
+        }
+        return Ok(());
+    }
+    let mut items: Vec<Asset> = Vec::new();
+    let mut cursor = None;
+    let total = loop {
+        let results = svc
+            .search(page(cursor, a.limit.max(ALL_PAGE_SIZE), false))
+            .await?;
+        if !as_json {
+            print_rows(&results.items);
+        } else {
+            items.extend(results.items);
+        }
+        cursor = results.next_cursor;
+        if cursor.is_none() {
+            break results.total;
+        }
+    };
+    if as_json {
+        print_json(&json!({ "items": items, "total": total }));
+    } else {
+        crate::outln!("({total} matches)");
+    }
+    Ok(())
+}
+
+fn print_rows(items: &[Asset]) {
+    for a in items {
+        let size = a
+            .latest_content
+            .as_ref()
+            .map(|c| human_bytes(c.total_bytes));
+        crate::outln!(
+            "{}  {:>10}  {:<12}  {}",
+            a.asset_id,
+            size.as_deref().unwrap_or("-"),
+            a.record_type.as_deref().unwrap_or("-"),
+            a.title
+        );
+    }
+}
+
+fn summary(results: &SearchResults) {
+    match &results.next_cursor {
+        Some(next) => crate::outln!(
+            "({} of {} matches; next page: --cursor {next}, or --all)",
+            results.items.len(),
+            results.total
+        ),
+        None => crate::outln!("({} of {} matches)", results.items.len(), results.total),
+    }
+}

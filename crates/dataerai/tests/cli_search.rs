@@ -1,0 +1,77 @@
+//! `dataerai search`: a page with a cursor hint, `--all`, `--json`, the
+//! record type set with `upload --record-type` / `metadata set --record-type`,
+//! and a malformed query as a clear error with a non-zero exit.
+
+mod common;
+
+use common::{signed_in_user, TestServer};
+
+#[test]
+fn search_pages_all_json_and_errors() {
+    let server = TestServer::start_temp();
+    let user = signed_in_user(&server, "sam@example.org");
+    let work = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for (i, title) in ["Scan alpha", "Scan beta", "Scan gamma"].iter().enumerate() {
+        let f = work.path().join(format!("f{i}.csv"));
+        std::fs::write(&f, format!("{i}\n")).unwrap();
+        let up = user.run_json(&[
+            "upload",
+            f.to_str().unwrap(),
+            "--title",
+            title,
+            "--record-type",
+            "raw_data",
+            "--tag",
+            "beamtime",
+            "--user",
+        ]);
+        ids.push(up["asset_id"].as_str().unwrap().to_string());
+    }
+    user.run_ok(&["metadata", "set", &ids[2], "--record-type", "figure"]);
+
+    let human = user.run_ok(&[
+        "search",
+        "scan type:raw_data",
+        "--limit",
+        "1",
+        "--sort",
+        "title",
+    ]);
+    assert!(
+        human.contains("Scan alpha") && human.contains("raw_data"),
+        "{human}"
+    );
+    assert!(
+        human.contains("(1 of 2 matches; next page: --cursor"),
+        "{human}"
+    );
+    let all = user.run_ok(&[
+        "search",
+        "tag:beamtime",
+        "--all",
+        "--limit",
+        "1",
+        "--sort",
+        "-title",
+    ]);
+    let order: Vec<usize> = ["Scan gamma", "Scan beta", "Scan alpha"]
+        .iter()
+        .map(|t| all.find(t).unwrap_or_else(|| panic!("{t} missing: {all}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{all}");
+    assert!(all.contains("(3 matches)"), "{all}");
+    let json = user.run_json(&["search", "type:figure"]);
+    assert_eq!(json["total"], 1);
+    assert_eq!(json["items"][0]["asset_id"], ids[2].as_str());
+    assert_eq!(json["facets"]["record_types"][0]["value"], "figure");
+
+    let out = user.run(&["search", "scan (tag:x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ERR_INVALID_INPUT") || err.contains("position 6"),
+        "{err}"
+    );
+    assert!(err.contains("position 6"), "{err}");
+}

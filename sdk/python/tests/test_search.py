@@ -1,0 +1,65 @@
+"""Search through SDK → daemon → server: record types at upload and by set_metadata, typed
+metadata predicates, facets, cursor pages and iter_search, permission filtering and errors."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import write_random
+
+from dataerai import DataeraiClient, InvalidInputError, Project, SearchResult
+
+
+def test_search_finds_uploads_by_words_type_tags_and_metadata(
+    client: DataeraiClient, bob_client: DataeraiClient, project: Project, base_dir: Path
+):
+    tag = f"run{uuid.uuid4().hex[:12]}"  # this test's assets only
+    ids = []
+    for i, (title, record_type) in enumerate(
+        [("Bright field scan", "raw_data"), ("Dark field scan", "raw_data"), ("Field fit", "analysis")]
+    ):
+        path = write_random(base_dir / f"search-{i}.bin", 1000 + i)
+        up = client.upload(
+            path,
+            title=title,
+            owner_type="project",
+            owner_id=project.project_id,
+            tags=[tag],
+            metadata={"voltage_kv": 100 * (i + 1), "sample": {"name": "SrRuO3" if i == 0 else "Si"}},
+            record_type=record_type,
+        )
+        ids.append(up.asset_id)
+    assert client.get_metadata(ids[0]).record_type == "raw_data"
+
+    page = client.search(f"tag:{tag} type:raw_data", sort="title")
+    assert isinstance(page, SearchResult)
+    assert [a.title for a in page.items] == ["Bright field scan", "Dark field scan"]
+    assert page.total == 2 and page.next_cursor is None
+    assert page.facets["tags"] == {tag: 2} and page.facets["record_types"] == {"raw_data": 2}
+
+    assert [a.asset_id for a in client.search(f'tag:{tag} md.sample.name="SrRuO3"').items] == [ids[0]]
+    assert {a.asset_id for a in client.search(f"tag:{tag} md.voltage_kv>=200").items} == set(ids[1:])
+    assert [a.asset_id for a in client.search(f'tag:{tag} "bright field"').items] == [ids[0]]
+
+    client.set_metadata(ids[2], record_type="figure")
+    assert [a.asset_id for a in client.search(f"tag:{tag} type:figure").items] == [ids[2]]
+
+    # Pages by cursor, and every match through iter_search.
+    first = client.search(f"tag:{tag}", limit=2, sort="title")
+    assert len(first.items) == 2 and first.total == 3 and first.next_cursor
+    rest = client.search(f"tag:{tag}", limit=2, sort="title", cursor=first.next_cursor)
+    titles = [a.title for a in first.items + rest.items]
+    assert titles == ["Bright field scan", "Dark field scan", "Field fit"]
+    assert [a.asset_id for a in client.iter_search(f"tag:{tag}", sort="-title")] == [ids[2], ids[1], ids[0]]
+
+    # Bob is no member: nothing of the project shows up for him.
+    assert bob_client.search(f"tag:{tag}").total == 0
+
+
+def test_a_malformed_query_names_the_position(client: DataeraiClient):
+    with pytest.raises(InvalidInputError, match="position 7"):
+        client.search("field (tag:x")
+    with pytest.raises(InvalidInputError, match="not a search field"):
+        client.search("colour:red")
