@@ -84,9 +84,21 @@ impl From<StoreError> for AppError {
             }
         };
         let message = match &e {
-            StoreError::QuotaExceeded { .. } => {
+            StoreError::QuotaExceeded {
+                quota,
+                used,
+                reserved,
+                requested,
+            } => {
+                use dataerai_proto::api::human_bytes;
+                let total = used.saturating_add(*reserved).saturating_add(*requested);
                 format!(
-                    "{e}; free space by deleting assets or ask an administrator for a larger quota"
+                    "quota exceeded: {} of {} would be in use ({} requested, {} stored, {} reserved by open uploads); free space by deleting assets or ask an administrator for a larger quota",
+                    human_bytes(total),
+                    human_bytes(*quota),
+                    human_bytes(*requested),
+                    human_bytes(*used),
+                    human_bytes(*reserved),
                 )
             }
             StoreError::RelationshipExists => {

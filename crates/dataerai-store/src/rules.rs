@@ -6,7 +6,7 @@
 //! a new one deduplicates against, how a metadata patch merges) cannot drift
 //! between SQLite and PostgreSQL.
 
-use dataerai_proto::api::{Allocation, UploadFileState, UploadStatus};
+use dataerai_proto::api::{Allocation, UploadFileState, UploadStatus, MAX_METADATA_BYTES};
 use serde_json::{Map, Value};
 
 use crate::error::{Result, StoreError};
@@ -70,6 +70,20 @@ pub fn merge_metadata(
         }
     }
     stored
+}
+
+/// Metadata merged from many patches must stay within the limit each single
+/// one has ([`MAX_METADATA_BYTES`]): refuse a patch whose merged result is
+/// larger, naming the limit.
+pub fn check_merged_metadata(merged: &Map<String, Value>) -> Result<()> {
+    let size = serde_json::to_vec(merged).map_or(usize::MAX, |v| v.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "metadata would be {size} bytes as JSON after this change; at most {MAX_METADATA_BYTES} \
+             bytes (256 KiB) are allowed: remove keys (set them to null) or store large data as content"
+        )));
+    }
+    Ok(())
 }
 
 /// The error for an alias another asset of the same owner has.
@@ -188,6 +202,17 @@ pub fn signed(v: u64) -> i64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn merged_metadata_is_held_to_the_limit() {
+        let half = json!({"a": "x".repeat(MAX_METADATA_BYTES / 2)});
+        let mut merged = merge_metadata(Map::new(), half.as_object().unwrap().clone());
+        assert!(check_merged_metadata(&merged).is_ok());
+        let other = json!({"b": "y".repeat(MAX_METADATA_BYTES / 2)});
+        merged = merge_metadata(merged, other.as_object().unwrap().clone());
+        let err = check_merged_metadata(&merged).unwrap_err().to_string();
+        assert!(err.contains("262144 bytes (256 KiB)"), "{err}");
+    }
 
     fn alloc(quota: u64, used: u64, reserved: u64) -> Allocation {
         Allocation {

@@ -746,6 +746,7 @@ async fn update_asset_in<C: Dialect>(
         .await?
         .ok_or_else(|| not_found(format!("asset {asset_id}")))?;
     let metadata = rules::merge_metadata(current.metadata, patch.metadata.unwrap_or_default());
+    rules::check_merged_metadata(&metadata)?;
     let updated = c
         .execute(
             "UPDATE assets SET title = $1, description = $2, alias = $3, tags = $4, metadata = $5,
@@ -938,6 +939,42 @@ impl<B: Backend> MetadataStore for B {
         Ok(row.map(User::from))
     }
 
+    async fn user_by_email_or_invite(&self, email: &str, quota_bytes: u64) -> Result<User> {
+        if let Some(user) = self.user_by_email(email).await? {
+            return Ok(user);
+        }
+        let id = new_id();
+        in_write!(self, |c| async {
+            // A concurrent invitation (or account) for the same email wins
+            // the race and is answered below.
+            let inserted = c
+                .execute(
+                    "INSERT INTO users (id, email, created_at, invited) VALUES ($1, $2, $3, TRUE)
+                     ON CONFLICT (email) DO NOTHING",
+                    args![&id, email, now()],
+                )
+                .await?;
+            if inserted > 0 {
+                insert_allocation(c, OwnerType::User, &id, quota_bytes).await?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        self.user_by_email(email)
+            .await?
+            .ok_or_else(|| not_found(format!("user {email}")))
+    }
+
+    async fn activate_invited_user(&self, email: &str) -> Result<Option<User>> {
+        let changed = on_conn!(self, |c| c.execute(
+            "UPDATE users SET invited = FALSE WHERE email = $1 AND invited",
+            args![email],
+        ))?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.user_by_email(email).await
+    }
+
     async fn create_token(&self, token: NewToken) -> Result<String> {
         let id = new_id();
         on_conn!(self, |c| c.execute(
@@ -959,7 +996,7 @@ impl<B: Backend> MetadataStore for B {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let sql = "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
                    FROM tokens t JOIN users u ON u.id = t.user_id
-                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL";
+                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
         let row: Option<TokenRow> = find(self, sql, args![token_hash]).await?;
         Ok(row.map(|r| TokenRecord {
             token_id: r.id,
