@@ -107,6 +107,13 @@ pub struct Allocation {
     pub used_bytes: u64,
     /// Bytes promised to upload sessions still open.
     pub reserved_bytes: u64,
+    /// Files of complete versions and of upload sessions still open (each
+    /// file counts once, whatever its size).
+    #[serde(default)]
+    pub file_count: u64,
+    /// Most files the allocation holds (`admin set-quota --files N`).
+    #[serde(default)]
+    pub max_files: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

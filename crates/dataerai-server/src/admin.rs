@@ -269,9 +269,13 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             project,
             user,
             bytes,
+            files,
         } => {
-            if bytes > i64::MAX as u64 {
+            if bytes.is_some_and(|b| b > i64::MAX as u64) {
                 bail!("--bytes is too large");
+            }
+            if files.is_some_and(|f| f > i64::MAX as u64) {
+                bail!("--files is too large");
             }
             let meta = open_meta(&storage).await?;
             let (owner_type, owner_id) = match (project, user) {
@@ -285,9 +289,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 }
                 (None, None) => bail!("give --project PROJECT_ID or --user EMAIL"),
             };
-            meta.set_quota(owner_type, &owner_id, bytes)
-                .await
-                .with_context(|| format!("cannot set the quota of {owner_type} {owner_id}"))?;
+            if let Some(bytes) = bytes {
+                meta.set_quota(owner_type, &owner_id, bytes)
+                    .await
+                    .with_context(|| format!("cannot set the quota of {owner_type} {owner_id}"))?;
+            }
+            if let Some(files) = files {
+                meta.set_max_files(owner_type, &owner_id, files)
+                    .await
+                    .with_context(|| {
+                        format!("cannot set the file limit of {owner_type} {owner_id}")
+                    })?;
+            }
         }
     }
     Ok(())

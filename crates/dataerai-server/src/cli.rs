@@ -151,7 +151,8 @@ pub enum AdminCommand {
         #[command(flatten)]
         user: UserEmail,
     },
-    /// Set the quota of a project's or a user's allocation.
+    /// Set the byte quota and/or the file limit of a project's or a user's
+    /// allocation.
     SetQuota {
         #[command(flatten)]
         storage: StorageArgs,
@@ -160,8 +161,14 @@ pub enum AdminCommand {
         /// The user's email.
         #[arg(long)]
         user: Option<String>,
+        /// Byte quota.
+        #[arg(long, required_unless_present = "files")]
+        bytes: Option<u64>,
+        /// File limit: most files (of complete versions and open upload
+        /// sessions) the allocation holds, each file counting once however
+        /// small [default for new allocations: 1000000].
         #[arg(long)]
-        bytes: u64,
+        files: Option<u64>,
     },
 }
 

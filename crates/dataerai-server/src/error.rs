@@ -72,7 +72,9 @@ impl From<StoreError> for AppError {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::RelationshipExists => ErrorCode::RelationshipExists,
-            StoreError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            StoreError::QuotaExceeded { .. } | StoreError::FileLimitExceeded { .. } => {
+                ErrorCode::QuotaExceeded
+            }
             StoreError::Invalid(_) => ErrorCode::InvalidInput,
             StoreError::Integrity(_) => ErrorCode::Integrity,
             StoreError::Db(_)
@@ -101,6 +103,14 @@ impl From<StoreError> for AppError {
                     human_bytes(*reserved),
                 )
             }
+            StoreError::FileLimitExceeded {
+                max_files,
+                file_count,
+                requested,
+            } => format!(
+                "file limit exceeded: {} files would be held of at most {max_files} ({requested} requested, {file_count} held); every file counts, empty ones too: pack many small files into one archive, delete assets, or ask an administrator for a larger file limit",
+                file_count.saturating_add(*requested)
+            ),
             StoreError::RelationshipExists => {
                 "a relationship of this type between these assets already exists".to_string()
             }

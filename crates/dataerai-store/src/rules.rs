@@ -34,6 +34,19 @@ pub fn check_quota(allocation: &Allocation, requested: u64, already_reserved: bo
     Ok(())
 }
 
+/// Whether `allocation` can take `requested` more files (its file limit
+/// counts every file of pending and complete versions, however small).
+pub fn check_file_limit(allocation: &Allocation, requested: u64) -> Result<()> {
+    if allocation.file_count.saturating_add(requested) > allocation.max_files {
+        return Err(StoreError::FileLimitExceeded {
+            max_files: allocation.max_files,
+            file_count: allocation.file_count,
+            requested,
+        });
+    }
+    Ok(())
+}
+
 /// A session takes chunks, completes or aborts only while it is open.
 pub fn require_open(upload_id: &str, status: UploadStatus) -> Result<()> {
     if status == UploadStatus::Open {
@@ -214,8 +227,20 @@ mod tests {
         assert!(err.contains("262144 bytes (256 KiB)"), "{err}");
     }
 
+    #[test]
+    fn every_file_counts_against_the_file_limit() {
+        let mut a = alloc(100, 0, 0);
+        a.max_files = 3;
+        a.file_count = 2;
+        assert!(check_file_limit(&a, 1).is_ok());
+        let err = check_file_limit(&a, 2).unwrap_err().to_string();
+        assert!(err.contains("file limit"), "{err}");
+    }
+
     fn alloc(quota: u64, used: u64, reserved: u64) -> Allocation {
         Allocation {
+            file_count: 0,
+            max_files: u64::MAX,
             allocation_id: "a".into(),
             quota_bytes: quota,
             used_bytes: used,

@@ -184,6 +184,14 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         owner_id: &str,
         quota_bytes: u64,
     ) -> Result<()>;
+    /// Set the file limit of an existing allocation (every file of a pending
+    /// or complete version counts); `NotFound` when there is none.
+    async fn set_max_files(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+        max_files: u64,
+    ) -> Result<()>;
 
     // ------------------------------------------------------------ projects
 

@@ -157,8 +157,8 @@ async fn load_allocation<C: Dialect>(
     // the owner's versions.
     let row: Option<AllocationRow> = c
         .fetch_optional(
-            "SELECT id, quota_bytes, used_bytes, reserved_bytes FROM allocations
-             WHERE owner_type = $1 AND owner_id = $2",
+            "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
+             FROM allocations WHERE owner_type = $1 AND owner_id = $2",
             args![owner_type, owner_id],
         )
         .await?;
@@ -512,13 +512,16 @@ async fn insert_upload<C: Dialect>(
     let allocation = owner_allocation(c, &owner).await?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     rules::check_quota(&allocation, total, false)?;
+    let file_count = files.len() as u64;
+    rules::check_file_limit(&allocation, file_count)?;
     let content_id = new_id();
     let upload_id = new_id();
     let created = now();
     c.execute(
-        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at)
-         VALUES ($1, $2, 'pending', $3, $4, $5)",
-        args![&content_id, asset_id, total, chunk_size, created],
+        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at,
+                               file_count)
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
+        args![&content_id, asset_id, total, chunk_size, created, file_count],
     )
     .await?;
     for (i, f) in (0u32..).zip(files) {
@@ -1024,6 +1027,22 @@ impl<B: Backend> MetadataStore for B {
         let changed = on_conn!(self, |c| c.execute(
             "UPDATE allocations SET quota_bytes = $1 WHERE owner_type = $2 AND owner_id = $3",
             args![quota_bytes, owner_type, owner_id],
+        ))?;
+        if changed == 0 {
+            return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_max_files(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+        max_files: u64,
+    ) -> Result<()> {
+        let changed = on_conn!(self, |c| c.execute(
+            "UPDATE allocations SET max_files = $1 WHERE owner_type = $2 AND owner_id = $3",
+            args![max_files, owner_type, owner_id],
         ))?;
         if changed == 0 {
             return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
