@@ -803,6 +803,46 @@ pub async fn invited_and_disabled_users(s: &dyn MetadataStore) {
     assert!(stored.metadata.contains_key("one") && !stored.metadata.contains_key("two"));
 }
 
+/// Every file counts against the allocation's file limit, empty ones too:
+/// open sessions hold their files, aborting frees them, deleting an asset
+/// frees its versions' files.
+pub async fn file_limit_counts_every_file(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let fresh = allocation_of(s, OwnerType::User, &u.user_id).await;
+    assert_eq!((fresh.file_count, fresh.max_files), (0, 1_000_000));
+    s.set_max_files(OwnerType::User, &u.user_id, 3).await.unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
+    let empty = |n: usize| (0..n).map(|i| spec(&format!("e{i}"), 0, None)).collect::<Vec<_>>();
+    let two = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &empty(2))
+        .await
+        .unwrap();
+    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 2);
+    assert!(matches!(
+        s.create_upload(&a.asset_id, &u.user_id, 50, &empty(2)).await,
+        Err(StoreError::FileLimitExceeded { max_files: 3, file_count: 2, requested: 2 })
+    ));
+    s.abort_upload(&two.upload_id).await.unwrap();
+    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 0);
+    let three = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &empty(3))
+        .await
+        .unwrap();
+    let sums = vec![format!("blake3:{}", blake3::hash(b"").to_hex()); 3];
+    s.complete_upload(&three.upload_id, &sums).await.unwrap();
+    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 3);
+    let b = asset_of(s, &u.user_id, None).await;
+    assert!(matches!(
+        s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1)).await,
+        Err(StoreError::FileLimitExceeded { .. })
+    ));
+    s.delete_asset(&a.asset_id).await.unwrap();
+    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 0);
+    s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1))
+        .await
+        .unwrap();
+}
+
 /// Run `scenario` on a fresh SQLite store and, when configured, a fresh
 /// PostgreSQL database.
 macro_rules! both_backends {
@@ -850,4 +890,5 @@ both_backends!(
     auth_device_members_audit,
     batches_settle_each_item_on_its_own,
     invited_and_disabled_users,
+    file_limit_counts_every_file,
 );
