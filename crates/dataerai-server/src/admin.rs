@@ -107,7 +107,11 @@ async fn set_disabled(storage: &StorageArgs, email: &str, disabled: bool) -> any
     let meta = open_meta(storage).await?;
     let user_id = user_named(meta.as_ref(), email).await?;
     meta.set_disabled(&user_id, disabled, Utc::now()).await?;
-    let action = if disabled { "user.disabled" } else { "user.enabled" };
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
     let mut details = serde_json::Map::new();
     details.insert("email".into(), email.into());
     meta.append_audit(NewAuditEvent {
@@ -239,8 +243,16 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     println!("{line}");
                 }
             } else {
-                let width = users.iter().map(|u| u.email.len()).max().unwrap_or(5).max(5);
-                println!("{:width$}  {:36}  {:11}  ADMIN  CREATED", "EMAIL", "USER_ID", "STATUS");
+                let width = users
+                    .iter()
+                    .map(|u| u.email.len())
+                    .max()
+                    .unwrap_or(5)
+                    .max(5);
+                println!(
+                    "{:width$}  {:36}  {:11}  ADMIN  CREATED",
+                    "EMAIL", "USER_ID", "STATUS"
+                );
                 for u in &users {
                     println!(
                         "{:width$}  {:36}  {:11}  {:5}  {}",

@@ -34,8 +34,16 @@ async fn the_deployment_guide_steps_make_a_user_who_can_sign_in() {
     // The guide's step 3: create the user, then set a password for the web.
     let users = list_users(&lab);
     assert_eq!(status_of(&users, "alice@lab.org"), "no password");
-    let out = admin_stdin(lab.path(), &["set-password", "alice@lab.org"], &format!("{PW}\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = admin_stdin(
+        lab.path(),
+        &["set-password", "alice@lab.org"],
+        &format!("{PW}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(status_of(&list_users(&lab), "alice@lab.org"), "active");
     let mut b = Browser::new(&lab.server.base);
     let page = b.sign_in("alice@lab.org", PW).await;
@@ -47,14 +55,22 @@ async fn the_deployment_guide_steps_make_a_user_who_can_sign_in() {
     // A short password is refused; an unknown email says what to do.
     let short = admin_stdin(lab.path(), &["set-password", "alice@lab.org"], "short\n");
     assert!(!short.status.success());
-    let ghost = admin_stdin(lab.path(), &["set-password", "ghost@lab.org"], &format!("{PW}\n"));
+    let ghost = admin_stdin(
+        lab.path(),
+        &["set-password", "ghost@lab.org"],
+        &format!("{PW}\n"),
+    );
     assert!(String::from_utf8_lossy(&ghost.stderr).contains("admin create-user"));
 }
 
 #[tokio::test]
 async fn a_disabled_user_is_locked_out_at_once_and_enabling_undoes_it() {
     let (lab, [alice]) = Lab::start(["alice@lab.org"]);
-    let out = admin_stdin(lab.path(), &["set-password", "--email", "alice@lab.org"], &format!("{PW}\n"));
+    let out = admin_stdin(
+        lab.path(),
+        &["set-password", "--email", "alice@lab.org"],
+        &format!("{PW}\n"),
+    );
     assert!(out.status.success());
     let mut b = Browser::new(&lab.server.base);
     b.sign_in("alice@lab.org", PW).await;
@@ -115,13 +131,19 @@ async fn users_read_quota_sizes_and_where_to_get_a_scope() {
         .await;
     assert_err_mentions(&big, QUOTA_EXCEEDED, "12.0 GiB of 10.0 GiB");
 
-    let read_only = lab.server.api(&create_token(lab.path(), "alice@lab.org", "read"));
+    let read_only = lab
+        .server
+        .api(&create_token(lab.path(), "alice@lab.org", "read"));
     let write = read_only
         .post("/api/v1/projects", json!({"name": "p"}))
         .await;
     assert_err_mentions(&write, PERMISSION_DENIED, "/tokens");
 
-    let out = admin_stdin(lab.path(), &["set-password", "alice@lab.org"], &format!("{PW}\n"));
+    let out = admin_stdin(
+        lab.path(),
+        &["set-password", "alice@lab.org"],
+        &format!("{PW}\n"),
+    );
     assert!(out.status.success());
     let mut b = Browser::new(&lab.server.base);
     b.sign_in("alice@lab.org", PW).await;

@@ -130,7 +130,12 @@ async fn an_outsider_cannot_tell_existing_from_unknown_ids() {
             Some(json!({"files": [{"name": "c.bin", "size": 1}]})),
         ),
         ("GET", "/api/v1/uploads/{id}".into(), upload.clone(), None),
-        ("DELETE", "/api/v1/uploads/{id}".into(), upload.clone(), None),
+        (
+            "DELETE",
+            "/api/v1/uploads/{id}".into(),
+            upload.clone(),
+            None,
+        ),
         (
             "GET",
             "/api/v1/assets?owner_type=project&owner_id={id}".into(),
@@ -199,7 +204,10 @@ async fn adding_members_does_not_reveal_which_emails_have_accounts() {
     let (lab, [owner, _known]) = Lab::start(["owner@lab.org", "known@lab.org"]);
     let project = owner.api.create_project("lab").await;
 
-    let (s_known, known) = owner.api.set_role(&project, "known@lab.org", "member").await;
+    let (s_known, known) = owner
+        .api
+        .set_role(&project, "known@lab.org", "member")
+        .await;
     let (s_new, invited) = owner.api.set_role(&project, "new@lab.org", "member").await;
     assert_eq!((s_known, s_new), (StatusCode::CREATED, StatusCode::CREATED));
     let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
@@ -208,7 +216,10 @@ async fn adding_members_does_not_reveal_which_emails_have_accounts() {
     assert_eq!(invited["role"], "member");
     // Changing an invited member's role answers like a member's change.
     let (s, again) = owner.api.set_role(&project, "new@lab.org", "viewer").await;
-    assert_eq!((s, again["role"].as_str()), (StatusCode::OK, Some("viewer")));
+    assert_eq!(
+        (s, again["role"].as_str()),
+        (StatusCode::OK, Some("viewer"))
+    );
     assert_eq!(again["user_id"], invited["user_id"]);
 
     let (_, list) = owner
@@ -244,10 +255,7 @@ async fn relationship_targets_the_caller_cannot_read_are_redacted() {
     let (_lab, [linker, colleague]) = Lab::start(["linker@lab.org", "colleague@lab.org"]);
     let a = linker.api.create_project("A").await;
     let b = linker.api.create_project("B").await;
-    let (s, _) = linker
-        .api
-        .set_role(&a, "colleague@lab.org", "viewer")
-        .await;
+    let (s, _) = linker.api.set_role(&a, "colleague@lab.org", "viewer").await;
     assert_eq!(s, StatusCode::CREATED);
     let derived = linker.api.project_asset(&a, "derived").await;
     let secret = linker.api.project_asset(&b, "secret title").await;

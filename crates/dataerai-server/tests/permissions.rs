@@ -213,7 +213,11 @@ fn refusal(rule: Rule, variant: &str, who: Who, method: &Method) -> StatusCode {
     if who == Who::ReadToken && method != Method::GET {
         return StatusCode::FORBIDDEN;
     }
-    let who = if who == Who::ReadToken { Who::Member } else { who };
+    let who = if who == Who::ReadToken {
+        Who::Member
+    } else {
+        who
+    };
     let may_read = match rule {
         Rule::Public | Rule::AnyUser | Rule::ServerAdmin => true,
         Rule::ProjectRead | Rule::ProjectWrite | Rule::ProjectManage | Rule::FromOwnToProject => {
@@ -799,7 +803,11 @@ async fn member_management_rules() {
     assert_eq!(s, StatusCode::OK);
     // Bad input.
     let (s, ghost) = admin_api.set_role(p, "ghost@lab.org", "viewer").await;
-    assert_eq!(s, StatusCode::CREATED, "an unknown email is invited: {ghost}");
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "an unknown email is invited: {ghost}"
+    );
     let superuser = admin_api.set_role(p, "viewer@lab.org", "superuser").await;
     assert_err_for("an unknown role", &superuser, INVALID_INPUT);
     let outsider = format!("{members}/{}", ctx.user_id(Who::Outsider));

@@ -16,11 +16,17 @@ async fn merged_metadata_stays_within_its_limit() {
     let path = format!("/api/v1/assets/{asset}");
     let chunk = "x".repeat(100 * 1024);
     for key in ["a", "b"] {
-        let (s, v) = alice.api.patch(&path, json!({"metadata": {key: chunk}})).await;
+        let (s, v) = alice
+            .api
+            .patch(&path, json!({"metadata": {key: chunk}}))
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
     // Each patch alone is small enough; the merge would not be.
-    let third = alice.api.patch(&path, json!({"metadata": {"c": chunk}})).await;
+    let third = alice
+        .api
+        .patch(&path, json!({"metadata": {"c": chunk}}))
+        .await;
     assert_err_mentions(&third, INVALID_INPUT, "256 KiB");
     let (_, stored) = alice.api.get(&path).await;
     assert!(stored["metadata"].get("c").is_none());
@@ -39,7 +45,10 @@ async fn project_descriptions_are_bounded() {
     let refused = alice.api.post("/api/v1/projects", long).await;
     assert_err_mentions(&refused, INVALID_INPUT, "64 KiB");
     let fits = json!({"name": "p", "description": "d".repeat(64 * 1024)});
-    assert_eq!(alice.api.post("/api/v1/projects", fits).await.0, StatusCode::CREATED);
+    assert_eq!(
+        alice.api.post("/api/v1/projects", fits).await.0,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]

@@ -748,10 +748,18 @@ pub async fn invited_and_disabled_users(s: &dyn MetadataStore) {
     assert_eq!(status(&users, "new@x.org"), (true, false, false));
     assert_eq!(status(&users, "known@x.org"), (false, false, false));
     // Only an invited account is activated, once.
-    assert!(s.activate_invited_user("known@x.org").await.unwrap().is_none());
+    assert!(s
+        .activate_invited_user("known@x.org")
+        .await
+        .unwrap()
+        .is_none());
     let activated = s.activate_invited_user("new@x.org").await.unwrap().unwrap();
     assert_eq!(activated.user_id, invited.user_id);
-    assert!(s.activate_invited_user("new@x.org").await.unwrap().is_none());
+    assert!(s
+        .activate_invited_user("new@x.org")
+        .await
+        .unwrap()
+        .is_none());
 
     // Disabling: the token lookup and sessions skip the user.
     s.set_password(&known.user_id, "hash").await.unwrap();
@@ -765,9 +773,15 @@ pub async fn invited_and_disabled_users(s: &dyn MetadataStore) {
     .await
     .unwrap();
     let now = chrono::Utc::now();
-    s.create_session("sh", &known.user_id, "csrf", now, now + chrono::Duration::hours(1))
-        .await
-        .unwrap();
+    s.create_session(
+        "sh",
+        &known.user_id,
+        "csrf",
+        now,
+        now + chrono::Duration::hours(1),
+    )
+    .await
+    .unwrap();
     s.set_disabled(&known.user_id, true, now).await.unwrap();
     assert!(s.token_by_hash("th").await.unwrap().is_none());
     assert!(s.session("sh", now).await.unwrap().is_none());
@@ -777,7 +791,13 @@ pub async fn invited_and_disabled_users(s: &dyn MetadataStore) {
     assert_eq!(status(&users, "known@x.org"), (false, true, true));
     s.set_disabled(&known.user_id, false, now).await.unwrap();
     assert!(s.token_by_hash("th").await.unwrap().is_some());
-    assert!(!s.user_auth_by_id(&known.user_id).await.unwrap().unwrap().disabled);
+    assert!(
+        !s.user_auth_by_id(&known.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
     assert!(matches!(
         s.set_disabled("nobody", true, now).await,
         Err(StoreError::NotFound(_))
@@ -810,34 +830,66 @@ pub async fn file_limit_counts_every_file(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
     let fresh = allocation_of(s, OwnerType::User, &u.user_id).await;
     assert_eq!((fresh.file_count, fresh.max_files), (0, 1_000_000));
-    s.set_max_files(OwnerType::User, &u.user_id, 3).await.unwrap();
+    s.set_max_files(OwnerType::User, &u.user_id, 3)
+        .await
+        .unwrap();
     let a = asset_of(s, &u.user_id, None).await;
-    let empty = |n: usize| (0..n).map(|i| spec(&format!("e{i}"), 0, None)).collect::<Vec<_>>();
+    let empty = |n: usize| {
+        (0..n)
+            .map(|i| spec(&format!("e{i}"), 0, None))
+            .collect::<Vec<_>>()
+    };
     let two = s
         .create_upload(&a.asset_id, &u.user_id, 50, &empty(2))
         .await
         .unwrap();
-    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 2);
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        2
+    );
     assert!(matches!(
-        s.create_upload(&a.asset_id, &u.user_id, 50, &empty(2)).await,
-        Err(StoreError::FileLimitExceeded { max_files: 3, file_count: 2, requested: 2 })
+        s.create_upload(&a.asset_id, &u.user_id, 50, &empty(2))
+            .await,
+        Err(StoreError::FileLimitExceeded {
+            max_files: 3,
+            file_count: 2,
+            requested: 2
+        })
     ));
     s.abort_upload(&two.upload_id).await.unwrap();
-    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 0);
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        0
+    );
     let three = s
         .create_upload(&a.asset_id, &u.user_id, 50, &empty(3))
         .await
         .unwrap();
     let sums = vec![format!("blake3:{}", blake3::hash(b"").to_hex()); 3];
     s.complete_upload(&three.upload_id, &sums).await.unwrap();
-    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 3);
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        3
+    );
     let b = asset_of(s, &u.user_id, None).await;
     assert!(matches!(
-        s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1)).await,
+        s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1))
+            .await,
         Err(StoreError::FileLimitExceeded { .. })
     ));
     s.delete_asset(&a.asset_id).await.unwrap();
-    assert_eq!(allocation_of(s, OwnerType::User, &u.user_id).await.file_count, 0);
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        0
+    );
     s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1))
         .await
         .unwrap();

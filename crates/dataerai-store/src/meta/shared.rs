@@ -521,7 +521,14 @@ async fn insert_upload<C: Dialect>(
         "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at,
                                file_count)
          VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
-        args![&content_id, asset_id, total, chunk_size, created, file_count],
+        args![
+            &content_id,
+            asset_id,
+            total,
+            chunk_size,
+            created,
+            file_count
+        ],
     )
     .await?;
     for (i, f) in (0u32..).zip(files) {
