@@ -21,6 +21,28 @@ pub const ANALYSIS_MODES: &[&str] = &[
     "non_invasive",
 ];
 
+/// Largest asset metadata object (and relationship qualifiers), as compact
+/// JSON, in bytes — also after a `PATCH` merged into the stored metadata.
+pub const MAX_METADATA_BYTES: usize = 256 * 1024;
+/// Longest project description, in bytes (UTF-8).
+pub const MAX_PROJECT_DESCRIPTION_BYTES: usize = 64 * 1024;
+
+/// `1.5 MiB`-style sizes (binary units, one decimal) for messages people read.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 /// Longest relationship type, in characters.
 pub const MAX_RELATIONSHIP_TYPE_LEN: usize = 255;
 
@@ -85,6 +107,13 @@ pub struct Allocation {
     pub used_bytes: u64,
     /// Bytes promised to upload sessions still open.
     pub reserved_bytes: u64,
+    /// Files of complete versions and of upload sessions still open (each
+    /// file counts once, whatever its size).
+    #[serde(default)]
+    pub file_count: u64,
+    /// Most files the allocation holds (`admin set-quota --files N`).
+    #[serde(default)]
+    pub max_files: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -481,16 +510,36 @@ pub struct CreateRelationship {
 }
 
 /// Small summary of the target asset of a relationship (with feature `sqlx`,
-/// read straight from those columns of `assets`).
+/// read straight from those columns of `assets`). For a caller who may not
+/// read the target, the server sends only `id` (the other fields are left
+/// out): a link never reveals what it points at.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct AssetSummary {
     pub id: String,
-    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    pub owner_type: OwnerType,
-    pub owner_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_type: Option<OwnerType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+}
+
+impl AssetSummary {
+    /// The summary without anything but the id (for callers who may not read
+    /// the asset).
+    pub fn redacted(self) -> Self {
+        AssetSummary {
+            id: self.id,
+            title: None,
+            alias: None,
+            owner_type: None,
+            owner_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

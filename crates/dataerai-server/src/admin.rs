@@ -6,6 +6,7 @@
 use anyhow::{bail, Context};
 use chrono::{Duration, Utc};
 use dataerai_proto::api::OwnerType;
+use dataerai_store::meta::auth::{NewAuditEvent, UserListing};
 use dataerai_store::meta::NewToken;
 use dataerai_store::{MetadataStore, StoreError};
 
@@ -28,7 +29,10 @@ fn read_password() -> anyhow::Result<String> {
     std::io::stdin()
         .read_line(&mut line)
         .context("cannot read the password from standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    check_password(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn check_password(password: String) -> anyhow::Result<String> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         bail!("the password must have at least {MIN_PASSWORD_LEN} characters");
     }
@@ -36,6 +40,89 @@ fn read_password() -> anyhow::Result<String> {
         bail!("the password must have at most 1024 bytes");
     }
     Ok(password)
+}
+
+/// The password from a prompt on the terminal (typed twice, not echoed), or
+/// one line of standard input when that is not a terminal or `force_stdin`.
+fn prompt_password(force_stdin: bool) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if force_stdin || !std::io::stdin().is_terminal() {
+        return read_password();
+    }
+    let first = read_hidden("New password: ")?;
+    let second = read_hidden("Repeat it: ")?;
+    if first != second {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    check_password(first)
+}
+
+/// One line typed on the terminal with echo off (`stty -echo` on the
+/// inherited terminal; restored afterwards, also on error).
+fn read_hidden(prompt: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    let stty = |mode: &str| {
+        std::process::Command::new("stty")
+            .arg(mode)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
+    let quiet = stty("-echo");
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if quiet {
+        stty("echo");
+    }
+    eprintln!();
+    read.context("cannot read the password from the terminal")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The user with this email, or an error saying how to create one.
+async fn user_named(meta: &dyn MetadataStore, email: &str) -> anyhow::Result<String> {
+    let user = meta.user_by_email(email).await?.with_context(|| {
+        format!("no user with email {email}; create one with `admin create-user` (see `admin list-users`)")
+    })?;
+    Ok(user.user_id)
+}
+
+/// How `list-users` names a user's state.
+fn user_status(u: &UserListing) -> &'static str {
+    if u.disabled_at.is_some() {
+        "disabled"
+    } else if u.invited {
+        "invited"
+    } else if !u.has_password {
+        "no password"
+    } else {
+        "active"
+    }
+}
+
+/// Disable or enable the user with this email, and record it in the audit log.
+async fn set_disabled(storage: &StorageArgs, email: &str, disabled: bool) -> anyhow::Result<()> {
+    let meta = open_meta(storage).await?;
+    let user_id = user_named(meta.as_ref(), email).await?;
+    meta.set_disabled(&user_id, disabled, Utc::now()).await?;
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    let mut details = serde_json::Map::new();
+    details.insert("email".into(), email.into());
+    meta.append_audit(NewAuditEvent {
+        action: action.into(),
+        target_type: Some("user".into()),
+        target_id: Some(user_id),
+        details,
+        ..NewAuditEvent::default()
+    })
+    .await?;
+    Ok(())
 }
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
@@ -63,7 +150,20 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 bail!("{email:?} is not an email address");
             }
             let meta = open_meta(&storage).await?;
-            match meta.create_user(email, default_quota_bytes).await {
+            let created = match meta.create_user(email, default_quota_bytes).await {
+                // Invited by a project admin: the account exists without a
+                // password; it becomes an ordinary one now.
+                Err(StoreError::Conflict(msg)) => match meta.activate_invited_user(email).await? {
+                    Some(user) => {
+                        meta.set_quota(OwnerType::User, &user.user_id, default_quota_bytes)
+                            .await?;
+                        Ok(user)
+                    }
+                    None => Err(StoreError::Conflict(msg)),
+                },
+                other => other,
+            };
+            match created {
                 Ok(user) => {
                     if let Some(hash) = password_hash {
                         meta.set_password(&user.user_id, &hash).await?;
@@ -97,12 +197,17 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 );
             }
             let meta = open_meta(&storage).await?;
-            let user = meta.user_by_email(email.trim()).await?.with_context(|| {
-                format!("no user with email {email}; create one with `admin create-user`")
-            })?;
+            let user_id = user_named(meta.as_ref(), email.trim()).await?;
+            if meta
+                .user_auth_by_id(&user_id)
+                .await?
+                .is_some_and(|u| u.disabled)
+            {
+                bail!("{email} is disabled; `admin enable-user {email}` first");
+            }
             let token = generate_token();
             meta.create_token(NewToken {
-                user_id: user.user_id,
+                user_id,
                 name,
                 token_hash: hash_token(&token),
                 scopes,
@@ -113,24 +218,76 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::SetPassword {
             storage,
-            email,
-            password_stdin: _,
+            user,
+            password_stdin,
         } => {
-            let hash = hash_password(read_password()?).await?;
             let meta = open_meta(&storage).await?;
-            let user = meta.user_by_email(email.trim()).await?.with_context(|| {
-                format!("no user with email {email}; create one with `admin create-user`")
-            })?;
-            meta.set_password(&user.user_id, &hash).await?;
+            let user_id = user_named(meta.as_ref(), user.get()).await?;
+            let hash = hash_password(prompt_password(password_stdin)?).await?;
+            meta.set_password(&user_id, &hash).await?;
+            eprintln!("password of {} set", user.get());
+        }
+        AdminCommand::ListUsers { storage, json } => {
+            let meta = open_meta(&storage).await?;
+            let users = meta.list_users().await?;
+            if json {
+                for u in &users {
+                    let line = serde_json::json!({
+                        "user_id": u.user_id,
+                        "email": u.email,
+                        "status": user_status(u),
+                        "is_admin": u.is_admin,
+                        "created_at": u.created_at,
+                        "disabled_at": u.disabled_at,
+                    });
+                    println!("{line}");
+                }
+            } else {
+                let width = users
+                    .iter()
+                    .map(|u| u.email.len())
+                    .max()
+                    .unwrap_or(5)
+                    .max(5);
+                println!(
+                    "{:width$}  {:36}  {:11}  ADMIN  CREATED",
+                    "EMAIL", "USER_ID", "STATUS"
+                );
+                for u in &users {
+                    println!(
+                        "{:width$}  {:36}  {:11}  {:5}  {}",
+                        u.email,
+                        u.user_id,
+                        user_status(u),
+                        if u.is_admin { "yes" } else { "no" },
+                        u.created_at.format("%Y-%m-%d %H:%M"),
+                    );
+                }
+            }
+        }
+        AdminCommand::DisableUser { storage, user } => {
+            set_disabled(&storage, user.get(), true).await?;
+            eprintln!(
+                "{} is disabled: they cannot sign in and their tokens and sessions no longer work",
+                user.get()
+            );
+        }
+        AdminCommand::EnableUser { storage, user } => {
+            set_disabled(&storage, user.get(), false).await?;
+            eprintln!("{} is enabled again", user.get());
         }
         AdminCommand::SetQuota {
             storage,
             project,
             user,
             bytes,
+            files,
         } => {
-            if bytes > i64::MAX as u64 {
+            if bytes.is_some_and(|b| b > i64::MAX as u64) {
                 bail!("--bytes is too large");
+            }
+            if files.is_some_and(|f| f > i64::MAX as u64) {
+                bail!("--files is too large");
             }
             let meta = open_meta(&storage).await?;
             let (owner_type, owner_id) = match (project, user) {
@@ -144,9 +301,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 }
                 (None, None) => bail!("give --project PROJECT_ID or --user EMAIL"),
             };
-            meta.set_quota(owner_type, &owner_id, bytes)
-                .await
-                .with_context(|| format!("cannot set the quota of {owner_type} {owner_id}"))?;
+            if let Some(bytes) = bytes {
+                meta.set_quota(owner_type, &owner_id, bytes)
+                    .await
+                    .with_context(|| format!("cannot set the quota of {owner_type} {owner_id}"))?;
+            }
+            if let Some(files) = files {
+                meta.set_max_files(owner_type, &owner_id, files)
+                    .await
+                    .with_context(|| {
+                        format!("cannot set the file limit of {owner_type} {owner_id}")
+                    })?;
+            }
         }
     }
     Ok(())

@@ -171,7 +171,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         if !record.scopes.iter().any(|s| s == needed) {
             return Err(AppError::denied(format!(
-                "this token lacks the `{needed}` scope; create a token with `--scope read,write`"
+                "this token lacks the `{needed}` scope; create a token with the `read` and `write` scopes on the server's /tokens page (or sign in again with `dataerai auth login`)"
             )));
         }
         Ok(Caller {

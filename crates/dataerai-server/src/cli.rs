@@ -114,18 +114,45 @@ pub enum AdminCommand {
         #[arg(long, default_value = "cli")]
         name: String,
     },
-    /// Set (or replace) a user's web sign-in password, read from standard input.
+    /// Set (or replace) a user's web sign-in password. The password is read
+    /// from a prompt (without echo) on a terminal, else one line of standard
+    /// input; never from the command line.
     SetPassword {
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        user: UserEmail,
+        /// Read the password from standard input (one line) even on a terminal.
         #[arg(long)]
-        email: String,
-        /// Read the password from standard input (one line); required, so a
-        /// password never appears in the process list or shell history.
-        #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Set the quota of a project's or a user's allocation.
+    /// List every user: email, id, status (active, no password, invited,
+    /// disabled), whether a server administrator, and when created.
+    ListUsers {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// One JSON object per user instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: they cannot sign in, and their tokens and web sessions
+    /// stop working at once. `enable-user` undoes it.
+    DisableUser {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        user: UserEmail,
+    },
+    /// Enable a disabled user again (tokens revoked by the disable stay
+    /// revoked; personal access tokens work again).
+    EnableUser {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        user: UserEmail,
+    },
+    /// Set the byte quota and/or the file limit of a project's or a user's
+    /// allocation.
     SetQuota {
         #[command(flatten)]
         storage: StorageArgs,
@@ -134,7 +161,34 @@ pub enum AdminCommand {
         /// The user's email.
         #[arg(long)]
         user: Option<String>,
+        /// Byte quota.
+        #[arg(long, required_unless_present = "files")]
+        bytes: Option<u64>,
+        /// File limit: most files (of complete versions and open upload
+        /// sessions) the allocation holds, each file counting once however
+        /// small [default for new allocations: 1000000].
         #[arg(long)]
-        bytes: u64,
+        files: Option<u64>,
     },
+}
+
+/// A user's email, as `EMAIL` or `--email EMAIL`.
+#[derive(Debug, Args)]
+pub struct UserEmail {
+    /// The user's email.
+    #[arg(value_name = "EMAIL", required_unless_present = "email")]
+    pub email_arg: Option<String>,
+    /// The user's email (same as the positional EMAIL).
+    #[arg(long = "email", conflicts_with = "email_arg")]
+    pub email: Option<String>,
+}
+
+impl UserEmail {
+    pub fn get(&self) -> &str {
+        self.email_arg
+            .as_deref()
+            .or(self.email.as_deref())
+            .unwrap_or_default()
+            .trim()
+    }
 }

@@ -72,7 +72,9 @@ impl From<StoreError> for AppError {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::RelationshipExists => ErrorCode::RelationshipExists,
-            StoreError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            StoreError::QuotaExceeded { .. } | StoreError::FileLimitExceeded { .. } => {
+                ErrorCode::QuotaExceeded
+            }
             StoreError::Invalid(_) => ErrorCode::InvalidInput,
             StoreError::Integrity(_) => ErrorCode::Integrity,
             StoreError::Db(_)
@@ -84,11 +86,31 @@ impl From<StoreError> for AppError {
             }
         };
         let message = match &e {
-            StoreError::QuotaExceeded { .. } => {
+            StoreError::QuotaExceeded {
+                quota,
+                used,
+                reserved,
+                requested,
+            } => {
+                use dataerai_proto::api::human_bytes;
+                let total = used.saturating_add(*reserved).saturating_add(*requested);
                 format!(
-                    "{e}; free space by deleting assets or ask an administrator for a larger quota"
+                    "quota exceeded: {} of {} would be in use ({} requested, {} stored, {} reserved by open uploads); free space by deleting assets or ask an administrator for a larger quota",
+                    human_bytes(total),
+                    human_bytes(*quota),
+                    human_bytes(*requested),
+                    human_bytes(*used),
+                    human_bytes(*reserved),
                 )
             }
+            StoreError::FileLimitExceeded {
+                max_files,
+                file_count,
+                requested,
+            } => format!(
+                "file limit exceeded: {} files would be held of at most {max_files} ({requested} requested, {file_count} held); every file counts, empty ones too: pack many small files into one archive, delete assets, or ask an administrator for a larger file limit",
+                file_count.saturating_add(*requested)
+            ),
             StoreError::RelationshipExists => {
                 "a relationship of this type between these assets already exists".to_string()
             }

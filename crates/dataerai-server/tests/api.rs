@@ -166,9 +166,10 @@ async fn projects_collections_and_where_assets_go() {
     let (_, list) = api.get("/api/v1/projects").await;
     assert_eq!(list["total"], 1);
     assert_eq!(bob_api.get("/api/v1/projects").await.1["total"], 0);
+    // An outsider gets the answer of an unknown id.
     assert_err(
         &bob_api.get(&format!("/api/v1/projects/{pid}")).await,
-        PERMISSION_DENIED,
+        NOT_FOUND,
     );
     assert_err(&api.get("/api/v1/projects/no-such").await, NOT_FOUND);
     assert_err(
@@ -198,7 +199,7 @@ async fn projects_collections_and_where_assets_go() {
                 json!({"name": "x"}),
             )
             .await,
-        PERMISSION_DENIED,
+        NOT_FOUND,
     );
 
     // Project asset in the sub-collection.
@@ -297,10 +298,7 @@ async fn asset_validation_aliases_metadata_merge_privacy_and_delete() {
         assert_err_for(body, &reply, expected);
     }
     let bobs = json!({"title": "x", "owner_type": "project", "owner_id": pid});
-    assert_err(
-        &bob_api.post("/api/v1/assets", bobs).await,
-        PERMISSION_DENIED,
-    );
+    assert_err(&bob_api.post("/api/v1/assets", bobs).await, NOT_FOUND);
     // ... but the same alias for another owner is fine.
     let same_alias =
         json!({"title": "x", "owner_type": "user", "owner_id": alice, "alias": "grain"});
@@ -336,17 +334,13 @@ async fn asset_validation_aliases_metadata_merge_privacy_and_delete() {
         200
     );
 
-    // Personal assets are private.
+    // Personal assets are private: to anyone else they do not exist.
     let mine = api.personal_asset(&alice, "notes").await;
     let path = format!("/api/v1/assets/{mine}");
-    assert_err_for("bob reads", &bob_api.get(&path).await, PERMISSION_DENIED);
+    assert_err_for("bob reads", &bob_api.get(&path).await, NOT_FOUND);
     let patch = bob_api.patch(&path, json!({"title": "x"})).await;
-    assert_err_for("bob changes", &patch, PERMISSION_DENIED);
-    assert_err_for(
-        "bob deletes",
-        &bob_api.delete(&path).await,
-        PERMISSION_DENIED,
-    );
+    assert_err_for("bob changes", &patch, NOT_FOUND);
+    assert_err_for("bob deletes", &bob_api.delete(&path).await, NOT_FOUND);
     let alices = format!("/api/v1/assets?owner_type=user&owner_id={alice}");
     assert_err_for("bob lists", &bob_api.get(&alices).await, PERMISSION_DENIED);
     assert_eq!(api.get("/api/v1/assets").await.1["total"], 2);
@@ -418,10 +412,10 @@ async fn relationships() {
             json!({"to_asset_id": raw, "type": "x", "qualifiers": "no"}),
             INVALID_INPUT,
         ),
-        // No read access to the target.
+        // No read access to the target: as unknown as a missing one.
         (
             json!({"to_asset_id": bobs, "type": "derived_from"}),
-            PERMISSION_DENIED,
+            NOT_FOUND,
         ),
     ];
     for (body, expected) in refused {
@@ -438,13 +432,13 @@ async fn relationships() {
                 json!({"to_asset_id": raw, "type": "x"}),
             )
             .await,
-        PERMISSION_DENIED,
+        NOT_FOUND,
     );
     assert_err(
         &bob_api
             .post(&path, json!({"to_asset_id": bobs, "type": "x"}))
             .await,
-        PERMISSION_DENIED,
+        NOT_FOUND,
     );
 
     // Deleting the target removes the edges.

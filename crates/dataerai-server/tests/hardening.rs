@@ -254,8 +254,9 @@ async fn another_users_session_and_out_of_range_chunks_are_refused() {
         ("bob reads it", bob_api.get(&session).await),
         ("bob aborts it", bob_api.delete(&session).await),
     ];
+    // As unknown to bob as a missing session.
     for (case, reply) in &bobs {
-        assert_err_for(case, reply, PERMISSION_DENIED);
+        assert_err_for(case, reply, NOT_FOUND);
     }
     let past_the_end = [
         ("chunk 1 of 1", api.put_chunk(&upload, 0, 1, b"x").await),

@@ -278,8 +278,9 @@ async fn another_user_cannot_see_or_use_a_session() {
                 .await,
         ),
     ];
+    // To bob they are as unknown as missing ones.
     for (case, reply) in &refused {
-        assert_err_for(case, reply, PERMISSION_DENIED);
+        assert_err_for(case, reply, NOT_FOUND);
     }
 }
 

@@ -20,6 +20,14 @@ pub enum StoreError {
         reserved: u64,
         requested: u64,
     },
+    /// The allocation cannot hold that many more files (its file limit,
+    /// which counts every file however small).
+    #[error("file limit exceeded: {requested} more files requested, {file_count} held of at most {max_files}")]
+    FileLimitExceeded {
+        max_files: u64,
+        file_count: u64,
+        requested: u64,
+    },
     /// The request does not fit the stored state (session closed, …).
     #[error("{0}")]
     Invalid(String),

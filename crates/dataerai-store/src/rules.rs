@@ -6,7 +6,7 @@
 //! a new one deduplicates against, how a metadata patch merges) cannot drift
 //! between SQLite and PostgreSQL.
 
-use dataerai_proto::api::{Allocation, UploadFileState, UploadStatus};
+use dataerai_proto::api::{Allocation, UploadFileState, UploadStatus, MAX_METADATA_BYTES};
 use serde_json::{Map, Value};
 
 use crate::error::{Result, StoreError};
@@ -28,6 +28,19 @@ pub fn check_quota(allocation: &Allocation, requested: u64, already_reserved: bo
             quota: allocation.quota_bytes,
             used: allocation.used_bytes,
             reserved: allocation.reserved_bytes.saturating_sub(requested - extra),
+            requested,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `allocation` can take `requested` more files (its file limit
+/// counts every file of pending and complete versions, however small).
+pub fn check_file_limit(allocation: &Allocation, requested: u64) -> Result<()> {
+    if allocation.file_count.saturating_add(requested) > allocation.max_files {
+        return Err(StoreError::FileLimitExceeded {
+            max_files: allocation.max_files,
+            file_count: allocation.file_count,
             requested,
         });
     }
@@ -70,6 +83,20 @@ pub fn merge_metadata(
         }
     }
     stored
+}
+
+/// Metadata merged from many patches must stay within the limit each single
+/// one has ([`MAX_METADATA_BYTES`]): refuse a patch whose merged result is
+/// larger, naming the limit.
+pub fn check_merged_metadata(merged: &Map<String, Value>) -> Result<()> {
+    let size = serde_json::to_vec(merged).map_or(usize::MAX, |v| v.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "metadata would be {size} bytes as JSON after this change; at most {MAX_METADATA_BYTES} \
+             bytes (256 KiB) are allowed: remove keys (set them to null) or store large data as content"
+        )));
+    }
+    Ok(())
 }
 
 /// The error for an alias another asset of the same owner has.
@@ -189,8 +216,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn merged_metadata_is_held_to_the_limit() {
+        let half = json!({"a": "x".repeat(MAX_METADATA_BYTES / 2)});
+        let mut merged = merge_metadata(Map::new(), half.as_object().unwrap().clone());
+        assert!(check_merged_metadata(&merged).is_ok());
+        let other = json!({"b": "y".repeat(MAX_METADATA_BYTES / 2)});
+        merged = merge_metadata(merged, other.as_object().unwrap().clone());
+        let err = check_merged_metadata(&merged).unwrap_err().to_string();
+        assert!(err.contains("262144 bytes (256 KiB)"), "{err}");
+    }
+
+    #[test]
+    fn every_file_counts_against_the_file_limit() {
+        let mut a = alloc(100, 0, 0);
+        a.max_files = 3;
+        a.file_count = 2;
+        assert!(check_file_limit(&a, 1).is_ok());
+        let err = check_file_limit(&a, 2).unwrap_err().to_string();
+        assert!(err.contains("file limit"), "{err}");
+    }
+
     fn alloc(quota: u64, used: u64, reserved: u64) -> Allocation {
         Allocation {
+            file_count: 0,
+            max_files: u64::MAX,
             allocation_id: "a".into(),
             quota_bytes: quota,
             used_bytes: used,

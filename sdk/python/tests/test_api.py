@@ -345,28 +345,30 @@ def test_relationship_bad_inputs(client: DataeraiClient, raw_asset, derived_asse
 # ---------------------------------------------------------------- permissions & quota
 
 
-def test_permission_denied_on_another_users_asset(
+def test_another_users_asset_is_as_unknown_as_a_missing_one(
     client: DataeraiClient, bob_client: DataeraiClient, raw_asset, base_dir: Path
 ):
     bob = bob_client.auth_status()
     path = write_random(base_dir / "bob.bin", 2048)
     private = bob_client.upload(path, title="Bob's notes", owner_type="user", owner_id=bob.user_id)
 
-    err = expect_code("ERR_PERMISSION_DENIED", client.get_metadata, private.asset_id)
-    assert err.message
-    expect_code("ERR_PERMISSION_DENIED", client.set_metadata, private.asset_id, title="mine now")
-    expect_code("ERR_PERMISSION_DENIED", client.download, private.asset_id, base_dir / "stolen")
+    # What a caller may not read answers like an unknown id: nothing tells
+    # them it exists.
+    err = expect_code("ERR_NOT_FOUND", client.get_metadata, private.asset_id)
+    assert err.message == f"asset {private.asset_id} not found"
+    expect_code("ERR_NOT_FOUND", client.set_metadata, private.asset_id, title="mine now")
+    expect_code("ERR_NOT_FOUND", client.download, private.asset_id, base_dir / "stolen")
     assert not (base_dir / "stolen" / "bob.bin").exists()
     # Read access to the target is required...
     try:
         client.create_relationship(raw_asset.asset_id, private.asset_id, relationship_type="derived_from")
     except DaemonError as e:
-        assert e.code == "ERR_PERMISSION_DENIED"
+        assert e.code == "ERR_NOT_FOUND"
     else:
         pytest.fail("relationship to an unreadable asset was accepted")
     # ...and write access to the source.
     expect_code(
-        "ERR_PERMISSION_DENIED",
+        "ERR_NOT_FOUND",
         bob_client.create_relationship,
         raw_asset.asset_id,
         private.asset_id,

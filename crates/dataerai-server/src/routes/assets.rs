@@ -5,13 +5,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
     Asset, AssetQuery, CreateAsset, CreateRelationship, OwnerType, Page, PageQuery, Relationship,
-    UpdateAsset, ANALYSIS_MODES, MAX_RELATIONSHIP_TYPE_LEN,
+    UpdateAsset, ANALYSIS_MODES, MAX_METADATA_BYTES, MAX_RELATIONSHIP_TYPE_LEN,
 };
 use dataerai_store::meta::{NewAsset, NewRelationship};
 use serde_json::{Map, Value};
 
 use super::refuse_control_characters;
-use super::{load_asset, page, project_access, window, window_of, Access};
+use super::{
+    found, load_asset, not_found_error, owner_access, page, project_access, require, window,
+    window_of, Access,
+};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -26,7 +29,7 @@ const MAX_DESCRIPTION_LEN: usize = 100_000;
 /// Deepest nesting of metadata / qualifier objects and arrays.
 const MAX_JSON_DEPTH: usize = 32;
 /// Largest metadata / qualifier object, serialised.
-const MAX_JSON_BYTES: usize = 256 * 1024;
+const MAX_JSON_BYTES: usize = MAX_METADATA_BYTES;
 
 fn json_depth(v: &Value) -> usize {
     match v {
@@ -142,18 +145,7 @@ async fn check_owner(
         }
         OwnerType::Project => {
             let access = project_access(state, caller, owner_id).await?;
-            if access == Access::None && !state.meta.project_exists(owner_id).await? {
-                return Err(AppError::not_found(format!("project {owner_id} not found")));
-            }
-            let ok = match need {
-                Access::Write => access == Access::Write,
-                _ => access != Access::None,
-            };
-            if !ok {
-                return Err(AppError::denied(format!(
-                    "you need the member role in project {owner_id} for this; ask a project admin"
-                )));
-            }
+            require(access, need, "project", owner_id)?;
             let project = state
                 .meta
                 .project_for_member(owner_id, &caller.user_id)
@@ -215,15 +207,16 @@ pub async fn new_asset(
         }
         (OwnerType::User, None) => None,
         (_, Some(cid)) => {
-            match state.meta.get_collection(&cid).await? {
-                Some(c) if c.project_id == body.owner_id => {}
-                Some(_) => {
-                    return Err(AppError::invalid(format!(
-                        "collection {cid} does not belong to project {}",
-                        body.owner_id
-                    )))
+            let c = found(state.meta.get_collection(&cid).await?, "collection", &cid)?;
+            if c.project_id != body.owner_id {
+                // Someone else's collection is as unknown as a missing one.
+                if project_access(state, caller, &c.project_id).await? == Access::None {
+                    return Err(not_found_error("collection", &cid));
                 }
-                None => return Err(AppError::not_found(format!("collection {cid} not found"))),
+                return Err(AppError::invalid(format!(
+                    "collection {cid} does not belong to project {}",
+                    body.owner_id
+                )));
             }
             Some(cid)
         }
@@ -424,8 +417,28 @@ pub async fn list_relationships(
 ) -> AppResult<Json<Page<Relationship>>> {
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
     let w = window(&q);
-    Ok(Json(page(
-        state.meta.list_relationships(&asset_id, w).await?,
-        w,
-    )))
+    let (mut items, total) = state.meta.list_relationships(&asset_id, w).await?;
+    // A target the caller may not read is shown by its id only (the link was
+    // made by someone who could, or the caller lost access since).
+    let mut readable: Vec<((OwnerType, String), bool)> = Vec::new();
+    for rel in &mut items {
+        let target = &rel.related_asset;
+        let (Some(owner_type), Some(owner_id)) = (target.owner_type, target.owner_id.clone())
+        else {
+            continue;
+        };
+        let owner = (owner_type, owner_id);
+        let may_read = match readable.iter().find(|(o, _)| *o == owner) {
+            Some((_, r)) => *r,
+            None => {
+                let r = owner_access(&state, &caller, owner.0, &owner.1).await? != Access::None;
+                readable.push((owner, r));
+                r
+            }
+        };
+        if !may_read {
+            rel.related_asset = rel.related_asset.clone().redacted();
+        }
+    }
+    Ok(Json(page((items, total), w)))
 }

@@ -3,7 +3,8 @@
 //!
 //! Rules: any member lists the members; owners and admins add, change and
 //! remove them; only an owner grants, changes or removes the `owner` role; the
-//! last owner stays (the store refuses to demote or remove them).
+//! last owner stays (the store refuses to demote or remove them). Adding an
+//! email nobody has an account for invites it (see [`add`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -40,6 +41,24 @@ pub async fn list(
     )))
 }
 
+/// Most members (invited ones included) a project may have: bounds how many
+/// invited accounts one project admin can make.
+const MAX_MEMBERS: u64 = 1000;
+
+/// An email address to add: 1 to 320 characters with an `@`, no control
+/// characters. Every account's email passes this check, so refusing an
+/// address here says nothing about who has an account.
+fn check_email(email: &str) -> AppResult<&str> {
+    let email = email.trim();
+    if email.chars().count() > 320 || !email.contains('@') {
+        return Err(AppError::invalid(
+            "email must be an address like name@example.org (at most 320 characters)",
+        ));
+    }
+    super::refuse_control_characters("email", email)?;
+    Ok(email)
+}
+
 /// The caller's role, which must be owner or admin.
 async fn manager_role(
     state: &AppState,
@@ -74,16 +93,27 @@ pub async fn add(
     let my_role = manager_role(&state, &caller, &project_id).await?;
     // An unknown role string is refused while the body is read.
     let role = body.role;
-    let email = body.email.trim();
-    if email.is_empty() || email.chars().count() > 320 {
-        return Err(AppError::invalid("email must be 1 to 320 characters"));
-    }
-    let user = state.meta.user_by_email(email).await?.ok_or_else(|| {
-        AppError::not_found(format!(
-            "no user with email {email}; a server administrator creates accounts"
-        ))
-    })?;
+    let email = check_email(&body.email)?;
+    // An email without an account is invited (an account without a password
+    // that a server administrator's `admin create-user` later completes), so
+    // the answer is the same for known and unknown emails: adding a member
+    // never tells who has an account.
+    let user = state
+        .meta
+        .user_by_email_or_invite(email, state.default_quota)
+        .await?;
     let previous = state.meta.member_role(&project_id, &user.user_id).await?;
+    if previous.is_none() {
+        let (_, members) = state
+            .meta
+            .list_members(&project_id, super::window_of(Some(0), None))
+            .await?;
+        if members >= MAX_MEMBERS {
+            return Err(AppError::invalid(format!(
+                "project {project_id} has {members} members; at most {MAX_MEMBERS} are allowed (remove some first)"
+            )));
+        }
+    }
     if my_role != ProjectRole::Owner
         && (role == ProjectRole::Owner || previous == Some(ProjectRole::Owner))
     {

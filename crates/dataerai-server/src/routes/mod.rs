@@ -280,7 +280,14 @@ pub(crate) fn page<T>((items, total): (Vec<T>, u64), w: Window) -> Page<T> {
 
 /// What a lookup by id found, or 404 `{what} {id} not found`.
 pub(crate) fn found<T>(item: Option<T>, what: &str, id: &str) -> AppResult<T> {
-    item.ok_or_else(|| AppError::not_found(format!("{what} {id} not found")))
+    item.ok_or_else(|| not_found_error(what, id))
+}
+
+/// The one 404 of a lookup by id. Callers who may not read a thing get it
+/// too (see [`require`]), so an outsider cannot tell an existing id from an
+/// unknown one.
+pub(crate) fn not_found_error(what: &str, id: &str) -> AppError {
+    AppError::not_found(format!("{what} {id} not found"))
 }
 
 /// What a caller may do with something.
@@ -329,25 +336,21 @@ pub(crate) async fn load_asset(
 ) -> AppResult<Asset> {
     let asset = found(state.meta.get_asset(asset_id).await?, "asset", asset_id)?;
     let access = owner_access(state, caller, asset.owner_type, &asset.owner_id).await?;
-    require(access, need, asset_id)?;
+    require(access, need, "asset", asset_id)?;
     Ok(asset)
 }
 
-/// Refuse unless `access` covers `need` on asset `asset_id`.
-pub(crate) fn require(access: Access, need: Access, asset_id: &str) -> AppResult<()> {
-    let allowed = match need {
-        Access::Write => access == Access::Write,
-        _ => access != Access::None,
-    };
-    if !allowed {
-        let verb = if need == Access::Write {
-            "modify"
-        } else {
-            "read"
-        };
-        return Err(AppError::denied(format!(
-            "you may not {verb} asset {asset_id}; ask its owner or a project admin for access"
-        )));
+/// Refuse unless `access` covers `need` on `{what} {id}`.
+///
+/// Whoever may not read the thing gets exactly the 404 of an unknown id
+/// (status, code and message), so ids cannot be probed; a reader who needs
+/// write access gets 403 `ERR_PERMISSION_DENIED`.
+pub(crate) fn require(access: Access, need: Access, what: &str, id: &str) -> AppResult<()> {
+    match (access, need) {
+        (Access::None, _) => Err(not_found_error(what, id)),
+        (Access::Read, Access::Write) => Err(AppError::denied(format!(
+            "you may read {what} {id} but not change it; ask a project owner or admin for the member role"
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }

@@ -5,9 +5,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
     Asset, Collection, CreateCollection, CreateProject, Me, Page, PageQuery, Project,
+    MAX_PROJECT_DESCRIPTION_BYTES,
 };
 
-use super::{found, page, project_access, window, Access};
+use super::{found, page, project_access, require, window, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -55,6 +56,12 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> AppResult<(StatusCode, Json<Project>)> {
     let name = check_name("project", &body.name)?;
+    if body.description.len() > MAX_PROJECT_DESCRIPTION_BYTES {
+        return Err(AppError::invalid(format!(
+            "project description is {} bytes; at most {MAX_PROJECT_DESCRIPTION_BYTES} bytes (64 KiB) are allowed",
+            body.description.len()
+        )));
+    }
     let project = state
         .meta
         .create_project(
@@ -87,28 +94,18 @@ pub async fn list(
     )))
 }
 
-/// The project if the caller is a member: 404 when it does not exist, 403 otherwise.
+/// The project if the caller is a member; 404 `project {id} not found`
+/// otherwise, whether or not it exists (see [`super::require`]).
 pub(crate) async fn member_project(
     state: &AppState,
     caller: &Caller,
     project_id: &str,
 ) -> AppResult<Project> {
-    if let Some(p) = state
+    let project = state
         .meta
         .project_for_member(project_id, &caller.user_id)
-        .await?
-    {
-        return Ok(p);
-    }
-    if state.meta.project_exists(project_id).await? {
-        Err(AppError::denied(format!(
-            "you are not a member of project {project_id}; ask a project admin to add you"
-        )))
-    } else {
-        Err(AppError::not_found(format!(
-            "project {project_id} not found"
-        )))
-    }
+        .await?;
+    found(project, "project", project_id)
 }
 
 #[utoipa::path(
@@ -187,7 +184,7 @@ pub async fn create_collection(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
-/// A collection the caller may read (member of its project).
+/// A collection the caller may read (member of its project); 404 otherwise.
 async fn readable_collection(
     state: &AppState,
     caller: &Caller,
@@ -195,7 +192,8 @@ async fn readable_collection(
 ) -> AppResult<Collection> {
     let c = state.meta.get_collection(collection_id).await?;
     let c = found(c, "collection", collection_id)?;
-    member_project(state, caller, &c.project_id).await?;
+    let access = project_access(state, caller, &c.project_id).await?;
+    require(access, Access::Read, "collection", collection_id)?;
     Ok(c)
 }
 

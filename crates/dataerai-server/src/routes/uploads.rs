@@ -35,7 +35,7 @@ use dataerai_store::{ChunkCheck, ChunkKey};
 use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{found, load_asset, owner_access, require, Access};
+use super::{found, load_asset, not_found_error, owner_access, require, Access};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -187,25 +187,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-/// An upload session of the caller (404 unknown, 403 someone else's, or
-/// when the caller may no longer write its asset — e.g. demoted to viewer or
-/// removed from the project after opening it).
+/// An upload session of the caller: 404 when unknown, someone else's, or the
+/// caller may no longer read its asset (removed from the project after
+/// opening it); 403 when they may read but no longer write it (demoted to
+/// viewer).
 pub(super) async fn own_upload(
     state: &AppState,
     caller: &Caller,
     upload_id: &str,
 ) -> AppResult<UploadRecord> {
     let record = found(state.meta.get_upload(upload_id).await?, "upload", upload_id)?;
+    // Another user's session is as unknown as a missing one.
     if record.user_id != caller.user_id {
-        return Err(AppError::denied(format!(
-            "upload {upload_id} was opened by another user"
-        )));
+        return Err(not_found_error("upload", upload_id));
     }
     // The owner came with the session: no need to load the asset.
-    let asset_id = &record.session.asset_id;
-    let (owner_type, owner_id) = found(record.owner.as_ref(), "asset", asset_id)?;
+    let (owner_type, owner_id) = found(record.owner.as_ref(), "upload", upload_id)?;
     let access = owner_access(state, caller, *owner_type, owner_id).await?;
-    require(access, Access::Write, asset_id)?;
+    require(access, Access::Write, "upload", upload_id)?;
     Ok(record)
 }
 

@@ -202,6 +202,15 @@ pub async fn login_post(
             Some("Wrong email or password."),
         );
     };
+    if user.disabled {
+        // The password was right, so saying why is no leak.
+        return login_page(
+            StatusCode::FORBIDDEN,
+            &next,
+            &email,
+            Some("This account is disabled; ask the server administrator."),
+        );
+    }
     let _ = state.meta.clear_login_failures(&email).await;
     let session_id = random_hex();
     let created = state

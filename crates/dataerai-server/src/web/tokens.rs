@@ -69,7 +69,7 @@ fn create_form(csrf: &str) -> Markup {
                         span class="hint" { "— list and download" }
                     }
                     label class="check" {
-                        input type="checkbox" name="scope" value="write";
+                        input type="checkbox" name="scope" value="write" checked;
                         span { "write" }
                         span class="hint" { "— create, upload and change" }
                     }

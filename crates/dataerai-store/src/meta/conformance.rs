@@ -936,6 +936,179 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
     assert!(titles("bright", None).await.is_empty());
 }
 
+/// Invited accounts (made once, completed by an administrator), disabled
+/// accounts (their tokens and sessions stop working, refresh tokens are
+/// revoked), the listing of users, and the limit on merged metadata.
+pub async fn invited_and_disabled_users(s: &dyn MetadataStore) {
+    let known = s.create_user("known@x.org", 10).await.unwrap();
+    // Inviting a known email answers that user; an unknown one is made once.
+    let same = s.user_by_email_or_invite("known@x.org", 5).await.unwrap();
+    assert_eq!(same.user_id, known.user_id);
+    let invited = s.user_by_email_or_invite("new@x.org", 5).await.unwrap();
+    let again = s.user_by_email_or_invite("new@x.org", 5).await.unwrap();
+    assert_eq!(invited.user_id, again.user_id);
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &invited.user_id)
+            .await
+            .quota_bytes,
+        5
+    );
+    let status = |users: &[auth::UserListing], email: &str| {
+        let u = users.iter().find(|u| u.email == email).unwrap().clone();
+        (u.invited, u.has_password, u.disabled_at.is_some())
+    };
+    let users = s.list_users().await.unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(status(&users, "new@x.org"), (true, false, false));
+    assert_eq!(status(&users, "known@x.org"), (false, false, false));
+    // Only an invited account is activated, once.
+    assert!(s
+        .activate_invited_user("known@x.org")
+        .await
+        .unwrap()
+        .is_none());
+    let activated = s.activate_invited_user("new@x.org").await.unwrap().unwrap();
+    assert_eq!(activated.user_id, invited.user_id);
+    assert!(s
+        .activate_invited_user("new@x.org")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Disabling: the token lookup and sessions skip the user.
+    s.set_password(&known.user_id, "hash").await.unwrap();
+    s.create_token(NewToken {
+        user_id: known.user_id.clone(),
+        name: "n".into(),
+        token_hash: "th".into(),
+        scopes: vec!["read".into()],
+        expires_at: None,
+    })
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    s.create_session(
+        "sh",
+        &known.user_id,
+        "csrf",
+        now,
+        now + chrono::Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    s.set_disabled(&known.user_id, true, now).await.unwrap();
+    assert!(s.token_by_hash("th").await.unwrap().is_none());
+    assert!(s.session("sh", now).await.unwrap().is_none());
+    let auth = s.user_auth_by_id(&known.user_id).await.unwrap().unwrap();
+    assert!(auth.disabled);
+    let users = s.list_users().await.unwrap();
+    assert_eq!(status(&users, "known@x.org"), (false, true, true));
+    s.set_disabled(&known.user_id, false, now).await.unwrap();
+    assert!(s.token_by_hash("th").await.unwrap().is_some());
+    assert!(
+        !s.user_auth_by_id(&known.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(matches!(
+        s.set_disabled("nobody", true, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Merged metadata stays within the limit; a refused patch changes nothing.
+    let a = asset_of(s, &known.user_id, None).await;
+    let big = |key: &str| UpdateAsset {
+        metadata: Some(
+            serde_json::json!({ key: "x".repeat(dataerai_proto::api::MAX_METADATA_BYTES / 2) })
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        ..Default::default()
+    };
+    s.update_asset(&a.asset_id, big("one")).await.unwrap();
+    assert!(matches!(
+        s.update_asset(&a.asset_id, big("two")).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let stored = s.get_asset(&a.asset_id).await.unwrap().unwrap();
+    assert!(stored.metadata.contains_key("one") && !stored.metadata.contains_key("two"));
+}
+
+/// Every file counts against the allocation's file limit, empty ones too:
+/// open sessions hold their files, aborting frees them, deleting an asset
+/// frees its versions' files.
+pub async fn file_limit_counts_every_file(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let fresh = allocation_of(s, OwnerType::User, &u.user_id).await;
+    assert_eq!((fresh.file_count, fresh.max_files), (0, 1_000_000));
+    s.set_max_files(OwnerType::User, &u.user_id, 3)
+        .await
+        .unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
+    let empty = |n: usize| {
+        (0..n)
+            .map(|i| spec(&format!("e{i}"), 0, None))
+            .collect::<Vec<_>>()
+    };
+    let two = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &empty(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        2
+    );
+    assert!(matches!(
+        s.create_upload(&a.asset_id, &u.user_id, 50, &empty(2))
+            .await,
+        Err(StoreError::FileLimitExceeded {
+            max_files: 3,
+            file_count: 2,
+            requested: 2
+        })
+    ));
+    s.abort_upload(&two.upload_id).await.unwrap();
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        0
+    );
+    let three = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &empty(3))
+        .await
+        .unwrap();
+    let sums = vec![format!("blake3:{}", blake3::hash(b"").to_hex()); 3];
+    s.complete_upload(&three.upload_id, &sums).await.unwrap();
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        3
+    );
+    let b = asset_of(s, &u.user_id, None).await;
+    assert!(matches!(
+        s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1))
+            .await,
+        Err(StoreError::FileLimitExceeded { .. })
+    ));
+    s.delete_asset(&a.asset_id).await.unwrap();
+    assert_eq!(
+        allocation_of(s, OwnerType::User, &u.user_id)
+            .await
+            .file_count,
+        0
+    );
+    s.create_upload(&b.asset_id, &u.user_id, 50, &empty(1))
+        .await
+        .unwrap();
+}
+
 /// Run `scenario` on a fresh SQLite store and, when configured, a fresh
 /// PostgreSQL database.
 macro_rules! both_backends {
@@ -983,4 +1156,6 @@ both_backends!(
     concurrent_writers_keep_quota_and_merges,
     auth_device_members_audit,
     batches_settle_each_item_on_its_own,
+    invited_and_disabled_users,
+    file_limit_counts_every_file,
 );

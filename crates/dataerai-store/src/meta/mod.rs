@@ -164,6 +164,14 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// Create a user and their personal allocation. Duplicate email → `Conflict`.
     async fn create_user(&self, email: &str, quota_bytes: u64) -> Result<User>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    /// The user with this email, made as an *invited* account (no password,
+    /// a personal allocation of `quota_bytes`) when there is none: a project
+    /// admin adding an unknown email gets the same answer as for a known one.
+    async fn user_by_email_or_invite(&self, email: &str, quota_bytes: u64) -> Result<User>;
+    /// Turn the invited account of `email` into an ordinary one (what
+    /// `admin create-user` does for an email that was invited); `None` when
+    /// there is no invited account with that email.
+    async fn activate_invited_user(&self, email: &str) -> Result<Option<User>>;
     async fn create_token(&self, token: NewToken) -> Result<String>;
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
 
@@ -177,6 +185,14 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         owner_type: OwnerType,
         owner_id: &str,
         quota_bytes: u64,
+    ) -> Result<()>;
+    /// Set the file limit of an existing allocation (every file of a pending
+    /// or complete version counts); `NotFound` when there is none.
+    async fn set_max_files(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+        max_files: u64,
     ) -> Result<()>;
 
     // ------------------------------------------------------------ projects

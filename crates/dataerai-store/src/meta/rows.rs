@@ -49,6 +49,8 @@ pub(crate) struct AllocationRow {
     quota_bytes: i64,
     used_bytes: i64,
     reserved_bytes: i64,
+    file_count: i64,
+    max_files: i64,
 }
 
 impl AllocationRow {
@@ -58,6 +60,8 @@ impl AllocationRow {
             quota_bytes: unsigned("quota_bytes", self.quota_bytes)?,
             used_bytes: unsigned("used_bytes", self.used_bytes)?,
             reserved_bytes: unsigned("reserved_bytes", self.reserved_bytes)?,
+            file_count: unsigned("file_count", self.file_count)?,
+            max_files: unsigned("max_files", self.max_files)?,
         })
     }
 }

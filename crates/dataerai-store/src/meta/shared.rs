@@ -157,8 +157,8 @@ async fn load_allocation<C: Dialect>(
     // the owner's versions.
     let row: Option<AllocationRow> = c
         .fetch_optional(
-            "SELECT id, quota_bytes, used_bytes, reserved_bytes FROM allocations
-             WHERE owner_type = $1 AND owner_id = $2",
+            "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
+             FROM allocations WHERE owner_type = $1 AND owner_id = $2",
             args![owner_type, owner_id],
         )
         .await?;
@@ -516,13 +516,23 @@ async fn insert_upload<C: Dialect>(
     let allocation = owner_allocation(c, &owner).await?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     rules::check_quota(&allocation, total, false)?;
+    let file_count = files.len() as u64;
+    rules::check_file_limit(&allocation, file_count)?;
     let content_id = new_id();
     let upload_id = new_id();
     let created = now();
     c.execute(
-        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at)
-         VALUES ($1, $2, 'pending', $3, $4, $5)",
-        args![&content_id, asset_id, total, chunk_size, created],
+        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at,
+                               file_count)
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
+        args![
+            &content_id,
+            asset_id,
+            total,
+            chunk_size,
+            created,
+            file_count
+        ],
     )
     .await?;
     for (i, f) in (0u32..).zip(files) {
@@ -751,6 +761,7 @@ async fn update_asset_in<C: Dialect>(
         .await?
         .ok_or_else(|| not_found(format!("asset {asset_id}")))?;
     let metadata = rules::merge_metadata(current.metadata, patch.metadata.unwrap_or_default());
+    rules::check_merged_metadata(&metadata)?;
     let updated = c
         .execute(
             "UPDATE assets SET title = $1, description = $2, alias = $3, tags = $4, metadata = $5,
@@ -945,6 +956,42 @@ impl<B: Backend> MetadataStore for B {
         Ok(row.map(User::from))
     }
 
+    async fn user_by_email_or_invite(&self, email: &str, quota_bytes: u64) -> Result<User> {
+        if let Some(user) = self.user_by_email(email).await? {
+            return Ok(user);
+        }
+        let id = new_id();
+        in_write!(self, |c| async {
+            // A concurrent invitation (or account) for the same email wins
+            // the race and is answered below.
+            let inserted = c
+                .execute(
+                    "INSERT INTO users (id, email, created_at, invited) VALUES ($1, $2, $3, TRUE)
+                     ON CONFLICT (email) DO NOTHING",
+                    args![&id, email, now()],
+                )
+                .await?;
+            if inserted > 0 {
+                insert_allocation(c, OwnerType::User, &id, quota_bytes).await?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        self.user_by_email(email)
+            .await?
+            .ok_or_else(|| not_found(format!("user {email}")))
+    }
+
+    async fn activate_invited_user(&self, email: &str) -> Result<Option<User>> {
+        let changed = on_conn!(self, |c| c.execute(
+            "UPDATE users SET invited = FALSE WHERE email = $1 AND invited",
+            args![email],
+        ))?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.user_by_email(email).await
+    }
+
     async fn create_token(&self, token: NewToken) -> Result<String> {
         let id = new_id();
         on_conn!(self, |c| c.execute(
@@ -966,7 +1013,7 @@ impl<B: Backend> MetadataStore for B {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let sql = "SELECT t.id, t.user_id, u.email, t.scopes, t.expires_at
                    FROM tokens t JOIN users u ON u.id = t.user_id
-                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL";
+                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
         let row: Option<TokenRow> = find(self, sql, args![token_hash]).await?;
         Ok(row.map(|r| TokenRecord {
             token_id: r.id,
@@ -994,6 +1041,22 @@ impl<B: Backend> MetadataStore for B {
         let changed = on_conn!(self, |c| c.execute(
             "UPDATE allocations SET quota_bytes = $1 WHERE owner_type = $2 AND owner_id = $3",
             args![quota_bytes, owner_type, owner_id],
+        ))?;
+        if changed == 0 {
+            return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_max_files(
+        &self,
+        owner_type: OwnerType,
+        owner_id: &str,
+        max_files: u64,
+    ) -> Result<()> {
+        let changed = on_conn!(self, |c| c.execute(
+            "UPDATE allocations SET max_files = $1 WHERE owner_type = $2 AND owner_id = $3",
+            args![max_files, owner_type, owner_id],
         ))?;
         if changed == 0 {
             return Err(not_found(format!("allocation of {owner_type} {owner_id}")));

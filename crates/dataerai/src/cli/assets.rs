@@ -184,7 +184,10 @@ pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
             rel.from_asset_id,
             rel.rel_type,
             rel.to_asset_id,
-            rel.related_asset.title,
+            rel.related_asset
+                .title
+                .as_deref()
+                .unwrap_or("not readable to you"),
             rel.id
         );
     }

@@ -43,6 +43,23 @@ pub struct UserAuth {
     /// Argon2id PHC string; `None` until a password is set.
     pub password_hash: Option<String>,
     pub is_admin: bool,
+    /// Disabled by a server administrator: may not sign in.
+    pub disabled: bool,
+}
+
+/// A user as `dataerai-server admin list-users` shows them.
+#[derive(Debug, Clone)]
+pub struct UserListing {
+    pub user_id: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub is_admin: bool,
+    /// Whether a web sign-in password is set.
+    pub has_password: bool,
+    /// Added to a project before an account existed for the email; becomes
+    /// an ordinary account when an administrator creates the user.
+    pub invited: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A personal access token as listed on the `/tokens` page (never the token).
@@ -169,6 +186,14 @@ pub trait AuthStore: Send + Sync {
     /// `NotFound` for an unknown user.
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()>;
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> Result<()>;
+    /// Every user, oldest first (server administration; no paging needed
+    /// for the few thousand accounts of a lab).
+    async fn list_users(&self) -> Result<Vec<UserListing>>;
+    /// Disable (`disabled = true`) or enable a user; `NotFound` for an
+    /// unknown user. Disabling also ends the user's web sessions and revokes
+    /// their refresh tokens; their access tokens stop working because token
+    /// lookups skip disabled users.
+    async fn set_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> Result<()>;
 
     /// The user's personal access tokens, newest first (revoked ones included).
     async fn list_tokens(&self, user_id: &str) -> Result<Vec<TokenInfo>>;

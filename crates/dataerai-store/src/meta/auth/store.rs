@@ -12,7 +12,7 @@ use super::db::{Arg, AuthBackend, Conn};
 use super::rules::{self, MemberChange, PollVerdict, RefreshVerdict};
 use super::{
     AuthStore, DevicePoll, DeviceRecord, FailureCounts, IssuedTokens, NewAuditEvent, NewDeviceCode,
-    RefreshOutcome, SessionRecord, TokenInfo, UserAuth,
+    RefreshOutcome, SessionRecord, TokenInfo, UserAuth, UserListing,
 };
 use crate::error::{Result, StoreError};
 use crate::meta::Window;
@@ -24,6 +24,7 @@ struct UserRow {
     email: String,
     password_hash: Option<String>,
     is_admin: bool,
+    disabled: bool,
 }
 
 impl From<UserRow> for UserAuth {
@@ -33,6 +34,32 @@ impl From<UserRow> for UserAuth {
             email: r.email,
             password_hash: r.password_hash,
             is_admin: r.is_admin,
+            disabled: r.disabled,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserListingRow {
+    id: String,
+    email: String,
+    created_at: DateTime<Utc>,
+    is_admin: bool,
+    has_password: bool,
+    invited: bool,
+    disabled_at: Option<DateTime<Utc>>,
+}
+
+impl From<UserListingRow> for UserListing {
+    fn from(r: UserListingRow) -> Self {
+        UserListing {
+            user_id: r.id,
+            email: r.email,
+            created_at: r.created_at,
+            is_admin: r.is_admin,
+            has_password: r.has_password,
+            invited: r.invited,
+            disabled_at: r.disabled_at,
         }
     }
 }
@@ -177,7 +204,8 @@ impl From<AuditRow> for AuditEvent {
     }
 }
 
-const USER_COLUMNS: &str = "SELECT id, email, password_hash, is_admin FROM users";
+const USER_COLUMNS: &str =
+    "SELECT id, email, password_hash, is_admin, disabled_at IS NOT NULL AS disabled FROM users";
 const MEMBER_COLUMNS: &str = "SELECT m.user_id, u.email, m.role, m.added_at
      FROM memberships m JOIN users u ON u.id = m.user_id";
 
@@ -235,6 +263,56 @@ impl<S: AuthBackend> AuthStore for S {
         changed(db.conn().execute(sql, &args).await?, || {
             format!("user {user_id}")
         })
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserListing>> {
+        let mut db = self.auth_db().reader().await?;
+        let rows: Vec<UserListingRow> = db
+            .conn()
+            .fetch_all(
+                "SELECT id, email, created_at, is_admin, password_hash IS NOT NULL AS has_password,
+                        invited, disabled_at
+                 FROM users ORDER BY created_at, email",
+                &[],
+            )
+            .await?;
+        Ok(rows.into_iter().map(UserListing::from).collect())
+    }
+
+    async fn set_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> Result<()> {
+        let db = self.auth_db();
+        let mut tx = db.writer().await?;
+        let mut conn = tx.conn();
+        let found = if disabled {
+            // Keep the first time it was disabled.
+            conn.execute(
+                "UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2",
+                &[Arg::Time(now), Arg::Text(user_id)],
+            )
+            .await?
+        } else {
+            conn.execute(
+                "UPDATE users SET disabled_at = NULL WHERE id = $1",
+                &[Arg::Text(user_id)],
+            )
+            .await?
+        };
+        changed(found, || format!("user {user_id}"))?;
+        if disabled {
+            conn.execute(
+                "DELETE FROM web_sessions WHERE user_id = $1",
+                &[Arg::Text(user_id)],
+            )
+            .await?;
+            conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = $1
+                 WHERE user_id = $2 AND revoked_at IS NULL",
+                &[Arg::Time(now), Arg::Text(user_id)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_tokens(&self, user_id: &str) -> Result<Vec<TokenInfo>> {
@@ -307,7 +385,7 @@ impl<S: AuthBackend> AuthStore for S {
             .fetch_optional(
                 "SELECT s.user_id, u.email, u.is_admin, s.csrf_token, s.expires_at
                  FROM web_sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.id_hash = $1",
+                 WHERE s.id_hash = $1 AND u.disabled_at IS NULL",
                 &[Arg::Text(id_hash)],
             )
             .await?;
