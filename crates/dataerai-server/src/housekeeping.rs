@@ -90,7 +90,9 @@ pub async fn expire_idle_uploads(
     now: DateTime<Utc>,
 ) -> Result<Vec<ExpiredUpload>, StoreError> {
     let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::MAX);
-    let cutoff = now.checked_sub_signed(idle).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let cutoff = now
+        .checked_sub_signed(idle)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut expired = Vec::new();
     loop {
         let idle_ids = meta.idle_uploads(cutoff, EXPIRY_BATCH).await?;
@@ -156,7 +158,9 @@ pub async fn collect_garbage(
     now: DateTime<Utc>,
 ) -> Result<GcReport, StoreError> {
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-    let settled_before = now.checked_sub_signed(grace).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let settled_before = now
+        .checked_sub_signed(grace)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let stored = blobs.list_contents().await?;
     let mut report = GcReport {
         contents_scanned: stored.len() as u64,

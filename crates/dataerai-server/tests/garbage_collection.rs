@@ -52,7 +52,9 @@ async fn plant(blobs: &dyn BlobStore, content_id: &str, chunk: u64, bytes: &[u8]
 
 async fn stored(blobs: &dyn BlobStore) -> BTreeMap<String, StoredContent> {
     let list = blobs.list_contents().await.unwrap();
-    list.into_iter().map(|c| (c.content_id.clone(), c)).collect()
+    list.into_iter()
+        .map(|c| (c.content_id.clone(), c))
+        .collect()
 }
 
 /// `admin gc ARGS` → its `key: value` lines.
@@ -108,7 +110,10 @@ async fn orphans_are_reclaimed_and_live_versions_kept() {
     );
     let pending_id = pending["upload_id"].as_str().unwrap().to_string();
     let chunk = |i: usize| &pending_bytes[i * CS as usize..(i + 1) * CS as usize];
-    assert_eq!(api.put_chunk(&pending_id, 0, 0, chunk(0)).await.0, StatusCode::OK);
+    assert_eq!(
+        api.put_chunk(&pending_id, 0, 0, chunk(0)).await.0,
+        StatusCode::OK
+    );
 
     // Orphans. An expired session (its chunks are left to the collector):
     let gone = alice.personal_asset("expires").await;
@@ -146,15 +151,19 @@ async fn orphans_are_reclaimed_and_live_versions_kept() {
 
     // The pending upload stays active (a request every poll) while the
     // abandoned one expires (never asked about: asking is activity).
-    wait_until_async("the idle session to expire", Duration::from_secs(30), || {
-        let expired = lab.server.metric("dataerai_uploads_expired_total");
-        let (api, live) = (api.clone(), pending_id.clone());
-        async move {
-            let (_, live) = api.get(&format!("/api/v1/uploads/{live}")).await;
-            assert_eq!(live["status"], "open", "{live}");
-            (expired >= 1).then_some(())
-        }
-    })
+    wait_until_async(
+        "the idle session to expire",
+        Duration::from_secs(30),
+        || {
+            let expired = lab.server.metric("dataerai_uploads_expired_total");
+            let (api, live) = (api.clone(), pending_id.clone());
+            async move {
+                let (_, live) = api.get(&format!("/api/v1/uploads/{live}")).await;
+                assert_eq!(live["status"], "open", "{live}");
+                (expired >= 1).then_some(())
+            }
+        },
+    )
     .await;
     // It went with the empty asset it was opened for; its chunks stay.
     assert_err(
@@ -171,7 +180,9 @@ async fn orphans_are_reclaimed_and_live_versions_kept() {
     let before = stored(blobs).await;
     let (mut chunks, mut bytes) = (0, 0);
     for id in orphans {
-        let c = before.get(id.as_str()).unwrap_or_else(|| panic!("{id} not stored"));
+        let c = before
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{id} not stored"));
         chunks += c.objects;
         bytes += c.bytes;
     }
@@ -207,11 +218,17 @@ async fn orphans_are_reclaimed_and_live_versions_kept() {
     let (_, versions) = api.get(&format!("/api/v1/assets/{kept}/contents")).await;
     let oldest = versions["items"][1]["content_id"].as_str().unwrap();
     let (s, got) = api
-        .fetch(&format!("/api/v1/assets/{kept}/contents/{oldest}/files/0"), None)
+        .fetch(
+            &format!("/api/v1/assets/{kept}/contents/{oldest}/files/0"),
+            None,
+        )
         .await;
     assert_eq!((s, got), (StatusCode::OK, v1));
     assert_eq!(api.latest_file(&copy).await, (StatusCode::OK, shared));
-    assert_eq!(api.put_chunk(&pending_id, 0, 1, chunk(1)).await.0, StatusCode::OK);
+    assert_eq!(
+        api.put_chunk(&pending_id, 0, 1, chunk(1)).await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         api.complete(&pending_id, &[&pending_bytes]).await.0,
         StatusCode::OK
@@ -234,11 +251,15 @@ async fn the_periodic_collection_reclaims_and_counts() {
     let stray = uuid_like();
     plant(blobs.as_ref(), &stray, 0, &data(CS as usize, 10)).await;
     plant(blobs.as_ref(), &stray, 1, &data(50, 11)).await;
-    wait_until_async("the stray chunks to be reclaimed", Duration::from_secs(30), || {
-        let blobs = &blobs;
-        let stray = &stray;
-        async move { (!stored(blobs.as_ref()).await.contains_key(stray)).then_some(()) }
-    })
+    wait_until_async(
+        "the stray chunks to be reclaimed",
+        Duration::from_secs(30),
+        || {
+            let blobs = &blobs;
+            let stray = &stray;
+            async move { (!stored(blobs.as_ref()).await.contains_key(stray)).then_some(()) }
+        },
+    )
     .await;
     assert!(lab.server.metric("dataerai_gc_reclaimed_chunks_total") >= 2);
     assert!(lab.server.metric("dataerai_gc_reclaimed_bytes_total") >= CS + 50);
@@ -248,5 +269,12 @@ async fn the_periodic_collection_reclaims_and_counts() {
 /// A fresh id shaped like the server's content ids.
 fn uuid_like() -> String {
     let h = blake3::hash(format!("{:?}", std::time::SystemTime::now()).as_bytes()).to_hex();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

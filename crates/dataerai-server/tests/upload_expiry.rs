@@ -30,8 +30,7 @@ async fn status_of(api: &Api, upload_id: &str) -> String {
 async fn idle_sessions_expire_and_active_ones_stay() {
     let (lab, [alice]) = Lab::start_with(["alice@lab.org"], |b| b.config(FAST_EXPIRY));
     let api = &alice.api;
-    lab.server
-        .set_user_quota("alice@lab.org", 3 * CS);
+    lab.server.set_user_quota("alice@lab.org", 3 * CS);
 
     // An upload that stops (a killed client): its asset was created for it.
     let abandoned_asset = alice.personal_asset("abandoned").await;
@@ -41,7 +40,9 @@ async fn idle_sessions_expire_and_active_ones_stay() {
     );
     let abandoned_id = abandoned["upload_id"].as_str().unwrap();
     assert_eq!(
-        api.put_chunk(abandoned_id, 0, 0, &data(CS as usize, 1)).await.0,
+        api.put_chunk(abandoned_id, 0, 0, &data(CS as usize, 1))
+            .await
+            .0,
         StatusCode::OK
     );
     // An upload whose client keeps asking (a resuming daemon asks which
@@ -72,8 +73,10 @@ async fn idle_sessions_expire_and_active_ones_stay() {
     // The abandoned session went with the empty asset it was opened for …
     for reply in [
         api.get(&format!("/api/v1/uploads/{abandoned_id}")).await,
-        api.put_chunk(abandoned_id, 0, 1, &data(CS as usize, 3)).await,
-        api.complete(abandoned_id, &[&data(2 * CS as usize, 1)]).await,
+        api.put_chunk(abandoned_id, 0, 1, &data(CS as usize, 3))
+            .await,
+        api.complete(abandoned_id, &[&data(2 * CS as usize, 1)])
+            .await,
         api.get(&format!("/api/v1/assets/{abandoned_asset}")).await,
     ] {
         assert_err(&reply, NOT_FOUND);
@@ -114,10 +117,14 @@ async fn an_asset_with_a_published_version_outlives_its_expired_session() {
     );
     let second_id = second["upload_id"].as_str().unwrap();
     // Polled through the metrics: asking about the session would keep it.
-    wait_until_async("the second session to expire", Duration::from_secs(20), || {
-        let expired = lab.server.metric("dataerai_uploads_expired_total");
-        async move { (expired >= 1).then_some(()) }
-    })
+    wait_until_async(
+        "the second session to expire",
+        Duration::from_secs(20),
+        || {
+            let expired = lab.server.metric("dataerai_uploads_expired_total");
+            async move { (expired >= 1).then_some(()) }
+        },
+    )
     .await;
     assert_eq!(status_of(api, second_id).await, "aborted");
     // Using it again says why it is closed.
@@ -149,8 +156,13 @@ async fn project_managers_abort_sessions_and_removed_members_lose_theirs() {
         let (s, m) = owner.api.set_role(&project, email, role).await;
         assert_eq!(s, StatusCode::CREATED, "{m}");
     }
-    lab.server
-        .admin(&["set-quota", "--project", &project, "--bytes", &(6 * CS).to_string()]);
+    lab.server.admin(&[
+        "set-quota",
+        "--project",
+        &project,
+        "--bytes",
+        &(6 * CS).to_string(),
+    ]);
     let asset = member.api.project_asset(&project, "big").await;
     let open = |api: Api| {
         let asset = asset.clone();
@@ -182,7 +194,10 @@ async fn project_managers_abort_sessions_and_removed_members_lose_theirs() {
     let second = open(member.api.clone()).await;
     let others = open(other.api.clone()).await;
     assert_err(
-        &other.api.open_upload(&asset, json!([{"name": "y", "size": 1}]), CS).await,
+        &other
+            .api
+            .open_upload(&asset, json!([{"name": "y", "size": 1}]), CS)
+            .await,
         QUOTA_EXCEEDED,
     );
     let (s, body) = owner

@@ -33,8 +33,8 @@ use dataerai_proto::{
 };
 use dataerai_store::blob::PutOutcome;
 use dataerai_store::meta::{ChunkRecord, CloseReason, UploadRecord};
-use serde_json::json;
 use dataerai_store::{ChunkCheck, ChunkKey};
+use serde_json::json;
 
 use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
@@ -256,8 +256,7 @@ const TOUCH_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// query, completion) is activity.
 async fn note_activity(state: &AppState, record: &UploadRecord) -> AppResult<()> {
     let now = chrono::Utc::now();
-    if record.session.status == UploadStatus::Open && now - record.last_active_at >= TOUCH_AFTER
-    {
+    if record.session.status == UploadStatus::Open && now - record.last_active_at >= TOUCH_AFTER {
         state
             .meta
             .touch_upload(&record.session.upload_id, now)
@@ -587,7 +586,11 @@ pub async fn abort(
     caller: Caller,
     ApiPath(upload_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
-    let record = found(state.meta.get_upload(&upload_id).await?, "upload", &upload_id)?;
+    let record = found(
+        state.meta.get_upload(&upload_id).await?,
+        "upload",
+        &upload_id,
+    )?;
     if record.user_id != caller.user_id && manages_project_of(&state, &caller, &record).await? {
         // A project's owners and admins may free what any member reserved.
         require_open(&record)?;

@@ -302,7 +302,10 @@ impl BlobStore for S3BlobStore {
         let mut objects = self.store.list(Some(&area));
         while let Some(object) = objects.try_next().await? {
             // `…/content/<content_id>/<file_index>/<chunk_index>/<hash>`
-            let Some(content_id) = object.location.prefix_match(&area).and_then(|mut rest| rest.next())
+            let Some(content_id) = object
+                .location
+                .prefix_match(&area)
+                .and_then(|mut rest| rest.next())
             else {
                 continue;
             };

@@ -30,15 +30,16 @@ use uuid::Uuid;
 
 use super::auth::AuthStore;
 use super::rows::{
-    AllocationRow, AssetRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow, PointerRow, ProjectRow,
-    RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS, CONTENT_COLUMNS,
-    FILE_COLUMNS,
+    AllocationRow, AssetRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow, PointerRow,
+    ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS,
+    CONTENT_COLUMNS, FILE_COLUMNS,
 };
 use super::sql::{args, Arg, Conn, Decoded, Dialect};
 use super::time::now;
 use super::{
-    ChunkRecord, CloseReason, ContentRecord, ExpiredUpload, MetadataStore, NewAsset, NewRelationship, NewToken, NewUpload,
-    SmallFinish, TokenRecord, UploadRecord, UploadTarget, User, Window,
+    ChunkRecord, CloseReason, ContentRecord, ExpiredUpload, MetadataStore, NewAsset,
+    NewRelationship, NewToken, NewUpload, SmallFinish, TokenRecord, UploadRecord, UploadTarget,
+    User, Window,
 };
 use crate::error::{Result, StoreError};
 use crate::rules;
