@@ -766,7 +766,11 @@ async fn expire_upload_in<C: Dialect>(
     upload_id: &str,
     idle_before: DateTime<Utc>,
 ) -> Result<Option<ExpiredUpload>> {
-    lock_upload_owner(c, upload_id).await?;
+    // Gone already (another replica expired it along with its asset).
+    match lock_upload_owner(c, upload_id).await {
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        locked => locked?,
+    };
     let row: Option<IdleRow> = c
         .fetch_optional(
             &format!(
