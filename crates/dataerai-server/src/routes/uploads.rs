@@ -236,10 +236,12 @@ fn require_open(record: &UploadRecord) -> AppResult<()> {
     let upload_id = &session.upload_id;
     Err(AppError::invalid(match record.closed_reason {
         Some(CloseReason::Expired) => format!(
-            "upload {upload_id} expired: the server received no request on it for longer than              its upload session idle limit, and released its reservation; start a new upload"
+            "upload {upload_id} expired: the server received no request on it for longer than \
+             its upload session idle limit, and released its reservation; start a new upload"
         ),
         Some(CloseReason::MemberRemoved) => format!(
-            "upload {upload_id} was aborted because its user was removed from the project              owning the asset; start a new upload"
+            "upload {upload_id} was aborted because its user was removed from the project \
+             owning the asset; start a new upload"
         ),
         None => format!(
             "upload {upload_id} is {}; open a new upload session",
@@ -591,9 +593,20 @@ pub async fn abort(
         "upload",
         &upload_id,
     )?;
-    if record.user_id != caller.user_id && manages_project_of(&state, &caller, &record).await? {
-        // A project's owners and admins may free what any member reserved.
+    // A project's owners and admins may free what any member reserved.
+    let by_manager =
+        record.user_id != caller.user_id && manages_project_of(&state, &caller, &record).await?;
+    if by_manager {
         require_open(&record)?;
+    } else {
+        open_upload(&state, &caller, &upload_id).await?;
+    }
+    for content_id in state.meta.abort_upload(&upload_id).await? {
+        if let Err(e) = state.blobs.delete_content(&content_id).await {
+            tracing::warn!(%upload_id, %content_id, error = %e, "could not delete chunks of an aborted upload");
+        }
+    }
+    if by_manager {
         audit::record(
             &state,
             Some(&caller.user_id),
@@ -603,13 +616,6 @@ pub async fn abort(
             &caller.addr,
         )
         .await;
-    } else {
-        open_upload(&state, &caller, &upload_id).await?;
-    }
-    for content_id in state.meta.abort_upload(&upload_id).await? {
-        if let Err(e) = state.blobs.delete_content(&content_id).await {
-            tracing::warn!(%upload_id, %content_id, error = %e, "could not delete chunks of an aborted upload");
-        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
