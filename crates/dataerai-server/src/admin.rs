@@ -314,6 +314,25 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     })?;
             }
         }
+        AdminCommand::Gc {
+            storage,
+            dry_run,
+            grace_s,
+        } => {
+            let file = config::load(&storage)?;
+            let grace = grace_s.unwrap_or(file.gc.grace_s);
+            let (meta, blobs) = config::storage(&storage, &file)?.open().await?;
+            let report = crate::housekeeping::collect_garbage(
+                meta.as_ref(),
+                blobs.as_ref(),
+                std::time::Duration::from_secs(grace),
+                dry_run,
+                Utc::now(),
+            )
+            .await
+            .context("garbage collection failed")?;
+            print!("{}", report.lines(dry_run));
+        }
     }
     Ok(())
 }

@@ -170,6 +170,20 @@ pub enum AdminCommand {
         #[arg(long)]
         files: Option<u64>,
     },
+    /// Delete chunks no content version uses any more (aborted or expired
+    /// uploads, deleted assets, interrupted writes); prints what it found
+    /// and reclaimed. Safe while servers run on the same stores.
+    Gc {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Only report what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave content written to within this many seconds alone
+        /// [default: the config file's [gc] grace_s, else 3600].
+        #[arg(long)]
+        grace_s: Option<u64>,
+    },
 }
 
 /// A user's email, as `EMAIL` or `--email EMAIL`.

@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use crate::cli::{ServeArgs, StorageArgs};
 use crate::connections::HttpSettings;
+use crate::housekeeping::{GcSettings, UploadSettings};
 
 /// 1 TiB.
 pub const DEFAULT_QUOTA: u64 = 1 << 40;
@@ -45,6 +46,12 @@ pub struct ConfigFile {
     /// Connection timeouts and cap (`connections.rs`).
     #[serde(default)]
     pub http: HttpSettings,
+    /// When idle upload sessions expire (`housekeeping.rs`).
+    #[serde(default)]
+    pub uploads: UploadSettings,
+    /// The chunk garbage collector (`housekeeping.rs`).
+    #[serde(default)]
+    pub gc: GcSettings,
 }
 
 impl ConfigFile {
@@ -86,6 +93,8 @@ pub struct ServeSettings {
     pub shutdown_drain_ms: u64,
     pub auth: crate::state::AuthSettings,
     pub http: HttpSettings,
+    pub uploads: UploadSettings,
+    pub gc: GcSettings,
 }
 
 /// Read the config file named by the flags (if any).
@@ -144,8 +153,11 @@ fn storage_with_env(
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
     let file = load(&args.storage)?;
     file.http.validate()?;
+    file.uploads.validate()?;
     Ok(ServeSettings {
         http: file.http.clone(),
+        uploads: file.uploads.clone(),
+        gc: file.gc.clone(),
         storage: storage(&args.storage, &file)?,
         listen: match args.listen.or(file.listen) {
             Some(addr) => addr,
@@ -220,7 +232,7 @@ impl Storage {
         Ok((meta, blobs))
     }
 
-    /// Only the metadata store (the admin commands never touch blobs).
+    /// Only the metadata store (every admin command but `gc`, which also opens the blobs).
     pub async fn open_meta(&self) -> anyhow::Result<Arc<dyn MetadataStore>> {
         Ok(match &self.meta {
             MetaBackend::Sqlite(path) => {

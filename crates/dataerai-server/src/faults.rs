@@ -193,6 +193,12 @@ impl BlobStore for FaultyBlobs {
     async fn check_writable(&self) -> dataerai_store::error::Result<()> {
         self.inner.check_writable().await
     }
+
+    async fn list_contents(
+        &self,
+    ) -> dataerai_store::error::Result<Vec<dataerai_store::blob::StoredContent>> {
+        self.inner.list_contents().await
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //!   precedence, and opening the configured stores; [`connections`]: the
 //!   accept loop with its connection cap and read timeouts.
 //! - [`admin`]: bootstrap commands that write straight into the metadata store.
+//! - [`housekeeping`]: the periodic upload expiry and chunk garbage collection.
 //! - [`routes`]: the HTTP API (`docs/api.md`), [`auth`] for bearer tokens,
 //!   [`error`] for the one JSON error shape.
 //! - [`metrics`]: Prometheus counters at `/metrics`; `faults` (feature
@@ -25,6 +26,7 @@ pub mod connections;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod housekeeping;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
@@ -56,6 +58,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let blobs = faults::wrap_blobs(blobs);
     let mut state = AppState::new(meta, blobs, settings.default_quota_bytes);
     state.auth = Arc::new(settings.auth.clone());
+    housekeeping::spawn(&state, &settings.uploads, &settings.gc);
     let stopping = state.stopping.clone();
     let drain = std::time::Duration::from_millis(settings.shutdown_drain_ms);
     let listener = TcpListener::bind(settings.listen).await?;

@@ -44,6 +44,11 @@ pub struct Metrics {
     password_checks_peak: AtomicU64,
     sign_ins_slowed: AtomicU64,
     sign_ins_refused: AtomicU64,
+    /// Upload sessions this process expired; chunks and bytes its garbage
+    /// collector reclaimed (`housekeeping`).
+    uploads_expired: AtomicU64,
+    gc_chunks: AtomicU64,
+    gc_bytes: AtomicU64,
 }
 
 /// Counts a running password check until dropped.
@@ -106,6 +111,17 @@ impl Metrics {
     /// A connection closed on accept because `max_connections` were open.
     pub fn connection_refused(&self) {
         self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Idle upload sessions aborted by the expiry task.
+    pub fn uploads_expired(&self, sessions: u64) {
+        self.uploads_expired.fetch_add(sessions, Ordering::Relaxed);
+    }
+
+    /// Chunks (objects) and bytes the garbage collector deleted.
+    pub fn garbage_collected(&self, chunks: u64, bytes: u64) {
+        self.gc_chunks.fetch_add(chunks, Ordering::Relaxed);
+        self.gc_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn downloaded(&self, bytes: u64) {
@@ -233,6 +249,24 @@ impl Metrics {
                 "counter",
                 "Sign-in attempts refused (429) because their address had too many recent failures.",
                 load(&self.sign_ins_refused),
+            ),
+            (
+                "dataerai_uploads_expired_total",
+                "counter",
+                "Idle upload sessions aborted by the expiry task of this process.",
+                load(&self.uploads_expired),
+            ),
+            (
+                "dataerai_gc_reclaimed_chunks_total",
+                "counter",
+                "Unreferenced chunk objects deleted by the garbage collector of this process.",
+                load(&self.gc_chunks),
+            ),
+            (
+                "dataerai_gc_reclaimed_bytes_total",
+                "counter",
+                "Bytes of unreferenced chunks deleted by the garbage collector of this process.",
+                load(&self.gc_bytes),
             ),
             (
                 "dataerai_active_uploads",

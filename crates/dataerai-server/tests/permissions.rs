@@ -66,6 +66,9 @@ enum Rule {
     ProjectManage,
     /// Only the user who opened the upload session (the member).
     UploadOpener,
+    /// The user who opened the upload session, or an owner or admin of the
+    /// project owning its asset.
+    UploadOpenerOrManager,
     /// Server admins (the project owner is one in this test).
     ServerAdmin,
     /// Only the owner of a personal asset (the project owner's).
@@ -86,6 +89,7 @@ const PROJECT_READ: Variants = &[("", Rule::ProjectRead)];
 const PROJECT_WRITE: Variants = &[("", Rule::ProjectWrite)];
 const PROJECT_MANAGE: Variants = &[("", Rule::ProjectManage)];
 const UPLOAD_OPENER: Variants = &[("", Rule::UploadOpener)];
+const UPLOAD_ABORT: Variants = &[("", Rule::UploadOpenerOrManager)];
 const SERVER_ADMIN: Variants = &[("", Rule::ServerAdmin)];
 /// Reading an asset: a project asset by any member, a personal asset by its owner.
 const ASSET_READ: Variants = &[
@@ -163,7 +167,7 @@ const TABLE: &[(&str, Variants)] = &[
     // what is checked (see `send`).
     ("POST /api/v1/uploads/batch", ASSET_WRITE),
     ("POST /api/v1/uploads/finish", UPLOAD_OPENER),
-    ("DELETE /api/v1/uploads/{upload_id}", UPLOAD_OPENER),
+    ("DELETE /api/v1/uploads/{upload_id}", UPLOAD_ABORT),
     (
         "PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
         UPLOAD_OPENER,
@@ -202,6 +206,7 @@ fn allowed(rule: Rule, who: Who, method: &Method) -> Option<bool> {
         Rule::ProjectWrite => matches!(who, Who::Owner | Who::Admin | Who::Member),
         Rule::ProjectManage => matches!(who, Who::Owner | Who::Admin),
         Rule::UploadOpener => who == Who::Member,
+        Rule::UploadOpenerOrManager => matches!(who, Who::Owner | Who::Admin | Who::Member),
         Rule::ServerAdmin | Rule::PersonalOwner => who == Who::Owner,
         Rule::FromOwnToProject => who != Who::Outsider,
     })
@@ -225,7 +230,8 @@ fn refusal(rule: Rule, variant: &str, who: Who, method: &Method) -> StatusCode {
             who != Who::Outsider
         }
         // Someone else's upload session is as unknown as a missing one.
-        Rule::UploadOpener => false,
+        // Refused to a viewer or outsider alike: someone else's session, unknown.
+        Rule::UploadOpener | Rule::UploadOpenerOrManager => false,
         // From the project asset to the owner's personal one: a viewer is
         // refused write on the (readable) source before the target is looked at.
         Rule::PersonalOwner if variant == "to-personal" => who == Who::Viewer,

@@ -182,12 +182,17 @@ pub async fn remove(
         return Err(AppError::denied("only an owner may remove an owner"));
     }
     state.meta.remove_member(&project_id, &user_id).await?;
+    // What they had reserved in the project goes with them.
+    let uploads_aborted = state
+        .meta
+        .abort_member_uploads(&project_id, &user_id)
+        .await?;
     audit::record(
         &state,
         Some(&caller.user_id),
         "member.removed",
         Some(("user", &user_id)),
-        json!({"project_id": project_id, "role": role}),
+        json!({"project_id": project_id, "role": role, "uploads_aborted": uploads_aborted}),
         &caller.addr,
     )
     .await;

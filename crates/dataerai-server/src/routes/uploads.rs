@@ -7,7 +7,10 @@
 //! `complete` merges each file's recorded chunk digests into its BLAKE3 hash
 //! (`dataerai_proto::digest`: no byte is read again), checks it against the
 //! client's and publishes the version in one metadata transaction; `DELETE`
-//! aborts and frees the reservation.
+//! aborts and frees the reservation (the session's user, or an owner or admin
+//! of the project owning the asset). Every request on an open session is
+//! activity: a session idle for the server's `[uploads] session_idle_s` is
+//! expired by `housekeeping` and then answers why it is closed.
 //!
 //! Dedup: a file announced with its whole-file `checksum` that its owner
 //! already stores is marked `deduplicated` at creation (the metadata store
@@ -21,21 +24,23 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use dataerai_proto::api::{
-    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, UploadFileState, UploadSession,
-    UploadStatus, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
+    ChunkAck, CompleteUpload, ContentVersion, CreateUpload, OwnerType, UploadFileState,
+    UploadSession, UploadStatus, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
 use dataerai_proto::digest::{self, ChunkDigest, MIN_CHUNK_SIZE};
 use dataerai_proto::{
     blake3_checksum, chunk_count, chunk_len, ApiError, ErrorCode, CHUNK_HASH_HEADER,
 };
 use dataerai_store::blob::PutOutcome;
-use dataerai_store::meta::{ChunkRecord, UploadRecord};
+use dataerai_store::meta::{ChunkRecord, CloseReason, UploadRecord};
 use dataerai_store::{ChunkCheck, ChunkKey};
+use serde_json::json;
 
 use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{found, load_asset, not_found_error, owner_access, require, Access};
+use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -208,20 +213,57 @@ pub(super) async fn own_upload(
     Ok(record)
 }
 
-/// As [`own_upload`], and still open.
+/// As [`own_upload`], and still open; the request counts as activity.
 async fn open_upload(
     state: &AppState,
     caller: &Caller,
     upload_id: &str,
 ) -> AppResult<UploadRecord> {
     let record = own_upload(state, caller, upload_id).await?;
-    if record.session.status != UploadStatus::Open {
-        return Err(AppError::invalid(format!(
-            "upload {upload_id} is {}; open a new upload session",
-            record.session.status
-        )));
-    }
+    require_open(&record)?;
+    note_activity(state, &record).await?;
     Ok(record)
+}
+
+/// A closed session is refused with what closed it, so the client knows to
+/// start over rather than retry.
+fn require_open(record: &UploadRecord) -> AppResult<()> {
+    let session = &record.session;
+    if session.status == UploadStatus::Open {
+        return Ok(());
+    }
+    let upload_id = &session.upload_id;
+    Err(AppError::invalid(match record.closed_reason {
+        Some(CloseReason::Expired) => format!(
+            "upload {upload_id} expired: the server received no request on it for longer than \
+             its upload session idle limit, and released its reservation; start a new upload"
+        ),
+        Some(CloseReason::MemberRemoved) => format!(
+            "upload {upload_id} was aborted because its user was removed from the project \
+             owning the asset; start a new upload"
+        ),
+        None => format!(
+            "upload {upload_id} is {}; open a new upload session",
+            session.status
+        ),
+    }))
+}
+
+/// How stale a session's last-activity time may get before a request on it
+/// writes the new one: one write a second at most, per session.
+const TOUCH_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// Keep an open session from expiring: any request on it (a chunk, a status
+/// query, completion) is activity.
+async fn note_activity(state: &AppState, record: &UploadRecord) -> AppResult<()> {
+    let now = chrono::Utc::now();
+    if record.session.status == UploadStatus::Open && now - record.last_active_at >= TOUCH_AFTER {
+        state
+            .meta
+            .touch_upload(&record.session.upload_id, now)
+            .await?;
+    }
+    Ok(())
 }
 
 #[utoipa::path(
@@ -237,7 +279,10 @@ pub async fn get_one(
     caller: Caller,
     ApiPath(upload_id): ApiPath<String>,
 ) -> AppResult<Json<UploadSession>> {
-    Ok(Json(own_upload(&state, &caller, &upload_id).await?.session))
+    let record = own_upload(&state, &caller, &upload_id).await?;
+    // A resuming client asks this first: it keeps the session alive.
+    note_activity(&state, &record).await?;
+    Ok(Json(record.session))
 }
 
 /// 64 hex digits (any case) as the 32 bytes of a BLAKE3 digest.
@@ -533,7 +578,7 @@ async fn merged_file_hash(
     delete,
     operation_id = "abort_upload",
     path = "/api/v1/uploads/{upload_id}",
-    summary = "Abort an upload session",
+    summary = "Abort an upload session (its user, or an owner or admin of the project owning the asset)",
     params(("upload_id" = String, Path, description = "Upload session id")),
     responses((status = 204, description = "Aborted"))
 )]
@@ -542,13 +587,50 @@ pub async fn abort(
     caller: Caller,
     ApiPath(upload_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
-    open_upload(&state, &caller, &upload_id).await?;
+    let record = found(
+        state.meta.get_upload(&upload_id).await?,
+        "upload",
+        &upload_id,
+    )?;
+    // A project's owners and admins may free what any member reserved.
+    let by_manager =
+        record.user_id != caller.user_id && manages_project_of(&state, &caller, &record).await?;
+    if by_manager {
+        require_open(&record)?;
+    } else {
+        open_upload(&state, &caller, &upload_id).await?;
+    }
     for content_id in state.meta.abort_upload(&upload_id).await? {
         if let Err(e) = state.blobs.delete_content(&content_id).await {
             tracing::warn!(%upload_id, %content_id, error = %e, "could not delete chunks of an aborted upload");
         }
     }
+    if by_manager {
+        audit::record(
+            &state,
+            Some(&caller.user_id),
+            "upload.aborted",
+            Some(("upload", &upload_id)),
+            json!({"asset_id": record.session.asset_id, "opened_by": record.user_id}),
+            &caller.addr,
+        )
+        .await;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the caller is an owner or admin of the project owning the
+/// session's asset.
+async fn manages_project_of(
+    state: &AppState,
+    caller: &Caller,
+    record: &UploadRecord,
+) -> AppResult<bool> {
+    let Some((OwnerType::Project, project_id)) = &record.owner else {
+        return Ok(false);
+    };
+    let role = state.meta.member_role(project_id, &caller.user_id).await?;
+    Ok(role.is_some_and(|r| r.may_manage_members()))
 }
 
 #[cfg(test)]

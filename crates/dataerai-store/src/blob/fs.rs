@@ -9,13 +9,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use dataerai_proto::io::{BufferPool, RangeWriter};
 
-use super::{check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{
+    check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, StoredContent,
+};
 use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
@@ -112,6 +115,24 @@ impl FsBlobStore {
             .join(key.file_index.to_string())
             .join(key.chunk_index.to_string()))
     }
+}
+
+/// Add the files below `dir` (chunks and temporary files of writes in
+/// progress or interrupted) to `stored` (blocking).
+fn tally(dir: &Path, stored: &mut StoredContent) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let modified: DateTime<Utc> = meta.modified()?.into();
+        stored.newest = stored.newest.max(modified);
+        if meta.is_dir() {
+            tally(&entry.path(), stored)?;
+        } else {
+            stored.objects += 1;
+            stored.bytes += meta.len();
+        }
+    }
+    Ok(())
 }
 
 /// Chunks up to this size are received into memory, then written, fsynced and
@@ -279,6 +300,37 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn list_contents(&self) -> Result<Vec<StoredContent>> {
+        let area = self.root.join("content");
+        blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&area)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(content_id) = name.to_str() else {
+                    continue;
+                };
+                if check_content_id(content_id).is_err() || !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                let mut stored = StoredContent {
+                    content_id: content_id.to_string(),
+                    objects: 0,
+                    bytes: 0,
+                    newest: entry.metadata()?.modified()?.into(),
+                };
+                match tally(&entry.path(), &mut stored) {
+                    // Removed meanwhile (an abort): nothing left to weigh.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    done => done?,
+                }
+                out.push(stored);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn check_writable(&self) -> Result<()> {

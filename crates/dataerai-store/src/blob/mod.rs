@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use dataerai_proto::digest::ChunkDigest;
 use futures::{Stream, StreamExt};
 
@@ -56,6 +57,19 @@ pub struct ChunkKey {
     pub content_id: String,
     pub file_index: u32,
     pub chunk_index: u64,
+}
+
+/// What the blob store holds under one content id: what the garbage
+/// collector weighs ([`BlobStore::list_contents`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContent {
+    pub content_id: String,
+    /// Objects (chunk files, and leftovers of interrupted writes).
+    pub objects: u64,
+    pub bytes: u64,
+    /// When the newest of them was written (the collector's grace period
+    /// counts from here).
+    pub newest: DateTime<Utc>,
 }
 
 /// Outcome of [`BlobStore::put_chunk`].
@@ -185,6 +199,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Missing content is not an error. The metadata store decides when no
     /// content file refers to these chunks any more (dedup pointers included).
     async fn delete_content(&self, content_id: &str) -> Result<()>;
+
+    /// Every content id that has objects in the store, with their count,
+    /// size and newest write time (for the garbage collector, which asks
+    /// the metadata store which of them are still referenced). Whatever in
+    /// the content area is not a content id of ours is left out.
+    async fn list_contents(&self) -> Result<Vec<StoredContent>>;
 
     /// Prove the store accepts writes (readiness probe): write, sync and
     /// remove a small object.

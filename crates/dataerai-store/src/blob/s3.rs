@@ -34,7 +34,9 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome};
+use super::{
+    check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, StoredContent,
+};
 use crate::error::{Result, StoreError};
 
 /// Bytes buffered before a multipart part is sent (S3's minimum part size).
@@ -292,6 +294,38 @@ impl BlobStore for S3BlobStore {
                 object_store::Error::NotFound { .. } => Ok(()),
                 e => Err(e.into()),
             })
+    }
+
+    async fn list_contents(&self) -> Result<Vec<StoredContent>> {
+        let area = self.path("content");
+        let mut by_id: std::collections::BTreeMap<String, StoredContent> = Default::default();
+        let mut objects = self.store.list(Some(&area));
+        while let Some(object) = objects.try_next().await? {
+            // `…/content/<content_id>/<file_index>/<chunk_index>/<hash>`
+            let Some(content_id) = object
+                .location
+                .prefix_match(&area)
+                .and_then(|mut rest| rest.next())
+            else {
+                continue;
+            };
+            let content_id = content_id.as_ref();
+            if check_content_id(content_id).is_err() {
+                continue;
+            }
+            let stored = by_id
+                .entry(content_id.to_string())
+                .or_insert_with(|| StoredContent {
+                    content_id: content_id.to_string(),
+                    objects: 0,
+                    bytes: 0,
+                    newest: object.last_modified,
+                });
+            stored.objects += 1;
+            stored.bytes += object.size;
+            stored.newest = stored.newest.max(object.last_modified);
+        }
+        Ok(by_id.into_values().collect())
     }
 
     async fn check_writable(&self) -> Result<()> {

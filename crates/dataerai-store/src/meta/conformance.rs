@@ -1139,6 +1139,94 @@ macro_rules! both_backends {
 /// The URL of a new, uniquely named database (`{prefix}_{uuid}`) on the test
 /// PostgreSQL server. Without that server: `None` (skip) when run by hand, a
 /// failure in the scale-out stage (`DATAERAI_REQUIRE_SCALEOUT=1`).
+pub async fn idle_sessions_expire_and_leave_unreferenced_contents(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1_000).await.unwrap();
+    let later = |secs| chrono::Utc::now() + chrono::Duration::seconds(secs);
+    // A session on an asset created for it, with one chunk received.
+    let fresh = asset_of(s, &u.user_id, None).await;
+    let up1 = s
+        .create_upload(&fresh.asset_id, &u.user_id, 50, &[spec("f", 100, None)])
+        .await
+        .unwrap();
+    let chunk = ChunkRecord {
+        size: 50,
+        hash: "0".repeat(64),
+    };
+    s.record_chunk(&up1.upload_id, 0, 0, chunk).await.unwrap();
+    assert_eq!(usage(s, &u.user_id).await, (0, 100));
+    // Not idle yet before its last activity; idle by a later cutoff.
+    let before = up1.created_at - chrono::Duration::seconds(1);
+    assert!(s.idle_uploads(before, 10).await.unwrap().is_empty());
+    assert_eq!(s.expire_upload(&up1.upload_id, before).await.unwrap(), None);
+    assert_eq!(
+        s.idle_uploads(later(1), 10).await.unwrap(),
+        vec![up1.upload_id.clone()]
+    );
+    let expired = s.expire_upload(&up1.upload_id, later(1)).await.unwrap();
+    assert_eq!(
+        expired,
+        Some(ExpiredUpload {
+            upload_id: up1.upload_id.clone(),
+            asset_id: fresh.asset_id.clone(),
+            asset_deleted: true,
+        })
+    );
+    // Once only; the empty asset went with it, and the reservation.
+    assert_eq!(
+        s.expire_upload(&up1.upload_id, later(1)).await.unwrap(),
+        None
+    );
+    assert!(s.get_asset(&fresh.asset_id).await.unwrap().is_none());
+    assert!(s.get_upload(&up1.upload_id).await.unwrap().is_none());
+    assert_eq!(usage(s, &u.user_id).await, (0, 0));
+
+    // On an asset with a published version: the session closes, the asset stays.
+    let kept = asset_of(s, &u.user_id, None).await;
+    let sum = format!("blake3:{}", "1".repeat(64));
+    let live = publish(s, &kept.asset_id, &u.user_id, 10, &sum).await;
+    let up2 = s
+        .create_upload(&kept.asset_id, &u.user_id, 50, &[spec("g", 20, None)])
+        .await
+        .unwrap();
+    let up3 = s
+        .create_upload(&kept.asset_id, &u.user_id, 50, &[spec("h", 30, None)])
+        .await
+        .unwrap();
+    // Activity moves a session past the cutoff.
+    s.touch_upload(&up3.upload_id, later(10)).await.unwrap();
+    assert_eq!(
+        s.idle_uploads(later(5), 10).await.unwrap(),
+        vec![up2.upload_id.clone()]
+    );
+    let expired = s.expire_upload(&up2.upload_id, later(5)).await.unwrap();
+    assert!(!expired.unwrap().asset_deleted);
+    assert_eq!(
+        s.expire_upload(&up3.upload_id, later(5)).await.unwrap(),
+        None
+    );
+    let record = s.get_upload(&up2.upload_id).await.unwrap().unwrap();
+    assert_eq!(record.session.status, UploadStatus::Aborted);
+    assert_eq!(record.closed_reason, Some(CloseReason::Expired));
+    assert_eq!(usage(s, &u.user_id).await, (10, 30));
+
+    // The expired session's content id is garbage; the published one and the
+    // open session's are not; an id the store never knew is.
+    let unknown = "00000000-0000-0000-0000-000000000000".to_string();
+    let mut found = s
+        .unreferenced_contents(vec![
+            up2.content_id.clone(),
+            live,
+            up3.content_id.clone(),
+            unknown.clone(),
+        ])
+        .await
+        .unwrap();
+    found.sort();
+    let mut expected = vec![up2.content_id, unknown];
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
 pub(crate) fn scratch_pg_url(prefix: &str) -> Option<String> {
     let server = dataerai_testkit::scaleout_var("DATAERAI_TEST_PG_URL")?;
     Some(format!(
@@ -1158,4 +1246,5 @@ both_backends!(
     batches_settle_each_item_on_its_own,
     invited_and_disabled_users,
     file_limit_counts_every_file,
+    idle_sessions_expire_and_leave_unreferenced_contents,
 );

@@ -90,6 +90,47 @@ pub struct UploadRecord {
     /// Per file (in file order): the verified `blake3:<hex>` already known for
     /// it — set for deduplicated files, whose bytes are stored already.
     pub known_checksums: Vec<Option<String>>,
+    /// The last request on the session (see [`MetadataStore::touch_upload`]).
+    pub last_active_at: DateTime<Utc>,
+    /// Why an aborted session was closed by the server, if it was.
+    pub closed_reason: Option<CloseReason>,
+}
+
+/// Why the server (not the session's user) aborted an upload session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No request on it for longer than the server's idle limit.
+    Expired,
+    /// Its user was removed from the project owning the asset.
+    MemberRemoved,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Expired => "expired",
+            CloseReason::MemberRemoved => "member_removed",
+        }
+    }
+
+    /// The stored text; an unknown value reads as no reason (a plain abort).
+    pub fn parse(text: &str) -> Option<CloseReason> {
+        match text {
+            "expired" => Some(CloseReason::Expired),
+            "member_removed" => Some(CloseReason::MemberRemoved),
+            _ => None,
+        }
+    }
+}
+
+/// One session [`MetadataStore::expire_upload`] aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredUpload {
+    pub upload_id: String,
+    pub asset_id: String,
+    /// The asset was removed with it: the session's user had created it and
+    /// it held no other (published or pending) content version.
+    pub asset_deleted: bool,
 }
 
 /// Where the chunks of one file physically live. For most files that is the
@@ -347,6 +388,36 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>>;
     /// Number of upload sessions still open (the `dataerai_active_uploads` gauge).
     async fn open_upload_count(&self) -> Result<u64>;
+    /// Note a request on an open session at `at` (keeps it from expiring).
+    /// Nothing happens to a session that is not open.
+    async fn touch_upload(&self, upload_id: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Up to `limit` open sessions whose last activity is before `idle_before`,
+    /// oldest first.
+    async fn idle_uploads(&self, idle_before: DateTime<Utc>, limit: u64) -> Result<Vec<String>>;
+    /// Abort an open session idle since before `idle_before` (checked again
+    /// under its row lock, so a request that arrived meanwhile keeps it, and
+    /// two replicas expiring at once abort it once): the reservation is
+    /// released, the session answers [`CloseReason::Expired`] from then on,
+    /// and the asset goes too when the session's user created it and it holds
+    /// no other content version. `None` when there was nothing to expire.
+    /// The session's chunks are left to the garbage collector.
+    async fn expire_upload(
+        &self,
+        upload_id: &str,
+        idle_before: DateTime<Utc>,
+    ) -> Result<Option<ExpiredUpload>>;
+    /// Abort every open session `user_id` holds on assets of project
+    /// `project_id` (they were removed from it): reservations released, each
+    /// session closed with [`CloseReason::MemberRemoved`]. Answers how many.
+    /// Chunks are left to the garbage collector.
+    async fn abort_member_uploads(&self, project_id: &str, user_id: &str) -> Result<u64>;
+
+    // ------------------------------------------------------------ garbage collection
+
+    /// Of `candidates` (content ids found in the blob store), those whose
+    /// blobs nothing uses: no pending or complete content version stores its
+    /// own chunks under the id, and no live file points at it (dedup).
+    async fn unreferenced_contents(&self, candidates: Vec<String>) -> Result<Vec<String>>;
 
     // ------------------------------------------------------------ relationships
 

@@ -182,6 +182,8 @@ pub(crate) struct UploadRow {
     pub chunk_size: i64,
     pub status: UploadStatus,
     pub created_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+    pub closed_reason: Option<String>,
     pub owner_type: Option<OwnerType>,
     pub owner_id: Option<String>,
 }
@@ -191,6 +193,16 @@ pub(crate) struct UploadRow {
 pub(crate) struct UploadStateRow {
     pub status: UploadStatus,
     pub content_id: String,
+}
+
+/// What expiring a session needs of it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct IdleRow {
+    pub status: UploadStatus,
+    pub content_id: String,
+    pub asset_id: String,
+    pub user_id: String,
+    pub last_active_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -19,9 +19,10 @@
 use std::ops::DerefMut;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
     Allocation, Asset, AssetSummary, Collection, ContentStatus, ContentVersion, OwnerType, Project,
-    ProjectRole, Relationship, UpdateAsset, UploadFileSpec, UploadSession,
+    ProjectRole, Relationship, UpdateAsset, UploadFileSpec, UploadSession, UploadStatus,
 };
 use futures::future::BoxFuture;
 use sqlx::Database;
@@ -29,15 +30,16 @@ use uuid::Uuid;
 
 use super::auth::AuthStore;
 use super::rows::{
-    AllocationRow, AssetRow, ChunkRow, ContentRow, FileRow, OwnerRow, PointerRow, ProjectRow,
-    RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS, CONTENT_COLUMNS,
-    FILE_COLUMNS,
+    AllocationRow, AssetRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow, PointerRow,
+    ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS,
+    CONTENT_COLUMNS, FILE_COLUMNS,
 };
 use super::sql::{args, Arg, Conn, Decoded, Dialect};
 use super::time::now;
 use super::{
-    ChunkRecord, ContentRecord, MetadataStore, NewAsset, NewRelationship, NewToken, NewUpload,
-    SmallFinish, TokenRecord, UploadRecord, UploadTarget, User, Window,
+    ChunkRecord, CloseReason, ContentRecord, ExpiredUpload, MetadataStore, NewAsset,
+    NewRelationship, NewToken, NewUpload, SmallFinish, TokenRecord, UploadRecord, UploadTarget,
+    User, Window,
 };
 use crate::error::{Result, StoreError};
 use crate::rules;
@@ -301,7 +303,7 @@ async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<U
     let Some(row) = c
         .fetch_optional::<UploadRow>(
             "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status, u.created_at,
-                    a.owner_type, a.owner_id
+                    u.last_active_at, u.closed_reason, a.owner_type, a.owner_id
              FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id = $1",
             args![upload_id],
         )
@@ -352,6 +354,8 @@ async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<U
         user_id: row.user_id,
         owner: row.owner_type.zip(row.owner_id),
         known_checksums,
+        last_active_at: row.last_active_at,
+        closed_reason: row.closed_reason.as_deref().and_then(CloseReason::parse),
     }))
 }
 
@@ -559,8 +563,9 @@ async fn insert_upload<C: Dialect>(
         .await?;
     }
     c.execute(
-        "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'open', $6)",
+        "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at,
+                              last_active_at)
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6)",
         args![
             &upload_id,
             asset_id,
@@ -721,12 +726,37 @@ async fn delete_asset_in<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Vec<St
     unreferenced(c, candidates.into_iter().map(|(id,)| id).collect()).await
 }
 
-async fn abort_upload_in<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Vec<String>> {
+async fn abort_upload_in<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    reason: Option<CloseReason>,
+) -> Result<Vec<String>> {
     lock_upload_owner(c, upload_id).await?;
     let state = open_upload(c, upload_id, C::FOR_UPDATE).await?;
+    close_upload(c, upload_id, &state, reason).await?;
+    let pointed_at: Vec<(String,)> = c
+        .fetch_all(
+            "SELECT blob_content_id FROM content_files
+             WHERE content_id = $1 AND blob_content_id IS NOT NULL",
+            args![&state.content_id],
+        )
+        .await?;
+    let mut candidates: Vec<String> = pointed_at.into_iter().map(|(id,)| id).collect();
+    candidates.push(state.content_id);
+    unreferenced(c, candidates).await
+}
+
+/// Mark a locked open session and its content version aborted (the usage
+/// triggers release the reservation) and forget its received chunks.
+async fn close_upload<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    state: &UploadStateRow,
+    reason: Option<CloseReason>,
+) -> Result<()> {
     c.execute(
-        "UPDATE uploads SET status = 'aborted' WHERE id = $1",
-        args![upload_id],
+        "UPDATE uploads SET status = 'aborted', closed_reason = $2 WHERE id = $1",
+        args![upload_id, reason.map(|r| r.as_str().to_string())],
     )
     .await?;
     c.execute(
@@ -739,16 +769,64 @@ async fn abort_upload_in<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Vec<S
         args![upload_id],
     )
     .await?;
-    let pointed_at: Vec<(String,)> = c
-        .fetch_all(
-            "SELECT blob_content_id FROM content_files
-             WHERE content_id = $1 AND blob_content_id IS NOT NULL",
-            args![&state.content_id],
+    Ok(())
+}
+
+/// Abort a session that has been idle since before `idle_before` (checked
+/// again under its lock: a request that arrived meanwhile keeps it open),
+/// then remove its asset when the session's user created it and nothing
+/// else lives in it. Its chunks are left to the garbage collector.
+async fn expire_upload_in<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    idle_before: DateTime<Utc>,
+) -> Result<Option<ExpiredUpload>> {
+    // Gone already (another replica expired it along with its asset).
+    match lock_upload_owner(c, upload_id).await {
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        locked => locked?,
+    };
+    let row: Option<IdleRow> = c
+        .fetch_optional(
+            &format!(
+                "SELECT status, content_id, asset_id, user_id, last_active_at FROM uploads
+                 WHERE id = $1{}",
+                C::FOR_UPDATE
+            ),
+            args![upload_id],
         )
         .await?;
-    let mut candidates: Vec<String> = pointed_at.into_iter().map(|(id,)| id).collect();
-    candidates.push(state.content_id);
-    unreferenced(c, candidates).await
+    let Some(row) = row else { return Ok(None) };
+    if row.status != UploadStatus::Open || row.last_active_at >= idle_before {
+        return Ok(None);
+    }
+    let state = UploadStateRow {
+        status: row.status,
+        content_id: row.content_id,
+    };
+    close_upload(c, upload_id, &state, Some(CloseReason::Expired)).await?;
+    let asset_deleted = remove_if_empty(c, &row.asset_id, &row.user_id).await?;
+    Ok(Some(ExpiredUpload {
+        upload_id: upload_id.to_string(),
+        asset_id: row.asset_id,
+        asset_deleted,
+    }))
+}
+
+/// Delete an asset `user_id` created that holds no live content version (an
+/// upload opened it and never published). Its blobs go to the collector.
+async fn remove_if_empty<C: Dialect>(c: &mut C, asset_id: &str, user_id: &str) -> Result<bool> {
+    let (empty,): (bool,) = c
+        .fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE id = $1 AND created_by = $2)
+                    AND NOT EXISTS (SELECT 1 FROM contents WHERE asset_id = $1 AND status != 'aborted')",
+            args![asset_id, user_id],
+        )
+        .await?;
+    if empty {
+        delete_asset_in(c, asset_id).await?;
+    }
+    Ok(empty)
 }
 
 async fn update_asset_in<C: Dialect>(
@@ -1349,7 +1427,71 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {
-        in_write!(self, |c| abort_upload_in(c, upload_id))
+        in_write!(self, |c| abort_upload_in(c, upload_id, None))
+    }
+
+    async fn touch_upload(&self, upload_id: &str, at: DateTime<Utc>) -> Result<()> {
+        on_conn!(self, |c| c.execute(
+            "UPDATE uploads SET last_active_at = $2
+             WHERE id = $1 AND status = 'open' AND last_active_at < $2",
+            args![upload_id, at],
+        ))?;
+        Ok(())
+    }
+
+    async fn idle_uploads(&self, idle_before: DateTime<Utc>, limit: u64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_conn!(self, |c| c.fetch_all(
+            "SELECT id FROM uploads WHERE status = 'open' AND last_active_at < $1
+             ORDER BY last_active_at, id LIMIT $2",
+            args![idle_before, limit],
+        ))?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn expire_upload(
+        &self,
+        upload_id: &str,
+        idle_before: DateTime<Utc>,
+    ) -> Result<Option<ExpiredUpload>> {
+        in_write!(self, |c| expire_upload_in(c, upload_id, idle_before))
+    }
+
+    async fn abort_member_uploads(&self, project_id: &str, user_id: &str) -> Result<u64> {
+        let open: Vec<(String,)> = on_conn!(self, |c| c.fetch_all(
+            "SELECT u.id FROM uploads u JOIN assets a ON a.id = u.asset_id
+             WHERE u.status = 'open' AND u.user_id = $1
+               AND a.owner_type = 'project' AND a.owner_id = $2
+             ORDER BY u.id",
+            args![user_id, project_id],
+        ))?;
+        let mut aborted = 0;
+        for (upload_id,) in open {
+            // One transaction per session; one completed or aborted meanwhile
+            // is no longer open and is skipped.
+            let done = async {
+                in_write!(self, |c| abort_upload_in(
+                    c,
+                    &upload_id,
+                    Some(CloseReason::MemberRemoved)
+                ))
+            }
+            .await;
+            match done {
+                Ok(_) => aborted += 1,
+                Err(StoreError::Invalid(_) | StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(aborted)
+    }
+
+    async fn unreferenced_contents(&self, candidates: Vec<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        // Bounded statements: a bucket may hold millions of content ids.
+        for part in candidates.chunks(500) {
+            out.extend(on_conn!(self, |c| unreferenced(c, part.to_vec()))?);
+        }
+        Ok(out)
     }
 
     async fn open_upload_count(&self) -> Result<u64> {
