@@ -36,47 +36,27 @@ async fn search_finds_what_the_caller_may_read_page_by_page() {
     bob.personal_asset("Scan of bob").await;
 
     // Alice sees her four, never Bob's.
-    let (status, page) = alice
-        .api
-        .get("/api/v1/search?q=scan&sort=title&limit=3")
-        .await;
+    let (status, page) = alice.api.get("/api/v1/search?q=scan&sort=title&limit=3").await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["total"], 4);
     assert_eq!(titles(&page), ["Scan fit", "Scan one", "Scan three"]);
     let facets = &page["facets"];
     assert_eq!(facets["tags"], json!([{"value": "tem", "count": 3}]));
-    assert_eq!(
-        facets["record_types"][0],
-        json!({"value": "raw_data", "count": 3})
-    );
+    assert_eq!(facets["record_types"][0], json!({"value": "raw_data", "count": 3}));
     assert_eq!(facets["projects"], json!([{"value": project, "count": 3}]));
     let cursor = page["next_cursor"].as_str().unwrap();
     let (_, last) = alice
         .api
-        .get(&format!(
-            "/api/v1/search?q=scan&sort=title&limit=3&cursor={cursor}&facets=false"
-        ))
+        .get(&format!("/api/v1/search?q=scan&sort=title&limit=3&cursor={cursor}&facets=false"))
         .await;
     assert_eq!(titles(&last), ["Scan two"]);
-    assert!(
-        last.get("next_cursor").is_none() && last.get("facets").is_none(),
-        "{last}"
-    );
+    assert!(last.get("next_cursor").is_none() && last.get("facets").is_none(), "{last}");
 
     // Typed metadata, record types and PATCH are searchable at once.
-    let (_, page) = alice
-        .api
-        .get("/api/v1/search?q=type:raw_data%20md.run%3E%3D1")
-        .await;
+    let (_, page) = alice.api.get("/api/v1/search?q=type:raw_data%20md.run%3E%3D1").await;
     assert_eq!(page["total"], 2, "{page}");
     let id = fit["asset_id"].as_str().unwrap();
-    let (s, _) = alice
-        .api
-        .patch(
-            &format!("/api/v1/assets/{id}"),
-            json!({"record_type": "figure"}),
-        )
-        .await;
+    let (s, _) = alice.api.patch(&format!("/api/v1/assets/{id}"), json!({"record_type": "figure"})).await;
     assert_eq!(s, 200);
     let (_, page) = alice.api.get("/api/v1/search?q=type:figure").await;
     assert_eq!(titles(&page), ["Scan fit"]);
@@ -105,10 +85,7 @@ async fn malformed_searches_are_refused_naming_the_position() {
         let reply = alice.api.get(&format!("/api/v1/search?{params}")).await;
         assert_err_for(params, &reply, INVALID_INPUT);
         let message = reply.1["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains(words),
-            "{params}: {words:?} not in {message}"
-        );
+        assert!(message.contains(words), "{params}: {words:?} not in {message}");
     }
     let reply = alice
         .api
