@@ -500,6 +500,29 @@ impl Journal {
         .await
     }
 
+    /// Journal the clean-up of an upload that was given up after it started
+    /// (cancelled) and whose clean-up could not reach the server.
+    pub async fn add_abandoned_upload_start(
+        &self,
+        owner: &str,
+        start: &UploadStart,
+    ) -> Result<(), ApiError> {
+        self.execute(
+            sqlx::query(
+                "INSERT OR REPLACE INTO upload_starts
+                   (start_id, owner, asset_id, created_asset, upload_id, abandoned, created_at)
+                 VALUES (?,?,?,?,?,1,?)",
+            )
+            .bind(&start.start_id)
+            .bind(owner)
+            .bind(&start.asset_id)
+            .bind(start.created_asset)
+            .bind(&start.upload_id)
+            .bind(ts(Utc::now())),
+        )
+        .await
+    }
+
     /// Record the asset a start created.
     pub async fn set_start_asset(&self, start_id: &str, asset_id: &str) -> Result<(), ApiError> {
         let q = sqlx::query("UPDATE upload_starts SET asset_id = ? WHERE start_id = ?");

@@ -13,7 +13,8 @@
 //! sends only the others ([`PARALLEL_CHUNKS`] in flight), hashing each one
 //! just before it goes unless its digest is already known, and completes the
 //! session with each file's BLAKE3 merged from its chunk digests (no second
-//! pass over the file). [`discard`] aborts the session and deletes an asset the upload made.
+//! pass over the file). [`clean_up_start`] aborts the session and deletes an asset the upload made
+//! (of a start that failed or a transfer that was cancelled).
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -571,18 +572,6 @@ fn spec_from_session(
         chunk_size: session.chunk_size.max(1),
         local_path,
         files,
-    }
-}
-
-/// Give up an upload: abort its session and delete an asset it created.
-pub async fn discard(client: &ApiClient, spec: &UploadSpec) {
-    if let Err(e) = client.abort_upload(&spec.upload_id).await {
-        tracing::debug!("could not abort upload {}: {e}", spec.upload_id);
-    }
-    if spec.created_asset {
-        if let Err(e) = client.delete_asset(&spec.asset_id).await {
-            tracing::warn!("could not delete asset {}: {e}", spec.asset_id);
-        }
     }
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DaemonState;
 use dataerai_transfer::journal::{
-    ErrorInfo, Journal, NewTransfer, TransferKind, TransferRecord, TransferState,
+    ErrorInfo, Journal, NewTransfer, TransferKind, TransferRecord, TransferState, UploadStart,
 };
 use dataerai_transfer::{download, upload, Observer, ProgressEvent, RunContext, Stop};
 
@@ -484,7 +484,27 @@ async fn discard(st: &DaemonState, rec: &TransferRecord) {
             serde_json::from_value::<upload::UploadSpec>(rec.spec.clone()),
             st.service.client(),
         ) {
-            (Ok(spec), Ok(client)) => upload::discard(&client, &spec).await,
+            (Ok(spec), Ok(client)) => {
+                let start = UploadStart {
+                    start_id: id.to_string(),
+                    asset_id: Some(spec.asset_id.clone()),
+                    created_asset: spec.created_asset,
+                    upload_id: Some(spec.upload_id.clone()),
+                };
+                if let Err(e) = upload::clean_up_start(&client, &start).await {
+                    // Left to `clean_up_starts`, which retries until it gets through.
+                    leftover("will try again", &e);
+                    let tr = &st.transfers;
+                    match tr
+                        .journal
+                        .add_abandoned_upload_start(&tr.owner, &start)
+                        .await
+                    {
+                        Ok(()) => tr.cleanups.notify_one(),
+                        Err(e) => leftover("cannot journal the clean-up", &e),
+                    }
+                }
+            }
             (Err(e), _) => leftover("damaged journal entry", &e),
             (_, Err(e)) => leftover("no client to abort the upload session", &e),
         }
