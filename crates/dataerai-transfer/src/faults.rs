@@ -57,3 +57,53 @@ pub fn before_write(len: usize) -> std::io::Result<()> {
 pub fn before_write(_len: usize) -> std::io::Result<()> {
     Ok(())
 }
+
+/// `abort_after_session_open=1`: the process dies (SIGABRT, as abrupt as
+/// `kill -9`) right after the server opened an upload session, before the
+/// transfer is journaled; the ids go to stderr first.
+#[cfg(feature = "fault-injection")]
+pub fn after_session_open(asset_id: &str, upload_id: &str) {
+    if fault_value("abort_after_session_open") == Some(1) {
+        eprintln!("fault: dying with asset {asset_id} session {upload_id} open");
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn after_session_open(_asset_id: &str, _upload_id: &str) {}
+
+/// `fail_session_open=1`: opening an upload session fails (after a new asset
+/// was created for it), as a full quota would.
+#[cfg(feature = "fault-injection")]
+pub fn session_open_error() -> Option<dataerai_proto::ApiError> {
+    (fault_value("fail_session_open") == Some(1))
+        .then(|| dataerai_proto::ApiError::internal("fault: opening the session failed"))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn session_open_error() -> Option<dataerai_proto::ApiError> {
+    None
+}
+
+/// `fail_cleanups=N`: the first N clean-ups of a given-up upload start fail
+/// as if the server could not be reached.
+#[cfg(feature = "fault-injection")]
+pub fn clean_up_error() -> Option<dataerai_proto::ApiError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FAILED: AtomicU64 = AtomicU64::new(0);
+    let limit = fault_value("fail_cleanups")?;
+    (FAILED.fetch_add(1, Ordering::Relaxed) < limit).then(|| {
+        dataerai_proto::ApiError::new(
+            dataerai_proto::ErrorCode::ServerUnreachable,
+            "fault: the clean-up cannot reach the server",
+        )
+    })
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn clean_up_error() -> Option<dataerai_proto::ApiError> {
+    None
+}

@@ -40,6 +40,7 @@ const KEEP_FINISHED_DAYS: i64 = 7;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_transfers.sql"),
     include_str!("../migrations/0002_idempotency_keys.sql"),
+    include_str!("../migrations/0003_upload_starts.sql"),
 ];
 
 /// A transfer's `state`: the strings of the IPC contract (`docs/ipc.md`),
@@ -268,6 +269,19 @@ impl TransferRecord {
     }
 }
 
+/// An upload being started, or one whose start was given up and still holds
+/// something on the server (see `migrations/0003_upload_starts.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStart {
+    pub start_id: String,
+    /// The asset, once known.
+    pub asset_id: Option<String>,
+    /// The start created `asset_id` (so a clean-up deletes it).
+    pub created_asset: bool,
+    /// The open session, once known.
+    pub upload_id: Option<String>,
+}
+
 /// Cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct Journal {
@@ -420,9 +434,20 @@ impl Journal {
         query.fetch_all(&self.pool).await.map_err(db_error)
     }
 
+    /// Journal a new transfer. An upload's start row (see [`UploadStart`])
+    /// goes in the same transaction: from now on the transfer owns its session.
     pub async fn insert(&self, r: &TransferRecord) -> Result<(), ApiError> {
-        self.execute(
-            sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        if r.kind == TransferKind::Upload {
+            if let Some(upload_id) = r.spec.get("upload_id").and_then(Value::as_str) {
+                sqlx::query("DELETE FROM upload_starts WHERE upload_id = ?")
+                    .bind(upload_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+        sqlx::query(
                 "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
                    bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
                    last_error, result, error, batch_id, spec)
@@ -446,9 +471,105 @@ impl Journal {
             .bind(to_text(&r.result))
             .bind(to_text(&r.error))
             .bind(&r.batch_id)
-            .bind(r.spec.to_string()),
+            .bind(r.spec.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Note that `owner` is about to start an upload (before the server hears
+    /// of it): into `asset_id` when that exists already, else a new asset.
+    pub async fn begin_upload_start(
+        &self,
+        owner: &str,
+        start_id: &str,
+        asset_id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.execute(
+            sqlx::query(
+                "INSERT INTO upload_starts (start_id, owner, asset_id, created_asset, created_at)
+                 VALUES (?,?,?,?,?)",
+            )
+            .bind(start_id)
+            .bind(owner)
+            .bind(asset_id)
+            .bind(asset_id.is_none())
+            .bind(ts(Utc::now())),
         )
         .await
+    }
+
+    /// Journal the clean-up of an upload that was given up after it started
+    /// (cancelled) and whose clean-up could not reach the server.
+    pub async fn add_abandoned_upload_start(
+        &self,
+        owner: &str,
+        start: &UploadStart,
+    ) -> Result<(), ApiError> {
+        self.execute(
+            sqlx::query(
+                "INSERT OR REPLACE INTO upload_starts
+                   (start_id, owner, asset_id, created_asset, upload_id, abandoned, created_at)
+                 VALUES (?,?,?,?,?,1,?)",
+            )
+            .bind(&start.start_id)
+            .bind(owner)
+            .bind(&start.asset_id)
+            .bind(start.created_asset)
+            .bind(&start.upload_id)
+            .bind(ts(Utc::now())),
+        )
+        .await
+    }
+
+    /// Record the asset a start created.
+    pub async fn set_start_asset(&self, start_id: &str, asset_id: &str) -> Result<(), ApiError> {
+        let q = sqlx::query("UPDATE upload_starts SET asset_id = ? WHERE start_id = ?");
+        self.execute(q.bind(asset_id).bind(start_id)).await
+    }
+
+    /// Record the session a start opened (replacing a probe session it aborted).
+    pub async fn set_start_upload(&self, start_id: &str, upload_id: &str) -> Result<(), ApiError> {
+        let q = sqlx::query("UPDATE upload_starts SET upload_id = ? WHERE start_id = ?");
+        self.execute(q.bind(upload_id).bind(start_id)).await
+    }
+
+    /// Forget a start: it was cleaned up, or its transfer is journaled.
+    pub async fn end_upload_start(&self, start_id: &str) -> Result<(), ApiError> {
+        let q = sqlx::query("DELETE FROM upload_starts WHERE start_id = ?");
+        self.execute(q.bind(start_id)).await
+    }
+
+    /// Give a start up: it only waits to be cleaned up now.
+    pub async fn abandon_upload_start(&self, start_id: &str) -> Result<(), ApiError> {
+        let q = sqlx::query("UPDATE upload_starts SET abandoned = 1 WHERE start_id = ?");
+        self.execute(q.bind(start_id)).await
+    }
+
+    /// Give up every start of `owner` (at start-up: they belong to a
+    /// daemon that died).
+    pub async fn abandon_upload_starts(&self, owner: &str) -> Result<(), ApiError> {
+        let q = sqlx::query("UPDATE upload_starts SET abandoned = 1 WHERE owner = ?");
+        self.execute(q.bind(owner)).await
+    }
+
+    /// The abandoned starts of `owner`, oldest first.
+    pub async fn abandoned_upload_starts(&self, owner: &str) -> Result<Vec<UploadStart>, ApiError> {
+        let q = sqlx::query(
+            "SELECT start_id, asset_id, created_asset, upload_id FROM upload_starts
+             WHERE owner = ? AND abandoned = 1 ORDER BY created_at",
+        );
+        let rows = self.rows(q.bind(owner)).await?;
+        Ok(rows
+            .iter()
+            .map(|r| UploadStart {
+                start_id: r.get("start_id"),
+                asset_id: r.get("asset_id"),
+                created_asset: r.get::<bool, _>("created_asset"),
+                upload_id: r.get("upload_id"),
+            })
+            .collect())
     }
 
     /// The transfer `owner` started with idempotency key `key`, if any.

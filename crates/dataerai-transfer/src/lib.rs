@@ -112,6 +112,10 @@ impl Failure {
 struct RetryBook {
     first_failure: Option<Instant>,
     attempt: u32,
+    /// When the requests of the current attempt are to be tried again: a
+    /// request that fails before then failed in the same outage (other chunks
+    /// in flight) and waits until then without counting another attempt.
+    next_try: Option<Instant>,
 }
 
 /// Everything an engine needs while it runs.
@@ -161,6 +165,7 @@ impl RunContext {
         let mut b = self.book.lock().await;
         let was_retrying = b.first_failure.take().is_some();
         b.attempt = 0;
+        b.next_try = None;
         if was_retrying {
             self.journal_state(TransferState::Running, 0, None).await;
             self.observer.recovered();
@@ -183,8 +188,16 @@ impl RunContext {
                 ),
             ));
         }
+        // The back-off grows once per round of failures, not per failed
+        // request: with several chunks in flight, one outage fails them all.
+        let now = Instant::now();
+        if let Some(at) = b.next_try.filter(|at| *at > now) {
+            let delay = hint.map_or(at - now, |h| (at - now).max(h.min(MAX_BACKOFF)));
+            return Ok((b.attempt, delay));
+        }
         b.attempt += 1;
         let (attempt, delay) = (b.attempt, backoff(b.attempt, hint));
+        b.next_try = Some(now + delay);
         let info = ErrorInfo::from(e);
         self.journal_state(TransferState::Retrying, attempt, Some(&info))
             .await;
@@ -756,6 +769,26 @@ mod tests {
         .await;
         assert!(matches!(r, Err(Stop::Error(e)) if e.code == ErrorCode::Integrity));
         assert_eq!(calls, MAX_INTEGRITY_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn parallel_failures_of_one_outage_count_one_attempt() {
+        let c = ctx(DEFAULT_RETRY_WINDOW).await;
+        let down = ApiError::new(ErrorCode::ServerUnreachable, "down");
+        // Four chunks in flight fail together: one attempt, one wait.
+        let mut booked = Vec::new();
+        for _ in 0..PARALLEL_CHUNKS {
+            booked.push(c.failed(&down).await.unwrap());
+        }
+        assert!(booked.iter().all(|(a, _)| *a == 1), "{booked:?}");
+        assert!(booked.iter().all(|(_, d)| *d <= Duration::from_millis(500)));
+        // Once that wait is over, failing again is the next attempt.
+        tokio::time::sleep(booked[0].1).await;
+        let (attempt, _) = c.failed(&down).await.unwrap();
+        assert_eq!(attempt, 2);
+        // A request that gets through ends the outage: the next one starts over.
+        c.succeeded().await;
+        assert_eq!(c.failed(&down).await.unwrap().0, 1);
     }
 
     #[tokio::test]

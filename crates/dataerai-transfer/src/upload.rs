@@ -13,7 +13,8 @@
 //! sends only the others ([`PARALLEL_CHUNKS`] in flight), hashing each one
 //! just before it goes unless its digest is already known, and completes the
 //! session with each file's BLAKE3 merged from its chunk digests (no second
-//! pass over the file). [`discard`] aborts the session and deletes an asset the upload made.
+//! pass over the file). [`clean_up_start`] aborts the session and deletes an asset the upload made
+//! (of a start that failed or a transfer that was cancelled).
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ use super::{
     chunk_digest_blocking, io_error, plan_chunks, retry, run_chunks, shrank, Digests, Failure,
     Plan, Progress, RunContext, Stop,
 };
-use crate::journal::TransferKind;
+use crate::journal::{Journal, TransferKind, UploadStart};
 use dataerai_client::ApiClient;
 use dataerai_proto::digest::{self, ChunkDigest};
 
@@ -171,6 +172,123 @@ fn hash_all(files: &[LocalFile], chunk_size: u64) -> Result<Vec<Hashed>, ApiErro
 
 /// Scan and hash the local files, create the asset (if new) and open the session.
 pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpec, ApiError> {
+    prepare_journaled(client, req, None).await
+}
+
+/// Where a daemon journals the uploads it starts, before the server hears of
+/// them (see [`Journal::begin_upload_start`]).
+#[derive(Clone, Copy)]
+pub struct StartLog<'a> {
+    pub journal: &'a Journal,
+    pub owner: &'a str,
+}
+
+/// One journaled start: mirrors its journal row, so a failed start knows
+/// what to clean up.
+struct Start<'a> {
+    log: StartLog<'a>,
+    row: std::sync::Mutex<UploadStart>,
+}
+
+impl<'a> Start<'a> {
+    async fn begin(
+        log: Option<StartLog<'a>>,
+        target: &UploadTarget,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(log) = log else { return Ok(None) };
+        let asset_id = match target {
+            UploadTarget::NewAsset(_) => None,
+            UploadTarget::Existing(id) => Some(id.clone()),
+        };
+        let start_id = uuid::Uuid::new_v4().to_string();
+        log.journal
+            .begin_upload_start(log.owner, &start_id, asset_id.as_deref())
+            .await?;
+        Ok(Some(Start {
+            log,
+            row: std::sync::Mutex::new(UploadStart {
+                start_id,
+                created_asset: asset_id.is_none(),
+                asset_id,
+                upload_id: None,
+            }),
+        }))
+    }
+
+    fn row(&self) -> std::sync::MutexGuard<'_, UploadStart> {
+        self.row.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn asset(&self, asset_id: &str) -> Result<(), ApiError> {
+        self.row().asset_id = Some(asset_id.to_string());
+        let id = self.row().start_id.clone();
+        self.log.journal.set_start_asset(&id, asset_id).await
+    }
+
+    async fn upload(&self, upload_id: &str) -> Result<(), ApiError> {
+        self.row().upload_id = Some(upload_id.to_string());
+        let id = self.row().start_id.clone();
+        self.log.journal.set_start_upload(&id, upload_id).await
+    }
+
+    /// The start failed: clean up what it made on the server now, or leave
+    /// that to the daemon's clean-up (abandoned row) when the server cannot
+    /// be reached.
+    async fn give_up(&self, client: &ApiClient) {
+        let row = self.row().clone();
+        let journaled = match clean_up_start(client, &row).await {
+            Ok(()) => self.log.journal.end_upload_start(&row.start_id).await,
+            Err(e) => {
+                tracing::warn!(
+                    "could not clean up after a failed upload start (asset {:?}, session {:?}); \
+                     trying again later: {e}",
+                    row.asset_id,
+                    row.upload_id
+                );
+                self.log.journal.abandon_upload_start(&row.start_id).await
+            }
+        };
+        if let Err(e) = journaled {
+            tracing::warn!(
+                "cannot journal the clean-up of upload start {}: {e}",
+                row.start_id
+            );
+        }
+    }
+}
+
+/// Clean up after an upload start that was given up: abort its session and
+/// delete the asset it created. Something already gone (404) counts as done.
+pub async fn clean_up_start(client: &ApiClient, start: &UploadStart) -> Result<(), ApiError> {
+    let gone = |r: Result<(), ApiError>| match r {
+        Err(e) if e.code == ErrorCode::NotFound => Ok(()),
+        other => other,
+    };
+    if let Some(e) = crate::faults::clean_up_error() {
+        return Err(e);
+    }
+    if let Some(upload_id) = &start.upload_id {
+        match client.abort_upload(upload_id).await {
+            // A session that is no longer open holds nothing.
+            Err(e) if e.code == ErrorCode::Conflict => {}
+            other => gone(other)?,
+        }
+    }
+    if start.created_asset {
+        if let Some(asset_id) = &start.asset_id {
+            gone(client.delete_asset(asset_id).await)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`prepare`], journaling the start in `log` first (when given) so a daemon
+/// that dies meanwhile leaves a row to clean up from.
+pub async fn prepare_journaled(
+    client: &ApiClient,
+    req: UploadRequest,
+    log: Option<StartLog<'_>>,
+) -> Result<UploadSpec, ApiError> {
     let root = req.local_path.clone();
     let files = if root.is_dir() {
         tokio::task::spawn_blocking(move || scan::scan(&root))
@@ -194,9 +312,23 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         None
     };
 
-    let (asset_id, created_asset) = match req.target {
-        UploadTarget::NewAsset(create) => (client.create_asset(&create).await?.asset_id, true),
-        UploadTarget::Existing(id) => (id, false),
+    // Journaled before the server hears of the upload.
+    let start = Start::begin(log, &req.target).await?;
+    let created = match req.target {
+        UploadTarget::NewAsset(create) => client
+            .create_asset(&create)
+            .await
+            .map(|a| (a.asset_id, true)),
+        UploadTarget::Existing(id) => Ok((id, false)),
+    };
+    let (asset_id, created_asset) = match created {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(start) = &start {
+                start.give_up(client).await;
+            }
+            return Err(e);
+        }
     };
     let open = |checksums: Option<&Vec<Hashed>>, probe_dedup: bool| {
         let body = session_request(&files, checksums, chunk_size, probe_dedup);
@@ -204,7 +336,17 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
         async move { client.create_upload(&asset_id, &body).await }
     };
     let opened = async {
+        if let (Some(start), true) = (&start, created_asset) {
+            start.asset(&asset_id).await?;
+        }
+        if let Some(e) = crate::faults::session_open_error() {
+            return Err(e);
+        }
         let session = open(checksums.as_ref(), probe).await?;
+        if let Some(start) = &start {
+            start.upload(&session.upload_id).await?;
+        }
+        crate::faults::after_session_open(&asset_id, &session.upload_id);
         if !session.files.iter().any(|f| f.dedup_candidate) {
             return Ok((session, checksums));
         }
@@ -215,16 +357,26 @@ pub async fn prepare(client: &ApiClient, req: UploadRequest) -> Result<UploadSpe
             tracing::warn!("could not abort probe session {}: {e}", session.upload_id);
         }
         let hashed = hashed?;
-        Ok((open(Some(&hashed), false).await?, Some(hashed)))
+        let session = open(Some(&hashed), false).await?;
+        if let Some(start) = &start {
+            start.upload(&session.upload_id).await?;
+        }
+        Ok((session, Some(hashed)))
     };
     let (session, checksums) = match opened.await {
         Ok(s) => s,
         Err(e) => {
             // E.g. quota exceeded: an asset made only for this upload goes again.
-            if created_asset {
-                if let Err(del) = client.delete_asset(&asset_id).await {
-                    tracing::warn!("could not delete asset {asset_id} after failed upload: {del}");
+            match &start {
+                Some(start) => start.give_up(client).await,
+                None if created_asset => {
+                    if let Err(del) = client.delete_asset(&asset_id).await {
+                        tracing::warn!(
+                            "could not delete asset {asset_id} after failed upload: {del}"
+                        );
+                    }
                 }
+                None => {}
             }
             return Err(e);
         }
@@ -247,6 +399,7 @@ pub async fn prepare_many(
     client: &ApiClient,
     reqs: Vec<UploadRequest>,
     concurrency: usize,
+    log: Option<StartLog<'_>>,
 ) -> Vec<Result<UploadSpec, ApiError>> {
     let n = reqs.len();
     let scanned = tokio::task::spawn_blocking(move || {
@@ -292,7 +445,15 @@ pub async fn prepare_many(
                 }
             })
             .collect();
-        let answer = client.create_uploads(&CreateUploadBatch { items }).await;
+        // Journaled before the server hears of them.
+        let mut starts = Vec::with_capacity(group.len());
+        for (_, req, _, _) in group {
+            starts.push(Start::begin(log, &req.target).await);
+        }
+        let answer = match starts.iter().find_map(|s| s.as_ref().err()) {
+            Some(e) => Err(e.clone()),
+            None => client.create_uploads(&CreateUploadBatch { items }).await,
+        };
         let mut answers = match answer {
             Ok(a) if a.items.len() == group.len() => Ok(a.items.into_iter()),
             Ok(_) => Err(ApiError::internal(
@@ -300,7 +461,7 @@ pub async fn prepare_many(
             )),
             Err(e) => Err(e),
         };
-        for (i, req, files, hashed) in group {
+        for ((i, req, files, hashed), start) in group.iter().zip(starts) {
             let session = match &mut answers {
                 Ok(each) => each
                     .next()
@@ -308,6 +469,20 @@ pub async fn prepare_many(
                     .unwrap_or_else(|| Err(ApiError::internal("lost an item"))),
                 Err(e) => Err(e.clone()),
             };
+            if let Ok(Some(start)) = &start {
+                let journaled = match &session {
+                    Ok(s) => match start.asset(&s.asset_id).await {
+                        Ok(()) => start.upload(&s.upload_id).await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e.clone()),
+                };
+                if let Err(e) = journaled {
+                    start.give_up(client).await;
+                    out[*i] = Some(Err(e));
+                    continue;
+                }
+            }
             let created_asset = matches!(req.target, UploadTarget::NewAsset(_));
             out[*i] = Some(session.map(|s| {
                 spec_from_session(
@@ -321,7 +496,7 @@ pub async fn prepare_many(
         }
     }
     let prepared: Vec<(usize, Result<UploadSpec, ApiError>)> = futures::stream::iter(big)
-        .map(|(i, req)| async move { (i, prepare(client, req).await) })
+        .map(|(i, req)| async move { (i, prepare_journaled(client, req, log).await) })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -397,18 +572,6 @@ fn spec_from_session(
         chunk_size: session.chunk_size.max(1),
         local_path,
         files,
-    }
-}
-
-/// Give up an upload: abort its session and delete an asset it created.
-pub async fn discard(client: &ApiClient, spec: &UploadSpec) {
-    if let Err(e) = client.abort_upload(&spec.upload_id).await {
-        tracing::debug!("could not abort upload {}: {e}", spec.upload_id);
-    }
-    if spec.created_asset {
-        if let Err(e) = client.delete_asset(&spec.asset_id).await {
-            tracing::warn!("could not delete asset {}: {e}", spec.asset_id);
-        }
     }
 }
 

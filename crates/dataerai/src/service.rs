@@ -454,9 +454,15 @@ impl Service {
 
     /// Validate an upload, create its asset (unless `asset_id` names an existing
     /// one) and open its session; nothing is sent yet.
-    pub async fn prepare_upload(&self, p: UploadParams) -> Result<upload::UploadSpec> {
+    /// The start is journaled in `log` (the daemon's, see `upload::StartLog`)
+    /// before the server hears of it.
+    pub async fn prepare_upload_journaled(
+        &self,
+        p: UploadParams,
+        log: Option<upload::StartLog<'_>>,
+    ) -> Result<upload::UploadSpec> {
         let req = self.upload_request(p)?;
-        upload::prepare(&self.client()?, req).await
+        upload::prepare_journaled(&self.client()?, req, log).await
     }
 
     /// Validate many uploads (each failing on its own; an item may arrive
@@ -466,6 +472,7 @@ impl Service {
         &self,
         items: Vec<Result<UploadParams>>,
         concurrency: usize,
+        log: Option<upload::StartLog<'_>>,
     ) -> Vec<Result<upload::UploadSpec>> {
         let reqs: Vec<Result<upload::UploadRequest>> = items
             .into_iter()
@@ -477,7 +484,7 @@ impl Service {
             .collect();
         let prepared = match self.client() {
             _ if valid.is_empty() => Vec::new(),
-            Ok(client) => upload::prepare_many(&client, valid, concurrency).await,
+            Ok(client) => upload::prepare_many(&client, valid, concurrency, log).await,
             Err(e) => valid.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut prepared = prepared.into_iter();
@@ -687,7 +694,7 @@ mod tests {
         };
         let code = |p: UploadParams| {
             let svc = svc.clone();
-            async move { svc.prepare_upload(p).await.err().unwrap() }
+            async move { svc.prepare_upload_journaled(p, None).await.err().unwrap() }
         };
         // An empty directory is refused before the login is looked at.
         let empty = tmp.path().join("empty");

@@ -329,7 +329,16 @@ async fn start_upload(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcE
         let state = state.clone();
         move || {
             let (state, p) = (state.clone(), p.clone());
-            async move { state.service.prepare_upload(p).await?.new_transfer(None) }.boxed()
+            async move {
+                let log = Some(state.transfers.start_log());
+                let prepared = state.service.prepare_upload_journaled(p, log).await;
+                if prepared.is_err() {
+                    // Its clean-up may have to wait for the server.
+                    state.transfers.cleanups.notify_one();
+                }
+                prepared?.new_transfer(None)
+            }
+            .boxed()
         }
     };
     begin(state, TransferKind::Upload, key, prepare).await
@@ -574,7 +583,14 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         .iter()
         .map(|p| p.as_ref().ok().and_then(|up| up.idempotency_key.clone()))
         .collect();
-    let specs = state.service.prepare_uploads(to_prepare, concurrency).await;
+    let log = Some(state.transfers.start_log());
+    let specs = state
+        .service
+        .prepare_uploads(to_prepare, concurrency, log)
+        .await;
+    if specs.iter().any(Result::is_err) {
+        state.transfers.cleanups.notify_one();
+    }
     let mut prepared = Vec::with_capacity(specs.len());
     let mut completed = Vec::new();
     for (index, spec) in specs.into_iter().enumerate() {

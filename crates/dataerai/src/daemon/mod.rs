@@ -108,6 +108,17 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
         events,
     });
     transfers::resume_unfinished(&state).await;
+    // Upload starts journaled by a daemon that died are given up (nothing
+    // is starting them any more) and cleaned up.
+    if let Err(e) = state
+        .transfers
+        .journal
+        .abandon_upload_starts(&state.transfers.owner)
+        .await
+    {
+        tracing::error!("cannot read the upload starts a previous daemon left: {e}");
+    }
+    tokio::spawn(transfers::clean_up_starts(state.clone()));
 
     let mut sigterm = signal_stream(tokio::signal::unix::SignalKind::terminate(), "SIGTERM");
     let mut sigint = signal_stream(tokio::signal::unix::SignalKind::interrupt(), "SIGINT");

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DaemonState;
 use dataerai_transfer::journal::{
-    ErrorInfo, Journal, NewTransfer, TransferKind, TransferRecord, TransferState,
+    ErrorInfo, Journal, NewTransfer, TransferKind, TransferRecord, TransferState, UploadStart,
 };
 use dataerai_transfer::{download, upload, Observer, ProgressEvent, RunContext, Stop};
 
@@ -67,6 +67,8 @@ pub struct Transfers {
     /// New transfers whose preparation waits for an unreachable server (not
     /// journaled yet), by transfer id.
     waiting: Mutex<HashMap<String, Waiting>>,
+    /// Wakes [`clean_up_starts`]: an upload start was given up.
+    pub cleanups: tokio::sync::Notify,
 }
 
 impl Transfers {
@@ -80,6 +82,15 @@ impl Transfers {
             finisher: Default::default(),
             keys: Default::default(),
             waiting: Mutex::default(),
+            cleanups: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Where new uploads journal their start (see `upload::StartLog`).
+    pub fn start_log(&self) -> dataerai_transfer::upload::StartLog<'_> {
+        dataerai_transfer::upload::StartLog {
+            journal: &self.journal,
+            owner: &self.owner,
         }
     }
 
@@ -314,6 +325,69 @@ pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: usize) {
     });
 }
 
+/// How long the clean-up of given-up upload starts sleeps when nothing is
+/// left to clean up (it is woken early when a start is given up).
+const CLEANUP_IDLE: Duration = Duration::from_secs(60);
+
+/// Clean up, for as long as the daemon runs, after upload starts that were
+/// given up: those a previous daemon left (it died while starting them) and
+/// those whose clean-up could not reach the server. Each is retried with
+/// back-off until the server confirms (a 404 counts as done).
+pub async fn clean_up_starts(st: Arc<DaemonState>) {
+    let tr = &st.transfers;
+    let mut attempt = 0u32;
+    loop {
+        let woken = tr.cleanups.notified();
+        let pending = match tr.journal.abandoned_upload_starts(&tr.owner).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("cannot read the upload starts to clean up: {e}");
+                Vec::new()
+            }
+        };
+        let mut failed = false;
+        for start in &pending {
+            let cleaned = match st.service.client() {
+                Ok(client) => dataerai_transfer::upload::clean_up_start(&client, start).await,
+                Err(e) => Err(e),
+            };
+            match cleaned {
+                Ok(()) => {
+                    tracing::info!(
+                        "cleaned up after an abandoned upload start (asset {:?}, session {:?})",
+                        start.asset_id,
+                        start.upload_id
+                    );
+                    if let Err(e) = tr.journal.end_upload_start(&start.start_id).await {
+                        tracing::warn!("cannot journal a clean-up: {e}");
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(
+                        "cannot clean up after an abandoned upload start yet (asset {:?}, \
+                         session {:?}): {e}",
+                        start.asset_id,
+                        start.upload_id
+                    );
+                }
+            }
+        }
+        let pause = if failed {
+            attempt += 1;
+            dataerai_transfer::backoff(attempt, None)
+        } else {
+            attempt = 0;
+            CLEANUP_IDLE
+        };
+        tokio::select! {
+            _ = st.shutdown.cancelled() => return,
+            _ = woken, if !failed => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
 /// Resume every transfer a previous daemon left unfinished.
 pub async fn resume_unfinished(st: &Arc<DaemonState>) {
     match st.transfers.list().await {
@@ -410,7 +484,27 @@ async fn discard(st: &DaemonState, rec: &TransferRecord) {
             serde_json::from_value::<upload::UploadSpec>(rec.spec.clone()),
             st.service.client(),
         ) {
-            (Ok(spec), Ok(client)) => upload::discard(&client, &spec).await,
+            (Ok(spec), Ok(client)) => {
+                let start = UploadStart {
+                    start_id: id.to_string(),
+                    asset_id: Some(spec.asset_id.clone()),
+                    created_asset: spec.created_asset,
+                    upload_id: Some(spec.upload_id.clone()),
+                };
+                if let Err(e) = upload::clean_up_start(&client, &start).await {
+                    // Left to `clean_up_starts`, which retries until it gets through.
+                    leftover("will try again", &e);
+                    let tr = &st.transfers;
+                    match tr
+                        .journal
+                        .add_abandoned_upload_start(&tr.owner, &start)
+                        .await
+                    {
+                        Ok(()) => tr.cleanups.notify_one(),
+                        Err(e) => leftover("cannot journal the clean-up", &e),
+                    }
+                }
+            }
             (Err(e), _) => leftover("damaged journal entry", &e),
             (_, Err(e)) => leftover("no client to abort the upload session", &e),
         }
