@@ -860,7 +860,7 @@ fn size_value(value: &str, position: usize) -> Result<i64, QueryError> {
         message: format!("`{value}` is not a size; write e.g. 500MB or 1.5GiB"),
     })?;
     let bytes = n * factor;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 9.0e18 {
+    if !(0.0..=9.0e18).contains(&bytes) {
         return Err(QueryError {
             position,
             message: format!("`{value}` is out of range"),

@@ -7,7 +7,7 @@
 //! - [`transfer`]: `upload`, `download`.
 //! - [`assets`]: `metadata get|set`, `list assets`, `link`, `versions`.
 //! - [`projects`]: `project create|members`, `list projects`.
-//! - [`search`]: `search`.
+//! - [`search`]: `search QUERY`.
 //! - [`daemon`]: `daemon`, `transfers list|show|pause|resume|cancel|wait`.
 //! - [`output`]: results on stdout (`--json`), progress and errors on stderr.
 //!
