@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 use dataerai_client::credentials;
-use dataerai_proto::api::OwnerType;
+use dataerai_proto::api::{Asset, OwnerType};
 use dataerai_proto::ApiError;
 use serde_json::{Map, Value};
 
@@ -145,21 +145,27 @@ pub async fn list(
     if as_json {
         print_json(&page);
     } else {
-        for a in &page.items {
-            let size = a
-                .latest_content
-                .as_ref()
-                .map(|c| human_bytes(c.total_bytes));
-            crate::outln!(
-                "{}  {:>10}  {}",
-                a.asset_id,
-                size.as_deref().unwrap_or("-"),
-                a.title
-            );
-        }
+        print_asset_rows(&page.items);
         crate::outln!("({} of {} assets)", page.items.len(), page.total);
     }
     Ok(())
+}
+
+/// One line per asset: id, size of the latest version, record type, title.
+pub(super) fn print_asset_rows(items: &[Asset]) {
+    for a in items {
+        let size = a
+            .latest_content
+            .as_ref()
+            .map(|c| human_bytes(c.total_bytes));
+        crate::outln!(
+            "{}  {:>10}  {:<12}  {}",
+            a.asset_id,
+            size.as_deref().unwrap_or("-"),
+            a.record_type.as_deref().unwrap_or("-"),
+            a.title
+        );
+    }
 }
 
 /// `dataerai link`

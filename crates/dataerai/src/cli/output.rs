@@ -80,21 +80,8 @@ pub fn print_error(as_json: bool, code: &str, message: &str) {
     }
 }
 
-/// `1.5 MiB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+/// `1.5 MiB`-style sizes: the one formatter, shared with the server's messages.
+pub use dataerai_proto::api::human_bytes;
 
 /// Progress display for one transfer: a bar on a terminal, otherwise a plain
 /// line about once a second and one at the end (readable in logs and CI).

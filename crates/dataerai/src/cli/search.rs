@@ -5,7 +5,8 @@ use clap::Args;
 use dataerai_proto::api::{Asset, SearchResults};
 use serde_json::json;
 
-use super::output::{human_bytes, print_json};
+use super::assets::print_asset_rows;
+use super::output::print_json;
 use super::Result;
 use crate::service::{SearchParams, Service};
 
@@ -45,7 +46,7 @@ pub async fn run(svc: &Service, as_json: bool, a: SearchArgs) -> Result<()> {
         if as_json {
             print_json(&results);
         } else {
-            print_rows(&results.items);
+            print_asset_rows(&results.items);
             summary(&results);
         }
         return Ok(());
@@ -57,7 +58,7 @@ pub async fn run(svc: &Service, as_json: bool, a: SearchArgs) -> Result<()> {
             .search(page(cursor, a.limit.max(ALL_PAGE_SIZE), false))
             .await?;
         if !as_json {
-            print_rows(&results.items);
+            print_asset_rows(&results.items);
         } else {
             items.extend(results.items);
         }
@@ -72,22 +73,6 @@ pub async fn run(svc: &Service, as_json: bool, a: SearchArgs) -> Result<()> {
         crate::outln!("({total} matches)");
     }
     Ok(())
-}
-
-fn print_rows(items: &[Asset]) {
-    for a in items {
-        let size = a
-            .latest_content
-            .as_ref()
-            .map(|c| human_bytes(c.total_bytes));
-        crate::outln!(
-            "{}  {:>10}  {:<12}  {}",
-            a.asset_id,
-            size.as_deref().unwrap_or("-"),
-            a.record_type.as_deref().unwrap_or("-"),
-            a.title
-        );
-    }
 }
 
 fn summary(results: &SearchResults) {
