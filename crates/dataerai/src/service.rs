@@ -79,7 +79,7 @@ pub struct PageParams {
     pub offset: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListAssetsParams {
     pub owner_type: Option<String>,
@@ -387,6 +387,12 @@ impl Service {
                 facets: p.facets,
             })
             .await
+    }
+
+    /// Delete an asset with its versions and relationships (write access).
+    pub async fn delete_asset(&self, asset_id: &str) -> Result<()> {
+        require("asset_id", asset_id)?;
+        self.client()?.delete_asset(asset_id).await
     }
 
     pub async fn get_metadata(&self, asset_id: &str) -> Result<Asset> {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import write_random
 
-from dataerai import DataeraiClient, InvalidInputError, Project, SearchResult
+from dataerai import DataeraiClient, InvalidInputError, NotFoundError, Project, SearchResult
 
 
 def test_search_finds_uploads_by_words_type_tags_and_metadata(
@@ -63,3 +63,21 @@ def test_a_malformed_query_names_the_position(client: DataeraiClient):
         client.search("field (tag:x")
     with pytest.raises(InvalidInputError, match="not a search field"):
         client.search("colour:red")
+
+
+def test_deleted_assets_are_gone_from_search_and_get(client: DataeraiClient, me, base_dir: Path):
+    tag = f"del{uuid.uuid4().hex[:12]}"
+    up = client.upload(
+        write_random(base_dir / "to-delete.bin", 321),
+        title="Doomed",
+        owner_type="user",
+        owner_id=me.user_id,
+        tags=[tag],
+    )
+    assert client.search(f"tag:{tag}").total == 1
+    assert client.delete_asset(up.asset_id) is None
+    assert client.search(f"tag:{tag}").total == 0
+    with pytest.raises(NotFoundError):
+        client.get_metadata(up.asset_id)
+    with pytest.raises(NotFoundError):
+        client.delete_asset(up.asset_id)

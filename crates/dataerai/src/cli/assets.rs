@@ -123,30 +123,70 @@ pub async fn metadata(svc: &Service, cmd: MetadataCommand) -> Result<()> {
     }
 }
 
-/// `dataerai list assets`
+/// Whose assets `dataerai list assets` shows.
+pub struct Which {
+    pub project: Option<String>,
+    pub collection: Option<String>,
+    pub user: bool,
+}
+
+/// `dataerai list assets`: one page, or (`all`) every page.
 pub async fn list(
     svc: &Service,
     as_json: bool,
-    project: Option<String>,
-    collection: Option<String>,
-    user: bool,
+    which: Which,
+    limit: Option<u64>,
+    all: bool,
 ) -> Result<()> {
-    let mut params = ListAssetsParams::default();
-    if let Some(p) = project {
+    let mut params = ListAssetsParams {
+        limit,
+        ..ListAssetsParams::default()
+    };
+    if let Some(p) = which.project {
         params.owner_type = Some(OwnerType::Project.to_string());
         params.owner_id = Some(p);
-    } else if let Some(c) = collection {
+    } else if let Some(c) = which.collection {
         params.collection_id = Some(c);
-    } else if user {
+    } else if which.user {
         params.owner_type = Some(OwnerType::User.to_string());
         params.owner_id = Some(credentials::load_credentials(svc.config_dir())?.user_id);
     }
-    let page = svc.list_assets(params).await?;
+    let mut page = svc.list_assets(params.clone()).await?;
+    if all {
+        let mut items = std::mem::take(&mut page.items);
+        while (items.len() as u64) < page.total {
+            params.offset = Some(items.len() as u64);
+            page = svc.list_assets(params.clone()).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            items.append(&mut page.items);
+        }
+        page.items = items;
+        page.offset = 0;
+        page.limit = page.items.len() as u64;
+    }
     if as_json {
         print_json(&page);
     } else {
         print_asset_rows(&page.items);
-        crate::outln!("({} of {} assets)", page.items.len(), page.total);
+        let more = if page.offset + (page.items.len() as u64) < page.total {
+            "; --all for every one"
+        } else {
+            ""
+        };
+        crate::outln!("({} of {} assets{more})", page.items.len(), page.total);
+    }
+    Ok(())
+}
+
+/// `dataerai delete`
+pub async fn delete(svc: &Service, as_json: bool, asset_id: String) -> Result<()> {
+    svc.delete_asset(&asset_id).await?;
+    if as_json {
+        print_json(&serde_json::json!({ "deleted": asset_id }));
+    } else {
+        crate::outln!("Deleted asset {asset_id} with its versions and relationships");
     }
     Ok(())
 }

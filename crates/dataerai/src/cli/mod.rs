@@ -74,6 +74,8 @@ pub enum Command {
     Link(LinkArgs),
     /// List an asset's content versions, newest first.
     Versions { asset_id: String },
+    /// Delete an asset with all its versions and relationships (write access needed).
+    Delete { asset_id: String },
     /// List and control the running daemon's transfers.
     Transfers {
         /// Daemon socket (default: as for `dataerai daemon`).
@@ -105,6 +107,12 @@ pub enum ListCommand {
         collection: Option<String>,
         #[arg(long)]
         user: bool,
+        /// Assets per page (1 to 1000; the server's default is 100).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Every asset, fetched page by page.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -139,10 +147,20 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
             project,
             collection,
             user,
-        }) => assets::list(svc, as_json, project, collection, user).await,
+            limit,
+            all,
+        }) => {
+            let which = assets::Which {
+                project,
+                collection,
+                user,
+            };
+            assets::list(svc, as_json, which, limit, all).await
+        }
         Command::Search(a) => search::run(svc, as_json, a).await,
         Command::Link(a) => assets::link(svc, as_json, a).await,
         Command::Versions { asset_id } => assets::versions(svc, as_json, asset_id).await,
+        Command::Delete { asset_id } => assets::delete(svc, as_json, asset_id).await,
         Command::Transfers { socket, command } => daemon::transfers(socket, as_json, command).await,
         Command::Daemon { .. } => unreachable!("handled in run()"),
     }

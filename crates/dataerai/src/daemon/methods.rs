@@ -156,6 +156,11 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
         }
         "asset.list" => to_value(svc.list_assets(params::<ListAssetsParams>(p)?).await?),
         "asset.search" => to_value(svc.search(params::<SearchParams>(p)?).await?),
+        "asset.delete" => {
+            svc.delete_asset(&params::<AssetIdParams>(p)?.asset_id)
+                .await?;
+            Ok(json!({}))
+        }
         "asset.get_metadata" => to_value(
             svc.get_metadata(&params::<AssetIdParams>(p)?.asset_id)
                 .await?,

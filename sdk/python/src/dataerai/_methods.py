@@ -370,6 +370,16 @@ def download(
     )
 
 
+def delete_asset(asset_id: str) -> Call[None]:
+    """Delete an asset with all its content versions and relationships (write access needed).
+
+    Bytes no other asset shares are removed from the store. Raises ``NotFoundError`` when the
+    asset does not exist or you cannot read it.
+    """
+    params = {"asset_id": _params.require_str(asset_id, "asset_id")}
+    return Request("asset.delete", params, _nothing)
+
+
 def get_metadata(asset_id: str) -> Call[AssetMetadata]:
     """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
     params = {"asset_id": _params.require_str(asset_id, "asset_id")}

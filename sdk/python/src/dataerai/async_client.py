@@ -348,6 +348,7 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     list_assets = _awaitable(_methods.list_assets)
     iter_assets = _async_paging(_methods.iter_assets)
     search = _awaitable(_methods.search)
+    delete_asset = _awaitable(_methods.delete_asset)
     iter_search = _async_paging(_methods.iter_search)
     upload = _awaitable(_methods.upload)
     download = _awaitable(_methods.download)

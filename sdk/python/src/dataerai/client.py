@@ -206,6 +206,7 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     list_assets = _blocking(_methods.list_assets)
     iter_assets = _paging(_methods.iter_assets)
     search = _blocking(_methods.search)
+    delete_asset = _blocking(_methods.delete_asset)
     iter_search = _paging(_methods.iter_search)
     upload = _blocking(_methods.upload)
     download = _blocking(_methods.download)
