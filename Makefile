@@ -17,7 +17,7 @@ TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injec
 BACKENDS_STATE := $(CURDIR)/target/test-backends
 S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-deps soak lint fmt clean
+.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-search bench-deps soak lint fmt clean
 
 all: build
 
@@ -122,6 +122,17 @@ demo: build-release venv
 BENCH_ARGS ?= --scaleout
 bench: build-release venv bench-deps $(S3S_FS)
 	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
+
+## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets on
+## SQLite and on a throwaway PostgreSQL; prints Markdown tables for docs/performance.md.
+SEARCH_ASSETS ?= 100000
+bench-search: $(S3S_FS)
+	DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store --lib \
+		search_speed_sqlite -- --ignored --nocapture --test-threads 1
+	eval "$$(scripts/test-backends.sh start $(CURDIR)/target/bench-search-backends)" && \
+		DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) DATAERAI_REQUIRE_SCALEOUT=1 cargo test --release --locked \
+		-p dataerai-store --lib search_speed_postgres -- --ignored --nocapture --test-threads 1; \
+		rc=$$?; scripts/test-backends.sh stop $(CURDIR)/target/bench-search-backends; exit $$rc
 
 bench-deps:
 	@command -v rclone >/dev/null || { echo "installing Debian's rclone (the peer tool)"; \

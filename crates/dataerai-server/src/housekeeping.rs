@@ -218,6 +218,10 @@ pub fn spawn(state: &AppState, uploads: &UploadSettings, gc: &GcSettings) {
                 }
                 Err(e) => tracing::warn!(error = %e, "upload expiry failed; retrying later"),
             }
+            // Keeps search plans index-driven as the catalogue grows.
+            if let Err(e) = expiry_state.meta.refresh_statistics().await {
+                tracing::warn!(error = %e, "refreshing the planner statistics failed");
+            }
         }
     });
     if gc.interval_s == 0 {

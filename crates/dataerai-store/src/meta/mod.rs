@@ -12,6 +12,8 @@ mod conformance;
 pub mod postgres;
 mod rows;
 mod search;
+#[cfg(test)]
+mod search_bench;
 mod shared;
 pub(crate) mod sql;
 pub mod sqlite;
@@ -285,6 +287,10 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         owner_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)>;
+    /// Refresh the query planner's statistics (SQLite: `PRAGMA optimize`;
+    /// PostgreSQL analyzes by itself). The server calls it on a timer; it is
+    /// cheap when nothing changed.
+    async fn refresh_statistics(&self) -> Result<()>;
     /// The assets `caller` (a user id) may read that match `request`: one
     /// page, the total number of matches and, when asked, facet counts.
     async fn search(

@@ -64,6 +64,11 @@ pub(crate) trait Backend: AuthStore + Send + Sync + 'static {
     /// Connections for reads and one-statement writes.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
     async fn write(&self) -> Result<Self::Write>;
+    /// Bring the query planner's statistics up to date where the database
+    /// does not do it by itself (see [`MetadataStore::refresh_statistics`]).
+    async fn refresh_statistics(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The connection type of a backend.
@@ -430,7 +435,7 @@ async fn list<B: Backend, R: Decoded, T: Send>(
 
 // ---------------------------------------------------------------- writing
 
-async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
+pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
     let id = new_id();
     let at = now();
     let inserted = c
@@ -1282,6 +1287,10 @@ impl<B: Backend> MetadataStore for B {
             |c, r| Box::pin(asset(c, r)),
         )
         .await
+    }
+
+    async fn refresh_statistics(&self) -> Result<()> {
+        Backend::refresh_statistics(self).await
     }
 
     async fn search(

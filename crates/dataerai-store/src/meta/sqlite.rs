@@ -87,6 +87,7 @@ impl SqliteStore {
             writer: Arc::new(tokio::sync::Mutex::new(())),
         };
         super::search::backfill(&store).await?;
+        store.refresh_statistics().await?;
         Ok(store)
     }
 
@@ -111,6 +112,16 @@ impl Backend for SqliteStore {
 
     async fn write(&self) -> Result<WriteTx> {
         self.begin_write().await
+    }
+
+    /// SQLite keeps no statistics unless asked; without them it drives a
+    /// search from the permission filter (every readable asset) instead of
+    /// the selective term's index. `analysis_limit` bounds the work per index.
+    async fn refresh_statistics(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("PRAGMA analysis_limit = 1000", vec![]).await?;
+        conn.execute("PRAGMA optimize = 0x10002", vec![]).await?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,216 @@
+//! The search benchmark (`make bench-search`, not in `make test`): a generated
+//! catalogue of `DATAERAI_BENCH_ASSETS` assets (default 100,000) with 5–10
+//! metadata keys each, loaded through the store's own insert-and-index path,
+//! then p50/p99 of text, tag, metadata-range, combined and browse queries as
+//! one reader sees them (through [`MetadataStore::search`], facets on, as the
+//! REST default). Prints a Markdown table for `docs/performance.md`.
+
+use std::time::{Duration, Instant};
+
+use dataerai_proto::api::OwnerType;
+use serde_json::{json, Map};
+
+use super::conformance::scratch_pg_url;
+use super::shared::{insert_asset, Backend, Commit, ConnOf};
+use super::{MetadataStore, NewAsset, Window};
+use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
+use crate::search::{parse, SearchRequest, Sort};
+
+/// Assets per write transaction while loading.
+const BATCH: usize = 2_000;
+/// Timed runs of each query.
+const RUNS: usize = 30;
+const WORDS: [&str; 24] = [
+    "scan",
+    "calibration",
+    "tomography",
+    "diffraction",
+    "bright",
+    "dark",
+    "field",
+    "spectrum",
+    "sample",
+    "beam",
+    "detector",
+    "thin",
+    "film",
+    "crystal",
+    "phase",
+    "map",
+    "raw",
+    "fit",
+    "model",
+    "noise",
+    "drift",
+    "stack",
+    "series",
+    "tilt",
+];
+const TYPES: [&str; 6] = [
+    "raw_data", "analysis", "figure", "config", "notebook", "log",
+];
+
+/// A small deterministic generator (no dependency for a benchmark's dice).
+struct Dice(u64);
+impl Dice {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[usize::try_from(self.next(items.len() as u64)).unwrap_or(0)]
+    }
+}
+
+async fn load<B: Backend + MetadataStore>(store: &B, n: usize) -> (String, Duration) {
+    let me = store.create_user("reader@x.org", 1 << 50).await.unwrap();
+    let other = store.create_user("other@x.org", 1 << 50).await.unwrap();
+    // The reader belongs to 10 of 20 projects: half the catalogue is readable.
+    let mut owners = Vec::new();
+    for p in 0..20 {
+        let owner = if p % 2 == 0 { &me } else { &other };
+        let project = store
+            .create_project(&format!("P{p}"), "", &owner.user_id, 1 << 50)
+            .await
+            .unwrap();
+        owners.push((project.project_id, owner.user_id.clone()));
+    }
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let started = Instant::now();
+    for start in (0..n).step_by(BATCH) {
+        let mut tx = store.write().await.unwrap();
+        let c: &mut ConnOf<B> = &mut tx;
+        for i in start..(start + BATCH).min(n) {
+            let (project, creator) = &owners[i % owners.len()];
+            let title = format!("{} {} {}", dice.pick(&WORDS), dice.pick(&WORDS), i);
+            let mut md = Map::new();
+            md.insert("voltage_kv".into(), json!(dice.next(301)));
+            md.insert("run".into(), json!(i));
+            md.insert(
+                "sample".into(),
+                json!({"name": format!("S{}", dice.next(500)), "thickness_nm": dice.next(100)}),
+            );
+            md.insert("operator".into(), json!(format!("op{}", dice.next(40))));
+            for k in 0..dice.next(6) {
+                md.insert(format!("extra_{k}"), json!(dice.next(1000)));
+            }
+            let asset = NewAsset {
+                title,
+                description: Some(format!("{} of {}", dice.pick(&WORDS), dice.pick(&WORDS))),
+                alias: None,
+                tags: vec![
+                    format!("t{}", dice.next(200)),
+                    format!("t{}", dice.next(200)),
+                ],
+                metadata: md,
+                owner_type: OwnerType::Project,
+                owner_id: project.clone(),
+                collection_id: None,
+                created_by: creator.clone(),
+                record_type: Some(dice.pick(&TYPES).to_string()),
+            };
+            insert_asset(c, asset).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    (me.user_id, started.elapsed())
+}
+
+async fn bench<B: Backend + MetadataStore>(store: &B, backend: &str) {
+    let n: usize = std::env::var("DATAERAI_BENCH_ASSETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let (reader, took) = load(store, n).await;
+    // As the server's housekeeping timer does every few minutes.
+    MetadataStore::refresh_statistics(store).await.unwrap();
+    println!(
+        "\n### Search, {backend}: {n} assets (half readable), loaded in {:.0} s\n",
+        took.as_secs_f64()
+    );
+    println!("| query | matches | p50 ms | p99 ms |\n|---|---:|---:|---:|");
+    let queries = [
+        ("text", "calibration tomography"),
+        ("phrase", "\"bright field\""),
+        ("tag", "tag:t42"),
+        ("metadata range", "md.voltage_kv>=295"),
+        ("nested metadata", "md.sample.name=\"S7\""),
+        ("combined", "scan tag:t7 md.voltage_kv>=150 type:raw_data"),
+        ("type, sorted by metadata", "type:figure md.run<2000"),
+        ("browse (empty query, newest first)", ""),
+    ];
+    for (name, q) in queries {
+        let query = parse(q).unwrap();
+        let sort = Sort::parse(None, &query).unwrap();
+        let request = SearchRequest {
+            query,
+            sort,
+            window: Window {
+                limit: 50,
+                offset: 0,
+            },
+            facets: true,
+        };
+        if std::env::var("DATAERAI_BENCH_SQL").is_ok() {
+            let c = crate::search::sql::compile(
+                &request.query,
+                &request.sort,
+                &reader,
+                crate::search::sql::FullText::Fts5,
+            );
+            let sql = format!(
+                "SELECT a.id FROM {} WHERE {} ORDER BY {} LIMIT 50",
+                c.from, c.filter, c.order
+            );
+            println!("-- {name}\n{sql}");
+            if backend == "SQLite" {
+                use super::sql::Conn;
+                let mut conn = store.pool().acquire().await.unwrap();
+                let cc: &mut ConnOf<B> = &mut conn;
+                let plan: Vec<(i64, i64, i64, String)> = cc
+                    .fetch_all(&format!("EXPLAIN QUERY PLAN {sql}"), c.args.clone())
+                    .await
+                    .unwrap();
+                for (_, _, _, step) in plan {
+                    println!("   {step}");
+                }
+            }
+        }
+        let mut times = Vec::with_capacity(RUNS);
+        let mut total = 0;
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            total = store.search(&reader, &request).await.unwrap().1;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {name}: `{q}` | {total} | {:.1} | {:.1} |",
+            ms(times[RUNS / 2]),
+            ms(times[RUNS * 99 / 100])
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: make bench-search"]
+async fn search_speed_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("bench.db"))
+        .await
+        .unwrap();
+    bench(&store, "SQLite").await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: make bench-search"]
+async fn search_speed_postgres() {
+    let Some(url) = scratch_pg_url("bench") else {
+        return;
+    };
+    let store = PgStore::open(&url).await.unwrap();
+    bench(&store, "PostgreSQL").await;
+}
