@@ -8,6 +8,7 @@ mod members;
 mod metrics;
 pub mod openapi;
 mod projects;
+mod lineage;
 mod search;
 mod uploads;
 
@@ -96,6 +97,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             assets::create_relationship,
             assets::list_relationships
         ))
+        .routes(routes!(lineage::lineage))
         .routes(routes!(uploads::create))
         .routes(routes!(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
         .routes(routes!(uploads::get_one, uploads::abort))
