@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use dataerai_proto::api::{
     AddMember, Asset, BatchAnswer, ChunkAck, CompleteUpload, ContentVersion, CreateAsset,
-    CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Me, Member,
-    Lineage, Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset, UploadSession,
+    CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Lineage,
+    Me, Member, Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset,
+    UploadSession,
 };
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};

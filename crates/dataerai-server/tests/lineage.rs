@@ -50,7 +50,9 @@ async fn relationships_list_from_either_end_and_refuse_unknown_parameters() {
     link(api, &fit, &raw, "derived_from").await;
     link(api, &fig, &fit, "derived_from").await;
 
-    let (s, out) = api.get(&format!("/api/v1/assets/{fit}/relationships")).await;
+    let (s, out) = api
+        .get(&format!("/api/v1/assets/{fit}/relationships"))
+        .await;
     assert_eq!(s, 200, "{out}");
     assert_eq!(out["total"], 1);
     assert_eq!(out["items"][0]["direction"], "out");
@@ -67,7 +69,13 @@ async fn relationships_list_from_either_end_and_refuse_unknown_parameters() {
             "/api/v1/assets/{fit}/relationships?direction=both&limit=1&offset=1"
         ))
         .await;
-    assert_eq!((both["total"].as_u64(), both["items"].as_array().unwrap().len()), (Some(2), 1));
+    assert_eq!(
+        (
+            both["total"].as_u64(),
+            both["items"].as_array().unwrap().len()
+        ),
+        (Some(2), 1)
+    );
 
     for bad in ["direction=sideways", "dir=in", "limit=x"] {
         let reply = api
@@ -95,14 +103,29 @@ async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
     assert_eq!(up["root"], fig.as_str());
     assert_eq!(
         nodes(&up),
-        sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2), (cfg.clone(), 2)])
+        sorted(vec![
+            (fig.clone(), 0),
+            (fit.clone(), 1),
+            (raw.clone(), 2),
+            (cfg.clone(), 2)
+        ])
     );
     assert_eq!(up["edges"].as_array().unwrap().len(), 3);
     assert_eq!(up["truncated"], false);
-    let node = up["nodes"].as_array().unwrap().iter().find(|n| n["id"] == raw.as_str()).unwrap();
+    let node = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == raw.as_str())
+        .unwrap();
     assert_eq!(node["title"], "raw scan");
     assert_eq!(node["redacted"], false);
-    let edge = up["edges"].as_array().unwrap().iter().find(|e| e["from_asset_id"] == fit.as_str() && e["to_asset_id"] == raw.as_str()).unwrap();
+    let edge = up["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from_asset_id"] == fit.as_str() && e["to_asset_id"] == raw.as_str())
+        .unwrap();
     assert_eq!(edge["type"], "derived_from");
 
     // Down from the raw scan reaches the figure.
@@ -117,7 +140,10 @@ async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
     let (_, near) = api
         .get(&format!("/api/v1/assets/{fig}/lineage?depth=1"))
         .await;
-    assert_eq!(nodes(&near), sorted(vec![(fig.clone(), 0), (fit.clone(), 1)]));
+    assert_eq!(
+        nodes(&near),
+        sorted(vec![(fig.clone(), 0), (fit.clone(), 1)])
+    );
     let (_, typed) = api
         .get(&format!("/api/v1/assets/{fig}/lineage?type=derived_from"))
         .await;
@@ -125,7 +151,10 @@ async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
         nodes(&typed),
         sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
     );
-    for q in ["type=derived_from&type=configured_by", "type=derived_from,configured_by"] {
+    for q in [
+        "type=derived_from&type=configured_by",
+        "type=derived_from,configured_by",
+    ] {
         let (_, all) = api.get(&format!("/api/v1/assets/{fig}/lineage?{q}")).await;
         assert_eq!(all["nodes"].as_array().unwrap().len(), 4, "{q}: {all}");
     }
@@ -136,7 +165,9 @@ async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
 
     // A cycle terminates, every edge listed once.
     link(api, &raw, &fig, "cites").await;
-    let (s, round) = api.get(&format!("/api/v1/assets/{fig}/lineage?direction=both")).await;
+    let (s, round) = api
+        .get(&format!("/api/v1/assets/{fig}/lineage?direction=both"))
+        .await;
     assert_eq!(s, 200, "{round}");
     assert_eq!(round["edges"].as_array().unwrap().len(), 4, "{round}");
     assert_eq!(round["nodes"].as_array().unwrap().len(), 4, "{round}");
@@ -149,7 +180,9 @@ async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
         "type=",
         "levels=3",
     ] {
-        let reply = api.get(&format!("/api/v1/assets/{fig}/lineage?{bad}")).await;
+        let reply = api
+            .get(&format!("/api/v1/assets/{fig}/lineage?{bad}"))
+            .await;
         assert_err_for(bad, &reply, INVALID_INPUT);
     }
 }
@@ -173,11 +206,24 @@ async fn lineage_redacts_nodes_the_caller_cannot_read() {
         nodes(&up),
         sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
     );
-    let hidden = up["nodes"].as_array().unwrap().iter().find(|n| n["id"] == fit.as_str()).unwrap();
+    let hidden = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == fit.as_str())
+        .unwrap();
     assert_eq!(hidden["redacted"], true, "{hidden}");
-    assert!(hidden.get("title").is_none() && hidden.get("owner_id").is_none(), "{hidden}");
+    assert!(
+        hidden.get("title").is_none() && hidden.get("owner_id").is_none(),
+        "{hidden}"
+    );
     assert!(!up.to_string().contains("private fit"), "{up}");
-    let shown = up["nodes"].as_array().unwrap().iter().find(|n| n["id"] == raw.as_str()).unwrap();
+    let shown = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == raw.as_str())
+        .unwrap();
     assert_eq!(shown["title"], "raw");
 
     // Relationships pointing at a readable asset from an unreadable one: id only.
@@ -185,9 +231,22 @@ async fn lineage_redacts_nodes_the_caller_cannot_read() {
         .api
         .get(&format!("/api/v1/assets/{raw}/relationships?direction=in"))
         .await;
-    assert_eq!(inc["items"][0]["related_asset"], json!({"id": fit}), "{inc}");
+    assert_eq!(
+        inc["items"][0]["related_asset"],
+        json!({"id": fit}),
+        "{inc}"
+    );
 
     // The root itself must be readable: an outsider gets the 404 of an unknown id.
-    assert_err(&carol.api.get(&format!("/api/v1/assets/{fig}/lineage")).await, NOT_FOUND);
-    assert_err(&bob.api.get(&format!("/api/v1/assets/{fit}/lineage")).await, NOT_FOUND);
+    assert_err(
+        &carol
+            .api
+            .get(&format!("/api/v1/assets/{fig}/lineage"))
+            .await,
+        NOT_FOUND,
+    );
+    assert_err(
+        &bob.api.get(&format!("/api/v1/assets/{fit}/lineage")).await,
+        NOT_FOUND,
+    );
 }

@@ -34,7 +34,10 @@ fn lineage_is_drawn_as_a_tree_both_ways() {
 
     let down = user.run_ok(&["lineage", raw, "--down"]);
     assert!(down.starts_with(&format!("{raw}  Raw scan\n")), "{down}");
-    assert!(down.contains(&format!("derived_from  {fit}  Fit")), "{down}");
+    assert!(
+        down.contains(&format!("derived_from  {fit}  Fit")),
+        "{down}"
+    );
     assert!(down.contains(&format!("uses  {fig}  Figure")), "{down}");
 
     let near = user.run_ok(&["lineage", fig, "--depth", "1", "--type", "derived_from"]);
@@ -43,7 +46,10 @@ fn lineage_is_drawn_as_a_tree_both_ways() {
         format!("{fig}  Figure\n└── derived_from  {fit}  Fit\n")
     );
     let both = user.run_ok(&["lineage", fit, "--both"]);
-    assert!(both.contains("origins (up):") && both.contains("derived (down):"), "{both}");
+    assert!(
+        both.contains("origins (up):") && both.contains("derived (down):"),
+        "{both}"
+    );
 
     let json = user.run_json(&["lineage", fig]);
     assert_eq!(json["root"], fig.as_str());

@@ -19,7 +19,11 @@ def test_lineage_walks_up_and_down_and_relationships_list_both_ends(
     for i, (name, record_type) in enumerate([("raw", "raw_data"), ("fit", "analysis"), ("figure", "figure")]):
         path = write_random(base_dir / f"lineage-{name}.bin", 500 + i)
         up = client.upload(
-            path, title=f"lineage {name}", owner_type="project", owner_id=project.project_id, record_type=record_type
+            path,
+            title=f"lineage {name}",
+            owner_type="project",
+            owner_id=project.project_id,
+            record_type=record_type,
         )
         ids[name] = up.asset_id
     client.create_relationship(ids["fit"], ids["raw"], relationship_type="derived_from")

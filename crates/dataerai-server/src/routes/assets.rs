@@ -427,10 +427,7 @@ pub async fn list_relationships(
     };
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
     let w = window_of(q.limit, q.offset);
-    let (mut items, total) = state
-        .meta
-        .list_relationships(&asset_id, sides, w)
-        .await?;
+    let (mut items, total) = state.meta.list_relationships(&asset_id, sides, w).await?;
     // The other asset, if the caller may not read it is shown by its id only (the link was
     // made by someone who could, or the caller lost access since).
     let mut readable: Vec<((OwnerType, String), bool)> = Vec::new();

@@ -4,11 +4,11 @@
 mod assets;
 mod batches;
 mod content;
+mod lineage;
 mod members;
 mod metrics;
 pub mod openapi;
 mod projects;
-mod lineage;
 mod search;
 mod uploads;
 

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use dataerai_proto::api::{
-    AssetSummary, Lineage, LineageEdge, LineageNode, OwnerType, Relationship,
-    RelationshipDirection,
+    AssetSummary, Lineage, LineageEdge, LineageNode, OwnerType, Relationship, RelationshipDirection,
 };
 
 use super::rows::RelationshipRow;

@@ -65,7 +65,10 @@ pub async fn run(svc: &Service, as_json: bool, a: LineageArgs) -> Result<()> {
 pub fn draw(lineage: &Lineage, direction: &str) -> Vec<String> {
     let nodes: HashMap<&str, &LineageNode> =
         lineage.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
-    let mut lines = vec![label(nodes.get(lineage.root.as_str()).copied(), &lineage.root)];
+    let mut lines = vec![label(
+        nodes.get(lineage.root.as_str()).copied(),
+        &lineage.root,
+    )];
     let ways: &[(bool, &str)] = match direction {
         "both" => &[(true, "origins (up)"), (false, "derived (down)")],
         "down" => &[(false, "")],
@@ -131,13 +134,7 @@ struct Tree<'a> {
 }
 
 impl<'a> Tree<'a> {
-    fn walk(
-        &self,
-        id: &str,
-        prefix: &str,
-        seen: &mut HashSet<&'a str>,
-        lines: &mut Vec<String>,
-    ) {
+    fn walk(&self, id: &str, prefix: &str, seen: &mut HashSet<&'a str>, lines: &mut Vec<String>) {
         let Some(edges) = self.children.get(id) else {
             return;
         };

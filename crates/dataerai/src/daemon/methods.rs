@@ -20,8 +20,9 @@ use super::transfers;
 use super::DaemonState;
 use crate::service::{
     AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, LineageParams,
-    ListAssetsParams, ListMembersParams, ListRelationshipsParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
-    RemoveMemberParams, SearchParams, SetMetadataParams, UploadParams,
+    ListAssetsParams, ListMembersParams, ListRelationshipsParams, ListVersionsParams, NoParams,
+    PageParams, RelationshipParams, RemoveMemberParams, SearchParams, SetMetadataParams,
+    UploadParams,
 };
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,

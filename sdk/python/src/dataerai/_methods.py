@@ -43,8 +43,8 @@ from ._core import (
     upload_many_plan,
 )
 from ._params import PathLike
-from .errors import InvalidInputError
 from ._transfers import ProgressCallback
+from .errors import InvalidInputError
 from .models import (
     AssetMetadata,
     AuthStatus,
