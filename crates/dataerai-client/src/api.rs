@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use dataerai_proto::api::{
     AddMember, Asset, BatchAnswer, ChunkAck, CompleteUpload, ContentVersion, CreateAsset,
-    CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Me, Member,
-    Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset, UploadSession,
+    CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Lineage,
+    Me, Member, Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset,
+    UploadSession,
 };
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -350,6 +351,46 @@ impl ApiClient {
             body,
         )
         .await
+    }
+
+    /// One page of `GET /assets/{id}/relationships`; `direction` is `out`,
+    /// `in` or `both` (the server's default: `out`).
+    pub async fn list_relationships(
+        &self,
+        asset_id: &str,
+        direction: Option<&str>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<Relationship>> {
+        let mut q = page_query(limit, offset);
+        if let Some(d) = direction {
+            q.push(("direction", d.to_string()));
+        }
+        let path = format!("/assets/{}/relationships", seg(asset_id));
+        self.json(self.request(Method::GET, &path).query(&q)).await
+    }
+
+    /// `GET /assets/{id}/lineage`: `direction` `up`, `down` or `both`,
+    /// `depth` 1 to 20, only relationships of `types` (all when empty).
+    pub async fn lineage(
+        &self,
+        asset_id: &str,
+        direction: Option<&str>,
+        depth: Option<u32>,
+        types: &[String],
+    ) -> Result<Lineage> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(d) = direction {
+            q.push(("direction", d.to_string()));
+        }
+        if let Some(d) = depth {
+            q.push(("depth", d.to_string()));
+        }
+        for t in types {
+            q.push(("type", t.clone()));
+        }
+        let path = format!("/assets/{}/lineage", seg(asset_id));
+        self.json(self.request(Method::GET, &path).query(&q)).await
     }
 
     pub async fn create_upload(

@@ -555,7 +555,127 @@ pub struct Relationship {
     pub qualifiers: Map<String, Value>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// The other asset: the target of an outgoing relationship, the source
+    /// of an incoming one.
     pub related_asset: AssetSummary,
+    /// Which way the relationship points relative to the asset it was listed
+    /// for (`out`: from it; `in`: at it). Absent in old answers: `out`.
+    #[serde(default)]
+    pub direction: RelationshipDirection,
+}
+
+/// Which way a listed relationship points relative to the asked asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RelationshipDirection {
+    /// From the asked asset (it is the source).
+    #[default]
+    Out,
+    /// At the asked asset (it is the target).
+    In,
+}
+
+impl RelationshipDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationshipDirection::Out => "out",
+            RelationshipDirection::In => "in",
+        }
+    }
+}
+
+/// `GET /api/v1/assets/{asset_id}/relationships?direction=&limit=&offset=`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct RelationshipsQuery {
+    /// `out` (default: from the asset), `in` (pointing at it) or `both`.
+    pub direction: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+/// Deepest `depth` a lineage request may ask for (and its default).
+pub const MAX_LINEAGE_DEPTH: u32 = 20;
+/// Most edges one lineage answer holds (more: `truncated`).
+pub const MAX_LINEAGE_EDGES: usize = 10_000;
+
+/// `GET /api/v1/assets/{asset_id}/lineage?direction=&depth=&type=`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct LineageQuery {
+    /// `up` (default: towards the origins), `down` (what was derived from
+    /// it) or `both`.
+    pub direction: Option<String>,
+    /// How many relationships deep to follow: 1 to 20, default 20.
+    pub depth: Option<u32>,
+    /// Follow only relationships of these types (repeat the parameter or
+    /// separate types by commas); default: every type.
+    #[serde(rename = "type", default)]
+    pub types: Vec<String>,
+}
+
+/// An asset's lineage: the assets reached and the relationships between them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Lineage {
+    pub root: String,
+    pub nodes: Vec<LineageNode>,
+    pub edges: Vec<LineageEdge>,
+    /// More edges were reachable than one answer holds.
+    pub truncated: bool,
+}
+
+/// One asset of a lineage. A node the caller may not read carries its id
+/// only (`redacted: true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LineageNode {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_type: Option<OwnerType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// Relationships between the root (0) and this asset, fewest first found.
+    pub depth: u32,
+    #[serde(default)]
+    pub redacted: bool,
+}
+
+impl LineageNode {
+    /// The node without anything but its id and depth.
+    pub fn redact(&mut self) {
+        self.title = None;
+        self.alias = None;
+        self.record_type = None;
+        self.owner_type = None;
+        self.owner_id = None;
+        self.redacted = true;
+    }
+}
+
+/// One relationship of a lineage (`from_asset_id` depends on `to_asset_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct LineageEdge {
+    pub id: String,
+    pub from_asset_id: String,
+    pub to_asset_id: String,
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "sqlx", sqlx(rename = "type"))]
+    pub rel_type: String,
+    pub analysis_mode: Option<String>,
 }
 
 // ---------------------------------------------------------------- members, audit, OAuth

@@ -161,6 +161,7 @@ const TABLE: &[(&str, Variants)] = &[
         ],
     ),
     ("GET /api/v1/assets/{asset_id}/relationships", ASSET_READ),
+    ("GET /api/v1/assets/{asset_id}/lineage", ASSET_READ),
     ("POST /api/v1/assets/{asset_id}/uploads", ASSET_WRITE),
     ("GET /api/v1/uploads/{upload_id}", UPLOAD_OPENER),
     // Batches answer 200 with one outcome per item: the item's error is
@@ -453,6 +454,9 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         }
         "/api/v1/assets/{asset_id}/relationships" => {
             req(method, format!("/api/v1/assets/{asset}/relationships"))
+        }
+        "/api/v1/assets/{asset_id}/lineage" => {
+            req(method, format!("/api/v1/assets/{asset}/lineage"))
         }
         "/api/v1/assets/{asset_id}/uploads" => Req {
             json: Some(json!({"files": [{"name": "x.bin", "size": 3}], "chunk_size": 1024})),

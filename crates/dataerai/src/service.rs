@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use dataerai_proto::api::OwnerType;
 use dataerai_proto::api::{
-    Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Member, Page, Project,
-    Relationship, SearchQuery, SearchResults, UpdateAsset, ANALYSIS_MODES,
+    Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Lineage, Member, Page,
+    Project, Relationship, SearchQuery, SearchResults, UpdateAsset, ANALYSIS_MODES,
     MAX_RELATIONSHIP_TYPE_LEN, PROJECT_ROLES,
 };
 use dataerai_proto::ApiError;
@@ -99,6 +99,31 @@ pub struct SearchParams {
     pub limit: Option<u64>,
     pub cursor: Option<String>,
     pub facets: Option<bool>,
+}
+
+/// `relationship.list`: one page of an asset's relationships.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRelationshipsParams {
+    pub asset_id: String,
+    /// `out` (default), `in` or `both`.
+    pub direction: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+/// `asset.lineage`: the assets reachable from one along relationships.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineageParams {
+    pub asset_id: String,
+    /// `up` (default), `down` or `both`.
+    pub direction: Option<String>,
+    /// 1 to 20 (default 20).
+    pub depth: Option<u32>,
+    /// Only relationships of these types (default: all).
+    #[serde(default)]
+    pub types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -455,6 +480,25 @@ impl Service {
                     qualifiers,
                 },
             )
+            .await
+    }
+
+    /// One page of an asset's relationships (`out`, `in` or `both`).
+    pub async fn list_relationships(
+        &self,
+        p: ListRelationshipsParams,
+    ) -> Result<Page<Relationship>> {
+        require("asset_id", &p.asset_id)?;
+        self.client()?
+            .list_relationships(&p.asset_id, p.direction.as_deref(), p.limit, p.offset)
+            .await
+    }
+
+    /// An asset's lineage (`up`: its origins, `down`: what was derived from it).
+    pub async fn lineage(&self, p: LineageParams) -> Result<Lineage> {
+        require("asset_id", &p.asset_id)?;
+        self.client()?
+            .lineage(&p.asset_id, p.direction.as_deref(), p.depth, &p.types)
             .await
     }
 

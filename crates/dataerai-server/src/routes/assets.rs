@@ -4,16 +4,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
-    Asset, AssetQuery, CreateAsset, CreateRelationship, OwnerType, Page, PageQuery, Relationship,
-    UpdateAsset, ANALYSIS_MODES, MAX_METADATA_BYTES, MAX_RELATIONSHIP_TYPE_LEN,
+    Asset, AssetQuery, CreateAsset, CreateRelationship, OwnerType, Page, Relationship,
+    RelationshipsQuery, UpdateAsset, ANALYSIS_MODES, MAX_METADATA_BYTES, MAX_RELATIONSHIP_TYPE_LEN,
 };
-use dataerai_store::meta::{NewAsset, NewRelationship};
+use dataerai_store::meta::{NewAsset, NewRelationship, RelationshipSides};
 use serde_json::{Map, Value};
 
 use super::refuse_control_characters;
 use super::{
-    found, load_asset, not_found_error, owner_access, page, project_access, require, window,
-    window_of, Access,
+    found, load_asset, not_found_error, owner_access, page, project_access, require, window_of,
+    Access,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -405,20 +405,30 @@ pub async fn create_relationship(
     get,
     operation_id = "list_relationships",
     path = "/api/v1/assets/{asset_id}/relationships",
-    summary = "Outgoing relationships",
-    params(("asset_id" = String, Path, description = "Asset id"), PageQuery),
+    summary = "Relationships from (out), at (in) or from and at (both) an asset",
+    params(("asset_id" = String, Path, description = "Asset id"), RelationshipsQuery),
     responses((status = 200, description = "A page of relationships", body = Page<Relationship>))
 )]
 pub async fn list_relationships(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(asset_id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<RelationshipsQuery>,
 ) -> AppResult<Json<Page<Relationship>>> {
+    let sides = match q.direction.as_deref() {
+        None | Some("out") => RelationshipSides::Out,
+        Some("in") => RelationshipSides::In,
+        Some("both") => RelationshipSides::Both,
+        Some(other) => {
+            return Err(AppError::invalid(format!(
+                "direction {other:?} is not one of out, in, both"
+            )))
+        }
+    };
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
-    let w = window(&q);
-    let (mut items, total) = state.meta.list_relationships(&asset_id, w).await?;
-    // A target the caller may not read is shown by its id only (the link was
+    let w = window_of(q.limit, q.offset);
+    let (mut items, total) = state.meta.list_relationships(&asset_id, sides, w).await?;
+    // The other asset, if the caller may not read it is shown by its id only (the link was
     // made by someone who could, or the caller lost access since).
     let mut readable: Vec<((OwnerType, String), bool)> = Vec::new();
     for rel in &mut items {

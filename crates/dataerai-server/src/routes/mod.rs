@@ -4,6 +4,7 @@
 mod assets;
 mod batches;
 mod content;
+mod lineage;
 mod members;
 mod metrics;
 pub mod openapi;
@@ -96,6 +97,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             assets::create_relationship,
             assets::list_relationships
         ))
+        .routes(routes!(lineage::lineage))
         .routes(routes!(uploads::create))
         .routes(routes!(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
         .routes(routes!(uploads::get_one, uploads::abort))

@@ -9,7 +9,8 @@ use super::*;
 use crate::error::StoreError;
 use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
 use dataerai_proto::api::{
-    ContentStatus, OwnerType, ProjectRole, UpdateAsset, UploadFileSpec, UploadStatus,
+    ContentStatus, OwnerType, ProjectRole, RelationshipDirection, UpdateAsset, UploadFileSpec,
+    UploadStatus,
 };
 
 const ALL: Window = Window {
@@ -143,11 +144,180 @@ pub async fn assets_merge_alias_relationships(s: &dyn MetadataStore) {
         s.create_relationship(rel).await,
         Err(StoreError::RelationshipExists)
     ));
-    assert_eq!(s.list_relationships(&b.asset_id, ALL).await.unwrap().1, 1);
+    assert_eq!(
+        s.list_relationships(&b.asset_id, RelationshipSides::Out, ALL)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
 
     s.delete_asset(&a.asset_id).await.unwrap();
     assert!(s.get_asset(&a.asset_id).await.unwrap().is_none());
-    assert_eq!(s.list_relationships(&b.asset_id, ALL).await.unwrap().1, 0);
+    assert_eq!(
+        s.list_relationships(&b.asset_id, RelationshipSides::Out, ALL)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+}
+
+/// Relationships from either end, and lineage walks: directions, depth,
+/// type filter, cycles, truncation.
+pub async fn relationships_both_ways_and_lineage(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let raw = asset_of(s, &u.user_id, Some("raw")).await.asset_id;
+    let fit = asset_of(s, &u.user_id, Some("fit")).await.asset_id;
+    let fig = asset_of(s, &u.user_id, Some("fig")).await.asset_id;
+    let cfg = asset_of(s, &u.user_id, Some("cfg")).await.asset_id;
+    let link = |from: &str, to: &str, t: &str| NewRelationship {
+        from_asset_id: from.to_string(),
+        to_asset_id: to.to_string(),
+        rel_type: t.into(),
+        analysis_mode: None,
+        qualifiers: Map::new(),
+        created_by: u.user_id.clone(),
+    };
+    s.create_relationship(link(&fit, &raw, "derived_from"))
+        .await
+        .unwrap();
+    s.create_relationship(link(&fig, &fit, "derived_from"))
+        .await
+        .unwrap();
+    s.create_relationship(link(&fit, &cfg, "configured_by"))
+        .await
+        .unwrap();
+
+    // Relationships from either end, each with the other asset.
+    let (out, n) = s
+        .list_relationships(&fit, RelationshipSides::Out, ALL)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(out
+        .iter()
+        .all(|r| r.direction == RelationshipDirection::Out && r.from_asset_id == fit));
+    let (inc, n) = s
+        .list_relationships(&fit, RelationshipSides::In, ALL)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(inc[0].direction, RelationshipDirection::In);
+    assert_eq!(inc[0].related_asset.id, fig);
+    let (both, n) = s
+        .list_relationships(&fit, RelationshipSides::Both, ALL)
+        .await
+        .unwrap();
+    assert_eq!((n, both.len()), (3, 3));
+    let page = Window {
+        limit: 1,
+        offset: 2,
+    };
+    assert_eq!(
+        s.list_relationships(&fit, RelationshipSides::Both, page)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+
+    let ids = |l: &dataerai_proto::api::Lineage| {
+        let mut v: Vec<(String, u32)> = l.nodes.iter().map(|n| (n.id.clone(), n.depth)).collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<(String, u32)>| {
+        v.sort();
+        v
+    };
+    // Up from the figure: to its origins.
+    let up = s
+        .lineage(&fig, LineageDirection::Up, 20, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(up.root, fig);
+    assert_eq!(
+        ids(&up),
+        sorted(vec![
+            (fig.clone(), 0),
+            (fit.clone(), 1),
+            (raw.clone(), 2),
+            (cfg.clone(), 2)
+        ])
+    );
+    assert_eq!(up.edges.len(), 3);
+    assert!(!up.truncated);
+    let node = up.nodes.iter().find(|n| n.id == raw).unwrap();
+    assert_eq!(node.alias.as_deref(), Some("raw"));
+    assert_eq!(node.owner_id.as_deref(), Some(u.user_id.as_str()));
+    // Depth and type bound the walk.
+    let near = s
+        .lineage(&fig, LineageDirection::Up, 1, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&near), sorted(vec![(fig.clone(), 0), (fit.clone(), 1)]));
+    let typed = s
+        .lineage(
+            &fig,
+            LineageDirection::Up,
+            20,
+            &["derived_from".to_string()],
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&typed),
+        sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
+    );
+    // Down from the raw data: what was derived from it.
+    let down = s
+        .lineage(&raw, LineageDirection::Down, 20, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&down),
+        sorted(vec![(raw.clone(), 0), (fit.clone(), 1), (fig.clone(), 2)])
+    );
+    // Both ways from the middle.
+    let mid = s
+        .lineage(&fit, LineageDirection::Both, 20, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(mid.nodes.len(), 4);
+    assert_eq!(mid.edges.len(), 3);
+    // Truncated at the edge limit.
+    let cut = s
+        .lineage(&fig, LineageDirection::Up, 20, &[], 2)
+        .await
+        .unwrap();
+    assert!(cut.truncated);
+    assert_eq!(cut.edges.len(), 2);
+
+    // A cycle terminates; every edge once.
+    s.create_relationship(link(&raw, &fig, "cites"))
+        .await
+        .unwrap();
+    let round = s
+        .lineage(&fig, LineageDirection::Up, 20, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(round.edges.len(), 4);
+    assert_eq!(round.nodes.len(), 4);
+    let round = s
+        .lineage(&fig, LineageDirection::Both, 20, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(round.edges.len(), 4);
+    // An asset without relationships: itself only.
+    let alone = s
+        .lineage(&cfg, LineageDirection::Up, 20, &[], 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&alone), vec![(cfg.clone(), 0)]);
+    assert!(alone.edges.is_empty());
 }
 
 pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
@@ -1239,6 +1409,7 @@ both_backends!(
     search_matches_the_same_assets,
     users_tokens_projects,
     assets_merge_alias_relationships,
+    relationships_both_ways_and_lineage,
     upload_lifecycle_and_quota,
     dedup_points_at_stored_bytes_and_keeps_them_alive,
     concurrent_writers_keep_quota_and_merges,

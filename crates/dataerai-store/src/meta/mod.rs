@@ -9,6 +9,7 @@
 pub mod auth;
 #[cfg(test)]
 mod conformance;
+mod lineage;
 pub mod postgres;
 mod rows;
 mod search;
@@ -28,6 +29,8 @@ use dataerai_proto::api::{
 use serde_json::{Map, Value};
 
 use crate::error::Result;
+
+pub use lineage::{LineageDirection, RelationshipSides};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -429,11 +432,25 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
 
     /// Duplicate (from, to, type) → `RelationshipExists`.
     async fn create_relationship(&self, rel: NewRelationship) -> Result<Relationship>;
+    /// The relationships of `asset_id` on the given sides, oldest first,
+    /// each with the asset at its other end and its direction.
     async fn list_relationships(
         &self,
-        from_asset_id: &str,
+        asset_id: &str,
+        sides: RelationshipSides,
         window: Window,
     ) -> Result<(Vec<Relationship>, u64)>;
+    /// Every asset reachable from `root` along relationships within `depth`
+    /// steps (only of `types`, when given), and the relationships between
+    /// them, at most `max_edges` (then `truncated`). Nodes are not redacted.
+    async fn lineage(
+        &self,
+        root: &str,
+        direction: LineageDirection,
+        depth: u32,
+        types: &[String],
+        max_edges: usize,
+    ) -> Result<dataerai_proto::api::Lineage>;
 }
 
 async fn create_upload_default<S: MetadataStore + ?Sized>(

@@ -381,6 +381,7 @@ async fn relationship<C: Dialect>(c: &mut C, row: RelationshipRow) -> Result<Rel
         created_by: row.created_by,
         created_at: row.created_at,
         related_asset: target,
+        direction: dataerai_proto::api::RelationshipDirection::Out,
     })
 }
 
@@ -977,12 +978,6 @@ const ASSETS_OF_OWNER: Select = Select {
     order: "created_at, id",
 };
 
-const RELATIONSHIPS_FROM: Select = Select {
-    columns: "*",
-    from: "relationships WHERE from_asset_id = $1",
-    order: "created_at, id",
-};
-
 // ---------------------------------------------------------------- the trait
 
 /// A write transaction running `$body` on its connection `$c`, committed when
@@ -1515,16 +1510,33 @@ impl<B: Backend> MetadataStore for B {
 
     async fn list_relationships(
         &self,
-        from_asset_id: &str,
+        asset_id: &str,
+        sides: super::RelationshipSides,
         window: Window,
     ) -> Result<(Vec<Relationship>, u64)> {
+        let (columns, from) = super::lineage::sides_select(sides);
         list(
             self,
-            RELATIONSHIPS_FROM,
-            args![from_asset_id],
+            Select {
+                columns,
+                from,
+                order: "created_at, id",
+            },
+            args![asset_id],
             window,
-            |c, r| Box::pin(relationship(c, r)),
+            |c, r| Box::pin(super::lineage::directed(c, r)),
         )
         .await
+    }
+
+    async fn lineage(
+        &self,
+        root: &str,
+        direction: super::LineageDirection,
+        depth: u32,
+        types: &[String],
+        max_edges: usize,
+    ) -> Result<dataerai_proto::api::Lineage> {
+        super::lineage::lineage(self, root, direction, depth, types, max_edges).await
     }
 }

@@ -233,7 +233,10 @@ mod tests {
             limit: 10,
             offset: 0,
         };
-        let e = s.list_relationships(&a.asset_id, all).await.unwrap_err();
+        let e = s
+            .list_relationships(&a.asset_id, crate::meta::RelationshipSides::Out, all)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("qualifiers"), "{e}");
     }
 

@@ -8,6 +8,7 @@
 //! - [`assets`]: `metadata get|set`, `list assets`, `link`, `versions`.
 //! - [`projects`]: `project create|members`, `list projects`.
 //! - [`search`]: `search QUERY`.
+//! - [`lineage`]: `lineage ID` (drawn as a tree).
 //! - [`daemon`]: `daemon`, `transfers list|show|pause|resume|cancel|wait`.
 //! - [`output`]: results on stdout (`--json`), progress and errors on stderr.
 //!
@@ -18,6 +19,7 @@ pub mod assets;
 pub mod auth;
 pub mod daemon;
 pub mod daemon_client;
+pub mod lineage;
 pub mod output;
 pub mod projects;
 pub mod search;
@@ -33,6 +35,7 @@ use crate::service::Service;
 use assets::{LinkArgs, MetadataCommand};
 use auth::AuthCommand;
 use daemon::TransfersCommand;
+use lineage::LineageArgs;
 use projects::ProjectCommand;
 use search::SearchArgs;
 use transfer::{DownloadArgs, UploadArgs};
@@ -72,6 +75,9 @@ pub enum Command {
     Search(SearchArgs),
     /// Record a provenance relationship FROM (dependent) → TO (origin).
     Link(LinkArgs),
+    /// Show an asset's lineage as a tree: its origins (--up, default), what was
+    /// derived from it (--down) or both.
+    Lineage(LineageArgs),
     /// List an asset's content versions, newest first.
     Versions { asset_id: String },
     /// Delete an asset with all its versions and relationships (write access needed).
@@ -159,6 +165,7 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
         }
         Command::Search(a) => search::run(svc, as_json, a).await,
         Command::Link(a) => assets::link(svc, as_json, a).await,
+        Command::Lineage(a) => lineage::run(svc, as_json, a).await,
         Command::Versions { asset_id } => assets::versions(svc, as_json, asset_id).await,
         Command::Delete { asset_id } => assets::delete(svc, as_json, asset_id).await,
         Command::Transfers { socket, command } => daemon::transfers(socket, as_json, command).await,

@@ -19,9 +19,10 @@ use serde_json::{json, Value};
 use super::transfers;
 use super::DaemonState;
 use crate::service::{
-    AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, ListAssetsParams,
-    ListMembersParams, ListVersionsParams, NoParams, PageParams, RelationshipParams,
-    RemoveMemberParams, SearchParams, SetMetadataParams, UploadParams,
+    AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, LineageParams,
+    ListAssetsParams, ListMembersParams, ListRelationshipsParams, ListVersionsParams, NoParams,
+    PageParams, RelationshipParams, RemoveMemberParams, SearchParams, SetMetadataParams,
+    UploadParams,
 };
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
@@ -170,6 +171,11 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
             svc.create_relationship(params::<RelationshipParams>(p)?)
                 .await?,
         ),
+        "relationship.list" => to_value(
+            svc.list_relationships(params::<ListRelationshipsParams>(p)?)
+                .await?,
+        ),
+        "asset.lineage" => to_value(svc.lineage(params::<LineageParams>(p)?).await?),
         "asset.list_versions" => {
             to_value(svc.list_versions(params::<ListVersionsParams>(p)?).await?)
         }

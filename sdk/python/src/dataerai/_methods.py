@@ -44,11 +44,13 @@ from ._core import (
 )
 from ._params import PathLike
 from ._transfers import ProgressCallback
+from .errors import InvalidInputError
 from .models import (
     AssetMetadata,
     AuthStatus,
     ContentVersion,
     DownloadResult,
+    Lineage,
     Project,
     ProjectMember,
     Relationship,
@@ -450,6 +452,78 @@ def create_relationship(
         qualifiers,
     )
     return Request("relationship.create", params, Relationship.from_json)
+
+
+_RELATIONSHIP_DIRECTIONS = ("out", "in", "both")
+_LINEAGE_DIRECTIONS = ("up", "down", "both")
+
+
+def _one_of(value: Any, name: str, allowed: Any) -> str:
+    text = _params.require_str(value, name)
+    if text not in allowed:
+        raise InvalidInputError(f"{name} must be one of {', '.join(allowed)}, not {text!r}")
+    return text
+
+
+def list_relationships(asset_id: str, *, direction: str = "out") -> Call[List[Relationship]]:
+    """Every relationship of an asset (all pages): ``direction="out"`` those from it (to its
+    origins), ``"in"`` those pointing at it (what was derived from it), ``"both"``. Each
+    :class:`Relationship` says its ``direction`` and carries the asset at its other end in
+    ``related_asset`` (only its ``id`` when you may not read it).
+
+    Example::
+
+        for rel in client.list_relationships(raw.asset_id, direction="in"):
+            print(rel.type, rel.from_asset_id, rel.related_asset.get("title"))
+    """
+    return AllPages(_iter_relationships(asset_id, direction))
+
+
+def _iter_relationships(asset_id: str, direction: str) -> Pages[Relationship]:
+    params = {
+        "asset_id": _params.require_str(asset_id, "asset_id"),
+        "direction": _one_of(direction, "direction", _RELATIONSHIP_DIRECTIONS),
+    }
+    return Pages("relationship.list", params, Relationship.from_json)
+
+
+def lineage(
+    asset_id: str,
+    *,
+    direction: str = "up",
+    depth: Optional[int] = None,
+    types: Optional[Iterable[str]] = None,
+) -> Call[Lineage]:
+    """An asset's lineage in one request: the assets reachable from it along relationships,
+    and those relationships.
+
+    Args:
+        direction: ``"up"`` to its origins (what it was derived from), ``"down"`` to what was
+            derived from it, ``"both"``.
+        depth: Follow at most this many relationships (1–20; default 20).
+        types: Follow only relationships of these types (default: all).
+
+    Returns :class:`Lineage`: ``.nodes`` (:class:`LineageNode`, with ``depth`` from the
+    asset; ones you may not read are ``redacted`` and carry their id only), ``.edges``
+    (:class:`LineageEdge`) and ``.truncated`` (more than 10,000 relationships).
+
+    Example::
+
+        tree = client.lineage(figure.asset_id, direction="up")
+        print([n.title for n in tree.nodes if n.depth == 1])
+    """
+    params: Dict[str, Any] = {
+        "asset_id": _params.require_str(asset_id, "asset_id"),
+        "direction": _one_of(direction, "direction", _LINEAGE_DIRECTIONS),
+    }
+    d = _params.optional_int(depth, "depth", minimum=1)
+    if d is not None:
+        params["depth"] = d
+    if types is not None:
+        if isinstance(types, str):
+            types = [types]
+        params["types"] = [_params.require_str(t, "types") for t in types]
+    return Request("asset.lineage", params, Lineage.from_json)
 
 
 def upload_version(

@@ -355,6 +355,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     get_metadata = _awaitable(_methods.get_metadata)
     set_metadata = _awaitable(_methods.set_metadata)
     create_relationship = _awaitable(_methods.create_relationship)
+    list_relationships = _awaitable(_methods.list_relationships)
+    lineage = _awaitable(_methods.lineage)
     upload_version = _awaitable(_methods.upload_version)
     list_versions = _awaitable(_methods.list_versions)
     iter_versions = _async_paging(_methods.iter_versions)

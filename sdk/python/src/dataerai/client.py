@@ -213,6 +213,8 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     get_metadata = _blocking(_methods.get_metadata)
     set_metadata = _blocking(_methods.set_metadata)
     create_relationship = _blocking(_methods.create_relationship)
+    list_relationships = _blocking(_methods.list_relationships)
+    lineage = _blocking(_methods.lineage)
     upload_version = _blocking(_methods.upload_version)
     list_versions = _blocking(_methods.list_versions)
     iter_versions = _paging(_methods.iter_versions)

@@ -21,6 +21,9 @@ __all__ = [
     "AssetMetadata",
     "AuthStatus",
     "ContentVersion",
+    "Lineage",
+    "LineageEdge",
+    "LineageNode",
     "DownloadResult",
     "DownloadedFile",
     "ErrorInfo",
@@ -372,10 +375,14 @@ class Relationship:
     analysis_mode: Optional[str]
     qualifiers: JsonObject
     related_asset: JsonObject
-    """Summary of the target asset: ``id``, ``title``, ``alias``, ``owner_type``, ``owner_id``."""
+    """Summary of the other asset (the target of an outgoing relationship, the source of an
+    incoming one): ``id``, ``title``, ``alias``, ``owner_type``, ``owner_id``; only ``id`` when
+    you may not read it."""
     created_at: Optional[datetime]
     created_by: Optional[str] = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+    direction: str = "out"
+    """``"out"`` (from the asset it was listed for) or ``"in"`` (pointing at it)."""
 
     @classmethod
     def from_json(cls, data: JsonObject) -> Relationship:
@@ -389,6 +396,85 @@ class Relationship:
             related_asset=dict(data.get("related_asset") or {}),
             created_at=parse_datetime(data.get("created_at")),
             created_by=_opt_str(data.get("created_by")),
+            raw=data,
+            direction=str(data.get("direction") or "out"),
+        )
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """An asset of a :class:`Lineage`. One you may not read has ``redacted`` set and
+    carries its ``asset_id`` and ``depth`` only."""
+
+    asset_id: str
+    depth: int
+    """Relationships between the lineage's root (0) and this asset, fewest first."""
+    redacted: bool
+    title: Optional[str] = None
+    alias: Optional[str] = None
+    record_type: Optional[str] = None
+    owner_type: Optional[str] = None
+    owner_id: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> LineageNode:
+        return cls(
+            asset_id=str(data["id"]),
+            depth=int(data.get("depth") or 0),
+            redacted=bool(data.get("redacted", False)),
+            title=_opt_str(data.get("title")),
+            alias=_opt_str(data.get("alias")),
+            record_type=_opt_str(data.get("record_type")),
+            owner_type=_opt_str(data.get("owner_type")),
+            owner_id=_opt_str(data.get("owner_id")),
+        )
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """A relationship of a :class:`Lineage`: ``from_asset_id`` was derived from (depends on)
+    ``to_asset_id``."""
+
+    id: str
+    type: str
+    from_asset_id: str
+    to_asset_id: str
+    analysis_mode: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> LineageEdge:
+        return cls(
+            id=str(data["id"]),
+            type=str(data.get("type", "")),
+            from_asset_id=str(data.get("from_asset_id", "")),
+            to_asset_id=str(data.get("to_asset_id", "")),
+            analysis_mode=_opt_str(data.get("analysis_mode")),
+        )
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What :meth:`DataeraiClient.lineage` found: the assets reachable from ``root`` along
+    relationships and the relationships between them."""
+
+    root: str
+    nodes: List[LineageNode]
+    edges: List[LineageEdge]
+    truncated: bool
+    """More relationships were reachable than one answer holds (10,000)."""
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    def node(self, asset_id: str) -> Optional[LineageNode]:
+        """The node of ``asset_id``, or ``None`` when the lineage does not reach it."""
+        return next((n for n in self.nodes if n.asset_id == asset_id), None)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> Lineage:
+        return cls(
+            root=str(data.get("root", "")),
+            nodes=[LineageNode.from_json(n) for n in data.get("nodes") or []],
+            edges=[LineageEdge.from_json(e) for e in data.get("edges") or []],
+            truncated=bool(data.get("truncated", False)),
             raw=data,
         )
 

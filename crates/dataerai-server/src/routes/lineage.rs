@@ -1,0 +1,97 @@
+//! `GET /api/v1/assets/{asset_id}/lineage`: the assets reachable from one
+//! along relationships (up: its origins, down: what was derived from it), in
+//! one recursive store query. Nodes the caller may not read keep their id only.
+
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use dataerai_proto::api::{
+    Lineage, LineageQuery, OwnerType, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES,
+    MAX_RELATIONSHIP_TYPE_LEN,
+};
+use dataerai_store::meta::LineageDirection;
+
+use super::{load_asset, owner_access, Access};
+use crate::auth::Caller;
+use crate::error::{ApiPath, AppError, AppResult};
+use crate::state::AppState;
+
+/// Most relationship types one request may filter on.
+const MAX_TYPES: usize = 50;
+
+#[utoipa::path(
+    get,
+    operation_id = "asset_lineage",
+    path = "/api/v1/assets/{asset_id}/lineage",
+    summary = "Lineage: assets reachable along relationships (up: origins, down: derived)",
+    params(("asset_id" = String, Path, description = "Asset id"), LineageQuery),
+    responses((status = 200, description = "Nodes and edges", body = Lineage))
+)]
+pub async fn lineage(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(asset_id): ApiPath<String>,
+    RawQuery(raw): RawQuery,
+) -> AppResult<Json<Lineage>> {
+    // serde_html_form: `type` may repeat (axum's Query takes one value).
+    let q: LineageQuery = serde_html_form::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| AppError::invalid(format!("query string: {e}")))?;
+    let direction = match q.direction.as_deref() {
+        None | Some("up") => LineageDirection::Up,
+        Some("down") => LineageDirection::Down,
+        Some("both") => LineageDirection::Both,
+        Some(other) => {
+            return Err(AppError::invalid(format!(
+                "direction {other:?} is not one of up, down, both"
+            )))
+        }
+    };
+    let depth = q.depth.unwrap_or(MAX_LINEAGE_DEPTH);
+    if depth == 0 || depth > MAX_LINEAGE_DEPTH {
+        return Err(AppError::invalid(format!(
+            "depth must be 1 to {MAX_LINEAGE_DEPTH}"
+        )));
+    }
+    let mut types: Vec<String> = Vec::new();
+    for t in q.types.iter().flat_map(|t| t.split(',')) {
+        let t = t.trim();
+        if t.is_empty() || t.chars().count() > MAX_RELATIONSHIP_TYPE_LEN {
+            return Err(AppError::invalid(format!(
+                "type must be 1 to {MAX_RELATIONSHIP_TYPE_LEN} characters"
+            )));
+        }
+        if !types.iter().any(|x| x == t) {
+            types.push(t.to_string());
+        }
+    }
+    if types.len() > MAX_TYPES {
+        return Err(AppError::invalid(format!(
+            "at most {MAX_TYPES} relationship types"
+        )));
+    }
+    load_asset(&state, &caller, &asset_id, Access::Read).await?;
+    let mut lineage = state
+        .meta
+        .lineage(&asset_id, direction, depth, &types, MAX_LINEAGE_EDGES)
+        .await?;
+    // Whoever may not read a node sees its id only (one access check per owner).
+    let mut readable: Vec<((OwnerType, String), bool)> = Vec::new();
+    for node in &mut lineage.nodes {
+        let (Some(owner_type), Some(owner_id)) = (node.owner_type, node.owner_id.clone()) else {
+            node.redact();
+            continue;
+        };
+        let owner = (owner_type, owner_id);
+        let may_read = match readable.iter().find(|(o, _)| *o == owner) {
+            Some((_, r)) => *r,
+            None => {
+                let r = owner_access(&state, &caller, owner.0, &owner.1).await? != Access::None;
+                readable.push((owner, r));
+                r
+            }
+        };
+        if !may_read {
+            node.redact();
+        }
+    }
+    Ok(Json(lineage))
+}

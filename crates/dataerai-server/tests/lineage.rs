@@ -1,0 +1,252 @@
+//! Relationships from either end and lineage over HTTP: directions, the depth
+//! limit, the type filter, cycles, redaction of nodes the caller may not read
+//! and refused query parameters. (Both databases: the store's conformance
+//! scenario `relationships_both_ways_and_lineage`.)
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn link(api: &Api, from: &str, to: &str, rel_type: &str) {
+    created(
+        api.post(
+            &format!("/api/v1/assets/{from}/relationships"),
+            json!({"to_asset_id": to, "type": rel_type}),
+        )
+        .await,
+    );
+}
+
+/// `(id, depth)` of every node, sorted.
+fn nodes(lineage: &Value) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = lineage["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no nodes: {lineage}"))
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["depth"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn relationships_list_from_either_end_and_refuse_unknown_parameters() {
+    let (_lab, [alice]) = Lab::start(["alice@x.org"]);
+    let api = &alice.api;
+    let raw = api.personal_asset(&alice.id, "raw").await;
+    let fit = api.personal_asset(&alice.id, "fit").await;
+    let fig = api.personal_asset(&alice.id, "fig").await;
+    link(api, &fit, &raw, "derived_from").await;
+    link(api, &fig, &fit, "derived_from").await;
+
+    let (s, out) = api
+        .get(&format!("/api/v1/assets/{fit}/relationships"))
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["total"], 1);
+    assert_eq!(out["items"][0]["direction"], "out");
+    assert_eq!(out["items"][0]["related_asset"]["id"], raw.as_str());
+    let (_, inc) = api
+        .get(&format!("/api/v1/assets/{fit}/relationships?direction=in"))
+        .await;
+    assert_eq!(inc["total"], 1, "{inc}");
+    assert_eq!(inc["items"][0]["direction"], "in");
+    assert_eq!(inc["items"][0]["related_asset"]["id"], fig.as_str());
+    assert_eq!(inc["items"][0]["related_asset"]["title"], "fig");
+    let (_, both) = api
+        .get(&format!(
+            "/api/v1/assets/{fit}/relationships?direction=both&limit=1&offset=1"
+        ))
+        .await;
+    assert_eq!(
+        (
+            both["total"].as_u64(),
+            both["items"].as_array().unwrap().len()
+        ),
+        (Some(2), 1)
+    );
+
+    for bad in ["direction=sideways", "dir=in", "limit=x"] {
+        let reply = api
+            .get(&format!("/api/v1/assets/{fit}/relationships?{bad}"))
+            .await;
+        assert_err_for(bad, &reply, INVALID_INPUT);
+    }
+}
+
+#[tokio::test]
+async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
+    let (_lab, [alice]) = Lab::start(["alice@x.org"]);
+    let api = &alice.api;
+    let raw = api.personal_asset(&alice.id, "raw scan").await;
+    let fit = api.personal_asset(&alice.id, "fit").await;
+    let fig = api.personal_asset(&alice.id, "figure").await;
+    let cfg = api.personal_asset(&alice.id, "config").await;
+    link(api, &fit, &raw, "derived_from").await;
+    link(api, &fig, &fit, "derived_from").await;
+    link(api, &fit, &cfg, "configured_by").await;
+
+    // Up from the figure reaches the raw scan; the default direction is up.
+    let (s, up) = api.get(&format!("/api/v1/assets/{fig}/lineage")).await;
+    assert_eq!(s, 200, "{up}");
+    assert_eq!(up["root"], fig.as_str());
+    assert_eq!(
+        nodes(&up),
+        sorted(vec![
+            (fig.clone(), 0),
+            (fit.clone(), 1),
+            (raw.clone(), 2),
+            (cfg.clone(), 2)
+        ])
+    );
+    assert_eq!(up["edges"].as_array().unwrap().len(), 3);
+    assert_eq!(up["truncated"], false);
+    let node = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == raw.as_str())
+        .unwrap();
+    assert_eq!(node["title"], "raw scan");
+    assert_eq!(node["redacted"], false);
+    let edge = up["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from_asset_id"] == fit.as_str() && e["to_asset_id"] == raw.as_str())
+        .unwrap();
+    assert_eq!(edge["type"], "derived_from");
+
+    // Down from the raw scan reaches the figure.
+    let (_, down) = api
+        .get(&format!("/api/v1/assets/{raw}/lineage?direction=down"))
+        .await;
+    assert_eq!(
+        nodes(&down),
+        sorted(vec![(raw.clone(), 0), (fit.clone(), 1), (fig.clone(), 2)])
+    );
+    // Depth and type bound the walk; types repeat or come comma-separated.
+    let (_, near) = api
+        .get(&format!("/api/v1/assets/{fig}/lineage?depth=1"))
+        .await;
+    assert_eq!(
+        nodes(&near),
+        sorted(vec![(fig.clone(), 0), (fit.clone(), 1)])
+    );
+    let (_, typed) = api
+        .get(&format!("/api/v1/assets/{fig}/lineage?type=derived_from"))
+        .await;
+    assert_eq!(
+        nodes(&typed),
+        sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
+    );
+    for q in [
+        "type=derived_from&type=configured_by",
+        "type=derived_from,configured_by",
+    ] {
+        let (_, all) = api.get(&format!("/api/v1/assets/{fig}/lineage?{q}")).await;
+        assert_eq!(all["nodes"].as_array().unwrap().len(), 4, "{q}: {all}");
+    }
+    let (_, both) = api
+        .get(&format!("/api/v1/assets/{fit}/lineage?direction=both"))
+        .await;
+    assert_eq!(both["nodes"].as_array().unwrap().len(), 4, "{both}");
+
+    // A cycle terminates, every edge listed once.
+    link(api, &raw, &fig, "cites").await;
+    let (s, round) = api
+        .get(&format!("/api/v1/assets/{fig}/lineage?direction=both"))
+        .await;
+    assert_eq!(s, 200, "{round}");
+    assert_eq!(round["edges"].as_array().unwrap().len(), 4, "{round}");
+    assert_eq!(round["nodes"].as_array().unwrap().len(), 4, "{round}");
+
+    for bad in [
+        "depth=21",
+        "depth=0",
+        "depth=x",
+        "direction=sideways",
+        "type=",
+        "levels=3",
+    ] {
+        let reply = api
+            .get(&format!("/api/v1/assets/{fig}/lineage?{bad}"))
+            .await;
+        assert_err_for(bad, &reply, INVALID_INPUT);
+    }
+}
+
+#[tokio::test]
+async fn lineage_redacts_nodes_the_caller_cannot_read() {
+    let (_lab, [alice, bob, carol]) = Lab::start(["alice@x.org", "bob@x.org", "carol@x.org"]);
+    let project = alice.api.create_project("Lab").await;
+    let (s, _) = alice.api.set_role(&project, "bob@x.org", "member").await;
+    assert!(s.is_success());
+    // raw (project) ← fit (Alice's own, Bob cannot read it) ← fig (project).
+    let raw = alice.api.project_asset(&project, "raw").await;
+    let fit = alice.api.personal_asset(&alice.id, "private fit").await;
+    let fig = alice.api.project_asset(&project, "fig").await;
+    link(&alice.api, &fit, &raw, "derived_from").await;
+    link(&alice.api, &fig, &fit, "derived_from").await;
+
+    let (s, up) = bob.api.get(&format!("/api/v1/assets/{fig}/lineage")).await;
+    assert_eq!(s, 200, "{up}");
+    assert_eq!(
+        nodes(&up),
+        sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
+    );
+    let hidden = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == fit.as_str())
+        .unwrap();
+    assert_eq!(hidden["redacted"], true, "{hidden}");
+    assert!(
+        hidden.get("title").is_none() && hidden.get("owner_id").is_none(),
+        "{hidden}"
+    );
+    assert!(!up.to_string().contains("private fit"), "{up}");
+    let shown = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == raw.as_str())
+        .unwrap();
+    assert_eq!(shown["title"], "raw");
+
+    // Relationships pointing at a readable asset from an unreadable one: id only.
+    let (_, inc) = bob
+        .api
+        .get(&format!("/api/v1/assets/{raw}/relationships?direction=in"))
+        .await;
+    assert_eq!(
+        inc["items"][0]["related_asset"],
+        json!({"id": fit}),
+        "{inc}"
+    );
+
+    // The root itself must be readable: an outsider gets the 404 of an unknown id.
+    assert_err(
+        &carol
+            .api
+            .get(&format!("/api/v1/assets/{fig}/lineage"))
+            .await,
+        NOT_FOUND,
+    );
+    assert_err(
+        &bob.api.get(&format!("/api/v1/assets/{fit}/lineage")).await,
+        NOT_FOUND,
+    );
+}
