@@ -127,11 +127,11 @@ bench: build-release venv bench-deps $(S3S_FS)
 ## SQLite and on a throwaway PostgreSQL; prints Markdown tables for docs/performance.md.
 SEARCH_ASSETS ?= 100000
 bench-search: $(S3S_FS)
-	DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store --lib \
-		search_speed_sqlite -- --ignored --nocapture --test-threads 1
+	DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store \
+		--features search-bench --lib search_speed_sqlite -- --nocapture --test-threads 1
 	eval "$$(scripts/test-backends.sh start $(CURDIR)/target/bench-search-backends)" && \
 		DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) DATAERAI_REQUIRE_SCALEOUT=1 cargo test --release --locked \
-		-p dataerai-store --lib search_speed_postgres -- --ignored --nocapture --test-threads 1; \
+		-p dataerai-store --features search-bench --lib search_speed_postgres -- --nocapture --test-threads 1; \
 		rc=$$?; scripts/test-backends.sh stop $(CURDIR)/target/bench-search-backends; exit $$rc
 
 bench-deps:

@@ -101,11 +101,11 @@ fn daemon_killed_after_the_session_opened_cleans_up_when_it_starts_again() {
     eventually(30, "the session is aborted and the asset deleted", || {
         !view.session_open(&upload_id) && !view.asset_exists(&asset_id)
     });
-    let log = daemon_log(&side.daemon);
-    assert!(
-        log.contains("cleaned up after an abandoned upload start"),
-        "{log}"
-    );
+    // The daemon logs once both requests are answered, just after the server
+    // shows the result: wait for the line rather than race it.
+    eventually(10, "the daemon reports the clean-up", || {
+        daemon_log(&side.daemon).contains("cleaned up after an abandoned upload start")
+    });
 }
 
 #[test]
@@ -169,9 +169,9 @@ fn clean_up_that_cannot_reach_the_server_is_retried() {
         "the asset made for the failed upload is deleted",
         || c.ok("asset.list", listed.clone())["total"] == 0,
     );
-    let log = daemon_log(&side.daemon);
-    assert!(
-        log.contains("cleaned up after an abandoned upload start"),
-        "{log}"
-    );
+    // The daemon logs once both requests are answered, just after the server
+    // shows the result: wait for the line rather than race it.
+    eventually(10, "the daemon reports the clean-up", || {
+        daemon_log(&side.daemon).contains("cleaned up after an abandoned upload start")
+    });
 }

@@ -13,7 +13,7 @@ mod lineage;
 pub mod postgres;
 mod rows;
 mod search;
-#[cfg(test)]
+#[cfg(all(test, feature = "search-bench"))]
 mod search_bench;
 mod shared;
 pub(crate) mod sql;

@@ -1,4 +1,5 @@
-//! The search benchmark (`make bench-search`, not in `make test`): a generated
+//! The search benchmark (`make bench-search`, not in `make test`: compiled only
+//! with the feature `search-bench`): a generated
 //! catalogue of `DATAERAI_BENCH_ASSETS` assets (default 100,000) with 5–10
 //! metadata keys each, loaded through the store's own insert-and-index path,
 //! then p50/p99 of text, tag, metadata-range, combined and browse queries as
@@ -196,7 +197,6 @@ async fn bench<B: Backend + MetadataStore>(store: &B, backend: &str) {
 }
 
 #[tokio::test]
-#[ignore = "a benchmark: make bench-search"]
 async fn search_speed_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("bench.db"))
@@ -206,7 +206,6 @@ async fn search_speed_sqlite() {
 }
 
 #[tokio::test]
-#[ignore = "a benchmark: make bench-search"]
 async fn search_speed_postgres() {
     let Some(url) = scratch_pg_url("bench") else {
         return;
