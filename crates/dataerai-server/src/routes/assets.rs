@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::refuse_control_characters;
 use super::{
-    found, load_asset, not_found_error, owner_access, page, project_access, require, window_of,
-    Access,
+    found, load_asset, not_found_error, page, project_access, require, window_of, Access,
+    ReadableOwners,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -430,23 +430,17 @@ pub async fn list_relationships(
     let (mut items, total) = state.meta.list_relationships(&asset_id, sides, w).await?;
     // The other asset, if the caller may not read it is shown by its id only (the link was
     // made by someone who could, or the caller lost access since).
-    let mut readable: Vec<((OwnerType, String), bool)> = Vec::new();
+    let mut readable = ReadableOwners::default();
     for rel in &mut items {
         let target = &rel.related_asset;
         let (Some(owner_type), Some(owner_id)) = (target.owner_type, target.owner_id.clone())
         else {
             continue;
         };
-        let owner = (owner_type, owner_id);
-        let may_read = match readable.iter().find(|(o, _)| *o == owner) {
-            Some((_, r)) => *r,
-            None => {
-                let r = owner_access(&state, &caller, owner.0, &owner.1).await? != Access::None;
-                readable.push((owner, r));
-                r
-            }
-        };
-        if !may_read {
+        if !readable
+            .may_read(&state, &caller, owner_type, &owner_id)
+            .await?
+        {
             rel.related_asset = rel.related_asset.clone().redacted();
         }
     }

@@ -5,12 +5,11 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use dataerai_proto::api::{
-    Lineage, LineageQuery, OwnerType, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES,
-    MAX_RELATIONSHIP_TYPE_LEN,
+    Lineage, LineageQuery, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES, MAX_RELATIONSHIP_TYPE_LEN,
 };
 use dataerai_store::meta::LineageDirection;
 
-use super::{load_asset, owner_access, Access};
+use super::{load_asset, Access, ReadableOwners};
 use crate::auth::Caller;
 use crate::error::{ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -74,22 +73,16 @@ pub async fn lineage(
         .lineage(&asset_id, direction, depth, &types, MAX_LINEAGE_EDGES)
         .await?;
     // Whoever may not read a node sees its id only (one access check per owner).
-    let mut readable: Vec<((OwnerType, String), bool)> = Vec::new();
+    let mut readable = ReadableOwners::default();
     for node in &mut lineage.nodes {
         let (Some(owner_type), Some(owner_id)) = (node.owner_type, node.owner_id.clone()) else {
             node.redact();
             continue;
         };
-        let owner = (owner_type, owner_id);
-        let may_read = match readable.iter().find(|(o, _)| *o == owner) {
-            Some((_, r)) => *r,
-            None => {
-                let r = owner_access(&state, &caller, owner.0, &owner.1).await? != Access::None;
-                readable.push((owner, r));
-                r
-            }
-        };
-        if !may_read {
+        if !readable
+            .may_read(&state, &caller, owner_type, &owner_id)
+            .await?
+        {
             node.redact();
         }
     }

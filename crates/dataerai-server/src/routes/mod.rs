@@ -329,6 +329,32 @@ pub(crate) async fn owner_access(
     }
 }
 
+/// Whether the caller may read the assets of an owner, asked once per owner
+/// (redacting a listing checks many assets of few owners).
+#[derive(Default)]
+pub(crate) struct ReadableOwners(Vec<((OwnerType, String), bool)>);
+
+impl ReadableOwners {
+    pub(crate) async fn may_read(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        owner_type: OwnerType,
+        owner_id: &str,
+    ) -> AppResult<bool> {
+        if let Some((_, r)) = self
+            .0
+            .iter()
+            .find(|((t, id), _)| *t == owner_type && id == owner_id)
+        {
+            return Ok(*r);
+        }
+        let r = owner_access(state, caller, owner_type, owner_id).await? != Access::None;
+        self.0.push(((owner_type, owner_id.to_string()), r));
+        Ok(r)
+    }
+}
+
 /// Load an asset the caller may at least read (`need = Read`) or write.
 pub(crate) async fn load_asset(
     state: &AppState,
