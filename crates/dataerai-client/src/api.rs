@@ -265,6 +265,15 @@ impl ApiClient {
         self.delete(&format!("/assets/{}", seg(asset_id))).await
     }
 
+    pub async fn delete_content(&self, asset_id: &str, content_id: &str) -> Result<()> {
+        self.delete(&format!(
+            "/assets/{}/contents/{}",
+            seg(asset_id),
+            seg(content_id)
+        ))
+        .await
+    }
+
     pub async fn get_asset(&self, asset_id: &str) -> Result<Asset> {
         self.get(&format!("/assets/{}", seg(asset_id))).await
     }

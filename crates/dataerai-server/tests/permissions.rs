@@ -149,6 +149,10 @@ const TABLE: &[(&str, Variants)] = &[
         ASSET_READ,
     ),
     (
+        "DELETE /api/v1/assets/{asset_id}/contents/{content_id}",
+        ASSET_WRITE,
+    ),
+    (
         "GET /api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
         ASSET_READ,
     ),
@@ -416,6 +420,15 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         },
         "/api/v1/assets/{asset_id}/contents" => {
             req(method, format!("/api/v1/assets/{asset}/contents"))
+        }
+        "/api/v1/assets/{asset_id}/contents/{content_id}" if method == Method::DELETE => {
+            // Deleting consumes a version: a fresh second one per call.
+            let v = ctx
+                .api(Who::Owner)
+                .upload(&asset, &[("f.bin", FILE)], 1024)
+                .await;
+            let victim = v["content_id"].as_str().unwrap();
+            req(method, format!("/api/v1/assets/{asset}/contents/{victim}"))
         }
         "/api/v1/assets/{asset_id}/contents/{content_id}" => {
             req(method, format!("/api/v1/assets/{asset}/contents/{content}"))

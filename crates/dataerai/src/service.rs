@@ -181,6 +181,14 @@ pub struct AssetIdParams {
     pub asset_id: String,
 }
 
+/// One content version of an asset (`asset.delete_version`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionParams {
+    pub asset_id: String,
+    pub content_id: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetMetadataParams {
@@ -418,6 +426,14 @@ impl Service {
     pub async fn delete_asset(&self, asset_id: &str) -> Result<()> {
         require("asset_id", asset_id)?;
         self.client()?.delete_asset(asset_id).await
+    }
+
+    pub async fn delete_version(&self, p: VersionParams) -> Result<()> {
+        require("asset_id", &p.asset_id)?;
+        require("content_id", &p.content_id)?;
+        self.client()?
+            .delete_content(&p.asset_id, &p.content_id)
+            .await
     }
 
     pub async fn get_metadata(&self, asset_id: &str) -> Result<Asset> {

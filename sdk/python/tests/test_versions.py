@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import file_digest, write_random
 
-from dataerai import ContentVersion, DaemonError, DataeraiClient, Project
+from dataerai import ContentVersion, DaemonError, DataeraiClient, ListPage, Project
 
 MIB = 1 << 20
 
@@ -93,3 +93,70 @@ def test_identical_bytes_are_not_sent_twice(
     bob = bob_client.auth_status()
     theirs = bob_client.upload(copy, title="bob's copy", owner_type="user", owner_id=bob.user_id)
     assert theirs.bytes_sent == size and not theirs.deduplicated
+
+
+def test_deleting_a_version_keeps_the_others(
+    client: DataeraiClient, bob_client: DataeraiClient, project: Project, base_dir: Path
+):
+    first = write_random(base_dir / "scan-v1.bin", 3000)
+    v1 = client.upload(first, title="scan", owner_type="project", owner_id=project.project_id)
+    second = write_random(base_dir / "scan-v2.bin", 2000)
+    v2 = client.upload_version(v1.asset_id, second)
+    third = write_random(base_dir / "scan-v3.bin", 1000)
+    v3 = client.upload_version(v1.asset_id, third)
+
+    # An outsider cannot tell the version exists; the asset keeps all three.
+    with pytest.raises(DaemonError) as err:
+        bob_client.delete_version(v1.asset_id, v2.content_id)
+    assert err.value.code == "ERR_NOT_FOUND"
+
+    client.delete_version(v1.asset_id, v2.content_id)
+    assert [v.content_id for v in client.list_versions(v1.asset_id)] == [v3.content_id, v1.content_id]
+    with pytest.raises(DaemonError) as err:
+        client.download(v1.asset_id, base_dir / "gone", content_id=v2.content_id)
+    assert err.value.code == "ERR_NOT_FOUND"
+
+    # Deleting the newest makes the previous one the latest.
+    client.delete_version(v1.asset_id, v3.content_id)
+    assert client.get_metadata(v1.asset_id).content_id == v1.content_id
+    got = client.download(v1.asset_id, base_dir / "scan-latest")
+    assert file_digest(got.files[0].local_path) == file_digest(first)
+
+    # The only version cannot go: that is deleting the asset.
+    with pytest.raises(DaemonError) as err:
+        client.delete_version(v1.asset_id, v1.content_id)
+    assert err.value.code == "ERR_CONFLICT" and "delete the asset" in err.value.message
+    assert [v.content_id for v in client.list_versions(v1.asset_id)] == [v1.content_id]
+
+
+def test_list_calls_page_with_totals_and_cursors(client: DataeraiClient, project: Project, base_dir: Path):
+    src = write_random(base_dir / "paged.bin", 100)
+    up = client.upload(src, title="paged", owner_type="project", owner_id=project.project_id)
+    for _ in range(4):
+        client.upload_version(up.asset_id, src)
+
+    page = client.list_versions(up.asset_id, limit=2)
+    assert isinstance(page, ListPage) and len(page) == 2 and page.total == 5
+    seen = [v.content_id for v in page]
+    while page.next_cursor:
+        page = client.list_versions(up.asset_id, limit=2, cursor=page.next_cursor)
+        assert page.total == 5
+        seen += [v.content_id for v in page]
+    assert seen == [v.content_id for v in client.iter_versions(up.asset_id)]
+    assert len(seen) == 5 and len(set(seen)) == 5
+
+    assets = client.list_assets(owner_type="project", owner_id=project.project_id, limit=1)
+    assert len(assets) == 1 and assets.total >= 1
+    assert assets.total == sum(
+        1 for _ in client.iter_assets(owner_type="project", owner_id=project.project_id)
+    )
+    projects = client.list_projects(limit=1)
+    assert projects.total == len(list(client.iter_projects()))
+    assert projects.next_cursor is None or projects.next_cursor == "o1"
+
+    with pytest.raises(DaemonError) as err:
+        client.list_versions(up.asset_id, cursor="page-2")
+    assert err.value.code == "ERR_INVALID_INPUT"
+    with pytest.raises(DaemonError) as err:
+        client.list_versions(up.asset_id, cursor="o2", offset=2)
+    assert err.value.code == "ERR_INVALID_INPUT"

@@ -77,6 +77,39 @@ pub async fn get_one(
     Ok(Json(content.version))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "delete_content",
+    path = "/api/v1/assets/{asset_id}/contents/{content_id}",
+    summary = "Delete one content version (not the asset's only one: delete the asset instead)",
+    params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
+) -> AppResult<StatusCode> {
+    load_asset(&state, &caller, &asset_id, Access::Write).await?;
+    // Metadata first, as for a whole asset: a crash in between leaves only
+    // unreferenced blobs (the garbage collector's), never a dangling version.
+    for freed in state.meta.delete_content(&asset_id, &content_id).await? {
+        if let Err(e) = state.blobs.delete_content(&freed).await {
+            tracing::warn!(content_id = %freed, error = %e, "could not delete blobs of a deleted version");
+        }
+    }
+    crate::audit::record(
+        &state,
+        Some(&caller.user_id),
+        "content.deleted",
+        Some(("asset", &asset_id)),
+        serde_json::json!({ "content_id": content_id }),
+        &caller.addr,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Parse a `Range` header against a file of `size` bytes: `Ok(None)` = whole
 /// file, `Ok(Some((first, last)))` inclusive, `Err(message)` = unsatisfiable or malformed.
 pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, String> {

@@ -91,7 +91,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(assets::create, assets::list))
         .routes(routes!(assets::get_one, assets::update, assets::delete))
         .routes(routes!(content::list))
-        .routes(routes!(content::get_one))
+        .routes(routes!(content::get_one, content::delete))
         .routes(routes!(content::download))
         .routes(routes!(
             assets::create_relationship,

@@ -539,6 +539,62 @@ pub async fn dedup_points_at_stored_bytes_and_keeps_them_alive(s: &dyn MetadataS
     s.ping().await.unwrap();
 }
 
+/// Deleting one version frees its bytes and file count, moves "latest" back,
+/// keeps bytes another version points at, and refuses the only version.
+pub async fn deleting_a_version(s: &dyn MetadataStore) {
+    let u = s.create_user("v@x.org", 10_000).await.unwrap();
+    let a = asset_of(s, &u.user_id, None).await;
+    let first = publish(s, &a.asset_id, &u.user_id, 120, "blake3:v1").await;
+    let second = publish(s, &a.asset_id, &u.user_id, 30, "blake3:v2").await;
+    // Same bytes as the first: deduplicated, it points at the first's blobs.
+    let third = publish(s, &a.asset_id, &u.user_id, 120, "blake3:v1").await;
+    assert_eq!(usage(s, &u.user_id).await, (270, 0));
+    let before = allocation_of(s, OwnerType::User, &u.user_id)
+        .await
+        .file_count;
+
+    // The first version's bytes stay: the third points at them.
+    assert_eq!(
+        s.delete_content(&a.asset_id, &first).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(usage(s, &u.user_id).await, (150, 0));
+    let after = allocation_of(s, OwnerType::User, &u.user_id)
+        .await
+        .file_count;
+    assert_eq!(after, before - 1);
+    assert!(s.get_content(&a.asset_id, &first).await.unwrap().is_none());
+    let (versions, total) = s.list_contents(&a.asset_id, ALL).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(versions[0].content_id, third);
+
+    // Deleting the newest makes the previous one latest; its pointer's target
+    // (the deleted first version's bytes) is now free.
+    let mut freed = s.delete_content(&a.asset_id, &third).await.unwrap();
+    freed.sort();
+    let mut want = vec![first.clone(), third.clone()];
+    want.sort();
+    assert_eq!(freed, want);
+    let latest = s.get_content(&a.asset_id, "latest").await.unwrap().unwrap();
+    assert_eq!(latest.version.content_id, second);
+    assert_eq!(usage(s, &u.user_id).await, (30, 0));
+
+    // The only version cannot go; an unknown or another asset's version is not found.
+    assert!(matches!(
+        s.delete_content(&a.asset_id, &second).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let b = asset_of(s, &u.user_id, None).await;
+    assert!(matches!(
+        s.delete_content(&b.asset_id, &second).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_content(&a.asset_id, "nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 /// Concurrent sessions never reserve more than the quota together (SQLite:
 /// one writer at a time; PostgreSQL: the allocation row lock), and concurrent
 /// metadata merges lose no key.
@@ -1418,4 +1474,5 @@ both_backends!(
     invited_and_disabled_users,
     file_limit_counts_every_file,
     idle_sessions_expire_and_leave_unreferenced_contents,
+    deleting_a_version,
 );

@@ -309,6 +309,12 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// bytes it points at alive).
     async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>>;
 
+    /// Delete one complete content version of an asset (not its only one:
+    /// `Conflict` — delete the asset instead); the usage counters drop by its
+    /// bytes and files. Returns, like `delete_asset`, the content ids whose
+    /// blobs nothing refers to any more.
+    async fn delete_content(&self, asset_id: &str, content_id: &str) -> Result<Vec<String>>;
+
     // ------------------------------------------------------------ content versions
 
     /// Complete versions, newest first.

@@ -732,6 +732,58 @@ async fn delete_asset_in<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Vec<St
     unreferenced(c, candidates.into_iter().map(|(id,)| id).collect()).await
 }
 
+async fn delete_content_in<C: Dialect>(
+    c: &mut C,
+    asset_id: &str,
+    content_id: &str,
+) -> Result<Vec<String>> {
+    let owner = asset_owner(c, asset_id).await?;
+    // Serialised with dedup lookups of the same owner (create_upload).
+    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
+    let versions: Vec<(String,)> = c
+        .fetch_all(
+            "SELECT id FROM contents WHERE asset_id = $1 AND status = 'complete'",
+            args![asset_id],
+        )
+        .await?;
+    if !versions.iter().any(|(id,)| id == content_id) {
+        return Err(not_found(format!(
+            "no complete content version {content_id} for asset {asset_id}"
+        )));
+    }
+    if versions.len() == 1 {
+        return Err(StoreError::Conflict(format!(
+            "content {content_id} is the only version of asset {asset_id}; delete the asset instead"
+        )));
+    }
+    let pointed_at: Vec<(String,)> = c
+        .fetch_all(
+            "SELECT blob_content_id FROM content_files
+             WHERE content_id = $1 AND blob_content_id IS NOT NULL",
+            args![content_id],
+        )
+        .await?;
+    let mut candidates = vec![content_id.to_string()];
+    candidates.extend(pointed_at.into_iter().map(|(id,)| id));
+    // Leaving the counted states first lets the usage triggers subtract its
+    // bytes and files; the cascade then removes its files and closed sessions.
+    c.execute(
+        "UPDATE contents SET status = 'aborted' WHERE id = $1",
+        args![content_id],
+    )
+    .await?;
+    c.execute("DELETE FROM contents WHERE id = $1", args![content_id])
+        .await?;
+    c.execute(
+        "UPDATE assets SET updated_at = $2 WHERE id = $1",
+        args![asset_id, now()],
+    )
+    .await?;
+    // The file names searched are the latest version's.
+    super::search::reindex(c, asset_id).await?;
+    unreferenced(c, candidates).await
+}
+
 async fn abort_upload_in<C: Dialect>(
     c: &mut C,
     upload_id: &str,
@@ -1302,6 +1354,10 @@ impl<B: Backend> MetadataStore for B {
 
     async fn delete_asset(&self, asset_id: &str) -> Result<Vec<String>> {
         in_write!(self, |c| delete_asset_in(c, asset_id))
+    }
+
+    async fn delete_content(&self, asset_id: &str, content_id: &str) -> Result<Vec<String>> {
+        in_write!(self, |c| delete_content_in(c, asset_id, content_id))
     }
 
     async fn list_contents(

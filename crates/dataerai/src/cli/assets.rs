@@ -7,10 +7,11 @@ use dataerai_proto::api::{Asset, OwnerType};
 use dataerai_proto::ApiError;
 use serde_json::{Map, Value};
 
-use super::output::{human_bytes, print_json};
+use super::output::{fetch_pages, human_bytes, page_footer, print_json, PageArgs};
 use super::{parse_optional_object, Result};
 use crate::service::{
     ListAssetsParams, ListVersionsParams, RelationshipParams, Service, SetMetadataParams,
+    VersionParams,
 };
 
 #[derive(Subcommand, Debug)]
@@ -130,18 +131,9 @@ pub struct Which {
     pub user: bool,
 }
 
-/// `dataerai list assets`: one page, or (`all`) every page.
-pub async fn list(
-    svc: &Service,
-    as_json: bool,
-    which: Which,
-    limit: Option<u64>,
-    all: bool,
-) -> Result<()> {
-    let mut params = ListAssetsParams {
-        limit,
-        ..ListAssetsParams::default()
-    };
+/// `dataerai list assets`: one page, or (`--all`) every page.
+pub async fn list(svc: &Service, as_json: bool, which: Which, pages: PageArgs) -> Result<()> {
+    let mut params = ListAssetsParams::default();
     if let Some(p) = which.project {
         params.owner_type = Some(OwnerType::Project.to_string());
         params.owner_id = Some(p);
@@ -151,42 +143,51 @@ pub async fn list(
         params.owner_type = Some(OwnerType::User.to_string());
         params.owner_id = Some(credentials::load_credentials(svc.config_dir())?.user_id);
     }
-    let mut page = svc.list_assets(params.clone()).await?;
-    if all {
-        let mut items = std::mem::take(&mut page.items);
-        while (items.len() as u64) < page.total {
-            params.offset = Some(items.len() as u64);
-            page = svc.list_assets(params.clone()).await?;
-            if page.items.is_empty() {
-                break;
-            }
-            items.append(&mut page.items);
-        }
-        page.items = items;
-        page.offset = 0;
-        page.limit = page.items.len() as u64;
-    }
+    let page = fetch_pages(pages, |limit, offset| {
+        svc.list_assets(ListAssetsParams {
+            limit,
+            offset,
+            ..params.clone()
+        })
+    })
+    .await?;
     if as_json {
         print_json(&page);
     } else {
         print_asset_rows(&page.items);
-        let more = if page.offset + (page.items.len() as u64) < page.total {
-            "; --all for every one"
-        } else {
-            ""
-        };
-        crate::outln!("({} of {} assets{more})", page.items.len(), page.total);
+        page_footer(&page, "assets");
     }
     Ok(())
 }
 
-/// `dataerai delete`
-pub async fn delete(svc: &Service, as_json: bool, asset_id: String) -> Result<()> {
-    svc.delete_asset(&asset_id).await?;
-    if as_json {
-        print_json(&serde_json::json!({ "deleted": asset_id }));
-    } else {
-        crate::outln!("Deleted asset {asset_id} with its versions and relationships");
+/// `dataerai delete ID [--version CONTENT_ID]`
+pub async fn delete(
+    svc: &Service,
+    as_json: bool,
+    asset_id: String,
+    version: Option<String>,
+) -> Result<()> {
+    match version {
+        None => {
+            svc.delete_asset(&asset_id).await?;
+            if as_json {
+                print_json(&serde_json::json!({ "deleted": asset_id }));
+            } else {
+                crate::outln!("Deleted asset {asset_id} with its versions and relationships");
+            }
+        }
+        Some(content_id) => {
+            svc.delete_version(VersionParams {
+                asset_id: asset_id.clone(),
+                content_id: content_id.clone(),
+            })
+            .await?;
+            if as_json {
+                print_json(&serde_json::json!({ "deleted": content_id, "asset_id": asset_id }));
+            } else {
+                crate::outln!("Deleted version {content_id} of asset {asset_id}");
+            }
+        }
     }
     Ok(())
 }
@@ -241,14 +242,20 @@ pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
 }
 
 /// `dataerai versions`
-pub async fn versions(svc: &Service, as_json: bool, asset_id: String) -> Result<()> {
-    let page = svc
-        .list_versions(ListVersionsParams {
-            asset_id,
-            limit: None,
-            offset: None,
+pub async fn versions(
+    svc: &Service,
+    as_json: bool,
+    asset_id: String,
+    pages: PageArgs,
+) -> Result<()> {
+    let page = fetch_pages(pages, |limit, offset| {
+        svc.list_versions(ListVersionsParams {
+            asset_id: asset_id.clone(),
+            limit,
+            offset,
         })
-        .await?;
+    })
+    .await?;
     if as_json {
         print_json(&page);
     } else {
@@ -264,7 +271,7 @@ pub async fn versions(svc: &Service, as_json: bool, asset_id: String) -> Result<
                 if v.files.len() == 1 { "" } else { "s" }
             );
         }
-        crate::outln!("({} of {} versions)", page.items.len(), page.total);
+        page_footer(&page, "versions");
     }
     Ok(())
 }

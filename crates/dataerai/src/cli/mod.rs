@@ -79,9 +79,19 @@ pub enum Command {
     /// derived from it (--down) or both.
     Lineage(LineageArgs),
     /// List an asset's content versions, newest first.
-    Versions { asset_id: String },
-    /// Delete an asset with all its versions and relationships (write access needed).
-    Delete { asset_id: String },
+    Versions {
+        asset_id: String,
+        #[command(flatten)]
+        pages: output::PageArgs,
+    },
+    /// Delete an asset with all its versions and relationships, or (--version)
+    /// one of its versions (write access needed).
+    Delete {
+        asset_id: String,
+        /// Delete only this content version (not the asset's only one).
+        #[arg(long, value_name = "CONTENT_ID")]
+        version: Option<String>,
+    },
     /// List and control the running daemon's transfers.
     Transfers {
         /// Daemon socket (default: as for `dataerai daemon`).
@@ -104,7 +114,10 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ListCommand {
     /// Projects you belong to.
-    Projects,
+    Projects {
+        #[command(flatten)]
+        pages: output::PageArgs,
+    },
     /// Assets: yours by default, or a project's or a collection's.
     Assets {
         #[arg(long, conflicts_with_all = ["collection", "user"])]
@@ -113,12 +126,8 @@ pub enum ListCommand {
         collection: Option<String>,
         #[arg(long)]
         user: bool,
-        /// Assets per page (1 to 1000; the server's default is 100).
-        #[arg(long)]
-        limit: Option<u64>,
-        /// Every asset, fetched page by page.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        pages: output::PageArgs,
     },
 }
 
@@ -148,26 +157,29 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
         Command::Download(a) => transfer::download_cmd(svc, as_json, a).await,
         Command::Metadata(cmd) => assets::metadata(svc, cmd).await,
         Command::Project(cmd) => projects::run(svc, as_json, cmd).await,
-        Command::List(ListCommand::Projects) => projects::list(svc, as_json).await,
+        Command::List(ListCommand::Projects { pages }) => projects::list(svc, as_json, pages).await,
         Command::List(ListCommand::Assets {
             project,
             collection,
             user,
-            limit,
-            all,
+            pages,
         }) => {
             let which = assets::Which {
                 project,
                 collection,
                 user,
             };
-            assets::list(svc, as_json, which, limit, all).await
+            assets::list(svc, as_json, which, pages).await
         }
         Command::Search(a) => search::run(svc, as_json, a).await,
         Command::Link(a) => assets::link(svc, as_json, a).await,
         Command::Lineage(a) => lineage::run(svc, as_json, a).await,
-        Command::Versions { asset_id } => assets::versions(svc, as_json, asset_id).await,
-        Command::Delete { asset_id } => assets::delete(svc, as_json, asset_id).await,
+        Command::Versions { asset_id, pages } => {
+            assets::versions(svc, as_json, asset_id, pages).await
+        }
+        Command::Delete { asset_id, version } => {
+            assets::delete(svc, as_json, asset_id, version).await
+        }
         Command::Transfers { socket, command } => daemon::transfers(socket, as_json, command).await,
         Command::Daemon { .. } => unreachable!("handled in run()"),
     }

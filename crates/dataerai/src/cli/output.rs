@@ -178,3 +178,54 @@ mod tests {
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }
+
+/// `--limit N` / `--all` of every list command.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct PageArgs {
+    /// Items per page (1 to 1000; the server's default is 100).
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Every item, fetched page by page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// One page of a list (`args.limit`), or with `args.all` every page joined
+/// into one: `fetch(limit, offset)` answers a page.
+pub async fn fetch_pages<T, F, Fut>(
+    args: PageArgs,
+    mut fetch: F,
+) -> Result<dataerai_proto::api::Page<T>, dataerai_proto::ApiError>
+where
+    F: FnMut(Option<u64>, Option<u64>) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<dataerai_proto::api::Page<T>, dataerai_proto::ApiError>,
+    >,
+{
+    let mut page = fetch(args.limit, None).await?;
+    if !args.all {
+        return Ok(page);
+    }
+    let mut items = std::mem::take(&mut page.items);
+    while (items.len() as u64) < page.total {
+        page = fetch(args.limit, Some(items.len() as u64)).await?;
+        if page.items.is_empty() {
+            break;
+        }
+        items.append(&mut page.items);
+    }
+    page.items = items;
+    page.offset = 0;
+    page.limit = page.items.len() as u64;
+    Ok(page)
+}
+
+/// The closing line of a listed page: "(3 of 120 assets; --all for every one)".
+pub fn page_footer<T>(page: &dataerai_proto::api::Page<T>, noun: &str) {
+    let more = if page.offset + (page.items.len() as u64) < page.total {
+        "; --limit N or --all for more"
+    } else {
+        ""
+    };
+    crate::outln!("({} of {} {noun}{more})", page.items.len(), page.total);
+}

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::print_json;
+use super::output::{fetch_pages, page_footer, print_json, PageArgs};
 use super::Result;
 use crate::service::{
     AddMemberParams, CreateProjectParams, ListMembersParams, PageParams, RemoveMemberParams,
@@ -59,15 +59,18 @@ pub async fn run(svc: &Service, as_json: bool, cmd: ProjectCommand) -> Result<()
 }
 
 /// `dataerai list projects`
-pub async fn list(svc: &Service, as_json: bool) -> Result<()> {
-    let page = svc.list_projects(PageParams::default()).await?;
+pub async fn list(svc: &Service, as_json: bool, pages: PageArgs) -> Result<()> {
+    let page = fetch_pages(pages, |limit, offset| {
+        svc.list_projects(PageParams { limit, offset })
+    })
+    .await?;
     if as_json {
         print_json(&page);
     } else {
         for p in &page.items {
             crate::outln!("{}  {:<8} {}", p.project_id, p.role, p.name);
         }
-        crate::outln!("({} of {} projects)", page.items.len(), page.total);
+        page_footer(&page, "projects");
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::service::{
     AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, LineageParams,
     ListAssetsParams, ListMembersParams, ListRelationshipsParams, ListVersionsParams, NoParams,
     PageParams, RelationshipParams, RemoveMemberParams, SearchParams, SetMetadataParams,
-    UploadParams,
+    UploadParams, VersionParams,
 };
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
@@ -160,6 +160,10 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
         "asset.delete" => {
             svc.delete_asset(&params::<AssetIdParams>(p)?.asset_id)
                 .await?;
+            Ok(json!({}))
+        }
+        "asset.delete_version" => {
+            svc.delete_version(params::<VersionParams>(p)?).await?;
             Ok(json!({}))
         }
         "asset.get_metadata" => to_value(

@@ -31,6 +31,7 @@ from .errors import ERR_INTERNAL, DaemonError, DaemonUnavailableError
 from .models import (
     ContentVersion,
     DownloadResult,
+    ListPage,
     ProgressEvent,
     Transfer,
     UploadManyResult,
@@ -194,7 +195,7 @@ class AllPages(Call[List[T]]):
     pages: Pages[T]
 
     def finish(self, raw: Any) -> List[T]:
-        return list(raw)
+        return ListPage(raw)
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,20 @@ class WaitRequest(Call[Union[UploadResult, DownloadResult]]):
         return transfer_result(kind, result)
 
 
-def items_of(parse_item: Callable[[JsonObject], T]) -> Callable[[JsonObject], List[T]]:
-    """Read a one-page list answer (``{"items": [...]}``) item by item."""
-    return lambda page: [parse_item(item) for item in page.get("items", [])]
+def items_of(parse_item: Callable[[JsonObject], T]) -> Callable[[JsonObject], ListPage[T]]:
+    """Read a one-page list answer (``{"items": [...], "total", "offset"}``) item by item, with
+    its total and the cursor of the next page."""
+
+    def read(page: JsonObject) -> ListPage[T]:
+        items = [parse_item(item) for item in page.get("items") or []]
+        total = page.get("total")
+        if total is None:
+            return ListPage(items)
+        following = int(page.get("offset") or 0) + len(items)
+        more = bool(items) and following < int(total)
+        return ListPage(items, total=int(total), next_cursor=_params.cursor_at(following) if more else None)
+
+    return read
 
 
 # ---------------------------------------------------------------------- following transfers

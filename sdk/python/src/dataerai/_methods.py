@@ -51,6 +51,7 @@ from .models import (
     ContentVersion,
     DownloadResult,
     Lineage,
+    ListPage,
     Project,
     ProjectMember,
     Relationship,
@@ -133,9 +134,14 @@ def remove_project_member(project_id: str, email: str) -> Call[None]:
     return Request("project.remove_member", _member(project_id, email), _nothing)
 
 
-def list_projects(*, limit: Optional[int] = None, offset: Optional[int] = None) -> Call[List[Project]]:
-    """Projects you belong to (one page: ``limit`` defaults to the server's, 100)."""
-    return Request("project.list", _params.page(limit, offset), items_of(Project.from_json))
+def list_projects(
+    *, limit: Optional[int] = None, cursor: Optional[str] = None, offset: Optional[int] = None
+) -> Call[ListPage[Project]]:
+    """One page of the projects you belong to (``limit`` defaults to the server's, 100), as a
+    :class:`~dataerai.ListPage`: ``.total`` counts every page, ``.next_cursor`` goes to ``cursor=``
+    for the next one (or use :meth:`iter_projects`)."""
+    params = _params.page(limit, offset, cursor)
+    return Request("project.list", params, items_of(Project.from_json))
 
 
 def iter_projects() -> Pages[Project]:
@@ -155,10 +161,13 @@ def list_assets(
     owner_id: Optional[str] = None,
     collection_id: Optional[str] = None,
     limit: Optional[int] = None,
+    cursor: Optional[str] = None,
     offset: Optional[int] = None,
-) -> Call[List[AssetMetadata]]:
-    """Assets of an owner (default: your personal assets) or of a collection (one page)."""
-    params = _params.list_assets(owner_type, owner_id, collection_id, limit, offset)
+) -> Call[ListPage[AssetMetadata]]:
+    """One page of the assets of an owner (default: your personal assets) or of a collection,
+    as a :class:`~dataerai.ListPage` (``.total``, ``.next_cursor``); :meth:`iter_assets` pages
+    for you."""
+    params = _params.list_assets(owner_type, owner_id, collection_id, limit, offset, cursor)
     return Request("asset.list", params, items_of(AssetMetadata.from_json))
 
 
@@ -382,6 +391,25 @@ def delete_asset(asset_id: str) -> Call[None]:
     return Request("asset.delete", params, _nothing)
 
 
+def delete_version(asset_id: str, content_id: str) -> Call[None]:
+    """Delete one content version of an asset (write access needed).
+
+    The asset's other versions stay; when the newest goes, the one before it becomes the
+    latest. An asset's only version cannot be deleted (``DaemonError`` with code
+    ``ERR_CONFLICT``: delete the asset instead). Bytes no other version shares are removed from the store.
+
+    Example::
+
+        old = client.list_versions(asset_id)[-1]
+        client.delete_version(asset_id, old.content_id)
+    """
+    params = {
+        "asset_id": _params.require_str(asset_id, "asset_id"),
+        "content_id": _params.require_str(content_id, "content_id"),
+    }
+    return Request("asset.delete_version", params, _nothing)
+
+
 def get_metadata(asset_id: str) -> Call[AssetMetadata]:
     """An asset's metadata (title, tags, metadata dict, owner, latest content, …)."""
     params = {"asset_id": _params.require_str(asset_id, "asset_id")}
@@ -559,16 +587,24 @@ def upload_version(
 
 
 def list_versions(
-    asset_id: str, *, limit: Optional[int] = None, offset: Optional[int] = None
-) -> Call[List[ContentVersion]]:
-    """An asset's complete content versions, newest first (one page).
+    asset_id: str,
+    *,
+    limit: Optional[int] = None,
+    cursor: Optional[str] = None,
+    offset: Optional[int] = None,
+) -> Call[ListPage[ContentVersion]]:
+    """One page of an asset's complete content versions, newest first, as a
+    :class:`~dataerai.ListPage` (``.total``, ``.next_cursor``).
 
     Example::
 
         for v in client.list_versions(asset_id):
             print(v.content_id, v.total_bytes, v.completed_at, [f.name for f in v.files])
     """
-    params = {"asset_id": _params.require_str(asset_id, "asset_id"), **_params.page(limit, offset)}
+    params = {
+        "asset_id": _params.require_str(asset_id, "asset_id"),
+        **_params.page(limit, offset, cursor),
+    }
     return Request("asset.list_versions", params, items_of(ContentVersion.from_json))
 
 

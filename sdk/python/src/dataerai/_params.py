@@ -10,6 +10,7 @@ way whichever client sends it. Bad arguments raise before any request:
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -119,10 +120,29 @@ def tag_list(tags: Any) -> Any:
         return tags  # let the daemon explain what is wrong with it
 
 
-def page(limit: Any, offset: Any) -> Dict[str, Any]:
+def page(limit: Any, offset: Any, cursor: Any = None) -> Dict[str, Any]:
+    if cursor is not None:
+        if offset is not None:
+            raise InvalidInputError("give either cursor or offset, not both")
+        offset = offset_of_cursor(cursor)
     return drop_none(
         {"limit": optional_int(limit, "limit", minimum=1), "offset": optional_int(offset, "offset")}
     )
+
+
+def cursor_at(offset: int) -> str:
+    """The ``next_cursor`` of a list page whose next page starts at ``offset``."""
+    return f"o{offset}"
+
+
+def offset_of_cursor(cursor: Any) -> int:
+    if not isinstance(cursor, str):
+        raise InvalidArgumentTypeError(f"cursor must be a str, not {type(cursor).__name__}")
+    if not re.fullmatch(r"o[0-9]{1,18}", cursor):
+        raise InvalidInputError(
+            f"cursor {cursor!r} is not a cursor this list gave out (pass a page's next_cursor)"
+        )
+    return int(cursor[1:])
 
 
 def transfer(transfer_id: Any) -> Dict[str, Any]:
@@ -130,7 +150,7 @@ def transfer(transfer_id: Any) -> Dict[str, Any]:
 
 
 def list_assets(
-    owner_type: Any, owner_id: Any, collection_id: Any, limit: Any, offset: Any
+    owner_type: Any, owner_id: Any, collection_id: Any, limit: Any, offset: Any, cursor: Any = None
 ) -> Dict[str, Any]:
     params = drop_none(
         {
@@ -139,7 +159,7 @@ def list_assets(
             "collection_id": optional_str(collection_id, "collection_id"),
         }
     )
-    params.update(page(limit, offset))
+    params.update(page(limit, offset, cursor))
     return params
 
 

@@ -349,6 +349,7 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     iter_assets = _async_paging(_methods.iter_assets)
     search = _awaitable(_methods.search)
     delete_asset = _awaitable(_methods.delete_asset)
+    delete_version = _awaitable(_methods.delete_version)
     iter_search = _async_paging(_methods.iter_search)
     upload = _awaitable(_methods.upload)
     download = _awaitable(_methods.download)

@@ -207,6 +207,7 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     iter_assets = _paging(_methods.iter_assets)
     search = _blocking(_methods.search)
     delete_asset = _blocking(_methods.delete_asset)
+    delete_version = _blocking(_methods.delete_version)
     iter_search = _paging(_methods.iter_search)
     upload = _blocking(_methods.upload)
     download = _blocking(_methods.download)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, TypeVar
 
 from .errors import DaemonError
 
@@ -40,6 +40,38 @@ __all__ = [
 ]
 
 JsonObject = Dict[str, Any]
+
+T = TypeVar("T")
+
+
+class ListPage(List[T]):
+    """One page of a list call (``list_projects``, ``list_assets``, ``list_versions``, …).
+
+    A plain ``list`` of the page's items that also says how many there are on every page
+    (``total``) and where the next page starts (``next_cursor``: pass it as ``cursor=`` to the
+    same call; ``None`` on the last page). ``iter_*`` calls page for you.
+
+    Example::
+
+        page = client.list_assets(limit=50)
+        print(len(page), "of", page.total)
+        while page.next_cursor:
+            page = client.list_assets(limit=50, cursor=page.next_cursor)
+    """
+
+    total: int
+    next_cursor: Optional[str]
+
+    def __init__(
+        self, items: Iterable[T] = (), *, total: Optional[int] = None, next_cursor: Optional[str] = None
+    ) -> None:
+        super().__init__(items)
+        self.total = len(self) if total is None else total
+        self.next_cursor = next_cursor
+
+    def __repr__(self) -> str:
+        return f"ListPage({list.__repr__(self)}, total={self.total}, next_cursor={self.next_cursor!r})"
+
 
 # RFC 3339 as written by the daemon (chrono): up to nanosecond fractions and a `Z` suffix,
 # neither of which `datetime.fromisoformat` accepts before Python 3.11.
