@@ -68,8 +68,12 @@ def test_a_traced_notebook_publishes_one_linked_execution_log(
     nb = nbformat.v4.new_notebook(
         cells=[
             code("%load_ext dataerai.magics"),
-            code(f'%dataerai --trace --notebook {nb_path} --title "tiny analysis" {project_name} / runs / tutorials'),
-            code(f'raw = dataerai_session.download("{raw.asset_id}", "inputs")\nprint("read", raw.files[0].size)'),
+            code(
+                f'%dataerai --trace --notebook {nb_path} --title "tiny analysis" {project_name} / runs / tutorials'
+            ),
+            code(
+                f'raw = dataerai_session.download("{raw.asset_id}", "inputs")\nprint("read", raw.files[0].size)'
+            ),
             code(
                 'size = len(open(raw.files[0].local_path, "rb").read())\n'
                 'open("figure.txt", "w").write(f"size={size}")\n'
@@ -85,7 +89,9 @@ def test_a_traced_notebook_publishes_one_linked_execution_log(
             code("1 / 0", raises=True),
             code('print("x" * 200_000)'),
             code("%dataerai --finish"),
-            code('import os\nprint("AFTER", os.environ.get("DATAERAI_NOTEBOOK_TRACE_RUN_ID"), dataerai_session.trace_run_id)'),
+            code(
+                'import os\nprint("AFTER", os.environ.get("DATAERAI_NOTEBOOK_TRACE_RUN_ID"), dataerai_session.trace_run_id)'
+            ),
         ]
     )
     run(nb, nb_path)
@@ -168,3 +174,19 @@ def test_magic_errors_stay_in_the_cell(
         assert "UsageError: " in text_of(cell) and "Traceback" not in json.dumps(cell["outputs"])
     alive = text_of(nb.cells[5])
     assert "kernel alive" in alive and "No notebook trace is running." in alive
+
+
+def test_the_example_notebook_runs_end_to_end(client: DataeraiClient, base_dir: Path, kernel_env: None):
+    example = Path(__file__).resolve().parents[3] / "examples" / "traced_analysis.ipynb"
+    work = base_dir / f"example-{uuid.uuid4().hex[:6]}"
+    work.mkdir()
+    (work / "traced_analysis.ipynb").write_bytes(example.read_bytes())
+    nb = nbformat.read(str(work / "traced_analysis.ipynb"), as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    ).execute()
+    finished = "".join(text_of(c) for c in nb.cells if c.cell_type == "code" and "--finish" in c.source)
+    assert re.search(r"Published notebook execution trace [0-9a-f]{32} \(\d+ cells, 1 products\)\.", finished)
+    last = text_of(nb.cells[-1])
+    assert "Voltage summary --records_telemetry-> Example analysis" in last, last
+    assert "--uses_data-> Raw voltages" in last, last
