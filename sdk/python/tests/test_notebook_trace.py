@@ -69,10 +69,12 @@ def test_a_traced_notebook_publishes_one_linked_execution_log(
         cells=[
             code("%load_ext dataerai.magics"),
             code(
-                f'%dataerai --trace --notebook {nb_path} --title "tiny analysis" {project_name} / runs / tutorials'
+                f'%dataerai --trace --notebook {nb_path} --title "tiny analysis" '
+                f"{project_name} / runs / tutorials"
             ),
             code(
-                f'raw = dataerai_session.download("{raw.asset_id}", "inputs")\nprint("read", raw.files[0].size)'
+                f'raw = dataerai_session.download("{raw.asset_id}", "inputs")\n'
+                'print("read", raw.files[0].size)'
             ),
             code(
                 'size = len(open(raw.files[0].local_path, "rb").read())\n'
@@ -90,7 +92,8 @@ def test_a_traced_notebook_publishes_one_linked_execution_log(
             code('print("x" * 200_000)'),
             code("%dataerai --finish"),
             code(
-                'import os\nprint("AFTER", os.environ.get("DATAERAI_NOTEBOOK_TRACE_RUN_ID"), dataerai_session.trace_run_id)'
+                "import os\n"
+                'print("AFTER", os.environ.get("DATAERAI_NOTEBOOK_TRACE_RUN_ID"), dataerai_session.trace_run_id)'
             ),
         ]
     )
