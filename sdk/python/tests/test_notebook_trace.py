@@ -93,7 +93,8 @@ def test_a_traced_notebook_publishes_one_linked_execution_log(
             code("%dataerai --finish"),
             code(
                 "import os\n"
-                'print("AFTER", os.environ.get("DATAERAI_NOTEBOOK_TRACE_RUN_ID"), dataerai_session.trace_run_id)'
+                'print("AFTER", os.environ.get("DATAERAI_NOTEBOOK_TRACE_RUN_ID"),'
+                " dataerai_session.trace_run_id)"
             ),
         ]
     )
