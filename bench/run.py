@@ -40,6 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sdk" / "python" / "src"))
 
+from common import cli_login
 from dataerai import DataeraiClient
 
 GiB = 1 << 30
@@ -175,20 +176,7 @@ class Env:
             d.mkdir(mode=0o700, exist_ok=True)
         os.environ["DATAERAI_CONFIG_DIR"] = str(cfg)
         os.environ["DATAERAI_STATE_DIR"] = str(state)
-        subprocess.run(
-            [
-                str(self.bin_dir / "dataerai"),
-                "auth",
-                "login",
-                "--server",
-                self.url,
-                "--token-stdin",
-            ],
-            input=token + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
+        cli_login(self.bin_dir, self.url, token)
         self.client = DataeraiClient(
             socket_path=str(run / "d.sock"),
             binary_path=str(self.bin_dir / "dataerai"),

@@ -17,18 +17,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from common import parse_env
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "test-backends.sh"
-
-
-def _parse_env(text: str) -> dict[str, str]:
-    """`export NAME=value` lines (shell-quoted) → a dict."""
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export ") :].partition("=")
-            env[name] = " ".join(shlex.split(value))
-    return env
 
 
 @contextlib.contextmanager
@@ -41,7 +33,7 @@ def backends(work: Path) -> Iterator[list[str]]:
         text=True,
         env={**os.environ, "DURABLE": "1"},
     )
-    env = _parse_env(started.stdout)
+    env = parse_env(started.stdout)
     saved = {k: os.environ.get(k) for k in env}
     try:
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})

@@ -25,6 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sdk" / "python" / "src"))
 
+from common import cli_login, parse_env
 from dataerai import DaemonError, DataeraiClient
 
 BACKENDS = REPO / "scripts" / "test-backends.sh"
@@ -34,16 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """`export NAME=value` lines (shell-quoted), as `scripts/test-backends.sh` prints them."""
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export ") :].partition("=")
-            env[name] = " ".join(shlex.split(value))
-    return env
 
 
 def rss_kib(pid: int | None) -> int | None:
@@ -205,21 +196,7 @@ class Cluster:
         self.admin("create-user", "--email", email)
         token = self.admin("create-token", "--email", email, "--scope", "read,write")
         self.token = token
-        subprocess.run(
-            [
-                str(self.bin_dir / "dataerai"),
-                "auth",
-                "login",
-                "--server",
-                self.url,
-                "--token-stdin",
-            ],
-            input=token + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-            env=self.user_env,
-        )
+        cli_login(self.bin_dir, self.url, token, self.user_env)
 
     def delete_asset(self, asset_id: str) -> None:
         """`DELETE /api/v1/assets/{id}` (the SDK has no delete): frees the asset's bytes."""
