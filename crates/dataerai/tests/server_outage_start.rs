@@ -2,7 +2,9 @@
 //! daemon answers at once with a transfer id, announces `transfer.retrying`
 //! while it keeps trying within its retry window (answering other requests
 //! meanwhile), and starts the transfer once the server is back — or fails it
-//! with `ERR_SERVER_UNREACHABLE` when the window is over.
+//! with `ERR_SERVER_UNREACHABLE` when the window is over. A daemon that
+//! declined `daemon.shutdown` for such a transfer stops by itself once the
+//! transfer has ended and no client is connected.
 
 mod common;
 
@@ -36,6 +38,7 @@ fn an_upload_started_during_an_outage_completes_when_the_server_returns() {
     let declined = c.ok("daemon.shutdown", json!({}));
     assert_eq!(declined["stopping"], false, "{declined}");
     assert_eq!(declined["running_transfers"], json!([tid]));
+    assert_eq!(declined["exit_when_idle"], true, "{declined}");
 
     server.restart(None);
     let t = wait_done(&mut c, &tid);
@@ -50,6 +53,38 @@ fn an_upload_started_during_an_outage_completes_when_the_server_returns() {
         read(back["result"]["files"][0]["local_path"].as_str().unwrap()),
         data
     );
+}
+
+#[test]
+fn a_daemon_that_declined_shutdown_stops_once_idle() {
+    let mut server = TestServer::start_temp();
+    let (mut side, c, uid) = setup_with(&server, "cid@lab.org", TestDaemon::start);
+    let src = side.work.path().join("late.bin");
+    std::fs::write(&src, test_bytes(300_000, 3)).unwrap();
+    server.kill();
+    let mut c = c;
+    let started = c.ok(
+        "asset.upload",
+        json!({"local_path": src, "title": "late", "owner_type": "user", "owner_id": uid}),
+    );
+    let tid = started["transfer_id"].as_str().unwrap().to_string();
+    assert_eq!(c.ok("daemon.shutdown", json!({}))["stopping"], false);
+    // The client that asked goes; another follows the transfer.
+    drop(c);
+    let mut watcher = side.daemon.connect();
+    server.restart(None);
+    assert_eq!(wait_done(&mut watcher, &tid)["state"], "completed");
+    // Idle but with a client connected: it keeps serving.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(watcher.ok("daemon.ping", json!({}))["pid"].is_u64());
+    assert_eq!(side.daemon.wait_exit(std::time::Duration::ZERO), None);
+    // The last client gone: it stops cleanly and removes its socket.
+    drop(watcher);
+    assert_eq!(
+        side.daemon.wait_exit(std::time::Duration::from_secs(10)),
+        Some(0)
+    );
+    assert!(!side.daemon.socket.exists());
 }
 
 #[test]

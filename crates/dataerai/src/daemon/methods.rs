@@ -107,7 +107,8 @@ pub async fn dispatch(state: Arc<DaemonState>, method: &str, p: Value) -> Outcom
 /// `daemon.shutdown`: stops the daemon, unless transfers are queued, running
 /// or retrying and `force` is not set — then it keeps running (a client that
 /// started the daemon and exits, e.g. on Ctrl-C, must not stop transfers other
-/// clients or a re-run of the same script are waiting for) and says so.
+/// clients or a re-run of the same script are waiting for), says so, and stops
+/// by itself once they have ended and no client is connected.
 async fn shutdown(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
     let p = params::<ShutdownParams>(p)?;
     let running = state.transfers.running().await?;
@@ -116,9 +117,11 @@ async fn shutdown(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError
             "daemon.shutdown declined: {} transfer(s) still running",
             running.len()
         );
+        state.exit_when_idle();
         return Ok(Outcome::Reply(Ok(json!({
             "stopping": false,
             "running_transfers": running,
+            "exit_when_idle": true,
         }))));
     }
     Ok(Outcome::ReplyThen(

@@ -16,6 +16,7 @@ pub mod transfers;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,10 +43,50 @@ pub struct DaemonState {
     pub socket_path: PathBuf,
     pub transfers: transfers::Transfers,
     pub shutdown: CancellationToken,
+    /// Set when a `daemon.shutdown` was declined: the daemon then stops by
+    /// itself once no transfer runs and no client is connected.
+    exit_when_idle: AtomicBool,
+    /// Open client connections.
+    connections: AtomicUsize,
     events: broadcast::Sender<Arc<str>>,
 }
 
 impl DaemonState {
+    /// After a declined `daemon.shutdown`: stop once every transfer has ended
+    /// and the last client has gone (checked every half second), so a daemon a
+    /// script started does not outlive the transfers it was kept for. `false`
+    /// if this was already arranged.
+    pub fn exit_when_idle(self: &Arc<Self>) -> bool {
+        if self.exit_when_idle.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                if state.connections.load(Ordering::SeqCst) > 0 {
+                    continue;
+                }
+                match state.transfers.running().await {
+                    Ok(running) if running.is_empty() => {
+                        tracing::info!(
+                            "stopping: the transfers a declined daemon.shutdown waited for have \
+                             ended and no client is connected"
+                        );
+                        state.shutdown.cancel();
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("cannot list transfers: {e}"),
+                }
+            }
+        });
+        true
+    }
+
     /// Send a notification to every connected client.
     pub fn notify(&self, method: &str, params: Value) {
         match serde_json::to_string(&Notification::new(method, params)) {
@@ -105,6 +146,8 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
             opts.retry_window,
         ),
         shutdown: CancellationToken::new(),
+        exit_when_idle: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
         events,
     });
     transfers::resume_unfinished(&state).await;
@@ -263,6 +306,15 @@ async fn bind(path: &Path) -> Result<UnixListener, BindError> {
 }
 
 async fn serve_connection(state: Arc<DaemonState>, stream: UnixStream) {
+    state.connections.fetch_add(1, Ordering::SeqCst);
+    // Counted down however the connection ends.
+    struct Gone(Arc<DaemonState>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            self.0.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _gone = Gone(state.clone());
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Arc<str>>(CONN_QUEUE);
 
