@@ -515,6 +515,91 @@ impl ApiClient {
     pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
         self.delete(&format!("/uploads/{}", seg(upload_id))).await
     }
+
+    // ------------------------------------------------------------ collection tree
+
+    pub async fn create_collection(
+        &self,
+        project_id: &str,
+        body: &dataerai_proto::api::CreateCollection,
+    ) -> Result<dataerai_proto::api::Collection> {
+        let path = format!("/projects/{}/collections", seg(project_id));
+        self.post(&path, body).await
+    }
+
+    pub async fn get_collection(
+        &self,
+        collection_id: &str,
+    ) -> Result<dataerai_proto::api::Collection> {
+        self.get(&format!("/collections/{}", seg(collection_id)))
+            .await
+    }
+
+    /// One page of a project's collections: every one, or those directly
+    /// under `parent_id`.
+    pub async fn list_collections(
+        &self,
+        project_id: &str,
+        parent_id: Option<&str>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<dataerai_proto::api::Collection>> {
+        let mut q = page_query(limit, offset);
+        if let Some(p) = parent_id {
+            q.push(("parent_id", p.to_string()));
+        }
+        let path = format!("/projects/{}/collections", seg(project_id));
+        self.json(self.request(Method::GET, &path).query(&q)).await
+    }
+
+    pub async fn collection_children(
+        &self,
+        collection_id: &str,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Page<dataerai_proto::api::Collection>> {
+        let path = format!("/collections/{}/children", seg(collection_id));
+        self.get_page(&path, limit, offset).await
+    }
+
+    pub async fn update_collection(
+        &self,
+        collection_id: &str,
+        body: &dataerai_proto::api::UpdateCollection,
+    ) -> Result<dataerai_proto::api::Collection> {
+        let rb = self
+            .request(
+                Method::PATCH,
+                &format!("/collections/{}", seg(collection_id)),
+            )
+            .json(body);
+        self.json(rb).await
+    }
+
+    pub async fn delete_collection(&self, collection_id: &str) -> Result<()> {
+        self.delete(&format!("/collections/{}", seg(collection_id)))
+            .await
+    }
+
+    pub async fn move_asset(&self, asset_id: &str, collection_id: &str) -> Result<Asset> {
+        let body = dataerai_proto::api::MoveAsset {
+            collection_id: collection_id.to_string(),
+        };
+        let rb = self
+            .request(
+                Method::PUT,
+                &format!("/assets/{}/collection", seg(asset_id)),
+            )
+            .json(&body);
+        self.json(rb).await
+    }
+
+    pub async fn ensure_collection_path(
+        &self,
+        body: &dataerai_proto::api::EnsureCollectionPath,
+    ) -> Result<dataerai_proto::api::CollectionPath> {
+        self.post("/collections/ensure", body).await
+    }
 }
 
 fn page_query(limit: Option<u64>, offset: Option<u64>) -> Vec<(&'static str, String)> {

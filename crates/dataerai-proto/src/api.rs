@@ -139,6 +139,9 @@ pub struct CreateCollection {
     pub name: String,
     /// Parent collection; defaults to the project's root collection.
     pub parent_id: Option<String>,
+    /// Free text (at most 64 KiB); empty when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Also the store's row of `collections` (feature `sqlx`).
@@ -152,7 +155,99 @@ pub struct Collection {
     pub name: String,
     /// `None` for a project's root collection.
     pub parent_id: Option<String>,
+    /// Free text; empty when none was given.
+    #[serde(default)]
+    pub description: String,
     pub created_at: DateTime<Utc>,
+    /// Assets filed directly in this collection (not in its sub-collections).
+    #[serde(default)]
+    #[cfg_attr(feature = "sqlx", sqlx(skip))]
+    pub asset_count: u64,
+    /// Collections directly under this one.
+    #[serde(default)]
+    #[cfg_attr(feature = "sqlx", sqlx(skip))]
+    pub child_count: u64,
+}
+
+/// `GET /api/v1/projects/{project_id}/collections?parent_id=&limit=&offset=`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct CollectionListQuery {
+    /// Only the collections directly under this one (default: every
+    /// collection of the project).
+    pub parent_id: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+/// `PATCH /api/v1/collections/{collection_id}`: rename (`name`), move
+/// (`parent_id`), or both at once. A project's root collection cannot be
+/// renamed or moved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCollection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The new parent: a collection of the same project, outside the moved
+    /// collection's own subtree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+}
+
+/// `PUT /api/v1/assets/{asset_id}/collection`: file a project asset in one
+/// collection of its project (replacing the collections it was in).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MoveAsset {
+    pub collection_id: String,
+}
+
+/// `POST /api/v1/collections/ensure`: resolve a collection path, creating
+/// what is missing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnsureCollectionPath {
+    /// `Project name/collection/sub-collection`: segments split on `/`,
+    /// surrounding spaces trimmed; the first names a project the caller
+    /// belongs to.
+    pub path: String,
+    /// Create the project (with the caller as owner) when the caller belongs
+    /// to none of that name.
+    #[serde(default)]
+    pub create_project: bool,
+}
+
+/// What `POST /api/v1/collections/ensure` resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CollectionPath {
+    /// The normalised path (`abTEM/notebook runs/tutorials`).
+    pub path: String,
+    pub project_id: String,
+    pub project_name: String,
+    /// The last segment's collection (the project's root collection when the
+    /// path names only the project).
+    pub collection_id: String,
+}
+
+/// The segments of a collection path: split on `/`, surrounding spaces
+/// trimmed. An empty segment (`a//b`, a leading or trailing `/`, an empty
+/// path) is refused with a message naming its position.
+pub fn collection_path_segments(path: &str) -> Result<Vec<String>, String> {
+    let segments: Vec<String> = path.split('/').map(|s| s.trim().to_string()).collect();
+    if let Some(i) = segments.iter().position(String::is_empty) {
+        return Err(format!(
+            "collection path {path:?} has an empty segment (segment {} of {}); write it as `Project/collection/sub-collection`",
+            i + 1,
+            segments.len()
+        ));
+    }
+    Ok(segments)
 }
 
 // ---------------------------------------------------------------- assets

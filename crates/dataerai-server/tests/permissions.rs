@@ -128,6 +128,20 @@ const TABLE: &[(&str, Variants)] = &[
         PROJECT_MANAGE,
     ),
     ("GET /api/v1/collections/{collection_id}", PROJECT_READ),
+    // The collection tree.
+    ("PATCH /api/v1/collections/{collection_id}", PROJECT_WRITE),
+    ("DELETE /api/v1/collections/{collection_id}", PROJECT_WRITE),
+    (
+        "GET /api/v1/collections/{collection_id}/children",
+        PROJECT_READ,
+    ),
+    // Resolves the path "lab/c": members read it (the project is found by
+    // name among the caller's projects, so an outsider gets a 404).
+    ("POST /api/v1/collections/ensure", PROJECT_READ),
+    (
+        "PUT /api/v1/assets/{asset_id}/collection",
+        &[("project", Rule::ProjectWrite)],
+    ),
     (
         "GET /api/v1/collections/{collection_id}/assets",
         PROJECT_READ,
@@ -304,6 +318,13 @@ fn req(method: Method, path: String) -> Req {
 
 const FILE: &[u8] = b"0123456789";
 
+/// A name no earlier call used (collection siblings must differ).
+fn fresh_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{n}")
+}
+
 async fn new_project_asset(ctx: &Ctx, title: &str) -> String {
     ctx.api(Who::Owner)
         .project_asset(&ctx.project_id, title)
@@ -345,8 +366,37 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         },
         "/api/v1/projects/{project_id}" => req(method, format!("/api/v1/projects/{p}")),
         "/api/v1/projects/{project_id}/collections" => Req {
-            json: (method == Method::POST).then(|| json!({"name": "sub"})),
+            // Sibling names are unique: a fresh one per call.
+            json: (method == Method::POST).then(|| json!({"name": fresh_name("sub")})),
             ..req(method, format!("/api/v1/projects/{p}/collections"))
+        },
+        "/api/v1/collections/{collection_id}" if method != Method::GET => {
+            // Renaming or deleting works on a fresh (empty) collection per call.
+            let (s, c) = ctx
+                .api(Who::Owner)
+                .post(
+                    &format!("/api/v1/projects/{p}/collections"),
+                    json!({"name": fresh_name("victim")}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{c}");
+            let id = c["collection_id"].as_str().unwrap();
+            Req {
+                json: (method == Method::PATCH).then(|| json!({"name": fresh_name("renamed")})),
+                ..req(method, format!("/api/v1/collections/{id}"))
+            }
+        }
+        "/api/v1/collections/{collection_id}/children" => req(
+            method,
+            format!("/api/v1/collections/{}/children", ctx.collection_id),
+        ),
+        "/api/v1/collections/ensure" => Req {
+            json: Some(json!({"path": "lab / c"})),
+            ..req(method, template.into())
+        },
+        "/api/v1/assets/{asset_id}/collection" => Req {
+            json: Some(json!({"collection_id": ctx.collection_id})),
+            ..req(method, format!("/api/v1/assets/{asset}/collection"))
         },
         "/api/v1/projects/{project_id}/members" => Req {
             json: (method == Method::POST)

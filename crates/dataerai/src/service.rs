@@ -26,6 +26,10 @@ use dataerai_transfer::{self as transfer, download, upload};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
+// The collection tree (`service/collections.rs`).
+mod collections;
+pub use collections::*;
+
 /// Entry point for all operations. Cheap to clone. Every request re-reads the
 /// credential file (through [`TokenSource`]), so it sees the current login and
 /// refreshes an expiring OAuth token; the HTTP client (and its connection pool)

@@ -3,6 +3,7 @@
 
 mod assets;
 mod batches;
+mod collections;
 mod content;
 mod lineage;
 mod members;
@@ -82,12 +83,20 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::device::device_get, web::device::device_post))
         .routes(routes!(web::tokens::tokens_get, web::tokens::tokens_post))
         .routes(routes!(web::tokens::token_revoke))
+        // The collection tree (`collections.rs`).
         .routes(routes!(
-            projects::list_collections,
-            projects::create_collection
+            collections::list_collections,
+            collections::create_collection
         ))
-        .routes(routes!(projects::get_collection))
-        .routes(routes!(projects::collection_assets))
+        .routes(routes!(
+            collections::get_collection,
+            collections::update_collection,
+            collections::delete_collection
+        ))
+        .routes(routes!(collections::children))
+        .routes(routes!(collections::collection_assets))
+        .routes(routes!(collections::ensure_path))
+        .routes(routes!(collections::move_asset))
         .routes(routes!(assets::create, assets::list))
         .routes(routes!(assets::get_one, assets::update, assets::delete))
         .routes(routes!(content::list))

@@ -1,21 +1,20 @@
-//! `/me`, projects and collections.
+//! `/me` and projects (collections: `collections.rs`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
-    Asset, Collection, CreateCollection, CreateProject, Me, Page, PageQuery, Project,
-    MAX_PROJECT_DESCRIPTION_BYTES,
+    CreateProject, Me, Page, PageQuery, Project, MAX_PROJECT_DESCRIPTION_BYTES,
 };
 
-use super::{found, page, project_access, require, window, Access};
+use super::{found, page, window};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
 
 const MAX_NAME_LEN: usize = 255;
 
-fn check_name(what: &str, name: &str) -> AppResult<String> {
+pub(super) fn check_name(what: &str, name: &str) -> AppResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(AppError::invalid(format!(
@@ -122,117 +121,4 @@ pub async fn get_one(
     ApiPath(project_id): ApiPath<String>,
 ) -> AppResult<Json<Project>> {
     Ok(Json(member_project(&state, &caller, &project_id).await?))
-}
-
-#[utoipa::path(
-    get,
-    operation_id = "list_collections",
-    path = "/api/v1/projects/{project_id}/collections",
-    summary = "Collections of a project",
-    params(("project_id" = String, Path, description = "Project id"), PageQuery),
-    responses((status = 200, description = "A page of collections", body = Page<Collection>))
-)]
-pub async fn list_collections(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(project_id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> AppResult<Json<Page<Collection>>> {
-    member_project(&state, &caller, &project_id).await?;
-    let w = window(&q);
-    Ok(Json(page(
-        state.meta.list_collections(&project_id, w).await?,
-        w,
-    )))
-}
-
-#[utoipa::path(
-    post,
-    operation_id = "create_collection",
-    path = "/api/v1/projects/{project_id}/collections",
-    summary = "Create a collection",
-    params(("project_id" = String, Path, description = "Project id")),
-    request_body = CreateCollection,
-    responses((status = 201, description = "The new collection", body = Collection))
-)]
-pub async fn create_collection(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(project_id): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateCollection>,
-) -> AppResult<(StatusCode, Json<Collection>)> {
-    let project = member_project(&state, &caller, &project_id).await?;
-    if project_access(&state, &caller, &project_id).await? != Access::Write {
-        return Err(AppError::denied(
-            "viewers cannot create collections; ask a project admin for the member role",
-        ));
-    }
-    let name = check_name("collection", &body.name)?;
-    let parent = body.parent_id.unwrap_or(project.root_collection_id);
-    match state.meta.get_collection(&parent).await? {
-        Some(c) if c.project_id == project_id => {}
-        _ => {
-            return Err(AppError::invalid(format!(
-                "parent collection {parent} is not a collection of this project"
-            )))
-        }
-    }
-    let c = state
-        .meta
-        .create_collection(&project_id, &name, &parent)
-        .await?;
-    Ok((StatusCode::CREATED, Json(c)))
-}
-
-/// A collection the caller may read (member of its project); 404 otherwise.
-async fn readable_collection(
-    state: &AppState,
-    caller: &Caller,
-    collection_id: &str,
-) -> AppResult<Collection> {
-    let c = state.meta.get_collection(collection_id).await?;
-    let c = found(c, "collection", collection_id)?;
-    let access = project_access(state, caller, &c.project_id).await?;
-    require(access, Access::Read, "collection", collection_id)?;
-    Ok(c)
-}
-
-#[utoipa::path(
-    get,
-    operation_id = "get_collection",
-    path = "/api/v1/collections/{collection_id}",
-    summary = "A collection",
-    params(("collection_id" = String, Path, description = "Collection id")),
-    responses((status = 200, description = "The collection", body = Collection))
-)]
-pub async fn get_collection(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(collection_id): ApiPath<String>,
-) -> AppResult<Json<Collection>> {
-    Ok(Json(
-        readable_collection(&state, &caller, &collection_id).await?,
-    ))
-}
-
-#[utoipa::path(
-    get,
-    operation_id = "list_collection_assets",
-    path = "/api/v1/collections/{collection_id}/assets",
-    summary = "Assets in a collection",
-    params(("collection_id" = String, Path, description = "Collection id"), PageQuery),
-    responses((status = 200, description = "A page of assets", body = Page<Asset>))
-)]
-pub async fn collection_assets(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(collection_id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> AppResult<Json<Page<Asset>>> {
-    readable_collection(&state, &caller, &collection_id).await?;
-    let w = window(&q);
-    Ok(Json(page(
-        state.meta.list_collection_assets(&collection_id, w).await?,
-        w,
-    )))
 }

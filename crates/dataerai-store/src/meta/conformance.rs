@@ -1362,6 +1362,220 @@ macro_rules! both_backends {
     )*};
 }
 
+/// Collections as a tree: sibling names, rename, move (not into the own
+/// subtree, not across projects, never the root), delete only when empty,
+/// moving assets, and resolving a path — concurrently, to the same ids.
+pub async fn collection_tree(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let v = s.create_user("v@x.org", 1000).await.unwrap();
+    let p = s.create_project("Lab", "", &u.user_id, 500).await.unwrap();
+    let q = s
+        .create_project("Other", "", &u.user_id, 500)
+        .await
+        .unwrap();
+    let root = p.root_collection_id.clone();
+    let new = |parent: &str, name: &str| NewCollection {
+        project_id: p.project_id.clone(),
+        parent_id: parent.to_string(),
+        name: name.to_string(),
+        description: format!("about {name}"),
+    };
+    let raw = s.create_child_collection(new(&root, "raw")).await.unwrap();
+    assert_eq!(raw.description, "about raw");
+    let day = s
+        .create_child_collection(new(&raw.collection_id, "2026-12-06"))
+        .await
+        .unwrap();
+    // Sibling names are unique and case-sensitive; the conflict names the sibling.
+    match s.create_child_collection(new(&root, "raw")).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains(&raw.collection_id), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let upper = s.create_child_collection(new(&root, "RAW")).await.unwrap();
+    // The same name under another parent is fine.
+    s.create_child_collection(new(&raw.collection_id, "RAW"))
+        .await
+        .unwrap();
+
+    let (kids, total) = s.collection_children(&root, ALL).await.unwrap();
+    assert_eq!(total, 2);
+    let names: Vec<&str> = kids.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["raw", "RAW"]);
+    assert_eq!(kids[0].child_count, 2);
+    assert_eq!(s.list_collections(&p.project_id, ALL).await.unwrap().1, 5);
+
+    // Rename; a taken name is a conflict; the root is never renamed or moved.
+    let renamed = s
+        .update_collection(&upper.collection_id, Some("processed"), None)
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "processed");
+    assert!(matches!(
+        s.update_collection(&upper.collection_id, Some("raw"), None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    for (name, parent) in [(Some("x"), None), (None, Some(raw.collection_id.as_str()))] {
+        assert!(matches!(
+            s.update_collection(&root, name, parent).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    // Move: not into itself or its subtree, not into another project.
+    for target in [&raw.collection_id, &day.collection_id] {
+        assert!(matches!(
+            s.update_collection(&raw.collection_id, None, Some(target))
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        s.update_collection(&day.collection_id, None, Some(&q.root_collection_id))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let moved = s
+        .update_collection(&day.collection_id, None, Some(&upper.collection_id))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.parent_id.as_deref(),
+        Some(upper.collection_id.as_str())
+    );
+
+    // Assets: filed in one collection, moved within the project only.
+    let asset = s
+        .create_asset(NewAsset {
+            owner_type: OwnerType::Project,
+            owner_id: p.project_id.clone(),
+            collection_id: Some(day.collection_id.clone()),
+            ..new_asset(&u.user_id, None)
+        })
+        .await
+        .unwrap();
+    s.move_asset_to_collection(&asset.asset_id, &raw.collection_id)
+        .await
+        .unwrap();
+    let a = s.get_asset(&asset.asset_id).await.unwrap().unwrap();
+    assert_eq!(a.collection_ids, vec![raw.collection_id.clone()]);
+    assert!(matches!(
+        s.move_asset_to_collection(&asset.asset_id, &q.root_collection_id)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let personal = asset_of(s, &u.user_id, None).await;
+    assert!(matches!(
+        s.move_asset_to_collection(&personal.asset_id, &raw.collection_id)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Delete only when empty; the root never.
+    match s.delete_collection(&raw.collection_id).await {
+        Err(StoreError::Conflict(m)) => {
+            assert!(m.contains("1 collection(s) and 1 asset(s)"), "{m}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(matches!(
+        s.delete_collection(&root).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.delete_collection(&day.collection_id).await.unwrap();
+    assert!(s
+        .get_collection(&day.collection_id)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Paths: resolve, create, refuse.
+    let path = |user: &str, segments: &[&str], create_project: bool| EnsurePath {
+        user_id: user.to_string(),
+        segments: segments.iter().map(|s| s.to_string()).collect(),
+        create_project,
+        project_quota_bytes: 100,
+        may_create: ProjectRole::may_write,
+    };
+    match s
+        .ensure_collection_path(path(&u.user_id, &["Lab", "raw"], false))
+        .await
+        .unwrap()
+    {
+        Ensured::Resolved {
+            collection_id,
+            created,
+            ..
+        } => assert_eq!((collection_id, created), (raw.collection_id.clone(), false)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.ensure_collection_path(path(&v.user_id, &["Lab"], false))
+            .await
+            .unwrap(),
+        Ensured::NoProject
+    );
+    // A viewer resolves what exists but creates nothing.
+    s.set_member(
+        &p.project_id,
+        &v.user_id,
+        ProjectRole::Viewer,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.ensure_collection_path(path(&v.user_id, &["Lab", "raw", "new"], false))
+            .await
+            .unwrap(),
+        Ensured::MayNotCreate {
+            project_id: p.project_id.clone(),
+            segment: "new".into()
+        }
+    );
+    assert_eq!(
+        s.collection_children(&raw.collection_id, ALL)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    // Concurrent ensures of one new path (new project included) agree.
+    let runs =
+        (0..4).map(|_| s.ensure_collection_path(path(&v.user_id, &["Fresh", "a", "b"], true)));
+    let results = futures::future::join_all(runs).await;
+    let first = results[0].as_ref().unwrap().clone();
+    let Ensured::Resolved { project_id, .. } = &first else {
+        panic!("{first:?}")
+    };
+    for r in &results {
+        let Ensured::Resolved {
+            project_id: pid,
+            collection_id,
+            ..
+        } = r.as_ref().unwrap()
+        else {
+            panic!("{r:?}")
+        };
+        let Ensured::Resolved {
+            collection_id: first_id,
+            ..
+        } = &first
+        else {
+            unreachable!()
+        };
+        assert_eq!((pid, collection_id), (project_id, first_id));
+    }
+    assert_eq!(s.list_collections(project_id, ALL).await.unwrap().1, 3);
+    // Two projects of one name: ambiguous.
+    s.create_project("Fresh", "", &v.user_id, 1).await.unwrap();
+    assert!(matches!(
+        s.ensure_collection_path(path(&v.user_id, &["Fresh"], false))
+            .await
+            .unwrap(),
+        Ensured::SeveralProjects(ids) if ids.len() == 2
+    ));
+}
+
 /// The URL of a new, uniquely named database (`{prefix}_{uuid}`) on the test
 /// PostgreSQL server. Without that server: `None` (skip) when run by hand, a
 /// failure in the scale-out stage (`DATAERAI_REQUIRE_SCALEOUT=1`).
@@ -1475,4 +1689,5 @@ both_backends!(
     file_limit_counts_every_file,
     idle_sessions_expire_and_leave_unreferenced_contents,
     deleting_a_version,
+    collection_tree,
 );

@@ -7,6 +7,7 @@
 //! what, the store keeps the data consistent (transactions, unique keys, quotas).
 
 pub mod auth;
+mod collections;
 #[cfg(test)]
 mod conformance;
 mod lineage;
@@ -30,6 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Result;
 
+pub use collections::{EnsurePath, Ensured, NewCollection};
 pub use lineage::{LineageDirection, RelationshipSides};
 
 #[derive(Debug, Clone)]
@@ -261,12 +263,21 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
 
     // ------------------------------------------------------------ collections
 
+    /// A collection with no description (see [`Self::create_child_collection`]).
     async fn create_collection(
         &self,
         project_id: &str,
         name: &str,
         parent_id: &str,
-    ) -> Result<Collection>;
+    ) -> Result<Collection> {
+        self.create_child_collection(NewCollection {
+            project_id: project_id.to_string(),
+            parent_id: parent_id.to_string(),
+            name: name.to_string(),
+            description: String::new(),
+        })
+        .await
+    }
     async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>>;
     async fn list_collections(
         &self,
@@ -278,6 +289,37 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         collection_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)>;
+
+    // ------------------------------------------------------------ collection tree
+    // (`collections.rs`: the parent must be a collection of the same project —
+    // the caller checks that on create; sibling names are unique.)
+
+    /// A sibling of the same name → `Conflict` naming it.
+    async fn create_child_collection(&self, new: NewCollection) -> Result<Collection>;
+    /// The collections directly under `parent_id`, oldest first.
+    async fn collection_children(
+        &self,
+        parent_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Collection>, u64)>;
+    /// Rename and/or move. The root → `Invalid`; a parent in another project
+    /// or in the collection's own subtree → `Invalid`; a sibling of the same
+    /// name → `Conflict`.
+    async fn update_collection(
+        &self,
+        collection_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> Result<Collection>;
+    /// Delete an empty collection: the root → `Invalid`; child collections or
+    /// assets → `Conflict` saying how many.
+    async fn delete_collection(&self, collection_id: &str) -> Result<()>;
+    /// File a project asset in `collection_id` only (replacing its links); a
+    /// collection of another project (or a personal asset) → `Invalid`.
+    async fn move_asset_to_collection(&self, asset_id: &str, collection_id: &str) -> Result<()>;
+    /// Resolve a collection path, creating what is missing, in one write
+    /// transaction (see [`EnsurePath`]).
+    async fn ensure_collection_path(&self, want: EnsurePath) -> Result<Ensured>;
 
     // ------------------------------------------------------------ assets
 

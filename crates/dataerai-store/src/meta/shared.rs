@@ -130,7 +130,7 @@ async fn each_atomically<B: Backend, I: Sync, T: Send>(
     Ok(out)
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     Uuid::new_v4().to_string()
 }
 
@@ -143,7 +143,7 @@ fn is_unique_violation(e: &StoreError) -> bool {
 }
 
 /// `done`, with a unique-key violation turned into `conflict`.
-fn unique<T>(done: Result<T>, conflict: impl FnOnce() -> StoreError) -> Result<T> {
+pub(super) fn unique<T>(done: Result<T>, conflict: impl FnOnce() -> StoreError) -> Result<T> {
     done.map_err(|e| {
         if is_unique_violation(&e) {
             conflict()
@@ -393,18 +393,18 @@ async fn find<B: Backend, R: Decoded>(b: &B, sql: &str, args: Vec<Arg>) -> Resul
 /// What a list selects: `SELECT {columns} FROM {from} ORDER BY {order}`.
 /// `from` is the table (with joins) and its `WHERE` clause, whose `$1, $2, …`
 /// placeholders take the list's arguments.
-struct Select<'a> {
-    columns: &'a str,
-    from: &'a str,
-    order: &'a str,
+pub(super) struct Select<'a> {
+    pub columns: &'a str,
+    pub from: &'a str,
+    pub order: &'a str,
 }
 
 /// Turns one row into an item, loading related rows on the same connection.
-type Mapper<C, R, T> = for<'c> fn(&'c mut C, R) -> BoxFuture<'c, Result<T>>;
+pub(super) type Mapper<C, R, T> = for<'c> fn(&'c mut C, R) -> BoxFuture<'c, Result<T>>;
 
 /// One page of a list (`window`) and the total number of items: every list
 /// of the trait is this count + page query + row mapping.
-async fn list<B: Backend, R: Decoded, T: Send>(
+pub(super) async fn list<B: Backend, R: Decoded, T: Send>(
     b: &B,
     select: Select<'_>,
     args: Vec<Arg>,
@@ -922,7 +922,7 @@ async fn update_asset_in<C: Dialect>(
         .ok_or_else(|| not_found(format!("asset {asset_id}")))
 }
 
-async fn create_project_in<C: Dialect>(
+pub(super) async fn create_project_in<C: Dialect>(
     c: &mut C,
     name: &str,
     description: &str,
@@ -1010,12 +1010,6 @@ const PROJECTS_OF_MEMBER: Select = Select {
     columns: "p.*, m.role",
     from: "projects p JOIN memberships m ON m.project_id = p.id WHERE m.user_id = $1",
     order: "p.created_at, p.id",
-};
-
-const COLLECTIONS_OF_PROJECT: Select = Select {
-    columns: "*",
-    from: "collections WHERE project_id = $1",
-    order: "created_at, id",
 };
 
 const ASSETS_IN_COLLECTION: Select = Select {
@@ -1250,36 +1244,8 @@ impl<B: Backend> MetadataStore for B {
         Ok(role.map(|(r,)| r))
     }
 
-    async fn create_collection(
-        &self,
-        project_id: &str,
-        name: &str,
-        parent_id: &str,
-    ) -> Result<Collection> {
-        let collection = Collection {
-            collection_id: new_id(),
-            project_id: project_id.to_string(),
-            name: name.to_string(),
-            parent_id: Some(parent_id.to_string()),
-            created_at: now(),
-        };
-        on_conn!(self, |c| c.execute(
-            "INSERT INTO collections (id, project_id, name, parent_id, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-            args![
-                &collection.collection_id,
-                project_id,
-                name,
-                parent_id,
-                collection.created_at
-            ],
-        ))?;
-        Ok(collection)
-    }
-
     async fn get_collection(&self, collection_id: &str) -> Result<Option<Collection>> {
-        let sql = "SELECT * FROM collections WHERE id = $1";
-        find(self, sql, args![collection_id]).await
+        super::collections::get(self, collection_id).await
     }
 
     async fn list_collections(
@@ -1287,14 +1253,7 @@ impl<B: Backend> MetadataStore for B {
         project_id: &str,
         window: Window,
     ) -> Result<(Vec<Collection>, u64)> {
-        list(
-            self,
-            COLLECTIONS_OF_PROJECT,
-            args![project_id],
-            window,
-            |_, c: Collection| Box::pin(async move { Ok(c) }),
-        )
-        .await
+        super::collections::of_project(self, project_id, window).await
     }
 
     async fn list_collection_assets(
@@ -1310,6 +1269,40 @@ impl<B: Backend> MetadataStore for B {
             |c, r| Box::pin(asset(c, r)),
         )
         .await
+    }
+
+    // The collection tree (`collections.rs`).
+    async fn create_child_collection(&self, new: super::NewCollection) -> Result<Collection> {
+        super::collections::create(self, new).await
+    }
+
+    async fn collection_children(
+        &self,
+        parent_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Collection>, u64)> {
+        super::collections::children(self, parent_id, window).await
+    }
+
+    async fn update_collection(
+        &self,
+        collection_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> Result<Collection> {
+        super::collections::update(self, collection_id, name, parent_id).await
+    }
+
+    async fn delete_collection(&self, collection_id: &str) -> Result<()> {
+        super::collections::delete(self, collection_id).await
+    }
+
+    async fn move_asset_to_collection(&self, asset_id: &str, collection_id: &str) -> Result<()> {
+        super::collections::move_asset(self, asset_id, collection_id).await
+    }
+
+    async fn ensure_collection_path(&self, want: super::EnsurePath) -> Result<super::Ensured> {
+        super::collections::ensure_path(self, want).await
     }
 
     async fn create_asset(&self, new: NewAsset) -> Result<Asset> {

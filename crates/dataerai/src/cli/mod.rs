@@ -7,6 +7,7 @@
 //! - [`transfer`]: `upload`, `download`.
 //! - [`assets`]: `metadata get|set`, `list assets`, `link`, `versions`.
 //! - [`projects`]: `project create|members`, `list projects`.
+//! - [`collections`]: `collection create|list|ensure|move|rename|rm|download`.
 //! - [`search`]: `search QUERY`.
 //! - [`lineage`]: `lineage ID` (drawn as a tree).
 //! - [`daemon`]: `daemon`, `transfers list|show|pause|resume|cancel|wait`.
@@ -17,6 +18,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod collections;
 pub mod daemon;
 pub mod daemon_client;
 pub mod lineage;
@@ -34,6 +36,7 @@ use serde_json::{Map, Value};
 use crate::service::Service;
 use assets::{LinkArgs, MetadataCommand};
 use auth::AuthCommand;
+use collections::CollectionCommand;
 use daemon::TransfersCommand;
 use lineage::LineageArgs;
 use projects::ProjectCommand;
@@ -67,6 +70,10 @@ pub enum Command {
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Collections as a tree: create, list (--tree), ensure a path, move, rename,
+    /// delete, download.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
     /// List projects or assets.
     #[command(subcommand)]
     List(ListCommand),
@@ -157,6 +164,7 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
         Command::Download(a) => transfer::download_cmd(svc, as_json, a).await,
         Command::Metadata(cmd) => assets::metadata(svc, cmd).await,
         Command::Project(cmd) => projects::run(svc, as_json, cmd).await,
+        Command::Collection(cmd) => collections::run(svc, as_json, cmd).await,
         Command::List(ListCommand::Projects { pages }) => projects::list(svc, as_json, pages).await,
         Command::List(ListCommand::Assets {
             project,

@@ -90,7 +90,7 @@ fn absolute(path: &Path) -> String {
 
 /// Hand `method` to the daemon and follow the transfer it starts to its end;
 /// answers its result. Ctrl-C cancels it.
-async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value> {
+pub(super) async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value> {
     let (mut client, started) = connect_or_start().await?;
     let outcome = follow(&mut client, method, params, label).await;
     if let Some(mut daemon) = started {

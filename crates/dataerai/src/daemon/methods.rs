@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::transfers;
 use super::DaemonState;
+use crate::service;
 use crate::service::{
     AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, LineageParams,
     ListAssetsParams, ListMembersParams, ListRelationshipsParams, ListVersionsParams, NoParams,
@@ -183,6 +184,40 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
                 .await?,
         ),
         "asset.lineage" => to_value(svc.lineage(params::<LineageParams>(p)?).await?),
+        // The collection tree (`service/collections.rs`).
+        "collection.create" => to_value(
+            svc.create_collection(params::<service::CreateCollectionParams>(p)?)
+                .await?,
+        ),
+        "collection.list" => to_value(
+            svc.list_collections(params::<service::ListCollectionsParams>(p)?)
+                .await?,
+        ),
+        "collection.rename" => to_value(
+            svc.rename_collection(params::<service::RenameCollectionParams>(p)?)
+                .await?,
+        ),
+        "collection.move" => to_value(
+            svc.move_collection(params::<service::MoveCollectionParams>(p)?)
+                .await?,
+        ),
+        "collection.delete" => {
+            svc.delete_collection(params::<service::CollectionIdParams>(p)?)
+                .await?;
+            Ok(json!({}))
+        }
+        "collection.ensure_path" => to_value(
+            svc.ensure_collection_path(params::<service::EnsurePathParams>(p)?)
+                .await?,
+        ),
+        "collection.download_plan" => to_value(
+            svc.plan_collection_download(params::<service::DownloadPlanParams>(p)?)
+                .await?,
+        ),
+        "asset.move" => to_value(
+            svc.move_asset(params::<service::MoveAssetParams>(p)?)
+                .await?,
+        ),
         "asset.list_versions" => {
             to_value(svc.list_versions(params::<ListVersionsParams>(p)?).await?)
         }

@@ -21,8 +21,11 @@ import importlib.metadata
 
 from .async_client import AsyncDataeraiClient
 from .client import DataEraiClient, DataeraiClient, ProgressCallback
+
+# The collection tree.
 from .errors import (
     AuthRequiredError,
+    CollectionDownloadError,
     DaemonError,
     DaemonTimeoutError,
     DaemonUnavailableError,
@@ -39,6 +42,10 @@ from .errors import (
 from .models import (
     AssetMetadata,
     AuthStatus,
+    Collection,
+    CollectionAssetDownload,
+    CollectionDownloadResult,
+    CollectionPath,
     ContentVersion,
     DownloadedFile,
     DownloadResult,
@@ -107,4 +114,10 @@ __all__ = [
     "UploadedFile",
     "VersionFile",
     "__version__",
+    # The collection tree.
+    "Collection",
+    "CollectionAssetDownload",
+    "CollectionDownloadError",
+    "CollectionDownloadResult",
+    "CollectionPath",
 ]

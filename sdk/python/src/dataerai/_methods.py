@@ -31,6 +31,7 @@ from typing import (
 )
 
 from . import _params
+from ._collections import CollectionDownload
 from ._core import (
     AllPages,
     Call,
@@ -48,6 +49,9 @@ from .errors import InvalidInputError
 from .models import (
     AssetMetadata,
     AuthStatus,
+    Collection,
+    CollectionDownloadResult,
+    CollectionPath,
     ContentVersion,
     DownloadResult,
     Lineage,
@@ -761,6 +765,188 @@ def wait_transfer(
     """
     _params.require_str(transfer_id, "transfer_id")
     return WaitRequest(transfer_id, _params.timeout(timeout_s, "timeout_s"), on_progress)
+
+
+# ---------------------------------------------------------------------- collections as a tree
+
+
+def create_collection(
+    project_id: str, name: str, *, parent_id: Optional[str] = None, description: str = ""
+) -> Call[Collection]:
+    """Create a collection in a project: under ``parent_id``, or the project's root collection.
+
+    Sibling names are unique within a parent (case-sensitive); you need the member role.
+
+    Example::
+
+        raw = client.create_collection(project.project_id, "raw")
+        day = client.create_collection(project.project_id, "2026-12-06", parent_id=raw.collection_id)
+
+    Raises:
+        DaemonError: ``ERR_CONFLICT`` (a sibling has that name; the message names it),
+            ``ERR_INVALID_INPUT`` (the parent is not a collection of the project),
+            ``ERR_PERMISSION_DENIED`` (viewers), ``ERR_NOT_FOUND``.
+    """
+    params: JsonObject = {
+        "project_id": _params.require_str(project_id, "project_id"),
+        "name": _params.require_str(name, "name"),
+    }
+    if parent_id is not None:
+        params["parent_id"] = _params.require_str(parent_id, "parent_id")
+    if not isinstance(description, str):
+        raise InvalidInputError(f"description must be a string, not {type(description).__name__}")
+    if description:
+        params["description"] = description
+    return Request("collection.create", params, Collection.from_json)
+
+
+def _collections_params(project_id: str, parent_id: Optional[str]) -> JsonObject:
+    params: JsonObject = {"project_id": _params.require_str(project_id, "project_id")}
+    if parent_id is not None:
+        params["parent_id"] = _params.require_str(parent_id, "parent_id")
+    return params
+
+
+def list_collections(project_id: str, *, parent_id: Optional[str] = None) -> Call[List[Collection]]:
+    """Every collection of a project (the root included), or only those directly under
+    ``parent_id``; oldest first, fetched page by page for you.
+
+    Example::
+
+        for c in client.list_collections(project.project_id):
+            print(c.name, c.parent_id, c.asset_count)
+    """
+    return AllPages(iter_collections(project_id, parent_id=parent_id))
+
+
+def iter_collections(project_id: str, *, parent_id: Optional[str] = None) -> Pages[Collection]:
+    """The collections of :meth:`list_collections`, fetched page by page as you iterate."""
+    return Pages("collection.list", _collections_params(project_id, parent_id), Collection.from_json)
+
+
+def rename_collection(collection_id: str, name: str) -> Call[Collection]:
+    """Rename a collection (not a project's root collection: ``ERR_INVALID_INPUT``).
+
+    Raises:
+        DaemonError: ``ERR_CONFLICT`` when a sibling already has the name.
+    """
+    params = {
+        "collection_id": _params.require_str(collection_id, "collection_id"),
+        "name": _params.require_str(name, "name"),
+    }
+    return Request("collection.rename", params, Collection.from_json)
+
+
+def move_collection(collection_id: str, parent_id: str) -> Call[Collection]:
+    """Move a collection (with everything in it) under another collection of its project.
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` for the root, a parent in the collection's own subtree
+            or in another project; ``ERR_CONFLICT`` when the new parent has a child of that name.
+    """
+    params = {
+        "collection_id": _params.require_str(collection_id, "collection_id"),
+        "parent_id": _params.require_str(parent_id, "parent_id"),
+    }
+    return Request("collection.move", params, Collection.from_json)
+
+
+def delete_collection(collection_id: str) -> Call[None]:
+    """Delete an empty collection.
+
+    Raises:
+        DaemonError: ``ERR_CONFLICT`` when it still holds collections or assets (the message
+            says how many), ``ERR_INVALID_INPUT`` for a project's root collection.
+    """
+    params = {"collection_id": _params.require_str(collection_id, "collection_id")}
+    return Request("collection.delete", params, _nothing)
+
+
+def ensure_collection_path(path: str, *, create_project: bool = False) -> Call[CollectionPath]:
+    """Resolve a collection path such as ``"abTEM / notebook runs / tutorials"``, creating the
+    collections that are missing (and, with ``create_project=True``, the project).
+
+    Segments are split on ``/`` with surrounding spaces trimmed; the first names a project you
+    belong to. The whole path is resolved in one server transaction, so concurrent calls for
+    the same path get the same ids.
+
+    Example::
+
+        where = client.ensure_collection_path("abTEM/raw/2026-12-06", create_project=True)
+        client.upload("scan.h5", title="scan", owner_type="project",
+                      owner_id=where.project_id, collection_id=where.collection_id)
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` (an empty segment), ``ERR_NOT_FOUND`` (no project of
+            that name and ``create_project=False``), ``ERR_CONFLICT`` (several projects of that
+            name), ``ERR_PERMISSION_DENIED`` (a viewer, when something must be created).
+    """
+    text = _params.require_str(path, "path")
+    if not isinstance(create_project, bool):
+        raise InvalidInputError(f"create_project must be True or False, not {type(create_project).__name__}")
+    segments = [part.strip() for part in text.split("/")]
+    if any(not part for part in segments):
+        raise InvalidInputError(
+            f"collection path {path!r} has an empty segment; write it as 'Project/collection/sub-collection'"
+        )
+    params: JsonObject = {"path": text, "create_project": create_project}
+    return Request("collection.ensure_path", params, CollectionPath.from_json)
+
+
+def move_asset(asset_id: str, collection_id: str) -> Call[AssetMetadata]:
+    """File a project asset in ``collection_id`` (another collection of its project), replacing
+    the collection(s) it was in. Returns the asset's metadata.
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` for a collection of another project (or a personal
+            asset), ``ERR_PERMISSION_DENIED`` without write access, ``ERR_NOT_FOUND``.
+    """
+    params = {
+        "asset_id": _params.require_str(asset_id, "asset_id"),
+        "collection_id": _params.require_str(collection_id, "collection_id"),
+    }
+    return Request("asset.move", params, AssetMetadata.from_json)
+
+
+def download_collection(
+    collection_id: str,
+    dest_dir: PathLike,
+    *,
+    on_progress: Optional[ProgressCallback] = None,
+    transfer_timeout_s: Optional[float] = 3600,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> Call[CollectionDownloadResult]:
+    """Download every asset of a collection and of its sub-collections (current versions) into
+    a folder tree below ``dest_dir`` that mirrors the collections.
+
+    The collection becomes ``dest_dir/<collection name>/``; each sub-collection a folder named
+    after it; each asset's files go under ``<collection folder>/<asset title>/`` (titles made
+    safe for the file system; a second asset of the same title gets ``" (<first 8 of its
+    id>)"`` appended). Each asset is an ordinary :meth:`download`: ``on_progress``,
+    ``progress`` and ``overwrite`` work as there, ``transfer_timeout_s`` is per asset. Files
+    already complete are skipped, so running it again fetches only what is missing.
+
+    Example::
+
+        result = client.download_collection(where.collection_id, "data/")
+        for asset in result.assets:
+            print(asset.title, asset.local_path, len(asset.files))
+
+    Raises:
+        CollectionDownloadError: some assets failed (``err.failed`` names them; the others are
+            on disk, ``err.result``). ``err.code`` is the first failure's code.
+        DaemonError: ``ERR_NOT_FOUND`` for a collection you cannot read.
+    """
+    params = {
+        "collection_id": _params.require_str(collection_id, "collection_id"),
+        "dest_dir": _params.absolute_path(dest_dir, "dest_dir"),
+    }
+    if not isinstance(overwrite, bool) or not isinstance(progress, bool):
+        raise InvalidInputError("overwrite and progress must be True or False")
+    return CollectionDownload(
+        params, on_progress, _params.timeout(transfer_timeout_s, "transfer_timeout_s"), progress, overwrite
+    )
 
 
 def _member(project_id: str, email: str) -> JsonObject:

@@ -40,7 +40,7 @@ from typing import (
     Union,
 )
 
-from . import _core, _methods, _params, _progress
+from . import _collections, _core, _methods, _params, _progress
 from ._connection import (
     RpcEndpoint,
     encode_request,
@@ -368,6 +368,16 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     pause_transfer = _awaitable(_methods.pause_transfer)
     resume_transfer = _awaitable(_methods.resume_transfer)
     wait_transfer = _awaitable(_methods.wait_transfer)
+    # The collection tree.
+    create_collection = _awaitable(_methods.create_collection)
+    list_collections = _awaitable(_methods.list_collections)
+    iter_collections = _async_paging(_methods.iter_collections)
+    rename_collection = _awaitable(_methods.rename_collection)
+    move_collection = _awaitable(_methods.move_collection)
+    delete_collection = _awaitable(_methods.delete_collection)
+    ensure_collection_path = _awaitable(_methods.ensure_collection_path)
+    move_asset = _awaitable(_methods.move_asset)
+    download_collection = _awaitable(_methods.download_collection)
 
     # ------------------------------------------------------------------ internals
 
@@ -412,7 +422,23 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
             return await self._upload_many(call)
         if isinstance(call, _core.WaitRequest):
             return await self._wait(call)
+        if isinstance(call, _collections.CollectionDownload):
+            return await self._download_collection(call)
         raise TypeError(f"not a daemon call: {call!r}")
+
+    async def _download_collection(self, call: _collections.CollectionDownload) -> Any:
+        """The plan, then each asset's download in turn; a failed one is kept, not raised."""
+        plan = await self._call(call.method, call.plan_params)
+        outcomes: List[Any] = []
+        for item, download in call.downloads(plan):
+            if download is None:
+                outcomes.append((item, None))
+                continue
+            try:
+                outcomes.append((item, await self._run_transfer(download)))
+            except DaemonError as exc:
+                outcomes.append((item, exc))
+        return plan, outcomes
 
     async def _pages(self, pages: _core.Pages[T]) -> AsyncIterator[T]:
         position: Optional[Union[int, str]] = _params.first_page(pages.by_cursor)

@@ -30,7 +30,7 @@ from typing import (
     Union,
 )
 
-from . import _core, _methods, _params, _progress
+from . import _collections, _core, _methods, _params, _progress
 from ._connection import RpcConnection
 from ._daemon import SpawnedDaemon, find_binary, socket_answers
 from ._params import METADATA_FIELDS, UPLOAD_ITEM_FIELDS
@@ -226,6 +226,16 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     pause_transfer = _blocking(_methods.pause_transfer)
     resume_transfer = _blocking(_methods.resume_transfer)
     wait_transfer = _blocking(_methods.wait_transfer)
+    # The collection tree.
+    create_collection = _blocking(_methods.create_collection)
+    list_collections = _blocking(_methods.list_collections)
+    iter_collections = _paging(_methods.iter_collections)
+    rename_collection = _blocking(_methods.rename_collection)
+    move_collection = _blocking(_methods.move_collection)
+    delete_collection = _blocking(_methods.delete_collection)
+    ensure_collection_path = _blocking(_methods.ensure_collection_path)
+    move_asset = _blocking(_methods.move_asset)
+    download_collection = _blocking(_methods.download_collection)
 
     # ------------------------------------------------------------------ internals
 
@@ -265,7 +275,23 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
             return self._upload_many(call)
         if isinstance(call, _core.WaitRequest):
             return self._wait(call)
+        if isinstance(call, _collections.CollectionDownload):
+            return self._download_collection(call)
         raise TypeError(f"not a daemon call: {call!r}")
+
+    def _download_collection(self, call: _collections.CollectionDownload) -> Any:
+        """The plan, then each asset's download in turn; a failed one is kept, not raised."""
+        plan = self._call(call.method, call.plan_params)
+        outcomes: List[Any] = []
+        for item, download in call.downloads(plan):
+            if download is None:
+                outcomes.append((item, None))
+                continue
+            try:
+                outcomes.append((item, self._run_transfer(download)))
+            except DaemonError as exc:
+                outcomes.append((item, exc))
+        return plan, outcomes
 
     def _pages(self, pages: _core.Pages[T]) -> Iterator[T]:
         """Every item of a paged list method (``docs/ipc.md``: ``limit``/``offset``/``total``)."""

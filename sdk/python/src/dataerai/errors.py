@@ -71,6 +71,7 @@ __all__ = [
     "RelationshipExistsError",
     "ServerUnreachableError",
     "error_for_code",
+    "CollectionDownloadError",
 ]
 
 # Codes shared with the daemon and server (crates/dataerai-proto/src/error.rs).
@@ -216,3 +217,18 @@ def error_for_code(code: str, message: str) -> DaemonError:
         return DaemonUnavailableError(message)
     cls = _BY_CODE.get(code)
     return cls(message) if cls is not None else DaemonError(code, message)
+
+
+class CollectionDownloadError(DaemonError):
+    """Some assets of :meth:`~dataerai.DataeraiClient.download_collection` could not be
+    downloaded; the others are complete on disk (running the call again skips them).
+
+    ``code`` is the first failure's code; ``failed`` lists ``(asset_id, title, error)`` of every
+    failed asset and ``result`` (a :class:`~dataerai.CollectionDownloadResult`) the assets
+    that were downloaded.
+    """
+
+    def __init__(self, code: str, message: str, failed: Any = (), result: Any = None) -> None:
+        super().__init__(code, message)
+        self.failed = list(failed)
+        self.result = result

@@ -37,6 +37,11 @@ __all__ = [
     "UploadedFile",
     "VersionFile",
     "parse_datetime",
+    # The collection tree.
+    "Collection",
+    "CollectionAssetDownload",
+    "CollectionDownloadResult",
+    "CollectionPath",
 ]
 
 JsonObject = Dict[str, Any]
@@ -773,3 +778,98 @@ class UploadManyResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# ---------------------------------------------------------------------- collections as a tree
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A collection of a project: a folder of assets in a tree whose root carries the project's
+    name (``parent_id`` ``None``). Sibling names are unique within a parent."""
+
+    collection_id: str
+    project_id: str
+    name: str
+    parent_id: Optional[str]
+    description: str = ""
+    created_at: Optional[datetime] = None
+    asset_count: int = 0
+    """Assets filed directly in this collection (not in its sub-collections)."""
+    child_count: int = 0
+    """Collections directly under this one."""
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> Collection:
+        return cls(
+            collection_id=str(data["collection_id"]),
+            project_id=str(data.get("project_id", "")),
+            name=str(data.get("name", "")),
+            parent_id=_opt_str(data.get("parent_id")),
+            description=str(data.get("description") or ""),
+            created_at=parse_datetime(data.get("created_at")),
+            asset_count=int(data.get("asset_count") or 0),
+            child_count=int(data.get("child_count") or 0),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class CollectionPath:
+    """A resolved collection path (see :meth:`DataeraiClient.ensure_collection_path`)."""
+
+    path: str
+    """The normalised path: segments trimmed, joined by ``/`` (``"abTEM/notebook runs/tutorials"``)."""
+    project_id: str
+    project_name: str
+    collection_id: str
+    """The last segment's collection (the project's root collection for a bare project name)."""
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> CollectionPath:
+        return cls(
+            path=str(data["path"]),
+            project_id=str(data["project_id"]),
+            project_name=str(data.get("project_name", "")),
+            collection_id=str(data["collection_id"]),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class CollectionAssetDownload:
+    """One asset of a :class:`CollectionDownloadResult`."""
+
+    asset_id: str
+    title: str
+    collection_id: str
+    """The collection (the downloaded one or a descendant) the asset is filed in."""
+    local_path: Path
+    """The asset's folder: ``<collection folder>/<title>``; its files are below it."""
+    result: Optional[DownloadResult]
+    """``None`` for an asset without content (nothing to download)."""
+
+    @property
+    def files(self) -> List[DownloadedFile]:
+        return list(self.result.files) if self.result is not None else []
+
+
+@dataclass(frozen=True)
+class CollectionDownloadResult:
+    """A downloaded collection (see :meth:`DataeraiClient.download_collection`)."""
+
+    collection_id: str
+    local_path: Path
+    """The collection's own folder, ``dest_dir/<collection name>``."""
+    assets: List[CollectionAssetDownload]
+
+    @property
+    def files(self) -> List[DownloadedFile]:
+        """Every file written (or found already complete), all assets together."""
+        return [f for a in self.assets for f in a.files]
