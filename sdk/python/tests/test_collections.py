@@ -140,9 +140,17 @@ def test_download_collection_mirrors_a_two_level_tree(client: DataeraiClient, ba
         assert file_digest(f.local_path) == file_digest(source)
     assert events, "no progress reported"
 
-    # Again: everything is already there, nothing is fetched twice.
+    # Again: everything is already there, nothing is fetched twice (asyncio client too).
     again = client.download_collection(top.collection_id, dest)
     assert all(f.skipped for f in again.files) and len(again.files) == 3
+
+    async def download_async() -> CollectionDownloadResult:
+        async with AsyncDataeraiClient(socket_path=client.socket_path, auto_start=False) as ac:
+            return await ac.download_collection(top.collection_id, dest)
+
+    awaited = asyncio.run(download_async())
+    assert sorted(a.asset_id for a in awaited.assets) == sorted(ids.values())
+    assert all(f.skipped for f in awaited.files)
 
     # A local file in the way of one asset: that asset fails, is named, the others are done.
     victim = expected["deep"] / sources["deep"].name

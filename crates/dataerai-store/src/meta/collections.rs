@@ -434,3 +434,64 @@ async fn ensure_in<C: Dialect>(c: &mut C, want: &EnsurePath) -> Result<Ensured> 
         created,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    /// A store from before sibling names were unique: same-named siblings
+    /// are renamed by the migration (the later ones get their id), so the
+    /// unique index can be built; names differing in case stay as they are.
+    #[tokio::test]
+    async fn older_stores_with_same_named_siblings_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let all = sqlx::migrate!("./migrations/sqlite");
+        let mut before = sqlx::migrate!("./migrations/sqlite");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| !m.description.contains("collection tree"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        assert_eq!(before.migrations.len() + 1, all.migrations.len());
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO collections (id, project_id, name, parent_id, created_at) VALUES
+             ('r', 'p', 'P', NULL, '1'), ('a', 'p', 'x', 'r', '2'), ('b', 'p', 'x', 'r', '3'),
+             ('c', 'p', 'X', 'r', '4'), ('r2', 'q', 'P', NULL, '1')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        all.run(&pool).await.unwrap();
+        let names: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, name FROM collections ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let names: Vec<(&str, &str)> = names
+            .iter()
+            .map(|(i, n)| (i.as_str(), n.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("a", "x"),
+                ("b", "x (b)"),
+                ("c", "X"),
+                ("r", "P"),
+                ("r2", "P")
+            ]
+        );
+    }
+}

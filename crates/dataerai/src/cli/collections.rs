@@ -229,8 +229,17 @@ async fn list(
         if as_json {
             print_json(&json!({"items": items, "total": items.len()}));
         } else {
+            // A whole project: each collection by its path from the root.
+            let by_id: HashMap<&str, &Collection> = items
+                .iter()
+                .map(|c| (c.collection_id.as_str(), c))
+                .collect();
             for c in &items {
-                crate::outln!("{}  {}  ({})", c.collection_id, c.name, counts(c));
+                let name = match parent {
+                    Some(_) => c.name.clone(),
+                    None => path_of(c, &by_id),
+                };
+                crate::outln!("{}  {name}  ({})", c.collection_id, counts(c));
             }
             crate::outln!("({} collections)", items.len());
         }
@@ -256,6 +265,21 @@ async fn list(
         }
     }
     Ok(())
+}
+
+/// `root/…/name` of a collection among `by_id` (a project's collections).
+fn path_of(c: &Collection, by_id: &HashMap<&str, &Collection>) -> String {
+    let mut names = vec![c.name.as_str()];
+    let mut at = c;
+    while let Some(parent) = at.parent_id.as_deref().and_then(|p| by_id.get(p)) {
+        if names.len() > by_id.len() {
+            break; // never loops: the server keeps the tree a tree
+        }
+        names.push(parent.name.as_str());
+        at = parent;
+    }
+    names.reverse();
+    names.join("/")
 }
 
 fn counts(c: &Collection) -> String {
@@ -362,11 +386,9 @@ async fn download(svc: &Service, as_json: bool, collection_id: String, dir: Path
         match super::transfer::run_in_daemon("asset.download", params, &label).await {
             Ok(r) => {
                 if !as_json {
-                    crate::outln!(
-                        "{}  ({} files)",
-                        item.local_path,
-                        r["files"].as_array().map_or(0, Vec::len)
-                    );
+                    let files = r["files"].as_array().map_or(0, Vec::len);
+                    let plural = if files == 1 { "" } else { "s" };
+                    crate::outln!("{}  ({files} file{plural})", item.local_path);
                 }
                 done.push(json!({"asset_id": item.asset_id, "title": item.title,
                                  "local_path": item.local_path, "files": r["files"]}));
@@ -399,7 +421,9 @@ async fn download(svc: &Service, as_json: bool, collection_id: String, dir: Path
                            "assets": done}),
         );
     } else {
-        crate::outln!("({} assets in {})", plan.items.len(), plan.local_path);
+        let n = plan.items.len();
+        let plural = if n == 1 { "" } else { "s" };
+        crate::outln!("({n} asset{plural} in {})", plan.local_path);
     }
     Ok(())
 }
