@@ -2,7 +2,6 @@
 //! change assets, their provenance and their content versions.
 
 use clap::{Args, Subcommand};
-use dataerai_client::credentials;
 use dataerai_proto::api::{Asset, OwnerType};
 use dataerai_proto::ApiError;
 use serde_json::{Map, Value};
@@ -149,7 +148,7 @@ pub async fn list(
         params.collection_id = Some(c);
     } else if which.user {
         params.owner_type = Some(OwnerType::User.to_string());
-        params.owner_id = Some(credentials::load_credentials(svc.config_dir())?.user_id);
+        params.owner_id = Some(svc.user_id().await?);
     }
     let mut page = svc.list_assets(params.clone()).await?;
     if all {
