@@ -152,14 +152,12 @@ pub fn load_credentials(dir: &Path) -> Result<Credentials, ApiError> {
 fn environment_credentials(dir: &Path, token: String) -> Result<Credentials, ApiError> {
     let server = match non_empty_env(SERVER_ENV) {
         Some(server) => server,
-        None => load_saved_credentials(dir)
-            .map(|c| c.server)
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::AuthRequired,
-                    format!("{TOKEN_ENV} is set but no server is known: set {SERVER_ENV} too"),
-                )
-            })?,
+        None => load_saved_credentials(dir).map(|c| c.server).map_err(|_| {
+            ApiError::new(
+                ErrorCode::AuthRequired,
+                format!("{TOKEN_ENV} is set but no server is known: set {SERVER_ENV} too"),
+            )
+        })?,
     };
     Ok(Credentials {
         server,
@@ -381,7 +379,13 @@ mod tests {
             assert!(saved[key].is_string(), "{key} missing from {saved}");
         }
         assert!(saved.get("token").is_none() && saved.get("server").is_none());
-        assert_eq!(load_saved_credentials(&dir).unwrap().refresh_token.as_deref(), Some("r"));
+        assert_eq!(
+            load_saved_credentials(&dir)
+                .unwrap()
+                .refresh_token
+                .as_deref(),
+            Some("r")
+        );
     }
 
     #[test]

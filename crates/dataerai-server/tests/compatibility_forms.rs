@@ -34,7 +34,10 @@ async fn a_personal_owner_may_be_given_by_the_callers_own_email() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{batch}");
-    assert!(batch["items"][0]["result"]["upload_id"].is_string(), "{batch}");
+    assert!(
+        batch["items"][0]["result"]["upload_id"].is_string(),
+        "{batch}"
+    );
 
     // Someone else's email is refused the same way whether or not it exists.
     for other in ["bob@x.org", "nobody@x.org"] {
@@ -69,7 +72,10 @@ async fn compatibility_routes_adapt_the_api() {
     assert_eq!(p["id"], project.as_str());
     assert_eq!(p["name"], "Quantum control");
     assert_eq!(p["owner_id"], alice.id.as_str());
-    assert!(p["created_at"].is_string() && p["description"].is_string(), "{p}");
+    assert!(
+        p["created_at"].is_string() && p["description"].is_string(),
+        "{p}"
+    );
     let (_, all) = a.get("/api/projects/").await;
     assert_eq!(all["count"], 2, "{all}");
     let (_, none) = bob.api.get("/api/projects/?q=quantum").await;
@@ -86,7 +92,10 @@ async fn compatibility_routes_adapt_the_api() {
     );
     assert_eq!(c["title"], "runs");
     assert_eq!(c["owner_project_id"], project.as_str());
-    assert!(c["parent_id"].is_string() && c["created_at"].is_string(), "{c}");
+    assert!(
+        c["parent_id"].is_string() && c["created_at"].is_string(),
+        "{c}"
+    );
     let sub = created(
         a.post(
             "/api/collections/",
@@ -198,7 +207,10 @@ async fn an_upload_may_name_the_allocation_it_is_charged_to() {
     let a = &alice.api;
     let project = a.create_project("beamtime").await;
     let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
-    let allocation = p["allocation"]["allocation_id"].as_str().unwrap().to_string();
+    let allocation = p["allocation"]["allocation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, m) = a.set_role(&project, "carol@x.org", "viewer").await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     let asset = |owner_type: &str, owner_id: &str, allocation: &str| {
@@ -208,11 +220,8 @@ async fn an_upload_may_name_the_allocation_it_is_charged_to() {
 
     // The owner's own allocation: charged as always.
     let made = created(
-        a.post(
-            "/api/v1/assets",
-            asset("project", &project, &allocation),
-        )
-        .await,
+        a.post("/api/v1/assets", asset("project", &project, &allocation))
+            .await,
     );
     let id = made["asset_id"].as_str().unwrap();
     let (s, u) = a
@@ -224,7 +233,10 @@ async fn an_upload_may_name_the_allocation_it_is_charged_to() {
 
     // Unknown, or not visible to the caller: 404 alike.
     let reply = a
-        .post("/api/v1/assets", asset("user", &alice.id, "no-such-allocation"))
+        .post(
+            "/api/v1/assets",
+            asset("user", &alice.id, "no-such-allocation"),
+        )
         .await;
     assert_err(&reply, NOT_FOUND);
     let reply = bob

@@ -346,7 +346,9 @@ fn compat_request(mut r: Req, project_id: &str) -> Req {
     let v1 = r.path.clone();
     r.path = if v1.ends_with("/collections") {
         if let Some(body) = &r.json {
-            r.json = Some(json!({"title": body["name"], "owner_type": "project", "owner_id": project_id}));
+            r.json = Some(
+                json!({"title": body["name"], "owner_type": "project", "owner_id": project_id}),
+            );
             "/api/collections/".to_string()
         } else {
             format!("/api/collections/?owner_type=project&owner_id={project_id}")
@@ -362,7 +364,10 @@ fn compat_request(mut r: Req, project_id: &str) -> Req {
 /// Build the request of one (operation, variant) for `who`, creating
 /// whatever fixture it consumes.
 async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
-    if let Some((method, twin)) = op.split_once(' ').and_then(|(m, t)| Some((m, compat_twin(t)?))) {
+    if let Some((method, twin)) = op
+        .split_once(' ')
+        .and_then(|(m, t)| Some((m, compat_twin(t)?)))
+    {
         let r = Box::pin(prepare(ctx, &format!("{method} {twin}"), variant, who)).await;
         return compat_request(r, &ctx.project_id);
     }

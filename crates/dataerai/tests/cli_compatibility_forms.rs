@@ -127,7 +127,10 @@ fn upload_takes_file_project_collection_and_a_metadata_file() {
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("titel") && err.contains("ERR_INVALID_INPUT"), "{err}");
+    assert!(
+        err.contains("titel") && err.contains("ERR_INVALID_INPUT"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,5 +213,8 @@ fn a_credential_file_of_an_earlier_version_is_migrated_on_first_read() {
     assert!(!legacy.exists(), "the old file stays behind");
     let now = saved(&user);
     assert_eq!(now["access_token"], token);
-    assert!(now.get("token").is_none() && now.get("server").is_none(), "{now:?}");
+    assert!(
+        now.get("token").is_none() && now.get("server").is_none(),
+        "{now:?}"
+    );
 }

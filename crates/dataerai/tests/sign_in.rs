@@ -37,7 +37,10 @@ fn device_login_status_and_logout_picked_up_by_a_running_daemon() {
     assert_eq!(st["user_email"], "alice@example.org");
     assert_eq!(st["token_kind"], "oauth");
     let creds = credentials(&user);
-    assert!(creds["access_token"].as_str().unwrap().starts_with("dtr_at_"));
+    assert!(creds["access_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("dtr_at_"));
     assert!(creds["refresh_token"]
         .as_str()
         .unwrap()

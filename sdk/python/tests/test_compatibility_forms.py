@@ -52,7 +52,9 @@ def test_auth_status_has_server_url_and_user_id(me: AuthStatus, server: Server):
 def test_record_type_and_allocation_on_upload(client: DataeraiClient, project: Project, base_dir: Path):
     path = write_random(base_dir / "typed.bin", 500)
     kind = f"dataset{uuid.uuid4().hex[:6]}"
-    up = upload_to_project(client, project, path, "typed", record_type=kind, allocation_id=project.allocation_id)
+    up = upload_to_project(
+        client, project, path, "typed", record_type=kind, allocation_id=project.allocation_id
+    )
     assert client.get_metadata(up.asset_id).record_type == kind
     assert [a.asset_id for a in client.search(f"type:{kind}").items] == [up.asset_id]
     assert client.set_record_type(up.asset_id, record_type="measurement").record_type == "measurement"
@@ -64,7 +66,11 @@ def test_record_type_and_allocation_on_upload(client: DataeraiClient, project: P
     me = client.auth_status()
     with pytest.raises(InvalidInputError) as err:
         client.upload(
-            path, title="personal", owner_type="user", owner_id=me.user_id, allocation_id=project.allocation_id
+            path,
+            title="personal",
+            owner_type="user",
+            owner_id=me.user_id,
+            allocation_id=project.allocation_id,
         )
     assert project.project_id in err.value.message
     with pytest.raises(InvalidInputError):
@@ -155,9 +161,8 @@ def test_daemon_takes_its_token_from_the_environment(
             status = c.auth_status()
             assert status.user_email == user_a.email
             assert status.token_kind == "env"
-            up = c.upload(
-                write_random(base_dir / "env-token.bin", 100), title="env", owner_type="user", owner_id=user_a.email
-            )
+            path = write_random(base_dir / "env-token.bin", 100)
+            up = c.upload(path, title="env", owner_type="user", owner_id=user_a.email)
             assert c.get_metadata(up.asset_id).owner_id == status.user_id
     finally:
         daemon.stop()

@@ -225,7 +225,14 @@ pub async fn new_asset(
     )
     .await?;
     if let Some(allocation_id) = &body.allocation_id {
-        check_allocation(state, caller, allocation_id, body.owner_type, &body.owner_id).await?;
+        check_allocation(
+            state,
+            caller,
+            allocation_id,
+            body.owner_type,
+            &body.owner_id,
+        )
+        .await?;
     }
     let collection_id = match (body.owner_type, body.collection_id) {
         (OwnerType::User, Some(_)) => {

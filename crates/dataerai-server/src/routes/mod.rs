@@ -111,10 +111,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(compat::create_relationship))
         .routes(routes!(compat::get_asset, compat::update_asset))
         .routes(routes!(compat::list_projects))
-        .routes(routes!(
-            compat::list_collections,
-            compat::create_collection
-        ))
+        .routes(routes!(compat::list_collections, compat::create_collection))
         .routes(routes!(compat::complete_transfer))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(compat::with_detail))

@@ -223,7 +223,10 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
     let (owner_type, owner_id) = match (&a.asset, a.project) {
         (Some(_), _) => (None, None),
         (None, Some(p)) => (Some(OwnerType::Project.to_string()), Some(p)),
-        (None, None) => (Some(OwnerType::User.to_string()), Some(svc.user_id().await?)),
+        (None, None) => (
+            Some(OwnerType::User.to_string()),
+            Some(svc.user_id().await?),
+        ),
     };
     let described = upload_description(&a.fields)?;
     let file = a.file.or(a.file_flag).unwrap_or_default();
