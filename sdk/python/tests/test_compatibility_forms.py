@@ -23,6 +23,7 @@ from dataerai import (
     NotFoundError,
     PermissionDeniedError,
     Project,
+    UploadItem,
 )
 
 
@@ -60,6 +61,15 @@ def test_record_type_and_allocation_on_upload(client: DataeraiClient, project: P
     assert client.set_record_type(up.asset_id, record_type="measurement").record_type == "measurement"
     assert client.set_metadata(up.asset_id, record_type="analysis").record_type == "analysis"
     upload_to_project(client, project, path, "no allocation named", allocation_id=None)
+    [item] = client.upload_many(
+        [UploadItem(path, "many", "project", project.project_id, allocation_id=project.allocation_id)]
+    )
+    assert item.ok, item.error
+    [item] = client.upload_many(
+        [{"local_path": path, "title": "many", "owner_type": "project", "owner_id": project.project_id,
+          "allocation_id": "no-such-allocation"}]
+    )
+    assert item.error is not None and item.error.code == "ERR_NOT_FOUND"
 
     with pytest.raises(NotFoundError):
         upload_to_project(client, project, path, "unknown allocation", allocation_id=str(uuid.uuid4()))

@@ -34,8 +34,8 @@ use crate::state::AppState;
 /// The `detail` of a duplicate relationship, as scripts compare it.
 pub const RELATIONSHIP_EXISTS_DETAIL: &str = "An identical relationship already exists.";
 
-/// Most items one compatibility list answers (they are not paged).
-const MAX_RESULTS: u64 = 10_000;
+/// Items read from `/api/v1` per page while a compatibility list collects all of them.
+const PAGE: u64 = 1000;
 
 /// Add `"detail"` (the error's message) to every JSON error answer.
 pub(super) async fn with_detail(request: Request, next: Next) -> Response {
@@ -252,10 +252,16 @@ pub async fn list_projects(
             "access_scope {scope:?} is not supported; use home (the projects you belong to)"
         )));
     }
-    let (projects, _) = state
-        .meta
-        .list_projects(&caller.user_id, window_of(Some(MAX_RESULTS), None))
-        .await?;
+    let mut projects = Vec::new();
+    loop {
+        let w = window_of(Some(PAGE), Some(projects.len() as u64));
+        let (page, total) = state.meta.list_projects(&caller.user_id, w).await?;
+        let last = page.is_empty();
+        projects.extend(page);
+        if last || projects.len() as u64 >= total {
+            break;
+        }
+    }
     Ok(Json(
         projects
             .into_iter()
@@ -343,14 +349,27 @@ pub async fn list_collections(
         personal_owner(&caller, owner_id)?;
         return Ok(Json(Vec::new().into()));
     }
-    let page = PageQuery {
-        limit: Some(MAX_RESULTS),
-        offset: None,
-    };
-    let Json(page) =
-        projects::list_collections(state, caller, ApiPath(owner_id), ApiQuery(page)).await?;
+    let mut collections = Vec::new();
+    loop {
+        let q = PageQuery {
+            limit: Some(PAGE),
+            offset: Some(collections.len() as u64),
+        };
+        let Json(page) = projects::list_collections(
+            state.clone(),
+            caller.clone(),
+            ApiPath(owner_id.clone()),
+            ApiQuery(q),
+        )
+        .await?;
+        let last = page.items.is_empty();
+        collections.extend(page.items);
+        if last || collections.len() as u64 >= page.total {
+            break;
+        }
+    }
     Ok(Json(
-        page.items
+        collections
             .into_iter()
             .filter(|c| matches(&c.name, &q.q))
             .map(CollectionView::from)

@@ -33,6 +33,7 @@ UPLOAD_ITEM_FIELDS = (
     "metadata",
     "collection_id",
     "record_type",
+    "allocation_id",
     "asset_id",
     "idempotency_key",
 )

@@ -725,6 +725,8 @@ class UploadItem:
     idempotency_key: Optional[str] = None
     """As for :meth:`DataeraiClient.upload`: a repeat with the same key follows the first."""
     record_type: Optional[str] = None
+    allocation_id: Optional[str] = None
+    """As for :meth:`DataeraiClient.upload`: the allocation to charge (the owner's)."""
 
     def to_params(self) -> JsonObject:
         params: JsonObject = {
@@ -741,6 +743,7 @@ class UploadItem:
             "collection_id",
             "idempotency_key",
             "record_type",
+            "allocation_id",
         ):
             value = getattr(self, name)
             if value is not None:
