@@ -374,6 +374,15 @@ impl TokenProvider for TokenSource {
             // Someone (another process, a new login) already replaced it.
             return Ok(c.token);
         }
+        if c.kind() == credentials::TOKEN_KIND_ENV {
+            return Err(ApiError::new(
+                ErrorCode::AuthRequired,
+                format!(
+                    "{server} refused the token in {} (expired or revoked): set a valid one, or unset it to use the saved login",
+                    credentials::TOKEN_ENV
+                ),
+            ));
+        }
         if !c.is_oauth() {
             return Err(login_again(
                 server,

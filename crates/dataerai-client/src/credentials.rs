@@ -1,9 +1,17 @@
-//! The saved credentials: `credentials.json` (mode 0600) in the config
+//! The saved credentials: `credentials` (JSON, mode 0600) in the config
 //! directory ([`crate::paths::config_dir`], mode 0700), and the lock file that
 //! serialises token refreshes across processes.
 //!
 //! Credentials are read from disk on every use (never cached) so that the daemon
 //! picks up `dataerai auth login` / `logout` without a restart.
+//!
+//! - `DATAERAI_TOKEN` in the environment (with `DATAERAI_SERVER`, or the saved
+//!   login's server) replaces the saved login for this process and whatever it
+//!   starts; it is never written to disk and never refreshed.
+//! - The file's fields are `access_token, refresh_token, server_url,
+//!   user_email` and the rest of [`Credentials`]. The file of earlier versions,
+//!   `credentials.json` (`token`, `server`), is moved to the new name and
+//!   format the first time it is read.
 
 use std::fs;
 use std::io::Write;
@@ -14,10 +22,16 @@ use chrono::{DateTime, Utc};
 use dataerai_proto::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-use crate::paths::ensure_private_dir;
+use crate::paths::{ensure_private_dir, non_empty_env};
 
 /// Name of the credential file inside the config directory.
-pub const CREDENTIALS_FILE: &str = "credentials.json";
+pub const CREDENTIALS_FILE: &str = "credentials";
+/// The credential file of earlier versions, migrated on first read.
+pub const LEGACY_CREDENTIALS_FILE: &str = "credentials.json";
+/// A bearer token that replaces the saved login (never saved).
+pub const TOKEN_ENV: &str = "DATAERAI_TOKEN";
+/// The server of [`TOKEN_ENV`] (and the default of `auth login --server`).
+pub const SERVER_ENV: &str = "DATAERAI_SERVER";
 
 /// Name of the lock file beside the credentials: whoever refreshes an OAuth
 /// token holds an exclusive `flock` on it, so two processes never both spend
@@ -28,13 +42,19 @@ pub const CREDENTIALS_LOCK_FILE: &str = "credentials.lock";
 pub const TOKEN_KIND_PAT: &str = "pat";
 /// `token_kind` of a device-flow login (access + rotating refresh token).
 pub const TOKEN_KIND_OAUTH: &str = "oauth";
+/// `token_kind` of a token from [`TOKEN_ENV`] (never on disk).
+pub const TOKEN_KIND_ENV: &str = "env";
 
-/// Contents of `credentials.json`. Files written before device sign-in existed
-/// have only the first five fields; they are personal access tokens.
+/// Contents of the credential file. Files written before device sign-in
+/// existed have only the first five fields; they are personal access tokens.
+/// `server` and `token` are written as `server_url` and `access_token` (the
+/// names of earlier files, `server` and `token`, are read too).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Credentials {
+    #[serde(rename = "server_url", alias = "server")]
     pub server: String,
     /// The bearer token: a PAT, or the current OAuth access token.
+    #[serde(rename = "access_token", alias = "token")]
     pub token: String,
     pub user_id: String,
     pub user_email: String,
@@ -76,10 +96,11 @@ impl Credentials {
         }
     }
 
-    /// `"pat"` or `"oauth"`.
+    /// `"pat"`, `"oauth"` or `"env"`.
     pub fn kind(&self) -> &str {
         match self.token_kind.as_deref() {
             Some(TOKEN_KIND_OAUTH) => TOKEN_KIND_OAUTH,
+            Some(TOKEN_KIND_ENV) => TOKEN_KIND_ENV,
             _ => TOKEN_KIND_PAT,
         }
     }
@@ -116,12 +137,47 @@ pub fn auth_required() -> ApiError {
     )
 }
 
-/// Load the credentials from `dir`. Missing file → `ERR_AUTH_REQUIRED`.
+/// The credentials to use: [`TOKEN_ENV`] when set, else the saved login in
+/// `dir` (migrated from [`LEGACY_CREDENTIALS_FILE`] on first read). None →
+/// `ERR_AUTH_REQUIRED`.
 pub fn load_credentials(dir: &Path) -> Result<Credentials, ApiError> {
+    match non_empty_env(TOKEN_ENV) {
+        Some(token) => environment_credentials(dir, token),
+        None => load_saved_credentials(dir),
+    }
+}
+
+/// A login from the environment: the token, for `DATAERAI_SERVER` or the
+/// saved login's server. Who it belongs to is the server's to say (`/me`).
+fn environment_credentials(dir: &Path, token: String) -> Result<Credentials, ApiError> {
+    let server = match non_empty_env(SERVER_ENV) {
+        Some(server) => server,
+        None => load_saved_credentials(dir).map(|c| c.server).map_err(|_| {
+            ApiError::new(
+                ErrorCode::AuthRequired,
+                format!("{TOKEN_ENV} is set but no server is known: set {SERVER_ENV} too"),
+            )
+        })?,
+    };
+    Ok(Credentials {
+        server,
+        token,
+        user_id: String::new(),
+        user_email: String::new(),
+        expires_at: None,
+        token_kind: Some(TOKEN_KIND_ENV.into()),
+        refresh_token: None,
+        refresh_expires_at: None,
+        issued_at: None,
+    })
+}
+
+/// The saved login in `dir`, ignoring the environment.
+pub fn load_saved_credentials(dir: &Path) -> Result<Credentials, ApiError> {
     let path = dir.join(CREDENTIALS_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(auth_required()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return migrate_legacy(dir),
         Err(e) => {
             return Err(ApiError::internal(format!(
                 "cannot read {}: {e}",
@@ -129,7 +185,11 @@ pub fn load_credentials(dir: &Path) -> Result<Credentials, ApiError> {
             )))
         }
     };
-    serde_json::from_str(&text).map_err(|e| {
+    parse_credentials(&path, &text)
+}
+
+fn parse_credentials(path: &Path, text: &str) -> Result<Credentials, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
         ApiError::new(
             ErrorCode::AuthRequired,
             format!(
@@ -140,8 +200,45 @@ pub fn load_credentials(dir: &Path) -> Result<Credentials, ApiError> {
     })
 }
 
-/// Save the credentials atomically (temp file + rename) with mode 0600 in a 0700 directory.
+/// Move `credentials.json` of earlier versions to [`CREDENTIALS_FILE`] in the
+/// new format (written 0600 like every save, then the old file removed).
+/// Two processes migrating at once both write the same login atomically.
+fn migrate_legacy(dir: &Path) -> Result<Credentials, ApiError> {
+    let legacy = dir.join(LEGACY_CREDENTIALS_FILE);
+    let text = match fs::read_to_string(&legacy) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(auth_required()),
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot read {}: {e}",
+                legacy.display()
+            )))
+        }
+    };
+    let creds = parse_credentials(&legacy, &text)?;
+    save_credentials(dir, &creds).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot move {} to {}: {e}",
+            legacy.display(),
+            dir.join(CREDENTIALS_FILE).display()
+        ))
+    })?;
+    if let Err(e) = fs::remove_file(&legacy) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {e}", legacy.display());
+        }
+    }
+    Ok(creds)
+}
+
+/// Save the credentials atomically (temp file + rename) with mode 0600 in a
+/// 0700 directory. A login from the environment is never saved.
 pub fn save_credentials(dir: &Path, creds: &Credentials) -> std::io::Result<()> {
+    if creds.kind() == TOKEN_KIND_ENV {
+        return Err(std::io::Error::other(format!(
+            "a token from {TOKEN_ENV} is never saved"
+        )));
+    }
     ensure_private_dir(dir)?;
     let path = dir.join(CREDENTIALS_FILE);
     let tmp = dir.join(format!(".{CREDENTIALS_FILE}.{}.tmp", std::process::id()));
@@ -201,13 +298,18 @@ pub fn lock_credentials(dir: &Path) -> std::io::Result<CredentialsLock> {
     }
 }
 
-/// Remove the credentials. Returns whether there were any.
+/// Remove the saved credentials (and a not yet migrated file of an earlier
+/// version). Returns whether there were any.
 pub fn remove_credentials(dir: &Path) -> std::io::Result<bool> {
-    match fs::remove_file(dir.join(CREDENTIALS_FILE)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+    let mut had = false;
+    for name in [CREDENTIALS_FILE, LEGACY_CREDENTIALS_FILE] {
+        match fs::remove_file(dir.join(name)) {
+            Ok(()) => had = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(had)
 }
 
 #[cfg(test)]
@@ -250,6 +352,39 @@ mod tests {
         assert_eq!(
             load_credentials(&dir).unwrap_err().code,
             ErrorCode::AuthRequired
+        );
+    }
+
+    #[test]
+    fn files_of_earlier_versions_are_migrated_on_first_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cfg");
+        ensure_private_dir(&dir).unwrap();
+        let legacy = dir.join(LEGACY_CREDENTIALS_FILE);
+        fs::write(
+            &legacy,
+            r#"{"server":"http://x","token":"t","user_id":"u","user_email":"e@x","expires_at":null,
+                "token_kind":"oauth","refresh_token":"r"}"#,
+        )
+        .unwrap();
+        let c = load_saved_credentials(&dir).unwrap();
+        assert_eq!((c.server.as_str(), c.token.as_str()), ("http://x", "t"));
+        assert!(!legacy.exists());
+        let path = dir.join(CREDENTIALS_FILE);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let saved: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        for key in ["access_token", "refresh_token", "server_url", "user_email"] {
+            assert!(saved[key].is_string(), "{key} missing from {saved}");
+        }
+        assert!(saved.get("token").is_none() && saved.get("server").is_none());
+        assert_eq!(
+            load_saved_credentials(&dir)
+                .unwrap()
+                .refresh_token
+                .as_deref(),
+            Some("r")
         );
     }
 

@@ -6,7 +6,7 @@
 //! - [`auth`]: the device sign-in (RFC 8628) and [`auth::TokenSource`], which
 //!   hands the client the saved login's token and refreshes it under a file
 //!   lock shared by every process of the user.
-//! - [`credentials`]: `credentials.json` (0600) and its lock file.
+//! - [`credentials`]: `credentials` (0600; `DATAERAI_TOKEN` overrides it) and its lock file.
 //! - [`paths`]: the config directory and private (0700) directories.
 //! - [`status`]: HTTP status and transport failures → `ERR_*` codes.
 //!

@@ -3,7 +3,7 @@
 //!
 //! - Config directory ([`config_dir`]): `$DATAERAI_CONFIG_DIR`, else
 //!   `$XDG_CONFIG_HOME/dataerai`, else `~/.config/dataerai`. It holds
-//!   `credentials.json` (see [`crate::credentials`]).
+//!   `credentials` (see [`crate::credentials`]).
 //!
 //! Empty environment variables count as unset everywhere.
 

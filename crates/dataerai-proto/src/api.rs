@@ -271,6 +271,12 @@ pub struct CreateAsset {
     /// text, at most 64 characters), searchable as `type:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_type: Option<String>,
+    /// The storage allocation to charge, checked when the asset is created:
+    /// the owner's own (`None`: the owner's). One the caller cannot see is
+    /// `ERR_NOT_FOUND`, one of a project the caller may only read
+    /// `ERR_PERMISSION_DENIED`, another owner's `ERR_INVALID_INPUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_id: Option<String>,
 }
 
 /// `PATCH /api/v1/assets/{asset_id}`: only the fields present change.

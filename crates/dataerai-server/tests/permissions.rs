@@ -193,6 +193,21 @@ const TABLE: &[(&str, Variants)] = &[
     ),
     ("POST /api/v1/uploads/{upload_id}/complete", UPLOAD_OPENER),
     ("GET /api/v1/audit", SERVER_ADMIN),
+    // Compatibility routes: the same rules as their `/api/v1` twins (see `compat_twin`).
+    (
+        "POST /api/assets/{asset_id}/relationships/",
+        &[
+            ("project", Rule::ProjectWrite),
+            ("own-to-project", Rule::FromOwnToProject),
+            ("to-personal", Rule::PersonalOwner),
+        ],
+    ),
+    ("GET /api/assets/{asset_id}/", ASSET_READ),
+    ("PATCH /api/assets/{asset_id}/", ASSET_WRITE),
+    ("GET /api/projects/", ANY_USER),
+    ("GET /api/collections/", PROJECT_READ),
+    ("POST /api/collections/", PROJECT_WRITE),
+    ("POST /api/transfers/{upload_id}/complete/", UPLOAD_OPENER),
     ("POST /oauth/device/code", PUBLIC),
     ("POST /oauth/token", PUBLIC),
     ("GET /", PUBLIC),
@@ -339,9 +354,48 @@ async fn member_upload(ctx: &Ctx) -> String {
     u["upload_id"].as_str().unwrap().to_string()
 }
 
+/// The `/api/v1` operation a compatibility route adapts.
+fn compat_twin(template: &str) -> Option<&'static str> {
+    Some(match template {
+        "/api/assets/{asset_id}/relationships/" => "/api/v1/assets/{asset_id}/relationships",
+        "/api/assets/{asset_id}/" => "/api/v1/assets/{asset_id}",
+        "/api/projects/" => "/api/v1/projects",
+        "/api/collections/" => "/api/v1/projects/{project_id}/collections",
+        "/api/transfers/{upload_id}/complete/" => "/api/v1/uploads/{upload_id}/complete",
+        _ => return None,
+    })
+}
+
+/// The request of a `/api/v1` operation, sent to its compatibility route.
+fn compat_request(mut r: Req, project_id: &str) -> Req {
+    let v1 = r.path.clone();
+    r.path = if v1.ends_with("/collections") {
+        if let Some(body) = &r.json {
+            r.json = Some(
+                json!({"title": body["name"], "owner_type": "project", "owner_id": project_id}),
+            );
+            "/api/collections/".to_string()
+        } else {
+            format!("/api/collections/?owner_type=project&owner_id={project_id}")
+        }
+    } else if let Some(rest) = v1.strip_prefix("/api/v1/uploads/") {
+        format!("/api/transfers/{rest}/")
+    } else {
+        format!("{}/", v1.replacen("/api/v1/", "/api/", 1))
+    };
+    r
+}
+
 /// Build the request of one (operation, variant) for `who`, creating
 /// whatever fixture it consumes.
 async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
+    if let Some((method, twin)) = op
+        .split_once(' ')
+        .and_then(|(m, t)| Some((m, compat_twin(t)?)))
+    {
+        let r = Box::pin(prepare(ctx, &format!("{method} {twin}"), variant, who)).await;
+        return compat_request(r, &ctx.project_id);
+    }
     let p = &ctx.project_id;
     let (asset, content) = match variant {
         "personal" | "to-personal" => (ctx.personal_id.clone(), ctx.personal_content_id.clone()),

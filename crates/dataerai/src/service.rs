@@ -147,6 +147,8 @@ pub struct UploadParams {
     pub collection_id: Option<String>,
     /// What kind of record a new asset is (`raw_data`, `analysis`, …).
     pub record_type: Option<String>,
+    /// The allocation a new asset is charged to (the owner's; checked by the server).
+    pub allocation_id: Option<String>,
     pub chunk_size_mb: Option<i64>,
     /// A repeat with the same key attaches to the transfer the first call
     /// started (the daemon's concern; see `daemon::methods`).
@@ -308,6 +310,16 @@ impl Service {
         Ok(c)
     }
 
+    /// The signed-in user's id: from the saved login, or asked of the server
+    /// when the token comes from `DATAERAI_TOKEN` (which names no user).
+    pub async fn user_id(&self) -> Result<String> {
+        let creds = credentials::load_credentials(&self.config_dir)?;
+        if !creds.user_id.is_empty() {
+            return Ok(creds.user_id);
+        }
+        Ok(self.client()?.me().await?.user_id)
+    }
+
     /// `auth.status`: the saved login, checked against the server (which
     /// refreshes an expiring OAuth token first, so the expiry shown is real).
     pub async fn auth_status(&self) -> Result<Value> {
@@ -317,6 +329,7 @@ impl Service {
         Ok(json!({
             "signed_in": true,
             "server": creds.server,
+            "server_url": creds.server,
             "user_id": me.user_id,
             "user_email": me.email,
             "expires_at": me.expires_at.or(creds.expires_at),
@@ -595,6 +608,7 @@ impl Service {
                     ("alias", p.alias.is_some()),
                     ("collection_id", p.collection_id.is_some()),
                     ("record_type", p.record_type.is_some()),
+                    ("allocation_id", p.allocation_id.is_some()),
                     ("description", p.description.is_some()),
                     ("tags", p.tags.is_some()),
                     (
@@ -629,6 +643,7 @@ impl Service {
                     metadata: object("metadata", p.metadata)?,
                     collection_id: p.collection_id,
                     record_type: p.record_type,
+                    allocation_id: p.allocation_id,
                 })
             }
         };

@@ -29,7 +29,7 @@ fn auth_login_status_logout() {
     server.create_user("ada@example.org");
     let token = server.create_token("ada@example.org", "read,write");
     let user = UserEnv::new();
-    let creds = user.config_dir.path().join("credentials.json");
+    let creds = user.config_dir.path().join("credentials");
 
     // A wrong token is refused and nothing is saved.
     let out = user.login_with(&server.base, "not-a-real-token");

@@ -93,7 +93,7 @@ fn hostile_socket_input_gets_clean_errors_and_tokens_never_reach_the_log() {
     assert_eq!(st["user_email"], "hostile@example.org");
     c.ok("project.create", json!({"name": "p"}));
     let creds = credentials(&user);
-    let mode = std::fs::metadata(user.config_dir.path().join("credentials.json"))
+    let mode = std::fs::metadata(user.config_dir.path().join("credentials"))
         .unwrap()
         .permissions()
         .mode();

@@ -37,12 +37,15 @@ fn device_login_status_and_logout_picked_up_by_a_running_daemon() {
     assert_eq!(st["user_email"], "alice@example.org");
     assert_eq!(st["token_kind"], "oauth");
     let creds = credentials(&user);
-    assert!(creds["token"].as_str().unwrap().starts_with("dtr_at_"));
+    assert!(creds["access_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("dtr_at_"));
     assert!(creds["refresh_token"]
         .as_str()
         .unwrap()
         .starts_with("dtr_rt_"));
-    let mode = std::fs::metadata(user.config_dir.path().join("credentials.json"))
+    let mode = std::fs::metadata(user.config_dir.path().join("credentials"))
         .unwrap()
         .permissions()
         .mode();
@@ -77,7 +80,7 @@ fn a_denied_device_login_saves_nothing_and_fails() {
     let (code, stdout, stderr) = login.finish();
     assert_ne!(code, Some(0), "{stdout}");
     assert!(stderr.contains("denied"), "{stderr}");
-    assert!(!user.config_dir.path().join("credentials.json").exists());
+    assert!(!user.config_dir.path().join("credentials").exists());
 }
 
 #[test]
@@ -96,7 +99,7 @@ fn access_tokens_are_refreshed_and_rotated_and_an_old_refresh_token_is_refused()
     assert_eq!(page["items"][0]["project_id"], project["project_id"]);
     let second = credentials(&user);
     assert_ne!(second["refresh_token"], first["refresh_token"]);
-    assert_ne!(second["token"], first["token"]);
+    assert_ne!(second["access_token"], first["access_token"]);
     let st = c.ok("auth.status", json!({}));
     let exp: chrono::DateTime<chrono::Utc> = st["expires_at"].as_str().unwrap().parse().unwrap();
     assert!(

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::refuse_control_characters;
 use super::{
-    found, load_asset, not_found_error, page, project_access, require, window_of, Access,
-    ReadableOwners,
+    found, load_asset, not_found_error, owner_access, page, project_access, require,
+    resolve_owner_id, window_of, Access, ReadableOwners,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -155,6 +155,30 @@ async fn check_owner(
     }
 }
 
+/// An asset's bytes are charged to its owner's allocation (one per owner):
+/// `allocation_id` may name that one. An allocation the caller cannot see is
+/// unknown (404, as `routes::require` answers for anything unreadable), one of
+/// a project the caller may only read is 403, and one the caller may use but
+/// that belongs to another owner is refused as input, naming that owner.
+async fn check_allocation(
+    state: &AppState,
+    caller: &Caller,
+    allocation_id: &str,
+    owner_type: OwnerType,
+    owner_id: &str,
+) -> AppResult<()> {
+    let owner = state.meta.allocation_owner(allocation_id).await?;
+    let (alloc_type, alloc_owner) = found(owner, "allocation", allocation_id)?;
+    let access = owner_access(state, caller, alloc_type, &alloc_owner).await?;
+    require(access, Access::Write, "allocation", allocation_id)?;
+    if (alloc_type, alloc_owner.as_str()) != (owner_type, owner_id) {
+        return Err(AppError::invalid(format!(
+            "allocation {allocation_id} is the allocation of {alloc_type} {alloc_owner}, and an asset is charged to its owner's: upload with owner_type={alloc_type}, owner_id={alloc_owner} to use it"
+        )));
+    }
+    Ok(())
+}
+
 #[utoipa::path(
     post,
     operation_id = "create_asset",
@@ -178,8 +202,9 @@ pub async fn create(
 pub async fn new_asset(
     state: &AppState,
     caller: &Caller,
-    body: CreateAsset,
+    mut body: CreateAsset,
 ) -> AppResult<NewAsset> {
+    body.owner_id = resolve_owner_id(caller, body.owner_type, std::mem::take(&mut body.owner_id))?;
     let title = check_title(&body.title)?;
     let alias = body.alias.as_deref().map(check_alias).transpose()?;
     let record_type = body
@@ -199,6 +224,16 @@ pub async fn new_asset(
         Access::Write,
     )
     .await?;
+    if let Some(allocation_id) = &body.allocation_id {
+        check_allocation(
+            state,
+            caller,
+            allocation_id,
+            body.owner_type,
+            &body.owner_id,
+        )
+        .await?;
+    }
     let collection_id = match (body.owner_type, body.collection_id) {
         (OwnerType::User, Some(_)) => {
             return Err(AppError::invalid(
@@ -251,7 +286,7 @@ pub async fn list(
 ) -> AppResult<Json<Page<Asset>>> {
     let (owner_type, owner_id) = match (q.owner_type, q.owner_id) {
         (None, None) | (Some(OwnerType::User), None) => (OwnerType::User, caller.user_id.clone()),
-        (Some(t), Some(id)) => (t, id),
+        (Some(t), Some(id)) => (t, resolve_owner_id(&caller, t, id)?),
         _ => {
             return Err(AppError::invalid(
                 "give both owner_type and owner_id (or neither, for your personal assets)",

@@ -4,6 +4,7 @@
 mod assets;
 mod batches;
 mod collections;
+mod compat;
 mod content;
 mod lineage;
 mod members;
@@ -113,8 +114,20 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(uploads::complete))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts();
+    // The unversioned surface older scripts call: a thin adapter over the
+    // handlers above whose errors also carry "detail" (`compat.rs`).
+    let (compat_routes, compat_doc) = OpenApiRouter::new()
+        .routes(routes!(compat::create_relationship))
+        .routes(routes!(compat::get_asset, compat::update_asset))
+        .routes(routes!(compat::list_projects))
+        .routes(routes!(compat::list_collections, compat::create_collection))
+        .routes(routes!(compat::complete_transfer))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(compat::with_detail))
+        .split_for_parts();
     doc.merge(chunk_doc);
-    (routes.merge(chunk_routes), doc)
+    doc.merge(compat_doc);
+    (routes.merge(chunk_routes).merge(compat_routes), doc)
 }
 
 /// Names and titles are shown in terminals and pages: a control character
@@ -322,6 +335,28 @@ pub(crate) async fn project_access(
             None => Access::None,
         },
     )
+}
+
+/// The owner id a request names, with a personal owner given by email resolved:
+/// existing code passes `owner_type="user", owner_id=<the caller's email>` for
+/// the caller's personal space, so that email means the caller's user id.
+/// Another user's email is refused exactly like another user's id — the same
+/// 403 whether or not an account has that email, so emails cannot be probed.
+pub(crate) fn resolve_owner_id(
+    caller: &Caller,
+    owner_type: OwnerType,
+    owner_id: String,
+) -> AppResult<String> {
+    if owner_type != OwnerType::User || !owner_id.contains('@') {
+        return Ok(owner_id);
+    }
+    if owner_id.trim().eq_ignore_ascii_case(caller.email.trim()) {
+        return Ok(caller.user_id.clone());
+    }
+    Err(AppError::denied(format!(
+        "personal assets belong to their user only; use owner_id = your user id ({}) or your own email ({})",
+        caller.user_id, caller.email
+    )))
 }
 
 /// What the caller may do with the assets of one owner.

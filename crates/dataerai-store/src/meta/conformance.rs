@@ -84,6 +84,20 @@ pub async fn users_tokens_projects(s: &dyn MetadataStore) {
         s.set_quota(OwnerType::Project, "missing", 1).await,
         Err(StoreError::NotFound(_))
     ));
+    // Allocations are found by id too (`allocation_id` on upload).
+    let project_allocation = allocation_of(s, OwnerType::Project, &p.project_id).await;
+    assert_eq!(
+        s.allocation_owner(&project_allocation.allocation_id)
+            .await
+            .unwrap(),
+        Some((OwnerType::Project, p.project_id.clone()))
+    );
+    let personal = allocation_of(s, OwnerType::User, &u.user_id).await;
+    assert_eq!(
+        s.allocation_owner(&personal.allocation_id).await.unwrap(),
+        Some((OwnerType::User, u.user_id.clone()))
+    );
+    assert_eq!(s.allocation_owner("missing").await.unwrap(), None);
 }
 
 /// The allocation of an owner, which must exist.

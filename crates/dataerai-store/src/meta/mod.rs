@@ -227,6 +227,8 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
 
     async fn allocation(&self, owner_type: OwnerType, owner_id: &str)
         -> Result<Option<Allocation>>;
+    /// `(owner_type, owner_id)` of the allocation with this id, if there is one.
+    async fn allocation_owner(&self, allocation_id: &str) -> Result<Option<(OwnerType, String)>>;
     /// Set the quota of an existing allocation; `NotFound` when there is none.
     async fn set_quota(
         &self,

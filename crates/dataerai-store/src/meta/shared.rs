@@ -1156,6 +1156,18 @@ impl<B: Backend> MetadataStore for B {
         on_conn!(self, |c| load_allocation(c, owner_type, owner_id))
     }
 
+    async fn allocation_owner(&self, allocation_id: &str) -> Result<Option<(OwnerType, String)>> {
+        on_conn!(self, |c| async {
+            let row: Option<OwnerRow> = c
+                .fetch_optional(
+                    "SELECT owner_type, owner_id FROM allocations WHERE id = $1",
+                    args![allocation_id],
+                )
+                .await?;
+            Ok(row.map(|r| (r.owner_type, r.owner_id)))
+        })
+    }
+
     async fn set_quota(
         &self,
         owner_type: OwnerType,

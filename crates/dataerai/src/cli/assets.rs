@@ -2,7 +2,6 @@
 //! change assets, their provenance and their content versions.
 
 use clap::{Args, Subcommand};
-use dataerai_client::credentials;
 use dataerai_proto::api::{Asset, OwnerType};
 use dataerai_proto::ApiError;
 use serde_json::{Map, Value};
@@ -141,7 +140,7 @@ pub async fn list(svc: &Service, as_json: bool, which: Which, pages: PageArgs) -
         params.collection_id = Some(c);
     } else if which.user {
         params.owner_type = Some(OwnerType::User.to_string());
-        params.owner_id = Some(credentials::load_credentials(svc.config_dir())?.user_id);
+        params.owner_id = Some(svc.user_id().await?);
     }
     let page = fetch_pages(pages, |limit, offset| {
         svc.list_assets(ListAssetsParams {

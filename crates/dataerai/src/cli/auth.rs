@@ -19,9 +19,16 @@ use crate::service::Service;
 pub enum AuthCommand {
     /// Sign in in a browser (device code), or save a personal access token.
     Login {
-        /// Server URL, e.g. https://data.example.org
-        #[arg(long)]
+        /// Server URL, e.g. https://data.example.org (default: $DATAERAI_SERVER)
+        #[arg(long, env = "DATAERAI_SERVER")]
         server: String,
+        /// Sign in in a browser with a device code (the default; accepted for scripts that say so).
+        #[arg(long, conflicts_with = "token_stdin")]
+        device: bool,
+        /// OAuth client id: accepted for compatibility; this server's sign-in has one
+        /// public client (`dataerai-cli`), which is used whatever is given.
+        #[arg(long, value_name = "ID", conflicts_with = "token_stdin")]
+        client_id: Option<String>,
         /// Read a personal access token from standard input instead of signing in
         /// in a browser (for scripts and CI; keeps it out of `ps` and shell history).
         #[arg(long)]
@@ -42,6 +49,8 @@ pub async fn run(svc: &Service, as_json: bool, cmd: AuthCommand) -> Result<()> {
             server,
             token_stdin,
             no_browser,
+            device: _,
+            client_id: _,
         } => {
             if token_stdin {
                 login(svc, as_json, &server, token_stdin).await
@@ -66,6 +75,7 @@ pub async fn run(svc: &Service, as_json: bool, cmd: AuthCommand) -> Result<()> {
                 crate::outln!("user id:  {}", s("user_id"));
                 let kind = match st["token_kind"].as_str() {
                     Some("oauth") => "browser sign-in (renewed automatically)",
+                    Some("env") => "from DATAERAI_TOKEN (not saved)",
                     _ => "personal access token",
                 };
                 crate::outln!("token:    {kind}");

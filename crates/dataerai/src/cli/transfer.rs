@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use dataerai_client::credentials;
 use dataerai_proto::api::OwnerType;
 use dataerai_proto::{ApiError, ErrorCode};
 use dataerai_transfer::ProgressEvent;
@@ -27,9 +26,13 @@ use crate::service::{DownloadParams, Service, UploadParams};
 #[command(group(clap::ArgGroup::new("owner").args(["project", "user"])))]
 pub struct UploadArgs {
     /// The file or directory to upload (a directory becomes one asset).
-    pub file: PathBuf,
-    /// Title of the new asset (required unless --asset).
-    #[arg(long, required_unless_present = "asset")]
+    #[arg(required_unless_present = "file_flag", conflicts_with = "file_flag")]
+    pub file: Option<PathBuf>,
+    /// The file or directory to upload, as an option (the same as FILE).
+    #[arg(long = "file", id = "file_flag", value_name = "PATH")]
+    pub file_flag: Option<PathBuf>,
+    /// Title of the new asset (required unless --asset, or a --metadata file holds it).
+    #[arg(long, required_unless_present_any = ["asset", "metadata"])]
     pub title: Option<String>,
     /// Add a new content version to this existing asset instead.
     #[arg(long, conflicts_with_all = ["title", "project", "user", "alias", "collection", "description", "metadata", "tags", "record_type"])]
@@ -45,6 +48,9 @@ pub struct UploadArgs {
     /// Collection to file the asset in.
     #[arg(long)]
     pub collection: Option<String>,
+    /// The storage allocation to charge (the owner's own; default: the owner's).
+    #[arg(long)]
+    pub allocation_id: Option<String>,
     /// Chunk size in MiB: a power of two from 1 to 512 (default 64).
     #[arg(long)]
     pub chunk_size_mb: Option<i64>,
@@ -175,27 +181,68 @@ fn upload_params(p: UploadParams) -> Value {
     v
 }
 
+/// What a `--metadata FILE.json` describes: the asset's fields, beside its metadata.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadDescription {
+    title: Option<String>,
+    description: Option<String>,
+    alias: Option<String>,
+    record_type: Option<String>,
+    tags: Option<Vec<String>>,
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// `--metadata`: inline JSON metadata (`'{"k": 1}'`, as for `metadata set`), or
+/// the name of a JSON file holding `title, description, tags, metadata` (and
+/// `alias`, `record_type`); flags given on the command line win over the file.
+fn upload_description(fields: &AssetFields) -> Result<UploadDescription> {
+    let Some(value) = fields.metadata.as_deref() else {
+        return Ok(UploadDescription::default());
+    };
+    if value.trim_start().starts_with('{') {
+        return Ok(UploadDescription {
+            metadata: fields.metadata()?,
+            ..UploadDescription::default()
+        });
+    }
+    let text = std::fs::read_to_string(value).map_err(|e| {
+        ApiError::invalid(format!(
+            "--metadata {value}: cannot read it ({e}); give a JSON object or a JSON file"
+        ))
+    })?;
+    let d = serde_json::from_str(&text).map_err(|e| {
+        ApiError::invalid(format!(
+            "--metadata {value}: not a JSON object with title, description, tags, metadata ({e})"
+        ))
+    })?;
+    Ok(d)
+}
+
 pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Result<()> {
     let (owner_type, owner_id) = match (&a.asset, a.project) {
         (Some(_), _) => (None, None),
         (None, Some(p)) => (Some(OwnerType::Project.to_string()), Some(p)),
         (None, None) => (
             Some(OwnerType::User.to_string()),
-            Some(credentials::load_credentials(svc.config_dir())?.user_id),
+            Some(svc.user_id().await?),
         ),
     };
+    let described = upload_description(&a.fields)?;
+    let file = a.file.or(a.file_flag).unwrap_or_default();
     let params = UploadParams {
-        local_path: absolute(&a.file),
-        title: a.title,
+        local_path: absolute(&file),
+        title: a.title.or(described.title),
         owner_type,
         owner_id,
         asset_id: a.asset,
-        metadata: a.fields.metadata()?.map(Value::Object),
-        tags: a.fields.tags(),
-        description: a.fields.description,
-        alias: a.fields.alias,
+        metadata: described.metadata.map(Value::Object),
+        tags: a.fields.tags().or(described.tags),
+        description: a.fields.description.or(described.description),
+        alias: a.fields.alias.or(described.alias),
         collection_id: a.collection,
-        record_type: a.fields.record_type,
+        record_type: a.fields.record_type.or(described.record_type),
+        allocation_id: a.allocation_id,
         chunk_size_mb: a.chunk_size_mb,
         idempotency_key: a.idempotency_key,
     };
@@ -203,7 +250,7 @@ pub async fn upload_cmd(svc: &Service, as_json: bool, mut a: UploadArgs) -> Resu
     svc.check_upload(params.clone())?;
     let label = format!(
         "upload {}",
-        a.file.file_name().unwrap_or_default().to_string_lossy()
+        file.file_name().unwrap_or_default().to_string_lossy()
     );
     let r = run_in_daemon("asset.upload", upload_params(params), &label).await?;
     if as_json {

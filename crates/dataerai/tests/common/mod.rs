@@ -54,6 +54,8 @@ impl UserEnv {
             .env("DATAERAI_SOCKET", self.socket())
             .env("DATAERAI_STATE_DIR", self.state_dir())
             .env_remove("DATAERAI_LOG")
+            .env_remove("DATAERAI_TOKEN")
+            .env_remove("DATAERAI_SERVER")
             .stdin(Stdio::null());
         c
     }

@@ -32,9 +32,14 @@ pub struct DeviceLogin {
 
 impl DeviceLogin {
     pub fn start(user: &UserEnv, server: &str) -> DeviceLogin {
+        Self::start_with(user, &["auth", "login", "--server", server, "--no-browser"])
+    }
+
+    /// [`DeviceLogin::start`] with the command line `args`.
+    pub fn start_with(user: &UserEnv, args: &[&str]) -> DeviceLogin {
         let mut child = user
             .cmd()
-            .args(["auth", "login", "--server", server, "--no-browser"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -113,7 +118,7 @@ pub fn device_signed_in_user(server: &TestServer, email: &str) -> UserEnv {
 
 /// The saved credentials (as JSON).
 pub fn credentials(user: &UserEnv) -> serde_json::Value {
-    let text = std::fs::read_to_string(user.config_dir.path().join("credentials.json")).unwrap();
+    let text = std::fs::read_to_string(user.config_dir.path().join("credentials")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -121,7 +126,7 @@ pub fn credentials(user: &UserEnv) -> serde_json::Value {
 /// clock): no early refresh, so the server's 401 has to trigger it. Answers
 /// when the token really expires.
 pub fn hide_expiry(user: &UserEnv) -> chrono::DateTime<chrono::Utc> {
-    let path = user.config_dir.path().join("credentials.json");
+    let path = user.config_dir.path().join("credentials");
     let mut c = credentials(user);
     let real = expires_at(&c);
     c["expires_at"] = json!((chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339());
@@ -149,7 +154,7 @@ pub fn wait_past_expiry(expiry: chrono::DateTime<chrono::Utc>) {
 
 /// Every token value in a credentials JSON.
 pub fn secrets(creds: &Value) -> Vec<String> {
-    ["token", "refresh_token"]
+    ["access_token", "refresh_token"]
         .iter()
         .filter_map(|k| creds[k].as_str().map(str::to_string))
         .collect()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import (
     Any,
@@ -255,6 +256,7 @@ def upload(
     progress: bool = False,
     idempotency_key: Optional[str] = None,
     record_type: Optional[str] = None,
+    allocation_id: Optional[str] = None,
 ) -> Call[UploadResult]:
     """Upload a file or a directory as a new asset and block until the server verified it.
 
@@ -271,11 +273,16 @@ def upload(
             ``ERR_INVALID_INPUT`` before anything is sent.
         title: Asset title (required, non-empty).
         owner_type: ``"user"`` for a personal asset or ``"project"``.
-        owner_id: Your user id (``auth_status().user_id``) or a project id.
+        owner_id: Your user id (``auth_status().user_id``) — or your own email, which means
+            the same — or a project id.
         description, alias, tags, metadata: Descriptive metadata; ``metadata`` is a dict.
         collection_id: Collection of a project-owned asset (default: the project's root).
         record_type: What kind of record it is (free text, at most 64 characters:
             ``raw_data``, ``analysis``, ``figure``, …); search it with ``type:``.
+        allocation_id: The storage allocation (quota) to charge: the owner's own (a project's
+            is ``Project.allocation_id``). ``None``: the owner's. An allocation you may not
+            use is ``ERR_NOT_FOUND`` (you cannot see it) or ``ERR_PERMISSION_DENIED`` (you may
+            read it but not write); another owner's allocation is ``ERR_INVALID_INPUT``.
         chunk_size_mb: Chunk size in MiB, a power of two from 1 to 512 (default 64).
         on_progress: Called with a :class:`~dataerai.ProgressEvent` after each chunk, on a
             background thread; the last call has ``bytes_done == bytes_total``. Exceptions
@@ -327,6 +334,7 @@ def upload(
         chunk_size_mb=chunk_size_mb,
         idempotency_key=idempotency_key,
         record_type=record_type,
+        allocation_id=allocation_id,
     )
     return TransferRequest(
         "asset.upload", params, UploadResult.from_json, on_progress, transfer_timeout_s, progress
@@ -435,6 +443,64 @@ def set_metadata(asset_id: str, **fields: Any) -> Call[AssetMetadata]:
         DaemonError: ``ERR_INVALID_INPUT`` for an unknown field name (checked here).
     """
     return Request("asset.set_metadata", _params.set_metadata(asset_id, fields), AssetMetadata.from_json)
+
+
+def set_record_type(asset_id: str, *, record_type: Optional[str]) -> Call[AssetMetadata]:
+    """Set what kind of record an asset is (``set_metadata(asset_id, record_type=…)``).
+
+    Free text of 1 to 64 characters (``dataset``, ``measurement``, ``analysis``, ``figure``,
+    ``log``, ``model``, ``calibration``, ``simulation``, ``software_code``,
+    ``jupyter_notebook``, …); search it with ``type:``. Returns the updated metadata.
+
+    Example::
+
+        client.set_record_type(up.asset_id, record_type="calibration")
+    """
+    fields = {"record_type": _params.require_str(record_type, "record_type")}
+    return Request("asset.set_metadata", _params.set_metadata(asset_id, fields), AssetMetadata.from_json)
+
+
+@dataclass(frozen=True)
+class _Matching(AllPages[AssetMetadata]):
+    """Every page of a search, keeping the assets whose title is ``title``."""
+
+    title: Optional[str] = None
+
+    def finish(self, raw: Any) -> List[AssetMetadata]:
+        return [a for a in raw if self.title is None or a.title == self.title]
+
+
+def find_assets(
+    title: str,
+    *,
+    collection_id: Optional[str] = None,
+    record_type: Optional[str] = None,
+    exact: bool = True,
+) -> Call[List[AssetMetadata]]:
+    """Every asset you can read whose title is ``title`` (all matches, not just one).
+
+    Built on :meth:`search`, so it sees exactly what you may read. ``collection_id`` keeps
+    assets filed in that collection, ``record_type`` those of that type. With
+    ``exact=False`` every asset whose title, description, tags, … contain the title's words
+    in order is returned. Each result has ``.asset_id``, ``.title`` and ``.has_content``.
+
+    Example::
+
+        runs = client.find_assets(title="Rabi sweep", collection_id=coll_id)
+        if not runs:
+            client.upload("rabi.h5", title="Rabi sweep", owner_type="project", ...)
+    """
+    wanted = _params.require_str(title, "title").strip()
+    words = re.findall(r"[^\W_]+", wanted)
+    terms = [f'"{" ".join(words)}"'] if words else []
+    if collection_id is not None:
+        terms.append(f"collection:{_params.require_str(collection_id, 'collection_id')}")
+    if record_type is not None:
+        kind = _params.require_str(record_type, "record_type").replace('"', "")
+        terms.append(f'type:"{kind}"')
+    params = _params.search(" ".join(terms), None, None, None, facets=False)
+    pages = Pages("asset.search", params, AssetMetadata.from_json, by_cursor=True)
+    return _Matching(pages, wanted if exact else None)
 
 
 def create_relationship(

@@ -34,6 +34,7 @@ UPLOAD_ITEM_FIELDS = (
     "metadata",
     "collection_id",
     "record_type",
+    "allocation_id",
     "asset_id",
     "idempotency_key",
 )
@@ -177,6 +178,7 @@ def upload(
     chunk_size_mb: Any = None,
     idempotency_key: Any = None,
     record_type: Any = None,
+    allocation_id: Any = None,
 ) -> Dict[str, Any]:
     params: Dict[str, Any] = {
         "local_path": absolute_path(local_path, "local_path"),
@@ -193,6 +195,7 @@ def upload(
                 "metadata": optional_mapping(metadata, "metadata"),
                 "collection_id": optional_str(collection_id, "collection_id"),
                 "record_type": optional_str(record_type, "record_type"),
+                "allocation_id": optional_str(allocation_id, "allocation_id"),
                 "chunk_size_mb": chunk_size(chunk_size_mb),
                 "idempotency_key": optional_str(idempotency_key, "idempotency_key"),
             }

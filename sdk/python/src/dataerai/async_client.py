@@ -355,6 +355,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     download = _awaitable(_methods.download)
     get_metadata = _awaitable(_methods.get_metadata)
     set_metadata = _awaitable(_methods.set_metadata)
+    set_record_type = _awaitable(_methods.set_record_type)
+    find_assets = _awaitable(_methods.find_assets)
     create_relationship = _awaitable(_methods.create_relationship)
     list_relationships = _awaitable(_methods.list_relationships)
     lineage = _awaitable(_methods.lineage)

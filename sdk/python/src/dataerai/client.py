@@ -213,6 +213,8 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     download = _blocking(_methods.download)
     get_metadata = _blocking(_methods.get_metadata)
     set_metadata = _blocking(_methods.set_metadata)
+    set_record_type = _blocking(_methods.set_record_type)
+    find_assets = _blocking(_methods.find_assets)
     create_relationship = _blocking(_methods.create_relationship)
     list_relationships = _blocking(_methods.list_relationships)
     lineage = _blocking(_methods.lineage)

@@ -133,6 +133,11 @@ class AuthStatus:
     """When the sign-in itself ends (the refresh token's expiry); ``None`` for personal tokens."""
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def server_url(self) -> str:
+        """The server's address (the same as ``server``)."""
+        return self.server
+
     @classmethod
     def from_json(cls, data: JsonObject) -> AuthStatus:
         return cls(
@@ -350,6 +355,11 @@ class AssetMetadata:
     record_type: Optional[str] = None
     """What kind of record it is (``raw_data``, ``analysis``, ``figure``, …), if set."""
 
+    @property
+    def has_content(self) -> bool:
+        """Whether a content version is published (there is something to download)."""
+        return self.content_id is not None
+
     @classmethod
     def from_json(cls, data: JsonObject) -> AssetMetadata:
         latest = data.get("latest_content") or None
@@ -420,6 +430,20 @@ class Relationship:
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
     direction: str = "out"
     """``"out"`` (from the asset it was listed for) or ``"in"`` (pointing at it)."""
+
+    @property
+    def qualifier_note(self) -> Optional[str]:
+        """The ``qualifier_note`` given at creation (``qualifiers["note"]``), if any."""
+        return _opt_str(self.qualifiers.get("note"))
+
+    @property
+    def qualifier_time(self) -> Optional[datetime]:
+        """The ``qualifier_time`` given at creation (``qualifiers["time"]``), if any."""
+        value = self.qualifiers.get("time")
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            return None
 
     @classmethod
     def from_json(cls, data: JsonObject) -> Relationship:
@@ -738,6 +762,8 @@ class UploadItem:
     idempotency_key: Optional[str] = None
     """As for :meth:`DataeraiClient.upload`: a repeat with the same key follows the first."""
     record_type: Optional[str] = None
+    allocation_id: Optional[str] = None
+    """As for :meth:`DataeraiClient.upload`: the allocation to charge (the owner's)."""
 
     def to_params(self) -> JsonObject:
         params: JsonObject = {
@@ -754,6 +780,7 @@ class UploadItem:
             "collection_id",
             "idempotency_key",
             "record_type",
+            "allocation_id",
         ):
             value = getattr(self, name)
             if value is not None:

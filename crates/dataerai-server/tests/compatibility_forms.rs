@@ -1,0 +1,258 @@
+//! Call forms of code written against other Dataerai deployments: a personal
+//! owner given by the caller's email, and the unversioned compatibility routes
+//! (`/api/…/`: `{"results", "count"}` lists, errors with `"detail"`).
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_personal_owner_may_be_given_by_the_callers_own_email() {
+    let (_lab, [alice, bob]) = Lab::start(["alice@x.org", "bob@x.org"]);
+    let a = &alice.api;
+    let mine = created(
+        a.post(
+            "/api/v1/assets",
+            json!({"title": "by email", "owner_type": "user", "owner_id": "Alice@X.org"}),
+        )
+        .await,
+    );
+    assert_eq!(mine["owner_id"], alice.id.as_str(), "{mine}");
+    let (s, page) = a
+        .get("/api/v1/assets?owner_type=user&owner_id=alice@x.org")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(item_strs(&page, "title"), ["by email"]);
+    // The batch of small uploads takes owners the same way.
+    let (s, batch) = a
+        .post(
+            "/api/v1/uploads/batch",
+            json!({"items": [{"asset": {"title": "batched", "owner_type": "user", "owner_id": "alice@x.org"},
+                              "upload": {"files": [{"name": "f", "size": 1}]}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{batch}");
+    assert!(
+        batch["items"][0]["result"]["upload_id"].is_string(),
+        "{batch}"
+    );
+
+    // Someone else's email is refused the same way whether or not it exists.
+    for other in ["bob@x.org", "nobody@x.org"] {
+        let reply = a
+            .post(
+                "/api/v1/assets",
+                json!({"title": "t", "owner_type": "user", "owner_id": other}),
+            )
+            .await;
+        assert_err_for(other, &reply, PERMISSION_DENIED);
+        let reply = a
+            .get(&format!("/api/v1/assets?owner_type=user&owner_id={other}"))
+            .await;
+        assert_err_for(other, &reply, PERMISSION_DENIED);
+    }
+    let (_, bobs) = bob.api.get("/api/v1/assets").await;
+    assert_eq!(bobs["total"], 0, "{bobs}");
+}
+
+#[tokio::test]
+async fn compatibility_routes_adapt_the_api() {
+    let (_lab, [alice, bob]) = Lab::start(["alice@x.org", "bob@x.org"]);
+    let a = &alice.api;
+    let project = a.create_project("Quantum control").await;
+    a.create_project("Other lab").await;
+
+    // Projects by name, as {results, count}.
+    let (s, found) = a.get("/api/projects/?q=quantum&access_scope=home").await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    assert_eq!(found["count"], 1, "{found}");
+    let p = &found["results"][0];
+    assert_eq!(p["id"], project.as_str());
+    assert_eq!(p["name"], "Quantum control");
+    assert_eq!(p["owner_id"], alice.id.as_str());
+    assert!(
+        p["created_at"].is_string() && p["description"].is_string(),
+        "{p}"
+    );
+    let (_, all) = a.get("/api/projects/").await;
+    assert_eq!(all["count"], 2, "{all}");
+    let (_, none) = bob.api.get("/api/projects/?q=quantum").await;
+    assert_eq!(none, json!({"results": [], "count": 0}));
+
+    // Collections: create in a project, find by title.
+    let c = created(
+        a.post(
+            "/api/collections/",
+            json!({"title": "runs", "description": "d", "tags": ["x"], "type": "folder",
+                   "owner_type": "project", "owner_id": project}),
+        )
+        .await,
+    );
+    assert_eq!(c["title"], "runs");
+    assert_eq!(c["owner_project_id"], project.as_str());
+    assert!(
+        c["parent_id"].is_string() && c["created_at"].is_string(),
+        "{c}"
+    );
+    let sub = created(
+        a.post(
+            "/api/collections/",
+            json!({"title": "tutorials", "owner_type": "project", "owner_id": project,
+                   "parent_id": c["id"]}),
+        )
+        .await,
+    );
+    assert_eq!(sub["parent_id"], c["id"]);
+    let (s, list) = a
+        .get(&format!(
+            "/api/collections/?owner_type=project&owner_id={project}&q=RUNS"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(list["results"][0]["id"], c["id"]);
+    let (_, mine) = a
+        .get("/api/collections/?owner_type=user&owner_id=alice@x.org")
+        .await;
+    assert_eq!(mine["count"], 0, "{mine}");
+    // An outsider gets the unknown project's 404, with detail.
+    let reply = bob
+        .api
+        .get(&format!(
+            "/api/collections/?owner_type=project&owner_id={project}"
+        ))
+        .await;
+    assert_err(&reply, NOT_FOUND);
+    assert_eq!(reply.1["detail"], reply.1["error"]["message"]);
+
+    // Assets: record_type and current_content; PATCH.
+    let asset = a.project_asset(&project, "trace").await;
+    let (s, got) = a.get(&format!("/api/assets/{asset}/")).await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    assert_eq!(got["id"], asset.as_str());
+    assert_eq!(
+        got["current_content"],
+        json!({"id": null, "status": "uploading"})
+    );
+    let (s, patched) = a
+        .patch(
+            &format!("/api/assets/{asset}/"),
+            json!({"record_type": "measurement", "title": "trace 1", "tags": ["qick"],
+                   "description": "d", "metadata": {"shots": 1000}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{patched}");
+    assert_eq!(patched["record_type"], "measurement");
+    assert_eq!(patched["title"], "trace 1");
+    assert_eq!(patched["metadata"]["shots"], 1000);
+
+    // Completing an upload session, and a second completion: 409.
+    let (s, u) = a
+        .open_upload(&asset, json!([{"name": "f.bin", "size": 5}]), 1024)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let upload = u["upload_id"].as_str().unwrap();
+    let (s, v) = a.put_chunk(upload, 0, 0, b"hello").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let body = json!({"files": [{"file_index": 0, "checksum": format!("blake3:{}", hex_blake3(b"hello"))}]});
+    let (s, version) = a
+        .post(&format!("/api/transfers/{upload}/complete/"), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{version}");
+    let reply = a
+        .post(&format!("/api/transfers/{upload}/complete/"), body)
+        .await;
+    assert_err(&reply, CONFLICT);
+    assert!(reply.1["detail"].is_string(), "{}", reply.1);
+    let (_, got) = a.get(&format!("/api/assets/{asset}/")).await;
+    assert_eq!(
+        got["current_content"],
+        json!({"id": version["content_id"], "status": "available"})
+    );
+
+    // Relationships: 201, then 409 with the detail scripts compare.
+    let raw = a.project_asset(&project, "raw").await;
+    let rel = created(
+        a.post(
+            &format!("/api/assets/{asset}/relationships/"),
+            json!({"to_asset_id": raw, "type": "derived_from", "analysis_mode": "non_destructive",
+                   "qualifier_note": "fit", "qualifiers": {"step": 2}}),
+        )
+        .await,
+    );
+    assert_eq!(rel["type"], "derived_from");
+    assert_eq!(rel["qualifiers"], json!({"step": 2, "note": "fit"}));
+    let reply = a
+        .post(
+            &format!("/api/assets/{asset}/relationships/"),
+            json!({"to_asset_id": raw, "type": "derived_from"}),
+        )
+        .await;
+    assert_err(&reply, RELATIONSHIP_EXISTS);
+    assert_eq!(
+        reply.1["detail"],
+        "An identical relationship already exists."
+    );
+    // Bad input keeps its code and gains detail too.
+    let reply = a.post("/api/collections/", json!({"title": "x"})).await;
+    assert_err(&reply, INVALID_INPUT);
+    assert!(reply.1["detail"].is_string(), "{}", reply.1);
+}
+
+#[tokio::test]
+async fn an_upload_may_name_the_allocation_it_is_charged_to() {
+    let (_lab, [alice, bob, carol]) = Lab::start(["alice@x.org", "bob@x.org", "carol@x.org"]);
+    let a = &alice.api;
+    let project = a.create_project("beamtime").await;
+    let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
+    let allocation = p["allocation"]["allocation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, m) = a.set_role(&project, "carol@x.org", "viewer").await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    let asset = |owner_type: &str, owner_id: &str, allocation: &str| {
+        json!({"title": "t", "owner_type": owner_type, "owner_id": owner_id,
+               "allocation_id": allocation})
+    };
+
+    // The owner's own allocation: charged as always.
+    let made = created(
+        a.post("/api/v1/assets", asset("project", &project, &allocation))
+            .await,
+    );
+    let id = made["asset_id"].as_str().unwrap();
+    let (s, u) = a
+        .open_upload(id, json!([{"name": "f", "size": 100}]), 1024)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
+    assert_eq!(p["allocation"]["reserved_bytes"], 100, "{p}");
+
+    // Unknown, or not visible to the caller: 404 alike.
+    let reply = a
+        .post(
+            "/api/v1/assets",
+            asset("user", &alice.id, "no-such-allocation"),
+        )
+        .await;
+    assert_err(&reply, NOT_FOUND);
+    let reply = bob
+        .api
+        .post("/api/v1/assets", asset("user", &bob.id, &allocation))
+        .await;
+    assert_err(&reply, NOT_FOUND);
+    // A viewer sees the project's allocation but may not charge it.
+    let reply = carol
+        .api
+        .post("/api/v1/assets", asset("user", &carol.id, &allocation))
+        .await;
+    assert_err(&reply, PERMISSION_DENIED);
+    // Usable, but another owner's: named in the refusal.
+    let reply = a
+        .post("/api/v1/assets", asset("user", &alice.id, &allocation))
+        .await;
+    assert_err_mentions(&reply, INVALID_INPUT, &project);
+}

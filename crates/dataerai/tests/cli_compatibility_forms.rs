@@ -1,0 +1,220 @@
+//! Command lines and environments existing scripts use: `auth login --device
+//! --client-id`, `upload --file --project --collection --metadata FILE.json`,
+//! `DATAERAI_TOKEN`/`DATAERAI_SERVER`, and a credential file of an earlier
+//! version (`credentials.json`), migrated on first read.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::sign_in::{DeviceLogin, WebUser, PASSWORD};
+use common::*;
+use serde_json::{json, Value};
+
+fn saved(user: &UserEnv) -> Value {
+    let path = user.config_dir.path().join("credentials");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn device_login_takes_the_device_and_client_id_flags() {
+    let server = TestServer::start_temp();
+    server.create_user_with_password("ada@lab.org", PASSWORD);
+    let user = UserEnv::new();
+    let login = DeviceLogin::start_with(
+        &user,
+        &[
+            "auth",
+            "login",
+            "--device",
+            "--client-id",
+            "qick-capture",
+            "--server",
+            &server.base,
+            "--no-browser",
+        ],
+    );
+    let web = WebUser::new(&server.base);
+    web.sign_in("ada@lab.org", PASSWORD);
+    let (status, html) = web.answer_device(&login.user_code, "approve");
+    assert!(status < 400, "approve failed with HTTP {status}: {html}");
+    let (code, stdout, stderr) = login.finish();
+    assert_eq!(code, Some(0), "login failed: {stdout}\n{stderr}");
+    let creds = saved(&user);
+    for key in ["access_token", "refresh_token", "server_url", "user_email"] {
+        assert!(creds[key].is_string(), "{key} missing from the saved login");
+    }
+    assert_eq!(creds["user_email"], "ada@lab.org");
+    assert_eq!(creds["server_url"], server.base.trim_end_matches('/'));
+    let status = user.run_json(&["auth", "status"]);
+    assert_eq!(status["user_email"], "ada@lab.org");
+}
+
+#[test]
+fn upload_takes_file_project_collection_and_a_metadata_file() {
+    let server = TestServer::start_temp();
+    let user = signed_in_user(&server, "ada@lab.org");
+    let project = user.run_json(&["project", "create", "Beamtime"]);
+    let project_id = project["project_id"].as_str().unwrap();
+    let collection = project["root_collection_id"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scan.h5");
+    std::fs::write(&file, test_bytes(3000, 1)).unwrap();
+    let described = dir.path().join("scan.json");
+    std::fs::write(
+        &described,
+        json!({"title": "Scan 7", "description": "overnight", "tags": ["raw", "tomo"],
+               "metadata": {"energy_keV": 25}})
+        .to_string(),
+    )
+    .unwrap();
+    let up = user.run_json(&[
+        "upload",
+        "--file",
+        file.to_str().unwrap(),
+        "--project",
+        project_id,
+        "--collection",
+        collection,
+        "--metadata",
+        described.to_str().unwrap(),
+    ]);
+    let asset_id = up["asset_id"].as_str().unwrap();
+    let asset = user.run_json(&["metadata", "get", asset_id]);
+    assert_eq!(asset["title"], "Scan 7");
+    assert_eq!(asset["description"], "overnight");
+    assert_eq!(asset["tags"], json!(["raw", "tomo"]));
+    assert_eq!(asset["metadata"], json!({"energy_keV": 25}));
+    assert_eq!(asset["owner_id"], project_id);
+    assert_eq!(asset["collection_ids"], json!([collection]));
+
+    // A flag given on the command line wins over the file; inline JSON still works.
+    let up = user.run_json(&[
+        "upload",
+        file.to_str().unwrap(),
+        "--title",
+        "Scan 7b",
+        "--project",
+        project_id,
+        "--metadata",
+        described.to_str().unwrap(),
+    ]);
+    let asset = user.run_json(&["metadata", "get", up["asset_id"].as_str().unwrap()]);
+    assert_eq!(asset["title"], "Scan 7b");
+    let up = user.run_json(&[
+        "upload",
+        file.to_str().unwrap(),
+        "--title",
+        "inline",
+        "--user",
+        "--metadata",
+        r#"{"k": 1}"#,
+    ]);
+    let asset = user.run_json(&["metadata", "get", up["asset_id"].as_str().unwrap()]);
+    assert_eq!(asset["metadata"], json!({"k": 1}));
+
+    // A file that is not a description is refused with what is wrong.
+    std::fs::write(&described, r#"{"titel": "typo"}"#).unwrap();
+    let out = user.run(&[
+        "upload",
+        "--file",
+        file.to_str().unwrap(),
+        "--user",
+        "--metadata",
+        described.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("titel") && err.contains("ERR_INVALID_INPUT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_token_in_the_environment_is_used_and_never_saved() {
+    let server = TestServer::start_temp();
+    server.create_user("ada@lab.org");
+    let token = server.create_token("ada@lab.org", "read,write");
+    let user = UserEnv::new();
+    let with_env = |args: &[&str]| {
+        let out = user
+            .cmd()
+            .env("DATAERAI_TOKEN", &token)
+            .env("DATAERAI_SERVER", &server.base)
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let status = with_env(&["auth", "status"]);
+    assert_eq!(status["user_email"], "ada@lab.org");
+    assert_eq!(status["token_kind"], "env");
+    assert_eq!(status["server_url"], server.base.trim_end_matches('/'));
+    // The CLI's daemon gets the environment too.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.bin");
+    std::fs::write(&file, test_bytes(100, 2)).unwrap();
+    let up = with_env(&["upload", file.to_str().unwrap(), "--title", "x", "--user"]);
+    assert!(up["asset_id"].is_string(), "{up}");
+    let leftovers: Vec<_> = std::fs::read_dir(user.config_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("credentials"))
+        .collect();
+    assert!(
+        !leftovers.iter().any(|n| n == "credentials"),
+        "{leftovers:?}"
+    );
+    // Without the token nothing is signed in.
+    let out = user.run(&["auth", "status"]);
+    assert!(!out.status.success());
+
+    // DATAERAI_SERVER is also the server `auth login` signs in to.
+    let mut cmd = user.cmd();
+    cmd.env("DATAERAI_SERVER", &server.base)
+        .args(["auth", "login", "--token-stdin"]);
+    let out = dataerai_testkit::output_with_stdin(cmd, &format!("{token}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(saved(&user)["user_email"], "ada@lab.org");
+}
+
+#[test]
+fn a_credential_file_of_an_earlier_version_is_migrated_on_first_read() {
+    let server = TestServer::start_temp();
+    let user = signed_in_user(&server, "ada@lab.org");
+    // Today's file, rewritten as an earlier version wrote it.
+    let mut old = saved(&user);
+    let o = old.as_object_mut().unwrap();
+    let token = o.remove("access_token").unwrap();
+    let url = o.remove("server_url").unwrap();
+    o.insert("token".into(), token.clone());
+    o.insert("server".into(), url);
+    let dir = user.config_dir.path();
+    std::fs::remove_file(dir.join("credentials")).unwrap();
+    let legacy = dir.join("credentials.json");
+    std::fs::write(&legacy, serde_json::to_vec(&old).unwrap()).unwrap();
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let status = user.run_json(&["auth", "status"]);
+    assert_eq!(status["user_email"], "ada@lab.org");
+    assert!(!legacy.exists(), "the old file stays behind");
+    let now = saved(&user);
+    assert_eq!(now["access_token"], token);
+    assert!(
+        now.get("token").is_none() && now.get("server").is_none(),
+        "{now:?}"
+    );
+}
