@@ -19,14 +19,14 @@ use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
-    Asset, Collection, CompleteUpload, ContentVersion, CreateCollection, CreateRelationship,
+    Asset, Collection, CollectionListQuery, CompleteUpload, ContentVersion, CreateCollection, CreateRelationship,
     OwnerType, PageQuery, Relationship, UpdateAsset, UploadStatus,
 };
 use dataerai_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{assets, projects, resolve_owner_id, uploads, window_of};
+use super::{assets, collections, resolve_owner_id, uploads, window_of};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -349,13 +349,14 @@ pub async fn list_collections(
         personal_owner(&caller, owner_id)?;
         return Ok(Json(Vec::new().into()));
     }
-    let mut collections = Vec::new();
+    let mut found = Vec::new();
     loop {
-        let q = PageQuery {
+        let q = CollectionListQuery {
+            parent_id: None,
             limit: Some(PAGE),
-            offset: Some(collections.len() as u64),
+            offset: Some(found.len() as u64),
         };
-        let Json(page) = projects::list_collections(
+        let Json(page) = collections::list_collections(
             state.clone(),
             caller.clone(),
             ApiPath(owner_id.clone()),
@@ -363,13 +364,13 @@ pub async fn list_collections(
         )
         .await?;
         let last = page.items.is_empty();
-        collections.extend(page.items);
-        if last || collections.len() as u64 >= page.total {
+        found.extend(page.items);
+        if last || found.len() as u64 >= page.total {
             break;
         }
     }
     Ok(Json(
-        collections
+        found
             .into_iter()
             .filter(|c| matches(&c.name, &q.q))
             .map(CollectionView::from)
@@ -419,11 +420,11 @@ pub async fn create_collection(
     }
     // Built from JSON so fields `/api/v1` adds later keep their defaults.
     let v1: CreateCollection = serde_json::from_value(serde_json::json!({
-        "name": body.title, "parent_id": body.parent_id,
+        "name": body.title, "parent_id": body.parent_id, "description": body.description,
     }))
     .map_err(|e| AppError::invalid(format!("invalid collection: {e}")))?;
     let (status, Json(c)) =
-        projects::create_collection(state, caller, ApiPath(body.owner_id), ApiJson(v1)).await?;
+        collections::create_collection(state, caller, ApiPath(body.owner_id), ApiJson(v1)).await?;
     Ok((status, Json(c.into())))
 }
 
