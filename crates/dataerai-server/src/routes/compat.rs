@@ -20,7 +20,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
     Asset, Collection, CollectionListQuery, CompleteUpload, ContentVersion, CreateCollection, CreateRelationship,
-    OwnerType, PageQuery, Relationship, UpdateAsset, UploadStatus,
+    OwnerType, Relationship, UpdateAsset, UploadStatus,
 };
 use dataerai_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
