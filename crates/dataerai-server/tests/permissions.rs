@@ -182,6 +182,10 @@ const TABLE: &[(&str, Variants)] = &[
     ("POST /oauth/device/code", PUBLIC),
     ("POST /oauth/token", PUBLIC),
     ("GET /", PUBLIC),
+    // The data pages answer HTML (or a redirect to sign in), never a 401.
+    ("GET /projects/{project_id}", PUBLIC),
+    ("GET /assets/{asset_id}", PUBLIC),
+    ("GET /search", PUBLIC),
     ("GET /login", PUBLIC),
     ("POST /login", PUBLIC),
     ("POST /logout", PUBLIC),
@@ -531,6 +535,9 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             form: Some(vec![]),
             ..req(method, "/tokens/x/revoke".into())
         },
+        "/projects/{project_id}" => req(method, format!("/projects/{p}")),
+        "/assets/{asset_id}" => req(method, format!("/assets/{asset}")),
+        "/search" => req(method, "/search?q=tag:x".into()),
         "/" | "/login" | "/logout" | "/device" | "/tokens" => Req {
             form: Some(vec![]),
             ..req(method, template.into())
