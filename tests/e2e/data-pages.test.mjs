@@ -80,24 +80,37 @@ async function signInAs(email) {
   assert.equal(new URL(page.url()).pathname, '/', 'after sign-in the browser comes back to /');
 }
 
-/** The REST API from inside the page, with the session cookie (and CSRF header on writes). */
-async function api(method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      let csrf = '';
-      if (method !== 'GET') {
-        const html = await (await fetch('/tokens')).text();
-        csrf = html.match(/name="csrf_token" value="([^"]+)"/)[1];
-      }
-      const r = await fetch(path, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: r.status, json: await r.json().catch(() => null) };
-    },
-    { method, path, body },
-  );
+/**
+ * Let the test's own scripts run in the pages (their CSP allows none; the
+ * pages themselves need none). `on=false` restores the policy.
+ */
+async function bypassCsp(on) {
+  const cdp = await browser.newCDPSession(page);
+  await cdp.send('Page.setBypassCSP', { enabled: on });
+  await cdp.detach();
+  await page.reload();
+}
+
+/**
+ * The REST API as the signed-in browser: its session cookie, and on writes
+ * the session's CSRF token (read from a page's form) in x-csrf-token.
+ */
+async function api(method, path, body, { csrf = true } = {}) {
+  const cookies = await browser.cookies(server.url);
+  const headers = {
+    cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
+    'content-type': 'application/json',
+  };
+  if (method !== 'GET' && csrf) {
+    const html = await (await fetch(`${server.url}/tokens`, { headers })).text();
+    headers['x-csrf-token'] = html.match(/name="csrf_token" value="([^"]+)"/)[1];
+  }
+  const r = await fetch(`${server.url}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, json: await r.json().catch(() => null) };
 }
 
 let axeSource;
@@ -112,17 +125,13 @@ async function checkAccessibility(name) {
     }
   }
   if (!axeSource) return;
-  // The page's CSP allows no scripts; axe is injected through the DevTools protocol.
-  const cdp = await browser.newCDPSession(page);
-  await cdp.send('Page.setBypassCSP', { enabled: true });
-  await page.reload();
+  await bypassCsp(true);
   await page.evaluate(axeSource);
   const result = await page.evaluate(() =>
     // eslint-disable-next-line no-undef
     axe.run(document, { resultTypes: ['violations'] }),
   );
-  await cdp.send('Page.setBypassCSP', { enabled: false });
-  await cdp.detach();
+  await bypassCsp(false);
   const serious = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
   assert.deepEqual(
     serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`),
@@ -149,14 +158,7 @@ step('the owner makes a project with assets through the API with the browser ses
   });
   assert.equal(project.status, 201, JSON.stringify(project.json));
   ids.project = project.json.project_id;
-  const refused = await page.evaluate(async (p) => {
-    const r = await fetch('/api/v1/projects', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: p }),
-    });
-    return r.status;
-  }, 'no csrf');
+  const refused = (await api('POST', '/api/v1/projects', { name: 'no csrf' }, { csrf: false })).status;
   assert.equal(refused, 403, 'a write with the cookie but without x-csrf-token is refused');
   const sub = await api('POST', `/api/v1/projects/${ids.project}/collections`, { name: 'Run 42' });
   assert.equal(sub.status, 201);

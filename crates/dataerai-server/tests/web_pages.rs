@@ -177,7 +177,10 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let b = &p.body;
     assert!(b.contains("<h1>Beamline 7</h1>"));
-    assert!(b.contains("<details open") && b.contains("Run 42"), "{b}");
+    assert!(
+        b.contains("<details open") && b.contains("Run 42") && b.contains("1 inside"),
+        "{b}"
+    );
     assert!(b.contains(&format!("/assets/{}", w.raw)), "{b}");
     assert!(
         !b.contains(&format!("/assets/{}", w.figure)),

@@ -249,11 +249,12 @@ impl<'a> Tree<'a> {
         let kids = self.children.get(id).map(Vec::as_slice).unwrap_or(&[]);
         html! {
             li {
-                @if kids.is_empty() || depth > 32 {
-                    a href=(href) aria-current=[current] { (label) }
-                } @else {
+                a href=(href) aria-current=[current] { (label) }
+                @if !kids.is_empty() && depth <= 32 {
+                    // The toggle is its own control (a link inside <summary>
+                    // would nest two interactive elements).
                     details open[depth == 0 || self.leads_to(id, selected)] {
-                        summary { a href=(href) aria-current=[current] { (label) } }
+                        summary { span class="muted small" { (kids.len()) " inside" span class="visually-hidden" { " " (label) } } }
                         ul {
                             @for k in kids { (self.node(&k.collection_id, selected, base, depth + 1)) }
                         }
