@@ -138,6 +138,19 @@ pub(super) fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A count with thousands separators: `1,000,000`.
+pub(super) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub(super) fn date(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
@@ -156,8 +169,8 @@ pub(super) fn usage(a: &Allocation) -> Markup {
             span class="small muted" {
                 (size(a.used_bytes)) " of " (size(a.quota_bytes))
                 @if a.reserved_bytes > 0 { " (+ " (size(a.reserved_bytes)) " uploading)" }
-                @if a.max_files > 0 { " · " (a.file_count) " of " (a.max_files) " files" }
-                @else { " · " (a.file_count) " files" }
+                @if a.max_files > 0 { " · " (count(a.file_count)) " of " (count(a.max_files)) " files" }
+                @else { " · " (count(a.file_count)) " files" }
             }
         }
     }
@@ -246,6 +259,14 @@ mod tests {
         assert_eq!(size(1023), "1023 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(20 * 1024 * 1024 * 1024), "20.0 GiB");
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1_000_000), "1,000,000");
     }
 
     #[test]
