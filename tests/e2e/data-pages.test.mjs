@@ -10,11 +10,13 @@
 
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import {
   checkPrerequisites,
   cleanup,
+  cliFor,
   launchBrowser,
   saveArtifacts,
   screenshot,
@@ -202,6 +204,19 @@ step('the owner makes a project with assets through the API with the browser ses
     qualifiers: { step: 'integration' },
   });
   assert.equal(rel.status, 201, JSON.stringify(rel.json));
+  // Content for the scan, uploaded with the CLI (BLAKE3 chunks, as users do).
+  const token = await server.admin(['create-token', '--email', OWNER, '--scope', 'read,write']);
+  const cli = await cliFor(dir, 'owner');
+  const login = await cli.run(['auth', 'login', '--server', server.url, '--token-stdin'], {
+    input: `${token.split(/\s+/).find((w) => w.startsWith('dtr_pat_'))}\n`,
+  });
+  assert.equal(login.code, 0, login.stderr);
+  const files = path.join(dir, 'scan-0001');
+  await mkdir(path.join(files, 'frames'), { recursive: true });
+  await writeFile(path.join(files, 'frames', 'frame-000.tif'), Buffer.alloc(48_000, 7));
+  await writeFile(path.join(files, 'settings.json'), '{"exposure_ms": 20}\n');
+  const up = await cli.run(['upload', files, '--asset', ids.raw], { timeoutMs: 120_000 });
+  assert.equal(up.code, 0, up.stderr);
   const member = await api('POST', `/api/v1/projects/${ids.project}/members`, {
     email: VIEWER,
     role: 'viewer',
@@ -227,6 +242,7 @@ step('owner: home, project, asset and search pages', async () => {
   await page.waitForLoadState();
   assert.equal(await heading(), 'Scan 0001');
   await page.locator('table.md th', { hasText: 'energy_kev' }).waitFor();
+  await page.getByRole('cell', { name: 'frames/frame-000.tif' }).waitFor();
   await page.getByRole('link', { name: 'Figure 3: lattice constant' }).waitFor();
   await capture('asset-owner');
 

@@ -181,10 +181,11 @@ fn facet_chips(
         };
         link("/search", &[("q", &q), ("sort", sort)])
     };
-    let groups: [(&str, &str, &Vec<(String, u64)>); 3] = [
-        ("Tags", "tag", &f.tags),
-        ("Record types", "type", &f.record_types),
-        ("Projects", "project", &f.projects),
+    type Group<'a> = (&'a str, &'a str, &'a [(String, u64)]);
+    let groups: [Group; 3] = [
+        ("Tags", "tag", f.tags.as_slice()),
+        ("Record types", "type", f.record_types.as_slice()),
+        ("Projects", "project", f.projects.as_slice()),
     ];
     html! {
         @if groups.iter().any(|g| !g.2.is_empty()) {

@@ -143,7 +143,7 @@ pub(super) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -158,11 +158,10 @@ pub(super) fn date(at: DateTime<Utc>) -> String {
 /// Used of quota as a bar with the numbers (reserved bytes count as used).
 pub(super) fn usage(a: &Allocation) -> Markup {
     let used = a.used_bytes.saturating_add(a.reserved_bytes);
-    let percent = if a.quota_bytes == 0 {
-        100
-    } else {
-        (used.saturating_mul(100) / a.quota_bytes).min(100)
-    };
+    let percent = used
+        .saturating_mul(100)
+        .checked_div(a.quota_bytes)
+        .map_or(100, |p| p.min(100));
     html! {
         div class="usage" {
             meter min="0" max="100" value=(percent) aria-label="Storage used" {}
