@@ -363,3 +363,96 @@ async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
+    let (w, _users) = world().await;
+    let page_of = format!("/projects/{}", w.project);
+    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let p = alice.get(&page_of).await;
+    assert!(p.body.contains("Add a member"), "{}", p.body);
+    let csrf = p.csrf();
+    // Add carol as a member, then make her a viewer, then remove her.
+    let added = alice
+        .post(
+            &format!("{page_of}/members"),
+            &[
+                ("csrf_token", &csrf),
+                ("email", "carol@lab.org"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let p = alice.get(&page_of).await;
+    assert!(p.body.contains("carol@lab.org"));
+    let changed = alice
+        .post(
+            &format!("{page_of}/members"),
+            &[
+                ("csrf_token", &csrf),
+                ("email", "carol@lab.org"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let seen = carol.get(&page_of).await;
+    assert!(
+        seen.body
+            .contains("badge role viewer\">viewer</span> · created"),
+        "{}",
+        seen.body
+    );
+    assert!(!seen.body.contains("Add a member"), "viewers get no forms");
+    // A viewer's post is refused with the REST rule's message.
+    let refused = carol
+        .post(
+            &format!("{page_of}/members"),
+            &[
+                ("csrf_token", &seen.csrf()),
+                ("email", "bob@lab.org"),
+                ("role", "owner"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.body.contains("only owners and admins"),
+        "{}",
+        refused.body
+    );
+    // Without the CSRF token nothing happens.
+    let forged = alice
+        .post(&format!("{page_of}/members/x/remove"), &[])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Remove carol (her user id is in the remove form's action).
+    let p = alice.get(&page_of).await;
+    let row = p
+        .body
+        .find("<td class=\"name\">carol@lab.org</td>")
+        .unwrap();
+    let at = row + p.body[row..].find("/remove\"").unwrap();
+    let start = p.body[..at].rfind("/members/").unwrap() + 9;
+    let carol_id = p.body[start..at].to_string();
+    let removed = alice
+        .post(
+            &format!("{page_of}/members/{carol_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert_eq!(carol.get(&page_of).await.status, StatusCode::NOT_FOUND);
+    // The last owner stays.
+    let alice_id = &_users[0].id;
+    let last = alice
+        .post(
+            &format!("{page_of}/members/{alice_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert!(last.status.is_client_error(), "{}", last.body);
+    assert!(alice.get(&page_of).await.status.is_success());
+}

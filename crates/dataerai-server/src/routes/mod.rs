@@ -5,7 +5,7 @@ mod assets;
 mod batches;
 mod content;
 mod lineage;
-mod members;
+pub(crate) mod members;
 mod metrics;
 pub mod openapi;
 mod projects;
@@ -78,6 +78,8 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(oauth::token))
         .routes(routes!(web::home::home))
         .routes(routes!(web::projects::project_page))
+        .routes(routes!(web::members::member_set))
+        .routes(routes!(web::members::member_remove))
         .routes(routes!(web::assets::asset_page))
         .routes(routes!(web::search::search_page))
         .routes(routes!(web::login::login_get, web::login::login_post))

@@ -24,6 +24,7 @@ pub mod device;
 pub mod home;
 pub mod layout;
 pub mod login;
+pub mod members;
 pub mod projects;
 pub mod search;
 pub mod session;

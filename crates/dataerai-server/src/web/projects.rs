@@ -13,6 +13,7 @@ use dataerai_store::search::{self, SearchRequest, Sort};
 use maud::{html, Markup};
 
 use super::layout::Page;
+use super::members;
 use super::session::ClientAddr;
 use super::view::{asset_table, date, error_page, link, not_found, pager, usage, viewer, Params};
 use crate::error::{AppError, AppResult};
@@ -55,7 +56,15 @@ pub async fn project_page(
         Err(r) => return r,
     };
     let params = Params::parse(raw.as_deref());
-    match render(&state, &v.caller.user_id, &project_id, &params).await {
+    match render(
+        &state,
+        &v.caller.user_id,
+        &v.session.csrf_token,
+        &project_id,
+        &params,
+    )
+    .await
+    {
         Ok(Some((project, body))) => Page::new(&project.name).signed_in(&v.session).render(body),
         Ok(None) => not_found(&v.session),
         Err(e) => error_page(e, &v.session),
@@ -67,6 +76,7 @@ pub async fn project_page(
 async fn render(
     state: &AppState,
     user_id: &str,
+    csrf: &str,
     project_id: &str,
     params: &Params,
 ) -> AppResult<Option<(Project, Markup)>> {
@@ -126,6 +136,7 @@ async fn render(
             },
         )
         .await?;
+    let manage = project.role.may_manage_members();
     let base = format!("/projects/{project_id}");
     let tree = Tree::new(&collections);
     let page_link = |p: u64| {
@@ -175,18 +186,24 @@ async fn render(
                 h2 id="members-h" { "Members" }
                 div class="table-wrap" {
                     table {
-                        thead { tr { th { "Email" } th { "Role" } th class="nowrap" { "Since" } } }
+                        thead { tr { th { "Email" } th { "Role" } th class="nowrap" { "Since" } @if manage { th {} } } }
                         tbody {
                             @for m in &members {
                                 tr {
                                     td class="name" { (m.email) }
                                     td data-label="Role" { span class={ "badge role " (m.role.as_str()) } { (m.role.as_str()) } }
                                     td class="nowrap" data-label="Since" { (date(m.added_at)) }
+                                    @if manage {
+                                        td class="action nowrap" {
+                                            (members::row_forms(project_id, &m.user_id, &m.email, m.role, csrf))
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
                 }
+                @if manage { (members::add_form(project_id, csrf)) }
             }
             section class="card" aria-labelledby="usage-h" {
                 h2 id="usage-h" { "Storage" }
