@@ -235,7 +235,7 @@ step('owner: home, project, asset and search pages', async () => {
   assert.equal(await heading(), 'Beamline 7');
   await page.locator('.tree').getByRole('link', { name: 'Run 42' }).waitFor();
   await page.getByRole('link', { name: 'Scan 0001' }).waitFor();
-  await page.getByRole('cell', { name: VIEWER }).waitFor();
+  await page.getByRole('cell', { name: VIEWER, exact: true }).waitFor();
   await capture('project-owner');
 
   await page.getByRole('link', { name: 'Scan 0001' }).click();
