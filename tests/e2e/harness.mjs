@@ -20,7 +20,9 @@ export const SERVER_BIN = path.join(BIN_DIR, 'dataerai-server');
 export const CLI_BIN = path.join(BIN_DIR, 'dataerai');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const ARTIFACTS = path.join(HERE, 'artifacts');
-export const SCREENSHOTS = path.join(HERE, 'screenshots');
+// Screenshots of every page, kept as a test artefact (target/ is never committed).
+export const SCREENSHOTS =
+  process.env.DATAERAI_SCREENSHOTS || path.join(REPO, 'target', 'e2e-screenshots');
 
 // Flags this machine needs: no sandbox (root, no user namespaces), no GPU,
 // and nothing that would try to reach the network on its own.
@@ -280,8 +282,8 @@ const SCREENS = [
 
 /**
  * Save full-page screenshots of what `page` shows now, at laptop and phone
- * width, as screenshots/<name>-<laptop|phone>.png (to look at the pages; the
- * folder is gitignored). The page is not reloaded: a form's answer can be
+ * width, as target/e2e-screenshots/<name>-<laptop|phone>.png (a test
+ * artefact to look at the pages). The page is not reloaded: a form's answer can be
  * photographed too.
  */
 export async function screenshot(page, name) {

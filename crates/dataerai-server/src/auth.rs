@@ -7,6 +7,12 @@
 //! leaked database does not leak tokens. Revoked and expired tokens are
 //! refused with 401. Every `GET`/`HEAD` needs the `read` scope, every other
 //! method `write`.
+//!
+//! Without an `Authorization` header the browser's session cookie (the one
+//! the web pages sign in with) is accepted too, for same-origin requests:
+//! `GET`/`HEAD` with the cookie alone, every other method only with the
+//! session's CSRF token in the `x-csrf-token` header (a cross-site form
+//! cannot set a header). A bearer token wins when both are present.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -142,10 +148,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| sign_in("this endpoint needs an access token"))?;
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            // No bearer token: the browser session cookie, same-origin only.
+            return session_caller(parts, state).await;
+        };
         let token = header
             .to_str()
             .ok()
@@ -182,4 +188,52 @@ impl FromRequestParts<AppState> for Caller {
             addr: client_addr(&parts.extensions),
         })
     }
+}
+
+/// The header carrying the session's CSRF token on cookie-authenticated writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The caller of a request without a bearer token: the signed-in browser
+/// session of its cookie, if the request is same-origin (a browser's
+/// `Sec-Fetch-Site` says `same-origin` or `none`, or is absent for non-browser
+/// clients, who cannot hold the cookie). Writes need [`CSRF_HEADER`] equal to
+/// the session's CSRF token (403 otherwise). A session acts with both scopes.
+async fn session_caller(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
+    let none = || sign_in("this endpoint needs an access token");
+    let cross_site = parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none");
+    if cross_site {
+        return Err(none());
+    }
+    let Some(id) = crate::web::session::cookie(&parts.headers, crate::web::session::SESSION_COOKIE)
+    else {
+        return Err(none());
+    };
+    let session = state
+        .meta
+        .session(&hash_token(&id), Utc::now())
+        .await?
+        .ok_or_else(|| sign_in("the browser session has ended"))?;
+    if !matches!(parts.method, Method::GET | Method::HEAD) {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !secrets_match(sent, &session.csrf_token) {
+            return Err(AppError::denied(format!(
+                "a change made with the browser session needs the session's CSRF token in the `{CSRF_HEADER}` header"
+            )));
+        }
+    }
+    Ok(Caller {
+        user_id: session.user_id,
+        email: session.email,
+        scopes: vec![SCOPE_READ.to_string(), SCOPE_WRITE.to_string()],
+        expires_at: Some(session.expires_at),
+        addr: client_addr(&parts.extensions),
+    })
 }

@@ -211,6 +211,15 @@ const TABLE: &[(&str, Variants)] = &[
     ("POST /oauth/device/code", PUBLIC),
     ("POST /oauth/token", PUBLIC),
     ("GET /", PUBLIC),
+    // The data pages answer HTML (or a redirect to sign in), never a 401.
+    ("GET /projects/{project_id}", PUBLIC),
+    ("POST /projects/{project_id}/members", PUBLIC),
+    (
+        "POST /projects/{project_id}/members/{user_id}/remove",
+        PUBLIC,
+    ),
+    ("GET /assets/{asset_id}", PUBLIC),
+    ("GET /search", PUBLIC),
     ("GET /login", PUBLIC),
     ("POST /login", PUBLIC),
     ("POST /logout", PUBLIC),
@@ -635,6 +644,18 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             form: Some(vec![]),
             ..req(method, "/tokens/x/revoke".into())
         },
+        "/projects/{project_id}" => req(method, format!("/projects/{p}")),
+        // Forms without their CSRF token: the 403 page, never a 401.
+        "/projects/{project_id}/members" => Req {
+            form: Some(vec![]),
+            ..req(method, format!("/projects/{p}/members"))
+        },
+        "/projects/{project_id}/members/{user_id}/remove" => Req {
+            form: Some(vec![]),
+            ..req(method, format!("/projects/{p}/members/x/remove"))
+        },
+        "/assets/{asset_id}" => req(method, format!("/assets/{asset}")),
+        "/search" => req(method, "/search?q=tag:x".into()),
         "/" | "/login" | "/logout" | "/device" | "/tokens" => Req {
             form: Some(vec![]),
             ..req(method, template.into())

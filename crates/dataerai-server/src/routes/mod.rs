@@ -7,7 +7,7 @@ mod collections;
 mod compat;
 mod content;
 mod lineage;
-mod members;
+pub(crate) mod members;
 mod metrics;
 pub mod openapi;
 mod projects;
@@ -78,7 +78,12 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         // OAuth 2.0 device login (RFC 8628) and the web pages.
         .routes(routes!(oauth::device_code))
         .routes(routes!(oauth::token))
-        .routes(routes!(web::home))
+        .routes(routes!(web::home::home))
+        .routes(routes!(web::projects::project_page))
+        .routes(routes!(web::members::member_set))
+        .routes(routes!(web::members::member_remove))
+        .routes(routes!(web::assets::asset_page))
+        .routes(routes!(web::search::search_page))
         .routes(routes!(web::login::login_get, web::login::login_post))
         .routes(routes!(web::login::logout))
         .routes(routes!(web::device::device_get, web::device::device_post))

@@ -59,12 +59,23 @@ fn code_entry(status: StatusCode, s: &SessionRecord, message: Option<&str>) -> R
         })
 }
 
+/// Whether a device login comes from our own client: `dataerai auth login`
+/// sends `client_id=dataerai-cli` (the SDK and the daemon sign in through it).
+fn is_our_client(client_id: &str) -> bool {
+    client_id == "dataerai" || client_id.starts_with("dataerai-")
+}
+
 /// The confirmation: who asks, for what, and the code to compare.
 fn confirmation(record: &DeviceRecord, s: &SessionRecord) -> Markup {
     html! {
         div class="card" {
             p {
-                "A device running " code { (record.client_id) }
+                @if is_our_client(&record.client_id) {
+                    "The " code { "dataerai" } " command line on a device"
+                } @else {
+                    "A program calling itself " code { (record.client_id) }
+                    " (not the " code { "dataerai" } " command line)"
+                }
                 " asks to access Dataerai as " strong { (s.email) }
                 " with the scopes " strong { (record.scopes.join(" ")) } "."
             }
@@ -260,5 +271,15 @@ mod tests {
         assert!(html.contains("name=\"csrf_token\" value=\"tok\""));
         assert!(html.contains("name=\"user_code\" value=\"BCDF-GHJK\""));
         assert!(html.contains("name=\"action\" value=\"approve\""));
+        assert!(html.contains("(not the <code>dataerai</code> command line)"));
+        let ours = DeviceRecord {
+            client_id: "dataerai-cli".into(),
+            ..record
+        };
+        let html = confirmation(&ours, &s).into_string();
+        assert!(
+            html.contains("The <code>dataerai</code> command line on a device asks"),
+            "{html}"
+        );
     }
 }

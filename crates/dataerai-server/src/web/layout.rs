@@ -39,6 +39,14 @@ pub struct NavLink {
 /// The signed-in navigation, in order.
 pub const NAV: &[NavLink] = &[
     NavLink {
+        href: "/",
+        label: "Projects",
+    },
+    NavLink {
+        href: "/search",
+        label: "Search",
+    },
+    NavLink {
         href: "/tokens",
         label: "Access tokens",
     },
@@ -98,6 +106,7 @@ pub struct Page<'a> {
     current: Option<&'a str>,
     flashes: Vec<Flash>,
     narrow: bool,
+    query: &'a str,
 }
 
 impl<'a> Page<'a> {
@@ -110,6 +119,7 @@ impl<'a> Page<'a> {
             current: None,
             flashes: Vec::new(),
             narrow: false,
+            query: "",
         }
     }
 
@@ -133,6 +143,12 @@ impl<'a> Page<'a> {
     /// Add a message (`None` adds nothing).
     pub fn flash(mut self, flash: impl Into<Option<Flash>>) -> Self {
         self.flashes.extend(flash.into());
+        self
+    }
+
+    /// The text of the header's search box (the search page's query).
+    pub fn query(mut self, q: &'a str) -> Self {
+        self.query = q;
         self
     }
 
@@ -161,6 +177,12 @@ impl<'a> Page<'a> {
                                 "Dataerai"
                             }
                             @if let Some(s) = self.session {
+                                form class="site-search" method="get" action="/search" role="search" {
+                                    label class="visually-hidden" for="site-q" { "Search assets" }
+                                    input id="site-q" type="search" name="q" value=(self.query)
+                                        placeholder="Search assets, e.g. tag:raw type:figure";
+                                    button type="submit" class="btn btn-small" { "Search" }
+                                }
                                 (self.navigation(s))
                             }
                         }

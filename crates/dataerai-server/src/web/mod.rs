@@ -1,6 +1,9 @@
 //! The server's web pages, rendered on the server from maud templates:
-//! sign in (`/login`), sign out (`/logout`), approve a device login
-//! (`/device`) and manage personal access tokens (`/tokens`).
+//! the data pages — home (`/`: projects, personal space, recent uploads),
+//! a project (`/projects/{id}`), an asset (`/assets/{id}`) and search
+//! (`/search`) — and sign in (`/login`), sign out (`/logout`), approve a
+//! device login (`/device`) and manage personal access tokens (`/tokens`).
+//! Every page works as plain HTML, without JavaScript.
 //!
 //! - [`layout`]: the one page layout (header, navigation, flash messages,
 //!   footer, the inline stylesheet `style.css`) and the security headers.
@@ -15,12 +18,18 @@
 //! Input names, button labels, the `new-token` id and the `.err`/`.code`
 //! classes are stable: browser tests drive them.
 
+pub mod assets;
 pub mod csrf;
 pub mod device;
+pub mod home;
 pub mod layout;
 pub mod login;
+pub mod members;
+pub mod projects;
+pub mod search;
 pub mod session;
 pub mod tokens;
+mod view;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,13 +42,6 @@ pub use login::{
     login_get, login_post, logout, FAILURE_WINDOW_S, MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_EMAIL,
 };
 pub use tokens::{token_revoke, tokens_get, tokens_post};
-
-/// `GET /`: the token page (or the sign-in page on the way there).
-#[utoipa::path(get, operation_id = "web_home", path = "/", summary = "Web: redirects to /tokens", security(()),
-    responses((status = 303, description = "Redirect to /tokens")))]
-pub async fn home() -> Response {
-    redirect("/tokens")
-}
 
 /// `303 See Other` to a local path.
 fn redirect(to: &str) -> Response {

@@ -17,7 +17,7 @@ use super::{redirect, unavailable};
 use crate::auth::hash_token;
 use crate::state::AppState;
 
-pub(super) const SESSION_COOKIE: &str = "dataerai_session";
+pub(crate) const SESSION_COOKIE: &str = "dataerai_session";
 /// The sign-in form's double-submit CSRF cookie (there is no session yet).
 /// `__Host-`: the browser only accepts it Secure, for `/`, from this very
 /// host — a sibling subdomain cannot plant one to defeat the check.
@@ -63,7 +63,7 @@ pub(super) fn set_cookie(response: &mut Response, name: &str, value: &str, max_a
     }
 }
 
-pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -1,0 +1,283 @@
+//! `/projects/{id}`: the collection tree, the assets of the selected
+//! collection (paged, sorted), the members and the allocation's usage.
+//! Members only; everyone else gets the 404 page of an unknown id.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dataerai_proto::api::{Collection, Project};
+use dataerai_store::meta::Window;
+use dataerai_store::search::{self, SearchRequest, Sort};
+use maud::{html, Markup};
+
+use super::layout::Page;
+use super::members;
+use super::session::ClientAddr;
+use super::view::{asset_table, date, error_page, link, not_found, pager, usage, viewer, Params};
+use crate::error::{AppError, AppResult};
+use crate::routes::found;
+use crate::state::AppState;
+
+const PER_PAGE: u64 = 25;
+/// Collections read for the tree (a project with more shows the first ones).
+const MAX_COLLECTIONS: u64 = 1000;
+const MAX_MEMBERS: u64 = 1000;
+
+/// The sorts offered above the asset table: `sort=` value and label.
+const SORTS: &[(&str, &str)] = &[
+    ("-created", "Newest"),
+    ("created", "Oldest"),
+    ("title", "Title A–Z"),
+    ("-title", "Title Z–A"),
+    ("-size", "Largest"),
+    ("size", "Smallest"),
+];
+
+/// `GET /projects/{project_id}`
+#[utoipa::path(get, operation_id = "web_project", path = "/projects/{project_id}",
+    summary = "Web: a project's collections, assets (?collection=&sort=&page=), members and usage; members only (others: the 404 page)",
+    security(()),
+    params(("project_id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /login"),
+        (status = 404, description = "No such project, or not a member", content_type = "text/html", body = String)))]
+pub async fn project_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
+    Path(project_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let here = format!("/projects/{project_id}");
+    let v = match viewer(&state, &headers, addr, &here).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let params = Params::parse(raw.as_deref());
+    match render(
+        &state,
+        &v.caller.user_id,
+        &v.session.csrf_token,
+        &project_id,
+        &params,
+    )
+    .await
+    {
+        Ok(Some((project, body))) => Page::new(&project.name).signed_in(&v.session).render(body),
+        Ok(None) => not_found(&v.session),
+        Err(e) => error_page(e, &v.session),
+    }
+}
+
+/// The page body, or `None` when the selected collection is not one of the
+/// project's.
+async fn render(
+    state: &AppState,
+    user_id: &str,
+    csrf: &str,
+    project_id: &str,
+    params: &Params,
+) -> AppResult<Option<(Project, Markup)>> {
+    let project = found(
+        state.meta.project_for_member(project_id, user_id).await?,
+        "project",
+        project_id,
+    )?;
+    let (collections, _) = state
+        .meta
+        .list_collections(
+            project_id,
+            Window {
+                limit: MAX_COLLECTIONS,
+                offset: 0,
+            },
+        )
+        .await?;
+    let selected_id = params
+        .get("collection")
+        .unwrap_or(&project.root_collection_id)
+        .to_string();
+    let Some(selected) = collections
+        .iter()
+        .find(|c| c.collection_id == selected_id)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let sort_key = params
+        .get("sort")
+        .filter(|s| SORTS.iter().any(|(k, _)| k == s))
+        .unwrap_or("-created")
+        .to_string();
+    let page = params.page();
+    let query = search::parse(&format!("collection:{selected_id}"))
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+    let sort =
+        Sort::parse(Some(&sort_key), &query).map_err(|e| AppError::invalid(e.message.clone()))?;
+    let request = SearchRequest {
+        query,
+        sort,
+        window: Window {
+            limit: PER_PAGE,
+            offset: (page - 1) * PER_PAGE,
+        },
+        facets: false,
+    };
+    let (assets, total, _) = state.meta.search(user_id, &request).await?;
+    let (members, _) = state
+        .meta
+        .list_members(
+            project_id,
+            Window {
+                limit: MAX_MEMBERS,
+                offset: 0,
+            },
+        )
+        .await?;
+    let manage = project.role.may_manage_members();
+    let base = format!("/projects/{project_id}");
+    let tree = Tree::new(&collections);
+    let page_link = |p: u64| {
+        let p = p.to_string();
+        link(
+            &base,
+            &[
+                ("collection", &selected_id),
+                ("sort", &sort_key),
+                ("page", &p),
+            ],
+        )
+    };
+    let body = html! {
+        @if !project.description.is_empty() { p class="lead" { (project.description) } }
+        p class="small muted" {
+            "Your role: " span class={ "badge role " (project.role.as_str()) } { (project.role.as_str()) }
+            " · created " (date(project.created_at))
+        }
+        div class="project-grid" {
+            aside class="card tree" aria-labelledby="tree-h" {
+                h2 id="tree-h" { "Collections" }
+                (tree.render(&project.root_collection_id, &selected_id, &base))
+            }
+            section class="card" aria-labelledby="assets-h" {
+                h2 id="assets-h" { (selected.name) " " span class="muted small" { "(" (total) ")" } }
+                form class="sort" method="get" action=(base) {
+                    input type="hidden" name="collection" value=(selected_id);
+                    label for="sort" { "Sort by" }
+                    select id="sort" name="sort" {
+                        @for (k, label) in SORTS {
+                            option value=(k) selected[*k == sort_key] { (label) }
+                        }
+                    }
+                    button type="submit" class="btn btn-small" { "Sort" }
+                }
+                @if assets.is_empty() {
+                    p class="empty" { "No assets in this collection." }
+                } @else {
+                    (asset_table(&assets))
+                }
+                (pager(page, PER_PAGE, total, page_link))
+            }
+        }
+        div class="project-grid two" {
+            section class="card" aria-labelledby="members-h" {
+                h2 id="members-h" { "Members" }
+                div class="table-wrap" {
+                    table {
+                        thead { tr { th { "Email" } th { "Role" } th class="nowrap" { "Since" } @if manage { th {} } } }
+                        tbody {
+                            @for m in &members {
+                                tr {
+                                    td class="name" { (m.email) }
+                                    td data-label="Role" { span class={ "badge role " (m.role.as_str()) } { (m.role.as_str()) } }
+                                    td class="nowrap" data-label="Since" { (date(m.added_at)) }
+                                    @if manage {
+                                        td class="action nowrap" {
+                                            (members::row_forms(project_id, &m.user_id, &m.email, m.role, csrf))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if manage { (members::add_form(project_id, csrf)) }
+            }
+            section class="card" aria-labelledby="usage-h" {
+                h2 id="usage-h" { "Storage" }
+                (usage(&project.allocation))
+            }
+        }
+    };
+    Ok(Some((project, body)))
+}
+
+/// The collections by parent, for the nested list.
+struct Tree<'a> {
+    children: BTreeMap<&'a str, Vec<&'a Collection>>,
+    by_id: BTreeMap<&'a str, &'a Collection>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(collections: &'a [Collection]) -> Tree<'a> {
+        let mut children: BTreeMap<&str, Vec<&Collection>> = BTreeMap::new();
+        for c in collections {
+            if let Some(p) = c.parent_id.as_deref() {
+                children.entry(p).or_default().push(c);
+            }
+        }
+        for list in children.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        let by_id = collections
+            .iter()
+            .map(|c| (c.collection_id.as_str(), c))
+            .collect();
+        Tree { children, by_id }
+    }
+
+    /// Whether `id` is `selected` or one of its ancestors (kept open).
+    fn leads_to(&self, id: &str, selected: &str) -> bool {
+        let mut at = Some(selected);
+        // Bounded: a cycle in bad data cannot loop forever.
+        for _ in 0..=self.by_id.len() {
+            match at {
+                Some(a) if a == id => return true,
+                Some(a) => at = self.by_id.get(a).and_then(|c| c.parent_id.as_deref()),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    fn render(&self, root: &str, selected: &str, base: &str) -> Markup {
+        html! { ul class="tree-list" { (self.node(root, selected, base, 0)) } }
+    }
+
+    fn node(&self, id: &str, selected: &str, base: &str, depth: usize) -> Markup {
+        let Some(c) = self.by_id.get(id) else {
+            return html! {};
+        };
+        let href = link(base, &[("collection", id)]);
+        let current = (id == selected).then_some("page");
+        let label = c.name.as_str();
+        let kids = self.children.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        html! {
+            li {
+                a href=(href) aria-current=[current] { (label) }
+                @if !kids.is_empty() && depth <= 32 {
+                    // The toggle is its own control (a link inside <summary>
+                    // would nest two interactive elements).
+                    details open[depth == 0 || self.leads_to(id, selected)] {
+                        summary { span class="muted small" { (kids.len()) " inside" span class="visually-hidden" { " " (label) } } }
+                        ul {
+                            @for k in kids { (self.node(&k.collection_id, selected, base, depth + 1)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The data in a browser: the home, project, asset and search pages, signed
+//! in through the form, for an owner, a viewer and an outsider (who gets the
+//! same 404 page for an existing and an unknown id); and the REST API
+//! accepting the browser session (GET with the cookie, writes only with the
+//! session's CSRF token in `x-csrf-token`).
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const PW: &str = "a long enough password";
+
+struct World {
+    lab: Lab,
+    project: String,
+    raw: String,
+    figure: String,
+    secret: String,
+    sub: String,
+}
+
+/// Owner alice (project "Beamline 7" with a sub-collection, two assets linked
+/// by a relationship, one with content), viewer bob, outsider carol (whose
+/// personal asset alice's figure points at).
+async fn world() -> (World, [User; 3]) {
+    let (lab, users) = Lab::start(["alice@lab.org", "bob@lab.org", "carol@lab.org"]);
+    for email in ["alice@lab.org", "bob@lab.org", "carol@lab.org"] {
+        let out = admin_stdin(lab.path(), &["set-password", email], &format!("{PW}\n"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let [alice, bob, carol] = &users;
+    let project = created(
+        alice
+            .api
+            .post(
+                "/api/v1/projects",
+                json!({"name": "Beamline 7", "description": "Diffraction runs of 2026"}),
+            )
+            .await,
+    )["project_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = alice.api.set_role(&project, "bob@lab.org", "viewer").await;
+    assert!(s.is_success(), "{v}");
+    let sub = created(
+        alice
+            .api
+            .post(
+                &format!("/api/v1/projects/{project}/collections"),
+                json!({"name": "Run 42"}),
+            )
+            .await,
+    )["collection_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw = created(
+        alice
+            .api
+            .post(
+                "/api/v1/assets",
+                json!({"title": "Scan <raw> 0001", "owner_type": "project", "owner_id": project,
+                "record_type": "raw_data", "tags": ["calibrated", "bright field"],
+                "alias": "scan-0001", "description": "First scan of the day",
+                "metadata": {"beam": {"energy_kev": 12.4, "slits": [1, 2]}, "operator": "Ada"}}),
+            )
+            .await,
+    )["asset_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice
+        .api
+        .upload(&raw, &[("frames/a.bin", b"hello world")], 1024)
+        .await;
+    let figure = created(
+        alice
+            .api
+            .post(
+                "/api/v1/assets",
+                json!({"title": "Figure 3", "owner_type": "project", "owner_id": project,
+                "record_type": "figure", "collection_id": sub}),
+            )
+            .await,
+    )["asset_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = alice
+        .api
+        .post(
+            &format!("/api/v1/assets/{figure}/relationships"),
+            json!({"to_asset_id": raw, "type": "derived_from", "analysis_mode": "non_destructive",
+                "qualifiers": {"step": "integration"}}),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let secret = carol.api.personal_asset(&carol.id, "Carol's notes").await;
+    // A link to alice's personal asset: bob (viewer) sees only its id, locked.
+    let private = alice
+        .api
+        .personal_asset(&alice.id, "Alice's private notes")
+        .await;
+    let (s, v) = alice
+        .api
+        .post(
+            &format!("/api/v1/assets/{raw}/relationships"),
+            json!({"to_asset_id": private, "type": "uses"}),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let _ = bob;
+    (
+        World {
+            lab,
+            project,
+            raw,
+            figure,
+            secret,
+            sub,
+        },
+        users,
+    )
+}
+
+async fn signed_in(w: &World, email: &str) -> Browser {
+    let mut b = Browser::new(&w.lab.server.base);
+    let page = b.sign_in_then(email, PW, "/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/"));
+    b
+}
+
+#[tokio::test]
+async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
+    let (w, _users) = world().await;
+
+    // Without a session every page sends to sign-in and back.
+    let mut anon = Browser::new(&w.lab.server.base);
+    let home = anon.get("/").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.location.as_deref(), Some("/login?next=%2F"));
+    let s = anon.get("/search?q=tag:x").await;
+    assert_eq!(
+        s.location.as_deref(),
+        Some("/login?next=%2Fsearch%3Fq%3Dtag%3Ax")
+    );
+
+    // Home: the project with role, count and usage; personal space; recent.
+    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let home = alice.get("/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    let b = &home.body;
+    assert!(
+        b.contains(&format!("href=\"/projects/{}\"", w.project)),
+        "{b}"
+    );
+    assert!(b.contains("Beamline 7") && b.contains("Diffraction runs of 2026"));
+    assert!(b.contains(">owner</span>"), "{b}");
+    assert!(b.contains("2 assets"), "{b}");
+    assert!(b.contains("11 B of "), "{b}");
+    assert!(b.contains("Personal space"));
+    assert!(b.contains("Recent uploads") && b.contains(&format!("/assets/{}", w.figure)));
+    // The search box is in the header of every page; user strings are escaped.
+    assert!(b.contains("action=\"/search\" role=\"search\""));
+    assert!(b.contains("Scan &lt;raw&gt; 0001") && !b.contains("<raw>"));
+
+    // Project: tree, assets of the selected collection, members, usage.
+    let p = alice.get(&format!("/projects/{}", w.project)).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let b = &p.body;
+    assert!(b.contains("<h1>Beamline 7</h1>"));
+    assert!(
+        b.contains("<details open") && b.contains("Run 42") && b.contains("1 inside"),
+        "{b}"
+    );
+    assert!(b.contains(&format!("/assets/{}", w.raw)), "{b}");
+    assert!(
+        !b.contains(&format!("/assets/{}", w.figure)),
+        "root only: {b}"
+    );
+    assert!(b.contains("raw_data") && b.contains("bright field"));
+    assert!(b.contains("bob@lab.org") && b.contains(">viewer</span>"));
+    let sub = alice
+        .get(&format!(
+            "/projects/{}?collection={}&sort=title",
+            w.project, w.sub
+        ))
+        .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert!(sub.body.contains(&format!("/assets/{}", w.figure)));
+    assert!(sub.body.contains("<option value=\"title\" selected>"));
+    // A collection of another project is not found here.
+    let foreign = alice
+        .get(&format!("/projects/{}?collection=nope", w.project))
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+
+    // Asset: fields, metadata table, files with checksum and link, relationships.
+    let a = alice.get(&format!("/assets/{}", w.raw)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let b = &a.body;
+    assert!(b.contains("First scan of the day") && b.contains("scan-0001"));
+    assert!(b.contains("<th scope=\"row\">energy_kev</th>"), "{b}");
+    assert!(b.contains("frames/a.bin") && b.contains("blake3:"));
+    let href = b.find("/files/0\"").expect("a download link");
+    let start = b[..href].rfind("href=\"").unwrap() + 6;
+    let download = b[start..href + 8].to_string();
+    assert!(b.contains("derived_from") && b.contains("← from") && b.contains("non_destructive"));
+    assert!(b.contains(&format!("/assets/{}", w.figure)));
+    // The download link works with the browser session alone.
+    let file = alice.get(&download).await;
+    assert_eq!(file.status, StatusCode::OK, "{download}: {}", file.body);
+    assert_eq!(file.body, "hello world");
+
+    // Search: results, count, facet chips that add to the query.
+    let s = alice.get("/search?q=tag%3Acalibrated").await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    assert!(
+        s.body.contains("<strong>1</strong> asset matches"),
+        "{}",
+        s.body
+    );
+    assert!(s.body.contains(&format!("/assets/{}", w.raw)));
+    assert!(
+        s.body
+            .contains("href=\"/search?q=tag%3Acalibrated+type%3Araw_data\""),
+        "{}",
+        s.body
+    );
+    assert!(s.body.contains("value=\"tag:calibrated\""));
+    let bad = alice.get("/search?q=colour%3Ablue").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("not a search field"), "{}", bad.body);
+
+    // The viewer sees the same project, read-only.
+    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let p = bob.get(&format!("/projects/{}", w.project)).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p
+        .body
+        .contains("Your role: <span class=\"badge role viewer\">viewer</span>"));
+    let a = bob.get(&format!("/assets/{}", w.raw)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("(locked)"), "{}", a.body);
+    assert!(!a.body.contains("Alice&#39;s private notes") && !a.body.contains("private notes"));
+    let mine = alice.get(&format!("/assets/{}", w.raw)).await;
+    assert!(mine.body.contains("private notes") && !mine.body.contains("(locked)"));
+
+    // The outsider: the one 404 page, for existing and unknown ids alike.
+    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let unknown_project = carol
+        .get("/projects/00000000-0000-0000-0000-000000000000")
+        .await;
+    let known_project = carol.get(&format!("/projects/{}", w.project)).await;
+    let unknown_asset = carol
+        .get("/assets/00000000-0000-0000-0000-000000000000")
+        .await;
+    let known_asset = carol.get(&format!("/assets/{}", w.raw)).await;
+    for page in [
+        &unknown_project,
+        &known_project,
+        &unknown_asset,
+        &known_asset,
+    ] {
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+        assert!(!page.body.contains("Beamline") && !page.body.contains("Scan"));
+    }
+    assert_eq!(unknown_project.body, known_project.body);
+    assert_eq!(unknown_asset.body, known_asset.body);
+    let home = carol.get("/").await;
+    assert!(!home.body.contains("Beamline 7"));
+    assert!(home.body.contains(&format!("/assets/{}", w.secret)));
+    let s = carol.get("/search?q=").await;
+    assert!(
+        s.body.contains("<strong>1</strong> asset matches"),
+        "{}",
+        s.body
+    );
+    // And alice cannot see carol's personal asset.
+    assert_eq!(
+        alice.get(&format!("/assets/{}", w.secret)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
+    let (w, [alice, ..]) = world().await;
+    let mut b = signed_in(&w, "alice@lab.org").await;
+    let csrf = b.get("/tokens").await.csrf();
+    let cookie: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let cookie = cookie.join("; ");
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", w.lab.server.base);
+
+    // GET with the cookie alone.
+    let me = client
+        .get(url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["email"], "alice@lab.org");
+
+    // A write without the header is refused; with it, it is done.
+    let patch = |token: Option<&str>| {
+        let mut r = client
+            .patch(url(&format!("/api/v1/assets/{}", w.raw)))
+            .header("cookie", &cookie)
+            .json(&json!({"title": "Renamed"}));
+        if let Some(t) = token {
+            r = r.header("x-csrf-token", t);
+        }
+        r
+    };
+    let refused = patch(None).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let wrong = patch(Some("wrong")).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let done = patch(Some(&csrf)).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+
+    // A cross-site request does not get the session.
+    let cross = client
+        .get(url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::UNAUTHORIZED);
+
+    // A bearer token wins over the cookie (a bad one is refused, not ignored).
+    let bearer = client
+        .get(url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .bearer_auth("dtr_pat_unknown")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+    let (s, me) = alice.api.get("/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["email"], "alice@lab.org");
+
+    // After signing out the cookie no longer works.
+    b.post("/logout", &[("csrf_token", &csrf)]).await;
+    let gone = client
+        .get(url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
+    let (w, _users) = world().await;
+    let page_of = format!("/projects/{}", w.project);
+    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let p = alice.get(&page_of).await;
+    assert!(p.body.contains("Add a member"), "{}", p.body);
+    let csrf = p.csrf();
+    // Add carol as a member, then make her a viewer, then remove her.
+    let added = alice
+        .post(
+            &format!("{page_of}/members"),
+            &[
+                ("csrf_token", &csrf),
+                ("email", "carol@lab.org"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let p = alice.get(&page_of).await;
+    assert!(p.body.contains("carol@lab.org"));
+    let changed = alice
+        .post(
+            &format!("{page_of}/members"),
+            &[
+                ("csrf_token", &csrf),
+                ("email", "carol@lab.org"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let seen = carol.get(&page_of).await;
+    assert!(
+        seen.body
+            .contains("badge role viewer\">viewer</span> · created"),
+        "{}",
+        seen.body
+    );
+    assert!(!seen.body.contains("Add a member"), "viewers get no forms");
+    // A viewer's post is refused with the REST rule's message.
+    let refused = carol
+        .post(
+            &format!("{page_of}/members"),
+            &[
+                ("csrf_token", &seen.csrf()),
+                ("email", "bob@lab.org"),
+                ("role", "owner"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.body.contains("only owners and admins"),
+        "{}",
+        refused.body
+    );
+    // Without the CSRF token nothing happens.
+    let forged = alice
+        .post(&format!("{page_of}/members/x/remove"), &[])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Remove carol (her user id is in the remove form's action).
+    let p = alice.get(&page_of).await;
+    let row = p
+        .body
+        .find("<td class=\"name\">carol@lab.org</td>")
+        .unwrap();
+    let at = row + p.body[row..].find("/remove\"").unwrap();
+    let start = p.body[..at].rfind("/members/").unwrap() + 9;
+    let carol_id = p.body[start..at].to_string();
+    let removed = alice
+        .post(
+            &format!("{page_of}/members/{carol_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert_eq!(carol.get(&page_of).await.status, StatusCode::NOT_FOUND);
+    // The last owner stays.
+    let alice_id = &_users[0].id;
+    let last = alice
+        .post(
+            &format!("{page_of}/members/{alice_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert!(last.status.is_client_error(), "{}", last.body);
+    assert!(alice.get(&page_of).await.status.is_success());
+}
