@@ -224,7 +224,8 @@ mod tests {
             Faults {
                 corrupt_chunk: Some(2),
                 unavailable_chunk: Some(3),
-                enospc_after_bytes: Some(100)
+                enospc_after_bytes: Some(100),
+                max_crate_assets: None,
             }
         );
         assert!(Faults::parse("corrupt_chunk").is_err());

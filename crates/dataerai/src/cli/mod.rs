@@ -9,6 +9,7 @@
 //! - [`projects`]: `project create|members`, `list projects`.
 //! - [`search`]: `search QUERY`.
 //! - [`lineage`]: `lineage ID` (drawn as a tree).
+//! - [`export`]: `export ID --prov FILE`, `export --ro-crate DIR` (provenance export).
 //! - [`daemon`]: `daemon`, `transfers list|show|pause|resume|cancel|wait`.
 //! - [`output`]: results on stdout (`--json`), progress and errors on stderr.
 //!
@@ -19,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod daemon;
 pub mod daemon_client;
+pub mod export;
 pub mod lineage;
 pub mod output;
 pub mod projects;
@@ -35,6 +37,7 @@ use crate::service::Service;
 use assets::{LinkArgs, MetadataCommand};
 use auth::AuthCommand;
 use daemon::TransfersCommand;
+use export::ExportArgs;
 use lineage::LineageArgs;
 use projects::ProjectCommand;
 use search::SearchArgs;
@@ -78,6 +81,9 @@ pub enum Command {
     /// Show an asset's lineage as a tree: its origins (--up, default), what was
     /// derived from it (--down) or both.
     Lineage(LineageArgs),
+    /// Export provenance: an asset's lineage as W3C PROV-JSON (ID --prov FILE), or a
+    /// collection tree or a search as an RO-Crate folder (--ro-crate DIR).
+    Export(ExportArgs),
     /// List an asset's content versions, newest first.
     Versions { asset_id: String },
     /// Delete an asset with all its versions and relationships (write access needed).
@@ -166,6 +172,7 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
         Command::Search(a) => search::run(svc, as_json, a).await,
         Command::Link(a) => assets::link(svc, as_json, a).await,
         Command::Lineage(a) => lineage::run(svc, as_json, a).await,
+        Command::Export(a) => export::run(svc, as_json, a).await,
         Command::Versions { asset_id } => assets::versions(svc, as_json, asset_id).await,
         Command::Delete { asset_id } => assets::delete(svc, as_json, asset_id).await,
         Command::Transfers { socket, command } => daemon::transfers(socket, as_json, command).await,
