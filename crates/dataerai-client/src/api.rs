@@ -544,7 +544,8 @@ impl ApiClient {
             q.push(("q", text.to_string()));
         }
         q.push(("include_data", include_data.to_string()));
-        self.json(self.request(Method::GET, "/ro-crate").query(&q)).await
+        self.json(self.request(Method::GET, "/ro-crate").query(&q))
+            .await
     }
 }
 

@@ -89,8 +89,13 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
     link(&bob.api, &fit, &calib, json!({"type": "calibrated_with"})).await;
     // Alice's own notes, derived from the fit: Bob may not read them.
     let notes = alice.api.personal_asset(&alice.id, "private notes").await;
-    link(&alice.api, &notes, &fit, json!({"type": "analysis_of",
-                                          "qualifiers": {"note": "secret remark"}}))
+    link(
+        &alice.api,
+        &notes,
+        &fit,
+        json!({"type": "analysis_of",
+                                          "qualifiers": {"note": "secret remark"}}),
+    )
     .await;
     // Carol leaves the project: Bob no longer shares one with her.
     let (s, v) = alice
@@ -101,7 +106,10 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
 
     let reply = bob
         .api
-        .request(reqwest::Method::GET, &format!("/api/v1/assets/{fit}/provenance"))
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/assets/{fit}/provenance"),
+        )
         .send()
         .await
         .unwrap();
@@ -140,7 +148,10 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
     );
     // The notes Bob may not read: their id only, no title, no qualifier note.
     assert_eq!(doc["entity"][format!("dataerai:{notes}")], json!({}));
-    assert!(!text.contains("private notes") && !text.contains("secret remark"), "{text}");
+    assert!(
+        !text.contains("private notes") && !text.contains("secret remark"),
+        "{text}"
+    );
     // Agents: Bob himself and Alice (a shared project) by email; Carol by id only.
     let agents = doc["agent"].as_object().unwrap();
     assert_eq!(
@@ -153,9 +164,15 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
     );
     assert!(agents.contains_key(&format!("dataerai_user:{}", carol.id)));
     assert!(!text.contains("carol@lab.org"), "{text}");
-    let attributions: Vec<&Value> = doc["wasAttributedTo"].as_object().unwrap().values().collect();
-    assert!(attributions.contains(&&json!({"prov:entity": format!("dataerai:{calib}"),
-                                           "prov:agent": format!("dataerai_user:{}", carol.id)})));
+    let attributions: Vec<&Value> = doc["wasAttributedTo"]
+        .as_object()
+        .unwrap()
+        .values()
+        .collect();
+    assert!(
+        attributions.contains(&&json!({"prov:entity": format!("dataerai:{calib}"),
+                                           "prov:agent": format!("dataerai_user:{}", carol.id)}))
+    );
 
     // Up only: the notes (derived from the fit) are not there; depth 1 from the notes
     // (Alice reads them) reaches the fit but not the raw scan.
@@ -163,15 +180,29 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
         .api
         .get(&format!("/api/v1/assets/{fit}/provenance?direction=up"))
         .await;
-    assert!(up["entity"].get(format!("dataerai:{notes}")).is_none(), "{up:#}");
+    assert!(
+        up["entity"].get(format!("dataerai:{notes}")).is_none(),
+        "{up:#}"
+    );
     let (_, near) = alice
         .api
         .get(&format!("/api/v1/assets/{notes}/provenance?depth=1"))
         .await;
-    assert!(near["entity"].get(format!("dataerai:{fit}")).is_some(), "{near:#}");
-    assert!(near["entity"].get(format!("dataerai:{raw}")).is_none(), "{near:#}");
+    assert!(
+        near["entity"].get(format!("dataerai:{fit}")).is_some(),
+        "{near:#}"
+    );
+    assert!(
+        near["entity"].get(format!("dataerai:{raw}")).is_none(),
+        "{near:#}"
+    );
 
-    for bad in ["direction=sideways", "depth=0", "depth=21", "type=derived_from"] {
+    for bad in [
+        "direction=sideways",
+        "depth=0",
+        "depth=21",
+        "type=derived_from",
+    ] {
         let reply = bob
             .api
             .get(&format!("/api/v1/assets/{fit}/provenance?{bad}"))
@@ -203,12 +234,18 @@ async fn ro_crate_of_a_collection_tree_or_a_search_holds_readable_assets_in_fold
     )
     .await;
     let bytes = data(2000, 3);
-    alice.api.upload(&frame, &[("frame.tif", &bytes)], 1024).await;
+    alice
+        .api
+        .upload(&frame, &[("frame.tif", &bytes)], 1024)
+        .await;
     let fit = asset_in(&alice.api, &project, &root, "fit", json!({})).await;
     alice.api.upload(&fit, &[("fit.json", b"{}")], 1024).await;
     link(&alice.api, &fit, &frame, json!({"type": "derived_from"})).await;
     let elsewhere = alice.api.create_project("Other").await;
-    alice.api.project_asset(&elsewhere, "not in the crate").await;
+    alice
+        .api
+        .project_asset(&elsewhere, "not in the crate")
+        .await;
 
     let (s, doc) = alice
         .api
@@ -258,7 +295,9 @@ async fn ro_crate_of_a_collection_tree_or_a_search_holds_readable_assets_in_fold
     // Metadata only: files are their download URLs.
     let (_, remote) = alice
         .api
-        .get(&format!("/api/v1/ro-crate?collection_id={root}&include_data=false"))
+        .get(&format!(
+            "/api/v1/ro-crate?collection_id={root}&include_data=false"
+        ))
         .await;
     let remote_ds = entity(&remote, &frame_folder);
     assert!(remote_ds["hasPart"][0]["@id"]
@@ -289,7 +328,10 @@ async fn ro_crate_of_a_collection_tree_or_a_search_holds_readable_assets_in_fold
         .map(|e| e["identifier"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![mine.as_str()], "{his:#}");
-    assert_eq!(entity(&his, &format!("personal/bob_s_own-{}/", &mine[..8]))["name"], "bob's own");
+    assert_eq!(
+        entity(&his, &format!("personal/bob_s_own-{}/", &mine[..8]))["name"],
+        "bob's own"
+    );
 
     for bad in [
         "",
@@ -304,9 +346,7 @@ async fn ro_crate_of_a_collection_tree_or_a_search_holds_readable_assets_in_fold
 
 #[tokio::test]
 async fn a_crate_bigger_than_the_cap_is_refused_with_a_hint_to_narrow_it() {
-    let (_lab, [alice]) = Lab::start_with(["alice@lab.org"], |b| {
-        b.faults("max_crate_assets=2")
-    });
+    let (_lab, [alice]) = Lab::start_with(["alice@lab.org"], |b| b.faults("max_crate_assets=2"));
     for title in ["one", "two"] {
         alice.api.personal_asset(&alice.id, title).await;
     }

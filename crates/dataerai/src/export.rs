@@ -62,7 +62,9 @@ pub struct PreparedCrate {
 }
 
 fn count(doc: &Value, key: &str) -> usize {
-    doc.get(key).and_then(Value::as_object).map_or(0, |m| m.len())
+    doc.get(key)
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len())
 }
 
 /// Write `bytes` to `path` through a temporary file next to it, so a reader
@@ -90,7 +92,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(ApiError::invalid(format!("cannot write {}: {e}", path.display())));
+        return Err(ApiError::invalid(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -308,8 +313,18 @@ mod tests {
 
     #[test]
     fn only_safe_relative_folders_are_made() {
-        assert_eq!(crate_folder("raw/day_1/"), Some(PathBuf::from("raw/day_1/")));
-        for bad in ["./", "../x/", "/etc/", "a/../../b/", "https://h/x/", "file.bin"] {
+        assert_eq!(
+            crate_folder("raw/day_1/"),
+            Some(PathBuf::from("raw/day_1/"))
+        );
+        for bad in [
+            "./",
+            "../x/",
+            "/etc/",
+            "a/../../b/",
+            "https://h/x/",
+            "file.bin",
+        ] {
             assert_eq!(crate_folder(bad), None, "{bad}");
         }
     }

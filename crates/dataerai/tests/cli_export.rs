@@ -28,21 +28,48 @@ fn export_writes_prov_json_and_ro_crate_folders() {
     let said = user.run_ok(&["export", fit, "--prov", prov.to_str().unwrap()]);
     assert!(said.contains("2 entities, 1 derivations"), "{said}");
     let doc: Value = serde_json::from_slice(&std::fs::read(&prov).unwrap()).unwrap();
-    let (_, derivation) = doc["wasDerivedFrom"].as_object().unwrap().iter().next().unwrap();
-    assert_eq!(derivation["prov:generatedEntity"], format!("dataerai:{fit}"));
+    let (_, derivation) = doc["wasDerivedFrom"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(
+        derivation["prov:generatedEntity"],
+        format!("dataerai:{fit}")
+    );
     assert_eq!(derivation["prov:usedEntity"], format!("dataerai:{raw}"));
-    assert_eq!(doc["entity"][format!("dataerai:{raw}")]["prov:label"], "Raw scan");
-    let json = user.run_json(&["export", raw, "--prov", prov.to_str().unwrap(), "--depth", "1"]);
+    assert_eq!(
+        doc["entity"][format!("dataerai:{raw}")]["prov:label"],
+        "Raw scan"
+    );
+    let json = user.run_json(&[
+        "export",
+        raw,
+        "--prov",
+        prov.to_str().unwrap(),
+        "--depth",
+        "1",
+    ]);
     assert_eq!(json["entity_count"], 2);
 
     // An RO-Crate of a search, files downloaded through the daemon.
     let dest = work.path().join("crate");
-    let said = user.run_ok(&["export", "--ro-crate", dest.to_str().unwrap(), "--query", "owner:me"]);
+    let said = user.run_ok(&[
+        "export",
+        "--ro-crate",
+        dest.to_str().unwrap(),
+        "--query",
+        "owner:me",
+    ]);
     assert!(said.contains("2 assets"), "{said}");
     let meta: Value =
         serde_json::from_slice(&std::fs::read(dest.join("ro-crate-metadata.json")).unwrap())
             .unwrap();
-    assert_eq!(meta["@graph"][0]["conformsTo"]["@id"], "https://w3id.org/ro/crate/1.1");
+    assert_eq!(
+        meta["@graph"][0]["conformsTo"]["@id"],
+        "https://w3id.org/ro/crate/1.1"
+    );
     for (i, (id, title)) in [(raw, "Raw_scan"), (fit, "Fit")].iter().enumerate() {
         let local = dest.join(format!("personal/{title}-{}/f{i}.csv", &id[..8]));
         assert_eq!(
@@ -51,9 +78,21 @@ fn export_writes_prov_json_and_ro_crate_folders() {
         );
     }
     // The same export again completes the crate; another one into it is refused.
-    let again = user.run_json(&["export", "--ro-crate", dest.to_str().unwrap(), "--query", "owner:me"]);
+    let again = user.run_json(&[
+        "export",
+        "--ro-crate",
+        dest.to_str().unwrap(),
+        "--query",
+        "owner:me",
+    ]);
     assert_eq!(again["asset_count"], 2);
-    let out = user.run(&["export", "--ro-crate", dest.to_str().unwrap(), "--query", "Fit"]);
+    let out = user.run(&[
+        "export",
+        "--ro-crate",
+        dest.to_str().unwrap(),
+        "--query",
+        "Fit",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ERR_FILE_EXISTS"), "{err}");
@@ -61,7 +100,12 @@ fn export_writes_prov_json_and_ro_crate_folders() {
     // Metadata only: nothing downloaded, files named by URL.
     let bare = work.path().join("bare");
     let json = user.run_json(&[
-        "export", "--ro-crate", bare.to_str().unwrap(), "--query", "owner:me", "--no-data",
+        "export",
+        "--ro-crate",
+        bare.to_str().unwrap(),
+        "--query",
+        "owner:me",
+        "--no-data",
     ]);
     assert_eq!(json["transfers"].as_array().unwrap().len(), 0);
     let meta: Value =
@@ -74,7 +118,9 @@ fn export_writes_prov_json_and_ro_crate_folders() {
         .filter(|e| e["@type"] == "File")
         .collect();
     assert_eq!(files.len(), 2);
-    assert!(files.iter().all(|f| f["@id"].as_str().unwrap().starts_with("http")));
+    assert!(files
+        .iter()
+        .all(|f| f["@id"].as_str().unwrap().starts_with("http")));
 
     // Neither a collection nor a query: refused by the command line.
     let out = user.run(&["export", "--ro-crate", bare.to_str().unwrap()]);

@@ -89,10 +89,7 @@ pub fn document(input: &ProvInput<'_>) -> Value {
             }
             if let Some(f) = facts.get(node.id.as_str()) {
                 if let Some(content) = &f.content {
-                    attrs.insert(
-                        "dataerai_term:contentId".into(),
-                        json!(content.content_id),
-                    );
+                    attrs.insert("dataerai_term:contentId".into(), json!(content.content_id));
                     let sums: Vec<&str> = content
                         .files
                         .iter()
@@ -246,10 +243,18 @@ mod tests {
 
     /// fig → fit → raw, where raw is unreadable; fit made by u1 (visible
     /// email), fig by u2 (no email).
-    fn sample() -> (Lineage, Vec<AssetFacts>, HashMap<String, Map<String, Value>>) {
+    fn sample() -> (
+        Lineage,
+        Vec<AssetFacts>,
+        HashMap<String, Map<String, Value>>,
+    ) {
         let lineage = Lineage {
             root: "fig".into(),
-            nodes: vec![node("fig", 0, true), node("fit", 1, true), node("raw", 2, false)],
+            nodes: vec![
+                node("fig", 0, true),
+                node("fit", 1, true),
+                node("raw", 2, false),
+            ],
             edges: vec![edge("r1", "fig", "fit"), edge("r2", "fit", "raw")],
             truncated: false,
         };

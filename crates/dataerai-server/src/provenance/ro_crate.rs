@@ -112,7 +112,11 @@ pub fn collection_folders(
             continue;
         }
         let mut kids = children.get(id.as_str()).cloned().unwrap_or_default();
-        kids.sort_by(|a, b| a.name.cmp(&b.name).then(a.collection_id.cmp(&b.collection_id)));
+        kids.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then(a.collection_id.cmp(&b.collection_id))
+        });
         let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
         for kid in kids {
             let stem = folder_name(&kid.name, "collection");
@@ -140,10 +144,7 @@ pub fn collection_folders(
 /// The folder of an asset below `parent`.
 pub fn asset_folder(parent: &str, asset: &Asset) -> String {
     let short: String = asset.asset_id.chars().take(8).collect();
-    format!(
-        "{parent}{}-{short}/",
-        folder_name(&asset.title, "asset")
-    )
+    format!("{parent}{}-{short}/", folder_name(&asset.title, "asset"))
 }
 
 /// A relative path as a URI path: every segment percent-encoded except
@@ -263,7 +264,10 @@ pub fn document(input: &CrateInput<'_>) -> Value {
         if let Some(alias) = &a.alias {
             e.insert("alternateName".into(), json!(alias));
         }
-        e.insert("url".into(), json!(format!("{base}/api/v1/assets/{}", a.asset_id)));
+        e.insert(
+            "url".into(),
+            json!(format!("{base}/api/v1/assets/{}", a.asset_id)),
+        );
         e.insert(
             "dateCreated".into(),
             json!(a.created_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
@@ -439,7 +443,11 @@ mod tests {
             .unwrap_or_else(|| panic!("no entity {id} in {doc:#}"))
     }
 
-    fn input<'a>(assets: Vec<CrateAsset<'a>>, rels: &'a [LineageEdge], data: bool) -> CrateInput<'a> {
+    fn input<'a>(
+        assets: Vec<CrateAsset<'a>>,
+        rels: &'a [LineageEdge],
+        data: bool,
+    ) -> CrateInput<'a> {
         CrateInput {
             base_url: "https://data.lab.org/",
             identifier: "https://data.lab.org/api/v1/ro-crate?collection_id=c".into(),
@@ -466,7 +474,11 @@ mod tests {
 
     #[test]
     fn folders_nest_assets_hold_their_files_and_relationships_are_based_on() {
-        let scan = asset("aaaaaaaa-1", "Scan #1", &[("frame 1.tif", 10), ("sub/notes.txt", 3)]);
+        let scan = asset(
+            "aaaaaaaa-1",
+            "Scan #1",
+            &[("frame 1.tif", 10), ("sub/notes.txt", 3)],
+        );
         let fit = asset("bbbbbbbb-2", "fit", &[("fit.json", 5)]);
         let rels = [LineageEdge {
             id: "r".into(),
@@ -476,8 +488,14 @@ mod tests {
             analysis_mode: None,
         }];
         let assets = vec![
-            CrateAsset { asset: &scan, parent: "raw/day_1/".into() },
-            CrateAsset { asset: &fit, parent: String::new() },
+            CrateAsset {
+                asset: &scan,
+                parent: "raw/day_1/".into(),
+            },
+            CrateAsset {
+                asset: &fit,
+                parent: String::new(),
+            },
         ];
         let doc = document(&input(assets, &rels, true));
         let meta = entity(&doc, METADATA_FILE);
@@ -489,9 +507,15 @@ mod tests {
             root["hasPart"],
             json!([{"@id": "raw/"}, {"@id": "fit-bbbbbbbb/"}])
         );
-        assert_eq!(entity(&doc, "raw/")["hasPart"], json!([{"@id": "raw/day_1/"}]));
+        assert_eq!(
+            entity(&doc, "raw/")["hasPart"],
+            json!([{"@id": "raw/day_1/"}])
+        );
         let day = entity(&doc, "raw/day_1/");
-        assert_eq!(day["hasPart"], json!([{"@id": "raw/day_1/Scan_1-aaaaaaaa/"}]));
+        assert_eq!(
+            day["hasPart"],
+            json!([{"@id": "raw/day_1/Scan_1-aaaaaaaa/"}])
+        );
         let ds = entity(&doc, "raw/day_1/Scan_1-aaaaaaaa/");
         assert_eq!(ds["identifier"], "aaaaaaaa-1");
         assert_eq!(ds["version"], "c-aaaaaaaa-1");
@@ -512,10 +536,17 @@ mod tests {
             .iter()
             .map(|r| entity(&doc, r["@id"].as_str().unwrap()).clone())
             .collect();
-        assert!(props.iter().any(|p| p["name"] == "voltage_kv" && p["value"] == 200));
-        assert!(props.iter().any(|p| p["name"] == "sample" && p["value"] == "{\"name\":\"Si\"}"));
+        assert!(props
+            .iter()
+            .any(|p| p["name"] == "voltage_kv" && p["value"] == 200));
+        assert!(props
+            .iter()
+            .any(|p| p["name"] == "sample" && p["value"] == "{\"name\":\"Si\"}"));
         let fit_ds = entity(&doc, "fit-bbbbbbbb/");
-        assert_eq!(fit_ds["isBasedOn"], json!([{"@id": "raw/day_1/Scan_1-aaaaaaaa/"}]));
+        assert_eq!(
+            fit_ds["isBasedOn"],
+            json!([{"@id": "raw/day_1/Scan_1-aaaaaaaa/"}])
+        );
         assert_eq!(fit_ds["wasDerivedFrom"], fit_ds["isBasedOn"]);
         assert_eq!(
             doc["@context"][1]["wasDerivedFrom"],
@@ -526,7 +557,10 @@ mod tests {
     #[test]
     fn without_data_files_are_their_download_urls() {
         let scan = asset("aaaaaaaa-1", "scan", &[("a.bin", 10)]);
-        let assets = vec![CrateAsset { asset: &scan, parent: String::new() }];
+        let assets = vec![CrateAsset {
+            asset: &scan,
+            parent: String::new(),
+        }];
         let doc = document(&input(assets, &[], false));
         let ds = entity(&doc, "scan-aaaaaaaa/");
         let url = "https://data.lab.org/api/v1/assets/aaaaaaaa-1/contents/c-aaaaaaaa-1/files/0";
@@ -558,7 +592,11 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            [("a", "proj/raw_data/"), ("b", "proj/raw_data-2/"), ("a1", "proj/raw_data/day_1/")]
+            [
+                ("a", "proj/raw_data/"),
+                ("b", "proj/raw_data-2/"),
+                ("a1", "proj/raw_data/day_1/")
+            ]
         );
         assert!(collection_folders(&all, "a1", "").is_empty());
     }

@@ -5,7 +5,8 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use dataerai_proto::api::{
-    Lineage, LineageNode, LineageQuery, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES, MAX_RELATIONSHIP_TYPE_LEN,
+    Lineage, LineageNode, LineageQuery, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES,
+    MAX_RELATIONSHIP_TYPE_LEN,
 };
 use dataerai_store::meta::LineageDirection;
 

@@ -105,22 +105,21 @@ pub async fn ro_crate_metadata(
 ) -> AppResult<Json<Value>> {
     let base = crate::oauth::base_url(&state, served_at.map(|Extension(s)| s));
     let base = crate::provenance::trim_base(&base).to_string();
-    let (text, plan) = match (&q.collection_id, &q.q) {
-        (Some(id), None) => {
-            let c = state.meta.get_collection(id).await?;
-            let c = found(c, "collection", id)?;
-            let access = project_access(&state, &caller, &c.project_id).await?;
-            require(access, Access::Read, "collection", id)?;
-            (format!("within:{id}"), Plan::Collection(c))
-        }
-        (None, Some(text)) => (text.clone(), Plan::Search(text.clone())),
-        _ => {
-            return Err(AppError::invalid(
+    let (text, plan) =
+        match (&q.collection_id, &q.q) {
+            (Some(id), None) => {
+                let c = state.meta.get_collection(id).await?;
+                let c = found(c, "collection", id)?;
+                let access = project_access(&state, &caller, &c.project_id).await?;
+                require(access, Access::Read, "collection", id)?;
+                (format!("within:{id}"), Plan::Collection(c))
+            }
+            (None, Some(text)) => (text.clone(), Plan::Search(text.clone())),
+            _ => return Err(AppError::invalid(
                 "give exactly one of collection_id (a collection and the collections below it) \
                  or q (a search)",
-            ))
-        }
-    };
+            )),
+        };
     let assets = crate_assets(&state, &caller, &text).await?;
     let ids: Vec<String> = assets.iter().map(|a| a.asset_id.clone()).collect();
     let relationships = state.meta.relationships_among(&ids).await?;

@@ -165,7 +165,10 @@ async fn follow_crate(client: &mut DaemonClient, p: RoCrateParams) -> Result<Val
             }
         };
         let p = &n["params"];
-        let Some(id) = p["transfer_id"].as_str().filter(|id| ids.iter().any(|x| x == id)) else {
+        let Some(id) = p["transfer_id"]
+            .as_str()
+            .filter(|id| ids.iter().any(|x| x == id))
+        else {
             continue;
         };
         match n["method"].as_str().unwrap_or("") {
