@@ -386,7 +386,7 @@ pub async fn provenance_export_details(s: &dyn MetadataStore) {
         .asset_facts(&[raw.clone(), fit.clone(), "missing".into()])
         .await
         .unwrap();
-    facts.sort_by(|a, b| (a.asset_id == fit).cmp(&(b.asset_id == fit)));
+    facts.sort_by_key(|a| a.asset_id == fit);
     assert_eq!(facts.len(), 2);
     assert_eq!(facts[0].asset_id, raw);
     assert_eq!(facts[0].created_by, me.user_id);
@@ -395,7 +395,10 @@ pub async fn provenance_export_details(s: &dyn MetadataStore) {
     assert_eq!(content.files[0].checksum.as_deref(), Some("blake3:ab"));
     assert!(facts[1].content.is_none());
 
-    let qualifiers = s.relationship_qualifiers(&[rel.id.clone()]).await.unwrap();
+    let qualifiers = s
+        .relationship_qualifiers(std::slice::from_ref(&rel.id))
+        .await
+        .unwrap();
     assert_eq!(qualifiers[&rel.id], q);
 
     let emails = s
