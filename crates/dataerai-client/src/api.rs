@@ -600,6 +600,46 @@ impl ApiClient {
     ) -> Result<dataerai_proto::api::CollectionPath> {
         self.post("/collections/ensure", body).await
     }
+    // ------------------------------------------------------------ provenance export
+
+    /// `GET /assets/{id}/provenance`: the asset's lineage as a W3C PROV-JSON
+    /// document (`direction` `up`, `down` or `both`, `depth` 1 to 20).
+    pub async fn asset_provenance(
+        &self,
+        asset_id: &str,
+        direction: Option<&str>,
+        depth: Option<u32>,
+    ) -> Result<serde_json::Value> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(d) = direction {
+            q.push(("direction", d.to_string()));
+        }
+        if let Some(d) = depth {
+            q.push(("depth", d.to_string()));
+        }
+        let path = format!("/assets/{}/provenance", seg(asset_id));
+        self.json(self.request(Method::GET, &path).query(&q)).await
+    }
+
+    /// `GET /ro-crate`: RO-Crate metadata of a collection tree or a search
+    /// (exactly one of `collection_id` and `query`).
+    pub async fn ro_crate_metadata(
+        &self,
+        collection_id: Option<&str>,
+        query: Option<&str>,
+        include_data: bool,
+    ) -> Result<serde_json::Value> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(c) = collection_id {
+            q.push(("collection_id", c.to_string()));
+        }
+        if let Some(text) = query {
+            q.push(("q", text.to_string()));
+        }
+        q.push(("include_data", include_data.to_string()));
+        self.json(self.request(Method::GET, "/ro-crate").query(&q))
+            .await
+    }
 }
 
 fn page_query(limit: Option<u64>, offset: Option<u64>) -> Vec<(&'static str, String)> {

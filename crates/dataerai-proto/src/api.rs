@@ -779,6 +779,39 @@ pub struct LineageEdge {
     pub analysis_mode: Option<String>,
 }
 
+// ---------------------------------------------------------------- provenance export
+
+/// `GET /api/v1/assets/{asset_id}/provenance?direction=&depth=`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceQuery {
+    /// `both` (default), `up` (origins) or `down` (what was derived from it).
+    pub direction: Option<String>,
+    /// How many relationships deep to follow: 1 to 20, default 20.
+    pub depth: Option<u32>,
+}
+
+/// Most assets one RO-Crate export holds.
+pub const MAX_CRATE_ASSETS: u64 = 10_000;
+
+/// `GET /api/v1/ro-crate?collection_id=` or `?q=` (exactly one), `&include_data=`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct RoCrateQuery {
+    /// A collection: it and every collection below it.
+    pub collection_id: Option<String>,
+    /// A search (`docs/search.md`): the assets it finds.
+    pub q: Option<String>,
+    /// Whether the crate's folders will hold the files (default `true`:
+    /// files are named by their path in the crate); `false`: each file is
+    /// named by its download URL.
+    pub include_data: Option<bool>,
+}
+
 // ---------------------------------------------------------------- members, audit, OAuth
 
 /// Project roles, most powerful first: the strings of [`ProjectRole::ALL`],

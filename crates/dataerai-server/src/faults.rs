@@ -8,7 +8,9 @@
 //! - `unavailable_chunk=N`: answer the N-th chunk PUT with 503 + `Retry-After: 1`;
 //! - `enospc_after_bytes=N`: chunk writes fail with ENOSPC (507) once storing
 //!   them would take the bytes stored by this process past N, like a disk
-//!   with N bytes free.
+//!   with N bytes free;
+//! - `max_crate_assets=N`: an RO-Crate export holds at most N assets (instead
+//!   of 10,000), so the cap is tested without ten thousand assets.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +37,7 @@ pub struct Faults {
     corrupt_chunk: Option<u64>,
     unavailable_chunk: Option<u64>,
     enospc_after_bytes: Option<u64>,
+    max_crate_assets: Option<u64>,
 }
 
 /// How many of each thing this process has seen.
@@ -67,6 +70,7 @@ impl Faults {
                 "corrupt_chunk" => &mut f.corrupt_chunk,
                 "unavailable_chunk" => &mut f.unavailable_chunk,
                 "enospc_after_bytes" => &mut f.enospc_after_bytes,
+                "max_crate_assets" => &mut f.max_crate_assets,
                 other => return Err(format!("{ENV}: unknown fault {other:?}")),
             };
             *slot = Some(n);
@@ -89,6 +93,11 @@ pub fn init_from_env() -> anyhow::Result<()> {
 
 fn active() -> Option<&'static Faults> {
     FAULTS.get()
+}
+
+/// The `max_crate_assets` fault, when set.
+pub fn max_crate_assets() -> Option<u64> {
+    active().and_then(|f| f.max_crate_assets)
 }
 
 /// Put the `unavailable_chunk` guard in front of the chunk route.
@@ -215,7 +224,8 @@ mod tests {
             Faults {
                 corrupt_chunk: Some(2),
                 unavailable_chunk: Some(3),
-                enospc_after_bytes: Some(100)
+                enospc_after_bytes: Some(100),
+                max_crate_assets: None,
             }
         );
         assert!(Faults::parse("corrupt_chunk").is_err());

@@ -30,6 +30,7 @@ pub mod housekeeping;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod provenance;
 pub mod routes;
 pub mod state;
 pub mod web;

@@ -180,6 +180,11 @@ const TABLE: &[(&str, Variants)] = &[
     ),
     ("GET /api/v1/assets/{asset_id}/relationships", ASSET_READ),
     ("GET /api/v1/assets/{asset_id}/lineage", ASSET_READ),
+    ("GET /api/v1/assets/{asset_id}/provenance", ASSET_READ),
+    (
+        "GET /api/v1/ro-crate",
+        &[("collection", Rule::ProjectRead), ("search", Rule::AnyUser)],
+    ),
     ("POST /api/v1/assets/{asset_id}/uploads", ASSET_WRITE),
     ("GET /api/v1/uploads/{upload_id}", UPLOAD_OPENER),
     // Batches answer 200 with one outcome per item: the item's error is
@@ -584,6 +589,16 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         "/api/v1/assets/{asset_id}/lineage" => {
             req(method, format!("/api/v1/assets/{asset}/lineage"))
         }
+        "/api/v1/assets/{asset_id}/provenance" => {
+            req(method, format!("/api/v1/assets/{asset}/provenance"))
+        }
+        "/api/v1/ro-crate" => match variant {
+            "collection" => req(
+                method,
+                format!("/api/v1/ro-crate?collection_id={}", ctx.collection_id),
+            ),
+            _ => req(method, "/api/v1/ro-crate?q=tag:x".into()),
+        },
         "/api/v1/assets/{asset_id}/uploads" => Req {
             json: Some(json!({"files": [{"name": "x.bin", "size": 3}], "chunk_size": 1024})),
             ..req(method, format!("/api/v1/assets/{asset}/uploads"))

@@ -7,10 +7,12 @@
 //! - [`daemon`]: JSON-RPC over a Unix socket (`docs/ipc.md`).
 //! - [`cli`]: the command line, one module per command group.
 //! - [`config`]: where the daemon socket lives.
+//! - [`export`]: provenance export (PROV-JSON files, RO-Crate folders).
 
 mod cli;
 mod config;
 mod daemon;
+mod export;
 mod service;
 
 use clap::Parser;

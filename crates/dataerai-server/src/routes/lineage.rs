@@ -5,7 +5,8 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use dataerai_proto::api::{
-    Lineage, LineageQuery, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES, MAX_RELATIONSHIP_TYPE_LEN,
+    Lineage, LineageNode, LineageQuery, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES,
+    MAX_RELATIONSHIP_TYPE_LEN,
 };
 use dataerai_store::meta::LineageDirection;
 
@@ -72,19 +73,28 @@ pub async fn lineage(
         .meta
         .lineage(&asset_id, direction, depth, &types, MAX_LINEAGE_EDGES)
         .await?;
-    // Whoever may not read a node sees its id only (one access check per owner).
+    redact_nodes(&state, &caller, &mut lineage.nodes).await?;
+    Ok(Json(lineage))
+}
+
+/// Whoever may not read a node sees its id only (one access check per owner).
+pub(crate) async fn redact_nodes(
+    state: &AppState,
+    caller: &Caller,
+    nodes: &mut [LineageNode],
+) -> AppResult<()> {
     let mut readable = ReadableOwners::default();
-    for node in &mut lineage.nodes {
+    for node in nodes {
         let (Some(owner_type), Some(owner_id)) = (node.owner_type, node.owner_id.clone()) else {
             node.redact();
             continue;
         };
         if !readable
-            .may_read(&state, &caller, owner_type, &owner_id)
+            .may_read(state, caller, owner_type, &owner_id)
             .await?
         {
             node.redact();
         }
     }
-    Ok(Json(lineage))
+    Ok(())
 }

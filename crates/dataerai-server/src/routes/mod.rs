@@ -11,6 +11,7 @@ pub(crate) mod members;
 mod metrics;
 pub mod openapi;
 mod projects;
+mod provenance;
 mod search;
 mod uploads;
 
@@ -113,6 +114,9 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             assets::list_relationships
         ))
         .routes(routes!(lineage::lineage))
+        // Provenance export: PROV-JSON of a lineage, RO-Crate metadata of a set of assets.
+        .routes(routes!(provenance::asset_provenance))
+        .routes(routes!(provenance::ro_crate_metadata))
         .routes(routes!(uploads::create))
         .routes(routes!(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
         .routes(routes!(uploads::get_one, uploads::abort))

@@ -334,6 +334,116 @@ pub async fn relationships_both_ways_and_lineage(s: &dyn MetadataStore) {
     assert!(alone.edges.is_empty());
 }
 
+/// What a provenance export loads for many assets at once: creators and
+/// latest content, relationship qualifiers, the emails a caller may see,
+/// and the relationships among a set of assets.
+pub async fn provenance_export_details(s: &dyn MetadataStore) {
+    let me = s.create_user("me@x.org", 1000).await.unwrap();
+    let mate = s.create_user("mate@x.org", 1000).await.unwrap();
+    let stranger = s.create_user("stranger@x.org", 1000).await.unwrap();
+    let p = s.create_project("P", "", &me.user_id, 1000).await.unwrap();
+    s.set_member(
+        &p.project_id,
+        &mate.user_id,
+        ProjectRole::Member,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let raw = asset_of(s, &me.user_id, Some("raw")).await.asset_id;
+    let fit = asset_of(s, &me.user_id, Some("fit")).await.asset_id;
+    let other = asset_of(s, &me.user_id, Some("other")).await.asset_id;
+    let up = s
+        .create_upload(&raw, &me.user_id, 50, &[spec("a.bin", 10, None)])
+        .await
+        .unwrap();
+    s.record_chunk(
+        &up.upload_id,
+        0,
+        0,
+        ChunkRecord {
+            size: 10,
+            hash: "h".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let v = s
+        .complete_upload(&up.upload_id, &["blake3:ab".into()])
+        .await
+        .unwrap();
+    let mut q = Map::new();
+    q.insert("note".into(), serde_json::json!("fitted"));
+    let rel = s
+        .create_relationship(NewRelationship {
+            from_asset_id: fit.clone(),
+            to_asset_id: raw.clone(),
+            rel_type: "derived_from".into(),
+            analysis_mode: None,
+            qualifiers: q.clone(),
+            created_by: me.user_id.clone(),
+        })
+        .await
+        .unwrap();
+    s.create_relationship(NewRelationship {
+        from_asset_id: other.clone(),
+        to_asset_id: raw.clone(),
+        rel_type: "uses".into(),
+        analysis_mode: None,
+        qualifiers: Map::new(),
+        created_by: me.user_id.clone(),
+    })
+    .await
+    .unwrap();
+
+    let mut facts = s
+        .asset_facts(&[raw.clone(), fit.clone(), "missing".into()])
+        .await
+        .unwrap();
+    facts.sort_by_key(|a| a.asset_id == fit);
+    assert_eq!(facts.len(), 2);
+    assert_eq!(facts[0].asset_id, raw);
+    assert_eq!(facts[0].created_by, me.user_id);
+    let content = facts[0].content.as_ref().unwrap();
+    assert_eq!(content.content_id, v.content_id);
+    assert_eq!(content.files[0].checksum.as_deref(), Some("blake3:ab"));
+    assert!(facts[1].content.is_none());
+
+    let qualifiers = s
+        .relationship_qualifiers(std::slice::from_ref(&rel.id))
+        .await
+        .unwrap();
+    assert_eq!(qualifiers[&rel.id], q);
+
+    let emails = s
+        .visible_emails(
+            &me.user_id,
+            &[
+                me.user_id.clone(),
+                mate.user_id.clone(),
+                stranger.user_id.clone(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(emails.len(), 2);
+    assert_eq!(emails[&mate.user_id], "mate@x.org");
+    assert!(!emails.contains_key(&stranger.user_id));
+
+    let among = s
+        .relationships_among(&[raw.clone(), fit.clone()])
+        .await
+        .unwrap();
+    assert_eq!(among.len(), 1);
+    assert_eq!(
+        (
+            among[0].from_asset_id.as_str(),
+            among[0].to_asset_id.as_str()
+        ),
+        (fit.as_str(), raw.as_str())
+    );
+}
+
 pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
     let a = asset_of(s, &u.user_id, None).await;
@@ -1694,6 +1804,7 @@ both_backends!(
     users_tokens_projects,
     assets_merge_alias_relationships,
     relationships_both_ways_and_lineage,
+    provenance_export_details,
     upload_lifecycle_and_quota,
     dedup_points_at_stored_bytes_and_keeps_them_alive,
     concurrent_writers_keep_quota_and_merges,

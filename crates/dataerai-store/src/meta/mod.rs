@@ -12,6 +12,7 @@ mod collections;
 mod conformance;
 mod lineage;
 pub mod postgres;
+mod provenance;
 mod rows;
 mod search;
 #[cfg(all(test, feature = "search-bench"))]
@@ -33,6 +34,7 @@ use crate::error::Result;
 
 pub use collections::{EnsurePath, Ensured, NewCollection};
 pub use lineage::{LineageDirection, RelationshipSides};
+pub use provenance::{AssetFacts, ContentFacts};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -501,6 +503,29 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         types: &[String],
         max_edges: usize,
     ) -> Result<dataerai_proto::api::Lineage>;
+
+    // ------------------------------------------------------------ provenance export
+
+    /// Creator and latest complete content version (with its files) of
+    /// those of `asset_ids` that exist, loaded for all at once.
+    async fn asset_facts(&self, asset_ids: &[String]) -> Result<Vec<AssetFacts>>;
+    /// The qualifiers of those of the relationships `ids` that exist.
+    async fn relationship_qualifiers(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Map<String, Value>>>;
+    /// The emails of those of `user_ids` whom `caller` may know by email:
+    /// the caller and whoever shares a project with them (others stay ids).
+    async fn visible_emails(
+        &self,
+        caller: &str,
+        user_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>>;
+    /// Every relationship whose two ends are both among `asset_ids`.
+    async fn relationships_among(
+        &self,
+        asset_ids: &[String],
+    ) -> Result<Vec<dataerai_proto::api::LineageEdge>>;
 }
 
 async fn create_upload_default<S: MetadataStore + ?Sized>(

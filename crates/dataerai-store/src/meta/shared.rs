@@ -1600,4 +1600,32 @@ impl<B: Backend> MetadataStore for B {
     ) -> Result<dataerai_proto::api::Lineage> {
         super::lineage::lineage(self, root, direction, depth, types, max_edges).await
     }
+
+    // ------------------------------------------------------------ provenance export
+
+    async fn asset_facts(&self, asset_ids: &[String]) -> Result<Vec<super::AssetFacts>> {
+        super::provenance::asset_facts(self, asset_ids).await
+    }
+
+    async fn relationship_qualifiers(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>> {
+        super::provenance::relationship_qualifiers(self, ids).await
+    }
+
+    async fn visible_emails(
+        &self,
+        caller: &str,
+        user_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        super::provenance::visible_emails(self, caller, user_ids).await
+    }
+
+    async fn relationships_among(
+        &self,
+        asset_ids: &[String],
+    ) -> Result<Vec<dataerai_proto::api::LineageEdge>> {
+        super::provenance::relationships_among(self, asset_ids).await
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`collections`]: `collection create|list|ensure|move|rename|rm|download`.
 //! - [`search`]: `search QUERY`.
 //! - [`lineage`]: `lineage ID` (drawn as a tree).
+//! - [`export`]: `export ID --prov FILE`, `export --ro-crate DIR` (provenance export).
 //! - [`daemon`]: `daemon`, `transfers list|show|pause|resume|cancel|wait`.
 //! - [`output`]: results on stdout (`--json`), progress and errors on stderr.
 //!
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod collections;
 pub mod daemon;
 pub mod daemon_client;
+pub mod export;
 pub mod lineage;
 pub mod output;
 pub mod projects;
@@ -38,6 +40,7 @@ use assets::{LinkArgs, MetadataCommand};
 use auth::AuthCommand;
 use collections::CollectionCommand;
 use daemon::TransfersCommand;
+use export::ExportArgs;
 use lineage::LineageArgs;
 use projects::ProjectCommand;
 use search::SearchArgs;
@@ -85,6 +88,9 @@ pub enum Command {
     /// Show an asset's lineage as a tree: its origins (--up, default), what was
     /// derived from it (--down) or both.
     Lineage(LineageArgs),
+    /// Export provenance: an asset's lineage as W3C PROV-JSON (ID --prov FILE), or a
+    /// collection tree or a search as an RO-Crate folder (--ro-crate DIR).
+    Export(ExportArgs),
     /// List an asset's content versions, newest first.
     Versions {
         asset_id: String,
@@ -182,6 +188,7 @@ async fn dispatch(svc: &Service, as_json: bool, cmd: Command) -> Result<()> {
         Command::Search(a) => search::run(svc, as_json, a).await,
         Command::Link(a) => assets::link(svc, as_json, a).await,
         Command::Lineage(a) => lineage::run(svc, as_json, a).await,
+        Command::Export(a) => export::run(svc, as_json, a).await,
         Command::Versions { asset_id, pages } => {
             assets::versions(svc, as_json, asset_id, pages).await
         }

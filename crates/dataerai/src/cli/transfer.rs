@@ -87,7 +87,7 @@ pub struct DownloadArgs {
 }
 
 /// A path as the daemon (whose working directory differs) must see it.
-fn absolute(path: &Path) -> String {
+pub(super) fn absolute(path: &Path) -> String {
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
@@ -99,23 +99,30 @@ fn absolute(path: &Path) -> String {
 pub(super) async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value> {
     let (mut client, started) = connect_or_start().await?;
     let outcome = follow(&mut client, method, params, label).await;
-    if let Some(mut daemon) = started {
-        // Declined (and the daemon stays) while other transfers run; else wait
-        // for it to exit, so the next command does not reach a daemon on its
-        // way out.
-        match client.call("daemon.shutdown", json!({})).await {
-            Ok(r) if r["stopping"] == true => {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while matches!(daemon.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!("daemon.shutdown: {e}"),
-        }
-    }
+    stop_started_daemon(&mut client, started).await;
     outcome
+}
+
+/// Ask a daemon this command started to stop. It declines (and stays) while
+/// other transfers run; else wait for it to exit, so the next command does
+/// not reach a daemon on its way out.
+pub(super) async fn stop_started_daemon(
+    client: &mut DaemonClient,
+    started: Option<std::process::Child>,
+) {
+    let Some(mut daemon) = started else {
+        return;
+    };
+    match client.call("daemon.shutdown", json!({})).await {
+        Ok(r) if r["stopping"] == true => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while matches!(daemon.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!("daemon.shutdown: {e}"),
+    }
 }
 
 async fn follow(

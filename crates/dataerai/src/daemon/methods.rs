@@ -101,6 +101,9 @@ pub async fn dispatch(state: Arc<DaemonState>, method: &str, p: Value) -> Outcom
         "daemon.shutdown" => shutdown(state, p)
             .await
             .unwrap_or_else(|e| Outcome::Reply(Err(e))),
+        "export.ro_crate" => start_ro_crate(state, p)
+            .await
+            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
         _ => Outcome::Reply(call(&state, method, p).await),
     }
 }
@@ -218,6 +221,9 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
             svc.move_asset(params::<service::MoveAssetParams>(p)?)
                 .await?,
         ),
+        "asset.provenance" => Ok(svc
+            .provenance(params::<crate::export::ProvenanceParams>(p)?)
+            .await?),
         "asset.list_versions" => {
             to_value(svc.list_versions(params::<ListVersionsParams>(p)?).await?)
         }
@@ -683,5 +689,39 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         }
         transfers::start_in_order(&state, ids, concurrency)
     };
+    Ok(Outcome::ReplyThen(reply, work.boxed()))
+}
+
+// ---------------------------------------------------------------- provenance export
+
+/// `export.ro_crate`: the crate's metadata is written and its folders made
+/// before the reply; then one journaled download per asset fills its folder,
+/// at most `concurrency` at a time. The reply lists the transfers (followed
+/// like any download's).
+async fn start_ro_crate(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
+    let p = params::<crate::export::RoCrateParams>(p)?;
+    let prepared = state.service.prepare_ro_crate(p).await?;
+    let batch_id = uuid::Uuid::new_v4().to_string();
+    let mut items = Vec::with_capacity(prepared.downloads.len());
+    let mut ids = Vec::with_capacity(prepared.downloads.len());
+    for (asset_id, spec) in &prepared.downloads {
+        let rec = register(&state, spec, Some(batch_id.clone())).await?;
+        ids.push(rec.transfer_id.clone());
+        let mut started = started(&rec);
+        started["asset_id"] = json!(asset_id);
+        started["content_id"] = json!(rec.content_id);
+        items.push(started);
+    }
+    let reply = json!({
+        "dest_dir": prepared.dest_dir.to_string_lossy(),
+        "metadata_path": prepared.metadata_path.to_string_lossy(),
+        "asset_count": prepared.asset_count,
+        "file_count": prepared.file_count,
+        "bytes_total": prepared.bytes_total,
+        "batch_id": batch_id,
+        "transfers": items,
+    });
+    let concurrency = prepared.concurrency;
+    let work = async move { transfers::start_in_order(&state, ids, concurrency) };
     Ok(Outcome::ReplyThen(reply, work.boxed()))
 }

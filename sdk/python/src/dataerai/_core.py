@@ -494,3 +494,46 @@ class UploadBatch:
                 error = batch_entry_error(self._entries.get(index))
             results.append(UploadManyResult(self.offset + index, local_path, self._results.get(index), error))
         return results
+
+
+# ---------------------------------------------------------------------- provenance export
+
+
+@dataclass(frozen=True)
+class CrateExportRequest(Call[T]):
+    """``export.ro_crate``: one request that writes the crate's metadata and starts one download
+    per asset, then every download followed to its end. The client sends :attr:`params` with a
+    :class:`CrateDownloads`' ``register`` as the ``on_result`` hook, waits for each of its
+    watches and hands ``(answer, [download result dicts])`` to :meth:`finish`."""
+
+    method: str
+    params: JsonObject
+    parse: Callable[[JsonObject, List[JsonObject]], T]
+    on_progress: Optional[ProgressCallback]
+    transfer_timeout_s: Optional[float]
+
+    def finish(self, raw: Any) -> T:
+        answer, results = raw
+        return self.parse(answer, results)
+
+
+class CrateDownloads:
+    """The downloads of one ``export.ro_crate`` answer: a watch per transfer, made by
+    :meth:`register` before any notification about them is read."""
+
+    def __init__(self, call: CrateExportRequest[Any], follow: Follow) -> None:
+        self.timeout_s = _params.timeout(call.transfer_timeout_s, "transfer_timeout_s")
+        self.deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        self.watches: List[TransferWatch] = []
+        self._follow = follow
+        self._on_progress = call.on_progress
+
+    def register(self, answer: JsonObject) -> None:
+        for entry in answer.get("transfers") or []:
+            if isinstance(entry, dict) and entry.get("transfer_id"):
+                start = dict(entry, kind="download")
+                self.watches.append(self._follow(start, self._on_progress))
+
+    def remaining(self) -> Optional[float]:
+        """What is left of the whole export's ``transfer_timeout_s``."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())

@@ -36,6 +36,7 @@ from ._collections import CollectionDownload
 from ._core import (
     AllPages,
     Call,
+    CrateExportRequest,
     JsonObject,
     Pages,
     Request,
@@ -46,7 +47,7 @@ from ._core import (
 )
 from ._params import PathLike
 from ._transfers import ProgressCallback
-from .errors import InvalidInputError
+from .errors import InvalidArgumentTypeError, InvalidInputError
 from .models import (
     AssetMetadata,
     AuthStatus,
@@ -59,7 +60,9 @@ from .models import (
     ListPage,
     Project,
     ProjectMember,
+    ProvenanceExport,
     Relationship,
+    RoCrateExport,
     SearchResult,
     Transfer,
     UploadItem,
@@ -1012,6 +1015,116 @@ def download_collection(
         raise InvalidInputError("overwrite and progress must be True or False")
     return CollectionDownload(
         params, on_progress, _params.timeout(transfer_timeout_s, "transfer_timeout_s"), progress, overwrite
+# ---------------------------------------------------------------------- provenance export
+
+#: The formats :func:`export_provenance` writes.
+PROVENANCE_FORMATS = ("prov-json",)
+
+
+def export_provenance(
+    asset_id: str,
+    path: PathLike,
+    *,
+    format: str = "prov-json",
+    direction: str = "both",
+    depth: Optional[int] = None,
+) -> Call[ProvenanceExport]:
+    """Write an asset's lineage as a W3C PROV-JSON file (https://www.w3.org/submissions/prov-json/).
+
+    The document has an ``entity`` per asset (``dataerai:<asset id>``, with ``prov:label`` = title,
+    ``prov:type`` = record type, alias, content id and checksum), a ``wasDerivedFrom`` per
+    relationship (``prov:generatedEntity`` the dependent asset, ``prov:usedEntity`` its origin;
+    relationship type, analysis mode and qualifiers as attributes) and an ``agent`` per person
+    who created an asset (``wasAttributedTo``; an email only for yourself and people you share
+    a project with). Assets you may not read are entities with their id only. Any PROV tool
+    reads it, e.g. the ``prov`` package: ``prov.read(path, format="json")``.
+
+    Args:
+        path: The file to write (replaced if it exists).
+        format: ``"prov-json"`` (the only format so far).
+        direction: ``"both"`` (default), ``"up"`` (origins only) or ``"down"``.
+        depth: Follow at most this many relationships each way (1–20; default 20).
+
+    Example::
+
+        client.export_provenance(figure.asset_id, "figure.prov.json")
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` (another format, a bad direction or depth),
+            ``ERR_NOT_FOUND``.
+    """
+    if format not in PROVENANCE_FORMATS:
+        raise InvalidInputError(
+            f"format {format!r} is not supported; accepted: {', '.join(PROVENANCE_FORMATS)}"
+        )
+    params: Dict[str, Any] = {
+        "asset_id": _params.require_str(asset_id, "asset_id"),
+        "path": _params.absolute_path(path, "path"),
+        "format": format,
+        "direction": _one_of(direction, "direction", _LINEAGE_DIRECTIONS),
+    }
+    d = _params.optional_int(depth, "depth", minimum=1)
+    if d is not None:
+        params["depth"] = d
+    return Request("asset.provenance", params, ProvenanceExport.from_json)
+
+
+def export_ro_crate(
+    dest_dir: PathLike,
+    *,
+    collection_id: Optional[str] = None,
+    query: Optional[str] = None,
+    include_data: bool = True,
+    on_progress: Optional[ProgressCallback] = None,
+    transfer_timeout_s: Optional[float] = 3600,
+) -> Call[RoCrateExport]:
+    """Export a collection (with every collection below it) or a search result as an RO-Crate 1.1
+    folder (https://w3id.org/ro/crate/1.1).
+
+    ``dest_dir`` gets ``ro-crate-metadata.json`` and, with ``include_data``, every file: one
+    folder per collection, and in it one folder per asset (``<title>-<id prefix>/``) holding
+    its latest version's files, each downloaded and checked against its BLAKE3 checksum as
+    :meth:`download` does. The metadata describes each asset as a ``Dataset`` (title,
+    description, tags as ``keywords``, record type as ``additionalType``, metadata as
+    ``PropertyValue``s), each file as a ``File`` (size, media type, checksum), and a
+    relationship between two exported assets as ``isBasedOn`` and ``wasDerivedFrom``. Only
+    assets you may read are exported; at most 10,000. Without data the crate is metadata only
+    and names each file by its download URL.
+
+    Args:
+        collection_id: A collection (exactly one of ``collection_id`` and ``query``).
+        query: A search (``docs/search.md``), e.g. ``"tag:calibrated type:raw_data"``.
+        include_data: Download the files (default) or write the metadata only.
+        on_progress: Progress of every download (tell them apart by ``event.transfer_id``).
+        transfer_timeout_s: Limit for all downloads together (``None``: forever).
+
+    ``dest_dir`` must be empty, new, or an earlier crate of the same export (which is then
+    refreshed: files already there with the same bytes are kept).
+
+    Example::
+
+        crate = client.export_ro_crate("beamtime-crate", collection_id=project.root_collection_id)
+        print(crate.metadata_path, crate.asset_count, crate.file_count)
+
+    Raises:
+        DaemonError: ``ERR_INVALID_INPUT`` (not exactly one of collection_id/query, a bad query,
+            more than 10,000 assets), ``ERR_FILE_EXISTS`` (``dest_dir`` holds something else),
+            ``ERR_NOT_FOUND``, ``ERR_INTEGRITY``.
+    """
+    if (collection_id is None) == (query is None):
+        raise InvalidInputError("give exactly one of collection_id and query")
+    params: Dict[str, Any] = {
+        "dest_dir": _params.absolute_path(dest_dir, "dest_dir"),
+        "include_data": bool(include_data),
+    }
+    if collection_id is not None:
+        params["collection_id"] = _params.require_str(collection_id, "collection_id")
+    else:
+        if not isinstance(query, str):
+            raise InvalidArgumentTypeError(f"query must be a str, not {type(query).__name__}")
+        params["query"] = query
+    return CrateExportRequest(
+        "export.ro_crate", params, RoCrateExport.from_json, on_progress, transfer_timeout_s
     )
 
 

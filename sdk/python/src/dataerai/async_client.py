@@ -360,6 +360,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
     create_relationship = _awaitable(_methods.create_relationship)
     list_relationships = _awaitable(_methods.list_relationships)
     lineage = _awaitable(_methods.lineage)
+    export_provenance = _awaitable(_methods.export_provenance)
+    export_ro_crate = _awaitable(_methods.export_ro_crate)
     upload_version = _awaitable(_methods.upload_version)
     list_versions = _awaitable(_methods.list_versions)
     iter_versions = _async_paging(_methods.iter_versions)
@@ -426,6 +428,8 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
             return await self._wait(call)
         if isinstance(call, _collections.CollectionDownload):
             return await self._download_collection(call)
+        if isinstance(call, _core.CrateExportRequest):
+            return await self._export_crate(call)
         raise TypeError(f"not a daemon call: {call!r}")
 
     async def _download_collection(self, call: _collections.CollectionDownload) -> Any:
@@ -554,6 +558,19 @@ class AsyncDataeraiClient(_core.ClientCore[AsyncRpcConnection]):
             return batch.results()
         finally:
             batch.unwatch(self._remove_watch)
+
+    async def _export_crate(
+        self, call: _core.CrateExportRequest[Any]
+    ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+        downloads = _core.CrateDownloads(call, self._watch_new_transfer)
+        try:
+            # downloads.register runs in the reader task, before any notification about them.
+            answer = await self._call(call.method, call.params, on_result=downloads.register)
+            results = [await self._await_watch(w, downloads.remaining()) for w in downloads.watches]
+            return answer, results
+        finally:
+            for watch in downloads.watches:
+                self._remove_watch(watch)
 
     async def _wait(self, call: _core.WaitRequest) -> Tuple[str, Dict[str, Any]]:
         """Follow a transfer any client started to its end: its kind and result."""

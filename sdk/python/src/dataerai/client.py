@@ -218,6 +218,8 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
     create_relationship = _blocking(_methods.create_relationship)
     list_relationships = _blocking(_methods.list_relationships)
     lineage = _blocking(_methods.lineage)
+    export_provenance = _blocking(_methods.export_provenance)
+    export_ro_crate = _blocking(_methods.export_ro_crate)
     upload_version = _blocking(_methods.upload_version)
     list_versions = _blocking(_methods.list_versions)
     iter_versions = _paging(_methods.iter_versions)
@@ -279,6 +281,8 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
             return self._wait(call)
         if isinstance(call, _collections.CollectionDownload):
             return self._download_collection(call)
+        if isinstance(call, _core.CrateExportRequest):
+            return self._export_crate(call)
         raise TypeError(f"not a daemon call: {call!r}")
 
     def _download_collection(self, call: _collections.CollectionDownload) -> Any:
@@ -401,6 +405,19 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
             return batch.results()
         finally:
             batch.unwatch(self._remove_watch)
+
+    def _export_crate(
+        self, call: _core.CrateExportRequest[Any]
+    ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+        downloads = _core.CrateDownloads(call, self._watch_new_transfer)
+        try:
+            # downloads.register runs on the reader thread, before any notification about them.
+            answer = self._call(call.method, call.params, on_result=downloads.register)
+            results = [self._await_watch(w, downloads.remaining()) for w in downloads.watches]
+            return answer, results
+        finally:
+            for watch in downloads.watches:
+                self._remove_watch(watch)
 
     def _wait(self, call: _core.WaitRequest) -> Tuple[str, Dict[str, Any]]:
         """Follow a transfer any client started to its end: its kind and result."""

@@ -29,7 +29,9 @@ __all__ = [
     "ErrorInfo",
     "ProgressEvent",
     "Project",
+    "ProvenanceExport",
     "Relationship",
+    "RoCrateExport",
     "Transfer",
     "UploadItem",
     "UploadManyResult",
@@ -900,3 +902,60 @@ class CollectionDownloadResult:
     def files(self) -> List[DownloadedFile]:
         """Every file written (or found already complete), all assets together."""
         return [f for a in self.assets for f in a.files]
+# ---------------------------------------------------------------------- provenance export
+
+
+@dataclass(frozen=True)
+class ProvenanceExport:
+    """The file :meth:`DataeraiClient.export_provenance` wrote, and what it holds."""
+
+    path: Path
+    format: str
+    asset_id: str
+    entity_count: int
+    """Assets in the document (those you may not read are there by id only)."""
+    derivation_count: int
+    """``wasDerivedFrom`` relations: the relationships of the lineage."""
+    agent_count: int
+    """People who created the assets."""
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> ProvenanceExport:
+        return cls(
+            path=Path(str(data["path"])),
+            format=str(data.get("format", "prov-json")),
+            asset_id=str(data.get("asset_id", "")),
+            entity_count=int(data.get("entity_count", 0)),
+            derivation_count=int(data.get("derivation_count", 0)),
+            agent_count=int(data.get("agent_count", 0)),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class RoCrateExport:
+    """The RO-Crate folder :meth:`DataeraiClient.export_ro_crate` wrote."""
+
+    dest_dir: Path
+    metadata_path: Path
+    """``dest_dir / "ro-crate-metadata.json"``."""
+    asset_count: int
+    file_count: int
+    bytes_total: int
+    """Bytes of every file the metadata names."""
+    downloads: List[DownloadResult]
+    """One per asset with content (empty for a metadata-only crate)."""
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JsonObject, results: List[JsonObject]) -> RoCrateExport:
+        return cls(
+            dest_dir=Path(str(data["dest_dir"])),
+            metadata_path=Path(str(data["metadata_path"])),
+            asset_count=int(data.get("asset_count", 0)),
+            file_count=int(data.get("file_count", 0)),
+            bytes_total=int(data.get("bytes_total", 0)),
+            downloads=[DownloadResult.from_json(r) for r in results],
+            raw=data,
+        )
