@@ -125,7 +125,7 @@ bench: build-release venv bench-deps $(S3S_FS)
 
 ## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets on
 ## SQLite and on a throwaway PostgreSQL; prints Markdown tables for docs/performance.md.
-SEARCH_ASSETS ?= 100000
+SEARCH_ASSETS ?= 1000000
 bench-search: $(S3S_FS)
 	DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store \
 		--features search-bench --lib search_speed_sqlite -- --nocapture --test-threads 1

@@ -237,3 +237,323 @@ fn qualified(columns: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), (…), …` of `rows` (each
+/// `width` arguments), as few statements as the placeholder limit allows.
+#[cfg(any(test, feature = "search-bench"))]
+async fn insert_rows<C: Dialect>(
+    c: &mut C,
+    table: &str,
+    columns: &str,
+    width: usize,
+    rows: Vec<Arg>,
+) -> Result<()> {
+    // SQLite allows 32,766 placeholders a statement, PostgreSQL 65,535.
+    const MAX_ARGS: usize = 30_000;
+    let per_statement = (MAX_ARGS / width) * width;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Arg> = rows.by_ref().take(per_statement).collect();
+        let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+        for r in 0..chunk.len() / width {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for k in 0..width {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", r * width + k + 1));
+            }
+            sql.push(')');
+        }
+        c.execute(&sql, chunk).await?;
+    }
+    Ok(())
+}
+
+/// The benchmark's fast loader: insert `assets` (new, without content) and
+/// their index rows with a few multi-row `INSERT`s inside the caller's
+/// transaction. The rows are exactly those of the store's own insert path
+/// ([`super::shared::insert_asset`] then [`reindex`]), which a unit test
+/// checks; only the number of statements differs. Returns the new ids.
+#[cfg(any(test, feature = "search-bench"))]
+pub(super) async fn bulk_insert_assets<C: Dialect>(
+    c: &mut C,
+    assets: &[super::NewAsset],
+) -> Result<Vec<String>> {
+    let at = super::time::now();
+    let mut ids = Vec::with_capacity(assets.len());
+    let (mut rows, mut search, mut tags, mut fields, mut collections) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for asset in assets {
+        let id = uuid::Uuid::new_v4().to_string();
+        rows.extend([
+            Arg::from(&id),
+            Arg::from(&asset.title),
+            Arg::from(asset.description.clone()),
+            Arg::from(asset.alias.clone()),
+            Arg::json(&asset.tags),
+            Arg::json(&asset.metadata),
+            Arg::from(asset.owner_type),
+            Arg::from(&asset.owner_id),
+            Arg::from(&asset.created_by),
+            Arg::from(at),
+            Arg::from(at),
+            Arg::from(asset.record_type.clone()),
+        ]);
+        if let Some(collection_id) = &asset.collection_id {
+            collections.extend([Arg::from(&id), Arg::from(collection_id)]);
+        }
+        let metadata = Value::Object(asset.metadata.clone());
+        let entry = Indexed {
+            title: &asset.title,
+            description: asset.description.as_deref(),
+            alias: asset.alias.as_deref(),
+            record_type: asset.record_type.as_deref(),
+            tags: &asset.tags,
+            metadata: &metadata,
+            file_names: &[],
+            size_bytes: 0,
+        }
+        .entry();
+        search.extend([
+            Arg::from(&id),
+            Arg::from(entry.body),
+            Arg::from(entry.size_bytes),
+        ]);
+        for tag in entry.tags {
+            tags.extend([Arg::from(&id), Arg::from(tag)]);
+        }
+        for field in entry.fields {
+            let (num, txt, flag) = match field.value {
+                FieldValue::Number(v) => (Some(v), None, None),
+                FieldValue::Text(t) => (None, Some(t), None),
+                FieldValue::Bool(b) => (None, None, Some(b)),
+            };
+            fields.extend([
+                Arg::from(&id),
+                Arg::from(field.path),
+                Arg::Float(num),
+                Arg::Text(txt),
+                Arg::Bool(flag),
+            ]);
+        }
+        ids.push(id);
+    }
+    insert_rows(
+        c,
+        "assets",
+        "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, \
+         created_at, updated_at, record_type",
+        12,
+        rows,
+    )
+    .await?;
+    insert_rows(c, "asset_collections", "asset_id, collection_id", 2, collections).await?;
+    insert_rows(c, "asset_search", "asset_id, body, size_bytes", 3, search).await?;
+    insert_rows(c, "asset_tags", "asset_id, tag", 2, tags).await?;
+    insert_rows(
+        c,
+        "asset_fields",
+        "asset_id, path, num, txt, flag",
+        5,
+        fields,
+    )
+    .await?;
+    Ok(ids)
+}
+
+/// The benchmark's fast loader for relationships `(from, to, type)`, as the
+/// store's `create_relationship` writes them (no qualifiers, no analysis mode).
+#[cfg(any(test, feature = "search-bench"))]
+pub(super) async fn bulk_insert_relationships<C: Dialect>(
+    c: &mut C,
+    created_by: &str,
+    edges: &[(String, String, String)],
+) -> Result<()> {
+    let at = super::time::now();
+    let mut rows = Vec::with_capacity(edges.len() * 8);
+    for (from, to, rel_type) in edges {
+        rows.extend([
+            Arg::from(uuid::Uuid::new_v4().to_string()),
+            Arg::from(from),
+            Arg::from(to),
+            Arg::from(rel_type),
+            Arg::Text(None),
+            Arg::json(&serde_json::Map::new()),
+            Arg::from(created_by),
+            Arg::from(at),
+        ]);
+    }
+    insert_rows(
+        c,
+        "relationships",
+        "id, from_asset_id, to_asset_id, type, analysis_mode, qualifiers, created_by, created_at",
+        8,
+        rows,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use dataerai_proto::api::OwnerType;
+    use serde_json::json;
+
+    use super::*;
+    use crate::meta::conformance::scratch_pg_url;
+    use crate::meta::shared::insert_asset;
+    use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
+
+    /// Everything the store holds of an asset and its index rows, but its id
+    /// and times (equal creation and update times are part of it).
+    async fn stored<C: Dialect>(c: &mut C, id: &str) -> String {
+        type AssetCols = (
+            String,
+            Option<String>,
+            Option<String>,
+            Json<Value>,
+            Json<Value>,
+            String,
+            String,
+            String,
+            Option<String>,
+            bool,
+        );
+        let asset: AssetCols = c
+            .fetch_one(
+                "SELECT title, description, alias, tags, metadata, owner_type, owner_id, \
+                 created_by, record_type, created_at = updated_at FROM assets WHERE id = $1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let collections: Vec<(String,)> = c
+            .fetch_all(
+                "SELECT collection_id FROM asset_collections WHERE asset_id = $1 ORDER BY 1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let search: (String, i64) = c
+            .fetch_one(
+                "SELECT body, size_bytes FROM asset_search WHERE asset_id = $1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let tags: Vec<(String,)> = c
+            .fetch_all(
+                "SELECT tag FROM asset_tags WHERE asset_id = $1 ORDER BY 1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let fields: Vec<(String, Option<f64>, Option<String>, Option<bool>)> = c
+            .fetch_all(
+                "SELECT path, num, txt, flag FROM asset_fields WHERE asset_id = $1 \
+                 ORDER BY path, num, txt, flag",
+                args![id],
+            )
+            .await
+            .unwrap();
+        format!("{asset:?}\n{collections:?}\n{search:?}\n{tags:?}\n{fields:?}")
+    }
+
+    async fn bulk_load_writes_what_the_insert_path_writes<B: Backend + MetadataStore>(s: &B) {
+        let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
+        let p = s
+            .create_project("Lab", "", &me.user_id, 1 << 40)
+            .await
+            .unwrap();
+        let sample = |alias: Option<&str>| {
+            vec![
+                NewAsset {
+                    title: "Bright-field scan 7".into(),
+                    description: Some("Sample A, 200 kV".into()),
+                    alias: alias.map(str::to_string),
+                    tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
+                    metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3", "t": 1.5},
+                                     "ok": true, "modes": ["bf", "df"], "none": null})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                    owner_type: OwnerType::Project,
+                    owner_id: p.project_id.clone(),
+                    collection_id: Some(p.root_collection_id.clone()),
+                    created_by: me.user_id.clone(),
+                    record_type: Some("raw_data".into()),
+                },
+                NewAsset {
+                    title: "plain".into(),
+                    description: None,
+                    alias: None,
+                    tags: vec![],
+                    metadata: serde_json::Map::new(),
+                    owner_type: OwnerType::User,
+                    owner_id: me.user_id.clone(),
+                    collection_id: None,
+                    created_by: me.user_id.clone(),
+                    record_type: None,
+                },
+            ]
+        };
+        let mut tx = s.write().await.unwrap();
+        let c: &mut ConnOf<B> = &mut tx;
+        let mut real = Vec::new();
+        for asset in sample(Some("one")) {
+            real.push(insert_asset(c, asset).await.unwrap().asset_id);
+        }
+        let bulk = bulk_insert_assets(c, &sample(Some("two"))).await.unwrap();
+        bulk_insert_relationships(c, &me.user_id, &[(bulk[1].clone(), bulk[0].clone(), "derived_from".into())])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut conn = s.pool().acquire().await.unwrap();
+        let c: &mut ConnOf<B> = &mut conn;
+        for (r, b) in real.iter().zip(&bulk) {
+            let (r, b) = (stored(c, r).await, stored(c, b).await);
+            assert_eq!(r.replace("\"one\"", "\"two\"").replace(" one ", " two "), b);
+        }
+        // The full-text index found the bulk-loaded rows too, and the
+        // relationship is one the store's own reads understand.
+        let query = crate::search::parse("bright scan").unwrap();
+        let request = SearchRequest {
+            sort: crate::search::Sort::parse(None, &query).unwrap(),
+            query,
+            window: Window {
+                limit: 10,
+                offset: 0,
+            },
+            facets: false,
+        };
+        let (found, total, _) = s.search(&me.user_id, &request).await.unwrap();
+        assert_eq!(total, 2);
+        assert!(found.iter().any(|a| a.asset_id == bulk[0]));
+        let lineage = s
+            .lineage(&bulk[1], super::super::LineageDirection::Up, 5, &[], 100)
+            .await
+            .unwrap();
+        assert_eq!(lineage.edges.len(), 1);
+        assert_eq!(lineage.edges[0].to_asset_id, bulk[0]);
+    }
+
+    #[tokio::test]
+    async fn bulk_load_writes_what_the_insert_path_writes_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        bulk_load_writes_what_the_insert_path_writes(&s).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
+    async fn bulk_load_writes_what_the_insert_path_writes_postgres() {
+        let Some(url) = scratch_pg_url("unit") else {
+            return;
+        };
+        let s = PgStore::open(&url).await.unwrap();
+        bulk_load_writes_what_the_insert_path_writes(&s).await;
+    }
+}

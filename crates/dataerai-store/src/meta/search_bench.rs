@@ -12,15 +12,18 @@ use dataerai_proto::api::OwnerType;
 use serde_json::{json, Map};
 
 use super::conformance::scratch_pg_url;
-use super::shared::{insert_asset, Backend, Commit, ConnOf};
-use super::{MetadataStore, NewAsset, Window};
+use super::search::{bulk_insert_assets, bulk_insert_relationships};
+use super::shared::{Backend, Commit, ConnOf};
+use super::{LineageDirection, MetadataStore, NewAsset, Window};
 use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
 use crate::search::{parse, SearchRequest, Sort};
 
 /// Assets per write transaction while loading.
-const BATCH: usize = 2_000;
+const BATCH: usize = 5_000;
+/// Edges per lineage chain (the depth of the lineage walk timed).
+const CHAIN: usize = 20;
 /// Timed runs of each query.
-const RUNS: usize = 30;
+const RUNS: usize = 100;
 const WORDS: [&str; 24] = [
     "scan",
     "calibration",
@@ -65,7 +68,16 @@ impl Dice {
     }
 }
 
-async fn load<B: Backend + MetadataStore>(store: &B, n: usize) -> (String, Duration) {
+/// What the loader made.
+struct Loaded {
+    reader: String,
+    took: Duration,
+    /// (first, last) asset of each lineage chain.
+    chains: Vec<(String, String)>,
+    relationships: usize,
+}
+
+async fn load<B: Backend + MetadataStore>(store: &B, n: usize, relationships: usize) -> Loaded {
     let me = store.create_user("reader@x.org", 1 << 50).await.unwrap();
     let other = store.create_user("other@x.org", 1 << 50).await.unwrap();
     // The reader belongs to 10 of 20 projects: half the catalogue is readable.
@@ -80,9 +92,10 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize) -> (String, Durat
     }
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
+    // Every readable asset's id, in creation order, for the lineage chains.
+    let mut readable = Vec::new();
     for start in (0..n).step_by(BATCH) {
-        let mut tx = store.write().await.unwrap();
-        let c: &mut ConnOf<B> = &mut tx;
+        let mut batch = Vec::with_capacity(BATCH);
         for i in start..(start + BATCH).min(n) {
             let (project, creator) = &owners[i % owners.len()];
             let title = format!("{} {} {}", dice.pick(&WORDS), dice.pick(&WORDS), i);
@@ -97,7 +110,7 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize) -> (String, Durat
             for k in 0..dice.next(6) {
                 md.insert(format!("extra_{k}"), json!(dice.next(1000)));
             }
-            let asset = NewAsset {
+            batch.push(NewAsset {
                 title,
                 description: Some(format!("{} of {}", dice.pick(&WORDS), dice.pick(&WORDS))),
                 alias: None,
@@ -111,28 +124,68 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize) -> (String, Durat
                 collection_id: None,
                 created_by: creator.clone(),
                 record_type: Some(dice.pick(&TYPES).to_string()),
-            };
-            insert_asset(c, asset).await.unwrap();
+            });
         }
+        let mut tx = store.write().await.unwrap();
+        let c: &mut ConnOf<B> = &mut tx;
+        let ids = bulk_insert_assets(c, &batch).await.unwrap();
+        tx.commit().await.unwrap();
+        // Even project indices are the reader's.
+        readable.extend(
+            ids.into_iter()
+                .enumerate()
+                .filter(|(k, _)| (start + k) % owners.len() % 2 == 0)
+                .map(|(_, id)| id),
+        );
+    }
+    // Relationships: chains of CHAIN readable assets, each derived from the
+    // one before it, until RELATIONSHIPS edges (or the readable assets) run out.
+    let mut chains = Vec::new();
+    let mut edges = Vec::new();
+    for chain in readable.chunks_exact(CHAIN + 1) {
+        if edges.len() + CHAIN > relationships {
+            break;
+        }
+        for pair in chain.windows(2) {
+            edges.push((pair[1].clone(), pair[0].clone(), "derived_from".to_string()));
+        }
+        chains.push((chain[0].clone(), chain[CHAIN].clone()));
+    }
+    for batch in edges.chunks(BATCH * 5) {
+        let mut tx = store.write().await.unwrap();
+        let c: &mut ConnOf<B> = &mut tx;
+        bulk_insert_relationships(c, &me.user_id, batch)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
-    (me.user_id, started.elapsed())
+    Loaded {
+        reader: me.user_id,
+        took: started.elapsed(),
+        chains,
+        relationships: edges.len(),
+    }
 }
 
 async fn bench<B: Backend + MetadataStore>(store: &B, backend: &str) {
     let n: usize = std::env::var("DATAERAI_BENCH_ASSETS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let (reader, took) = load(store, n).await;
+        .unwrap_or(1_000_000);
+    let loaded = load(store, n, n / 10).await;
+    let reader = loaded.reader.clone();
     // As the server's housekeeping timer does every few minutes.
     MetadataStore::refresh_statistics(store).await.unwrap();
     println!(
-        "\n### Search, {backend}: {n} assets (half readable), loaded in {:.0} s\n",
-        took.as_secs_f64()
+        "\n### Search, {backend}: {n} assets (half readable), {} relationships, loaded in {:.0} s\n",
+        loaded.relationships,
+        loaded.took.as_secs_f64()
     );
     println!("| query | matches | p50 ms | p99 ms |\n|---|---:|---:|---:|");
+    // One title word that only one (readable) asset has: its number.
+    let unique = format!("{}", n / 2 / 20 * 20);
     let queries = [
+        ("selective text", unique.as_str()),
         ("text", "calibration tomography"),
         ("phrase", "\"bright field\""),
         ("tag", "tag:t42"),
@@ -190,6 +243,37 @@ async fn bench<B: Backend + MetadataStore>(store: &B, backend: &str) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
             "| {name}: `{q}` | {total} | {:.1} | {:.1} |",
+            ms(times[RUNS / 2]),
+            ms(times[RUNS * 99 / 100])
+        );
+    }
+    // Lineage: the whole chain (CHAIN edges) up from its last asset and
+    // down from its first, as `GET …/lineage?depth=20` asks the store.
+    for (name, up) in [("up", true), ("down", false)] {
+        if loaded.chains.is_empty() {
+            break;
+        }
+        let mut times = Vec::with_capacity(RUNS);
+        let mut edges = 0;
+        for k in 0..RUNS {
+            let (first, last) = &loaded.chains[k * 7919 % loaded.chains.len()];
+            let (root, direction) = if up {
+                (last, LineageDirection::Up)
+            } else {
+                (first, LineageDirection::Down)
+            };
+            let t = Instant::now();
+            let lineage = store
+                .lineage(root, direction, CHAIN as u32, &[], 1000)
+                .await
+                .unwrap();
+            times.push(t.elapsed());
+            edges = lineage.edges.len();
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| lineage {name}, depth {CHAIN} | {edges} edges | {:.1} | {:.1} |",
             ms(times[RUNS / 2]),
             ms(times[RUNS * 99 / 100])
         );
