@@ -3,7 +3,6 @@
 //! the asset ([`reindex`]), and a search is one compiled query (plus a count
 //! and the facets) over them ([`search`]).
 
-use dataerai_proto::api::Asset;
 use serde_json::Value;
 use sqlx::types::Json;
 
@@ -14,7 +13,7 @@ use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
 use crate::search::sql::compile;
-use crate::search::{Facets, SearchRequest};
+use crate::search::{Facets, SearchPage, SearchRequest};
 
 /// Rows per multi-row `INSERT` into `asset_fields` (5 arguments each).
 const FIELDS_PER_INSERT: usize = 100;
@@ -141,24 +140,26 @@ pub(super) async fn backfill<B: Backend>(store: &B) -> Result<()> {
     }
 }
 
-/// One page of the assets `caller` may read that match `request`, the total,
-/// and (when asked) the facet counts over every match.
-pub(super) async fn search<B: Backend>(
-    store: &B,
+/// The statements of a search: the page (`LIMIT`, `OFFSET` are the last two
+/// placeholders) and the count with the facets; both take `args`.
+pub(crate) struct SearchSql {
+    pub page: String,
+    pub count: String,
+    pub args: Vec<Arg>,
+    /// The arguments of the count (no ranking).
+    pub count_args: Vec<Arg>,
+}
+
+/// The SQL [`search`] runs for `request` on a database of this full-text
+/// kind (the benchmark explains exactly these).
+pub(crate) fn statements(
     caller: &str,
     request: &SearchRequest,
-) -> Result<(Vec<Asset>, u64, Option<Facets>)> {
-    let compiled = compile(
-        &request.query,
-        &request.sort,
-        caller,
-        <ConnOf<B> as Dialect>::FULL_TEXT,
-    );
-    let mut conn = store.pool().acquire().await?;
-    let c: &mut ConnOf<B> = &mut conn;
-    let Window { limit, offset } = request.window;
+    text: crate::search::sql::FullText,
+) -> SearchSql {
+    let compiled = compile(&request.query, &request.sort, caller, text);
     let n = compiled.args.len();
-    let page_sql = format!(
+    let page = format!(
         "SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
         columns = qualified(ASSET_COLUMNS),
         from = compiled.from,
@@ -167,66 +168,100 @@ pub(super) async fn search<B: Backend>(
         l = n + 1,
         o = n + 2,
     );
-    let mut page_args = compiled.args.clone();
-    page_args.extend([Arg::from(limit), Arg::from(offset)]);
-    let rows: Vec<AssetRow> = c.fetch_all(&page_sql, page_args).await?;
-    let mut assets = Vec::with_capacity(rows.len());
-    for row in rows {
-        assets.push(asset(c, row).await?);
-    }
-    // The count and the facets need neither the ranking join nor the order.
+    // The count and the facets need neither the ranking nor the order: the
+    // first `cap + 1` matches the database finds (`m`, one pass), counted;
+    // the facets over `cap` of them.
     let plain = compile(
         &request.query,
         &crate::search::Sort::Created { descending: false },
         caller,
-        <ConnOf<B> as Dialect>::FULL_TEXT,
+        text,
     );
-    let matching = format!("SELECT a.id FROM {} WHERE {}", plain.from, plain.filter);
-    let (total,): (i64,) = c
-        .fetch_one(
-            &format!("SELECT COUNT(*) FROM ({matching}) m"),
-            plain.args.clone(),
-        )
-        .await?;
-    let facets = if request.facets {
-        let count = |select: &str, group: &str| {
-            format!(
-                "SELECT {select}, COUNT(*) FROM {group} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}"
-            )
-        };
-        let tags = count(
-            "t.tag",
-            &format!("asset_tags t WHERE t.asset_id IN ({matching})"),
-        );
-        let types = count(
-            "a2.record_type",
-            &format!("assets a2 WHERE a2.record_type IS NOT NULL AND a2.id IN ({matching})"),
-        );
-        let projects = count(
-            "a2.owner_id",
-            &format!("assets a2 WHERE a2.owner_type = 'project' AND a2.id IN ({matching})"),
-        );
-        let mut out = Vec::new();
-        for sql in [tags, types, projects] {
-            let rows: Vec<(String, i64)> = c.fetch_all(&sql, plain.args.clone()).await?;
-            out.push(
-                rows.into_iter()
-                    .map(|(v, n)| (v, n.unsigned_abs()))
-                    .collect(),
-            );
+    let cap = request.count_cap;
+    let mut count = format!(
+        "WITH m AS MATERIALIZED (SELECT a.id AS id, a.record_type AS record_type, \
+         a.owner_type AS owner_type, a.owner_id AS owner_id FROM {} WHERE {} LIMIT {}) \
+         SELECT 0 AS k, '' AS v, COUNT(*) AS n FROM m",
+        plain.from,
+        plain.filter,
+        cap + 1
+    );
+    if request.facets {
+        let counted = format!("(SELECT * FROM m LIMIT {cap}) c");
+        for (k, select, from) in [
+            (
+                1,
+                "t.tag",
+                format!("asset_tags t JOIN {counted} ON t.asset_id = c.id"),
+            ),
+            (2, "c.record_type", format!("{counted} WHERE c.record_type IS NOT NULL")),
+            (3, "c.owner_id", format!("{counted} WHERE c.owner_type = 'project'")),
+        ] {
+            count.push_str(&format!(
+                " UNION ALL SELECT * FROM (SELECT {k} AS k, {select} AS v, COUNT(*) AS n \
+                 FROM {from} GROUP BY {select} ORDER BY 3 DESC, 2 LIMIT {FACET_VALUES}) f{k}"
+            ));
         }
-        let projects = out.pop().unwrap_or_default();
-        let record_types = out.pop().unwrap_or_default();
-        let tags = out.pop().unwrap_or_default();
-        Some(Facets {
-            tags,
-            record_types,
-            projects,
-        })
+    }
+    SearchSql {
+        page,
+        count,
+        args: compiled.args,
+        count_args: plain.args,
+    }
+}
+
+/// One page of the assets `caller` may read that match `request`, the
+/// total (exact up to the request's cap), and (when asked) the facet counts.
+pub(super) async fn search<B: Backend>(
+    store: &B,
+    caller: &str,
+    request: &SearchRequest,
+) -> Result<SearchPage> {
+    let sql = statements(caller, request, <ConnOf<B> as Dialect>::FULL_TEXT);
+    let mut conn = store.pool().acquire().await?;
+    let c: &mut ConnOf<B> = &mut conn;
+    let Window { limit, offset } = request.window;
+    // One row past the page says whether another page follows.
+    let mut page_args = sql.args.clone();
+    page_args.extend([Arg::from(limit.saturating_add(1)), Arg::from(offset)]);
+    let mut rows: Vec<AssetRow> = c.fetch_all(&sql.page, page_args).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(asset(c, row).await?);
+    }
+    let counted: Vec<(i64, String, i64)> = c.fetch_all(&sql.count, sql.count_args).await?;
+    let mut total = 0;
+    let mut facets = Facets::default();
+    for (k, value, n) in counted {
+        let n = n.unsigned_abs();
+        match k {
+            0 => total = n,
+            1 => facets.tags.push((value, n)),
+            2 => facets.record_types.push((value, n)),
+            _ => facets.projects.push((value, n)),
+        }
+    }
+    for values in [&mut facets.tags, &mut facets.record_types, &mut facets.projects] {
+        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    let cap = request.count_cap;
+    // The page itself proves at least `offset + items` matches.
+    let seen = offset.saturating_add(items.len() as u64);
+    let (total, total_is_lower_bound) = if total > cap {
+        (cap.max(seen), true)
     } else {
-        None
+        (total.max(seen), false)
     };
-    Ok((assets, total.unsigned_abs(), facets))
+    Ok(SearchPage {
+        items,
+        total,
+        total_is_lower_bound,
+        more,
+        facets: request.facets.then_some(facets),
+    })
 }
 
 /// `id, title, …` → `a.id, a.title, …`.
@@ -248,9 +283,14 @@ async fn insert_rows<C: Dialect>(
     width: usize,
     rows: Vec<Arg>,
 ) -> Result<()> {
-    // SQLite allows 32,766 placeholders a statement, PostgreSQL 65,535.
-    const MAX_ARGS: usize = 30_000;
-    let per_statement = (MAX_ARGS / width) * width;
+    // PostgreSQL allows 65,535 placeholders a statement. SQLite allows
+    // 32,766, but binding `$N` placeholders (named ones to SQLite) costs
+    // time quadratic in their number, so its statements stay small.
+    let max_args = match C::FULL_TEXT {
+        crate::search::sql::FullText::Fts5 => 600,
+        crate::search::sql::FullText::TsVector => 30_000,
+    };
+    let per_statement = (max_args / width) * width;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Arg> = rows.by_ref().take(per_statement).collect();
@@ -528,10 +568,11 @@ mod tests {
                 offset: 0,
             },
             facets: false,
+            count_cap: crate::search::COUNT_CAP,
         };
-        let (found, total, _) = s.search(&me.user_id, &request).await.unwrap();
-        assert_eq!(total, 2);
-        assert!(found.iter().any(|a| a.asset_id == bulk[0]));
+        let found = s.search(&me.user_id, &request).await.unwrap();
+        assert_eq!(found.total, 2);
+        assert!(found.items.iter().any(|a| a.asset_id == bulk[0]));
         let lineage = s
             .lineage(&bulk[1], super::super::LineageDirection::Up, 5, &[], 100)
             .await

@@ -16,7 +16,7 @@ use super::search::{bulk_insert_assets, bulk_insert_relationships};
 use super::shared::{Backend, Commit, ConnOf};
 use super::{LineageDirection, MetadataStore, NewAsset, Window};
 use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
-use crate::search::{parse, SearchRequest, Sort};
+use crate::search::{parse, SearchRequest, Sort, COUNT_CAP};
 
 /// Assets per write transaction while loading.
 const BATCH: usize = 5_000;
@@ -206,38 +206,19 @@ async fn bench<B: Backend + MetadataStore>(store: &B, backend: &str) {
                 offset: 0,
             },
             facets: true,
+            count_cap: COUNT_CAP,
         };
         if std::env::var("DATAERAI_BENCH_SQL").is_ok() {
-            let c = crate::search::sql::compile(
-                &request.query,
-                &request.sort,
-                &reader,
-                crate::search::sql::FullText::Fts5,
-            );
-            let sql = format!(
-                "SELECT a.id FROM {} WHERE {} ORDER BY {} LIMIT 50",
-                c.from, c.filter, c.order
-            );
-            println!("-- {name}\n{sql}");
-            if backend == "SQLite" {
-                use super::sql::Conn;
-                let mut conn = store.pool().acquire().await.unwrap();
-                let cc: &mut ConnOf<B> = &mut conn;
-                let plan: Vec<(i64, i64, i64, String)> = cc
-                    .fetch_all(&format!("EXPLAIN QUERY PLAN {sql}"), c.args.clone())
-                    .await
-                    .unwrap();
-                for (_, _, _, step) in plan {
-                    println!("   {step}");
-                }
-            }
+            explain(store, backend, name, &reader, &request).await;
         }
         let mut times = Vec::with_capacity(RUNS);
-        let mut total = 0;
+        let mut total = String::new();
         for _ in 0..RUNS {
             let t = Instant::now();
-            total = store.search(&reader, &request).await.unwrap().1;
+            let page = store.search(&reader, &request).await.unwrap();
             times.push(t.elapsed());
+            let bound = if page.total_is_lower_bound { "+" } else { "" };
+            total = format!("{}{bound}", page.total);
         }
         times.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -277,6 +258,58 @@ async fn bench<B: Backend + MetadataStore>(store: &B, backend: &str) {
             ms(times[RUNS / 2]),
             ms(times[RUNS * 99 / 100])
         );
+    }
+}
+
+/// Print the plans of the statements a search runs (SQLite: `EXPLAIN QUERY
+/// PLAN`; PostgreSQL: `EXPLAIN ANALYZE`, so with the rows each step saw).
+async fn explain<B: Backend + MetadataStore>(
+    store: &B,
+    backend: &str,
+    name: &str,
+    reader: &str,
+    request: &SearchRequest,
+) {
+    use super::sql::{Arg, Conn, Dialect};
+    let sql = super::search::statements(reader, request, <ConnOf<B> as Dialect>::FULL_TEXT);
+    let mut page_args = sql.args.clone();
+    page_args.extend([Arg::from(51_u64), Arg::from(0_u64)]);
+    let mut conn = store.pool().acquire().await.unwrap();
+    let c: &mut ConnOf<B> = &mut conn;
+    println!("\n#### {backend}, {name}\n");
+    for (what, statement, args) in [
+        ("page", &sql.page, page_args),
+        ("count and facets", &sql.count, sql.count_args.clone()),
+    ] {
+        println!("{what}:\n```");
+        if backend == "SQLite" {
+            let plan: Vec<(i64, i64, i64, String)> = c
+                .fetch_all(&format!("EXPLAIN QUERY PLAN {statement}"), args)
+                .await
+                .unwrap();
+            // Indent each step under its parent.
+            let mut depth: Vec<(i64, usize)> = Vec::new();
+            for (id, parent, _, step) in plan {
+                while depth.last().is_some_and(|(p, _)| *p != parent) {
+                    depth.pop();
+                }
+                let level = depth.last().map_or(0, |(_, l)| l + 1);
+                println!("{}{step}", "  ".repeat(level));
+                depth.push((id, level));
+            }
+        } else {
+            let plan: Vec<(String,)> = c
+                .fetch_all(
+                    &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {statement}"),
+                    args,
+                )
+                .await
+                .unwrap();
+            for (line,) in plan {
+                println!("{line}");
+            }
+        }
+        println!("```");
     }
 }
 
