@@ -181,7 +181,7 @@ pub(crate) fn statements(
     let mut count = format!(
         "WITH m AS MATERIALIZED (SELECT a.id AS id, a.record_type AS record_type, \
          a.owner_type AS owner_type, a.owner_id AS owner_id FROM {} WHERE {} LIMIT {}) \
-         SELECT 0 AS k, '' AS v, COUNT(*) AS n FROM m",
+         SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
         plain.from,
         plain.filter,
         cap + 1
@@ -198,7 +198,7 @@ pub(crate) fn statements(
             (3, "c.owner_id", format!("{counted} WHERE c.owner_type = 'project'")),
         ] {
             count.push_str(&format!(
-                " UNION ALL SELECT * FROM (SELECT {k} AS k, {select} AS v, COUNT(*) AS n \
+                " UNION ALL SELECT * FROM (SELECT CAST({k} AS BIGINT) AS k, {select} AS v, COUNT(*) AS n \
                  FROM {from} GROUP BY {select} ORDER BY 3 DESC, 2 LIMIT {FACET_VALUES}) f{k}"
             ));
         }
