@@ -1102,7 +1102,10 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
     // facets count only the counted matches; paging goes on to the end.
     req.count_cap = 2;
     let capped = s.search(&me.user_id, &req).await.unwrap();
-    assert_eq!((capped.total, capped.total_is_lower_bound, capped.more), (2, true, true));
+    assert_eq!(
+        (capped.total, capped.total_is_lower_bound, capped.more),
+        (2, true, true)
+    );
     let counted = capped.facets.unwrap();
     assert_eq!(counted.projects, vec![(p.project_id.clone(), 2)]);
     assert_eq!(counted.record_types.iter().map(|(_, n)| n).sum::<u64>(), 2);

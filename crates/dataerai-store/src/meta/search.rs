@@ -194,8 +194,16 @@ pub(crate) fn statements(
                 "t.tag",
                 format!("asset_tags t JOIN {counted} ON t.asset_id = c.id"),
             ),
-            (2, "c.record_type", format!("{counted} WHERE c.record_type IS NOT NULL")),
-            (3, "c.owner_id", format!("{counted} WHERE c.owner_type = 'project'")),
+            (
+                2,
+                "c.record_type",
+                format!("{counted} WHERE c.record_type IS NOT NULL"),
+            ),
+            (
+                3,
+                "c.owner_id",
+                format!("{counted} WHERE c.owner_type = 'project'"),
+            ),
         ] {
             count.push_str(&format!(
                 " UNION ALL SELECT * FROM (SELECT CAST({k} AS BIGINT) AS k, {select} AS v, COUNT(*) AS n \
@@ -244,7 +252,11 @@ pub(super) async fn search<B: Backend>(
             _ => facets.projects.push((value, n)),
         }
     }
-    for values in [&mut facets.tags, &mut facets.record_types, &mut facets.projects] {
+    for values in [
+        &mut facets.tags,
+        &mut facets.record_types,
+        &mut facets.projects,
+    ] {
         values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     }
     let cap = request.count_cap;
@@ -391,7 +403,14 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         rows,
     )
     .await?;
-    insert_rows(c, "asset_collections", "asset_id, collection_id", 2, collections).await?;
+    insert_rows(
+        c,
+        "asset_collections",
+        "asset_id, collection_id",
+        2,
+        collections,
+    )
+    .await?;
     insert_rows(c, "asset_search", "asset_id, body, size_bytes", 3, search).await?;
     insert_rows(c, "asset_tags", "asset_id, tag", 2, tags).await?;
     insert_rows(
@@ -491,7 +510,8 @@ mod tests {
             )
             .await
             .unwrap();
-        let fields: Vec<(String, Option<f64>, Option<String>, Option<bool>)> = c
+        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>);
+        let fields: Vec<FieldCols> = c
             .fetch_all(
                 "SELECT path, num, txt, flag FROM asset_fields WHERE asset_id = $1 \
                  ORDER BY path, num, txt, flag",
@@ -547,9 +567,13 @@ mod tests {
             real.push(insert_asset(c, asset).await.unwrap().asset_id);
         }
         let bulk = bulk_insert_assets(c, &sample(Some("two"))).await.unwrap();
-        bulk_insert_relationships(c, &me.user_id, &[(bulk[1].clone(), bulk[0].clone(), "derived_from".into())])
-            .await
-            .unwrap();
+        bulk_insert_relationships(
+            c,
+            &me.user_id,
+            &[(bulk[1].clone(), bulk[0].clone(), "derived_from".into())],
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         let mut conn = s.pool().acquire().await.unwrap();
         let c: &mut ConnOf<B> = &mut conn;

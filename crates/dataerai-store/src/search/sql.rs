@@ -325,11 +325,14 @@ mod tests {
         let c = sql("scan \"bright field\" tag:x", FullText::Fts5);
         assert!(c.from.starts_with("asset_search_fts JOIN"), "{}", c.from);
         assert!(
-            c.filter.starts_with("asset_search_fts MATCH $2 AND (a.owner_type = 'user'"),
+            c.filter
+                .starts_with("asset_search_fts MATCH $2 AND (a.owner_type = 'user'"),
             "{}",
             c.filter
         );
-        assert!(matches!(&c.args[1], Arg::Text(Some(q)) if q == "(\"scan\") AND (\"bright field\")"));
+        assert!(
+            matches!(&c.args[1], Arg::Text(Some(q)) if q == "(\"scan\") AND (\"bright field\")")
+        );
         assert_eq!(c.order, "bm25(asset_search_fts), a.id");
         // The permission is still inside, and the words are not matched twice.
         assert!(c.filter.contains("memberships"));
