@@ -287,7 +287,7 @@ fn qualified(columns: &str) -> String {
 
 /// `INSERT INTO {table} ({columns}) VALUES (…), (…), …` of `rows` (each
 /// `width` arguments), as few statements as the placeholder limit allows.
-#[cfg(any(test, feature = "search-bench"))]
+#[cfg(test)]
 async fn insert_rows<C: Dialect>(
     c: &mut C,
     table: &str,
@@ -330,7 +330,7 @@ async fn insert_rows<C: Dialect>(
 /// transaction. The rows are exactly those of the store's own insert path
 /// ([`super::shared::insert_asset`] then [`reindex`]), which a unit test
 /// checks; only the number of statements differs. Returns the new ids.
-#[cfg(any(test, feature = "search-bench"))]
+#[cfg(test)]
 pub(super) async fn bulk_insert_assets<C: Dialect>(
     c: &mut C,
     assets: &[super::NewAsset],
@@ -426,7 +426,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
 
 /// The benchmark's fast loader for relationships `(from, to, type)`, as the
 /// store's `create_relationship` writes them (no qualifiers, no analysis mode).
-#[cfg(any(test, feature = "search-bench"))]
+#[cfg(test)]
 pub(super) async fn bulk_insert_relationships<C: Dialect>(
     c: &mut C,
     created_by: &str,

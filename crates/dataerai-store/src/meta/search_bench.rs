@@ -1,10 +1,13 @@
 //! The search benchmark (`make bench-search`, not in `make test`: compiled only
-//! with the feature `search-bench`): a generated
-//! catalogue of `DATAERAI_BENCH_ASSETS` assets (default 100,000) with 5–10
-//! metadata keys each, loaded through the store's own insert-and-index path,
-//! then p50/p99 of text, tag, metadata-range, combined and browse queries as
-//! one reader sees them (through [`MetadataStore::search`], facets on, as the
-//! REST default). Prints a Markdown table for `docs/performance.md`.
+//! with the feature `search-bench`): a generated catalogue of
+//! `DATAERAI_BENCH_ASSETS` assets (default 1,000,000) with 5–10 metadata keys
+//! each and a tenth as many relationships (chains of 20 edges), loaded with
+//! the bulk loader of [`super::search`] (the rows the store's insert path
+//! writes, in multi-row `INSERT`s), then p50/p99 of text, tag,
+//! metadata-range, combined and browse queries as one reader sees them
+//! (through [`MetadataStore::search`], facets on, as the REST default) and of
+//! depth-20 lineage walks. Prints Markdown tables for `docs/performance.md`;
+//! `DATAERAI_BENCH_SQL=1` adds the plans of every query's statements.
 
 use std::time::{Duration, Instant};
 
