@@ -335,12 +335,14 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     c: &mut C,
     assets: &[super::NewAsset],
 ) -> Result<Vec<String>> {
-    let at = super::time::now();
+    // As one insert after another: each asset its own creation time.
+    let start = super::time::now();
     let mut ids = Vec::with_capacity(assets.len());
     let (mut rows, mut search, mut tags, mut fields, mut collections) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for asset in assets {
+    for (k, asset) in assets.iter().enumerate() {
         let id = uuid::Uuid::new_v4().to_string();
+        let at = start + chrono::Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
         rows.extend([
             Arg::from(&id),
             Arg::from(&asset.title),
