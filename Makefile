@@ -117,20 +117,24 @@ test-scaleout: venv $(S3S_FS)
 demo: build-release venv
 	DATAERAI_BIN_DIR=$(CURDIR)/target/release VPY=$(CURDIR)/$(VPY) scripts/demo.sh
 
-## Benchmark (not part of `make test`): writes bench-results/results.{json,md}.
+## Benchmark (not part of `make test`): writes bench-results/results.{json,md}, then the
+## search benchmark below (bench-search).
 ## BENCH_ARGS: by default the embedded and the PostgreSQL + S3 configuration.
 BENCH_ARGS ?= --scaleout
 bench: build-release venv bench-deps $(S3S_FS)
 	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
+	$(MAKE) bench-search
 
-## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets on
-## SQLite and on a throwaway PostgreSQL; prints Markdown tables for docs/performance.md.
-SEARCH_ASSETS ?= 100000
+## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets
+## (default 1,000,000; e.g. SEARCH_ASSETS=20000 for a quick check) with SEARCH_ASSETS/10
+## relationships in depth-20 chains, on SQLite and on a throwaway PostgreSQL; prints Markdown
+## tables for docs/performance.md (SEARCH_PLANS=1 adds every query's plans).
+SEARCH_ASSETS ?= 1000000
 bench-search: $(S3S_FS)
-	DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store \
+	$(if $(SEARCH_PLANS),DATAERAI_BENCH_SQL=1) DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store \
 		--features search-bench --lib search_speed_sqlite -- --nocapture --test-threads 1
 	eval "$$(scripts/test-backends.sh start $(CURDIR)/target/bench-search-backends)" && \
-		DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) DATAERAI_REQUIRE_SCALEOUT=1 cargo test --release --locked \
+		$(if $(SEARCH_PLANS),DATAERAI_BENCH_SQL=1) DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) DATAERAI_REQUIRE_SCALEOUT=1 cargo test --release --locked \
 		-p dataerai-store --features search-bench --lib search_speed_postgres -- --nocapture --test-threads 1; \
 		rc=$$?; scripts/test-backends.sh stop $(CURDIR)/target/bench-search-backends; exit $$rc
 

@@ -374,8 +374,14 @@ pub struct SearchFacets {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     pub items: Vec<Asset>,
-    /// Every match you can read, on all pages.
+    /// Every match you can read, on all pages; counted exactly up to 10,000:
+    /// past that it is 10,000 (or what the pages so far have shown) and
+    /// `total_is_lower_bound` is set ("10,000+").
     pub total: u64,
+    /// `total` is a lower bound (more matches than were counted); absent
+    /// when `false`. The facets then count the counted matches only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_is_lower_bound: bool,
     /// Absent when `facets=false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facets: Option<SearchFacets>,

@@ -42,6 +42,8 @@ async fn search_finds_what_the_caller_may_read_page_by_page() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["total"], 4);
+    // An exact total (under the count cap) carries no lower-bound flag.
+    assert!(page.get("total_is_lower_bound").is_none(), "{page}");
     assert_eq!(titles(&page), ["Scan fit", "Scan one", "Scan three"]);
     let facets = &page["facets"];
     assert_eq!(facets["tags"], json!([{"value": "tem", "count": 3}]));

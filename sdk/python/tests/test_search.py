@@ -81,3 +81,13 @@ def test_deleted_assets_are_gone_from_search_and_get(client: DataeraiClient, me,
         client.get_metadata(up.asset_id)
     with pytest.raises(NotFoundError):
         client.delete_asset(up.asset_id)
+
+
+def test_a_capped_total_is_marked_as_a_lower_bound():
+    """Past the server's count cap the total is a lower bound; older answers omit the flag."""
+    capped = SearchResult.from_json(
+        {"items": [], "total": 10000, "total_is_lower_bound": True, "next_cursor": "o50"}
+    )
+    assert (capped.total, capped.total_is_lower_bound) == (10000, True)
+    exact = SearchResult.from_json({"items": [], "total": 3})
+    assert (exact.total, exact.total_is_lower_bound, exact.next_cursor) == (3, False, None)

@@ -46,9 +46,10 @@ pub async fn search(
         sort,
         window: Window { limit, offset },
         facets: q.facets.unwrap_or(true),
+        count_cap: search::COUNT_CAP,
     };
-    let (items, total, facets) = state.meta.search(&caller.user_id, &request).await?;
-    let next = offset + items.len() as u64;
+    let page = state.meta.search(&caller.user_id, &request).await?;
+    let next = offset + page.items.len() as u64;
     let counts = |values: Vec<(String, u64)>| {
         values
             .into_iter()
@@ -56,10 +57,11 @@ pub async fn search(
             .collect()
     };
     Ok(Json(SearchResults {
-        next_cursor: (next < total && !items.is_empty()).then(|| encode_cursor(next)),
-        items,
-        total,
-        facets: facets.map(|f| SearchFacets {
+        next_cursor: page.more.then(|| encode_cursor(next)),
+        items: page.items,
+        total: page.total,
+        total_is_lower_bound: page.total_is_lower_bound,
+        facets: page.facets.map(|f| SearchFacets {
             tags: counts(f.tags),
             record_types: counts(f.record_types),
             projects: counts(f.projects),

@@ -1169,14 +1169,17 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
             sort,
             window: ALL,
             facets: true,
+            count_cap: crate::search::COUNT_CAP,
         }
     };
     let titles = |q: &'static str, sort: Option<&'static str>| {
         let req = find(q, sort);
         let me = me.user_id.clone();
         async move {
-            let (assets, total, _) = s.search(&me, &req).await.unwrap();
+            let found = s.search(&me, &req).await.unwrap();
+            let (assets, total) = (found.items, found.total);
             assert_eq!(total, assets.len() as u64, "{q}");
+            assert!(!found.total_is_lower_bound && !found.more, "{q}");
             let mut t: Vec<String> = assets.into_iter().map(|a| a.title).collect();
             if sort.is_none() {
                 t.sort();
@@ -1256,8 +1259,9 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
         limit: 2,
         offset: 2,
     };
-    let (page, total, facets) = s.search(&me.user_id, &req).await.unwrap();
-    assert_eq!((page.len(), total), (1, 3));
+    let found = s.search(&me.user_id, &req).await.unwrap();
+    let (page, total, facets) = (found.items, found.total, found.facets);
+    assert_eq!((page.len(), total, found.more), (1, 3, false));
     assert_eq!(page[0].title, "Field fit");
     assert_eq!(page[0].record_type.as_deref(), Some("analysis"));
     let facets = facets.unwrap();
@@ -1267,6 +1271,33 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
     );
     assert_eq!(facets.record_types.len(), 3);
     assert_eq!(facets.projects, vec![(p.project_id.clone(), 3)]);
+    // A page that is not the last says so.
+    req.window = Window {
+        limit: 2,
+        offset: 0,
+    };
+    let first = s.search(&me.user_id, &req).await.unwrap();
+    assert_eq!((first.items.len(), first.total, first.more), (2, 3, true));
+    // Past the count cap the total is the cap and a lower bound, and the
+    // facets count only the counted matches; paging goes on to the end.
+    req.count_cap = 2;
+    let capped = s.search(&me.user_id, &req).await.unwrap();
+    assert_eq!(
+        (capped.total, capped.total_is_lower_bound, capped.more),
+        (2, true, true)
+    );
+    let counted = capped.facets.unwrap();
+    assert_eq!(counted.projects, vec![(p.project_id.clone(), 2)]);
+    assert_eq!(counted.record_types.iter().map(|(_, n)| n).sum::<u64>(), 2);
+    req.window.offset = 2;
+    let last = s.search(&me.user_id, &req).await.unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert!(!last.more);
+    assert_eq!((last.total, last.total_is_lower_bound), (3, true));
+    // Exactly the cap is exact.
+    req.count_cap = 3;
+    let exact = s.search(&me.user_id, &req).await.unwrap();
+    assert_eq!((exact.total, exact.total_is_lower_bound), (3, false));
 
     // The index follows changes and deletions.
     s.update_asset(

@@ -341,12 +341,12 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// cheap when nothing changed.
     async fn refresh_statistics(&self) -> Result<()>;
     /// The assets `caller` (a user id) may read that match `request`: one
-    /// page, the total number of matches and, when asked, facet counts.
+    /// page, the (capped) number of matches and, when asked, facet counts.
     async fn search(
         &self,
         caller: &str,
         request: &crate::search::SearchRequest,
-    ) -> Result<(Vec<Asset>, u64, Option<crate::search::Facets>)>;
+    ) -> Result<crate::search::SearchPage>;
     /// Apply a patch; `metadata` is merged key by key (a `null` value deletes the key).
     async fn update_asset(&self, asset_id: &str, patch: UpdateAsset) -> Result<Asset>;
     /// Delete an asset with its versions, sessions and relationships. Answers the

@@ -3,7 +3,6 @@
 //! the asset ([`reindex`]), and a search is one compiled query (plus a count
 //! and the facets) over them ([`search`]).
 
-use dataerai_proto::api::Asset;
 use serde_json::Value;
 use sqlx::types::Json;
 
@@ -14,7 +13,7 @@ use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
 use crate::search::sql::compile;
-use crate::search::{Facets, SearchRequest};
+use crate::search::{Facets, SearchPage, SearchRequest};
 
 /// Rows per multi-row `INSERT` into `asset_fields` (5 arguments each).
 const FIELDS_PER_INSERT: usize = 100;
@@ -141,24 +140,26 @@ pub(super) async fn backfill<B: Backend>(store: &B) -> Result<()> {
     }
 }
 
-/// One page of the assets `caller` may read that match `request`, the total,
-/// and (when asked) the facet counts over every match.
-pub(super) async fn search<B: Backend>(
-    store: &B,
+/// The statements of a search: the page (`LIMIT`, `OFFSET` are the last two
+/// placeholders) and the count with the facets; both take `args`.
+pub(crate) struct SearchSql {
+    pub page: String,
+    pub count: String,
+    pub args: Vec<Arg>,
+    /// The arguments of the count (no ranking).
+    pub count_args: Vec<Arg>,
+}
+
+/// The SQL [`search`] runs for `request` on a database of this full-text
+/// kind (the benchmark explains exactly these).
+pub(crate) fn statements(
     caller: &str,
     request: &SearchRequest,
-) -> Result<(Vec<Asset>, u64, Option<Facets>)> {
-    let compiled = compile(
-        &request.query,
-        &request.sort,
-        caller,
-        <ConnOf<B> as Dialect>::FULL_TEXT,
-    );
-    let mut conn = store.pool().acquire().await?;
-    let c: &mut ConnOf<B> = &mut conn;
-    let Window { limit, offset } = request.window;
+    text: crate::search::sql::FullText,
+) -> SearchSql {
+    let compiled = compile(&request.query, &request.sort, caller, text);
     let n = compiled.args.len();
-    let page_sql = format!(
+    let page = format!(
         "SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
         columns = qualified(ASSET_COLUMNS),
         from = compiled.from,
@@ -167,66 +168,112 @@ pub(super) async fn search<B: Backend>(
         l = n + 1,
         o = n + 2,
     );
-    let mut page_args = compiled.args.clone();
-    page_args.extend([Arg::from(limit), Arg::from(offset)]);
-    let rows: Vec<AssetRow> = c.fetch_all(&page_sql, page_args).await?;
-    let mut assets = Vec::with_capacity(rows.len());
-    for row in rows {
-        assets.push(asset(c, row).await?);
-    }
-    // The count and the facets need neither the ranking join nor the order.
+    // The count and the facets need neither the ranking nor the order: the
+    // first `cap + 1` matches the database finds (`m`, one pass), counted;
+    // the facets over `cap` of them.
     let plain = compile(
         &request.query,
         &crate::search::Sort::Created { descending: false },
         caller,
-        <ConnOf<B> as Dialect>::FULL_TEXT,
+        text,
     );
-    let matching = format!("SELECT a.id FROM {} WHERE {}", plain.from, plain.filter);
-    let (total,): (i64,) = c
-        .fetch_one(
-            &format!("SELECT COUNT(*) FROM ({matching}) m"),
-            plain.args.clone(),
-        )
-        .await?;
-    let facets = if request.facets {
-        let count = |select: &str, group: &str| {
-            format!(
-                "SELECT {select}, COUNT(*) FROM {group} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}"
-            )
-        };
-        let tags = count(
-            "t.tag",
-            &format!("asset_tags t WHERE t.asset_id IN ({matching})"),
-        );
-        let types = count(
-            "a2.record_type",
-            &format!("assets a2 WHERE a2.record_type IS NOT NULL AND a2.id IN ({matching})"),
-        );
-        let projects = count(
-            "a2.owner_id",
-            &format!("assets a2 WHERE a2.owner_type = 'project' AND a2.id IN ({matching})"),
-        );
-        let mut out = Vec::new();
-        for sql in [tags, types, projects] {
-            let rows: Vec<(String, i64)> = c.fetch_all(&sql, plain.args.clone()).await?;
-            out.push(
-                rows.into_iter()
-                    .map(|(v, n)| (v, n.unsigned_abs()))
-                    .collect(),
-            );
+    let cap = request.count_cap;
+    let mut count = format!(
+        "WITH m AS MATERIALIZED (SELECT a.id AS id, a.record_type AS record_type, \
+         a.owner_type AS owner_type, a.owner_id AS owner_id FROM {} WHERE {} LIMIT {}) \
+         SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
+        plain.from,
+        plain.filter,
+        cap + 1
+    );
+    if request.facets {
+        let counted = format!("(SELECT * FROM m LIMIT {cap}) c");
+        for (k, select, from) in [
+            (
+                1,
+                "t.tag",
+                format!("asset_tags t JOIN {counted} ON t.asset_id = c.id"),
+            ),
+            (
+                2,
+                "c.record_type",
+                format!("{counted} WHERE c.record_type IS NOT NULL"),
+            ),
+            (
+                3,
+                "c.owner_id",
+                format!("{counted} WHERE c.owner_type = 'project'"),
+            ),
+        ] {
+            count.push_str(&format!(
+                " UNION ALL SELECT * FROM (SELECT CAST({k} AS BIGINT) AS k, {select} AS v, COUNT(*) AS n \
+                 FROM {from} GROUP BY {select} ORDER BY 3 DESC, 2 LIMIT {FACET_VALUES}) f{k}"
+            ));
         }
-        let projects = out.pop().unwrap_or_default();
-        let record_types = out.pop().unwrap_or_default();
-        let tags = out.pop().unwrap_or_default();
-        Some(Facets {
-            tags,
-            record_types,
-            projects,
-        })
+    }
+    SearchSql {
+        page,
+        count,
+        args: compiled.args,
+        count_args: plain.args,
+    }
+}
+
+/// One page of the assets `caller` may read that match `request`, the
+/// total (exact up to the request's cap), and (when asked) the facet counts.
+pub(super) async fn search<B: Backend>(
+    store: &B,
+    caller: &str,
+    request: &SearchRequest,
+) -> Result<SearchPage> {
+    let sql = statements(caller, request, <ConnOf<B> as Dialect>::FULL_TEXT);
+    let mut conn = store.pool().acquire().await?;
+    let c: &mut ConnOf<B> = &mut conn;
+    let Window { limit, offset } = request.window;
+    // One row past the page says whether another page follows.
+    let mut page_args = sql.args.clone();
+    page_args.extend([Arg::from(limit.saturating_add(1)), Arg::from(offset)]);
+    let mut rows: Vec<AssetRow> = c.fetch_all(&sql.page, page_args).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(asset(c, row).await?);
+    }
+    let counted: Vec<(i64, String, i64)> = c.fetch_all(&sql.count, sql.count_args).await?;
+    let mut total = 0;
+    let mut facets = Facets::default();
+    for (k, value, n) in counted {
+        let n = n.unsigned_abs();
+        match k {
+            0 => total = n,
+            1 => facets.tags.push((value, n)),
+            2 => facets.record_types.push((value, n)),
+            _ => facets.projects.push((value, n)),
+        }
+    }
+    for values in [
+        &mut facets.tags,
+        &mut facets.record_types,
+        &mut facets.projects,
+    ] {
+        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    let cap = request.count_cap;
+    // The page itself proves at least `offset + items` matches.
+    let seen = offset.saturating_add(items.len() as u64);
+    let (total, total_is_lower_bound) = if total > cap {
+        (cap.max(seen), true)
     } else {
-        None
+        (total.max(seen), false)
     };
-    Ok((assets, total.unsigned_abs(), facets))
+    Ok(SearchPage {
+        items,
+        total,
+        total_is_lower_bound,
+        more,
+        facets: request.facets.then_some(facets),
+    })
 }
 
 /// `id, title, …` → `a.id, a.title, …`.
@@ -236,4 +283,344 @@ fn qualified(columns: &str) -> String {
         .map(|c| format!("a.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), (…), …` of `rows` (each
+/// `width` arguments), as few statements as the placeholder limit allows.
+#[cfg(test)]
+async fn insert_rows<C: Dialect>(
+    c: &mut C,
+    table: &str,
+    columns: &str,
+    width: usize,
+    rows: Vec<Arg>,
+) -> Result<()> {
+    // PostgreSQL allows 65,535 placeholders a statement. SQLite allows
+    // 32,766, but binding `$N` placeholders (named ones to SQLite) costs
+    // time quadratic in their number, so its statements stay small.
+    let max_args = match C::FULL_TEXT {
+        crate::search::sql::FullText::Fts5 => 600,
+        crate::search::sql::FullText::TsVector => 30_000,
+    };
+    let per_statement = (max_args / width) * width;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Arg> = rows.by_ref().take(per_statement).collect();
+        let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+        for r in 0..chunk.len() / width {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for k in 0..width {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", r * width + k + 1));
+            }
+            sql.push(')');
+        }
+        c.execute(&sql, chunk).await?;
+    }
+    Ok(())
+}
+
+/// The benchmark's fast loader: insert `assets` (new, without content) and
+/// their index rows with a few multi-row `INSERT`s inside the caller's
+/// transaction. The rows are exactly those of the store's own insert path
+/// ([`super::shared::insert_asset`] then [`reindex`]), which a unit test
+/// checks; only the number of statements differs. Returns the new ids.
+#[cfg(test)]
+pub(super) async fn bulk_insert_assets<C: Dialect>(
+    c: &mut C,
+    assets: &[super::NewAsset],
+) -> Result<Vec<String>> {
+    // As one insert after another: each asset its own creation time.
+    let start = super::time::now();
+    let mut ids = Vec::with_capacity(assets.len());
+    let (mut rows, mut search, mut tags, mut fields, mut collections) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (k, asset) in assets.iter().enumerate() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = start + chrono::Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
+        rows.extend([
+            Arg::from(&id),
+            Arg::from(&asset.title),
+            Arg::from(asset.description.clone()),
+            Arg::from(asset.alias.clone()),
+            Arg::json(&asset.tags),
+            Arg::json(&asset.metadata),
+            Arg::from(asset.owner_type),
+            Arg::from(&asset.owner_id),
+            Arg::from(&asset.created_by),
+            Arg::from(at),
+            Arg::from(at),
+            Arg::from(asset.record_type.clone()),
+        ]);
+        if let Some(collection_id) = &asset.collection_id {
+            collections.extend([Arg::from(&id), Arg::from(collection_id)]);
+        }
+        let metadata = Value::Object(asset.metadata.clone());
+        let entry = Indexed {
+            title: &asset.title,
+            description: asset.description.as_deref(),
+            alias: asset.alias.as_deref(),
+            record_type: asset.record_type.as_deref(),
+            tags: &asset.tags,
+            metadata: &metadata,
+            file_names: &[],
+            size_bytes: 0,
+        }
+        .entry();
+        search.extend([
+            Arg::from(&id),
+            Arg::from(entry.body),
+            Arg::from(entry.size_bytes),
+        ]);
+        for tag in entry.tags {
+            tags.extend([Arg::from(&id), Arg::from(tag)]);
+        }
+        for field in entry.fields {
+            let (num, txt, flag) = match field.value {
+                FieldValue::Number(v) => (Some(v), None, None),
+                FieldValue::Text(t) => (None, Some(t), None),
+                FieldValue::Bool(b) => (None, None, Some(b)),
+            };
+            fields.extend([
+                Arg::from(&id),
+                Arg::from(field.path),
+                Arg::Float(num),
+                Arg::Text(txt),
+                Arg::Bool(flag),
+            ]);
+        }
+        ids.push(id);
+    }
+    insert_rows(
+        c,
+        "assets",
+        "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, \
+         created_at, updated_at, record_type",
+        12,
+        rows,
+    )
+    .await?;
+    insert_rows(
+        c,
+        "asset_collections",
+        "asset_id, collection_id",
+        2,
+        collections,
+    )
+    .await?;
+    insert_rows(c, "asset_search", "asset_id, body, size_bytes", 3, search).await?;
+    insert_rows(c, "asset_tags", "asset_id, tag", 2, tags).await?;
+    insert_rows(
+        c,
+        "asset_fields",
+        "asset_id, path, num, txt, flag",
+        5,
+        fields,
+    )
+    .await?;
+    Ok(ids)
+}
+
+/// The benchmark's fast loader for relationships `(from, to, type)`, as the
+/// store's `create_relationship` writes them (no qualifiers, no analysis mode).
+#[cfg(test)]
+pub(super) async fn bulk_insert_relationships<C: Dialect>(
+    c: &mut C,
+    created_by: &str,
+    edges: &[(String, String, String)],
+) -> Result<()> {
+    let at = super::time::now();
+    let mut rows = Vec::with_capacity(edges.len() * 8);
+    for (from, to, rel_type) in edges {
+        rows.extend([
+            Arg::from(uuid::Uuid::new_v4().to_string()),
+            Arg::from(from),
+            Arg::from(to),
+            Arg::from(rel_type),
+            Arg::Text(None),
+            Arg::json(&serde_json::Map::new()),
+            Arg::from(created_by),
+            Arg::from(at),
+        ]);
+    }
+    insert_rows(
+        c,
+        "relationships",
+        "id, from_asset_id, to_asset_id, type, analysis_mode, qualifiers, created_by, created_at",
+        8,
+        rows,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use dataerai_proto::api::OwnerType;
+    use serde_json::json;
+
+    use super::*;
+    use crate::meta::conformance::scratch_pg_url;
+    use crate::meta::shared::insert_asset;
+    use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
+
+    /// Everything the store holds of an asset and its index rows, but its id
+    /// and times (equal creation and update times are part of it).
+    async fn stored<C: Dialect>(c: &mut C, id: &str) -> String {
+        type AssetCols = (
+            String,
+            Option<String>,
+            Option<String>,
+            Json<Value>,
+            Json<Value>,
+            String,
+            String,
+            String,
+            Option<String>,
+            bool,
+        );
+        let asset: AssetCols = c
+            .fetch_one(
+                "SELECT title, description, alias, tags, metadata, owner_type, owner_id, \
+                 created_by, record_type, created_at = updated_at FROM assets WHERE id = $1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let collections: Vec<(String,)> = c
+            .fetch_all(
+                "SELECT collection_id FROM asset_collections WHERE asset_id = $1 ORDER BY 1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let search: (String, i64) = c
+            .fetch_one(
+                "SELECT body, size_bytes FROM asset_search WHERE asset_id = $1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        let tags: Vec<(String,)> = c
+            .fetch_all(
+                "SELECT tag FROM asset_tags WHERE asset_id = $1 ORDER BY 1",
+                args![id],
+            )
+            .await
+            .unwrap();
+        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>);
+        let fields: Vec<FieldCols> = c
+            .fetch_all(
+                "SELECT path, num, txt, flag FROM asset_fields WHERE asset_id = $1 \
+                 ORDER BY path, num, txt, flag",
+                args![id],
+            )
+            .await
+            .unwrap();
+        format!("{asset:?}\n{collections:?}\n{search:?}\n{tags:?}\n{fields:?}")
+    }
+
+    async fn bulk_load_writes_what_the_insert_path_writes<B: Backend + MetadataStore>(s: &B) {
+        let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
+        let p = s
+            .create_project("Lab", "", &me.user_id, 1 << 40)
+            .await
+            .unwrap();
+        let sample = |alias: Option<&str>| {
+            vec![
+                NewAsset {
+                    title: "Bright-field scan 7".into(),
+                    description: Some("Sample A, 200 kV".into()),
+                    alias: alias.map(str::to_string),
+                    tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
+                    metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3", "t": 1.5},
+                                     "ok": true, "modes": ["bf", "df"], "none": null})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                    owner_type: OwnerType::Project,
+                    owner_id: p.project_id.clone(),
+                    collection_id: Some(p.root_collection_id.clone()),
+                    created_by: me.user_id.clone(),
+                    record_type: Some("raw_data".into()),
+                },
+                NewAsset {
+                    title: "plain".into(),
+                    description: None,
+                    alias: None,
+                    tags: vec![],
+                    metadata: serde_json::Map::new(),
+                    owner_type: OwnerType::User,
+                    owner_id: me.user_id.clone(),
+                    collection_id: None,
+                    created_by: me.user_id.clone(),
+                    record_type: None,
+                },
+            ]
+        };
+        let mut tx = s.write().await.unwrap();
+        let c: &mut ConnOf<B> = &mut tx;
+        let mut real = Vec::new();
+        for asset in sample(Some("one")) {
+            real.push(insert_asset(c, asset).await.unwrap().asset_id);
+        }
+        let bulk = bulk_insert_assets(c, &sample(Some("two"))).await.unwrap();
+        bulk_insert_relationships(
+            c,
+            &me.user_id,
+            &[(bulk[1].clone(), bulk[0].clone(), "derived_from".into())],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let mut conn = s.pool().acquire().await.unwrap();
+        let c: &mut ConnOf<B> = &mut conn;
+        for (r, b) in real.iter().zip(&bulk) {
+            let (r, b) = (stored(c, r).await, stored(c, b).await);
+            assert_eq!(r.replace("\"one\"", "\"two\"").replace(" one ", " two "), b);
+        }
+        // The full-text index found the bulk-loaded rows too, and the
+        // relationship is one the store's own reads understand.
+        let query = crate::search::parse("bright scan").unwrap();
+        let request = SearchRequest {
+            sort: crate::search::Sort::parse(None, &query).unwrap(),
+            query,
+            window: Window {
+                limit: 10,
+                offset: 0,
+            },
+            facets: false,
+            count_cap: crate::search::COUNT_CAP,
+        };
+        let found = s.search(&me.user_id, &request).await.unwrap();
+        assert_eq!(found.total, 2);
+        assert!(found.items.iter().any(|a| a.asset_id == bulk[0]));
+        let lineage = s
+            .lineage(&bulk[1], super::super::LineageDirection::Up, 5, &[], 100)
+            .await
+            .unwrap();
+        assert_eq!(lineage.edges.len(), 1);
+        assert_eq!(lineage.edges[0].to_asset_id, bulk[0]);
+    }
+
+    #[tokio::test]
+    async fn bulk_load_writes_what_the_insert_path_writes_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        bulk_load_writes_what_the_insert_path_writes(&s).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
+    async fn bulk_load_writes_what_the_insert_path_writes_postgres() {
+        let Some(url) = scratch_pg_url("unit") else {
+            return;
+        };
+        let s = PgStore::open(&url).await.unwrap();
+        bulk_load_writes_what_the_insert_path_writes(&s).await;
+    }
 }

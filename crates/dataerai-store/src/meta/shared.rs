@@ -1349,7 +1349,7 @@ impl<B: Backend> MetadataStore for B {
         &self,
         caller: &str,
         request: &crate::search::SearchRequest,
-    ) -> Result<(Vec<Asset>, u64, Option<crate::search::Facets>)> {
+    ) -> Result<crate::search::SearchPage> {
         super::search::search(self, caller, request).await
     }
 

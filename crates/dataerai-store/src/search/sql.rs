@@ -59,16 +59,7 @@ impl Builder {
     fn text(&mut self, t: &Text) -> String {
         match self.text {
             FullText::Fts5 => {
-                let q = if t.phrase {
-                    format!("\"{}\"", t.words.join(" "))
-                } else {
-                    t.words
-                        .iter()
-                        .map(|w| format!("\"{w}\""))
-                        .collect::<Vec<_>>()
-                        .join(" AND ")
-                };
-                let p = self.arg(q);
+                let p = self.arg(fts5(t));
                 format!(
                     "s.rowid IN (SELECT rowid FROM asset_search_fts WHERE asset_search_fts MATCH {p})"
                 )
@@ -157,6 +148,44 @@ impl Builder {
     }
 }
 
+/// A word or phrase as an FTS5 query (words quoted: no operators inside).
+fn fts5(t: &Text) -> String {
+    if t.phrase {
+        format!("\"{}\"", t.words.join(" "))
+    } else {
+        t.words
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+}
+
+/// The words and phrases every match must contain (the query's top-level
+/// text terms), and the rest of the query.
+fn split_required(e: &Expr) -> (Vec<&Text>, Option<Expr>) {
+    match e {
+        Expr::Term(Term::Text(t)) => (vec![t], None),
+        Expr::And(items) => {
+            let mut required = Vec::new();
+            let mut rest = Vec::new();
+            for item in items {
+                match item {
+                    Expr::Term(Term::Text(t)) => required.push(t),
+                    other => rest.push(other.clone()),
+                }
+            }
+            let rest = match rest.len() {
+                0 => None,
+                1 => rest.pop(),
+                _ => Some(Expr::And(rest)),
+            };
+            (required, rest)
+        }
+        other => (Vec::new(), Some(other.clone())),
+    }
+}
+
 /// Compile `query` for `caller` (a user id, always `$1`) sorted by `sort`.
 pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) -> Compiled {
     let mut b = Builder {
@@ -168,13 +197,39 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
         "(a.owner_type = 'user' AND a.owner_id = {me} OR a.owner_type = 'project' AND \
          a.owner_id IN (SELECT m.project_id FROM memberships m WHERE m.user_id = {me}))"
     );
-    let filter = match &query.expr {
-        Some(e) => format!("{readable} AND ({})", b.expr(e)),
-        None => readable,
+    // SQLite: a query with required words is driven by the full-text index
+    // (the words are the `MATCH` in `FROM`: only documents that have them
+    // are ever looked at) and ranked by bm25 over them; the permission and
+    // the other terms filter those rows. PostgreSQL's planner chooses the
+    // GIN index for a selective `@@` by itself.
+    let (required, rest) = match (&query.expr, text) {
+        (Some(e), FullText::Fts5) => split_required(e),
+        (e, _) => (Vec::new(), e.clone()),
     };
     let mut from = "assets a LEFT JOIN asset_search s ON s.asset_id = a.id".to_string();
+    let mut filter = readable;
+    if !required.is_empty() {
+        let m = b.arg(
+            required
+                .iter()
+                .map(|t| format!("({})", fts5(t)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        );
+        from = "asset_search_fts JOIN asset_search s ON s.rowid = asset_search_fts.rowid \
+                JOIN assets a ON a.id = s.asset_id"
+            .to_string();
+        filter = format!("asset_search_fts MATCH {m} AND {filter}");
+    }
+    if let Some(e) = &rest {
+        filter = format!("{filter} AND ({})", b.expr(e));
+    }
     let desc = |d: bool| if d { " DESC" } else { "" };
     let order = match sort {
+        Sort::Relevance if !required.is_empty() => {
+            // bm25: lower is better.
+            "bm25(asset_search_fts)".to_string()
+        }
         Sort::Relevance => {
             let words: Vec<String> = query
                 .ranking_text()
@@ -254,7 +309,7 @@ mod tests {
     #[test]
     fn every_query_is_filtered_by_read_permission_first() {
         for q in ["", "a", "tag:x OR -tag:y"] {
-            let c = sql(q, FullText::Fts5);
+            let c = sql(q, FullText::TsVector);
             assert!(
                 c.filter
                     .starts_with("(a.owner_type = 'user' AND a.owner_id = $1"),
@@ -263,6 +318,28 @@ mod tests {
             );
             assert!(matches!(&c.args[0], Arg::Text(Some(u)) if u == "u1"));
         }
+    }
+
+    #[test]
+    fn required_words_drive_sqlite_from_the_full_text_index() {
+        let c = sql("scan \"bright field\" tag:x", FullText::Fts5);
+        assert!(c.from.starts_with("asset_search_fts JOIN"), "{}", c.from);
+        assert!(
+            c.filter
+                .starts_with("asset_search_fts MATCH $2 AND (a.owner_type = 'user'"),
+            "{}",
+            c.filter
+        );
+        assert!(
+            matches!(&c.args[1], Arg::Text(Some(q)) if q == "(\"scan\") AND (\"bright field\")")
+        );
+        assert_eq!(c.order, "bm25(asset_search_fts), a.id");
+        // The permission is still inside, and the words are not matched twice.
+        assert!(c.filter.contains("memberships"));
+        assert_eq!(c.filter.matches("MATCH").count(), 1);
+        // Words under OR or NOT cannot drive: the old plan.
+        let c = sql("scan OR tag:x", FullText::Fts5);
+        assert!(c.from.starts_with("assets a"), "{}", c.from);
     }
 
     #[test]
@@ -275,7 +352,7 @@ mod tests {
     #[test]
     fn full_text_differs_only_in_its_operator() {
         let fts = sql("\"bright field\"", FullText::Fts5);
-        assert!(matches!(&fts.args[1], Arg::Text(Some(q)) if q == "\"bright field\""));
+        assert!(matches!(&fts.args[1], Arg::Text(Some(q)) if q == "(\"bright field\")"));
         let ts = sql("\"bright field\"", FullText::TsVector);
         assert!(matches!(&ts.args[1], Arg::Text(Some(q)) if q == "bright <-> field"));
         assert!(ts.order.starts_with("ts_rank"));

@@ -52,11 +52,13 @@ pub async fn run(svc: &Service, as_json: bool, a: SearchArgs) -> Result<()> {
         return Ok(());
     }
     let mut items: Vec<Asset> = Vec::new();
+    let mut listed: u64 = 0;
     let mut cursor = None;
-    let total = loop {
+    loop {
         let results = svc
             .search(page(cursor, a.limit.max(ALL_PAGE_SIZE), false))
             .await?;
+        listed += results.items.len() as u64;
         if !as_json {
             print_asset_rows(&results.items);
         } else {
@@ -64,15 +66,25 @@ pub async fn run(svc: &Service, as_json: bool, a: SearchArgs) -> Result<()> {
         }
         cursor = results.next_cursor;
         if cursor.is_none() {
-            break results.total;
+            break;
         }
-    };
+    }
+    // Every match was listed: their number is the exact total.
     if as_json {
-        print_json(&json!({ "items": items, "total": total }));
+        print_json(&json!({ "items": items, "total": listed }));
     } else {
-        crate::outln!("({total} matches)");
+        crate::outln!("({listed} matches)");
     }
     Ok(())
+}
+
+/// The total as people read it: "10000+" when it is a lower bound.
+fn total_text(results: &SearchResults) -> String {
+    if results.total_is_lower_bound {
+        format!("{}+", results.total)
+    } else {
+        results.total.to_string()
+    }
 }
 
 fn summary(results: &SearchResults) {
@@ -80,8 +92,31 @@ fn summary(results: &SearchResults) {
         Some(next) => crate::outln!(
             "({} of {} matches; next page: --cursor {next}, or --all)",
             results.items.len(),
-            results.total
+            total_text(results)
         ),
-        None => crate::outln!("({} of {} matches)", results.items.len(), results.total),
+        None => crate::outln!(
+            "({} of {} matches)",
+            results.items.len(),
+            total_text(results)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_total_reads_as_a_lower_bound() {
+        let mut results = SearchResults {
+            items: vec![],
+            total: 10_000,
+            total_is_lower_bound: true,
+            facets: None,
+            next_cursor: Some("o50".into()),
+        };
+        assert_eq!(total_text(&results), "10000+");
+        results.total_is_lower_bound = false;
+        assert_eq!(total_text(&results), "10000");
     }
 }

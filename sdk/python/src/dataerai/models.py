@@ -392,12 +392,16 @@ class SearchResult:
 
     items: List[AssetMetadata]
     total: int
-    """Every match you can read, on all pages."""
+    """Every match you can read, on all pages, counted exactly up to 10,000; past that a lower
+    bound (see ``total_is_lower_bound``)."""
     facets: Dict[str, Dict[str, int]]
-    """The most frequent values among all matches, most frequent first:
+    """The most frequent values among the counted matches (all of them unless
+    ``total_is_lower_bound``), most frequent first:
     ``{"tags": {"calibrated": 12, …}, "record_types": {…}, "projects": {project_id: n, …}}``."""
     next_cursor: Optional[str]
     """Pass as ``cursor=`` for the next page; ``None`` on the last page."""
+    total_is_lower_bound: bool = False
+    """``True`` when there are more matches than were counted: ``total`` then reads "10,000+"."""
 
     @classmethod
     def from_json(cls, data: JsonObject) -> SearchResult:
@@ -410,6 +414,7 @@ class SearchResult:
                 for name in ("tags", "record_types", "projects")
             },
             next_cursor=_opt_str(data.get("next_cursor")),
+            total_is_lower_bound=bool(data.get("total_is_lower_bound", False)),
         )
 
 
