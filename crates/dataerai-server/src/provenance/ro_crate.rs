@@ -576,7 +576,10 @@ mod tests {
             project_id: "p".into(),
             name: name.into(),
             parent_id: parent.map(str::to_string),
+            description: String::new(),
             created_at: t,
+            asset_count: 0,
+            child_count: 0,
         };
         let all = [
             c("root", "Project", None),

@@ -196,10 +196,13 @@ async fn crate_assets(state: &AppState, caller: &Caller, text: &str) -> AppResul
             offset: 0,
         },
         facets: false,
+        // One past the cap: enough to tell an export that is too big.
+        count_cap: crate_cap().saturating_add(1),
     };
     let mut out: Vec<Asset> = Vec::new();
     loop {
-        let (items, total, _) = state.meta.search(&caller.user_id, &request).await?;
+        let found = state.meta.search(&caller.user_id, &request).await?;
+        let (items, total) = (found.items, found.total);
         let cap = crate_cap();
         if total > cap {
             return Err(AppError::invalid(format!(

@@ -136,6 +136,7 @@ async fn recent_assets(state: &AppState, user_id: &str) -> AppResult<Vec<Asset>>
             offset: 0,
         },
         facets: false,
+        count_cap: search::COUNT_CAP,
     };
-    Ok(state.meta.search(user_id, &request).await?.0)
+    Ok(state.meta.search(user_id, &request).await?.items)
 }

@@ -124,8 +124,10 @@ async fn render(
             offset: (page - 1) * PER_PAGE,
         },
         facets: false,
+        count_cap: search::COUNT_CAP,
     };
-    let (assets, total, _) = state.meta.search(user_id, &request).await?;
+    let found = state.meta.search(user_id, &request).await?;
+    let (assets, total) = (found.items, found.total);
     let (members, _) = state
         .meta
         .list_members(

@@ -68,9 +68,10 @@ pub async fn search_page(
             offset: (page - 1) * PER_PAGE,
         },
         facets: true,
+        count_cap: search::COUNT_CAP,
     };
     let (items, total, facets) = match state.meta.search(&v.caller.user_id, &request).await {
-        Ok(r) => r,
+        Ok(r) => (r.items, r.total, r.facets),
         Err(e) => return error_page(e.into(), &v.session),
     };
     // Project facets are ids: show the names of the viewer's projects.
