@@ -1015,6 +1015,9 @@ def download_collection(
         raise InvalidInputError("overwrite and progress must be True or False")
     return CollectionDownload(
         params, on_progress, _params.timeout(transfer_timeout_s, "transfer_timeout_s"), progress, overwrite
+    )
+
+
 # ---------------------------------------------------------------------- provenance export
 
 #: The formats :func:`export_provenance` writes.
