@@ -19,8 +19,8 @@ use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
-    Asset, Collection, CollectionListQuery, CompleteUpload, ContentVersion, CreateCollection, CreateRelationship,
-    OwnerType, Relationship, UpdateAsset, UploadStatus,
+    Asset, Collection, CollectionListQuery, CompleteUpload, ContentVersion, CreateCollection,
+    CreateRelationship, OwnerType, Relationship, UpdateAsset, UploadStatus,
 };
 use dataerai_proto::ErrorCode;
 use serde::{Deserialize, Serialize};

@@ -35,22 +35,7 @@ pub async fn lineage(
     // serde_html_form: `type` may repeat (axum's Query takes one value).
     let q: LineageQuery = serde_html_form::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| AppError::invalid(format!("query string: {e}")))?;
-    let direction = match q.direction.as_deref() {
-        None | Some("up") => LineageDirection::Up,
-        Some("down") => LineageDirection::Down,
-        Some("both") => LineageDirection::Both,
-        Some(other) => {
-            return Err(AppError::invalid(format!(
-                "direction {other:?} is not one of up, down, both"
-            )))
-        }
-    };
-    let depth = q.depth.unwrap_or(MAX_LINEAGE_DEPTH);
-    if depth == 0 || depth > MAX_LINEAGE_DEPTH {
-        return Err(AppError::invalid(format!(
-            "depth must be 1 to {MAX_LINEAGE_DEPTH}"
-        )));
-    }
+    let (direction, depth) = walk_of(q.direction.as_deref(), LineageDirection::Up, q.depth)?;
     let mut types: Vec<String> = Vec::new();
     for t in q.types.iter().flat_map(|t| t.split(',')) {
         let t = t.trim();
@@ -78,6 +63,33 @@ pub async fn lineage(
 }
 
 /// Whoever may not read a node sees its id only (one access check per owner).
+/// A lineage walk's `direction` (`up`, `down` or `both`; `default` when
+/// absent) and `depth` (1 to the maximum, which is also the default).
+pub(crate) fn walk_of(
+    direction: Option<&str>,
+    default: LineageDirection,
+    depth: Option<u32>,
+) -> AppResult<(LineageDirection, u32)> {
+    let direction = match direction {
+        None => default,
+        Some("up") => LineageDirection::Up,
+        Some("down") => LineageDirection::Down,
+        Some("both") => LineageDirection::Both,
+        Some(other) => {
+            return Err(AppError::invalid(format!(
+                "direction {other:?} is not one of up, down, both"
+            )))
+        }
+    };
+    let depth = depth.unwrap_or(MAX_LINEAGE_DEPTH);
+    if depth == 0 || depth > MAX_LINEAGE_DEPTH {
+        return Err(AppError::invalid(format!(
+            "depth must be 1 to {MAX_LINEAGE_DEPTH}"
+        )));
+    }
+    Ok((direction, depth))
+}
+
 pub(crate) async fn redact_nodes(
     state: &AppState,
     caller: &Caller,

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use dataerai_proto::api::{
     Asset, Collection, OwnerType, ProvenanceQuery, RoCrateQuery, MAX_CRATE_ASSETS,
-    MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES,
+    MAX_LINEAGE_EDGES,
 };
 use dataerai_store::meta::{LineageDirection, Window};
 use dataerai_store::search::{self, SearchRequest, Sort};
@@ -41,22 +41,8 @@ pub async fn asset_provenance(
     ApiPath(asset_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ProvenanceQuery>,
 ) -> AppResult<Json<Value>> {
-    let direction = match q.direction.as_deref() {
-        None | Some("both") => LineageDirection::Both,
-        Some("up") => LineageDirection::Up,
-        Some("down") => LineageDirection::Down,
-        Some(other) => {
-            return Err(AppError::invalid(format!(
-                "direction {other:?} is not one of up, down, both"
-            )))
-        }
-    };
-    let depth = q.depth.unwrap_or(MAX_LINEAGE_DEPTH);
-    if depth == 0 || depth > MAX_LINEAGE_DEPTH {
-        return Err(AppError::invalid(format!(
-            "depth must be 1 to {MAX_LINEAGE_DEPTH}"
-        )));
-    }
+    let (direction, depth) =
+        super::lineage::walk_of(q.direction.as_deref(), LineageDirection::Both, q.depth)?;
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
     let mut lineage = state
         .meta
