@@ -302,7 +302,7 @@ async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
         .await;
     assert_eq!(
         (p.status, p.location.as_deref()),
-        (StatusCode::SEE_OTHER, Some("/tokens"))
+        (StatusCode::SEE_OTHER, Some("/"))
     );
 }
 

@@ -85,7 +85,7 @@ pub(super) fn safe_next(next: Option<&str>) -> String {
         {
             n.to_string()
         }
-        _ => "/tokens".to_string(),
+        _ => "/".to_string(),
     }
 }
 
@@ -122,9 +122,9 @@ mod tests {
             "javascript:x",
             "/a\nb",
         ] {
-            assert_eq!(safe_next(Some(bad)), "/tokens", "{bad}");
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
-        assert_eq!(safe_next(None), "/tokens");
+        assert_eq!(safe_next(None), "/");
     }
 
     #[test]
