@@ -366,11 +366,8 @@ pub async fn delete(
     let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
     // Metadata first: once the rows are gone nothing points at the blobs, so a
     // crash in between only leaves unreferenced files, never dangling versions.
-    for content_id in state.meta.delete_asset(&asset_id).await? {
-        if let Err(e) = state.blobs.delete_content(&content_id).await {
-            tracing::warn!(%content_id, error = %e, "could not delete blobs of a deleted asset");
-        }
-    }
+    let freed = state.meta.delete_asset(&asset_id).await?;
+    super::delete_freed_blobs(&state, freed, "a deleted asset").await;
     crate::audit::record(
         &state,
         Some(&caller.user_id),

@@ -93,11 +93,8 @@ pub async fn delete(
     load_asset(&state, &caller, &asset_id, Access::Write).await?;
     // Metadata first, as for a whole asset: a crash in between leaves only
     // unreferenced blobs (the garbage collector's), never a dangling version.
-    for freed in state.meta.delete_content(&asset_id, &content_id).await? {
-        if let Err(e) = state.blobs.delete_content(&freed).await {
-            tracing::warn!(content_id = %freed, error = %e, "could not delete blobs of a deleted version");
-        }
-    }
+    let freed = state.meta.delete_content(&asset_id, &content_id).await?;
+    super::delete_freed_blobs(&state, freed, "a deleted version").await;
     crate::audit::record(
         &state,
         Some(&caller.user_id),

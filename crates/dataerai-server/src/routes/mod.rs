@@ -311,6 +311,18 @@ pub(crate) fn page<T>((items, total): (Vec<T>, u64), w: Window) -> Page<T> {
     }
 }
 
+/// Delete the blobs of the content ids a store write freed (`delete_asset`,
+/// `delete_content`, `abort_upload`). The rows went first, so a failure here
+/// only leaves unreferenced bytes for the garbage collector: it is logged,
+/// not answered.
+pub(crate) async fn delete_freed_blobs(state: &AppState, freed: Vec<String>, of_what: &str) {
+    for content_id in freed {
+        if let Err(e) = state.blobs.delete_content(&content_id).await {
+            tracing::warn!(%content_id, error = %e, "could not delete the blobs of {of_what}");
+        }
+    }
+}
+
 /// What a lookup by id found, or 404 `{what} {id} not found`.
 pub(crate) fn found<T>(item: Option<T>, what: &str, id: &str) -> AppResult<T> {
     item.ok_or_else(|| not_found_error(what, id))

@@ -600,11 +600,8 @@ pub async fn abort(
     } else {
         open_upload(&state, &caller, &upload_id).await?;
     }
-    for content_id in state.meta.abort_upload(&upload_id).await? {
-        if let Err(e) = state.blobs.delete_content(&content_id).await {
-            tracing::warn!(%upload_id, %content_id, error = %e, "could not delete chunks of an aborted upload");
-        }
-    }
+    let freed = state.meta.abort_upload(&upload_id).await?;
+    super::delete_freed_blobs(&state, freed, &format!("aborted upload {upload_id}")).await;
     if by_manager {
         audit::record(
             &state,

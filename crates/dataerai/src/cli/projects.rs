@@ -78,23 +78,20 @@ pub async fn list(svc: &Service, as_json: bool, pages: PageArgs) -> Result<()> {
 async fn members_cmd(svc: &Service, as_json: bool, cmd: MembersCommand) -> Result<()> {
     match cmd {
         MembersCommand::List { project_id } => {
-            let mut items = Vec::new();
-            let mut total;
-            loop {
-                let page = svc
-                    .list_members(ListMembersParams {
-                        project_id: project_id.clone(),
-                        limit: Some(1000),
-                        offset: Some(items.len() as u64),
-                    })
-                    .await?;
-                total = page.total;
-                let got = page.items.len();
-                items.extend(page.items);
-                if got == 0 || items.len() as u64 >= total {
-                    break;
-                }
-            }
+            // Every member, 1000 a page (a project has at most 1000).
+            let every = PageArgs {
+                limit: Some(1000),
+                all: true,
+            };
+            let page = fetch_pages(every, |limit, offset| {
+                svc.list_members(ListMembersParams {
+                    project_id: project_id.clone(),
+                    limit,
+                    offset,
+                })
+            })
+            .await?;
+            let (items, total) = (page.items, page.total);
             if as_json {
                 print_json(&json!({"items": items, "total": total}));
             } else {
