@@ -268,7 +268,7 @@ async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
             && login.body.contains("name=\"password\"")
             && login.body.contains("Sign in")
     );
-    // Every page: HTML, never cached, never framed, no scripts at all.
+    // Every page: HTML, never cached, never framed, scripts only from this origin.
     for (name, value) in [
         ("content-type", "text/html; charset=utf-8"),
         ("cache-control", "no-store"),
@@ -276,11 +276,19 @@ async fn sign_in_needs_its_csrf_token_and_never_redirects_off_site() {
         ("referrer-policy", "no-referrer"),
         (
             "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
+             connect-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ] {
         assert_eq!(login.headers[name], value, "{name}");
     }
+    // The pages' scripts are embedded and served from this origin.
+    let js = b.get("/static/api.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert_eq!(js.headers["content-type"], "text/javascript; charset=utf-8");
+    assert!(js.body.contains("x-csrf-token"), "{}", js.body);
+    assert_eq!(b.get("/static/nope.js").await.status, StatusCode::NOT_FOUND);
     let p = b
         .post("/login", &[("email", "carol@lab.org"), ("password", PW)])
         .await;

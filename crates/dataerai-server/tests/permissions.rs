@@ -225,6 +225,7 @@ const TABLE: &[(&str, Variants)] = &[
     ),
     ("GET /assets/{asset_id}", PUBLIC),
     ("GET /search", PUBLIC),
+    ("GET /static/{name}", PUBLIC),
     ("GET /login", PUBLIC),
     ("POST /login", PUBLIC),
     ("POST /logout", PUBLIC),
@@ -671,6 +672,7 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         },
         "/assets/{asset_id}" => req(method, format!("/assets/{asset}")),
         "/search" => req(method, "/search?q=tag:x".into()),
+        "/static/{name}" => req(method, "/static/api.js".into()),
         "/" | "/login" | "/logout" | "/device" | "/tokens" => Req {
             form: Some(vec![]),
             ..req(method, template.into())

@@ -85,6 +85,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::members::member_remove))
         .routes(routes!(web::assets::asset_page))
         .routes(routes!(web::search::search_page))
+        .routes(routes!(web::static_files::static_file))
         .routes(routes!(web::login::login_get, web::login::login_post))
         .routes(routes!(web::login::logout))
         .routes(routes!(web::device::device_get, web::device::device_post))

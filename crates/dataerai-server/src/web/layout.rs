@@ -22,13 +22,17 @@ use axum::response::{IntoResponse, Response};
 use dataerai_store::meta::auth::SessionRecord;
 use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
-/// The stylesheet, inlined into every page (no second request, and the
-/// Content-Security-Policy allows nothing but inline styles).
+/// The stylesheet, inlined into every page (no second request).
 const STYLESHEET: &str = include_str!("style.css");
 
-/// No scripts, no external resources, forms only to this origin, no framing.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+/// Nothing from other origins: scripts, workers and API calls only from this
+/// one (scripts are the embedded files of `static_files.rs`, never inline;
+/// `wasm-unsafe-eval` lets them compile WebAssembly), inline styles, forms
+/// only to this origin, no framing.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
+     worker-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// One entry of the signed-in navigation.
 pub struct NavLink {
@@ -107,6 +111,7 @@ pub struct Page<'a> {
     flashes: Vec<Flash>,
     narrow: bool,
     query: &'a str,
+    scripts: Vec<&'a str>,
 }
 
 impl<'a> Page<'a> {
@@ -120,6 +125,7 @@ impl<'a> Page<'a> {
             flashes: Vec::new(),
             narrow: false,
             query: "",
+            scripts: Vec::new(),
         }
     }
 
@@ -158,6 +164,12 @@ impl<'a> Page<'a> {
         self
     }
 
+    /// Load the embedded module script `name` (see `static_files.rs`).
+    pub fn script(mut self, name: &'a str) -> Self {
+        self.scripts.push(name);
+        self
+    }
+
     /// The whole document around `body`.
     pub fn document(&self, body: Markup) -> Markup {
         html! {
@@ -167,7 +179,14 @@ impl<'a> Page<'a> {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width,initial-scale=1";
                     title { (self.title) " · Dataerai" }
+                    @if let Some(s) = self.session {
+                        // For the scripts' API calls (`x-csrf-token`).
+                        meta name="csrf-token" content=(s.csrf_token);
+                    }
                     style { (PreEscaped(STYLESHEET)) }
+                    @for name in &self.scripts {
+                        script type="module" src={ "/static/" (name) } {}
+                    }
                 }
                 body {
                     header class="site-header" {
@@ -333,9 +352,30 @@ mod tests {
         assert_eq!(h[header::CACHE_CONTROL], "no-store");
         assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
-        assert_eq!(
-            h[header::CONTENT_SECURITY_POLICY],
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self'"),
+            "{csp}"
         );
+        let script_src = csp
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap();
+        assert!(!script_src.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+
+    #[test]
+    fn scripts_load_from_this_origin_and_signed_in_pages_carry_the_csrf_token() {
+        let s = session("ada@lab.org");
+        let html = Page::new("x")
+            .signed_in(&s)
+            .script("api.js")
+            .document(html! {})
+            .into_string();
+        assert!(html.contains("<script type=\"module\" src=\"/static/api.js\"></script>"));
+        assert!(html.contains("<meta name=\"csrf-token\" content=\"c&quot;sr&lt;f\">"));
+        let anonymous = Page::new("x").document(html! {}).into_string();
+        assert!(!anonymous.contains("csrf-token"), "{anonymous}");
     }
 }

@@ -12,6 +12,8 @@
 //! - [`csrf`]: the form extractors [`CsrfForm`] (signed in) and
 //!   [`SignInForm`] (double-submit cookie), which refuse a missing or wrong
 //!   CSRF token with the 403 page before a handler runs. Every POST uses one.
+//! - [`static_files`]: the embedded scripts (`/static/{name}`), loaded
+//!   with [`Page::script`]; every page works without them.
 //! - [`session`]: the session cookie and its lookup; [`login`] (sign in and
 //!   out, rate limits), [`device`], [`tokens`]: one module per area.
 //!
@@ -28,6 +30,7 @@ pub mod members;
 pub mod projects;
 pub mod search;
 pub mod session;
+pub mod static_files;
 pub mod tokens;
 mod view;
 
