@@ -26,7 +26,7 @@ fn export_writes_prov_json_and_ro_crate_folders() {
     // PROV-JSON.
     let prov = work.path().join("fit.prov.json");
     let said = user.run_ok(&["export", fit, "--prov", prov.to_str().unwrap()]);
-    assert!(said.contains("2 entities, 1 derivations"), "{said}");
+    assert!(said.contains("2 entities, 1 derivation,"), "{said}");
     let doc: Value = serde_json::from_slice(&std::fs::read(&prov).unwrap()).unwrap();
     let (_, derivation) = doc["wasDerivedFrom"]
         .as_object()

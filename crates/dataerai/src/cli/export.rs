@@ -14,7 +14,7 @@ use dataerai_transfer::ProgressEvent;
 use serde_json::{json, Value};
 
 use super::daemon_client::{connect_or_start, DaemonClient};
-use super::output::{human_bytes, print_json, ProgressView};
+use super::output::{counted, human_bytes, print_json, ProgressView};
 use super::transfer::{absolute, stop_started_daemon};
 use super::Result;
 use crate::export::{ProvenanceParams, RoCrateParams};
@@ -65,12 +65,13 @@ pub async fn run(svc: &Service, as_json: bool, a: ExportArgs) -> Result<()> {
             if as_json {
                 print_json(&r);
             } else {
+                let n = |key: &str| r[key].as_u64().unwrap_or_default();
                 crate::outln!(
-                    "Wrote {} (PROV-JSON: {} entities, {} derivations, {} agents)",
+                    "Wrote {} (PROV-JSON: {}, {}, {})",
                     r["path"].as_str().unwrap_or_default(),
-                    r["entity_count"],
-                    r["derivation_count"],
-                    r["agent_count"]
+                    counted(n("entity_count"), "entity", "entities"),
+                    counted(n("derivation_count"), "derivation", "derivations"),
+                    counted(n("agent_count"), "agent", "agents")
                 );
             }
             Ok(())

@@ -61,6 +61,11 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(shown)
 }
 
+/// `n` and the noun in the right number: "1 entity", "3 entities".
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Print a value as pretty JSON on stdout (JSON escapes control characters).
 pub fn print_json<T: Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
@@ -152,6 +157,13 @@ impl ProgressView {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counted_picks_the_noun_for_the_number() {
+        assert_eq!(counted(1, "entity", "entities"), "1 entity");
+        assert_eq!(counted(0, "entity", "entities"), "0 entities");
+        assert_eq!(counted(2, "agent", "agents"), "2 agents");
+    }
+
     use super::*;
 
     #[test]
