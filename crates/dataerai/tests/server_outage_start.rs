@@ -56,6 +56,72 @@ fn an_upload_started_during_an_outage_completes_when_the_server_returns() {
 }
 
 #[test]
+fn a_batch_started_during_an_outage_waits_and_runs_within_its_concurrency() {
+    let mut server = TestServer::start_temp();
+    let (side, mut c, uid) = setup_with(&server, "bea@lab.org", TestDaemon::start);
+    let items: Vec<_> = (0..5)
+        .map(|i| {
+            let src = side.work.path().join(format!("item{i}.bin"));
+            std::fs::write(&src, test_bytes(40_000 + i, i as u8)).unwrap();
+            json!({"local_path": src, "title": format!("item {i}"),
+                   "owner_type": "user", "owner_id": uid})
+        })
+        .collect();
+
+    server.kill();
+    let answer = c.ok(
+        "asset.upload_many",
+        json!({"items": items, "concurrency": 2}),
+    );
+    let entries = answer["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{answer}");
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            // Every item waits for the server instead of failing.
+            assert!(e["error"].is_null(), "{e}");
+            assert_eq!(e["state"], "retrying", "{e}");
+            e["transfer_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // Two of them (the batch's slots) keep trying; the others wait for a slot.
+    c.wait_for(|n| {
+        n["method"] == "transfer.retrying"
+            && ids
+                .iter()
+                .any(|id| n["params"]["transfer_id"] == id.as_str())
+            && n["params"]["error"]["code"] == "ERR_SERVER_UNREACHABLE"
+    });
+
+    server.restart(None);
+    let mut assets = std::collections::HashSet::new();
+    for id in &ids {
+        let t = wait_done(&mut c, id);
+        assert_eq!(t["state"], "completed", "{t}");
+        assert!(assets.insert(t["asset_id"].as_str().unwrap().to_string()));
+    }
+    // Never more than `concurrency` of them running at once.
+    let mut running = std::collections::HashSet::new();
+    let mut most = 0;
+    for n in &c.notifications {
+        let id = n["params"]["transfer_id"].as_str().unwrap_or_default();
+        match n["method"].as_str() {
+            Some("transfer.state") if n["params"]["state"] == "running" => {
+                running.insert(id.to_string());
+            }
+            Some("transfer.completed" | "transfer.failed") => {
+                running.remove(id);
+            }
+            _ => {}
+        }
+        most = most.max(running.len());
+    }
+    assert!((1..=2).contains(&most), "{most} ran at once");
+    let listed = c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}));
+    assert_eq!(listed["total"], 5, "{listed}");
+}
+
+#[test]
 fn a_daemon_that_declined_shutdown_stops_once_idle() {
     let mut server = TestServer::start_temp();
     let (mut side, c, uid) = setup_with(&server, "cid@lab.org", TestDaemon::start);

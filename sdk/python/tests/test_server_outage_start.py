@@ -64,3 +64,44 @@ def test_upload_started_while_the_server_is_down_completes_when_it_returns(
         for srv in restarted:
             stop_process(srv.proc)  # type: ignore[attr-defined]
         stop_process(server.proc)
+
+
+def test_upload_many_started_while_the_server_is_down_completes_when_it_returns(
+    base_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    data_dir = short_tmpdir("outage-many-") / "server"
+    server = start_server(data_dir)
+    user = server.new_user(base_dir, f"outage-many-{uuid.uuid4().hex[:6]}")
+    listen = server.url.removeprefix("http://")
+    monkeypatch.setenv("DATAERAI_CONFIG_DIR", str(user.config_dir))
+    sock = short_tmpdir("outage-many-run-") / "run" / "d.sock"
+    sources = [write_random(tmp_path / f"shot{i}.raw", 64 * 1024 + i) for i in range(6)]
+    restarted: List[object] = []
+    try:
+        with DataeraiClient(socket_path=sock, binary_path=CLI_BIN, start_timeout_s=30) as c:
+            owner_id = c.auth_status().user_id
+            stop_process(server.proc)  # the server goes away
+
+            def come_back() -> None:
+                time.sleep(4)
+                restarted.append(start_server(data_dir, listen=listen))
+
+            threading.Thread(target=come_back, daemon=True).start()
+            results = c.upload_many(
+                [
+                    {"local_path": src, "title": src.name, "owner_type": "user", "owner_id": owner_id}
+                    for src in sources
+                ],
+                concurrency=2,
+                transfer_timeout_s=120,
+            )
+            # Every item waited for the server instead of failing at once.
+            assert [r.error for r in results] == [None] * len(sources)
+            for src, r in zip(sources, results):
+                assert r.result is not None
+                back = c.download(r.result.asset_id, tmp_path / "back" / src.stem)
+                assert file_digest(Path(back.files[0].local_path)) == file_digest(src)
+    finally:
+        for srv in restarted:
+            stop_process(srv.proc)  # type: ignore[attr-defined]
+        stop_process(server.proc)

@@ -15,6 +15,7 @@ use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 use super::transfers;
 use super::DaemonState;
@@ -384,23 +385,25 @@ fn announce_completed(state: &DaemonState, rec: &TransferRecord) {
 async fn start_upload(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
     let p = params::<UploadParams>(p)?;
     let key = p.idempotency_key.clone();
-    let prepare = {
-        let state = state.clone();
-        move || {
-            let (state, p) = (state.clone(), p.clone());
-            async move {
-                let log = Some(state.transfers.start_log());
-                let prepared = state.service.prepare_upload_journaled(p, log).await;
-                if prepared.is_err() {
-                    // Its clean-up may have to wait for the server.
-                    state.transfers.cleanups.notify_one();
-                }
-                prepared?.new_transfer(None)
-            }
-            .boxed()
-        }
-    };
+    let prepare = prepare_upload(state.clone(), p, None);
     begin(state, TransferKind::Upload, key, prepare).await
+}
+
+/// Prepares the upload `p` describes (as part of batch `batch_id`, if any).
+fn prepare_upload(state: Arc<DaemonState>, p: UploadParams, batch_id: Option<String>) -> Prepare {
+    Box::new(move || {
+        let (state, p, batch_id) = (state.clone(), p.clone(), batch_id.clone());
+        async move {
+            let log = Some(state.transfers.start_log());
+            let prepared = state.service.prepare_upload_journaled(p, log).await;
+            if prepared.is_err() {
+                // Its clean-up may have to wait for the server.
+                state.transfers.cleanups.notify_one();
+            }
+            prepared?.new_transfer(batch_id)
+        }
+        .boxed()
+    })
 }
 
 async fn start_download(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
@@ -463,7 +466,16 @@ where
             let id = uuid::Uuid::new_v4().to_string();
             let cancel = state.transfers.wait_begins(&id, kind, key.clone());
             let reply = waiting_reply(&id, kind, false);
-            let work = wait_for_server(state.clone(), id, kind, key, Box::new(prepare), e, cancel);
+            let work = wait_for_server(
+                state.clone(),
+                id,
+                kind,
+                key,
+                Box::new(prepare),
+                e,
+                cancel,
+                None,
+            );
             Ok(Outcome::ReplyThen(reply, work.boxed()))
         }
         Err(e) => Err(e.into()),
@@ -488,6 +500,9 @@ fn waiting_reply(id: &str, kind: TransferKind, repeated: bool) -> Value {
 /// the daemon's retry window; then journal and start it under the id already
 /// given out — or announce `transfer.failed` (`ERR_SERVER_UNREACHABLE` once
 /// the window is over, or the error that is not about reaching the server).
+/// With `slot` (an item of a batch), it first waits for a slot of the
+/// batch's, and holds it while the transfer runs.
+#[allow(clippy::too_many_arguments)]
 async fn wait_for_server(
     state: Arc<DaemonState>,
     id: String,
@@ -496,12 +511,23 @@ async fn wait_for_server(
     prepare: Prepare,
     first: ApiError,
     cancel: tokio_util::sync::CancellationToken,
+    slot: Option<Arc<Semaphore>>,
 ) {
+    let permit = match slot {
+        Some(slots) => tokio::select! {
+            permit = slots.acquire_owned() => permit.ok(),
+            _ = cancel.cancelled() => None,
+        },
+        None => None,
+    };
     let since = std::time::Instant::now();
     let window = state.transfers.retry_window;
     let mut error = first;
     let mut attempt = 0u32;
     let prepared = loop {
+        if cancel.is_cancelled() {
+            break Err(dataerai_transfer::cancelled());
+        }
         if since.elapsed() >= window {
             break Err(ApiError::new(
                 ErrorCode::ServerUnreachable,
@@ -551,7 +577,7 @@ async fn wait_for_server(
     state.transfers.wait_ends(&id);
     match journaled {
         Ok(()) => {
-            transfers::start(&state, &id, None);
+            transfers::start(&state, &id, permit);
         }
         Err(e) => {
             tracing::warn!(transfer_id = %id, "{kind} failed before it started: {e}");
@@ -565,7 +591,9 @@ async fn wait_for_server(
 
 /// `asset.upload_many`: every item is prepared (at most `concurrency` at once);
 /// one that fails gets an `error` and no transfer, the others are started with
-/// at most `concurrency` of them running at a time.
+/// at most `concurrency` of them running at a time. An item that could not be
+/// prepared because the server cannot be reached gets a transfer id at once
+/// and waits for the server like a single upload ([`wait_for_server`]).
 async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcError> {
     let p = params::<UploadManyParams>(p)?;
     let items = match p.items {
@@ -642,6 +670,11 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         .iter()
         .map(|p| p.as_ref().ok().and_then(|up| up.idempotency_key.clone()))
         .collect();
+    // Kept to prepare again the items that must wait for the server.
+    let mut retry_params: Vec<Option<UploadParams>> = to_prepare
+        .iter()
+        .map(|p| p.as_ref().ok().cloned())
+        .collect();
     let log = Some(state.transfers.start_log());
     let specs = state
         .service
@@ -652,6 +685,9 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
     }
     let mut prepared = Vec::with_capacity(specs.len());
     let mut completed = Vec::new();
+    let mut waiting = Vec::new();
+    // At most `concurrency` transfers of the batch run at a time, waiting ones included.
+    let slots = Arc::new(Semaphore::new(concurrency));
     for (index, spec) in specs.into_iter().enumerate() {
         if let Some(rec) = repeats[index].take() {
             prepared.push(json!({"index": index, "transfer_id": rec.transfer_id,
@@ -659,6 +695,30 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
             completed.push(rec);
             continue;
         }
+        let spec = match (spec, retry_params[index].take()) {
+            (Err(e), Some(up)) if e.code == ErrorCode::ServerUnreachable => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let key = keys[index].clone();
+                let cancel = state
+                    .transfers
+                    .wait_begins(&id, TransferKind::Upload, key.clone());
+                let prepare = prepare_upload(state.clone(), up, Some(batch_id.clone()));
+                waiting.push(wait_for_server(
+                    state.clone(),
+                    id.clone(),
+                    TransferKind::Upload,
+                    key,
+                    prepare,
+                    e,
+                    cancel,
+                    Some(slots.clone()),
+                ));
+                prepared.push(json!({"index": index, "transfer_id": id, "asset_id": null,
+                                     "error": null, "state": "retrying"}));
+                continue;
+            }
+            (spec, _) => spec,
+        };
         let journaled = match spec {
             Ok(spec) => journal_upload(&state, spec, Some(batch_id.clone())).await,
             Err(e) => Err(e),
@@ -679,6 +739,7 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
     }
     let ids: Vec<String> = prepared
         .iter()
+        .filter(|i| i["state"] != "retrying")
         .filter_map(|i| i["transfer_id"].as_str().map(str::to_string))
         .collect();
     drop(keys_held);
@@ -687,7 +748,10 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         for rec in &completed {
             announce_completed(&state, rec);
         }
-        transfers::start_in_order(&state, ids, concurrency)
+        for wait in waiting {
+            tokio::spawn(wait);
+        }
+        transfers::start_in_order(&state, ids, slots)
     };
     Ok(Outcome::ReplyThen(reply, work.boxed()))
 }
@@ -722,6 +786,7 @@ async fn start_ro_crate(state: Arc<DaemonState>, p: Value) -> Result<Outcome, Rp
         "transfers": items,
     });
     let concurrency = prepared.concurrency;
-    let work = async move { transfers::start_in_order(&state, ids, concurrency) };
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let work = async move { transfers::start_in_order(&state, ids, slots) };
     Ok(Outcome::ReplyThen(reply, work.boxed()))
 }

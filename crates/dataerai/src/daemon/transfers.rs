@@ -304,14 +304,13 @@ pub fn start(st: &Arc<DaemonState>, id: &str, permit: Option<OwnedSemaphorePermi
     true
 }
 
-/// Start `ids` in order, at most `slots` at a time; the others stay `queued`
-/// (and can be paused or cancelled) until a slot frees up.
-pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: usize) {
+/// Start `ids` in order, one per free slot of `slots`; the others stay
+/// `queued` (and can be paused or cancelled) until a slot frees up.
+pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: Arc<Semaphore>) {
     let st = st.clone();
     tokio::spawn(async move {
-        let sem = Arc::new(Semaphore::new(slots));
         for id in ids {
-            let Ok(permit) = sem.clone().acquire_owned().await else {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
             // Paused or cancelled while it waited: leave it be.
@@ -400,7 +399,7 @@ pub async fn resume_unfinished(st: &Arc<DaemonState>) {
                     r.transfer_id
                 })
                 .collect();
-            start_in_order(st, ids, STARTUP_SLOTS);
+            start_in_order(st, ids, Arc::new(Semaphore::new(STARTUP_SLOTS)));
         }
         Err(e) => tracing::error!("cannot read the transfer journal: {e}"),
     }
