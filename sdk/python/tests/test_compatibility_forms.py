@@ -66,8 +66,15 @@ def test_record_type_and_allocation_on_upload(client: DataeraiClient, project: P
     )
     assert item.ok, item.error
     [item] = client.upload_many(
-        [{"local_path": path, "title": "many", "owner_type": "project", "owner_id": project.project_id,
-          "allocation_id": "no-such-allocation"}]
+        [
+            {
+                "local_path": path,
+                "title": "many",
+                "owner_type": "project",
+                "owner_id": project.project_id,
+                "allocation_id": "no-such-allocation",
+            }
+        ]
     )
     assert item.error is not None and item.error.code == "ERR_NOT_FOUND"
 
@@ -87,7 +94,10 @@ def test_personal_upload_charged_to_a_project_allocation(
 
     path = write_random(base_dir / "charged.bin", 700)
     up = client.upload(
-        path, title="personal, project pays", owner_type="user", owner_id=me.user_id,
+        path,
+        title="personal, project pays",
+        owner_type="user",
+        owner_id=me.user_id,
         allocation_id=project.allocation_id,
     )
     meta = client.get_metadata(up.asset_id)
