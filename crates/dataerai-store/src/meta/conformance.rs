@@ -1834,7 +1834,10 @@ async fn counters(s: &dyn MetadataStore, owner_type: OwnerType, owner_id: &str) 
 /// the asset goes; dedup and garbage collection stay per owner, as before.
 pub async fn asset_charged_to_another_allocation(s: &dyn MetadataStore) {
     let u = s.create_user("c@x.org", 1_000).await.unwrap();
-    let p = s.create_project("Shared", "", &u.user_id, 500).await.unwrap();
+    let p = s
+        .create_project("Shared", "", &u.user_id, 500)
+        .await
+        .unwrap();
     let pid = p.project_id.as_str();
     let on_project = Some(p.allocation.allocation_id.clone());
     let charged = |user: &str| NewAsset {
@@ -1885,7 +1888,11 @@ pub async fn asset_charged_to_another_allocation(s: &dyn MetadataStore) {
     assert!(matches!(
         s.create_upload(&a.asset_id, &u.user_id, 50, &[spec("g", 450, None)])
             .await,
-        Err(StoreError::QuotaExceeded { quota: 500, used: 100, .. })
+        Err(StoreError::QuotaExceeded {
+            quota: 500,
+            used: 100,
+            ..
+        })
     ));
     let mine = s
         .create_upload(&own.asset_id, &u.user_id, 50, &[spec("g", 450, None)])

@@ -31,9 +31,9 @@ use uuid::Uuid;
 
 use super::auth::AuthStore;
 use super::rows::{
-    AllocationRow, AssetRow, ChargedRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow, PointerRow,
-    ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS,
-    CONTENT_COLUMNS, FILE_COLUMNS,
+    AllocationRow, AssetRow, ChargedRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow,
+    PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow,
+    ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
 };
 use super::sql::{args, Arg, Conn, Decoded, Dialect};
 use super::time::now;
@@ -498,8 +498,8 @@ async fn charged_allocation<C: Dialect>(c: &mut C, asset: &NewAsset) -> Result<O
         )
         .await?
         .ok_or_else(|| not_found(format!("allocation {id}")))?;
-    let owners_own = (owner.owner_type, owner.owner_id.as_str())
-        == (asset.owner_type, asset.owner_id.as_str());
+    let owners_own =
+        (owner.owner_type, owner.owner_id.as_str()) == (asset.owner_type, asset.owner_id.as_str());
     Ok((!owners_own).then(|| id.clone()))
 }
 
