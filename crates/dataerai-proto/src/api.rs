@@ -271,10 +271,12 @@ pub struct CreateAsset {
     /// text, at most 64 characters), searchable as `type:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_type: Option<String>,
-    /// The storage allocation to charge, checked when the asset is created:
-    /// the owner's own (`None`: the owner's). One the caller cannot see is
-    /// `ERR_NOT_FOUND`, one of a project the caller may only read
-    /// `ERR_PERMISSION_DENIED`, another owner's `ERR_INVALID_INPUT`.
+    /// The storage allocation to charge (`None`: the owner's): any the
+    /// caller may write to — their own personal one, or that of a project
+    /// where they are a member, admin or owner — whoever owns the asset.
+    /// Every version of the asset is charged to it. One the caller cannot
+    /// see (or an unknown id) is `ERR_NOT_FOUND`, one of a project the
+    /// caller may only read `ERR_PERMISSION_DENIED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocation_id: Option<String>,
 }
@@ -316,6 +318,11 @@ pub struct Asset {
     pub updated_at: DateTime<Utc>,
     /// The latest complete content version, if any.
     pub latest_content: Option<ContentVersion>,
+    /// The allocation the asset's versions are charged to when it is not
+    /// its owner's (see [`CreateAsset::allocation_id`]); omitted: the
+    /// owner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_id: Option<String>,
 }
 
 /// `GET /api/v1/assets?owner_type=&owner_id=&limit=&offset=`

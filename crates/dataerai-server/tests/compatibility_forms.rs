@@ -202,12 +202,13 @@ async fn compatibility_routes_adapt_the_api() {
 }
 
 #[tokio::test]
-async fn an_upload_may_name_the_allocation_it_is_charged_to() {
-    let (_lab, [alice, bob, carol]) = Lab::start(["alice@x.org", "bob@x.org", "carol@x.org"]);
+async fn an_upload_may_be_charged_to_any_allocation_the_caller_may_write() {
+    let (lab, [alice, bob, carol]) = Lab::start(["alice@x.org", "bob@x.org", "carol@x.org"]);
     let a = &alice.api;
     let project = a.create_project("beamtime").await;
+    let project_allocation = |p: &serde_json::Value| p["allocation"].clone();
     let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
-    let allocation = p["allocation"]["allocation_id"]
+    let allocation = project_allocation(&p)["allocation_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -218,18 +219,54 @@ async fn an_upload_may_name_the_allocation_it_is_charged_to() {
                "allocation_id": allocation})
     };
 
-    // The owner's own allocation: charged as always.
+    // The owner's own allocation: charged as always, shown as the default.
     let made = created(
         a.post("/api/v1/assets", asset("project", &project, &allocation))
             .await,
     );
+    assert!(made.get("allocation_id").is_none(), "{made}");
     let id = made["asset_id"].as_str().unwrap();
     let (s, u) = a
         .open_upload(id, json!([{"name": "f", "size": 100}]), 1024)
         .await;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
-    assert_eq!(p["allocation"]["reserved_bytes"], 100, "{p}");
+    assert_eq!(project_allocation(&p)["reserved_bytes"], 100, "{p}");
+
+    // A personal asset charged to the project: the project's allocation
+    // counts it, the personal one (too small for it) does not.
+    lab.server.set_user_quota("alice@x.org", 10);
+    let mine = created(
+        a.post("/api/v1/assets", asset("user", "alice@x.org", &allocation))
+            .await,
+    );
+    assert_eq!(mine["owner_id"], alice.id.as_str(), "{mine}");
+    assert_eq!(mine["allocation_id"], allocation.as_str(), "{mine}");
+    let mine = mine["asset_id"].as_str().unwrap();
+    let body = data(300, 7);
+    a.upload(mine, &[("spectrum.csv", &body)], 1024).await;
+    let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
+    assert_eq!(
+        (
+            &project_allocation(&p)["used_bytes"],
+            &project_allocation(&p)["file_count"]
+        ),
+        (&json!(300), &json!(2)),
+        "{p}"
+    );
+    let (_, read) = a.get(&format!("/api/v1/assets/{mine}")).await;
+    assert_eq!(read["allocation_id"], allocation.as_str(), "{read}");
+    // A personal asset of the default allocation meets the small quota.
+    let plain = a.personal_asset(&alice.id, "plain").await;
+    let (s, reply) = a
+        .open_upload(&plain, json!([{"name": "f", "size": 300}]), 1024)
+        .await;
+    assert_err(&(s, reply), QUOTA_EXCEEDED);
+    // Deleting it gives the bytes back to the project.
+    let (s, reply) = a.delete(&format!("/api/v1/assets/{mine}")).await;
+    assert!(s.is_success(), "{s} {reply}");
+    let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
+    assert_eq!(project_allocation(&p)["used_bytes"], 0, "{p}");
 
     // Unknown, or not visible to the caller: 404 alike.
     let reply = a
@@ -250,9 +287,23 @@ async fn an_upload_may_name_the_allocation_it_is_charged_to() {
         .post("/api/v1/assets", asset("user", &carol.id, &allocation))
         .await;
     assert_err(&reply, PERMISSION_DENIED);
-    // Usable, but another owner's: named in the refusal.
-    let reply = a
-        .post("/api/v1/assets", asset("user", &alice.id, &allocation))
+
+    // A later version is charged to the asset's allocation too: only while
+    // the caller may still write to it.
+    let (s, m) = a.set_role(&project, "carol@x.org", "member").await;
+    assert!(s.is_success(), "{m}");
+    let carols = created(
+        carol
+            .api
+            .post("/api/v1/assets", asset("user", &carol.id, &allocation))
+            .await,
+    );
+    let carols = carols["asset_id"].as_str().unwrap();
+    let (s, m) = a.set_role(&project, "carol@x.org", "viewer").await;
+    assert!(s.is_success(), "{m}");
+    let (s, reply) = carol
+        .api
+        .open_upload(carols, json!([{"name": "f", "size": 1}]), 1024)
         .await;
-    assert_err_mentions(&reply, INVALID_INPUT, &project);
+    assert_err_mentions(&(s, reply), PERMISSION_DENIED, &allocation);
 }

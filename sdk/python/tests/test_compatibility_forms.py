@@ -66,25 +66,68 @@ def test_record_type_and_allocation_on_upload(client: DataeraiClient, project: P
     )
     assert item.ok, item.error
     [item] = client.upload_many(
-        [{"local_path": path, "title": "many", "owner_type": "project", "owner_id": project.project_id,
-          "allocation_id": "no-such-allocation"}]
+        [
+            {
+                "local_path": path,
+                "title": "many",
+                "owner_type": "project",
+                "owner_id": project.project_id,
+                "allocation_id": "no-such-allocation",
+            }
+        ]
     )
     assert item.error is not None and item.error.code == "ERR_NOT_FOUND"
 
     with pytest.raises(NotFoundError):
         upload_to_project(client, project, path, "unknown allocation", allocation_id=str(uuid.uuid4()))
-    me = client.auth_status()
-    with pytest.raises(InvalidInputError) as err:
-        client.upload(
-            path,
-            title="personal",
-            owner_type="user",
-            owner_id=me.user_id,
-            allocation_id=project.allocation_id,
-        )
-    assert project.project_id in err.value.message
     with pytest.raises(InvalidInputError):
         client.set_record_type(up.asset_id, record_type="")
+
+
+def test_personal_upload_charged_to_a_project_allocation(
+    client: DataeraiClient, bob_client: DataeraiClient, user_b: User, me: AuthStatus, base_dir: Path
+):
+    project = client.create_project(f"charged-{uuid.uuid4().hex[:6]}")
+
+    def project_used() -> int:
+        return next(p for p in client.iter_projects() if p.project_id == project.project_id).used_bytes
+
+    path = write_random(base_dir / "charged.bin", 700)
+    up = client.upload(
+        path,
+        title="personal, project pays",
+        owner_type="user",
+        owner_id=me.user_id,
+        allocation_id=project.allocation_id,
+    )
+    meta = client.get_metadata(up.asset_id)
+    assert (meta.owner_type, meta.owner_id) == ("user", me.user_id)
+    assert meta.allocation_id == project.allocation_id
+    assert project_used() == 700
+    # Later versions keep charging the asset's allocation.
+    client.upload_version(up.asset_id, write_random(base_dir / "charged-v2.bin", 300))
+    assert project_used() == 1000
+    # The owner's default allocation is not shown.
+    plain = client.upload(path, title="personal", owner_type="user", owner_id=me.user_id)
+    assert client.get_metadata(plain.asset_id).allocation_id is None
+    assert project_used() == 1000
+
+    # Someone outside the project cannot see its allocation; a viewer may not charge it.
+    bob = bob_client.auth_status()
+    bobs = write_random(base_dir / "bobs.bin", 100)
+    charge = dict(title="bob's", owner_type="user", owner_id=bob.user_id, allocation_id=project.allocation_id)
+    with pytest.raises(NotFoundError):
+        bob_client.upload(bobs, **charge)
+    client.add_project_member(project.project_id, user_b.email, "viewer")
+    with pytest.raises(PermissionDeniedError):
+        bob_client.upload(bobs, **charge)
+    client.add_project_member(project.project_id, user_b.email, "member")
+    bob_client.upload(bobs, **charge)
+    assert project_used() == 1100
+
+    # Deleting the asset gives its bytes back to the project.
+    client.delete_asset(up.asset_id)
+    assert project_used() == 100
 
 
 def test_results_carry_what_callers_read(client: DataeraiClient, project: Project, base_dir: Path):

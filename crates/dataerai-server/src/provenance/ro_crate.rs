@@ -413,6 +413,7 @@ mod tests {
             created_by: "u".into(),
             created_at: t,
             updated_at: t,
+            allocation_id: None,
             latest_content: (!files.is_empty()).then(|| ContentVersion {
                 content_id: format!("c-{id}"),
                 asset_id: id.into(),

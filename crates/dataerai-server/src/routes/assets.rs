@@ -155,25 +155,38 @@ async fn check_owner(
     }
 }
 
-/// An asset's bytes are charged to its owner's allocation (one per owner):
-/// `allocation_id` may name that one. An allocation the caller cannot see is
-/// unknown (404, as `routes::require` answers for anything unreadable), one of
-/// a project the caller may only read is 403, and one the caller may use but
-/// that belongs to another owner is refused as input, naming that owner.
-async fn check_allocation(
-    state: &AppState,
-    caller: &Caller,
-    allocation_id: &str,
-    owner_type: OwnerType,
-    owner_id: &str,
-) -> AppResult<()> {
+/// `allocation_id` may name any allocation the caller may write to, whoever
+/// owns the asset: their own personal one, or that of a project where they
+/// may write (a personal upload charged to a project, say). An unknown id
+/// and one the caller cannot see are the same 404 (as `routes::require`
+/// answers for anything unreadable); one of a project the caller may only
+/// read is 403.
+async fn check_allocation(state: &AppState, caller: &Caller, allocation_id: &str) -> AppResult<()> {
     let owner = state.meta.allocation_owner(allocation_id).await?;
     let (alloc_type, alloc_owner) = found(owner, "allocation", allocation_id)?;
     let access = owner_access(state, caller, alloc_type, &alloc_owner).await?;
-    require(access, Access::Write, "allocation", allocation_id)?;
-    if (alloc_type, alloc_owner.as_str()) != (owner_type, owner_id) {
-        return Err(AppError::invalid(format!(
-            "allocation {allocation_id} is the allocation of {alloc_type} {alloc_owner}, and an asset is charged to its owner's: upload with owner_type={alloc_type}, owner_id={alloc_owner} to use it"
+    require(access, Access::Write, "allocation", allocation_id)
+}
+
+/// A new version of `asset` is charged to the asset's allocation: when that
+/// is not its owner's, the caller must still be allowed to write to it
+/// (403 otherwise — the asset names the allocation to whoever reads it).
+pub(crate) async fn check_new_version_allocation(
+    state: &AppState,
+    caller: &Caller,
+    asset: &Asset,
+) -> AppResult<()> {
+    let Some(allocation_id) = &asset.allocation_id else {
+        return Ok(());
+    };
+    let access = match state.meta.allocation_owner(allocation_id).await? {
+        Some((t, owner)) => owner_access(state, caller, t, &owner).await?,
+        None => Access::None,
+    };
+    if access != Access::Write {
+        return Err(AppError::denied(format!(
+            "asset {} is charged to allocation {allocation_id}, which you may not write to; ask its owner for write access, or upload a new asset",
+            asset.asset_id
         )));
     }
     Ok(())
@@ -225,14 +238,7 @@ pub async fn new_asset(
     )
     .await?;
     if let Some(allocation_id) = &body.allocation_id {
-        check_allocation(
-            state,
-            caller,
-            allocation_id,
-            body.owner_type,
-            &body.owner_id,
-        )
-        .await?;
+        check_allocation(state, caller, allocation_id).await?;
     }
     let collection_id = match (body.owner_type, body.collection_id) {
         (OwnerType::User, Some(_)) => {
@@ -268,6 +274,7 @@ pub async fn new_asset(
         collection_id,
         created_by: caller.user_id.clone(),
         record_type,
+        allocation_id: body.allocation_id,
     })
 }
 

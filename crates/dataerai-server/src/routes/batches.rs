@@ -27,7 +27,7 @@ use dataerai_store::blob::PutOutcome;
 use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadTarget};
 use dataerai_store::{ChunkCheck, ChunkKey};
 
-use super::assets::new_asset;
+use super::assets::{check_new_version_allocation, new_asset};
 use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, own_upload};
 use super::{load_asset, Access};
 use crate::auth::Caller;
@@ -91,7 +91,8 @@ pub async fn create(
                     UploadTarget::NewAsset(new_asset(&state, &caller, asset).await?)
                 }
                 (None, Some(id)) => {
-                    load_asset(&state, &caller, &id, Access::Write).await?;
+                    let asset = load_asset(&state, &caller, &id, Access::Write).await?;
+                    check_new_version_allocation(&state, &caller, &asset).await?;
                     UploadTarget::Existing(id)
                 }
                 _ => {

@@ -39,6 +39,7 @@ use serde_json::json;
 use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
 
+use super::assets::check_new_version_allocation;
 use super::{found, load_asset, not_found_error, owner_access, require, Access};
 use crate::audit;
 use crate::auth::Caller;
@@ -159,6 +160,7 @@ pub async fn create(
     ApiJson(mut body): ApiJson<CreateUpload>,
 ) -> AppResult<(StatusCode, Json<UploadSession>)> {
     let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
+    check_new_version_allocation(&state, &caller, &asset).await?;
     let chunk_size = check_create_upload(&mut body)?;
     let mut session = state
         .meta

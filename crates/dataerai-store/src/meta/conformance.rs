@@ -33,6 +33,7 @@ fn new_asset(owner: &str, alias: Option<&str>) -> NewAsset {
         collection_id: None,
         created_by: owner.into(),
         record_type: None,
+        allocation_id: None,
     }
 }
 
@@ -1107,6 +1108,7 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
         collection_id: None,
         created_by: me.user_id.clone(),
         record_type: rt.map(str::to_string),
+        allocation_id: None,
     };
     use serde_json::json;
     let scan = s
@@ -1731,9 +1733,6 @@ pub async fn collection_tree(s: &dyn MetadataStore) {
     ));
 }
 
-/// The URL of a new, uniquely named database (`{prefix}_{uuid}`) on the test
-/// PostgreSQL server. Without that server: `None` (skip) when run by hand, a
-/// failure in the scale-out stage (`DATAERAI_REQUIRE_SCALEOUT=1`).
 pub async fn idle_sessions_expire_and_leave_unreferenced_contents(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1_000).await.unwrap();
     let later = |secs| chrono::Utc::now() + chrono::Duration::seconds(secs);
@@ -1822,6 +1821,179 @@ pub async fn idle_sessions_expire_and_leave_unreferenced_contents(s: &dyn Metada
     assert_eq!(found, expected);
 }
 
+/// `(used_bytes, reserved_bytes, file_count)` of an owner's allocation.
+async fn counters(s: &dyn MetadataStore, owner_type: OwnerType, owner_id: &str) -> (u64, u64, u64) {
+    let a = allocation_of(s, owner_type, owner_id).await;
+    (a.used_bytes, a.reserved_bytes, a.file_count)
+}
+
+/// An asset charged to an allocation other than its owner's (a personal
+/// asset on a project's allocation): every version counts there and not in
+/// the owner's, is held to that allocation's quota (also when sessions of
+/// several owners race), and gives its bytes back there when a version or
+/// the asset goes; dedup and garbage collection stay per owner, as before.
+pub async fn asset_charged_to_another_allocation(s: &dyn MetadataStore) {
+    let u = s.create_user("c@x.org", 1_000).await.unwrap();
+    let p = s
+        .create_project("Shared", "", &u.user_id, 500)
+        .await
+        .unwrap();
+    let pid = p.project_id.as_str();
+    let on_project = Some(p.allocation.allocation_id.clone());
+    let charged = |user: &str| NewAsset {
+        allocation_id: on_project.clone(),
+        ..new_asset(user, None)
+    };
+    let a = s.create_asset(charged(&u.user_id)).await.unwrap();
+    assert_eq!(a.allocation_id, on_project);
+    let read = s.get_asset(&a.asset_id).await.unwrap().unwrap();
+    assert_eq!(read.allocation_id, on_project);
+    // The owner's own allocation named explicitly is the default (`None`);
+    // an unknown one is not found.
+    let personal = allocation_of(s, OwnerType::User, &u.user_id).await;
+    let own = s
+        .create_asset(NewAsset {
+            allocation_id: Some(personal.allocation_id.clone()),
+            ..new_asset(&u.user_id, None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(own.allocation_id, None);
+    assert!(matches!(
+        s.create_asset(NewAsset {
+            allocation_id: Some("missing".into()),
+            ..new_asset(&u.user_id, None)
+        })
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Reserved, then used, on the project's allocation only.
+    let up = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &[spec("f", 100, None)])
+        .await
+        .unwrap();
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (0, 100, 1));
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (0, 0, 0));
+    let first = s
+        .complete_upload(&up.upload_id, &["blake3:c1".into()])
+        .await
+        .unwrap()
+        .content_id;
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (100, 0, 1));
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (0, 0, 0));
+
+    // The project's quota holds (100 + 450 > 500) though the personal one
+    // has room; the owner's own asset still uses the personal one.
+    assert!(matches!(
+        s.create_upload(&a.asset_id, &u.user_id, 50, &[spec("g", 450, None)])
+            .await,
+        Err(StoreError::QuotaExceeded {
+            quota: 500,
+            used: 100,
+            ..
+        })
+    ));
+    let mine = s
+        .create_upload(&own.asset_id, &u.user_id, 50, &[spec("g", 450, None)])
+        .await
+        .unwrap();
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (0, 450, 1));
+    s.abort_upload(&mine.upload_id).await.unwrap();
+
+    // A later version keeps charging the project; completion checks its
+    // quota again.
+    let second = publish(s, &a.asset_id, &u.user_id, 200, "blake3:c2").await;
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (300, 0, 2));
+    let late = s
+        .create_upload(&a.asset_id, &u.user_id, 50, &[spec("h", 100, None)])
+        .await
+        .unwrap();
+    s.set_quota(OwnerType::Project, pid, 350).await.unwrap();
+    assert!(matches!(
+        s.complete_upload(&late.upload_id, &["blake3:c3".into()])
+            .await,
+        Err(StoreError::QuotaExceeded { quota: 350, .. })
+    ));
+    s.abort_upload(&late.upload_id).await.unwrap();
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (300, 0, 2));
+    s.set_quota(OwnerType::Project, pid, 500).await.unwrap();
+
+    // Deleting a version gives its bytes back to the project.
+    s.delete_content(&a.asset_id, &first).await.unwrap();
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (200, 0, 1));
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (0, 0, 0));
+
+    // Dedup is per owner: the owner's other asset reuses the bytes of the
+    // project-charged one, and is charged to the personal allocation.
+    let b = asset_of(s, &u.user_id, None).await;
+    let up = s
+        .create_upload(
+            &b.asset_id,
+            &u.user_id,
+            50,
+            &[spec("f", 200, Some("blake3:c2"))],
+        )
+        .await
+        .unwrap();
+    assert!(up.files[0].deduplicated);
+    s.complete_upload(&up.upload_id, &["blake3:c2".into()])
+        .await
+        .unwrap();
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (200, 0, 1));
+
+    // Deleting the asset gives the rest back to the project; its published
+    // bytes stay referenced (by `b`'s pointer), so only the aborted
+    // session's are garbage.
+    assert_eq!(
+        s.delete_asset(&a.asset_id).await.unwrap(),
+        vec![late.content_id.clone()]
+    );
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (0, 0, 0));
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (200, 0, 1));
+    assert!(s
+        .unreferenced_contents(vec![second.clone()])
+        .await
+        .unwrap()
+        .is_empty());
+    s.delete_asset(&b.asset_id).await.unwrap();
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (0, 0, 0));
+    assert_eq!(
+        s.unreferenced_contents(vec![second.clone()]).await.unwrap(),
+        vec![second]
+    );
+
+    // Sessions of several owners on one charged allocation never reserve
+    // more than its quota together (PostgreSQL: its row lock).
+    let mut assets = Vec::new();
+    for i in 0..8 {
+        let user = s.create_user(&format!("r{i}@x.org"), 1_000).await.unwrap();
+        let asset = s.create_asset(charged(&user.user_id)).await.unwrap();
+        assets.push((user.user_id, asset.asset_id));
+    }
+    let files = [spec("f", 100, None)];
+    let opened = futures::future::join_all(
+        assets
+            .iter()
+            .map(|(user, asset)| s.create_upload(asset, user, 50, &files)),
+    )
+    .await;
+    assert_eq!(opened.iter().filter(|r| r.is_ok()).count(), 5, "{opened:?}");
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (0, 500, 5));
+
+    // Removing a member aborts their sessions charged to the project too.
+    let (user, _) = opened
+        .iter()
+        .zip(&assets)
+        .find_map(|(r, a)| r.is_ok().then_some(a))
+        .unwrap();
+    assert_eq!(s.abort_member_uploads(pid, user).await.unwrap(), 1);
+    assert_eq!(counters(s, OwnerType::Project, pid).await, (0, 400, 4));
+}
+
+/// The URL of a new, uniquely named database (`{prefix}_{uuid}`) on the test
+/// PostgreSQL server. Without that server: `None` (skip) when run by hand, a
+/// failure in the scale-out stage (`DATAERAI_REQUIRE_SCALEOUT=1`).
 pub(crate) fn scratch_pg_url(prefix: &str) -> Option<String> {
     let server = dataerai_testkit::scaleout_var("DATAERAI_TEST_PG_URL")?;
     Some(format!(
@@ -1846,4 +2018,5 @@ both_backends!(
     idle_sessions_expire_and_leave_unreferenced_contents,
     deleting_a_version,
     collection_tree,
+    asset_charged_to_another_allocation,
 );

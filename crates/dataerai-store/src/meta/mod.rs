@@ -75,6 +75,10 @@ pub struct NewAsset {
     pub collection_id: Option<String>,
     pub created_by: String,
     pub record_type: Option<String>,
+    /// The allocation every version of the asset is charged to, when not
+    /// the owner's (`None`: the owner's). The server decides who may name
+    /// which; the store only keeps the counters of the one named.
+    pub allocation_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +186,8 @@ pub struct SmallFinish {
 
 /// Where a new content version goes: a new asset, or an existing one.
 #[derive(Debug, Clone)]
+// Not boxed: a few hundred bytes per item of a bounded batch, built once.
+#[allow(clippy::large_enum_variant)]
 pub enum UploadTarget {
     NewAsset(NewAsset),
     Existing(String),
@@ -327,7 +333,8 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
 
     // ------------------------------------------------------------ assets
 
-    /// Alias already used by the same owner → `Conflict`.
+    /// Alias already used by the same owner → `Conflict`; an
+    /// `allocation_id` naming no allocation → `NotFound`.
     async fn create_asset(&self, asset: NewAsset) -> Result<Asset>;
     async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>>;
     async fn list_assets(
@@ -376,7 +383,8 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
 
     /// Open an upload session and its pending content version. Fails with
     /// `QuotaExceeded` when used + reserved + the new total exceeds the quota of
-    /// the asset owner's allocation; otherwise the total is reserved.
+    /// the allocation the asset is charged to (its `allocation_id`, else its
+    /// owner's); otherwise the total is reserved there.
     ///
     /// A file whose `checksum` (normalised `blake3:<lowercase hex>`) and size
     /// match a file of a complete version of any asset of the same owner is
@@ -468,7 +476,8 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         idle_before: DateTime<Utc>,
     ) -> Result<Option<ExpiredUpload>>;
     /// Abort every open session `user_id` holds on assets of project
-    /// `project_id` (they were removed from it): reservations released, each
+    /// `project_id` or charged to its allocation (they were removed from
+    /// it): reservations released, each
     /// session closed with [`CloseReason::MemberRemoved`]. Answers how many.
     /// Chunks are left to the garbage collector.
     async fn abort_member_uploads(&self, project_id: &str, user_id: &str) -> Result<u64>;

@@ -13,14 +13,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dataerai_proto::api::OwnerType;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
 use super::shared::Backend;
-use super::sql::{args, Conn, Dialect};
-use crate::error::{Result, StoreError};
+use super::sql::Dialect;
+use crate::error::Result;
 use crate::search::sql::FullText;
 
 /// SQLSTATE of "database does not exist".
@@ -87,18 +86,6 @@ impl Dialect for PgConnection {
     const FOR_SHARE: &'static str = " FOR SHARE";
     const CREATION_ORDER: &'static str = "seq";
     const FULL_TEXT: FullText = FullText::TsVector;
-
-    async fn lock_owner(&mut self, owner_type: OwnerType, owner_id: &str) -> Result<()> {
-        let locked: Option<(String,)> = self
-            .fetch_optional(
-                "SELECT id FROM allocations WHERE owner_type = $1 AND owner_id = $2 FOR UPDATE",
-                args![owner_type, owner_id],
-            )
-            .await?;
-        locked
-            .map(drop)
-            .ok_or_else(|| StoreError::NotFound(format!("allocation of {owner_type} {owner_id}")))
-    }
 
     /// One query for all candidates (an array parameter).
     async fn unreferenced(&mut self, candidates: Vec<String>) -> Result<Vec<String>> {

@@ -79,7 +79,7 @@ pub(crate) struct ProjectRow {
 }
 
 /// The columns of [`AssetRow`], for `SELECT`s that name them.
-pub(crate) const ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, created_at, updated_at, record_type";
+pub(crate) const ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, created_at, updated_at, record_type, allocation_id";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AssetRow {
@@ -95,6 +95,8 @@ pub(crate) struct AssetRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub record_type: Option<String>,
+    /// `None`: charged to the owner's allocation.
+    pub allocation_id: Option<String>,
 }
 
 /// `(owner_type, owner_id)` of an asset.
@@ -102,6 +104,17 @@ pub(crate) struct AssetRow {
 pub(crate) struct OwnerRow {
     pub owner_type: OwnerType,
     pub owner_id: String,
+}
+
+/// An asset's owner, the owner's allocation and the allocation the asset is
+/// charged to (the same one unless `assets.allocation_id` names another).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChargedRow {
+    pub owner_type: OwnerType,
+    pub owner_id: String,
+    /// `None` when the owner has no allocation.
+    pub owner_allocation_id: Option<String>,
+    pub charged_allocation_id: Option<String>,
 }
 
 /// The columns of [`ContentRow`], for `SELECT`s that name them.

@@ -547,6 +547,7 @@ mod tests {
                     collection_id: Some(p.root_collection_id.clone()),
                     created_by: me.user_id.clone(),
                     record_type: Some("raw_data".into()),
+                    allocation_id: None,
                 },
                 NewAsset {
                     title: "plain".into(),
@@ -559,6 +560,7 @@ mod tests {
                     collection_id: None,
                     created_by: me.user_id.clone(),
                     record_type: None,
+                    allocation_id: None,
                 },
             ]
         };

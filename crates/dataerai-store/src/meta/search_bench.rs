@@ -130,6 +130,7 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize, relationships: us
                 collection_id: None,
                 created_by: creator.clone(),
                 record_type: Some(dice.pick(&TYPES).to_string()),
+                allocation_id: None,
             });
         }
         let mut tx = store.write().await.unwrap();

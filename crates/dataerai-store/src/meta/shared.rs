@@ -8,10 +8,11 @@
 //! here, the same for SQLite and PostgreSQL.
 //!
 //! Lock order (PostgreSQL; SQLite's write transactions hold the one write
-//! lock from their start): first the owner's allocation
-//! ([`Dialect::lock_owner`]) — every transaction that changes what an owner
-//! stores or reserves takes it, so quota checks and dedup/reference
-//! decisions are serialised per owner — then the `uploads` row (complete and
+//! lock from their start): first the allocations of an asset
+//! ([`lock_asset_allocations`]: its owner's and the one it is charged to,
+//! in id order) — every transaction that changes what an asset stores or
+//! reserves takes them, so quota checks are serialised per charged
+//! allocation and dedup/reference decisions per owner — then the `uploads` row (complete and
 //! abort `FOR UPDATE`; recording a chunk `FOR SHARE`, so chunks of one
 //! session go in parallel but never race its completion). A metadata merge
 //! locks the asset row.
@@ -30,9 +31,9 @@ use uuid::Uuid;
 
 use super::auth::AuthStore;
 use super::rows::{
-    AllocationRow, AssetRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow, PointerRow,
-    ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow, ASSET_COLUMNS,
-    CONTENT_COLUMNS, FILE_COLUMNS,
+    AllocationRow, AssetRow, ChargedRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow,
+    PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow,
+    ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
 };
 use super::sql::{args, Arg, Conn, Decoded, Dialect};
 use super::time::now;
@@ -160,8 +161,8 @@ async fn load_allocation<C: Dialect>(
     owner_type: OwnerType,
     owner_id: &str,
 ) -> Result<Option<Allocation>> {
-    // Kept by triggers (SQLite migration 0004, PostgreSQL 0003): no sum over
-    // the owner's versions.
+    // Kept by triggers (SQLite migrations 0004 and 0010, PostgreSQL 0003 and
+    // 0009): no sum over the versions charged to it.
     let row: Option<AllocationRow> = c
         .fetch_optional(
             "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
@@ -172,11 +173,67 @@ async fn load_allocation<C: Dialect>(
     row.map(AllocationRow::into_api).transpose()
 }
 
-async fn owner_allocation<C: Dialect>(c: &mut C, owner: &OwnerRow) -> Result<Allocation> {
-    let (t, i) = (owner.owner_type, &owner.owner_id);
-    load_allocation(c, t, i)
+/// The allocation with this id, which must exist.
+async fn allocation_by_id<C: Dialect>(c: &mut C, allocation_id: &str) -> Result<Allocation> {
+    let row: Option<AllocationRow> = c
+        .fetch_optional(
+            "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
+             FROM allocations WHERE id = $1",
+            args![allocation_id],
+        )
+        .await?;
+    row.map(AllocationRow::into_api)
+        .transpose()?
+        .ok_or_else(|| not_found(format!("allocation {allocation_id}")))
+}
+
+/// An asset's owner and the allocation its versions are charged to, both
+/// allocations locked (see [`lock_asset_allocations`]).
+struct Charged {
+    owner: OwnerRow,
+    allocation_id: String,
+}
+
+/// Lock, until the transaction ends, the allocations of `asset_id`: its
+/// owner's (dedup and reference decisions are made per owner) and the one
+/// it is charged to (the quota check and the usage triggers), in id order so
+/// two transactions never wait on each other (PostgreSQL `FOR UPDATE`;
+/// SQLite's write transaction holds the write lock already). `NotFound` when
+/// the asset, or its owner's allocation, does not exist.
+async fn lock_asset_allocations<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Charged> {
+    let row: ChargedRow = c
+        .fetch_optional(
+            "SELECT a.owner_type, a.owner_id, o.id AS owner_allocation_id,
+                    COALESCE(a.allocation_id, o.id) AS charged_allocation_id
+             FROM assets a
+                  LEFT JOIN allocations o ON o.owner_type = a.owner_type AND o.owner_id = a.owner_id
+             WHERE a.id = $1",
+            args![asset_id],
+        )
         .await?
-        .ok_or_else(|| not_found(format!("allocation of {t} {i}")))
+        .ok_or_else(|| not_found(format!("asset {asset_id}")))?;
+    let (Some(own), Some(charged)) = (row.owner_allocation_id, row.charged_allocation_id) else {
+        return Err(not_found(format!(
+            "allocation of {} {}",
+            row.owner_type, row.owner_id
+        )));
+    };
+    let _locked: Vec<(String,)> = c
+        .fetch_all(
+            &format!(
+                "SELECT id FROM allocations WHERE id IN ($1, $2) ORDER BY id{}",
+                C::FOR_UPDATE
+            ),
+            args![&own, &charged],
+        )
+        .await?;
+    Ok(Charged {
+        owner: OwnerRow {
+            owner_type: row.owner_type,
+            owner_id: row.owner_id,
+        },
+        allocation_id: charged,
+    })
 }
 
 async fn project<C: Dialect>(c: &mut C, row: ProjectRow) -> Result<Project> {
@@ -282,6 +339,7 @@ pub(super) async fn asset<C: Dialect>(c: &mut C, row: AssetRow) -> Result<Asset>
         created_at: row.created_at,
         updated_at: row.updated_at,
         latest_content: latest,
+        allocation_id: row.allocation_id,
     })
 }
 
@@ -293,15 +351,6 @@ async fn asset_by_id<C: Dialect>(c: &mut C, asset_id: &str, lock: bool) -> Resul
         Some(row) => Ok(Some(asset(c, row).await?)),
         None => Ok(None),
     }
-}
-
-async fn asset_owner<C: Dialect>(c: &mut C, asset_id: &str) -> Result<OwnerRow> {
-    c.fetch_optional(
-        "SELECT owner_type, owner_id FROM assets WHERE id = $1",
-        args![asset_id],
-    )
-    .await?
-    .ok_or_else(|| not_found(format!("asset {asset_id}")))
 }
 
 async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<UploadRecord>> {
@@ -436,14 +485,33 @@ pub(super) async fn list<B: Backend, R: Decoded, T: Send>(
 
 // ---------------------------------------------------------------- writing
 
+/// The `assets.allocation_id` to store for `asset`: `None` for the owner's
+/// own allocation (charged by default); `NotFound` for an unknown id.
+async fn charged_allocation<C: Dialect>(c: &mut C, asset: &NewAsset) -> Result<Option<String>> {
+    let Some(id) = &asset.allocation_id else {
+        return Ok(None);
+    };
+    let owner: OwnerRow = c
+        .fetch_optional(
+            "SELECT owner_type, owner_id FROM allocations WHERE id = $1",
+            args![id],
+        )
+        .await?
+        .ok_or_else(|| not_found(format!("allocation {id}")))?;
+    let owners_own =
+        (owner.owner_type, owner.owner_id.as_str()) == (asset.owner_type, asset.owner_id.as_str());
+    Ok((!owners_own).then(|| id.clone()))
+}
+
 pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
     let id = new_id();
     let at = now();
+    let allocation_id = charged_allocation(c, &asset).await?;
     let inserted = c
         .execute(
             "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
-                                 created_by, created_at, updated_at, record_type)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+                                 created_by, created_at, updated_at, record_type, allocation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
             vec![
                 Arg::from(&id),
                 Arg::from(&asset.title),
@@ -456,6 +524,7 @@ pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Resu
                 Arg::from(&asset.created_by),
                 Arg::from(at),
                 Arg::from(asset.record_type.clone()),
+                Arg::from(allocation_id.clone()),
             ],
         )
         .await;
@@ -484,6 +553,7 @@ pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Resu
         created_at: at,
         updated_at: at,
         latest_content: None,
+        allocation_id,
     })
 }
 
@@ -521,9 +591,11 @@ async fn insert_upload<C: Dialect>(
     chunk_size: u64,
     files: &[UploadFileSpec],
 ) -> Result<UploadSession> {
-    let owner = asset_owner(c, asset_id).await?;
-    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
-    let allocation = owner_allocation(c, &owner).await?;
+    let Charged {
+        owner,
+        allocation_id,
+    } = lock_asset_allocations(c, asset_id).await?;
+    let allocation = allocation_by_id(c, &allocation_id).await?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     rules::check_quota(&allocation, total, false)?;
     let file_count = files.len() as u64;
@@ -612,9 +684,9 @@ async fn open_upload<C: Dialect>(c: &mut C, upload_id: &str, lock: &str) -> Resu
     Ok(row)
 }
 
-/// Lock the allocation of the owner of an upload's asset (lock order 1,
-/// taken before the upload row).
-async fn lock_upload_owner<C: Dialect>(c: &mut C, upload_id: &str) -> Result<OwnerRow> {
+/// Lock the allocations of an upload's asset (lock order 1, taken before the
+/// upload row; see [`lock_asset_allocations`]).
+async fn lock_upload_allocations<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Charged> {
     let asset_id: Option<(String,)> = c
         .fetch_optional(
             "SELECT asset_id FROM uploads WHERE id = $1",
@@ -622,9 +694,7 @@ async fn lock_upload_owner<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Own
         )
         .await?;
     let (asset_id,) = asset_id.ok_or_else(|| not_found(format!("upload {upload_id}")))?;
-    let owner = asset_owner(c, &asset_id).await?;
-    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
-    Ok(owner)
+    lock_asset_allocations(c, &asset_id).await
 }
 
 const CHUNK_SQL: &str =
@@ -656,14 +726,14 @@ async fn publish_upload<C: Dialect>(
     upload_id: &str,
     checksums: &[String],
 ) -> Result<ContentVersion> {
-    let owner = lock_upload_owner(c, upload_id).await?;
+    let charged = lock_upload_allocations(c, upload_id).await?;
     open_upload(c, upload_id, C::FOR_UPDATE).await?;
     let session = upload_by_id(c, upload_id)
         .await?
         .ok_or_else(|| not_found(format!("upload {upload_id}")))?
         .session;
     rules::require_checksum_per_file(checksums.len(), session.files.len())?;
-    let allocation = owner_allocation(c, &owner).await?;
+    let allocation = allocation_by_id(c, &charged.allocation_id).await?;
     // The session's own bytes are already part of `reserved`.
     let requested: u64 = session.files.iter().map(|f| f.size).sum();
     rules::check_quota(&allocation, requested, true)?;
@@ -707,9 +777,9 @@ async fn unreferenced<C: Dialect>(c: &mut C, mut candidates: Vec<String>) -> Res
 }
 
 async fn delete_asset_in<C: Dialect>(c: &mut C, asset_id: &str) -> Result<Vec<String>> {
-    let owner = asset_owner(c, asset_id).await?;
-    // Serialised with dedup lookups of the same owner (create_upload).
-    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
+    // Serialised with dedup lookups of the same owner (create_upload) and
+    // the quota checks of the allocation the usage triggers give back to.
+    lock_asset_allocations(c, asset_id).await?;
     // Blob candidates: the asset's own versions and whatever its files point at.
     let candidates: Vec<(String,)> = c
         .fetch_all(
@@ -737,9 +807,9 @@ async fn delete_content_in<C: Dialect>(
     asset_id: &str,
     content_id: &str,
 ) -> Result<Vec<String>> {
-    let owner = asset_owner(c, asset_id).await?;
-    // Serialised with dedup lookups of the same owner (create_upload).
-    c.lock_owner(owner.owner_type, &owner.owner_id).await?;
+    // Serialised with dedup lookups of the same owner (create_upload) and
+    // the quota checks of the allocation the usage triggers give back to.
+    lock_asset_allocations(c, asset_id).await?;
     let versions: Vec<(String,)> = c
         .fetch_all(
             "SELECT id FROM contents WHERE asset_id = $1 AND status = 'complete'",
@@ -789,7 +859,7 @@ async fn abort_upload_in<C: Dialect>(
     upload_id: &str,
     reason: Option<CloseReason>,
 ) -> Result<Vec<String>> {
-    lock_upload_owner(c, upload_id).await?;
+    lock_upload_allocations(c, upload_id).await?;
     let state = open_upload(c, upload_id, C::FOR_UPDATE).await?;
     close_upload(c, upload_id, &state, reason).await?;
     let pointed_at: Vec<(String,)> = c
@@ -840,7 +910,7 @@ async fn expire_upload_in<C: Dialect>(
     idle_before: DateTime<Utc>,
 ) -> Result<Option<ExpiredUpload>> {
     // Gone already (another replica expired it along with its asset).
-    match lock_upload_owner(c, upload_id).await {
+    match lock_upload_allocations(c, upload_id).await {
         Err(StoreError::NotFound(_)) => return Ok(None),
         locked => locked?,
     };
@@ -1525,7 +1595,9 @@ impl<B: Backend> MetadataStore for B {
         let open: Vec<(String,)> = on_conn!(self, |c| c.fetch_all(
             "SELECT u.id FROM uploads u JOIN assets a ON a.id = u.asset_id
              WHERE u.status = 'open' AND u.user_id = $1
-               AND a.owner_type = 'project' AND a.owner_id = $2
+               AND ((a.owner_type = 'project' AND a.owner_id = $2)
+                    OR a.allocation_id = (SELECT id FROM allocations
+                                          WHERE owner_type = 'project' AND owner_id = $2))
              ORDER BY u.id",
             args![user_id, project_id],
         ))?;

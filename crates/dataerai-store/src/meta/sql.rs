@@ -158,10 +158,6 @@ pub(crate) trait Dialect: Conn {
     /// How this database indexes and matches full text.
     const FULL_TEXT: crate::search::sql::FullText;
 
-    /// Serialise, until the transaction ends, every change to what this
-    /// owner stores or reserves (PostgreSQL: lock the allocation row; SQLite:
-    /// nothing to do). `NotFound` when the owner has no allocation.
-    async fn lock_owner(&mut self, owner_type: OwnerType, owner_id: &str) -> Result<()>;
     /// Of `candidates` (sorted, no duplicates), the content ids whose blobs
     /// no live (non-aborted) content file uses any more, as its own chunks
     /// or through a dedup pointer.

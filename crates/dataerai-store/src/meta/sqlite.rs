@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dataerai_proto::api::OwnerType;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -132,11 +131,6 @@ impl Dialect for SqliteConnection {
     const CREATION_ORDER: &'static str = "rowid";
     const FULL_TEXT: FullText = FullText::Fts5;
 
-    async fn lock_owner(&mut self, _owner_type: OwnerType, _owner_id: &str) -> Result<()> {
-        // The write transaction holds the database's write lock already.
-        Ok(())
-    }
-
     async fn unreferenced(&mut self, candidates: Vec<String>) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for id in candidates {
@@ -186,6 +180,7 @@ mod tests {
             collection_id: None,
             created_by: owner.into(),
             record_type: None,
+            allocation_id: None,
         }
     }
 

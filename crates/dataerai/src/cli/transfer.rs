@@ -48,7 +48,8 @@ pub struct UploadArgs {
     /// Collection to file the asset in.
     #[arg(long)]
     pub collection: Option<String>,
-    /// The storage allocation to charge (the owner's own; default: the owner's).
+    /// The storage allocation to charge: any you may write to, e.g. a project's for a personal
+    /// upload (default: the owner's).
     #[arg(long)]
     pub allocation_id: Option<String>,
     /// Chunk size in MiB: a power of two from 1 to 512 (default 64).

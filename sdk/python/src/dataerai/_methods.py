@@ -282,10 +282,13 @@ def upload(
         collection_id: Collection of a project-owned asset (default: the project's root).
         record_type: What kind of record it is (free text, at most 64 characters:
             ``raw_data``, ``analysis``, ``figure``, …); search it with ``type:``.
-        allocation_id: The storage allocation (quota) to charge: the owner's own (a project's
-            is ``Project.allocation_id``). ``None``: the owner's. An allocation you may not
-            use is ``ERR_NOT_FOUND`` (you cannot see it) or ``ERR_PERMISSION_DENIED`` (you may
-            read it but not write); another owner's allocation is ``ERR_INVALID_INPUT``.
+        allocation_id: The storage allocation (quota) to charge, whoever owns the asset: any
+            you may write to — your personal one or a project's where you are a member, admin
+            or owner (``Project.allocation_id``); e.g. a personal upload charged to a project.
+            ``None``: the owner's. Every later version of the asset is charged to it too
+            (``AssetMetadata.allocation_id``). An unknown allocation, or one you cannot see, is
+            ``ERR_NOT_FOUND``; one of a project where you are a viewer
+            ``ERR_PERMISSION_DENIED``.
         chunk_size_mb: Chunk size in MiB, a power of two from 1 to 512 (default 64).
         on_progress: Called with a :class:`~dataerai.ProgressEvent` after each chunk, on a
             background thread; the last call has ``bytes_done == bytes_total``. Exceptions

@@ -356,6 +356,9 @@ class AssetMetadata:
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
     record_type: Optional[str] = None
     """What kind of record it is (``raw_data``, ``analysis``, ``figure``, …), if set."""
+    allocation_id: Optional[str] = None
+    """The allocation (quota) its versions are charged to when it is not the owner's (see
+    ``upload(…, allocation_id=…)``); ``None``: the owner's."""
 
     @property
     def has_content(self) -> bool:
@@ -383,6 +386,7 @@ class AssetMetadata:
             latest_content=latest,
             raw=data,
             record_type=_opt_str(data.get("record_type")),
+            allocation_id=_opt_str(data.get("allocation_id")),
         )
 
 
@@ -770,7 +774,7 @@ class UploadItem:
     """As for :meth:`DataeraiClient.upload`: a repeat with the same key follows the first."""
     record_type: Optional[str] = None
     allocation_id: Optional[str] = None
-    """As for :meth:`DataeraiClient.upload`: the allocation to charge (the owner's)."""
+    """As for :meth:`DataeraiClient.upload`: the allocation to charge (``None``: the owner's)."""
 
     def to_params(self) -> JsonObject:
         params: JsonObject = {
