@@ -14,7 +14,7 @@ use dataerai_transfer::ProgressEvent;
 use serde_json::{json, Value};
 
 use super::daemon_client::{connect_or_start, DaemonClient};
-use super::output::{human_bytes, print_json, ProgressView};
+use super::output::{human_bytes, print_json, print_result, ProgressView};
 use super::transfer::{absolute, stop_started_daemon};
 use super::Result;
 use crate::export::{ProvenanceParams, RoCrateParams};
@@ -62,17 +62,15 @@ pub async fn run(svc: &Service, as_json: bool, a: ExportArgs) -> Result<()> {
                     depth: a.depth,
                 })
                 .await?;
-            if as_json {
-                print_json(&r);
-            } else {
-                crate::outln!(
+            print_result(as_json, &r, || {
+                format!(
                     "Wrote {} (PROV-JSON: {} entities, {} derivations, {} agents)",
                     r["path"].as_str().unwrap_or_default(),
                     r["entity_count"],
                     r["derivation_count"],
                     r["agent_count"]
-                );
-            }
+                )
+            });
             Ok(())
         }
         (None, Some(dir)) => {
