@@ -1,11 +1,44 @@
-"""What the bench scripts share: reading `scripts/test-backends.sh`'s exports and signing the
-`dataerai` CLI in with a token (where the daemon then reads its credentials)."""
+"""What the bench scripts share: starting `scripts/test-backends.sh` and reading its exports,
+signing the `dataerai` CLI in with a token (where the daemon then reads its credentials), and
+reading a process's memory from /proc."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
+
+BACKENDS_SCRIPT = (
+    Path(__file__).resolve().parent.parent / "scripts" / "test-backends.sh"
+)
+
+
+def start_durable_backends(state: Path) -> dict[str, str]:
+    """Start PostgreSQL and s3s-fs under `state` (`scripts/test-backends.sh start`); returns the
+    variables it exports. DURABLE=1: PostgreSQL keeps fsync and synchronous commits on, so a
+    database crash-stopped by a run never drops a transaction it had acknowledged."""
+    started = subprocess.run(
+        [str(BACKENDS_SCRIPT), "start", str(state)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DURABLE": "1"},
+    )
+    return parse_env(started.stdout)
+
+
+def proc_status_kib(pid: int | None, field: str) -> int | None:
+    """A memory line of a live process's /proc status (`VmRSS`, `VmHWM`) in KiB, or None."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def parse_env(text: str) -> dict[str, str]:

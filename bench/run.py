@@ -40,7 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sdk" / "python" / "src"))
 
-from common import cli_login
+from common import cli_login, proc_status_kib
 from dataerai import DataeraiClient
 
 GiB = 1 << 30
@@ -89,13 +89,8 @@ def make_random_file(path: Path, size: int) -> None:
 
 
 def vm_hwm_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    """Peak resident set size of a live process, or 0."""
+    return proc_status_kib(pid, "VmHWM") or 0
 
 
 @dataclass

@@ -17,23 +17,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import parse_env
-
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "test-backends.sh"
+from common import BACKENDS_SCRIPT, start_durable_backends
 
 
 @contextlib.contextmanager
 def backends(work: Path) -> Iterator[list[str]]:
     state = work / "backends"
-    started = subprocess.run(
-        [str(SCRIPT), "start", str(state)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DURABLE": "1"},
-    )
-    env = parse_env(started.stdout)
+    env = start_durable_backends(state)
     saved = {k: os.environ.get(k) for k in env}
     try:
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
@@ -48,4 +38,4 @@ def backends(work: Path) -> Iterator[list[str]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        subprocess.run([str(SCRIPT), "stop", str(state)], check=False)
+        subprocess.run([str(BACKENDS_SCRIPT), "stop", str(state)], check=False)

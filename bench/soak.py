@@ -416,18 +416,17 @@ class Load:
             if self.stop.wait(max(0.0, at - self.rec.now())):
                 return
             rng = random.Random(f"{self.args.seed}-{at}")
-            if target == "server":
-                self.rec.event("server", "kill")
-                self.cluster.kill_server()
+            processes = {
+                "server": (self.cluster.kill_server, self.cluster.start_server),
+                "daemon": (self.cluster.kill_daemon, self.cluster.start_daemon),
+            }
+            if target in processes:
+                kill, start = processes[target]
+                self.rec.event(target, "kill")
+                kill()
                 time.sleep(rng.uniform(1, 5))
-                self.cluster.start_server()
-                self.rec.event("server", "up")
-            elif target == "daemon":
-                self.rec.event("daemon", "kill")
-                self.cluster.kill_daemon()
-                time.sleep(rng.uniform(1, 5))
-                self.cluster.start_daemon()
-                self.rec.event("daemon", "up")
+                start()
+                self.rec.event(target, "up")
             else:
                 assert self.cluster.scaleout is not None
                 self.rec.event("database", "kill")

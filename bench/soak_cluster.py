@@ -19,16 +19,16 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sdk" / "python" / "src"))
 
-from common import cli_login, parse_env
-from dataerai import DaemonError, DataeraiClient
 
-BACKENDS = REPO / "scripts" / "test-backends.sh"
+from common import BACKENDS_SCRIPT, cli_login, proc_status_kib, start_durable_backends
+from dataerai import DaemonError, DataeraiClient
 
 
 def free_port() -> int:
@@ -37,17 +37,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kill9(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a started process (no chance to clean up) and reap it."""
+    assert process is not None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 def rss_kib(pid: int | None) -> int | None:
     """Resident set size of a live process (from /proc), or None."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return proc_status_kib(pid, "VmRSS")
 
 
 class ScaleoutBackends:
@@ -56,17 +55,9 @@ class ScaleoutBackends:
 
     def __init__(self, state: Path) -> None:
         self.state = state
-        # DURABLE=1: PostgreSQL keeps fsync and synchronous commits on. The soak crash-stops
-        # the database, and without synchronous commits a crash may drop transactions it
-        # had already acknowledged: that would be our test setup losing data, not Dataerai.
-        started = subprocess.run(
-            [str(BACKENDS), "start", str(state)],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "DURABLE": "1"},
-        )
-        self.env = parse_env(started.stdout)
+        # Durable: the soak crash-stops the database, and a crash that dropped transactions
+        # it had already acknowledged would be our test setup losing data, not Dataerai.
+        self.env = start_durable_backends(state)
         run_id = "soak" + uuid.uuid4().hex[:10]
         self.db_url = f"{self.env['DATAERAI_TEST_PG_URL']}/t_{run_id}"
         self.server_args = shlex.split(
@@ -84,7 +75,7 @@ class ScaleoutBackends:
         """Stop PostgreSQL the hard way (`pg_ctl -m immediate`: no checkpoint, like a crash),
         stay down a few seconds, start it again on the same port and data."""
         subprocess.run(
-            [str(BACKENDS), "restart-pg", str(self.state)],
+            [str(BACKENDS_SCRIPT), "restart-pg", str(self.state)],
             check=True,
             capture_output=True,
         )
@@ -100,7 +91,9 @@ class ScaleoutBackends:
 
     def stop(self) -> None:
         subprocess.run(
-            [str(BACKENDS), "stop", str(self.state)], check=False, capture_output=True
+            [str(BACKENDS_SCRIPT), "stop", str(self.state)],
+            check=False,
+            capture_output=True,
         )
 
 
@@ -143,10 +136,41 @@ class Cluster:
             *(self.scaleout.server_args if self.scaleout else []),
         ]
 
+    def _spawn(
+        self,
+        what: str,
+        args: list[str],
+        env: dict[str, str],
+        answers: Callable[[], bool],
+        timeout_s: float,
+    ) -> subprocess.Popen[bytes]:
+        """Start `args` (logging to `<what>.log`) and return it once `answers()` is true."""
+        log = open(self.work / f"{what}.log", "ab")  # noqa: SIM115 (lives with the process)
+        process = subprocess.Popen(args, stdout=log, stderr=log, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{Path(args[0]).name} exited at start: see {self.work / what}.log"
+                )
+            if answers():
+                return process
+            time.sleep(0.05)
+        raise RuntimeError(f"the {what} did not answer within {timeout_s} s")
+
     def start_server(self, timeout_s: float = 60) -> None:
         """Start the server and return once it accepts connections on its port."""
-        log = open(self.work / "server.log", "ab")  # noqa: SIM115 (lives with the process)
-        self.server = subprocess.Popen(
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        self.server = self._spawn(
+            "server",
             [
                 str(self.bin_dir / "dataerai-server"),
                 "serve",
@@ -154,28 +178,13 @@ class Cluster:
                 f"127.0.0.1:{self.port}",
                 *self.storage_args(),
             ],
-            stdout=log,
-            stderr=log,
-            env=self.server_env,
+            self.server_env,
+            listening,
+            timeout_s,
         )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(
-                    f"dataerai-server exited at start: see {self.work / 'server.log'}"
-                )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("dataerai-server did not start listening")
 
     def kill_server(self) -> None:
-        assert self.server is not None
-        self.server.send_signal(signal.SIGKILL)
-        self.server.wait()
+        kill9(self.server)
 
     def admin(self, *args: str) -> str:
         return subprocess.run(
@@ -212,37 +221,30 @@ class Cluster:
 
     def start_daemon(self, timeout_s: float = 60) -> None:
         """Start the daemon and return once it answers on its socket."""
-        log = open(self.work / "daemon.log", "ab")  # noqa: SIM115 (lives with the process)
-        self.daemon = subprocess.Popen(
+
+        def pings() -> bool:
+            try:
+                with self.client(request_timeout_s=5) as c:
+                    c.ping()
+                return True
+            except (DaemonError, ConnectionError, OSError):
+                return False
+
+        self.daemon = self._spawn(
+            "daemon",
             [
                 str(self.bin_dir / "dataerai"),
                 "daemon",
                 "--socket",
                 str(self.socket_path),
             ],
-            stdout=log,
-            stderr=log,
-            env=self.user_env,
+            self.user_env,
+            pings,
+            timeout_s,
         )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.daemon.poll() is not None:
-                raise RuntimeError(
-                    f"dataerai daemon exited at start: see {self.work / 'daemon.log'}"
-                )
-            try:
-                with self.client(request_timeout_s=5) as c:
-                    c.ping()
-                return
-            except (DaemonError, ConnectionError, OSError):
-                time.sleep(0.05)
-        raise RuntimeError("dataerai daemon did not answer on its socket")
 
     def kill_daemon(self) -> None:
-        assert self.daemon is not None
-        self.daemon.send_signal(signal.SIGKILL)
-        self.daemon.wait()
+        kill9(self.daemon)
 
     def client(self, request_timeout_s: float = 60) -> DataeraiClient:
         """A client of the daemon that never starts one itself: the harness owns the daemon."""

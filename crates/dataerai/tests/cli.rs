@@ -4,7 +4,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{read, signed_in_user, signed_in_user_with_scopes, test_bytes, TestServer, UserEnv};
+use common::{
+    fresh_user, new_user_token, read, signed_in_user, signed_in_user_with_scopes, test_bytes,
+    write_file, TestServer, UserEnv,
+};
 use serde_json::json;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -26,8 +29,7 @@ fn assert_fails_with(out: &std::process::Output, code: &str) -> String {
 #[test]
 fn auth_login_status_logout() {
     let server = TestServer::start_temp();
-    server.create_user("ada@example.org");
-    let token = server.create_token("ada@example.org", "read,write");
+    let token = new_user_token(&server, "ada@example.org", "read,write");
     let user = UserEnv::new();
     let creds = user.config_dir.path().join("credentials");
 
@@ -78,14 +80,11 @@ fn auth_login_status_logout() {
 
 #[test]
 fn upload_download_round_trip_and_metadata() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "bo@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (_server, user, work) = fresh_user("bo@example.org");
 
     // Multi-chunk, size not a multiple of the chunk size.
     let data = test_bytes(2 * 1024 * 1024 + 512 * 1024 + 17, 1);
-    let src = work.path().join("scan.bin");
-    std::fs::write(&src, &data).unwrap();
+    let src = write_file(work.path(), "scan.bin", &data);
     let extra = ["--chunk-size-mb", "1", "--tag", "raw", "--tag", "tem"];
     let metadata = ["--metadata", r#"{"voltage_kv": 300}"#];
     let up = user.upload_json(&src, "Scan 1", &[&extra[..], &metadata[..]].concat());
@@ -118,8 +117,7 @@ fn upload_download_round_trip_and_metadata() {
     assert_eq!(read(dest.join("scan.bin")), data);
 
     // A 0-byte file.
-    let empty = work.path().join("empty.dat");
-    std::fs::write(&empty, b"").unwrap();
+    let empty = write_file(work.path(), "empty.dat", b"");
     let up0 = user.upload_json(&empty, "Empty", &[]);
     assert_eq!(up0["total_bytes"], 0);
     assert_eq!(up0["chunk_count"], 1);
@@ -200,16 +198,8 @@ fn projects_and_project_uploads() {
     assert!(human.contains("Beamtime 42"), "{human}");
 
     let work = tempfile::tempdir().unwrap();
-    let f = work.path().join("spectrum.csv");
-    std::fs::write(&f, b"1,2,3\n").unwrap();
-    let up = user.run_json(&[
-        "upload",
-        f.to_str().unwrap(),
-        "--title",
-        "Spectrum",
-        "--project",
-        &pid,
-    ]);
+    let f = write_file(work.path(), "spectrum.csv", b"1,2,3\n");
+    let up = user.upload_to_project(&f, "Spectrum", &pid, &[]);
     let list = user.run_json(&["list", "assets", "--project", &pid]);
     assert_eq!(list["items"][0]["asset_id"], up["asset_id"]);
     let coll = user.run_json(&[
@@ -223,11 +213,8 @@ fn projects_and_project_uploads() {
 
 #[test]
 fn clear_errors_and_exit_codes() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "di@example.org");
-    let work = tempfile::tempdir().unwrap();
-    let f = work.path().join("x.bin");
-    std::fs::write(&f, b"abc").unwrap();
+    let (_server, user, work) = fresh_user("di@example.org");
+    let f = write_file(work.path(), "x.bin", b"abc");
 
     let missing = std::path::Path::new("/no/such/file");
     let err = assert_fails_with(&user.upload(missing, "t", &[]), "ERR_INVALID_INPUT");
@@ -296,9 +283,7 @@ fn corrupt_largest_file(dir: &std::path::Path) {
 
 #[test]
 fn corrupted_download_is_refused_and_leaves_nothing() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "hal@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (server, user, work) = fresh_user("hal@example.org");
     let up = user.upload_new_file(work.path(), "data.bin", &test_bytes(4 * 1024 * 1024, 9));
     corrupt_largest_file(&dataerai_testkit::blob_content_dir(&server.data_dir));
 
@@ -317,8 +302,7 @@ fn read_only_token_cannot_upload() {
     assert_eq!(st["scopes"], json!(["read"]));
 
     let work = tempfile::tempdir().unwrap();
-    let f = work.path().join("x.bin");
-    std::fs::write(&f, b"abc").unwrap();
+    let f = write_file(work.path(), "x.bin", b"abc");
     assert_fails_with(&user.upload(&f, "t", &[]), "ERR_PERMISSION_DENIED");
     assert_eq!(user.run_json(&["list", "assets"])["total"], 0);
 }

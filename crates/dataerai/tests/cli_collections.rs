@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{signed_in_user, TestDaemon, TestServer};
+use common::{asset_id, signed_in_user, write_file, TestDaemon, TestServer};
 use serde_json::json;
 
 #[test]
@@ -45,19 +45,9 @@ fn collections_are_managed_drawn_and_downloaded_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_CONFLICT"));
 
     let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("frame.tif");
-    std::fs::write(&file, b"frame bytes").unwrap();
-    let up = user.run_json(&[
-        "upload",
-        file.to_str().unwrap(),
-        "--title",
-        "Frame 1",
-        "--project",
-        &project,
-        "--collection",
-        &day_id,
-    ]);
-    let asset = up["asset_id"].as_str().unwrap().to_string();
+    let file = write_file(work.path(), "frame.tif", b"frame bytes");
+    let up = user.upload_to_project(&file, "Frame 1", &project, &["--collection", &day_id]);
+    let asset = asset_id(&up);
 
     let tree = user.run_ok(&["collection", "list", &project, "--tree"]);
     let root_line = tree.lines().next().unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::sign_in::{DeviceLogin, WebUser, PASSWORD};
+use common::sign_in::{DeviceLogin, PASSWORD};
 use common::*;
 use serde_json::{json, Value};
 
@@ -36,11 +36,7 @@ fn device_login_takes_the_device_and_client_id_flags() {
             "--no-browser",
         ],
     );
-    let web = WebUser::new(&server.base);
-    web.sign_in("ada@lab.org", PASSWORD);
-    let (status, html) = web.answer_device(&login.user_code, "approve");
-    assert!(status < 400, "approve failed with HTTP {status}: {html}");
-    let (code, stdout, stderr) = login.finish();
+    let (code, stdout, stderr) = login.decide_in_browser(&server.base, "ada@lab.org", "approve");
     assert_eq!(code, Some(0), "login failed: {stdout}\n{stderr}");
     let creds = saved(&user);
     for key in ["access_token", "refresh_token", "server_url", "user_email"] {
@@ -60,8 +56,7 @@ fn upload_takes_file_project_collection_and_a_metadata_file() {
     let project_id = project["project_id"].as_str().unwrap();
     let collection = project["root_collection_id"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("scan.h5");
-    std::fs::write(&file, test_bytes(3000, 1)).unwrap();
+    let file = write_file(dir.path(), "scan.h5", test_bytes(3000, 1));
     let described = dir.path().join("scan.json");
     std::fs::write(
         &described,
@@ -91,27 +86,11 @@ fn upload_takes_file_project_collection_and_a_metadata_file() {
     assert_eq!(asset["collection_ids"], json!([collection]));
 
     // A flag given on the command line wins over the file; inline JSON still works.
-    let up = user.run_json(&[
-        "upload",
-        file.to_str().unwrap(),
-        "--title",
-        "Scan 7b",
-        "--project",
-        project_id,
-        "--metadata",
-        described.to_str().unwrap(),
-    ]);
+    let metadata = ["--metadata", described.to_str().unwrap()];
+    let up = user.upload_to_project(&file, "Scan 7b", project_id, &metadata);
     let asset = user.run_json(&["metadata", "get", up["asset_id"].as_str().unwrap()]);
     assert_eq!(asset["title"], "Scan 7b");
-    let up = user.run_json(&[
-        "upload",
-        file.to_str().unwrap(),
-        "--title",
-        "inline",
-        "--user",
-        "--metadata",
-        r#"{"k": 1}"#,
-    ]);
+    let up = user.upload_json(&file, "inline", &["--metadata", r#"{"k": 1}"#]);
     let asset = user.run_json(&["metadata", "get", up["asset_id"].as_str().unwrap()]);
     assert_eq!(asset["metadata"], json!({"k": 1}));
 
@@ -136,8 +115,7 @@ fn upload_takes_file_project_collection_and_a_metadata_file() {
 #[test]
 fn a_token_in_the_environment_is_used_and_never_saved() {
     let server = TestServer::start_temp();
-    server.create_user("ada@lab.org");
-    let token = server.create_token("ada@lab.org", "read,write");
+    let token = new_user_token(&server, "ada@lab.org", "read,write");
     let user = UserEnv::new();
     let with_env = |args: &[&str]| {
         let out = user
@@ -161,8 +139,7 @@ fn a_token_in_the_environment_is_used_and_never_saved() {
     assert_eq!(status["server_url"], server.base.trim_end_matches('/'));
     // The CLI's daemon gets the environment too.
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("x.bin");
-    std::fs::write(&file, test_bytes(100, 2)).unwrap();
+    let file = write_file(dir.path(), "x.bin", test_bytes(100, 2));
     let up = with_env(&["upload", file.to_str().unwrap(), "--title", "x", "--user"]);
     assert!(up["asset_id"].is_string(), "{up}");
     let leftovers: Vec<_> = std::fs::read_dir(user.config_dir.path())

@@ -4,25 +4,15 @@
 
 mod common;
 
-use common::{signed_in_user, TestServer};
+use common::{asset_id, fresh_user, write_file};
 
 #[test]
 fn list_pages_and_delete() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "dee@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (_server, user, work) = fresh_user("dee@example.org");
     let mut ids = Vec::new();
     for i in 0..3 {
-        let f = work.path().join(format!("n{i}.txt"));
-        std::fs::write(&f, format!("note {i}\n")).unwrap();
-        let up = user.run_json(&[
-            "upload",
-            f.to_str().unwrap(),
-            "--title",
-            &format!("Note {i}"),
-            "--user",
-        ]);
-        ids.push(up["asset_id"].as_str().unwrap().to_string());
+        let f = write_file(work.path(), &format!("n{i}.txt"), format!("note {i}\n"));
+        ids.push(asset_id(&user.upload_json(&f, &format!("Note {i}"), &[])));
     }
     let one = user.run_ok(&["list", "assets", "--user", "--limit", "2"]);
     assert!(
@@ -54,13 +44,10 @@ fn list_pages_and_delete() {
 
 #[test]
 fn versions_page_and_one_version_is_deleted() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "ver@example.org");
-    let work = tempfile::tempdir().unwrap();
-    let f = work.path().join("v.txt");
-    std::fs::write(&f, "one\n").unwrap();
-    let up = user.run_json(&["upload", f.to_str().unwrap(), "--title", "V", "--user"]);
-    let asset = up["asset_id"].as_str().unwrap().to_string();
+    let (_server, user, work) = fresh_user("ver@example.org");
+    let f = write_file(work.path(), "v.txt", "one\n");
+    let up = user.upload_json(&f, "V", &[]);
+    let asset = asset_id(&up);
     let mut versions = vec![up["content_id"].as_str().unwrap().to_string()];
     for text in ["two\n", "three\n"] {
         std::fs::write(&f, text).unwrap();

@@ -5,20 +5,18 @@
 
 mod common;
 
-use common::{signed_in_user, TestServer};
+use common::{asset_id, fresh_user, write_file};
 use serde_json::Value;
+use std::path::Path;
 
 #[test]
 fn export_writes_prov_json_and_ro_crate_folders() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "export@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (_server, user, work) = fresh_user("export@example.org");
     let mut ids = Vec::new();
     for (i, title) in ["Raw scan", "Fit"].iter().enumerate() {
-        let f = work.path().join(format!("f{i}.csv"));
-        std::fs::write(&f, format!("{i},{}\n", "x".repeat(1000 * (i + 1)))).unwrap();
-        let up = user.run_json(&["upload", f.to_str().unwrap(), "--title", title, "--user"]);
-        ids.push(up["asset_id"].as_str().unwrap().to_string());
+        let data = format!("{i},{}\n", "x".repeat(1000 * (i + 1)));
+        let f = write_file(work.path(), &format!("f{i}.csv"), data);
+        ids.push(asset_id(&user.upload_json(&f, title, &[])));
     }
     let (raw, fit) = (&ids[0], &ids[1]);
     user.run_ok(&["link", fit, raw, "--type", "derived_from"]);
@@ -55,17 +53,9 @@ fn export_writes_prov_json_and_ro_crate_folders() {
 
     // An RO-Crate of a search, files downloaded through the daemon.
     let dest = work.path().join("crate");
-    let said = user.run_ok(&[
-        "export",
-        "--ro-crate",
-        dest.to_str().unwrap(),
-        "--query",
-        "owner:me",
-    ]);
+    let said = user.run_ok(&crate_of_search(&dest, "owner:me", &[]));
     assert!(said.contains("2 assets"), "{said}");
-    let meta: Value =
-        serde_json::from_slice(&std::fs::read(dest.join("ro-crate-metadata.json")).unwrap())
-            .unwrap();
+    let meta = crate_metadata(&dest);
     assert_eq!(
         meta["@graph"][0]["conformsTo"]["@id"],
         "https://w3id.org/ro/crate/1.1"
@@ -78,39 +68,18 @@ fn export_writes_prov_json_and_ro_crate_folders() {
         );
     }
     // The same export again completes the crate; another one into it is refused.
-    let again = user.run_json(&[
-        "export",
-        "--ro-crate",
-        dest.to_str().unwrap(),
-        "--query",
-        "owner:me",
-    ]);
+    let again = user.run_json(&crate_of_search(&dest, "owner:me", &[]));
     assert_eq!(again["asset_count"], 2);
-    let out = user.run(&[
-        "export",
-        "--ro-crate",
-        dest.to_str().unwrap(),
-        "--query",
-        "Fit",
-    ]);
+    let out = user.run(&crate_of_search(&dest, "Fit", &[]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ERR_FILE_EXISTS"), "{err}");
 
     // Metadata only: nothing downloaded, files named by URL.
     let bare = work.path().join("bare");
-    let json = user.run_json(&[
-        "export",
-        "--ro-crate",
-        bare.to_str().unwrap(),
-        "--query",
-        "owner:me",
-        "--no-data",
-    ]);
+    let json = user.run_json(&crate_of_search(&bare, "owner:me", &["--no-data"]));
     assert_eq!(json["transfers"].as_array().unwrap().len(), 0);
-    let meta: Value =
-        serde_json::from_slice(&std::fs::read(bare.join("ro-crate-metadata.json")).unwrap())
-            .unwrap();
+    let meta = crate_metadata(&bare);
     let files: Vec<&Value> = meta["@graph"]
         .as_array()
         .unwrap()
@@ -125,4 +94,22 @@ fn export_writes_prov_json_and_ro_crate_folders() {
     // Neither a collection nor a query: refused by the command line.
     let out = user.run(&["export", "--ro-crate", bare.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `dataerai export --ro-crate DIR --query QUERY EXTRA…`.
+fn crate_of_search<'a>(dir: &'a Path, query: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "export",
+        "--ro-crate",
+        dir.to_str().unwrap(),
+        "--query",
+        query,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The `ro-crate-metadata.json` of the crate in `dir`.
+fn crate_metadata(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("ro-crate-metadata.json")).unwrap()).unwrap()
 }

@@ -4,20 +4,12 @@
 
 mod common;
 
-use common::{signed_in_user, TestServer};
+use common::fresh_user;
 
 #[test]
 fn lineage_is_drawn_as_a_tree_both_ways() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "lin@example.org");
-    let work = tempfile::tempdir().unwrap();
-    let mut ids = Vec::new();
-    for (i, title) in ["Raw scan", "Fit", "Figure"].iter().enumerate() {
-        let f = work.path().join(format!("f{i}.csv"));
-        std::fs::write(&f, format!("{i}\n")).unwrap();
-        let up = user.run_json(&["upload", f.to_str().unwrap(), "--title", title, "--user"]);
-        ids.push(up["asset_id"].as_str().unwrap().to_string());
-    }
+    let (_server, user, work) = fresh_user("lin@example.org");
+    let ids = user.upload_titled(work.path(), &["Raw scan", "Fit", "Figure"], &[]);
     let (raw, fit, fig) = (&ids[0], &ids[1], &ids[2]);
     user.run_ok(&["link", fit, raw, "--type", "derived_from"]);
     user.run_ok(&["link", fig, fit, "--type", "derived_from"]);

@@ -4,30 +4,14 @@
 
 mod common;
 
-use common::{signed_in_user, TestServer};
+use common::fresh_user;
 
 #[test]
 fn search_pages_all_json_and_errors() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "sam@example.org");
-    let work = tempfile::tempdir().unwrap();
-    let mut ids = Vec::new();
-    for (i, title) in ["Scan alpha", "Scan beta", "Scan gamma"].iter().enumerate() {
-        let f = work.path().join(format!("f{i}.csv"));
-        std::fs::write(&f, format!("{i}\n")).unwrap();
-        let up = user.run_json(&[
-            "upload",
-            f.to_str().unwrap(),
-            "--title",
-            title,
-            "--record-type",
-            "raw_data",
-            "--tag",
-            "beamtime",
-            "--user",
-        ]);
-        ids.push(up["asset_id"].as_str().unwrap().to_string());
-    }
+    let (_server, user, work) = fresh_user("sam@example.org");
+    let titles = ["Scan alpha", "Scan beta", "Scan gamma"];
+    let extra = ["--record-type", "raw_data", "--tag", "beamtime"];
+    let ids = user.upload_titled(work.path(), &titles, &extra);
     user.run_ok(&["metadata", "set", &ids[2], "--record-type", "figure"]);
 
     let human = user.run_ok(&[

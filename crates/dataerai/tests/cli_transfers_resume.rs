@@ -9,19 +9,16 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{read, signed_in_user, test_bytes, wait_until, RpcClient, TestServer};
+use common::{fresh_user, read, test_bytes, wait_until, write_file, RpcClient};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
 
 #[test]
 fn a_killed_cli_upload_is_finished_by_the_daemon_and_a_rerun_follows_it() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "kim@lab.org");
-    let work = tempfile::tempdir().unwrap();
+    let (server, user, work) = fresh_user("kim@lab.org");
     let data = test_bytes(12 * MIB, 21);
-    let src = work.path().join("run.bin");
-    std::fs::write(&src, &data).unwrap();
+    let src = write_file(work.path(), "run.bin", &data);
     let upload = |extra_env: &[(&str, &str)]| {
         let mut cmd = user.cmd();
         cmd.args([
@@ -59,17 +56,11 @@ fn a_killed_cli_upload_is_finished_by_the_daemon_and_a_rerun_follows_it() {
     first.wait().unwrap();
 
     // The daemon carries on; the re-run follows the same transfer.
-    let again = user.run_json(&[
-        "upload",
-        src.to_str().unwrap(),
-        "--title",
+    let again = user.upload_json(
+        &src,
         "run",
-        "--user",
-        "--chunk-size-mb",
-        "1",
-        "--idempotency-key",
-        "run-7",
-    ]);
+        &["--chunk-size-mb", "1", "--idempotency-key", "run-7"],
+    );
     assert_eq!(again["transfer_id"], tid.as_str(), "{again}");
     assert_eq!(again["total_bytes"], data.len());
     let assets = user.run_json(&["list", "assets", "--user"]);

@@ -6,10 +6,10 @@ mod common;
 use std::path::Path;
 
 use common::transfers::{
-    assert_completed_with, download_ok, is_event, setup, start_chunked_download, start_upload,
-    upload_ok, wait_done,
+    assert_completed_with, download_ok, setup, start_chunked_download, start_upload, upload_ok,
+    wait_done, wait_progress,
 };
-use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
+use common::{fresh_user, read, test_bytes, TestDaemon, TestServer};
 use serde_json::{json, Value};
 
 const MIB: usize = 1024 * 1024;
@@ -201,9 +201,7 @@ fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
 
 #[test]
 fn download_survives_kill_9_and_fetches_only_missing_chunks() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "ida@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (server, user, work) = fresh_user("ida@example.org");
     let data = test_bytes(96 * MIB, 5);
     let up = user.upload_new_file(work.path(), "big.bin", &data);
 
@@ -211,10 +209,7 @@ fn download_survives_kill_9_and_fetches_only_missing_chunks() {
     let mut c = daemon.connect();
     let dest = work.path().join("dl");
     let tid = start_chunked_download(&mut c, &up["asset_id"], &dest);
-    c.wait_for(|n| {
-        is_event(n, "transfer.progress", &tid)
-            && n["params"]["bytes_done"].as_u64().unwrap() >= 8 * MIB as u64
-    });
+    wait_progress(&mut c, &tid, 8 * MIB);
     daemon.kill9();
     assert_eq!(
         common::partial_files(&dest).len(),

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
-use common::{TestDaemon, UserEnv};
+use common::{write_file, TestDaemon, UserEnv};
 use serde_json::json;
 
 #[test]
@@ -98,8 +98,7 @@ fn application_errors_carry_err_codes() {
         "{v}"
     );
 
-    let file = tmp.path().join("f.bin");
-    std::fs::write(&file, b"data").unwrap();
+    let file = write_file(tmp.path(), "f.bin", b"data");
     let base = json!({"local_path": file, "title": "t", "owner_type": "user", "owner_id": "u"});
     for (k, bad) in [
         ("owner_type", json!("team")),
@@ -196,8 +195,7 @@ fn stale_socket_is_replaced_and_sigterm_cleans_up() {
 fn refuses_to_replace_a_regular_file() {
     let user = UserEnv::new();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("not-a-socket");
-    std::fs::write(&path, b"precious").unwrap();
+    let path = write_file(dir.path(), "not-a-socket", b"precious");
     let out = user
         .cmd()
         .arg("daemon")

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{signed_in_user, test_bytes, UserEnv};
+use common::{fresh_user, signed_in_user, test_bytes, write_file, UserEnv};
 use dataerai_testkit::TestServer;
 
 /// Everything below `dir`, as sorted relative paths (to see that nothing,
@@ -44,9 +44,7 @@ fn uploaded(user: &UserEnv, scratch: &Path, name: &str, data: &[u8]) -> String {
 
 #[test]
 fn same_bytes_are_skipped_and_different_ones_are_refused_unless_overwrite() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "ada@lab.org");
-    let scratch = tempfile::tempdir().unwrap();
+    let (_server, user, scratch) = fresh_user("ada@lab.org");
     let data = test_bytes(300_000, 7);
     let asset = uploaded(&user, scratch.path(), "scan.bin", &data);
     let dest = tempfile::tempdir().unwrap();
@@ -68,8 +66,7 @@ fn same_bytes_are_skipped_and_different_ones_are_refused_unless_overwrite() {
     assert_eq!(std::fs::read(&target).unwrap(), b"my notes");
     assert_eq!(tree(dest.path()), ["scan.bin"]);
     // A symlink in the way is refused the same way (and not followed).
-    let elsewhere = scratch.path().join("elsewhere");
-    std::fs::write(&elsewhere, b"keep").unwrap();
+    let elsewhere = write_file(scratch.path(), "elsewhere", b"keep");
     std::fs::remove_file(&target).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &target).unwrap();
     let out = user.download(&asset, dest.path(), &["--json"]);
@@ -84,9 +81,7 @@ fn same_bytes_are_skipped_and_different_ones_are_refused_unless_overwrite() {
 
 #[test]
 fn a_directory_in_the_way_is_a_clear_error() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "ada@lab.org");
-    let scratch = tempfile::tempdir().unwrap();
+    let (_server, user, scratch) = fresh_user("ada@lab.org");
     let asset = uploaded(&user, scratch.path(), "result.h5", b"bytes");
     let dest = tempfile::tempdir().unwrap();
     std::fs::create_dir(dest.path().join("result.h5")).unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::transfers::{
     assert_completed_with, is_event, setup, start_chunked_download, start_chunked_upload, wait_done,
 };
-use common::{read, signed_in_user, test_bytes, TestDaemon, TestServer};
+use common::{fresh_user, read, test_bytes, TestDaemon, TestServer};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
@@ -130,9 +130,7 @@ fn full_server_disk_fails_with_no_space_then_resumes() {
 
 #[test]
 fn full_local_disk_fails_with_no_space_then_resumes() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "ola@example.org");
-    let work = tempfile::tempdir().unwrap();
+    let (server, user, work) = fresh_user("ola@example.org");
     let data = test_bytes(16 * MIB, 11);
     let up = user.upload_new_file(work.path(), "d.bin", &data);
 

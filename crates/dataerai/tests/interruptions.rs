@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::transfers::{
     assert_completed_with, is_event, setup, setup_with, start_chunked_upload, wait_done,
+    wait_progress,
 };
 use common::{test_bytes, TestDaemon, TestServer};
 use dataerai_testkit::wait::wait_settled;
@@ -24,14 +25,6 @@ fn slow_daemon(delay_ms: u64) -> impl FnOnce(&common::UserEnv) -> TestDaemon {
         let faults = format!("chunk_delay_ms={delay_ms}");
         TestDaemon::start_with_env(user, &[("DATAERAI_FAULTS", &faults)])
     }
-}
-
-/// Wait until transfer `tid` reported at least `bytes` done.
-fn wait_progress(c: &mut common::RpcClient, tid: &str, bytes: usize) {
-    c.wait_for(|n| {
-        is_event(n, "transfer.progress", tid)
-            && n["params"]["bytes_done"].as_u64().unwrap_or(0) >= bytes as u64
-    });
 }
 
 #[test]

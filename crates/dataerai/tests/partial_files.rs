@@ -7,8 +7,10 @@ mod common;
 
 use std::path::Path;
 
-use common::transfers::{is_event, start_chunked_download, wait_done};
-use common::{partial_files, read, signed_in_user, test_bytes, TestDaemon, TestServer};
+use common::transfers::{start_chunked_download, wait_done, wait_progress};
+use common::{
+    fresh_user, partial_files, read, signed_in_user, test_bytes, write_file, TestDaemon, TestServer,
+};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
@@ -49,16 +51,13 @@ fn a_version_whose_names_collide_is_refused_naming_them() {
 
 #[test]
 fn a_symlink_at_the_old_partial_name_is_left_alone() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "bo@lab.org");
-    let work = tempfile::tempdir().unwrap();
+    let (_server, user, work) = fresh_user("bo@lab.org");
     let data = test_bytes(300_000, 3);
     let up = user.upload_new_file(work.path(), "scan.bin", &data);
     let asset = up["asset_id"].as_str().unwrap();
 
     // Someone plants `<name>.dataerai-partial` pointing at a file of the user's.
-    let victim = work.path().join("victim.txt");
-    std::fs::write(&victim, b"precious").unwrap();
+    let victim = write_file(work.path(), "victim.txt", b"precious");
     let dest = work.path().join("dl");
     std::fs::create_dir(&dest).unwrap();
     let planted = dest.join("scan.bin.dataerai-partial");
@@ -74,9 +73,7 @@ fn a_symlink_at_the_old_partial_name_is_left_alone() {
 
 #[test]
 fn a_symlink_swapped_in_for_the_partial_file_is_never_followed() {
-    let server = TestServer::start_temp();
-    let user = signed_in_user(&server, "cy@lab.org");
-    let work = tempfile::tempdir().unwrap();
+    let (_server, user, work) = fresh_user("cy@lab.org");
     let data = test_bytes(12 * MIB, 4);
     let up = user.upload_new_file(work.path(), "big.bin", &data);
 
@@ -85,10 +82,7 @@ fn a_symlink_swapped_in_for_the_partial_file_is_never_followed() {
     let mut c = daemon.connect();
     let dest = work.path().join("dl");
     let tid = start_chunked_download(&mut c, &up["asset_id"], &dest);
-    c.wait_for(|n| {
-        is_event(n, "transfer.progress", &tid)
-            && n["params"]["bytes_done"].as_u64().unwrap() >= 2 * MIB as u64
-    });
+    wait_progress(&mut c, &tid, 2 * MIB);
     c.ok("transfer.pause", json!({"transfer_id": tid}));
     let t = wait_done_or_paused(&mut c, &tid);
     assert_eq!(t["state"], "paused", "{t}");
@@ -96,8 +90,7 @@ fn a_symlink_swapped_in_for_the_partial_file_is_never_followed() {
     // Replace the partial file by a link to a file of the user's, then resume.
     let partial = partial_files(&dest);
     assert_eq!(partial.len(), 1, "{partial:?}");
-    let victim = work.path().join("victim.txt");
-    std::fs::write(&victim, b"precious").unwrap();
+    let victim = write_file(work.path(), "victim.txt", b"precious");
     std::fs::remove_file(&partial[0]).unwrap();
     std::os::unix::fs::symlink(&victim, &partial[0]).unwrap();
 

@@ -9,9 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::sign_in::{
     credentials, device_login, device_signed_in_user, expires_at, hide_expiry, secrets,
-    server_with_ttl, wait_past_expiry, DeviceLogin, WebUser, PASSWORD,
+    server_with_ttl, wait_past_expiry, DeviceLogin, PASSWORD,
 };
-use common::{daemon_log, debug_daemon, TestDaemon, TestServer, UserEnv};
+use common::{daemon_log, debug_daemon, write_file, TestDaemon, TestServer, UserEnv};
 use serde_json::{json, Value};
 
 #[test]
@@ -73,11 +73,7 @@ fn a_denied_device_login_saves_nothing_and_fails() {
     let user = UserEnv::new();
     let login = DeviceLogin::start(&user, &server.base);
     assert!(login.verification_uri.starts_with(&server.base));
-    let web = WebUser::new(&server.base);
-    web.sign_in("dora@example.org", PASSWORD);
-    let (status, html) = web.answer_device(&login.user_code, "deny");
-    assert!(status < 500, "{html}");
-    let (code, stdout, stderr) = login.finish();
+    let (code, stdout, stderr) = login.decide_in_browser(&server.base, "dora@example.org", "deny");
     assert_ne!(code, Some(0), "{stdout}");
     assert!(stderr.contains("denied"), "{stderr}");
     assert!(!user.config_dir.path().join("credentials").exists());
@@ -171,8 +167,7 @@ fn long_transfers_survive_access_token_expiry() {
     let mut c = daemon.connect();
     let src = tempfile::tempdir().unwrap();
     let data = common::test_bytes(24 * 1024 * 1024 + 5, 7);
-    let path = src.path().join("long.bin");
-    std::fs::write(&path, &data).unwrap();
+    let path = write_file(src.path(), "long.bin", &data);
     let me = c.ok("auth.status", json!({}));
     // The first expiry is noticed by a 401 in the middle of the chunks.
     hide_expiry(&user);

@@ -83,13 +83,7 @@ fn daemon_killed_after_the_session_opened_cleans_up_when_it_starts_again() {
     let file = side.work.path().join("a.bin");
     std::fs::write(&file, test_bytes(3 * 1024 * 1024, 4)).unwrap();
     let p = json!({"local_path": file, "title": "t", "owner_type": "user", "owner_id": uid});
-    c.send_raw(
-        format!(
-            "{}\n",
-            json!({"jsonrpc": "2.0", "id": 1, "method": "asset.upload", "params": p})
-        )
-        .as_bytes(),
-    );
+    c.send("asset.upload", p);
     let (asset_id, upload_id) = ids_at_death(&side.daemon);
     assert!(view.session_open(&upload_id));
 
@@ -127,13 +121,7 @@ fn daemon_killed_while_a_new_version_starts_aborts_only_the_session() {
     let mut c = side.daemon.connect();
     std::fs::write(&file, test_bytes(2 * 1024 * 1024, 6)).unwrap();
     let p = json!({"local_path": file, "asset_id": asset_id});
-    c.send_raw(
-        format!(
-            "{}\n",
-            json!({"jsonrpc": "2.0", "id": 1, "method": "asset.upload", "params": p})
-        )
-        .as_bytes(),
-    );
+    c.send("asset.upload", p);
     let (_, upload_id) = ids_at_death(&side.daemon);
     assert!(view.session_open(&upload_id));
 

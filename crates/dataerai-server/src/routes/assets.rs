@@ -1,6 +1,5 @@
 //! Assets (create, list, read, patch, delete) and their relationships.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
@@ -13,7 +12,7 @@ use serde_json::{Map, Value};
 use super::refuse_control_characters;
 use super::{
     found, load_asset, not_found_error, owner_access, page, project_access, require,
-    resolve_owner_id, window_of, Access, ReadableOwners,
+    resolve_owner_id, window_of, Access, Ctx, ReadableOwners,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -194,15 +193,13 @@ pub(crate) async fn check_new_version_allocation(
 
 #[utoipa::path(
     post,
-    operation_id = "create_asset",
     path = "/api/v1/assets",
     summary = "Create an asset",
     request_body = CreateAsset,
     responses((status = 201, description = "The new asset", body = Asset))
 )]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn create_asset(
+    Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<CreateAsset>,
 ) -> AppResult<(StatusCode, Json<Asset>)> {
     let asset = new_asset(&state, &caller, body).await?;
@@ -280,15 +277,13 @@ pub async fn new_asset(
 
 #[utoipa::path(
     get,
-    operation_id = "list_assets",
     path = "/api/v1/assets",
     summary = "Assets of an owner (default: the caller's personal assets); query owner_type, owner_id",
     params(AssetQuery),
     responses((status = 200, description = "A page of assets", body = Page<Asset>))
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_assets(
+    Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<AssetQuery>,
 ) -> AppResult<Json<Page<Asset>>> {
     let (owner_type, owner_id) = match (q.owner_type, q.owner_id) {
@@ -310,15 +305,13 @@ pub async fn list(
 
 #[utoipa::path(
     get,
-    operation_id = "get_asset",
     path = "/api/v1/assets/{asset_id}",
     summary = "An asset",
     params(("asset_id" = String, Path, description = "Asset id")),
     responses((status = 200, description = "The asset", body = Asset))
 )]
-pub async fn get_one(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn get_asset(
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
 ) -> AppResult<Json<Asset>> {
     Ok(Json(
@@ -328,16 +321,14 @@ pub async fn get_one(
 
 #[utoipa::path(
     patch,
-    operation_id = "update_asset",
     path = "/api/v1/assets/{asset_id}",
     summary = "Update an asset; metadata merged key by key (null deletes)",
     params(("asset_id" = String, Path, description = "Asset id")),
     request_body = UpdateAsset,
     responses((status = 200, description = "The updated asset", body = Asset))
 )]
-pub async fn update(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn update_asset(
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     ApiJson(mut patch): ApiJson<UpdateAsset>,
 ) -> AppResult<Json<Asset>> {
@@ -359,15 +350,13 @@ pub async fn update(
 
 #[utoipa::path(
     delete,
-    operation_id = "delete_asset",
     path = "/api/v1/assets/{asset_id}",
     summary = "Delete an asset with its versions, relationships and blobs",
     params(("asset_id" = String, Path, description = "Asset id")),
     responses((status = 204, description = "Deleted"))
 )]
-pub async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn delete_asset(
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
     let asset = load_asset(&state, &caller, &asset_id, Access::Write).await?;
@@ -389,7 +378,6 @@ pub async fn delete(
 
 #[utoipa::path(
     post,
-    operation_id = "create_relationship",
     path = "/api/v1/assets/{asset_id}/relationships",
     summary = "Create a relationship (write on source, read on target)",
     params(("asset_id" = String, Path, description = "Asset id")),
@@ -397,8 +385,7 @@ pub async fn delete(
     responses((status = 201, description = "The new relationship", body = Relationship))
 )]
 pub async fn create_relationship(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateRelationship>,
 ) -> AppResult<(StatusCode, Json<Relationship>)> {
@@ -442,15 +429,13 @@ pub async fn create_relationship(
 
 #[utoipa::path(
     get,
-    operation_id = "list_relationships",
     path = "/api/v1/assets/{asset_id}/relationships",
     summary = "Relationships from (out), at (in) or from and at (both) an asset",
     params(("asset_id" = String, Path, description = "Asset id"), RelationshipsQuery),
     responses((status = 200, description = "A page of relationships", body = Page<Relationship>))
 )]
 pub async fn list_relationships(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RelationshipsQuery>,
 ) -> AppResult<Json<Page<Relationship>>> {

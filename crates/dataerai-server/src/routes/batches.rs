@@ -14,7 +14,7 @@
 //! Each item succeeds or fails on its own; the request fails as a whole only
 //! when it is malformed or the caller is not signed in.
 
-use axum::extract::{Multipart, State};
+use axum::extract::Multipart;
 use axum::Json;
 use dataerai_proto::api::{
     BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem, FinishManifest,
@@ -29,7 +29,7 @@ use dataerai_store::{ChunkCheck, ChunkKey};
 
 use super::assets::{check_new_version_allocation, new_asset};
 use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, own_upload};
-use super::{load_asset, Access};
+use super::{load_asset, Access, Ctx};
 use crate::auth::Caller;
 use crate::error::{ApiJson, AppError, AppResult};
 use crate::openapi::RawBytes;
@@ -59,15 +59,13 @@ fn merge<T>(answers: Vec<Option<BatchItem<T>>>, results: Vec<BatchItem<T>>) -> B
 
 #[utoipa::path(
     post,
-    operation_id = "create_upload_batch",
     path = "/api/v1/uploads/batch",
     summary = "Open many upload sessions (new assets or new versions) in one transaction; one outcome per item",
     request_body = CreateUploadBatch,
     responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<UploadSession>))
 )]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn create_upload_batch(
+    Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<RawBatch>,
 ) -> AppResult<Json<BatchAnswer<UploadSession>>> {
     check_count(body.items.len())?;
@@ -297,15 +295,13 @@ async fn store(
 
 #[utoipa::path(
     post,
-    operation_id = "finish_small_uploads",
     path = "/api/v1/uploads/finish",
     summary = "multipart: a `manifest` part (FinishManifest), then one `file` part per item; stores and completes one-chunk files in one transaction",
     request_body(content = FinishParts, content_type = "multipart/form-data"),
     responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<ContentVersion>))
 )]
-pub async fn finish(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn finish_small_uploads(
+    Ctx { state, caller }: Ctx,
     mut parts: Multipart,
 ) -> AppResult<Json<BatchAnswer<ContentVersion>>> {
     let first = parts.next_field().await.map_err(multipart_error)?;

@@ -8,7 +8,6 @@
 //! role. The store keeps the tree consistent (see
 //! `dataerai_store::meta::collections`).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::ProjectRole;
@@ -22,6 +21,7 @@ use dataerai_store::meta::{EnsurePath, Ensured, NewCollection};
 use super::projects::{check_name, member_project};
 use super::{
     found, load_asset, not_found_error, page, project_access, require, window, window_of, Access,
+    Ctx,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -55,15 +55,13 @@ async fn collection_with_access(
 
 #[utoipa::path(
     get,
-    operation_id = "list_collections",
     path = "/api/v1/projects/{project_id}/collections",
     summary = "Collections of a project (every one, or those directly under `parent_id`)",
     params(("project_id" = String, Path, description = "Project id"), CollectionListQuery),
     responses((status = 200, description = "A page of collections", body = Page<Collection>))
 )]
 pub async fn list_collections(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<CollectionListQuery>,
 ) -> AppResult<Json<Page<Collection>>> {
@@ -84,7 +82,6 @@ pub async fn list_collections(
 
 #[utoipa::path(
     post,
-    operation_id = "create_collection",
     path = "/api/v1/projects/{project_id}/collections",
     summary = "Create a collection (sibling names are unique within a parent)",
     params(("project_id" = String, Path, description = "Project id")),
@@ -92,8 +89,7 @@ pub async fn list_collections(
     responses((status = 201, description = "The new collection", body = Collection))
 )]
 pub async fn create_collection(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateCollection>,
 ) -> AppResult<(StatusCode, Json<Collection>)> {
@@ -137,15 +133,13 @@ pub async fn create_collection(
 
 #[utoipa::path(
     get,
-    operation_id = "get_collection",
     path = "/api/v1/collections/{collection_id}",
     summary = "A collection (with its asset and child counts)",
     params(("collection_id" = String, Path, description = "Collection id")),
     responses((status = 200, description = "The collection", body = Collection))
 )]
 pub async fn get_collection(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
 ) -> AppResult<Json<Collection>> {
     Ok(Json(
@@ -155,7 +149,6 @@ pub async fn get_collection(
 
 #[utoipa::path(
     patch,
-    operation_id = "update_collection",
     path = "/api/v1/collections/{collection_id}",
     summary = "Rename and/or move a collection (not the root; not into its own subtree or another project)",
     params(("collection_id" = String, Path, description = "Collection id")),
@@ -163,8 +156,7 @@ pub async fn get_collection(
     responses((status = 200, description = "The updated collection", body = Collection))
 )]
 pub async fn update_collection(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateCollection>,
 ) -> AppResult<Json<Collection>> {
@@ -200,15 +192,13 @@ pub async fn update_collection(
 
 #[utoipa::path(
     delete,
-    operation_id = "delete_collection",
     path = "/api/v1/collections/{collection_id}",
     summary = "Delete an empty collection (not the root)",
     params(("collection_id" = String, Path, description = "Collection id")),
     responses((status = 204, description = "Deleted"))
 )]
 pub async fn delete_collection(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
     let c = collection_with_access(&state, &caller, &collection_id, Access::Write).await?;
@@ -227,15 +217,13 @@ pub async fn delete_collection(
 
 #[utoipa::path(
     get,
-    operation_id = "list_collection_children",
     path = "/api/v1/collections/{collection_id}/children",
     summary = "The collections directly under a collection, oldest first",
     params(("collection_id" = String, Path, description = "Collection id"), PageQuery),
     responses((status = 200, description = "A page of collections", body = Page<Collection>))
 )]
-pub async fn children(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_collection_children(
+    Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Collection>>> {
@@ -249,15 +237,13 @@ pub async fn children(
 
 #[utoipa::path(
     get,
-    operation_id = "list_collection_assets",
     path = "/api/v1/collections/{collection_id}/assets",
     summary = "Assets in a collection",
     params(("collection_id" = String, Path, description = "Collection id"), PageQuery),
     responses((status = 200, description = "A page of assets", body = Page<Asset>))
 )]
-pub async fn collection_assets(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_collection_assets(
+    Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Asset>>> {
@@ -271,7 +257,6 @@ pub async fn collection_assets(
 
 #[utoipa::path(
     put,
-    operation_id = "move_asset",
     path = "/api/v1/assets/{asset_id}/collection",
     summary = "File a project asset in one collection of its project (replacing its collection links)",
     params(("asset_id" = String, Path, description = "Asset id")),
@@ -279,8 +264,7 @@ pub async fn collection_assets(
     responses((status = 200, description = "The asset, in its new collection", body = Asset))
 )]
 pub async fn move_asset(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     ApiJson(body): ApiJson<MoveAsset>,
 ) -> AppResult<Json<Asset>> {
@@ -315,15 +299,13 @@ pub async fn move_asset(
 
 #[utoipa::path(
     post,
-    operation_id = "ensure_collection_path",
     path = "/api/v1/collections/ensure",
     summary = "Resolve a collection path (`Project/raw/2026-12-06`), creating what is missing",
     request_body = EnsureCollectionPath,
     responses((status = 200, description = "The path's project and last collection", body = CollectionPath))
 )]
-pub async fn ensure_path(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn ensure_collection_path(
+    Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<EnsureCollectionPath>,
 ) -> AppResult<Json<CollectionPath>> {
     let segments = collection_path_segments(&body.path).map_err(AppError::invalid)?;

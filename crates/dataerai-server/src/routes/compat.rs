@@ -12,7 +12,7 @@
 //! lists them.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -26,10 +26,9 @@ use dataerai_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{assets, collections, resolve_owner_id, uploads, window_of};
+use super::{assets, collections, every_page, resolve_owner_id, uploads, window_of, Ctx};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
-use crate::state::AppState;
 
 /// The `detail` of a duplicate relationship, as scripts compare it.
 pub const RELATIONSHIP_EXISTS_DETAIL: &str = "An identical relationship already exists.";
@@ -103,8 +102,7 @@ pub struct NewRelationship {
     responses((status = 201, description = "The new relationship", body = Relationship))
 )]
 pub async fn create_relationship(
-    state: State<AppState>,
-    caller: Caller,
+    ctx: Ctx,
     asset_id: ApiPath<String>,
     ApiJson(body): ApiJson<NewRelationship>,
 ) -> AppResult<(StatusCode, Json<Relationship>)> {
@@ -120,7 +118,7 @@ pub async fn create_relationship(
         analysis_mode: body.analysis_mode,
         qualifiers,
     };
-    assets::create_relationship(state, caller, asset_id, ApiJson(v1))
+    assets::create_relationship(ctx, asset_id, ApiJson(v1))
         .await
         .map_err(|e| match e.error.code {
             ErrorCode::RelationshipExists => {
@@ -177,12 +175,8 @@ impl From<Asset> for AssetView {
     params(("asset_id" = String, Path, description = "Asset id")),
     responses((status = 200, description = "The asset", body = AssetView))
 )]
-pub async fn get_asset(
-    state: State<AppState>,
-    caller: Caller,
-    asset_id: ApiPath<String>,
-) -> AppResult<Json<AssetView>> {
-    let Json(asset) = assets::get_one(state, caller, asset_id).await?;
+pub async fn get_asset(ctx: Ctx, asset_id: ApiPath<String>) -> AppResult<Json<AssetView>> {
+    let Json(asset) = assets::get_asset(ctx, asset_id).await?;
     Ok(Json(asset.into()))
 }
 
@@ -196,12 +190,11 @@ pub async fn get_asset(
     responses((status = 200, description = "The updated asset", body = AssetView))
 )]
 pub async fn update_asset(
-    state: State<AppState>,
-    caller: Caller,
+    ctx: Ctx,
     asset_id: ApiPath<String>,
     patch: ApiJson<UpdateAsset>,
 ) -> AppResult<Json<AssetView>> {
-    let Json(asset) = assets::update(state, caller, asset_id, patch).await?;
+    let Json(asset) = assets::update_asset(ctx, asset_id, patch).await?;
     Ok(Json(asset.into()))
 }
 
@@ -243,8 +236,7 @@ fn matches(name: &str, q: &Option<String>) -> bool {
     responses((status = 200, description = "Every matching project", body = Results<ProjectView>))
 )]
 pub async fn list_projects(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<ProjectsQuery>,
 ) -> AppResult<Json<Results<ProjectView>>> {
     if let Some(scope) = q.access_scope.as_deref().filter(|s| *s != "home") {
@@ -252,16 +244,11 @@ pub async fn list_projects(
             "access_scope {scope:?} is not supported; use home (the projects you belong to)"
         )));
     }
-    let mut projects = Vec::new();
-    loop {
-        let w = window_of(Some(PAGE), Some(projects.len() as u64));
-        let (page, total) = state.meta.list_projects(&caller.user_id, w).await?;
-        let last = page.is_empty();
-        projects.extend(page);
-        if last || projects.len() as u64 >= total {
-            break;
-        }
-    }
+    let projects = every_page(|offset| {
+        let w = window_of(Some(PAGE), Some(offset));
+        state.meta.list_projects(&caller.user_id, w)
+    })
+    .await?;
     Ok(Json(
         projects
             .into_iter()
@@ -336,8 +323,7 @@ fn personal_owner(caller: &Caller, owner_id: String) -> AppResult<()> {
     responses((status = 200, description = "Every matching collection", body = Results<CollectionView>))
 )]
 pub async fn list_collections(
-    state: State<AppState>,
-    caller: Caller,
+    ctx: Ctx,
     ApiQuery(q): ApiQuery<CollectionsQuery>,
 ) -> AppResult<Json<Results<CollectionView>>> {
     let (Some(owner_type), Some(owner_id)) = (q.owner_type, q.owner_id) else {
@@ -346,29 +332,23 @@ pub async fn list_collections(
         ));
     };
     if owner_type == OwnerType::User {
-        personal_owner(&caller, owner_id)?;
+        personal_owner(&ctx.caller, owner_id)?;
         return Ok(Json(Vec::new().into()));
     }
-    let mut found = Vec::new();
-    loop {
+    let found = every_page(|offset| {
         let q = CollectionListQuery {
             parent_id: None,
             limit: Some(PAGE),
-            offset: Some(found.len() as u64),
+            offset: Some(offset),
         };
-        let Json(page) = collections::list_collections(
-            state.clone(),
-            caller.clone(),
-            ApiPath(owner_id.clone()),
-            ApiQuery(q),
-        )
-        .await?;
-        let last = page.items.is_empty();
-        found.extend(page.items);
-        if last || found.len() as u64 >= page.total {
-            break;
+        let page =
+            collections::list_collections(ctx.clone(), ApiPath(owner_id.clone()), ApiQuery(q));
+        async move {
+            let Json(page) = page.await?;
+            Ok::<_, AppError>((page.items, page.total))
         }
-    }
+    })
+    .await?;
     Ok(Json(
         found
             .into_iter()
@@ -408,12 +388,11 @@ pub struct NewCollection {
     responses((status = 201, description = "The new collection", body = CollectionView))
 )]
 pub async fn create_collection(
-    state: State<AppState>,
-    caller: Caller,
+    ctx: Ctx,
     ApiJson(body): ApiJson<NewCollection>,
 ) -> AppResult<(StatusCode, Json<CollectionView>)> {
     if body.owner_type == OwnerType::User {
-        personal_owner(&caller, body.owner_id)?;
+        personal_owner(&ctx.caller, body.owner_id)?;
         return Err(AppError::invalid(
             "collections belong to projects: give owner_type=project and owner_id=<project id>",
         ));
@@ -424,7 +403,7 @@ pub async fn create_collection(
     }))
     .map_err(|e| AppError::invalid(format!("invalid collection: {e}")))?;
     let (status, Json(c)) =
-        collections::create_collection(state, caller, ApiPath(body.owner_id), ApiJson(v1)).await?;
+        collections::create_collection(ctx, ApiPath(body.owner_id), ApiJson(v1)).await?;
     Ok((status, Json(c.into())))
 }
 
@@ -440,18 +419,15 @@ pub async fn create_collection(
     responses((status = 200, description = "The published content version", body = ContentVersion))
 )]
 pub async fn complete_transfer(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,
     body: ApiJson<CompleteUpload>,
 ) -> AppResult<Json<ContentVersion>> {
-    let done = uploads::complete(
-        State(state.clone()),
-        caller.clone(),
-        ApiPath(upload_id.clone()),
-        body,
-    )
-    .await;
+    let ctx = Ctx {
+        state: state.clone(),
+        caller: caller.clone(),
+    };
+    let done = uploads::complete_upload(ctx, ApiPath(upload_id.clone()), body).await;
     match done {
         Err(e) if e.error.code == ErrorCode::InvalidInput => {
             // A session someone else completed first: a conflict, not bad input.

@@ -1,7 +1,6 @@
 //! Content versions and file downloads (streamed, with single-range support).
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +12,7 @@ use std::sync::Arc;
 
 use crate::openapi::RawBytes;
 
-use super::{load_asset, page, window, Access};
+use super::{load_asset, page, window, Access, Ctx};
 use crate::auth::Caller;
 use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
 use crate::metrics::Metrics;
@@ -24,15 +23,13 @@ pub const CHECKSUM_HEADER: &str = "x-dataerai-checksum";
 
 #[utoipa::path(
     get,
-    operation_id = "list_contents",
     path = "/api/v1/assets/{asset_id}/contents",
     summary = "Complete content versions, newest first",
     params(("asset_id" = String, Path, description = "Asset id"), PageQuery),
     responses((status = 200, description = "A page of content versions", body = Page<ContentVersion>))
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_contents(
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<ContentVersion>>> {
@@ -62,15 +59,13 @@ async fn readable_content(
 
 #[utoipa::path(
     get,
-    operation_id = "get_content",
     path = "/api/v1/assets/{asset_id}/contents/{content_id}",
     summary = "A complete content version (`latest` allowed)",
     params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id, or `latest`")),
     responses((status = 200, description = "The content version", body = ContentVersion))
 )]
-pub async fn get_one(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn get_content(
+    Ctx { state, caller }: Ctx,
     ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
 ) -> AppResult<Json<ContentVersion>> {
     let content = readable_content(&state, &caller, &asset_id, &content_id).await?;
@@ -79,15 +74,13 @@ pub async fn get_one(
 
 #[utoipa::path(
     delete,
-    operation_id = "delete_content",
     path = "/api/v1/assets/{asset_id}/contents/{content_id}",
     summary = "Delete one content version (not the asset's only one: delete the asset instead)",
     params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id")),
     responses((status = 204, description = "Deleted"))
 )]
-pub async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn delete_content(
+    Ctx { state, caller }: Ctx,
     ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
     load_asset(&state, &caller, &asset_id, Access::Write).await?;
@@ -196,15 +189,13 @@ fn file_stream(
 
 #[utoipa::path(
     get,
-    operation_id = "download_file",
     path = "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
     summary = "Download a file; single `Range` supported (206); `x-dataerai-checksum` header",
     params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id, or `latest`"), ("file_index" = u32, Path, description = "File index in the content version"), ("Range" = Option<String>, Header, description = "One byte range, `bytes=start-end`")),
     responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = RawBytes), (status = 206, description = "Partial content", content_type = "application/octet-stream", body = RawBytes))
 )]
-pub async fn download(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn download_file(
+    Ctx { state, caller }: Ctx,
     ApiPath((asset_id, content_id, file_index)): ApiPath<(String, String, u32)>,
     headers: HeaderMap,
 ) -> AppResult<Response> {

@@ -2,7 +2,7 @@
 //! along relationships (up: its origins, down: what was derived from it), in
 //! one recursive store query. Nodes the caller may not read keep their id only.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::Json;
 use dataerai_proto::api::{
     Lineage, LineageNode, LineageQuery, MAX_LINEAGE_DEPTH, MAX_LINEAGE_EDGES,
@@ -10,7 +10,7 @@ use dataerai_proto::api::{
 };
 use dataerai_store::meta::LineageDirection;
 
-use super::{load_asset, Access, ReadableOwners};
+use super::{load_asset, Access, Ctx, ReadableOwners};
 use crate::auth::Caller;
 use crate::error::{ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -20,15 +20,13 @@ const MAX_TYPES: usize = 50;
 
 #[utoipa::path(
     get,
-    operation_id = "asset_lineage",
     path = "/api/v1/assets/{asset_id}/lineage",
     summary = "Lineage: assets reachable along relationships (up: origins, down: derived)",
     params(("asset_id" = String, Path, description = "Asset id"), LineageQuery),
     responses((status = 200, description = "Nodes and edges", body = Lineage))
 )]
-pub async fn lineage(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn asset_lineage(
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Json<Lineage>> {

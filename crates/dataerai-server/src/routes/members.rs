@@ -13,7 +13,7 @@ use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, Projec
 use serde_json::json;
 
 use super::projects::member_project;
-use super::{page, window};
+use super::{page, window, Ctx};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -21,15 +21,13 @@ use crate::state::AppState;
 
 #[utoipa::path(
     get,
-    operation_id = "list_members",
     path = "/api/v1/projects/{project_id}/members",
     summary = "Members of a project (any member)",
     params(("project_id" = String, Path, description = "Project id"), PageQuery),
     responses((status = 200, description = "A page of members", body = Page<Member>))
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_members(
+    Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Member>>> {
@@ -75,6 +73,8 @@ async fn manager_role(
     Ok(project.role)
 }
 
+// `add` and `remove` take the state and the caller apart: the project page's
+// member forms (`web::members`) call them with the caller of a web session.
 #[utoipa::path(
     post,
     operation_id = "add_member",
@@ -202,15 +202,13 @@ pub async fn remove(
 /// `GET /api/v1/audit` (server admins only).
 #[utoipa::path(
     get,
-    operation_id = "list_audit_events",
     path = "/api/v1/audit",
     summary = "The audit log, newest first (server admins only)",
     params(PageQuery),
     responses((status = 200, description = "A page of audit events", body = Page<AuditEvent>))
 )]
-pub async fn audit_log(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_audit_events(
+    Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<AuditEvent>>> {
     let is_admin = state

@@ -39,13 +39,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// `GET /metrics` (no auth).
 #[utoipa::path(
     get,
-    operation_id = "metrics",
     path = "/metrics",
     summary = "Prometheus metrics (text exposition format)",
     security(()),
     responses((status = 200, description = "The metrics", content_type = "text/plain", body = String))
 )]
-pub async fn handler(State(state): State<AppState>) -> AppResult<Response> {
+pub async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
     let active = state.meta.open_upload_count().await?;
     let mut response = state.metrics.render(active).into_response();
     response.headers_mut().insert(

@@ -59,7 +59,9 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(uploads::put_chunk))
         .layer(DefaultBodyLimit::disable())
         // Small files' bytes in one request: guarded and drained like chunk PUTs.
-        .routes(routes!(batches::finish).layer(DefaultBodyLimit::max(FINISH_BODY_LIMIT)))
+        .routes(
+            routes!(batches::finish_small_uploads).layer(DefaultBodyLimit::max(FINISH_BODY_LIMIT)),
+        )
         .split_for_parts();
     #[cfg(feature = "fault-injection")]
     let chunk_routes = crate::faults::guard_chunk_route(chunk_routes);
@@ -67,15 +69,15 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut doc) = OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .routes(routes!(metrics::handler))
-        .routes(routes!(openapi::document))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi_document))
         .routes(routes!(projects::me))
-        .routes(routes!(projects::create, projects::list))
-        .routes(routes!(projects::get_one))
-        .routes(routes!(members::list, members::add))
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(projects::get_project))
+        .routes(routes!(members::list_members, members::add))
         .routes(routes!(members::remove))
-        .routes(routes!(members::audit_log))
-        .routes(routes!(search::search))
+        .routes(routes!(members::list_audit_events))
+        .routes(routes!(search::search_assets))
         // OAuth 2.0 device login (RFC 8628) and the web pages.
         .routes(routes!(oauth::device_code))
         .routes(routes!(oauth::token))
@@ -101,27 +103,33 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             collections::update_collection,
             collections::delete_collection
         ))
-        .routes(routes!(collections::children))
-        .routes(routes!(collections::collection_assets))
-        .routes(routes!(collections::ensure_path))
+        .routes(routes!(collections::list_collection_children))
+        .routes(routes!(collections::list_collection_assets))
+        .routes(routes!(collections::ensure_collection_path))
         .routes(routes!(collections::move_asset))
-        .routes(routes!(assets::create, assets::list))
-        .routes(routes!(assets::get_one, assets::update, assets::delete))
-        .routes(routes!(content::list))
-        .routes(routes!(content::get_one, content::delete))
-        .routes(routes!(content::download))
+        .routes(routes!(assets::create_asset, assets::list_assets))
+        .routes(routes!(
+            assets::get_asset,
+            assets::update_asset,
+            assets::delete_asset
+        ))
+        .routes(routes!(content::list_contents))
+        .routes(routes!(content::get_content, content::delete_content))
+        .routes(routes!(content::download_file))
         .routes(routes!(
             assets::create_relationship,
             assets::list_relationships
         ))
-        .routes(routes!(lineage::lineage))
+        .routes(routes!(lineage::asset_lineage))
         // Provenance export: PROV-JSON of a lineage, RO-Crate metadata of a set of assets.
         .routes(routes!(provenance::asset_provenance))
         .routes(routes!(provenance::ro_crate_metadata))
-        .routes(routes!(uploads::create))
-        .routes(routes!(batches::create).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
-        .routes(routes!(uploads::get_one, uploads::abort))
-        .routes(routes!(uploads::complete))
+        .routes(routes!(uploads::create_upload))
+        .routes(
+            routes!(batches::create_upload_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
+        .routes(routes!(uploads::get_upload, uploads::abort_upload))
+        .routes(routes!(uploads::complete_upload))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts();
     // The unversioned surface older scripts call: a thin adapter over the
@@ -138,6 +146,29 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     doc.merge(chunk_doc);
     doc.merge(compat_doc);
     (routes.merge(chunk_routes).merge(compat_routes), doc)
+}
+
+/// What every API handler takes: the service's state and the caller, who
+/// must be signed in (a bearer token, or the session cookie of the web pages).
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub state: AppState,
+    pub caller: Caller,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Ctx {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, AppError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Ctx {
+            state: state.clone(),
+            caller,
+        })
+    }
 }
 
 /// Names and titles are shown in terminals and pages: a control character
@@ -309,6 +340,23 @@ pub(crate) fn page<T>((items, total): (Vec<T>, u64), w: Window) -> Page<T> {
         total,
         limit: w.limit,
         offset: w.offset,
+    }
+}
+
+/// Every item of a paged list: `page(offset)` answers the items from
+/// `offset` on (a page of them) and how many there are in all.
+pub(crate) async fn every_page<T, E, Page>(mut page: impl FnMut(u64) -> Page) -> Result<Vec<T>, E>
+where
+    Page: std::future::Future<Output = Result<(Vec<T>, u64), E>>,
+{
+    let mut all = Vec::new();
+    loop {
+        let (items, total) = page(all.len() as u64).await?;
+        let last = items.is_empty();
+        all.extend(items);
+        if last || all.len() as u64 >= total {
+            return Ok(all);
+        }
     }
 }
 

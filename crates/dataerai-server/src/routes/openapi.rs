@@ -3,9 +3,8 @@
 use axum::Json;
 use serde_json::Value;
 
-#[utoipa::path(get,
-    operation_id = "openapi_document", path = "/api/v1/openapi.json", summary = "This document", security(()),
+#[utoipa::path(get, path = "/api/v1/openapi.json", summary = "This document", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-pub async fn document() -> Json<&'static Value> {
+pub async fn openapi_document() -> Json<&'static Value> {
     Json(crate::openapi::document())
 }

@@ -1,13 +1,12 @@
 //! `/me` and projects (collections: `collections.rs`).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
     CreateProject, Me, Page, PageQuery, Project, MAX_PROJECT_DESCRIPTION_BYTES,
 };
 
-use super::{found, page, window};
+use super::{found, page, window, Ctx};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -27,7 +26,6 @@ pub(super) fn check_name(what: &str, name: &str) -> AppResult<String> {
 
 #[utoipa::path(
     get,
-    operation_id = "me",
     path = "/api/v1/me",
     summary = "Who the token belongs to",
     responses((status = 200, description = "The caller", body = Me))
@@ -43,15 +41,13 @@ pub async fn me(caller: Caller) -> Json<Me> {
 
 #[utoipa::path(
     post,
-    operation_id = "create_project",
     path = "/api/v1/projects",
     summary = "Create a project (root collection, owner membership, allocation)",
     request_body = CreateProject,
     responses((status = 201, description = "The new project", body = Project))
 )]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn create_project(
+    Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> AppResult<(StatusCode, Json<Project>)> {
     let name = check_name("project", &body.name)?;
@@ -75,15 +71,13 @@ pub async fn create(
 
 #[utoipa::path(
     get,
-    operation_id = "list_projects",
     path = "/api/v1/projects",
     summary = "Projects the caller belongs to",
     params(PageQuery),
     responses((status = 200, description = "A page of projects", body = Page<Project>))
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn list_projects(
+    Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Project>>> {
     let w = window(&q);
@@ -109,15 +103,13 @@ pub(crate) async fn member_project(
 
 #[utoipa::path(
     get,
-    operation_id = "get_project",
     path = "/api/v1/projects/{project_id}",
     summary = "A project (members only)",
     params(("project_id" = String, Path, description = "Project id")),
     responses((status = 200, description = "The project", body = Project))
 )]
-pub async fn get_one(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn get_project(
+    Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
 ) -> AppResult<Json<Project>> {
     Ok(Json(member_project(&state, &caller, &project_id).await?))

@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::State;
 use axum::{Extension, Json};
 use dataerai_proto::api::{
     Asset, Collection, OwnerType, ProvenanceQuery, RoCrateQuery, MAX_CRATE_ASSETS,
@@ -16,7 +15,7 @@ use dataerai_store::meta::{LineageDirection, Window};
 use dataerai_store::search::{self, SearchRequest, Sort};
 use serde_json::Value;
 
-use super::{found, load_asset, project_access, require, Access};
+use super::{every_page, found, load_asset, project_access, require, Access, Ctx};
 use crate::auth::Caller;
 use crate::connections::ServedAt;
 use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
@@ -28,15 +27,13 @@ const CRATE_PAGE: u64 = 1000;
 
 #[utoipa::path(
     get,
-    operation_id = "asset_provenance",
     path = "/api/v1/assets/{asset_id}/provenance",
     summary = "An asset's lineage as W3C PROV-JSON (entities, wasDerivedFrom, agents)",
     params(("asset_id" = String, Path, description = "Asset id"), ProvenanceQuery),
     responses((status = 200, description = "A PROV-JSON document", body = Object))
 )]
 pub async fn asset_provenance(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     served_at: Option<Extension<ServedAt>>,
     ApiPath(asset_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ProvenanceQuery>,
@@ -77,15 +74,13 @@ pub async fn asset_provenance(
 
 #[utoipa::path(
     get,
-    operation_id = "ro_crate_metadata",
     path = "/api/v1/ro-crate",
     summary = "RO-Crate 1.1 metadata (ro-crate-metadata.json) for a collection tree or a search",
     params(RoCrateQuery),
     responses((status = 200, description = "The crate's ro-crate-metadata.json", body = Object))
 )]
 pub async fn ro_crate_metadata(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     served_at: Option<Extension<ServedAt>>,
     ApiQuery(q): ApiQuery<RoCrateQuery>,
 ) -> AppResult<Json<Value>> {
@@ -174,7 +169,7 @@ async fn crate_assets(state: &AppState, caller: &Caller, text: &str) -> AppResul
     let query = search::parse(text).map_err(|e| AppError::invalid(e.to_string()))?;
     let sort = Sort::parse(Some("created"), &query)
         .map_err(|e| AppError::invalid(format!("sort: {}", e.message)))?;
-    let mut request = SearchRequest {
+    let request = SearchRequest {
         query,
         sort,
         window: Window {
@@ -185,24 +180,27 @@ async fn crate_assets(state: &AppState, caller: &Caller, text: &str) -> AppResul
         // One past the cap: enough to tell an export that is too big.
         count_cap: crate_cap().saturating_add(1),
     };
-    let mut out: Vec<Asset> = Vec::new();
-    loop {
-        let found = state.meta.search(&caller.user_id, &request).await?;
-        let (items, total) = (found.items, found.total);
-        let cap = crate_cap();
-        if total > cap {
-            return Err(AppError::invalid(format!(
-                "the export would hold {total} assets; one RO-Crate holds at most \
-                 {cap}: narrow it (a collection further down, or more search terms)"
-            )));
+    let mut out: Vec<Asset> = every_page(|offset| {
+        let request = SearchRequest {
+            window: Window {
+                offset,
+                ..request.window
+            },
+            ..request.clone()
+        };
+        async move {
+            let found = state.meta.search(&caller.user_id, &request).await?;
+            let (total, cap) = (found.total, crate_cap());
+            if total > cap {
+                return Err(AppError::invalid(format!(
+                    "the export would hold {total} assets; one RO-Crate holds at most \
+                     {cap}: narrow it (a collection further down, or more search terms)"
+                )));
+            }
+            Ok((found.items, total))
         }
-        let n = items.len() as u64;
-        out.extend(items);
-        request.window.offset += n;
-        if n == 0 || request.window.offset >= total {
-            break;
-        }
-    }
+    })
+    .await?;
     // An asset filed twice would be found once, but pages of a changing
     // catalogue may overlap.
     let mut seen = HashSet::new();
@@ -222,19 +220,14 @@ fn crate_cap() -> u64 {
 
 /// Every collection of a project.
 async fn project_collections(state: &AppState, project_id: &str) -> AppResult<Vec<Collection>> {
-    let mut out = Vec::new();
-    loop {
+    let collections = every_page(|offset| {
         let window = Window {
             limit: 1000,
-            offset: out.len() as u64,
+            offset,
         };
-        let (items, total) = state.meta.list_collections(project_id, window).await?;
-        let done = items.is_empty() || out.len() as u64 + items.len() as u64 >= total;
-        out.extend(items);
-        if done {
-            return Ok(out);
-        }
-    }
+        state.meta.list_collections(project_id, window)
+    });
+    Ok(collections.await?)
 }
 
 /// The folder of each asset: the first of its collections found in

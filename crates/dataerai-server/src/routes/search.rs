@@ -2,15 +2,13 @@
 //! assets the caller can read (the store filters by permission inside the
 //! query, so totals and pages are right).
 
-use axum::extract::State;
 use axum::Json;
 use dataerai_proto::api::{FacetCount, SearchFacets, SearchQuery, SearchResults};
 use dataerai_store::meta::Window;
 use dataerai_store::search::{self, SearchRequest, Sort};
 
-use crate::auth::Caller;
+use super::Ctx;
 use crate::error::{ApiQuery, AppError, AppResult};
-use crate::state::AppState;
 
 /// Results per page unless `limit` says otherwise, and the most it may say.
 const DEFAULT_LIMIT: u64 = 50;
@@ -18,15 +16,13 @@ const MAX_LIMIT: u64 = 1000;
 
 #[utoipa::path(
     get,
-    operation_id = "search_assets",
     path = "/api/v1/search",
     summary = "Search the assets you can read (query language: docs/search.md)",
     params(SearchQuery),
     responses((status = 200, description = "A page of matches, the total and facet counts", body = SearchResults))
 )]
-pub async fn search(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn search_assets(
+    Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> AppResult<Json<SearchResults>> {
     let text = q.q.unwrap_or_default();

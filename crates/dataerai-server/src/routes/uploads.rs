@@ -20,7 +20,6 @@
 use std::collections::HashSet;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use dataerai_proto::api::{
@@ -40,7 +39,7 @@ use crate::openapi::RawBytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::assets::check_new_version_allocation;
-use super::{found, load_asset, not_found_error, owner_access, require, Access};
+use super::{found, load_asset, not_found_error, owner_access, require, Access, Ctx};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
@@ -146,16 +145,14 @@ pub(super) fn check_create_upload(body: &mut CreateUpload) -> AppResult<u64> {
 
 #[utoipa::path(
     post,
-    operation_id = "create_upload",
     path = "/api/v1/assets/{asset_id}/uploads",
     summary = "Open an upload session (quota reserved)",
     params(("asset_id" = String, Path, description = "Asset id")),
     request_body = CreateUpload,
     responses((status = 201, description = "The new session", body = UploadSession))
 )]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn create_upload(
+    Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
     ApiJson(mut body): ApiJson<CreateUpload>,
 ) -> AppResult<(StatusCode, Json<UploadSession>)> {
@@ -270,15 +267,13 @@ async fn note_activity(state: &AppState, record: &UploadRecord) -> AppResult<()>
 
 #[utoipa::path(
     get,
-    operation_id = "get_upload",
     path = "/api/v1/uploads/{upload_id}",
     summary = "An upload session with its received chunks",
     params(("upload_id" = String, Path, description = "Upload session id")),
     responses((status = 200, description = "The session", body = UploadSession))
 )]
-pub async fn get_one(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn get_upload(
+    Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,
 ) -> AppResult<Json<UploadSession>> {
     let record = own_upload(&state, &caller, &upload_id).await?;
@@ -309,7 +304,6 @@ fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
 
 #[utoipa::path(
     put,
-    operation_id = "put_chunk",
     path = "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
     summary = "Send one chunk (header x-dataerai-chunk-blake3); idempotent",
     params(("upload_id" = String, Path, description = "Upload session id"), ("file_index" = u32, Path, description = "File index in the content version"), ("chunk_index" = u64, Path, description = "Chunk index in the file"), ("x-dataerai-chunk-blake3" = String, Header, description = "Hex chunk digest (`dataerai_proto::digest`)")),
@@ -317,8 +311,7 @@ fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
     responses((status = 200, description = "The chunk is stored durably and verified", body = ChunkAck))
 )]
 pub async fn put_chunk(
-    State(state): State<AppState>,
-    caller: Caller,
+    Ctx { state, caller }: Ctx,
     ApiPath((upload_id, file_index, chunk_index)): ApiPath<(String, u32, u64)>,
     headers: HeaderMap,
     body: Body,
@@ -453,16 +446,14 @@ fn missing_chunks(received: &[u64], count: u64, show: usize) -> (Vec<u64>, u64) 
 
 #[utoipa::path(
     post,
-    operation_id = "complete_upload",
     path = "/api/v1/uploads/{upload_id}/complete",
     summary = "Verify every file and publish the content version",
     params(("upload_id" = String, Path, description = "Upload session id")),
     request_body = CompleteUpload,
     responses((status = 200, description = "The published content version", body = ContentVersion))
 )]
-pub async fn complete(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn complete_upload(
+    Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteUpload>,
 ) -> AppResult<Json<ContentVersion>> {
@@ -578,15 +569,13 @@ async fn merged_file_hash(
 
 #[utoipa::path(
     delete,
-    operation_id = "abort_upload",
     path = "/api/v1/uploads/{upload_id}",
     summary = "Abort an upload session (its user, or an owner or admin of the project owning the asset)",
     params(("upload_id" = String, Path, description = "Upload session id")),
     responses((status = 204, description = "Aborted"))
 )]
-pub async fn abort(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn abort_upload(
+    Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
     let record = found(

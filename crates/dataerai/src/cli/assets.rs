@@ -6,7 +6,7 @@ use dataerai_proto::api::{Asset, OwnerType};
 use dataerai_proto::ApiError;
 use serde_json::{Map, Value};
 
-use super::output::{fetch_pages, human_bytes, page_footer, print_json, PageArgs};
+use super::output::{fetch_pages, human_bytes, page_footer, print_json, print_result, PageArgs};
 use super::{parse_optional_object, Result};
 use crate::service::{
     ListAssetsParams, ListVersionsParams, RelationshipParams, Service, SetMetadataParams,
@@ -222,10 +222,8 @@ pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
             qualifiers,
         })
         .await?;
-    if as_json {
-        print_json(&rel);
-    } else {
-        crate::outln!(
+    print_result(as_json, &rel, || {
+        format!(
             "Linked {} -[{}]-> {} ({}) as {}",
             rel.from_asset_id,
             rel.rel_type,
@@ -235,8 +233,8 @@ pub async fn link(svc: &Service, as_json: bool, a: LinkArgs) -> Result<()> {
                 .as_deref()
                 .unwrap_or("not readable to you"),
             rel.id
-        );
-    }
+        )
+    });
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use dataerai_proto::api::Collection;
 use dataerai_proto::ApiError;
 use serde_json::json;
 
-use super::output::print_json;
+use super::output::{print_json, print_result};
 use super::Result;
 use crate::service::{
     CollectionIdParams, CreateCollectionParams, DownloadPlanParams, EnsurePathParams,
@@ -85,11 +85,9 @@ pub async fn run(svc: &Service, as_json: bool, cmd: CollectionCommand) -> Result
                     description,
                 })
                 .await?;
-            if as_json {
-                print_json(&c);
-            } else {
-                crate::outln!("Created collection {} ({})", c.name, c.collection_id);
-            }
+            print_result(as_json, &c, || {
+                format!("Created collection {} ({})", c.name, c.collection_id)
+            });
         }
         CollectionCommand::List {
             project_id,
@@ -126,15 +124,12 @@ pub async fn run(svc: &Service, as_json: bool, cmd: CollectionCommand) -> Result
                         collection_id: to.clone(),
                     })
                     .await?;
-                if as_json {
-                    print_json(&a);
-                } else {
-                    crate::outln!(
+                print_result(as_json, &a, || {
+                    format!(
                         "Moved asset {} ({}) into collection {to}",
-                        a.title,
-                        a.asset_id
-                    );
-                }
+                        a.title, a.asset_id
+                    )
+                });
             }
             (Some(collection_id), None) => {
                 let c = svc
@@ -143,16 +138,14 @@ pub async fn run(svc: &Service, as_json: bool, cmd: CollectionCommand) -> Result
                         parent_id: to,
                     })
                     .await?;
-                if as_json {
-                    print_json(&c);
-                } else {
-                    crate::outln!(
+                print_result(as_json, &c, || {
+                    format!(
                         "Moved collection {} ({}) under {}",
                         c.name,
                         c.collection_id,
                         c.parent_id.as_deref().unwrap_or("")
-                    );
-                }
+                    )
+                });
             }
             _ => {
                 return Err(ApiError::invalid(
@@ -170,11 +163,9 @@ pub async fn run(svc: &Service, as_json: bool, cmd: CollectionCommand) -> Result
                     name,
                 })
                 .await?;
-            if as_json {
-                print_json(&c);
-            } else {
-                crate::outln!("Renamed collection {} to {}", c.collection_id, c.name);
-            }
+            print_result(as_json, &c, || {
+                format!("Renamed collection {} to {}", c.collection_id, c.name)
+            });
         }
         CollectionCommand::Rm { collection_id } => {
             svc.delete_collection(CollectionIdParams {

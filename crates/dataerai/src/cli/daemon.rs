@@ -10,7 +10,7 @@ use dataerai_transfer::journal::TransferState;
 use serde_json::{json, Value};
 
 use super::daemon_client::DaemonClient;
-use super::output::{human_bytes, print_json};
+use super::output::{human_bytes, print_json, print_result};
 use super::Result;
 use crate::config;
 use crate::service::Service;
@@ -104,11 +104,7 @@ async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> R
     if matches!(cmd, TransfersCommand::Wait { .. }) {
         t = wait_for_end(&mut client, id, t).await?;
     }
-    if as_json {
-        print_json(&t);
-    } else {
-        crate::outln!("{}", transfer_line(&t));
-    }
+    print_result(as_json, &t, || transfer_line(&t));
     match (
         matches!(cmd, TransfersCommand::Wait { .. }),
         t["error"].as_object(),

@@ -14,7 +14,7 @@ use dataerai_transfer::ProgressEvent;
 use serde_json::{json, Value};
 
 use super::daemon_client::{connect_or_start, DaemonClient};
-use super::output::{counted, human_bytes, print_json, ProgressView};
+use super::output::{counted, human_bytes, print_json, print_result, ProgressView};
 use super::transfer::{absolute, stop_started_daemon};
 use super::Result;
 use crate::export::{ProvenanceParams, RoCrateParams};
@@ -62,18 +62,16 @@ pub async fn run(svc: &Service, as_json: bool, a: ExportArgs) -> Result<()> {
                     depth: a.depth,
                 })
                 .await?;
-            if as_json {
-                print_json(&r);
-            } else {
+            print_result(as_json, &r, || {
                 let n = |key: &str| r[key].as_u64().unwrap_or_default();
-                crate::outln!(
+                format!(
                     "Wrote {} (PROV-JSON: {}, {}, {})",
                     r["path"].as_str().unwrap_or_default(),
                     counted(n("entity_count"), "entity", "entities"),
                     counted(n("derivation_count"), "derivation", "derivations"),
                     counted(n("agent_count"), "agent", "agents")
-                );
-            }
+                )
+            });
             Ok(())
         }
         (None, Some(dir)) => {

@@ -67,6 +67,16 @@ pub fn counted(n: u64, one: &str, many: &str) -> String {
 }
 
 /// Print a value as pretty JSON on stdout (JSON escapes control characters).
+/// A command's result: `value` as JSON with `--json`, else the line `human`
+/// writes of it.
+pub fn print_result<T: Serialize>(as_json: bool, value: &T, human: impl FnOnce() -> String) {
+    if as_json {
+        print_json(value);
+    } else {
+        write_line(&printable(&human()));
+    }
+}
+
 pub fn print_json<T: Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => write_line(&s),

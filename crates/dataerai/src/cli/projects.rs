@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::{fetch_pages, page_footer, print_json, PageArgs};
+use super::output::{fetch_pages, page_footer, print_json, print_result, PageArgs};
 use super::Result;
 use crate::service::{
     AddMemberParams, CreateProjectParams, ListMembersParams, PageParams, RemoveMemberParams,
@@ -113,11 +113,9 @@ async fn members_cmd(svc: &Service, as_json: bool, cmd: MembersCommand) -> Resul
                     role,
                 })
                 .await?;
-            if as_json {
-                print_json(&m);
-            } else {
-                crate::outln!("{} is now {} of project {project_id}", m.email, m.role);
-            }
+            print_result(as_json, &m, || {
+                format!("{} is now {} of project {project_id}", m.email, m.role)
+            });
         }
         MembersCommand::Remove { project_id, email } => {
             svc.remove_member(RemoveMemberParams {

@@ -92,12 +92,43 @@ impl UserEnv {
         self.run_json(&upload_args(path, title, extra))
     }
 
+    /// `dataerai upload PATH --title TITLE --project PROJECT EXTRA…` that must
+    /// succeed; returns its `--json` answer.
+    pub fn upload_to_project(
+        &self,
+        path: &Path,
+        title: &str,
+        project: &str,
+        extra: &[&str],
+    ) -> Value {
+        let mut args = vec![
+            "upload",
+            path.to_str().unwrap(),
+            "--title",
+            title,
+            "--project",
+            project,
+        ];
+        args.extend_from_slice(extra);
+        self.run_json(&args)
+    }
+
+    /// Upload one small personal file per title (`dir/f0.csv` holding `0`,
+    /// `f1.csv`…) with `extra` flags; returns the new assets' ids in order.
+    pub fn upload_titled(&self, dir: &Path, titles: &[&str], extra: &[&str]) -> Vec<String> {
+        let files = titles.iter().enumerate();
+        files
+            .map(|(i, title)| {
+                let f = write_file(dir, &format!("f{i}.csv"), format!("{i}\n"));
+                asset_id(&self.upload_json(&f, title, extra))
+            })
+            .collect()
+    }
+
     /// Write `data` to `dir/name` and upload it as a personal asset titled
     /// `name`; returns the `--json` answer.
     pub fn upload_new_file(&self, dir: &Path, name: &str, data: &[u8]) -> Value {
-        let path = dir.join(name);
-        std::fs::write(&path, data).unwrap();
-        self.upload_json(&path, name, &[])
+        self.upload_json(&write_file(dir, name, data), name, &[])
     }
 
     /// `dataerai download ASSET_ID -o DEST EXTRA…`.
@@ -154,6 +185,32 @@ fn download_args<'a>(asset_id: &'a str, dest: &'a Path, extra: &[&'a str]) -> Ve
     args
 }
 
+/// Where most tests start: a fresh server, `email` signed in to it from a
+/// fresh user environment, and a scratch folder for the files they upload.
+pub fn fresh_user(email: &str) -> (TestServer, UserEnv, tempfile::TempDir) {
+    let server = TestServer::start_temp();
+    let user = signed_in_user(&server, email);
+    (server, user, tempfile::tempdir().unwrap())
+}
+
+/// The asset id in an upload's `--json` answer.
+pub fn asset_id(answer: &Value) -> String {
+    answer["asset_id"].as_str().unwrap().to_string()
+}
+
+/// Write `data` to `dir/name`; returns the path.
+pub fn write_file(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// A new user on `server` and a token of `scopes` for them.
+pub fn new_user_token(server: &TestServer, email: &str, scopes: &str) -> String {
+    server.create_user(email);
+    server.create_token(email, scopes)
+}
+
 /// A signed-in user on a fresh server.
 pub fn signed_in_user(server: &TestServer, email: &str) -> UserEnv {
     signed_in_user_with_scopes(server, email, "read,write")
@@ -161,8 +218,7 @@ pub fn signed_in_user(server: &TestServer, email: &str) -> UserEnv {
 
 /// A new user on `server`, signed in with a token of `scopes` (`read,write`).
 pub fn signed_in_user_with_scopes(server: &TestServer, email: &str, scopes: &str) -> UserEnv {
-    server.create_user(email);
-    let token = server.create_token(email, scopes);
+    let token = new_user_token(server, email, scopes);
     let user = UserEnv::new();
     user.login(&server.base, &token);
     user
@@ -353,12 +409,19 @@ impl RpcClient {
         }
     }
 
-    /// Send a request and return the whole response object.
-    pub fn call(&mut self, method: &str, params: Value) -> Value {
+    /// Send a request without waiting for its answer (for a daemon that is
+    /// meant to die first); returns its id.
+    pub fn send(&mut self, method: &str, params: Value) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_raw(format!("{req}\n").as_bytes());
+        id
+    }
+
+    /// Send a request and return the whole response object.
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send(method, params);
         loop {
             let v = self.read_response();
             if v["id"] == json!(id) {

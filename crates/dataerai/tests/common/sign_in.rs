@@ -93,17 +93,29 @@ impl DeviceLogin {
             rest.join("\n"),
         )
     }
+
+    /// Sign in to the web pages of `server` as `email` (who must exist with
+    /// [`PASSWORD`]), answer this login's code with `decision` (`approve` or
+    /// `deny`), then [`DeviceLogin::finish`].
+    pub fn decide_in_browser(
+        self,
+        server: &str,
+        email: &str,
+        decision: &str,
+    ) -> (Option<i32>, String, String) {
+        let web = WebUser::new(server);
+        web.sign_in(email, PASSWORD);
+        let (status, html) = web.answer_device(&self.user_code, decision);
+        assert!(status < 400, "{decision} failed with HTTP {status}: {html}");
+        self.finish()
+    }
 }
 
 /// Sign `user` in to `server` with the device flow, approving in the browser
 /// pages as `email` (who must exist with [`PASSWORD`]).
 pub fn device_login(server: &TestServer, user: &UserEnv, email: &str) {
     let login = DeviceLogin::start(user, &server.base);
-    let web = WebUser::new(&server.base);
-    web.sign_in(email, PASSWORD);
-    let (status, html) = web.answer_device(&login.user_code, "approve");
-    assert!(status < 400, "approve failed with HTTP {status}: {html}");
-    let (code, stdout, stderr) = login.finish();
+    let (code, stdout, stderr) = login.decide_in_browser(&server.base, email, "approve");
     assert_eq!(code, Some(0), "login failed: {stdout}\n{stderr}");
     assert!(stdout.contains(email), "{stdout}");
 }

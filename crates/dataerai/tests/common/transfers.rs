@@ -59,6 +59,14 @@ pub fn is_event(n: &Value, method: &str, tid: &str) -> bool {
     n["method"] == method && n["params"]["transfer_id"] == tid
 }
 
+/// Wait until transfer `tid` reported at least `bytes` done.
+pub fn wait_progress(c: &mut RpcClient, tid: &str, bytes: usize) {
+    c.wait_for(|n| {
+        is_event(n, "transfer.progress", tid)
+            && n["params"]["bytes_done"].as_u64().unwrap_or(0) >= bytes as u64
+    });
+}
+
 /// The transfer `tid` completed and its asset downloads back as `expected`.
 pub fn assert_completed_with(c: &mut RpcClient, tid: &str, dest: &Path, expected: &[u8]) {
     let t = wait_done(c, tid);

@@ -142,6 +142,16 @@ def daemon_stops(reply: Any) -> bool:
     return not (isinstance(reply, dict) and reply.get("stopping") is False)
 
 
+def daemon_left_to_stop(daemon: SpawnedDaemon, reply: Any) -> Optional[SpawnedDaemon]:
+    """The daemon a closing client still stops after its ``daemon.shutdown`` answered ``reply``:
+    ``None`` when it declined because transfers are running — it then stays up, finishes them,
+    and the next client uses it."""
+    if daemon_stops(reply):
+        return daemon
+    daemon.leave_running()
+    return None
+
+
 def checked_answer(method: str, result: Any) -> JsonObject:
     """A request's result, which must be a JSON object."""
     if not isinstance(result, dict):

@@ -172,10 +172,7 @@ class DataeraiClient(_core.ClientCore[RpcConnection]):
                 try:
                     reply = conn.call("daemon.shutdown", {}, timeout_s=_SHUTDOWN_TIMEOUT_S)
                     asked_to_stop = True
-                    if not _core.daemon_stops(reply):
-                        # Transfers are running: the daemon stays up and the next client uses it.
-                        daemon.leave_running()
-                        daemon = None
+                    daemon = _core.daemon_left_to_stop(daemon, reply)
                 except (DaemonError, ConnectionError) as exc:
                     logger.debug("dataerai: daemon.shutdown failed: %s", exc)
             if conn is not None:
