@@ -14,11 +14,15 @@ use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
 use crate::search::sql::compile;
 use crate::search::{Facets, SearchPage, SearchRequest};
+use dataerai_proto::api::Asset;
 
-/// Rows per multi-row `INSERT` into `asset_fields` (5 arguments each).
+/// Rows per multi-row `INSERT` into `asset_fields` (6 arguments each).
 const FIELDS_PER_INSERT: usize = 100;
 /// Facet values returned per facet.
 const FACET_VALUES: u64 = 20;
+/// The facets count the first this many matches (all of them when there
+/// are no more), so they cost the same for any number of matches.
+pub(crate) const FACET_SAMPLE: u64 = 1_000;
 
 /// Rewrite the index rows of `asset_id` from the asset and its latest
 /// complete version (no rows when the asset is gone).
@@ -30,10 +34,13 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
         Option<String>,
         Json<Vec<String>>,
         Json<Value>,
+        String,
+        chrono::DateTime<chrono::Utc>,
     );
-    let Some((title, description, alias, record_type, tags, metadata)) = c
+    let Some((title, description, alias, record_type, tags, metadata, owner, created_at)) = c
         .fetch_optional::<Source>(
-            "SELECT title, description, alias, record_type, tags, metadata FROM assets WHERE id = $1",
+            "SELECT title, description, alias, record_type, tags, metadata, \
+             owner_type || ':' || owner_id, created_at FROM assets WHERE id = $1",
             args![asset_id],
         )
         .await?
@@ -61,9 +68,11 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     }
     .entry();
     c.execute(
-        "INSERT INTO asset_search (asset_id, body, size_bytes) VALUES ($1, $2, $3)
-         ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, size_bytes = excluded.size_bytes",
-        args![asset_id, entry.body, entry.size_bytes],
+        "INSERT INTO asset_search (asset_id, body, size_bytes, owner, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, size_bytes = excluded.size_bytes,
+         owner = excluded.owner, created_at = excluded.created_at",
+        args![asset_id, entry.body, entry.size_bytes, &owner, created_at],
     )
     .await?;
     c.execute(
@@ -73,8 +82,8 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     .await?;
     for tag in &entry.tags {
         c.execute(
-            "INSERT INTO asset_tags (asset_id, tag) VALUES ($1, $2)",
-            args![asset_id, tag],
+            "INSERT INTO asset_tags (asset_id, tag, owner, created_at) VALUES ($1, $2, $3, $4)",
+            args![asset_id, tag, &owner, created_at],
         )
         .await?;
     }
@@ -85,20 +94,21 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     .await?;
     for batch in entry.fields.chunks(FIELDS_PER_INSERT) {
         let mut sql =
-            String::from("INSERT INTO asset_fields (asset_id, path, num, txt, flag) VALUES ");
-        let mut values = Vec::with_capacity(batch.len() * 5);
+            String::from("INSERT INTO asset_fields (asset_id, path, num, txt, flag, owner) VALUES ");
+        let mut values = Vec::with_capacity(batch.len() * 6);
         for (i, field) in batch.iter().enumerate() {
-            let n = i * 5;
+            let n = i * 6;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${})",
                 n + 1,
                 n + 2,
                 n + 3,
                 n + 4,
-                n + 5
+                n + 5,
+                n + 6
             ));
             let (num, txt, flag) = match &field.value {
                 FieldValue::Number(v) => (Some(*v), None, None),
@@ -111,6 +121,7 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
                 Arg::Float(num),
                 Arg::Text(txt),
                 Arg::Bool(flag),
+                Arg::from(&owner),
             ]);
         }
         c.execute(&sql, values).await?;
@@ -169,8 +180,9 @@ pub(crate) fn statements(
         o = n + 2,
     );
     // The count and the facets need neither the ranking nor the order: the
-    // first `cap + 1` matches the database finds (`m`, one pass), counted;
-    // the facets over `cap` of them.
+    // first `cap + 1` matches the database finds (`m`, one pass over the
+    // driving index, which holds each row's owner: no asset is read to
+    // count it), counted; the facets over the first FACET_SAMPLE of them.
     let plain = compile(
         &request.query,
         &crate::search::Sort::Created { descending: false },
@@ -179,30 +191,31 @@ pub(crate) fn statements(
     );
     let cap = request.count_cap;
     let mut count = format!(
-        "WITH m AS MATERIALIZED (SELECT a.id AS id, a.record_type AS record_type, \
-         a.owner_type AS owner_type, a.owner_id AS owner_id FROM {} WHERE {} LIMIT {}) \
-         SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
-        plain.from,
-        plain.filter,
-        cap + 1
+        "WITH m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter} \
+         LIMIT {limit}) SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
+        id = plain.id,
+        owner = plain.owner,
+        from = plain.count_from,
+        filter = plain.filter,
+        limit = cap + 1
     );
     if request.facets {
-        let counted = format!("(SELECT * FROM m LIMIT {cap}) c");
+        let counted = format!("(SELECT id, owner FROM m LIMIT {}) c", FACET_SAMPLE.min(cap));
         for (k, select, from) in [
             (
                 1,
-                "t.tag",
+                "t.tag".to_string(),
                 format!("asset_tags t JOIN {counted} ON t.asset_id = c.id"),
             ),
             (
                 2,
-                "c.record_type",
-                format!("{counted} WHERE c.record_type IS NOT NULL"),
+                "a.record_type".to_string(),
+                format!("assets a JOIN {counted} ON a.id = c.id WHERE a.record_type IS NOT NULL"),
             ),
             (
                 3,
-                "c.owner_id",
-                format!("{counted} WHERE c.owner_type = 'project'"),
+                "substr(c.owner, 9)".to_string(),
+                format!("{counted} WHERE c.owner LIKE 'project:%'"),
             ),
         ] {
             count.push_str(&format!(
@@ -236,10 +249,7 @@ pub(super) async fn search<B: Backend>(
     let mut rows: Vec<AssetRow> = c.fetch_all(&sql.page, page_args).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        items.push(asset(c, row).await?);
-    }
+    let items = page_assets(c, rows).await?;
     let counted: Vec<(i64, String, i64)> = c.fetch_all(&sql.count, sql.count_args).await?;
     let mut total = 0;
     let mut facets = Facets::default();
@@ -274,6 +284,66 @@ pub(super) async fn search<B: Backend>(
         more,
         facets: request.facets.then_some(facets),
     })
+}
+
+/// The assets of a page, as [`asset`] reads each one, in a few statements:
+/// the collections of all of them in one, and the latest version read (by
+/// [`asset`]) only for the assets that have one.
+async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<Asset>> {
+    use std::collections::{HashMap, HashSet};
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=rows.len()).map(|k| format!("${k}")).collect();
+    let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(&r.id)).collect();
+    let pairs: Vec<(String, String)> = c
+        .fetch_all(
+            &format!(
+                "SELECT asset_id, collection_id FROM asset_collections WHERE asset_id IN ({}) \
+                 ORDER BY asset_id, collection_id",
+                marks.join(", ")
+            ),
+            ids.clone(),
+        )
+        .await?;
+    let mut collections: HashMap<String, Vec<String>> = HashMap::new();
+    for (asset_id, collection_id) in pairs {
+        collections.entry(asset_id).or_default().push(collection_id);
+    }
+    let versioned: Vec<(String,)> = c
+        .fetch_all(
+            &format!(
+                "SELECT DISTINCT asset_id FROM contents WHERE asset_id IN ({}) AND status = 'complete'",
+                marks.join(", ")
+            ),
+            ids,
+        )
+        .await?;
+    let versioned: HashSet<String> = versioned.into_iter().map(|(id,)| id).collect();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        if versioned.contains(&row.id) {
+            items.push(asset(c, row).await?);
+            continue;
+        }
+        items.push(Asset {
+            collection_ids: collections.remove(&row.id).unwrap_or_default(),
+            asset_id: row.id,
+            title: row.title,
+            description: row.description,
+            alias: row.alias,
+            record_type: row.record_type,
+            tags: row.tags.0,
+            metadata: row.metadata.0,
+            owner_type: row.owner_type,
+            owner_id: row.owner_id,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            latest_content: None,
+        });
+    }
+    Ok(items)
 }
 
 /// `id, title, …` → `a.id, a.title, …`.
@@ -360,6 +430,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         if let Some(collection_id) = &asset.collection_id {
             collections.extend([Arg::from(&id), Arg::from(collection_id)]);
         }
+        let owner = format!("{}:{}", asset.owner_type.as_str(), asset.owner_id);
         let metadata = Value::Object(asset.metadata.clone());
         let entry = Indexed {
             title: &asset.title,
@@ -376,9 +447,16 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
             Arg::from(&id),
             Arg::from(entry.body),
             Arg::from(entry.size_bytes),
+            Arg::from(&owner),
+            Arg::from(at),
         ]);
         for tag in entry.tags {
-            tags.extend([Arg::from(&id), Arg::from(tag)]);
+            tags.extend([
+                Arg::from(&id),
+                Arg::from(tag),
+                Arg::from(&owner),
+                Arg::from(at),
+            ]);
         }
         for field in entry.fields {
             let (num, txt, flag) = match field.value {
@@ -392,6 +470,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
                 Arg::Float(num),
                 Arg::Text(txt),
                 Arg::Bool(flag),
+                Arg::from(&owner),
             ]);
         }
         ids.push(id);
@@ -413,13 +492,20 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         collections,
     )
     .await?;
-    insert_rows(c, "asset_search", "asset_id, body, size_bytes", 3, search).await?;
-    insert_rows(c, "asset_tags", "asset_id, tag", 2, tags).await?;
+    insert_rows(
+        c,
+        "asset_search",
+        "asset_id, body, size_bytes, owner, created_at",
+        5,
+        search,
+    )
+    .await?;
+    insert_rows(c, "asset_tags", "asset_id, tag, owner, created_at", 4, tags).await?;
     insert_rows(
         c,
         "asset_fields",
-        "asset_id, path, num, txt, flag",
-        5,
+        "asset_id, path, num, txt, flag, owner",
+        6,
         fields,
     )
     .await?;
@@ -498,24 +584,26 @@ mod tests {
             )
             .await
             .unwrap();
-        let search: (String, i64) = c
+        let search: (String, i64, String, bool) = c
             .fetch_one(
-                "SELECT body, size_bytes FROM asset_search WHERE asset_id = $1",
+                "SELECT s.body, s.size_bytes, s.owner, s.created_at = a.created_at \
+                 FROM asset_search s JOIN assets a ON a.id = s.asset_id WHERE s.asset_id = $1",
                 args![id],
             )
             .await
             .unwrap();
-        let tags: Vec<(String,)> = c
+        let tags: Vec<(String, String, bool)> = c
             .fetch_all(
-                "SELECT tag FROM asset_tags WHERE asset_id = $1 ORDER BY 1",
+                "SELECT t.tag, t.owner, t.created_at = a.created_at FROM asset_tags t \
+                 JOIN assets a ON a.id = t.asset_id WHERE t.asset_id = $1 ORDER BY 1",
                 args![id],
             )
             .await
             .unwrap();
-        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>);
+        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>, String);
         let fields: Vec<FieldCols> = c
             .fetch_all(
-                "SELECT path, num, txt, flag FROM asset_fields WHERE asset_id = $1 \
+                "SELECT path, num, txt, flag, owner FROM asset_fields WHERE asset_id = $1 \
                  ORDER BY path, num, txt, flag",
                 args![id],
             )
