@@ -12,7 +12,7 @@ use super::sql::{args, Arg, Conn, Dialect};
 use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
-use crate::search::sql::compile;
+use crate::search::sql::{compile, metadata_count};
 use crate::search::{Facets, SearchPage, SearchRequest};
 use dataerai_proto::api::Asset;
 
@@ -155,6 +155,8 @@ pub(super) async fn backfill<B: Backend>(store: &B) -> Result<()> {
 /// placeholders) and the count with the facets; both take `args`.
 pub(crate) struct SearchSql {
     pub page: String,
+    /// Whether the page selects only the ids (else the asset columns).
+    pub page_ids: bool,
     pub count: String,
     pub args: Vec<Arg>,
     /// The arguments of the count (no ranking).
@@ -170,10 +172,13 @@ pub(crate) fn statements(
 ) -> SearchSql {
     let compiled = compile(&request.query, &request.sort, caller, text);
     let n = compiled.args.len();
+    // The page's ids alone when the assets are not needed to find them.
+    let (columns, from) = match &compiled.ids_from {
+        Some(ids_from) => (compiled.id.to_string(), ids_from.as_str()),
+        None => (qualified(ASSET_COLUMNS), compiled.from.as_str()),
+    };
     let page = format!(
         "SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
-        columns = qualified(ASSET_COLUMNS),
-        from = compiled.from,
         filter = compiled.filter,
         order = compiled.order,
         l = n + 1,
@@ -190,13 +195,22 @@ pub(crate) fn statements(
         text,
     );
     let cap = request.count_cap;
+    let (matches, count_args) = match metadata_count(&request.query, caller) {
+        Some(found) => found,
+        None => (
+            format!(
+                "SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter}",
+                id = plain.id,
+                owner = plain.owner,
+                from = plain.count_from,
+                filter = plain.filter,
+            ),
+            plain.args,
+        ),
+    };
     let mut count = format!(
-        "WITH m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter} \
-         LIMIT {limit}) SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
-        id = plain.id,
-        owner = plain.owner,
-        from = plain.count_from,
-        filter = plain.filter,
+        "WITH m AS MATERIALIZED ({matches} LIMIT {limit}) \
+         SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
         limit = cap + 1
     );
     if request.facets {
@@ -225,10 +239,11 @@ pub(crate) fn statements(
         }
     }
     SearchSql {
+        page_ids: compiled.ids_from.is_some(),
         page,
         count,
         args: compiled.args,
-        count_args: plain.args,
+        count_args,
     }
 }
 
@@ -246,7 +261,12 @@ pub(super) async fn search<B: Backend>(
     // One row past the page says whether another page follows.
     let mut page_args = sql.args.clone();
     page_args.extend([Arg::from(limit.saturating_add(1)), Arg::from(offset)]);
-    let mut rows: Vec<AssetRow> = c.fetch_all(&sql.page, page_args).await?;
+    let mut rows: Vec<AssetRow> = if sql.page_ids {
+        let ids: Vec<(String,)> = c.fetch_all(&sql.page, page_args).await?;
+        assets_by_id(c, ids.into_iter().map(|(id,)| id).collect()).await?
+    } else {
+        c.fetch_all(&sql.page, page_args).await?
+    };
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let items = page_assets(c, rows).await?;
@@ -284,6 +304,26 @@ pub(super) async fn search<B: Backend>(
         more,
         facets: request.facets.then_some(facets),
     })
+}
+
+/// The asset rows of `ids`, in that order.
+async fn assets_by_id<C: Dialect>(c: &mut C, ids: Vec<String>) -> Result<Vec<AssetRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|k| format!("${k}")).collect();
+    let rows: Vec<AssetRow> = c
+        .fetch_all(
+            &format!(
+                "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({})",
+                marks.join(", ")
+            ),
+            ids.iter().map(Arg::from).collect(),
+        )
+        .await?;
+    let mut by_id: std::collections::HashMap<String, AssetRow> =
+        rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
 /// The assets of a page, as [`asset`] reads each one, in a few statements:
@@ -693,6 +733,138 @@ mod tests {
             .unwrap();
         assert_eq!(lineage.edges.len(), 1);
         assert_eq!(lineage.edges[0].to_asset_id, bulk[0]);
+    }
+
+    /// Index rows whose owner or creation time differ from their asset's.
+    async fn stale_index_rows<C: Dialect>(c: &mut C) -> i64 {
+        let owner = "a.owner_type || ':' || a.owner_id";
+        let mut stale = 0;
+        for (table, extra) in [
+            ("asset_search", " OR x.created_at <> a.created_at"),
+            ("asset_tags", " OR x.created_at <> a.created_at"),
+            ("asset_fields", ""),
+        ] {
+            let (n,): (i64,) = c
+                .fetch_one(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} x JOIN assets a ON a.id = x.asset_id \
+                         WHERE x.owner <> {owner}{extra}"
+                    ),
+                    vec![],
+                )
+                .await
+                .unwrap();
+            stale += n;
+        }
+        stale
+    }
+
+    /// The owner in the index rows follows the asset through the changes
+    /// the store makes to an asset (no path changes an asset's owner: moving
+    /// it between collections keeps its project), and a moved asset is
+    /// still found by its project, tag and metadata.
+    async fn index_rows_carry_the_owner<B: Backend + MetadataStore>(s: &B) {
+        let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
+        let p = s
+            .create_project("Lab", "", &me.user_id, 1 << 40)
+            .await
+            .unwrap();
+        let raw = s
+            .create_collection(&p.project_id, "raw", &p.root_collection_id)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (owner_type, owner_id) in [
+            (OwnerType::Project, p.project_id.clone()),
+            (OwnerType::User, me.user_id.clone()),
+        ] {
+            let asset = s
+                .create_asset(NewAsset {
+                    title: "scan".into(),
+                    description: None,
+                    alias: None,
+                    tags: vec!["calibrated".into()],
+                    metadata: json!({"kv": 200}).as_object().unwrap().clone(),
+                    collection_id: (owner_type == OwnerType::Project)
+                        .then(|| p.root_collection_id.clone()),
+                    owner_type,
+                    owner_id,
+                    created_by: me.user_id.clone(),
+                    record_type: None,
+                })
+                .await
+                .unwrap();
+            ids.push(asset.asset_id);
+        }
+        s.update_asset(
+            &ids[0],
+            dataerai_proto::api::UpdateAsset {
+                tags: Some(vec!["calibrated".into(), "moved".into()]),
+                metadata: Some(json!({"kv": 300}).as_object().unwrap().clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        s.move_asset_to_collection(&ids[0], &raw.collection_id)
+            .await
+            .unwrap();
+        {
+            let mut conn = s.pool().acquire().await.unwrap();
+            let c: &mut ConnOf<B> = &mut conn;
+            assert_eq!(stale_index_rows(c).await, 0);
+        }
+        for (q, expected) in [
+            (format!("project:{} tag:moved md.kv>=300", p.project_id), 1),
+            ("tag:calibrated".to_string(), 2),
+            (format!("collection:{}", raw.collection_id), 1),
+        ] {
+            let query = crate::search::parse(&q).unwrap();
+            let request = SearchRequest {
+                sort: crate::search::Sort::parse(None, &query).unwrap(),
+                query,
+                window: Window {
+                    limit: 10,
+                    offset: 0,
+                },
+                facets: true,
+                count_cap: crate::search::COUNT_CAP,
+            };
+            let found = s.search(&me.user_id, &request).await.unwrap();
+            assert_eq!(found.total, expected, "{q}");
+            assert_eq!(found.items.len() as u64, expected, "{q}");
+        }
+        // Another user reads none of it.
+        let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
+        let query = crate::search::parse("tag:calibrated").unwrap();
+        let request = SearchRequest {
+            sort: crate::search::Sort::parse(None, &query).unwrap(),
+            query,
+            window: Window {
+                limit: 10,
+                offset: 0,
+            },
+            facets: true,
+            count_cap: crate::search::COUNT_CAP,
+        };
+        assert_eq!(s.search(&other.user_id, &request).await.unwrap().total, 0);
+    }
+
+    #[tokio::test]
+    async fn index_rows_carry_the_owner_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        index_rows_carry_the_owner(&s).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
+    async fn index_rows_carry_the_owner_postgres() {
+        let Some(url) = scratch_pg_url("unit") else {
+            return;
+        };
+        let s = PgStore::open(&url).await.unwrap();
+        index_rows_carry_the_owner(&s).await;
     }
 
     #[tokio::test]

@@ -22,6 +22,10 @@ pub(crate) enum FullText {
 pub(crate) struct Compiled {
     /// The page's `FROM` (always with `assets a`).
     pub from: String,
+    /// When neither the filter nor the order reads `assets a`: the page's
+    /// `FROM` without it, to select the page's ids (the assets are read for
+    /// those ids only).
+    pub ids_from: Option<String>,
     /// The count's `FROM`: only the tables the filter needs (a tag query is
     /// counted from its index rows alone).
     pub count_from: String,
@@ -261,6 +265,43 @@ fn split_tag(e: &Expr) -> Option<(String, Vec<Expr>)> {
     Some((tag, items))
 }
 
+/// The count's matches for a query that is one metadata comparison (or
+/// existence test): `id, owner` of the distinct assets straight from the
+/// `asset_fields` index range with the owner in it (no asset row read),
+/// and its arguments. `None` for any other query.
+pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec<Arg>)> {
+    let Some(Expr::Term(Term::Metadata { path, test })) = &query.expr else {
+        return None;
+    };
+    let mut b = Builder {
+        args: Vec::new(),
+        text: FullText::Fts5,
+        id: "f.asset_id",
+        owner: "f.owner",
+        uses_search: false,
+        uses_asset: false,
+        readable: String::new(),
+    };
+    let me = b.arg(caller);
+    let r = readable_owners(&me);
+    let path = b.arg(path.join("."));
+    let test = match test {
+        MetaTest::Exists => String::new(),
+        MetaTest::Compare(Cmp::Ne, _) => return None,
+        MetaTest::Compare(cmp, value) => {
+            let (column, v) = b.value(value);
+            format!(" AND f.{column} {} {v}", cmp.sql())
+        }
+    };
+    Some((
+        format!(
+            "SELECT DISTINCT f.asset_id AS id, f.owner AS owner FROM asset_fields f \
+             WHERE f.path = {path}{test} AND f.owner IN {r}"
+        ),
+        b.args,
+    ))
+}
+
 /// Compile `query` for `caller` (a user id, always `$1`) sorted by `sort`.
 ///
 /// Every statement starts from an index that holds the owner of each row
@@ -391,8 +432,12 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
             tie = format!(", {id}{}", desc(*descending));
             format!("{created}{}", desc(*descending))
         }
-        Sort::Updated { descending } => format!("a.updated_at{}", desc(*descending)),
+        Sort::Updated { descending } => {
+            b.uses_asset = true;
+            format!("a.updated_at{}", desc(*descending))
+        }
         Sort::Title { descending } => {
+            b.uses_asset = true;
             let title = match text {
                 FullText::Fts5 => "a.title",
                 // Byte order, as SQLite's BINARY collation.
@@ -416,10 +461,10 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
     };
     let (mut from, mut count_from) = match driver {
         Driver::Words => (
-            "asset_search_fts JOIN asset_search s ON s.rowid = asset_search_fts.rowid \
-             JOIN assets a ON a.id = s.asset_id"
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid \
+             CROSS JOIN assets a ON a.id = s.asset_id"
                 .to_string(),
-            "asset_search_fts JOIN asset_search s ON s.rowid = asset_search_fts.rowid".to_string(),
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid".to_string(),
         ),
         Driver::Tag => {
             let mut count = "asset_tags d".to_string();
@@ -439,8 +484,19 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
         ),
     };
     from.push_str(&ranked);
+    let ids_from = (!b.uses_asset).then(|| {
+        let ids = match driver {
+            Driver::Words => "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid",
+            Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id",
+            Driver::All => "asset_search s",
+        };
+        format!("{ids}{ranked}")
+    });
     if b.uses_asset {
-        count_from.push_str(&format!(" JOIN assets a ON a.id = {id}"));
+        // SQLite: in the words' order (CROSS JOIN keeps the join order), not
+        // from an index of `assets` that matches far more.
+        let join = if driver == Driver::Words { "CROSS JOIN" } else { "JOIN" };
+        count_from.push_str(&format!(" {join} assets a ON a.id = {id}"));
     }
     let owner = match driver {
         Driver::Tag => "d.owner",
@@ -448,6 +504,7 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
     };
     Compiled {
         from,
+        ids_from,
         count_from,
         filter,
         order: format!("{order}{tie}"),
@@ -516,7 +573,7 @@ mod tests {
     #[test]
     fn required_words_drive_sqlite_from_the_full_text_index() {
         let c = sql("scan \"bright field\" tag:x", FullText::Fts5);
-        assert!(c.from.starts_with("asset_search_fts JOIN"), "{}", c.from);
+        assert!(c.from.starts_with("asset_search_fts CROSS JOIN"), "{}", c.from);
         assert!(
             c.filter
                 .starts_with("asset_search_fts MATCH $2 AND s.owner IN (SELECT"),
