@@ -93,8 +93,9 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     )
     .await?;
     for batch in entry.fields.chunks(FIELDS_PER_INSERT) {
-        let mut sql =
-            String::from("INSERT INTO asset_fields (asset_id, path, num, txt, flag, owner) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO asset_fields (asset_id, path, num, txt, flag, owner) VALUES ",
+        );
         let mut values = Vec::with_capacity(batch.len() * 6);
         for (i, field) in batch.iter().enumerate() {
             let n = i * 6;
@@ -214,7 +215,10 @@ pub(crate) fn statements(
         limit = cap + 1
     );
     if request.facets {
-        let counted = format!("(SELECT id, owner FROM m LIMIT {}) c", FACET_SAMPLE.min(cap));
+        let counted = format!(
+            "(SELECT id, owner FROM m LIMIT {}) c",
+            FACET_SAMPLE.min(cap)
+        );
         for (k, select, from) in [
             (
                 1,

@@ -186,7 +186,8 @@ impl Builder {
             Term::Metadata { path, test } => {
                 let path = self.arg(path.join("."));
                 let r = self.readable.clone();
-                let having = format!("{id} IN (SELECT f.asset_id FROM asset_fields f WHERE f.path = ");
+                let having =
+                    format!("{id} IN (SELECT f.asset_id FROM asset_fields f WHERE f.path = ");
                 match test {
                     MetaTest::Exists => format!("{having}{path} AND f.owner IN {r})"),
                     MetaTest::Compare(Cmp::Ne, value) => {
@@ -464,7 +465,8 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
             "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid \
              CROSS JOIN assets a ON a.id = s.asset_id"
                 .to_string(),
-            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid".to_string(),
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
+                .to_string(),
         ),
         Driver::Tag => {
             let mut count = "asset_tags d".to_string();
@@ -486,7 +488,9 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
     from.push_str(&ranked);
     let ids_from = (!b.uses_asset).then(|| {
         let ids = match driver {
-            Driver::Words => "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid",
+            Driver::Words => {
+                "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
+            }
             Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id",
             Driver::All => "asset_search s",
         };
@@ -495,7 +499,11 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
     if b.uses_asset {
         // SQLite: in the words' order (CROSS JOIN keeps the join order), not
         // from an index of `assets` that matches far more.
-        let join = if driver == Driver::Words { "CROSS JOIN" } else { "JOIN" };
+        let join = if driver == Driver::Words {
+            "CROSS JOIN"
+        } else {
+            "JOIN"
+        };
         count_from.push_str(&format!(" {join} assets a ON a.id = {id}"));
     }
     let owner = match driver {
@@ -567,13 +575,20 @@ mod tests {
         assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
         // A term on the asset row joins it for the count.
         let c = sql("tag:x type:raw_data", FullText::TsVector);
-        assert_eq!(c.count_from, "asset_tags d JOIN assets a ON a.id = d.asset_id");
+        assert_eq!(
+            c.count_from,
+            "asset_tags d JOIN assets a ON a.id = d.asset_id"
+        );
     }
 
     #[test]
     fn required_words_drive_sqlite_from_the_full_text_index() {
         let c = sql("scan \"bright field\" tag:x", FullText::Fts5);
-        assert!(c.from.starts_with("asset_search_fts CROSS JOIN"), "{}", c.from);
+        assert!(
+            c.from.starts_with("asset_search_fts CROSS JOIN"),
+            "{}",
+            c.from
+        );
         assert!(
             c.filter
                 .starts_with("asset_search_fts MATCH $2 AND s.owner IN (SELECT"),
@@ -595,7 +610,11 @@ mod tests {
     #[test]
     fn or_and_not_keep_their_grouping() {
         let c = sql("tag:a OR NOT (tag:b type:c)", FullText::Fts5);
-        assert!(c.filter.contains(") OR (NOT ((s.asset_id IN"), "{}", c.filter);
+        assert!(
+            c.filter.contains(") OR (NOT ((s.asset_id IN"),
+            "{}",
+            c.filter
+        );
         assert_eq!(c.args.len(), 4);
     }
 
