@@ -138,7 +138,11 @@ pub(super) async fn backfill<B: Backend>(store: &B) -> Result<()> {
         let c: &mut ConnOf<B> = &mut tx;
         let missing: Vec<(String,)> = c
             .fetch_all(
-                "SELECT id FROM assets WHERE id NOT IN (SELECT asset_id FROM asset_search) LIMIT 500",
+                // NOT EXISTS, an anti-join on both backends: PostgreSQL runs
+                // `NOT IN (subquery)` as a rescan per asset once the ids
+                // exceed `work_mem` (quadratic: hours at 1,000,000 assets).
+                "SELECT a.id FROM assets a WHERE NOT EXISTS \
+                 (SELECT 1 FROM asset_search s WHERE s.asset_id = a.id) LIMIT 500",
                 vec![],
             )
             .await?;
