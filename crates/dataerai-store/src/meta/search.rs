@@ -12,13 +12,17 @@ use super::sql::{args, Arg, Conn, Dialect};
 use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
-use crate::search::sql::compile;
+use crate::search::sql::{compile, metadata_count};
 use crate::search::{Facets, SearchPage, SearchRequest};
+use dataerai_proto::api::Asset;
 
-/// Rows per multi-row `INSERT` into `asset_fields` (5 arguments each).
+/// Rows per multi-row `INSERT` into `asset_fields` (6 arguments each).
 const FIELDS_PER_INSERT: usize = 100;
 /// Facet values returned per facet.
 const FACET_VALUES: u64 = 20;
+/// The facets count the first this many matches (all of them when there
+/// are no more), so they cost the same for any number of matches.
+pub(crate) const FACET_SAMPLE: u64 = 1_000;
 
 /// Rewrite the index rows of `asset_id` from the asset and its latest
 /// complete version (no rows when the asset is gone).
@@ -30,10 +34,13 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
         Option<String>,
         Json<Vec<String>>,
         Json<Value>,
+        String,
+        chrono::DateTime<chrono::Utc>,
     );
-    let Some((title, description, alias, record_type, tags, metadata)) = c
+    let Some((title, description, alias, record_type, tags, metadata, owner, created_at)) = c
         .fetch_optional::<Source>(
-            "SELECT title, description, alias, record_type, tags, metadata FROM assets WHERE id = $1",
+            "SELECT title, description, alias, record_type, tags, metadata, \
+             owner_type || ':' || owner_id, created_at FROM assets WHERE id = $1",
             args![asset_id],
         )
         .await?
@@ -61,9 +68,11 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     }
     .entry();
     c.execute(
-        "INSERT INTO asset_search (asset_id, body, size_bytes) VALUES ($1, $2, $3)
-         ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, size_bytes = excluded.size_bytes",
-        args![asset_id, entry.body, entry.size_bytes],
+        "INSERT INTO asset_search (asset_id, body, size_bytes, owner, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, size_bytes = excluded.size_bytes,
+         owner = excluded.owner, created_at = excluded.created_at",
+        args![asset_id, entry.body, entry.size_bytes, &owner, created_at],
     )
     .await?;
     c.execute(
@@ -73,8 +82,8 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     .await?;
     for tag in &entry.tags {
         c.execute(
-            "INSERT INTO asset_tags (asset_id, tag) VALUES ($1, $2)",
-            args![asset_id, tag],
+            "INSERT INTO asset_tags (asset_id, tag, owner, created_at) VALUES ($1, $2, $3, $4)",
+            args![asset_id, tag, &owner, created_at],
         )
         .await?;
     }
@@ -84,21 +93,23 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     )
     .await?;
     for batch in entry.fields.chunks(FIELDS_PER_INSERT) {
-        let mut sql =
-            String::from("INSERT INTO asset_fields (asset_id, path, num, txt, flag) VALUES ");
-        let mut values = Vec::with_capacity(batch.len() * 5);
+        let mut sql = String::from(
+            "INSERT INTO asset_fields (asset_id, path, num, txt, flag, owner) VALUES ",
+        );
+        let mut values = Vec::with_capacity(batch.len() * 6);
         for (i, field) in batch.iter().enumerate() {
-            let n = i * 5;
+            let n = i * 6;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${})",
                 n + 1,
                 n + 2,
                 n + 3,
                 n + 4,
-                n + 5
+                n + 5,
+                n + 6
             ));
             let (num, txt, flag) = match &field.value {
                 FieldValue::Number(v) => (Some(*v), None, None),
@@ -111,6 +122,7 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
                 Arg::Float(num),
                 Arg::Text(txt),
                 Arg::Bool(flag),
+                Arg::from(&owner),
             ]);
         }
         c.execute(&sql, values).await?;
@@ -126,7 +138,11 @@ pub(super) async fn backfill<B: Backend>(store: &B) -> Result<()> {
         let c: &mut ConnOf<B> = &mut tx;
         let missing: Vec<(String,)> = c
             .fetch_all(
-                "SELECT id FROM assets WHERE id NOT IN (SELECT asset_id FROM asset_search) LIMIT 500",
+                // NOT EXISTS, an anti-join on both backends: PostgreSQL runs
+                // `NOT IN (subquery)` as a rescan per asset once the ids
+                // exceed `work_mem` (quadratic: hours at 1,000,000 assets).
+                "SELECT a.id FROM assets a WHERE NOT EXISTS \
+                 (SELECT 1 FROM asset_search s WHERE s.asset_id = a.id) LIMIT 500",
                 vec![],
             )
             .await?;
@@ -144,6 +160,8 @@ pub(super) async fn backfill<B: Backend>(store: &B) -> Result<()> {
 /// placeholders) and the count with the facets; both take `args`.
 pub(crate) struct SearchSql {
     pub page: String,
+    /// Whether the page selects only the ids (else the asset columns).
+    pub page_ids: bool,
     pub count: String,
     pub args: Vec<Arg>,
     /// The arguments of the count (no ranking).
@@ -159,18 +177,22 @@ pub(crate) fn statements(
 ) -> SearchSql {
     let compiled = compile(&request.query, &request.sort, caller, text);
     let n = compiled.args.len();
+    // The page's ids alone when the assets are not needed to find them.
+    let (columns, from) = match &compiled.ids_from {
+        Some(ids_from) => (compiled.id.to_string(), ids_from.as_str()),
+        None => (qualified(ASSET_COLUMNS), compiled.from.as_str()),
+    };
     let page = format!(
         "SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
-        columns = qualified(ASSET_COLUMNS),
-        from = compiled.from,
         filter = compiled.filter,
         order = compiled.order,
         l = n + 1,
         o = n + 2,
     );
     // The count and the facets need neither the ranking nor the order: the
-    // first `cap + 1` matches the database finds (`m`, one pass), counted;
-    // the facets over `cap` of them.
+    // first `cap + 1` matches the database finds (`m`, one pass over the
+    // driving index, which holds each row's owner: no asset is read to
+    // count it), counted; the facets over the first FACET_SAMPLE of them.
     let plain = compile(
         &request.query,
         &crate::search::Sort::Created { descending: false },
@@ -178,31 +200,44 @@ pub(crate) fn statements(
         text,
     );
     let cap = request.count_cap;
+    let (matches, count_args) = match metadata_count(&request.query, caller) {
+        Some(found) => found,
+        None => (
+            format!(
+                "SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter}",
+                id = plain.id,
+                owner = plain.owner,
+                from = plain.count_from,
+                filter = plain.filter,
+            ),
+            plain.args,
+        ),
+    };
     let mut count = format!(
-        "WITH m AS MATERIALIZED (SELECT a.id AS id, a.record_type AS record_type, \
-         a.owner_type AS owner_type, a.owner_id AS owner_id FROM {} WHERE {} LIMIT {}) \
+        "WITH m AS MATERIALIZED ({matches} LIMIT {limit}) \
          SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
-        plain.from,
-        plain.filter,
-        cap + 1
+        limit = cap + 1
     );
     if request.facets {
-        let counted = format!("(SELECT * FROM m LIMIT {cap}) c");
+        let counted = format!(
+            "(SELECT id, owner FROM m LIMIT {}) c",
+            FACET_SAMPLE.min(cap)
+        );
         for (k, select, from) in [
             (
                 1,
-                "t.tag",
+                "t.tag".to_string(),
                 format!("asset_tags t JOIN {counted} ON t.asset_id = c.id"),
             ),
             (
                 2,
-                "c.record_type",
-                format!("{counted} WHERE c.record_type IS NOT NULL"),
+                "a.record_type".to_string(),
+                format!("assets a JOIN {counted} ON a.id = c.id WHERE a.record_type IS NOT NULL"),
             ),
             (
                 3,
-                "c.owner_id",
-                format!("{counted} WHERE c.owner_type = 'project'"),
+                "substr(c.owner, 9)".to_string(),
+                format!("{counted} WHERE c.owner LIKE 'project:%'"),
             ),
         ] {
             count.push_str(&format!(
@@ -212,10 +247,11 @@ pub(crate) fn statements(
         }
     }
     SearchSql {
+        page_ids: compiled.ids_from.is_some(),
         page,
         count,
         args: compiled.args,
-        count_args: plain.args,
+        count_args,
     }
 }
 
@@ -233,13 +269,15 @@ pub(super) async fn search<B: Backend>(
     // One row past the page says whether another page follows.
     let mut page_args = sql.args.clone();
     page_args.extend([Arg::from(limit.saturating_add(1)), Arg::from(offset)]);
-    let mut rows: Vec<AssetRow> = c.fetch_all(&sql.page, page_args).await?;
+    let mut rows: Vec<AssetRow> = if sql.page_ids {
+        let ids: Vec<(String,)> = c.fetch_all(&sql.page, page_args).await?;
+        assets_by_id(c, ids.into_iter().map(|(id,)| id).collect()).await?
+    } else {
+        c.fetch_all(&sql.page, page_args).await?
+    };
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        items.push(asset(c, row).await?);
-    }
+    let items = page_assets(c, rows).await?;
     let counted: Vec<(i64, String, i64)> = c.fetch_all(&sql.count, sql.count_args).await?;
     let mut total = 0;
     let mut facets = Facets::default();
@@ -274,6 +312,86 @@ pub(super) async fn search<B: Backend>(
         more,
         facets: request.facets.then_some(facets),
     })
+}
+
+/// The asset rows of `ids`, in that order.
+async fn assets_by_id<C: Dialect>(c: &mut C, ids: Vec<String>) -> Result<Vec<AssetRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|k| format!("${k}")).collect();
+    let rows: Vec<AssetRow> = c
+        .fetch_all(
+            &format!(
+                "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({})",
+                marks.join(", ")
+            ),
+            ids.iter().map(Arg::from).collect(),
+        )
+        .await?;
+    let mut by_id: std::collections::HashMap<String, AssetRow> =
+        rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+/// The assets of a page, as [`asset`] reads each one, in a few statements:
+/// the collections of all of them in one, and the latest version read (by
+/// [`asset`]) only for the assets that have one.
+async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<Asset>> {
+    use std::collections::{HashMap, HashSet};
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=rows.len()).map(|k| format!("${k}")).collect();
+    let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(&r.id)).collect();
+    let pairs: Vec<(String, String)> = c
+        .fetch_all(
+            &format!(
+                "SELECT asset_id, collection_id FROM asset_collections WHERE asset_id IN ({}) \
+                 ORDER BY asset_id, collection_id",
+                marks.join(", ")
+            ),
+            ids.clone(),
+        )
+        .await?;
+    let mut collections: HashMap<String, Vec<String>> = HashMap::new();
+    for (asset_id, collection_id) in pairs {
+        collections.entry(asset_id).or_default().push(collection_id);
+    }
+    let versioned: Vec<(String,)> = c
+        .fetch_all(
+            &format!(
+                "SELECT DISTINCT asset_id FROM contents WHERE asset_id IN ({}) AND status = 'complete'",
+                marks.join(", ")
+            ),
+            ids,
+        )
+        .await?;
+    let versioned: HashSet<String> = versioned.into_iter().map(|(id,)| id).collect();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        if versioned.contains(&row.id) {
+            items.push(asset(c, row).await?);
+            continue;
+        }
+        items.push(Asset {
+            collection_ids: collections.remove(&row.id).unwrap_or_default(),
+            asset_id: row.id,
+            title: row.title,
+            description: row.description,
+            alias: row.alias,
+            record_type: row.record_type,
+            tags: row.tags.0,
+            metadata: row.metadata.0,
+            owner_type: row.owner_type,
+            owner_id: row.owner_id,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            latest_content: None,
+        });
+    }
+    Ok(items)
 }
 
 /// `id, title, …` → `a.id, a.title, …`.
@@ -360,6 +478,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         if let Some(collection_id) = &asset.collection_id {
             collections.extend([Arg::from(&id), Arg::from(collection_id)]);
         }
+        let owner = format!("{}:{}", asset.owner_type.as_str(), asset.owner_id);
         let metadata = Value::Object(asset.metadata.clone());
         let entry = Indexed {
             title: &asset.title,
@@ -376,9 +495,16 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
             Arg::from(&id),
             Arg::from(entry.body),
             Arg::from(entry.size_bytes),
+            Arg::from(&owner),
+            Arg::from(at),
         ]);
         for tag in entry.tags {
-            tags.extend([Arg::from(&id), Arg::from(tag)]);
+            tags.extend([
+                Arg::from(&id),
+                Arg::from(tag),
+                Arg::from(&owner),
+                Arg::from(at),
+            ]);
         }
         for field in entry.fields {
             let (num, txt, flag) = match field.value {
@@ -392,6 +518,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
                 Arg::Float(num),
                 Arg::Text(txt),
                 Arg::Bool(flag),
+                Arg::from(&owner),
             ]);
         }
         ids.push(id);
@@ -413,13 +540,20 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         collections,
     )
     .await?;
-    insert_rows(c, "asset_search", "asset_id, body, size_bytes", 3, search).await?;
-    insert_rows(c, "asset_tags", "asset_id, tag", 2, tags).await?;
+    insert_rows(
+        c,
+        "asset_search",
+        "asset_id, body, size_bytes, owner, created_at",
+        5,
+        search,
+    )
+    .await?;
+    insert_rows(c, "asset_tags", "asset_id, tag, owner, created_at", 4, tags).await?;
     insert_rows(
         c,
         "asset_fields",
-        "asset_id, path, num, txt, flag",
-        5,
+        "asset_id, path, num, txt, flag, owner",
+        6,
         fields,
     )
     .await?;
@@ -498,24 +632,26 @@ mod tests {
             )
             .await
             .unwrap();
-        let search: (String, i64) = c
+        let search: (String, i64, String, bool) = c
             .fetch_one(
-                "SELECT body, size_bytes FROM asset_search WHERE asset_id = $1",
+                "SELECT s.body, s.size_bytes, s.owner, s.created_at = a.created_at \
+                 FROM asset_search s JOIN assets a ON a.id = s.asset_id WHERE s.asset_id = $1",
                 args![id],
             )
             .await
             .unwrap();
-        let tags: Vec<(String,)> = c
+        let tags: Vec<(String, String, bool)> = c
             .fetch_all(
-                "SELECT tag FROM asset_tags WHERE asset_id = $1 ORDER BY 1",
+                "SELECT t.tag, t.owner, t.created_at = a.created_at FROM asset_tags t \
+                 JOIN assets a ON a.id = t.asset_id WHERE t.asset_id = $1 ORDER BY 1",
                 args![id],
             )
             .await
             .unwrap();
-        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>);
+        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>, String);
         let fields: Vec<FieldCols> = c
             .fetch_all(
-                "SELECT path, num, txt, flag FROM asset_fields WHERE asset_id = $1 \
+                "SELECT path, num, txt, flag, owner FROM asset_fields WHERE asset_id = $1 \
                  ORDER BY path, num, txt, flag",
                 args![id],
             )
@@ -607,6 +743,138 @@ mod tests {
             .unwrap();
         assert_eq!(lineage.edges.len(), 1);
         assert_eq!(lineage.edges[0].to_asset_id, bulk[0]);
+    }
+
+    /// Index rows whose owner or creation time differ from their asset's.
+    async fn stale_index_rows<C: Dialect>(c: &mut C) -> i64 {
+        let owner = "a.owner_type || ':' || a.owner_id";
+        let mut stale = 0;
+        for (table, extra) in [
+            ("asset_search", " OR x.created_at <> a.created_at"),
+            ("asset_tags", " OR x.created_at <> a.created_at"),
+            ("asset_fields", ""),
+        ] {
+            let (n,): (i64,) = c
+                .fetch_one(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} x JOIN assets a ON a.id = x.asset_id \
+                         WHERE x.owner <> {owner}{extra}"
+                    ),
+                    vec![],
+                )
+                .await
+                .unwrap();
+            stale += n;
+        }
+        stale
+    }
+
+    /// The owner in the index rows follows the asset through the changes
+    /// the store makes to an asset (no path changes an asset's owner: moving
+    /// it between collections keeps its project), and a moved asset is
+    /// still found by its project, tag and metadata.
+    async fn index_rows_carry_the_owner<B: Backend + MetadataStore>(s: &B) {
+        let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
+        let p = s
+            .create_project("Lab", "", &me.user_id, 1 << 40)
+            .await
+            .unwrap();
+        let raw = s
+            .create_collection(&p.project_id, "raw", &p.root_collection_id)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (owner_type, owner_id) in [
+            (OwnerType::Project, p.project_id.clone()),
+            (OwnerType::User, me.user_id.clone()),
+        ] {
+            let asset = s
+                .create_asset(NewAsset {
+                    title: "scan".into(),
+                    description: None,
+                    alias: None,
+                    tags: vec!["calibrated".into()],
+                    metadata: json!({"kv": 200}).as_object().unwrap().clone(),
+                    collection_id: (owner_type == OwnerType::Project)
+                        .then(|| p.root_collection_id.clone()),
+                    owner_type,
+                    owner_id,
+                    created_by: me.user_id.clone(),
+                    record_type: None,
+                })
+                .await
+                .unwrap();
+            ids.push(asset.asset_id);
+        }
+        s.update_asset(
+            &ids[0],
+            dataerai_proto::api::UpdateAsset {
+                tags: Some(vec!["calibrated".into(), "moved".into()]),
+                metadata: Some(json!({"kv": 300}).as_object().unwrap().clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        s.move_asset_to_collection(&ids[0], &raw.collection_id)
+            .await
+            .unwrap();
+        {
+            let mut conn = s.pool().acquire().await.unwrap();
+            let c: &mut ConnOf<B> = &mut conn;
+            assert_eq!(stale_index_rows(c).await, 0);
+        }
+        for (q, expected) in [
+            (format!("project:{} tag:moved md.kv>=300", p.project_id), 1),
+            ("tag:calibrated".to_string(), 2),
+            (format!("collection:{}", raw.collection_id), 1),
+        ] {
+            let query = crate::search::parse(&q).unwrap();
+            let request = SearchRequest {
+                sort: crate::search::Sort::parse(None, &query).unwrap(),
+                query,
+                window: Window {
+                    limit: 10,
+                    offset: 0,
+                },
+                facets: true,
+                count_cap: crate::search::COUNT_CAP,
+            };
+            let found = s.search(&me.user_id, &request).await.unwrap();
+            assert_eq!(found.total, expected, "{q}");
+            assert_eq!(found.items.len() as u64, expected, "{q}");
+        }
+        // Another user reads none of it.
+        let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
+        let query = crate::search::parse("tag:calibrated").unwrap();
+        let request = SearchRequest {
+            sort: crate::search::Sort::parse(None, &query).unwrap(),
+            query,
+            window: Window {
+                limit: 10,
+                offset: 0,
+            },
+            facets: true,
+            count_cap: crate::search::COUNT_CAP,
+        };
+        assert_eq!(s.search(&other.user_id, &request).await.unwrap().total, 0);
+    }
+
+    #[tokio::test]
+    async fn index_rows_carry_the_owner_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        index_rows_carry_the_owner(&s).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
+    async fn index_rows_carry_the_owner_postgres() {
+        let Some(url) = scratch_pg_url("unit") else {
+            return;
+        };
+        let s = PgStore::open(&url).await.unwrap();
+        index_rows_carry_the_owner(&s).await;
     }
 
     #[tokio::test]

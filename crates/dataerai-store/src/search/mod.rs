@@ -40,8 +40,8 @@ pub struct SearchPage {
     pub total_is_lower_bound: bool,
     /// Whether matches follow this page.
     pub more: bool,
-    /// When asked: the facet counts over the counted matches (all of them
-    /// when the total is exact; else `count_cap` of them).
+    /// When asked: the facet counts over the first 1,000 matches found
+    /// (all of them when there are no more).
     pub facets: Option<Facets>,
 }
 

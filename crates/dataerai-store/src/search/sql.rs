@@ -20,15 +20,56 @@ pub(crate) enum FullText {
 /// and their arguments in placeholder order.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    /// The page's `FROM` (always with `assets a`).
     pub from: String,
+    /// When neither the filter nor the order reads `assets a`: the page's
+    /// `FROM` without it, to select the page's ids (the assets are read for
+    /// those ids only).
+    pub ids_from: Option<String>,
+    /// The count's `FROM`: only the tables the filter needs (a tag query is
+    /// counted from its index rows alone).
+    pub count_from: String,
     pub filter: String,
     pub order: String,
+    /// The asset id and its owner key in `count_from`.
+    pub id: &'static str,
+    pub owner: &'static str,
     pub args: Vec<Arg>,
+}
+
+/// The table a search starts from, whose index holds the term and the
+/// owner, so the term and the read permission are one index range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// The full-text index (SQLite: the required words are its `MATCH`).
+    Words,
+    /// One tag's index rows (`asset_tags d`), newest first.
+    Tag,
+    /// Every asset's index row (`asset_search s`), newest first.
+    All,
 }
 
 struct Builder {
     args: Vec<Arg>,
     text: FullText,
+    /// The columns holding the asset id and its owner key in the
+    /// statement's driving table.
+    id: &'static str,
+    owner: &'static str,
+    /// Whether the filter reads `asset_search s` / `assets a`.
+    uses_search: bool,
+    uses_asset: bool,
+    /// The caller's readable owner keys, as a subquery.
+    readable: String,
+}
+
+/// The owner keys `$1` (a user id) may read: `user:<id>` and the projects it
+/// is a member of (`project:<id>`), as the index rows hold them.
+fn readable_owners(me: &str) -> String {
+    format!(
+        "(SELECT 'user:' || CAST({me} AS TEXT) UNION ALL \
+         SELECT 'project:' || m.project_id FROM memberships m WHERE m.user_id = {me})"
+    )
 }
 
 impl Builder {
@@ -36,6 +77,16 @@ impl Builder {
     fn arg(&mut self, arg: impl Into<Arg>) -> String {
         self.args.push(arg.into());
         format!("${}", self.args.len())
+    }
+
+    fn s(&mut self, column: &str) -> String {
+        self.uses_search = true;
+        format!("s.{column}")
+    }
+
+    fn a(&mut self, column: &str) -> String {
+        self.uses_asset = true;
+        format!("a.{column}")
     }
 
     fn expr(&mut self, e: &Expr) -> String {
@@ -60,34 +111,45 @@ impl Builder {
         match self.text {
             FullText::Fts5 => {
                 let p = self.arg(fts5(t));
+                let rowid = self.s("rowid");
                 format!(
-                    "s.rowid IN (SELECT rowid FROM asset_search_fts WHERE asset_search_fts MATCH {p})"
+                    "{rowid} IN (SELECT rowid FROM asset_search_fts WHERE asset_search_fts MATCH {p})"
                 )
             }
             FullText::TsVector => {
                 let sep = if t.phrase { " <-> " } else { " & " };
                 let p = self.arg(t.words.join(sep));
-                format!("s.body_vector @@ to_tsquery('simple', {p})")
+                let v = self.s("body_vector");
+                format!("{v} @@ to_tsquery('simple', {p})")
             }
         }
     }
 
     fn term(&mut self, t: &Term) -> String {
+        let id = self.id;
         match t {
             Term::Text(t) => self.text(t),
             Term::Tag(tag) => {
                 let p = self.arg(tag.as_str());
-                format!("a.id IN (SELECT t.asset_id FROM asset_tags t WHERE t.tag = {p})")
-            }
-            Term::RecordType(rt) => format!("a.record_type = {}", self.arg(rt.as_str())),
-            Term::Project(id) => {
+                let r = self.readable.clone();
                 format!(
-                    "a.owner_type = 'project' AND a.owner_id = {}",
-                    self.arg(id.as_str())
+                    "{id} IN (SELECT t.asset_id FROM asset_tags t WHERE t.tag = {p} AND t.owner IN {r})"
                 )
             }
-            Term::Collection { id, descendants } => {
+            Term::RecordType(rt) => {
+                let p = self.arg(rt.as_str());
+                format!("{} = {p}", self.a("record_type"))
+            }
+            Term::Project(id) => {
                 let p = self.arg(id.as_str());
+                let owner = match self.owner {
+                    "s.owner" => self.s("owner"),
+                    other => other.to_string(),
+                };
+                format!("{owner} = 'project:' || CAST({p} AS TEXT)")
+            }
+            Term::Collection { id: c, descendants } => {
+                let p = self.arg(c.as_str());
                 let ids = if *descendants {
                     format!(
                         "(WITH RECURSIVE sub(id) AS (SELECT CAST({p} AS TEXT) UNION \
@@ -98,40 +160,49 @@ impl Builder {
                     format!("({p})")
                 };
                 format!(
-                    "a.id IN (SELECT ac.asset_id FROM asset_collections ac WHERE ac.collection_id IN {ids})"
+                    "{id} IN (SELECT ac.asset_id FROM asset_collections ac WHERE ac.collection_id IN {ids})"
                 )
             }
             // `$1` is the caller.
-            Term::Owner(None) => "a.created_by = $1".into(),
+            Term::Owner(None) => format!("{} = $1", self.a("created_by")),
             Term::Owner(Some(who)) => {
                 let p = self.arg(who.as_str());
                 format!(
-                    "a.created_by IN (SELECT u.id FROM users u WHERE u.id = {p} OR u.email = {p})"
+                    "{} IN (SELECT u.id FROM users u WHERE u.id = {p} OR u.email = {p})",
+                    self.a("created_by")
                 )
             }
             Term::Time { field, cmp, at } => {
                 let column = match field {
-                    TimeField::Created => "a.created_at",
-                    TimeField::Updated => "a.updated_at",
+                    TimeField::Created => self.s("created_at"),
+                    TimeField::Updated => self.a("updated_at"),
                 };
                 format!("{column} {} {}", cmp.sql(), self.arg(*at))
             }
-            Term::Size { cmp, bytes } => format!("s.size_bytes {} {}", cmp.sql(), self.arg(*bytes)),
+            Term::Size { cmp, bytes } => {
+                let column = self.s("size_bytes");
+                format!("{column} {} {}", cmp.sql(), self.arg(*bytes))
+            }
             Term::Metadata { path, test } => {
                 let path = self.arg(path.join("."));
-                let having = "a.id IN (SELECT f.asset_id FROM asset_fields f WHERE f.path = ";
+                let r = self.readable.clone();
+                let having =
+                    format!("{id} IN (SELECT f.asset_id FROM asset_fields f WHERE f.path = ");
                 match test {
-                    MetaTest::Exists => format!("{having}{path})"),
+                    MetaTest::Exists => format!("{having}{path} AND f.owner IN {r})"),
                     MetaTest::Compare(Cmp::Ne, value) => {
                         let (column, v) = self.value(value);
                         format!(
-                            "{having}{path}) AND a.id NOT IN (SELECT f.asset_id FROM asset_fields f \
-                             WHERE f.path = {path} AND f.{column} = {v})"
+                            "{having}{path} AND f.owner IN {r}) AND {id} NOT IN (SELECT f.asset_id \
+                             FROM asset_fields f WHERE f.path = {path} AND f.{column} = {v})"
                         )
                     }
                     MetaTest::Compare(cmp, value) => {
                         let (column, v) = self.value(value);
-                        format!("{having}{path} AND f.{column} {} {v})", cmp.sql())
+                        format!(
+                            "{having}{path} AND f.{column} {} {v} AND f.owner IN {r})",
+                            cmp.sql()
+                        )
                     }
                 }
             }
@@ -161,72 +232,166 @@ fn fts5(t: &Text) -> String {
     }
 }
 
-/// The words and phrases every match must contain (the query's top-level
-/// text terms), and the rest of the query.
-fn split_required(e: &Expr) -> (Vec<&Text>, Option<Expr>) {
+/// The top-level `AND` terms of a query.
+fn conjuncts(e: &Expr) -> Vec<Expr> {
     match e {
-        Expr::Term(Term::Text(t)) => (vec![t], None),
-        Expr::And(items) => {
-            let mut required = Vec::new();
-            let mut rest = Vec::new();
-            for item in items {
-                match item {
-                    Expr::Term(Term::Text(t)) => required.push(t),
-                    other => rest.push(other.clone()),
-                }
-            }
-            let rest = match rest.len() {
-                0 => None,
-                1 => rest.pop(),
-                _ => Some(Expr::And(rest)),
-            };
-            (required, rest)
-        }
-        other => (Vec::new(), Some(other.clone())),
+        Expr::And(items) => items.clone(),
+        other => vec![other.clone()],
     }
 }
 
+/// The words and phrases every match must contain (the query's top-level
+/// text terms), and the rest of the query.
+fn split_required(e: &Expr) -> (Vec<Text>, Vec<Expr>) {
+    let mut required = Vec::new();
+    let mut rest = Vec::new();
+    for item in conjuncts(e) {
+        match item {
+            Expr::Term(Term::Text(t)) => required.push(t),
+            other => rest.push(other),
+        }
+    }
+    (required, rest)
+}
+
+/// The first top-level tag of a query and the rest of it.
+fn split_tag(e: &Expr) -> Option<(String, Vec<Expr>)> {
+    let mut items = conjuncts(e);
+    let k = items
+        .iter()
+        .position(|i| matches!(i, Expr::Term(Term::Tag(_))))?;
+    let Expr::Term(Term::Tag(tag)) = items.remove(k) else {
+        return None;
+    };
+    Some((tag, items))
+}
+
+/// The count's matches for a query that is one metadata comparison (or
+/// existence test): `id, owner` of the distinct assets straight from the
+/// `asset_fields` index range with the owner in it (no asset row read),
+/// and its arguments. `None` for any other query.
+pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec<Arg>)> {
+    let Some(Expr::Term(Term::Metadata { path, test })) = &query.expr else {
+        return None;
+    };
+    let mut b = Builder {
+        args: Vec::new(),
+        text: FullText::Fts5,
+        id: "f.asset_id",
+        owner: "f.owner",
+        uses_search: false,
+        uses_asset: false,
+        readable: String::new(),
+    };
+    let me = b.arg(caller);
+    let r = readable_owners(&me);
+    let path = b.arg(path.join("."));
+    let test = match test {
+        MetaTest::Exists => String::new(),
+        MetaTest::Compare(Cmp::Ne, _) => return None,
+        MetaTest::Compare(cmp, value) => {
+            let (column, v) = b.value(value);
+            format!(" AND f.{column} {} {v}", cmp.sql())
+        }
+    };
+    Some((
+        format!(
+            "SELECT DISTINCT f.asset_id AS id, f.owner AS owner FROM asset_fields f \
+             WHERE f.path = {path}{test} AND f.owner IN {r}"
+        ),
+        b.args,
+    ))
+}
+
 /// Compile `query` for `caller` (a user id, always `$1`) sorted by `sort`.
+///
+/// Every statement starts from an index that holds the owner of each row
+/// (`owner_type:owner_id`), so the caller's read permission is checked on
+/// the index rows: SQLite's required words start from the full-text index;
+/// a query with a top-level tag starts from that tag's rows (newest first,
+/// so a page sorted by creation reads no more rows than it shows, plus the
+/// unreadable ones between them); any other query from `asset_search`
+/// (newest first). Terms on tags and metadata are `IN` subqueries over their
+/// index with the owner inside.
 pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) -> Compiled {
     let mut b = Builder {
         args: Vec::new(),
         text,
+        id: "s.asset_id",
+        owner: "s.owner",
+        uses_search: false,
+        uses_asset: false,
+        readable: String::new(),
     };
     let me = b.arg(caller);
-    let readable = format!(
-        "(a.owner_type = 'user' AND a.owner_id = {me} OR a.owner_type = 'project' AND \
-         a.owner_id IN (SELECT m.project_id FROM memberships m WHERE m.user_id = {me}))"
-    );
-    // SQLite: a query with required words is driven by the full-text index
-    // (the words are the `MATCH` in `FROM`: only documents that have them
-    // are ever looked at) and ranked by bm25 over them; the permission and
-    // the other terms filter those rows. PostgreSQL's planner chooses the
-    // GIN index for a selective `@@` by itself.
-    let (required, rest) = match (&query.expr, text) {
-        (Some(e), FullText::Fts5) => split_required(e),
-        (e, _) => (Vec::new(), e.clone()),
+    b.readable = readable_owners(&me);
+    let readable = b.readable.clone();
+    let (driver, required, rest) = match (&query.expr, text) {
+        (Some(e), FullText::Fts5) if !split_required(e).0.is_empty() => {
+            let (required, rest) = split_required(e);
+            (Driver::Words, required, rest)
+        }
+        (Some(e), _) => match split_tag(e) {
+            Some((tag, rest)) => (Driver::Tag, vec![], {
+                let mut all = vec![Expr::Term(Term::Tag(tag))];
+                all.extend(rest);
+                all
+            }),
+            None => (Driver::All, vec![], conjuncts(e)),
+        },
+        (None, _) => (Driver::All, vec![], vec![]),
     };
-    let mut from = "assets a LEFT JOIN asset_search s ON s.asset_id = a.id".to_string();
-    let mut filter = readable;
-    if !required.is_empty() {
-        let m = b.arg(
-            required
-                .iter()
-                .map(|t| format!("({})", fts5(t)))
-                .collect::<Vec<_>>()
-                .join(" AND "),
-        );
-        from = "asset_search_fts JOIN asset_search s ON s.rowid = asset_search_fts.rowid \
-                JOIN assets a ON a.id = s.asset_id"
-            .to_string();
-        filter = format!("asset_search_fts MATCH {m} AND {filter}");
+    let mut filter;
+    let mut rest = rest;
+    match driver {
+        Driver::Words => {
+            let m = b.arg(
+                required
+                    .iter()
+                    .map(|t| format!("({})", fts5(t)))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
+            b.uses_search = true;
+            filter = format!("asset_search_fts MATCH {m} AND s.owner IN {readable}");
+        }
+        Driver::Tag => {
+            b.id = "d.asset_id";
+            b.owner = "d.owner";
+            let Expr::Term(Term::Tag(tag)) = rest.remove(0) else {
+                unreachable!("the tag driver starts with its tag")
+            };
+            let p = b.arg(tag);
+            filter = format!("d.tag = {p} AND d.owner IN {readable}");
+        }
+        Driver::All => {
+            b.uses_search = true;
+            filter = format!("s.owner IN {readable}");
+        }
     }
-    if let Some(e) = &rest {
-        filter = format!("{filter} AND ({})", b.expr(e));
+    // The whole query when it is one `OR`/`NOT` expression, else the terms
+    // left after the driver's.
+    if !rest.is_empty() {
+        let e = if rest.len() == 1 {
+            rest.pop().unwrap_or(Expr::And(vec![]))
+        } else {
+            Expr::And(rest)
+        };
+        filter = format!("{filter} AND ({})", b.expr(&e));
     }
+    let (created, id): (&str, &str) = match driver {
+        Driver::Tag => ("d.created_at", "d.asset_id"),
+        _ => ("s.created_at", "s.asset_id"),
+    };
     let desc = |d: bool| if d { " DESC" } else { "" };
+    // Ties in the order are broken by the asset id, in the same direction
+    // as a creation-time order (so that order is one index's order).
+    let mut tie = format!(", {id}");
+    // SQLite: the rank of a document among those with any ranking word,
+    // joined to the page's `s`.
+    let mut ranked = String::new();
     let order = match sort {
-        Sort::Relevance if !required.is_empty() => {
+        Sort::Relevance if driver == Driver::Words => {
             // bm25: lower is better.
             "bm25(asset_search_fts)".to_string()
         }
@@ -237,7 +402,8 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
                 .flat_map(|t| t.words.iter().cloned())
                 .collect();
             if words.is_empty() {
-                "a.created_at DESC".to_string()
+                tie = format!(", {id} DESC");
+                format!("{created} DESC")
             } else {
                 match text {
                     FullText::Fts5 => {
@@ -248,11 +414,11 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
                                 .collect::<Vec<_>>()
                                 .join(" OR "),
                         );
-                        from.push_str(&format!(
+                        ranked = format!(
                             " LEFT JOIN (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
                              FROM asset_search_fts WHERE asset_search_fts MATCH {q}) ranked \
                              ON ranked.r = s.rowid"
-                        ));
+                        );
                         // bm25: lower is better.
                         "(ranked.rank IS NULL), ranked.rank".to_string()
                     }
@@ -263,9 +429,16 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
                 }
             }
         }
-        Sort::Created { descending } => format!("a.created_at{}", desc(*descending)),
-        Sort::Updated { descending } => format!("a.updated_at{}", desc(*descending)),
+        Sort::Created { descending } => {
+            tie = format!(", {id}{}", desc(*descending));
+            format!("{created}{}", desc(*descending))
+        }
+        Sort::Updated { descending } => {
+            b.uses_asset = true;
+            format!("a.updated_at{}", desc(*descending))
+        }
         Sort::Title { descending } => {
+            b.uses_asset = true;
             let title = match text {
                 FullText::Fts5 => "a.title",
                 // Byte order, as SQLite's BINARY collation.
@@ -280,17 +453,71 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
             let p = b.arg(path.join("."));
             let d = desc(*descending);
             format!(
-                "(SELECT MIN(f.num) FROM asset_fields f WHERE f.asset_id = a.id AND f.path = {p}) IS NULL, \
-                 (SELECT MIN(f.num) FROM asset_fields f WHERE f.asset_id = a.id AND f.path = {p}){d}, \
-                 (SELECT MIN(f.txt) FROM asset_fields f WHERE f.asset_id = a.id AND f.path = {p}) IS NULL, \
-                 (SELECT MIN(f.txt) FROM asset_fields f WHERE f.asset_id = a.id AND f.path = {p}){d}"
+                "(SELECT MIN(f.num) FROM asset_fields f WHERE f.asset_id = {id} AND f.path = {p}) IS NULL, \
+                 (SELECT MIN(f.num) FROM asset_fields f WHERE f.asset_id = {id} AND f.path = {p}){d}, \
+                 (SELECT MIN(f.txt) FROM asset_fields f WHERE f.asset_id = {id} AND f.path = {p}) IS NULL, \
+                 (SELECT MIN(f.txt) FROM asset_fields f WHERE f.asset_id = {id} AND f.path = {p}){d}"
             )
         }
     };
+    let (mut from, mut count_from) = match driver {
+        Driver::Words => (
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid \
+             CROSS JOIN assets a ON a.id = s.asset_id"
+                .to_string(),
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
+                .to_string(),
+        ),
+        Driver::Tag => {
+            let mut count = "asset_tags d".to_string();
+            if b.uses_search {
+                count.push_str(" JOIN asset_search s ON s.asset_id = d.asset_id");
+            }
+            (
+                "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id \
+                 JOIN assets a ON a.id = d.asset_id"
+                    .to_string(),
+                count,
+            )
+        }
+        Driver::All => (
+            "asset_search s JOIN assets a ON a.id = s.asset_id".to_string(),
+            "asset_search s".to_string(),
+        ),
+    };
+    from.push_str(&ranked);
+    let ids_from = (!b.uses_asset).then(|| {
+        let ids = match driver {
+            Driver::Words => {
+                "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
+            }
+            Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id",
+            Driver::All => "asset_search s",
+        };
+        format!("{ids}{ranked}")
+    });
+    if b.uses_asset {
+        // SQLite: in the words' order (CROSS JOIN keeps the join order), not
+        // from an index of `assets` that matches far more.
+        let join = if driver == Driver::Words {
+            "CROSS JOIN"
+        } else {
+            "JOIN"
+        };
+        count_from.push_str(&format!(" {join} assets a ON a.id = {id}"));
+    }
+    let owner = match driver {
+        Driver::Tag => "d.owner",
+        _ => "s.owner",
+    };
     Compiled {
         from,
+        ids_from,
+        count_from,
         filter,
-        order: format!("{order}, a.id"),
+        order: format!("{order}{tie}"),
+        id,
+        owner,
         args: b.args,
     }
 }
@@ -308,44 +535,86 @@ mod tests {
 
     #[test]
     fn every_query_is_filtered_by_read_permission_first() {
-        for q in ["", "a", "tag:x OR -tag:y"] {
-            let c = sql(q, FullText::TsVector);
+        for (q, text) in [
+            ("", FullText::TsVector),
+            ("a", FullText::TsVector),
+            ("tag:x OR -tag:y", FullText::Fts5),
+        ] {
+            let c = sql(q, text);
             assert!(
-                c.filter
-                    .starts_with("(a.owner_type = 'user' AND a.owner_id = $1"),
+                c.filter.starts_with(
+                    "s.owner IN (SELECT 'user:' || CAST($1 AS TEXT) UNION ALL \
+                     SELECT 'project:' || m.project_id FROM memberships m WHERE m.user_id = $1)"
+                ),
                 "{q}: {}",
                 c.filter
             );
             assert!(matches!(&c.args[0], Arg::Text(Some(u)) if u == "u1"));
+            // Counted from the index rows alone, newest first.
+            assert_eq!(c.count_from, "asset_search s");
         }
+        let c = sql("", FullText::Fts5);
+        assert_eq!(c.order, "s.created_at DESC, s.asset_id DESC");
+    }
+
+    #[test]
+    fn a_tag_drives_with_the_owner_in_its_index_rows() {
+        let c = sql("tag:x md.k>=2", FullText::Fts5);
+        assert!(c.from.starts_with("asset_tags d JOIN"), "{}", c.from);
+        assert!(
+            c.filter.starts_with("d.tag = $2 AND d.owner IN (SELECT"),
+            "{}",
+            c.filter
+        );
+        // The metadata term has the permission inside too, and the count
+        // reads neither `asset_search` nor `assets`.
+        assert!(c.filter.contains("f.owner IN (SELECT"), "{}", c.filter);
+        assert_eq!(c.count_from, "asset_tags d");
+        assert_eq!((c.id, c.owner), ("d.asset_id", "d.owner"));
+        // Newest first is the index's order: (tag, created_at, asset_id, owner).
+        assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
+        // A term on the asset row joins it for the count.
+        let c = sql("tag:x type:raw_data", FullText::TsVector);
+        assert_eq!(
+            c.count_from,
+            "asset_tags d JOIN assets a ON a.id = d.asset_id"
+        );
     }
 
     #[test]
     fn required_words_drive_sqlite_from_the_full_text_index() {
         let c = sql("scan \"bright field\" tag:x", FullText::Fts5);
-        assert!(c.from.starts_with("asset_search_fts JOIN"), "{}", c.from);
+        assert!(
+            c.from.starts_with("asset_search_fts CROSS JOIN"),
+            "{}",
+            c.from
+        );
         assert!(
             c.filter
-                .starts_with("asset_search_fts MATCH $2 AND (a.owner_type = 'user'"),
+                .starts_with("asset_search_fts MATCH $2 AND s.owner IN (SELECT"),
             "{}",
             c.filter
         );
         assert!(
             matches!(&c.args[1], Arg::Text(Some(q)) if q == "(\"scan\") AND (\"bright field\")")
         );
-        assert_eq!(c.order, "bm25(asset_search_fts), a.id");
+        assert_eq!(c.order, "bm25(asset_search_fts), s.asset_id");
         // The permission is still inside, and the words are not matched twice.
         assert!(c.filter.contains("memberships"));
         assert_eq!(c.filter.matches("MATCH").count(), 1);
-        // Words under OR or NOT cannot drive: the old plan.
+        // Words under OR or NOT cannot drive.
         let c = sql("scan OR tag:x", FullText::Fts5);
-        assert!(c.from.starts_with("assets a"), "{}", c.from);
+        assert!(c.from.starts_with("asset_search s"), "{}", c.from);
     }
 
     #[test]
     fn or_and_not_keep_their_grouping() {
         let c = sql("tag:a OR NOT (tag:b type:c)", FullText::Fts5);
-        assert!(c.filter.contains(") OR (NOT ((a.id IN"), "{}", c.filter);
+        assert!(
+            c.filter.contains(") OR (NOT ((s.asset_id IN"),
+            "{}",
+            c.filter
+        );
         assert_eq!(c.args.len(), 4);
     }
 
