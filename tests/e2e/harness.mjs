@@ -7,7 +7,8 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -297,4 +298,85 @@ export async function screenshot(page, name) {
   } finally {
     if (before) await page.setViewportSize(before);
   }
+}
+
+// ---------------------------------------------------------------- signed-in pages
+
+/** Sign `email` in through /login in `browser` (a fresh session: cookies cleared first). */
+export async function signIn(browser, page, server, email, password) {
+  await browser.clearCookies();
+  await page.goto(`${server.url}/login`);
+  await page.locator('input[name="email"]').fill(email);
+  await page.locator('input[name="password"]').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForLoadState();
+  if (new URL(page.url()).pathname !== '/') {
+    throw new Error(`signing in as ${email} did not land on / but on ${page.url()}`);
+  }
+}
+
+/**
+ * The REST API as the signed-in browser: its session cookie, and on writes
+ * the session's CSRF token (read from a page's form) in x-csrf-token.
+ * Resolves {status, json}; `raw: true` gives {status, bytes} instead.
+ */
+export function sessionApi(browser, server) {
+  return async function api(method, path, body, { csrf = true, raw = false } = {}) {
+    const cookies = await browser.cookies(server.url);
+    const headers = { cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; ') };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (method !== 'GET' && csrf) {
+      const html = await (await fetch(`${server.url}/tokens`, { headers })).text();
+      headers['x-csrf-token'] = html.match(/name="csrf_token" value="([^"]+)"/)[1];
+    }
+    const r = await fetch(`${server.url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (raw) return { status: r.status, bytes: Buffer.from(await r.arrayBuffer()) };
+    return { status: r.status, json: await r.json().catch(() => null) };
+  };
+}
+
+let axeSource;
+/**
+ * axe-core over what `page` shows now (no reload: a page's live state, such
+ * as an upload in progress, is checked as it is): no serious or critical
+ * violation. Skipped with a note when axe-core is not installed.
+ */
+export async function checkAccessibility(page, name) {
+  if (axeSource === undefined) {
+    try {
+      const require = createRequire(import.meta.url);
+      axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+    } catch {
+      axeSource = null;
+      console.error('# axe-core is not installed: accessibility not checked');
+    }
+  }
+  if (!axeSource) return;
+  // Evaluated through the DevTools protocol, which the pages' CSP does not govern.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { resultTypes: ['violations'] }),
+  );
+  const serious = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
+  if (serious.length > 0) {
+    const lines = serious.map(
+      (v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`,
+    );
+    throw new Error(`accessibility violations on ${name}:\n${lines.join('\n')}`);
+  }
+}
+
+/** Photograph what `page` shows at laptop and phone width, light and dark, and check it with axe. */
+export async function capture(page, name) {
+  await screenshot(page, name);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await screenshot(page, `${name}-dark`);
+  await checkAccessibility(page, `${name} (dark)`);
+  await page.emulateMedia({ colorScheme: 'light' });
+  await checkAccessibility(page, name);
 }

@@ -24,6 +24,9 @@ const PER_PAGE: u64 = 25;
 /// Collections read for the tree (a project with more shows the first ones).
 const MAX_COLLECTIONS: u64 = 1000;
 const MAX_MEMBERS: u64 = 1000;
+/// Chunk size of browser uploads (`data-chunk-size` of the upload zone): a
+/// power of two, small enough that three chunks in flight stay light.
+const UPLOAD_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
 
 /// The sorts offered above the asset table: `sort=` value and label.
 const SORTS: &[(&str, &str)] = &[
@@ -65,7 +68,16 @@ pub async fn project_page(
     )
     .await
     {
-        Ok(Some((project, body))) => Page::new(&project.name).signed_in(&v.session).render(body),
+        Ok(Some((project, body))) => {
+            let page = Page::new(&project.name).signed_in(&v.session);
+            // The browser upload (static/upload.js), for those who may write.
+            let page = if project.role.may_write() {
+                page.script("upload.js")
+            } else {
+                page
+            };
+            page.render(body)
+        }
         Ok(None) => not_found(&v.session),
         Err(e) => error_page(e, &v.session),
     }
@@ -165,6 +177,7 @@ async fn render(
             }
             section class="card" aria-labelledby="assets-h" {
                 h2 id="assets-h" { (selected.name) " " span class="muted small" { "(" (total) ")" } }
+                @if project.role.may_write() { (upload_zone(project_id, &selected)) }
                 form class="sort" method="get" action=(base) {
                     input type="hidden" name="collection" value=(selected_id);
                     label for="sort" { "Sort by" }
@@ -281,5 +294,66 @@ impl<'a> Tree<'a> {
                 }
             }
         }
+    }
+}
+
+/// The upload zone of the selected collection (writers only): drop files or
+/// a folder, or choose them with the buttons; `static/upload.js` does the
+/// rest (chunks, BLAKE3 in a worker, progress, resume after a reload). The
+/// zone stays hidden without JavaScript, which `<noscript>` explains.
+fn upload_zone(project_id: &str, collection: &Collection) -> Markup {
+    html! {
+        div class="upload" data-upload-zone data-project-id=(project_id)
+            data-collection-id=(collection.collection_id) data-chunk-size=(UPLOAD_CHUNK_SIZE) {
+            noscript {
+                p class="note small" {
+                    "Uploading from the browser needs JavaScript. Without it, use the command line: "
+                    code class="cmd" { "dataerai upload PATH --title TITLE --project " (project_id) " --collection " (collection.collection_id) }
+                }
+            }
+            div class="dropzone" hidden {
+                p class="dropzone-lead" {
+                    strong { "Drop files or a folder here" }
+                    " to upload them to " em { (collection.name) } "."
+                }
+                p class="hint" {
+                    "Each file becomes an asset titled with its name; a folder becomes one asset "
+                    "holding all its files (sub-folders kept). Large files resume after a reload."
+                }
+                div class="dropzone-actions" {
+                    button type="button" class="btn btn-small" data-choose="files" { "Choose files…" }
+                    button type="button" class="btn btn-small" data-choose="folder" { "Choose a folder…" }
+                    input id="upload-files" type="file" multiple hidden aria-label="Files to upload";
+                    input id="upload-folder" type="file" webkitdirectory hidden aria-label="A folder to upload";
+                }
+            }
+            p class="visually-hidden" role="status" aria-live="polite" data-upload-status {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod upload_zone_tests {
+    use super::*;
+
+    #[test]
+    fn the_zone_names_its_collection_and_stays_hidden_without_javascript() {
+        let collection: Collection = serde_json::from_value(serde_json::json!({
+            "collection_id": "c-1",
+            "project_id": "p-1",
+            "name": "Run <42>",
+            "parent_id": null,
+            "created_at": "2026-12-07T00:00:00Z",
+        }))
+        .unwrap();
+        let html = upload_zone("p-1", &collection).into_string();
+        assert!(html.contains("data-project-id=\"p-1\""), "{html}");
+        assert!(html.contains("data-collection-id=\"c-1\""), "{html}");
+        assert!(html.contains("data-chunk-size=\"8388608\""), "{html}");
+        assert!(html.contains("<div class=\"dropzone\" hidden>"), "{html}");
+        assert!(html.contains("<noscript>"), "{html}");
+        assert!(html.contains("--collection c-1"), "{html}");
+        assert!(html.contains("webkitdirectory"), "{html}");
+        assert!(html.contains("Run &lt;42&gt;"), "{html}");
     }
 }

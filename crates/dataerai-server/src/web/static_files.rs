@@ -13,11 +13,28 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Name, content type and bytes of every served file.
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "api.js",
-    "text/javascript; charset=utf-8",
-    include_bytes!("static/api.js"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/api.js"),
+    ),
+    (
+        "blake3.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/blake3.js"),
+    ),
+    (
+        "upload.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/upload.js"),
+    ),
+    (
+        "upload-worker.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/upload-worker.js"),
+    ),
+];
 
 /// A file's bytes, content type and entity tag (its BLAKE3, computed once).
 struct StaticFile {
