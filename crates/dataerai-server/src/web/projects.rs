@@ -15,7 +15,9 @@ use maud::{html, Markup};
 use super::layout::Page;
 use super::members;
 use super::session::ClientAddr;
-use super::view::{asset_table, date, error_page, link, not_found, pager, usage, viewer, Params};
+use super::view::{
+    asset_table, date, done_flash, error_page, link, not_found, pager, usage, viewer, Params,
+};
 use crate::error::{AppError, AppResult};
 use crate::routes::found;
 use crate::state::AppState;
@@ -65,7 +67,10 @@ pub async fn project_page(
     )
     .await
     {
-        Ok(Some((project, body))) => Page::new(&project.name).signed_in(&v.session).render(body),
+        Ok(Some((project, body))) => Page::new(&project.name)
+            .signed_in(&v.session)
+            .flash(done_flash(&params))
+            .render(body),
         Ok(None) => not_found(&v.session),
         Err(e) => error_page(e, &v.session),
     }

@@ -13,11 +13,23 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Name, content type and bytes of every served file.
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "api.js",
-    "text/javascript; charset=utf-8",
-    include_bytes!("static/api.js"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/api.js"),
+    ),
+    (
+        "lineage.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/lineage.js"),
+    ),
+    (
+        "asset-edit.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/asset-edit.js"),
+    ),
+];
 
 /// A file's bytes, content type and entity tag (its BLAKE3, computed once).
 struct StaticFile {
