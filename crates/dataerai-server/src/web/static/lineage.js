@@ -32,7 +32,6 @@ const PALETTE_SIZE = 8;
 const SWEEPS = 8;
 /** Edge labels are drawn (besides the tooltips) only on small graphs. */
 const MAX_LABELLED_EDGES = 40;
-const MAX_TITLE_CHARS = 26;
 
 /**
  * Lay out `nodes` ({id}) and `edges` ({from_asset_id: dependent,
@@ -299,6 +298,10 @@ export function draw(lineage, rootId) {
     defs,
   );
   el("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }, marker);
+  // Long titles are clipped at the node's edge, not shortened: the link's
+  // text stays the whole title (its accessible name starts with it).
+  const clip = el("clipPath", { id: "lineage-node-clip" }, defs);
+  el("rect", { x: 0, y: 0, width: NODE_W - 8, height: NODE_H }, clip);
   const world = el("g", { transform: `translate(${pad},${pad})` }, svg);
 
   const edgeLayer = el("g", { class: "edges" }, world);
@@ -330,12 +333,10 @@ export function draw(lineage, rootId) {
       el("title", {}, g).textContent = "A locked asset: you may not read it";
     } else {
       g = el("a", { class: nodeClass(node, colours) + (isRoot ? " current" : ""), href: `/assets/${node.id}` }, nodeLayer);
-      const what = [node.title, node.record_type, isRoot ? "this asset" : `depth ${node.depth}`]
-        .filter(Boolean)
-        .join(", ");
-      g.setAttribute("aria-label", what);
       if (isRoot) g.setAttribute("aria-current", "page");
-      el("title", {}, g).textContent = what;
+      // The tooltip, and the link's name: what it shows, then where it is.
+      const where = isRoot ? "this asset" : `depth ${node.depth}`;
+      el("title", {}, g).textContent = `${node.title || node.id} ${node.record_type || "no record type"} (${where})`;
     }
     g.setAttribute("transform", `translate(${p.x},${p.y})`);
     g.dataset.id = node.id;
@@ -345,9 +346,10 @@ export function draw(lineage, rootId) {
     if (node.redacted) {
       title.textContent = "🔒 Locked";
     } else {
-      title.textContent = shorten(node.title || node.id, MAX_TITLE_CHARS);
-      const sub = el("text", { x: 14, y: 32, class: "node-type" }, g);
-      sub.textContent = shorten(node.record_type || "no record type", MAX_TITLE_CHARS + 4);
+      title.textContent = node.title || node.id;
+      title.setAttribute("clip-path", "url(#lineage-node-clip)");
+      const sub = el("text", { x: 14, y: 32, class: "node-type", "clip-path": "url(#lineage-node-clip)" }, g);
+      sub.textContent = node.record_type || "no record type";
     }
   }
   svg.dataset.layoutMs = layoutMs.toFixed(1);
@@ -396,7 +398,7 @@ function controls(canvas, svg, width, height) {
     scale = Math.min(1, canvas.clientWidth / width, Math.max(canvas.clientHeight, 240) / height);
     apply();
   });
-  button("Actual size", "100%", () => {
+  button("100% (actual size)", "100%", () => {
     scale = 1;
     apply();
   });
