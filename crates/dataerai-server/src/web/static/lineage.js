@@ -22,9 +22,9 @@
 import { api } from "./api.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const NODE_W = 190;
+const NODE_W = 210;
 const NODE_H = 40;
-const GAP_X = 70;
+const GAP_X = 110;
 const GAP_Y = 12;
 /** Height a virtual node (a long edge passing a layer) takes. */
 const VIRTUAL_H = 8;
@@ -319,7 +319,7 @@ export function draw(lineage, rootId) {
       const [x1, y1] = e.points[1];
       const types = [...new Set(e.edges.map((r) => r.type))].join(", ");
       const label = el("text", { x: (x0 + x1) / 2, y: (y0 + y1) / 2 - 4, class: "edge-label" }, g);
-      label.textContent = shorten(types, 22);
+      label.textContent = shorten(types, 16);
     }
   }
 
@@ -342,9 +342,12 @@ export function draw(lineage, rootId) {
     g.dataset.id = node.id;
     el("rect", { width: NODE_W, height: NODE_H, rx: 6, ry: 6 }, g);
     el("rect", { width: 6, height: NODE_H, rx: 3, ry: 3, class: "swatch" }, g);
-    const title = el("text", { x: 14, y: node.redacted ? 25 : 17, class: "node-title" }, g);
+    const title = el("text", { x: node.redacted ? 36 : 14, y: node.redacted ? 25 : 17, class: "node-title" }, g);
     if (node.redacted) {
-      title.textContent = "🔒 Locked";
+      // A padlock, drawn (no emoji font needed).
+      el("path", { d: "M17,18 v-4 a5,5 0 0 1 10,0 v4", class: "padlock-shackle" }, g);
+      el("rect", { x: 14, y: 18, width: 16, height: 12, rx: 2, class: "padlock" }, g);
+      title.textContent = "Locked";
     } else {
       title.textContent = node.title || node.id;
       title.setAttribute("clip-path", "url(#lineage-node-clip)");
