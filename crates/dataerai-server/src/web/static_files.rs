@@ -63,6 +63,7 @@ fn lookup(name: &str) -> Option<&'static StaticFile> {
 /// `/static/{name}`: an embedded script, revalidated by its entity tag.
 #[utoipa::path(get, operation_id = "web_static_file", path = "/static/{name}",
     summary = "A script of the web pages (embedded in the server)", tag = "web",
+    security(()),
     params(("name" = String, Path, description = "File name, e.g. api.js")),
     responses((status = 200, description = "The file"), (status = 304, description = "Unchanged"),
         (status = 404, description = "No such file")))]
