@@ -243,7 +243,8 @@ step('owner: home, project, asset and search pages', async () => {
   assert.equal(await heading(), 'Scan 0001');
   await page.locator('table.md th', { hasText: 'energy_kev' }).waitFor();
   await page.getByRole('cell', { name: 'frames/frame-000.tif' }).waitFor();
-  await page.getByRole('link', { name: 'Figure 3: lattice constant' }).waitFor();
+  // In the relationships table (the lineage graph links to it too).
+  await page.locator('table.relationships').getByRole('link', { name: 'Figure 3: lattice constant' }).waitFor();
   await capture('asset-owner');
 
   await page.locator('#site-q').fill('tag:calibrated');

@@ -380,3 +380,107 @@ export async function capture(page, name) {
   await page.emulateMedia({ colorScheme: 'light' });
   await checkAccessibility(page, name);
 }
+
+/**
+ * A signed-in browser on `server` for the data-page tests: sign in through
+ * the form, call the REST API with the browser's session (cookie, and the
+ * session's CSRF token in x-csrf-token on writes), check a page with
+ * axe-core and photograph it in light and dark mode.
+ */
+export function browserSession(browser, page, server, password) {
+  let axeSource;
+  const csrfOf = { cookie: null, token: null };
+  const self = {
+    /** Sign in as `email` (cookies cleared first); lands on `/`. */
+    async signIn(email) {
+      await browser.clearCookies();
+      await page.goto(`${server.url}/`);
+      if (new URL(page.url()).pathname !== '/login') {
+        throw new Error(`unsigned / went to ${page.url()}, not /login`);
+      }
+      await page.locator('input[name="email"]').fill(email);
+      await page.locator('input[name="password"]').fill(password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForLoadState();
+      if (new URL(page.url()).pathname !== '/') {
+        throw new Error(`after sign-in the browser is at ${page.url()}, not /`);
+      }
+    },
+
+    /** `method path` of the REST API as the signed-in browser: {status, json}. */
+    async api(method, path, body, { csrf = true } = {}) {
+      const cookies = await browser.cookies(server.url);
+      const headers = {
+        cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
+        'content-type': 'application/json',
+      };
+      if (method !== 'GET' && csrf) {
+        // The session's token, read once per session from a page's form.
+        if (csrfOf.cookie !== headers.cookie) {
+          const html = await (await fetch(`${server.url}/tokens`, { headers })).text();
+          csrfOf.cookie = headers.cookie;
+          csrfOf.token = html.match(/name="csrf_token" value="([^"]+)"/)[1];
+        }
+        headers['x-csrf-token'] = csrfOf.token;
+      }
+      const r = await fetch(`${server.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: r.status, json: await r.json().catch(() => null) };
+    },
+
+    /**
+     * Check the current page with axe-core (from npm, run with the page's CSP
+     * bypassed, then restored): no serious or critical violation. `ready`
+     * runs after each reload (e.g. to wait for a script's drawing).
+     */
+    async checkAccessibility(name, { ready } = {}) {
+      if (axeSource === undefined) {
+        try {
+          const require = createRequire(import.meta.url);
+          axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+        } catch {
+          axeSource = null;
+          console.error('# axe-core is not installed: accessibility not checked');
+        }
+      }
+      if (!axeSource) return;
+      const bypass = async (on) => {
+        const cdp = await browser.newCDPSession(page);
+        await cdp.send('Page.setBypassCSP', { enabled: on });
+        await cdp.detach();
+        await page.reload();
+        if (ready) await ready();
+      };
+      await bypass(true);
+      await page.evaluate(axeSource);
+      const result = await page.evaluate(() =>
+        // eslint-disable-next-line no-undef
+        axe.run(document, { resultTypes: ['violations'] }),
+      );
+      await bypass(false);
+      const serious = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
+      if (serious.length > 0) {
+        throw new Error(
+          `accessibility violations on ${name}:\n` +
+            serious
+              .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
+              .join('\n'),
+        );
+      }
+    },
+
+    /** Photograph the current page in light and dark mode; check both with axe. */
+    async capture(name, options = {}) {
+      await screenshot(page, name);
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await screenshot(page, `${name}-dark`);
+      await self.checkAccessibility(`${name} (dark)`, options);
+      await page.emulateMedia({ colorScheme: 'light' });
+      await self.checkAccessibility(name, options);
+    },
+  };
+  return self;
+}

@@ -804,12 +804,16 @@ pub struct ProvenanceQuery {
     pub direction: Option<String>,
     /// How many relationships deep to follow: 1 to 20, default 20.
     pub depth: Option<u32>,
+    /// `true`: answer with `Content-Disposition: attachment` (a browser
+    /// saves the document as a file instead of showing it).
+    pub download: Option<bool>,
 }
 
 /// Most assets one RO-Crate export holds.
 pub const MAX_CRATE_ASSETS: u64 = 10_000;
 
-/// `GET /api/v1/ro-crate?collection_id=` or `?q=` (exactly one), `&include_data=`
+/// `GET /api/v1/ro-crate?collection_id=`, `?q=` or `?asset_id=` (exactly
+/// one), `&include_data=`; with `asset_id` also `&direction=&depth=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
@@ -819,6 +823,15 @@ pub struct RoCrateQuery {
     pub collection_id: Option<String>,
     /// A search (`docs/search.md`): the assets it finds.
     pub q: Option<String>,
+    /// An asset's lineage: the asset and what the lineage walk reaches
+    /// (the assets the caller may read).
+    pub asset_id: Option<String>,
+    /// With `asset_id`: `both` (default), `up` (origins) or `down`.
+    pub direction: Option<String>,
+    /// With `asset_id`: how many relationships deep, 1 to 20, default 20.
+    pub depth: Option<u32>,
+    /// `true`: answer with `Content-Disposition: attachment; filename=ro-crate-metadata.json`.
+    pub download: Option<bool>,
     /// Whether the crate's folders will hold the files (default `true`:
     /// files are named by their path in the crate); `false`: each file is
     /// named by its download URL.

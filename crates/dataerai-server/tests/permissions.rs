@@ -183,7 +183,12 @@ const TABLE: &[(&str, Variants)] = &[
     ("GET /api/v1/assets/{asset_id}/provenance", ASSET_READ),
     (
         "GET /api/v1/ro-crate",
-        &[("collection", Rule::ProjectRead), ("search", Rule::AnyUser)],
+        &[
+            ("collection", Rule::ProjectRead),
+            ("search", Rule::AnyUser),
+            ("project", Rule::ProjectRead),
+            ("personal", Rule::PersonalOwner),
+        ],
     ),
     ("POST /api/v1/assets/{asset_id}/uploads", ASSET_WRITE),
     ("GET /api/v1/uploads/{upload_id}", UPLOAD_OPENER),
@@ -224,6 +229,8 @@ const TABLE: &[(&str, Variants)] = &[
         PUBLIC,
     ),
     ("GET /assets/{asset_id}", PUBLIC),
+    ("POST /assets/{asset_id}/edit", PUBLIC),
+    ("POST /assets/{asset_id}/delete", PUBLIC),
     ("GET /search", PUBLIC),
     ("GET /static/{name}", PUBLIC),
     ("GET /login", PUBLIC),
@@ -598,6 +605,8 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
                 method,
                 format!("/api/v1/ro-crate?collection_id={}", ctx.collection_id),
             ),
+            // An asset's lineage: the project's asset or the owner's personal one.
+            "project" | "personal" => req(method, format!("/api/v1/ro-crate?asset_id={asset}")),
             _ => req(method, "/api/v1/ro-crate?q=tag:x".into()),
         },
         "/api/v1/assets/{asset_id}/uploads" => Req {
@@ -671,6 +680,10 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             ..req(method, format!("/projects/{p}/members/x/remove"))
         },
         "/assets/{asset_id}" => req(method, format!("/assets/{asset}")),
+        "/assets/{asset_id}/edit" | "/assets/{asset_id}/delete" => Req {
+            form: Some(vec![]),
+            ..req(method, template.replace("{asset_id}", &asset))
+        },
         "/search" => req(method, "/search?q=tag:x".into()),
         "/static/{name}" => req(method, "/static/api.js".into()),
         "/" | "/login" | "/logout" | "/device" | "/tokens" => Req {

@@ -456,3 +456,390 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     assert!(last.status.is_client_error(), "{}", last.body);
     assert!(alice.get(&page_of).await.status.is_success());
 }
+
+/// The asset page's lineage card: the direction and depth selector, the
+/// graph's place for the script, the lists a browser without JavaScript
+/// shows (locked for what the viewer may not read) and the export links.
+#[tokio::test]
+async fn the_asset_page_shows_the_lineage_as_lists_with_export_links() {
+    let (w, _users) = world().await;
+    let mut bob = signed_in(&w, "bob@lab.org").await;
+    // figure → raw (derived_from) → alice's private notes (uses).
+    let p = bob.get(&format!("/assets/{}", w.figure)).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let b = &p.body;
+    assert!(b.contains("<script type=\"module\" src=\"/static/lineage.js\">"));
+    assert!(
+        b.contains(&format!(
+            "data-asset-id=\"{}\" data-direction=\"both\" data-depth=\"5\"",
+            w.figure
+        )),
+        "{b}"
+    );
+    assert!(b.contains("<option value=\"5\" selected>"), "{b}");
+    let up = &b[b.find("id=\"lineage-up\"").expect("ancestors")..];
+    let up = &up[..up.find("</ol>").unwrap()];
+    assert!(
+        up.contains("depth 1") && up.contains(&format!("href=\"/assets/{}\"", w.raw)),
+        "{up}"
+    );
+    assert!(up.contains("depth 2") && up.contains("(locked)"), "{up}");
+    assert!(!b.contains("private notes"), "{b}");
+    assert!(b.contains("No descendants"), "{b}");
+    // The export links: the REST exports of the same walk, as downloads.
+    assert!(
+        b.contains(&format!(
+            "href=\"/api/v1/assets/{}/provenance?direction=both&amp;depth=5&amp;download=true\"",
+            w.figure
+        )),
+        "{b}"
+    );
+    assert!(
+        b.contains(&format!(
+            "href=\"/api/v1/ro-crate?asset_id={}&amp;include_data=false&amp;direction=both&amp;depth=5&amp;download=true\"",
+            w.figure
+        )),
+        "{b}"
+    );
+    // One way, one step: the raw scan's descendants are the figure only.
+    let p = bob
+        .get(&format!("/assets/{}?direction=down&depth=1", w.raw))
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("id=\"lineage-up\""));
+    let down = &p.body[p.body.find("id=\"lineage-down\"").expect("descendants")..];
+    assert!(
+        down.contains(&format!("href=\"/assets/{}\"", w.figure)),
+        "{down}"
+    );
+    assert!(p.body.contains("<option value=\"down\" selected>"));
+    // Anything not offered falls back to the default walk, not an error.
+    let odd = bob
+        .get(&format!("/assets/{}?direction=sideways&depth=99", w.raw))
+        .await;
+    assert_eq!(odd.status, StatusCode::OK);
+    assert!(odd
+        .body
+        .contains("data-direction=\"both\" data-depth=\"5\""));
+    // The script is served.
+    let js = bob.get("/static/lineage.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.body.contains("export function layout("));
+}
+
+/// `GET /api/v1/ro-crate?asset_id=…`: the lineage walk as a crate, only
+/// what the caller may read, relationships among what is included; both
+/// exports answer as attachments when asked.
+#[tokio::test]
+async fn an_asset_lineage_exports_as_an_ro_crate() {
+    let (w, [alice, bob, carol]) = world().await;
+    let crate_of = |api: &Api, query: String| {
+        let api = api.clone();
+        async move { api.get(&format!("/api/v1/ro-crate?{query}")).await }
+    };
+    let datasets = |doc: &serde_json::Value| -> Vec<String> {
+        doc["@graph"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["@type"] == "Dataset" && e["identifier"].is_string() && e["@id"] != "./")
+            .filter(|e| e["url"].is_string())
+            .map(|e| e["identifier"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let q = format!("asset_id={}&include_data=false", w.figure);
+    let (s, doc) = crate_of(&alice.api, q.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    let mut ids = datasets(&doc);
+    ids.sort();
+    assert_eq!(ids.len(), 3, "figure, raw and alice's own notes: {doc}");
+    assert!(ids.contains(&w.figure) && ids.contains(&w.raw));
+    let root = doc["@graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["@id"] == "./")
+        .unwrap();
+    assert_eq!(root["name"], "Lineage of Figure 3");
+    assert!(root["identifier"].as_str().unwrap().ends_with(&format!(
+        "ro-crate?asset_id={}&direction=both&depth=20",
+        w.figure
+    )));
+    // Without data, a file is its download URL.
+    let text = doc.to_string();
+    assert!(
+        text.contains(&format!("/api/v1/assets/{}/contents/", w.raw)) && text.contains("/files/0"),
+        "{text}"
+    );
+    assert!(text.contains("isBasedOn"), "{text}");
+    // The viewer does not get alice's personal asset; one step up is raw only.
+    let (s, doc) = crate_of(&bob.api, q.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    assert_eq!(datasets(&doc).len(), 2, "{doc}");
+    assert!(!doc.to_string().contains("private notes"));
+    let (s, doc) = crate_of(
+        &bob.api,
+        format!("asset_id={}&direction=down&depth=1", w.raw),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    let mut ids = datasets(&doc);
+    ids.sort();
+    let mut want = vec![w.raw.clone(), w.figure.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    // An outsider gets the 404 of an unknown id; mixing variants is refused.
+    let (s, v) = crate_of(&carol.api, q.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["code"], "ERR_NOT_FOUND");
+    for bad in [
+        format!("asset_id={}&q=tag:x", w.figure),
+        format!("asset_id={}&depth=0", w.figure),
+        format!("asset_id={}&direction=sideways", w.figure),
+        "q=tag:x&direction=up".to_string(),
+    ] {
+        let (s, v) = crate_of(&alice.api, bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "ERR_INVALID_INPUT", "{bad}");
+    }
+    // download=true: the same document as an attachment with a file name.
+    let r = alice
+        .api
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/ro-crate?{q}&download=true"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"ro-crate-metadata.json\""
+    );
+    let plain = alice
+        .api
+        .request(reqwest::Method::GET, &format!("/api/v1/ro-crate?{q}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-disposition").is_none());
+    let r = alice
+        .api
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/assets/{}/provenance?download=true", w.figure),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let short: String = w.figure.chars().take(8).collect();
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"provenance-{short}.json\"").as_str()
+    );
+}
+
+fn field_value(body: &str, name: &str) -> String {
+    let at = body
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no field {name} in {body}"));
+    let rest = &body[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Writers edit title, description, tags and metadata and delete on the
+/// asset page through forms that call the REST update and delete; viewers
+/// get no forms and are refused anyway, outsiders get the 404 page, and a
+/// post without the CSRF token is refused before anything happens.
+#[tokio::test]
+async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
+    let (w, [alice_api, ..]) = world().await;
+    let page_of = format!("/assets/{}", w.raw);
+    let edit = format!("{page_of}/edit");
+    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let p = alice.get(&page_of).await;
+    assert!(p.body.contains("Save changes") && p.body.contains("Delete this asset…"));
+    assert!(p
+        .body
+        .contains("<script type=\"module\" src=\"/static/asset-edit.js\">"));
+    let csrf = p.csrf();
+    let keys = field_value(&p.body, "metadata_keys").replace("&quot;", "\"");
+    assert_eq!(keys, "[\"beam\",\"operator\"]");
+
+    // Save: `beam` left out of the text is deleted, `sample` added.
+    let saved = alice
+        .post(
+            &edit,
+            &[
+                ("csrf_token", &csrf),
+                ("title", "Scan 0001 (calibrated)"),
+                ("description", "Re-calibrated"),
+                ("tags", "calibrated, bright field ,  , new"),
+                (
+                    "metadata",
+                    "{\"operator\": \"Grace\", \"sample\": {\"id\": 7}}",
+                ),
+                ("metadata_keys", &keys),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some(format!("{page_of}?done=saved").as_str())
+    );
+    let p = alice.get(&format!("{page_of}?done=saved")).await;
+    assert!(p.body.contains("Changes saved."), "{}", p.body);
+    assert!(p.body.contains("<h1>Scan 0001 (calibrated)</h1>"));
+    let (_, a) = alice_api
+        .api
+        .get(&format!("/api/v1/assets/{}", w.raw))
+        .await;
+    assert_eq!(a["title"], "Scan 0001 (calibrated)");
+    assert_eq!(a["description"], "Re-calibrated");
+    assert_eq!(a["tags"], json!(["calibrated", "bright field", "new"]));
+    assert_eq!(
+        a["metadata"],
+        json!({"operator": "Grace", "sample": {"id": 7}})
+    );
+
+    // Refused by the REST rules: the form again, with the ERR_* message and
+    // what was typed; nothing changes.
+    let post_edit = |title: &'static str, metadata: &'static str| {
+        [
+            ("csrf_token", csrf.clone()),
+            ("title", title.to_string()),
+            ("metadata", metadata.to_string()),
+            ("metadata_keys", "[]".to_string()),
+        ]
+    };
+    for (title, metadata, says) in [
+        ("Ok", "{not json", "metadata is not valid JSON"),
+        ("Ok", "[1, 2]", "metadata must be a JSON object"),
+        ("   ", "{}", "title is required"),
+    ] {
+        let form = post_edit(title, metadata);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = alice.post(&edit, &form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(
+            r.body.contains("ERR_INVALID_INPUT") && r.body.contains(says),
+            "{}",
+            r.body
+        );
+        assert!(
+            r.body.contains("Save changes"),
+            "the form again: {}",
+            r.body
+        );
+    }
+    let r = alice
+        .post(
+            &edit,
+            &[
+                ("csrf_token", &csrf),
+                ("title", "Ok"),
+                ("metadata", "{not json"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("{not json"), "the text is kept: {}", r.body);
+    let (_, a) = alice_api
+        .api
+        .get(&format!("/api/v1/assets/{}", w.raw))
+        .await;
+    assert_eq!(a["title"], "Scan 0001 (calibrated)");
+
+    // Without the CSRF token: 403, nothing happens.
+    let forged = alice.post(&edit, &[("title", "Forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let forged = alice
+        .post(&format!("{page_of}/delete"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // The viewer sees no forms and is refused with the REST message.
+    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let p = bob.get(&page_of).await;
+    assert!(!p.body.contains("Save changes") && !p.body.contains("Delete this asset"));
+    assert!(!p.body.contains(&format!("action=\"{edit}\"")));
+    let bob_csrf = p.csrf();
+    let r = bob
+        .post(&edit, &[("csrf_token", &bob_csrf), ("title", "Mine now")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("ERR_PERMISSION_DENIED"), "{}", r.body);
+    let r = bob
+        .post(
+            &format!("{page_of}/delete"),
+            &[("csrf_token", &bob_csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // The outsider: the 404 page of an unknown id.
+    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let carol_csrf = carol.get("/tokens").await.csrf();
+    for path in [edit.clone(), format!("{page_of}/delete")] {
+        let r = carol
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &carol_csrf),
+                    ("title", "x"),
+                    ("confirm", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
+        assert!(!r.body.contains("Scan"));
+    }
+    let (_, a) = alice_api
+        .api
+        .get(&format!("/api/v1/assets/{}", w.raw))
+        .await;
+    assert_eq!(a["title"], "Scan 0001 (calibrated)");
+
+    // Delete asks again first, then deletes and goes to the project page.
+    let ask = alice
+        .post(&format!("{page_of}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(ask.body.contains("Delete for good") && ask.body.contains("cannot be undone"));
+    assert!(alice.get(&page_of).await.status.is_success(), "still there");
+    let done = alice
+        .post(
+            &format!("{page_of}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let to = format!("/projects/{}?done=asset-deleted", w.project);
+    assert_eq!(done.location.as_deref(), Some(to.as_str()));
+    let p = alice.get(&to).await;
+    assert!(p.body.contains("The asset was deleted."), "{}", p.body);
+    assert_eq!(alice.get(&page_of).await.status, StatusCode::NOT_FOUND);
+    let (s, _) = alice_api
+        .api
+        .get(&format!("/api/v1/assets/{}", w.raw))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A personal asset's deletion goes home, with the same flash.
+    let mine = alice_api
+        .api
+        .personal_asset(&alice_api.id, "Scratch notes")
+        .await;
+    let done = alice
+        .post(
+            &format!("/assets/{mine}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/?done=asset-deleted"));
+    assert!(alice
+        .get("/?done=asset-deleted")
+        .await
+        .body
+        .contains("The asset was deleted."));
+}

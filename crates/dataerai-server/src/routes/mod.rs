@@ -15,6 +15,11 @@ mod provenance;
 mod search;
 mod uploads;
 
+/// What the asset page shares with the REST routes: the lineage's
+/// redaction, and the update and delete its forms call.
+pub(crate) use assets::{delete as delete_asset, update as update_asset};
+pub(crate) use lineage::redact_nodes as redact_lineage;
+
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{from_fn_with_state, Next};
@@ -86,6 +91,8 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::members::member_set))
         .routes(routes!(web::members::member_remove))
         .routes(routes!(web::assets::asset_page))
+        .routes(routes!(web::assets::asset_edit))
+        .routes(routes!(web::assets::asset_delete))
         .routes(routes!(web::search::search_page))
         .routes(routes!(web::static_files::static_file))
         .routes(routes!(web::login::login_get, web::login::login_post))

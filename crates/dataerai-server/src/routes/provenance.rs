@@ -1,14 +1,18 @@
 //! Provenance export: `GET /api/v1/assets/{asset_id}/provenance` (an asset's
-//! lineage as W3C PROV-JSON) and `GET /api/v1/ro-crate` (a collection tree or
-//! a search result as RO-Crate 1.1 metadata). This module gathers the input —
-//! one lineage or search, then the details of all assets at once — and
-//! decides what the caller may see; `crate::provenance` shapes the documents.
+//! lineage as W3C PROV-JSON) and `GET /api/v1/ro-crate` (a collection tree, a
+//! search result or an asset's lineage as RO-Crate 1.1 metadata). This module
+//! gathers the input — one lineage or search, then the details of all assets
+//! at once — and decides what the caller may see; `crate::provenance` shapes
+//! the documents. `?download=true` adds `Content-Disposition: attachment`, so
+//! a link on a web page saves the document as a file.
 
 use std::collections::{HashMap, HashSet};
 
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use dataerai_proto::api::{
-    Asset, Collection, OwnerType, ProvenanceQuery, RoCrateQuery, MAX_CRATE_ASSETS,
+    Asset, Collection, LineageEdge, OwnerType, ProvenanceQuery, RoCrateQuery, MAX_CRATE_ASSETS,
     MAX_LINEAGE_EDGES,
 };
 use dataerai_store::meta::{LineageDirection, Window};
@@ -37,7 +41,7 @@ pub async fn asset_provenance(
     served_at: Option<Extension<ServedAt>>,
     ApiPath(asset_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ProvenanceQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Response> {
     let (direction, depth) =
         super::lineage::walk_of(q.direction.as_deref(), LineageDirection::Both, q.depth)?;
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
@@ -63,19 +67,40 @@ pub async fn asset_provenance(
         .visible_emails(&caller.user_id, &creators)
         .await?;
     let base = crate::oauth::base_url(&state, served_at.map(|Extension(s)| s));
-    Ok(Json(prov_json::document(&prov_json::ProvInput {
+    let document = prov_json::document(&prov_json::ProvInput {
         base_url: &base,
         lineage: &lineage,
         facts: &facts,
         qualifiers: &qualifiers,
         emails: &emails,
-    })))
+    });
+    let name = format!("provenance-{}.json", file_stem(&asset_id));
+    Ok(json_answer(document, q.download.unwrap_or(false), &name))
+}
+
+/// A JSON document, as an attachment named `file_name` when `download`.
+fn json_answer(document: Value, download: bool, file_name: &str) -> Response {
+    let mut r = Json(document).into_response();
+    if download {
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    r
+}
+
+/// An id as part of a file name: its first 8 safe characters.
+fn file_stem(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(8)
+        .collect()
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/ro-crate",
-    summary = "RO-Crate 1.1 metadata (ro-crate-metadata.json) for a collection tree or a search",
+    summary = "RO-Crate 1.1 metadata (ro-crate-metadata.json) for a collection tree, a search or an asset's lineage",
     params(RoCrateQuery),
     responses((status = 200, description = "The crate's ro-crate-metadata.json", body = Object))
 )]
@@ -83,30 +108,61 @@ pub async fn ro_crate_metadata(
     Ctx { state, caller }: Ctx,
     served_at: Option<Extension<ServedAt>>,
     ApiQuery(q): ApiQuery<RoCrateQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Response> {
     let base = crate::oauth::base_url(&state, served_at.map(|Extension(s)| s));
     let base = crate::provenance::trim_base(&base).to_string();
-    let (text, plan) =
-        match (&q.collection_id, &q.q) {
-            (Some(id), None) => {
-                let c = state.meta.get_collection(id).await?;
-                let c = found(c, "collection", id)?;
-                let access = project_access(&state, &caller, &c.project_id).await?;
-                require(access, Access::Read, "collection", id)?;
-                (format!("within:{id}"), Plan::Collection(c))
+    if q.asset_id.is_none() && (q.direction.is_some() || q.depth.is_some()) {
+        return Err(AppError::invalid(
+            "direction and depth go with asset_id (an asset's lineage)",
+        ));
+    }
+    let plan = match (&q.collection_id, &q.q, &q.asset_id) {
+        (Some(id), None, None) => {
+            let c = state.meta.get_collection(id).await?;
+            let c = found(c, "collection", id)?;
+            let access = project_access(&state, &caller, &c.project_id).await?;
+            require(access, Access::Read, "collection", id)?;
+            Plan::Collection(c)
+        }
+        (None, Some(text), None) => Plan::Search(text.clone()),
+        (None, None, Some(id)) => {
+            let (direction, depth) =
+                super::lineage::walk_of(q.direction.as_deref(), LineageDirection::Both, q.depth)?;
+            let root = load_asset(&state, &caller, id, Access::Read).await?;
+            Plan::Lineage {
+                root: Box::new(root),
+                direction,
+                depth,
             }
-            (None, Some(text)) => (text.clone(), Plan::Search(text.clone())),
-            _ => return Err(AppError::invalid(
-                "give exactly one of collection_id (a collection and the collections below it) \
-                 or q (a search)",
-            )),
-        };
-    let assets = crate_assets(&state, &caller, &text).await?;
-    let ids: Vec<String> = assets.iter().map(|a| a.asset_id.clone()).collect();
-    let relationships = state.meta.relationships_among(&ids).await?;
+        }
+        _ => {
+            return Err(AppError::invalid(
+                "give exactly one of collection_id (a collection and the collections below it), \
+                 q (a search) or asset_id (an asset's lineage)",
+            ))
+        }
+    };
+    let (assets, relationships) = match &plan {
+        Plan::Collection(c) => {
+            let assets =
+                crate_assets(&state, &caller, &format!("within:{}", c.collection_id)).await?;
+            let relationships = relationships_of(&state, &assets).await?;
+            (assets, relationships)
+        }
+        Plan::Search(text) => {
+            let assets = crate_assets(&state, &caller, text).await?;
+            let relationships = relationships_of(&state, &assets).await?;
+            (assets, relationships)
+        }
+        Plan::Lineage {
+            root,
+            direction,
+            depth,
+        } => lineage_assets(&state, &caller, root, *direction, *depth).await?,
+    };
     let (folders, parents) = match &plan {
         Plan::Collection(c) => collection_layout(&state, c, &assets).await?,
-        Plan::Search(_) => search_layout(&state, &caller, &assets).await?,
+        Plan::Search(_) | Plan::Lineage { .. } => search_layout(&state, &caller, &assets).await?,
     };
     let (identifier, name, description) = match &plan {
         Plan::Collection(c) => {
@@ -136,6 +192,33 @@ pub async fn ro_crate_metadata(
             format!("Search: {text}"),
             format!("The assets matching the search {text:?}, exported from Dataerai"),
         ),
+        Plan::Lineage {
+            root,
+            direction,
+            depth,
+        } => {
+            let direction = match direction {
+                LineageDirection::Up => "up",
+                LineageDirection::Down => "down",
+                LineageDirection::Both => "both",
+            };
+            let what = match direction {
+                "up" => "and what it was derived from",
+                "down" => "and what was derived from it",
+                _ => "with what it was derived from and what was derived from it",
+            };
+            (
+                format!(
+                    "{base}/api/v1/ro-crate?asset_id={}&direction={direction}&depth={depth}",
+                    root.asset_id
+                ),
+                format!("Lineage of {}", root.title),
+                format!(
+                    "The asset {:?} {what}, up to {depth} relationships away, exported from Dataerai",
+                    root.title
+                ),
+            )
+        }
     };
     let items = assets
         .iter()
@@ -144,7 +227,7 @@ pub async fn ro_crate_metadata(
             parent: parents.get(&a.asset_id).cloned().unwrap_or_default(),
         })
         .collect();
-    Ok(Json(ro_crate::document(&ro_crate::CrateInput {
+    let document = ro_crate::document(&ro_crate::CrateInput {
         base_url: &base,
         identifier,
         name,
@@ -154,12 +237,73 @@ pub async fn ro_crate_metadata(
         folders,
         assets: items,
         relationships: &relationships,
-    })))
+    });
+    Ok(json_answer(
+        document,
+        q.download.unwrap_or(false),
+        ro_crate::METADATA_FILE,
+    ))
 }
 
 enum Plan {
     Collection(Collection),
     Search(String),
+    Lineage {
+        root: Box<Asset>,
+        direction: LineageDirection,
+        depth: u32,
+    },
+}
+
+/// The relationships among a crate's assets.
+async fn relationships_of(state: &AppState, assets: &[Asset]) -> AppResult<Vec<LineageEdge>> {
+    let ids: Vec<String> = assets.iter().map(|a| a.asset_id.clone()).collect();
+    Ok(state.meta.relationships_among(&ids).await?)
+}
+
+/// An asset's lineage as a crate's assets: the walk of `GET …/lineage`, the
+/// nodes the caller may read (the root first, then nearest first) and the
+/// walked relationships between two of them. More than the crate cap is
+/// refused as for the other exports.
+async fn lineage_assets(
+    state: &AppState,
+    caller: &Caller,
+    root: &Asset,
+    direction: LineageDirection,
+    depth: u32,
+) -> AppResult<(Vec<Asset>, Vec<LineageEdge>)> {
+    let mut lineage = state
+        .meta
+        .lineage(&root.asset_id, direction, depth, &[], MAX_LINEAGE_EDGES)
+        .await?;
+    super::lineage::redact_nodes(state, caller, &mut lineage.nodes).await?;
+    let mut nodes: Vec<_> = lineage.nodes.iter().filter(|n| !n.redacted).collect();
+    nodes.sort_by_key(|n| (n.id != root.asset_id, n.depth));
+    let cap = crate_cap();
+    if nodes.len() as u64 > cap {
+        return Err(AppError::invalid(format!(
+            "the export would hold {} assets; one RO-Crate holds at most {cap}: \
+             choose a smaller depth or one direction",
+            nodes.len()
+        )));
+    }
+    let mut assets = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        // One asset may be deleted meanwhile: it is left out.
+        if let Some(a) = state.meta.get_asset(&n.id).await? {
+            assets.push(a);
+        }
+    }
+    let included: HashSet<&str> = assets.iter().map(|a| a.asset_id.as_str()).collect();
+    let edges = lineage
+        .edges
+        .iter()
+        .filter(|e| {
+            included.contains(e.from_asset_id.as_str()) && included.contains(e.to_asset_id.as_str())
+        })
+        .cloned()
+        .collect();
+    Ok((assets, edges))
 }
 
 /// Every asset the search `text` finds for the caller (the store filters by

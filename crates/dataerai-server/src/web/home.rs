@@ -1,7 +1,7 @@
 //! `/` once signed in: my projects (role, asset count, usage of quota), my
 //! personal space, and the newest assets I can read.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use dataerai_proto::api::{Asset, OwnerType, Project};
@@ -9,9 +9,9 @@ use dataerai_store::meta::Window;
 use dataerai_store::search::{self, SearchRequest, Sort};
 use maud::html;
 
-use super::layout::Page;
+use super::layout::{Flash, Page};
 use super::session::ClientAddr;
-use super::view::{asset_table, error_page, size, usage, viewer, Viewer};
+use super::view::{asset_table, done_flash, error_page, size, usage, viewer, Params, Viewer};
 use crate::error::AppResult;
 use crate::state::AppState;
 
@@ -30,12 +30,14 @@ pub async fn home(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientAddr(addr): ClientAddr,
+    RawQuery(raw): RawQuery,
 ) -> Response {
     let v = match viewer(&state, &headers, addr, "/").await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match render(&state, &v).await {
+    let done = done_flash(&Params::parse(raw.as_deref()));
+    match render(&state, &v, done).await {
         Ok(r) => r,
         Err(e) => error_page(e, &v.session),
     }
@@ -46,7 +48,7 @@ struct ProjectRow {
     assets: u64,
 }
 
-async fn render(state: &AppState, v: &Viewer) -> AppResult<Response> {
+async fn render(state: &AppState, v: &Viewer, done: Option<Flash>) -> AppResult<Response> {
     let me = &v.caller.user_id;
     let all = Window {
         limit: MAX_PROJECTS,
@@ -71,6 +73,7 @@ async fn render(state: &AppState, v: &Viewer) -> AppResult<Response> {
     Ok(Page::new("Your data")
         .signed_in(&v.session)
         .current("/")
+        .flash(done)
         .render(html! {
             section class="card" aria-labelledby="projects-h" {
                 h2 id="projects-h" { "Projects" }

@@ -15,7 +15,9 @@ use maud::{html, Markup};
 use super::layout::Page;
 use super::members;
 use super::session::ClientAddr;
-use super::view::{asset_table, date, error_page, link, not_found, pager, usage, viewer, Params};
+use super::view::{
+    asset_table, date, done_flash, error_page, link, not_found, pager, usage, viewer, Params,
+};
 use crate::error::{AppError, AppResult};
 use crate::routes::found;
 use crate::state::AppState;
@@ -69,7 +71,9 @@ pub async fn project_page(
     .await
     {
         Ok(Some((project, body))) => {
-            let page = Page::new(&project.name).signed_in(&v.session);
+            let page = Page::new(&project.name)
+                .signed_in(&v.session)
+                .flash(done_flash(&params));
             // The browser upload (static/upload.js), for those who may write.
             let page = if project.role.may_write() {
                 page.script("upload.js")

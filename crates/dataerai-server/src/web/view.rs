@@ -109,6 +109,32 @@ impl Params {
     }
 }
 
+/// What a form just did, carried to the page it redirects to as `?done=`
+/// (a fixed word, so a link cannot put words of its own on a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Done {
+    Saved,
+    Deleted,
+}
+
+impl Done {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Done::Saved => "saved",
+            Done::Deleted => "asset-deleted",
+        }
+    }
+}
+
+/// The flash of `?done=` (nothing for anything else).
+pub(super) fn done_flash(params: &Params) -> Option<Flash> {
+    match params.get("done") {
+        Some("saved") => Some(Flash::success("Changes saved.")),
+        Some("asset-deleted") => Some(Flash::success("The asset was deleted.")),
+        _ => None,
+    }
+}
+
 /// `path?k=v&…` with the values encoded, leaving out empty ones.
 pub(super) fn link(path: &str, params: &[(&str, &str)]) -> String {
     let query: Vec<String> = params
