@@ -17,7 +17,7 @@ TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injec
 BACKENDS_STATE := $(CURDIR)/target/test-backends
 S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-search bench-deps soak lint fmt clean
+.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-search bench-web bench-deps soak lint fmt clean
 
 all: build
 
@@ -124,6 +124,7 @@ BENCH_ARGS ?= --scaleout
 bench: build-release venv bench-deps $(S3S_FS)
 	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
 	$(MAKE) bench-search
+	$(MAKE) bench-web
 
 ## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets
 ## (default 1,000,000; e.g. SEARCH_ASSETS=20000 for a quick check) with SEARCH_ASSETS/10
@@ -137,6 +138,16 @@ bench-search: $(S3S_FS)
 		$(if $(SEARCH_PLANS),DATAERAI_BENCH_SQL=1) DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) DATAERAI_REQUIRE_SCALEOUT=1 cargo test --release --locked \
 		-p dataerai-store --features search-bench --lib search_speed_postgres -- --nocapture --test-threads 1; \
 		rc=$$?; scripts/test-backends.sh stop $(CURDIR)/target/bench-search-backends; exit $$rc
+
+## Web page speed (not part of `make test`): one project of WEB_ASSETS assets (default 100,000)
+## loaded with the search benchmark's bulk loader, served by the release dataerai-server; a user
+## signs in and every page (home, project pages and sorts, asset, search) is timed, p50/p99 over
+## 25 requests each. Prints a Markdown table for docs/performance.md; fails over 100 ms (p50).
+WEB_ASSETS ?= 100000
+bench-web:
+	$(CARGO) build --release --locked -p dataerai-server
+	DATAERAI_BENCH_WEB_ASSETS=$(WEB_ASSETS) $(CARGO) test --release --locked -p dataerai-store \
+		--features search-bench --lib web_speed -- --nocapture --test-threads 1
 
 bench-deps:
 	@command -v rclone >/dev/null || { echo "installing Debian's rclone (the peer tool)"; \

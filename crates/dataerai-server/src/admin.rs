@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use chrono::{Duration, Utc};
 use dataerai_proto::api::OwnerType;
 use dataerai_store::meta::auth::{NewAuditEvent, UserListing};
-use dataerai_store::meta::NewToken;
+use dataerai_store::meta::{NewToken, User};
 use dataerai_store::{MetadataStore, StoreError};
 
 use crate::auth::{generate_token, hash_password, hash_token, SCOPE_READ, SCOPE_WRITE};
@@ -21,7 +21,7 @@ async fn open_meta(args: &StorageArgs) -> anyhow::Result<std::sync::Arc<dyn Meta
 }
 
 /// Shortest password accepted.
-const MIN_PASSWORD_LEN: usize = 8;
+pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// One line of standard input, without its line ending.
 fn read_password() -> anyhow::Result<String> {
@@ -32,7 +32,7 @@ fn read_password() -> anyhow::Result<String> {
     check_password(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn check_password(password: String) -> anyhow::Result<String> {
+pub fn check_password(password: String) -> anyhow::Result<String> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         bail!("the password must have at least {MIN_PASSWORD_LEN} characters");
     }
@@ -102,27 +102,123 @@ fn user_status(u: &UserListing) -> &'static str {
     }
 }
 
-/// Disable or enable the user with this email, and record it in the audit log.
-async fn set_disabled(storage: &StorageArgs, email: &str, disabled: bool) -> anyhow::Result<()> {
-    let meta = open_meta(storage).await?;
-    let user_id = user_named(meta.as_ref(), email).await?;
-    meta.set_disabled(&user_id, disabled, Utc::now()).await?;
+/// Who changes an account: the `admin` command (no actor, no address) or a
+/// server administrator signed in to the `/admin` pages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Actor<'a> {
+    pub user_id: Option<&'a str>,
+    pub addr: Option<&'a str>,
+}
+
+// The account rules the `admin` commands and the `/admin` pages share: one
+// function per change, each checking its input and recording the change in
+// the audit log (actions `user.created`, `user.password_set`,
+// `user.disabled`, `user.enabled`), whoever asks.
+
+/// Record an account change about `user_id` in the audit log.
+async fn audit_user(
+    meta: &dyn MetadataStore,
+    actor: Actor<'_>,
+    action: &str,
+    user_id: &str,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let details = match details {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    meta.append_audit(NewAuditEvent {
+        actor_user_id: actor.user_id.map(str::to_string),
+        action: action.into(),
+        target_type: Some("user".into()),
+        target_id: Some(user_id.to_string()),
+        details,
+        client_addr: actor.addr.map(str::to_string),
+    })
+    .await?;
+    Ok(())
+}
+
+/// Create a user (or complete an invited account) with a personal allocation
+/// of `quota_bytes`, an optional web password and the admin flag. A user who
+/// already exists is a `StoreError::Conflict`.
+pub async fn create_user(
+    meta: &dyn MetadataStore,
+    actor: Actor<'_>,
+    email: &str,
+    quota_bytes: u64,
+    password: Option<String>,
+    admin: bool,
+) -> anyhow::Result<User> {
+    let email = email.trim();
+    if email.is_empty() || !email.contains('@') || email.chars().any(char::is_whitespace) {
+        bail!("{email:?} is not an email address");
+    }
+    // Check (and hash) the password before creating anything.
+    let password_hash = match password {
+        Some(p) => Some(hash_password(check_password(p)?).await?),
+        None => None,
+    };
+    let user = match meta.create_user(email, quota_bytes).await {
+        // Invited by a project admin: the account exists without a
+        // password; it becomes an ordinary one now.
+        Err(StoreError::Conflict(msg)) => match meta.activate_invited_user(email).await? {
+            Some(user) => {
+                meta.set_quota(OwnerType::User, &user.user_id, quota_bytes)
+                    .await?;
+                user
+            }
+            None => return Err(StoreError::Conflict(msg).into()),
+        },
+        other => other?,
+    };
+    if let Some(hash) = &password_hash {
+        meta.set_password(&user.user_id, hash).await?;
+    }
+    if admin {
+        meta.set_admin(&user.user_id, true).await?;
+    }
+    let details = serde_json::json!({
+        "email": email, "admin": admin, "password_set": password_hash.is_some(),
+    });
+    audit_user(meta, actor, "user.created", &user.user_id, details).await?;
+    Ok(user)
+}
+
+/// Set (or replace) the web sign-in password of `user_id` (`email`).
+pub async fn set_password(
+    meta: &dyn MetadataStore,
+    actor: Actor<'_>,
+    user_id: &str,
+    email: &str,
+    password: String,
+) -> anyhow::Result<()> {
+    let hash = hash_password(check_password(password)?).await?;
+    meta.set_password(user_id, &hash).await?;
+    let details = serde_json::json!({ "email": email });
+    audit_user(meta, actor, "user.password_set", user_id, details).await
+}
+
+/// Disable or enable `user_id` (`email`). Administrators cannot disable
+/// themselves (they would lock themselves out of the page that undoes it).
+pub async fn set_disabled(
+    meta: &dyn MetadataStore,
+    actor: Actor<'_>,
+    user_id: &str,
+    email: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
+    if disabled && actor.user_id == Some(user_id) {
+        bail!("you cannot disable your own account; ask another administrator");
+    }
+    meta.set_disabled(user_id, disabled, Utc::now()).await?;
     let action = if disabled {
         "user.disabled"
     } else {
         "user.enabled"
     };
-    let mut details = serde_json::Map::new();
-    details.insert("email".into(), email.into());
-    meta.append_audit(NewAuditEvent {
-        action: action.into(),
-        target_type: Some("user".into()),
-        target_id: Some(user_id),
-        details,
-        ..NewAuditEvent::default()
-    })
-    .await?;
-    Ok(())
+    let details = serde_json::json!({ "email": email });
+    audit_user(meta, actor, action, user_id, details).await
 }
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
@@ -135,8 +231,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             admin,
         } => {
             // Read (and check) the password before creating anything.
-            let password_hash = match password_stdin {
-                true => Some(hash_password(read_password()?).await?),
+            let password = match password_stdin {
+                true => Some(read_password()?),
                 false => None,
             };
             let default_quota_bytes = match default_quota_bytes {
@@ -145,38 +241,24 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     .default_quota_bytes
                     .unwrap_or(config::DEFAULT_QUOTA),
             };
-            let email = email.trim();
-            if email.is_empty() || !email.contains('@') {
-                bail!("{email:?} is not an email address");
-            }
             let meta = open_meta(&storage).await?;
-            let created = match meta.create_user(email, default_quota_bytes).await {
-                // Invited by a project admin: the account exists without a
-                // password; it becomes an ordinary one now.
-                Err(StoreError::Conflict(msg)) => match meta.activate_invited_user(email).await? {
-                    Some(user) => {
-                        meta.set_quota(OwnerType::User, &user.user_id, default_quota_bytes)
-                            .await?;
-                        Ok(user)
-                    }
-                    None => Err(StoreError::Conflict(msg)),
-                },
-                other => other,
-            };
+            let created = create_user(
+                meta.as_ref(),
+                Actor::default(),
+                &email,
+                default_quota_bytes,
+                password,
+                admin,
+            )
+            .await;
             match created {
-                Ok(user) => {
-                    if let Some(hash) = password_hash {
-                        meta.set_password(&user.user_id, &hash).await?;
+                Ok(user) => println!("{}", user.user_id),
+                Err(e) => match e.downcast_ref::<StoreError>() {
+                    Some(StoreError::Conflict(msg)) => {
+                        bail!("{msg}; use `admin create-token` to give that user a token")
                     }
-                    if admin {
-                        meta.set_admin(&user.user_id, true).await?;
-                    }
-                    println!("{}", user.user_id)
-                }
-                Err(StoreError::Conflict(msg)) => {
-                    bail!("{msg}; use `admin create-token` to give that user a token")
-                }
-                Err(e) => return Err(e.into()),
+                    _ => return Err(e),
+                },
             }
         }
         AdminCommand::CreateToken {
@@ -223,8 +305,15 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         } => {
             let meta = open_meta(&storage).await?;
             let user_id = user_named(meta.as_ref(), user.get()).await?;
-            let hash = hash_password(prompt_password(password_stdin)?).await?;
-            meta.set_password(&user_id, &hash).await?;
+            let password = prompt_password(password_stdin)?;
+            set_password(
+                meta.as_ref(),
+                Actor::default(),
+                &user_id,
+                user.get(),
+                password,
+            )
+            .await?;
             eprintln!("password of {} set", user.get());
         }
         AdminCommand::ListUsers { storage, json } => {
@@ -266,14 +355,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::DisableUser { storage, user } => {
-            set_disabled(&storage, user.get(), true).await?;
+            let meta = open_meta(&storage).await?;
+            let user_id = user_named(meta.as_ref(), user.get()).await?;
+            set_disabled(meta.as_ref(), Actor::default(), &user_id, user.get(), true).await?;
             eprintln!(
                 "{} is disabled: they cannot sign in and their tokens and sessions no longer work",
                 user.get()
             );
         }
         AdminCommand::EnableUser { storage, user } => {
-            set_disabled(&storage, user.get(), false).await?;
+            let meta = open_meta(&storage).await?;
+            let user_id = user_named(meta.as_ref(), user.get()).await?;
+            set_disabled(meta.as_ref(), Actor::default(), &user_id, user.get(), false).await?;
             eprintln!("{} is enabled again", user.get());
         }
         AdminCommand::SetQuota {

@@ -21,6 +21,8 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Per-address limits of the device login ([`DeviceLimits`]).
     pub device_limits: Arc<DeviceLimits>,
+    /// When this process began serving (the admin page's uptime).
+    pub started_at: std::time::Instant,
 }
 
 /// Per client address, in this process: device codes requested (10 a
@@ -108,6 +110,7 @@ impl AppState {
                 crate::auth::password_check_slots(),
             )),
             device_limits: Default::default(),
+            started_at: std::time::Instant::now(),
         }
     }
 

@@ -241,6 +241,15 @@ const TABLE: &[(&str, Variants)] = &[
     ("GET /tokens", PUBLIC),
     ("POST /tokens", PUBLIC),
     ("POST /tokens/{token_id}/revoke", PUBLIC),
+    // The admin area: HTML for everyone (the 404 page for non-admins, the
+    // sign-in redirect without a session; admin_pages.rs checks who may).
+    ("GET /admin", PUBLIC),
+    ("GET /admin/users", PUBLIC),
+    ("POST /admin/users", PUBLIC),
+    ("POST /admin/users/password", PUBLIC),
+    ("POST /admin/users/disable", PUBLIC),
+    ("POST /admin/users/enable", PUBLIC),
+    ("GET /admin/audit", PUBLIC),
 ];
 
 /// Whether `who` may call `method` under `rule`; `None` for public routes.
@@ -686,7 +695,17 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         },
         "/search" => req(method, "/search?q=tag:x".into()),
         "/static/{name}" => req(method, "/static/api.js".into()),
-        "/" | "/login" | "/logout" | "/device" | "/tokens" => Req {
+        "/"
+        | "/login"
+        | "/logout"
+        | "/device"
+        | "/tokens"
+        | "/admin"
+        | "/admin/users"
+        | "/admin/users/password"
+        | "/admin/users/disable"
+        | "/admin/users/enable"
+        | "/admin/audit" => Req {
             form: Some(vec![]),
             ..req(method, template.into())
         },

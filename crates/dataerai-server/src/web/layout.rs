@@ -38,6 +38,8 @@ pub const CONTENT_SECURITY_POLICY: &str =
 pub struct NavLink {
     pub href: &'static str,
     pub label: &'static str,
+    /// Shown only to server administrators (`SessionRecord::is_admin`).
+    pub admin_only: bool,
 }
 
 /// The signed-in navigation, in order.
@@ -45,18 +47,27 @@ pub const NAV: &[NavLink] = &[
     NavLink {
         href: "/",
         label: "Projects",
+        admin_only: false,
     },
     NavLink {
         href: "/search",
         label: "Search",
+        admin_only: false,
     },
     NavLink {
         href: "/tokens",
         label: "Access tokens",
+        admin_only: false,
     },
     NavLink {
         href: "/device",
         label: "Device login",
+        admin_only: false,
+    },
+    NavLink {
+        href: "/admin",
+        label: "Admin",
+        admin_only: true,
     },
 ];
 
@@ -228,7 +239,7 @@ impl<'a> Page<'a> {
         html! {
             nav class="site-nav" aria-label="Main" {
                 ul class="nav-links" {
-                    @for link in NAV {
+                    @for link in NAV.iter().filter(|l| session.is_admin || !l.admin_only) {
                         li {
                             a href=(link.href)
                                 aria-current=[(self.current == Some(link.href)).then_some("page")]
@@ -339,6 +350,19 @@ mod tests {
         assert!(html.contains("<form method=\"post\" action=\"/logout\">"));
         assert!(html.contains("<div class=\"flash ok\" role=\"status\">Done.</div>"));
         assert!(!html.contains("flash err"));
+        assert!(!html.contains("href=\"/admin\""), "{html}");
+    }
+
+    #[test]
+    fn only_administrators_see_the_admin_entry() {
+        let mut s = session("root@lab.org");
+        s.is_admin = true;
+        let html = Page::new("Administration")
+            .signed_in(&s)
+            .current("/admin")
+            .document(html! {})
+            .into_string();
+        assert!(html.contains("<a href=\"/admin\" aria-current=\"page\">Admin</a>"));
     }
 
     #[test]

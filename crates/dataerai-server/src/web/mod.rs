@@ -14,12 +14,15 @@
 //!   CSRF token with the 403 page before a handler runs. Every POST uses one.
 //! - [`static_files`]: the embedded scripts (`/static/{name}`), loaded
 //!   with [`Page::script`]; every page works without them.
+//! - [`admin`]: the server administrators' area (`/admin`: health and
+//!   storage, users, the audit log).
 //! - [`session`]: the session cookie and its lookup; [`login`] (sign in and
 //!   out, rate limits), [`device`], [`tokens`]: one module per area.
 //!
 //! Input names, button labels, the `new-token` id and the `.err`/`.code`
 //! classes are stable: browser tests drive them.
 
+pub mod admin;
 pub mod assets;
 pub mod csrf;
 pub mod device;

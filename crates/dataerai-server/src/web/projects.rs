@@ -38,6 +38,8 @@ const SORTS: &[(&str, &str)] = &[
     ("-title", "Title Z–A"),
     ("-size", "Largest"),
     ("size", "Smallest"),
+    ("type", "Type A–Z"),
+    ("-type", "Type Z–A"),
 ];
 
 /// `GET /projects/{project_id}`

@@ -6,6 +6,8 @@
 //! Authorization is not the store's business: the server decides who may call
 //! what, the store keeps the data consistent (transactions, unique keys, quotas).
 
+#[cfg(test)]
+mod admin_conformance;
 pub mod auth;
 mod collections;
 #[cfg(test)]
@@ -21,6 +23,8 @@ mod shared;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod time;
+#[cfg(all(test, feature = "search-bench"))]
+mod web_bench;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -170,16 +170,31 @@ pub enum MetaValue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sort {
     Relevance,
-    Created { descending: bool },
-    Updated { descending: bool },
-    Title { descending: bool },
-    Size { descending: bool },
-    Metadata { path: Vec<String>, descending: bool },
+    Created {
+        descending: bool,
+    },
+    Updated {
+        descending: bool,
+    },
+    Title {
+        descending: bool,
+    },
+    Size {
+        descending: bool,
+    },
+    /// By record type (assets without one last), then newest first.
+    RecordType {
+        descending: bool,
+    },
+    Metadata {
+        path: Vec<String>,
+        descending: bool,
+    },
 }
 
 impl Sort {
     /// `relevance`, `created`, `-created`, `updated`, `title`, `size`,
-    /// `md.<key>` (a leading `-` sorts descending). No sort: relevance when
+    /// `type`, `md.<key>` (a leading `-` sorts descending). No sort: relevance when
     /// the query has free text, newest first otherwise.
     pub fn parse(text: Option<&str>, query: &Query) -> Result<Sort, QueryError> {
         let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -199,6 +214,7 @@ impl Sort {
             "updated" => Sort::Updated { descending },
             "title" => Sort::Title { descending },
             "size" => Sort::Size { descending },
+            "type" => Sort::RecordType { descending },
             _ if key.starts_with("md.") => Sort::Metadata {
                 path: key_path(&key[3..], 1 + usize::from(descending) + 3)?,
                 descending,
@@ -207,8 +223,8 @@ impl Sort {
                 return Err(QueryError {
                     position: 1,
                     message: format!(
-                        "unknown sort `{text}`; use relevance, created, updated, title, size \
-                         or md.<key>, with a leading - for descending"
+                        "unknown sort `{text}`; use relevance, created, updated, title, size, \
+                         type or md.<key>, with a leading - for descending"
                     ),
                 })
             }

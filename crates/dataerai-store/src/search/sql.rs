@@ -449,6 +449,17 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
         Sort::Size { descending } => {
             format!("(s.size_bytes IS NULL), s.size_bytes{}", desc(*descending))
         }
+        Sort::RecordType { descending } => {
+            let record_type = match text {
+                FullText::Fts5 => "a.record_type",
+                // Byte order, as SQLite's BINARY collation.
+                FullText::TsVector => "a.record_type COLLATE \"C\"",
+            };
+            format!(
+                "(a.record_type IS NULL), {record_type}{}, a.created_at DESC",
+                desc(*descending)
+            )
+        }
         Sort::Metadata { path, descending } => {
             let p = b.arg(path.join("."));
             let d = desc(*descending);

@@ -28,7 +28,7 @@ pub struct SearchArgs {
     /// Continue after a previous page (its `next_cursor`).
     #[arg(long)]
     pub cursor: Option<String>,
-    /// relevance, created, updated, title, size or md.<key>; a leading - sorts descending.
+    /// relevance, created, updated, title, size, type or md.<key>; a leading - sorts descending.
     #[arg(long, allow_hyphen_values = true)]
     pub sort: Option<String>,
 }

@@ -18,6 +18,7 @@
 //! - `timestamp`: times are `DateTime<Utc>` in Rust, `TIMESTAMPTZ` in
 //!   PostgreSQL and fixed-width RFC 3339 text in SQLite (text order = time order).
 
+mod admin;
 mod db;
 pub mod rules;
 mod store;
@@ -27,7 +28,7 @@ mod migration_tests;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dataerai_proto::api::{AuditEvent, Member, ProjectRole};
+use dataerai_proto::api::{Allocation, AuditEvent, Member, OwnerType, ProjectRole};
 use serde_json::{Map, Value};
 
 use super::Window;
@@ -60,6 +61,49 @@ pub struct UserListing {
     /// an ordinary account when an administrator creates the user.
     pub invited: bool,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// The newest web sign-in (`auth.sign_in` in the audit log), if any.
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+/// Which audit events [`AuthStore::find_audit`] answers; every field given
+/// must match (`None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// The exact action, e.g. `user.disabled`.
+    pub action: Option<String>,
+    /// The acting user's email (exact, case-insensitive).
+    pub actor_email: Option<String>,
+    /// Events about this project: its own (`target_type = project`) and those
+    /// whose details name it (`project_id`, or `owner_type`/`owner_id`).
+    pub project_id: Option<String>,
+}
+
+/// An audit event with the acting user's email (when the user still exists).
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub event: AuditEvent,
+    pub actor_email: Option<String>,
+}
+
+/// What the server's allocations hold, as counted against quotas.
+#[derive(Debug, Clone, Default)]
+pub struct StorageUsage {
+    pub allocations: u64,
+    pub used_bytes: u64,
+    pub reserved_bytes: u64,
+    pub file_count: u64,
+    /// The fullest allocations (used + reserved bytes), largest first.
+    pub top: Vec<AllocationUsage>,
+}
+
+/// One allocation with whom it belongs to.
+#[derive(Debug, Clone)]
+pub struct AllocationUsage {
+    pub owner_type: OwnerType,
+    pub owner_id: String,
+    /// The project's name or the user's email.
+    pub owner_name: String,
+    pub allocation: Allocation,
 }
 
 /// A personal access token as listed on the `/tokens` page (never the token).
@@ -186,9 +230,21 @@ pub trait AuthStore: Send + Sync {
     /// `NotFound` for an unknown user.
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()>;
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> Result<()>;
-    /// Every user, oldest first (server administration; no paging needed
-    /// for the few thousand accounts of a lab).
-    async fn list_users(&self) -> Result<Vec<UserListing>>;
+    /// Every user, oldest first (`admin list-users`).
+    async fn list_users(&self) -> Result<Vec<UserListing>> {
+        let all = Window {
+            limit: i64::MAX as u64,
+            offset: 0,
+        };
+        Ok(self.find_users(None, all).await?.0)
+    }
+    /// A page of users, oldest first, whose email contains `email_contains`
+    /// (case-insensitive), and how many match.
+    async fn find_users(
+        &self,
+        email_contains: Option<&str>,
+        window: Window,
+    ) -> Result<(Vec<UserListing>, u64)>;
     /// Disable (`disabled = true`) or enable a user; `NotFound` for an
     /// unknown user. Disabling also ends the user's web sessions and revokes
     /// their refresh tokens; their access tokens stop working because token
@@ -272,5 +328,17 @@ pub trait AuthStore: Send + Sync {
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<()>;
     /// Newest first.
-    async fn list_audit(&self, window: Window) -> Result<(Vec<AuditEvent>, u64)>;
+    async fn list_audit(&self, window: Window) -> Result<(Vec<AuditEvent>, u64)> {
+        let (entries, total) = self.find_audit(&AuditFilter::default(), window).await?;
+        Ok((entries.into_iter().map(|e| e.event).collect(), total))
+    }
+    /// The audit events matching `filter`, newest first, and how many match.
+    async fn find_audit(
+        &self,
+        filter: &AuditFilter,
+        window: Window,
+    ) -> Result<(Vec<AuditEntry>, u64)>;
+
+    /// Totals over every allocation and the `top` fullest ones.
+    async fn storage_usage(&self, top: u64) -> Result<StorageUsage>;
 }

@@ -4,15 +4,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dataerai_proto::api::{AuditEvent, Member, ProjectRole};
-use serde_json::{Map, Value};
-use sqlx::types::Json;
+use dataerai_proto::api::{Member, ProjectRole};
 
 use super::db::{Arg, AuthBackend, Conn};
 use super::rules::{self, MemberChange, PollVerdict, RefreshVerdict};
 use super::{
-    AuthStore, DevicePoll, DeviceRecord, FailureCounts, IssuedTokens, NewAuditEvent, NewDeviceCode,
-    RefreshOutcome, SessionRecord, TokenInfo, UserAuth, UserListing,
+    AuditEntry, AuditFilter, AuthStore, DevicePoll, DeviceRecord, FailureCounts, IssuedTokens,
+    NewAuditEvent, NewDeviceCode, RefreshOutcome, SessionRecord, StorageUsage, TokenInfo, UserAuth,
+    UserListing,
 };
 use crate::error::{Result, StoreError};
 use crate::meta::Window;
@@ -35,31 +34,6 @@ impl From<UserRow> for UserAuth {
             password_hash: r.password_hash,
             is_admin: r.is_admin,
             disabled: r.disabled,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct UserListingRow {
-    id: String,
-    email: String,
-    created_at: DateTime<Utc>,
-    is_admin: bool,
-    has_password: bool,
-    invited: bool,
-    disabled_at: Option<DateTime<Utc>>,
-}
-
-impl From<UserListingRow> for UserListing {
-    fn from(r: UserListingRow) -> Self {
-        UserListing {
-            user_id: r.id,
-            email: r.email,
-            created_at: r.created_at,
-            is_admin: r.is_admin,
-            has_password: r.has_password,
-            invited: r.invited,
-            disabled_at: r.disabled_at,
         }
     }
 }
@@ -176,34 +150,6 @@ impl From<MemberRow> for Member {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: String,
-    at: DateTime<Utc>,
-    actor_user_id: Option<String>,
-    action: String,
-    target_type: Option<String>,
-    target_id: Option<String>,
-    /// Corrupt JSON here is an error, never an empty object.
-    details: Json<Map<String, Value>>,
-    client_addr: Option<String>,
-}
-
-impl From<AuditRow> for AuditEvent {
-    fn from(r: AuditRow) -> Self {
-        AuditEvent {
-            id: r.id,
-            at: r.at,
-            actor_user_id: r.actor_user_id,
-            action: r.action,
-            target_type: r.target_type,
-            target_id: r.target_id,
-            details: r.details.0,
-            client_addr: r.client_addr,
-        }
-    }
-}
-
 const USER_COLUMNS: &str =
     "SELECT id, email, password_hash, is_admin, disabled_at IS NOT NULL AS disabled FROM users";
 const MEMBER_COLUMNS: &str = "SELECT m.user_id, u.email, m.role, m.added_at
@@ -221,7 +167,7 @@ fn is_unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(sqlx::Error::Database(d)) if d.is_unique_violation())
 }
 
-fn window_args(window: Window) -> [Arg<'static>; 2] {
+pub(super) fn window_args(window: Window) -> [Arg<'static>; 2] {
     [
         Arg::Int(window.limit as i64),
         Arg::Int(window.offset as i64),
@@ -265,18 +211,12 @@ impl<S: AuthBackend> AuthStore for S {
         })
     }
 
-    async fn list_users(&self) -> Result<Vec<UserListing>> {
-        let mut db = self.auth_db().reader().await?;
-        let rows: Vec<UserListingRow> = db
-            .conn()
-            .fetch_all(
-                "SELECT id, email, created_at, is_admin, password_hash IS NOT NULL AS has_password,
-                        invited, disabled_at
-                 FROM users ORDER BY created_at, email",
-                &[],
-            )
-            .await?;
-        Ok(rows.into_iter().map(UserListing::from).collect())
+    async fn find_users(
+        &self,
+        email_contains: Option<&str>,
+        window: Window,
+    ) -> Result<(Vec<UserListing>, u64)> {
+        super::admin::find_users(self.auth_db(), email_contains, window).await
     }
 
     async fn set_disabled(&self, user_id: &str, disabled: bool, now: DateTime<Utc>) -> Result<()> {
@@ -781,24 +721,16 @@ impl<S: AuthBackend> AuthStore for S {
         Ok(())
     }
 
-    async fn list_audit(&self, window: Window) -> Result<(Vec<AuditEvent>, u64)> {
-        let mut db = self.auth_db().reader().await?;
-        let mut conn = db.conn();
-        let (total,): (i64,) = conn
-            .fetch_one("SELECT COUNT(*) FROM audit_events", &[])
-            .await?;
-        let rows: Vec<AuditRow> = conn
-            .fetch_all(
-                "SELECT id, at, actor_user_id, action, target_type, target_id, details,
-                     client_addr
-                 FROM audit_events ORDER BY seq DESC LIMIT $1 OFFSET $2",
-                &window_args(window),
-            )
-            .await?;
-        Ok((
-            rows.into_iter().map(AuditEvent::from).collect(),
-            unsigned("total", total)?,
-        ))
+    async fn find_audit(
+        &self,
+        filter: &AuditFilter,
+        window: Window,
+    ) -> Result<(Vec<AuditEntry>, u64)> {
+        super::admin::find_audit(self.auth_db(), filter, window).await
+    }
+
+    async fn storage_usage(&self, top: u64) -> Result<StorageUsage> {
+        super::admin::storage_usage(self.auth_db(), top).await
     }
 }
 
