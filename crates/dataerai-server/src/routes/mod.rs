@@ -17,7 +17,7 @@ mod uploads;
 
 /// What the asset page shares with the REST routes: the lineage's
 /// redaction, and the update and delete its forms call.
-pub(crate) use assets::{delete as delete_asset, update as update_asset};
+pub(crate) use assets::{delete_asset, update_asset};
 pub(crate) use lineage::redact_nodes as redact_lineage;
 
 use axum::extract::{DefaultBodyLimit, Request, State};

@@ -37,7 +37,8 @@ use super::view::{
 use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::routes::{
-    delete_asset, load_asset, owner_access, redact_lineage, update_asset, Access, ReadableOwners,
+    delete_asset, load_asset, owner_access, redact_lineage, update_asset, Access, Ctx,
+    ReadableOwners,
 };
 use crate::state::AppState;
 
@@ -624,9 +625,13 @@ pub async fn asset_edit(
         return refused(&session, &asset_id, e);
     }
     let result = match form.patch() {
-        Ok(patch) => update_asset(State(state), who, ApiPath(asset_id.clone()), ApiJson(patch))
-            .await
-            .map(|_| ()),
+        Ok(patch) => update_asset(
+            Ctx { state, caller: who },
+            ApiPath(asset_id.clone()),
+            ApiJson(patch),
+        )
+        .await
+        .map(|_| ()),
         Err(e) => Err(e),
     };
     match result {
@@ -679,7 +684,7 @@ pub async fn asset_delete(
     if form.confirm != "yes" {
         return confirm_delete(&session, &asset);
     }
-    match delete_asset(State(state), who, ApiPath(asset_id.clone())).await {
+    match delete_asset(Ctx { state, caller: who }, ApiPath(asset_id.clone())).await {
         Ok(_) => {
             let done = Done::Deleted.as_str();
             match asset.owner_type {

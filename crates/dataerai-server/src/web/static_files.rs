@@ -32,7 +32,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     (
         "upload-worker.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("static/upload-worker.js")
+        include_bytes!("static/upload-worker.js"),
     ),
     (
         "lineage.js",

@@ -164,6 +164,7 @@ pub async fn storage_usage_totals(s: &dyn MetadataStore) {
         .unwrap();
     let asset = s
         .create_asset(NewAsset {
+            allocation_id: None,
             title: "t".into(),
             description: None,
             alias: None,
@@ -258,6 +259,7 @@ pub async fn collection_sorted_by_type(s: &dyn MetadataStore) {
     ] {
         let a = s
             .create_asset(NewAsset {
+                allocation_id: None,
                 title: title.into(),
                 description: None,
                 alias: None,

@@ -388,6 +388,7 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
             created_by: row.created_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            allocation_id: row.allocation_id,
             latest_content: None,
         });
     }
@@ -790,6 +791,7 @@ mod tests {
         ] {
             let asset = s
                 .create_asset(NewAsset {
+                    allocation_id: None,
                     title: "scan".into(),
                     description: None,
                     alias: None,
