@@ -450,13 +450,14 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
             format!("(s.size_bytes IS NULL), s.size_bytes{}", desc(*descending))
         }
         Sort::RecordType { descending } => {
+            b.uses_asset = true;
             let record_type = match text {
                 FullText::Fts5 => "a.record_type",
                 // Byte order, as SQLite's BINARY collation.
                 FullText::TsVector => "a.record_type COLLATE \"C\"",
             };
             format!(
-                "(a.record_type IS NULL), {record_type}{}, a.created_at DESC",
+                "(a.record_type IS NULL), {record_type}{}, {created} DESC",
                 desc(*descending)
             )
         }
