@@ -911,6 +911,8 @@ class CollectionDownloadResult:
     def files(self) -> List[DownloadedFile]:
         """Every file written (or found already complete), all assets together."""
         return [f for a in self.assets for f in a.files]
+
+
 # ---------------------------------------------------------------------- provenance export
 
 
