@@ -87,6 +87,7 @@ async fn load(store: &SqliteStore, n: usize) -> Loaded {
             md.insert("run".into(), json!(i));
             md.insert("sample".into(), json!({"name": format!("S{}", dice(500))}));
             batch.push(NewAsset {
+                allocation_id: None,
                 title,
                 description: Some(format!("{} of {}", w(dice(12)), w(dice(12)))),
                 alias: None,
