@@ -339,6 +339,17 @@ export function sessionApi(browser, server) {
   };
 }
 
+/**
+ * Wait until no CSS transition or animation is running on `page` (a colour
+ * scheme just switched fades the drop zone's background, and axe would read
+ * the colours half-way).
+ */
+export async function settled(page) {
+  await page.evaluate(() =>
+    Promise.all(document.getAnimations().map((a) => a.finished.catch(() => null))),
+  );
+}
+
 let axeSource;
 /**
  * axe-core over what `page` shows now (no reload: a page's live state, such
@@ -356,6 +367,7 @@ export async function checkAccessibility(page, name) {
     }
   }
   if (!axeSource) return;
+  await settled(page);
   // Evaluated through the DevTools protocol, which the pages' CSP does not govern.
   await page.evaluate(axeSource);
   const result = await page.evaluate(() =>
