@@ -91,6 +91,19 @@ fn tabs(current: &str) -> Markup {
     }
 }
 
+/// Who acts in an admin form (audited with their address), or the 404 page
+/// for a signed-in non-administrator — the forms' counterpart of
+/// [`admin_session`].
+fn admin_actor<'a>(session: &'a SessionRecord, addr: &'a str) -> Result<Actor<'a>, Response> {
+    if !session.is_admin {
+        return Err(not_found(session));
+    }
+    Ok(Actor {
+        user_id: Some(&session.user_id),
+        addr: Some(addr),
+    })
+}
+
 fn page<'a>(title: &'a str, session: &'a SessionRecord) -> Page<'a> {
     Page::new(title).signed_in(session).current("/admin")
 }
@@ -444,12 +457,9 @@ pub async fn user_create(
     ClientAddr(addr): ClientAddr,
     CsrfForm { session, form }: CsrfForm<NewUserFields>,
 ) -> Response {
-    if !session.is_admin {
-        return not_found(&session);
-    }
-    let actor = Actor {
-        user_id: Some(&session.user_id),
-        addr: Some(&addr),
+    let actor = match admin_actor(&session, &addr) {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     let password = Some(form.password).filter(|p| !p.is_empty());
     let admin = form.admin.is_some();
@@ -478,12 +488,9 @@ pub async fn user_password(
     ClientAddr(addr): ClientAddr,
     CsrfForm { session, form }: CsrfForm<PasswordFields>,
 ) -> Response {
-    if !session.is_admin {
-        return not_found(&session);
-    }
-    let actor = Actor {
-        user_id: Some(&session.user_id),
-        addr: Some(&addr),
+    let actor = match admin_actor(&session, &addr) {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     let email = form.email.trim();
     let outcome = async {
@@ -532,12 +539,9 @@ async fn set_disabled(
     email: String,
     disabled: bool,
 ) -> Response {
-    if !session.is_admin {
-        return not_found(&session);
-    }
-    let actor = Actor {
-        user_id: Some(&session.user_id),
-        addr: Some(&addr),
+    let actor = match admin_actor(&session, &addr) {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     let email = email.trim();
     let outcome = async {
