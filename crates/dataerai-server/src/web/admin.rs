@@ -94,6 +94,8 @@ fn tabs(current: &str) -> Markup {
 /// Who acts in an admin form (audited with their address), or the 404 page
 /// for a signed-in non-administrator — the forms' counterpart of
 /// [`admin_session`].
+// A refusal is a whole page, as `admin_session`'s is; it is built once per request.
+#[allow(clippy::result_large_err)]
 fn admin_actor<'a>(session: &'a SessionRecord, addr: &'a str) -> Result<Actor<'a>, Response> {
     if !session.is_admin {
         return Err(not_found(session));
