@@ -210,30 +210,7 @@ pub async fn storage_usage_totals(s: &dyn MetadataStore) {
     let _ = q;
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-                super::$name(&s).await;
-            }
-
-            #[tokio::test]
-            #[ignore = "needs PostgreSQL: run by make test-scaleout"]
-            async fn postgres() {
-                let Some(url) = scratch_pg_url("admin") else {
-                    return;
-                };
-                let s = PgStore::open(&url).await.unwrap();
-                super::$name(&s).await;
-            }
-        }
-    )*};
-}
+use super::conformance::both_backends;
 
 both_backends!(
     users_paged_and_filtered,

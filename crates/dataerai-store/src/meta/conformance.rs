@@ -1518,6 +1518,8 @@ macro_rules! both_backends {
         }
     )*};
 }
+/// The same test, once per backend (also used by `admin_conformance`).
+pub(crate) use both_backends;
 
 /// Collections as a tree: sibling names, rename, move (not into the own
 /// subtree, not across projects, never the root), delete only when empty,
