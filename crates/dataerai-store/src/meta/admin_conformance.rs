@@ -2,7 +2,7 @@
 //! both backends (SQLite always; PostgreSQL when `DATAERAI_TEST_PG_URL` is
 //! set, as `make test-scaleout` does): the same answers, in the same order.
 
-use dataerai_proto::api::{OwnerType, UploadFileSpec};
+use dataerai_proto::api::{Asset, OwnerType, Project, UploadFileSpec};
 use serde_json::json;
 
 use super::auth::{AuditFilter, NewAuditEvent};
@@ -12,6 +12,31 @@ use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
 
 fn window(limit: u64, offset: u64) -> Window {
     Window { limit, offset }
+}
+
+/// An asset of project `p` in its root collection, made by `created_by`.
+async fn project_asset(
+    s: &dyn MetadataStore,
+    p: &Project,
+    created_by: &str,
+    title: &str,
+    record_type: Option<&str>,
+) -> Asset {
+    s.create_asset(NewAsset {
+        allocation_id: None,
+        title: title.into(),
+        description: None,
+        alias: None,
+        tags: vec![],
+        metadata: Default::default(),
+        owner_type: OwnerType::Project,
+        owner_id: p.project_id.clone(),
+        collection_id: Some(p.root_collection_id.clone()),
+        created_by: created_by.into(),
+        record_type: record_type.map(str::to_string),
+    })
+    .await
+    .unwrap()
 }
 
 async fn audit(
@@ -162,22 +187,7 @@ pub async fn storage_usage_totals(s: &dyn MetadataStore) {
         .create_project("Quiet", "", &u.user_id, 7000)
         .await
         .unwrap();
-    let asset = s
-        .create_asset(NewAsset {
-            allocation_id: None,
-            title: "t".into(),
-            description: None,
-            alias: None,
-            tags: vec![],
-            metadata: Default::default(),
-            owner_type: OwnerType::Project,
-            owner_id: p.project_id.clone(),
-            collection_id: None,
-            created_by: u.user_id.clone(),
-            record_type: None,
-        })
-        .await
-        .unwrap();
+    let asset = project_asset(s, &p, &u.user_id, "t", None).await;
     let file = UploadFileSpec {
         name: "f".into(),
         size: 300,
@@ -234,22 +244,7 @@ pub async fn collection_sorted_by_type(s: &dyn MetadataStore) {
         ("e", Some("raw_data")),
         ("f", Some("analysis")),
     ] {
-        let a = s
-            .create_asset(NewAsset {
-                allocation_id: None,
-                title: title.into(),
-                description: None,
-                alias: None,
-                tags: vec![],
-                metadata: Default::default(),
-                owner_type: OwnerType::Project,
-                owner_id: p.project_id.clone(),
-                collection_id: Some(p.root_collection_id.clone()),
-                created_by: u.user_id.clone(),
-                record_type: record_type.map(str::to_string),
-            })
-            .await
-            .unwrap();
+        let a = project_asset(s, &p, &u.user_id, title, record_type).await;
         made.push(a.title);
         // Distinct creation times, so "newest first" decides ties.
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;

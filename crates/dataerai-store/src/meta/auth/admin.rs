@@ -4,14 +4,15 @@
 //! like the rest of [`super::store`].
 
 use chrono::{DateTime, Utc};
-use dataerai_proto::api::{Allocation, AuditEvent, OwnerType};
+use dataerai_proto::api::{AuditEvent, OwnerType};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
-use super::db::{Arg, Db};
+use super::db::{Arg, AuthRow, Conn, Db};
 use super::store::window_args;
 use super::{AllocationUsage, AuditEntry, AuditFilter, StorageUsage, UserListing};
 use crate::error::Result;
+use crate::meta::rows::AllocationRow;
 use crate::meta::Window;
 use crate::rules::unsigned;
 
@@ -84,15 +85,11 @@ struct TotalsRow {
 
 #[derive(sqlx::FromRow)]
 struct AllocationUsageRow {
-    id: String,
     owner_type: OwnerType,
     owner_id: String,
     owner_name: String,
-    quota_bytes: i64,
-    used_bytes: i64,
-    reserved_bytes: i64,
-    file_count: i64,
-    max_files: i64,
+    #[sqlx(flatten)]
+    allocation: AllocationRow,
 }
 
 impl AllocationUsageRow {
@@ -101,14 +98,7 @@ impl AllocationUsageRow {
             owner_type: self.owner_type,
             owner_id: self.owner_id,
             owner_name: self.owner_name,
-            allocation: Allocation {
-                allocation_id: self.id,
-                quota_bytes: unsigned("quota_bytes", self.quota_bytes)?,
-                used_bytes: unsigned("used_bytes", self.used_bytes)?,
-                reserved_bytes: unsigned("reserved_bytes", self.reserved_bytes)?,
-                file_count: unsigned("file_count", self.file_count)?,
-                max_files: unsigned("max_files", self.max_files)?,
-            },
+            allocation: self.allocation.into_api()?,
         })
     }
 }
@@ -142,27 +132,23 @@ pub(super) async fn find_users(
         }
         None => "",
     };
-    let (total,): (i64,) = conn
-        .fetch_one(&format!("SELECT COUNT(*) FROM users u {filter}"), &args)
-        .await?;
     // The last sign-in is the newest `auth.sign_in` of the user
     // (index `audit_events_actor`).
-    let sql = format!(
-        "SELECT u.id, u.email, u.created_at, u.is_admin,
-                u.password_hash IS NOT NULL AS has_password, u.invited, u.disabled_at,
-                (SELECT MAX(e.at) FROM audit_events e
-                 WHERE e.actor_user_id = u.id AND e.action = 'auth.sign_in') AS last_sign_in_at
-         FROM users u {filter}
-         ORDER BY u.created_at, u.email LIMIT ${} OFFSET ${}",
-        args.len() + 1,
-        args.len() + 2
-    );
-    args.extend(window_args(window));
-    let rows: Vec<UserListingRow> = conn.fetch_all(&sql, &args).await?;
-    Ok((
-        rows.into_iter().map(UserListing::from).collect(),
-        unsigned("total", total)?,
-    ))
+    filtered_page::<UserListingRow, _>(
+        &mut conn,
+        &format!("FROM users u {filter}"),
+        &format!(
+            "SELECT u.id, u.email, u.created_at, u.is_admin,
+                    u.password_hash IS NOT NULL AS has_password, u.invited, u.disabled_at,
+                    (SELECT MAX(e.at) FROM audit_events e
+                     WHERE e.actor_user_id = u.id AND e.action = 'auth.sign_in') AS last_sign_in_at
+             FROM users u {filter}
+             ORDER BY u.created_at, u.email"
+        ),
+        args,
+        window,
+    )
+    .await
 }
 
 pub(super) async fn find_audit(
@@ -211,24 +197,44 @@ pub(super) async fn find_audit(
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
+    filtered_page::<AuditRow, _>(
+        &mut conn,
+        &format!("FROM audit_events e {filter}"),
+        &format!(
+            "SELECT e.id, e.at, e.actor_user_id, u.email AS actor_email, e.action, e.target_type,
+                    e.target_id, e.details, e.client_addr
+             FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id
+             {filter} ORDER BY e.seq DESC"
+        ),
+        args,
+        window,
+    )
+    .await
+}
+
+/// One page of a filtered listing, each row as a `T`, and how many rows the
+/// filter matches in all: `SELECT COUNT(*) {from_where}`, then `select`
+/// (ordered, without `LIMIT`) over `window`. `args` are the filter's
+/// parameters (`$1`…).
+async fn filtered_page<R: AuthRow, T: From<R>>(
+    conn: &mut Conn<'_>,
+    from_where: &str,
+    select: &str,
+    mut args: Vec<Arg<'_>>,
+    window: Window,
+) -> Result<(Vec<T>, u64)> {
     let (total,): (i64,) = conn
-        .fetch_one(
-            &format!("SELECT COUNT(*) FROM audit_events e {filter}"),
-            &args,
-        )
+        .fetch_one(&format!("SELECT COUNT(*) {from_where}"), &args)
         .await?;
     let sql = format!(
-        "SELECT e.id, e.at, e.actor_user_id, u.email AS actor_email, e.action, e.target_type,
-                e.target_id, e.details, e.client_addr
-         FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id
-         {filter} ORDER BY e.seq DESC LIMIT ${} OFFSET ${}",
+        "{select} LIMIT ${} OFFSET ${}",
         args.len() + 1,
         args.len() + 2
     );
     args.extend(window_args(window));
-    let rows: Vec<AuditRow> = conn.fetch_all(&sql, &args).await?;
+    let rows: Vec<R> = conn.fetch_all(&sql, &args).await?;
     Ok((
-        rows.into_iter().map(AuditEntry::from).collect(),
+        rows.into_iter().map(T::from).collect(),
         unsigned("total", total)?,
     ))
 }
