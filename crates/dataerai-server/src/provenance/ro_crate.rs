@@ -88,6 +88,23 @@ pub fn folder_name(text: &str, fallback: &str) -> String {
     }
 }
 
+/// [`folder_name`] of `text`, made unique among the sibling names in `used`
+/// (`-2`, `-3`… added), and recorded there.
+pub fn unique_folder_name(
+    used: &mut std::collections::HashSet<String>,
+    text: &str,
+    fallback: &str,
+) -> String {
+    let stem = folder_name(text, fallback);
+    let mut name = stem.clone();
+    let mut n = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{stem}-{n}");
+        n += 1;
+    }
+    name
+}
+
 /// The folders of the collections below `top` (not `top` itself), each at
 /// `prefix` + the names of the collections on the way down; sibling names
 /// that come out the same get `-2`, `-3`…. Answers `(collection id, folder)`,
@@ -119,13 +136,7 @@ pub fn collection_folders(
         });
         let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
         for kid in kids {
-            let stem = folder_name(&kid.name, "collection");
-            let mut name = stem.clone();
-            let mut n = 2;
-            while !used.insert(name.clone()) {
-                name = format!("{stem}-{n}");
-                n += 1;
-            }
+            let name = unique_folder_name(&mut used, &kid.name, "collection");
             let folder = format!("{path}{name}/");
             out.push((
                 kid.collection_id.clone(),

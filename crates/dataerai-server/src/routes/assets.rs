@@ -9,7 +9,7 @@ use dataerai_proto::api::{
 use dataerai_store::meta::{NewAsset, NewRelationship, RelationshipSides};
 use serde_json::{Map, Value};
 
-use super::refuse_control_characters;
+use super::{check_text, refuse_control_characters};
 use super::{
     found, load_asset, not_found_error, owner_access, page, project_access, require,
     resolve_owner_id, window_of, Access, Ctx, ReadableOwners,
@@ -83,27 +83,13 @@ fn check_title(title: &str) -> AppResult<String> {
 }
 
 fn check_alias(alias: &str) -> AppResult<String> {
-    let a = alias.trim();
-    refuse_control_characters("alias", a)?;
-    if a.is_empty() || a.chars().count() > MAX_ALIAS_LEN {
-        return Err(AppError::invalid(format!(
-            "alias must be 1 to {MAX_ALIAS_LEN} characters"
-        )));
-    }
-    Ok(a.to_string())
+    check_text("alias", alias, MAX_ALIAS_LEN)
 }
 
 /// A record type: free text (`raw_data`, `analysis`, `figure`, …), 1 to
 /// [`MAX_RECORD_TYPE_LEN`] characters.
 fn check_record_type(record_type: &str) -> AppResult<String> {
-    let t = record_type.trim();
-    refuse_control_characters("record_type", t)?;
-    if t.is_empty() || t.chars().count() > MAX_RECORD_TYPE_LEN {
-        return Err(AppError::invalid(format!(
-            "record_type must be 1 to {MAX_RECORD_TYPE_LEN} characters"
-        )));
-    }
-    Ok(t.to_string())
+    check_text("record_type", record_type, MAX_RECORD_TYPE_LEN)
 }
 
 fn check_tags(tags: Vec<String>) -> AppResult<Vec<String>> {

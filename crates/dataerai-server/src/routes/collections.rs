@@ -14,11 +14,10 @@ use dataerai_proto::api::ProjectRole;
 use dataerai_proto::api::{
     collection_path_segments, Asset, Collection, CollectionListQuery, CollectionPath,
     CreateCollection, EnsureCollectionPath, MoveAsset, Page, PageQuery, UpdateCollection,
-    MAX_PROJECT_DESCRIPTION_BYTES,
 };
 use dataerai_store::meta::{EnsurePath, Ensured, NewCollection};
 
-use super::projects::{check_name, member_project};
+use super::projects::{check_description, check_name, member_project};
 use super::{
     found, load_asset, not_found_error, page, project_access, require, window, window_of, Access,
     Ctx,
@@ -26,17 +25,6 @@ use super::{
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
-
-fn check_description(description: Option<String>) -> AppResult<String> {
-    let description = description.unwrap_or_default();
-    if description.len() > MAX_PROJECT_DESCRIPTION_BYTES {
-        return Err(AppError::invalid(format!(
-            "collection description is {} bytes; at most {MAX_PROJECT_DESCRIPTION_BYTES} bytes (64 KiB) are allowed",
-            description.len()
-        )));
-    }
-    Ok(description)
-}
 
 /// A collection and what the caller may do in its project (`None`: the 404
 /// of an unknown id).
@@ -100,7 +88,8 @@ pub async fn create_collection(
         ));
     }
     let name = check_name("collection", &body.name)?;
-    let description = check_description(body.description)?;
+    let description = body.description.unwrap_or_default();
+    check_description("collection", &description)?;
     let parent = body.parent_id.unwrap_or(project.root_collection_id);
     match state.meta.get_collection(&parent).await? {
         Some(c) if c.project_id == project_id => {}

@@ -196,6 +196,19 @@ pub(crate) fn refuse_control_characters(what: &str, text: &str) -> AppResult<()>
     }
 }
 
+/// A short piece of text (a name, an alias, a record type): surrounding
+/// spaces trimmed, no control characters, 1 to `max` characters.
+pub(crate) fn check_text(what: &str, text: &str, max: usize) -> AppResult<String> {
+    let t = text.trim();
+    refuse_control_characters(what, t)?;
+    if t.is_empty() || t.chars().count() > max {
+        return Err(AppError::invalid(format!(
+            "{what} must be 1 to {max} characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
 /// `GET /healthz`
 #[utoipa::path(get,
     operation_id = "healthz", path = "/healthz", summary = "Liveness check", security(()),

@@ -14,14 +14,18 @@ use crate::state::AppState;
 const MAX_NAME_LEN: usize = 255;
 
 pub(super) fn check_name(what: &str, name: &str) -> AppResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+    super::check_text(&format!("{what} name"), name, MAX_NAME_LEN)
+}
+
+/// A project's or collection's description: at most 64 KiB.
+pub(super) fn check_description(what: &str, description: &str) -> AppResult<()> {
+    if description.len() > MAX_PROJECT_DESCRIPTION_BYTES {
         return Err(AppError::invalid(format!(
-            "{what} name must be 1 to {MAX_NAME_LEN} characters"
+            "{what} description is {} bytes; at most {MAX_PROJECT_DESCRIPTION_BYTES} bytes (64 KiB) are allowed",
+            description.len()
         )));
     }
-    super::refuse_control_characters(&format!("{what} name"), name)?;
-    Ok(name.to_string())
+    Ok(())
 }
 
 #[utoipa::path(
@@ -51,12 +55,7 @@ pub async fn create_project(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> AppResult<(StatusCode, Json<Project>)> {
     let name = check_name("project", &body.name)?;
-    if body.description.len() > MAX_PROJECT_DESCRIPTION_BYTES {
-        return Err(AppError::invalid(format!(
-            "project description is {} bytes; at most {MAX_PROJECT_DESCRIPTION_BYTES} bytes (64 KiB) are allowed",
-            body.description.len()
-        )));
-    }
+    check_description("project", &body.description)?;
     let project = state
         .meta
         .create_project(

@@ -445,13 +445,7 @@ async fn search_layout(state: &AppState, caller: &Caller, assets: &[Asset]) -> A
         else {
             continue;
         };
-        let stem = ro_crate::folder_name(&project.name, "project");
-        let mut name = stem.clone();
-        let mut n = 2;
-        while !used.insert(name.clone()) {
-            name = format!("{stem}-{n}");
-            n += 1;
-        }
+        let name = ro_crate::unique_folder_name(&mut used, &project.name, "project");
         let path = format!("{name}/");
         folders.push(ro_crate::CrateFolder {
             path: path.clone(),
