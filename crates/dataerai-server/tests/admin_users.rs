@@ -34,16 +34,7 @@ async fn the_deployment_guide_steps_make_a_user_who_can_sign_in() {
     // The guide's step 3: create the user, then set a password for the web.
     let users = list_users(&lab);
     assert_eq!(status_of(&users, "alice@lab.org"), "no password");
-    let out = admin_stdin(
-        lab.path(),
-        &["set-password", "alice@lab.org"],
-        &format!("{PW}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_password(lab.path(), "alice@lab.org", PW);
     assert_eq!(status_of(&list_users(&lab), "alice@lab.org"), "active");
     let mut b = Browser::new(&lab.server.base);
     let page = b.sign_in("alice@lab.org", PW).await;
@@ -139,12 +130,7 @@ async fn users_read_quota_sizes_and_where_to_get_a_scope() {
         .await;
     assert_err_mentions(&write, PERMISSION_DENIED, "/tokens");
 
-    let out = admin_stdin(
-        lab.path(),
-        &["set-password", "alice@lab.org"],
-        &format!("{PW}\n"),
-    );
-    assert!(out.status.success());
+    set_password(lab.path(), "alice@lab.org", PW);
     let mut b = Browser::new(&lab.server.base);
     b.sign_in("alice@lab.org", PW).await;
     let page = b.get("/tokens").await;

@@ -233,13 +233,7 @@ async fn projects_collections_and_where_assets_go() {
             "/api/v1/assets?owner_type=project&owner_id={pid}&limit=1"
         ))
         .await;
-    assert_eq!(
-        (
-            page["total"].as_u64(),
-            page["items"].as_array().unwrap().len()
-        ),
-        (Some(2), 1)
-    );
+    assert_eq!(page_counts(&page), (Some(2), 1));
 }
 
 #[tokio::test]

@@ -152,6 +152,15 @@ impl Api {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// `GET {path}?{query}` for each of `queries`: every one is refused as
+    /// invalid input.
+    pub async fn assert_queries_refused(&self, path: &str, queries: &[&str]) {
+        for query in queries {
+            let reply = self.get(&format!("{path}?{query}")).await;
+            assert_err_for(query, &reply, INVALID_INPUT);
+        }
+    }
+
     /// Create a personal asset of `user_id`; answers its id.
     pub async fn personal_asset(&self, user_id: &str, title: &str) -> String {
         self.create_asset("user", user_id, title).await
@@ -340,6 +349,14 @@ impl Api {
 pub fn created((status, body): (StatusCode, Value)) -> Value {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
+}
+
+/// `(total, how many items)` of a page answer (`{items, total, …}`).
+pub fn page_counts(page: &Value) -> (Option<u64>, usize) {
+    (
+        page["total"].as_u64(),
+        page["items"].as_array().map_or(0, Vec::len),
+    )
 }
 
 /// Deterministic pseudo-random bytes.

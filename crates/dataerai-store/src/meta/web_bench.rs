@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use dataerai_proto::api::OwnerType;
-use dataerai_testkit::server::{admin_stdin, TestServer};
+use dataerai_testkit::server::{set_password, TestServer};
 use dataerai_testkit::web::Browser;
 use serde_json::{json, Map};
 
@@ -130,16 +130,7 @@ async fn web_speed() {
             .unwrap();
         load(&store, n).await
     };
-    let out = admin_stdin(
-        dir.path(),
-        &["set-password", "bench@lab.org"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_password(dir.path(), PASSWORD_USER, PASSWORD);
     let server = TestServer::start(dir.path());
     let mut browser = Browser::new(&server.base);
     let signed = browser.sign_in(PASSWORD_USER, PASSWORD).await;
