@@ -207,6 +207,11 @@ impl ApiClient {
         self.json(self.request(Method::GET, path)).await
     }
 
+    async fn get_with<T: DeserializeOwned>(&self, path: &str, query: Query) -> Result<T> {
+        self.json(self.request(Method::GET, path).query(&query.0))
+            .await
+    }
+
     /// One page of a listing.
     async fn get_page<T: DeserializeOwned>(
         &self,
@@ -214,10 +219,7 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<T>> {
-        let rb = self
-            .request(Method::GET, path)
-            .query(&page_query(limit, offset));
-        self.json(rb).await
+        self.get_with(path, Query::page(limit, offset)).await
     }
 
     async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -225,7 +227,17 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        self.json(self.request(Method::POST, path).json(body)).await
+        self.with_body(Method::POST, path, body).await
+    }
+
+    /// A request with a JSON body (POST, PATCH, PUT) and a JSON answer.
+    async fn with_body<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.json(self.request(method, path).json(body)).await
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -289,10 +301,8 @@ impl ApiClient {
                 }
             }
         }
-        let rb = self
-            .request(Method::PATCH, &format!("/assets/{}", seg(asset_id)))
-            .json(&obj);
-        self.json(rb).await
+        let path = format!("/assets/{}", seg(asset_id));
+        self.with_body(Method::PATCH, &path, &obj).await
     }
 
     pub async fn list_assets(
@@ -302,15 +312,10 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<Asset>> {
-        let mut q = page_query(limit, offset);
-        if let Some(t) = owner_type {
-            q.push(("owner_type", t.to_string()));
-        }
-        if let Some(id) = owner_id {
-            q.push(("owner_id", id.to_string()));
-        }
-        self.json(self.request(Method::GET, "/assets").query(&q))
-            .await
+        let query = Query::page(limit, offset)
+            .opt("owner_type", owner_type)
+            .opt("owner_id", owner_id);
+        self.get_with("/assets", query).await
     }
 
     pub async fn list_collection_assets(
@@ -371,12 +376,9 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<Relationship>> {
-        let mut q = page_query(limit, offset);
-        if let Some(d) = direction {
-            q.push(("direction", d.to_string()));
-        }
         let path = format!("/assets/{}/relationships", seg(asset_id));
-        self.json(self.request(Method::GET, &path).query(&q)).await
+        let query = Query::page(limit, offset).opt("direction", direction);
+        self.get_with(&path, query).await
     }
 
     /// `GET /assets/{id}/lineage`: `direction` `up`, `down` or `both`,
@@ -388,18 +390,12 @@ impl ApiClient {
         depth: Option<u32>,
         types: &[String],
     ) -> Result<Lineage> {
-        let mut q: Vec<(&str, String)> = Vec::new();
-        if let Some(d) = direction {
-            q.push(("direction", d.to_string()));
-        }
-        if let Some(d) = depth {
-            q.push(("depth", d.to_string()));
-        }
-        for t in types {
-            q.push(("type", t.clone()));
-        }
         let path = format!("/assets/{}/lineage", seg(asset_id));
-        self.json(self.request(Method::GET, &path).query(&q)).await
+        let query = Query::default()
+            .opt("direction", direction)
+            .opt("depth", depth)
+            .each("type", types);
+        self.get_with(&path, query).await
     }
 
     pub async fn create_upload(
@@ -544,12 +540,9 @@ impl ApiClient {
         limit: Option<u64>,
         offset: Option<u64>,
     ) -> Result<Page<dataerai_proto::api::Collection>> {
-        let mut q = page_query(limit, offset);
-        if let Some(p) = parent_id {
-            q.push(("parent_id", p.to_string()));
-        }
         let path = format!("/projects/{}/collections", seg(project_id));
-        self.json(self.request(Method::GET, &path).query(&q)).await
+        let query = Query::page(limit, offset).opt("parent_id", parent_id);
+        self.get_with(&path, query).await
     }
 
     pub async fn collection_children(
@@ -567,13 +560,8 @@ impl ApiClient {
         collection_id: &str,
         body: &dataerai_proto::api::UpdateCollection,
     ) -> Result<dataerai_proto::api::Collection> {
-        let rb = self
-            .request(
-                Method::PATCH,
-                &format!("/collections/{}", seg(collection_id)),
-            )
-            .json(body);
-        self.json(rb).await
+        let path = format!("/collections/{}", seg(collection_id));
+        self.with_body(Method::PATCH, &path, body).await
     }
 
     pub async fn delete_collection(&self, collection_id: &str) -> Result<()> {
@@ -585,13 +573,8 @@ impl ApiClient {
         let body = dataerai_proto::api::MoveAsset {
             collection_id: collection_id.to_string(),
         };
-        let rb = self
-            .request(
-                Method::PUT,
-                &format!("/assets/{}/collection", seg(asset_id)),
-            )
-            .json(&body);
-        self.json(rb).await
+        let path = format!("/assets/{}/collection", seg(asset_id));
+        self.with_body(Method::PUT, &path, &body).await
     }
 
     pub async fn ensure_collection_path(
@@ -610,15 +593,11 @@ impl ApiClient {
         direction: Option<&str>,
         depth: Option<u32>,
     ) -> Result<serde_json::Value> {
-        let mut q: Vec<(&str, String)> = Vec::new();
-        if let Some(d) = direction {
-            q.push(("direction", d.to_string()));
-        }
-        if let Some(d) = depth {
-            q.push(("depth", d.to_string()));
-        }
         let path = format!("/assets/{}/provenance", seg(asset_id));
-        self.json(self.request(Method::GET, &path).query(&q)).await
+        let query = Query::default()
+            .opt("direction", direction)
+            .opt("depth", depth);
+        self.get_with(&path, query).await
     }
 
     /// `GET /ro-crate`: RO-Crate metadata of a collection tree or a search
@@ -629,28 +608,38 @@ impl ApiClient {
         query: Option<&str>,
         include_data: bool,
     ) -> Result<serde_json::Value> {
-        let mut q: Vec<(&str, String)> = Vec::new();
-        if let Some(c) = collection_id {
-            q.push(("collection_id", c.to_string()));
-        }
-        if let Some(text) = query {
-            q.push(("q", text.to_string()));
-        }
-        q.push(("include_data", include_data.to_string()));
-        self.json(self.request(Method::GET, "/ro-crate").query(&q))
-            .await
+        let params = Query::default()
+            .opt("collection_id", collection_id)
+            .opt("q", query)
+            .opt("include_data", Some(include_data));
+        self.get_with("/ro-crate", params).await
     }
 }
 
-fn page_query(limit: Option<u64>, offset: Option<u64>) -> Vec<(&'static str, String)> {
-    let mut q = Vec::new();
-    if let Some(l) = limit {
-        q.push(("limit", l.to_string()));
+/// The query string of a GET, in the order the parameters are added; a
+/// parameter without a value is left out (the server's default applies).
+#[derive(Default)]
+struct Query(Vec<(&'static str, String)>);
+
+impl Query {
+    /// `limit` and `offset` of a paged listing.
+    fn page(limit: Option<u64>, offset: Option<u64>) -> Self {
+        Query::default().opt("limit", limit).opt("offset", offset)
     }
-    if let Some(o) = offset {
-        q.push(("offset", o.to_string()));
+
+    /// `name=value`, when there is a value.
+    fn opt(mut self, name: &'static str, value: Option<impl ToString>) -> Self {
+        if let Some(v) = value {
+            self.0.push((name, v.to_string()));
+        }
+        self
     }
-    q
+
+    /// `name=value` once per value (a repeated parameter).
+    fn each(mut self, name: &'static str, values: &[String]) -> Self {
+        self.0.extend(values.iter().map(|v| (name, v.clone())));
+        self
+    }
 }
 
 /// Percent-encode a path segment so an id typed by a user can never change the route.
@@ -687,6 +676,24 @@ mod tests {
         assert_eq!(seg("../x"), "..%2Fx");
         assert_eq!(seg("a b?"), "a%20b%3F");
         assert_eq!(seg(".."), "_");
+    }
+
+    #[test]
+    fn query_keeps_order_and_leaves_out_absent_values() {
+        let types = ["derived_from".to_string(), "analysis_of".to_string()];
+        let q = Query::page(Some(10), None)
+            .opt("direction", Some("up"))
+            .opt("depth", None::<u32>)
+            .each("type", &types);
+        assert_eq!(
+            q.0,
+            [
+                ("limit", "10".to_string()),
+                ("direction", "up".to_string()),
+                ("type", "derived_from".to_string()),
+                ("type", "analysis_of".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -14,9 +14,8 @@ fn collections_are_managed_drawn_and_downloaded_from_the_command_line() {
     let server = TestServer::start_temp();
     let user = signed_in_user(&server, "tree@example.org");
 
-    let out = user.run(&["collection", "ensure", "Beamline / raw"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_NOT_FOUND"));
+    let err = user.run_err(&["collection", "ensure", "Beamline / raw"]);
+    assert!(err.contains("ERR_NOT_FOUND"), "{err}");
     let raw = user.run_json(&["collection", "ensure", "Beamline / raw", "--create-project"]);
     assert_eq!(raw["path"], "Beamline/raw");
     let project = raw["project_id"].as_str().unwrap().to_string();

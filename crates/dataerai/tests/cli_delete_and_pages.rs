@@ -31,9 +31,8 @@ fn list_pages_and_delete() {
     let all = user.run_json(&["list", "assets", "--user", "--all"]);
     assert_eq!(all["total"], 2);
     assert_eq!(user.run_json(&["search", "note"])["total"], 2);
-    let out = user.run(&["metadata", "get", &ids[1]]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ERR_NOT_FOUND"));
+    let err = user.run_err(&["metadata", "get", &ids[1]]);
+    assert!(err.contains("ERR_NOT_FOUND"), "{err}");
     let out = user.run(&["delete", &ids[1]]);
     assert_eq!(
         out.status.code(),
@@ -80,9 +79,7 @@ fn versions_page_and_one_version_is_deleted() {
     assert_eq!(ids, [versions[2].as_str(), versions[0].as_str()]);
     // The newest and then the last one: the last is refused with a hint.
     user.run_ok(&["delete", &asset, "--version", &versions[2]]);
-    let out = user.run(&["delete", &asset, "--version", &versions[0]]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = user.run_err(&["delete", &asset, "--version", &versions[0]]);
     assert!(
         err.contains("ERR_CONFLICT") && err.contains("delete the asset instead"),
         "{err}"

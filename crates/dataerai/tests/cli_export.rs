@@ -70,9 +70,7 @@ fn export_writes_prov_json_and_ro_crate_folders() {
     // The same export again completes the crate; another one into it is refused.
     let again = user.run_json(&crate_of_search(&dest, "owner:me", &[]));
     assert_eq!(again["asset_count"], 2);
-    let out = user.run(&crate_of_search(&dest, "Fit", &[]));
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = user.run_err(&crate_of_search(&dest, "Fit", &[]));
     assert!(err.contains("ERR_FILE_EXISTS"), "{err}");
 
     // Metadata only: nothing downloaded, files named by URL.

@@ -49,8 +49,6 @@ fn lineage_is_drawn_as_a_tree_both_ways() {
     assert_eq!(json["edges"].as_array().unwrap().len(), 3);
     assert_eq!(json["truncated"], false);
 
-    let out = user.run(&["lineage", fig, "--depth", "99"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = user.run_err(&["lineage", fig, "--depth", "99"]);
     assert!(err.contains("depth"), "{err}");
 }

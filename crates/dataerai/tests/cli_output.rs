@@ -45,9 +45,7 @@ fn names_with_terminal_escapes_are_refused_and_never_echoed_raw() {
     let user = signed_in_user(&server, "ada@lab.org");
     // An OSC title change and a screen clear in a project name.
     let name = "x\u{1b}]0;owned\u{7}\u{1b}[2J";
-    let out = user.run(&["project", "create", name]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = user.run_err(&["project", "create", name]);
     assert!(
         stderr.contains("ERR_INVALID_INPUT") && stderr.contains("control characters"),
         "{stderr}"
@@ -65,9 +63,7 @@ fn names_with_terminal_escapes_are_refused_and_never_echoed_raw() {
 fn json_errors_are_json() {
     let server = TestServer::start_temp();
     let user = signed_in_user(&server, "ada@lab.org");
-    let out = user.run(&["--json", "versions", "no-such-asset"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = user.run_err(&["--json", "versions", "no-such-asset"]);
     let error: serde_json::Value = serde_json::from_str(stderr.trim())
         .unwrap_or_else(|e| panic!("stderr is not one JSON value ({e}): {stderr}"));
     assert_eq!(error["error"]["code"], "ERR_NOT_FOUND", "{error}");

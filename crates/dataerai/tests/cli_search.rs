@@ -50,9 +50,7 @@ fn search_pages_all_json_and_errors() {
     assert_eq!(json["items"][0]["asset_id"], ids[2].as_str());
     assert_eq!(json["facets"]["record_types"][0]["value"], "figure");
 
-    let out = user.run(&["search", "scan (tag:x"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = user.run_err(&["search", "scan (tag:x"]);
     assert!(
         err.contains("ERR_INVALID_INPUT") || err.contains("position 6"),
         "{err}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_random
+from conftest import upload_to_project, write_random
 
 from dataerai import DataeraiClient, InvalidInputError, Lineage, Project
 
@@ -18,13 +18,7 @@ def test_lineage_walks_up_and_down_and_relationships_list_both_ends(
     ids = {}
     for i, (name, record_type) in enumerate([("raw", "raw_data"), ("fit", "analysis"), ("figure", "figure")]):
         path = write_random(base_dir / f"lineage-{name}.bin", 500 + i)
-        up = client.upload(
-            path,
-            title=f"lineage {name}",
-            owner_type="project",
-            owner_id=project.project_id,
-            record_type=record_type,
-        )
+        up = upload_to_project(client, project, path, f"lineage {name}", record_type=record_type)
         ids[name] = up.asset_id
     client.create_relationship(ids["fit"], ids["raw"], relationship_type="derived_from")
     client.create_relationship(ids["figure"], ids["fit"], relationship_type="derived_from")

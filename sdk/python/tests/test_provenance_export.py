@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 import prov.model
 import pytest
-from conftest import write_random
+from conftest import upload_to_project, write_random
 
 from dataerai import (
     AsyncDataeraiClient,
@@ -38,11 +38,11 @@ def lineage(client: DataeraiClient, base_dir: Path) -> Dict[str, Any]:
         folder = base_dir / f"provexport-{name}"
         folder.mkdir(exist_ok=True)
         path = write_random(folder / filename, 3000 + 100 * i)
-        up = client.upload(
+        up = upload_to_project(
+            client,
+            project,
             path,
-            title=f"provenance {name}",
-            owner_type="project",
-            owner_id=project.project_id,
+            f"provenance {name}",
             record_type=record_type,
             tags=["provexport"],
             metadata={"step": i, "sample": {"name": "SrRuO3"}},

@@ -75,6 +75,18 @@ impl UserEnv {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Run a command that must fail (exit code 1); answers its stderr.
+    pub fn run_err(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "dataerai {args:?} did not fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     pub fn run_json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
