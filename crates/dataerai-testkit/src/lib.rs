@@ -26,6 +26,6 @@ pub use bins::bin_path;
 pub use metrics::metric_value;
 pub use server::{
     admin, admin_raw, admin_stdin, create_token, make_user, make_user_with_password,
-    output_with_stdin, TestServer,
+    output_with_stdin, set_password, TestServer,
 };
 pub use wait::{wait_until, wait_until_async};

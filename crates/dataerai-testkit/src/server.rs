@@ -125,6 +125,17 @@ pub fn make_user_with_password(
     last_line(&String::from_utf8(out.stdout).unwrap())
 }
 
+/// `admin set-password EMAIL` with `password` on standard input; must succeed.
+#[track_caller]
+pub fn set_password(data_dir: &Path, email: &str, password: &str) {
+    let out = admin_stdin(data_dir, &["set-password", email], &format!("{password}\n"));
+    assert!(
+        out.status.success(),
+        "set-password {email} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// How to start a server: see [`TestServer::builder`].
 #[derive(Clone)]
 pub struct ServerBuilder {
