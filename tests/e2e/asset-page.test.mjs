@@ -9,66 +9,25 @@
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, test } from 'node:test';
-import {
-  browserSession,
-  checkPrerequisites,
-  cleanup,
-  launchBrowser,
-  saveArtifacts,
-  startServer,
-  stop,
-  tempDir,
-} from './harness.mjs';
+import { before } from 'node:test';
+import { browserSuite } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 const OWNER = 'olga@example.org';
 const VIEWER = 'vic@example.org';
 const OUTSIDER = 'oscar@example.org';
-const STEP_TIMEOUT_MS = 30_000;
 const BIG = 500;
 
-let dir;
-let server;
-let browser;
-let page;
-let s;
+const s = browserSuite({
+  password: PASSWORD,
+  users: [OWNER, VIEWER, OUTSIDER],
+  waitTimeoutMs: 30_000,
+  stepTimeoutMs: 300_000,
+});
+const { step, heading } = s;
+let server, browser, page;
+before(async () => ({ server, browser, page } = await s.start()));
 const ids = {};
-
-before(async () => {
-  checkPrerequisites();
-  dir = await tempDir();
-  server = await startServer(dir);
-  for (const email of [OWNER, VIEWER, OUTSIDER]) {
-    await server.admin(['create-user', '--email', email, '--password-stdin'], `${PASSWORD}\n`);
-  }
-  browser = await launchBrowser(dir);
-  browser.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page = browser.pages()[0] ?? (await browser.newPage());
-  s = browserSession(browser, page, server, PASSWORD);
-});
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stop(server?.proc);
-  await cleanup(dir);
-});
-
-function step(name, body) {
-  test(name, { timeout: 300_000 }, async () => {
-    try {
-      await body();
-    } catch (e) {
-      await saveArtifacts(page, name);
-      if (server) console.error(`# server log tail:\n${server.log().slice(-3000)}`);
-      throw e;
-    }
-  });
-}
-
-async function heading() {
-  return (await page.locator('h1').textContent()).trim();
-}
 
 /** Wait until lineage.js has drawn the graph; answers its node count. */
 async function graphDrawn() {
@@ -81,62 +40,43 @@ async function created(reply, what) {
   return reply.json;
 }
 
+/** A new asset of the project `projectId` (`fields`: title, record type, …). */
+async function newAsset(projectId, fields) {
+  const reply = await s.api('POST', '/api/v1/assets', { owner_type: 'project', owner_id: projectId, ...fields });
+  return created(reply, fields.title);
+}
+
+/** A relationship `from` → `to` of `type` (`more`: analysis mode, …). */
+async function relate(from, to, type, more = {}) {
+  const reply = await s.api('POST', `/api/v1/assets/${from}/relationships`, { to_asset_id: to, type, ...more });
+  return created(reply, `${from} ${type} ${to}`);
+}
+
 step('an outsider-owned origin, and a project with a figure derived from a scan', async () => {
   // Oscar's lab lends Olga read access to one calibration; Vic will not see it.
   await s.signIn(OUTSIDER);
   const lab = await created(await s.api('POST', '/api/v1/projects', { name: "Oscar's lab" }), 'project');
-  const calibration = await created(
-    await s.api('POST', '/api/v1/assets', {
-      title: 'Detector calibration 2026',
-      owner_type: 'project',
-      owner_id: lab.project_id,
-      record_type: 'calibration',
-    }),
-    'calibration',
-  );
+  const calibration = await newAsset(lab.project_id, {
+    title: 'Detector calibration 2026',
+    record_type: 'calibration',
+  });
   const lend = await s.api('POST', `/api/v1/projects/${lab.project_id}/members`, { email: OWNER, role: 'viewer' });
   assert.ok(lend.status < 300, JSON.stringify(lend.json));
 
   await s.signIn(OWNER);
   const project = await created(await s.api('POST', '/api/v1/projects', { name: 'Beamline 7' }), 'project');
   ids.project = project.project_id;
-  const raw = await created(
-    await s.api('POST', '/api/v1/assets', {
-      title: 'Scan 0001',
-      owner_type: 'project',
-      owner_id: ids.project,
-      record_type: 'raw_data',
-      tags: ['calibrated'],
-      metadata: { operator: 'Ada', beam: { energy_kev: 12.4 } },
-    }),
-    'scan',
-  );
+  const raw = await newAsset(ids.project, {
+    title: 'Scan 0001',
+    record_type: 'raw_data',
+    tags: ['calibrated'],
+    metadata: { operator: 'Ada', beam: { energy_kev: 12.4 } },
+  });
   ids.raw = raw.asset_id;
-  const figure = await created(
-    await s.api('POST', '/api/v1/assets', {
-      title: 'Figure 3: lattice constant',
-      owner_type: 'project',
-      owner_id: ids.project,
-      record_type: 'figure',
-    }),
-    'figure',
-  );
+  const figure = await newAsset(ids.project, { title: 'Figure 3: lattice constant', record_type: 'figure' });
   ids.figure = figure.asset_id;
-  await created(
-    await s.api('POST', `/api/v1/assets/${ids.figure}/relationships`, {
-      to_asset_id: ids.raw,
-      type: 'derived_from',
-      analysis_mode: 'non_destructive',
-    }),
-    'figure → scan',
-  );
-  await created(
-    await s.api('POST', `/api/v1/assets/${ids.raw}/relationships`, {
-      to_asset_id: calibration.asset_id,
-      type: 'calibrated_with',
-    }),
-    'scan → calibration',
-  );
+  await relate(ids.figure, ids.raw, 'derived_from', { analysis_mode: 'non_destructive' });
+  await relate(ids.raw, calibration.asset_id, 'calibrated_with');
   const member = await s.api('POST', `/api/v1/projects/${ids.project}/members`, { email: VIEWER, role: 'viewer' });
   assert.ok(member.status < 300, JSON.stringify(member.json));
 });
@@ -247,28 +187,21 @@ step(`a lineage of ${BIG} assets draws every node, quickly`, async () => {
   await s.signIn(OWNER);
   // A tree: asset i was derived from asset ⌊(i−1)/3⌋ (depth 6 at 500).
   const make = (i) =>
-    s.api('POST', '/api/v1/assets', {
+    newAsset(ids.project, {
       title: i === 0 ? 'Run 500: beam time' : `Run 500 product ${i}`,
-      owner_type: 'project',
-      owner_id: ids.project,
       record_type: ['raw_data', 'processed', 'figure', 'analysis'][i % 4],
     });
   const assets = [];
   for (let i = 0; i < BIG; i += 10) {
     const batch = await Promise.all(Array.from({ length: Math.min(10, BIG - i) }, (_, k) => make(i + k)));
-    for (const r of batch) assets.push((await created(r, 'asset')).asset_id);
+    for (const a of batch) assets.push(a.asset_id);
   }
   for (let i = 1; i < BIG; i += 10) {
     const batch = [];
     for (let k = i; k < Math.min(i + 10, BIG); k++) {
-      batch.push(
-        s.api('POST', `/api/v1/assets/${assets[k]}/relationships`, {
-          to_asset_id: assets[Math.floor((k - 1) / 3)],
-          type: 'derived_from',
-        }),
-      );
+      batch.push(relate(assets[k], assets[Math.floor((k - 1) / 3)], 'derived_from'));
     }
-    for (const r of await Promise.all(batch)) await created(r, 'relationship');
+    await Promise.all(batch);
   }
   await page.goto(`${server.url}/assets/${assets[0]}?direction=down&depth=10#lineage`);
   assert.equal(await graphDrawn(), BIG);

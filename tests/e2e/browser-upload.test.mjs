@@ -8,68 +8,29 @@
 // checked with axe-core.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { before } from 'node:test';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hash, toHex } from '../../crates/dataerai-server/src/web/static/blake3.js';
-import {
-  capture,
-  checkAccessibility,
-  checkPrerequisites,
-  cleanup,
-  launchBrowser,
-  saveArtifacts,
-  screenshot,
-  sessionApi,
-  signIn,
-  startServer,
-  stop,
-  tempDir,
-} from './harness.mjs';
+import { browserSuite, screenshot } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 const OWNER = 'uma@example.org';
 const VIEWER = 'val@example.org';
 const MiB = 1024 * 1024;
-const STEP_TIMEOUT_MS = 30_000;
+/** The chunk PUTs of every upload, for `page.route`. */
+const CHUNK_PUTS = '**/api/v1/uploads/*/files/*/chunks/*';
 
-let dir;
-let server;
-let browser;
-let page;
-let api;
+const s = browserSuite({
+  password: PASSWORD,
+  users: [OWNER, VIEWER],
+  waitTimeoutMs: 30_000,
+  stepTimeoutMs: 240_000,
+});
+const { step, api, signIn } = s;
+let dir, server, page;
+before(async () => ({ dir, server, page } = await s.start()));
 const ids = {};
-
-before(async () => {
-  checkPrerequisites();
-  dir = await tempDir();
-  server = await startServer(dir);
-  for (const email of [OWNER, VIEWER]) {
-    await server.admin(['create-user', '--email', email, '--password-stdin'], `${PASSWORD}\n`);
-  }
-  browser = await launchBrowser(dir);
-  browser.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page = browser.pages()[0] ?? (await browser.newPage());
-  api = sessionApi(browser, server);
-});
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stop(server?.proc);
-  await cleanup(dir);
-});
-
-function step(name, body) {
-  test(name, { timeout: 240_000 }, async () => {
-    try {
-      await body();
-    } catch (e) {
-      await saveArtifacts(page, name);
-      if (server) console.error(`# server log tail:\n${server.log().slice(-3000)}`);
-      throw e;
-    }
-  });
-}
 
 /** Bytes that differ from file to file (and from chunk to chunk). */
 function pattern(len, seed) {
@@ -152,7 +113,7 @@ async function keptSessions() {
 }
 
 step('the owner makes a project with a sub-collection and a viewer', async () => {
-  await signIn(browser, page, server, OWNER, PASSWORD);
+  await signIn(OWNER);
   const project = await api('POST', '/api/v1/projects', { name: 'Cryo-EM facility' });
   assert.equal(project.status, 201, JSON.stringify(project.json));
   ids.project = project.json.project_id;
@@ -169,16 +130,15 @@ step('writers get the upload zone; without JavaScript it says what to use instea
   await page.getByRole('button', { name: 'Choose a folder…' }).waitFor();
   assert.match(await page.locator('.dropzone').textContent(), /Drop files or a folder here\s+to upload them to Grids 2026-12/);
   // The HTML as a browser without JavaScript gets it: the zone hidden, a note instead.
-  const cookies = await browser.cookies(server.url);
   const html = await (
     await fetch(`${server.url}/projects/${ids.project}?collection=${ids.sub}`, {
-      headers: { cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; ') },
+      headers: { cookie: await s.cookieHeader() },
     })
   ).text();
   assert.match(html, /<div class="dropzone" hidden>/);
   assert.match(html, /<noscript>.*needs JavaScript.*dataerai upload PATH/s);
   assert.match(html, /<script type="module" src="\/static\/upload.js">/);
-  await capture(page, 'upload-zone');
+  await s.capture('upload-zone', { live: true });
 });
 
 step('files and a folder chosen through the inputs become assets with the right BLAKE3', async () => {
@@ -239,12 +199,12 @@ step('a multi-chunk upload cut off by the network resumes after a reload and sen
     if (mended || puts <= 12) await route.continue();
     else await route.abort('failed');
   };
-  await page.route('**/api/v1/uploads/*/files/*/chunks/*', cut);
+  await page.route(CHUNK_PUTS, cut);
   await page.locator('#upload-files').setInputFiles(local);
   await page.locator('.upload-job[data-upload-state="retrying"]').waitFor();
   await page.locator('.upload-message.warn', { hasText: 'ERR_SERVER_UNREACHABLE' }).waitFor();
   await page.waitForTimeout(400); // let the progress text catch up
-  await capture(page, 'upload-progress');
+  await s.capture('upload-progress', { live: true });
 
   const [kept] = await keptSessions();
   assert.ok(kept, 'the session is kept in localStorage');
@@ -260,7 +220,7 @@ step('a multi-chunk upload cut off by the network resumes after a reload and sen
   await row.waitFor();
   assert.match(await row.textContent(), /tomogram-12\.mrc/);
   await row.getByRole('button', { name: /Resume \(choose the file again\)/ }).waitFor();
-  await capture(page, 'upload-unfinished');
+  await s.capture('upload-unfinished', { live: true });
 
   // The same file again: only the chunks the server lacks are sent.
   const sent = [];
@@ -280,57 +240,63 @@ step('a multi-chunk upload cut off by the network resumes after a reload and sen
   const asset = (await assetsByTitle()).get('tomogram-12.mrc');
   assert.equal(asset.asset_id, kept.asset_id, 'the resumed upload completed the same asset');
   await assertContent(asset, [['tomogram-12.mrc', big]]);
-  await checkAccessibility(page, 'upload finished');
-  await page.unroute('**/api/v1/uploads/*/files/*/chunks/*', cut);
+  await s.checkAccessibility('upload finished', { live: true });
+  await page.unroute(CHUNK_PUTS, cut);
 });
 
-step('"Cancel" aborts the session and removes the empty asset', async () => {
+/**
+ * Start uploading `bytes` as `name` with its chunk PUTs held unanswered
+ * (they hang until the upload is cancelled or the page is left). Answers the
+ * session kept in localStorage and `release()`, which removes the hold: call
+ * it once the step's requests are done (Chromium can drop a request sent
+ * while interception is turned off).
+ */
+async function startHeldUpload(name, bytes) {
   await openProject();
   await setChunkSize(MiB);
-  const local = await writeLocal('cancel-me.bin', pattern(6 * MiB, 6));
-  // Chunks hang until cancelled.
+  const local = await writeLocal(name, bytes);
   const hold = () => {};
-  await page.route('**/api/v1/uploads/*/files/*/chunks/*', hold);
+  await page.route(CHUNK_PUTS, hold);
   await page.locator('#upload-files').setInputFiles(local);
   await page.locator('.upload-job[data-upload-state="uploading"]').waitFor();
   const [kept] = await keptSessions();
-  await page.getByRole('button', { name: 'Cancel upload of cancel-me.bin' }).click();
-  await page.locator('.upload-job[data-upload-state="cancelled"]').waitFor();
-  // Give the cancel's DELETEs a moment. (The route stays until they are
-  // done: Chromium can drop a request sent while interception is turned off.)
-  for (let i = 0; i < 50 && (await api('GET', `/api/v1/assets/${kept.asset_id}`)).status !== 404; i++) {
+  return { kept, release: () => page.unroute(CHUNK_PUTS, hold) };
+}
+
+/** Give the asset's removal a moment (up to 5 s): poll until its GET is a 404. */
+async function waitUntilDeleted(assetId) {
+  for (let i = 0; i < 50 && (await api('GET', `/api/v1/assets/${assetId}`)).status !== 404; i++) {
     await page.waitForTimeout(100);
   }
+}
+
+step('"Cancel" aborts the session and removes the empty asset', async () => {
+  const { kept, release } = await startHeldUpload('cancel-me.bin', pattern(6 * MiB, 6));
+  await page.getByRole('button', { name: 'Cancel upload of cancel-me.bin' }).click();
+  await page.locator('.upload-job[data-upload-state="cancelled"]').waitFor();
+  // The cancel's DELETEs are done before the hold goes.
+  await waitUntilDeleted(kept.asset_id);
   assert.equal((await api('GET', `/api/v1/assets/${kept.asset_id}`)).status, 404);
   assert.equal((await api('GET', `/api/v1/uploads/${kept.upload_id}`)).status, 404);
   assert.deepEqual(await keptSessions(), []);
-  await page.unroute('**/api/v1/uploads/*/files/*/chunks/*', hold);
+  await release();
 });
 
 step('an unfinished upload can be discarded', async () => {
+  const { kept, release } = await startHeldUpload('discard-me.bin', pattern(5 * MiB, 7));
+  // Leaving the page ends the held chunk requests; then the hold can go.
   await openProject();
-  await setChunkSize(MiB);
-  const local = await writeLocal('discard-me.bin', pattern(5 * MiB, 7));
-  const hold = () => {};
-  await page.route('**/api/v1/uploads/*/files/*/chunks/*', hold);
-  await page.locator('#upload-files').setInputFiles(local);
-  await page.locator('.upload-job[data-upload-state="uploading"]').waitFor();
-  const [kept] = await keptSessions();
-  // Leaving the page ends the held chunk requests; then the route can go.
-  await openProject();
-  await page.unroute('**/api/v1/uploads/*/files/*/chunks/*', hold);
+  await release();
   const row = page.locator(`.upload-unfinished li[data-upload-id="${kept.upload_id}"]`);
   await row.getByRole('button', { name: /Discard/ }).click();
   await row.waitFor({ state: 'detached' });
-  for (let i = 0; i < 50 && (await api('GET', `/api/v1/assets/${kept.asset_id}`)).status !== 404; i++) {
-    await page.waitForTimeout(100);
-  }
+  await waitUntilDeleted(kept.asset_id);
   assert.equal((await api('GET', `/api/v1/assets/${kept.asset_id}`)).status, 404);
   assert.deepEqual(await keptSessions(), []);
 });
 
 step('a viewer gets no upload zone', async () => {
-  await signIn(browser, page, server, VIEWER, PASSWORD);
+  await signIn(VIEWER);
   await page.goto(`${server.url}/projects/${ids.project}?collection=${ids.sub}`);
   await page.getByRole('link', { name: 'movie-0001.mrc' }).waitFor();
   assert.equal(await page.locator('[data-upload-zone]').count(), 0);

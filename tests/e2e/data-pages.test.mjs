@@ -9,151 +9,24 @@
 // this also drives the session-authenticated API as the pages' scripts will.
 
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { after, before, test } from 'node:test';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { before } from 'node:test';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  checkPrerequisites,
-  cleanup,
-  cliFor,
-  launchBrowser,
-  saveArtifacts,
-  screenshot,
-  startServer,
-  stop,
-  tempDir,
-} from './harness.mjs';
+import { browserSuite, cliFor } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 const OWNER = 'olga@example.org';
 const VIEWER = 'vic@example.org';
 const OUTSIDER = 'oscar@example.org';
-const STEP_TIMEOUT_MS = 20_000;
 
-let dir;
-let server;
-let browser;
-let page;
+const s = browserSuite({ password: PASSWORD, users: [OWNER, VIEWER, OUTSIDER] });
+const { step, api, capture, signIn, heading } = s;
+let dir, server, page;
+before(async () => ({ dir, server, page } = await s.start()));
 const ids = {};
 
-before(async () => {
-  checkPrerequisites();
-  dir = await tempDir();
-  server = await startServer(dir);
-  for (const email of [OWNER, VIEWER, OUTSIDER]) {
-    await server.admin(['create-user', '--email', email, '--password-stdin'], `${PASSWORD}\n`);
-  }
-  browser = await launchBrowser(dir);
-  browser.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page = browser.pages()[0] ?? (await browser.newPage());
-});
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stop(server?.proc);
-  await cleanup(dir);
-});
-
-function step(name, body) {
-  test(name, { timeout: 180_000 }, async () => {
-    try {
-      await body();
-    } catch (e) {
-      await saveArtifacts(page, name);
-      if (server) console.error(`# server log tail:\n${server.log().slice(-3000)}`);
-      throw e;
-    }
-  });
-}
-
-async function heading() {
-  return (await page.locator('h1').textContent()).trim();
-}
-
-async function signInAs(email) {
-  await browser.clearCookies();
-  await page.goto(`${server.url}/`);
-  assert.equal(new URL(page.url()).pathname, '/login', 'unsigned / must go to /login');
-  await page.locator('input[name="email"]').fill(email);
-  await page.locator('input[name="password"]').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForLoadState();
-  assert.equal(new URL(page.url()).pathname, '/', 'after sign-in the browser comes back to /');
-}
-
-/**
- * Let the test's own scripts run in the pages (their CSP allows none; the
- * pages themselves need none). `on=false` restores the policy.
- */
-async function bypassCsp(on) {
-  const cdp = await browser.newCDPSession(page);
-  await cdp.send('Page.setBypassCSP', { enabled: on });
-  await cdp.detach();
-  await page.reload();
-}
-
-/**
- * The REST API as the signed-in browser: its session cookie, and on writes
- * the session's CSRF token (read from a page's form) in x-csrf-token.
- */
-async function api(method, path, body, { csrf = true } = {}) {
-  const cookies = await browser.cookies(server.url);
-  const headers = {
-    cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
-    'content-type': 'application/json',
-  };
-  if (method !== 'GET' && csrf) {
-    const html = await (await fetch(`${server.url}/tokens`, { headers })).text();
-    headers['x-csrf-token'] = html.match(/name="csrf_token" value="([^"]+)"/)[1];
-  }
-  const r = await fetch(`${server.url}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: await r.json().catch(() => null) };
-}
-
-let axeSource;
-async function checkAccessibility(name) {
-  if (axeSource === undefined) {
-    try {
-      const require = createRequire(import.meta.url);
-      axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
-    } catch {
-      axeSource = null;
-      console.error('# axe-core is not installed: accessibility not checked');
-    }
-  }
-  if (!axeSource) return;
-  await bypassCsp(true);
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { resultTypes: ['violations'] }),
-  );
-  await bypassCsp(false);
-  const serious = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
-  assert.deepEqual(
-    serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`),
-    [],
-    `accessibility violations on ${name}`,
-  );
-}
-
-/** Photograph the current page in light and dark mode; check it with axe. */
-async function capture(name) {
-  await screenshot(page, name);
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await screenshot(page, `${name}-dark`);
-  await checkAccessibility(`${name} (dark)`);
-  await page.emulateMedia({ colorScheme: 'light' });
-  await checkAccessibility(name);
-}
-
 step('the owner makes a project with assets through the API with the browser session', async () => {
-  await signInAs(OWNER);
+  await signIn(OWNER);
   const project = await api('POST', '/api/v1/projects', {
     name: 'Beamline 7',
     description: 'Diffraction runs of the 2026 campaign',
@@ -262,7 +135,7 @@ step('owner: home, project, asset and search pages', async () => {
 });
 
 step('viewer: sees the project read-only and the same asset', async () => {
-  await signInAs(VIEWER);
+  await signIn(VIEWER);
   await page.getByRole('link', { name: 'Beamline 7' }).waitFor();
   assert.match(await page.locator('.project .badge.role').textContent(), /viewer/);
   await capture('home-viewer');
@@ -274,7 +147,7 @@ step('viewer: sees the project read-only and the same asset', async () => {
 });
 
 step('outsider: nothing of the project, the same 404 page for known and unknown ids', async () => {
-  await signInAs(OUTSIDER);
+  await signIn(OUTSIDER);
   assert.equal(await page.getByRole('link', { name: 'Beamline 7' }).count(), 0);
   await capture('home-outsider');
   const known = await page.goto(`${server.url}/projects/${ids.project}`);

@@ -8,77 +8,22 @@
 // and run in order (node --test runs a file's tests one after another).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import {
-  checkPrerequisites,
-  cleanup,
-  cliFor,
-  launchBrowser,
-  readDeviceCode,
-  saveArtifacts,
-  screenshot,
-  startServer,
-  stop,
-  tempDir,
-  waitExit,
-} from './harness.mjs';
+import { before } from 'node:test';
+import { browserSuite, cliFor, readDeviceCode, screenshot, waitExit } from './harness.mjs';
 
 const EMAIL = 'ada@example.org';
 const PASSWORD = 'correct horse battery staple';
-const STEP_TIMEOUT_MS = 20_000;
 
-let dir;
-let server;
-let browser;
-let page;
-
-before(async () => {
-  checkPrerequisites();
-  dir = await tempDir();
-  server = await startServer(dir);
-  await server.admin(['create-user', '--email', EMAIL, '--password-stdin'], `${PASSWORD}\n`);
-  browser = await launchBrowser(dir);
-  browser.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page = browser.pages()[0] ?? (await browser.newPage());
-});
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stop(server?.proc);
-  await cleanup(dir);
-});
-
-/** Run a test body; on failure keep a screenshot and the server's log tail. */
-function step(name, body) {
-  test(name, { timeout: 120_000 }, async () => {
-    try {
-      await body();
-    } catch (e) {
-      await saveArtifacts(page, name);
-      if (server) console.error(`# server log tail:\n${server.log().slice(-3000)}`);
-      throw e;
-    }
-  });
-}
-
-/** The <h1> of the current page (every page has exactly one). */
-async function heading() {
-  return (await page.locator('h1').textContent()).trim();
-}
-
-/** Sign in on the /login form the browser is on. */
-async function signIn(password = PASSWORD) {
-  await page.locator('input[name="email"]').fill(EMAIL);
-  await page.locator('input[name="password"]').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForLoadState();
-}
+const s = browserSuite({ password: PASSWORD, users: [EMAIL], stepTimeoutMs: 120_000 });
+const { step, heading } = s;
+let dir, server, page;
+before(async () => ({ dir, server, page } = await s.start()));
 
 step('a page that needs a session sends the browser to sign in, and a wrong password is refused', async () => {
   await page.goto(`${server.url}/tokens`);
   assert.match(new URL(page.url()).pathname, /^\/login$/, 'unsigned /tokens must redirect to /login');
   await screenshot(page, 'login');
-  await signIn('not the password');
+  await s.fillSignIn(EMAIL, 'not the password');
   assert.equal(new URL(page.url()).pathname, '/login', 'a wrong password must not sign in');
   assert.equal(await page.locator('nav').count(), 0, 'no signed-in navigation after a wrong password');
   assert.match(await page.locator('.err').textContent(), /Wrong email or password/);
@@ -100,7 +45,7 @@ step('device login: the CLI prints a code, the browser signs in and approves, th
     const response = await page.goto(code.verificationUri);
     assert.ok(response.ok(), `GET ${code.verificationUri}: ${response.status()}`);
     assert.equal(new URL(page.url()).pathname, '/login', '/device without a session must ask to sign in');
-    await signIn();
+    await s.fillSignIn(EMAIL);
     // …then come back to /device (the `next` of the sign-in form).
     assert.equal(new URL(page.url()).pathname, '/device');
     assert.match(await page.locator('nav').textContent(), new RegExp(`Signed in as ${EMAIL}`));

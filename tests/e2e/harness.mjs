@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { after, test } from 'node:test';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -289,55 +290,17 @@ const SCREENS = [
  */
 export async function screenshot(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const before = page.viewportSize();
+  const was = page.viewportSize();
   try {
     for (const s of SCREENS) {
       await page.setViewportSize({ width: s.width, height: s.height });
       await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${s.label}.png`), fullPage: true });
     }
   } finally {
-    if (before) await page.setViewportSize(before);
+    if (was) await page.setViewportSize(was);
   }
 }
 
-// ---------------------------------------------------------------- signed-in pages
-
-/** Sign `email` in through /login in `browser` (a fresh session: cookies cleared first). */
-export async function signIn(browser, page, server, email, password) {
-  await browser.clearCookies();
-  await page.goto(`${server.url}/login`);
-  await page.locator('input[name="email"]').fill(email);
-  await page.locator('input[name="password"]').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForLoadState();
-  if (new URL(page.url()).pathname !== '/') {
-    throw new Error(`signing in as ${email} did not land on / but on ${page.url()}`);
-  }
-}
-
-/**
- * The REST API as the signed-in browser: its session cookie, and on writes
- * the session's CSRF token (read from a page's form) in x-csrf-token.
- * Resolves {status, json}; `raw: true` gives {status, bytes} instead.
- */
-export function sessionApi(browser, server) {
-  return async function api(method, path, body, { csrf = true, raw = false } = {}) {
-    const cookies = await browser.cookies(server.url);
-    const headers = { cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; ') };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (method !== 'GET' && csrf) {
-      const html = await (await fetch(`${server.url}/tokens`, { headers })).text();
-      headers['x-csrf-token'] = html.match(/name="csrf_token" value="([^"]+)"/)[1];
-    }
-    const r = await fetch(`${server.url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (raw) return { status: r.status, bytes: Buffer.from(await r.arrayBuffer()) };
-    return { status: r.status, json: await r.json().catch(() => null) };
-  };
-}
 
 /**
  * Wait until no CSS transition or animation is running on `page` (a colour
@@ -351,12 +314,8 @@ export async function settled(page) {
 }
 
 let axeSource;
-/**
- * axe-core over what `page` shows now (no reload: a page's live state, such
- * as an upload in progress, is checked as it is): no serious or critical
- * violation. Skipped with a note when axe-core is not installed.
- */
-export async function checkAccessibility(page, name) {
+/** axe-core's source (from npm), or null with a note when it is not installed. */
+async function axeCore() {
   if (axeSource === undefined) {
     try {
       const require = createRequire(import.meta.url);
@@ -366,68 +325,120 @@ export async function checkAccessibility(page, name) {
       console.error('# axe-core is not installed: accessibility not checked');
     }
   }
-  if (!axeSource) return;
-  await settled(page);
-  // Evaluated through the DevTools protocol, which the pages' CSP does not govern.
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { resultTypes: ['violations'] }),
-  );
-  const serious = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
-  if (serious.length > 0) {
-    const lines = serious.map(
-      (v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`,
-    );
-    throw new Error(`accessibility violations on ${name}:\n${lines.join('\n')}`);
-  }
+  return axeSource;
 }
 
-/** Photograph what `page` shows at laptop and phone width, light and dark, and check it with axe. */
-export async function capture(page, name) {
-  await screenshot(page, name);
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await screenshot(page, `${name}-dark`);
-  await checkAccessibility(page, `${name} (dark)`);
-  await page.emulateMedia({ colorScheme: 'light' });
-  await checkAccessibility(page, name);
-}
+// ---------------------------------------------------------------- a file of browser tests
 
 /**
- * A signed-in browser on `server` for the data-page tests: sign in through
- * the form, call the REST API with the browser's session (cookie, and the
- * session's CSRF token in x-csrf-token on writes), check a page with
- * axe-core and photograph it in light and dark mode.
+ * What every browser test file sets up, and the page helpers its steps share.
+ *
+ * `start()`, called by the file's `before` hook, makes a fresh temporary
+ * directory, starts the real server on it with `users` (and `admins`, server
+ * administrators) whose password is `password`, and Chromium with one page
+ * whose waits give up after `waitTimeoutMs`; it answers the suite, whose
+ * `dir`, `server`, `browser` and `page` are then set:
+ *
+ *     const s = browserSuite({ password, users: [OWNER] });
+ *     before(async () => ({ server, page } = await s.start()));
+ *
+ * After the file's tests the browser and the server are stopped and the
+ * directory removed.
+ *
+ * - `step(name, body)`: a test (at most `stepTimeoutMs`) that, when it fails,
+ *   keeps a screenshot of the page and prints the server's log tail.
+ * - `signIn(email, password?)`: a fresh session (cookies cleared) through the
+ *   sign-in form; checks that `/` sends to `/login` and that the browser lands on `/`.
+ *   `fillSignIn(email, password?)` only fills in and sends the form the page is on.
+ * - `api(method, path, body?, {csrf, raw})`: the REST API as the signed-in browser.
+ * - `heading()`: the current page's <h1>.
+ * - `checkAccessibility(name, {live, ready})` and `capture(name, {live, ready})`:
+ *   axe-core, and screenshots in light and dark mode checked with axe-core.
  */
-export function browserSession(browser, page, server, password) {
-  let axeSource;
+export function browserSuite({
+  password,
+  users = [],
+  admins = [],
+  waitTimeoutMs = 20_000,
+  stepTimeoutMs = 180_000,
+}) {
   const csrfOf = { cookie: null, token: null };
-  const self = {
-    /** Sign in as `email` (cookies cleared first); lands on `/`. */
-    async signIn(email) {
+  const suite = {
+    dir: undefined,
+    server: undefined,
+    browser: undefined,
+    page: undefined,
+
+    /** The set-up, for the file's `before` hook: answers the suite once it is ready. */
+    async start() {
+      checkPrerequisites();
+      suite.dir = await tempDir();
+      suite.server = await startServer(suite.dir);
+      const createUser = (email, ...flags) =>
+        suite.server.admin(['create-user', '--email', email, ...flags, '--password-stdin'], `${password}\n`);
+      for (const email of admins) await createUser(email, '--admin');
+      for (const email of users) await createUser(email);
+      suite.browser = await launchBrowser(suite.dir);
+      suite.browser.setDefaultTimeout(waitTimeoutMs);
+      suite.page = suite.browser.pages()[0] ?? (await suite.browser.newPage());
+      return suite;
+    },
+
+    step(name, body) {
+      test(name, { timeout: stepTimeoutMs }, async () => {
+        try {
+          await body();
+        } catch (e) {
+          await saveArtifacts(suite.page, name);
+          if (suite.server) console.error(`# server log tail:\n${suite.server.log().slice(-3000)}`);
+          throw e;
+        }
+      });
+    },
+
+    async fillSignIn(email, pw = password) {
+      const { page } = suite;
+      await page.locator('input[name="email"]').fill(email);
+      await page.locator('input[name="password"]').fill(pw);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForLoadState();
+    },
+
+    async signIn(email, pw = password) {
+      const { browser, page, server } = suite;
       await browser.clearCookies();
       await page.goto(`${server.url}/`);
       if (new URL(page.url()).pathname !== '/login') {
         throw new Error(`unsigned / went to ${page.url()}, not /login`);
       }
-      await page.locator('input[name="email"]').fill(email);
-      await page.locator('input[name="password"]').fill(password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.waitForLoadState();
+      await suite.fillSignIn(email, pw);
       if (new URL(page.url()).pathname !== '/') {
-        throw new Error(`after sign-in the browser is at ${page.url()}, not /`);
+        throw new Error(`after signing in as ${email} the browser is at ${page.url()}, not /`);
       }
     },
 
-    /** `method path` of the REST API as the signed-in browser: {status, json}. */
-    async api(method, path, body, { csrf = true } = {}) {
-      const cookies = await browser.cookies(server.url);
-      const headers = {
-        cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
-        'content-type': 'application/json',
-      };
+    /** The <h1> of the current page (every page has exactly one). */
+    async heading() {
+      return (await suite.page.locator('h1').textContent()).trim();
+    },
+
+    /** The browser's cookies for the server, as a `cookie` header. */
+    async cookieHeader() {
+      const cookies = await suite.browser.cookies(suite.server.url);
+      return cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+    },
+
+    /**
+     * `method path` of the REST API as the signed-in browser: its session
+     * cookie, and on writes (unless `csrf: false`) the session's CSRF token,
+     * read once per session from a page's form, in x-csrf-token. Resolves
+     * {status, json}; `raw: true` gives {status, bytes} instead.
+     */
+    async api(method, path, body, { csrf = true, raw = false } = {}) {
+      const { server } = suite;
+      const headers = { cookie: await suite.cookieHeader() };
+      if (body !== undefined) headers['content-type'] = 'application/json';
       if (method !== 'GET' && csrf) {
-        // The session's token, read once per session from a page's form.
         if (csrfOf.cookie !== headers.cookie) {
           const html = await (await fetch(`${server.url}/tokens`, { headers })).text();
           csrfOf.cookie = headers.cookie;
@@ -440,59 +451,64 @@ export function browserSession(browser, page, server, password) {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
+      if (raw) return { status: r.status, bytes: Buffer.from(await r.arrayBuffer()) };
       return { status: r.status, json: await r.json().catch(() => null) };
     },
 
     /**
-     * Check the current page with axe-core (from npm, run with the page's CSP
-     * bypassed, then restored): no serious or critical violation. `ready`
-     * runs after each reload (e.g. to wait for a script's drawing).
+     * axe-core over the current page: no serious or critical violation.
+     * By default the page is reloaded with its CSP bypassed for the check
+     * (and reloaded again with the CSP back); `ready` runs after each reload
+     * (e.g. to wait for a script's drawing). `live: true` checks what the
+     * page shows now instead, without reloading (an upload in progress, a
+     * form's answer), evaluating axe through the DevTools protocol, which the
+     * CSP does not govern. Skipped with a note when axe-core is not installed.
      */
-    async checkAccessibility(name, { ready } = {}) {
-      if (axeSource === undefined) {
-        try {
-          const require = createRequire(import.meta.url);
-          axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
-        } catch {
-          axeSource = null;
-          console.error('# axe-core is not installed: accessibility not checked');
-        }
-      }
-      if (!axeSource) return;
-      const bypass = async (on) => {
+    async checkAccessibility(name, { live = false, ready } = {}) {
+      const { browser, page } = suite;
+      const axe = await axeCore();
+      if (!axe) return;
+      const bypassCsp = async (on) => {
         const cdp = await browser.newCDPSession(page);
         await cdp.send('Page.setBypassCSP', { enabled: on });
         await cdp.detach();
         await page.reload();
         if (ready) await ready();
       };
-      await bypass(true);
-      await page.evaluate(axeSource);
+      if (!live) await bypassCsp(true);
+      await settled(page);
+      await page.evaluate(axe);
       const result = await page.evaluate(() =>
         // eslint-disable-next-line no-undef
         axe.run(document, { resultTypes: ['violations'] }),
       );
-      await bypass(false);
+      if (!live) await bypassCsp(false);
       const serious = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
       if (serious.length > 0) {
-        throw new Error(
-          `accessibility violations on ${name}:\n` +
-            serious
-              .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-              .join('\n'),
+        const lines = serious.map(
+          (v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`,
         );
+        throw new Error(`accessibility violations on ${name}:\n${lines.join('\n')}`);
       }
     },
 
-    /** Photograph the current page in light and dark mode; check both with axe. */
+    /** Photograph the current page in light and dark mode; check both with axe (options as `checkAccessibility`). */
     async capture(name, options = {}) {
+      const { page } = suite;
       await screenshot(page, name);
       await page.emulateMedia({ colorScheme: 'dark' });
       await screenshot(page, `${name}-dark`);
-      await self.checkAccessibility(`${name} (dark)`, options);
+      await suite.checkAccessibility(`${name} (dark)`, options);
       await page.emulateMedia({ colorScheme: 'light' });
-      await self.checkAccessibility(name, options);
+      await suite.checkAccessibility(name, options);
     },
   };
-  return self;
+
+  after(async () => {
+    await suite.browser?.close().catch(() => {});
+    await stop(suite.server?.proc);
+    await cleanup(suite.dir);
+  });
+
+  return suite;
 }

@@ -19,6 +19,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method};
 use chrono::{DateTime, Utc};
 use dataerai_proto::ErrorCode;
+use dataerai_store::meta::auth::SessionRecord;
 use rand::RngCore;
 
 use crate::error::AppError;
@@ -135,6 +136,20 @@ pub struct Caller {
     pub addr: String,
 }
 
+impl Caller {
+    /// A signed-in browser session acting from `addr`: both scopes, until
+    /// the session ends (the REST API's cookie callers and the web pages).
+    pub fn of_session(session: &SessionRecord, addr: String) -> Caller {
+        Caller {
+            user_id: session.user_id.clone(),
+            email: session.email.clone(),
+            scopes: vec![SCOPE_READ.to_string(), SCOPE_WRITE.to_string()],
+            expires_at: Some(session.expires_at),
+            addr,
+        }
+    }
+}
+
 fn sign_in(message: &str) -> AppError {
     AppError::new(
         ErrorCode::AuthRequired,
@@ -229,11 +244,5 @@ async fn session_caller(parts: &Parts, state: &AppState) -> Result<Caller, AppEr
             )));
         }
     }
-    Ok(Caller {
-        user_id: session.user_id,
-        email: session.email,
-        scopes: vec![SCOPE_READ.to_string(), SCOPE_WRITE.to_string()],
-        expires_at: Some(session.expires_at),
-        addr: client_addr(&parts.extensions),
-    })
+    Ok(Caller::of_session(&session, client_addr(&parts.extensions)))
 }

@@ -16,32 +16,8 @@ const PW: &str = "a long enough password";
 /// password and a token).
 async fn lab_with_admin() -> (Lab, User, Browser) {
     let (lab, [alice]) = Lab::start(["alice@lab.org"]);
-    let out = admin_stdin(
-        lab.path(),
-        &[
-            "create-user",
-            "--email",
-            "root@lab.org",
-            "--admin",
-            "--password-stdin",
-        ],
-        &format!("{PW}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = admin_stdin(
-        lab.path(),
-        &["set-password", "alice@lab.org"],
-        &format!("{PW}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_user_with_password(lab.path(), "root@lab.org", PW, true);
+    set_password(lab.path(), "alice@lab.org", PW);
     let mut root = Browser::new(&lab.server.base);
     let signed = root.sign_in("root@lab.org", PW).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
@@ -82,10 +58,10 @@ async fn only_administrators_see_the_admin_area() {
     }
     let csrf = alice.get("/tokens").await.csrf();
     let post = alice
-        .post(
+        .submit(
             "/admin/users",
+            &csrf,
             &[
-                ("csrf_token", &csrf),
                 ("email", "mallory@lab.org"),
                 ("password", PW),
                 ("admin", "yes"),
@@ -94,10 +70,7 @@ async fn only_administrators_see_the_admin_area() {
         .await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
     let disable = alice
-        .post(
-            "/admin/users/disable",
-            &[("csrf_token", &csrf), ("email", "root@lab.org")],
-        )
+        .submit("/admin/users/disable", &csrf, &[("email", "root@lab.org")])
         .await;
     assert_eq!(disable.status, StatusCode::NOT_FOUND);
     assert!(!admin(lab.path(), &["list-users"]).contains("mallory@lab.org"));
@@ -135,78 +108,45 @@ async fn an_administrator_manages_users_from_the_page() {
 
     // Create dora (with a password), then she signs in.
     let created = root
-        .post(
+        .submit(
             "/admin/users",
-            &[
-                ("csrf_token", &csrf),
-                ("email", "dora@lab.org"),
-                ("password", PW),
-            ],
+            &csrf,
+            &[("email", "dora@lab.org"), ("password", PW)],
         )
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    assert!(
-        created.body.contains("User dora@lab.org created."),
-        "{}",
-        created.body
-    );
+    created.assert_says(StatusCode::OK, "User dora@lab.org created.");
     let mut dora = Browser::new(&lab.server.base);
     assert_eq!(
         dora.sign_in("dora@lab.org", PW).await.status,
         StatusCode::SEE_OTHER
     );
-    // The same rules as the command: a second one, a short password.
-    let again = root
-        .post(
-            "/admin/users",
-            &[("csrf_token", &csrf), ("email", "dora@lab.org")],
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::BAD_REQUEST);
-    assert!(again.body.contains("already"), "{}", again.body);
-    let short = root
-        .post(
+    // The same rules as the command: a second one, a short password, an
+    // unknown user.
+    let refusals: [(&str, &[(&str, &str)], &str); 3] = [
+        ("/admin/users", &[("email", "dora@lab.org")], "already"),
+        (
             "/admin/users/password",
-            &[
-                ("csrf_token", &csrf),
-                ("email", "dora@lab.org"),
-                ("password", "short"),
-            ],
-        )
-        .await;
-    assert_eq!(short.status, StatusCode::BAD_REQUEST);
-    assert!(
-        short.body.contains("at least 8 characters"),
-        "{}",
-        short.body
-    );
-    let ghost = root
-        .post(
+            &[("email", "dora@lab.org"), ("password", "short")],
+            "at least 8 characters",
+        ),
+        (
             "/admin/users/password",
-            &[
-                ("csrf_token", &csrf),
-                ("email", "ghost@lab.org"),
-                ("password", PW),
-            ],
-        )
-        .await;
-    assert_eq!(ghost.status, StatusCode::BAD_REQUEST);
-    assert!(
-        ghost.body.contains("no user with email ghost@lab.org"),
-        "{}",
-        ghost.body
-    );
+            &[("email", "ghost@lab.org"), ("password", PW)],
+            "no user with email ghost@lab.org",
+        ),
+    ];
+    for (path, fields, words) in refusals {
+        let refused = root.submit(path, &csrf, fields).await;
+        refused.assert_says(StatusCode::BAD_REQUEST, words);
+    }
 
     // A new password: the old one no longer works.
     let new_pw = "another long password";
     let set = root
-        .post(
+        .submit(
             "/admin/users/password",
-            &[
-                ("csrf_token", &csrf),
-                ("email", "dora@lab.org"),
-                ("password", new_pw),
-            ],
+            &csrf,
+            &[("email", "dora@lab.org"), ("password", new_pw)],
         )
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
@@ -225,13 +165,9 @@ async fn an_administrator_manages_users_from_the_page() {
     alice_web.sign_in("alice@lab.org", PW).await;
     assert_eq!(alice.api.get("/api/v1/me").await.0, StatusCode::OK);
     let disabled = root
-        .post(
-            "/admin/users/disable",
-            &[("csrf_token", &csrf), ("email", "alice@lab.org")],
-        )
+        .submit("/admin/users/disable", &csrf, &[("email", "alice@lab.org")])
         .await;
-    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
-    assert!(disabled.body.contains("alice@lab.org is disabled"));
+    disabled.assert_says(StatusCode::OK, "alice@lab.org is disabled");
     assert_err_for(
         "a disabled user's token",
         &alice.api.get("/api/v1/me").await,
@@ -252,23 +188,12 @@ async fn an_administrator_manages_users_from_the_page() {
 
     // Not oneself; enabling undoes it.
     let own = root
-        .post(
-            "/admin/users/disable",
-            &[("csrf_token", &csrf), ("email", "root@lab.org")],
-        )
+        .submit("/admin/users/disable", &csrf, &[("email", "root@lab.org")])
         .await;
-    assert_eq!(own.status, StatusCode::BAD_REQUEST);
-    assert!(
-        own.body.contains("cannot disable your own account"),
-        "{}",
-        own.body
-    );
+    own.assert_says(StatusCode::BAD_REQUEST, "cannot disable your own account");
     assert_eq!(root.get("/admin").await.status, StatusCode::OK);
     let enabled = root
-        .post(
-            "/admin/users/enable",
-            &[("csrf_token", &csrf), ("email", "alice@lab.org")],
-        )
+        .submit("/admin/users/enable", &csrf, &[("email", "alice@lab.org")])
         .await;
     assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
     assert_eq!(alice.api.get("/api/v1/me").await.0, StatusCode::OK);

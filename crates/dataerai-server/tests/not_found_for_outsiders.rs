@@ -38,14 +38,7 @@ async fn an_outsider_cannot_tell_existing_from_unknown_ids() {
         .set_role(&project, "viewer@lab.org", "viewer")
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (_, c) = owner
-        .api
-        .post(
-            &format!("/api/v1/projects/{project}/collections"),
-            json!({"name": "raw"}),
-        )
-        .await;
-    let collection = c["collection_id"].as_str().unwrap().to_string();
+    let collection = owner.api.create_collection(&project, "raw").await;
     let asset = owner.api.project_asset(&project, "scan").await;
     let v = owner.api.upload(&asset, &[("a.bin", b"abc")], 1024).await;
     let content = v["content_id"].as_str().unwrap().to_string();
@@ -269,8 +262,8 @@ async fn relationship_targets_the_caller_cannot_read_are_redacted() {
     assert_eq!(s, StatusCode::OK);
     let (s, rel) = linker
         .api
-        .post(
-            &format!("/api/v1/assets/{derived}/relationships"),
+        .relate(
+            &derived,
             json!({"to_asset_id": secret, "type": "derived_from"}),
         )
         .await;

@@ -27,12 +27,7 @@ struct World {
 async fn world() -> (World, [User; 3]) {
     let (lab, users) = Lab::start(["alice@lab.org", "bob@lab.org", "carol@lab.org"]);
     for email in ["alice@lab.org", "bob@lab.org", "carol@lab.org"] {
-        let out = admin_stdin(lab.path(), &["set-password", email], &format!("{PW}\n"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        set_password(lab.path(), email, PW);
     }
     let [alice, bob, carol] = &users;
     let project = created(
@@ -49,18 +44,7 @@ async fn world() -> (World, [User; 3]) {
         .to_string();
     let (s, v) = alice.api.set_role(&project, "bob@lab.org", "viewer").await;
     assert!(s.is_success(), "{v}");
-    let sub = created(
-        alice
-            .api
-            .post(
-                &format!("/api/v1/projects/{project}/collections"),
-                json!({"name": "Run 42"}),
-            )
-            .await,
-    )["collection_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sub = alice.api.create_collection(&project, "Run 42").await;
     let raw = created(
         alice
             .api
@@ -95,8 +79,8 @@ async fn world() -> (World, [User; 3]) {
         .to_string();
     let (s, v) = alice
         .api
-        .post(
-            &format!("/api/v1/assets/{figure}/relationships"),
+        .relate(
+            &figure,
             json!({"to_asset_id": raw, "type": "derived_from", "analysis_mode": "non_destructive",
                 "qualifiers": {"step": "integration"}}),
         )
@@ -110,10 +94,7 @@ async fn world() -> (World, [User; 3]) {
         .await;
     let (s, v) = alice
         .api
-        .post(
-            &format!("/api/v1/assets/{raw}/relationships"),
-            json!({"to_asset_id": private, "type": "uses"}),
-        )
+        .relate(&raw, json!({"to_asset_id": private, "type": "uses"}))
         .await;
     assert!(s.is_success(), "{v}");
     let _ = bob;
@@ -194,8 +175,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
             w.project, w.sub
         ))
         .await;
-    assert_eq!(sub.status, StatusCode::OK);
-    assert!(sub.body.contains(&format!("/assets/{}", w.figure)));
+    sub.assert_says(StatusCode::OK, &format!("/assets/{}", w.figure));
     assert!(sub.body.contains("<option value=\"title\" selected>"));
     // A collection of another project is not found here.
     let foreign = alice
@@ -222,12 +202,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
 
     // Search: results, count, facet chips that add to the query.
     let s = alice.get("/search?q=tag%3Acalibrated").await;
-    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
-    assert!(
-        s.body.contains("<strong>1</strong> asset matches"),
-        "{}",
-        s.body
-    );
+    s.assert_says(StatusCode::OK, "<strong>1</strong> asset matches");
     assert!(s.body.contains(&format!("/assets/{}", w.raw)));
     assert!(
         s.body
@@ -237,19 +212,17 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     );
     assert!(s.body.contains("value=\"tag:calibrated\""));
     let bad = alice.get("/search?q=colour%3Ablue").await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("not a search field"), "{}", bad.body);
+    bad.assert_says(StatusCode::BAD_REQUEST, "not a search field");
 
     // The viewer sees the same project, read-only.
     let mut bob = signed_in(&w, "bob@lab.org").await;
     let p = bob.get(&format!("/projects/{}", w.project)).await;
-    assert_eq!(p.status, StatusCode::OK);
-    assert!(p
-        .body
-        .contains("Your role: <span class=\"badge role viewer\">viewer</span>"));
+    p.assert_says(
+        StatusCode::OK,
+        "Your role: <span class=\"badge role viewer\">viewer</span>",
+    );
     let a = bob.get(&format!("/assets/{}", w.raw)).await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert!(a.body.contains("(locked)"), "{}", a.body);
+    a.assert_says(StatusCode::OK, "(locked)");
     assert!(!a.body.contains("Alice&#39;s private notes") && !a.body.contains("private notes"));
     let mine = alice.get(&format!("/assets/{}", w.raw)).await;
     assert!(mine.body.contains("private notes") && !mine.body.contains("(locked)"));
@@ -300,14 +273,13 @@ async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
     let cookie = cookie.join("; ");
     let client = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", w.lab.server.base);
+    // GET /api/v1/me with the cookie, and what `with` adds.
+    let get_me = |with: fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder| {
+        with(client.get(url("/api/v1/me")).header("cookie", &cookie)).send()
+    };
 
     // GET with the cookie alone.
-    let me = client
-        .get(url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let me = get_me(|r| r).await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     let me: serde_json::Value = me.json().await.unwrap();
     assert_eq!(me["email"], "alice@lab.org");
@@ -331,36 +303,21 @@ async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
     assert_eq!(done.status(), StatusCode::OK);
 
     // A cross-site request does not get the session.
-    let cross = client
-        .get(url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .header("sec-fetch-site", "cross-site")
-        .send()
+    let cross = get_me(|r| r.header("sec-fetch-site", "cross-site"))
         .await
         .unwrap();
     assert_eq!(cross.status(), StatusCode::UNAUTHORIZED);
 
     // A bearer token wins over the cookie (a bad one is refused, not ignored).
-    let bearer = client
-        .get(url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .bearer_auth("dtr_pat_unknown")
-        .send()
-        .await
-        .unwrap();
+    let bearer = get_me(|r| r.bearer_auth("dtr_pat_unknown")).await.unwrap();
     assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
     let (s, me) = alice.api.get("/api/v1/me").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(me["email"], "alice@lab.org");
 
     // After signing out the cookie no longer works.
-    b.post("/logout", &[("csrf_token", &csrf)]).await;
-    let gone = client
-        .get(url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    b.submit("/logout", &csrf, &[]).await;
+    let gone = get_me(|r| r).await.unwrap();
     assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -374,26 +331,20 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     let csrf = p.csrf();
     // Add carol as a member, then make her a viewer, then remove her.
     let added = alice
-        .post(
+        .submit(
             &format!("{page_of}/members"),
-            &[
-                ("csrf_token", &csrf),
-                ("email", "carol@lab.org"),
-                ("role", "member"),
-            ],
+            &csrf,
+            &[("email", "carol@lab.org"), ("role", "member")],
         )
         .await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
     let p = alice.get(&page_of).await;
     assert!(p.body.contains("carol@lab.org"));
     let changed = alice
-        .post(
+        .submit(
             &format!("{page_of}/members"),
-            &[
-                ("csrf_token", &csrf),
-                ("email", "carol@lab.org"),
-                ("role", "viewer"),
-            ],
+            &csrf,
+            &[("email", "carol@lab.org"), ("role", "viewer")],
         )
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
@@ -408,21 +359,13 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     assert!(!seen.body.contains("Add a member"), "viewers get no forms");
     // A viewer's post is refused with the REST rule's message.
     let refused = carol
-        .post(
+        .submit(
             &format!("{page_of}/members"),
-            &[
-                ("csrf_token", &seen.csrf()),
-                ("email", "bob@lab.org"),
-                ("role", "owner"),
-            ],
+            &seen.csrf(),
+            &[("email", "bob@lab.org"), ("role", "owner")],
         )
         .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert!(
-        refused.body.contains("only owners and admins"),
-        "{}",
-        refused.body
-    );
+    refused.assert_says(StatusCode::FORBIDDEN, "only owners and admins");
     // Without the CSRF token nothing happens.
     let forged = alice
         .post(&format!("{page_of}/members/x/remove"), &[])
@@ -438,20 +381,14 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     let start = p.body[..at].rfind("/members/").unwrap() + 9;
     let carol_id = p.body[start..at].to_string();
     let removed = alice
-        .post(
-            &format!("{page_of}/members/{carol_id}/remove"),
-            &[("csrf_token", &csrf)],
-        )
+        .submit(&format!("{page_of}/members/{carol_id}/remove"), &csrf, &[])
         .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
     assert_eq!(carol.get(&page_of).await.status, StatusCode::NOT_FOUND);
     // The last owner stays.
     let alice_id = &_users[0].id;
     let last = alice
-        .post(
-            &format!("{page_of}/members/{alice_id}/remove"),
-            &[("csrf_token", &csrf)],
-        )
+        .submit(&format!("{page_of}/members/{alice_id}/remove"), &csrf, &[])
         .await;
     assert!(last.status.is_client_error(), "{}", last.body);
     assert!(alice.get(&page_of).await.status.is_success());
@@ -517,10 +454,7 @@ async fn the_asset_page_shows_the_lineage_as_lists_with_export_links() {
     let odd = bob
         .get(&format!("/assets/{}?direction=sideways&depth=99", w.raw))
         .await;
-    assert_eq!(odd.status, StatusCode::OK);
-    assert!(odd
-        .body
-        .contains("data-direction=\"both\" data-depth=\"5\""));
+    odd.assert_says(StatusCode::OK, "data-direction=\"both\" data-depth=\"5\"");
     // The script is served.
     let js = bob.get("/static/lineage.js").await;
     assert_eq!(js.status, StatusCode::OK);
@@ -670,13 +604,13 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
 
     // Save: `beam` left out of the text is deleted, `sample` added.
     let saved = alice
-        .post(
+        .submit(
             &edit,
+            &csrf,
             &[
-                ("csrf_token", &csrf),
                 ("title", "Scan 0001 (calibrated)"),
                 ("description", "Re-calibrated"),
-                ("tags", "calibrated, bright field ,  , new"),
+                ("tags", "calibrated, bright field , , new"),
                 (
                     "metadata",
                     "{\"operator\": \"Grace\", \"sample\": {\"id\": 7}}",
@@ -736,14 +670,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
         );
     }
     let r = alice
-        .post(
-            &edit,
-            &[
-                ("csrf_token", &csrf),
-                ("title", "Ok"),
-                ("metadata", "{not json"),
-            ],
-        )
+        .submit(&edit, &csrf, &[("title", "Ok"), ("metadata", "{not json")])
         .await;
     assert!(r.body.contains("{not json"), "the text is kept: {}", r.body);
     let (_, a) = alice_api
@@ -766,15 +693,13 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     assert!(!p.body.contains("Save changes") && !p.body.contains("Delete this asset"));
     assert!(!p.body.contains(&format!("action=\"{edit}\"")));
     let bob_csrf = p.csrf();
+    let r = bob.submit(&edit, &bob_csrf, &[("title", "Mine now")]).await;
+    r.assert_says(StatusCode::FORBIDDEN, "ERR_PERMISSION_DENIED");
     let r = bob
-        .post(&edit, &[("csrf_token", &bob_csrf), ("title", "Mine now")])
-        .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.body.contains("ERR_PERMISSION_DENIED"), "{}", r.body);
-    let r = bob
-        .post(
+        .submit(
             &format!("{page_of}/delete"),
-            &[("csrf_token", &bob_csrf), ("confirm", "yes")],
+            &bob_csrf,
+            &[("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
@@ -783,14 +708,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     let carol_csrf = carol.get("/tokens").await.csrf();
     for path in [edit.clone(), format!("{page_of}/delete")] {
         let r = carol
-            .post(
-                &path,
-                &[
-                    ("csrf_token", &carol_csrf),
-                    ("title", "x"),
-                    ("confirm", "yes"),
-                ],
-            )
+            .submit(&path, &carol_csrf, &[("title", "x"), ("confirm", "yes")])
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
         assert!(!r.body.contains("Scan"));
@@ -802,17 +720,12 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     assert_eq!(a["title"], "Scan 0001 (calibrated)");
 
     // Delete asks again first, then deletes and goes to the project page.
-    let ask = alice
-        .post(&format!("{page_of}/delete"), &[("csrf_token", &csrf)])
-        .await;
+    let ask = alice.submit(&format!("{page_of}/delete"), &csrf, &[]).await;
     assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
     assert!(ask.body.contains("Delete for good") && ask.body.contains("cannot be undone"));
     assert!(alice.get(&page_of).await.status.is_success(), "still there");
     let done = alice
-        .post(
-            &format!("{page_of}/delete"),
-            &[("csrf_token", &csrf), ("confirm", "yes")],
-        )
+        .submit(&format!("{page_of}/delete"), &csrf, &[("confirm", "yes")])
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let to = format!("/projects/{}?done=asset-deleted", w.project);
@@ -831,9 +744,10 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
         .personal_asset(&alice_api.id, "Scratch notes")
         .await;
     let done = alice
-        .post(
+        .submit(
             &format!("/assets/{mine}/delete"),
-            &[("csrf_token", &csrf), ("confirm", "yes")],
+            &csrf,
+            &[("confirm", "yes")],
         )
         .await;
     assert_eq!(done.location.as_deref(), Some("/?done=asset-deleted"));

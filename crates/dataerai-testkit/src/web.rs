@@ -27,6 +27,13 @@ pub struct Page {
 }
 
 impl Page {
+    /// This page answered `status` and says `words` (a flash, a refusal).
+    #[track_caller]
+    pub fn assert_says(&self, status: StatusCode, words: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.body.contains(words), "{words:?} not in {}", self.body);
+    }
+
     /// The value of the first `name="csrf_token"` field.
     pub fn csrf(&self) -> String {
         hidden_field(&self.body, "csrf_token").expect("a csrf_token field")
@@ -106,6 +113,14 @@ impl Browser {
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let req = self.client.post(format!("{}{path}", self.base)).form(form);
         self.send(req).await
+    }
+
+    /// POST a signed-in form: `fields` after the CSRF token `csrf`, as the
+    /// page's form sends them.
+    pub async fn submit(&mut self, path: &str, csrf: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form = vec![("csrf_token", csrf)];
+        form.extend_from_slice(fields);
+        self.post(path, &form).await
     }
 
     /// Sign in through the form; answers the final answer of `POST /login`.

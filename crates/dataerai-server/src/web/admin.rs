@@ -11,8 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::Response;
 use dataerai_proto::api::OwnerType;
 use dataerai_store::meta::auth::{AuditEntry, AuditFilter, SessionRecord, UserListing};
@@ -23,9 +24,9 @@ use serde::Deserialize;
 
 use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
-use super::session::ClientAddr;
+use super::session::{require_session, ClientAddr};
 use super::unavailable;
-use super::view::{count, date, link, not_found, pager, size, usage, viewer, Params};
+use super::view::{count, date, link, not_found, pager, size, usage, Params};
 use crate::admin::{self as accounts, Actor, MIN_PASSWORD_LEN};
 use crate::state::AppState;
 
@@ -59,19 +60,21 @@ const ACTIONS: &[&str] = &[
     "upload.aborted",
 ];
 
-/// The administrator viewing a page, or the response for anyone else: the
-/// sign-in redirect, or the 404 page of a signed-in non-administrator.
-async fn admin_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    addr: String,
-    here: &str,
-) -> Result<SessionRecord, Response> {
-    let v = viewer(state, headers, addr, here).await?;
-    if !v.session.is_admin {
-        return Err(not_found(&v.session));
+/// The server administrator viewing an admin page. Anyone else gets a
+/// response instead, before the handler runs: the sign-in redirect (back to
+/// the page's path), or the 404 page of a signed-in non-administrator.
+pub struct AdminSession(SessionRecord);
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = require_session(state, &parts.headers, parts.uri.path()).await?;
+        if !session.is_admin {
+            return Err(not_found(&session));
+        }
+        Ok(AdminSession(session))
     }
-    Ok(v.session)
 }
 
 /// The links between the three admin pages (not a second `<nav>`: the
@@ -93,8 +96,8 @@ fn tabs(current: &str) -> Markup {
 
 /// Who acts in an admin form (audited with their address), or the 404 page
 /// for a signed-in non-administrator — the forms' counterpart of
-/// [`admin_session`].
-// A refusal is a whole page, as `admin_session`'s is; it is built once per request.
+/// [`AdminSession`].
+// A refusal is a whole page, as `AdminSession`'s is; it is built once per request.
 #[allow(clippy::result_large_err)]
 fn admin_actor<'a>(session: &'a SessionRecord, addr: &'a str) -> Result<Actor<'a>, Response> {
     if !session.is_admin {
@@ -121,13 +124,8 @@ fn page<'a>(title: &'a str, session: &'a SessionRecord) -> Page<'a> {
         (status = 404, description = "Not a server administrator", content_type = "text/html", body = String)))]
 pub async fn admin_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
+    AdminSession(session): AdminSession,
 ) -> Response {
-    let session = match admin_session(&state, &headers, addr, "/admin").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let database = timed(state.meta.ping()).await;
     let blobs = timed(state.blobs.check_writable()).await;
     let uploads = state.meta.open_upload_count().await;
@@ -240,14 +238,9 @@ fn uptime(d: Duration) -> String {
         (status = 404, description = "Not a server administrator", content_type = "text/html", body = String)))]
 pub async fn users_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
+    AdminSession(session): AdminSession,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let session = match admin_session(&state, &headers, addr, "/admin/users").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let params = Params::parse(raw.as_deref());
     users_view(&state, &session, &params, StatusCode::OK, None).await
 }
@@ -570,14 +563,9 @@ async fn set_disabled(
         (status = 404, description = "Not a server administrator", content_type = "text/html", body = String)))]
 pub async fn audit_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
+    AdminSession(session): AdminSession,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let session = match admin_session(&state, &headers, addr, "/admin/audit").await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let params = Params::parse(raw.as_deref());
     let given = |k: &str| params.get(k).unwrap_or("").to_string();
     let (action, actor, project) = (given("action"), given("actor"), given("project"));

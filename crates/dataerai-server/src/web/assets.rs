@@ -34,7 +34,7 @@ use super::view::{
     date, done_flash, error_page, link, not_found, record_type, size, tags, viewer, Done, Params,
     Viewer,
 };
-use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
+use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::routes::{
     delete_asset, load_asset, owner_access, redact_lineage, update_asset, Access, Ctx,
@@ -593,17 +593,6 @@ fn edit_form(asset_id: &str, f: &EditFields, csrf: &str) -> Markup {
     }
 }
 
-/// The browser session as the REST handlers' caller.
-fn caller(session: &SessionRecord, addr: String) -> Caller {
-    Caller {
-        user_id: session.user_id.clone(),
-        email: session.email.clone(),
-        scopes: vec![SCOPE_READ.to_string(), SCOPE_WRITE.to_string()],
-        expires_at: Some(session.expires_at),
-        addr,
-    }
-}
-
 /// `POST /assets/{asset_id}/edit`
 #[utoipa::path(post, operation_id = "web_edit_asset", path = "/assets/{asset_id}/edit",
     summary = "Web: change title, description, tags and metadata (form title, description, tags, metadata as JSON, metadata_keys, csrf_token); writers, as PATCH /api/v1/assets/{id}",
@@ -619,7 +608,7 @@ pub async fn asset_edit(
     Path(asset_id): Path<String>,
     CsrfForm { session, form }: CsrfForm<EditFields>,
 ) -> Response {
-    let who = caller(&session, addr);
+    let who = Caller::of_session(&session, addr);
     // Who may not write is refused before the form is looked at.
     if let Err(e) = load_asset(&state, &who, &asset_id, Access::Write).await {
         return refused(&session, &asset_id, e);
@@ -676,7 +665,7 @@ pub async fn asset_delete(
     Path(asset_id): Path<String>,
     CsrfForm { session, form }: CsrfForm<DeleteFields>,
 ) -> Response {
-    let who = caller(&session, addr);
+    let who = Caller::of_session(&session, addr);
     let asset = match load_asset(&state, &who, &asset_id, Access::Write).await {
         Ok(a) => a,
         Err(e) => return refused(&session, &asset_id, e),

@@ -18,7 +18,7 @@ use super::layout::{csrf_field, Flash, Page};
 use super::redirect;
 use super::session::ClientAddr;
 use super::view::{error_page, not_found};
-use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
+use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::routes::members;
 use crate::state::AppState;
@@ -28,16 +28,6 @@ use crate::state::AppState;
 pub struct MemberFields {
     email: String,
     role: String,
-}
-
-fn caller(session: &SessionRecord, addr: String) -> Caller {
-    Caller {
-        user_id: session.user_id.clone(),
-        email: session.email.clone(),
-        scopes: vec![SCOPE_READ.to_string(), SCOPE_WRITE.to_string()],
-        expires_at: Some(session.expires_at),
-        addr,
-    }
 }
 
 /// `POST /projects/{project_id}/members`
@@ -66,7 +56,7 @@ pub async fn member_set(
     };
     match members::add(
         State(state),
-        caller(&session, addr),
+        Caller::of_session(&session, addr),
         ApiPath(project_id.clone()),
         ApiJson(body),
     )
@@ -92,7 +82,7 @@ pub async fn member_remove(
 ) -> Response {
     match members::remove(
         State(state),
-        caller(&session, addr),
+        Caller::of_session(&session, addr),
         ApiPath((project_id.clone(), user_id)),
     )
     .await

@@ -19,7 +19,7 @@ use maud::{html, Markup};
 use super::layout::{Flash, Page};
 use super::session::{require_session, url_encode};
 use super::{try_again_shortly, unavailable};
-use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
+use crate::auth::Caller;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -38,13 +38,7 @@ pub(super) async fn viewer(
     here: &str,
 ) -> Result<Viewer, Response> {
     let session = require_session(state, headers, here).await?;
-    let caller = Caller {
-        user_id: session.user_id.clone(),
-        email: session.email.clone(),
-        scopes: vec![SCOPE_READ.to_string(), SCOPE_WRITE.to_string()],
-        expires_at: Some(session.expires_at),
-        addr,
-    };
+    let caller = Caller::of_session(&session, addr);
     Ok(Viewer { session, caller })
 }
 

@@ -184,6 +184,20 @@ impl Api {
         project["project_id"].as_str().unwrap().to_string()
     }
 
+    /// Create a collection `name` under the project's root; answers its id.
+    pub async fn create_collection(&self, project_id: &str, name: &str) -> String {
+        let path = format!("/api/v1/projects/{project_id}/collections");
+        let collection = created(self.post(&path, json!({ "name": name })).await);
+        collection["collection_id"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /api/v1/assets/{from}/relationships` with `body` (`to_asset_id`,
+    /// `type`, …).
+    pub async fn relate(&self, from: &str, body: Value) -> (StatusCode, Value) {
+        self.post(&format!("/api/v1/assets/{from}/relationships"), body)
+            .await
+    }
+
     /// Add `email` to a project with `role`, or change its role.
     pub async fn set_role(&self, project_id: &str, email: &str, role: &str) -> (StatusCode, Value) {
         self.post(
