@@ -12,6 +12,9 @@ use reqwest::StatusCode;
 
 const PW: &str = "a long enough password";
 
+/// A form's fields (after its CSRF token).
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 /// A lab with administrator root (signed in) and ordinary user alice (with a
 /// password and a token).
 async fn lab_with_admin() -> (Lab, User, Browser) {
@@ -122,7 +125,7 @@ async fn an_administrator_manages_users_from_the_page() {
     );
     // The same rules as the command: a second one, a short password, an
     // unknown user.
-    let refusals: [(&str, &[(&str, &str)], &str); 3] = [
+    let refusals: [(&str, Fields, &str); 3] = [
         ("/admin/users", &[("email", "dora@lab.org")], "already"),
         (
             "/admin/users/password",
