@@ -637,9 +637,9 @@ mod tests {
 
     use super::*;
     use crate::meta::conformance::scratch_pg_url;
-    use crate::search::SearchPage;
     use crate::meta::shared::insert_asset;
     use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
+    use crate::search::SearchPage;
 
     /// Everything the store holds of an asset and its index rows, but its id
     /// and times (equal creation and update times are part of it).
@@ -687,7 +687,14 @@ mod tests {
             )
             .await
             .unwrap();
-        type FieldCols = (String, Option<f64>, Option<String>, Option<bool>, String, bool);
+        type FieldCols = (
+            String,
+            Option<f64>,
+            Option<String>,
+            Option<bool>,
+            String,
+            bool,
+        );
         let fields: Vec<FieldCols> = c
             .fetch_all(
                 "SELECT f.path, f.num, f.txt, f.flag, f.owner, f.created_at = a.created_at \
@@ -1007,9 +1014,16 @@ mod tests {
         };
         let drive = choose_drive(c, &me.user_id, &request).await.unwrap();
         assert_eq!(drive, Drive::Term(1));
-        let sql = statements(&me.user_id, &request, <ConnOf<B> as Dialect>::FULL_TEXT, drive);
+        let sql = statements(
+            &me.user_id,
+            &request,
+            <ConnOf<B> as Dialect>::FULL_TEXT,
+            drive,
+        );
         assert!(
-            sql.page.contains("FROM (SELECT DISTINCT f.asset_id, f.owner, f.created_at FROM asset_fields f"),
+            sql.page.contains(
+                "FROM (SELECT DISTINCT f.asset_id, f.owner, f.created_at FROM asset_fields f"
+            ),
             "{}",
             sql.page
         );

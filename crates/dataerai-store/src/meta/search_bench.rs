@@ -23,9 +23,9 @@ use serde_json::{json, Map};
 use super::conformance::scratch_pg_url;
 use super::search::{bulk_insert_assets, bulk_insert_relationships};
 use super::shared::{Backend, Commit, ConnOf};
+use super::sql::{Conn, Dialect};
 use super::{LineageDirection, MetadataStore, NewAsset, Window};
 use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
-use super::sql::{Conn, Dialect};
 use crate::search::sql::FullText;
 use crate::search::{parse, SearchRequest, Sort, COUNT_CAP};
 

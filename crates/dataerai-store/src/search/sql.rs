@@ -162,7 +162,9 @@ impl Builder {
             Term::Text(t) => self.text(t),
             Term::Tag(tag) if self.correlated => {
                 let p = self.arg(tag.as_str());
-                format!("EXISTS (SELECT 1 FROM asset_tags t WHERE t.tag = {p} AND t.asset_id = {id})")
+                format!(
+                    "EXISTS (SELECT 1 FROM asset_tags t WHERE t.tag = {p} AND t.asset_id = {id})"
+                )
             }
             Term::Metadata { path, test } if self.correlated => {
                 let path = self.arg(path.join("."));
@@ -870,7 +872,9 @@ mod tests {
         assert_eq!(estimates.len(), 1);
         assert_eq!(estimates[0].0, Drive::Term(1));
         assert!(
-            estimates[0].1.starts_with("SELECT COUNT(*) FROM (SELECT 1 FROM asset_fields f"),
+            estimates[0]
+                .1
+                .starts_with("SELECT COUNT(*) FROM (SELECT 1 FROM asset_fields f"),
             "{}",
             estimates[0].1
         );
