@@ -23,8 +23,10 @@ use serde_json::{json, Map};
 use super::conformance::scratch_pg_url;
 use super::search::{bulk_insert_assets, bulk_insert_relationships};
 use super::shared::{Backend, Commit, ConnOf};
+use super::sql::{Conn, Dialect};
 use super::{LineageDirection, MetadataStore, NewAsset, Window};
 use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
+use crate::search::sql::FullText;
 use crate::search::{parse, SearchRequest, Sort, COUNT_CAP};
 
 /// Assets per write transaction while loading.
@@ -141,6 +143,13 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize, relationships: us
         }
         let mut tx = store.write().await.unwrap();
         let c: &mut ConnOf<B> = &mut tx;
+        if <ConnOf<B> as Dialect>::FULL_TEXT == FullText::Fts5 {
+            // Loading only: the random ids spread every batch over all of
+            // each index, so the loading connection gets a 1 GiB cache.
+            c.execute("PRAGMA cache_size = -1048576", vec![])
+                .await
+                .unwrap();
+        }
         let ids = bulk_insert_assets(c, &batch).await.unwrap();
         tx.commit().await.unwrap();
         // Even project indices are the reader's.
@@ -185,7 +194,6 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize, relationships: us
 /// from (their first), paired in id order (any last with any first walks
 /// a whole chain: the pairing only matters for the table's edge count).
 async fn reloaded<B: Backend + MetadataStore>(store: &B, reader: String) -> Loaded {
-    use super::sql::Conn;
     let mut conn = store.pool().acquire().await.unwrap();
     let c: &mut ConnOf<B> = &mut conn;
     let ends = |from: &str, to: &str| {
@@ -332,13 +340,16 @@ async fn explain<B: Backend + MetadataStore>(
     reader: &str,
     request: &SearchRequest,
 ) {
-    use super::sql::{Arg, Conn, Dialect};
-    let sql = super::search::statements(reader, request, <ConnOf<B> as Dialect>::FULL_TEXT);
-    let mut page_args = sql.args.clone();
-    page_args.extend([Arg::from(51_u64), Arg::from(0_u64)]);
+    use super::sql::Arg;
     let mut conn = store.pool().acquire().await.unwrap();
     let c: &mut ConnOf<B> = &mut conn;
-    println!("\n#### {backend}, {name}\n");
+    let drive = super::search::choose_drive(c, reader, request)
+        .await
+        .unwrap();
+    let sql = super::search::statements(reader, request, <ConnOf<B> as Dialect>::FULL_TEXT, drive);
+    let mut page_args = sql.args.clone();
+    page_args.extend([Arg::from(51_u64), Arg::from(0_u64)]);
+    println!("\n#### {backend}, {name}\n\nstarts from: {drive:?}\n");
     for (what, statement, args) in [
         ("page", &sql.page, page_args),
         ("count and facets", &sql.count, sql.count_args.clone()),

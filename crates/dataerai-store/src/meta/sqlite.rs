@@ -75,7 +75,14 @@ impl SqliteStore {
             // FULL: a chunk ack or a published version must survive a power cut.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // SQLite's default page cache is 2 MB: at a million assets every
+            // index lookup of a search then went to the OS. 64 MiB of cache
+            // per connection (a limit: pages are allocated as used), and
+            // reads of the file through a shared memory map of up to 1 GiB
+            // (docs/performance.md, search section).
+            .pragma("cache_size", "-65536")
+            .pragma("mmap_size", "1073741824");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)

@@ -45,6 +45,9 @@ enum Driver {
     Words,
     /// One tag's index rows (`asset_tags d`), newest first.
     Tag,
+    /// One metadata test's index rows (`asset_fields`, one row per matching
+    /// asset as `d`), put newest first from the index alone.
+    Field,
     /// Every asset's index row (`asset_search s`), newest first.
     All,
 }
@@ -61,7 +64,30 @@ struct Builder {
     uses_asset: bool,
     /// The caller's readable owner keys, as a subquery.
     readable: String,
+    /// Whether a term is checked per candidate row (a top-level term that
+    /// does not drive: one index probe per candidate, whose owner the
+    /// driver has already checked) rather than as the set of its matches.
+    correlated: bool,
 }
+
+/// Which term a search's statements start from. [`Drive::Default`] is the
+/// fixed rule of [`compile`]; the store picks a [`Drive::Term`] when its
+/// capped count ([`drive_estimates`]) shows it is the most selective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Drive {
+    #[default]
+    Default,
+    /// The top-level `AND` term at this position (a tag or a metadata test).
+    Term(usize),
+}
+
+/// Estimates count at most this many rows: a term with fewer readable
+/// matches drives (reading all of its index rows costs less than walking
+/// newest first); with more, the fixed rule applies. At 1,000,000 assets
+/// PostgreSQL read a 10,000-match range (20,000 index rows, parallel
+/// workers, a sort) slower than the newest-first walk that finds a page of
+/// such a common match after a few thousand rows (docs/performance.md).
+pub(crate) const ESTIMATE_CAP: u64 = 5_000;
 
 /// The owner keys `$1` (a user id) may read: `user:<id>` and the projects it
 /// is a member of (`project:<id>`), as the index rows hold them.
@@ -128,13 +154,51 @@ impl Builder {
     fn term(&mut self, t: &Term) -> String {
         let id = self.id;
         match t {
+            Term::Text(t) if self.correlated && self.text == FullText::Fts5 => {
+                let p = self.arg(fts5(t));
+                let rowid = self.s("rowid");
+                format!(
+                    "EXISTS (SELECT 1 FROM asset_search_fts WHERE asset_search_fts MATCH {p} \
+                     AND asset_search_fts.rowid = {rowid})"
+                )
+            }
             Term::Text(t) => self.text(t),
+            Term::Tag(tag) if self.correlated => {
+                let p = self.arg(tag.as_str());
+                format!(
+                    "EXISTS (SELECT 1 FROM asset_tags t WHERE t.tag = {p} AND t.asset_id = {id})"
+                )
+            }
+            Term::Metadata { path, test } if self.correlated => {
+                let path = self.arg(path.join("."));
+                let has = format!(
+                    "EXISTS (SELECT 1 FROM asset_fields f WHERE f.asset_id = {id} AND f.path = {path}"
+                );
+                match test {
+                    MetaTest::Exists => format!("{has})"),
+                    MetaTest::Compare(Cmp::Ne, value) => {
+                        let (column, v) = self.value(value);
+                        format!("{has}) AND NOT {has} AND f.{column} = {v})")
+                    }
+                    MetaTest::Compare(cmp, value) => {
+                        let (column, v) = self.value(value);
+                        format!("{has} AND f.{column} {} {v})", cmp.sql())
+                    }
+                }
+            }
             Term::Tag(tag) => {
                 let p = self.arg(tag.as_str());
                 let r = self.readable.clone();
                 format!(
                     "{id} IN (SELECT t.asset_id FROM asset_tags t WHERE t.tag = {p} AND t.owner IN {r})"
                 )
+            }
+            // Per candidate, a lookup PostgreSQL cannot turn into a join
+            // (it merge-joined every asset of the type to a metadata
+            // driver's thousand candidates: 1.2 s at 1,000,000 assets).
+            Term::RecordType(rt) if self.correlated => {
+                let p = self.arg(rt.as_str());
+                format!("(SELECT x.record_type FROM assets x WHERE x.id = {id}) = {p}")
             }
             Term::RecordType(rt) => {
                 let p = self.arg(rt.as_str());
@@ -282,6 +346,7 @@ pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec
         uses_search: false,
         uses_asset: false,
         readable: String::new(),
+        correlated: false,
     };
     let me = b.arg(caller);
     let r = readable_owners(&me);
@@ -303,6 +368,130 @@ pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec
     ))
 }
 
+/// The order top-level checks are written in: comparisons of the
+/// candidate's own columns, then index probes, then full text, then
+/// compound expressions.
+fn check_cost(e: &Expr) -> u8 {
+    match e {
+        Expr::Term(Term::Tag(_)) => 1,
+        Expr::Term(Term::Metadata { .. }) => 2,
+        Expr::Term(Term::Collection { .. }) => 3,
+        Expr::Term(Term::Text(_)) => 4,
+        Expr::Term(_) => 0,
+        _ => 5,
+    }
+}
+
+/// `asset_fields f` conditions of a metadata test that a driving or
+/// estimating statement reads as one index range with the owner inside
+/// (not `!=`, and not booleans, which no index orders), and their
+/// arguments numbered after `before` others. `readable` is the caller's
+/// owner keys.
+fn field_matches(
+    path: &[String],
+    test: &MetaTest,
+    readable: &str,
+    before: usize,
+) -> (String, Vec<Arg>) {
+    let mut b = Builder {
+        args: vec![Arg::Text(None); before],
+        text: FullText::Fts5,
+        id: "f.asset_id",
+        owner: "f.owner",
+        uses_search: false,
+        uses_asset: false,
+        readable: String::new(),
+        correlated: false,
+    };
+    let p = b.arg(path.join("."));
+    let value = match test {
+        MetaTest::Compare(cmp, value) => {
+            let (column, v) = b.value(value);
+            format!(" AND f.{column} {} {v}", cmp.sql())
+        }
+        MetaTest::Exists => String::new(),
+    };
+    (
+        format!("f.path = {p}{value} AND f.owner IN {readable}"),
+        b.args.split_off(before),
+    )
+}
+
+/// Whether a metadata test can drive (see [`field_matches`]).
+fn drives(test: &MetaTest) -> bool {
+    !matches!(
+        test,
+        MetaTest::Compare(Cmp::Ne, _) | MetaTest::Compare(_, MetaValue::Bool(_))
+    )
+}
+
+/// For each top-level term that could drive instead of the fixed rule
+/// (a tag, or a metadata test on an ordered value), its position and a
+/// statement counting its readable index rows up to [`ESTIMATE_CAP`] (one
+/// index range, the owner inside). Empty when the fixed rule stands: no
+/// such term, a lone tag (it drives anyway), or SQLite's required words
+/// ranked by relevance (their bm25 order needs the words to drive).
+pub(crate) fn drive_estimates(
+    query: &Query,
+    sort: &Sort,
+    caller: &str,
+    text: FullText,
+) -> Vec<(Drive, String, Vec<Arg>)> {
+    let Some(e) = &query.expr else {
+        return vec![];
+    };
+    let (required, _) = split_required(e);
+    if text == FullText::Fts5 && !required.is_empty() && *sort == Sort::Relevance {
+        return vec![];
+    }
+    let items = conjuncts(e);
+    let mut out = Vec::new();
+    let mut has_field = false;
+    for (k, item) in items.iter().enumerate() {
+        let me = Arg::from(caller);
+        let r = readable_owners("$1");
+        let (rows, mut args) = match item {
+            Expr::Term(Term::Tag(tag)) => (
+                format!("SELECT 1 FROM asset_tags t WHERE t.tag = $2 AND t.owner IN {r}"),
+                vec![Arg::from(tag.as_str())],
+            ),
+            Expr::Term(Term::Metadata { path, test }) if drives(test) => {
+                has_field = true;
+                let (rows, args) = field_matches(path, test, &r, 1);
+                (format!("SELECT 1 FROM asset_fields f WHERE {rows}"), args)
+            }
+            _ => continue,
+        };
+        args.insert(0, me);
+        out.push((
+            Drive::Term(k),
+            format!("SELECT COUNT(*) FROM ({rows} LIMIT {ESTIMATE_CAP}) x"),
+            args,
+        ));
+    }
+    // SQLite's required words (not ranked): their document count.
+    if text == FullText::Fts5 && !required.is_empty() {
+        let m = required
+            .iter()
+            .map(|t| format!("({})", fts5(t)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        out.push((
+            Drive::Default,
+            format!(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM asset_search_fts \
+                 WHERE asset_search_fts MATCH $1 LIMIT {ESTIMATE_CAP}) x"
+            ),
+            vec![Arg::from(m)],
+        ));
+    }
+    // A lone tag drives anyway: nothing to weigh.
+    if !has_field && out.len() < 2 {
+        return vec![];
+    }
+    out
+}
+
 /// Compile `query` for `caller` (a user id, always `$1`) sorted by `sort`.
 ///
 /// Every statement starts from an index that holds the owner of each row
@@ -313,7 +502,13 @@ pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec
 /// unreadable ones between them); any other query from `asset_search`
 /// (newest first). Terms on tags and metadata are `IN` subqueries over their
 /// index with the owner inside.
-pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) -> Compiled {
+pub(crate) fn compile(
+    query: &Query,
+    sort: &Sort,
+    caller: &str,
+    text: FullText,
+    drive: Drive,
+) -> Compiled {
     let mut b = Builder {
         args: Vec::new(),
         text,
@@ -322,16 +517,39 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
         uses_search: false,
         uses_asset: false,
         readable: String::new(),
+        correlated: false,
     };
     let me = b.arg(caller);
     b.readable = readable_owners(&me);
     let readable = b.readable.clone();
-    let (driver, required, rest) = match (&query.expr, text) {
-        (Some(e), FullText::Fts5) if !split_required(e).0.is_empty() => {
+    // A chosen term drives: it goes first among the conjuncts.
+    let chosen = match (drive, &query.expr) {
+        (Drive::Term(k), Some(e)) => {
+            let mut items = conjuncts(e);
+            match items.get(k) {
+                Some(Expr::Term(Term::Tag(_) | Term::Metadata { .. })) => {
+                    let first = items.remove(k);
+                    items.insert(0, first);
+                    Some(items)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let (driver, required, rest) = match (chosen, &query.expr, text) {
+        (Some(items), _, _) => {
+            let driver = match &items[0] {
+                Expr::Term(Term::Tag(_)) => Driver::Tag,
+                _ => Driver::Field,
+            };
+            (driver, vec![], items)
+        }
+        (None, Some(e), FullText::Fts5) if !split_required(e).0.is_empty() => {
             let (required, rest) = split_required(e);
             (Driver::Words, required, rest)
         }
-        (Some(e), _) => match split_tag(e) {
+        (None, Some(e), _) => match split_tag(e) {
             Some((tag, rest)) => (Driver::Tag, vec![], {
                 let mut all = vec![Expr::Term(Term::Tag(tag))];
                 all.extend(rest);
@@ -339,10 +557,13 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
             }),
             None => (Driver::All, vec![], conjuncts(e)),
         },
-        (None, _) => (Driver::All, vec![], vec![]),
+        (None, None, _) => (Driver::All, vec![], vec![]),
     };
     let mut filter;
     let mut rest = rest;
+    // The driving table when a metadata test drives: its matching assets,
+    // each once, with the owner and creation time from the index.
+    let mut field_rows = String::new();
     match driver {
         Driver::Words => {
             let m = b.arg(
@@ -364,23 +585,38 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
             let p = b.arg(tag);
             filter = format!("d.tag = {p} AND d.owner IN {readable}");
         }
+        Driver::Field => {
+            b.id = "d.asset_id";
+            b.owner = "d.owner";
+            let Expr::Term(Term::Metadata { path, test }) = rest.remove(0) else {
+                unreachable!("the field driver starts with its metadata test")
+            };
+            let (rows, args) = field_matches(&path, &test, &readable, b.args.len());
+            b.args.extend(args);
+            field_rows = format!(
+                "(SELECT DISTINCT f.asset_id, f.owner, f.created_at FROM asset_fields f WHERE {rows}) d"
+            );
+            filter = "1 = 1".to_string();
+        }
         Driver::All => {
             b.uses_search = true;
             filter = format!("s.owner IN {readable}");
         }
     }
     // The whole query when it is one `OR`/`NOT` expression, else the terms
-    // left after the driver's.
+    // left after the driver's: each checked per candidate, the cheap
+    // column comparisons first and the full text last.
     if !rest.is_empty() {
-        let e = if rest.len() == 1 {
-            rest.pop().unwrap_or(Expr::And(vec![]))
-        } else {
-            Expr::And(rest)
-        };
-        filter = format!("{filter} AND ({})", b.expr(&e));
+        rest.sort_by_key(check_cost);
+        for e in &rest {
+            b.correlated = matches!(e, Expr::Term(_));
+            let check = b.expr(e);
+            b.correlated = false;
+            filter = format!("{filter} AND ({check})");
+        }
     }
     let (created, id): (&str, &str) = match driver {
-        Driver::Tag => ("d.created_at", "d.asset_id"),
+        Driver::Tag | Driver::Field => ("d.created_at", "d.asset_id"),
         _ => ("s.created_at", "s.asset_id"),
     };
     let desc = |d: bool| if d { " DESC" } else { "" };
@@ -492,6 +728,21 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
                 count,
             )
         }
+        Driver::Field => {
+            let mut count = field_rows.clone();
+            if b.uses_search {
+                count.push_str(" JOIN asset_search s ON s.asset_id = d.asset_id");
+            }
+            let search = if b.uses_search || !ranked.is_empty() {
+                " JOIN asset_search s ON s.asset_id = d.asset_id"
+            } else {
+                ""
+            };
+            (
+                format!("{field_rows}{search} JOIN assets a ON a.id = d.asset_id"),
+                count,
+            )
+        }
         Driver::All => (
             "asset_search s JOIN assets a ON a.id = s.asset_id".to_string(),
             "asset_search s".to_string(),
@@ -504,6 +755,12 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
                 "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
             }
             Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id",
+            Driver::Field if b.uses_search || !ranked.is_empty() => {
+                return format!(
+                    "{field_rows} JOIN asset_search s ON s.asset_id = d.asset_id{ranked}"
+                );
+            }
+            Driver::Field => return field_rows.clone(),
             Driver::All => "asset_search s",
         };
         format!("{ids}{ranked}")
@@ -519,7 +776,7 @@ pub(crate) fn compile(query: &Query, sort: &Sort, caller: &str, text: FullText) 
         count_from.push_str(&format!(" {join} assets a ON a.id = {id}"));
     }
     let owner = match driver {
-        Driver::Tag => "d.owner",
+        Driver::Tag | Driver::Field => "d.owner",
         _ => "s.owner",
     };
     Compiled {
@@ -542,7 +799,7 @@ mod tests {
     fn sql(q: &str, text: FullText) -> Compiled {
         let query = parse(q).unwrap();
         let sort = Sort::parse(None, &query).unwrap();
-        compile(&query, &sort, "u1", text)
+        compile(&query, &sort, "u1", text, Drive::Default)
     }
 
     #[test]
@@ -578,19 +835,76 @@ mod tests {
             "{}",
             c.filter
         );
-        // The metadata term has the permission inside too, and the count
-        // reads neither `asset_search` nor `assets`.
-        assert!(c.filter.contains("f.owner IN (SELECT"), "{}", c.filter);
+        // The metadata term is checked per candidate (whose owner the tag's
+        // row has given), and the count reads neither `asset_search` nor
+        // `assets`.
+        assert!(
+            c.filter.contains(
+                "AND (EXISTS (SELECT 1 FROM asset_fields f WHERE f.asset_id = d.asset_id AND f.path = $3 AND f.num >= $4))"
+            ),
+            "{}",
+            c.filter
+        );
         assert_eq!(c.count_from, "asset_tags d");
         assert_eq!((c.id, c.owner), ("d.asset_id", "d.owner"));
         // Newest first is the index's order: (tag, created_at, asset_id, owner).
         assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
         // A term on the asset row joins it for the count.
-        let c = sql("tag:x type:raw_data", FullText::TsVector);
+        let c = sql("tag:x updated>=2026-01-01", FullText::TsVector);
         assert_eq!(
             c.count_from,
             "asset_tags d JOIN assets a ON a.id = d.asset_id"
         );
+        // The type is looked up per candidate.
+        let c = sql("tag:x type:raw_data", FullText::TsVector);
+        assert_eq!(c.count_from, "asset_tags d");
+    }
+
+    #[test]
+    fn a_chosen_metadata_test_drives_from_its_index_rows() {
+        let query = parse("type:figure md.run<2000").unwrap();
+        let sort = Sort::parse(None, &query).unwrap();
+        let c = compile(&query, &sort, "u1", FullText::TsVector, Drive::Term(1));
+        assert!(
+            c.from.starts_with(
+                "(SELECT DISTINCT f.asset_id, f.owner, f.created_at FROM asset_fields f \
+                 WHERE f.path = $2 AND f.num < $3 AND f.owner IN (SELECT"
+            ),
+            "{}",
+            c.from
+        );
+        // Newest first from the index rows, the type on the asset row, no
+        // `asset_search` row read.
+        assert!(!c.from.contains("asset_search"), "{}", c.from);
+        assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
+        assert_eq!(
+            c.filter,
+            "1 = 1 AND ((SELECT x.record_type FROM assets x WHERE x.id = d.asset_id) = $4)"
+        );
+        assert_eq!(c.ids_from.as_deref(), Some(c.count_from.as_str()));
+        assert!(matches!(&c.args[1], Arg::Text(Some(p)) if p == "run"));
+        assert!(matches!(&c.args[2], Arg::Float(Some(n)) if *n == 2000.0));
+        // What may drive: the metadata test (the type cannot).
+        let estimates = drive_estimates(&query, &sort, "u1", FullText::TsVector);
+        assert_eq!(estimates.len(), 1);
+        assert_eq!(estimates[0].0, Drive::Term(1));
+        assert!(
+            estimates[0]
+                .1
+                .starts_with("SELECT COUNT(*) FROM (SELECT 1 FROM asset_fields f"),
+            "{}",
+            estimates[0].1
+        );
+        // A lone tag, a `!=` and SQLite's ranked words keep the fixed rule.
+        for (q, text) in [
+            ("tag:x type:y", FullText::Fts5),
+            ("md.k!=3", FullText::TsVector),
+            ("scan md.k>=3", FullText::Fts5),
+        ] {
+            let query = parse(q).unwrap();
+            let sort = Sort::parse(None, &query).unwrap();
+            assert!(drive_estimates(&query, &sort, "u1", text).is_empty(), "{q}");
+        }
     }
 
     #[test]
