@@ -758,7 +758,7 @@ def software_path_table(sp: dict[str, Any]) -> list[str]:
             f"`{sp['tmpfs']}`): medians of {len(sp['upload']['rounds'])} rounds; CPU seconds "
             "per GiB from /proc (utime + stime); rclone's CPU is its client plus its webdav "
             "server. The load average (1 min) says how busy the machine was: throughput "
-            "suffers from other work, CPU seconds hardly."
+            "suffers from other work, CPU seconds less (contention inflates them too)."
         ),
         "",
         *table_head(
