@@ -505,7 +505,9 @@ mod tests {
         use futures::StreamExt;
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
-        let data: Vec<u8> = (0..9 * 1024 * 1024 + 5).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..9 * 1024 * 1024 + 5usize)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let got = store
             .put_chunk(
                 &key(0),
