@@ -17,7 +17,7 @@ TEST_FEATURES := --features dataerai-server/fault-injection,dataerai/fault-injec
 BACKENDS_STATE := $(CURDIR)/target/test-backends
 S3S_FS := target/tools/bin/s3s-fs
 
-.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-search bench-web bench-deps soak lint fmt clean
+.PHONY: all build build-release venv wheel test test-rust test-python test-wheel test-e2e test-scaleout demo bench bench-software-path bench-search bench-web bench-deps soak lint fmt clean
 
 all: build
 
@@ -119,12 +119,23 @@ demo: build-release venv
 
 ## Benchmark (not part of `make test`): writes bench-results/results.{json,md}, then the
 ## search benchmark below (bench-search).
-## BENCH_ARGS: by default the embedded and the PostgreSQL + S3 configuration.
+## BENCH_ARGS: by default the embedded, the software-path (tmpfs) and the PostgreSQL + S3
+## configuration; e.g. BENCH_ARGS="--configs software-path --rss-gib 0" for the tmpfs one alone.
 BENCH_ARGS ?= --scaleout
 bench: build-release venv bench-deps $(S3S_FS)
 	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
 	$(MAKE) bench-search
 	$(MAKE) bench-web
+
+## The software path alone (not part of `make test`; a few minutes): 1 GiB up and down with the
+## server's data, source and destination on tmpfs (BENCH_TMPFS, default /dev/shm), throughput and
+## CPU seconds per GiB of daemon and server beside rclone; then the daemon's peak RSS over 4 GiB
+## in 64 MiB chunks (on the disk). Writes bench-results/results.{json,md}. More run.py flags in
+## BENCH_SP_ARGS (e.g. "--rounds 5 --rss-gib 0").
+BENCH_TMPFS ?= /dev/shm
+bench-software-path: build-release venv bench-deps
+	$(VPY) bench/run.py --bin-dir $(CURDIR)/target/release --configs software-path \
+		--tmpfs $(BENCH_TMPFS) $(BENCH_SP_ARGS)
 
 ## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets
 ## (default 1,000,000; e.g. SEARCH_ASSETS=20000 for a quick check) with SEARCH_ASSETS/10

@@ -1,6 +1,6 @@
 """What the bench scripts share: starting `scripts/test-backends.sh` and reading its exports,
 signing the `dataerai` CLI in with a token (where the daemon then reads its credentials), and
-reading a process's memory from /proc."""
+reading a process's memory and CPU time from /proc."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ def proc_status_kib(pid: int | None, field: str) -> int | None:
     except OSError:
         pass
     return None
+
+
+def proc_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds a live process has used so far, all its threads, user plus system (utime +
+    stime of /proc/<pid>/stat), or None. The kernel counts in clock ticks (10 ms at the usual
+    100 Hz), so a difference is exact to about two ticks."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # Fields 14 (utime) and 15 (stime) of proc(5), counted from the state (field 3) here.
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
 def parse_env(text: str) -> dict[str, str]:

@@ -10,11 +10,17 @@ next, and a single sample of each path cannot tell a real difference from that n
   `rclone copy` to/from an `rclone serve webdav` on loopback (the peer);
 - 1,000 files of 64 KiB with `upload()` in a loop and with `upload_many()` (files/s);
 - `get_metadata` round-trip latency through the SDK (p50/p99);
-- peak RSS (VmHWM) of the daemon and the server across the run.
+- peak RSS (VmHWM) of the daemon and the server across the run, and of a daemon of its own over
+  one 4 GiB upload and download in 64 MiB chunks (`--rss-gib`);
+- the software path: 1 GiB up and down with the server's data, the source and the destination on
+  tmpfs, throughput and CPU seconds per GiB of the daemon and the server (from /proc), beside
+  rclone on the same path.
 
-Writes `bench-results/results.json` and `bench-results/results.md`. Configurations: `embedded`
-(SQLite + local directory) always; `scaleout` (PostgreSQL + S3) when `--scaleout` is given and
-the scale-out backends exist (see `bench/scaleout.py`).
+Writes `bench-results/results.json` and `bench-results/results.md`. Configurations (`--configs`,
+default `embedded,software-path`): `embedded` (SQLite + local directory on the disk),
+`software-path` (tmpfs), `scaleout` (PostgreSQL + S3, also added by `--scaleout`; needs the
+scale-out backends, see `bench/scaleout.py`). `--configs software-path --rss-gib 0` is the quick
+CPU check (`make bench-software-path`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -40,7 +47,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sdk" / "python" / "src"))
 
-from common import cli_login, proc_status_kib
+from common import cli_login, proc_cpu_seconds, proc_status_kib
 from dataerai import DataeraiClient
 
 GiB = 1 << 30
@@ -211,6 +218,16 @@ def timed_sync(cmd: list[str]) -> float:
     )
 
 
+@dataclass
+class PeerRound:
+    """One rclone round: seconds up and down, and CPU seconds (client + server) of each."""
+
+    up_s: float
+    down_s: float
+    up_cpu_s: float
+    down_cpu_s: float
+
+
 class RclonePeer:
     """`rclone serve webdav` on loopback (same disk) and `rclone copy` to and from it."""
 
@@ -240,8 +257,9 @@ class RclonePeer:
         self.remote = f":webdav,url='http://127.0.0.1:{port}':"
         self.rounds = 0
 
-    def round(self, src: Path) -> tuple[float, float]:
-        """Seconds to upload `src` and to download it again (each followed by `sync`)."""
+    def round(self, src: Path, cold: bool = True) -> PeerRound:
+        """Upload `src` and download it again (each followed by `sync`); `cold` drops the page
+        cache before each (meaningless on tmpfs, whose pages are the files)."""
         common = ["--config", "/dev/null", "--transfers", "4", "-q"]
         # A fresh directory per round: rclone serve caches listings, and a copy that
         # believes the file is there already skips it.
@@ -250,15 +268,31 @@ class RclonePeer:
         dest = self.work / "rclone-down"
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir()
-        drop_caches()
+        if cold:
+            drop_caches()
+        up_cpu = self.cpu_seconds()
         up = timed_sync([self.rclone, "copy", str(src), target, *common])
-        drop_caches()
+        up_cpu = self.cpu_seconds() - up_cpu
+        if cold:
+            drop_caches()
+        down_cpu = self.cpu_seconds()
         down = timed_sync(
             [self.rclone, "copy", f"{target}/{src.name}", str(dest), *common]
         )
+        down_cpu = self.cpu_seconds() - down_cpu
         shutil.rmtree(dest, ignore_errors=True)
         shutil.rmtree(self.root / f"r{self.rounds}", ignore_errors=True)
-        return up, down
+        return PeerRound(up, down, up_cpu, down_cpu)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the webdav server plus every child waited for so far (the `rclone
+        copy` clients, and `sync`, which costs next to nothing)."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (
+            (proc_cpu_seconds(self.srv.pid) or 0.0)
+            + children.ru_utime
+            + children.ru_stime
+        )
 
     def stop(self) -> None:
         self.srv.terminate()
@@ -325,9 +359,9 @@ def bench_config(
         for i in range(rounds):
             if rclone is not None:
                 cps.append(cp_sync(path, env.work / "cp-copy.bin"))
-                up_s, down_s = rclone.round(path)
-                peer["upload_s"].append(up_s)
-                peer["download_s"].append(down_s)
+                pr = rclone.round(path)
+                peer["upload_s"].append(pr.up_s)
+                peer["download_s"].append(pr.down_s)
             # A project of its own per round: the same bytes under another owner are
             # never deduplicated, so every round really moves them.
             project = c.create_project(f"bench {label} round {i}")
@@ -444,6 +478,189 @@ def bench_config(
     results["configs"][config] = r
 
 
+def load_average() -> float:
+    """The 1-minute load average: how busy the machine was around a measurement (other work
+    slows throughput down; CPU seconds per GiB stay meaningful)."""
+    return os.getloadavg()[0]
+
+
+def cpu_per_gib(cpu_s: float, size: int) -> float:
+    return cpu_s / (size / GiB)
+
+
+def transfer_costs(
+    env: Env, size: int, transfer: Callable[..., Any], *args: Any, **kwargs: Any
+) -> tuple[dict[str, float], Any]:
+    """Run one transfer (`transfer(*args, **kwargs)`, an SDK call that blocks until it is
+    done, then `sync`); answer its wall time and the CPU seconds per GiB the daemon and the
+    server spent on it, and what the call returned."""
+    daemon, server = env.daemon_pid(), env.server.pid  # type: ignore[union-attr]
+    before = (proc_cpu_seconds(daemon) or 0.0, proc_cpu_seconds(server) or 0.0)
+    t0 = time.perf_counter()
+    result = transfer(*args, **kwargs)
+    subprocess.run(["sync"], check=True)
+    seconds = time.perf_counter() - t0
+    after = (proc_cpu_seconds(daemon) or 0.0, proc_cpu_seconds(server) or 0.0)
+    d, s = (
+        cpu_per_gib(after[0] - before[0], size),
+        cpu_per_gib(after[1] - before[1], size),
+    )
+    costs = {
+        "seconds": seconds,
+        "mbps": mbps(size, seconds),
+        "daemon_cpu_s_per_gib": d,
+        "server_cpu_s_per_gib": s,
+        "cpu_s_per_gib": d + s,
+        "load_1m": load_average(),
+    }
+    return costs, result
+
+
+def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
+    """Medians of a list of per-round figures, with the rounds themselves."""
+    keys = samples[0].keys() if samples else []
+    return {
+        **{k: statistics.median(x[k] for x in samples) for k in keys},
+        "load_1m_max": max((x["load_1m"] for x in samples), default=0.0),
+        "rounds": samples,
+    }
+
+
+def bench_software_path(
+    bin_dir: Path, tmp_base: Path, size: int, rounds: int, results: dict[str, Any]
+) -> None:
+    """The software path: the server's data directory, the file uploaded and the download's
+    destination all on tmpfs, so no disk limits anything and what is left is the cost of our
+    code (and of the kernel work it asks for). Per round: rclone up and down through its webdav
+    server, then Dataerai up and down through SDK -> daemon -> server; wall time, and CPU
+    seconds per GiB of the daemon and the server apart (utime + stime from /proc)."""
+    tmp = tmp_base / f"dataerai-bench-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    env = Env(bin_dir, tmp)
+    rclone: RclonePeer | None = None
+    try:
+        label = f"{size // GiB}GiB" if size >= GiB else f"{size // MiB}MiB"
+        log(f"software path: writing {label} of random data to {tmp}")
+        payload = tmp / f"payload-{label}.bin"
+        make_random_file(payload, size)
+        rclone = RclonePeer(tmp)
+        env.start("software-path")
+        c = env.client
+        assert c is not None
+        dl = tmp / "dl"
+        ups, downs, peer_up, peer_down = [], [], [], []
+        for i in range(rounds):
+            pr = rclone.round(payload, cold=False)
+            load = load_average()
+            for samples, s, cpu in (
+                (peer_up, pr.up_s, pr.up_cpu_s),
+                (peer_down, pr.down_s, pr.down_cpu_s),
+            ):
+                samples.append(
+                    {
+                        "seconds": s,
+                        "mbps": mbps(size, s),
+                        "cpu_s_per_gib": cpu_per_gib(cpu, size),
+                        "load_1m": load,
+                    }
+                )
+            project = c.create_project(f"bench software path round {i}")
+            up, uploaded = transfer_costs(
+                env,
+                size,
+                c.upload,
+                str(payload),
+                title=f"bench software path {label}",
+                owner_type="project",
+                owner_id=project.project_id,
+                transfer_timeout_s=7200,
+            )
+            assert uploaded.bytes_sent == size, "a benchmark upload was deduplicated"
+            shutil.rmtree(dl, ignore_errors=True)
+            down, downloaded = transfer_costs(
+                env,
+                size,
+                c.download,
+                uploaded.asset_id,
+                str(dl),
+                transfer_timeout_s=7200,
+            )
+            assert downloaded.files[0].size == size
+            shutil.rmtree(dl, ignore_errors=True)
+            ups.append(up)
+            downs.append(down)
+            log(
+                f"software path round {i}: rclone up {peer_up[-1]['mbps']:.0f} MB/s "
+                f"{peer_up[-1]['cpu_s_per_gib']:.2f} CPU-s/GiB, down {peer_down[-1]['mbps']:.0f} "
+                f"MB/s {peer_down[-1]['cpu_s_per_gib']:.2f}; Dataerai up {up['mbps']:.0f} MB/s "
+                f"{up['daemon_cpu_s_per_gib']:.2f}+{up['server_cpu_s_per_gib']:.2f} CPU-s/GiB, "
+                f"down {down['mbps']:.0f} MB/s {down['daemon_cpu_s_per_gib']:.2f}+"
+                f"{down['server_cpu_s_per_gib']:.2f} CPU-s/GiB (daemon+server); load {load:.1f}"
+            )
+        results["software_path"] = {
+            "bytes": size,
+            "tmpfs": str(tmp_base),
+            "upload": summary(ups),
+            "download": summary(downs),
+            "rclone": {"upload": summary(peer_up), "download": summary(peer_down)},
+        }
+    finally:
+        env.stop()
+        if rclone is not None:
+            rclone.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# The bound on the daemon's peak RSS for one big transfer (docs/performance.md).
+RSS_LIMIT_MIB = 128
+
+
+def bench_peak_rss(
+    bin_dir: Path, work: Path, size: int, results: dict[str, Any]
+) -> None:
+    """The daemon's peak RSS (VmHWM) over one upload and one download of `size` bytes in 64 MiB
+    chunks, in a daemon started for them alone (so the figure is theirs), on the disk of
+    `work` (tmpfs would hold the file three times in memory)."""
+    label = f"{size // GiB}GiB"
+    payload = work / f"payload-{label}.bin"
+    if not payload.exists():
+        log(f"peak RSS: writing {label} of random data")
+        make_random_file(payload, size)
+    env = Env(bin_dir, work)
+    try:
+        env.start("peak-rss")
+        c = env.client
+        assert c is not None
+        project = c.create_project(f"bench peak RSS {label}")
+        up = c.upload(
+            str(payload),
+            title=f"bench peak RSS {label}",
+            owner_type="project",
+            owner_id=project.project_id,
+            chunk_size_mb=64,
+            transfer_timeout_s=7200,
+        )
+        assert up.bytes_sent == size, "the peak RSS upload was deduplicated"
+        dl = work / "dl-peak-rss"
+        res = c.download(up.asset_id, str(dl), transfer_timeout_s=7200)
+        assert res.files[0].size == size
+        shutil.rmtree(dl, ignore_errors=True)
+        peak = vm_hwm_kib(env.daemon_pid())
+        results["peak_rss"] = {
+            "bytes": size,
+            "chunk_mib": 64,
+            "daemon_peak_kib": peak,
+            "server_peak_kib": vm_hwm_kib(env.server.pid),  # type: ignore[union-attr]
+            "limit_mib": RSS_LIMIT_MIB,
+            "within_limit": peak < RSS_LIMIT_MIB * 1024,
+        }
+        log(f"peak RSS over {label} up and down: daemon {peak / 1024:.0f} MiB")
+    finally:
+        env.stop()
+        shutil.rmtree(work / "data-peak-rss", ignore_errors=True)
+
+
 def table_head(cells: str) -> list[str]:
     """A Markdown table's header row (``cells`` separated by ``|``) and the separator under it."""
     return [f"| {cells} |", "|" + "---|" * (cells.count("|") + 1)]
@@ -453,14 +670,13 @@ def table_row(*cells: str) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
+def disk_tables(results: dict[str, Any]) -> list[str]:
+    """The disk configurations: throughput beside cp+sync and rclone, small files, latency, RSS."""
     base = results["baselines"]
     lines = [
         (
-            f"Run {results['started_at']} on {m['cpus']} CPUs, {m['mem_gib']:.0f} GiB RAM, "
-            f"{m['kernel']}; files on the same disk as the server's data directory; "
-            f"throughput is the median of {results.get('rounds', 1)} rounds."
+            "Files on the same disk as the server's data directory; throughput is the median "
+            f"of {results.get('rounds', 1)} rounds."
         ),
         "",
         *table_head(
@@ -528,6 +744,87 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{r['rss_kib']['server_peak'] / 1024:.0f}",
             )
         )
+    return lines
+
+
+def software_path_table(sp: dict[str, Any]) -> list[str]:
+    """The tmpfs configuration: throughput and CPU seconds per GiB, Dataerai beside rclone."""
+    size = sp["bytes"]
+    label = f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB"
+    rc = sp["rclone"]
+    lines = [
+        (
+            f"Software path ({label}, server data, source and destination on tmpfs "
+            f"`{sp['tmpfs']}`): medians of {len(sp['upload']['rounds'])} rounds; CPU seconds "
+            "per GiB from /proc (utime + stime); rclone's CPU is its client plus its webdav "
+            "server. The load average (1 min) says how busy the machine was: throughput "
+            "suffers from other work, CPU seconds less (contention inflates them too)."
+        ),
+        "",
+        *table_head(
+            "path | direction | MB/s | vs rclone | daemon CPU-s/GiB | server CPU-s/GiB "
+            "| total CPU-s/GiB | load (max)"
+        ),
+    ]
+    for direction in ("upload", "download"):
+        r = rc[direction]
+        lines.append(
+            table_row(
+                "rclone webdav (peer)",
+                direction,
+                f"{r['mbps']:.0f}",
+                "1.00",
+                "",
+                "",
+                f"{r['cpu_s_per_gib']:.2f}",
+                f"{r['load_1m']:.1f} ({r['load_1m_max']:.1f})",
+            )
+        )
+    for direction in ("upload", "download"):
+        d = sp[direction]
+        lines.append(
+            table_row(
+                "Dataerai (SDK → daemon → server)",
+                direction,
+                f"{d['mbps']:.0f}",
+                f"{d['mbps'] / rc[direction]['mbps']:.2f}",
+                f"{d['daemon_cpu_s_per_gib']:.2f}",
+                f"{d['server_cpu_s_per_gib']:.2f}",
+                f"{d['cpu_s_per_gib']:.2f}",
+                f"{d['load_1m']:.1f} ({d['load_1m_max']:.1f})",
+            )
+        )
+    ratio = sp["download"]["mbps"] / sp["upload"]["mbps"]
+    lines += ["", f"Download / upload throughput on tmpfs: {ratio:.2f}", ""]
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        (
+            f"Run {results['started_at']} on {m['cpus']} CPUs, {m['mem_gib']:.0f} GiB RAM, "
+            f"{m['kernel']}."
+        ),
+        "",
+    ]
+    if results["configs"]:
+        lines += disk_tables(results)
+        lines.append("")
+    if "software_path" in results:
+        lines += software_path_table(results["software_path"])
+    if "peak_rss" in results:
+        p = results["peak_rss"]
+        verdict = "within" if p["within_limit"] else "OVER"
+        lines += [
+            (
+                f"Daemon peak RSS over one {p['bytes'] // GiB} GiB upload and download in "
+                f"{p['chunk_mib']} MiB chunks (a daemon of its own): "
+                f"{p['daemon_peak_kib'] / 1024:.0f} MiB ({verdict} the {p['limit_mib']} MiB "
+                f"bound); server {p['server_peak_kib'] / 1024:.0f} MiB."
+            ),
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -549,11 +846,43 @@ def main() -> int:
         help="throughput samples per path; the median is reported",
     )
     ap.add_argument(
+        "--configs",
+        default="embedded,software-path",
+        help=(
+            "comma-separated configurations to measure: embedded (SQLite + local directory on "
+            "the disk), software-path (tmpfs, CPU seconds per GiB beside rclone), scaleout "
+            "(PostgreSQL + S3); e.g. --configs software-path for a quick CPU check"
+        ),
+    )
+    ap.add_argument(
         "--scaleout",
         action="store_true",
         help="also measure PostgreSQL + S3 (needs bench/scaleout.py backends)",
     )
+    ap.add_argument(
+        "--tmpfs",
+        default="/dev/shm",
+        help="a tmpfs directory for the software-path configuration",
+    )
+    ap.add_argument(
+        "--software-path-mib",
+        type=int,
+        default=1024,
+        help="size of the software-path file in MiB",
+    )
+    ap.add_argument(
+        "--rss-gib",
+        type=int,
+        default=4,
+        help="size of the peak-RSS transfer (64 MiB chunks, own daemon; 0: skip)",
+    )
     args = ap.parse_args()
+    configs = {c.strip() for c in args.configs.split(",") if c.strip()}
+    if args.scaleout:
+        configs.add("scaleout")
+    unknown = configs - {"embedded", "software-path", "scaleout"}
+    if unknown:
+        ap.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -571,46 +900,58 @@ def main() -> int:
         "baselines": {"per_size": {}},
         "configs": {},
     }
+    bin_dir = Path(args.bin_dir)
     try:
-        files: dict[int, Path] = {}
-        for g in [int(x) for x in args.sizes_gib.split(",") if x]:
-            p = work / f"payload-{g}GiB.bin"
-            log(f"writing {g} GiB of random data")
-            make_random_file(p, g * GiB)
-            files[g * GiB] = p
-        results["baselines"]["blake3_mbps"] = blake3_speed(
-            max(files.items())[1], Path(args.bin_dir)
-        )
-        log(f"blake3: {results['baselines']['blake3_mbps']:.0f} MB/s")
-
-        env = Env(Path(args.bin_dir), work)
-        try:
-            bench_config(
-                "embedded",
-                env,
-                files,
-                args.small_files,
+        if "software-path" in configs:
+            bench_software_path(
+                bin_dir,
+                Path(args.tmpfs),
+                args.software_path_mib * MiB,
                 args.rounds,
                 results,
-                with_baselines=True,
             )
-        finally:
-            env.stop()
-        if args.scaleout:
+        files: dict[int, Path] = {}
+        if configs & {"embedded", "scaleout"}:
+            for g in [int(x) for x in args.sizes_gib.split(",") if x]:
+                p = work / f"payload-{g}GiB.bin"
+                log(f"writing {g} GiB of random data")
+                make_random_file(p, g * GiB)
+                files[g * GiB] = p
+            results["baselines"]["blake3_mbps"] = blake3_speed(
+                max(files.items())[1], bin_dir
+            )
+            log(f"blake3: {results['baselines']['blake3_mbps']:.0f} MB/s")
+        if "embedded" in configs:
+            env = Env(bin_dir, work)
+            try:
+                bench_config(
+                    "embedded",
+                    env,
+                    files,
+                    args.small_files,
+                    args.rounds,
+                    results,
+                    with_baselines=True,
+                )
+            finally:
+                env.stop()
+        if "scaleout" in configs:
             sys.path.insert(0, str(REPO / "bench"))
             import scaleout  # type: ignore
 
             with scaleout.backends(work) as server_args:
-                env = Env(Path(args.bin_dir), work, server_args=server_args)
+                env = Env(bin_dir, work, server_args=server_args)
                 try:
                     bench_config(
                         "scaleout", env, files, args.small_files, args.rounds, results
                     )
                 finally:
                     env.stop()
+        if args.rss_gib > 0:
+            bench_peak_rss(bin_dir, work, args.rss_gib * GiB, results)
     finally:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        if results["configs"]:
+        if results["configs"] or "software_path" in results:
             (out / "results.md").write_text(markdown(results))
         shutil.rmtree(work, ignore_errors=True)
     print(markdown(results))
