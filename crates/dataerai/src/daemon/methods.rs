@@ -29,7 +29,6 @@ use crate::service::{
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
 };
-use dataerai_transfer::upload::UploadSpec;
 use dataerai_transfer::Plan;
 
 pub enum Outcome {
