@@ -445,7 +445,7 @@ impl Journal {
     pub async fn insert_many(&self, records: &[TransferRecord]) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         for r in records {
-            insert_in(&mut *tx, r).await.map_err(db_error)?;
+            insert_in(&mut tx, r).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
     }
