@@ -47,6 +47,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sdk" / "python" / "src"))
 
+import small_files
 from common import cli_login, proc_cpu_seconds, proc_status_kib
 from dataerai import DataeraiClient
 
@@ -418,45 +419,18 @@ def bench_config(
         "server_peak": vm_hwm_kib(env.server.pid),
     }  # type: ignore[union-attr]
 
-    small = env.work / f"small-{config}"
-    small.mkdir(exist_ok=True)
-    paths = []
-    for i in range(small_count):
-        p = small / f"f{i:05d}.bin"
-        p.write_bytes(os.urandom(64 * 1024))
-        paths.append(p)
+    # Small files (bench/small_files.py): files/s, load average and CPU ms per file.
+    pids = {"sdk": None, "daemon": env.daemon_pid(), "server": env.server.pid}  # type: ignore[union-attr]
     half = small_count // 2 if config != "embedded" else small_count
-    t = timed(
-        lambda: [
-            c.upload(str(p), title=p.name, owner_type=owner[0], owner_id=owner[1])
-            for p in paths[:half]
-        ]
+    r["small_files"] = small_files.measure(
+        c, owner, env.work / f"small-{config}", small_count, half, pids
     )
-    r["small_files"]["upload_loop_files_per_s"] = half / t
-    for p in paths:  # fresh bytes so dedup does not flatter upload_many
-        p.write_bytes(os.urandom(64 * 1024))
-    if hasattr(c, "upload_many"):
-        items = [
-            {
-                "local_path": str(p),
-                "title": p.name,
-                "owner_type": owner[0],
-                "owner_id": owner[1],
-            }
-            for p in paths
-        ]
-        out: list[Any] = []
-        t = timed(lambda: out.extend(c.upload_many(items, concurrency=16)))
-        failed = [o for o in out if getattr(o, "error", None) is not None]
-        if failed:
-            raise RuntimeError(
-                f"upload_many: {len(failed)} failures, first: {failed[0].error}"
-            )
-        r["small_files"]["upload_many_files_per_s"] = small_count / t
     log(f"{config} small files: {r['small_files']}")
 
+    probe = env.work / "latency-probe.bin"
+    probe.write_bytes(os.urandom(64 * 1024))
     asset = c.upload(
-        str(paths[0]), title="latency probe", owner_type=owner[0], owner_id=owner[1]
+        str(probe), title="latency probe", owner_type=owner[0], owner_id=owner[1]
     ).asset_id
     for _ in range(50):
         c.get_metadata(asset)
@@ -736,8 +710,8 @@ def disk_tables(results: dict[str, Any]) -> list[str]:
         lines.append(
             table_row(
                 config,
-                f"{s.get('upload_loop_files_per_s', 0):.0f}",
-                f"{s.get('upload_many_files_per_s', 0):.0f}",
+                small_files.cell(s, "upload_loop"),
+                small_files.cell(s, "upload_many"),
                 f"{r['metadata']['p50_ms']:.2f}",
                 f"{r['metadata']['p99_ms']:.2f}",
                 f"{r['rss_kib']['daemon_peak'] / 1024:.0f}",

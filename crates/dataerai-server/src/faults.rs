@@ -181,10 +181,15 @@ impl BlobStore for FaultyBlobs {
     async fn read_chunk(
         &self,
         key: &ChunkKey,
+        digest: Option<&str>,
         offset: u64,
         len: u64,
     ) -> dataerai_store::error::Result<ByteStream> {
-        self.inner.read_chunk(key, offset, len).await
+        self.inner.read_chunk(key, digest, offset, len).await
+    }
+
+    fn names_by_digest(&self) -> bool {
+        self.inner.names_by_digest()
     }
 
     async fn discard_chunk(

@@ -66,12 +66,18 @@ async fn s3_put_verify_read_discard_delete() {
         .unwrap();
     assert_eq!(out, PutOutcome::Stored);
     assert_eq!(
-        read_all(store.read_chunk(&k, 0, data.len() as u64).await.unwrap()).await,
+        read_all(
+            store
+                .read_chunk(&k, Some(&hex::encode(hash)), 0, data.len() as u64)
+                .await
+                .unwrap()
+        )
+        .await,
         data
     );
-    let mid = read_all(store.read_chunk(&k, 5_000_000, 1234).await.unwrap()).await;
+    let mid = read_all(store.read_chunk(&k, None, 5_000_000, 1234).await.unwrap()).await;
     assert_eq!(mid, &data[5_000_000..5_001_234]);
-    assert!(read_all(store.read_chunk(&k, 7, 0).await.unwrap())
+    assert!(read_all(store.read_chunk(&k, None, 7, 0).await.unwrap())
         .await
         .is_empty());
     // Same bytes again: nothing rewritten.
@@ -110,7 +116,7 @@ async fn s3_put_verify_read_discard_delete() {
         assert!(put.as_ref().is_err_and(refused), "{case}: {put:?}");
     }
     assert!(matches!(
-        store.read_chunk(&k1, 0, 3).await,
+        store.read_chunk(&k1, Some(&hex::encode(h)), 0, 3).await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -136,17 +142,23 @@ async fn s3_put_verify_read_discard_delete() {
     );
     store.discard_chunk(&k2, ho).await.unwrap();
     assert_eq!(
-        read_all(store.read_chunk(&k2, 0, 3).await.unwrap()).await,
+        read_all(
+            store
+                .read_chunk(&k2, Some(&hex::encode(h)), 0, 3)
+                .await
+                .unwrap()
+        )
+        .await,
         small
     );
 
     store.delete_content("c-1").await.unwrap();
     assert!(matches!(
-        store.read_chunk(&k, 0, 1).await,
+        store.read_chunk(&k, None, 0, 1).await,
         Err(StoreError::NotFound(_))
     ));
     store.delete_content("c-1").await.unwrap();
-    assert!(store.read_chunk(&key("../x", 0), 0, 1).await.is_err());
+    assert!(store.read_chunk(&key("../x", 0), None, 0, 1).await.is_err());
 }
 
 #[tokio::test]

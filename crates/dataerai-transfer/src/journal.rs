@@ -437,44 +437,16 @@ impl Journal {
     /// Journal a new transfer. An upload's start row (see [`UploadStart`])
     /// goes in the same transaction: from now on the transfer owns its session.
     pub async fn insert(&self, r: &TransferRecord) -> Result<(), ApiError> {
+        self.insert_many(std::slice::from_ref(r)).await
+    }
+
+    /// Journal new transfers as [`Journal::insert`] does, all in one
+    /// transaction (one commit for a whole `upload_many` batch).
+    pub async fn insert_many(&self, records: &[TransferRecord]) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        if r.kind == TransferKind::Upload {
-            if let Some(upload_id) = r.spec.get("upload_id").and_then(Value::as_str) {
-                sqlx::query("DELETE FROM upload_starts WHERE upload_id = ?")
-                    .bind(upload_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
+        for r in records {
+            insert_in(&mut tx, r).await.map_err(db_error)?;
         }
-        sqlx::query(
-                "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
-                   bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
-                   last_error, result, error, batch_id, spec)
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            )
-            .bind(&r.transfer_id)
-            .bind(&r.owner)
-            .bind(r.kind.as_str())
-            .bind(r.state.as_str())
-            .bind(&r.asset_id)
-            .bind(&r.content_id)
-            .bind(&r.local_path)
-            .bind(r.bytes_done as i64)
-            .bind(r.bytes_total as i64)
-            .bind(r.chunk_count as i64)
-            .bind(r.file_count as i64)
-            .bind(ts(r.created_at))
-            .bind(ts(r.updated_at))
-            .bind(r.attempt as i64)
-            .bind(to_text(&r.last_error))
-            .bind(to_text(&r.result))
-            .bind(to_text(&r.error))
-            .bind(&r.batch_id)
-            .bind(r.spec.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -521,6 +493,46 @@ impl Journal {
             .bind(ts(Utc::now())),
         )
         .await
+    }
+
+    /// Note that `owner` is about to start these uploads, as
+    /// [`Journal::begin_upload_start`] does for one, in one transaction:
+    /// `(start_id, asset_id)` each.
+    pub async fn begin_upload_starts(
+        &self,
+        owner: &str,
+        starts: &[(String, Option<String>)],
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let at = ts(Utc::now());
+        for (start_id, asset_id) in starts {
+            sqlx::query(
+                "INSERT INTO upload_starts (start_id, owner, asset_id, created_asset, created_at)
+                 VALUES (?,?,?,?,?)",
+            )
+            .bind(start_id)
+            .bind(owner)
+            .bind(asset_id)
+            .bind(asset_id.is_none())
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Record the asset and the session a start made, in one statement.
+    pub async fn set_start_session(
+        &self,
+        start_id: &str,
+        asset_id: &str,
+        upload_id: &str,
+    ) -> Result<(), ApiError> {
+        let q =
+            sqlx::query("UPDATE upload_starts SET asset_id = ?, upload_id = ? WHERE start_id = ?");
+        self.execute(q.bind(asset_id).bind(upload_id).bind(start_id))
+            .await
     }
 
     /// Record the asset a start created.
@@ -740,6 +752,46 @@ impl Journal {
     }
 }
 
+/// Insert one transfer row on `conn` (and drop its upload's start row).
+async fn insert_in(conn: &mut SqliteConnection, r: &TransferRecord) -> Result<(), sqlx::Error> {
+    if r.kind == TransferKind::Upload {
+        if let Some(upload_id) = r.spec.get("upload_id").and_then(Value::as_str) {
+            sqlx::query("DELETE FROM upload_starts WHERE upload_id = ?")
+                .bind(upload_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
+           bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
+           last_error, result, error, batch_id, spec)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    )
+    .bind(&r.transfer_id)
+    .bind(&r.owner)
+    .bind(r.kind.as_str())
+    .bind(r.state.as_str())
+    .bind(&r.asset_id)
+    .bind(&r.content_id)
+    .bind(&r.local_path)
+    .bind(r.bytes_done as i64)
+    .bind(r.bytes_total as i64)
+    .bind(r.chunk_count as i64)
+    .bind(r.file_count as i64)
+    .bind(ts(r.created_at))
+    .bind(ts(r.updated_at))
+    .bind(r.attempt as i64)
+    .bind(to_text(&r.last_error))
+    .bind(to_text(&r.result))
+    .bind(to_text(&r.error))
+    .bind(&r.batch_id)
+    .bind(r.spec.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The schema version of the journal on `conn` (`PRAGMA user_version`).
 async fn schema_version(conn: &mut SqliteConnection) -> Result<u32, sqlx::Error> {
     let v: i64 = sqlx::query_scalar("PRAGMA user_version")
@@ -865,6 +917,58 @@ mod tests {
         r.transfer_id = id.into();
         r.state = TransferState::Running;
         r
+    }
+
+    /// A batch of small uploads is journaled with one commit per step, and
+    /// all or nothing: a batch with a bad row leaves none of its rows.
+    #[tokio::test]
+    async fn batches_are_journaled_in_one_transaction() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(&tmp.path().join("state")).await.unwrap();
+        let starts: Vec<(String, Option<String>)> = (0..3)
+            .map(|i| (format!("s{i}"), (i == 2).then(|| "existing".to_string())))
+            .collect();
+        j.begin_upload_starts("sock", &starts).await.unwrap();
+        j.set_start_session("s0", "asset-0", "up-0").await.unwrap();
+        j.abandon_upload_starts("sock").await.unwrap();
+        let rows = j.abandoned_upload_starts("sock").await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let s0 = rows.iter().find(|r| r.start_id == "s0").unwrap();
+        assert_eq!(
+            (
+                s0.asset_id.as_deref(),
+                s0.upload_id.as_deref(),
+                s0.created_asset
+            ),
+            (Some("asset-0"), Some("up-0"), true)
+        );
+        let s2 = rows.iter().find(|r| r.start_id == "s2").unwrap();
+        assert_eq!(
+            (s2.asset_id.as_deref(), s2.created_asset),
+            (Some("existing"), false)
+        );
+
+        // Journaling the transfers drops the start rows of their sessions.
+        let mut records: Vec<TransferRecord> =
+            (0..3).map(|i| sample(&format!("t{i}"), "sock")).collect();
+        records[0].spec = json!({"upload_id": "up-0"});
+        j.insert_many(&records).await.unwrap();
+        assert_eq!(j.list("sock").await.unwrap().len(), 3);
+        let mut left: Vec<String> = j
+            .abandoned_upload_starts("sock")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.start_id)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["s1", "s2"]);
+
+        // A repeated id fails the whole batch: nothing of it is journaled.
+        let again = vec![sample("t3", "sock"), sample("t0", "sock")];
+        assert!(j.insert_many(&again).await.is_err());
+        assert!(j.get("sock", "t3").await.is_err());
+        assert_eq!(j.list("sock").await.unwrap().len(), 3);
     }
 
     #[tokio::test]

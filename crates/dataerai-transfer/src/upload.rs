@@ -217,6 +217,46 @@ impl<'a> Start<'a> {
         }))
     }
 
+    /// [`Start::begin`] for many targets, journaled in one transaction.
+    async fn begin_many(
+        log: Option<StartLog<'a>>,
+        targets: impl Iterator<Item = &UploadTarget>,
+    ) -> Result<Vec<Option<Self>>, ApiError> {
+        let rows: Vec<UploadStart> = targets
+            .map(|target| {
+                let asset_id = match target {
+                    UploadTarget::NewAsset(_) => None,
+                    UploadTarget::Existing(id) => Some(id.clone()),
+                };
+                UploadStart {
+                    start_id: uuid::Uuid::new_v4().to_string(),
+                    created_asset: asset_id.is_none(),
+                    asset_id,
+                    upload_id: None,
+                }
+            })
+            .collect();
+        let Some(log) = log else {
+            return Ok(rows.iter().map(|_| None).collect());
+        };
+        let journaled: Vec<(String, Option<String>)> = rows
+            .iter()
+            .map(|r| (r.start_id.clone(), r.asset_id.clone()))
+            .collect();
+        log.journal
+            .begin_upload_starts(log.owner, &journaled)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                Some(Start {
+                    log,
+                    row: std::sync::Mutex::new(row),
+                })
+            })
+            .collect())
+    }
+
     fn row(&self) -> std::sync::MutexGuard<'_, UploadStart> {
         self.row.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -225,6 +265,20 @@ impl<'a> Start<'a> {
         self.row().asset_id = Some(asset_id.to_string());
         let id = self.row().start_id.clone();
         self.log.journal.set_start_asset(&id, asset_id).await
+    }
+
+    /// The asset and the session the start made (one journal write).
+    async fn session(&self, asset_id: &str, upload_id: &str) -> Result<(), ApiError> {
+        let id = {
+            let mut row = self.row();
+            row.asset_id = Some(asset_id.to_string());
+            row.upload_id = Some(upload_id.to_string());
+            row.start_id.clone()
+        };
+        self.log
+            .journal
+            .set_start_session(&id, asset_id, upload_id)
+            .await
     }
 
     async fn upload(&self, upload_id: &str) -> Result<(), ApiError> {
@@ -447,11 +501,12 @@ pub async fn prepare_many(
                 }
             })
             .collect();
-        // Journaled before the server hears of them.
-        let mut starts = Vec::with_capacity(group.len());
-        for (_, req, _, _) in group {
-            starts.push(Start::begin(log, &req.target).await);
-        }
+        // Journaled before the server hears of them (one commit for the group).
+        let starts: Vec<Result<Option<Start>, ApiError>> =
+            match Start::begin_many(log, group.iter().map(|(_, req, _, _)| &req.target)).await {
+                Ok(starts) => starts.into_iter().map(Ok).collect(),
+                Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+            };
         let answer = match starts.iter().find_map(|s| s.as_ref().err()) {
             Some(e) => Err(e.clone()),
             None => client.create_uploads(&CreateUploadBatch { items }).await,
@@ -473,10 +528,7 @@ pub async fn prepare_many(
             };
             if let Ok(Some(start)) = &start {
                 let journaled = match &session {
-                    Ok(s) => match start.asset(&s.asset_id).await {
-                        Ok(()) => start.upload(&s.upload_id).await,
-                        Err(e) => Err(e),
-                    },
+                    Ok(s) => start.session(&s.asset_id, &s.upload_id).await,
                     Err(e) => Err(e.clone()),
                 };
                 if let Err(e) = journaled {
@@ -646,8 +698,8 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
         spec.chunk_size,
         already,
     );
-    if let Some(content_id) = finish_small(ctx, &mut spec, &pending, &progress).await? {
-        return Ok(result(ctx, &spec, content_id).await?);
+    if let Some((content_id, sent)) = finish_small(ctx, &mut spec, &pending, &progress).await? {
+        return Ok(result_sent(ctx, &spec, content_id, sent));
     }
     let digests = Digests::default();
     let spec_ref = &spec;
@@ -716,7 +768,17 @@ async fn result(
         .iter()
         .map(|c| c.2)
         .sum();
-    Ok(UploadResult {
+    Ok(result_sent(ctx, spec, content_id, bytes_sent))
+}
+
+/// The result of an upload that sent `bytes_sent` bytes in all.
+fn result_sent(
+    ctx: &RunContext,
+    spec: &UploadSpec,
+    content_id: String,
+    bytes_sent: u64,
+) -> UploadResult {
+    UploadResult {
         asset_id: spec.asset_id.clone(),
         content_id,
         transfer_id: ctx.transfer_id.clone(),
@@ -734,7 +796,7 @@ async fn result(
                 deduplicated: f.deduplicated,
             })
             .collect(),
-    })
+    }
 }
 
 /// Journal a chunk the server acknowledged and report the progress.
@@ -757,14 +819,14 @@ async fn chunk_sent(
 
 /// An upload of one file of one small chunk still to send: the bytes and
 /// `complete` go in one request, together with other uploads' (see
-/// [`super::small`]). Answers the published content id, or `None` for any
-/// other upload.
+/// [`super::small`]). Answers the published content id and the bytes sent,
+/// or `None` for any other upload.
 async fn finish_small(
     ctx: &RunContext,
     spec: &mut UploadSpec,
     pending: &[(usize, u64, u64, u64)],
     progress: &Progress,
-) -> Result<Option<String>, Stop> {
+) -> Result<Option<(String, u64)>, Stop> {
     let ([f], [(0, 0, 0, len)]) = (spec.files.as_slice(), pending) else {
         return Ok(None);
     };
@@ -787,13 +849,19 @@ async fn finish_small(
         Ok(finished.await?)
     })
     .await?;
-    chunk_sent(ctx, f, 0, len, progress).await?;
+    // Journaled once durable, like any chunk. Its `bytes_done` is not
+    // written on its own: the transfer is complete now, and the completed
+    // state the daemon journals next counts every byte done.
+    ctx.journal
+        .add_chunk(&ctx.transfer_id, f.file_index, 0, len)
+        .await?;
+    progress.chunk_done(ctx, f.file_index, &f.name, f.size, 0, len);
     if f.checksum.is_none() {
         spec.files[0].checksum = Some(checksum);
         let v = serde_json::to_value(&*spec).map_err(|e| ApiError::internal(e.to_string()))?;
         ctx.journal.set_spec(&ctx.transfer_id, &v).await?;
     }
-    Ok(Some(version.content_id))
+    Ok(Some((version.content_id, len)))
 }
 
 /// The digest of chunk `index` of `f` computed before the session opened, if any.

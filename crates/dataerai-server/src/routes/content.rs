@@ -5,7 +5,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dataerai_proto::api::{ContentVersion, Page, PageQuery};
-use dataerai_store::meta::{BlobLocation, ContentRecord};
+use dataerai_store::blob::recorded_digest;
+use dataerai_store::meta::{BlobLocation, ContentRecord, MetadataStore};
 use dataerai_store::{BlobStore, ChunkKey};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -146,6 +147,7 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, 
 /// when deduplicated, the ones it points at), counting what is sent.
 fn file_stream(
     blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetadataStore>,
     metrics: Arc<Metrics>,
     at: &BlobLocation,
     first: u64,
@@ -174,10 +176,13 @@ fn file_stream(
         .collect();
     let stream = futures::stream::iter(pieces)
         .then(move |(key, offset, len)| {
-            let blobs = blobs.clone();
+            let (blobs, meta) = (blobs.clone(), meta.clone());
             async move {
+                let digest = recorded_digest(&*blobs, &*meta, &key)
+                    .await
+                    .map_err(std::io::Error::other)?;
                 blobs
-                    .read_chunk(&key, offset, len)
+                    .read_chunk(&key, digest.as_deref(), offset, len)
                     .await
                     .map_err(std::io::Error::other)
             }
@@ -231,11 +236,24 @@ pub async fn download_file(
 
     let mut response = match range {
         None if size == 0 => Body::empty().into_response(),
-        None => {
-            file_stream(state.blobs.clone(), state.metrics.clone(), at, 0, size - 1).into_response()
-        }
+        None => file_stream(
+            state.blobs.clone(),
+            state.meta.clone(),
+            state.metrics.clone(),
+            at,
+            0,
+            size - 1,
+        )
+        .into_response(),
         Some((first, last)) => {
-            let body = file_stream(state.blobs.clone(), state.metrics.clone(), at, first, last);
+            let body = file_stream(
+                state.blobs.clone(),
+                state.meta.clone(),
+                state.metrics.clone(),
+                at,
+                first,
+                last,
+            );
             let mut r = (StatusCode::PARTIAL_CONTENT, body).into_response();
             r.headers_mut().insert(
                 header::CONTENT_RANGE,

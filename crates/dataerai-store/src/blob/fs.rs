@@ -292,7 +292,13 @@ impl BlobStore for FsBlobStore {
         blocking(move || place.publish()).await
     }
 
-    async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream> {
+    async fn read_chunk(
+        &self,
+        key: &ChunkKey,
+        _digest: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream> {
         let path = self.chunk_path(key)?;
         let file = tokio::task::spawn_blocking(move || open_range(&path, offset, len))
             .await
@@ -398,7 +404,7 @@ mod tests {
         let k = key(0);
         let read = |offset: u64, len: u64| {
             let (store, k) = (&store, &k);
-            async move { read_all(store.read_chunk(k, offset, len).await.unwrap()).await }
+            async move { read_all(store.read_chunk(k, None, offset, len).await.unwrap()).await }
         };
 
         let out = store
@@ -486,7 +492,7 @@ mod tests {
         ));
         let read = read_all(
             store
-                .read_chunk(&key(2), 0, big.len() as u64)
+                .read_chunk(&key(2), None, 0, big.len() as u64)
                 .await
                 .unwrap(),
         )
@@ -552,7 +558,7 @@ mod tests {
             assert!(refused, "{sent:?}: {put:?}");
         }
         assert!(matches!(
-            store.read_chunk(&key(1), 0, 3).await,
+            store.read_chunk(&key(1), None, 0, 3).await,
             Err(StoreError::NotFound(_))
         ));
         // Nothing left behind (a rejected small chunk never touches the disk).
@@ -571,6 +577,7 @@ mod tests {
                     file_index: 0,
                     chunk_index: 0
                 },
+                None,
                 0,
                 1
             )

@@ -51,6 +51,21 @@ pub async fn read_to_vec(mut stream: ByteStream) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The digest to pass to [`BlobStore::read_chunk`] for `key`: what the
+/// metadata store recorded for it, looked up only for a store that names
+/// objects by it.
+pub async fn recorded_digest(
+    blobs: &dyn BlobStore,
+    meta: &dyn crate::meta::MetadataStore,
+    key: &ChunkKey,
+) -> Result<Option<String>> {
+    if !blobs.names_by_digest() {
+        return Ok(None);
+    }
+    meta.stored_chunk_hash(&key.content_id, key.file_index, key.chunk_index)
+        .await
+}
+
 /// Where one chunk lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChunkKey {
@@ -183,8 +198,27 @@ pub trait BlobStore: Send + Sync + 'static {
         check: ChunkCheck,
     ) -> Result<PutOutcome>;
 
-    /// `len` bytes of a chunk starting at `offset`.
-    async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream>;
+    /// `len` bytes of a chunk starting at `offset`, streamed as they arrive
+    /// from the backend (never the whole chunk buffered first).
+    ///
+    /// `digest` is the chunk's digest as the metadata store recorded it (hex,
+    /// `meta::MetadataStore::stored_chunk_hash`): a store that names objects
+    /// by it ([`BlobStore::names_by_digest`]) finds the chunk with it in one
+    /// request. Without it (`None`: the record is gone, or the caller did not
+    /// look it up), such a store looks the object up first.
+    async fn read_chunk(
+        &self,
+        key: &ChunkKey,
+        digest: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream>;
+
+    /// Whether [`BlobStore::read_chunk`] uses the recorded digest (so callers
+    /// look it up); stores that keep a chunk under its key alone do not.
+    fn names_by_digest(&self) -> bool {
+        false
+    }
 
     /// Remove the object `put_chunk` stored for `key` with these bytes, after
     /// the metadata store recorded *other* bytes for the chunk (two different

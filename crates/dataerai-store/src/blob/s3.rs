@@ -15,8 +15,12 @@
 //!   same key (rewriting them is harmless). Which of two different versions
 //!   counts is decided by the metadata store (`record_chunk`, first wins); the
 //!   loser is removed with [`BlobStore::discard_chunk`].
-//! - A read finds the chunk's one object by listing its `…/<chunk_index>/`
-//!   prefix, then streams the range with a ranged GET.
+//! - A read names the object from the chunk's digest as the metadata store
+//!   recorded it (the same value the key was made from when it was written)
+//!   and streams the range with one ranged GET, piece by piece as the body
+//!   arrives. Only without a recorded digest (a deduplicated file that
+//!   outlived the session which stored its bytes), or when no object has
+//!   that name, is the chunk's `…/<chunk_index>/` prefix listed to find it.
 //!
 //! The chunk (up to 512 MiB) is the resumable unit of an upload; S3 multipart
 //! parts are an implementation detail inside one chunk request. Memory per
@@ -183,6 +187,50 @@ impl S3BlobStore {
             .child(key.chunk_index.to_string()))
     }
 
+    /// The object of a chunk whose digest is not known: the one object under
+    /// its `…/<chunk_index>/` prefix (one level: cheap on every S3 server).
+    async fn find_chunk(&self, key: &ChunkKey, dir: &Path) -> Result<Path> {
+        let mut objects = self.store.list_with_delimiter(Some(dir)).await?.objects;
+        if objects.len() > 1 {
+            // A losing concurrent write not yet discarded: the older object
+            // was completed first.
+            tracing::warn!(chunk = %dir, count = objects.len(), "several objects for one chunk");
+            objects.sort_by_key(|o| o.last_modified);
+        }
+        let object = objects.into_iter().next().ok_or_else(|| not_found(key))?;
+        Ok(object.location)
+    }
+
+    /// A ranged GET of `location` (chunk `key`), its body streamed as it
+    /// arrives; a missing object is [`StoreError::NotFound`].
+    async fn get_range(
+        &self,
+        key: &ChunkKey,
+        location: &Path,
+        len: u64,
+        range: GetRange,
+    ) -> Result<ByteStream> {
+        let missing = |e: object_store::Error| match e {
+            object_store::Error::NotFound { .. } => not_found(key),
+            e => e.into(),
+        };
+        if len == 0 {
+            // (A zero-length range is not valid HTTP: only check the object.)
+            self.store.head(location).await.map_err(missing)?;
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let options = GetOptions {
+            range: Some(range),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(location, options)
+            .await
+            .map_err(missing)?;
+        Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
+    }
+
     /// Stream `body` into `writer`, checking; the caller completes or aborts.
     async fn write_verified(
         writer: &mut BufWriter,
@@ -200,6 +248,13 @@ impl S3BlobStore {
 /// The hash part of a chunk's object key: 32 hex digits (128 bits).
 pub fn key_hash(hash: &[u8; 32]) -> String {
     hex::encode(&hash[..16])
+}
+
+/// [`key_hash`] of a digest recorded as hex (`None` if it is not one).
+fn digest_key_hash(recorded: &str) -> Option<String> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(recorded, &mut digest).ok()?;
+    Some(key_hash(&digest))
 }
 
 fn not_found(key: &ChunkKey) -> StoreError {
@@ -243,32 +298,35 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn read_chunk(&self, key: &ChunkKey, offset: u64, len: u64) -> Result<ByteStream> {
+    async fn read_chunk(
+        &self,
+        key: &ChunkKey,
+        digest: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream> {
         let dir = self.chunk_dir(key)?;
-        // One level only (`…/<chunk_index>/<hash>`): cheap on every S3 server.
-        let mut objects = self.store.list_with_delimiter(Some(&dir)).await?.objects;
-        if objects.len() > 1 {
-            // A losing concurrent write not yet discarded: the older object
-            // was completed first.
-            tracing::warn!(chunk = %dir, count = objects.len(), "several objects for one chunk");
-            objects.sort_by_key(|o| o.last_modified);
-        }
-        let object = objects.into_iter().next().ok_or_else(|| not_found(key))?;
-        if len == 0 {
-            return Ok(Box::pin(futures::stream::empty()));
-        }
         let range = GetRange::Bounded(offset..offset + len);
-        let got = self
-            .store
-            .get_opts(
-                &object.location,
-                GetOptions {
-                    range: Some(range),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
+        // The recorded digest names the object: one GET, no LIST.
+        if let Some(name) = digest.and_then(digest_key_hash) {
+            match self
+                .get_range(key, &dir.child(name), len, range.clone())
+                .await
+            {
+                Err(StoreError::NotFound(_)) => {
+                    // Not where its record says: look it up (below) rather
+                    // than fail a download that can still be served.
+                    tracing::warn!(chunk = %dir, "no object under the recorded digest; listing");
+                }
+                got => return got,
+            }
+        }
+        let location = self.find_chunk(key, &dir).await?;
+        self.get_range(key, &location, len, range).await
+    }
+
+    fn names_by_digest(&self) -> bool {
+        true
     }
 
     async fn discard_chunk(&self, key: &ChunkKey, hash: [u8; 32]) -> Result<()> {
@@ -339,6 +397,210 @@ impl BlobStore for S3BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::{
+        ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions, PutPayload,
+        PutResult,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The requests a [`Counting`] store saw, by kind.
+    #[derive(Debug, Default)]
+    struct Requests {
+        lists: AtomicUsize,
+        gets: AtomicUsize,
+        heads: AtomicUsize,
+    }
+
+    impl Requests {
+        fn take(&self) -> (usize, usize, usize) {
+            (
+                self.lists.swap(0, Ordering::SeqCst),
+                self.gets.swap(0, Ordering::SeqCst),
+                self.heads.swap(0, Ordering::SeqCst),
+            )
+        }
+    }
+
+    /// An object store that counts the requests it passes on.
+    #[derive(Debug)]
+    struct Counting {
+        inner: Arc<dyn ObjectStore>,
+        seen: Arc<Requests>,
+    }
+
+    impl std::fmt::Display for Counting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Counting({})", self.inner)
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for Counting {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            let counter = if options.head {
+                &self.seen.heads
+            } else {
+                &self.seen.gets
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_opts(location, options).await
+        }
+        async fn head(&self, location: &Path) -> object_store::Result<ObjectMeta> {
+            self.seen.heads.fetch_add(1, Ordering::SeqCst);
+            self.inner.head(location).await
+        }
+        async fn delete(&self, location: &Path) -> object_store::Result<()> {
+            self.inner.delete(location).await
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.seen.lists.fetch_add(1, Ordering::SeqCst);
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.seen.lists.fetch_add(1, Ordering::SeqCst);
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.inner.copy(from, to).await
+        }
+        async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.inner.copy_if_not_exists(from, to).await
+        }
+    }
+
+    /// The S3 test server's store (`scripts/test-backends.sh`), counting its
+    /// requests; `None` (skip) without it.
+    fn counted_s3() -> Option<(S3BlobStore, Arc<Requests>)> {
+        let bucket = dataerai_testkit::scaleout_var("DATAERAI_TEST_BUCKET")?;
+        let settings = S3Settings::default().with_env(|n| std::env::var(n).ok());
+        let url = format!("s3://{bucket}/reads-{}", Uuid::new_v4());
+        let real = S3BlobStore::open(&url, &settings).unwrap();
+        let seen = Arc::new(Requests::default());
+        let counting = Counting {
+            inner: real.store.clone(),
+            seen: seen.clone(),
+        };
+        Some((
+            S3BlobStore {
+                store: Arc::new(counting),
+                prefix: real.prefix,
+            },
+            seen,
+        ))
+    }
+
+    fn once(data: Vec<u8>) -> ByteStream {
+        Box::pin(futures::stream::once(async move {
+            Ok(bytes::Bytes::from(data))
+        }))
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the S3 test server: run by make test-scaleout"]
+    async fn reads_get_the_object_named_by_its_digest_without_listing() {
+        let Some((store, seen)) = counted_s3() else {
+            return;
+        };
+        // 12 MiB: a body the server sends in many pieces.
+        let data: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let hash = *blake3::hash(&data).as_bytes();
+        let key = ChunkKey {
+            content_id: "c-reads".into(),
+            file_index: 0,
+            chunk_index: 3,
+        };
+        let check = ChunkCheck::whole_file(data.len() as u64, hash);
+        assert_eq!(
+            store
+                .put_chunk(&key, once(data.clone()), check)
+                .await
+                .unwrap(),
+            PutOutcome::Stored
+        );
+        seen.take();
+        let recorded = hex::encode(hash);
+
+        // With the recorded digest: one GET, no LIST; the bytes arrive intact
+        // and in pieces (streamed as they come, not buffered as one chunk).
+        let mut body = store
+            .read_chunk(&key, Some(&recorded), 0, data.len() as u64)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut pieces = 0;
+        while let Some(piece) = body.next().await {
+            got.extend_from_slice(&piece.unwrap());
+            pieces += 1;
+        }
+        assert_eq!(got, data);
+        assert!(pieces > 1, "the chunk arrived as one buffered piece");
+        assert_eq!(seen.take(), (0, 1, 0), "(lists, gets, heads) of a read");
+        let mid = super::super::read_to_vec(
+            store
+                .read_chunk(&key, Some(&recorded), 5_000_000, 1234)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(mid, &data[5_000_000..5_001_234]);
+        assert_eq!(seen.take(), (0, 1, 0));
+
+        // Without a recorded digest (a deduplicated file whose source
+        // session is gone), or with one naming no object: found by listing.
+        for digest in [None, Some(hex::encode([7u8; 32]))] {
+            let got = super::super::read_to_vec(
+                store
+                    .read_chunk(&key, digest.as_deref(), 10, 20)
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(got, &data[10..30]);
+            let (lists, gets, _) = seen.take();
+            assert_eq!(lists, 1, "{digest:?}");
+            assert!(gets >= 1);
+        }
+
+        // A chunk that is not stored is NotFound either way.
+        let absent = ChunkKey {
+            chunk_index: 4,
+            ..key.clone()
+        };
+        for digest in [Some(recorded.as_str()), None] {
+            assert!(matches!(
+                store.read_chunk(&absent, digest, 0, 1).await,
+                Err(StoreError::NotFound(_))
+            ));
+        }
+        store.delete_content("c-reads").await.unwrap();
+    }
 
     #[test]
     fn urls_and_env_precedence() {

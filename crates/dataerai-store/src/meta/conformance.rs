@@ -506,6 +506,19 @@ pub async fn upload_lifecycle_and_quota(s: &dyn MetadataStore) {
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(usage(s, &u.user_id).await, (60, 0));
+    // A download names a chunk's object by the digest recorded for it.
+    assert_eq!(
+        s.stored_chunk_hash(&v.content_id, 0, 0).await.unwrap(),
+        Some("h0".to_string())
+    );
+    assert_eq!(
+        s.stored_chunk_hash(&v.content_id, 0, 1).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.stored_chunk_hash("no-such-content", 0, 0).await.unwrap(),
+        None
+    );
 
     // Abort frees the reservation.
     let small = vec![spec("g", 40, None)];

@@ -419,6 +419,17 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     ) -> Result<Option<ChunkRecord>>;
     /// The recorded digests (hex) of one file's chunks, by chunk index.
     async fn chunk_hashes(&self, upload_id: &str, file_index: u32) -> Result<Vec<(u64, String)>>;
+    /// The digest (hex) recorded for the chunk stored under this blob key
+    /// (`content_id` is where the bytes live: a [`BlobLocation`]'s), found
+    /// through the session that stored it. `None` when its record is gone: a
+    /// deduplicated file may outlive the version (and the session) whose
+    /// chunks hold its bytes.
+    async fn stored_chunk_hash(
+        &self,
+        content_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+    ) -> Result<Option<String>>;
     /// Record a verified chunk. If the chunk is already recorded the stored
     /// record is answered unchanged (the caller compares hashes). Fails with
     /// `Invalid` when the session is no longer open.

@@ -1526,6 +1526,24 @@ impl<B: Backend> MetadataStore for B {
             .collect()
     }
 
+    async fn stored_chunk_hash(
+        &self,
+        content_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> = find(
+            self,
+            "SELECT c.hash FROM uploads u
+             JOIN upload_chunks c ON c.upload_id = u.id
+             WHERE u.content_id = $1 AND c.file_index = $2 AND c.chunk_index = $3
+             LIMIT 1",
+            args![content_id, file_index, chunk_index],
+        )
+        .await?;
+        Ok(row.map(|(hash,)| hash))
+    }
+
     async fn record_chunk(
         &self,
         upload_id: &str,

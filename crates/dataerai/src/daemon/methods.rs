@@ -29,7 +29,6 @@ use crate::service::{
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
 };
-use dataerai_transfer::upload::UploadSpec;
 use dataerai_transfer::Plan;
 
 pub enum Outcome {
@@ -291,15 +290,6 @@ fn started(rec: &TransferRecord) -> Value {
         "chunk_count": rec.chunk_count,
         "file_count": rec.file_count,
     })
-}
-
-/// Journal a prepared upload; returns the `asset.upload` reply.
-async fn journal_upload(
-    state: &DaemonState,
-    spec: UploadSpec,
-    batch_id: Option<String>,
-) -> Result<Value, ApiError> {
-    Ok(started(&register(state, &spec, batch_id).await?))
 }
 
 /// Reply with `reply`, then start the transfer it names.
@@ -683,9 +673,11 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
     if specs.iter().any(Result::is_err) {
         state.transfers.cleanups.notify_one();
     }
-    let mut prepared = Vec::with_capacity(specs.len());
+    let mut prepared: Vec<Value> = Vec::with_capacity(specs.len());
     let mut completed = Vec::new();
     let mut waiting = Vec::new();
+    // Prepared items are journaled together at the end (one commit).
+    let mut to_journal: Vec<(usize, NewTransfer)> = Vec::new();
     // At most `concurrency` transfers of the batch run at a time, waiting ones included.
     let slots = Arc::new(Semaphore::new(concurrency));
     for (index, spec) in specs.into_iter().enumerate() {
@@ -719,23 +711,37 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
             }
             (spec, _) => spec,
         };
-        let journaled = match spec {
-            Ok(spec) => journal_upload(&state, spec, Some(batch_id.clone())).await,
-            Err(e) => Err(e),
-        };
-        let journaled = match (journaled, &keys[index]) {
-            (Ok(r), Some(key)) => {
-                let id = r["transfer_id"].as_str().unwrap_or_default();
-                state.transfers.set_key(key, id).await.map(|()| r)
+        match spec.and_then(|spec| spec.new_transfer(Some(batch_id.clone()))) {
+            Ok(t) => {
+                to_journal.push((index, t));
+                prepared.push(Value::Null);
             }
+            Err(e) => prepared.push(json!({"index": index, "transfer_id": null,
+                                           "asset_id": null, "error": ErrorInfo::from(&e)})),
+        }
+    }
+    // (`prepared` holds one entry per item, so an item's index is its place.)
+    let (indices, news): (Vec<usize>, Vec<NewTransfer>) = to_journal.into_iter().unzip();
+    let journaled = state.transfers.register_many(news).await;
+    for (n, index) in indices.into_iter().enumerate() {
+        let rec = match &journaled {
+            Ok(recs) => Ok(&recs[n]),
+            Err(e) => Err(e.clone()),
+        };
+        let keyed = match (rec, &keys[index]) {
+            (Ok(rec), Some(key)) => state
+                .transfers
+                .set_key(key, &rec.transfer_id)
+                .await
+                .map(|()| rec),
             (other, _) => other,
         };
-        prepared.push(match journaled {
-            Ok(r) => json!({"index": index, "transfer_id": r["transfer_id"],
-                            "asset_id": r["asset_id"], "error": null}),
+        prepared[index] = match keyed {
+            Ok(rec) => json!({"index": index, "transfer_id": rec.transfer_id,
+                              "asset_id": rec.asset_id, "error": null}),
             Err(e) => json!({"index": index, "transfer_id": null, "asset_id": null,
                              "error": ErrorInfo::from(&e)}),
-        });
+        };
     }
     let ids: Vec<String> = prepared
         .iter()

@@ -109,6 +109,24 @@ impl Transfers {
         Ok(rec)
     }
 
+    /// Journal new transfers (state `queued`) in one transaction; returns
+    /// their records in order.
+    pub async fn register_many(
+        &self,
+        ts: Vec<NewTransfer>,
+    ) -> Result<Vec<TransferRecord>, ApiError> {
+        let recs: Vec<TransferRecord> = ts
+            .into_iter()
+            .map(|t| TransferRecord::new(&self.owner, t))
+            .collect();
+        self.journal.insert_many(&recs).await?;
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(recs.iter().map(|r| r.transfer_id.clone()));
+        Ok(recs)
+    }
+
     /// Journal a new transfer under an id its caller already announced.
     pub async fn register_as(&self, id: &str, t: NewTransfer) -> Result<TransferRecord, ApiError> {
         let mut rec = TransferRecord::new(&self.owner, t);
@@ -313,13 +331,9 @@ pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: Arc<Semaph
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            // Paused or cancelled while it waited: leave it be.
-            match st.transfers.get(&id).await {
-                Ok(rec) if rec.state.is_unfinished() => {
-                    start(&st, &id, Some(permit));
-                }
-                _ => {}
-            }
+            // One paused or cancelled while it waited is left be: its run
+            // reads its state first and stops at once (freeing the slot).
+            start(&st, &id, Some(permit));
         }
     });
 }
