@@ -86,14 +86,22 @@ async fn every_page_of_a_large_collection_is_reachable() {
     let base = format!("/projects/{project_id}");
     let page = alice.get(&base).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("(10001)"), "the exact total: {}", page.body);
+    assert!(
+        page.body.contains("(10001)"),
+        "the exact total: {}",
+        page.body
+    );
     assert!(page.body.contains("Page 1 of 401"), "{}", page.body);
     assert_eq!(listed(&page.body).len(), 25);
 
     let next_to_last = alice.get(&format!("{base}?page=400")).await;
     assert_eq!(next_to_last.status, StatusCode::OK);
     assert!(next_to_last.body.contains("Page 400 of 401"));
-    assert!(next_to_last.body.contains("rel=\"next\""), "{}", next_to_last.body);
+    assert!(
+        next_to_last.body.contains("rel=\"next\""),
+        "{}",
+        next_to_last.body
+    );
     assert_eq!(listed(&next_to_last.body).len(), 25);
 
     let last = alice.get(&format!("{base}?page=401")).await;
@@ -124,7 +132,11 @@ async fn world() -> (World, [User; 3]) {
     let (lab, users) = Lab::start(["alice@lab.org", "bob@lab.org", "carol@lab.org"]);
     for email in ["alice@lab.org", "bob@lab.org", "carol@lab.org"] {
         let out = admin_stdin(lab.path(), &["set-password", email], &format!("{PW}\n"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let [alice, _, _] = &users;
     let p = created(

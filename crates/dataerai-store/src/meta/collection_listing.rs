@@ -108,7 +108,8 @@ pub(crate) fn page_sql(sort: CollectionSort) -> String {
 }
 
 /// The statement counting a collection's assets (`$1`).
-pub(crate) const COUNT_SQL: &str = "SELECT COUNT(*) FROM asset_collections WHERE collection_id = $1";
+pub(crate) const COUNT_SQL: &str =
+    "SELECT COUNT(*) FROM asset_collections WHERE collection_id = $1";
 
 /// One page of the assets of `collection_id` in `sort` order, and how many
 /// it holds (exact). An unknown collection holds none.
@@ -187,7 +188,10 @@ mod tests {
     /// and record types (some untyped); answers the collection.
     async fn filled<B: Backend + MetadataStore>(s: &B, n: usize) -> String {
         let u = s.create_user("a@x.org", 1 << 40).await.unwrap();
-        let p = s.create_project("Lab", "", &u.user_id, 1 << 40).await.unwrap();
+        let p = s
+            .create_project("Lab", "", &u.user_id, 1 << 40)
+            .await
+            .unwrap();
         let assets: Vec<NewAsset> = (0..n)
             .map(|i| NewAsset {
                 title: format!("scan {}", i % 97),
@@ -205,9 +209,11 @@ mod tests {
             .collect();
         let mut tx = s.write().await.unwrap();
         let c: &mut ConnOf<B> = &mut tx;
-        crate::meta::search::bulk_insert_assets(c, &assets).await.unwrap();
+        crate::meta::search::bulk_insert_assets(c, &assets)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
-        s.refresh_statistics().await.unwrap();
+        MetadataStore::refresh_statistics(s).await.unwrap();
         p.root_collection_id
     }
 
@@ -228,7 +234,9 @@ mod tests {
             let plan: Vec<String> = plan.into_iter().map(|r| r.3).collect();
             assert_eq!(plan.len(), 1, "{name}: {plan:?}");
             assert!(
-                plan[0].starts_with("SEARCH asset_collections USING COVERING INDEX asset_collections_"),
+                plan[0].starts_with(
+                    "SEARCH asset_collections USING COVERING INDEX asset_collections_"
+                ),
                 "{name}: {plan:?}"
             );
         }
@@ -247,7 +255,9 @@ mod tests {
         let collection = filled(&s, 2_000).await;
         let mut conn = s.pool().acquire().await.unwrap();
         let c: &mut ConnOf<PgStore> = &mut conn;
-        c.execute("VACUUM ANALYZE asset_collections", vec![]).await.unwrap();
+        c.execute("VACUUM ANALYZE asset_collections", vec![])
+            .await
+            .unwrap();
         c.execute("SET enable_seqscan = off", vec![]).await.unwrap();
         c.execute("SET enable_sort = off", vec![]).await.unwrap();
         for (name, sql, args) in statements(&collection, 1_000) {
@@ -257,6 +267,8 @@ mod tests {
                 .unwrap();
             let plan: Vec<String> = plan.into_iter().map(|r| r.0).collect();
             let text = plan.join("\n");
+            // The lines docs/performance.md quotes (`--nocapture`).
+            println!("{name}:\n{text}");
             assert!(
                 text.contains("Index Only Scan using asset_collections_")
                     || text.contains("Index Scan using asset_collections_")
@@ -289,7 +301,13 @@ mod tests {
         for bad in ["", "-", "relevance", "updated", "md.kv", "--title", "Title"] {
             assert_eq!(CollectionSort::parse(bad), None, "{bad}");
         }
-        assert_eq!(CollectionSort::parse("-created"), Some(CollectionSort::NEWEST));
-        assert_eq!(CollectionSort::parse("created"), Some(CollectionSort::OLDEST));
+        assert_eq!(
+            CollectionSort::parse("-created"),
+            Some(CollectionSort::NEWEST)
+        );
+        assert_eq!(
+            CollectionSort::parse("created"),
+            Some(CollectionSort::OLDEST)
+        );
     }
 }

@@ -2070,7 +2070,8 @@ pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
     asset_of(s, &u.user_id, None).await;
 
     let sort = |key, descending| CollectionSort { key, descending };
-    let titles = |items: &[Asset]| -> Vec<String> { items.iter().map(|a| a.title.clone()).collect() };
+    let titles =
+        |items: &[Asset]| -> Vec<String> { items.iter().map(|a| a.title.clone()).collect() };
     let listed = |sort: CollectionSort| {
         let collection = raw.collection_id.clone();
         async move {
@@ -2121,7 +2122,14 @@ pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
     assert_eq!(paged, ["alpha", "bravo", "charlie", "delta", "echo"]);
     // The assets come whole: collections and latest version.
     let (first, _) = s
-        .collection_assets_sorted(&raw.collection_id, sort(Size, false), Window { limit: 1, offset: 0 })
+        .collection_assets_sorted(
+            &raw.collection_id,
+            sort(Size, false),
+            Window {
+                limit: 1,
+                offset: 0,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(first[0].collection_ids, [raw.collection_id.clone()]);
@@ -2182,13 +2190,22 @@ pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
         .collection_assets_sorted(&p.root_collection_id, sort(Title, false), ALL)
         .await
         .unwrap();
-    assert_eq!((titles(&root), total), (vec!["bravo".to_string(), "zulu".into()], 2));
+    assert_eq!(
+        (titles(&root), total),
+        (vec!["bravo".to_string(), "zulu".into()], 2)
+    );
     // The REST list (oldest first) reads the same rows.
     let (rest, total) = s
         .list_collection_assets(&raw.collection_id, ALL)
         .await
         .unwrap();
-    assert_eq!((titles(&rest), total), (vec!["alpha".to_string(), "charlie".into(), "aardvark".into()], 3));
+    assert_eq!(
+        (titles(&rest), total),
+        (
+            vec!["alpha".to_string(), "charlie".into(), "aardvark".into()],
+            3
+        )
+    );
     // An unknown collection holds nothing.
     assert_eq!(
         s.collection_assets_sorted("nope", CollectionSort::NEWEST, ALL)
