@@ -2132,7 +2132,7 @@ pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
         )
         .await
         .unwrap();
-    assert_eq!(first[0].collection_ids, [raw.collection_id.clone()]);
+    assert_eq!(first[0].collection_ids, vec![raw.collection_id.clone()]);
     assert_eq!(first[0].latest_content.as_ref().unwrap().total_bytes, 10);
 
     // A new title, a new record type and a new, larger version reorder.
