@@ -8,8 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use dataerai_proto::api::{Collection, Project};
-use dataerai_store::meta::Window;
-use dataerai_store::search::{self, SearchRequest, Sort};
+use dataerai_store::meta::{CollectionSort, Window};
 use maud::{html, Markup};
 
 use super::layout::Page;
@@ -18,7 +17,7 @@ use super::session::ClientAddr;
 use super::view::{
     asset_table, date, done_flash, error_page, link, not_found, pager, usage, viewer, Params,
 };
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::routes::found;
 use crate::state::AppState;
 
@@ -30,7 +29,8 @@ const MAX_MEMBERS: u64 = 1000;
 /// power of two, small enough that three chunks in flight stay light.
 const UPLOAD_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
 
-/// The sorts offered above the asset table: `sort=` value and label.
+/// The sorts offered above the asset table: `sort=` value and label (each
+/// one a [`CollectionSort`]).
 const SORTS: &[(&str, &str)] = &[
     ("-created", "Newest"),
     ("created", "Oldest"),
@@ -130,22 +130,20 @@ async fn render(
         .unwrap_or("-created")
         .to_string();
     let page = params.page();
-    let query = search::parse(&format!("collection:{selected_id}"))
-        .map_err(|e| AppError::invalid(e.to_string()))?;
-    let sort =
-        Sort::parse(Some(&sort_key), &query).map_err(|e| AppError::invalid(e.message.clone()))?;
-    let request = SearchRequest {
-        query,
-        sort,
-        window: Window {
-            limit: PER_PAGE,
-            offset: (page - 1) * PER_PAGE,
-        },
-        facets: false,
-        count_cap: search::COUNT_CAP,
-    };
-    let found = state.meta.search(user_id, &request).await?;
-    let (assets, total) = (found.items, found.total);
+    // Straight from the collection's listing index: an exact total, every
+    // page reachable, whatever the collection's size.
+    let sort = CollectionSort::parse(&sort_key).unwrap_or(CollectionSort::NEWEST);
+    let (assets, total) = state
+        .meta
+        .collection_assets_sorted(
+            &selected_id,
+            sort,
+            Window {
+                limit: PER_PAGE,
+                offset: (page - 1) * PER_PAGE,
+            },
+        )
+        .await?;
     let (members, _) = state
         .meta
         .list_members(
@@ -335,6 +333,22 @@ fn upload_zone(project_id: &str, collection: &Collection) -> Markup {
             }
             p class="visually-hidden" role="status" aria-live="polite" data-upload-status {}
         }
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+
+    #[test]
+    fn every_offered_sort_is_a_collection_listing_order() {
+        for (value, _) in SORTS {
+            assert!(CollectionSort::parse(value).is_some(), "{value}");
+        }
+        assert_eq!(
+            CollectionSort::parse(SORTS[0].0),
+            Some(CollectionSort::NEWEST)
+        );
     }
 }
 

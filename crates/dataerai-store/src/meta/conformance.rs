@@ -2035,3 +2035,198 @@ both_backends!(
     collection_tree,
     asset_charged_to_another_allocation,
 );
+
+/// A collection's assets in every order the project page offers, paged,
+/// with the exact total; the order follows a new title, record type and
+/// version size, a move and a deletion (the triggers of the
+/// `collection_listing` migrations).
+pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
+    use super::collection_listing::{CollectionSort, CollectionSortKey};
+    let u = s.create_user("a@x.org", 1 << 30).await.unwrap();
+    let p = s
+        .create_project("Lab", "", &u.user_id, 1 << 30)
+        .await
+        .unwrap();
+    let raw = s
+        .create_collection(&p.project_id, "raw", &p.root_collection_id)
+        .await
+        .unwrap();
+    let in_collection = |title: &str, record_type: Option<&str>, collection: &str| NewAsset {
+        title: title.into(),
+        owner_type: OwnerType::Project,
+        owner_id: p.project_id.clone(),
+        collection_id: Some(collection.to_string()),
+        record_type: record_type.map(str::to_string),
+        ..new_asset(&u.user_id, None)
+    };
+    // Created in this order; sizes of their one version.
+    let made = [
+        ("delta", Some("b"), 30),
+        ("alpha", None, 10),
+        ("charlie", Some("a"), 50),
+        ("bravo", Some("b"), 20),
+        ("echo", Some("a"), 40),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (title, record_type, size) in made {
+        let a = s
+            .create_asset(in_collection(title, record_type, &raw.collection_id))
+            .await
+            .unwrap();
+        publish(s, &a.asset_id, &u.user_id, size, &format!("blake3:{title}")).await;
+        ids.insert(title, a.asset_id);
+    }
+    // Not in `raw`: an asset of the root collection and a personal one.
+    s.create_asset(in_collection("zulu", None, &p.root_collection_id))
+        .await
+        .unwrap();
+    asset_of(s, &u.user_id, None).await;
+
+    let sort = |key, descending| CollectionSort { key, descending };
+    let titles =
+        |items: &[Asset]| -> Vec<String> { items.iter().map(|a| a.title.clone()).collect() };
+    let listed = |sort: CollectionSort| {
+        let collection = raw.collection_id.clone();
+        async move {
+            let (items, total) = s
+                .collection_assets_sorted(&collection, sort, ALL)
+                .await
+                .unwrap();
+            assert_eq!(total, items.len() as u64, "{sort:?}");
+            titles(&items)
+        }
+    };
+    use CollectionSortKey::*;
+    for (key, ascending) in [
+        (Created, ["delta", "alpha", "charlie", "bravo", "echo"]),
+        (Title, ["alpha", "bravo", "charlie", "delta", "echo"]),
+        (Size, ["alpha", "bravo", "delta", "echo", "charlie"]),
+    ] {
+        assert_eq!(listed(sort(key, false)).await, ascending, "{key:?}");
+        let mut descending = ascending;
+        descending.reverse();
+        assert_eq!(listed(sort(key, true)).await, descending, "-{key:?}");
+    }
+    // By type, untyped last either way, the newest first within a type.
+    assert_eq!(
+        listed(sort(RecordType, false)).await,
+        ["echo", "charlie", "bravo", "delta", "alpha"]
+    );
+    assert_eq!(
+        listed(sort(RecordType, true)).await,
+        ["bravo", "delta", "echo", "charlie", "alpha"]
+    );
+
+    // Pages of two: together the whole order, each with the exact total.
+    let mut paged = Vec::new();
+    for offset in [0, 2, 4, 6] {
+        let (items, total) = s
+            .collection_assets_sorted(
+                &raw.collection_id,
+                sort(Title, false),
+                Window { limit: 2, offset },
+            )
+            .await
+            .unwrap();
+        assert_eq!(total, 5, "offset {offset}");
+        assert!(items.len() <= 2);
+        paged.extend(titles(&items));
+    }
+    assert_eq!(paged, ["alpha", "bravo", "charlie", "delta", "echo"]);
+    // The assets come whole: collections and latest version.
+    let (first, _) = s
+        .collection_assets_sorted(
+            &raw.collection_id,
+            sort(Size, false),
+            Window {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].collection_ids, vec![raw.collection_id.clone()]);
+    assert_eq!(first[0].latest_content.as_ref().unwrap().total_bytes, 10);
+
+    // A new title, a new record type and a new, larger version reorder.
+    s.update_asset(
+        &ids["echo"],
+        UpdateAsset {
+            title: Some("aardvark".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        listed(sort(Title, false)).await,
+        ["aardvark", "alpha", "bravo", "charlie", "delta"]
+    );
+    publish(s, &ids["alpha"], &u.user_id, 100, "blake3:alpha-2").await;
+    assert_eq!(
+        listed(sort(Size, true)).await,
+        ["alpha", "charlie", "aardvark", "delta", "bravo"]
+    );
+    s.update_asset(
+        &ids["alpha"],
+        UpdateAsset {
+            record_type: Some("a".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        listed(sort(RecordType, false)).await,
+        ["aardvark", "charlie", "alpha", "bravo", "delta"]
+    );
+    // Deleting the newest version gives the asset its older size again.
+    let (versions, _) = s.list_contents(&ids["alpha"], ALL).await.unwrap();
+    s.delete_content(&ids["alpha"], &versions[0].content_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(sort(Size, false)).await,
+        ["alpha", "bravo", "delta", "aardvark", "charlie"]
+    );
+
+    // A move and a deletion leave the collection (and its total).
+    s.move_asset_to_collection(&ids["bravo"], &p.root_collection_id)
+        .await
+        .unwrap();
+    s.delete_asset(&ids["delta"]).await.unwrap();
+    assert_eq!(
+        listed(sort(Created, false)).await,
+        ["alpha", "charlie", "aardvark"]
+    );
+    let (root, total) = s
+        .collection_assets_sorted(&p.root_collection_id, sort(Title, false), ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        (titles(&root), total),
+        (vec!["bravo".to_string(), "zulu".into()], 2)
+    );
+    // The REST list (oldest first) reads the same rows.
+    let (rest, total) = s
+        .list_collection_assets(&raw.collection_id, ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        (titles(&rest), total),
+        (
+            vec!["alpha".to_string(), "charlie".into(), "aardvark".into()],
+            3
+        )
+    );
+    // An unknown collection holds nothing.
+    assert_eq!(
+        s.collection_assets_sorted("nope", CollectionSort::NEWEST, ALL)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+}
+
+both_backends!(collection_listing_orders_pages_and_counts);

@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod admin_conformance;
 pub mod auth;
+mod collection_listing;
 mod collections;
 #[cfg(test)]
 mod conformance;
@@ -36,6 +37,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Result;
 
+pub use collection_listing::{CollectionSort, CollectionSortKey};
 pub use collections::{EnsurePath, Ensured, NewCollection};
 pub use lineage::{LineageDirection, RelationshipSides};
 pub use provenance::{AssetFacts, ContentFacts};
@@ -298,9 +300,21 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         project_id: &str,
         window: Window,
     ) -> Result<(Vec<Collection>, u64)>;
+    /// The assets of a collection, oldest first (the REST list).
     async fn list_collection_assets(
         &self,
         collection_id: &str,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)>;
+    /// One page of the assets of a collection in `sort` order and how many
+    /// it holds (exact), read from its listing indexes
+    /// (`collection_listing.rs`): the cost of a page does not grow with the
+    /// collection. An unknown collection holds none; who may read it is the
+    /// caller's check.
+    async fn collection_assets_sorted(
+        &self,
+        collection_id: &str,
+        sort: CollectionSort,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)>;
 

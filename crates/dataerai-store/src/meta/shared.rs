@@ -1082,12 +1082,6 @@ const PROJECTS_OF_MEMBER: Select = Select {
     order: "p.created_at, p.id",
 };
 
-const ASSETS_IN_COLLECTION: Select = Select {
-    columns: ASSET_COLUMNS,
-    from: "assets WHERE id IN (SELECT asset_id FROM asset_collections WHERE collection_id = $1)",
-    order: "created_at, id",
-};
-
 const ASSETS_OF_OWNER: Select = Select {
     columns: ASSET_COLUMNS,
     from: "assets WHERE owner_type = $1 AND owner_id = $2",
@@ -1343,14 +1337,17 @@ impl<B: Backend> MetadataStore for B {
         collection_id: &str,
         window: Window,
     ) -> Result<(Vec<Asset>, u64)> {
-        list(
-            self,
-            ASSETS_IN_COLLECTION,
-            args![collection_id],
-            window,
-            |c, r| Box::pin(asset(c, r)),
-        )
-        .await
+        let oldest = super::CollectionSort::OLDEST;
+        super::collection_listing::page(self, collection_id, oldest, window).await
+    }
+
+    async fn collection_assets_sorted(
+        &self,
+        collection_id: &str,
+        sort: super::CollectionSort,
+        window: Window,
+    ) -> Result<(Vec<Asset>, u64)> {
+        super::collection_listing::page(self, collection_id, sort, window).await
     }
 
     // The collection tree (`collections.rs`).
