@@ -523,7 +523,7 @@ mod tests {
             .await;
         assert_eq!(got.unwrap(), PutOutcome::Stored);
         for (offset, len) in [(0u64, data.len() as u64), (4097, 8 * 1024 * 1024 + 3)] {
-            let mut pieces = store.read_chunk(&key(0), offset, len).await.unwrap();
+            let mut pieces = store.read_chunk(&key(0), None, offset, len).await.unwrap();
             let (mut count, mut read) = (0, Vec::new());
             while let Some(piece) = pieces.next().await {
                 count += 1;
