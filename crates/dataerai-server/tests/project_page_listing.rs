@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use dataerai_proto::api::{OwnerType, UploadFileSpec};
 use dataerai_store::meta::{MetadataStore, NewAsset, NewUpload, UploadTarget};
-use dataerai_store::SqliteStore;
+use dataerai_store::{PgStore, SqliteStore};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -27,6 +27,20 @@ fn listed(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// The metadata store a server on `data_dir` uses: SQLite in its data
+/// directory, or the PostgreSQL database the scale-out stage names.
+async fn server_store(data_dir: &std::path::Path) -> Box<dyn MetadataStore> {
+    let args = dataerai_testkit::backend_args(data_dir);
+    match args.iter().position(|a| a == "--database-url") {
+        Some(i) => Box::new(PgStore::open(&args[i + 1]).await.unwrap()),
+        None => Box::new(
+            SqliteStore::open(&data_dir.join("dataerai.db"))
+                .await
+                .unwrap(),
+        ),
+    }
+}
+
 /// 10,001 assets (one more than a search counts exactly): the first made is
 /// alone on the last page, and every page up to it is linked.
 #[tokio::test]
@@ -35,11 +49,9 @@ async fn every_page_of_a_large_collection_is_reachable() {
     let dir = tempfile::tempdir().unwrap();
     let user_id = make_user_with_password(dir.path(), "alice@lab.org", PW, false);
     let (project_id, first) = {
-        // Loaded through the store, in one write transaction (the REST API
-        // would take a request per asset).
-        let store = SqliteStore::open(&dir.path().join("dataerai.db"))
-            .await
-            .unwrap();
+        // Loaded through the store the server will use, in one write
+        // transaction (the REST API would take a request per asset).
+        let store = server_store(dir.path()).await;
         let p = store
             .create_project("Big", "", &user_id, 1 << 40)
             .await
