@@ -133,6 +133,12 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
         s.location.as_deref(),
         Some("/login?next=%2Fsearch%3Fq%3Dtag%3Ax")
     );
+    // A project page comes back to the collection, sort and page it showed.
+    let p = anon.get("/projects/p1?collection=c2&page=3").await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/login?next=%2Fprojects%2Fp1%3Fcollection%3Dc2%26page%3D3")
+    );
 
     // Home: the project with role, count and usage; personal space; recent.
     let mut alice = signed_in(&w, "alice@lab.org").await;

@@ -98,11 +98,8 @@ pub async fn asset_page(
     Path(asset_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let here = match raw.as_deref() {
-        Some(q) if !q.is_empty() => format!("/assets/{asset_id}?{q}"),
-        _ => format!("/assets/{asset_id}"),
-    };
-    let v = match viewer(&state, &headers, addr, &here).await {
+    let here = format!("/assets/{asset_id}");
+    let v = match viewer(&state, &headers, addr, &here, raw.as_deref()).await {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -32,7 +32,7 @@ pub async fn home(
     ClientAddr(addr): ClientAddr,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let v = match viewer(&state, &headers, addr, "/").await {
+    let v = match viewer(&state, &headers, addr, "/", None).await {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -58,7 +58,7 @@ pub async fn project_page(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let here = format!("/projects/{project_id}");
-    let v = match viewer(&state, &headers, addr, &here).await {
+    let v = match viewer(&state, &headers, addr, &here, raw.as_deref()).await {
         Ok(v) => v,
         Err(r) => return r,
     };

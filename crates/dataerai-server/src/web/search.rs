@@ -32,11 +32,7 @@ pub async fn search_page(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let params = Params::parse(raw.as_deref());
-    let here = match raw.as_deref() {
-        Some(r) if !r.is_empty() => format!("/search?{r}"),
-        _ => "/search".to_string(),
-    };
-    let v = match viewer(&state, &headers, addr, &here).await {
+    let v = match viewer(&state, &headers, addr, "/search", raw.as_deref()).await {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -30,14 +30,20 @@ pub(super) struct Viewer {
     pub caller: Caller,
 }
 
-/// The viewer of a page, or the redirect to sign in and come back to `here`.
+/// The viewer of a page, or the redirect to sign in and come back to the
+/// page at `path` with its query string (the collection, sort and page shown).
 pub(super) async fn viewer(
     state: &AppState,
     headers: &HeaderMap,
     addr: String,
-    here: &str,
+    path: &str,
+    query: Option<&str>,
 ) -> Result<Viewer, Response> {
-    let session = require_session(state, headers, here).await?;
+    let here = match query {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_string(),
+    };
+    let session = require_session(state, headers, &here).await?;
     let caller = Caller::of_session(&session, addr);
     Ok(Viewer { session, caller })
 }
