@@ -458,16 +458,9 @@ impl Journal {
         start_id: &str,
         asset_id: Option<&str>,
     ) -> Result<(), ApiError> {
-        self.execute(
-            sqlx::query(
-                "INSERT INTO upload_starts (start_id, owner, asset_id, created_asset, created_at)
-                 VALUES (?,?,?,?,?)",
-            )
-            .bind(start_id)
-            .bind(owner)
-            .bind(asset_id)
-            .bind(asset_id.is_none())
-            .bind(ts(Utc::now())),
+        self.begin_upload_starts(
+            owner,
+            &[(start_id.to_string(), asset_id.map(str::to_string))],
         )
         .await
     }

@@ -100,13 +100,8 @@ impl Transfers {
 
     /// Journal a new transfer (state `queued`); returns its record.
     pub async fn register(&self, t: NewTransfer) -> Result<TransferRecord, ApiError> {
-        let rec = TransferRecord::new(&self.owner, t);
-        self.journal.insert(&rec).await?;
-        self.fresh
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(rec.transfer_id.clone());
-        Ok(rec)
+        let mut recs = self.register_many(vec![t]).await?;
+        Ok(recs.remove(0))
     }
 
     /// Journal new transfers (state `queued`) in one transaction; returns
