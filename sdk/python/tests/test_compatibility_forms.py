@@ -44,6 +44,51 @@ def test_personal_owner_by_own_email(client: DataeraiClient, me: AuthStatus, bas
         assert err.value.code == "ERR_PERMISSION_DENIED"
 
 
+def test_every_call_that_takes_an_owner_takes_the_callers_email(
+    client: DataeraiClient, me: AuthStatus, base_dir: Path, user_b: User
+):
+    """Not only upload/list_assets: upload_many items (UploadItem or dict), iter_assets and the
+    async client resolve your own email (any case) and refuse anyone else's."""
+    path = write_random(base_dir / "owner-forms.bin", 120)
+    mine, mine_dict, other = client.upload_many(
+        [
+            UploadItem(path, "many by email", "user", me.user_email),
+            {
+                "local_path": path,
+                "title": "many by email (dict)",
+                "owner_type": "user",
+                "owner_id": me.user_email.upper(),
+            },
+            UploadItem(path, "someone else's", "user", user_b.email),
+        ]
+    )
+    for item in (mine, mine_dict):
+        assert item.ok, item.error
+        assert item.result is not None
+        meta = client.get_metadata(item.result.asset_id)
+        assert (meta.owner_type, meta.owner_id) == ("user", me.user_id)
+    assert other.result is None and other.error is not None
+    assert other.error.code == "ERR_PERMISSION_DENIED", other.error
+
+    listed = {a.asset_id for a in client.iter_assets(owner_type="user", owner_id=me.user_email)}
+    assert {mine.result.asset_id, mine_dict.result.asset_id} <= listed  # type: ignore[union-attr]
+    with pytest.raises(PermissionDeniedError):
+        list(client.iter_assets(owner_type="user", owner_id=user_b.email))
+
+    async def run() -> None:
+        async with AsyncDataeraiClient(socket_path=client.socket_path, auto_start=False) as c:
+            up = await c.upload(path, title="async by email", owner_type="user", owner_id=me.user_email)
+            assert (await c.get_metadata(up.asset_id)).owner_id == me.user_id
+            page = await c.list_assets(owner_type="user", owner_id=me.user_email, limit=1000)
+            assert up.asset_id in {a.asset_id for a in page}
+            with pytest.raises(PermissionDeniedError):
+                await c.upload(path, title="not mine", owner_type="user", owner_id=user_b.email)
+            with pytest.raises(PermissionDeniedError):
+                await c.list_assets(owner_type="user", owner_id=user_b.email)
+
+    asyncio.run(run())
+
+
 def test_auth_status_has_server_url_and_user_id(me: AuthStatus, server: Server):
     assert me.server_url == me.server == server.url
     assert me.raw["server_url"] == server.url
@@ -82,6 +127,48 @@ def test_record_type_and_allocation_on_upload(client: DataeraiClient, project: P
         upload_to_project(client, project, path, "unknown allocation", allocation_id=str(uuid.uuid4()))
     with pytest.raises(InvalidInputError):
         client.set_record_type(up.asset_id, record_type="")
+
+
+RECORD_TYPES_SEEN_IN_THE_WILD = [
+    "dataset",
+    "measurement",
+    "analysis",
+    "figure",
+    "log",
+    "model",
+    "calibration",
+    "simulation",
+    "software_code",
+    "jupyter_notebook",
+    "protocol_workflow",
+    "sample_specimen",
+    "imaging",
+    "diffraction_scattering",
+]
+
+
+def test_record_type_is_free_text_of_at_most_64_characters(
+    client: DataeraiClient, project: Project, base_dir: Path
+):
+    path = write_random(base_dir / "kinds.bin", 10)
+    up = upload_to_project(client, project, path, "kinds")
+    assert client.get_metadata(up.asset_id).record_type is None
+    for kind in RECORD_TYPES_SEEN_IN_THE_WILD:
+        assert client.set_metadata(up.asset_id, record_type=kind).record_type == kind
+        assert client.get_metadata(up.asset_id).record_type == kind
+    longest = (uuid.uuid4().hex * 2)[:64]
+    typed = upload_to_project(client, project, path, "longest kind", record_type=longest)
+    assert client.get_metadata(typed.asset_id).record_type == longest
+    assert [a.asset_id for a in client.search(f"type:{longest}").items] == [typed.asset_id]
+    too_long = longest + "x"
+    with pytest.raises(InvalidInputError) as err:
+        upload_to_project(client, project, path, "too long a kind", record_type=too_long)
+    assert err.value.code == "ERR_INVALID_INPUT"
+    with pytest.raises(InvalidInputError):
+        client.set_metadata(up.asset_id, record_type=too_long)
+    with pytest.raises(InvalidInputError):
+        client.set_record_type(up.asset_id, record_type=too_long)
+    assert client.get_metadata(up.asset_id).record_type == RECORD_TYPES_SEEN_IN_THE_WILD[-1]
 
 
 def test_personal_upload_charged_to_a_project_allocation(
@@ -220,3 +307,9 @@ def test_daemon_takes_its_token_from_the_environment(
     finally:
         daemon.stop()
     assert not (empty_config / "credentials").exists()
+    # Nowhere on disk: not in the config dir, the daemon's journal or its log.
+    token = user_a.token.encode()
+    for root in (empty_config, sock_dir):
+        for f in root.rglob("*"):
+            if f.is_file():
+                assert token not in f.read_bytes(), f

@@ -146,6 +146,132 @@ def test_a_traced_notebook_publishes_one_linked_execution_log(
     assert len(client.list_versions(fig_id)) == 2
 
 
+def published_log(client: DataeraiClient, project_name: str, dest: Path) -> tuple[List[str], Dict[str, Any]]:
+    """The file names of the one execution-log asset in ``project_name`` and its parsed log."""
+    where = client.ensure_collection_path(project_name)
+    [log_asset] = client.search(f"type:log project:{where.project_id}").items
+    got = client.download(log_asset.asset_id, dest)
+    log_file = next(Path(f.local_path) for f in got.files if f.filename == "execution-log.json")
+    log = json.loads(log_file.read_text())
+    assert log["project_id"] == where.project_id
+    return sorted(f.filename for f in got.files), log
+
+
+def test_the_session_api_inside_a_kernel(
+    client: DataeraiClient,
+    project: Project,
+    base_dir: Path,
+    kernel_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """``--request-timeout``, the ``NotebookSession`` attributes and methods (upload with tags,
+    metadata and description; get_metadata; find_assets; create_relationship and its
+    ERR_RELATIONSHIP_EXISTS), stderr and rich outputs (a large one cut with the marker), and the
+    notebook file found from what Jupyter Server tells the kernel."""
+    root = base_dir / f"server-root-{uuid.uuid4().hex[:6]}"
+    work = root / "lab"
+    work.mkdir(parents=True)
+    # Jupyter Server names the notebook relative to its root directory; the kernel runs in the
+    # notebook's folder.
+    monkeypatch.setenv("JPY_SESSION_NAME", "lab/session.ipynb")
+    raw_file = write_random(work / "raw.bin", 100)
+    raw = client.upload(raw_file, title="session raw", owner_type="project", owner_id=project.project_id)
+    project_name = f"Session lab {uuid.uuid4().hex[:8]}"
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            code("%load_ext dataerai.magics"),
+            code(f"%dataerai --request-timeout 7.5 --trace {project_name} / session api"),
+            code(
+                """
+from dataerai import DataeraiClient
+from dataerai.notebook import NotebookSession
+s = dataerai_session
+print(type(s) is NotebookSession, isinstance(s.client, DataeraiClient), s.client.request_timeout_s)
+print("WHERE", s.collection_path, s.collection_id, s.project_id)
+"""
+            ),
+            code(
+                """
+open("result.csv", "w").write("a,b\\n1,2\\n")
+res = s.upload("result.csv", title="Result table", record_type="analysis", tags=["fit"],
+               metadata={"model": "linear"}, description="fitted")
+m = s.get_metadata(res.asset_id)
+print("META", m.record_type, m.tags, m.metadata["model"], m.description,
+      m.metadata["notebook_trace_run_id"] == s.trace_run_id, m.collection_ids == [s.collection_id])
+found = s.find_assets(title="Result table")
+print("FOUND", [a.asset_id == res.asset_id and a.has_content for a in found])
+"""
+            ),
+            code(
+                f"""
+from dataerai import DaemonError
+rel = s.create_relationship(res.asset_id, "{raw.asset_id}", "derived_from", qualifiers={{"step": 1}},
+                            analysis_mode="non_destructive", qualifier_note="least squares")
+print("REL", rel.type, rel.analysis_mode, rel.qualifier_note, rel.qualifiers["step"])
+try:
+    s.create_relationship(res.asset_id, "{raw.asset_id}", "derived_from")
+except DaemonError as err:
+    print("AGAIN", err.code)
+"""
+            ),
+            code(
+                """
+import sys
+from IPython.display import HTML, display
+print("to stderr", file=sys.stderr)
+display(HTML("<b>bold</b>"))
+display(HTML("<i>" + "y" * 100_000 + "</i>"))
+"""
+            ),
+            code("%dataerai --finish"),
+        ]
+    )
+    run(nb, work / "session.ipynb")
+    cells = nb.cells
+    where = client.ensure_collection_path(f"{project_name}/session api")
+    assert "True True 7.5" in text_of(cells[2]), text_of(cells[2])
+    assert f"WHERE {project_name}/session api {where.collection_id} {where.project_id}" in text_of(cells[2])
+    assert "META analysis ['fit'] linear fitted True True" in text_of(cells[3]), text_of(cells[3])
+    assert "FOUND [True]" in text_of(cells[3])
+    assert "REL derived_from non_destructive least squares 1" in text_of(cells[4]), text_of(cells[4])
+    assert "AGAIN ERR_RELATIONSHIP_EXISTS" in text_of(cells[4])
+    assert "(4 cells, 1 products)." in text_of(cells[6]), text_of(cells[6])
+
+    names, log = published_log(client, project_name, root / "published")
+    assert names == ["execution-log.json", "session.ipynb"]
+    assert log["notebook"] == "lab/session.ipynb"
+    shown = log["cells"][3]
+    assert shown["stderr"] == "to stderr\n"
+    small, large = shown["outputs"]
+    assert (small["output_type"], small["data"]["text/html"]) == ("display_data", "<b>bold</b>")
+    assert len(large["data"]["text/html"]) < 70_000
+    assert large["data"]["text/html"].endswith(
+        f"[… truncated by dataerai: {len('<i></i>') + 100_000 - 64 * 1024} more characters]"
+    )
+
+
+def test_without_a_known_notebook_only_the_log_is_published(
+    client: DataeraiClient, base_dir: Path, kernel_env: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    work = base_dir / f"anonymous-{uuid.uuid4().hex[:6]}"
+    work.mkdir()
+    project_name = f"Anonymous lab {uuid.uuid4().hex[:8]}"
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            code("%load_ext dataerai.magics"),
+            code(f"%dataerai --trace {project_name}"),
+            code('print("only this")'),
+            code("%dataerai --finish"),
+        ]
+    )
+    run(nb, work / "anonymous.ipynb")
+    assert "(1 cells, 0 products)." in text_of(nb.cells[3]), text_of(nb.cells[3])
+    names, log = published_log(client, project_name, work / "published")
+    assert names == ["execution-log.json"]
+    assert log["notebook"] is None and log["cells"][0]["stdout"] == "only this\n"
+
+
 def test_magic_errors_stay_in_the_cell(
     client: DataeraiClient, base_dir: Path, kernel_env: None, monkeypatch: pytest.MonkeyPatch
 ):

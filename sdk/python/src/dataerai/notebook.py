@@ -442,7 +442,12 @@ class NotebookSession:
         if not self.notebook:
             return None
         path = Path(self.notebook).expanduser()
-        return path if path.is_file() else None
+        if path.is_file():
+            return path
+        # Jupyter Server may name the notebook relative to its root directory, while the kernel
+        # runs in the notebook's own folder.
+        here = Path(path.name)
+        return here.resolve() if not path.is_absolute() and here.is_file() else None
 
     def _require_running(self) -> str:
         if self.trace_run_id is None:
