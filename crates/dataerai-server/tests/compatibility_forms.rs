@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn a_personal_owner_may_be_given_by_the_callers_own_email() {
@@ -206,7 +206,7 @@ async fn an_upload_may_be_charged_to_any_allocation_the_caller_may_write() {
     let (lab, [alice, bob, carol]) = Lab::start(["alice@x.org", "bob@x.org", "carol@x.org"]);
     let a = &alice.api;
     let project = a.create_project("beamtime").await;
-    let project_allocation = |p: &serde_json::Value| p["allocation"].clone();
+    let project_allocation = |p: &Value| p["allocation"].clone();
     let (_, p) = a.get(&format!("/api/v1/projects/{project}")).await;
     let allocation = project_allocation(&p)["allocation_id"]
         .as_str()
@@ -306,4 +306,127 @@ async fn an_upload_may_be_charged_to_any_allocation_the_caller_may_write() {
         .open_upload(carols, json!([{"name": "f", "size": 1}]), 1024)
         .await;
     assert_err_mentions(&(s, reply), PERMISSION_DENIED, &allocation);
+}
+
+#[tokio::test]
+async fn compatibility_routes_keep_the_smaller_promises_scripts_rely_on() {
+    let (lab, [alice, bob]) = Lab::start(["alice@x.org", "bob@x.org"]);
+    let a = &alice.api;
+
+    // A bearer token is required; the refusal carries "detail" too.
+    let stranger = lab.server.api("not-a-token");
+    for path in [
+        "/api/projects/",
+        "/api/collections/?owner_type=project&owner_id=p",
+    ] {
+        let reply = stranger.get(path).await;
+        assert_err_for(path, &reply, AUTH_REQUIRED);
+        assert_eq!(reply.1["detail"], reply.1["error"]["message"], "{path}");
+    }
+
+    // GET shows record_type and every field PATCH changed.
+    let project = a.create_project("Microscopy").await;
+    let asset = a.project_asset(&project, "frames").await;
+    let (s, patched) = a
+        .patch(
+            &format!("/api/assets/{asset}/"),
+            json!({"record_type": "imaging", "description": "tilt series", "tags": ["tem"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{patched}");
+    let (_, got) = a.get(&format!("/api/assets/{asset}/")).await;
+    assert_eq!(got["record_type"], "imaging", "{got}");
+    assert_eq!(got["description"], "tilt series");
+    assert_eq!(got["tags"], json!(["tem"]));
+    assert_eq!(got["title"], "frames", "PATCH leaves what it was not given");
+    // Someone who may not read the asset: 404 for GET and PATCH alike.
+    for reply in [
+        bob.api.get(&format!("/api/assets/{asset}/")).await,
+        bob.api
+            .patch(&format!("/api/assets/{asset}/"), json!({"title": "mine"}))
+            .await,
+    ] {
+        assert_err(&reply, NOT_FOUND);
+        assert!(reply.1["detail"].is_string(), "{}", reply.1);
+    }
+
+    // Projects: an unknown access_scope is refused, not ignored.
+    let reply = a.get("/api/projects/?access_scope=public").await;
+    assert_err(&reply, INVALID_INPUT);
+    assert!(reply.1["detail"].is_string(), "{}", reply.1);
+    let (_, home) = a.get("/api/projects/?access_scope=home").await;
+    let root = home["results"][0]["root_collection_id"].clone();
+
+    // Collections: the root (no parent) is listed too; each item has the
+    // fields scripts read and names its owning project.
+    let (_, all) = a
+        .get(&format!(
+            "/api/collections/?owner_type=project&owner_id={project}"
+        ))
+        .await;
+    assert_eq!(all["count"], 1, "{all}");
+    let c = &all["results"][0];
+    assert_eq!(
+        (&c["id"], &c["parent_id"], &c["owner_project_id"]),
+        (&root, &Value::Null, &json!(project)),
+        "{c}"
+    );
+    assert!(c["title"].is_string() && c["created_at"].is_string(), "{c}");
+    // A personal owner: your own id or email is an empty list; anyone
+    // else's email is refused, listing or creating.
+    for me in [alice.id.as_str(), "alice@x.org"] {
+        let (s, mine) = a
+            .get(&format!("/api/collections/?owner_type=user&owner_id={me}"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{mine}");
+        assert_eq!(mine, json!({"results": [], "count": 0}));
+    }
+    let reply = a
+        .get("/api/collections/?owner_type=user&owner_id=bob@x.org")
+        .await;
+    assert_err(&reply, PERMISSION_DENIED);
+    assert!(reply.1["detail"].is_string(), "{}", reply.1);
+    let personal = |owner: &str| json!({"title": "t", "owner_type": "user", "owner_id": owner});
+    assert_err(
+        &a.post("/api/collections/", personal("alice@x.org")).await,
+        INVALID_INPUT,
+    );
+    assert_err(
+        &a.post("/api/collections/", personal("bob@x.org")).await,
+        PERMISSION_DENIED,
+    );
+    // Creating in someone else's project: as unknown as a missing one.
+    let reply = bob
+        .api
+        .post(
+            "/api/collections/",
+            json!({"title": "t", "owner_type": "project", "owner_id": project}),
+        )
+        .await;
+    assert_err(&reply, NOT_FOUND);
+
+    // Two completions of one upload at once: one publishes, the other is 409.
+    let (s, u) = a
+        .open_upload(&asset, json!([{"name": "f.bin", "size": 5}]), 1024)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let upload = u["upload_id"].as_str().unwrap();
+    let (s, v) = a.put_chunk(upload, 0, 0, b"tiles").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let path = format!("/api/transfers/{upload}/complete/");
+    let body = json!({"files": [{"file_index": 0, "checksum": format!("blake3:{}", hex_blake3(b"tiles"))}]});
+    let (first, second) = tokio::join!(a.post(&path, body.clone()), a.post(&path, body));
+    let (won, lost) = if first.0 == StatusCode::OK {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(won.0, StatusCode::OK, "{}", won.1);
+    assert_err(&lost, CONFLICT);
+    assert!(lost.1["detail"].is_string(), "{}", lost.1);
+    let (_, got) = a.get(&format!("/api/assets/{asset}/")).await;
+    assert_eq!(
+        got["current_content"],
+        json!({"id": won.1["content_id"], "status": "available"})
+    );
 }

@@ -94,6 +94,10 @@ fn upload_takes_file_project_collection_and_a_metadata_file() {
     let asset = user.run_json(&["metadata", "get", up["asset_id"].as_str().unwrap()]);
     assert_eq!(asset["metadata"], json!({"k": 1}));
 
+    // The help says so.
+    let help = user.run_ok(&["upload", "--help"]);
+    assert!(help.contains("--metadata FILE.json"), "{help}");
+
     // A file that is not a description is refused with what is wrong.
     std::fs::write(&described, r#"{"titel": "typo"}"#).unwrap();
     let out = user.run(&[
@@ -151,6 +155,8 @@ fn a_token_in_the_environment_is_used_and_never_saved() {
         !leftovers.iter().any(|n| n == "credentials"),
         "{leftovers:?}"
     );
+    // Nor anywhere else the CLI and its daemon write (journal, logs).
+    assert_nowhere_on_disk(user.config_dir.path(), &token);
     // Without the token nothing is signed in.
     let out = user.run(&["auth", "status"]);
     assert!(!out.status.success());
@@ -166,6 +172,21 @@ fn a_token_in_the_environment_is_used_and_never_saved() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(saved(&user)["user_email"], "ada@lab.org");
+}
+
+fn assert_nowhere_on_disk(dir: &std::path::Path, token: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_nowhere_on_disk(&path, token);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the token is in {}",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]
@@ -194,4 +215,91 @@ fn a_credential_file_of_an_earlier_version_is_migrated_on_first_read() {
         now.get("token").is_none() && now.get("server").is_none(),
         "{now:?}"
     );
+}
+
+/// `user.cmd()` without `DATAERAI_CONFIG_DIR`: the config directory comes from
+/// `XDG_CONFIG_HOME` (when given) or `HOME`, as on a user's machine.
+fn cmd_with_home(
+    user: &UserEnv,
+    home: &std::path::Path,
+    xdg: Option<&std::path::Path>,
+) -> std::process::Command {
+    let mut cmd = user.cmd();
+    cmd.env_remove("DATAERAI_CONFIG_DIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("HOME", home);
+    if let Some(xdg) = xdg {
+        cmd.env("XDG_CONFIG_HOME", xdg);
+    }
+    cmd
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_login_lives_in_the_xdg_config_home_and_an_earlier_file_there_is_migrated() {
+    let server = TestServer::start_temp();
+    let token = new_user_token(&server, "ada@lab.org", "read,write");
+    let user = UserEnv::new();
+    let machine = tempfile::tempdir().unwrap();
+    let home = machine.path().join("home");
+    let xdg = machine.path().join("xdg");
+    std::fs::create_dir_all(&home).unwrap();
+    let status_json = |cmd: &mut std::process::Command| {
+        let out = cmd.args(["--json", "auth", "status"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+
+    for (config, xdg) in [
+        (xdg.join("dataerai"), Some(xdg.as_path())),
+        (home.join(".config").join("dataerai"), None),
+    ] {
+        let mut login = cmd_with_home(&user, &home, xdg);
+        login.args(["auth", "login", "--server", &server.base, "--token-stdin"]);
+        let out = dataerai_testkit::output_with_stdin(login, &format!("{token}\n"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = config.join("credentials");
+        assert_eq!(mode(&config), 0o700, "{}", config.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+        let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(saved["access_token"], token.as_str());
+        assert_eq!(saved["server_url"], server.base.trim_end_matches('/'));
+        assert_eq!(saved["user_email"], "ada@lab.org");
+        assert!(!user.config_dir.path().join("credentials").exists());
+        let status = status_json(&mut cmd_with_home(&user, &home, xdg));
+        assert_eq!(status["user_email"], "ada@lab.org");
+    }
+
+    // Today's file of an earlier version, in the XDG config home: moved to
+    // `credentials` on first read.
+    let config = xdg.join("dataerai");
+    let mut old: Value =
+        serde_json::from_slice(&std::fs::read(config.join("credentials")).unwrap()).unwrap();
+    let o = old.as_object_mut().unwrap();
+    let t = o.remove("access_token").unwrap();
+    let s = o.remove("server_url").unwrap();
+    o.insert("token".into(), t);
+    o.insert("server".into(), s);
+    std::fs::remove_file(config.join("credentials")).unwrap();
+    let legacy = config.join("credentials.json");
+    std::fs::write(&legacy, serde_json::to_vec(&old).unwrap()).unwrap();
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let status = status_json(&mut cmd_with_home(&user, &home, Some(&xdg)));
+    assert_eq!(status["user_email"], "ada@lab.org");
+    assert!(!legacy.exists());
+    assert_eq!(mode(&config.join("credentials")), 0o600);
+    let now: Value =
+        serde_json::from_slice(&std::fs::read(config.join("credentials")).unwrap()).unwrap();
+    assert_eq!(now["access_token"], token.as_str());
 }

@@ -24,6 +24,9 @@ use crate::service::{DownloadParams, Service, UploadParams};
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("owner").args(["project", "user"])))]
+#[command(
+    after_help = "--metadata also takes a JSON file (--metadata FILE.json) holding title, description, tags and metadata (and alias, record_type); flags given on the command line win over the file."
+)]
 pub struct UploadArgs {
     /// The file or directory to upload (a directory becomes one asset).
     #[arg(required_unless_present = "file_flag", conflicts_with = "file_flag")]
