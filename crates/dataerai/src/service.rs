@@ -440,9 +440,9 @@ impl Service {
     }
 
     /// Delete an asset with its versions and relationships (write access).
-    pub async fn delete_asset(&self, asset_id: &str) -> Result<()> {
-        require("asset_id", asset_id)?;
-        self.client()?.delete_asset(asset_id).await
+    pub async fn delete_asset(&self, p: AssetIdParams) -> Result<()> {
+        require("asset_id", &p.asset_id)?;
+        self.client()?.delete_asset(&p.asset_id).await
     }
 
     pub async fn delete_version(&self, p: VersionParams) -> Result<()> {
@@ -453,9 +453,9 @@ impl Service {
             .await
     }
 
-    pub async fn get_metadata(&self, asset_id: &str) -> Result<Asset> {
-        require("asset_id", asset_id)?;
-        self.client()?.get_asset(asset_id).await
+    pub async fn get_metadata(&self, p: AssetIdParams) -> Result<Asset> {
+        require("asset_id", &p.asset_id)?;
+        self.client()?.get_asset(&p.asset_id).await
     }
 
     pub async fn set_metadata(&self, p: SetMetadataParams) -> Result<Asset> {

@@ -6,9 +6,9 @@ use dataerai_proto::api::{Asset, OwnerType, Project, UploadFileSpec};
 use serde_json::json;
 
 use super::auth::{AuditFilter, NewAuditEvent};
-use super::conformance::scratch_pg_url;
+use super::conformance::{project_of, scratch_pg_store};
 use super::{MetadataStore, NewAsset, Window};
-use crate::meta::{postgres::PgStore, sqlite::SqliteStore};
+use crate::meta::sqlite::SqliteStore;
 
 fn window(limit: u64, offset: u64) -> Window {
     Window { limit, offset }
@@ -182,11 +182,8 @@ pub async fn audit_filtered(s: &dyn MetadataStore) {
 /// Totals over every allocation and the fullest ones first.
 pub async fn storage_usage_totals(s: &dyn MetadataStore) {
     let u = s.create_user("ada@lab.org", 1000).await.unwrap();
-    let p = s.create_project("Lab", "", &u.user_id, 5000).await.unwrap();
-    let q = s
-        .create_project("Quiet", "", &u.user_id, 7000)
-        .await
-        .unwrap();
+    let p = project_of(s, "Lab", &u.user_id, 5000).await;
+    let q = project_of(s, "Quiet", &u.user_id, 7000).await;
     let asset = project_asset(s, &p, &u.user_id, "t", None).await;
     let file = UploadFileSpec {
         name: "f".into(),
@@ -234,7 +231,7 @@ both_backends!(
 pub async fn collection_sorted_by_type(s: &dyn MetadataStore) {
     use crate::search::{parse, SearchRequest, Sort, COUNT_CAP};
     let u = s.create_user("ada@lab.org", 1000).await.unwrap();
-    let p = s.create_project("Lab", "", &u.user_id, 5000).await.unwrap();
+    let p = project_of(s, "Lab", &u.user_id, 5000).await;
     let mut made = Vec::new();
     for (title, record_type) in [
         ("a", Some("raw_data")),

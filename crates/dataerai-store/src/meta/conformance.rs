@@ -115,6 +115,30 @@ async fn usage(s: &dyn MetadataStore, user_id: &str) -> (u64, u64) {
     (a.used_bytes, a.reserved_bytes)
 }
 
+/// A new project `name` of user `owner` (no description).
+pub(crate) async fn project_of(
+    s: &dyn MetadataStore,
+    name: &str,
+    owner: &str,
+    quota_bytes: u64,
+) -> Project {
+    s.create_project(name, "", owner, quota_bytes)
+        .await
+        .unwrap()
+}
+
+/// A new collection `name` of project `p` under `parent_id`.
+async fn collection_in(
+    s: &dyn MetadataStore,
+    p: &Project,
+    name: &str,
+    parent_id: &str,
+) -> Collection {
+    s.create_collection(&p.project_id, name, parent_id)
+        .await
+        .unwrap()
+}
+
 /// A new asset of user `user_id` (see [`new_asset`]).
 async fn asset_of(s: &dyn MetadataStore, user_id: &str, alias: Option<&str>) -> Asset {
     s.create_asset(new_asset(user_id, alias)).await.unwrap()
@@ -342,7 +366,7 @@ pub async fn provenance_export_details(s: &dyn MetadataStore) {
     let me = s.create_user("me@x.org", 1000).await.unwrap();
     let mate = s.create_user("mate@x.org", 1000).await.unwrap();
     let stranger = s.create_user("stranger@x.org", 1000).await.unwrap();
-    let p = s.create_project("P", "", &me.user_id, 1000).await.unwrap();
+    let p = project_of(s, "P", &me.user_id, 1000).await;
     s.set_member(
         &p.project_id,
         &mate.user_id,
@@ -950,7 +974,7 @@ pub async fn auth_device_members_audit(s: &dyn MetadataStore) {
     );
 
     // Members: add, change, last owner protected, remove.
-    let p = s.create_project("P", "", &u.user_id, 10).await.unwrap();
+    let p = project_of(s, "P", &u.user_id, 10).await;
     let (m, added) = s
         .set_member(&p.project_id, &v.user_id, ProjectRole::Viewer, now)
         .await
@@ -1094,22 +1118,10 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
     use crate::search::{parse, SearchRequest, Sort};
     let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
     let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
-    let p = s
-        .create_project("Lab", "", &me.user_id, 1 << 40)
-        .await
-        .unwrap();
-    let hidden = s
-        .create_project("Hidden", "", &other.user_id, 1 << 40)
-        .await
-        .unwrap();
-    let sub = s
-        .create_collection(&p.project_id, "raw", &p.root_collection_id)
-        .await
-        .unwrap();
-    let deeper = s
-        .create_collection(&p.project_id, "2026", &sub.collection_id)
-        .await
-        .unwrap();
+    let p = project_of(s, "Lab", &me.user_id, 1 << 40).await;
+    let hidden = project_of(s, "Hidden", &other.user_id, 1 << 40).await;
+    let sub = collection_in(s, &p, "raw", &p.root_collection_id).await;
+    let deeper = collection_in(s, &p, "2026", &sub.collection_id).await;
     let mk = |title: &str, tags: &[&str], md: serde_json::Value, rt: Option<&str>| NewAsset {
         title: title.into(),
         description: Some(format!("about {title}")),
@@ -1522,10 +1534,9 @@ macro_rules! both_backends {
             #[tokio::test]
             #[ignore = "needs PostgreSQL: run by make test-scaleout"]
             async fn postgres() {
-                let Some(url) = scratch_pg_url("unit") else {
+                let Some(s) = scratch_pg_store().await else {
                     return;
                 };
-                let s = PgStore::open(&url).await.unwrap();
                 super::$name(&s).await;
             }
         }
@@ -1540,11 +1551,8 @@ pub(crate) use both_backends;
 pub async fn collection_tree(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
     let v = s.create_user("v@x.org", 1000).await.unwrap();
-    let p = s.create_project("Lab", "", &u.user_id, 500).await.unwrap();
-    let q = s
-        .create_project("Other", "", &u.user_id, 500)
-        .await
-        .unwrap();
+    let p = project_of(s, "Lab", &u.user_id, 500).await;
+    let q = project_of(s, "Other", &u.user_id, 500).await;
     let root = p.root_collection_id.clone();
     let new = |parent: &str, name: &str| NewCollection {
         project_id: p.project_id.clone(),
@@ -1739,7 +1747,7 @@ pub async fn collection_tree(s: &dyn MetadataStore) {
     }
     assert_eq!(s.list_collections(project_id, ALL).await.unwrap().1, 3);
     // Two projects of one name: ambiguous.
-    s.create_project("Fresh", "", &v.user_id, 1).await.unwrap();
+    project_of(s, "Fresh", &v.user_id, 1).await;
     assert!(matches!(
         s.ensure_collection_path(path(&v.user_id, &["Fresh"], false))
             .await
@@ -1849,10 +1857,7 @@ async fn counters(s: &dyn MetadataStore, owner_type: OwnerType, owner_id: &str) 
 /// the asset goes; dedup and garbage collection stay per owner, as before.
 pub async fn asset_charged_to_another_allocation(s: &dyn MetadataStore) {
     let u = s.create_user("c@x.org", 1_000).await.unwrap();
-    let p = s
-        .create_project("Shared", "", &u.user_id, 500)
-        .await
-        .unwrap();
+    let p = project_of(s, "Shared", &u.user_id, 500).await;
     let pid = p.project_id.as_str();
     let on_project = Some(p.allocation.allocation_id.clone());
     let charged = |user: &str| NewAsset {
@@ -2017,6 +2022,12 @@ pub(crate) fn scratch_pg_url(prefix: &str) -> Option<String> {
     ))
 }
 
+/// A store on a new scratch database (see [`scratch_pg_url`]), migrated.
+pub(crate) async fn scratch_pg_store() -> Option<PgStore> {
+    let url = scratch_pg_url("unit")?;
+    Some(PgStore::open(&url).await.unwrap())
+}
+
 both_backends!(
     search_matches_the_same_assets,
     users_tokens_projects,
@@ -2043,14 +2054,8 @@ both_backends!(
 pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
     use super::collection_listing::{CollectionSort, CollectionSortKey};
     let u = s.create_user("a@x.org", 1 << 30).await.unwrap();
-    let p = s
-        .create_project("Lab", "", &u.user_id, 1 << 30)
-        .await
-        .unwrap();
-    let raw = s
-        .create_collection(&p.project_id, "raw", &p.root_collection_id)
-        .await
-        .unwrap();
+    let p = project_of(s, "Lab", &u.user_id, 1 << 30).await;
+    let raw = collection_in(s, &p, "raw", &p.root_collection_id).await;
     let in_collection = |title: &str, record_type: Option<&str>, collection: &str| NewAsset {
         title: title.into(),
         owner_type: OwnerType::Project,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::rows::FileRow;
 use super::shared::{Backend, ConnOf};
-use super::sql::{Arg, Conn, Dialect};
+use super::sql::{Arg, Conn, Decoded, Dialect};
 use crate::error::Result;
 
 /// Ids per `IN (…)`.
@@ -34,16 +34,26 @@ pub struct ContentFacts {
     pub files: Vec<ContentFile>,
 }
 
-/// `$1, $2, …` for `n` ids after `before` other arguments.
-fn marks(before: usize, n: usize) -> String {
-    (before + 1..=before + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn id_args(ids: &[String]) -> Vec<Arg> {
-    ids.iter().map(|id| Arg::from(id.as_str())).collect()
+/// The rows of one `SELECT … IN (…)` over `ids`, [`IDS_PER_SELECT`] ids per
+/// statement: `select` writes the statement around one chunk's placeholders,
+/// which follow the `leading` arguments (`$1` … first).
+async fn select_in<B: Backend, T: Decoded>(
+    c: &mut ConnOf<B>,
+    leading: &[Arg],
+    ids: &[String],
+    select: impl Fn(&str) -> String,
+) -> Result<Vec<T>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IDS_PER_SELECT) {
+        let placeholders = (leading.len() + 1..=leading.len() + chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut args = leading.to_vec();
+        args.extend(chunk.iter().map(|id| Arg::from(id.as_str())));
+        rows.extend(c.fetch_all::<T>(&select(&placeholders), args).await?);
+    }
+    Ok(rows)
 }
 
 #[derive(sqlx::FromRow)]
@@ -69,55 +79,50 @@ struct ContentFileRow {
 pub(crate) async fn asset_facts<B: Backend>(b: &B, ids: &[String]) -> Result<Vec<AssetFacts>> {
     let mut conn = b.pool().acquire().await?;
     let c: &mut ConnOf<B> = &mut conn;
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(IDS_PER_SELECT) {
-        let sql = format!(
-            "SELECT id, created_by FROM assets WHERE id IN ({})",
-            marks(0, chunk.len())
-        );
-        let creators: Vec<CreatorRow> = c.fetch_all(&sql, id_args(chunk)).await?;
-        // Newest complete version first: the first row per asset is its latest.
-        let sql = format!(
-            "SELECT id, asset_id FROM contents WHERE status = 'complete' AND asset_id IN ({})
+    let creators: Vec<CreatorRow> = select_in::<B, _>(c, &[], ids, |ids| {
+        format!("SELECT id, created_by FROM assets WHERE id IN ({ids})")
+    })
+    .await?;
+    // Newest complete version first: the first row per asset is its latest.
+    let versions: Vec<LatestRow> = select_in::<B, _>(c, &[], ids, |ids| {
+        format!(
+            "SELECT id, asset_id FROM contents WHERE status = 'complete' AND asset_id IN ({ids})
              ORDER BY completed_at DESC, {} DESC",
-            marks(0, chunk.len()),
             <ConnOf<B> as Dialect>::CREATION_ORDER
-        );
-        let versions: Vec<LatestRow> = c.fetch_all(&sql, id_args(chunk)).await?;
-        let mut latest: HashMap<String, String> = HashMap::new();
-        for v in versions {
-            latest.entry(v.asset_id).or_insert(v.id);
-        }
-        let content_ids: Vec<String> = latest.values().cloned().collect();
-        let mut files: HashMap<String, Vec<ContentFile>> = HashMap::new();
-        for part in content_ids.chunks(IDS_PER_SELECT) {
-            let sql = format!(
-                "SELECT content_id, file_index, name, size, checksum, blob_content_id,
-                        blob_file_index, blob_chunk_size
-                   FROM content_files WHERE content_id IN ({}) ORDER BY content_id, file_index",
-                marks(0, part.len())
-            );
-            let rows: Vec<ContentFileRow> = c.fetch_all(&sql, id_args(part)).await?;
-            for row in rows {
-                files
-                    .entry(row.content_id)
-                    .or_default()
-                    .push(row.file.api()?);
-            }
-        }
-        for row in creators {
-            let content = latest.get(&row.id).map(|content_id| ContentFacts {
-                content_id: content_id.clone(),
-                files: files.remove(content_id).unwrap_or_default(),
-            });
-            out.push(AssetFacts {
-                asset_id: row.id,
-                created_by: row.created_by,
-                content,
-            });
-        }
+        )
+    })
+    .await?;
+    let mut latest: HashMap<String, String> = HashMap::new();
+    for v in versions {
+        latest.entry(v.asset_id).or_insert(v.id);
     }
-    Ok(out)
+    let content_ids: Vec<String> = latest.values().cloned().collect();
+    let rows: Vec<ContentFileRow> = select_in::<B, _>(c, &[], &content_ids, |ids| {
+        format!(
+            "SELECT content_id, file_index, name, size, checksum, blob_content_id,
+                    blob_file_index, blob_chunk_size
+               FROM content_files WHERE content_id IN ({ids}) ORDER BY content_id, file_index"
+        )
+    })
+    .await?;
+    let mut files: HashMap<String, Vec<ContentFile>> = HashMap::new();
+    for row in rows {
+        files
+            .entry(row.content_id)
+            .or_default()
+            .push(row.file.api()?);
+    }
+    Ok(creators
+        .into_iter()
+        .map(|row| AssetFacts {
+            content: latest.get(&row.id).map(|content_id| ContentFacts {
+                content_id: content_id.clone(),
+                files: files.get(content_id).cloned().unwrap_or_default(),
+            }),
+            asset_id: row.id,
+            created_by: row.created_by,
+        })
+        .collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -132,17 +137,11 @@ pub(crate) async fn relationship_qualifiers<B: Backend>(
     ids: &[String],
 ) -> Result<HashMap<String, Map<String, Value>>> {
     let mut conn = b.pool().acquire().await?;
-    let c: &mut ConnOf<B> = &mut conn;
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(IDS_PER_SELECT) {
-        let sql = format!(
-            "SELECT id, qualifiers FROM relationships WHERE id IN ({})",
-            marks(0, chunk.len())
-        );
-        let rows: Vec<QualifierRow> = c.fetch_all(&sql, id_args(chunk)).await?;
-        out.extend(rows.into_iter().map(|r| (r.id, r.qualifiers.0)));
-    }
-    Ok(out)
+    let rows: Vec<QualifierRow> = select_in::<B, _>(&mut conn, &[], ids, |ids| {
+        format!("SELECT id, qualifiers FROM relationships WHERE id IN ({ids})")
+    })
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.qualifiers.0)).collect())
 }
 
 /// The emails of those of `user_ids` whom `caller` may know by email: the
@@ -153,24 +152,19 @@ pub(crate) async fn visible_emails<B: Backend>(
     user_ids: &[String],
 ) -> Result<HashMap<String, String>> {
     let mut conn = b.pool().acquire().await?;
-    let c: &mut ConnOf<B> = &mut conn;
-    let mut out = HashMap::new();
-    for chunk in user_ids.chunks(IDS_PER_SELECT) {
-        let sql = format!(
-            "SELECT u.id, u.email FROM users u
-              WHERE u.id IN ({})
-                AND (u.id = $1 OR EXISTS (
-                     SELECT 1 FROM memberships mine
-                       JOIN memberships theirs ON theirs.project_id = mine.project_id
-                      WHERE mine.user_id = $1 AND theirs.user_id = u.id))",
-            marks(1, chunk.len())
-        );
-        let mut params = vec![Arg::from(caller)];
-        params.extend(id_args(chunk));
-        let rows: Vec<(String, String)> = c.fetch_all(&sql, params).await?;
-        out.extend(rows);
-    }
-    Ok(out)
+    let rows: Vec<(String, String)> =
+        select_in::<B, _>(&mut conn, &[Arg::from(caller)], user_ids, |ids| {
+            format!(
+                "SELECT u.id, u.email FROM users u
+                  WHERE u.id IN ({ids})
+                    AND (u.id = $1 OR EXISTS (
+                         SELECT 1 FROM memberships mine
+                           JOIN memberships theirs ON theirs.project_id = mine.project_id
+                          WHERE mine.user_id = $1 AND theirs.user_id = u.id))"
+            )
+        })
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Every relationship whose two ends are both among `ids`, ordered by id.
@@ -179,21 +173,18 @@ pub(crate) async fn relationships_among<B: Backend>(
     ids: &[String],
 ) -> Result<Vec<LineageEdge>> {
     let mut conn = b.pool().acquire().await?;
-    let c: &mut ConnOf<B> = &mut conn;
-    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut out: Vec<LineageEdge> = Vec::new();
-    for chunk in ids.chunks(IDS_PER_SELECT) {
-        let sql = format!(
+    let rows: Vec<LineageEdge> = select_in::<B, _>(&mut conn, &[], ids, |ids| {
+        format!(
             "SELECT id, from_asset_id, to_asset_id, type, analysis_mode FROM relationships
-              WHERE from_asset_id IN ({})",
-            marks(0, chunk.len())
-        );
-        let rows: Vec<LineageEdge> = c.fetch_all(&sql, id_args(chunk)).await?;
-        out.extend(
-            rows.into_iter()
-                .filter(|e| wanted.contains(e.to_asset_id.as_str())),
-        );
-    }
+              WHERE from_asset_id IN ({ids})"
+        )
+    })
+    .await?;
+    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut out: Vec<LineageEdge> = rows
+        .into_iter()
+        .filter(|e| wanted.contains(e.to_asset_id.as_str()))
+        .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::output::{fetch_pages, human_bytes, page_footer, print_json, print_result, PageArgs};
 use super::{parse_optional_object, Result};
 use crate::service::{
-    ListAssetsParams, ListVersionsParams, RelationshipParams, Service, SetMetadataParams,
-    VersionParams,
+    AssetIdParams, ListAssetsParams, ListVersionsParams, RelationshipParams, Service,
+    SetMetadataParams, VersionParams,
 };
 
 #[derive(Subcommand, Debug)]
@@ -88,7 +88,7 @@ pub struct LinkArgs {
 pub async fn metadata(svc: &Service, cmd: MetadataCommand) -> Result<()> {
     match cmd {
         MetadataCommand::Get { asset_id } => {
-            let asset = svc.get_metadata(&asset_id).await?;
+            let asset = svc.get_metadata(AssetIdParams { asset_id }).await?;
             print_json(&asset);
             Ok(())
         }
@@ -168,7 +168,10 @@ pub async fn delete(
 ) -> Result<()> {
     match version {
         None => {
-            svc.delete_asset(&asset_id).await?;
+            svc.delete_asset(AssetIdParams {
+                asset_id: asset_id.clone(),
+            })
+            .await?;
             if as_json {
                 print_json(&serde_json::json!({ "deleted": asset_id }));
             } else {

@@ -194,10 +194,14 @@ mod tests {
 
     #[test]
     fn sizes_are_human() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        for (bytes, shown) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (3 * 1024 * 1024 * 1024, "3.0 GiB"),
+        ] {
+            assert_eq!(human_bytes(bytes), shown, "{bytes}");
+        }
     }
 }
 

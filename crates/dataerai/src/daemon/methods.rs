@@ -6,6 +6,7 @@
 //! starts the transfer, so a client always sees the ids before the first
 //! notification about them.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use dataerai_proto::ipc::{RpcError, RpcErrorData, INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -20,12 +21,7 @@ use tokio::sync::Semaphore;
 use super::transfers;
 use super::DaemonState;
 use crate::service;
-use crate::service::{
-    AddMemberParams, AssetIdParams, CreateProjectParams, DownloadParams, LineageParams,
-    ListAssetsParams, ListMembersParams, ListRelationshipsParams, ListVersionsParams, NoParams,
-    PageParams, RelationshipParams, RemoveMemberParams, SearchParams, SetMetadataParams,
-    UploadParams, VersionParams,
-};
+use crate::service::{DownloadParams, NoParams, UploadParams};
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
 };
@@ -87,25 +83,37 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, RpcError> {
     serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()).into())
 }
 
+/// A method that is one service call: decode its parameters (the call's
+/// argument type says which), run it, and answer what it returns.
+async fn answer<P, T, F>(p: Value, run: impl FnOnce(P) -> F) -> Result<Value, RpcError>
+where
+    P: DeserializeOwned,
+    T: Serialize,
+    F: Future<Output = service::Result<T>>,
+{
+    to_value(run(params(p)?).await?)
+}
+
+/// As [`answer`], for a service call that returns nothing: the reply is `{}`.
+async fn answer_empty<P, F>(p: Value, run: impl FnOnce(P) -> F) -> Result<Value, RpcError>
+where
+    P: DeserializeOwned,
+    F: Future<Output = service::Result<()>>,
+{
+    run(params(p)?).await?;
+    Ok(json!({}))
+}
+
 pub async fn dispatch(state: Arc<DaemonState>, method: &str, p: Value) -> Outcome {
-    match method {
-        "asset.upload" => start_upload(state, p)
-            .await
-            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
-        "asset.download" => start_download(state, p)
-            .await
-            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
-        "asset.upload_many" => start_upload_many(state, p)
-            .await
-            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
-        "daemon.shutdown" => shutdown(state, p)
-            .await
-            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
-        "export.ro_crate" => start_ro_crate(state, p)
-            .await
-            .unwrap_or_else(|e| Outcome::Reply(Err(e))),
-        _ => Outcome::Reply(call(&state, method, p).await),
-    }
+    let started = match method {
+        "asset.upload" => start_upload(state, p).await,
+        "asset.download" => start_download(state, p).await,
+        "asset.upload_many" => start_upload_many(state, p).await,
+        "daemon.shutdown" => shutdown(state, p).await,
+        "export.ro_crate" => start_ro_crate(state, p).await,
+        _ => return Outcome::Reply(call(&state, method, p).await),
+    };
+    started.unwrap_or_else(|e| Outcome::Reply(Err(e)))
 }
 
 /// `daemon.shutdown`: stops the daemon, unless transfers are queued, running
@@ -149,84 +157,31 @@ async fn call(state: &Arc<DaemonState>, method: &str, p: Value) -> Result<Value,
             params::<NoParams>(p)?;
             Ok(svc.auth_status().await?)
         }
-        "project.create" => to_value(
-            svc.create_project(params::<CreateProjectParams>(p)?)
-                .await?,
-        ),
-        "project.list" => to_value(svc.list_projects(params::<PageParams>(p)?).await?),
-        "project.list_members" => {
-            to_value(svc.list_members(params::<ListMembersParams>(p)?).await?)
-        }
-        "project.add_member" => to_value(svc.add_member(params::<AddMemberParams>(p)?).await?),
-        "project.remove_member" => {
-            svc.remove_member(params::<RemoveMemberParams>(p)?).await?;
-            Ok(json!({}))
-        }
-        "asset.list" => to_value(svc.list_assets(params::<ListAssetsParams>(p)?).await?),
-        "asset.search" => to_value(svc.search(params::<SearchParams>(p)?).await?),
-        "asset.delete" => {
-            svc.delete_asset(&params::<AssetIdParams>(p)?.asset_id)
-                .await?;
-            Ok(json!({}))
-        }
-        "asset.delete_version" => {
-            svc.delete_version(params::<VersionParams>(p)?).await?;
-            Ok(json!({}))
-        }
-        "asset.get_metadata" => to_value(
-            svc.get_metadata(&params::<AssetIdParams>(p)?.asset_id)
-                .await?,
-        ),
-        "asset.set_metadata" => to_value(svc.set_metadata(params::<SetMetadataParams>(p)?).await?),
-        "relationship.create" => to_value(
-            svc.create_relationship(params::<RelationshipParams>(p)?)
-                .await?,
-        ),
-        "relationship.list" => to_value(
-            svc.list_relationships(params::<ListRelationshipsParams>(p)?)
-                .await?,
-        ),
-        "asset.lineage" => to_value(svc.lineage(params::<LineageParams>(p)?).await?),
+        "project.create" => answer(p, |q| svc.create_project(q)).await,
+        "project.list" => answer(p, |q| svc.list_projects(q)).await,
+        "project.list_members" => answer(p, |q| svc.list_members(q)).await,
+        "project.add_member" => answer(p, |q| svc.add_member(q)).await,
+        "project.remove_member" => answer_empty(p, |q| svc.remove_member(q)).await,
+        "asset.list" => answer(p, |q| svc.list_assets(q)).await,
+        "asset.search" => answer(p, |q| svc.search(q)).await,
+        "asset.delete" => answer_empty(p, |q| svc.delete_asset(q)).await,
+        "asset.delete_version" => answer_empty(p, |q| svc.delete_version(q)).await,
+        "asset.get_metadata" => answer(p, |q| svc.get_metadata(q)).await,
+        "asset.set_metadata" => answer(p, |q| svc.set_metadata(q)).await,
+        "relationship.create" => answer(p, |q| svc.create_relationship(q)).await,
+        "relationship.list" => answer(p, |q| svc.list_relationships(q)).await,
+        "asset.lineage" => answer(p, |q| svc.lineage(q)).await,
         // The collection tree (`service/collections.rs`).
-        "collection.create" => to_value(
-            svc.create_collection(params::<service::CreateCollectionParams>(p)?)
-                .await?,
-        ),
-        "collection.list" => to_value(
-            svc.list_collections(params::<service::ListCollectionsParams>(p)?)
-                .await?,
-        ),
-        "collection.rename" => to_value(
-            svc.rename_collection(params::<service::RenameCollectionParams>(p)?)
-                .await?,
-        ),
-        "collection.move" => to_value(
-            svc.move_collection(params::<service::MoveCollectionParams>(p)?)
-                .await?,
-        ),
-        "collection.delete" => {
-            svc.delete_collection(params::<service::CollectionIdParams>(p)?)
-                .await?;
-            Ok(json!({}))
-        }
-        "collection.ensure_path" => to_value(
-            svc.ensure_collection_path(params::<service::EnsurePathParams>(p)?)
-                .await?,
-        ),
-        "collection.download_plan" => to_value(
-            svc.plan_collection_download(params::<service::DownloadPlanParams>(p)?)
-                .await?,
-        ),
-        "asset.move" => to_value(
-            svc.move_asset(params::<service::MoveAssetParams>(p)?)
-                .await?,
-        ),
-        "asset.provenance" => Ok(svc
-            .provenance(params::<crate::export::ProvenanceParams>(p)?)
-            .await?),
-        "asset.list_versions" => {
-            to_value(svc.list_versions(params::<ListVersionsParams>(p)?).await?)
-        }
+        "collection.create" => answer(p, |q| svc.create_collection(q)).await,
+        "collection.list" => answer(p, |q| svc.list_collections(q)).await,
+        "collection.rename" => answer(p, |q| svc.rename_collection(q)).await,
+        "collection.move" => answer(p, |q| svc.move_collection(q)).await,
+        "collection.delete" => answer_empty(p, |q| svc.delete_collection(q)).await,
+        "collection.ensure_path" => answer(p, |q| svc.ensure_collection_path(q)).await,
+        "collection.download_plan" => answer(p, |q| svc.plan_collection_download(q)).await,
+        "asset.move" => answer(p, |q| svc.move_asset(q)).await,
+        "asset.provenance" => answer(p, |q| svc.provenance(q)).await,
+        "asset.list_versions" => answer(p, |q| svc.list_versions(q)).await,
         "transfer.list" => {
             params::<NoParams>(p)?;
             let items: Vec<Value> = state

@@ -302,11 +302,15 @@ mod tests {
 
     #[test]
     fn folder_names_are_safe() {
-        assert_eq!(folder_name("scan 1"), "scan 1");
-        assert_eq!(folder_name("a/b\\c"), "a_b_c");
-        assert_eq!(folder_name(".."), "_");
-        assert_eq!(folder_name(" .hidden "), "hidden");
-        assert_eq!(folder_name("x\ny"), "x_y");
+        for (name, folder) in [
+            ("scan 1", "scan 1"),
+            ("a/b\\c", "a_b_c"),
+            ("..", "_"),
+            (" .hidden ", "hidden"),
+            ("x\ny", "x_y"),
+        ] {
+            assert_eq!(folder_name(name), folder, "{name:?}");
+        }
         assert_eq!(folder_name(&"é".repeat(300)).len(), 200);
     }
 
