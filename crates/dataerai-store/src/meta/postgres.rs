@@ -37,7 +37,15 @@ impl PgStore {
     /// Connect to `url` (`postgres://user:password@host:port/database`),
     /// creating the database if it does not exist, and run the migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        // Every statement is planned with its values: sqlx prepares each
+        // statement once per connection, and after five runs PostgreSQL may
+        // switch to a generic plan costed without them, which for a search
+        // ignores how selective its driving term is (a metadata range that
+        // drives 1,000 candidates was planned as a merge join over every
+        // asset of a record type; docs/performance.md). Planning a statement
+        // costs well under a millisecond.
+        let options = PgConnectOptions::from_str(url)?
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool_options = || {
             PgPoolOptions::new()
                 .max_connections(16)

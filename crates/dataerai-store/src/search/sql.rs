@@ -20,6 +20,8 @@ pub(crate) enum FullText {
 /// and their arguments in placeholder order.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    /// What the page's statement starts with (`WITH …`, or empty).
+    pub with: String,
     /// The page's `FROM` (always with `assets a`).
     pub from: String,
     /// When neither the filter nor the order reads `assets a`: the page's
@@ -296,6 +298,15 @@ fn fts5(t: &Text) -> String {
     }
 }
 
+/// The FTS5 query of required words and phrases (all of them).
+fn required_match(required: &[Text]) -> String {
+    required
+        .iter()
+        .map(|t| format!("({})", fts5(t)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// The top-level `AND` terms of a query.
 fn conjuncts(e: &Expr) -> Vec<Expr> {
     match e {
@@ -425,12 +436,36 @@ fn drives(test: &MetaTest) -> bool {
     )
 }
 
+/// Estimates of SQLite's required words ranked by relevance count up to
+/// this many rows instead: their fixed rule reads and ranks every document
+/// with the words (a sixth of the catalogue for one common word), so a term
+/// with up to this many readable rows, whose candidates are each checked
+/// for the words with one full-text probe and only the survivors ranked,
+/// costs less.
+pub(crate) const RANKED_WORDS_ESTIMATE_CAP: u64 = 20_000;
+
+/// The cap of [`drive_estimates`]: a term must have fewer readable index
+/// rows than this to drive.
+pub(crate) fn estimate_cap(query: &Query, sort: &Sort, text: FullText) -> u64 {
+    let ranked_words = text == FullText::Fts5
+        && *sort == Sort::Relevance
+        && query
+            .expr
+            .as_ref()
+            .is_some_and(|e| !split_required(e).0.is_empty());
+    if ranked_words {
+        RANKED_WORDS_ESTIMATE_CAP
+    } else {
+        ESTIMATE_CAP
+    }
+}
+
 /// For each top-level term that could drive instead of the fixed rule
 /// (a tag, or a metadata test on an ordered value), its position and a
-/// statement counting its readable index rows up to [`ESTIMATE_CAP`] (one
-/// index range, the owner inside). Empty when the fixed rule stands: no
-/// such term, a lone tag (it drives anyway), or SQLite's required words
-/// ranked by relevance (their bm25 order needs the words to drive).
+/// statement counting its readable index rows up to [`estimate_cap`] (one
+/// index range, the owner inside); on SQLite also the required words'
+/// documents (the fixed rule, [`Drive::Default`]). Empty when the fixed
+/// rule stands: no such term, or a lone tag (it drives anyway).
 pub(crate) fn drive_estimates(
     query: &Query,
     sort: &Sort,
@@ -440,10 +475,8 @@ pub(crate) fn drive_estimates(
     let Some(e) = &query.expr else {
         return vec![];
     };
+    let cap = estimate_cap(query, sort, text);
     let (required, _) = split_required(e);
-    if text == FullText::Fts5 && !required.is_empty() && *sort == Sort::Relevance {
-        return vec![];
-    }
     let items = conjuncts(e);
     let mut out = Vec::new();
     let mut has_field = false;
@@ -465,22 +498,18 @@ pub(crate) fn drive_estimates(
         args.insert(0, me);
         out.push((
             Drive::Term(k),
-            format!("SELECT COUNT(*) FROM ({rows} LIMIT {ESTIMATE_CAP}) x"),
+            format!("SELECT COUNT(*) FROM ({rows} LIMIT {cap}) x"),
             args,
         ));
     }
-    // SQLite's required words (not ranked): their document count.
+    // SQLite's required words: their document count.
     if text == FullText::Fts5 && !required.is_empty() {
-        let m = required
-            .iter()
-            .map(|t| format!("({})", fts5(t)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let m = required_match(&required);
         out.push((
             Drive::Default,
             format!(
                 "SELECT COUNT(*) FROM (SELECT rowid FROM asset_search_fts \
-                 WHERE asset_search_fts MATCH $1 LIMIT {ESTIMATE_CAP}) x"
+                 WHERE asset_search_fts MATCH $1 LIMIT {cap}) x"
             ),
             vec![Arg::from(m)],
         ));
@@ -566,13 +595,7 @@ pub(crate) fn compile(
     let mut field_rows = String::new();
     match driver {
         Driver::Words => {
-            let m = b.arg(
-                required
-                    .iter()
-                    .map(|t| format!("({})", fts5(t)))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
-            );
+            let m = b.arg(required_match(&required));
             b.uses_search = true;
             filter = format!("asset_search_fts MATCH {m} AND s.owner IN {readable}");
         }
@@ -626,6 +649,9 @@ pub(crate) fn compile(
     // SQLite: the rank of a document among those with any ranking word,
     // joined to the page's `s`.
     let mut ranked = String::new();
+    // Its MATCH placeholder: the rank is computed (in `with`) for the
+    // documents that pass the filter only.
+    let mut rank_match = None;
     let order = match sort {
         Sort::Relevance if driver == Driver::Words => {
             // bm25: lower is better.
@@ -643,18 +669,25 @@ pub(crate) fn compile(
             } else {
                 match text {
                     FullText::Fts5 => {
-                        let q = b.arg(
+                        // The required words rank as they do when they
+                        // drive (the same MATCH, so the same bm25), else
+                        // any ranking word.
+                        let required = query
+                            .expr
+                            .as_ref()
+                            .map(|e| split_required(e).0)
+                            .unwrap_or_default();
+                        let q = b.arg(if required.is_empty() {
                             words
                                 .iter()
                                 .map(|w| format!("\"{w}\""))
                                 .collect::<Vec<_>>()
-                                .join(" OR "),
-                        );
-                        ranked = format!(
-                            " LEFT JOIN (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
-                             FROM asset_search_fts WHERE asset_search_fts MATCH {q}) ranked \
-                             ON ranked.r = s.rowid"
-                        );
+                                .join(" OR ")
+                        } else {
+                            required_match(&required)
+                        });
+                        rank_match = Some(q);
+                        ranked = " LEFT JOIN ranked ON ranked.r = s.rowid".to_string();
                         // bm25: lower is better.
                         "(ranked.rank IS NULL), ranked.rank".to_string()
                     }
@@ -748,23 +781,35 @@ pub(crate) fn compile(
             "asset_search s".to_string(),
         ),
     };
-    from.push_str(&ranked);
-    let ids_from = (!b.uses_asset).then(|| {
-        let ids = match driver {
-            Driver::Words => {
-                "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
-            }
-            Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id",
-            Driver::Field if b.uses_search || !ranked.is_empty() => {
-                return format!(
-                    "{field_rows} JOIN asset_search s ON s.asset_id = d.asset_id{ranked}"
-                );
-            }
-            Driver::Field => return field_rows.clone(),
-            Driver::All => "asset_search s",
-        };
-        format!("{ids}{ranked}")
+    // The page's ids without the rank.
+    let ids_base = (!b.uses_asset).then(|| match driver {
+        Driver::Words => {
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
+                .to_string()
+        }
+        Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id".to_string(),
+        Driver::Field if b.uses_search || !ranked.is_empty() => {
+            format!("{field_rows} JOIN asset_search s ON s.asset_id = d.asset_id")
+        }
+        Driver::Field => field_rows.clone(),
+        Driver::All => "asset_search s".to_string(),
     });
+    // SQLite ranks the matches only, not every document with a ranking
+    // word: one pass over the words' doclist (no row read), bm25 computed
+    // for the rowids the filter lets through (`+rowid`: a filter, not a
+    // lookup per rowid, which would recount the words' documents for every
+    // one). Materialised, so the full-text cursor is not re-run per row.
+    let with = match &rank_match {
+        Some(q) => format!(
+            "WITH ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
+             FROM asset_search_fts WHERE asset_search_fts MATCH {q} AND +rowid IN \
+             (SELECT s.rowid FROM {rows} WHERE {filter})) ",
+            rows = ids_base.as_deref().unwrap_or(&from),
+        ),
+        None => String::new(),
+    };
+    from.push_str(&ranked);
+    let ids_from = ids_base.map(|ids| format!("{ids}{ranked}"));
     if b.uses_asset {
         // SQLite: in the words' order (CROSS JOIN keeps the join order), not
         // from an index of `assets` that matches far more.
@@ -780,6 +825,7 @@ pub(crate) fn compile(
         _ => "s.owner",
     };
     Compiled {
+        with,
         from,
         ids_from,
         count_from,
@@ -895,16 +941,52 @@ mod tests {
             "{}",
             estimates[0].1
         );
-        // A lone tag, a `!=` and SQLite's ranked words keep the fixed rule.
+        // A lone tag and a `!=` keep the fixed rule.
         for (q, text) in [
             ("tag:x type:y", FullText::Fts5),
             ("md.k!=3", FullText::TsVector),
-            ("scan md.k>=3", FullText::Fts5),
         ] {
             let query = parse(q).unwrap();
             let sort = Sort::parse(None, &query).unwrap();
             assert!(drive_estimates(&query, &sort, "u1", text).is_empty(), "{q}");
         }
+    }
+
+    #[test]
+    fn a_term_can_drive_sqlite_words_ranked_by_relevance() {
+        // The metadata test and the words (the fixed rule) are weighed, up
+        // to the larger cap: the words' fixed rule ranks every document
+        // that has them.
+        let query = parse("scan md.k>=3").unwrap();
+        let sort = Sort::parse(None, &query).unwrap();
+        assert_eq!(sort, Sort::Relevance);
+        let estimates = drive_estimates(&query, &sort, "u1", FullText::Fts5);
+        let drives: Vec<Drive> = estimates.iter().map(|e| e.0).collect();
+        assert_eq!(drives, [Drive::Term(1), Drive::Default]);
+        assert!(estimates[0].1.ends_with("LIMIT 20000) x"), "{}", estimates[0].1);
+        assert_eq!(estimate_cap(&query, &sort, FullText::TsVector), ESTIMATE_CAP);
+        // From the metadata test, the words are one probe per candidate and
+        // the rank (the same MATCH as when the words drive, so the same
+        // bm25) is computed for the rows the whole filter lets through.
+        let c = compile(&query, &sort, "u1", FullText::Fts5, Drive::Term(1));
+        assert!(c.from.starts_with("(SELECT DISTINCT f.asset_id"), "{}", c.from);
+        assert!(
+            c.filter.contains("EXISTS (SELECT 1 FROM asset_search_fts WHERE asset_search_fts MATCH"),
+            "{}",
+            c.filter
+        );
+        assert!(
+            c.with.starts_with(
+                "WITH ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
+                 FROM asset_search_fts WHERE asset_search_fts MATCH $5 AND +rowid IN \
+                 (SELECT s.rowid FROM (SELECT DISTINCT"
+            ),
+            "{}",
+            c.with
+        );
+        assert!(c.with.contains(&c.filter), "{}", c.with);
+        assert!(matches!(&c.args[4], Arg::Text(Some(q)) if q == "(\"scan\")"));
+        assert_eq!(c.order, "(ranked.rank IS NULL), ranked.rank, d.asset_id");
     }
 
     #[test]
