@@ -44,8 +44,16 @@ impl PgStore {
         // drives 1,000 candidates was planned as a merge join over every
         // asset of a record type; docs/performance.md). Planning a statement
         // costs well under a millisecond.
-        let options = PgConnectOptions::from_str(url)?
-            .options([("plan_cache_mode", "force_custom_plan")]);
+        // No JIT and no parallel workers: every statement here is a few
+        // index ranges and probes; a search's per-candidate subqueries are
+        // costed past `jit_above_cost`, and compiling it (50–250 ms on a
+        // busy machine) or starting two workers for a thousand index rows
+        // cost more than the statement itself (docs/performance.md).
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("plan_cache_mode", "force_custom_plan"),
+            ("jit", "off"),
+            ("max_parallel_workers_per_gather", "0"),
+        ]);
         let pool_options = || {
             PgPoolOptions::new()
                 .max_connections(16)

@@ -187,7 +187,11 @@ pub(crate) fn statements(
     };
     let page = format!(
         "{with}SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
-        with = compiled.with,
+        with = if compiled.ctes.is_empty() {
+            String::new()
+        } else {
+            format!("WITH {} ", compiled.ctes)
+        },
         filter = compiled.filter,
         order = compiled.order,
         l = n + 1,
@@ -205,21 +209,27 @@ pub(crate) fn statements(
         drive,
     );
     let cap = request.count_cap;
+    let mut ctes = String::new();
     let (matches, count_args) = match metadata_count(&request.query, caller) {
         Some(found) => found,
         None => (
-            format!(
-                "SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter}",
-                id = plain.id,
-                owner = plain.owner,
-                from = plain.count_from,
-                filter = plain.filter,
-            ),
+            {
+                if !plain.ctes.is_empty() {
+                    ctes = format!("{}, ", plain.ctes);
+                }
+                format!(
+                    "SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter}",
+                    id = plain.id,
+                    owner = plain.owner,
+                    from = plain.count_from,
+                    filter = plain.filter,
+                )
+            },
             plain.args,
         ),
     };
     let mut count = format!(
-        "WITH m AS MATERIALIZED ({matches} LIMIT {limit}) \
+        "WITH {ctes}m AS MATERIALIZED ({matches} LIMIT {limit}) \
          SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
         limit = cap + 1
     );
@@ -1053,8 +1063,19 @@ mod tests {
         for _ in 0..3 {
             let mut conn = s.pool().acquire().await.unwrap();
             let c: &mut ConnOf<PgStore> = &mut conn;
-            let (mode,): (String,) = c.fetch_one("SHOW plan_cache_mode", vec![]).await.unwrap();
-            assert_eq!(mode, "force_custom_plan");
+            for (setting, value) in [
+                ("plan_cache_mode", "force_custom_plan"),
+                // Nor compiled, nor split over workers (slower for a few
+                // thousand index rows).
+                ("jit", "off"),
+                ("max_parallel_workers_per_gather", "0"),
+            ] {
+                let (shown,): (String,) = c
+                    .fetch_one(&format!("SHOW {setting}"), vec![])
+                    .await
+                    .unwrap();
+                assert_eq!(shown, value, "{setting}");
+            }
             held.push(conn);
         }
     }

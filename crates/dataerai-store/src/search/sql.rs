@@ -20,8 +20,9 @@ pub(crate) enum FullText {
 /// and their arguments in placeholder order.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
-    /// What the page's statement starts with (`WITH …`, or empty).
-    pub with: String,
+    /// Common table expressions (`name AS (…)`, or empty) that `from` and
+    /// `count_from` read.
+    pub ctes: String,
     /// The page's `FROM` (always with `assets a`).
     pub from: String,
     /// When neither the filter nor the order reads `assets a`: the page's
@@ -156,14 +157,6 @@ impl Builder {
     fn term(&mut self, t: &Term) -> String {
         let id = self.id;
         match t {
-            Term::Text(t) if self.correlated && self.text == FullText::Fts5 => {
-                let p = self.arg(fts5(t));
-                let rowid = self.s("rowid");
-                format!(
-                    "EXISTS (SELECT 1 FROM asset_search_fts WHERE asset_search_fts MATCH {p} \
-                     AND asset_search_fts.rowid = {rowid})"
-                )
-            }
             Term::Text(t) => self.text(t),
             Term::Tag(tag) if self.correlated => {
                 let p = self.arg(tag.as_str());
@@ -629,6 +622,20 @@ pub(crate) fn compile(
     // The whole query when it is one `OR`/`NOT` expression, else the terms
     // left after the driver's: each checked per candidate, the cheap
     // column comparisons first and the full text last.
+    // SQLite, a tag or metadata test driving: the required words are not
+    // probed per candidate (a full-text probe for one rowid reads the
+    // word's whole doclist: O(matches) per candidate) but matched once, in
+    // `words` below, against the candidates the rest of the filter passes.
+    let mut required_words = Vec::new();
+    if text == FullText::Fts5 && matches!(driver, Driver::Tag | Driver::Field) {
+        rest.retain(|e| match e {
+            Expr::Term(Term::Text(t)) => {
+                required_words.push(t.clone());
+                false
+            }
+            _ => true,
+        });
+    }
     if !rest.is_empty() {
         rest.sort_by_key(check_cost);
         for e in &rest {
@@ -652,11 +659,18 @@ pub(crate) fn compile(
     // Its MATCH placeholder: the rank is computed (in `with`) for the
     // documents that pass the filter only.
     let mut rank_match = None;
+    // The required words' MATCH when they are matched in `words`.
+    let words_match = (!required_words.is_empty()).then(|| {
+        b.uses_search = true;
+        b.arg(required_match(&required_words))
+    });
     let order = match sort {
         Sort::Relevance if driver == Driver::Words => {
             // bm25: lower is better.
             "bm25(asset_search_fts)".to_string()
         }
+        // The same MATCH as when the words drive, so the same bm25.
+        Sort::Relevance if words_match.is_some() => "ranked.rank".to_string(),
         Sort::Relevance => {
             let words: Vec<String> = query
                 .ranking_text()
@@ -669,23 +683,14 @@ pub(crate) fn compile(
             } else {
                 match text {
                     FullText::Fts5 => {
-                        // The required words rank as they do when they
-                        // drive (the same MATCH, so the same bm25), else
-                        // any ranking word.
-                        let required = query
-                            .expr
-                            .as_ref()
-                            .map(|e| split_required(e).0)
-                            .unwrap_or_default();
-                        let q = b.arg(if required.is_empty() {
+                        // Words under `OR` only: any ranking word.
+                        let q = b.arg(
                             words
                                 .iter()
                                 .map(|w| format!("\"{w}\""))
                                 .collect::<Vec<_>>()
-                                .join(" OR ")
-                        } else {
-                            required_match(&required)
-                        });
+                                .join(" OR "),
+                        );
                         rank_match = Some(q);
                         ranked = " LEFT JOIN ranked ON ranked.r = s.rowid".to_string();
                         // bm25: lower is better.
@@ -794,19 +799,35 @@ pub(crate) fn compile(
         Driver::Field => field_rows.clone(),
         Driver::All => "asset_search s".to_string(),
     });
-    // SQLite ranks the matches only, not every document with a ranking
-    // word: one pass over the words' doclist (no row read), bm25 computed
-    // for the rowids the filter lets through (`+rowid`: a filter, not a
-    // lookup per rowid, which would recount the words' documents for every
-    // one). Materialised, so the full-text cursor is not re-run per row.
-    let with = match &rank_match {
-        Some(q) => format!(
-            "WITH ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
+    // SQLite: the words are matched, and ranked, once per statement, for
+    // the candidates the filter lets through only: one pass over the
+    // words' doclist (no row read), each rowid checked against those
+    // candidates (`+rowid`: a filter, not a full-text lookup per rowid,
+    // which would read the doclist again and recount the words' documents
+    // for bm25 every time), bm25 computed for the survivors.
+    // Materialised, so the full-text cursor is not re-run per row.
+    let rows = ids_base.clone().unwrap_or_else(|| from.clone());
+    let ctes = match (&words_match, &rank_match) {
+        (Some(q), _) => {
+            let rank = if *sort == Sort::Relevance {
+                "bm25(asset_search_fts)"
+            } else {
+                "0"
+            };
+            ranked = " JOIN ranked ON ranked.r = s.rowid".to_string();
+            count_from.push_str(&ranked);
+            format!(
+                "ranked AS MATERIALIZED (SELECT rowid AS r, {rank} AS rank \
+                 FROM asset_search_fts WHERE asset_search_fts MATCH {q} AND +rowid IN \
+                 (SELECT s.rowid FROM {rows} WHERE {filter}))"
+            )
+        }
+        (None, Some(q)) => format!(
+            "ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
              FROM asset_search_fts WHERE asset_search_fts MATCH {q} AND +rowid IN \
-             (SELECT s.rowid FROM {rows} WHERE {filter})) ",
-            rows = ids_base.as_deref().unwrap_or(&from),
+             (SELECT s.rowid FROM {rows} WHERE {filter}))"
         ),
-        None => String::new(),
+        (None, None) => String::new(),
     };
     from.push_str(&ranked);
     let ids_from = ids_base.map(|ids| format!("{ids}{ranked}"));
@@ -825,7 +846,7 @@ pub(crate) fn compile(
         _ => "s.owner",
     };
     Compiled {
-        with,
+        ctes,
         from,
         ids_from,
         count_from,
@@ -965,28 +986,33 @@ mod tests {
         assert_eq!(drives, [Drive::Term(1), Drive::Default]);
         assert!(estimates[0].1.ends_with("LIMIT 20000) x"), "{}", estimates[0].1);
         assert_eq!(estimate_cap(&query, &sort, FullText::TsVector), ESTIMATE_CAP);
-        // From the metadata test, the words are one probe per candidate and
-        // the rank (the same MATCH as when the words drive, so the same
-        // bm25) is computed for the rows the whole filter lets through.
+        // From the metadata test, the words are matched once against the
+        // candidates the rest of the filter passes (not probed per
+        // candidate), and ranked (the same MATCH as when the words drive,
+        // so the same bm25) for the survivors only.
         let c = compile(&query, &sort, "u1", FullText::Fts5, Drive::Term(1));
         assert!(c.from.starts_with("(SELECT DISTINCT f.asset_id"), "{}", c.from);
-        assert!(
-            c.filter.contains("EXISTS (SELECT 1 FROM asset_search_fts WHERE asset_search_fts MATCH"),
-            "{}",
-            c.filter
+        assert!(!c.filter.contains("asset_search_fts"), "{}", c.filter);
+        assert_eq!(
+            c.ctes,
+            format!(
+                "ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
+                 FROM asset_search_fts WHERE asset_search_fts MATCH $4 AND +rowid IN \
+                 (SELECT s.rowid FROM {} JOIN asset_search s ON s.asset_id = d.asset_id WHERE {}))",
+                c.count_from.split(" JOIN").next().unwrap(),
+                c.filter
+            )
         );
-        assert!(
-            c.with.starts_with(
-                "WITH ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
-                 FROM asset_search_fts WHERE asset_search_fts MATCH $5 AND +rowid IN \
-                 (SELECT s.rowid FROM (SELECT DISTINCT"
-            ),
-            "{}",
-            c.with
-        );
-        assert!(c.with.contains(&c.filter), "{}", c.with);
-        assert!(matches!(&c.args[4], Arg::Text(Some(q)) if q == "(\"scan\")"));
-        assert_eq!(c.order, "(ranked.rank IS NULL), ranked.rank, d.asset_id");
+        assert!(c.from.ends_with(" JOIN ranked ON ranked.r = s.rowid"), "{}", c.from);
+        assert!(c.count_from.ends_with(" JOIN ranked ON ranked.r = s.rowid"), "{}", c.count_from);
+        assert!(matches!(&c.args[3], Arg::Text(Some(q)) if q == "(\"scan\")"));
+        assert_eq!(c.order, "ranked.rank, d.asset_id");
+        // Sorted otherwise: matched the same way, not ranked.
+        let created = Sort::Created { descending: true };
+        let c = compile(&query, &created, "u1", FullText::Fts5, Drive::Term(1));
+        assert!(c.ctes.starts_with("ranked AS MATERIALIZED (SELECT rowid AS r, 0 AS rank"), "{}", c.ctes);
+        assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
+
     }
 
     #[test]
