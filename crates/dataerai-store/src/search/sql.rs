@@ -984,14 +984,25 @@ mod tests {
         let estimates = drive_estimates(&query, &sort, "u1", FullText::Fts5);
         let drives: Vec<Drive> = estimates.iter().map(|e| e.0).collect();
         assert_eq!(drives, [Drive::Term(1), Drive::Default]);
-        assert!(estimates[0].1.ends_with("LIMIT 20000) x"), "{}", estimates[0].1);
-        assert_eq!(estimate_cap(&query, &sort, FullText::TsVector), ESTIMATE_CAP);
+        assert!(
+            estimates[0].1.ends_with("LIMIT 20000) x"),
+            "{}",
+            estimates[0].1
+        );
+        assert_eq!(
+            estimate_cap(&query, &sort, FullText::TsVector),
+            ESTIMATE_CAP
+        );
         // From the metadata test, the words are matched once against the
         // candidates the rest of the filter passes (not probed per
         // candidate), and ranked (the same MATCH as when the words drive,
         // so the same bm25) for the survivors only.
         let c = compile(&query, &sort, "u1", FullText::Fts5, Drive::Term(1));
-        assert!(c.from.starts_with("(SELECT DISTINCT f.asset_id"), "{}", c.from);
+        assert!(
+            c.from.starts_with("(SELECT DISTINCT f.asset_id"),
+            "{}",
+            c.from
+        );
         assert!(!c.filter.contains("asset_search_fts"), "{}", c.filter);
         assert_eq!(
             c.ctes,
@@ -1003,16 +1014,28 @@ mod tests {
                 c.filter
             )
         );
-        assert!(c.from.ends_with(" JOIN ranked ON ranked.r = s.rowid"), "{}", c.from);
-        assert!(c.count_from.ends_with(" JOIN ranked ON ranked.r = s.rowid"), "{}", c.count_from);
+        assert!(
+            c.from.ends_with(" JOIN ranked ON ranked.r = s.rowid"),
+            "{}",
+            c.from
+        );
+        assert!(
+            c.count_from.ends_with(" JOIN ranked ON ranked.r = s.rowid"),
+            "{}",
+            c.count_from
+        );
         assert!(matches!(&c.args[3], Arg::Text(Some(q)) if q == "(\"scan\")"));
         assert_eq!(c.order, "ranked.rank, d.asset_id");
         // Sorted otherwise: matched the same way, not ranked.
         let created = Sort::Created { descending: true };
         let c = compile(&query, &created, "u1", FullText::Fts5, Drive::Term(1));
-        assert!(c.ctes.starts_with("ranked AS MATERIALIZED (SELECT rowid AS r, 0 AS rank"), "{}", c.ctes);
+        assert!(
+            c.ctes
+                .starts_with("ranked AS MATERIALIZED (SELECT rowid AS r, 0 AS rank"),
+            "{}",
+            c.ctes
+        );
         assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
-
     }
 
     #[test]
