@@ -37,7 +37,23 @@ impl PgStore {
     /// Connect to `url` (`postgres://user:password@host:port/database`),
     /// creating the database if it does not exist, and run the migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        // Every statement is planned with its values: sqlx prepares each
+        // statement once per connection, and after five runs PostgreSQL may
+        // switch to a generic plan costed without them, which for a search
+        // ignores how selective its driving term is (a metadata range that
+        // drives 1,000 candidates was planned as a merge join over every
+        // asset of a record type; docs/performance.md). Planning a statement
+        // costs well under a millisecond.
+        // No JIT and no parallel workers: every statement here is a few
+        // index ranges and probes; a search's per-candidate subqueries are
+        // costed past `jit_above_cost`, and compiling it (50–250 ms on a
+        // busy machine) or starting two workers for a thousand index rows
+        // cost more than the statement itself (docs/performance.md).
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("plan_cache_mode", "force_custom_plan"),
+            ("jit", "off"),
+            ("max_parallel_workers_per_gather", "0"),
+        ]);
         let pool_options = || {
             PgPoolOptions::new()
                 .max_connections(16)

@@ -12,7 +12,7 @@ use super::sql::{args, Arg, Conn, Dialect};
 use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
-use crate::search::sql::{compile, drive_estimates, metadata_count, Drive, ESTIMATE_CAP};
+use crate::search::sql::{compile, drive_estimates, estimate_cap, metadata_count, Drive};
 use crate::search::{Facets, SearchPage, SearchRequest};
 use dataerai_proto::api::Asset;
 
@@ -186,7 +186,12 @@ pub(crate) fn statements(
         None => (qualified(ASSET_COLUMNS), compiled.from.as_str()),
     };
     let page = format!(
-        "SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
+        "{with}SELECT {columns} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ${l} OFFSET ${o}",
+        with = if compiled.ctes.is_empty() {
+            String::new()
+        } else {
+            format!("WITH {} ", compiled.ctes)
+        },
         filter = compiled.filter,
         order = compiled.order,
         l = n + 1,
@@ -204,21 +209,27 @@ pub(crate) fn statements(
         drive,
     );
     let cap = request.count_cap;
+    let mut ctes = String::new();
     let (matches, count_args) = match metadata_count(&request.query, caller) {
         Some(found) => found,
         None => (
-            format!(
-                "SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter}",
-                id = plain.id,
-                owner = plain.owner,
-                from = plain.count_from,
-                filter = plain.filter,
-            ),
+            {
+                if !plain.ctes.is_empty() {
+                    ctes = format!("{}, ", plain.ctes);
+                }
+                format!(
+                    "SELECT {id} AS id, {owner} AS owner FROM {from} WHERE {filter}",
+                    id = plain.id,
+                    owner = plain.owner,
+                    from = plain.count_from,
+                    filter = plain.filter,
+                )
+            },
             plain.args,
         ),
     };
     let mut count = format!(
-        "WITH m AS MATERIALIZED ({matches} LIMIT {limit}) \
+        "WITH {ctes}m AS MATERIALIZED ({matches} LIMIT {limit}) \
          SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m",
         limit = cap + 1
     );
@@ -261,7 +272,7 @@ pub(crate) fn statements(
 
 /// The term a search starts from: of the terms that could drive, the one
 /// with the fewest readable index rows (each counted up to
-/// [`ESTIMATE_CAP`], one index range each), when it has fewer than that;
+/// [`estimate_cap`], one index range each), when it has fewer than that;
 /// else the fixed rule of [`compile`]. A selective term then bounds the
 /// rows every statement reads, whatever the other terms match.
 pub(crate) async fn choose_drive<C: Dialect>(
@@ -269,7 +280,10 @@ pub(crate) async fn choose_drive<C: Dialect>(
     caller: &str,
     request: &SearchRequest,
 ) -> Result<Drive> {
-    let mut best = (ESTIMATE_CAP, Drive::Default);
+    let mut best = (
+        estimate_cap(&request.query, &request.sort, C::FULL_TEXT),
+        Drive::Default,
+    );
     for (drive, sql, args) in drive_estimates(&request.query, &request.sort, caller, C::FULL_TEXT) {
         let (n,): (i64,) = c.fetch_one(&sql, args).await?;
         let n = n.unsigned_abs();
@@ -963,6 +977,12 @@ mod tests {
             ("md.run>=20 md.run<40 -tag:t1 md.kv!=3", Some("-md.run")),
             ("md.run>=20 (tag:t1 OR dark)", None),
             ("md.modes=2 md.ok=true", Some("title")),
+            // SQLite: words ranked by relevance, from a tag or a metadata
+            // test too (the rank of the survivors only).
+            ("scan tag:t1 md.kv>=2", None),
+            ("\"bright scan\" md.run<50", None),
+            ("scan (dark OR tag:t2) md.run<60", None),
+            ("dark scan tag:all md.modes>=2", None),
         ] {
             let query = crate::search::parse(q).unwrap();
             let request = SearchRequest {
@@ -1028,6 +1048,36 @@ mod tests {
             sql.page
         );
         assert!(!sql.page.contains("FROM asset_search s"), "{}", sql.page);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
+    async fn statements_are_planned_with_their_values_postgres() {
+        let Some(url) = scratch_pg_url("unit") else {
+            return;
+        };
+        let s = PgStore::open(&url).await.unwrap();
+        // On every connection of the pool: a prepared search statement is
+        // never run with a generic plan that ignores its driver's values.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = s.pool().acquire().await.unwrap();
+            let c: &mut ConnOf<PgStore> = &mut conn;
+            for (setting, value) in [
+                ("plan_cache_mode", "force_custom_plan"),
+                // Nor compiled, nor split over workers (slower for a few
+                // thousand index rows).
+                ("jit", "off"),
+                ("max_parallel_workers_per_gather", "0"),
+            ] {
+                let (shown,): (String,) = c
+                    .fetch_one(&format!("SHOW {setting}"), vec![])
+                    .await
+                    .unwrap();
+                assert_eq!(shown, value, "{setting}");
+            }
+            held.push(conn);
+        }
     }
 
     #[tokio::test]

@@ -20,6 +20,9 @@ pub(crate) enum FullText {
 /// and their arguments in placeholder order.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    /// Common table expressions (`name AS (…)`, or empty) that `from` and
+    /// `count_from` read.
+    pub ctes: String,
     /// The page's `FROM` (always with `assets a`).
     pub from: String,
     /// When neither the filter nor the order reads `assets a`: the page's
@@ -154,14 +157,6 @@ impl Builder {
     fn term(&mut self, t: &Term) -> String {
         let id = self.id;
         match t {
-            Term::Text(t) if self.correlated && self.text == FullText::Fts5 => {
-                let p = self.arg(fts5(t));
-                let rowid = self.s("rowid");
-                format!(
-                    "EXISTS (SELECT 1 FROM asset_search_fts WHERE asset_search_fts MATCH {p} \
-                     AND asset_search_fts.rowid = {rowid})"
-                )
-            }
             Term::Text(t) => self.text(t),
             Term::Tag(tag) if self.correlated => {
                 let p = self.arg(tag.as_str());
@@ -296,6 +291,15 @@ fn fts5(t: &Text) -> String {
     }
 }
 
+/// The FTS5 query of required words and phrases (all of them).
+fn required_match(required: &[Text]) -> String {
+    required
+        .iter()
+        .map(|t| format!("({})", fts5(t)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// The top-level `AND` terms of a query.
 fn conjuncts(e: &Expr) -> Vec<Expr> {
     match e {
@@ -425,12 +429,36 @@ fn drives(test: &MetaTest) -> bool {
     )
 }
 
+/// Estimates of SQLite's required words ranked by relevance count up to
+/// this many rows instead: their fixed rule reads and ranks every document
+/// with the words (a sixth of the catalogue for one common word), so a term
+/// with up to this many readable rows, whose candidates are each checked
+/// for the words with one full-text probe and only the survivors ranked,
+/// costs less.
+pub(crate) const RANKED_WORDS_ESTIMATE_CAP: u64 = 20_000;
+
+/// The cap of [`drive_estimates`]: a term must have fewer readable index
+/// rows than this to drive.
+pub(crate) fn estimate_cap(query: &Query, sort: &Sort, text: FullText) -> u64 {
+    let ranked_words = text == FullText::Fts5
+        && *sort == Sort::Relevance
+        && query
+            .expr
+            .as_ref()
+            .is_some_and(|e| !split_required(e).0.is_empty());
+    if ranked_words {
+        RANKED_WORDS_ESTIMATE_CAP
+    } else {
+        ESTIMATE_CAP
+    }
+}
+
 /// For each top-level term that could drive instead of the fixed rule
 /// (a tag, or a metadata test on an ordered value), its position and a
-/// statement counting its readable index rows up to [`ESTIMATE_CAP`] (one
-/// index range, the owner inside). Empty when the fixed rule stands: no
-/// such term, a lone tag (it drives anyway), or SQLite's required words
-/// ranked by relevance (their bm25 order needs the words to drive).
+/// statement counting its readable index rows up to [`estimate_cap`] (one
+/// index range, the owner inside); on SQLite also the required words'
+/// documents (the fixed rule, [`Drive::Default`]). Empty when the fixed
+/// rule stands: no such term, or a lone tag (it drives anyway).
 pub(crate) fn drive_estimates(
     query: &Query,
     sort: &Sort,
@@ -440,10 +468,8 @@ pub(crate) fn drive_estimates(
     let Some(e) = &query.expr else {
         return vec![];
     };
+    let cap = estimate_cap(query, sort, text);
     let (required, _) = split_required(e);
-    if text == FullText::Fts5 && !required.is_empty() && *sort == Sort::Relevance {
-        return vec![];
-    }
     let items = conjuncts(e);
     let mut out = Vec::new();
     let mut has_field = false;
@@ -465,22 +491,18 @@ pub(crate) fn drive_estimates(
         args.insert(0, me);
         out.push((
             Drive::Term(k),
-            format!("SELECT COUNT(*) FROM ({rows} LIMIT {ESTIMATE_CAP}) x"),
+            format!("SELECT COUNT(*) FROM ({rows} LIMIT {cap}) x"),
             args,
         ));
     }
-    // SQLite's required words (not ranked): their document count.
+    // SQLite's required words: their document count.
     if text == FullText::Fts5 && !required.is_empty() {
-        let m = required
-            .iter()
-            .map(|t| format!("({})", fts5(t)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let m = required_match(&required);
         out.push((
             Drive::Default,
             format!(
                 "SELECT COUNT(*) FROM (SELECT rowid FROM asset_search_fts \
-                 WHERE asset_search_fts MATCH $1 LIMIT {ESTIMATE_CAP}) x"
+                 WHERE asset_search_fts MATCH $1 LIMIT {cap}) x"
             ),
             vec![Arg::from(m)],
         ));
@@ -566,13 +588,7 @@ pub(crate) fn compile(
     let mut field_rows = String::new();
     match driver {
         Driver::Words => {
-            let m = b.arg(
-                required
-                    .iter()
-                    .map(|t| format!("({})", fts5(t)))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
-            );
+            let m = b.arg(required_match(&required));
             b.uses_search = true;
             filter = format!("asset_search_fts MATCH {m} AND s.owner IN {readable}");
         }
@@ -606,6 +622,20 @@ pub(crate) fn compile(
     // The whole query when it is one `OR`/`NOT` expression, else the terms
     // left after the driver's: each checked per candidate, the cheap
     // column comparisons first and the full text last.
+    // SQLite, a tag or metadata test driving: the required words are not
+    // probed per candidate (a full-text probe for one rowid reads the
+    // word's whole doclist: O(matches) per candidate) but matched once, in
+    // `words` below, against the candidates the rest of the filter passes.
+    let mut required_words = Vec::new();
+    if text == FullText::Fts5 && matches!(driver, Driver::Tag | Driver::Field) {
+        rest.retain(|e| match e {
+            Expr::Term(Term::Text(t)) => {
+                required_words.push(t.clone());
+                false
+            }
+            _ => true,
+        });
+    }
     if !rest.is_empty() {
         rest.sort_by_key(check_cost);
         for e in &rest {
@@ -626,11 +656,21 @@ pub(crate) fn compile(
     // SQLite: the rank of a document among those with any ranking word,
     // joined to the page's `s`.
     let mut ranked = String::new();
+    // Its MATCH placeholder: the rank is computed (in `with`) for the
+    // documents that pass the filter only.
+    let mut rank_match = None;
+    // The required words' MATCH when they are matched in `words`.
+    let words_match = (!required_words.is_empty()).then(|| {
+        b.uses_search = true;
+        b.arg(required_match(&required_words))
+    });
     let order = match sort {
         Sort::Relevance if driver == Driver::Words => {
             // bm25: lower is better.
             "bm25(asset_search_fts)".to_string()
         }
+        // The same MATCH as when the words drive, so the same bm25.
+        Sort::Relevance if words_match.is_some() => "ranked.rank".to_string(),
         Sort::Relevance => {
             let words: Vec<String> = query
                 .ranking_text()
@@ -643,6 +683,7 @@ pub(crate) fn compile(
             } else {
                 match text {
                     FullText::Fts5 => {
+                        // Words under `OR` only: any ranking word.
                         let q = b.arg(
                             words
                                 .iter()
@@ -650,11 +691,8 @@ pub(crate) fn compile(
                                 .collect::<Vec<_>>()
                                 .join(" OR "),
                         );
-                        ranked = format!(
-                            " LEFT JOIN (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
-                             FROM asset_search_fts WHERE asset_search_fts MATCH {q}) ranked \
-                             ON ranked.r = s.rowid"
-                        );
+                        rank_match = Some(q);
+                        ranked = " LEFT JOIN ranked ON ranked.r = s.rowid".to_string();
                         // bm25: lower is better.
                         "(ranked.rank IS NULL), ranked.rank".to_string()
                     }
@@ -748,23 +786,51 @@ pub(crate) fn compile(
             "asset_search s".to_string(),
         ),
     };
-    from.push_str(&ranked);
-    let ids_from = (!b.uses_asset).then(|| {
-        let ids = match driver {
-            Driver::Words => {
-                "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
-            }
-            Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id",
-            Driver::Field if b.uses_search || !ranked.is_empty() => {
-                return format!(
-                    "{field_rows} JOIN asset_search s ON s.asset_id = d.asset_id{ranked}"
-                );
-            }
-            Driver::Field => return field_rows.clone(),
-            Driver::All => "asset_search s",
-        };
-        format!("{ids}{ranked}")
+    // The page's ids without the rank.
+    let ids_base = (!b.uses_asset).then(|| match driver {
+        Driver::Words => {
+            "asset_search_fts CROSS JOIN asset_search s ON s.rowid = asset_search_fts.rowid"
+                .to_string()
+        }
+        Driver::Tag => "asset_tags d JOIN asset_search s ON s.asset_id = d.asset_id".to_string(),
+        Driver::Field if b.uses_search || !ranked.is_empty() => {
+            format!("{field_rows} JOIN asset_search s ON s.asset_id = d.asset_id")
+        }
+        Driver::Field => field_rows.clone(),
+        Driver::All => "asset_search s".to_string(),
     });
+    // SQLite: the words are matched, and ranked, once per statement, for
+    // the candidates the filter lets through only: one pass over the
+    // words' doclist (no row read), each rowid checked against those
+    // candidates (`+rowid`: a filter, not a full-text lookup per rowid,
+    // which would read the doclist again and recount the words' documents
+    // for bm25 every time), bm25 computed for the survivors.
+    // Materialised, so the full-text cursor is not re-run per row.
+    let rows = ids_base.clone().unwrap_or_else(|| from.clone());
+    let ctes = match (&words_match, &rank_match) {
+        (Some(q), _) => {
+            let rank = if *sort == Sort::Relevance {
+                "bm25(asset_search_fts)"
+            } else {
+                "0"
+            };
+            ranked = " JOIN ranked ON ranked.r = s.rowid".to_string();
+            count_from.push_str(&ranked);
+            format!(
+                "ranked AS MATERIALIZED (SELECT rowid AS r, {rank} AS rank \
+                 FROM asset_search_fts WHERE asset_search_fts MATCH {q} AND +rowid IN \
+                 (SELECT s.rowid FROM {rows} WHERE {filter}))"
+            )
+        }
+        (None, Some(q)) => format!(
+            "ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
+             FROM asset_search_fts WHERE asset_search_fts MATCH {q} AND +rowid IN \
+             (SELECT s.rowid FROM {rows} WHERE {filter}))"
+        ),
+        (None, None) => String::new(),
+    };
+    from.push_str(&ranked);
+    let ids_from = ids_base.map(|ids| format!("{ids}{ranked}"));
     if b.uses_asset {
         // SQLite: in the words' order (CROSS JOIN keeps the join order), not
         // from an index of `assets` that matches far more.
@@ -780,6 +846,7 @@ pub(crate) fn compile(
         _ => "s.owner",
     };
     Compiled {
+        ctes,
         from,
         ids_from,
         count_from,
@@ -895,16 +962,80 @@ mod tests {
             "{}",
             estimates[0].1
         );
-        // A lone tag, a `!=` and SQLite's ranked words keep the fixed rule.
+        // A lone tag and a `!=` keep the fixed rule.
         for (q, text) in [
             ("tag:x type:y", FullText::Fts5),
             ("md.k!=3", FullText::TsVector),
-            ("scan md.k>=3", FullText::Fts5),
         ] {
             let query = parse(q).unwrap();
             let sort = Sort::parse(None, &query).unwrap();
             assert!(drive_estimates(&query, &sort, "u1", text).is_empty(), "{q}");
         }
+    }
+
+    #[test]
+    fn a_term_can_drive_sqlite_words_ranked_by_relevance() {
+        // The metadata test and the words (the fixed rule) are weighed, up
+        // to the larger cap: the words' fixed rule ranks every document
+        // that has them.
+        let query = parse("scan md.k>=3").unwrap();
+        let sort = Sort::parse(None, &query).unwrap();
+        assert_eq!(sort, Sort::Relevance);
+        let estimates = drive_estimates(&query, &sort, "u1", FullText::Fts5);
+        let drives: Vec<Drive> = estimates.iter().map(|e| e.0).collect();
+        assert_eq!(drives, [Drive::Term(1), Drive::Default]);
+        assert!(
+            estimates[0].1.ends_with("LIMIT 20000) x"),
+            "{}",
+            estimates[0].1
+        );
+        assert_eq!(
+            estimate_cap(&query, &sort, FullText::TsVector),
+            ESTIMATE_CAP
+        );
+        // From the metadata test, the words are matched once against the
+        // candidates the rest of the filter passes (not probed per
+        // candidate), and ranked (the same MATCH as when the words drive,
+        // so the same bm25) for the survivors only.
+        let c = compile(&query, &sort, "u1", FullText::Fts5, Drive::Term(1));
+        assert!(
+            c.from.starts_with("(SELECT DISTINCT f.asset_id"),
+            "{}",
+            c.from
+        );
+        assert!(!c.filter.contains("asset_search_fts"), "{}", c.filter);
+        assert_eq!(
+            c.ctes,
+            format!(
+                "ranked AS MATERIALIZED (SELECT rowid AS r, bm25(asset_search_fts) AS rank \
+                 FROM asset_search_fts WHERE asset_search_fts MATCH $4 AND +rowid IN \
+                 (SELECT s.rowid FROM {} JOIN asset_search s ON s.asset_id = d.asset_id WHERE {}))",
+                c.count_from.split(" JOIN").next().unwrap(),
+                c.filter
+            )
+        );
+        assert!(
+            c.from.ends_with(" JOIN ranked ON ranked.r = s.rowid"),
+            "{}",
+            c.from
+        );
+        assert!(
+            c.count_from.ends_with(" JOIN ranked ON ranked.r = s.rowid"),
+            "{}",
+            c.count_from
+        );
+        assert!(matches!(&c.args[3], Arg::Text(Some(q)) if q == "(\"scan\")"));
+        assert_eq!(c.order, "ranked.rank, d.asset_id");
+        // Sorted otherwise: matched the same way, not ranked.
+        let created = Sort::Created { descending: true };
+        let c = compile(&query, &created, "u1", FullText::Fts5, Drive::Term(1));
+        assert!(
+            c.ctes
+                .starts_with("ranked AS MATERIALIZED (SELECT rowid AS r, 0 AS rank"),
+            "{}",
+            c.ctes
+        );
+        assert_eq!(c.order, "d.created_at DESC, d.asset_id DESC");
     }
 
     #[test]
