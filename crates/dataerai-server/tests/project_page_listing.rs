@@ -185,19 +185,13 @@ async fn world() -> (World, [User; 3]) {
         ("exposure log", Some("raw_data"), 400),
         ("Bright field", None, 600),
     ] {
-        let a = created(
-            alice
-                .api
-                .post(
-                    "/api/v1/assets",
-                    json!({"title": title, "owner_type": "project", "owner_id": project,
-                           "record_type": record_type}),
-                )
-                .await,
-        )["asset_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let a = alice
+            .api
+            .new_asset(
+                json!({"title": title, "owner_type": "project", "owner_id": project,
+                              "record_type": record_type}),
+            )
+            .await;
         alice
             .api
             .upload(&a, &[("data.bin", &data(size, 7))], 1024)
@@ -226,10 +220,7 @@ async fn world() -> (World, [User; 3]) {
 }
 
 async fn signed_in(w: &World, email: &str) -> Browser {
-    let mut b = Browser::new(&w.lab.server.base);
-    let page = b.sign_in_then(email, PW, "/").await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    b
+    w.lab.browser(email, PW).await
 }
 
 /// Every sort the page offers lists what a search for the collection

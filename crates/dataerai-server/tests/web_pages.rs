@@ -45,38 +45,26 @@ async fn world() -> (World, [User; 3]) {
     let (s, v) = alice.api.set_role(&project, "bob@lab.org", "viewer").await;
     assert!(s.is_success(), "{v}");
     let sub = alice.api.create_collection(&project, "Run 42").await;
-    let raw = created(
-        alice
-            .api
-            .post(
-                "/api/v1/assets",
-                json!({"title": "Scan <raw> 0001", "owner_type": "project", "owner_id": project,
+    let raw = alice
+        .api
+        .new_asset(
+            json!({"title": "Scan <raw> 0001", "owner_type": "project", "owner_id": project,
                 "record_type": "raw_data", "tags": ["calibrated", "bright field"],
                 "alias": "scan-0001", "description": "First scan of the day",
                 "metadata": {"beam": {"energy_kev": 12.4, "slits": [1, 2]}, "operator": "Ada"}}),
-            )
-            .await,
-    )["asset_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        )
+        .await;
     alice
         .api
         .upload(&raw, &[("frames/a.bin", b"hello world")], 1024)
         .await;
-    let figure = created(
-        alice
-            .api
-            .post(
-                "/api/v1/assets",
-                json!({"title": "Figure 3", "owner_type": "project", "owner_id": project,
+    let figure = alice
+        .api
+        .new_asset(
+            json!({"title": "Figure 3", "owner_type": "project", "owner_id": project,
                 "record_type": "figure", "collection_id": sub}),
-            )
-            .await,
-    )["asset_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        )
+        .await;
     let (s, v) = alice
         .api
         .relate(
@@ -112,11 +100,7 @@ async fn world() -> (World, [User; 3]) {
 }
 
 async fn signed_in(w: &World, email: &str) -> Browser {
-    let mut b = Browser::new(&w.lab.server.base);
-    let page = b.sign_in_then(email, PW, "/").await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    assert_eq!(page.location.as_deref(), Some("/"));
-    b
+    w.lab.browser(email, PW).await
 }
 
 #[tokio::test]
@@ -545,13 +529,8 @@ async fn an_asset_lineage_exports_as_an_ro_crate() {
     // download=true: the same document as an attachment with a file name.
     let r = alice
         .api
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/ro-crate?{q}&download=true"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .download(&format!("/api/v1/ro-crate?{q}&download=true"), None)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         r.headers()["content-disposition"],
@@ -559,20 +538,17 @@ async fn an_asset_lineage_exports_as_an_ro_crate() {
     );
     let plain = alice
         .api
-        .request(reqwest::Method::GET, &format!("/api/v1/ro-crate?{q}"))
-        .send()
-        .await
-        .unwrap();
+        .download(&format!("/api/v1/ro-crate?{q}"), None)
+        .await;
     assert!(plain.headers().get("content-disposition").is_none());
+    let figure = &w.figure;
     let r = alice
         .api
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/assets/{}/provenance?download=true", w.figure),
+        .download(
+            &format!("/api/v1/assets/{figure}/provenance?download=true"),
+            None,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let short: String = w.figure.chars().take(8).collect();
     assert_eq!(
