@@ -99,10 +99,6 @@ async fn world() -> (World, [User; 3]) {
     )
 }
 
-async fn signed_in(w: &World, email: &str) -> Browser {
-    w.lab.browser(email, PW).await
-}
-
 #[tokio::test]
 async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     let (w, _users) = world().await;
@@ -125,7 +121,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     );
 
     // Home: the project with role, count and usage; personal space; recent.
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let home = alice.get("/").await;
     assert_eq!(home.status, StatusCode::OK, "{}", home.body);
     let b = &home.body;
@@ -205,7 +201,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     bad.assert_says(StatusCode::BAD_REQUEST, "not a search field");
 
     // The viewer sees the same project, read-only.
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     let p = bob.get(&format!("/projects/{}", w.project)).await;
     p.assert_says(
         StatusCode::OK,
@@ -218,7 +214,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     assert!(mine.body.contains("private notes") && !mine.body.contains("(locked)"));
 
     // The outsider: the one 404 page, for existing and unknown ids alike.
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let unknown_project = carol
         .get("/projects/00000000-0000-0000-0000-000000000000")
         .await;
@@ -257,7 +253,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
 #[tokio::test]
 async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
     let (w, [alice, ..]) = world().await;
-    let mut b = signed_in(&w, "alice@lab.org").await;
+    let mut b = w.lab.browser("alice@lab.org", PW).await;
     let csrf = b.get("/tokens").await.csrf();
     let cookie: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let cookie = cookie.join("; ");
@@ -315,7 +311,7 @@ async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
 async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     let (w, _users) = world().await;
     let page_of = format!("/projects/{}", w.project);
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let p = alice.get(&page_of).await;
     assert!(p.body.contains("Add a member"), "{}", p.body);
     let csrf = p.csrf();
@@ -338,7 +334,7 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
         )
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let seen = carol.get(&page_of).await;
     assert!(
         seen.body
@@ -390,7 +386,7 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
 #[tokio::test]
 async fn the_asset_page_shows_the_lineage_as_lists_with_export_links() {
     let (w, _users) = world().await;
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     // figure → raw (derived_from) → alice's private notes (uses).
     let p = bob.get(&format!("/assets/{}", w.figure)).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -574,7 +570,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     let (w, [alice_api, ..]) = world().await;
     let page_of = format!("/assets/{}", w.raw);
     let edit = format!("{page_of}/edit");
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let p = alice.get(&page_of).await;
     assert!(p.body.contains("Save changes") && p.body.contains("Delete this asset…"));
     assert!(p
@@ -670,7 +666,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 
     // The viewer sees no forms and is refused with the REST message.
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     let p = bob.get(&page_of).await;
     assert!(!p.body.contains("Save changes") && !p.body.contains("Delete this asset"));
     assert!(!p.body.contains(&format!("action=\"{edit}\"")));
@@ -686,7 +682,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     // The outsider: the 404 page of an unknown id.
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let carol_csrf = carol.get("/tokens").await.csrf();
     for path in [edit.clone(), format!("{page_of}/delete")] {
         let r = carol
