@@ -6,7 +6,29 @@
 use dataerai_store::meta::auth::NewAuditEvent;
 use serde_json::{Map, Value};
 
+use crate::auth::Caller;
 use crate::state::AppState;
+
+/// An event a signed-in caller caused on `target` (`(type, id)`), recorded
+/// with the caller as actor and their address: what almost every handler
+/// records.
+pub async fn by_caller(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: (&str, &str),
+    details: Value,
+) {
+    record(
+        state,
+        Some(&caller.user_id),
+        action,
+        Some(target),
+        details,
+        &caller.addr,
+    )
+    .await
+}
 
 /// One audit event. A failure to record is logged, not answered to the
 /// client: the action itself already happened.

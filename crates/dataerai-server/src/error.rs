@@ -24,10 +24,10 @@ impl AppError {
         ApiError::new(code, message).into()
     }
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidInput, message)
+        ApiError::invalid(message).into()
     }
     pub fn denied(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::PermissionDenied, message)
+        ApiError::denied(message).into()
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)

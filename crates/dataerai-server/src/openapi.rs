@@ -8,15 +8,20 @@
 //!
 //! This module holds only what every operation shares ([`finish`]: the bearer
 //! scheme, the error response, public operations needing no token); the web
-//! pages' handlers (`web/`) carry their own attributes like the API's.
+//! pages' handlers (`web/`) carry their own attributes like the API's, with
+//! the answers many pages give named once here ([`HtmlPage`],
+//! [`SignInFirst`], [`FormRefused`]).
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use dataerai_proto::ErrorBody;
 use serde_json::{json, Value};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
-use utoipa::OpenApi;
+use utoipa::{IntoResponses, OpenApi};
 
 /// The document as served (built once per process).
 pub fn document() -> &'static Value {
@@ -103,6 +108,50 @@ impl utoipa::PartialSchema for Form {
 }
 
 impl utoipa::ToSchema for Form {}
+
+// ---------------------------------------------------------------- answers the web pages share
+
+/// An HTML answer (`text/html`, a string) with this description.
+pub fn html_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "text/html",
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        )
+        .into()
+}
+
+/// `200`: the page.
+pub struct HtmlPage;
+
+impl IntoResponses for HtmlPage {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([("200".to_string(), html_response("The page"))])
+    }
+}
+
+/// `303` to `/login`: a signed-out visitor of a page that needs a session.
+pub struct SignInFirst;
+
+impl IntoResponses for SignInFirst {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let to_login = ResponseBuilder::new().description("Not signed in: to /login");
+        BTreeMap::from([("303".to_string(), to_login.into())])
+    }
+}
+
+/// `400`: a form refused by a rule; the page says which.
+pub struct FormRefused;
+
+impl IntoResponses for FormRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let refused = html_response("Refused (the page says why)");
+        BTreeMap::from([("400".to_string(), refused)])
+    }
+}
 
 #[cfg(test)]
 mod tests {

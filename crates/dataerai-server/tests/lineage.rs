@@ -35,18 +35,41 @@ fn nodes(lineage: &Value) -> Vec<(String, u64)> {
     v
 }
 
-fn sorted(mut v: Vec<(String, u64)>) -> Vec<(String, u64)> {
+/// `(id, depth)` pairs as [`nodes`] lists them.
+fn sorted(pairs: &[(&String, u64)]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = pairs.iter().map(|(id, d)| (id.to_string(), *d)).collect();
     v.sort();
     v
+}
+
+/// The lineage of `asset` with query `q` (`""`: the defaults).
+async fn lineage(api: &Api, asset: &str, q: &str) -> Value {
+    let (s, lineage) = api
+        .get(&format!("/api/v1/assets/{asset}/lineage?{q}"))
+        .await;
+    assert_eq!(s, 200, "{lineage}");
+    lineage
+}
+
+/// The node of `id` in a lineage.
+fn node<'a>(lineage: &'a Value, id: &str) -> &'a Value {
+    item(&lineage["nodes"], "id", id)
+}
+
+/// Personal assets of `user` with these titles; answers their ids.
+async fn personal_assets<const N: usize>(api: &Api, user: &str, titles: [&str; N]) -> [String; N] {
+    let mut ids = Vec::new();
+    for title in titles {
+        ids.push(api.personal_asset(user, title).await);
+    }
+    ids.try_into().unwrap()
 }
 
 #[tokio::test]
 async fn relationships_list_from_either_end_and_refuse_unknown_parameters() {
     let (_lab, [alice]) = Lab::start(["alice@x.org"]);
     let api = &alice.api;
-    let raw = api.personal_asset(&alice.id, "raw").await;
-    let fit = api.personal_asset(&alice.id, "fit").await;
-    let fig = api.personal_asset(&alice.id, "fig").await;
+    let [raw, fit, fig] = personal_assets(api, &alice.id, ["raw", "fit", "fig"]).await;
     link(api, &fit, &raw, "derived_from").await;
     link(api, &fig, &fit, "derived_from").await;
 
@@ -82,37 +105,23 @@ async fn relationships_list_from_either_end_and_refuse_unknown_parameters() {
 async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
     let (_lab, [alice]) = Lab::start(["alice@x.org"]);
     let api = &alice.api;
-    let raw = api.personal_asset(&alice.id, "raw scan").await;
-    let fit = api.personal_asset(&alice.id, "fit").await;
-    let fig = api.personal_asset(&alice.id, "figure").await;
-    let cfg = api.personal_asset(&alice.id, "config").await;
+    let titles = ["raw scan", "fit", "figure", "config"];
+    let [raw, fit, fig, cfg] = personal_assets(api, &alice.id, titles).await;
     link(api, &fit, &raw, "derived_from").await;
     link(api, &fig, &fit, "derived_from").await;
     link(api, &fit, &cfg, "configured_by").await;
 
     // Up from the figure reaches the raw scan; the default direction is up.
-    let (s, up) = api.get(&format!("/api/v1/assets/{fig}/lineage")).await;
-    assert_eq!(s, 200, "{up}");
+    let up = lineage(api, &fig, "").await;
     assert_eq!(up["root"], fig.as_str());
     assert_eq!(
         nodes(&up),
-        sorted(vec![
-            (fig.clone(), 0),
-            (fit.clone(), 1),
-            (raw.clone(), 2),
-            (cfg.clone(), 2)
-        ])
+        sorted(&[(&fig, 0), (&fit, 1), (&raw, 2), (&cfg, 2)])
     );
     assert_eq!(up["edges"].as_array().unwrap().len(), 3);
     assert_eq!(up["truncated"], false);
-    let node = up["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == raw.as_str())
-        .unwrap();
-    assert_eq!(node["title"], "raw scan");
-    assert_eq!(node["redacted"], false);
+    assert_eq!(node(&up, &raw)["title"], "raw scan");
+    assert_eq!(node(&up, &raw)["redacted"], false);
     let edge = up["edges"]
         .as_array()
         .unwrap()
@@ -122,46 +131,26 @@ async fn lineage_walks_up_and_down_bounded_filtered_and_through_cycles() {
     assert_eq!(edge["type"], "derived_from");
 
     // Down from the raw scan reaches the figure.
-    let (_, down) = api
-        .get(&format!("/api/v1/assets/{raw}/lineage?direction=down"))
-        .await;
-    assert_eq!(
-        nodes(&down),
-        sorted(vec![(raw.clone(), 0), (fit.clone(), 1), (fig.clone(), 2)])
-    );
+    let down = lineage(api, &raw, "direction=down").await;
+    assert_eq!(nodes(&down), sorted(&[(&raw, 0), (&fit, 1), (&fig, 2)]));
     // Depth and type bound the walk; types repeat or come comma-separated.
-    let (_, near) = api
-        .get(&format!("/api/v1/assets/{fig}/lineage?depth=1"))
-        .await;
-    assert_eq!(
-        nodes(&near),
-        sorted(vec![(fig.clone(), 0), (fit.clone(), 1)])
-    );
-    let (_, typed) = api
-        .get(&format!("/api/v1/assets/{fig}/lineage?type=derived_from"))
-        .await;
-    assert_eq!(
-        nodes(&typed),
-        sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
-    );
+    let near = lineage(api, &fig, "depth=1").await;
+    assert_eq!(nodes(&near), sorted(&[(&fig, 0), (&fit, 1)]));
+    let typed = lineage(api, &fig, "type=derived_from").await;
+    assert_eq!(nodes(&typed), sorted(&[(&fig, 0), (&fit, 1), (&raw, 2)]));
     for q in [
         "type=derived_from&type=configured_by",
         "type=derived_from,configured_by",
     ] {
-        let (_, all) = api.get(&format!("/api/v1/assets/{fig}/lineage?{q}")).await;
+        let all = lineage(api, &fig, q).await;
         assert_eq!(all["nodes"].as_array().unwrap().len(), 4, "{q}: {all}");
     }
-    let (_, both) = api
-        .get(&format!("/api/v1/assets/{fit}/lineage?direction=both"))
-        .await;
+    let both = lineage(api, &fit, "direction=both").await;
     assert_eq!(both["nodes"].as_array().unwrap().len(), 4, "{both}");
 
     // A cycle terminates, every edge listed once.
     link(api, &raw, &fig, "cites").await;
-    let (s, round) = api
-        .get(&format!("/api/v1/assets/{fig}/lineage?direction=both"))
-        .await;
-    assert_eq!(s, 200, "{round}");
+    let round = lineage(api, &fig, "direction=both").await;
     assert_eq!(round["edges"].as_array().unwrap().len(), 4, "{round}");
     assert_eq!(round["nodes"].as_array().unwrap().len(), 4, "{round}");
 
@@ -192,31 +181,16 @@ async fn lineage_redacts_nodes_the_caller_cannot_read() {
     link(&alice.api, &fit, &raw, "derived_from").await;
     link(&alice.api, &fig, &fit, "derived_from").await;
 
-    let (s, up) = bob.api.get(&format!("/api/v1/assets/{fig}/lineage")).await;
-    assert_eq!(s, 200, "{up}");
-    assert_eq!(
-        nodes(&up),
-        sorted(vec![(fig.clone(), 0), (fit.clone(), 1), (raw.clone(), 2)])
-    );
-    let hidden = up["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == fit.as_str())
-        .unwrap();
+    let up = lineage(&bob.api, &fig, "").await;
+    assert_eq!(nodes(&up), sorted(&[(&fig, 0), (&fit, 1), (&raw, 2)]));
+    let hidden = node(&up, &fit);
     assert_eq!(hidden["redacted"], true, "{hidden}");
     assert!(
         hidden.get("title").is_none() && hidden.get("owner_id").is_none(),
         "{hidden}"
     );
     assert!(!up.to_string().contains("private fit"), "{up}");
-    let shown = up["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == raw.as_str())
-        .unwrap();
-    assert_eq!(shown["title"], "raw");
+    assert_eq!(node(&up, &raw)["title"], "raw");
 
     // Relationships pointing at a readable asset from an unreadable one: id only.
     let (_, inc) = bob

@@ -185,35 +185,26 @@ async fn world() -> (World, [User; 3]) {
         ("exposure log", Some("raw_data"), 400),
         ("Bright field", None, 600),
     ] {
-        let a = created(
-            alice
-                .api
-                .post(
-                    "/api/v1/assets",
-                    json!({"title": title, "owner_type": "project", "owner_id": project,
-                           "record_type": record_type}),
-                )
-                .await,
-        )["asset_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let a = alice
+            .api
+            .new_asset(
+                json!({"title": title, "owner_type": "project", "owner_id": project,
+                              "record_type": record_type}),
+            )
+            .await;
         alice
             .api
             .upload(&a, &[("data.bin", &data(size, 7))], 1024)
             .await;
         ids.push(a);
     }
-    created(
-        alice
-            .api
-            .post(
-                "/api/v1/assets",
-                json!({"title": "Elsewhere", "owner_type": "project", "owner_id": project,
-                       "collection_id": sub}),
-            )
-            .await,
-    );
+    alice
+        .api
+        .new_asset(
+            json!({"title": "Elsewhere", "owner_type": "project", "owner_id": project,
+                          "collection_id": sub}),
+        )
+        .await;
     (
         World {
             lab,
@@ -225,20 +216,13 @@ async fn world() -> (World, [User; 3]) {
     )
 }
 
-async fn signed_in(w: &World, email: &str) -> Browser {
-    let mut b = Browser::new(&w.lab.server.base);
-    let page = b.sign_in_then(email, PW, "/").await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    b
-}
-
 /// Every sort the page offers lists what a search for the collection
 /// finds, in the same order, a page at a time; the order follows a new
 /// title and a new version's size.
 #[tokio::test]
 async fn the_page_lists_a_collection_as_a_search_for_it_does() {
     let (w, [alice_api, _, _]) = world().await;
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let base = format!("/projects/{}", w.project);
     let sorts = [
         "", "-created", "created", "title", "-title", "-size", "size", "type", "-type",
@@ -296,12 +280,12 @@ async fn the_page_lists_a_collection_as_a_search_for_it_does() {
 async fn only_members_reach_the_list() {
     let (w, _users) = world().await;
     let base = format!("/projects/{}", w.project);
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     let page = bob.get(&format!("{base}?sort=size&page=1")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(listed(&page.body).len(), 6);
 
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let unknown = carol
         .get("/projects/00000000-0000-0000-0000-000000000000?sort=size&page=1")
         .await;

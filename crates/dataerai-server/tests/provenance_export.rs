@@ -17,16 +17,18 @@ async fn link(api: &Api, from: &str, to: &str, body: Value) {
     );
 }
 
+/// Whether a PROV-JSON document holds the asset `id` as an entity.
+fn has_entity(doc: &Value, id: &str) -> bool {
+    doc["entity"].get(format!("dataerai:{id}")).is_some()
+}
+
 async fn asset_in(api: &Api, project: &str, collection: &str, title: &str, extra: Value) -> String {
     let mut body = json!({"title": title, "owner_type": "project", "owner_id": project,
                           "collection_id": collection});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    created(api.post("/api/v1/assets", body).await)["asset_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    api.new_asset(body).await
 }
 
 async fn root_collection(api: &Api, project: &str) -> String {
@@ -106,13 +108,8 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
 
     let reply = bob
         .api
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/assets/{fit}/provenance"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .download(&format!("/api/v1/assets/{fit}/provenance"), None)
+        .await;
     assert_eq!(reply.status(), 200);
     assert!(reply.headers()["content-type"]
         .to_str()
@@ -180,22 +177,13 @@ async fn prov_json_of_a_lineage_redacts_what_the_caller_cannot_read_and_hides_st
         .api
         .get(&format!("/api/v1/assets/{fit}/provenance?direction=up"))
         .await;
-    assert!(
-        up["entity"].get(format!("dataerai:{notes}")).is_none(),
-        "{up:#}"
-    );
+    assert!(!has_entity(&up, &notes), "{up:#}");
     let (_, near) = alice
         .api
         .get(&format!("/api/v1/assets/{notes}/provenance?depth=1"))
         .await;
-    assert!(
-        near["entity"].get(format!("dataerai:{fit}")).is_some(),
-        "{near:#}"
-    );
-    assert!(
-        near["entity"].get(format!("dataerai:{raw}")).is_none(),
-        "{near:#}"
-    );
+    assert!(has_entity(&near, &fit), "{near:#}");
+    assert!(!has_entity(&near, &raw), "{near:#}");
 
     bob.api
         .assert_queries_refused(

@@ -45,38 +45,26 @@ async fn world() -> (World, [User; 3]) {
     let (s, v) = alice.api.set_role(&project, "bob@lab.org", "viewer").await;
     assert!(s.is_success(), "{v}");
     let sub = alice.api.create_collection(&project, "Run 42").await;
-    let raw = created(
-        alice
-            .api
-            .post(
-                "/api/v1/assets",
-                json!({"title": "Scan <raw> 0001", "owner_type": "project", "owner_id": project,
+    let raw = alice
+        .api
+        .new_asset(
+            json!({"title": "Scan <raw> 0001", "owner_type": "project", "owner_id": project,
                 "record_type": "raw_data", "tags": ["calibrated", "bright field"],
                 "alias": "scan-0001", "description": "First scan of the day",
                 "metadata": {"beam": {"energy_kev": 12.4, "slits": [1, 2]}, "operator": "Ada"}}),
-            )
-            .await,
-    )["asset_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        )
+        .await;
     alice
         .api
         .upload(&raw, &[("frames/a.bin", b"hello world")], 1024)
         .await;
-    let figure = created(
-        alice
-            .api
-            .post(
-                "/api/v1/assets",
-                json!({"title": "Figure 3", "owner_type": "project", "owner_id": project,
+    let figure = alice
+        .api
+        .new_asset(
+            json!({"title": "Figure 3", "owner_type": "project", "owner_id": project,
                 "record_type": "figure", "collection_id": sub}),
-            )
-            .await,
-    )["asset_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        )
+        .await;
     let (s, v) = alice
         .api
         .relate(
@@ -111,14 +99,6 @@ async fn world() -> (World, [User; 3]) {
     )
 }
 
-async fn signed_in(w: &World, email: &str) -> Browser {
-    let mut b = Browser::new(&w.lab.server.base);
-    let page = b.sign_in_then(email, PW, "/").await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    assert_eq!(page.location.as_deref(), Some("/"));
-    b
-}
-
 #[tokio::test]
 async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     let (w, _users) = world().await;
@@ -141,7 +121,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     );
 
     // Home: the project with role, count and usage; personal space; recent.
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let home = alice.get("/").await;
     assert_eq!(home.status, StatusCode::OK, "{}", home.body);
     let b = &home.body;
@@ -221,7 +201,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     bad.assert_says(StatusCode::BAD_REQUEST, "not a search field");
 
     // The viewer sees the same project, read-only.
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     let p = bob.get(&format!("/projects/{}", w.project)).await;
     p.assert_says(
         StatusCode::OK,
@@ -234,7 +214,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
     assert!(mine.body.contains("private notes") && !mine.body.contains("(locked)"));
 
     // The outsider: the one 404 page, for existing and unknown ids alike.
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let unknown_project = carol
         .get("/projects/00000000-0000-0000-0000-000000000000")
         .await;
@@ -273,7 +253,7 @@ async fn the_pages_show_the_data_to_members_and_nothing_to_outsiders() {
 #[tokio::test]
 async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
     let (w, [alice, ..]) = world().await;
-    let mut b = signed_in(&w, "alice@lab.org").await;
+    let mut b = w.lab.browser("alice@lab.org", PW).await;
     let csrf = b.get("/tokens").await.csrf();
     let cookie: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let cookie = cookie.join("; ");
@@ -331,7 +311,7 @@ async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
 async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     let (w, _users) = world().await;
     let page_of = format!("/projects/{}", w.project);
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let p = alice.get(&page_of).await;
     assert!(p.body.contains("Add a member"), "{}", p.body);
     let csrf = p.csrf();
@@ -354,7 +334,7 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
         )
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let seen = carol.get(&page_of).await;
     assert!(
         seen.body
@@ -406,7 +386,7 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
 #[tokio::test]
 async fn the_asset_page_shows_the_lineage_as_lists_with_export_links() {
     let (w, _users) = world().await;
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     // figure → raw (derived_from) → alice's private notes (uses).
     let p = bob.get(&format!("/assets/{}", w.figure)).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -545,13 +525,8 @@ async fn an_asset_lineage_exports_as_an_ro_crate() {
     // download=true: the same document as an attachment with a file name.
     let r = alice
         .api
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/ro-crate?{q}&download=true"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .download(&format!("/api/v1/ro-crate?{q}&download=true"), None)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         r.headers()["content-disposition"],
@@ -559,20 +534,17 @@ async fn an_asset_lineage_exports_as_an_ro_crate() {
     );
     let plain = alice
         .api
-        .request(reqwest::Method::GET, &format!("/api/v1/ro-crate?{q}"))
-        .send()
-        .await
-        .unwrap();
+        .download(&format!("/api/v1/ro-crate?{q}"), None)
+        .await;
     assert!(plain.headers().get("content-disposition").is_none());
+    let figure = &w.figure;
     let r = alice
         .api
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/assets/{}/provenance?download=true", w.figure),
+        .download(
+            &format!("/api/v1/assets/{figure}/provenance?download=true"),
+            None,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let short: String = w.figure.chars().take(8).collect();
     assert_eq!(
@@ -598,7 +570,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     let (w, [alice_api, ..]) = world().await;
     let page_of = format!("/assets/{}", w.raw);
     let edit = format!("{page_of}/edit");
-    let mut alice = signed_in(&w, "alice@lab.org").await;
+    let mut alice = w.lab.browser("alice@lab.org", PW).await;
     let p = alice.get(&page_of).await;
     assert!(p.body.contains("Save changes") && p.body.contains("Delete this asset…"));
     assert!(p
@@ -694,7 +666,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 
     // The viewer sees no forms and is refused with the REST message.
-    let mut bob = signed_in(&w, "bob@lab.org").await;
+    let mut bob = w.lab.browser("bob@lab.org", PW).await;
     let p = bob.get(&page_of).await;
     assert!(!p.body.contains("Save changes") && !p.body.contains("Delete this asset"));
     assert!(!p.body.contains(&format!("action=\"{edit}\"")));
@@ -710,7 +682,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     // The outsider: the 404 page of an unknown id.
-    let mut carol = signed_in(&w, "carol@lab.org").await;
+    let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let carol_csrf = carol.get("/tokens").await.csrf();
     for path in [edit.clone(), format!("{page_of}/delete")] {
         let r = carol

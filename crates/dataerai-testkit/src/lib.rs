@@ -11,11 +11,13 @@
 //! - [`web`]: a person in the server's HTML pages (forms, cookies, CSRF) and
 //!   the OAuth device login played over HTTP.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
+//! - [`json_items`]: one object of a JSON answer's array, by a key.
 
 #![forbid(unsafe_code)]
 
 pub mod backends;
 pub mod bins;
+pub mod json_items;
 pub mod metrics;
 pub mod server;
 pub mod wait;
@@ -23,6 +25,7 @@ pub mod web;
 
 pub use backends::{backend_args, blob_content_dir, blob_files, scaleout, scaleout_var};
 pub use bins::bin_path;
+pub use json_items::item;
 pub use metrics::metric_value;
 pub use server::{
     admin, admin_raw, admin_stdin, create_token, make_user, make_user_with_password,

@@ -447,12 +447,7 @@ mod tests {
     }
 
     fn entity<'v>(doc: &'v Value, id: &str) -> &'v Value {
-        doc["@graph"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["@id"] == id)
-            .unwrap_or_else(|| panic!("no entity {id} in {doc:#}"))
+        dataerai_testkit::item(&doc["@graph"], "@id", id)
     }
 
     fn input<'a>(

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::{check_text, refuse_control_characters};
 use super::{
-    found, load_asset, not_found_error, owner_access, page, project_access, require,
+    found, load_asset, not_found_error, owner_access, page, paged, project_access, require,
     resolve_owner_id, window_of, Access, Ctx, ReadableOwners,
 };
 use crate::auth::Caller;
@@ -282,11 +282,10 @@ pub async fn list_assets(
         }
     };
     check_owner(&state, &caller, owner_type, &owner_id, Access::Read).await?;
-    let w = window_of(q.limit, q.offset);
-    Ok(Json(page(
-        state.meta.list_assets(owner_type, &owner_id, w).await?,
-        w,
-    )))
+    paged(window_of(q.limit, q.offset), |w| {
+        state.meta.list_assets(owner_type, &owner_id, w)
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -350,13 +349,12 @@ pub async fn delete_asset(
     // crash in between only leaves unreferenced files, never dangling versions.
     let freed = state.meta.delete_asset(&asset_id).await?;
     super::delete_freed_blobs(&state, freed, "a deleted asset").await;
-    crate::audit::record(
+    crate::audit::by_caller(
         &state,
-        Some(&caller.user_id),
+        &caller,
         "asset.deleted",
-        Some(("asset", &asset_id)),
+        ("asset", &asset_id),
         serde_json::json!({"title": asset.title, "owner_type": asset.owner_type, "owner_id": asset.owner_id}),
-        &caller.addr,
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

@@ -19,8 +19,8 @@ use dataerai_store::meta::{EnsurePath, Ensured, NewCollection};
 
 use super::projects::{check_description, check_name, member_project};
 use super::{
-    found, load_asset, not_found_error, page, project_access, require, window, window_of, Access,
-    Ctx,
+    found, load_asset, not_found_error, page, paged, project_access, require, window, window_of,
+    Access, Ctx,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -108,13 +108,12 @@ pub async fn create_collection(
             description,
         })
         .await?;
-    crate::audit::record(
+    crate::audit::by_caller(
         &state,
-        Some(&caller.user_id),
+        &caller,
         "collection.created",
-        Some(("collection", &c.collection_id)),
+        ("collection", &c.collection_id),
         serde_json::json!({"name": c.name, "parent_id": c.parent_id, "project_id": project_id}),
-        &caller.addr,
     )
     .await;
     Ok((StatusCode::CREATED, Json(c)))
@@ -164,16 +163,15 @@ pub async fn update_collection(
         .meta
         .update_collection(&collection_id, name.as_deref(), body.parent_id.as_deref())
         .await?;
-    crate::audit::record(
+    crate::audit::by_caller(
         &state,
-        Some(&caller.user_id),
+        &caller,
         "collection.updated",
-        Some(("collection", &collection_id)),
+        ("collection", &collection_id),
         serde_json::json!({
             "name": after.name, "parent_id": after.parent_id,
             "old_name": before.name, "old_parent_id": before.parent_id,
         }),
-        &caller.addr,
     )
     .await;
     Ok(Json(after))
@@ -192,13 +190,12 @@ pub async fn delete_collection(
 ) -> AppResult<StatusCode> {
     let c = collection_with_access(&state, &caller, &collection_id, Access::Write).await?;
     state.meta.delete_collection(&collection_id).await?;
-    crate::audit::record(
+    crate::audit::by_caller(
         &state,
-        Some(&caller.user_id),
+        &caller,
         "collection.deleted",
-        Some(("collection", &collection_id)),
+        ("collection", &collection_id),
         serde_json::json!({"name": c.name, "parent_id": c.parent_id, "project_id": c.project_id}),
-        &caller.addr,
     )
     .await;
     Ok(StatusCode::NO_CONTENT)
@@ -217,11 +214,10 @@ pub async fn list_collection_children(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Collection>>> {
     collection_with_access(&state, &caller, &collection_id, Access::Read).await?;
-    let w = window(&q);
-    Ok(Json(page(
-        state.meta.collection_children(&collection_id, w).await?,
-        w,
-    )))
+    paged(window(&q), |w| {
+        state.meta.collection_children(&collection_id, w)
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -237,11 +233,10 @@ pub async fn list_collection_assets(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Asset>>> {
     collection_with_access(&state, &caller, &collection_id, Access::Read).await?;
-    let w = window(&q);
-    Ok(Json(page(
-        state.meta.list_collection_assets(&collection_id, w).await?,
-        w,
-    )))
+    paged(window(&q), |w| {
+        state.meta.list_collection_assets(&collection_id, w)
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -273,13 +268,12 @@ pub async fn move_asset(
         .meta
         .move_asset_to_collection(&asset_id, &body.collection_id)
         .await?;
-    crate::audit::record(
+    crate::audit::by_caller(
         &state,
-        Some(&caller.user_id),
+        &caller,
         "asset.moved",
-        Some(("asset", &asset_id)),
+        ("asset", &asset_id),
         serde_json::json!({"collection_id": body.collection_id, "old_collection_ids": asset.collection_ids}),
-        &caller.addr,
     )
     .await;
     let moved = state.meta.get_asset(&asset_id).await?;
@@ -323,13 +317,12 @@ pub async fn ensure_collection_path(
             created,
         } => {
             if created {
-                crate::audit::record(
+                crate::audit::by_caller(
                     &state,
-                    Some(&caller.user_id),
+                    &caller,
                     "collection_path.ensured",
-                    Some(("collection", &collection_id)),
+                    ("collection", &collection_id),
                     serde_json::json!({"path": path, "project_id": project_id}),
-                    &caller.addr,
                 )
                 .await;
             }

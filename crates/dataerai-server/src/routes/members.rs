@@ -13,7 +13,7 @@ use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, Projec
 use serde_json::json;
 
 use super::projects::member_project;
-use super::{page, window, Ctx};
+use super::{paged, window, Ctx};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -32,11 +32,7 @@ pub async fn list_members(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Member>>> {
     member_project(&state, &caller, &project_id).await?;
-    let w = window(&q);
-    Ok(Json(page(
-        state.meta.list_members(&project_id, w).await?,
-        w,
-    )))
+    paged(window(&q), |w| state.meta.list_members(&project_id, w)).await
 }
 
 /// Most members (invited ones included) a project may have: bounds how many
@@ -137,15 +133,7 @@ pub async fn add(
         )
     };
     if added || previous != Some(role) {
-        audit::record(
-            &state,
-            Some(&caller.user_id),
-            action,
-            Some(("user", &user.user_id)),
-            details,
-            &caller.addr,
-        )
-        .await;
+        audit::by_caller(&state, &caller, action, ("user", &user.user_id), details).await;
     }
     let status = if added {
         StatusCode::CREATED
@@ -187,13 +175,12 @@ pub async fn remove(
         .meta
         .abort_member_uploads(&project_id, &user_id)
         .await?;
-    audit::record(
+    audit::by_caller(
         &state,
-        Some(&caller.user_id),
+        &caller,
         "member.removed",
-        Some(("user", &user_id)),
+        ("user", &user_id),
         json!({"project_id": project_id, "role": role, "uploads_aborted": uploads_aborted}),
-        &caller.addr,
     )
     .await;
     Ok(StatusCode::NO_CONTENT)
@@ -221,6 +208,5 @@ pub async fn list_audit_events(
             "the audit log is for server administrators (`admin create-user --admin`)",
         ));
     }
-    let w = window(&q);
-    Ok(Json(page(state.meta.list_audit(w).await?, w)))
+    paged(window(&q), |w| state.meta.list_audit(w)).await
 }

@@ -369,6 +369,17 @@ pub(crate) fn page<T>((items, total): (Vec<T>, u64), w: Window) -> Page<T> {
     }
 }
 
+/// The answer of a list endpoint: the page `list` reads for window `w`.
+pub(crate) async fn paged<T, List>(
+    w: Window,
+    list: impl FnOnce(Window) -> List,
+) -> AppResult<Json<Page<T>>>
+where
+    List: std::future::Future<Output = Result<(Vec<T>, u64), dataerai_store::StoreError>>,
+{
+    Ok(Json(page(list(w).await?, w)))
+}
+
 /// Every item of a paged list: `page(offset)` answers the items from
 /// `offset` on (a page of them) and how many there are in all.
 pub(crate) async fn every_page<T, E, Page>(mut page: impl FnMut(u64) -> Page) -> Result<Vec<T>, E>

@@ -6,7 +6,7 @@ use dataerai_proto::api::{
     CreateProject, Me, Page, PageQuery, Project, MAX_PROJECT_DESCRIPTION_BYTES,
 };
 
-use super::{found, page, window, Ctx};
+use super::{found, paged, window, Ctx};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -79,11 +79,7 @@ pub async fn list_projects(
     Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<Json<Page<Project>>> {
-    let w = window(&q);
-    Ok(Json(page(
-        state.meta.list_projects(&caller.user_id, w).await?,
-        w,
-    )))
+    paged(window(&q), |w| state.meta.list_projects(&caller.user_id, w)).await
 }
 
 /// The project if the caller is a member; 404 `project {id} not found`

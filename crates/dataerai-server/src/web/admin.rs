@@ -9,9 +9,10 @@
 //! (`crate::admin::{create_user, set_password, set_disabled}`), so the rules
 //! and the audit events are the same; here the administrator is the actor.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -20,14 +21,18 @@ use dataerai_store::meta::auth::{AuditEntry, AuditFilter, SessionRecord, UserLis
 use dataerai_store::meta::Window;
 use dataerai_store::StoreError;
 use maud::{html, Markup};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use utoipa::openapi::RefOr;
 
 use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
-use super::session::{require_session, ClientAddr};
+use super::session::require_session;
 use super::unavailable;
 use super::view::{count, date, link, not_found, pager, size, usage, Params};
 use crate::admin::{self as accounts, Actor, MIN_PASSWORD_LEN};
+use crate::auth::Caller;
+use crate::openapi::{html_response, FormRefused, HtmlPage, SignInFirst};
 use crate::state::AppState;
 
 const USERS_PER_PAGE: u64 = 50;
@@ -77,6 +82,17 @@ impl FromRequestParts<AppState> for AdminSession {
     }
 }
 
+/// `404`: the one "not found" page, for a signed-in non-administrator (the
+/// answer [`AdminSession`] and [`AdminForm`] give).
+struct AdminOnly;
+
+impl utoipa::IntoResponses for AdminOnly {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let not_admin = html_response("Not a server administrator");
+        BTreeMap::from([("404".to_string(), not_admin)])
+    }
+}
+
 /// The links between the three admin pages (not a second `<nav>`: the
 /// header's is the page's only one).
 fn tabs(current: &str) -> Markup {
@@ -94,19 +110,29 @@ fn tabs(current: &str) -> Markup {
     }
 }
 
-/// Who acts in an admin form (audited with their address), or the 404 page
-/// for a signed-in non-administrator — the forms' counterpart of
-/// [`AdminSession`].
-// A refusal is a whole page, as `AdminSession`'s is; it is built once per request.
-#[allow(clippy::result_large_err)]
-fn admin_actor<'a>(session: &'a SessionRecord, addr: &'a str) -> Result<Actor<'a>, Response> {
-    if !session.is_admin {
-        return Err(not_found(session));
+/// A server administrator's form post (its CSRF token checked) — the forms'
+/// counterpart of [`AdminSession`]: a signed-in non-administrator gets the
+/// 404 page before the handler runs.
+pub struct AdminForm<T>(CsrfForm<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AdminForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let posted = CsrfForm::<T>::from_request(req, state).await?;
+        if !posted.session.is_admin {
+            return Err(not_found(&posted.session));
+        }
+        Ok(AdminForm(posted))
     }
-    Ok(Actor {
-        user_id: Some(&session.user_id),
-        addr: Some(addr),
-    })
+}
+
+/// Who acts in an admin form: audited with their address.
+fn actor(caller: &Caller) -> Actor<'_> {
+    Actor {
+        user_id: Some(&caller.user_id),
+        addr: Some(&caller.addr),
+    }
 }
 
 fn page<'a>(title: &'a str, session: &'a SessionRecord) -> Page<'a> {
@@ -119,9 +145,8 @@ fn page<'a>(title: &'a str, session: &'a SessionRecord) -> Page<'a> {
 #[utoipa::path(get, operation_id = "web_admin", path = "/admin",
     summary = "Web: server health (database, blob store, version, uptime) and storage usage; server admins only (others: the 404 page)",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
-        (status = 404, description = "Not a server administrator", content_type = "text/html", body = String)))]
+    responses(HtmlPage, SignInFirst,
+        AdminOnly))]
 pub async fn admin_page(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,
@@ -233,9 +258,8 @@ fn uptime(d: Duration) -> String {
 #[utoipa::path(get, operation_id = "web_admin_users", path = "/admin/users",
     summary = "Web: the users (?q= email contains, ?page=) with forms to create, set a password, disable and enable; server admins only",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
-        (status = 404, description = "Not a server administrator", content_type = "text/html", body = String)))]
+    responses(HtmlPage, SignInFirst,
+        AdminOnly))]
 pub async fn users_page(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,
@@ -445,22 +469,20 @@ async fn user_id_of(state: &AppState, email: &str) -> anyhow::Result<String> {
     summary = "Web: create a user (form email, password, admin=yes, csrf_token), as `admin create-user`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Created: the users page", content_type = "text/html", body = String),
-        (status = 400, description = "Refused (the page says why)", content_type = "text/html", body = String)))]
+    responses((status = 200, description = "Created: the users page", content_type = "text/html", body = String), FormRefused))]
 pub async fn user_create(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session, form }: CsrfForm<NewUserFields>,
+    AdminForm(CsrfForm {
+        session,
+        caller,
+        form,
+    }): AdminForm<NewUserFields>,
 ) -> Response {
-    let actor = match admin_actor(&session, &addr) {
-        Ok(actor) => actor,
-        Err(refused) => return refused,
-    };
     let password = Some(form.password).filter(|p| !p.is_empty());
     let admin = form.admin.is_some();
     let outcome = accounts::create_user(
         state.meta.as_ref(),
-        actor,
+        actor(&caller),
         &form.email,
         state.default_quota,
         password,
@@ -476,20 +498,19 @@ pub async fn user_create(
     summary = "Web: set a user's password (form email, password, csrf_token), as `admin set-password`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String),
-        (status = 400, description = "Refused (the page says why)", content_type = "text/html", body = String)))]
+    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String), FormRefused))]
 pub async fn user_password(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session, form }: CsrfForm<PasswordFields>,
+    AdminForm(CsrfForm {
+        session,
+        caller,
+        form,
+    }): AdminForm<PasswordFields>,
 ) -> Response {
-    let actor = match admin_actor(&session, &addr) {
-        Ok(actor) => actor,
-        Err(refused) => return refused,
-    };
     let email = form.email.trim();
     let outcome = async {
         let user_id = user_id_of(&state, email).await?;
+        let actor = actor(&caller);
         accounts::set_password(state.meta.as_ref(), actor, &user_id, email, form.password).await?;
         Ok(format!("Password of {email} set."))
     }
@@ -502,14 +523,12 @@ pub async fn user_password(
     summary = "Web: disable a user (form email, csrf_token), as `admin disable-user`; not oneself; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String),
-        (status = 400, description = "Refused (the page says why)", content_type = "text/html", body = String)))]
+    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String), FormRefused))]
 pub async fn user_disable(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session, form }: CsrfForm<EmailField>,
+    AdminForm(posted): AdminForm<EmailField>,
 ) -> Response {
-    set_disabled(state, addr, session, form.email, true).await
+    set_disabled(state, posted, true).await
 }
 
 /// `POST /admin/users/enable`
@@ -517,30 +536,24 @@ pub async fn user_disable(
     summary = "Web: enable a disabled user again (form email, csrf_token), as `admin enable-user`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String),
-        (status = 400, description = "Refused (the page says why)", content_type = "text/html", body = String)))]
+    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String), FormRefused))]
 pub async fn user_enable(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session, form }: CsrfForm<EmailField>,
+    AdminForm(posted): AdminForm<EmailField>,
 ) -> Response {
-    set_disabled(state, addr, session, form.email, false).await
+    set_disabled(state, posted, false).await
 }
 
-async fn set_disabled(
-    state: AppState,
-    addr: String,
-    session: SessionRecord,
-    email: String,
-    disabled: bool,
-) -> Response {
-    let actor = match admin_actor(&session, &addr) {
-        Ok(actor) => actor,
-        Err(refused) => return refused,
-    };
-    let email = email.trim();
+async fn set_disabled(state: AppState, posted: CsrfForm<EmailField>, disabled: bool) -> Response {
+    let CsrfForm {
+        session,
+        caller,
+        form,
+    } = posted;
+    let email = form.email.trim();
     let outcome = async {
         let user_id = user_id_of(&state, email).await?;
+        let actor = actor(&caller);
         accounts::set_disabled(state.meta.as_ref(), actor, &user_id, email, disabled).await?;
         Ok(if disabled {
             format!("{email} is disabled: they cannot sign in, and their tokens and sessions no longer work.")
@@ -558,9 +571,8 @@ async fn set_disabled(
 #[utoipa::path(get, operation_id = "web_admin_audit", path = "/admin/audit",
     summary = "Web: the audit log, newest first (?action=&actor=&project=&page=); server admins only",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
-        (status = 404, description = "Not a server administrator", content_type = "text/html", body = String)))]
+    responses(HtmlPage, SignInFirst,
+        AdminOnly))]
 pub async fn audit_page(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,

@@ -12,8 +12,8 @@
 //! REST handlers (`PATCH`/`DELETE /api/v1/assets/{id}`), so the rules and
 //! messages are the REST ones; done → 303 with a flash.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dataerai_proto::api::{
     Asset, ContentVersion, Lineage, LineageNode, OwnerType, Relationship, UpdateAsset,
@@ -29,13 +29,11 @@ use serde_json::{Map, Value};
 use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
 use super::redirect;
-use super::session::ClientAddr;
 use super::view::{
-    date, done_flash, error_page, link, not_found, record_type, size, tags, viewer, Done, Params,
-    Viewer,
+    date, done_flash, error_page, link, not_found, record_type, size, tags, Done, Params, Viewer,
 };
-use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
+use crate::openapi::{HtmlPage, SignInFirst};
 use crate::routes::{
     delete_asset, load_asset, owner_access, redact_lineage, update_asset, Access, Ctx,
     ReadableOwners,
@@ -88,23 +86,14 @@ impl Walk {
     summary = "Web: an asset, its metadata, versions, files and relationships; readers only (others: the 404 page)",
     security(()),
     params(("asset_id" = String, Path, description = "Asset id")),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
+    responses(HtmlPage, SignInFirst,
         (status = 404, description = "No such asset, or not readable", content_type = "text/html", body = String)))]
 pub async fn asset_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
+    v: Viewer,
     Path(asset_id): Path<String>,
-    RawQuery(raw): RawQuery,
 ) -> Response {
-    let here = format!("/assets/{asset_id}");
-    let v = match viewer(&state, &headers, addr, &here, raw.as_deref()).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let params = Params::parse(raw.as_deref());
-    match render(&state, &v, &asset_id, &params).await {
+    match render(&state, &v, &asset_id, &v.params).await {
         Ok(r) => r,
         Err(e) => error_page(e, &v.session),
     }
@@ -601,18 +590,20 @@ fn edit_form(asset_id: &str, f: &EditFields, csrf: &str) -> Markup {
         (status = 404, description = "No such asset, or not readable", content_type = "text/html", body = String)))]
 pub async fn asset_edit(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
     Path(asset_id): Path<String>,
-    CsrfForm { session, form }: CsrfForm<EditFields>,
+    CsrfForm {
+        session,
+        caller,
+        form,
+    }: CsrfForm<EditFields>,
 ) -> Response {
-    let who = Caller::of_session(&session, addr);
     // Who may not write is refused before the form is looked at.
-    if let Err(e) = load_asset(&state, &who, &asset_id, Access::Write).await {
+    if let Err(e) = load_asset(&state, &caller, &asset_id, Access::Write).await {
         return refused(&session, &asset_id, e);
     }
     let result = match form.patch() {
         Ok(patch) => update_asset(
-            Ctx { state, caller: who },
+            Ctx { state, caller },
             ApiPath(asset_id.clone()),
             ApiJson(patch),
         )
@@ -658,19 +649,21 @@ pub struct DeleteFields {
         (status = 404, description = "No such asset, or not readable", content_type = "text/html", body = String)))]
 pub async fn asset_delete(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
     Path(asset_id): Path<String>,
-    CsrfForm { session, form }: CsrfForm<DeleteFields>,
+    CsrfForm {
+        session,
+        caller,
+        form,
+    }: CsrfForm<DeleteFields>,
 ) -> Response {
-    let who = Caller::of_session(&session, addr);
-    let asset = match load_asset(&state, &who, &asset_id, Access::Write).await {
+    let asset = match load_asset(&state, &caller, &asset_id, Access::Write).await {
         Ok(a) => a,
         Err(e) => return refused(&session, &asset_id, e),
     };
     if form.confirm != "yes" {
         return confirm_delete(&session, &asset);
     }
-    match delete_asset(Ctx { state, caller: who }, ApiPath(asset_id.clone())).await {
+    match delete_asset(Ctx { state, caller }, ApiPath(asset_id.clone())).await {
         Ok(_) => {
             let done = Done::Deleted.as_str();
             match asset.owner_type {

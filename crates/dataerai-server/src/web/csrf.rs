@@ -21,14 +21,17 @@ use serde::Deserialize;
 
 use super::session::{cookie, session, LOGIN_CSRF_COOKIE};
 use super::{bad_form, forbidden_csrf};
-use crate::auth::secrets_match;
+use crate::auth::{client_addr, secrets_match, Caller};
 use crate::state::AppState;
 
 const CSRF_FIELD: &str = "csrf_token";
 
-/// A signed-in user's form post with a valid CSRF token.
+/// A signed-in user's form post with a valid CSRF token: the session (for
+/// the page answered), the same person as the [`Caller`] the REST handlers
+/// and the audit log take (from the client's address), and the fields.
 pub struct CsrfForm<T = NoFields> {
     pub session: SessionRecord,
+    pub caller: Caller,
     pub form: T,
 }
 
@@ -43,12 +46,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let addr = client_addr(req.extensions());
         let (headers, body) = read(req, state).await?;
         let Some(session) = session(state, &headers).await? else {
             return Err(forbidden_csrf());
         };
         match posted_token(&body) {
             Some(t) if secrets_match(&t, &session.csrf_token) => Ok(CsrfForm {
+                caller: Caller::of_session(&session, addr),
                 session,
                 form: fields(&body).ok_or_else(bad_form)?,
             }),

@@ -19,6 +19,7 @@ use super::session::{require_session, url_encode, ClientAddr};
 use super::unavailable;
 use crate::audit;
 use crate::oauth::normalize_user_code;
+use crate::openapi::HtmlPage;
 use crate::state::{AppState, DeviceLimits};
 
 const UNKNOWN_CODE: &str =
@@ -104,7 +105,7 @@ fn confirmation(record: &DeviceRecord, s: &SessionRecord) -> Markup {
 #[utoipa::path(get, operation_id = "web_device_page", path = "/device",
     summary = "Web: enter (or, with ?user_code=, confirm) a device login code; needs a session",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+    responses(HtmlPage))]
 pub async fn device_get(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -157,15 +158,18 @@ pub async fn device_get(
     responses((status = 200, description = "The outcome", content_type = "text/html", body = String)))]
 pub async fn device_post(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session: s, form }: CsrfForm<Decision>,
+    CsrfForm {
+        session: s,
+        caller,
+        form,
+    }: CsrfForm<Decision>,
 ) -> Response {
     let approve = match form.action.as_deref() {
         Some("approve") => true,
         Some("deny") => false,
         _ => return code_entry(StatusCode::BAD_REQUEST, &s, Some("Choose Approve or Deny.")),
     };
-    if let Some(refused) = lookup_refused(&state, &addr, &s) {
+    if let Some(refused) = lookup_refused(&state, &caller.addr, &s) {
         return refused;
     }
     let Some(code) = form.user_code.as_deref().and_then(normalize_user_code) else {
@@ -177,15 +181,8 @@ pub async fn device_post(
         .await
     {
         Ok(true) if approve => {
-            audit::record(
-                &state,
-                Some(&s.user_id),
-                "auth.device_approved",
-                Some(("device_code", &code)),
-                json!({}),
-                &addr,
-            )
-            .await;
+            let target = ("device_code", code.as_str());
+            audit::by_caller(&state, &caller, "auth.device_approved", target, json!({})).await;
             decided(
                 &s,
                 "Device approved",

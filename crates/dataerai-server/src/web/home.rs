@@ -13,6 +13,7 @@ use super::layout::{Flash, Page};
 use super::session::ClientAddr;
 use super::view::{asset_table, done_flash, error_page, size, usage, viewer, Params, Viewer};
 use crate::error::AppResult;
+use crate::openapi::HtmlPage;
 use crate::state::AppState;
 
 /// Projects listed on the home page (the REST list pages further).
@@ -24,7 +25,7 @@ const RECENT: u64 = 10;
 #[utoipa::path(get, operation_id = "web_home", path = "/",
     summary = "Web: your projects, personal space and recent uploads; needs a session (else 303 to /login)",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+    responses(HtmlPage,
         (status = 303, description = "Not signed in: to /login?next=/")))]
 pub async fn home(
     State(state): State<AppState>,

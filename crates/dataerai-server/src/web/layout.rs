@@ -294,6 +294,11 @@ fn html_response(status: StatusCode, markup: Markup) -> Response {
 mod tests {
     use super::*;
 
+    /// The layout of `page` around an empty body.
+    fn layout_of(page: Page) -> String {
+        page.document(html! {}).into_string()
+    }
+
     fn session(email: &str) -> SessionRecord {
         SessionRecord {
             user_id: "u1".into(),
@@ -306,7 +311,7 @@ mod tests {
 
     #[test]
     fn signed_out_pages_have_no_navigation() {
-        let html = Page::new("Sign in").document(html! {}).into_string();
+        let html = layout_of(Page::new("Sign in"));
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
         assert!(!html.contains("<nav"), "{html}");
         assert_eq!(html.matches("<h1>").count(), 1);
@@ -337,13 +342,13 @@ mod tests {
     #[test]
     fn navigation_marks_the_current_page_and_signs_out_with_the_session_token() {
         let s = session("ada@lab.org");
-        let html = Page::new("Personal access tokens")
-            .signed_in(&s)
-            .current("/tokens")
-            .flash(None)
-            .flash(Flash::success("Done."))
-            .document(html! {})
-            .into_string();
+        let html = layout_of(
+            Page::new("Personal access tokens")
+                .signed_in(&s)
+                .current("/tokens")
+                .flash(None)
+                .flash(Flash::success("Done.")),
+        );
         assert_eq!(html.matches("<nav").count(), 1);
         assert!(html.contains("<a href=\"/tokens\" aria-current=\"page\">Access tokens</a>"));
         assert!(html.contains("<a href=\"/device\">Device login</a>"));
@@ -357,11 +362,7 @@ mod tests {
     fn only_administrators_see_the_admin_entry() {
         let mut s = session("root@lab.org");
         s.is_admin = true;
-        let html = Page::new("Administration")
-            .signed_in(&s)
-            .current("/admin")
-            .document(html! {})
-            .into_string();
+        let html = layout_of(Page::new("Administration").signed_in(&s).current("/admin"));
         assert!(html.contains("<a href=\"/admin\" aria-current=\"page\">Admin</a>"));
     }
 
@@ -392,14 +393,10 @@ mod tests {
     #[test]
     fn scripts_load_from_this_origin_and_signed_in_pages_carry_the_csrf_token() {
         let s = session("ada@lab.org");
-        let html = Page::new("x")
-            .signed_in(&s)
-            .script("api.js")
-            .document(html! {})
-            .into_string();
+        let html = layout_of(Page::new("x").signed_in(&s).script("api.js"));
         assert!(html.contains("<script type=\"module\" src=\"/static/api.js\"></script>"));
         assert!(html.contains("<meta name=\"csrf-token\" content=\"c&quot;sr&lt;f\">"));
-        let anonymous = Page::new("x").document(html! {}).into_string();
+        let anonymous = layout_of(Page::new("x"));
         assert!(!anonymous.contains("csrf-token"), "{anonymous}");
     }
 }

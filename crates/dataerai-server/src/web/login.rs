@@ -24,6 +24,7 @@ use dataerai_store::meta::auth::SignInLimit;
 
 use crate::audit;
 use crate::auth::{hash_token, random_hex, verify_password};
+use crate::openapi::HtmlPage;
 use crate::state::AppState;
 
 /// Sign-in failures per email in the window before attempts slow down.
@@ -89,7 +90,7 @@ fn login_page(status: StatusCode, next: &str, email: &str, message: Option<&str>
 
 /// `GET /login?next=/path`
 #[utoipa::path(get, operation_id = "web_login_page", path = "/login", summary = "Web: sign-in page (`?next=/path` to come back)", security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+    responses(HtmlPage))]
 pub async fn login_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -249,8 +250,7 @@ pub async fn login_post(
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session: s, .. }: CsrfForm,
+    CsrfForm { caller, .. }: CsrfForm,
 ) -> Response {
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
         if let Err(e) = state.meta.delete_session(&hash_token(&id)).await {
@@ -258,13 +258,12 @@ pub async fn logout(
             return unavailable();
         }
     }
-    audit::record(
+    audit::by_caller(
         &state,
-        Some(&s.user_id),
+        &caller,
         "auth.sign_out",
-        Some(("user", &s.user_id)),
+        ("user", &caller.user_id),
         json!({}),
-        &addr,
     )
     .await;
     let mut r = redirect("/login");

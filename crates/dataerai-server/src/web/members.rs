@@ -16,10 +16,9 @@ use serde::Deserialize;
 use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
 use super::redirect;
-use super::session::ClientAddr;
 use super::view::{error_page, not_found};
-use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError};
+use crate::openapi::FormRefused;
 use crate::routes::members;
 use crate::state::AppState;
 
@@ -35,13 +34,15 @@ pub struct MemberFields {
     summary = "Web: add a member or change a role (form email, role, csrf_token); owners and admins, as POST /api/v1/projects/{id}/members",
     security(()),
     params(("project_id" = String, Path, description = "Project id")),
-    responses((status = 303, description = "Done: back to the project page"),
-        (status = 400, description = "Refused (the page says why)", content_type = "text/html", body = String)))]
+    responses((status = 303, description = "Done: back to the project page"), FormRefused))]
 pub async fn member_set(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
     Path(project_id): Path<String>,
-    CsrfForm { session, form }: CsrfForm<MemberFields>,
+    CsrfForm {
+        session,
+        caller,
+        form,
+    }: CsrfForm<MemberFields>,
 ) -> Response {
     let Ok(role) = form.role.parse::<ProjectRole>() else {
         return refused(
@@ -56,7 +57,7 @@ pub async fn member_set(
     };
     match members::add(
         State(state),
-        Caller::of_session(&session, addr),
+        caller,
         ApiPath(project_id.clone()),
         ApiJson(body),
     )
@@ -72,21 +73,15 @@ pub async fn member_set(
     summary = "Web: remove a member (form csrf_token); owners and admins, as DELETE /api/v1/projects/{id}/members/{user_id}",
     security(()),
     params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id of the member")),
-    responses((status = 303, description = "Done: back to the project page"),
-        (status = 400, description = "Refused (the page says why)", content_type = "text/html", body = String)))]
+    responses((status = 303, description = "Done: back to the project page"), FormRefused))]
 pub async fn member_remove(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
     Path((project_id, user_id)): Path<(String, String)>,
-    CsrfForm { session, .. }: CsrfForm,
+    CsrfForm {
+        session, caller, ..
+    }: CsrfForm,
 ) -> Response {
-    match members::remove(
-        State(state),
-        Caller::of_session(&session, addr),
-        ApiPath((project_id.clone(), user_id)),
-    )
-    .await
-    {
+    match members::remove(State(state), caller, ApiPath((project_id.clone(), user_id))).await {
         Ok(_) => redirect(&format!("/projects/{project_id}#members-h")),
         Err(e) => refused(&session, &project_id, e),
     }

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use dataerai_proto::api::{Collection, Project};
 use dataerai_store::meta::{CollectionSort, Window};
@@ -13,11 +12,11 @@ use maud::{html, Markup};
 
 use super::layout::Page;
 use super::members;
-use super::session::ClientAddr;
 use super::view::{
-    asset_table, date, done_flash, error_page, link, not_found, pager, usage, viewer, Params,
+    asset_table, date, done_flash, error_page, link, not_found, pager, usage, Params, Viewer,
 };
 use crate::error::AppResult;
+use crate::openapi::{HtmlPage, SignInFirst};
 use crate::routes::found;
 use crate::state::AppState;
 
@@ -47,35 +46,27 @@ const SORTS: &[(&str, &str)] = &[
     summary = "Web: a project's collections, assets (?collection=&sort=&page=), members and usage; members only (others: the 404 page)",
     security(()),
     params(("project_id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
+    responses(HtmlPage, SignInFirst,
         (status = 404, description = "No such project, or not a member", content_type = "text/html", body = String)))]
 pub async fn project_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
+    v: Viewer,
     Path(project_id): Path<String>,
-    RawQuery(raw): RawQuery,
 ) -> Response {
-    let here = format!("/projects/{project_id}");
-    let v = match viewer(&state, &headers, addr, &here, raw.as_deref()).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let params = Params::parse(raw.as_deref());
+    let params = &v.params;
     match render(
         &state,
         &v.caller.user_id,
         &v.session.csrf_token,
         &project_id,
-        &params,
+        params,
     )
     .await
     {
         Ok(Some((project, body))) => {
             let page = Page::new(&project.name)
                 .signed_in(&v.session)
-                .flash(done_flash(&params));
+                .flash(done_flash(params));
             // The browser upload (static/upload.js), for those who may write.
             let page = if project.role.may_write() {
                 page.script("upload.js")

@@ -4,16 +4,16 @@
 //! number of matches and pages. Everything lives in the URL, so a search
 //! can be bookmarked and shared.
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use dataerai_store::meta::Window;
 use dataerai_store::search::{self, Facets, SearchRequest, Sort};
 use maud::{html, Markup};
 
 use super::layout::{Flash, Page};
-use super::session::ClientAddr;
-use super::view::{asset_table, error_page, link, pager, term, viewer, Params};
+use super::view::{asset_table, error_page, link, pager, term, Viewer};
+use crate::openapi::{HtmlPage, SignInFirst};
 use crate::state::AppState;
 
 const PER_PAGE: u64 = 25;
@@ -22,20 +22,10 @@ const PER_PAGE: u64 = 25;
 #[utoipa::path(get, operation_id = "web_search", path = "/search",
     summary = "Web: search the assets you can read (?q= in the search language, &sort=, &page=), with facet chips; needs a session",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
+    responses(HtmlPage, SignInFirst,
         (status = 400, description = "The query cannot be read (the page says why)", content_type = "text/html", body = String)))]
-pub async fn search_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let params = Params::parse(raw.as_deref());
-    let v = match viewer(&state, &headers, addr, "/search", raw.as_deref()).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn search_page(State(state): State<AppState>, v: Viewer) -> Response {
+    let params = &v.params;
     let text = params.get("q").unwrap_or("").to_string();
     let sort_text = params.get("sort").unwrap_or("").to_string();
     let page = params.page();

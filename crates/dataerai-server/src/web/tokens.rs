@@ -12,10 +12,11 @@ use serde_json::json;
 
 use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
-use super::session::{require_session, ClientAddr};
+use super::session::require_session;
 use super::{redirect, unavailable};
 use crate::audit;
 use crate::auth::{generate_token, hash_token, SCOPE_READ, SCOPE_WRITE};
+use crate::openapi::HtmlPage;
 use crate::state::AppState;
 
 const MAX_TOKEN_NAME_LEN: usize = 100;
@@ -180,7 +181,7 @@ fn created(token: &str) -> Flash {
 /// `GET /tokens`
 #[utoipa::path(get, operation_id = "web_tokens_page", path = "/tokens", summary = "Web: your personal access tokens; needs a session",
     security(()),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+    responses(HtmlPage))]
 pub async fn tokens_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match require_session(&state, &headers, "/tokens").await {
         Ok(s) => tokens_page(&state, &s, StatusCode::OK, None).await,
@@ -196,8 +197,11 @@ pub async fn tokens_get(State(state): State<AppState>, headers: HeaderMap) -> Re
     responses((status = 200, description = "The new token, shown once", content_type = "text/html", body = String)))]
 pub async fn tokens_post(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    CsrfForm { session: s, form }: CsrfForm<NewTokenFields>,
+    CsrfForm {
+        session: s,
+        caller,
+        form,
+    }: CsrfForm<NewTokenFields>,
 ) -> Response {
     let name = form
         .name
@@ -252,13 +256,13 @@ pub async fn tokens_post(
             return unavailable();
         }
     };
-    audit::record(
+    let details = json!({"name": name, "scopes": scopes});
+    audit::by_caller(
         &state,
-        Some(&s.user_id),
+        &caller,
         "token.created",
-        Some(("token", &token_id)),
-        json!({"name": name, "scopes": scopes}),
-        &addr,
+        ("token", &token_id),
+        details,
     )
     .await;
     tokens_page(&state, &s, StatusCode::OK, Some(created(&token))).await
@@ -273,9 +277,10 @@ pub async fn tokens_post(
     responses((status = 303, description = "Revoked: redirect to /tokens")))]
 pub async fn token_revoke(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
     Path(token_id): Path<String>,
-    CsrfForm { session: s, .. }: CsrfForm,
+    CsrfForm {
+        session: s, caller, ..
+    }: CsrfForm,
 ) -> Response {
     match state
         .meta
@@ -283,13 +288,12 @@ pub async fn token_revoke(
         .await
     {
         Ok(true) => {
-            audit::record(
+            audit::by_caller(
                 &state,
-                Some(&s.user_id),
+                &caller,
                 "token.revoked",
-                Some(("token", &token_id)),
+                ("token", &token_id),
                 json!({}),
-                &addr,
             )
             .await;
             redirect("/tokens")

@@ -8,6 +8,8 @@
 //! filter of search). Whoever may not read a thing gets [`error_page`]'s one
 //! 404, the page an unknown id gets.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -19,19 +21,40 @@ use maud::{html, Markup};
 use super::layout::{Flash, Page};
 use super::session::{require_session, url_encode};
 use super::{try_again_shortly, unavailable};
-use crate::auth::Caller;
+use crate::auth::{client_addr, Caller};
 use crate::error::AppError;
 use crate::state::AppState;
 
 /// The signed-in person of a page: their session (layout, CSRF) and the
-/// [`Caller`] the REST access checks take.
-pub(super) struct Viewer {
-    pub session: SessionRecord,
-    pub caller: Caller,
+/// [`Caller`] the REST access checks take, with the page's query string.
+///
+/// As an extractor, a signed-out visitor gets the redirect to sign in and
+/// come back to the page with its query string (the collection, sort and
+/// page shown) before the handler runs.
+pub struct Viewer {
+    pub(super) session: SessionRecord,
+    pub(super) caller: Caller,
+    pub(super) params: Params,
 }
 
-/// The viewer of a page, or the redirect to sign in and come back to the
-/// page at `path` with its query string (the collection, sort and page shown).
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let addr = client_addr(&parts.extensions);
+        viewer(
+            state,
+            &parts.headers,
+            addr,
+            parts.uri.path(),
+            parts.uri.query(),
+        )
+        .await
+    }
+}
+
+/// The viewer of the page at `path`, or the redirect to sign in and come
+/// back to it with `query`.
 pub(super) async fn viewer(
     state: &AppState,
     headers: &HeaderMap,
@@ -45,7 +68,12 @@ pub(super) async fn viewer(
     };
     let session = require_session(state, headers, &here).await?;
     let caller = Caller::of_session(&session, addr);
-    Ok(Viewer { session, caller })
+    let params = Params::parse(query);
+    Ok(Viewer {
+        session,
+        caller,
+        params,
+    })
 }
 
 /// The page for an error of the shared access checks or the store: the one

@@ -75,6 +75,16 @@ impl Lab {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A browser signed in as `email` (whose web password is `password`),
+    /// sent home by the sign-in.
+    pub async fn browser(&self, email: &str, password: &str) -> Browser {
+        let mut b = Browser::new(&self.server.base);
+        let page = b.sign_in_then(email, password, "/").await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(page.location.as_deref(), Some("/"));
+        b
+    }
 }
 
 impl User {
@@ -174,7 +184,12 @@ impl Api {
 
     async fn create_asset(&self, owner_type: &str, owner_id: &str, title: &str) -> String {
         let asset = json!({"title": title, "owner_type": owner_type, "owner_id": owner_id});
-        let created = created(self.post("/api/v1/assets", asset).await);
+        self.new_asset(asset).await
+    }
+
+    /// Create an asset from a whole `POST /api/v1/assets` body; answers its id.
+    pub async fn new_asset(&self, body: Value) -> String {
+        let created = created(self.post("/api/v1/assets", body).await);
         created["asset_id"].as_str().unwrap().to_string()
     }
 
