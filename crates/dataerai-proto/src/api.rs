@@ -46,6 +46,31 @@ pub fn human_bytes(n: u64) -> String {
 /// Longest relationship type, in characters.
 pub const MAX_RELATIONSHIP_TYPE_LEN: usize = 255;
 
+/// The rule for a new relationship's kind, which the daemon checks before it
+/// sends and the server checks again: a type of 1 to
+/// [`MAX_RELATIONSHIP_TYPE_LEN`] characters once trimmed, and an analysis mode
+/// (when given) from [`ANALYSIS_MODES`].
+pub fn check_relationship_kind(
+    rel_type: &str,
+    analysis_mode: Option<&str>,
+) -> Result<(), crate::error::ApiError> {
+    let len = rel_type.trim().chars().count();
+    if len == 0 || len > MAX_RELATIONSHIP_TYPE_LEN {
+        return Err(crate::error::ApiError::invalid(format!(
+            "relationship type must be 1 to {MAX_RELATIONSHIP_TYPE_LEN} characters (e.g. \"derived_from\"), got {len}"
+        )));
+    }
+    match analysis_mode {
+        Some(mode) if !ANALYSIS_MODES.contains(&mode) => {
+            Err(crate::error::ApiError::invalid(format!(
+                "analysis_mode {mode:?} is not one of {}",
+                ANALYSIS_MODES.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Largest chunk size a client may ask for (bytes).
 pub const MAX_CHUNK_SIZE: u64 = 512 * 1024 * 1024;
 /// Default chunk size (bytes).

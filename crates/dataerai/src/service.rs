@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use dataerai_proto::api::OwnerType;
 use dataerai_proto::api::{
-    Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship, Lineage, Member, Page,
-    Project, Relationship, SearchQuery, SearchResults, UpdateAsset, ANALYSIS_MODES,
-    MAX_RELATIONSHIP_TYPE_LEN, PROJECT_ROLES,
+    check_relationship_kind, Asset, ContentVersion, CreateAsset, CreateProject, CreateRelationship,
+    Lineage, Member, Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset,
+    PROJECT_ROLES,
 };
 use dataerai_proto::ApiError;
 use serde::{Deserialize, Serialize};
@@ -477,20 +477,7 @@ impl Service {
     pub async fn create_relationship(&self, p: RelationshipParams) -> Result<Relationship> {
         require("from_asset_id", &p.from_asset_id)?;
         require("to_asset_id", &p.to_asset_id)?;
-        let len = p.relationship_type.chars().count();
-        if p.relationship_type.trim().is_empty() || len > MAX_RELATIONSHIP_TYPE_LEN {
-            return Err(ApiError::invalid(format!(
-                "relationship_type must be 1 to {MAX_RELATIONSHIP_TYPE_LEN} characters, got {len}"
-            )));
-        }
-        if let Some(m) = &p.analysis_mode {
-            if !ANALYSIS_MODES.contains(&m.as_str()) {
-                return Err(ApiError::invalid(format!(
-                    "analysis_mode must be one of {}, got {m:?}",
-                    ANALYSIS_MODES.join(", ")
-                )));
-            }
-        }
+        check_relationship_kind(&p.relationship_type, p.analysis_mode.as_deref())?;
         let mut qualifiers = object("qualifiers", p.qualifiers)?;
         if let Some(note) = p.qualifier_note {
             qualifiers

@@ -3,8 +3,8 @@
 use axum::http::StatusCode;
 use axum::Json;
 use dataerai_proto::api::{
-    Asset, AssetQuery, CreateAsset, CreateRelationship, OwnerType, Page, Relationship,
-    RelationshipsQuery, UpdateAsset, ANALYSIS_MODES, MAX_METADATA_BYTES, MAX_RELATIONSHIP_TYPE_LEN,
+    check_relationship_kind, Asset, AssetQuery, CreateAsset, CreateRelationship, OwnerType, Page,
+    Relationship, RelationshipsQuery, UpdateAsset, MAX_METADATA_BYTES,
 };
 use dataerai_store::meta::{NewAsset, NewRelationship, RelationshipSides};
 use serde_json::{Map, Value};
@@ -374,19 +374,7 @@ pub async fn create_relationship(
     ApiJson(body): ApiJson<CreateRelationship>,
 ) -> AppResult<(StatusCode, Json<Relationship>)> {
     let rel_type = body.rel_type.trim().to_string();
-    if rel_type.is_empty() || rel_type.chars().count() > MAX_RELATIONSHIP_TYPE_LEN {
-        return Err(AppError::invalid(format!(
-            "relationship type must be 1 to {MAX_RELATIONSHIP_TYPE_LEN} characters (e.g. \"derived_from\")"
-        )));
-    }
-    if let Some(mode) = &body.analysis_mode {
-        if !ANALYSIS_MODES.contains(&mode.as_str()) {
-            return Err(AppError::invalid(format!(
-                "analysis_mode {mode:?} is not one of {}",
-                ANALYSIS_MODES.join(", ")
-            )));
-        }
-    }
+    check_relationship_kind(&rel_type, body.analysis_mode.as_deref())?;
     if body.to_asset_id == asset_id {
         return Err(AppError::invalid(
             "an asset cannot have a relationship with itself",
