@@ -128,17 +128,18 @@ pub fn write_all_vectored_at(
                 offset,
             )
         };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let mut n = match usize::try_from(n) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            // Negative: the call failed.
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let mut n = n as usize;
+        };
         at += n as u64;
         // Skip the pieces written whole; keep the unwritten end of a piece
         // written in part.
