@@ -129,7 +129,8 @@ bench: build-release venv bench-deps $(S3S_FS)
 
 ## The software path alone (not part of `make test`; a few minutes): 1 GiB up and down with the
 ## server's data, source and destination on tmpfs (BENCH_TMPFS, default /dev/shm), throughput and
-## CPU seconds per GiB of daemon and server beside rclone; then the daemon's peak RSS over 4 GiB
+## CPU seconds per GiB of daemon and server beside rclone; the same on the disk (download / upload
+## ratio on one disk); each target with its verdict; then the daemon's peak RSS over 4 GiB
 ## in 64 MiB chunks (on the disk). Writes bench-results/results.{json,md}. More run.py flags in
 ## BENCH_SP_ARGS (e.g. "--rounds 5 --rss-gib 0").
 BENCH_TMPFS ?= /dev/shm

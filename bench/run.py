@@ -14,7 +14,8 @@ next, and a single sample of each path cannot tell a real difference from that n
   one 4 GiB upload and download in 64 MiB chunks (`--rss-gib`);
 - the software path: 1 GiB up and down with the server's data, the source and the destination on
   tmpfs, throughput and CPU seconds per GiB of the daemon and the server (from /proc), beside
-  rclone on the same path.
+  rclone on the same path; then the same on the disk (`--software-path-places`), for the
+  download / upload ratio on one disk; each target of the path with its verdict.
 
 Writes `bench-results/results.json` and `bench-results/results.md`. Configurations (`--configs`,
 default `embedded,software-path`): `embedded` (SQLite + local directory on the disk),
@@ -501,25 +502,45 @@ def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def bench_software_path(
-    bin_dir: Path, tmp_base: Path, size: int, rounds: int, results: dict[str, Any]
+    bin_dir: Path,
+    places: list[tuple[str, Path]],
+    size: int,
+    rounds: int,
+    results: dict[str, Any],
 ) -> None:
     """The software path: the server's data directory, the file uploaded and the download's
     destination all on tmpfs, so no disk limits anything and what is left is the cost of our
     code (and of the kernel work it asks for). Per round: rclone up and down through its webdav
     server, then Dataerai up and down through SDK -> daemon -> server; wall time, and CPU
-    seconds per GiB of the daemon and the server apart (utime + stime from /proc)."""
-    tmp = tmp_base / f"dataerai-bench-{os.getpid()}"
+    seconds per GiB of the daemon and the server apart (utime + stime from /proc).
+
+    `places` names the directories measured in turn, each with a server, a daemon and an
+    rclone peer of its own: ("tmpfs", ...) first, then usually ("disk", ...) — the same
+    transfers with everything on the disk, for the download / upload ratio on one disk in
+    the same run. Results go to results["software_path"][place]."""
+    results["software_path"] = {}
+    for place, base in places:
+        results["software_path"][place] = software_path_on(
+            bin_dir, place, base, size, rounds
+        )
+
+
+def software_path_on(
+    bin_dir: Path, place: str, base: Path, size: int, rounds: int
+) -> dict[str, Any]:
+    """`bench_software_path` in one directory `base` (on tmpfs or on the disk)."""
+    tmp = base / f"dataerai-bench-sp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     env = Env(bin_dir, tmp)
     rclone: RclonePeer | None = None
     try:
         label = f"{size // GiB}GiB" if size >= GiB else f"{size // MiB}MiB"
-        log(f"software path: writing {label} of random data to {tmp}")
+        log(f"software path ({place}): writing {label} of random data to {tmp}")
         payload = tmp / f"payload-{label}.bin"
         make_random_file(payload, size)
         rclone = RclonePeer(tmp)
-        env.start("software-path")
+        env.start(f"software-path-{place}")
         c = env.client
         assert c is not None
         dl = tmp / "dl"
@@ -565,16 +586,16 @@ def bench_software_path(
             ups.append(up)
             downs.append(down)
             log(
-                f"software path round {i}: rclone up {peer_up[-1]['mbps']:.0f} MB/s "
+                f"software path ({place}) round {i}: rclone up {peer_up[-1]['mbps']:.0f} MB/s "
                 f"{peer_up[-1]['cpu_s_per_gib']:.2f} CPU-s/GiB, down {peer_down[-1]['mbps']:.0f} "
                 f"MB/s {peer_down[-1]['cpu_s_per_gib']:.2f}; Dataerai up {up['mbps']:.0f} MB/s "
                 f"{up['daemon_cpu_s_per_gib']:.2f}+{up['server_cpu_s_per_gib']:.2f} CPU-s/GiB, "
                 f"down {down['mbps']:.0f} MB/s {down['daemon_cpu_s_per_gib']:.2f}+"
                 f"{down['server_cpu_s_per_gib']:.2f} CPU-s/GiB (daemon+server); load {load:.1f}"
             )
-        results["software_path"] = {
+        return {
             "bytes": size,
-            "tmpfs": str(tmp_base),
+            "dir": str(base),
             "upload": summary(ups),
             "download": summary(downs),
             "rclone": {"upload": summary(peer_up), "download": summary(peer_down)},
@@ -721,55 +742,109 @@ def disk_tables(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The software path's targets (docs/performance.md): on tmpfs and on the disk.
+TARGET_TMPFS_DOWNLOAD_MBPS = 1500
+TARGET_CPU_S_PER_GIB = 1.2
+TARGET_DISK_DOWN_UP = 0.9
+
+
 def software_path_table(sp: dict[str, Any]) -> list[str]:
-    """The tmpfs configuration: throughput and CPU seconds per GiB, Dataerai beside rclone."""
-    size = sp["bytes"]
+    """The software path: throughput and CPU seconds per GiB, Dataerai beside rclone, on
+    tmpfs and on the disk, and each target with its verdict."""
+    first = next(iter(sp.values()))
+    size = first["bytes"]
     label = f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB"
-    rc = sp["rclone"]
+    dirs = ", ".join(f"{place} `{r['dir']}`" for place, r in sp.items())
     lines = [
         (
-            f"Software path ({label}, server data, source and destination on tmpfs "
-            f"`{sp['tmpfs']}`): medians of {len(sp['upload']['rounds'])} rounds; CPU seconds "
-            "per GiB from /proc (utime + stime); rclone's CPU is its client plus its webdav "
-            "server. The load average (1 min) says how busy the machine was: throughput "
-            "suffers from other work, CPU seconds less (contention inflates them too)."
+            f"Software path ({label}; the server's data, the source and the destination in one "
+            f"directory: {dirs}): medians of {len(first['upload']['rounds'])} rounds; CPU "
+            "seconds per GiB from /proc (utime + stime); rclone's CPU is its client plus its "
+            "webdav server. The load average (1 min) says how busy the machine was: "
+            "throughput suffers from other work, CPU seconds less (contention inflates them "
+            "too)."
         ),
         "",
         *table_head(
-            "path | direction | MB/s | vs rclone | daemon CPU-s/GiB | server CPU-s/GiB "
+            "place | path | direction | MB/s | vs rclone | daemon CPU-s/GiB | server CPU-s/GiB "
             "| total CPU-s/GiB | load (max)"
         ),
     ]
-    for direction in ("upload", "download"):
-        r = rc[direction]
-        lines.append(
-            table_row(
-                "rclone webdav (peer)",
-                direction,
-                f"{r['mbps']:.0f}",
-                "1.00",
-                "",
-                "",
-                f"{r['cpu_s_per_gib']:.2f}",
-                f"{r['load_1m']:.1f} ({r['load_1m_max']:.1f})",
+    for place, r in sp.items():
+        rc = r["rclone"]
+        for direction in ("upload", "download"):
+            p = rc[direction]
+            lines.append(
+                table_row(
+                    place,
+                    "rclone webdav (peer)",
+                    direction,
+                    f"{p['mbps']:.0f}",
+                    "1.00",
+                    "",
+                    "",
+                    f"{p['cpu_s_per_gib']:.2f}",
+                    f"{p['load_1m']:.1f} ({p['load_1m_max']:.1f})",
+                )
             )
-        )
-    for direction in ("upload", "download"):
-        d = sp[direction]
-        lines.append(
-            table_row(
-                "Dataerai (SDK → daemon → server)",
-                direction,
-                f"{d['mbps']:.0f}",
-                f"{d['mbps'] / rc[direction]['mbps']:.2f}",
-                f"{d['daemon_cpu_s_per_gib']:.2f}",
-                f"{d['server_cpu_s_per_gib']:.2f}",
-                f"{d['cpu_s_per_gib']:.2f}",
-                f"{d['load_1m']:.1f} ({d['load_1m_max']:.1f})",
+        for direction in ("upload", "download"):
+            d = r[direction]
+            lines.append(
+                table_row(
+                    place,
+                    "Dataerai (SDK → daemon → server)",
+                    direction,
+                    f"{d['mbps']:.0f}",
+                    f"{d['mbps'] / rc[direction]['mbps']:.2f}",
+                    f"{d['daemon_cpu_s_per_gib']:.2f}",
+                    f"{d['server_cpu_s_per_gib']:.2f}",
+                    f"{d['cpu_s_per_gib']:.2f}",
+                    f"{d['load_1m']:.1f} ({d['load_1m_max']:.1f})",
+                )
             )
+    lines += [
+        "",
+        "Targets (a busy machine misses the throughput ones; rerun on a quiet one):",
+        "",
+    ]
+    lines += software_path_targets(sp)
+    lines.append("")
+    return lines
+
+
+def software_path_targets(sp: dict[str, Any]) -> list[str]:
+    """One line per target of the software path, with the figure and whether it is met."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines = []
+    for place, r in sp.items():
+        up, down, rc = r["upload"], r["download"], r["rclone"]
+        ratio = down["mbps"] / rc["download"]["mbps"]
+        lines.append(
+            f"- {place}: download {down['mbps']:.0f} MB/s ≥ rclone's "
+            f"{rc['download']['mbps']:.0f} ({ratio:.2f}×): {verdict(ratio >= 1.0)}"
         )
-    ratio = sp["download"]["mbps"] / sp["upload"]["mbps"]
-    lines += ["", f"Download / upload throughput on tmpfs: {ratio:.2f}", ""]
+        down_up = down["mbps"] / up["mbps"]
+        if place == "disk":
+            lines.append(
+                f"- disk: download / upload {down_up:.2f} ≥ {TARGET_DISK_DOWN_UP}: "
+                f"{verdict(down_up >= TARGET_DISK_DOWN_UP)}"
+            )
+        else:
+            lines.append(f"- {place}: download / upload {down_up:.2f}")
+        if place == "tmpfs":
+            lines.append(
+                f"- tmpfs: download {down['mbps']:.0f} MB/s ≥ {TARGET_TMPFS_DOWNLOAD_MBPS}: "
+                f"{verdict(down['mbps'] >= TARGET_TMPFS_DOWNLOAD_MBPS)}"
+            )
+            for direction, d in (("upload", up), ("download", down)):
+                lines.append(
+                    f"- tmpfs: {direction} {d['cpu_s_per_gib']:.2f} CPU-s/GiB (daemon + "
+                    f"server) ≤ {TARGET_CPU_S_PER_GIB}: "
+                    f"{verdict(d['cpu_s_per_gib'] <= TARGET_CPU_S_PER_GIB)}"
+                )
     return lines
 
 
@@ -839,6 +914,14 @@ def main() -> int:
         help="a tmpfs directory for the software-path configuration",
     )
     ap.add_argument(
+        "--software-path-places",
+        default="tmpfs,disk",
+        help=(
+            "where the software path is measured: tmpfs (--tmpfs), disk (--work, for the "
+            "download / upload ratio on the disk), or both (default)"
+        ),
+    )
+    ap.add_argument(
         "--software-path-mib",
         type=int,
         default=1024,
@@ -857,6 +940,11 @@ def main() -> int:
     unknown = configs - {"embedded", "software-path", "scaleout"}
     if unknown:
         ap.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
+    bad_places = {
+        p.strip() for p in args.software_path_places.split(",") if p.strip()
+    } - {"tmpfs", "disk"}
+    if bad_places:
+        ap.error(f"unknown software-path place(s): {', '.join(sorted(bad_places))}")
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -877,9 +965,13 @@ def main() -> int:
     bin_dir = Path(args.bin_dir)
     try:
         if "software-path" in configs:
+            where = {"tmpfs": Path(args.tmpfs), "disk": work}
+            places = [
+                p.strip() for p in args.software_path_places.split(",") if p.strip()
+            ]
             bench_software_path(
                 bin_dir,
-                Path(args.tmpfs),
+                [(p, where[p]) for p in places],
                 args.software_path_mib * MiB,
                 args.rounds,
                 results,

@@ -1,16 +1,18 @@
 //! File writing shared by the server (chunks received) and the daemon (chunks
 //! downloaded): byte pieces as they come off the network are written at their
 //! offsets without being copied into a buffer first, a batch of
-//! [`WRITE_BATCH`] bytes per blocking call, with one call in flight while the
-//! next batch fills (a blocking call per piece would cost a thread hand-off for
-//! every few kilobytes).
+//! [`WRITE_BATCH`] bytes per blocking call and one `pwritev` per batch, with
+//! one call in flight while the next batch fills (a blocking call per piece
+//! would cost a thread hand-off for every few kilobytes; a `pwrite` per piece
+//! would leave a partly written page at every piece's end).
 //!
-//! Big ranges bypass the page cache ([`RangeWriter`]): pieces are gathered
-//! into reused aligned buffers and written with `O_DIRECT`. Writing through the
-//! page cache costs a kernel copy into freshly allocated pages per byte, and
-//! later the writeback of those pages; on the virtual machines we measure on,
-//! first touches of fresh memory were most of a big transfer's CPU
-//! (docs/performance.md).
+//! Big ranges on a disk bypass the page cache ([`RangeWriter`]): pieces are
+//! gathered into reused aligned buffers and written with `O_DIRECT`. Writing
+//! through the page cache costs a kernel copy into freshly allocated pages per
+//! byte, and later the writeback of those pages; on the virtual machines we
+//! measure on, first touches of fresh memory were most of a big transfer's CPU
+//! (docs/performance.md). Not on tmpfs ([`direct_writes_help`]), whose pages
+//! are the file: there a direct write is one copy more.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -20,8 +22,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-/// Bytes handed to one blocking write call.
-pub const WRITE_BATCH: usize = 1024 * 1024;
+/// Bytes handed to one blocking write call (one `pwritev`): 16 calls, and as
+/// many partly written pages, per 64 MiB chunk.
+pub const WRITE_BATCH: usize = 4 * 1024 * 1024;
+/// Pieces per `pwritev` at most (Linux's `IOV_MAX`).
+const MAX_IOVECS: usize = 1024;
 
 pub struct PieceWriter {
     file: Arc<std::fs::File>,
@@ -73,18 +78,112 @@ impl PieceWriter {
 
     async fn send_batch(&mut self) -> io::Result<()> {
         self.wait().await?;
-        let (pieces, file, mut at) = (std::mem::take(&mut self.batch), self.file.clone(), self.at);
+        let (pieces, file, at) = (std::mem::take(&mut self.batch), self.file.clone(), self.at);
         self.at += self.batch_len as u64;
         self.batch_len = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            for p in pieces {
-                file.write_all_at(&p, at)?;
-                at += p.len() as u64;
-            }
-            Ok(())
+            write_all_vectored_at(&file, &pieces, at)
         }));
         Ok(())
     }
+}
+
+/// Write `pieces` one after another into `file` from offset `at`: one
+/// `pwritev` for up to [`MAX_IOVECS`] pieces (more only when the kernel writes
+/// less than asked). Blocking.
+///
+/// Why not a `pwrite` per piece: pieces end anywhere, and on tmpfs every write
+/// that ends inside a page it allocated has the rest of that page zeroed first,
+/// which the next write then overwrites; one call per batch cuts a page only at
+/// the batch's end. It also makes a syscall per batch, not per piece.
+pub fn write_all_vectored_at(
+    file: &std::fs::File,
+    pieces: &[Bytes],
+    mut at: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut left: Vec<&[u8]> = pieces
+        .iter()
+        .map(|p| &p[..])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut first = 0;
+    while first < left.len() {
+        let group = &left[first..left.len().min(first + MAX_IOVECS)];
+        let iov: Vec<libc::iovec> = group
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        let offset = libc::off_t::try_from(at).map_err(io::Error::other)?;
+        // SAFETY: each iovec points at a live slice of `pieces` of its length,
+        // which `pwritev` only reads; the count is at most MAX_IOVECS.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                offset,
+            )
+        };
+        let mut n = match usize::try_from(n) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            // Negative: the call failed.
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        at += n as u64;
+        // Skip the pieces written whole; keep the unwritten end of a piece
+        // written in part.
+        while n > 0 {
+            let p = left[first];
+            if n >= p.len() {
+                n -= p.len();
+                first += 1;
+            } else {
+                left[first] = &p[n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `O_DIRECT` writes into `file` bypass the page cache, so that the
+/// copy into an aligned buffer they need buys something. Not on tmpfs, whose
+/// pages are the file: it takes `O_DIRECT` (Linux 6.6 on) but copies into
+/// those pages anyway, so a direct write there is one copy more per byte than
+/// a plain one (a tenth of the daemon's cycles downloading to tmpfs, and of the
+/// server's uploading to it; docs/performance.md).
+#[cfg(target_os = "linux")]
+pub fn direct_writes_help(file: &impl std::os::fd::AsFd) -> bool {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `fstatfs` fills the struct it is given when it answers 0, and
+    // it is read only then.
+    let fs = unsafe {
+        if libc::fstatfs(file.as_fd().as_raw_fd(), fs.as_mut_ptr()) != 0 {
+            return true;
+        }
+        fs.assume_init()
+    };
+    #[allow(clippy::unnecessary_cast)] // `f_type`'s width differs between targets
+    let kind = fs.f_type as i64;
+    kind != TMPFS_MAGIC
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn direct_writes_help(_file: &impl std::os::fd::AsFd) -> bool {
+    true
 }
 
 /// Bytes per direct write, and the size of each buffer of a [`BufferPool`].
@@ -179,8 +278,8 @@ impl std::fmt::Debug for BufferPool {
 
 /// Writes one range of a file that arrives as pieces, in order: with
 /// `O_DIRECT` when the range is at least [`DIRECT_MIN`] long, starts at an
-/// aligned offset, the file system takes direct I/O and
-/// [`direct_io_allowed`]; else through the page cache with a [`PieceWriter`]. Either way the caller fsyncs the file to make
+/// aligned offset, the file system takes direct I/O and is not tmpfs
+/// ([`direct_writes_help`]), and [`direct_io_allowed`]; else through the page cache with a [`PieceWriter`]. Either way the caller fsyncs the file to make
 /// the range durable.
 pub enum RangeWriter {
     Cached(PieceWriter),
@@ -196,7 +295,11 @@ impl RangeWriter {
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        if len >= DIRECT_MIN && at.is_multiple_of(DIRECT_ALIGN as u64) && direct_io_allowed() {
+        if len >= DIRECT_MIN
+            && at.is_multiple_of(DIRECT_ALIGN as u64)
+            && direct_io_allowed()
+            && direct_writes_help(&file)
+        {
             if let Some(direct) = open_direct(path) {
                 return Ok(RangeWriter::Direct(DirectWriter {
                     direct: Arc::new(direct),
@@ -415,6 +518,54 @@ mod tests {
         } else {
             eprintln!("no direct I/O under {}", dir.path().display());
         }
+    }
+
+    /// Many pieces, some empty and more than one `pwritev` takes, land one
+    /// after another from the offset given.
+    #[test]
+    fn vectored_writes_land_at_their_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let want = pattern(3 * MAX_IOVECS * 7 + 11);
+        let mut pieces = Vec::new();
+        let mut rest = &want[..];
+        for size in [7usize, 0, 5, 9, 0, 1].iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*size).min(rest.len());
+            pieces.push(Bytes::copy_from_slice(&rest[..n]));
+            rest = &rest[n..];
+        }
+        assert!(pieces.len() > 2 * MAX_IOVECS);
+        std::fs::write(&path, b"head").unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        write_all_vectored_at(&file, &pieces, 4).unwrap();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(&got[..4], b"head");
+        assert_eq!(&got[4..], &want[..]);
+    }
+
+    /// Direct writes are used where they bypass the page cache (a disk), not on
+    /// tmpfs, where they only add a copy: a big aligned range on tmpfs goes
+    /// through the page cache.
+    #[tokio::test]
+    async fn direct_writes_on_a_disk_not_on_tmpfs() {
+        let on_disk = tempfile::NamedTempFile::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        assert!(direct_writes_help(on_disk.as_file()));
+        let shm = Path::new("/dev/shm");
+        if !(cfg!(target_os = "linux") && shm.is_dir()) {
+            return;
+        }
+        let on_tmpfs = tempfile::NamedTempFile::new_in(shm).unwrap();
+        assert!(!direct_writes_help(on_tmpfs.as_file()));
+        let len = 2 * DIRECT_BATCH;
+        on_tmpfs.as_file().set_len(len as u64).unwrap();
+        let pool = BufferPool::new(2);
+        let want = pattern(len);
+        let direct = write_range(on_tmpfs.path(), 0, &want, &pool).await;
+        assert!(!direct, "a range on tmpfs was written with O_DIRECT");
+        assert_eq!(std::fs::read(on_tmpfs.path()).unwrap(), want);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::faults;
 use crate::journal::TransferKind;
 use dataerai_client::ApiClient;
 use dataerai_proto::digest::ChunkDigest;
-use dataerai_proto::io::{BufferPool, PieceWriter, RangeWriter};
+use dataerai_proto::io::{BufferPool, RangeWriter};
 
 pub use dataerai_proto::file_names::PARTIAL_PREFIX;
 
@@ -330,8 +330,6 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     let mut already = 0u64;
     let mut pending = Vec::new();
     let mut ids = std::collections::HashMap::new();
-    // Files on a file system where direct writes cost a copy and save nothing.
-    let mut through_cache = HashSet::new();
     for (fi, f) in spec.files.iter().enumerate() {
         if f.skipped || finished.contains(&f.file_index) {
             already += f.size;
@@ -339,14 +337,10 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
         }
         ensure_parent_inside(&spec.dest_dir, &f.partial_path).await?;
         let (path, size) = (f.partial_path.clone(), f.size);
-        let (id_of_file, created, direct_helps) =
-            tokio::task::spawn_blocking(move || open_partial(&path, size))
-                .await
-                .map_err(|e| ApiError::internal(format!("file task failed: {e}")))??;
+        let (id_of_file, created) = tokio::task::spawn_blocking(move || open_partial(&path, size))
+            .await
+            .map_err(|e| ApiError::internal(format!("file task failed: {e}")))??;
         ids.insert(f.file_index, id_of_file);
-        if !direct_helps {
-            through_cache.insert(f.file_index);
-        }
         if created {
             // A new partial file: whatever the journal says about an old one is void.
             ctx.journal.clear_file(id, f.file_index).await?;
@@ -375,7 +369,8 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
     // crash re-fetches at most that many besides the chunks in flight.
     let (written_tx, written_rx) = tokio::sync::mpsc::unbounded_channel();
     let unsynced = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CHUNKS));
-    // Buffers for direct writes, two per chunk in flight, freed with the run.
+    // Buffers for direct writes (on a disk: see `RangeWriter`), two per chunk
+    // in flight, freed with the run.
     let pool = BufferPool::new(2 * PARALLEL_CHUNKS);
     let work = async {
         // Dropped when every chunk is through, which ends `sync_written`.
@@ -385,7 +380,6 @@ pub async fn run(ctx: &RunContext, spec: &DownloadSpec) -> Result<DownloadResult
             let (progress, digests, written_tx) = (&progress, &digests, &written_tx);
             let (unsynced, pool) = (&unsynced, &pool);
             let f = &spec.files[fi];
-            let pool = (!through_cache.contains(&f.file_index)).then_some(pool);
             async move {
                 let digest = if len > 0 {
                     retry(ctx, || fetch_chunk(ctx, spec, f, pool, index, offset, len)).await?
@@ -528,17 +522,6 @@ async fn publish(
         .await
 }
 
-/// A writer of `path` from `at` on through the page cache (a symlink there is
-/// not followed).
-fn open_cached(path: &Path, at: u64) -> std::io::Result<RangeWriter> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    Ok(RangeWriter::Cached(PieceWriter::new(file, at)))
-}
-
 /// Which file a path held: to tell that the file renamed into place is the
 /// one this run wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -576,10 +559,9 @@ fn dir_and_name(path: &Path) -> Result<(std::os::fd::OwnedFd, &std::ffi::OsStr),
 /// left (re-opened with `O_NOFOLLOW`), or a new one created with
 /// `O_CREAT | O_EXCL | O_NOFOLLOW` under a handle of its directory — so a
 /// symlink planted under its name is never followed (it is removed, and the
-/// file starts over). Answers the file's identity, whether it is new, and
-/// whether direct writes help on its file system ([`direct_writes_help`]).
+/// file starts over). Answers the file's identity and whether it is new.
 /// Blocking.
-fn open_partial(path: &Path, size: u64) -> Result<(FileId, bool, bool), ApiError> {
+fn open_partial(path: &Path, size: u64) -> Result<(FileId, bool), ApiError> {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use rustix::io::Errno;
     let (dir, name) = dir_and_name(path)?;
@@ -612,28 +594,12 @@ fn open_partial(path: &Path, size: u64) -> Result<(FileId, bool, bool), ApiError
             path.display()
         )));
     }
-    let direct_helps = direct_writes_help(&fd);
     let file = std::fs::File::from(fd);
     if file.metadata().map(|m| m.len()).ok() != Some(size) {
         file.set_len(size)
             .map_err(|e| io_error(format!("cannot size {}", path.display()), e))?;
     }
-    Ok((FileId::of(&st), created, direct_helps))
-}
-
-/// Whether `O_DIRECT` writes into `file` bypass the page cache, so that the
-/// copy into an aligned buffer they need buys something. Not on tmpfs, whose
-/// pages are the file: it takes `O_DIRECT` (Linux 6.6 on) but copies into
-/// those pages anyway, so a direct write there is one copy more per byte than
-/// a plain one (a tenth of the daemon's cycles downloading to tmpfs,
-/// docs/performance.md).
-fn direct_writes_help(file: &impl std::os::fd::AsFd) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    match rustix::fs::fstatfs(file) {
-        #[allow(clippy::unnecessary_cast)] // `f_type`'s width differs between targets
-        Ok(fs) => fs.f_type as i64 != TMPFS_MAGIC,
-        Err(_) => true,
-    }
+    Ok((FileId::of(&st), created))
 }
 
 /// Rename the verified partial file `from` to `to` (same directory), checking
@@ -675,14 +641,15 @@ fn rename_verified(from: &Path, to: &Path, written: FileId) -> Result<(), ApiErr
 
 /// GET one chunk and write it at its offset (not yet synced: see
 /// [`sync_written`]); answers its digest. Each byte is hashed once, as it comes
-/// off the socket, and written from the piece the HTTP client received it in:
-/// through the page cache, or with `pool` (where direct writes help) gathered
-/// into aligned buffers for `O_DIRECT`.
+/// off the socket, and written from the pieces the HTTP client received it in:
+/// through the page cache (on tmpfs, and for short ranges) with one `pwritev`
+/// per batch of pieces, or gathered into `pool`'s aligned buffers for
+/// `O_DIRECT` (on a disk) — see [`RangeWriter`].
 async fn fetch_chunk(
     ctx: &RunContext,
     spec: &DownloadSpec,
     f: &DlFile,
-    pool: Option<&BufferPool>,
+    pool: &BufferPool,
     index: u64,
     offset: u64,
     len: u64,
@@ -707,11 +674,8 @@ async fn fetch_chunk(
             e,
         ))
     };
-    let mut out = match pool {
-        Some(pool) => RangeWriter::open(&f.partial_path, offset, len, pool),
-        None => open_cached(&f.partial_path, offset),
-    }
-    .map_err(|e| local("open", e))?;
+    let mut out =
+        RangeWriter::open(&f.partial_path, offset, len, pool).map_err(|e| local("open", e))?;
     let digest = ChunkDigest::of(f.size, spec.chunk_size, index);
     let mut hasher = digest.hasher();
     let mut written = 0u64;
@@ -742,22 +706,4 @@ async fn fetch_chunk(
         .into());
     }
     Ok(digest.finalize(&hasher))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::direct_writes_help;
-
-    /// Direct writes are used where they bypass the page cache (a disk), not on
-    /// tmpfs, where they only add a copy.
-    #[test]
-    fn direct_writes_help_on_a_disk_not_on_tmpfs() {
-        let on_disk = tempfile::NamedTempFile::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        assert!(direct_writes_help(on_disk.as_file()));
-        let shm = std::path::Path::new("/dev/shm");
-        if cfg!(target_os = "linux") && shm.is_dir() {
-            let on_tmpfs = tempfile::NamedTempFile::new_in(shm).unwrap();
-            assert!(!direct_writes_help(on_tmpfs.as_file()));
-        }
-    }
 }

@@ -955,7 +955,8 @@ async fn put_verified(
 /// `[offset, offset+len)` of a file as a request body: pieces of
 /// [`SEND_PIECE`] bytes read with positional reads on a blocking thread, at
 /// most two ahead of the socket (`tokio::fs::File` would copy every byte once
-/// more, through a buffer of its own, and hop threads per read).
+/// more, through a buffer of its own, and hop threads per read), into a few
+/// buffers reused from piece to piece ([`PieceReader`]).
 fn file_range_body(
     path: &std::path::Path,
     offset: u64,
@@ -965,22 +966,85 @@ fn file_range_body(
         .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
     tokio::task::spawn_blocking(move || {
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(SEND_PIECE);
-            let mut piece = bytes::BytesMut::zeroed(n as usize);
-            let read = file.read_exact_at(&mut piece, offset + done);
+        let mut reader = PieceReader::new(file, offset, len);
+        while let Some(read) = reader.next_piece().transpose() {
             let failed = read.is_err();
             // A send fails once the request is gone: nothing left to read for.
-            if tx.blocking_send(read.map(|()| piece.freeze())).is_err() || failed {
+            if tx.blocking_send(read).is_err() || failed {
                 return;
             }
-            done += n;
         }
     });
     Ok(reqwest::Body::wrap_stream(futures::stream::poll_fn(
         move |cx| rx.poll_recv(cx),
     )))
+}
+
+/// Pieces handed out that a [`PieceReader`] keeps an eye on, to read into
+/// again once the socket is done with them: the two the body channel holds,
+/// the one being sent and one to spare.
+const REUSED_PIECES: usize = 4;
+
+/// Reads `[offset, offset+len)` of a file in pieces of at most [`SEND_PIECE`]
+/// bytes into reused buffers: a piece handed out is taken back for a later
+/// read once nobody else holds it (the HTTP client dropped it after sending),
+/// and read into over the bytes it held, without being cleared first. A fresh
+/// zeroed buffer per piece cost a `memset` of every byte (7 % of the daemon's
+/// cycles uploading from tmpfs: the allocator hands out reused heap memory,
+/// which `calloc` clears) and new memory's page faults (docs/performance.md);
+/// now only the first few buffers of a chunk are new.
+struct PieceReader {
+    file: std::fs::File,
+    /// Where the next piece starts, and where the range ends.
+    at: u64,
+    end: u64,
+    /// Pieces handed out, oldest first.
+    out: std::collections::VecDeque<bytes::Bytes>,
+}
+
+impl PieceReader {
+    fn new(file: std::fs::File, offset: u64, len: u64) -> PieceReader {
+        PieceReader {
+            file,
+            at: offset,
+            end: offset + len,
+            out: Default::default(),
+        }
+    }
+
+    /// The next piece, or `None` at the end of the range (blocking).
+    fn next_piece(&mut self) -> std::io::Result<Option<bytes::Bytes>> {
+        if self.at >= self.end {
+            return Ok(None);
+        }
+        let n = (self.end - self.at).min(SEND_PIECE) as usize;
+        let mut buf = self.buffer(n);
+        self.file.read_exact_at(&mut buf, self.at)?;
+        self.at += n as u64;
+        let piece = buf.freeze();
+        self.out.push_back(piece.clone());
+        Ok(Some(piece))
+    }
+
+    /// A buffer of `n` bytes to read into: the oldest piece handed out if it
+    /// came back (its old bytes are overwritten), else a new one.
+    fn buffer(&mut self, n: usize) -> bytes::BytesMut {
+        let oldest_back = self.out.front().is_some_and(|p| p.is_unique());
+        if oldest_back || self.out.len() >= REUSED_PIECES {
+            // When the oldest is still held although REUSED_PIECES are out,
+            // it is let go (the HTTP client frees it) for a new buffer.
+            let oldest = self.out.pop_front();
+            if let Some(Ok(mut buf)) = oldest.map(bytes::Bytes::try_into_mut) {
+                if buf.len() >= n {
+                    buf.truncate(n);
+                    return buf;
+                }
+            }
+        }
+        let mut buf = bytes::BytesMut::zeroed(SEND_PIECE as usize);
+        buf.truncate(n);
+        buf
+    }
 }
 
 /// Read `[offset, offset+len)` of a file into memory (small ranges inline).
@@ -1004,5 +1068,69 @@ async fn read_range(path: PathBuf, offset: u64, len: u64) -> Result<Vec<u8>, Api
         tokio::task::spawn_blocking(read)
             .await
             .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A range read in pieces arrives whole; a piece still held (by the
+    /// socket) is never read into again, and pieces that came back are: a
+    /// few buffers serve the whole range.
+    #[test]
+    fn pieces_are_read_into_reused_buffers_never_into_held_ones() {
+        let len = 5 * SEND_PIECE as usize + 100;
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &data).unwrap();
+        let open = || std::fs::File::open(file.path()).unwrap();
+
+        // Each piece dropped at once: one buffer for all.
+        let mut reader = PieceReader::new(open(), 50, len as u64 - 50);
+        let (mut got, mut buffers) = (Vec::new(), std::collections::HashSet::new());
+        while let Some(piece) = reader.next_piece().unwrap() {
+            buffers.insert(piece.as_ptr());
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, &data[50..]);
+        assert_eq!(buffers.len(), 1);
+
+        // Two pieces held at a time, as the body channel does.
+        let mut reader = PieceReader::new(open(), 0, len as u64);
+        let (mut held, mut at) = (std::collections::VecDeque::new(), 0usize);
+        let mut buffers = std::collections::HashSet::new();
+        while let Some(piece) = reader.next_piece().unwrap() {
+            buffers.insert(piece.as_ptr());
+            held.push_back((at, piece.clone()));
+            at += piece.len();
+            if held.len() > 2 {
+                let (from, old) = held.pop_front().unwrap();
+                assert_eq!(
+                    &old[..],
+                    &data[from..from + old.len()],
+                    "a held piece changed"
+                );
+            }
+        }
+        for (from, old) in held {
+            assert_eq!(
+                &old[..],
+                &data[from..from + old.len()],
+                "a held piece changed"
+            );
+        }
+        assert_eq!(at, len);
+        assert!(buffers.len() <= 3, "{} buffers for 6 pieces", buffers.len());
+    }
+
+    /// A file shorter than the range ends the body with an error.
+    #[test]
+    fn a_file_that_shrank_is_an_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vec![7u8; 1000]).unwrap();
+        let mut reader = PieceReader::new(std::fs::File::open(file.path()).unwrap(), 0, 2000);
+        let err = reader.next_piece().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

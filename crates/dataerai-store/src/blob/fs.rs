@@ -504,6 +504,48 @@ mod tests {
         assert_eq!(names, 1, "only chunk 2, no temporary files");
     }
 
+    /// A big chunk on tmpfs (written through the page cache there, in
+    /// batches of pieces gathered into one `pwritev` each, not with
+    /// `O_DIRECT`) is stored byte for byte from pieces of uneven sizes.
+    #[tokio::test]
+    async fn big_chunks_on_tmpfs_land_byte_for_byte() {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return;
+        }
+        let dir = tempfile::tempdir_in(shm).unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let len = 3 * dataerai_proto::io::WRITE_BATCH + 4096 + 17;
+        let data: &'static [u8] = Box::leak(
+            (0..len)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let mut pieces = Vec::new();
+        let mut rest = data;
+        for size in [1usize, 4095, 65_537, 7, 300_000].iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, tail) = rest.split_at((*size).min(rest.len()));
+            pieces.push(piece);
+            rest = tail;
+        }
+        let got = store
+            .put_chunk(&key(0), body(&pieces), whole_file(data))
+            .await;
+        assert_eq!(got.unwrap(), PutOutcome::Stored);
+        let read = read_all(
+            store
+                .read_chunk(&key(0), None, 0, len as u64)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(read == data, "the chunk read back differs");
+    }
+
     /// A big range is read in few pieces (each is a mapping and a thread hop),
     /// each the bytes of its place, from any offset.
     #[tokio::test]
