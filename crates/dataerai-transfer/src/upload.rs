@@ -889,9 +889,13 @@ async fn finish_small(
     let checksum = dataerai_proto::blake3_checksum(&digest);
     let version = retry(ctx, || async {
         crate::faults::before_chunk().await;
-        let finished = ctx
-            .finisher
-            .finish(&ctx.client, &spec.upload_id, &checksum, data.clone(), &ctx.slot);
+        let finished = ctx.finisher.finish(
+            &ctx.client,
+            &spec.upload_id,
+            &checksum,
+            data.clone(),
+            &ctx.slot,
+        );
         Ok(finished.await?)
     })
     .await?;

@@ -186,7 +186,11 @@ fn a_small_upload_opens_its_asset_and_session_in_one_request() {
         1
     );
     assert_eq!(server.metric(post) - posts_before, 2, "batch + finish");
-    assert_eq!(server.metric(created) - created_before, 0, "no POST /assets");
+    assert_eq!(
+        server.metric(created) - created_before,
+        0,
+        "no POST /assets"
+    );
     assert_eq!(
         c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
         1

@@ -543,8 +543,15 @@ mod tests {
         for t in others {
             t.join().unwrap().unwrap();
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one fsync for the four waiters");
-        assert!(locked(&syncs.dirs).is_empty(), "idle directories are forgotten");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one fsync for the four waiters"
+        );
+        assert!(
+            locked(&syncs.dirs).is_empty(),
+            "idle directories are forgotten"
+        );
     }
 
     /// A failed fsync fails its writer, and a waiter runs its own.

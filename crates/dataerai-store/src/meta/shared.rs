@@ -389,7 +389,11 @@ async fn uploads_by_ids<C: Dialect>(
 ) -> Result<Vec<Option<UploadRecord>>> {
     let mut found: std::collections::HashMap<String, UploadRecord> = Default::default();
     for ids in upload_ids.chunks(IDS_PER_SELECT) {
-        let id_args = || ids.iter().map(|id| Arg::from(id.as_str())).collect::<Vec<_>>();
+        let id_args = || {
+            ids.iter()
+                .map(|id| Arg::from(id.as_str()))
+                .collect::<Vec<_>>()
+        };
         let rows: Vec<UploadRow> = c
             .fetch_all(
                 &format!(
@@ -1067,7 +1071,15 @@ async fn publish_upload<C: Dialect>(
 ) -> Result<ContentVersion> {
     let (asset_id, charged) = lock_upload_allocations(c, upload_id).await?;
     let open = open_upload(c, upload_id, C::FOR_UPDATE).await?;
-    publish_locked(c, upload_id, &asset_id, &open.content_id, &charged, checksums).await
+    publish_locked(
+        c,
+        upload_id,
+        &asset_id,
+        &open.content_id,
+        &charged,
+        checksums,
+    )
+    .await
 }
 
 /// Complete an open session whose allocations and row this transaction
@@ -1221,7 +1233,10 @@ async fn finish_small_together<C: Dialect>(
     let mut plans = Vec::with_capacity(items.len());
     for item in items {
         let Some(row) = sessions.get(item.upload_id.as_str()).copied() else {
-            plans.push(Plan::Refused(not_found(format!("upload {}", item.upload_id))));
+            plans.push(Plan::Refused(not_found(format!(
+                "upload {}",
+                item.upload_id
+            ))));
             continue;
         };
         let Some(allocation) = row

@@ -343,7 +343,10 @@ mod tests {
             assert_eq!(one.files[0].size, alone.session.files[0].size);
             assert_eq!(one.created_at, alone.session.created_at);
         }
-        assert_eq!(together[0].as_ref().unwrap().session.files[0].received_chunks, [0]);
+        assert_eq!(
+            together[0].as_ref().unwrap().session.files[0].received_chunks,
+            [0]
+        );
     }
 
     /// A finish batch decides every item as one at a time would: a session
@@ -384,7 +387,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(done[0].as_ref().unwrap().content_id, made[0].content_id);
-        assert!(matches!(done[1], Err(StoreError::Invalid(_))), "{:?}", done[1]);
+        assert!(
+            matches!(done[1], Err(StoreError::Invalid(_))),
+            "{:?}",
+            done[1]
+        );
         assert!(matches!(done[2], Err(StoreError::NotFound(_))));
         assert!(matches!(done[3], Err(StoreError::Conflict(_))));
         let version = done[4].as_ref().unwrap();

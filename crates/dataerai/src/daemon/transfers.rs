@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataerai_proto::{ApiError, ErrorCode};
-use serde_json::{json, Value};
 use dataerai_transfer::small::Slot;
+use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
