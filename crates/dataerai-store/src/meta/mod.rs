@@ -418,7 +418,8 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     ) -> Result<UploadSession>;
     async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>>;
     /// [`MetadataStore::get_upload`] of many sessions at once, in their
-    /// order (`None` for an unknown id): a few statements for the list.
+    /// order (`None` for an unknown id; a repeated id answers its session
+    /// again): a few statements for the list.
     async fn get_uploads(&self, upload_ids: &[String]) -> Result<Vec<Option<UploadRecord>>>;
     /// Whether a complete content version of any asset of this owner holds a
     /// file of `size` bytes (a file of another size cannot be identical).

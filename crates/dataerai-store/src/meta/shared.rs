@@ -380,7 +380,8 @@ struct SessionFileRow {
 /// Ids per `IN (…)` of a batched lookup.
 const IDS_PER_SELECT: usize = 500;
 
-/// The sessions `upload_ids` name, in their order (`None` for an unknown id):
+/// The sessions `upload_ids` name, in their order (`None` for an unknown id,
+/// the same session again for a repeated one):
 /// three statements for the whole list, whatever its length (up to
 /// [`IDS_PER_SELECT`]), not three per session.
 async fn uploads_by_ids<C: Dialect>(
@@ -447,7 +448,8 @@ async fn uploads_by_ids<C: Dialect>(
             found.insert(row.id.clone(), upload_record(row, file_rows, received)?);
         }
     }
-    Ok(upload_ids.iter().map(|id| found.remove(id)).collect())
+    // An id listed twice answers its session twice.
+    Ok(upload_ids.iter().map(|id| found.get(id).cloned()).collect())
 }
 
 /// `$1, $2, …` for `n` values after `before` other arguments.
