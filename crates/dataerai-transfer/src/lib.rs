@@ -132,6 +132,9 @@ pub struct RunContext {
     pub fresh: bool,
     /// Sends the bytes of single-chunk files together (share one per process).
     pub finisher: small::Finisher,
+    /// The batch slot this run holds, if any (given back while its small
+    /// file waits to be sent, see [`small`]).
+    pub slot: small::Slot,
     /// Locked across each state change it causes (see `succeeded`).
     book: tokio::sync::Mutex<RetryBook>,
 }
@@ -154,6 +157,7 @@ impl RunContext {
             retry_window,
             fresh: false,
             finisher: small::Finisher::default(),
+            slot: small::Slot::default(),
             book: Default::default(),
         }
     }

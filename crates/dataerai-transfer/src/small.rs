@@ -9,9 +9,11 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dataerai_proto::api::{ContentVersion, FinishItem, FinishManifest, MAX_BATCH_ITEMS};
+use dataerai_proto::api::{
+    ContentVersion, FinishItem, FinishManifest, MAX_BATCH_ITEMS, MAX_SMALL_FILE,
+};
 use dataerai_proto::ApiError;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use dataerai_client::ApiClient;
 
@@ -22,7 +24,36 @@ const BATCH_ITEMS: usize = 64;
 /// Requests in flight at once: one is being answered while the next fills up.
 const IN_FLIGHT: usize = 2;
 
+/// Most file bytes queued or in requests at once: the requests in flight
+/// and the next one filling up.
+const ROOM_BYTES: usize = (IN_FLIGHT + 1) * BATCH_BYTES;
+/// Room is counted in KiB (a semaphore's permits).
+const ROOM_UNIT: usize = 1024;
+
 const _: () = assert!(BATCH_ITEMS <= MAX_BATCH_ITEMS);
+const _: () = assert!(MAX_SMALL_FILE as usize <= ROOM_BYTES);
+
+/// The slot of a batch (`upload_many`'s `concurrency`) one transfer runs in,
+/// if it runs in one. Cheap to clone; the slot is given back by
+/// [`Slot::release`] or when the last clone is dropped.
+#[derive(Clone, Default)]
+pub struct Slot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Slot {
+    pub fn new(permit: Option<OwnedSemaphorePermit>) -> Slot {
+        Slot(Arc::new(Mutex::new(permit)))
+    }
+
+    /// Give the slot back (once; later calls do nothing).
+    pub fn release(&self) {
+        drop(self.0.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+
+    /// Whether the slot is still held (tests).
+    pub fn is_held(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
 
 type Reply = oneshot::Sender<Result<ContentVersion, ApiError>>;
 
@@ -30,6 +61,8 @@ struct Waiting {
     item: FinishItem,
     data: Bytes,
     reply: Reply,
+    /// This file's share of [`ROOM_BYTES`], given back with its answer.
+    _room: OwnedSemaphorePermit,
 }
 
 impl Waiting {
@@ -53,9 +86,19 @@ struct Queue {
 }
 
 /// Shared by every upload of a process (cheap to clone).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Finisher {
     queue: Arc<Mutex<Queue>>,
+    room: Arc<Semaphore>,
+}
+
+impl Default for Finisher {
+    fn default() -> Self {
+        Finisher {
+            queue: Arc::default(),
+            room: Arc::new(Semaphore::new(ROOM_BYTES / ROOM_UNIT)),
+        }
+    }
 }
 
 impl Finisher {
@@ -65,13 +108,22 @@ impl Finisher {
 
     /// Send `data` (the whole file of session `upload_id`, whose BLAKE3 is
     /// `checksum`) and complete the session; answers the published version.
+    /// Once the file is queued, `slot` is given back (see the module notes).
     pub async fn finish(
         &self,
         client: &ApiClient,
         upload_id: &str,
         checksum: &str,
         data: Bytes,
+        slot: &Slot,
     ) -> Result<ContentVersion, ApiError> {
+        let units = data.len().div_ceil(ROOM_UNIT).max(1) as u32;
+        let room = self
+            .room
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| ApiError::internal("the small-file queue is closed"))?;
         let (reply, answer) = oneshot::channel();
         let start_sender = {
             let mut q = self.queue();
@@ -82,6 +134,7 @@ impl Finisher {
                 },
                 data,
                 reply,
+                _room: room,
             });
             let start = q.senders < IN_FLIGHT;
             if start {
@@ -95,6 +148,7 @@ impl Finisher {
             let (me, client) = (self.clone(), client.clone());
             tokio::spawn(async move { me.send_all(client).await });
         }
+        slot.release();
         answer
             .await
             .unwrap_or_else(|_| Err(ApiError::internal("the small-file sender stopped")))

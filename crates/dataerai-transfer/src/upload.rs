@@ -368,6 +368,20 @@ pub async fn prepare_journaled(
         None
     };
 
+    // A small upload opens its asset and session in one request (the path
+    // `upload_many` takes): one round trip and one server transaction
+    // fewer than `POST /assets` then `POST /assets/{id}/uploads`.
+    let checksums = match checksums {
+        Some(hashed) if total <= INLINE_HASH_LIMIT => {
+            let group = [(0, req, files, hashed)];
+            return open_together(client, log, &group)
+                .await
+                .pop()
+                .map(|(_, spec)| spec)
+                .unwrap_or_else(|| Err(ApiError::internal("an upload was not prepared")));
+        }
+        other => other,
+    };
     // Journaled before the server hears of the upload.
     let start = Start::begin(log, &req.target).await?;
     let created = match req.target {
@@ -487,66 +501,8 @@ pub async fn prepare_many(
         }
     }
     for group in small.chunks(MAX_BATCH_ITEMS) {
-        let items = group
-            .iter()
-            .map(|(_, req, files, hashed)| {
-                let (asset, asset_id) = match &req.target {
-                    UploadTarget::NewAsset(a) => (Some(a.clone()), None),
-                    UploadTarget::Existing(id) => (None, Some(id.clone())),
-                };
-                UploadBatchItem {
-                    asset,
-                    asset_id,
-                    upload: session_request(files, Some(hashed), req.chunk_size, false),
-                }
-            })
-            .collect();
-        // Journaled before the server hears of them (one commit for the group).
-        let starts: Vec<Result<Option<Start>, ApiError>> =
-            match Start::begin_many(log, group.iter().map(|(_, req, _, _)| &req.target)).await {
-                Ok(starts) => starts.into_iter().map(Ok).collect(),
-                Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
-            };
-        let answer = match starts.iter().find_map(|s| s.as_ref().err()) {
-            Some(e) => Err(e.clone()),
-            None => client.create_uploads(&CreateUploadBatch { items }).await,
-        };
-        let mut answers = match answer {
-            Ok(a) if a.items.len() == group.len() => Ok(a.items.into_iter()),
-            Ok(_) => Err(ApiError::internal(
-                "the server answered another number of items",
-            )),
-            Err(e) => Err(e),
-        };
-        for ((i, req, files, hashed), start) in group.iter().zip(starts) {
-            let session = match &mut answers {
-                Ok(each) => each
-                    .next()
-                    .map(|a| a.into_result())
-                    .unwrap_or_else(|| Err(ApiError::internal("lost an item"))),
-                Err(e) => Err(e.clone()),
-            };
-            if let Ok(Some(start)) = &start {
-                let journaled = match &session {
-                    Ok(s) => start.session(&s.asset_id, &s.upload_id).await,
-                    Err(e) => Err(e.clone()),
-                };
-                if let Err(e) = journaled {
-                    start.give_up(client).await;
-                    out[*i] = Some(Err(e));
-                    continue;
-                }
-            }
-            let created_asset = matches!(req.target, UploadTarget::NewAsset(_));
-            out[*i] = Some(session.map(|s| {
-                spec_from_session(
-                    &s,
-                    files.clone(),
-                    Some(hashed.clone()),
-                    created_asset,
-                    req.local_path.clone(),
-                )
-            }));
+        for (i, spec) in open_together(client, log, group).await {
+            out[i] = Some(spec);
         }
     }
     let prepared: Vec<(usize, Result<UploadSpec, ApiError>)> = futures::stream::iter(big)
@@ -560,6 +516,96 @@ pub async fn prepare_many(
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("an upload was not prepared"))))
         .collect()
+}
+
+/// One small upload ready to open: its index, request, files and digests.
+type SmallStart = (usize, UploadRequest, Vec<LocalFile>, Vec<Hashed>);
+
+/// Open the sessions of small uploads (new assets or versions) in one
+/// `POST /uploads/batch` (one request and one server transaction), journaled
+/// before the server hears of them (one commit); answers each upload's spec
+/// by its index.
+async fn open_together(
+    client: &ApiClient,
+    log: Option<StartLog<'_>>,
+    group: &[SmallStart],
+) -> Vec<(usize, Result<UploadSpec, ApiError>)> {
+    let mut out = Vec::with_capacity(group.len());
+    let items = group
+        .iter()
+        .map(|(_, req, files, hashed)| {
+            let (asset, asset_id) = match &req.target {
+                UploadTarget::NewAsset(a) => (Some(a.clone()), None),
+                UploadTarget::Existing(id) => (None, Some(id.clone())),
+            };
+            UploadBatchItem {
+                asset,
+                asset_id,
+                upload: session_request(files, Some(hashed), req.chunk_size, false),
+            }
+        })
+        .collect();
+    // Journaled before the server hears of them (one commit for the group).
+    let starts: Vec<Result<Option<Start>, ApiError>> =
+        match Start::begin_many(log, group.iter().map(|(_, req, _, _)| &req.target)).await {
+            Ok(starts) => starts.into_iter().map(Ok).collect(),
+            Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+        };
+    let answer = match starts.iter().find_map(|s| s.as_ref().err()) {
+        Some(e) => Err(e.clone()),
+        None => client.create_uploads(&CreateUploadBatch { items }).await,
+    };
+    let mut answers = match answer {
+        Ok(a) if a.items.len() == group.len() => Ok(a.items.into_iter()),
+        Ok(_) => Err(ApiError::internal(
+            "the server answered another number of items",
+        )),
+        Err(e) => Err(e),
+    };
+    for ((i, req, files, hashed), start) in group.iter().zip(starts) {
+        let session = match &mut answers {
+            Ok(each) => each
+                .next()
+                .map(|a| a.into_result())
+                .unwrap_or_else(|| Err(ApiError::internal("lost an item"))),
+            Err(e) => Err(e.clone()),
+        };
+        if let Ok(Some(start)) = &start {
+            let journaled = match &session {
+                Ok(s) => start.session(&s.asset_id, &s.upload_id).await,
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = journaled {
+                start.give_up(client).await;
+                out.push((*i, Err(e)));
+                continue;
+            }
+        }
+        if let Ok(s) = &session {
+            crate::faults::after_session_open(&s.asset_id, &s.upload_id);
+            if let Some(e) = crate::faults::session_open_error() {
+                if let Ok(Some(start)) = &start {
+                    start.give_up(client).await;
+                }
+                out.push((*i, Err(e)));
+                continue;
+            }
+        }
+        let created_asset = matches!(req.target, UploadTarget::NewAsset(_));
+        out.push((
+            *i,
+            session.map(|s| {
+                spec_from_session(
+                    &s,
+                    files.clone(),
+                    Some(hashed.clone()),
+                    created_asset,
+                    req.local_path.clone(),
+                )
+            }),
+        ));
+    }
+    out
 }
 
 /// The `CreateUpload` for these files (with their checksums when known).
@@ -843,9 +889,13 @@ async fn finish_small(
     let checksum = dataerai_proto::blake3_checksum(&digest);
     let version = retry(ctx, || async {
         crate::faults::before_chunk().await;
-        let finished = ctx
-            .finisher
-            .finish(&ctx.client, &spec.upload_id, &checksum, data.clone());
+        let finished = ctx.finisher.finish(
+            &ctx.client,
+            &spec.upload_id,
+            &checksum,
+            data.clone(),
+            &ctx.slot,
+        );
         Ok(finished.await?)
     })
     .await?;

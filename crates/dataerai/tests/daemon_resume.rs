@@ -160,6 +160,80 @@ fn versions_and_dedup() {
     assert_eq!(server.metric("dataerai_upload_bytes_total"), sent_before);
 }
 
+/// `asset.upload` of a small file opens its asset and session in one
+/// request (`POST /uploads/batch`) and sends its bytes and completes in one
+/// more (`POST /uploads/finish`): two requests to the server, no
+/// `POST /assets` of its own.
+#[test]
+fn a_small_upload_opens_its_asset_and_session_in_one_request() {
+    let server = TestServer::start_temp();
+    let (side, mut c, uid) = setup(&server, "one@example.org");
+    let post = "dataerai_http_requests_total{method=\"POST\",status=\"200\"}";
+    let created = "dataerai_http_requests_total{method=\"POST\",status=\"201\"}";
+    let sessions_before = server.metric("dataerai_upload_session_batches_total");
+    let finishes_before = server.metric("dataerai_upload_finish_batches_total");
+    let (posts_before, created_before) = (server.metric(post), server.metric(created));
+    let p = side.work.path().join("one.bin");
+    write(&p, &test_bytes(10 * 1024, 3));
+    let result = upload_ok(&mut c, &uid, &p, json!({}));
+    assert_eq!(result["total_bytes"], 10 * 1024);
+    assert_eq!(
+        server.metric("dataerai_upload_session_batches_total") - sessions_before,
+        1
+    );
+    assert_eq!(
+        server.metric("dataerai_upload_finish_batches_total") - finishes_before,
+        1
+    );
+    assert_eq!(server.metric(post) - posts_before, 2, "batch + finish");
+    assert_eq!(
+        server.metric(created) - created_before,
+        0,
+        "no POST /assets"
+    );
+    assert_eq!(
+        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
+        1
+    );
+}
+
+/// A small file waiting to be sent gives its batch slot back, so the next
+/// uploads of the batch join it: finish requests carry more files than the
+/// batch's concurrency (one upload at a time here), and every file arrives.
+#[test]
+fn upload_many_finish_requests_carry_more_files_than_its_concurrency() {
+    let server = TestServer::start_temp();
+    let (side, mut c, uid) = setup(&server, "small@example.org");
+    let items: Vec<Value> = (0..64u8)
+        .map(|i| {
+            let p = side.work.path().join(format!("s{i:02}.bin"));
+            write(&p, &test_bytes(16 * 1024, i));
+            json!({"local_path": p, "title": format!("s{i}"), "owner_type": "user", "owner_id": uid})
+        })
+        .collect();
+    let batches_before = server.metric("dataerai_upload_finish_batches_total");
+    let items_before = server.metric("dataerai_upload_finish_batch_items_total");
+    let r = c.ok(
+        "asset.upload_many",
+        json!({"items": items, "concurrency": 1}),
+    );
+    for item in r["items"].as_array().unwrap() {
+        let t = wait_done(&mut c, item["transfer_id"].as_str().unwrap());
+        assert_eq!(t["state"], "completed", "{t}");
+    }
+    let batches = server.metric("dataerai_upload_finish_batches_total") - batches_before;
+    let files = server.metric("dataerai_upload_finish_batch_items_total") - items_before;
+    assert_eq!(files, 64);
+    assert!(
+        batches < 32,
+        "64 files at concurrency 1 went in {batches} finish requests"
+    );
+    assert_eq!(
+        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
+        64
+    );
+}
+
 #[test]
 fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
     let server = TestServer::start_temp();

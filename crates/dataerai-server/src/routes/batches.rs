@@ -24,11 +24,11 @@ use dataerai_proto::api::{
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::{ApiError, ErrorCode};
 use dataerai_store::blob::PutOutcome;
-use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadTarget};
+use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadRecord, UploadTarget};
 use dataerai_store::{ChunkCheck, ChunkKey};
 
 use super::assets::{check_new_version_allocation, new_asset};
-use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, own_upload};
+use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, own_record};
 use super::{load_asset, Access, Ctx};
 use crate::auth::Caller;
 use crate::error::{ApiJson, AppError, AppResult};
@@ -163,15 +163,21 @@ enum Found {
     },
 }
 
-/// Check one item of `finish` against its session.
-async fn find(state: &AppState, caller: &Caller, item: &FinishItem) -> AppResult<Found> {
+/// Check one item of `finish` against its session (`record`, read with the
+/// batch's others; `None`: unknown).
+async fn find(
+    state: &AppState,
+    caller: &Caller,
+    item: &FinishItem,
+    record: Option<UploadRecord>,
+) -> AppResult<Found> {
     let sum = normalize_checksum(&item.checksum).ok_or_else(|| {
         AppError::invalid(format!(
             "checksum of upload {} must be \"blake3:<64 hex digits>\"",
             item.upload_id
         ))
     })?;
-    let record = own_upload(state, caller, &item.upload_id).await?;
+    let record = own_record(state, caller, &item.upload_id, record).await?;
     let session = record.session;
     let single = match session.files.as_slice() {
         [f] if f.chunk_count == 1 && f.size <= MAX_SMALL_FILE && !f.deduplicated => f,
@@ -314,8 +320,17 @@ pub async fn finish_small_uploads(
         _ => return Err(AppError::invalid("the first part must be the `manifest`")),
     };
     check_count(manifest.items.len())?;
-    let found =
-        futures::future::join_all(manifest.items.iter().map(|i| find(&state, &caller, i))).await;
+    // Every item's session in one lookup (a few statements for the batch).
+    let ids: Vec<String> = manifest.items.iter().map(|i| i.upload_id.clone()).collect();
+    let records = state.meta.get_uploads(&ids).await?;
+    let found = futures::future::join_all(
+        manifest
+            .items
+            .iter()
+            .zip(records)
+            .map(|(i, r)| find(&state, &caller, i, r)),
+    )
+    .await;
     // Read every part first (the body is bounded), then store them concurrently.
     let mut bodies = Vec::with_capacity(found.len());
     let mut total = 0u64;

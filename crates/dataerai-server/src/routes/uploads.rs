@@ -200,7 +200,19 @@ pub(super) async fn own_upload(
     caller: &Caller,
     upload_id: &str,
 ) -> AppResult<UploadRecord> {
-    let record = found(state.meta.get_upload(upload_id).await?, "upload", upload_id)?;
+    let record = state.meta.get_upload(upload_id).await?;
+    own_record(state, caller, upload_id, record).await
+}
+
+/// [`own_upload`] of a session already read (`None`: unknown), e.g. one of
+/// a batch read together.
+pub(super) async fn own_record(
+    state: &AppState,
+    caller: &Caller,
+    upload_id: &str,
+    record: Option<UploadRecord>,
+) -> AppResult<UploadRecord> {
+    let record = found(record, "upload", upload_id)?;
     // Another user's session is as unknown as a missing one.
     if record.user_id != caller.user_id {
         return Err(not_found_error("upload", upload_id));

@@ -5,8 +5,10 @@
 //! name, hashed and fsynced, then hard-linked into place: `link` fails when the
 //! name exists, which gives the no-clobber guarantee without a lock.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -102,6 +104,8 @@ pub struct FsBlobStore {
     root: PathBuf,
     /// Buffers for direct writes of big chunks, kept for the next chunk.
     pool: BufferPool,
+    /// Directory fsyncs shared by the writers waiting for the same directory.
+    dir_syncs: Arc<DirSyncs>,
 }
 
 /// Spare direct-write buffers the store keeps (8 MiB each): enough for the
@@ -115,6 +119,7 @@ impl FsBlobStore {
         Ok(FsBlobStore {
             root: root.to_path_buf(),
             pool: BufferPool::new(SPARE_BUFFERS),
+            dir_syncs: Arc::default(),
         })
     }
 
@@ -177,6 +182,96 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Directory fsyncs as a group commit: a writer that needs a directory
+/// durable waits for one fsync of it that *started after* its own change
+/// (the link or `mkdir`), and one fsync serves every writer waiting by then.
+/// A batch of small files stored at once pays one fsync of `content/` (and
+/// of any directory they share) instead of one per file, and still no file
+/// is acknowledged before its name and every directory above it are durable.
+#[derive(Debug, Default)]
+struct DirSyncs {
+    dirs: Mutex<HashMap<PathBuf, Arc<DirSync>>>,
+}
+
+/// The fsyncs of one directory: `requested` counts the changes made in it
+/// so far (a writer's ticket), `synced` the last ticket a finished fsync
+/// covers.
+#[derive(Debug, Default)]
+struct DirSync {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    requested: u64,
+    synced: u64,
+    running: bool,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl DirSyncs {
+    /// Make what was done in `dir` so far durable (blocking).
+    fn sync(&self, dir: &Path) -> io::Result<()> {
+        self.sync_with(dir, sync_dir)
+    }
+
+    /// [`DirSyncs::sync`] with `fsync` as the way to sync (tests count calls).
+    fn sync_with(&self, dir: &Path, fsync: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+        let entry = locked(&self.dirs)
+            .entry(dir.to_path_buf())
+            .or_default()
+            .clone();
+        let outcome = entry.sync(dir, fsync);
+        // Forget the directory once nobody else waits on it (the map holds
+        // one reference, this writer the other): the map stays as small as
+        // the set of directories being written right now.
+        let mut dirs = locked(&self.dirs);
+        if Arc::strong_count(&entry) == 2 && locked(&entry.state).is_idle() {
+            dirs.remove(dir);
+        }
+        outcome
+    }
+}
+
+impl SyncState {
+    fn is_idle(&self) -> bool {
+        !self.running && self.synced == self.requested
+    }
+}
+
+impl DirSync {
+    fn sync(&self, dir: &Path, fsync: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+        let mut st = locked(&self.state);
+        st.requested += 1;
+        let ticket = st.requested;
+        loop {
+            if st.synced >= ticket {
+                return Ok(());
+            }
+            if !st.running {
+                // Covers every change made before it starts.
+                st.running = true;
+                let target = st.requested;
+                drop(st);
+                let outcome = fsync(dir);
+                st = locked(&self.state);
+                st.running = false;
+                if outcome.is_ok() {
+                    st.synced = st.synced.max(target);
+                }
+                self.done.notify_all();
+                // On failure the waiters try again themselves.
+                return outcome;
+            }
+            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// Where a verified, fsynced temporary chunk file goes.
 struct Placement {
     tmp: PathBuf,
@@ -184,6 +279,7 @@ struct Placement {
     /// `ROOT/content`, the top of the directories the chunk's name may have needed.
     content_root: PathBuf,
     check: ChunkCheck,
+    dir_syncs: Arc<DirSyncs>,
 }
 
 impl Placement {
@@ -196,10 +292,12 @@ impl Placement {
             Ok(()) => {
                 // The new name, and the directories that may have just been
                 // created for it, must survive a power cut before the ack.
+                // Writers storing at the same time share these fsyncs.
                 let dir = self.path.parent().expect("chunk path has a parent");
-                sync_dir(dir)?;
-                sync_dir(dir.parent().expect("file dir has a parent"))?;
-                sync_dir(&self.content_root)?;
+                self.dir_syncs.sync(dir)?;
+                self.dir_syncs
+                    .sync(dir.parent().expect("file dir has a parent"))?;
+                self.dir_syncs.sync(&self.content_root)?;
                 Ok(PutOutcome::Stored)
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -274,6 +372,7 @@ impl BlobStore for FsBlobStore {
             path,
             content_root: self.root.join("content"),
             check,
+            dir_syncs: self.dir_syncs.clone(),
         };
         if check.len <= SMALL_CHUNK {
             let mut verifier = check.verifier();
@@ -393,6 +492,84 @@ mod tests {
             file_index: 0,
             chunk_index: chunk,
         }
+    }
+
+    /// Writers that need a directory durable while an fsync of it runs share
+    /// the next one: four writers arriving during a slow fsync cost one more
+    /// fsync, not four; and a writer never returns on an fsync that started
+    /// before its own change.
+    #[test]
+    fn directory_fsyncs_are_shared_by_waiting_writers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Barrier;
+        let syncs = Arc::new(DirSyncs::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let dir = PathBuf::from("/content");
+        // The first fsync waits until four more writers have asked.
+        let first_started = Arc::new(Barrier::new(2));
+        let others_asked = Arc::new(Barrier::new(2));
+        let fsync = {
+            let (calls, first_started, others_asked) =
+                (calls.clone(), first_started.clone(), others_asked.clone());
+            move |_: &Path| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    first_started.wait();
+                    others_asked.wait();
+                }
+                Ok(())
+            }
+        };
+        let first = {
+            let (syncs, dir, fsync) = (syncs.clone(), dir.clone(), fsync.clone());
+            std::thread::spawn(move || syncs.sync_with(&dir, fsync))
+        };
+        first_started.wait();
+        let others: Vec<_> = (0..4)
+            .map(|_| {
+                let (syncs, dir, fsync) = (syncs.clone(), dir.clone(), fsync.clone());
+                std::thread::spawn(move || syncs.sync_with(&dir, fsync))
+            })
+            .collect();
+        // Every other writer holds its ticket before the first fsync ends.
+        while locked(&syncs.dirs)
+            .get(&dir)
+            .map_or(0, |e| locked(&e.state).requested)
+            < 5
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        others_asked.wait();
+        first.join().unwrap().unwrap();
+        for t in others {
+            t.join().unwrap().unwrap();
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one fsync for the four waiters"
+        );
+        assert!(
+            locked(&syncs.dirs).is_empty(),
+            "idle directories are forgotten"
+        );
+    }
+
+    /// A failed fsync fails its writer, and a waiter runs its own.
+    #[test]
+    fn a_failed_directory_fsync_is_not_taken_for_done() {
+        let syncs = DirSyncs::default();
+        let dir = Path::new("/content");
+        assert!(syncs
+            .sync_with(dir, |_| Err(io::Error::other("disk gone")))
+            .is_err());
+        let mut ran = false;
+        syncs
+            .sync_with(dir, |_| {
+                ran = true;
+                Ok(())
+            })
+            .unwrap();
+        assert!(ran);
     }
 
     #[tokio::test]

@@ -417,6 +417,10 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
         files: &[UploadFileSpec],
     ) -> Result<UploadSession>;
     async fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>>;
+    /// [`MetadataStore::get_upload`] of many sessions at once, in their
+    /// order (`None` for an unknown id; a repeated id answers its session
+    /// again): a few statements for the list.
+    async fn get_uploads(&self, upload_ids: &[String]) -> Result<Vec<Option<UploadRecord>>>;
     /// Whether a complete content version of any asset of this owner holds a
     /// file of `size` bytes (a file of another size cannot be identical).
     async fn stores_file_of_size(

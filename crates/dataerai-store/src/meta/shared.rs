@@ -131,8 +131,12 @@ async fn each_atomically<B: Backend, I: Sync, T: Send>(
     Ok(out)
 }
 
+/// A new row id: a UUIDv7, so ids made one after another sort together and a
+/// batch's new rows (assets, contents, uploads, their files and chunks) share
+/// B-tree pages instead of dirtying one page each. Ids stay opaque strings:
+/// nothing reads the time back, and older random (v4) ids work as before.
 pub(super) fn new_id() -> String {
-    Uuid::new_v4().to_string()
+    Uuid::now_v7().to_string()
 }
 
 fn not_found(what: impl std::fmt::Display) -> StoreError {
@@ -263,11 +267,16 @@ async fn file_rows<C: Dialect>(c: &mut C, content_id: &str) -> Result<Vec<FileRo
 }
 
 async fn content<C: Dialect>(c: &mut C, row: ContentRow) -> Result<ContentRecord> {
-    let chunk_size = rules::unsigned("chunk_size", row.chunk_size)?;
     let rows = file_rows(c, &row.id).await?;
+    content_record(row, &rows)
+}
+
+/// A content version from its row and its file rows (in file order).
+fn content_record(row: ContentRow, rows: &[FileRow]) -> Result<ContentRecord> {
+    let chunk_size = rules::unsigned("chunk_size", row.chunk_size)?;
     let mut files = Vec::with_capacity(rows.len());
     let mut locations = Vec::with_capacity(rows.len());
-    for f in &rows {
+    for f in rows {
         files.push(f.api()?);
         locations.push(rules::blob_location(
             &row.id,
@@ -354,26 +363,111 @@ async fn asset_by_id<C: Dialect>(c: &mut C, asset_id: &str, lock: bool) -> Resul
 }
 
 async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<UploadRecord>> {
-    let Some(row) = c
-        .fetch_optional::<UploadRow>(
-            "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status, u.created_at,
-                    u.last_active_at, u.closed_reason, a.owner_type, a.owner_id
-             FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id = $1",
-            args![upload_id],
-        )
+    Ok(uploads_by_ids(c, &[upload_id.to_string()])
         .await?
-    else {
-        return Ok(None);
-    };
+        .pop()
+        .flatten())
+}
+
+/// A file row with the content it belongs to (sessions read in a batch).
+#[derive(sqlx::FromRow)]
+struct SessionFileRow {
+    content_id: String,
+    #[sqlx(flatten)]
+    file: FileRow,
+}
+
+/// Ids per `IN (…)` of a batched lookup.
+const IDS_PER_SELECT: usize = 500;
+
+/// The sessions `upload_ids` name, in their order (`None` for an unknown id,
+/// the same session again for a repeated one):
+/// three statements for the whole list, whatever its length (up to
+/// [`IDS_PER_SELECT`]), not three per session.
+async fn uploads_by_ids<C: Dialect>(
+    c: &mut C,
+    upload_ids: &[String],
+) -> Result<Vec<Option<UploadRecord>>> {
+    let mut found: std::collections::HashMap<String, UploadRecord> = Default::default();
+    for ids in upload_ids.chunks(IDS_PER_SELECT) {
+        let id_args = || {
+            ids.iter()
+                .map(|id| Arg::from(id.as_str()))
+                .collect::<Vec<_>>()
+        };
+        let rows: Vec<UploadRow> = c
+            .fetch_all(
+                &format!(
+                    "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status,
+                            u.created_at, u.last_active_at, u.closed_reason, a.owner_type, a.owner_id
+                     FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id IN ({})",
+                    marks(0, ids.len())
+                ),
+                id_args(),
+            )
+            .await?;
+        if rows.is_empty() {
+            continue;
+        }
+        let content_ids: Vec<Arg> = rows.iter().map(|r| Arg::from(&r.content_id)).collect();
+        let file_rows: Vec<SessionFileRow> = c
+            .fetch_all(
+                &format!(
+                    "SELECT content_id, {FILE_COLUMNS} FROM content_files WHERE content_id IN ({})
+                     ORDER BY content_id, file_index",
+                    marks(0, content_ids.len())
+                ),
+                content_ids,
+            )
+            .await?;
+        let received: Vec<(String, i64, i64)> = c
+            .fetch_all(
+                &format!(
+                    "SELECT upload_id, file_index, chunk_index FROM upload_chunks
+                     WHERE upload_id IN ({}) ORDER BY upload_id, file_index, chunk_index",
+                    marks(0, ids.len())
+                ),
+                id_args(),
+            )
+            .await?;
+        let mut files_of: std::collections::HashMap<String, Vec<FileRow>> = Default::default();
+        for r in file_rows {
+            files_of.entry(r.content_id).or_default().push(r.file);
+        }
+        let mut received_of: std::collections::HashMap<String, Vec<(i64, i64)>> =
+            Default::default();
+        for (upload_id, file_index, chunk_index) in received {
+            received_of
+                .entry(upload_id)
+                .or_default()
+                .push((file_index, chunk_index));
+        }
+        for row in rows {
+            let file_rows = files_of.remove(&row.content_id).unwrap_or_default();
+            let received = received_of.remove(&row.id).unwrap_or_default();
+            found.insert(row.id.clone(), upload_record(row, file_rows, received)?);
+        }
+    }
+    // An id listed twice answers its session twice.
+    Ok(upload_ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+/// `$1, $2, …` for `n` values after `before` other arguments.
+fn marks(before: usize, n: usize) -> String {
+    (before + 1..=before + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A session from its row, its content's file rows (in file order) and the
+/// chunks it received (in order).
+fn upload_record(
+    row: UploadRow,
+    file_rows: Vec<FileRow>,
+    received: Vec<(i64, i64)>,
+) -> Result<UploadRecord> {
     let chunk_size = rules::unsigned("chunk_size", row.chunk_size)?;
-    let file_rows = file_rows(c, &row.content_id).await?;
-    let received: Vec<(i64, i64)> = c
-        .fetch_all(
-            "SELECT file_index, chunk_index FROM upload_chunks WHERE upload_id = $1
-             ORDER BY file_index, chunk_index",
-            args![upload_id],
-        )
-        .await?;
     let mut files = Vec::with_capacity(file_rows.len());
     let mut known_checksums = Vec::with_capacity(file_rows.len());
     for f in file_rows {
@@ -395,7 +489,7 @@ async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<U
                 .push(rules::unsigned("chunk_index", chunk_index)?);
         }
     }
-    Ok(Some(UploadRecord {
+    Ok(UploadRecord {
         session: UploadSession {
             upload_id: row.id,
             asset_id: row.asset_id,
@@ -410,7 +504,7 @@ async fn upload_by_id<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Option<U
         known_checksums,
         last_active_at: row.last_active_at,
         closed_reason: row.closed_reason.as_deref().and_then(CloseReason::parse),
-    }))
+    })
 }
 
 async fn relationship<C: Dialect>(c: &mut C, row: RelationshipRow) -> Result<Relationship> {
@@ -617,12 +711,20 @@ async fn insert_upload<C: Dialect>(
         ],
     )
     .await?;
+    let mut states = Vec::with_capacity(files.len());
     for (i, f) in (0u32..).zip(files) {
         let stored = match &f.checksum {
             Some(sum) => find_stored_file(c, &owner, f.size, sum).await?,
             None => None,
         };
         let (pointer, checksum) = rules::dedup_pointer(f.checksum.as_deref(), stored);
+        states.push(rules::upload_file_state(
+            i,
+            f.name.clone(),
+            f.size,
+            chunk_size,
+            pointer.is_some(),
+        ));
         c.execute(
             "INSERT INTO content_files (content_id, file_index, name, size, checksum,
                                         blob_content_id, blob_file_index, blob_chunk_size)
@@ -654,10 +756,17 @@ async fn insert_upload<C: Dialect>(
         ],
     )
     .await?;
-    Ok(upload_by_id(c, &upload_id)
-        .await?
-        .ok_or_else(|| not_found(format!("upload {upload_id}")))?
-        .session)
+    // Exactly what was stored (a new session holds no chunk yet, and a
+    // deduplicated file all of its own): no need to read it back.
+    Ok(UploadSession {
+        upload_id,
+        asset_id: asset_id.to_string(),
+        content_id,
+        chunk_size,
+        status: UploadStatus::Open,
+        files: states,
+        created_at: created,
+    })
 }
 
 /// A new asset (or an existing one) and a session on it: one item of
@@ -668,6 +777,226 @@ async fn insert_upload_item<C: Dialect>(c: &mut C, item: &NewUpload) -> Result<U
         UploadTarget::Existing(id) => id.clone(),
     };
     insert_upload(c, &asset_id, &item.user_id, item.chunk_size, &item.files).await
+}
+
+/// The rows of one session [`create_uploads_together`] writes at the end.
+struct SessionRows {
+    session: UploadSession,
+    user_id: String,
+    total: u64,
+    /// Per file: its checksum to store and where its bytes are, if deduplicated.
+    files: Vec<(Option<String>, Option<super::BlobLocation>)>,
+    file_specs: Vec<UploadFileSpec>,
+}
+
+/// [`MetadataStore::create_uploads`] for stores whose batches are one
+/// transaction (`ONE_TRANSACTION_PER_BATCH`, no row locks): each item's
+/// asset is written at once (its alias may be taken), and its checks made
+/// against the allocations as this batch leaves them; the batch's contents,
+/// files and sessions then go in a few multi-row `INSERT`s instead of three
+/// or more statements per item, and no session is read back.
+async fn create_uploads_together<B: Backend>(
+    c: &mut ConnOf<B>,
+    items: &[NewUpload],
+) -> Result<Vec<Result<UploadSession>>> {
+    // Owner -> its own allocation id (None: it has none).
+    let mut owners: Vec<((OwnerType, String), Option<String>)> = Vec::new();
+    // Allocations as read, plus what earlier items of the batch reserve.
+    let mut allocations: std::collections::HashMap<String, Allocation> = Default::default();
+    let mut out = Vec::with_capacity(items.len());
+    let mut rows: Vec<SessionRows> = Vec::new();
+    for item in items {
+        let mut savepoint = sqlx::Connection::begin(&mut *c).await?;
+        let planned = plan_session(&mut *savepoint, item, &mut owners, &mut allocations).await;
+        settle(savepoint, planned.is_ok()).await?;
+        match planned {
+            Ok(r) => {
+                out.push(Ok(r.session.clone()));
+                rows.push(r);
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    insert_session_rows(c, &rows).await?;
+    Ok(out)
+}
+
+/// One item of [`create_uploads_together`]: its asset (if new) written, its
+/// quota and file limit checked, its session's rows decided.
+async fn plan_session<C: Dialect>(
+    c: &mut C,
+    item: &NewUpload,
+    owners: &mut Vec<((OwnerType, String), Option<String>)>,
+    allocations: &mut std::collections::HashMap<String, Allocation>,
+) -> Result<SessionRows> {
+    let (asset_id, charged) = match &item.target {
+        UploadTarget::NewAsset(asset) => {
+            let inserted = insert_asset(c, asset.clone()).await?;
+            let key = (asset.owner_type, asset.owner_id.clone());
+            let own = match owners.iter().find(|(k, _)| *k == key) {
+                Some((_, own)) => own.clone(),
+                None => {
+                    let own = load_allocation(c, asset.owner_type, &asset.owner_id)
+                        .await?
+                        .map(|a| a.allocation_id);
+                    owners.push((key, own.clone()));
+                    own
+                }
+            };
+            let Some(own) = own else {
+                return Err(not_found(format!(
+                    "allocation of {} {}",
+                    asset.owner_type, asset.owner_id
+                )));
+            };
+            let charged = Charged {
+                owner: OwnerRow {
+                    owner_type: asset.owner_type,
+                    owner_id: asset.owner_id.clone(),
+                },
+                allocation_id: inserted.allocation_id.unwrap_or(own),
+            };
+            (inserted.asset_id, charged)
+        }
+        UploadTarget::Existing(id) => (id.clone(), lock_asset_allocations(c, id).await?),
+    };
+    let allocation = match allocations.get(&charged.allocation_id) {
+        Some(a) => a.clone(),
+        None => allocation_by_id(c, &charged.allocation_id).await?,
+    };
+    let total: u64 = item.files.iter().map(|f| f.size).sum();
+    rules::check_quota(&allocation, total, false)?;
+    let file_count = item.files.len() as u64;
+    rules::check_file_limit(&allocation, file_count)?;
+    let mut files = Vec::with_capacity(item.files.len());
+    let mut states = Vec::with_capacity(item.files.len());
+    for (i, f) in (0u32..).zip(&item.files) {
+        let stored = match &f.checksum {
+            Some(sum) => find_stored_file(c, &charged.owner, f.size, sum).await?,
+            None => None,
+        };
+        let (pointer, checksum) = rules::dedup_pointer(f.checksum.as_deref(), stored);
+        states.push(rules::upload_file_state(
+            i,
+            f.name.clone(),
+            f.size,
+            item.chunk_size,
+            pointer.is_some(),
+        ));
+        files.push((checksum, pointer));
+    }
+    // What the contents row's triggers will add once written.
+    let mut after = allocation;
+    after.reserved_bytes = after.reserved_bytes.saturating_add(total);
+    after.file_count = after.file_count.saturating_add(file_count);
+    allocations.insert(charged.allocation_id.clone(), after);
+    Ok(SessionRows {
+        session: UploadSession {
+            upload_id: new_id(),
+            asset_id,
+            content_id: new_id(),
+            chunk_size: item.chunk_size,
+            status: UploadStatus::Open,
+            files: states,
+            created_at: now(),
+        },
+        user_id: item.user_id.clone(),
+        total,
+        files,
+        file_specs: item.files.clone(),
+    })
+}
+
+/// `(…), (…)` for `rows` rows of `width` arguments each, each row ending
+/// with `tail` (constants, or a repeated argument as `${n}` of the row).
+fn row_marks(rows: usize, width: usize, tail: impl Fn(usize) -> String) -> String {
+    (0..rows)
+        .map(|r| format!("({}{})", marks(r * width, width), tail(r * width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The contents, content files and upload rows of planned sessions, a few
+/// multi-row `INSERT`s for the lot (parents first).
+async fn insert_session_rows<C: Dialect>(c: &mut C, rows: &[SessionRows]) -> Result<()> {
+    for part in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut args = Vec::with_capacity(part.len() * 6);
+        for r in part {
+            args.extend([
+                Arg::from(r.session.content_id.as_str()),
+                Arg::from(r.session.asset_id.as_str()),
+                Arg::from(r.total),
+                Arg::from(r.session.chunk_size),
+                Arg::from(r.session.created_at),
+                Arg::from(r.files.len() as u64),
+            ]);
+        }
+        c.execute(
+            &format!(
+                "INSERT INTO contents (id, asset_id, total_bytes, chunk_size, created_at, file_count,
+                                       status)
+                 VALUES {}",
+                row_marks(part.len(), 6, |_| ", 'pending'".into())
+            ),
+            args,
+        )
+        .await?;
+        // Eight values a file; a statement's worth of files at a time.
+        let files: Vec<(&SessionRows, u32)> = part
+            .iter()
+            .flat_map(|r| (0u32..).take(r.files.len()).map(move |i| (r, i)))
+            .collect();
+        for some in files.chunks(ROWS_PER_STATEMENT) {
+            let mut args = Vec::with_capacity(some.len() * 8);
+            for (r, i) in some {
+                let (checksum, pointer) = &r.files[*i as usize];
+                let spec = &r.file_specs[*i as usize];
+                args.extend([
+                    Arg::from(r.session.content_id.as_str()),
+                    Arg::from(*i),
+                    Arg::from(spec.name.as_str()),
+                    Arg::from(spec.size),
+                    Arg::from(checksum.clone()),
+                    Arg::from(pointer.as_ref().map(|p| p.content_id.clone())),
+                    Arg::from(pointer.as_ref().map(|p| p.file_index)),
+                    Arg::from(pointer.as_ref().map(|p| p.chunk_size)),
+                ]);
+            }
+            c.execute(
+                &format!(
+                    "INSERT INTO content_files (content_id, file_index, name, size, checksum,
+                                                blob_content_id, blob_file_index, blob_chunk_size)
+                     VALUES {}",
+                    row_marks(some.len(), 8, |_| String::new())
+                ),
+                args,
+            )
+            .await?;
+        }
+        let mut args = Vec::with_capacity(part.len() * 6);
+        for r in part {
+            args.extend([
+                Arg::from(r.session.upload_id.as_str()),
+                Arg::from(r.session.asset_id.as_str()),
+                Arg::from(r.session.content_id.as_str()),
+                Arg::from(r.user_id.as_str()),
+                Arg::from(r.session.chunk_size),
+                Arg::from(r.session.created_at),
+            ]);
+        }
+        c.execute(
+            &format!(
+                "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, created_at,
+                                      last_active_at, status)
+                 VALUES {}",
+                // last_active_at: the row's created_at (its sixth value) again.
+                row_marks(part.len(), 6, |before| format!(", ${}, 'open'", before + 6))
+            ),
+            args,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// An open session's state, its row locked with `lock`; `NotFound` /
@@ -685,8 +1014,11 @@ async fn open_upload<C: Dialect>(c: &mut C, upload_id: &str, lock: &str) -> Resu
 }
 
 /// Lock the allocations of an upload's asset (lock order 1, taken before the
-/// upload row; see [`lock_asset_allocations`]).
-async fn lock_upload_allocations<C: Dialect>(c: &mut C, upload_id: &str) -> Result<Charged> {
+/// upload row; see [`lock_asset_allocations`]); answers the asset's id too.
+async fn lock_upload_allocations<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+) -> Result<(String, Charged)> {
     let asset_id: Option<(String,)> = c
         .fetch_optional(
             "SELECT asset_id FROM uploads WHERE id = $1",
@@ -694,7 +1026,8 @@ async fn lock_upload_allocations<C: Dialect>(c: &mut C, upload_id: &str) -> Resu
         )
         .await?;
     let (asset_id,) = asset_id.ok_or_else(|| not_found(format!("upload {upload_id}")))?;
-    lock_asset_allocations(c, &asset_id).await
+    let charged = lock_asset_allocations(c, &asset_id).await?;
+    Ok((asset_id, charged))
 }
 
 const CHUNK_SQL: &str =
@@ -709,6 +1042,18 @@ async fn insert_chunk<C: Dialect>(
 ) -> Result<ChunkRecord> {
     // FOR SHARE: chunks go in parallel, completion (FOR UPDATE) waits for them.
     open_upload(c, upload_id, C::FOR_SHARE).await?;
+    record_chunk_row(c, upload_id, file_index, chunk_index, chunk).await
+}
+
+/// Record a chunk of an open session (unless recorded already); answers the
+/// recorded one.
+async fn record_chunk_row<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    file_index: u32,
+    chunk_index: u64,
+    chunk: ChunkRecord,
+) -> Result<ChunkRecord> {
     c.execute(
         "INSERT INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -726,22 +1071,48 @@ async fn publish_upload<C: Dialect>(
     upload_id: &str,
     checksums: &[String],
 ) -> Result<ContentVersion> {
-    let charged = lock_upload_allocations(c, upload_id).await?;
-    open_upload(c, upload_id, C::FOR_UPDATE).await?;
-    let session = upload_by_id(c, upload_id)
-        .await?
-        .ok_or_else(|| not_found(format!("upload {upload_id}")))?
-        .session;
-    rules::require_checksum_per_file(checksums.len(), session.files.len())?;
+    let (asset_id, charged) = lock_upload_allocations(c, upload_id).await?;
+    let open = open_upload(c, upload_id, C::FOR_UPDATE).await?;
+    publish_locked(
+        c,
+        upload_id,
+        &asset_id,
+        &open.content_id,
+        &charged,
+        checksums,
+    )
+    .await
+}
+
+/// Complete an open session whose allocations and row this transaction
+/// holds locked.
+async fn publish_locked<C: Dialect>(
+    c: &mut C,
+    upload_id: &str,
+    asset_id: &str,
+    content_id: &str,
+    charged: &Charged,
+    checksums: &[String],
+) -> Result<ContentVersion> {
+    let sizes: Vec<(i64,)> = c
+        .fetch_all(
+            "SELECT size FROM content_files WHERE content_id = $1 ORDER BY file_index",
+            args![content_id],
+        )
+        .await?;
+    rules::require_checksum_per_file(checksums.len(), sizes.len())?;
     let allocation = allocation_by_id(c, &charged.allocation_id).await?;
     // The session's own bytes are already part of `reserved`.
-    let requested: u64 = session.files.iter().map(|f| f.size).sum();
+    let mut requested = 0u64;
+    for (size,) in sizes {
+        requested += rules::unsigned::<u64>("size", size)?;
+    }
     rules::check_quota(&allocation, requested, true)?;
-    c.set_checksums(&session.content_id, checksums).await?;
+    c.set_checksums(content_id, checksums).await?;
     let completed = now();
     c.execute(
         "UPDATE contents SET status = 'complete', completed_at = $1 WHERE id = $2",
-        args![completed, &session.content_id],
+        args![completed, content_id],
     )
     .await?;
     c.execute(
@@ -751,22 +1122,328 @@ async fn publish_upload<C: Dialect>(
     .await?;
     c.execute(
         "UPDATE assets SET updated_at = $1 WHERE id = $2",
-        args![completed, &session.asset_id],
+        args![completed, asset_id],
     )
     .await?;
-    super::search::reindex(c, &session.asset_id).await?;
-    let content = content_by_id(c, &session.content_id).await?;
+    super::search::reindex(c, asset_id).await?;
+    let content = content_by_id(c, content_id).await?;
     Ok(content
-        .ok_or_else(|| not_found(format!("content {}", session.content_id)))?
+        .ok_or_else(|| not_found(format!("content {content_id}")))?
         .version)
 }
 
 /// Record the lone chunk of a small session and complete it: one item of
-/// [`MetadataStore::finish_small`].
+/// [`MetadataStore::finish_small`]. The allocations and the session are
+/// locked first (lock order), once for both steps.
 async fn finish_small_item<C: Dialect>(c: &mut C, item: &SmallFinish) -> Result<ContentVersion> {
-    let recorded = insert_chunk(c, &item.upload_id, 0, 0, item.chunk.clone()).await?;
+    let upload_id = item.upload_id.as_str();
+    let (asset_id, charged) = lock_upload_allocations(c, upload_id).await?;
+    let open = open_upload(c, upload_id, C::FOR_UPDATE).await?;
+    let recorded = record_chunk_row(c, upload_id, 0, 0, item.chunk.clone()).await?;
     let sum = rules::small_file_checksum(item, &recorded)?;
-    publish_upload(c, &item.upload_id, &[sum]).await
+    publish_locked(c, upload_id, &asset_id, &open.content_id, &charged, &[sum]).await
+}
+
+/// A session of a [`finish_small_together`] batch, as the batch reads it.
+#[derive(sqlx::FromRow)]
+struct SmallSessionRow {
+    id: String,
+    status: UploadStatus,
+    content_id: String,
+    asset_id: String,
+    /// `None` when the asset or its owner's allocation is missing.
+    charged_allocation_id: Option<String>,
+    file_count: i64,
+    total_bytes: i64,
+    /// Files that point at another version's bytes (deduplicated).
+    pointers: i64,
+    /// The chunk recorded already, if any (`NULL`: none).
+    chunk_hash: Option<String>,
+}
+
+/// [`MetadataStore::finish_small`] of a whole batch in one write
+/// transaction with a few multi-row statements (the sessions, chunks,
+/// checksums and state changes of every item together) instead of some
+/// twenty statements per item. Answers `None`, having written nothing, when
+/// an item needs a decision the per-item path makes (a quota check that
+/// fails, a missing allocation, a session of several files): the caller then
+/// runs the batch item by item. For stores whose batches are one
+/// transaction (`ONE_TRANSACTION_PER_BATCH`): no row locks are taken.
+async fn finish_small_together<C: Dialect>(
+    c: &mut C,
+    items: &[SmallFinish],
+) -> Result<Option<Vec<Result<ContentVersion>>>> {
+    let mut ids: Vec<String> = items.iter().map(|i| i.upload_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let rows: Vec<SmallSessionRow> = c
+        .fetch_all(
+            &format!(
+                "SELECT u.id, u.status, u.content_id, u.asset_id,
+                        COALESCE(a.allocation_id, o.id) AS charged_allocation_id,
+                        c.file_count, c.total_bytes,
+                        (SELECT COUNT(*) FROM content_files f
+                          WHERE f.content_id = u.content_id AND f.blob_content_id IS NOT NULL)
+                          AS pointers,
+                        (SELECT k.hash FROM upload_chunks k
+                          WHERE k.upload_id = u.id AND k.file_index = 0 AND k.chunk_index = 0)
+                          AS chunk_hash
+                 FROM uploads u
+                      JOIN contents c ON c.id = u.content_id
+                      LEFT JOIN assets a ON a.id = u.asset_id
+                      LEFT JOIN allocations o ON o.owner_type = a.owner_type AND o.owner_id = a.owner_id
+                 WHERE u.id IN ({})",
+                marks(0, ids.len())
+            ),
+            ids.iter().map(|id| Arg::from(id.as_str())).collect(),
+        )
+        .await?;
+    let sessions: std::collections::HashMap<&str, &SmallSessionRow> =
+        rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    // Sessions this batch completes: listed again, they are no longer open.
+    let mut completing: std::collections::HashSet<&str> = Default::default();
+    // The allocations charged, each checked once: completing a session moves
+    // its bytes from reserved to used, so every item sees the same sum.
+    let mut charged: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.charged_allocation_id.clone())
+        .collect();
+    charged.sort();
+    charged.dedup();
+    let allocations: Vec<AllocationRow> = if charged.is_empty() {
+        Vec::new()
+    } else {
+        c.fetch_all(
+            &format!(
+                "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
+                 FROM allocations WHERE id IN ({})",
+                marks(0, charged.len())
+            ),
+            charged.iter().map(|id| Arg::from(id.as_str())).collect(),
+        )
+        .await?
+    };
+    let allocations: std::collections::HashMap<String, Allocation> = allocations
+        .into_iter()
+        .map(|row| row.into_api().map(|a| (a.allocation_id.clone(), a)))
+        .collect::<Result<_>>()?;
+    // Decide every item before writing anything.
+    enum Plan<'a> {
+        Refused(StoreError),
+        Publish(&'a SmallSessionRow),
+    }
+    let mut plans = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(row) = sessions.get(item.upload_id.as_str()).copied() else {
+            plans.push(Plan::Refused(not_found(format!(
+                "upload {}",
+                item.upload_id
+            ))));
+            continue;
+        };
+        let Some(allocation) = row
+            .charged_allocation_id
+            .as_ref()
+            .and_then(|id| allocations.get(id))
+        else {
+            return Ok(None);
+        };
+        let status = if completing.contains(row.id.as_str()) {
+            UploadStatus::Complete
+        } else {
+            row.status
+        };
+        if let Err(e) = rules::require_open(&item.upload_id, status) {
+            plans.push(Plan::Refused(e));
+            continue;
+        }
+        if row.file_count != 1 || row.pointers != 0 {
+            return Ok(None); // not one file of its own bytes
+        }
+        let size = rules::unsigned::<u64>("total_bytes", row.total_bytes)?;
+        if rules::check_quota(allocation, size, true).is_err() {
+            return Ok(None);
+        }
+        let recorded = match &row.chunk_hash {
+            Some(hash) => ChunkRecord {
+                size: item.chunk.size,
+                hash: hash.clone(),
+            },
+            None => item.chunk.clone(),
+        };
+        match rules::small_file_checksum(item, &recorded) {
+            Ok(_) => {
+                completing.insert(row.id.as_str());
+                plans.push(Plan::Publish(row));
+            }
+            Err(e) => plans.push(Plan::Refused(e)),
+        }
+    }
+    let publish: Vec<(&SmallFinish, &SmallSessionRow)> = items
+        .iter()
+        .zip(&plans)
+        .filter_map(|(item, plan)| match plan {
+            Plan::Publish(row) => Some((item, *row)),
+            Plan::Refused(_) => None,
+        })
+        .collect();
+    let mut versions: std::collections::HashMap<String, ContentVersion> = Default::default();
+    if !publish.is_empty() {
+        publish_small_rows(c, &publish).await?;
+        for record in contents_by_ids(c, publish.iter().map(|(_, r)| r.content_id.as_str())).await?
+        {
+            versions.insert(record.version.content_id.clone(), record.version);
+        }
+    }
+    Ok(Some(
+        plans
+            .into_iter()
+            .map(|plan| match plan {
+                Plan::Refused(e) => Err(e),
+                Plan::Publish(row) => versions
+                    .get(&row.content_id)
+                    .cloned()
+                    .ok_or_else(|| not_found(format!("content {}", row.content_id))),
+            })
+            .collect(),
+    ))
+}
+
+/// Items of one statement of [`publish_small_rows`] (at most five values each).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Record the lone chunk of each session, set its file's checksum and
+/// complete it: a few multi-row statements for the batch (the sessions are
+/// open, distinct, and passed every check).
+async fn publish_small_rows<C: Dialect>(
+    c: &mut C,
+    publish: &[(&SmallFinish, &SmallSessionRow)],
+) -> Result<()> {
+    let completed = now();
+    for part in publish.chunks(ROWS_PER_STATEMENT) {
+        let n = part.len();
+        let values = (0..n)
+            .map(|i| format!("({}, 0, 0, {})", marks(3 * i, 1), marks(3 * i + 1, 2)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut chunk_args = Vec::with_capacity(3 * n);
+        for (item, _) in part {
+            chunk_args.extend([
+                Arg::from(item.upload_id.as_str()),
+                Arg::from(item.chunk.size),
+                Arg::from(item.chunk.hash.as_str()),
+            ]);
+        }
+        c.execute(
+            &format!(
+                "INSERT INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
+                 VALUES {values} ON CONFLICT DO NOTHING"
+            ),
+            chunk_args,
+        )
+        .await?;
+        // One checksum per content: CASE content_id WHEN … THEN … END.
+        let whens = (0..n)
+            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let content_marks = (0..n)
+            .map(|i| format!("${}", 2 * i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sum_args = Vec::with_capacity(2 * n);
+        for (item, row) in part {
+            sum_args.extend([
+                Arg::from(row.content_id.as_str()),
+                Arg::from(format!("blake3:{}", item.chunk.hash)),
+            ]);
+        }
+        c.execute(
+            &format!(
+                "UPDATE content_files SET checksum = CASE content_id {whens} END
+                 WHERE file_index = 0 AND content_id IN ({content_marks})"
+            ),
+            sum_args,
+        )
+        .await?;
+        let with_time = |ids: Vec<&str>| {
+            let mut a = vec![Arg::from(completed)];
+            a.extend(ids.into_iter().map(Arg::from));
+            a
+        };
+        c.execute(
+            &format!(
+                "UPDATE contents SET status = 'complete', completed_at = $1 WHERE id IN ({})",
+                marks(1, n)
+            ),
+            with_time(part.iter().map(|(_, r)| r.content_id.as_str()).collect()),
+        )
+        .await?;
+        c.execute(
+            &format!(
+                "UPDATE uploads SET status = 'complete' WHERE id IN ({})",
+                marks(0, n)
+            ),
+            part.iter().map(|(_, r)| Arg::from(r.id.as_str())).collect(),
+        )
+        .await?;
+        let mut assets: Vec<&str> = part.iter().map(|(_, r)| r.asset_id.as_str()).collect();
+        assets.sort_unstable();
+        assets.dedup();
+        c.execute(
+            &format!(
+                "UPDATE assets SET updated_at = $1 WHERE id IN ({})",
+                marks(1, assets.len())
+            ),
+            with_time(assets.clone()),
+        )
+        .await?;
+        for asset_id in assets {
+            super::search::reindex(c, asset_id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The content versions with these ids (two statements per
+/// [`IDS_PER_SELECT`] ids), in no particular order.
+async fn contents_by_ids<'a, C: Dialect>(
+    c: &mut C,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<Vec<ContentRecord>> {
+    let ids: Vec<&str> = ids.collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for part in ids.chunks(IDS_PER_SELECT) {
+        let id_args = || part.iter().map(|id| Arg::from(*id)).collect::<Vec<_>>();
+        let rows: Vec<ContentRow> = c
+            .fetch_all(
+                &format!(
+                    "SELECT {CONTENT_COLUMNS} FROM contents WHERE id IN ({})",
+                    marks(0, part.len())
+                ),
+                id_args(),
+            )
+            .await?;
+        let file_rows: Vec<SessionFileRow> = c
+            .fetch_all(
+                &format!(
+                    "SELECT content_id, {FILE_COLUMNS} FROM content_files WHERE content_id IN ({})
+                     ORDER BY content_id, file_index",
+                    marks(0, part.len())
+                ),
+                id_args(),
+            )
+            .await?;
+        let mut files_of: std::collections::HashMap<String, Vec<FileRow>> = Default::default();
+        for r in file_rows {
+            files_of.entry(r.content_id).or_default().push(r.file);
+        }
+        for row in rows {
+            let files = files_of.remove(&row.id).unwrap_or_default();
+            out.push(content_record(row, &files)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Of `candidates`, the content ids whose blobs nothing uses any more.
@@ -1481,6 +2158,10 @@ impl<B: Backend> MetadataStore for B {
         on_conn!(self, |c| upload_by_id(c, upload_id))
     }
 
+    async fn get_uploads(&self, upload_ids: &[String]) -> Result<Vec<Option<UploadRecord>>> {
+        on_conn!(self, |c| uploads_by_ids(c, upload_ids))
+    }
+
     async fn stores_file_of_size(
         &self,
         owner_type: OwnerType,
@@ -1566,6 +2247,12 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn create_uploads(&self, items: Vec<NewUpload>) -> Result<Vec<Result<UploadSession>>> {
+        if Self::ONE_TRANSACTION_PER_BATCH {
+            let mut tx = self.write().await?;
+            let out = create_uploads_together::<Self>(&mut tx, &items).await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
         each_atomically(self, &items, |c, item| {
             Box::pin(insert_upload_item(c, item))
         })
@@ -1573,6 +2260,14 @@ impl<B: Backend> MetadataStore for B {
     }
 
     async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
+        if Self::ONE_TRANSACTION_PER_BATCH {
+            let mut tx = self.write().await?;
+            if let Some(done) = finish_small_together(&mut *tx, items).await? {
+                tx.commit().await?;
+                return Ok(done);
+            }
+            tx.rollback().await?;
+        }
         each_atomically(self, items, |c, item| Box::pin(finish_small_item(c, item))).await
     }
 

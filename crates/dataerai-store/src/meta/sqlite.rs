@@ -242,6 +242,194 @@ mod tests {
         assert!(e.to_string().contains("qualifiers"), "{e}");
     }
 
+    fn small_upload(owner: &str, size: u64) -> crate::meta::NewUpload {
+        crate::meta::NewUpload {
+            target: crate::meta::UploadTarget::NewAsset(asset(owner)),
+            user_id: owner.into(),
+            chunk_size: 1 << 20,
+            files: vec![dataerai_proto::api::UploadFileSpec {
+                name: "f".into(),
+                size,
+                checksum: None,
+            }],
+        }
+    }
+
+    fn finish(upload_id: &str, hash: &str, size: u64) -> crate::meta::SmallFinish {
+        crate::meta::SmallFinish {
+            upload_id: upload_id.into(),
+            chunk: crate::meta::ChunkRecord {
+                size,
+                hash: hash.into(),
+            },
+        }
+    }
+
+    /// New rows get time-ordered ids (UUIDv7): a batch's assets, contents and
+    /// sessions sort in the order they were made, so their rows share B-tree
+    /// pages.
+    #[tokio::test]
+    async fn new_ids_are_time_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let u = s.create_user("a@x.org", 1 << 30).await.unwrap();
+        let items = (0..20).map(|_| small_upload(&u.user_id, 10)).collect();
+        let made: Vec<_> = s
+            .create_uploads(items)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        for ids in [
+            made.iter().map(|m| &m.asset_id).collect::<Vec<_>>(),
+            made.iter().map(|m| &m.content_id).collect(),
+            made.iter().map(|m| &m.upload_id).collect(),
+        ] {
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            let v = uuid::Uuid::parse_str(ids[0]).unwrap().get_version_num();
+            assert_eq!(v, 7);
+        }
+    }
+
+    /// `get_uploads` answers, in the order asked, what `get_upload` answers
+    /// for each id (unknown ids as `None`).
+    #[tokio::test]
+    async fn sessions_are_read_together_in_the_order_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let u = s.create_user("a@x.org", 1 << 30).await.unwrap();
+        let made: Vec<_> = s
+            .create_uploads(vec![
+                small_upload(&u.user_id, 10),
+                small_upload(&u.user_id, 20),
+            ])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        s.record_chunk(
+            &made[1].upload_id,
+            0,
+            0,
+            crate::meta::ChunkRecord {
+                size: 20,
+                hash: "bb".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let ids = [
+            made[1].upload_id.clone(),
+            "nope".to_string(),
+            made[0].upload_id.clone(),
+        ];
+        let together = s.get_uploads(&ids).await.unwrap();
+        assert_eq!(together.len(), 3);
+        assert!(together[1].is_none());
+        for (i, one) in [(0, &made[1]), (2, &made[0])] {
+            let alone = s.get_upload(&one.upload_id).await.unwrap().unwrap();
+            let got = together[i].as_ref().unwrap();
+            assert_eq!(got.session.upload_id, one.upload_id);
+            assert_eq!(got.session.files.len(), 1);
+            assert_eq!(
+                got.session.files[0].received_chunks,
+                alone.session.files[0].received_chunks
+            );
+            assert_eq!(got.session.content_id, alone.session.content_id);
+            assert_eq!(got.owner, alone.owner);
+            // The session create_uploads answered is the one stored.
+            assert_eq!(one.files[0].size, alone.session.files[0].size);
+            assert_eq!(one.created_at, alone.session.created_at);
+        }
+        assert_eq!(
+            together[0].as_ref().unwrap().session.files[0].received_chunks,
+            [0]
+        );
+    }
+
+    /// A finish batch decides every item as one at a time would: a session
+    /// listed twice is no longer open the second time, an unknown one is not
+    /// found, other bytes recorded first are a conflict; and when an item's
+    /// quota check fails the batch goes item by item with the same answers.
+    #[tokio::test]
+    async fn a_finish_batch_answers_as_one_item_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let u = s.create_user("a@x.org", 100).await.unwrap();
+        let made: Vec<_> = s
+            .create_uploads((0..3).map(|_| small_upload(&u.user_id, 10)).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        s.record_chunk(
+            &made[2].upload_id,
+            0,
+            0,
+            crate::meta::ChunkRecord {
+                size: 10,
+                hash: "other".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let done = s
+            .finish_small(&[
+                finish(&made[0].upload_id, "aa", 10),
+                finish(&made[0].upload_id, "aa", 10),
+                finish("nope", "cc", 10),
+                finish(&made[2].upload_id, "cc", 10),
+                finish(&made[1].upload_id, "bb", 10),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(done[0].as_ref().unwrap().content_id, made[0].content_id);
+        assert!(
+            matches!(done[1], Err(StoreError::Invalid(_))),
+            "{:?}",
+            done[1]
+        );
+        assert!(matches!(done[2], Err(StoreError::NotFound(_))));
+        assert!(matches!(done[3], Err(StoreError::Conflict(_))));
+        let version = done[4].as_ref().unwrap();
+        assert_eq!(version.files[0].checksum.as_deref(), Some("blake3:bb"));
+        assert_eq!(version.status, dataerai_proto::api::ContentStatus::Complete);
+        let asset = s.get_asset(&made[1].asset_id).await.unwrap().unwrap();
+        assert_eq!(asset.latest_content.unwrap().content_id, made[1].content_id);
+        let a = s
+            .allocation(dataerai_proto::api::OwnerType::User, &u.user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.used_bytes, a.reserved_bytes), (20, 10));
+
+        // Over the quota now: each item is refused as it would be on its own.
+        let more: Vec<_> = s
+            .create_uploads((0..2).map(|_| small_upload(&u.user_id, 10)).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        s.set_quota(dataerai_proto::api::OwnerType::User, &u.user_id, 35)
+            .await
+            .unwrap();
+        let done = s
+            .finish_small(&[
+                finish(&more[0].upload_id, "dd", 10),
+                finish("nope", "ee", 10),
+                finish(&more[1].upload_id, "ff", 10),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(done[0], Err(StoreError::QuotaExceeded { .. })));
+        assert!(matches!(done[1], Err(StoreError::NotFound(_))));
+        assert!(matches!(done[2], Err(StoreError::QuotaExceeded { .. })));
+    }
+
     /// Times are stored as fixed-width RFC 3339 UTC text (see `meta::time`).
     #[tokio::test]
     async fn times_are_stored_as_fixed_width_utc_text() {

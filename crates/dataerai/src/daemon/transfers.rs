@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataerai_proto::{ApiError, ErrorCode};
+use dataerai_transfer::small::Slot;
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -307,12 +308,14 @@ pub fn start(st: &Arc<DaemonState>, id: &str, permit: Option<OwnedSemaphorePermi
     }
     let st = st.clone();
     let id = id.to_string();
+    // Given back when the run ends, or earlier by a small file queued to be sent.
+    let slot = Slot::new(permit);
     tokio::spawn(async move {
         let stopped = control.stopped.clone();
-        drive(&st, &id, control).await;
+        drive(&st, &id, control, slot.clone()).await;
         st.transfers.active().remove(&id);
         stopped.cancel();
-        drop(permit);
+        slot.release();
     });
     true
 }
@@ -414,7 +417,7 @@ pub async fn resume_unfinished(st: &Arc<DaemonState>) {
     }
 }
 
-async fn drive(st: &Arc<DaemonState>, id: &str, control: Control) {
+async fn drive(st: &Arc<DaemonState>, id: &str, control: Control, slot: Slot) {
     let tr = &st.transfers;
     let rec = match tr.get(id).await {
         Ok(r) => r,
@@ -449,6 +452,7 @@ async fn drive(st: &Arc<DaemonState>, id: &str, control: Control) {
     ctx.cancel = control.cancel;
     ctx.pause = control.pause;
     ctx.finisher = tr.finisher.clone();
+    ctx.slot = slot;
     ctx.fresh = tr
         .fresh
         .lock()
