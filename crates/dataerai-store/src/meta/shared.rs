@@ -377,6 +377,28 @@ struct SessionFileRow {
     file: FileRow,
 }
 
+/// The files of each of `content_ids` (at most `IDS_PER_SELECT`), in file order.
+async fn files_of_contents<C: Dialect>(
+    c: &mut C,
+    content_ids: Vec<Arg>,
+) -> Result<std::collections::HashMap<String, Vec<FileRow>>> {
+    let rows: Vec<SessionFileRow> = c
+        .fetch_all(
+            &format!(
+                "SELECT content_id, {FILE_COLUMNS} FROM content_files WHERE content_id IN ({})
+                 ORDER BY content_id, file_index",
+                marks(0, content_ids.len())
+            ),
+            content_ids,
+        )
+        .await?;
+    let mut files_of: std::collections::HashMap<String, Vec<FileRow>> = Default::default();
+    for r in rows {
+        files_of.entry(r.content_id).or_default().push(r.file);
+    }
+    Ok(files_of)
+}
+
 /// Ids per `IN (…)` of a batched lookup.
 const IDS_PER_SELECT: usize = 500;
 
@@ -410,16 +432,7 @@ async fn uploads_by_ids<C: Dialect>(
             continue;
         }
         let content_ids: Vec<Arg> = rows.iter().map(|r| Arg::from(&r.content_id)).collect();
-        let file_rows: Vec<SessionFileRow> = c
-            .fetch_all(
-                &format!(
-                    "SELECT content_id, {FILE_COLUMNS} FROM content_files WHERE content_id IN ({})
-                     ORDER BY content_id, file_index",
-                    marks(0, content_ids.len())
-                ),
-                content_ids,
-            )
-            .await?;
+        let mut files_of = files_of_contents(c, content_ids).await?;
         let received: Vec<(String, i64, i64)> = c
             .fetch_all(
                 &format!(
@@ -430,10 +443,6 @@ async fn uploads_by_ids<C: Dialect>(
                 id_args(),
             )
             .await?;
-        let mut files_of: std::collections::HashMap<String, Vec<FileRow>> = Default::default();
-        for r in file_rows {
-            files_of.entry(r.content_id).or_default().push(r.file);
-        }
         let mut received_of: std::collections::HashMap<String, Vec<(i64, i64)>> =
             Default::default();
         for (upload_id, file_index, chunk_index) in received {
@@ -1424,20 +1433,7 @@ async fn contents_by_ids<'a, C: Dialect>(
                 id_args(),
             )
             .await?;
-        let file_rows: Vec<SessionFileRow> = c
-            .fetch_all(
-                &format!(
-                    "SELECT content_id, {FILE_COLUMNS} FROM content_files WHERE content_id IN ({})
-                     ORDER BY content_id, file_index",
-                    marks(0, part.len())
-                ),
-                id_args(),
-            )
-            .await?;
-        let mut files_of: std::collections::HashMap<String, Vec<FileRow>> = Default::default();
-        for r in file_rows {
-            files_of.entry(r.content_id).or_default().push(r.file);
-        }
+        let mut files_of = files_of_contents(c, id_args()).await?;
         for row in rows {
             let files = files_of.remove(&row.id).unwrap_or_default();
             out.push(content_record(row, &files)?);

@@ -255,6 +255,29 @@ mod tests {
         }
     }
 
+    /// Small upload sessions of `sizes`, opened in one batch.
+    async fn open_small(
+        s: &SqliteStore,
+        owner: &str,
+        sizes: &[u64],
+    ) -> Vec<dataerai_proto::api::UploadSession> {
+        s.create_uploads(sizes.iter().map(|&n| small_upload(owner, n)).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Records chunk 0 of file 0 of `upload_id` as `size` bytes hashing to `hash`.
+    async fn record_first_chunk(s: &SqliteStore, upload_id: &str, size: u64, hash: &str) {
+        let chunk = crate::meta::ChunkRecord {
+            size,
+            hash: hash.into(),
+        };
+        s.record_chunk(upload_id, 0, 0, chunk).await.unwrap();
+    }
+
     fn finish(upload_id: &str, hash: &str, size: u64) -> crate::meta::SmallFinish {
         crate::meta::SmallFinish {
             upload_id: upload_id.into(),
@@ -299,27 +322,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
         let u = s.create_user("a@x.org", 1 << 30).await.unwrap();
-        let made: Vec<_> = s
-            .create_uploads(vec![
-                small_upload(&u.user_id, 10),
-                small_upload(&u.user_id, 20),
-            ])
-            .await
-            .unwrap()
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-        s.record_chunk(
-            &made[1].upload_id,
-            0,
-            0,
-            crate::meta::ChunkRecord {
-                size: 20,
-                hash: "bb".into(),
-            },
-        )
-        .await
-        .unwrap();
+        let made = open_small(&s, &u.user_id, &[10, 20]).await;
+        record_first_chunk(&s, &made[1].upload_id, 20, "bb").await;
         let ids = [
             made[1].upload_id.clone(),
             "nope".to_string(),
@@ -358,24 +362,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
         let u = s.create_user("a@x.org", 100).await.unwrap();
-        let made: Vec<_> = s
-            .create_uploads((0..3).map(|_| small_upload(&u.user_id, 10)).collect())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-        s.record_chunk(
-            &made[2].upload_id,
-            0,
-            0,
-            crate::meta::ChunkRecord {
-                size: 10,
-                hash: "other".into(),
-            },
-        )
-        .await
-        .unwrap();
+        let made = open_small(&s, &u.user_id, &[10, 10, 10]).await;
+        record_first_chunk(&s, &made[2].upload_id, 10, "other").await;
         let done = s
             .finish_small(&[
                 finish(&made[0].upload_id, "aa", 10),
@@ -407,13 +395,7 @@ mod tests {
         assert_eq!((a.used_bytes, a.reserved_bytes), (20, 10));
 
         // Over the quota now: each item is refused as it would be on its own.
-        let more: Vec<_> = s
-            .create_uploads((0..2).map(|_| small_upload(&u.user_id, 10)).collect())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let more = open_small(&s, &u.user_id, &[10, 10]).await;
         s.set_quota(dataerai_proto::api::OwnerType::User, &u.user_id, 35)
             .await
             .unwrap();
