@@ -694,88 +694,22 @@ async fn insert_upload<C: Dialect>(
     chunk_size: u64,
     files: &[UploadFileSpec],
 ) -> Result<UploadSession> {
-    let Charged {
-        owner,
-        allocation_id,
-    } = lock_asset_allocations(c, asset_id).await?;
-    let allocation = allocation_by_id(c, &allocation_id).await?;
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    rules::check_quota(&allocation, total, false)?;
-    let file_count = files.len() as u64;
-    rules::check_file_limit(&allocation, file_count)?;
-    let content_id = new_id();
-    let upload_id = new_id();
-    let created = now();
-    c.execute(
-        "INSERT INTO contents (id, asset_id, status, total_bytes, chunk_size, created_at,
-                               file_count)
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
-        args![
-            &content_id,
-            asset_id,
-            total,
-            chunk_size,
-            created,
-            file_count
-        ],
+    let charged = lock_asset_allocations(c, asset_id).await?;
+    let allocation = allocation_by_id(c, &charged.allocation_id).await?;
+    let rows = session_rows(
+        c,
+        asset_id.to_string(),
+        &charged.owner,
+        &allocation,
+        user_id,
+        chunk_size,
+        files,
     )
     .await?;
-    let mut states = Vec::with_capacity(files.len());
-    for (i, f) in (0u32..).zip(files) {
-        let stored = match &f.checksum {
-            Some(sum) => find_stored_file(c, &owner, f.size, sum).await?,
-            None => None,
-        };
-        let (pointer, checksum) = rules::dedup_pointer(f.checksum.as_deref(), stored);
-        states.push(rules::upload_file_state(
-            i,
-            f.name.clone(),
-            f.size,
-            chunk_size,
-            pointer.is_some(),
-        ));
-        c.execute(
-            "INSERT INTO content_files (content_id, file_index, name, size, checksum,
-                                        blob_content_id, blob_file_index, blob_chunk_size)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            args![
-                &content_id,
-                i,
-                &f.name,
-                f.size,
-                checksum,
-                pointer.as_ref().map(|p| p.content_id.clone()),
-                pointer.as_ref().map(|p| p.file_index),
-                pointer.as_ref().map(|p| p.chunk_size),
-            ],
-        )
-        .await?;
-    }
-    c.execute(
-        "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, status, created_at,
-                              last_active_at)
-         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6)",
-        args![
-            &upload_id,
-            asset_id,
-            &content_id,
-            user_id,
-            chunk_size,
-            created
-        ],
-    )
-    .await?;
+    insert_session_rows(c, std::slice::from_ref(&rows)).await?;
     // Exactly what was stored (a new session holds no chunk yet, and a
     // deduplicated file all of its own): no need to read it back.
-    Ok(UploadSession {
-        upload_id,
-        asset_id: asset_id.to_string(),
-        content_id,
-        chunk_size,
-        status: UploadStatus::Open,
-        files: states,
-        created_at: created,
-    })
+    Ok(rows.session)
 }
 
 /// A new asset (or an existing one) and a session on it: one item of
@@ -788,7 +722,8 @@ async fn insert_upload_item<C: Dialect>(c: &mut C, item: &NewUpload) -> Result<U
     insert_upload(c, &asset_id, &item.user_id, item.chunk_size, &item.files).await
 }
 
-/// The rows of one session [`create_uploads_together`] writes at the end.
+/// The rows of one new session, decided before any is written
+/// ([`insert_upload`], or [`create_uploads_together`] at the end of a batch).
 struct SessionRows {
     session: UploadSession,
     user_id: String,
@@ -873,15 +808,46 @@ async fn plan_session<C: Dialect>(
         Some(a) => a.clone(),
         None => allocation_by_id(c, &charged.allocation_id).await?,
     };
-    let total: u64 = item.files.iter().map(|f| f.size).sum();
-    rules::check_quota(&allocation, total, false)?;
-    let file_count = item.files.len() as u64;
-    rules::check_file_limit(&allocation, file_count)?;
-    let mut files = Vec::with_capacity(item.files.len());
-    let mut states = Vec::with_capacity(item.files.len());
-    for (i, f) in (0u32..).zip(&item.files) {
+    let rows = session_rows(
+        c,
+        asset_id,
+        &charged.owner,
+        &allocation,
+        &item.user_id,
+        item.chunk_size,
+        &item.files,
+    )
+    .await?;
+    // What the contents row's triggers will add once written.
+    let mut after = allocation;
+    after.reserved_bytes = after.reserved_bytes.saturating_add(rows.total);
+    after.file_count = after
+        .file_count
+        .saturating_add(rows.file_specs.len() as u64);
+    allocations.insert(charged.allocation_id.clone(), after);
+    Ok(rows)
+}
+
+/// The rows of a new session on `asset_id` (owned by `owner`, charged to
+/// `allocation`): its quota and file limit checked, and each file's bytes
+/// found already stored by the owner or not (dedup). Nothing is written.
+async fn session_rows<C: Dialect>(
+    c: &mut C,
+    asset_id: String,
+    owner: &OwnerRow,
+    allocation: &Allocation,
+    user_id: &str,
+    chunk_size: u64,
+    file_specs: &[UploadFileSpec],
+) -> Result<SessionRows> {
+    let total: u64 = file_specs.iter().map(|f| f.size).sum();
+    rules::check_quota(allocation, total, false)?;
+    rules::check_file_limit(allocation, file_specs.len() as u64)?;
+    let mut files = Vec::with_capacity(file_specs.len());
+    let mut states = Vec::with_capacity(file_specs.len());
+    for (i, f) in (0u32..).zip(file_specs) {
         let stored = match &f.checksum {
-            Some(sum) => find_stored_file(c, &charged.owner, f.size, sum).await?,
+            Some(sum) => find_stored_file(c, owner, f.size, sum).await?,
             None => None,
         };
         let (pointer, checksum) = rules::dedup_pointer(f.checksum.as_deref(), stored);
@@ -889,30 +855,25 @@ async fn plan_session<C: Dialect>(
             i,
             f.name.clone(),
             f.size,
-            item.chunk_size,
+            chunk_size,
             pointer.is_some(),
         ));
         files.push((checksum, pointer));
     }
-    // What the contents row's triggers will add once written.
-    let mut after = allocation;
-    after.reserved_bytes = after.reserved_bytes.saturating_add(total);
-    after.file_count = after.file_count.saturating_add(file_count);
-    allocations.insert(charged.allocation_id.clone(), after);
     Ok(SessionRows {
         session: UploadSession {
             upload_id: new_id(),
             asset_id,
             content_id: new_id(),
-            chunk_size: item.chunk_size,
+            chunk_size,
             status: UploadStatus::Open,
             files: states,
             created_at: now(),
         },
-        user_id: item.user_id.clone(),
+        user_id: user_id.to_string(),
         total,
         files,
-        file_specs: item.files.clone(),
+        file_specs: file_specs.to_vec(),
     })
 }
 
@@ -926,7 +887,8 @@ fn row_marks(rows: usize, width: usize, tail: impl Fn(usize) -> String) -> Strin
 }
 
 /// The contents, content files and upload rows of planned sessions, a few
-/// multi-row `INSERT`s for the lot (parents first).
+/// multi-row `INSERT`s for the lot (parents first) — one row each for a lone
+/// session.
 async fn insert_session_rows<C: Dialect>(c: &mut C, rows: &[SessionRows]) -> Result<()> {
     for part in rows.chunks(ROWS_PER_STATEMENT) {
         let mut args = Vec::with_capacity(part.len() * 6);
