@@ -149,14 +149,9 @@ async fn compatibility_routes_adapt_the_api() {
     assert_eq!(patched["metadata"]["shots"], 1000);
 
     // Completing an upload session, and a second completion: 409.
-    let (s, u) = a
-        .open_upload(&asset, json!([{"name": "f.bin", "size": 5}]), 1024)
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    let upload = u["upload_id"].as_str().unwrap();
-    let (s, v) = a.put_chunk(upload, 0, 0, b"hello").await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let body = json!({"files": [{"file_index": 0, "checksum": format!("blake3:{}", hex_blake3(b"hello"))}]});
+    let session = a.send_files(&asset, &[("f.bin", b"hello")], 1024).await;
+    let upload = session["upload_id"].as_str().unwrap();
+    let body = completion(&[b"hello"]);
     let (s, version) = a
         .post(&format!("/api/transfers/{upload}/complete/"), body.clone())
         .await;
@@ -406,15 +401,10 @@ async fn compatibility_routes_keep_the_smaller_promises_scripts_rely_on() {
     assert_err(&reply, NOT_FOUND);
 
     // Two completions of one upload at once: one publishes, the other is 409.
-    let (s, u) = a
-        .open_upload(&asset, json!([{"name": "f.bin", "size": 5}]), 1024)
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    let upload = u["upload_id"].as_str().unwrap();
-    let (s, v) = a.put_chunk(upload, 0, 0, b"tiles").await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let session = a.send_files(&asset, &[("f.bin", b"tiles")], 1024).await;
+    let upload = session["upload_id"].as_str().unwrap();
     let path = format!("/api/transfers/{upload}/complete/");
-    let body = json!({"files": [{"file_index": 0, "checksum": format!("blake3:{}", hex_blake3(b"tiles"))}]});
+    let body = completion(&[b"tiles"]);
     let (first, second) = tokio::join!(a.post(&path, body.clone()), a.post(&path, body));
     let (won, lost) = if first.0 == StatusCode::OK {
         (first, second)

@@ -102,6 +102,15 @@ const ASSET_WRITE: Variants = &[
     ("personal", Rule::PersonalOwner),
 ];
 
+/// Creating a relationship (`/api/v1` and its compatibility twin): between a
+/// project's assets, from the caller's own personal asset to a project asset,
+/// and at a personal asset.
+const RELATIONSHIP_CREATE: Variants = &[
+    ("project", Rule::ProjectWrite),
+    ("own-to-project", Rule::FromOwnToProject),
+    ("to-personal", Rule::PersonalOwner),
+];
+
 /// Rows: `METHOD path-template` → variants.
 const TABLE: &[(&str, Variants)] = &[
     ("GET /healthz", PUBLIC),
@@ -172,11 +181,7 @@ const TABLE: &[(&str, Variants)] = &[
     ),
     (
         "POST /api/v1/assets/{asset_id}/relationships",
-        &[
-            ("project", Rule::ProjectWrite),
-            ("own-to-project", Rule::FromOwnToProject),
-            ("to-personal", Rule::PersonalOwner),
-        ],
+        RELATIONSHIP_CREATE,
     ),
     ("GET /api/v1/assets/{asset_id}/relationships", ASSET_READ),
     ("GET /api/v1/assets/{asset_id}/lineage", ASSET_READ),
@@ -206,11 +211,7 @@ const TABLE: &[(&str, Variants)] = &[
     // Compatibility routes: the same rules as their `/api/v1` twins (see `compat_twin`).
     (
         "POST /api/assets/{asset_id}/relationships/",
-        &[
-            ("project", Rule::ProjectWrite),
-            ("own-to-project", Rule::FromOwnToProject),
-            ("to-personal", Rule::PersonalOwner),
-        ],
+        RELATIONSHIP_CREATE,
     ),
     ("GET /api/assets/{asset_id}/", ASSET_READ),
     ("PATCH /api/assets/{asset_id}/", ASSET_WRITE),
@@ -655,9 +656,7 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
             let (s, v) = ctx.api(Who::Member).put_chunk(&upload, 0, 0, FILE).await;
             assert_eq!(s, StatusCode::OK, "{v}");
             Req {
-                json: Some(
-                    json!({"files": [{"file_index": 0, "checksum": format!("blake3:{}", hex_blake3(FILE))}]}),
-                ),
+                json: Some(completion(&[FILE])),
                 ..req(method, format!("/api/v1/uploads/{upload}/complete"))
             }
         }

@@ -206,6 +206,14 @@ impl Api {
         collection["collection_id"].as_str().unwrap().to_string()
     }
 
+    /// `PUT /api/v1/assets/{asset_id}/collection`: move an asset into another
+    /// collection of its project.
+    pub async fn move_asset(&self, asset_id: &str, collection_id: &str) -> (StatusCode, Value) {
+        let path = format!("/api/v1/assets/{asset_id}/collection");
+        let body = json!({ "collection_id": collection_id });
+        self.call(Method::PUT, &path, Some(body)).await
+    }
+
     /// `POST /api/v1/assets/{from}/relationships` with `body` (`to_asset_id`,
     /// `type`, …).
     pub async fn relate(&self, from: &str, body: Value) -> (StatusCode, Value) {
@@ -349,14 +357,9 @@ impl Api {
     }
 
     pub async fn complete(&self, upload_id: &str, files: &[&[u8]]) -> (StatusCode, Value) {
-        let sums: Vec<Value> = files
-            .iter()
-            .enumerate()
-            .map(|(i, d)| json!({"file_index": i, "checksum": format!("blake3:{}", hex_blake3(d))}))
-            .collect();
         self.post(
             &format!("/api/v1/uploads/{upload_id}/complete"),
-            json!({"files": sums}),
+            completion(files),
         )
         .await
     }
@@ -371,6 +374,16 @@ impl Api {
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }
+}
+
+/// The body that completes an upload of `files` (each file's BLAKE3 checksum).
+pub fn completion(files: &[&[u8]]) -> Value {
+    let sums: Vec<Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, d)| json!({"file_index": i, "checksum": format!("blake3:{}", hex_blake3(d))}))
+        .collect();
+    json!({ "files": sums })
 }
 
 /// The body of a `201 Created` reply (anything else fails the test).
