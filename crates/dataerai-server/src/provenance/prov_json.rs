@@ -283,18 +283,26 @@ mod tests {
             "https://data.lab.org/api/v1/assets/"
         );
         let fit = &doc["entity"]["dataerai:fit"];
-        assert_eq!(fit["prov:label"], "title of fit");
-        assert_eq!(fit["prov:type"], "analysis");
-        assert_eq!(fit["dataerai_term:alias"], "alias-fit");
-        assert_eq!(fit["dataerai_term:contentId"], "c-fit");
-        assert_eq!(fit["dataerai_term:checksum"], "blake3:fit");
+        for (key, want) in [
+            ("prov:label", "title of fit"),
+            ("prov:type", "analysis"),
+            ("dataerai_term:alias", "alias-fit"),
+            ("dataerai_term:contentId", "c-fit"),
+            ("dataerai_term:checksum", "blake3:fit"),
+        ] {
+            assert_eq!(fit[key], want, "{key}");
+        }
         assert_eq!(doc["entity"]["dataerai:fig"]["dataerai_term:root"], true);
         let r1 = &doc["wasDerivedFrom"]["dataerai_rel:r1"];
-        assert_eq!(r1["prov:generatedEntity"], "dataerai:fig");
-        assert_eq!(r1["prov:usedEntity"], "dataerai:fit");
-        assert_eq!(r1["dataerai_term:relationshipType"], "derived_from");
-        assert_eq!(r1["dataerai_term:analysisMode"], "non_destructive");
-        assert_eq!(r1["dataerai_term:qualifierNote"], "peak fit");
+        for (key, want) in [
+            ("prov:generatedEntity", "dataerai:fig"),
+            ("prov:usedEntity", "dataerai:fit"),
+            ("dataerai_term:relationshipType", "derived_from"),
+            ("dataerai_term:analysisMode", "non_destructive"),
+            ("dataerai_term:qualifierNote", "peak fit"),
+        ] {
+            assert_eq!(r1[key], want, "{key}");
+        }
         assert_eq!(
             r1["dataerai_term:qualifierTime"],
             json!({"$": "2026-12-06T10:00:00Z", "type": "xsd:dateTime"})
