@@ -124,14 +124,31 @@ pub fn html_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
-/// `200`: the page.
-pub struct HtmlPage;
+/// Names an HTML answer many handlers give (`status`, `description`) as a
+/// type their `responses(…)` can list. A macro because each is a unit struct
+/// with the same three-line `IntoResponses` impl and only the two values differ.
+macro_rules! html_answer {
+    ($(#[$doc:meta])* $vis:vis $name:ident, $status:literal, $description:literal) => {
+        $(#[$doc])*
+        $vis struct $name;
 
-impl IntoResponses for HtmlPage {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        BTreeMap::from([("200".to_string(), html_response("The page"))])
-    }
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                let answer = $crate::openapi::html_response($description);
+                std::collections::BTreeMap::from([($status.to_string(), answer)])
+            }
+        }
+    };
 }
+pub(crate) use html_answer;
+
+html_answer!(
+    /// `200`: the page.
+    pub HtmlPage, "200", "The page"
+);
 
 /// `303` to `/login`: a signed-out visitor of a page that needs a session.
 pub struct SignInFirst;
@@ -143,15 +160,27 @@ impl IntoResponses for SignInFirst {
     }
 }
 
-/// `400`: a form refused by a rule; the page says which.
-pub struct FormRefused;
+html_answer!(
+    /// `400`: a form refused by a rule; the page says which.
+    pub FormRefused, "400", "Refused (the page says why)"
+);
 
-impl IntoResponses for FormRefused {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let refused = html_response("Refused (the page says why)");
-        BTreeMap::from([("400".to_string(), refused)])
-    }
-}
+html_answer!(
+    /// `404`: an asset that does not exist or that the visitor may not read
+    /// (the same page for both, as the API's 404).
+    pub NoSuchAsset, "404", "No such asset, or not readable"
+);
+
+html_answer!(
+    /// `403`: an asset form from a reader who may not write, or without the
+    /// CSRF token.
+    pub MayNotWrite, "403", "A reader who may not write, or no CSRF token"
+);
+
+html_answer!(
+    /// `200`: the users page again, with what an admin form did on top.
+    pub UsersPageAfterForm, "200", "Done: the users page"
+);
 
 #[cfg(test)]
 mod tests {

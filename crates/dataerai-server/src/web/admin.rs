@@ -9,7 +9,6 @@
 //! (`crate::admin::{create_user, set_password, set_disabled}`), so the rules
 //! and the audit events are the same; here the administrator is the actor.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
@@ -23,7 +22,6 @@ use dataerai_store::StoreError;
 use maud::{html, Markup};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use utoipa::openapi::RefOr;
 
 use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
@@ -32,7 +30,7 @@ use super::unavailable;
 use super::view::{count, date, link, not_found, pager, size, usage, Params};
 use crate::admin::{self as accounts, Actor, MIN_PASSWORD_LEN};
 use crate::auth::Caller;
-use crate::openapi::{html_response, FormRefused, HtmlPage, SignInFirst};
+use crate::openapi::{html_answer, FormRefused, HtmlPage, SignInFirst, UsersPageAfterForm};
 use crate::state::AppState;
 
 const USERS_PER_PAGE: u64 = 50;
@@ -82,16 +80,11 @@ impl FromRequestParts<AppState> for AdminSession {
     }
 }
 
-/// `404`: the one "not found" page, for a signed-in non-administrator (the
-/// answer [`AdminSession`] and [`AdminForm`] give).
-struct AdminOnly;
-
-impl utoipa::IntoResponses for AdminOnly {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        let not_admin = html_response("Not a server administrator");
-        BTreeMap::from([("404".to_string(), not_admin)])
-    }
-}
+html_answer!(
+    /// `404`: the one "not found" page, for a signed-in non-administrator (the
+    /// answer [`AdminSession`] and [`AdminForm`] give).
+    AdminOnly, "404", "Not a server administrator"
+);
 
 /// The links between the three admin pages (not a second `<nav>`: the
 /// header's is the page's only one).
@@ -469,7 +462,7 @@ async fn user_id_of(state: &AppState, email: &str) -> anyhow::Result<String> {
     summary = "Web: create a user (form email, password, admin=yes, csrf_token), as `admin create-user`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Created: the users page", content_type = "text/html", body = String), FormRefused))]
+    responses(UsersPageAfterForm, FormRefused))]
 pub async fn user_create(
     State(state): State<AppState>,
     AdminForm(CsrfForm {
@@ -498,7 +491,7 @@ pub async fn user_create(
     summary = "Web: set a user's password (form email, password, csrf_token), as `admin set-password`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String), FormRefused))]
+    responses(UsersPageAfterForm, FormRefused))]
 pub async fn user_password(
     State(state): State<AppState>,
     AdminForm(CsrfForm {
@@ -523,7 +516,7 @@ pub async fn user_password(
     summary = "Web: disable a user (form email, csrf_token), as `admin disable-user`; not oneself; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String), FormRefused))]
+    responses(UsersPageAfterForm, FormRefused))]
 pub async fn user_disable(
     State(state): State<AppState>,
     AdminForm(posted): AdminForm<EmailField>,
@@ -536,7 +529,7 @@ pub async fn user_disable(
     summary = "Web: enable a disabled user again (form email, csrf_token), as `admin enable-user`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Done: the users page", content_type = "text/html", body = String), FormRefused))]
+    responses(UsersPageAfterForm, FormRefused))]
 pub async fn user_enable(
     State(state): State<AppState>,
     AdminForm(posted): AdminForm<EmailField>,

@@ -12,9 +12,9 @@
 //! REST handlers (`PATCH`/`DELETE /api/v1/assets/{id}`), so the rules and
 //! messages are the REST ones; done → 303 with a flash.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use dataerai_proto::api::{
     Asset, ContentVersion, Lineage, LineageNode, OwnerType, Relationship, UpdateAsset,
     MAX_LINEAGE_EDGES,
@@ -23,6 +23,7 @@ use dataerai_proto::ErrorCode;
 use dataerai_store::meta::auth::SessionRecord;
 use dataerai_store::meta::{LineageDirection, RelationshipSides, Window};
 use maud::{html, Markup};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -30,10 +31,12 @@ use super::csrf::CsrfForm;
 use super::layout::{csrf_field, Flash, Page};
 use super::redirect;
 use super::view::{
-    date, done_flash, error_page, link, not_found, record_type, size, tags, Done, Params, Viewer,
+    card_or_empty, date, done_flash, error_page, link, not_found, record_type, size, tags, Done,
+    Params, Viewer,
 };
+use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
-use crate::openapi::{HtmlPage, SignInFirst};
+use crate::openapi::{HtmlPage, MayNotWrite, NoSuchAsset, SignInFirst};
 use crate::routes::{
     delete_asset, load_asset, owner_access, redact_lineage, update_asset, Access, Ctx,
     ReadableOwners,
@@ -87,7 +90,7 @@ impl Walk {
     security(()),
     params(("asset_id" = String, Path, description = "Asset id")),
     responses(HtmlPage, SignInFirst,
-        (status = 404, description = "No such asset, or not readable", content_type = "text/html", body = String)))]
+        NoSuchAsset))]
 pub async fn asset_page(
     State(state): State<AppState>,
     v: Viewer,
@@ -150,14 +153,7 @@ async fn render(
                 dt { "Id" } dd { code { (asset.asset_id) } }
             }
         }
-        section class="card" aria-labelledby="md-h" {
-            h2 id="md-h" { "Metadata" }
-            @if asset.metadata.is_empty() {
-                p class="empty" { "No metadata." }
-            } @else {
-                div class="md-wrap" { (metadata_table(&asset.metadata, 0)) }
-            }
-        }
+        (card_or_empty("md-h", "Metadata", (!asset.metadata.is_empty()).then(|| html! { div class="md-wrap" { (metadata_table(&asset.metadata, 0)) } }), "No metadata."))
         section class="card" aria-labelledby="files-h" {
             h2 id="files-h" { "Content versions " span class="muted small" { "(" (version_total) ")" } }
             @if versions.is_empty() {
@@ -167,14 +163,7 @@ async fn render(
                 (version(c, i == 0))
             }
         }
-        section class="card" aria-labelledby="rel-h" {
-            h2 id="rel-h" { "Relationships" }
-            @if relationships.is_empty() {
-                p class="empty" { "No relationships." }
-            } @else {
-                (relationship_table(&relationships))
-            }
-        }
+        (card_or_empty("rel-h", "Relationships", (!relationships.is_empty()).then(|| relationship_table(&relationships)), "No relationships."))
         (lineage_section(&asset, walk, &lineage))
         @if writer {
             details class="card edit" id="edit" {
@@ -586,21 +575,15 @@ fn edit_form(asset_id: &str, f: &EditFields, csrf: &str) -> Markup {
     params(("asset_id" = String, Path, description = "Asset id")),
     responses((status = 303, description = "Saved: back to the asset page"),
         (status = 400, description = "Refused: the form again with the message", content_type = "text/html", body = String),
-        (status = 403, description = "A reader who may not write, or no CSRF token", content_type = "text/html", body = String),
-        (status = 404, description = "No such asset, or not readable", content_type = "text/html", body = String)))]
-pub async fn asset_edit(
-    State(state): State<AppState>,
-    Path(asset_id): Path<String>,
-    CsrfForm {
+        MayNotWrite,
+        NoSuchAsset))]
+pub async fn asset_edit(State(state): State<AppState>, posted: WriterForm<EditFields>) -> Response {
+    let WriterForm {
+        asset: Asset { asset_id, .. },
         session,
         caller,
         form,
-    }: CsrfForm<EditFields>,
-) -> Response {
-    // Who may not write is refused before the form is looked at.
-    if let Err(e) = load_asset(&state, &caller, &asset_id, Access::Write).await {
-        return refused(&session, &asset_id, e);
-    }
+    } = posted;
     let result = match form.patch() {
         Ok(patch) => update_asset(
             Ctx { state, caller },
@@ -645,21 +628,19 @@ pub struct DeleteFields {
     params(("asset_id" = String, Path, description = "Asset id")),
     responses((status = 200, description = "The confirmation form", content_type = "text/html", body = String),
         (status = 303, description = "Deleted: to the project page (or home for a personal asset)"),
-        (status = 403, description = "A reader who may not write, or no CSRF token", content_type = "text/html", body = String),
-        (status = 404, description = "No such asset, or not readable", content_type = "text/html", body = String)))]
+        MayNotWrite,
+        NoSuchAsset))]
 pub async fn asset_delete(
     State(state): State<AppState>,
-    Path(asset_id): Path<String>,
-    CsrfForm {
+    posted: WriterForm<DeleteFields>,
+) -> Response {
+    let WriterForm {
+        asset,
         session,
         caller,
         form,
-    }: CsrfForm<DeleteFields>,
-) -> Response {
-    let asset = match load_asset(&state, &caller, &asset_id, Access::Write).await {
-        Ok(a) => a,
-        Err(e) => return refused(&session, &asset_id, e),
-    };
+    } = posted;
+    let asset_id = asset.asset_id.clone();
     if form.confirm != "yes" {
         return confirm_delete(&session, &asset);
     }
@@ -697,6 +678,37 @@ fn confirm_delete(session: &SessionRecord, asset: &Asset) -> Response {
                 }
             }
         })
+}
+
+/// An edit or delete form of an asset: the asset (its id from the path) and
+/// the CSRF-checked form. Who may not write is refused ([`refused`]: 403 for
+/// a reader, the 404 page for who may not read) before the form is acted on.
+pub struct WriterForm<T> {
+    asset: Asset,
+    session: SessionRecord,
+    caller: Caller,
+    form: T,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for WriterForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Path(asset_id) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let posted = CsrfForm::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        match load_asset(state, &posted.caller, &asset_id, Access::Write).await {
+            Ok(asset) => Ok(WriterForm {
+                asset,
+                session: posted.session,
+                caller: posted.caller,
+                form: posted.form,
+            }),
+            Err(e) => Err(refused(&posted.session, &asset_id, e)),
+        }
+    }
 }
 
 /// Why an edit or delete was refused: the REST error's message (403 for a

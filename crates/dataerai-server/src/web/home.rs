@@ -11,7 +11,9 @@ use maud::html;
 
 use super::layout::{Flash, Page};
 use super::session::ClientAddr;
-use super::view::{asset_table, done_flash, error_page, size, usage, viewer, Params, Viewer};
+use super::view::{
+    asset_table, card_or_empty, done_flash, error_page, size, usage, viewer, Params, Viewer,
+};
 use crate::error::AppResult;
 use crate::openapi::HtmlPage;
 use crate::state::AppState;
@@ -117,14 +119,7 @@ async fn render(state: &AppState, v: &Viewer, done: Option<Flash>) -> AppResult<
                 }
                 @if let Some(a) = &personal { (usage(a)) }
             }
-            section class="card" aria-labelledby="recent-h" {
-                h2 id="recent-h" { "Recent uploads" }
-                @if recent.is_empty() {
-                    p class="empty" { "Nothing uploaded yet." }
-                } @else {
-                    (asset_table(&recent))
-                }
-            }
+            (card_or_empty("recent-h", "Recent uploads", (!recent.is_empty()).then(|| asset_table(&recent)), "Nothing uploaded yet."))
         }))
 }
 

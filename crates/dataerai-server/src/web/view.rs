@@ -288,6 +288,25 @@ pub(super) fn asset_table(assets: &[Asset]) -> Markup {
     }
 }
 
+/// A card headed `heading` (the `id` labels it) showing `content`, or the
+/// sentence `empty` when there is nothing to show.
+pub(super) fn card_or_empty(
+    id: &str,
+    heading: &str,
+    content: Option<Markup>,
+    empty: &str,
+) -> Markup {
+    html! {
+        section class="card" aria-labelledby=(id) {
+            h2 id=(id) { (heading) }
+            @match content {
+                Some(content) => { (content) }
+                None => { p class="empty" { (empty) } }
+            }
+        }
+    }
+}
+
 /// "Previous / page n of m / Next" links; `href(page)` makes a page's link.
 pub(super) fn pager(page: u64, per_page: u64, total: u64, href: impl Fn(u64) -> String) -> Markup {
     let pages = total.div_ceil(per_page).max(1);
