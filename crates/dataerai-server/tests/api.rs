@@ -301,8 +301,8 @@ async fn asset_validation_aliases_metadata_merge_privacy_and_delete() {
 
     // PATCH merges metadata (null deletes), replaces tags.
     let (s, patched) = api
-        .patch(
-            &format!("/api/v1/assets/{aid}"),
+        .update_asset(
+            &aid,
             json!({"metadata": {"tmp": null, "voltage_kv": 200, "new": [1]}, "tags": ["a", "b"]}),
         )
         .await;
@@ -314,13 +314,11 @@ async fn asset_validation_aliases_metadata_merge_privacy_and_delete() {
     assert_eq!(patched["tags"], json!(["a", "b"]));
     assert_eq!(patched["title"], "Grain map");
     assert_err(
-        &api.patch(&format!("/api/v1/assets/{aid}"), json!({"title": ""}))
-            .await,
+        &api.update_asset(&aid, json!({"title": ""})).await,
         INVALID_INPUT,
     );
     assert_err(
-        &api.patch(&format!("/api/v1/assets/{aid}"), json!({"metadata": "x"}))
-            .await,
+        &api.update_asset(&aid, json!({"metadata": "x"})).await,
         INVALID_INPUT,
     );
     assert_eq!(

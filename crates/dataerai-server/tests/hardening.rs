@@ -137,11 +137,7 @@ async fn over_long_fields_and_too_deep_metadata_are_refused() {
         INVALID_INPUT,
     );
     assert_err(
-        &api.patch(
-            &format!("/api/v1/assets/{asset}"),
-            json!({"metadata": nest(40)}),
-        )
-        .await,
+        &api.update_asset(asset, json!({"metadata": nest(40)})).await,
         INVALID_INPUT,
     );
     // Deeper than serde's own limit is still a clean 400.

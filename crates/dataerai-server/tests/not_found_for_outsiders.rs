@@ -168,10 +168,7 @@ async fn an_outsider_cannot_tell_existing_from_unknown_ids() {
     assert_eq!(theirs, missing);
 
     // A reader lacking write access is told so (403), not lied to.
-    let patch = viewer
-        .api
-        .patch(&format!("/api/v1/assets/{asset}"), json!({"title": "x"}))
-        .await;
+    let patch = viewer.api.update_asset(&asset, json!({"title": "x"})).await;
     assert_err_for("a viewer changes an asset", &patch, PERMISSION_DENIED);
     let open = viewer
         .api
@@ -254,10 +251,7 @@ async fn relationship_targets_the_caller_cannot_read_are_redacted() {
     let secret = linker.api.project_asset(&b, "secret title").await;
     let (s, _) = linker
         .api
-        .patch(
-            &format!("/api/v1/assets/{secret}"),
-            json!({"alias": "hidden-alias"}),
-        )
+        .update_asset(&secret, json!({"alias": "hidden-alias"}))
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, rel) = linker

@@ -74,10 +74,7 @@ async fn search_finds_what_the_caller_may_read_page_by_page() {
     let id = fit["asset_id"].as_str().unwrap();
     let (s, _) = alice
         .api
-        .patch(
-            &format!("/api/v1/assets/{id}"),
-            json!({"record_type": "figure"}),
-        )
+        .update_asset(id, json!({"record_type": "figure"}))
         .await;
     assert_eq!(s, 200);
     let (_, page) = alice.api.get("/api/v1/search?q=type:figure").await;

@@ -282,26 +282,23 @@ mod tests {
             doc["prefix"]["dataerai"],
             "https://data.lab.org/api/v1/assets/"
         );
-        let fit = &doc["entity"]["dataerai:fit"];
-        for (key, want) in [
-            ("prov:label", "title of fit"),
-            ("prov:type", "analysis"),
-            ("dataerai_term:alias", "alias-fit"),
-            ("dataerai_term:contentId", "c-fit"),
-            ("dataerai_term:checksum", "blake3:fit"),
-        ] {
-            assert_eq!(fit[key], want, "{key}");
-        }
         assert_eq!(doc["entity"]["dataerai:fig"]["dataerai_term:root"], true);
+        // The entity `fit` and the derivation `r1` (fig from fit), field by field.
+        let fit = &doc["entity"]["dataerai:fit"];
         let r1 = &doc["wasDerivedFrom"]["dataerai_rel:r1"];
-        for (key, want) in [
-            ("prov:generatedEntity", "dataerai:fig"),
-            ("prov:usedEntity", "dataerai:fit"),
-            ("dataerai_term:relationshipType", "derived_from"),
-            ("dataerai_term:analysisMode", "non_destructive"),
-            ("dataerai_term:qualifierNote", "peak fit"),
+        for (object, key, want) in [
+            (fit, "prov:label", "title of fit"),
+            (fit, "prov:type", "analysis"),
+            (fit, "dataerai_term:alias", "alias-fit"),
+            (fit, "dataerai_term:contentId", "c-fit"),
+            (fit, "dataerai_term:checksum", "blake3:fit"),
+            (r1, "prov:generatedEntity", "dataerai:fig"),
+            (r1, "prov:usedEntity", "dataerai:fit"),
+            (r1, "dataerai_term:relationshipType", "derived_from"),
+            (r1, "dataerai_term:analysisMode", "non_destructive"),
+            (r1, "dataerai_term:qualifierNote", "peak fit"),
         ] {
-            assert_eq!(r1[key], want, "{key}");
+            assert_eq!(object[key], want, "{key}");
         }
         assert_eq!(
             r1["dataerai_term:qualifierTime"],

@@ -206,6 +206,13 @@ impl Api {
         collection["collection_id"].as_str().unwrap().to_string()
     }
 
+    /// `PATCH /api/v1/assets/{asset_id}` with `patch` (fields to change;
+    /// metadata merged key by key).
+    pub async fn update_asset(&self, asset_id: &str, patch: Value) -> (StatusCode, Value) {
+        self.patch(&format!("/api/v1/assets/{asset_id}"), patch)
+            .await
+    }
+
     /// `PUT /api/v1/assets/{asset_id}/collection`: move an asset into another
     /// collection of its project.
     pub async fn move_asset(&self, asset_id: &str, collection_id: &str) -> (StatusCode, Value) {
