@@ -628,8 +628,16 @@ mod tests {
         for _ in 0..2 {
             let put = store.put_chunk(&key, once(data.clone()), check).await;
             assert_eq!(put.unwrap(), PutOutcome::Stored);
-            assert_eq!(seen.take(), (0, 0, 0), "(lists, gets, heads) of a small PUT");
-            assert_eq!(seen.puts.swap(0, Ordering::SeqCst), 1, "requests to write it");
+            assert_eq!(
+                seen.take(),
+                (0, 0, 0),
+                "(lists, gets, heads) of a small PUT"
+            );
+            assert_eq!(
+                seen.puts.swap(0, Ordering::SeqCst),
+                1,
+                "requests to write it"
+            );
         }
         let read = store
             .read_chunk(&key, Some(&hex::encode(hash)), 0, data.len() as u64)

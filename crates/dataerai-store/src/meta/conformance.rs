@@ -1156,7 +1156,10 @@ pub async fn concurrent_batches_keep_quota_and_never_deadlock(s: &dyn MetadataSt
             .map(|e| format!("{e:?}"))
             .collect::<Vec<_>>()
     };
-    let mut sessions: Vec<UploadSession> = opened.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let mut sessions: Vec<UploadSession> = opened
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
     assert_eq!(sessions.len(), 25, "{:?}", refused(&opened));
     assert!(opened
         .iter()
@@ -1192,7 +1195,10 @@ pub async fn concurrent_batches_keep_quota_and_never_deadlock(s: &dyn MetadataSt
     for (item, done) in first.iter().zip(&a).chain(second.iter().zip(&b)) {
         match done {
             Ok(v) => {
-                assert_eq!(v.files[0].checksum.as_deref(), Some(&*format!("blake3:{}", item.chunk.hash)));
+                assert_eq!(
+                    v.files[0].checksum.as_deref(),
+                    Some(&*format!("blake3:{}", item.chunk.hash))
+                );
                 *completed.entry(&item.upload_id).or_default() += 1;
             }
             Err(e) => assert!(matches!(e, StoreError::Invalid(_)), "{e:?}"),
@@ -1235,13 +1241,20 @@ pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
         .finish_small(&[finish(&opened[0], 30), finish(&opened[1], 20)])
         .await
         .unwrap();
-    assert!(matches!(done[0], Err(StoreError::QuotaExceeded { .. })), "{:?}", done[0]);
+    assert!(
+        matches!(done[0], Err(StoreError::QuotaExceeded { .. })),
+        "{:?}",
+        done[0]
+    );
     assert_eq!(done[1].as_ref().unwrap().content_id, opened[1].content_id);
     let first = s.get_upload(&opened[0].upload_id).await.unwrap().unwrap();
     assert_eq!(first.session.status, UploadStatus::Open);
     assert!(first.session.files[0].received_chunks.is_empty());
     assert_eq!(counters(s, OwnerType::User, user).await, (0, 30, 1));
-    assert_eq!(counters(s, OwnerType::User, &other.user_id).await, (20, 0, 1));
+    assert_eq!(
+        counters(s, OwnerType::User, &other.user_id).await,
+        (20, 0, 1)
+    );
 }
 
 /// Search: text, phrases, fields, metadata predicates, boolean structure,

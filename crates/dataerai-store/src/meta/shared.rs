@@ -751,7 +751,11 @@ async fn allocations_of<C: Dialect>(c: &mut C, rows: &str, ids: &[String]) -> Re
                 part.iter().map(Arg::from).collect(),
             )
             .await?;
-        out.extend(found.into_iter().flat_map(|(own, charged)| own.into_iter().chain(charged)));
+        out.extend(
+            found
+                .into_iter()
+                .flat_map(|(own, charged)| own.into_iter().chain(charged)),
+        );
     }
     Ok(out)
 }
