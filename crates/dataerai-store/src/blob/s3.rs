@@ -274,11 +274,17 @@ impl BlobStore for S3BlobStore {
     ) -> Result<PutOutcome> {
         let path = self.chunk_dir(key)?.child(key_hash(&check.hash));
         // Stored earlier (the metadata record was lost, or a retry raced it):
-        // the key names verified bytes, so there is nothing to write.
-        match self.store.head(&path).await {
-            Ok(_) => return Ok(PutOutcome::AlreadyStored),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+        // the key names verified bytes, so there is nothing to write. Asked
+        // only for a chunk sent in parts: one that fits a single PUT is
+        // simply written (the same bytes again under the same key; a PUT
+        // replaces an object whole), which costs what the HEAD would — a
+        // small file is one request, not two.
+        if check.len > PART_SIZE as u64 {
+            match self.store.head(&path).await {
+                Ok(_) => return Ok(PutOutcome::AlreadyStored),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut writer = BufWriter::with_capacity(self.store.clone(), path, PART_SIZE)
             .with_max_concurrency(PART_CONCURRENCY);
@@ -409,6 +415,7 @@ mod tests {
         lists: AtomicUsize,
         gets: AtomicUsize,
         heads: AtomicUsize,
+        puts: AtomicUsize,
     }
 
     impl Requests {
@@ -442,6 +449,7 @@ mod tests {
             payload: PutPayload,
             opts: PutOptions,
         ) -> object_store::Result<PutResult> {
+            self.seen.puts.fetch_add(1, Ordering::SeqCst);
             self.inner.put_opts(location, payload, opts).await
         }
         async fn put_multipart_opts(
@@ -449,6 +457,7 @@ mod tests {
             location: &Path,
             opts: PutMultipartOptions,
         ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.seen.puts.fetch_add(1, Ordering::SeqCst);
             self.inner.put_multipart_opts(location, opts).await
         }
         async fn get_opts(
@@ -600,6 +609,48 @@ mod tests {
             ));
         }
         store.delete_content("c-reads").await.unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the S3 test server: run by make test-scaleout"]
+    async fn a_small_chunk_is_one_put_and_a_resent_one_is_rewritten_whole() {
+        let Some((store, seen)) = counted_s3() else {
+            return;
+        };
+        let data = vec![7u8; 64 * 1024];
+        let hash = *blake3::hash(&data).as_bytes();
+        let key = ChunkKey {
+            content_id: "c-small".into(),
+            file_index: 0,
+            chunk_index: 0,
+        };
+        let check = ChunkCheck::whole_file(data.len() as u64, hash);
+        for _ in 0..2 {
+            let put = store.put_chunk(&key, once(data.clone()), check).await;
+            assert_eq!(put.unwrap(), PutOutcome::Stored);
+            assert_eq!(
+                seen.take(),
+                (0, 0, 0),
+                "(lists, gets, heads) of a small PUT"
+            );
+            assert_eq!(
+                seen.puts.swap(0, Ordering::SeqCst),
+                1,
+                "requests to write it"
+            );
+        }
+        let read = store
+            .read_chunk(&key, Some(&hex::encode(hash)), 0, data.len() as u64)
+            .await
+            .unwrap();
+        assert_eq!(super::super::read_to_vec(read).await.unwrap(), data);
+        // Bad bytes are still refused before anything is written.
+        let bad = store
+            .put_chunk(&key, once(vec![8u8; 64 * 1024]), check)
+            .await;
+        assert!(matches!(bad, Err(StoreError::Integrity(_))), "{bad:?}");
+        assert_eq!(seen.puts.swap(0, Ordering::SeqCst), 0);
+        store.delete_content("c-small").await.unwrap();
     }
 
     #[test]

@@ -1111,6 +1111,152 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     assert!(s.get_upload(&again.upload_id).await.unwrap().is_none());
 }
 
+/// Batches over one allocation, run concurrently with each other and with
+/// lone sessions (PostgreSQL: each batch locks its allocations, then its
+/// sessions, in id order up front): together they never reserve more than
+/// the quota or open more files than the limit, none fails as a whole (no
+/// deadlock), and two finish batches listing the same sessions in opposite
+/// orders complete each session once.
+pub async fn concurrent_batches_keep_quota_and_never_deadlock(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let user = u.user_id.as_str();
+    let existing = asset_of(s, user, None).await;
+    let item = |target| NewUpload {
+        target,
+        user_id: u.user_id.clone(),
+        chunk_size: 64,
+        files: vec![spec("f", 40, None)],
+    };
+    let batch = |n: usize| {
+        let items = (0..n)
+            .map(|i| match i % 3 {
+                0 => item(UploadTarget::Existing(existing.asset_id.clone())),
+                _ => item(UploadTarget::NewAsset(new_asset(user, None))),
+            })
+            .collect();
+        s.create_uploads(items)
+    };
+    // Asked: 6 batches of 6 sessions and 4 lone ones, 40 bytes each; the
+    // quota of 1,000 bytes holds 25.
+    let one_file = [spec("f", 40, None)];
+    let lone = || s.create_upload(&existing.asset_id, user, 64, &one_file);
+    let (batches, lones) = futures::join!(
+        futures::future::join_all((0..6).map(|_| batch(6))),
+        futures::future::join_all((0..4).map(|_| lone())),
+    );
+    let mut opened: Vec<Result<UploadSession>> = Vec::new();
+    for b in batches {
+        opened.extend(b.expect("a batch failed as a whole"));
+    }
+    opened.extend(lones);
+    let refused = |opened: &[Result<UploadSession>]| {
+        opened
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| format!("{e:?}"))
+            .collect::<Vec<_>>()
+    };
+    let mut sessions: Vec<UploadSession> = opened
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    assert_eq!(sessions.len(), 25, "{:?}", refused(&opened));
+    assert!(opened
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, StoreError::QuotaExceeded { .. })));
+    assert_eq!(counters(s, OwnerType::User, user).await, (0, 1000, 25));
+
+    // The same for the file limit: 28 files, 12 more asked, 3 fit.
+    s.set_quota(OwnerType::User, user, 100_000).await.unwrap();
+    s.set_max_files(OwnerType::User, user, 28).await.unwrap();
+    let batches = futures::future::join_all((0..3).map(|_| batch(4))).await;
+    let mut opened = Vec::new();
+    for b in batches {
+        opened.extend(b.expect("a batch failed as a whole"));
+    }
+    sessions.extend(opened.iter().filter_map(|r| r.as_ref().ok().cloned()));
+    assert_eq!(sessions.len(), 28, "{:?}", refused(&opened));
+    assert_eq!(counters(s, OwnerType::User, user).await, (0, 1120, 28));
+
+    // Two finish batches over 8 shared sessions, listed in opposite orders.
+    let finish = |of: &UploadSession| SmallFinish {
+        upload_id: of.upload_id.clone(),
+        chunk: ChunkRecord {
+            size: 40,
+            hash: "cd".repeat(32),
+        },
+    };
+    let first: Vec<SmallFinish> = sessions[..18].iter().map(finish).collect();
+    let second: Vec<SmallFinish> = sessions[10..].iter().rev().map(finish).collect();
+    let (a, b) = futures::join!(s.finish_small(&first), s.finish_small(&second));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut completed = std::collections::HashMap::<&str, usize>::new();
+    for (item, done) in first.iter().zip(&a).chain(second.iter().zip(&b)) {
+        match done {
+            Ok(v) => {
+                assert_eq!(
+                    v.files[0].checksum.as_deref(),
+                    Some(&*format!("blake3:{}", item.chunk.hash))
+                );
+                *completed.entry(&item.upload_id).or_default() += 1;
+            }
+            Err(e) => assert!(matches!(e, StoreError::Invalid(_)), "{e:?}"),
+        }
+    }
+    assert_eq!(completed.len(), 28, "every session completed");
+    assert!(completed.values().all(|n| *n == 1), "{completed:?}");
+    assert_eq!(counters(s, OwnerType::User, user).await, (1120, 0, 28));
+}
+
+/// A finish batch whose item fails a check the batched path leaves to the
+/// per-item one (here: the quota, lowered after the sessions opened) answers
+/// item by item, and a failed item changes nothing.
+pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 100).await.unwrap();
+    let user = u.user_id.as_str();
+    let other = s.create_user("b@x.org", 100).await.unwrap();
+    let item = |owner: &str, size| NewUpload {
+        target: UploadTarget::NewAsset(new_asset(owner, None)),
+        user_id: owner.to_string(),
+        chunk_size: 64,
+        files: vec![spec("f", size, None)],
+    };
+    let opened: Vec<UploadSession> = s
+        .create_uploads(vec![item(user, 30), item(&other.user_id, 20)])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    s.set_quota(OwnerType::User, user, 10).await.unwrap();
+    let finish = |of: &UploadSession, size| SmallFinish {
+        upload_id: of.upload_id.clone(),
+        chunk: ChunkRecord {
+            size,
+            hash: "ab".repeat(32),
+        },
+    };
+    let done = s
+        .finish_small(&[finish(&opened[0], 30), finish(&opened[1], 20)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(done[0], Err(StoreError::QuotaExceeded { .. })),
+        "{:?}",
+        done[0]
+    );
+    assert_eq!(done[1].as_ref().unwrap().content_id, opened[1].content_id);
+    let first = s.get_upload(&opened[0].upload_id).await.unwrap().unwrap();
+    assert_eq!(first.session.status, UploadStatus::Open);
+    assert!(first.session.files[0].received_chunks.is_empty());
+    assert_eq!(counters(s, OwnerType::User, user).await, (0, 30, 1));
+    assert_eq!(
+        counters(s, OwnerType::User, &other.user_id).await,
+        (20, 0, 1)
+    );
+}
+
 /// Search: text, phrases, fields, metadata predicates, boolean structure,
 /// sorting, paging, facets and read permission give the same answers on both
 /// backends.
@@ -2039,6 +2185,8 @@ both_backends!(
     concurrent_writers_keep_quota_and_merges,
     auth_device_members_audit,
     batches_settle_each_item_on_its_own,
+    concurrent_batches_keep_quota_and_never_deadlock,
+    a_refused_finish_item_fails_alone,
     invited_and_disabled_users,
     file_limit_counts_every_file,
     idle_sessions_expire_and_leave_unreferenced_contents,

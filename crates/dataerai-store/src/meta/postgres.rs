@@ -7,7 +7,10 @@
 //! also documents the lock order). Where SQLite takes its one write lock up
 //! front (`BEGIN IMMEDIATE`), a read-check-write here locks the rows it
 //! decides on with `SELECT … FOR UPDATE`; this module says how, and what
-//! else PostgreSQL's dialect does differently ([`Dialect`]).
+//! else PostgreSQL's dialect does differently ([`Dialect`]). A batch of
+//! small uploads is one transaction (one commit, one WAL flush) that locks
+//! every allocation and session it decides on before its first item, in id
+//! order (see the lock order in [`super::shared`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -85,7 +88,6 @@ impl PgStore {
 impl Backend for PgStore {
     type Db = Postgres;
     type Write = Tx;
-    const ONE_TRANSACTION_PER_BATCH: bool = false;
 
     fn pool(&self) -> &PgPool {
         &self.pool

@@ -15,7 +15,10 @@
 //! allocation and dedup/reference decisions per owner — then the `uploads` row (complete and
 //! abort `FOR UPDATE`; recording a chunk `FOR SHARE`, so chunks of one
 //! session go in parallel but never race its completion). A metadata merge
-//! locks the asset row.
+//! locks the asset row. A batch ([`MetadataStore::create_uploads`],
+//! [`MetadataStore::finish_small`]) takes the same locks for all its items
+//! before its first item, each kind in id order ([`lock_for_new_sessions`],
+//! [`lock_for_finish`]): the allocations of every item, then every session.
 
 use std::ops::DerefMut;
 
@@ -54,13 +57,6 @@ pub(crate) trait Backend: AuthStore + Send + Sync + 'static {
     type Db: Database<Connection: Dialect>;
     /// A write transaction.
     type Write: DerefMut<Target = ConnOf<Self>> + Commit + Send;
-
-    /// How a batch ([`MetadataStore::create_uploads`], [`MetadataStore::finish_small`])
-    /// keeps its items apart: `true`, one write transaction for the whole
-    /// batch and a savepoint per item (SQLite: one turn of the write lock);
-    /// `false`, a transaction per item (PostgreSQL: items of several owners
-    /// never wait on each other's row locks).
-    const ONE_TRANSACTION_PER_BATCH: bool;
 
     /// Connections for reads and one-statement writes.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
@@ -102,31 +98,20 @@ async fn settle<W: Commit>(tx: W, keep: bool) -> Result<()> {
     }
 }
 
-/// `each` for every item, in item order; each item succeeds or fails on its
-/// own, and a failed item leaves nothing behind (see
-/// [`Backend::ONE_TRANSACTION_PER_BATCH`]).
+/// `each` for every item, in item order, inside the write transaction `c`
+/// of a batch: each item succeeds or fails on its own, and a failed item
+/// leaves nothing behind (a savepoint per item).
 async fn each_atomically<B: Backend, I: Sync, T: Send>(
-    b: &B,
+    c: &mut ConnOf<B>,
     items: &[I],
     each: Each<ConnOf<B>, I, T>,
 ) -> Result<Vec<Result<T>>> {
     let mut out = Vec::with_capacity(items.len());
-    if B::ONE_TRANSACTION_PER_BATCH {
-        let mut tx = b.write().await?;
-        for item in items {
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-            let done = each(&mut savepoint, item).await;
-            settle(savepoint, done.is_ok()).await?;
-            out.push(done);
-        }
-        tx.commit().await?;
-    } else {
-        for item in items {
-            let mut tx = b.write().await?;
-            let done = each(&mut tx, item).await;
-            settle(tx, done.is_ok()).await?;
-            out.push(done);
-        }
+    for item in items {
+        let mut savepoint = sqlx::Connection::begin(&mut *c).await?;
+        let done = each(&mut savepoint, item).await;
+        settle(savepoint, done.is_ok()).await?;
+        out.push(done);
     }
     Ok(out)
 }
@@ -712,16 +697,6 @@ async fn insert_upload<C: Dialect>(
     Ok(rows.session)
 }
 
-/// A new asset (or an existing one) and a session on it: one item of
-/// [`MetadataStore::create_uploads`].
-async fn insert_upload_item<C: Dialect>(c: &mut C, item: &NewUpload) -> Result<UploadSession> {
-    let asset_id = match &item.target {
-        UploadTarget::NewAsset(asset) => insert_asset(c, asset.clone()).await?.asset_id,
-        UploadTarget::Existing(id) => id.clone(),
-    };
-    insert_upload(c, &asset_id, &item.user_id, item.chunk_size, &item.files).await
-}
-
 /// The rows of one new session, decided before any is written
 /// ([`insert_upload`], or [`create_uploads_together`] at the end of a batch).
 struct SessionRows {
@@ -733,10 +708,123 @@ struct SessionRows {
     file_specs: Vec<UploadFileSpec>,
 }
 
-/// [`MetadataStore::create_uploads`] for stores whose batches are one
-/// transaction (`ONE_TRANSACTION_PER_BATCH`, no row locks): each item's
+/// Whether this database locks rows (PostgreSQL), so a batch takes its
+/// locks up front; SQLite's write transaction holds its one write lock.
+fn locks_rows<C: Dialect>() -> bool {
+    !C::FOR_UPDATE.is_empty()
+}
+
+/// Lock, until the transaction ends, the rows of `table` with these `ids`
+/// (in any order, repeats allowed) in id order, as [`lock_asset_allocations`]
+/// does for one asset: every transaction takes its locks of one table in
+/// that one order, so a batch and anything else never wait on each other in
+/// a cycle.
+async fn lock_in_id_order<C: Dialect>(c: &mut C, table: &str, mut ids: Vec<String>) -> Result<()> {
+    ids.sort();
+    ids.dedup();
+    for part in ids.chunks(IDS_PER_SELECT) {
+        let _locked: Vec<(String,)> = c
+            .fetch_all(
+                &format!(
+                    "SELECT id FROM {table} WHERE id IN ({}) ORDER BY id{}",
+                    marks(0, part.len()),
+                    C::FOR_UPDATE
+                ),
+                part.iter().map(Arg::from).collect(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The allocations of the assets `rows` selects (`… WHERE <key> IN (` ids
+/// `)`): each asset's owner's and, if it names one, the one it is charged to.
+async fn allocations_of<C: Dialect>(c: &mut C, rows: &str, ids: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for part in ids.chunks(IDS_PER_SELECT) {
+        let found: Vec<(Option<String>, Option<String>)> = c
+            .fetch_all(
+                &format!(
+                    "SELECT o.id, a.allocation_id FROM {rows} IN ({})",
+                    marks(0, part.len())
+                ),
+                part.iter().map(Arg::from).collect(),
+            )
+            .await?;
+        out.extend(
+            found
+                .into_iter()
+                .flat_map(|(own, charged)| own.into_iter().chain(charged)),
+        );
+    }
+    Ok(out)
+}
+
+/// An asset joined to its owner's allocation (`o`), for [`allocations_of`].
+const ASSET_ALLOCATIONS: &str = "assets a
+    LEFT JOIN allocations o ON o.owner_type = a.owner_type AND o.owner_id = a.owner_id
+    WHERE a.id";
+
+/// A session joined to its asset (`a`) and the owner's allocation (`o`), for
+/// [`allocations_of`].
+const SESSION_ALLOCATIONS: &str = "uploads u JOIN assets a ON a.id = u.asset_id
+    LEFT JOIN allocations o ON o.owner_type = a.owner_type AND o.owner_id = a.owner_id
+    WHERE u.id";
+
+/// PostgreSQL: lock, before the first item of a
+/// [`MetadataStore::create_uploads`] batch, every allocation an item
+/// charges or decides dedup on (a new asset's owner's and the one it names;
+/// an existing asset's, as [`lock_asset_allocations`]), in id order. The
+/// batch then checks quotas and file limits against the allocations as it
+/// leaves them, exact until it commits; two concurrent batches over one
+/// allocation run one after the other.
+async fn lock_for_new_sessions<C: Dialect>(c: &mut C, items: &[NewUpload]) -> Result<()> {
+    if !locks_rows::<C>() {
+        return Ok(());
+    }
+    let mut ids = Vec::new();
+    let mut owners: Vec<(OwnerType, &str)> = Vec::new();
+    let mut existing = Vec::new();
+    for item in items {
+        match &item.target {
+            UploadTarget::NewAsset(asset) => {
+                ids.extend(asset.allocation_id.clone());
+                let owner = (asset.owner_type, asset.owner_id.as_str());
+                if !owners.contains(&owner) {
+                    owners.push(owner);
+                }
+            }
+            UploadTarget::Existing(id) => existing.push(id.clone()),
+        }
+    }
+    for (owner_type, owner_id) in owners {
+        if let Some(own) = load_allocation(c, owner_type, owner_id).await? {
+            ids.push(own.allocation_id);
+        }
+    }
+    ids.extend(allocations_of(c, ASSET_ALLOCATIONS, &existing).await?);
+    lock_in_id_order(c, "allocations", ids).await
+}
+
+/// PostgreSQL: lock, before the first item of a
+/// [`MetadataStore::finish_small`] batch, the allocations of every
+/// session's asset (in id order), then the sessions (in id order), as one
+/// completion does (lock order): the batch's checks and writes see no other
+/// change to them until it commits.
+async fn lock_for_finish<C: Dialect>(c: &mut C, items: &[SmallFinish]) -> Result<()> {
+    if !locks_rows::<C>() {
+        return Ok(());
+    }
+    let ids: Vec<String> = items.iter().map(|i| i.upload_id.clone()).collect();
+    let allocations = allocations_of(c, SESSION_ALLOCATIONS, &ids).await?;
+    lock_in_id_order(c, "allocations", allocations).await?;
+    lock_in_id_order(c, "uploads", ids).await
+}
+
+/// [`MetadataStore::create_uploads`] in one write transaction: each item's
 /// asset is written at once (its alias may be taken), and its checks made
-/// against the allocations as this batch leaves them; the batch's contents,
+/// against the allocations as this batch leaves them (kept exact by the
+/// allocation locks [`lock_for_new_sessions`] took); the batch's contents,
 /// files and sessions then go in a few multi-row `INSERT`s instead of three
 /// or more statements per item, and no session is read back.
 async fn create_uploads_together<B: Backend>(
@@ -1138,8 +1226,8 @@ struct SmallSessionRow {
 /// twenty statements per item. Answers `None`, having written nothing, when
 /// an item needs a decision the per-item path makes (a quota check that
 /// fails, a missing allocation, a session of several files): the caller then
-/// runs the batch item by item. For stores whose batches are one
-/// transaction (`ONE_TRANSACTION_PER_BATCH`): no row locks are taken.
+/// runs the batch item by item. Takes no row locks: the caller holds them
+/// ([`lock_for_finish`]).
 async fn finish_small_together<C: Dialect>(
     c: &mut C,
     items: &[SmallFinish],
@@ -2204,29 +2292,32 @@ impl<B: Backend> MetadataStore for B {
         in_write!(self, |c| publish_upload(c, upload_id, checksums))
     }
 
+    /// One write transaction (one commit) for the whole batch.
     async fn create_uploads(&self, items: Vec<NewUpload>) -> Result<Vec<Result<UploadSession>>> {
-        if Self::ONE_TRANSACTION_PER_BATCH {
-            let mut tx = self.write().await?;
-            let out = create_uploads_together::<Self>(&mut tx, &items).await?;
-            tx.commit().await?;
-            return Ok(out);
-        }
-        each_atomically(self, &items, |c, item| {
-            Box::pin(insert_upload_item(c, item))
-        })
-        .await
+        let mut tx = self.write().await?;
+        lock_for_new_sessions(&mut *tx, &items).await?;
+        let out = create_uploads_together::<Self>(&mut tx, &items).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
+    /// One write transaction (one commit) for the whole batch: a few
+    /// statements for all items, or, when an item needs the per-item path's
+    /// decisions, a savepoint per item.
     async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
-        if Self::ONE_TRANSACTION_PER_BATCH {
-            let mut tx = self.write().await?;
-            if let Some(done) = finish_small_together(&mut *tx, items).await? {
-                tx.commit().await?;
-                return Ok(done);
+        let mut tx = self.write().await?;
+        lock_for_finish(&mut *tx, items).await?;
+        let done = match finish_small_together(&mut *tx, items).await? {
+            Some(done) => done,
+            None => {
+                each_atomically::<Self, _, _>(&mut *tx, items, |c, item| {
+                    Box::pin(finish_small_item(c, item))
+                })
+                .await?
             }
-            tx.rollback().await?;
-        }
-        each_atomically(self, items, |c, item| Box::pin(finish_small_item(c, item))).await
+        };
+        tx.commit().await?;
+        Ok(done)
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {

@@ -110,7 +110,6 @@ impl SqliteStore {
 impl Backend for SqliteStore {
     type Db = Sqlite;
     type Write = WriteTx;
-    const ONE_TRANSACTION_PER_BATCH: bool = true;
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
