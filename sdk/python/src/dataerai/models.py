@@ -150,22 +150,29 @@ _READERS: Dict[str, Tuple[Callable[[Any], Any], Callable[[], Any]]] = {
     "Optional[ErrorInfo]": (lambda value: ErrorInfo.from_json(value), _none),
 }
 
-_FieldPlan = Tuple[Tuple[str, Optional[Callable[[Any], Any]], Callable[[], Any]], ...]
+_FieldReader = Tuple[str, Optional[Callable[[Any], Any]], Callable[[], Any]]
+_FieldPlan = Tuple[_FieldReader, ...]
 
 
-@functools.lru_cache(maxsize=None)
-def _field_plan(cls: Any) -> _FieldPlan:
+_PLANS: Dict[type, _FieldPlan] = {}
+
+
+def _field_plan(cls: type) -> _FieldPlan:
     """Each field of the dataclass ``cls``: its name, converter (``None``: the caller must give
-    it) and the value a missing or null one gets."""
-    plan = []
-    for f in dataclasses.fields(cls):
-        reader, empty = _READERS.get(str(f.type), (None, _none))
-        if f.default is not dataclasses.MISSING:
-            empty = functools.partial(_same, f.default)
-        elif f.default_factory is not dataclasses.MISSING:
-            empty = f.default_factory
-        plan.append((f.name, reader, empty))
-    return tuple(plan)
+    it) and what a missing or null value gives; worked out once per class."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple(_field_reader(f) for f in dataclasses.fields(cls))
+    return plan
+
+
+def _field_reader(f: dataclasses.Field[Any]) -> _FieldReader:
+    reader, empty = _READERS.get(str(f.type), (None, _none))
+    if f.default is not dataclasses.MISSING:
+        empty = functools.partial(_same, f.default)
+    elif f.default_factory is not dataclasses.MISSING:
+        empty = f.default_factory
+    return f.name, reader, empty
 
 
 def _from_json(cls: Type[D], data: JsonObject, **given: Any) -> D:
