@@ -109,6 +109,19 @@ pub fn file_hash(
     Ok(*merge_subtrees_root(&l, &r, Mode::Hash).as_bytes())
 }
 
+/// The digest of each chunk of a file held whole in memory, in chunk order
+/// (what [`file_hash`] merges).
+pub fn chunk_digests(bytes: &[u8], chunk_size: u64) -> Vec<[u8; 32]> {
+    let size = bytes.len() as u64;
+    (0..chunk_count(size, chunk_size))
+        .map(|i| {
+            let start = (i * chunk_size) as usize;
+            let end = (start + chunk_size as usize).min(bytes.len());
+            ChunkDigest::of(size, chunk_size, i).compute(&bytes[start..end])
+        })
+        .collect()
+}
+
 /// The chaining values of the left subtree (`left_len` bytes) and the right one.
 fn split(digests: &[[u8; 32]], chunk_size: u64, left_len: u64) -> ([u8; 32], [u8; 32]) {
     // `left_len` is a power of two >= chunk_size: whole chunks on the left.
@@ -145,15 +158,8 @@ mod tests {
     }
 
     fn by_chunks(bytes: &[u8], chunk_size: u64) -> [u8; 32] {
-        let size = bytes.len() as u64;
-        let digests: Vec<[u8; 32]> = (0..chunk_count(size, chunk_size))
-            .map(|i| {
-                let start = (i * chunk_size) as usize;
-                let end = (start + chunk_size as usize).min(bytes.len());
-                ChunkDigest::of(size, chunk_size, i).compute(&bytes[start..end])
-            })
-            .collect();
-        file_hash(size, chunk_size, &digests).unwrap()
+        let digests = chunk_digests(bytes, chunk_size);
+        file_hash(bytes.len() as u64, chunk_size, &digests).unwrap()
     }
 
     #[test]

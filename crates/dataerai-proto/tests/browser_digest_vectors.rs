@@ -10,8 +10,7 @@
 
 use std::path::PathBuf;
 
-use dataerai_proto::chunk_count;
-use dataerai_proto::digest::{file_hash, ChunkDigest};
+use dataerai_proto::digest::{chunk_digests, file_hash, ChunkDigest};
 use serde_json::{json, Value};
 
 const RECIPE: &str = "byte i of an input of n bytes (i from 0) is \
@@ -67,13 +66,7 @@ fn vectors() -> Value {
         .iter()
         .map(|&(size, chunk_size)| {
             let all = data(size as usize);
-            let digests: Vec<[u8; 32]> = (0..chunk_count(size, chunk_size))
-                .map(|i| {
-                    let start = (i * chunk_size) as usize;
-                    let end = (start + chunk_size as usize).min(all.len());
-                    ChunkDigest::of(size, chunk_size, i).compute(&all[start..end])
-                })
-                .collect();
+            let digests = chunk_digests(&all, chunk_size);
             let whole = file_hash(size, chunk_size, &digests).unwrap();
             assert_eq!(whole, *blake3::hash(&all).as_bytes());
             json!({

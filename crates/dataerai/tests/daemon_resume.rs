@@ -19,6 +19,18 @@ fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
+/// `count` files of `len` bytes named `<prefix>NN.bin` in `dir`, as
+/// `asset.upload_many` items of personal assets of `uid` titled `<prefix>N`.
+fn upload_many_items(dir: &Path, prefix: &str, count: u8, len: usize, uid: &str) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let p = dir.join(format!("{prefix}{i:02}.bin"));
+            write(&p, &test_bytes(len, i));
+            json!({"local_path": p, "title": format!("{prefix}{i}"), "owner_type": "user", "owner_id": uid})
+        })
+        .collect()
+}
+
 #[test]
 fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
     let server = TestServer::start_temp();
@@ -204,13 +216,7 @@ fn a_small_upload_opens_its_asset_and_session_in_one_request() {
 fn upload_many_finish_requests_carry_more_files_than_its_concurrency() {
     let server = TestServer::start_temp();
     let (side, mut c, uid) = setup(&server, "small@example.org");
-    let items: Vec<Value> = (0..64u8)
-        .map(|i| {
-            let p = side.work.path().join(format!("s{i:02}.bin"));
-            write(&p, &test_bytes(16 * 1024, i));
-            json!({"local_path": p, "title": format!("s{i}"), "owner_type": "user", "owner_id": uid})
-        })
-        .collect();
+    let items = upload_many_items(side.work.path(), "s", 64, 16 * 1024, &uid);
     let batches_before = server.metric("dataerai_upload_finish_batches_total");
     let items_before = server.metric("dataerai_upload_finish_batch_items_total");
     let r = c.ok(
@@ -238,12 +244,7 @@ fn upload_many_finish_requests_carry_more_files_than_its_concurrency() {
 fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
     let server = TestServer::start_temp();
     let (side, mut c, uid) = setup(&server, "hugo@example.org");
-    let mut items = Vec::new();
-    for i in 0..30u8 {
-        let p = side.work.path().join(format!("f{i:02}.bin"));
-        write(&p, &test_bytes(64 * 1024, i));
-        items.push(json!({"local_path": p, "title": format!("f{i}"), "owner_type": "user", "owner_id": uid}));
-    }
+    let mut items = upload_many_items(side.work.path(), "f", 30, 64 * 1024, &uid);
     items.insert(7, json!({"local_path": side.work.path().join("missing.bin"), "title": "m", "owner_type": "user", "owner_id": uid}));
     let r = c.ok(
         "asset.upload_many",

@@ -6,7 +6,7 @@ use dataerai_proto::api::{Asset, OwnerType, Project, UploadFileSpec};
 use serde_json::json;
 
 use super::auth::{AuditFilter, NewAuditEvent};
-use super::conformance::{project_of, scratch_pg_store};
+use super::conformance::{project_of, root_asset, scratch_pg_store};
 use super::{MetadataStore, NewAsset, Window};
 use crate::meta::sqlite::SqliteStore;
 
@@ -23,17 +23,8 @@ async fn project_asset(
     record_type: Option<&str>,
 ) -> Asset {
     s.create_asset(NewAsset {
-        allocation_id: None,
-        title: title.into(),
-        description: None,
-        alias: None,
-        tags: vec![],
-        metadata: Default::default(),
-        owner_type: OwnerType::Project,
-        owner_id: p.project_id.clone(),
-        collection_id: Some(p.root_collection_id.clone()),
-        created_by: created_by.into(),
         record_type: record_type.map(str::to_string),
+        ..root_asset(p, created_by, title)
     })
     .await
     .unwrap()

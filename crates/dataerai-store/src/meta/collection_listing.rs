@@ -179,10 +179,9 @@ pub(crate) fn statements(collection_id: &str, offset: u64) -> Vec<(String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::conformance::scratch_pg_url;
+    use crate::meta::conformance::{root_asset, scratch_pg_store};
     use crate::meta::shared::Commit;
     use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
-    use dataerai_proto::api::OwnerType;
 
     /// A project whose root collection holds `n` assets of a few titles
     /// and record types (some untyped); answers the collection.
@@ -194,17 +193,8 @@ mod tests {
             .unwrap();
         let assets: Vec<NewAsset> = (0..n)
             .map(|i| NewAsset {
-                title: format!("scan {}", i % 97),
-                description: None,
-                alias: None,
-                tags: vec![],
-                metadata: Default::default(),
-                owner_type: OwnerType::Project,
-                owner_id: p.project_id.clone(),
-                collection_id: Some(p.root_collection_id.clone()),
-                created_by: u.user_id.clone(),
                 record_type: (i % 5 != 0).then(|| format!("type {}", i % 3)),
-                allocation_id: None,
+                ..root_asset(&p, &u.user_id, &format!("scan {}", i % 97))
             })
             .collect();
         let mut tx = s.write().await.unwrap();
@@ -248,10 +238,9 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: run by make test-scaleout"]
     async fn each_order_reads_one_index_in_order_postgres() {
-        let Some(url) = scratch_pg_url("unit") else {
+        let Some(s) = scratch_pg_store().await else {
             return;
         };
-        let s = PgStore::open(&url).await.unwrap();
         let collection = filled(&s, 2_000).await;
         let mut conn = s.pool().acquire().await.unwrap();
         let c: &mut ConnOf<PgStore> = &mut conn;

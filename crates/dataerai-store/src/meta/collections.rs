@@ -127,27 +127,33 @@ pub(super) async fn of_project<B: Backend>(
     project_id: &str,
     window: Window,
 ) -> Result<(Vec<Collection>, u64)> {
-    let select = Select {
-        columns: COLUMNS,
-        from: "collections c WHERE c.project_id = $1",
-        order: "c.created_at, c.id",
-    };
-    list(b, select, args![project_id], window, map_row).await
+    oldest_first(b, "project_id", project_id, window).await
 }
 
-/// The collections directly under `parent_id`, oldest first (not by name:
-/// the databases would sort names by different collations).
+/// The collections directly under `parent_id`, oldest first.
 pub(super) async fn children<B: Backend>(
     b: &B,
     parent_id: &str,
     window: Window,
 ) -> Result<(Vec<Collection>, u64)> {
+    oldest_first(b, "parent_id", parent_id, window).await
+}
+
+/// A window of the collections whose `column` is `value`, oldest first (not
+/// by name: the databases would sort names by different collations).
+async fn oldest_first<B: Backend>(
+    b: &B,
+    column: &'static str,
+    value: &str,
+    window: Window,
+) -> Result<(Vec<Collection>, u64)> {
+    let from = format!("collections c WHERE c.{column} = $1");
     let select = Select {
         columns: COLUMNS,
-        from: "collections c WHERE c.parent_id = $1",
+        from: &from,
         order: "c.created_at, c.id",
     };
-    list(b, select, args![parent_id], window, map_row).await
+    list(b, select, args![value], window, map_row).await
 }
 
 /// `Conflict` naming the sibling that already holds `name` under `parent_id`.

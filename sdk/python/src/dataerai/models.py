@@ -7,11 +7,13 @@ Timestamps are timezone-aware :class:`datetime.datetime` objects (UTC).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, TypeVar
 
 from .errors import DaemonError
 
@@ -49,6 +51,7 @@ __all__ = [
 JsonObject = Dict[str, Any]
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class ListPage(List[T]):
@@ -118,8 +121,91 @@ def _opt_str(value: Any) -> Optional[str]:
     return None if value is None else str(value)
 
 
+def _opt_dict(value: Any) -> Optional[JsonObject]:
+    return dict(value) if isinstance(value, dict) else None
+
+
+def _none() -> None:
+    return None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# How ``_from_json`` reads a field, by its annotation as written (the module postpones
+# annotations): a converter, and what a missing or null value gives when the field has no
+# default.
+_READERS: Dict[str, Tuple[Callable[[Any], Any], Callable[[], Any]]] = {
+    "str": (str, str),
+    "Optional[str]": (str, _none),
+    "int": (int, int),
+    "Optional[int]": (int, _none),
+    "float": (float, float),
+    "bool": (bool, bool),
+    "Optional[datetime]": (parse_datetime, _none),
+    "List[str]": (list, list),
+    "JsonObject": (dict, dict),
+    "Optional[JsonObject]": (_opt_dict, _none),
+    "Optional[ErrorInfo]": (lambda value: ErrorInfo.from_json(value), _none),
+}
+
+_FieldReader = Tuple[str, Optional[Callable[[Any], Any]], Callable[[], Any]]
+_FieldPlan = Tuple[_FieldReader, ...]
+
+
+_PLANS: Dict[type, _FieldPlan] = {}
+
+
+def _field_plan(cls: type) -> _FieldPlan:
+    """Each field of the dataclass ``cls``: its name, converter (``None``: the caller must give
+    it) and what a missing or null value gives; worked out once per class."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple(_field_reader(f) for f in dataclasses.fields(cls))
+    return plan
+
+
+def _field_reader(f: dataclasses.Field[Any]) -> _FieldReader:
+    reader, empty = _READERS.get(str(f.type), (None, _none))
+    if f.default is not dataclasses.MISSING:
+        empty = functools.partial(_same, f.default)
+    elif f.default_factory is not dataclasses.MISSING:
+        empty = f.default_factory
+    return f.name, reader, empty
+
+
+def _from_json(cls: Type[D], data: JsonObject, **given: Any) -> D:
+    """Build the dataclass ``cls`` from the daemon's JSON object ``data``.
+
+    ``given`` holds the fields read another way (required keys, renamed keys, nested results);
+    ``raw`` is ``data``; every other field is ``data[<its name>]`` converted by its annotation
+    (``_READERS``), or its default when missing or null.
+    """
+    values: Dict[str, Any] = {}
+    for name, reader, empty in _field_plan(cls):
+        if name in given:
+            values[name] = given[name]
+        elif name == "raw":
+            values[name] = data
+        elif reader is None:
+            raise TypeError(f"{cls.__name__}.from_json must give {name!r}")
+        else:
+            value = data.get(name)
+            values[name] = empty() if value is None else reader(value)
+    return cls(**values)
+
+
+class _FromJson:
+    """``from_json`` for a result whose every field is read by ``_from_json`` as it is."""
+
+    @classmethod
+    def from_json(cls: Type[D], data: JsonObject) -> D:
+        return _from_json(cls, data)
+
+
 @dataclass(frozen=True)
-class AuthStatus:
+class AuthStatus(_FromJson):
     """Who the daemon is signed in as (see :meth:`DataeraiClient.auth_status`)."""
 
     user_email: str
@@ -140,23 +226,9 @@ class AuthStatus:
         """The server's address (the same as ``server``)."""
         return self.server
 
-    @classmethod
-    def from_json(cls, data: JsonObject) -> AuthStatus:
-        return cls(
-            user_email=str(data.get("user_email", "")),
-            expires_at=parse_datetime(data.get("expires_at")),
-            user_id=str(data.get("user_id", "")),
-            server=str(data.get("server", "")),
-            scopes=list(data.get("scopes") or []),
-            signed_in=bool(data.get("signed_in", True)),
-            token_kind=_opt_str(data.get("token_kind")),
-            refresh_expires_at=parse_datetime(data.get("refresh_expires_at")),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True)
-class ProjectMember:
+class ProjectMember(_FromJson):
     """A user's membership of a project (see :meth:`DataeraiClient.list_project_members`)."""
 
     user_id: str
@@ -165,16 +237,6 @@ class ProjectMember:
     """``owner``, ``admin``, ``member`` or ``viewer``."""
     added_at: Optional[datetime]
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, data: JsonObject) -> ProjectMember:
-        return cls(
-            user_id=str(data.get("user_id", "")),
-            email=str(data.get("email", "")),
-            role=str(data.get("role", "")),
-            added_at=parse_datetime(data.get("added_at")),
-            raw=data,
-        )
 
 
 @dataclass(frozen=True)
@@ -198,19 +260,14 @@ class Project:
     @classmethod
     def from_json(cls, data: JsonObject) -> Project:
         alloc = data.get("allocation") or {}
-        return cls(
+        return _from_json(
+            cls,
+            data,
             project_id=str(data["project_id"]),
-            name=str(data.get("name", "")),
-            description=str(data.get("description") or ""),
-            root_collection_id=str(data.get("root_collection_id", "")),
-            created_at=parse_datetime(data.get("created_at")),
-            role=str(data.get("role", "")),
             quota_bytes=alloc.get("quota_bytes"),
             used_bytes=alloc.get("used_bytes"),
             reserved_bytes=alloc.get("reserved_bytes"),
             allocation_id=_opt_str(alloc.get("allocation_id")),
-            created_by=_opt_str(data.get("created_by")),
-            raw=data,
         )
 
 
@@ -257,26 +314,13 @@ class UploadResult:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> UploadResult:
-        files = [
-            UploadedFile(
-                name=str(f.get("name", "")),
-                size=int(f.get("size", 0)),
-                checksum=_opt_str(f.get("checksum")),
-                deduplicated=bool(f.get("deduplicated", False)),
-            )
-            for f in data.get("files") or []
-        ]
-        bytes_sent = data.get("bytes_sent")
-        return cls(
+        files = [_from_json(UploadedFile, f) for f in data.get("files") or []]
+        return _from_json(
+            cls,
+            data,
             asset_id=str(data["asset_id"]),
-            content_id=str(data.get("content_id", "")),
-            transfer_id=str(data.get("transfer_id", "")),
-            total_bytes=int(data.get("total_bytes", 0)),
-            chunk_count=int(data.get("chunk_count", 0)),
             files=files,
             file_count=int(data.get("file_count") or len(files)),
-            bytes_sent=None if bytes_sent is None else int(bytes_sent),
-            raw=data,
         )
 
 
@@ -313,23 +357,16 @@ class DownloadResult:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> DownloadResult:
-        return cls(
-            asset_id=str(data["asset_id"]),
-            content_id=str(data.get("content_id", "")),
-            transfer_id=str(data.get("transfer_id", "")),
-            total_bytes=int(data.get("total_bytes", 0)),
-            files=[
-                DownloadedFile(
-                    local_path=Path(f["local_path"]),
-                    size=int(f.get("size", 0)),
-                    filename=str(f.get("filename") or Path(f["local_path"]).name),
-                    checksum=_opt_str(f.get("checksum")),
-                    skipped=bool(f.get("skipped", False)),
-                )
-                for f in data.get("files") or []
-            ],
-            raw=data,
-        )
+        files = [
+            _from_json(
+                DownloadedFile,
+                f,
+                local_path=Path(f["local_path"]),
+                filename=str(f.get("filename") or Path(f["local_path"]).name),
+            )
+            for f in data.get("files") or []
+        ]
+        return _from_json(cls, data, asset_id=str(data["asset_id"]), files=files)
 
 
 @dataclass(frozen=True)
@@ -368,25 +405,13 @@ class AssetMetadata:
     @classmethod
     def from_json(cls, data: JsonObject) -> AssetMetadata:
         latest = data.get("latest_content") or None
-        return cls(
+        return _from_json(
+            cls,
+            data,
             asset_id=str(data["asset_id"]),
-            title=str(data.get("title", "")),
-            description=_opt_str(data.get("description")),
-            alias=_opt_str(data.get("alias")),
-            tags=list(data.get("tags") or []),
-            metadata=dict(data.get("metadata") or {}),
-            owner_type=str(data.get("owner_type", "")),
-            owner_id=str(data.get("owner_id", "")),
-            collection_ids=list(data.get("collection_ids") or []),
-            created_at=parse_datetime(data.get("created_at")),
-            updated_at=parse_datetime(data.get("updated_at")),
             content_id=_opt_str(latest.get("content_id")) if latest else None,
             total_bytes=latest.get("total_bytes") if latest else None,
-            created_by=_opt_str(data.get("created_by")),
             latest_content=latest,
-            raw=data,
-            record_type=_opt_str(data.get("record_type")),
-            allocation_id=_opt_str(data.get("allocation_id")),
         )
 
 
@@ -410,15 +435,14 @@ class SearchResult:
     @classmethod
     def from_json(cls, data: JsonObject) -> SearchResult:
         facets = data.get("facets") or {}
-        return cls(
+        return _from_json(
+            cls,
+            data,
             items=[AssetMetadata.from_json(item) for item in data.get("items") or []],
-            total=int(data.get("total") or 0),
             facets={
                 name: {str(f["value"]): int(f["count"]) for f in facets.get(name) or []}
                 for name in ("tags", "record_types", "projects")
             },
-            next_cursor=_opt_str(data.get("next_cursor")),
-            total_is_lower_bound=bool(data.get("total_is_lower_bound", False)),
         )
 
 
@@ -458,19 +482,7 @@ class Relationship:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> Relationship:
-        return cls(
-            id=str(data["id"]),
-            type=str(data.get("type", "")),
-            from_asset_id=str(data.get("from_asset_id", "")),
-            to_asset_id=str(data.get("to_asset_id", "")),
-            analysis_mode=_opt_str(data.get("analysis_mode")),
-            qualifiers=dict(data.get("qualifiers") or {}),
-            related_asset=dict(data.get("related_asset") or {}),
-            created_at=parse_datetime(data.get("created_at")),
-            created_by=_opt_str(data.get("created_by")),
-            raw=data,
-            direction=str(data.get("direction") or "out"),
-        )
+        return _from_json(cls, data, id=str(data["id"]))
 
 
 @dataclass(frozen=True)
@@ -490,16 +502,7 @@ class LineageNode:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> LineageNode:
-        return cls(
-            asset_id=str(data["id"]),
-            depth=int(data.get("depth") or 0),
-            redacted=bool(data.get("redacted", False)),
-            title=_opt_str(data.get("title")),
-            alias=_opt_str(data.get("alias")),
-            record_type=_opt_str(data.get("record_type")),
-            owner_type=_opt_str(data.get("owner_type")),
-            owner_id=_opt_str(data.get("owner_id")),
-        )
+        return _from_json(cls, data, asset_id=str(data["id"]))
 
 
 @dataclass(frozen=True)
@@ -515,13 +518,7 @@ class LineageEdge:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> LineageEdge:
-        return cls(
-            id=str(data["id"]),
-            type=str(data.get("type", "")),
-            from_asset_id=str(data.get("from_asset_id", "")),
-            to_asset_id=str(data.get("to_asset_id", "")),
-            analysis_mode=_opt_str(data.get("analysis_mode")),
-        )
+        return _from_json(cls, data, id=str(data["id"]))
 
 
 @dataclass(frozen=True)
@@ -542,17 +539,16 @@ class Lineage:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> Lineage:
-        return cls(
-            root=str(data.get("root", "")),
+        return _from_json(
+            cls,
+            data,
             nodes=[LineageNode.from_json(n) for n in data.get("nodes") or []],
             edges=[LineageEdge.from_json(e) for e in data.get("edges") or []],
-            truncated=bool(data.get("truncated", False)),
-            raw=data,
         )
 
 
 @dataclass(frozen=True)
-class ProgressEvent:
+class ProgressEvent(_FromJson):
     """Progress of a running transfer, passed to ``on_progress`` callbacks.
 
     ``bytes_done`` only grows and ends equal to ``bytes_total``; ``chunk_index`` is the chunk
@@ -595,20 +591,6 @@ class ProgressEvent:
     def rate_mbps(self) -> float:
         """Average rate in megabytes (10^6 bytes) per second."""
         return self.rate_bps / 1e6
-
-    @classmethod
-    def from_json(cls, data: JsonObject) -> ProgressEvent:
-        return cls(
-            transfer_id=str(data.get("transfer_id", "")),
-            bytes_done=int(data.get("bytes_done", 0)),
-            bytes_total=int(data.get("bytes_total", 0)),
-            chunk_index=int(data.get("chunk_index", 0)),
-            chunk_count=int(data.get("chunk_count", 0)),
-            rate_bps=float(data.get("rate_bps") or 0.0),
-            file_index=int(data.get("file_index", 0)),
-            file_name=str(data.get("file_name") or ""),
-            kind=str(data.get("kind") or ""),
-        )
 
 
 @dataclass(frozen=True)
@@ -686,26 +668,7 @@ class Transfer:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> Transfer:
-        result = data.get("result")
-        return cls(
-            transfer_id=str(data["transfer_id"]),
-            kind=str(data.get("kind") or ""),
-            state=str(data.get("state") or ""),
-            asset_id=_opt_str(data.get("asset_id")),
-            content_id=_opt_str(data.get("content_id")),
-            local_path=_opt_str(data.get("local_path")),
-            bytes_done=int(data.get("bytes_done") or 0),
-            bytes_total=int(data.get("bytes_total") or 0),
-            chunk_count=int(data.get("chunk_count") or 0),
-            file_count=int(data.get("file_count") or 0),
-            created_at=parse_datetime(data.get("created_at")),
-            updated_at=parse_datetime(data.get("updated_at")),
-            attempt=int(data.get("attempt") or 0),
-            last_error=ErrorInfo.from_json(data.get("last_error")),
-            result=dict(result) if isinstance(result, dict) else None,
-            error=ErrorInfo.from_json(data.get("error")),
-            raw=data,
-        )
+        return _from_json(cls, data, transfer_id=str(data["transfer_id"]))
 
 
 @dataclass(frozen=True)
@@ -733,24 +696,11 @@ class ContentVersion:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> ContentVersion:
-        return cls(
-            content_id=str(data["content_id"]),
-            asset_id=str(data.get("asset_id", "")),
-            status=str(data.get("status", "")),
-            total_bytes=int(data.get("total_bytes") or 0),
-            files=[
-                VersionFile(
-                    file_index=int(f.get("file_index", i)),
-                    name=str(f.get("name", "")),
-                    size=int(f.get("size", 0)),
-                    checksum=_opt_str(f.get("checksum")),
-                )
-                for i, f in enumerate(data.get("files") or [])
-            ],
-            created_at=parse_datetime(data.get("created_at")),
-            completed_at=parse_datetime(data.get("completed_at")),
-            raw=data,
-        )
+        files = [
+            _from_json(VersionFile, f, file_index=int(f.get("file_index", i)))
+            for i, f in enumerate(data.get("files") or [])
+        ]
+        return _from_json(cls, data, content_id=str(data["content_id"]), files=files)
 
 
 @dataclass
@@ -844,17 +794,7 @@ class Collection:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> Collection:
-        return cls(
-            collection_id=str(data["collection_id"]),
-            project_id=str(data.get("project_id", "")),
-            name=str(data.get("name", "")),
-            parent_id=_opt_str(data.get("parent_id")),
-            description=str(data.get("description") or ""),
-            created_at=parse_datetime(data.get("created_at")),
-            asset_count=int(data.get("asset_count") or 0),
-            child_count=int(data.get("child_count") or 0),
-            raw=data,
-        )
+        return _from_json(cls, data, collection_id=str(data["collection_id"]))
 
 
 @dataclass(frozen=True)
@@ -871,12 +811,12 @@ class CollectionPath:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> CollectionPath:
-        return cls(
+        return _from_json(
+            cls,
+            data,
             path=str(data["path"]),
             project_id=str(data["project_id"]),
-            project_name=str(data.get("project_name", "")),
             collection_id=str(data["collection_id"]),
-            raw=data,
         )
 
 
@@ -933,14 +873,8 @@ class ProvenanceExport:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> ProvenanceExport:
-        return cls(
-            path=Path(str(data["path"])),
-            format=str(data.get("format", "prov-json")),
-            asset_id=str(data.get("asset_id", "")),
-            entity_count=int(data.get("entity_count", 0)),
-            derivation_count=int(data.get("derivation_count", 0)),
-            agent_count=int(data.get("agent_count", 0)),
-            raw=data,
+        return _from_json(
+            cls, data, path=Path(str(data["path"])), format=str(data.get("format", "prov-json"))
         )
 
 
@@ -961,12 +895,10 @@ class RoCrateExport:
 
     @classmethod
     def from_json(cls, data: JsonObject, results: List[JsonObject]) -> RoCrateExport:
-        return cls(
+        return _from_json(
+            cls,
+            data,
             dest_dir=Path(str(data["dest_dir"])),
             metadata_path=Path(str(data["metadata_path"])),
-            asset_count=int(data.get("asset_count", 0)),
-            file_count=int(data.get("file_count", 0)),
-            bytes_total=int(data.get("bytes_total", 0)),
             downloads=[DownloadResult.from_json(r) for r in results],
-            raw=data,
         )

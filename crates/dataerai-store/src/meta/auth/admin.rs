@@ -17,33 +17,6 @@ use crate::meta::Window;
 use crate::rules::unsigned;
 
 #[derive(sqlx::FromRow)]
-struct UserListingRow {
-    id: String,
-    email: String,
-    created_at: DateTime<Utc>,
-    is_admin: bool,
-    has_password: bool,
-    invited: bool,
-    disabled_at: Option<DateTime<Utc>>,
-    last_sign_in_at: Option<DateTime<Utc>>,
-}
-
-impl From<UserListingRow> for UserListing {
-    fn from(r: UserListingRow) -> Self {
-        UserListing {
-            user_id: r.id,
-            email: r.email,
-            created_at: r.created_at,
-            is_admin: r.is_admin,
-            has_password: r.has_password,
-            invited: r.invited,
-            disabled_at: r.disabled_at,
-            last_sign_in_at: r.last_sign_in_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
 struct AuditRow {
     id: String,
     at: DateTime<Utc>,
@@ -134,11 +107,11 @@ pub(super) async fn find_users(
     };
     // The last sign-in is the newest `auth.sign_in` of the user
     // (index `audit_events_actor`).
-    filtered_page::<UserListingRow, _>(
+    filtered_page::<UserListing, _>(
         &mut conn,
         &format!("FROM users u {filter}"),
         &format!(
-            "SELECT u.id, u.email, u.created_at, u.is_admin,
+            "SELECT u.id AS user_id, u.email, u.created_at, u.is_admin,
                     u.password_hash IS NOT NULL AS has_password, u.invited, u.disabled_at,
                     (SELECT MAX(e.at) FROM audit_events e
                      WHERE e.actor_user_id = u.id AND e.action = 'auth.sign_in') AS last_sign_in_at

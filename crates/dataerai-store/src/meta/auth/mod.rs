@@ -49,7 +49,7 @@ pub struct UserAuth {
 }
 
 /// A user as `dataerai-server admin list-users` shows them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserListing {
     pub user_id: String,
     pub email: String,
