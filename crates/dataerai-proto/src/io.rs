@@ -101,58 +101,24 @@ pub fn write_all_vectored_at(
     pieces: &[Bytes],
     mut at: u64,
 ) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let mut left: Vec<&[u8]> = pieces
+    let mut left: Vec<io::IoSlice<'_>> = pieces
         .iter()
-        .map(|p| &p[..])
         .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
         .collect();
-    let mut first = 0;
-    while first < left.len() {
-        let group = &left[first..left.len().min(first + MAX_IOVECS)];
-        let iov: Vec<libc::iovec> = group
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
-        let offset = libc::off_t::try_from(at).map_err(io::Error::other)?;
-        // SAFETY: each iovec points at a live slice of `pieces` of its length,
-        // which `pwritev` only reads; the count is at most MAX_IOVECS.
-        let n = unsafe {
-            libc::pwritev(
-                file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                offset,
-            )
-        };
-        let mut n = match usize::try_from(n) {
+    let mut left = &mut left[..];
+    while !left.is_empty() {
+        let group = left.len().min(MAX_IOVECS);
+        let n = match rustix::io::pwritev(file, &left[..group], at) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
-            // Negative: the call failed.
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         };
         at += n as u64;
-        // Skip the pieces written whole; keep the unwritten end of a piece
+        // Drop the pieces written whole; keep the unwritten end of a piece
         // written in part.
-        while n > 0 {
-            let p = left[first];
-            if n >= p.len() {
-                n -= p.len();
-                first += 1;
-            } else {
-                left[first] = &p[n..];
-                n = 0;
-            }
-        }
+        io::IoSlice::advance_slices(&mut left, n);
     }
     Ok(())
 }
@@ -165,20 +131,13 @@ pub fn write_all_vectored_at(
 /// server's uploading to it; docs/performance.md).
 #[cfg(target_os = "linux")]
 pub fn direct_writes_help(file: &impl std::os::fd::AsFd) -> bool {
-    use std::os::fd::AsRawFd;
     const TMPFS_MAGIC: i64 = 0x0102_1994;
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `fstatfs` fills the struct it is given when it answers 0, and
-    // it is read only then.
-    let fs = unsafe {
-        if libc::fstatfs(file.as_fd().as_raw_fd(), fs.as_mut_ptr()) != 0 {
-            return true;
-        }
-        fs.assume_init()
-    };
-    #[allow(clippy::unnecessary_cast)] // `f_type`'s width differs between targets
-    let kind = fs.f_type as i64;
-    kind != TMPFS_MAGIC
+    match rustix::fs::fstatfs(file) {
+        // `f_type`'s width differs between targets.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(fs) => fs.f_type as i64 != TMPFS_MAGIC,
+        Err(_) => true,
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
