@@ -259,7 +259,7 @@ impl RangeWriter {
             && direct_io_allowed()
             && direct_writes_help(&file)
         {
-            if let Some(direct) = open_direct(path) {
+            if let Some(direct) = open_direct(path, true) {
                 return Ok(RangeWriter::Direct(DirectWriter {
                     direct: Arc::new(direct),
                     cached: Arc::new(file),
@@ -306,20 +306,22 @@ fn direct_io_setting(value: Option<&str>) -> bool {
     !matches!(value.as_deref(), Some("0" | "off" | "false" | "no"))
 }
 
-/// `path` opened for direct writes, or `None` where the OS or the file system
-/// has no direct I/O (tmpfs before Linux 6.6, for one).
+/// `path` opened for direct writes (or reads: `write` false), or `None` where
+/// the OS or the file system has no direct I/O (tmpfs before Linux 6.6, for
+/// one).
 #[cfg(target_os = "linux")]
-fn open_direct(path: &Path) -> Option<std::fs::File> {
+fn open_direct(path: &Path, write: bool) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
-        .write(true)
+        .read(!write)
+        .write(write)
         .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
         .open(path)
         .ok()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_direct(_path: &Path) -> Option<std::fs::File> {
+fn open_direct(_path: &Path, _write: bool) -> Option<std::fs::File> {
     None
 }
 
@@ -424,7 +426,7 @@ impl DirectReader {
         {
             return None;
         }
-        let direct = open_direct_read(path)?;
+        let direct = open_direct(path, false)?;
         Some(DirectReader {
             direct,
             cached,
@@ -484,21 +486,6 @@ impl Drop for PooledBuf {
             self.pool.give(buf);
         }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn open_direct_read(path: &Path) -> Option<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
-        .open(path)
-        .ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_direct_read(_path: &Path) -> Option<std::fs::File> {
-    None
 }
 
 /// Write `bytes` at `at` through `direct`, or through `cached` where the file
