@@ -68,11 +68,11 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     }
     .entry();
     c.execute(
-        "INSERT INTO asset_search (asset_id, body, size_bytes, owner, created_at)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO asset_search (asset_id, body, size_bytes, owner, created_at, record_type)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, size_bytes = excluded.size_bytes,
-         owner = excluded.owner, created_at = excluded.created_at",
-        args![asset_id, entry.body, entry.size_bytes, &owner, created_at],
+         owner = excluded.owner, created_at = excluded.created_at, record_type = excluded.record_type",
+        args![asset_id, entry.body, entry.size_bytes, &owner, created_at, record_type.as_ref()],
     )
     .await?;
     c.execute(
@@ -82,8 +82,9 @@ pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()>
     .await?;
     for tag in &entry.tags {
         c.execute(
-            "INSERT INTO asset_tags (asset_id, tag, owner, created_at) VALUES ($1, $2, $3, $4)",
-            args![asset_id, tag, &owner, created_at],
+            "INSERT INTO asset_tags (asset_id, tag, owner, created_at, record_type) \
+             VALUES ($1, $2, $3, $4, $5)",
+            args![asset_id, tag, &owner, created_at, record_type.as_ref()],
         )
         .await?;
     }
@@ -510,7 +511,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     let (mut rows, mut search, mut tags, mut fields, mut collections) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (k, asset) in assets.iter().enumerate() {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = super::shared::new_id();
         let at = start + chrono::Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
         rows.extend([
             Arg::from(&id),
@@ -548,6 +549,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
             Arg::from(entry.size_bytes),
             Arg::from(&owner),
             Arg::from(at),
+            Arg::from(asset.record_type.clone()),
         ]);
         for tag in entry.tags {
             tags.extend([
@@ -555,6 +557,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
                 Arg::from(tag),
                 Arg::from(&owner),
                 Arg::from(at),
+                Arg::from(asset.record_type.clone()),
             ]);
         }
         for field in entry.fields {
@@ -595,12 +598,19 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     insert_rows(
         c,
         "asset_search",
-        "asset_id, body, size_bytes, owner, created_at",
-        5,
+        "asset_id, body, size_bytes, owner, created_at, record_type",
+        6,
         search,
     )
     .await?;
-    insert_rows(c, "asset_tags", "asset_id, tag, owner, created_at", 4, tags).await?;
+    insert_rows(
+        c,
+        "asset_tags",
+        "asset_id, tag, owner, created_at, record_type",
+        5,
+        tags,
+    )
+    .await?;
     insert_rows(
         c,
         "asset_fields",
@@ -624,7 +634,7 @@ pub(super) async fn bulk_insert_relationships<C: Dialect>(
     let mut rows = Vec::with_capacity(edges.len() * 8);
     for (from, to, rel_type) in edges {
         rows.extend([
-            Arg::from(uuid::Uuid::new_v4().to_string()),
+            Arg::from(super::shared::new_id()),
             Arg::from(from),
             Arg::from(to),
             Arg::from(rel_type),
@@ -650,10 +660,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::meta::conformance::scratch_pg_url;
+    use crate::meta::conformance::scratch_pg_store;
     use crate::meta::shared::insert_asset;
     use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
     use crate::search::SearchPage;
+
+    /// A search for `q` sorted by `sort` (`None`: the default), from
+    /// `offset`, `limit` long, counted up to the usual cap.
+    fn search_for(
+        q: &str,
+        sort: Option<&str>,
+        limit: u64,
+        offset: u64,
+        facets: bool,
+    ) -> SearchRequest {
+        let query = crate::search::parse(q).unwrap();
+        SearchRequest {
+            sort: crate::search::Sort::parse(sort, &query).unwrap(),
+            query,
+            window: Window { limit, offset },
+            facets,
+            count_cap: crate::search::COUNT_CAP,
+        }
+    }
 
     /// Everything the store holds of an asset and its index rows, but its id
     /// and times (equal creation and update times are part of it).
@@ -685,17 +714,17 @@ mod tests {
             )
             .await
             .unwrap();
-        let search: (String, i64, String, bool) = c
+        let search: (String, i64, String, bool, Option<String>) = c
             .fetch_one(
-                "SELECT s.body, s.size_bytes, s.owner, s.created_at = a.created_at \
+                "SELECT s.body, s.size_bytes, s.owner, s.created_at = a.created_at, s.record_type \
                  FROM asset_search s JOIN assets a ON a.id = s.asset_id WHERE s.asset_id = $1",
                 args![id],
             )
             .await
             .unwrap();
-        let tags: Vec<(String, String, bool)> = c
+        let tags: Vec<(String, String, bool, Option<String>)> = c
             .fetch_all(
-                "SELECT t.tag, t.owner, t.created_at = a.created_at FROM asset_tags t \
+                "SELECT t.tag, t.owner, t.created_at = a.created_at, t.record_type FROM asset_tags t \
                  JOIN assets a ON a.id = t.asset_id WHERE t.asset_id = $1 ORDER BY 1",
                 args![id],
             )
@@ -784,17 +813,7 @@ mod tests {
         }
         // The full-text index found the bulk-loaded rows too, and the
         // relationship is one the store's own reads understand.
-        let query = crate::search::parse("bright scan").unwrap();
-        let request = SearchRequest {
-            sort: crate::search::Sort::parse(None, &query).unwrap(),
-            query,
-            window: Window {
-                limit: 10,
-                offset: 0,
-            },
-            facets: false,
-            count_cap: crate::search::COUNT_CAP,
-        };
+        let request = search_for("bright scan", None, 10, 0, false);
         let found = s.search(&me.user_id, &request).await.unwrap();
         assert_eq!(found.total, 2);
         assert!(found.items.iter().any(|a| a.asset_id == bulk[0]));
@@ -810,16 +829,17 @@ mod tests {
     async fn stale_index_rows<C: Dialect>(c: &mut C) -> i64 {
         let owner = "a.owner_type || ':' || a.owner_id";
         let mut stale = 0;
+        let record_type = " OR COALESCE(x.record_type, '') <> COALESCE(a.record_type, '')";
         for (table, extra) in [
-            ("asset_search", " OR x.created_at <> a.created_at"),
-            ("asset_tags", " OR x.created_at <> a.created_at"),
-            ("asset_fields", " OR x.created_at <> a.created_at"),
+            ("asset_search", record_type),
+            ("asset_tags", record_type),
+            ("asset_fields", ""),
         ] {
             let (n,): (i64,) = c
                 .fetch_one(
                     &format!(
                         "SELECT COUNT(*) FROM {table} x JOIN assets a ON a.id = x.asset_id \
-                         WHERE x.owner <> {owner}{extra}"
+                         WHERE x.owner <> {owner} OR x.created_at <> a.created_at{extra}"
                     ),
                     vec![],
                 )
@@ -873,6 +893,7 @@ mod tests {
             dataerai_proto::api::UpdateAsset {
                 tags: Some(vec!["calibrated".into(), "moved".into()]),
                 metadata: Some(json!({"kv": 300}).as_object().unwrap().clone()),
+                record_type: Some("analysis".into()),
                 ..Default::default()
             },
         )
@@ -890,35 +911,19 @@ mod tests {
             (format!("project:{} tag:moved md.kv>=300", p.project_id), 1),
             ("tag:calibrated".to_string(), 2),
             (format!("collection:{}", raw.collection_id), 1),
+            // The index rows' copy of the record type follows the change.
+            ("tag:calibrated type:analysis".to_string(), 1),
+            ("type:analysis".to_string(), 1),
+            ("scan type:analysis".to_string(), 1),
         ] {
-            let query = crate::search::parse(&q).unwrap();
-            let request = SearchRequest {
-                sort: crate::search::Sort::parse(None, &query).unwrap(),
-                query,
-                window: Window {
-                    limit: 10,
-                    offset: 0,
-                },
-                facets: true,
-                count_cap: crate::search::COUNT_CAP,
-            };
+            let request = search_for(&q, None, 10, 0, true);
             let found = s.search(&me.user_id, &request).await.unwrap();
             assert_eq!(found.total, expected, "{q}");
             assert_eq!(found.items.len() as u64, expected, "{q}");
         }
         // Another user reads none of it.
         let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
-        let query = crate::search::parse("tag:calibrated").unwrap();
-        let request = SearchRequest {
-            sort: crate::search::Sort::parse(None, &query).unwrap(),
-            query,
-            window: Window {
-                limit: 10,
-                offset: 0,
-            },
-            facets: true,
-            count_cap: crate::search::COUNT_CAP,
-        };
+        let request = search_for("tag:calibrated", None, 10, 0, true);
         assert_eq!(s.search(&other.user_id, &request).await.unwrap().total, 0);
     }
 
@@ -983,18 +988,15 @@ mod tests {
             ("\"bright scan\" md.run<50", None),
             ("scan (dark OR tag:t2) md.run<60", None),
             ("dark scan tag:all md.modes>=2", None),
+            // The type on the driving index row, per candidate and under OR.
+            ("tag:t2 type:raw_data md.kv>=3", None),
+            ("scan type:figure tag:all md.run<90", None),
+            (
+                "tag:all (type:figure OR md.kv=1) md.run>=30",
+                Some("-created"),
+            ),
         ] {
-            let query = crate::search::parse(q).unwrap();
-            let request = SearchRequest {
-                sort: crate::search::Sort::parse(sort, &query).unwrap(),
-                query,
-                window: Window {
-                    limit: 7,
-                    offset: 2,
-                },
-                facets: true,
-                count_cap: crate::search::COUNT_CAP,
-            };
+            let request = search_for(q, sort, 7, 2, true);
             let fixed = search_from(c, &me.user_id, &request, Drive::Default)
                 .await
                 .unwrap();
@@ -1021,17 +1023,7 @@ mod tests {
         }
         assert!(driven >= 10, "{driven}");
         // A selective metadata term drives: its index rows, not every asset.
-        let query = crate::search::parse("type:figure md.run<10").unwrap();
-        let request = SearchRequest {
-            sort: crate::search::Sort::parse(None, &query).unwrap(),
-            query,
-            window: Window {
-                limit: 50,
-                offset: 0,
-            },
-            facets: true,
-            count_cap: crate::search::COUNT_CAP,
-        };
+        let request = search_for("type:figure md.run<10", None, 50, 0, true);
         let drive = choose_drive(c, &me.user_id, &request).await.unwrap();
         assert_eq!(drive, Drive::Term(1));
         let sql = statements(
@@ -1053,10 +1045,9 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: run by make test-scaleout"]
     async fn statements_are_planned_with_their_values_postgres() {
-        let Some(url) = scratch_pg_url("unit") else {
+        let Some(s) = scratch_pg_store().await else {
             return;
         };
-        let s = PgStore::open(&url).await.unwrap();
         // On every connection of the pool: a prepared search statement is
         // never run with a generic plan that ignores its driver's values.
         let mut held = Vec::new();
@@ -1080,54 +1071,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn every_drive_finds_the_same_page_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        every_drive_finds_the_same_page(&s).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
-    async fn every_drive_finds_the_same_page_postgres() {
-        let Some(url) = scratch_pg_url("unit") else {
-            return;
-        };
-        let s = PgStore::open(&url).await.unwrap();
-        every_drive_finds_the_same_page(&s).await;
-    }
-
-    #[tokio::test]
-    async fn index_rows_carry_the_owner_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        index_rows_carry_the_owner(&s).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
-    async fn index_rows_carry_the_owner_postgres() {
-        let Some(url) = scratch_pg_url("unit") else {
-            return;
-        };
-        let s = PgStore::open(&url).await.unwrap();
-        index_rows_carry_the_owner(&s).await;
-    }
-
-    #[tokio::test]
-    async fn bulk_load_writes_what_the_insert_path_writes_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        bulk_load_writes_what_the_insert_path_writes(&s).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
-    async fn bulk_load_writes_what_the_insert_path_writes_postgres() {
-        let Some(url) = scratch_pg_url("unit") else {
-            return;
-        };
-        let s = PgStore::open(&url).await.unwrap();
-        bulk_load_writes_what_the_insert_path_writes(&s).await;
-    }
+    crate::meta::conformance::both_backends!(
+        every_drive_finds_the_same_page,
+        index_rows_carry_the_owner,
+        bulk_load_writes_what_the_insert_path_writes,
+    );
 }

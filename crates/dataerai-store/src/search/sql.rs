@@ -71,6 +71,10 @@ struct Builder {
     /// does not drive: one index probe per candidate, whose owner the
     /// driver has already checked) rather than as the set of its matches.
     correlated: bool,
+    /// The driving table's copy of the candidate's record type, when it
+    /// has one (`asset_tags` and `asset_search` rows do; a metadata
+    /// driver's rows do not).
+    row_type: Option<&'static str>,
 }
 
 /// Which term a search's statements start from. [`Drive::Default`] is the
@@ -102,6 +106,22 @@ fn readable_owners(me: &str) -> String {
 }
 
 impl Builder {
+    /// A builder whose statement reads the asset id and owner from `id`
+    /// and `owner`, with no argument yet.
+    fn new(text: FullText, id: &'static str, owner: &'static str) -> Self {
+        Builder {
+            args: Vec::new(),
+            text,
+            id,
+            owner,
+            uses_search: false,
+            uses_asset: false,
+            readable: String::new(),
+            correlated: false,
+            row_type: None,
+        }
+    }
+
     /// Add an argument; returns its placeholder.
     fn arg(&mut self, arg: impl Into<Arg>) -> String {
         self.args.push(arg.into());
@@ -116,6 +136,16 @@ impl Builder {
     fn a(&mut self, column: &str) -> String {
         self.uses_asset = true;
         format!("a.{column}")
+    }
+
+    /// A text column of `assets a`, compared in byte order on both
+    /// backends (PostgreSQL's "C" collation is SQLite's BINARY).
+    fn asset_text(&mut self, column: &str) -> String {
+        let c = self.a(column);
+        match self.text {
+            FullText::Fts5 => c,
+            FullText::TsVector => format!("{c} COLLATE \"C\""),
+        }
     }
 
     fn expr(&mut self, e: &Expr) -> String {
@@ -188,16 +218,20 @@ impl Builder {
                     "{id} IN (SELECT t.asset_id FROM asset_tags t WHERE t.tag = {p} AND t.owner IN {r})"
                 )
             }
-            // Per candidate, a lookup PostgreSQL cannot turn into a join
-            // (it merge-joined every asset of the type to a metadata
-            // driver's thousand candidates: 1.2 s at 1,000,000 assets).
-            Term::RecordType(rt) if self.correlated => {
-                let p = self.arg(rt.as_str());
-                format!("(SELECT x.record_type FROM assets x WHERE x.id = {id}) = {p}")
-            }
             Term::RecordType(rt) => {
                 let p = self.arg(rt.as_str());
-                format!("{} = {p}", self.a("record_type"))
+                match self.row_type {
+                    // The driving index row's copy: no row read.
+                    Some(column) => format!("{column} = {p}"),
+                    // Per candidate, a lookup PostgreSQL cannot turn into a
+                    // join (it merge-joined every asset of the type to a
+                    // metadata driver's thousand candidates: 1.2 s at
+                    // 1,000,000 assets).
+                    None if self.correlated => {
+                        format!("(SELECT x.record_type FROM assets x WHERE x.id = {id}) = {p}")
+                    }
+                    None => format!("{} = {p}", self.s("record_type")),
+                }
             }
             Term::Project(id) => {
                 let p = self.arg(id.as_str());
@@ -342,33 +376,16 @@ pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec
     let Some(Expr::Term(Term::Metadata { path, test })) = &query.expr else {
         return None;
     };
-    let mut b = Builder {
-        args: Vec::new(),
-        text: FullText::Fts5,
-        id: "f.asset_id",
-        owner: "f.owner",
-        uses_search: false,
-        uses_asset: false,
-        readable: String::new(),
-        correlated: false,
-    };
-    let me = b.arg(caller);
-    let r = readable_owners(&me);
-    let path = b.arg(path.join("."));
-    let test = match test {
-        MetaTest::Exists => String::new(),
-        MetaTest::Compare(Cmp::Ne, _) => return None,
-        MetaTest::Compare(cmp, value) => {
-            let (column, v) = b.value(value);
-            format!(" AND f.{column} {} {v}", cmp.sql())
-        }
-    };
+    if matches!(test, MetaTest::Compare(Cmp::Ne, _)) {
+        return None;
+    }
+    let (rows, mut args) = field_matches(path, test, &readable_owners("$1"), 1);
+    args.insert(0, Arg::from(caller));
     Some((
         format!(
-            "SELECT DISTINCT f.asset_id AS id, f.owner AS owner FROM asset_fields f \
-             WHERE f.path = {path}{test} AND f.owner IN {r}"
+            "SELECT DISTINCT f.asset_id AS id, f.owner AS owner FROM asset_fields f WHERE {rows}"
         ),
-        b.args,
+        args,
     ))
 }
 
@@ -386,9 +403,9 @@ fn check_cost(e: &Expr) -> u8 {
     }
 }
 
-/// `asset_fields f` conditions of a metadata test that a driving or
-/// estimating statement reads as one index range with the owner inside
-/// (not `!=`, and not booleans, which no index orders), and their
+/// `asset_fields f` conditions of a metadata test (not `!=`) that a
+/// driving, estimating or counting statement reads as one index range with
+/// the owner inside, and their
 /// arguments numbered after `before` others. `readable` is the caller's
 /// owner keys.
 fn field_matches(
@@ -399,13 +416,7 @@ fn field_matches(
 ) -> (String, Vec<Arg>) {
     let mut b = Builder {
         args: vec![Arg::Text(None); before],
-        text: FullText::Fts5,
-        id: "f.asset_id",
-        owner: "f.owner",
-        uses_search: false,
-        uses_asset: false,
-        readable: String::new(),
-        correlated: false,
+        ..Builder::new(FullText::Fts5, "f.asset_id", "f.owner")
     };
     let p = b.arg(path.join("."));
     let value = match test {
@@ -531,16 +542,7 @@ pub(crate) fn compile(
     text: FullText,
     drive: Drive,
 ) -> Compiled {
-    let mut b = Builder {
-        args: Vec::new(),
-        text,
-        id: "s.asset_id",
-        owner: "s.owner",
-        uses_search: false,
-        uses_asset: false,
-        readable: String::new(),
-        correlated: false,
-    };
+    let mut b = Builder::new(text, "s.asset_id", "s.owner");
     let me = b.arg(caller);
     b.readable = readable_owners(&me);
     let readable = b.readable.clone();
@@ -590,11 +592,13 @@ pub(crate) fn compile(
         Driver::Words => {
             let m = b.arg(required_match(&required));
             b.uses_search = true;
+            b.row_type = Some("s.record_type");
             filter = format!("asset_search_fts MATCH {m} AND s.owner IN {readable}");
         }
         Driver::Tag => {
             b.id = "d.asset_id";
             b.owner = "d.owner";
+            b.row_type = Some("d.record_type");
             let Expr::Term(Term::Tag(tag)) = rest.remove(0) else {
                 unreachable!("the tag driver starts with its tag")
             };
@@ -616,6 +620,7 @@ pub(crate) fn compile(
         }
         Driver::All => {
             b.uses_search = true;
+            b.row_type = Some("s.record_type");
             filter = format!("s.owner IN {readable}");
         }
     }
@@ -712,24 +717,13 @@ pub(crate) fn compile(
             format!("a.updated_at{}", desc(*descending))
         }
         Sort::Title { descending } => {
-            b.uses_asset = true;
-            let title = match text {
-                FullText::Fts5 => "a.title",
-                // Byte order, as SQLite's BINARY collation.
-                FullText::TsVector => "a.title COLLATE \"C\"",
-            };
-            format!("{title}{}", desc(*descending))
+            format!("{}{}", b.asset_text("title"), desc(*descending))
         }
         Sort::Size { descending } => {
             format!("(s.size_bytes IS NULL), s.size_bytes{}", desc(*descending))
         }
         Sort::RecordType { descending } => {
-            b.uses_asset = true;
-            let record_type = match text {
-                FullText::Fts5 => "a.record_type",
-                // Byte order, as SQLite's BINARY collation.
-                FullText::TsVector => "a.record_type COLLATE \"C\"",
-            };
+            let record_type = b.asset_text("record_type");
             format!(
                 "(a.record_type IS NULL), {record_type}{}, {created} DESC",
                 desc(*descending)
