@@ -975,13 +975,14 @@ mod tests {
             .unwrap();
         let asset = |k: usize| NewAsset {
             title: format!("Bright-field scan {k}"),
-            description: (k % 2 == 0).then(|| "Sample A, 200 kV".into()),
+            description: k.is_multiple_of(2).then(|| "Sample A, 200 kV".into()),
             alias: None,
             tags: (0..k % 3).map(|t| format!("t{t}")).collect(),
-            metadata: json!({"voltage_kv": k, "sample": {"name": "SrRuO3"}, "ok": k % 2 == 0})
-                .as_object()
-                .unwrap()
-                .clone(),
+            metadata:
+                json!({"voltage_kv": k, "sample": {"name": "SrRuO3"}, "ok": k.is_multiple_of(2)})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
             owner_type: OwnerType::Project,
             owner_id: p.project_id.clone(),
             collection_id: None,
