@@ -23,13 +23,16 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
 /// A statement with its bound values.
 type Statement<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.db";
+/// Rows per multi-row statement (a transfer row binds 19 values; SQLite
+/// takes up to 32,766 per statement).
+const ROWS_PER_STATEMENT: usize = 100;
 /// Finished transfers are forgotten after this long.
 const KEEP_FINISHED_DAYS: i64 = 7;
 
@@ -429,6 +432,23 @@ impl Journal {
         Ok(())
     }
 
+    /// Run statements in one transaction (a lone statement needs none: it is
+    /// one already, and `BEGIN` and `COMMIT` would cost two more round trips
+    /// to the connection's thread).
+    async fn execute_together(
+        &self,
+        mut statements: Vec<QueryBuilder<'_, Sqlite>>,
+    ) -> Result<(), ApiError> {
+        if let [one] = statements.as_mut_slice() {
+            return self.execute(one.build()).await;
+        }
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for q in &mut statements {
+            q.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     /// Run one query and answer its rows.
     async fn rows(&self, query: Statement<'_>) -> Result<Vec<SqliteRow>, ApiError> {
         query.fetch_all(&self.pool).await.map_err(db_error)
@@ -441,11 +461,12 @@ impl Journal {
     }
 
     /// Journal new transfers as [`Journal::insert`] does, all in one
-    /// transaction (one commit for a whole `upload_many` batch).
+    /// transaction (one commit for a whole `upload_many` batch) and a few
+    /// multi-row statements.
     pub async fn insert_many(&self, records: &[TransferRecord]) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        for r in records {
-            insert_in(&mut tx, r).await.map_err(db_error)?;
+        for rows in records.chunks(ROWS_PER_STATEMENT) {
+            insert_in(&mut tx, rows).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
     }
@@ -496,36 +517,45 @@ impl Journal {
         owner: &str,
         starts: &[(String, Option<String>)],
     ) -> Result<(), ApiError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let at = ts(Utc::now());
-        for (start_id, asset_id) in starts {
-            sqlx::query(
-                "INSERT INTO upload_starts (start_id, owner, asset_id, created_asset, created_at)
-                 VALUES (?,?,?,?,?)",
-            )
-            .bind(start_id)
-            .bind(owner)
-            .bind(asset_id)
-            .bind(asset_id.is_none())
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
+        let statements = starts.chunks(ROWS_PER_STATEMENT).map(|rows| {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO upload_starts (start_id, owner, asset_id, created_asset, created_at) ",
+            );
+            q.push_values(rows, |mut row, (start_id, asset_id)| {
+                row.push_bind(start_id)
+                    .push_bind(owner)
+                    .push_bind(asset_id)
+                    .push_bind(asset_id.is_none())
+                    .push_bind(at.clone());
+            });
+            q
+        });
+        self.execute_together(statements.collect()).await
     }
 
-    /// Record the asset and the session a start made, in one statement.
-    pub async fn set_start_session(
+    /// Record the asset and the session each of many starts made
+    /// (`(start_id, asset_id, upload_id)`), in one transaction and a few
+    /// statements.
+    pub async fn set_start_sessions(
         &self,
-        start_id: &str,
-        asset_id: &str,
-        upload_id: &str,
+        sessions: &[(String, String, String)],
     ) -> Result<(), ApiError> {
-        let q =
-            sqlx::query("UPDATE upload_starts SET asset_id = ?, upload_id = ? WHERE start_id = ?");
-        self.execute(q.bind(asset_id).bind(upload_id).bind(start_id))
-            .await
+        let statements = sessions.chunks(ROWS_PER_STATEMENT).map(|rows| {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("WITH made (start_id, asset_id, upload_id) AS (");
+            q.push_values(rows, |mut row, (start_id, asset_id, upload_id)| {
+                row.push_bind(start_id)
+                    .push_bind(asset_id)
+                    .push_bind(upload_id);
+            });
+            q.push(
+                ") UPDATE upload_starts SET asset_id = made.asset_id, upload_id = made.upload_id
+                 FROM made WHERE upload_starts.start_id = made.start_id",
+            );
+            q
+        });
+        self.execute_together(statements.collect()).await
     }
 
     /// Record the asset a start created.
@@ -640,6 +670,39 @@ impl Journal {
             .collect())
     }
 
+    /// A run of transfer `id` of `owner` begins: when it is unfinished
+    /// (queued, running or retrying), journal it `running` (attempt 0, no
+    /// error) and answer it as it is now, in one statement; `None` when it is
+    /// anything else (paused or cancelled meanwhile) or unknown.
+    pub async fn begin_run(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<TransferRecord>, ApiError> {
+        let unfinished: Vec<String> = TransferState::ALL
+            .iter()
+            .filter(|s| s.is_unfinished())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        let q = format!(
+            "UPDATE transfers SET state = ?, attempt = 0, last_error = NULL, error = NULL,
+               result = NULL, updated_at = ?
+             WHERE transfer_id = ? AND owner = ? AND state IN ({})
+             RETURNING *",
+            unfinished.join(",")
+        );
+        let rows = self
+            .rows(
+                sqlx::query(&q)
+                    .bind(TransferState::Running.as_str())
+                    .bind(ts(Utc::now()))
+                    .bind(id)
+                    .bind(owner),
+            )
+            .await?;
+        rows.first().map(record).transpose()
+    }
+
     /// Change the state; `attempt`, `last_error`, `error` and `result` are set as given.
     pub async fn set_state(
         &self,
@@ -745,43 +808,50 @@ impl Journal {
     }
 }
 
-/// Insert one transfer row on `conn` (and drop its upload's start row).
-async fn insert_in(conn: &mut SqliteConnection, r: &TransferRecord) -> Result<(), sqlx::Error> {
-    if r.kind == TransferKind::Upload {
-        if let Some(upload_id) = r.spec.get("upload_id").and_then(Value::as_str) {
-            sqlx::query("DELETE FROM upload_starts WHERE upload_id = ?")
-                .bind(upload_id)
-                .execute(&mut *conn)
-                .await?;
+/// Insert transfer rows on `conn` in one statement, and drop the start rows
+/// of their uploads (at most [`ROWS_PER_STATEMENT`]).
+async fn insert_in(conn: &mut SqliteConnection, rs: &[TransferRecord]) -> Result<(), sqlx::Error> {
+    let sessions: Vec<&str> = rs
+        .iter()
+        .filter(|r| r.kind == TransferKind::Upload)
+        .filter_map(|r| r.spec.get("upload_id").and_then(Value::as_str))
+        .collect();
+    if !sessions.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM upload_starts WHERE upload_id IN (");
+        let mut each = q.separated(",");
+        for upload_id in sessions {
+            each.push_bind(upload_id);
         }
+        q.push(")");
+        q.build().execute(&mut *conn).await?;
     }
-    sqlx::query(
+    let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
            bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
-           last_error, result, error, batch_id, spec)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    )
-    .bind(&r.transfer_id)
-    .bind(&r.owner)
-    .bind(r.kind.as_str())
-    .bind(r.state.as_str())
-    .bind(&r.asset_id)
-    .bind(&r.content_id)
-    .bind(&r.local_path)
-    .bind(r.bytes_done as i64)
-    .bind(r.bytes_total as i64)
-    .bind(r.chunk_count as i64)
-    .bind(r.file_count as i64)
-    .bind(ts(r.created_at))
-    .bind(ts(r.updated_at))
-    .bind(r.attempt as i64)
-    .bind(to_text(&r.last_error))
-    .bind(to_text(&r.result))
-    .bind(to_text(&r.error))
-    .bind(&r.batch_id)
-    .bind(r.spec.to_string())
-    .execute(&mut *conn)
-    .await?;
+           last_error, result, error, batch_id, spec) ",
+    );
+    q.push_values(rs, |mut row, r| {
+        row.push_bind(&r.transfer_id)
+            .push_bind(&r.owner)
+            .push_bind(r.kind.as_str())
+            .push_bind(r.state.as_str())
+            .push_bind(&r.asset_id)
+            .push_bind(&r.content_id)
+            .push_bind(&r.local_path)
+            .push_bind(r.bytes_done as i64)
+            .push_bind(r.bytes_total as i64)
+            .push_bind(r.chunk_count as i64)
+            .push_bind(r.file_count as i64)
+            .push_bind(ts(r.created_at))
+            .push_bind(ts(r.updated_at))
+            .push_bind(r.attempt as i64)
+            .push_bind(to_text(&r.last_error))
+            .push_bind(to_text(&r.result))
+            .push_bind(to_text(&r.error))
+            .push_bind(&r.batch_id)
+            .push_bind(r.spec.to_string());
+    });
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -922,7 +992,9 @@ mod tests {
             .map(|i| (format!("s{i}"), (i == 2).then(|| "existing".to_string())))
             .collect();
         j.begin_upload_starts("sock", &starts).await.unwrap();
-        j.set_start_session("s0", "asset-0", "up-0").await.unwrap();
+        let made = [("s0", "asset-0", "up-0"), ("s1", "asset-1", "up-1")]
+            .map(|(s, a, u)| (s.to_string(), a.to_string(), u.to_string()));
+        j.set_start_sessions(&made).await.unwrap();
         j.abandon_upload_starts("sock").await.unwrap();
         let rows = j.abandoned_upload_starts("sock").await.unwrap();
         assert_eq!(rows.len(), 3);
@@ -962,6 +1034,80 @@ mod tests {
         assert!(j.insert_many(&again).await.is_err());
         assert!(j.get("sock", "t3").await.is_err());
         assert_eq!(j.list("sock").await.unwrap().len(), 3);
+    }
+
+    /// A run begins only on an unfinished transfer, which is journaled
+    /// running and answered as it is now; a paused, finished or unknown one
+    /// (or another owner's) is left as it was.
+    #[tokio::test]
+    async fn a_run_begins_only_on_an_unfinished_transfer() {
+        let j = Journal::in_memory().await.unwrap();
+        let mut queued = sample("q", "sock");
+        queued.state = TransferState::Queued;
+        let mut paused = sample("p", "sock");
+        paused.state = TransferState::Paused;
+        j.insert_many(&[queued, paused]).await.unwrap();
+        j.set_state("q", TransferState::Retrying, 3, None, None, None)
+            .await
+            .unwrap();
+
+        let run = j.begin_run("sock", "q").await.unwrap().unwrap();
+        assert_eq!((run.state, run.attempt), (TransferState::Running, 0));
+        assert_eq!(
+            j.get("sock", "q").await.unwrap().state,
+            TransferState::Running
+        );
+        assert!(j.begin_run("sock", "p").await.unwrap().is_none());
+        assert_eq!(
+            j.get("sock", "p").await.unwrap().state,
+            TransferState::Paused
+        );
+        assert!(j.begin_run("other", "q").await.unwrap().is_none());
+        assert!(j.begin_run("sock", "nope").await.unwrap().is_none());
+    }
+
+    /// Batches bigger than one multi-row statement are journaled whole:
+    /// every start, every session, every transfer, and every start row of
+    /// a journaled transfer's session dropped.
+    #[tokio::test]
+    async fn batches_of_several_statements_are_journaled_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(&tmp.path().join("state")).await.unwrap();
+        let n = 2 * ROWS_PER_STATEMENT + 7;
+        let starts: Vec<(String, Option<String>)> =
+            (0..n).map(|i| (format!("s{i}"), None)).collect();
+        j.begin_upload_starts("sock", &starts).await.unwrap();
+        let made: Vec<(String, String, String)> = (0..n)
+            .map(|i| (format!("s{i}"), format!("a{i}"), format!("up{i}")))
+            .collect();
+        j.set_start_sessions(&made).await.unwrap();
+        j.abandon_upload_starts("sock").await.unwrap();
+        let rows = j.abandoned_upload_starts("sock").await.unwrap();
+        assert_eq!(rows.len(), n);
+        for r in &rows {
+            let i = &r.start_id[1..];
+            assert_eq!(r.asset_id.as_deref(), Some(format!("a{i}").as_str()));
+            assert_eq!(r.upload_id.as_deref(), Some(format!("up{i}").as_str()));
+        }
+
+        // All but the last start's transfers.
+        let records: Vec<TransferRecord> = (0..n - 1)
+            .map(|i| {
+                let mut r = sample(&format!("t{i}"), "sock");
+                r.spec = json!({"upload_id": format!("up{i}")});
+                r
+            })
+            .collect();
+        j.insert_many(&records).await.unwrap();
+        assert_eq!(j.list("sock").await.unwrap().len(), n - 1);
+        let left: Vec<String> = j
+            .abandoned_upload_starts("sock")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.start_id)
+            .collect();
+        assert_eq!(left, [format!("s{}", n - 1)]);
     }
 
     #[tokio::test]

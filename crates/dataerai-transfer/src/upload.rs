@@ -267,18 +267,39 @@ impl<'a> Start<'a> {
         self.log.journal.set_start_asset(&id, asset_id).await
     }
 
-    /// The asset and the session the start made (one journal write).
-    async fn session(&self, asset_id: &str, upload_id: &str) -> Result<(), ApiError> {
-        let id = {
-            let mut row = self.row();
-            row.asset_id = Some(asset_id.to_string());
-            row.upload_id = Some(upload_id.to_string());
-            row.start_id.clone()
+    /// The asset and the session each start made, journaled together (one
+    /// commit); answers, for each start, whether its session is journaled
+    /// (an error also for a session that was not opened).
+    async fn sessions(
+        starts: &[Result<Option<Start<'a>>, ApiError>],
+        sessions: &[Result<UploadSession, ApiError>],
+    ) -> Vec<Result<(), ApiError>> {
+        let mut rows = Vec::new();
+        let mut log = None;
+        for (start, session) in starts.iter().zip(sessions) {
+            if let (Ok(Some(start)), Ok(s)) = (start, session) {
+                let mut row = start.row();
+                row.asset_id = Some(s.asset_id.clone());
+                row.upload_id = Some(s.upload_id.clone());
+                rows.push((
+                    row.start_id.clone(),
+                    s.asset_id.clone(),
+                    s.upload_id.clone(),
+                ));
+                log = Some(start.log);
+            }
+        }
+        let journaled = match log {
+            Some(log) => log.journal.set_start_sessions(&rows).await,
+            None => Ok(()),
         };
-        self.log
-            .journal
-            .set_start_session(&id, asset_id, upload_id)
-            .await
+        sessions
+            .iter()
+            .map(|session| match (session, &journaled) {
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e.clone()),
+                (Ok(_), Ok(())) => Ok(()),
+            })
+            .collect()
     }
 
     async fn upload(&self, upload_id: &str) -> Result<(), ApiError> {
@@ -562,19 +583,22 @@ async fn open_together(
         )),
         Err(e) => Err(e),
     };
-    for ((i, req, files, hashed), start) in group.iter().zip(starts) {
-        let session = match &mut answers {
+    let sessions: Vec<Result<UploadSession, ApiError>> = group
+        .iter()
+        .map(|_| match &mut answers {
             Ok(each) => each
                 .next()
                 .map(|a| a.into_result())
                 .unwrap_or_else(|| Err(ApiError::internal("lost an item"))),
             Err(e) => Err(e.clone()),
-        };
+        })
+        .collect();
+    // What the server made, journaled for every start at once (one commit).
+    let journaled = Start::sessions(&starts, &sessions).await;
+    for ((((i, req, files, hashed), start), session), journaled) in
+        group.iter().zip(starts).zip(sessions).zip(journaled)
+    {
         if let Ok(Some(start)) = &start {
-            let journaled = match &session {
-                Ok(s) => start.session(&s.asset_id, &s.upload_id).await,
-                Err(e) => Err(e.clone()),
-            };
             if let Err(e) = journaled {
                 start.give_up(client).await;
                 out.push((*i, Err(e)));
@@ -899,12 +923,10 @@ async fn finish_small(
         Ok(finished.await?)
     })
     .await?;
-    // Journaled once durable, like any chunk. Its `bytes_done` is not
-    // written on its own: the transfer is complete now, and the completed
-    // state the daemon journals next counts every byte done.
-    ctx.journal
-        .add_chunk(&ctx.transfer_id, f.file_index, 0, len)
-        .await?;
+    // No chunk row or `bytes_done` is journaled: the bytes and the
+    // completion went in one server transaction, so the session is complete
+    // now, which the completed state the daemon journals next records (a run
+    // that stops before that finds the session complete on the server).
     progress.chunk_done(ctx, f.file_index, &f.name, f.size, 0, len);
     if f.checksum.is_none() {
         spec.files[0].checksum = Some(checksum);

@@ -23,7 +23,7 @@ use dataerai_proto::api::{
 };
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::{ApiError, ErrorCode};
-use dataerai_store::blob::PutOutcome;
+use dataerai_store::blob::{PutOutcome, SmallChunk};
 use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadRecord, UploadTarget};
 use dataerai_store::{ChunkCheck, ChunkKey};
 
@@ -261,14 +261,24 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
     AppError::invalid(format!("malformed multipart body: {}", e.body_text()))
 }
 
-/// Store one item's bytes; answers the chunk record to publish.
-async fn store(
-    state: &AppState,
-    found: AppResult<Found>,
-    bytes: bytes::Bytes,
-) -> AppResult<Result<ContentVersion, (ChunkKey, [u8; 32], ChunkRecord)>> {
+/// What `finish` does with one item once its bytes are read.
+enum Step {
+    /// Completed by an earlier request: answer this version.
+    Done(ContentVersion),
+    /// Record this chunk and complete the session; `store` when its bytes
+    /// must be stored first (not held already).
+    Record {
+        key: ChunkKey,
+        hash: [u8; 32],
+        chunk: ChunkRecord,
+        store: Option<SmallChunk>,
+    },
+}
+
+/// Check one item's bytes against what `find` found.
+fn step(found: AppResult<Found>, bytes: bytes::Bytes) -> AppResult<Step> {
     let (key, check, held) = match found? {
-        Found::Done(version) => return Ok(Ok(version)),
+        Found::Done(version) => return Ok(Step::Done(version)),
         Found::Open { key, check, held } => (key, check, held),
     };
     if bytes.len() as u64 != check.len {
@@ -279,24 +289,75 @@ async fn store(
             bytes.len()
         )));
     }
-    let record = ChunkRecord {
+    let chunk = ChunkRecord {
         size: check.len,
         hash: hex::encode(check.hash),
     };
-    if !held {
-        let body = Box::pin(futures::stream::once(async move { Ok(bytes) }));
-        match state.blobs.put_chunk(&key, body, check).await? {
-            PutOutcome::Stored | PutOutcome::AlreadyStored => {}
-            PutOutcome::Conflict => {
-                return Err(AppError::new(
-                    ErrorCode::Conflict,
-                    "the file was already received with different bytes; start a new upload",
-                ))
-            }
-        }
-        state.metrics.chunk_accepted(record.size);
+    let store = (!held).then(|| SmallChunk {
+        key: key.clone(),
+        bytes,
+        check,
+    });
+    Ok(Step::Record {
+        key,
+        hash: check.hash,
+        chunk,
+        store,
+    })
+}
+
+/// An item's outcome before the store records it: the version an earlier
+/// request completed, or the chunk to record (its key and digest with it).
+type Stored = Result<ContentVersion, (ChunkKey, [u8; 32], ChunkRecord)>;
+
+/// Store the bytes of every item that needs it, all in one call to the blob
+/// store (which syncs them as a group); answers each item's chunk to record.
+async fn store_all(state: &AppState, steps: Vec<AppResult<Step>>) -> Vec<AppResult<Stored>> {
+    let writes: Vec<SmallChunk> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Ok(Step::Record {
+                store: Some(chunk), ..
+            }) => Some(chunk.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut written = if writes.is_empty() {
+        Vec::new()
+    } else {
+        state.blobs.put_small_chunks(writes).await
     }
-    Ok(Err((key, check.hash, record)))
+    .into_iter();
+    steps
+        .into_iter()
+        .map(|s| {
+            let (key, hash, chunk, store) = match s? {
+                Step::Done(version) => return Ok(Ok(version)),
+                Step::Record {
+                    key,
+                    hash,
+                    chunk,
+                    store,
+                } => (key, hash, chunk, store),
+            };
+            if store.is_some() {
+                let outcome = written.next().unwrap_or_else(|| {
+                    Err(dataerai_store::StoreError::Io(std::io::Error::other(
+                        "the blob store answered too few chunks",
+                    )))
+                });
+                match outcome? {
+                    PutOutcome::Stored | PutOutcome::AlreadyStored => {}
+                    PutOutcome::Conflict => return Err(AppError::new(
+                        ErrorCode::Conflict,
+                        "the file was already received with different bytes; start a new upload",
+                    )),
+                }
+                state.metrics.chunk_accepted(chunk.size);
+            }
+            Ok(Err((key, hash, chunk)))
+        })
+        .collect()
 }
 
 #[utoipa::path(
@@ -357,13 +418,12 @@ pub async fn finish_small_uploads(
         )));
     }
     state.metrics.finish_batch(bodies.len());
-    let stored = futures::future::join_all(
-        found
-            .into_iter()
-            .zip(bodies)
-            .map(|(f, b)| store(&state, f, b)),
-    )
-    .await;
+    let steps = found
+        .into_iter()
+        .zip(bodies)
+        .map(|(f, b)| step(f, b))
+        .collect();
+    let stored = store_all(&state, steps).await;
     let mut answers = Vec::with_capacity(stored.len());
     let mut todo = Vec::new();
     let mut keys = Vec::new();

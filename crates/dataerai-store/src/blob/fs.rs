@@ -19,7 +19,8 @@ use uuid::Uuid;
 use dataerai_proto::io::{BufferPool, DirectReader, RangeWriter, DIRECT_BATCH};
 
 use super::{
-    check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, StoredContent,
+    check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, SmallChunk,
+    StoredContent,
 };
 use crate::error::{Result, StoreError};
 
@@ -346,20 +347,24 @@ impl Placement {
     /// Link the temporary file under the chunk's name unless the name exists
     /// (no-clobber), remove the temporary name, and make it durable (blocking).
     fn publish(&self) -> Result<PutOutcome> {
+        let outcome = self.link()?;
+        if outcome == PutOutcome::Stored {
+            // Writers storing at the same time share these fsyncs.
+            for dir in self.dirs() {
+                self.dir_syncs.sync(dir)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Link the temporary file under the chunk's name unless the name exists
+    /// (no-clobber) and remove the temporary name (blocking). `Stored` is not
+    /// durable yet: every directory of [`Placement::dirs`] must be synced.
+    fn link(&self) -> Result<PutOutcome> {
         let linked = std::fs::hard_link(&self.tmp, &self.path);
         let _ = std::fs::remove_file(&self.tmp);
         match linked {
-            Ok(()) => {
-                // The new name, and the directories that may have just been
-                // created for it, must survive a power cut before the ack.
-                // Writers storing at the same time share these fsyncs.
-                let dir = self.path.parent().expect("chunk path has a parent");
-                self.dir_syncs.sync(dir)?;
-                self.dir_syncs
-                    .sync(dir.parent().expect("file dir has a parent"))?;
-                self.dir_syncs.sync(&self.content_root)?;
-                Ok(PutOutcome::Stored)
-            }
+            Ok(()) => Ok(PutOutcome::Stored),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 // Only verified bytes are ever linked, so comparing digests is enough.
                 if passes(&self.path, self.check)? {
@@ -372,8 +377,18 @@ impl Placement {
         }
     }
 
-    /// Write a small verified chunk held in memory, then publish it (blocking).
-    fn write_and_publish(&self, bytes: &[u8]) -> Result<PutOutcome> {
+    /// The directories a new name must have synced before its ack: the
+    /// chunk's, the one above and `content/` (the first two may have just
+    /// been created for it).
+    fn dirs(&self) -> [&Path; 3] {
+        let dir = self.path.parent().expect("chunk path has a parent");
+        let file_dir = dir.parent().expect("file dir has a parent");
+        [dir, file_dir, &self.content_root]
+    }
+
+    /// Write a small verified chunk held in memory to the temporary file and
+    /// fsync it (blocking).
+    fn write_temp(&self, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
         std::fs::create_dir_all(self.path.parent().expect("chunk path has a parent"))?;
         let written = std::fs::File::create(&self.tmp).and_then(|mut f| {
@@ -384,8 +399,21 @@ impl Placement {
             let _ = std::fs::remove_file(&self.tmp);
             return Err(e.into());
         }
+        Ok(())
+    }
+
+    /// Write a small verified chunk held in memory, then publish it (blocking).
+    fn write_and_publish(&self, bytes: &[u8]) -> Result<PutOutcome> {
+        self.write_temp(bytes)?;
         self.publish()
     }
+}
+
+/// Check a chunk held in memory against `check`.
+fn verify(bytes: &[u8], check: ChunkCheck) -> Result<()> {
+    let mut verifier = check.verifier();
+    verifier.piece(bytes)?;
+    verifier.finish()
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -395,6 +423,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl FsBlobStore {
+    /// Where chunk `key` goes, by way of a temporary file next to it.
+    fn placement(&self, key: &ChunkKey, check: ChunkCheck) -> Result<Placement> {
+        let path = self.chunk_path(key)?;
+        let dir = path.parent().expect("chunk path has a parent");
+        Ok(Placement {
+            tmp: dir.join(format!(".{}.tmp-{}", key.chunk_index, Uuid::new_v4())),
+            path,
+            content_root: self.root.join("content"),
+            check,
+            dir_syncs: self.dir_syncs.clone(),
+        })
+    }
+
     /// Stream into `tmp`, checking length and digest; fsync on success.
     async fn write_verified(
         tmp: &Path,
@@ -422,18 +463,12 @@ impl BlobStore for FsBlobStore {
         mut body: ByteStream,
         check: ChunkCheck,
     ) -> Result<PutOutcome> {
-        let path = self.chunk_path(key)?;
-        let dir = path
+        let place = self.placement(key, check)?;
+        let dir = place
+            .path
             .parent()
             .expect("chunk path has a parent")
             .to_path_buf();
-        let place = Placement {
-            tmp: dir.join(format!(".{}.tmp-{}", key.chunk_index, Uuid::new_v4())),
-            path,
-            content_root: self.root.join("content"),
-            check,
-            dir_syncs: self.dir_syncs.clone(),
-        };
         if check.len <= SMALL_CHUNK {
             let mut verifier = check.verifier();
             let mut bytes = Vec::with_capacity(check.len as usize);
@@ -449,6 +484,83 @@ impl BlobStore for FsBlobStore {
             return Err(e);
         }
         blocking(move || place.publish()).await
+    }
+
+    /// Small chunks in three steps, each for all of them at once, so their
+    /// fsyncs share the file system's journal commits instead of queueing
+    /// one after the other (docs/performance.md, "Small files"): every
+    /// chunk is checked, written to its temporary file and fsynced; then
+    /// every one is linked into place; then every directory that gained a
+    /// name is fsynced once. No chunk is `Stored` before its bytes, its name
+    /// and every directory above it are durable.
+    async fn put_small_chunks(&self, chunks: Vec<SmallChunk>) -> Vec<Result<PutOutcome>> {
+        let written = futures::future::join_all(chunks.into_iter().map(|c| {
+            let place = self.placement(&c.key, c.check);
+            async move {
+                let place = place?;
+                blocking(move || {
+                    verify(&c.bytes, place.check)?;
+                    place.write_temp(&c.bytes)?;
+                    Ok(place)
+                })
+                .await
+            }
+        }))
+        .await;
+        let n = written.len();
+        let linked = blocking(move || {
+            Ok(written
+                .into_iter()
+                .map(|w| w.and_then(|place| Ok((place.link()?, place))))
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            let e = e.to_string();
+            (0..n)
+                .map(|_| Err(StoreError::Io(io::Error::other(e.clone()))))
+                .collect()
+        });
+        let mut dirs: Vec<PathBuf> = linked
+            .iter()
+            .filter_map(|l| match l {
+                Ok((PutOutcome::Stored, place)) => Some(place.dirs()),
+                _ => None,
+            })
+            .flatten()
+            .map(Path::to_path_buf)
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let synced: HashMap<PathBuf, std::result::Result<(), String>> =
+            futures::future::join_all(dirs.into_iter().map(|dir| {
+                let syncs = self.dir_syncs.clone();
+                async move {
+                    let d = dir.clone();
+                    let outcome = blocking(move || Ok(syncs.sync(&d)?)).await;
+                    (dir, outcome.map_err(|e| e.to_string()))
+                }
+            }))
+            .await
+            .into_iter()
+            .collect();
+        linked
+            .into_iter()
+            .map(|l| {
+                let (outcome, place) = l?;
+                if outcome == PutOutcome::Stored {
+                    for dir in place.dirs() {
+                        if let Some(Err(e)) = synced.get(dir) {
+                            return Err(StoreError::Io(io::Error::other(format!(
+                                "cannot sync {}: {e}",
+                                dir.display()
+                            ))));
+                        }
+                    }
+                }
+                Ok(outcome)
+            })
+            .collect()
     }
 
     async fn read_chunk(
@@ -555,6 +667,83 @@ mod tests {
             content_id: "c-1".into(),
             file_index: 0,
             chunk_index: chunk,
+        }
+    }
+
+    fn small(content_id: &str, data: &'static [u8], check: ChunkCheck) -> SmallChunk {
+        SmallChunk {
+            key: ChunkKey {
+                content_id: content_id.into(),
+                file_index: 0,
+                chunk_index: 0,
+            },
+            bytes: Bytes::from_static(data),
+            check,
+        }
+    }
+
+    /// Small chunks stored as a group answer what `put_chunk` would answer
+    /// for each, in order: new ones stored and readable, the same bytes
+    /// again `AlreadyStored`, other bytes under a taken key `Conflict` (the
+    /// stored ones kept), bytes that fail their check refused and not
+    /// stored; and no temporary file is left anywhere.
+    #[tokio::test]
+    async fn small_chunks_stored_together_answer_each_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let taken = store
+            .put_chunk(&key(0), body(&[b"first"]), whole_file(b"first"))
+            .await;
+        assert_eq!(taken.unwrap(), PutOutcome::Stored);
+
+        let outcomes = store
+            .put_small_chunks(vec![
+                small("c-2", b"two", whole_file(b"two")),
+                small("c-1", b"first", whole_file(b"first")),
+                small("c-1", b"FIRST", whole_file(b"FIRST")),
+                small("c-3", b"bad", whole_file(b"BAD")),
+                small("c-4", b"four", whole_file(b"four")),
+            ])
+            .await;
+        let outcomes: Vec<_> = outcomes
+            .into_iter()
+            .map(|o| o.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(outcomes[0], Ok(PutOutcome::Stored));
+        assert_eq!(outcomes[1], Ok(PutOutcome::AlreadyStored));
+        assert_eq!(outcomes[2], Ok(PutOutcome::Conflict));
+        assert!(
+            matches!(&outcomes[3], Err(e) if e.contains("digest")),
+            "{:?}",
+            outcomes[3]
+        );
+        assert_eq!(outcomes[4], Ok(PutOutcome::Stored));
+
+        let read = |content_id: &'static str| {
+            let store = &store;
+            async move {
+                let k = ChunkKey {
+                    content_id: content_id.into(),
+                    file_index: 0,
+                    chunk_index: 0,
+                };
+                read_all(store.read_chunk(&k, None, 0, 3).await.unwrap()).await
+            }
+        };
+        assert_eq!(read("c-2").await, b"two");
+        assert_eq!(read("c-4").await, b"fou");
+        assert_eq!(read("c-1").await, b"fir");
+        assert!(!dir.path().join("content/c-3/0/0").exists());
+        for content_id in ["c-1", "c-2", "c-3", "c-4"] {
+            let folder = dir.path().join("content").join(content_id).join("0");
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            let names: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+            assert!(
+                names.iter().all(|n| n.to_string_lossy() == "0"),
+                "{content_id}: {names:?}"
+            );
         }
     }
 

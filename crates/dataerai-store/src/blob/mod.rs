@@ -98,6 +98,14 @@ pub enum PutOutcome {
     Conflict,
 }
 
+/// A small chunk whose bytes are in memory, for [`BlobStore::put_small_chunks`].
+#[derive(Debug, Clone)]
+pub struct SmallChunk {
+    pub key: ChunkKey,
+    pub bytes: Bytes,
+    pub check: ChunkCheck,
+}
+
 /// What a chunk body must be for [`BlobStore::put_chunk`] to store it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkCheck {
@@ -197,6 +205,18 @@ pub trait BlobStore: Send + Sync + 'static {
         body: ByteStream,
         check: ChunkCheck,
     ) -> Result<PutOutcome>;
+
+    /// Store small chunks held in memory, each exactly as [`BlobStore::put_chunk`]
+    /// would (checked; durable before `Stored`), answering in order. A store
+    /// may share the work of durability among them (the directory store syncs
+    /// them as a group); by default each is put on its own, all concurrently.
+    async fn put_small_chunks(&self, chunks: Vec<SmallChunk>) -> Vec<Result<PutOutcome>> {
+        futures::future::join_all(chunks.into_iter().map(|c| async move {
+            let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(c.bytes) }));
+            self.put_chunk(&c.key, body, c.check).await
+        }))
+        .await
+    }
 
     /// `len` bytes of a chunk starting at `offset`, streamed as they arrive
     /// from the backend (never the whole chunk buffered first).

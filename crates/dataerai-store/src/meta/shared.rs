@@ -592,6 +592,14 @@ async fn charged_allocation<C: Dialect>(c: &mut C, asset: &NewAsset) -> Result<O
 }
 
 pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
+    let inserted = insert_asset_unindexed(c, asset).await?;
+    super::search::reindex(c, &inserted.asset_id).await?;
+    Ok(inserted)
+}
+
+/// [`insert_asset`] without its search index rows, for a batch that indexes
+/// its new assets together ([`super::search::reindex_many`]) before it commits.
+async fn insert_asset_unindexed<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
     let id = new_id();
     let at = now();
     let allocation_id = charged_allocation(c, &asset).await?;
@@ -624,7 +632,6 @@ pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Resu
         )
         .await?;
     }
-    super::search::reindex(c, &id).await?;
     // Exactly what was stored (a new asset has no content yet): no need to read it back.
     Ok(Asset {
         asset_id: id,
@@ -850,6 +857,12 @@ async fn create_uploads_together<B: Backend>(
         }
     }
     insert_session_rows(c, &rows).await?;
+    // The new assets' index rows, together (those of refused items are gone).
+    let created: Vec<&str> = (items.iter().zip(&out))
+        .filter(|(item, made)| matches!(item.target, UploadTarget::NewAsset(_)) && made.is_ok())
+        .filter_map(|(_, made)| made.as_ref().ok().map(|s| s.asset_id.as_str()))
+        .collect();
+    super::search::reindex_many(c, &created).await?;
     Ok(out)
 }
 
@@ -863,7 +876,8 @@ async fn plan_session<C: Dialect>(
 ) -> Result<SessionRows> {
     let (asset_id, charged) = match &item.target {
         UploadTarget::NewAsset(asset) => {
-            let inserted = insert_asset(c, asset.clone()).await?;
+            // Indexed with the batch's others (`create_uploads_together`).
+            let inserted = insert_asset_unindexed(c, asset.clone()).await?;
             let key = (asset.owner_type, asset.owner_id.clone());
             let own = match owners.iter().find(|(k, _)| *k == key) {
                 Some((_, own)) => own.clone(),
@@ -1457,9 +1471,7 @@ async fn publish_small_rows<C: Dialect>(
             with_time(assets.clone()),
         )
         .await?;
-        for asset_id in assets {
-            super::search::reindex(c, asset_id).await?;
-        }
+        super::search::reindex_many(c, &assets).await?;
     }
     Ok(())
 }

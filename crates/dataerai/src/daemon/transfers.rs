@@ -419,20 +419,12 @@ pub async fn resume_unfinished(st: &Arc<DaemonState>) {
 
 async fn drive(st: &Arc<DaemonState>, id: &str, control: Control, slot: Slot) {
     let tr = &st.transfers;
-    let rec = match tr.get(id).await {
-        Ok(r) => r,
+    // Journaled running and read in one statement.
+    let rec = match tr.journal.begin_run(&tr.owner, id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return, // paused or cancelled in the meantime
         Err(e) => return tracing::error!(transfer_id = id, "cannot start: {e}"),
     };
-    if !rec.state.is_unfinished() {
-        return; // paused or cancelled in the meantime
-    }
-    if let Err(e) = tr
-        .journal
-        .set_state(id, TransferState::Running, 0, None, None, None)
-        .await
-    {
-        return finish(st, &rec, Err(e.into())).await;
-    }
     notify_state(st, &rec, TransferState::Running, 0, None);
     let client = match st.service.client() {
         Ok(c) => c,
