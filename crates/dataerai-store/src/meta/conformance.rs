@@ -1503,6 +1503,18 @@ pub async fn search_matches_the_same_assets(s: &dyn MetadataStore) {
     .unwrap();
     assert!(titles("type:figure", None).await.is_empty());
     assert_eq!(titles("light type:plot", None).await, ["Light figure"]);
+    // An asset without a record type is of no type: "not a plot" keeps it.
+    s.create_asset(mk("Untyped note", &[], json!({}), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        titles("-type:plot", None).await,
+        ["Bright field scan", "Field fit", "Untyped note"]
+    );
+    assert_eq!(
+        titles("NOT (type:plot OR type:analysis)", None).await,
+        ["Bright field scan", "Untyped note"]
+    );
     s.delete_asset(&scan.asset_id).await.unwrap();
     assert!(titles("tag:calibrated", None).await.is_empty());
     assert!(titles("bright", None).await.is_empty());

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 
 use super::rows::{AssetRow, ASSET_COLUMNS};
 use super::shared::{asset, Backend, Commit, ConnOf};
-use super::sql::{args, Arg, Conn, Dialect};
+use super::sql::{Arg, Conn, Dialect};
 use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
@@ -16,8 +16,6 @@ use crate::search::sql::{compile, drive_estimates, estimate_cap, metadata_count,
 use crate::search::{Facets, SearchPage, SearchRequest};
 use dataerai_proto::api::Asset;
 
-/// Rows per multi-row `INSERT` into `asset_fields` (6 arguments each).
-const FIELDS_PER_INSERT: usize = 100;
 /// Facet values returned per facet.
 const FACET_VALUES: u64 = 20;
 /// The facets count the first this many matches (all of them when there
@@ -27,110 +25,7 @@ pub(crate) const FACET_SAMPLE: u64 = 1_000;
 /// Rewrite the index rows of `asset_id` from the asset and its latest
 /// complete version (no rows when the asset is gone).
 pub(super) async fn reindex<C: Dialect>(c: &mut C, asset_id: &str) -> Result<()> {
-    type Source = (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Json<Vec<String>>,
-        Json<Value>,
-        String,
-        chrono::DateTime<chrono::Utc>,
-    );
-    let Some((title, description, alias, record_type, tags, metadata, owner, created_at)) = c
-        .fetch_optional::<Source>(
-            "SELECT title, description, alias, record_type, tags, metadata, \
-             owner_type || ':' || owner_id, created_at FROM assets WHERE id = $1",
-            args![asset_id],
-        )
-        .await?
-    else {
-        return Ok(());
-    };
-    let latest = format!(
-        "SELECT f.name, f.size FROM content_files f WHERE f.content_id =
-           (SELECT id FROM contents WHERE asset_id = $1 AND status = 'complete'
-            ORDER BY completed_at DESC, {} DESC LIMIT 1)
-         ORDER BY f.file_index",
-        C::CREATION_ORDER
-    );
-    let files: Vec<(String, i64)> = c.fetch_all(&latest, args![asset_id]).await?;
-    let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
-    let entry = Indexed {
-        title: &title,
-        description: description.as_deref(),
-        alias: alias.as_deref(),
-        record_type: record_type.as_deref(),
-        tags: &tags.0,
-        metadata: &metadata.0,
-        file_names: &names,
-        size_bytes: files.iter().map(|(_, s)| *s).sum(),
-    }
-    .entry();
-    c.execute(
-        "INSERT INTO asset_search (asset_id, body, size_bytes, owner, created_at, record_type)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, size_bytes = excluded.size_bytes,
-         owner = excluded.owner, created_at = excluded.created_at, record_type = excluded.record_type",
-        args![asset_id, entry.body, entry.size_bytes, &owner, created_at, record_type.as_ref()],
-    )
-    .await?;
-    c.execute(
-        "DELETE FROM asset_tags WHERE asset_id = $1",
-        args![asset_id],
-    )
-    .await?;
-    for tag in &entry.tags {
-        c.execute(
-            "INSERT INTO asset_tags (asset_id, tag, owner, created_at, record_type) \
-             VALUES ($1, $2, $3, $4, $5)",
-            args![asset_id, tag, &owner, created_at, record_type.as_ref()],
-        )
-        .await?;
-    }
-    c.execute(
-        "DELETE FROM asset_fields WHERE asset_id = $1",
-        args![asset_id],
-    )
-    .await?;
-    for batch in entry.fields.chunks(FIELDS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO asset_fields (asset_id, path, num, txt, flag, owner, created_at) VALUES ",
-        );
-        let mut values = Vec::with_capacity(batch.len() * 7);
-        for (i, field) in batch.iter().enumerate() {
-            let n = i * 7;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7
-            ));
-            let (num, txt, flag) = match &field.value {
-                FieldValue::Number(v) => (Some(*v), None, None),
-                FieldValue::Text(t) => (None, Some(t.clone()), None),
-                FieldValue::Bool(b) => (None, None, Some(*b)),
-            };
-            values.extend([
-                Arg::from(asset_id),
-                Arg::from(&field.path),
-                Arg::Float(num),
-                Arg::Text(txt),
-                Arg::Bool(flag),
-                Arg::from(&owner),
-                Arg::from(created_at),
-            ]);
-        }
-        c.execute(&sql, values).await?;
-    }
-    Ok(())
+    reindex_many(c, &[asset_id]).await
 }
 
 /// Assets per [`reindex_many`] round (each binds one value per statement of
@@ -206,6 +101,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
                 Arg::from(entry.size_bytes),
                 Arg::from(owner),
                 Arg::from(*created_at),
+                Arg::from(record_type.clone()),
             ]);
             for tag in &entry.tags {
                 tags.extend([
@@ -213,6 +109,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
                     Arg::from(tag),
                     Arg::from(owner),
                     Arg::from(*created_at),
+                    Arg::from(record_type.clone()),
                 ]);
             }
             for field in &entry.fields {
@@ -240,12 +137,12 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
         insert_rows_then(
             c,
             "asset_search",
-            "asset_id, body, size_bytes, owner, created_at",
-            5,
+            "asset_id, body, size_bytes, owner, created_at, record_type",
+            6,
             search,
             " ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, \
              size_bytes = excluded.size_bytes, owner = excluded.owner, \
-             created_at = excluded.created_at",
+             created_at = excluded.created_at, record_type = excluded.record_type",
         )
         .await?;
         for table in ["asset_tags", "asset_fields"] {
@@ -258,8 +155,8 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
         insert_rows_then(
             c,
             "asset_tags",
-            "asset_id, tag, owner, created_at",
-            4,
+            "asset_id, tag, owner, created_at, record_type",
+            5,
             tags,
             "",
         )
@@ -821,6 +718,7 @@ mod tests {
     use super::*;
     use crate::meta::conformance::scratch_pg_store;
     use crate::meta::shared::insert_asset;
+    use crate::meta::sql::args;
     use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
     use crate::search::SearchPage;
 
@@ -1039,23 +937,6 @@ mod tests {
         assert_eq!(rows_after, rows_before);
         assert!(rows_before > ids.len() as i64);
         tx.commit().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn reindex_many_writes_what_reindex_writes_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        reindex_many_writes_what_reindex_writes(&s).await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs PostgreSQL: run by make test-scaleout"]
-    async fn reindex_many_writes_what_reindex_writes_postgres() {
-        let Some(url) = scratch_pg_url("unit") else {
-            return;
-        };
-        let s = PgStore::open(&url).await.unwrap();
-        reindex_many_writes_what_reindex_writes(&s).await;
     }
 
     /// Index rows whose owner or creation time differ from their asset's.
@@ -1308,5 +1189,6 @@ mod tests {
         every_drive_finds_the_same_page,
         index_rows_carry_the_owner,
         bulk_load_writes_what_the_insert_path_writes,
+        reindex_many_writes_what_reindex_writes,
     );
 }

@@ -152,7 +152,10 @@ impl Builder {
         match e {
             Expr::And(items) => self.join(items, " AND "),
             Expr::Or(items) => self.join(items, " OR "),
-            Expr::Not(inner) => format!("NOT ({})", self.expr(inner)),
+            // A test of a missing value (an asset with no record type) is
+            // NULL, and NOT NULL is NULL: such an asset must still match
+            // "not of this type", so the inner unknown counts as false.
+            Expr::Not(inner) => format!("NOT COALESCE(({}), FALSE)", self.expr(inner)),
             Expr::Term(t) => self.term(t),
         }
     }
@@ -1062,7 +1065,7 @@ mod tests {
     fn or_and_not_keep_their_grouping() {
         let c = sql("tag:a OR NOT (tag:b type:c)", FullText::Fts5);
         assert!(
-            c.filter.contains(") OR (NOT ((s.asset_id IN"),
+            c.filter.contains(") OR (NOT COALESCE(((s.asset_id IN"),
             "{}",
             c.filter
         );
