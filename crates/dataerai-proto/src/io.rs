@@ -259,7 +259,7 @@ impl RangeWriter {
             && direct_io_allowed()
             && direct_writes_help(&file)
         {
-            if let Some(direct) = open_direct(path, true) {
+            if let Some(direct) = open_direct(path) {
                 return Ok(RangeWriter::Direct(DirectWriter {
                     direct: Arc::new(direct),
                     cached: Arc::new(file),
@@ -306,22 +306,21 @@ fn direct_io_setting(value: Option<&str>) -> bool {
     !matches!(value.as_deref(), Some("0" | "off" | "false" | "no"))
 }
 
-/// `path` opened for direct writes (or reads: `write` false), or `None` where
+/// `path` opened for direct writes, or `None` where
 /// the OS or the file system has no direct I/O (tmpfs before Linux 6.6, for
 /// one).
 #[cfg(target_os = "linux")]
-fn open_direct(path: &Path, write: bool) -> Option<std::fs::File> {
+fn open_direct(path: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
-        .read(!write)
-        .write(write)
+        .write(true)
         .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
         .open(path)
         .ok()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_direct(_path: &Path, _write: bool) -> Option<std::fs::File> {
+fn open_direct(_path: &Path) -> Option<std::fs::File> {
     None
 }
 
@@ -390,101 +389,6 @@ impl DirectWriter {
         .map_err(io::Error::other)??;
         self.pool.give(buf);
         Ok(self.cached)
-    }
-}
-
-/// A file read with `O_DIRECT` into [`BufferPool`] buffers: on a disk, a
-/// read through the page cache fills freshly allocated page-cache pages, and
-/// first touches of fresh memory were most of the server's cycles for a
-/// download on the disk (docs/performance.md); reused buffers are touched
-/// already. Each piece read is a [`Bytes`] that hands its buffer back to the
-/// pool when the last reference to it goes (once the socket took it).
-pub struct DirectReader {
-    direct: std::fs::File,
-    /// For a read the file system refuses directly (EINVAL).
-    cached: std::fs::File,
-    pool: BufferPool,
-}
-
-impl DirectReader {
-    /// `cached` (an open file) read directly from `path` where that bypasses
-    /// the page cache: for a range of at least [`DIRECT_MIN`] bytes from an
-    /// aligned `offset`, where the file system is not tmpfs
-    /// ([`direct_writes_help`]) and takes direct I/O, and
-    /// [`direct_io_allowed`]. `None` elsewhere: read through the page cache.
-    pub fn open(
-        path: &Path,
-        cached: std::fs::File,
-        offset: u64,
-        len: u64,
-        pool: &BufferPool,
-    ) -> Option<DirectReader> {
-        if !(len >= DIRECT_MIN
-            && offset.is_multiple_of(DIRECT_ALIGN as u64)
-            && direct_io_allowed()
-            && direct_writes_help(&cached))
-        {
-            return None;
-        }
-        let direct = open_direct(path, false)?;
-        Some(DirectReader {
-            direct,
-            cached,
-            pool: pool.clone(),
-        })
-    }
-
-    /// The `len` bytes (at most [`DIRECT_BATCH`]) from offset `at` (aligned);
-    /// an error if the file ends before them. Blocking.
-    pub fn read(&self, at: u64, len: usize) -> io::Result<Bytes> {
-        assert!(len <= DIRECT_BATCH && at.is_multiple_of(DIRECT_ALIGN as u64));
-        let mut buf = PooledBuf {
-            buf: Some(self.pool.take()),
-            len,
-            pool: self.pool.clone(),
-        };
-        let bytes = buf.buf.as_mut().expect("a buffer").bytes_mut();
-        // Direct reads want aligned lengths too: read whole pages, keep `len`.
-        let want = len.next_multiple_of(DIRECT_ALIGN);
-        let mut done = 0;
-        while done < len {
-            let into = &mut bytes[done..want];
-            let n = match self.direct.read_at(into, at + done as u64) {
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.cached.read_at(into, at + done as u64)
-                }
-                r => r,
-            };
-            match n {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Bytes::from_owner(buf))
-    }
-}
-
-/// The first `len` bytes of a pool's buffer, given back to the pool when
-/// dropped.
-struct PooledBuf {
-    buf: Option<AlignedBuf>,
-    len: usize,
-    pool: BufferPool,
-}
-
-impl AsRef<[u8]> for PooledBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf.as_ref().expect("a buffer").bytes()[..self.len]
-    }
-}
-
-impl Drop for PooledBuf {
-    fn drop(&mut self) {
-        if let Some(buf) = self.buf.take() {
-            self.pool.give(buf);
-        }
     }
 }
 
@@ -622,38 +526,6 @@ mod tests {
         let direct = write_range(on_tmpfs.path(), 0, &want, &pool).await;
         assert!(!direct, "a range on tmpfs was written with O_DIRECT");
         assert_eq!(std::fs::read(on_tmpfs.path()).unwrap(), want);
-    }
-
-    /// Direct reads answer the bytes of their place, with whole pieces, a
-    /// tail shorter than a page, and an error past the end; their buffers
-    /// go back to the pool once the pieces are dropped.
-    #[test]
-    fn direct_reads_answer_the_bytes_of_their_place() {
-        let on_disk = tempfile::NamedTempFile::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let want = pattern(DIRECT_BATCH + 3 * DIRECT_ALIGN + 123);
-        std::fs::write(on_disk.path(), &want).unwrap();
-        let pool = BufferPool::new(2);
-        let open = |offset| {
-            let file = std::fs::File::open(on_disk.path()).unwrap();
-            DirectReader::open(on_disk.path(), file, offset, want.len() as u64, &pool)
-        };
-        assert!(open(1000).is_none(), "an unaligned offset is read directly");
-        let file = std::fs::File::open(on_disk.path()).unwrap();
-        let short = DirectReader::open(on_disk.path(), file, 0, DIRECT_MIN - 1, &pool);
-        assert!(short.is_none(), "a short range is read directly");
-        let Some(reader) = open(0) else {
-            eprintln!("no direct I/O under {}", env!("CARGO_MANIFEST_DIR"));
-            return;
-        };
-        let whole = reader.read(0, DIRECT_BATCH).unwrap();
-        assert!(whole == want[..DIRECT_BATCH]);
-        let at = DIRECT_BATCH + DIRECT_ALIGN;
-        let tail = reader.read(at as u64, want.len() - at).unwrap();
-        assert!(tail == want[at..]);
-        let past = reader.read(at as u64, want.len() - at + 1);
-        assert_eq!(past.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-        drop((whole, tail));
-        assert_eq!(pool.spare().len(), 2);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use dataerai_proto::io::{BufferPool, DirectReader, RangeWriter, DIRECT_BATCH};
+use dataerai_proto::io::{BufferPool, RangeWriter};
 
 use super::{
     check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, SmallChunk,
@@ -33,7 +33,16 @@ const MAPPED_PIECE: u64 = 4 * 1024 * 1024;
 /// The stride that touches every page of a mapping once.
 const PAGE: usize = 4096;
 
-/// Open a chunk file holding at least `offset + len` bytes (blocking).
+/// Open a chunk file holding at least `offset + len` bytes, and start reading
+/// the range from the disk (blocking).
+///
+/// The read is started for the whole range at once (`POSIX_FADV_WILLNEED`:
+/// the kernel queues it and returns), not left to the page faults of
+/// [`map_piece`]: each fault reads only the read-ahead window (128 KiB by
+/// default) and waits for it, so a chunk written with `O_DIRECT` (not in the
+/// page cache) came off the disk in small reads one after another while the
+/// socket waited — downloads on a disk ran at 0.6× the upload's speed
+/// (docs/performance.md). A no-op on tmpfs, whose pages are the file.
 fn open_range(path: &Path, offset: u64, len: u64) -> io::Result<std::fs::File> {
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
@@ -43,30 +52,6 @@ fn open_range(path: &Path, offset: u64, len: u64) -> io::Result<std::fs::File> {
             format!("{} is shorter than the range asked for", path.display()),
         ));
     }
-    Ok(file)
-}
-
-/// How a range of an opened chunk file is read: directly into reused buffers
-/// on a disk ([`DirectReader`]), else mapped from the page cache.
-enum RangeReader {
-    Direct(DirectReader),
-    Mapped(std::fs::File),
-}
-
-/// Open `path`'s range for reading (blocking). A mapped range is read ahead
-/// whole (`POSIX_FADV_WILLNEED`: the kernel queues the reads and returns), not
-/// left to the page faults of [`map_piece`], each of which reads one
-/// read-ahead window and waits for it; a no-op on tmpfs, whose pages are the
-/// file.
-fn open_reader(path: &Path, offset: u64, len: u64, pool: &BufferPool) -> io::Result<RangeReader> {
-    let file = open_range(path, offset, len)?;
-    let file = match std::fs::File::try_clone(&file) {
-        Ok(cached) => match DirectReader::open(path, cached, offset, len, pool) {
-            Some(direct) => return Ok(RangeReader::Direct(direct)),
-            None => file,
-        },
-        Err(_) => file,
-    };
     // Only a hint: the faults read whatever it did not.
     let _ = rustix::fs::fadvise(
         &file,
@@ -74,7 +59,7 @@ fn open_reader(path: &Path, offset: u64, len: u64, pool: &BufferPool) -> io::Res
         std::num::NonZeroU64::new(len),
         rustix::fs::Advice::WillNeed,
     );
-    Ok(RangeReader::Mapped(file))
+    Ok(file)
 }
 
 /// `len` bytes of a chunk file from `offset`, memory-mapped and read in
@@ -127,35 +112,6 @@ fn mapped_pieces(
                     .await
                     .map_err(io::Error::other)??;
             Ok(Some((piece, done + n)))
-        }
-    })
-}
-
-/// `[offset, offset + len)` read directly in pieces of [`DIRECT_BATCH`] bytes,
-/// each on a blocking thread; the next piece is read while the last one is
-/// being sent, so the disk and the socket work at the same time.
-fn direct_pieces(
-    reader: DirectReader,
-    offset: u64,
-    len: u64,
-) -> impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send {
-    let reader = Arc::new(reader);
-    let read = move |done: u64| {
-        let reader = reader.clone();
-        let n = (len - done).min(DIRECT_BATCH as u64) as usize;
-        tokio::task::spawn_blocking(move || reader.read(offset + done, n))
-    };
-    let first = (len > 0).then(|| read(0));
-    futures::stream::try_unfold((0u64, first), move |(done, next)| {
-        let read = read.clone();
-        async move {
-            let Some(next) = next else {
-                return Ok(None);
-            };
-            let piece = next.await.map_err(io::Error::other)??;
-            let done = done + piece.len() as u64;
-            let after = (done < len).then(|| read(done));
-            Ok(Some((piece, (done, after))))
         }
     })
 }
@@ -571,8 +527,7 @@ impl BlobStore for FsBlobStore {
         len: u64,
     ) -> Result<ByteStream> {
         let path = self.chunk_path(key)?;
-        let pool = self.pool.clone();
-        let reader = tokio::task::spawn_blocking(move || open_reader(&path, offset, len, &pool))
+        let file = tokio::task::spawn_blocking(move || open_range(&path, offset, len))
             .await
             .map_err(|e| StoreError::Io(io::Error::other(e)))?
             .map_err(|e| {
@@ -585,10 +540,7 @@ impl BlobStore for FsBlobStore {
                     e.into()
                 }
             })?;
-        Ok(match reader {
-            RangeReader::Direct(direct) => Box::pin(direct_pieces(direct, offset, len)),
-            RangeReader::Mapped(file) => Box::pin(mapped_pieces(file, offset, len)),
-        })
+        Ok(Box::pin(mapped_pieces(file, offset, len)))
     }
 
     async fn delete_content(&self, content_id: &str) -> Result<()> {
@@ -1002,10 +954,10 @@ mod tests {
                 read.extend_from_slice(&piece.unwrap());
             }
             assert!(read == data[offset as usize..(offset + len) as usize]);
-            // Mapped pieces, or bigger direct ones where the store is on a disk.
-            assert!(
-                count <= len.div_ceil(MAPPED_PIECE),
-                "{count} pieces of {offset}+{len}"
+            assert_eq!(
+                count,
+                len.div_ceil(MAPPED_PIECE),
+                "pieces of {offset}+{len}"
             );
             assert!(count <= 3, "{count} pieces for {len} bytes");
         }
