@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use dataerai_proto::api::{OwnerType, UploadFileSpec};
+use dataerai_proto::api::UploadFileSpec;
 use dataerai_store::meta::{MetadataStore, NewAsset, NewUpload, UploadTarget};
 use dataerai_store::{PgStore, SqliteStore};
 use reqwest::StatusCode;
@@ -56,19 +56,7 @@ async fn every_page_of_a_large_collection_is_reachable() {
             .create_project("Big", "", &user_id, 1 << 40)
             .await
             .unwrap();
-        let asset = |title: String| NewAsset {
-            title,
-            description: None,
-            alias: None,
-            tags: vec![],
-            metadata: Default::default(),
-            owner_type: OwnerType::Project,
-            owner_id: p.project_id.clone(),
-            collection_id: Some(p.root_collection_id.clone()),
-            created_by: user_id.clone(),
-            record_type: None,
-            allocation_id: None,
-        };
+        let asset = |title: String| NewAsset::in_root(&p, &user_id, &title);
         let first = store
             .create_asset(asset("The very first".into()))
             .await

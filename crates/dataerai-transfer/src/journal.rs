@@ -962,6 +962,19 @@ fn record(row: &SqliteRow) -> Result<TransferRecord, ApiError> {
 mod tests {
     use super::*;
 
+    /// The start ids `owner` left without a journaled transfer, sorted.
+    async fn abandoned_start_ids(j: &Journal, owner: &str) -> Vec<String> {
+        let mut ids: Vec<String> = j
+            .abandoned_upload_starts(owner)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.start_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
     fn sample(id: &str, owner: &str) -> TransferRecord {
         let mut r = TransferRecord::new(
             owner,
@@ -1019,15 +1032,7 @@ mod tests {
         records[0].spec = json!({"upload_id": "up-0"});
         j.insert_many(&records).await.unwrap();
         assert_eq!(j.list("sock").await.unwrap().len(), 3);
-        let mut left: Vec<String> = j
-            .abandoned_upload_starts("sock")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.start_id)
-            .collect();
-        left.sort();
-        assert_eq!(left, ["s1", "s2"]);
+        assert_eq!(abandoned_start_ids(&j, "sock").await, ["s1", "s2"]);
 
         // A repeated id fails the whole batch: nothing of it is journaled.
         let again = vec![sample("t3", "sock"), sample("t0", "sock")];
@@ -1100,14 +1105,10 @@ mod tests {
             .collect();
         j.insert_many(&records).await.unwrap();
         assert_eq!(j.list("sock").await.unwrap().len(), n - 1);
-        let left: Vec<String> = j
-            .abandoned_upload_starts("sock")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.start_id)
-            .collect();
-        assert_eq!(left, [format!("s{}", n - 1)]);
+        assert_eq!(
+            abandoned_start_ids(&j, "sock").await,
+            [format!("s{}", n - 1)]
+        );
     }
 
     #[tokio::test]

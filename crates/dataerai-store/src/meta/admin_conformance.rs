@@ -6,7 +6,7 @@ use dataerai_proto::api::{Asset, OwnerType, Project, UploadFileSpec};
 use serde_json::json;
 
 use super::auth::{AuditFilter, NewAuditEvent};
-use super::conformance::{project_of, root_asset, scratch_pg_store};
+use super::conformance::{project_of, scratch_pg_store};
 use super::{MetadataStore, NewAsset, Window};
 use crate::meta::sqlite::SqliteStore;
 
@@ -24,7 +24,7 @@ async fn project_asset(
 ) -> Asset {
     s.create_asset(NewAsset {
         record_type: record_type.map(str::to_string),
-        ..root_asset(p, created_by, title)
+        ..NewAsset::in_root(p, created_by, title)
     })
     .await
     .unwrap()

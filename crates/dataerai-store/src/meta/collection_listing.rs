@@ -179,7 +179,7 @@ pub(crate) fn statements(collection_id: &str, offset: u64) -> Vec<(String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::conformance::{root_asset, scratch_pg_store};
+    use crate::meta::conformance::scratch_pg_store;
     use crate::meta::shared::Commit;
     use crate::meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore, NewAsset};
 
@@ -194,7 +194,7 @@ mod tests {
         let assets: Vec<NewAsset> = (0..n)
             .map(|i| NewAsset {
                 record_type: (i % 5 != 0).then(|| format!("type {}", i % 3)),
-                ..root_asset(&p, &u.user_id, &format!("scan {}", i % 97))
+                ..NewAsset::in_root(&p, &u.user_id, &format!("scan {}", i % 97))
             })
             .collect();
         let mut tx = s.write().await.unwrap();

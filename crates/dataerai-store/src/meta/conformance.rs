@@ -37,24 +37,6 @@ fn new_asset(owner: &str, alias: Option<&str>) -> NewAsset {
     }
 }
 
-/// An asset of project `p` filed in its root collection, made by
-/// `created_by`, with nothing but a title.
-pub(crate) fn root_asset(p: &Project, created_by: &str, title: &str) -> NewAsset {
-    NewAsset {
-        title: title.into(),
-        description: None,
-        alias: None,
-        tags: vec![],
-        metadata: Default::default(),
-        owner_type: OwnerType::Project,
-        owner_id: p.project_id.clone(),
-        collection_id: Some(p.root_collection_id.clone()),
-        created_by: created_by.into(),
-        record_type: None,
-        allocation_id: None,
-    }
-}
-
 pub async fn users_tokens_projects(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
     assert!(matches!(
@@ -2237,7 +2219,7 @@ pub async fn collection_listing_orders_pages_and_counts(s: &dyn MetadataStore) {
     let in_collection = |title: &str, record_type: Option<&str>, collection: &str| NewAsset {
         collection_id: Some(collection.to_string()),
         record_type: record_type.map(str::to_string),
-        ..root_asset(&p, &u.user_id, title)
+        ..NewAsset::in_root(&p, &u.user_id, title)
     };
     // Created in this order; sizes of their one version.
     let made = [

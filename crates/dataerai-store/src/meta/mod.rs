@@ -87,6 +87,26 @@ pub struct NewAsset {
     pub allocation_id: Option<String>,
 }
 
+impl NewAsset {
+    /// An asset of project `p` filed in its root collection, made by
+    /// `created_by`, with nothing but a title (set the rest with `..`).
+    pub fn in_root(p: &Project, created_by: &str, title: &str) -> Self {
+        NewAsset {
+            title: title.into(),
+            description: None,
+            alias: None,
+            tags: vec![],
+            metadata: Map::new(),
+            owner_type: OwnerType::Project,
+            owner_id: p.project_id.clone(),
+            collection_id: Some(p.root_collection_id.clone()),
+            created_by: created_by.into(),
+            record_type: None,
+            allocation_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRelationship {
     pub from_asset_id: String,
