@@ -410,14 +410,9 @@ impl Journal {
 
     async fn forget_old(&self) -> Result<(), ApiError> {
         let cutoff = ts(Utc::now() - chrono::Duration::days(KEEP_FINISHED_DAYS));
-        let finals: Vec<String> = TransferState::ALL
-            .iter()
-            .filter(|s| s.is_final())
-            .map(|s| format!("'{s}'"))
-            .collect();
         let old = format!(
             "SELECT transfer_id FROM transfers WHERE state IN ({}) AND updated_at < ?",
-            finals.join(",")
+            states_where(TransferState::is_final)
         );
         for table in ["chunks", "done_files", "idempotency_keys", "transfers"] {
             let statement = format!("DELETE FROM {table} WHERE transfer_id IN ({old})");
@@ -679,17 +674,12 @@ impl Journal {
         owner: &str,
         id: &str,
     ) -> Result<Option<TransferRecord>, ApiError> {
-        let unfinished: Vec<String> = TransferState::ALL
-            .iter()
-            .filter(|s| s.is_unfinished())
-            .map(|s| format!("'{s}'"))
-            .collect();
         let q = format!(
             "UPDATE transfers SET state = ?, attempt = 0, last_error = NULL, error = NULL,
                result = NULL, updated_at = ?
              WHERE transfer_id = ? AND owner = ? AND state IN ({})
              RETURNING *",
-            unfinished.join(",")
+            states_where(TransferState::is_unfinished)
         );
         let rows = self
             .rows(
@@ -956,6 +946,16 @@ fn record(row: &SqliteRow) -> Result<TransferRecord, ApiError> {
         batch_id: row.get("batch_id"),
         spec: from_text("spec", Some(row.get("spec"))).unwrap_or(Value::Null),
     })
+}
+
+/// The states for which `keep` holds, as an SQL list of strings (`'a','b'`).
+fn states_where(keep: impl Fn(TransferState) -> bool) -> String {
+    TransferState::ALL
+        .iter()
+        .filter(|s| keep(**s))
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
