@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::rows::{AssetRow, ASSET_COLUMNS};
-use super::shared::{asset, Backend, Commit, ConnOf};
+use super::shared::{asset, marks, Backend, Commit, ConnOf};
 use super::sql::{Arg, Conn, Dialect};
 use super::Window;
 use crate::error::Result;
@@ -50,15 +50,12 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
     );
     for part in asset_ids.chunks(ASSETS_PER_REINDEX) {
         let ids = || part.iter().map(|id| Arg::from(*id)).collect::<Vec<_>>();
-        let marks = (1..=part.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ids_marks = marks(0, part.len());
         let sources: Vec<Source> = c
             .fetch_all(
                 &format!(
                     "SELECT id, title, description, alias, record_type, tags, metadata, \
-                     owner_type || ':' || owner_id, created_at FROM assets WHERE id IN ({marks})"
+                     owner_type || ':' || owner_id, created_at FROM assets WHERE id IN ({ids_marks})"
                 ),
                 ids(),
             )
@@ -70,7 +67,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             "SELECT a.id, f.name, f.size FROM assets a JOIN content_files f ON f.content_id =
                (SELECT id FROM contents WHERE asset_id = a.id AND status = 'complete'
                 ORDER BY completed_at DESC, {} DESC LIMIT 1)
-             WHERE a.id IN ({marks}) ORDER BY a.id, f.file_index",
+             WHERE a.id IN ({ids_marks}) ORDER BY a.id, f.file_index",
             C::CREATION_ORDER
         );
         let mut files: std::collections::HashMap<String, Vec<(String, i64)>> = Default::default();
@@ -130,10 +127,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             }
             found.push(Arg::from(id));
         }
-        let found_marks = (1..=found.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let found_marks = marks(0, found.len());
         insert_rows_then(
             c,
             "asset_search",

@@ -447,7 +447,7 @@ async fn uploads_by_ids<C: Dialect>(
 }
 
 /// `$1, $2, …` for `n` values after `before` other arguments.
-fn marks(before: usize, n: usize) -> String {
+pub(super) fn marks(before: usize, n: usize) -> String {
     (before + 1..=before + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
