@@ -328,6 +328,17 @@ def median_mbps(size: int, samples: list[float]) -> float:
     return mbps(size, statistics.median(samples))
 
 
+def project_upload(project_id: str, title: str) -> dict[str, Any]:
+    """The options of a benchmark upload: a new asset ``title`` of the project, with a
+    timeout long enough for the largest file on a slow disk."""
+    return {
+        "title": title,
+        "owner_type": "project",
+        "owner_id": project_id,
+        "transfer_timeout_s": 7200,
+    }
+
+
 def bench_config(
     config: str,
     env: Env,
@@ -370,11 +381,7 @@ def bench_config(
             drop_caches()
             t0 = time.perf_counter()
             up = c.upload(
-                str(path),
-                title=f"bench {label}",
-                owner_type="project",
-                owner_id=project.project_id,
-                transfer_timeout_s=7200,
+                str(path), **project_upload(project.project_id, f"bench {label}")
             )
             subprocess.run(["sync"], check=True)
             ups.append(time.perf_counter() - t0)
@@ -566,10 +573,7 @@ def software_path_on(
                 size,
                 c.upload,
                 str(payload),
-                title=f"bench software path {label}",
-                owner_type="project",
-                owner_id=project.project_id,
-                transfer_timeout_s=7200,
+                **project_upload(project.project_id, f"bench software path {label}"),
             )
             assert uploaded.bytes_sent == size, "a benchmark upload was deduplicated"
             shutil.rmtree(dl, ignore_errors=True)
@@ -630,11 +634,8 @@ def bench_peak_rss(
         project = c.create_project(f"bench peak RSS {label}")
         up = c.upload(
             str(payload),
-            title=f"bench peak RSS {label}",
-            owner_type="project",
-            owner_id=project.project_id,
             chunk_size_mb=64,
-            transfer_timeout_s=7200,
+            **project_upload(project.project_id, f"bench peak RSS {label}"),
         )
         assert up.bytes_sent == size, "the peak RSS upload was deduplicated"
         dl = work / "dl-peak-rss"

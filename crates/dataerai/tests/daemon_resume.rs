@@ -9,7 +9,7 @@ use common::transfers::{
     assert_completed_with, download_ok, setup, start_chunked_download, start_upload, upload_ok,
     wait_done, wait_progress,
 };
-use common::{fresh_user, read, test_bytes, TestDaemon, TestServer};
+use common::{fresh_user, read, test_bytes, RpcClient, TestDaemon, TestServer};
 use serde_json::{json, Value};
 
 const MIB: usize = 1024 * 1024;
@@ -29,6 +29,12 @@ fn upload_many_items(dir: &Path, prefix: &str, count: u8, len: usize, uid: &str)
             json!({"local_path": p, "title": format!("{prefix}{i}"), "owner_type": "user", "owner_id": uid})
         })
         .collect()
+}
+
+/// How many personal assets `uid` has.
+fn personal_assets(c: &mut RpcClient, uid: &str) -> u64 {
+    let page = c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}));
+    page["total"].as_u64().expect("asset.list answers a total")
 }
 
 #[test]
@@ -85,15 +91,13 @@ fn folder_round_trip_restores_the_tree_and_refuses_escapes() {
     let outside = side.work.path().join("secret.txt");
     write(&outside, b"secret");
     std::os::unix::fs::symlink(&outside, root.join("raw/leak")).unwrap();
-    let before =
-        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"].clone();
+    let before = personal_assets(&mut c, &uid);
     let (_, code) = c.err(
         "asset.upload",
         json!({"local_path": root, "title": "x", "owner_type": "user", "owner_id": uid}),
     );
     assert_eq!(code, "ERR_INVALID_INPUT");
-    let after = c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"].clone();
-    assert_eq!(before, after);
+    assert_eq!(personal_assets(&mut c, &uid), before);
     // So does an empty directory.
     let empty = side.work.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -203,10 +207,7 @@ fn a_small_upload_opens_its_asset_and_session_in_one_request() {
         0,
         "no POST /assets"
     );
-    assert_eq!(
-        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
-        1
-    );
+    assert_eq!(personal_assets(&mut c, &uid), 1);
 }
 
 /// A small file waiting to be sent gives its batch slot back, so the next
@@ -234,10 +235,7 @@ fn upload_many_finish_requests_carry_more_files_than_its_concurrency() {
         batches < 32,
         "64 files at concurrency 1 went in {batches} finish requests"
     );
-    assert_eq!(
-        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
-        64
-    );
+    assert_eq!(personal_assets(&mut c, &uid), 64);
 }
 
 #[test]
@@ -261,10 +259,7 @@ fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
             assert_eq!(t["state"], "completed", "{t}");
         }
     }
-    assert_eq!(
-        c.ok("asset.list", json!({"owner_type": "user", "owner_id": uid}))["total"],
-        30
-    );
+    assert_eq!(personal_assets(&mut c, &uid), 30);
     let (_, code) = c.err("asset.upload_many", json!({"items": []}));
     assert_eq!(code, "ERR_INVALID_INPUT");
     let (_, code) = c.err(

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use dataerai_proto::api::Asset;
 
 use super::rows::{AssetRow, ASSET_COLUMNS};
-use super::shared::{asset, Backend, ConnOf};
+use super::shared::{asset, marks, Backend, ConnOf};
 use super::sql::{args, Arg, Conn};
 use super::Window;
 use crate::error::Result;
@@ -130,12 +130,11 @@ pub(super) async fn page<B: Backend>(
         .await?;
     let mut items = Vec::with_capacity(ids.len());
     if !ids.is_empty() {
-        let marks: Vec<String> = (1..=ids.len()).map(|k| format!("${k}")).collect();
         let rows: Vec<AssetRow> = c
             .fetch_all(
                 &format!(
                     "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({})",
-                    marks.join(", ")
+                    marks(0, ids.len())
                 ),
                 ids.iter().map(|(id,)| Arg::from(id)).collect(),
             )

@@ -10,7 +10,7 @@ use dataerai_proto::api::{
 };
 
 use super::rows::RelationshipRow;
-use super::shared::{Backend, ConnOf};
+use super::shared::{marks, Backend, ConnOf};
 use super::sql::{args, Arg, Conn, Dialect};
 use crate::error::Result;
 
@@ -136,12 +136,9 @@ async fn walk<C: Dialect>(
     let type_filter = if types.is_empty() {
         String::new()
     } else {
-        let first = params.len() + 1;
-        let marks: Vec<String> = (first..first + types.len())
-            .map(|i| format!("${i}"))
-            .collect();
+        let type_marks = marks(params.len(), types.len());
         params.extend(types.iter().map(|t| Arg::from(t.as_str())));
-        format!(" AND r.type IN ({})", marks.join(", "))
+        format!(" AND r.type IN ({type_marks})")
     };
     let sql = format!(
         "WITH RECURSIVE walk(id, next, depth) AS (
@@ -216,10 +213,9 @@ pub(crate) async fn lineage<B: Backend>(
     ids.sort();
     let mut nodes: Vec<LineageNode> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(NODES_PER_SELECT) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT id, title, alias, record_type, owner_type, owner_id FROM assets WHERE id IN ({})",
-            marks.join(", ")
+            marks(0, chunk.len())
         );
         let params: Vec<Arg> = chunk.iter().map(|id| Arg::from(id.as_str())).collect();
         let rows: Vec<NodeRow> = c.fetch_all(&sql, params).await?;

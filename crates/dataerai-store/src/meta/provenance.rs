@@ -10,7 +10,7 @@ use dataerai_proto::api::{ContentFile, LineageEdge};
 use serde_json::{Map, Value};
 
 use super::rows::FileRow;
-use super::shared::{Backend, ConnOf};
+use super::shared::{marks, Backend, ConnOf};
 use super::sql::{Arg, Conn, Decoded, Dialect};
 use crate::error::Result;
 
@@ -45,10 +45,7 @@ async fn select_in<B: Backend, T: Decoded>(
 ) -> Result<Vec<T>> {
     let mut rows = Vec::new();
     for chunk in ids.chunks(IDS_PER_SELECT) {
-        let placeholders = (leading.len() + 1..=leading.len() + chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = marks(leading.len(), chunk.len());
         let mut args = leading.to_vec();
         args.extend(chunk.iter().map(|id| Arg::from(id.as_str())));
         rows.extend(c.fetch_all::<T>(&select(&placeholders), args).await?);

@@ -64,20 +64,21 @@ const WORDS: [&str; 24] = [
     "series",
     "tilt",
 ];
-const TYPES: [&str; 6] = [
+/// Record types of generated assets (the web benchmark draws from them too).
+pub(super) const TYPES: [&str; 6] = [
     "raw_data", "analysis", "figure", "config", "notebook", "log",
 ];
 
 /// A small deterministic generator (no dependency for a benchmark's dice).
-struct Dice(u64);
+pub(super) struct Dice(pub(super) u64);
 impl Dice {
-    fn next(&mut self, n: u64) -> u64 {
+    pub(super) fn next(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub(super) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[usize::try_from(self.next(items.len() as u64)).unwrap_or(0)]
     }
 }

@@ -1847,6 +1847,24 @@ macro_rules! on_conn {
     }};
 }
 
+/// Set one limit column (`quota_bytes` or `max_files`) of an owner's
+/// allocation; an owner without one is `NotFound`.
+async fn set_allocation_limit<B: Backend>(
+    b: &B,
+    column: &'static str,
+    owner_type: OwnerType,
+    owner_id: &str,
+    value: u64,
+) -> Result<()> {
+    let sql =
+        format!("UPDATE allocations SET {column} = $1 WHERE owner_type = $2 AND owner_id = $3");
+    let changed = on_conn!(b, |c| c.execute(&sql, args![value, owner_type, owner_id]))?;
+    if changed == 0 {
+        return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl<B: Backend> MetadataStore for B {
     async fn ping(&self) -> Result<()> {
@@ -1973,14 +1991,7 @@ impl<B: Backend> MetadataStore for B {
         owner_id: &str,
         quota_bytes: u64,
     ) -> Result<()> {
-        let changed = on_conn!(self, |c| c.execute(
-            "UPDATE allocations SET quota_bytes = $1 WHERE owner_type = $2 AND owner_id = $3",
-            args![quota_bytes, owner_type, owner_id],
-        ))?;
-        if changed == 0 {
-            return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
-        }
-        Ok(())
+        set_allocation_limit(self, "quota_bytes", owner_type, owner_id, quota_bytes).await
     }
 
     async fn set_max_files(
@@ -1989,14 +2000,7 @@ impl<B: Backend> MetadataStore for B {
         owner_id: &str,
         max_files: u64,
     ) -> Result<()> {
-        let changed = on_conn!(self, |c| c.execute(
-            "UPDATE allocations SET max_files = $1 WHERE owner_type = $2 AND owner_id = $3",
-            args![max_files, owner_type, owner_id],
-        ))?;
-        if changed == 0 {
-            return Err(not_found(format!("allocation of {owner_type} {owner_id}")));
-        }
-        Ok(())
+        set_allocation_limit(self, "max_files", owner_type, owner_id, max_files).await
     }
 
     async fn create_project(

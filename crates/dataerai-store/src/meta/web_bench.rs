@@ -20,6 +20,7 @@ use dataerai_testkit::web::Browser;
 use serde_json::{json, Map};
 
 use super::search::bulk_insert_assets;
+use super::search_bench::{Dice, TYPES};
 use super::shared::{Backend, Commit, ConnOf};
 use super::{MetadataStore, NewAsset};
 use crate::meta::sqlite::SqliteStore;
@@ -41,9 +42,6 @@ const WORDS: [&str; 12] = [
     "crystal",
     "phase",
     "drift",
-];
-const TYPES: [&str; 6] = [
-    "raw_data", "analysis", "figure", "config", "notebook", "log",
 ];
 
 /// What the loader made: the project, its root collection, one of its assets.
@@ -72,35 +70,34 @@ async fn load(store: &SqliteStore, n: usize) -> Loaded {
             .unwrap();
     }
     let started = Instant::now();
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut dice = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut dice = Dice(0x2545_f491_4f6c_dd1d);
     let mut some_id = String::new();
     for start in (0..n).step_by(BATCH) {
         let mut batch = Vec::with_capacity(BATCH);
         for i in start..(start + BATCH).min(n) {
-            let w = |k: u64| WORDS[usize::try_from(k).unwrap_or(0)];
-            let title = format!("{} {} {i}", w(dice(12)), w(dice(12)));
+            let title = format!("{} {} {i}", dice.pick(&WORDS), dice.pick(&WORDS));
             let mut md = Map::new();
-            md.insert("voltage_kv".into(), json!(dice(301)));
+            md.insert("voltage_kv".into(), json!(dice.next(301)));
             md.insert("run".into(), json!(i));
-            md.insert("sample".into(), json!({"name": format!("S{}", dice(500))}));
+            md.insert(
+                "sample".into(),
+                json!({"name": format!("S{}", dice.next(500))}),
+            );
             batch.push(NewAsset {
                 allocation_id: None,
                 title,
-                description: Some(format!("{} of {}", w(dice(12)), w(dice(12)))),
+                description: Some(format!("{} of {}", dice.pick(&WORDS), dice.pick(&WORDS))),
                 alias: None,
-                tags: vec![format!("t{}", dice(200)), format!("t{}", dice(200))],
+                tags: vec![
+                    format!("t{}", dice.next(200)),
+                    format!("t{}", dice.next(200)),
+                ],
                 metadata: md,
                 owner_type: OwnerType::Project,
                 owner_id: project.project_id.clone(),
                 collection_id: Some(project.root_collection_id.clone()),
                 created_by: me.user_id.clone(),
-                record_type: Some(TYPES[usize::try_from(dice(6)).unwrap_or(0)].to_string()),
+                record_type: Some(dice.pick(&TYPES).to_string()),
             });
         }
         let mut tx = store.write().await.unwrap();
