@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use dataerai_proto::api::OwnerType;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use super::conformance::scratch_pg_url;
 use super::search::{bulk_insert_assets, bulk_insert_relationships};
@@ -83,6 +83,34 @@ impl Dice {
     }
 }
 
+/// A project asset by `created_by` with the given title and metadata, and a
+/// description, two tags and a record type drawn (in that order) from `dice`.
+pub(super) fn generated_asset(
+    dice: &mut Dice,
+    words: &[&str],
+    title: String,
+    metadata: Map<String, Value>,
+    project_id: &str,
+    created_by: &str,
+) -> NewAsset {
+    NewAsset {
+        title,
+        description: Some(format!("{} of {}", dice.pick(words), dice.pick(words))),
+        alias: None,
+        tags: vec![
+            format!("t{}", dice.next(200)),
+            format!("t{}", dice.next(200)),
+        ],
+        metadata,
+        owner_type: OwnerType::Project,
+        owner_id: project_id.to_string(),
+        collection_id: None,
+        created_by: created_by.to_string(),
+        record_type: Some(dice.pick(&TYPES).to_string()),
+        allocation_id: None,
+    }
+}
+
 /// What the loader made.
 struct Loaded {
     reader: String,
@@ -130,22 +158,9 @@ async fn load<B: Backend + MetadataStore>(store: &B, n: usize, relationships: us
             for k in 0..dice.next(6) {
                 md.insert(format!("extra_{k}"), json!(dice.next(1000)));
             }
-            batch.push(NewAsset {
-                title,
-                description: Some(format!("{} of {}", dice.pick(&WORDS), dice.pick(&WORDS))),
-                alias: None,
-                tags: vec![
-                    format!("t{}", dice.next(200)),
-                    format!("t{}", dice.next(200)),
-                ],
-                metadata: md,
-                owner_type: OwnerType::Project,
-                owner_id: project.clone(),
-                collection_id: None,
-                created_by: creator.clone(),
-                record_type: Some(dice.pick(&TYPES).to_string()),
-                allocation_id: None,
-            });
+            batch.push(generated_asset(
+                &mut dice, &WORDS, title, md, project, creator,
+            ));
         }
         let mut tx = store.write().await.unwrap();
         let c: &mut ConnOf<B> = &mut tx;

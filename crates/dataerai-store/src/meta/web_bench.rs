@@ -14,13 +14,12 @@
 
 use std::time::{Duration, Instant};
 
-use dataerai_proto::api::OwnerType;
 use dataerai_testkit::server::{set_password, TestServer};
 use dataerai_testkit::web::Browser;
 use serde_json::{json, Map};
 
 use super::search::bulk_insert_assets;
-use super::search_bench::{Dice, TYPES};
+use super::search_bench::{generated_asset, Dice};
 use super::shared::{Backend, Commit, ConnOf};
 use super::{MetadataStore, NewAsset};
 use crate::meta::sqlite::SqliteStore;
@@ -84,20 +83,15 @@ async fn load(store: &SqliteStore, n: usize) -> Loaded {
                 json!({"name": format!("S{}", dice.next(500))}),
             );
             batch.push(NewAsset {
-                allocation_id: None,
-                title,
-                description: Some(format!("{} of {}", dice.pick(&WORDS), dice.pick(&WORDS))),
-                alias: None,
-                tags: vec![
-                    format!("t{}", dice.next(200)),
-                    format!("t{}", dice.next(200)),
-                ],
-                metadata: md,
-                owner_type: OwnerType::Project,
-                owner_id: project.project_id.clone(),
                 collection_id: Some(project.root_collection_id.clone()),
-                created_by: me.user_id.clone(),
-                record_type: Some(dice.pick(&TYPES).to_string()),
+                ..generated_asset(
+                    &mut dice,
+                    &WORDS,
+                    title,
+                    md,
+                    &project.project_id,
+                    &me.user_id,
+                )
             });
         }
         let mut tx = store.write().await.unwrap();
