@@ -456,10 +456,23 @@ async fn explain<B: Backend + MetadataStore>(
     let mut page_args = sql.args.clone();
     page_args.extend([Arg::from(51_u64), Arg::from(0_u64)]);
     println!("\n#### {backend}, {name}\n\nstarts from: {drive:?}\n");
-    for (what, statement, args) in [
-        ("page", &sql.page, page_args),
-        ("count and facets", &sql.count, sql.count_args.clone()),
-    ] {
+    let mut statements = vec![
+        ("page", sql.page.clone(), page_args.clone()),
+        (
+            "count and facets",
+            sql.count.clone(),
+            sql.count_args.clone(),
+        ),
+    ];
+    if let Some(ranked) = &sql.ranked_count {
+        // What runs instead of both while the count is under the cap.
+        statements = vec![(
+            "page, count and facets in one pass",
+            ranked.clone(),
+            page_args,
+        )];
+    }
+    for (what, statement, args) in statements {
         println!("{what}:\n```");
         if backend == "SQLite" {
             let plan: Vec<(i64, i64, i64, String)> = c
@@ -479,7 +492,7 @@ async fn explain<B: Backend + MetadataStore>(
         } else {
             let plan: Vec<(String,)> = c
                 .fetch_all(
-                    &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {statement}"),
+                    &format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {statement}"),
                     args,
                 )
                 .await

@@ -34,6 +34,12 @@ pub(crate) struct Compiled {
     pub count_from: String,
     pub filter: String,
     pub order: String,
+    /// When the order is a relevance rank that `count_from` can compute:
+    /// the rank's expression and its direction (`""` or `" DESC"`); ties
+    /// are broken by the asset id, ascending. The page then ranks every
+    /// match, so the count's pass over the matches can rank them too
+    /// (`meta::search::statements`).
+    pub rank: Option<(String, &'static str)>,
     /// The asset id and its owner key in `count_from`.
     pub id: &'static str,
     pub owner: &'static str,
@@ -667,6 +673,8 @@ pub(crate) fn compile(
     // Its MATCH placeholder: the rank is computed (in `with`) for the
     // documents that pass the filter only.
     let mut rank_match = None;
+    // The rank, when `count_from` has what it reads (see `Compiled::rank`).
+    let mut rank = None;
     // The required words' MATCH when they are matched in `words`.
     let words_match = (!required_words.is_empty()).then(|| {
         b.uses_search = true;
@@ -675,10 +683,14 @@ pub(crate) fn compile(
     let order = match sort {
         Sort::Relevance if driver == Driver::Words => {
             // bm25: lower is better.
+            rank = Some(("bm25(asset_search_fts)".to_string(), ""));
             "bm25(asset_search_fts)".to_string()
         }
         // The same MATCH as when the words drive, so the same bm25.
-        Sort::Relevance if words_match.is_some() => "ranked.rank".to_string(),
+        Sort::Relevance if words_match.is_some() => {
+            rank = Some(("ranked.rank".to_string(), ""));
+            "ranked.rank".to_string()
+        }
         Sort::Relevance => {
             let words: Vec<String> = query
                 .ranking_text()
@@ -706,7 +718,12 @@ pub(crate) fn compile(
                     }
                     FullText::TsVector => {
                         let q = b.arg(words.join(" | "));
-                        format!("ts_rank(s.body_vector, to_tsquery('simple', {q})) DESC")
+                        let r = format!("ts_rank(s.body_vector, to_tsquery('simple', {q}))");
+                        // `count_from` reads `s` when the filter does.
+                        if b.uses_search {
+                            rank = Some((r.clone(), " DESC"));
+                        }
+                        format!("{r} DESC")
                     }
                 }
             }
@@ -849,6 +866,7 @@ pub(crate) fn compile(
         count_from,
         filter,
         order: format!("{order}{tie}"),
+        rank,
         id,
         owner,
         args: b.args,
