@@ -10,6 +10,20 @@ use serde_json::{Map, Value};
 
 pub use crate::names::{ContentStatus, OwnerType, ProjectRole, UploadStatus};
 
+/// Declares the query string of a `GET` endpoint: serde, `Default` (every key
+/// may be left out) and, with feature `openapi`, its parameters (`in: query`)
+/// for the OpenAPI document. Whether unknown keys are refused stays with each
+/// type (`#[serde(deny_unknown_fields)]`).
+macro_rules! query_string {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+        #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+        $(#[$meta])*
+        pub struct $name { $($fields)* }
+    };
+}
+
 /// Relationship analysis modes accepted by the server.
 pub const ANALYSIS_MODES: &[&str] = &[
     "non_destructive",
@@ -102,13 +116,12 @@ pub struct Page<T> {
     pub offset: u64,
 }
 
-/// Query string of list endpoints. `limit` defaults to 100 and is capped at 1000.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-pub struct PageQuery {
-    pub limit: Option<u64>,
-    pub offset: Option<u64>,
+query_string! {
+    /// Query string of list endpoints. `limit` defaults to 100 and is capped at 1000.
+    pub struct PageQuery {
+        pub limit: Option<u64>,
+        pub offset: Option<u64>,
+    }
 }
 
 // ---------------------------------------------------------------- projects
@@ -194,17 +207,16 @@ pub struct Collection {
     pub child_count: u64,
 }
 
-/// `GET /api/v1/projects/{project_id}/collections?parent_id=&limit=&offset=`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct CollectionListQuery {
-    /// Only the collections directly under this one (default: every
-    /// collection of the project).
-    pub parent_id: Option<String>,
-    pub limit: Option<u64>,
-    pub offset: Option<u64>,
+query_string! {
+    /// `GET /api/v1/projects/{project_id}/collections?parent_id=&limit=&offset=`
+    #[serde(deny_unknown_fields)]
+    pub struct CollectionListQuery {
+        /// Only the collections directly under this one (default: every
+        /// collection of the project).
+        pub parent_id: Option<String>,
+        pub limit: Option<u64>,
+        pub offset: Option<u64>,
+    }
 }
 
 /// `PATCH /api/v1/collections/{collection_id}`: rename (`name`), move
@@ -350,37 +362,35 @@ pub struct Asset {
     pub allocation_id: Option<String>,
 }
 
-/// `GET /api/v1/assets?owner_type=&owner_id=&limit=&offset=`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-pub struct AssetQuery {
-    pub owner_type: Option<OwnerType>,
-    pub owner_id: Option<String>,
-    pub limit: Option<u64>,
-    pub offset: Option<u64>,
+query_string! {
+    /// `GET /api/v1/assets?owner_type=&owner_id=&limit=&offset=`
+    pub struct AssetQuery {
+        pub owner_type: Option<OwnerType>,
+        pub owner_id: Option<String>,
+        pub limit: Option<u64>,
+        pub offset: Option<u64>,
+    }
 }
 
 // ---------------------------------------------------------------- search
 
-/// `GET /api/v1/search?q=&sort=&limit=&cursor=&facets=` (`docs/search.md`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct SearchQuery {
-    /// The query (`docs/search.md`); empty: every asset you can read.
-    pub q: Option<String>,
-    /// `relevance`, `created`, `updated`, `title`, `size` or `md.<key>`; a
-    /// leading `-` sorts descending. Default: relevance with free text,
-    /// newest first without.
-    pub sort: Option<String>,
-    /// Page size, default 50, at most 1000.
-    pub limit: Option<u64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Count facets (default `true`).
-    pub facets: Option<bool>,
+query_string! {
+    /// `GET /api/v1/search?q=&sort=&limit=&cursor=&facets=` (`docs/search.md`).
+    #[serde(deny_unknown_fields)]
+    pub struct SearchQuery {
+        /// The query (`docs/search.md`); empty: every asset you can read.
+        pub q: Option<String>,
+        /// `relevance`, `created`, `updated`, `title`, `size` or `md.<key>`; a
+        /// leading `-` sorts descending. Default: relevance with free text,
+        /// newest first without.
+        pub sort: Option<String>,
+        /// Page size, default 50, at most 1000.
+        pub limit: Option<u64>,
+        /// `next_cursor` of the previous page.
+        pub cursor: Option<String>,
+        /// Count facets (default `true`).
+        pub facets: Option<bool>,
+    }
 }
 
 /// One facet value and how many matches have it.
@@ -724,16 +734,15 @@ impl RelationshipDirection {
     }
 }
 
-/// `GET /api/v1/assets/{asset_id}/relationships?direction=&limit=&offset=`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct RelationshipsQuery {
-    /// `out` (default: from the asset), `in` (pointing at it) or `both`.
-    pub direction: Option<String>,
-    pub limit: Option<u64>,
-    pub offset: Option<u64>,
+query_string! {
+    /// `GET /api/v1/assets/{asset_id}/relationships?direction=&limit=&offset=`
+    #[serde(deny_unknown_fields)]
+    pub struct RelationshipsQuery {
+        /// `out` (default: from the asset), `in` (pointing at it) or `both`.
+        pub direction: Option<String>,
+        pub limit: Option<u64>,
+        pub offset: Option<u64>,
+    }
 }
 
 /// Deepest `depth` a lineage request may ask for (and its default).
@@ -741,21 +750,20 @@ pub const MAX_LINEAGE_DEPTH: u32 = 20;
 /// Most edges one lineage answer holds (more: `truncated`).
 pub const MAX_LINEAGE_EDGES: usize = 10_000;
 
-/// `GET /api/v1/assets/{asset_id}/lineage?direction=&depth=&type=`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct LineageQuery {
-    /// `up` (default: towards the origins), `down` (what was derived from
-    /// it) or `both`.
-    pub direction: Option<String>,
-    /// How many relationships deep to follow: 1 to 20, default 20.
-    pub depth: Option<u32>,
-    /// Follow only relationships of these types (repeat the parameter or
-    /// separate types by commas); default: every type.
-    #[serde(rename = "type", default)]
-    pub types: Vec<String>,
+query_string! {
+    /// `GET /api/v1/assets/{asset_id}/lineage?direction=&depth=&type=`
+    #[serde(deny_unknown_fields)]
+    pub struct LineageQuery {
+        /// `up` (default: towards the origins), `down` (what was derived from
+        /// it) or `both`.
+        pub direction: Option<String>,
+        /// How many relationships deep to follow: 1 to 20, default 20.
+        pub depth: Option<u32>,
+        /// Follow only relationships of these types (repeat the parameter or
+        /// separate types by commas); default: every type.
+        #[serde(rename = "type", default)]
+        pub types: Vec<String>,
+    }
 }
 
 /// An asset's lineage: the assets reached and the relationships between them.
@@ -819,48 +827,46 @@ pub struct LineageEdge {
 
 // ---------------------------------------------------------------- provenance export
 
-/// `GET /api/v1/assets/{asset_id}/provenance?direction=&depth=`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct ProvenanceQuery {
-    /// `both` (default), `up` (origins) or `down` (what was derived from it).
-    pub direction: Option<String>,
-    /// How many relationships deep to follow: 1 to 20, default 20.
-    pub depth: Option<u32>,
-    /// `true`: answer with `Content-Disposition: attachment` (a browser
-    /// saves the document as a file instead of showing it).
-    pub download: Option<bool>,
+query_string! {
+    /// `GET /api/v1/assets/{asset_id}/provenance?direction=&depth=`
+    #[serde(deny_unknown_fields)]
+    pub struct ProvenanceQuery {
+        /// `both` (default), `up` (origins) or `down` (what was derived from it).
+        pub direction: Option<String>,
+        /// How many relationships deep to follow: 1 to 20, default 20.
+        pub depth: Option<u32>,
+        /// `true`: answer with `Content-Disposition: attachment` (a browser
+        /// saves the document as a file instead of showing it).
+        pub download: Option<bool>,
+    }
 }
 
 /// Most assets one RO-Crate export holds.
 pub const MAX_CRATE_ASSETS: u64 = 10_000;
 
-/// `GET /api/v1/ro-crate?collection_id=`, `?q=` or `?asset_id=` (exactly
-/// one), `&include_data=`; with `asset_id` also `&direction=&depth=`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct RoCrateQuery {
-    /// A collection: it and every collection below it.
-    pub collection_id: Option<String>,
-    /// A search (`docs/search.md`): the assets it finds.
-    pub q: Option<String>,
-    /// An asset's lineage: the asset and what the lineage walk reaches
-    /// (the assets the caller may read).
-    pub asset_id: Option<String>,
-    /// With `asset_id`: `both` (default), `up` (origins) or `down`.
-    pub direction: Option<String>,
-    /// With `asset_id`: how many relationships deep, 1 to 20, default 20.
-    pub depth: Option<u32>,
-    /// `true`: answer with `Content-Disposition: attachment; filename=ro-crate-metadata.json`.
-    pub download: Option<bool>,
-    /// Whether the crate's folders will hold the files (default `true`:
-    /// files are named by their path in the crate); `false`: each file is
-    /// named by its download URL.
-    pub include_data: Option<bool>,
+query_string! {
+    /// `GET /api/v1/ro-crate?collection_id=`, `?q=` or `?asset_id=` (exactly
+    /// one), `&include_data=`; with `asset_id` also `&direction=&depth=`.
+    #[serde(deny_unknown_fields)]
+    pub struct RoCrateQuery {
+        /// A collection: it and every collection below it.
+        pub collection_id: Option<String>,
+        /// A search (`docs/search.md`): the assets it finds.
+        pub q: Option<String>,
+        /// An asset's lineage: the asset and what the lineage walk reaches
+        /// (the assets the caller may read).
+        pub asset_id: Option<String>,
+        /// With `asset_id`: `both` (default), `up` (origins) or `down`.
+        pub direction: Option<String>,
+        /// With `asset_id`: how many relationships deep, 1 to 20, default 20.
+        pub depth: Option<u32>,
+        /// `true`: answer with `Content-Disposition: attachment; filename=ro-crate-metadata.json`.
+        pub download: Option<bool>,
+        /// Whether the crate's folders will hold the files (default `true`:
+        /// files are named by their path in the crate); `false`: each file is
+        /// named by its download URL.
+        pub include_data: Option<bool>,
+    }
 }
 
 // ---------------------------------------------------------------- members, audit, OAuth

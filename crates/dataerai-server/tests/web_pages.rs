@@ -307,6 +307,19 @@ async fn the_api_accepts_the_browser_session_and_writes_need_the_csrf_header() {
     assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// Posts the project page's member form: adds `email` with `role`, or
+/// changes the role of a member.
+async fn member_form(b: &mut Browser, page_of: &str, csrf: &str, email: &str, role: &str) -> Page {
+    let fields = [("email", email), ("role", role)];
+    b.submit(&format!("{page_of}/members"), csrf, &fields).await
+}
+
+/// Posts an asset page's delete form, confirmed.
+async fn delete_confirmed(b: &mut Browser, asset_page: &str, csrf: &str) -> Page {
+    b.submit(&format!("{asset_page}/delete"), csrf, &[("confirm", "yes")])
+        .await
+}
+
 #[tokio::test]
 async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     let (w, _users) = world().await;
@@ -316,23 +329,11 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     assert!(p.body.contains("Add a member"), "{}", p.body);
     let csrf = p.csrf();
     // Add carol as a member, then make her a viewer, then remove her.
-    let added = alice
-        .submit(
-            &format!("{page_of}/members"),
-            &csrf,
-            &[("email", "carol@lab.org"), ("role", "member")],
-        )
-        .await;
+    let added = member_form(&mut alice, &page_of, &csrf, "carol@lab.org", "member").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
     let p = alice.get(&page_of).await;
     assert!(p.body.contains("carol@lab.org"));
-    let changed = alice
-        .submit(
-            &format!("{page_of}/members"),
-            &csrf,
-            &[("email", "carol@lab.org"), ("role", "viewer")],
-        )
-        .await;
+    let changed = member_form(&mut alice, &page_of, &csrf, "carol@lab.org", "viewer").await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
     let mut carol = w.lab.browser("carol@lab.org", PW).await;
     let seen = carol.get(&page_of).await;
@@ -344,13 +345,7 @@ async fn owners_manage_members_on_the_project_page_and_viewers_cannot() {
     );
     assert!(!seen.body.contains("Add a member"), "viewers get no forms");
     // A viewer's post is refused with the REST rule's message.
-    let refused = carol
-        .submit(
-            &format!("{page_of}/members"),
-            &seen.csrf(),
-            &[("email", "bob@lab.org"), ("role", "owner")],
-        )
-        .await;
+    let refused = member_form(&mut carol, &page_of, &seen.csrf(), "bob@lab.org", "owner").await;
     refused.assert_says(StatusCode::FORBIDDEN, "only owners and admins");
     // Without the CSRF token nothing happens.
     let forged = alice
@@ -673,13 +668,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     let bob_csrf = p.csrf();
     let r = bob.submit(&edit, &bob_csrf, &[("title", "Mine now")]).await;
     r.assert_says(StatusCode::FORBIDDEN, "ERR_PERMISSION_DENIED");
-    let r = bob
-        .submit(
-            &format!("{page_of}/delete"),
-            &bob_csrf,
-            &[("confirm", "yes")],
-        )
-        .await;
+    let r = delete_confirmed(&mut bob, &page_of, &bob_csrf).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     // The outsider: the 404 page of an unknown id.
     let mut carol = w.lab.browser("carol@lab.org", PW).await;
@@ -702,9 +691,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
     assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
     assert!(ask.body.contains("Delete for good") && ask.body.contains("cannot be undone"));
     assert!(alice.get(&page_of).await.status.is_success(), "still there");
-    let done = alice
-        .submit(&format!("{page_of}/delete"), &csrf, &[("confirm", "yes")])
-        .await;
+    let done = delete_confirmed(&mut alice, &page_of, &csrf).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let to = format!("/projects/{}?done=asset-deleted", w.project);
     assert_eq!(done.location.as_deref(), Some(to.as_str()));
@@ -721,13 +708,7 @@ async fn writers_edit_and_delete_assets_on_the_asset_page_and_others_cannot() {
         .api
         .personal_asset(&alice_api.id, "Scratch notes")
         .await;
-    let done = alice
-        .submit(
-            &format!("/assets/{mine}/delete"),
-            &csrf,
-            &[("confirm", "yes")],
-        )
-        .await;
+    let done = delete_confirmed(&mut alice, &format!("/assets/{mine}"), &csrf).await;
     assert_eq!(done.location.as_deref(), Some("/?done=asset-deleted"));
     assert!(alice
         .get("/?done=asset-deleted")
