@@ -123,6 +123,9 @@ pub struct FsBlobStore {
     pool: BufferPool,
     /// Directory fsyncs shared by the writers waiting for the same directory.
     dir_syncs: Arc<DirSyncs>,
+    /// Whether a file's fsync also makes the directories created on the way
+    /// to it durable ([`file_fsync_covers_new_dirs`]).
+    new_dirs_synced: bool,
 }
 
 /// Spare direct-write buffers the store keeps (8 MiB each): enough for the
@@ -133,10 +136,15 @@ impl FsBlobStore {
     /// Use `root` (created if missing) as the blob directory.
     pub async fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root.join("content")).await?;
+        let at = root.to_path_buf();
+        let new_dirs_synced = tokio::task::spawn_blocking(move || file_fsync_covers_new_dirs(&at))
+            .await
+            .unwrap_or(false);
         Ok(FsBlobStore {
             root: root.to_path_buf(),
             pool: BufferPool::new(SPARE_BUFFERS),
             dir_syncs: Arc::default(),
+            new_dirs_synced,
         })
     }
 
@@ -289,6 +297,79 @@ impl DirSync {
     }
 }
 
+/// Whether `root` is on ext4, where the fsync of a new file also makes the
+/// directories created on the way to it durable, so that only the directory
+/// that gains the chunk's name after that fsync (by `link`) needs one of its
+/// own:
+/// - with a journal, the fsync commits the journal transaction holding the
+///   file's creation, and the journal commits its transactions in order, so
+///   the `mkdir`s made before are durable with it (`ext4_fsync_journal`);
+/// - without one (this project's benchmark disk), `ext4_fsync_nojournal`
+///   writes the directory of a newly created inode, and that directory's
+///   own parent while it is new too (`ext4_sync_parent`, the inode state
+///   `EXT4_STATE_NEWENTRY`), up to `content/`, which is not new.
+///
+/// Read from `/proc/self/mountinfo` (the file system type of the mount
+/// holding `root`), not from `statfs`: ext2 and ext3 share ext4's magic
+/// number, and the separate ext2 driver makes no such promise. Anything else,
+/// or any doubt, answers `false`: every directory is synced.
+fn file_fsync_covers_new_dirs(root: &Path) -> bool {
+    let (Ok(root), Ok(mounts)) = (
+        std::fs::canonicalize(root),
+        std::fs::read_to_string("/proc/self/mountinfo"),
+    ) else {
+        return false;
+    };
+    mount_type(&mounts, &root) == Some("ext4")
+}
+
+/// The file system type of the mount (of `mountinfo`, in the format of
+/// `/proc/self/mountinfo`) holding the absolute path `path`: the last
+/// listed of the deepest mount points above it.
+fn mount_type<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let (point, Some(kind)) = (unescape_mount_point(point), fields.get(dash + 1)) else {
+            continue;
+        };
+        let depth = Path::new(&point).components().count();
+        if path.starts_with(&point) && best.is_none_or(|(d, _)| depth >= d) {
+            best = Some((depth, kind));
+        }
+    }
+    best.map(|(_, kind)| kind)
+}
+
+/// A mount point as `mountinfo` writes it, with space, tab, newline and
+/// backslash as octal escapes (`\040`).
+fn unescape_mount_point(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(char::from(c));
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Where a verified, fsynced temporary chunk file goes.
 struct Placement {
     tmp: PathBuf,
@@ -297,6 +378,8 @@ struct Placement {
     content_root: PathBuf,
     check: ChunkCheck,
     dir_syncs: Arc<DirSyncs>,
+    /// See [`FsBlobStore::new_dirs_synced`].
+    new_dirs_synced: bool,
 }
 
 impl Placement {
@@ -334,12 +417,16 @@ impl Placement {
     }
 
     /// The directories a new name must have synced before its ack: the
-    /// chunk's, the one above and `content/` (the first two may have just
-    /// been created for it).
-    fn dirs(&self) -> [&Path; 3] {
+    /// chunk's (which gained the name), and — unless the temporary file's
+    /// fsync covered them ([`file_fsync_covers_new_dirs`]) — the one above
+    /// and `content/` (the first two may have just been created for it).
+    fn dirs(&self) -> Vec<&Path> {
         let dir = self.path.parent().expect("chunk path has a parent");
+        if self.new_dirs_synced {
+            return vec![dir];
+        }
         let file_dir = dir.parent().expect("file dir has a parent");
-        [dir, file_dir, &self.content_root]
+        vec![dir, file_dir, &self.content_root]
     }
 
     /// Write a small verified chunk held in memory to the temporary file and
@@ -389,6 +476,7 @@ impl FsBlobStore {
             content_root: self.root.join("content"),
             check,
             dir_syncs: self.dir_syncs.clone(),
+            new_dirs_synced: self.new_dirs_synced,
         })
     }
 
@@ -450,6 +538,11 @@ impl BlobStore for FsBlobStore {
     /// name is fsynced once. No chunk is `Stored` before its bytes, its name
     /// and every directory above it are durable.
     async fn put_small_chunks(&self, chunks: Vec<SmallChunk>) -> Vec<Result<PutOutcome>> {
+        // A lone chunk (`upload()` of one small file) is linked on the same
+        // trip to a blocking thread as its write and fsync (one thread
+        // hand-off fewer); several are linked together once all are written,
+        // in item order (the first of two items with the same key wins).
+        let lone = chunks.len() == 1;
         let written = futures::future::join_all(chunks.into_iter().map(|c| {
             let place = self.placement(&c.key, c.check);
             async move {
@@ -457,21 +550,31 @@ impl BlobStore for FsBlobStore {
                 blocking(move || {
                     verify(&c.bytes, place.check)?;
                     place.write_temp(&c.bytes)?;
-                    Ok(place)
+                    let linked = if lone { Some(place.link()?) } else { None };
+                    Ok((linked, place))
                 })
                 .await
             }
         }))
         .await;
         let n = written.len();
-        let linked = blocking(move || {
+        let link_all = move || {
             Ok(written
                 .into_iter()
-                .map(|w| w.and_then(|place| Ok((place.link()?, place))))
+                .map(|w| {
+                    w.and_then(|(linked, place)| match linked {
+                        Some(outcome) => Ok((outcome, place)),
+                        None => Ok((place.link()?, place)),
+                    })
+                })
                 .collect::<Vec<_>>())
-        })
-        .await
-        .unwrap_or_else(|e| {
+        };
+        let linked = if lone {
+            link_all()
+        } else {
+            blocking(link_all).await
+        }
+        .unwrap_or_else(|e: StoreError| {
             let e = e.to_string();
             (0..n)
                 .map(|_| Err(StoreError::Io(io::Error::other(e.clone()))))
@@ -697,6 +800,100 @@ mod tests {
                 "{content_id}: {names:?}"
             );
         }
+    }
+
+    /// The mount holding a path is the deepest mount point above it (the
+    /// last listed when one is mounted over another), escapes decoded; a
+    /// mount point that only shares a prefix of a name does not hold it.
+    #[test]
+    fn the_file_system_type_comes_from_the_deepest_mount() {
+        let mountinfo = "\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+30 27 0:40 / /data rw - xfs /dev/vdb rw
+31 30 0:41 / /data/fast rw shared:5 - tmpfs tmpfs rw
+32 27 0:42 / /with\\040space rw - btrfs /dev/vdc rw
+33 27 0:43 / /data rw - ext2 /dev/vdd rw
+";
+        let kind = |p: &str| mount_type(mountinfo, Path::new(p));
+        assert_eq!(kind("/work/x"), Some("ext4"));
+        assert_eq!(kind("/data/blobs"), Some("ext2"));
+        assert_eq!(kind("/data/fast/blobs"), Some("tmpfs"));
+        assert_eq!(kind("/datafast"), Some("ext4"));
+        assert_eq!(kind("/with space/blobs"), Some("btrfs"));
+        assert_eq!(mount_type("garbage\n", Path::new("/")), None);
+    }
+
+    /// On the file system the tests run on, the store says whether it
+    /// relies on the file's fsync for new directories, and a chunk it
+    /// stores that way is durable under its name (its directories listed).
+    #[tokio::test]
+    async fn new_directories_are_synced_unless_the_file_fsync_covers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        assert_eq!(
+            store.new_dirs_synced,
+            file_fsync_covers_new_dirs(dir.path())
+        );
+        let place = store.placement(&key(0), whole_file(b"x")).unwrap();
+        let chunk_dir = dir.path().join("content/c-1/0");
+        let expected: Vec<PathBuf> = if store.new_dirs_synced {
+            vec![chunk_dir]
+        } else {
+            vec![
+                chunk_dir,
+                dir.path().join("content/c-1"),
+                dir.path().join("content"),
+            ]
+        };
+        assert_eq!(place.dirs(), expected);
+    }
+
+    /// A lone small chunk (linked on the same trip as its write) answers as
+    /// in a group: stored and readable, the same bytes again
+    /// `AlreadyStored`, other bytes `Conflict` (the stored ones kept), bytes
+    /// that fail their check refused; no temporary file is left.
+    #[tokio::test]
+    async fn a_lone_small_chunk_answers_as_in_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let put = |data: &'static [u8], check: ChunkCheck| {
+            let store = &store;
+            async move {
+                let mut outcomes = store
+                    .put_small_chunks(vec![small("c-9", data, check)])
+                    .await;
+                assert_eq!(outcomes.len(), 1);
+                outcomes.pop().unwrap().map_err(|e| e.to_string())
+            }
+        };
+        assert!(matches!(put(b"bad", whole_file(b"BAD")).await, Err(e) if e.contains("digest")));
+        assert!(!dir.path().join("content/c-9/0/0").exists());
+        assert_eq!(
+            put(b"nine", whole_file(b"nine")).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            put(b"nine", whole_file(b"nine")).await,
+            Ok(PutOutcome::AlreadyStored)
+        );
+        assert_eq!(
+            put(b"NINE", whole_file(b"NINE")).await,
+            Ok(PutOutcome::Conflict)
+        );
+        let k = ChunkKey {
+            content_id: "c-9".into(),
+            file_index: 0,
+            chunk_index: 0,
+        };
+        assert_eq!(
+            read_all(store.read_chunk(&k, None, 0, 4).await.unwrap()).await,
+            b"nine"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("content/c-9/0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["0"]);
     }
 
     /// Writers that need a directory durable while an fsync of it runs share
