@@ -297,22 +297,20 @@ impl DirSync {
     }
 }
 
-/// Whether `root` is on ext4, where the fsync of a new file also makes the
-/// directories created on the way to it durable, so that only the directory
-/// that gains the chunk's name after that fsync (by `link`) needs one of its
-/// own:
-/// - with a journal, the fsync commits the journal transaction holding the
-///   file's creation, and the journal commits its transactions in order, so
-///   the `mkdir`s made before are durable with it (`ext4_fsync_journal`);
-/// - without one (this project's benchmark disk), `ext4_fsync_nojournal`
-///   writes the directory of a newly created inode, and that directory's
-///   own parent while it is new too (`ext4_sync_parent`, the inode state
-///   `EXT4_STATE_NEWENTRY`), up to `content/`, which is not new.
+/// Whether `root` is on ext4 with a journal, where the fsync of a new file
+/// also makes the directories created on the way to it durable, so that only
+/// the directory that gains the chunk's name after that fsync (by `link`)
+/// needs one of its own: the fsync commits the journal transaction holding
+/// the file's creation, and the journal commits its transactions in order, so
+/// the `mkdir`s made before are durable with it (`ext4_fsync_journal`).
 ///
-/// Read from `/proc/self/mountinfo` (the file system type of the mount
-/// holding `root`), not from `statfs`: ext2 and ext3 share ext4's magic
-/// number, and the separate ext2 driver makes no such promise. Anything else,
-/// or any doubt, answers `false`: every directory is synced.
+/// Without a journal (`ext4_fsync_nojournal`) the kernel walks up the new
+/// parents itself, but a concurrent fsync can find a parent already being
+/// written by another and return before that write ends, so there every
+/// directory is synced. The type and device come from `/proc/self/mountinfo`
+/// (not `statfs`: ext2 and ext3 share ext4's magic number), the journal from
+/// `/proc/fs/jbd2/<device>-<inode>`. Anything else, or any doubt, answers
+/// `false`: every directory is synced.
 fn file_fsync_covers_new_dirs(root: &Path) -> bool {
     let (Ok(root), Ok(mounts)) = (
         std::fs::canonicalize(root),
@@ -320,29 +318,53 @@ fn file_fsync_covers_new_dirs(root: &Path) -> bool {
     ) else {
         return false;
     };
-    mount_type(&mounts, &root) == Some("ext4")
+    match mount_of(&mounts, &root) {
+        Some(("ext4", source)) => has_journal(source),
+        _ => false,
+    }
 }
 
-/// The file system type of the mount (of `mountinfo`, in the format of
-/// `/proc/self/mountinfo`) holding the absolute path `path`: the last
-/// listed of the deepest mount points above it.
-fn mount_type<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
-    let mut best: Option<(usize, &str)> = None;
+/// Whether the block device `source` (`/dev/vda1`) has a running jbd2
+/// journal (`/proc/fs/jbd2/vda1-8`).
+fn has_journal(source: &str) -> bool {
+    let Some(device) = source.strip_prefix("/dev/") else {
+        return false;
+    };
+    let Ok(journals) = std::fs::read_dir("/proc/fs/jbd2") else {
+        return false;
+    };
+    journals.flatten().any(|j| {
+        j.file_name()
+            .to_str()
+            .and_then(|name| name.rsplit_once('-'))
+            .is_some_and(|(dev, _)| dev == device)
+    })
+}
+
+/// The file system type and source of the mount (of `mountinfo`, in the
+/// format of `/proc/self/mountinfo`) holding the absolute path `path`: the
+/// last listed of the deepest mount points above it.
+fn mount_of<'a>(mountinfo: &'a str, path: &Path) -> Option<(&'a str, &'a str)> {
+    let mut best: Option<(usize, (&str, &str))> = None;
     for line in mountinfo.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
         else {
             continue;
         };
-        let (point, Some(kind)) = (unescape_mount_point(point), fields.get(dash + 1)) else {
+        let (point, Some(kind), Some(source)) = (
+            unescape_mount_point(point),
+            fields.get(dash + 1),
+            fields.get(dash + 2),
+        ) else {
             continue;
         };
         let depth = Path::new(&point).components().count();
         if path.starts_with(&point) && best.is_none_or(|(d, _)| depth >= d) {
-            best = Some((depth, kind));
+            best = Some((depth, (kind, source)));
         }
     }
-    best.map(|(_, kind)| kind)
+    best.map(|(_, mount)| mount)
 }
 
 /// A mount point as `mountinfo` writes it, with space, tab, newline and
@@ -814,13 +836,15 @@ mod tests {
 32 27 0:42 / /with\\040space rw - btrfs /dev/vdc rw
 33 27 0:43 / /data rw - ext2 /dev/vdd rw
 ";
-        let kind = |p: &str| mount_type(mountinfo, Path::new(p));
-        assert_eq!(kind("/work/x"), Some("ext4"));
-        assert_eq!(kind("/data/blobs"), Some("ext2"));
-        assert_eq!(kind("/data/fast/blobs"), Some("tmpfs"));
-        assert_eq!(kind("/datafast"), Some("ext4"));
-        assert_eq!(kind("/with space/blobs"), Some("btrfs"));
-        assert_eq!(mount_type("garbage\n", Path::new("/")), None);
+        let kind = |p: &str| mount_of(mountinfo, Path::new(p));
+        assert_eq!(kind("/work/x"), Some(("ext4", "/dev/vda")));
+        assert_eq!(kind("/data/blobs"), Some(("ext2", "/dev/vdd")));
+        assert_eq!(kind("/data/fast/blobs"), Some(("tmpfs", "tmpfs")));
+        assert_eq!(kind("/datafast"), Some(("ext4", "/dev/vda")));
+        assert_eq!(kind("/with space/blobs"), Some(("btrfs", "/dev/vdc")));
+        assert_eq!(mount_of("garbage\n", Path::new("/")), None);
+        assert!(!has_journal("tmpfs"));
+        assert!(!has_journal("/dev/no-such-device"));
     }
 
     /// On the file system the tests run on, the store says whether it
