@@ -316,10 +316,7 @@ fn transfers_on_tmpfs_come_back_whole_and_checked() {
 
     let dest = work.path().join("dl");
     user.download_json(id, &dest, &chunks);
-    assert!(
-        read(&dest.join("data.bin")) == bytes,
-        "the download differs"
-    );
+    assert!(read(dest.join("data.bin")) == bytes, "the download differs");
 
     corrupt_largest_file(&dataerai_testkit::blob_content_dir(&server.data_dir));
     let again = work.path().join("dl-again");
