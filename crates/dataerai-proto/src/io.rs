@@ -11,8 +11,9 @@
 //! through the page cache costs a kernel copy into freshly allocated pages per
 //! byte, and later the writeback of those pages; on the virtual machines we
 //! measure on, first touches of fresh memory were most of a big transfer's CPU
-//! (docs/performance.md). Not on tmpfs ([`direct_writes_help`]), whose pages
-//! are the file: there a direct write is one copy more.
+//! (docs/performance.md). Not on tmpfs ([`on_tmpfs`]), whose pages are the
+//! file: there a direct write is one copy more, and each piece is written at
+//! once by the task that received it ([`InMemoryWriter`]).
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -123,27 +124,55 @@ pub fn write_all_vectored_at(
     Ok(())
 }
 
-/// Whether `O_DIRECT` writes into `file` bypass the page cache, so that the
-/// copy into an aligned buffer they need buys something. Not on tmpfs, whose
-/// pages are the file: it takes `O_DIRECT` (Linux 6.6 on) but copies into
-/// those pages anyway, so a direct write there is one copy more per byte than
-/// a plain one (a tenth of the daemon's cycles downloading to tmpfs, and of the
-/// server's uploading to it; docs/performance.md).
+/// Whether `file` is on tmpfs, whose pages are the file: nothing is written to
+/// a device. There `O_DIRECT` buys nothing (tmpfs takes it, Linux 6.6 on, but
+/// copies into its pages anyway, so a direct write is one copy more per byte),
+/// and a write never waits for a device. Not when the file system cannot be
+/// told.
 #[cfg(target_os = "linux")]
-pub fn direct_writes_help(file: &impl std::os::fd::AsFd) -> bool {
+pub fn on_tmpfs(file: &impl std::os::fd::AsFd) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     match rustix::fs::fstatfs(file) {
         // `f_type`'s width differs between targets.
         #[allow(clippy::unnecessary_cast)]
-        Ok(fs) => fs.f_type as i64 != TMPFS_MAGIC,
-        Err(_) => true,
+        Ok(fs) => fs.f_type as i64 == TMPFS_MAGIC,
+        Err(_) => false,
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn direct_writes_help(_file: &impl std::os::fd::AsFd) -> bool {
-    true
+pub fn on_tmpfs(_file: &impl std::os::fd::AsFd) -> bool {
+    false
 }
+
+/// Let the allocator keep freed memory for the next allocations instead of
+/// handing it back to the kernel (call once, early in `main`).
+///
+/// The HTTP client and server receive a big body into a fresh buffer per
+/// socket read (about 400 KiB), since the last one is still held by the piece
+/// being written. glibc serves such sizes with `mmap` or gives the memory
+/// back once it is freed (its thresholds rise only to the largest block
+/// freed), so every read faulted in fresh pages that the kernel first
+/// zeroed: a tenth of the daemon's cycles for a download to tmpfs
+/// (docs/performance.md). With blocks up to [`KEEP_BLOCKS_BELOW`] taken from
+/// the heap and up to [`KEEP_FREE`] of free heap kept, the buffers are reused.
+/// Nothing is allocated that was not before: the peak stays what the
+/// transfers hold at once.
+pub fn keep_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets the allocator's parameters; glibc takes its
+    // own lock for it, and the values are in the ranges it accepts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP_BLOCKS_BELOW as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREE as libc::c_int);
+    }
+}
+
+/// Blocks at least this big still come from `mmap` (the 8 MiB buffers of a
+/// [`BufferPool`] among them, which are pooled anyway).
+pub const KEEP_BLOCKS_BELOW: usize = 4 * 1024 * 1024;
+/// Free heap memory kept per allocator arena before the rest goes back.
+pub const KEEP_FREE: usize = 32 * 1024 * 1024;
 
 /// Bytes per direct write, and the size of each buffer of a [`BufferPool`].
 pub const DIRECT_BATCH: usize = 8 * 1024 * 1024;
@@ -237,10 +266,13 @@ impl std::fmt::Debug for BufferPool {
 
 /// Writes one range of a file that arrives as pieces, in order: with
 /// `O_DIRECT` when the range is at least [`DIRECT_MIN`] long, starts at an
-/// aligned offset, the file system takes direct I/O and is not tmpfs
-/// ([`direct_writes_help`]), and [`direct_io_allowed`]; else through the page cache with a [`PieceWriter`]. Either way the caller fsyncs the file to make
-/// the range durable.
+/// aligned offset, the file system takes direct I/O, and [`direct_io_allowed`];
+/// on tmpfs ([`on_tmpfs`]) piece by piece as they come ([`InMemoryWriter`]);
+/// else through the page cache with a [`PieceWriter`]. Either way the caller
+/// fsyncs the file to make the range durable.
 pub enum RangeWriter {
+    /// On tmpfs: each piece written at once, where it was received.
+    InMemory(InMemoryWriter),
     Cached(PieceWriter),
     Direct(DirectWriter),
 }
@@ -254,11 +286,13 @@ impl RangeWriter {
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        if len >= DIRECT_MIN
-            && at.is_multiple_of(DIRECT_ALIGN as u64)
-            && direct_io_allowed()
-            && direct_writes_help(&file)
-        {
+        if on_tmpfs(&file) {
+            return Ok(RangeWriter::InMemory(InMemoryWriter {
+                file: Arc::new(file),
+                at,
+            }));
+        }
+        if len >= DIRECT_MIN && at.is_multiple_of(DIRECT_ALIGN as u64) && direct_io_allowed() {
             if let Some(direct) = open_direct(path) {
                 return Ok(RangeWriter::Direct(DirectWriter {
                     direct: Arc::new(direct),
@@ -277,6 +311,7 @@ impl RangeWriter {
     /// Queue `piece` after the bytes queued before it.
     pub async fn write(&mut self, piece: Bytes) -> io::Result<()> {
         match self {
+            RangeWriter::InMemory(w) => w.write(&piece),
             RangeWriter::Cached(w) => w.write(piece).await,
             RangeWriter::Direct(w) => w.write(&piece).await,
         }
@@ -286,6 +321,7 @@ impl RangeWriter {
     /// the file (for an fsync).
     pub async fn finish(self) -> io::Result<Arc<std::fs::File>> {
         match self {
+            RangeWriter::InMemory(w) => Ok(w.file),
             RangeWriter::Cached(w) => w.finish().await,
             RangeWriter::Direct(w) => w.finish().await,
         }
@@ -322,6 +358,27 @@ fn open_direct(path: &Path) -> Option<std::fs::File> {
 #[cfg(not(target_os = "linux"))]
 fn open_direct(_path: &Path) -> Option<std::fs::File> {
     None
+}
+
+/// The tmpfs case of [`RangeWriter`]: each piece is written with one `pwrite`
+/// as soon as it is queued, by the task that received (and hashed) it, not
+/// batched for a blocking thread. A write to tmpfs is a copy into memory pages
+/// that never waits for a device, like the hashing beside it; written at once,
+/// the piece is still in the CPU's cache (a piece off the socket is about
+/// 400 KiB), where a 4 MiB batch written later by another thread was read back
+/// from memory — the dearest copy of a download to tmpfs (docs/performance.md).
+pub struct InMemoryWriter {
+    file: Arc<std::fs::File>,
+    /// Offset of the next byte.
+    at: u64,
+}
+
+impl InMemoryWriter {
+    fn write(&mut self, piece: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(piece, self.at)?;
+        self.at += piece.len() as u64;
+        Ok(())
+    }
 }
 
 /// The direct half of [`RangeWriter`]: pieces are copied into an aligned
@@ -435,9 +492,14 @@ mod tests {
         (0..len).map(|i| (i % 251) as u8).collect()
     }
 
-    async fn write_range(path: &Path, at: u64, data: &[u8], pool: &BufferPool) -> bool {
+    /// Write `data` at `at` as pieces; answers how the writer wrote them.
+    async fn write_range(path: &Path, at: u64, data: &[u8], pool: &BufferPool) -> &'static str {
         let mut w = RangeWriter::open(path, at, data.len() as u64, pool).unwrap();
-        let direct = matches!(w, RangeWriter::Direct(_));
+        let how = match w {
+            RangeWriter::InMemory(_) => "in memory",
+            RangeWriter::Cached(_) => "cached",
+            RangeWriter::Direct(_) => "direct",
+        };
         // Pieces of uneven sizes, as they come off a socket.
         let mut rest = data;
         for size in [1usize, 4095, 100_000, 3 * DIRECT_BATCH / 2].iter().cycle() {
@@ -449,7 +511,7 @@ mod tests {
             rest = &rest[n..];
         }
         w.finish().await.unwrap();
-        direct
+        how
     }
 
     #[tokio::test]
@@ -467,12 +529,13 @@ mod tests {
         // A short range and one at an unaligned offset go through the cache;
         // then a range that fits one buffer, and one of several buffers with
         // an unaligned tail.
-        assert!(!write_range(&path, 0, &want[..1000], &pool).await);
-        assert!(!write_range(&path, 1000, &want[1000..2 * mib], &pool).await);
-        let direct = write_range(&path, 2 * mib as u64, &want[2 * mib..4 * mib], &pool).await;
+        assert_ne!(write_range(&path, 0, &want[..1000], &pool).await, "direct");
+        let unaligned = write_range(&path, 1000, &want[1000..2 * mib], &pool).await;
+        assert_ne!(unaligned, "direct");
+        let how = write_range(&path, 2 * mib as u64, &want[2 * mib..4 * mib], &pool).await;
         write_range(&path, 4 * mib as u64, &want[4 * mib..], &pool).await;
         assert_eq!(std::fs::read(&path).unwrap(), want);
-        if direct {
+        if how == "direct" {
             // Both buffers of the direct writer came back for the next range.
             assert_eq!(pool.spare().len(), 2);
         } else {
@@ -507,25 +570,29 @@ mod tests {
     }
 
     /// Direct writes are used where they bypass the page cache (a disk), not on
-    /// tmpfs, where they only add a copy: a big aligned range on tmpfs goes
-    /// through the page cache.
+    /// tmpfs, where they only add a copy: a big aligned range on tmpfs is
+    /// written piece by piece as the pieces come, and lands whole.
     #[tokio::test]
     async fn direct_writes_on_a_disk_not_on_tmpfs() {
         let on_disk = tempfile::NamedTempFile::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        assert!(direct_writes_help(on_disk.as_file()));
+        assert!(!on_tmpfs(on_disk.as_file()));
         let shm = Path::new("/dev/shm");
         if !(cfg!(target_os = "linux") && shm.is_dir()) {
             return;
         }
-        let on_tmpfs = tempfile::NamedTempFile::new_in(shm).unwrap();
-        assert!(!direct_writes_help(on_tmpfs.as_file()));
-        let len = 2 * DIRECT_BATCH;
-        on_tmpfs.as_file().set_len(len as u64).unwrap();
+        let in_memory = tempfile::NamedTempFile::new_in(shm).unwrap();
+        assert!(on_tmpfs(in_memory.as_file()));
+        let len = 2 * DIRECT_BATCH + 123;
+        in_memory.as_file().set_len(len as u64).unwrap();
         let pool = BufferPool::new(2);
         let want = pattern(len);
-        let direct = write_range(on_tmpfs.path(), 0, &want, &pool).await;
-        assert!(!direct, "a range on tmpfs was written with O_DIRECT");
-        assert_eq!(std::fs::read(on_tmpfs.path()).unwrap(), want);
+        // From an offset on, as a chunk of a file is written.
+        let how = write_range(in_memory.path(), 7, &want[7..], &pool).await;
+        assert_eq!(how, "in memory");
+        let mut got = std::fs::read(in_memory.path()).unwrap();
+        assert_eq!(&got[..7], &[0u8; 7]);
+        got[..7].copy_from_slice(&want[..7]);
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use dataerai_server::{admin, serve};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    dataerai_proto::io::keep_freed_buffers();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

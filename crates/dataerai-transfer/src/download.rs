@@ -642,9 +642,10 @@ fn rename_verified(from: &Path, to: &Path, written: FileId) -> Result<(), ApiErr
 /// GET one chunk and write it at its offset (not yet synced: see
 /// [`sync_written`]); answers its digest. Each byte is hashed once, as it comes
 /// off the socket, and written from the pieces the HTTP client received it in:
-/// through the page cache (on tmpfs, and for short ranges) with one `pwritev`
-/// per batch of pieces, or gathered into `pool`'s aligned buffers for
-/// `O_DIRECT` (on a disk) — see [`RangeWriter`].
+/// on tmpfs each piece at once, while it is still in the CPU's cache; on a
+/// disk gathered into `pool`'s aligned buffers for `O_DIRECT`, or for short
+/// ranges through the page cache with one `pwritev` per batch of pieces — see
+/// [`RangeWriter`].
 async fn fetch_chunk(
     ctx: &RunContext,
     spec: &DownloadSpec,

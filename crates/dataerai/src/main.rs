@@ -18,6 +18,7 @@ mod service;
 use clap::Parser;
 
 fn main() {
+    dataerai_proto::io::keep_freed_buffers();
     let cli = cli::Cli::parse();
     let default_level = if matches!(cli.command, cli::Command::Daemon { .. }) {
         "info"

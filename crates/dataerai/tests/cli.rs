@@ -294,6 +294,36 @@ fn corrupted_download_is_refused_and_leaves_nothing() {
     assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
 }
 
+/// On tmpfs the server (uploads) and the daemon (downloads) write each piece
+/// as it comes off the socket, not in batches (`dataerai_proto::io`): a file
+/// of several chunks, stored on tmpfs and downloaded to tmpfs, comes back
+/// whole; a stored byte flipped is refused with ERR_INTEGRITY and leaves
+/// neither a final nor a partial file.
+#[cfg(target_os = "linux")]
+#[test]
+fn transfers_on_tmpfs_come_back_whole_and_checked() {
+    let shm = std::path::Path::new("/dev/shm");
+    assert!(shm.is_dir(), "this test needs a tmpfs at /dev/shm");
+    let data = tempfile::tempdir_in(shm).unwrap();
+    let server = TestServer::start(data.path());
+    let user = signed_in_user(&server, "tam@example.org");
+    let work = tempfile::tempdir_in(shm).unwrap();
+    let bytes = test_bytes(9 * 1024 * 1024 + 4321, 7);
+    let f = write_file(work.path(), "data.bin", &bytes);
+    let chunks = ["--chunk-size-mb", "2"];
+    let up = user.upload_json(&f, "on tmpfs", &chunks);
+    let id = up["asset_id"].as_str().unwrap();
+
+    let dest = work.path().join("dl");
+    user.download_json(id, &dest, &chunks);
+    assert!(read(dest.join("data.bin")) == bytes, "the download differs");
+
+    corrupt_largest_file(&dataerai_testkit::blob_content_dir(&server.data_dir));
+    let again = work.path().join("dl-again");
+    assert_fails_with(&user.download(id, &again, &chunks), "ERR_INTEGRITY");
+    assert_eq!(std::fs::read_dir(&again).unwrap().count(), 0);
+}
+
 #[test]
 fn read_only_token_cannot_upload() {
     let server = TestServer::start_temp();
