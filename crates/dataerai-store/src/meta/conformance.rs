@@ -1257,6 +1257,94 @@ pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
     );
 }
 
+/// A batch looks up the stored bytes of all its files together: each file
+/// is deduplicated exactly as in a session opened on its own (same owner,
+/// size and checksum), also after an item that failed before its lookup or
+/// one refused after it, and the counters hold what every session reserves.
+pub async fn a_batch_dedups_each_file_as_a_lone_session_would(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 10_000).await.unwrap();
+    let user = u.user_id.as_str();
+    let other = s.create_user("b@x.org", 10_000).await.unwrap();
+    let kept = asset_of(s, user, Some("kept")).await;
+    let sum = "blake3:aa";
+    publish(s, &kept.asset_id, user, 120, sum).await;
+    let item = |owner: &str, target, files: Vec<UploadFileSpec>| NewUpload {
+        target,
+        user_id: owner.to_string(),
+        chunk_size: 100,
+        files,
+    };
+    let new = |owner: &str, alias: Option<&str>| UploadTarget::NewAsset(new_asset(owner, alias));
+    let opened = s
+        .create_uploads(vec![
+            // Stored already (one of three files), not stored, no checksum.
+            item(
+                user,
+                new(user, None),
+                vec![
+                    spec("x", 120, Some(sum)),
+                    spec("y", 120, Some("blake3:bb")),
+                    spec("z", 120, None),
+                ],
+            ),
+            // Fails before its lookup (no such asset).
+            item(
+                user,
+                UploadTarget::Existing("missing".into()),
+                vec![spec("x", 120, Some(sum))],
+            ),
+            // Another owner's bytes never match.
+            item(
+                &other.user_id,
+                new(&other.user_id, None),
+                vec![spec("x", 120, Some(sum))],
+            ),
+            // Refused after its lookup (the alias is taken).
+            item(
+                user,
+                new(user, Some("kept")),
+                vec![spec("x", 120, Some(sum))],
+            ),
+            // A different size never matches; the same file again does.
+            item(
+                user,
+                UploadTarget::Existing(kept.asset_id.clone()),
+                vec![spec("x", 121, Some(sum)), spec("x2", 120, Some(sum))],
+            ),
+        ])
+        .await
+        .unwrap();
+    let dedup = |i: usize| -> Vec<bool> {
+        let session = opened[i].as_ref().unwrap();
+        session.files.iter().map(|f| f.deduplicated).collect()
+    };
+    assert_eq!(dedup(0), [true, false, false]);
+    assert!(
+        matches!(opened[1], Err(StoreError::NotFound(_))),
+        "{:?}",
+        opened[1]
+    );
+    assert_eq!(dedup(2), [false]);
+    assert!(
+        matches!(opened[3], Err(StoreError::Conflict(_))),
+        "{:?}",
+        opened[3]
+    );
+    assert_eq!(dedup(4), [false, true]);
+    let rec = s
+        .get_upload(&opened[4].as_ref().unwrap().upload_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.known_checksums, vec![None, Some(sum.to_string())]);
+    // Reserved: every byte of every opened session, deduplicated or not.
+    assert_eq!(counters(s, OwnerType::User, user).await, (120, 601, 6));
+    assert_eq!(
+        counters(s, OwnerType::User, &other.user_id).await,
+        (0, 120, 1)
+    );
+}
+
 /// Search: text, phrases, fields, metadata predicates, boolean structure,
 /// sorting, paging, facets and read permission give the same answers on both
 /// backends.
@@ -2198,6 +2286,7 @@ both_backends!(
     auth_device_members_audit,
     batches_settle_each_item_on_its_own,
     concurrent_batches_keep_quota_and_never_deadlock,
+    a_batch_dedups_each_file_as_a_lone_session_would,
     a_refused_finish_item_fails_alone,
     invited_and_disabled_users,
     file_limit_counts_every_file,

@@ -20,9 +20,12 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
+use super::rows::PointerRow;
 use super::shared::Backend;
-use super::sql::Dialect;
+use super::sql::{Dialect, StoredFileKey};
+use super::BlobLocation;
 use crate::error::Result;
+use crate::rules::signed;
 use crate::search::sql::FullText;
 
 /// SQLSTATE of "database does not exist".
@@ -118,6 +121,41 @@ impl Dialect for PgConnection {
         .bind(&candidates)
         .fetch_all(&mut *self)
         .await?)
+    }
+
+    /// One query for the whole list (array parameters), not one per file.
+    async fn stored_files(
+        &mut self,
+        wanted: &[StoredFileKey],
+    ) -> Result<Vec<Option<BlobLocation>>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&StoredFileKey) -> String| wanted.iter().map(f).collect::<Vec<_>>();
+        let sizes: Vec<i64> = wanted.iter().map(|k| signed(k.size)).collect();
+        // The query of `shared::find_stored_file`, run for each listed file.
+        let rows: Vec<PointerRow> = sqlx::query_as(
+            "SELECT p.blob_content_id, p.blob_file_index, p.blob_chunk_size
+             FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
+                      WITH ORDINALITY AS w(checksum, size, owner_type, owner_id, n)
+                  LEFT JOIN LATERAL (
+                      SELECT COALESCE(f.blob_content_id, f.content_id) AS blob_content_id,
+                             COALESCE(f.blob_file_index, f.file_index) AS blob_file_index,
+                             COALESCE(f.blob_chunk_size, c.chunk_size) AS blob_chunk_size
+                      FROM content_files f JOIN contents c ON c.id = f.content_id
+                           JOIN assets a ON a.id = c.asset_id
+                      WHERE f.checksum = w.checksum AND f.size = w.size AND c.status = 'complete'
+                        AND a.owner_type = w.owner_type AND a.owner_id = w.owner_id
+                      LIMIT 1) p ON TRUE
+             ORDER BY w.n",
+        )
+        .bind(column(|k| k.checksum.clone()))
+        .bind(sizes)
+        .bind(column(|k| k.owner_type.as_str().to_string()))
+        .bind(column(|k| k.owner_id.clone()))
+        .fetch_all(&mut *self)
+        .await?;
+        rows.iter().map(PointerRow::pointer).collect()
     }
 
     /// One statement for all files (an array parameter).

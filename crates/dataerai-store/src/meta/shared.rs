@@ -38,7 +38,7 @@ use super::rows::{
     PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow,
     ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
 };
-use super::sql::{args, Arg, Conn, Decoded, Dialect};
+use super::sql::{args, Arg, Conn, Decoded, Dialect, StoredFileKey};
 use super::time::now;
 use super::{
     ChunkRecord, CloseReason, ContentRecord, ExpiredUpload, MetadataStore, NewAsset,
@@ -592,47 +592,17 @@ async fn charged_allocation<C: Dialect>(c: &mut C, asset: &NewAsset) -> Result<O
 }
 
 pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
-    let inserted = insert_asset_unindexed(c, asset).await?;
-    super::search::reindex(c, &inserted.asset_id).await?;
-    Ok(inserted)
-}
-
-/// [`insert_asset`] without its search index rows, for a batch that indexes
-/// its new assets together ([`super::search::reindex_many`]) before it commits.
-async fn insert_asset_unindexed<C: Dialect>(c: &mut C, asset: NewAsset) -> Result<Asset> {
-    let id = new_id();
-    let at = now();
     let allocation_id = charged_allocation(c, &asset).await?;
-    let inserted = c
-        .execute(
-            "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type, owner_id,
-                                 created_by, created_at, updated_at, record_type, allocation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
-            vec![
-                Arg::from(&id),
-                Arg::from(&asset.title),
-                Arg::from(asset.description.clone()),
-                Arg::from(asset.alias.clone()),
-                Arg::json(&asset.tags),
-                Arg::json(&asset.metadata),
-                Arg::from(asset.owner_type),
-                Arg::from(&asset.owner_id),
-                Arg::from(&asset.created_by),
-                Arg::from(at),
-                Arg::from(asset.record_type.clone()),
-                Arg::from(allocation_id.clone()),
-            ],
-        )
-        .await;
-    unique(inserted, || rules::alias_taken(asset.alias.as_deref()))?;
-    if let Some(collection_id) = &asset.collection_id {
-        c.execute(
-            "INSERT INTO asset_collections (asset_id, collection_id) VALUES ($1, $2)",
-            args![&id, collection_id],
-        )
-        .await?;
-    }
+    let row = NewAssetRow {
+        id: new_id(),
+        at: now(),
+        asset: &asset,
+        allocation_id,
+    };
+    insert_asset_row(c, &row).await?;
+    super::search::reindex(c, &row.id).await?;
     // Exactly what was stored (a new asset has no content yet): no need to read it back.
+    let (id, at, allocation_id) = (row.id, row.at, row.allocation_id);
     Ok(Asset {
         asset_id: id,
         title: asset.title,
@@ -652,13 +622,82 @@ async fn insert_asset_unindexed<C: Dialect>(c: &mut C, asset: NewAsset) -> Resul
     })
 }
 
-/// The physical location of a complete file of `owner` with this size and
-/// checksum, if there is one (the dedup lookup).
-async fn find_stored_file<C: Dialect>(
+/// A new asset's row as decided: its id, creation time and the allocation
+/// it names (`None`: its owner's, see [`charged_allocation`]).
+struct NewAssetRow<'a> {
+    id: String,
+    at: DateTime<Utc>,
+    asset: &'a NewAsset,
+    allocation_id: Option<String>,
+}
+
+impl NewAssetRow<'_> {
+    /// Whether writing it can fail on its own (a taken alias, a collection
+    /// gone meanwhile), so a batch writes it in a savepoint of its own.
+    fn may_fail(&self) -> bool {
+        self.asset.alias.is_some() || self.asset.collection_id.is_some()
+    }
+}
+
+/// One new asset and its collection link; a taken alias is `Conflict`.
+/// Not indexed: the caller indexes it ([`super::search::reindex`]).
+async fn insert_asset_row<C: Dialect>(c: &mut C, row: &NewAssetRow<'_>) -> Result<()> {
+    let inserted = insert_asset_rows(c, std::slice::from_ref(row)).await;
+    unique(inserted, || rules::alias_taken(row.asset.alias.as_deref()))?;
+    if let Some(collection_id) = &row.asset.collection_id {
+        c.execute(
+            "INSERT INTO asset_collections (asset_id, collection_id) VALUES ($1, $2)",
+            args![&row.id, collection_id],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The `assets` rows of new assets, a multi-row `INSERT` per
+/// [`ROWS_PER_STATEMENT`] (collection links are [`insert_asset_row`]'s).
+async fn insert_asset_rows<C: Dialect>(c: &mut C, rows: &[NewAssetRow<'_>]) -> Result<()> {
+    for part in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut args = Vec::with_capacity(part.len() * 12);
+        for r in part {
+            let asset = r.asset;
+            args.extend([
+                Arg::from(&r.id),
+                Arg::from(&asset.title),
+                Arg::from(asset.description.clone()),
+                Arg::from(asset.alias.clone()),
+                Arg::json(&asset.tags),
+                Arg::json(&asset.metadata),
+                Arg::from(asset.owner_type),
+                Arg::from(&asset.owner_id),
+                Arg::from(&asset.created_by),
+                Arg::from(asset.record_type.clone()),
+                Arg::from(r.allocation_id.clone()),
+                Arg::from(r.at),
+            ]);
+        }
+        c.execute(
+            &format!(
+                "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type,
+                                     owner_id, created_by, record_type, allocation_id, created_at,
+                                     updated_at)
+                 VALUES {}",
+                // updated_at: the row's created_at (its twelfth value) again.
+                row_marks(part.len(), 12, |before| format!(", ${}", before + 12))
+            ),
+            args,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The physical location of a complete file of `key.owner` with its size
+/// and checksum, if there is one (the dedup lookup of one file; see
+/// [`Dialect::stored_files`]).
+pub(super) async fn find_stored_file<C: Dialect>(
     c: &mut C,
-    owner: &OwnerRow,
-    size: u64,
-    checksum: &str,
+    key: &StoredFileKey,
 ) -> Result<Option<super::BlobLocation>> {
     let row: Option<PointerRow> = c
         .fetch_optional(
@@ -670,7 +709,7 @@ async fn find_stored_file<C: Dialect>(
              WHERE f.checksum = $1 AND f.size = $2 AND c.status = 'complete'
                AND a.owner_type = $3 AND a.owner_id = $4
              LIMIT 1",
-            args![checksum, size, owner.owner_type, &owner.owner_id],
+            args![&key.checksum, key.size, key.owner_type, &key.owner_id],
         )
         .await?;
     Ok(match row {
@@ -688,16 +727,16 @@ async fn insert_upload<C: Dialect>(
 ) -> Result<UploadSession> {
     let charged = lock_asset_allocations(c, asset_id).await?;
     let allocation = allocation_by_id(c, &charged.allocation_id).await?;
+    let wanted = dedup_keys(&charged.owner, files);
+    let mut found = c.stored_files(&wanted).await?.into_iter();
     let rows = session_rows(
-        c,
         asset_id.to_string(),
-        &charged.owner,
         &allocation,
         user_id,
         chunk_size,
         files,
-    )
-    .await?;
+        &mut found,
+    )?;
     insert_session_rows(c, std::slice::from_ref(&rows)).await?;
     // Exactly what was stored (a new session holds no chunk yet, and a
     // deduplicated file all of its own): no need to read it back.
@@ -828,26 +867,48 @@ async fn lock_for_finish<C: Dialect>(c: &mut C, items: &[SmallFinish]) -> Result
     lock_in_id_order(c, "uploads", ids).await
 }
 
-/// [`MetadataStore::create_uploads`] in one write transaction: each item's
-/// asset is written at once (its alias may be taken), and its checks made
-/// against the allocations as this batch leaves them (kept exact by the
-/// allocation locks [`lock_for_new_sessions`] took); the batch's contents,
-/// files and sessions then go in a few multi-row `INSERT`s instead of three
-/// or more statements per item, and no session is read back.
+/// [`MetadataStore::create_uploads`] in one write transaction, in a few
+/// statements for the whole batch: where each item is charged is read
+/// first, then the dedup lookup of every file in one call
+/// ([`Dialect::stored_files`]); each item's quota and file limit are then
+/// checked against the allocations as earlier items leave them (kept exact
+/// by the allocation locks [`lock_for_new_sessions`] took), and the new
+/// assets, contents, files and sessions go in multi-row `INSERT`s. Only a
+/// new asset that may fail on its own (an alias, a collection) is written
+/// at once, in a savepoint; no session is read back.
 async fn create_uploads_together<B: Backend>(
     c: &mut ConnOf<B>,
     items: &[NewUpload],
 ) -> Result<Vec<Result<UploadSession>>> {
     // Owner -> its own allocation id (None: it has none).
     let mut owners: Vec<((OwnerType, String), Option<String>)> = Vec::new();
+    let mut targets = Vec::with_capacity(items.len());
+    for item in items {
+        targets.push(batch_target(&mut *c, item, &mut owners).await);
+    }
+    let wanted: Vec<StoredFileKey> = (items.iter().zip(&targets))
+        .filter_map(|(item, t)| {
+            t.as_ref()
+                .ok()
+                .map(|t| dedup_keys(&t.charged.owner, &item.files))
+        })
+        .flatten()
+        .collect();
+    let mut found = c.stored_files(&wanted).await?.into_iter();
     // Allocations as read, plus what earlier items of the batch reserve.
     let mut allocations: std::collections::HashMap<String, Allocation> = Default::default();
     let mut out = Vec::with_capacity(items.len());
     let mut rows: Vec<SessionRows> = Vec::new();
-    for item in items {
-        let mut savepoint = sqlx::Connection::begin(&mut *c).await?;
-        let planned = plan_session(&mut *savepoint, item, &mut owners, &mut allocations).await;
-        settle(savepoint, planned.is_ok()).await?;
+    let mut assets: Vec<NewAssetRow> = Vec::new();
+    for (item, target) in items.iter().zip(targets) {
+        let planned = match target {
+            Ok(target) => {
+                // This item's share of the lookup, taken whatever happens next.
+                let found: Vec<_> = found.by_ref().take(dedup_count(&item.files)).collect();
+                plan_session::<B>(&mut *c, item, target, found, &mut allocations, &mut assets).await
+            }
+            Err(e) => Err(e),
+        };
         match planned {
             Ok(r) => {
                 out.push(Ok(r.session.clone()));
@@ -856,7 +917,8 @@ async fn create_uploads_together<B: Backend>(
             Err(e) => out.push(Err(e)),
         }
     }
-    insert_session_rows(c, &rows).await?;
+    insert_asset_rows(&mut *c, &assets).await?;
+    insert_session_rows(&mut *c, &rows).await?;
     // The new assets' index rows, together (those of refused items are gone).
     let created: Vec<&str> = (items.iter().zip(&out))
         .filter(|(item, made)| matches!(item.target, UploadTarget::NewAsset(_)) && made.is_ok())
@@ -866,81 +928,144 @@ async fn create_uploads_together<B: Backend>(
     Ok(out)
 }
 
-/// One item of [`create_uploads_together`]: its asset (if new) written, its
-/// quota and file limit checked, its session's rows decided.
-async fn plan_session<C: Dialect>(
+/// Where an item of [`create_uploads_together`] goes, read before anything
+/// is written: its asset (a new one's row decided, not yet written) and the
+/// allocations it is charged to.
+struct BatchTarget<'a> {
+    asset_id: String,
+    new_asset: Option<NewAssetRow<'a>>,
+    charged: Charged,
+}
+
+/// [`BatchTarget`] of one item (reads only: a failure fails the item alone).
+async fn batch_target<'a, C: Dialect>(
     c: &mut C,
-    item: &NewUpload,
+    item: &'a NewUpload,
     owners: &mut Vec<((OwnerType, String), Option<String>)>,
-    allocations: &mut std::collections::HashMap<String, Allocation>,
-) -> Result<SessionRows> {
-    let (asset_id, charged) = match &item.target {
-        UploadTarget::NewAsset(asset) => {
-            // Indexed with the batch's others (`create_uploads_together`).
-            let inserted = insert_asset_unindexed(c, asset.clone()).await?;
-            let key = (asset.owner_type, asset.owner_id.clone());
-            let own = match owners.iter().find(|(k, _)| *k == key) {
-                Some((_, own)) => own.clone(),
-                None => {
-                    let own = load_allocation(c, asset.owner_type, &asset.owner_id)
-                        .await?
-                        .map(|a| a.allocation_id);
-                    owners.push((key, own.clone()));
-                    own
-                }
-            };
-            let Some(own) = own else {
-                return Err(not_found(format!(
-                    "allocation of {} {}",
-                    asset.owner_type, asset.owner_id
-                )));
-            };
-            let charged = Charged {
-                owner: OwnerRow {
-                    owner_type: asset.owner_type,
-                    owner_id: asset.owner_id.clone(),
-                },
-                allocation_id: inserted.allocation_id.unwrap_or(own),
-            };
-            (inserted.asset_id, charged)
+) -> Result<BatchTarget<'a>> {
+    let asset = match &item.target {
+        UploadTarget::Existing(id) => {
+            return Ok(BatchTarget {
+                asset_id: id.clone(),
+                new_asset: None,
+                charged: lock_asset_allocations(c, id).await?,
+            })
         }
-        UploadTarget::Existing(id) => (id.clone(), lock_asset_allocations(c, id).await?),
+        UploadTarget::NewAsset(asset) => asset,
     };
-    let allocation = match allocations.get(&charged.allocation_id) {
+    let allocation_id = charged_allocation(c, asset).await?;
+    let key = (asset.owner_type, asset.owner_id.clone());
+    let own = match owners.iter().find(|(k, _)| *k == key) {
+        Some((_, own)) => own.clone(),
+        None => {
+            let own = load_allocation(c, asset.owner_type, &asset.owner_id)
+                .await?
+                .map(|a| a.allocation_id);
+            owners.push((key, own.clone()));
+            own
+        }
+    };
+    let Some(own) = own else {
+        return Err(not_found(format!(
+            "allocation of {} {}",
+            asset.owner_type, asset.owner_id
+        )));
+    };
+    let row = NewAssetRow {
+        id: new_id(),
+        at: now(),
+        asset,
+        allocation_id,
+    };
+    Ok(BatchTarget {
+        asset_id: row.id.clone(),
+        charged: Charged {
+            owner: OwnerRow {
+                owner_type: asset.owner_type,
+                owner_id: asset.owner_id.clone(),
+            },
+            allocation_id: row.allocation_id.clone().unwrap_or(own),
+        },
+        new_asset: Some(row),
+    })
+}
+
+/// One item of [`create_uploads_together`]: its quota and file limit
+/// checked, its session's rows decided and its new asset written (one that
+/// may fail, in a savepoint) or added to `assets` (written with the batch's
+/// others); its reservation then counted in `allocations`.
+async fn plan_session<'a, B: Backend>(
+    c: &mut ConnOf<B>,
+    item: &NewUpload,
+    target: BatchTarget<'a>,
+    found: Vec<Option<super::BlobLocation>>,
+    allocations: &mut std::collections::HashMap<String, Allocation>,
+    assets: &mut Vec<NewAssetRow<'a>>,
+) -> Result<SessionRows> {
+    let allocation = match allocations.get(&target.charged.allocation_id) {
         Some(a) => a.clone(),
-        None => allocation_by_id(c, &charged.allocation_id).await?,
+        None => allocation_by_id(c, &target.charged.allocation_id).await?,
     };
     let rows = session_rows(
-        c,
-        asset_id,
-        &charged.owner,
+        target.asset_id,
         &allocation,
         &item.user_id,
         item.chunk_size,
         &item.files,
-    )
-    .await?;
+        &mut found.into_iter(),
+    )?;
+    match target.new_asset {
+        Some(asset) if asset.may_fail() => {
+            let mut savepoint = sqlx::Connection::begin(&mut *c).await?;
+            let inserted = insert_asset_row(&mut *savepoint, &asset).await;
+            settle(savepoint, inserted.is_ok()).await?;
+            inserted?;
+        }
+        Some(asset) => assets.push(asset),
+        None => {}
+    }
     // What the contents row's triggers will add once written.
     let mut after = allocation;
     after.reserved_bytes = after.reserved_bytes.saturating_add(rows.total);
     after.file_count = after
         .file_count
         .saturating_add(rows.file_specs.len() as u64);
-    allocations.insert(charged.allocation_id.clone(), after);
+    allocations.insert(target.charged.allocation_id, after);
     Ok(rows)
 }
 
-/// The rows of a new session on `asset_id` (owned by `owner`, charged to
-/// `allocation`): its quota and file limit checked, and each file's bytes
-/// found already stored by the owner or not (dedup). Nothing is written.
-async fn session_rows<C: Dialect>(
-    c: &mut C,
+/// The dedup lookups of a session's files: those with a checksum, in file
+/// order ([`session_rows`] takes the answers in that order).
+fn dedup_keys(owner: &OwnerRow, files: &[UploadFileSpec]) -> Vec<StoredFileKey> {
+    files
+        .iter()
+        .filter_map(|f| {
+            f.checksum.as_ref().map(|sum| StoredFileKey {
+                owner_type: owner.owner_type,
+                owner_id: owner.owner_id.clone(),
+                size: f.size,
+                checksum: sum.clone(),
+            })
+        })
+        .collect()
+}
+
+/// How many dedup lookups [`dedup_keys`] makes for these files.
+fn dedup_count(files: &[UploadFileSpec]) -> usize {
+    files.iter().filter(|f| f.checksum.is_some()).count()
+}
+
+/// The rows of a new session on `asset_id` (charged to `allocation`): its
+/// quota and file limit checked, and each file's bytes found already stored
+/// by the owner or not (`found`: the answers of the lookups [`dedup_keys`]
+/// made, in order). Nothing is written.
+fn session_rows(
     asset_id: String,
-    owner: &OwnerRow,
     allocation: &Allocation,
     user_id: &str,
     chunk_size: u64,
     file_specs: &[UploadFileSpec],
+    found: &mut impl Iterator<Item = Option<super::BlobLocation>>,
 ) -> Result<SessionRows> {
     let total: u64 = file_specs.iter().map(|f| f.size).sum();
     rules::check_quota(allocation, total, false)?;
@@ -949,7 +1074,7 @@ async fn session_rows<C: Dialect>(
     let mut states = Vec::with_capacity(file_specs.len());
     for (i, f) in (0u32..).zip(file_specs) {
         let stored = match &f.checksum {
-            Some(sum) => find_stored_file(c, owner, f.size, sum).await?,
+            Some(_) => found.next().flatten(),
             None => None,
         };
         let (pointer, checksum) = rules::dedup_pointer(f.checksum.as_deref(), stored);

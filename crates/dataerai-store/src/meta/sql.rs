@@ -18,6 +18,7 @@ use sqlx::types::Json;
 use sqlx::FromRow;
 
 use super::time::{db_time, DbTime};
+use super::BlobLocation;
 use crate::error::Result;
 use crate::rules::signed;
 
@@ -164,6 +165,29 @@ pub(crate) trait Dialect: Conn {
     async fn unreferenced(&mut self, candidates: Vec<String>) -> Result<Vec<String>>;
     /// Record the verified checksums (in file order) of a content's files.
     async fn set_checksums(&mut self, content_id: &str, checksums: &[String]) -> Result<()>;
+
+    /// The dedup lookup of many files (a batch's): for each, where a
+    /// complete file of its owner with its size and checksum is stored, if
+    /// anywhere (in `wanted`'s order). By default one query per file.
+    async fn stored_files(&mut self, wanted: &[StoredFileKey]) -> Result<Vec<Option<BlobLocation>>>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::with_capacity(wanted.len());
+        for key in wanted {
+            out.push(super::shared::find_stored_file(self, key).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// What the dedup lookup ([`Dialect::stored_files`]) looks for: a complete
+/// file of this owner with this size and checksum.
+pub(crate) struct StoredFileKey {
+    pub owner_type: OwnerType,
+    pub owner_id: String,
+    pub size: u64,
+    pub checksum: String,
 }
 
 /// Bind `args` to a query of either database.
