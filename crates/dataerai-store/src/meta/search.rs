@@ -261,11 +261,7 @@ pub(crate) fn statements(
     // The page ranks every match anyway: the same pass counts them and
     // finds the page (one statement, one pass over the matches).
     let ranked_count = compiled.rank.as_ref().map(|(rank, desc)| {
-        let ctes = if compiled.ctes.is_empty() {
-            String::new()
-        } else {
-            format!("{}, ", compiled.ctes)
-        };
+        let ctes = ctes_before(&compiled.ctes);
         let order = format!("score{desc}, id");
         format!(
             "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner, {rank} AS score \
@@ -306,11 +302,7 @@ pub(crate) fn statements(
                 "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner FROM {from} \
                  WHERE {filter} LIMIT {limit}) {}",
                 count_and_facets(request),
-                ctes = if plain.ctes.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}, ", plain.ctes)
-                },
+                ctes = ctes_before(&plain.ctes),
                 id = plain.id,
                 owner = plain.owner,
                 from = plain.count_from,
@@ -328,6 +320,15 @@ pub(crate) fn statements(
         count_args,
         ranked_count,
         count_distinct,
+    }
+}
+
+/// A statement's own common table expressions, ready to precede `m`'s.
+fn ctes_before(ctes: &str) -> String {
+    if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("{ctes}, ")
     }
 }
 
