@@ -141,12 +141,15 @@ bench-software-path: build-release venv bench-deps
 ## Search speed on a generated catalogue (not part of `make test`): SEARCH_ASSETS assets
 ## (default 1,000,000; e.g. SEARCH_ASSETS=20000 for a quick check) with SEARCH_ASSETS/10
 ## relationships in depth-20 chains, on SQLite and on a throwaway PostgreSQL; prints Markdown
-## tables for docs/performance.md (SEARCH_PLANS=1 adds every query's plans).
+## tables for docs/performance.md (SEARCH_PLANS=1 adds every query's plans). The PostgreSQL
+## gets SEARCH_PG_SHARED_BUFFERS of buffer cache (default 1GB), sized like a real deployment of
+## a 1M catalogue: the search table and its indexes stay in PostgreSQL's own cache (docs/search.md).
 SEARCH_ASSETS ?= 1000000
+SEARCH_PG_SHARED_BUFFERS ?= 1GB
 bench-search: $(S3S_FS)
 	$(if $(SEARCH_PLANS),DATAERAI_BENCH_SQL=1) DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) cargo test --release --locked -p dataerai-store \
 		--features search-bench --lib search_speed_sqlite -- --nocapture --test-threads 1
-	eval "$$(scripts/test-backends.sh start $(CURDIR)/target/bench-search-backends)" && \
+	eval "$$(PG_SHARED_BUFFERS=$(SEARCH_PG_SHARED_BUFFERS) scripts/test-backends.sh start $(CURDIR)/target/bench-search-backends)" && \
 		$(if $(SEARCH_PLANS),DATAERAI_BENCH_SQL=1) DATAERAI_BENCH_ASSETS=$(SEARCH_ASSETS) DATAERAI_REQUIRE_SCALEOUT=1 cargo test --release --locked \
 		-p dataerai-store --features search-bench --lib search_speed_postgres -- --nocapture --test-threads 1; \
 		rc=$$?; scripts/test-backends.sh stop $(CURDIR)/target/bench-search-backends; exit $$rc

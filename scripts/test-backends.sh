@@ -12,7 +12,9 @@
 #                                    again on the same port and data (`make soak`)
 #
 # DURABLE=1 keeps PostgreSQL's fsync on (for benchmarks); by default the
-# throwaway cluster skips it.
+# throwaway cluster skips it. PG_SHARED_BUFFERS (e.g. 1GB) sizes PostgreSQL's
+# buffer cache like a real deployment of a big catalogue (`make bench-search`);
+# by default the cluster keeps PostgreSQL's small default (128MB), enough for tests.
 # The printed lines are `export NAME=value`, ready for `eval`:
 #   DATAERAI_TEST_PG_URL      postgres://postgres@127.0.0.1:PORT (no database: add /NAME)
 #   DATAERAI_TEST_BUCKET      the bucket (s3s-fs: a directory under its root)
@@ -112,6 +114,9 @@ start() {
     local opts="-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1 -c max_connections=400"
     if [ "${DURABLE:-0}" != 1 ]; then
         opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    if [ -n "${PG_SHARED_BUFFERS:-}" ]; then
+        opts="$opts -c shared_buffers=$PG_SHARED_BUFFERS"
     fi
     as_pg "$bin/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -w -t 60 start -o "$opts" >/dev/null
     {

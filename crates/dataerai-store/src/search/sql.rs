@@ -378,9 +378,10 @@ fn split_tag(e: &Expr) -> Option<(String, Vec<Expr>)> {
 }
 
 /// The count's matches for a query that is one metadata comparison (or
-/// existence test): `id, owner` of the distinct assets straight from the
-/// `asset_fields` index range with the owner in it (no asset row read),
-/// and its arguments. `None` for any other query.
+/// existence test): `id, owner` of its readable index rows straight from
+/// the `asset_fields` index range with the owner in it (no asset row read;
+/// an asset with several matching values, e.g. array elements, has a row
+/// for each), and its arguments. `None` for any other query.
 pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec<Arg>)> {
     let Some(Expr::Term(Term::Metadata { path, test })) = &query.expr else {
         return None;
@@ -391,9 +392,7 @@ pub(crate) fn metadata_count(query: &Query, caller: &str) -> Option<(String, Vec
     let (rows, mut args) = field_matches(path, test, &readable_owners("$1"), 1);
     args.insert(0, Arg::from(caller));
     Some((
-        format!(
-            "SELECT DISTINCT f.asset_id AS id, f.owner AS owner FROM asset_fields f WHERE {rows}"
-        ),
+        format!("SELECT f.asset_id AS id, f.owner AS owner FROM asset_fields f WHERE {rows}"),
         args,
     ))
 }
