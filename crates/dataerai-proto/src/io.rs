@@ -172,7 +172,7 @@ pub fn keep_freed_buffers() {
 /// [`BufferPool`] among them, which are pooled anyway).
 pub const KEEP_BLOCKS_BELOW: usize = 4 * 1024 * 1024;
 /// Free heap memory kept per allocator arena before the rest goes back.
-pub const KEEP_FREE: usize = 32 * 1024 * 1024;
+pub const KEEP_FREE: usize = 16 * 1024 * 1024;
 
 /// Bytes per direct write, and the size of each buffer of a [`BufferPool`].
 pub const DIRECT_BATCH: usize = 8 * 1024 * 1024;
