@@ -667,20 +667,8 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     for (k, asset) in assets.iter().enumerate() {
         let id = super::shared::new_id();
         let at = start + chrono::Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
-        rows.extend([
-            Arg::from(&id),
-            Arg::from(&asset.title),
-            Arg::from(asset.description.clone()),
-            Arg::from(asset.alias.clone()),
-            Arg::json(&asset.tags),
-            Arg::json(&asset.metadata),
-            Arg::from(asset.owner_type),
-            Arg::from(&asset.owner_id),
-            Arg::from(&asset.created_by),
-            Arg::from(at),
-            Arg::from(at),
-            Arg::from(asset.record_type.clone()),
-        ]);
+        rows.extend(super::shared::asset_row_args(&id, asset, None, at));
+        rows.push(Arg::from(at)); // updated_at
         if let Some(collection_id) = &asset.collection_id {
             collections.extend([Arg::from(&id), Arg::from(collection_id)]);
         }
@@ -735,9 +723,8 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     insert_rows(
         c,
         "assets",
-        "id, title, description, alias, tags, metadata, owner_type, owner_id, created_by, \
-         created_at, updated_at, record_type",
-        12,
+        &format!("{}, updated_at", super::shared::NEW_ASSET_COLUMNS),
+        13,
         rows,
     )
     .await?;

@@ -654,34 +654,50 @@ async fn insert_asset_row<C: Dialect>(c: &mut C, row: &NewAssetRow<'_>) -> Resul
     Ok(())
 }
 
+/// The columns of a new `assets` row whose values [`asset_row_args`] gives
+/// (`updated_at`, the same as `created_at`, comes after them).
+pub(super) const NEW_ASSET_COLUMNS: &str = "id, title, description, alias, tags, metadata, \
+     owner_type, owner_id, created_by, record_type, allocation_id, created_at";
+
+/// The values of a new `assets` row, in [`NEW_ASSET_COLUMNS`] order.
+pub(super) fn asset_row_args(
+    id: &String,
+    asset: &NewAsset,
+    allocation_id: Option<String>,
+    at: DateTime<Utc>,
+) -> [Arg; 12] {
+    [
+        Arg::from(id),
+        Arg::from(&asset.title),
+        Arg::from(asset.description.clone()),
+        Arg::from(asset.alias.clone()),
+        Arg::json(&asset.tags),
+        Arg::json(&asset.metadata),
+        Arg::from(asset.owner_type),
+        Arg::from(&asset.owner_id),
+        Arg::from(&asset.created_by),
+        Arg::from(asset.record_type.clone()),
+        Arg::from(allocation_id),
+        Arg::from(at),
+    ]
+}
+
 /// The `assets` rows of new assets, a multi-row `INSERT` per
 /// [`ROWS_PER_STATEMENT`] (collection links are [`insert_asset_row`]'s).
 async fn insert_asset_rows<C: Dialect>(c: &mut C, rows: &[NewAssetRow<'_>]) -> Result<()> {
     for part in rows.chunks(ROWS_PER_STATEMENT) {
         let mut args = Vec::with_capacity(part.len() * 12);
         for r in part {
-            let asset = r.asset;
-            args.extend([
-                Arg::from(&r.id),
-                Arg::from(&asset.title),
-                Arg::from(asset.description.clone()),
-                Arg::from(asset.alias.clone()),
-                Arg::json(&asset.tags),
-                Arg::json(&asset.metadata),
-                Arg::from(asset.owner_type),
-                Arg::from(&asset.owner_id),
-                Arg::from(&asset.created_by),
-                Arg::from(asset.record_type.clone()),
-                Arg::from(r.allocation_id.clone()),
-                Arg::from(r.at),
-            ]);
+            args.extend(asset_row_args(
+                &r.id,
+                r.asset,
+                r.allocation_id.clone(),
+                r.at,
+            ));
         }
         c.execute(
             &format!(
-                "INSERT INTO assets (id, title, description, alias, tags, metadata, owner_type,
-                                     owner_id, created_by, record_type, allocation_id, created_at,
-                                     updated_at)
-                 VALUES {}",
+                "INSERT INTO assets ({NEW_ASSET_COLUMNS}, updated_at) VALUES {}",
                 // updated_at: the row's created_at (its twelfth value) again.
                 row_marks(part.len(), 12, |before| format!(", ${}", before + 12))
             ),
