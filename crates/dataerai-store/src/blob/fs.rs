@@ -560,11 +560,23 @@ impl BlobStore for FsBlobStore {
     /// name is fsynced once. No chunk is `Stored` before its bytes, its name
     /// and every directory above it are durable.
     async fn put_small_chunks(&self, chunks: Vec<SmallChunk>) -> Vec<Result<PutOutcome>> {
-        // A lone chunk (`upload()` of one small file) is linked on the same
-        // trip to a blocking thread as its write and fsync (one thread
-        // hand-off fewer); several are linked together once all are written,
-        // in item order (the first of two items with the same key wins).
-        let lone = chunks.len() == 1;
+        // A lone chunk (`upload()` of one small file) is stored as `put_chunk`
+        // stores a small one: checked, written, linked and its directories
+        // synced on one trip to a blocking thread.
+        if chunks.len() == 1 {
+            let c = chunks.into_iter().next().expect("one chunk");
+            let outcome = match self.placement(&c.key, c.check) {
+                Ok(place) => {
+                    blocking(move || {
+                        verify(&c.bytes, place.check)?;
+                        place.write_and_publish(&c.bytes)
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            return vec![outcome];
+        }
         let written = futures::future::join_all(chunks.into_iter().map(|c| {
             let place = self.placement(&c.key, c.check);
             async move {
@@ -572,31 +584,21 @@ impl BlobStore for FsBlobStore {
                 blocking(move || {
                     verify(&c.bytes, place.check)?;
                     place.write_temp(&c.bytes)?;
-                    let linked = if lone { Some(place.link()?) } else { None };
-                    Ok((linked, place))
+                    Ok(place)
                 })
                 .await
             }
         }))
         .await;
         let n = written.len();
-        let link_all = move || {
+        let linked = blocking(move || {
             Ok(written
                 .into_iter()
-                .map(|w| {
-                    w.and_then(|(linked, place)| match linked {
-                        Some(outcome) => Ok((outcome, place)),
-                        None => Ok((place.link()?, place)),
-                    })
-                })
+                .map(|w| w.and_then(|place| Ok((place.link()?, place))))
                 .collect::<Vec<_>>())
-        };
-        let linked = if lone {
-            link_all()
-        } else {
-            blocking(link_all).await
-        }
-        .unwrap_or_else(|e: StoreError| {
+        })
+        .await
+        .unwrap_or_else(|e| {
             let e = e.to_string();
             (0..n)
                 .map(|_| Err(StoreError::Io(io::Error::other(e.clone()))))
@@ -872,8 +874,8 @@ mod tests {
         assert_eq!(place.dirs(), expected);
     }
 
-    /// A lone small chunk (linked on the same trip as its write) answers as
-    /// in a group: stored and readable, the same bytes again
+    /// A lone small chunk (stored on one blocking trip) answers as in a
+    /// group: stored and readable, the same bytes again
     /// `AlreadyStored`, other bytes `Conflict` (the stored ones kept), bytes
     /// that fail their check refused; no temporary file is left.
     #[tokio::test]
