@@ -257,7 +257,8 @@ pub(crate) fn statements(
         text,
         drive,
     );
-    let cap = request.count_cap;
+    let limit = request.count_cap + 1;
+    let facets = count_and_facets(request);
     // The page ranks every match anyway: the same pass counts them and
     // finds the page (one statement, one pass over the matches).
     let ranked_count = compiled.rank.as_ref().map(|(rank, desc)| {
@@ -265,7 +266,7 @@ pub(crate) fn statements(
         let order = format!("score{desc}, id");
         format!(
             "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner, {rank} AS score \
-             FROM {from} WHERE {filter} LIMIT {limit}) {count_and_facets} UNION ALL \
+             FROM {from} WHERE {filter} LIMIT {limit}) {facets} UNION ALL \
              SELECT * FROM (SELECT CAST(4 AS BIGINT) AS k, id AS v, \
              ROW_NUMBER() OVER (ORDER BY {order}) AS n FROM m ORDER BY {order} \
              LIMIT ${l} OFFSET ${o}) p",
@@ -273,13 +274,10 @@ pub(crate) fn statements(
             owner = compiled.owner,
             from = compiled.count_from,
             filter = compiled.filter,
-            limit = cap + 1,
-            count_and_facets = count_and_facets(request),
             l = n + 1,
             o = n + 2,
         )
     });
-    let limit = cap + 1;
     let (count, count_args, count_distinct) = match metadata_count(&request.query, caller) {
         // The index range can hold an asset more than once: its first
         // `cap + 1` rows, deduplicated, count the assets up to the cap
@@ -287,21 +285,19 @@ pub(crate) fn statements(
         Some((rows, args)) => (
             format!(
                 "WITH r AS MATERIALIZED ({rows} LIMIT {limit}), \
-                 m AS MATERIALIZED (SELECT DISTINCT id, owner FROM r) {} UNION ALL \
+                 m AS MATERIALIZED (SELECT DISTINCT id, owner FROM r) {facets} UNION ALL \
                  SELECT CAST(5 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM r",
-                count_and_facets(request),
             ),
             args,
             Some(format!(
-                "WITH m AS MATERIALIZED (SELECT DISTINCT id, owner FROM ({rows}) d LIMIT {limit}) {}",
-                count_and_facets(request),
+                "WITH m AS MATERIALIZED (SELECT DISTINCT id, owner FROM ({rows}) d LIMIT {limit}) \
+                 {facets}",
             )),
         ),
         None => (
             format!(
                 "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner FROM {from} \
-                 WHERE {filter} LIMIT {limit}) {}",
-                count_and_facets(request),
+                 WHERE {filter} LIMIT {limit}) {facets}",
                 ctes = ctes_before(&plain.ctes),
                 id = plain.id,
                 owner = plain.owner,
@@ -422,25 +418,17 @@ async fn search_from<C: Dialect>(
     // statement runs only when that pass stopped at the cap.
     let (counted, ranked_ids) = match &sql.ranked_count {
         Some(statement) => {
-            let mut rows: Vec<(i64, String, i64)> =
-                c.fetch_all(statement, page_args.clone()).await?;
-            let mut ids: Vec<(i64, String)> = Vec::new();
-            rows.retain(|(k, id, n)| {
-                if *k == 4 {
-                    ids.push((*n, id.clone()));
-                }
-                *k != 4
-            });
-            let counted_all = rows
+            let rows: Vec<(i64, String, i64)> = c.fetch_all(statement, page_args.clone()).await?;
+            let (mut ids, counted): (Vec<_>, Vec<_>) =
+                rows.into_iter().partition(|(k, _, _)| *k == 4);
+            let counted_all = counted
                 .iter()
                 .any(|(k, _, n)| *k == 0 && n.unsigned_abs() <= cap);
-            ids.sort();
-            (
-                rows,
-                counted_all.then(|| ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>()),
-            )
+            ids.sort_by_key(|(_, _, position)| *position);
+            let ids = counted_all.then(|| ids.into_iter().map(|(_, id, _)| id).collect());
+            (Some(counted), ids)
         }
-        None => (Vec::new(), None),
+        None => (None, None),
     };
     let mut rows: Vec<AssetRow> = match ranked_ids {
         Some(ids) => assets_by_id(c, ids).await?,
@@ -453,10 +441,9 @@ async fn search_from<C: Dialect>(
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let items = page_assets(c, rows).await?;
-    let mut counted: Vec<(i64, String, i64)> = if sql.ranked_count.is_some() {
-        counted
-    } else {
-        c.fetch_all(&sql.count, sql.count_args.clone()).await?
+    let mut counted: Vec<(i64, String, i64)> = match counted {
+        Some(counted) => counted,
+        None => c.fetch_all(&sql.count, sql.count_args.clone()).await?,
     };
     if let Some(all) = &sql.count_distinct {
         let n = |k| {
