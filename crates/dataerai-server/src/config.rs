@@ -154,6 +154,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
     let file = load(&args.storage)?;
     file.http.validate()?;
     file.uploads.validate()?;
+    // The defaults are written once, in `AuthSettings::default()`.
+    let defaults = crate::state::AuthSettings::default();
     Ok(ServeSettings {
         http: file.http.clone(),
         uploads: file.uploads.clone(),
@@ -175,14 +177,17 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
             access_token_ttl_s: args
                 .access_token_ttl_s
                 .or(file.access_token_ttl_s)
-                .unwrap_or(3600)
+                .unwrap_or(defaults.access_token_ttl_s)
                 .clamp(1, 86_400 * 30),
             device_poll_interval_s: args
                 .device_poll_interval_s
                 .or(file.device_poll_interval_s)
-                .unwrap_or(5)
+                .unwrap_or(defaults.device_poll_interval_s)
                 .clamp(1, 60),
-            max_pending_device_codes: file.max_pending_device_codes.unwrap_or(10_000).max(1),
+            max_pending_device_codes: file
+                .max_pending_device_codes
+                .unwrap_or(defaults.max_pending_device_codes)
+                .max(1),
             public_url: args
                 .public_url
                 .clone()

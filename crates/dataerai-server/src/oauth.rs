@@ -135,16 +135,10 @@ fn temporarily_unavailable(description: &str) -> Response {
     )
 }
 
-/// `POST /oauth/device/code`
-#[utoipa::path(
-    post,
-    operation_id = "oauth_device_code",
-    path = "/oauth/device/code",
-    summary = "RFC 8628 device authorization request (form client_id, scope)",
-    security(()),
+/// RFC 8628 device authorization request (form client_id, scope)
+#[utoipa::path(post, operation_id = "oauth_device_code", path = "/oauth/device/code", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The codes", body = DeviceCodeResponse), (status = 400, description = "An OAuth error", body = OAuthError))
-)]
+    responses((status = 200, description = "The codes", body = DeviceCodeResponse), (status = 400, description = "An OAuth error", body = OAuthError)))]
 pub async fn device_code(
     State(state): State<AppState>,
     served_at: Option<Extension<ServedAt>>,
@@ -261,16 +255,10 @@ fn unavailable(e: StoreError) -> Response {
     temporarily_unavailable("the server cannot answer now; retry shortly")
 }
 
-/// `POST /oauth/token`
-#[utoipa::path(
-    post,
-    operation_id = "oauth_token",
-    path = "/oauth/token",
-    summary = "RFC 8628 / RFC 6749 token request (device_code or refresh_token grant); errors are OAuthError with 400",
-    security(()),
+/// RFC 8628 / RFC 6749 token request (device_code or refresh_token grant); errors are OAuthError with 400
+#[utoipa::path(post, operation_id = "oauth_token", path = "/oauth/token", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The tokens", body = TokenResponse), (status = 400, description = "An OAuth error", body = OAuthError))
-)]
+    responses((status = 200, description = "The tokens", body = TokenResponse), (status = 400, description = "An OAuth error", body = OAuthError)))]
 pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let form = parse_form(&body);
     let now = Utc::now();

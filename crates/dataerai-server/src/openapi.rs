@@ -6,6 +6,12 @@
 //! in one place and cannot be routed without being documented. Schemas are
 //! derived from the wire types of `dataerai-proto` (its `openapi` feature).
 //!
+//! A handler's declaration: the first line of its doc comment is the
+//! operation's summary (utoipa reads it; one line, since a wrapped one would
+//! carry its line break into the summary), its path parameters are the shared
+//! types of `routes::path_params` (`params(AssetIdPath)`), then the request
+//! body and the answers.
+//!
 //! This module holds only what every operation shares ([`finish`]: the bearer
 //! scheme, the error response, public operations needing no token); the web
 //! pages' handlers (`web/`) carry their own attributes like the API's, with
@@ -282,6 +288,39 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("ERR_QUOTA_EXCEEDED")));
+    }
+
+    /// Every operation has a one-line summary (the first line of its
+    /// handler's doc comment: a wrapped line would put a line break into it)
+    /// and documents each `{name}` of its path as a path parameter (the
+    /// shared types of `routes::path_params`).
+    #[test]
+    fn summaries_and_path_parameters() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let mut in_path: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|piece| piece.split('}').next())
+                .collect();
+            in_path.sort();
+            for (method, op) in item.as_object().unwrap() {
+                let summary = op["summary"].as_str().unwrap_or_default();
+                assert!(
+                    !summary.is_empty() && !summary.contains('\n'),
+                    "{method} {path}: the summary {summary:?} should be one line"
+                );
+                let mut documented: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                documented.sort();
+                assert_eq!(documented, in_path, "{method} {path}: path parameters");
+            }
+        }
     }
 
     /// Public operations say so with an empty requirement list, the others

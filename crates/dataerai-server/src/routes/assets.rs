@@ -9,7 +9,7 @@ use dataerai_proto::api::{
 use dataerai_store::meta::{NewAsset, NewRelationship, RelationshipSides};
 use serde_json::{Map, Value};
 
-use super::{check_text, refuse_control_characters};
+use super::{check_text, refuse_control_characters, AssetIdPath};
 use super::{
     found, load_asset, not_found_error, owner_access, page, paged, project_access, require,
     resolve_owner_id, window_of, Access, Ctx, ReadableOwners,
@@ -177,13 +177,9 @@ pub(crate) async fn check_new_version_allocation(
     Ok(())
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/assets",
-    summary = "Create an asset",
-    request_body = CreateAsset,
-    responses((status = 201, description = "The new asset", body = Asset))
-)]
+/// Create an asset
+#[utoipa::path(post, path = "/api/v1/assets", request_body = CreateAsset,
+    responses((status = 201, description = "The new asset", body = Asset)))]
 pub async fn create_asset(
     Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<CreateAsset>,
@@ -261,13 +257,9 @@ pub async fn new_asset(
     })
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets",
-    summary = "Assets of an owner (default: the caller's personal assets); query owner_type, owner_id",
-    params(AssetQuery),
-    responses((status = 200, description = "A page of assets", body = Page<Asset>))
-)]
+/// Assets of an owner (default: the caller's personal assets); query owner_type, owner_id
+#[utoipa::path(get, path = "/api/v1/assets", params(AssetQuery),
+    responses((status = 200, description = "A page of assets", body = Page<Asset>)))]
 pub async fn list_assets(
     Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<AssetQuery>,
@@ -288,13 +280,9 @@ pub async fn list_assets(
     .await
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}",
-    summary = "An asset",
-    params(("asset_id" = String, Path, description = "Asset id")),
-    responses((status = 200, description = "The asset", body = Asset))
-)]
+/// An asset
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}", params(AssetIdPath),
+    responses((status = 200, description = "The asset", body = Asset)))]
 pub async fn get_asset(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -304,14 +292,10 @@ pub async fn get_asset(
     ))
 }
 
-#[utoipa::path(
-    patch,
-    path = "/api/v1/assets/{asset_id}",
-    summary = "Update an asset; metadata merged key by key (null deletes)",
-    params(("asset_id" = String, Path, description = "Asset id")),
+/// Update an asset; metadata merged key by key (null deletes)
+#[utoipa::path(patch, path = "/api/v1/assets/{asset_id}", params(AssetIdPath),
     request_body = UpdateAsset,
-    responses((status = 200, description = "The updated asset", body = Asset))
-)]
+    responses((status = 200, description = "The updated asset", body = Asset)))]
 pub async fn update_asset(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -333,13 +317,9 @@ pub async fn update_asset(
     Ok(Json(state.meta.update_asset(&asset_id, patch).await?))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/assets/{asset_id}",
-    summary = "Delete an asset with its versions, relationships and blobs",
-    params(("asset_id" = String, Path, description = "Asset id")),
-    responses((status = 204, description = "Deleted"))
-)]
+/// Delete an asset with its versions, relationships and blobs
+#[utoipa::path(delete, path = "/api/v1/assets/{asset_id}", params(AssetIdPath),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete_asset(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -360,14 +340,10 @@ pub async fn delete_asset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/assets/{asset_id}/relationships",
-    summary = "Create a relationship (write on source, read on target)",
-    params(("asset_id" = String, Path, description = "Asset id")),
+/// Create a relationship (write on source, read on target)
+#[utoipa::path(post, path = "/api/v1/assets/{asset_id}/relationships", params(AssetIdPath),
     request_body = CreateRelationship,
-    responses((status = 201, description = "The new relationship", body = Relationship))
-)]
+    responses((status = 201, description = "The new relationship", body = Relationship)))]
 pub async fn create_relationship(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -399,13 +375,10 @@ pub async fn create_relationship(
     Ok((StatusCode::CREATED, Json(rel)))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}/relationships",
-    summary = "Relationships from (out), at (in) or from and at (both) an asset",
-    params(("asset_id" = String, Path, description = "Asset id"), RelationshipsQuery),
-    responses((status = 200, description = "A page of relationships", body = Page<Relationship>))
-)]
+/// Relationships from (out), at (in) or from and at (both) an asset
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/relationships",
+    params(AssetIdPath, RelationshipsQuery),
+    responses((status = 200, description = "A page of relationships", body = Page<Relationship>)))]
 pub async fn list_relationships(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,

@@ -20,7 +20,7 @@ use dataerai_store::meta::{EnsurePath, Ensured, NewCollection};
 use super::projects::{check_description, check_name, member_project};
 use super::{
     found, load_asset, not_found_error, page, paged, project_access, require, window, window_of,
-    Access, Ctx,
+    Access, AssetIdPath, CollectionIdPath, Ctx, ProjectIdPath,
 };
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
@@ -41,13 +41,10 @@ async fn collection_with_access(
     Ok(c)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects/{project_id}/collections",
-    summary = "Collections of a project (every one, or those directly under `parent_id`)",
-    params(("project_id" = String, Path, description = "Project id"), CollectionListQuery),
-    responses((status = 200, description = "A page of collections", body = Page<Collection>))
-)]
+/// Collections of a project (every one, or those directly under `parent_id`)
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/collections",
+    params(ProjectIdPath, CollectionListQuery),
+    responses((status = 200, description = "A page of collections", body = Page<Collection>)))]
 pub async fn list_collections(
     Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
@@ -68,14 +65,10 @@ pub async fn list_collections(
     Ok(Json(page(items, w)))
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/projects/{project_id}/collections",
-    summary = "Create a collection (sibling names are unique within a parent)",
-    params(("project_id" = String, Path, description = "Project id")),
+/// Create a collection (sibling names are unique within a parent)
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/collections", params(ProjectIdPath),
     request_body = CreateCollection,
-    responses((status = 201, description = "The new collection", body = Collection))
-)]
+    responses((status = 201, description = "The new collection", body = Collection)))]
 pub async fn create_collection(
     Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
@@ -119,13 +112,9 @@ pub async fn create_collection(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/collections/{collection_id}",
-    summary = "A collection (with its asset and child counts)",
-    params(("collection_id" = String, Path, description = "Collection id")),
-    responses((status = 200, description = "The collection", body = Collection))
-)]
+/// A collection (with its asset and child counts)
+#[utoipa::path(get, path = "/api/v1/collections/{collection_id}", params(CollectionIdPath),
+    responses((status = 200, description = "The collection", body = Collection)))]
 pub async fn get_collection(
     Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
@@ -135,14 +124,10 @@ pub async fn get_collection(
     ))
 }
 
-#[utoipa::path(
-    patch,
-    path = "/api/v1/collections/{collection_id}",
-    summary = "Rename and/or move a collection (not the root; not into its own subtree or another project)",
-    params(("collection_id" = String, Path, description = "Collection id")),
+/// Rename and/or move a collection (not the root; not into its own subtree or another project)
+#[utoipa::path(patch, path = "/api/v1/collections/{collection_id}", params(CollectionIdPath),
     request_body = UpdateCollection,
-    responses((status = 200, description = "The updated collection", body = Collection))
-)]
+    responses((status = 200, description = "The updated collection", body = Collection)))]
 pub async fn update_collection(
     Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
@@ -177,13 +162,9 @@ pub async fn update_collection(
     Ok(Json(after))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/collections/{collection_id}",
-    summary = "Delete an empty collection (not the root)",
-    params(("collection_id" = String, Path, description = "Collection id")),
-    responses((status = 204, description = "Deleted"))
-)]
+/// Delete an empty collection (not the root)
+#[utoipa::path(delete, path = "/api/v1/collections/{collection_id}", params(CollectionIdPath),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete_collection(
     Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
@@ -201,13 +182,10 @@ pub async fn delete_collection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/collections/{collection_id}/children",
-    summary = "The collections directly under a collection, oldest first",
-    params(("collection_id" = String, Path, description = "Collection id"), PageQuery),
-    responses((status = 200, description = "A page of collections", body = Page<Collection>))
-)]
+/// The collections directly under a collection, oldest first
+#[utoipa::path(get, path = "/api/v1/collections/{collection_id}/children",
+    params(CollectionIdPath, PageQuery),
+    responses((status = 200, description = "A page of collections", body = Page<Collection>)))]
 pub async fn list_collection_children(
     Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
@@ -220,13 +198,10 @@ pub async fn list_collection_children(
     .await
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/collections/{collection_id}/assets",
-    summary = "Assets in a collection",
-    params(("collection_id" = String, Path, description = "Collection id"), PageQuery),
-    responses((status = 200, description = "A page of assets", body = Page<Asset>))
-)]
+/// Assets in a collection
+#[utoipa::path(get, path = "/api/v1/collections/{collection_id}/assets",
+    params(CollectionIdPath, PageQuery),
+    responses((status = 200, description = "A page of assets", body = Page<Asset>)))]
 pub async fn list_collection_assets(
     Ctx { state, caller }: Ctx,
     ApiPath(collection_id): ApiPath<String>,
@@ -239,14 +214,10 @@ pub async fn list_collection_assets(
     .await
 }
 
-#[utoipa::path(
-    put,
-    path = "/api/v1/assets/{asset_id}/collection",
-    summary = "File a project asset in one collection of its project (replacing its collection links)",
-    params(("asset_id" = String, Path, description = "Asset id")),
+/// File a project asset in one collection of its project (replacing its collection links)
+#[utoipa::path(put, path = "/api/v1/assets/{asset_id}/collection", params(AssetIdPath),
     request_body = MoveAsset,
-    responses((status = 200, description = "The asset, in its new collection", body = Asset))
-)]
+    responses((status = 200, description = "The asset, in its new collection", body = Asset)))]
 pub async fn move_asset(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -280,13 +251,9 @@ pub async fn move_asset(
     Ok(Json(found(moved, "asset", &asset_id)?))
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/collections/ensure",
-    summary = "Resolve a collection path (`Project/raw/2026-12-06`), creating what is missing",
-    request_body = EnsureCollectionPath,
-    responses((status = 200, description = "The path's project and last collection", body = CollectionPath))
-)]
+/// Resolve a collection path (`Project/raw/2026-12-06`), creating what is missing
+#[utoipa::path(post, path = "/api/v1/collections/ensure", request_body = EnsureCollectionPath,
+    responses((status = 200, description = "The path's project and last collection", body = CollectionPath)))]
 pub async fn ensure_collection_path(
     Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<EnsureCollectionPath>,

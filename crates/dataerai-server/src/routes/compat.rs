@@ -26,7 +26,10 @@ use dataerai_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{assets, collections, every_page, resolve_owner_id, uploads, window_of, Ctx};
+use super::{
+    assets, collections, every_page, resolve_owner_id, uploads, window_of, AssetIdPath, Ctx,
+    UploadIdPath,
+};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 
@@ -92,15 +95,12 @@ pub struct NewRelationship {
     pub qualifier_note: Option<String>,
 }
 
-#[utoipa::path(
-    post,
-    operation_id = "compat_create_relationship",
+/// Compatibility: create a relationship (as POST /api/v1/assets/{asset_id}/relationships; 409 detail "An identical relationship already exists.")
+#[utoipa::path(post, operation_id = "compat_create_relationship",
     path = "/api/assets/{asset_id}/relationships/",
-    summary = "Compatibility: create a relationship (as POST /api/v1/assets/{asset_id}/relationships; 409 detail \"An identical relationship already exists.\")",
     params(("asset_id" = String, Path, description = "Source asset id")),
     request_body = NewRelationship,
-    responses((status = 201, description = "The new relationship", body = Relationship))
-)]
+    responses((status = 201, description = "The new relationship", body = Relationship)))]
 pub async fn create_relationship(
     ctx: Ctx,
     asset_id: ApiPath<String>,
@@ -167,28 +167,18 @@ impl From<Asset> for AssetView {
     }
 }
 
-#[utoipa::path(
-    get,
-    operation_id = "compat_get_asset",
-    path = "/api/assets/{asset_id}/",
-    summary = "Compatibility: an asset with record_type and current_content {id, status}",
-    params(("asset_id" = String, Path, description = "Asset id")),
-    responses((status = 200, description = "The asset", body = AssetView))
-)]
+/// Compatibility: an asset with record_type and current_content {id, status}
+#[utoipa::path(get, operation_id = "compat_get_asset", path = "/api/assets/{asset_id}/",
+    params(AssetIdPath), responses((status = 200, description = "The asset", body = AssetView)))]
 pub async fn get_asset(ctx: Ctx, asset_id: ApiPath<String>) -> AppResult<Json<AssetView>> {
     let Json(asset) = assets::get_asset(ctx, asset_id).await?;
     Ok(Json(asset.into()))
 }
 
-#[utoipa::path(
-    patch,
-    operation_id = "compat_update_asset",
-    path = "/api/assets/{asset_id}/",
-    summary = "Compatibility: change any of record_type, title, description, tags, metadata (as PATCH /api/v1/assets/{asset_id})",
-    params(("asset_id" = String, Path, description = "Asset id")),
-    request_body = UpdateAsset,
-    responses((status = 200, description = "The updated asset", body = AssetView))
-)]
+/// Compatibility: change any of record_type, title, description, tags, metadata (as PATCH /api/v1/assets/{asset_id})
+#[utoipa::path(patch, operation_id = "compat_update_asset", path = "/api/assets/{asset_id}/",
+    params(AssetIdPath), request_body = UpdateAsset,
+    responses((status = 200, description = "The updated asset", body = AssetView)))]
 pub async fn update_asset(
     ctx: Ctx,
     asset_id: ApiPath<String>,
@@ -227,14 +217,10 @@ fn matches(name: &str, q: &Option<String>) -> bool {
         .is_none_or(|q| name.to_lowercase().contains(&q.to_lowercase()))
 }
 
-#[utoipa::path(
-    get,
-    operation_id = "compat_list_projects",
-    path = "/api/projects/",
-    summary = "Compatibility: projects you belong to, by name (q), as {results, count}",
+/// Compatibility: projects you belong to, by name (q), as {results, count}
+#[utoipa::path(get, operation_id = "compat_list_projects", path = "/api/projects/",
     params(ProjectsQuery),
-    responses((status = 200, description = "Every matching project", body = Results<ProjectView>))
-)]
+    responses((status = 200, description = "Every matching project", body = Results<ProjectView>)))]
 pub async fn list_projects(
     Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<ProjectsQuery>,
@@ -314,14 +300,10 @@ fn personal_owner(caller: &Caller, owner_id: String) -> AppResult<()> {
     Ok(())
 }
 
-#[utoipa::path(
-    get,
-    operation_id = "compat_list_collections",
-    path = "/api/collections/",
-    summary = "Compatibility: collections of a project (owner_type=project&owner_id=ID), by title (q), as {results, count}",
+/// Compatibility: collections of a project (owner_type=project&owner_id=ID), by title (q), as {results, count}
+#[utoipa::path(get, operation_id = "compat_list_collections", path = "/api/collections/",
     params(CollectionsQuery),
-    responses((status = 200, description = "Every matching collection", body = Results<CollectionView>))
-)]
+    responses((status = 200, description = "Every matching collection", body = Results<CollectionView>)))]
 pub async fn list_collections(
     ctx: Ctx,
     ApiQuery(q): ApiQuery<CollectionsQuery>,
@@ -379,14 +361,10 @@ pub struct NewCollection {
     pub collection_type: Option<String>,
 }
 
-#[utoipa::path(
-    post,
-    operation_id = "compat_create_collection",
-    path = "/api/collections/",
-    summary = "Compatibility: create a collection in a project (as POST /api/v1/projects/{project_id}/collections)",
+/// Compatibility: create a collection in a project (as POST /api/v1/projects/{project_id}/collections)
+#[utoipa::path(post, operation_id = "compat_create_collection", path = "/api/collections/",
     request_body = NewCollection,
-    responses((status = 201, description = "The new collection", body = CollectionView))
-)]
+    responses((status = 201, description = "The new collection", body = CollectionView)))]
 pub async fn create_collection(
     ctx: Ctx,
     ApiJson(body): ApiJson<NewCollection>,
@@ -409,15 +387,11 @@ pub async fn create_collection(
 
 // ---------------------------------------------------------------- transfers
 
-#[utoipa::path(
-    post,
-    operation_id = "compat_complete_transfer",
-    path = "/api/transfers/{upload_id}/complete/",
-    summary = "Compatibility: complete an upload session (as POST /api/v1/uploads/{upload_id}/complete; 409 when another completion won)",
-    params(("upload_id" = String, Path, description = "Upload session id")),
+/// Compatibility: complete an upload session (as POST /api/v1/uploads/{upload_id}/complete; 409 when another completion won)
+#[utoipa::path(post, operation_id = "compat_complete_transfer",
+    path = "/api/transfers/{upload_id}/complete/", params(UploadIdPath),
     request_body = CompleteUpload,
-    responses((status = 200, description = "The published content version", body = ContentVersion))
-)]
+    responses((status = 200, description = "The published content version", body = ContentVersion)))]
 pub async fn complete_transfer(
     Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,

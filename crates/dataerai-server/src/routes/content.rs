@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::openapi::RawBytes;
 
 use super::{load_asset, page, window, Access, Ctx};
+use super::{AssetIdPath, ContentIdOrLatestPath, ContentIdPath, FileIndexPath};
 use crate::auth::Caller;
 use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
 use crate::metrics::Metrics;
@@ -22,13 +23,9 @@ use crate::state::AppState;
 /// Header with the whole file's `blake3:<hex>` on downloads.
 pub const CHECKSUM_HEADER: &str = "x-dataerai-checksum";
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}/contents",
-    summary = "Complete content versions, newest first",
-    params(("asset_id" = String, Path, description = "Asset id"), PageQuery),
-    responses((status = 200, description = "A page of content versions", body = Page<ContentVersion>))
-)]
+/// Complete content versions, newest first
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/contents", params(AssetIdPath, PageQuery),
+    responses((status = 200, description = "A page of content versions", body = Page<ContentVersion>)))]
 pub async fn list_contents(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -58,13 +55,10 @@ async fn readable_content(
         })
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}/contents/{content_id}",
-    summary = "A complete content version (`latest` allowed)",
-    params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id, or `latest`")),
-    responses((status = 200, description = "The content version", body = ContentVersion))
-)]
+/// A complete content version (`latest` allowed)
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/contents/{content_id}",
+    params(AssetIdPath, ContentIdOrLatestPath),
+    responses((status = 200, description = "The content version", body = ContentVersion)))]
 pub async fn get_content(
     Ctx { state, caller }: Ctx,
     ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
@@ -73,13 +67,9 @@ pub async fn get_content(
     Ok(Json(content.version))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/assets/{asset_id}/contents/{content_id}",
-    summary = "Delete one content version (not the asset's only one: delete the asset instead)",
-    params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id")),
-    responses((status = 204, description = "Deleted"))
-)]
+/// Delete one content version (not the asset's only one: delete the asset instead)
+#[utoipa::path(delete, path = "/api/v1/assets/{asset_id}/contents/{content_id}",
+    params(AssetIdPath, ContentIdPath), responses((status = 204, description = "Deleted")))]
 pub async fn delete_content(
     Ctx { state, caller }: Ctx,
     ApiPath((asset_id, content_id)): ApiPath<(String, String)>,
@@ -192,13 +182,10 @@ fn file_stream(
     Body::from_stream(stream)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
-    summary = "Download a file; single `Range` supported (206); `x-dataerai-checksum` header",
-    params(("asset_id" = String, Path, description = "Asset id"), ("content_id" = String, Path, description = "Content version id, or `latest`"), ("file_index" = u32, Path, description = "File index in the content version"), ("Range" = Option<String>, Header, description = "One byte range, `bytes=start-end`")),
-    responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = RawBytes), (status = 206, description = "Partial content", content_type = "application/octet-stream", body = RawBytes))
-)]
+/// Download a file; single `Range` supported (206); `x-dataerai-checksum` header
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/contents/{content_id}/files/{file_index}",
+    params(AssetIdPath, ContentIdOrLatestPath, FileIndexPath, ("Range" = Option<String>, Header, description = "One byte range, `bytes=start-end`")),
+    responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = RawBytes), (status = 206, description = "Partial content", content_type = "application/octet-stream", body = RawBytes)))]
 pub async fn download_file(
     Ctx { state, caller }: Ctx,
     ApiPath((asset_id, content_id, file_index)): ApiPath<(String, String, u32)>,

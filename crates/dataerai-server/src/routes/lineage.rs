@@ -10,7 +10,7 @@ use dataerai_proto::api::{
 };
 use dataerai_store::meta::LineageDirection;
 
-use super::{load_asset, Access, Ctx, ReadableOwners};
+use super::{load_asset, Access, AssetIdPath, Ctx, ReadableOwners};
 use crate::auth::Caller;
 use crate::error::{ApiPath, AppError, AppResult};
 use crate::state::AppState;
@@ -18,13 +18,9 @@ use crate::state::AppState;
 /// Most relationship types one request may filter on.
 const MAX_TYPES: usize = 50;
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}/lineage",
-    summary = "Lineage: assets reachable along relationships (up: origins, down: derived)",
-    params(("asset_id" = String, Path, description = "Asset id"), LineageQuery),
-    responses((status = 200, description = "Nodes and edges", body = Lineage))
-)]
+/// Lineage: assets reachable along relationships (up: origins, down: derived)
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/lineage", params(AssetIdPath, LineageQuery),
+    responses((status = 200, description = "Nodes and edges", body = Lineage)))]
 pub async fn asset_lineage(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -52,15 +48,30 @@ pub async fn asset_lineage(
         )));
     }
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
-    let mut lineage = state
-        .meta
-        .lineage(&asset_id, direction, depth, &types, MAX_LINEAGE_EDGES)
-        .await?;
-    redact_nodes(&state, &caller, &mut lineage.nodes).await?;
+    let lineage = readable_lineage(&state, &caller, &asset_id, direction, depth, &types).await?;
     Ok(Json(lineage))
 }
 
-/// Whoever may not read a node sees its id only (one access check per owner).
+/// The lineage walk from `asset_id` (at most [`MAX_LINEAGE_EDGES`] edges;
+/// `types` empty: every relationship type) as the caller may see it: nodes
+/// they may not read keep their id only. The caller's access to the root is
+/// checked before.
+pub(crate) async fn readable_lineage(
+    state: &AppState,
+    caller: &Caller,
+    asset_id: &str,
+    direction: LineageDirection,
+    depth: u32,
+    types: &[String],
+) -> AppResult<Lineage> {
+    let mut lineage = state
+        .meta
+        .lineage(asset_id, direction, depth, types, MAX_LINEAGE_EDGES)
+        .await?;
+    redact_nodes(state, caller, &mut lineage.nodes).await?;
+    Ok(lineage)
+}
+
 /// A lineage walk's `direction` (`up`, `down` or `both`; `default` when
 /// absent) and `depth` (1 to the maximum, which is also the default).
 pub(crate) fn walk_of(
@@ -88,7 +99,8 @@ pub(crate) fn walk_of(
     Ok((direction, depth))
 }
 
-pub(crate) async fn redact_nodes(
+/// Whoever may not read a node sees its id only (one access check per owner).
+async fn redact_nodes(
     state: &AppState,
     caller: &Caller,
     nodes: &mut [LineageNode],

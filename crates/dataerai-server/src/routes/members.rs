@@ -13,19 +13,16 @@ use dataerai_proto::api::{AddMember, AuditEvent, Member, Page, PageQuery, Projec
 use serde_json::json;
 
 use super::projects::member_project;
-use super::{paged, window, Ctx};
+use super::{paged, window, Ctx, MemberIdPath, ProjectIdPath};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects/{project_id}/members",
-    summary = "Members of a project (any member)",
-    params(("project_id" = String, Path, description = "Project id"), PageQuery),
-    responses((status = 200, description = "A page of members", body = Page<Member>))
-)]
+/// Members of a project (any member)
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/members",
+    params(ProjectIdPath, PageQuery),
+    responses((status = 200, description = "A page of members", body = Page<Member>)))]
 pub async fn list_members(
     Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,
@@ -71,15 +68,10 @@ async fn manager_role(
 
 // `add` and `remove` take the state and the caller apart: the project page's
 // member forms (`web::members`) call them with the caller of a web session.
-#[utoipa::path(
-    post,
-    operation_id = "add_member",
-    path = "/api/v1/projects/{project_id}/members",
-    summary = "Add a member (201) or change a member's role (200); owners and admins; only owners grant `owner`",
-    params(("project_id" = String, Path, description = "Project id")),
-    request_body = AddMember,
-    responses((status = 201, description = "The member was added", body = Member), (status = 200, description = "The member's role was changed", body = Member))
-)]
+/// Add a member (201) or change a member's role (200); owners and admins; only owners grant `owner`
+#[utoipa::path(post, operation_id = "add_member", path = "/api/v1/projects/{project_id}/members",
+    params(ProjectIdPath), request_body = AddMember,
+    responses((status = 201, description = "The member was added", body = Member), (status = 200, description = "The member's role was changed", body = Member)))]
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,14 +135,10 @@ pub async fn add(
     Ok((status, Json(member)))
 }
 
-#[utoipa::path(
-    delete,
-    operation_id = "remove_member",
-    path = "/api/v1/projects/{project_id}/members/{user_id}",
-    summary = "Remove a member (owners and admins; the last owner stays)",
-    params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id of the member")),
-    responses((status = 204, description = "Removed"))
-)]
+/// Remove a member (owners and admins; the last owner stays)
+#[utoipa::path(delete, operation_id = "remove_member",
+    path = "/api/v1/projects/{project_id}/members/{user_id}", params(ProjectIdPath, MemberIdPath),
+    responses((status = 204, description = "Removed")))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -186,14 +174,9 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/audit` (server admins only).
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit",
-    summary = "The audit log, newest first (server admins only)",
-    params(PageQuery),
-    responses((status = 200, description = "A page of audit events", body = Page<AuditEvent>))
-)]
+/// The audit log, newest first (server admins only)
+#[utoipa::path(get, path = "/api/v1/audit", params(PageQuery),
+    responses((status = 200, description = "A page of audit events", body = Page<AuditEvent>)))]
 pub async fn list_audit_events(
     Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,

@@ -36,14 +36,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics` (no auth).
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    summary = "Prometheus metrics (text exposition format)",
-    security(()),
-    responses((status = 200, description = "The metrics", content_type = "text/plain", body = String))
-)]
+/// Prometheus metrics (text exposition format)
+#[utoipa::path(get, path = "/metrics", security(()),
+    responses((status = 200, description = "The metrics", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
     let active = state.meta.open_upload_count().await?;
     let mut response = state.metrics.render(active).into_response();

@@ -10,15 +10,18 @@ mod lineage;
 pub(crate) mod members;
 mod metrics;
 pub mod openapi;
+mod path_params;
 mod projects;
 mod provenance;
 mod search;
 mod uploads;
 
-/// What the asset page shares with the REST routes: the lineage's
-/// redaction, and the update and delete its forms call.
+/// What the asset page shares with the REST routes: the lineage as the
+/// caller may see it, and the update and delete its forms call.
 pub(crate) use assets::{delete_asset, update_asset};
-pub(crate) use lineage::redact_nodes as redact_lineage;
+pub(crate) use lineage::readable_lineage;
+/// The shared path parameters of the OpenAPI document (the web pages use them too).
+pub(crate) use path_params::*;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
@@ -209,9 +212,8 @@ pub(crate) fn check_text(what: &str, text: &str, max: usize) -> AppResult<String
     Ok(t.to_string())
 }
 
-/// `GET /healthz`
-#[utoipa::path(get,
-    operation_id = "healthz", path = "/healthz", summary = "Liveness check", security(()),
+/// Liveness check
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", security(()),
     responses((status = 200, description = "The process is up", body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health {
@@ -300,12 +302,8 @@ async fn refuse_while_stopping(
     }
 }
 
-/// `GET /readyz`: 200 when the metadata store answers and the blob store
-/// accepts writes; 503 + `Retry-After` otherwise, or while shutting down.
-#[utoipa::path(get,
-    operation_id = "readyz", path = "/readyz",
-    summary = "Readiness: the metadata store answers and the blob store accepts writes (503 + Retry-After otherwise, and while shutting down)",
-    security(()),
+/// Readiness: the metadata store answers and the blob store accepts writes (503 + Retry-After otherwise, and while shutting down)
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", security(()),
     responses((status = 200, description = "Ready", body = Health)))]
 async fn readyz(State(state): State<AppState>) -> AppResult<Json<Health>> {
     if state.is_stopping() {

@@ -6,7 +6,7 @@ use dataerai_proto::api::{
     CreateProject, Me, Page, PageQuery, Project, MAX_PROJECT_DESCRIPTION_BYTES,
 };
 
-use super::{found, paged, window, Ctx};
+use super::{found, paged, window, Ctx, ProjectIdPath};
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, AppResult};
 use crate::state::AppState;
@@ -28,12 +28,9 @@ pub(super) fn check_description(what: &str, description: &str) -> AppResult<()> 
     Ok(())
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/me",
-    summary = "Who the token belongs to",
-    responses((status = 200, description = "The caller", body = Me))
-)]
+/// Who the token belongs to
+#[utoipa::path(get, path = "/api/v1/me",
+    responses((status = 200, description = "The caller", body = Me)))]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me {
         user_id: caller.user_id,
@@ -43,13 +40,9 @@ pub async fn me(caller: Caller) -> Json<Me> {
     })
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/projects",
-    summary = "Create a project (root collection, owner membership, allocation)",
-    request_body = CreateProject,
-    responses((status = 201, description = "The new project", body = Project))
-)]
+/// Create a project (root collection, owner membership, allocation)
+#[utoipa::path(post, path = "/api/v1/projects", request_body = CreateProject,
+    responses((status = 201, description = "The new project", body = Project)))]
 pub async fn create_project(
     Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<CreateProject>,
@@ -68,13 +61,9 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects",
-    summary = "Projects the caller belongs to",
-    params(PageQuery),
-    responses((status = 200, description = "A page of projects", body = Page<Project>))
-)]
+/// Projects the caller belongs to
+#[utoipa::path(get, path = "/api/v1/projects", params(PageQuery),
+    responses((status = 200, description = "A page of projects", body = Page<Project>)))]
 pub async fn list_projects(
     Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -96,13 +85,9 @@ pub(crate) async fn member_project(
     found(project, "project", project_id)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects/{project_id}",
-    summary = "A project (members only)",
-    params(("project_id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = Project))
-)]
+/// A project (members only)
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}", params(ProjectIdPath),
+    responses((status = 200, description = "The project", body = Project)))]
 pub async fn get_project(
     Ctx { state, caller }: Ctx,
     ApiPath(project_id): ApiPath<String>,

@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use dataerai_proto::api::{
     Asset, Collection, LineageEdge, OwnerType, ProvenanceQuery, RoCrateQuery, MAX_CRATE_ASSETS,
-    MAX_LINEAGE_EDGES,
 };
 use dataerai_store::meta::{LineageDirection, Window};
 use dataerai_store::search::{self, SearchRequest, Sort};
 use serde_json::Value;
 
-use super::{every_page, found, load_asset, project_access, require, Access, Ctx};
+use super::lineage::readable_lineage;
+use super::{every_page, found, load_asset, project_access, require, Access, AssetIdPath, Ctx};
 use crate::auth::Caller;
 use crate::connections::ServedAt;
 use crate::error::{ApiPath, ApiQuery, AppError, AppResult};
@@ -29,13 +29,10 @@ use crate::state::AppState;
 /// Search results per page while collecting a crate's assets.
 const CRATE_PAGE: u64 = 1000;
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/assets/{asset_id}/provenance",
-    summary = "An asset's lineage as W3C PROV-JSON (entities, wasDerivedFrom, agents)",
-    params(("asset_id" = String, Path, description = "Asset id"), ProvenanceQuery),
-    responses((status = 200, description = "A PROV-JSON document", body = Object))
-)]
+/// An asset's lineage as W3C PROV-JSON (entities, wasDerivedFrom, agents)
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/provenance",
+    params(AssetIdPath, ProvenanceQuery),
+    responses((status = 200, description = "A PROV-JSON document", body = Object)))]
 pub async fn asset_provenance(
     Ctx { state, caller }: Ctx,
     served_at: Option<Extension<ServedAt>>,
@@ -45,11 +42,7 @@ pub async fn asset_provenance(
     let (direction, depth) =
         super::lineage::walk_of(q.direction.as_deref(), LineageDirection::Both, q.depth)?;
     load_asset(&state, &caller, &asset_id, Access::Read).await?;
-    let mut lineage = state
-        .meta
-        .lineage(&asset_id, direction, depth, &[], MAX_LINEAGE_EDGES)
-        .await?;
-    super::lineage::redact_nodes(&state, &caller, &mut lineage.nodes).await?;
+    let lineage = readable_lineage(&state, &caller, &asset_id, direction, depth, &[]).await?;
     let readable: Vec<String> = lineage
         .nodes
         .iter()
@@ -97,13 +90,9 @@ fn file_stem(id: &str) -> String {
         .collect()
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/ro-crate",
-    summary = "RO-Crate 1.1 metadata (ro-crate-metadata.json) for a collection tree, a search or an asset's lineage",
-    params(RoCrateQuery),
-    responses((status = 200, description = "The crate's ro-crate-metadata.json", body = Object))
-)]
+/// RO-Crate 1.1 metadata (ro-crate-metadata.json) for a collection tree, a search or an asset's lineage
+#[utoipa::path(get, path = "/api/v1/ro-crate", params(RoCrateQuery),
+    responses((status = 200, description = "The crate's ro-crate-metadata.json", body = Object)))]
 pub async fn ro_crate_metadata(
     Ctx { state, caller }: Ctx,
     served_at: Option<Extension<ServedAt>>,
@@ -272,11 +261,7 @@ async fn lineage_assets(
     direction: LineageDirection,
     depth: u32,
 ) -> AppResult<(Vec<Asset>, Vec<LineageEdge>)> {
-    let mut lineage = state
-        .meta
-        .lineage(&root.asset_id, direction, depth, &[], MAX_LINEAGE_EDGES)
-        .await?;
-    super::lineage::redact_nodes(state, caller, &mut lineage.nodes).await?;
+    let lineage = readable_lineage(state, caller, &root.asset_id, direction, depth, &[]).await?;
     let mut nodes: Vec<_> = lineage.nodes.iter().filter(|n| !n.redacted).collect();
     nodes.sort_by_key(|n| (n.id != root.asset_id, n.depth));
     let cap = crate_cap();

@@ -14,13 +14,9 @@ use crate::error::{ApiQuery, AppError, AppResult};
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 1000;
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/search",
-    summary = "Search the assets you can read (query language: docs/search.md)",
-    params(SearchQuery),
-    responses((status = 200, description = "A page of matches, the total and facet counts", body = SearchResults))
-)]
+/// Search the assets you can read (query language: docs/search.md)
+#[utoipa::path(get, path = "/api/v1/search", params(SearchQuery),
+    responses((status = 200, description = "A page of matches, the total and facet counts", body = SearchResults)))]
 pub async fn search_assets(
     Ctx { state, caller }: Ctx,
     ApiQuery(q): ApiQuery<SearchQuery>,

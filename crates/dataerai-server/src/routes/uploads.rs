@@ -40,6 +40,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::assets::check_new_version_allocation;
 use super::{found, load_asset, not_found_error, owner_access, require, Access, Ctx};
+use super::{AssetIdPath, ChunkIndexPath, FileIndexPath, UploadIdPath};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
@@ -143,14 +144,10 @@ pub(super) fn check_create_upload(body: &mut CreateUpload) -> AppResult<u64> {
     Ok(chunk_size)
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/assets/{asset_id}/uploads",
-    summary = "Open an upload session (quota reserved)",
-    params(("asset_id" = String, Path, description = "Asset id")),
+/// Open an upload session (quota reserved)
+#[utoipa::path(post, path = "/api/v1/assets/{asset_id}/uploads", params(AssetIdPath),
     request_body = CreateUpload,
-    responses((status = 201, description = "The new session", body = UploadSession))
-)]
+    responses((status = 201, description = "The new session", body = UploadSession)))]
 pub async fn create_upload(
     Ctx { state, caller }: Ctx,
     ApiPath(asset_id): ApiPath<String>,
@@ -277,13 +274,9 @@ async fn note_activity(state: &AppState, record: &UploadRecord) -> AppResult<()>
     Ok(())
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/uploads/{upload_id}",
-    summary = "An upload session with its received chunks",
-    params(("upload_id" = String, Path, description = "Upload session id")),
-    responses((status = 200, description = "The session", body = UploadSession))
-)]
+/// An upload session with its received chunks
+#[utoipa::path(get, path = "/api/v1/uploads/{upload_id}", params(UploadIdPath),
+    responses((status = 200, description = "The session", body = UploadSession)))]
 pub async fn get_upload(
     Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,
@@ -314,14 +307,11 @@ fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
     })
 }
 
-#[utoipa::path(
-    put,
-    path = "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
-    summary = "Send one chunk (header x-dataerai-chunk-blake3); idempotent",
-    params(("upload_id" = String, Path, description = "Upload session id"), ("file_index" = u32, Path, description = "File index in the content version"), ("chunk_index" = u64, Path, description = "Chunk index in the file"), ("x-dataerai-chunk-blake3" = String, Header, description = "Hex chunk digest (`dataerai_proto::digest`)")),
+/// Send one chunk (header x-dataerai-chunk-blake3); idempotent
+#[utoipa::path(put, path = "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
+    params(UploadIdPath, FileIndexPath, ChunkIndexPath, ("x-dataerai-chunk-blake3" = String, Header, description = "Hex chunk digest (`dataerai_proto::digest`)")),
     request_body(content = RawBytes, content_type = "application/octet-stream"),
-    responses((status = 200, description = "The chunk is stored durably and verified", body = ChunkAck))
-)]
+    responses((status = 200, description = "The chunk is stored durably and verified", body = ChunkAck)))]
 pub async fn put_chunk(
     Ctx { state, caller }: Ctx,
     ApiPath((upload_id, file_index, chunk_index)): ApiPath<(String, u32, u64)>,
@@ -456,14 +446,10 @@ fn missing_chunks(received: &[u64], count: u64, show: usize) -> (Vec<u64>, u64) 
     (shown, count - held)
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/uploads/{upload_id}/complete",
-    summary = "Verify every file and publish the content version",
-    params(("upload_id" = String, Path, description = "Upload session id")),
+/// Verify every file and publish the content version
+#[utoipa::path(post, path = "/api/v1/uploads/{upload_id}/complete", params(UploadIdPath),
     request_body = CompleteUpload,
-    responses((status = 200, description = "The published content version", body = ContentVersion))
-)]
+    responses((status = 200, description = "The published content version", body = ContentVersion)))]
 pub async fn complete_upload(
     Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,
@@ -579,13 +565,9 @@ async fn merged_file_hash(
     Ok(blake3_checksum(&hash))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/uploads/{upload_id}",
-    summary = "Abort an upload session (its user, or an owner or admin of the project owning the asset)",
-    params(("upload_id" = String, Path, description = "Upload session id")),
-    responses((status = 204, description = "Aborted"))
-)]
+/// Abort an upload session (its user, or an owner or admin of the project owning the asset)
+#[utoipa::path(delete, path = "/api/v1/uploads/{upload_id}", params(UploadIdPath),
+    responses((status = 204, description = "Aborted")))]
 pub async fn abort_upload(
     Ctx { state, caller }: Ctx,
     ApiPath(upload_id): ApiPath<String>,

@@ -134,12 +134,9 @@ fn page<'a>(title: &'a str, session: &'a SessionRecord) -> Page<'a> {
 
 // ---------------------------------------------------------------- health
 
-/// `GET /admin`
-#[utoipa::path(get, operation_id = "web_admin", path = "/admin",
-    summary = "Web: server health (database, blob store, version, uptime) and storage usage; server admins only (others: the 404 page)",
-    security(()),
-    responses(HtmlPage, SignInFirst,
-        AdminOnly))]
+/// Web: server health (database, blob store, version, uptime) and storage usage; server admins only (others: the 404 page)
+#[utoipa::path(get, operation_id = "web_admin", path = "/admin", security(()),
+    responses(HtmlPage, SignInFirst, AdminOnly))]
 pub async fn admin_page(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,
@@ -247,12 +244,9 @@ fn uptime(d: Duration) -> String {
 
 // ---------------------------------------------------------------- users
 
-/// `GET /admin/users`
-#[utoipa::path(get, operation_id = "web_admin_users", path = "/admin/users",
-    summary = "Web: the users (?q= email contains, ?page=) with forms to create, set a password, disable and enable; server admins only",
-    security(()),
-    responses(HtmlPage, SignInFirst,
-        AdminOnly))]
+/// Web: the users (?q= email contains, ?page=) with forms to create, set a password, disable and enable; server admins only
+#[utoipa::path(get, operation_id = "web_admin_users", path = "/admin/users", security(()),
+    responses(HtmlPage, SignInFirst, AdminOnly))]
 pub async fn users_page(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,
@@ -457,10 +451,8 @@ async fn user_id_of(state: &AppState, email: &str) -> anyhow::Result<String> {
     }
 }
 
-/// `POST /admin/users`
-#[utoipa::path(post, operation_id = "web_admin_create_user", path = "/admin/users",
-    summary = "Web: create a user (form email, password, admin=yes, csrf_token), as `admin create-user`; server admins only",
-    security(()),
+/// Web: create a user (form email, password, admin=yes, csrf_token), as `admin create-user`; server admins only
+#[utoipa::path(post, operation_id = "web_admin_create_user", path = "/admin/users", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses(UsersPageAfterForm, FormRefused))]
 pub async fn user_create(
@@ -486,9 +478,8 @@ pub async fn user_create(
     after_form(&state, &session, outcome).await
 }
 
-/// `POST /admin/users/password`
+/// Web: set a user's password (form email, password, csrf_token), as `admin set-password`; server admins only
 #[utoipa::path(post, operation_id = "web_admin_set_password", path = "/admin/users/password",
-    summary = "Web: set a user's password (form email, password, csrf_token), as `admin set-password`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses(UsersPageAfterForm, FormRefused))]
@@ -511,9 +502,8 @@ pub async fn user_password(
     after_form(&state, &session, outcome).await
 }
 
-/// `POST /admin/users/disable`
+/// Web: disable a user (form email, csrf_token), as `admin disable-user`; not oneself; server admins only
 #[utoipa::path(post, operation_id = "web_admin_disable_user", path = "/admin/users/disable",
-    summary = "Web: disable a user (form email, csrf_token), as `admin disable-user`; not oneself; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses(UsersPageAfterForm, FormRefused))]
@@ -524,9 +514,8 @@ pub async fn user_disable(
     set_disabled(state, posted, true).await
 }
 
-/// `POST /admin/users/enable`
+/// Web: enable a disabled user again (form email, csrf_token), as `admin enable-user`; server admins only
 #[utoipa::path(post, operation_id = "web_admin_enable_user", path = "/admin/users/enable",
-    summary = "Web: enable a disabled user again (form email, csrf_token), as `admin enable-user`; server admins only",
     security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses(UsersPageAfterForm, FormRefused))]
@@ -560,12 +549,9 @@ async fn set_disabled(state: AppState, posted: CsrfForm<EmailField>, disabled: b
 
 // ---------------------------------------------------------------- audit log
 
-/// `GET /admin/audit`
-#[utoipa::path(get, operation_id = "web_admin_audit", path = "/admin/audit",
-    summary = "Web: the audit log, newest first (?action=&actor=&project=&page=); server admins only",
-    security(()),
-    responses(HtmlPage, SignInFirst,
-        AdminOnly))]
+/// Web: the audit log, newest first (?action=&actor=&project=&page=); server admins only
+#[utoipa::path(get, operation_id = "web_admin_audit", path = "/admin/audit", security(()),
+    responses(HtmlPage, SignInFirst, AdminOnly))]
 pub async fn audit_page(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,

@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dataerai_proto::api::{
     Asset, ContentVersion, Lineage, LineageNode, OwnerType, Relationship, UpdateAsset,
-    MAX_LINEAGE_EDGES,
 };
 use dataerai_proto::ErrorCode;
 use dataerai_store::meta::auth::SessionRecord;
@@ -38,8 +37,8 @@ use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::openapi::{HtmlPage, MayNotWrite, NoSuchAsset, SignInFirst};
 use crate::routes::{
-    delete_asset, load_asset, owner_access, redact_lineage, update_asset, Access, Ctx,
-    ReadableOwners,
+    delete_asset, load_asset, owner_access, readable_lineage, update_asset, Access, AssetIdPath,
+    Ctx, ReadableOwners,
 };
 use crate::state::AppState;
 
@@ -84,13 +83,9 @@ impl Walk {
     }
 }
 
-/// `GET /assets/{asset_id}`
-#[utoipa::path(get, operation_id = "web_asset", path = "/assets/{asset_id}",
-    summary = "Web: an asset, its metadata, versions, files and relationships; readers only (others: the 404 page)",
-    security(()),
-    params(("asset_id" = String, Path, description = "Asset id")),
-    responses(HtmlPage, SignInFirst,
-        NoSuchAsset))]
+/// Web: an asset, its metadata, versions, files and relationships; readers only (others: the 404 page)
+#[utoipa::path(get, operation_id = "web_asset", path = "/assets/{asset_id}", security(()),
+    params(AssetIdPath), responses(HtmlPage, SignInFirst, NoSuchAsset))]
 pub async fn asset_page(
     State(state): State<AppState>,
     v: Viewer,
@@ -196,12 +191,7 @@ async fn lineage_lists(
     walk: Walk,
 ) -> AppResult<LineageLists> {
     let one = |direction| async move {
-        let mut l = state
-            .meta
-            .lineage(asset_id, direction, walk.depth, &[], MAX_LINEAGE_EDGES)
-            .await?;
-        redact_lineage(state, &v.caller, &mut l.nodes).await?;
-        AppResult::Ok(l)
+        readable_lineage(state, &v.caller, asset_id, direction, walk.depth, &[]).await
     };
     let up = match walk.direction {
         LineageDirection::Up | LineageDirection::Both => Some(one(LineageDirection::Up).await?),
@@ -568,15 +558,10 @@ fn edit_form(asset_id: &str, f: &EditFields, csrf: &str) -> Markup {
     }
 }
 
-/// `POST /assets/{asset_id}/edit`
+/// Web: change title, description, tags and metadata (form title, description, tags, metadata as JSON, metadata_keys, csrf_token); writers, as PATCH /api/v1/assets/{id}
 #[utoipa::path(post, operation_id = "web_edit_asset", path = "/assets/{asset_id}/edit",
-    summary = "Web: change title, description, tags and metadata (form title, description, tags, metadata as JSON, metadata_keys, csrf_token); writers, as PATCH /api/v1/assets/{id}",
-    security(()),
-    params(("asset_id" = String, Path, description = "Asset id")),
-    responses((status = 303, description = "Saved: back to the asset page"),
-        (status = 400, description = "Refused: the form again with the message", content_type = "text/html", body = String),
-        MayNotWrite,
-        NoSuchAsset))]
+    security(()), params(AssetIdPath),
+    responses((status = 303, description = "Saved: back to the asset page"), (status = 400, description = "Refused: the form again with the message", content_type = "text/html", body = String), MayNotWrite, NoSuchAsset))]
 pub async fn asset_edit(State(state): State<AppState>, posted: WriterForm<EditFields>) -> Response {
     let WriterForm {
         asset: Asset { asset_id, .. },
@@ -621,15 +606,10 @@ pub struct DeleteFields {
     confirm: String,
 }
 
-/// `POST /assets/{asset_id}/delete`
+/// Web: delete an asset (form csrf_token; without confirm=yes the page that asks again); writers, as DELETE /api/v1/assets/{id}
 #[utoipa::path(post, operation_id = "web_delete_asset", path = "/assets/{asset_id}/delete",
-    summary = "Web: delete an asset (form csrf_token; without confirm=yes the page that asks again); writers, as DELETE /api/v1/assets/{id}",
-    security(()),
-    params(("asset_id" = String, Path, description = "Asset id")),
-    responses((status = 200, description = "The confirmation form", content_type = "text/html", body = String),
-        (status = 303, description = "Deleted: to the project page (or home for a personal asset)"),
-        MayNotWrite,
-        NoSuchAsset))]
+    security(()), params(AssetIdPath),
+    responses((status = 200, description = "The confirmation form", content_type = "text/html", body = String), (status = 303, description = "Deleted: to the project page (or home for a personal asset)"), MayNotWrite, NoSuchAsset))]
 pub async fn asset_delete(
     State(state): State<AppState>,
     posted: WriterForm<DeleteFields>,

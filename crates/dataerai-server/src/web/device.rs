@@ -101,10 +101,8 @@ fn confirmation(record: &DeviceRecord, s: &SessionRecord) -> Markup {
     }
 }
 
-/// `GET /device[?user_code=…]`: enter a code, or confirm one.
-#[utoipa::path(get, operation_id = "web_device_page", path = "/device",
-    summary = "Web: enter (or, with ?user_code=, confirm) a device login code; needs a session",
-    security(()),
+/// Web: enter (or, with ?user_code=, confirm) a device login code; needs a session
+#[utoipa::path(get, operation_id = "web_device_page", path = "/device", security(()),
     responses(HtmlPage))]
 pub async fn device_get(
     State(state): State<AppState>,
@@ -150,10 +148,8 @@ pub async fn device_get(
         .render(confirmation(&record, &s))
 }
 
-/// `POST /device` (form `user_code`, `action=approve|deny`, `csrf_token`)
-#[utoipa::path(post, operation_id = "web_device_decision", path = "/device",
-    summary = "Web: approve or deny a device code (form user_code, action=approve|deny, csrf_token)",
-    security(()),
+/// Web: approve or deny a device code (form user_code, action=approve|deny, csrf_token)
+#[utoipa::path(post, operation_id = "web_device_decision", path = "/device", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The outcome", content_type = "text/html", body = String)))]
 pub async fn device_post(

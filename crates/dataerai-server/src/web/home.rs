@@ -23,12 +23,9 @@ const MAX_PROJECTS: u64 = 200;
 /// Newest assets shown under "Recent uploads".
 const RECENT: u64 = 10;
 
-/// `GET /`
-#[utoipa::path(get, operation_id = "web_home", path = "/",
-    summary = "Web: your projects, personal space and recent uploads; needs a session (else 303 to /login)",
-    security(()),
-    responses(HtmlPage,
-        (status = 303, description = "Not signed in: to /login?next=/")))]
+/// Web: your projects, personal space and recent uploads; needs a session (else 303 to /login)
+#[utoipa::path(get, operation_id = "web_home", path = "/", security(()),
+    responses(HtmlPage, (status = 303, description = "Not signed in: to /login?next=/")))]
 pub async fn home(
     State(state): State<AppState>,
     headers: HeaderMap,

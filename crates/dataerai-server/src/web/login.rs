@@ -88,8 +88,8 @@ fn login_page(status: StatusCode, next: &str, email: &str, message: Option<&str>
     r
 }
 
-/// `GET /login?next=/path`
-#[utoipa::path(get, operation_id = "web_login_page", path = "/login", summary = "Web: sign-in page (`?next=/path` to come back)", security(()),
+/// Web: sign-in page (`?next=/path` to come back)
+#[utoipa::path(get, operation_id = "web_login_page", path = "/login", security(()),
     responses(HtmlPage))]
 pub async fn login_get(
     State(state): State<AppState>,
@@ -104,10 +104,8 @@ pub async fn login_get(
     }
 }
 
-/// `POST /login` (form `email`, `password`, `csrf_token`, `next`)
-#[utoipa::path(post, operation_id = "web_sign_in", path = "/login",
-    summary = "Web: sign in (form email, password, csrf_token, next); attempts on an email slow down after 5 failures in 15 min; 429 + Retry-After after 20 failures from one address",
-    security(()),
+/// Web: sign in (form email, password, csrf_token, next); attempts on an email slow down after 5 failures in 15 min; 429 + Retry-After after 20 failures from one address
+#[utoipa::path(post, operation_id = "web_sign_in", path = "/login", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Signed in: redirect to `next`")))]
 pub async fn login_post(
@@ -243,8 +241,8 @@ pub async fn login_post(
     r
 }
 
-/// `POST /logout` (form `csrf_token`)
-#[utoipa::path(post, operation_id = "web_sign_out", path = "/logout", summary = "Web: sign out (form csrf_token)", security(()),
+/// Web: sign out (form csrf_token)
+#[utoipa::path(post, operation_id = "web_sign_out", path = "/logout", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Signed out: redirect to the sign-in page")))]
 pub async fn logout(

@@ -19,7 +19,7 @@ use super::redirect;
 use super::view::{error_page, not_found};
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::openapi::FormRefused;
-use crate::routes::members;
+use crate::routes::{members, MemberIdPath, ProjectIdPath};
 use crate::state::AppState;
 
 /// The fields of the "Add or change a member" form (and of a row's role form).
@@ -29,11 +29,9 @@ pub struct MemberFields {
     role: String,
 }
 
-/// `POST /projects/{project_id}/members`
+/// Web: add a member or change a role (form email, role, csrf_token); owners and admins, as POST /api/v1/projects/{id}/members
 #[utoipa::path(post, operation_id = "web_set_member", path = "/projects/{project_id}/members",
-    summary = "Web: add a member or change a role (form email, role, csrf_token); owners and admins, as POST /api/v1/projects/{id}/members",
-    security(()),
-    params(("project_id" = String, Path, description = "Project id")),
+    security(()), params(ProjectIdPath),
     responses((status = 303, description = "Done: back to the project page"), FormRefused))]
 pub async fn member_set(
     State(state): State<AppState>,
@@ -68,11 +66,10 @@ pub async fn member_set(
     }
 }
 
-/// `POST /projects/{project_id}/members/{user_id}/remove`
-#[utoipa::path(post, operation_id = "web_remove_member", path = "/projects/{project_id}/members/{user_id}/remove",
-    summary = "Web: remove a member (form csrf_token); owners and admins, as DELETE /api/v1/projects/{id}/members/{user_id}",
-    security(()),
-    params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id of the member")),
+/// Web: remove a member (form csrf_token); owners and admins, as DELETE /api/v1/projects/{id}/members/{user_id}
+#[utoipa::path(post, operation_id = "web_remove_member",
+    path = "/projects/{project_id}/members/{user_id}/remove", security(()),
+    params(ProjectIdPath, MemberIdPath),
     responses((status = 303, description = "Done: back to the project page"), FormRefused))]
 pub async fn member_remove(
     State(state): State<AppState>,

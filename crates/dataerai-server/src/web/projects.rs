@@ -17,7 +17,7 @@ use super::view::{
 };
 use crate::error::AppResult;
 use crate::openapi::{HtmlPage, SignInFirst};
-use crate::routes::found;
+use crate::routes::{found, ProjectIdPath};
 use crate::state::AppState;
 
 const PER_PAGE: u64 = 25;
@@ -41,13 +41,10 @@ const SORTS: &[(&str, &str)] = &[
     ("-type", "Type Z–A"),
 ];
 
-/// `GET /projects/{project_id}`
-#[utoipa::path(get, operation_id = "web_project", path = "/projects/{project_id}",
-    summary = "Web: a project's collections, assets (?collection=&sort=&page=), members and usage; members only (others: the 404 page)",
-    security(()),
-    params(("project_id" = String, Path, description = "Project id")),
-    responses(HtmlPage, SignInFirst,
-        (status = 404, description = "No such project, or not a member", content_type = "text/html", body = String)))]
+/// Web: a project's collections, assets (?collection=&sort=&page=), members and usage; members only (others: the 404 page)
+#[utoipa::path(get, operation_id = "web_project", path = "/projects/{project_id}", security(()),
+    params(ProjectIdPath),
+    responses(HtmlPage, SignInFirst, (status = 404, description = "No such project, or not a member", content_type = "text/html", body = String)))]
 pub async fn project_page(
     State(state): State<AppState>,
     v: Viewer,

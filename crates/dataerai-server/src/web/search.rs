@@ -18,12 +18,9 @@ use crate::state::AppState;
 
 const PER_PAGE: u64 = 25;
 
-/// `GET /search`
-#[utoipa::path(get, operation_id = "web_search", path = "/search",
-    summary = "Web: search the assets you can read (?q= in the search language, &sort=, &page=), with facet chips; needs a session",
-    security(()),
-    responses(HtmlPage, SignInFirst,
-        (status = 400, description = "The query cannot be read (the page says why)", content_type = "text/html", body = String)))]
+/// Web: search the assets you can read (?q= in the search language, &sort=, &page=), with facet chips; needs a session
+#[utoipa::path(get, operation_id = "web_search", path = "/search", security(()),
+    responses(HtmlPage, SignInFirst, (status = 400, description = "The query cannot be read (the page says why)", content_type = "text/html", body = String)))]
 pub async fn search_page(State(state): State<AppState>, v: Viewer) -> Response {
     let params = &v.params;
     let text = params.get("q").unwrap_or("").to_string();

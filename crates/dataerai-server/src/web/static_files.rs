@@ -75,12 +75,10 @@ fn lookup(name: &str) -> Option<&'static StaticFile> {
     table.iter().find(|(n, _)| *n == name).map(|(_, f)| f)
 }
 
-/// `/static/{name}`: an embedded script, revalidated by its entity tag.
-#[utoipa::path(get, operation_id = "web_static_file", path = "/static/{name}",
-    summary = "A script of the web pages (embedded in the server)", tag = "web", security(()),
-    params(("name" = String, Path, description = "File name, e.g. api.js")),
-    responses((status = 200, description = "The file"), (status = 304, description = "Unchanged"),
-        (status = 404, description = "No such file")))]
+/// A script of the web pages (embedded in the server)
+#[utoipa::path(get, operation_id = "web_static_file", path = "/static/{name}", tag = "web",
+    security(()), params(("name" = String, Path, description = "File name, e.g. api.js")),
+    responses((status = 200, description = "The file"), (status = 304, description = "Unchanged"), (status = 404, description = "No such file")))]
 pub async fn static_file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let Some(file) = lookup(&name) else {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();

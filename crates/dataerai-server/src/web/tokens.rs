@@ -178,9 +178,8 @@ fn created(token: &str) -> Flash {
     })
 }
 
-/// `GET /tokens`
-#[utoipa::path(get, operation_id = "web_tokens_page", path = "/tokens", summary = "Web: your personal access tokens; needs a session",
-    security(()),
+/// Web: your personal access tokens; needs a session
+#[utoipa::path(get, operation_id = "web_tokens_page", path = "/tokens", security(()),
     responses(HtmlPage))]
 pub async fn tokens_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match require_session(&state, &headers, "/tokens").await {
@@ -189,10 +188,8 @@ pub async fn tokens_get(State(state): State<AppState>, headers: HeaderMap) -> Re
     }
 }
 
-/// `POST /tokens` (form `name`, `scope` (repeated), `expires_in_days`, `csrf_token`)
-#[utoipa::path(post, operation_id = "web_create_token", path = "/tokens",
-    summary = "Web: create a personal access token, shown once (form name, scope=read|write repeated, expires_in_days, csrf_token)",
-    security(()),
+/// Web: create a personal access token, shown once (form name, scope=read|write repeated, expires_in_days, csrf_token)
+#[utoipa::path(post, operation_id = "web_create_token", path = "/tokens", security(()),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The new token, shown once", content_type = "text/html", body = String)))]
 pub async fn tokens_post(
@@ -268,11 +265,9 @@ pub async fn tokens_post(
     tokens_page(&state, &s, StatusCode::OK, Some(created(&token))).await
 }
 
-/// `POST /tokens/{token_id}/revoke` (form `csrf_token`)
+/// Web: revoke one of your tokens (form csrf_token)
 #[utoipa::path(post, operation_id = "web_revoke_token", path = "/tokens/{token_id}/revoke",
-    summary = "Web: revoke one of your tokens (form csrf_token)",
-    security(()),
-    params(("token_id" = String, Path, description = "The token to revoke")),
+    security(()), params(("token_id" = String, Path, description = "The token to revoke")),
     request_body(content = crate::openapi::Form, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Revoked: redirect to /tokens")))]
 pub async fn token_revoke(
