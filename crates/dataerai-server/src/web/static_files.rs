@@ -76,6 +76,7 @@ fn lookup(name: &str) -> Option<&'static StaticFile> {
 }
 
 /// A script of the web pages (embedded in the server)
+// Revalidated by its entity tag (304 when unchanged).
 #[utoipa::path(get, operation_id = "web_static_file", path = "/static/{name}", tag = "web",
     security(()), params(("name" = String, Path, description = "File name, e.g. api.js")),
     responses((status = 200, description = "The file"), (status = 304, description = "Unchanged"), (status = 404, description = "No such file")))]
