@@ -15,7 +15,8 @@ next, and a single sample of each path cannot tell a real difference from that n
 - the software path: 1 GiB up and down with the server's data, the source and the destination on
   tmpfs, throughput and CPU seconds per GiB of the daemon and the server (from /proc), beside
   rclone on the same path; then the same on the disk (`--software-path-places`), for the
-  download / upload ratio on one disk; each target of the path with its verdict.
+  download / upload ratio on one disk, each transfer there starting with the page cache
+  dropped; each target of the path with its verdict.
 
 Writes `bench-results/results.json` and `bench-results/results.md`. Configurations (`--configs`,
 default `embedded,software-path`): `embedded` (SQLite + local directory on the disk),
@@ -77,6 +78,21 @@ def drop_caches() -> None:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
     except OSError:
         pass
+
+
+def disk_bytes(path: Path) -> tuple[int, int] | None:
+    """Bytes read from and written to the block device holding `path` so far (from
+    /proc/diskstats), or None where `path` is on no block device (tmpfs)."""
+    dev = os.stat(path).st_dev
+    try:
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        if (int(f[0]), int(f[1])) == (os.major(dev), os.minor(dev)):
+            return int(f[5]) * 512, int(f[9]) * 512
+    return None
 
 
 def make_random_file(path: Path, size: int) -> None:
@@ -498,6 +514,28 @@ def transfer_costs(
     return costs, result
 
 
+def disk_transfer_costs(
+    env: Env,
+    where: Path,
+    cold: bool,
+    size: int,
+    transfer: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[dict[str, float], Any]:
+    """`transfer_costs`, after dropping the page cache if `cold`, with the MiB the disk
+    holding `where` read and wrote meanwhile (none on tmpfs)."""
+    if cold:
+        drop_caches()
+    before = disk_bytes(where)
+    costs, result = transfer_costs(env, size, transfer, *args, **kwargs)
+    after = disk_bytes(where)
+    if before is not None and after is not None:
+        costs["disk_read_mib"] = (after[0] - before[0]) / MiB
+        costs["disk_written_mib"] = (after[1] - before[1]) / MiB
+    return costs, result
+
+
 def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
     """Medians of a list of per-round figures, with the rounds themselves."""
     keys = samples[0].keys() if samples else []
@@ -551,9 +589,14 @@ def software_path_on(
         c = env.client
         assert c is not None
         dl = tmp / "dl"
+        # On the disk every transfer starts with the page cache dropped, as `cp`+`sync`
+        # does: the upload then reads its source from the disk as the download reads the
+        # chunks. (With the source still cached from writing it, the upload only wrote to
+        # the disk while the download read and wrote: docs/performance.md.)
+        cold = place == "disk"
         ups, downs, peer_up, peer_down = [], [], [], []
         for i in range(rounds):
-            pr = rclone.round(payload, cold=False)
+            pr = rclone.round(payload, cold=cold)
             load = load_average()
             for samples, s, cpu in (
                 (peer_up, pr.up_s, pr.up_cpu_s),
@@ -568,8 +611,10 @@ def software_path_on(
                     }
                 )
             project = c.create_project(f"bench software path round {i}")
-            up, uploaded = transfer_costs(
+            up, uploaded = disk_transfer_costs(
                 env,
+                tmp,
+                cold,
                 size,
                 c.upload,
                 str(payload),
@@ -577,8 +622,10 @@ def software_path_on(
             )
             assert uploaded.bytes_sent == size, "a benchmark upload was deduplicated"
             shutil.rmtree(dl, ignore_errors=True)
-            down, downloaded = transfer_costs(
+            down, downloaded = disk_transfer_costs(
                 env,
+                tmp,
+                cold,
                 size,
                 c.download,
                 uploaded.asset_id,
@@ -831,7 +878,7 @@ def software_path_targets(sp: dict[str, Any]) -> list[str]:
         if place == "disk":
             lines.append(
                 f"- disk: download / upload {down_up:.2f} ≥ {TARGET_DISK_DOWN_UP}: "
-                f"{verdict(down_up >= TARGET_DISK_DOWN_UP)}"
+                f"{verdict(down_up >= TARGET_DISK_DOWN_UP)}" + disk_traffic(up, down)
             )
         else:
             lines.append(f"- {place}: download / upload {down_up:.2f}")
@@ -847,6 +894,17 @@ def software_path_targets(sp: dict[str, Any]) -> list[str]:
                     f"{verdict(d['cpu_s_per_gib'] <= TARGET_CPU_S_PER_GIB)}"
                 )
     return lines
+
+
+def disk_traffic(up: dict[str, Any], down: dict[str, Any]) -> str:
+    """What the disk read and wrote during each direction, page cache dropped first."""
+    if "disk_read_mib" not in up or "disk_read_mib" not in down:
+        return ""
+    return (
+        f" (page cache dropped before each transfer; the disk read / wrote "
+        f"{up['disk_read_mib']:.0f} / {up['disk_written_mib']:.0f} MiB for the upload, "
+        f"{down['disk_read_mib']:.0f} / {down['disk_written_mib']:.0f} MiB for the download)"
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
