@@ -116,6 +116,13 @@ async fn by_id<C: Dialect>(
     row.map(CollectionRow::into_api).transpose()
 }
 
+/// [`by_id`] of a collection that must be there: `NotFound` otherwise.
+async fn existing<C: Dialect>(c: &mut C, collection_id: &str, lock: bool) -> Result<Collection> {
+    by_id(c, collection_id, lock)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("collection {collection_id}")))
+}
+
 pub(super) async fn get<B: Backend>(b: &B, collection_id: &str) -> Result<Option<Collection>> {
     let mut conn = b.pool().acquire().await?;
     by_id(&mut *conn, collection_id, false).await
@@ -208,9 +215,9 @@ async fn insert<C: Dialect>(c: &mut C, new: &NewCollection) -> Result<String> {
 pub(super) async fn create<B: Backend>(b: &B, new: NewCollection) -> Result<Collection> {
     let mut tx = b.write().await?;
     let id = insert(&mut *tx, &new).await?;
-    let created = by_id(&mut *tx, &id, false).await?;
+    let created = existing(&mut *tx, &id, false).await?;
     tx.commit().await?;
-    created.ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
+    Ok(created)
 }
 
 /// The root-collection refusal of rename, move and delete.
@@ -228,9 +235,7 @@ pub(super) async fn update<B: Backend>(
 ) -> Result<Collection> {
     let mut tx = b.write().await?;
     let c = &mut *tx;
-    let current = by_id(c, collection_id, true)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("collection {collection_id}")))?;
+    let current = existing(c, collection_id, true).await?;
     let Some(old_parent) = current.parent_id.clone() else {
         let what = if parent_id.is_some() {
             "moved"
@@ -270,9 +275,9 @@ pub(super) async fn update<B: Backend>(
     unique(updated, || {
         name_taken(name, &parent, "created at the same time")
     })?;
-    let done = by_id(c, collection_id, false).await?;
+    let done = existing(c, collection_id, false).await?;
     tx.commit().await?;
-    done.ok_or_else(|| StoreError::NotFound(format!("collection {collection_id}")))
+    Ok(done)
 }
 
 /// Whether `candidate` is `root` or lies under it.
@@ -294,9 +299,7 @@ async fn in_subtree<C: Dialect>(c: &mut C, root: &str, candidate: &str) -> Resul
 pub(super) async fn delete<B: Backend>(b: &B, collection_id: &str) -> Result<()> {
     let mut tx = b.write().await?;
     let c = &mut *tx;
-    let current = by_id(c, collection_id, true)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("collection {collection_id}")))?;
+    let current = existing(c, collection_id, true).await?;
     if current.parent_id.is_none() {
         return Err(root_refused(collection_id, "deleted"));
     }
@@ -327,9 +330,7 @@ pub(super) async fn move_asset<B: Backend>(
     );
     let owner: Option<super::rows::OwnerRow> = c.fetch_optional(&sql, args![asset_id]).await?;
     let owner = owner.ok_or_else(|| StoreError::NotFound(format!("asset {asset_id}")))?;
-    let target = by_id(c, collection_id, false)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("collection {collection_id}")))?;
+    let target = existing(c, collection_id, false).await?;
     if owner.owner_type != OwnerType::Project || owner.owner_id != target.project_id {
         return Err(StoreError::Invalid(format!(
             "collection {collection_id} is not a collection of the project that owns asset {asset_id}; an asset moves only between collections of its project"

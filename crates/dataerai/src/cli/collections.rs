@@ -354,10 +354,7 @@ fn walk(
 /// then hand each asset to the daemon like `dataerai download`. Every asset
 /// is tried; the ones that failed are named at the end.
 async fn download(svc: &Service, as_json: bool, collection_id: String, dir: PathBuf) -> Result<()> {
-    let dest_dir = std::path::absolute(&dir)
-        .unwrap_or(dir)
-        .to_string_lossy()
-        .into_owned();
+    let dest_dir = super::transfer::absolute(&dir);
     let plan = svc
         .plan_collection_download(DownloadPlanParams {
             collection_id,

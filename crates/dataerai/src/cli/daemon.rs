@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Subcommand;
-use dataerai_proto::{ApiError, ErrorCode};
 use dataerai_transfer::journal::TransferState;
 use serde_json::{json, Value};
 
-use super::daemon_client::DaemonClient;
+use super::daemon_client::{transfer_error, DaemonClient};
 use super::output::{human_bytes, print_json, print_result};
 use super::Result;
 use crate::config;
@@ -109,13 +108,7 @@ async fn transfers_cmd(socket: &Path, as_json: bool, cmd: TransfersCommand) -> R
         matches!(cmd, TransfersCommand::Wait { .. }),
         t["error"].as_object(),
     ) {
-        (true, Some(e)) => Err(ApiError::new(
-            serde_json::from_value(e["code"].clone()).unwrap_or(ErrorCode::Internal),
-            e["message"]
-                .as_str()
-                .unwrap_or("transfer failed")
-                .to_string(),
-        )),
+        (true, Some(_)) => Err(transfer_error(&t["error"], "transfer failed")),
         _ => Ok(()),
     }
 }

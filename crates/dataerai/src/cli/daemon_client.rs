@@ -9,6 +9,25 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
+/// A transfer's recorded error, `{"code": "ERR_…", "message": …}` as the
+/// daemon reports it, as an [`ApiError`]: an unknown code reads as
+/// `ERR_INTERNAL`, a missing message as `fallback`.
+pub fn transfer_error(error: &Value, fallback: &str) -> ApiError {
+    ApiError::new(
+        serde_json::from_value(error["code"].clone()).unwrap_or(ErrorCode::Internal),
+        error["message"].as_str().unwrap_or(fallback),
+    )
+}
+
+/// Request params with their absent (null) fields left out, as the daemon
+/// reads optional params.
+pub fn without_nulls(mut params: Value) -> Value {
+    if let Some(m) = params.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
+    params
+}
+
 pub struct DaemonClient {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,

@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use dataerai_proto::{ApiError, ErrorCode};
+use dataerai_proto::ApiError;
 use dataerai_transfer::ProgressEvent;
 use serde_json::{json, Value};
 
-use super::daemon_client::{connect_or_start, DaemonClient};
+use super::daemon_client::{transfer_error, without_nulls, DaemonClient};
 use super::output::{counted, human_bytes, print_json, print_result, ProgressView};
-use super::transfer::{absolute, stop_started_daemon};
+use super::transfer::{absolute, in_daemon};
 use super::Result;
 use crate::export::{ProvenanceParams, RoCrateParams};
 use crate::service::Service;
@@ -91,7 +91,7 @@ pub async fn run(svc: &Service, as_json: bool, a: ExportArgs) -> Result<()> {
                     "bytes_total": c.bytes_total, "transfers": [],
                 })
             } else {
-                crate_in_daemon(params).await?
+                in_daemon(async |client| follow_crate(client, params).await).await?
             };
             if as_json {
                 print_json(&r);
@@ -120,19 +120,11 @@ pub async fn run(svc: &Service, as_json: bool, a: ExportArgs) -> Result<()> {
 }
 
 /// `export.ro_crate` in the daemon, followed until every download ended.
-async fn crate_in_daemon(params: RoCrateParams) -> Result<Value> {
-    let (mut client, started) = connect_or_start().await?;
-    let outcome = follow_crate(&mut client, params).await;
-    stop_started_daemon(&mut client, started).await;
-    outcome
-}
-
 async fn follow_crate(client: &mut DaemonClient, p: RoCrateParams) -> Result<Value> {
-    let mut params = json!({"dest_dir": p.dest_dir, "collection_id": p.collection_id,
-                            "query": p.query, "include_data": p.include_data});
-    if let Some(m) = params.as_object_mut() {
-        m.retain(|_, v| !v.is_null());
-    }
+    let params = without_nulls(
+        json!({"dest_dir": p.dest_dir, "collection_id": p.collection_id,
+                                      "query": p.query, "include_data": p.include_data}),
+    );
     let mut reply = client.call("export.ro_crate", params).await?;
     let ids: Vec<String> = reply["transfers"]
         .as_array()
@@ -183,12 +175,10 @@ async fn follow_crate(client: &mut DaemonClient, p: RoCrateParams) -> Result<Val
                 results.insert(id.to_string(), p["result"].clone());
             }
             "transfer.failed" => {
-                let code = serde_json::from_value(p["error"]["code"].clone())
-                    .unwrap_or(ErrorCode::Internal);
-                let message = p["error"]["message"].as_str().unwrap_or("download failed");
+                let e = transfer_error(&p["error"], "download failed");
                 failure = Some(ApiError::new(
-                    code,
-                    format!("downloading asset {}: {message}", p["asset_id"]),
+                    e.code,
+                    format!("downloading asset {}: {}", p["asset_id"], e.message),
                 ));
             }
             _ => {}

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use dataerai_proto::api::OwnerType;
-use dataerai_proto::{ApiError, ErrorCode};
+use dataerai_proto::ApiError;
 use dataerai_transfer::ProgressEvent;
 use serde_json::{json, Value};
 
 use super::assets::AssetFields;
-use super::daemon_client::{connect_or_start, DaemonClient};
+use super::daemon_client::{connect_or_start, transfer_error, without_nulls, DaemonClient};
 use super::output::{human_bytes, print_json, ProgressView};
 use super::Result;
 use crate::service::{DownloadParams, Service, UploadParams};
@@ -101,8 +101,16 @@ pub(super) fn absolute(path: &Path) -> String {
 /// Hand `method` to the daemon and follow the transfer it starts to its end;
 /// answers its result. Ctrl-C cancels it.
 pub(super) async fn run_in_daemon(method: &str, params: Value, label: &str) -> Result<Value> {
+    in_daemon(async |client| follow(client, method, params, label).await).await
+}
+
+/// Run `work` with a daemon ([`connect_or_start`] starts one when none
+/// answers), then ask a daemon this command started to stop.
+pub(super) async fn in_daemon<T>(
+    work: impl AsyncFnOnce(&mut DaemonClient) -> Result<T>,
+) -> Result<T> {
     let (mut client, started) = connect_or_start().await?;
-    let outcome = follow(&mut client, method, params, label).await;
+    let outcome = work(&mut client).await;
     stop_started_daemon(&mut client, started).await;
     outcome
 }
@@ -110,10 +118,7 @@ pub(super) async fn run_in_daemon(method: &str, params: Value, label: &str) -> R
 /// Ask a daemon this command started to stop. It declines (and stays) while
 /// other transfers run; else wait for it to exit, so the next command does
 /// not reach a daemon on its way out.
-pub(super) async fn stop_started_daemon(
-    client: &mut DaemonClient,
-    started: Option<std::process::Child>,
-) {
+async fn stop_started_daemon(client: &mut DaemonClient, started: Option<std::process::Child>) {
     let Some(mut daemon) = started else {
         return;
     };
@@ -169,12 +174,7 @@ async fn follow(
                 p["delay_s"].as_f64().unwrap_or(0.0)
             ),
             "transfer.completed" => break Ok(p["result"].clone()),
-            "transfer.failed" => {
-                let code = serde_json::from_value(p["error"]["code"].clone())
-                    .unwrap_or(ErrorCode::Internal);
-                let message = p["error"]["message"].as_str().unwrap_or("transfer failed");
-                break Err(ApiError::new(code, message.to_string()));
-            }
+            "transfer.failed" => break Err(transfer_error(&p["error"], "transfer failed")),
             _ => {}
         }
     };
@@ -185,11 +185,7 @@ async fn follow(
 /// `asset.upload` params of a parsed upload (absent fields left out).
 fn upload_params(p: UploadParams) -> Value {
     // Every field the daemon takes, by construction (the same struct reads them).
-    let mut v = serde_json::to_value(p).unwrap_or_default();
-    if let Some(m) = v.as_object_mut() {
-        m.retain(|_, v| !v.is_null());
-    }
-    v
+    without_nulls(serde_json::to_value(p).unwrap_or_default())
 }
 
 /// What a `--metadata FILE.json` describes: the asset's fields, beside its metadata.
@@ -301,14 +297,11 @@ pub async fn download_cmd(_svc: &Service, as_json: bool, a: DownloadArgs) -> Res
         allow_hidden: a.allow_hidden,
         idempotency_key: a.idempotency_key,
     };
-    let mut params = json!({
+    let params = without_nulls(json!({
         "asset_id": p.asset_id, "dest_dir": p.dest_dir, "content_id": p.content_id,
         "chunk_size_mb": p.chunk_size_mb, "overwrite": p.overwrite,
         "allow_hidden": p.allow_hidden, "idempotency_key": p.idempotency_key,
-    });
-    if let Some(m) = params.as_object_mut() {
-        m.retain(|_, v| !v.is_null());
-    }
+    }));
     let label = format!("download {}", p.asset_id);
     let r = run_in_daemon("asset.download", params, &label).await?;
     if as_json {

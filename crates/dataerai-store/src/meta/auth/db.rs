@@ -48,6 +48,34 @@ impl Db<'_> {
         })
     }
 
+    /// Run one statement on a pooled connection (no transaction); answers
+    /// how many rows it changed.
+    pub async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        let mut reader = self.reader().await?;
+        reader.conn().execute(sql, args).await
+    }
+
+    /// The rows of one query on a pooled connection (no transaction).
+    pub async fn fetch_all<R: AuthRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<R>> {
+        let mut reader = self.reader().await?;
+        reader.conn().fetch_all(sql, args).await
+    }
+
+    /// The first row of one query on a pooled connection, if any.
+    pub async fn fetch_optional<R: AuthRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<R>> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+
+    /// Exactly one row of one query on a pooled connection.
+    pub async fn fetch_one<R: AuthRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<R> {
+        let mut reader = self.reader().await?;
+        reader.conn().fetch_one(sql, args).await
+    }
+
     /// A write transaction: SQLite takes its one write lock up front (`BEGIN
     /// IMMEDIATE`, queued in-process), PostgreSQL locks the rows it reads
     /// with [`Db::row_lock`].

@@ -177,36 +177,35 @@ pub(super) fn window_args(window: Window) -> [Arg<'static>; 2] {
 #[async_trait]
 impl<S: AuthBackend> AuthStore for S {
     async fn user_auth_by_email(&self, email: &str) -> Result<Option<UserAuth>> {
-        let mut db = self.auth_db().reader().await?;
         let sql = format!("{USER_COLUMNS} WHERE email = $1");
-        let row: Option<UserRow> = db.conn().fetch_optional(&sql, &[Arg::Text(email)]).await?;
+        let row: Option<UserRow> = self
+            .auth_db()
+            .fetch_optional(&sql, &[Arg::Text(email)])
+            .await?;
         Ok(row.map(UserAuth::from))
     }
 
     async fn user_auth_by_id(&self, user_id: &str) -> Result<Option<UserAuth>> {
-        let mut db = self.auth_db().reader().await?;
         let sql = format!("{USER_COLUMNS} WHERE id = $1");
-        let row: Option<UserRow> = db
-            .conn()
+        let row: Option<UserRow> = self
+            .auth_db()
             .fetch_optional(&sql, &[Arg::Text(user_id)])
             .await?;
         Ok(row.map(UserAuth::from))
     }
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
-        let mut db = self.auth_db().reader().await?;
         let sql = "UPDATE users SET password_hash = $1 WHERE id = $2";
         let args = [Arg::Text(password_hash), Arg::Text(user_id)];
-        changed(db.conn().execute(sql, &args).await?, || {
+        changed(self.auth_db().execute(sql, &args).await?, || {
             format!("user {user_id}")
         })
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> Result<()> {
-        let mut db = self.auth_db().reader().await?;
         let sql = "UPDATE users SET is_admin = $1 WHERE id = $2";
         let args = [Arg::Bool(is_admin), Arg::Text(user_id)];
-        changed(db.conn().execute(sql, &args).await?, || {
+        changed(self.auth_db().execute(sql, &args).await?, || {
             format!("user {user_id}")
         })
     }
@@ -256,9 +255,8 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn list_tokens(&self, user_id: &str) -> Result<Vec<TokenInfo>> {
-        let mut db = self.auth_db().reader().await?;
-        let rows: Vec<TokenRow> = db
-            .conn()
+        let rows: Vec<TokenRow> = self
+            .auth_db()
             .fetch_all(
                 "SELECT id, name, scopes, created_at, expires_at, revoked_at FROM tokens
                  WHERE user_id = $1 AND kind = 'pat' ORDER BY created_at DESC, id",
@@ -274,9 +272,8 @@ impl<S: AuthBackend> AuthStore for S {
         token_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut db = self.auth_db().reader().await?;
-        let revoked = db
-            .conn()
+        let revoked = self
+            .auth_db()
             .execute(
                 "UPDATE tokens SET revoked_at = $1
                  WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
@@ -319,9 +316,8 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>> {
-        let mut db = self.auth_db().reader().await?;
-        let row: Option<SessionRow> = db
-            .conn()
+        let row: Option<SessionRow> = self
+            .auth_db()
             .fetch_optional(
                 "SELECT s.user_id, u.email, u.is_admin, s.csrf_token, s.expires_at
                  FROM web_sessions s JOIN users u ON u.id = s.user_id
@@ -335,8 +331,7 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        let mut db = self.auth_db().reader().await?;
-        db.conn()
+        self.auth_db()
             .execute(
                 "DELETE FROM web_sessions WHERE id_hash = $1",
                 &[Arg::Text(id_hash)],
@@ -351,8 +346,7 @@ impl<S: AuthBackend> AuthStore for S {
         client_addr: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut db = self.auth_db().reader().await?;
-        db.conn()
+        self.auth_db()
             .execute(
                 "INSERT INTO login_failures (email, client_addr, at) VALUES ($1, $2, $3)",
                 &[Arg::Text(email), Arg::Text(client_addr), Arg::Time(at)],
@@ -381,8 +375,7 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn clear_login_failures(&self, email: &str) -> Result<()> {
-        let mut db = self.auth_db().reader().await?;
-        db.conn()
+        self.auth_db()
             .execute(
                 "DELETE FROM login_failures WHERE email = $1",
                 &[Arg::Text(email)],
@@ -427,9 +420,8 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn pending_device_codes(&self, now: DateTime<Utc>) -> Result<u64> {
-        let mut db = self.auth_db().reader().await?;
-        let (n,): (i64,) = db
-            .conn()
+        let (n,): (i64,) = self
+            .auth_db()
             .fetch_one(
                 "SELECT COUNT(*) FROM device_codes WHERE status = 'pending' AND expires_at > $1",
                 &[Arg::Time(now)],
@@ -439,9 +431,8 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn device_by_user_code(&self, user_code: &str) -> Result<Option<DeviceRecord>> {
-        let mut db = self.auth_db().reader().await?;
-        let row: Option<DeviceRow> = db
-            .conn()
+        let row: Option<DeviceRow> = self
+            .auth_db()
             .fetch_optional(
                 "SELECT user_code, client_id, scopes, status, expires_at FROM device_codes
                  WHERE user_code = $1",
@@ -699,9 +690,8 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
-        let mut db = self.auth_db().reader().await?;
         let id = uuid::Uuid::new_v4().to_string();
-        db.conn()
+        self.auth_db()
             .execute(
                 "INSERT INTO audit_events (id, at, actor_user_id, action, target_type,
                      target_id, details, client_addr)
