@@ -206,9 +206,10 @@ pub(crate) struct SearchSql {
     pub count_args: Vec<Arg>,
     /// When the page is ordered by relevance (it ranks every match): the
     /// count and the facets as `count` has them, plus the page's ids
-    /// (`k` = 4, `v` the id, `n` its position counted from 1), ranked in
-    /// the same pass over the first `cap + 1` matches; the page is right
-    /// when those are all the matches (the count is at most the cap).
+    /// (`k` = 4, `v` the id, `n` its position on the page, counted from
+    /// 1), ranked in the same pass over the first `cap + 1` matches; the
+    /// page is right when those are all the matches (the count is at most
+    /// the cap).
     /// Takes `args` and the page's `LIMIT`, `OFFSET`.
     pub ranked_count: Option<String>,
     /// One metadata test: `count` dedups only the first `cap + 1` index
@@ -260,16 +261,18 @@ pub(crate) fn statements(
     let limit = request.count_cap + 1;
     let facets = count_and_facets(request);
     // The page ranks every match anyway: the same pass counts them and
-    // finds the page (one statement, one pass over the matches).
+    // finds the page (one statement, one pass over the matches). The page's
+    // rows are numbered after the `LIMIT` (the numbers only order the page):
+    // a top-N sort of the matches, not a full sort for a window over all of
+    // them.
     let ranked_count = compiled.rank.as_ref().map(|(rank, desc)| {
         let ctes = ctes_before(&compiled.ctes);
         let order = format!("score{desc}, id");
         format!(
             "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner, {rank} AS score \
              FROM {from} WHERE {filter} LIMIT {limit}) {facets} UNION ALL \
-             SELECT * FROM (SELECT CAST(4 AS BIGINT) AS k, id AS v, \
-             ROW_NUMBER() OVER (ORDER BY {order}) AS n FROM m ORDER BY {order} \
-             LIMIT ${l} OFFSET ${o}) p",
+             SELECT CAST(4 AS BIGINT) AS k, id AS v, ROW_NUMBER() OVER (ORDER BY {order}) AS n \
+             FROM (SELECT id, score FROM m ORDER BY {order} LIMIT ${l} OFFSET ${o}) p",
             id = compiled.id,
             owner = compiled.owner,
             from = compiled.count_from,
