@@ -21,8 +21,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, SqlitePool};
 
-use super::shared::{Backend, Commit};
 use super::rows::PointerRow;
+use super::shared::{Backend, Commit};
 use super::sql::{args, Conn, Dialect, Marks, StoredFileKey};
 use super::BlobLocation;
 use crate::error::Result;
