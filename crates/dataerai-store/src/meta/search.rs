@@ -7,8 +7,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::rows::{AssetRow, ASSET_COLUMNS};
-use super::shared::{asset, marks, Backend, Commit, ConnOf};
-use super::sql::{Arg, Conn, Dialect};
+use super::shared::{asset, Backend, Commit, ConnOf};
+use super::sql::{insert_rows, Arg, Conn, Dialect, Marks};
 use super::Window;
 use crate::error::Result;
 use crate::search::index::{FieldValue, Indexed};
@@ -50,7 +50,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
     );
     for part in asset_ids.chunks(ASSETS_PER_REINDEX) {
         let ids = || part.iter().map(|id| Arg::from(*id)).collect::<Vec<_>>();
-        let ids_marks = marks(0, part.len());
+        let ids_marks = Marks::of::<C>().list(part.len());
         let sources: Vec<Source> = c
             .fetch_all(
                 &format!(
@@ -127,8 +127,8 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             }
             found.push(Arg::from(id));
         }
-        let found_marks = marks(0, found.len());
-        insert_rows_then(
+        let found_marks = Marks::of::<C>().list(found.len());
+        insert_rows(
             c,
             "asset_search",
             "asset_id, body, size_bytes, owner, created_at, record_type",
@@ -146,7 +146,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             )
             .await?;
         }
-        insert_rows_then(
+        insert_rows(
             c,
             "asset_tags",
             "asset_id, tag, owner, created_at, record_type",
@@ -155,7 +155,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             "",
         )
         .await?;
-        insert_rows_then(
+        insert_rows(
             c,
             "asset_fields",
             "asset_id, path, num, txt, flag, owner, created_at",
@@ -584,61 +584,6 @@ fn qualified(columns: &str) -> String {
         .join(", ")
 }
 
-/// `INSERT INTO {table} ({columns}) VALUES (…), (…), …` of `rows` (each
-/// `width` arguments), as few statements as the placeholder limit allows.
-/// [`insert_rows_then`] without a tail (the benchmark's loaders).
-#[cfg(test)]
-async fn insert_rows<C: Dialect>(
-    c: &mut C,
-    table: &str,
-    columns: &str,
-    width: usize,
-    rows: Vec<Arg>,
-) -> Result<()> {
-    insert_rows_then(c, table, columns, width, rows, "").await
-}
-
-/// Insert `rows` (`width` values each, flattened) into `table` with a few
-/// multi-row statements, each ending with `tail` (an `ON CONFLICT` clause).
-async fn insert_rows_then<C: Dialect>(
-    c: &mut C,
-    table: &str,
-    columns: &str,
-    width: usize,
-    rows: Vec<Arg>,
-    tail: &str,
-) -> Result<()> {
-    // PostgreSQL allows 65,535 placeholders a statement. SQLite allows
-    // 32,766, but binding `$N` placeholders (named ones to SQLite) costs
-    // time quadratic in their number, so its statements stay small.
-    let max_args = match C::FULL_TEXT {
-        crate::search::sql::FullText::Fts5 => 600,
-        crate::search::sql::FullText::TsVector => 30_000,
-    };
-    let per_statement = (max_args / width) * width;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Arg> = rows.by_ref().take(per_statement).collect();
-        let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
-        for r in 0..chunk.len() / width {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for k in 0..width {
-                if k > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", r * width + k + 1));
-            }
-            sql.push(')');
-        }
-        sql.push_str(tail);
-        c.execute(&sql, chunk).await?;
-    }
-    Ok(())
-}
-
 /// The benchmark's fast loader: insert `assets` (new, without content) and
 /// their index rows with a few multi-row `INSERT`s inside the caller's
 /// transaction. The rows are exactly those of the store's own insert path
@@ -716,6 +661,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         &format!("{}, updated_at", super::shared::NEW_ASSET_COLUMNS),
         13,
         rows,
+        "",
     )
     .await?;
     insert_rows(
@@ -724,6 +670,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         "asset_id, collection_id",
         2,
         collections,
+        "",
     )
     .await?;
     insert_rows(
@@ -732,6 +679,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         "asset_id, body, size_bytes, owner, created_at, record_type",
         6,
         search,
+        "",
     )
     .await?;
     insert_rows(
@@ -740,6 +688,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         "asset_id, tag, owner, created_at, record_type",
         5,
         tags,
+        "",
     )
     .await?;
     insert_rows(
@@ -748,6 +697,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         "asset_id, path, num, txt, flag, owner, created_at",
         7,
         fields,
+        "",
     )
     .await?;
     Ok(ids)
@@ -781,6 +731,7 @@ pub(super) async fn bulk_insert_relationships<C: Dialect>(
         "id, from_asset_id, to_asset_id, type, analysis_mode, qualifiers, created_by, created_at",
         8,
         rows,
+        "",
     )
     .await
 }

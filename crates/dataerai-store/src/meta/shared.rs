@@ -38,7 +38,7 @@ use super::rows::{
     PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow,
     ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
 };
-use super::sql::{args, Arg, Conn, Decoded, Dialect, StoredFileKey};
+use super::sql::{args, insert_rows, Arg, Conn, Decoded, Dialect, Marks, StoredFileKey};
 use super::time::now;
 use super::{
     ChunkRecord, CloseReason, ContentRecord, ExpiredUpload, MetadataStore, NewAsset,
@@ -372,7 +372,7 @@ async fn files_of_contents<C: Dialect>(
             &format!(
                 "SELECT content_id, {FILE_COLUMNS} FROM content_files WHERE content_id IN ({})
                  ORDER BY content_id, file_index",
-                marks(0, content_ids.len())
+                Marks::of::<C>().list(content_ids.len())
             ),
             content_ids,
         )
@@ -408,7 +408,7 @@ async fn uploads_by_ids<C: Dialect>(
                     "SELECT u.id, u.asset_id, u.content_id, u.user_id, u.chunk_size, u.status,
                             u.created_at, u.last_active_at, u.closed_reason, a.owner_type, a.owner_id
                      FROM uploads u LEFT JOIN assets a ON a.id = u.asset_id WHERE u.id IN ({})",
-                    marks(0, ids.len())
+                    Marks::of::<C>().list(ids.len())
                 ),
                 id_args(),
             )
@@ -423,7 +423,7 @@ async fn uploads_by_ids<C: Dialect>(
                 &format!(
                     "SELECT upload_id, file_index, chunk_index FROM upload_chunks
                      WHERE upload_id IN ({}) ORDER BY upload_id, file_index, chunk_index",
-                    marks(0, ids.len())
+                    Marks::of::<C>().list(ids.len())
                 ),
                 id_args(),
             )
@@ -682,30 +682,21 @@ pub(super) fn asset_row_args(
     ]
 }
 
-/// The `assets` rows of new assets, a multi-row `INSERT` per
-/// [`ROWS_PER_STATEMENT`] (collection links are [`insert_asset_row`]'s).
+/// The `assets` rows of new assets, in multi-row `INSERT`s ([`insert_rows`];
+/// collection links are [`insert_asset_row`]'s).
 async fn insert_asset_rows<C: Dialect>(c: &mut C, rows: &[NewAssetRow<'_>]) -> Result<()> {
-    for part in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut args = Vec::with_capacity(part.len() * 12);
-        for r in part {
-            args.extend(asset_row_args(
-                &r.id,
-                r.asset,
-                r.allocation_id.clone(),
-                r.at,
-            ));
-        }
-        c.execute(
-            &format!(
-                "INSERT INTO assets ({NEW_ASSET_COLUMNS}, updated_at) VALUES {}",
-                // updated_at: the row's created_at (its twelfth value) again.
-                row_marks(part.len(), 12, |before| format!(", ${}", before + 12))
-            ),
-            args,
-        )
-        .await?;
+    let mut args = Vec::with_capacity(rows.len() * 13);
+    for r in rows {
+        args.extend(asset_row_args(
+            &r.id,
+            r.asset,
+            r.allocation_id.clone(),
+            r.at,
+        ));
+        args.push(Arg::from(r.at)); // updated_at
     }
-    Ok(())
+    let columns = format!("{NEW_ASSET_COLUMNS}, updated_at");
+    insert_rows(c, "assets", &columns, 13, args, "").await
 }
 
 /// The physical location of a complete file of `key.owner` with its size
@@ -1120,97 +1111,73 @@ fn session_rows(
     })
 }
 
-/// `(…), (…)` for `rows` rows of `width` arguments each, each row ending
-/// with `tail` (constants, or a repeated argument as `${n}` of the row).
-fn row_marks(rows: usize, width: usize, tail: impl Fn(usize) -> String) -> String {
-    (0..rows)
-        .map(|r| format!("({}{})", marks(r * width, width), tail(r * width)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The contents, content files and upload rows of planned sessions, a few
-/// multi-row `INSERT`s for the lot (parents first) — one row each for a lone
-/// session.
+/// multi-row `INSERT`s for the lot ([`insert_rows`], parents first) — one
+/// row each for a lone session.
 async fn insert_session_rows<C: Dialect>(c: &mut C, rows: &[SessionRows]) -> Result<()> {
-    for part in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut args = Vec::with_capacity(part.len() * 6);
-        for r in part {
-            args.extend([
-                Arg::from(r.session.content_id.as_str()),
-                Arg::from(r.session.asset_id.as_str()),
-                Arg::from(r.total),
-                Arg::from(r.session.chunk_size),
-                Arg::from(r.session.created_at),
-                Arg::from(r.files.len() as u64),
+    let (mut contents, mut files, mut uploads) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        let s = &r.session;
+        contents.extend(args![
+            &s.content_id,
+            &s.asset_id,
+            r.total,
+            s.chunk_size,
+            s.created_at,
+            r.files.len() as u64,
+            "pending",
+        ]);
+        for ((i, (checksum, pointer)), spec) in (0u32..).zip(&r.files).zip(&r.file_specs) {
+            files.extend(args![
+                &s.content_id,
+                i,
+                &spec.name,
+                spec.size,
+                checksum.clone(),
+                pointer.as_ref().map(|p| p.content_id.clone()),
+                pointer.as_ref().map(|p| p.file_index),
+                pointer.as_ref().map(|p| p.chunk_size),
             ]);
         }
-        c.execute(
-            &format!(
-                "INSERT INTO contents (id, asset_id, total_bytes, chunk_size, created_at, file_count,
-                                       status)
-                 VALUES {}",
-                row_marks(part.len(), 6, |_| ", 'pending'".into())
-            ),
-            args,
-        )
-        .await?;
-        // Eight values a file; a statement's worth of files at a time.
-        let files: Vec<(&SessionRows, u32)> = part
-            .iter()
-            .flat_map(|r| (0u32..).take(r.files.len()).map(move |i| (r, i)))
-            .collect();
-        for some in files.chunks(ROWS_PER_STATEMENT) {
-            let mut args = Vec::with_capacity(some.len() * 8);
-            for (r, i) in some {
-                let (checksum, pointer) = &r.files[*i as usize];
-                let spec = &r.file_specs[*i as usize];
-                args.extend([
-                    Arg::from(r.session.content_id.as_str()),
-                    Arg::from(*i),
-                    Arg::from(spec.name.as_str()),
-                    Arg::from(spec.size),
-                    Arg::from(checksum.clone()),
-                    Arg::from(pointer.as_ref().map(|p| p.content_id.clone())),
-                    Arg::from(pointer.as_ref().map(|p| p.file_index)),
-                    Arg::from(pointer.as_ref().map(|p| p.chunk_size)),
-                ]);
-            }
-            c.execute(
-                &format!(
-                    "INSERT INTO content_files (content_id, file_index, name, size, checksum,
-                                                blob_content_id, blob_file_index, blob_chunk_size)
-                     VALUES {}",
-                    row_marks(some.len(), 8, |_| String::new())
-                ),
-                args,
-            )
-            .await?;
-        }
-        let mut args = Vec::with_capacity(part.len() * 6);
-        for r in part {
-            args.extend([
-                Arg::from(r.session.upload_id.as_str()),
-                Arg::from(r.session.asset_id.as_str()),
-                Arg::from(r.session.content_id.as_str()),
-                Arg::from(r.user_id.as_str()),
-                Arg::from(r.session.chunk_size),
-                Arg::from(r.session.created_at),
-            ]);
-        }
-        c.execute(
-            &format!(
-                "INSERT INTO uploads (id, asset_id, content_id, user_id, chunk_size, created_at,
-                                      last_active_at, status)
-                 VALUES {}",
-                // last_active_at: the row's created_at (its sixth value) again.
-                row_marks(part.len(), 6, |before| format!(", ${}, 'open'", before + 6))
-            ),
-            args,
-        )
-        .await?;
+        uploads.extend(args![
+            &s.upload_id,
+            &s.asset_id,
+            &s.content_id,
+            &r.user_id,
+            s.chunk_size,
+            s.created_at,
+            s.created_at, // last_active_at
+            "open",
+        ]);
     }
-    Ok(())
+    insert_rows(
+        c,
+        "contents",
+        "id, asset_id, total_bytes, chunk_size, created_at, file_count, status",
+        7,
+        contents,
+        "",
+    )
+    .await?;
+    insert_rows(
+        c,
+        "content_files",
+        "content_id, file_index, name, size, checksum, blob_content_id, blob_file_index,
+         blob_chunk_size",
+        8,
+        files,
+        "",
+    )
+    .await?;
+    insert_rows(
+        c,
+        "uploads",
+        "id, asset_id, content_id, user_id, chunk_size, created_at, last_active_at, status",
+        8,
+        uploads,
+        "",
+    )
+    .await
 }
 
 /// An open session's state, its row locked with `lock`; `NotFound` /
@@ -1407,7 +1374,7 @@ async fn finish_small_together<C: Dialect>(
                       LEFT JOIN assets a ON a.id = u.asset_id
                       LEFT JOIN allocations o ON o.owner_type = a.owner_type AND o.owner_id = a.owner_id
                  WHERE u.id IN ({})",
-                marks(0, ids.len())
+                Marks::of::<C>().list(ids.len())
             ),
             ids.iter().map(|id| Arg::from(id.as_str())).collect(),
         )
@@ -1431,7 +1398,7 @@ async fn finish_small_together<C: Dialect>(
             &format!(
                 "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
                  FROM allocations WHERE id IN ({})",
-                marks(0, charged.len())
+                Marks::of::<C>().list(charged.len())
             ),
             charged.iter().map(|id| Arg::from(id.as_str())).collect(),
         )
@@ -1536,42 +1503,40 @@ async fn publish_small_rows<C: Dialect>(
     let completed = now();
     for part in publish.chunks(ROWS_PER_STATEMENT) {
         let n = part.len();
-        let values = (0..n)
-            .map(|i| format!("({}, 0, 0, {})", marks(3 * i, 1), marks(3 * i + 1, 2)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut chunk_args = Vec::with_capacity(3 * n);
+        let mut chunks = Vec::with_capacity(5 * n);
         for (item, _) in part {
-            chunk_args.extend([
-                Arg::from(item.upload_id.as_str()),
-                Arg::from(item.chunk.size),
-                Arg::from(item.chunk.hash.as_str()),
+            chunks.extend(args![
+                &item.upload_id,
+                0u32,
+                0u32,
+                item.chunk.size,
+                &item.chunk.hash
             ]);
         }
-        c.execute(
-            &format!(
-                "INSERT INTO upload_chunks (upload_id, file_index, chunk_index, size, hash)
-                 VALUES {values} ON CONFLICT DO NOTHING"
-            ),
-            chunk_args,
+        insert_rows(
+            c,
+            "upload_chunks",
+            "upload_id, file_index, chunk_index, size, hash",
+            5,
+            chunks,
+            " ON CONFLICT DO NOTHING",
         )
         .await?;
         // One checksum per content: CASE content_id WHEN … THEN … END.
+        let mut marks = Marks::of::<C>();
         let whens = (0..n)
-            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+            .map(|_| format!("WHEN {} THEN {}", marks.one(), marks.one()))
             .collect::<Vec<_>>()
             .join(" ");
-        let content_marks = (0..n)
-            .map(|i| format!("${}", 2 * i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut sum_args = Vec::with_capacity(2 * n);
+        let content_marks = marks.list(n);
+        let mut sum_args = Vec::with_capacity(3 * n);
         for (item, row) in part {
-            sum_args.extend([
-                Arg::from(row.content_id.as_str()),
-                Arg::from(format!("blake3:{}", item.chunk.hash)),
+            sum_args.extend(args![
+                &row.content_id,
+                format!("blake3:{}", item.chunk.hash)
             ]);
         }
+        sum_args.extend(part.iter().map(|(_, row)| Arg::from(&row.content_id)));
         c.execute(
             &format!(
                 "UPDATE content_files SET checksum = CASE content_id {whens} END
@@ -1580,15 +1545,18 @@ async fn publish_small_rows<C: Dialect>(
             sum_args,
         )
         .await?;
+        // The completion time, then the ids.
         let with_time = |ids: Vec<&str>| {
             let mut a = vec![Arg::from(completed)];
             a.extend(ids.into_iter().map(Arg::from));
             a
         };
+        let mut marks = Marks::of::<C>();
         c.execute(
             &format!(
-                "UPDATE contents SET status = 'complete', completed_at = $1 WHERE id IN ({})",
-                marks(1, n)
+                "UPDATE contents SET status = 'complete', completed_at = {} WHERE id IN ({})",
+                marks.one(),
+                marks.list(n)
             ),
             with_time(part.iter().map(|(_, r)| r.content_id.as_str()).collect()),
         )
@@ -1596,7 +1564,7 @@ async fn publish_small_rows<C: Dialect>(
         c.execute(
             &format!(
                 "UPDATE uploads SET status = 'complete' WHERE id IN ({})",
-                marks(0, n)
+                Marks::of::<C>().list(n)
             ),
             part.iter().map(|(_, r)| Arg::from(r.id.as_str())).collect(),
         )
@@ -1604,10 +1572,12 @@ async fn publish_small_rows<C: Dialect>(
         let mut assets: Vec<&str> = part.iter().map(|(_, r)| r.asset_id.as_str()).collect();
         assets.sort_unstable();
         assets.dedup();
+        let mut marks = Marks::of::<C>();
         c.execute(
             &format!(
-                "UPDATE assets SET updated_at = $1 WHERE id IN ({})",
-                marks(1, assets.len())
+                "UPDATE assets SET updated_at = {} WHERE id IN ({})",
+                marks.one(),
+                marks.list(assets.len())
             ),
             with_time(assets.clone()),
         )
@@ -1631,7 +1601,7 @@ async fn contents_by_ids<'a, C: Dialect>(
             .fetch_all(
                 &format!(
                     "SELECT {CONTENT_COLUMNS} FROM contents WHERE id IN ({})",
-                    marks(0, part.len())
+                    Marks::of::<C>().list(part.len())
                 ),
                 id_args(),
             )

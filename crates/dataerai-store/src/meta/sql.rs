@@ -158,6 +158,11 @@ pub(crate) trait Dialect: Conn {
     const CREATION_ORDER: &'static str;
     /// How this database indexes and matches full text.
     const FULL_TEXT: crate::search::sql::FullText;
+    /// Whether a statement built with [`Marks`] numbers its placeholders
+    /// (`$1, $2, …`, PostgreSQL) or writes plain `?`s (SQLite, below).
+    const NUMBERED_MARKS: bool = true;
+    /// Most arguments of one multi-row statement ([`insert_rows`]).
+    const MAX_ARGS: usize = 30_000;
 
     /// Of `candidates` (sorted, no duplicates), the content ids whose blobs
     /// no live (non-aborted) content file uses any more, as its own chunks
@@ -179,6 +184,76 @@ pub(crate) trait Dialect: Conn {
         }
         Ok(out)
     }
+}
+
+/// The placeholders of a statement whose arguments are bound in the order
+/// its placeholders appear, each once: `$1, $2, …` on PostgreSQL, `?` on
+/// SQLite. SQLite looks a named placeholder up by walking the statement's
+/// list of names, when it prepares the statement and again when each
+/// argument is bound, so a statement of n `$n`s costs n² steps; a plain `?`
+/// is found by its position. The batch statements carry hundreds of
+/// arguments (docs/performance.md, "Small files").
+pub(crate) struct Marks {
+    numbered: bool,
+    given: usize,
+}
+
+impl Marks {
+    /// The placeholders of one statement on `C`'s database.
+    pub fn of<C: Dialect>() -> Marks {
+        Marks {
+            numbered: C::NUMBERED_MARKS,
+            given: 0,
+        }
+    }
+
+    /// The next placeholder.
+    pub fn one(&mut self) -> String {
+        self.given += 1;
+        if self.numbered {
+            format!("${}", self.given)
+        } else {
+            "?".to_string()
+        }
+    }
+
+    /// The next `n` placeholders, comma-separated.
+    pub fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.one()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `(…), (…), …`: `rows` rows of the next `width` placeholders each.
+    pub fn rows(&mut self, rows: usize, width: usize) -> String {
+        (0..rows)
+            .map(|_| format!("({})", self.list(width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Insert `rows` (`width` values each, flattened) into `table` in as few
+/// multi-row statements as [`Dialect::MAX_ARGS`] allows, each ending with
+/// `tail` (an `ON CONFLICT` clause, or nothing).
+pub(crate) async fn insert_rows<C: Dialect>(
+    c: &mut C,
+    table: &str,
+    columns: &str,
+    width: usize,
+    rows: Vec<Arg>,
+    tail: &str,
+) -> Result<()> {
+    let per_statement = (C::MAX_ARGS / width) * width;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Arg> = rows.by_ref().take(per_statement).collect();
+        let values = Marks::of::<C>().rows(chunk.len() / width, width);
+        c.execute(
+            &format!("INSERT INTO {table} ({columns}) VALUES {values}{tail}"),
+            chunk,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What the dedup lookup ([`Dialect::stored_files`]) looks for: a complete
@@ -259,5 +334,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((a.as_str(), b, c.as_str()), ("x", 42, "xx"));
+    }
+
+    /// Statements built with `Marks` bind in order on both kinds of
+    /// placeholders: rows inserted across several statements
+    /// (more than `MAX_ARGS` arguments) come back as given.
+    #[tokio::test]
+    async fn rows_inserted_with_marks_come_back_as_given() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let c = &mut *conn;
+        assert_eq!(Marks::of::<SqliteConnection>().rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(Marks::of::<PgConnection>().rows(2, 2), "($1, $2), ($3, $4)");
+        c.execute("CREATE TABLE t (n INTEGER, s TEXT, x INTEGER)", vec![])
+            .await
+            .unwrap();
+        let n = <SqliteConnection as Dialect>::MAX_ARGS / 3 + 7;
+        let mut rows = Vec::new();
+        for i in 0..n {
+            rows.extend(args![i as u64, format!("s{i}"), Option::<u64>::None]);
+        }
+        insert_rows(c, "t", "n, s, x", 3, rows, "").await.unwrap();
+        let back: Vec<(i64, String, Option<i64>)> = c
+            .fetch_all("SELECT n, s, x FROM t ORDER BY rowid", vec![])
+            .await
+            .unwrap();
+        assert_eq!(back.len(), n);
+        for (i, (k, s, x)) in back.into_iter().enumerate() {
+            assert_eq!((k, s, x), (i as i64, format!("s{i}"), None));
+        }
     }
 }

@@ -21,10 +21,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, SqlitePool};
 
+use super::rows::PointerRow;
 use super::shared::{Backend, Commit};
-use super::sql::{args, Conn, Dialect};
+use super::sql::{args, Conn, Dialect, Marks, StoredFileKey};
+use super::BlobLocation;
 use crate::error::Result;
 use crate::search::sql::FullText;
+
+/// Files per statement of [`Dialect::stored_files`] (five arguments each).
+const DEDUP_KEYS_PER_SELECT: usize = 500;
 
 /// The SQLite metadata store.
 #[derive(Clone)]
@@ -136,6 +141,10 @@ impl Dialect for SqliteConnection {
     const FOR_SHARE: &'static str = "";
     const CREATION_ORDER: &'static str = "rowid";
     const FULL_TEXT: FullText = FullText::Fts5;
+    const NUMBERED_MARKS: bool = false;
+    /// SQLite takes up to 32,766; a connection keeps its recent statements
+    /// prepared, and a prepared statement grows with its rows.
+    const MAX_ARGS: usize = 4_000;
 
     async fn unreferenced(&mut self, candidates: Vec<String>) -> Result<Vec<String>> {
         let mut out = Vec::new();
@@ -151,6 +160,54 @@ impl Dialect for SqliteConnection {
                 .await?;
             if !used {
                 out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One statement per [`DEDUP_KEYS_PER_SELECT`] files, not one per file:
+    /// the lookup of `shared::find_stored_file` as a subquery per listed
+    /// file, which finds the first matching file row (by rowid) or `NULL`.
+    async fn stored_files(
+        &mut self,
+        wanted: &[StoredFileKey],
+    ) -> Result<Vec<Option<BlobLocation>>> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for part in wanted.chunks(DEDUP_KEYS_PER_SELECT) {
+            let mut args = Vec::with_capacity(5 * part.len());
+            for (n, key) in (0u64..).zip(part) {
+                args.extend(args![
+                    n,
+                    &key.checksum,
+                    key.size,
+                    key.owner_type,
+                    &key.owner_id
+                ]);
+            }
+            let wanted = Marks::of::<Self>().rows(part.len(), 5);
+            let rows: Vec<PointerRow> = self
+                .fetch_all(
+                    &format!(
+                        "WITH w(n, checksum, size, owner_type, owner_id) AS (VALUES {wanted})
+                         SELECT COALESCE(f.blob_content_id, f.content_id) AS blob_content_id,
+                                COALESCE(f.blob_file_index, f.file_index) AS blob_file_index,
+                                COALESCE(f.blob_chunk_size, c.chunk_size) AS blob_chunk_size
+                         FROM w LEFT JOIN content_files f ON f.rowid = (
+                                  SELECT g.rowid FROM content_files g
+                                       JOIN contents d ON d.id = g.content_id
+                                       JOIN assets a ON a.id = d.asset_id
+                                  WHERE g.checksum = w.checksum AND g.size = w.size
+                                    AND d.status = 'complete'
+                                    AND a.owner_type = w.owner_type AND a.owner_id = w.owner_id
+                                  LIMIT 1)
+                              LEFT JOIN contents c ON c.id = f.content_id
+                         ORDER BY w.n"
+                    ),
+                    args,
+                )
+                .await?;
+            for row in &rows {
+                out.push(row.pointer()?);
             }
         }
         Ok(out)
@@ -409,6 +466,71 @@ mod tests {
         assert!(matches!(done[0], Err(StoreError::QuotaExceeded { .. })));
         assert!(matches!(done[1], Err(StoreError::NotFound(_))));
         assert!(matches!(done[2], Err(StoreError::QuotaExceeded { .. })));
+    }
+
+    /// The batched dedup lookup answers, in the order asked, what the lookup
+    /// of one file answers for each (hits, a pointer's own location, misses
+    /// by size, checksum and owner), across statements of
+    /// [`DEDUP_KEYS_PER_SELECT`] files.
+    #[tokio::test]
+    async fn dedup_lookups_together_answer_as_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).await.unwrap();
+        let u = s.create_user("a@x.org", 1 << 30).await.unwrap();
+        let other = s.create_user("b@x.org", 1 << 30).await.unwrap();
+        let first = s.create_asset(asset(&u.user_id)).await.unwrap();
+        let spec = |size, sum: &str| dataerai_proto::api::UploadFileSpec {
+            name: "f".into(),
+            size,
+            checksum: Some(sum.into()),
+        };
+        let up = s
+            .create_upload(&first.asset_id, &u.user_id, 100, &[spec(10, "blake3:aa")])
+            .await
+            .unwrap();
+        let stored = s
+            .complete_upload(&up.upload_id, &["blake3:aa".into()])
+            .await
+            .unwrap()
+            .content_id;
+        // A second version of the same bytes: a pointer to the first.
+        let up = s
+            .create_upload(&first.asset_id, &u.user_id, 100, &[spec(10, "blake3:aa")])
+            .await
+            .unwrap();
+        assert!(up.files[0].deduplicated);
+        s.complete_upload(&up.upload_id, &["blake3:aa".into()])
+            .await
+            .unwrap();
+        let key = |owner: &str, size, sum: &str| StoredFileKey {
+            owner_type: dataerai_proto::api::OwnerType::User,
+            owner_id: owner.into(),
+            size,
+            checksum: sum.into(),
+        };
+        let mut wanted = vec![
+            key(&u.user_id, 10, "blake3:aa"),
+            key(&u.user_id, 11, "blake3:aa"),
+            key(&u.user_id, 10, "blake3:bb"),
+            key(&other.user_id, 10, "blake3:aa"),
+        ];
+        for i in 0..DEDUP_KEYS_PER_SELECT {
+            wanted.push(key(&u.user_id, 10, &format!("blake3:{i}")));
+        }
+        wanted.push(key(&u.user_id, 10, "blake3:aa"));
+        let mut conn = s.pool.acquire().await.unwrap();
+        let together = conn.stored_files(&wanted).await.unwrap();
+        assert_eq!(together.len(), wanted.len());
+        for (k, got) in wanted.iter().zip(&together) {
+            let alone = super::super::shared::find_stored_file(&mut *conn, k)
+                .await
+                .unwrap();
+            assert_eq!(got, &alone, "{} {}", k.checksum, k.size);
+        }
+        for hit in [&together[0], together.last().unwrap()] {
+            assert_eq!(hit.as_ref().unwrap().content_id, stored);
+        }
+        assert!(together[1..wanted.len() - 1].iter().all(Option::is_none));
     }
 
     /// Times are stored as fixed-width RFC 3339 UTC text (see `meta::time`).
