@@ -1032,6 +1032,7 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
     let existing = asset_of(s, &u.user_id, Some("taken")).await;
     let item = |target, size| NewUpload {
+        content_id: None,
         target,
         user_id: u.user_id.clone(),
         chunk_size: 64,
@@ -1122,6 +1123,7 @@ pub async fn concurrent_batches_keep_quota_and_never_deadlock(s: &dyn MetadataSt
     let user = u.user_id.as_str();
     let existing = asset_of(s, user, None).await;
     let item = |target| NewUpload {
+        content_id: None,
         target,
         user_id: u.user_id.clone(),
         chunk_size: 64,
@@ -1217,6 +1219,7 @@ pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
     let user = u.user_id.as_str();
     let other = s.create_user("b@x.org", 100).await.unwrap();
     let item = |owner: &str, size| NewUpload {
+        content_id: None,
         target: UploadTarget::NewAsset(new_asset(owner, None)),
         user_id: owner.to_string(),
         chunk_size: 64,
@@ -1269,6 +1272,7 @@ pub async fn a_batch_dedups_each_file_as_a_lone_session_would(s: &dyn MetadataSt
     let sum = "blake3:aa";
     publish(s, &kept.asset_id, user, 120, sum).await;
     let item = |owner: &str, target, files: Vec<UploadFileSpec>| NewUpload {
+        content_id: None,
         target,
         user_id: owner.to_string(),
         chunk_size: 100,
