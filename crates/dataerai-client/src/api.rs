@@ -474,8 +474,7 @@ impl ApiClient {
         request: &SingleUpload,
         file: bytes::Bytes,
     ) -> Result<SingleUploaded> {
-        let text =
-            serde_json::to_string(request).map_err(|e| ApiError::internal(e.to_string()))?;
+        let text = serde_json::to_string(request).map_err(|e| ApiError::internal(e.to_string()))?;
         let form = reqwest::multipart::Form::new()
             .text("manifest", text)
             .part("file", reqwest::multipart::Part::stream(file));

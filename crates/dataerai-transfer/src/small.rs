@@ -246,8 +246,9 @@ impl SingleDone {
     pub fn new_transfer(&self, batch_id: Option<String>) -> Result<NewTransfer, ApiError> {
         let mut t = self.spec.new_transfer(batch_id)?;
         t.spec[SINGLE_START] = serde_json::json!(self.start_id);
-        t.completed =
-            Some(serde_json::to_value(&self.result).map_err(|e| ApiError::internal(e.to_string()))?);
+        t.completed = Some(
+            serde_json::to_value(&self.result).map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         Ok(t)
     }
 }
@@ -367,7 +368,11 @@ fn single_result(answer: &SingleUploaded) -> UploadResult {
         total_bytes: v.total_bytes,
         chunk_count: 1,
         file_count: v.files.len() as u64,
-        bytes_sent: if answer.deduplicated { 0 } else { v.total_bytes },
+        bytes_sent: if answer.deduplicated {
+            0
+        } else {
+            v.total_bytes
+        },
         files: v
             .files
             .iter()

@@ -584,7 +584,11 @@ pub async fn single_upload(
         Some(field) if field.name() == Some("file") => {
             field.bytes().await.map_err(multipart_error)?
         }
-        _ => return Err(AppError::invalid("after the manifest, the part must be the `file`")),
+        _ => {
+            return Err(AppError::invalid(
+                "after the manifest, the part must be the `file`",
+            ))
+        }
     };
     if parts.next_field().await.map_err(multipart_error)?.is_some() {
         return Err(AppError::invalid("a single upload has one `file` part"));
@@ -679,8 +683,14 @@ pub async fn get_single_upload(
     axum::extract::Path(key): axum::extract::Path<String>,
 ) -> AppResult<Json<SingleUploaded>> {
     check_key(&key)?;
-    match state.meta.single_upload_by_key(&caller.user_id, &key).await? {
+    match state
+        .meta
+        .single_upload_by_key(&caller.user_id, &key)
+        .await?
+    {
         Some(done) => Ok(Json(answer(done))),
-        None => Err(AppError::not_found(format!("single upload with key {key:?}"))),
+        None => Err(AppError::not_found(format!(
+            "single upload with key {key:?}"
+        ))),
     }
 }

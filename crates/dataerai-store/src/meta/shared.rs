@@ -298,7 +298,10 @@ async fn content_where<C: Dialect>(
     }
 }
 
-pub(super) async fn content_by_id<C: Dialect>(c: &mut C, content_id: &str) -> Result<Option<ContentRecord>> {
+pub(super) async fn content_by_id<C: Dialect>(
+    c: &mut C,
+    content_id: &str,
+) -> Result<Option<ContentRecord>> {
     content_where(c, "WHERE id = $1", content_id).await
 }
 
@@ -841,7 +844,10 @@ const SESSION_ALLOCATIONS: &str = "uploads u JOIN assets a ON a.id = u.asset_id
 /// batch then checks quotas and file limits against the allocations as it
 /// leaves them, exact until it commits; two concurrent batches over one
 /// allocation run one after the other.
-pub(super) async fn lock_for_new_sessions<C: Dialect>(c: &mut C, items: &[NewUpload]) -> Result<()> {
+pub(super) async fn lock_for_new_sessions<C: Dialect>(
+    c: &mut C,
+    items: &[NewUpload],
+) -> Result<()> {
     if !locks_rows::<C>() {
         return Ok(());
     }
@@ -1364,7 +1370,10 @@ async fn publish_locked<C: Dialect>(
 /// Record the lone chunk of a small session and complete it: one item of
 /// [`MetadataStore::finish_small`]. The allocations and the session are
 /// locked first (lock order), once for both steps.
-pub(super) async fn finish_small_item<C: Dialect>(c: &mut C, item: &SmallFinish) -> Result<ContentVersion> {
+pub(super) async fn finish_small_item<C: Dialect>(
+    c: &mut C,
+    item: &SmallFinish,
+) -> Result<ContentVersion> {
     let upload_id = item.upload_id.as_str();
     let (asset_id, charged) = lock_upload_allocations(c, upload_id).await?;
     let open = open_upload(c, upload_id, C::FOR_UPDATE).await?;
@@ -2496,7 +2505,9 @@ impl<B: Backend> MetadataStore for B {
         &self,
         item: super::SingleUploadItem,
     ) -> Result<super::SingleUploadDone> {
-        in_write!(self, |c| super::single_upload::single_upload_in::<Self>(c, &item))
+        in_write!(self, |c| super::single_upload::single_upload_in::<Self>(
+            c, &item
+        ))
     }
 
     async fn single_upload_by_key(

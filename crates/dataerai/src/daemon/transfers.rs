@@ -417,7 +417,9 @@ async fn settle_single_uploads(st: &DaemonState) -> bool {
     let mut settled = true;
     for (start_id, local_path) in pending {
         let found = match st.service.client() {
-            Ok(client) => dataerai_transfer::small::settle_single(&client, &start_id, &local_path).await,
+            Ok(client) => {
+                dataerai_transfer::small::settle_single(&client, &start_id, &local_path).await
+            }
             Err(e) => Err(e),
         };
         let journaled = match found {
