@@ -653,8 +653,10 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         },
         "/api/v1/uploads/single/{key}" => {
             let key = fresh_name("key");
-            let own = ctx.own_assets.iter().find(|a| a.0 == who);
-            if let (Some(token), Some((_, asset))) = (ctx.token(who), own) {
+            // A read-only token reads what its user (the member) made.
+            let maker = if who == Who::ReadToken { Who::Member } else { who };
+            let own = ctx.own_assets.iter().find(|a| a.0 == maker);
+            if let (Some(token), Some((_, asset))) = (ctx.token(maker), own) {
                 // Made by the caller first (refused for a token that no longer works).
                 let form = reqwest::multipart::Form::new()
                     .text("manifest", single_manifest(&key, asset).to_string())
