@@ -654,7 +654,11 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
         "/api/v1/uploads/single/{key}" => {
             let key = fresh_name("key");
             // A read-only token reads what its user (the member) made.
-            let maker = if who == Who::ReadToken { Who::Member } else { who };
+            let maker = if who == Who::ReadToken {
+                Who::Member
+            } else {
+                who
+            };
             let own = ctx.own_assets.iter().find(|a| a.0 == maker);
             if let (Some(token), Some((_, asset))) = (ctx.token(maker), own) {
                 // Made by the caller first (refused for a token that no longer works).
