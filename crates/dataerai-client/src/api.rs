@@ -20,8 +20,8 @@ use std::time::Duration;
 use dataerai_proto::api::{
     AddMember, Asset, BatchAnswer, ChunkAck, CompleteUpload, ContentVersion, CreateAsset,
     CreateProject, CreateRelationship, CreateUpload, CreateUploadBatch, FinishManifest, Lineage,
-    Me, Member, Page, Project, Relationship, SearchQuery, SearchResults, UpdateAsset,
-    UploadSession,
+    Me, Member, Page, Project, Relationship, SearchQuery, SearchResults, SingleUpload,
+    SingleUploaded, UpdateAsset, UploadSession,
 };
 use dataerai_proto::{ApiError, ErrorBody, ErrorCode, API_PREFIX, CHUNK_HASH_HEADER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -464,6 +464,31 @@ impl ApiClient {
                 .multipart(form),
         )
         .await
+    }
+
+    /// One small file in one request (`POST /uploads/single`): its asset or
+    /// new version, bytes and published version; `key` names the upload so a
+    /// retry finds it instead of making another.
+    pub async fn single_upload(
+        &self,
+        request: &SingleUpload,
+        file: bytes::Bytes,
+    ) -> Result<SingleUploaded> {
+        let text = serde_json::to_string(request).map_err(|e| ApiError::internal(e.to_string()))?;
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", text)
+            .part("file", reqwest::multipart::Part::stream(file));
+        self.json(
+            self.request(Method::POST, "/uploads/single")
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// The upload [`single_upload`](Self::single_upload) made with `key`
+    /// (`ERR_NOT_FOUND`: none).
+    pub async fn get_single_upload(&self, key: &str) -> Result<SingleUploaded> {
+        self.get(&format!("/uploads/single/{}", seg(key))).await
     }
 
     pub async fn get_upload(&self, upload_id: &str) -> Result<UploadSession> {

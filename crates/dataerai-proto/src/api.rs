@@ -644,6 +644,41 @@ pub struct FinishItem {
     pub checksum: String,
 }
 
+/// `POST /api/v1/uploads/single` is `multipart/form-data`: first a part named
+/// `manifest` holding this JSON, then one part named `file` holding the file's
+/// bytes (at most [`MAX_SMALL_FILE`]). One request and one metadata
+/// transaction do what `POST /uploads/batch` and `POST /uploads/finish` do for
+/// one file: the asset (or a new version of `asset_id`), the session, the
+/// bytes (checked against `upload.files[0].checksum`, stored durably first)
+/// and the published version. `key` is the caller's id for this upload (the
+/// daemon's journaled start id): a request with a key the caller used before
+/// creates nothing and answers what the first one made, and
+/// `GET /api/v1/uploads/single/{key}` tells whether it was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SingleUpload {
+    /// 1 to 200 printable characters, unique per caller.
+    pub key: String,
+    /// Exactly one of `asset` and `asset_id`; `upload.files` holds one file
+    /// with its checksum, of one chunk.
+    #[serde(flatten)]
+    pub item: UploadBatchItem,
+}
+
+/// The answer to `POST /api/v1/uploads/single` (and
+/// `GET /api/v1/uploads/single/{key}`): the session the upload ran in and
+/// the version it published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SingleUploaded {
+    pub upload_id: String,
+    pub version: ContentVersion,
+    /// The server held these bytes already (nothing new was stored).
+    pub deduplicated: bool,
+    /// `key` was used before: this is what the first request made.
+    pub repeated: bool,
+}
+
 // ---------------------------------------------------------------- relationships
 
 /// `POST /api/v1/assets/{from_asset_id}/relationships`

@@ -201,6 +201,9 @@ const TABLE: &[(&str, Variants)] = &[
     // what is checked (see `send`).
     ("POST /api/v1/uploads/batch", ASSET_WRITE),
     ("POST /api/v1/uploads/finish", UPLOAD_OPENER),
+    ("POST /api/v1/uploads/single", ASSET_WRITE),
+    // The caller's own key: each user reads the upload they made.
+    ("GET /api/v1/uploads/single/{key}", ANY_USER),
     ("DELETE /api/v1/uploads/{upload_id}", UPLOAD_ABORT),
     (
         "PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
@@ -379,6 +382,13 @@ async fn new_project_asset(ctx: &Ctx, title: &str) -> String {
 }
 
 /// A fresh upload session opened by the member on the project asset.
+/// The manifest of `POST /api/v1/uploads/single`: [`FILE`] as a new
+/// version of `asset`, under `key`.
+fn single_manifest(key: &str, asset: &str) -> Value {
+    json!({"key": key, "asset_id": asset, "upload": {"chunk_size": 1024, "files": [
+        {"name": "x.bin", "size": FILE.len(), "checksum": format!("blake3:{}", hex_blake3(FILE))}]}})
+}
+
 async fn member_upload(ctx: &Ctx) -> String {
     let files = json!([{"name": "f.bin", "size": FILE.len()}]);
     let member = ctx.api(Who::Member);
@@ -636,6 +646,31 @@ async fn prepare(ctx: &Ctx, op: &str, variant: &str, who: Who) -> Req {
                 multipart: Some((manifest, FILE.to_vec())),
                 ..req(method, template.into())
             }
+        }
+        "/api/v1/uploads/single" => Req {
+            multipart: Some((single_manifest(&fresh_name("key"), &asset), FILE.to_vec())),
+            ..req(method, template.into())
+        },
+        "/api/v1/uploads/single/{key}" => {
+            let key = fresh_name("key");
+            // A read-only token reads what its user (the member) made.
+            let maker = if who == Who::ReadToken {
+                Who::Member
+            } else {
+                who
+            };
+            let own = ctx.own_assets.iter().find(|a| a.0 == maker);
+            if let (Some(token), Some((_, asset))) = (ctx.token(maker), own) {
+                // Made by the caller first (refused for a token that no longer works).
+                let form = reqwest::multipart::Form::new()
+                    .text("manifest", single_manifest(&key, asset).to_string())
+                    .part("file", reqwest::multipart::Part::bytes(FILE.to_vec()));
+                let api = ctx.server.api(token);
+                let url = api.url("/api/v1/uploads/single");
+                let made = api.client.post(url).bearer_auth(token).multipart(form);
+                made.send().await.unwrap();
+            }
+            req(method, format!("/api/v1/uploads/single/{key}"))
         }
         "/api/v1/uploads/{upload_id}" => req(
             method,

@@ -64,6 +64,7 @@ async fn every_page_of_a_large_collection_is_reachable() {
             .asset_id;
         let items = (1..N)
             .map(|i| NewUpload {
+                content_id: None,
                 target: UploadTarget::NewAsset(asset(format!("scan {i:05}"))),
                 user_id: user_id.clone(),
                 chunk_size: 1 << 20,

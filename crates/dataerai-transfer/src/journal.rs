@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_transfers.sql"),
     include_str!("../migrations/0002_idempotency_keys.sql"),
     include_str!("../migrations/0003_upload_starts.sql"),
+    include_str!("../migrations/0004_single_uploads.sql"),
 ];
 
 /// A transfer's `state`: the strings of the IPC contract (`docs/ipc.md`),
@@ -220,21 +221,32 @@ pub struct NewTransfer {
     pub file_count: u64,
     pub batch_id: Option<String>,
     pub spec: Value,
+    /// The `result` of a transfer that finished while it was prepared (a
+    /// lone small upload, sent in one request): journaled `completed`.
+    pub completed: Option<Value>,
 }
 
 impl TransferRecord {
     /// A new transfer of `owner`: a fresh id, `queued`, nothing done yet.
     pub fn new(owner: &str, t: NewTransfer) -> TransferRecord {
         let now = Utc::now();
+        let transfer_id = uuid::Uuid::new_v4().to_string();
+        let (state, bytes_done, result) = match t.completed {
+            Some(mut result) => {
+                result["transfer_id"] = json!(transfer_id);
+                (TransferState::Completed, t.bytes_total, Some(result))
+            }
+            None => (TransferState::Queued, 0, None),
+        };
         TransferRecord {
-            transfer_id: uuid::Uuid::new_v4().to_string(),
+            transfer_id,
             owner: owner.to_string(),
             kind: t.kind,
-            state: TransferState::Queued,
+            state,
             asset_id: t.asset_id,
             content_id: t.content_id,
             local_path: t.local_path,
-            bytes_done: 0,
+            bytes_done,
             bytes_total: t.bytes_total,
             chunk_count: t.chunk_count,
             file_count: t.file_count,
@@ -242,7 +254,7 @@ impl TransferRecord {
             updated_at: now,
             attempt: 0,
             last_error: None,
-            result: None,
+            result,
             error: None,
             batch_id: t.batch_id,
             spec: t.spec,
@@ -481,6 +493,49 @@ impl Journal {
         .await
     }
 
+    /// Note that `owner` is about to send the lone small file at `local_path`
+    /// in one request keyed `start_id` (see `small::upload_single`), into
+    /// `asset_id` when that exists already, else a new asset.
+    pub async fn begin_single_upload(
+        &self,
+        owner: &str,
+        start_id: &str,
+        asset_id: Option<&str>,
+        local_path: &str,
+    ) -> Result<(), ApiError> {
+        self.execute(
+            sqlx::query(
+                "INSERT INTO upload_starts
+                   (start_id, owner, asset_id, created_asset, single_path, created_at)
+                 VALUES (?,?,?,?,?,?)",
+            )
+            .bind(start_id)
+            .bind(owner)
+            .bind(asset_id)
+            .bind(asset_id.is_none())
+            .bind(local_path)
+            .bind(ts(Utc::now())),
+        )
+        .await
+    }
+
+    /// The abandoned single uploads of `owner` (`(start_id, local_path)`),
+    /// oldest first: the server may or may not have made them.
+    pub async fn abandoned_single_uploads(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let q = sqlx::query(
+            "SELECT start_id, single_path FROM upload_starts
+             WHERE owner = ? AND abandoned = 1 AND single_path IS NOT NULL ORDER BY created_at",
+        );
+        let rows = self.rows(q.bind(owner)).await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("start_id"), r.get("single_path")))
+            .collect())
+    }
+
     /// Journal the clean-up of an upload that was given up after it started
     /// (cancelled) and whose clean-up could not reach the server.
     pub async fn add_abandoned_upload_start(
@@ -588,7 +643,7 @@ impl Journal {
     pub async fn abandoned_upload_starts(&self, owner: &str) -> Result<Vec<UploadStart>, ApiError> {
         let q = sqlx::query(
             "SELECT start_id, asset_id, created_asset, upload_id FROM upload_starts
-             WHERE owner = ? AND abandoned = 1 ORDER BY created_at",
+             WHERE owner = ? AND abandoned = 1 AND single_path IS NULL ORDER BY created_at",
         );
         let rows = self.rows(q.bind(owner)).await?;
         Ok(rows
@@ -798,6 +853,10 @@ impl Journal {
     }
 }
 
+/// The key of a single upload's spec naming its start row (and its key on
+/// the server), which journaling the transfer drops.
+pub const SINGLE_START: &str = "single_start_id";
+
 /// Insert transfer rows on `conn` in one statement, and drop the start rows
 /// of their uploads (at most [`ROWS_PER_STATEMENT`]).
 async fn insert_in(conn: &mut SqliteConnection, rs: &[TransferRecord]) -> Result<(), sqlx::Error> {
@@ -811,6 +870,20 @@ async fn insert_in(conn: &mut SqliteConnection, rs: &[TransferRecord]) -> Result
         let mut each = q.separated(",");
         for upload_id in sessions {
             each.push_bind(upload_id);
+        }
+        q.push(")");
+        q.build().execute(&mut *conn).await?;
+    }
+    // Single uploads name their start row (their key) in the spec.
+    let singles: Vec<&str> = rs
+        .iter()
+        .filter_map(|r| r.spec.get(SINGLE_START).and_then(Value::as_str))
+        .collect();
+    if !singles.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM upload_starts WHERE start_id IN (");
+        let mut each = q.separated(",");
+        for start_id in singles {
+            each.push_bind(start_id);
         }
         q.push(")");
         q.build().execute(&mut *conn).await?;
@@ -988,6 +1061,7 @@ mod tests {
                 file_count: 1,
                 batch_id: None,
                 spec: json!({"k": 1}),
+                completed: None,
             },
         );
         r.transfer_id = id.into();

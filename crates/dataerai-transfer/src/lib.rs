@@ -525,6 +525,7 @@ pub trait Plan: serde::Serialize {
             file_count: self.file_count(),
             batch_id,
             spec: serde_json::to_value(self).map_err(|e| ApiError::internal(e.to_string()))?,
+            completed: None,
         })
     }
 }

@@ -5,17 +5,32 @@
 //! files instead of two each). Uploads still run, retry, pause and fail one by
 //! one: each gets its own answer, and a request that fails as a whole fails
 //! every item in it with the same (maybe retryable) error.
+//!
+//! A lone `upload()` of a small file goes further: [`upload_single`] sends
+//! the asset, the session, the bytes and the completion as one
+//! `POST /uploads/single` (one request and one server transaction), keyed by
+//! its journaled start id. `upload_many` keeps the batches: they already
+//! share one request and one transaction among up to 64 files.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dataerai_proto::api::{
-    ContentVersion, FinishItem, FinishManifest, MAX_BATCH_ITEMS, MAX_SMALL_FILE,
+    ContentVersion, CreateUpload, FinishItem, FinishManifest, SingleUpload, SingleUploaded,
+    UploadBatchItem, UploadFileSpec, MAX_BATCH_ITEMS, MAX_SMALL_FILE,
 };
-use dataerai_proto::ApiError;
+use dataerai_proto::digest;
+use dataerai_proto::{ApiError, ErrorCode};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use dataerai_client::ApiClient;
+
+use crate::journal::{NewTransfer, TransferKind, SINGLE_START};
+use crate::scan::LocalFile;
+use crate::upload::{
+    SpecFile, StartLog, UploadRequest, UploadResult, UploadSpec, UploadTarget, UploadedFile,
+};
+use crate::Plan;
 
 /// Most file bytes in one request (the server takes up to `MAX_FINISH_BYTES`).
 const BATCH_BYTES: usize = 16 * 1024 * 1024;
@@ -201,4 +216,203 @@ impl Finisher {
             }
         }
     }
+}
+
+/// Whether `req` is a lone small file that [`upload_single`] sends in one
+/// request: one file of at most [`MAX_SMALL_FILE`] bytes, in one chunk.
+pub fn single_file(req: &UploadRequest) -> Option<LocalFile> {
+    let meta = std::fs::metadata(&req.local_path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_SMALL_FILE || meta.len() > req.chunk_size {
+        return None;
+    }
+    match crate::scan::scan(&req.local_path) {
+        Ok(mut files) if files.len() == 1 => files.pop(),
+        _ => None,
+    }
+}
+
+/// A lone small file sent by [`upload_single`]: the journal row of its
+/// transfer, completed.
+pub struct SingleDone {
+    pub spec: UploadSpec,
+    pub result: UploadResult,
+    /// The journaled start row, also the request's key.
+    pub start_id: String,
+}
+
+impl SingleDone {
+    /// The journal row of the completed transfer (which drops the start row
+    /// in the same transaction).
+    pub fn new_transfer(&self, batch_id: Option<String>) -> Result<NewTransfer, ApiError> {
+        let mut t = self.spec.new_transfer(batch_id)?;
+        t.spec[SINGLE_START] = serde_json::json!(self.start_id);
+        t.completed = Some(
+            serde_json::to_value(&self.result).map_err(|e| ApiError::internal(e.to_string()))?,
+        );
+        Ok(t)
+    }
+}
+
+/// Send the lone small file `file` of `req` in one request
+/// (`POST /uploads/single`: asset, session, bytes and version together),
+/// its start journaled in `log` first with its id as the request's key, so a
+/// daemon that dies before the transfer is journaled finds out at its
+/// restart whether the server made the upload ([`settle_single`]). The file
+/// is read once: hashed, and sent from memory.
+pub async fn upload_single(
+    client: &ApiClient,
+    req: UploadRequest,
+    file: LocalFile,
+    log: Option<StartLog<'_>>,
+) -> Result<SingleDone, ApiError> {
+    let path = file.path.clone();
+    let data = tokio::task::spawn_blocking(move || std::fs::read(&path))
+        .await
+        .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+        .map_err(|e| ApiError::invalid(format!("cannot read {}: {e}", file.path.display())))?;
+    if data.len() as u64 != file.size {
+        return Err(ApiError::invalid(format!(
+            "{} changed while it was read; start a new upload",
+            file.path.display()
+        )));
+    }
+    let hash = digest::ChunkDigest::of(file.size, req.chunk_size, 0).compute(&data);
+    let checksum = dataerai_proto::blake3_checksum(&hash);
+    let (asset, asset_id) = match &req.target {
+        UploadTarget::NewAsset(a) => (Some(a.clone()), None),
+        UploadTarget::Existing(id) => (None, Some(id.clone())),
+    };
+    let start_id = uuid::Uuid::new_v4().to_string();
+    let request = SingleUpload {
+        key: start_id.clone(),
+        item: UploadBatchItem {
+            asset,
+            asset_id: asset_id.clone(),
+            upload: CreateUpload {
+                files: vec![UploadFileSpec {
+                    name: file.name.clone(),
+                    size: file.size,
+                    checksum: Some(checksum.clone()),
+                }],
+                chunk_size: Some(req.chunk_size),
+                probe_dedup: false,
+            },
+        },
+    };
+    let local_path = req.local_path.to_string_lossy().into_owned();
+    if let Some(log) = log {
+        log.journal
+            .begin_single_upload(log.owner, &start_id, asset_id.as_deref(), &local_path)
+            .await?;
+    }
+    let sent = client.single_upload(&request, Bytes::from(data)).await;
+    let answer = match sent {
+        Ok(answer) => answer,
+        Err(e) => {
+            if let Some(log) = log {
+                // A refusal made nothing; otherwise the server may have made
+                // it: the daemon's clean-up asks by the key later.
+                let journaled = if refused(&e) {
+                    log.journal.end_upload_start(&start_id).await
+                } else {
+                    log.journal.abandon_upload_start(&start_id).await
+                };
+                if let Err(j) = journaled {
+                    tracing::warn!("cannot journal the end of upload start {start_id}: {j}");
+                }
+            }
+            return Err(e);
+        }
+    };
+    crate::faults::after_session_open(&answer.version.asset_id, &answer.upload_id);
+    let spec = UploadSpec {
+        upload_id: answer.upload_id.clone(),
+        asset_id: answer.version.asset_id.clone(),
+        content_id: answer.version.content_id.clone(),
+        created_asset: asset_id.is_none(),
+        chunk_size: req.chunk_size,
+        local_path: req.local_path,
+        files: vec![SpecFile {
+            file_index: 0,
+            name: file.name.clone(),
+            path: file.path,
+            size: file.size,
+            mtime_ns: file.mtime_ns,
+            checksum: Some(checksum.clone()),
+            chunk_digests: Vec::new(),
+            deduplicated: answer.deduplicated,
+        }],
+    };
+    let result = single_result(&answer);
+    Ok(SingleDone {
+        spec,
+        result,
+        start_id,
+    })
+}
+
+/// Whether the server refused a request outright (so it made nothing), as
+/// opposed to an answer that never came.
+fn refused(e: &ApiError) -> bool {
+    !matches!(e.code, ErrorCode::ServerUnreachable | ErrorCode::Internal)
+}
+
+/// The `transfer.completed` result of a single upload (its transfer id is
+/// set when it is journaled).
+fn single_result(answer: &SingleUploaded) -> UploadResult {
+    let v = &answer.version;
+    UploadResult {
+        asset_id: v.asset_id.clone(),
+        content_id: v.content_id.clone(),
+        transfer_id: String::new(),
+        total_bytes: v.total_bytes,
+        chunk_count: 1,
+        file_count: v.files.len() as u64,
+        bytes_sent: if answer.deduplicated {
+            0
+        } else {
+            v.total_bytes
+        },
+        files: v
+            .files
+            .iter()
+            .map(|f| UploadedFile {
+                name: f.name.clone(),
+                size: f.size,
+                checksum: f.checksum.clone().unwrap_or_default(),
+                deduplicated: answer.deduplicated,
+            })
+            .collect(),
+    }
+}
+
+/// A single upload whose start row a daemon left behind: the transfer to
+/// journal (completed) when the server made it, `None` when it did not (an
+/// error when the server cannot tell yet).
+pub async fn settle_single(
+    client: &ApiClient,
+    start_id: &str,
+    local_path: &str,
+) -> Result<Option<NewTransfer>, ApiError> {
+    let answer = match client.get_single_upload(start_id).await {
+        Ok(answer) => answer,
+        Err(e) if e.code == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let v = &answer.version;
+    let mut result = serde_json::to_value(single_result(&answer))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    result["recovered"] = serde_json::json!(true);
+    Ok(Some(NewTransfer {
+        kind: TransferKind::Upload,
+        asset_id: v.asset_id.clone(),
+        content_id: Some(v.content_id.clone()),
+        local_path: local_path.to_string(),
+        bytes_total: v.total_bytes,
+        chunk_count: 1,
+        file_count: v.files.len() as u64,
+        batch_id: None,
+        spec: serde_json::json!({ "upload_id": answer.upload_id, SINGLE_START: start_id }),
+        completed: Some(result),
+    }))
 }

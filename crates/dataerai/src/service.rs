@@ -22,13 +22,31 @@ use serde_json::{json, Map, Value};
 use dataerai_client::auth::TokenSource;
 use dataerai_client::ApiClient;
 use dataerai_client::{credentials, paths};
-use dataerai_transfer::{self as transfer, download, upload};
+use dataerai_transfer::journal::NewTransfer;
+use dataerai_transfer::{self as transfer, download, small, upload, Plan};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
 // The collection tree (`service/collections.rs`).
 mod collections;
 pub use collections::*;
+
+/// An upload ready to journal: a session to send the files in, or a lone
+/// small file already uploaded.
+pub enum PreparedUpload {
+    Session(upload::UploadSpec),
+    Done(small::SingleDone),
+}
+
+impl PreparedUpload {
+    /// The journal row of its transfer (completed for a lone small file).
+    pub fn new_transfer(&self, batch_id: Option<String>) -> Result<NewTransfer> {
+        match self {
+            PreparedUpload::Session(spec) => spec.new_transfer(batch_id),
+            PreparedUpload::Done(done) => done.new_transfer(batch_id),
+        }
+    }
+}
 
 /// Entry point for all operations. Cheap to clone. Every request re-reads the
 /// credential file (through [`TokenSource`]), so it sees the current login and
@@ -526,13 +544,24 @@ impl Service {
     /// one) and open its session; nothing is sent yet.
     /// The start is journaled in `log` (the daemon's, see `upload::StartLog`)
     /// before the server hears of it.
+    ///
+    /// A lone small file goes in one request instead (see
+    /// `small::upload_single`): it is uploaded by the time this answers.
     pub async fn prepare_upload_journaled(
         &self,
         p: UploadParams,
         log: Option<upload::StartLog<'_>>,
-    ) -> Result<upload::UploadSpec> {
+    ) -> Result<PreparedUpload> {
         let req = self.upload_request(p)?;
-        upload::prepare_journaled(&self.client()?, req, log).await
+        let client = self.client()?;
+        match small::single_file(&req) {
+            Some(file) => small::upload_single(&client, req, file, log)
+                .await
+                .map(PreparedUpload::Done),
+            None => upload::prepare_journaled(&client, req, log)
+                .await
+                .map(PreparedUpload::Session),
+        }
     }
 
     /// Validate many uploads (each failing on its own; an item may arrive

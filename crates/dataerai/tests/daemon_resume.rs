@@ -181,7 +181,7 @@ fn versions_and_dedup() {
 /// more (`POST /uploads/finish`): two requests to the server, no
 /// `POST /assets` of its own.
 #[test]
-fn a_small_upload_opens_its_asset_and_session_in_one_request() {
+fn a_small_upload_is_one_request() {
     let server = TestServer::start_temp();
     let (side, mut c, uid) = setup(&server, "one@example.org");
     let post = "dataerai_http_requests_total{method=\"POST\",status=\"200\"}";
@@ -193,21 +193,33 @@ fn a_small_upload_opens_its_asset_and_session_in_one_request() {
     write(&p, &test_bytes(10 * 1024, 3));
     let result = upload_ok(&mut c, &uid, &p, json!({}));
     assert_eq!(result["total_bytes"], 10 * 1024);
+    assert_eq!(result["bytes_sent"], 10 * 1024);
     assert_eq!(
         server.metric("dataerai_upload_session_batches_total") - sessions_before,
-        1
+        0
     );
     assert_eq!(
         server.metric("dataerai_upload_finish_batches_total") - finishes_before,
-        1
+        0
     );
-    assert_eq!(server.metric(post) - posts_before, 2, "batch + finish");
+    assert_eq!(
+        server.metric(post) - posts_before,
+        1,
+        "POST /uploads/single"
+    );
     assert_eq!(
         server.metric(created) - created_before,
         0,
         "no POST /assets"
     );
     assert_eq!(personal_assets(&mut c, &uid), 1);
+    // The transfer is journaled completed, and its bytes come back.
+    let t = c.ok(
+        "transfer.get",
+        json!({"transfer_id": result["transfer_id"]}),
+    );
+    assert_eq!(t["state"], "completed", "{t}");
+    assert_eq!(t["bytes_done"], 10 * 1024, "{t}");
 }
 
 /// A small file waiting to be sent gives its batch slot back, so the next
@@ -350,4 +362,66 @@ fn transfers_cli_talks_to_the_daemon() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no dataerai daemon is running"));
     let _: Value = waited;
+}
+
+/// A daemon killed between its one request for a small file and journaling
+/// the transfer finds out at its restart, by the request's key, that the
+/// server made the upload: it journals the transfer completed (shown by
+/// `transfer.list`) and keeps no start row; the server holds one asset, not
+/// two.
+#[test]
+fn daemon_killed_after_a_single_upload_settles_it_when_it_starts_again() {
+    let server = TestServer::start_temp();
+    let (mut side, mut c, uid) = common::transfers::setup_with(&server, "kai@example.org", |u| {
+        TestDaemon::start_with_env(u, &[("DATAERAI_FAULTS", "abort_after_session_open=1")])
+    });
+    let p = side.work.path().join("k.bin");
+    write(&p, &test_bytes(20 * 1024, 9));
+    c.send(
+        "asset.upload",
+        json!({"local_path": p, "title": "k", "owner_type": "user", "owner_id": uid}),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let asset_id = loop {
+        let log = common::daemon_log(&side.daemon);
+        if let Some(line) = log.lines().find(|l| l.contains("fault: dying with asset")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "asset").unwrap();
+            break words[at + 1].to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not die: {log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    side.daemon.restart(&side.user, &[], &[]);
+    let mut c = side.daemon.connect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let settled = loop {
+        let listed = c.ok("transfer.list", json!({}));
+        let found = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["asset_id"] == asset_id.as_str())
+            .cloned();
+        if let Some(t) = found {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled: {listed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(settled["state"], "completed", "{settled}");
+    assert_eq!(
+        settled["result"]["asset_id"],
+        asset_id.as_str(),
+        "{settled}"
+    );
+    assert_eq!(settled["result"]["total_bytes"], 20 * 1024, "{settled}");
+    assert_eq!(personal_assets(&mut c, &uid), 1);
+    assert!(common::daemon_log(&side.daemon).contains("journaled it completed"));
 }

@@ -143,7 +143,9 @@ fn clean_up_that_cannot_reach_the_server_is_retried() {
         )
     });
     let file = side.work.path().join("c.bin");
-    std::fs::write(&file, test_bytes(1000, 7)).unwrap();
+    // Over the size a lone request takes (`small::single_file`): this is
+    // about the session path's clean-up.
+    std::fs::write(&file, test_bytes(2 * 1024 * 1024, 7)).unwrap();
     let p = json!({"local_path": file, "title": "lonely", "owner_type": "user", "owner_id": uid});
     let (_, code) = c.err_msg("asset.upload", p);
     assert_eq!(code, "ERR_INTERNAL");

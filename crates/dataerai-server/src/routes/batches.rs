@@ -11,6 +11,10 @@
 //!   session completed in one store call. A session already complete answers
 //!   its version, so a retried request is harmless.
 //!
+//! - `POST /uploads/single` (multipart: a JSON manifest, then the file) does
+//!   both for one small file in one request and one transaction; the
+//!   caller's key makes a retry find the upload instead of making another.
+//!
 //! Each item succeeds or fails on its own; the request fails as a whole only
 //! when it is malformed or the caller is not signed in.
 
@@ -18,13 +22,16 @@ use axum::extract::Multipart;
 use axum::Json;
 use dataerai_proto::api::{
     BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem, FinishManifest,
-    UploadBatchItem, UploadSession, UploadStatus, MAX_BATCH_ITEMS, MAX_FINISH_BYTES,
-    MAX_SMALL_FILE,
+    SingleUpload, SingleUploaded, UploadBatchItem, UploadSession, UploadStatus, MAX_BATCH_ITEMS,
+    MAX_FINISH_BYTES, MAX_SMALL_FILE,
 };
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::{ApiError, ErrorCode};
 use dataerai_store::blob::{PutOutcome, SmallChunk};
-use dataerai_store::meta::{ChunkRecord, NewUpload, SmallFinish, UploadRecord, UploadTarget};
+use dataerai_store::meta::{
+    new_content_id, ChunkRecord, NewUpload, SingleUploadDone, SingleUploadItem, SmallFinish,
+    UploadRecord, UploadTarget,
+};
 use dataerai_store::{ChunkCheck, ChunkKey};
 
 use super::assets::{check_new_version_allocation, new_asset};
@@ -100,6 +107,7 @@ pub async fn create_upload_batch(
                 }
             };
             Ok(NewUpload {
+                content_id: None,
                 target,
                 user_id: caller.user_id.clone(),
                 chunk_size,
@@ -466,4 +474,223 @@ pub async fn finish_small_uploads(
         results.push(r.map_err(|e| AppError::from(e).error).into());
     }
     Ok(Json(merge(answers, results)))
+}
+
+/// The `multipart/form-data` body of `POST /uploads/single`, for the
+/// OpenAPI document (the handler reads the parts as they stream in).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SingleParts {
+    /// First part: the JSON request.
+    manifest: SingleUpload,
+    /// Then the file's bytes.
+    file: RawBytes,
+}
+
+/// Longest upload `key` accepted (as the daemon's idempotency keys).
+const MAX_KEY_LEN: usize = 200;
+
+fn check_key(key: &str) -> AppResult<()> {
+    let len = key.chars().count();
+    if key.trim().is_empty() || len > MAX_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(AppError::invalid(format!(
+            "key must be 1 to {MAX_KEY_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of one `POST /uploads/batch` item, for a lone small file:
+/// its session to open (the version id still to choose) and the file's
+/// checksum.
+async fn check_single(
+    state: &AppState,
+    caller: &Caller,
+    item: UploadBatchItem,
+) -> AppResult<(NewUpload, String)> {
+    let mut upload = item.upload;
+    let sum = match upload.files.as_slice() {
+        [f] if f.size <= MAX_SMALL_FILE => f
+            .checksum
+            .as_deref()
+            .and_then(normalize_checksum)
+            .ok_or_else(|| AppError::invalid("the file's checksum must be \"blake3:<64 hex digits>\""))?,
+        _ => {
+            return Err(AppError::invalid(format!(
+                "a single upload is one file of at most {MAX_SMALL_FILE} bytes; open a session for others"
+            )))
+        }
+    };
+    upload.probe_dedup = false;
+    let chunk_size = check_create_upload(&mut upload)?;
+    if upload.files[0].size > chunk_size {
+        return Err(AppError::invalid(
+            "a single upload is one chunk: chunk_size must hold the whole file",
+        ));
+    }
+    let target = match (item.asset, item.asset_id) {
+        (Some(asset), None) => UploadTarget::NewAsset(new_asset(state, caller, asset).await?),
+        (None, Some(id)) => {
+            let asset = load_asset(state, caller, &id, Access::Write).await?;
+            check_new_version_allocation(state, caller, &asset).await?;
+            UploadTarget::Existing(id)
+        }
+        _ => {
+            return Err(AppError::invalid(
+                "give either `asset` (a new asset) or `asset_id`, not both",
+            ))
+        }
+    };
+    let upload = NewUpload {
+        content_id: Some(new_content_id()),
+        target,
+        user_id: caller.user_id.clone(),
+        chunk_size,
+        files: upload.files,
+    };
+    Ok((upload, sum))
+}
+
+fn answer(done: SingleUploadDone) -> SingleUploaded {
+    SingleUploaded {
+        upload_id: done.upload_id,
+        version: done.version,
+        deduplicated: done.deduplicated,
+        repeated: done.repeated,
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/uploads/single",
+    summary = "multipart: a `manifest` part (SingleUpload), then one `file` part; one small file's asset (or new version), bytes and published version in one transaction",
+    request_body(content = SingleParts, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The published version (or what an earlier request with this key made)", body = SingleUploaded))
+)]
+pub async fn single_upload(
+    Ctx { state, caller }: Ctx,
+    mut parts: Multipart,
+) -> AppResult<Json<SingleUploaded>> {
+    let request: SingleUpload = match parts.next_field().await.map_err(multipart_error)? {
+        Some(field) if field.name() == Some("manifest") => {
+            let text = field.bytes().await.map_err(multipart_error)?;
+            serde_json::from_slice(&text)
+                .map_err(|e| AppError::invalid(format!("invalid request: {e}")))?
+        }
+        _ => return Err(AppError::invalid("the first part must be the `manifest`")),
+    };
+    check_key(&request.key)?;
+    let bytes = match parts.next_field().await.map_err(multipart_error)? {
+        Some(field) if field.name() == Some("file") => {
+            field.bytes().await.map_err(multipart_error)?
+        }
+        _ => {
+            return Err(AppError::invalid(
+                "after the manifest, the part must be the `file`",
+            ))
+        }
+    };
+    if parts.next_field().await.map_err(multipart_error)?.is_some() {
+        return Err(AppError::invalid("a single upload has one `file` part"));
+    }
+    // A retried request (the daemon's restart, a lost answer) makes nothing.
+    if let Some(done) = state
+        .meta
+        .single_upload_by_key(&caller.user_id, &request.key)
+        .await?
+    {
+        return Ok(Json(answer(done)));
+    }
+    let (upload, sum) = check_single(&state, &caller, request.item).await?;
+    let size = upload.files[0].size;
+    if bytes.len() as u64 != size {
+        return Err(AppError::invalid(format!(
+            "the file must be {size} bytes, the part has {}",
+            bytes.len()
+        )));
+    }
+    let hash = digest_from_hex(&sum[7..])
+        .ok_or_else(|| AppError::invalid(format!("bad checksum {sum:?}")))?;
+    let content_id = upload.content_id.clone().unwrap_or_default();
+    let key = ChunkKey {
+        content_id: content_id.clone(),
+        file_index: 0,
+        chunk_index: 0,
+    };
+    let check = ChunkCheck {
+        len: size,
+        digest: ChunkDigest::of(size, upload.chunk_size, 0),
+        hash,
+    };
+    // The bytes are checked and durable before the version that names them
+    // is written.
+    let stored = state
+        .blobs
+        .put_small_chunks(vec![SmallChunk { key, bytes, check }])
+        .await
+        .pop()
+        .unwrap_or_else(|| {
+            Err(dataerai_store::StoreError::Io(std::io::Error::other(
+                "the blob store answered no chunk",
+            )))
+        })?;
+    if stored == PutOutcome::Conflict {
+        // A fresh version id holds nothing yet: this cannot happen.
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "the new version's file was stored already; send the upload again",
+        ));
+    }
+    state.metrics.chunk_accepted(size);
+    let done = state
+        .meta
+        .single_upload(SingleUploadItem {
+            key: request.key.clone(),
+            upload,
+            chunk: ChunkRecord {
+                size,
+                hash: hex::encode(hash),
+            },
+        })
+        .await;
+    let unused = match &done {
+        Ok(d) => d.deduplicated || d.repeated,
+        Err(_) => true,
+    };
+    if unused {
+        // Nothing points at these bytes (the upload was refused, or the
+        // version uses bytes stored before).
+        if let Err(e) = state.blobs.delete_content(&content_id).await {
+            tracing::warn!(error = %e, content_id, "could not delete an unused small file");
+        }
+    }
+    let done = done?;
+    if done.deduplicated && !done.repeated {
+        state.metrics.deduplicated(size);
+    }
+    Ok(Json(answer(done)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/uploads/single/{key}",
+    summary = "The upload `POST /uploads/single` made with this key (ERR_NOT_FOUND: none was made)",
+    params(("key" = String, Path, description = "The key the upload was sent with")),
+    responses((status = 200, description = "The upload and its version", body = SingleUploaded))
+)]
+pub async fn get_single_upload(
+    Ctx { state, caller }: Ctx,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> AppResult<Json<SingleUploaded>> {
+    check_key(&key)?;
+    match state
+        .meta
+        .single_upload_by_key(&caller.user_id, &key)
+        .await?
+    {
+        Some(done) => Ok(Json(answer(done))),
+        None => Err(AppError::not_found(format!(
+            "single upload with key {key:?}"
+        ))),
+    }
 }

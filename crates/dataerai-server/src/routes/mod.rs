@@ -45,6 +45,10 @@ const BATCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest `POST /uploads/finish` body: the files plus the manifest and framing.
 const FINISH_BODY_LIMIT: usize = dataerai_proto::api::MAX_FINISH_BYTES as usize + 2 * 1024 * 1024;
 
+/// Largest `POST /uploads/single` body: one small file plus its request and framing.
+const SINGLE_BODY_LIMIT: usize =
+    dataerai_proto::api::MAX_SMALL_FILE as usize + JSON_BODY_LIMIT + 64 * 1024;
+
 /// The service: [`documented_routes`] plus the fallbacks and the layers that
 /// wrap every request.
 pub fn router(state: AppState) -> Router {
@@ -70,6 +74,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(
             routes!(batches::finish_small_uploads).layer(DefaultBodyLimit::max(FINISH_BODY_LIMIT)),
         )
+        .routes(routes!(batches::single_upload).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)))
         .split_for_parts();
     #[cfg(feature = "fault-injection")]
     let chunk_routes = crate::faults::guard_chunk_route(chunk_routes);
@@ -146,6 +151,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         )
         .routes(routes!(uploads::get_upload, uploads::abort_upload))
         .routes(routes!(uploads::complete_upload))
+        .routes(routes!(batches::get_single_upload))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts();
     // The unversioned surface older scripts call: a thin adapter over the

@@ -1032,6 +1032,7 @@ pub async fn batches_settle_each_item_on_its_own(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 100).await.unwrap();
     let existing = asset_of(s, &u.user_id, Some("taken")).await;
     let item = |target, size| NewUpload {
+        content_id: None,
         target,
         user_id: u.user_id.clone(),
         chunk_size: 64,
@@ -1122,6 +1123,7 @@ pub async fn concurrent_batches_keep_quota_and_never_deadlock(s: &dyn MetadataSt
     let user = u.user_id.as_str();
     let existing = asset_of(s, user, None).await;
     let item = |target| NewUpload {
+        content_id: None,
         target,
         user_id: u.user_id.clone(),
         chunk_size: 64,
@@ -1217,6 +1219,7 @@ pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
     let user = u.user_id.as_str();
     let other = s.create_user("b@x.org", 100).await.unwrap();
     let item = |owner: &str, size| NewUpload {
+        content_id: None,
         target: UploadTarget::NewAsset(new_asset(owner, None)),
         user_id: owner.to_string(),
         chunk_size: 64,
@@ -1269,6 +1272,7 @@ pub async fn a_batch_dedups_each_file_as_a_lone_session_would(s: &dyn MetadataSt
     let sum = "blake3:aa";
     publish(s, &kept.asset_id, user, 120, sum).await;
     let item = |owner: &str, target, files: Vec<UploadFileSpec>| NewUpload {
+        content_id: None,
         target,
         user_id: owner.to_string(),
         chunk_size: 100,
@@ -2274,7 +2278,64 @@ pub(crate) async fn scratch_pg_store() -> Option<PgStore> {
     Some(PgStore::open(&url).await.unwrap())
 }
 
+/// A lone small file in one transaction: published, found by its key, the
+/// key made once; the same bytes again are deduplicated; a refused one
+/// (quota) makes nothing and leaves its key free.
+pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let hash = "ab".repeat(32);
+    let item = |key: &str, size: u64| SingleUploadItem {
+        key: key.into(),
+        upload: NewUpload {
+            content_id: Some(new_content_id()),
+            target: UploadTarget::NewAsset(new_asset(&u.user_id, None)),
+            user_id: u.user_id.clone(),
+            chunk_size: 1024 * 1024,
+            files: vec![spec("f", size, Some(&format!("blake3:{hash}")))],
+        },
+        chunk: ChunkRecord {
+            size,
+            hash: hash.clone(),
+        },
+    };
+    let first = item("k1", 100);
+    let content_id = first.upload.content_id.clone().unwrap();
+    let done = s.single_upload(first).await.unwrap();
+    assert!(!done.repeated && !done.deduplicated);
+    assert_eq!(done.version.content_id, content_id);
+    assert_eq!(done.version.status, ContentStatus::Complete);
+    assert_eq!(
+        done.version.files[0].checksum.as_deref(),
+        Some(format!("blake3:{hash}").as_str())
+    );
+    let again = s.single_upload(item("k1", 100)).await.unwrap();
+    assert!(again.repeated);
+    assert_eq!(again.upload_id, done.upload_id);
+    assert_eq!(again.version.content_id, content_id);
+    let found = s.single_upload_by_key(&u.user_id, "k1").await.unwrap();
+    assert_eq!(found.unwrap().upload_id, done.upload_id);
+    assert!(s
+        .single_upload_by_key(&u.user_id, "none")
+        .await
+        .unwrap()
+        .is_none());
+    let dup = s.single_upload(item("k2", 100)).await.unwrap();
+    assert!(dup.deduplicated && !dup.repeated);
+    assert_ne!(dup.version.asset_id, done.version.asset_id);
+    let refused = s.single_upload(item("k3", 2000)).await;
+    assert!(
+        matches!(refused, Err(StoreError::QuotaExceeded { .. })),
+        "{refused:?}"
+    );
+    assert!(s
+        .single_upload_by_key(&u.user_id, "k3")
+        .await
+        .unwrap()
+        .is_none());
+}
+
 both_backends!(
+    single_upload_is_keyed_and_atomic,
     search_matches_the_same_assets,
     users_tokens_projects,
     assets_merge_alias_relationships,

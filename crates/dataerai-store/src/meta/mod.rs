@@ -21,6 +21,7 @@ mod search;
 #[cfg(all(test, feature = "search-bench"))]
 mod search_bench;
 mod shared;
+mod single_upload;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod time;
@@ -41,6 +42,12 @@ pub use collection_listing::{CollectionSort, CollectionSortKey};
 pub use collections::{EnsurePath, Ensured, NewCollection};
 pub use lineage::{LineageDirection, RelationshipSides};
 pub use provenance::{AssetFacts, ContentFacts};
+pub use single_upload::{SingleUploadDone, SingleUploadItem};
+
+/// A fresh content version id, for [`NewUpload::content_id`].
+pub fn new_content_id() -> String {
+    shared::new_id()
+}
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -226,6 +233,10 @@ pub struct NewUpload {
     pub user_id: String,
     pub chunk_size: u64,
     pub files: Vec<UploadFileSpec>,
+    /// The new version's id, when the caller chose it ([`new_content_id`]):
+    /// a lone small upload stores its bytes under it before the version is
+    /// written ([`MetadataStore::single_upload`]). `None`: a fresh one.
+    pub content_id: Option<String>,
 }
 
 /// A slice of a list: `limit` items from `offset`.
@@ -504,6 +515,21 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// succeeds or fails on its own and a failed item records nothing; a
     /// recorded chunk with another hash fails the item with `Conflict`.
     async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>>;
+    /// A lone small file in one transaction: its asset (or new version),
+    /// session, chunk and published version, as [`create_uploads`](Self::create_uploads)
+    /// then [`finish_small`](Self::finish_small) (or, when the owner holds
+    /// these bytes already, [`complete_upload`](Self::complete_upload)) would
+    /// make them, and the caller's `key` for it. A key the user used before
+    /// makes nothing and answers that upload (`repeated`). The chunk's bytes
+    /// must be stored (under `upload.content_id`) before this is called.
+    async fn single_upload(&self, item: SingleUploadItem) -> Result<SingleUploadDone>;
+    /// The upload `user_id` made with [`single_upload`](Self::single_upload)
+    /// under `key`, if any (`repeated` set).
+    async fn single_upload_by_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<SingleUploadDone>>;
     /// Abort an open session; frees its reservation. `Invalid` if not open.
     /// Answers the content ids whose blobs the caller should now delete (the
     /// session's own chunks, and bytes it pointed at that nothing else uses).

@@ -120,7 +120,7 @@ async fn each_atomically<B: Backend, I: Sync, T: Send>(
 /// batch's new rows (assets, contents, uploads, their files and chunks) share
 /// B-tree pages instead of dirtying one page each. Ids stay opaque strings:
 /// nothing reads the time back, and older random (v4) ids work as before.
-pub(super) fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     Uuid::now_v7().to_string()
 }
 
@@ -298,7 +298,10 @@ async fn content_where<C: Dialect>(
     }
 }
 
-async fn content_by_id<C: Dialect>(c: &mut C, content_id: &str) -> Result<Option<ContentRecord>> {
+pub(super) async fn content_by_id<C: Dialect>(
+    c: &mut C,
+    content_id: &str,
+) -> Result<Option<ContentRecord>> {
     content_where(c, "WHERE id = $1", content_id).await
 }
 
@@ -742,6 +745,7 @@ async fn insert_upload<C: Dialect>(
         user_id,
         chunk_size,
         files,
+        None,
         &mut found,
     )?;
     insert_session_rows(c, std::slice::from_ref(&rows)).await?;
@@ -831,7 +835,10 @@ const SESSION_ALLOCATIONS: &str = "uploads u JOIN assets a ON a.id = u.asset_id
 /// batch then checks quotas and file limits against the allocations as it
 /// leaves them, exact until it commits; two concurrent batches over one
 /// allocation run one after the other.
-async fn lock_for_new_sessions<C: Dialect>(c: &mut C, items: &[NewUpload]) -> Result<()> {
+pub(super) async fn lock_for_new_sessions<C: Dialect>(
+    c: &mut C,
+    items: &[NewUpload],
+) -> Result<()> {
     if !locks_rows::<C>() {
         return Ok(());
     }
@@ -887,6 +894,23 @@ async fn create_uploads_together<B: Backend>(
     c: &mut ConnOf<B>,
     items: &[NewUpload],
 ) -> Result<Vec<Result<UploadSession>>> {
+    let out = create_sessions::<B>(c, items).await?;
+    // The new assets' index rows, together (those of refused items are gone).
+    let created: Vec<&str> = (items.iter().zip(&out))
+        .filter(|(item, made)| matches!(item.target, UploadTarget::NewAsset(_)) && made.is_ok())
+        .filter_map(|(_, made)| made.as_ref().ok().map(|s| s.asset_id.as_str()))
+        .collect();
+    super::search::reindex_many(c, &created).await?;
+    Ok(out)
+}
+
+/// [`create_uploads_together`] without the new assets' search index rows:
+/// for a caller that publishes the version in the same transaction, which
+/// writes them then (`single_upload`).
+pub(super) async fn create_sessions<B: Backend>(
+    c: &mut ConnOf<B>,
+    items: &[NewUpload],
+) -> Result<Vec<Result<UploadSession>>> {
     // Owner -> its own allocation id (None: it has none).
     let mut owners: Vec<((OwnerType, String), Option<String>)> = Vec::new();
     let mut targets = Vec::with_capacity(items.len());
@@ -926,12 +950,6 @@ async fn create_uploads_together<B: Backend>(
     }
     insert_asset_rows(&mut *c, &assets).await?;
     insert_session_rows(&mut *c, &rows).await?;
-    // The new assets' index rows, together (those of refused items are gone).
-    let created: Vec<&str> = (items.iter().zip(&out))
-        .filter(|(item, made)| matches!(item.target, UploadTarget::NewAsset(_)) && made.is_ok())
-        .filter_map(|(_, made)| made.as_ref().ok().map(|s| s.asset_id.as_str()))
-        .collect();
-    super::search::reindex_many(c, &created).await?;
     Ok(out)
 }
 
@@ -1019,6 +1037,7 @@ async fn plan_session<'a, B: Backend>(
         &item.user_id,
         item.chunk_size,
         &item.files,
+        item.content_id.clone(),
         &mut found.into_iter(),
     )?;
     match target.new_asset {
@@ -1065,13 +1084,15 @@ fn dedup_count(files: &[UploadFileSpec]) -> usize {
 /// The rows of a new session on `asset_id` (charged to `allocation`): its
 /// quota and file limit checked, and each file's bytes found already stored
 /// by the owner or not (`found`: the answers of the lookups [`dedup_keys`]
-/// made, in order). Nothing is written.
+/// made, in order); the new version's id is `content_id` when the caller
+/// chose it. Nothing is written.
 fn session_rows(
     asset_id: String,
     allocation: &Allocation,
     user_id: &str,
     chunk_size: u64,
     file_specs: &[UploadFileSpec],
+    content_id: Option<String>,
     found: &mut impl Iterator<Item = Option<super::BlobLocation>>,
 ) -> Result<SessionRows> {
     let total: u64 = file_specs.iter().map(|f| f.size).sum();
@@ -1098,7 +1119,7 @@ fn session_rows(
         session: UploadSession {
             upload_id: new_id(),
             asset_id,
-            content_id: new_id(),
+            content_id: content_id.unwrap_or_else(new_id),
             chunk_size,
             status: UploadStatus::Open,
             files: states,
@@ -1247,7 +1268,7 @@ async fn record_chunk_row<C: Dialect>(
     row.record()
 }
 
-async fn publish_upload<C: Dialect>(
+pub(super) async fn publish_upload<C: Dialect>(
     c: &mut C,
     upload_id: &str,
     checksums: &[String],
@@ -1316,7 +1337,10 @@ async fn publish_locked<C: Dialect>(
 /// Record the lone chunk of a small session and complete it: one item of
 /// [`MetadataStore::finish_small`]. The allocations and the session are
 /// locked first (lock order), once for both steps.
-async fn finish_small_item<C: Dialect>(c: &mut C, item: &SmallFinish) -> Result<ContentVersion> {
+pub(super) async fn finish_small_item<C: Dialect>(
+    c: &mut C,
+    item: &SmallFinish,
+) -> Result<ContentVersion> {
     let upload_id = item.upload_id.as_str();
     let (asset_id, charged) = lock_upload_allocations(c, upload_id).await?;
     let open = open_upload(c, upload_id, C::FOR_UPDATE).await?;
@@ -1350,7 +1374,7 @@ struct SmallSessionRow {
 /// fails, a missing allocation, a session of several files): the caller then
 /// runs the batch item by item. Takes no row locks: the caller holds them
 /// ([`lock_for_finish`]).
-async fn finish_small_together<C: Dialect>(
+pub(super) async fn finish_small_together<C: Dialect>(
     c: &mut C,
     items: &[SmallFinish],
 ) -> Result<Option<Vec<Result<ContentVersion>>>> {
@@ -2445,6 +2469,23 @@ impl<B: Backend> MetadataStore for B {
         };
         tx.commit().await?;
         Ok(done)
+    }
+
+    async fn single_upload(
+        &self,
+        item: super::SingleUploadItem,
+    ) -> Result<super::SingleUploadDone> {
+        in_write!(self, |c| super::single_upload::single_upload_in::<Self>(
+            c, &item
+        ))
+    }
+
+    async fn single_upload_by_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<super::SingleUploadDone>> {
+        on_conn!(self, |c| super::single_upload::by_key(c, user_id, key))
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {

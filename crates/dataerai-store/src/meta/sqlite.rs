@@ -300,6 +300,7 @@ mod tests {
 
     fn small_upload(owner: &str, size: u64) -> crate::meta::NewUpload {
         crate::meta::NewUpload {
+            content_id: None,
             target: crate::meta::UploadTarget::NewAsset(asset(owner)),
             user_id: owner.into(),
             chunk_size: 1 << 20,

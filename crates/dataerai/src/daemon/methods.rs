@@ -405,6 +405,15 @@ where
             if kind == TransferKind::Download {
                 reply["content_id"] = json!(rec.content_id);
             }
+            if rec.state == TransferState::Completed {
+                // A lone small file: uploaded while it was prepared.
+                reply["content_id"] = json!(rec.content_id);
+                let state = state.clone();
+                return Ok(Outcome::ReplyThen(
+                    reply,
+                    async move { announce_completed(&state, &rec) }.boxed(),
+                ));
+            }
             Ok(reply_then_start(state.clone(), reply))
         }
         Err(e) if e.code == ErrorCode::ServerUnreachable => {
@@ -511,9 +520,9 @@ async fn wait_for_server(
     };
     let journaled = match prepared {
         Ok(t) => match state.transfers.register_as(&id, t).await {
-            Ok(_) => match &key {
-                Some(key) => state.transfers.set_key(key, &id).await,
-                None => Ok(()),
+            Ok(rec) => match &key {
+                Some(key) => state.transfers.set_key(key, &id).await.map(|()| rec),
+                None => Ok(rec),
             },
             Err(e) => Err(e),
         },
@@ -521,7 +530,9 @@ async fn wait_for_server(
     };
     state.transfers.wait_ends(&id);
     match journaled {
-        Ok(()) => {
+        // A lone small file: uploaded while it was prepared.
+        Ok(rec) if rec.state == TransferState::Completed => announce_completed(&state, &rec),
+        Ok(_) => {
             transfers::start(&state, &id, permit);
         }
         Err(e) => {

@@ -384,6 +384,7 @@ pub async fn clean_up_starts(st: Arc<DaemonState>) {
                 }
             }
         }
+        failed |= !settle_single_uploads(&st).await;
         let pause = if failed {
             attempt += 1;
             dataerai_transfer::backoff(attempt, None)
@@ -397,6 +398,53 @@ pub async fn clean_up_starts(st: Arc<DaemonState>) {
             _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Settle the lone small uploads whose start rows a daemon left behind (it
+/// died, or the answer never came): ask the server by each one's key, and
+/// journal the upload completed when the server made it (it then shows in
+/// `transfer.list`), or drop the row when it did not. Answers false when the
+/// server could not tell for some of them (tried again later).
+async fn settle_single_uploads(st: &DaemonState) -> bool {
+    let tr = &st.transfers;
+    let pending = match tr.journal.abandoned_single_uploads(&tr.owner).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot read the single uploads to settle: {e}");
+            return false;
+        }
+    };
+    let mut settled = true;
+    for (start_id, local_path) in pending {
+        let found = match st.service.client() {
+            Ok(client) => {
+                dataerai_transfer::small::settle_single(&client, &start_id, &local_path).await
+            }
+            Err(e) => Err(e),
+        };
+        let journaled = match found {
+            Ok(Some(t)) => {
+                tracing::info!(
+                    "the upload of {local_path} (start {start_id}) was made on the server as \
+                     asset {}; journaled it completed",
+                    t.asset_id
+                );
+                tr.register(t).await.map(drop)
+            }
+            Ok(None) => {
+                tracing::info!(
+                    "the upload of {local_path} (start {start_id}) never reached the server"
+                );
+                tr.journal.end_upload_start(&start_id).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = journaled {
+            settled = false;
+            tracing::warn!("cannot settle the upload of {local_path} (start {start_id}) yet: {e}");
+        }
+    }
+    settled
 }
 
 /// Resume every transfer a previous daemon left unfinished.
