@@ -495,7 +495,9 @@ impl Journal {
 
     /// Note that `owner` is about to send the lone small file at `local_path`
     /// in one request keyed `start_id` (see `small::upload_single`), into
-    /// `asset_id` when that exists already, else a new asset.
+    /// `asset_id` when that exists already, else a new asset. A retry of the
+    /// same start (same key, after an answer that never came) takes the row
+    /// back from the clean-up: the retry's answer settles it.
     pub async fn begin_single_upload(
         &self,
         owner: &str,
@@ -507,7 +509,8 @@ impl Journal {
             sqlx::query(
                 "INSERT INTO upload_starts
                    (start_id, owner, asset_id, created_asset, single_path, created_at)
-                 VALUES (?,?,?,?,?,?)",
+                 VALUES (?,?,?,?,?,?)
+                 ON CONFLICT (start_id) DO UPDATE SET owner = excluded.owner, abandoned = 0",
             )
             .bind(start_id)
             .bind(owner)
@@ -1067,6 +1070,25 @@ mod tests {
         r.transfer_id = id.into();
         r.state = TransferState::Running;
         r
+    }
+
+    /// A retried single upload (same key, after an answer that never came)
+    /// takes its start row back from the clean-up, whichever daemon left it.
+    #[tokio::test]
+    async fn a_retried_single_upload_takes_its_start_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(&tmp.path().join("state")).await.unwrap();
+        j.begin_single_upload("d1", "k", None, "/f").await.unwrap();
+        j.abandon_upload_start("k").await.unwrap();
+        assert_eq!(
+            j.abandoned_single_uploads("d1").await.unwrap(),
+            vec![("k".to_string(), "/f".to_string())]
+        );
+        j.begin_single_upload("d2", "k", None, "/f").await.unwrap();
+        assert!(j.abandoned_single_uploads("d1").await.unwrap().is_empty());
+        assert!(j.abandoned_single_uploads("d2").await.unwrap().is_empty());
+        j.abandon_upload_starts("d2").await.unwrap();
+        assert_eq!(j.abandoned_single_uploads("d2").await.unwrap().len(), 1);
     }
 
     /// A batch of small uploads is journaled with one commit per step, and

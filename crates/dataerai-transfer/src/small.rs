@@ -259,11 +259,17 @@ impl SingleDone {
 /// daemon that dies before the transfer is journaled finds out at its
 /// restart whether the server made the upload ([`settle_single`]). The file
 /// is read once: hashed, and sent from memory.
+///
+/// `key` is the start id (a new one when `None`). Retries of one transfer
+/// must pass the same key: when an answer never came the server may have
+/// made the upload, and the same key makes it answer that upload again
+/// instead of making a second asset.
 pub async fn upload_single(
     client: &ApiClient,
     req: UploadRequest,
     file: LocalFile,
     log: Option<StartLog<'_>>,
+    key: Option<String>,
 ) -> Result<SingleDone, ApiError> {
     let path = file.path.clone();
     let data = tokio::task::spawn_blocking(move || std::fs::read(&path))
@@ -282,7 +288,7 @@ pub async fn upload_single(
         UploadTarget::NewAsset(a) => (Some(a.clone()), None),
         UploadTarget::Existing(id) => (None, Some(id.clone())),
     };
-    let start_id = uuid::Uuid::new_v4().to_string();
+    let start_id = key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = SingleUpload {
         key: start_id.clone(),
         item: UploadBatchItem {

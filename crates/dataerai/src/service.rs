@@ -546,16 +546,18 @@ impl Service {
     /// before the server hears of it.
     ///
     /// A lone small file goes in one request instead (see
-    /// `small::upload_single`): it is uploaded by the time this answers.
+    /// `small::upload_single`, whose `single_key` retries must repeat): it
+    /// is uploaded by the time this answers.
     pub async fn prepare_upload_journaled(
         &self,
         p: UploadParams,
         log: Option<upload::StartLog<'_>>,
+        single_key: Option<String>,
     ) -> Result<PreparedUpload> {
         let req = self.upload_request(p)?;
         let client = self.client()?;
         match small::single_file(&req) {
-            Some(file) => small::upload_single(&client, req, file, log)
+            Some(file) => small::upload_single(&client, req, file, log, single_key)
                 .await
                 .map(PreparedUpload::Done),
             None => upload::prepare_journaled(&client, req, log)
@@ -795,7 +797,12 @@ mod tests {
         };
         let code = |p: UploadParams| {
             let svc = svc.clone();
-            async move { svc.prepare_upload_journaled(p, None).await.err().unwrap() }
+            async move {
+                svc.prepare_upload_journaled(p, None, None)
+                    .await
+                    .err()
+                    .unwrap()
+            }
         };
         // An empty directory is refused before the login is looked at.
         let empty = tmp.path().join("empty");

@@ -36,9 +36,9 @@ use dataerai_store::{ChunkCheck, ChunkKey};
 
 use super::assets::{check_new_version_allocation, new_asset};
 use super::uploads::{check_create_upload, digest_from_hex, normalize_checksum, own_record};
-use super::{load_asset, Access, Ctx};
+use super::{load_asset, Access, Ctx, SingleUploadKeyPath};
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError, AppResult};
+use crate::error::{ApiJson, ApiPath, AppError, AppResult};
 use crate::openapi::RawBytes;
 use crate::state::AppState;
 
@@ -64,13 +64,10 @@ fn merge<T>(answers: Vec<Option<BatchItem<T>>>, results: Vec<BatchItem<T>>) -> B
     BatchAnswer { items }
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/uploads/batch",
-    summary = "Open many upload sessions (new assets or new versions) in one transaction; one outcome per item",
+/// Open many upload sessions (new assets or new versions) in one transaction; one outcome per item
+#[utoipa::path(post, path = "/api/v1/uploads/batch",
     request_body = CreateUploadBatch,
-    responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<UploadSession>))
-)]
+    responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<UploadSession>)))]
 pub async fn create_upload_batch(
     Ctx { state, caller }: Ctx,
     ApiJson(body): ApiJson<RawBatch>,
@@ -368,13 +365,10 @@ async fn store_all(state: &AppState, steps: Vec<AppResult<Step>>) -> Vec<AppResu
         .collect()
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/uploads/finish",
-    summary = "multipart: a `manifest` part (FinishManifest), then one `file` part per item; stores and completes one-chunk files in one transaction",
+/// multipart: a `manifest` part (FinishManifest), then one `file` part per item; stores and completes one-chunk files in one transaction
+#[utoipa::path(post, path = "/api/v1/uploads/finish",
     request_body(content = FinishParts, content_type = "multipart/form-data"),
-    responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<ContentVersion>))
-)]
+    responses((status = 200, description = "One outcome per item, in item order", body = BatchAnswer<ContentVersion>)))]
 pub async fn finish_small_uploads(
     Ctx { state, caller }: Ctx,
     mut parts: Multipart,
@@ -560,13 +554,10 @@ fn answer(done: SingleUploadDone) -> SingleUploaded {
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/uploads/single",
-    summary = "multipart: a `manifest` part (SingleUpload), then one `file` part; one small file's asset (or new version), bytes and published version in one transaction",
+/// multipart: a `manifest` part (SingleUpload), then one `file` part; one small file's asset (or new version), bytes and published version in one transaction
+#[utoipa::path(post, path = "/api/v1/uploads/single",
     request_body(content = SingleParts, content_type = "multipart/form-data"),
-    responses((status = 200, description = "The published version (or what an earlier request with this key made)", body = SingleUploaded))
-)]
+    responses((status = 200, description = "The published version (or what an earlier request with this key made)", body = SingleUploaded)))]
 pub async fn single_upload(
     Ctx { state, caller }: Ctx,
     mut parts: Multipart,
@@ -671,16 +662,13 @@ pub async fn single_upload(
     Ok(Json(answer(done)))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/uploads/single/{key}",
-    summary = "The upload `POST /uploads/single` made with this key (ERR_NOT_FOUND: none was made)",
-    params(("key" = String, Path, description = "The key the upload was sent with")),
-    responses((status = 200, description = "The upload and its version", body = SingleUploaded))
-)]
+/// The upload `POST /uploads/single` made with this key (ERR_NOT_FOUND: none was made)
+#[utoipa::path(get, path = "/api/v1/uploads/single/{key}",
+    params(SingleUploadKeyPath),
+    responses((status = 200, description = "The upload and its version", body = SingleUploaded)))]
 pub async fn get_single_upload(
     Ctx { state, caller }: Ctx,
-    axum::extract::Path(key): axum::extract::Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> AppResult<Json<SingleUploaded>> {
     check_key(&key)?;
     match state

@@ -27,4 +27,5 @@ path_params! {
     FileIndexPath { file_index: u32 } "File index in the content version";
     UploadIdPath { upload_id: String } "Upload session id";
     ChunkIndexPath { chunk_index: u64 } "Chunk index in the file";
+    SingleUploadKeyPath { key: String } "The key the upload was sent with";
 }

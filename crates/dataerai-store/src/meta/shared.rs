@@ -704,7 +704,9 @@ async fn insert_asset_rows<C: Dialect>(c: &mut C, rows: &[NewAssetRow<'_>]) -> R
 
 /// The physical location of a complete file of `key.owner` with its size
 /// and checksum, if there is one (the dedup lookup of one file; see
-/// [`Dialect::stored_files`]).
+/// [`Dialect::stored_files`]). The owner is compared per match, not joined,
+/// so the plan starts from the checksum even on tables without statistics
+/// (PostgreSQL's `STORED_FILES` says why).
 pub(super) async fn find_stored_file<C: Dialect>(
     c: &mut C,
     key: &StoredFileKey,
@@ -715,9 +717,9 @@ pub(super) async fn find_stored_file<C: Dialect>(
                     COALESCE(f.blob_file_index, f.file_index) AS blob_file_index,
                     COALESCE(f.blob_chunk_size, c.chunk_size) AS blob_chunk_size
              FROM content_files f JOIN contents c ON c.id = f.content_id
-                  JOIN assets a ON a.id = c.asset_id
              WHERE f.checksum = $1 AND f.size = $2 AND c.status = 'complete'
-               AND a.owner_type = $3 AND a.owner_id = $4
+               AND (SELECT a.owner_type = $3 AND a.owner_id = $4
+                    FROM assets a WHERE a.id = c.asset_id)
              LIMIT 1",
             args![&key.checksum, key.size, key.owner_type, &key.owner_id],
         )

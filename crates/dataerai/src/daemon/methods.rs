@@ -335,12 +335,19 @@ async fn start_upload(state: Arc<DaemonState>, p: Value) -> Result<Outcome, RpcE
 }
 
 /// Prepares the upload `p` describes (as part of batch `batch_id`, if any).
+/// Every attempt sends a lone small file with the same key, so an attempt
+/// after an answer that never came gets the upload the server made then.
 fn prepare_upload(state: Arc<DaemonState>, p: UploadParams, batch_id: Option<String>) -> Prepare {
+    let single_key = uuid::Uuid::new_v4().to_string();
     Box::new(move || {
         let (state, p, batch_id) = (state.clone(), p.clone(), batch_id.clone());
+        let single_key = Some(single_key.clone());
         async move {
             let log = Some(state.transfers.start_log());
-            let prepared = state.service.prepare_upload_journaled(p, log).await;
+            let prepared = state
+                .service
+                .prepare_upload_journaled(p, log, single_key)
+                .await;
             if prepared.is_err() {
                 // Its clean-up may have to wait for the server.
                 state.transfers.cleanups.notify_one();
