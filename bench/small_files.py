@@ -22,6 +22,7 @@ import os
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -143,12 +144,31 @@ def main() -> int:
     ap.add_argument(
         "--scaleout", action="store_true", help="PostgreSQL + S3 instead of embedded"
     )
+    ap.add_argument(
+        "--sources",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="where the files to upload are written (default /dev/shm, else --work): "
+        "off the server's disk, whose every new file would otherwise pay for the "
+        "deletion of the last round's sources (ext4 without a journal skips over "
+        "recently deleted inodes)",
+    )
+    ap.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="leave the server's data in --work (delete it later, not right before "
+        "the next run's measurement, for the same reason)",
+    )
     ap.add_argument("--json", help="also write the rounds to this file")
     args = ap.parse_args()
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    sources = (
+        Path(tempfile.mkdtemp(prefix="dataerai-small-files-", dir=args.sources))
+        if args.sources
+        else work
+    )
     rounds: list[dict[str, Any]] = []
 
     def bench(server_args: list[str]) -> None:
@@ -160,10 +180,10 @@ def main() -> int:
             owner = ("user", c.auth_status().user_id)
             pids = {"sdk": None, "daemon": env.daemon_pid(), "server": env.server.pid}
             # Warm up (daemon started, connections open) before the clock runs.
-            measure(c, owner, work / "warm", 20, 5, pids)
+            measure(c, owner, sources / "warm", 20, 5, pids)
             for i in range(args.rounds):
                 r = measure(
-                    c, owner, work / f"round{i}", args.files, args.loop_files, pids
+                    c, owner, sources / f"round{i}", args.files, args.loop_files, pids
                 )
                 for name, what in (
                     ("upload_loop", "upload() loop"),
@@ -190,7 +210,10 @@ def main() -> int:
         else:
             bench([])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if sources != work:
+            shutil.rmtree(sources, ignore_errors=True)
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
     for key in ("upload_loop_files_per_s", "upload_many_files_per_s"):
         values = [r[key] for r in rounds]
         if values:
