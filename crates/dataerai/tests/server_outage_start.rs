@@ -61,8 +61,10 @@ fn a_batch_started_during_an_outage_waits_and_runs_within_its_concurrency() {
     let (side, mut c, uid) = setup_with(&server, "bea@lab.org", TestDaemon::start);
     let items: Vec<_> = (0..5)
         .map(|i| {
+            // Over 1 MiB: a smaller file is sent in one request and never
+            // shows a running transfer to count.
             let src = side.work.path().join(format!("item{i}.bin"));
-            std::fs::write(&src, test_bytes(40_000 + i, i as u8)).unwrap();
+            std::fs::write(&src, test_bytes(1_100_000 + i, i as u8)).unwrap();
             json!({"local_path": src, "title": format!("item {i}"),
                    "owner_type": "user", "owner_id": uid})
         })
