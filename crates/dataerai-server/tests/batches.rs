@@ -85,18 +85,7 @@ async fn open_batch(api: &Api, user: &str, files: &[(&str, usize)]) -> Vec<Value
 
 /// Send a multipart body to `POST /api/v1/uploads/finish`.
 async fn finish_form(api: &Api, form: Form) -> (StatusCode, Value) {
-    let resp = api
-        .client
-        .post(api.url("/api/v1/uploads/finish"))
-        .bearer_auth(&api.token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
+    api.post_multipart("/api/v1/uploads/finish", form).await
 }
 
 fn manifest_part(manifest: &Value) -> Part {

@@ -19,20 +19,7 @@ async fn single(api: &Api, manifest: &Value, bytes: &[u8]) -> (StatusCode, Value
                 .unwrap(),
         )
         .part("file", Part::bytes(bytes.to_vec()).file_name("file"));
-    let resp = api
-        .client
-        .post(api.url("/api/v1/uploads/single"))
-        .bearer_auth(&api.token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    api.post_multipart("/api/v1/uploads/single", form).await
 }
 
 /// A request for a new personal asset of `user` holding `bytes` (whose

@@ -115,6 +115,20 @@ pub fn chunk_digest(size: u64, chunk_size: u64, index: u64, data: &[u8]) -> Stri
     hex::encode(dataerai_proto::digest::ChunkDigest::of(size, chunk_size, index).compute(data))
 }
 
+/// Send `req`; its status and JSON body (`Null` when empty, the text as a
+/// string when not JSON).
+async fn answer(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
 impl Api {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -138,15 +152,16 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        answer(req).await
+    }
+
+    /// `POST {path}` with a multipart body.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, Value) {
+        answer(self.request(Method::POST, path).multipart(form)).await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
