@@ -860,6 +860,27 @@ impl Journal {
 /// the server), which journaling the transfer drops.
 pub const SINGLE_START: &str = "single_start_id";
 
+/// Drop the start rows whose `column` (`upload_id` or `start_id`) is one of
+/// `ids`, in one statement.
+async fn delete_starts(
+    conn: &mut SqliteConnection,
+    column: &'static str,
+    ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q =
+        QueryBuilder::<Sqlite>::new(format!("DELETE FROM upload_starts WHERE {column} IN ("));
+    let mut each = q.separated(",");
+    for id in ids {
+        each.push_bind(*id);
+    }
+    q.push(")");
+    q.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Insert transfer rows on `conn` in one statement, and drop the start rows
 /// of their uploads (at most [`ROWS_PER_STATEMENT`]).
 async fn insert_in(conn: &mut SqliteConnection, rs: &[TransferRecord]) -> Result<(), sqlx::Error> {
@@ -868,29 +889,13 @@ async fn insert_in(conn: &mut SqliteConnection, rs: &[TransferRecord]) -> Result
         .filter(|r| r.kind == TransferKind::Upload)
         .filter_map(|r| r.spec.get("upload_id").and_then(Value::as_str))
         .collect();
-    if !sessions.is_empty() {
-        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM upload_starts WHERE upload_id IN (");
-        let mut each = q.separated(",");
-        for upload_id in sessions {
-            each.push_bind(upload_id);
-        }
-        q.push(")");
-        q.build().execute(&mut *conn).await?;
-    }
+    delete_starts(conn, "upload_id", &sessions).await?;
     // Single uploads name their start row (their key) in the spec.
     let singles: Vec<&str> = rs
         .iter()
         .filter_map(|r| r.spec.get(SINGLE_START).and_then(Value::as_str))
         .collect();
-    if !singles.is_empty() {
-        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM upload_starts WHERE start_id IN (");
-        let mut each = q.separated(",");
-        for start_id in singles {
-            each.push_bind(start_id);
-        }
-        q.push(")");
-        q.build().execute(&mut *conn).await?;
-    }
+    delete_starts(conn, "start_id", &singles).await?;
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO transfers (transfer_id, owner, kind, state, asset_id, content_id, local_path,
            bytes_done, bytes_total, chunk_count, file_count, created_at, updated_at, attempt,
