@@ -21,9 +21,9 @@
 use axum::extract::Multipart;
 use axum::Json;
 use dataerai_proto::api::{
-    BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem, FinishManifest,
-    SingleUpload, SingleUploaded, UploadBatchItem, UploadSession, UploadStatus, MAX_BATCH_ITEMS,
-    MAX_FINISH_BYTES, MAX_SMALL_FILE,
+    check_key, BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem,
+    FinishManifest, SingleUpload, SingleUploaded, UploadBatchItem, UploadSession, UploadStatus,
+    MAX_BATCH_ITEMS, MAX_FINISH_BYTES, MAX_SMALL_FILE,
 };
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::{ApiError, ErrorCode};
@@ -481,19 +481,6 @@ pub struct SingleParts {
     file: RawBytes,
 }
 
-/// Longest upload `key` accepted (as the daemon's idempotency keys).
-const MAX_KEY_LEN: usize = 200;
-
-fn check_key(key: &str) -> AppResult<()> {
-    let len = key.chars().count();
-    if key.trim().is_empty() || len > MAX_KEY_LEN || key.chars().any(char::is_control) {
-        return Err(AppError::invalid(format!(
-            "key must be 1 to {MAX_KEY_LEN} printable characters"
-        )));
-    }
-    Ok(())
-}
-
 /// The checks of one `POST /uploads/batch` item, for a lone small file:
 /// its session to open (the version id still to choose) and the file's
 /// checksum.
@@ -570,7 +557,7 @@ pub async fn single_upload(
         }
         _ => return Err(AppError::invalid("the first part must be the `manifest`")),
     };
-    check_key(&request.key)?;
+    check_key("key", &request.key)?;
     let bytes = match parts.next_field().await.map_err(multipart_error)? {
         Some(field) if field.name() == Some("file") => {
             field.bytes().await.map_err(multipart_error)?
@@ -670,7 +657,7 @@ pub async fn get_single_upload(
     Ctx { state, caller }: Ctx,
     ApiPath(key): ApiPath<String>,
 ) -> AppResult<Json<SingleUploaded>> {
-    check_key(&key)?;
+    check_key("key", &key)?;
     match state
         .meta
         .single_upload_by_key(&caller.user_id, &key)

@@ -3,6 +3,7 @@
 //! the asset ([`reindex`]), and a search is one compiled query (plus a count
 //! and the facets) over them ([`search`]).
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
@@ -11,7 +12,7 @@ use super::shared::{asset, Backend, Commit, ConnOf};
 use super::sql::{insert_rows, Arg, Conn, Dialect, Marks};
 use super::Window;
 use crate::error::Result;
-use crate::search::index::{FieldValue, Indexed};
+use crate::search::index::{FieldValue, IndexEntry, Indexed};
 use crate::search::sql::{compile, drive_estimates, estimate_cap, metadata_count, Drive};
 use crate::search::{Facets, SearchPage, SearchRequest};
 use dataerai_proto::api::Asset;
@@ -74,8 +75,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
         for (asset_id, name, size) in c.fetch_all::<(String, String, i64)>(&latest, ids()).await? {
             files.entry(asset_id).or_default().push((name, size));
         }
-        let (mut search, mut tags, mut fields, mut found) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rows, mut found) = (IndexRows::default(), Vec::new());
         for (id, title, description, alias, record_type, tag_list, metadata, owner, created_at) in
             &sources
         {
@@ -92,53 +92,10 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
                 size_bytes: files.iter().map(|(_, s)| *s).sum(),
             }
             .entry();
-            search.extend([
-                Arg::from(id),
-                Arg::from(entry.body),
-                Arg::from(entry.size_bytes),
-                Arg::from(owner),
-                Arg::from(*created_at),
-                Arg::from(record_type.clone()),
-            ]);
-            for tag in &entry.tags {
-                tags.extend([
-                    Arg::from(id),
-                    Arg::from(tag),
-                    Arg::from(owner),
-                    Arg::from(*created_at),
-                    Arg::from(record_type.clone()),
-                ]);
-            }
-            for field in &entry.fields {
-                let (num, txt, flag) = match &field.value {
-                    FieldValue::Number(v) => (Some(*v), None, None),
-                    FieldValue::Text(t) => (None, Some(t.clone()), None),
-                    FieldValue::Bool(b) => (None, None, Some(*b)),
-                };
-                fields.extend([
-                    Arg::from(id),
-                    Arg::from(&field.path),
-                    Arg::Float(num),
-                    Arg::Text(txt),
-                    Arg::Bool(flag),
-                    Arg::from(owner),
-                    Arg::from(*created_at),
-                ]);
-            }
+            rows.push(id, entry, owner, *created_at, record_type);
             found.push(Arg::from(id));
         }
         let found_marks = Marks::of::<C>().list(found.len());
-        insert_rows(
-            c,
-            "asset_search",
-            "asset_id, body, size_bytes, owner, created_at, record_type",
-            6,
-            search,
-            " ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, \
-             size_bytes = excluded.size_bytes, owner = excluded.owner, \
-             created_at = excluded.created_at, record_type = excluded.record_type",
-        )
-        .await?;
         for table in ["asset_tags", "asset_fields"] {
             c.execute(
                 &format!("DELETE FROM {table} WHERE asset_id IN ({found_marks})"),
@@ -146,12 +103,91 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             )
             .await?;
         }
+        rows.insert(
+            c,
+            " ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, \
+             size_bytes = excluded.size_bytes, owner = excluded.owner, \
+             created_at = excluded.created_at, record_type = excluded.record_type",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The rows of the three index tables (`asset_search`, `asset_tags`,
+/// `asset_fields`) for some assets, as [`insert_rows`] arguments: the one
+/// place that knows their columns ([`reindex_many`] and the bench's loader
+/// write exactly these).
+#[derive(Default)]
+struct IndexRows {
+    search: Vec<Arg>,
+    tags: Vec<Arg>,
+    fields: Vec<Arg>,
+}
+
+impl IndexRows {
+    /// Add the index rows of asset `id` (owner key `owner`).
+    fn push(
+        &mut self,
+        id: &str,
+        entry: IndexEntry,
+        owner: &str,
+        created_at: DateTime<Utc>,
+        record_type: &Option<String>,
+    ) {
+        self.search.extend([
+            Arg::from(id),
+            Arg::from(entry.body),
+            Arg::from(entry.size_bytes),
+            Arg::from(owner),
+            Arg::from(created_at),
+            Arg::from(record_type.clone()),
+        ]);
+        for tag in entry.tags {
+            self.tags.extend([
+                Arg::from(id),
+                Arg::from(tag),
+                Arg::from(owner),
+                Arg::from(created_at),
+                Arg::from(record_type.clone()),
+            ]);
+        }
+        for field in entry.fields {
+            let (num, txt, flag) = match field.value {
+                FieldValue::Number(v) => (Some(v), None, None),
+                FieldValue::Text(t) => (None, Some(t), None),
+                FieldValue::Bool(b) => (None, None, Some(b)),
+            };
+            self.fields.extend([
+                Arg::from(id),
+                Arg::from(field.path),
+                Arg::Float(num),
+                Arg::Text(txt),
+                Arg::Bool(flag),
+                Arg::from(owner),
+                Arg::from(created_at),
+            ]);
+        }
+    }
+
+    /// Insert the rows; `search_tail` ends the `asset_search` statement
+    /// (an `ON CONFLICT` clause, or nothing).
+    async fn insert<C: Dialect>(self, c: &mut C, search_tail: &str) -> Result<()> {
+        insert_rows(
+            c,
+            "asset_search",
+            "asset_id, body, size_bytes, owner, created_at, record_type",
+            6,
+            self.search,
+            search_tail,
+        )
+        .await?;
         insert_rows(
             c,
             "asset_tags",
             "asset_id, tag, owner, created_at, record_type",
             5,
-            tags,
+            self.tags,
             "",
         )
         .await?;
@@ -160,12 +196,11 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             "asset_fields",
             "asset_id, path, num, txt, flag, owner, created_at",
             7,
-            fields,
+            self.fields,
             "",
         )
-        .await?;
+        .await
     }
-    Ok(())
 }
 
 /// Index every asset that has no index row yet (assets stored before the
@@ -499,13 +534,10 @@ async fn assets_by_id<C: Dialect>(c: &mut C, ids: Vec<String>) -> Result<Vec<Ass
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|k| format!("${k}")).collect();
+    let marks = Marks::of::<C>().list(ids.len());
     let rows: Vec<AssetRow> = c
         .fetch_all(
-            &format!(
-                "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({})",
-                marks.join(", ")
-            ),
+            &format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({marks})"),
             ids.iter().map(Arg::from).collect(),
         )
         .await?;
@@ -522,14 +554,13 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=rows.len()).map(|k| format!("${k}")).collect();
+    let marks = Marks::of::<C>().list(rows.len());
     let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(&r.id)).collect();
     let pairs: Vec<(String, String)> = c
         .fetch_all(
             &format!(
-                "SELECT asset_id, collection_id FROM asset_collections WHERE asset_id IN ({}) \
-                 ORDER BY asset_id, collection_id",
-                marks.join(", ")
+                "SELECT asset_id, collection_id FROM asset_collections WHERE asset_id IN ({marks}) \
+                 ORDER BY asset_id, collection_id"
             ),
             ids.clone(),
         )
@@ -541,8 +572,7 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
     let versioned: Vec<(String,)> = c
         .fetch_all(
             &format!(
-                "SELECT DISTINCT asset_id FROM contents WHERE asset_id IN ({}) AND status = 'complete'",
-                marks.join(", ")
+                "SELECT DISTINCT asset_id FROM contents WHERE asset_id IN ({marks}) AND status = 'complete'"
             ),
             ids,
         )
@@ -554,23 +584,8 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
             items.push(asset(c, row).await?);
             continue;
         }
-        items.push(Asset {
-            collection_ids: collections.remove(&row.id).unwrap_or_default(),
-            asset_id: row.id,
-            title: row.title,
-            description: row.description,
-            alias: row.alias,
-            record_type: row.record_type,
-            tags: row.tags.0,
-            metadata: row.metadata.0,
-            owner_type: row.owner_type,
-            owner_id: row.owner_id,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            allocation_id: row.allocation_id,
-            latest_content: None,
-        });
+        let collection_ids = collections.remove(&row.id).unwrap_or_default();
+        items.push(row.into_asset(collection_ids, None));
     }
     Ok(items)
 }
@@ -597,8 +612,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     // As one insert after another: each asset its own creation time.
     let start = super::time::now();
     let mut ids = Vec::with_capacity(assets.len());
-    let (mut rows, mut search, mut tags, mut fields, mut collections) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut index, mut collections) = (Vec::new(), IndexRows::default(), Vec::new());
     for (k, asset) in assets.iter().enumerate() {
         let id = super::shared::new_id();
         let at = start + chrono::Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
@@ -620,39 +634,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
             size_bytes: 0,
         }
         .entry();
-        search.extend([
-            Arg::from(&id),
-            Arg::from(entry.body),
-            Arg::from(entry.size_bytes),
-            Arg::from(&owner),
-            Arg::from(at),
-            Arg::from(asset.record_type.clone()),
-        ]);
-        for tag in entry.tags {
-            tags.extend([
-                Arg::from(&id),
-                Arg::from(tag),
-                Arg::from(&owner),
-                Arg::from(at),
-                Arg::from(asset.record_type.clone()),
-            ]);
-        }
-        for field in entry.fields {
-            let (num, txt, flag) = match field.value {
-                FieldValue::Number(v) => (Some(v), None, None),
-                FieldValue::Text(t) => (None, Some(t), None),
-                FieldValue::Bool(b) => (None, None, Some(b)),
-            };
-            fields.extend([
-                Arg::from(&id),
-                Arg::from(field.path),
-                Arg::Float(num),
-                Arg::Text(txt),
-                Arg::Bool(flag),
-                Arg::from(&owner),
-                Arg::from(at),
-            ]);
-        }
+        index.push(&id, entry, &owner, at, &asset.record_type);
         ids.push(id);
     }
     insert_rows(
@@ -673,33 +655,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         "",
     )
     .await?;
-    insert_rows(
-        c,
-        "asset_search",
-        "asset_id, body, size_bytes, owner, created_at, record_type",
-        6,
-        search,
-        "",
-    )
-    .await?;
-    insert_rows(
-        c,
-        "asset_tags",
-        "asset_id, tag, owner, created_at, record_type",
-        5,
-        tags,
-        "",
-    )
-    .await?;
-    insert_rows(
-        c,
-        "asset_fields",
-        "asset_id, path, num, txt, flag, owner, created_at",
-        7,
-        fields,
-        "",
-    )
-    .await?;
+    index.insert(c, "").await?;
     Ok(ids)
 }
 

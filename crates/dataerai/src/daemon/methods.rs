@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use dataerai_proto::api::check_key;
 use dataerai_proto::ipc::{RpcError, RpcErrorData, INVALID_PARAMS, METHOD_NOT_FOUND};
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::future::BoxFuture;
@@ -262,19 +263,6 @@ fn reply_then_start(state: Arc<DaemonState>, reply: Value) -> Outcome {
     )
 }
 
-/// Longest `idempotency_key` accepted.
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
-
-fn check_key(key: &str) -> Result<(), ApiError> {
-    let len = key.chars().count();
-    if key.trim().is_empty() || len > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
-        )));
-    }
-    Ok(())
-}
-
 /// The transfer an earlier call with idempotency key `key` started, to attach
 /// to: running, queued, retrying or completed as it is; a paused one or one
 /// that failed resumably is resumed first. `None` when there is none, or it
@@ -284,7 +272,7 @@ async fn repeat_of(
     key: &str,
     kind: TransferKind,
 ) -> Result<Option<TransferRecord>, ApiError> {
-    check_key(key)?;
+    check_key("idempotency_key", key)?;
     let Some(rec) = state.transfers.keyed(key).await? else {
         return Ok(None);
     };
