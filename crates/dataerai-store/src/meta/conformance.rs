@@ -2280,7 +2280,8 @@ pub(crate) async fn scratch_pg_store() -> Option<PgStore> {
 
 /// A lone small file in one transaction: published, found by its key, the
 /// key made once; the same bytes again are deduplicated; a refused one
-/// (quota) makes nothing and leaves its key free.
+/// (quota) makes nothing and leaves its key free, and so does one whose bytes
+/// could not be stored (the commit waits for them).
 pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
     let hash = "ab".repeat(32);
@@ -2300,7 +2301,7 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
     };
     let first = item("k1", 100);
     let content_id = first.upload.content_id.clone().unwrap();
-    let done = s.single_upload(first).await.unwrap();
+    let done = s.single_upload(first, stored_ok()).await.unwrap();
     assert!(!done.repeated && !done.deduplicated);
     assert_eq!(done.version.content_id, content_id);
     assert_eq!(done.version.status, ContentStatus::Complete);
@@ -2308,7 +2309,7 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         done.version.files[0].checksum.as_deref(),
         Some(format!("blake3:{hash}").as_str())
     );
-    let again = s.single_upload(item("k1", 100)).await.unwrap();
+    let again = s.single_upload(item("k1", 100), stored_ok()).await.unwrap();
     assert!(again.repeated);
     assert_eq!(again.upload_id, done.upload_id);
     assert_eq!(again.version.content_id, content_id);
@@ -2319,10 +2320,10 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         .await
         .unwrap()
         .is_none());
-    let dup = s.single_upload(item("k2", 100)).await.unwrap();
+    let dup = s.single_upload(item("k2", 100), stored_ok()).await.unwrap();
     assert!(dup.deduplicated && !dup.repeated);
     assert_ne!(dup.version.asset_id, done.version.asset_id);
-    let refused = s.single_upload(item("k3", 2000)).await;
+    let refused = s.single_upload(item("k3", 2000), stored_ok()).await;
     assert!(
         matches!(refused, Err(StoreError::QuotaExceeded { .. })),
         "{refused:?}"
@@ -2332,6 +2333,25 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         .await
         .unwrap()
         .is_none());
+    let lost = s
+        .single_upload(
+            item("k4", 100),
+            Box::pin(async { Err(StoreError::Io(std::io::Error::other("disk full"))) }),
+        )
+        .await;
+    assert!(matches!(lost, Err(StoreError::Io(_))), "{lost:?}");
+    assert!(s
+        .single_upload_by_key(&u.user_id, "k4")
+        .await
+        .unwrap()
+        .is_none());
+    let again = s.single_upload(item("k4", 100), stored_ok()).await.unwrap();
+    assert!(!again.repeated);
+}
+
+/// Bytes already stored, for [`MetadataStore::single_upload`].
+fn stored_ok() -> crate::meta::BytesStored {
+    Box::pin(async { Ok(()) })
 }
 
 both_backends!(

@@ -2461,9 +2461,10 @@ impl<B: Backend> MetadataStore for B {
     async fn single_upload(
         &self,
         item: super::SingleUploadItem,
+        stored: super::BytesStored,
     ) -> Result<super::SingleUploadDone> {
         in_write!(self, |c| super::single_upload::single_upload_in::<Self>(
-            c, &item
+            c, &item, stored
         ))
     }
 

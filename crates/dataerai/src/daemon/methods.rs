@@ -300,10 +300,21 @@ fn attach(state: Arc<DaemonState>, rec: TransferRecord) -> Outcome {
     let mut reply = started(&rec);
     reply["content_id"] = json!(rec.content_id);
     reply["repeated"] = json!(true);
+    add_result(&mut reply, &rec);
     Outcome::ReplyThen(
         reply,
         async move { announce_completed(&state, &rec) }.boxed(),
     )
+}
+
+/// A transfer that completed already carries its result in the reply, so
+/// the caller need not wait for `transfer.completed` (still announced to
+/// every client right after the reply).
+fn add_result(reply: &mut Value, rec: &TransferRecord) {
+    if rec.state == TransferState::Completed {
+        reply["state"] = json!(rec.state);
+        reply["result"] = json!(rec.result);
+    }
 }
 
 fn announce_completed(state: &DaemonState, rec: &TransferRecord) {
@@ -403,6 +414,7 @@ where
             if rec.state == TransferState::Completed {
                 // A lone small file: uploaded while it was prepared.
                 reply["content_id"] = json!(rec.content_id);
+                add_result(&mut reply, &rec);
                 let state = state.clone();
                 return Ok(Outcome::ReplyThen(
                     reply,
