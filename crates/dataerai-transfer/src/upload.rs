@@ -496,8 +496,9 @@ const GROUPS_IN_FLIGHT: usize = 3;
 ///
 /// `on_open` (when given) is handed each group's prepared small uploads, by
 /// index, as soon as their sessions are open, so the caller can start them
-/// while the next groups are still being opened; they are answered again
-/// at the end with the others.
+/// while the next groups are still being opened — only as long as no bigger
+/// upload comes before them, so that uploads can still start in item order.
+/// They are answered again at the end with the others.
 pub async fn prepare_many(
     client: &ApiClient,
     reqs: Vec<UploadRequest>,
@@ -519,7 +520,10 @@ pub async fn prepare_many(
     let mut out: Vec<Option<Result<UploadSpec, ApiError>>> = (0..n).map(|_| None).collect();
     let mut big = Vec::new();
     while let Some(g) = opened.next().await {
-        if let Some(on_open) = on_open {
+        // Only while no bigger upload came before: those are prepared last,
+        // and the caller starts uploads in item order.
+        let in_order = big.is_empty() && g.big.is_empty();
+        if let (Some(on_open), true) = (on_open, in_order) {
             on_open(
                 g.done
                     .iter()
