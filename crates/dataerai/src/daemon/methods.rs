@@ -663,8 +663,11 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
     };
     let start_opened = async {
         let mut started = Vec::new();
+        let mut early = true;
         while let Some(group) = opened_rx.recv().await {
-            if started.len() + group.len() > EARLY_STARTS {
+            // Once a group waits for the reply, so do the later ones (items start in order).
+            early = early && started.len() + group.len() <= EARLY_STARTS;
+            if !early {
                 continue; // journaled and started after the reply, with the others
             }
             let journaled = journal_batch(&state, group, &batch_id, &keys).await;
