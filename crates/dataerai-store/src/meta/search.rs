@@ -329,9 +329,9 @@ pub(crate) fn statements(
 /// (`Compiled::by_owner_number`): `m` holds each readable match's rowid
 /// and bm25 (lower is better) only, found without reading its
 /// `asset_search` row; the asset ids and owners are read for the facets'
-/// sample and for the page's candidates: the matches whose score is at
-/// most the page's last one (the page and its ties, which the asset id
-/// orders).
+/// sample (`f`, read once for the three facets) and for the page's
+/// candidates: the matches whose score is at most the page's last one (the
+/// page and its ties, which the asset id orders).
 fn by_owner_number(
     request: &SearchRequest,
     ctes: &str,
@@ -340,11 +340,8 @@ fn by_owner_number(
     limit: u64,
     n: usize,
 ) -> String {
-    let facets = count_and_facets(
-        request,
-        "(SELECT s.asset_id AS id, s.owner AS owner FROM m \
-         CROSS JOIN asset_search s ON s.rowid = m.r)",
-    );
+    let facets = count_and_facets(request, "f");
+    let sample = facet_sample(request);
     let (l, o) = (n + 1, n + 2);
     // The score of the last row of the page; all of `m` when it is shorter
     // (9e999 is infinity).
@@ -353,7 +350,10 @@ fn by_owner_number(
     );
     format!(
         "WITH {ctes}m AS MATERIALIZED (SELECT asset_search_fts.rowid AS r, {rank} AS score \
-         FROM {matches} LIMIT {limit}) {facets} UNION ALL \
+         FROM {matches} LIMIT {limit}), \
+         f AS MATERIALIZED (SELECT s.asset_id AS id, s.owner AS owner \
+         FROM (SELECT r FROM m LIMIT {sample}) x CROSS JOIN asset_search s ON s.rowid = x.r) \
+         {facets} UNION ALL \
          SELECT CAST(4 AS BIGINT) AS k, id AS v, ROW_NUMBER() OVER (ORDER BY score, id) AS n \
          FROM (SELECT s.asset_id AS id, m.score AS score FROM m \
          CROSS JOIN asset_search s ON s.rowid = m.r WHERE m.score <= {last} \
@@ -370,6 +370,11 @@ fn ctes_before(ctes: &str) -> String {
     }
 }
 
+/// How many of the matches the facets count.
+fn facet_sample(request: &SearchRequest) -> u64 {
+    FACET_SAMPLE.min(request.count_cap)
+}
+
 /// The count and the facets of the matches `m` (at most the cap + 1 of
 /// them): rows `(k, v, n)`, `k` = 0 the count, 1–3 the facets (tags,
 /// record types, projects), counted over the first rows of `ids`: `m`
@@ -379,7 +384,7 @@ fn count_and_facets(request: &SearchRequest, ids: &str) -> String {
     if request.facets {
         let counted = format!(
             "(SELECT id, owner FROM {ids} LIMIT {}) c",
-            FACET_SAMPLE.min(request.count_cap)
+            facet_sample(request)
         );
         for (k, select, from) in [
             (
