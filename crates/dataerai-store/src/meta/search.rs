@@ -294,7 +294,7 @@ pub(crate) fn statements(
         drive,
     );
     let limit = request.count_cap + 1;
-    let facets = count_and_facets(request);
+    let facets = count_and_facets(request, "m");
     // The page ranks every match anyway: the same pass counts them and
     // finds the page (one statement, one pass over the matches). The page's
     // rows are numbered after the `LIMIT` (the numbers only order the page):
@@ -303,6 +303,9 @@ pub(crate) fn statements(
     let ranked_count = compiled.rank.as_ref().map(|(rank, desc)| {
         let ctes = ctes_before(&compiled.ctes);
         let order = format!("score{desc}, id");
+        if let (Some(matches), "") = (&compiled.by_owner_number, *desc) {
+            return by_owner_number(request, &ctes, matches, rank, limit, n);
+        }
         format!(
             "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner, {rank} AS score \
              FROM {from} WHERE {filter} LIMIT {limit}) {facets} UNION ALL \
@@ -357,6 +360,42 @@ pub(crate) fn statements(
     }
 }
 
+/// The one-pass relevance statement of SQLite's words alone
+/// (`Compiled::by_owner_number`): `m` holds each readable match's rowid
+/// and bm25 (lower is better) only, found without reading its
+/// `asset_search` row; the asset ids and owners are read for the facets'
+/// sample (`f`, read once for the three facets) and for the page's
+/// candidates: the matches whose score is at most the page's last one (the
+/// page and its ties, which the asset id orders).
+fn by_owner_number(
+    request: &SearchRequest,
+    ctes: &str,
+    matches: &str,
+    rank: &str,
+    limit: u64,
+    n: usize,
+) -> String {
+    let facets = count_and_facets(request, "f");
+    let sample = facet_sample(request);
+    let (l, o) = (n + 1, n + 2);
+    // The score of the last row of the page; all of `m` when it is shorter
+    // (9e999 is infinity).
+    let last = format!(
+        "COALESCE((SELECT score FROM m ORDER BY score LIMIT 1 OFFSET ${l} + ${o} - 1), 9e999)"
+    );
+    format!(
+        "WITH {ctes}m AS MATERIALIZED (SELECT asset_search_fts.rowid AS r, {rank} AS score \
+         FROM {matches} LIMIT {limit}), \
+         f AS MATERIALIZED (SELECT s.asset_id AS id, s.owner AS owner \
+         FROM (SELECT r FROM m LIMIT {sample}) x CROSS JOIN asset_search s ON s.rowid = x.r) \
+         {facets} UNION ALL \
+         SELECT CAST(4 AS BIGINT) AS k, id AS v, ROW_NUMBER() OVER (ORDER BY score, id) AS n \
+         FROM (SELECT s.asset_id AS id, m.score AS score FROM m \
+         CROSS JOIN asset_search s ON s.rowid = m.r WHERE m.score <= {last} \
+         ORDER BY score, id LIMIT ${l} OFFSET ${o}) p"
+    )
+}
+
 /// A statement's own common table expressions, ready to precede `m`'s.
 fn ctes_before(ctes: &str) -> String {
     if ctes.is_empty() {
@@ -366,15 +405,21 @@ fn ctes_before(ctes: &str) -> String {
     }
 }
 
-/// The count and the facets of the matches `m` (`id`, `owner`; at most
-/// the cap + 1 of them): rows `(k, v, n)`, `k` = 0 the count, 1–3 the
-/// facets (tags, record types, projects).
-fn count_and_facets(request: &SearchRequest) -> String {
+/// How many of the matches the facets count.
+fn facet_sample(request: &SearchRequest) -> u64 {
+    FACET_SAMPLE.min(request.count_cap)
+}
+
+/// The count and the facets of the matches `m` (at most the cap + 1 of
+/// them): rows `(k, v, n)`, `k` = 0 the count, 1–3 the facets (tags,
+/// record types, projects), counted over the first rows of `ids`: `m`
+/// itself or a table expression giving `m`'s `id` and `owner`.
+fn count_and_facets(request: &SearchRequest, ids: &str) -> String {
     let mut count = "SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m".to_string();
     if request.facets {
         let counted = format!(
-            "(SELECT id, owner FROM m LIMIT {}) c",
-            FACET_SAMPLE.min(request.count_cap)
+            "(SELECT id, owner FROM {ids} LIMIT {}) c",
+            facet_sample(request)
         );
         for (k, select, from) in [
             (
@@ -943,6 +988,22 @@ mod tests {
                 .unwrap();
             stale += n;
         }
+        if C::FULL_TEXT == crate::search::sql::FullText::Fts5 {
+            // SQLite's owner numbers (migration 0020): one per `asset_search`
+            // row, naming its owner, none left over.
+            let (n,): (i64,) = c
+                .fetch_one(
+                    "SELECT (SELECT COUNT(*) FROM asset_search x \
+                     LEFT JOIN asset_search_owner o ON o.id = x.rowid \
+                     LEFT JOIN search_owners k ON k.no = o.owner_no WHERE k.owner IS NOT x.owner) \
+                     + (SELECT COUNT(*) FROM asset_search_owner o \
+                     WHERE NOT EXISTS (SELECT 1 FROM asset_search x WHERE x.rowid = o.id))",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            stale += n;
+        }
         stale
     }
 
@@ -1021,6 +1082,17 @@ mod tests {
         let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
         let request = search_for("tag:calibrated", None, 10, 0, true);
         assert_eq!(s.search(&other.user_id, &request).await.unwrap().total, 0);
+        // A deleted asset leaves no index row behind, and is not found.
+        s.delete_asset(&ids[1]).await.unwrap();
+        {
+            let mut conn = s.pool().acquire().await.unwrap();
+            let c: &mut ConnOf<B> = &mut conn;
+            assert_eq!(stale_index_rows(c).await, 0);
+        }
+        let request = search_for("scan", None, 10, 0, true);
+        let found = s.search(&me.user_id, &request).await.unwrap();
+        assert_eq!(found.total, 1);
+        assert_eq!(found.items[0].asset_id, ids[0]);
     }
 
     /// A catalogue where some terms are selective and some broad, with
@@ -1068,6 +1140,10 @@ mod tests {
         let mut driven = 0;
         let mut one_pass = 0;
         for (q, sort) in [
+            // Words alone (SQLite: the owner by its number), many ties in
+            // bm25 broken by the asset id.
+            ("scan", None),
+            ("\"bright scan\"", None),
             ("md.run<10", None),
             ("md.modes>=3", None),
             ("md.modes:*", Some("-created")),
@@ -1143,9 +1219,24 @@ mod tests {
                 one_pass += 1;
             }
         }
-        // Every query ranked by required words (six; PostgreSQL also the
+        // Every query ranked by required words (eight; PostgreSQL also the
         // one with words under `OR`) had its page from one pass.
-        assert!(one_pass >= 6, "{one_pass}");
+        assert!(one_pass >= 8, "{one_pass}");
+        // SQLite checks the words' owners by number when nothing else filters.
+        let request = search_for("scan", None, 7, 2, true);
+        let ranked = statements(
+            &me.user_id,
+            &request,
+            <ConnOf<B> as Dialect>::FULL_TEXT,
+            Drive::Default,
+        )
+        .ranked_count
+        .unwrap();
+        assert_eq!(
+            ranked.contains("asset_search_owner"),
+            <ConnOf<B> as Dialect>::FULL_TEXT == crate::search::sql::FullText::Fts5,
+            "{ranked}"
+        );
         assert!(driven >= 10, "{driven}");
         // A selective metadata term drives: its index rows, not every asset.
         let request = search_for("type:figure md.run<10", None, 50, 0, true);
