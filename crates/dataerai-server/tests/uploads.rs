@@ -269,9 +269,8 @@ async fn chunk_digest_in_a_trailer_after_the_body() {
     let up = session["upload_id"].as_str().unwrap();
     let (c0, c1) = body.split_at(BIG as usize);
     let digest = chunk_digest(body.len() as u64, BIG, 0, c0);
-    let pieces = |bytes: &[u8]| -> Vec<Vec<u8>> {
-        bytes.chunks(1_000_003).map(<[u8]>::to_vec).collect()
-    };
+    let pieces =
+        |bytes: &[u8]| -> Vec<Vec<u8>> { bytes.chunks(1_000_003).map(<[u8]>::to_vec).collect() };
     let received = || async {
         api.get(&format!("/api/v1/uploads/{up}")).await.1["files"][0]["received_chunks"].clone()
     };
@@ -281,8 +280,18 @@ async fn chunk_digest_in_a_trailer_after_the_body() {
     let refused = [
         ("wrong digest", pieces(c0), Some(hex_blake3(c0)), INTEGRITY),
         ("no trailer", pieces(c0), None, INTEGRITY),
-        ("not a digest", pieces(c0), Some("zz".to_string()), INVALID_INPUT),
-        ("short body", pieces(short), Some(short_digest), INVALID_INPUT),
+        (
+            "not a digest",
+            pieces(c0),
+            Some("zz".to_string()),
+            INVALID_INPUT,
+        ),
+        (
+            "short body",
+            pieces(short),
+            Some(short_digest),
+            INVALID_INPUT,
+        ),
     ];
     for (case, sent, trailer, refusal) in refused {
         let reply = api
@@ -321,7 +330,10 @@ async fn chunk_digest_in_a_trailer_after_the_body() {
     let (s, v) = api.complete(up, &[&body]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, got) = api
-        .fetch(&format!("/api/v1/assets/{asset}/contents/latest/files/0"), None)
+        .fetch(
+            &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(got == body, "the file came back different");

@@ -1034,12 +1034,16 @@ mod tests {
         assert_eq!(read(6, 3).await, b"wor");
 
         // Same bytes again: idempotent.
-        let again = store.put_chunk(&k, body(&[data]), whole_file(data).into()).await;
+        let again = store
+            .put_chunk(&k, body(&[data]), whole_file(data).into())
+            .await;
         assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
 
         // Different (self-consistent) bytes: refused, original kept.
         let other = b"HELLO WORLD";
-        let out = store.put_chunk(&k, body(&[other]), whole_file(other).into()).await;
+        let out = store
+            .put_chunk(&k, body(&[other]), whole_file(other).into())
+            .await;
         assert_eq!(out.unwrap(), PutOutcome::Conflict);
         assert_eq!(read(0, 11).await, data);
 
@@ -1074,7 +1078,9 @@ mod tests {
             hash: *blake3::hash(&CHUNK).as_bytes(),
         };
         assert!(matches!(
-            store.put_chunk(&key(1), body(&[&CHUNK]), plain.into()).await,
+            store
+                .put_chunk(&key(1), body(&[&CHUNK]), plain.into())
+                .await,
             Err(StoreError::Integrity(_))
         ));
         let right = ChunkCheck {
@@ -1086,7 +1092,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Stored);
-        let again = store.put_chunk(&key(1), body(&[&CHUNK]), right.into()).await;
+        let again = store
+            .put_chunk(&key(1), body(&[&CHUNK]), right.into())
+            .await;
         assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
     }
 
@@ -1216,7 +1224,11 @@ mod tests {
         let bad: [(&'static [u8], bool); 3] = [(b"abcd", true), (b"ab", true), (b"abd", false)];
         for (sent, bad_length) in bad {
             let put = store
-                .put_chunk(&key(1), body(&[sent]), ChunkCheck::whole_file(3, hash).into())
+                .put_chunk(
+                    &key(1),
+                    body(&[sent]),
+                    ChunkCheck::whole_file(3, hash).into(),
+                )
                 .await;
             let refused = match &put {
                 Err(StoreError::Invalid(_)) => bad_length,

@@ -433,7 +433,10 @@ pub(crate) mod scenarios {
                 .read_chunk(&key(index), Some(&hex::encode(hash)), 0, len as u64)
                 .await
                 .unwrap();
-            assert!(read_to_vec(read).await.unwrap() == data, "{len} bytes read back");
+            assert!(
+                read_to_vec(read).await.unwrap() == data,
+                "{len} bytes read back"
+            );
         }
         // One object per stored chunk: no temporary or staging object left.
         let listed = store.list_contents().await.unwrap();

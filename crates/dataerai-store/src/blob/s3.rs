@@ -42,8 +42,8 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{
-    check_content_id, BlobStore, BodyCheck, ByteStream, ChunkCheck, ChunkKey, Claimed,
-    PutOutcome, StoredContent,
+    check_content_id, BlobStore, BodyCheck, ByteStream, ChunkCheck, ChunkKey, Claimed, PutOutcome,
+    StoredContent,
 };
 use crate::error::{Result, StoreError};
 
@@ -673,7 +673,9 @@ mod tests {
         };
         let check = ChunkCheck::whole_file(data.len() as u64, hash);
         for _ in 0..2 {
-            let put = store.put_chunk(&key, once(data.clone()), check.into()).await;
+            let put = store
+                .put_chunk(&key, once(data.clone()), check.into())
+                .await;
             assert_eq!(put.unwrap(), PutOutcome::Stored);
             assert_eq!(
                 seen.take(),
