@@ -19,6 +19,7 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dataerai_proto::api::{
     CompleteFile, CompleteUpload, CreateAsset, CreateUpload, CreateUploadBatch, UploadBatchItem,
@@ -980,11 +981,41 @@ async fn send_chunk(
         .await?);
     }
     Ok(retry(ctx, || async {
+        // Digest first (a second read) only where trailers did not arrive.
+        let known = match known {
+            None if TRAILERS_LOST.load(Ordering::Relaxed) => {
+                let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
+                let cancel = ctx.cancel.clone();
+                let hashed = tokio::task::spawn_blocking(move || {
+                    chunk_digest_blocking(&path, size, chunk_size, index, &cancel)
+                })
+                .await
+                .map_err(|e| Failure::local(ApiError::internal(format!("hashing failed: {e}"))))?
+                .map_err(Failure::local)?;
+                Some(hashed)
+            }
+            known => known,
+        };
         let body = file_range_body(&f.path, offset, len, known, digest).map_err(Failure::local)?;
-        put_verified(ctx, upload_id, f, index, len, body).await
+        let sent = put_verified(ctx, upload_id, f, index, len, body).await;
+        if let (None, Err(failed)) = (known, &sent) {
+            if failed.error.code == ErrorCode::Integrity {
+                // E.g. a proxy that drops request trailers: the retry, and
+                // every chunk after it, sends its digest in the header.
+                tracing::warn!("a chunk sent with its digest after the body failed its check; sending digests first from now on: {}", failed.error.message);
+                TRAILERS_LOST.store(true, Ordering::Relaxed);
+            }
+        }
+        sent
     })
     .await?)
 }
+
+/// Set once a chunk sent with its digest in a trailer failed its integrity
+/// check: something on the way (a proxy) may drop trailers, so this daemon
+/// hashes big chunks before sending them from then on (two reads, as before
+/// trailers), with the digest in the header.
+static TRAILERS_LOST: AtomicBool = AtomicBool::new(false);
 
 /// A chunk request's body and how its digest goes with it.
 struct ChunkBody {
