@@ -971,16 +971,16 @@ async fn send_chunk(
         let data = read_range(f.path.clone(), offset, len).await?;
         let digest = known.unwrap_or_else(|| digest.compute(&data));
         let data = bytes::Bytes::from(data);
-        return Ok(retry(ctx, || {
+        return retry(ctx, || {
             let body = ChunkBody {
                 body: reqwest::Body::from(data.clone()),
                 digest: SentDigest::Before(digest),
             };
             put_verified(ctx, upload_id, f, index, len, body)
         })
-        .await?);
+        .await;
     }
-    Ok(retry(ctx, || async {
+    retry(ctx, || async {
         // Digest first (a second read) only where trailers did not arrive.
         let known = match known {
             None if TRAILERS_LOST.load(Ordering::Relaxed) => {
@@ -1008,7 +1008,7 @@ async fn send_chunk(
         }
         sent
     })
-    .await?)
+    .await
 }
 
 /// Set once a chunk sent with its digest in a trailer failed its integrity

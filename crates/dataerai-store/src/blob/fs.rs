@@ -792,7 +792,7 @@ mod tests {
         let outcomes = store
             .put_small_chunks(vec![
                 small("c-2", b"two", whole_file(b"two")),
-                small("c-1", b"first", whole_file(b"first").into()),
+                small("c-1", b"first", whole_file(b"first")),
                 small("c-1", b"FIRST", whole_file(b"FIRST")),
                 small("c-3", b"bad", whole_file(b"BAD")),
                 small("c-4", b"four", whole_file(b"four")),
