@@ -665,6 +665,22 @@ pub struct SingleUpload {
     pub item: UploadBatchItem,
 }
 
+/// Longest caller-chosen key accepted: a [`SingleUpload::key`] on the
+/// server, a transfer's `idempotency_key` on the daemon socket.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// Checks a caller-chosen key (1 to [`MAX_KEY_LEN`] characters, not blank,
+/// no control characters); `field` names it in the error.
+pub fn check_key(field: &str, key: &str) -> Result<(), crate::ApiError> {
+    let len = key.chars().count();
+    if key.trim().is_empty() || len > MAX_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(crate::ApiError::invalid(format!(
+            "{field} must be 1 to {MAX_KEY_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
 /// The answer to `POST /api/v1/uploads/single` (and
 /// `GET /api/v1/uploads/single/{key}`): the session the upload ran in and
 /// the version it published.
@@ -913,6 +929,7 @@ pub const PROJECT_ROLES: &[&str] = &["owner", "admin", "member", "viewer"];
 /// A member of a project (`GET /api/v1/projects/{project_id}/members`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Member {
     pub user_id: String,
     pub email: String,
@@ -989,4 +1006,30 @@ pub struct OAuthError {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    #[test]
+    fn check_key_takes_printable_keys_up_to_the_limit() {
+        assert!(check_key("key", "a").is_ok());
+        assert!(check_key("key", " spaced key ").is_ok());
+        assert!(check_key("key", &"é".repeat(MAX_KEY_LEN)).is_ok());
+        for bad in [
+            String::new(),
+            "   ".into(),
+            "a\nb".into(),
+            "x".repeat(MAX_KEY_LEN + 1),
+        ] {
+            let e = check_key("idempotency_key", &bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidInput, "{bad:?}");
+            assert_eq!(
+                e.message,
+                "idempotency_key must be 1 to 200 printable characters"
+            );
+        }
+    }
 }

@@ -884,9 +884,11 @@ async fn delete_starts(
 /// Insert transfer rows on `conn` in one statement, and drop the start rows
 /// of their uploads (at most [`ROWS_PER_STATEMENT`]).
 async fn insert_in(conn: &mut SqliteConnection, rs: &[TransferRecord]) -> Result<(), sqlx::Error> {
+    // A single upload's start row never learns its session: it is dropped
+    // by its start id alone.
     let sessions: Vec<&str> = rs
         .iter()
-        .filter(|r| r.kind == TransferKind::Upload)
+        .filter(|r| r.kind == TransferKind::Upload && r.spec.get(SINGLE_START).is_none())
         .filter_map(|r| r.spec.get("upload_id").and_then(Value::as_str))
         .collect();
     delete_starts(conn, "upload_id", &sessions).await?;

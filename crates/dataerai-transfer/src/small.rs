@@ -36,8 +36,13 @@ use crate::Plan;
 const BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Most items in one request.
 const BATCH_ITEMS: usize = 64;
-/// Requests in flight at once: one is being answered while the next fills up.
-const IN_FLIGHT: usize = 2;
+/// Requests in flight at once. Most of a request's time on the server is
+/// spent waiting for fsyncs (its files, then their directories, then the
+/// commit), so several in flight keep both the disk and the CPUs busy: one
+/// request's files are written while another's directories are synced and a
+/// third commits (docs/performance.md, "Small files: more finish requests in
+/// flight…").
+const IN_FLIGHT: usize = 4;
 
 /// Most file bytes queued or in requests at once: the requests in flight
 /// and the next one filling up.

@@ -483,50 +483,60 @@ pub async fn prepare_journaled(
     ))
 }
 
-/// Prepare many uploads, answering in request order. Those of at most
-/// [`INLINE_HASH_LIMIT`] bytes in all are scanned and hashed here and open
-/// their sessions together, up to `MAX_BATCH_ITEMS` per `POST /uploads/batch`
-/// (one request and one server transaction instead of two each); the others
-/// go through [`prepare`], `concurrency` at a time.
+/// Groups of `prepare_many` scanned, hashed and opened at once: while the
+/// server opens one group's sessions, the next is scanned, hashed and its
+/// starts journaled, so neither side waits for the other (the server's
+/// write transactions still go one after the other).
+const GROUPS_IN_FLIGHT: usize = 3;
+
+/// Prepare many uploads, answering in request order. The requests go in
+/// groups of `MAX_BATCH_ITEMS`, [`GROUPS_IN_FLIGHT`] groups at once; in each,
+/// those of at most [`INLINE_HASH_LIMIT`] bytes in all are scanned and hashed
+/// here and open their sessions together in one `POST /uploads/batch` (one
+/// request and one server transaction instead of two each); the others go
+/// through [`prepare`], `concurrency` at a time, once every group is open.
+///
+/// `on_open` (when given) is handed each group's prepared small uploads, by
+/// index, as soon as their sessions are open, so the caller can start them
+/// while the next groups are still being opened — only as long as no bigger
+/// upload comes before them, so that uploads can still start in item order.
+/// They are answered again at the end with the others.
 pub async fn prepare_many(
     client: &ApiClient,
     reqs: Vec<UploadRequest>,
     concurrency: usize,
     log: Option<StartLog<'_>>,
+    on_open: Option<&OnOpen<'_>>,
 ) -> Vec<Result<UploadSpec, ApiError>> {
     let n = reqs.len();
-    let scanned = tokio::task::spawn_blocking(move || {
-        reqs.into_iter()
-            .map(|req| {
-                let files = scan::scan(&req.local_path)?;
-                let hashed = if files.iter().map(|f| f.size).sum::<u64>() <= INLINE_HASH_LIMIT {
-                    Some(hash_all(&files, req.chunk_size)?)
-                } else {
-                    None
-                };
-                Ok((req, files, hashed))
-            })
-            .collect::<Vec<Result<_, ApiError>>>()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        let e = ApiError::internal(format!("scan task failed: {e}"));
-        (0..n).map(|_| Err(e.clone())).collect()
-    });
-    let mut out: Vec<Option<Result<UploadSpec, ApiError>>> = (0..n).map(|_| None).collect();
-    let mut small = Vec::new();
-    let mut big = Vec::new();
-    for (i, s) in scanned.into_iter().enumerate() {
-        match s {
-            Ok((req, files, Some(hashed))) => small.push((i, req, files, hashed)),
-            Ok((req, _, None)) => big.push((i, req)),
-            Err(e) => out[i] = Some(Err(e)),
+    let mut groups: Vec<Vec<(usize, UploadRequest)>> = Vec::new();
+    for (i, req) in reqs.into_iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if g.len() < MAX_BATCH_ITEMS => g.push((i, req)),
+            _ => groups.push(vec![(i, req)]),
         }
     }
-    for group in small.chunks(MAX_BATCH_ITEMS) {
-        for (i, spec) in open_together(client, log, group).await {
+    let mut opened = futures::stream::iter(groups)
+        .map(|group| open_group(client, log, group))
+        .buffered(GROUPS_IN_FLIGHT);
+    let mut out: Vec<Option<Result<UploadSpec, ApiError>>> = (0..n).map(|_| None).collect();
+    let mut big = Vec::new();
+    while let Some(g) = opened.next().await {
+        // Only while no bigger upload came before: those are prepared last,
+        // and the caller starts uploads in item order.
+        let in_order = big.is_empty() && g.big.is_empty();
+        if let (Some(on_open), true) = (on_open, in_order) {
+            on_open(
+                g.done
+                    .iter()
+                    .filter_map(|(i, spec)| Some((*i, spec.as_ref().ok()?.clone())))
+                    .collect(),
+            );
+        }
+        for (i, spec) in g.done {
             out[i] = Some(spec);
         }
+        big.extend(g.big);
     }
     let prepared: Vec<(usize, Result<UploadSpec, ApiError>)> = futures::stream::iter(big)
         .map(|(i, req)| async move { (i, prepare_journaled(client, req, log).await) })
@@ -539,6 +549,68 @@ pub async fn prepare_many(
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("an upload was not prepared"))))
         .collect()
+}
+
+/// What [`prepare_many`] hands its caller as each group opens: the group's
+/// prepared small uploads, by index.
+pub type OnOpen<'a> = dyn Fn(Vec<(usize, UploadSpec)>) + Send + Sync + 'a;
+
+/// What [`open_group`] did with one group of `prepare_many`: the answers of
+/// its small uploads (and of those that failed to scan or hash), by index,
+/// and the bigger ones still to prepare.
+struct GroupOpened {
+    done: Vec<(usize, Result<UploadSpec, ApiError>)>,
+    big: Vec<(usize, UploadRequest)>,
+}
+
+/// Scan and hash one group of `prepare_many` on a blocking thread, then open
+/// its small uploads' sessions together.
+async fn open_group(
+    client: &ApiClient,
+    log: Option<StartLog<'_>>,
+    group: Vec<(usize, UploadRequest)>,
+) -> GroupOpened {
+    let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
+    let scanned = tokio::task::spawn_blocking(move || {
+        group
+            .into_iter()
+            .map(|(i, req)| {
+                let scanned = scan::scan(&req.local_path).and_then(|files| {
+                    let small = files.iter().map(|f| f.size).sum::<u64>() <= INLINE_HASH_LIMIT;
+                    let hashed = small
+                        .then(|| hash_all(&files, req.chunk_size))
+                        .transpose()?;
+                    Ok((files, hashed))
+                });
+                (i, req, scanned)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let mut opened = GroupOpened {
+        done: Vec::new(),
+        big: Vec::new(),
+    };
+    let scanned = match scanned {
+        Ok(scanned) => scanned,
+        Err(e) => {
+            let e = ApiError::internal(format!("scan task failed: {e}"));
+            opened.done = indices.into_iter().map(|i| (i, Err(e.clone()))).collect();
+            return opened;
+        }
+    };
+    let mut small = Vec::new();
+    for (i, req, s) in scanned {
+        match s {
+            Ok((files, Some(hashed))) => small.push((i, req, files, hashed)),
+            Ok((_, None)) => opened.big.push((i, req)),
+            Err(e) => opened.done.push((i, Err(e))),
+        }
+    }
+    if !small.is_empty() {
+        opened.done.extend(open_together(client, log, &small).await);
+    }
+    opened
 }
 
 /// One small upload ready to open: its index, request, files and digests.

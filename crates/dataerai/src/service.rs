@@ -568,12 +568,14 @@ impl Service {
 
     /// Validate many uploads (each failing on its own; an item may arrive
     /// failed already) and prepare the valid ones, small ones together (see
-    /// `upload::prepare_many`). Answers in item order.
+    /// `upload::prepare_many`, whose `on_open` is handed item indices).
+    /// Answers in item order.
     pub async fn prepare_uploads(
         &self,
         items: Vec<Result<UploadParams>>,
         concurrency: usize,
         log: Option<upload::StartLog<'_>>,
+        on_open: Option<&upload::OnOpen<'_>>,
     ) -> Vec<Result<upload::UploadSpec>> {
         let reqs: Vec<Result<upload::UploadRequest>> = items
             .into_iter()
@@ -583,9 +585,18 @@ impl Service {
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
+        // The item index of each valid request.
+        let items: Vec<usize> = (0..reqs.len()).filter(|&i| reqs[i].is_ok()).collect();
+        let on_valid_open = |opened: Vec<(usize, upload::UploadSpec)>| {
+            if let Some(on_open) = on_open {
+                on_open(opened.into_iter().map(|(i, s)| (items[i], s)).collect());
+            }
+        };
         let prepared = match self.client() {
             _ if valid.is_empty() => Vec::new(),
-            Ok(client) => upload::prepare_many(&client, valid, concurrency, log).await,
+            Ok(client) => {
+                upload::prepare_many(&client, valid, concurrency, log, Some(&on_valid_open)).await
+            }
             Err(e) => valid.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut prepared = prepared.into_iter();

@@ -250,6 +250,57 @@ fn upload_many_finish_requests_carry_more_files_than_its_concurrency() {
     assert_eq!(personal_assets(&mut c, &uid), 64);
 }
 
+/// The first groups of a big `upload_many` start while the later ones are
+/// still being opened, but a client reads the reply (with every transfer id)
+/// before any notification about those transfers, and every one completes.
+#[test]
+fn upload_many_replies_before_any_news_of_the_transfers_it_started() {
+    let server = TestServer::start_temp();
+    let (side, mut c, uid) = setup(&server, "early@example.org");
+    let items: Vec<Value> = (0..600u32)
+        .map(|i| {
+            let p = side.work.path().join(format!("e{i:03}.bin"));
+            let mut data = test_bytes(4096, (i % 251) as u8);
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            write(&p, &data);
+            json!({"local_path": p, "title": format!("e{i}"), "owner_type": "user", "owner_id": uid})
+        })
+        .collect();
+    let r = c.ok(
+        "asset.upload_many",
+        json!({"items": items, "concurrency": 16}),
+    );
+    let ids: Vec<String> = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["transfer_id"]
+                .as_str()
+                .expect("every item started")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 600);
+    let early: Vec<&Value> = c
+        .notifications
+        .iter()
+        .filter(|n| {
+            ids.iter()
+                .any(|id| n["params"]["transfer_id"] == id.as_str())
+        })
+        .collect();
+    assert!(
+        early.is_empty(),
+        "notifications before the reply: {early:?}"
+    );
+    for id in &ids {
+        let end = c.wait_transfer_end(id);
+        assert_eq!(end["method"], "transfer.completed", "{end}");
+    }
+    assert_eq!(personal_assets(&mut c, &uid), 600);
+}
+
 #[test]
 fn upload_many_reports_the_bad_item_and_uploads_the_rest() {
     let server = TestServer::start_temp();

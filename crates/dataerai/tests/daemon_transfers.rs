@@ -127,6 +127,37 @@ fn upload_and_download_with_progress_seen_by_another_client() {
     assert_eq!(code, "ERR_NOT_FOUND");
 }
 
+/// A lone small file is uploaded while the call is prepared: the reply
+/// carries the finished transfer's result (the caller need not wait for a
+/// notification), and `transfer.completed` with the same result still
+/// reaches every client after it.
+#[test]
+fn lone_small_upload_answers_with_its_result() {
+    let server = TestServer::start_temp();
+    let (side, mut c, user_id) = setup(&server, "una@example.org");
+    let mut watcher = side.daemon.connect();
+    watcher.ok("daemon.ping", json!({}));
+    let src = side.work.path().join("small.bin");
+    std::fs::write(&src, test_bytes(64 * 1024, 5)).unwrap();
+    let started = start_upload(&mut c, &user_id, &src, json!({}));
+    let tid = started["transfer_id"].as_str().unwrap().to_string();
+    assert_eq!(started["state"], "completed", "{started}");
+    let result = &started["result"];
+    assert_eq!(result["transfer_id"], json!(tid));
+    assert_eq!(result["asset_id"], started["asset_id"]);
+    assert_eq!(result["content_id"], started["content_id"]);
+    assert_eq!(result["total_bytes"], 64 * 1024);
+    assert_eq!(result["files"][0]["name"], "small.bin");
+    for client in [&mut c, &mut watcher] {
+        let end = client.wait_transfer_end(&tid);
+        assert_eq!(end["method"], "transfer.completed", "{end}");
+        assert_eq!(&end["params"]["result"], result);
+    }
+    let t = c.ok("transfer.get", json!({"transfer_id": tid}));
+    assert_eq!(t["state"], "completed");
+    assert_eq!(&t["result"], result);
+}
+
 #[test]
 fn projects_relationships_and_login_changes_without_restart() {
     let server = TestServer::start_temp();

@@ -291,3 +291,45 @@ def test_upload_many_reports_every_item_in_input_order(sock_dir, tmp_path):
             assert err.value.code == "ERR_INVALID_INPUT"
         assert client._book.watches == {}
     peer.close()
+
+
+def test_upload_finished_in_the_reply_needs_no_notification(sock_dir, tmp_path):
+    """A lone small file is done when the daemon answers: the reply's result is the call's
+    result, with no ``transfer.completed`` awaited; with a callback the notification still
+    brings the final progress event."""
+    src = tmp_path / "small.bin"
+    src.write_bytes(b"x" * 30)
+    announce: List[bool] = []
+
+    def upload(peer, conn, req):
+        start = {
+            "transfer_id": "t",
+            "kind": "upload",
+            "asset_id": "a",
+            "content_id": "c",
+            "bytes_total": 30,
+            "chunk_count": 1,
+            "file_count": 1,
+            "state": "completed",
+            "result": {**UPLOAD_RESULT, "chunk_count": 1},
+        }
+        peer.reply(conn, req, start)
+        if announce:
+            params = {"transfer_id": "t", "kind": "upload", "result": start["result"]}
+            peer.send(conn, note("transfer.completed", **params))
+
+    peer, client = make(sock_dir, {"asset.upload": upload})
+    with client:
+        # Without a notification the old way of waiting would time out.
+        result = client.upload(src, title="s", owner_type="user", owner_id="u", transfer_timeout_s=5)
+        assert isinstance(result, UploadResult)
+        assert (result.transfer_id, result.content_id, result.chunk_count) == ("t", "c", 1)
+        announce.append(True)
+        events: List[ProgressEvent] = []
+        with_callback = client.upload(
+            src, title="s", owner_type="user", owner_id="u", on_progress=events.append, transfer_timeout_s=5
+        )
+        assert with_callback.content_id == "c"
+        assert [e.bytes_done for e in events] == [30]
+        assert client._book.watches == {}
+    peer.close()

@@ -21,16 +21,16 @@
 use axum::extract::Multipart;
 use axum::Json;
 use dataerai_proto::api::{
-    BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem, FinishManifest,
-    SingleUpload, SingleUploaded, UploadBatchItem, UploadSession, UploadStatus, MAX_BATCH_ITEMS,
-    MAX_FINISH_BYTES, MAX_SMALL_FILE,
+    check_key, BatchAnswer, BatchItem, ContentVersion, CreateUploadBatch, FinishItem,
+    FinishManifest, SingleUpload, SingleUploaded, UploadBatchItem, UploadSession, UploadStatus,
+    MAX_BATCH_ITEMS, MAX_FINISH_BYTES, MAX_SMALL_FILE,
 };
 use dataerai_proto::digest::ChunkDigest;
 use dataerai_proto::{ApiError, ErrorCode};
 use dataerai_store::blob::{PutOutcome, SmallChunk};
 use dataerai_store::meta::{
-    new_content_id, ChunkRecord, NewUpload, SingleUploadDone, SingleUploadItem, SmallFinish,
-    UploadRecord, UploadTarget,
+    new_content_id, BytesStored, ChunkRecord, NewUpload, SingleUploadDone, SingleUploadItem,
+    SmallFinish, UploadRecord, UploadTarget,
 };
 use dataerai_store::{ChunkCheck, ChunkKey};
 
@@ -481,19 +481,6 @@ pub struct SingleParts {
     file: RawBytes,
 }
 
-/// Longest upload `key` accepted (as the daemon's idempotency keys).
-const MAX_KEY_LEN: usize = 200;
-
-fn check_key(key: &str) -> AppResult<()> {
-    let len = key.chars().count();
-    if key.trim().is_empty() || len > MAX_KEY_LEN || key.chars().any(char::is_control) {
-        return Err(AppError::invalid(format!(
-            "key must be 1 to {MAX_KEY_LEN} printable characters"
-        )));
-    }
-    Ok(())
-}
-
 /// The checks of one `POST /uploads/batch` item, for a lone small file:
 /// its session to open (the version id still to choose) and the file's
 /// checksum.
@@ -570,7 +557,7 @@ pub async fn single_upload(
         }
         _ => return Err(AppError::invalid("the first part must be the `manifest`")),
     };
-    check_key(&request.key)?;
+    check_key("key", &request.key)?;
     let bytes = match parts.next_field().await.map_err(multipart_error)? {
         Some(field) if field.name() == Some("file") => {
             field.bytes().await.map_err(multipart_error)?
@@ -584,14 +571,10 @@ pub async fn single_upload(
     if parts.next_field().await.map_err(multipart_error)?.is_some() {
         return Err(AppError::invalid("a single upload has one `file` part"));
     }
-    // A retried request (the daemon's restart, a lost answer) makes nothing.
-    if let Some(done) = state
-        .meta
-        .single_upload_by_key(&caller.user_id, &request.key)
-        .await?
-    {
-        return Ok(Json(answer(done)));
-    }
+    // A retried request (the daemon's restart, a lost answer) makes nothing:
+    // the transaction looks its key up first and answers the upload made
+    // before (`repeated`). Retries are rare, so the common request does not
+    // pay a lookup of its own here.
     let (upload, sum) = check_single(&state, &caller, request.item).await?;
     let size = upload.files[0].size;
     if bytes.len() as u64 != size {
@@ -613,36 +596,50 @@ pub async fn single_upload(
         digest: ChunkDigest::of(size, upload.chunk_size, 0),
         hash,
     };
-    // The bytes are checked and durable before the version that names them
-    // is written.
-    let stored = state
-        .blobs
-        .put_small_chunks(vec![SmallChunk { key, bytes, check }])
-        .await
-        .pop()
-        .unwrap_or_else(|| {
+    // The bytes are checked and stored while the transaction runs; it commits
+    // only once they are durable (`BytesStored`), so the version never names
+    // bytes a crash could lose, and the fsyncs overlap the statements.
+    let (stored_tx, stored_rx) = tokio::sync::oneshot::channel();
+    let blobs = state.blobs.clone();
+    let storing = tokio::spawn(async move {
+        let stored = blobs
+            .put_small_chunks(vec![SmallChunk { key, bytes, check }])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(dataerai_store::StoreError::Io(std::io::Error::other(
+                    "the blob store answered no chunk",
+                )))
+            })
+            .and_then(|outcome| match outcome {
+                // A fresh version id holds nothing yet: this cannot happen.
+                PutOutcome::Conflict => Err(dataerai_store::StoreError::Conflict(
+                    "the new version's file was stored already; send the upload again".into(),
+                )),
+                _ => Ok(()),
+            });
+        let _ = stored_tx.send(stored);
+    });
+    let stored: BytesStored = Box::pin(async move {
+        stored_rx.await.unwrap_or_else(|_| {
             Err(dataerai_store::StoreError::Io(std::io::Error::other(
-                "the blob store answered no chunk",
+                "the task storing the file ended without an answer",
             )))
-        })?;
-    if stored == PutOutcome::Conflict {
-        // A fresh version id holds nothing yet: this cannot happen.
-        return Err(AppError::new(
-            ErrorCode::Conflict,
-            "the new version's file was stored already; send the upload again",
-        ));
-    }
-    state.metrics.chunk_accepted(size);
+        })
+    });
     let done = state
         .meta
-        .single_upload(SingleUploadItem {
-            key: request.key.clone(),
-            upload,
-            chunk: ChunkRecord {
-                size,
-                hash: hex::encode(hash),
+        .single_upload(
+            SingleUploadItem {
+                key: request.key.clone(),
+                upload,
+                chunk: ChunkRecord {
+                    size,
+                    hash: hex::encode(hash),
+                },
             },
-        })
+            stored,
+        )
         .await;
     let unused = match &done {
         Ok(d) => d.deduplicated || d.repeated,
@@ -650,12 +647,16 @@ pub async fn single_upload(
     };
     if unused {
         // Nothing points at these bytes (the upload was refused, or the
-        // version uses bytes stored before).
+        // version uses bytes stored before): delete them once written.
+        let _ = storing.await;
         if let Err(e) = state.blobs.delete_content(&content_id).await {
             tracing::warn!(error = %e, content_id, "could not delete an unused small file");
         }
     }
     let done = done?;
+    if !done.repeated {
+        state.metrics.chunk_accepted(size);
+    }
     if done.deduplicated && !done.repeated {
         state.metrics.deduplicated(size);
     }
@@ -670,7 +671,7 @@ pub async fn get_single_upload(
     Ctx { state, caller }: Ctx,
     ApiPath(key): ApiPath<String>,
 ) -> AppResult<Json<SingleUploaded>> {
-    check_key(&key)?;
+    check_key("key", &key)?;
     match state
         .meta
         .single_upload_by_key(&caller.user_id, &key)

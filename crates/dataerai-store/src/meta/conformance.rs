@@ -1211,6 +1211,82 @@ pub async fn concurrent_batches_keep_quota_and_never_deadlock(s: &dyn MetadataSt
     assert_eq!(counters(s, OwnerType::User, user).await, (1120, 0, 28));
 }
 
+/// Batches of new assets only (on PostgreSQL they write their assets and
+/// index rows before they lock the allocations) racing for two quotas: each
+/// owner gets exactly the sessions its quota holds, and a refused item
+/// leaves no asset, search index row or collection link behind.
+pub async fn concurrent_batches_of_new_assets_keep_quota_and_leave_no_refused_asset(
+    s: &dyn MetadataStore,
+) {
+    use crate::search::{parse, SearchRequest, Sort};
+    let u = s.create_user("a@x.org", 1000).await.unwrap();
+    let user = u.user_id.as_str();
+    let p = project_of(s, "Lab", user, 1000).await;
+    let item = |owner_type, owner_id: &str, collection_id: Option<String>| NewUpload {
+        content_id: None,
+        target: UploadTarget::NewAsset(NewAsset {
+            owner_type,
+            owner_id: owner_id.to_string(),
+            collection_id,
+            ..new_asset(user, None)
+        }),
+        user_id: user.to_string(),
+        chunk_size: 64,
+        files: vec![spec("f", 40, None)],
+    };
+    // 8 batches of 8 items of 40 bytes, half the user's and half the
+    // project's (in its root collection); each quota of 1,000 bytes holds 25.
+    let batch = || {
+        let items = (0..8)
+            .map(|i| match i % 2 {
+                0 => item(OwnerType::User, user, None),
+                _ => item(
+                    OwnerType::Project,
+                    &p.project_id,
+                    Some(p.root_collection_id.clone()),
+                ),
+            })
+            .collect();
+        s.create_uploads(items)
+    };
+    let batches = futures::future::join_all((0..8).map(|_| batch())).await;
+    let mut opened = 0;
+    for b in batches {
+        for made in b.expect("a batch failed as a whole") {
+            match made {
+                Ok(_) => opened += 1,
+                Err(e) => assert!(matches!(e, StoreError::QuotaExceeded { .. }), "{e:?}"),
+            }
+        }
+    }
+    assert_eq!(opened, 50);
+    assert_eq!(counters(s, OwnerType::User, user).await, (0, 1000, 25));
+    assert_eq!(
+        counters(s, OwnerType::Project, &p.project_id).await,
+        (0, 1000, 25)
+    );
+    let (_, user_assets) = s.list_assets(OwnerType::User, user, ALL).await.unwrap();
+    let (_, project_assets) = s
+        .list_assets(OwnerType::Project, &p.project_id, ALL)
+        .await
+        .unwrap();
+    let (_, linked) = s
+        .list_collection_assets(&p.root_collection_id, ALL)
+        .await
+        .unwrap();
+    assert_eq!((user_assets, project_assets, linked), (25, 25, 25));
+    let query = parse("tag:a").unwrap();
+    let sort = Sort::parse(None, &query).unwrap();
+    let req = SearchRequest {
+        query,
+        sort,
+        window: ALL,
+        facets: false,
+        count_cap: crate::search::COUNT_CAP,
+    };
+    assert_eq!(s.search(user, &req).await.unwrap().total, 50);
+}
+
 /// A finish batch whose item fails a check the batched path leaves to the
 /// per-item one (here: the quota, lowered after the sessions opened) answers
 /// item by item, and a failed item changes nothing.
@@ -2280,7 +2356,8 @@ pub(crate) async fn scratch_pg_store() -> Option<PgStore> {
 
 /// A lone small file in one transaction: published, found by its key, the
 /// key made once; the same bytes again are deduplicated; a refused one
-/// (quota) makes nothing and leaves its key free.
+/// (quota) makes nothing and leaves its key free, and so does one whose bytes
+/// could not be stored (the commit waits for them).
 pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1000).await.unwrap();
     let hash = "ab".repeat(32);
@@ -2300,7 +2377,7 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
     };
     let first = item("k1", 100);
     let content_id = first.upload.content_id.clone().unwrap();
-    let done = s.single_upload(first).await.unwrap();
+    let done = s.single_upload(first, stored_ok()).await.unwrap();
     assert!(!done.repeated && !done.deduplicated);
     assert_eq!(done.version.content_id, content_id);
     assert_eq!(done.version.status, ContentStatus::Complete);
@@ -2308,7 +2385,7 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         done.version.files[0].checksum.as_deref(),
         Some(format!("blake3:{hash}").as_str())
     );
-    let again = s.single_upload(item("k1", 100)).await.unwrap();
+    let again = s.single_upload(item("k1", 100), stored_ok()).await.unwrap();
     assert!(again.repeated);
     assert_eq!(again.upload_id, done.upload_id);
     assert_eq!(again.version.content_id, content_id);
@@ -2319,10 +2396,10 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         .await
         .unwrap()
         .is_none());
-    let dup = s.single_upload(item("k2", 100)).await.unwrap();
+    let dup = s.single_upload(item("k2", 100), stored_ok()).await.unwrap();
     assert!(dup.deduplicated && !dup.repeated);
     assert_ne!(dup.version.asset_id, done.version.asset_id);
-    let refused = s.single_upload(item("k3", 2000)).await;
+    let refused = s.single_upload(item("k3", 2000), stored_ok()).await;
     assert!(
         matches!(refused, Err(StoreError::QuotaExceeded { .. })),
         "{refused:?}"
@@ -2332,6 +2409,25 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         .await
         .unwrap()
         .is_none());
+    let lost = s
+        .single_upload(
+            item("k4", 100),
+            Box::pin(async { Err(StoreError::Io(std::io::Error::other("disk full"))) }),
+        )
+        .await;
+    assert!(matches!(lost, Err(StoreError::Io(_))), "{lost:?}");
+    assert!(s
+        .single_upload_by_key(&u.user_id, "k4")
+        .await
+        .unwrap()
+        .is_none());
+    let again = s.single_upload(item("k4", 100), stored_ok()).await.unwrap();
+    assert!(!again.repeated);
+}
+
+/// Bytes already stored, for [`MetadataStore::single_upload`].
+fn stored_ok() -> crate::meta::BytesStored {
+    Box::pin(async { Ok(()) })
 }
 
 both_backends!(
@@ -2347,6 +2443,7 @@ both_backends!(
     auth_device_members_audit,
     batches_settle_each_item_on_its_own,
     concurrent_batches_keep_quota_and_never_deadlock,
+    concurrent_batches_of_new_assets_keep_quota_and_leave_no_refused_asset,
     a_batch_dedups_each_file_as_a_lone_session_would,
     a_refused_finish_item_fails_alone,
     invited_and_disabled_users,

@@ -42,7 +42,7 @@ pub use collection_listing::{CollectionSort, CollectionSortKey};
 pub use collections::{EnsurePath, Ensured, NewCollection};
 pub use lineage::{LineageDirection, RelationshipSides};
 pub use provenance::{AssetFacts, ContentFacts};
-pub use single_upload::{SingleUploadDone, SingleUploadItem};
+pub use single_upload::{BytesStored, SingleUploadDone, SingleUploadItem};
 
 /// A fresh content version id, for [`NewUpload::content_id`].
 pub fn new_content_id() -> String {
@@ -520,9 +520,15 @@ pub trait MetadataStore: auth::AuthStore + Send + Sync + 'static {
     /// then [`finish_small`](Self::finish_small) (or, when the owner holds
     /// these bytes already, [`complete_upload`](Self::complete_upload)) would
     /// make them, and the caller's `key` for it. A key the user used before
-    /// makes nothing and answers that upload (`repeated`). The chunk's bytes
-    /// must be stored (under `upload.content_id`) before this is called.
-    async fn single_upload(&self, item: SingleUploadItem) -> Result<SingleUploadDone>;
+    /// makes nothing and answers that upload (`repeated`). `stored` is the
+    /// chunk's bytes being stored under `upload.content_id`: the transaction
+    /// runs meanwhile and commits only after it answers `Ok` (its error makes
+    /// nothing and is returned).
+    async fn single_upload(
+        &self,
+        item: SingleUploadItem,
+        stored: BytesStored,
+    ) -> Result<SingleUploadDone>;
     /// The upload `user_id` made with [`single_upload`](Self::single_upload)
     /// under `key`, if any (`repeated` set).
     async fn single_upload_by_key(

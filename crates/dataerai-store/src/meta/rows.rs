@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use dataerai_proto::api::{
-    Allocation, ContentFile, ContentStatus, OwnerType, ProjectRole, UploadStatus,
+    Allocation, Asset, ContentFile, ContentStatus, ContentVersion, OwnerType, ProjectRole,
+    UploadStatus,
 };
 use serde_json::{Map, Value};
 use sqlx::types::Json;
@@ -97,6 +98,34 @@ pub(crate) struct AssetRow {
     pub record_type: Option<String>,
     /// `None`: charged to the owner's allocation.
     pub allocation_id: Option<String>,
+}
+
+impl AssetRow {
+    /// The asset as the API shows it, with its collections and latest
+    /// complete version (read separately).
+    pub fn into_asset(
+        self,
+        collection_ids: Vec<String>,
+        latest_content: Option<ContentVersion>,
+    ) -> Asset {
+        Asset {
+            asset_id: self.id,
+            title: self.title,
+            description: self.description,
+            alias: self.alias,
+            record_type: self.record_type,
+            tags: self.tags.0,
+            metadata: self.metadata.0,
+            owner_type: self.owner_type,
+            owner_id: self.owner_id,
+            collection_ids,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            latest_content,
+            allocation_id: self.allocation_id,
+        }
+    }
 }
 
 /// `(owner_type, owner_id)` of an asset.

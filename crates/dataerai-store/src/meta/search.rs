@@ -3,6 +3,7 @@
 //! the asset ([`reindex`]), and a search is one compiled query (plus a count
 //! and the facets) over them ([`search`]).
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
@@ -11,7 +12,7 @@ use super::shared::{asset, Backend, Commit, ConnOf};
 use super::sql::{insert_rows, Arg, Conn, Dialect, Marks};
 use super::Window;
 use crate::error::Result;
-use crate::search::index::{FieldValue, Indexed};
+use crate::search::index::{FieldValue, IndexEntry, Indexed};
 use crate::search::sql::{compile, drive_estimates, estimate_cap, metadata_count, Drive};
 use crate::search::{Facets, SearchPage, SearchRequest};
 use dataerai_proto::api::Asset;
@@ -74,8 +75,7 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
         for (asset_id, name, size) in c.fetch_all::<(String, String, i64)>(&latest, ids()).await? {
             files.entry(asset_id).or_default().push((name, size));
         }
-        let (mut search, mut tags, mut fields, mut found) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rows, mut found) = (IndexRows::default(), Vec::new());
         for (id, title, description, alias, record_type, tag_list, metadata, owner, created_at) in
             &sources
         {
@@ -92,53 +92,10 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
                 size_bytes: files.iter().map(|(_, s)| *s).sum(),
             }
             .entry();
-            search.extend([
-                Arg::from(id),
-                Arg::from(entry.body),
-                Arg::from(entry.size_bytes),
-                Arg::from(owner),
-                Arg::from(*created_at),
-                Arg::from(record_type.clone()),
-            ]);
-            for tag in &entry.tags {
-                tags.extend([
-                    Arg::from(id),
-                    Arg::from(tag),
-                    Arg::from(owner),
-                    Arg::from(*created_at),
-                    Arg::from(record_type.clone()),
-                ]);
-            }
-            for field in &entry.fields {
-                let (num, txt, flag) = match &field.value {
-                    FieldValue::Number(v) => (Some(*v), None, None),
-                    FieldValue::Text(t) => (None, Some(t.clone()), None),
-                    FieldValue::Bool(b) => (None, None, Some(*b)),
-                };
-                fields.extend([
-                    Arg::from(id),
-                    Arg::from(&field.path),
-                    Arg::Float(num),
-                    Arg::Text(txt),
-                    Arg::Bool(flag),
-                    Arg::from(owner),
-                    Arg::from(*created_at),
-                ]);
-            }
+            rows.push(id, entry, owner, *created_at, record_type);
             found.push(Arg::from(id));
         }
         let found_marks = Marks::of::<C>().list(found.len());
-        insert_rows(
-            c,
-            "asset_search",
-            "asset_id, body, size_bytes, owner, created_at, record_type",
-            6,
-            search,
-            " ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, \
-             size_bytes = excluded.size_bytes, owner = excluded.owner, \
-             created_at = excluded.created_at, record_type = excluded.record_type",
-        )
-        .await?;
         for table in ["asset_tags", "asset_fields"] {
             c.execute(
                 &format!("DELETE FROM {table} WHERE asset_id IN ({found_marks})"),
@@ -146,12 +103,91 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             )
             .await?;
         }
+        rows.insert(
+            c,
+            " ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body, \
+             size_bytes = excluded.size_bytes, owner = excluded.owner, \
+             created_at = excluded.created_at, record_type = excluded.record_type",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The rows of the three index tables (`asset_search`, `asset_tags`,
+/// `asset_fields`) for some assets, as [`insert_rows`] arguments: the one
+/// place that knows their columns ([`reindex_many`] and the bench's loader
+/// write exactly these).
+#[derive(Default)]
+struct IndexRows {
+    search: Vec<Arg>,
+    tags: Vec<Arg>,
+    fields: Vec<Arg>,
+}
+
+impl IndexRows {
+    /// Add the index rows of asset `id` (owner key `owner`).
+    fn push(
+        &mut self,
+        id: &str,
+        entry: IndexEntry,
+        owner: &str,
+        created_at: DateTime<Utc>,
+        record_type: &Option<String>,
+    ) {
+        self.search.extend([
+            Arg::from(id),
+            Arg::from(entry.body),
+            Arg::from(entry.size_bytes),
+            Arg::from(owner),
+            Arg::from(created_at),
+            Arg::from(record_type.clone()),
+        ]);
+        for tag in entry.tags {
+            self.tags.extend([
+                Arg::from(id),
+                Arg::from(tag),
+                Arg::from(owner),
+                Arg::from(created_at),
+                Arg::from(record_type.clone()),
+            ]);
+        }
+        for field in entry.fields {
+            let (num, txt, flag) = match field.value {
+                FieldValue::Number(v) => (Some(v), None, None),
+                FieldValue::Text(t) => (None, Some(t), None),
+                FieldValue::Bool(b) => (None, None, Some(b)),
+            };
+            self.fields.extend([
+                Arg::from(id),
+                Arg::from(field.path),
+                Arg::Float(num),
+                Arg::Text(txt),
+                Arg::Bool(flag),
+                Arg::from(owner),
+                Arg::from(created_at),
+            ]);
+        }
+    }
+
+    /// Insert the rows; `search_tail` ends the `asset_search` statement
+    /// (an `ON CONFLICT` clause, or nothing).
+    async fn insert<C: Dialect>(self, c: &mut C, search_tail: &str) -> Result<()> {
+        insert_rows(
+            c,
+            "asset_search",
+            "asset_id, body, size_bytes, owner, created_at, record_type",
+            6,
+            self.search,
+            search_tail,
+        )
+        .await?;
         insert_rows(
             c,
             "asset_tags",
             "asset_id, tag, owner, created_at, record_type",
             5,
-            tags,
+            self.tags,
             "",
         )
         .await?;
@@ -160,12 +196,11 @@ pub(super) async fn reindex_many<C: Dialect>(c: &mut C, asset_ids: &[&str]) -> R
             "asset_fields",
             "asset_id, path, num, txt, flag, owner, created_at",
             7,
-            fields,
+            self.fields,
             "",
         )
-        .await?;
+        .await
     }
-    Ok(())
 }
 
 /// Index every asset that has no index row yet (assets stored before the
@@ -259,7 +294,7 @@ pub(crate) fn statements(
         drive,
     );
     let limit = request.count_cap + 1;
-    let facets = count_and_facets(request);
+    let facets = count_and_facets(request, "m");
     // The page ranks every match anyway: the same pass counts them and
     // finds the page (one statement, one pass over the matches). The page's
     // rows are numbered after the `LIMIT` (the numbers only order the page):
@@ -268,6 +303,9 @@ pub(crate) fn statements(
     let ranked_count = compiled.rank.as_ref().map(|(rank, desc)| {
         let ctes = ctes_before(&compiled.ctes);
         let order = format!("score{desc}, id");
+        if let (Some(matches), "") = (&compiled.by_owner_number, *desc) {
+            return by_owner_number(request, &ctes, matches, rank, limit, n);
+        }
         format!(
             "WITH {ctes}m AS MATERIALIZED (SELECT {id} AS id, {owner} AS owner, {rank} AS score \
              FROM {from} WHERE {filter} LIMIT {limit}) {facets} UNION ALL \
@@ -322,6 +360,42 @@ pub(crate) fn statements(
     }
 }
 
+/// The one-pass relevance statement of SQLite's words alone
+/// (`Compiled::by_owner_number`): `m` holds each readable match's rowid
+/// and bm25 (lower is better) only, found without reading its
+/// `asset_search` row; the asset ids and owners are read for the facets'
+/// sample (`f`, read once for the three facets) and for the page's
+/// candidates: the matches whose score is at most the page's last one (the
+/// page and its ties, which the asset id orders).
+fn by_owner_number(
+    request: &SearchRequest,
+    ctes: &str,
+    matches: &str,
+    rank: &str,
+    limit: u64,
+    n: usize,
+) -> String {
+    let facets = count_and_facets(request, "f");
+    let sample = facet_sample(request);
+    let (l, o) = (n + 1, n + 2);
+    // The score of the last row of the page; all of `m` when it is shorter
+    // (9e999 is infinity).
+    let last = format!(
+        "COALESCE((SELECT score FROM m ORDER BY score LIMIT 1 OFFSET ${l} + ${o} - 1), 9e999)"
+    );
+    format!(
+        "WITH {ctes}m AS MATERIALIZED (SELECT asset_search_fts.rowid AS r, {rank} AS score \
+         FROM {matches} LIMIT {limit}), \
+         f AS MATERIALIZED (SELECT s.asset_id AS id, s.owner AS owner \
+         FROM (SELECT r FROM m LIMIT {sample}) x CROSS JOIN asset_search s ON s.rowid = x.r) \
+         {facets} UNION ALL \
+         SELECT CAST(4 AS BIGINT) AS k, id AS v, ROW_NUMBER() OVER (ORDER BY score, id) AS n \
+         FROM (SELECT s.asset_id AS id, m.score AS score FROM m \
+         CROSS JOIN asset_search s ON s.rowid = m.r WHERE m.score <= {last} \
+         ORDER BY score, id LIMIT ${l} OFFSET ${o}) p"
+    )
+}
+
 /// A statement's own common table expressions, ready to precede `m`'s.
 fn ctes_before(ctes: &str) -> String {
     if ctes.is_empty() {
@@ -331,15 +405,21 @@ fn ctes_before(ctes: &str) -> String {
     }
 }
 
-/// The count and the facets of the matches `m` (`id`, `owner`; at most
-/// the cap + 1 of them): rows `(k, v, n)`, `k` = 0 the count, 1–3 the
-/// facets (tags, record types, projects).
-fn count_and_facets(request: &SearchRequest) -> String {
+/// How many of the matches the facets count.
+fn facet_sample(request: &SearchRequest) -> u64 {
+    FACET_SAMPLE.min(request.count_cap)
+}
+
+/// The count and the facets of the matches `m` (at most the cap + 1 of
+/// them): rows `(k, v, n)`, `k` = 0 the count, 1–3 the facets (tags,
+/// record types, projects), counted over the first rows of `ids`: `m`
+/// itself or a table expression giving `m`'s `id` and `owner`.
+fn count_and_facets(request: &SearchRequest, ids: &str) -> String {
     let mut count = "SELECT CAST(0 AS BIGINT) AS k, '' AS v, COUNT(*) AS n FROM m".to_string();
     if request.facets {
         let counted = format!(
-            "(SELECT id, owner FROM m LIMIT {}) c",
-            FACET_SAMPLE.min(request.count_cap)
+            "(SELECT id, owner FROM {ids} LIMIT {}) c",
+            facet_sample(request)
         );
         for (k, select, from) in [
             (
@@ -499,13 +579,10 @@ async fn assets_by_id<C: Dialect>(c: &mut C, ids: Vec<String>) -> Result<Vec<Ass
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|k| format!("${k}")).collect();
+    let marks = Marks::of::<C>().list(ids.len());
     let rows: Vec<AssetRow> = c
         .fetch_all(
-            &format!(
-                "SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({})",
-                marks.join(", ")
-            ),
+            &format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id IN ({marks})"),
             ids.iter().map(Arg::from).collect(),
         )
         .await?;
@@ -522,14 +599,13 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=rows.len()).map(|k| format!("${k}")).collect();
+    let marks = Marks::of::<C>().list(rows.len());
     let ids: Vec<Arg> = rows.iter().map(|r| Arg::from(&r.id)).collect();
     let pairs: Vec<(String, String)> = c
         .fetch_all(
             &format!(
-                "SELECT asset_id, collection_id FROM asset_collections WHERE asset_id IN ({}) \
-                 ORDER BY asset_id, collection_id",
-                marks.join(", ")
+                "SELECT asset_id, collection_id FROM asset_collections WHERE asset_id IN ({marks}) \
+                 ORDER BY asset_id, collection_id"
             ),
             ids.clone(),
         )
@@ -541,8 +617,7 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
     let versioned: Vec<(String,)> = c
         .fetch_all(
             &format!(
-                "SELECT DISTINCT asset_id FROM contents WHERE asset_id IN ({}) AND status = 'complete'",
-                marks.join(", ")
+                "SELECT DISTINCT asset_id FROM contents WHERE asset_id IN ({marks}) AND status = 'complete'"
             ),
             ids,
         )
@@ -554,23 +629,8 @@ async fn page_assets<C: Dialect>(c: &mut C, rows: Vec<AssetRow>) -> Result<Vec<A
             items.push(asset(c, row).await?);
             continue;
         }
-        items.push(Asset {
-            collection_ids: collections.remove(&row.id).unwrap_or_default(),
-            asset_id: row.id,
-            title: row.title,
-            description: row.description,
-            alias: row.alias,
-            record_type: row.record_type,
-            tags: row.tags.0,
-            metadata: row.metadata.0,
-            owner_type: row.owner_type,
-            owner_id: row.owner_id,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            allocation_id: row.allocation_id,
-            latest_content: None,
-        });
+        let collection_ids = collections.remove(&row.id).unwrap_or_default();
+        items.push(row.into_asset(collection_ids, None));
     }
     Ok(items)
 }
@@ -597,8 +657,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
     // As one insert after another: each asset its own creation time.
     let start = super::time::now();
     let mut ids = Vec::with_capacity(assets.len());
-    let (mut rows, mut search, mut tags, mut fields, mut collections) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut index, mut collections) = (Vec::new(), IndexRows::default(), Vec::new());
     for (k, asset) in assets.iter().enumerate() {
         let id = super::shared::new_id();
         let at = start + chrono::Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
@@ -620,39 +679,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
             size_bytes: 0,
         }
         .entry();
-        search.extend([
-            Arg::from(&id),
-            Arg::from(entry.body),
-            Arg::from(entry.size_bytes),
-            Arg::from(&owner),
-            Arg::from(at),
-            Arg::from(asset.record_type.clone()),
-        ]);
-        for tag in entry.tags {
-            tags.extend([
-                Arg::from(&id),
-                Arg::from(tag),
-                Arg::from(&owner),
-                Arg::from(at),
-                Arg::from(asset.record_type.clone()),
-            ]);
-        }
-        for field in entry.fields {
-            let (num, txt, flag) = match field.value {
-                FieldValue::Number(v) => (Some(v), None, None),
-                FieldValue::Text(t) => (None, Some(t), None),
-                FieldValue::Bool(b) => (None, None, Some(b)),
-            };
-            fields.extend([
-                Arg::from(&id),
-                Arg::from(field.path),
-                Arg::Float(num),
-                Arg::Text(txt),
-                Arg::Bool(flag),
-                Arg::from(&owner),
-                Arg::from(at),
-            ]);
-        }
+        index.push(&id, entry, &owner, at, &asset.record_type);
         ids.push(id);
     }
     insert_rows(
@@ -673,33 +700,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         "",
     )
     .await?;
-    insert_rows(
-        c,
-        "asset_search",
-        "asset_id, body, size_bytes, owner, created_at, record_type",
-        6,
-        search,
-        "",
-    )
-    .await?;
-    insert_rows(
-        c,
-        "asset_tags",
-        "asset_id, tag, owner, created_at, record_type",
-        5,
-        tags,
-        "",
-    )
-    .await?;
-    insert_rows(
-        c,
-        "asset_fields",
-        "asset_id, path, num, txt, flag, owner, created_at",
-        7,
-        fields,
-        "",
-    )
-    .await?;
+    index.insert(c, "").await?;
     Ok(ids)
 }
 
@@ -987,6 +988,22 @@ mod tests {
                 .unwrap();
             stale += n;
         }
+        if C::FULL_TEXT == crate::search::sql::FullText::Fts5 {
+            // SQLite's owner numbers (migration 0020): one per `asset_search`
+            // row, naming its owner, none left over.
+            let (n,): (i64,) = c
+                .fetch_one(
+                    "SELECT (SELECT COUNT(*) FROM asset_search x \
+                     LEFT JOIN asset_search_owner o ON o.id = x.rowid \
+                     LEFT JOIN search_owners k ON k.no = o.owner_no WHERE k.owner IS NOT x.owner) \
+                     + (SELECT COUNT(*) FROM asset_search_owner o \
+                     WHERE NOT EXISTS (SELECT 1 FROM asset_search x WHERE x.rowid = o.id))",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            stale += n;
+        }
         stale
     }
 
@@ -1065,6 +1082,17 @@ mod tests {
         let other = s.create_user("other@x.org", 1 << 40).await.unwrap();
         let request = search_for("tag:calibrated", None, 10, 0, true);
         assert_eq!(s.search(&other.user_id, &request).await.unwrap().total, 0);
+        // A deleted asset leaves no index row behind, and is not found.
+        s.delete_asset(&ids[1]).await.unwrap();
+        {
+            let mut conn = s.pool().acquire().await.unwrap();
+            let c: &mut ConnOf<B> = &mut conn;
+            assert_eq!(stale_index_rows(c).await, 0);
+        }
+        let request = search_for("scan", None, 10, 0, true);
+        let found = s.search(&me.user_id, &request).await.unwrap();
+        assert_eq!(found.total, 1);
+        assert_eq!(found.items[0].asset_id, ids[0]);
     }
 
     /// A catalogue where some terms are selective and some broad, with
@@ -1112,6 +1140,10 @@ mod tests {
         let mut driven = 0;
         let mut one_pass = 0;
         for (q, sort) in [
+            // Words alone (SQLite: the owner by its number), many ties in
+            // bm25 broken by the asset id.
+            ("scan", None),
+            ("\"bright scan\"", None),
             ("md.run<10", None),
             ("md.modes>=3", None),
             ("md.modes:*", Some("-created")),
@@ -1187,9 +1219,24 @@ mod tests {
                 one_pass += 1;
             }
         }
-        // Every query ranked by required words (six; PostgreSQL also the
+        // Every query ranked by required words (eight; PostgreSQL also the
         // one with words under `OR`) had its page from one pass.
-        assert!(one_pass >= 6, "{one_pass}");
+        assert!(one_pass >= 8, "{one_pass}");
+        // SQLite checks the words' owners by number when nothing else filters.
+        let request = search_for("scan", None, 7, 2, true);
+        let ranked = statements(
+            &me.user_id,
+            &request,
+            <ConnOf<B> as Dialect>::FULL_TEXT,
+            Drive::Default,
+        )
+        .ranked_count
+        .unwrap();
+        assert_eq!(
+            ranked.contains("asset_search_owner"),
+            <ConnOf<B> as Dialect>::FULL_TEXT == crate::search::sql::FullText::Fts5,
+            "{ranked}"
+        );
         assert!(driven >= 10, "{driven}");
         // A selective metadata term drives: its index rows, not every asset.
         let request = search_for("type:figure md.run<10", None, 50, 0, true);

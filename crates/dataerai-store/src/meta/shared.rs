@@ -321,23 +321,8 @@ pub(super) async fn asset<C: Dialect>(c: &mut C, row: AssetRow) -> Result<Asset>
         )
         .await?;
     let latest = latest_content(c, &row.id).await?.map(|c| c.version);
-    Ok(Asset {
-        asset_id: row.id,
-        title: row.title,
-        description: row.description,
-        alias: row.alias,
-        record_type: row.record_type,
-        tags: row.tags.0,
-        metadata: row.metadata.0,
-        owner_type: row.owner_type,
-        owner_id: row.owner_id,
-        collection_ids: collection_ids.into_iter().map(|(id,)| id).collect(),
-        created_by: row.created_by,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        latest_content: latest,
-        allocation_id: row.allocation_id,
-    })
+    let collection_ids = collection_ids.into_iter().map(|(id,)| id).collect();
+    Ok(row.into_asset(collection_ids, latest))
 }
 
 /// An asset; `lock`: its row stays locked until the transaction ends.
@@ -2476,9 +2461,10 @@ impl<B: Backend> MetadataStore for B {
     async fn single_upload(
         &self,
         item: super::SingleUploadItem,
+        stored: super::BytesStored,
     ) -> Result<super::SingleUploadDone> {
         in_write!(self, |c| super::single_upload::single_upload_in::<Self>(
-            c, &item
+            c, &item, stored
         ))
     }
 

@@ -4,8 +4,14 @@
 //! `finish_small` (so quota, file limit, dedup, alias, collection and the
 //! search index row come out the same), plus the caller's key for it. The
 //! search index row is written once, when the version is published.
+//!
+//! The chunk's bytes are stored while the transaction's statements run
+//! ([`BytesStored`]): the commit waits for them, so the version never names
+//! bytes that are not durable, and the disk's fsyncs overlap the statements
+//! instead of coming before them.
 
 use dataerai_proto::api::{ContentVersion, UploadSession};
+use futures::future::BoxFuture;
 
 use super::shared::{
     content_by_id, create_sessions, finish_small_item, finish_small_together,
@@ -26,6 +32,11 @@ pub struct SingleUploadItem {
     /// The chunk, verified and stored; its hash is also the file's BLAKE3.
     pub chunk: ChunkRecord,
 }
+
+/// The chunk's bytes on their way to durable storage (verified, written,
+/// fsynced, named): the transaction commits only once this answers `Ok`, and
+/// makes nothing when it fails.
+pub type BytesStored = BoxFuture<'static, Result<()>>;
 
 /// The upload a [`SingleUploadItem`] made (or an earlier one with its key).
 #[derive(Debug, Clone)]
@@ -78,10 +89,12 @@ pub(super) async fn by_key<C: Dialect>(
 }
 
 /// [`MetadataStore::single_upload`](super::MetadataStore::single_upload) on
-/// the write transaction `c`.
+/// the write transaction `c`; `stored` is awaited last, before the caller
+/// commits (a repeated key does not wait for it: nothing new names the bytes).
 pub(super) async fn single_upload_in<B: Backend>(
     c: &mut ConnOf<B>,
     item: &SingleUploadItem,
+    stored: BytesStored,
 ) -> Result<SingleUploadDone> {
     let user_id = item.upload.user_id.as_str();
     if let Some(done) = by_key(&mut *c, user_id, &item.key).await? {
@@ -123,6 +136,8 @@ pub(super) async fn single_upload_in<B: Backend>(
             item.key
         ))
     })?;
+    // Bytes durable before the version that names them is committed.
+    stored.await?;
     Ok(SingleUploadDone {
         upload_id: session.upload_id,
         version,

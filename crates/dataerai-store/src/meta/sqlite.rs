@@ -5,7 +5,11 @@
 //! another writer and never fails half way with `SQLITE_BUSY`. Within the
 //! process, writers also queue on an async lock before they begin: SQLite's own
 //! busy handler waits by sleeping (up to 100 ms a try), which under concurrent
-//! small uploads cost far more time than the writes themselves.
+//! small uploads cost far more time than the writes themselves. Write
+//! transactions run on a connection of their own (`writers`, a pool of one):
+//! a connection that another one's commit finds idle drops its whole page
+//! cache and reads its pages again, so the one connection every write uses
+//! keeps its cache between them; reads use the pool of eight.
 //!
 //! The queries and rules are shared with PostgreSQL ([`super::shared`]); this
 //! module says how transactions start and what SQLite's dialect does
@@ -35,7 +39,10 @@ const DEDUP_KEYS_PER_SELECT: usize = 500;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
-    /// Held by every write transaction of this process while it runs.
+    /// The one connection write transactions run on.
+    writers: SqlitePool,
+    /// Held by every write transaction of this process while it runs (a
+    /// fair queue: the pool's own wait is not first come, first served).
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -90,11 +97,16 @@ impl SqliteStore {
             .pragma("mmap_size", "1073741824");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let writers = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
         let store = SqliteStore {
             pool,
+            writers,
             writer: Arc::new(tokio::sync::Mutex::new(())),
         };
         super::search::backfill(&store).await?;
@@ -105,7 +117,7 @@ impl SqliteStore {
     pub(super) async fn begin_write(&self) -> Result<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
         Ok(WriteTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            tx: self.writers.begin_with("BEGIN IMMEDIATE").await?,
             _turn: turn,
         })
     }

@@ -43,6 +43,12 @@ pub(crate) struct Compiled {
     /// The asset id and its owner key in `count_from`.
     pub id: &'static str,
     pub owner: &'static str,
+    /// SQLite, when the filter is the required words and the read
+    /// permission alone: the same matches as `FROM {count_from} WHERE
+    /// {filter}`, by rowid (`asset_search_fts.rowid`), the owner checked by
+    /// its number in `asset_search_owner` (10 bytes per asset) instead of in
+    /// each match's `asset_search` row (migration sqlite 0020).
+    pub by_owner_number: Option<String>,
     pub args: Vec<Arg>,
 }
 
@@ -592,6 +598,7 @@ pub(crate) fn compile(
         (None, None, _) => (Driver::All, vec![], vec![]),
     };
     let mut filter;
+    let mut by_owner_number = None;
     let mut rest = rest;
     // The driving table when a metadata test drives: its matching assets,
     // each once, with the owner and creation time from the index.
@@ -602,6 +609,13 @@ pub(crate) fn compile(
             b.uses_search = true;
             b.row_type = Some("s.record_type");
             filter = format!("asset_search_fts MATCH {m} AND s.owner IN {readable}");
+            by_owner_number = rest.is_empty().then(|| {
+                format!(
+                    "asset_search_fts CROSS JOIN asset_search_owner o \
+                     ON o.id = asset_search_fts.rowid WHERE asset_search_fts MATCH {m} \
+                     AND o.owner_no IN (SELECT no FROM search_owners WHERE owner IN {readable})"
+                )
+            });
         }
         Driver::Tag => {
             b.id = "d.asset_id";
@@ -868,6 +882,7 @@ pub(crate) fn compile(
         rank,
         id,
         owner,
+        by_owner_number,
         args: b.args,
     }
 }

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use dataerai_proto::api::check_key;
 use dataerai_proto::ipc::{RpcError, RpcErrorData, INVALID_PARAMS, METHOD_NOT_FOUND};
 use dataerai_proto::{ApiError, ErrorCode};
 use futures::future::BoxFuture;
@@ -19,12 +20,13 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::transfers;
-use super::DaemonState;
+use super::{DaemonState, HeldBack};
 use crate::service;
 use crate::service::{DownloadParams, NoParams, UploadParams};
 use dataerai_transfer::journal::{
     ErrorInfo, NewTransfer, TransferKind, TransferRecord, TransferState,
 };
+use dataerai_transfer::upload::UploadSpec;
 use dataerai_transfer::Plan;
 
 pub enum Outcome {
@@ -57,6 +59,13 @@ struct UploadManyParams {
 
 /// Most items one `asset.upload_many` call takes.
 const MAX_BATCH_ITEMS: usize = 10_000;
+
+/// Most items of one `asset.upload_many` call started before its reply. Their
+/// notifications are held back until the reply is queued, then go out at
+/// once (about three per small file), and the burst must fit the
+/// notification buffer (`EVENT_BUFFER`) with room to spare, or a client
+/// would miss some.
+const EARLY_STARTS: usize = 768;
 
 /// Decode `params` (absent/null means no parameters); unknown names are refused.
 fn params<T: DeserializeOwned>(v: Value) -> Result<T, RpcError> {
@@ -262,19 +271,6 @@ fn reply_then_start(state: Arc<DaemonState>, reply: Value) -> Outcome {
     )
 }
 
-/// Longest `idempotency_key` accepted.
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
-
-fn check_key(key: &str) -> Result<(), ApiError> {
-    let len = key.chars().count();
-    if key.trim().is_empty() || len > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
-        )));
-    }
-    Ok(())
-}
-
 /// The transfer an earlier call with idempotency key `key` started, to attach
 /// to: running, queued, retrying or completed as it is; a paused one or one
 /// that failed resumably is resumed first. `None` when there is none, or it
@@ -284,7 +280,7 @@ async fn repeat_of(
     key: &str,
     kind: TransferKind,
 ) -> Result<Option<TransferRecord>, ApiError> {
-    check_key(key)?;
+    check_key("idempotency_key", key)?;
     let Some(rec) = state.transfers.keyed(key).await? else {
         return Ok(None);
     };
@@ -312,10 +308,21 @@ fn attach(state: Arc<DaemonState>, rec: TransferRecord) -> Outcome {
     let mut reply = started(&rec);
     reply["content_id"] = json!(rec.content_id);
     reply["repeated"] = json!(true);
+    add_result(&mut reply, &rec);
     Outcome::ReplyThen(
         reply,
         async move { announce_completed(&state, &rec) }.boxed(),
     )
+}
+
+/// A transfer that completed already carries its result in the reply, so
+/// the caller need not wait for `transfer.completed` (still announced to
+/// every client right after the reply).
+fn add_result(reply: &mut Value, rec: &TransferRecord) {
+    if rec.state == TransferState::Completed {
+        reply["state"] = json!(rec.state);
+        reply["result"] = json!(rec.result);
+    }
 }
 
 fn announce_completed(state: &DaemonState, rec: &TransferRecord) {
@@ -415,6 +422,7 @@ where
             if rec.state == TransferState::Completed {
                 // A lone small file: uploaded while it was prepared.
                 reply["content_id"] = json!(rec.content_id);
+                add_result(&mut reply, &rec);
                 let state = state.clone();
                 return Ok(Outcome::ReplyThen(
                     reply,
@@ -639,28 +647,65 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
         .map(|p| p.as_ref().ok().cloned())
         .collect();
     let log = Some(state.transfers.start_log());
-    let specs = state
-        .service
-        .prepare_uploads(to_prepare, concurrency, log)
-        .await;
+    // At most `concurrency` transfers of the batch run at a time, waiting ones included.
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let starter = transfers::start_as_sent(&state, slots.clone());
+    // Small items start group by group as their sessions open, while the
+    // next groups are opened; their notifications wait for the reply.
+    let mut held = HeldBack::new(&state);
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel();
+    let prepare = async {
+        let on_open = move |group: Vec<(usize, UploadSpec)>| drop(opened_tx.send(group));
+        state
+            .service
+            .prepare_uploads(to_prepare, concurrency, log, Some(&on_open))
+            .await
+    };
+    let start_opened = async {
+        let mut started = Vec::new();
+        let mut early = true;
+        while let Some(group) = opened_rx.recv().await {
+            // Once a group waits for the reply, so do the later ones (items start in order).
+            early = early && started.len() + group.len() <= EARLY_STARTS;
+            if !early {
+                continue; // journaled and started after the reply, with the others
+            }
+            let journaled = journal_batch(&state, group, &batch_id, &keys).await;
+            for (index, rec) in journaled {
+                if let Ok(rec) = &rec {
+                    held.hold(&rec.transfer_id);
+                    drop(starter.send(rec.transfer_id.clone()));
+                }
+                started.push((index, rec));
+            }
+        }
+        started
+    };
+    let (specs, started) = tokio::join!(prepare, start_opened);
     if specs.iter().any(Result::is_err) {
         state.transfers.cleanups.notify_one();
     }
-    let mut prepared: Vec<Value> = Vec::with_capacity(specs.len());
+    let mut prepared: Vec<Value> = vec![Value::Null; specs.len()];
+    let mut done = vec![false; specs.len()];
+    for (index, rec) in started {
+        prepared[index] = item_started(index, rec);
+        done[index] = true;
+    }
     let mut completed = Vec::new();
     let mut waiting = Vec::new();
-    // Prepared items are journaled together at the end (one commit).
-    let mut to_journal: Vec<(usize, NewTransfer)> = Vec::new();
-    // At most `concurrency` transfers of the batch run at a time, waiting ones included.
-    let slots = Arc::new(Semaphore::new(concurrency));
+    // Prepared items not started yet are journaled together at the end (one commit).
+    let mut to_journal = Vec::new();
     for (index, spec) in specs.into_iter().enumerate() {
+        if done[index] {
+            continue;
+        }
         if let Some(rec) = repeats[index].take() {
-            prepared.push(json!({"index": index, "transfer_id": rec.transfer_id,
-                                 "asset_id": rec.asset_id, "error": null, "repeated": true}));
+            prepared[index] = json!({"index": index, "transfer_id": rec.transfer_id,
+                                     "asset_id": rec.asset_id, "error": null, "repeated": true});
             completed.push(rec);
             continue;
         }
-        let spec = match (spec, retry_params[index].take()) {
+        match (spec, retry_params[index].take()) {
             (Err(e), Some(up)) if e.code == ErrorCode::ServerUnreachable => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let key = keys[index].clone();
@@ -678,27 +723,63 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
                     cancel,
                     Some(slots.clone()),
                 ));
-                prepared.push(json!({"index": index, "transfer_id": id, "asset_id": null,
-                                     "error": null, "state": "retrying"}));
-                continue;
+                prepared[index] = json!({"index": index, "transfer_id": id, "asset_id": null,
+                                         "error": null, "state": "retrying"});
             }
-            (spec, _) => spec,
-        };
-        match spec.and_then(|spec| spec.new_transfer(Some(batch_id.clone()))) {
-            Ok(t) => {
-                to_journal.push((index, t));
-                prepared.push(Value::Null);
-            }
-            Err(e) => prepared.push(json!({"index": index, "transfer_id": null,
-                                           "asset_id": null, "error": ErrorInfo::from(&e)})),
+            (Ok(spec), _) => to_journal.push((index, spec)),
+            (Err(e), _) => prepared[index] = item_started(index, Err(e)),
         }
     }
-    // (`prepared` holds one entry per item, so an item's index is its place.)
-    let (indices, news): (Vec<usize>, Vec<NewTransfer>) = to_journal.into_iter().unzip();
+    let mut ids = Vec::new();
+    for (index, rec) in journal_batch(&state, to_journal, &batch_id, &keys).await {
+        if let Ok(rec) = &rec {
+            ids.push(rec.transfer_id.clone());
+        }
+        prepared[index] = item_started(index, rec);
+    }
+    drop(keys_held);
+    let reply = json!({"batch_id": batch_id, "items": prepared});
+    let work = async move {
+        // The reply is queued: the held notifications may follow it.
+        drop(held);
+        for rec in &completed {
+            announce_completed(&state, rec);
+        }
+        for wait in waiting {
+            tokio::spawn(wait);
+        }
+        for id in ids {
+            drop(starter.send(id));
+        }
+    };
+    Ok(Outcome::ReplyThen(reply, work.boxed()))
+}
+
+/// Journal prepared uploads of batch `batch_id` as transfers (one commit),
+/// each with its idempotency key from `keys` (by item index); answers each
+/// item's record or error, by index.
+async fn journal_batch(
+    state: &DaemonState,
+    specs: Vec<(usize, UploadSpec)>,
+    batch_id: &str,
+    keys: &[Option<String>],
+) -> Vec<(usize, Result<TransferRecord, ApiError>)> {
+    let mut out = Vec::with_capacity(specs.len());
+    let mut news = Vec::with_capacity(specs.len());
+    for (index, spec) in specs {
+        match spec.new_transfer(Some(batch_id.to_string())) {
+            Ok(t) => news.push((index, t)),
+            Err(e) => out.push((index, Err(e))),
+        }
+    }
+    if news.is_empty() {
+        return out;
+    }
+    let (indices, news): (Vec<usize>, Vec<NewTransfer>) = news.into_iter().unzip();
     let journaled = state.transfers.register_many(news).await;
     for (n, index) in indices.into_iter().enumerate() {
         let rec = match &journaled {
-            Ok(recs) => Ok(&recs[n]),
+            Ok(recs) => Ok(recs[n].clone()),
             Err(e) => Err(e.clone()),
         };
         let keyed = match (rec, &keys[index]) {
@@ -709,30 +790,19 @@ async fn start_upload_many(state: Arc<DaemonState>, p: Value) -> Result<Outcome,
                 .map(|()| rec),
             (other, _) => other,
         };
-        prepared[index] = match keyed {
-            Ok(rec) => json!({"index": index, "transfer_id": rec.transfer_id,
-                              "asset_id": rec.asset_id, "error": null}),
-            Err(e) => json!({"index": index, "transfer_id": null, "asset_id": null,
-                             "error": ErrorInfo::from(&e)}),
-        };
+        out.push((index, keyed));
     }
-    let ids: Vec<String> = prepared
-        .iter()
-        .filter(|i| i["state"] != "retrying")
-        .filter_map(|i| i["transfer_id"].as_str().map(str::to_string))
-        .collect();
-    drop(keys_held);
-    let reply = json!({"batch_id": batch_id, "items": prepared});
-    let work = async move {
-        for rec in &completed {
-            announce_completed(&state, rec);
-        }
-        for wait in waiting {
-            tokio::spawn(wait);
-        }
-        transfers::start_in_order(&state, ids, slots)
-    };
-    Ok(Outcome::ReplyThen(reply, work.boxed()))
+    out
+}
+
+/// An `asset.upload_many` reply item: the transfer that item started, or why not.
+fn item_started(index: usize, rec: Result<TransferRecord, ApiError>) -> Value {
+    match rec {
+        Ok(rec) => json!({"index": index, "transfer_id": rec.transfer_id,
+                          "asset_id": rec.asset_id, "error": null}),
+        Err(e) => json!({"index": index, "transfer_id": null, "asset_id": null,
+                         "error": ErrorInfo::from(&e)}),
+    }
 }
 
 // ---------------------------------------------------------------- provenance export

@@ -8,12 +8,15 @@
 //! own task), a writer task fed by one mpsc channel, and a forwarder that copies
 //! broadcast notifications into that same channel. Because replies and
 //! notifications share one queue, a reply queued before a transfer starts is
-//! always written before that transfer's first notification.
+//! always written before that transfer's first notification. A request that
+//! starts transfers before it replies (`asset.upload_many`, group by group)
+//! holds their notifications back ([`HeldBack`]) until its reply is queued.
 
 pub mod methods;
 pub mod protocol;
 pub mod transfers;
 
+use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -49,6 +52,51 @@ pub struct DaemonState {
     /// Open client connections.
     connections: AtomicUsize,
     events: broadcast::Sender<Arc<str>>,
+    /// Notifications held back, in order, by transfer id (see [`HeldBack`]).
+    held: std::sync::Mutex<HashMap<String, Vec<Held>>>,
+}
+
+/// A notification held back (see [`HeldBack`]).
+struct Held {
+    line: Arc<str>,
+    /// A `transfer.progress`: replaced by the transfer's next one while held.
+    progress: bool,
+}
+
+/// Holds back the notifications of the transfers it is given until it is
+/// dropped, then lets them go in the order they were sent: a request that
+/// starts transfers before its reply is queued drops it after, so every
+/// client reads the reply (with the transfer ids) before any notification
+/// about them.
+pub struct HeldBack {
+    state: Arc<DaemonState>,
+    ids: Vec<String>,
+}
+
+impl HeldBack {
+    pub fn new(state: &Arc<DaemonState>) -> HeldBack {
+        HeldBack {
+            state: state.clone(),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Hold back the notifications of transfer `id` (call before it starts).
+    pub fn hold(&mut self, id: &str) {
+        self.state.held().insert(id.to_string(), Vec::new());
+        self.ids.push(id.to_string());
+    }
+}
+
+impl Drop for HeldBack {
+    fn drop(&mut self) {
+        let mut held = self.state.held();
+        for id in &self.ids {
+            for h in held.remove(id).unwrap_or_default() {
+                drop(self.state.events.send(h.line));
+            }
+        }
+    }
 }
 
 impl DaemonState {
@@ -87,13 +135,32 @@ impl DaemonState {
         true
     }
 
-    /// Send a notification to every connected client.
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Held>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Send a notification to every connected client (or hold it back with
+    /// the others of its transfer, see [`HeldBack`]).
     pub fn notify(&self, method: &str, params: Value) {
-        match serde_json::to_string(&Notification::new(method, params)) {
-            // No receivers just means no client is connected right now.
-            Ok(line) => drop(self.events.send(line.into())),
-            Err(e) => tracing::error!("cannot encode notification {method}: {e}"),
+        let id = params
+            .get("transfer_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let line: Arc<str> = match serde_json::to_string(&Notification::new(method, params)) {
+            Ok(line) => line.into(),
+            Err(e) => return tracing::error!("cannot encode notification {method}: {e}"),
+        };
+        // Under the lock: a transfer's held lines and its later ones keep their order.
+        let mut held = self.held();
+        if let Some(lines) = id.and_then(|id| held.get_mut(&id)) {
+            let progress = method == "transfer.progress";
+            if progress && lines.last().is_some_and(|h| h.progress) {
+                lines.pop(); // only the latest progress of a held transfer matters
+            }
+            return lines.push(Held { line, progress });
         }
+        // No receivers just means no client is connected right now.
+        drop(self.events.send(line));
     }
 }
 
@@ -149,6 +216,7 @@ pub async fn run(opts: DaemonOptions, service: Service) -> i32 {
         exit_when_idle: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         events,
+        held: Default::default(),
     });
     transfers::resume_unfinished(&state).await;
     // Upload starts journaled by a daemon that died are given up (nothing

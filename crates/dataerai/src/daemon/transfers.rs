@@ -323,9 +323,22 @@ pub fn start(st: &Arc<DaemonState>, id: &str, permit: Option<OwnedSemaphorePermi
 /// Start `ids` in order, one per free slot of `slots`; the others stay
 /// `queued` (and can be paused or cancelled) until a slot frees up.
 pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: Arc<Semaphore>) {
+    let starter = start_as_sent(st, slots);
+    for id in ids {
+        drop(starter.send(id));
+    }
+}
+
+/// [`start_in_order`] for ids that come one after the other: each id sent
+/// is started in turn, once a slot of `slots` is free.
+pub fn start_as_sent(
+    st: &Arc<DaemonState>,
+    slots: Arc<Semaphore>,
+) -> tokio::sync::mpsc::UnboundedSender<String> {
+    let (starter, mut ids) = tokio::sync::mpsc::unbounded_channel::<String>();
     let st = st.clone();
     tokio::spawn(async move {
-        for id in ids {
+        while let Some(id) = ids.recv().await {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
@@ -334,6 +347,7 @@ pub fn start_in_order(st: &Arc<DaemonState>, ids: Vec<String>, slots: Arc<Semaph
             start(&st, &id, Some(permit));
         }
     });
+    starter
 }
 
 /// How long the clean-up of given-up upload starts sleeps when nothing is

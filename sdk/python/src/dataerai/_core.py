@@ -369,10 +369,21 @@ class StartedTransfer:
         if self.bars is not None:
             self.bars.expect(str(start["transfer_id"]), _progress.started(self.info, start))
         self.watch = self._follow(dict(start), self.bars or self._on_progress)
+        if finished_in_reply(start) and self.bars is None and self._on_progress is None:
+            # A lone small upload ends before the reply: its result is in it, so the call
+            # returns without waiting for ``transfer.completed`` (with a callback, that
+            # notification still delivers the final progress event on the callback thread).
+            params = {"transfer_id": self.watch.transfer_id, "kind": start.get("kind")}
+            self.watch.finish("transfer.completed", {**params, "result": start["result"]})
 
     def close(self) -> None:
         if self.bars is not None:
             self.bars.close()
+
+
+def finished_in_reply(start: JsonObject) -> bool:
+    """Whether a transfer's start reply says it completed already and carries its result."""
+    return start.get("state") == "completed" and isinstance(start.get("result"), dict)
 
 
 def download_version(

@@ -37,8 +37,9 @@ use crate::error::Result;
 pub use rules::SignInLimit;
 
 /// A user's sign-in data.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserAuth {
+    #[sqlx(rename = "id")]
     pub user_id: String,
     pub email: String,
     /// Argon2id PHC string; `None` until a password is set.
@@ -118,7 +119,7 @@ pub struct TokenInfo {
 }
 
 /// A browser session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
     pub user_id: String,
     pub email: String,

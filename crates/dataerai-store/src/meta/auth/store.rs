@@ -18,27 +18,6 @@ use crate::meta::Window;
 use crate::rules::unsigned;
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
-    id: String,
-    email: String,
-    password_hash: Option<String>,
-    is_admin: bool,
-    disabled: bool,
-}
-
-impl From<UserRow> for UserAuth {
-    fn from(r: UserRow) -> Self {
-        UserAuth {
-            user_id: r.id,
-            email: r.email,
-            password_hash: r.password_hash,
-            is_admin: r.is_admin,
-            disabled: r.disabled,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
 struct TokenRow {
     id: String,
     name: String,
@@ -57,27 +36,6 @@ impl From<TokenRow> for TokenInfo {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    user_id: String,
-    email: String,
-    is_admin: bool,
-    csrf_token: String,
-    expires_at: DateTime<Utc>,
-}
-
-impl From<SessionRow> for SessionRecord {
-    fn from(r: SessionRow) -> Self {
-        SessionRecord {
-            user_id: r.user_id,
-            email: r.email,
-            is_admin: r.is_admin,
-            csrf_token: r.csrf_token,
-            expires_at: r.expires_at,
         }
     }
 }
@@ -131,25 +89,6 @@ struct RefreshRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    user_id: String,
-    email: String,
-    role: ProjectRole,
-    added_at: DateTime<Utc>,
-}
-
-impl From<MemberRow> for Member {
-    fn from(r: MemberRow) -> Self {
-        Member {
-            user_id: r.user_id,
-            email: r.email,
-            role: r.role,
-            added_at: r.added_at,
-        }
-    }
-}
-
 const USER_COLUMNS: &str =
     "SELECT id, email, password_hash, is_admin, disabled_at IS NOT NULL AS disabled FROM users";
 const MEMBER_COLUMNS: &str = "SELECT m.user_id, u.email, m.role, m.added_at
@@ -178,20 +117,16 @@ pub(super) fn window_args(window: Window) -> [Arg<'static>; 2] {
 impl<S: AuthBackend> AuthStore for S {
     async fn user_auth_by_email(&self, email: &str) -> Result<Option<UserAuth>> {
         let sql = format!("{USER_COLUMNS} WHERE email = $1");
-        let row: Option<UserRow> = self
-            .auth_db()
+        self.auth_db()
             .fetch_optional(&sql, &[Arg::Text(email)])
-            .await?;
-        Ok(row.map(UserAuth::from))
+            .await
     }
 
     async fn user_auth_by_id(&self, user_id: &str) -> Result<Option<UserAuth>> {
         let sql = format!("{USER_COLUMNS} WHERE id = $1");
-        let row: Option<UserRow> = self
-            .auth_db()
+        self.auth_db()
             .fetch_optional(&sql, &[Arg::Text(user_id)])
-            .await?;
-        Ok(row.map(UserAuth::from))
+            .await
     }
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
@@ -316,7 +251,7 @@ impl<S: AuthBackend> AuthStore for S {
     }
 
     async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>> {
-        let row: Option<SessionRow> = self
+        let row: Option<SessionRecord> = self
             .auth_db()
             .fetch_optional(
                 "SELECT s.user_id, u.email, u.is_admin, s.csrf_token, s.expires_at
@@ -325,9 +260,7 @@ impl<S: AuthBackend> AuthStore for S {
                 &[Arg::Text(id_hash)],
             )
             .await?;
-        Ok(row
-            .filter(|s| rules::is_live(s.expires_at, now))
-            .map(SessionRecord::from))
+        Ok(row.filter(|s| rules::is_live(s.expires_at, now)))
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
@@ -606,13 +539,10 @@ impl<S: AuthBackend> AuthStore for S {
              ORDER BY m.added_at, u.email LIMIT $2 OFFSET $3"
         );
         let [limit, offset] = window_args(window);
-        let rows: Vec<MemberRow> = conn
+        let rows: Vec<Member> = conn
             .fetch_all(&sql, &[Arg::Text(project_id), limit, offset])
             .await?;
-        Ok((
-            rows.into_iter().map(Member::from).collect(),
-            unsigned("total", total)?,
-        ))
+        Ok((rows, unsigned("total", total)?))
     }
 
     async fn set_member(
@@ -660,14 +590,14 @@ impl<S: AuthBackend> AuthStore for S {
             )
             .await?;
         }
-        let member: MemberRow = conn
+        let member: Member = conn
             .fetch_one(
                 &format!("{MEMBER_COLUMNS} WHERE m.project_id = $1 AND m.user_id = $2"),
                 &[Arg::Text(project_id), Arg::Text(user_id)],
             )
             .await?;
         tx.commit().await?;
-        Ok((member.into(), added))
+        Ok((member, added))
     }
 
     async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<()> {
