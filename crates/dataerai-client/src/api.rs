@@ -407,6 +407,8 @@ impl ApiClient {
             .await
     }
 
+    /// Send one chunk whose digest (hex, `dataerai_proto::digest`) is known
+    /// before its body: it goes in the `x-dataerai-chunk-blake3` header.
     pub async fn put_chunk(
         &self,
         upload_id: &str,
@@ -416,15 +418,30 @@ impl ApiClient {
         len: u64,
         body: reqwest::Body,
     ) -> Result<ChunkAck> {
-        let path = format!(
-            "/uploads/{}/files/{file_index}/chunks/{chunk_index}",
-            seg(upload_id)
-        );
         let rb = self
-            .request(Method::PUT, &path)
+            .request(Method::PUT, &chunk_path(upload_id, file_index, chunk_index))
             .header(CHUNK_HASH_HEADER, blake3_hex)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body);
+        self.json(rb).await
+    }
+
+    /// Send one chunk whose `body` ends with the chunk's digest as trailer
+    /// `x-dataerai-chunk-blake3` (hashed as it is sent, so the chunk is read
+    /// once): announced with `Trailer`, the body goes chunked, without a
+    /// declared length.
+    pub async fn put_chunk_digest_after(
+        &self,
+        upload_id: &str,
+        file_index: u32,
+        chunk_index: u64,
+        body: reqwest::Body,
+    ) -> Result<ChunkAck> {
+        let rb = self
+            .request(Method::PUT, &chunk_path(upload_id, file_index, chunk_index))
+            .header(reqwest::header::TRAILER, CHUNK_HASH_HEADER)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
         self.json(rb).await
     }
@@ -665,6 +682,14 @@ impl Query {
         self.0.extend(values.iter().map(|v| (name, v.clone())));
         self
     }
+}
+
+/// The path of one chunk of an upload.
+fn chunk_path(upload_id: &str, file_index: u32, chunk_index: u64) -> String {
+    format!(
+        "/uploads/{}/files/{file_index}/chunks/{chunk_index}",
+        seg(upload_id)
+    )
 }
 
 /// Percent-encode a path segment so an id typed by a user can never change the route.

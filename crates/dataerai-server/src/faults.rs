@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use dataerai_store::blob::{ByteStream, PutOutcome};
-use dataerai_store::{BlobStore, ChunkCheck, ChunkKey, StoreError};
+use dataerai_store::{BlobStore, BodyCheck, ChunkKey, StoreError};
 use futures::StreamExt;
 
 use crate::error::AppError;
@@ -152,7 +152,7 @@ impl BlobStore for FaultyBlobs {
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        check: ChunkCheck,
+        check: BodyCheck,
     ) -> dataerai_store::error::Result<PutOutcome> {
         let c = counters();
         let n = c.chunk_bodies.fetch_add(1, Ordering::SeqCst) + 1;
@@ -166,14 +166,15 @@ impl BlobStore for FaultyBlobs {
             return self.inner.put_chunk(key, body, check).await;
         };
         // Reserve the bytes first so concurrent PUTs cannot both squeeze in.
-        let before = c.stored_bytes.fetch_add(check.len, Ordering::SeqCst);
-        if before + check.len > limit {
-            c.stored_bytes.fetch_sub(check.len, Ordering::SeqCst);
+        let len = check.len;
+        let before = c.stored_bytes.fetch_add(len, Ordering::SeqCst);
+        if before + len > limit {
+            c.stored_bytes.fetch_sub(len, Ordering::SeqCst);
             return Err(StoreError::Io(io::Error::from_raw_os_error(28)));
         }
         let out = self.inner.put_chunk(key, body, check).await;
         if !matches!(out, Ok(PutOutcome::Stored)) {
-            c.stored_bytes.fetch_sub(check.len, Ordering::SeqCst);
+            c.stored_bytes.fetch_sub(len, Ordering::SeqCst);
         }
         out
     }

@@ -47,7 +47,10 @@ async fn plant(blobs: &dyn BlobStore, content_id: &str, chunk: u64, bytes: &[u8]
     };
     let body = futures::stream::iter([Ok(bytes::Bytes::copy_from_slice(bytes))]);
     let check = ChunkCheck::whole_file(bytes.len() as u64, *blake3::hash(bytes).as_bytes());
-    blobs.put_chunk(&key, Box::pin(body), check).await.unwrap();
+    blobs
+        .put_chunk(&key, Box::pin(body), check.into())
+        .await
+        .unwrap();
 }
 
 async fn stored(blobs: &dyn BlobStore) -> BTreeMap<String, StoredContent> {

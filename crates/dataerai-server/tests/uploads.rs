@@ -253,6 +253,92 @@ async fn chunk_checks_and_idempotency() {
     }
 }
 
+/// A chunk's digest may follow its body as a trailer (the daemon hashes a big
+/// chunk while sending it): checked before the chunk is kept, as the header
+/// is; a wrong or missing digest is an integrity error and keeps nothing.
+/// The header form still works beside it, in one upload.
+#[tokio::test]
+async fn chunk_digest_in_a_trailer_after_the_body() {
+    // 4 MiB chunks: streamed to the store, not held in memory.
+    const BIG: u64 = 4 * 1024 * 1024;
+    let (_lab, [User { id: alice, api }]) = Lab::start(["alice@lab.org"]);
+    let asset = api.personal_asset(&alice, "trailers").await;
+    let body = data(BIG as usize + 10, 4);
+    let files = json!([{"name": "f.bin", "size": body.len()}]);
+    let session = created(api.open_upload(&asset, files, BIG).await);
+    let up = session["upload_id"].as_str().unwrap();
+    let (c0, c1) = body.split_at(BIG as usize);
+    let digest = chunk_digest(body.len() as u64, BIG, 0, c0);
+    let pieces =
+        |bytes: &[u8]| -> Vec<Vec<u8>> { bytes.chunks(1_000_003).map(<[u8]>::to_vec).collect() };
+    let received = || async {
+        api.get(&format!("/api/v1/uploads/{up}")).await.1["files"][0]["received_chunks"].clone()
+    };
+
+    let short = &c0[..c0.len() - 1];
+    let short_digest = chunk_digest(body.len() as u64, BIG, 0, short);
+    let refused = [
+        ("wrong digest", pieces(c0), Some(hex_blake3(c0)), INTEGRITY),
+        ("no trailer", pieces(c0), None, INTEGRITY),
+        (
+            "not a digest",
+            pieces(c0),
+            Some("zz".to_string()),
+            INVALID_INPUT,
+        ),
+        (
+            "short body",
+            pieces(short),
+            Some(short_digest),
+            INVALID_INPUT,
+        ),
+    ];
+    for (case, sent, trailer, refusal) in refused {
+        let reply = api
+            .put_chunk_with_trailer(up, 0, 0, sent, trailer.as_deref())
+            .await;
+        assert_err_for(case, &reply, refusal);
+        assert_eq!(received().await, json!([]), "{case}: a chunk was kept");
+    }
+
+    let (s, ack) = api
+        .put_chunk_with_trailer(up, 0, 0, pieces(c0), Some(&digest))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    assert_eq!(ack["checksum"], format!("blake3:{digest}"));
+    assert_eq!(ack["size"], BIG);
+    // Held: the same again is acknowledged alike; other bytes, or a wrong
+    // digest, are refused as for a new chunk.
+    let again = api
+        .put_chunk_with_trailer(up, 0, 0, pieces(c0), Some(&digest))
+        .await;
+    assert_eq!(again, (StatusCode::OK, ack));
+    let other = data(BIG as usize, 9);
+    let other_digest = chunk_digest(body.len() as u64, BIG, 0, &other);
+    let reply = api
+        .put_chunk_with_trailer(up, 0, 0, pieces(&other), Some(&other_digest))
+        .await;
+    assert_err_for("held, other bytes", &reply, CONFLICT);
+    let reply = api
+        .put_chunk_with_trailer(up, 0, 0, pieces(c0), Some(&other_digest))
+        .await;
+    assert_err_for("held, wrong digest", &reply, INTEGRITY);
+
+    // The last chunk the old way, with its digest in the header.
+    let (s, v) = api.put_chunk(up, 0, 1, c1).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = api.complete(up, &[&body]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, got) = api
+        .fetch(
+            &format!("/api/v1/assets/{asset}/contents/latest/files/0"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(got == body, "the file came back different");
+}
+
 #[tokio::test]
 async fn another_user_cannot_see_or_use_a_session() {
     let OneSession {

@@ -33,6 +33,9 @@ pub mod meta;
 pub mod rules;
 pub mod search;
 
-pub use blob::{fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, ChunkCheck, ChunkKey};
+pub use blob::{
+    fs::FsBlobStore, s3::S3BlobStore, s3::S3Settings, BlobStore, BodyCheck, ChunkCheck, ChunkKey,
+    Claimed, DigestAfterBody,
+};
 pub use error::StoreError;
 pub use meta::{postgres::PgStore, sqlite::SqliteStore, MetadataStore};

@@ -60,7 +60,7 @@ async fn s3_put_verify_read_discard_delete() {
         .put_chunk(
             &k,
             body(parts),
-            ChunkCheck::whole_file(data.len() as u64, hash),
+            ChunkCheck::whole_file(data.len() as u64, hash).into(),
         )
         .await
         .unwrap();
@@ -85,7 +85,7 @@ async fn s3_put_verify_read_discard_delete() {
         .put_chunk(
             &k,
             body(vec![data.clone()]),
-            ChunkCheck::whole_file(data.len() as u64, hash),
+            ChunkCheck::whole_file(data.len() as u64, hash).into(),
         )
         .await
         .unwrap();
@@ -111,7 +111,11 @@ async fn s3_put_verify_read_discard_delete() {
     ];
     for (case, bytes, len, refused) in bad_puts {
         let put = store
-            .put_chunk(&k1, body(vec![bytes]), ChunkCheck::whole_file(len, h))
+            .put_chunk(
+                &k1,
+                body(vec![bytes]),
+                ChunkCheck::whole_file(len, h).into(),
+            )
             .await;
         assert!(put.as_ref().is_err_and(refused), "{case}: {put:?}");
     }
@@ -126,7 +130,11 @@ async fn s3_put_verify_read_discard_delete() {
     let ho = *blake3::hash(&other).as_bytes();
     let k2 = key("c-1", 2);
     store
-        .put_chunk(&k2, body(vec![small.clone()]), ChunkCheck::whole_file(3, h))
+        .put_chunk(
+            &k2,
+            body(vec![small.clone()]),
+            ChunkCheck::whole_file(3, h).into(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -134,7 +142,7 @@ async fn s3_put_verify_read_discard_delete() {
             .put_chunk(
                 &k2,
                 body(vec![other.clone()]),
-                ChunkCheck::whole_file(10, ho)
+                ChunkCheck::whole_file(10, ho).into()
             )
             .await
             .unwrap(),

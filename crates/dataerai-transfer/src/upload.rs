@@ -11,13 +11,15 @@
 //! caller journals. [`run`] works from the spec alone: it checks that no source
 //! file changed (size + mtime), asks the server which chunks it already holds,
 //! sends only the others ([`PARALLEL_CHUNKS`] in flight), hashing each one
-//! just before it goes unless its digest is already known, and completes the
+//! as it goes unless its digest is already known (a big chunk's digest
+//! follows its body as an HTTP trailer, so it is read once), and completes the
 //! session with each file's BLAKE3 merged from its chunk digests (no second
 //! pass over the file). [`clean_up_start`] aborts the session and deletes an asset the upload made
 //! (of a start that failed or a transfer that was cancelled).
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dataerai_proto::api::{
     CompleteFile, CompleteUpload, CreateAsset, CreateUpload, CreateUploadBatch, UploadBatchItem,
@@ -47,7 +49,7 @@ const PROBE_FILES: usize = 16;
 /// Files up to this size are hashed on the calling thread (no thread hop).
 const INLINE_HASH_LIMIT: u64 = 1024 * 1024;
 /// Chunks up to this size are read once into memory, hashed and sent from there;
-/// bigger ones are hashed, then streamed from disk.
+/// bigger ones are streamed from disk, hashed as they are read.
 const IN_MEMORY_CHUNK: u64 = 8 * 1024 * 1024;
 /// Bytes per read of a chunk streamed from disk.
 const SEND_PIECE: u64 = 1024 * 1024;
@@ -1022,8 +1024,10 @@ fn known_digest(f: &SpecFile, chunk_size: u64, index: u64) -> Option<[u8; 32]> {
 }
 
 /// Send one chunk, with retries; answers its digest. Small chunks are read
-/// once and sent from memory; big ones are hashed (unless their digest is
-/// known), then streamed from disk on every attempt.
+/// once and sent from memory; big ones are streamed from disk on every
+/// attempt, hashed as they are read unless their digest is known already,
+/// with the digest sent after the body (a trailer): each byte is read and
+/// hashed once.
 async fn send_chunk(
     ctx: &RunContext,
     spec: &UploadSpec,
@@ -1034,94 +1038,183 @@ async fn send_chunk(
 ) -> Result<[u8; 32], Stop> {
     let upload_id = spec.upload_id.as_str();
     let known = known_digest(f, spec.chunk_size, index);
+    let digest = ChunkDigest::of(f.size, spec.chunk_size, index);
     if len <= IN_MEMORY_CHUNK {
         let data = read_range(f.path.clone(), offset, len).await?;
-        let digest =
-            known.unwrap_or_else(|| ChunkDigest::of(f.size, spec.chunk_size, index).compute(&data));
-        let hex_digest = hex::encode(digest);
+        let digest = known.unwrap_or_else(|| digest.compute(&data));
         let data = bytes::Bytes::from(data);
-        retry(ctx, || {
-            let body = reqwest::Body::from(data.clone());
-            put_verified(ctx, upload_id, f, index, &hex_digest, len, body)
+        return retry(ctx, || {
+            let body = ChunkBody {
+                body: reqwest::Body::from(data.clone()),
+                digest: SentDigest::Before(digest),
+            };
+            put_verified(ctx, upload_id, f, index, len, body)
         })
-        .await?;
-        return Ok(digest);
+        .await;
     }
-    let digest = match known {
-        Some(d) => d,
-        None => {
-            let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
-            let cancel = ctx.cancel.clone();
-            tokio::task::spawn_blocking(move || {
-                chunk_digest_blocking(&path, size, chunk_size, index, &cancel)
-            })
-            .await
-            .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))??
-        }
-    };
-    let hex_digest = hex::encode(digest);
     retry(ctx, || async {
-        let body = file_range_body(&f.path, offset, len).map_err(Failure::local)?;
-        put_verified(ctx, upload_id, f, index, &hex_digest, len, body).await
+        // Digest first (a second read) only where trailers did not arrive.
+        let known = match known {
+            None if TRAILERS_LOST.load(Ordering::Relaxed) => {
+                let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
+                let cancel = ctx.cancel.clone();
+                let hashed = tokio::task::spawn_blocking(move || {
+                    chunk_digest_blocking(&path, size, chunk_size, index, &cancel)
+                })
+                .await
+                .map_err(|e| Failure::local(ApiError::internal(format!("hashing failed: {e}"))))?
+                .map_err(Failure::local)?;
+                Some(hashed)
+            }
+            known => known,
+        };
+        let body = file_range_body(&f.path, offset, len, known, digest).map_err(Failure::local)?;
+        let sent = put_verified(ctx, upload_id, f, index, len, body).await;
+        if let (None, Err(failed)) = (known, &sent) {
+            if failed.error.code == ErrorCode::Integrity {
+                // E.g. a proxy that drops request trailers: the retry, and
+                // every chunk after it, sends its digest in the header.
+                tracing::warn!("a chunk sent with its digest after the body failed its check; sending digests first from now on: {}", failed.error.message);
+                TRAILERS_LOST.store(true, Ordering::Relaxed);
+            }
+        }
+        sent
     })
-    .await?;
-    Ok(digest)
+    .await
 }
 
+/// Set once a chunk sent with its digest in a trailer failed its integrity
+/// check: something on the way (a proxy) may drop trailers, so this daemon
+/// hashes big chunks before sending them from then on (two reads, as before
+/// trailers), with the digest in the header.
+static TRAILERS_LOST: AtomicBool = AtomicBool::new(false);
+
+/// A chunk request's body and how its digest goes with it.
+struct ChunkBody {
+    body: reqwest::Body,
+    digest: SentDigest,
+}
+
+enum SentDigest {
+    /// Known before the body: sent in the request's header.
+    Before([u8; 32]),
+    /// Computed as the body is read, sent after it as a trailer; the
+    /// receiver has it once the last byte was read.
+    After(tokio::sync::oneshot::Receiver<[u8; 32]>),
+}
+
+/// PUT one chunk and check the server's acknowledgement against the length
+/// and digest sent; answers the digest.
 async fn put_verified(
     ctx: &RunContext,
     upload_id: &str,
     f: &SpecFile,
     index: u64,
-    hex: &str,
     len: u64,
-    body: reqwest::Body,
-) -> Result<(), Failure> {
+    chunk: ChunkBody,
+) -> Result<[u8; 32], Failure> {
     crate::faults::before_chunk().await;
-    let ack = ctx
-        .client
-        .put_chunk(upload_id, f.file_index, index, hex, len, body)
-        .await?;
-    // The server verified the hash we sent; make sure it stored what we hashed.
-    if ack.size != len || ack.checksum != format!("blake3:{hex}") {
-        return Err(ApiError::new(
+    let (file_index, client) = (f.file_index, &ctx.client);
+    let (ack, digest) = match chunk.digest {
+        SentDigest::Before(digest) => {
+            let hex = hex::encode(digest);
+            let ack = client
+                .put_chunk(upload_id, file_index, index, &hex, len, chunk.body)
+                .await?;
+            (ack, Some(digest))
+        }
+        SentDigest::After(mut hashed) => {
+            let ack = client
+                .put_chunk_digest_after(upload_id, file_index, index, chunk.body)
+                .await?;
+            // Sent before the trailer, so before the server could answer.
+            (ack, hashed.try_recv().ok())
+        }
+    };
+    // The server verified the digest we sent; make sure it stored what we hashed.
+    let sent = digest.map(|d| format!("blake3:{}", hex::encode(d)));
+    match digest {
+        Some(digest) if ack.size == len && Some(&ack.checksum) == sent.as_ref() => Ok(digest),
+        _ => Err(ApiError::new(
             ErrorCode::Integrity,
             format!(
-                "server acknowledged chunk {index} of {} as {} bytes {} but we sent {len} bytes blake3:{hex}",
-                f.name, ack.size, ack.checksum
+                "server acknowledged chunk {index} of {} as {} bytes {} but we sent {len} bytes {}",
+                f.name,
+                ack.size,
+                ack.checksum,
+                sent.as_deref().unwrap_or("(not all of them)")
             ),
         )
-        .into());
+        .into()),
     }
-    Ok(())
 }
 
 /// `[offset, offset+len)` of a file as a request body: pieces of
 /// [`SEND_PIECE`] bytes read with positional reads on a blocking thread, at
 /// most two ahead of the socket (`tokio::fs::File` would copy every byte once
 /// more, through a buffer of its own, and hop threads per read), into a few
-/// buffers reused from piece to piece ([`PieceReader`]).
+/// buffers reused from piece to piece ([`PieceReader`]). Unless the chunk's
+/// digest is `known`, each piece is hashed (as `digest` says) right after it
+/// is read, and the digest follows the last piece as trailer
+/// `x-dataerai-chunk-blake3` ([`SentDigest::After`]).
 fn file_range_body(
     path: &std::path::Path,
     offset: u64,
     len: u64,
-) -> Result<reqwest::Body, ApiError> {
+    known: Option<[u8; 32]>,
+    digest: ChunkDigest,
+) -> Result<ChunkBody, ApiError> {
+    use http_body::Frame;
     let file = std::fs::File::open(path)
         .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Frame<bytes::Bytes>>>(2);
+    let (hashed_tx, hashed) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
         let mut reader = PieceReader::new(file, offset, len);
-        while let Some(read) = reader.next_piece().transpose() {
-            let failed = read.is_err();
+        let mut hasher = known.is_none().then(|| digest.hasher());
+        loop {
+            let frame = match reader.next_piece() {
+                Ok(Some(piece)) => {
+                    if let Some(hasher) = &mut hasher {
+                        hasher.update(&piece);
+                    }
+                    Ok(Frame::data(piece))
+                }
+                Ok(None) => {
+                    let Some(hasher) = &hasher else {
+                        return;
+                    };
+                    let hash = digest.finalize(hasher);
+                    let _ = hashed_tx.send(hash);
+                    let _ = tx.blocking_send(Ok(Frame::trailers(digest_trailer(hash))));
+                    return;
+                }
+                Err(e) => Err(e),
+            };
+            let failed = frame.is_err();
             // A send fails once the request is gone: nothing left to read for.
-            if tx.blocking_send(read).is_err() || failed {
+            if tx.blocking_send(frame).is_err() || failed {
                 return;
             }
         }
     });
-    Ok(reqwest::Body::wrap_stream(futures::stream::poll_fn(
-        move |cx| rx.poll_recv(cx),
-    )))
+    let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok(ChunkBody {
+        body: reqwest::Body::wrap(http_body_util::StreamBody::new(frames)),
+        digest: match known {
+            Some(digest) => SentDigest::Before(digest),
+            None => SentDigest::After(hashed),
+        },
+    })
+}
+
+/// The trailer carrying a chunk's digest.
+fn digest_trailer(hash: [u8; 32]) -> reqwest::header::HeaderMap {
+    let mut trailer = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&hex::encode(hash))
+        .expect("hex digits are a valid header value");
+    trailer.insert(dataerai_proto::CHUNK_HASH_HEADER, value);
+    trailer
 }
 
 /// Pieces handed out that a [`PieceReader`] keeps an eye on, to read into

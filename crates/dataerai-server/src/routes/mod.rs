@@ -243,32 +243,43 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// server closed the connection on it, the client would see only a broken
 /// pipe (a transport error) instead of the answer: a permanent `ERR_*` would
 /// look retryable, and `Retry-After` or an idempotent ack would be lost. Bodies
-/// declared larger than a chunk can be are not drained: the connection closes.
+/// declared larger than a chunk can be are not drained, nor the rest of a
+/// chunked body (no declared length) beyond a chunk's largest size: the
+/// connection closes. The body is handed on frame by frame, so a trailer
+/// (the chunk's digest after its bytes) reaches the handler.
 async fn drain_unread_body(request: Request, next: Next) -> Response {
-    use futures::StreamExt;
+    use http_body_util::BodyExt;
     use std::sync::Arc;
 
+    let most = dataerai_proto::api::MAX_CHUNK_SIZE;
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_none_or(|n| n > dataerai_proto::api::MAX_CHUNK_SIZE) {
+    if declared.is_some_and(|n| n > most) {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let shared = Arc::new(tokio::sync::Mutex::new(body.into_data_stream()));
+    let shared = Arc::new(tokio::sync::Mutex::new(body));
     let handed = futures::stream::unfold(shared.clone(), |s| async move {
-        let piece = s.lock().await.next().await?;
-        Some((piece, s))
+        let frame = s.lock().await.frame().await?;
+        Some((frame, s))
     });
-    let request = Request::from_parts(parts, axum::body::Body::from_stream(handed));
-    let response = next.run(request).await;
+    let body = axum::body::Body::new(http_body_util::StreamBody::new(handed));
+    let response = next.run(Request::from_parts(parts, body)).await;
     let mut rest = shared.lock().await;
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while let Some(Ok(_)) = rest.next().await {}
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = rest.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > most {
+                return false;
+            }
+        }
+        true
     })
     .await;
-    if drained.is_err() {
+    if drained != Ok(true) {
         tracing::debug!("gave up draining an unread chunk body");
     }
     response

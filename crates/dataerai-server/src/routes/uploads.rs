@@ -2,7 +2,8 @@
 //!
 //! Life of a session: `POST /assets/{id}/uploads` reserves quota and opens a
 //! pending content version; each `PUT .../chunks/{i}` streams one chunk to the
-//! blob store (length and BLAKE3 chunk digest checked, fsynced) and then
+//! blob store (length and BLAKE3 chunk digest checked, fsynced — the digest
+//! sent in a header before the body, or in a trailer after it) and then
 //! records it in the metadata store — only recorded chunks count as received;
 //! `complete` merges each file's recorded chunk digests into its BLAKE3 hash
 //! (`dataerai_proto::digest`: no byte is read again), checks it against the
@@ -19,8 +20,11 @@
 
 use std::collections::HashSet;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use std::pin::Pin;
+use std::task::Poll;
+
+use axum::body::{Body, HttpBody};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use dataerai_proto::api::{
     ChunkAck, CompleteUpload, ContentVersion, CreateUpload, OwnerType, UploadFileState,
@@ -30,13 +34,12 @@ use dataerai_proto::digest::{self, ChunkDigest, MIN_CHUNK_SIZE};
 use dataerai_proto::{
     blake3_checksum, chunk_count, chunk_len, ApiError, ErrorCode, CHUNK_HASH_HEADER,
 };
-use dataerai_store::blob::PutOutcome;
+use dataerai_store::blob::{ByteStream, PutOutcome};
 use dataerai_store::meta::{ChunkRecord, CloseReason, UploadRecord};
-use dataerai_store::{ChunkCheck, ChunkKey};
+use dataerai_store::{BodyCheck, ChunkKey, Claimed, DigestAfterBody};
 use serde_json::json;
 
 use crate::openapi::RawBytes;
-use futures::{StreamExt, TryStreamExt};
 
 use super::assets::check_new_version_allocation;
 use super::{found, load_asset, not_found_error, owner_access, require, Access, Ctx};
@@ -294,22 +297,71 @@ pub(super) fn digest_from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn parse_chunk_hash(headers: &HeaderMap) -> AppResult<[u8; 32]> {
-    let value = headers.get(CHUNK_HASH_HEADER).ok_or_else(|| {
-        AppError::invalid(format!(
-            "missing header {CHUNK_HASH_HEADER}: send the chunk's BLAKE3 as 64 hex digits"
-        ))
-    })?;
-    let text = value.to_str().unwrap_or("").trim();
-    let text = text.strip_prefix("blake3:").unwrap_or(text);
-    digest_from_hex(text).ok_or_else(|| {
-        AppError::invalid(format!("header {CHUNK_HASH_HEADER} must be 64 hex digits"))
-    })
+/// A digest as a header or trailer field carries it: 64 hex digits, with or
+/// without a `blake3:` prefix.
+fn digest_field(value: &HeaderValue) -> Option<[u8; 32]> {
+    let text = value.to_str().ok()?.trim();
+    digest_from_hex(text.strip_prefix("blake3:").unwrap_or(text))
 }
 
-/// Send one chunk (header x-dataerai-chunk-blake3); idempotent
+/// Where the client puts a chunk's digest: in the `x-dataerai-chunk-blake3`
+/// header, before the body; or, declared with `Trailer:
+/// x-dataerai-chunk-blake3`, in a trailer of that name after a chunked body
+/// (so a client can hash the chunk as it sends it, reading it once).
+fn chunk_claim(headers: &HeaderMap) -> AppResult<Claimed> {
+    if let Some(value) = headers.get(CHUNK_HASH_HEADER) {
+        return digest_field(value).map(Claimed::Before).ok_or_else(|| {
+            AppError::invalid(format!("header {CHUNK_HASH_HEADER} must be 64 hex digits"))
+        });
+    }
+    let announced = headers
+        .get_all(header::TRAILER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|names| names.split(','))
+        .any(|name| name.trim().eq_ignore_ascii_case(CHUNK_HASH_HEADER));
+    if announced {
+        return Ok(Claimed::After(DigestAfterBody::default()));
+    }
+    Err(AppError::invalid(format!(
+        "missing header {CHUNK_HASH_HEADER}: send the chunk's BLAKE3 as 64 hex digits in it, \
+         or after the body in a trailer of that name announced with `Trailer: {CHUNK_HASH_HEADER}`"
+    )))
+}
+
+/// A chunk request's body as the blob store reads it. The digest in its
+/// trailer, if any, goes to `after`; a trailer whose digest is not 64 hex
+/// digits ends the body with an error. (Without one, `after` stays unset and
+/// the store refuses the chunk.)
+fn chunk_body(mut body: Body, after: Option<DigestAfterBody>) -> ByteStream {
+    Box::pin(futures::stream::poll_fn(move |cx| loop {
+        let frame = match std::task::ready!(Pin::new(&mut body).poll_frame(cx)) {
+            None => return Poll::Ready(None),
+            Some(Err(e)) => return Poll::Ready(Some(Err(std::io::Error::other(e)))),
+            Some(Ok(frame)) => frame,
+        };
+        let trailers = match frame.into_data() {
+            Ok(data) => return Poll::Ready(Some(Ok(data))),
+            Err(frame) => frame.into_trailers(),
+        };
+        let (Ok(trailers), Some(after)) = (trailers, &after) else {
+            continue;
+        };
+        if let Some(value) = trailers.get(CHUNK_HASH_HEADER) {
+            let Some(digest) = digest_field(value) else {
+                return Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("trailer {CHUNK_HASH_HEADER} must be 64 hex digits"),
+                ))));
+            };
+            after.set(digest);
+        }
+    }))
+}
+
+/// Send one chunk (its digest in header x-dataerai-chunk-blake3, or in a trailer of that name); idempotent
 #[utoipa::path(put, path = "/api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}",
-    params(UploadIdPath, FileIndexPath, ChunkIndexPath, ("x-dataerai-chunk-blake3" = String, Header, description = "Hex chunk digest (`dataerai_proto::digest`)")),
+    params(UploadIdPath, FileIndexPath, ChunkIndexPath, ("x-dataerai-chunk-blake3" = Option<String>, Header, description = "Hex chunk digest (`dataerai_proto::digest`). Without it, `Trailer: x-dataerai-chunk-blake3` announces the digest in a trailer after a chunked body")),
     request_body(content = RawBytes, content_type = "application/octet-stream"),
     responses((status = 200, description = "The chunk is stored durably and verified", body = ChunkAck)))]
 pub async fn put_chunk(
@@ -339,8 +391,7 @@ pub async fn put_chunk(
         )));
     }
     let expected_len = chunk_len(file.size, session.chunk_size, chunk_index);
-    let hash = parse_chunk_hash(&headers)?;
-    let hex_hash = hex::encode(hash);
+    let claimed = chunk_claim(&headers)?;
     if let Some(declared) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
@@ -351,11 +402,11 @@ pub async fn put_chunk(
             )));
         }
     }
-    let ack = ChunkAck {
+    let ack = |hash: [u8; 32]| ChunkAck {
         file_index,
         chunk_index,
         size: expected_len,
-        checksum: format!("blake3:{hex_hash}"),
+        checksum: format!("blake3:{}", hex::encode(hash)),
     };
     let conflict = || {
         AppError::new(
@@ -363,10 +414,22 @@ pub async fn put_chunk(
             format!("chunk {chunk_index} of file {file_index} was already received with different bytes; abort this upload and start a new one"),
         )
     };
+    let after = match &claimed {
+        Claimed::After(after) => Some(after.clone()),
+        Claimed::Before(_) => None,
+    };
+    let stream = chunk_body(body, after);
+    let check = BodyCheck {
+        len: expected_len,
+        digest: ChunkDigest::of(file.size, session.chunk_size, chunk_index),
+        claimed,
+    };
 
     // Already held: answer without touching storage (idempotent retries are
-    // cheap). The session lists what it held when loaded; a chunk recorded
-    // since is caught by `record_chunk` below.
+    // cheap; a digest sent after the body is known only once the body has
+    // been read and checked, and nothing of it is kept). The session lists
+    // what it held when loaded; a chunk recorded since is caught by
+    // `record_chunk` below.
     let held = if file.received_chunks.binary_search(&chunk_index).is_ok() {
         state
             .meta
@@ -376,9 +439,13 @@ pub async fn put_chunk(
         None
     };
     if let Some(held) = held {
-        return if held.hash == hex_hash {
+        let hash = match &check.claimed {
+            Claimed::Before(hash) => *hash,
+            Claimed::After(_) => check.verifier().drain(stream).await?.hash,
+        };
+        return if held.hash == hex::encode(hash) {
             state.metrics.chunk_accepted(expected_len);
-            Ok(Json(ack))
+            Ok(Json(ack(hash)))
         } else {
             Err(conflict())
         };
@@ -389,19 +456,15 @@ pub async fn put_chunk(
         file_index,
         chunk_index,
     };
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .boxed();
-    let check = ChunkCheck {
-        len: expected_len,
-        digest: ChunkDigest::of(file.size, session.chunk_size, chunk_index),
-        hash,
-    };
-    match state.blobs.put_chunk(&key, stream, check).await? {
+    match state.blobs.put_chunk(&key, stream, check.clone()).await? {
         PutOutcome::Stored | PutOutcome::AlreadyStored => {}
         PutOutcome::Conflict => return Err(conflict()),
     }
+    // Verified against the body by now, wherever it was sent.
+    let hash = check.claimed.get().ok_or_else(|| {
+        AppError::from(ApiError::internal("a chunk was stored without its digest"))
+    })?;
+    let hex_hash = hex::encode(hash);
     let recorded = state
         .meta
         .record_chunk(
@@ -424,7 +487,7 @@ pub async fn put_chunk(
         return Err(conflict());
     }
     state.metrics.chunk_accepted(expected_len);
-    Ok(Json(ack))
+    Ok(Json(ack(hash)))
 }
 
 /// The first `show` chunk indices below `count` not in `received` (sorted

@@ -277,6 +277,40 @@ impl Api {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// PUT one chunk with its digest after the body, as the daemon sends a
+    /// big chunk it hashes while sending: `pieces` chunked (no declared
+    /// length), `Trailer: x-dataerai-chunk-blake3` announcing the digest, and
+    /// `trailer` (if given) as that trailer after the last piece.
+    pub async fn put_chunk_with_trailer(
+        &self,
+        upload_id: &str,
+        file: u32,
+        chunk: u64,
+        pieces: Vec<Vec<u8>>,
+        trailer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        use hyper::body::Frame;
+        let mut frames: Vec<Result<Frame<bytes::Bytes>, std::io::Error>> = pieces
+            .into_iter()
+            .map(|piece| Ok(Frame::data(piece.into())))
+            .collect();
+        if let Some(digest) = trailer {
+            let mut fields = reqwest::header::HeaderMap::new();
+            fields.insert("x-dataerai-chunk-blake3", digest.parse().unwrap());
+            frames.push(Ok(Frame::trailers(fields)));
+        }
+        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+        let resp = self
+            .request(Method::PUT, &Self::chunk_path(upload_id, file, chunk))
+            .header("trailer", "x-dataerai-chunk-blake3")
+            .body(reqwest::Body::wrap(body))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// GET raw bytes (a download), with an optional `Range` header.
     pub async fn fetch(&self, path: &str, range: Option<&str>) -> (StatusCode, Vec<u8>) {
         let resp = self.download(path, range).await;

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use dataerai_proto::io::{BufferPool, RangeWriter};
 
 use super::{
-    check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, SmallChunk,
-    StoredContent,
+    check_content_id, BlobStore, BodyCheck, ByteStream, ChunkCheck, ChunkKey, PutOutcome,
+    SmallChunk, StoredContent,
 };
 use crate::error::{Result, StoreError};
 
@@ -478,7 +478,7 @@ impl Placement {
 fn verify(bytes: &[u8], check: ChunkCheck) -> Result<()> {
     let mut verifier = check.verifier();
     verifier.piece(bytes)?;
-    verifier.finish()
+    verifier.finish().map(|_| ())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -490,25 +490,37 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl FsBlobStore {
     /// Where chunk `key` goes, by way of a temporary file next to it.
     fn placement(&self, key: &ChunkKey, check: ChunkCheck) -> Result<Placement> {
+        let (path, tmp) = self.chunk_and_temp_paths(key)?;
+        Ok(self.placement_at(path, tmp, check))
+    }
+
+    /// The chunk's path and a new temporary name next to it.
+    fn chunk_and_temp_paths(&self, key: &ChunkKey) -> Result<(PathBuf, PathBuf)> {
         let path = self.chunk_path(key)?;
         let dir = path.parent().expect("chunk path has a parent");
-        Ok(Placement {
-            tmp: dir.join(format!(".{}.tmp-{}", key.chunk_index, Uuid::new_v4())),
+        let tmp = dir.join(format!(".{}.tmp-{}", key.chunk_index, Uuid::new_v4()));
+        Ok((path, tmp))
+    }
+
+    fn placement_at(&self, path: PathBuf, tmp: PathBuf, check: ChunkCheck) -> Placement {
+        Placement {
+            tmp,
             path,
             content_root: self.root.join("content"),
             check,
             dir_syncs: self.dir_syncs.clone(),
             new_dirs_synced: self.new_dirs_synced,
-        })
+        }
     }
 
     /// Stream into `tmp`, checking length and digest; fsync on success.
+    /// Answers the chunk as verified.
     async fn write_verified(
         tmp: &Path,
         mut body: ByteStream,
-        check: ChunkCheck,
+        check: BodyCheck,
         pool: &BufferPool,
-    ) -> Result<()> {
+    ) -> Result<ChunkCheck> {
         std::fs::File::create(tmp)?;
         let mut out = RangeWriter::open(tmp, 0, check.len, pool)?;
         let mut verifier = check.verifier();
@@ -516,8 +528,9 @@ impl FsBlobStore {
             out.write(piece).await?;
         }
         let file = out.finish().await?;
-        verifier.finish()?;
-        blocking(move || Ok(file.sync_all()?)).await
+        let verified = verifier.finish()?;
+        blocking(move || Ok(file.sync_all()?)).await?;
+        Ok(verified)
     }
 }
 
@@ -527,28 +540,29 @@ impl BlobStore for FsBlobStore {
         &self,
         key: &ChunkKey,
         mut body: ByteStream,
-        check: ChunkCheck,
+        check: BodyCheck,
     ) -> Result<PutOutcome> {
-        let place = self.placement(key, check)?;
-        let dir = place
-            .path
-            .parent()
-            .expect("chunk path has a parent")
-            .to_path_buf();
         if check.len <= SMALL_CHUNK {
             let mut verifier = check.verifier();
             let mut bytes = Vec::with_capacity(check.len as usize);
             while let Some(piece) = verifier.next(&mut body).await? {
                 bytes.extend_from_slice(&piece);
             }
-            verifier.finish()?;
+            let place = self.placement(key, verifier.finish()?)?;
             return blocking(move || place.write_and_publish(&bytes)).await;
         }
-        fs::create_dir_all(&dir).await?;
-        if let Err(e) = Self::write_verified(&place.tmp, body, check, &self.pool).await {
-            let _ = fs::remove_file(&place.tmp).await;
-            return Err(e);
-        }
+        let (path, tmp) = self.chunk_and_temp_paths(key)?;
+        fs::create_dir_all(path.parent().expect("chunk path has a parent")).await?;
+        // The digest may come after the body: a chunk file already under the
+        // name is compared with the verified check.
+        let verified = match Self::write_verified(&tmp, body, check, &self.pool).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
+        let place = self.placement_at(path, tmp, verified);
         blocking(move || place.publish()).await
     }
 
@@ -771,7 +785,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let taken = store
-            .put_chunk(&key(0), body(&[b"first"]), whole_file(b"first"))
+            .put_chunk(&key(0), body(&[b"first"]), whole_file(b"first").into())
             .await;
         assert_eq!(taken.unwrap(), PutOutcome::Stored);
 
@@ -1013,19 +1027,23 @@ mod tests {
         };
 
         let out = store
-            .put_chunk(&k, body(&[b"hello ", b"world"]), whole_file(data))
+            .put_chunk(&k, body(&[b"hello ", b"world"]), whole_file(data).into())
             .await;
         assert_eq!(out.unwrap(), PutOutcome::Stored);
         assert_eq!(read(0, 11).await, data);
         assert_eq!(read(6, 3).await, b"wor");
 
         // Same bytes again: idempotent.
-        let again = store.put_chunk(&k, body(&[data]), whole_file(data)).await;
+        let again = store
+            .put_chunk(&k, body(&[data]), whole_file(data).into())
+            .await;
         assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
 
         // Different (self-consistent) bytes: refused, original kept.
         let other = b"HELLO WORLD";
-        let out = store.put_chunk(&k, body(&[other]), whole_file(other)).await;
+        let out = store
+            .put_chunk(&k, body(&[other]), whole_file(other).into())
+            .await;
         assert_eq!(out.unwrap(), PutOutcome::Conflict);
         assert_eq!(read(0, 11).await, data);
 
@@ -1035,6 +1053,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_digest_that_follows_the_body_is_checked_before_the_chunk_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        crate::blob::scenarios::digest_after_body(&store, "c-after").await;
     }
 
     /// A chunk in the middle of a file is checked by its chaining value at
@@ -1053,7 +1078,9 @@ mod tests {
             hash: *blake3::hash(&CHUNK).as_bytes(),
         };
         assert!(matches!(
-            store.put_chunk(&key(1), body(&[&CHUNK]), plain).await,
+            store
+                .put_chunk(&key(1), body(&[&CHUNK]), plain.into())
+                .await,
             Err(StoreError::Integrity(_))
         ));
         let right = ChunkCheck {
@@ -1061,11 +1088,13 @@ mod tests {
             ..plain
         };
         let out = store
-            .put_chunk(&key(1), body(&[&CHUNK[..100], &CHUNK[100..]]), right)
+            .put_chunk(&key(1), body(&[&CHUNK[..100], &CHUNK[100..]]), right.into())
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Stored);
-        let again = store.put_chunk(&key(1), body(&[&CHUNK]), right).await;
+        let again = store
+            .put_chunk(&key(1), body(&[&CHUNK]), right.into())
+            .await;
         assert_eq!(again.unwrap(), PutOutcome::AlreadyStored);
     }
 
@@ -1086,12 +1115,12 @@ mod tests {
         ];
         for (pieces, want) in puts {
             let check = whole_file(&pieces.concat());
-            let got = store.put_chunk(&key(2), body(&pieces), check).await;
+            let got = store.put_chunk(&key(2), body(&pieces), check.into()).await;
             assert_eq!(got.unwrap(), want, "put expecting {want:?}");
         }
         assert!(matches!(
             store
-                .put_chunk(&key(3), body(&[other]), whole_file(big))
+                .put_chunk(&key(3), body(&[other]), whole_file(big).into())
                 .await,
             Err(StoreError::Integrity(_))
         ));
@@ -1138,7 +1167,7 @@ mod tests {
             rest = tail;
         }
         let got = store
-            .put_chunk(&key(0), body(&pieces), whole_file(data))
+            .put_chunk(&key(0), body(&pieces), whole_file(data).into())
             .await;
         assert_eq!(got.unwrap(), PutOutcome::Stored);
         let read = read_all(
@@ -1165,7 +1194,7 @@ mod tests {
             .put_chunk(
                 &key(0),
                 body(&[Box::leak(data.clone().into_boxed_slice())]),
-                whole_file(&data),
+                whole_file(&data).into(),
             )
             .await;
         assert_eq!(got.unwrap(), PutOutcome::Stored);
@@ -1195,7 +1224,11 @@ mod tests {
         let bad: [(&'static [u8], bool); 3] = [(b"abcd", true), (b"ab", true), (b"abd", false)];
         for (sent, bad_length) in bad {
             let put = store
-                .put_chunk(&key(1), body(&[sent]), ChunkCheck::whole_file(3, hash))
+                .put_chunk(
+                    &key(1),
+                    body(&[sent]),
+                    ChunkCheck::whole_file(3, hash).into(),
+                )
                 .await;
             let refused = match &put {
                 Err(StoreError::Invalid(_)) => bad_length,

@@ -106,7 +106,7 @@ pub struct SmallChunk {
     pub check: ChunkCheck,
 }
 
-/// What a chunk body must be for [`BlobStore::put_chunk`] to store it.
+/// What a chunk must be: its length, how it is hashed, and its digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkCheck {
     pub len: u64,
@@ -128,8 +128,72 @@ impl ChunkCheck {
 
     /// Start checking a body as it streams by.
     pub fn verifier(&self) -> Verifier {
+        BodyCheck::from(*self).verifier()
+    }
+}
+
+/// The digest a streamed chunk body must have, as the client claimed it.
+#[derive(Debug, Clone)]
+pub enum Claimed {
+    /// Known before the body (the client sent it first).
+    Before([u8; 32]),
+    /// Sent after the body (an HTTP trailer): the body's stream records it
+    /// before it ends, and the body is checked against it only then.
+    After(DigestAfterBody),
+}
+
+impl Claimed {
+    /// The claimed digest if it is known by now: always for
+    /// [`Claimed::Before`], once the body's stream ended for [`Claimed::After`].
+    pub fn get(&self) -> Option<[u8; 32]> {
+        match self {
+            Claimed::Before(hash) => Some(*hash),
+            Claimed::After(after) => after.get(),
+        }
+    }
+}
+
+/// A chunk digest that follows the chunk's body: set once by whoever reads
+/// the body (the HTTP layer, from the request's trailer), read by the check
+/// after the last byte.
+#[derive(Debug, Clone, Default)]
+pub struct DigestAfterBody(std::sync::Arc<std::sync::OnceLock<[u8; 32]>>);
+
+impl DigestAfterBody {
+    /// Record the digest; a second one is refused (`false`).
+    pub fn set(&self, hash: [u8; 32]) -> bool {
+        self.0.set(hash).is_ok()
+    }
+
+    pub fn get(&self) -> Option<[u8; 32]> {
+        self.0.get().copied()
+    }
+}
+
+/// What [`BlobStore::put_chunk`] checks a streamed body against: a
+/// [`ChunkCheck`] whose digest may arrive after the body.
+#[derive(Debug, Clone)]
+pub struct BodyCheck {
+    pub len: u64,
+    pub digest: ChunkDigest,
+    pub claimed: Claimed,
+}
+
+impl From<ChunkCheck> for BodyCheck {
+    fn from(check: ChunkCheck) -> BodyCheck {
+        BodyCheck {
+            len: check.len,
+            digest: check.digest,
+            claimed: Claimed::Before(check.hash),
+        }
+    }
+}
+
+impl BodyCheck {
+    /// Start checking a body as it streams by.
+    pub fn verifier(&self) -> Verifier {
         Verifier {
-            check: *self,
+            check: self.clone(),
             hasher: self.digest.hasher(),
             seen: 0,
         }
@@ -137,9 +201,9 @@ impl ChunkCheck {
 }
 
 /// Checks a chunk body piece by piece: never more than the promised length,
-/// then exactly that length and the promised digest.
+/// then exactly that length and the claimed digest.
 pub struct Verifier {
-    check: ChunkCheck,
+    check: BodyCheck,
     hasher: blake3::Hasher,
     seen: u64,
 }
@@ -171,8 +235,9 @@ impl Verifier {
         Ok(Some(piece))
     }
 
-    /// After the last piece: the length and the digest must match.
-    pub fn finish(self) -> Result<()> {
+    /// After the last piece: the length and the claimed digest must match.
+    /// Answers the chunk as verified (its digest known now).
+    pub fn finish(self) -> Result<ChunkCheck> {
         if self.seen != self.check.len {
             return Err(StoreError::Invalid(format!(
                 "chunk body has {} bytes, expected {}",
@@ -180,14 +245,32 @@ impl Verifier {
             )));
         }
         let got = self.check.digest.finalize(&self.hasher);
-        if got != self.check.hash {
+        let Some(claimed) = self.check.claimed.get() else {
+            return Err(StoreError::Integrity(
+                "the chunk's BLAKE3 digest was to follow its bytes, but none came; \
+                 resend the chunk with its digest"
+                    .into(),
+            ));
+        };
+        if got != claimed {
             return Err(StoreError::Integrity(format!(
                 "chunk BLAKE3 digest is {}, but the request said {}; resend the chunk",
                 hex::encode(got),
-                hex::encode(self.check.hash)
+                hex::encode(claimed)
             )));
         }
-        Ok(())
+        Ok(ChunkCheck {
+            len: self.check.len,
+            digest: self.check.digest,
+            hash: got,
+        })
+    }
+
+    /// Read `body` to its end without keeping it, and check it (a chunk the
+    /// store already holds, sent again with its digest after it).
+    pub async fn drain(mut self, mut body: ByteStream) -> Result<ChunkCheck> {
+        while self.next(&mut body).await?.is_some() {}
+        self.finish()
     }
 }
 
@@ -195,15 +278,16 @@ impl Verifier {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Stream `body` into the chunk `key`, hashing it as it goes. The chunk is
-    /// stored only if it passes `check` (length and digest); otherwise
-    /// `StoreError::Invalid` (length) or `StoreError::Integrity` (digest) and
+    /// stored only if it passes `check` (length and digest, the digest
+    /// claimed before the body or after it); otherwise `StoreError::Invalid`
+    /// (length) or `StoreError::Integrity` (digest, or none claimed) and
     /// nothing is stored. The bytes are durable (fsynced) before this returns
     /// `Stored`.
     async fn put_chunk(
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        check: ChunkCheck,
+        check: BodyCheck,
     ) -> Result<PutOutcome>;
 
     /// Store small chunks held in memory, each exactly as [`BlobStore::put_chunk`]
@@ -213,7 +297,7 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put_small_chunks(&self, chunks: Vec<SmallChunk>) -> Vec<Result<PutOutcome>> {
         futures::future::join_all(chunks.into_iter().map(|c| async move {
             let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(c.bytes) }));
-            self.put_chunk(&c.key, body, c.check).await
+            self.put_chunk(&c.key, body, c.check.into()).await
         }))
         .await
     }
@@ -263,4 +347,100 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Prove the store accepts writes (readiness probe): write, sync and
     /// remove a small object.
     async fn check_writable(&self) -> Result<()>;
+}
+
+/// Scenarios every blob store must pass, run by each store's tests.
+#[cfg(test)]
+pub(crate) mod scenarios {
+    use super::*;
+    use dataerai_proto::digest::ChunkDigest;
+
+    /// `pieces` as a body whose stream records `trailer` (when given) as its
+    /// digest as it ends, as the HTTP layer does with a request's trailer.
+    fn body_then_digest(
+        pieces: Vec<Bytes>,
+        after: &DigestAfterBody,
+        trailer: Option<[u8; 32]>,
+    ) -> ByteStream {
+        let after = after.clone();
+        let end = futures::stream::poll_fn(move |_| {
+            if let Some(hash) = trailer {
+                after.set(hash);
+            }
+            std::task::Poll::Ready(None)
+        });
+        Box::pin(futures::stream::iter(pieces.into_iter().map(Ok)).chain(end))
+    }
+
+    /// A chunk whose digest follows its body: stored once the digest that
+    /// came matches; a wrong digest, none, or a short body store nothing and
+    /// leave no object behind; the same bytes sent again are accepted.
+    pub(crate) async fn digest_after_body(store: &dyn BlobStore, content_id: &str) {
+        // One chunk small enough to be held in memory, one streamed (and on
+        // S3 sent in several parts); each a whole file (a chunk in the middle
+        // of a file is checked the same way, by its chaining value).
+        for (index, len) in [(1u64, 3000usize), (2, 12 * 1024 * 1024 + 17)] {
+            let digest = ChunkDigest::whole_file();
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let hash = digest.compute(&data);
+            let pieces: Vec<Bytes> = data.chunks(1 << 20).map(Bytes::copy_from_slice).collect();
+            let key = |chunk_index| ChunkKey {
+                content_id: content_id.into(),
+                file_index: 0,
+                chunk_index,
+            };
+            let put = |chunk_index, pieces: Vec<Bytes>, trailer, len| {
+                let after = DigestAfterBody::default();
+                let body = body_then_digest(pieces, &after, trailer);
+                let check = BodyCheck {
+                    len,
+                    digest,
+                    claimed: Claimed::After(after),
+                };
+                async move { store.put_chunk(&key(chunk_index), body, check).await }
+            };
+            let mut other = hash;
+            other[0] ^= 1;
+            let short = pieces[..pieces.len() - 1].to_vec();
+            let short_len: usize = short.iter().map(Bytes::len).sum();
+            let short_hash = digest.compute(&data[..short_len]);
+            let refused = [
+                ("wrong digest", pieces.clone(), Some(other), true),
+                ("no digest", pieces.clone(), None, true),
+                ("short body", short, Some(short_hash), false),
+            ];
+            for (case, body, trailer, integrity) in refused {
+                let got = put(100 + index, body, trailer, len as u64).await;
+                let as_expected = match &got {
+                    Err(StoreError::Integrity(_)) => integrity,
+                    Err(StoreError::Invalid(_)) => !integrity,
+                    _ => false,
+                };
+                assert!(as_expected, "{case}, {len} bytes: {got:?}");
+                assert!(
+                    matches!(
+                        store.read_chunk(&key(100 + index), None, 0, 1).await,
+                        Err(StoreError::NotFound(_))
+                    ),
+                    "{case}: something was stored"
+                );
+            }
+            let stored = put(index, pieces.clone(), Some(hash), len as u64).await;
+            assert_eq!(stored.unwrap(), PutOutcome::Stored, "{len} bytes");
+            let again = put(index, pieces, Some(hash), len as u64).await.unwrap();
+            assert_ne!(again, PutOutcome::Conflict, "{len} bytes sent again");
+            let read = store
+                .read_chunk(&key(index), Some(&hex::encode(hash)), 0, len as u64)
+                .await
+                .unwrap();
+            assert!(
+                read_to_vec(read).await.unwrap() == data,
+                "{len} bytes read back"
+            );
+        }
+        // One object per stored chunk: no temporary or staging object left.
+        let listed = store.list_contents().await.unwrap();
+        let ours = listed.iter().find(|c| c.content_id == content_id).unwrap();
+        assert_eq!(ours.objects, 2, "{listed:?}");
+    }
 }

@@ -10,6 +10,9 @@
 //! - A chunk body is streamed into a (multipart, above [`PART_SIZE`]) upload
 //!   while it is hashed; the upload is completed only if length and hash
 //!   match, otherwise aborted, so a bad chunk is never visible.
+//! - A chunk whose digest comes after its body (an HTTP trailer) is streamed
+//!   into a staging object under `…/<chunk_index>/staging/`, checked, then
+//!   copied under its key inside the object store ([`S3BlobStore::put_staged`]).
 //! - Different bytes for the same chunk go to a different key, so an
 //!   acknowledged chunk can never be overwritten; identical bytes go to the
 //!   same key (rewriting them is harmless). Which of two different versions
@@ -39,7 +42,8 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{
-    check_content_id, BlobStore, ByteStream, ChunkCheck, ChunkKey, PutOutcome, StoredContent,
+    check_content_id, BlobStore, BodyCheck, ByteStream, ChunkCheck, ChunkKey, Claimed, PutOutcome,
+    StoredContent,
 };
 use crate::error::{Result, StoreError};
 
@@ -231,19 +235,72 @@ impl S3BlobStore {
         Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
     }
 
-    /// Stream `body` into `writer`, checking; the caller completes or aborts.
+    /// Stream `body` into a new object at `path`, checking it: the object
+    /// is completed (durable when S3 answers) only if the body passes, and
+    /// aborted otherwise, so a bad chunk is never visible. Answers the chunk
+    /// as verified.
     async fn write_verified(
-        writer: &mut BufWriter,
+        &self,
+        path: Path,
         mut body: ByteStream,
-        check: ChunkCheck,
-    ) -> Result<()> {
+        check: BodyCheck,
+    ) -> Result<ChunkCheck> {
+        let mut writer = BufWriter::with_capacity(self.store.clone(), path, PART_SIZE)
+            .with_max_concurrency(PART_CONCURRENCY);
         let mut verifier = check.verifier();
-        while let Some(piece) = verifier.next(&mut body).await? {
-            writer.put(piece).await?;
+        let written = async {
+            while let Some(piece) = verifier.next(&mut body).await? {
+                writer.put(piece).await?;
+            }
+            verifier.finish()
         }
-        verifier.finish()
+        .await;
+        match written {
+            Ok(verified) => {
+                writer.shutdown().await.map_err(std::io::Error::other)?;
+                Ok(verified)
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "aborting a rejected chunk upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A chunk whose digest follows its body: the object's key names the
+    /// digest, which is known only at the end, so the body goes to a
+    /// staging object under `…/<chunk_index>/staging/` (never listed as the
+    /// chunk: [`S3BlobStore::find_chunk`] lists one level only), is copied
+    /// under its key once verified, and the staging object is deleted. The
+    /// copy happens inside the object store; one left behind by a crash is
+    /// removed with its content id.
+    async fn put_staged(
+        &self,
+        key: &ChunkKey,
+        body: ByteStream,
+        check: BodyCheck,
+    ) -> Result<PutOutcome> {
+        let dir = self.chunk_dir(key)?;
+        let staging = dir
+            .child(STAGING)
+            .child(Uuid::new_v4().to_string().as_str());
+        let verified = self.write_verified(staging.clone(), body, check).await?;
+        let path = dir.child(key_hash(&verified.hash));
+        // The same bytes again under the same key are harmless.
+        let copied = self.store.copy(&staging, &path).await;
+        if let Err(e) = self.store.delete(&staging).await {
+            tracing::warn!(error = %e, object = %staging, "could not delete a staging object");
+        }
+        copied?;
+        Ok(PutOutcome::Stored)
     }
 }
+
+/// The folder, under a chunk's own, of objects whose digest was not known
+/// when they were written ([`S3BlobStore::put_staged`]).
+const STAGING: &str = "staging";
 
 /// The hash part of a chunk's object key: 32 hex digits (128 bits).
 pub fn key_hash(hash: &[u8; 32]) -> String {
@@ -270,9 +327,13 @@ impl BlobStore for S3BlobStore {
         &self,
         key: &ChunkKey,
         body: ByteStream,
-        check: ChunkCheck,
+        check: BodyCheck,
     ) -> Result<PutOutcome> {
-        let path = self.chunk_dir(key)?.child(key_hash(&check.hash));
+        let hash = match &check.claimed {
+            Claimed::Before(hash) => *hash,
+            Claimed::After(_) => return self.put_staged(key, body, check).await,
+        };
+        let path = self.chunk_dir(key)?.child(key_hash(&hash));
         // Stored earlier (the metadata record was lost, or a retry raced it):
         // the key names verified bytes, so there is nothing to write. Asked
         // only for a chunk sent in parts: one that fits a single PUT is
@@ -286,22 +347,8 @@ impl BlobStore for S3BlobStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut writer = BufWriter::with_capacity(self.store.clone(), path, PART_SIZE)
-            .with_max_concurrency(PART_CONCURRENCY);
-        match Self::write_verified(&mut writer, body, check).await {
-            // `shutdown` sends the last part and completes the upload: only now
-            // does the object exist, and it is durable when S3 answers.
-            Ok(()) => {
-                writer.shutdown().await.map_err(std::io::Error::other)?;
-                Ok(PutOutcome::Stored)
-            }
-            Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(error = %abort, "aborting a rejected chunk upload failed");
-                }
-                Err(e)
-            }
-        }
+        self.write_verified(path, body, check).await?;
+        Ok(PutOutcome::Stored)
     }
 
     async fn read_chunk(
@@ -546,7 +593,7 @@ mod tests {
         let check = ChunkCheck::whole_file(data.len() as u64, hash);
         assert_eq!(
             store
-                .put_chunk(&key, once(data.clone()), check)
+                .put_chunk(&key, once(data.clone()), check.into())
                 .await
                 .unwrap(),
             PutOutcome::Stored
@@ -626,7 +673,9 @@ mod tests {
         };
         let check = ChunkCheck::whole_file(data.len() as u64, hash);
         for _ in 0..2 {
-            let put = store.put_chunk(&key, once(data.clone()), check).await;
+            let put = store
+                .put_chunk(&key, once(data.clone()), check.into())
+                .await;
             assert_eq!(put.unwrap(), PutOutcome::Stored);
             assert_eq!(
                 seen.take(),
@@ -646,11 +695,21 @@ mod tests {
         assert_eq!(super::super::read_to_vec(read).await.unwrap(), data);
         // Bad bytes are still refused before anything is written.
         let bad = store
-            .put_chunk(&key, once(vec![8u8; 64 * 1024]), check)
+            .put_chunk(&key, once(vec![8u8; 64 * 1024]), check.into())
             .await;
         assert!(matches!(bad, Err(StoreError::Integrity(_))), "{bad:?}");
         assert_eq!(seen.puts.swap(0, Ordering::SeqCst), 0);
         store.delete_content("c-small").await.unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the S3 test server: run by make test-scaleout"]
+    async fn a_digest_that_follows_the_body_is_checked_before_the_chunk_is_kept() {
+        let Some((store, _)) = counted_s3() else {
+            return;
+        };
+        super::super::scenarios::digest_after_body(&store, "c-after").await;
+        store.delete_content("c-after").await.unwrap();
     }
 
     #[test]
