@@ -517,6 +517,13 @@ pub struct UploadSession {
     pub status: UploadStatus,
     pub files: Vec<UploadFileState>,
     pub created_at: DateTime<Utc>,
+    /// Whether this server takes a chunk's digest after its body (an HTTP
+    /// trailer, docs/api.md) as cheaply as before it: a client that hashes a
+    /// chunk while sending it should use the trailer only then. `false` from
+    /// a store that names its objects by digest (S3: the chunk would be copied
+    /// once more), and from servers older than the field.
+    #[serde(default)]
+    pub digest_after_body: bool,
 }
 
 /// Reply to `PUT /api/v1/uploads/{upload_id}/files/{file_index}/chunks/{chunk_index}`

@@ -6,6 +6,8 @@
 //! - `corrupt_chunk=N`: flip a byte of the N-th chunk body handed to the blob
 //!   store (counting from 1), so its BLAKE3 check fails (422, nothing recorded);
 //! - `unavailable_chunk=N`: answer the N-th chunk PUT with 503 + `Retry-After: 1`;
+//! - `drop_chunk_trailers=N`: from the N-th chunk PUT on, the chunk route never
+//!   sees a trailer (as behind a proxy that drops them);
 //! - `enospc_after_bytes=N`: chunk writes fail with ENOSPC (507) once storing
 //!   them would take the bytes stored by this process past N, like a disk
 //!   with N bytes free;
@@ -36,6 +38,7 @@ pub const ENV: &str = "DATAERAI_FAULTS";
 pub struct Faults {
     corrupt_chunk: Option<u64>,
     unavailable_chunk: Option<u64>,
+    drop_chunk_trailers: Option<u64>,
     enospc_after_bytes: Option<u64>,
     max_crate_assets: Option<u64>,
 }
@@ -69,6 +72,7 @@ impl Faults {
             let slot = match key.trim() {
                 "corrupt_chunk" => &mut f.corrupt_chunk,
                 "unavailable_chunk" => &mut f.unavailable_chunk,
+                "drop_chunk_trailers" => &mut f.drop_chunk_trailers,
                 "enospc_after_bytes" => &mut f.enospc_after_bytes,
                 "max_crate_assets" => &mut f.max_crate_assets,
                 other => return Err(format!("{ENV}: unknown fault {other:?}")),
@@ -100,19 +104,35 @@ pub fn max_crate_assets() -> Option<u64> {
     active().and_then(|f| f.max_crate_assets)
 }
 
-/// Put the `unavailable_chunk` guard in front of the chunk route.
+/// Put the `unavailable_chunk` and `drop_chunk_trailers` faults in front of
+/// the chunk route.
 pub fn guard_chunk_route(route: Router<AppState>) -> Router<AppState> {
-    route.layer(axum::middleware::from_fn(unavailable_chunk))
+    route.layer(axum::middleware::from_fn(chunk_put_faults))
 }
 
-async fn unavailable_chunk(request: Request, next: Next) -> Response {
+async fn chunk_put_faults(request: Request, next: Next) -> Response {
+    use http_body_util::BodyExt;
+
     let n = counters().chunk_puts.fetch_add(1, Ordering::SeqCst) + 1;
-    if active().and_then(|f| f.unavailable_chunk) == Some(n) {
+    let faults = active();
+    if faults.and_then(|f| f.unavailable_chunk) == Some(n) {
         return AppError::unavailable(
             format!("fault injection: chunk PUT #{n} answered 503; send it again"),
             1,
         )
         .into_response();
+    }
+    if faults
+        .and_then(|f| f.drop_chunk_trailers)
+        .is_some_and(|from| n >= from)
+    {
+        // Trailers become empty data frames: the body's bytes are unchanged.
+        let (parts, body) = request.into_parts();
+        let body =
+            body.map_frame(|frame| hyper::body::Frame::data(frame.into_data().unwrap_or_default()));
+        return next
+            .run(Request::from_parts(parts, axum::body::Body::new(body)))
+            .await;
     }
     next.run(request).await
 }
@@ -230,6 +250,7 @@ mod tests {
             Faults {
                 corrupt_chunk: Some(2),
                 unavailable_chunk: Some(3),
+                drop_chunk_trailers: None,
                 enospc_after_bytes: Some(100),
                 max_crate_assets: None,
             }

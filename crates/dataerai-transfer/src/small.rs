@@ -353,6 +353,8 @@ pub async fn upload_single(
             chunk_digests: Vec::new(),
             deduplicated: answer.deduplicated,
         }],
+        // One small chunk, its digest known before it is sent.
+        digest_after_body: false,
     };
     let result = single_result(&answer);
     Ok(SingleDone {

@@ -102,6 +102,11 @@ pub struct UploadSpec {
     pub chunk_size: u64,
     pub local_path: PathBuf,
     pub files: Vec<SpecFile>,
+    /// The server takes a big chunk's digest after its body at no extra cost
+    /// ([`UploadSession::digest_after_body`]): such chunks are read once, hashed
+    /// as they are sent. Otherwise they are hashed first, then sent.
+    #[serde(default)]
+    pub digest_after_body: bool,
 }
 
 crate::impl_plan!(UploadSpec, TransferKind::Upload, local_path);
@@ -770,6 +775,7 @@ fn spec_from_session(
         chunk_size: session.chunk_size.max(1),
         local_path,
         files,
+        digest_after_body: session.digest_after_body,
     }
 }
 
@@ -810,6 +816,8 @@ pub async fn run(ctx: &RunContext, mut spec: UploadSpec) -> Result<UploadResult,
                 .into())
             }
         }
+        // The server may have changed (its store, its version) since.
+        spec.digest_after_body = session.digest_after_body;
         for s in session.files {
             if let Some(f) = spec.files.iter_mut().find(|f| f.file_index == s.file_index) {
                 f.deduplicated = s.deduplicated;
@@ -1053,9 +1061,10 @@ async fn send_chunk(
         .await;
     }
     retry(ctx, || async {
-        // Digest first (a second read) only where trailers did not arrive.
+        // Digest first (a second read) where the server's store would copy
+        // the chunk again to take it after the body, or trailers got lost.
         let known = match known {
-            None if TRAILERS_LOST.load(Ordering::Relaxed) => {
+            None if !spec.digest_after_body || TRAILERS_LOST.load(Ordering::Relaxed) => {
                 let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
                 let cancel = ctx.cancel.clone();
                 let hashed = tokio::task::spawn_blocking(move || {

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::transfers::{
-    assert_completed_with, is_event, setup, start_chunked_download, start_chunked_upload, wait_done,
+    assert_completed_with, is_event, setup, start_chunked_download, start_chunked_upload,
+    start_upload, wait_done,
 };
 use common::{fresh_user, read, test_bytes, TestDaemon, TestServer};
 use serde_json::json;
@@ -105,6 +106,48 @@ fn chunk_corrupted_in_flight_is_resent() {
         server.metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}"),
         1,
         "the server refused the corrupted chunk once"
+    );
+}
+
+/// Behind something that drops request trailers (a proxy buffering bodies),
+/// big chunks sent with their digest after the body are refused; the daemon
+/// then sends each digest first, in the header, the upload completes intact,
+/// and later uploads of that daemon do not try trailers again.
+#[test]
+fn big_chunks_get_through_when_trailers_are_dropped_on_the_way() {
+    let server = fault_server("drop_chunk_trailers=1");
+    let (side, mut c, uid) = setup(&server, "tia@example.org");
+    let refused = || server.metric("dataerai_errors_total{code=\"ERR_INTEGRITY\"}");
+    // 16 MiB chunks: two big ones (sent with a trailer where the server's
+    // store takes one) and a short last one (its digest always first).
+    let upload = |c: &mut common::RpcClient, name: &str, seed| {
+        let data = test_bytes(32 * MIB + 5, seed);
+        let src = side.work.path().join(name);
+        std::fs::write(&src, &data).unwrap();
+        let r = start_upload(c, &uid, &src, json!({"chunk_size_mb": 16}));
+        let tid = r["transfer_id"].as_str().unwrap().to_string();
+        assert_completed_with(c, &tid, &side.work.path().join(format!("dl-{name}")), &data);
+    };
+    upload(&mut c, "first.bin", 21);
+    let first = refused();
+    if dataerai_testkit::backends::scaleout() {
+        // The S3 store does not take digests after the body (it would copy
+        // each such chunk once more): the daemon never sends trailers there.
+        assert_eq!(
+            first, 0,
+            "a trailer was sent to a server that did not ask for them"
+        );
+    } else {
+        assert!(
+            (1..=2).contains(&first),
+            "the big chunks sent with a trailer were refused (at most both, in flight together): {first}"
+        );
+    }
+    upload(&mut c, "second.bin", 22);
+    assert_eq!(
+        refused(),
+        first,
+        "the daemon sent digests first from then on"
     );
 }
 

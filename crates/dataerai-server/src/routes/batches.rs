@@ -132,7 +132,9 @@ pub async fn create_upload_batch(
                 let reused = session.files.iter().filter(|f| f.deduplicated);
                 state.metrics.deduplicated(reused.map(|f| f.size).sum());
             }
-            r.map_err(|e| AppError::from(e).error).into()
+            r.map(|session| super::uploads::advertised(&state, session))
+                .map_err(|e| AppError::from(e).error)
+                .into()
         })
         .collect();
     Ok(Json(merge(answers, results)))

@@ -188,7 +188,14 @@ pub async fn create_upload(
         .map(|f| f.size)
         .sum();
     state.metrics.deduplicated(reused);
-    Ok((StatusCode::CREATED, Json(session)))
+    Ok((StatusCode::CREATED, Json(advertised(&state, session))))
+}
+
+/// `session` as it is answered: with whether this server's blob store takes
+/// a chunk's digest after the body at no extra cost.
+pub(super) fn advertised(state: &AppState, mut session: UploadSession) -> UploadSession {
+    session.digest_after_body = state.blobs.digest_after_body_is_free();
+    session
 }
 
 /// An upload session of the caller: 404 when unknown, someone else's, or the
@@ -287,7 +294,7 @@ pub async fn get_upload(
     let record = own_upload(&state, &caller, &upload_id).await?;
     // A resuming client asks this first: it keeps the session alive.
     note_activity(&state, &record).await?;
-    Ok(Json(record.session))
+    Ok(Json(advertised(&state, record.session)))
 }
 
 /// 64 hex digits (any case) as the 32 bytes of a BLAKE3 digest.

@@ -324,6 +324,14 @@ pub trait BlobStore: Send + Sync + 'static {
         false
     }
 
+    /// Whether a chunk whose digest follows its body ([`Claimed::After`])
+    /// costs no more to store than one whose digest comes first. Not where
+    /// objects are named by digest: there it is stored under a staging name,
+    /// then copied under its own.
+    fn digest_after_body_is_free(&self) -> bool {
+        !self.names_by_digest()
+    }
+
     /// Remove the object `put_chunk` stored for `key` with these bytes, after
     /// the metadata store recorded *other* bytes for the chunk (two different
     /// uploads of one chunk raced; the first recorded wins). Stores whose writes

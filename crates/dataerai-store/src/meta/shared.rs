@@ -480,6 +480,8 @@ fn upload_record(
             status: row.status,
             files,
             created_at: row.created_at,
+            // The server says, from its blob store.
+            digest_after_body: false,
         },
         user_id: row.user_id,
         owner: row.owner_type.zip(row.owner_id),
@@ -1111,6 +1113,7 @@ fn session_rows(
             status: UploadStatus::Open,
             files: states,
             created_at: now(),
+            digest_after_body: false,
         },
         user_id: user_id.to_string(),
         total,
