@@ -771,7 +771,7 @@ pub(super) async fn bulk_insert_relationships<C: Dialect>(
 
 #[cfg(test)]
 mod tests {
-    use dataerai_proto::api::OwnerType;
+    use dataerai_proto::api::{OwnerType, Project};
     use serde_json::json;
 
     use super::*;
@@ -866,6 +866,28 @@ mod tests {
         format!("{asset:?}\n{collections:?}\n{search:?}\n{tags:?}\n{fields:?}")
     }
 
+    /// A project's asset with every descriptive field set (tags repeated,
+    /// nested metadata of each kind), in the project's root collection.
+    fn described_asset(p: &Project, created_by: &str, alias: Option<&str>) -> NewAsset {
+        NewAsset {
+            title: "Bright-field scan 7".into(),
+            description: Some("Sample A, 200 kV".into()),
+            alias: alias.map(str::to_string),
+            tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
+            metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3", "t": 1.5},
+                             "ok": true, "modes": ["bf", "df"], "none": null})
+            .as_object()
+            .unwrap()
+            .clone(),
+            owner_type: OwnerType::Project,
+            owner_id: p.project_id.clone(),
+            collection_id: Some(p.root_collection_id.clone()),
+            created_by: created_by.to_string(),
+            record_type: Some("raw_data".into()),
+            allocation_id: None,
+        }
+    }
+
     async fn bulk_load_writes_what_the_insert_path_writes<B: Backend + MetadataStore>(s: &B) {
         let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
         let p = s
@@ -874,23 +896,7 @@ mod tests {
             .unwrap();
         let sample = |alias: Option<&str>| {
             vec![
-                NewAsset {
-                    title: "Bright-field scan 7".into(),
-                    description: Some("Sample A, 200 kV".into()),
-                    alias: alias.map(str::to_string),
-                    tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
-                    metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3", "t": 1.5},
-                                     "ok": true, "modes": ["bf", "df"], "none": null})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-                    owner_type: OwnerType::Project,
-                    owner_id: p.project_id.clone(),
-                    collection_id: Some(p.root_collection_id.clone()),
-                    created_by: me.user_id.clone(),
-                    record_type: Some("raw_data".into()),
-                    allocation_id: None,
-                },
+                described_asset(&p, &me.user_id, alias),
                 NewAsset {
                     title: "plain".into(),
                     description: None,
@@ -957,22 +963,7 @@ mod tests {
         let item = SingleUploadItem {
             key: "k".into(),
             upload: NewUpload {
-                target: UploadTarget::NewAsset(NewAsset {
-                    title: "Bright-field scan 7".into(),
-                    description: Some("Sample A, 200 kV".into()),
-                    alias: Some("scan-7".into()),
-                    tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
-                    metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3"}, "ok": true})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                    owner_type: OwnerType::Project,
-                    owner_id: p.project_id.clone(),
-                    collection_id: Some(p.root_collection_id.clone()),
-                    created_by: me.user_id.clone(),
-                    record_type: Some("raw_data".into()),
-                    allocation_id: None,
-                }),
+                target: UploadTarget::NewAsset(described_asset(&p, &me.user_id, Some("scan-7"))),
                 user_id: me.user_id.clone(),
                 chunk_size: 1 << 20,
                 files: vec![dataerai_proto::api::UploadFileSpec {
