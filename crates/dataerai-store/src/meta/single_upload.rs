@@ -1,9 +1,12 @@
 //! A lone small file in one write transaction (`POST /uploads/single`): the
 //! asset (or a new version), the session, the chunk and the published
-//! version, made by the same functions as a batch's `create_uploads` and
-//! `finish_small` (so quota, file limit, dedup, alias, collection and the
-//! search index row come out the same), plus the caller's key for it. The
-//! search index row is written once, when the version is published.
+//! version, plus the caller's key for it. A new asset's rows are written
+//! published at once after the batch paths' reads and checks (allocation,
+//! dedup lookup, quota and file limit by `session_rows`), its search index
+//! rows from what the request holds; a new version of an existing asset is
+//! made by the batch functions `create_sessions` and `finish_small_together`.
+//! Either way quota, file limit, dedup, alias, collection and the search
+//! index rows come out as a batch's, and the index is written once.
 //!
 //! The chunk's bytes are stored while the transaction's statements run
 //! ([`BytesStored`]): the commit waits for them, so the version never names
