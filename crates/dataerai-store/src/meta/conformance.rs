@@ -2385,6 +2385,8 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
         done.version.files[0].checksum.as_deref(),
         Some(format!("blake3:{hash}").as_str())
     );
+    // Counted used at once, never reserved.
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (100, 0, 1));
     let again = s.single_upload(item("k1", 100), stored_ok()).await.unwrap();
     assert!(again.repeated);
     assert_eq!(again.upload_id, done.upload_id);
@@ -2399,11 +2401,13 @@ pub async fn single_upload_is_keyed_and_atomic(s: &dyn MetadataStore) {
     let dup = s.single_upload(item("k2", 100), stored_ok()).await.unwrap();
     assert!(dup.deduplicated && !dup.repeated);
     assert_ne!(dup.version.asset_id, done.version.asset_id);
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (200, 0, 2));
     let refused = s.single_upload(item("k3", 2000), stored_ok()).await;
     assert!(
         matches!(refused, Err(StoreError::QuotaExceeded { .. })),
         "{refused:?}"
     );
+    assert_eq!(counters(s, OwnerType::User, &u.user_id).await, (200, 0, 2));
     assert!(s
         .single_upload_by_key(&u.user_id, "k3")
         .await

@@ -17,6 +17,23 @@ use crate::search::sql::{compile, drive_estimates, estimate_cap, metadata_count,
 use crate::search::{Facets, SearchPage, SearchRequest};
 use dataerai_proto::api::Asset;
 
+/// The index rows of an asset this transaction has just created (row
+/// written at `created_at`) together with its first, published version of
+/// these `files` (names and sizes): the rows [`reindex`] writes, from what
+/// the caller holds instead of read back (a unit test compares them), and
+/// nothing to delete first. One statement per index table with rows.
+pub(super) async fn index_new_asset<C: Dialect>(
+    c: &mut C,
+    asset_id: &str,
+    asset: &super::NewAsset,
+    created_at: DateTime<Utc>,
+    files: &[(String, u64)],
+) -> Result<()> {
+    let mut rows = IndexRows::default();
+    rows.push_new(asset_id, asset, created_at, files);
+    rows.insert(c, "").await
+}
+
 /// Facet values returned per facet.
 const FACET_VALUES: u64 = 20;
 /// The facets count the first this many matches (all of them when there
@@ -126,6 +143,34 @@ struct IndexRows {
 }
 
 impl IndexRows {
+    /// Add the index rows of a new asset `id` written at `created_at`, whose
+    /// only version (if any) has these `files` (names and sizes): what
+    /// [`reindex`] would read back from the rows just written.
+    fn push_new(
+        &mut self,
+        id: &str,
+        asset: &super::NewAsset,
+        created_at: DateTime<Utc>,
+        files: &[(String, u64)],
+    ) {
+        let owner = format!("{}:{}", asset.owner_type.as_str(), asset.owner_id);
+        let metadata = Value::Object(asset.metadata.clone());
+        let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
+        let size: u64 = files.iter().map(|(_, size)| size).sum();
+        let entry = Indexed {
+            title: &asset.title,
+            description: asset.description.as_deref(),
+            alias: asset.alias.as_deref(),
+            record_type: asset.record_type.as_deref(),
+            tags: &asset.tags,
+            metadata: &metadata,
+            file_names: &names,
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        }
+        .entry();
+        self.push(id, entry, &owner, created_at, &asset.record_type);
+    }
+
     /// Add the index rows of asset `id` (owner key `owner`).
     fn push(
         &mut self,
@@ -666,20 +711,7 @@ pub(super) async fn bulk_insert_assets<C: Dialect>(
         if let Some(collection_id) = &asset.collection_id {
             collections.extend([Arg::from(&id), Arg::from(collection_id)]);
         }
-        let owner = format!("{}:{}", asset.owner_type.as_str(), asset.owner_id);
-        let metadata = Value::Object(asset.metadata.clone());
-        let entry = Indexed {
-            title: &asset.title,
-            description: asset.description.as_deref(),
-            alias: asset.alias.as_deref(),
-            record_type: asset.record_type.as_deref(),
-            tags: &asset.tags,
-            metadata: &metadata,
-            file_names: &[],
-            size_bytes: 0,
-        }
-        .entry();
-        index.push(&id, entry, &owner, at, &asset.record_type);
+        index.push_new(&id, asset, at, &[]);
         ids.push(id);
     }
     insert_rows(
@@ -739,7 +771,7 @@ pub(super) async fn bulk_insert_relationships<C: Dialect>(
 
 #[cfg(test)]
 mod tests {
-    use dataerai_proto::api::OwnerType;
+    use dataerai_proto::api::{OwnerType, Project};
     use serde_json::json;
 
     use super::*;
@@ -834,6 +866,28 @@ mod tests {
         format!("{asset:?}\n{collections:?}\n{search:?}\n{tags:?}\n{fields:?}")
     }
 
+    /// A project's asset with every descriptive field set (tags repeated,
+    /// nested metadata of each kind), in the project's root collection.
+    fn described_asset(p: &Project, created_by: &str, alias: Option<&str>) -> NewAsset {
+        NewAsset {
+            title: "Bright-field scan 7".into(),
+            description: Some("Sample A, 200 kV".into()),
+            alias: alias.map(str::to_string),
+            tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
+            metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3", "t": 1.5},
+                             "ok": true, "modes": ["bf", "df"], "none": null})
+            .as_object()
+            .unwrap()
+            .clone(),
+            owner_type: OwnerType::Project,
+            owner_id: p.project_id.clone(),
+            collection_id: Some(p.root_collection_id.clone()),
+            created_by: created_by.to_string(),
+            record_type: Some("raw_data".into()),
+            allocation_id: None,
+        }
+    }
+
     async fn bulk_load_writes_what_the_insert_path_writes<B: Backend + MetadataStore>(s: &B) {
         let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
         let p = s
@@ -842,23 +896,7 @@ mod tests {
             .unwrap();
         let sample = |alias: Option<&str>| {
             vec![
-                NewAsset {
-                    title: "Bright-field scan 7".into(),
-                    description: Some("Sample A, 200 kV".into()),
-                    alias: alias.map(str::to_string),
-                    tags: vec!["t1".into(), "calibrated".into(), "t1".into()],
-                    metadata: json!({"voltage_kv": 200, "sample": {"name": "SrRuO3", "t": 1.5},
-                                     "ok": true, "modes": ["bf", "df"], "none": null})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-                    owner_type: OwnerType::Project,
-                    owner_id: p.project_id.clone(),
-                    collection_id: Some(p.root_collection_id.clone()),
-                    created_by: me.user_id.clone(),
-                    record_type: Some("raw_data".into()),
-                    allocation_id: None,
-                },
+                described_asset(&p, &me.user_id, alias),
                 NewAsset {
                     title: "plain".into(),
                     description: None,
@@ -911,6 +949,55 @@ mod tests {
 
     /// [`reindex_many`] writes exactly the rows [`reindex`] writes, for each
     /// of many assets at once (an id that names no asset is left be).
+    /// A lone `upload()` of a new asset writes its index rows from what it
+    /// holds (`index_new_asset`): the rows `reindex` writes from the stored
+    /// asset and version, tags, fields, file name and size included.
+    async fn a_single_upload_indexes_what_reindex_writes<B: Backend + MetadataStore>(s: &B) {
+        use crate::meta::{ChunkRecord, NewUpload, SingleUploadItem, UploadTarget};
+        let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
+        let p = s
+            .create_project("Lab", "", &me.user_id, 1 << 40)
+            .await
+            .unwrap();
+        let hash = "cd".repeat(32);
+        let item = SingleUploadItem {
+            key: "k".into(),
+            upload: NewUpload {
+                target: UploadTarget::NewAsset(described_asset(&p, &me.user_id, Some("scan-7"))),
+                user_id: me.user_id.clone(),
+                chunk_size: 1 << 20,
+                files: vec![dataerai_proto::api::UploadFileSpec {
+                    name: "scan_007.tif".into(),
+                    size: 4096,
+                    checksum: Some(format!("blake3:{hash}")),
+                }],
+                content_id: Some(crate::meta::new_content_id()),
+            },
+            chunk: ChunkRecord { size: 4096, hash },
+        };
+        let done = s
+            .single_upload(item, Box::pin(async { Ok(()) }))
+            .await
+            .unwrap();
+        let id = done.version.asset_id;
+        let mut tx = s.write().await.unwrap();
+        let c: &mut ConnOf<B> = &mut tx;
+        let written = stored(c, &id).await;
+        assert!(written.contains("scan 007 tif\", 4096,"), "{written}");
+        // The collection listing took the size from the index row.
+        let (size,): (i64,) = c
+            .fetch_one(
+                "SELECT size_bytes FROM asset_collections WHERE asset_id = $1",
+                args![&id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(size, 4096);
+        reindex(c, &id).await.unwrap();
+        assert_eq!(stored(c, &id).await, written);
+        tx.commit().await.unwrap();
+    }
+
     async fn reindex_many_writes_what_reindex_writes<B: Backend + MetadataStore>(s: &B) {
         let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
         let p = s
@@ -1344,5 +1431,6 @@ mod tests {
         index_rows_carry_the_owner,
         bulk_load_writes_what_the_insert_path_writes,
         reindex_many_writes_what_reindex_writes,
+        a_single_upload_indexes_what_reindex_writes,
     );
 }

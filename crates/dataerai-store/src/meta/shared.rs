@@ -145,7 +145,7 @@ pub(super) fn unique<T>(done: Result<T>, conflict: impl FnOnce() -> StoreError) 
 
 // ---------------------------------------------------------------- reading
 
-async fn load_allocation<C: Dialect>(
+pub(super) async fn load_allocation<C: Dialect>(
     c: &mut C,
     owner_type: OwnerType,
     owner_id: &str,
@@ -163,7 +163,10 @@ async fn load_allocation<C: Dialect>(
 }
 
 /// The allocation with this id, which must exist.
-async fn allocation_by_id<C: Dialect>(c: &mut C, allocation_id: &str) -> Result<Allocation> {
+pub(super) async fn allocation_by_id<C: Dialect>(
+    c: &mut C,
+    allocation_id: &str,
+) -> Result<Allocation> {
     let row: Option<AllocationRow> = c
         .fetch_optional(
             "SELECT id, quota_bytes, used_bytes, reserved_bytes, file_count, max_files
@@ -565,7 +568,10 @@ pub(super) async fn list<B: Backend, R: Decoded, T: Send>(
 
 /// The `assets.allocation_id` to store for `asset`: `None` for the owner's
 /// own allocation (charged by default); `NotFound` for an unknown id.
-async fn charged_allocation<C: Dialect>(c: &mut C, asset: &NewAsset) -> Result<Option<String>> {
+pub(super) async fn charged_allocation<C: Dialect>(
+    c: &mut C,
+    asset: &NewAsset,
+) -> Result<Option<String>> {
     let Some(id) = &asset.allocation_id else {
         return Ok(None);
     };
@@ -614,11 +620,11 @@ pub(super) async fn insert_asset<C: Dialect>(c: &mut C, asset: NewAsset) -> Resu
 
 /// A new asset's row as decided: its id, creation time and the allocation
 /// it names (`None`: its owner's, see [`charged_allocation`]).
-struct NewAssetRow<'a> {
-    id: String,
-    at: DateTime<Utc>,
-    asset: &'a NewAsset,
-    allocation_id: Option<String>,
+pub(super) struct NewAssetRow<'a> {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub asset: &'a NewAsset,
+    pub allocation_id: Option<String>,
 }
 
 impl NewAssetRow<'_> {
@@ -631,7 +637,7 @@ impl NewAssetRow<'_> {
 
 /// One new asset and its collection link; a taken alias is `Conflict`.
 /// Not indexed: the caller indexes it ([`super::search::reindex`]).
-async fn insert_asset_row<C: Dialect>(c: &mut C, row: &NewAssetRow<'_>) -> Result<()> {
+pub(super) async fn insert_asset_row<C: Dialect>(c: &mut C, row: &NewAssetRow<'_>) -> Result<()> {
     let inserted = insert_asset_rows(c, std::slice::from_ref(row)).await;
     unique(inserted, || rules::alias_taken(row.asset.alias.as_deref()))?;
     if let Some(collection_id) = &row.asset.collection_id {
@@ -745,13 +751,13 @@ async fn insert_upload<C: Dialect>(
 
 /// The rows of one new session, decided before any is written
 /// ([`insert_upload`], or [`create_uploads_together`] at the end of a batch).
-struct SessionRows {
-    session: UploadSession,
-    user_id: String,
-    total: u64,
+pub(super) struct SessionRows {
+    pub session: UploadSession,
+    pub user_id: String,
+    pub total: u64,
     /// Per file: its checksum to store and where its bytes are, if deduplicated.
-    files: Vec<(Option<String>, Option<super::BlobLocation>)>,
-    file_specs: Vec<UploadFileSpec>,
+    pub files: Vec<(Option<String>, Option<super::BlobLocation>)>,
+    pub file_specs: Vec<UploadFileSpec>,
 }
 
 /// Whether this database locks rows (PostgreSQL), so a batch takes its
@@ -1051,7 +1057,7 @@ async fn plan_session<'a, B: Backend>(
 
 /// The dedup lookups of a session's files: those with a checksum, in file
 /// order ([`session_rows`] takes the answers in that order).
-fn dedup_keys(owner: &OwnerRow, files: &[UploadFileSpec]) -> Vec<StoredFileKey> {
+pub(super) fn dedup_keys(owner: &OwnerRow, files: &[UploadFileSpec]) -> Vec<StoredFileKey> {
     files
         .iter()
         .filter_map(|f| {
@@ -1075,7 +1081,7 @@ fn dedup_count(files: &[UploadFileSpec]) -> usize {
 /// by the owner or not (`found`: the answers of the lookups [`dedup_keys`]
 /// made, in order); the new version's id is `content_id` when the caller
 /// chose it. Nothing is written.
-fn session_rows(
+pub(super) fn session_rows(
     asset_id: String,
     allocation: &Allocation,
     user_id: &str,
