@@ -220,8 +220,9 @@ impl AlignedBuf {
     }
 }
 
-/// Buffers for [`RangeWriter`]s, reused from range to range (fresh memory is
-/// what direct writes avoid). A writer holds two at a time, one filling and one
+/// Buffers for [`RangeWriter`]s and for pieces read with
+/// [`BufferPool::read_at`], reused from range to range (fresh memory is what
+/// direct writes avoid). A writer holds two at a time, one filling and one
 /// being written; the pool keeps at most `keep` spare ones and frees the rest.
 #[derive(Clone)]
 pub struct BufferPool {
@@ -253,21 +254,22 @@ impl BufferPool {
             spare.push(buf);
         }
     }
-}
 
-impl BufferPool {
     /// The `len` bytes (at most [`DIRECT_BATCH`]) of `file` from offset `at`,
     /// read (through the page cache) into one of the pool's buffers, which
     /// goes back to the pool once the last reference to the answer is dropped
     /// (for a piece of a download: once the socket took it). An error if the
     /// file ends first. Blocking.
     ///
-    /// The reused buffer is why: a download's pieces were memory-mapped
-    /// instead, and mapping, faulting in and unmapping every page (with a TLB
-    /// flush on the other cores at each `munmap`) cost more than this copy
-    /// into memory already touched (docs/performance.md).
+    /// For the server's downloads from a disk: there, mapping the pages the
+    /// read-ahead just filled, faulting them in and unmapping them (with a
+    /// TLB flush on the other cores at each `munmap`) cost more than this
+    /// copy into memory touched already (docs/performance.md).
     pub fn read_at(&self, file: &std::fs::File, at: u64, len: usize) -> io::Result<Bytes> {
-        assert!(len <= DIRECT_BATCH, "a read of {len} bytes is over a buffer");
+        assert!(
+            len <= DIRECT_BATCH,
+            "a read of {len} bytes is over a buffer"
+        );
         let mut piece = PooledBuf {
             buf: Some(self.take()),
             len,
@@ -653,7 +655,9 @@ mod tests {
         let whole = pool.read_at(file.as_file(), 0, DIRECT_BATCH).unwrap();
         assert!(whole == want[..DIRECT_BATCH]);
         let at = DIRECT_BATCH + 1000;
-        let tail = pool.read_at(file.as_file(), at as u64, want.len() - at).unwrap();
+        let tail = pool
+            .read_at(file.as_file(), at as u64, want.len() - at)
+            .unwrap();
         assert!(tail == want[at..]);
         let past = pool.read_at(file.as_file(), at as u64, want.len() - at + 1);
         assert_eq!(past.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
