@@ -220,8 +220,9 @@ impl AlignedBuf {
     }
 }
 
-/// Buffers for [`RangeWriter`]s, reused from range to range (fresh memory is
-/// what direct writes avoid). A writer holds two at a time, one filling and one
+/// Buffers for [`RangeWriter`]s and for pieces read with
+/// [`BufferPool::read_at`], reused from range to range (fresh memory is what
+/// direct writes avoid). A writer holds two at a time, one filling and one
 /// being written; the pool keeps at most `keep` spare ones and frees the rest.
 #[derive(Clone)]
 pub struct BufferPool {
@@ -251,6 +252,53 @@ impl BufferPool {
         let mut spare = self.spare();
         if spare.len() < self.keep {
             spare.push(buf);
+        }
+    }
+
+    /// The `len` bytes (at most [`DIRECT_BATCH`]) of `file` from offset `at`,
+    /// read (through the page cache) into one of the pool's buffers, which
+    /// goes back to the pool once the last reference to the answer is dropped
+    /// (for a piece of a download: once the socket took it). An error if the
+    /// file ends first. Blocking.
+    ///
+    /// For the server's downloads from a disk: there, mapping the pages the
+    /// read-ahead just filled, faulting them in and unmapping them (with a
+    /// TLB flush on the other cores at each `munmap`) cost more than this
+    /// copy into memory touched already (docs/performance.md).
+    pub fn read_at(&self, file: &std::fs::File, at: u64, len: usize) -> io::Result<Bytes> {
+        assert!(
+            len <= DIRECT_BATCH,
+            "a read of {len} bytes is over a buffer"
+        );
+        let mut piece = PooledBuf {
+            buf: Some(self.take()),
+            len,
+            pool: self.clone(),
+        };
+        let buf = piece.buf.as_mut().expect("a buffer");
+        file.read_exact_at(&mut buf.bytes_mut()[..len], at)?;
+        Ok(Bytes::from_owner(piece))
+    }
+}
+
+/// The first `len` bytes of a pool's buffer, given back to the pool when
+/// dropped.
+struct PooledBuf {
+    buf: Option<AlignedBuf>,
+    len: usize,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf.as_ref().expect("a buffer").bytes()[..self.len]
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            self.pool.give(buf);
         }
     }
 }
@@ -593,6 +641,36 @@ mod tests {
         assert_eq!(&got[..7], &[0u8; 7]);
         got[..7].copy_from_slice(&want[..7]);
         assert_eq!(got, want);
+    }
+
+    /// Pieces read into a pool's buffers are the bytes of their place, a
+    /// read past the end is an error, and the buffers go back to the pool
+    /// once the pieces are dropped (and after a failed read).
+    #[test]
+    fn pooled_reads_answer_the_bytes_of_their_place() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let want = pattern(DIRECT_BATCH + 3 * DIRECT_ALIGN + 123);
+        std::fs::write(file.path(), &want).unwrap();
+        let pool = BufferPool::new(3);
+        let whole = pool.read_at(file.as_file(), 0, DIRECT_BATCH).unwrap();
+        assert!(whole == want[..DIRECT_BATCH]);
+        let at = DIRECT_BATCH + 1000;
+        let tail = pool
+            .read_at(file.as_file(), at as u64, want.len() - at)
+            .unwrap();
+        assert!(tail == want[at..]);
+        let past = pool.read_at(file.as_file(), at as u64, want.len() - at + 1);
+        assert_eq!(past.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(pool.spare().len(), 1, "the failed read's buffer came back");
+        drop(whole);
+        assert_eq!(pool.spare().len(), 2);
+        // A slice of a piece keeps its buffer out of the pool.
+        let shared = tail.slice(1..10);
+        drop(tail);
+        assert_eq!(pool.spare().len(), 2);
+        assert!(shared == want[at + 1..at + 10]);
+        drop(shared);
+        assert_eq!(pool.spare().len(), 3);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use dataerai_proto::io::{BufferPool, RangeWriter};
+use dataerai_proto::io::{on_tmpfs, BufferPool, RangeWriter};
 
 use super::{
     check_content_id, BlobStore, BodyCheck, ByteStream, ChunkCheck, ChunkKey, PutOutcome,
@@ -26,10 +26,11 @@ use crate::error::{Result, StoreError};
 
 /// Buffer size for reading chunk files back.
 const READ_BUF: usize = 256 * 1024;
-/// Pieces a mapped chunk is sent in: each costs a mapping, its removal and a
-/// hop to a blocking thread, so not too many per chunk (1 MiB pieces cost 64
-/// of each per 64 MiB chunk); each is held in memory until the socket took it.
-const MAPPED_PIECE: u64 = 4 * 1024 * 1024;
+/// Pieces a chunk range is sent in: each costs a hop to a blocking thread
+/// (and, mapped, a mapping and its removal), so not too many per chunk (1 MiB
+/// pieces cost 64 of each per 64 MiB chunk); each is held in memory until the
+/// socket took it.
+const PIECE: u64 = 4 * 1024 * 1024;
 /// The stride that touches every page of a mapping once.
 const PAGE: usize = 4096;
 
@@ -37,11 +38,11 @@ const PAGE: usize = 4096;
 /// the range from the disk (blocking).
 ///
 /// The read is started for the whole range at once (`POSIX_FADV_WILLNEED`:
-/// the kernel queues it and returns), not left to the page faults of
-/// [`map_piece`]: each fault reads only the read-ahead window (128 KiB by
-/// default) and waits for it, so a chunk written with `O_DIRECT` (not in the
-/// page cache) came off the disk in small reads one after another while the
-/// socket waited — downloads on a disk ran at 0.6× the upload's speed
+/// the kernel queues it and returns), not left to the reads of
+/// [`read_pieces`], each of which would wait for its own piece before the
+/// next is asked for: a chunk written with `O_DIRECT` (not in the page cache)
+/// then came off the disk in small reads one after another while the socket
+/// waited — downloads on a disk ran at 0.6× the upload's speed
 /// (docs/performance.md). A no-op on tmpfs, whose pages are the file.
 fn open_range(path: &Path, offset: u64, len: u64) -> io::Result<std::fs::File> {
     let file = std::fs::File::open(path)?;
@@ -52,7 +53,7 @@ fn open_range(path: &Path, offset: u64, len: u64) -> io::Result<std::fs::File> {
             format!("{} is shorter than the range asked for", path.display()),
         ));
     }
-    // Only a hint: the faults read whatever it did not.
+    // Only a hint: the reads of the pieces read whatever it did not.
     let _ = rustix::fs::fadvise(
         &file,
         offset,
@@ -91,26 +92,36 @@ fn map_piece(file: &std::fs::File, offset: u64, len: usize) -> io::Result<bytes:
     Ok(bytes::Bytes::from_owner(map))
 }
 
-/// `[offset, offset + len)` of an opened chunk file as mapped pieces, each
-/// mapped (and read from disk) on a blocking thread, so a worker thread never
-/// waits for the disk.
-fn mapped_pieces(
+/// `[offset, offset + len)` of an opened chunk file as pieces of [`PIECE`]
+/// bytes, each read on a blocking thread, so a worker thread never waits for
+/// the disk: copied into one of `pool`'s reused buffers (which goes back to
+/// the pool once the socket took the piece), or without a pool mapped
+/// ([`map_piece`]).
+///
+/// Which is cheaper depends on where the pages come from, measured side by
+/// side (docs/performance.md): on a disk the copy cost the server less than
+/// mapping and unmapping the pages the read-ahead just filled; on tmpfs,
+/// whose pages are the file, the mapping cost less than the copy.
+fn read_pieces(
     file: std::fs::File,
     offset: u64,
     len: u64,
+    pool: Option<BufferPool>,
 ) -> impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send {
     let file = std::sync::Arc::new(file);
     futures::stream::try_unfold(0u64, move |done| {
-        let file = file.clone();
+        let (file, pool) = (file.clone(), pool.clone());
         async move {
             if done >= len {
                 return Ok(None);
             }
-            let n = (len - done).min(MAPPED_PIECE);
-            let piece =
-                tokio::task::spawn_blocking(move || map_piece(&file, offset + done, n as usize))
-                    .await
-                    .map_err(io::Error::other)??;
+            let (at, n) = (offset + done, (len - done).min(PIECE));
+            let piece = tokio::task::spawn_blocking(move || match pool {
+                Some(pool) => pool.read_at(&file, at, n as usize),
+                None => map_piece(&file, at, n as usize),
+            })
+            .await
+            .map_err(io::Error::other)??;
             Ok(Some((piece, done + n)))
         }
     })
@@ -119,7 +130,8 @@ fn mapped_pieces(
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
-    /// Buffers for direct writes of big chunks, kept for the next chunk.
+    /// Buffers for direct writes of big chunks and for the pieces of
+    /// downloads, kept for the next chunk.
     pool: BufferPool,
     /// Directory fsyncs shared by the writers waiting for the same directory.
     dir_syncs: Arc<DirSyncs>,
@@ -128,8 +140,9 @@ pub struct FsBlobStore {
     new_dirs_synced: bool,
 }
 
-/// Spare direct-write buffers the store keeps (8 MiB each): enough for the
-/// four chunks in flight of one big upload.
+/// Spare buffers the store keeps (8 MiB each): enough for the four chunks in
+/// flight of one big upload (two each), or for the pieces of one big
+/// download from a disk (one being sent and one being read per connection).
 const SPARE_BUFFERS: usize = 8;
 
 impl FsBlobStore {
@@ -681,7 +694,8 @@ impl BlobStore for FsBlobStore {
                     e.into()
                 }
             })?;
-        Ok(Box::pin(mapped_pieces(file, offset, len)))
+        let pool = (!on_tmpfs(&file)).then(|| self.pool.clone());
+        Ok(Box::pin(read_pieces(file, offset, len, pool)))
     }
 
     async fn delete_content(&self, content_id: &str) -> Result<()> {
@@ -1180,38 +1194,42 @@ mod tests {
         assert!(read == data, "the chunk read back differs");
     }
 
-    /// A big range is read in few pieces (each is a mapping and a thread hop),
-    /// each the bytes of its place, from any offset.
+    /// A big range is read in few pieces (each is a read or a mapping, and a
+    /// thread hop), each the bytes of its place, from any offset: on a disk
+    /// (copied into the pool's buffers) and on tmpfs (mapped); a range past
+    /// the end of the chunk is an error.
     #[tokio::test]
-    async fn big_reads_come_in_few_mapped_pieces() {
+    async fn big_reads_come_in_few_pieces() {
         use futures::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        let on_disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let shm = Path::new("/dev/shm");
+        let on_tmpfs = shm.is_dir().then(|| tempfile::tempdir_in(shm).unwrap());
         let data: Vec<u8> = (0..9 * 1024 * 1024 + 5usize)
             .map(|i| (i % 251) as u8)
             .collect();
-        let got = store
-            .put_chunk(
-                &key(0),
-                body(&[Box::leak(data.clone().into_boxed_slice())]),
-                whole_file(&data).into(),
-            )
-            .await;
-        assert_eq!(got.unwrap(), PutOutcome::Stored);
-        for (offset, len) in [(0u64, data.len() as u64), (4097, 8 * 1024 * 1024 + 3)] {
-            let mut pieces = store.read_chunk(&key(0), None, offset, len).await.unwrap();
-            let (mut count, mut read) = (0, Vec::new());
-            while let Some(piece) = pieces.next().await {
-                count += 1;
-                read.extend_from_slice(&piece.unwrap());
+        for dir in std::iter::once(&on_disk).chain(on_tmpfs.as_ref()) {
+            let store = FsBlobStore::open(dir.path()).await.unwrap();
+            let got = store
+                .put_chunk(
+                    &key(0),
+                    body(&[Box::leak(data.clone().into_boxed_slice())]),
+                    whole_file(&data).into(),
+                )
+                .await;
+            assert_eq!(got.unwrap(), PutOutcome::Stored);
+            for (offset, len) in [(0u64, data.len() as u64), (4097, 8 * 1024 * 1024 + 3)] {
+                let mut pieces = store.read_chunk(&key(0), None, offset, len).await.unwrap();
+                let (mut count, mut read) = (0, Vec::new());
+                while let Some(piece) = pieces.next().await {
+                    count += 1;
+                    read.extend_from_slice(&piece.unwrap());
+                }
+                assert!(read == data[offset as usize..(offset + len) as usize]);
+                assert_eq!(count, len.div_ceil(PIECE), "pieces of {offset}+{len}");
+                assert!(count <= 3, "{count} pieces for {len} bytes");
             }
-            assert!(read == data[offset as usize..(offset + len) as usize]);
-            assert_eq!(
-                count,
-                len.div_ceil(MAPPED_PIECE),
-                "pieces of {offset}+{len}"
-            );
-            assert!(count <= 3, "{count} pieces for {len} bytes");
+            let past = store.read_chunk(&key(0), None, 1, data.len() as u64).await;
+            assert!(past.is_err(), "a range past the end of the chunk was read");
         }
     }
 
