@@ -35,6 +35,8 @@ pub const JOURNAL_FILE: &str = "journal.db";
 /// Rows per multi-row statement (a transfer row binds 19 values; SQLite
 /// takes up to 32,766 per statement).
 const ROWS_PER_STATEMENT: usize = 100;
+/// The journal connection's page cache (SQLite's `cache_size`, in KiB).
+const JOURNAL_CACHE_KIB: u32 = 16 * 1024;
 /// Finished transfers are forgotten after this long.
 const KEEP_FINISHED_DAYS: i64 = 7;
 
@@ -458,7 +460,13 @@ impl Journal {
             // NORMAL survives a process crash (what `kill -9` is); a power cut may
             // lose the last rows, which only means re-sending a chunk.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Transfer ids are random, so a batch's rows are all over the
+            // file: a page cache of 2 MiB (SQLite's default) held a few
+            // thousand transfers and re-read the rest from the OS on every
+            // lookup (6 % of the daemon's CPU in `upload_many` of 1,000
+            // small files, docs/performance.md).
+            .pragma("cache_size", format!("-{JOURNAL_CACHE_KIB}"));
         // Create the file, switch it to WAL and bring the schema up to date on
         // a single connection first: pool connections racing to switch a
         // brand-new file to WAL can fail at once with "database is locked",
