@@ -18,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dataerai_proto::names::UnknownName;
 use dataerai_proto::{ApiError, ErrorCode};
+use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::sqlite::{
@@ -337,7 +338,24 @@ impl<T> Default for Queue<T> {
     }
 }
 
-impl<T> Queue<T> {
+/// A call of a [`Grouped`] queue: the transfer whose row it writes.
+trait Grouping: Send + 'static {
+    fn transfer_id(&self) -> &str;
+}
+
+impl Grouping for RunBegins {
+    fn transfer_id(&self) -> &str {
+        &self.transfer_id
+    }
+}
+
+impl Grouping for StateChange {
+    fn transfer_id(&self) -> &str {
+        &self.transfer_id
+    }
+}
+
+impl<T: Grouping> Queue<T> {
     /// Queue `call`; answers whether the caller must start the writer.
     fn push(&self, call: T) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -348,13 +366,13 @@ impl<T> Queue<T> {
     /// The next calls to write together: at most [`GROUPED_ROWS`], and never
     /// two of one transfer (those go in order, one statement after the
     /// other). Empty when none waits, and then the writer stops.
-    fn next(&self, transfer: impl Fn(&T) -> &str) -> Vec<T> {
+    fn next(&self) -> Vec<T> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen = std::collections::HashSet::new();
         let n =
             st.0.iter()
                 .take(GROUPED_ROWS)
-                .take_while(|c| seen.insert(transfer(c).to_string()))
+                .take_while(|c| seen.insert(c.transfer_id().to_string()))
                 .count();
         if n == 0 {
             st.1 = false;
@@ -818,6 +836,26 @@ impl Journal {
             .collect())
     }
 
+    /// Start the writer of a [`Grouped`] queue (`queue` picks it): it
+    /// writes what waits there with `write`, group after group, until
+    /// nothing does.
+    fn start_writer<T: Grouping>(
+        &self,
+        queue: fn(&Grouped) -> &Queue<T>,
+        write: for<'a> fn(&'a Journal, Vec<T>) -> BoxFuture<'a, ()>,
+    ) {
+        let j = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let calls = queue(&j.grouped).next();
+                if calls.is_empty() {
+                    return;
+                }
+                write(&j, calls).await;
+            }
+        });
+    }
+
     /// A run of transfer `id` of `owner` begins: when it is unfinished
     /// (queued, running or retrying), journal it `running` (attempt 0, no
     /// error) and answer it as it is now; `None` when it is anything else
@@ -835,16 +873,7 @@ impl Journal {
             reply,
         };
         if self.grouped.runs.push(call) {
-            let j = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    let calls = j.grouped.runs.next(|c| &c.transfer_id);
-                    if calls.is_empty() {
-                        return;
-                    }
-                    j.begin_runs(calls).await;
-                }
-            });
+            self.start_writer(|g| &g.runs, |j, calls| j.begin_runs(calls).boxed());
         }
         answer.await.unwrap_or_else(writer_gone)
     }
@@ -914,16 +943,7 @@ impl Journal {
             reply,
         };
         if self.grouped.states.push(call) {
-            let j = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    let calls = j.grouped.states.next(|c| &c.transfer_id);
-                    if calls.is_empty() {
-                        return;
-                    }
-                    j.set_states(calls).await;
-                }
-            });
+            self.start_writer(|g| &g.states, |j, calls| j.set_states(calls).boxed());
         }
         answer.await.unwrap_or_else(writer_gone)
     }
