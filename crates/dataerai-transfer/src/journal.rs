@@ -12,11 +12,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use dataerai_proto::names::UnknownName;
 use dataerai_proto::{ApiError, ErrorCode};
+use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::sqlite::{
@@ -24,6 +26,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::oneshot;
 
 /// A statement with its bound values.
 type Statement<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -33,6 +36,8 @@ pub const JOURNAL_FILE: &str = "journal.db";
 /// Rows per multi-row statement (a transfer row binds 19 values; SQLite
 /// takes up to 32,766 per statement).
 const ROWS_PER_STATEMENT: usize = 100;
+/// The journal connection's page cache (SQLite's `cache_size`, in KiB).
+const JOURNAL_CACHE_KIB: u32 = 16 * 1024;
 /// Finished transfers are forgotten after this long.
 const KEEP_FINISHED_DAYS: i64 = 7;
 
@@ -301,6 +306,105 @@ pub struct UploadStart {
 #[derive(Clone)]
 pub struct Journal {
     pool: SqlitePool,
+    /// Runs that begin and state changes, written many transfers at a time.
+    grouped: Arc<Grouped>,
+}
+
+/// Most transfers one grouped statement writes.
+const GROUPED_ROWS: usize = ROWS_PER_STATEMENT;
+
+/// The calls that write one transfer's row each and come many at once when
+/// many small files are uploaded ([`Journal::begin_run`],
+/// [`Journal::set_state`]): while one statement runs, the calls that come
+/// meanwhile queue, and the next statement writes them all — one trip to the
+/// connection's thread and one commit for many transfers instead of one each.
+/// Every call still returns only once its own row is committed.
+#[derive(Default)]
+struct Grouped {
+    runs: Queue<RunBegins>,
+    states: Queue<StateChange>,
+}
+
+/// Calls waiting for a grouped statement, and whether a writer takes them.
+struct Queue<T> {
+    state: std::sync::Mutex<(Vec<T>, bool)>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            state: std::sync::Mutex::new((Vec::new(), false)),
+        }
+    }
+}
+
+/// A call of a [`Grouped`] queue: the transfer whose row it writes.
+trait Grouping: Send + 'static {
+    fn transfer_id(&self) -> &str;
+}
+
+impl Grouping for RunBegins {
+    fn transfer_id(&self) -> &str {
+        &self.transfer_id
+    }
+}
+
+impl Grouping for StateChange {
+    fn transfer_id(&self) -> &str {
+        &self.transfer_id
+    }
+}
+
+impl<T: Grouping> Queue<T> {
+    /// Queue `call`; answers whether the caller must start the writer.
+    fn push(&self, call: T) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0.push(call);
+        !std::mem::replace(&mut st.1, true)
+    }
+
+    /// The next calls to write together: at most [`GROUPED_ROWS`], and never
+    /// two of one transfer (those go in order, one statement after the
+    /// other). Empty when none waits, and then the writer stops.
+    fn next(&self) -> Vec<T> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        let n =
+            st.0.iter()
+                .take(GROUPED_ROWS)
+                .take_while(|c| seen.insert(c.transfer_id().to_string()))
+                .count();
+        if n == 0 {
+            st.1 = false;
+        }
+        st.0.drain(..n).collect()
+    }
+}
+
+/// A [`Journal::begin_run`] call waiting for its statement.
+struct RunBegins {
+    owner: String,
+    transfer_id: String,
+    reply: oneshot::Sender<Result<Option<TransferRecord>, ApiError>>,
+}
+
+/// A [`Journal::set_state`] call waiting for its statement.
+struct StateChange {
+    transfer_id: String,
+    state: TransferState,
+    attempt: i64,
+    last_error: Option<String>,
+    error: Option<String>,
+    result: Option<String>,
+    reply: oneshot::Sender<Result<(), ApiError>>,
+}
+
+/// The answer of a grouped call whose writer went away (it never does
+/// unless the runtime shuts down).
+fn writer_gone<T>(_: oneshot::error::RecvError) -> Result<T, ApiError> {
+    Err(ApiError::internal(
+        "transfer journal: the grouped writer stopped",
+    ))
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -374,7 +478,13 @@ impl Journal {
             // NORMAL survives a process crash (what `kill -9` is); a power cut may
             // lose the last rows, which only means re-sending a chunk.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Transfer ids are random, so a batch's rows are all over the
+            // file: a page cache of 2 MiB (SQLite's default) held a few
+            // thousand transfers and re-read the rest from the OS on every
+            // lookup (6 % of the daemon's CPU in `upload_many` of 1,000
+            // small files, docs/performance.md).
+            .pragma("cache_size", format!("-{JOURNAL_CACHE_KIB}"));
         // Create the file, switch it to WAL and bring the schema up to date on
         // a single connection first: pool connections racing to switch a
         // brand-new file to WAL can fail at once with "database is locked",
@@ -415,7 +525,10 @@ impl Journal {
         let mut conn = pool.acquire().await.map_err(db_error)?;
         migrate(&mut conn, MIGRATIONS).await?;
         drop(conn);
-        let j = Journal { pool };
+        let j = Journal {
+            pool,
+            grouped: Arc::default(),
+        };
         j.forget_old().await?;
         Ok(j)
     }
@@ -723,35 +836,93 @@ impl Journal {
             .collect())
     }
 
+    /// Start the writer of a [`Grouped`] queue (`queue` picks it): it
+    /// writes what waits there with `write`, group after group, until
+    /// nothing does.
+    fn start_writer<T: Grouping>(
+        &self,
+        queue: fn(&Grouped) -> &Queue<T>,
+        write: for<'a> fn(&'a Journal, Vec<T>) -> BoxFuture<'a, ()>,
+    ) {
+        let j = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let calls = queue(&j.grouped).next();
+                if calls.is_empty() {
+                    return;
+                }
+                write(&j, calls).await;
+            }
+        });
+    }
+
     /// A run of transfer `id` of `owner` begins: when it is unfinished
     /// (queued, running or retrying), journal it `running` (attempt 0, no
-    /// error) and answer it as it is now, in one statement; `None` when it is
-    /// anything else (paused or cancelled meanwhile) or unknown.
+    /// error) and answer it as it is now; `None` when it is anything else
+    /// (paused or cancelled meanwhile) or unknown. Runs that begin at the
+    /// same time are written together (see [`Grouped`]).
     pub async fn begin_run(
         &self,
         owner: &str,
         id: &str,
     ) -> Result<Option<TransferRecord>, ApiError> {
-        let q = format!(
-            "UPDATE transfers SET state = ?, attempt = 0, last_error = NULL, error = NULL,
-               result = NULL, updated_at = ?
-             WHERE transfer_id = ? AND owner = ? AND state IN ({})
-             RETURNING *",
-            states_where(TransferState::is_unfinished)
-        );
-        let rows = self
-            .rows(
-                sqlx::query(&q)
-                    .bind(TransferState::Running.as_str())
-                    .bind(ts(Utc::now()))
-                    .bind(id)
-                    .bind(owner),
-            )
-            .await?;
-        rows.first().map(record).transpose()
+        let (reply, answer) = oneshot::channel();
+        let call = RunBegins {
+            owner: owner.to_string(),
+            transfer_id: id.to_string(),
+            reply,
+        };
+        if self.grouped.runs.push(call) {
+            self.start_writer(|g| &g.runs, |j, calls| j.begin_runs(calls).boxed());
+        }
+        answer.await.unwrap_or_else(writer_gone)
     }
 
-    /// Change the state; `attempt`, `last_error`, `error` and `result` are set as given.
+    /// [`Journal::begin_run`] for many transfers: one statement per owner.
+    async fn begin_runs(&self, mut calls: Vec<RunBegins>) {
+        calls.sort_by(|a, b| a.owner.cmp(&b.owner));
+        while !calls.is_empty() {
+            let owner = calls[0].owner.clone();
+            let rest = calls.iter().position(|c| c.owner != owner);
+            let later = calls.split_off(rest.unwrap_or(calls.len()));
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE transfers SET state = ");
+            q.push_bind(TransferState::Running.as_str());
+            q.push(", attempt = 0, last_error = NULL, error = NULL, result = NULL, updated_at = ");
+            q.push_bind(ts(Utc::now()));
+            q.push(" WHERE owner = ");
+            q.push_bind(owner);
+            q.push(format!(
+                " AND state IN ({}) AND transfer_id IN (",
+                states_where(TransferState::is_unfinished)
+            ));
+            let mut ids = q.separated(", ");
+            for c in &calls {
+                ids.push_bind(c.transfer_id.clone());
+            }
+            q.push(") RETURNING *");
+            let mut found: std::collections::HashMap<String, Result<TransferRecord, ApiError>> =
+                Default::default();
+            let outcome = self.rows(q.build()).await.map(|rows| {
+                for row in &rows {
+                    let id: String = row.get("transfer_id");
+                    found.insert(id, record(row));
+                }
+            });
+            for c in calls {
+                let answer = match &outcome {
+                    Ok(()) => found.remove(&c.transfer_id).transpose(),
+                    Err(e) => Err(e.clone()),
+                };
+                // A caller that stopped waiting needs no answer.
+                let _ = c.reply.send(answer);
+            }
+            calls = later;
+        }
+    }
+
+    /// Change the state; `attempt`, `last_error`, `error` and `result` are
+    /// set as given. Changes of many transfers at the same time are written
+    /// together (see [`Grouped`]).
     pub async fn set_state(
         &self,
         id: &str,
@@ -761,24 +932,50 @@ impl Journal {
         error: Option<&ErrorInfo>,
         result: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let mut q = String::from(
-            "UPDATE transfers SET state = ?, attempt = ?, last_error = ?, error = ?, result = ?, updated_at = ?",
-        );
-        if state == TransferState::Completed {
-            q.push_str(", bytes_done = bytes_total");
+        let (reply, answer) = oneshot::channel();
+        let call = StateChange {
+            transfer_id: id.to_string(),
+            state,
+            attempt: attempt as i64,
+            last_error: last_error.map(|e| serde_json::to_string(e).expect("serialises")),
+            error: error.map(|e| serde_json::to_string(e).expect("serialises")),
+            result: result.map(Value::to_string),
+            reply,
+        };
+        if self.grouped.states.push(call) {
+            self.start_writer(|g| &g.states, |j, calls| j.set_states(calls).boxed());
         }
-        q.push_str(" WHERE transfer_id = ?");
-        self.execute(
-            sqlx::query(&q)
-                .bind(state.as_str())
-                .bind(attempt as i64)
-                .bind(last_error.map(|e| serde_json::to_string(e).expect("serialises")))
-                .bind(error.map(|e| serde_json::to_string(e).expect("serialises")))
-                .bind(result.map(Value::to_string))
-                .bind(ts(Utc::now()))
-                .bind(id),
-        )
-        .await
+        answer.await.unwrap_or_else(writer_gone)
+    }
+
+    /// [`Journal::set_state`] for many transfers (each at most once), in one
+    /// statement.
+    async fn set_states(&self, calls: Vec<StateChange>) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "WITH change (transfer_id, state, attempt, last_error, error, result) AS (",
+        );
+        q.push_values(&calls, |mut row, c| {
+            row.push_bind(c.transfer_id.clone())
+                .push_bind(c.state.as_str())
+                .push_bind(c.attempt)
+                .push_bind(c.last_error.clone())
+                .push_bind(c.error.clone())
+                .push_bind(c.result.clone());
+        });
+        q.push(
+            ") UPDATE transfers SET state = change.state, attempt = change.attempt,
+               last_error = change.last_error, error = change.error, result = change.result,
+               bytes_done = CASE WHEN change.state = ",
+        );
+        q.push_bind(TransferState::Completed.as_str());
+        q.push(" THEN bytes_total ELSE bytes_done END, updated_at = ");
+        q.push_bind(ts(Utc::now()));
+        q.push(" FROM change WHERE transfers.transfer_id = change.transfer_id");
+        let outcome = self.execute(q.build()).await;
+        for c in calls {
+            // A caller that stopped waiting needs no answer.
+            let _ = c.reply.send(outcome.clone());
+        }
     }
 
     pub async fn set_spec(&self, id: &str, spec: &Value) -> Result<(), ApiError> {
@@ -1172,6 +1369,102 @@ mod tests {
         );
         assert!(j.begin_run("other", "q").await.unwrap().is_none());
         assert!(j.begin_run("sock", "nope").await.unwrap().is_none());
+    }
+
+    /// Runs that begin and states that change at the same time, for more
+    /// transfers than one grouped statement takes, each get their own
+    /// answer: a run begins only on an unfinished transfer of its owner,
+    /// and every transfer ends in the state it was given (completed ones
+    /// with all their bytes done), two changes of one transfer in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_and_states_of_many_transfers_are_written_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(&tmp.path().join("state")).await.unwrap();
+        let n = 2 * GROUPED_ROWS + 7;
+        let records: Vec<TransferRecord> = (0..n)
+            .map(|i| {
+                let mut r = sample(&format!("t{i}"), "sock");
+                r.state = if i % 10 == 3 {
+                    TransferState::Paused
+                } else {
+                    TransferState::Queued
+                };
+                r
+            })
+            .collect();
+        j.insert_many(&records).await.unwrap();
+
+        let begun = futures::future::join_all((0..n).map(|i| {
+            let j = j.clone();
+            tokio::spawn(async move { j.begin_run("sock", &format!("t{i}")).await })
+        }))
+        .await;
+        for (i, b) in begun.into_iter().enumerate() {
+            let b = b.unwrap().unwrap();
+            if i % 10 == 3 {
+                assert!(b.is_none(), "t{i} is paused");
+            } else {
+                let rec = b.unwrap_or_else(|| panic!("t{i} begins"));
+                assert_eq!(
+                    (rec.transfer_id, rec.state),
+                    (format!("t{i}"), TransferState::Running)
+                );
+            }
+        }
+        assert!(j.begin_run("other", "t0").await.unwrap().is_none());
+
+        let error = ErrorInfo::from(&ApiError::invalid("no"));
+        let changed = futures::future::join_all((0..n).map(|i| {
+            let (j, error) = (j.clone(), error.clone());
+            tokio::spawn(async move {
+                let id = format!("t{i}");
+                match i % 3 {
+                    0 => {
+                        let result = json!({"n": i});
+                        j.set_state(&id, TransferState::Completed, 0, None, None, Some(&result))
+                            .await
+                    }
+                    1 => {
+                        j.set_state(
+                            &id,
+                            TransferState::Failed,
+                            2,
+                            Some(&error),
+                            Some(&error),
+                            None,
+                        )
+                        .await
+                    }
+                    _ => {
+                        // Two changes of one transfer, one after the other.
+                        j.set_state(&id, TransferState::Retrying, 1, None, None, None)
+                            .await?;
+                        j.set_state(&id, TransferState::Paused, 0, None, None, None)
+                            .await
+                    }
+                }
+            })
+        }))
+        .await;
+        for c in changed {
+            c.unwrap().unwrap();
+        }
+        for i in 0..n {
+            let rec = j.get("sock", &format!("t{i}")).await.unwrap();
+            match i % 3 {
+                0 => {
+                    assert_eq!(rec.state, TransferState::Completed);
+                    assert_eq!(rec.bytes_done, rec.bytes_total);
+                    assert_eq!(rec.result, Some(json!({"n": i})));
+                }
+                1 => {
+                    assert_eq!((rec.state, rec.attempt), (TransferState::Failed, 2));
+                    assert_eq!(rec.bytes_done, 0);
+                    assert_eq!(rec.error.map(|e| e.message), Some(error.message.clone()));
+                }
+                _ => assert_eq!(rec.state, TransferState::Paused),
+            }
+        }
     }
 
     /// Batches bigger than one multi-row statement are journaled whole:
