@@ -15,6 +15,8 @@
 # throwaway cluster skips it. PG_SHARED_BUFFERS (e.g. 1GB) sizes PostgreSQL's
 # buffer cache like a real deployment of a big catalogue (`make bench-search`);
 # by default the cluster keeps PostgreSQL's small default (128MB), enough for tests.
+# PG_EXTRA_OPTS adds `postgres` options (e.g. `-c shared_preload_libraries=pg_stat_statements`
+# to profile a benchmark's statements).
 # The printed lines are `export NAME=value`, ready for `eval`:
 #   DATAERAI_TEST_PG_URL      postgres://postgres@127.0.0.1:PORT (no database: add /NAME)
 #   DATAERAI_TEST_BUCKET      the bucket (s3s-fs: a directory under its root)
@@ -117,6 +119,9 @@ start() {
     fi
     if [ -n "${PG_SHARED_BUFFERS:-}" ]; then
         opts="$opts -c shared_buffers=$PG_SHARED_BUFFERS"
+    fi
+    if [ -n "${PG_EXTRA_OPTS:-}" ]; then
+        opts="$opts $PG_EXTRA_OPTS"
     fi
     as_pg "$bin/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -w -t 60 start -o "$opts" >/dev/null
     {
