@@ -1365,7 +1365,9 @@ pub async fn concurrent_finish_batches_answer_their_own_items(s: &dyn MetadataSt
         .unwrap()
         .remove(0)
         .unwrap();
-    s.set_quota(OwnerType::User, &shrunk.user_id, 5).await.unwrap();
+    s.set_quota(OwnerType::User, &shrunk.user_id, 5)
+        .await
+        .unwrap();
     let finish = |upload_id: &str| SmallFinish {
         upload_id: upload_id.to_string(),
         chunk: ChunkRecord {

@@ -33,12 +33,12 @@ use sqlx::Database;
 use uuid::Uuid;
 
 use super::auth::AuthStore;
+use super::finish_queue::FinishQueue;
 use super::rows::{
     AllocationRow, AssetRow, ChargedRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow,
     PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow,
     ASSET_COLUMNS, CONTENT_COLUMNS, FILE_COLUMNS,
 };
-use super::finish_queue::FinishQueue;
 use super::sql::{args, insert_rows, Arg, Conn, Decoded, Dialect, Marks, StoredFileKey};
 use super::time::now;
 use super::{
