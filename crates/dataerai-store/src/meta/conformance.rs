@@ -1336,11 +1336,10 @@ pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
     );
 }
 
-/// Finish batches sent at the same time (which PostgreSQL runs together,
-/// `FinishQueue`) each answer their own items, in their order: a
-/// completed file, an unknown session, a session another batch completes
-/// too (once only), and a quota refusal in one batch, which sends the
-/// batches run with it down the per-item path, fail or succeed alone.
+/// Finish batches sent at the same time each answer their own items, in
+/// their order: a completed file, an unknown session, a session another
+/// batch completes too (once only), and a quota refusal (the per-item path
+/// of its batch) fail or succeed alone, and the counters stay exact.
 pub async fn concurrent_finish_batches_answer_their_own_items(s: &dyn MetadataStore) {
     let u = s.create_user("a@x.org", 1_000).await.unwrap();
     let user = u.user_id.as_str();

@@ -13,7 +13,6 @@ mod collection_listing;
 mod collections;
 #[cfg(test)]
 mod conformance;
-mod finish_queue;
 mod lineage;
 pub mod postgres;
 mod provenance;

@@ -13,7 +13,6 @@
 //! order (see the lock order in [`super::shared`]).
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,7 +20,6 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
-use super::finish_queue::FinishQueue;
 use super::rows::PointerRow;
 use super::shared::Backend;
 use super::sql::{Dialect, StoredFileKey};
@@ -37,8 +35,6 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 #[derive(Clone)]
 pub struct PgStore {
     pub(super) pool: PgPool,
-    /// Finish batches waiting for the allocation lock run together.
-    finishes: Arc<FinishQueue>,
 }
 
 type Tx = sqlx::Transaction<'static, Postgres>;
@@ -81,10 +77,7 @@ impl PgStore {
             other => other?,
         };
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let store = PgStore {
-            pool,
-            finishes: Default::default(),
-        };
+        let store = PgStore { pool };
         super::search::backfill(&store).await?;
         Ok(store)
     }
@@ -105,10 +98,6 @@ impl Backend for PgStore {
 
     async fn write(&self) -> Result<Tx> {
         self.begin().await
-    }
-
-    fn finish_queue(&self) -> Option<&FinishQueue> {
-        Some(&self.finishes)
     }
 }
 

@@ -33,7 +33,6 @@ use sqlx::Database;
 use uuid::Uuid;
 
 use super::auth::AuthStore;
-use super::finish_queue::FinishQueue;
 use super::rows::{
     AllocationRow, AssetRow, ChargedRow, ChunkRow, ContentRow, FileRow, IdleRow, OwnerRow,
     PointerRow, ProjectRow, RelationshipRow, TokenRow, UploadRow, UploadStateRow, UserRow,
@@ -66,11 +65,6 @@ pub(crate) trait Backend: AuthStore + Send + Sync + 'static {
     /// does not do it by itself (see [`MetadataStore::refresh_statistics`]).
     async fn refresh_statistics(&self) -> Result<()> {
         Ok(())
-    }
-    /// Where concurrent [`MetadataStore::finish_small`] batches wait to run
-    /// together, if this backend combines them ([`FinishQueue`]).
-    fn finish_queue(&self) -> Option<&FinishQueue> {
-        None
     }
 }
 
@@ -1993,28 +1987,6 @@ async fn set_allocation_limit<B: Backend>(
     Ok(())
 }
 
-/// What [`MetadataStore::finish_small`] answers.
-pub(crate) type Finished = Result<Vec<Result<ContentVersion>>>;
-
-/// [`MetadataStore::finish_small`] in one write transaction (one commit) for
-/// the whole batch: a few statements for all items, or, when an item needs
-/// the per-item path's decisions, a savepoint per item.
-pub(crate) async fn finish_small_batch<B: Backend>(b: &B, items: &[SmallFinish]) -> Finished {
-    let mut tx = b.write().await?;
-    lock_for_finish(&mut *tx, items).await?;
-    let done = match finish_small_together(&mut *tx, items).await? {
-        Some(done) => done,
-        None => {
-            each_atomically::<B, _, _>(&mut *tx, items, |c, item| {
-                Box::pin(finish_small_item(c, item))
-            })
-            .await?
-        }
-    };
-    tx.commit().await?;
-    Ok(done)
-}
-
 #[async_trait]
 impl<B: Backend> MetadataStore for B {
     async fn ping(&self) -> Result<()> {
@@ -2467,13 +2439,23 @@ impl<B: Backend> MetadataStore for B {
         Ok(out)
     }
 
-    /// [`finish_small_batch`]; where the backend has a [`FinishQueue`],
-    /// together with the batches that wait for their turn at the same time.
-    async fn finish_small(&self, items: &[SmallFinish]) -> Finished {
-        match self.finish_queue() {
-            Some(queue) => queue.finish(self, items).await,
-            None => finish_small_batch(self, items).await,
-        }
+    /// One write transaction (one commit) for the whole batch: a few
+    /// statements for all items, or, when an item needs the per-item path's
+    /// decisions, a savepoint per item.
+    async fn finish_small(&self, items: &[SmallFinish]) -> Result<Vec<Result<ContentVersion>>> {
+        let mut tx = self.write().await?;
+        lock_for_finish(&mut *tx, items).await?;
+        let done = match finish_small_together(&mut *tx, items).await? {
+            Some(done) => done,
+            None => {
+                each_atomically::<Self, _, _>(&mut *tx, items, |c, item| {
+                    Box::pin(finish_small_item(c, item))
+                })
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(done)
     }
 
     async fn single_upload(
