@@ -25,8 +25,8 @@
 #                             makes some six files per object and never fsyncs, so on the disk it
 #                             measured the file system, not S3: on ext4 without a journal every
 #                             new inode skips those deleted in the last minute, and each run
-#                             deletes the last one's objects (its CPU per small file went from
-#                             1.1 to 3.9 ms over four runs; docs/performance.md)
+#                             deletes the last one's objects (1.4-2.8 ms of its CPU per small
+#                             file there, 0.7 on /dev/shm; docs/performance.md)
 #   AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP
 #   DATAERAI_TEST_SERVER_ARGS extra `serve`/`admin` flags, with `{id}` to be
 #                             replaced by a per-server id (own database + prefix)
