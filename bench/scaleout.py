@@ -20,6 +20,20 @@ from pathlib import Path
 from common import BACKENDS_SCRIPT, start_durable_backends
 
 
+def backend_pids(work: Path) -> dict[str, int]:
+    """The processes of the backends `backends(work)` started: PostgreSQL's postmaster (whose
+    children are the backends and writers) and s3s-fs."""
+    state = work / "backends"
+    ports = dict(
+        line.split("=", 1)
+        for line in (state / "ports").read_text().splitlines()
+        if "=" in line
+    )
+    pg_dir = Path(ports["PG_DIR"].strip("'"))
+    postmaster = int((pg_dir / "data" / "postmaster.pid").read_text().split()[0])
+    return {"postgres": postmaster, "s3s-fs": int(ports["S3_PID"])}
+
+
 @contextlib.contextmanager
 def backends(work: Path) -> Iterator[list[str]]:
     state = work / "backends"

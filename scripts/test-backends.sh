@@ -15,10 +15,19 @@
 # throwaway cluster skips it. PG_SHARED_BUFFERS (e.g. 1GB) sizes PostgreSQL's
 # buffer cache like a real deployment of a big catalogue (`make bench-search`);
 # by default the cluster keeps PostgreSQL's small default (128MB), enough for tests.
+# PG_EXTRA_OPTS adds `postgres` options (e.g. `-c shared_preload_libraries=pg_stat_statements`
+# to profile a benchmark's statements).
 # The printed lines are `export NAME=value`, ready for `eval`:
 #   DATAERAI_TEST_PG_URL      postgres://postgres@127.0.0.1:PORT (no database: add /NAME)
 #   DATAERAI_TEST_BUCKET      the bucket (s3s-fs: a directory under its root)
-#   DATAERAI_TEST_S3_ROOT     s3s-fs's root directory (tests peek at objects as files)
+#   DATAERAI_TEST_S3_ROOT     s3s-fs's root directory (tests peek at objects as files): under
+#                             STATE_DIR, or with S3_ON_TMPFS=1 under /dev/shm. s3s-fs makes some
+#                             six files per object and never fsyncs, so on this machine's disk it
+#                             partly measures the file system, not S3 (on ext4 without a journal
+#                             every new inode skips those deleted in the last minute: 1.4-2.8 ms
+#                             of its CPU per small file there, 0.7 on /dev/shm; docs/performance.md).
+#                             Off by default: the tests' and benchmarks' objects stay on the disk,
+#                             where a CI machine has room for them
 #   AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP
 #   DATAERAI_TEST_SERVER_ARGS extra `serve`/`admin` flags, with `{id}` to be
 #                             replaced by a per-server id (own database + prefix)
@@ -84,7 +93,7 @@ print_env() {
     cat <<EOF
 export DATAERAI_TEST_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT
 export DATAERAI_TEST_BUCKET=$BUCKET
-export DATAERAI_TEST_S3_ROOT=$STATE/s3
+export DATAERAI_TEST_S3_ROOT=$S3_ROOT
 export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=$ACCESS_KEY
@@ -118,6 +127,9 @@ start() {
     if [ -n "${PG_SHARED_BUFFERS:-}" ]; then
         opts="$opts -c shared_buffers=$PG_SHARED_BUFFERS"
     fi
+    if [ -n "${PG_EXTRA_OPTS:-}" ]; then
+        opts="$opts $PG_EXTRA_OPTS"
+    fi
     as_pg "$bin/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -w -t 60 start -o "$opts" >/dev/null
     {
         echo "PG_BIN=$bin"
@@ -127,14 +139,19 @@ start() {
     } >"$STATE/ports.tmp"
 
     s3_port="$(spare_port)"
-    mkdir -p "$STATE/s3/$BUCKET"
+    local s3_root="$STATE/s3"
+    if [ "${S3_ON_TMPFS:-0}" = 1 ]; then
+        s3_root="$(mktemp -d /dev/shm/dataerai-s3.XXXXXX)"
+    fi
+    mkdir -p "$s3_root/$BUCKET"
     nohup "$S3S_BIN" --host 127.0.0.1 --port "$s3_port" --access-key "$ACCESS_KEY" \
-        --secret-key "$SECRET_KEY" "$STATE/s3" >"$STATE/s3s-fs.log" 2>&1 &
+        --secret-key "$SECRET_KEY" "$s3_root" >"$STATE/s3s-fs.log" 2>&1 &
     echo "S3_PID=$!" >>"$STATE/ports.tmp"
+    echo "S3_ROOT=$s3_root" >>"$STATE/ports.tmp"
     echo "S3_PORT=$s3_port" >>"$STATE/ports.tmp"
     mv "$STATE/ports.tmp" "$STATE/ports"
     wait_port "$s3_port" s3s-fs
-    log "PostgreSQL on 127.0.0.1:$pg_port ($pgdata), s3s-fs on 127.0.0.1:$s3_port ($STATE/s3)"
+    log "PostgreSQL on 127.0.0.1:$pg_port ($pgdata), s3s-fs on 127.0.0.1:$s3_port ($s3_root)"
     print_env
 }
 
@@ -148,7 +165,7 @@ stop() {
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$PG_DIR"
     kill "$S3_PID" 2>/dev/null || true
-    rm -rf "$STATE"
+    rm -rf "${S3_ROOT:-$STATE/s3}" "$STATE"
     log "stopped"
 }
 

@@ -1336,6 +1336,105 @@ pub async fn a_refused_finish_item_fails_alone(s: &dyn MetadataStore) {
     );
 }
 
+/// Finish batches sent at the same time each answer their own items, in
+/// their order: a completed file, an unknown session, a session another
+/// batch completes too (once only), and a quota refusal (the per-item path
+/// of its batch) fail or succeed alone, and the counters stay exact.
+pub async fn concurrent_finish_batches_answer_their_own_items(s: &dyn MetadataStore) {
+    let u = s.create_user("a@x.org", 1_000).await.unwrap();
+    let user = u.user_id.as_str();
+    let shrunk = s.create_user("b@x.org", 1_000).await.unwrap();
+    let item = |owner: &str| NewUpload {
+        content_id: None,
+        target: UploadTarget::NewAsset(new_asset(owner, None)),
+        user_id: owner.to_string(),
+        chunk_size: 64,
+        files: vec![spec("f", 10, None)],
+    };
+    let opened: Vec<UploadSession> = s
+        .create_uploads((0..24).map(|_| item(user)).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let refused = s
+        .create_uploads(vec![item(&shrunk.user_id)])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    s.set_quota(OwnerType::User, &shrunk.user_id, 5)
+        .await
+        .unwrap();
+    let finish = |upload_id: &str| SmallFinish {
+        upload_id: upload_id.to_string(),
+        chunk: ChunkRecord {
+            size: 10,
+            hash: "cd".repeat(32),
+        },
+    };
+    // Eight batches of three sessions each, the first session of every
+    // batch also listed by the batch before it; one unknown session in
+    // batch 2, the refused one in batch 5.
+    let batches: Vec<Vec<SmallFinish>> = (0..8)
+        .map(|b| {
+            let mut ids: Vec<String> = (0..3)
+                .map(|i| opened[3 * b + i].upload_id.clone())
+                .collect();
+            if b < 7 {
+                ids.push(opened[3 * (b + 1)].upload_id.clone());
+            }
+            if b == 2 {
+                ids.insert(1, "no-such-upload".into());
+            }
+            if b == 5 {
+                ids.insert(0, refused.upload_id.clone());
+            }
+            ids.iter().map(|id| finish(id)).collect()
+        })
+        .collect();
+    let answers =
+        futures::future::join_all(batches.iter().map(|items| s.finish_small(items))).await;
+    let mut completed = std::collections::HashMap::new();
+    for (items, answer) in batches.iter().zip(answers) {
+        let answer = answer.unwrap();
+        assert_eq!(answer.len(), items.len());
+        for (item, result) in items.iter().zip(answer) {
+            match item.upload_id.as_str() {
+                "no-such-upload" => {
+                    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}")
+                }
+                id if id == refused.upload_id => {
+                    assert!(
+                        matches!(result, Err(StoreError::QuotaExceeded { .. })),
+                        "{result:?}"
+                    )
+                }
+                id => {
+                    let session = opened.iter().find(|o| o.upload_id == id).unwrap();
+                    match result {
+                        Ok(v) => {
+                            assert_eq!(v.content_id, session.content_id);
+                            *completed.entry(id.to_string()).or_insert(0) += 1;
+                        }
+                        // Listed by two batches: the other completed it.
+                        Err(StoreError::Invalid(_)) => {}
+                        Err(e) => panic!("{id}: {e:?}"),
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(completed.len(), 24, "every session completed");
+    assert!(completed.values().all(|&n| n == 1), "{completed:?}");
+    assert_eq!(counters(s, OwnerType::User, user).await, (240, 0, 24));
+    assert_eq!(
+        counters(s, OwnerType::User, &shrunk.user_id).await,
+        (0, 10, 1)
+    );
+}
+
 /// A batch looks up the stored bytes of all its files together: each file
 /// is deduplicated exactly as in a session opened on its own (same owner,
 /// size and checksum), also after an item that failed before its lookup or
@@ -2450,6 +2549,7 @@ both_backends!(
     concurrent_batches_of_new_assets_keep_quota_and_leave_no_refused_asset,
     a_batch_dedups_each_file_as_a_lone_session_would,
     a_refused_finish_item_fails_alone,
+    concurrent_finish_batches_answer_their_own_items,
     invited_and_disabled_users,
     file_limit_counts_every_file,
     idle_sessions_expire_and_leave_unreferenced_contents,
