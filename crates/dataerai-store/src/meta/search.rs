@@ -947,8 +947,6 @@ mod tests {
         assert_eq!(lineage.edges[0].to_asset_id, bulk[0]);
     }
 
-    /// [`reindex_many`] writes exactly the rows [`reindex`] writes, for each
-    /// of many assets at once (an id that names no asset is left be).
     /// A lone `upload()` of a new asset writes its index rows from what it
     /// holds (`index_new_asset`): the rows `reindex` writes from the stored
     /// asset and version, tags, fields, file name and size included.
@@ -998,6 +996,8 @@ mod tests {
         tx.commit().await.unwrap();
     }
 
+    /// [`reindex_many`] writes exactly the rows [`reindex`] writes, for each
+    /// of many assets at once (an id that names no asset is left be).
     async fn reindex_many_writes_what_reindex_writes<B: Backend + MetadataStore>(s: &B) {
         let me = s.create_user("me@x.org", 1 << 40).await.unwrap();
         let p = s
