@@ -75,7 +75,9 @@ fn count(report: &BTreeMap<String, String>, key: &str) -> u64 {
     report[key].parse().unwrap()
 }
 
-#[tokio::test]
+// Two workers: `admin gc` runs as a blocking child process while the
+// pending session's keep-alive requests go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_reclaimed_and_live_versions_kept() {
     // Sessions expire after 2 s idle; no periodic collection (the test runs it).
     let (lab, [alice]) = Lab::start_with(["alice@lab.org"], |b| {
@@ -168,6 +170,20 @@ async fn orphans_are_reclaimed_and_live_versions_kept() {
         },
     )
     .await;
+    // From here on the pending session must stay open while the collector
+    // runs: each `admin gc` is a process of its own, and four of them can
+    // take longer than the 2 s idle limit on a busy machine. A request every
+    // 300 ms is activity.
+    let keep_alive = tokio::spawn({
+        let (api, live) = (api.clone(), pending_id.clone());
+        async move {
+            loop {
+                let (_, session) = api.get(&format!("/api/v1/uploads/{live}")).await;
+                assert_eq!(session["status"], "open", "{session}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
     // It went with the empty asset it was opened for; its chunks stay.
     assert_err(
         &api.get(&format!("/api/v1/uploads/{expiring_id}")).await,
@@ -228,6 +244,8 @@ async fn orphans_are_reclaimed_and_live_versions_kept() {
         .await;
     assert_eq!((s, got), (StatusCode::OK, v1));
     assert_eq!(api.latest_file(&copy).await, (StatusCode::OK, shared));
+    assert!(!keep_alive.is_finished(), "the pending session closed");
+    keep_alive.abort();
     assert_eq!(
         api.put_chunk(&pending_id, 0, 1, chunk(1)).await.0,
         StatusCode::OK
