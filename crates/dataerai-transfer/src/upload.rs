@@ -1060,20 +1060,23 @@ async fn send_chunk(
         })
         .await;
     }
+    // Hashed first at most once, however many attempts send the chunk.
+    let hashed_first = tokio::sync::OnceCell::new();
     retry(ctx, || async {
         // Digest first (a second read) where the server's store would copy
         // the chunk again to take it after the body, or trailers got lost.
         let known = match known {
             None if !spec.digest_after_body || TRAILERS_LOST.load(Ordering::Relaxed) => {
-                let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
-                let cancel = ctx.cancel.clone();
-                let hashed = tokio::task::spawn_blocking(move || {
-                    chunk_digest_blocking(&path, size, chunk_size, index, &cancel)
-                })
-                .await
-                .map_err(|e| Failure::local(ApiError::internal(format!("hashing failed: {e}"))))?
-                .map_err(Failure::local)?;
-                Some(hashed)
+                let hashed = hashed_first.get_or_try_init(|| async {
+                    let (path, size, chunk_size) = (f.path.clone(), f.size, spec.chunk_size);
+                    let cancel = ctx.cancel.clone();
+                    tokio::task::spawn_blocking(move || {
+                        chunk_digest_blocking(&path, size, chunk_size, index, &cancel)
+                    })
+                    .await
+                    .map_err(|e| ApiError::internal(format!("hashing failed: {e}")))?
+                });
+                Some(*hashed.await.map_err(Failure::local)?)
             }
             known => known,
         };
